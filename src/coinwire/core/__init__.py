@@ -1,0 +1,1 @@
+"""The pure domain of coinwire: no I/O, no asyncio, no clock reads, no globals."""

@@ -1,0 +1,70 @@
+"""Exact fixed-point conversions: decimal strings in, scaled integers inside, decimal strings out.
+
+Prices and sizes live as integers at the instrument's precision; ledger amounts live as
+integers of 10**-18 of a currency unit (ATTO), so a product of any price and size is exact.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal, InvalidOperation
+
+from coinwire.core.errors import InvalidInput
+
+__all__ = ["ATTO_DECIMALS", "ATTO", "to_units", "units_to_str", "atto_to_str", "str_to_atto", "ceil_div"]
+
+ATTO_DECIMALS = 18
+ATTO = 10**ATTO_DECIMALS
+_POW10 = [10**i for i in range(40)]
+
+
+def _parse(value: object, field: str) -> Decimal:
+    if isinstance(value, bool) or value is None:
+        raise InvalidInput("invalid_number", f"{field} must be a decimal number, got {value!r}", field=field)
+    if isinstance(value, float):
+        value = repr(value)
+    try:
+        number = Decimal(str(value).strip())
+    except (InvalidOperation, ValueError):
+        raise InvalidInput("invalid_number", f"{field} must be a decimal number, got {value!r}", field=field) from None
+    if not number.is_finite():
+        raise InvalidInput("invalid_number", f"{field} must be a finite number, got {value!r}", field=field)
+    return number
+
+
+def to_units(value: object, decimals: int, field: str = "value") -> int:
+    """Convert a decimal (str, int, Decimal) to an integer count of 10**-decimals, exactly.
+
+    A value with more precision than `decimals` is refused rather than rounded: silently
+    rounding a user's price or size is how ledgers drift.
+    """
+    number = _parse(value, field)
+    scaled = number.scaleb(decimals)
+    if scaled != scaled.to_integral_value():
+        raise InvalidInput(
+            "too_precise", f"{field} {value} has more than {decimals} decimal places", field=field, decimals=decimals
+        )
+    return int(scaled)
+
+
+def units_to_str(units: int, decimals: int) -> str:
+    """Render scaled integer units as a plain decimal string without trailing zeros."""
+    if decimals == 0:
+        return str(units)
+    sign = "-" if units < 0 else ""
+    whole, frac = divmod(abs(units), _POW10[decimals])
+    if frac == 0:
+        return f"{sign}{whole}"
+    return f"{sign}{whole}.{str(frac).rjust(decimals, '0').rstrip('0')}"
+
+
+def atto_to_str(amount: int) -> str:
+    return units_to_str(amount, ATTO_DECIMALS)
+
+
+def str_to_atto(value: object, field: str = "amount") -> int:
+    return to_units(value, ATTO_DECIMALS, field)
+
+
+def ceil_div(numerator: int, denominator: int) -> int:
+    """Integer division rounding toward +infinity (fees round in the venue's favour)."""
+    return -((-numerator) // denominator)

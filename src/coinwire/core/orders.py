@@ -1,0 +1,152 @@
+"""Orders and their explicit state machine: pending -> open -> done, nothing else.
+
+    pending ──accept──▶ open ──fill (partial)──▶ open
+       │                  │
+       └──────────────────┴──fill (complete) / cancel / expire / kill──▶ done
+
+`done` is terminal and carries a `done_reason`. Invalid requests never become orders:
+they are refused at the edge with a stable error code and nothing is written.
+"""
+
+from __future__ import annotations
+
+import enum
+
+import msgspec
+
+__all__ = ["Side", "OrderType", "OrderStatus", "DoneReason", "Order", "Fill", "InvalidTransition", "TRANSITIONS"]
+
+
+class Side(str, enum.Enum):
+    BUY = "buy"
+    SELL = "sell"
+
+    @property
+    def opposite(self) -> "Side":
+        return Side.SELL if self is Side.BUY else Side.BUY
+
+
+class OrderType(str, enum.Enum):
+    LIMIT = "limit"  # good till cancelled; rests on the book
+    MARKET = "market"  # walks the book; the remainder is cancelled
+    IOC = "limit-immediate-cancel"  # takes what it can at the limit, cancels the rest
+    FOK = "limit-fill-kill"  # fills entirely at the limit or not at all
+    POST_ONLY = "limit-post-only"  # rests only; refused if it would take liquidity
+
+    @property
+    def rests(self) -> bool:
+        return self is OrderType.LIMIT or self is OrderType.POST_ONLY
+
+
+class OrderStatus(str, enum.Enum):
+    PENDING = "pending"
+    OPEN = "open"
+    DONE = "done"
+
+
+class DoneReason(str, enum.Enum):
+    FILLED = "filled"
+    CANCELLED = "cancelled"  # by the user, or the unfilled remainder of a market/IOC order
+    EXPIRED = "expired"  # cancel_after elapsed
+    KILLED = "killed"  # a fill-or-kill that could not fill completely
+
+
+TRANSITIONS: dict[OrderStatus, frozenset[OrderStatus]] = {
+    OrderStatus.PENDING: frozenset({OrderStatus.OPEN, OrderStatus.DONE}),
+    OrderStatus.OPEN: frozenset({OrderStatus.OPEN, OrderStatus.DONE}),
+    OrderStatus.DONE: frozenset(),
+}
+
+
+class InvalidTransition(RuntimeError):
+    """A bug: the engine tried to move an order along an edge the state machine lacks."""
+
+
+class Order(msgspec.Struct, kw_only=True):
+    """An order as the venue sees it. Sizes and prices are integer units of its instrument.
+
+    Timestamps are integer nanoseconds since the epoch, given by the caller (the core never
+    reads a clock). `filled_notional` and `fee` are ATTO of the quote currency.
+    """
+
+    id: int
+    client_oid: str
+    exchange: str
+    symbol: str
+    side: Side
+    type: OrderType
+    size: int
+    limit: int = 0  # 0 for market orders
+    cancel_after: int = 0  # seconds; 0 = never
+    wallet_set_id: int | None = None
+    run_id: str | None = None
+    status: OrderStatus = OrderStatus.PENDING
+    done_reason: DoneReason | None = None
+    created_at: int = 0
+    exchange_at: int | None = None
+    done_at: int | None = None
+    last_updated_at: int = 0
+    filled_size: int = 0
+    filled_notional: int = 0
+    fee: int = 0
+
+    @property
+    def remaining(self) -> int:
+        return self.size - self.filled_size
+
+    @property
+    def is_done(self) -> bool:
+        return self.status is OrderStatus.DONE
+
+    @property
+    def expires_at(self) -> int | None:
+        """Nanosecond instant at which `cancel_after` cancels the order, if it has one."""
+        if not self.cancel_after:
+            return None
+        return self.created_at + self.cancel_after * 1_000_000_000
+
+    def move(self, status: OrderStatus, ts: int, reason: DoneReason | None = None) -> None:
+        """Follow one edge of the state machine, or fail loudly (a bug, never user input)."""
+        if status not in TRANSITIONS[self.status]:
+            raise InvalidTransition(f"order {self.id}: {self.status.value} -> {status.value} is not allowed")
+        if status is OrderStatus.DONE:
+            if reason is None:
+                raise InvalidTransition(f"order {self.id}: done needs a reason")
+            self.done_reason = reason
+            self.done_at = ts
+        if status is OrderStatus.OPEN and self.exchange_at is None:
+            self.exchange_at = ts
+        self.status = status
+        self.last_updated_at = ts
+
+    def record_fill(self, price: int, size: int, notional: int, fee: int, ts: int) -> None:
+        """Add one fill's size, notional and fee; a fill beyond the order's size is a bug."""
+        if size <= 0 or size > self.remaining:
+            raise InvalidTransition(f"order {self.id}: fill of {size} with {self.remaining} remaining")
+        if self.status is OrderStatus.DONE:
+            raise InvalidTransition(f"order {self.id}: fill on a done order")
+        self.filled_size += size
+        self.filled_notional += notional
+        self.fee += fee
+        self.last_updated_at = ts
+
+
+class Fill(msgspec.Struct, frozen=True, kw_only=True):
+    """One execution against one order: the seed's Trade. Immutable and replayable."""
+
+    id: int
+    order_id: int
+    client_oid: str
+    exchange: str
+    symbol: str
+    side: Side
+    order_type: OrderType
+    price: int
+    size: int
+    notional: int  # ATTO of the quote currency
+    fee: int  # ATTO of the quote currency
+    maker: bool
+    ts: int
+    run_id: str | None = None
+    wallet_set_id: int | None = None
+    ext_id: str | None = None

@@ -1,0 +1,150 @@
+"""Every message type coinwire sends between services, and the subject grammar (the wire contract).
+
+Subjects are dot-separated tokens, lower case, NATS style (`*` one token, `>` the rest):
+
+    book.<exchange>.<quote>.<base>       BookSnapshot | BookDelta     (market data)
+    trade.<exchange>.<quote>.<base>      TradeTick
+    ticker.<exchange>.<quote>.<base>     BookTicker
+    markets.<exchange>                   Markets (the instruments a feed serves)
+    order.<exchange>.<quote>.<base>      OrderUpdate                  (durable)
+    fill.<exchange>.<quote>.<base>       FillEvent                    (durable)
+    exchstatus.<exchange>                ExchangeStatusChanged
+    log.<level>                          LogMessage
+
+So `ticker.binance.usdt.*` receives every USDT pair of binance. Market-data messages carry
+prices and sizes as integers at the instrument's precision, together with that precision,
+so they are exact on any wire. Notifications carry decimal strings (they go to people).
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+from coinwire.core.instruments import Instrument
+from coinwire.core.symbols import split_symbol
+
+__all__ = [
+    "Markets",
+    "BookSnapshot",
+    "BookDelta",
+    "TradeTick",
+    "BookTicker",
+    "OrderUpdate",
+    "FillEvent",
+    "ExchangeStatusChanged",
+    "LogMessage",
+    "Message",
+    "DURABLE_SUBJECTS",
+    "subject",
+    "encode",
+    "decode",
+]
+
+Levels = list[tuple[int, int]]
+
+
+class Markets(msgspec.Struct, frozen=True, tag="markets"):
+    exchange: str
+    instruments: list[Instrument]
+
+
+class BookSnapshot(msgspec.Struct, frozen=True, tag="book_snapshot"):
+    """A full book. `last_update_id` follows Binance's `lastUpdateId` (0 when the feed has none)."""
+
+    exchange: str
+    symbol: str
+    ts: int  # ns since epoch (the venue's event time where known)
+    last_update_id: int
+    bids: Levels
+    asks: Levels
+
+
+class BookDelta(msgspec.Struct, frozen=True, tag="book_delta"):
+    """Absolute new sizes of changed levels (0 removes), covering update ids first..last."""
+
+    exchange: str
+    symbol: str
+    ts: int
+    first_update_id: int
+    last_update_id: int
+    bids: Levels
+    asks: Levels
+    prev_update_id: int = 0  # futures feeds chain with `pu`; 0 when unused
+
+
+class TradeTick(msgspec.Struct, frozen=True, tag="trade"):
+    """A public trade. `aggressor` is the taker's side: `sell` hit the bids, `buy` lifted the asks."""
+
+    exchange: str
+    symbol: str
+    ts: int
+    trade_id: str
+    price: int
+    size: int
+    aggressor: str
+
+
+class BookTicker(msgspec.Struct, frozen=True, tag="ticker"):
+    exchange: str
+    symbol: str
+    ts: int
+    update_id: int
+    bid: int
+    bid_size: int
+    ask: int
+    ask_size: int
+
+
+class OrderUpdate(msgspec.Struct, frozen=True, tag="order"):
+    """The seed's `order` notification: Order.to_dict() fields, amounts as decimal strings."""
+
+    order: dict[str, object]
+
+
+class FillEvent(msgspec.Struct, frozen=True, tag="trade_fill"):
+    """The seed's `trade` notification: one fill of one of our orders."""
+
+    trade: dict[str, object]
+
+
+class ExchangeStatusChanged(msgspec.Struct, frozen=True, tag="exchstatus"):
+    exchange: str
+    from_status: str
+    to_status: str
+    ts: int
+
+
+class LogMessage(msgspec.Struct, frozen=True, tag="logmessages"):
+    level: str
+    name: str
+    message: str
+    ts: int
+
+
+Message = (
+    Markets | BookSnapshot | BookDelta | TradeTick | BookTicker | OrderUpdate | FillEvent | ExchangeStatusChanged | LogMessage
+)
+
+# Subjects whose messages a bus keeps and can replay from a sequence number.
+DURABLE_SUBJECTS: tuple[str, ...] = ("order.>", "fill.>")
+
+
+def subject(kind: str, exchange: str, symbol: str | None = None) -> str:
+    """Build a subject: `subject("ticker", "binance", "BTC/USDT")` -> `ticker.binance.usdt.btc`."""
+    if symbol is None:
+        return f"{kind}.{exchange.lower()}"
+    base, quote = split_symbol(symbol)
+    return f"{kind}.{exchange.lower()}.{quote.lower()}.{base.lower()}"
+
+
+_encoder = msgspec.msgpack.Encoder()
+_decoder = msgspec.msgpack.Decoder(Message)
+
+
+def encode(message: Message) -> bytes:
+    """Serialise for a network bus (msgpack; the tag names the type)."""
+    return _encoder.encode(message)
+
+
+def decode(data: bytes) -> Message:
+    return _decoder.decode(data)
