@@ -6,7 +6,7 @@ integers of 10**-18 of a currency unit (ATTO), so a product of any price and siz
 
 from __future__ import annotations
 
-from decimal import Decimal, InvalidOperation
+from decimal import MAX_EMAX, MAX_PREC, MIN_EMIN, Context, Decimal, InvalidOperation
 
 from coinwire.core.errors import InvalidInput
 
@@ -15,6 +15,7 @@ __all__ = ["ATTO_DECIMALS", "ATTO", "to_units", "units_to_str", "atto_to_str", "
 ATTO_DECIMALS = 18
 ATTO = 10**ATTO_DECIMALS
 _POW10 = [10**i for i in range(40)]
+_EXACT = Context(prec=MAX_PREC, Emax=MAX_EMAX, Emin=MIN_EMIN)  # scaling never rounds (default: 28 digits)
 
 
 def _parse(value: object, field: str) -> Decimal:
@@ -38,7 +39,7 @@ def to_units(value: object, decimals: int, field: str = "value") -> int:
     rounding a user's price or size is how ledgers drift.
     """
     number = _parse(value, field)
-    scaled = number.scaleb(decimals)
+    scaled = number.scaleb(decimals, context=_EXACT)
     if scaled != scaled.to_integral_value():
         raise InvalidInput(
             "too_precise", f"{field} {value} has more than {decimals} decimal places", field=field, decimals=decimals
