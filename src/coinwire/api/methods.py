@@ -1,0 +1,367 @@
+"""The gateway's exposed functions (the seed's xWrap API), one implementation behind JSON-RPC and REST.
+
+Each method takes keyword parameters only, validated against a strict shape in
+`coinwire.api.params`; a bad parameter answers `-32602` / HTTP 400 with a stable code.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import msgspec
+
+from coinwire import __version__
+from coinwire.api import params as P
+from coinwire.api.context import CHANNELS, CallContext
+from coinwire.api.notifier import Notifier
+from coinwire.api.wallet_views import WalletViews
+from coinwire.core.errors import CoinwireError, InvalidInput
+from coinwire.core.numbers import to_units
+from coinwire.core.orders import OrderType, Side
+from coinwire.core.symbols import symbol_token
+from coinwire.services.gateway import Gateway, OrderRequest
+from coinwire.services.ohlcv import ohlcv_points
+
+__all__ = ["Api", "Method", "METHOD_NAMES"]
+
+Handler = Callable[["Api", Any, CallContext], Awaitable[Any]]
+
+
+class Method(msgspec.Struct, frozen=True):
+    name: str
+    params: type
+    handler: Handler
+    doc: str
+
+
+_REGISTRY: dict[str, Method] = {}
+
+
+def method(name: str, params: type) -> Callable[[Handler], Handler]:
+    def register(fn: Handler) -> Handler:
+        _REGISTRY[name] = Method(name, params, fn, (fn.__doc__ or "").strip())
+        return fn
+
+    return register
+
+
+def _decimal_param(value: object, field: str) -> str:
+    if isinstance(value, float):
+        return repr(value)
+    return str(value)
+
+
+class Api:
+    """Validates parameters, calls the gateway, shapes results; shared by every transport."""
+
+    def __init__(self, gateway: Gateway, notifier: Notifier) -> None:
+        self.gateway = gateway
+        self.notifier = notifier
+        self.wallets = WalletViews(gateway)
+
+    @property
+    def methods(self) -> dict[str, Method]:
+        return _REGISTRY
+
+    async def call(self, name: str, raw: dict[str, Any] | None, ctx: CallContext) -> Any:
+        entry = _REGISTRY[name]
+        try:
+            parsed = msgspec.convert(raw or {}, entry.params, strict=False) if entry.params is not P.EchoParams else raw or {}
+        except msgspec.ValidationError as exc:
+            raise InvalidInput("invalid_params", f"{name}: {exc}") from None
+        return await entry.handler(self, parsed, ctx)
+
+    # --- shared parsing ------------------------------------------------------------------------
+    def order_request(self, p: P.MakeOrderParams) -> OrderRequest:
+        symbol = p.symbol or p.pair
+        if symbol is None:
+            raise InvalidInput("missing_parameter", "make_order needs `pair` (BTC_USDT) or `symbol` (BTC/USDT)")
+        market = self.gateway.market(p.exchange, symbol)
+        inst = market.instrument
+        try:
+            side = Side(p.side.lower())
+        except ValueError:
+            raise InvalidInput("invalid_side", f"side must be 'buy' or 'sell', got {p.side!r}") from None
+        try:
+            order_type = OrderType(p.type)
+        except ValueError:
+            known = ", ".join(t.value for t in OrderType)
+            raise InvalidInput("unknown_order_type", f"unknown order type {p.type!r}; use one of {known}") from None
+        if p.post_only:
+            if order_type not in (OrderType.LIMIT, OrderType.POST_ONLY):
+                raise InvalidInput("invalid_params", "post_only applies to limit orders only")
+            order_type = OrderType.POST_ONLY
+        size = inst.parse_size(_decimal_param(p.size, "size"))
+        raw_limit = p.limit if p.limit is not None else p.price
+        if order_type is OrderType.MARKET:
+            if raw_limit not in (None, 0, "0", ""):
+                raise InvalidInput("invalid_params", "a market order takes no limit price")
+            limit = 0
+        else:
+            if raw_limit in (None, "", 0, "0"):
+                raise InvalidInput("missing_limit", f"a {order_type.value} order needs a limit price")
+            limit = inst.parse_price(_decimal_param(raw_limit, "limit"), "limit")
+        if p.cancel_after < 0:
+            raise InvalidInput("invalid_cancel_after", "cancel_after must be >= 0 seconds")
+        if p.cancel_after and not order_type.rests:
+            raise InvalidInput("invalid_cancel_after", "cancel_after applies to resting (limit, post-only) orders")
+        client_oid = p.client_oid or str(uuid.uuid4())
+        if not 0 < len(client_oid) <= 64:
+            raise InvalidInput("invalid_client_oid", "client_oid must be 1 to 64 characters")
+        return OrderRequest(
+            exchange=p.exchange,
+            instrument=inst,
+            side=side,
+            type=order_type,
+            size=size,
+            limit=limit,
+            cancel_after=p.cancel_after,
+            client_oid=client_oid,
+            wallet_set_id=p.wallet_set_id,
+            run_id=p.run_id,
+        )
+
+
+METHOD_NAMES: list[str] = []
+
+
+# --- utility ----------------------------------------------------------------------------------
+@method("echo", P.EchoParams)
+async def echo(api: Api, p: dict[str, Any], ctx: CallContext) -> Any:
+    """Echoes the keyword parameters back to the caller (to test a connection)."""
+    return p
+
+
+@method("echo_notify", P.EchoParams)
+async def echo_notify(api: Api, p: dict[str, Any], ctx: CallContext) -> Any:
+    """Sends the parameters as an `echo_ret` notification to every listening connection."""
+    receivers = await api.notifier.broadcast("echo_ret", p)
+    return {"status": "ok", "receivers": receivers}
+
+
+@method("subscribe", P.SubscribeParams)
+async def subscribe(api: Api, p: P.SubscribeParams, ctx: CallContext) -> Any:
+    """Adds notification channels (order, trade, exchstatus, logmessages, echo_ret) to this connection."""
+    unknown = sorted(set(p.channels) - CHANNELS)
+    if unknown:
+        raise InvalidInput("unknown_channel", f"unknown channels {unknown}; known: {sorted(CHANNELS)}")
+    if ctx.send is None:
+        raise InvalidInput("not_a_stream", "subscribe needs a WebSocket connection")
+    ctx.channels.update(p.channels)
+    return {"channels": sorted(ctx.channels)}
+
+
+@method("unsubscribe", P.SubscribeParams)
+async def unsubscribe(api: Api, p: P.SubscribeParams, ctx: CallContext) -> Any:
+    """Removes notification channels from this connection."""
+    ctx.channels.difference_update(p.channels)
+    return {"channels": sorted(ctx.channels)}
+
+
+@method("get_status", P.NoParams)
+async def get_status(api: Api, p: P.NoParams, ctx: CallContext) -> Any:
+    """Status of the gateway and its configuration."""
+    gw = api.gateway
+    currencies = sorted({c for ex in gw.exchanges.values() for c in ex.currencies()})
+    return {
+        "status": "online",
+        "version": __version__,
+        "config": {"currencies": currencies, "exchanges": sorted(gw.exchanges)},
+        "exchanges": {name: ex.status for name, ex in gw.exchanges.items()},
+    }
+
+
+# --- exchanges and prices -------------------------------------------------------------------------
+@method("get_exchanges", P.GetExchangesParams)
+async def get_exchanges(api: Api, p: P.GetExchangesParams, ctx: CallContext) -> Any:
+    """The registered exchanges: status, mode, pairs and currencies (filter with `mode`)."""
+    if p.mode not in (None, "paper", "live"):
+        raise InvalidInput("invalid_mode", f"mode must be 'paper' or 'live', got {p.mode!r}")
+    out = []
+    for ex in api.gateway.exchanges.values():
+        if p.mode and ex.mode != p.mode:
+            continue
+        out.append(
+            {
+                "exchange": ex.name,
+                "class": f"coinwire.venues.paper[{ex.feed_name}]",
+                "status": ex.status,
+                "mode": ex.mode,
+                "pairs": sorted(symbol_token(s) for s in ex.markets),
+                "symbols": sorted(ex.markets),
+                "currencies": ex.currencies(),
+                "markets": [m.instrument.to_public() for m in ex.markets.values()],
+            }
+        )
+    return out
+
+
+@method("get_pricing", P.ExchangeParams)
+async def get_pricing(api: Api, p: P.ExchangeParams, ctx: CallContext) -> Any:
+    """Best bid and ask of every pair of an exchange, as decimal strings."""
+    ex = api.gateway.exchange(p.exchange)
+    out: dict[str, Any] = {}
+    for symbol, market in sorted(ex.markets.items()):
+        book, inst = market.engine.book, market.instrument
+        bid, ask = book.best_bid(), book.best_ask()
+        out[symbol_token(symbol)] = {
+            "bid": inst.price_str(bid) if bid is not None else None,
+            "ask": inst.price_str(ask) if ask is not None else None,
+        }
+    return out
+
+
+@method("get_book", P.BookParams)
+async def get_book(api: Api, p: P.BookParams, ctx: CallContext) -> Any:
+    """The mirrored order book: `bids` and `asks` as [price, size] lists, best first."""
+    symbol = p.symbol or p.pair
+    if symbol is None:
+        raise InvalidInput("missing_parameter", "get_book needs `pair` or `symbol`")
+    if not 1 <= p.depth <= 5000:
+        raise InvalidInput("invalid_depth", "depth must be between 1 and 5000")
+    market = api.gateway.market(p.exchange, symbol)
+    return book_view(market, p.depth)
+
+
+def book_view(market: Any, depth: int) -> dict[str, Any]:
+    inst, book = market.instrument, market.engine.book
+    return {
+        "exchange": inst.exchange,
+        "pair": symbol_token(inst.symbol),
+        "symbol": inst.symbol,
+        "synced": market.synced,
+        "update_id": market.sync.last_update_id,
+        "bids": [[inst.price_str(px), inst.size_str(sz)] for px, sz in book.levels(Side.BUY, depth)],
+        "asks": [[inst.price_str(px), inst.size_str(sz)] for px, sz in book.levels(Side.SELL, depth)],
+    }
+
+
+@method("convert_to_usd", P.ConvertParams)
+async def convert_to_usd(api: Api, p: P.ConvertParams, ctx: CallContext) -> Any:
+    """Value of an amount of a currency in USD (stablecoins count as USD); null when no route exists."""
+    if p.side not in ("bid", "ask"):
+        raise InvalidInput("invalid_side", "side must be 'bid' or 'ask'")
+    amount = to_units(_decimal_param(p.value, "value"), 18, "value")
+    return api.wallets.convert_to_usd(p.currency.upper(), amount, p.side)
+
+
+@method("get_ohlcv", P.OhlcvParams)
+async def get_ohlcv(api: Api, p: P.OhlcvParams, ctx: CallContext) -> Any:
+    """Candles of the trades the gateway has seen: [time, low, high, open, close, volume, received_at]."""
+    market = api.gateway.market(p.exchange, p.pair)
+    return ohlcv_points(market, p.start, p.end, p.received_before, p.freq)
+
+
+# --- orders ---------------------------------------------------------------------------------------
+@method("make_order", P.MakeOrderParams)
+async def make_order(api: Api, p: P.MakeOrderParams, ctx: CallContext) -> Any:
+    """Places an order (limit, market, limit-immediate-cancel, limit-fill-kill, limit-post-only)."""
+    request = api.order_request(p)
+    api.notifier.note_origin(request.client_oid, ctx)
+    try:
+        return await api.gateway.make_order(request)
+    except CoinwireError:
+        api.notifier.origins.pop(request.client_oid, None)
+        raise
+
+
+@method("cancel_order", P.CancelOrderParams)
+async def cancel_order(api: Api, p: P.CancelOrderParams, ctx: CallContext) -> Any:
+    """Cancels a resting order by `order_id` or `client_oid`."""
+    return await api.gateway.cancel_order(
+        order_id=p.order_id, client_oid=p.client_oid or p.client_order_id, exchange=p.exchange
+    )
+
+
+@method("list_open_orders", P.ListOpenOrdersParams)
+async def list_open_orders(api: Api, p: P.ListOpenOrdersParams, ctx: CallContext) -> Any:
+    """Orders resting on paper books, newest first."""
+    return api.gateway.open_orders(exchange=p.exchange, wallet_set_id=p.wallet_set_id)
+
+
+@method("list_recent_orders", P.ListRecentOrdersParams)
+async def list_recent_orders(api: Api, p: P.ListRecentOrdersParams, ctx: CallContext) -> Any:
+    """Recently finished orders (with `include_open`, open ones too), newest first."""
+    if not 1 <= p.limit <= 1000:
+        raise InvalidInput("invalid_limit", "limit must be between 1 and 1000")
+    return await api.gateway.recent_orders(include_open=p.include_open, limit=p.limit, exchange=p.exchange)
+
+
+# --- wallets -------------------------------------------------------------------------------------
+@method("create_wallet_set", P.CreateWalletSetParams)
+async def create_wallet_set(api: Api, p: P.CreateWalletSetParams, ctx: CallContext) -> Any:
+    """Allocates unallocated exchange funds to a new wallet set; answers {"id": N}."""
+    if not p.wallets:
+        raise InvalidInput("bad_wallet_config", "a wallet set needs at least one wallet")
+    allocations = [
+        (w.exchange, w.currency.upper(), to_units(_decimal_param(w.allocation, "allocation"), 18, "allocation"))
+        for w in p.wallets
+    ]
+    description = p.description or (f"Logical Wallet for Run: {p.run_id}" if p.run_id else "Logical wallet set")
+    wallet_set = await api.gateway.create_wallet_set(run_id=p.run_id, description=description, allocations=allocations)
+    return {"id": wallet_set.id}
+
+
+@method("deactivate_wallet_set", P.WalletSetIdParams)
+async def deactivate_wallet_set(api: Api, p: P.WalletSetIdParams, ctx: CallContext) -> Any:
+    """Cancels the set's open orders and returns its funds to unallocated."""
+    wallet_set = await api.gateway.deactivate_wallet_set(p.set_id)
+    return {"id": wallet_set.id, "active": wallet_set.active}
+
+
+@method("get_wallet_set", P.GetWalletSetParams)
+async def get_wallet_set(api: Api, p: P.GetWalletSetParams, ctx: CallContext) -> Any:
+    """One wallet set with its wallets and their present value in USD."""
+    return api.wallets.wallet_set(p.set_id, p.aggregate_only)
+
+
+@method("get_all_wallet_sets", P.AggregateParams)
+async def get_all_wallet_sets(api: Api, p: P.AggregateParams, ctx: CallContext) -> Any:
+    """Every active wallet set keyed by id, plus `total`, `allocated` and `unallocated`."""
+    return api.wallets.all_sets(p.aggregate_only)
+
+
+@method("get_allocated_wallet_set", P.NoParams)
+async def get_allocated_wallet_set(api: Api, p: P.NoParams, ctx: CallContext) -> Any:
+    """Funds in active wallet sets, aggregated per exchange and currency."""
+    return api.wallets.aggregate("allocated")
+
+
+@method("get_unallocated_wallet_set", P.NoParams)
+async def get_unallocated_wallet_set(api: Api, p: P.NoParams, ctx: CallContext) -> Any:
+    """Exchange funds not allocated to any wallet set."""
+    return api.wallets.aggregate("unallocated")
+
+
+@method("get_total_wallet_set", P.NoParams)
+async def get_total_wallet_set(api: Api, p: P.NoParams, ctx: CallContext) -> Any:
+    """All funds (allocated + unallocated): the exchange wallets' balances."""
+    return api.wallets.aggregate("total")
+
+
+@method("get_unallocated_per_exchange", P.NoParams)
+async def get_unallocated_per_exchange(api: Api, p: P.NoParams, ctx: CallContext) -> Any:
+    """Unallocated funds grouped by exchange."""
+    return api.wallets.unallocated_per_exchange()
+
+
+@method("get_wallet_set_history", P.WalletSetIdParams)
+async def get_wallet_set_history(api: Api, p: P.WalletSetIdParams, ctx: CallContext) -> Any:
+    """A wallet set's current state and its balance after every movement."""
+    return api.wallets.history(p.set_id)
+
+
+@method("add_virtual_wallet_tx", P.VirtualTxParams)
+async def add_virtual_wallet_tx(api: Api, p: P.VirtualTxParams, ctx: CallContext) -> Any:
+    """Credits (positive) or debits (negative) a paper exchange wallet; answers {"id": line id}."""
+    currency = p.currency or p.base
+    if not currency:
+        raise InvalidInput("missing_parameter", "add_virtual_wallet_tx needs `base` (or `currency`)")
+    movement = to_units(_decimal_param(p.movement, "movement"), 18, "movement")
+    line_id = await api.gateway.add_virtual_wallet_tx(exchange=p.exchange, currency=currency.upper(), movement=movement)
+    return {"id": line_id}
+
+
+METHOD_NAMES.extend(_REGISTRY)

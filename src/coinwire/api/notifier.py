@@ -1,0 +1,82 @@
+"""Fans bus notifications out to API connections as JSON-RPC notifications.
+
+Order and trade notifications reach the connection that placed the order, plus every
+connection that subscribed to the channel; `exchstatus`, `logmessages` and `echo_ret`
+reach the connections subscribed to them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import structlog
+
+from coinwire.api.context import CallContext
+from coinwire.bus.base import Bus
+from coinwire.messages import ExchangeStatusChanged, FillEvent, LogMessage, Message, OrderUpdate
+
+__all__ = ["Notifier"]
+
+log = structlog.get_logger("coinwire.notifier")
+
+
+class Notifier:
+    def __init__(self, bus: Bus) -> None:
+        self.bus = bus
+        self.connections: dict[int, CallContext] = {}
+        self.origins: dict[str, int] = {}  # client_oid -> connection id that placed it
+        self._subs: list[Any] = []
+
+    async def start(self) -> None:
+        for pattern in ("order.>", "fill.>", "exchstatus.>", "log.>"):
+            self._subs.append(await self.bus.subscribe(pattern, self._on_message))
+
+    async def close(self) -> None:
+        for sub in self._subs:
+            await sub.unsubscribe()
+
+    def add(self, ctx: CallContext) -> None:
+        self.connections[ctx.connection_id] = ctx
+
+    def remove(self, ctx: CallContext) -> None:
+        self.connections.pop(ctx.connection_id, None)
+        for oid in [k for k, v in self.origins.items() if v == ctx.connection_id]:
+            del self.origins[oid]
+
+    def note_origin(self, client_oid: str, ctx: CallContext) -> None:
+        if ctx.send is not None:
+            self.origins[client_oid] = ctx.connection_id
+
+    async def broadcast(self, channel: str, payload: Any) -> int:
+        """Send to every connection listening on `channel`; returns how many received it."""
+        targets = [c for c in self.connections.values() if channel in c.channels and c.send is not None]
+        await self._send_all(targets, channel, payload)
+        return len(targets)
+
+    async def _send_all(self, targets: list[CallContext], channel: str, payload: Any) -> None:
+        results = await asyncio.gather(*(t.send(channel, payload) for t in targets if t.send), return_exceptions=True)
+        for result in results:
+            if isinstance(result, Exception):
+                log.debug("notification not delivered", channel=channel, error=str(result))
+
+    async def _on_message(self, subject: str, message: Message) -> None:
+        if isinstance(message, OrderUpdate):
+            await self._to_owner_and_subscribers("order", message.order, done=message.order.get("status") == "done")
+        elif isinstance(message, FillEvent):
+            await self._to_owner_and_subscribers("trade", message.trade, done=False)
+        elif isinstance(message, ExchangeStatusChanged):
+            payload = {"exchange": message.exchange, "from": message.from_status, "to": message.to_status}
+            await self.broadcast("exchstatus", payload)
+        elif isinstance(message, LogMessage):
+            payload = {"levelname": message.level.upper(), "name": message.name, "message": message.message, "created": message.ts / 1e9}
+            await self.broadcast("logmessages", payload)
+
+    async def _to_owner_and_subscribers(self, channel: str, payload: dict[str, Any], done: bool) -> None:
+        oid = str(payload.get("client_order_id"))
+        owner_id = self.origins.pop(oid, None) if done else self.origins.get(oid)
+        targets = [c for c in self.connections.values() if channel in c.channels]
+        owner = self.connections.get(owner_id) if owner_id is not None else None
+        if owner is not None and owner not in targets:
+            targets.append(owner)
+        await self._send_all(targets, channel, payload)

@@ -1,0 +1,142 @@
+"""Strict parameter shapes of every API method: unknown fields and wrong types are refused."""
+
+from __future__ import annotations
+
+import msgspec
+
+__all__ = [
+    "Number",
+    "NoParams",
+    "EchoParams",
+    "GetExchangesParams",
+    "ExchangeParams",
+    "BookParams",
+    "MakeOrderParams",
+    "CancelOrderParams",
+    "ListOpenOrdersParams",
+    "ListRecentOrdersParams",
+    "WalletAllocation",
+    "CreateWalletSetParams",
+    "WalletSetIdParams",
+    "GetWalletSetParams",
+    "AggregateParams",
+    "VirtualTxParams",
+    "ConvertParams",
+    "SubscribeParams",
+    "OhlcvParams",
+]
+
+Number = str | int | float
+
+
+class _Params(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    pass
+
+
+class NoParams(_Params, kw_only=True):
+    pass
+
+
+class EchoParams(msgspec.Struct, kw_only=True):  # echo accepts anything by design
+    pass
+
+
+class GetExchangesParams(_Params, kw_only=True):
+    mode: str | None = None
+
+
+class ExchangeParams(_Params, kw_only=True):
+    exchange: str
+
+
+class BookParams(_Params, kw_only=True):
+    exchange: str
+    pair: str | None = None
+    symbol: str | None = None
+    depth: int = 100
+
+
+class MakeOrderParams(_Params, kw_only=True):
+    exchange: str
+    side: str
+    size: Number
+    pair: str | None = None
+    symbol: str | None = None
+    type: str = "limit"
+    limit: Number | None = None
+    price: Number | None = None  # accepted spelling of `limit` for CCXT users
+    cancel_after: int = 0
+    client_oid: str | None = None
+    wallet_set_id: int | None = None
+    run_id: str | None = None
+    post_only: bool = False
+
+
+class CancelOrderParams(_Params, kw_only=True):
+    order_id: int | None = None
+    client_oid: str | None = None
+    client_order_id: str | None = None
+    exchange: str | None = None
+
+
+class ListOpenOrdersParams(_Params, kw_only=True):
+    exchange: str | None = None
+    wallet_set_id: int | None = None
+
+
+class ListRecentOrdersParams(_Params, kw_only=True):
+    include_open: bool = False
+    limit: int = 100
+    exchange: str | None = None
+
+
+class WalletAllocation(_Params, kw_only=True):
+    exchange: str
+    currency: str
+    allocation: Number
+
+
+class CreateWalletSetParams(_Params, kw_only=True):
+    wallets: list[WalletAllocation]
+    run_id: str | None = None
+    description: str | None = None
+
+
+class WalletSetIdParams(_Params, kw_only=True):
+    set_id: int
+
+
+class GetWalletSetParams(_Params, kw_only=True):
+    set_id: int
+    aggregate_only: bool = False
+
+
+class AggregateParams(_Params, kw_only=True):
+    aggregate_only: bool = False
+
+
+class VirtualTxParams(_Params, kw_only=True):
+    exchange: str
+    base: str | None = None
+    currency: str | None = None
+    movement: Number
+    wallet_id: int | None = None
+
+
+class ConvertParams(_Params, kw_only=True):
+    currency: str
+    value: Number
+    side: str = "bid"
+
+
+class SubscribeParams(_Params, kw_only=True):
+    channels: list[str]
+
+
+class OhlcvParams(_Params, kw_only=True):
+    exchange: str
+    pair: str
+    start: int | None = None
+    end: int | None = None
+    received_before: int | None = None
+    freq: str = "highest"

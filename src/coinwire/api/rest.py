@@ -1,0 +1,127 @@
+"""The seed's xWrap HTTP routing table under `/xwrap/v1`, each route mapped onto an API method.
+
+Parameters come from the path, the query string and (for POST) a JSON object body; the
+same strict validation as JSON-RPC applies, and errors answer `{"error": {code, message}}`
+with a 4xx status.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import msgspec
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+
+from coinwire.api.context import CallContext
+from coinwire.api.methods import Api
+from coinwire.core.errors import CoinwireError
+from coinwire.services import metrics
+
+__all__ = ["XWRAP_ROUTES", "add_xwrap_routes", "error_response", "json_response"]
+
+_encode = msgspec.json.Encoder().encode
+
+# (HTTP method, path, API method, path params)
+XWRAP_ROUTES: list[tuple[str, str, str]] = [
+    ("GET", "/xwrap/v1/status", "get_status"),
+    ("GET", "/xwrap/v1/exchanges", "get_exchanges"),
+    ("GET", "/xwrap/v1/orders/open", "list_open_orders"),
+    ("GET", "/xwrap/v1/orders/recent", "list_recent_orders"),
+    ("POST", "/xwrap/v1/orders/new", "make_order"),
+    ("POST", "/xwrap/v1/orders/cancel", "cancel_order"),
+    ("GET", "/xwrap/v1/wallets/sets", "get_all_wallet_sets"),
+    ("GET", "/xwrap/v1/wallets/allocated", "get_allocated_wallet_set"),
+    ("GET", "/xwrap/v1/wallets/unallocated", "get_unallocated_wallet_set"),
+    ("GET", "/xwrap/v1/wallets/unallocated_exchange", "get_unallocated_per_exchange"),
+    ("GET", "/xwrap/v1/wallets/total", "get_total_wallet_set"),
+    ("GET", "/xwrap/v1/wallets/history/{set_id:int}", "get_wallet_set_history"),
+    ("GET", "/xwrap/v1/wallets/{set_id:int}", "get_wallet_set"),
+    ("POST", "/xwrap/v1/wallets/new", "create_wallet_set"),
+    ("POST", "/xwrap/v1/wallets/deactivate", "deactivate_wallet_set"),
+    ("POST", "/xwrap/v1/wallets/virtual/transaction", "add_virtual_wallet_tx"),
+    ("GET", "/xwrap/v1/ohlcv/{exchange}/{pair}", "get_ohlcv"),
+    ("GET", "/xwrap/v1/{exchange}/pricing", "get_pricing"),
+    ("GET", "/xwrap/v1/{exchange}/book/{pair}", "get_book"),
+]
+
+
+def json_response(payload: Any, status: int = 200) -> Response:
+    return Response(_encode(payload), status_code=status, media_type="application/json")
+
+
+def error_response(exc: CoinwireError) -> Response:
+    return json_response({"error": exc.to_dict()}, exc.http_status)
+
+
+def _bad_request(code: str, message: str) -> Response:
+    return json_response({"error": {"code": code, "message": message}}, 400)
+
+
+def _endpoint(api: Api, method_name: str, path: str) -> Any:
+    async def endpoint(request: Request) -> Response:
+        start = time.perf_counter()
+        params: dict[str, Any] = dict(request.query_params)
+        if request.method == "POST":
+            body = await request.body()
+            if body:
+                try:
+                    data = msgspec.json.decode(body)
+                except msgspec.DecodeError:
+                    return _bad_request("parse_error", "the request body is not valid JSON")
+                if not isinstance(data, dict):
+                    return _bad_request("invalid_params", "the request body must be a JSON object")
+                params.update(data)
+        params.update(request.path_params)
+        try:
+            result = await api.call(method_name, params, CallContext("http"))
+            response = json_response(result)
+        except CoinwireError as exc:
+            response = error_response(exc)
+        metrics.REQUEST_LATENCY.labels("http", path).observe(time.perf_counter() - start)
+        return response
+
+    endpoint.__name__ = method_name
+    return endpoint
+
+
+def _openapi(api: Api, method_name: str, http_method: str, path: str) -> dict[str, Any]:
+    entry = api.methods[method_name]
+    schema = msgspec.json.schema(entry.params)
+    extra: dict[str, Any] = {"description": entry.doc}
+    path_params = [seg.strip("{}").split(":")[0] for seg in path.split("/") if seg.startswith("{")]
+    parameters = [{"name": n, "in": "path", "required": True, "schema": {"type": "string"}} for n in path_params]
+    if http_method == "POST":
+        extra["requestBody"] = {"content": {"application/json": {"schema": schema}}, "required": True}
+    else:
+        props = schema.get("$defs", {}).get(entry.params.__name__, {}).get("properties", {})
+        parameters += [
+            {"name": n, "in": "query", "required": False, "schema": s} for n, s in props.items() if n not in path_params
+        ]
+    extra["parameters"] = parameters
+    return extra
+
+
+def add_xwrap_routes(app: FastAPI, api: Api) -> None:
+    for http_method, path, method_name in XWRAP_ROUTES:
+        app.add_api_route(
+            path,
+            _endpoint(api, method_name, path),
+            methods=[http_method],
+            summary=f"{method_name}",
+            tags=["xwrap"],
+            openapi_extra=_openapi(api, method_name, http_method, path),
+            response_class=JSONResponse,
+        )
+
+    async def uri_map() -> Response:
+        """Every URI of the HTTP API with the docstring of its handler."""
+        return json_response(
+            [
+                {"uri": path.replace(":int", ""), "methods": [m], "api_method": name, "doc": api.methods[name].doc}
+                for m, path, name in XWRAP_ROUTES
+            ]
+        )
+
+    app.add_api_route("/uri_map", uri_map, methods=["GET"], tags=["xwrap"], summary="uri_map")

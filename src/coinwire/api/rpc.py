@@ -1,0 +1,114 @@
+"""JSON-RPC 2.0 over WebSocket at `/rpc`: keyword parameters, out-of-order responses, pushed notifications.
+
+Each request runs in its own task, so a slow call (one waiting for its commit) never blocks
+the calls behind it on the same connection; that is also what lets the group-commit writer
+batch many orders into one transaction.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import msgspec
+import structlog
+from fastapi import WebSocket, WebSocketDisconnect
+
+from coinwire.api.context import CallContext
+from coinwire.api.methods import Api
+from coinwire.core.errors import CoinwireError
+from coinwire.services import metrics
+
+__all__ = ["handle_rpc_call", "rpc_endpoint", "rpc_error"]
+
+log = structlog.get_logger("coinwire.rpc")
+
+_json_encode = msgspec.json.Encoder().encode
+_json_decode = msgspec.json.Decoder().decode
+
+PARSE_ERROR, INVALID_REQUEST, METHOD_NOT_FOUND, INVALID_PARAMS, INTERNAL_ERROR = -32700, -32600, -32601, -32602, -32603
+
+
+def rpc_error(id_: Any, code: int, message: str, data: dict[str, Any] | None = None) -> dict[str, Any]:
+    error: dict[str, Any] = {"code": code, "message": message}
+    if data is not None:
+        error["data"] = data
+    return {"jsonrpc": "2.0", "error": error, "id": id_}
+
+
+async def handle_rpc_call(api: Api, request: Any, ctx: CallContext) -> dict[str, Any] | None:
+    """Run one JSON-RPC request object; returns the response (None for a notification)."""
+    if not isinstance(request, dict) or request.get("jsonrpc") != "2.0" or not isinstance(request.get("method"), str):
+        rid = request.get("id") if isinstance(request, dict) else None
+        return rpc_error(rid, INVALID_REQUEST, "Invalid Request: need jsonrpc '2.0' and a method name", {"code": "invalid_request"})
+    is_notification = "id" not in request
+    rid = request.get("id")
+    name = request["method"]
+    params = request.get("params", {})
+    if not isinstance(params, dict):
+        response = rpc_error(rid, INVALID_PARAMS, "params must be an object of keyword arguments", {"code": "keyword_params_only"})
+        return None if is_notification else response
+    if name not in api.methods:
+        response = rpc_error(rid, METHOD_NOT_FOUND, f"Method not found: {name}", {"code": "method_not_found"})
+        return None if is_notification else response
+    start = time.perf_counter()
+    try:
+        result = await api.call(name, params, ctx)
+        response: dict[str, Any] = {"jsonrpc": "2.0", "result": result, "id": rid}
+    except CoinwireError as exc:
+        response = rpc_error(rid, exc.rpc_code, exc.message, exc.to_dict())
+    except Exception:
+        log.exception("rpc method failed", method=name)
+        response = rpc_error(rid, INTERNAL_ERROR, "Internal error", {"code": "internal_error"})
+    metrics.REQUEST_LATENCY.labels("rpc", name).observe(time.perf_counter() - start)
+    return None if is_notification else response
+
+
+async def rpc_endpoint(websocket: WebSocket, api: Api) -> None:
+    await websocket.accept()
+    send_lock = asyncio.Lock()
+
+    async def send(payload: Any) -> None:
+        data = _json_encode(payload).decode()
+        async with send_lock:
+            await websocket.send_text(data)
+
+    async def notify(channel: str, params: Any) -> None:
+        await send({"jsonrpc": "2.0", "method": channel, "params": params})
+
+    ctx = CallContext("rpc", notify)
+    api.notifier.add(ctx)
+    pending: set[asyncio.Task[None]] = set()
+
+    async def run(request: Any) -> None:
+        if isinstance(request, list):
+            if not request:
+                await send(rpc_error(None, INVALID_REQUEST, "Invalid Request: empty batch", {"code": "invalid_request"}))
+                return
+            responses = await asyncio.gather(*(handle_rpc_call(api, r, ctx) for r in request))
+            answered = [r for r in responses if r is not None]
+            if answered:
+                await send(answered)
+            return
+        response = await handle_rpc_call(api, request, ctx)
+        if response is not None:
+            await send(response)
+
+    try:
+        while True:
+            text = await websocket.receive_text()
+            try:
+                request = _json_decode(text)
+            except msgspec.DecodeError:
+                await send(rpc_error(None, PARSE_ERROR, "Parse error: the message is not valid JSON", {"code": "parse_error"}))
+                continue
+            task = asyncio.create_task(run(request))
+            pending.add(task)
+            task.add_done_callback(pending.discard)
+    except WebSocketDisconnect:
+        pass
+    finally:
+        api.notifier.remove(ctx)
+        for task in pending:
+            task.cancel()

@@ -1,0 +1,103 @@
+"""Composition root: builds the ports from settings, wires the services, and starts the chosen roles."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import msgspec
+import structlog
+
+from coinwire.api.methods import Api
+from coinwire.api.notifier import Notifier
+from coinwire.bus import bus_from_url
+from coinwire.cache import cache_from_url
+from coinwire.config import ExchangeConfig, Settings
+from coinwire.feeds.demo import DemoFeed
+from coinwire.services import metrics
+from coinwire.services.gateway import Gateway
+from coinwire.store import Store
+
+__all__ = ["Platform", "build_feed"]
+
+log = structlog.get_logger("coinwire.app")
+
+
+def build_feed(cfg: ExchangeConfig) -> Any:
+    """The market-data feed an exchange's configuration asks for."""
+    if cfg.feed == "demo":
+        kwargs: dict[str, Any] = {"exchange": cfg.name, "seed": cfg.seed, "interval": cfg.tick_interval}
+        if cfg.symbols:
+            kwargs["symbols"] = tuple(cfg.symbols)
+        return DemoFeed(**kwargs)
+    if cfg.feed == "replay":
+        from coinwire.feeds.binance_capture import BINANCE_BTCUSDT
+        from coinwire.feeds.replay import ReplayFeed
+
+        instrument = msgspec.structs.replace(BINANCE_BTCUSDT, exchange=cfg.name)
+        return ReplayFeed(cfg.replay_paths, instrument, speed=cfg.replay_speed, loop=cfg.replay_loop)
+    raise ValueError(f"feed {cfg.feed!r} is not available")
+
+
+class Platform:
+    """Every long-lived object of one coinwire process, in start order."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        settings.data_path.mkdir(parents=True, exist_ok=True)
+        self.store = Store(settings.resolved_store_url)
+        self.bus = bus_from_url(settings.bus_url)
+        self.cache = cache_from_url(settings.cache_url)
+        self.gateway = Gateway(settings, self.store, self.bus)
+        self.notifier = Notifier(self.bus)
+        self.api = Api(self.gateway, self.notifier)
+        self.feeds = [build_feed(cfg) for cfg in settings.exchanges]
+        self._tasks: list[asyncio.Task[Any]] = []
+
+    async def start(self) -> None:
+        await self.store.start()
+        await self.bus.start()
+        await self.gateway.start()
+        await self.notifier.start()
+        for cfg, feed in zip(self.settings.exchanges, self.feeds):
+            self.gateway.snapshot_sources[cfg.name] = feed
+            self._tasks.append(asyncio.create_task(self._run_feed(cfg.name, feed), name=f"feed-{cfg.name}"))
+        self._tasks.append(asyncio.create_task(metrics.watch_loop_lag(), name="loop-lag"))
+        log.info("coinwire started", exchanges=[c.name for c in self.settings.exchanges], store=self.store.dialect)
+
+    async def _run_feed(self, name: str, feed: Any) -> None:
+        try:
+            await feed.run(self.bus.publish)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("feed stopped with an error", exchange=name)
+            exchange = self.gateway.exchanges.get(name)
+            if exchange is not None:
+                await self.gateway._set_status(exchange, "degraded")
+
+    async def stop(self) -> None:
+        for feed in self.feeds:
+            await feed.close()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.notifier.close()
+        await self.gateway.close()
+        await self.bus.close()
+        await self.cache.close()
+        await self.store.close()
+
+    async def readiness(self) -> dict[str, Any]:
+        """Each port's health; ready only when the store, bus and cache all answer."""
+        checks: dict[str, bool] = {}
+        for name, port in (("store", self.store), ("bus", self.bus), ("cache", self.cache)):
+            try:
+                checks[name] = bool(await asyncio.wait_for(port.ping(), 2.0))
+            except Exception:
+                checks[name] = False
+        return {
+            "ready": all(checks.values()),
+            "checks": checks,
+            "exchanges": {n: e.status for n, e in self.gateway.exchanges.items()},
+        }

@@ -1,0 +1,188 @@
+"""The `coinwire` command: serve the platform, show configuration, and view a running server."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any, Optional
+
+import httpx
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from coinwire.config import ConfigError, Settings, load_settings
+
+app = typer.Typer(help="coinwire: self-hosted crypto trading and portfolio platform.", no_args_is_help=True)
+config_app = typer.Typer(help="Inspect the configuration.", no_args_is_help=True)
+app.add_typer(config_app, name="config")
+console = Console()
+err = Console(stderr=True)
+
+_state: dict[str, Any] = {}
+
+
+def _fail(message: str, code: int = 2) -> None:
+    err.print(f"[red]error:[/red] {message}")
+    raise typer.Exit(code)
+
+
+@app.callback()
+def main_options(
+    config: Optional[str] = typer.Option(None, "--config", "-c", help="TOML configuration file."),
+    data_dir: Optional[str] = typer.Option(None, "--data-dir", help="Data directory (store, history, run files)."),
+) -> None:
+    _state["config"] = config
+    _state["data_dir"] = data_dir
+
+
+def _settings(**overrides: Any) -> Settings:
+    try:
+        return load_settings(_state.get("config"), {"data_dir": _state.get("data_dir"), **overrides})
+    except ConfigError as exc:
+        _fail(str(exc))
+        raise  # unreachable
+
+
+@app.command()
+def serve(
+    host: Optional[str] = typer.Option(None, help="Address to bind (default 127.0.0.1)."),
+    port: Optional[int] = typer.Option(None, help="Port to bind (default 8000)."),
+) -> None:
+    """Start the platform (gateway, paper exchanges, API) on the configured ports."""
+    import uvicorn
+
+    from coinwire.api.app import create_app
+    from coinwire.logs import configure_logging
+
+    settings = _settings(host=host, port=port)
+    configure_logging(settings.log_level)
+    if settings.host not in ("127.0.0.1", "localhost", "::1"):
+        err.print(f"[yellow]warning:[/yellow] binding {settings.host}: put TLS and authentication in front of coinwire")
+    console.print(f"coinwire serving on http://{settings.host}:{settings.port}  (data: {settings.data_path})")
+    uvicorn.run(
+        create_app(settings), host=settings.host, port=settings.port, log_level="warning", ws_max_size=1 << 20
+    )
+
+
+@config_app.command("show")
+def config_show(as_json: bool = typer.Option(False, "--json", help="Print JSON instead of TOML-like text.")) -> None:
+    """Print the effective configuration (defaults < file < environment < flags)."""
+    data = _settings().to_public()
+    if as_json:
+        console.print_json(json.dumps(data))
+        return
+    for key, value in data.items():
+        if key != "exchanges":
+            console.print(f"{key} = {json.dumps(value)}")
+    for ex in data["exchanges"]:
+        console.print("\n[[exchanges]]")
+        for key, value in ex.items():
+            console.print(f"{key} = {json.dumps(value)}")
+
+
+# --- views of a running server ---------------------------------------------------------------------
+def _client_url(url: Optional[str]) -> str:
+    if url:
+        return url.rstrip("/")
+    s = _settings()
+    host = "127.0.0.1" if s.host in ("0.0.0.0", "::") else s.host
+    return f"http://{host}:{s.port}"
+
+
+def _get(url: Optional[str], path: str, **params: Any) -> Any:
+    base = _client_url(url)
+    try:
+        response = httpx.get(base + path, params={k: v for k, v in params.items() if v is not None}, timeout=10)
+    except httpx.HTTPError as exc:
+        _fail(f"cannot reach coinwire at {base}: {exc}. Is `coinwire serve` running?")
+    body = response.json()
+    if response.status_code >= 400:
+        error = body.get("error", {}) if isinstance(body, dict) else {}
+        _fail(f"{error.get('code', response.status_code)}: {error.get('message', response.text)}")
+    return body
+
+
+UrlOption = typer.Option(None, "--url", help="Server URL (default from the configuration: http://127.0.0.1:8000).")
+JsonOption = typer.Option(False, "--json", help="Print raw JSON.")
+
+
+@app.command()
+def exchanges(url: Optional[str] = UrlOption, as_json: bool = JsonOption) -> None:
+    """List the exchanges of a running server with their status."""
+    data = _get(url, "/xwrap/v1/exchanges")
+    if as_json:
+        console.print_json(json.dumps(data))
+        return
+    table = Table("exchange", "mode", "status", "pairs", "currencies", title="Exchanges")
+    for ex in data:
+        table.add_row(ex["exchange"], ex["mode"], ex["status"], ", ".join(ex["pairs"]), ", ".join(ex["currencies"]))
+    console.print(table)
+
+
+@app.command()
+def book(
+    exchange: str,
+    symbol: str,
+    depth: int = typer.Option(10, help="Levels per side."),
+    url: Optional[str] = UrlOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """Show the top of a mirrored order book."""
+    pair = symbol.upper().replace("/", "_")
+    data = _get(url, f"/xwrap/v1/{exchange}/book/{pair}", depth=depth)
+    if as_json:
+        console.print_json(json.dumps(data))
+        return
+    table = Table("bid size", "bid", "ask", "ask size", title=f"{exchange} {data['symbol']}")
+    bids, asks = data["bids"], data["asks"]
+    for i in range(max(len(bids), len(asks))):
+        b = bids[i] if i < len(bids) else ["", ""]
+        a = asks[i] if i < len(asks) else ["", ""]
+        table.add_row(b[1], f"[green]{b[0]}[/green]", f"[red]{a[0]}[/red]", a[1])
+    console.print(table)
+
+
+@app.command()
+def wallets(url: Optional[str] = UrlOption, as_json: bool = JsonOption) -> None:
+    """Show total, allocated and unallocated funds, and each wallet set."""
+    data = _get(url, "/xwrap/v1/wallets/sets")
+    if as_json:
+        console.print_json(json.dumps(data))
+        return
+    table = Table("set", "exchange", "currency", "balance", "available", "hold", "USD", title="Wallets")
+    for key, wallet_set in data.items():
+        for w in wallet_set["wallets"]:
+            usd = (w.get("present_value") or {}).get("balance_usd") or ""
+            table.add_row(str(key), w["exchange"], w["currency"], w["balance"], w["available"], w["hold"], usd)
+    console.print(table)
+
+
+@app.command()
+def orders(
+    open_only: bool = typer.Option(False, "--open", help="Only resting orders."),
+    limit: int = typer.Option(50, help="How many recent orders."),
+    url: Optional[str] = UrlOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """List open or recent orders."""
+    if open_only:
+        data = _get(url, "/xwrap/v1/orders/open")
+    else:
+        data = _get(url, "/xwrap/v1/orders/recent", include_open="true", limit=limit)
+    if as_json:
+        console.print_json(json.dumps(data))
+        return
+    table = Table("id", "exchange", "pair", "side", "type", "size", "limit", "filled", "avg price", "status", title="Orders")
+    for o in data:
+        status = o["status"] + (f" ({o['done_reason']})" if o.get("done_reason") else "")
+        table.add_row(str(o["id"]), o["exchange"], o["pair"], o["side"], o["type"], o["size"], o["limit"], o["filled_size"], o["avg_price"], status)
+    console.print(table)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

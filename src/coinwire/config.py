@@ -1,0 +1,160 @@
+"""Settings: embedded defaults, then a TOML file (`--config`), then `COINWIRE_*` environment overrides.
+
+Everything is a frozen, strict msgspec Struct: an unknown key in the file is an error that
+names the key, never a silently ignored typo.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Mapping
+
+import msgspec
+import platformdirs
+
+__all__ = ["ExchangeConfig", "Settings", "load_settings", "ConfigError", "ENV_PREFIX"]
+
+ENV_PREFIX = "COINWIRE_"
+
+
+class ConfigError(ValueError):
+    """The configuration cannot be used; the message says which key and why."""
+
+
+class ExchangeConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """One exchange the gateway serves. Paper exchanges mirror a feed's markets and books."""
+
+    name: str = "demo"
+    mode: str = "paper"  # paper | live (live trading arrives with the CCXT venue)
+    feed: str = "demo"  # demo | replay | ccxt
+    symbols: list[str] = msgspec.field(default_factory=list)  # empty = every market of the feed
+    seed: int = 7  # demo feed
+    tick_interval: float = 0.25  # demo feed, seconds between market updates
+    replay_paths: list[str] = msgspec.field(default_factory=list)
+    replay_speed: float | None = 1.0  # None = as fast as possible
+    replay_loop: bool = True
+    paper_funds: dict[str, str] = msgspec.field(default_factory=dict)  # credited once on an empty store
+
+
+def _default_exchanges() -> list[ExchangeConfig]:
+    return [ExchangeConfig(paper_funds={"USDT": "100000", "BTC": "2", "ETH": "20", "SOL": "200"})]
+
+
+class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    host: str = "127.0.0.1"
+    port: int = 8000
+    data_dir: str = ""  # default: the user's data directory (platformdirs)
+    store_url: str = ""  # default: sqlite under data_dir
+    bus_url: str = "memory://"
+    cache_url: str = "memory://"
+    log_level: str = "info"
+    roles: list[str] = msgspec.field(default_factory=lambda: ["gateway", "api"])
+    book_depth: int = 100  # levels per side served by get_book by default
+    exchanges: list[ExchangeConfig] = msgspec.field(default_factory=_default_exchanges)
+
+    @property
+    def data_path(self) -> Path:
+        return Path(self.data_dir or platformdirs.user_data_dir("coinwire")).expanduser()
+
+    @property
+    def resolved_store_url(self) -> str:
+        return self.store_url or f"sqlite:///{self.data_path / 'coinwire.db'}"
+
+    def to_public(self) -> dict[str, Any]:
+        """The settings as `coinwire config show` prints them (resolved defaults included)."""
+        data = msgspec.to_builtins(self)
+        data["data_dir"] = str(self.data_path)
+        data["store_url"] = _redact(self.resolved_store_url)
+        data["bus_url"] = _redact(self.bus_url)
+        data["cache_url"] = _redact(self.cache_url)
+        return data
+
+
+def _redact(url: str) -> str:
+    """Hide a password in a URL (`postgresql://u:secret@h/db` -> `postgresql://u:***@h/db`)."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or "@" not in rest:
+        return url
+    creds, _, host = rest.rpartition("@")
+    if ":" in creds:
+        creds = creds.split(":", 1)[0] + ":***"
+    return f"{scheme}://{creds}@{host}"
+
+
+_ENV_FIELDS = {
+    "HOST": "host",
+    "PORT": "port",
+    "DATA_DIR": "data_dir",
+    "STORE_URL": "store_url",
+    "BUS_URL": "bus_url",
+    "CACHE_URL": "cache_url",
+    "LOG_LEVEL": "log_level",
+    "ROLES": "roles",
+    "BOOK_DEPTH": "book_depth",
+    "EXCHANGES": "exchanges",
+}
+
+
+def _env_overrides(env: Mapping[str, str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for suffix, field in _ENV_FIELDS.items():
+        raw = env.get(ENV_PREFIX + suffix)
+        if raw is None or raw == "":
+            continue
+        if field == "roles":
+            out[field] = [r.strip() for r in raw.split(",") if r.strip()]
+        elif field == "exchanges":
+            try:
+                out[field] = json.loads(raw)
+            except json.JSONDecodeError as exc:
+                raise ConfigError(f"{ENV_PREFIX}EXCHANGES must be a JSON list of exchange objects: {exc}") from None
+        else:
+            out[field] = raw
+    return out
+
+
+def load_settings(
+    config_file: str | os.PathLike[str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+    env: Mapping[str, str] | None = None,
+) -> Settings:
+    """Merge defaults < TOML file < environment < explicit overrides (CLI flags), then validate."""
+    merged: dict[str, Any] = {}
+    if config_file:
+        path = Path(config_file)
+        try:
+            merged.update(tomllib.loads(path.read_text()))
+        except FileNotFoundError:
+            raise ConfigError(f"config file {path} does not exist") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+    merged.update(_env_overrides(os.environ if env is None else env))
+    merged.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    try:
+        settings = msgspec.convert(merged, Settings, strict=False)
+    except msgspec.ValidationError as exc:
+        raise ConfigError(f"invalid configuration: {exc}") from None
+    _check(settings)
+    return settings
+
+
+def _check(settings: Settings) -> None:
+    if not 0 < settings.port < 65536:
+        raise ConfigError(f"port must be between 1 and 65535, got {settings.port}")
+    names = [e.name for e in settings.exchanges]
+    if len(set(names)) != len(names):
+        raise ConfigError(f"exchange names must be unique, got {names}")
+    for ex in settings.exchanges:
+        if ex.mode not in ("paper", "live"):
+            raise ConfigError(f"exchange {ex.name}: mode must be 'paper' or 'live', got {ex.mode!r}")
+        if ex.feed not in ("demo", "replay", "ccxt"):
+            raise ConfigError(f"exchange {ex.name}: feed must be 'demo', 'replay' or 'ccxt', got {ex.feed!r}")
+        if ex.feed == "replay" and not ex.replay_paths:
+            raise ConfigError(f"exchange {ex.name}: a replay feed needs replay_paths")
+        if ex.mode == "live":
+            raise ConfigError(f"exchange {ex.name}: live trading is not available yet; use mode = 'paper'")
+        if ex.feed == "ccxt":
+            raise ConfigError(f"exchange {ex.name}: the live CCXT feed is not available yet; use 'demo' or 'replay'")

@@ -1,0 +1,512 @@
+"""The exchange gateway (the seed's xWrap): paper exchanges, orders, logical wallets, notifications.
+
+Every command runs the pure core synchronously on the event loop (validate, hold, match,
+settle), then persists the resulting rows as ONE transaction through the group-commit
+writer, and only after the commit answers the caller and publishes notifications. The
+writer commits in submission order, so the database always holds a prefix of the command
+sequence: a SIGKILL at any instant loses only unacknowledged commands, and the ledger
+rebuilt from its lines on the next start balances by construction.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import structlog
+
+from coinwire.bus.base import Bus
+from coinwire.config import ExchangeConfig, Settings
+from coinwire.core.errors import Conflict, DomainError, InvalidInput, NotFound, NotReady
+from coinwire.core.funds import required_hold
+from coinwire.core.ids import IdSequence
+from coinwire.core.instruments import Instrument
+from coinwire.core.ledger import Ledger
+from coinwire.core.numbers import str_to_atto
+from coinwire.core.orders import DoneReason, Fill, Order, OrderStatus, OrderType, Side
+from coinwire.core.symbols import normalize_symbol
+from coinwire.core.wallets import Wallet, WalletLine, WalletSet
+from coinwire.messages import (
+    BookDelta,
+    BookSnapshot,
+    BookTicker,
+    ExchangeStatusChanged,
+    FillEvent,
+    Markets,
+    Message,
+    OrderUpdate,
+    TradeTick,
+    subject,
+)
+from coinwire.services import metrics
+from coinwire.services.paper_exchange import PaperExchange, PaperMarket
+from coinwire.services.views import fill_view, order_view
+from coinwire.store import ChangeSet, GroupCommitWriter, Store
+
+__all__ = ["Gateway", "OrderRequest"]
+
+log = structlog.get_logger("coinwire.gateway")
+
+Clock = Callable[[], int]
+
+
+class OrderRequest:
+    """A make_order request after parsing: exact units, known instrument."""
+
+    __slots__ = ("exchange", "instrument", "side", "type", "size", "limit", "cancel_after", "client_oid", "wallet_set_id", "run_id")
+
+    def __init__(
+        self,
+        *,
+        exchange: str,
+        instrument: Instrument,
+        side: Side,
+        type: OrderType,
+        size: int,
+        limit: int,
+        cancel_after: int,
+        client_oid: str,
+        wallet_set_id: int | None,
+        run_id: str | None,
+    ) -> None:
+        self.exchange = exchange
+        self.instrument = instrument
+        self.side = side
+        self.type = type
+        self.size = size
+        self.limit = limit
+        self.cancel_after = cancel_after
+        self.client_oid = client_oid
+        self.wallet_set_id = wallet_set_id
+        self.run_id = run_id
+
+    def same_as(self, order: Order) -> bool:
+        return (
+            order.exchange == self.exchange
+            and order.symbol == self.instrument.symbol
+            and order.side is self.side
+            and order.type is self.type
+            and order.size == self.size
+            and order.limit == self.limit
+            and order.wallet_set_id == self.wallet_set_id
+        )
+
+
+class Gateway:
+    def __init__(self, settings: Settings, store: Store, bus: Bus, clock: Clock = time.time_ns) -> None:
+        self.settings = settings
+        self.store = store
+        self.writer = GroupCommitWriter(store)
+        self.bus = bus
+        self.clock = clock
+        self.ledger = Ledger()
+        self.order_ids = IdSequence()
+        self.fill_ids = IdSequence()
+        self.exchanges: dict[str, PaperExchange] = {}
+        self.configs: dict[str, ExchangeConfig] = {e.name: e for e in settings.exchanges}
+        self.orders: dict[int, Order] = {}  # open orders, and every order touched this session
+        self.by_client_oid: dict[str, int] = {}
+        self._restored_open: list[Order] = []
+        self._fund_on_markets = False
+        self._lock = asyncio.Lock()  # serialises state changes that await (recovery)
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._subscriptions: list[Any] = []
+        self._persisted_wallets: set[int] = set()
+        self.snapshot_sources: dict[str, Any] = {}  # exchange -> feed SnapshotSource, for resyncs
+        self.started_at = clock()
+
+    # --- lifecycle ------------------------------------------------------------------------
+    async def start(self) -> None:
+        await self.writer.start()
+        await self._restore()
+        for cfg in self.settings.exchanges:
+            self.exchanges[cfg.name] = PaperExchange(cfg.name, self.fill_ids, cfg.feed)
+        for kind in ("markets", "book", "trade", "ticker"):
+            pattern = f"{kind}.>"
+            self._subscriptions.append(await self.bus.subscribe(pattern, self._on_market_message))
+        self._tasks.append(asyncio.create_task(self._expiry_loop(), name="gateway-expiry"))
+
+    async def close(self) -> None:
+        for sub in self._subscriptions:
+            await sub.unsubscribe()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        for ex in self.exchanges.values():
+            await self._set_status(ex, "stopped")
+        await self.writer.close()
+
+    async def _restore(self) -> None:
+        """Rebuild the ledger, id sequences and resting orders from the store (crash recovery)."""
+        state = await self.store.load_state()
+        self.ledger = Ledger.restore(state.wallets, state.wallet_sets, state.wallet_lines)
+        self._persisted_wallets = {w.id for w in state.wallets}
+        self.order_ids.advance_to(state.last_order_id)
+        self.fill_ids.advance_to(state.last_fill_id)
+        self._restored_open = list(state.open_orders)
+        for order in self._restored_open:
+            self.orders[order.id] = order
+            self.by_client_oid[order.client_oid] = order.id
+        self._fund_on_markets = not state.wallet_lines
+
+    # --- market data ------------------------------------------------------------------------
+    async def _on_market_message(self, subj: str, message: Message) -> None:
+        if isinstance(message, Markets):
+            await self._on_markets(message)
+            return
+        exchange = self.exchanges.get(getattr(message, "exchange", ""))
+        if exchange is None:
+            return
+        market = exchange.market(message.symbol)  # type: ignore[union-attr]
+        if market is None:
+            return
+        if isinstance(message, (BookDelta, BookSnapshot)):
+            metrics.BOOK_UPDATES.labels(exchange.name).inc(len(message.bids) + len(message.asks))
+            fills = market.on_book(message)
+            if market.sync.needs_snapshot:
+                await self._resync(exchange, market)
+            await self._refresh_status(exchange)
+        elif isinstance(message, TradeTick):
+            fills = market.on_trade(message)
+        elif isinstance(message, BookTicker):
+            market.ticker = message
+            return
+        else:
+            return
+        if fills:
+            await self._settle_resting(market, fills)
+
+    async def _on_markets(self, message: Markets) -> None:
+        exchange = self.exchanges.get(message.exchange)
+        if exchange is None:
+            return
+        cfg = self.configs[exchange.name]
+        wanted = {normalize_symbol(s) for s in cfg.symbols}
+        instruments = [i for i in message.instruments if not wanted or i.symbol in wanted]
+        exchange.add_instruments(instruments)
+        self.ledger.add_exchange(exchange.name, exchange.currencies())
+        for order in [o for o in self._restored_open if o.exchange == exchange.name]:
+            if exchange.restore_order(order):
+                self._restored_open.remove(order)
+        if self._fund_on_markets and cfg.paper_funds:
+            self._fund_on_markets = False
+            lines: list[WalletLine] = []
+            for currency, amount in cfg.paper_funds.items():
+                lines += self.ledger.add_virtual_tx(exchange.name, currency, str_to_atto(amount), self.clock())
+            await self._commit(self._changes(lines=lines))
+            log.info("paper funds credited", exchange=exchange.name, funds=cfg.paper_funds)
+
+    async def _resync(self, exchange: PaperExchange, market: PaperMarket) -> None:
+        source = self.snapshot_sources.get(exchange.name)
+        if source is None:
+            return
+        snapshot = source.snapshot(exchange.name, market.instrument.symbol)
+        if snapshot is not None:
+            fills = market.on_book(snapshot)
+            if fills:
+                await self._settle_resting(market, fills)
+
+    async def _refresh_status(self, exchange: PaperExchange) -> None:
+        status = exchange.computed_status()
+        if status != exchange.status:
+            await self._set_status(exchange, status)
+
+    async def _set_status(self, exchange: PaperExchange, status: str) -> None:
+        previous, exchange.status = exchange.status, status
+        log.info("exchange status", exchange=exchange.name, previous=previous, status=status)
+        await self.bus.publish(
+            subject("exchstatus", exchange.name), ExchangeStatusChanged(exchange.name, previous, status, self.clock())
+        )
+
+    # --- helpers -----------------------------------------------------------------------------
+    def exchange(self, name: object) -> PaperExchange:
+        if not isinstance(name, str) or name not in self.exchanges:
+            raise NotFound("unknown_exchange", f"unknown exchange {name!r}; known: {sorted(self.exchanges)}")
+        return self.exchanges[name]
+
+    def market(self, exchange: str, symbol: object) -> PaperMarket:
+        ex = self.exchange(exchange)
+        sym = normalize_symbol(symbol)
+        market = ex.market(sym)
+        if market is None:
+            raise NotFound("unknown_symbol", f"exchange {exchange} has no market {sym}", exchange=exchange, symbol=sym)
+        return market
+
+    def ready_exchange(self, name: object) -> PaperExchange:
+        ex = self.exchange(name)
+        if ex.status != "ready":
+            raise NotReady("exchange_not_ready", f"exchange {ex.name} is {ex.status}, not ready; retry shortly")
+        return ex
+
+    def instrument_of(self, order: Order) -> Instrument:
+        return self.exchanges[order.exchange].markets[order.symbol].instrument
+
+    def _new_wallets(self, lines: list[WalletLine]) -> list[Wallet]:
+        """Wallets these lines created (the store inserts each wallet once, before its lines)."""
+        fresh = []
+        for wallet_id in dict.fromkeys(line.wallet_id for line in lines):
+            if wallet_id not in self._persisted_wallets:
+                self._persisted_wallets.add(wallet_id)
+                fresh.append(self.ledger.wallet_by_id(wallet_id))
+        return fresh
+
+    def _changes(
+        self,
+        orders: Sequence[Order] = (),
+        fills: Sequence[Fill] = (),
+        lines: Sequence[WalletLine] = (),
+        wallet_sets: Sequence[WalletSet] = (),
+    ) -> ChangeSet:
+        """One command's rows: orders and fills with their instrument's scale, new wallets, lines."""
+        changes = ChangeSet(wallet_sets=list(wallet_sets), wallets=self._new_wallets(list(lines)), wallet_lines=list(lines))
+        for order in orders:
+            changes.add_order(order, self.instrument_of(order))
+        for fill in fills:
+            changes.add_fill(fill, self.exchanges[fill.exchange].markets[fill.symbol].instrument)
+        return changes
+
+    def require_active_set(self, set_id: int) -> WalletSet:
+        wallet_set = self.ledger.wallet_set(set_id)
+        if not wallet_set.active:
+            raise Conflict("wallet_set_inactive", f"wallet set {set_id} is deactivated")
+        return wallet_set
+
+    async def _commit(self, changes: ChangeSet) -> None:
+        try:
+            await self.writer.submit(changes)
+        except Exception:
+            log.exception("commit failed; rebuilding state from the store")
+            metrics.COMMIT_FAILURES.inc()
+            await self._recover_after_failed_commit()
+            raise
+
+    async def _recover_after_failed_commit(self) -> None:
+        """Memory ran ahead of a commit that failed: reload everything from the store."""
+        async with self._lock:
+            self.orders.clear()
+            self.by_client_oid.clear()
+            for ex in self.exchanges.values():
+                for market in ex.markets.values():
+                    market.engine.open_orders.clear()
+            await self._restore()
+            for ex in self.exchanges.values():
+                for order in list(self._restored_open):
+                    if order.exchange == ex.name and ex.restore_order(order):
+                        self._restored_open.remove(order)
+
+    async def _notify(self, orders: list[Order], fills: list[Fill]) -> None:
+        for fill in fills:
+            inst = self.exchanges[fill.exchange].markets[fill.symbol].instrument
+            await self.bus.publish(subject("fill", fill.exchange, fill.symbol), FillEvent(fill_view(fill, inst)))
+        for order in orders:
+            inst = self.instrument_of(order)
+            await self.bus.publish(subject("order", order.exchange, order.symbol), OrderUpdate(order_view(order, inst)))
+
+    # --- settlement -----------------------------------------------------------------------------
+    def _settle(self, instrument: Instrument, order: Order, fills: list[Fill], ts: int) -> list[WalletLine]:
+        """Ledger lines for an order's new fills, then its hold trimmed to what its remainder needs."""
+        lines: list[WalletLine] = []
+        currency, need = required_hold(instrument, order)  # what the remainder (after these fills) needs
+        for fill in fills:
+            lines += self.ledger.apply_fill(fill, instrument, order.wallet_set_id, ts, hold_after=need)
+        if self.ledger.hold_of(order.id) != need:
+            lines += self.ledger.set_hold(order.id, order.exchange, currency, order.wallet_set_id, need, ts)
+        return lines
+
+    async def _settle_resting(self, market: PaperMarket, fills: list[Fill]) -> None:
+        """Fills of resting orders caused by market data (trades, book moves)."""
+        ts = fills[-1].ts
+        by_order: dict[int, list[Fill]] = {}
+        for fill in fills:
+            by_order.setdefault(fill.order_id, []).append(fill)
+        lines: list[WalletLine] = []
+        orders: list[Order] = []
+        for order_id, order_fills in by_order.items():
+            order = self.orders.get(order_id) or market.engine.open_orders.get(order_id)
+            if order is None:  # pragma: no cover - an engine fill always names a known order
+                continue
+            lines += self._settle(market.instrument, order, order_fills, ts)
+            orders.append(order)
+        metrics.FILLS.labels(market.instrument.exchange).inc(len(fills))
+        await self._commit(self._changes(orders, fills, lines))
+        await self._notify(orders, fills)
+
+    # --- commands: orders -----------------------------------------------------------------------
+    def existing_order(self, client_oid: str) -> Order | None:
+        order_id = self.by_client_oid.get(client_oid)
+        return self.orders.get(order_id) if order_id is not None else None
+
+    async def make_order(self, request: OrderRequest) -> dict[str, Any]:
+        existing = self.existing_order(request.client_oid)
+        if existing is None:
+            stored = await self.store.get_order_by_client_oid(request.client_oid)
+            if stored is not None:
+                existing = stored
+        if existing is not None:
+            if request.same_as(existing):
+                return order_view(existing, request.instrument)
+            raise Conflict(
+                "duplicate_client_oid",
+                f"client_oid {request.client_oid!r} already names order {existing.id} with other parameters",
+                order_id=existing.id,
+            )
+        ex = self.ready_exchange(request.exchange)
+        market = ex.markets[request.instrument.symbol]
+        inst = request.instrument
+        if request.wallet_set_id is not None:
+            self.require_active_set(request.wallet_set_id)
+        ts = self.clock()
+        order = Order(
+            id=self.order_ids.next(),
+            client_oid=request.client_oid,
+            exchange=request.exchange,
+            symbol=inst.symbol,
+            side=request.side,
+            type=request.type,
+            size=request.size,
+            limit=request.limit,
+            cancel_after=request.cancel_after,
+            wallet_set_id=request.wallet_set_id,
+            run_id=request.run_id,
+            created_at=ts,
+            last_updated_at=ts,
+        )
+        engine = market.engine
+        market_cost: int | None = None
+        if order.type is OrderType.POST_ONLY and engine.preview(order.side, order.size, order.limit)[0] > 0:
+            raise DomainError("post_only_would_take", "a post-only order must not take liquidity; it would cross the book now")
+        if order.type is OrderType.MARKET:
+            took, notional = engine.preview(order.side, order.size, None)
+            if took == 0:
+                raise DomainError("no_liquidity", f"no liquidity on the {order.side.opposite.value} side of {inst.symbol}")
+            if order.side is Side.BUY:
+                # one fee rounding (< 1 ATTO) per level walked at most: a bound that cannot be exceeded
+                slack = engine.book.depth(Side.SELL)
+                market_cost = notional + inst.fee_atto(notional, maker=False) + slack
+        hold_currency, hold_amount = required_hold(inst, order, market_cost)
+        if inst.min_notional and order.type is not OrderType.MARKET:
+            if inst.notional_atto(order.limit, order.size) < inst.min_notional:
+                raise InvalidInput(
+                    "notional_below_minimum",
+                    f"order value is below the minimum notional for {inst.symbol}",
+                )
+        lines = self.ledger.set_hold(order.id, order.exchange, hold_currency, order.wallet_set_id, hold_amount, ts)
+        fills = engine.submit(order, ts)
+        lines += self._settle(inst, order, fills, ts)
+        self.orders[order.id] = order
+        self.by_client_oid[order.client_oid] = order.id
+        await self._commit(self._changes([order], fills, lines))
+        metrics.ORDERS.labels(order.exchange, order.type.value).inc()
+        if fills:
+            metrics.FILLS.labels(order.exchange).inc(len(fills))
+        await self._notify([order], fills)
+        if order.is_done:
+            self.orders.pop(order.id, None)
+        return order_view(order, inst)
+
+    async def _finish_orders(self, orders: list[Order], ts: int) -> None:
+        lines: list[WalletLine] = []
+        for order in orders:
+            currency, need = required_hold(self.instrument_of(order), order)
+            lines += self.ledger.set_hold(order.id, order.exchange, currency, order.wallet_set_id, need, ts)
+        await self._commit(self._changes(orders, [], lines))
+        await self._notify(orders, [])
+        for order in orders:
+            self.orders.pop(order.id, None)
+
+    async def cancel_order(self, *, order_id: int | None, client_oid: str | None, exchange: str | None) -> dict[str, Any]:
+        order: Order | None = None
+        if order_id is not None:
+            order = self.orders.get(order_id) or await self.store.get_order(order_id)
+        elif client_oid is not None:
+            order = self.existing_order(client_oid) or await self.store.get_order_by_client_oid(client_oid)
+        else:
+            raise InvalidInput("missing_parameter", "cancel_order needs order_id or client_oid")
+        if order is None or (exchange is not None and order.exchange != exchange):
+            raise NotFound("order_not_found", f"no order {order_id or client_oid!r}")
+        inst = self.instrument_of(order)
+        if order.status is OrderStatus.DONE:
+            raise Conflict(
+                "order_done",
+                f"order {order.id} is already done ({order.done_reason.value if order.done_reason else ''})",
+                order_id=order.id,
+            )
+        market = self.exchanges[order.exchange].markets[order.symbol]
+        ts = self.clock()
+        market.engine.cancel(order.id, ts)
+        await self._finish_orders([order], ts)
+        return order_view(order, inst)
+
+    async def _expiry_loop(self) -> None:
+        while True:
+            await asyncio.sleep(0.1)
+            now = self.clock()
+            for ex in self.exchanges.values():
+                for market in ex.markets.values():
+                    nxt = market.engine.next_expiry()
+                    if nxt is not None and nxt <= now:
+                        expired = market.engine.expire(now)
+                        if expired:
+                            try:
+                                await self._finish_orders(expired, now)
+                            except Exception:  # logged by _commit; the loop must go on
+                                pass
+
+    def open_orders(self, *, exchange: str | None = None, wallet_set_id: int | None = None) -> list[dict[str, Any]]:
+        out = []
+        for ex in self.exchanges.values():
+            if exchange is not None and ex.name != exchange:
+                continue
+            for market in ex.markets.values():
+                for order in market.engine.open_orders.values():
+                    if wallet_set_id is None or order.wallet_set_id == wallet_set_id:
+                        out.append(order_view(order, market.instrument))
+        out.sort(key=lambda o: o["id"], reverse=True)
+        return out
+
+    async def recent_orders(self, *, include_open: bool, limit: int, exchange: str | None = None) -> list[dict[str, Any]]:
+        rows = await self.store.list_orders(status=None if include_open else "done", exchange=exchange, limit=limit)
+        out = []
+        for order in rows:
+            live = self.orders.get(order.id)
+            order = live or order
+            ex = self.exchanges.get(order.exchange)
+            market = ex.market(order.symbol) if ex else None
+            if market is not None:
+                out.append(order_view(order, market.instrument))
+        return out
+
+    # --- commands: wallets ---------------------------------------------------------------------------
+    async def add_virtual_wallet_tx(self, *, exchange: str, currency: str, movement: int) -> int:
+        ex = self.exchange(exchange)
+        if ex.mode != "paper":
+            raise DomainError("not_paper", f"exchange {exchange} is not a paper exchange")
+        lines = self.ledger.add_virtual_tx(exchange, currency, movement, self.clock())
+        await self._commit(self._changes(lines=lines))
+        return lines[-1].id
+
+    async def create_wallet_set(self, *, run_id: str | None, description: str, allocations: list[tuple[str, str, int]]) -> WalletSet:
+        for exchange, _, _ in allocations:
+            self.exchange(exchange)
+        wallet_set, lines = self.ledger.create_wallet_set(run_id, description, allocations, self.clock())
+        await self._commit(self._changes(lines=lines, wallet_sets=[wallet_set]))
+        return wallet_set
+
+    async def deactivate_wallet_set(self, set_id: int) -> WalletSet:
+        """Cancel the set's open orders (their holds go), then return its funds to unallocated."""
+        wallet_set = self.require_active_set(set_id)
+        ts = self.clock()
+        cancelled: list[Order] = []
+        for ex in self.exchanges.values():
+            for market in ex.markets.values():
+                for order in [o for o in market.engine.open_orders.values() if o.wallet_set_id == set_id]:
+                    market.engine.cancel(order.id, ts)
+                    cancelled.append(order)
+        if cancelled:
+            await self._finish_orders(cancelled, ts)
+        lines = self.ledger.deactivate_wallet_set(set_id, ts)
+        wallet_set = self.ledger.wallet_set(set_id)  # the ledger hands out copies: take the new state
+        await self._commit(self._changes(lines=lines, wallet_sets=[wallet_set]))
+        return wallet_set

@@ -1,0 +1,25 @@
+"""A real coinwire server shared by the API tests of a module."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+
+from coinwire.api.client import RpcClient
+from tests.server import ServerProcess
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    proc = ServerProcess(Path(tmp_path_factory.mktemp("server")))
+    proc.start()
+    yield proc
+    proc.stop()
+
+
+@pytest.fixture
+async def rpc(server: ServerProcess) -> AsyncIterator[RpcClient]:
+    async with RpcClient(server.ws) as client:
+        yield client

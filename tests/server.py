@@ -1,0 +1,104 @@
+"""Runs a real `coinwire serve` process for API tests: free port, temporary data dir, kill and restart."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+__all__ = ["ServerProcess", "free_port", "DEMO_EXCHANGES"]
+
+DEMO_EXCHANGES = [
+    {
+        "name": "demo",
+        "feed": "demo",
+        "tick_interval": 0.05,
+        "seed": 11,
+        "paper_funds": {"USDT": "1000000", "BTC": "10", "ETH": "100", "SOL": "1000"},
+    }
+]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class ServerProcess:
+    def __init__(self, data_dir: Path, exchanges: list[dict[str, Any]] | None = None, env: dict[str, str] | None = None) -> None:
+        self.data_dir = data_dir
+        self.port = free_port()
+        self.exchanges = exchanges if exchanges is not None else DEMO_EXCHANGES
+        self.extra_env = env or {}
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.log_path = data_dir / "server.log"
+
+    @property
+    def http(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def ws(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/rpc"
+
+    def start(self, wait_ready: bool = True, timeout: float = 30.0) -> None:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("COINWIRE_")}
+        env.update(
+            {
+                "COINWIRE_DATA_DIR": str(self.data_dir),
+                "COINWIRE_PORT": str(self.port),
+                "COINWIRE_EXCHANGES": json.dumps(self.exchanges),
+                "COINWIRE_LOG_LEVEL": "warning",
+            }
+        )
+        env.update(self.extra_env)
+        with open(self.log_path, "ab") as log:  # the child keeps its own copy of the descriptor
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "coinwire.cli", "serve"], env=env, stdout=log, stderr=subprocess.STDOUT
+            )
+        if wait_ready:
+            self.wait_ready(timeout)
+
+    def wait_ready(self, timeout: float = 30.0) -> None:
+        """Until /readyz answers and every exchange is `ready` (books synced)."""
+        deadline = time.monotonic() + timeout
+        last = ""
+        while time.monotonic() < deadline:
+            if self.proc is not None and self.proc.poll() is not None:
+                raise RuntimeError(f"server exited with {self.proc.returncode}:\n{self.log()}")
+            try:
+                r = httpx.get(self.http + "/readyz", timeout=1.0)
+                last = r.text
+                body = r.json()
+                if r.status_code == 200 and body["exchanges"] and all(s == "ready" for s in body["exchanges"].values()):
+                    return
+            except (httpx.HTTPError, ValueError):
+                pass
+            time.sleep(0.1)
+        raise TimeoutError(f"server not ready in {timeout}s (last: {last}):\n{self.log()}")
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")[-4000:] if self.log_path.exists() else ""
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown handlers, no flush; what is committed is all that survives."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(10)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.kill()
