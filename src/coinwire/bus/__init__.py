@@ -1,1 +1,20 @@
-"""coinwire.bus"""
+"""The message bus port: `Bus`, its in-process default and NATS JetStream adapter, chosen by URL."""
+
+from __future__ import annotations
+
+from coinwire.bus.base import Bus, Handler, Subscription
+from coinwire.bus.memory import MemoryBus
+from coinwire.core.errors import InvalidInput
+
+__all__ = ["Bus", "Handler", "Subscription", "MemoryBus", "bus_from_url"]
+
+
+def bus_from_url(url: str | None, namespace: str = "coinwire") -> Bus:
+    """`None` or `memory://` -> MemoryBus; `nats://host:port` (or `tls://`) -> NatsBus (not yet started)."""
+    if url is None or url in ("", "memory://", "memory"):
+        return MemoryBus(namespace)
+    if url.startswith(("nats://", "tls://")):
+        from coinwire.bus.nats import NatsBus  # imported on demand: the embedded setup never loads nats-py
+
+        return NatsBus(url, namespace)
+    raise InvalidInput("unsupported_bus_url", f"bus URL must be memory:// or nats://host:port, got {url!r}", url=url)

@@ -1,0 +1,150 @@
+"""The Bus port (publish, subscribe, replay typed messages on subjects) and the ordered inbox both adapters share.
+
+Delivery contract, identical for every adapter:
+
+- `subscribe(pattern, handler)` calls `handler(subject, message)` for each matching message,
+  one call at a time per subscription, in publish order; a handler that raises is logged
+  and the subscription carries on.
+- Each subscription has its own inbox drained by its own task, so a slow handler delays
+  only itself, never the publisher or other subscribers. An inbox holding `max_pending`
+  undelivered messages drops new ones (counted in `dropped`, logged), like a NATS slow
+  consumer, instead of growing until the process runs out of memory.
+- Messages on durable subjects (`coinwire.messages.DURABLE_SUBJECTS`) get a bus-wide,
+  increasing sequence number and can be replayed from any sequence.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import typing
+from collections import deque
+from collections.abc import Awaitable, Callable
+from typing import Protocol, runtime_checkable
+
+from coinwire.messages import Message
+
+__all__ = ["Bus", "Subscription", "Handler", "Inbox", "DEFAULT_MAX_PENDING", "check_message"]
+
+Handler = Callable[[str, Message], Awaitable[None]]
+
+DEFAULT_MAX_PENDING = 500_000
+_YIELD_EVERY = 1024  # let other tasks run even when handlers never suspend
+
+log = logging.getLogger("coinwire.bus")
+
+MESSAGE_TYPES: tuple[type, ...] = typing.get_args(Message)
+
+
+def check_message(message: object) -> None:
+    """Refuse anything that is not a `coinwire.messages` type: only those cross a real wire."""
+    if not isinstance(message, MESSAGE_TYPES):
+        raise TypeError(f"bus messages must be coinwire.messages types, got {type(message).__name__}")
+
+
+@runtime_checkable
+class Subscription(Protocol):
+    """A live subscription; after `unsubscribe()` returns no new handler call starts."""
+
+    pattern: str
+
+    async def unsubscribe(self) -> None: ...
+
+
+@runtime_checkable
+class Bus(Protocol):
+    """Typed messages on subjects; in-process (`MemoryBus`) or over NATS JetStream (`NatsBus`)."""
+
+    namespace: str
+
+    async def start(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def ping(self) -> bool: ...
+
+    async def publish(self, subject: str, message: Message) -> int | None:
+        """Send `message`; return its sequence number on durable subjects, None otherwise."""
+        ...
+
+    async def subscribe(self, pattern: str, handler: Handler) -> Subscription: ...
+
+    async def replay(self, pattern: str, from_seq: int = 1) -> list[tuple[int, str, Message]]:
+        """Durable messages matching `pattern` with sequence >= `from_seq`, oldest first."""
+        ...
+
+    async def last_seq(self) -> int:
+        """The sequence number of the newest durable message (0 when there is none)."""
+        ...
+
+
+class Inbox:
+    """One subscription's FIFO of (subject, message), drained by one task that awaits the handler.
+
+    A deque plus an event is several times cheaper per message than an `asyncio.Queue`,
+    which matters at market-data rates. `close()` discards what is still queued; a handler
+    call already running is left to finish (so a handler may unsubscribe itself).
+    """
+
+    __slots__ = ("pattern", "dropped", "_handler", "_max_pending", "_queue", "_wakeup", "_closed", "_task")
+
+    def __init__(self, pattern: str, handler: Handler, max_pending: int = DEFAULT_MAX_PENDING) -> None:
+        self.pattern = pattern
+        self.dropped = 0
+        self._handler = handler
+        self._max_pending = max_pending
+        self._queue: deque[tuple[str, Message]] = deque()
+        self._wakeup = asyncio.Event()
+        self._closed = False
+        self._task = asyncio.get_running_loop().create_task(self._run(), name=f"bus-inbox:{pattern}")
+
+    @property
+    def pending(self) -> int:
+        return len(self._queue)
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def put(self, subject: str, message: Message) -> None:
+        """Queue one message without blocking (called by publishers and network readers)."""
+        if self._closed:
+            return
+        if len(self._queue) >= self._max_pending:
+            self.dropped += 1
+            if self.dropped == 1 or self.dropped % 100_000 == 0:
+                log.warning("bus subscription %r is a slow consumer: %d messages dropped", self.pattern, self.dropped)
+            return
+        self._queue.append((subject, message))
+        self._wakeup.set()
+
+    def close(self) -> None:
+        """Stop delivering: nothing queued is delivered after this returns."""
+        self._closed = True
+        self._queue.clear()
+        self._wakeup.set()
+
+    async def stop(self) -> None:
+        """Close and wait for the draining task to end, cancelling a handler still running."""
+        self.close()
+        if self._task is not asyncio.current_task():
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+    async def _run(self) -> None:
+        queue, handler = self._queue, self._handler
+        delivered = 0
+        while not self._closed:
+            while queue:
+                subject, message = queue.popleft()
+                try:
+                    await handler(subject, message)
+                except Exception:
+                    log.exception("bus handler for %r failed on %s", self.pattern, subject)
+                if self._closed:
+                    return
+                delivered += 1
+                if delivered % _YIELD_EVERY == 0:
+                    await asyncio.sleep(0)
+            self._wakeup.clear()
+            await self._wakeup.wait()

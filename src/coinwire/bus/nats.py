@@ -1,0 +1,247 @@
+"""NatsBus: the Bus over NATS, with order and fill subjects kept in a JetStream stream for replay.
+
+On the wire every subject is prefixed `<namespace>.` (stripped on receipt), so several
+deployments or test runs share one server without cross-talk. Ephemeral subjects (market
+data, status, logs) use core NATS publish; durable ones (`DURABLE_SUBJECTS`) go through
+JetStream, whose ack carries the stream sequence `publish` returns. Live subscriptions are
+core NATS subscriptions, which see JetStream-published messages too, fed into the same
+ordered per-subscription `Inbox` the MemoryBus uses. `replay` reads through a short-lived
+pull consumer starting at the requested stream sequence. Payloads are msgpack
+(`coinwire.messages.encode`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+
+import msgspec
+import nats.errors
+import nats.js.errors
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.aio.subscription import Subscription as CoreSubscription
+from nats.js import JetStreamContext, api
+
+from coinwire.bus.base import DEFAULT_MAX_PENDING, Handler, Inbox, check_message
+from coinwire.bus.subjects import intersect, is_durable, matcher, validate_namespace, validate_pattern, validate_subject
+from coinwire.messages import DURABLE_SUBJECTS, Message, decode, encode
+
+__all__ = ["NatsBus", "NatsSubscription", "stream_name"]
+
+log = logging.getLogger("coinwire.bus.nats")
+
+_FETCH_BATCH = 1024
+
+
+def stream_name(namespace: str) -> str:
+    """The JetStream stream holding a namespace's durable subjects."""
+    return f"{validate_namespace(namespace)}_durable"
+
+
+class NatsSubscription:
+    """A NatsBus subscription: a core NATS subscription feeding an ordered `Inbox`."""
+
+    __slots__ = ("pattern", "inbox", "_bus", "_sub")
+
+    def __init__(self, bus: NatsBus, inbox: Inbox, sub: CoreSubscription) -> None:
+        self.pattern = inbox.pattern
+        self.inbox = inbox
+        self._bus = bus
+        self._sub = sub
+
+    async def unsubscribe(self) -> None:
+        self.inbox.close()
+        self._bus._forget(self)
+        with contextlib.suppress(nats.errors.Error):  # already gone with its connection
+            await self._sub.unsubscribe()
+
+
+class NatsBus:
+    """Bus over NATS JetStream at `url`; call `start()` before use and `close()` after."""
+
+    def __init__(
+        self,
+        url: str = "nats://127.0.0.1:4222",
+        namespace: str = "coinwire",
+        *,
+        max_pending: int = DEFAULT_MAX_PENDING,
+        connect_timeout: float = 5.0,
+        request_timeout: float = 5.0,
+    ) -> None:
+        self.url = url
+        self.namespace = validate_namespace(namespace)
+        self.stream = stream_name(namespace)
+        self._prefix = f"{namespace}."
+        self._max_pending = max_pending
+        self._connect_timeout = connect_timeout
+        self._request_timeout = request_timeout
+        self._nc: Client | None = None
+        self._js: JetStreamContext | None = None
+        self._subscriptions: list[NatsSubscription] = []
+
+    async def start(self) -> None:
+        """Connect (failing within `connect_timeout`) and make sure the durable stream exists."""
+        if self._nc is not None:
+            return
+        nc = Client()
+        try:
+            await asyncio.wait_for(
+                nc.connect(
+                    self.url,
+                    name=f"coinwire:{self.namespace}",
+                    error_cb=self._on_error,
+                    disconnected_cb=self._on_disconnected,
+                    reconnected_cb=self._on_reconnected,
+                    max_reconnect_attempts=-1,  # once up, keep reconnecting; publishes buffer meanwhile
+                ),
+                timeout=self._connect_timeout,
+            )
+        except (OSError, TimeoutError, nats.errors.Error) as exc:
+            with contextlib.suppress(Exception):
+                await nc.close()
+            raise ConnectionError(f"cannot connect to NATS at {self.url}: {exc or type(exc).__name__}") from exc
+        self._nc = nc
+        self._js = nc.jetstream(timeout=self._request_timeout)
+        await self._ensure_stream()
+
+    async def close(self) -> None:
+        """Stop every subscription, flush what was published, disconnect. The stream stays."""
+        subscriptions, self._subscriptions = self._subscriptions, []
+        await asyncio.gather(*(s.inbox.stop() for s in subscriptions))
+        nc, self._nc, self._js = self._nc, None, None
+        if nc is not None and not nc.is_closed:
+            with contextlib.suppress(nats.errors.Error, asyncio.TimeoutError):
+                await nc.flush(timeout=self._request_timeout)
+            await nc.close()
+
+    async def ping(self) -> bool:
+        nc = self._nc
+        if nc is None or not nc.is_connected:
+            return False
+        try:
+            await nc.flush(timeout=self._request_timeout)
+        except (nats.errors.Error, asyncio.TimeoutError):
+            return False
+        return True
+
+    async def publish(self, subject: str, message: Message) -> int | None:
+        nc = self._connection()
+        validate_subject(subject)
+        check_message(message)
+        if is_durable(subject):
+            ack = await self._jetstream().publish(self._prefix + subject, encode(message), stream=self.stream)
+            return ack.seq
+        await nc.publish(self._prefix + subject, encode(message))
+        return None
+
+    async def subscribe(self, pattern: str, handler: Handler) -> NatsSubscription:
+        validate_pattern(pattern)
+        nc = self._connection()
+        inbox = Inbox(pattern, handler, self._max_pending)
+        cut = len(self._prefix)
+
+        async def receive(msg: Msg) -> None:
+            try:
+                message = decode(msg.data)
+            except msgspec.DecodeError:
+                log.warning("dropping undecodable message on %s", msg.subject)
+                return
+            inbox.put(msg.subject[cut:], message)
+
+        sub = await nc.subscribe(self._prefix + pattern, cb=receive, pending_msgs_limit=self._max_pending)
+        subscription = NatsSubscription(self, inbox, sub)
+        self._subscriptions.append(subscription)
+        return subscription
+
+    async def replay(self, pattern: str, from_seq: int = 1) -> list[tuple[int, str, Message]]:
+        validate_pattern(pattern)
+        js = self._jetstream()
+        filters = [f for f in (intersect(pattern, d) for d in DURABLE_SUBJECTS) if f is not None]
+        if not filters:
+            return []  # no durable subject matches: nothing was kept
+        # One filter narrows server-side; two (a wildcard first token) need a multi-filter
+        # consumer, which NATS < 2.10 ignores, so read every durable subject and match here.
+        config = api.ConsumerConfig(
+            ack_policy=api.AckPolicy.NONE,
+            deliver_policy=api.DeliverPolicy.BY_START_SEQUENCE,
+            opt_start_seq=max(from_seq, 1),
+            filter_subject=self._prefix + filters[0] if len(filters) == 1 else None,
+            inactive_threshold=60.0,
+            mem_storage=True,
+        )
+        consumer = await js.add_consumer(self.stream, config)
+        try:
+            return await self._read(consumer, matcher(pattern))
+        finally:
+            with contextlib.suppress(nats.errors.Error):
+                await js.delete_consumer(self.stream, consumer.name)
+
+    async def last_seq(self) -> int:
+        info = await self._jetstream().stream_info(self.stream)
+        return info.state.last_seq or 0
+
+    async def delete_stream(self) -> None:
+        """Remove this namespace's stream and every durable message in it (tests, decommissioning)."""
+        with contextlib.suppress(nats.js.errors.NotFoundError):
+            await self._jetstream().delete_stream(self.stream)
+
+    async def _read(self, consumer: api.ConsumerInfo, selects: Callable[[str], bool]) -> list[tuple[int, str, Message]]:
+        remaining = consumer.num_pending or 0  # what the consumer holds now: a snapshot
+        out: list[tuple[int, str, Message]] = []
+        if remaining == 0:
+            return out
+        psub = await self._jetstream().pull_subscribe_bind(consumer=consumer.name, stream=self.stream)
+        cut = len(self._prefix)
+        try:
+            while remaining > 0:
+                for msg in await psub.fetch(min(remaining, _FETCH_BATCH), timeout=self._request_timeout):
+                    remaining -= 1
+                    subject = msg.subject[cut:]
+                    if selects(subject):
+                        out.append((msg.metadata.sequence.stream, subject, decode(msg.data)))
+        finally:
+            await psub.unsubscribe()
+        return out
+
+    async def _ensure_stream(self) -> None:
+        js = self._jetstream()
+        config = api.StreamConfig(
+            name=self.stream,
+            subjects=[self._prefix + s for s in DURABLE_SUBJECTS],
+            storage=api.StorageType.FILE,
+        )
+        try:
+            info = await js.stream_info(self.stream)
+        except nats.js.errors.NotFoundError:
+            await js.add_stream(config)
+            return
+        if set(info.config.subjects or ()) != set(config.subjects or ()):
+            await js.update_stream(config)
+
+    def _connection(self) -> Client:
+        if self._nc is None:
+            raise RuntimeError("NatsBus is not started: call `await bus.start()` first")
+        return self._nc
+
+    def _jetstream(self) -> JetStreamContext:
+        if self._js is None:
+            raise RuntimeError("NatsBus is not started: call `await bus.start()` first")
+        return self._js
+
+    def _forget(self, subscription: NatsSubscription) -> None:
+        if subscription in self._subscriptions:
+            self._subscriptions.remove(subscription)
+
+    async def _on_error(self, exc: Exception) -> None:
+        log.warning("nats error: %s", exc)
+
+    async def _on_disconnected(self) -> None:
+        if self._nc is None:  # our own close(), not an outage
+            return
+        log.warning("nats disconnected from %s", self.url)
+
+    async def _on_reconnected(self) -> None:
+        log.info("nats reconnected to %s", self.url)

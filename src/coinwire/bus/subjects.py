@@ -1,0 +1,122 @@
+"""Subject grammar checks and fast NATS-style wildcard matching (`*` one token, `>` the rest).
+
+A subject is dot-separated, non-empty tokens without spaces or wildcards (`order.binance.usdt.btc`).
+A pattern may also use `*` as a whole token, and `>` as its last token (one or more tokens).
+Checks raise `InvalidInput` with a stable code, because patterns also arrive from API clients
+(push-stream subscriptions), not only from our own code.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from functools import lru_cache
+
+from coinwire.core.errors import InvalidInput
+from coinwire.messages import DURABLE_SUBJECTS
+
+__all__ = ["validate_subject", "validate_pattern", "validate_namespace", "matcher", "match", "intersect", "is_durable"]
+
+_BAD_CHARS = re.compile(r"[\s*>]")
+_NAMESPACE = re.compile(r"[A-Za-z0-9_-]+")
+
+
+def _token_problem(token: str) -> str | None:
+    if not token:
+        return "has an empty token (leading, trailing or doubled dot)"
+    if _BAD_CHARS.search(token):
+        return f"has an invalid token {token!r} (no spaces; wildcards only as whole tokens)"
+    return None
+
+
+def validate_subject(subject: str) -> str:
+    """Return `subject` unchanged, or raise `invalid_subject`: publish subjects are concrete, never wildcards."""
+    if not isinstance(subject, str) or not subject:
+        raise InvalidInput("invalid_subject", f"subject must be a non-empty string, got {subject!r}")
+    for token in subject.split("."):
+        if token in ("*", ">"):
+            raise InvalidInput("invalid_subject", f"subject {subject!r} contains wildcard {token!r}; publish to a concrete subject")
+        problem = _token_problem(token)
+        if problem:
+            raise InvalidInput("invalid_subject", f"subject {subject!r} {problem}")
+    return subject
+
+
+def validate_pattern(pattern: str) -> str:
+    """Return `pattern` unchanged, or raise `invalid_pattern` (empty tokens, `>` not last, partial wildcards)."""
+    if not isinstance(pattern, str) or not pattern:
+        raise InvalidInput("invalid_pattern", f"pattern must be a non-empty string, got {pattern!r}")
+    tokens = pattern.split(".")
+    for index, token in enumerate(tokens):
+        if token == "*":
+            continue
+        if token == ">":
+            if index != len(tokens) - 1:
+                raise InvalidInput("invalid_pattern", f"pattern {pattern!r}: '>' may only be the last token")
+            continue
+        problem = _token_problem(token)
+        if problem:
+            raise InvalidInput("invalid_pattern", f"pattern {pattern!r} {problem}")
+    return pattern
+
+
+def validate_namespace(namespace: str) -> str:
+    """A namespace is one subject token that is also a valid JetStream stream name: letters, digits, `_`, `-`."""
+    if not isinstance(namespace, str) or not _NAMESPACE.fullmatch(namespace):
+        raise InvalidInput(
+            "invalid_namespace", f"namespace must be letters, digits, '_' or '-', got {namespace!r}", namespace=namespace
+        )
+    return namespace
+
+
+@lru_cache(maxsize=4096)
+def matcher(pattern: str) -> Callable[[str], bool]:
+    """Compile `pattern` once into a predicate on subjects (cached: buses match every publish)."""
+    validate_pattern(pattern)
+    if "*" not in pattern.split(".") and not pattern.endswith(">"):
+        return pattern.__eq__
+    if pattern == ">":
+        return bool  # any valid subject has at least one token
+    if pattern.endswith(".>") and "*" not in pattern.split("."):
+        prefix = pattern[:-1]  # keeps the dot: `order.>` -> `order.`
+        return lambda subject: subject.startswith(prefix) and len(subject) > len(prefix)
+    parts = [r"[^.]+" if t == "*" else r"[^.]+(?:\.[^.]+)*" if t == ">" else re.escape(t) for t in pattern.split(".")]
+    fullmatch = re.compile(r"\.".join(parts)).fullmatch
+    return lambda subject: fullmatch(subject) is not None
+
+
+def match(pattern: str, subject: str) -> bool:
+    """True when `subject` is one `pattern` selects (both already valid; see `validate_*`)."""
+    return matcher(pattern)(subject)
+
+
+def intersect(a: str, b: str) -> str | None:
+    """The pattern selecting exactly the subjects both `a` and `b` select, or None when they share none.
+
+    NATS patterns are closed under intersection, so JetStream consumers can be given a filter
+    that is always a subset of the stream's subjects (older servers accept one filter only).
+    """
+    ta, tb = a.split("."), b.split(".")
+    out: list[str] = []
+    for index in range(max(len(ta), len(tb))):
+        x = ta[index] if index < len(ta) else None
+        y = tb[index] if index < len(tb) else None
+        if x == ">":
+            return ".".join(out + tb[index:]) if y is not None else None
+        if y == ">":
+            return ".".join(out + ta[index:]) if x is not None else None
+        if x is None or y is None:
+            return None
+        if x == "*":
+            out.append(y)
+        elif y == "*" or x == y:
+            out.append(x)
+        else:
+            return None
+    return ".".join(out)
+
+
+@lru_cache(maxsize=65536)
+def is_durable(subject: str) -> bool:
+    """Whether a bus keeps messages on `subject` (see `coinwire.messages.DURABLE_SUBJECTS`)."""
+    return any(match(pattern, subject) for pattern in DURABLE_SUBJECTS)
