@@ -1,0 +1,304 @@
+"""The Store port: orders, fills and the ledger on SQLite (default, WAL) or PostgreSQL.
+
+One schema (coinwire.store.tables) and one code path for both databases; only the upsert
+statement is dialect-specific. `start()` migrates the database to the packaged Alembic
+head, so a fresh file or schema is ready without a separate step. Every write is a
+ChangeSet applied in ONE transaction with one executemany statement per table: a command
+is stored entirely or not at all, which is what makes crash recovery (`load_state`) exact.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Any
+
+import msgspec
+from sqlalchemy import ColumnElement, Select, Table, event, func, insert, select, text
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import URL, Connection, make_url
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.pool import ConnectionPoolEntry
+from sqlalchemy.sql.dml import Insert
+
+from coinwire.core.errors import Conflict, InvalidInput
+from coinwire.core.orders import Fill, Order, OrderStatus
+from coinwire.core.wallets import Wallet, WalletLine, WalletSet
+from coinwire.store import migrate
+from coinwire.store.codec import FILLS, ORDERS, WALLET_LINES, WALLET_SETS, WALLETS, ChangeSet, Rows, encode
+from coinwire.store.tables import TABLES, fills, orders, wallet_lines, wallet_sets, wallets
+
+__all__ = ["Store", "StoredState", "normalise_url"]
+
+_SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+_BEGIN_OPTION = "coinwire_sqlite_begin"
+_MIGRATION_LOCK = 0x636F696E77697265  # "coinwire": serialises concurrent starts on PostgreSQL
+
+
+class StoredState(msgspec.Struct, kw_only=True):
+    """What a restarting process needs: the ledger, the orders still in play, and id high marks.
+
+    Each Wallet's `balance` and `hold` are already the sums of its lines; `wallet_lines`
+    are all lines in (wallet_id, ts, id) order for whoever rebuilds finer state.
+    `open_orders` are those not done (pending and open). `last_*_id` are 0 on an empty store.
+    """
+
+    wallet_sets: list[WalletSet]
+    wallets: list[Wallet]
+    wallet_lines: list[WalletLine]
+    open_orders: list[Order]
+    last_order_id: int
+    last_fill_id: int
+    last_wallet_line_id: int
+    last_wallet_id: int
+    last_wallet_set_id: int
+
+
+def normalise_url(url: str) -> str:
+    """Map the URLs people write onto coinwire's async drivers (aiosqlite, asyncpg)."""
+    try:
+        parsed = make_url(url)
+    except Exception:  # noqa: BLE001 - SQLAlchemy raises several types for a bad URL
+        raise InvalidInput("invalid_store_url", f"not a database URL: {url!r}") from None
+    backend = parsed.get_backend_name()
+    if backend == "sqlite" and parsed.drivername in ("sqlite", "sqlite+aiosqlite"):
+        if not parsed.database or parsed.database == ":memory:" or parsed.database.startswith("file:"):
+            raise InvalidInput(
+                "invalid_store_url", "the SQLite store needs a file path, e.g. sqlite:///coinwire.db (not :memory:)"
+            )
+        return _render(parsed.set(drivername="sqlite+aiosqlite"))
+    if backend in ("postgresql", "postgres") and parsed.drivername in (
+        "postgresql",
+        "postgres",
+        "postgresql+asyncpg",
+    ):
+        return _render(parsed.set(drivername="postgresql+asyncpg"))
+    raise InvalidInput(
+        "invalid_store_url",
+        f"unsupported store URL {parsed.drivername}://...; use sqlite:///path.db or postgresql://user@host/db",
+    )
+
+
+def _render(url: URL) -> str:
+    return url.render_as_string(hide_password=False)
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None:
+    """WAL for concurrent readers, NORMAL sync (durable at checkpoints), enforced FKs, waits on locks."""
+    dbapi_connection.isolation_level = None  # transactions are begun explicitly (see _sqlite_begin)
+    cursor = dbapi_connection.cursor()
+    for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "foreign_keys=ON", "busy_timeout=10000"):
+        cursor.execute(f"PRAGMA {pragma}")
+    cursor.close()
+
+
+def _sqlite_begin(connection: Connection) -> None:
+    """Begin every transaction ourselves so DDL is transactional and writers take the lock up front."""
+    connection.exec_driver_sql(connection.get_execution_options().get(_BEGIN_OPTION, "BEGIN"))
+
+
+def _write_statement(table: Table, dialect: str) -> Insert:
+    """A plain INSERT, or for upserted tables INSERT .. ON CONFLICT (id) DO UPDATE every column."""
+    if table.name not in Rows.UPSERTED:
+        return insert(table)
+    statement = (sqlite.insert if dialect == "sqlite" else postgresql.insert)(table)
+    updates = {column.name: statement.excluded[column.name] for column in table.columns if column.name != "id"}
+    return statement.on_conflict_do_update(index_elements=[table.c.id], set_=updates)
+
+
+class Store:
+    """Async repositories over one database; create, `await start()`, use, `await close()`."""
+
+    def __init__(self, url: str, schema: str | None = None) -> None:
+        self.url = normalise_url(url)
+        self.dialect: str = make_url(self.url).get_backend_name()
+        if schema is not None and (self.dialect != "postgresql" or not _SCHEMA_NAME.match(schema)):
+            raise InvalidInput(
+                "invalid_store_schema", f"schema {schema!r}: a lower-case identifier, and only for PostgreSQL"
+            )
+        self.schema = schema
+        self._engine: AsyncEngine | None = None
+        self._writer: AsyncEngine | None = None  # the same pool; SQLite transactions BEGIN IMMEDIATE
+        self._writes = {table.name: _write_statement(table, self.dialect) for table in TABLES}
+
+    # --- lifecycle ----------------------------------------------------------------------
+    @property
+    def engine(self) -> AsyncEngine:
+        if self._engine is None:
+            raise RuntimeError("Store is not started: await store.start() first")
+        return self._engine
+
+    async def start(self) -> None:
+        """Connect and migrate to head (a no-op when already there). Idempotent."""
+        if self._engine is not None:
+            return
+        if self.dialect == "sqlite":
+            engine = create_async_engine(self.url)
+            event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+            event.listen(engine.sync_engine, "begin", _sqlite_begin)
+        else:
+            connect_args = {"server_settings": {"search_path": self.schema}} if self.schema else {}
+            engine = create_async_engine(self.url, pool_pre_ping=True, connect_args=connect_args)
+        writer = self._write_engine(engine)
+        try:
+            async with writer.begin() as conn:
+                if self.dialect == "postgresql":
+                    await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK})
+                    if self.schema:
+                        await conn.execute(text(f'CREATE SCHEMA IF NOT EXISTS "{self.schema}"'))
+                await conn.run_sync(migrate.upgrade)
+        except BaseException:
+            await engine.dispose()
+            raise
+        self._engine, self._writer = engine, writer
+
+    async def close(self) -> None:
+        if self._engine is not None:
+            engine, self._engine, self._writer = self._engine, None, None
+            await engine.dispose()
+
+    async def __aenter__(self) -> Store:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.close()
+
+    async def ping(self) -> bool:
+        """True when the database answers a trivial query (for health checks; never raises)."""
+        try:
+            async with self.engine.connect() as conn:
+                return (await conn.execute(text("SELECT 1"))).scalar_one() == 1
+        except (SQLAlchemyError, OSError, RuntimeError):
+            return False
+
+    def _write_engine(self, engine: AsyncEngine) -> AsyncEngine:
+        """SQLite writers BEGIN IMMEDIATE: take the write lock first, so busy_timeout applies."""
+        if self.dialect == "sqlite":
+            return engine.execution_options(**{_BEGIN_OPTION: "BEGIN IMMEDIATE"})
+        return engine
+
+    # --- writes -------------------------------------------------------------------------
+    async def apply(self, changes: ChangeSet) -> None:
+        """Write a ChangeSet in one transaction; on any conflict nothing of it is stored.
+
+        A duplicate client_oid raises Conflict("duplicate_client_oid"); any other
+        constraint failure (duplicate id, unknown order or wallet) Conflict("store_conflict").
+        """
+        await self.apply_rows(encode(changes))
+
+    async def apply_rows(self, rows: Rows) -> None:
+        """Write already-encoded rows (see codec.encode / Rows.merge) in one transaction."""
+        try:
+            async with (self._writer or self.engine).begin() as conn:
+                for table in TABLES:
+                    batch = rows.by_table.get(table.name)
+                    if batch:
+                        await conn.execute(self._writes[table.name], batch)
+        except IntegrityError as exc:
+            detail = str(exc.orig).strip().splitlines()
+            message = detail[-1] if detail else "constraint violated"
+            code = "duplicate_client_oid" if "client_oid" in str(exc.orig) else "store_conflict"
+            raise Conflict(code, f"change set refused by the store: {message}") from exc
+
+    # --- reads --------------------------------------------------------------------------
+    async def _all(self, query: Select[Any]) -> list[dict[str, Any]]:
+        async with self.engine.connect() as conn:
+            return [dict(row) for row in (await conn.execute(query)).mappings()]
+
+    async def load_state(self) -> StoredState:
+        """Everything crash recovery needs, read in one transaction (a consistent snapshot)."""
+        async with self.engine.connect() as conn:
+            if self.dialect == "postgresql":  # READ COMMITTED would give each statement its own snapshot
+                conn = await conn.execution_options(isolation_level="REPEATABLE READ")
+            await conn.begin()
+            set_rows = (await conn.execute(select(wallet_sets).order_by(wallet_sets.c.id))).mappings()
+            sets = [WALLET_SETS.from_row(r) for r in set_rows]
+            wallet_rows = (await conn.execute(select(wallets).order_by(wallets.c.id))).mappings()
+            found = {w.id: w for w in map(WALLETS.from_row, wallet_rows)}
+            line_query = select(wallet_lines).order_by(wallet_lines.c.wallet_id, wallet_lines.c.ts, wallet_lines.c.id)
+            lines = [WALLET_LINES.from_row(r) for r in (await conn.execute(line_query)).mappings()]
+            open_query = select(orders).where(orders.c.status != OrderStatus.DONE.value).order_by(orders.c.id)
+            open_orders = [ORDERS.from_row(r) for r in (await conn.execute(open_query)).mappings()]
+            highs = select(*(select(func.coalesce(func.max(t.c.id), 0)).scalar_subquery() for t in TABLES))
+            last_set, last_wallet, last_order, last_fill, last_line = (await conn.execute(highs)).one()
+        for line in lines:
+            wallet = found[line.wallet_id]
+            wallet.balance += line.movement
+            wallet.hold += line.hold
+        return StoredState(
+            wallet_sets=sets,
+            wallets=list(found.values()),
+            wallet_lines=lines,
+            open_orders=open_orders,
+            last_order_id=last_order,
+            last_fill_id=last_fill,
+            last_wallet_line_id=last_line,
+            last_wallet_id=last_wallet,
+            last_wallet_set_id=last_set,
+        )
+
+    async def get_order(self, order_id: int) -> Order | None:
+        return await self._one_order(orders.c.id == order_id)
+
+    async def get_order_by_client_oid(self, client_oid: str) -> Order | None:
+        """Look an order up by its idempotency key (a retried request finds the first one)."""
+        return await self._one_order(orders.c.client_oid == client_oid)
+
+    async def _one_order(self, condition: ColumnElement[bool]) -> Order | None:
+        rows = await self._all(select(orders).where(condition))
+        return ORDERS.from_row(rows[0]) if rows else None
+
+    async def list_orders(
+        self,
+        status: str | None = None,
+        exchange: str | None = None,
+        wallet_set_id: int | None = None,
+        limit: int = 100,
+        before_id: int | None = None,
+    ) -> list[Order]:
+        """Newest first; page on with `before_id=` the last id of the previous page."""
+        query = select(orders).order_by(orders.c.id.desc()).limit(_check_limit(limit))
+        if status is not None:
+            query = query.where(orders.c.status == _status(status))
+        if exchange is not None:
+            query = query.where(orders.c.exchange == exchange)
+        if wallet_set_id is not None:
+            query = query.where(orders.c.wallet_set_id == wallet_set_id)
+        if before_id is not None:
+            query = query.where(orders.c.id < before_id)
+        return [ORDERS.from_row(row) for row in await self._all(query)]
+
+    async def list_fills(self, order_id: int | None = None, limit: int = 100, before_id: int | None = None) -> list[Fill]:
+        """Newest first; page on with `before_id=` the last id of the previous page."""
+        query = select(fills).order_by(fills.c.id.desc()).limit(_check_limit(limit))
+        if order_id is not None:
+            query = query.where(fills.c.order_id == order_id)
+        if before_id is not None:
+            query = query.where(fills.c.id < before_id)
+        return [FILLS.from_row(row) for row in await self._all(query)]
+
+    async def wallet_lines(self, wallet_ids: Sequence[int], since_ts: int | None = None) -> list[WalletLine]:
+        """Lines of these wallets in time order (ts, then id): the raw material of balance history."""
+        if not wallet_ids:
+            return []
+        query = select(wallet_lines).where(wallet_lines.c.wallet_id.in_(list(wallet_ids)))
+        if since_ts is not None:
+            query = query.where(wallet_lines.c.ts >= since_ts)
+        query = query.order_by(wallet_lines.c.ts, wallet_lines.c.id)
+        return [WALLET_LINES.from_row(row) for row in await self._all(query)]
+
+
+def _check_limit(limit: int) -> int:
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+        raise InvalidInput("invalid_limit", f"limit must be a positive integer, got {limit!r}", field="limit")
+    return limit
+
+
+def _status(status: str) -> str:
+    try:
+        return OrderStatus(status).value
+    except ValueError:
+        allowed = ", ".join(s.value for s in OrderStatus)
+        raise InvalidInput("invalid_status", f"status must be one of {allowed}, got {status!r}", field="status") from None

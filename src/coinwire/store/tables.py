@@ -1,0 +1,147 @@
+"""The store's schema as SQLAlchemy Core tables: one definition for SQLite and PostgreSQL.
+
+Money is never a float here. Prices and sizes are exact decimal TEXT at the instrument's
+precision ("61737.63"), and every order and fill row carries its `price_decimals` and
+`size_decimals`, so a row reads the same to a person, to SQL and to the codec. Ledger
+amounts (notional, fee, movement, hold) are decimal TEXT in currency units with up to 18
+decimals: they routinely exceed 64 bits as ATTO integers. Timestamps are integer
+nanoseconds since the epoch. Ids are given by the core's id sequences, never by the
+database.
+
+The migrations in `migrations/versions` must create exactly this schema
+(tests/store/test_migrations.py compares them).
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+)
+
+__all__ = ["metadata", "orders", "fills", "wallet_sets", "wallets", "wallet_lines", "meta", "IdType", "TABLES"]
+
+# Stable constraint names on both dialects, so migrations can refer to them.
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+# 64-bit ids; on SQLite an INTEGER PRIMARY KEY is the rowid itself (no second index).
+IdType = BigInteger().with_variant(Integer(), "sqlite")
+
+wallet_sets = Table(
+    "wallet_sets",
+    metadata,
+    Column("id", IdType, primary_key=True, autoincrement=False),
+    Column("run_id", String(64), nullable=True),
+    Column("description", Text, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("active", Boolean, nullable=False),
+    Column("deactivated_at", BigInteger, nullable=True),
+    Column("type", String(32), nullable=False),
+    Index(None, "run_id"),
+)
+
+wallets = Table(
+    "wallets",
+    metadata,
+    Column("id", IdType, primary_key=True, autoincrement=False),
+    Column("exchange", String(64), nullable=False),
+    Column("currency", String(32), nullable=False),
+    Column("wallet_set_id", BigInteger, ForeignKey("wallet_sets.id"), nullable=True),
+    Index(None, "wallet_set_id"),
+    Index(None, "exchange", "currency"),
+)
+
+orders = Table(
+    "orders",
+    metadata,
+    Column("id", IdType, primary_key=True, autoincrement=False),
+    Column("client_oid", String(64), nullable=False, unique=True),  # the idempotency key
+    Column("exchange", String(64), nullable=False),
+    Column("symbol", String(64), nullable=False),
+    Column("side", String(8), nullable=False),
+    Column("type", String(32), nullable=False),
+    Column("price_decimals", Integer, nullable=False),
+    Column("size_decimals", Integer, nullable=False),
+    Column("size", Text, nullable=False),
+    Column("limit_price", Text, nullable=False),  # Order.limit ("limit" is an SQL keyword)
+    Column("cancel_after", BigInteger, nullable=False),
+    Column("wallet_set_id", BigInteger, ForeignKey("wallet_sets.id"), nullable=True),
+    Column("run_id", String(64), nullable=True),
+    Column("status", String(16), nullable=False),
+    Column("done_reason", String(16), nullable=True),
+    Column("created_at", BigInteger, nullable=False),
+    Column("exchange_at", BigInteger, nullable=True),
+    Column("done_at", BigInteger, nullable=True),
+    Column("last_updated_at", BigInteger, nullable=False),
+    Column("filled_size", Text, nullable=False),
+    Column("filled_notional", Text, nullable=False),
+    Column("fee", Text, nullable=False),
+    Index(None, "status"),
+    Index(None, "wallet_set_id"),
+    Index(None, "created_at"),
+    Index(None, "exchange", "symbol"),
+)
+
+fills = Table(
+    "fills",
+    metadata,
+    Column("id", IdType, primary_key=True, autoincrement=False),
+    Column("order_id", BigInteger, ForeignKey("orders.id"), nullable=False),
+    Column("client_oid", String(64), nullable=False),
+    Column("exchange", String(64), nullable=False),
+    Column("symbol", String(64), nullable=False),
+    Column("side", String(8), nullable=False),
+    Column("order_type", String(32), nullable=False),
+    Column("price_decimals", Integer, nullable=False),
+    Column("size_decimals", Integer, nullable=False),
+    Column("price", Text, nullable=False),
+    Column("size", Text, nullable=False),
+    Column("notional", Text, nullable=False),
+    Column("fee", Text, nullable=False),
+    Column("maker", Boolean, nullable=False),
+    Column("ts", BigInteger, nullable=False),
+    Column("run_id", String(64), nullable=True),
+    Column("wallet_set_id", BigInteger, nullable=True),
+    Column("ext_id", String(128), nullable=True),
+    Index(None, "order_id"),
+    Index(None, "ts"),
+)
+
+wallet_lines = Table(
+    "wallet_lines",
+    metadata,
+    Column("id", IdType, primary_key=True, autoincrement=False),
+    Column("wallet_id", BigInteger, ForeignKey("wallets.id"), nullable=False),
+    Column("ts", BigInteger, nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("movement", Text, nullable=False),
+    Column("hold", Text, nullable=False),
+    Column("order_id", BigInteger, nullable=True),
+    Column("fill_id", BigInteger, nullable=True),
+    Index(None, "wallet_id", "ts"),
+)
+
+meta = Table(
+    "meta",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
+)
+
+# Parents before children: the order in which one transaction writes them.
+TABLES: tuple[Table, ...] = (wallet_sets, wallets, orders, fills, wallet_lines)

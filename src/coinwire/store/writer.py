@@ -1,0 +1,128 @@
+"""Group commit: many concurrent ChangeSets share one transaction, each submitter still waits for it.
+
+A commit costs a disk sync (SQLite) or a network round trip (PostgreSQL) no matter how
+little it writes, so one background task drains whatever is queued (up to `max_batch`
+ChangeSets), merges it and commits once. `submit` returns only after the transaction
+holding its changes committed, so a caller may acknowledge an order as soon as it returns.
+If a merged transaction fails, each ChangeSet of that batch is retried in its own
+transaction, in submission order, so one bad change fails only its own submitter.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from coinwire.store.codec import ChangeSet, Rows, encode
+from coinwire.store.store import Store
+
+__all__ = ["GroupCommitWriter"]
+
+_Item = tuple[Rows, "asyncio.Future[None]"]
+
+
+class GroupCommitWriter:
+    """Serialises all writes to one Store through one task; `commits` counts transactions committed."""
+
+    def __init__(self, store: Store, max_batch: int = 256) -> None:
+        if max_batch < 1:
+            raise ValueError("max_batch must be at least 1")
+        self.store = store
+        self.max_batch = max_batch
+        self.submitted = 0  # ChangeSets accepted by submit()
+        self.commits = 0  # transactions committed (fewer than submitted when batching works)
+        self.fallbacks = 0  # merged transactions that failed and were retried one by one
+        self._queue: asyncio.Queue[_Item | None] = asyncio.Queue()
+        self._task: asyncio.Task[None] | None = None
+        self._closing = False
+
+    async def start(self) -> None:
+        if self._task is None:
+            self._closing = False
+            self._task = asyncio.create_task(self._run(), name="coinwire-store-writer")
+
+    async def close(self) -> None:
+        """Stop accepting changes, commit everything already submitted, then stop."""
+        if self._task is None:
+            return
+        self._closing = True
+        self._queue.put_nowait(None)
+        task, self._task = self._task, None
+        await task
+
+    async def submit(self, changes: ChangeSet) -> None:
+        """Return once `changes` are committed; raise what its own transaction raised.
+
+        The ChangeSet is encoded now, so records mutated after this call are stored as
+        they were at the call. An empty ChangeSet returns at once.
+        """
+        if self._task is None or self._task.done() or self._closing:
+            raise RuntimeError("GroupCommitWriter is not running: await writer.start() first")
+        rows = encode(changes)
+        if not len(rows):
+            return
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.submitted += 1
+        self._queue.put_nowait((rows, future))
+        await future
+
+    async def _run(self) -> None:
+        batch: list[_Item] = []
+        try:
+            while True:
+                item = await self._queue.get()
+                stop = item is None
+                if item is not None:
+                    batch.append(item)
+                while not stop and len(batch) < self.max_batch and not self._queue.empty():
+                    item = self._queue.get_nowait()
+                    stop = item is None
+                    if item is not None:
+                        batch.append(item)
+                if batch:
+                    await self._commit(batch)
+                    batch = []
+                if stop:
+                    return
+        finally:
+            # Only reached with work pending if this task was cancelled: fail it loudly.
+            leftovers = batch + [item for item in _drain(self._queue) if item is not None]
+            for _, future in leftovers:
+                if not future.done():
+                    future.set_exception(RuntimeError("the store writer stopped before committing these changes"))
+
+    async def _commit(self, batch: list[_Item]) -> None:
+        if len(batch) > 1:
+            try:
+                await self.store.apply_rows(Rows.merge(rows for rows, _ in batch))
+            except Exception:  # noqa: BLE001 - isolate the culprit below, one transaction each
+                self.fallbacks += 1
+            else:
+                self.commits += 1
+                for _, future in batch:
+                    _resolve(future, None)
+                return
+        for rows, future in batch:
+            try:
+                await self.store.apply_rows(rows)
+            except Exception as exc:  # noqa: BLE001 - delivered to its submitter
+                _resolve(future, exc)
+            else:
+                self.commits += 1
+                _resolve(future, None)
+
+
+def _resolve(future: asyncio.Future[None], error: BaseException | None) -> None:
+    """Settle a submitter's future unless it gave up waiting (cancelled)."""
+    if future.done():
+        return
+    if error is None:
+        future.set_result(None)
+    else:
+        future.set_exception(error)
+
+
+def _drain(queue: asyncio.Queue[_Item | None]) -> list[_Item | None]:
+    items: list[_Item | None] = []
+    while not queue.empty():
+        items.append(queue.get_nowait())
+    return items

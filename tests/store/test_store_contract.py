@@ -1,0 +1,415 @@
+"""One contract for the Store on SQLite and on a real PostgreSQL: exact round trips, atomic
+ChangeSets, idempotency keys, paging, crash-recovery state and the group-commit writer."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import asyncpg
+import msgspec
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from sqlalchemy import text
+
+from coinwire.core.errors import Conflict, InvalidInput
+from coinwire.core.instruments import Instrument
+from coinwire.core.numbers import ATTO, str_to_atto
+from coinwire.core.orders import DoneReason, Fill, Order, OrderStatus, OrderType, Side
+from coinwire.core.wallets import LineKind, Wallet, WalletLine, WalletSet
+from coinwire.store import ChangeSet, GroupCommitWriter, Scale, Store, normalise_url
+from coinwire.store.codec import FILLS, ORDERS, WALLET_LINES
+from tests.conftest import POSTGRES_URL, require_service
+
+BTC_USDT = Instrument(
+    exchange="binance", symbol="BTC/USDT", base="BTC", quote="USDT", price_decimals=2, size_decimals=5
+)
+BIG = str_to_atto("123456789012.123456789012345678")  # > 2**64 as an ATTO integer
+T0 = 1_700_000_000_000_000_000
+
+
+@dataclass
+class Database:
+    url: str
+    schema: str | None
+
+    def store(self) -> Store:
+        return Store(self.url, schema=self.schema)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def database(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Database]:
+    """A fresh database per test: a SQLite file, or a throwaway PostgreSQL schema dropped afterwards."""
+    if request.param == "sqlite":
+        yield Database(f"sqlite:///{tmp_path / 'store.db'}", None)
+        return
+    require_service("PostgreSQL", "127.0.0.1", 5432)
+    schema = f"cw_{uuid.uuid4().hex[:16]}"
+    try:
+        yield Database(POSTGRES_URL, schema)
+    finally:
+        conn = await asyncpg.connect(POSTGRES_URL)
+        try:
+            await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+        finally:
+            await conn.close()
+
+
+@pytest.fixture
+async def store(database: Database) -> AsyncIterator[Store]:
+    async with database.store() as started:
+        yield started
+
+
+def wallet_set(id: int = 1) -> WalletSet:
+    return WalletSet(id=id, run_id=f"run-{id}", description="momentum, 'quoted' — ünïcode", created_at=T0)
+
+
+def order(id: int, status: OrderStatus = OrderStatus.OPEN, **fields: object) -> Order:
+    values: dict[str, object] = {
+        "id": id,
+        "client_oid": f"oid-{id}",
+        "exchange": "binance",
+        "symbol": "BTC/USDT",
+        "side": Side.BUY,
+        "type": OrderType.LIMIT,
+        "size": 150_000,  # 1.5 BTC
+        "limit": 6_173_763,  # 61737.63
+        "wallet_set_id": 1,
+        "status": status,
+        "created_at": T0 + id,
+        "last_updated_at": T0 + id,
+    }
+    values.update(fields)
+    return Order(**values)  # type: ignore[arg-type]
+
+
+def fill(id: int, order_id: int, ts: int = T0) -> Fill:
+    return Fill(
+        id=id,
+        order_id=order_id,
+        client_oid=f"oid-{order_id}",
+        exchange="binance",
+        symbol="BTC/USDT",
+        side=Side.BUY,
+        order_type=OrderType.LIMIT,
+        price=6_173_763,
+        size=50_000,
+        notional=BIG,
+        fee=BIG // 1000 + 1,
+        maker=True,
+        ts=ts,
+        wallet_set_id=1,
+        ext_id=f"ext-{id}",
+    )
+
+
+def ledger(set_id: int = 1) -> ChangeSet:
+    """A wallet set with a USDT and a BTC wallet."""
+    return ChangeSet(
+        wallet_sets=[wallet_set(set_id)],
+        wallets=[
+            Wallet(id=set_id * 10, exchange="binance", currency="USDT", wallet_set_id=set_id),
+            Wallet(id=set_id * 10 + 1, exchange="binance", currency="BTC", wallet_set_id=set_id),
+        ],
+    )
+
+
+async def count(store: Store, table: str) -> int:
+    async with store.engine.connect() as conn:
+        return int((await conn.execute(text(f"SELECT count(*) FROM {table}"))).scalar_one())
+
+
+# --- exactness --------------------------------------------------------------------------------
+
+
+async def test_every_record_round_trips_exactly(store: Store) -> None:
+    assert BIG == 123456789012_123456789012345678 > 2**64
+    done = order(7, OrderStatus.DONE, done_reason=DoneReason.FILLED, done_at=T0 + 99, exchange_at=T0 + 8)
+    done.filled_size, done.filled_notional, done.fee = 150_000, BIG, BIG // 1000
+    lines = [
+        WalletLine(id=1, wallet_id=10, ts=T0, kind=LineKind.VIRTUAL_TX, movement=BIG),
+        WalletLine(id=2, wallet_id=10, ts=T0 + 1, kind=LineKind.HOLD, hold=BIG - 1, order_id=7),
+        WalletLine(id=3, wallet_id=10, ts=T0 + 2, kind=LineKind.FEE, movement=-(BIG // 1000 + 1), order_id=7, fill_id=3),
+    ]
+    changes = ledger().add_order(done, BTC_USDT).add_fill(fill(3, 7), BTC_USDT)
+    changes.wallet_lines.extend(lines)
+    await store.apply(changes)
+
+    assert await store.get_order(7) == done
+    assert await store.list_fills(order_id=7) == [fill(3, 7)]
+    assert await store.wallet_lines([10]) == lines
+    state = await store.load_state()
+    assert state.wallet_sets == [wallet_set(1)]
+    usdt = next(w for w in state.wallets if w.id == 10)
+    assert (usdt.balance, usdt.hold) == (BIG - (BIG // 1000 + 1), BIG - 1)
+
+    # Rows are self-describing decimal text, readable by SQL and by people.
+    async with store.engine.connect() as conn:
+        row = (await conn.execute(text("SELECT * FROM orders WHERE id = 7"))).mappings().one()
+        frow = (await conn.execute(text("SELECT * FROM fills WHERE id = 3"))).mappings().one()
+        lrow = (await conn.execute(text("SELECT movement FROM wallet_lines WHERE id = 1"))).scalar_one()
+    assert (row["price_decimals"], row["size_decimals"]) == (2, 5)
+    assert (row["limit_price"], row["size"], row["filled_notional"]) == (
+        "61737.63",
+        "1.5",
+        "123456789012.123456789012345678",
+    )
+    assert (frow["price"], frow["size"], frow["price_decimals"], frow["size_decimals"]) == ("61737.63", "0.5", 2, 5)
+    assert lrow == "123456789012.123456789012345678"
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    price_decimals=st.integers(0, 9),
+    size_decimals=st.integers(0, 9),
+    units=st.integers(-(10**30), 10**30),
+    atto=st.integers(-(10**40), 10**40),
+)
+def test_codec_is_exact_for_any_amount_and_precision(price_decimals: int, size_decimals: int, units: int, atto: int) -> None:
+    scale = Scale(price_decimals, size_decimals)
+    record = fill(1, 1)
+    record = msgspec.structs.replace(record, price=units, size=abs(units), notional=atto, fee=-atto)
+    assert FILLS.from_row(FILLS.to_row(record, scale)) == record
+    o = order(1, size=abs(units), limit=units, filled_notional=atto, fee=atto)
+    assert ORDERS.from_row(ORDERS.to_row(o, scale)) == o
+    line = WalletLine(id=1, wallet_id=1, ts=0, kind=LineKind.TRADE, movement=atto, hold=-atto)
+    assert WALLET_LINES.from_row(WALLET_LINES.to_row(line)) == line
+
+
+# --- writes -----------------------------------------------------------------------------------
+
+
+async def test_upsert_updates_an_order(store: Store) -> None:
+    placed = order(1, OrderStatus.PENDING)
+    await store.apply(ledger().add_order(placed, BTC_USDT))
+    placed.move(OrderStatus.OPEN, T0 + 5)
+    await store.apply(ChangeSet().add_order(placed, BTC_USDT))
+    placed.move(OrderStatus.DONE, T0 + 9, DoneReason.CANCELLED)
+    await store.apply(ChangeSet().add_order(placed, BTC_USDT))
+    stored = await store.get_order(1)
+    assert stored is not None and stored.status is OrderStatus.DONE and stored.done_reason is DoneReason.CANCELLED
+    assert (stored.exchange_at, stored.done_at) == (T0 + 5, T0 + 9)
+    assert await count(store, "orders") == 1
+
+
+async def test_duplicate_primary_key_writes_nothing_of_the_change_set(store: Store) -> None:
+    await store.apply(ledger().add_order(order(1), BTC_USDT).add_fill(fill(1, 1), BTC_USDT))
+    bad = ledger(2).add_order(order(2), BTC_USDT).add_fill(fill(2, 2), BTC_USDT).add_fill(fill(1, 2), BTC_USDT)
+    bad.wallet_lines.append(WalletLine(id=1, wallet_id=20, ts=T0, kind=LineKind.VIRTUAL_TX, movement=ATTO))
+    with pytest.raises(Conflict) as raised:
+        await store.apply(bad)
+    assert raised.value.code == "store_conflict"
+    assert await store.get_order(2) is None
+    assert [await count(store, t) for t in ("wallet_sets", "wallets", "orders", "fills", "wallet_lines")] == [1, 2, 1, 1, 0]
+
+
+async def test_client_oid_is_unique_and_a_duplicate_writes_nothing(store: Store) -> None:
+    await store.apply(ledger().add_order(order(1), BTC_USDT))
+    twin = order(2, client_oid="oid-1")
+    bad = ChangeSet(wallet_lines=[WalletLine(id=1, wallet_id=10, ts=T0, kind=LineKind.VIRTUAL_TX, movement=ATTO)])
+    with pytest.raises(Conflict) as raised:
+        await store.apply(bad.add_order(twin, BTC_USDT))
+    assert raised.value.code == "duplicate_client_oid"
+    assert await count(store, "wallet_lines") == 0
+    found = await store.get_order_by_client_oid("oid-1")
+    assert found is not None and found.id == 1
+    assert await store.get_order_by_client_oid("never-sent") is None
+
+
+async def test_a_fill_of_an_unknown_order_is_refused(store: Store) -> None:
+    with pytest.raises(Conflict, match="refused"):
+        await store.apply(ChangeSet().add_fill(fill(1, 404), BTC_USDT))
+    assert await count(store, "fills") == 0
+
+
+# --- reads ------------------------------------------------------------------------------------
+
+
+async def test_list_orders_filters_and_pages_newest_first(store: Store) -> None:
+    changes = ledger(1)
+    changes.wallet_sets.append(wallet_set(2))
+    for i in range(1, 26):
+        status = OrderStatus.DONE if i % 5 == 0 else OrderStatus.OPEN
+        reason = DoneReason.FILLED if status is OrderStatus.DONE else None
+        changes.add_order(order(i, status, done_reason=reason, wallet_set_id=1 + i % 2, exchange="kraken" if i > 20 else "binance"), BTC_USDT)
+    await store.apply(changes)
+
+    pages: list[list[int]] = []
+    before: int | None = None
+    while page := await store.list_orders(limit=10, before_id=before):
+        pages.append([o.id for o in page])
+        before = page[-1].id
+    assert pages == [list(range(25, 15, -1)), list(range(15, 5, -1)), list(range(5, 0, -1))]
+    assert [o.id for o in await store.list_orders(status="done")] == [25, 20, 15, 10, 5]
+    assert [o.id for o in await store.list_orders(status=OrderStatus.DONE, exchange="kraken")] == [25]
+    assert [o.id for o in await store.list_orders(wallet_set_id=1, limit=3)] == [24, 22, 20]
+    with pytest.raises(InvalidInput) as raised:
+        await store.list_orders(status="opened")
+    assert raised.value.code == "invalid_status"
+    with pytest.raises(InvalidInput):
+        await store.list_orders(limit=0)
+
+
+async def test_list_fills_filters_and_pages(store: Store) -> None:
+    changes = ledger().add_order(order(1), BTC_USDT).add_order(order(2), BTC_USDT)
+    for i in range(1, 8):
+        changes.add_fill(fill(i, 1 + i % 2, ts=T0 + i), BTC_USDT)
+    await store.apply(changes)
+    assert [f.id for f in await store.list_fills(limit=3)] == [7, 6, 5]
+    assert [f.id for f in await store.list_fills(limit=3, before_id=5)] == [4, 3, 2]
+    assert [f.id for f in await store.list_fills(order_id=1)] == [6, 4, 2]
+
+
+async def test_wallet_lines_in_time_order_since_a_timestamp(store: Store) -> None:
+    changes = ledger()
+    changes.wallet_lines = [
+        WalletLine(id=1, wallet_id=10, ts=T0 + 30, kind=LineKind.TRADE, movement=-5),
+        WalletLine(id=2, wallet_id=11, ts=T0 + 10, kind=LineKind.TRADE, movement=7),
+        WalletLine(id=3, wallet_id=10, ts=T0 + 10, kind=LineKind.VIRTUAL_TX, movement=100),
+        WalletLine(id=4, wallet_id=10, ts=T0 + 20, kind=LineKind.HOLD, hold=50),
+    ]
+    await store.apply(changes)
+    assert [line.id for line in await store.wallet_lines([10])] == [3, 4, 1]
+    assert [line.id for line in await store.wallet_lines([10, 11], since_ts=T0 + 10)] == [2, 3, 4, 1]
+    assert [line.id for line in await store.wallet_lines([10, 11], since_ts=T0 + 11)] == [4, 1]
+    assert await store.wallet_lines([]) == []
+
+
+async def test_load_state_has_open_orders_all_lines_and_id_high_marks(store: Store) -> None:
+    empty = await store.load_state()
+    assert (empty.last_order_id, empty.last_fill_id, empty.last_wallet_line_id) == (0, 0, 0)
+    assert (empty.open_orders, empty.wallets, empty.wallet_sets) == ([], [], [])
+
+    changes = ledger(1)
+    changes.wallet_sets.append(wallet_set(4))
+    changes.wallets.append(Wallet(id=3, exchange="binance", currency="USDT"))  # unallocated
+    changes.add_order(order(1, OrderStatus.PENDING), BTC_USDT)
+    changes.add_order(order(2, OrderStatus.OPEN), BTC_USDT)
+    changes.add_order(order(9, OrderStatus.DONE, done_reason=DoneReason.CANCELLED), BTC_USDT)
+    changes.add_fill(fill(5, 2), BTC_USDT)
+    changes.wallet_lines = [
+        WalletLine(id=1, wallet_id=3, ts=T0, kind=LineKind.VIRTUAL_TX, movement=BIG),
+        WalletLine(id=2, wallet_id=3, ts=T0 + 1, kind=LineKind.ALLOCATE, movement=-ATTO),
+        WalletLine(id=8, wallet_id=10, ts=T0 + 1, kind=LineKind.ALLOCATE, movement=ATTO),
+        WalletLine(id=9, wallet_id=10, ts=T0 + 2, kind=LineKind.HOLD, hold=ATTO // 2, order_id=2),
+    ]
+    await store.apply(changes)
+
+    state = await store.load_state()
+    assert [o.id for o in state.open_orders] == [1, 2]
+    assert [line.id for line in state.wallet_lines] == [1, 2, 8, 9]
+    assert [s.id for s in state.wallet_sets] == [1, 4]
+    balances = {w.id: (w.balance, w.hold) for w in state.wallets}
+    assert balances == {3: (BIG - ATTO, 0), 10: (ATTO, ATTO // 2), 11: (0, 0)}
+    assert (state.last_order_id, state.last_fill_id, state.last_wallet_line_id) == (9, 5, 9)
+    assert (state.last_wallet_id, state.last_wallet_set_id) == (11, 4)
+
+
+async def test_ping_and_lifecycle(database: Database) -> None:
+    store = database.store()
+    assert await store.ping() is False  # not started
+    async with store:
+        assert await store.ping() is True
+        assert store.dialect == ("sqlite" if database.schema is None else "postgresql")
+    assert await store.ping() is False
+
+
+def test_urls_are_normalised_or_refused(tmp_path: Path) -> None:
+    assert normalise_url("sqlite:///data/cw.db") == "sqlite+aiosqlite:///data/cw.db"
+    assert normalise_url("sqlite+aiosqlite:////abs/cw.db") == "sqlite+aiosqlite:////abs/cw.db"
+    assert normalise_url("postgresql://u:p@h:5433/db") == "postgresql+asyncpg://u:p@h:5433/db"
+    assert normalise_url("postgres://u@h/db") == "postgresql+asyncpg://u@h/db"
+    assert normalise_url("postgresql+asyncpg://u@h/db") == "postgresql+asyncpg://u@h/db"
+    for bad in ("mysql://u@h/db", "sqlite://", "sqlite:///:memory:", "postgresql+psycopg2://u@h/db", "not a url"):
+        with pytest.raises(InvalidInput):
+            normalise_url(bad)
+    with pytest.raises(InvalidInput):
+        Store(f"sqlite:///{tmp_path / 'x.db'}", schema="cw_x")
+    with pytest.raises(InvalidInput):
+        Store("postgresql://u@h/db", schema='x"; DROP TABLE orders; --')
+
+
+# --- group commit -----------------------------------------------------------------------------
+
+
+@pytest.fixture
+async def writer(store: Store) -> AsyncIterator[GroupCommitWriter]:
+    await store.apply(ledger())
+    group = GroupCommitWriter(store, max_batch=256)
+    await group.start()
+    yield group
+    await group.close()
+
+
+async def test_writer_batches_200_concurrent_submits(store: Store, writer: GroupCommitWriter) -> None:
+    async def place(i: int) -> None:
+        changes = ChangeSet().add_order(order(i), BTC_USDT)
+        changes.wallet_lines.append(WalletLine(id=i, wallet_id=10, ts=T0 + i, kind=LineKind.HOLD, hold=i, order_id=i))
+        await writer.submit(changes)
+
+    await asyncio.gather(*(place(i) for i in range(1, 201)))
+    assert await count(store, "orders") == 200
+    assert await count(store, "wallet_lines") == 200
+    assert writer.submitted == 200
+    assert 1 <= writer.commits < 200
+    assert writer.fallbacks == 0
+
+
+async def test_writer_isolates_a_failing_change_set(store: Store, writer: GroupCommitWriter) -> None:
+    await writer.submit(ChangeSet().add_order(order(1), BTC_USDT))
+    results = await asyncio.gather(
+        *(writer.submit(ChangeSet().add_order(order(i), BTC_USDT)) for i in range(2, 12)),
+        writer.submit(ChangeSet().add_order(order(99, client_oid="oid-1"), BTC_USDT)),
+        *(writer.submit(ChangeSet().add_order(order(i), BTC_USDT)) for i in range(12, 22)),
+        return_exceptions=True,
+    )
+    failures = [r for r in results if r is not None]
+    assert len(failures) == 1 and isinstance(failures[0], Conflict) and failures[0].code == "duplicate_client_oid"
+    assert results[10] is failures[0]
+    assert await count(store, "orders") == 21
+    assert writer.fallbacks == 1
+
+
+async def test_writer_merges_updates_of_one_order_and_keeps_the_last(store: Store, writer: GroupCommitWriter) -> None:
+    placed = order(1, OrderStatus.PENDING)
+    opened = msgspec.structs.replace(placed)
+    opened.move(OrderStatus.OPEN, T0 + 5)
+    await writer.submit(ChangeSet())  # nothing to write: returns at once, costs nothing
+    await asyncio.gather(
+        writer.submit(ChangeSet().add_order(placed, BTC_USDT)),
+        writer.submit(ChangeSet().add_order(opened, BTC_USDT).add_fill(fill(1, 1), BTC_USDT)),
+    )
+    stored = await store.get_order(1)
+    assert stored == opened
+    assert (writer.submitted, writer.commits) == (2, 1)
+
+
+async def test_writer_stores_the_state_at_submit_time(store: Store, writer: GroupCommitWriter) -> None:
+    placed = order(1, OrderStatus.PENDING)
+    submitted = asyncio.ensure_future(writer.submit(ChangeSet().add_order(placed, BTC_USDT)))
+    await asyncio.sleep(0)  # submit has encoded its snapshot and queued it
+    placed.move(OrderStatus.OPEN, T0 + 5)  # a later change nobody submitted
+    await submitted
+    stored = await store.get_order(1)
+    assert stored is not None and stored.status is OrderStatus.PENDING
+
+
+async def test_writer_close_drains_and_then_refuses(store: Store) -> None:
+    await store.apply(ledger())
+    writer = GroupCommitWriter(store, max_batch=4)
+    with pytest.raises(RuntimeError):
+        await writer.submit(ChangeSet().add_order(order(1), BTC_USDT))
+    await writer.start()
+    pending = [asyncio.ensure_future(writer.submit(ChangeSet().add_order(order(i), BTC_USDT))) for i in range(1, 11)]
+    await asyncio.sleep(0)
+    await writer.close()
+    await asyncio.gather(*pending)
+    assert await count(store, "orders") == 10
+    assert writer.commits >= 3  # max_batch=4 caps each transaction
+    with pytest.raises(RuntimeError):
+        await writer.submit(ChangeSet().add_order(order(11), BTC_USDT))
