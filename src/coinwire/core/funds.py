@@ -1,0 +1,102 @@
+"""Hold and settlement arithmetic: what an order must hold, and what a fill moves, in exact ATTO.
+
+Fees are charged in the QUOTE currency on both sides (what the paper venue and most spot
+exchanges do): a buy pays `notional + fee` of quote and receives the base; a sell gives
+the base and receives `notional - fee` of quote.
+
+The hold of an order covers its REMAINING size, so after each fill the caller lowers it to
+`required_hold(...)` of the order with that fill recorded. The buy hold is chosen so that
+the lowering alone frees at least what the fill costs, whatever the fill's price (at or
+better than the limit), its maker/taker rate and its size, which keeps every partition's
+`available >= 0` through any sequence of partial fills:
+
+    hold(buy, limit L, remaining R) = notional(L, R) + R * fee_of_one_unit(L)
+
+`fee_of_one_unit` is the larger of the maker and taker fee on one size unit at L, rounded
+up; it equals the fee on the whole notional whenever that fee is a whole number of ATTO
+(the usual case with 18 decimals), and it is never less than the sum of per-fill fees,
+each rounded up, because `s * ceil(x) >= ceil(s * x)`.
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+from coinwire.core.instruments import Instrument
+from coinwire.core.orders import Fill, Order, OrderType, Side
+from coinwire.core.wallets import LineKind
+
+__all__ = ["Movement", "hold_currency", "unit_fee_atto", "max_buy_cost", "required_hold", "fill_movements"]
+
+
+class Movement(msgspec.Struct, frozen=True):
+    """One change a fill makes to one currency of the order's partition (ATTO, signed)."""
+
+    currency: str
+    kind: LineKind
+    amount: int
+
+
+def hold_currency(instrument: Instrument, side: Side) -> str:
+    """The currency an order spends, hence holds: the quote for a buy, the base for a sell."""
+    return instrument.quote if side is Side.BUY else instrument.base
+
+
+def unit_fee_atto(instrument: Instrument, price: int) -> int:
+    """The larger of the maker/taker fee on one size unit at `price`, rounded up (ATTO of quote)."""
+    notional = instrument.notional_atto(price, 1)
+    return max(instrument.fee_atto(notional, maker=True), instrument.fee_atto(notional, maker=False))
+
+
+def max_buy_cost(instrument: Instrument, price: int, size: int) -> int:
+    """The most quote that buying `size` at `price` or better can cost, fees included, in any number of fills.
+
+    The hold of a limit buy, and the budget a gateway should hold for a market buy (with
+    `price` the worst level its book preview reaches), so partial fills never outrun it.
+    """
+    return instrument.notional_atto(price, size) + size * unit_fee_atto(instrument, price)
+
+
+def required_hold(instrument: Instrument, order: Order, market_cost: int | None = None) -> tuple[str, int]:
+    """The currency and ATTO amount `order` must hold for its remaining size.
+
+    A done order holds nothing. A limit-priced buy (limit, IOC, FOK, post-only) holds the
+    notional of its remainder at the limit plus the worst-case fee (see the module text);
+    any sell holds the base of its remainder; a market buy holds `market_cost`, the quote
+    budget (fees included) that the gateway previews from the book for the remaining size
+    (best computed with `max_buy_cost` at the worst level reached), because no limit bounds
+    its price.
+    """
+    if order.exchange != instrument.exchange or order.symbol != instrument.symbol:
+        raise ValueError(f"order {order.id} is on {order.exchange} {order.symbol}, not {instrument.symbol}")
+    currency = hold_currency(instrument, order.side)
+    remaining = order.remaining
+    if order.is_done or remaining <= 0:
+        return currency, 0
+    if order.side is Side.SELL:
+        return currency, instrument.base_atto(remaining)
+    if order.type is OrderType.MARKET:
+        if market_cost is None or market_cost < 0:
+            raise ValueError(f"market buy {order.id} needs a non-negative market_cost, got {market_cost!r}")
+        return currency, market_cost
+    return currency, max_buy_cost(instrument, order.limit, remaining)
+
+
+def fill_movements(instrument: Instrument, fill: Fill) -> list[Movement]:
+    """The TRADE and FEE movements of one fill: base and quote swap hands, the fee leaves in quote.
+
+    A zero fee makes no FEE movement (a line that moves nothing tells nobody anything).
+    """
+    if fill.exchange != instrument.exchange or fill.symbol != instrument.symbol:
+        raise ValueError(f"fill {fill.id} is on {fill.exchange} {fill.symbol}, not {instrument.symbol}")
+    if fill.size <= 0 or fill.notional < 0 or fill.fee < 0:
+        raise ValueError(f"fill {fill.id} has size {fill.size}, notional {fill.notional}, fee {fill.fee}")
+    base = instrument.base_atto(fill.size)
+    sign = 1 if fill.side is Side.BUY else -1
+    movements = [
+        Movement(instrument.base, LineKind.TRADE, sign * base),
+        Movement(instrument.quote, LineKind.TRADE, -sign * fill.notional),
+    ]
+    if fill.fee:
+        movements.append(Movement(instrument.quote, LineKind.FEE, -fill.fee))
+    return movements

@@ -1,0 +1,474 @@
+"""The ledger of logical wallets: deposits, wallet sets, per-order holds and fill settlement.
+
+Pure and deterministic. Every state change validates everything first, then RETURNS the new
+`WalletLine`s (and the `WalletSet` it creates) so the caller persists them in one
+transaction; a refused command changes nothing. Balances are only ever sums of lines, so
+`Ledger.restore` rebuilds the exact state from the persisted wallets, sets and lines.
+
+Wallet records are created on their first line; a caller persisting lines also upserts
+`wallet_by_id(line.wallet_id)` for wallet ids it has not stored yet, and re-stores
+`wallet_set(set_id)` after `deactivate_wallet_set`.
+
+Settling a fill, in this order (each step keeps `available >= 0`):
+
+    set_hold(order_id, ..., required_hold(order after the fill))   # frees the fill's cost
+    apply_fill(fill, instrument, wallet_set_id, ts)                # spends it
+
+or both at once with `apply_fill(..., hold_after=...)`. `apply_fill` refuses, changing
+nothing, any fill that would leave a wallet's available negative: that is what calling it
+before lowering the hold does when the partition has no spare funds.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+
+import msgspec
+
+from coinwire.core.errors import Conflict, DomainError, InsufficientFunds, InvalidInput, NotFound
+from coinwire.core.funds import fill_movements, hold_currency
+from coinwire.core.ids import IdSequence
+from coinwire.core.instruments import Instrument
+from coinwire.core.numbers import atto_to_str
+from coinwire.core.orders import Fill
+from coinwire.core.wallets import LineKind, Wallet, WalletLine, WalletSet
+
+__all__ = ["Ledger", "Balance", "HistoryPoint", "LedgerInvariantError"]
+
+Pair = tuple[str, str]  # (exchange, currency)
+_Key = tuple[str, str, int | None]  # (exchange, currency, wallet_set_id)
+
+
+class LedgerInvariantError(RuntimeError):
+    """The ledger's books do not balance, or a caller asked for something that would unbalance them (a bug)."""
+
+
+class Balance(msgspec.Struct, frozen=True):
+    """An aggregate of wallets of one currency on one exchange (ATTO)."""
+
+    balance: int = 0
+    hold: int = 0
+
+    @property
+    def available(self) -> int:
+        return self.balance - self.hold
+
+    def __add__(self, other: Balance) -> Balance:
+        return Balance(self.balance + other.balance, self.hold + other.hold)
+
+
+class HistoryPoint(msgspec.Struct, frozen=True):
+    """A wallet's state right after one of its lines."""
+
+    ts: int
+    wallet_id: int
+    balance: int
+    available: int
+    hold: int
+
+
+class Ledger:
+    """All partitions of all exchange wallets, their lines and the holds of open orders.
+
+    Lines stay in memory (history and `check` read them): about 200 bytes each.
+    """
+
+    def __init__(self, exchanges: Mapping[str, Iterable[str]] | None = None) -> None:
+        self._known: dict[str, set[str]] = {}
+        self._wallets: dict[int, Wallet] = {}
+        self._by_key: dict[_Key, int] = {}
+        self._sets: dict[int, WalletSet] = {}
+        self._partitions: dict[int | None, list[int]] = {None: []}  # wallet ids per set (None: unallocated)
+        self._lines: dict[int, list[WalletLine]] = {}  # per wallet, in id order
+        self._holds: dict[int, tuple[int, int]] = {}  # order_id -> (wallet_id, amount > 0)
+        self.wallet_ids = IdSequence()
+        self.set_ids = IdSequence()
+        self.line_ids = IdSequence()
+        for exchange, currencies in (exchanges or {}).items():
+            self.add_exchange(exchange, currencies)
+
+    def add_exchange(self, exchange: str, currencies: Iterable[str]) -> None:
+        """Know `exchange` and its currencies (merged with any known before); writes nothing."""
+        self._known.setdefault(exchange, set()).update(currencies)
+
+    # --- commands -------------------------------------------------------------------------
+    def add_virtual_tx(self, exchange: str, currency: str, movement: int, ts: int) -> list[WalletLine]:
+        """A paper deposit (+) or withdrawal (-) on the unallocated wallet."""
+        self._require_pair(exchange, currency)
+        if _amount(movement, "movement") == 0:
+            raise InvalidInput("invalid_amount", "movement must not be zero", field="movement")
+        if movement < 0:
+            self._require_available(exchange, currency, None, -movement)
+        return [self._post((exchange, currency, None), LineKind.VIRTUAL_TX, ts, movement=movement)]
+
+    def create_wallet_set(
+        self, run_id: str | None, description: str, allocations: Sequence[tuple[str, str, int]], ts: int
+    ) -> tuple[WalletSet, list[WalletLine]]:
+        """Give a run its own partition, moving each allocation out of unallocated (all or nothing)."""
+        if not allocations:
+            raise DomainError("bad_wallet_config", "a wallet set needs at least one allocation")
+        seen: set[Pair] = set()
+        for exchange, currency, amount in allocations:
+            problem = None
+            if currency not in self._known.get(exchange, ()):
+                problem = f"unknown exchange/currency {exchange}/{currency}"
+            elif _amount(amount, "allocation") <= 0:
+                problem = f"the allocation of {currency} on {exchange} must be positive"
+            elif (exchange, currency) in seen:
+                problem = f"{currency} on {exchange} is allocated twice"
+            if problem:
+                raise DomainError("bad_wallet_config", problem, exchange=exchange, currency=currency)
+            seen.add((exchange, currency))
+        for exchange, currency, amount in allocations:
+            self._require_available(exchange, currency, None, amount)
+        wallet_set = WalletSet(id=self.set_ids.next(), run_id=run_id, description=description, created_at=ts)
+        self._sets[wallet_set.id] = wallet_set
+        self._partitions[wallet_set.id] = []
+        lines: list[WalletLine] = []
+        for exchange, currency, amount in allocations:
+            lines += self._allocate(exchange, currency, None, wallet_set.id, amount, ts)
+        return msgspec.structs.replace(wallet_set), lines
+
+    def deactivate_wallet_set(self, set_id: int, ts: int) -> list[WalletLine]:
+        """Return every balance of an idle set to unallocated and close the set."""
+        wallet_set = self._active_set(set_id)
+        if any(self._wallets[w].hold for w in self._partitions[set_id]):
+            message = f"wallet set {set_id} has open orders holding funds"
+            raise Conflict("wallet_set_busy", message, wallet_set_id=set_id)
+        lines: list[WalletLine] = []
+        for wallet_id in self._partitions[set_id]:
+            wallet = self._wallets[wallet_id]
+            if wallet.balance:
+                lines += self._allocate(wallet.exchange, wallet.currency, set_id, None, wallet.balance, ts)
+        wallet_set.active = False
+        wallet_set.deactivated_at = ts
+        return lines
+
+    def set_hold(
+        self, order_id: int, exchange: str, currency: str, wallet_set_id: int | None, amount: int, ts: int
+    ) -> list[WalletLine]:
+        """Make the order's hold exactly `amount` (0 releases it); no line when it is unchanged."""
+        self._require_pair(exchange, currency)
+        if wallet_set_id is not None:
+            self._set(wallet_set_id)
+        if _amount(amount, "hold") < 0:
+            raise InvalidInput("invalid_amount", f"hold must not be negative, got {amount}", field="hold")
+        delta = self._hold_delta(order_id, (exchange, currency, wallet_set_id), amount)
+        if delta == 0:
+            return []
+        if delta > 0:
+            self._usable_set(wallet_set_id)
+            self._require_available(exchange, currency, wallet_set_id, delta)
+        return [self._post((exchange, currency, wallet_set_id), LineKind.HOLD, ts, hold=delta, order_id=order_id)]
+
+    def apply_fill(
+        self,
+        fill: Fill,
+        instrument: Instrument,
+        wallet_set_id: int | None,
+        ts: int,
+        *,
+        hold_after: int | None = None,
+    ) -> list[WalletLine]:
+        """Settle one fill on the order's partition: TRADE lines for base and quote, a FEE line.
+
+        With `hold_after`, first sets the order's hold to it (a HOLD line), in the same call.
+        """
+        if fill.wallet_set_id is not None and fill.wallet_set_id != wallet_set_id:
+            raise ValueError(f"fill {fill.id} belongs to wallet set {fill.wallet_set_id}, not {wallet_set_id}")
+        movements = fill_movements(instrument, fill)
+        for movement in movements:
+            self._require_pair(instrument.exchange, movement.currency)
+        self._usable_set(wallet_set_id)
+        hold_key: _Key = (instrument.exchange, hold_currency(instrument, fill.side), wallet_set_id)
+        hold_delta = 0 if hold_after is None else self._hold_delta(fill.order_id, hold_key, _amount(hold_after, "hold"))
+        change: dict[_Key, int] = defaultdict(int, {hold_key: -hold_delta})
+        for movement in movements:
+            change[(instrument.exchange, movement.currency, wallet_set_id)] += movement.amount
+        for key, delta in change.items():
+            available = self._peek(key).available
+            if available + delta < 0:
+                raise LedgerInvariantError(
+                    f"fill {fill.id} of order {fill.order_id} would leave {key[1]} on {key[0]} (set {key[2]}) at "
+                    f"available {atto_to_str(available + delta)}: lower the order's hold first"
+                )
+        lines = []
+        if hold_delta:
+            lines.append(self._post(hold_key, LineKind.HOLD, ts, hold=hold_delta, order_id=fill.order_id))
+        for movement in movements:
+            key = (instrument.exchange, movement.currency, wallet_set_id)
+            line = self._post(key, movement.kind, ts, movement=movement.amount, order_id=fill.order_id, fill_id=fill.id)
+            lines.append(line)
+        return lines
+
+    # --- queries ---------------------------------------------------------------------------
+    def hold_of(self, order_id: int) -> int:
+        return self._holds.get(order_id, (0, 0))[1]
+
+    def holds(self) -> dict[int, int]:
+        """Every open hold: order id -> ATTO held."""
+        return {order_id: amount for order_id, (_, amount) in self._holds.items()}
+
+    def wallet(self, exchange: str, currency: str, wallet_set_id: int | None = None) -> Wallet:
+        """One partition's wallet; a partition that never held anything reads as zero with id 0."""
+        self._require_pair(exchange, currency)
+        if wallet_set_id is not None:
+            self._set(wallet_set_id)
+        return self._peek((exchange, currency, wallet_set_id))
+
+    def wallet_by_id(self, wallet_id: int) -> Wallet:
+        wallet = self._wallets.get(wallet_id)
+        if wallet is None:
+            raise NotFound("wallet_not_found", f"no wallet with id {wallet_id}", wallet_id=wallet_id)
+        return msgspec.structs.replace(wallet)
+
+    def wallets(self, wallet_set_id: int | None = None) -> list[Wallet]:
+        """The wallets of one set, or the unallocated wallets when `wallet_set_id` is None."""
+        if wallet_set_id is not None:
+            self._set(wallet_set_id)
+        return [msgspec.structs.replace(self._wallets[w]) for w in self._partitions[wallet_set_id]]
+
+    def all_wallets(self) -> list[Wallet]:
+        return [msgspec.structs.replace(w) for w in self._wallets.values()]
+
+    def wallet_set(self, set_id: int) -> WalletSet:
+        return msgspec.structs.replace(self._set(set_id))
+
+    def wallet_sets(self, active_only: bool = True) -> list[WalletSet]:
+        return [msgspec.structs.replace(s) for s in self._sets.values() if s.active or not active_only]
+
+    def exchange_totals(self) -> dict[Pair, Balance]:
+        """Each exchange wallet as a whole: the sum of all its partitions (= allocated + unallocated)."""
+        return self._aggregate(self._wallets.values())
+
+    def allocated(self) -> dict[Pair, Balance]:
+        """The sum of the active sets' wallets per exchange wallet."""
+        active = (s.id for s in self._sets.values() if s.active)
+        return self._aggregate(self._wallets[w] for set_id in active for w in self._partitions[set_id])
+
+    def unallocated(self) -> dict[Pair, Balance]:
+        return self._aggregate(self._wallets[w] for w in self._partitions[None])
+
+    def unallocated_per_exchange(self) -> dict[str, dict[str, Balance]]:
+        result: dict[str, dict[str, Balance]] = {}
+        for (exchange, currency), balance in self.unallocated().items():
+            result.setdefault(exchange, {})[currency] = balance
+        return result
+
+    def lines(self) -> list[WalletLine]:
+        """Every line, in id order (what a restore replays)."""
+        return sorted((line for lines in self._lines.values() for line in lines), key=_line_id)
+
+    def history(self, wallet_set_id: int | None) -> list[HistoryPoint]:
+        """A set's (or unallocated's) wallets after each of their lines, in line order."""
+        if wallet_set_id is not None:
+            self._set(wallet_set_id)
+        lines = sorted((line for w in self._partitions[wallet_set_id] for line in self._lines[w]), key=_line_id)
+        running: dict[int, Balance] = defaultdict(Balance)
+        points = []
+        for line in lines:
+            state = running[line.wallet_id] = running[line.wallet_id] + Balance(line.movement, line.hold)
+            points.append(HistoryPoint(line.ts, line.wallet_id, state.balance, state.available, state.hold))
+        return points
+
+    # --- invariants and restore -------------------------------------------------------------
+    def check(self) -> None:
+        """Raise LedgerInvariantError unless the books balance exactly (cheap enough for tests, O(lines))."""
+        held: dict[int, int] = defaultdict(int)
+        for order_id, (wallet_id, amount) in self._holds.items():
+            if amount <= 0 or wallet_id not in self._wallets:
+                raise LedgerInvariantError(f"order {order_id} holds {amount} on wallet {wallet_id}")
+            held[wallet_id] += amount
+        for wallet in self._wallets.values():
+            lines = self._lines[wallet.id]
+            if (wallet.balance, wallet.hold) != (sum(x.movement for x in lines), sum(x.hold for x in lines)):
+                raise LedgerInvariantError(f"wallet {wallet.id}: balance/hold differ from the sums of its lines")
+            if wallet.hold < 0 or wallet.available < 0:
+                raise LedgerInvariantError(f"wallet {wallet.id}: hold {wallet.hold}, available {wallet.available}")
+            if wallet.hold != held[wallet.id]:
+                raise LedgerInvariantError(f"wallet {wallet.id}: hold {wallet.hold} but orders hold {held[wallet.id]}")
+            owner = self._sets.get(wallet.wallet_set_id) if wallet.wallet_set_id is not None else None
+            if owner is not None and not owner.active and (wallet.balance or wallet.hold):
+                raise LedgerInvariantError(f"wallet {wallet.id} of inactive set {owner.id} is not empty")
+        totals, allocated, unallocated = self.exchange_totals(), self.allocated(), self.unallocated()
+        for pair, total in totals.items():
+            if total != allocated.get(pair, Balance()) + unallocated.get(pair, Balance()):
+                raise LedgerInvariantError(f"{pair}: total {total} != allocated + unallocated")
+        allocations: dict[Pair, int] = defaultdict(int)
+        for wallet in self._wallets.values():
+            for line in self._lines[wallet.id]:
+                if line.kind is LineKind.ALLOCATE:
+                    allocations[(wallet.exchange, wallet.currency)] += line.movement
+        if any(allocations.values()):
+            raise LedgerInvariantError(f"allocation lines do not cancel out: {dict(allocations)}")
+
+    @classmethod
+    def restore(
+        cls,
+        wallets: Iterable[Wallet],
+        wallet_sets: Iterable[WalletSet],
+        lines: Iterable[WalletLine],
+        exchanges: Mapping[str, Iterable[str]] | None = None,
+    ) -> Ledger:
+        """Rebuild a ledger from persisted records: balances and per-order holds come from the lines.
+
+        The stored `balance`/`hold` of each wallet are ignored (they are a cache); the
+        currencies of stored wallets become known; the result is checked before it is returned.
+        """
+        ledger = cls(exchanges)
+        for wallet_set in sorted(wallet_sets, key=lambda s: s.id):
+            ledger._sets[wallet_set.id] = msgspec.structs.replace(wallet_set)
+            ledger._partitions[wallet_set.id] = []
+            ledger.set_ids.advance_to(wallet_set.id)
+        for stored in sorted(wallets, key=lambda w: w.id):
+            ledger.add_exchange(stored.exchange, [stored.currency])
+            ledger._add_wallet(stored.id, (stored.exchange, stored.currency, stored.wallet_set_id))
+        for line in sorted(lines, key=_line_id):
+            if line.wallet_id not in ledger._wallets:
+                raise LedgerInvariantError(f"line {line.id} belongs to unknown wallet {line.wallet_id}")
+            ledger._apply(line)
+            ledger.line_ids.advance_to(line.id)
+        ledger.check()
+        return ledger
+
+    # --- internals --------------------------------------------------------------------------
+    def _require_pair(self, exchange: str, currency: str) -> None:
+        if exchange not in self._known:
+            raise NotFound("exchange_not_found", f"unknown exchange {exchange!r}", exchange=exchange)
+        if currency not in self._known[exchange]:
+            raise NotFound(
+                "currency_not_found", f"{exchange} has no currency {currency!r}", exchange=exchange, currency=currency
+            )
+
+    def _set(self, set_id: int) -> WalletSet:
+        wallet_set = self._sets.get(set_id)
+        if wallet_set is None:
+            raise NotFound("wallet_set_not_found", f"no wallet set with id {set_id}", wallet_set_id=set_id)
+        return wallet_set
+
+    def _active_set(self, set_id: int) -> WalletSet:
+        wallet_set = self._set(set_id)
+        if not wallet_set.active:
+            raise Conflict("wallet_set_inactive", f"wallet set {set_id} is inactive", wallet_set_id=set_id)
+        return wallet_set
+
+    def _usable_set(self, set_id: int | None) -> None:
+        if set_id is not None:
+            self._active_set(set_id)
+
+    def _peek(self, key: _Key) -> Wallet:
+        """A copy of the wallet at `key`, or a zero wallet with id 0 if it does not exist yet."""
+        wallet_id = self._by_key.get(key)
+        if wallet_id is None:
+            return Wallet(id=0, exchange=key[0], currency=key[1], wallet_set_id=key[2])
+        return msgspec.structs.replace(self._wallets[wallet_id])
+
+    def _require_available(self, exchange: str, currency: str, set_id: int | None, needed: int) -> None:
+        available = self._peek((exchange, currency, set_id)).available
+        if needed > available:
+            where = "unallocated" if set_id is None else f"wallet set {set_id}"
+            raise InsufficientFunds(
+                f"{atto_to_str(needed)} {currency} needed on {exchange} ({where}), {atto_to_str(available)} available",
+                exchange=exchange,
+                currency=currency,
+                wallet_set_id=set_id,
+                needed=atto_to_str(needed),
+                available=atto_to_str(available),
+            )
+
+    def _hold_delta(self, order_id: int, key: _Key, amount: int) -> int:
+        """How much the order's hold on `key`'s wallet must change to become `amount`."""
+        wallet_id, current = self._holds.get(order_id, (0, 0))
+        if current and self._by_key.get(key) != wallet_id:
+            raise LedgerInvariantError(f"order {order_id} already holds on wallet {wallet_id}, not on {key}")
+        return amount - current
+
+    def _allocate(
+        self, exchange: str, currency: str, source: int | None, target: int | None, amount: int, ts: int
+    ) -> list[WalletLine]:
+        """Move `amount` between two partitions of one exchange wallet: a pair of ALLOCATE lines."""
+        return [
+            self._post((exchange, currency, source), LineKind.ALLOCATE, ts, movement=-amount),
+            self._post((exchange, currency, target), LineKind.ALLOCATE, ts, movement=amount),
+        ]
+
+    def _add_wallet(self, wallet_id: int, key: _Key) -> Wallet:
+        if key in self._by_key or wallet_id in self._wallets:
+            raise LedgerInvariantError(f"wallet {wallet_id} {key} is stored twice")
+        if key[2] not in self._partitions:
+            raise LedgerInvariantError(f"wallet {wallet_id} belongs to unknown wallet set {key[2]}")
+        wallet = Wallet(id=wallet_id, exchange=key[0], currency=key[1], wallet_set_id=key[2])
+        self._wallets[wallet_id] = wallet
+        self._by_key[key] = wallet_id
+        self._partitions[key[2]].append(wallet_id)
+        self._lines[wallet_id] = []
+        self.wallet_ids.advance_to(wallet_id)
+        return wallet
+
+    def _post(
+        self,
+        key: _Key,
+        kind: LineKind,
+        ts: int,
+        *,
+        movement: int = 0,
+        hold: int = 0,
+        order_id: int | None = None,
+        fill_id: int | None = None,
+    ) -> WalletLine:
+        """Write one line to the wallet at `key` (creating the wallet on its first line)."""
+        wallet_id = self._by_key.get(key)
+        if wallet_id is None:
+            wallet_id = self._add_wallet(self.wallet_ids.next(), key).id
+        line = WalletLine(
+            id=self.line_ids.next(),
+            wallet_id=wallet_id,
+            ts=ts,
+            kind=kind,
+            movement=movement,
+            hold=hold,
+            order_id=order_id,
+            fill_id=fill_id,
+        )
+        self._apply(line)
+        return line
+
+    def _apply(self, line: WalletLine) -> None:
+        """Add one line to its wallet and, for a HOLD line, to its order's hold."""
+        is_hold = line.kind is LineKind.HOLD
+        if is_hold != (line.hold != 0) or (is_hold and (line.movement or line.order_id is None)):
+            raise LedgerInvariantError(
+                f"line {line.id}: a {line.kind.value} line with movement {line.movement}, hold {line.hold}"
+            )
+        wallet = self._wallets[line.wallet_id]
+        if line.order_id is not None and line.hold:
+            holder, current = self._holds.get(line.order_id, (wallet.id, 0))
+            if holder != wallet.id:
+                raise LedgerInvariantError(f"line {line.id}: order {line.order_id} already holds on wallet {holder}")
+            if current + line.hold:
+                self._holds[line.order_id] = (wallet.id, current + line.hold)
+            else:
+                del self._holds[line.order_id]
+        wallet.balance += line.movement
+        wallet.hold += line.hold
+        self._lines[wallet.id].append(line)
+
+    @staticmethod
+    def _aggregate(wallets: Iterable[Wallet]) -> dict[Pair, Balance]:
+        result: dict[Pair, Balance] = defaultdict(Balance)
+        for wallet in wallets:
+            pair = (wallet.exchange, wallet.currency)
+            result[pair] = result[pair] + Balance(wallet.balance, wallet.hold)
+        return dict(sorted(result.items()))
+
+
+def _line_id(line: WalletLine) -> int:
+    return line.id
+
+
+def _amount(value: int, field: str) -> int:
+    """ATTO amounts are ints; a float or bool here is a bug upstream, never rounded silently."""
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise TypeError(f"{field} must be an int of ATTO, got {type(value).__name__}")
+    return value
