@@ -9,6 +9,7 @@ from typing import Any, Optional
 import httpx
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from coinwire.config import ConfigError, Settings, load_settings
@@ -17,13 +18,13 @@ app = typer.Typer(help="coinwire: self-hosted crypto trading and portfolio platf
 config_app = typer.Typer(help="Inspect the configuration.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
 console = Console()
-err = Console(stderr=True)
+err = Console(stderr=True, soft_wrap=True)  # never break a URL or a path across lines
 
 _state: dict[str, Any] = {}
 
 
 def _fail(message: str, code: int = 2) -> None:
-    err.print(f"[red]error:[/red] {message}")
+    err.print(f"[red]error:[/red] {escape(message)}")
     raise typer.Exit(code)
 
 
@@ -61,7 +62,7 @@ def serve(
         err.print(f"[yellow]warning:[/yellow] binding {settings.host}: put TLS and authentication in front of coinwire")
     console.print(f"coinwire serving on http://{settings.host}:{settings.port}  (data: {settings.data_path})")
     uvicorn.run(
-        create_app(settings), host=settings.host, port=settings.port, log_level="warning", ws_max_size=1 << 20
+        create_app(settings), host=settings.host, port=settings.port, log_level="warning", ws_max_size=1 << 20, ws_per_message_deflate=False
     )
 
 
@@ -72,13 +73,14 @@ def config_show(as_json: bool = typer.Option(False, "--json", help="Print JSON i
     if as_json:
         console.print_json(json.dumps(data))
         return
+    # plain echo: Rich would read `[[exchanges]]` as markup and wrap long paths
     for key, value in data.items():
         if key != "exchanges":
-            console.print(f"{key} = {json.dumps(value)}")
+            typer.echo(f"{key} = {json.dumps(value)}")
     for ex in data["exchanges"]:
-        console.print("\n[[exchanges]]")
+        typer.echo("\n[[exchanges]]")
         for key, value in ex.items():
-            console.print(f"{key} = {json.dumps(value)}")
+            typer.echo(f"{key} = {json.dumps(value)}")
 
 
 # --- views of a running server ---------------------------------------------------------------------
@@ -96,7 +98,10 @@ def _get(url: Optional[str], path: str, **params: Any) -> Any:
         response = httpx.get(base + path, params={k: v for k, v in params.items() if v is not None}, timeout=10)
     except httpx.HTTPError as exc:
         _fail(f"cannot reach coinwire at {base}: {exc}. Is `coinwire serve` running?")
-    body = response.json()
+    try:
+        body = response.json()
+    except ValueError:
+        _fail(f"{base}{path} answered HTTP {response.status_code} without JSON: is {base} a coinwire server?")
     if response.status_code >= 400:
         error = body.get("error", {}) if isinstance(body, dict) else {}
         _fail(f"{error.get('code', response.status_code)}: {error.get('message', response.text)}")

@@ -15,6 +15,7 @@ __all__ = ["ATTO_DECIMALS", "ATTO", "to_units", "units_to_str", "atto_to_str", "
 ATTO_DECIMALS = 18
 ATTO = 10**ATTO_DECIMALS
 _POW10 = [10**i for i in range(40)]
+_MAX_EXPONENT = 60  # no price, size or amount needs more than 60 digits either side of the point
 _EXACT = Context(prec=MAX_PREC, Emax=MAX_EMAX, Emin=MIN_EMIN)  # scaling never rounds (default: 28 digits)
 
 
@@ -29,6 +30,9 @@ def _parse(value: object, field: str) -> Decimal:
         raise InvalidInput("invalid_number", f"{field} must be a decimal number, got {value!r}", field=field) from None
     if not number.is_finite():
         raise InvalidInput("invalid_number", f"{field} must be a finite number, got {value!r}", field=field)
+    if number and not -_MAX_EXPONENT <= number.adjusted() <= _MAX_EXPONENT:
+        # `1e999999999` would otherwise make a billion-digit integer: refuse, do not hang
+        raise InvalidInput("number_out_of_range", f"{field} {value!r} is out of range", field=field)
     return number
 
 

@@ -107,7 +107,8 @@ class Gateway:
         self.exchanges: dict[str, PaperExchange] = {}
         self.configs: dict[str, ExchangeConfig] = {e.name: e for e in settings.exchanges}
         self.orders: dict[int, Order] = {}  # open orders, and every order touched this session
-        self.by_client_oid: dict[str, int] = {}
+        self.by_client_oid: dict[str, int] = {}  # orders of this session (committed or in flight)
+        self.known_client_oids: set[str] = set()  # every client_oid in the store: no read per new order
         self._restored_open: list[Order] = []
         self._fund_on_markets = False
         self._lock = asyncio.Lock()  # serialises state changes that await (recovery)
@@ -150,6 +151,7 @@ class Gateway:
             self.orders[order.id] = order
             self.by_client_oid[order.client_oid] = order.id
         self._fund_on_markets = not state.wallet_lines
+        self.known_client_oids = await self.store.client_oids()
 
     # --- market data ------------------------------------------------------------------------
     async def _on_market_message(self, subj: str, message: Message) -> None:
@@ -340,10 +342,8 @@ class Gateway:
 
     async def make_order(self, request: OrderRequest) -> dict[str, Any]:
         existing = self.existing_order(request.client_oid)
-        if existing is None:
-            stored = await self.store.get_order_by_client_oid(request.client_oid)
-            if stored is not None:
-                existing = stored
+        if existing is None and request.client_oid in self.known_client_oids:
+            existing = await self.store.get_order_by_client_oid(request.client_oid)
         if existing is not None:
             if request.same_as(existing):
                 return order_view(existing, request.instrument)
@@ -385,18 +385,17 @@ class Gateway:
                 # one fee rounding (< 1 ATTO) per level walked at most: a bound that cannot be exceeded
                 slack = engine.book.depth(Side.SELL)
                 market_cost = notional + inst.fee_atto(notional, maker=False) + slack
+            if notional < inst.min_notional:
+                raise InvalidInput("notional_below_minimum", f"order value is below the minimum notional for {inst.symbol}")
+        elif inst.notional_atto(order.limit, order.size) < inst.min_notional:
+            raise InvalidInput("notional_below_minimum", f"order value is below the minimum notional for {inst.symbol}")
         hold_currency, hold_amount = required_hold(inst, order, market_cost)
-        if inst.min_notional and order.type is not OrderType.MARKET:
-            if inst.notional_atto(order.limit, order.size) < inst.min_notional:
-                raise InvalidInput(
-                    "notional_below_minimum",
-                    f"order value is below the minimum notional for {inst.symbol}",
-                )
         lines = self.ledger.set_hold(order.id, order.exchange, hold_currency, order.wallet_set_id, hold_amount, ts)
         fills = engine.submit(order, ts)
         lines += self._settle(inst, order, fills, ts)
         self.orders[order.id] = order
         self.by_client_oid[order.client_oid] = order.id
+        self.known_client_oids.add(order.client_oid)
         await self._commit(self._changes([order], fills, lines))
         metrics.ORDERS.labels(order.exchange, order.type.value).inc()
         if fills:

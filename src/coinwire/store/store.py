@@ -10,6 +10,7 @@ is stored entirely or not at all, which is what makes crash recovery (`load_stat
 from __future__ import annotations
 
 import re
+import sqlite3
 from collections.abc import Sequence
 from typing import Any
 
@@ -26,6 +27,7 @@ from coinwire.core.errors import Conflict, InvalidInput
 from coinwire.core.orders import Fill, Order, OrderStatus
 from coinwire.core.wallets import Wallet, WalletLine, WalletSet
 from coinwire.store import migrate
+from coinwire.store.sqlite_writer import SqliteWriter
 from coinwire.store.codec import FILLS, ORDERS, WALLET_LINES, WALLET_SETS, WALLETS, ChangeSet, Rows, encode
 from coinwire.store.tables import TABLES, fills, orders, wallet_lines, wallet_sets, wallets
 
@@ -121,6 +123,7 @@ class Store:
         self._engine: AsyncEngine | None = None
         self._writer: AsyncEngine | None = None  # the same pool; SQLite transactions BEGIN IMMEDIATE
         self._writes = {table.name: _write_statement(table, self.dialect) for table in TABLES}
+        self._sqlite: SqliteWriter | None = None  # the single-hop write path for SQLite
 
     # --- lifecycle ----------------------------------------------------------------------
     @property
@@ -152,8 +155,13 @@ class Store:
             await engine.dispose()
             raise
         self._engine, self._writer = engine, writer
+        if self.dialect == "sqlite":
+            self._sqlite = SqliteWriter(make_url(self.url).database or "", self._writes)
 
     async def close(self) -> None:
+        if self._sqlite is not None:
+            await self._sqlite.close()
+            self._sqlite = None
         if self._engine is not None:
             engine, self._engine, self._writer = self._engine, None, None
             await engine.dispose()
@@ -191,15 +199,19 @@ class Store:
     async def apply_rows(self, rows: Rows) -> None:
         """Write already-encoded rows (see codec.encode / Rows.merge) in one transaction."""
         try:
+            if self._sqlite is not None:
+                await self._sqlite.write(rows.by_table)
+                return
             async with (self._writer or self.engine).begin() as conn:
                 for table in TABLES:
                     batch = rows.by_table.get(table.name)
                     if batch:
                         await conn.execute(self._writes[table.name], batch)
-        except IntegrityError as exc:
-            detail = str(exc.orig).strip().splitlines()
+        except (IntegrityError, sqlite3.IntegrityError) as exc:
+            cause = getattr(exc, "orig", exc)
+            detail = str(cause).strip().splitlines()
             message = detail[-1] if detail else "constraint violated"
-            code = "duplicate_client_oid" if "client_oid" in str(exc.orig) else "store_conflict"
+            code = "duplicate_client_oid" if "client_oid" in str(cause) else "store_conflict"
             raise Conflict(code, f"change set refused by the store: {message}") from exc
 
     # --- reads --------------------------------------------------------------------------
@@ -241,6 +253,11 @@ class Store:
 
     async def get_order(self, order_id: int) -> Order | None:
         return await self._one_order(orders.c.id == order_id)
+
+    async def client_oids(self) -> set[str]:
+        """Every client_oid ever stored: the gateway's in-memory idempotency index, loaded on start."""
+        async with self.engine.connect() as conn:
+            return {row[0] for row in await conn.execute(select(orders.c.client_oid))}
 
     async def get_order_by_client_oid(self, client_oid: str) -> Order | None:
         """Look an order up by its idempotency key (a retried request finds the first one)."""
