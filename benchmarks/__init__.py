@@ -1,0 +1,1 @@
+"""Throughput benchmarks: each module has run() -> dict and runs as `python -m benchmarks.<name>`."""

@@ -1,0 +1,275 @@
+"""A seeded synthetic market: books, trades and tickers that look real and replay identically.
+
+`DemoMarket` is the pure generator: given its seed it produces the same messages for
+tick n every time (timestamps are passed in). `DemoFeed` wraps it for the event loop:
+it supplies wall-clock time, sleeps between ticks and serves the current books as a
+`SnapshotSource`. The default feed needs nothing installed and no network.
+
+Each tick, per symbol: a few trades take liquidity at the best levels of the book the
+consumer holds, the mid takes a random-walk step, the touch is re-anchored around it,
+a handful of levels change size, far levels keep each side at its depth; all level
+changes go out as one `BookDelta` whose update ids chain to the previous one, then a
+`BookTicker` with the new best bid/ask.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections.abc import Callable, Iterable
+from itertools import takewhile
+
+from coinwire.core.book import L2Book
+from coinwire.core.instruments import Instrument
+from coinwire.core.orders import Side
+from coinwire.feeds.base import Publish, subject_for
+from coinwire.messages import BookDelta, BookSnapshot, BookTicker, Markets, Message, TradeTick, subject
+
+__all__ = ["DemoMarket", "DemoFeed", "demo_instrument", "DEFAULT_SYMBOLS"]
+
+DEFAULT_SYMBOLS = ("BTC/USDT", "ETH/USDT", "SOL/USDT")
+# symbol -> (start price in whole quote units, size decimals); prices have 2 decimals, tick 0.01
+_PROFILES: dict[str, tuple[int, int]] = {"BTC/USDT": (60_000, 5), "ETH/USDT": (3_000, 4), "SOL/USDT": (150, 3)}
+_DEFAULT_PROFILE = (100, 3)
+_PRICE_DECIMALS = 2
+_VOL_PER_TICK = 0.5e-4  # mid moves ~0.5 bp per tick (about 55% a year at 4 ticks a second)
+_SPACING = 1.5e-5  # mean gap between levels, as a fraction of the price
+_TOUCH_NOTIONAL = 2_000  # quote units resting at the best level, on average
+_GROWTH = 0.04  # each level further from the mid holds 4% more
+_MAX_FILL = 6  # levels added between the old and new touch when the mid jumps
+
+_SetLevel = Callable[[int, int], None]
+
+
+def demo_instrument(exchange: str, symbol: str) -> Instrument:
+    """The demo market for `symbol`: tick 0.01, a step suited to its price, 0.1% fees."""
+    base, _, quote = symbol.partition("/")
+    size_decimals = _PROFILES.get(symbol, _DEFAULT_PROFILE)[1]
+    return Instrument(
+        exchange=exchange,
+        symbol=symbol,
+        base=base,
+        quote=quote,
+        price_decimals=_PRICE_DECIMALS,
+        size_decimals=size_decimals,
+        min_size=1,
+        min_notional=5 * 10**18,
+        maker_fee=100_000,
+        taker_fee=100_000,
+    )
+
+
+class _Symbol:
+    """One symbol's generator state."""
+
+    __slots__ = ("instrument", "rng", "book", "update_id", "trade_id", "mid", "spacing", "touch_size")
+
+    def __init__(self, instrument: Instrument, seed: int, levels: int) -> None:
+        self.instrument = instrument
+        self.rng = random.Random(f"{seed}:{instrument.exchange}:{instrument.symbol}")
+        start = _PROFILES.get(instrument.symbol, _DEFAULT_PROFILE)[0]
+        self.mid = start * 10**instrument.price_decimals
+        self.spacing = max(1, round(self.mid * _SPACING))  # mean level gap in ticks
+        self.touch_size = max(1, _TOUCH_NOTIONAL * 10**instrument.size_decimals // start)
+        self.book = L2Book()
+        self.update_id = 1
+        self.trade_id = 0
+        bid = self.mid - 1
+        ask = bid + 1
+        for i in range(levels):
+            self.book.set_bid(bid, self.size(i))
+            self.book.set_ask(ask, self.size(i))
+            bid -= self.gap()
+            ask += self.gap()
+
+    def gap(self) -> int:
+        return self.rng.randint(1, 2 * self.spacing - 1)
+
+    def size(self, distance: int) -> int:
+        """A level size that grows with its distance (in levels) from the touch."""
+        scale = self.touch_size * (1.0 + _GROWTH * distance) * self.rng.uniform(0.4, 1.6)
+        return max(1, round(scale))
+
+
+class DemoMarket:
+    """Deterministic synthetic books for several symbols; `step(ts)` produces one tick."""
+
+    def __init__(
+        self, exchange: str = "demo", symbols: Iterable[str] = DEFAULT_SYMBOLS, seed: int = 7, levels: int = 150
+    ) -> None:
+        if levels < 2:
+            raise ValueError("a demo book needs at least 2 levels a side")
+        self.exchange = exchange
+        self.levels = levels
+        self.ticks = 0
+        self.ts = 0
+        self._symbols = {s: _Symbol(demo_instrument(exchange, s), seed, levels) for s in symbols}
+
+    def instruments(self) -> list[Instrument]:
+        return [state.instrument for state in self._symbols.values()]
+
+    def book(self, symbol: str) -> L2Book:
+        """The generator's own book for `symbol` (read it, do not change it)."""
+        return self._symbols[symbol].book
+
+    def snapshot(self, symbol: str, ts: int | None = None) -> BookSnapshot:
+        """The full current book of `symbol` (stamped with the last tick's time by default)."""
+        state = self._symbols[symbol]
+        book = state.book
+        return BookSnapshot(
+            self.exchange,
+            symbol,
+            self.ts if ts is None else ts,
+            state.update_id,
+            book.levels(Side.BUY),
+            book.levels(Side.SELL),
+        )
+
+    def step(self, ts: int) -> list[Message]:
+        """The next tick for every symbol: trades, one delta, one ticker each."""
+        self.ticks += 1
+        self.ts = ts
+        out: list[Message] = []
+        for symbol, state in self._symbols.items():
+            self._step_symbol(symbol, state, ts, out)
+        return out
+
+    # --- one symbol -------------------------------------------------------------------------
+    def _step_symbol(self, symbol: str, state: _Symbol, ts: int, out: list[Message]) -> None:
+        rng = state.rng
+        book = state.book
+        bids: dict[int, int] = {}
+        asks: dict[int, int] = {}
+
+        def set_bid(price: int, size: int) -> None:
+            book.set_bid(price, size)
+            bids[price] = size
+
+        def set_ask(price: int, size: int) -> None:
+            book.set_ask(price, size)
+            asks[price] = size
+
+        # 1. trades take liquidity at the touch the consumer currently sees
+        for _ in range(rng.choice((0, 0, 1, 1, 2, 3))):
+            sell = rng.random() < 0.5
+            price = book.best_bid() if sell else book.best_ask()
+            if price is None:
+                break
+            resting = (book.bids if sell else book.asks)[price]
+            taken = resting if rng.random() < 0.2 else max(1, round(resting * rng.uniform(0.02, 0.5)))
+            state.trade_id += 1
+            out.append(TradeTick(self.exchange, symbol, ts, str(state.trade_id), price, taken, "sell" if sell else "buy"))
+            (set_bid if sell else set_ask)(price, resting - taken)
+
+        # 2. the mid takes a random-walk step; 3. the touch follows it
+        state.mid = max(10 * self.levels, state.mid + round(rng.gauss(0.0, state.mid * _VOL_PER_TICK)))
+        spread = rng.choice((1, 1, 1, 2, 3))
+        new_bid = state.mid - (spread + 1) // 2
+        new_ask = new_bid + spread
+        for price in list(takewhile(lambda p: p > new_bid, book.iter_prices(Side.BUY))):
+            set_bid(price, 0)
+        for price in list(takewhile(lambda p: p < new_ask, book.iter_prices(Side.SELL))):
+            set_ask(price, 0)
+        self._fill_touch(state, book.best_bid(), new_bid, -1, set_bid)
+        self._fill_touch(state, book.best_ask(), new_ask, 1, set_ask)
+
+        # 4. a handful of resting levels change size
+        for _ in range(rng.randint(2, 6)):
+            sell = rng.random() < 0.5
+            prices = book.prices(Side.SELL if sell else Side.BUY)
+            index = min(len(prices) - 1, int(rng.expovariate(1 / 8)))
+            price = prices[index]
+            size = state.size(index)
+            (set_ask if sell else set_bid)(price, size)
+
+        # 5. far levels keep each side at its depth
+        self._trim(state, Side.BUY, set_bid)
+        self._trim(state, Side.SELL, set_ask)
+
+        first = state.update_id + 1
+        state.update_id += max(1, len(bids) + len(asks))
+        out.append(
+            BookDelta(self.exchange, symbol, ts, first, state.update_id, sorted(bids.items()), sorted(asks.items()))
+        )
+        (bid, bid_size), (ask, ask_size) = book.levels(Side.BUY, 1)[0], book.levels(Side.SELL, 1)[0]
+        out.append(BookTicker(self.exchange, symbol, ts, state.update_id, bid, bid_size, ask, ask_size))
+
+    @staticmethod
+    def _fill_touch(state: _Symbol, best: int | None, target: int, away: int, set_level: _SetLevel) -> None:
+        """Put a level at `target` and a few between it and the old best (`away` = -1 bids, +1 asks)."""
+        if best is not None and (target - best) * away >= 0:
+            return  # the touch is already at or inside the target
+        price = target
+        for distance in range(_MAX_FILL):
+            if best is not None and (price - best) * away >= 0:
+                break
+            set_level(price, state.size(distance))
+            price += away * state.gap()
+
+    def _trim(self, state: _Symbol, side: Side, set_level: _SetLevel) -> None:
+        """Drop levels beyond the depth and add far ones until the side is full again."""
+        book = state.book
+        away = -1 if side is Side.BUY else 1
+        depth = book.depth(side)
+        if depth > self.levels:
+            for price in book.prices(side)[self.levels :]:
+                set_level(price, 0)
+        while book.depth(side) < self.levels:
+            price = book.prices(side)[-1] + away * state.gap()
+            if price <= 0:
+                break
+            set_level(price, state.size(book.depth(side)))
+
+
+class DemoFeed:
+    """The demo market on the event loop: a tick every `interval` seconds, stamped with wall time."""
+
+    name = "demo"
+
+    def __init__(
+        self,
+        exchange: str = "demo",
+        symbols: Iterable[str] = DEFAULT_SYMBOLS,
+        seed: int = 7,
+        interval: float = 0.25,
+        levels: int = 150,
+    ) -> None:
+        if interval < 0:
+            raise ValueError("interval must be >= 0 seconds")
+        self.exchange = exchange
+        self.interval = interval
+        self.market = DemoMarket(exchange, symbols, seed, levels)
+        self._closed = False
+
+    def instruments(self) -> list[Instrument]:
+        return self.market.instruments()
+
+    def snapshot(self, exchange: str, symbol: str) -> BookSnapshot | None:
+        """The current book (None for a market this feed does not serve)."""
+        if exchange != self.exchange or symbol not in {i.symbol for i in self.market.instruments()}:
+            return None
+        return self.market.snapshot(symbol)
+
+    async def run(self, publish: Publish) -> None:
+        """Publish `Markets`, a snapshot per symbol, then ticks on a fixed schedule until closed."""
+        self._closed = False
+        market = self.market
+        await publish(subject("markets", self.exchange), Markets(self.exchange, market.instruments()))
+        now = time.time_ns()
+        for instrument in market.instruments():
+            snapshot = market.snapshot(instrument.symbol, now)
+            await publish(subject_for(snapshot), snapshot)
+        clock = asyncio.get_running_loop().time
+        due = clock()
+        while not self._closed:
+            due += self.interval
+            await asyncio.sleep(max(0.0, due - clock()))
+            if self._closed:
+                return
+            for message in market.step(time.time_ns()):
+                await publish(subject_for(message), message)
+
+    async def close(self) -> None:
+        """Stop before the next tick."""
+        self._closed = True
