@@ -43,6 +43,22 @@ def create_app(settings: Settings) -> FastAPI:
 
     add_xwrap_routes(app, platform.api)
 
+    @app.get("/", tags=["ops"])
+    async def index() -> Response:
+        """Where things are (the web dashboard arrives with its own issue)."""
+        return json_response(
+            {
+                "name": "coinwire",
+                "version": __version__,
+                "rpc": "/rpc",
+                "rest": "/uri_map",
+                "openapi": "/openapi.json",
+                "metrics": "/metrics",
+                "health": ["/healthz", "/readyz"],
+                "exchanges": {n: e.status for n, e in platform.gateway.exchanges.items()},
+            }
+        )
+
     @app.get("/healthz", tags=["ops"])
     async def healthz() -> Response:
         """Liveness: the process answers."""

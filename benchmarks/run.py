@@ -1,0 +1,78 @@
+"""`make bench`: run every benchmark in one process and write the figures to docs/BENCHMARKS.md."""
+
+from __future__ import annotations
+
+import platform
+import sys
+import time
+from collections.abc import Callable
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+OUT = ROOT / "docs" / "BENCHMARKS.md"
+
+# (name, module, headline key, target, unit, what it measures)
+BENCHES: list[tuple[str, str, str, float, str, str]] = [
+    ("Book replay", "benchmarks.bench_book", "apply_level_updates_per_s", 1_000_000, "level updates/s",
+     "BookSync applying every depth diff of the recorded Binance BTCUSDT capture (pre-parsed)"),
+    ("Matching core", "benchmarks.bench_matching", "events_per_s", 200_000, "events/s",
+     "mixed order events (submits, cancels, marketable orders, deltas, trades) against a 100-level book"),
+    ("make_order over /rpc", "benchmarks.bench_rpc", "orders_per_s", 5_000, "orders/s",
+     "8 concurrent WebSocket clients, each waiting for the committed answer before the next order"),
+]
+
+
+def _run(module: str) -> dict[str, Any]:
+    import importlib
+
+    fn: Callable[[], dict[str, Any]] = importlib.import_module(module).run
+    started = time.perf_counter()
+    result = fn()
+    result["_seconds"] = round(time.perf_counter() - started, 1)
+    return result
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:,.2f}"
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f"{value:,}"
+    return str(value)
+
+
+def main() -> None:
+    results = {}
+    for name, module, *_ in BENCHES:
+        print(f"running {name} ...", flush=True)
+        results[name] = _run(module)
+        print(f"  {results[name]}", flush=True)
+    lines = [
+        "# Benchmarks",
+        "",
+        "Written by `make bench` (benchmarks/run.py); do not edit by hand. Figures are from one run on the",
+        "machine named below; compare ratios, not absolute numbers, across machines.",
+        "",
+        f"- date: {datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}",
+        f"- machine: {platform.machine()}, {platform.system()}, Python {sys.version.split()[0]}",
+        "",
+        "| benchmark | result | target | ratio to target | what |",
+        "|---|---|---|---|---|",
+    ]
+    for name, _, key, target, unit, what in BENCHES:
+        value = results[name].get(key)
+        if isinstance(value, (int, float)):
+            lines.append(f"| {name} | {value:,.0f} {unit} | ≥ {target:,.0f} | {value / target:.2f} | {what} |")
+        else:
+            lines.append(f"| {name} | n/a ({results[name].get('skipped', 'no figure')}) | ≥ {target:,.0f} | | {what} |")
+    for name, *_ in BENCHES:
+        lines += ["", f"## {name}", "", "| figure | value |", "|---|---|"]
+        lines += [f"| {k} | {_fmt(v)} |" for k, v in results[name].items()]
+    OUT.parent.mkdir(exist_ok=True)
+    OUT.write_text("\n".join(lines) + "\n")
+    print(f"wrote {OUT}")
+
+
+if __name__ == "__main__":
+    main()
