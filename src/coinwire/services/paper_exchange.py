@@ -33,7 +33,7 @@ class PaperMarket:
         self.engine = MatchingEngine(instrument, fill_ids)
         self._fills: list[Fill] = []
         self._ts = 0
-        self.sync = BookSync(self.engine.book, apply_levels=self._apply_levels)
+        self.sync = BookSync(self.engine.book, apply_levels=self._apply_levels, load_levels=self._load_levels)
         self.last_trade: TradeTick | None = None
         self.ticker: BookTicker | None = None
         self.updates = 0  # level updates applied, for metrics
@@ -43,16 +43,15 @@ class PaperMarket:
         self.updates += len(bids) + len(asks)
         self._fills.extend(self.engine.on_levels(bids, asks, self._ts))
 
+    def _load_levels(self, bids: list[tuple[int, int]], asks: list[tuple[int, int]]) -> None:
+        self._fills.extend(self.engine.on_snapshot(bids, asks, self._ts))
+
     def on_book(self, message: BookSnapshot | BookDelta) -> list[Fill]:
+        """Feed one book message through the sync; returns fills of our resting orders it caused."""
         self._ts = message.ts
         self._fills = []
         if isinstance(message, BookSnapshot):
             self.sync.on_snapshot(message)
-            if self.sync.state == "synced":
-                book = self.engine.book
-                self._fills.extend(
-                    self.engine.on_snapshot(book.levels(Side.BUY), book.levels(Side.SELL), message.ts)
-                )
         else:
             self.sync.on_delta(message)
         return self._fills
