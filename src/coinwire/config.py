@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tomllib
 from pathlib import Path
 from typing import Any, Mapping
@@ -73,8 +74,12 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
         return data
 
 
+_QUERY_PASSWORD = re.compile(r"([?&]password=)[^&#]*", re.IGNORECASE)
+
+
 def _redact(url: str) -> str:
-    """Hide a password in a URL (`postgresql://u:secret@h/db` -> `postgresql://u:***@h/db`)."""
+    """Hide a password in a URL (`postgresql://u:secret@h/db` -> `postgresql://u:***@h/db`, `?password=***`)."""
+    url = _QUERY_PASSWORD.sub(r"\1***", url)
     scheme, sep, rest = url.partition("://")
     if not sep or "@" not in rest:
         return url
@@ -141,13 +146,25 @@ def load_settings(
     return settings
 
 
+_LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+_EXCHANGE_NAME = re.compile(r"[a-z0-9][a-z0-9_-]*")  # goes into URLs and bus subjects as is
+
+
 def _check(settings: Settings) -> None:
     if not 0 < settings.port < 65536:
         raise ConfigError(f"port must be between 1 and 65535, got {settings.port}")
+    if settings.log_level.lower() not in _LOG_LEVELS:
+        raise ConfigError(f"log_level must be one of {', '.join(_LOG_LEVELS)}, got {settings.log_level!r}")
     names = [e.name for e in settings.exchanges]
     if len(set(names)) != len(names):
         raise ConfigError(f"exchange names must be unique, got {names}")
     for ex in settings.exchanges:
+        if not _EXCHANGE_NAME.fullmatch(ex.name):
+            raise ConfigError(f"exchange name {ex.name!r} must be lowercase letters, digits, '_' or '-' (like a CCXT id)")
+        if ex.tick_interval <= 0:
+            raise ConfigError(f"exchange {ex.name}: tick_interval must be > 0 seconds, got {ex.tick_interval}")
+        if ex.replay_speed is not None and ex.replay_speed <= 0:
+            raise ConfigError(f"exchange {ex.name}: replay_speed must be > 0 (null: as fast as possible)")
         if ex.mode not in ("paper", "live"):
             raise ConfigError(f"exchange {ex.name}: mode must be 'paper' or 'live', got {ex.mode!r}")
         if ex.feed not in ("demo", "replay", "ccxt"):

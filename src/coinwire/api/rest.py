@@ -11,8 +11,10 @@ import time
 from typing import Any
 
 import msgspec
+import structlog
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException
 
 from coinwire.api.context import CallContext
 from coinwire.api.methods import Api
@@ -20,6 +22,8 @@ from coinwire.core.errors import CoinwireError
 from coinwire.services import metrics
 
 __all__ = ["XWRAP_ROUTES", "add_xwrap_routes", "error_response", "json_response"]
+
+log = structlog.get_logger("coinwire.rest")
 
 _encode = msgspec.json.Encoder().encode
 
@@ -79,6 +83,9 @@ def _endpoint(api: Api, method_name: str, path: str) -> Any:
             response = json_response(result)
         except CoinwireError as exc:
             response = error_response(exc)
+        except Exception:  # a bug: log it, and still answer in the documented error shape
+            log.exception("http route failed", route=path, method=method_name)
+            response = json_response({"error": {"code": "internal_error", "message": "Internal error"}}, 500)
         metrics.REQUEST_LATENCY.labels("http", path).observe(time.perf_counter() - start)
         return response
 
@@ -86,16 +93,25 @@ def _endpoint(api: Api, method_name: str, path: str) -> Any:
     return endpoint
 
 
-def _openapi(api: Api, method_name: str, http_method: str, path: str) -> dict[str, Any]:
+_REF_TEMPLATE = "#/components/schemas/{name}"
+
+
+def _openapi(api: Api, method_name: str, http_method: str, path: str, components: dict[str, Any]) -> dict[str, Any]:
+    """One operation's OpenAPI entry; parameter shapes go to `components` so every `$ref` resolves."""
     entry = api.methods[method_name]
-    schema = msgspec.json.schema(entry.params)
+    (schema,), defs = msgspec.json.schema_components([entry.params], ref_template=_REF_TEMPLATE)
+    components.update(defs)
     extra: dict[str, Any] = {"description": entry.doc}
-    path_params = [seg.strip("{}").split(":")[0] for seg in path.split("/") if seg.startswith("{")]
-    parameters = [{"name": n, "in": "path", "required": True, "schema": {"type": "string"}} for n in path_params]
+    segments = [seg.strip("{}").split(":") for seg in path.split("/") if seg.startswith("{")]
+    path_params = [seg[0] for seg in segments]
+    parameters = [
+        {"name": seg[0], "in": "path", "required": True, "schema": {"type": "integer" if seg[1:] == ["int"] else "string"}}
+        for seg in segments
+    ]
     if http_method == "POST":
         extra["requestBody"] = {"content": {"application/json": {"schema": schema}}, "required": True}
     else:
-        props = schema.get("$defs", {}).get(entry.params.__name__, {}).get("properties", {})
+        props = defs.get(entry.params.__name__, {}).get("properties", {})
         parameters += [
             {"name": n, "in": "query", "required": False, "schema": s} for n, s in props.items() if n not in path_params
         ]
@@ -104,6 +120,7 @@ def _openapi(api: Api, method_name: str, http_method: str, path: str) -> dict[st
 
 
 def add_xwrap_routes(app: FastAPI, api: Api) -> None:
+    components: dict[str, Any] = {}
     for http_method, path, method_name in XWRAP_ROUTES:
         app.add_api_route(
             path,
@@ -111,9 +128,11 @@ def add_xwrap_routes(app: FastAPI, api: Api) -> None:
             methods=[http_method],
             summary=f"{method_name}",
             tags=["xwrap"],
-            openapi_extra=_openapi(api, method_name, http_method, path),
+            openapi_extra=_openapi(api, method_name, http_method, path, components),
             response_class=JSONResponse,
         )
+    _add_components(app, components)
+    app.add_exception_handler(HTTPException, _http_error)  # type: ignore[arg-type]
 
     async def uri_map() -> Response:
         """Every URI of the HTTP API with the docstring of its handler."""
@@ -125,3 +144,26 @@ def add_xwrap_routes(app: FastAPI, api: Api) -> None:
         )
 
     app.add_api_route("/uri_map", uri_map, methods=["GET"], tags=["xwrap"], summary="uri_map")
+
+
+def _add_components(app: FastAPI, components: dict[str, Any]) -> None:
+    """Put the parameter schemas under `components/schemas`, where the operations' `$ref`s point."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            schema = build()
+            schema.setdefault("components", {}).setdefault("schemas", {}).update(components)
+        return app.openapi_schema  # type: ignore[return-value]
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
+async def _http_error(request: Request, exc: HTTPException) -> Response:
+    """No route, wrong HTTP method, ...: the same `{"error": {code, message}}` shape as every other failure."""
+    codes = {404: "not_found", 405: "method_not_allowed"}
+    code = codes.get(exc.status_code, "http_error")
+    response = json_response({"error": {"code": code, "message": f"{exc.detail}: {request.method} {request.url.path}"}}, exc.status_code)
+    if exc.headers:
+        response.headers.update(exc.headers)
+    return response

@@ -1,0 +1,186 @@
+"""load_settings: defaults < TOML file < COINWIRE_* environment < explicit overrides, and validation."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from coinwire.config import ConfigError, ExchangeConfig, Settings, load_settings
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "coinwire.toml"
+    path.write_text(text)
+    return path
+
+
+def test_defaults_need_nothing(tmp_path: Path) -> None:
+    s = load_settings(env={})
+    assert s == Settings()
+    assert (s.host, s.port, s.bus_url, s.cache_url, s.log_level) == ("127.0.0.1", 8000, "memory://", "memory://", "info")
+    assert [e.name for e in s.exchanges] == ["demo"] and s.exchanges[0].mode == "paper" and s.exchanges[0].feed == "demo"
+    assert s.exchanges[0].paper_funds["USDT"] == "100000"
+    assert s.data_path.is_absolute() and s.resolved_store_url == f"sqlite:///{s.data_path / 'coinwire.db'}"
+    assert load_settings(overrides={"data_dir": str(tmp_path)}, env={}).resolved_store_url == f"sqlite:///{tmp_path}/coinwire.db"
+
+
+def test_precedence_defaults_file_env_overrides(tmp_path: Path) -> None:
+    path = write(tmp_path, 'host = "0.0.0.0"\nport = 9001\nlog_level = "debug"\nbus_url = "nats://file:4222"\n')
+    from_file = load_settings(path, env={})
+    assert (from_file.host, from_file.port, from_file.log_level, from_file.bus_url) == ("0.0.0.0", 9001, "debug", "nats://file:4222")
+    assert from_file.cache_url == "memory://"  # untouched keys keep their defaults
+    env = {"COINWIRE_PORT": "9002", "COINWIRE_BUS_URL": "nats://env:4222", "COINWIRE_CACHE_URL": "redis://env:6379/0"}
+    from_env = load_settings(path, env=env)
+    assert (from_env.host, from_env.port, from_env.bus_url, from_env.cache_url) == ("0.0.0.0", 9002, "nats://env:4222", "redis://env:6379/0")
+    assert from_env.log_level == "debug"  # the file still wins over the defaults
+    flags = load_settings(path, {"port": 9003, "host": None, "data_dir": str(tmp_path)}, env=env)
+    assert (flags.host, flags.port, flags.bus_url, flags.data_dir) == ("0.0.0.0", 9003, "nats://env:4222", str(tmp_path))
+
+
+def test_env_values_are_parsed(tmp_path: Path) -> None:
+    env = {
+        "COINWIRE_HOST": "10.0.0.1",
+        "COINWIRE_DATA_DIR": str(tmp_path),
+        "COINWIRE_STORE_URL": "postgresql://u@db/coinwire",
+        "COINWIRE_LOG_LEVEL": "WARNING",
+        "COINWIRE_ROLES": " gateway , api,,",
+        "COINWIRE_BOOK_DEPTH": "25",
+        "COINWIRE_PORT": "",  # empty means unset
+        "OTHER_PORT": "1",
+    }
+    s = load_settings(env=env)
+    assert (s.host, s.data_path, s.store_url, s.log_level, s.roles, s.book_depth, s.port) == (
+        "10.0.0.1", tmp_path, "postgresql://u@db/coinwire", "WARNING", ["gateway", "api"], 25, 8000,
+    )
+    with pytest.raises(ConfigError, match="port"):
+        load_settings(env={"COINWIRE_PORT": "eighty"})
+
+
+def test_environment_mapping_defaults_to_os_environ(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COINWIRE_PORT", "8123")
+    assert load_settings().port == 8123
+
+
+def test_coinwire_exchanges_json_replaces_the_file_exchanges(tmp_path: Path) -> None:
+    path = write(tmp_path, '[[exchanges]]\nname = "fromfile"\nseed = 3\n')
+    assert [e.name for e in load_settings(path, env={}).exchanges] == ["fromfile"]
+    exchanges = [
+        {"name": "alpha", "tick_interval": 0.05, "paper_funds": {"USDT": "5"}, "symbols": ["BTC/USDT"]},
+        {"name": "beta", "seed": 9},
+    ]
+    s = load_settings(path, env={"COINWIRE_EXCHANGES": json.dumps(exchanges)})
+    assert s.exchanges == [
+        ExchangeConfig(name="alpha", tick_interval=0.05, paper_funds={"USDT": "5"}, symbols=["BTC/USDT"]),
+        ExchangeConfig(name="beta", seed=9),
+    ]
+    with pytest.raises(ConfigError, match="COINWIRE_EXCHANGES must be a JSON list"):
+        load_settings(env={"COINWIRE_EXCHANGES": "[{name: alpha}]"})
+    with pytest.raises(ConfigError, match="invalid configuration"):
+        load_settings(env={"COINWIRE_EXCHANGES": '{"name": "alpha"}'})
+    with pytest.raises(ConfigError, match="unknown field `colour`"):
+        load_settings(env={"COINWIRE_EXCHANGES": '[{"name": "alpha", "colour": "red"}]'})
+
+
+def test_toml_file_with_exchanges(tmp_path: Path) -> None:
+    path = write(tmp_path, """
+port = 8500
+
+[[exchanges]]
+name = "binance"
+feed = "replay"
+replay_paths = ["/data/a.jsonl"]
+replay_loop = false
+paper_funds = { USDT = "1000", BTC = "0.5" }
+
+[[exchanges]]
+name = "demo-2"
+symbols = ["ETH/USDT"]
+""")
+    s = load_settings(path, env={})
+    binance, demo = s.exchanges
+    assert (binance.feed, binance.replay_paths, binance.replay_loop, binance.paper_funds) == (
+        "replay", ["/data/a.jsonl"], False, {"USDT": "1000", "BTC": "0.5"},
+    )
+    assert (demo.name, demo.feed, demo.symbols) == ("demo-2", "demo", ["ETH/USDT"])
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("colour = 'red'\n", "unknown field `colour`"),
+        ("[[exchanges]]\nname = 'x'\nsecret = 1\n", r"unknown field `secret` - at `\$.exchanges\[0\]`"),
+        ("port = 'eighty'\n", r"\$.port"),
+        ("port = \n", "is not valid TOML"),
+    ],
+)
+def test_bad_files_name_the_problem(tmp_path: Path, text: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load_settings(write(tmp_path, text), env={})
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_settings(tmp_path / "absent.toml", env={})
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"port": 0}, "port must be between 1 and 65535, got 0"),
+        ({"port": 65536}, "port must be between 1 and 65535"),
+        ({"port": -1}, "port must be between"),
+        ({"log_level": "loud"}, "log_level must be one of"),
+        ({"exchanges": [{"name": "a"}, {"name": "a"}]}, "exchange names must be unique"),
+        ({"exchanges": [{"name": "Binance"}]}, "lowercase"),
+        ({"exchanges": [{"name": "my exchange"}]}, "lowercase"),
+        ({"exchanges": [{"name": "a.b"}]}, "lowercase"),
+        ({"exchanges": [{"name": ""}]}, "lowercase"),
+        ({"exchanges": [{"name": "a", "mode": "yolo"}]}, "exchange a: mode must be 'paper' or 'live', got 'yolo'"),
+        ({"exchanges": [{"name": "a", "feed": "rss"}]}, "exchange a: feed must be 'demo', 'replay' or 'ccxt', got 'rss'"),
+        ({"exchanges": [{"name": "a", "feed": "replay"}]}, "exchange a: a replay feed needs replay_paths"),
+        ({"exchanges": [{"name": "a", "mode": "live"}]}, "live trading is not available yet"),
+        ({"exchanges": [{"name": "a", "feed": "ccxt"}]}, "CCXT feed is not available yet"),
+        ({"exchanges": [{"name": "a", "tick_interval": 0}]}, "tick_interval must be > 0"),
+        ({"exchanges": [{"name": "a", "feed": "replay", "replay_paths": ["x"], "replay_speed": -2}]}, "replay_speed must be > 0"),
+        ({"exchanges": [{"name": "a", "seed": "seven"}]}, r"\$.exchanges\[0\].seed"),
+        ({"roles": "gateway"}, r"\$.roles"),
+    ],
+)
+def test_validation_errors(overrides: dict[str, object], message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        load_settings(overrides=overrides, env={})
+
+
+def test_valid_edge_values() -> None:
+    assert load_settings(overrides={"port": 1}, env={}).port == 1
+    assert load_settings(overrides={"port": 65535}, env={}).port == 65535
+    replay = load_settings(overrides={"exchanges": [{"name": "r", "feed": "replay", "replay_paths": ["x"], "replay_speed": None}]}, env={})
+    assert replay.exchanges[0].replay_speed is None
+    assert load_settings(overrides={"exchanges": []}, env={}).exchanges == []
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("postgresql://coin:s3cret@db:5432/coinwire", "postgresql://coin:***@db:5432/coinwire"),
+        ("postgresql://coin:p@ss:w0rd@db/coinwire", "postgresql://coin:***@db/coinwire"),
+        ("redis://:s3cret@cache:6379/0", "redis://:***@cache:6379/0"),
+        ("postgresql://coin@db/coinwire", "postgresql://coin@db/coinwire"),
+        ("postgresql://db/coinwire?user=coin&password=s3cret&ssl=true", "postgresql://db/coinwire?user=coin&password=***&ssl=true"),
+        ("nats://127.0.0.1:4222", "nats://127.0.0.1:4222"),
+    ],
+)
+def test_public_view_redacts_passwords(url: str, shown: str) -> None:
+    public = load_settings(overrides={"store_url": url, "bus_url": url, "cache_url": url}, env={}).to_public()
+    assert public["store_url"] == public["bus_url"] == public["cache_url"] == shown
+    assert "s3cret" not in json.dumps(public)
+
+
+def test_public_view_resolves_defaults(tmp_path: Path) -> None:
+    public = load_settings(overrides={"data_dir": str(tmp_path / "d")}, env={}).to_public()
+    assert public["data_dir"] == str(tmp_path / "d")
+    assert public["store_url"] == f"sqlite:///{tmp_path / 'd' / 'coinwire.db'}"
+    assert public["exchanges"][0]["name"] == "demo"
+    json.dumps(public)
