@@ -418,9 +418,11 @@ def test_out_of_range_ids_are_answered_in_the_error_shape(http: httpx.Client) ->
     assert ok(http.get("/xwrap/v1/status"))["status"] == "online"
 
 
-@pytest.mark.xfail(strict=True, reason="params.py does not bound ints; the store overflows (HTTP 500). Fix: bounded ints in coinwire.api.params")
 def test_out_of_range_ids_are_invalid_params(http: httpx.Client) -> None:
     expect_error(http.post("/xwrap/v1/orders/cancel", json={"order_id": 2**63}), 400, "invalid_params")
+    expect_error(http.get("/xwrap/v1/wallets/" + str(2**70)), 400, "invalid_params")
+    body = {"exchange": "demo", "pair": "BTC_USDT", "side": "buy", "size": "0.01", "limit": "100", "cancel_after": 10**30}
+    expect_error(http.post("/xwrap/v1/orders/new", json=body), 400, "invalid_params")
 
 
 # --- uri_map, OpenAPI, metrics, health -------------------------------------------------------------------------

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import msgspec
 
 __all__ = [
     "Number",
+    "Id",
+    "Seconds",
     "NoParams",
     "EchoParams",
     "GetExchangesParams",
@@ -27,6 +31,10 @@ __all__ = [
 ]
 
 Number = str | int | float
+# Bounded integers: an id or a duration beyond these is a mistake, and must not reach the store.
+Id = Annotated[int, msgspec.Meta(ge=1, le=2**62)]
+Seconds = Annotated[int, msgspec.Meta(le=366 * 86_400)]  # negatives get their own, clearer, error
+Count = Annotated[int, msgspec.Meta(ge=-(2**31), le=2**31)]
 
 
 class _Params(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -53,7 +61,7 @@ class BookParams(_Params, kw_only=True):
     exchange: str
     pair: str | None = None
     symbol: str | None = None
-    depth: int = 100
+    depth: Count = 100
 
 
 class MakeOrderParams(_Params, kw_only=True):
@@ -65,15 +73,15 @@ class MakeOrderParams(_Params, kw_only=True):
     type: str = "limit"
     limit: Number | None = None
     price: Number | None = None  # accepted spelling of `limit` for CCXT users
-    cancel_after: int = 0
+    cancel_after: Seconds = 0
     client_oid: str | None = None
-    wallet_set_id: int | None = None
+    wallet_set_id: Id | None = None
     run_id: str | None = None
     post_only: bool = False
 
 
 class CancelOrderParams(_Params, kw_only=True):
-    order_id: int | None = None
+    order_id: Id | None = None
     client_oid: str | None = None
     client_order_id: str | None = None
     exchange: str | None = None
@@ -81,12 +89,12 @@ class CancelOrderParams(_Params, kw_only=True):
 
 class ListOpenOrdersParams(_Params, kw_only=True):
     exchange: str | None = None
-    wallet_set_id: int | None = None
+    wallet_set_id: Id | None = None
 
 
 class ListRecentOrdersParams(_Params, kw_only=True):
     include_open: bool = False
-    limit: int = 100
+    limit: Count = 100
     exchange: str | None = None
 
 
@@ -103,11 +111,11 @@ class CreateWalletSetParams(_Params, kw_only=True):
 
 
 class WalletSetIdParams(_Params, kw_only=True):
-    set_id: int
+    set_id: Id
 
 
 class GetWalletSetParams(_Params, kw_only=True):
-    set_id: int
+    set_id: Id
     aggregate_only: bool = False
 
 
@@ -120,7 +128,7 @@ class VirtualTxParams(_Params, kw_only=True):
     base: str | None = None
     currency: str | None = None
     movement: Number
-    wallet_id: int | None = None
+    wallet_id: Id | None = None
 
 
 class ConvertParams(_Params, kw_only=True):
@@ -136,7 +144,7 @@ class SubscribeParams(_Params, kw_only=True):
 class OhlcvParams(_Params, kw_only=True):
     exchange: str
     pair: str
-    start: int | None = None
-    end: int | None = None
-    received_before: int | None = None
+    start: Annotated[int, msgspec.Meta(ge=0, le=2**40)] | None = None
+    end: Annotated[int, msgspec.Meta(ge=0, le=2**40)] | None = None
+    received_before: Annotated[int, msgspec.Meta(ge=0, le=2**40)] | None = None
     freq: str = "highest"
