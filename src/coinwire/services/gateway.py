@@ -291,7 +291,7 @@ class Gateway:
             self.by_client_oid.clear()
             for ex in self.exchanges.values():
                 for market in ex.markets.values():
-                    market.engine.open_orders.clear()
+                    market.engine.clear_orders()
             await self._restore()
             for ex in self.exchanges.values():
                 for order in list(self._restored_open):
