@@ -293,3 +293,12 @@ async def test_batch_and_notification_requests(rpc: RpcClient, server: ServerPro
         await ws.send(msgspec.json.encode({"method": "echo", "id": 4}).decode())
         invalid = msgspec.json.decode(await ws.recv())
         assert invalid["error"]["code"] == -32600
+
+
+async def test_logmessages_notifications(rpc: RpcClient) -> None:
+    await rpc.call("subscribe", channels=["logmessages"])
+    order = await rpc.call("make_order", exchange=EX, pair="BTC_USDT", side="buy", type="market", size="0.001", client_oid=oid())
+    note = await rpc.notification("logmessages")
+    assert note["name"] == "user.orders.manual" and note["levelname"] == "INFO"
+    assert note["message"] == f"Order {order['client_order_id']} is done (filled)"
+    await expect_error(rpc.call("subscribe", channels=["nope"]), -32602, "unknown_channel")

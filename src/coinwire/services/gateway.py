@@ -34,6 +34,7 @@ from coinwire.messages import (
     BookTicker,
     ExchangeStatusChanged,
     FillEvent,
+    LogMessage,
     Markets,
     Message,
     OrderUpdate,
@@ -218,6 +219,8 @@ class Gateway:
     async def _set_status(self, exchange: PaperExchange, status: str) -> None:
         previous, exchange.status = exchange.status, status
         log.info("exchange status", exchange=exchange.name, previous=previous, status=status)
+        level = "warning" if status in ("degraded", "stopped") else "info"
+        await self.publish_log(level, "coinwire.gateway", f"exchange {exchange.name}: {previous} -> {status}")
         await self.bus.publish(
             subject("exchstatus", exchange.name), ExchangeStatusChanged(exchange.name, previous, status, self.clock())
         )
@@ -280,6 +283,7 @@ class Gateway:
             await self.writer.submit(changes)
         except Exception:
             log.exception("commit failed; rebuilding state from the store")
+            await self.publish_log("error", "coinwire.gateway", "a store commit failed; state was reloaded from the store")
             metrics.COMMIT_FAILURES.inc()
             await self._recover_after_failed_commit()
             raise
@@ -305,6 +309,13 @@ class Gateway:
         for order in orders:
             inst = self.instrument_of(order)
             await self.bus.publish(subject("order", order.exchange, order.symbol), OrderUpdate(order_view(order, inst)))
+            if order.is_done:
+                reason = order.done_reason.value if order.done_reason else "done"
+                await self.publish_log("info", f"user.orders.{order.run_id or 'manual'}", f"Order {order.client_oid} is done ({reason})")
+
+    async def publish_log(self, level: str, name: str, message: str) -> None:
+        """A `logmessages` notification (the seed's: order completions, status changes, failures)."""
+        await self.bus.publish(subject("log", level), LogMessage(level, name, message, self.clock()))
 
     # --- settlement -----------------------------------------------------------------------------
     def _settle(self, instrument: Instrument, order: Order, fills: list[Fill], ts: int) -> list[WalletLine]:
