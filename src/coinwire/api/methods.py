@@ -47,7 +47,8 @@ def method(name: str, params: type) -> Callable[[Handler], Handler]:
     return register
 
 
-def _decimal_param(value: object, field: str) -> str:
+def _decimal_param(value: object) -> str:
+    """JSON numbers arrive as floats: their repr is the shortest exact decimal the sender meant."""
     if isinstance(value, float):
         return repr(value)
     return str(value)
@@ -93,7 +94,7 @@ class Api:
             if order_type not in (OrderType.LIMIT, OrderType.POST_ONLY):
                 raise InvalidInput("invalid_params", "post_only applies to limit orders only")
             order_type = OrderType.POST_ONLY
-        size = inst.parse_size(_decimal_param(p.size, "size"))
+        size = inst.parse_size(_decimal_param(p.size))
         raw_limit = p.limit if p.limit is not None else p.price
         if order_type is OrderType.MARKET:
             if raw_limit not in (None, 0, "0", ""):
@@ -102,7 +103,7 @@ class Api:
         else:
             if raw_limit in (None, "", 0, "0"):
                 raise InvalidInput("missing_limit", f"a {order_type.value} order needs a limit price")
-            limit = inst.parse_price(_decimal_param(raw_limit, "limit"), "limit")
+            limit = inst.parse_price(_decimal_param(raw_limit), "limit")
         if p.cancel_after < 0:
             raise InvalidInput("invalid_cancel_after", "cancel_after must be >= 0 seconds")
         if p.cancel_after and not order_type.rests:
@@ -243,7 +244,7 @@ async def convert_to_usd(api: Api, p: P.ConvertParams, ctx: CallContext) -> Any:
     """Value of an amount of a currency in USD (stablecoins count as USD); null when no route exists."""
     if p.side not in ("bid", "ask"):
         raise InvalidInput("invalid_side", "side must be 'bid' or 'ask'")
-    amount = to_units(_decimal_param(p.value, "value"), 18, "value")
+    amount = to_units(_decimal_param(p.value), 18, "value")
     return api.wallets.convert_to_usd(p.currency.upper(), amount, p.side)
 
 
@@ -296,7 +297,7 @@ async def create_wallet_set(api: Api, p: P.CreateWalletSetParams, ctx: CallConte
     if not p.wallets:
         raise InvalidInput("bad_wallet_config", "a wallet set needs at least one wallet")
     allocations = [
-        (w.exchange, w.currency.upper(), to_units(_decimal_param(w.allocation, "allocation"), 18, "allocation"))
+        (w.exchange, w.currency.upper(), to_units(_decimal_param(w.allocation), 18, "allocation"))
         for w in p.wallets
     ]
     description = p.description or (f"Logical Wallet for Run: {p.run_id}" if p.run_id else "Logical wallet set")
@@ -359,7 +360,7 @@ async def add_virtual_wallet_tx(api: Api, p: P.VirtualTxParams, ctx: CallContext
     currency = p.currency or p.base
     if not currency:
         raise InvalidInput("missing_parameter", "add_virtual_wallet_tx needs `base` (or `currency`)")
-    movement = to_units(_decimal_param(p.movement, "movement"), 18, "movement")
+    movement = to_units(_decimal_param(p.movement), 18, "movement")
     line_id = await api.gateway.add_virtual_wallet_tx(exchange=p.exchange, currency=currency.upper(), movement=movement)
     return {"id": line_id}
 

@@ -302,16 +302,21 @@ class Gateway:
                     if order.exchange == ex.name and ex.restore_order(order):
                         self._restored_open.remove(order)
 
-    async def _notify(self, orders: list[Order], fills: list[Fill]) -> None:
+    async def _notify(self, orders: list[Order], fills: list[Fill]) -> list[dict[str, Any]]:
+        """Publish fills and order updates; returns the orders' views (built once, also the answer)."""
+        views = []
         for fill in fills:
             inst = self.exchanges[fill.exchange].markets[fill.symbol].instrument
             await self.bus.publish(subject("fill", fill.exchange, fill.symbol), FillEvent(fill_view(fill, inst)))
         for order in orders:
             inst = self.instrument_of(order)
-            await self.bus.publish(subject("order", order.exchange, order.symbol), OrderUpdate(order_view(order, inst)))
+            view = order_view(order, inst)
+            views.append(view)
+            await self.bus.publish(subject("order", order.exchange, order.symbol), OrderUpdate(view))
             if order.is_done:
                 reason = order.done_reason.value if order.done_reason else "done"
                 await self.publish_log("info", f"user.orders.{order.run_id or 'manual'}", f"Order {order.client_oid} is done ({reason})")
+        return views
 
     async def publish_log(self, level: str, name: str, message: str) -> None:
         """A `logmessages` notification (the seed's: order completions, status changes, failures)."""
@@ -411,20 +416,21 @@ class Gateway:
         metrics.ORDERS.labels(order.exchange, order.type.value).inc()
         if fills:
             metrics.FILLS.labels(order.exchange).inc(len(fills))
-        await self._notify([order], fills)
+        (view,) = await self._notify([order], fills)
         if order.is_done:
             self.orders.pop(order.id, None)
-        return order_view(order, inst)
+        return view
 
-    async def _finish_orders(self, orders: list[Order], ts: int) -> None:
+    async def _finish_orders(self, orders: list[Order], ts: int) -> list[dict[str, Any]]:
         lines: list[WalletLine] = []
         for order in orders:
             currency, need = required_hold(self.instrument_of(order), order)
             lines += self.ledger.set_hold(order.id, order.exchange, currency, order.wallet_set_id, need, ts)
         await self._commit(self._changes(orders, [], lines))
-        await self._notify(orders, [])
+        views = await self._notify(orders, [])
         for order in orders:
             self.orders.pop(order.id, None)
+        return views
 
     async def cancel_order(self, *, order_id: int | None, client_oid: str | None, exchange: str | None) -> dict[str, Any]:
         order: Order | None = None
@@ -436,7 +442,6 @@ class Gateway:
             raise InvalidInput("missing_parameter", "cancel_order needs order_id or client_oid")
         if order is None or (exchange is not None and order.exchange != exchange):
             raise NotFound("order_not_found", f"no order {order_id or client_oid!r}")
-        inst = self.instrument_of(order)
         if order.status is OrderStatus.DONE:
             raise Conflict(
                 "order_done",
@@ -446,8 +451,7 @@ class Gateway:
         market = self.exchanges[order.exchange].markets[order.symbol]
         ts = self.clock()
         market.engine.cancel(order.id, ts)
-        await self._finish_orders([order], ts)
-        return order_view(order, inst)
+        return (await self._finish_orders([order], ts))[0]
 
     async def _expiry_loop(self) -> None:
         while True:
