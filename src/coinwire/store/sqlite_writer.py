@@ -33,10 +33,10 @@ class SqliteWriter:
 
     def _connect(self) -> sqlite3.Connection:
         con = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        con.execute("PRAGMA busy_timeout=10000")  # first, so the pragmas below wait for a lock too
         con.execute("PRAGMA journal_mode=WAL")
         con.execute("PRAGMA synchronous=NORMAL")
         con.execute("PRAGMA foreign_keys=ON")
-        con.execute("PRAGMA busy_timeout=10000")
         return con
 
     def _write(self, by_table: dict[str, list[dict[str, Any]]]) -> None:

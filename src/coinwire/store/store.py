@@ -90,7 +90,7 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None
     """WAL for concurrent readers, NORMAL sync (durable at checkpoints), enforced FKs, waits on locks."""
     dbapi_connection.isolation_level = None  # transactions are begun explicitly (see _sqlite_begin)
     cursor = dbapi_connection.cursor()
-    for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "foreign_keys=ON", "busy_timeout=10000"):
+    for pragma in ("busy_timeout=10000", "journal_mode=WAL", "synchronous=NORMAL", "foreign_keys=ON"):  # wait first
         cursor.execute(f"PRAGMA {pragma}")
     cursor.close()
 
