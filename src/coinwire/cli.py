@@ -12,11 +12,14 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from coinwire.cli_run import run_command, runs_app
 from coinwire.config import ConfigError, Settings, load_settings
 
 app = typer.Typer(help="coinwire: self-hosted crypto trading and portfolio platform.", no_args_is_help=True)
 config_app = typer.Typer(help="Inspect the configuration.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
+app.command("run")(run_command)
+app.add_typer(runs_app, name="runs")
 console = Console()
 err = Console(stderr=True, soft_wrap=True)  # never break a URL or a path across lines
 

@@ -1,0 +1,161 @@
+"""`coinwire run`: run a strategy synchronously from the command line (backtest today), print or save its report."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any, Optional
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from coinwire.core.errors import CoinwireError
+
+__all__ = ["run_command", "runs_app"]
+
+console = Console()
+err = Console(stderr=True, soft_wrap=True)
+runs_app = typer.Typer(help="Runs stored in the data directory.", no_args_is_help=True)
+
+
+def _params(values: list[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for value in values:
+        if "=" not in value:
+            raise CoinwireError("invalid_parameter", f"--param {value!r} must look like NAME=VALUE")
+        name, raw = value.split("=", 1)
+        out[name.strip()] = raw.strip()
+    return out
+
+
+def _time_arg(value: str | None, field: str) -> int | None:
+    if value is None:
+        return None
+    from datetime import datetime, timezone
+
+    text = value.strip()
+    if text.lstrip("-").isdigit():
+        return int(text)
+    try:
+        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise CoinwireError("invalid_time", f"{field} must be unix seconds or an ISO 8601 date, got {value!r}") from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=timezone.utc)
+    return int(parsed.timestamp())
+
+
+def run_command(
+    strategy: str = typer.Argument(..., help="Built-in strategy name (ma_cross, hodl, ...) or path/to/file.py:ClassName."),
+    mode: str = typer.Option("backtest", "--mode", "-m", help="backtest (paper and live run under `coinwire serve`)."),
+    data: Optional[list[str]] = typer.Option(None, "--data", help="Candle file(s) or directory; default: the history store."),
+    balance: list[str] = typer.Option([], "--balance", help="EXCHANGE:CURRENCY=AMOUNT, repeatable."),
+    param: list[str] = typer.Option([], "--param", "-p", help="Strategy parameter NAME=VALUE, repeatable."),
+    fee: str = typer.Option("0.001", "--fee", help="Maker and taker fee rate (0.001 = 0.1%)."),
+    fill: str = typer.Option("open", "--fill", help="Market orders fill at the next candle's open, or the signal candle's close."),
+    liquidity: str = typer.Option("volume", "--liquidity", help="volume: a candle fills at most its volume; unlimited."),
+    start: Optional[str] = typer.Option(None, "--start", "-s", help="First candle (unix seconds or ISO date)."),
+    end: Optional[str] = typer.Option(None, "--end", "-e", help="End, exclusive (unix seconds or ISO date)."),
+    as_json: bool = typer.Option(False, "--json", help="Print the report as one JSON object."),
+    report: Optional[Path] = typer.Option(None, "--report", help="Write a self-contained HTML report."),
+    save: bool = typer.Option(True, "--save/--no-save", help="Store the run under the data directory."),
+) -> None:
+    """Run a strategy; backtests print total return, Sharpe, drawdown and trades."""
+    from coinwire.cli import _settings
+
+    try:
+        outcome = _run(strategy, mode, data, balance, param, fee, fill, liquidity, start, end, report, save, _settings)
+    except CoinwireError as exc:
+        err.print(f"[red]error:[/red] {escape(exc.message)} [dim]({exc.code})[/dim]")
+        raise typer.Exit(2) from None
+    rep = outcome.report or {}
+    if as_json:
+        sys.stdout.write(json.dumps({**rep, "status": outcome.status, "error": outcome.error}) + "\n")
+    else:
+        _print_summary(rep, outcome.status, outcome.error)
+    if outcome.status == "failed":
+        raise typer.Exit(1)
+
+
+def _run(strategy: str, mode: str, data: list[str] | None, balance: list[str], param: list[str], fee: str, fill: str,
+         liquidity: str, start: str | None, end: str | None, report: Path | None, save: bool, settings_fn: Any) -> Any:
+    from coinwire.engine.backtest import BacktestConfig
+    from coinwire.engine.runs import RunStore, parse_balances, run_backtest
+
+    if mode != "backtest":
+        raise CoinwireError("mode_not_available", f"`coinwire run` runs backtests; start {mode} runs with `coinwire serve` and PUT /runnables/{{name}}/start")
+    exchange, balances = parse_balances(balance)
+    config = BacktestConfig(exchange=exchange, balances=balances, fee=fee, fill=fill, liquidity=liquidity,
+                            start=_time_arg(start, "--start"), end=_time_arg(end, "--end"))
+    candles = _load_candles(data, exchange, strategy, _params(param), settings_fn)
+    with console.status("running backtest", spinner="dots") if sys.stderr.isatty() else _null():
+        outcome, runtime = run_backtest(strategy, _params(param), candles, config)
+    settings = settings_fn() if (save or report) else None
+    if save and settings is not None:
+        RunStore(settings.data_path / "runs").save(outcome, runtime)
+    if report is not None:
+        from coinwire.engine.html_report import write_html_report
+
+        write_html_report(report, outcome, runtime)
+    return outcome
+
+
+def _load_candles(data: list[str] | None, exchange: str, strategy: str, params: dict[str, Any], settings_fn: Any) -> list[Any]:
+    from coinwire.history import load_data_arg
+
+    if data:
+        candles: list[Any] = []
+        for item in data:
+            candles += load_data_arg(Path(item), exchange=exchange)
+        return candles
+    from coinwire.engine.registry import load_strategy
+    from coinwire.history.store import HistoryStore, default_history_root
+
+    cls = load_strategy(strategy)
+    declared = cls.parameters()
+    symbol = params.get("symbol", declared.get("symbol"))
+    timeframe = params.get("timeframe", declared.get("timeframe"))
+    if not symbol or not timeframe:
+        raise CoinwireError("history_missing", "pass --data, or give the strategy a symbol and timeframe stored in history")
+    store = HistoryStore(default_history_root(settings_fn().data_path))
+    return [store.load(exchange, symbol, timeframe)]
+
+
+class _null:
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+
+def _print_summary(rep: dict[str, Any], status: str, error: str | None) -> None:
+    table = Table("metric", "value", title=f"{rep.get('strategy')} backtest {rep.get('run_id')} ({status})")
+    for key in ("start", "end", "initial_equity", "final_equity", "total_return", "cagr", "sharpe", "sortino", "max_drawdown",
+                "entries", "exits", "win_rate", "profit_factor", "exposure", "fees", "orders", "candles"):
+        value = rep.get(key)
+        if isinstance(value, float):
+            value = f"{value:.6g}" if key not in ("total_return", "cagr", "max_drawdown", "win_rate", "exposure") else f"{value:.2%}"
+        table.add_row(key, "-" if value is None else str(value))
+    console.print(table)
+    if error:
+        err.print(f"[red]strategy failed:[/red] {escape(error)}")
+
+
+@runs_app.command("list")
+def list_runs(as_json: bool = typer.Option(False, "--json")) -> None:
+    """Runs stored in the data directory."""
+    from coinwire.cli import _settings
+    from coinwire.engine.runs import RunStore
+
+    runs = RunStore(_settings().data_path / "runs").list()
+    if as_json:
+        sys.stdout.write(json.dumps(runs) + "\n")
+        return
+    table = Table("run id", "strategy", "mode", "status", title="Runs")
+    for run in runs:
+        table.add_row(run["run_id"], run["strategy"], run["mode"], run["status"])
+    console.print(table)

@@ -1,0 +1,130 @@
+"""One order path for every mode: validate, hold, match and settle an order on the core objects.
+
+The paper gateway, the backtest venue and the paper venue of a strategy run all place
+orders the same way: refuse what the venue would refuse (post-only that would take, market
+order with nothing to take, notional below the minimum), hold what the order can cost, hand
+it to the matching engine, then settle each fill on the ledger and trim the hold to what
+the remainder still needs. Keeping that sequence here is what makes a backtest's fills the
+paper exchange's fills.
+
+Also: sizing by quote budget (`size_for_funds`), the "all-in" buy that exchanges offer as a
+quote-quantity market order, computed exactly so fee included it never exceeds the budget.
+"""
+
+from __future__ import annotations
+
+from coinwire.core.errors import DomainError, InvalidInput
+from coinwire.core.funds import max_buy_cost, required_hold
+from coinwire.core.instruments import FEE_SCALE, Instrument
+from coinwire.core.ledger import Ledger
+from coinwire.core.matching import MatchingEngine
+from coinwire.core.orders import Fill, Order, OrderType, Side
+from coinwire.core.wallets import WalletLine
+
+__all__ = ["place_order", "settle_fills", "release_hold", "size_for_funds", "max_size_within", "max_limit_buy_size"]
+
+
+def place_order(
+    ledger: Ledger, engine: MatchingEngine, order: Order, ts: int, *, budget: int | None = None
+) -> tuple[list[Fill], list[WalletLine]]:
+    """Accept a pending order: checks, hold, match now, settle; returns its fills and ledger lines.
+
+    `budget` (ATTO of the quote) caps what a market buy may spend and becomes its hold; without
+    it a market buy holds what walking the book for its size can cost. Raises before changing
+    anything when the order is refused (the ledger and the book are untouched).
+    """
+    inst = engine.instrument
+    market_cost: int | None = None
+    if order.type is OrderType.POST_ONLY and engine.preview(order.side, order.size, order.limit)[0] > 0:
+        raise DomainError("post_only_would_take", "a post-only order must not take liquidity; it would cross the book now")
+    if order.type is OrderType.MARKET:
+        took, notional = engine.preview(order.side, order.size, None)
+        if took == 0:
+            raise DomainError("no_liquidity", f"no liquidity on the {order.side.opposite.value} side of {inst.symbol}")
+        if order.side is Side.BUY:
+            if budget is not None:
+                market_cost = budget
+            else:
+                # one fee rounding (< 1 ATTO) per level walked at most: a bound that cannot be exceeded
+                market_cost = notional + inst.fee_atto(notional, maker=False) + engine.book.depth(Side.SELL)
+        if notional < inst.min_notional:
+            raise InvalidInput("notional_below_minimum", f"order value is below the minimum notional for {inst.symbol}")
+    elif inst.notional_atto(order.limit, order.size) < inst.min_notional:
+        raise InvalidInput("notional_below_minimum", f"order value is below the minimum notional for {inst.symbol}")
+    hold_currency, hold_amount = required_hold(inst, order, market_cost)
+    lines = ledger.set_hold(order.id, order.exchange, hold_currency, order.wallet_set_id, hold_amount, ts)
+    fills = engine.submit(order, ts)
+    lines += settle_fills(ledger, inst, order, fills, ts)
+    return fills, lines
+
+
+def settle_fills(ledger: Ledger, instrument: Instrument, order: Order, fills: list[Fill], ts: int) -> list[WalletLine]:
+    """Ledger lines for an order's new fills, then its hold trimmed to what its remainder needs."""
+    lines: list[WalletLine] = []
+    currency, need = required_hold(instrument, order)  # what the remainder (after these fills) needs
+    for fill in fills:
+        lines += ledger.apply_fill(fill, instrument, order.wallet_set_id, ts, hold_after=need)
+    if ledger.hold_of(order.id) != need:
+        lines += ledger.set_hold(order.id, order.exchange, currency, order.wallet_set_id, need, ts)
+    return lines
+
+
+def release_hold(ledger: Ledger, instrument: Instrument, order: Order, ts: int) -> list[WalletLine]:
+    """After a cancel or expiry: the hold goes back to what the (now done) order needs, i.e. nothing."""
+    currency, need = required_hold(instrument, order)
+    return ledger.set_hold(order.id, order.exchange, currency, order.wallet_set_id, need, ts)
+
+
+def max_size_within(instrument: Instrument, price: int, funds: int, maker: bool = False) -> int:
+    """The largest size on the step grid whose notional at `price` plus its fee fits in `funds` ATTO."""
+    if funds <= 0 or price <= 0:
+        return 0
+    unit = instrument.notional_atto(price, 1)
+    rate = instrument.maker_fee if maker else instrument.taker_fee
+    # notional*(1 + rate/FEE_SCALE) <= funds, ignoring the fee's rounding up; then step down until exact
+    size = funds * FEE_SCALE // (unit * (FEE_SCALE + rate))
+    size -= size % instrument.step
+    while size > 0:
+        notional = unit * size
+        if notional + instrument.fee_atto(notional, maker) <= funds:
+            return size
+        size -= instrument.step
+    return 0
+
+
+def max_limit_buy_size(instrument: Instrument, limit: int, funds: int) -> int:
+    """The largest limit-buy size whose hold (notional at the limit plus the worst-case fee) fits in `funds`."""
+    size = max_size_within(instrument, limit, funds)
+    while size > 0 and max_buy_cost(instrument, limit, size) > funds:
+        # the hold rounds the fee up per size unit: step down by the overshoot, at least one step
+        over = max_buy_cost(instrument, limit, size) - funds
+        unit = instrument.notional_atto(limit, 1) or 1
+        size -= max(instrument.step, (over // unit + 1) - (over // unit + 1) % instrument.step or instrument.step)
+    return max(size, 0)
+
+
+def size_for_funds(engine: MatchingEngine, side: Side, funds: int) -> int:
+    """How much a market order of `side` can take from the book now with `funds` ATTO of quote, fees included.
+
+    Walks the available levels best first, each level one fill with its own (rounded up) fee,
+    exactly as `MatchingEngine.submit` will fill it. Capped by `max_size` when the instrument has one.
+    """
+    inst = engine.instrument
+    total = 0
+    left = funds
+    for price, available in engine._available(side, None):
+        take = max_size_within(inst, price, left)
+        if take == 0:
+            break
+        if take >= available:
+            take = available - available % inst.step
+        if take <= 0:
+            continue
+        notional = inst.notional_atto(price, take)
+        left -= notional + inst.fee_atto(notional, maker=False)
+        total += take
+        if take < available:
+            break
+    if inst.max_size and total > inst.max_size:
+        total = inst.max_size
+    return total

@@ -1,0 +1,646 @@
+"""The backtest runtime: a simulated clock over stored candles, a simulated venue on the core objects.
+
+Event-driven semantics at close to vectorised speed. Indicators are computed in batch over
+the whole history once, but a strategy can only read them up to the last closed candle.
+Conditions (`on_cross`) are evaluated in batch too, so the clock jumps straight from one
+candle where something can happen to the next: a condition firing, a subscribed candle, a
+timer, a pending order reaching the next open, a resting order's price being reached.
+
+Fills go through the same `core.execution.place_order`, matching engine and ledger as the
+paper exchange. A candle becomes the book the order meets: a market order placed when a
+candle closes fills at the next candle's open (or at the signal candle's close with
+`fill="close"`), against a level holding that candle's volume (`liquidity="volume"`, the
+default; `"unlimited"` for peers' semantics). Resting limit orders fill at their limit on
+the first candle whose low (buys) or high (sells) reaches it, up to that candle's volume.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+from collections.abc import Callable, Sequence
+from decimal import Decimal
+from typing import Any
+
+import msgspec
+import numpy as np
+
+from coinwire.core.errors import CoinwireError, InvalidInput, NotFound
+from coinwire.core.execution import max_limit_buy_size, max_size_within, place_order, release_hold, settle_fills
+from coinwire.core.ids import IdSequence
+from coinwire.core.indicators import indicator_spec
+from coinwire.core.instruments import Instrument
+from coinwire.core.ledger import Ledger
+from coinwire.core.matching import MatchingEngine
+from coinwire.core.numbers import ATTO_DECIMALS, to_units, units_to_str
+from coinwire.core.orders import Fill, Order, OrderType, Side
+from coinwire.engine.runtime import Runtime
+from coinwire.history.candles import timeframe_seconds
+from coinwire.engine.strategy import Indicator, OrderTicket, Strategy, StrategyParams
+
+__all__ = ["BacktestConfig", "BacktestRuntime", "Series", "instrument_for", "timeframe_ns"]
+
+_NS = 1_000_000_000
+_CLOSE, _OPEN, _INTRABAR = 0, 1, 2  # event priorities at one instant: closes, then next opens, then intrabar
+_UNLIMITED = 10**30
+
+
+def timeframe_ns(timeframe: str) -> int:
+    """`5m` -> 300e9. Months are not a fixed length, so a backtest clock does not take them."""
+    return timeframe_seconds(timeframe) * _NS
+
+
+class BacktestConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """How the simulated venue behaves; balances are the run's wallet set (currency -> decimal string)."""
+
+    exchange: str
+    balances: dict[str, str]
+    fee: str = "0.001"
+    fill: str = "open"  # "open": next candle's open; "close": the signal candle's close
+    liquidity: str = "volume"  # "volume": a candle's volume is the most it can fill; "unlimited"
+    start: int | None = None  # unix seconds, inclusive (bar open time)
+    end: int | None = None  # unix seconds, exclusive
+
+    def __post_init__(self) -> None:
+        if self.fill not in ("open", "close"):
+            raise InvalidInput("invalid_fill", f"fill must be 'open' or 'close', got {self.fill!r}")
+        if self.liquidity not in ("volume", "unlimited"):
+            raise InvalidInput("invalid_liquidity", f"liquidity must be 'volume' or 'unlimited', got {self.liquidity!r}")
+        if not self.balances:
+            raise InvalidInput("missing_balance", "a backtest needs a starting balance, e.g. --balance binance:USDT=10000")
+        if self.start is not None and self.end is not None and self.end <= self.start:
+            raise InvalidInput("empty_range", "the end of the backtest must be after its start")
+
+
+class Series:
+    """One symbol/timeframe of candles as arrays, with close instants for the clock."""
+
+    __slots__ = ("symbol", "timeframe", "time_ns", "close_ns", "open", "high", "low", "close", "volume", "tf_ns", "n")
+
+    def __init__(self, symbol: str, timeframe: str, time_s: np.ndarray, o: np.ndarray, h: np.ndarray, low: np.ndarray,
+                 c: np.ndarray, v: np.ndarray) -> None:
+        self.symbol = symbol
+        self.timeframe = timeframe
+        self.tf_ns = timeframe_ns(timeframe)
+        self.time_ns = np.asarray(time_s, dtype=np.int64) * _NS
+        self.close_ns = self.time_ns + self.tf_ns
+        self.open, self.high, self.low, self.close, self.volume = (np.asarray(a, dtype=np.float64) for a in (o, h, low, c, v))
+        self.n = len(self.time_ns)
+
+    @classmethod
+    def from_candles(cls, candles: Any) -> Series:
+        return cls(candles.symbol, candles.timeframe, candles.time, candles.open, candles.high, candles.low, candles.close, candles.volume)
+
+    def column(self, name: str) -> np.ndarray:
+        if name not in ("open", "high", "low", "close", "volume"):
+            raise InvalidInput("invalid_source", f"indicator source must be open, high, low, close or volume, got {name!r}")
+        return getattr(self, name)  # type: ignore[no-any-return]
+
+    def rollup(self, timeframe: str) -> Series:
+        """Candles of a coarser timeframe from these (UTC buckets): first open, extremes, last close, summed volume."""
+        tf = timeframe_ns(timeframe)
+        if tf % self.tf_ns:
+            raise InvalidInput("invalid_timeframe", f"{timeframe} is not a multiple of the loaded {self.timeframe} candles of {self.symbol}")
+        bucket = self.time_ns // tf
+        starts = np.flatnonzero(np.r_[True, bucket[1:] != bucket[:-1]])
+        ends = np.r_[starts[1:], self.n] - 1
+        return Series(
+            self.symbol, timeframe, bucket[starts] * (tf // _NS), self.open[starts], np.maximum.reduceat(self.high, starts),
+            np.minimum.reduceat(self.low, starts), self.close[ends], np.add.reduceat(self.volume, starts),
+        )
+
+
+def _price_decimals(series: Sequence[Series]) -> int:
+    """The fewest decimals that hold every price of these candles exactly (at most 10)."""
+    for d in range(0, 11):
+        scale = 10.0**d
+        if all(np.all(np.abs(np.round(a * scale) - a * scale) < 1e-4) for s in series for a in (s.open, s.high, s.low, s.close)):
+            return d
+    return 10
+
+
+def instrument_for(exchange: str, symbol: str, series: Sequence[Series], fee: str) -> Instrument:
+    """A backtest instrument: prices on the data's own grid, sizes fine enough that rounding never shows."""
+    if "/" not in symbol:
+        raise InvalidInput("invalid_symbol", f"symbol must look like BTC/USDT, got {symbol!r}")
+    base, quote = symbol.split("/", 1)
+    pd = _price_decimals(series)
+    rate = Instrument.fee_rate(fee)
+    if rate < 0 or rate >= 10**8:
+        raise InvalidInput("invalid_fee", f"fee must be between 0 and 1, got {fee}")
+    return Instrument(exchange=exchange, symbol=symbol, base=base, quote=quote, price_decimals=pd,
+                      size_decimals=min(12, ATTO_DECIMALS - pd), maker_fee=rate, taker_fee=rate)
+
+
+class _Pending:
+    """An order sent but not yet at the venue (it reaches it at the next open)."""
+
+    __slots__ = ("ticket", "side", "size", "funds", "limit", "type", "cancel_after")
+
+    def __init__(self, ticket: OrderTicket, side: Side, size: int | None, funds: int | None, limit: int, type_: OrderType,
+                 cancel_after: int) -> None:
+        self.ticket = ticket
+        self.side = side
+        self.size = size
+        self.funds = funds
+        self.limit = limit
+        self.type = type_
+        self.cancel_after = cancel_after
+
+
+class _Market:
+    """One symbol at the simulated venue: its instrument, matching engine and the series it fills against."""
+
+    __slots__ = ("instrument", "engine", "series", "price_scale", "size_scale")
+
+    def __init__(self, instrument: Instrument, engine: MatchingEngine, series: Series) -> None:
+        self.instrument = instrument
+        self.engine = engine
+        self.series = series
+        self.price_scale = 10**instrument.price_decimals
+        self.size_scale = 10**instrument.size_decimals
+
+    def price_units(self, value: float) -> int:
+        return int(round(value * self.price_scale))
+
+    def liquidity(self, volume: float, unlimited: bool) -> int:
+        return _UNLIMITED if unlimited else int(volume * self.size_scale)
+
+
+class BacktestRuntime(Runtime):
+    """Runs one strategy over candles. `run()` returns when the history is exhausted or the strategy fails."""
+
+    def __init__(self, run_id: str, candles: Sequence[Any], config: BacktestConfig) -> None:
+        super().__init__(run_id)
+        if not candles:
+            raise InvalidInput("history_missing", "a backtest needs candles: pass --data or import history first")
+        self.config = config
+        self.exchange = config.exchange
+        self.series: dict[tuple[str, str], Series] = {}
+        for c in candles:
+            s = c if isinstance(c, Series) else Series.from_candles(c)
+            s = _clip(s, config.start, config.end)
+            if s.n:
+                self.series[(s.symbol, s.timeframe)] = s
+        if not self.series:
+            raise InvalidInput("history_missing", "no candles fall inside the requested start and end")
+        self.start_ns = min(s.time_ns[0] for s in self.series.values())
+        self.end_ns = max(s.close_ns[-1] for s in self.series.values())
+        self._now = self.start_ns
+        # the venue: one ledger, one matching engine per symbol, all funds in the run's wallet set
+        self.fill_ids = IdSequence()
+        self.order_ids = IdSequence()
+        self.markets: dict[str, _Market] = {}
+        by_symbol: dict[str, list[Series]] = {}
+        for s in self.series.values():
+            by_symbol.setdefault(s.symbol, []).append(s)
+        for symbol, group in by_symbol.items():
+            finest = min(group, key=lambda s: s.tf_ns)
+            inst = instrument_for(self.exchange, symbol, group, config.fee)
+            self.markets[symbol] = _Market(inst, MatchingEngine(inst, self.fill_ids), finest)
+        currencies = {c for m in self.markets.values() for c in (m.instrument.base, m.instrument.quote)}
+        currencies |= set(config.balances)
+        self.ledger = Ledger({self.exchange: currencies})
+        allocations = []
+        for currency, amount in sorted(config.balances.items()):
+            atto = to_units(amount, ATTO_DECIMALS, f"balance of {currency}")
+            if atto <= 0:
+                raise InvalidInput("invalid_balance", f"the balance of {currency} must be positive, got {amount}")
+            self.ledger.add_virtual_tx(self.exchange, currency, atto, self.start_ns)
+            allocations.append((self.exchange, currency, atto))
+        self.wallet_set, _ = self.ledger.create_wallet_set(run_id, "backtest", allocations, self.start_ns)
+        self.quote = next(iter(self.markets.values())).instrument.quote
+        # what happened, for the report
+        self.fills: list[Fill] = []
+        self.fill_orders: dict[int, Order] = {}
+        self.orders: dict[int, Order] = {}
+        self.ticket_of: dict[int, OrderTicket] = {}
+        self.balance_points: list[tuple[int, dict[str, int]]] = [(self.start_ns, self._totals())]
+        # event machinery
+        self._heap: list[tuple[int, int, int, Callable[[], None]]] = []
+        self._seq = 0
+        self._candle_subs: list[tuple[Series, Callable[[dict[str, Any]], None]]] = []
+        self._crosses: list[tuple[Series, np.ndarray, np.ndarray, Callable[[], None] | None, Callable[[], None] | None]] = []
+        self._indicators: list[tuple[Series, np.ndarray]] = []
+        self._pending: list[_Pending] = []
+        self._strategy: Strategy | None = None
+        self.events = 0  # callbacks delivered
+
+    # --- clock ---------------------------------------------------------------------------------
+    def now_ns(self) -> int:
+        return self._now
+
+    def _push(self, ts: int, priority: int, action: Callable[[], None]) -> None:
+        self._seq += 1
+        heapq.heappush(self._heap, (ts, priority, self._seq, action))
+
+    def add_timer(self, delay_ns: int, callback: Callable[[], None], repeat: bool) -> None:
+        if delay_ns < 0:
+            raise InvalidInput("timer_in_past", "at() needs a time after the run's clock")
+        first = self._now + delay_ns
+
+        def fire(at: int = first) -> None:
+            self.hub.record(at, "in", "clock.timer", {})
+            self._deliver("timer", callback)
+            if repeat and at + delay_ns <= self.end_ns:
+                self._push(at + delay_ns, _CLOSE, lambda: fire(at + delay_ns))
+
+        if first <= self.end_ns:
+            self._push(first, _CLOSE, fire)
+
+    # --- data ----------------------------------------------------------------------------------
+    def _series(self, symbol: str, timeframe: str) -> Series:
+        key = (symbol, timeframe)
+        found = self.series.get(key)
+        if found is not None:
+            return found
+        market = self.markets.get(symbol)
+        if market is None:
+            known = ", ".join(sorted(self.markets)) or "none"
+            raise NotFound("history_missing", f"no candles for {symbol} in this backtest (loaded: {known})", symbol=symbol)
+        rolled = market.series.rollup(timeframe)
+        self.series[key] = rolled
+        return rolled
+
+    def _visible(self, s: Series) -> int:
+        """Index of the newest candle of `s` closed at or before the clock (-1 before the first)."""
+        return int(np.searchsorted(s.close_ns, self._now, side="right")) - 1
+
+    def candles(self, symbol: str, timeframe: str, count: int | None) -> dict[str, np.ndarray]:
+        s = self._series(symbol, timeframe)
+        end = self._visible(s) + 1
+        begin = 0 if count is None else max(0, end - count)
+        out = {"time": s.time_ns[begin:end] // _NS}
+        for name in ("open", "high", "low", "close", "volume"):
+            out[name] = s.column(name)[begin:end]
+        for array in out.values():
+            array.flags.writeable = False
+        return out
+
+    def last_price(self, symbol: str) -> float:
+        market = self.markets.get(symbol)
+        if market is None:
+            raise NotFound("unknown_symbol", f"no market {symbol} in this backtest")
+        i = self._visible(market.series)
+        if i < 0:
+            raise InvalidInput("no_price_yet", f"no closed candle of {symbol} before {self._now // _NS}")
+        return float(market.series.close[i])
+
+    def subscribe_candles(self, symbol: str, timeframe: str, callback: Callable[[dict[str, Any]], None]) -> None:
+        self._candle_subs.append((self._series(symbol, timeframe), callback))
+
+    def subscribe(self, kind: str, symbol: str, callback: Callable[[dict[str, Any]], None]) -> None:
+        raise InvalidInput("not_in_history", f"this backtest has candles only: {kind} of {symbol} needs L2 history (use paper mode on a replay feed)")
+
+    def add_indicator(self, kind: Any, symbol: str, timeframe: str, args: tuple[Any, ...], source: str) -> Indicator:
+        spec = indicator_spec(kind)
+        s = self._series(symbol, timeframe)
+        inputs = spec.stream.inputs
+        columns = [s.column(source)] if inputs == ("close",) else [s.column(name) for name in inputs]
+        values = spec.batch(*columns, *args)
+        if isinstance(values, tuple):
+            values = values[0]
+        values = np.asarray(values, dtype=np.float64)
+        self._indicators.append((s, values))
+        return Indicator(self, spec.stream.name, symbol, timeframe, args, len(self._indicators) - 1)
+
+    def indicator_value(self, key: int, index: int) -> float:
+        s, values = self._indicators[key]
+        i = self._visible(s) + 1 + index
+        return float(values[i]) if i >= 0 else math.nan
+
+    def indicator_values(self, key: int) -> np.ndarray:
+        s, values = self._indicators[key]
+        view = values[: self._visible(s) + 1]
+        view.flags.writeable = False
+        return view
+
+    def add_cross(self, a: Indicator, b: Indicator | float, above: Callable[[], None] | None, below: Callable[[], None] | None) -> None:
+        sa, va = self._indicators[a.key]
+        if isinstance(b, Indicator):
+            sb, vb = self._indicators[b.key]
+            if sb is not sa:
+                raise InvalidInput("invalid_condition", "on_cross compares indicators of the same symbol and timeframe")
+        else:
+            vb = np.full_like(va, float(b))
+        with np.errstate(invalid="ignore"):
+            now_above = va > vb
+            was_below = va <= vb
+        defined = ~(np.isnan(va) | np.isnan(vb))
+        ok = defined[1:] & defined[:-1]
+        ups = np.flatnonzero(now_above[1:] & was_below[:-1] & ok) + 1
+        downs = np.flatnonzero((va[1:] < vb[1:]) & (va[:-1] >= vb[:-1]) & ok) + 1
+        self._crosses.append((sa, ups, downs, above, below))
+
+    # --- funds ------------------------------------------------------------------------------------
+    def _totals(self) -> dict[str, int]:
+        return {w.currency: w.balance for w in self.ledger.wallets(self.wallet_set.id)}
+
+    def balance(self, currency: str, exchange: str | None, available: bool) -> Decimal:
+        if exchange is not None and exchange != self.exchange:
+            raise NotFound("unknown_exchange", f"this backtest trades on {self.exchange}, not {exchange}")
+        try:
+            wallet = self.ledger.wallet(self.exchange, currency.upper(), self.wallet_set.id)
+        except CoinwireError:
+            return Decimal(0)
+        amount = wallet.available if available else wallet.balance
+        return Decimal(amount).scaleb(-ATTO_DECIMALS)
+
+    def equity(self, currency: str | None) -> Decimal:
+        quote = currency or self.quote
+        total = Decimal(0)
+        for cur, amount in self._totals().items():
+            if cur == quote:
+                total += Decimal(amount).scaleb(-ATTO_DECIMALS)
+            elif amount:
+                market = self.markets.get(f"{cur}/{quote}")
+                if market is None:
+                    raise NotFound("no_price_route", f"cannot value {cur} in {quote} in this backtest")
+                total += Decimal(amount).scaleb(-ATTO_DECIMALS) * Decimal(repr(self.last_price(market.instrument.symbol)))
+        return total
+
+    # --- orders ------------------------------------------------------------------------------------
+    def submit_order(self, side: str, symbol: str, *, size: Any, funds: Any, limit: Any, type: str | None,
+                     cancel_after: int) -> OrderTicket:
+        market = self.markets.get(symbol)
+        if market is None:
+            raise NotFound("unknown_symbol", f"no market {symbol} in this backtest (loaded: {', '.join(sorted(self.markets))})")
+        inst = market.instrument
+        order_side = Side(side)
+        order_type = _order_type(type, limit)
+        size_units = None if size is None else _grid_units(size, inst.size_decimals, inst.step, "size")
+        funds_atto = None if funds is None else _grid_units(funds, ATTO_DECIMALS, 1, "funds")
+        if size_units is not None and funds_atto is not None:
+            raise InvalidInput("invalid_params", "give size or funds, not both")
+        if funds_atto is not None and (order_side is not Side.BUY or order_type is not OrderType.MARKET):
+            raise InvalidInput("invalid_params", "funds applies to market buys only")
+        limit_units = 0 if limit is None else _grid_units(limit, inst.price_decimals, inst.tick, "limit")
+        if order_type is not OrderType.MARKET and limit_units <= 0:
+            raise InvalidInput("missing_limit", f"a {order_type.value} order needs a positive limit price")
+        if cancel_after < 0:
+            raise InvalidInput("invalid_cancel_after", "cancel_after must be >= 0 seconds")
+        ticket = self.new_ticket(symbol, side)
+        self.hub.record(self._now, "out", "venue.make_order", {
+            "client_oid": ticket.client_oid, "symbol": symbol, "side": side, "type": order_type.value,
+            "size": None if size_units is None else inst.size_str(size_units),
+            "funds": None if funds_atto is None else units_to_str(funds_atto, ATTO_DECIMALS),
+            "limit": inst.price_str(limit_units) if limit_units else None,
+        })
+        pending = _Pending(ticket, order_side, size_units, funds_atto, limit_units, order_type, cancel_after)
+        if self.config.fill == "close":
+            i = self._visible(market.series)
+            self._execute(pending, market, i, market.series.close[i], market.series.volume[i])
+        else:
+            j = int(np.searchsorted(market.series.time_ns, self._now, side="left"))
+            if j >= market.series.n:
+                self._finish_unsent(ticket, "expired", "no candle after the signal: the order never reached the venue")
+            else:
+                self._push(int(market.series.time_ns[j]), _OPEN, lambda: self._at_open(pending, market, j))
+        return ticket
+
+    def cancel_order(self, ticket: OrderTicket) -> None:
+        self.hub.record(self._now, "out", "venue.cancel_order", {"client_oid": ticket.client_oid})
+        if ticket.status == "pending" and ticket.order_id is None:
+            self._finish_unsent(ticket, "cancelled", None)
+            return
+        order = self.orders.get(ticket.order_id or -1)
+        if order is None or order.is_done:
+            raise InvalidInput("order_done", f"order {ticket.client_oid} is already {ticket.status}")
+        market = self.markets[order.symbol]
+        market.engine.cancel(order.id, self._now)
+        release_hold(self.ledger, market.instrument, order, self._now)
+        self._order_update(order)
+
+    def _finish_unsent(self, ticket: OrderTicket, status: str, error: str | None) -> None:
+        ticket.status = status
+        ticket.error = error
+        self.hub.record(self._now, "in", "venue.order", {"client_oid": ticket.client_oid, "status": status, "error": error})
+        if self._strategy is not None:
+            self._deliver("on_order", self._strategy.on_order, ticket)
+
+    def _at_open(self, pending: _Pending, market: _Market, j: int) -> None:
+        if pending.ticket.status != "pending":
+            return  # cancelled before it reached the venue
+        s = market.series
+        self._now = int(s.time_ns[j])
+        self._execute(pending, market, j, s.open[j], s.volume[j])
+
+    def _execute(self, pending: _Pending, market: _Market, j: int, price: float, volume: float) -> None:
+        """The order reaches the venue when the book is this candle's price with its volume."""
+        inst = market.instrument
+        engine = market.engine
+        ticket = pending.ticket
+        px = market.price_units(price)
+        depth = market.liquidity(volume, self.config.liquidity == "unlimited")
+        level = [(px, depth)] if depth > 0 else []
+        if pending.side is Side.BUY:
+            engine.on_snapshot([], level, self._now)
+        else:
+            engine.on_snapshot(level, [], self._now)
+        size = pending.size
+        budget = None
+        if size is None and pending.side is Side.BUY:
+            budget = pending.funds if pending.funds is not None else self.ledger.wallet(self.exchange, inst.quote, self.wallet_set.id).available
+            if pending.type is OrderType.MARKET:
+                size = min(max_size_within(inst, px, budget), depth - depth % inst.step)
+            else:  # what the hold at the limit (worst-case fee included) allows
+                size = max_limit_buy_size(inst, pending.limit, budget)
+                budget = None
+        elif size is None:
+            size = self.ledger.wallet(self.exchange, inst.base, self.wallet_set.id).available // inst.size_to_atto
+            size -= size % inst.step
+        if size <= 0:
+            self._finish_unsent(ticket, "rejected", "nothing to trade: no funds or no liquidity for this order")
+            return
+        order = Order(id=self.order_ids.next(), client_oid=ticket.client_oid, exchange=self.exchange, symbol=inst.symbol,
+                      side=pending.side, type=pending.type, size=size, limit=pending.limit, cancel_after=pending.cancel_after,
+                      wallet_set_id=self.wallet_set.id, run_id=self.run_id, created_at=self._now, last_updated_at=self._now)
+        ticket.order_id = order.id
+        try:
+            fills, _ = place_order(self.ledger, engine, order, self._now, budget=budget)
+        except CoinwireError as exc:
+            self._finish_unsent(ticket, "rejected", f"{exc.code}: {exc.message}")
+            return
+        self.orders[order.id] = order
+        self.ticket_of[order.id] = ticket
+        self._after_fills(order, fills)
+        if not order.is_done:
+            if order.expires_at is not None:
+                self._push(order.expires_at, _OPEN, lambda: self._expire(order, market))
+            self._schedule_touch(order, market, j)
+
+    def _schedule_touch(self, order: Order, market: _Market, first: int) -> None:
+        """Jump to the first candle from `first` on whose range reaches the resting order's limit."""
+        s = market.series
+        limit = order.limit / market.price_scale
+        column, hit = (s.low, np.less_equal) if order.side is Side.BUY else (s.high, np.greater_equal)
+        chunk = 256
+        start = first
+        while start < s.n:
+            found = np.flatnonzero(hit(column[start : start + chunk], limit + (1e-9 if order.side is Side.BUY else -1e-9)))
+            if len(found):
+                k = start + int(found[0])
+                self._push(int(s.time_ns[k]), _INTRABAR, lambda: self._touch(order, market, k))
+                return
+            start += chunk
+            chunk *= 4
+
+    def _touch(self, order: Order, market: _Market, k: int) -> None:
+        if order.is_done:
+            return
+        s = market.series
+        self._now = int(s.time_ns[k])
+        extreme = s.low[k] if order.side is Side.BUY else s.high[k]
+        depth = market.liquidity(s.volume[k], self.config.liquidity == "unlimited")
+        aggressor = Side.SELL if order.side is Side.BUY else Side.BUY
+        fills = market.engine.on_trade(market.price_units(extreme), depth, aggressor, self._now) if depth > 0 else []
+        if fills:
+            settle_fills(self.ledger, market.instrument, order, fills, self._now)
+            self._after_fills(order, fills)
+        if not order.is_done and k + 1 < s.n:
+            self._schedule_touch(order, market, k + 1)
+
+    def _expire(self, order: Order, market: _Market) -> None:
+        if order.is_done:
+            return
+        self._now = max(self._now, order.expires_at or self._now)
+        for expired in market.engine.expire(self._now):
+            release_hold(self.ledger, market.instrument, expired, self._now)
+            self._order_update(expired)
+
+    def _after_fills(self, order: Order, fills: list[Fill]) -> None:
+        ticket = self.ticket_of[order.id]
+        inst = self.markets[order.symbol].instrument
+        for fill in fills:
+            self.fills.append(fill)
+            self.fill_orders[fill.id] = order
+            view = {"client_oid": order.client_oid, "symbol": order.symbol, "side": fill.side.value, "price": inst.price_str(fill.price),
+                    "size": inst.size_str(fill.size), "fee": units_to_str(fill.fee, ATTO_DECIMALS), "time": fill.ts // _NS}
+            self.hub.record(self._now, "in", "venue.fill", view)
+            if self._strategy is not None:
+                self._deliver("on_fill", self._strategy.on_fill, view)
+        if fills:
+            self.balance_points.append((self._now, self._totals()))
+            ticket.filled = Decimal(order.filled_size).scaleb(-inst.size_decimals)
+        self._order_update(order)
+
+    def _order_update(self, order: Order) -> None:
+        ticket = self.ticket_of[order.id]
+        status = order.done_reason.value if order.is_done and order.done_reason else order.status.value
+        if status == ticket.status:
+            return
+        ticket.status = status
+        self.hub.record(self._now, "in", "venue.order", {"client_oid": ticket.client_oid, "status": status,
+                                                         "filled": str(ticket.filled)})
+        if self._strategy is not None:
+            self._deliver("on_order", self._strategy.on_order, ticket)
+
+    # --- the run ----------------------------------------------------------------------------------
+    def _deliver(self, where: str, callback: Callable[..., Any], *args: Any) -> None:
+        self.events += 1
+        self.call(where, callback, *args)
+
+    def run(self, strategy_cls: type[Strategy], params: StrategyParams) -> Strategy:
+        """Start, replay history to the end, stop. Raises StrategyFailed when the strategy raises."""
+        strategy = strategy_cls(self, params)
+        self._strategy = strategy
+        self.hub.record(self._now, "in", "run.start", {"strategy": strategy_cls.__name__, "params": _jsonable(params)})
+        self.call("on_start", strategy.on_start)
+        times, kinds, refs, bars = self._wake_plan()
+        self._loop(times, kinds, refs, bars)
+        self._now = max(self._now, self.end_ns)
+        self.call("on_stop", strategy.on_stop)
+        for ticket in self.open_orders():
+            if ticket.status == "pending" and ticket.order_id is None:
+                self._finish_unsent(ticket, "expired", "the backtest ended before the order reached the venue")
+        self.hub.record(self._now, "in", "run.stop", {})
+        return strategy
+
+    def _wake_plan(self) -> tuple[list[int], list[int], list[int], list[int]]:
+        """Every candle close where a callback fires, in time order: (close ns, kind, which, bar index)."""
+        parts_t, parts_kind, parts_ref, parts_bar = [], [], [], []
+        for ref, (s, _) in enumerate(self._candle_subs):
+            bars = np.arange(s.n)
+            parts_t.append(s.close_ns[bars]); parts_kind.append(np.zeros(s.n, np.int64))
+            parts_ref.append(np.full(s.n, ref)); parts_bar.append(bars)
+        for ref, (s, ups, downs, above, below) in enumerate(self._crosses):
+            for kind, bars, callback in ((1, ups, above), (2, downs, below)):
+                if callback is None or not len(bars):
+                    continue
+                parts_t.append(s.close_ns[bars]); parts_kind.append(np.full(len(bars), kind))
+                parts_ref.append(np.full(len(bars), ref)); parts_bar.append(bars)
+        if not parts_t:
+            return [], [], [], []
+        t = np.concatenate(parts_t)
+        order = np.argsort(t, kind="stable")
+        return (t[order].tolist(), np.concatenate(parts_kind)[order].tolist(),
+                np.concatenate(parts_ref)[order].tolist(), np.concatenate(parts_bar)[order].tolist())
+
+    def _loop(self, times: list[int], kinds: list[int], refs: list[int], bars: list[int]) -> None:
+        heap = self._heap
+        n = len(times)
+        i = 0
+        subs = self._candle_subs
+        crosses = self._crosses
+        while i < n or heap:
+            if heap and (i >= n or heap[0][0] < times[i] or (heap[0][0] == times[i] and heap[0][1] == _CLOSE)):
+                ts, _, _, action = heapq.heappop(heap)
+                if ts > self._now:
+                    self._now = ts
+                action()
+                continue
+            self._now = times[i]
+            kind, ref, bar = kinds[i], refs[i], bars[i]
+            i += 1
+            if kind == 0:
+                s, callback = subs[ref]
+                candle = {"symbol": s.symbol, "timeframe": s.timeframe, "time": int(s.time_ns[bar] // _NS), "open": float(s.open[bar]),
+                          "high": float(s.high[bar]), "low": float(s.low[bar]), "close": float(s.close[bar]), "volume": float(s.volume[bar])}
+                self.hub.record(self._now, "in", "market.candle", candle)
+                self._deliver("on_candle", callback, candle)
+            else:
+                s, _, _, above, below = crosses[ref]
+                callback = above if kind == 1 else below
+                self.hub.record(self._now, "in", "market.cross", {"symbol": s.symbol, "timeframe": s.timeframe,
+                                                                   "direction": "above" if kind == 1 else "below",
+                                                                   "time": int(s.time_ns[bar] // _NS)})
+                self._deliver("on_cross", callback)  # type: ignore[arg-type]
+
+
+def _clip(s: Series, start: int | None, end: int | None) -> Series:
+    lo = 0 if start is None else int(np.searchsorted(s.time_ns, start * _NS, side="left"))
+    hi = s.n if end is None else int(np.searchsorted(s.time_ns, end * _NS, side="left"))
+    if lo == 0 and hi == s.n:
+        return s
+    return Series(s.symbol, s.timeframe, s.time_ns[lo:hi] // _NS, s.open[lo:hi], s.high[lo:hi], s.low[lo:hi], s.close[lo:hi], s.volume[lo:hi])
+
+
+def _order_type(kind: str | None, limit: Any) -> OrderType:
+    if kind is None:
+        return OrderType.MARKET if limit is None else OrderType.LIMIT
+    try:
+        order_type = OrderType(kind)
+    except ValueError:
+        known = ", ".join(t.value for t in OrderType)
+        raise InvalidInput("unknown_order_type", f"unknown order type {kind!r}; use one of {known}") from None
+    if order_type is OrderType.MARKET and limit is not None:
+        raise InvalidInput("invalid_params", "a market order takes no limit price")
+    return order_type
+
+
+def _grid_units(value: Any, decimals: int, step: int, field: str) -> int:
+    """Exact for Decimal, str and int; a float (a computed size) is rounded DOWN to the grid, never up."""
+    if isinstance(value, float):
+        if not math.isfinite(value) or value <= 0:
+            raise InvalidInput("invalid_number", f"{field} must be a positive finite number, got {value!r}", field=field)
+        units = int(Decimal(repr(value)).scaleb(decimals))
+    else:
+        units = to_units(value, decimals, field)
+    if units <= 0:
+        raise InvalidInput(f"invalid_{field}", f"{field} must be positive, got {value}", field=field)
+    return units - units % step
+
+
+def _jsonable(params: StrategyParams) -> dict[str, Any]:
+    return {k: (str(v) if isinstance(v, Decimal) else v) for k, v in params.items()}
+

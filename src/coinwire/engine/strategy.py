@@ -1,0 +1,324 @@
+"""The Strategy API: a small class a trader subclasses; the same code runs in backtest, paper and live.
+
+    class MaCross(Strategy):
+        symbol = "BTC/USDT"
+        timeframe = "5m"
+        fast = 50
+        slow = 200
+
+        def on_start(self) -> None:
+            fast = self.indicator("sma", self.symbol, self.timeframe, self.fast)
+            slow = self.indicator("sma", self.symbol, self.timeframe, self.slow)
+            self.on_cross(fast, slow, above=self.golden, below=self.death)
+
+        def golden(self) -> None:
+            self.buy(self.symbol)          # all available quote, sized at the fill price, fee included
+
+        def death(self) -> None:
+            self.sell(self.symbol)         # the whole position
+
+Parameters are the class attributes with plain values; a run overrides them by name and type
+(a typo gets "did you mean"). Everything a strategy can do goes through `self`, which hands it
+to the run's runtime: the strategy never learns which mode it is in, sees only closed candles
+stamped at or before the clock, and can only spend its run's wallet set.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+from collections.abc import Callable
+from datetime import datetime, timezone
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
+
+from coinwire.core.errors import InvalidInput
+
+if TYPE_CHECKING:
+    from coinwire.engine.runtime import Runtime
+
+__all__ = ["Strategy", "Indicator", "OrderTicket", "StrategyParams", "parse_params"]
+
+_PARAM_TYPES = (bool, int, float, str, Decimal)
+
+StrategyParams = dict[str, Any]
+
+
+class Indicator:
+    """One declared indicator: its values up to the last closed candle, never beyond.
+
+    `value` is the newest value (NaN while warming up); `ind[-2]` the one before;
+    `values` a read-only array of everything visible now.
+    """
+
+    __slots__ = ("name", "symbol", "timeframe", "args", "_runtime", "key")
+
+    def __init__(self, runtime: Runtime, name: str, symbol: str, timeframe: str, args: tuple[Any, ...], key: int) -> None:
+        self._runtime = runtime
+        self.name = name
+        self.symbol = symbol
+        self.timeframe = timeframe
+        self.args = args
+        self.key = key
+
+    @property
+    def value(self) -> float:
+        return self._runtime.indicator_value(self.key, -1)
+
+    def __getitem__(self, index: int) -> float:
+        if not isinstance(index, int) or index >= 0:
+            raise IndexError("indicators are read backwards from the newest value: ind[-1], ind[-2], ...")
+        return self._runtime.indicator_value(self.key, index)
+
+    @property
+    def values(self) -> np.ndarray:
+        return self._runtime.indicator_values(self.key)
+
+    def __repr__(self) -> str:
+        return f"Indicator({self.name}{self.args} on {self.symbol} {self.timeframe} = {self.value})"
+
+
+class OrderTicket:
+    """What a strategy holds for an order it sent: ids to cancel it by, its state as last reported."""
+
+    __slots__ = ("client_oid", "order_id", "symbol", "side", "status", "filled", "error")
+
+    def __init__(self, client_oid: str, symbol: str, side: str) -> None:
+        self.client_oid = client_oid
+        self.order_id: int | None = None
+        self.symbol = symbol
+        self.side = side
+        self.status = "pending"
+        self.filled = Decimal(0)
+        self.error: str | None = None
+
+    def __repr__(self) -> str:
+        return f"OrderTicket({self.side} {self.symbol} {self.status} filled={self.filled} oid={self.client_oid})"
+
+
+def _declared_params(cls: type) -> dict[str, Any]:
+    params: dict[str, Any] = {}
+    for klass in reversed(cls.__mro__):
+        if klass is object or klass is Strategy:
+            continue
+        for name, value in vars(klass).items():
+            if name.startswith("_") or name == "name" or callable(value) or isinstance(value, (property, staticmethod, classmethod)):
+                continue
+            if isinstance(value, _PARAM_TYPES) or value is None:
+                params[name] = value
+    return params
+
+
+def parse_params(cls: type[Strategy], raw: dict[str, Any]) -> StrategyParams:
+    """Check overrides against the class's declared parameters; convert CLI strings to their types."""
+    declared = _declared_params(cls)
+    out: StrategyParams = {}
+    for name, value in raw.items():
+        if name not in declared:
+            hint = difflib.get_close_matches(name, declared, n=1)
+            known = ", ".join(sorted(declared)) or "none"
+            raise InvalidInput(
+                "unknown_parameter",
+                f"{cls.__name__} has no parameter {name!r}" + (f"; did you mean {hint[0]!r}?" if hint else f" (parameters: {known})"),
+                parameter=name,
+            )
+        out[name] = _convert(name, declared[name], value)
+    return out
+
+
+def _convert(name: str, default: Any, value: Any) -> Any:
+    kind = type(default)
+    try:
+        if default is None or isinstance(value, kind) and not (kind is int and isinstance(value, bool)):
+            return value
+        if kind is bool:
+            if isinstance(value, str) and value.lower() in ("1", "true", "yes", "on", "0", "false", "no", "off"):
+                return value.lower() in ("1", "true", "yes", "on")
+            raise ValueError
+        if kind is int:
+            if isinstance(value, float) and not value.is_integer():
+                raise ValueError
+            if isinstance(value, bool):
+                raise ValueError
+            return int(value)
+        if kind is float:
+            result = float(value)
+            if not math.isfinite(result):
+                raise ValueError
+            return result
+        if kind is Decimal:
+            return Decimal(str(value))
+        return str(value)
+    except (ValueError, ArithmeticError):
+        raise InvalidInput(
+            "invalid_parameter", f"parameter {name!r} must be {kind.__name__}, got {value!r}", parameter=name
+        ) from None
+
+
+class Strategy:
+    """Base class of every strategy. Override `on_start` (declare data, indicators, timers) and `on_stop`."""
+
+    name: ClassVar[str] = ""  # registry name; the class name in snake case when empty
+
+    def __init__(self, runtime: Runtime, params: StrategyParams | None = None) -> None:
+        self._rt = runtime
+        for key, value in (params or {}).items():
+            setattr(self, key, value)
+
+    @classmethod
+    def parameters(cls) -> dict[str, Any]:
+        """Declared parameters and their defaults."""
+        return _declared_params(cls)
+
+    # --- lifecycle -------------------------------------------------------------------------
+    def on_start(self) -> None:
+        """Called once before the first event: declare subscriptions, indicators and timers here."""
+
+    def on_stop(self) -> None:
+        """Called once after the last event."""
+
+    def on_fill(self, fill: dict[str, Any]) -> None:
+        """A fill of one of this run's orders (price, size, fee as decimal strings)."""
+
+    def on_order(self, order: OrderTicket) -> None:
+        """An order of this run changed state (open, done, rejected)."""
+
+    def on_input(self, component_id: str, value: Any) -> None:
+        """The user posted `value` to one of this run's UI components."""
+
+    # --- time ------------------------------------------------------------------------------
+    @property
+    def time(self) -> int:
+        """The run's clock in unix seconds (simulated in backtests)."""
+        return self._rt.now_ns() // 1_000_000_000
+
+    @property
+    def now(self) -> datetime:
+        return datetime.fromtimestamp(self._rt.now_ns() / 1e9, tz=timezone.utc)
+
+    def every(self, seconds: float, callback: Callable[[], None]) -> None:
+        """Call `callback` every `seconds` of the run's clock, first after one period."""
+        if not seconds > 0:
+            raise InvalidInput("invalid_interval", f"every() needs a positive number of seconds, got {seconds!r}")
+        self._rt.add_timer(int(seconds * 1e9), callback, repeat=True)
+
+    def at(self, when: int | datetime, callback: Callable[[], None]) -> None:
+        """Call `callback` once at `when` (unix seconds or an aware datetime)."""
+        ts = int(when.timestamp() * 1e9) if isinstance(when, datetime) else int(when) * 1_000_000_000
+        self._rt.add_timer(ts - self._rt.now_ns(), callback, repeat=False)
+
+    # --- market data -----------------------------------------------------------------------
+    def on_candle(self, symbol: str, timeframe: str, callback: Callable[[dict[str, Any]], None]) -> None:
+        """Call `callback(candle)` for every CLOSED candle of symbol/timeframe."""
+        self._rt.subscribe_candles(symbol, timeframe, callback)
+
+    def on_book(self, symbol: str, callback: Callable[[dict[str, Any]], None]) -> None:
+        self._rt.subscribe("book", symbol, callback)
+
+    def on_trades(self, symbol: str, callback: Callable[[dict[str, Any]], None]) -> None:
+        self._rt.subscribe("trades", symbol, callback)
+
+    def on_ticker(self, symbol: str, callback: Callable[[dict[str, Any]], None]) -> None:
+        self._rt.subscribe("ticker", symbol, callback)
+
+    def candles(self, symbol: str, timeframe: str, count: int | None = None) -> dict[str, np.ndarray]:
+        """Closed candles up to the clock: arrays `time, open, high, low, close, volume` (oldest first)."""
+        return self._rt.candles(symbol, timeframe, count)
+
+    def price(self, symbol: str) -> float:
+        """The last known price: the newest closed candle's close, or the book's mid in paper and live."""
+        return self._rt.last_price(symbol)
+
+    def indicator(self, kind: str | Callable[..., Any], symbol: str, timeframe: str, *args: Any, source: str = "close") -> Indicator:
+        """Declare an indicator once; the runtime computes it in batch where it can, incrementally otherwise."""
+        return self._rt.add_indicator(kind, symbol, timeframe, args, source)
+
+    def on_cross(
+        self,
+        a: Indicator,
+        b: Indicator | float,
+        above: Callable[[], None] | None = None,
+        below: Callable[[], None] | None = None,
+    ) -> None:
+        """Call `above()` on the closed candle where `a` crosses above `b`, `below()` where it crosses below.
+
+        A cross needs both values defined on this candle and the previous one: `a[-2] <= b[-2]`
+        and `a[-1] > b[-1]` is a cross above. The backtest jumps straight to these candles.
+        """
+        if above is None and below is None:
+            raise InvalidInput("invalid_condition", "on_cross needs an `above` or a `below` callback")
+        self._rt.add_cross(a, b, above, below)
+
+    # --- orders ----------------------------------------------------------------------------
+    def buy(
+        self,
+        symbol: str,
+        *,
+        size: float | Decimal | str | None = None,
+        funds: float | Decimal | str | None = None,
+        limit: float | Decimal | str | None = None,
+        type: str | None = None,
+        cancel_after: int = 0,
+    ) -> OrderTicket:
+        """Buy `size` (base units), or spend `funds` (quote, fee included), or with neither: all available quote.
+
+        Without `limit` it is a market order (in a backtest it fills at the next candle's open,
+        or at the signal candle's close with `--fill close`); with `limit` a good-till-cancelled
+        limit unless `type` says otherwise (`limit-immediate-cancel`, `limit-fill-kill`, `limit-post-only`).
+        """
+        return self._rt.submit_order("buy", symbol, size=size, funds=funds, limit=limit, type=type, cancel_after=cancel_after)
+
+    def sell(
+        self,
+        symbol: str,
+        *,
+        size: float | Decimal | str | None = None,
+        limit: float | Decimal | str | None = None,
+        type: str | None = None,
+        cancel_after: int = 0,
+    ) -> OrderTicket:
+        """Sell `size` (base units), or with no size: the whole available position."""
+        return self._rt.submit_order("sell", symbol, size=size, funds=None, limit=limit, type=type, cancel_after=cancel_after)
+
+    def order(self, side: str, symbol: str, **kwargs: Any) -> OrderTicket:
+        """`buy` or `sell` by name."""
+        if side not in ("buy", "sell"):
+            raise InvalidInput("invalid_side", f"side must be 'buy' or 'sell', got {side!r}")
+        return self.buy(symbol, **kwargs) if side == "buy" else self.sell(symbol, **kwargs)
+
+    def cancel(self, ticket: OrderTicket) -> None:
+        self._rt.cancel_order(ticket)
+
+    @property
+    def open_orders(self) -> list[OrderTicket]:
+        return self._rt.open_orders()
+
+    # --- funds -----------------------------------------------------------------------------
+    def balance(self, currency: str, exchange: str | None = None) -> Decimal:
+        """Total of `currency` in this run's wallet set (held amounts included)."""
+        return self._rt.balance(currency, exchange, available=False)
+
+    def available(self, currency: str, exchange: str | None = None) -> Decimal:
+        """What this run can still spend of `currency` (total minus holds of open orders)."""
+        return self._rt.balance(currency, exchange, available=True)
+
+    def position(self, symbol: str) -> Decimal:
+        """The base currency of `symbol` held by this run."""
+        return self.balance(symbol.split("/")[0])
+
+    def equity(self, currency: str | None = None) -> Decimal:
+        """Everything this run holds, valued at last prices in `currency` (the run's quote by default)."""
+        return self._rt.equity(currency)
+
+    # --- log and UI components ------------------------------------------------------------
+    def log(self, message: str, level: str = "info") -> None:
+        self._rt.log(level, message)
+
+    def component(self, component_id: str, spec: dict[str, Any], data: list[list[Any]] | None = None) -> None:
+        """Create or replace a UI component: a JSON `spec` (type, title, fields...) and optional CSV-like rows."""
+        self._rt.set_component(component_id, spec, data)
+
+    def update_component(self, component_id: str, spec: dict[str, Any] | None = None, data: list[list[Any]] | None = None) -> None:
+        self._rt.update_component(component_id, spec, data)
