@@ -1,0 +1,21 @@
+"""Candle history: the Candles series, readers of candle files, and the on-disk HistoryStore."""
+
+from coinwire.history.candles import COLUMNS, RECORD_DTYPE, Candles, concat, format_time, timeframe_seconds
+from coinwire.history.formats import detect_format, load_data_arg, name_hints, read_candles
+from coinwire.history.store import HistoryStore, SeriesInfo, default_history_root
+
+__all__ = [
+    "COLUMNS",
+    "RECORD_DTYPE",
+    "Candles",
+    "HistoryStore",
+    "SeriesInfo",
+    "concat",
+    "default_history_root",
+    "detect_format",
+    "format_time",
+    "load_data_arg",
+    "name_hints",
+    "read_candles",
+    "timeframe_seconds",
+]
