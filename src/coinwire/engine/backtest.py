@@ -161,7 +161,7 @@ class _Market:
         self.size_scale = 10**instrument.size_decimals
 
     def price_units(self, value: float) -> int:
-        return int(round(value * self.price_scale))
+        return round(float(value) * self.price_scale)
 
     def liquidity(self, volume: float, unlimited: bool) -> int:
         return _UNLIMITED if unlimited else int(volume * self.size_scale)
@@ -224,6 +224,7 @@ class BacktestRuntime(Runtime):
         self._indicators: list[tuple[Series, np.ndarray]] = []
         self._pending: list[_Pending] = []
         self._strategy: Strategy | None = None
+        self._wants_fills = self._wants_orders = False
         self.events = 0  # callbacks delivered
 
     # --- clock ---------------------------------------------------------------------------------
@@ -264,7 +265,7 @@ class BacktestRuntime(Runtime):
 
     def _visible(self, s: Series) -> int:
         """Index of the newest candle of `s` closed at or before the clock (-1 before the first)."""
-        return int(np.searchsorted(s.close_ns, self._now, side="right")) - 1
+        return int(s.close_ns.searchsorted(self._now, "right")) - 1
 
     def candles(self, symbol: str, timeframe: str, count: int | None) -> dict[str, np.ndarray]:
         s = self._series(symbol, timeframe)
@@ -391,7 +392,7 @@ class BacktestRuntime(Runtime):
             i = self._visible(market.series)
             self._execute(pending, market, i, market.series.close[i], market.series.volume[i])
         else:
-            j = int(np.searchsorted(market.series.time_ns, self._now, side="left"))
+            j = int(market.series.time_ns.searchsorted(self._now, "left"))
             if j >= market.series.n:
                 self._finish_unsent(ticket, "expired", "no candle after the signal: the order never reached the venue")
             else:
@@ -415,8 +416,8 @@ class BacktestRuntime(Runtime):
         ticket.status = status
         ticket.error = error
         self.hub.record(self._now, "in", "venue.order", {"client_oid": ticket.client_oid, "status": status, "error": error})
-        if self._strategy is not None:
-            self._deliver("on_order", self._strategy.on_order, ticket)
+        if self._wants_orders:
+            self._deliver("on_order", self._strategy.on_order, ticket)  # type: ignore[union-attr]
 
     def _at_open(self, pending: _Pending, market: _Market, j: int) -> None:
         if pending.ticket.status != "pending":
@@ -517,8 +518,8 @@ class BacktestRuntime(Runtime):
             view = {"client_oid": order.client_oid, "symbol": order.symbol, "side": fill.side.value, "price": inst.price_str(fill.price),
                     "size": inst.size_str(fill.size), "fee": units_to_str(fill.fee, ATTO_DECIMALS), "time": fill.ts // _NS}
             self.hub.record(self._now, "in", "venue.fill", view)
-            if self._strategy is not None:
-                self._deliver("on_fill", self._strategy.on_fill, view)
+            if self._wants_fills:
+                self._deliver("on_fill", self._strategy.on_fill, view)  # type: ignore[union-attr]
         if fills:
             self.balance_points.append((self._now, self._totals()))
             ticket.filled = Decimal(order.filled_size).scaleb(-inst.size_decimals)
@@ -532,8 +533,8 @@ class BacktestRuntime(Runtime):
         ticket.status = status
         self.hub.record(self._now, "in", "venue.order", {"client_oid": ticket.client_oid, "status": status,
                                                          "filled": str(ticket.filled)})
-        if self._strategy is not None:
-            self._deliver("on_order", self._strategy.on_order, ticket)
+        if self._wants_orders:
+            self._deliver("on_order", self._strategy.on_order, ticket)  # type: ignore[union-attr]
 
     # --- the run ----------------------------------------------------------------------------------
     def _deliver(self, where: str, callback: Callable[..., Any], *args: Any) -> None:
@@ -544,6 +545,9 @@ class BacktestRuntime(Runtime):
         """Start, replay history to the end, stop. Raises StrategyFailed when the strategy raises."""
         strategy = strategy_cls(self, params)
         self._strategy = strategy
+        # a callback the strategy does not override does nothing: skip delivering it (the hub still records)
+        self._wants_fills = strategy_cls.on_fill is not Strategy.on_fill
+        self._wants_orders = strategy_cls.on_order is not Strategy.on_order
         self.hub.record(self._now, "in", "run.start", {"strategy": strategy_cls.__name__, "params": _jsonable(params)})
         self.call("on_start", strategy.on_start)
         times, kinds, refs, bars = self._wake_plan()
