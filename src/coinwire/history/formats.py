@@ -18,6 +18,7 @@ import io
 import re
 import zipfile
 from collections import defaultdict
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Final, NamedTuple
 
@@ -38,6 +39,7 @@ __all__ = [
     "load_data_arg",
     "name_hints",
     "read_candles",
+    "read_files",
     "timeframe_of_seconds",
 ]
 
@@ -55,6 +57,7 @@ _BINANCE_NAME: Final = re.compile(
 )
 _CAPTURE_LINE: Final = re.compile(rb"\d+ \{")
 _STREAM: Final = re.compile(rb'"stream":"([a-z0-9]+)@')
+_HEAD: Final = 1 << 16  # bytes sniffed to identify a capture
 _CSV_HEADER: Final = re.compile(rb"[A-Za-z_\"]")
 _TIME_UNITS: Final = ((10**15, 1_000_000), (10**11, 1_000), (0, 1))  # µs, ms, s -> divisor
 
@@ -173,6 +176,8 @@ def _time_seconds(raw: np.ndarray) -> np.ndarray:
 
 def _rows_to_arrays(rows: list[Any], where: str) -> tuple[np.ndarray, np.ndarray]:
     """[[time, o, h, l, c, v, ...], ...] (numbers or numeric strings) to int64 times and a float block."""
+    if not rows:
+        return np.empty(0, np.int64), np.empty((0, 5))
     try:
         block = np.array([row[:6] for row in rows], dtype=np.float64)
         if block.ndim != 2 or block.shape[1] != 6:
@@ -186,7 +191,7 @@ def _rows_to_arrays(rows: list[Any], where: str) -> tuple[np.ndarray, np.ndarray
             except (ValueError, TypeError) as exc:
                 raise InvalidInput("invalid_row", f"{where} row {number}: {exc}", row=number) from None
         raise  # pragma: no cover - a failure above always names its row
-    raw_time = np.array([row[0] for row in rows], dtype=np.int64) if len(rows) else np.empty(0, np.int64)
+    raw_time = np.array([row[0] for row in rows], dtype=np.int64)
     return _time_seconds(raw_time), block[:, 1:]
 
 
@@ -235,33 +240,53 @@ def _parse_csv(path: Path, data: bytes) -> _Parsed:
     return _Parsed(_time_seconds(table[:, 0]), table[:, 1:], exchange="binance")
 
 
-def _parse_capture(path: Path, data: bytes) -> _Parsed:
-    """A raw Binance capture's `trade` messages as 1-minute candles (minutes without a trade are absent)."""
-    stream = _STREAM.search(data[:65536])
+def _capture_identity(path: Path, head: bytes) -> tuple[str, str]:
+    """(symbol, exchange) of a raw Binance capture, from its first stream name and diff format."""
+    stream = _STREAM.search(head)
     if stream is None:
         raise InvalidInput("unknown_format", f"{path}: capture without a combined-stream message", path=str(path))
     market = stream.group(1).decode().upper()
     symbol = split_market(market)
     if symbol is None:
         raise InvalidInput("symbol_required", f"{path}: cannot split market {market}: pass --symbol", path=str(path))
-    futures = b'"pu":' in data[:65536]  # USD-M diffs chain with `pu`
-    return _capture_candles(path, symbol, "binanceusdm" if futures else "binance")
+    return symbol, "binanceusdm" if b'"pu":' in head else "binance"  # USD-M diffs chain with `pu`
 
 
-def _capture_candles(path: Path, symbol: str, exchange: str) -> _Parsed:
+def _parse_capture(path: Path, data: bytes) -> _Parsed:
+    return _capture_candles([path], *_capture_identity(path, data[:_HEAD]))
+
+
+def _capture_candles(paths: list[Path], symbol: str, exchange: str) -> _Parsed:
+    """The `trade` messages of capture files (one stream, in order) as 1-minute candles.
+
+    Files are read as one stream because a minute can straddle two files; minutes
+    without a trade are absent, never invented (core.candles builds the bars).
+    """
     from coinwire.feeds.binance_capture import iter_capture  # the one capture parser
 
     base, quote = symbol.split("/")
     # 8 decimals is what Binance prints, so no price or size is refused as too precise
     instrument = Instrument(exchange=exchange, symbol=symbol, base=base, quote=quote, price_decimals=8, size_decimals=8)
     series = CandleSeries(60, keep=1 << 40)
-    for _, message in iter_capture(path, instrument):
+    for _, message in iter_capture(paths, instrument):
         if type(message) is TradeTick:
             series.add(message.ts, message.price, message.size)
     rows = list(series.candles.values())
     time = np.array([c[0] for c in rows], dtype=np.int64)
     columns = np.array([c[1:6] for c in rows], dtype=np.float64).reshape(-1, 5) / 1e8
     return _Parsed(time, columns, symbol, "1m", exchange)
+
+
+def _capture_head(path: Path) -> bytes | None:
+    """The first bytes of a gzip capture file, or None when the file is not a capture."""
+    if not path.name.endswith(".gz") or path.name.endswith((".json.gz", ".csv.gz")):
+        return None
+    try:
+        with gzip.open(path, "rb") as handle:
+            head = handle.read(_HEAD)
+    except (OSError, EOFError):
+        return None
+    return head if _CAPTURE_LINE.match(head) else None
 
 
 def _parse_npy(path: Path) -> tuple[np.ndarray, str | None]:
@@ -290,6 +315,14 @@ def read_candles(
     data = _read_bytes(path)
     kind = detect_format(path, data)
     parsed = {"ohlcv_json": _parse_json, "binance_csv": _parse_csv, "binance_capture": _parse_capture}[kind](path, data)
+    return _build(path, kind, parsed, exchange, symbol, timeframe)
+
+
+def _build(
+    path: Path, kind: str, parsed: _Parsed, exchange: str | None, symbol: str | None, timeframe: str | None
+) -> Candles:
+    """Candles from parsed rows: arguments over content over the name; the timeframe checked against the rows."""
+    hints = name_hints(path)
     if not len(parsed.time):
         raise InvalidInput("empty_file", f"{path} holds no candles", path=str(path))
     steps = np.diff(parsed.time)
@@ -366,6 +399,30 @@ def _candle_files(folder: Path) -> list[Path]:
     )
 
 
+def read_files(
+    paths: Iterable[Path | str], exchange: str | None = None, symbol: str | None = None, timeframe: str | None = None
+) -> list[Candles]:
+    """Candles of several files, one per series: parts of a series are merged (later files win),
+    and capture files of one market are read as one stream (a minute may straddle two files)."""
+    captures: dict[tuple[str, str], list[Path]] = defaultdict(list)
+    others: list[Path] = []
+    for item in paths:
+        path = Path(item)
+        head = _capture_head(path)
+        if head is None:
+            others.append(path)
+        else:
+            captures[_capture_identity(path, head)].append(path)
+    parts = [read_candles(path, exchange, symbol, timeframe) for path in others]
+    for (market, venue), files in captures.items():
+        parsed = _capture_candles(files, market, venue)
+        parts.append(_build(files[0], "binance_capture", parsed, exchange, symbol, timeframe))
+    series: dict[tuple[str, str, str], list[Candles]] = defaultdict(list)
+    for candles in parts:
+        series[candles.key].append(candles)
+    return [concat(group) for _, group in sorted(series.items())]
+
+
 def load_data_arg(
     path_or_dir: Path | str,
     exchange: str | None = None,
@@ -389,16 +446,16 @@ def load_data_arg(
         for f in files
         if _may_match(name_hints(f), wanted_symbol, timeframe)
     ]
-    series: dict[tuple[str, str, str], list[Candles]] = defaultdict(list)
-    for file in chosen:
-        candles = read_candles(file, exchange)
-        if (wanted_symbol is None or candles.symbol == wanted_symbol) and (timeframe is None or candles.timeframe == timeframe):
-            series[candles.key].append(candles)
-    if not series:
+    found = [
+        c
+        for c in read_files(chosen, exchange)
+        if (wanted_symbol is None or c.symbol == wanted_symbol) and (timeframe is None or c.timeframe == timeframe)
+    ]
+    if not found:
         wanted = " ".join(x for x in (wanted_symbol, timeframe) if x) or "candles"
         names = ", ".join(f.name for f in files[:12]) + (" ..." if len(files) > 12 else "") or "no candle files"
         raise InvalidInput("no_candle_files", f"{path}: no {wanted} here (found: {names})", path=str(path))
-    return [concat(parts) for _, parts in sorted(series.items())]
+    return found
 
 
 def _may_match(hints: NameHints, symbol: str | None, timeframe: str | None) -> bool:
