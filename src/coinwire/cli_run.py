@@ -21,6 +21,17 @@ err = Console(stderr=True, soft_wrap=True)
 runs_app = typer.Typer(help="Runs stored in the data directory.", no_args_is_help=True)
 
 
+def _settings_of(ctx: typer.Context) -> Any:
+    """Settings for the data directory chosen by the root command's --config / --data-dir."""
+    from coinwire.config import ConfigError, load_settings
+
+    root = ctx.find_root().params
+    try:
+        return load_settings(root.get("config"), {"data_dir": root.get("data_dir")})
+    except ConfigError as exc:
+        raise CoinwireError("invalid_config", str(exc)) from None
+
+
 def _params(values: list[str]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for value in values:
@@ -49,6 +60,7 @@ def _time_arg(value: str | None, field: str) -> int | None:
 
 
 def run_command(
+    ctx: typer.Context,
     strategy: str = typer.Argument(..., help="Built-in strategy name (ma_cross, hodl, ...) or path/to/file.py:ClassName."),
     mode: str = typer.Option("backtest", "--mode", "-m", help="backtest (paper and live run under `coinwire serve`)."),
     data: Optional[list[str]] = typer.Option(None, "--data", help="Candle file(s) or directory; default: the history store."),
@@ -64,10 +76,8 @@ def run_command(
     save: bool = typer.Option(True, "--save/--no-save", help="Store the run under the data directory."),
 ) -> None:
     """Run a strategy; backtests print total return, Sharpe, drawdown and trades."""
-    from coinwire.cli import _settings
-
     try:
-        outcome = _run(strategy, mode, data, balance, param, fee, fill, liquidity, start, end, report, save, _settings)
+        outcome = _run(strategy, mode, data, balance, param, fee, fill, liquidity, start, end, report, save, lambda: _settings_of(ctx))
     except CoinwireError as exc:
         err.print(f"[red]error:[/red] {escape(exc.message)} [dim]({exc.code})[/dim]")
         raise typer.Exit(2) from None
@@ -146,12 +156,11 @@ def _print_summary(rep: dict[str, Any], status: str, error: str | None) -> None:
 
 
 @runs_app.command("list")
-def list_runs(as_json: bool = typer.Option(False, "--json")) -> None:
+def list_runs(ctx: typer.Context, as_json: bool = typer.Option(False, "--json")) -> None:
     """Runs stored in the data directory."""
-    from coinwire.cli import _settings
     from coinwire.engine.runs import RunStore
 
-    runs = RunStore(_settings().data_path / "runs").list()
+    runs = RunStore(_settings_of(ctx).data_path / "runs").list()
     if as_json:
         sys.stdout.write(json.dumps(runs) + "\n")
         return

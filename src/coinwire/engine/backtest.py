@@ -184,8 +184,8 @@ class BacktestRuntime(Runtime):
                 self.series[(s.symbol, s.timeframe)] = s
         if not self.series:
             raise InvalidInput("history_missing", "no candles fall inside the requested start and end")
-        self.start_ns = min(s.time_ns[0] for s in self.series.values())
-        self.end_ns = max(s.close_ns[-1] for s in self.series.values())
+        self.start_ns = int(min(s.time_ns[0] for s in self.series.values()))
+        self.end_ns = int(max(s.close_ns[-1] for s in self.series.values()))
         self._now = self.start_ns
         # the venue: one ledger, one matching engine per symbol, all funds in the run's wallet set
         self.fill_ids = IdSequence()

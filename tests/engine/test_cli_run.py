@@ -1,0 +1,79 @@
+"""`coinwire run` end to end in a real process: JSON report, HTML report, stored run, clear errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import shared_data
+
+DATA_1H = "binance-spot-1h/BTC_USDT-1h.json"
+
+
+def coinwire(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "coinwire.cli", "--data-dir", str(tmp_path), *args],
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_run_prints_the_report_as_json_and_stores_the_run(tmp_path: Path) -> None:
+    data = shared_data() / DATA_1H
+    args = ["run", "ma_cross", "-m", "backtest", "--data", str(data), "--balance", "binance:USDT=10000",
+            "--param", "fast=20", "--param", "slow=50", "--param", "timeframe=1h", "--fee", "0.001", "--json",
+            "--report", str(tmp_path / "report.html")]
+    done = coinwire(tmp_path, *args)
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    for key in ("run_id", "strategy", "mode", "start", "end", "final_equity", "total_return", "sharpe", "max_drawdown",
+                "entries", "exits", "fees", "trades"):
+        assert key in report
+    assert report["entries"] > 0 and len(report["trades"]) == report["entries"] + report["exits"]
+    assert set(report["trades"][0]) >= {"time", "side", "price", "size", "fee"}
+    html = (tmp_path / "report.html").read_text()
+    assert "<svg" in html and report["run_id"] in html
+    again = coinwire(tmp_path, *args)
+    assert again.stdout == done.stdout  # deterministic: same inputs, same bytes
+    listed = coinwire(tmp_path, "runs", "list", "--json")
+    assert [r["run_id"] for r in json.loads(listed.stdout)] == [report["run_id"]]
+    stored = tmp_path / "runs" / report["run_id"]
+    assert json.loads((stored / "report.json").read_text())["final_equity"] == report["final_equity"]
+    assert (stored / "messages.jsonl").read_text().count("venue.fill") == len(report["trades"])
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["run", "nope", "--balance", "binance:USDT=1"], "unknown strategy 'nope'"),
+        (["run", "ma_cross", "--balance", "binance:USDT=1", "--param", "fats=3", "--data", "DATA"], "did you mean 'fast'"),
+        (["run", "ma_cross", "--balance", "USDT=1", "--data", "DATA"], "EXCHANGE:CURRENCY=AMOUNT"),
+        (["run", "ma_cross", "--balance", "binance:USDT=1", "--data", "/no/such/file.json"], "no such file"),
+        (["run", "ma_cross", "--balance", "binance:USDT=1", "--data", "DATA", "-s", "2030-01-01"], "no candles"),
+        (["run", "ma_cross", "--balance", "binance:USDT=1", "--data", "DATA", "-s", "2021-01-02", "-e", "2021-01-01"], "after its start"),
+    ],
+)
+def test_bad_input_is_a_clear_error(tmp_path: Path, args: list[str], message: str) -> None:
+    data = str(shared_data() / DATA_1H)
+    done = coinwire(tmp_path, *[data if a == "DATA" else a for a in args])
+    assert done.returncode == 2
+    assert message in done.stderr.replace("\n", " ")
+    assert "Traceback" not in done.stderr
+    assert not (tmp_path / "runs").exists()  # nothing written
+
+
+def test_a_failing_strategy_exits_1_with_the_cause(tmp_path: Path) -> None:
+    strategy = tmp_path / "bad.py"
+    strategy.write_text(
+        "from coinwire.engine.strategy import Strategy\n"
+        "class Bad(Strategy):\n"
+        "    def on_start(self):\n"
+        "        self.on_candle('BTC/USDT', '1h', self.candle)\n"
+        "    def candle(self, c):\n"
+        "        raise RuntimeError('kaput')\n"
+    )
+    done = coinwire(tmp_path, "run", f"{strategy}:Bad", "--balance", "binance:USDT=100", "--data", str(shared_data() / DATA_1H), "--json")
+    assert done.returncode == 1
+    out = json.loads(done.stdout)
+    assert out["status"] == "failed" and "kaput" in out["error"]
