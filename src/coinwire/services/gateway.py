@@ -20,12 +20,12 @@ import structlog
 from coinwire.bus.base import Bus
 from coinwire.config import ExchangeConfig, Settings
 from coinwire.core.errors import Conflict, DomainError, InvalidInput, NotFound, NotReady
-from coinwire.core.funds import required_hold
+from coinwire.core.execution import place_order, release_hold, settle_fills
 from coinwire.core.ids import IdSequence
 from coinwire.core.instruments import Instrument
 from coinwire.core.ledger import Ledger
 from coinwire.core.numbers import str_to_atto
-from coinwire.core.orders import DoneReason, Fill, Order, OrderStatus, OrderType, Side
+from coinwire.core.orders import Fill, Order, OrderStatus, OrderType, Side
 from coinwire.core.symbols import normalize_symbol
 from coinwire.core.wallets import Wallet, WalletLine, WalletSet
 from coinwire.messages import (
@@ -117,6 +117,7 @@ class Gateway:
         self._subscriptions: list[Any] = []
         self._persisted_wallets: set[int] = set()
         self.snapshot_sources: dict[str, Any] = {}  # exchange -> feed SnapshotSource, for resyncs
+        self._subjects: dict[tuple[str, str, str], str] = {}
         self.started_at = clock()
 
     # --- lifecycle ------------------------------------------------------------------------
@@ -166,7 +167,7 @@ class Gateway:
         if market is None:
             return
         if isinstance(message, (BookDelta, BookSnapshot)):
-            metrics.BOOK_UPDATES.labels(exchange.name).inc(len(message.bids) + len(message.asks))
+            metrics.labelled(metrics.BOOK_UPDATES, exchange.name).inc(len(message.bids) + len(message.asks))
             fills = market.on_book(message)
             if market.sync.needs_snapshot:
                 await self._resync(exchange, market)
@@ -302,17 +303,25 @@ class Gateway:
                     if order.exchange == ex.name and ex.restore_order(order):
                         self._restored_open.remove(order)
 
+    def _subject(self, kind: str, exchange: str, symbol: str) -> str:
+        """`messages.subject`, memoised per (kind, exchange, symbol): it runs for every notification."""
+        key = (kind, exchange, symbol)
+        subj = self._subjects.get(key)
+        if subj is None:
+            subj = self._subjects[key] = subject(kind, exchange, symbol)
+        return subj
+
     async def _notify(self, orders: list[Order], fills: list[Fill]) -> list[dict[str, Any]]:
         """Publish fills and order updates; returns the orders' views (built once, also the answer)."""
         views = []
         for fill in fills:
             inst = self.exchanges[fill.exchange].markets[fill.symbol].instrument
-            await self.bus.publish(subject("fill", fill.exchange, fill.symbol), FillEvent(fill_view(fill, inst)))
+            await self.bus.publish(self._subject("fill", fill.exchange, fill.symbol), FillEvent(fill_view(fill, inst)))
         for order in orders:
             inst = self.instrument_of(order)
             view = order_view(order, inst)
             views.append(view)
-            await self.bus.publish(subject("order", order.exchange, order.symbol), OrderUpdate(view))
+            await self.bus.publish(self._subject("order", order.exchange, order.symbol), OrderUpdate(view))
             if order.is_done:
                 reason = order.done_reason.value if order.done_reason else "done"
                 await self.publish_log("info", f"user.orders.{order.run_id or 'manual'}", f"Order {order.client_oid} is done ({reason})")
@@ -323,16 +332,6 @@ class Gateway:
         await self.bus.publish(subject("log", level), LogMessage(level, name, message, self.clock()))
 
     # --- settlement -----------------------------------------------------------------------------
-    def _settle(self, instrument: Instrument, order: Order, fills: list[Fill], ts: int) -> list[WalletLine]:
-        """Ledger lines for an order's new fills, then its hold trimmed to what its remainder needs."""
-        lines: list[WalletLine] = []
-        currency, need = required_hold(instrument, order)  # what the remainder (after these fills) needs
-        for fill in fills:
-            lines += self.ledger.apply_fill(fill, instrument, order.wallet_set_id, ts, hold_after=need)
-        if self.ledger.hold_of(order.id) != need:
-            lines += self.ledger.set_hold(order.id, order.exchange, currency, order.wallet_set_id, need, ts)
-        return lines
-
     async def _settle_resting(self, market: PaperMarket, fills: list[Fill]) -> None:
         """Fills of resting orders caused by market data (trades, book moves)."""
         ts = fills[-1].ts
@@ -345,9 +344,9 @@ class Gateway:
             order = self.orders.get(order_id) or market.engine.open_orders.get(order_id)
             if order is None:  # pragma: no cover - an engine fill always names a known order
                 continue
-            lines += self._settle(market.instrument, order, order_fills, ts)
+            lines += settle_fills(self.ledger, market.instrument, order, order_fills, ts)
             orders.append(order)
-        metrics.FILLS.labels(market.instrument.exchange).inc(len(fills))
+        metrics.labelled(metrics.FILLS, market.instrument.exchange).inc(len(fills))
         await self._commit(self._changes(orders, fills, lines))
         await self._notify(orders, fills)
 
@@ -389,33 +388,14 @@ class Gateway:
             created_at=ts,
             last_updated_at=ts,
         )
-        engine = market.engine
-        market_cost: int | None = None
-        if order.type is OrderType.POST_ONLY and engine.preview(order.side, order.size, order.limit)[0] > 0:
-            raise DomainError("post_only_would_take", "a post-only order must not take liquidity; it would cross the book now")
-        if order.type is OrderType.MARKET:
-            took, notional = engine.preview(order.side, order.size, None)
-            if took == 0:
-                raise DomainError("no_liquidity", f"no liquidity on the {order.side.opposite.value} side of {inst.symbol}")
-            if order.side is Side.BUY:
-                # one fee rounding (< 1 ATTO) per level walked at most: a bound that cannot be exceeded
-                slack = engine.book.depth(Side.SELL)
-                market_cost = notional + inst.fee_atto(notional, maker=False) + slack
-            if notional < inst.min_notional:
-                raise InvalidInput("notional_below_minimum", f"order value is below the minimum notional for {inst.symbol}")
-        elif inst.notional_atto(order.limit, order.size) < inst.min_notional:
-            raise InvalidInput("notional_below_minimum", f"order value is below the minimum notional for {inst.symbol}")
-        hold_currency, hold_amount = required_hold(inst, order, market_cost)
-        lines = self.ledger.set_hold(order.id, order.exchange, hold_currency, order.wallet_set_id, hold_amount, ts)
-        fills = engine.submit(order, ts)
-        lines += self._settle(inst, order, fills, ts)
+        fills, lines = place_order(self.ledger, market.engine, order, ts)
         self.orders[order.id] = order
         self.by_client_oid[order.client_oid] = order.id
         self.known_client_oids.add(order.client_oid)
         await self._commit(self._changes([order], fills, lines))
-        metrics.ORDERS.labels(order.exchange, order.type.value).inc()
+        metrics.labelled(metrics.ORDERS, order.exchange, order.type.value).inc()
         if fills:
-            metrics.FILLS.labels(order.exchange).inc(len(fills))
+            metrics.labelled(metrics.FILLS, order.exchange).inc(len(fills))
         (view,) = await self._notify([order], fills)
         if order.is_done:
             self.orders.pop(order.id, None)
@@ -424,8 +404,7 @@ class Gateway:
     async def _finish_orders(self, orders: list[Order], ts: int) -> list[dict[str, Any]]:
         lines: list[WalletLine] = []
         for order in orders:
-            currency, need = required_hold(self.instrument_of(order), order)
-            lines += self.ledger.set_hold(order.id, order.exchange, currency, order.wallet_set_id, need, ts)
+            lines += release_hold(self.ledger, self.instrument_of(order), order, ts)
         await self._commit(self._changes(orders, [], lines))
         views = await self._notify(orders, [])
         for order in orders:
