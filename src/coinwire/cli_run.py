@@ -42,23 +42,6 @@ def _params(values: list[str]) -> dict[str, Any]:
     return out
 
 
-def _time_arg(value: str | None, field: str) -> int | None:
-    if value is None:
-        return None
-    from datetime import datetime, timezone
-
-    text = value.strip()
-    if text.lstrip("-").isdigit():
-        return int(text)
-    try:
-        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise CoinwireError("invalid_time", f"{field} must be unix seconds or an ISO 8601 date, got {value!r}") from None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=timezone.utc)
-    return int(parsed.timestamp())
-
-
 def run_command(
     ctx: typer.Context,
     strategy: str = typer.Argument(..., help="Built-in strategy name (ma_cross, hodl, ...) or path/to/file.py:ClassName."),
@@ -93,14 +76,14 @@ def run_command(
 def _run(strategy: str, mode: str, data: list[str] | None, balance: list[str], param: list[str], fee: str, fill: str,
          liquidity: str, start: str | None, end: str | None, report: Path | None, save: bool, settings_fn: Any) -> Any:
     from coinwire.engine.backtest import BacktestConfig
-    from coinwire.engine.runs import RunStore, parse_balances, run_backtest
+    from coinwire.engine.runs import RunStore, load_candles, parse_balances, parse_time, run_backtest
 
     if mode != "backtest":
         raise CoinwireError("mode_not_available", f"`coinwire run` runs backtests; start {mode} runs with `coinwire serve` and PUT /runnables/{{name}}/start")
     exchange, balances = parse_balances(balance)
     config = BacktestConfig(exchange=exchange, balances=balances, fee=fee, fill=fill, liquidity=liquidity,
-                            start=_time_arg(start, "--start"), end=_time_arg(end, "--end"))
-    candles = _load_candles(data, exchange, strategy, _params(param), settings_fn)
+                            start=parse_time(start, "--start"), end=parse_time(end, "--end"))
+    candles = load_candles(data, exchange, strategy, _params(param), settings_fn().data_path)
     with console.status("running backtest", spinner="dots") if sys.stderr.isatty() else _null():
         outcome, runtime = run_backtest(strategy, _params(param), candles, config)
     settings = settings_fn() if (save or report) else None
@@ -111,27 +94,6 @@ def _run(strategy: str, mode: str, data: list[str] | None, balance: list[str], p
 
         write_html_report(report, outcome, runtime)
     return outcome
-
-
-def _load_candles(data: list[str] | None, exchange: str, strategy: str, params: dict[str, Any], settings_fn: Any) -> list[Any]:
-    from coinwire.history import load_data_arg
-
-    if data:
-        candles: list[Any] = []
-        for item in data:
-            candles += load_data_arg(Path(item), exchange=exchange)
-        return candles
-    from coinwire.engine.registry import load_strategy
-    from coinwire.history.store import HistoryStore, default_history_root
-
-    cls = load_strategy(strategy)
-    declared = cls.parameters()
-    symbol = params.get("symbol", declared.get("symbol"))
-    timeframe = params.get("timeframe", declared.get("timeframe"))
-    if not symbol or not timeframe:
-        raise CoinwireError("history_missing", "pass --data, or give the strategy a symbol and timeframe stored in history")
-    store = HistoryStore(default_history_root(settings_fn().data_path))
-    return [store.load(exchange, symbol, timeframe)]
 
 
 class _null:
@@ -157,14 +119,46 @@ def _print_summary(rep: dict[str, Any], status: str, error: str | None) -> None:
 
 @runs_app.command("list")
 def list_runs(ctx: typer.Context, as_json: bool = typer.Option(False, "--json")) -> None:
-    """Runs stored in the data directory."""
+    """Runs stored in the data directory, newest first, with their headline figures."""
     from coinwire.engine.runs import RunStore
 
     runs = RunStore(_settings_of(ctx).data_path / "runs").list()
     if as_json:
         sys.stdout.write(json.dumps(runs) + "\n")
         return
-    table = Table("run id", "strategy", "mode", "status", title="Runs")
+    table = Table("run id", "strategy", "mode", "status", "total return", "sharpe", "max drawdown", "entries", title="Runs")
     for run in runs:
-        table.add_row(run["run_id"], run["strategy"], run["mode"], run["status"])
+        m = run.get("metrics") or {}
+        table.add_row(run["run_id"], run["strategy"], run["mode"], run["status"], _pct(m.get("total_return")),
+                      _num(m.get("sharpe")), _pct(m.get("max_drawdown")), _num(m.get("entries")))
     console.print(table)
+
+
+@runs_app.command("show")
+def show_run(ctx: typer.Context, run_id: str = typer.Argument(..., help="A run id from `coinwire runs list`."),
+             as_json: bool = typer.Option(False, "--json", help="Print the run with its report as one JSON object.")) -> None:
+    """One run: its status, report figures and trades (or why it failed)."""
+    from coinwire.engine.runs import RunStore
+
+    try:
+        run = RunStore(_settings_of(ctx).data_path / "runs").get(run_id)
+    except CoinwireError as exc:
+        err.print(f"[red]error:[/red] {escape(exc.message)} [dim]({exc.code})[/dim]")
+        raise typer.Exit(2) from None
+    if as_json:
+        sys.stdout.write(json.dumps(run) + "\n")
+        return
+    if run.get("report"):
+        _print_summary(run["report"], run["status"], run.get("error"))
+    else:
+        console.print(f"{escape(run['strategy'])} {run['mode']} {run['run_id']}: {run['status']}")
+        if run.get("error"):
+            err.print(f"[red]{escape(run['error'])}[/red]")
+
+
+def _pct(value: Any) -> str:
+    return "-" if value is None else f"{value:.2%}"
+
+
+def _num(value: Any) -> str:
+    return "-" if value is None else f"{value:.4g}" if isinstance(value, float) else str(value)

@@ -2,8 +2,9 @@
 
 A run is stored as a directory under `<data_dir>/runs/<run_id>/`: `run.json` (what was asked
 and its status), `report.json`, `messages.jsonl` (the hub), `log.jsonl` and one JSON file per
-UI component. Backtest run ids are a digest of their inputs, so the same backtest twice is the
-same run with byte-identical files.
+UI component. Backtest run ids from the CLI are a digest of their inputs, so the same backtest
+twice is the same run with byte-identical files; runs the server starts get a fresh id each
+(see `services/runs.py`), and their `run.json` says `running` until the worker replaces it.
 """
 
 from __future__ import annotations
@@ -12,21 +13,27 @@ import hashlib
 import json
 import os
 import re
+from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, NamedTuple, Sequence
 
 import msgspec
 import numpy as np
 
-from coinwire.core.errors import InvalidInput, NotFound
+from coinwire.core.errors import CoinwireError, InvalidInput, NotFound
 from coinwire.engine.backtest import BacktestConfig, BacktestRuntime, Series
 from coinwire.engine.hub import HubMessage, page
 from coinwire.engine.registry import load_strategy, strategy_name
 from coinwire.engine.report import build_report
 from coinwire.engine.runtime import Runtime, StrategyFailed
-from coinwire.engine.strategy import parse_params
+from coinwire.engine.strategy import Strategy, StrategyParams, parse_params
 
-__all__ = ["RunOutcome", "RunStore", "parse_balances", "run_backtest", "backtest_run_id"]
+__all__ = [
+    "HEADLINE", "PreparedRun", "RunOutcome", "RunStopped", "RunStore", "backtest_run_id", "finish_backtest", "load_candles",
+    "parse_balances", "parse_time", "prepare_backtest", "run_backtest",
+]
+
+HEADLINE = ("final_equity", "total_return", "sharpe", "max_drawdown", "entries", "exits", "fees")  # what a run list shows
 
 _BALANCE = re.compile(r"^(?P<exchange>[a-z0-9_\-]+):(?P<currency>[A-Za-z0-9]+)=(?P<amount>[0-9.]+)$")
 
@@ -51,6 +58,42 @@ def parse_balances(values: Sequence[str]) -> tuple[str, dict[str, str]]:
     return exchanges.pop(), balances
 
 
+def parse_time(value: str | int | None, field: str) -> int | None:
+    """Unix seconds, or an ISO 8601 date/time (UTC unless it says otherwise) -> unix seconds."""
+    if value is None:
+        return None
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    text = str(value).strip()
+    if text.lstrip("-").isdigit():
+        return int(text)
+    try:
+        parsed = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise CoinwireError("invalid_time", f"{field} must be unix seconds or an ISO 8601 date, got {value!r}") from None
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=timezone.utc)
+    return int(parsed.timestamp())
+
+
+def load_candles(data: Sequence[str] | None, exchange: str, strategy_ref: str, params: dict[str, Any], data_path: Path) -> list[Any]:
+    """Candles for a backtest: the given files or folders, else the history store at the strategy's symbol and timeframe."""
+    from coinwire.history import load_data_arg
+    from coinwire.history.store import HistoryStore, default_history_root
+
+    if data:
+        candles: list[Any] = []
+        for item in data:
+            candles += load_data_arg(Path(item), exchange=exchange)
+        return candles
+    declared = load_strategy(strategy_ref).parameters()
+    symbol = params.get("symbol", declared.get("symbol"))
+    timeframe = params.get("timeframe", declared.get("timeframe"))
+    if not symbol or not timeframe:
+        raise CoinwireError("history_missing", "pass --data, or give the strategy a symbol and timeframe stored in history")
+    return [HistoryStore(default_history_root(data_path)).load(exchange, symbol, timeframe)]
+
+
 def backtest_run_id(strategy: str, params: dict[str, Any], config: BacktestConfig, series: Sequence[Series]) -> str:
     digest = hashlib.blake2b(digest_size=8)
     digest.update(json.dumps([strategy, {k: str(v) for k, v in sorted(params.items())}, msgspec.to_builtins(config)],
@@ -66,25 +109,49 @@ class RunOutcome(msgspec.Struct):
     run_id: str
     strategy: str
     mode: str
-    status: str  # finished | failed
+    status: str  # running | finished | failed | stopped
     params: dict[str, Any]
     report: dict[str, Any] | None = None
     error: str | None = None
     traceback: str | None = None
+    metrics: dict[str, Any] | None = None  # the report's HEADLINE figures, so a run list need not read reports
+    created_at: float | None = None  # wall clock, unix seconds: runs the server starts (CLI runs stay byte-identical)
+    finished_at: float | None = None
 
 
-def run_backtest(
-    strategy_ref: str, raw_params: dict[str, Any], candles: Sequence[Any], config: BacktestConfig
-) -> tuple[RunOutcome, BacktestRuntime]:
-    """Run a backtest to its end. Bad input raises; a strategy that raises gives a `failed` outcome."""
+class RunStopped(BaseException):
+    """Raised at an event boundary when a run is asked to stop; strategy code cannot swallow it (not an Exception)."""
+
+
+class PreparedRun(NamedTuple):
+    """A backtest checked and ready: every refusal of bad input has happened by now."""
+
+    cls: type[Strategy]
+    params: StrategyParams
+    name: str
+    runtime: BacktestRuntime
+
+
+def prepare_backtest(
+    strategy_ref: str, raw_params: dict[str, Any], candles: Sequence[Any], config: BacktestConfig,
+    run_id: str | None = None, runtime_cls: type[BacktestRuntime] = BacktestRuntime,
+) -> PreparedRun:
+    """Load the strategy, check its parameters, clip the history and fund the wallet set: bad input raises here."""
     cls = load_strategy(strategy_ref)
     params = parse_params(cls, raw_params)
     series = [c if isinstance(c, Series) else Series.from_candles(c) for c in candles]
     name = strategy_name(cls)
-    run_id = backtest_run_id(name, params, config, series)
-    runtime = BacktestRuntime(run_id, series, config)
+    runtime = runtime_cls(run_id or backtest_run_id(name, params, config, series), series, config)
+    return PreparedRun(cls, params, name, runtime)
+
+
+def finish_backtest(prepared: PreparedRun) -> RunOutcome:
+    """Run a prepared backtest to its end; a raising strategy gives `failed`, a stop request `stopped`."""
+    cls, params, name, runtime = prepared
+    run_id = runtime.run_id
     outcome = RunOutcome(run_id=run_id, strategy=name, mode="backtest", status="finished",
                          params={k: str(v) if not isinstance(v, (bool, int, float, str)) else v for k, v in params.items()})
+    meta: dict[str, Any] = {}
     try:
         runtime.run(cls, params)
     except StrategyFailed as failure:
@@ -92,12 +159,30 @@ def run_backtest(
         outcome.error = str(failure)
         outcome.traceback = failure.traceback
         runtime.logs.append((runtime.now_ns(), "error", failure.traceback))
-    outcome.report = build_report(runtime, {"run_id": run_id, "strategy": name, "mode": "backtest", "status": outcome.status})
-    return outcome, runtime
+    except RunStopped as stop:
+        outcome.status = "stopped"
+        outcome.error = str(stop) or "stopped on request"
+        meta["stopped_at"] = runtime.now_ns() // 1_000_000_000
+        runtime.logs.append((runtime.now_ns(), "warning", outcome.error))
+    outcome.report = build_report(runtime, {"run_id": run_id, "strategy": name, "mode": "backtest", "status": outcome.status, **meta})
+    return outcome
+
+
+def run_backtest(
+    strategy_ref: str, raw_params: dict[str, Any], candles: Sequence[Any], config: BacktestConfig
+) -> tuple[RunOutcome, BacktestRuntime]:
+    """Run a backtest to its end. Bad input raises; a strategy that raises gives a `failed` outcome."""
+    prepared = prepare_backtest(strategy_ref, raw_params, candles, config)
+    return finish_backtest(prepared), prepared.runtime
 
 
 class RunStore:
-    """Runs on disk, one directory each; writes are atomic per file (temp + rename)."""
+    """Runs on disk, one directory each; writes are atomic per file (temp + rename).
+
+    `run.json` is the record: its `status` says whether the run is complete. While a run is
+    running, its worker appends whole lines to `messages.jsonl` and `log.jsonl` and rewrites
+    changed components; readers ignore a last line that is not finished yet.
+    """
 
     def __init__(self, root: Path) -> None:
         self.root = root
@@ -107,28 +192,51 @@ class RunStore:
             raise NotFound("run_not_found", f"no run {run_id!r}")
         return self.root / run_id
 
+    def folder(self, run_id: str) -> Path:
+        """Where a run's files are (whether or not it exists yet)."""
+        return self._dir(run_id)
+
     def save(self, outcome: RunOutcome, runtime: Runtime) -> Path:
         folder = self._dir(outcome.run_id)
         (folder / "components").mkdir(parents=True, exist_ok=True)
         encoder = msgspec.json.Encoder()
         _write(folder / "report.json", encoder.encode(outcome.report))
-        _write(folder / "messages.jsonl", b"\n".join(encoder.encode(m.to_dict()) for m in runtime.hub) + b"\n")
-        _write(folder / "log.jsonl", b"\n".join(encoder.encode({"ts": ts, "level": lv, "message": msg}) for ts, lv, msg in runtime.logs) + b"\n")
+        _write(folder / "messages.jsonl", b"".join(encoder.encode(m.to_dict()) + b"\n" for m in runtime.hub))
+        _write(folder / "log.jsonl", b"".join(encoder.encode({"ts": ts, "level": lv, "message": msg}) + b"\n" for ts, lv, msg in runtime.logs))
         for component in runtime.components.values():
             _write(folder / "components" / f"{component.id}.json", encoder.encode(component.to_dict()))
-        summary = msgspec.structs.replace(outcome, report=None)
-        _write(folder / "run.json", encoder.encode(summary))  # last: a run.json means the run is complete
+        self.write_record(outcome)  # last: the status in run.json says the files above are complete
         return folder
 
+    def write_record(self, outcome: RunOutcome) -> None:
+        """Write `run.json` (the report stays in report.json; its headline figures go in `metrics`)."""
+        folder = self._dir(outcome.run_id)
+        folder.mkdir(parents=True, exist_ok=True)
+        metrics = {k: outcome.report.get(k) for k in HEADLINE} if outcome.report else outcome.metrics
+        _write(folder / "run.json", msgspec.json.encode(msgspec.structs.replace(outcome, report=None, metrics=metrics)))
+
+    def record(self, run_id: str) -> RunOutcome:
+        meta = self._dir(run_id) / "run.json"
+        try:
+            return msgspec.json.decode(meta.read_bytes(), type=RunOutcome)
+        except FileNotFoundError:
+            raise NotFound("run_not_found", f"no run {run_id!r}") from None
+
     def list(self) -> list[dict[str, Any]]:
-        out = []
+        """Every run, newest first (server runs by start time, CLI runs by when they were stored)."""
+        found: list[tuple[float, dict[str, Any]]] = []
         if not self.root.is_dir():
-            return out
-        for folder in sorted(self.root.iterdir()):
+            return []
+        for folder in self.root.iterdir():
             meta = folder / "run.json"
-            if meta.is_file():
-                out.append(json.loads(meta.read_bytes()))
-        return out
+            try:
+                run = json.loads(meta.read_bytes())
+                when = run.get("created_at") or meta.stat().st_mtime
+            except (FileNotFoundError, NotADirectoryError, ValueError):
+                continue  # not a run, or replaced while we looked
+            found.append((when, run))
+        found.sort(key=lambda item: (item[0], item[1]["run_id"]), reverse=True)
+        return [run for _, run in found]
 
     def get(self, run_id: str) -> dict[str, Any]:
         folder = self._dir(run_id)
@@ -143,16 +251,31 @@ class RunStore:
     def messages(self, run_id: str, offset: int = 0, limit: int = 100, method: str | None = None,
                  direction: str | None = None) -> tuple[int, list[dict[str, Any]]]:
         self.get(run_id)
+        lines = _complete_lines(self._dir(run_id) / "messages.jsonl")
+        if method is None and direction is None:  # decode just the page
+            return len(lines), [json.loads(line) for line in lines[offset : offset + limit]]
         decoder = msgspec.json.Decoder()
-        lines = (self._dir(run_id) / "messages.jsonl").read_bytes().splitlines()
-        messages = [HubMessage(**decoder.decode(line)) for line in lines if line]
+        messages = [HubMessage(**decoder.decode(line)) for line in lines]
         total, selected = page(messages, offset, limit, method, direction)
         return total, [m.to_dict() for m in selected]
+
+    def log(self, run_id: str) -> list[dict[str, Any]]:
+        self.get(run_id)
+        return [json.loads(line) for line in _complete_lines(self._dir(run_id) / "log.jsonl")]
 
     def components(self, run_id: str) -> list[dict[str, Any]]:
         self.get(run_id)
         folder = self._dir(run_id) / "components"
         return [json.loads(p.read_bytes()) for p in sorted(folder.glob("*.json"))] if folder.is_dir() else []
+
+
+def _complete_lines(path: Path) -> list[bytes]:
+    """The finished lines of a JSON-lines file that a worker may be appending to right now."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return []
+    return [line for line in data[: data.rfind(b"\n") + 1].split(b"\n") if line]
 
 
 def _write(path: Path, data: bytes) -> None:
