@@ -1,4 +1,9 @@
-"""JSON views of core records in the seed's shapes: decimal strings for money, ISO 8601 UTC times."""
+"""JSON views of core records in the seed's shapes: decimal strings for money, ISO 8601 UTC times.
+
+Every order answer and notification goes through here, so the repeated parts are
+memoised: the date-and-time text of each whole second, symbol tokens, and decimal text of
+amounts (`coinwire.store.codec.units_text`, shared with the store rows of the same order).
+"""
 
 from __future__ import annotations
 
@@ -6,19 +11,42 @@ from datetime import datetime, timezone
 from typing import Any
 
 from coinwire.core.instruments import Instrument
-from coinwire.core.numbers import ATTO, atto_to_str
+from coinwire.core.numbers import ATTO, ATTO_DECIMALS
 from coinwire.core.orders import Fill, Order
 from coinwire.core.symbols import symbol_token
+from coinwire.store.codec import units_text
 
 __all__ = ["iso", "order_view", "fill_view", "avg_price_str"]
 
+_SECONDS: dict[int, str] = {}  # whole second -> "YYYY-MM-DDTHH:MM:SS"
+_TOKENS: dict[str, str] = {}  # "BTC/USDT" -> "BTC_USDT"
+_MEMO_LIMIT = 4096
+
 
 def iso(ns: int | None) -> str | None:
-    """Nanoseconds since the epoch -> ISO 8601 UTC with microseconds (None stays None)."""
+    """Nanoseconds since the epoch -> ISO 8601 UTC with microseconds (None stays None).
+
+    The same text as `datetime.isoformat()` (no fraction when the microseconds are 0).
+    """
     if ns is None:
         return None
     seconds, rem = divmod(ns, 1_000_000_000)
-    return datetime.fromtimestamp(seconds, timezone.utc).replace(microsecond=rem // 1000).isoformat()
+    prefix = _SECONDS.get(seconds)
+    if prefix is None:
+        if len(_SECONDS) >= _MEMO_LIMIT:
+            _SECONDS.clear()
+        prefix = _SECONDS[seconds] = datetime.fromtimestamp(seconds, timezone.utc).isoformat()[:-6]
+    micros = rem // 1000
+    return f"{prefix}.{micros:06d}+00:00" if micros else f"{prefix}+00:00"
+
+
+def _token(symbol: str) -> str:
+    token = _TOKENS.get(symbol)
+    if token is None:
+        if len(_TOKENS) >= _MEMO_LIMIT:
+            _TOKENS.clear()
+        token = _TOKENS[symbol] = symbol_token(symbol)
+    return token
 
 
 def avg_price_str(instrument: Instrument, filled_size: int, filled_notional: int) -> str:
@@ -26,32 +54,36 @@ def avg_price_str(instrument: Instrument, filled_size: int, filled_notional: int
     if not filled_size:
         return "0"
     base_atto = instrument.base_atto(filled_size)
-    return atto_to_str(filled_notional * ATTO // base_atto)
+    return units_text(filled_notional * ATTO // base_atto, ATTO_DECIMALS)
 
 
 def order_view(order: Order, instrument: Instrument) -> dict[str, Any]:
+    sd = instrument.size_decimals
+    created = order.created_at
+    updated = order.last_updated_at
+    created_iso = iso(created)
     return {
         "id": order.id,
-        "created_at": iso(order.created_at),
+        "created_at": created_iso,
         "wallet_set_id": order.wallet_set_id,
         "exchange": order.exchange,
         "client_order_id": order.client_oid,
         "run_id": order.run_id,
         "type": order.type.value,
-        "pair": symbol_token(order.symbol),
+        "pair": _token(order.symbol),
         "symbol": order.symbol,
-        "size": instrument.size_str(order.size),
+        "size": units_text(order.size, sd),
         "side": order.side.value,
-        "limit": instrument.price_str(order.limit) if order.limit else "0",
+        "limit": units_text(order.limit, instrument.price_decimals),
         "cancel_after": order.cancel_after,
         "status": order.status.value,
         "done_reason": order.done_reason.value if order.done_reason else None,
-        "done_at": iso(order.done_at),
-        "exchange_at": iso(order.exchange_at),
-        "last_updated_at": iso(order.last_updated_at),
-        "filled_size": instrument.size_str(order.filled_size),
+        "done_at": created_iso if order.done_at == created else iso(order.done_at),
+        "exchange_at": created_iso if order.exchange_at == created else iso(order.exchange_at),
+        "last_updated_at": created_iso if updated == created else iso(updated),
+        "filled_size": units_text(order.filled_size, sd),
         "avg_price": avg_price_str(instrument, order.filled_size, order.filled_notional),
-        "fee": atto_to_str(order.fee),
+        "fee": units_text(order.fee, ATTO_DECIMALS),
         "fee_currency": instrument.quote,
     }
 
@@ -66,16 +98,14 @@ def fill_view(fill: Fill, instrument: Instrument) -> dict[str, Any]:
         "exchange": fill.exchange,
         "type": fill.order_type.value,
         "side": fill.side.value,
-        "pair": symbol_token(fill.symbol),
+        "pair": _token(fill.symbol),
         "symbol": fill.symbol,
-        "exec_amount": instrument.size_str(fill.size),
-        "exec_price": instrument.price_str(fill.price),
-        "notional": atto_to_str(fill.notional),
-        "fee": atto_to_str(fill.fee),
+        "exec_amount": units_text(fill.size, instrument.size_decimals),
+        "exec_price": units_text(fill.price, instrument.price_decimals),
+        "notional": units_text(fill.notional, ATTO_DECIMALS),
+        "fee": units_text(fill.fee, ATTO_DECIMALS),
         "fee_currency": instrument.quote,
         "maker": fill.maker,
         "ext_id": fill.ext_id,
         "timestamp": iso(fill.ts),
     }
-
-

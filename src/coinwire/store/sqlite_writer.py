@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from operator import itemgetter
 from typing import Any
 
 from sqlalchemy.dialects import sqlite
@@ -25,10 +27,13 @@ class SqliteWriter:
     def __init__(self, path: str, statements: dict[str, Any]) -> None:
         self.path = path
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="coinwire-sqlite-writer")
-        self._sql: dict[str, tuple[str, tuple[str, ...]]] = {}
+        self._sql: dict[str, tuple[str, Callable[[dict[str, Any]], tuple[Any, ...]]]] = {}
         for table in TABLES:
             compiled = statements[table.name].compile(dialect=sqlite.dialect())
-            self._sql[table.name] = (str(compiled), tuple(compiled.positiontup or ()))
+            names = tuple(compiled.positiontup or ())
+            # rows carry every column of their table (store.codec builds them so): pick in one C call
+            pick = itemgetter(*names) if len(names) > 1 else (lambda row, n=names[0]: (row[n],))
+            self._sql[table.name] = (str(compiled), pick)
         self._con: sqlite3.Connection | None = None
 
     def _connect(self) -> sqlite3.Connection:
@@ -47,8 +52,8 @@ class SqliteWriter:
             for table in TABLES:
                 rows = by_table.get(table.name)
                 if rows:
-                    sql, names = self._sql[table.name]
-                    con.executemany(sql, [tuple(row.get(n) for n in names) for row in rows])
+                    sql, pick = self._sql[table.name]
+                    con.executemany(sql, map(pick, rows))
             con.execute("COMMIT")
         except BaseException:
             con.execute("ROLLBACK")
