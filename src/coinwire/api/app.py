@@ -4,18 +4,43 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
-from fastapi import FastAPI, WebSocket
+from fastapi import FastAPI
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from starlette.types import Receive, Scope, Send
 
 from coinwire import __version__
 from coinwire.api.rest import add_xwrap_routes, json_response
-from coinwire.api.rpc import rpc_endpoint
+from coinwire.api.rpc import rpc_asgi
 from coinwire.app import Platform
 from coinwire.config import Settings
 
-__all__ = ["create_app"]
+__all__ = ["create_app", "CoinwireApp"]
+
+RPC_PATH = "/rpc"
+
+
+class CoinwireApp(FastAPI):
+    """FastAPI, except that `/rpc` WebSocket connections go straight to `rpc_asgi`.
+
+    Middleware and routing cost nothing much once per connection, but their wrappers sit
+    on every message a connection sends; JSON-RPC connections carry thousands a second.
+    """
+
+    def __init__(self, platform: Platform, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.state.platform = platform
+        self._api = platform.api
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket":
+            path, root = scope["path"], scope.get("root_path", "")
+            if (path[len(root):] if root and path.startswith(root) else path) == RPC_PATH:
+                await rpc_asgi(scope, receive, send, self._api)
+                return
+        await super().__call__(scope, receive, send)
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -29,17 +54,13 @@ def create_app(settings: Settings) -> FastAPI:
         finally:
             await platform.stop()
 
-    app = FastAPI(
+    app = CoinwireApp(
+        platform,
         title="coinwire",
         version=__version__,
         description="Exchange gateway: paper exchanges on real order books, logical wallets, orders.",
         lifespan=lifespan,
     )
-    app.state.platform = platform
-
-    @app.websocket("/rpc")
-    async def rpc(websocket: WebSocket) -> None:
-        await rpc_endpoint(websocket, platform.api)
 
     add_xwrap_routes(app, platform.api)
 

@@ -4,21 +4,27 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Awaitable, Callable
-from typing import Any
 
-__all__ = ["CallContext", "CHANNELS", "DEFAULT_CHANNELS"]
+__all__ = ["CallContext", "CHANNELS", "DEFAULT_CHANNELS", "Push"]
 
 CHANNELS = frozenset({"order", "trade", "exchstatus", "logmessages", "echo_ret"})
 DEFAULT_CHANNELS = frozenset({"exchstatus", "echo_ret"})
 _ids = itertools.count(1)
 
 
+Push = Callable[[bytes], Awaitable[None]]
+
+
 class CallContext:
-    """One API caller. WebSocket connections can receive notifications through `send`."""
+    """One API caller. WebSocket connections can receive notifications through `send`.
+
+    `send(data)` delivers one notification already encoded as a JSON-RPC message: the
+    notifier encodes each notification once, however many connections receive it.
+    """
 
     __slots__ = ("connection_id", "channels", "send", "transport")
 
-    def __init__(self, transport: str, send: Callable[[str, Any], Awaitable[None]] | None = None) -> None:
+    def __init__(self, transport: str, send: Push | None = None) -> None:
         self.connection_id = next(_ids)
         self.transport = transport
         self.channels: set[str] = set(DEFAULT_CHANNELS) if send is not None else set()

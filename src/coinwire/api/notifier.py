@@ -3,6 +3,10 @@
 Order and trade notifications reach the connection that placed the order, plus every
 connection that subscribed to the channel; `exchstatus`, `logmessages` and `echo_ret`
 reach the connections subscribed to them.
+
+Each notification is encoded to its JSON-RPC message once and the same bytes go to every
+receiver; with a single receiver (the usual case: the connection that placed the order)
+it is awaited directly, without a task and a gather.
 """
 
 from __future__ import annotations
@@ -10,15 +14,23 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import msgspec
 import structlog
 
 from coinwire.api.context import CallContext
 from coinwire.bus.base import Bus
 from coinwire.messages import ExchangeStatusChanged, FillEvent, LogMessage, Message, OrderUpdate
 
-__all__ = ["Notifier"]
+__all__ = ["Notifier", "notification"]
 
 log = structlog.get_logger("coinwire.notifier")
+
+_encode = msgspec.json.Encoder().encode
+
+
+def notification(channel: str, params: Any) -> bytes:
+    """One JSON-RPC notification message, encoded."""
+    return _encode({"jsonrpc": "2.0", "method": channel, "params": params})
 
 
 class Notifier:
@@ -50,12 +62,24 @@ class Notifier:
 
     async def broadcast(self, channel: str, payload: Any) -> int:
         """Send to every connection listening on `channel`; returns how many received it."""
-        targets = [c for c in self.connections.values() if channel in c.channels and c.send is not None]
-        await self._send_all(targets, channel, payload)
+        targets = self._listeners(channel)
+        if targets:
+            await self._send_all(targets, channel, payload)
         return len(targets)
 
+    def _listeners(self, channel: str) -> list[CallContext]:
+        return [c for c in self.connections.values() if channel in c.channels and c.send is not None]
+
     async def _send_all(self, targets: list[CallContext], channel: str, payload: Any) -> None:
-        results = await asyncio.gather(*(t.send(channel, payload) for t in targets if t.send), return_exceptions=True)
+        data = notification(channel, payload)
+        if len(targets) == 1:
+            target = targets[0]
+            try:
+                await target.send(data)  # type: ignore[misc]  # targets always have send
+            except Exception as exc:  # noqa: BLE001 - a closed connection must not stop the others
+                log.debug("notification not delivered", channel=channel, error=str(exc))
+            return
+        results = await asyncio.gather(*(t.send(data) for t in targets if t.send), return_exceptions=True)
         for result in results:
             if isinstance(result, Exception):
                 log.debug("notification not delivered", channel=channel, error=str(result))
@@ -66,11 +90,15 @@ class Notifier:
         elif isinstance(message, FillEvent):
             await self._to_owner_and_subscribers("trade", message.trade, done=False)
         elif isinstance(message, ExchangeStatusChanged):
-            payload = {"exchange": message.exchange, "from": message.from_status, "to": message.to_status}
-            await self.broadcast("exchstatus", payload)
+            targets = self._listeners("exchstatus")
+            if targets:
+                payload = {"exchange": message.exchange, "from": message.from_status, "to": message.to_status}
+                await self._send_all(targets, "exchstatus", payload)
         elif isinstance(message, LogMessage):
-            payload = {"levelname": message.level.upper(), "name": message.name, "message": message.message, "created": message.ts / 1e9}
-            await self.broadcast("logmessages", payload)
+            targets = self._listeners("logmessages")  # usually none: build nothing for nobody
+            if targets:
+                payload = {"levelname": message.level.upper(), "name": message.name, "message": message.message, "created": message.ts / 1e9}
+                await self._send_all(targets, "logmessages", payload)
 
     async def _to_owner_and_subscribers(self, channel: str, payload: dict[str, Any], done: bool) -> None:
         oid = str(payload.get("client_order_id"))
@@ -79,4 +107,5 @@ class Notifier:
         owner = self.connections.get(owner_id) if owner_id is not None else None
         if owner is not None and owner not in targets:
             targets.append(owner)
-        await self._send_all(targets, channel, payload)
+        if targets:
+            await self._send_all(targets, channel, payload)

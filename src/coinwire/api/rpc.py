@@ -3,6 +3,11 @@
 Each request runs in its own task, so a slow call (one waiting for its commit) never blocks
 the calls behind it on the same connection; that is also what lets the group-commit writer
 batch many orders into one transaction.
+
+The endpoint is a plain ASGI application (`rpc_asgi`), reached before FastAPI's middleware
+and router (see `coinwire.api.app`): every message of a busy connection would otherwise
+pass through Starlette's WebSocket wrapper and the exception middleware's send wrapper.
+Sends need no lock: the server writes each message whole.
 """
 
 from __future__ import annotations
@@ -13,14 +18,14 @@ from typing import Any
 
 import msgspec
 import structlog
-from fastapi import WebSocket, WebSocketDisconnect
+from starlette.types import Receive, Scope, Send
 
 from coinwire.api.context import CallContext
 from coinwire.api.methods import Api
 from coinwire.core.errors import CoinwireError
 from coinwire.services import metrics
 
-__all__ = ["handle_rpc_call", "rpc_endpoint", "rpc_error"]
+__all__ = ["handle_rpc_call", "rpc_asgi", "rpc_error"]
 
 log = structlog.get_logger("coinwire.rpc")
 
@@ -61,53 +66,56 @@ async def handle_rpc_call(api: Api, request: Any, ctx: CallContext) -> dict[str,
     except Exception:
         log.exception("rpc method failed", method=name)
         response = rpc_error(rid, INTERNAL_ERROR, "Internal error", {"code": "internal_error"})
-    metrics.REQUEST_LATENCY.labels("rpc", name).observe(time.perf_counter() - start)
+    metrics.labelled(metrics.REQUEST_LATENCY, "rpc", name).observe(time.perf_counter() - start)
     return None if is_notification else response
 
 
-async def rpc_endpoint(websocket: WebSocket, api: Api) -> None:
-    await websocket.accept()
-    send_lock = asyncio.Lock()
+async def rpc_asgi(scope: Scope, receive: Receive, send: Send, api: Api) -> None:
+    """Serve one WebSocket connection (an ASGI `websocket` scope) until the client leaves."""
+    if (await receive())["type"] != "websocket.connect":
+        return
+    await send({"type": "websocket.accept"})
 
-    async def send(payload: Any) -> None:
-        data = _json_encode(payload).decode()
-        async with send_lock:
-            await websocket.send_text(data)
+    async def send_bytes(data: bytes) -> None:
+        await send({"type": "websocket.send", "text": data.decode()})
 
-    async def notify(channel: str, params: Any) -> None:
-        await send({"jsonrpc": "2.0", "method": channel, "params": params})
+    async def reply(payload: Any) -> None:
+        await send_bytes(_json_encode(payload))
 
-    ctx = CallContext("rpc", notify)
+    ctx = CallContext("rpc", send_bytes)
     api.notifier.add(ctx)
     pending: set[asyncio.Task[None]] = set()
 
     async def run(request: Any) -> None:
         if isinstance(request, list):
             if not request:
-                await send(rpc_error(None, INVALID_REQUEST, "Invalid Request: empty batch", {"code": "invalid_request"}))
+                await reply(rpc_error(None, INVALID_REQUEST, "Invalid Request: empty batch", {"code": "invalid_request"}))
                 return
             responses = await asyncio.gather(*(handle_rpc_call(api, r, ctx) for r in request))
             answered = [r for r in responses if r is not None]
             if answered:
-                await send(answered)
+                await reply(answered)
             return
         response = await handle_rpc_call(api, request, ctx)
         if response is not None:
-            await send(response)
+            await reply(response)
 
     try:
         while True:
-            text = await websocket.receive_text()
+            message = await receive()
+            if message["type"] != "websocket.receive":
+                break  # websocket.disconnect
+            data = message.get("text")
+            if data is None:
+                data = message.get("bytes") or b""
             try:
-                request = _json_decode(text)
+                request = _json_decode(data)
             except msgspec.DecodeError:
-                await send(rpc_error(None, PARSE_ERROR, "Parse error: the message is not valid JSON", {"code": "parse_error"}))
+                await reply(rpc_error(None, PARSE_ERROR, "Parse error: the message is not valid JSON", {"code": "parse_error"}))
                 continue
             task = asyncio.create_task(run(request))
             pending.add(task)
             task.add_done_callback(pending.discard)
-    except WebSocketDisconnect:
-        pass
     finally:
         api.notifier.remove(ctx)
         for task in pending:

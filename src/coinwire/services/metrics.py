@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import Any
 
 from prometheus_client import Counter, Gauge, Histogram
 
-__all__ = ["REQUEST_LATENCY", "ORDERS", "FILLS", "BOOK_UPDATES", "COMMIT_FAILURES", "LOOP_LAG", "watch_loop_lag"]
+__all__ = [
+    "REQUEST_LATENCY", "ORDERS", "FILLS", "BOOK_UPDATES", "COMMIT_FAILURES", "LOOP_LAG", "labelled", "watch_loop_lag",
+]
 
 REQUEST_LATENCY = Histogram(
     "coinwire_request_seconds",
@@ -20,6 +23,20 @@ FILLS = Counter("coinwire_fills_total", "Fills of our orders", ["exchange"])
 BOOK_UPDATES = Counter("coinwire_book_level_updates_total", "Order book level updates received", ["exchange"])
 COMMIT_FAILURES = Counter("coinwire_commit_failures_total", "Store transactions that failed and forced a reload")
 LOOP_LAG = Gauge("coinwire_event_loop_lag_seconds", "How late the event loop woke a 100 ms timer, last sample")
+
+
+_CHILDREN: dict[tuple[int, tuple[str, ...]], Any] = {}
+
+
+def labelled(metric: Counter | Histogram | Gauge, *values: str) -> Any:
+    """`metric.labels(*values)`, bound once: `labels()` validates and locks on every call, which
+    costs more than the increment itself on the order path. Callers pass bounded label values
+    (exchange names, order types, method names), so the memo stays small."""
+    key = (id(metric), values)
+    child = _CHILDREN.get(key)
+    if child is None:
+        child = _CHILDREN[key] = metric.labels(*values)
+    return child
 
 
 async def watch_loop_lag(interval: float = 0.1) -> None:
