@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from coinwire.cli_data import data_app
 from coinwire.cli_run import run_command, runs_app
 from coinwire.config import ConfigError, Settings, load_settings
 
@@ -20,6 +21,7 @@ config_app = typer.Typer(help="Inspect the configuration.", no_args_is_help=True
 app.add_typer(config_app, name="config")
 app.command("run")(run_command)
 app.add_typer(runs_app, name="runs")
+app.add_typer(data_app, name="data")
 console = Console()
 err = Console(stderr=True, soft_wrap=True)  # never break a URL or a path across lines
 

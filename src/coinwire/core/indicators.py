@@ -167,28 +167,30 @@ def rsi(x: npt.ArrayLike, n: int = 14) -> FloatArray:
     n = _period("n", n)
     arr, start = _series(x)
     out = _nan_like(len(arr))
-    values = arr[start:].tolist()
-    if len(values) <= n:
+    body = arr[start:]
+    if len(body) <= n:
         return out
-    res = [NAN] * len(values)
+    change = np.diff(body)
+    rising = change > 0
+    ups = np.where(rising, change, 0.0).tolist()
+    downs = np.where(rising, 0.0, -change).tolist()
     gain = loss = 0.0
-    for i in range(1, n + 1):
-        change = values[i] - values[i - 1]
-        if change > 0:
-            gain += change
-        else:
-            loss -= change
+    for i in range(n):  # sequential sums, as the streaming form adds them
+        gain += ups[i]
+        loss += downs[i]
     gain /= n
     loss /= n
-    res[n] = _rsi_value(gain, loss)
+    gains, losses = [gain], [loss]
     keep = n - 1
-    for i in range(n + 1, len(values)):
-        change = values[i] - values[i - 1]
-        up, down = (change, 0.0) if change > 0 else (0.0, -change)
+    for up, down in zip(ups[n:], downs[n:]):
         gain = (gain * keep + up) / n
         loss = (loss * keep + down) / n
-        res[i] = _rsi_value(gain, loss)
-    out[start:] = res
+        gains.append(gain)
+        losses.append(loss)
+    g, l_ = np.array(gains), np.array(losses)
+    total = g + l_
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out[start + n :] = np.where(total > 0.0, 100.0 * g / total, 50.0)
     return out
 
 
@@ -403,17 +405,15 @@ class RSI(Indicator):
             return self.value
         change = value - prev
         n = self.n
+        up, down = (change, 0.0) if change > 0 else (0.0, -change)
         if self._count <= n + 1:
-            if change > 0:
-                self._gain += change
-            else:
-                self._loss -= change
+            self._gain += up
+            self._loss += down
             if self._count == n + 1:
                 self._gain /= n
                 self._loss /= n
                 self.value = _rsi_value(self._gain, self._loss)
             return self.value
-        up, down = (change, 0.0) if change > 0 else (0.0, -change)
         self._gain = (self._gain * (n - 1) + up) / n
         self._loss = (self._loss * (n - 1) + down) / n
         self.value = _rsi_value(self._gain, self._loss)

@@ -36,6 +36,7 @@ __all__ = [
     "CANDLE_SUFFIXES",
     "NameHints",
     "detect_format",
+    "file_groups",
     "load_data_arg",
     "name_hints",
     "read_candles",
@@ -399,28 +400,40 @@ def _candle_files(folder: Path) -> list[Path]:
     )
 
 
-def read_files(
-    paths: Iterable[Path | str], exchange: str | None = None, symbol: str | None = None, timeframe: str | None = None
-) -> list[Candles]:
-    """Candles of several files, one per series: parts of a series are merged (later files win),
-    and capture files of one market are read as one stream (a minute may straddle two files)."""
-    captures: dict[tuple[str, str], list[Path]] = defaultdict(list)
-    others: list[Path] = []
+def file_groups(paths: Iterable[Path | str]) -> list[list[Path]]:
+    """The files in reading units: each candle file alone, and the capture files of one market
+    together in the given order (a minute may straddle two capture files)."""
+    groups: list[list[Path]] = []
+    captures: dict[tuple[str, str], list[Path]] = {}
     for item in paths:
         path = Path(item)
         head = _capture_head(path)
         if head is None:
-            others.append(path)
-        else:
-            captures[_capture_identity(path, head)].append(path)
-    parts = [read_candles(path, exchange, symbol, timeframe) for path in others]
-    for (market, venue), files in captures.items():
-        parsed = _capture_candles(files, market, venue)
-        parts.append(_build(files[0], "binance_capture", parsed, exchange, symbol, timeframe))
+            groups.append([path])
+            continue
+        identity = _capture_identity(path, head)
+        if identity not in captures:
+            captures[identity] = []
+            groups.append(captures[identity])
+        captures[identity].append(path)
+    return groups
+
+
+def read_files(
+    paths: Iterable[Path | str], exchange: str | None = None, symbol: str | None = None, timeframe: str | None = None
+) -> list[Candles]:
+    """Candles of several files, one per series (sorted by key): parts of a series are merged,
+    later files winning, and capture files of one market are read as one stream."""
     series: dict[tuple[str, str, str], list[Candles]] = defaultdict(list)
-    for candles in parts:
+    for group in file_groups(paths):
+        if len(group) == 1:
+            candles = read_candles(group[0], exchange, symbol, timeframe)
+        else:
+            head = _capture_head(group[0]) or b""
+            parsed = _capture_candles(group, *_capture_identity(group[0], head))
+            candles = _build(group[0], "binance_capture", parsed, exchange, symbol, timeframe)
         series[candles.key].append(candles)
-    return [concat(group) for _, group in sorted(series.items())]
+    return [concat(parts) for _, parts in sorted(series.items())]
 
 
 def load_data_arg(
