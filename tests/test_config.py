@@ -141,7 +141,13 @@ def test_missing_file(tmp_path: Path) -> None:
         ({"exchanges": [{"name": "a", "feed": "rss"}]}, "exchange a: feed must be 'demo', 'replay' or 'ccxt', got 'rss'"),
         ({"exchanges": [{"name": "a", "feed": "replay"}]}, "exchange a: a replay feed needs replay_paths"),
         ({"exchanges": [{"name": "a", "mode": "live"}]}, "live trading is not available yet"),
-        ({"exchanges": [{"name": "a", "feed": "ccxt"}]}, "CCXT feed is not available yet"),
+        ({"exchanges": [{"name": "binance", "feed": "ccxt"}]}, "exchange binance: a ccxt feed needs symbols"),
+        ({"exchanges": [{"name": "a", "feed": "ccxt", "symbols": ["BTC/USDT"]}]}, "CCXT has no exchange 'a'"),
+        ({"exchanges": [{"name": "a", "feed": "ccxt", "ccxt_id": "binanse", "symbols": ["BTC/USDT"]}]}, "CCXT has no exchange 'binanse'"),
+        ({"exchanges": [{"name": "binance", "feed": "ccxt", "symbols": ["BTC/USDT"], "poll_interval": 0}]}, "poll_interval and ccxt_timeout must be > 0"),
+        ({"exchanges": [{"name": "binance", "feed": "ccxt", "symbols": ["BTC/USDT"], "ccxt_depth": 0}]}, "ccxt_depth must be between 1 and 5000"),
+        ({"exchanges": [{"name": "binance", "feed": "ccxt", "symbols": ["BTC/USDT"], "ccxt_urls": {"api.public": "ftp://x"}}]}, r"ccxt_urls\['api.public'\] must be an http"),
+        ({"exchanges": [{"name": "binance", "feed": "ccxt", "symbols": ["BTC/USDT"], "mode": "live"}]}, "live trading is not available yet"),
         ({"exchanges": [{"name": "a", "tick_interval": 0}]}, "tick_interval must be > 0"),
         ({"exchanges": [{"name": "a", "feed": "replay", "replay_paths": ["x"], "replay_speed": -2}]}, "replay_speed must be > 0"),
         ({"exchanges": [{"name": "a", "seed": "seven"}]}, r"\$.exchanges\[0\].seed"),
@@ -159,6 +165,34 @@ def test_valid_edge_values() -> None:
     replay = load_settings(overrides={"exchanges": [{"name": "r", "feed": "replay", "replay_paths": ["x"], "replay_speed": None}]}, env={})
     assert replay.exchanges[0].replay_speed is None
     assert load_settings(overrides={"exchanges": []}, env={}).exchanges == []
+
+
+def test_a_paper_exchange_can_mirror_a_real_exchange_through_ccxt(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        """
+[[exchanges]]
+name = "binance-paper"
+feed = "ccxt"
+ccxt_id = "binance"
+symbols = ["BTC/USDT", "eth_usdt"]
+poll_interval = 2.5
+ccxt_depth = 500
+ccxt_urls = {"api.public" = "http://127.0.0.1:9000/api/v3"}
+ccxt_options = {fetchMarkets = {types = ["spot"]}}
+paper_funds = {USDT = "1000"}
+""",
+    )
+    ex = load_settings(path, env={}).exchanges[0]
+    assert (ex.mode, ex.feed, ex.ccxt_id, ex.poll_interval, ex.ccxt_depth, ex.ccxt_websocket) == ("paper", "ccxt", "binance", 2.5, 500, True)
+    assert ex.ccxt_urls == {"api.public": "http://127.0.0.1:9000/api/v3"}
+    assert ex.ccxt_options == {"fetchMarkets": {"types": ["spot"]}}
+    from coinwire.app import build_feed
+    from coinwire.feeds.ccxt_feed import CcxtFeed
+
+    feed = build_feed(ex)
+    assert isinstance(feed, CcxtFeed) and feed.exchange == "binance-paper" and feed.ccxt_id == "binance"
+    assert feed.symbols == ["BTC/USDT", "ETH/USDT"] and (feed.poll_interval, feed.depth) == (2.5, 500)
 
 
 @pytest.mark.parametrize(

@@ -13,6 +13,7 @@ from coinwire.api.notifier import Notifier
 from coinwire.bus import bus_from_url
 from coinwire.cache import cache_from_url
 from coinwire.config import ExchangeConfig, Settings
+from coinwire.feeds.base import HealthHook
 from coinwire.feeds.demo import DemoFeed
 from coinwire.services import metrics
 from coinwire.services.gateway import Gateway
@@ -36,6 +37,20 @@ def build_feed(cfg: ExchangeConfig) -> Any:
 
         instrument = msgspec.structs.replace(BINANCE_BTCUSDT, exchange=cfg.name)
         return ReplayFeed(cfg.replay_paths, instrument, speed=cfg.replay_speed, loop=cfg.replay_loop)
+    if cfg.feed == "ccxt":
+        from coinwire.feeds.ccxt_feed import CcxtFeed
+
+        return CcxtFeed(
+            cfg.name,
+            cfg.ccxt_id or cfg.name,
+            cfg.symbols,
+            poll_interval=cfg.poll_interval,
+            depth=cfg.ccxt_depth,
+            websocket=cfg.ccxt_websocket,
+            urls=cfg.ccxt_urls,
+            options=cfg.ccxt_options,
+            timeout=cfg.ccxt_timeout,
+        )
     raise ValueError(f"feed {cfg.feed!r} is not available")
 
 
@@ -61,9 +76,26 @@ class Platform:
         await self.notifier.start()
         for cfg, feed in zip(self.settings.exchanges, self.feeds):
             self.gateway.snapshot_sources[cfg.name] = feed
+            if hasattr(feed, "on_health"):  # live feeds say when a symbol's data stops flowing
+                feed.on_health = self._health_hook(cfg.name)
             self._tasks.append(asyncio.create_task(self._run_feed(cfg.name, feed), name=f"feed-{cfg.name}"))
         self._tasks.append(asyncio.create_task(metrics.watch_loop_lag(), name="loop-lag"))
         log.info("coinwire started", exchanges=[c.name for c in self.settings.exchanges], store=self.store.dialect)
+
+    def _health_hook(self, name: str) -> HealthHook:
+        """Marks a symbol stale (exchange `degraded`, orders refused) while its feed is failing."""
+
+        async def on_health(symbol: str, healthy: bool) -> None:
+            exchange = self.gateway.exchanges.get(name)
+            if exchange is None:
+                return
+            if healthy:
+                exchange.stale.discard(symbol)
+            else:
+                exchange.stale.add(symbol)
+            await self.gateway._refresh_status(exchange)
+
+        return on_health
 
     async def _run_feed(self, name: str, feed: Any) -> None:
         try:

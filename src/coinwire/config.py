@@ -38,6 +38,14 @@ class ExchangeConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     replay_speed: float | None = 1.0  # None = as fast as possible
     replay_loop: bool = True
     paper_funds: dict[str, str] = msgspec.field(default_factory=dict)  # credited once on an empty store
+    # ccxt feed: a paper exchange mirroring a real exchange's live books and trades (public data only)
+    ccxt_id: str = ""  # CCXT exchange id; default: `name`
+    poll_interval: float = 1.0  # seconds between REST polls when WebSocket is unavailable or failing
+    ccxt_depth: int = 100  # book levels per side to mirror
+    ccxt_websocket: bool = True  # use ccxt.pro watch_* when the exchange has them
+    ccxt_timeout: float = 10.0  # seconds per REST request
+    ccxt_urls: dict[str, str] = msgspec.field(default_factory=dict)  # dotted urls paths -> URL, e.g. "api.public"
+    ccxt_options: dict[str, Any] = msgspec.field(default_factory=dict)  # passed to the CCXT exchange as `options`
 
 
 def _default_exchanges() -> list[ExchangeConfig]:
@@ -174,4 +182,25 @@ def _check(settings: Settings) -> None:
         if ex.mode == "live":
             raise ConfigError(f"exchange {ex.name}: live trading is not available yet; use mode = 'paper'")
         if ex.feed == "ccxt":
-            raise ConfigError(f"exchange {ex.name}: the live CCXT feed is not available yet; use 'demo' or 'replay'")
+            _check_ccxt(ex)
+
+
+_URL_SCHEMES = ("http://", "https://", "ws://", "wss://")
+
+
+def _check_ccxt(ex: ExchangeConfig) -> None:
+    """A ccxt feed needs symbols, sane intervals and an exchange id CCXT knows (checked here, not on first use)."""
+    if not ex.symbols:
+        raise ConfigError(f"exchange {ex.name}: a ccxt feed needs symbols (e.g. symbols = [\"BTC/USDT\"])")
+    if ex.poll_interval <= 0 or ex.ccxt_timeout <= 0:
+        raise ConfigError(f"exchange {ex.name}: poll_interval and ccxt_timeout must be > 0 seconds")
+    if not 1 <= ex.ccxt_depth <= 5000:
+        raise ConfigError(f"exchange {ex.name}: ccxt_depth must be between 1 and 5000, got {ex.ccxt_depth}")
+    for path, url in ex.ccxt_urls.items():
+        if not url.startswith(_URL_SCHEMES):
+            raise ConfigError(f"exchange {ex.name}: ccxt_urls[{path!r}] must be an http(s):// or ws(s):// URL, got {url!r}")
+    import ccxt  # only when a ccxt feed is configured: importing CCXT takes most of a second
+
+    ccxt_id = ex.ccxt_id or ex.name
+    if ccxt_id not in ccxt.exchanges:
+        raise ConfigError(f"exchange {ex.name}: CCXT has no exchange {ccxt_id!r} (set ccxt_id to a CCXT id like 'binance')")

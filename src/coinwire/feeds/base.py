@@ -4,6 +4,9 @@ A feed first publishes a `Markets` message on `markets.<exchange>`, then book sn
 and deltas on `book.*`, trades on `trade.*` and best bid/ask on `ticker.*` (subjects from
 `coinwire.messages.subject`). A consumer that sees a gap in the deltas asks the feed's
 `SnapshotSource` for a fresh book, as it would ask a live exchange's REST depth endpoint.
+
+A live feed can also say when a symbol's data stops or resumes flowing (`on_health`, a
+`HealthHook`): recorded and synthetic feeds never stall, so only live feeds have one.
 """
 
 from __future__ import annotations
@@ -15,9 +18,10 @@ from typing import Protocol, runtime_checkable
 from coinwire.core.instruments import Instrument
 from coinwire.messages import BookDelta, BookSnapshot, BookTicker, Markets, Message, TradeTick, subject
 
-__all__ = ["Feed", "SnapshotSource", "Publish", "subject_for"]
+__all__ = ["Feed", "SnapshotSource", "Publish", "HealthHook", "subject_for"]
 
 Publish = Callable[[str, Message], Awaitable[object]]
+HealthHook = Callable[[str, bool], Awaitable[object]]  # (symbol, healthy) on every change
 
 _KIND_BY_TYPE: dict[type, str] = {BookSnapshot: "book", BookDelta: "book", TradeTick: "trade", BookTicker: "ticker"}
 

@@ -3,7 +3,8 @@
 Per symbol, a BookSync keeps the mirrored book honest (Binance's sync procedure, resync on
 a gap) and hands every level change to that symbol's MatchingEngine, so liquidity
 consumption and queue positions see the same changes the book does. The exchange's status
-follows its books: `starting` until every book is synced, `degraded` while any resyncs.
+follows its books: `starting` until every book is synced, `degraded` while any resyncs or
+while a live feed reports that a symbol's data stopped flowing (`stale`).
 """
 
 from __future__ import annotations
@@ -77,6 +78,7 @@ class PaperExchange:
         self.status = "starting"
         self.fill_ids = fill_ids
         self.markets: dict[str, PaperMarket] = {}
+        self.stale: set[str] = set()  # symbols whose live feed says data is not flowing (feed health hook)
 
     def add_instruments(self, instruments: Iterable[Instrument]) -> list[PaperMarket]:
         added = []
@@ -104,7 +106,7 @@ class PaperExchange:
         if not self.markets:
             return "starting"
         states = [m.sync.state for m in self.markets.values()]
-        if all(s == "synced" for s in states):
+        if all(s == "synced" for s in states) and not self.stale:
             return "ready"
         if self.status in ("ready", "degraded"):
             return "degraded"
