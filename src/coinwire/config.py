@@ -62,11 +62,20 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     log_level: str = "info"
     roles: list[str] = msgspec.field(default_factory=lambda: ["gateway", "api"])
     book_depth: int = 100  # levels per side served by get_book by default
+    # PUT /runnables/path/to/file.py:Class/start runs that file's code with the server's rights;
+    # None: allowed only when the server listens on loopback (see README, "Strategies and runs")
+    allow_user_strategies: bool | None = None
     exchanges: list[ExchangeConfig] = msgspec.field(default_factory=_default_exchanges)
 
     @property
     def data_path(self) -> Path:
         return Path(self.data_dir or platformdirs.user_data_dir("coinwire")).expanduser()
+
+    @property
+    def user_strategies_allowed(self) -> bool:
+        if self.allow_user_strategies is not None:
+            return self.allow_user_strategies
+        return self.host in ("localhost", "::1") or self.host.startswith("127.")
 
     @property
     def resolved_store_url(self) -> str:
@@ -107,6 +116,7 @@ _ENV_FIELDS = {
     "LOG_LEVEL": "log_level",
     "ROLES": "roles",
     "BOOK_DEPTH": "book_depth",
+    "ALLOW_USER_STRATEGIES": "allow_user_strategies",
     "EXCHANGES": "exchanges",
 }
 

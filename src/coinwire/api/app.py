@@ -14,6 +14,7 @@ from starlette.types import Receive, Scope, Send
 from coinwire import __version__
 from coinwire.api.rest import add_xwrap_routes, json_response
 from coinwire.api.rpc import rpc_asgi
+from coinwire.api.runs_routes import add_runs_routes
 from coinwire.app import Platform
 from coinwire.config import Settings
 
@@ -63,6 +64,7 @@ def create_app(settings: Settings) -> FastAPI:
     )
 
     add_xwrap_routes(app, platform.api)
+    add_runs_routes(app, settings)
 
     @app.get("/", tags=["ops"])
     async def index() -> Response:

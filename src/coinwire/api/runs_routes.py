@@ -1,0 +1,161 @@
+"""The seed's strategy routes: runnables, starting runs in their own processes, runs, components, messages, input.
+
+    GET  /runnables                            built-in strategies, their parameters and docs
+    PUT  /runnables/{name}/start               start a run (202 {run_id, status}); name may be an URL-encoded file.py:Class
+    GET  /runs                                 every run, newest first, with status and headline metrics
+    GET  /runs/{id}                            one run with its report (and progress while running)
+    GET  /runs/{id}/components                 its UI components (spec + data)
+    GET  /runs/{id}/messages?offset&limit&method&direction   its message hub, paged
+    GET  /runs/{id}/log                        its run log (a crashed worker's output lands here)
+    PUT  /runs/{id}/stop                       stop a running run (409 when it is already done)
+    PUT  /runs/{id}/components/{component_id}  {value}: user input, delivered to the running strategy
+
+Errors answer `{"error": {code, message}}` like every other route: 404 unknown strategy or
+run, 403 strategy files not allowed, 409 run not running, 422 for a request that cannot run
+(bad parameters with "did you mean", empty ranges, missing history, bad balances).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Any
+
+import msgspec
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.responses import Response
+
+from coinwire.api.rest import error_response, json_response
+from coinwire.config import Settings
+from coinwire.core.errors import CoinwireError, InvalidInput, NotFound
+from coinwire.services.runs import RunManager
+
+__all__ = ["add_runs_routes"]
+
+log = structlog.get_logger("coinwire.runs")
+
+_MAX_PAGE = 1000
+_UNPROCESSABLE_NOT_FOUND = {"history_missing", "no_price_route"}  # "not found" inside a request that exists: 422
+
+
+def add_runs_routes(app: FastAPI, settings: Settings) -> None:
+    """Mount the runs routes and tie the RunManager to the app's lifespan (its runs stop with the server)."""
+    manager = RunManager(settings.data_path, settings.user_strategies_allowed)
+    app.state.runs = manager
+    inner = app.router.lifespan_context
+
+    @asynccontextmanager
+    async def lifespan(a: Any) -> AsyncIterator[Any]:
+        async with inner(a) as state:
+            await manager.open()
+            try:
+                yield state
+            finally:
+                await manager.close()
+
+    app.router.lifespan_context = lifespan
+
+    def route(method: str, path: str, handler: Callable[..., Awaitable[Any]], status: int = 200, start: bool = False) -> None:
+        async def endpoint(request: Request) -> Response:
+            try:
+                result = await handler(request, **request.path_params)
+                return json_response(result, status)
+            except CoinwireError as exc:
+                return error_response(_for_http(exc, start))
+            except Exception:  # a bug: log it, and still answer in the documented error shape
+                log.exception("runs route failed", route=path)
+                return json_response({"error": {"code": "internal_error", "message": "Internal error"}}, 500)
+
+        endpoint.__name__ = handler.__name__
+        endpoint.__doc__ = handler.__doc__
+        app.add_api_route(path, endpoint, methods=[method], tags=["runs"], summary=handler.__name__)
+
+    async def runnables(request: Request) -> Any:
+        """Built-in strategies with their parameters (name, type, default) and documentation."""
+        return manager.runnables()
+
+    async def start_run(request: Request, name: str) -> Any:
+        """Start a run in its own process: body {mode, start, end, balances, params, fee, fill, liquidity, data}."""
+        return await manager.start(name, await _json_body(request))
+
+    async def list_runs(request: Request) -> Any:
+        """Every run, newest first, with its status and headline metrics."""
+        return manager.list()
+
+    async def get_run(request: Request, run_id: str) -> Any:
+        """One run with its report (null until it ends) and, while running, its progress."""
+        return manager.get(run_id)
+
+    async def run_components(request: Request, run_id: str) -> Any:
+        """The run's UI components: spec and data rows (live while the run runs)."""
+        return manager.store.components(run_id)
+
+    async def run_messages(request: Request, run_id: str) -> Any:
+        """The run's message hub, paged: {total, offset, limit, messages}; method `venue.` matches a prefix."""
+        q = request.query_params
+        offset = _int_param(q.get("offset"), "offset", 0, 0, 2**62)
+        limit = _int_param(q.get("limit"), "limit", 100, 1, _MAX_PAGE)
+        direction = q.get("direction") or None
+        if direction not in (None, "in", "out"):
+            raise InvalidInput("invalid_params", f"direction must be 'in' or 'out', got {direction!r}")
+        total, messages = manager.store.messages(run_id, offset, limit, q.get("method") or None, direction)
+        return {"total": total, "offset": offset, "limit": limit, "messages": messages}
+
+    async def run_log(request: Request, run_id: str) -> Any:
+        """The run log: the strategy's lines, its traceback if it raised, a crashed process's output."""
+        return manager.store.log(run_id)
+
+    async def stop_run(request: Request, run_id: str) -> Any:
+        """Stop a running run; it keeps what it did so far (status `stopped`). 409 when it is already done."""
+        return await manager.stop(run_id)
+
+    async def component_input(request: Request, run_id: str, component_id: str) -> Any:
+        """User input {value} for a component of a running run; the strategy gets it as a `ui.input` message."""
+        body = await _json_body(request)
+        if not isinstance(body, dict) or "value" not in body:
+            raise InvalidInput("invalid_params", "the body must be a JSON object with a 'value'")
+        return manager.post_input(run_id, component_id, body["value"])
+
+    route("GET", "/runnables", runnables)
+    route("PUT", "/runnables/{name:path}/start", start_run, status=202, start=True)
+    route("GET", "/runs", list_runs)
+    route("GET", "/runs/{run_id}", get_run)
+    route("GET", "/runs/{run_id}/components", run_components)
+    route("GET", "/runs/{run_id}/messages", run_messages)
+    route("GET", "/runs/{run_id}/log", run_log)
+    route("PUT", "/runs/{run_id}/stop", stop_run)
+    route("PUT", "/runs/{run_id}/components/{component_id}", component_input, status=202)
+
+
+def _for_http(exc: CoinwireError, start: bool) -> CoinwireError:
+    """A request that is well-formed JSON but cannot run is 422; unknown strategies and runs stay 404."""
+    if exc.code == "parse_error":
+        return exc  # not JSON at all: 400
+    if isinstance(exc, InvalidInput) or (start and isinstance(exc, NotFound) and exc.code in _UNPROCESSABLE_NOT_FOUND):
+        exc.http_status = 422
+    elif type(exc) is CoinwireError and exc.http_status == 400:
+        exc.http_status = 422  # plain CoinwireError: input refused by a helper (invalid_time, ...)
+    return exc
+
+
+async def _json_body(request: Request) -> Any:
+    body = await request.body()
+    if not body:
+        return {}
+    try:
+        return msgspec.json.decode(body)
+    except msgspec.DecodeError:
+        raise InvalidInput("parse_error", "the request body is not valid JSON") from None
+
+
+def _int_param(raw: str | None, name: str, default: int, low: int, high: int) -> int:
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise InvalidInput("invalid_params", f"{name} must be an integer, got {raw!r}") from None
+    if not low <= value <= high:
+        raise InvalidInput("invalid_params", f"{name} must be between {low} and {high}, got {value}")
+    return value

@@ -1,0 +1,343 @@
+"""RunManager: starts strategy runs in their own processes, tracks them, stops them, passes user input on.
+
+The run directory (see `engine/runs.py` and `engine/worker.py`) is the source of truth: the
+manager only keeps the child processes it started. A run is `running` until its worker writes
+`finished`, `failed` or `stopped`; a worker that dies without doing so (a crash, a kill) is
+marked here: `stopped` if a stop was asked for, otherwise `failed` with the process's output
+(stderr included) appended to the run log. Other runs never notice.
+
+Runs live as long as the server that started them: closing the manager stops them (they save
+as `stopped` with a partial report), and a `running` record found at start-up, left by a
+server that died, is stopped or marked failed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import secrets
+import shutil
+import signal
+import sys
+import time
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from coinwire.core.errors import CoinwireError, Conflict, DomainError, InvalidInput, NotFound
+from coinwire.engine.backtest import BacktestConfig
+from coinwire.engine.registry import builtin_strategies
+from coinwire.engine.runs import RunStore, parse_balances, parse_time
+from coinwire.engine.strategy import parse_params
+from coinwire.engine.worker import Job
+
+__all__ = ["RunManager", "StartRequest", "Forbidden", "RUN_STATUSES"]
+
+RUN_STATUSES = ("running", "finished", "failed", "stopped")
+HANDSHAKE_SECONDS = 120.0  # a worker loads its history before it answers; big files take a while
+STOP_GRACE_SECONDS = 5.0  # after SIGTERM, before SIGKILL
+OUTPUT_TAIL = 8000  # characters of a crashed worker's output copied into its run log
+
+
+class Forbidden(DomainError):
+    """The server's settings do not allow this (HTTP 403)."""
+
+    http_status = 403
+    rpc_code = -32005
+
+
+class StartRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """The body of `PUT /runnables/{name}/start`."""
+
+    mode: str = "backtest"
+    start: int | str | None = None
+    end: int | str | None = None
+    balances: dict[str, str | int | float] | list[str] = msgspec.field(default_factory=dict)
+    params: dict[str, Any] = msgspec.field(default_factory=dict)
+    fee: str | float = "0.001"
+    fill: str = "open"
+    liquidity: str = "volume"
+    data: str | list[str] | None = None
+
+
+@dataclass
+class _Child:
+    process: asyncio.subprocess.Process
+    watcher: asyncio.Task[None] | None = None
+    stop_requested: bool = False
+    done: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+class RunManager:
+    """Runs under `<data_dir>/runs`, and the worker processes of those this server started."""
+
+    def __init__(self, data_path: Path, allow_user_strategies: bool, stop_grace: float = STOP_GRACE_SECONDS) -> None:
+        self.data_path = data_path
+        self.store = RunStore(data_path / "runs")
+        self.allow_user_strategies = allow_user_strategies
+        self.stop_grace = stop_grace
+        self._children: dict[str, _Child] = {}
+
+    # --- lifecycle ----------------------------------------------------------------------------
+    async def open(self) -> None:
+        """Settle runs a previous server left `running`: stop their workers if alive, else mark them failed."""
+        for run in self.store.list():
+            if run["status"] != "running":
+                continue
+            pid = self._worker_pid(run["run_id"])
+            if pid is not None:
+                os.kill(pid, signal.SIGTERM)
+                await self._wait_gone(pid, self.stop_grace)
+            self._settle(run["run_id"], stopped=False, reason="the server that started this run exited before it finished")
+
+    async def close(self) -> None:
+        """Stop every run this server started (each saves itself as `stopped`)."""
+        await asyncio.gather(*(self.stop(run_id) for run_id in list(self._children)), return_exceptions=True)
+
+    # --- what can run -------------------------------------------------------------------------
+    def runnables(self) -> list[dict[str, Any]]:
+        out = []
+        for name, cls in sorted(builtin_strategies().items()):
+            params = [{"name": k, "type": _type_name(v), "default": _jsonable(v)} for k, v in cls.parameters().items()]
+            out.append({"name": name, "doc": (cls.__doc__ or "").strip(), "module_doc": (sys.modules[cls.__module__].__doc__ or "").strip(),
+                        "parameters": params})
+        return out
+
+    # --- start --------------------------------------------------------------------------------
+    async def start(self, name: str, body: Any) -> dict[str, Any]:
+        """Check the request, start its worker, wait for the worker's own checks; then the run is `running`."""
+        request = _request(body)
+        job = self._job(name, request)
+        folder = self.store.folder(job.run_id)
+        folder.mkdir(parents=True)
+        (folder / "job.json").write_bytes(msgspec.json.encode(job))
+        with open(folder / "output.log", "ab") as output:
+            process = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "coinwire.engine.worker", str(folder),
+                stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=output, start_new_session=True,
+            )
+        try:
+            assert process.stdout is not None
+            line = await asyncio.wait_for(process.stdout.readline(), HANDSHAKE_SECONDS)
+        except asyncio.TimeoutError:
+            process.kill()
+            line = b""
+        answer = _decode_handshake(line)
+        if not answer.get("ready"):
+            await process.wait()
+            error = answer.get("error") or {"code": "worker_failed", "message": "the run's process exited before it started: "
+                                             + _tail(folder / "output.log", 2000), "http_status": 500}
+            shutil.rmtree(folder, ignore_errors=True)  # a refused request leaves nothing behind
+            raise _refusal(error)
+        child = _Child(process)
+        self._children[job.run_id] = child
+        child.watcher = asyncio.create_task(self._watch(job.run_id, child), name=f"run {job.run_id}")
+        return {"run_id": job.run_id, "status": "running"}
+
+    def _job(self, name: str, request: StartRequest) -> Job:
+        if request.mode in ("paper", "live"):
+            raise InvalidInput("mode_not_available", f"{request.mode} runs are not available yet; mode must be 'backtest'")
+        if request.mode != "backtest":
+            raise InvalidInput("invalid_mode", f"mode must be 'backtest' (paper and live are coming), got {request.mode!r}")
+        strategy = self._strategy_ref(name)
+        if strategy in builtin_strategies():
+            parse_params(builtin_strategies()[strategy], request.params)  # user files are checked by their worker
+        balances = request.balances
+        exchange, amounts = parse_balances(balances if isinstance(balances, list) else [f"{k}={v}" for k, v in balances.items()])
+        for currency, amount in amounts.items():
+            try:
+                positive = Decimal(amount) > 0
+            except InvalidOperation:
+                positive = False
+            if not positive:
+                raise InvalidInput("invalid_balance", f"the balance of {currency} must be a positive amount, got {amount!r}")
+        config = BacktestConfig(exchange=exchange, balances=amounts, fee=str(request.fee), fill=request.fill, liquidity=request.liquidity,
+                                start=parse_time(request.start, "start"), end=parse_time(request.end, "end"))
+        data = [request.data] if isinstance(request.data, str) else list(request.data or [])
+        for i, item in enumerate(data):
+            path = Path(item).expanduser()
+            if not path.exists():
+                raise InvalidInput("file_not_found", f"data {item}: no such file or folder on the server", path=item)
+            data[i] = str(path.resolve())
+        # random part first: a run's client_oids start with the first 12 characters of its id
+        run_id = f"bt-{secrets.token_hex(5)[:9]}-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}"
+        return Job(run_id=run_id, mode=request.mode, strategy=strategy, params=request.params, config=config, data=data,
+                   data_path=str(self.data_path.resolve()), created_at=time.time())
+
+    def _strategy_ref(self, name: str) -> str:
+        if ":" in name and name.split(":", 1)[0].endswith(".py"):
+            if not self.allow_user_strategies:
+                raise Forbidden("user_strategies_disabled", "this server does not run strategy files (allow_user_strategies = false); "
+                                "use a built-in strategy")
+            path_text, class_name = name.rsplit(":", 1)
+            path = Path(path_text).expanduser()
+            if not path.is_file():
+                raise NotFound("strategy_not_found", f"strategy file {path_text} does not exist on the server")
+            return f"{path.resolve()}:{class_name}"
+        builtins = builtin_strategies()
+        if name not in builtins:
+            raise NotFound("strategy_not_found", f"unknown strategy {name!r}; built-ins: {', '.join(sorted(builtins))}, "
+                           "or path/to/file.py:ClassName")
+        return name
+
+    # --- watch, stop, input -------------------------------------------------------------------
+    async def _watch(self, run_id: str, child: _Child) -> None:
+        code = await child.process.wait()
+        try:
+            self._settle(run_id, stopped=child.stop_requested, reason=(
+                f"stopped: the run's process did not stop within {self.stop_grace:g} s and was killed" if child.stop_requested
+                else f"the run's process exited with code {code} before it finished"))
+        finally:
+            self._children.pop(run_id, None)
+            child.done.set()
+
+    def _settle(self, run_id: str, stopped: bool, reason: str) -> None:
+        """A worker is gone: if it did not write its final status, write it here, with its output in the run log."""
+        try:
+            record = self.store.record(run_id)
+        except NotFound:
+            return
+        if record.status != "running":
+            return
+        folder = self.store.folder(run_id)
+        output = _tail(folder / "output.log", OUTPUT_TAIL)
+        lines = [{"ts": time.time_ns(), "level": "warning" if stopped else "error", "message": reason}]
+        if output.strip():
+            lines.append({"ts": time.time_ns(), "level": "error", "message": "process output:\n" + output})
+        with open(folder / "log.jsonl", "ab") as log:
+            log.write(b"".join(msgspec.json.encode(line) + b"\n" for line in lines))
+        record.status = "stopped" if stopped else "failed"
+        record.error = reason
+        record.finished_at = time.time()
+        self.store.write_record(record)
+
+    async def stop(self, run_id: str) -> dict[str, Any]:
+        """Ask the worker to stop (SIGTERM: it saves at the next event boundary); kill it after the grace period."""
+        record = self.store.record(run_id)
+        if record.status != "running":
+            raise Conflict("run_not_running", f"run {run_id} is already {record.status}")
+        child = self._children.get(run_id)
+        if child is None:  # running per its record, but not ours (a previous server's): settle it
+            pid = self._worker_pid(run_id)
+            if pid is not None:
+                os.kill(pid, signal.SIGTERM)
+                await self._wait_gone(pid, self.stop_grace)
+            self._settle(run_id, stopped=True, reason="stopped on request")
+            return self.store.get(run_id)
+        child.stop_requested = True
+        if child.process.returncode is None:
+            child.process.send_signal(signal.SIGTERM)
+        try:
+            await asyncio.wait_for(asyncio.shield(child.done.wait()), self.stop_grace)
+        except asyncio.TimeoutError:
+            if child.process.returncode is None:
+                child.process.kill()
+            await child.done.wait()
+        return self.store.get(run_id)
+
+    def post_input(self, run_id: str, component_id: str, value: Any) -> dict[str, Any]:
+        """Queue `value` for a component of a running run; its worker delivers it at the next event boundary."""
+        record = self.store.record(run_id)
+        if record.status != "running":
+            raise Conflict("run_not_running", f"run {run_id} is {record.status}: input reaches running runs only")
+        known = [c["id"] for c in self.store.components(run_id)]
+        if component_id not in known:
+            raise NotFound("unknown_component", f"run {run_id} has no component {component_id!r} (components: {', '.join(known) or 'none yet'})")
+        line = msgspec.json.encode({"component_id": component_id, "value": value}) + b"\n"
+        fd = os.open(self.store.folder(run_id) / "inbox.jsonl", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        try:
+            os.write(fd, line)  # one write with O_APPEND: whole lines, even with several writers
+        finally:
+            os.close(fd)
+        return {"run_id": run_id, "component_id": component_id, "status": "queued"}
+
+    # --- reading ------------------------------------------------------------------------------
+    def list(self) -> list[dict[str, Any]]:
+        return self.store.list()
+
+    def get(self, run_id: str) -> dict[str, Any]:
+        run = self.store.get(run_id)
+        progress = self.store.folder(run_id) / "progress.json"
+        if run["status"] == "running" and progress.is_file():
+            try:
+                run["progress"] = {k: v for k, v in json.loads(progress.read_bytes()).items() if k != "pid"}
+            except ValueError:
+                pass
+        return run
+
+    # --- helpers ------------------------------------------------------------------------------
+    def _worker_pid(self, run_id: str) -> int | None:
+        """The pid of this run's worker if it is alive and really is that worker (pids get reused)."""
+        try:
+            pid = int(json.loads((self.store.folder(run_id) / "progress.json").read_bytes())["pid"])
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except (OSError, ValueError, KeyError, TypeError):
+            return None
+        folder = str(self.store.folder(run_id)).encode()
+        return pid if b"coinwire.engine.worker" in cmdline and folder in cmdline else None
+
+    @staticmethod
+    async def _wait_gone(pid: int, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while Path(f"/proc/{pid}").exists() and _alive(pid):
+            if time.monotonic() > deadline:
+                os.kill(pid, signal.SIGKILL)
+                deadline = float("inf")
+            await asyncio.sleep(0.05)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
+
+
+def _request(body: Any) -> StartRequest:
+    if not isinstance(body, dict):
+        raise InvalidInput("invalid_params", "the request body must be a JSON object")
+    try:
+        return msgspec.convert(body, StartRequest)
+    except msgspec.ValidationError as exc:
+        raise InvalidInput("invalid_params", f"invalid start request: {exc}") from None
+
+
+def _decode_handshake(line: bytes) -> dict[str, Any]:
+    try:
+        answer = json.loads(line)
+    except ValueError:
+        return {}
+    return answer if isinstance(answer, dict) else {}
+
+
+def _refusal(error: dict[str, Any]) -> CoinwireError:
+    """The worker's refusal as the same error class it raised (so the HTTP status matches)."""
+    status = int(error.pop("http_status", 400))
+    code, message = str(error.pop("code", "error")), str(error.pop("message", ""))
+    kind: type[CoinwireError] = {404: NotFound, 409: Conflict}.get(status, InvalidInput if status < 500 else CoinwireError)
+    exc = kind(code, message, **error)
+    exc.http_status = status
+    return exc
+
+
+def _tail(path: Path, chars: int) -> str:
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            f.seek(max(0, f.tell() - chars * 4))
+            return f.read().decode(errors="replace")[-chars:]
+    except FileNotFoundError:
+        return ""
+
+
+def _type_name(value: Any) -> str:
+    return "any" if value is None else "decimal" if isinstance(value, Decimal) else type(value).__name__
+
+
+def _jsonable(value: Any) -> Any:
+    return str(value) if isinstance(value, Decimal) else value

@@ -1,0 +1,268 @@
+"""The Runs API end to end through a real `coinwire serve` process: runs in their own processes, stop, input, errors."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+import pytest
+
+from tests.conftest import shared_data
+from tests.server import ServerProcess
+
+DATA_1H = "binance-spot-1h/BTC_USDT-1h.json"
+STRATEGIES = Path(__file__).resolve().parent / "runs_strategies.py"
+MA_PARAMS = {"fast": 20, "slow": 50, "timeframe": "1h"}
+
+
+@pytest.fixture
+def data() -> str:
+    return str(shared_data(DATA_1H))
+
+
+@pytest.fixture(scope="module")
+def api(server: ServerProcess) -> Iterator[httpx.Client]:
+    with httpx.Client(base_url=server.http, timeout=60) as client:
+        yield client
+
+
+def body(data_file: str, **changes: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {"mode": "backtest", "balances": {"binance:USDT": "10000"}, "params": dict(MA_PARAMS),
+                           "fee": "0.001", "data": data_file}
+    out.update(changes)
+    return out
+
+
+def user(name: str) -> str:
+    return quote(f"{STRATEGIES}:{name}", safe="")
+
+
+def start(api: httpx.Client, name: str, payload: dict[str, Any]) -> str:
+    r = api.put(f"/runnables/{name}/start", json=payload)
+    assert r.status_code == 202, r.text
+    assert r.json()["status"] == "running"
+    return str(r.json()["run_id"])
+
+
+def wait_for(api: httpx.Client, path: str, ok: Callable[[Any], bool], timeout: float = 60.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        answer = api.get(path).json()
+        if ok(answer):
+            return answer
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{path} never got there; last: {json.dumps(answer)[:2000]}")
+        time.sleep(0.05)
+
+
+def finished(api: httpx.Client, run_id: str) -> dict[str, Any]:
+    run: dict[str, Any] = wait_for(api, f"/runs/{run_id}", lambda r: r["status"] != "running")
+    return run
+
+
+def test_runnables_list_the_builtins_with_parameters_and_docs(api: httpx.Client) -> None:
+    runnables = {r["name"]: r for r in api.get("/runnables").json()}
+    assert {"hodl", "echo", "component_demo", "ma_cross", "trade_decider"} <= set(runnables)
+    ma = runnables["ma_cross"]
+    assert {"name": "fast", "type": "int", "default": 50} in ma["parameters"]
+    assert {"name": "long_only", "type": "bool", "default": True} in ma["parameters"]
+    assert "golden cross" in ma["module_doc"]
+
+
+def test_a_backtest_started_by_the_server_reports_what_the_cli_reports(api: httpx.Client, server: ServerProcess, data: str,
+                                                                        tmp_path: Path) -> None:
+    run_id = start(api, "ma_cross", body(data))
+    run = finished(api, run_id)
+    assert run["status"] == "finished", run
+    cli = subprocess.run(
+        [sys.executable, "-m", "coinwire.cli", "--data-dir", str(tmp_path), "run", "ma_cross", "--data", data,
+         "--balance", "binance:USDT=10000", "--fee", "0.001", "--json", "--no-save",
+         *[a for k, v in MA_PARAMS.items() for a in ("--param", f"{k}={v}")]],
+        capture_output=True, text=True, timeout=120,
+    )
+    assert cli.returncode == 0, cli.stderr
+    expected = json.loads(cli.stdout)
+    report = run["report"]
+    assert report["entries"] > 10
+    for key in set(expected) - {"run_id", "status", "error"}:
+        assert report[key] == expected[key], key
+    assert report["run_id"] == run_id != expected["run_id"]
+    # listed first, with headline metrics; the CLI reads the same store
+    listed = api.get("/runs").json()
+    assert listed[0]["run_id"] == run_id
+    assert listed[0]["metrics"]["final_equity"] == expected["final_equity"]
+    shown = subprocess.run([sys.executable, "-m", "coinwire.cli", "--data-dir", str(server.data_dir), "runs", "show", run_id, "--json"],
+                           capture_output=True, text=True, timeout=60)
+    assert json.loads(shown.stdout)["report"]["trades"] == expected["trades"]
+    table = subprocess.run([sys.executable, "-m", "coinwire.cli", "--data-dir", str(server.data_dir), "runs", "list"],
+                           capture_output=True, text=True, timeout=60, env={"COLUMNS": "200", "PATH": ""})
+    assert run_id in table.stdout and "finished" in table.stdout
+
+
+def test_messages_are_paged_and_filtered(api: httpx.Client, data: str) -> None:
+    run_id = start(api, "ma_cross", body(data))
+    assert finished(api, run_id)["status"] == "finished"
+    trades = len(api.get(f"/runs/{run_id}").json()["report"]["trades"])
+    first = api.get(f"/runs/{run_id}/messages", params={"limit": 5}).json()
+    assert (first["offset"], first["limit"], len(first["messages"])) == (0, 5, 5)
+    assert first["messages"][0]["method"] == "run.start" and [m["seq"] for m in first["messages"]] == [1, 2, 3, 4, 5]
+    total = first["total"]
+    last = api.get(f"/runs/{run_id}/messages", params={"offset": total - 2, "limit": 10}).json()
+    assert [m["seq"] for m in last["messages"]] == [total - 1, total] and last["messages"][-1]["method"] == "run.stop"
+    fills = api.get(f"/runs/{run_id}/messages", params={"method": "venue.fill", "limit": 1000}).json()
+    assert fills["total"] == trades == len(fills["messages"])
+    venue_in = api.get(f"/runs/{run_id}/messages", params={"method": "venue.", "direction": "in", "limit": 3, "offset": 2}).json()
+    assert all(m["method"].startswith("venue.") and m["direction"] == "in" for m in venue_in["messages"])
+    assert venue_in["total"] > trades and len(venue_in["messages"]) == 3
+    for params in ({"limit": 0}, {"limit": 5000}, {"offset": -1}, {"limit": "x"}, {"direction": "sideways"}):
+        r = api.get(f"/runs/{run_id}/messages", params=params)
+        assert r.status_code == 422 and r.json()["error"]["code"] == "invalid_params", params
+
+
+def test_stop_ends_a_long_run_and_keeps_what_it_did(api: httpx.Client, data: str) -> None:
+    run_id = start(api, user("Slow"), body(data, params={}))
+    run = wait_for(api, f"/runs/{run_id}", lambda r: r.get("progress", {}).get("events", 0) >= 3)
+    assert run["status"] == "running" and run["report"] is None
+    assert run["progress"]["start"] <= run["progress"]["clock"] < run["progress"]["end"]
+    began = time.monotonic()
+    stopped = api.put(f"/runs/{run_id}/stop")
+    assert stopped.status_code == 200 and time.monotonic() - began < 5
+    run = stopped.json()
+    assert run["status"] == "stopped" and run["error"] == "stopped on request"
+    assert run["report"]["status"] == "stopped" and run["report"]["stopped_at"] < run["report"]["end"]
+    candles = api.get(f"/runs/{run_id}/messages", params={"method": "market.candle"}).json()["total"]
+    assert 3 <= candles < 5482
+    again = api.put(f"/runs/{run_id}/stop")
+    assert again.status_code == 409 and again.json()["error"]["code"] == "run_not_running"
+
+
+def test_user_input_reaches_a_running_strategy_and_comes_back(api: httpx.Client, data: str) -> None:
+    run_id = start(api, user("WaitsForInput"), body(data, params={"delay": 0.02}))
+    components = wait_for(api, f"/runs/{run_id}/components", lambda cs: len(cs) == 2)
+    assert [c["id"] for c in components] == ["echo", "form"] and components[0]["data"] == []
+    r = api.put(f"/runs/{run_id}/components/form", json={"value": {"text": "hello"}})
+    assert r.status_code == 202 and r.json() == {"run_id": run_id, "component_id": "form", "status": "queued"}
+    api.put(f"/runs/{run_id}/components/form", json={"value": 42})
+    echo = wait_for(api, f"/runs/{run_id}/components",
+                    lambda cs: next(c for c in cs if c["id"] == "echo")["data"] == [[{"text": "hello"}], [42]], timeout=20)
+    assert next(c for c in echo if c["id"] == "echo")["version"] == 3
+    inputs = api.get(f"/runs/{run_id}/messages", params={"method": "ui.input"}).json()
+    assert [m["params"] for m in inputs["messages"]] == [{"id": "form", "value": {"text": "hello"}}, {"id": "form", "value": 42}]
+    assert all(m["direction"] == "in" for m in inputs["messages"])
+    unknown = api.put(f"/runs/{run_id}/components/nope", json={"value": 1})
+    assert unknown.status_code == 404 and unknown.json()["error"]["code"] == "unknown_component"
+    no_value = api.put(f"/runs/{run_id}/components/form", json={"text": "hi"})
+    assert no_value.status_code == 422 and no_value.json()["error"]["code"] == "invalid_params"
+    assert api.put(f"/runs/{run_id}/stop").json()["status"] == "stopped"
+    log = api.get(f"/runs/{run_id}/log").json()
+    assert any("received {'text': 'hello'} on form" in line["message"] for line in log)
+    late = api.put(f"/runs/{run_id}/components/form", json={"value": "too late"})
+    assert late.status_code == 409 and late.json()["error"]["code"] == "run_not_running"
+
+
+def test_input_to_a_finished_backtest_is_refused(api: httpx.Client, data: str) -> None:
+    run_id = start(api, "component_demo", body(data, params={"timeframe": "1h"}))
+    assert finished(api, run_id)["status"] == "finished"
+    ids = [c["id"] for c in api.get(f"/runs/{run_id}/components").json()]
+    assert ids == ["fills", "order_form", "price"]
+    r = api.put(f"/runs/{run_id}/components/order_form", json={"value": {"action": "buy", "fraction": 0.5}})
+    assert r.status_code == 409 and r.json()["error"]["code"] == "run_not_running"
+
+
+def test_a_crashed_process_fails_its_run_only(api: httpx.Client, data: str) -> None:
+    survivor = start(api, user("Slow"), body(data, params={}))
+    crashed = start(api, user("Crashes"), body(data, params={}))
+    run = finished(api, crashed)
+    assert run["status"] == "failed" and "exited with code 3" in run["error"]
+    log = api.get(f"/runs/{crashed}/log").json()
+    assert any("about to take the interpreter down" in line["message"] for line in log)
+    assert api.get(f"/runs/{survivor}").json()["status"] == "running"
+    assert api.put(f"/runs/{survivor}/stop").json()["status"] == "stopped"
+
+
+def test_a_raising_strategy_fails_with_its_traceback_in_the_log(api: httpx.Client, data: str) -> None:
+    run_id = start(api, "ma_cross", body(data, params={"fast": 60, "slow": 50, "timeframe": "1h"}))
+    run = finished(api, run_id)
+    assert run["status"] == "failed" and "need 0 < fast < slow" in run["error"]
+    assert any("Traceback" in line["message"] for line in api.get(f"/runs/{run_id}/log").json())
+
+
+@pytest.mark.parametrize(
+    ("name", "changes", "status", "code", "words"),
+    [
+        ("nope", {}, 404, "strategy_not_found", "unknown strategy 'nope'"),
+        (quote("/no/such/file.py:Nope", safe=""), {}, 404, "strategy_not_found", "does not exist"),
+        ("ma_cross", {"params": {"fats": 3}}, 422, "unknown_parameter", "did you mean 'fast'"),
+        ("ma_cross", {"params": {"fast": "quick"}}, 422, "invalid_parameter", "must be int"),
+        (user("Slow"), {"params": {"dleay": 1}}, 422, "unknown_parameter", "did you mean 'delay'"),
+        ("ma_cross", {"start": "2021-01-02", "end": "2021-01-01"}, 422, "empty_range", "after its start"),
+        ("ma_cross", {"start": 1609459200, "end": 1609459200}, 422, "empty_range", "after its start"),
+        ("ma_cross", {"start": "2030-01-01"}, 422, "history_missing", "no candles"),
+        ("ma_cross", {"start": "yesterday"}, 422, "invalid_time", "ISO 8601"),
+        ("ma_cross", {"data": None}, 422, "history_missing", "history store"),
+        ("ma_cross", {"data": "/no/such/file.json"}, 422, "file_not_found", "no such file"),
+        ("ma_cross", {"balances": {"binance:USDT": "0"}}, 422, "invalid_balance", "positive"),
+        ("ma_cross", {"balances": ["binance:USDT=-5"]}, 422, "invalid_balance", "EXCHANGE:CURRENCY=AMOUNT"),
+        ("ma_cross", {"balances": {}}, 422, "missing_balance", "balance"),
+        ("ma_cross", {"balances": ["binance:USDT=1", "kraken:BTC=1"]}, 422, "invalid_balance", "one exchange"),
+        ("ma_cross", {"mode": "paper"}, 422, "mode_not_available", "not available yet"),
+        ("ma_cross", {"mode": "sideways"}, 422, "invalid_mode", "mode must be"),
+        ("ma_cross", {"fill": "mid"}, 422, "invalid_fill", "fill must be"),
+        ("ma_cross", {"fee": "2"}, 422, "invalid_fee", "between 0 and 1"),
+        ("ma_cross", {"leverage": 5}, 422, "invalid_params", "leverage"),
+    ],
+)
+def test_bad_start_requests_are_refused_up_front_and_leave_nothing(
+    api: httpx.Client, data: str, name: str, changes: dict[str, Any], status: int, code: str, words: str
+) -> None:
+    before = api.get("/runs").json()
+    r = api.put(f"/runnables/{name}/start", json=body(data, **changes))
+    assert r.status_code == status, r.text
+    error = r.json()["error"]
+    assert error["code"] == code and words in error["message"], error
+    assert api.get("/runs").json() == before
+
+
+def test_malformed_bodies_and_unknown_runs(api: httpx.Client) -> None:
+    r = api.put("/runnables/ma_cross/start", content=b"{not json")
+    assert r.status_code == 400 and r.json()["error"]["code"] == "parse_error"
+    r = api.put("/runnables/ma_cross/start", json=[1, 2])
+    assert r.status_code == 422 and r.json()["error"]["code"] == "invalid_params"
+    for method, path in (("GET", "/runs/bt-nope"), ("GET", "/runs/bt-nope/components"), ("GET", "/runs/bt-nope/messages"),
+                         ("GET", "/runs/bt-nope/log"), ("PUT", "/runs/bt-nope/stop"), ("GET", "/runs/..%2F..%2Fetc")):
+        r = api.request(method, path)
+        assert r.status_code == 404 and r.json()["error"]["code"] in ("run_not_found", "not_found"), (path, r.text)
+    r = api.put("/runs/bt-nope/components/x", json={"value": 1})
+    assert r.status_code == 404 and r.json()["error"]["code"] == "run_not_found"
+
+
+def test_strategy_files_can_be_switched_off(tmp_path: Path, data: str) -> None:
+    server = ServerProcess(tmp_path, env={"COINWIRE_ALLOW_USER_STRATEGIES": "false"})
+    server.start()
+    try:
+        r = httpx.put(f"{server.http}/runnables/{user('Slow')}/start", json=body(data, params={}), timeout=30)
+        assert r.status_code == 403 and r.json()["error"]["code"] == "user_strategies_disabled"
+        r = httpx.put(f"{server.http}/runnables/hodl/start", json=body(data, params={"timeframe": "1h"}), timeout=30)
+        assert r.status_code == 202
+    finally:
+        server.stop()
+
+
+def test_stopping_the_server_stops_its_runs(tmp_path: Path, data: str) -> None:
+    server = ServerProcess(tmp_path)
+    server.start()
+    try:
+        with httpx.Client(base_url=server.http, timeout=30) as api:
+            run_id = start(api, user("Slow"), body(data, params={}))
+            wait_for(api, f"/runs/{run_id}", lambda r: r.get("progress", {}).get("events", 0) >= 1)
+    finally:
+        server.stop()
+    record = json.loads((tmp_path / "runs" / run_id / "run.json").read_text())
+    assert record["status"] == "stopped"
