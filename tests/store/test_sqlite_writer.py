@@ -1,0 +1,96 @@
+"""The SQLite write path: commits on the loop, lock waits and checkpoints off it, against real database files."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from coinwire.core.errors import Conflict
+from coinwire.store import ChangeSet, Store
+from coinwire.store.sqlite_writer import SqliteWriter
+from tests.store.test_store_contract import BTC_USDT, count, ledger, order
+
+
+@pytest.fixture
+async def sqlite_store(tmp_path: Path) -> AsyncIterator[tuple[Store, Path]]:
+    path = tmp_path / "store.db"
+    async with Store(f"sqlite:///{path}") as store:
+        await store.apply(ledger())
+        yield store, path
+
+
+def _writer(store: Store) -> SqliteWriter:
+    writer = store._sqlite
+    assert writer is not None
+    return writer
+
+
+async def test_a_locked_database_is_waited_for_in_a_thread_while_the_loop_runs(sqlite_store: tuple[Store, Path]) -> None:
+    store, path = sqlite_store
+    other = sqlite3.connect(path, isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")  # another process's writer holds the lock
+        write = asyncio.ensure_future(store.apply(ChangeSet().add_order(order(1), BTC_USDT)))
+        ticks = 0
+        started = time.monotonic()
+        while time.monotonic() - started < 0.3:  # the loop keeps turning while the write waits
+            await asyncio.sleep(0.01)
+            ticks += 1
+        assert ticks >= 10 and not write.done()
+        other.execute("COMMIT")
+        await asyncio.wait_for(write, 5)
+    finally:
+        other.close()
+    assert _writer(store).locked_waits == 1
+    assert await count(store, "orders") == 1
+    await store.apply(ChangeSet().add_order(order(2), BTC_USDT))  # and the next write is back on the loop
+    assert _writer(store).locked_waits == 1
+    assert await count(store, "orders") == 2
+
+
+async def test_a_lock_held_past_busy_timeout_fails_that_write_only(sqlite_store: tuple[Store, Path]) -> None:
+    store, path = sqlite_store
+    _writer(store).busy_timeout = 0.1
+    other = sqlite3.connect(path, isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")
+        with pytest.raises(sqlite3.OperationalError, match="locked"):
+            await store.apply(ChangeSet().add_order(order(1), BTC_USDT))
+        other.execute("ROLLBACK")
+    finally:
+        other.close()
+    await store.apply(ChangeSet().add_order(order(2), BTC_USDT))
+    assert await count(store, "orders") == 1
+
+
+async def test_a_failed_transaction_rolls_back_and_the_connection_goes_on(sqlite_store: tuple[Store, Path]) -> None:
+    store, _ = sqlite_store
+    await store.apply(ChangeSet().add_order(order(1), BTC_USDT))
+    with pytest.raises(Conflict):  # same client_oid, other id: the whole change set is refused
+        await store.apply(ChangeSet().add_order(order(2), BTC_USDT).add_order(order(3, client_oid="oid-1"), BTC_USDT))
+    await store.apply(ChangeSet().add_order(order(4), BTC_USDT))
+    assert await count(store, "orders") == 2
+
+
+async def test_the_checkpointer_copies_the_wal_into_the_database(sqlite_store: tuple[Store, Path]) -> None:
+    store, path = sqlite_store
+    writer = _writer(store)
+    writer.checkpoint_delay = 0.01
+    for i in range(1, 51):
+        await store.apply(ChangeSet().add_order(order(i), BTC_USDT))
+    deadline = time.monotonic() + 5
+    while writer.checkpoints == 0 and time.monotonic() < deadline:
+        await asyncio.sleep(0.02)
+    assert writer.checkpoints >= 1
+    probe = sqlite3.connect(path)
+    try:
+        busy, wal_frames, moved = probe.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        assert busy == 0 and wal_frames == moved  # everything written so far is in the database file
+        assert probe.execute("SELECT count(*) FROM orders").fetchone()[0] == 50
+    finally:
+        probe.close()
