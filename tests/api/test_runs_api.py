@@ -266,3 +266,22 @@ def test_stopping_the_server_stops_its_runs(tmp_path: Path, data: str) -> None:
         server.stop()
     record = json.loads((tmp_path / "runs" / run_id / "run.json").read_text())
     assert record["status"] == "stopped"
+
+
+def test_a_run_left_running_by_a_killed_server_is_settled_at_the_next_start(tmp_path: Path, data: str) -> None:
+    server = ServerProcess(tmp_path)
+    server.start()
+    try:
+        with httpx.Client(base_url=server.http, timeout=30) as api:
+            run_id = start(api, user("Slow"), body(data, params={}))
+            wait_for(api, f"/runs/{run_id}", lambda r: r.get("progress", {}).get("events", 0) >= 1)
+        server.kill()  # SIGKILL: no shutdown, the worker is orphaned and keeps running
+        pid = json.loads((tmp_path / "runs" / run_id / "progress.json").read_text())["pid"]
+        assert Path(f"/proc/{pid}").exists()
+        server.start()
+        with httpx.Client(base_url=server.http, timeout=30) as api:
+            run = api.get(f"/runs/{run_id}").json()
+        assert run["status"] == "stopped" and run["report"]["status"] == "stopped"
+        assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1][:3]
+    finally:
+        server.stop()
