@@ -1,7 +1,7 @@
 """Candle history: the Candles series, readers of candle files, and the on-disk HistoryStore."""
 
 from coinwire.history.candles import COLUMNS, RECORD_DTYPE, Candles, concat, format_time, timeframe_seconds
-from coinwire.history.formats import detect_format, load_data_arg, name_hints, read_candles
+from coinwire.history.formats import detect_format, file_groups, load_data_arg, name_hints, read_candles, read_files
 from coinwire.history.store import HistoryStore, SeriesInfo, default_history_root
 
 __all__ = [
@@ -13,9 +13,11 @@ __all__ = [
     "concat",
     "default_history_root",
     "detect_format",
+    "file_groups",
     "format_time",
     "load_data_arg",
     "name_hints",
     "read_candles",
+    "read_files",
     "timeframe_seconds",
 ]
