@@ -8,20 +8,29 @@ each matching subscription's inbox (a deque; see `coinwire.bus.base.Inbox`) and 
 each subscription's own task delivers in order, one call at a time. The subject -> inboxes
 routing is cached, so a publish costs a dict lookup plus one append per subscriber
 (several hundred thousand publishes a second on one core; see benchmarks/).
+
+The durable log keeps each order and fill message msgpack-encoded (as NatsBus sends it):
+bytes are invisible to Python's cyclic garbage collector, whereas a log of message objects
+made every full collection walk the whole order history (200 ms pauses after a few minutes
+of trading). Like a JetStream stream with `max_msgs`, it keeps the newest `max_log`
+messages; replay from an older sequence starts at the oldest one kept.
 """
 
 from __future__ import annotations
 
 import asyncio
+import itertools
+from collections import deque
 
 from coinwire.bus.base import DEFAULT_MAX_PENDING, Handler, Inbox, check_message
 from coinwire.bus.subjects import is_durable, matcher, validate_namespace, validate_pattern, validate_subject
-from coinwire.messages import Message
+from coinwire.messages import Message, decode, encode
 
 __all__ = ["MemoryBus", "MemorySubscription"]
 
 _MAX_ROUTES = 65_536  # distinct subjects remembered before the routing cache starts over
 _YIELD_EVERY = 1024  # a publisher in a tight loop lets subscribers run this often
+DEFAULT_MAX_LOG = 1_000_000  # durable messages kept for replay (a few hundred MB at most)
 
 
 class MemorySubscription:
@@ -42,12 +51,17 @@ class MemorySubscription:
 class MemoryBus:
     """In-process bus; `namespace` is accepted for parity with NatsBus and otherwise unused."""
 
-    def __init__(self, namespace: str = "coinwire", *, max_pending: int = DEFAULT_MAX_PENDING) -> None:
+    def __init__(
+        self, namespace: str = "coinwire", *, max_pending: int = DEFAULT_MAX_PENDING, max_log: int = DEFAULT_MAX_LOG
+    ) -> None:
+        if max_log < 1:
+            raise ValueError("max_log must be at least 1")
         self.namespace = validate_namespace(namespace)
         self._max_pending = max_pending
         self._subscriptions: list[MemorySubscription] = []
         self._routes: dict[str, tuple[tuple[Inbox, ...], bool]] = {}
-        self._log: list[tuple[int, str, Message]] = []  # entry i has sequence i + 1
+        self._log: deque[tuple[int, str, bytes]] = deque(maxlen=max_log)  # (seq, subject, encoded message)
+        self._last_seq = 0
         self._published = 0
         self._closed = False
 
@@ -75,8 +89,8 @@ class MemoryBus:
         inboxes, durable = route
         seq = None
         if durable:
-            seq = len(self._log) + 1
-            self._log.append((seq, subject, message))
+            seq = self._last_seq = self._last_seq + 1
+            self._log.append((seq, subject, encode(message)))
         for inbox in inboxes:
             inbox.put(subject, message)
         self._published += 1
@@ -95,10 +109,12 @@ class MemoryBus:
 
     async def replay(self, pattern: str, from_seq: int = 1) -> list[tuple[int, str, Message]]:
         selects = matcher(pattern)
-        return [entry for entry in self._log[max(from_seq, 1) - 1 :] if selects(entry[1])]
+        log = self._log
+        skip = max(0, from_seq - log[0][0]) if log else 0  # sequences in the log are consecutive
+        return [(seq, subj, decode(data)) for seq, subj, data in itertools.islice(log, skip, None) if selects(subj)]
 
     async def last_seq(self) -> int:
-        return len(self._log)
+        return self._last_seq
 
     def _route(self, subject: str) -> tuple[tuple[Inbox, ...], bool]:
         validate_subject(subject)
