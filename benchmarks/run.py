@@ -38,6 +38,14 @@ NOTES = """
   within target (p99 under 20 ms). Known next steps: build each order's JSON view once, move
   the notification fan-out off the answer path, and run the API and gateway roles in separate
   processes.
+- SMA cross backtest: every engine runs in one `make bench` on the same 500,000 bars (peers in
+  .venv-peers) and must reproduce the NumPy reference's entries and final equity (`*_rel_diff`).
+  Times are each engine's compute on arrays already in memory; `*_process_s` are whole processes
+  (start to exit, file parsing included): `coinwire run ma_cross ... --json` against a `python -c`
+  vectorbt script doing the same, with numba's on-disk cache warm (`vectorbt_process_s`) and
+  empty (`vectorbt_process_cold_cache_s`). Ratios `*_over_coinwire` > 1 mean coinwire is faster;
+  targets: `coinwire_speedup_vs_backtesting` >= 10, `coinwire_over_vectorbt_warm` <= 5,
+  `vectorbt_process_over_coinwire_process` > 1. How each peer is made to match: docs/PEERS.md.
 """
 
 
@@ -53,7 +61,7 @@ def _run(module: str) -> dict[str, Any]:
 
 def _fmt(value: Any) -> str:
     if isinstance(value, float):
-        return f"{value:,.2f}"
+        return f"{value:,.2f}" if value == 0 or abs(value) >= 0.01 else f"{value:.1e}"  # rel diffs stay visible
     if isinstance(value, int) and not isinstance(value, bool):
         return f"{value:,}"
     return str(value)
