@@ -18,6 +18,7 @@ from coinwire.api.context import CHANNELS, CallContext
 from coinwire.api.notifier import Notifier
 from coinwire.api.wallet_views import WalletViews
 from coinwire.core.errors import CoinwireError, InvalidInput
+from coinwire.core.instruments import Instrument
 from coinwire.core.numbers import to_units
 from coinwire.core.orders import OrderType, Side
 from coinwire.core.symbols import symbol_token
@@ -47,6 +48,11 @@ def method(name: str, params: type) -> Callable[[Handler], Handler]:
     return register
 
 
+_SIDES = {side.value: side for side in Side}
+_ORDER_TYPES = {t.value: t for t in OrderType}
+_PARSED_LIMIT = 4096
+
+
 def _decimal_param(value: object) -> str:
     """JSON numbers arrive as floats: their repr is the shortest exact decimal the sender meant."""
     if isinstance(value, float):
@@ -61,6 +67,7 @@ class Api:
         self.gateway = gateway
         self.notifier = notifier
         self.wallets = WalletViews(gateway)
+        self._parsed: dict[tuple[int, str, str], tuple[Instrument, int]] = {}
 
     @property
     def methods(self) -> dict[str, Method]:
@@ -75,26 +82,41 @@ class Api:
         return await entry.handler(self, parsed, ctx)
 
     # --- shared parsing ------------------------------------------------------------------------
+    def _units(self, inst: Instrument, field: str, text: str) -> int:
+        """`inst.parse_size` / `parse_price`, memoised per instrument and text.
+
+        Exact decimal parsing and the grid checks cost several microseconds, and the same
+        sizes and prices arrive again and again. Only accepted values are remembered, keyed
+        by the instrument object, so a changed instrument (new tick or step) parses afresh.
+        """
+        key = (id(inst), field, text)
+        hit = self._parsed.get(key)
+        if hit is not None and hit[0] is inst:
+            return hit[1]
+        units = inst.parse_size(text, field) if field == "size" else inst.parse_price(text, field)
+        if len(self._parsed) >= _PARSED_LIMIT:
+            self._parsed.clear()
+        self._parsed[key] = (inst, units)
+        return units
+
     def order_request(self, p: P.MakeOrderParams) -> OrderRequest:
         symbol = p.symbol or p.pair
         if symbol is None:
             raise InvalidInput("missing_parameter", "make_order needs `pair` (BTC_USDT) or `symbol` (BTC/USDT)")
         market = self.gateway.market(p.exchange, symbol)
         inst = market.instrument
-        try:
-            side = Side(p.side.lower())
-        except ValueError:
-            raise InvalidInput("invalid_side", f"side must be 'buy' or 'sell', got {p.side!r}") from None
-        try:
-            order_type = OrderType(p.type)
-        except ValueError:
+        side = _SIDES.get(p.side.lower())
+        if side is None:
+            raise InvalidInput("invalid_side", f"side must be 'buy' or 'sell', got {p.side!r}")
+        order_type = _ORDER_TYPES.get(p.type)
+        if order_type is None:
             known = ", ".join(t.value for t in OrderType)
-            raise InvalidInput("unknown_order_type", f"unknown order type {p.type!r}; use one of {known}") from None
+            raise InvalidInput("unknown_order_type", f"unknown order type {p.type!r}; use one of {known}")
         if p.post_only:
             if order_type not in (OrderType.LIMIT, OrderType.POST_ONLY):
                 raise InvalidInput("invalid_params", "post_only applies to limit orders only")
             order_type = OrderType.POST_ONLY
-        size = inst.parse_size(_decimal_param(p.size))
+        size = self._units(inst, "size", _decimal_param(p.size))
         raw_limit = p.limit if p.limit is not None else p.price
         if order_type is OrderType.MARKET:
             if raw_limit not in (None, 0, "0", ""):
@@ -103,7 +125,7 @@ class Api:
         else:
             if raw_limit in (None, "", 0, "0"):
                 raise InvalidInput("missing_limit", f"a {order_type.value} order needs a limit price")
-            limit = inst.parse_price(_decimal_param(raw_limit), "limit")
+            limit = self._units(inst, "limit", _decimal_param(raw_limit))
         if p.cancel_after < 0:
             raise InvalidInput("invalid_cancel_after", "cancel_after must be >= 0 seconds")
         if p.cancel_after and not order_type.rests:

@@ -118,6 +118,7 @@ class Gateway:
         self._persisted_wallets: set[int] = set()
         self.snapshot_sources: dict[str, Any] = {}  # exchange -> feed SnapshotSource, for resyncs
         self._subjects: dict[tuple[str, str, str], str] = {}
+        self._symbols: dict[str, str] = {}  # symbol as given -> normalised (every order names one)
         self.started_at = clock()
 
     # --- lifecycle ------------------------------------------------------------------------
@@ -234,7 +235,12 @@ class Gateway:
 
     def market(self, exchange: str, symbol: object) -> PaperMarket:
         ex = self.exchange(exchange)
-        sym = normalize_symbol(symbol)
+        sym = self._symbols.get(symbol) if isinstance(symbol, str) else None
+        if sym is None:
+            sym = normalize_symbol(symbol)  # raises on a malformed symbol: only good ones are kept
+            if len(self._symbols) >= 4096:
+                self._symbols.clear()
+            self._symbols[symbol] = sym  # type: ignore[index]
         market = ex.market(sym)
         if market is None:
             raise NotFound("unknown_symbol", f"exchange {exchange} has no market {sym}", exchange=exchange, symbol=sym)
