@@ -23,6 +23,8 @@ BENCHES: list[tuple[str, str, str, float, str, str]] = [
      "8 concurrent WebSocket clients, each waiting for the committed answer before the next order"),
     ("History load", "benchmarks.bench_history", "load_candles_per_s", 2_000_000, "candles/s",
      "HistoryStore loading a 1,000,000-bar series (memory-mapped .npy) and reading every column: 0.5 s at target"),
+    ("SMA cross backtest, 500k bars", "benchmarks.backtest_sma", "coinwire_speedup_vs_backtesting", 10, "x backtesting.py's speed",
+     "ma_cross 50/200 on a seeded 500,000-bar walk, same entries and equity as backtrader, vectorbt, nautilus_trader (docs/PEERS.md)"),
 ]
 
 
