@@ -58,12 +58,10 @@ print(json.dumps({'entries': int((pf.orders.values['side'] == 0).sum()), 'final_
 
 
 def coinwire_in_process(path: Path, fill: str = "open") -> tuple[float, dict[str, Any]] | None:
-    """LEAD: the engine's in-process backtest API goes here (`coinwire.engine.backtest`, API TBD).
+    """The engine in process: `coinwire.engine.runs.run_backtest`, the function `coinwire run` calls.
 
-    Returns (seconds of the backtest itself, candles already loaded; report dict with at least
-    `entries` and `final_equity`), or None while the engine has no in-process entry point.
-    Wired for now to `coinwire.engine.runs.run_backtest`, the function `coinwire run` calls;
-    confirm or replace when the engine's API settles.
+    Returns (seconds of the backtest itself, candles already loaded; its report), or None when
+    the engine cannot be imported. The time includes building the report.
     """
     try:
         from coinwire.engine.backtest import BacktestConfig

@@ -210,7 +210,6 @@ def coinwire_cli(path: Path, fill: str, data_dir: Path) -> dict[str, Any]:
     return result
 
 
-@pytest.mark.xfail(strict=False, reason="engine CLI not built yet")
 @pytest.mark.timeout(PEER_TIMEOUT_S)
 @pytest.mark.parametrize(("name", "fill"), CASES, ids=[f"{n}-{f}" for n, f in CASES])
 def test_coinwire_cli_matches_reference_and_peers(
