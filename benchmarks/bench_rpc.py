@@ -3,6 +3,12 @@
 Each client sends one order, waits for its answer (the answer comes after the order, its
 fills and its ledger lines are committed), then sends the next. Half the orders are small
 market orders that fill at once, half are limits resting far from the market.
+
+The clients use `benchmarks.lean_ws.LeanRpc` on uvloop: the same round trips as
+`coinwire.api.client.RpcClient` for about a third of its CPU, so on a small machine the
+figure measures the server, not the load generator. `server_cpu_us_per_order` (from /proc,
+the warm-up excluded) is the figure to compare between runs on a shared machine: wall-clock
+throughput moves with whatever else the cores are doing.
 """
 
 from __future__ import annotations

@@ -34,12 +34,16 @@ NOTES = """
 - Book replay compares side by side with a SortedDict book (sortedcontainers) in the same run:
   `speedup_vs_sorteddict`. Parsing the raw gzip JSON capture costs more than applying it
   (`parse_apply_*`); a live feed parses one message at a time, so that is not the limit.
-- make_order over /rpc is below its throughput target. Each order is Python work of about
-  0.3-0.5 ms in the server (validation, hold, match, settle, JSON views, notification) plus its
-  share of a group commit, and the 8 benchmark clients share the same 2 cores. Latency is
-  within target (p99 under 20 ms). Known next steps: build each order's JSON view once, move
-  the notification fan-out off the answer path, and run the API and gateway roles in separate
-  processes.
+- make_order over /rpc is below its throughput target. The server spends ~200-450 us of
+  single-threaded Python per order depending on the machine's mood (2 shared cores): the core
+  (validate, hold, match, settle) ~40, the SQLite group commit ~50 (8 orders per commit, ~26
+  WAL pages), rows, views and notifications ~60, WebSocket and JSON-RPC ~70, the rest asyncio.
+  Steps so far (each commit message has its figure): lean benchmark client, plain ASGI /rpc,
+  notifications encoded once, compiled row encoders and memoised formatting, SQLite commits on
+  the loop (no GIL hand-offs), an encoded bus log (no GC walks of the order history): server
+  CPU per order -42%, orders/s +70-130% against the previous code on the same machine.
+  Latency is within target (p99 under 20 ms). What is left: run the API and gateway roles in
+  separate processes, fewer indexes on `orders`, and a compiled WebSocket/JSON-RPC layer.
 - SMA cross backtest: every engine runs in one `make bench` on the same 500,000 bars (peers in
   .venv-peers) and must reproduce the NumPy reference's entries and final equity (`*_rel_diff`).
   Times are each engine's compute on arrays already in memory; `*_process_s` are whole processes
