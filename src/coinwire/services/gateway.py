@@ -399,7 +399,7 @@ class Gateway:
         self.by_client_oid[order.client_oid] = order.id
         self.known_client_oids.add(order.client_oid)
         await self._commit(self._changes([order], fills, lines))
-        metrics.labelled(metrics.ORDERS, order.exchange, order.type.value).inc()
+        metrics.labelled(metrics.ORDERS, order.exchange, order.type._value_).inc()
         if fills:
             metrics.labelled(metrics.FILLS, order.exchange).inc(len(fills))
         (view,) = await self._notify([order], fills)

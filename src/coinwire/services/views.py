@@ -3,6 +3,8 @@
 Every order answer and notification goes through here, so the repeated parts are
 memoised: the date-and-time text of each whole second, symbol tokens, and decimal text of
 amounts (`coinwire.store.codec.units_text`, shared with the store rows of the same order).
+Enum values are read as `member._value_`: `member.value` is a descriptor call in Python
+3.11, and a view reads five of them.
 """
 
 from __future__ import annotations
@@ -69,15 +71,15 @@ def order_view(order: Order, instrument: Instrument) -> dict[str, Any]:
         "exchange": order.exchange,
         "client_order_id": order.client_oid,
         "run_id": order.run_id,
-        "type": order.type.value,
+        "type": order.type._value_,
         "pair": _token(order.symbol),
         "symbol": order.symbol,
         "size": units_text(order.size, sd),
-        "side": order.side.value,
+        "side": order.side._value_,
         "limit": units_text(order.limit, instrument.price_decimals),
         "cancel_after": order.cancel_after,
-        "status": order.status.value,
-        "done_reason": order.done_reason.value if order.done_reason else None,
+        "status": order.status._value_,
+        "done_reason": order.done_reason._value_ if order.done_reason else None,
         "done_at": created_iso if order.done_at == created else iso(order.done_at),
         "exchange_at": created_iso if order.exchange_at == created else iso(order.exchange_at),
         "last_updated_at": created_iso if updated == created else iso(updated),
@@ -96,8 +98,8 @@ def fill_view(fill: Fill, instrument: Instrument) -> dict[str, Any]:
         "run_id": fill.run_id,
         "wallet_set_id": fill.wallet_set_id,
         "exchange": fill.exchange,
-        "type": fill.order_type.value,
-        "side": fill.side.value,
+        "type": fill.order_type._value_,
+        "side": fill.side._value_,
         "pair": _token(fill.symbol),
         "symbol": fill.symbol,
         "exec_amount": units_text(fill.size, instrument.size_decimals),
