@@ -36,7 +36,7 @@ from coinwire.core.numbers import ATTO_DECIMALS, to_units, units_to_str
 from coinwire.core.orders import Fill, Order, OrderType, Side
 from coinwire.engine.runtime import Runtime
 from coinwire.history.candles import timeframe_seconds
-from coinwire.engine.strategy import Indicator, OrderTicket, Strategy, StrategyParams
+from coinwire.engine.strategy import Indicator, OrderTicket, Strategy, StrategyParams, params_json
 
 __all__ = ["BacktestConfig", "BacktestRuntime", "Series", "instrument_for", "timeframe_ns"]
 
@@ -212,7 +212,6 @@ class BacktestRuntime(Runtime):
         self.quote = next(iter(self.markets.values())).instrument.quote
         # what happened, for the report
         self.fills: list[Fill] = []
-        self.fill_orders: dict[int, Order] = {}
         self.orders: dict[int, Order] = {}
         self.ticket_of: dict[int, OrderTicket] = {}
         self.balance_points: list[tuple[int, dict[str, int]]] = [(self.start_ns, self._totals())]
@@ -481,7 +480,7 @@ class BacktestRuntime(Runtime):
             found = np.flatnonzero(hit(column[start : start + chunk], limit + (1e-9 if order.side is Side.BUY else -1e-9)))
             if len(found):
                 k = start + int(found[0])
-                self._push(int(s.time_ns[k]), _INTRABAR, lambda: self._touch(order, market, k))
+                self._push(int(s.time_ns[k]), _INTRABAR, lambda k=k: self._touch(order, market, k))
                 return
             start += chunk
             chunk *= 4
@@ -514,7 +513,6 @@ class BacktestRuntime(Runtime):
         inst = self.markets[order.symbol].instrument
         for fill in fills:
             self.fills.append(fill)
-            self.fill_orders[fill.id] = order
             view = {"client_oid": order.client_oid, "symbol": order.symbol, "side": fill.side.value, "price": inst.price_str(fill.price),
                     "size": inst.size_str(fill.size), "fee": units_to_str(fill.fee, ATTO_DECIMALS), "time": fill.ts // _NS}
             self.hub.record(self._now, "in", "venue.fill", view)
@@ -548,7 +546,7 @@ class BacktestRuntime(Runtime):
         # a callback the strategy does not override does nothing: skip delivering it (the hub still records)
         self._wants_fills = strategy_cls.on_fill is not Strategy.on_fill
         self._wants_orders = strategy_cls.on_order is not Strategy.on_order
-        self.hub.record(self._now, "in", "run.start", {"strategy": strategy_cls.__name__, "params": _jsonable(params)})
+        self.hub.record(self._now, "in", "run.start", {"strategy": strategy_cls.__name__, "params": params_json(params)})
         self.call("on_start", strategy.on_start)
         times, kinds, refs, bars = self._wake_plan()
         self._loop(times, kinds, refs, bars)
@@ -644,7 +642,4 @@ def _grid_units(value: Any, decimals: int, step: int, field: str) -> int:
         raise InvalidInput(f"invalid_{field}", f"{field} must be positive, got {value}", field=field)
     return units - units % step
 
-
-def _jsonable(params: StrategyParams) -> dict[str, Any]:
-    return {k: (str(v) if isinstance(v, Decimal) else v) for k, v in params.items()}
 

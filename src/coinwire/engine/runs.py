@@ -26,7 +26,7 @@ from coinwire.engine.hub import HubMessage, page
 from coinwire.engine.registry import load_strategy, strategy_name
 from coinwire.engine.report import build_report
 from coinwire.engine.runtime import Runtime, StrategyFailed
-from coinwire.engine.strategy import Strategy, StrategyParams, parse_params
+from coinwire.engine.strategy import Strategy, StrategyParams, params_json, parse_params
 
 __all__ = [
     "HEADLINE", "PreparedRun", "RunOutcome", "RunStopped", "RunStore", "backtest_run_id", "finish_backtest", "load_candles",
@@ -150,7 +150,7 @@ def finish_backtest(prepared: PreparedRun) -> RunOutcome:
     cls, params, name, runtime = prepared
     run_id = runtime.run_id
     outcome = RunOutcome(run_id=run_id, strategy=name, mode="backtest", status="finished",
-                         params={k: str(v) if not isinstance(v, (bool, int, float, str)) else v for k, v in params.items()})
+                         params=params_json(params))
     meta: dict[str, Any] = {}
     try:
         runtime.run(cls, params)

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from coinwire.core.errors import CoinwireError, InvalidInput
+from coinwire.core.errors import InvalidInput
 from coinwire.engine.hub import MessageHub
 from coinwire.engine.strategy import Indicator, OrderTicket
 
@@ -102,10 +102,7 @@ class Runtime:
             return callback(*args)
         except StrategyFailed:
             raise
-        except CoinwireError as exc:
-            # an expected refusal the strategy did not handle (bad size, unknown symbol...)
-            raise StrategyFailed(where, exc) from exc
-        except Exception as exc:
+        except Exception as exc:  # a bug, or a refusal (CoinwireError) the strategy did not handle
             raise StrategyFailed(where, exc) from exc
 
     # --- orders: shared bookkeeping --------------------------------------------------------------

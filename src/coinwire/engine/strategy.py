@@ -39,7 +39,7 @@ from coinwire.core.errors import InvalidInput
 if TYPE_CHECKING:
     from coinwire.engine.runtime import Runtime
 
-__all__ = ["Strategy", "Indicator", "OrderTicket", "StrategyParams", "parse_params"]
+__all__ = ["Strategy", "Indicator", "OrderTicket", "StrategyParams", "parse_params", "params_json"]
 
 _PARAM_TYPES = (bool, int, float, str, Decimal)
 
@@ -126,6 +126,11 @@ def parse_params(cls: type[Strategy], raw: dict[str, Any]) -> StrategyParams:
             )
         out[name] = _convert(name, declared[name], value)
     return out
+
+
+def params_json(params: StrategyParams) -> dict[str, Any]:
+    """Parameters as JSON values: Decimals (and anything else not JSON-native) become strings."""
+    return {k: v if v is None or isinstance(v, (bool, int, float, str)) else str(v) for k, v in params.items()}
 
 
 def _convert(name: str, default: Any, value: Any) -> Any:

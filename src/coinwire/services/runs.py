@@ -32,7 +32,7 @@ from coinwire.core.errors import CoinwireError, Conflict, DomainError, InvalidIn
 from coinwire.engine.backtest import BacktestConfig
 from coinwire.engine.registry import builtin_strategies
 from coinwire.engine.runs import RunStore, parse_balances, parse_time
-from coinwire.engine.strategy import parse_params
+from coinwire.engine.strategy import params_json, parse_params
 from coinwire.engine.worker import Job
 
 __all__ = ["RunManager", "StartRequest", "Forbidden", "RUN_STATUSES"]
@@ -102,7 +102,9 @@ class RunManager:
     def runnables(self) -> list[dict[str, Any]]:
         out = []
         for name, cls in sorted(builtin_strategies().items()):
-            params = [{"name": k, "type": _type_name(v), "default": _jsonable(v)} for k, v in cls.parameters().items()]
+            declared = cls.parameters()
+            defaults = params_json(declared)
+            params = [{"name": k, "type": _type_name(v), "default": defaults[k]} for k, v in declared.items()]
             out.append({"name": name, "doc": (cls.__doc__ or "").strip(), "module_doc": (sys.modules[cls.__module__].__doc__ or "").strip(),
                         "parameters": params})
         return out
@@ -338,6 +340,3 @@ def _tail(path: Path, chars: int) -> str:
 def _type_name(value: Any) -> str:
     return "any" if value is None else "decimal" if isinstance(value, Decimal) else type(value).__name__
 
-
-def _jsonable(value: Any) -> Any:
-    return str(value) if isinstance(value, Decimal) else value
