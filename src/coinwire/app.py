@@ -69,18 +69,27 @@ class Platform:
         self.feeds = [build_feed(cfg) for cfg in settings.exchanges]
         self._tasks: list[asyncio.Task[Any]] = []
 
-    async def start(self) -> None:
+    async def start(self, feeds: bool = True) -> None:
+        """Start every service; with `feeds=False` the market data waits for `start_feeds()` (a run attaches first)."""
         await self.store.start()
         await self.bus.start()
         await self.gateway.start()
         await self.notifier.start()
-        for cfg, feed in zip(self.settings.exchanges, self.feeds):
+        self._tasks.append(asyncio.create_task(metrics.watch_loop_lag(), name="loop-lag"))
+        if feeds:
+            self.start_feeds()
+        log.info("coinwire started", exchanges=[c.name for c in self.settings.exchanges], store=self.store.dialect)
+
+    def start_feeds(self) -> list[asyncio.Task[Any]]:
+        """One task per exchange's feed; a recorded feed's task ends with its recording."""
+        tasks = []
+        for cfg, feed in zip(self.settings.exchanges, self.feeds, strict=True):
             self.gateway.snapshot_sources[cfg.name] = feed
             if hasattr(feed, "on_health"):  # live feeds say when a symbol's data stops flowing
                 feed.on_health = self._health_hook(cfg.name)
-            self._tasks.append(asyncio.create_task(self._run_feed(cfg.name, feed), name=f"feed-{cfg.name}"))
-        self._tasks.append(asyncio.create_task(metrics.watch_loop_lag(), name="loop-lag"))
-        log.info("coinwire started", exchanges=[c.name for c in self.settings.exchanges], store=self.store.dialect)
+            tasks.append(asyncio.create_task(self._run_feed(cfg.name, feed), name=f"feed-{cfg.name}"))
+        self._tasks += tasks
+        return tasks
 
     def _health_hook(self, name: str) -> HealthHook:
         """Marks a symbol stale (exchange `degraded`, orders refused) while its feed is failing."""

@@ -176,7 +176,7 @@ def test_unlimited_liquidity_spends_everything_and_never_overdraws() -> None:
     s = series([100.0, 100.0, 100.0], volume=10.0)
     rt = BacktestRuntime("unl", [s], config(liquidity="unlimited"))
     rt.run(AllIn, {})
-    usdt = rt.ledger.wallet("binance", "USDT", rt.wallet_set.id)
+    usdt = rt.ledger.wallet("binance", "USDT", rt.wallet_set_id)
     assert 0 <= usdt.balance < 10**16  # less than a cent of USDT left
     rt.ledger.check()
 

@@ -19,24 +19,24 @@ from __future__ import annotations
 import heapq
 import math
 from collections.abc import Callable, Sequence
-from decimal import Decimal
 from typing import Any
 
 import msgspec
 import numpy as np
 
 from coinwire.core.errors import CoinwireError, InvalidInput, NotFound
-from coinwire.core.execution import max_limit_buy_size, max_size_within, place_order, release_hold, settle_fills
+from coinwire.core.execution import place_order, release_hold, settle_fills
 from coinwire.core.ids import IdSequence
 from coinwire.core.indicators import indicator_spec
 from coinwire.core.instruments import Instrument
 from coinwire.core.ledger import Ledger
 from coinwire.core.matching import MatchingEngine
-from coinwire.core.numbers import ATTO_DECIMALS, to_units, units_to_str
-from coinwire.core.orders import Fill, Order, OrderType, Side
+from coinwire.core.numbers import ATTO_DECIMALS, to_units
+from coinwire.core.orders import Order, Side
+from coinwire.engine.order_args import OrderArgs, order_args, resolve_size
 from coinwire.engine.runtime import Runtime
-from coinwire.history.candles import timeframe_seconds
 from coinwire.engine.strategy import Indicator, OrderTicket, Strategy, StrategyParams, params_json
+from coinwire.history.candles import timeframe_seconds
 
 __all__ = ["BacktestConfig", "BacktestRuntime", "Series", "instrument_for", "timeframe_ns"]
 
@@ -110,6 +110,20 @@ class Series:
         )
 
 
+def funded_wallet_set(run_id: str, exchange: str, currencies: set[str], balances: dict[str, str], ts: int) -> tuple[Ledger, int]:
+    """A backtest's own ledger: the balances credited to the exchange, then all of them given to the run's wallet set."""
+    ledger = Ledger({exchange: currencies | set(balances)})
+    allocations = []
+    for currency, amount in sorted(balances.items()):
+        atto = to_units(amount, ATTO_DECIMALS, f"balance of {currency}")
+        if atto <= 0:
+            raise InvalidInput("invalid_balance", f"the balance of {currency} must be positive, got {amount}")
+        ledger.add_virtual_tx(exchange, currency, atto, ts)
+        allocations.append((exchange, currency, atto))
+    wallet_set, _ = ledger.create_wallet_set(run_id, "backtest", allocations, ts)
+    return ledger, wallet_set.id
+
+
 def _price_decimals(series: Sequence[Series]) -> int:
     """The fewest decimals that hold every price of these candles exactly (at most 10)."""
     for d in range(0, 11):
@@ -130,22 +144,6 @@ def instrument_for(exchange: str, symbol: str, series: Sequence[Series], fee: st
         raise InvalidInput("invalid_fee", f"fee must be between 0 and 1, got {fee}")
     return Instrument(exchange=exchange, symbol=symbol, base=base, quote=quote, price_decimals=pd,
                       size_decimals=min(12, ATTO_DECIMALS - pd), maker_fee=rate, taker_fee=rate)
-
-
-class _Pending:
-    """An order sent but not yet at the venue (it reaches it at the next open)."""
-
-    __slots__ = ("ticket", "side", "size", "funds", "limit", "type", "cancel_after")
-
-    def __init__(self, ticket: OrderTicket, side: Side, size: int | None, funds: int | None, limit: int, type_: OrderType,
-                 cancel_after: int) -> None:
-        self.ticket = ticket
-        self.side = side
-        self.size = size
-        self.funds = funds
-        self.limit = limit
-        self.type = type_
-        self.cancel_after = cancel_after
 
 
 class _Market:
@@ -199,32 +197,15 @@ class BacktestRuntime(Runtime):
             inst = instrument_for(self.exchange, symbol, group, config.fee)
             self.markets[symbol] = _Market(inst, MatchingEngine(inst, self.fill_ids), finest)
         currencies = {c for m in self.markets.values() for c in (m.instrument.base, m.instrument.quote)}
-        currencies |= set(config.balances)
-        self.ledger = Ledger({self.exchange: currencies})
-        allocations = []
-        for currency, amount in sorted(config.balances.items()):
-            atto = to_units(amount, ATTO_DECIMALS, f"balance of {currency}")
-            if atto <= 0:
-                raise InvalidInput("invalid_balance", f"the balance of {currency} must be positive, got {amount}")
-            self.ledger.add_virtual_tx(self.exchange, currency, atto, self.start_ns)
-            allocations.append((self.exchange, currency, atto))
-        self.wallet_set, _ = self.ledger.create_wallet_set(run_id, "backtest", allocations, self.start_ns)
-        self.quote = next(iter(self.markets.values())).instrument.quote
-        # what happened, for the report
-        self.fills: list[Fill] = []
+        ledger, set_id = funded_wallet_set(run_id, self.exchange, currencies, config.balances, self.start_ns)
+        self.use_funds(self.exchange, ledger, set_id, next(iter(self.markets.values())).instrument.quote)
         self.orders: dict[int, Order] = {}
-        self.ticket_of: dict[int, OrderTicket] = {}
-        self.balance_points: list[tuple[int, dict[str, int]]] = [(self.start_ns, self._totals())]
         # event machinery
         self._heap: list[tuple[int, int, int, Callable[[], None]]] = []
         self._seq = 0
         self._candle_subs: list[tuple[Series, Callable[[dict[str, Any]], None]]] = []
         self._crosses: list[tuple[Series, np.ndarray, np.ndarray, Callable[[], None] | None, Callable[[], None] | None]] = []
         self._indicators: list[tuple[Series, np.ndarray]] = []
-        self._pending: list[_Pending] = []
-        self._strategy: Strategy | None = None
-        self._wants_fills = self._wants_orders = False
-        self.events = 0  # callbacks delivered
 
     # --- clock ---------------------------------------------------------------------------------
     def now_ns(self) -> int:
@@ -241,7 +222,7 @@ class BacktestRuntime(Runtime):
 
         def fire(at: int = first) -> None:
             self.hub.record(at, "in", "clock.timer", {})
-            self._deliver("timer", callback)
+            self.deliver("timer", callback)
             if repeat and at + delay_ns <= self.end_ns:
                 self._push(at + delay_ns, _CLOSE, lambda: fire(at + delay_ns))
 
@@ -332,32 +313,12 @@ class BacktestRuntime(Runtime):
         downs = np.flatnonzero((va[1:] < vb[1:]) & (va[:-1] >= vb[:-1]) & ok) + 1
         self._crosses.append((sa, ups, downs, above, below))
 
-    # --- funds ------------------------------------------------------------------------------------
-    def _totals(self) -> dict[str, int]:
-        return {w.currency: w.balance for w in self.ledger.wallets(self.wallet_set.id)}
+    def report_markets(self) -> dict[str, Any]:
+        return self.markets
 
-    def balance(self, currency: str, exchange: str | None, available: bool) -> Decimal:
-        if exchange is not None and exchange != self.exchange:
-            raise NotFound("unknown_exchange", f"this backtest trades on {self.exchange}, not {exchange}")
-        try:
-            wallet = self.ledger.wallet(self.exchange, currency.upper(), self.wallet_set.id)
-        except CoinwireError:
-            return Decimal(0)
-        amount = wallet.available if available else wallet.balance
-        return Decimal(amount).scaleb(-ATTO_DECIMALS)
-
-    def equity(self, currency: str | None) -> Decimal:
-        quote = currency or self.quote
-        total = Decimal(0)
-        for cur, amount in self._totals().items():
-            if cur == quote:
-                total += Decimal(amount).scaleb(-ATTO_DECIMALS)
-            elif amount:
-                market = self.markets.get(f"{cur}/{quote}")
-                if market is None:
-                    raise NotFound("no_price_route", f"cannot value {cur} in {quote} in this backtest")
-                total += Decimal(amount).scaleb(-ATTO_DECIMALS) * Decimal(repr(self.last_price(market.instrument.symbol)))
-        return total
+    def instrument(self, symbol: str) -> Instrument | None:
+        market = self.markets.get(symbol)
+        return None if market is None else market.instrument
 
     # --- orders ------------------------------------------------------------------------------------
     def submit_order(self, side: str, symbol: str, *, size: Any, funds: Any, limit: Any, type: str | None,
@@ -365,43 +326,24 @@ class BacktestRuntime(Runtime):
         market = self.markets.get(symbol)
         if market is None:
             raise NotFound("unknown_symbol", f"no market {symbol} in this backtest (loaded: {', '.join(sorted(self.markets))})")
-        inst = market.instrument
-        order_side = Side(side)
-        order_type = _order_type(type, limit)
-        size_units = None if size is None else _grid_units(size, inst.size_decimals, inst.step, "size")
-        funds_atto = None if funds is None else _grid_units(funds, ATTO_DECIMALS, 1, "funds")
-        if size_units is not None and funds_atto is not None:
-            raise InvalidInput("invalid_params", "give size or funds, not both")
-        if funds_atto is not None and (order_side is not Side.BUY or order_type is not OrderType.MARKET):
-            raise InvalidInput("invalid_params", "funds applies to market buys only")
-        limit_units = 0 if limit is None else _grid_units(limit, inst.price_decimals, inst.tick, "limit")
-        if order_type is not OrderType.MARKET and limit_units <= 0:
-            raise InvalidInput("missing_limit", f"a {order_type.value} order needs a positive limit price")
-        if cancel_after < 0:
-            raise InvalidInput("invalid_cancel_after", "cancel_after must be >= 0 seconds")
+        args = order_args(market.instrument, side, size=size, funds=funds, limit=limit, type=type, cancel_after=cancel_after)
         ticket = self.new_ticket(symbol, side)
-        self.hub.record(self._now, "out", "venue.make_order", {
-            "client_oid": ticket.client_oid, "symbol": symbol, "side": side, "type": order_type.value,
-            "size": None if size_units is None else inst.size_str(size_units),
-            "funds": None if funds_atto is None else units_to_str(funds_atto, ATTO_DECIMALS),
-            "limit": inst.price_str(limit_units) if limit_units else None,
-        })
-        pending = _Pending(ticket, order_side, size_units, funds_atto, limit_units, order_type, cancel_after)
+        self.hub.record(self._now, "out", "venue.make_order", {"client_oid": ticket.client_oid, "symbol": symbol, **args.view(market.instrument)})
         if self.config.fill == "close":
             i = self._visible(market.series)
-            self._execute(pending, market, i, market.series.close[i], market.series.volume[i])
+            self._execute(ticket, args, market, i, market.series.close[i], market.series.volume[i])
         else:
             j = int(market.series.time_ns.searchsorted(self._now, "left"))
             if j >= market.series.n:
-                self._finish_unsent(ticket, "expired", "no candle after the signal: the order never reached the venue")
+                self.finish_unsent(ticket, "expired", "no candle after the signal: the order never reached the venue")
             else:
-                self._push(int(market.series.time_ns[j]), _OPEN, lambda: self._at_open(pending, market, j))
+                self._push(int(market.series.time_ns[j]), _OPEN, lambda: self._at_open(ticket, args, market, j))
         return ticket
 
     def cancel_order(self, ticket: OrderTicket) -> None:
         self.hub.record(self._now, "out", "venue.cancel_order", {"client_oid": ticket.client_oid})
         if ticket.status == "pending" and ticket.order_id is None:
-            self._finish_unsent(ticket, "cancelled", None)
+            self.finish_unsent(ticket, "cancelled", None)
             return
         order = self.orders.get(ticket.order_id or -1)
         if order is None or order.is_done:
@@ -409,27 +351,19 @@ class BacktestRuntime(Runtime):
         market = self.markets[order.symbol]
         market.engine.cancel(order.id, self._now)
         release_hold(self.ledger, market.instrument, order, self._now)
-        self._order_update(order)
+        self.order_update(order)
 
-    def _finish_unsent(self, ticket: OrderTicket, status: str, error: str | None) -> None:
-        ticket.status = status
-        ticket.error = error
-        self.hub.record(self._now, "in", "venue.order", {"client_oid": ticket.client_oid, "status": status, "error": error})
-        if self._wants_orders:
-            self._deliver("on_order", self._strategy.on_order, ticket)  # type: ignore[union-attr]
-
-    def _at_open(self, pending: _Pending, market: _Market, j: int) -> None:
-        if pending.ticket.status != "pending":
+    def _at_open(self, ticket: OrderTicket, pending: OrderArgs, market: _Market, j: int) -> None:
+        if ticket.status != "pending":
             return  # cancelled before it reached the venue
         s = market.series
         self._now = int(s.time_ns[j])
-        self._execute(pending, market, j, s.open[j], s.volume[j])
+        self._execute(ticket, pending, market, j, s.open[j], s.volume[j])
 
-    def _execute(self, pending: _Pending, market: _Market, j: int, price: float, volume: float) -> None:
+    def _execute(self, ticket: OrderTicket, pending: OrderArgs, market: _Market, j: int, price: float, volume: float) -> None:
         """The order reaches the venue when the book is this candle's price with its volume."""
         inst = market.instrument
         engine = market.engine
-        ticket = pending.ticket
         px = market.price_units(price)
         depth = market.liquidity(volume, self.config.liquidity == "unlimited")
         level = [(px, depth)] if depth > 0 else []
@@ -437,33 +371,22 @@ class BacktestRuntime(Runtime):
             engine.on_snapshot([], level, self._now)
         else:
             engine.on_snapshot(level, [], self._now)
-        size = pending.size
-        budget = None
-        if size is None and pending.side is Side.BUY:
-            budget = pending.funds if pending.funds is not None else self.ledger.wallet(self.exchange, inst.quote, self.wallet_set.id).available
-            if pending.type is OrderType.MARKET:
-                size = min(max_size_within(inst, px, budget), depth - depth % inst.step)
-            else:  # what the hold at the limit (worst-case fee included) allows
-                size = max_limit_buy_size(inst, pending.limit, budget)
-                budget = None
-        elif size is None:
-            size = self.ledger.wallet(self.exchange, inst.base, self.wallet_set.id).available // inst.size_to_atto
-            size -= size % inst.step
+        size, budget = resolve_size(pending, engine, self.ledger, self.exchange, self.wallet_set_id)
         if size <= 0:
-            self._finish_unsent(ticket, "rejected", "nothing to trade: no funds or no liquidity for this order")
+            self.finish_unsent(ticket, "rejected", "nothing to trade: no funds or no liquidity for this order")
             return
         order = Order(id=self.order_ids.next(), client_oid=ticket.client_oid, exchange=self.exchange, symbol=inst.symbol,
                       side=pending.side, type=pending.type, size=size, limit=pending.limit, cancel_after=pending.cancel_after,
-                      wallet_set_id=self.wallet_set.id, run_id=self.run_id, created_at=self._now, last_updated_at=self._now)
+                      wallet_set_id=self.wallet_set_id, run_id=self.run_id, created_at=self._now, last_updated_at=self._now)
         ticket.order_id = order.id
         try:
             fills, _ = place_order(self.ledger, engine, order, self._now, budget=budget)
         except CoinwireError as exc:
-            self._finish_unsent(ticket, "rejected", f"{exc.code}: {exc.message}")
+            self.finish_unsent(ticket, "rejected", f"{exc.code}: {exc.message}")
             return
         self.orders[order.id] = order
         self.ticket_of[order.id] = ticket
-        self._after_fills(order, fills)
+        self.record_fills(order, fills, inst)
         if not order.is_done:
             if order.expires_at is not None:
                 self._push(order.expires_at, _OPEN, lambda: self._expire(order, market))
@@ -496,7 +419,7 @@ class BacktestRuntime(Runtime):
         fills = market.engine.on_trade(market.price_units(extreme), depth, aggressor, self._now) if depth > 0 else []
         if fills:
             settle_fills(self.ledger, market.instrument, order, fills, self._now)
-            self._after_fills(order, fills)
+            self.record_fills(order, fills, market.instrument)
         if not order.is_done and k + 1 < s.n:
             self._schedule_touch(order, market, k + 1)
 
@@ -506,46 +429,12 @@ class BacktestRuntime(Runtime):
         self._now = max(self._now, order.expires_at or self._now)
         for expired in market.engine.expire(self._now):
             release_hold(self.ledger, market.instrument, expired, self._now)
-            self._order_update(expired)
-
-    def _after_fills(self, order: Order, fills: list[Fill]) -> None:
-        ticket = self.ticket_of[order.id]
-        inst = self.markets[order.symbol].instrument
-        for fill in fills:
-            self.fills.append(fill)
-            view = {"client_oid": order.client_oid, "symbol": order.symbol, "side": fill.side.value, "price": inst.price_str(fill.price),
-                    "size": inst.size_str(fill.size), "fee": units_to_str(fill.fee, ATTO_DECIMALS), "time": fill.ts // _NS}
-            self.hub.record(self._now, "in", "venue.fill", view)
-            if self._wants_fills:
-                self._deliver("on_fill", self._strategy.on_fill, view)  # type: ignore[union-attr]
-        if fills:
-            self.balance_points.append((self._now, self._totals()))
-            ticket.filled = Decimal(order.filled_size).scaleb(-inst.size_decimals)
-        self._order_update(order)
-
-    def _order_update(self, order: Order) -> None:
-        ticket = self.ticket_of[order.id]
-        status = order.done_reason.value if order.is_done and order.done_reason else order.status.value
-        if status == ticket.status:
-            return
-        ticket.status = status
-        self.hub.record(self._now, "in", "venue.order", {"client_oid": ticket.client_oid, "status": status,
-                                                         "filled": str(ticket.filled)})
-        if self._wants_orders:
-            self._deliver("on_order", self._strategy.on_order, ticket)  # type: ignore[union-attr]
+            self.order_update(expired)
 
     # --- the run ----------------------------------------------------------------------------------
-    def _deliver(self, where: str, callback: Callable[..., Any], *args: Any) -> None:
-        self.events += 1
-        self.call(where, callback, *args)
-
     def run(self, strategy_cls: type[Strategy], params: StrategyParams) -> Strategy:
         """Start, replay history to the end, stop. Raises StrategyFailed when the strategy raises."""
-        strategy = strategy_cls(self, params)
-        self._strategy = strategy
-        # a callback the strategy does not override does nothing: skip delivering it (the hub still records)
-        self._wants_fills = strategy_cls.on_fill is not Strategy.on_fill
-        self._wants_orders = strategy_cls.on_order is not Strategy.on_order
+        strategy = self.attach(strategy_cls, params)
         self.hub.record(self._now, "in", "run.start", {"strategy": strategy_cls.__name__, "params": params_json(params)})
         self.call("on_start", strategy.on_start)
         times, kinds, refs, bars = self._wake_plan()
@@ -554,7 +443,7 @@ class BacktestRuntime(Runtime):
         self.call("on_stop", strategy.on_stop)
         for ticket in self.open_orders():
             if ticket.status == "pending" and ticket.order_id is None:
-                self._finish_unsent(ticket, "expired", "the backtest ended before the order reached the venue")
+                self.finish_unsent(ticket, "expired", "the backtest ended before the order reached the venue")
         self.hub.record(self._now, "in", "run.stop", {})
         return strategy
 
@@ -599,14 +488,14 @@ class BacktestRuntime(Runtime):
                 candle = {"symbol": s.symbol, "timeframe": s.timeframe, "time": int(s.time_ns[bar] // _NS), "open": float(s.open[bar]),
                           "high": float(s.high[bar]), "low": float(s.low[bar]), "close": float(s.close[bar]), "volume": float(s.volume[bar])}
                 self.hub.record(self._now, "in", "market.candle", candle)
-                self._deliver("on_candle", callback, candle)
+                self.deliver("on_candle", callback, candle)
             else:
                 s, _, _, above, below = crosses[ref]
                 callback = above if kind == 1 else below
                 self.hub.record(self._now, "in", "market.cross", {"symbol": s.symbol, "timeframe": s.timeframe,
                                                                    "direction": "above" if kind == 1 else "below",
                                                                    "time": int(s.time_ns[bar] // _NS)})
-                self._deliver("on_cross", callback)  # type: ignore[arg-type]
+                self.deliver("on_cross", callback)  # type: ignore[arg-type]
 
 
 def _clip(s: Series, start: int | None, end: int | None) -> Series:
@@ -615,31 +504,3 @@ def _clip(s: Series, start: int | None, end: int | None) -> Series:
     if lo == 0 and hi == s.n:
         return s
     return Series(s.symbol, s.timeframe, s.time_ns[lo:hi] // _NS, s.open[lo:hi], s.high[lo:hi], s.low[lo:hi], s.close[lo:hi], s.volume[lo:hi])
-
-
-def _order_type(kind: str | None, limit: Any) -> OrderType:
-    if kind is None:
-        return OrderType.MARKET if limit is None else OrderType.LIMIT
-    try:
-        order_type = OrderType(kind)
-    except ValueError:
-        known = ", ".join(t.value for t in OrderType)
-        raise InvalidInput("unknown_order_type", f"unknown order type {kind!r}; use one of {known}") from None
-    if order_type is OrderType.MARKET and limit is not None:
-        raise InvalidInput("invalid_params", "a market order takes no limit price")
-    return order_type
-
-
-def _grid_units(value: Any, decimals: int, step: int, field: str) -> int:
-    """Exact for Decimal, str and int; a float (a computed size) is rounded DOWN to the grid, never up."""
-    if isinstance(value, float):
-        if not math.isfinite(value) or value <= 0:
-            raise InvalidInput("invalid_number", f"{field} must be a positive finite number, got {value!r}", field=field)
-        units = int(Decimal(repr(value)).scaleb(decimals))
-    else:
-        units = to_units(value, decimals, field)
-    if units <= 0:
-        raise InvalidInput(f"invalid_{field}", f"{field} must be positive, got {value}", field=field)
-    return units - units % step
-
-

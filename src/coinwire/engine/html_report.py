@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from coinwire.engine.backtest import BacktestRuntime
+from coinwire.engine.runtime import Runtime
 from coinwire.engine.report import equity_curve
 
 __all__ = ["write_html_report", "render_html_report"]
@@ -53,13 +53,13 @@ def _chart(title: str, x: np.ndarray, y: np.ndarray, color: str, marks: list[tup
             f"<rect width='{_W}' height='{_H}' fill='#fafafa'/>{labels}{''.join(parts)}</svg>")
 
 
-def render_html_report(outcome: Any, runtime: BacktestRuntime) -> str:
+def render_html_report(outcome: Any, runtime: Runtime) -> str:
     rep = outcome.report or {}
     t, equity, _ = equity_curve(runtime)
     x = t / 1e9
     peak = np.maximum.accumulate(equity) if len(equity) else equity
     drawdown = -(1 - equity / peak) * 100 if len(equity) else equity
-    market = next(iter(runtime.markets.values()))
+    market = next(iter(runtime.report_markets().values()))
     s = market.series
     marks = [(f.ts / 1e9, f.price / market.price_scale, f.side.value) for f in runtime.fills if f.symbol == market.instrument.symbol]
     rows = "".join(
@@ -74,7 +74,7 @@ def render_html_report(outcome: Any, runtime: BacktestRuntime) -> str:
     return f"""<!doctype html><html lang="en"><head><meta charset="utf-8"><title>coinwire report {html.escape(str(rep.get('run_id')))}</title>
 <style>body{{font:14px system-ui,sans-serif;max-width:1000px;margin:2em auto;color:#111}}table{{border-collapse:collapse}}
 th,td{{padding:2px 10px;border-bottom:1px solid #ddd;text-align:left}}</style></head><body>
-<h1>{html.escape(str(rep.get('strategy')))} backtest</h1><table>{rows}</table>
+<h1>{html.escape(str(rep.get('strategy')))} {html.escape(str(rep.get('mode', 'backtest')))}</h1><table>{rows}</table>
 {_chart("Equity (" + runtime.quote + ")", x, equity, "#2563eb")}
 {_chart("Drawdown (%)", x, drawdown, "#dc2626")}
 {_chart(market.instrument.symbol + " close with fills", s.close_ns / 1e9, s.close, "#374151", marks)}
@@ -82,5 +82,5 @@ th,td{{padding:2px 10px;border-bottom:1px solid #ddd;text-align:left}}</style></
 </body></html>"""
 
 
-def write_html_report(path: Path, outcome: Any, runtime: BacktestRuntime) -> None:
+def write_html_report(path: Path, outcome: Any, runtime: Runtime) -> None:
     path.write_text(render_html_report(outcome, runtime), encoding="utf-8")

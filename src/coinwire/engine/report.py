@@ -15,7 +15,7 @@ import numpy as np
 
 from coinwire.core.numbers import ATTO_DECIMALS, units_to_str
 from coinwire.core.orders import Side
-from coinwire.engine.backtest import BacktestRuntime
+from coinwire.engine.runtime import Runtime
 
 __all__ = ["build_report", "equity_curve", "YEAR_NS"]
 
@@ -23,9 +23,9 @@ YEAR_NS = 365 * 86400 * 1_000_000_000
 _NS = 1_000_000_000
 
 
-def equity_curve(rt: BacktestRuntime) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+def equity_curve(rt: Runtime) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
     """(close instants ns, equity in the run's quote, base holdings per symbol) at every candle of the clock series."""
-    markets = list(rt.markets.values())
+    markets = list(rt.report_markets().values())
     clock = markets[0].series
     t = clock.close_ns
     points_ts = np.array([ts for ts, _ in rt.balance_points], dtype=np.int64)
@@ -45,7 +45,7 @@ def equity_curve(rt: BacktestRuntime) -> tuple[np.ndarray, np.ndarray, dict[str,
     return t, equity, positions
 
 
-def _round_trips(rt: BacktestRuntime) -> tuple[int, int, list[float]]:
+def _round_trips(rt: Runtime) -> tuple[int, int, list[float]]:
     """Entries (flat -> long), exits (long -> flat) counted per order, and each closed round trip's P&L."""
     entries = exits = 0
     pnl: list[float] = []
@@ -78,10 +78,10 @@ def _ratio(a: float, b: float) -> float | None:
     return a / b if b else None
 
 
-def build_report(rt: BacktestRuntime, meta: dict[str, Any]) -> dict[str, Any]:
+def build_report(rt: Runtime, meta: dict[str, Any]) -> dict[str, Any]:
     """The report as one JSON-ready dict (the CLI's `--json` object)."""
     t, equity, positions = equity_curve(rt)
-    first_market = next(iter(rt.markets.values()))
+    first_market = next(iter(rt.report_markets().values()))
     initial = _initial_equity(rt)
     final_exact = _final_equity(rt)
     final = float(final_exact)
@@ -105,7 +105,7 @@ def build_report(rt: BacktestRuntime, meta: dict[str, Any]) -> dict[str, Any]:
     fees = sum(f.fee for f in rt.fills)
     trades = []
     for fill in rt.fills:
-        inst = rt.markets[fill.symbol].instrument
+        inst = rt.instrument(fill.symbol)
         trades.append({"time": fill.ts // _NS, "symbol": fill.symbol, "side": fill.side.value, "price": inst.price_str(fill.price),
                        "size": inst.size_str(fill.size), "fee": units_to_str(fill.fee, ATTO_DECIMALS)})
     return {
@@ -131,17 +131,17 @@ def build_report(rt: BacktestRuntime, meta: dict[str, Any]) -> dict[str, Any]:
         "fees_exact": units_to_str(fees, ATTO_DECIMALS),
         "orders": len(rt.tickets),
         "events": rt.events,
-        "candles": int(sum(s.n for s in {id(m.series): m.series for m in rt.markets.values()}.values())),
+        "candles": int(sum(s.n for s in {id(m.series): m.series for m in rt.report_markets().values()}.values())),
         "trades": trades,
     }
 
 
-def _price_at_start(rt: BacktestRuntime, symbol: str) -> Decimal:
-    s = rt.markets[symbol].series
+def _price_at_start(rt: Runtime, symbol: str) -> Decimal:
+    s = rt.report_markets()[symbol].series
     return Decimal(repr(float(s.open[0])))
 
 
-def _value(rt: BacktestRuntime, totals: dict[str, int], price: Any) -> Decimal:
+def _value(rt: Runtime, totals: dict[str, int], price: Any) -> Decimal:
     total = Decimal(0)
     for currency, amount in totals.items():
         units = Decimal(amount).scaleb(-ATTO_DECIMALS)
@@ -149,17 +149,17 @@ def _value(rt: BacktestRuntime, totals: dict[str, int], price: Any) -> Decimal:
             total += units
         elif amount:
             symbol = f"{currency}/{rt.quote}"
-            if symbol in rt.markets:
+            if symbol in rt.report_markets():
                 total += units * price(symbol)
     return total
 
 
-def _initial_equity(rt: BacktestRuntime) -> float:
+def _initial_equity(rt: Runtime) -> float:
     return float(_value(rt, rt.balance_points[0][1], lambda sym: _price_at_start(rt, sym)))
 
 
-def _final_equity(rt: BacktestRuntime) -> Decimal:
+def _final_equity(rt: Runtime) -> Decimal:
     def last_close(symbol: str) -> Decimal:
-        return Decimal(repr(float(rt.markets[symbol].series.close[-1])))
+        return Decimal(repr(float(rt.report_markets()[symbol].series.close[-1])))
 
     return _value(rt, rt.balance_points[-1][1], last_close)

@@ -13,11 +13,16 @@ from collections.abc import Callable
 from decimal import Decimal
 from typing import Any
 
+import msgspec
 import numpy as np
 
-from coinwire.core.errors import InvalidInput
+from coinwire.core.errors import CoinwireError, InvalidInput, NotFound
+from coinwire.core.instruments import Instrument
+from coinwire.core.ledger import Ledger
+from coinwire.core.numbers import ATTO_DECIMALS, units_to_str
+from coinwire.core.orders import Fill, Order
 from coinwire.engine.hub import MessageHub
-from coinwire.engine.strategy import Indicator, OrderTicket
+from coinwire.engine.strategy import Indicator, OrderTicket, Strategy, StrategyParams
 
 __all__ = ["Runtime", "StrategyFailed", "LogLine", "Component"]
 
@@ -50,8 +55,16 @@ class Component:
         return {"id": self.id, "spec": self.spec, "data": self.data, "version": self.version}
 
 
+_NS = 1_000_000_000
+
+
 class Runtime:
-    """Base of the mode runtimes; subclasses provide the clock, data and venue."""
+    """Base of the mode runtimes; subclasses provide the clock, data and venue.
+
+    The run's funds are one wallet set on a ledger: the backtest's own, or the gateway's in
+    paper mode. What the runtime does with an order's fills and state changes (tickets, the
+    hub, `on_fill`/`on_order`, the balance points of the report) is the same in every mode.
+    """
 
     def __init__(self, run_id: str) -> None:
         self.run_id = run_id
@@ -60,6 +73,36 @@ class Runtime:
         self.components: dict[str, Component] = {}
         self.tickets: dict[str, OrderTicket] = {}
         self._oid_seq = 0
+        # funds and what happened to them (set by the subclass with `use_funds`)
+        self.exchange = ""
+        self.ledger = Ledger()
+        self.wallet_set_id = 0
+        self.quote = ""
+        self.fills: list[Fill] = []
+        self.ticket_of: dict[int, OrderTicket] = {}
+        self.balance_points: list[tuple[int, dict[str, int]]] = []
+        self.events = 0  # callbacks delivered
+        self._strategy: Strategy | None = None
+        self._wants_fills = self._wants_orders = False
+
+    def use_funds(self, exchange: str, ledger: Ledger, wallet_set_id: int, quote: str) -> None:
+        self.exchange = exchange
+        self.ledger = ledger
+        self.wallet_set_id = wallet_set_id
+        self.quote = quote
+        self.balance_points = [(self.now_ns(), self.totals())]
+
+    def attach(self, strategy_cls: type[Strategy], params: StrategyParams) -> Strategy:
+        """Create the strategy on this runtime; callbacks it does not override are not delivered (the hub still records)."""
+        strategy = strategy_cls(self, params)
+        self._strategy = strategy
+        self._wants_fills = strategy_cls.on_fill is not Strategy.on_fill
+        self._wants_orders = strategy_cls.on_order is not Strategy.on_order
+        return strategy
+
+    def deliver(self, where: str, callback: Callable[..., Any], *args: Any) -> None:
+        self.events += 1
+        self.call(where, callback, *args)
 
     # --- the clock (subclasses) ---------------------------------------------------------------
     def now_ns(self) -> int:
@@ -115,6 +158,70 @@ class Runtime:
     def open_orders(self) -> list[OrderTicket]:
         return [t for t in self.tickets.values() if t.status in ("pending", "open")]
 
+    def finish_unsent(self, ticket: OrderTicket, status: str, error: str | None) -> None:
+        """An order that never reached the venue: refused, cancelled or expired before it got there."""
+        ticket.status = status
+        ticket.error = error
+        self.hub.record(self.now_ns(), "in", "venue.order", {"client_oid": ticket.client_oid, "status": status, "error": error})
+        if self._wants_orders:
+            self.deliver("on_order", self._strategy.on_order, ticket)  # type: ignore[union-attr]
+
+    def record_fills(self, order: Order, fills: list[Fill], inst: Instrument) -> None:
+        """New fills of one of this run's orders, stamped with the run's clock, then its state."""
+        ticket = self.ticket_of[order.id]
+        now = self.now_ns()
+        for fill in fills:
+            if fill.ts != now:  # the gateway stamps its own clock; the run reads time by its own
+                fill = msgspec.structs.replace(fill, ts=now)
+            self.fills.append(fill)
+            view = {"client_oid": order.client_oid, "symbol": order.symbol, "side": fill.side._value_, "price": inst.price_str(fill.price),
+                    "size": inst.size_str(fill.size), "fee": units_to_str(fill.fee, ATTO_DECIMALS), "time": now // _NS}
+            self.hub.record(now, "in", "venue.fill", view)
+            if self._wants_fills:
+                self.deliver("on_fill", self._strategy.on_fill, view)  # type: ignore[union-attr]
+        if fills:
+            self.balance_points.append((now, self.totals()))
+            ticket.filled = Decimal(order.filled_size).scaleb(-inst.size_decimals)
+        self.order_update(order)
+
+    def order_update(self, order: Order) -> None:
+        ticket = self.ticket_of[order.id]
+        status = order.done_reason._value_ if order.is_done and order.done_reason else order.status._value_
+        if status == ticket.status:
+            return
+        ticket.status = status
+        self.hub.record(self.now_ns(), "in", "venue.order", {"client_oid": ticket.client_oid, "status": status,
+                                                             "filled": str(ticket.filled)})
+        if self._wants_orders:
+            self.deliver("on_order", self._strategy.on_order, ticket)  # type: ignore[union-attr]
+
+    # --- funds ------------------------------------------------------------------------------------
+    def totals(self) -> dict[str, int]:
+        return {w.currency: w.balance for w in self.ledger.wallets(self.wallet_set_id)}
+
+    def balance(self, currency: str, exchange: str | None, available: bool) -> Decimal:
+        if exchange is not None and exchange != self.exchange:
+            raise NotFound("unknown_exchange", f"this run trades on {self.exchange}, not {exchange}")
+        try:
+            wallet = self.ledger.wallet(self.exchange, currency.upper(), self.wallet_set_id)
+        except CoinwireError:
+            return Decimal(0)
+        amount = wallet.available if available else wallet.balance
+        return Decimal(amount).scaleb(-ATTO_DECIMALS)
+
+    def equity(self, currency: str | None) -> Decimal:
+        quote = currency or self.quote
+        total = Decimal(0)
+        for cur, amount in self.totals().items():
+            if cur == quote:
+                total += Decimal(amount).scaleb(-ATTO_DECIMALS)
+            elif amount:
+                symbol = f"{cur}/{quote}"
+                if self.instrument(symbol) is None:
+                    raise NotFound("no_price_route", f"cannot value {cur} in {quote} in this run")
+                total += Decimal(amount).scaleb(-ATTO_DECIMALS) * Decimal(repr(self.last_price(symbol)))
+        return total
+
     # --- subclasses ------------------------------------------------------------------------------
     def add_indicator(self, kind: Any, symbol: str, timeframe: str, args: tuple[Any, ...], source: str) -> Indicator:
         raise NotImplementedError
@@ -125,7 +232,15 @@ class Runtime:
     def indicator_values(self, key: int) -> np.ndarray:
         raise NotImplementedError
 
-    def balance(self, currency: str, exchange: str | None, available: bool) -> Decimal:
+    def instrument(self, symbol: str) -> Instrument | None:
+        """The instrument of a market this run can trade, or None."""
+        raise NotImplementedError
+
+    def last_price(self, symbol: str) -> float:
+        raise NotImplementedError
+
+    def report_markets(self) -> dict[str, Any]:
+        """symbol -> an object with `instrument` and `series` (a `Series` of the candles the report values holdings at)."""
         raise NotImplementedError
 
 

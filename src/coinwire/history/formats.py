@@ -34,6 +34,7 @@ from coinwire.messages import TradeTick
 
 __all__ = [
     "CANDLE_SUFFIXES",
+    "capture_markets",
     "NameHints",
     "detect_format",
     "file_groups",
@@ -276,6 +277,20 @@ def _capture_candles(paths: list[Path], symbol: str, exchange: str) -> _Parsed:
     time = np.array([c[0] for c in rows], dtype=np.int64)
     columns = np.array([c[1:6] for c in rows], dtype=np.float64).reshape(-1, 5) / 1e8
     return _Parsed(time, columns, symbol, "1m", exchange)
+
+
+def capture_markets(paths: Iterable[Path | str]) -> list[tuple[str, str, list[Path]]]:
+    """The raw captures among `paths` (folders expanded, files sorted) per market: (symbol, exchange, files in order)."""
+    files: list[Path] = []
+    for item in paths:
+        path = Path(item)
+        files += sorted(p for p in path.iterdir() if p.is_file() and not p.name.startswith(".")) if path.is_dir() else [path]
+    markets: dict[tuple[str, str], list[Path]] = {}
+    for path in files:
+        head = _capture_head(path)
+        if head is not None:
+            markets.setdefault(_capture_identity(path, head), []).append(path)
+    return [(symbol, exchange, group) for (symbol, exchange), group in markets.items()]
 
 
 def _capture_head(path: Path) -> bytes | None:

@@ -13,12 +13,13 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Protocol
 
 import structlog
 
 from coinwire.bus.base import Bus
 from coinwire.config import ExchangeConfig, Settings
+from coinwire.core.book_sync import RESYNC
 from coinwire.core.errors import Conflict, DomainError, InvalidInput, NotFound, NotReady
 from coinwire.core.execution import place_order, release_hold, settle_fills
 from coinwire.core.ids import IdSequence
@@ -46,17 +47,20 @@ from coinwire.services.paper_exchange import PaperExchange, PaperMarket
 from coinwire.services.views import fill_view, order_view
 from coinwire.store import ChangeSet, GroupCommitWriter, Store
 
-__all__ = ["Gateway", "OrderRequest"]
+__all__ = ["ExecutionListener", "Gateway", "OrderRequest"]
 
 log = structlog.get_logger("coinwire.gateway")
 
 Clock = Callable[[], int]
 
+_MARKET_DATA = frozenset({Markets, BookSnapshot, BookDelta, TradeTick, BookTicker})
+
 
 class OrderRequest:
     """A make_order request after parsing: exact units, known instrument."""
 
-    __slots__ = ("exchange", "instrument", "side", "type", "size", "limit", "cancel_after", "client_oid", "wallet_set_id", "run_id")
+    __slots__ = ("exchange", "instrument", "side", "type", "size", "limit", "cancel_after", "client_oid", "wallet_set_id", "run_id",
+                 "budget")
 
     def __init__(
         self,
@@ -71,6 +75,7 @@ class OrderRequest:
         client_oid: str,
         wallet_set_id: int | None,
         run_id: str | None,
+        budget: int | None = None,
     ) -> None:
         self.exchange = exchange
         self.instrument = instrument
@@ -82,6 +87,7 @@ class OrderRequest:
         self.client_oid = client_oid
         self.wallet_set_id = wallet_set_id
         self.run_id = run_id
+        self.budget = budget  # ATTO of the quote a market buy may spend (its hold): an all-in buy sized on the book
 
     def same_as(self, order: Order) -> bool:
         return (
@@ -93,6 +99,20 @@ class OrderRequest:
             and order.limit == self.limit
             and order.wallet_set_id == self.wallet_set_id
         )
+
+
+class ExecutionListener(Protocol):
+    """Code in this process that follows the gateway step by step (a strategy's paper runtime).
+
+    `on_market` runs after each market message has been applied to its book and the fills it
+    caused have been settled, before the gateway takes the next message: what the listener
+    does there (a strategy placing orders) meets exactly the book that message left. Keep it
+    short: the exchange's market data waits for it.
+    """
+
+    async def on_market(self, message: Message) -> None: ...
+
+    def on_execution(self, orders: list[Order], fills: list[Fill]) -> None: ...
 
 
 class Gateway:
@@ -119,6 +139,7 @@ class Gateway:
         self.snapshot_sources: dict[str, Any] = {}  # exchange -> feed SnapshotSource, for resyncs
         self._subjects: dict[tuple[str, str, str], str] = {}
         self._symbols: dict[str, str] = {}  # symbol as given -> normalised (every order names one)
+        self.listeners: list[ExecutionListener] = []
         self.started_at = clock()
 
     # --- lifecycle ------------------------------------------------------------------------
@@ -127,9 +148,9 @@ class Gateway:
         await self._restore()
         for cfg in self.settings.exchanges:
             self.exchanges[cfg.name] = PaperExchange(cfg.name, self.fill_ids, cfg.feed)
-        for kind in ("markets", "book", "trade", "ticker"):
-            pattern = f"{kind}.>"
-            self._subscriptions.append(await self.bus.subscribe(pattern, self._on_market_message))
+        # ONE subscription for every kind of market data: a bus keeps order per subscription, so
+        # trades and book changes reach the matching engine in the order the feed sent them
+        self._subscriptions.append(await self.bus.subscribe(">", self._on_market_message))
         self._tasks.append(asyncio.create_task(self._expiry_loop(), name="gateway-expiry"))
 
     async def close(self) -> None:
@@ -158,8 +179,12 @@ class Gateway:
 
     # --- market data ------------------------------------------------------------------------
     async def _on_market_message(self, subj: str, message: Message) -> None:
+        if type(message) not in _MARKET_DATA:
+            return  # our own order, fill, log and status messages
         if isinstance(message, Markets):
             await self._on_markets(message)
+            for listener in self.listeners:
+                await listener.on_market(message)
             return
         exchange = self.exchanges.get(getattr(message, "exchange", ""))
         if exchange is None:
@@ -170,18 +195,20 @@ class Gateway:
         if isinstance(message, (BookDelta, BookSnapshot)):
             metrics.labelled(metrics.BOOK_UPDATES, exchange.name).inc(len(message.bids) + len(message.asks))
             fills = market.on_book(message)
-            if market.sync.needs_snapshot:
+            if market.sync.state == RESYNC:  # a gap: ask the source (before the first book, the feed sends one)
                 await self._resync(exchange, market)
             await self._refresh_status(exchange)
         elif isinstance(message, TradeTick):
             fills = market.on_trade(message)
         elif isinstance(message, BookTicker):
             market.ticker = message
-            return
+            fills = []
         else:
             return
         if fills:
             await self._settle_resting(market, fills)
+        for listener in self.listeners:
+            await listener.on_market(message)
 
     async def _on_markets(self, message: Markets) -> None:
         exchange = self.exchanges.get(message.exchange)
@@ -320,6 +347,8 @@ class Gateway:
     async def _notify(self, orders: list[Order], fills: list[Fill]) -> list[dict[str, Any]]:
         """Publish fills and order updates; returns the orders' views (built once, also the answer)."""
         views = []
+        for listener in self.listeners:
+            listener.on_execution(orders, fills)
         for fill in fills:
             inst = self.exchanges[fill.exchange].markets[fill.symbol].instrument
             await self.bus.publish(self._subject("fill", fill.exchange, fill.symbol), FillEvent(fill_view(fill, inst)))
@@ -394,7 +423,7 @@ class Gateway:
             created_at=ts,
             last_updated_at=ts,
         )
-        fills, lines = place_order(self.ledger, market.engine, order, ts)
+        fills, lines = place_order(self.ledger, market.engine, order, ts, budget=request.budget)
         self.orders[order.id] = order
         self.by_client_oid[order.client_oid] = order.id
         self.known_client_oids.add(order.client_oid)

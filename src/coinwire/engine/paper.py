@@ -1,0 +1,180 @@
+"""Paper mode: a strategy trading on a paper exchange through the gateway, following its market data step by step.
+
+The runtime is an `ExecutionListener` of the gateway: it sees each market message right
+after the gateway's book took it, and sends the strategy's orders through
+`Gateway.make_order` before the gateway takes the next message. Its funds are a wallet set
+in the gateway's ledger, created from the exchange's unallocated paper funds when the run
+starts and handed back when it ends, so its orders, fills and wallet lines are the
+gateway's own: visible to every API client, persisted, notified.
+
+The run starts on the first market message of its exchange once every book is synced, and
+ends when asked to stop, at `end`, or when the strategy raises (the run is then `failed`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from coinwire.core.errors import CoinwireError, InvalidInput
+from coinwire.core.numbers import ATTO_DECIMALS, to_units
+from coinwire.core.orders import Fill, Order
+from coinwire.engine.order_args import resolve_size
+from coinwire.engine.runtime import StrategyFailed
+from coinwire.engine.stream import StreamRuntime, queued_order
+from coinwire.engine.strategy import Strategy, StrategyParams, params_json
+from coinwire.messages import Markets, Message
+from coinwire.services.gateway import Gateway, OrderRequest
+
+__all__ = ["PaperRuntime"]
+
+_NS = 1_000_000_000
+
+
+class PaperRuntime(StreamRuntime):
+    """One paper run on one exchange of the gateway. `open()` checks and attaches; `run()` returns when it ends."""
+
+    def __init__(self, run_id: str, gateway: Gateway, exchange: str, balances: dict[str, str], end: int | None = None) -> None:
+        paper = gateway.exchange(exchange)  # unknown exchange: NotFound
+        super().__init__(run_id, paper.markets)
+        self.gateway = gateway
+        self.exchange = exchange
+        self.allocations: list[tuple[str, str, int]] = []
+        for currency, amount in sorted(balances.items()):
+            atto = to_units(amount, ATTO_DECIMALS, f"balance of {currency}")
+            if atto <= 0:
+                raise InvalidInput("invalid_balance", f"the balance of {currency} must be positive, got {amount}")
+            self.allocations.append((exchange, currency.upper(), atto))
+        if not self.allocations:
+            raise InvalidInput("missing_balance", f"a paper run needs funds, e.g. {exchange}:USDT=1000")
+        self.end_at = None if end is None else end * _NS
+        self.funded = False
+        self.done = asyncio.Event()
+        self.failure: StrategyFailed | None = None
+        self.error: CoinwireError | None = None  # the run could not go on (funds refused at start, ...)
+        self.stop_reason: str | None = None
+        self._cls: type[Strategy] | None = None
+        self._params: StrategyParams = {}
+        self.strategy: Strategy | None = None
+
+    # --- life ------------------------------------------------------------------------------------------
+    async def open(self, strategy_cls: type[Strategy], params: StrategyParams) -> None:
+        """Take the run's funds now if the exchange is up (refusals raise here), then follow the gateway."""
+        self._cls, self._params = strategy_cls, params
+        if self.venue_markets:
+            await self._fund()
+        self.gateway.listeners.append(self)
+
+    async def _fund(self) -> None:
+        wallet_set = await self.gateway.create_wallet_set(run_id=self.run_id, description=f"paper run {self.run_id}",
+                                                          allocations=self.allocations)
+        quote = next(iter(self.venue_markets.values())).instrument.quote
+        self.use_funds(self.exchange, self.gateway.ledger, wallet_set.id, quote)
+        self.funded = True
+
+    def request_stop(self, reason: str = "stopped on request") -> None:
+        self.stop_reason = reason
+        self.done.set()
+
+    async def run(self) -> Strategy | None:
+        """Wait for the end; then `on_stop`, its orders, open orders cancelled and the funds handed back."""
+        await self.done.wait()
+        try:
+            if self.strategy is not None and self.failure is None:
+                try:
+                    self.call("on_stop", self.strategy.on_stop)
+                    await self.drain()
+                except StrategyFailed as failure:
+                    self.failure = failure
+            if self.funded:
+                await self.gateway.deactivate_wallet_set(self.wallet_set_id)  # cancels open orders, funds go back
+        finally:
+            if self in self.gateway.listeners:
+                self.gateway.listeners.remove(self)
+            self.end_ns = self._now
+            self.hub.record(self._now, "in", "run.stop", {"reason": self.stop_reason} if self.stop_reason else {})
+        return self.strategy
+
+    # --- the gateway's listener ---------------------------------------------------------------------------
+    async def on_market(self, message: Message) -> None:
+        if self.done.is_set():
+            return
+        try:
+            if isinstance(message, Markets):
+                if message.exchange == self.exchange and not self.funded:
+                    await self._fund()
+                return
+            if message.exchange != self.exchange:  # type: ignore[union-attr]
+                return
+            if not self.started:
+                if not self.funded or not all(m.synced for m in self.venue_markets.values()):
+                    return
+                self._now = message.ts  # type: ignore[union-attr]
+                self._start()
+            if self.end_at is not None and message.ts >= self.end_at:  # type: ignore[union-attr]
+                self.request_stop("the run reached its end time")
+                return
+            self.deliver_market(message)
+            await self.drain()
+        except StrategyFailed as failure:
+            self.failure = failure
+            self.done.set()
+        except CoinwireError as exc:
+            self.error = exc
+            self.done.set()
+
+    def on_execution(self, orders: list[Order], fills: list[Fill]) -> None:
+        if not self.funded:
+            return
+        for order in orders:
+            if order.wallet_set_id != self.wallet_set_id:
+                continue
+            ticket = self.tickets.get(order.client_oid)
+            if ticket is None:
+                continue  # an order of this wallet set that the strategy did not send
+            if ticket.order_id is None:
+                ticket.order_id = order.id
+                self.ticket_of[order.id] = ticket
+            try:
+                self.record_fills(order, [f for f in fills if f.order_id == order.id], self.venue_markets[order.symbol].instrument)
+            except StrategyFailed as failure:
+                if self.failure is None:
+                    self.failure = failure
+                self.done.set()
+
+    def _start(self) -> None:
+        assert self._cls is not None
+        self.begin()
+        self.strategy = self.attach(self._cls, self._params)
+        self.hub.record(self._now, "in", "run.start", {"strategy": self._cls.__name__, "params": params_json(self._params)})
+        self.call("on_start", self.strategy.on_start)
+
+    # --- the venue: the gateway -----------------------------------------------------------------------------
+    async def drain(self) -> None:
+        """Send what the strategy asked for, in order, through the gateway (each answered before the next)."""
+        while self.commands and self.failure is None:
+            for kind, ticket, payload in self.take_commands():
+                try:
+                    if kind == "cancel":
+                        if ticket.order_id is not None and ticket.status in ("pending", "open"):
+                            await self.gateway.cancel_order(order_id=ticket.order_id, client_oid=None, exchange=self.exchange)
+                        continue
+                    symbol, args = queued_order((kind, ticket, payload))
+                    market = self.venue_markets[symbol]
+                    size, budget = resolve_size(args, market.engine, self.ledger, self.exchange, self.wallet_set_id)
+                    if size <= 0:
+                        self.nothing_to_trade(ticket)
+                        continue
+                    await self.gateway.make_order(OrderRequest(
+                        exchange=self.exchange, instrument=market.instrument, side=args.side, type=args.type, size=size,
+                        limit=args.limit, cancel_after=args.cancel_after, client_oid=ticket.client_oid,
+                        wallet_set_id=self.wallet_set_id, run_id=self.run_id, budget=budget))
+                except CoinwireError as exc:
+                    if kind == "order" and ticket.order_id is None:
+                        self.refused(ticket, exc)
+                    # a cancel that lost the race with a fill: the order is done already, nothing to undo
+
+
+def report_meta(runtime: PaperRuntime) -> dict[str, Any]:
+    """What a paper run's report adds to the common figures."""
+    return {"exchange": runtime.exchange, "wallet_set_id": runtime.wallet_set_id}
