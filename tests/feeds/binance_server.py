@@ -23,7 +23,7 @@ import json
 from collections import deque
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from aiohttp import WSMsgType, web
 
@@ -79,7 +79,7 @@ EXCHANGE_INFO: dict[str, Any] = {
 }
 
 # Binance's error bodies for the statuses the tests inject
-_ERROR_BODIES: dict[int, dict[str, Any]] = {
+ERROR_BODIES: dict[int, dict[str, Any]] = {
     400: {"code": -1121, "msg": "Invalid symbol."},
     418: {"code": -1003, "msg": "Way too much request weight used; IP banned until 1723161354206."},
     429: {"code": -1003, "msg": "Too much request weight used; please use WebSocket Streams for live updates."},
@@ -183,7 +183,7 @@ class RecordedBinance:
         if fault == TIMEOUT:
             await asyncio.sleep(self.timeout_delay)
             return web.json_response({})
-        return web.json_response(_ERROR_BODIES.get(int(fault), {"code": -1000, "msg": "An unknown error occurred."}),
+        return web.json_response(ERROR_BODIES.get(int(fault), {"code": -1000, "msg": "An unknown error occurred."}),
                                  status=int(fault))
 
     async def _exchange_info(self, request: web.Request) -> web.StreamResponse:
@@ -253,10 +253,16 @@ class RecordedBinance:
                 await asyncio.sleep(0)
 
 
-class ServerRunner:
-    """Runs a RecordedBinance on 127.0.0.1 on a free port for the length of a test."""
+class Served(Protocol):
+    """Anything that builds the aiohttp application to serve (RecordedBinance, or a venue composed with it)."""
 
-    def __init__(self, venue: RecordedBinance) -> None:
+    def app(self) -> web.Application: ...
+
+
+class ServerRunner:
+    """Runs a RecordedBinance (or anything Served) on 127.0.0.1 on a free port for the length of a test."""
+
+    def __init__(self, venue: Served) -> None:
         self.venue = venue
         self._runner = web.AppRunner(venue.app())
         self.port = 0

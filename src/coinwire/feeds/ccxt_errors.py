@@ -29,7 +29,7 @@ import ccxt
 
 from coinwire.core.errors import DomainError
 
-__all__ = ["ErrorGroup", "CcxtError", "translate", "bad_response", "Backoff", "RETRYABLE"]
+__all__ = ["RETRYABLE", "Backoff", "CcxtError", "ErrorGroup", "bad_response", "translate", "venue_code"]
 
 
 class ErrorGroup(StrEnum):
@@ -113,14 +113,19 @@ def translate(exc: BaseException, *, exchange: str = "", operation: str = "") ->
 
 
 def _venue_code(detail: str) -> tuple[ErrorGroup, str] | None:
-    """The refined group of a generic ExchangeError from the venue's code in CCXT's message.
+    """The refined group of a generic ExchangeError from the venue's code in CCXT's message."""
+    key = venue_code(detail)
+    return _VENUE_CODES.get(key) if key else None
+
+
+def venue_code(detail: str) -> tuple[str, str] | None:
+    """(CCXT exchange id, the venue's own error code) named in a CCXT exception message, if any.
 
     CCXT's messages start with the exchange id and carry the venue's JSON body:
-    `binance {"code":-1008,"msg":"Server is currently overloaded..."}`.
+    `binance {"code":-1008,"msg":"Server is currently overloaded..."}` -> ("binance", "-1008").
     """
-    venue = detail.partition(" ")[0]
     match = _VENUE_CODE.search(detail)
-    return _VENUE_CODES.get((venue, match.group(1))) if match else None
+    return (detail.partition(" ")[0], match.group(1)) if match else None
 
 
 def bad_response(exchange: str, operation: str, detail: str) -> CcxtError:

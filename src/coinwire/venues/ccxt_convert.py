@@ -1,0 +1,186 @@
+"""CCXT's unified order, trade and balance structures as exact venue reports, and our orders as CCXT arguments.
+
+Out: sizes and prices leave as decimal strings rendered from integer units
+(`Instrument.size_str`), so CCXT's `amount_to_precision` / `price_to_precision` see the exact
+decimal and have nothing to round (an order off the instrument's grid is refused before it is
+sent). In: CCXT's numbers are read through their shortest round-trip text, as
+`feeds.ccxt_markets` does, and scaled with `core.numbers.to_units`, which refuses rather than
+rounds: a venue value off the grid is an error, never a drift. Notionals of fills are computed
+exactly from price x size; an order's cumulative notional is the exact sum of its fills when
+they cover its filled size, the venue's cumulative quote amount otherwise.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any, Final
+
+from coinwire.core.errors import InvalidInput
+from coinwire.core.instruments import Instrument
+from coinwire.core.numbers import ATTO_DECIMALS, to_units
+from coinwire.core.orders import Order, OrderStatus, OrderType, Side
+from coinwire.feeds.ccxt_errors import bad_response
+from coinwire.venues.reports import FillReport, Liquidity, OrderReport, ReportReason
+
+__all__ = ["ORDER_ARGS", "balances_from_ccxt", "fill_report", "ms_to_ns", "order_args", "order_report"]
+
+_NS_PER_MS: Final = 1_000_000
+
+# our order type -> (CCXT unified type, CCXT unified params); CCXT maps them to the venue's own
+# (Binance: LIMIT + timeInForce GTC/IOC/FOK, LIMIT_MAKER for postOnly, MARKET)
+ORDER_ARGS: Final[dict[OrderType, tuple[str, dict[str, Any]]]] = {
+    OrderType.MARKET: ("market", {}),
+    OrderType.LIMIT: ("limit", {"timeInForce": "GTC"}),
+    OrderType.IOC: ("limit", {"timeInForce": "IOC"}),
+    OrderType.FOK: ("limit", {"timeInForce": "FOK"}),
+    OrderType.POST_ONLY: ("limit", {"postOnly": True}),
+}
+
+# CCXT unified order status -> (our status, why it is done)
+_STATUS: Final[dict[str, tuple[OrderStatus, ReportReason | None]]] = {
+    "open": (OrderStatus.OPEN, None),
+    "canceling": (OrderStatus.OPEN, None),
+    "closed": (OrderStatus.DONE, ReportReason.FILLED),
+    "canceled": (OrderStatus.DONE, ReportReason.CANCELLED),
+    "expired": (OrderStatus.DONE, ReportReason.EXPIRED),
+    "rejected": (OrderStatus.DONE, ReportReason.REJECTED),
+}
+
+
+def ms_to_ns(ms: object, fallback: int = 0) -> int:
+    return ms * _NS_PER_MS if isinstance(ms, int) and not isinstance(ms, bool) else fallback
+
+
+def _text(value: object) -> object:
+    return repr(value) if isinstance(value, float) else value
+
+
+def _units(value: object, decimals: int, field: str) -> int:
+    return 0 if value is None else to_units(_text(value), decimals, field)
+
+
+def order_args(order: Order, instrument: Instrument) -> tuple[str, str, str, str | None, dict[str, Any]]:
+    """(type, side, amount, price, params) for CCXT's create_order, after checking the grid.
+
+    The size and limit are re-parsed from their decimal text by the instrument, so an order off
+    its tick/step or outside its size limits is refused here (InvalidInput, the instrument's codes)
+    and never reaches the venue to be truncated there.
+    """
+    if order.symbol != instrument.symbol:
+        raise InvalidInput(
+            "instrument_mismatch", f"order {order.client_oid} is for {order.symbol}, instrument is {instrument.symbol}"
+        )
+    ccxt_type, extra = ORDER_ARGS[order.type]
+    amount = instrument.size_str(instrument.parse_size(instrument.size_str(order.size)))
+    price = None
+    if order.type is not OrderType.MARKET:
+        price = instrument.price_str(instrument.parse_price(instrument.price_str(order.limit), "limit"))
+    return ccxt_type, order.side.value, amount, price, {**extra, "clientOrderId": order.client_oid}
+
+
+def fill_report(
+    trade: Mapping[str, Any],
+    instrument: Instrument,
+    *,
+    client_oid: str,
+    side: Side | None = None,
+    venue_order_id: str | None = None,
+    ts: int = 0,
+) -> FillReport:
+    """A CCXT unified trade of ours as a FillReport.
+
+    The fills Binance returns with a new order carry neither time, side nor maker flag: the
+    caller passes the order's side and time, and such fills are taker fills (they happened while
+    the order was being placed).
+    """
+    trade_id = trade.get("id")
+    if trade_id is None:
+        raise bad_response(instrument.exchange, "trade", f"a trade of order {client_oid} has no id")
+    price = _units(trade.get("price"), instrument.price_decimals, "fill price")
+    size = _units(trade.get("amount"), instrument.size_decimals, "fill size")
+    fee = trade.get("fee") or {}
+    fee_cost = fee.get("cost")
+    raw_side = trade.get("side")
+    fill_side = Side(raw_side) if raw_side in ("buy", "sell") else side
+    if fill_side is None:
+        raise bad_response(instrument.exchange, "trade", f"trade {trade_id} has no side")
+    return FillReport(
+        trade_id=str(trade_id),
+        venue_order_id=str(trade.get("order") or venue_order_id or ""),
+        client_oid=client_oid,
+        symbol=instrument.symbol,
+        side=fill_side,
+        price=price,
+        size=size,
+        notional=instrument.notional_atto(price, size),
+        fee=_units(fee_cost, ATTO_DECIMALS, "fee"),
+        fee_currency=str(fee.get("currency") or "") if fee_cost else "",
+        liquidity=Liquidity.MAKER if trade.get("takerOrMaker") == "maker" else Liquidity.TAKER,
+        ts=ms_to_ns(trade.get("timestamp"), ts),
+    )
+
+
+def order_report(
+    order: Mapping[str, Any],
+    instrument: Instrument,
+    *,
+    client_oid: str | None = None,
+    fills: Iterable[FillReport] | None = None,
+) -> OrderReport:
+    """A CCXT unified order as an OrderReport; `fills` replace the order's own `trades` when given.
+
+    `client_oid` overrides the order's clientOrderId (a cancel answer carries the cancel
+    request's own id there on Binance).
+    """
+    raw_status = order.get("status")
+    if raw_status not in _STATUS:
+        raise bad_response(instrument.exchange, "order", f"order {order.get('id')} has status {raw_status!r}")
+    status, reason = _STATUS[raw_status]
+    oid = client_oid if client_oid is not None else str(order.get("clientOrderId") or "")
+    venue_order_id = str(order.get("id") or "")
+    ts = ms_to_ns(order.get("lastUpdateTimestamp") or order.get("lastTradeTimestamp") or order.get("timestamp"))
+    side = Side(order.get("side"))
+    if fills is None:
+        fills = [
+            fill_report(t, instrument, client_oid=oid, side=side, venue_order_id=venue_order_id, ts=ts)
+            for t in order.get("trades") or ()
+        ]
+    fills = tuple(fills)
+    filled = _units(order.get("filled"), instrument.size_decimals, "filled")
+    if fills and sum(f.size for f in fills) == filled:
+        notional = sum(f.notional for f in fills)
+    else:
+        notional = _units(order.get("cost"), ATTO_DECIMALS, "cost")
+    per_price_unit = filled * instrument.notional_to_atto
+    average = (2 * notional + per_price_unit) // (2 * per_price_unit) if filled else 0  # nearest, halves up
+    kind = order.get("type")
+    return OrderReport(
+        client_oid=oid,
+        venue_order_id=venue_order_id,
+        symbol=instrument.symbol,
+        side=side,
+        status=status,
+        reason=reason,
+        size=_units(order.get("amount"), instrument.size_decimals, "amount"),
+        limit=0 if kind == "market" else _units(order.get("price") or None, instrument.price_decimals, "price"),
+        filled_size=filled,
+        filled_notional=notional,
+        average_price=average,
+        ts=ts,
+        fills=fills,
+    )
+
+
+def balances_from_ccxt(balance: Mapping[str, Any]) -> dict[str, tuple[int, int]]:
+    """CCXT's balance structure as {currency: (free, used)} in ATTO, currencies with nothing left out."""
+    free = balance.get("free") or {}
+    used = balance.get("used") or {}
+    out: dict[str, tuple[int, int]] = {}
+    for currency in sorted(set(free) | set(used)):
+        amounts = (
+            _units(free.get(currency), ATTO_DECIMALS, f"{currency} free"),
+            _units(used.get(currency), ATTO_DECIMALS, f"{currency} used"),
+        )
+        if any(amounts):
+            out[currency] = amounts
+    return out

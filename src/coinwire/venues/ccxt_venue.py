@@ -1,0 +1,377 @@
+"""The live venue: our orders on a real exchange through CCXT, with exact reports and safe resends.
+
+`CcxtVenue` wraps one async CCXT exchange (ccxt.pro when CCXT has it) holding the account's
+API key. Every call answers in coinwire's units (`venues.reports`) and fails with coinwire's
+errors (`venues.errors`, the one translation). The rules it keeps:
+
+- **idempotency by client id**: our `client_oid` goes to the venue as the order's client id
+  (Binance `newClientOrderId`); an order already placed through this venue is looked up, not
+  sent again, and a venue answering "duplicate client id" is answered with the order it has;
+- **never resend blindly**: when placing fails with an unknown outcome (timeout, dropped
+  connection, 5xx) the order is looked up by client id; if the venue does not have it, the
+  adapter waits until the request can no longer arrive (the venue refuses a signed request
+  older than its receive window, `order_ttl`), looks once more, and only then sends again
+  (at most `max_resends` times). If the venue cannot be asked, the caller gets NotReady
+  `order_state_unknown` and must `fetch` before placing again;
+- **a cancel that loses the race** against the last fill returns the order's final report
+  (done, filled) instead of NotFound; NotFound means the venue never had the order.
+
+Execution reports (`reports()`) come from the user data stream with a REST polling fallback:
+see `venues/ccxt_stream.py`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import AsyncIterator, Iterable, Mapping
+from typing import Any, Final
+
+import structlog
+
+from coinwire.core.errors import Conflict, DomainError, InvalidInput, NotFound, NotReady
+from coinwire.core.instruments import Instrument
+from coinwire.core.orders import Order, OrderStatus, Side
+from coinwire.core.symbols import normalize_symbol
+from coinwire.feeds.ccxt_errors import Backoff
+from coinwire.feeds.ccxt_feed import make_client
+from coinwire.feeds.ccxt_markets import instrument_from_market
+from coinwire.venues.ccxt_convert import (
+    balances_from_ccxt,
+    fill_report,
+    order_args,
+    order_report,
+)
+from coinwire.venues.ccxt_stream import ReportStream, VenueState
+from coinwire.venues.errors import outcome_unknown, venue_error
+from coinwire.venues.reports import FillReport, OrderReport, Report
+
+__all__ = ["CcxtVenue"]
+
+log = structlog.get_logger("coinwire.venues.ccxt")
+
+# Exchange quirks as data: CCXT options the adapter needs, and the client ids a venue accepts.
+_CLIENT_OPTIONS: Final[dict[str, dict[str, Any]]] = {
+    "binance": {"fetchOpenOrders": {"warnWithoutSymbol": False}},  # we ask for all open orders on purpose
+}
+_CLIENT_OID: Final[dict[str, re.Pattern[str]]] = {
+    "binance": re.compile(r"^[\.A-Z\:/a-z0-9_-]{1,36}$"),
+}
+_DEFAULT_ORDER_TTL: Final = 60.0  # seconds a request may take to arrive where the venue has no receive window
+_TRADES_PAGE: Final = 1000
+_TRADES_FROM_ID: Final[dict[str, str]] = {"binance": "fromId"}  # the param that pages trades by id
+
+
+class CcxtVenue:
+    """One exchange account through CCXT: instruments, balances, orders and their execution reports.
+
+    `exchange` is coinwire's name for the exchange (instruments and reports carry it);
+    `client` is an async CCXT exchange with credentials (see `connect`). `order_ttl` is how
+    long after sending an order request the venue may still execute it (default: CCXT's
+    `recvWindow` option plus `reconcile_margin`, else 60 s).
+    """
+
+    def __init__(
+        self,
+        exchange: str,
+        client: Any,
+        *,
+        poll_interval: float = 1.0,
+        reconcile_interval: float = 30.0,
+        websocket: bool = True,
+        ws_retry: float = 30.0,
+        order_ttl: float | None = None,
+        reconcile_margin: float = 1.0,
+        max_resends: int = 1,
+        backoff: type[Backoff] = Backoff,
+    ) -> None:
+        if poll_interval <= 0 or reconcile_interval <= 0 or ws_retry <= 0 or reconcile_margin < 0 or max_resends < 0:
+            raise ValueError("intervals must be > 0, reconcile_margin and max_resends >= 0")
+        self.exchange = exchange
+        self.client = client
+        self.ccxt_id: str = str(getattr(client, "id", ""))
+        for key, value in _CLIENT_OPTIONS.get(self.ccxt_id, {}).items():
+            current = client.options.get(key)
+            client.options[key] = {**current, **value} if isinstance(current, dict) else value
+        if order_ttl is None:
+            window = client.options.get("recvWindow")
+            order_ttl = window / 1000 + reconcile_margin if isinstance(window, int) else _DEFAULT_ORDER_TTL
+        self.order_ttl = order_ttl
+        self.max_resends = max_resends
+        self.state = VenueState()
+        self.instruments: dict[str, Instrument] = {}
+        self._stream = ReportStream(
+            self,
+            poll_interval=poll_interval,
+            reconcile_interval=reconcile_interval,
+            websocket=websocket,
+            ws_retry=ws_retry,
+            backoff=backoff,
+        )
+
+    @classmethod
+    def connect(
+        cls,
+        exchange: str,
+        ccxt_id: str,
+        *,
+        api_key: str,
+        secret: str,
+        password: str | None = None,
+        urls: Mapping[str, str] | None = None,
+        options: Mapping[str, Any] | None = None,
+        timeout: float = 10.0,
+        rate_limit: bool = True,
+        **kwargs: Any,
+    ) -> CcxtVenue:
+        """A venue on a new CCXT client for `ccxt_id` with these credentials (`urls` as in `make_client`)."""
+        client = make_client(ccxt_id, urls=urls, options=options, timeout=timeout, rate_limit=rate_limit)
+        client.apiKey = api_key
+        client.secret = secret
+        if password is not None:
+            client.password = password
+        return cls(exchange, client, **kwargs)
+
+    @property
+    def report_mode(self) -> str:
+        """How execution reports arrive right now: `websocket` or `polling`."""
+        return self._stream.mode
+
+    async def close(self) -> None:
+        """Stop the report stream and close the exchange's connections."""
+        await self._stream.stop()
+        await self.client.close()
+
+    # --- markets and account -------------------------------------------------------------------
+    async def load_instruments(self, symbols: Iterable[str] | None = None) -> list[Instrument]:
+        """The venue's spot markets as exact Instruments (`symbols`: only these, each required to exist).
+
+        Without `symbols`, markets coinwire cannot represent exactly (derivatives, significant-digit
+        precision) are left out; a named symbol that cannot be represented is an error.
+        """
+        try:
+            await self.client.load_markets()
+        except Exception as exc:
+            raise venue_error(exc, exchange=self.exchange, operation="load_markets") from exc
+        markets: Mapping[str, Any] = self.client.markets or {}
+        wanted = None if symbols is None else [normalize_symbol(s) for s in symbols]
+        out: list[Instrument] = []
+        for symbol in wanted if wanted is not None else sorted(markets):
+            market = markets.get(symbol)
+            if market is None:
+                raise InvalidInput("exchange_bad_symbol", f"{self.exchange} has no market {symbol}", symbol=symbol)
+            if wanted is None and not market.get("spot"):
+                continue
+            try:
+                instrument = instrument_from_market(self.exchange, market, self.client.precisionMode)
+            except InvalidInput:
+                if wanted is not None:
+                    raise
+                continue
+            self.instruments[instrument.symbol] = instrument
+            out.append(instrument)
+        return out
+
+    async def balances(self) -> dict[str, tuple[int, int]]:
+        """{currency: (free, used)} in ATTO of each currency; currencies holding nothing are left out."""
+        return balances_from_ccxt(await self._call("fetch_balance"))
+
+    # --- orders ----------------------------------------------------------------------------------
+    async def place(self, order: Order, instrument: Instrument) -> OrderReport:
+        """Place `order` (its client_oid is the venue's client id) and report what the venue did at once.
+
+        Refusals: InvalidInput (off the grid, bad client id, or the venue refused the order as
+        placed: filters, post-only that would take), InsufficientFunds, Conflict (the client id is
+        taken by a different open order), NotReady (retry later; `order_state_unknown` when the
+        outcome could not be learnt: `fetch` before placing again).
+        """
+        pattern = _CLIENT_OID.get(self.ccxt_id)
+        if pattern is not None and not pattern.match(order.client_oid):
+            raise InvalidInput(
+                "invalid_client_oid",
+                f"{self.exchange} client ids must match {pattern.pattern}, got {order.client_oid!r}",
+                client_oid=order.client_oid,
+            )
+        args = order_args(order, instrument)
+        self.instruments.setdefault(instrument.symbol, instrument)
+        if order.client_oid in self.state.by_client:
+            report = await self._lookup(order.client_oid, instrument)
+            if report is not None:
+                return self._same_order(order, report)
+        return await self._send(order, instrument, args, self.max_resends)
+
+    async def _send(
+        self, order: Order, instrument: Instrument, args: tuple[str, str, str, str | None, dict[str, Any]], resends: int
+    ) -> OrderReport:
+        loop = asyncio.get_running_loop()
+        sent_at = loop.time()
+        kind, side, amount, price, params = args
+        try:
+            raw = await self.client.create_order(order.symbol, kind, side, amount, price, dict(params))
+        except Exception as exc:
+            error = venue_error(exc, exchange=self.exchange, operation=f"create_order {order.client_oid}")
+            if isinstance(error, Conflict):  # the venue has an open order with this client id
+                report = await self._lookup(order.client_oid, instrument)
+                if report is not None:
+                    return self._same_order(order, report)
+            if not outcome_unknown(error):
+                raise error from exc
+            log.warning("order outcome unknown, asking the venue", exchange=self.exchange, client_oid=order.client_oid,
+                        code=error.code)
+            report = await self._lookup_after(order, instrument, error)
+            wait = sent_at + self.order_ttl - loop.time()
+            if report is None and wait > 0:
+                await asyncio.sleep(wait)  # until the request can no longer reach the venue
+                report = await self._lookup_after(order, instrument, error)
+            if report is not None:
+                return self._same_order(order, report)
+            if resends <= 0:
+                raise error from exc  # it never reached the venue: placing again is safe
+            log.warning("order never reached the venue, sending it again", exchange=self.exchange,
+                        client_oid=order.client_oid)
+            return await self._send(order, instrument, args, resends - 1)
+        report = order_report(raw, instrument, client_oid=order.client_oid)
+        self.state.track(report)
+        return report
+
+    async def _lookup_after(self, order: Order, instrument: Instrument, cause: Exception) -> OrderReport | None:
+        try:
+            return await self._lookup(order.client_oid, instrument)
+        except NotReady as exc:
+            raise NotReady(
+                "order_state_unknown",
+                f"{self.exchange}: placing {order.client_oid} failed ({cause}) and the venue cannot be asked now "
+                f"({exc.message}); fetch it by client id before placing it again",
+                client_oid=order.client_oid,
+            ) from exc
+
+    @staticmethod
+    def _same_order(order: Order, report: OrderReport) -> OrderReport:
+        """The venue's order under this client id, if it is this order; Conflict if the id names another one."""
+        if report.side is not order.side or report.size != order.size or report.limit != order.limit:
+            raise Conflict(
+                "duplicate_client_oid",
+                f"client_oid {order.client_oid} already names a different order at the venue "
+                f"({report.side.value} {report.size} at {report.limit})",
+                client_oid=order.client_oid,
+            )
+        return report
+
+    async def fetch(self, order: Order) -> OrderReport:
+        """The venue's current report of `order`, found by client id, with all its fills (NotFound if none)."""
+        report = await self._lookup(order.client_oid, self._instrument(order.symbol))
+        if report is None:
+            raise NotFound(
+                "exchange_order_not_found", f"{self.exchange} has no order {order.client_oid}", client_oid=order.client_oid
+            )
+        return report
+
+    async def cancel(self, order: Order) -> OrderReport:
+        """Cancel `order` by client id. An order that finished first is reported as it finished; NotFound otherwise."""
+        instrument = self._instrument(order.symbol)
+        try:
+            raw = await self._call("cancel_order", None, order.symbol, {"clientOrderId": order.client_oid})
+        except NotFound:
+            report = await self._lookup(order.client_oid, instrument)
+            if report is None or not report.is_done:
+                raise
+            return report
+        report = order_report(raw, instrument, client_oid=order.client_oid, fills=())
+        if report.filled_size:
+            report = order_report(raw, instrument, client_oid=order.client_oid,
+                                  fills=await self._order_fills(report.venue_order_id, instrument, order.client_oid))
+        self.state.track(report)
+        return report
+
+    async def open_orders(self, symbol: str | None = None) -> list[OrderReport]:
+        """The account's open orders (of `symbol`, or all), without fills; markets not loaded are left out."""
+        raws = await self._call("fetch_open_orders", normalize_symbol(symbol) if symbol else None)
+        reports = []
+        for raw in raws:
+            instrument = self.instruments.get(raw.get("symbol"))
+            if instrument is None:
+                continue
+            known = self.state.orders.get(str(raw.get("id")))
+            reports.append(order_report(raw, instrument, client_oid=known.client_oid if known else None, fills=()))
+        return reports
+
+    async def fills_since(self, symbol: str, since_ms: int, *, page: int = _TRADES_PAGE) -> list[FillReport]:
+        """Every fill of ours in `symbol` at or after `since_ms` (ms since the epoch), oldest first, paged.
+
+        Pages continue by trade id where the venue allows it (Binance `fromId`), else by time
+        (repeats at the page boundary are dropped by trade id).
+        """
+        instrument = self._instrument(normalize_symbol(symbol))
+        by_id = _TRADES_FROM_ID.get(self.ccxt_id)
+        fills: dict[str, FillReport] = {}
+        since: int | None = since_ms
+        params: dict[str, Any] = {}
+        while True:
+            batch = await self._call("fetch_my_trades", instrument.symbol, since, page, params)
+            for raw in batch:
+                fill = self._fill(raw, instrument)
+                fills.setdefault(fill.trade_id, fill)
+            if len(batch) < page:
+                break
+            last = batch[-1]
+            if by_id is not None:
+                since, params = None, {by_id: int(last["id"]) + 1}
+            elif (last.get("timestamp") or 0) > (since or 0):
+                since = last["timestamp"]
+            else:  # a whole page in one millisecond: time cannot page further
+                raise DomainError(
+                    "exchange_paging_stuck",
+                    f"{self.exchange} returned {page} trades of {symbol} in one millisecond; ask with a larger page",
+                )
+        return list(fills.values())
+
+    async def reports(self) -> AsyncIterator[Report]:
+        """Execution reports as they happen (OrderReport / FillReport), until the consumer stops iterating.
+
+        Apply them idempotently: an OrderReport's cumulative sizes are authoritative, a fill is
+        applied once by its trade id (it may arrive before or after the OrderReport of the same
+        execution, and may already have been returned by place/cancel/fetch).
+        """
+        async for report in self._stream.run():
+            yield report
+
+    # --- helpers ---------------------------------------------------------------------------------
+    def _instrument(self, symbol: str) -> Instrument:
+        instrument = self.instruments.get(symbol)
+        if instrument is None:
+            raise InvalidInput(
+                "unknown_symbol", f"{self.exchange} {symbol} is not loaded (load_instruments first)", symbol=symbol
+            )
+        return instrument
+
+    async def _call(self, method: str, *args: Any) -> Any:
+        """One CCXT call, its failure translated (the only way this adapter talks to CCXT, but create_order)."""
+        try:
+            return await getattr(self.client, method)(*args)
+        except Exception as exc:
+            raise venue_error(exc, exchange=self.exchange, operation=method) from exc
+
+    async def _lookup(self, client_oid: str, instrument: Instrument) -> OrderReport | None:
+        """The venue's order with this client id and all its fills, or None when the venue has none."""
+        try:
+            raw = await self._call("fetch_order", None, instrument.symbol, {"clientOrderId": client_oid})
+        except NotFound:
+            return None
+        report = order_report(raw, instrument, client_oid=client_oid, fills=())
+        if report.filled_size:
+            fills = await self._order_fills(report.venue_order_id, instrument, client_oid)
+            report = order_report(raw, instrument, client_oid=client_oid, fills=fills)
+        self.state.track(report)
+        return report
+
+    async def _order_fills(self, venue_order_id: str, instrument: Instrument, client_oid: str) -> list[FillReport]:
+        raws = await self._call("fetch_order_trades", venue_order_id, instrument.symbol)
+        return [fill_report(t, instrument, client_oid=client_oid, venue_order_id=venue_order_id) for t in raws]
+
+    def _fill(self, raw: Mapping[str, Any], instrument: Instrument, side: Side | None = None) -> FillReport:
+        known = self.state.orders.get(str(raw.get("order")))
+        return fill_report(raw, instrument, client_oid=known.client_oid if known else "", side=side)
+
+    def open_tracked(self) -> list[tuple[str, str, str]]:
+        """(venue order id, client_oid, symbol) of the orders this venue placed or saw and believes open."""
+        return [(vid, k.client_oid, k.symbol) for vid, k in self.state.orders.items() if k.status is OrderStatus.OPEN]

@@ -1,0 +1,92 @@
+"""The one place a live venue's CCXT failures become coinwire's errors, by what the caller must do.
+
+`feeds/ccxt_errors.translate` already groups every CCXT exception (temporary, rate limited,
+operational, invalid order, insufficient funds, closed) with a stable `exchange_*` code. An
+order path needs coinwire's own classes on top, so the gateway answers a live refusal exactly
+as it answers a paper one:
+
+    insufficient funds                         -> InsufficientFunds (code insufficient_funds)
+    order refused as placed, unknown symbol    -> InvalidInput  (exchange_invalid_order, exchange_bad_symbol, ...)
+    unknown order                              -> NotFound      (exchange_order_not_found)
+    client id already used by an open order    -> Conflict      (exchange_duplicate_client_oid)
+    network, timeout, maintenance, rate limit  -> NotReady      (exchange_timeout, exchange_network_error, ...)
+    credentials, permissions, anything else    -> DomainError   (exchange_auth_failed, exchange_error, ...)
+
+CCXT files a few venue refusals under a class that says less than the venue did (Binance's
+-1013 "Filter failure: NOTIONAL" arrives as a BadRequest, a duplicate client id as a plain
+InvalidOrder), so two small tables refine them by the venue's code or message. Every error
+keeps `group` (and `exchange`, `ccxt`) in its data.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from coinwire.core.errors import (
+    CoinwireError,
+    Conflict,
+    DomainError,
+    InsufficientFunds,
+    InvalidInput,
+    NotFound,
+    NotReady,
+)
+from coinwire.feeds.ccxt_errors import CcxtError, ErrorGroup, translate, venue_code
+
+__all__ = ["outcome_unknown", "venue_error"]
+
+# (CCXT exchange id, venue error code) -> our code, where CCXT's class is less precise than the venue
+_VENUE_CODES: Final[dict[tuple[str, str], str]] = {
+    ("binance", "-1013"): "exchange_invalid_order",  # filter failures (NOTIONAL, LOT_SIZE, ...): CCXT says BadRequest
+    ("binance", "-1121"): "exchange_bad_symbol",
+}
+# (CCXT exchange id, text in the venue's message) -> our code
+_VENUE_MESSAGES: Final[tuple[tuple[str, str, str], ...]] = (
+    ("binance", "Duplicate order sent.", "exchange_duplicate_client_oid"),  # -2010 with an open order's client id
+)
+
+_INVALID_INPUT: Final = frozenset({"exchange_invalid_order", "exchange_bad_symbol"})
+_NOT_READY: Final = frozenset({ErrorGroup.TEMPORARY, ErrorGroup.RATE_LIMITED, ErrorGroup.CLOSED})
+
+
+def venue_error(exc: BaseException, *, exchange: str, operation: str) -> CoinwireError:
+    """coinwire's error for a CCXT failure of `operation` on `exchange` (a CoinwireError passes through).
+
+    Raises TypeError for anything that is not a CCXT (or network) failure: a bug must surface.
+    """
+    if isinstance(exc, CoinwireError) and not isinstance(exc, CcxtError):
+        return exc
+    error = translate(exc, exchange=exchange, operation=operation)
+    code = _refined(str(exc)) or error.code
+    data = dict(error.data)
+    if code == "exchange_order_not_found":
+        return NotFound(code, error.message, **data)
+    if code == "exchange_duplicate_client_oid":
+        return Conflict(code, error.message, **data)
+    if error.group is ErrorGroup.INSUFFICIENT_FUNDS:
+        return InsufficientFunds(error.message, **data)
+    if error.group is ErrorGroup.INVALID_ORDER or code in _INVALID_INPUT:
+        return InvalidInput(code, error.message, **data)
+    if error.group in _NOT_READY:
+        return NotReady(code, error.message, **data)
+    return DomainError(code, error.message, **data)
+
+
+def outcome_unknown(error: CoinwireError) -> bool:
+    """True when a request may or may not have taken effect at the venue (timeout, dropped connection, 5xx).
+
+    Such a failure of an order placement must be resolved by asking the venue about the order,
+    never by sending it again blindly. A rate-limit refusal or a closed client did not reach the venue.
+    """
+    return isinstance(error, NotReady) and error.data.get("group") == ErrorGroup.TEMPORARY.value
+
+
+def _refined(detail: str) -> str | None:
+    key = venue_code(detail)
+    if key is not None and key in _VENUE_CODES:
+        return _VENUE_CODES[key]
+    venue = detail.partition(" ")[0]
+    for exchange, text, code in _VENUE_MESSAGES:
+        if venue == exchange and text in detail:
+            return code
+    return None

@@ -1,0 +1,674 @@
+"""A local Binance spot trading venue: signed REST and the WebSocket API user data stream, on the recorded book.
+
+It composes with `tests/feeds/binance_server.RecordedBinance` (the public market data: the
+book at the cursor, the recorded trades) and adds one account, in Binance's own shapes, as a
+real `ccxt.binance` calls them:
+
+- signed `GET /api/v3/account`, `POST /api/v3/order` (MARKET, LIMIT with timeInForce
+  GTC/IOC/FOK, LIMIT_MAKER; `newClientOrderId`; `newOrderRespType` ACK/RESULT/FULL),
+  `DELETE /api/v3/order`, `GET /api/v3/order`, `GET /api/v3/openOrders`, `GET /api/v3/myTrades`;
+  every one checks the `X-MBX-APIKEY` header (-2014/-2015, HTTP 401), the HMAC-SHA256
+  `signature` of the query string plus body (-1022), and `timestamp` against `recvWindow`
+  when the request is processed (-1021), as Binance documents;
+- the WebSocket API (`/ws-api/v3`): `userDataStream.subscribe.signature` (signed like the
+  REST calls, parameters sorted), then `executionReport` events wrapped in
+  `{"subscriptionId", "event"}` for every order change, which is what ccxt's `watch_orders`
+  and `watch_my_trades` read.
+
+Matching: a marketable order walks the recorded book at the cursor, best level first; size it
+took from a level is gone for later orders until the recording changes that level. A resting
+limit order fills at its limit when `advance()` lets recorded trades at or through its price
+happen (each trade's quantity shared among resting orders by time; no queue position), as a
+maker. Fees are 0.1% (maker and taker), charged in the asset received, as on Binance without
+BNB. Errors are Binance's: -2010 insufficient balance, duplicate client id, post-only that
+would take; -2011 cancel of an unknown order; -2013 unknown order; -1013 filter failures;
+-1121 invalid symbol.
+
+Faults (`fail(endpoint, ...)`): an HTTP status (answered with Binance's body for it),
+`LOST_RESPONSE` (the order is processed, the answer comes after `fault_delay`: the client times
+out although the order reached the venue) or `LATE` (the request waits `fault_delay` before it
+is processed, so its timestamp is then outside its recvWindow and it is refused: the client
+timed out and the order never existed). Nothing here imports coinwire.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import itertools
+import json
+import re
+import time
+from collections import deque
+from collections.abc import Callable, Iterable
+from decimal import ROUND_UP, Decimal
+from typing import Any
+from urllib.parse import parse_qsl
+
+from aiohttp import WSMsgType, web
+
+from tests.feeds.binance_server import ERROR_BODIES, RecordedBinance, ServerRunner
+
+__all__ = ["API_KEY", "LATE", "LOST_RESPONSE", "SECRET", "TradingBinance", "trading_urls"]
+
+API_KEY = "vmPUZE6mv9SD5VNHk4HlWFsOr6aKE2zvsw0MuIgwCIPy6utIco14y7Ju91duEh8A"
+SECRET = "NhqPtmdSJYdKjVHjA7PZj4Mge3R5YNiP1e3UZjInClVN65XAbvqqM6A7H5fATj0j"
+LOST_RESPONSE = "lost_response"
+LATE = "late"
+
+SYMBOL = "BTCUSDT"
+BASE, QUOTE = "BTC", "USDT"
+TICK = Decimal("0.01")
+STEP = Decimal("0.00001")
+MIN_PRICE, MAX_PRICE = Decimal("0.01"), Decimal(1000000)
+MIN_QTY, MAX_QTY = Decimal("0.00001"), Decimal(9000)
+MARKET_MAX_QTY = Decimal("123.456789")
+MIN_NOTIONAL = Decimal(5)
+FEE_RATE = Decimal("0.001")
+_EIGHT = Decimal("0.00000001")
+_ZERO = Decimal(0)
+_CLIENT_ID = re.compile(r"^[\.A-Z\:/a-z0-9_-]{1,36}$")
+_DEFAULT_RECV_WINDOW = 5000
+_MAX_RECV_WINDOW = 60000
+
+
+def _fmt(value: Decimal) -> str:
+    """Binance's 8-decimal strings; a value that does not fit them is a bug in this server."""
+    quantized = value.quantize(_EIGHT)
+    if quantized != value:
+        raise AssertionError(f"{value} does not fit 8 decimals")
+    return f"{quantized:f}"
+
+
+def _now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class BinanceError(Exception):
+    """A refusal in Binance's shape: HTTP status, error code, message."""
+
+    def __init__(self, status: int, code: int, msg: str) -> None:
+        super().__init__(msg)
+        self.status = status
+        self.code = code
+        self.msg = msg
+
+    def response(self) -> web.Response:
+        return web.json_response({"code": self.code, "msg": self.msg}, status=self.status)
+
+
+def _filter_failure(name: str) -> BinanceError:
+    return BinanceError(400, -1013, f"Filter failure: {name}")
+
+
+def _mandatory(name: str) -> BinanceError:
+    return BinanceError(400, -1102, f"Mandatory parameter '{name}' was not sent, was empty/null, or malformed.")
+
+
+def _decimal(params: dict[str, str], name: str) -> Decimal:
+    text = params.get(name)
+    if not text:
+        raise _mandatory(name)
+    try:
+        value = Decimal(text)
+    except ArithmeticError:
+        raise BinanceError(400, -1100, f"Illegal characters found in parameter '{name}'.") from None
+    if not value.is_finite():
+        raise BinanceError(400, -1100, f"Illegal characters found in parameter '{name}'.")
+    return value
+
+
+class TradingBinance:
+    """One Binance spot account trading BTCUSDT against a RecordedBinance's book and trades."""
+
+    def __init__(
+        self,
+        market: RecordedBinance,
+        balances: dict[str, str],
+        *,
+        api_key: str = API_KEY,
+        secret: str = SECRET,
+    ) -> None:
+        self.market = market
+        self.api_key = api_key
+        self.secret = secret
+        self.free: dict[str, Decimal] = {asset: Decimal(amount) for asset, amount in balances.items()}
+        self.locked: dict[str, Decimal] = {asset: _ZERO for asset in balances}
+        self.orders: dict[int, dict[str, Any]] = {}  # orderId -> the order in Binance's fields
+        self.trades: list[dict[str, Any]] = []  # the account's trades (myTrades shape)
+        self.taken: dict[tuple[str, Decimal], Decimal] = {}  # (bids|asks, price) -> size our orders took there
+        self.faults: dict[str, deque[int | str]] = {}
+        self.fault_delay = 1.0
+        self.requests: list[str] = []  # `METHOD path` of every trading request, in arrival order
+        self.refusals: list[tuple[str, int]] = []  # (endpoint, Binance error code) of every refusal
+        self.ws_refuse = 0  # HTTP status refusing WebSocket API upgrades (0: accept)
+        self.ws_connections = 0
+        self._ids = itertools.count(1000)
+        self._trade_ids = itertools.count(50_000)
+        self._subscriptions: dict[int, asyncio.Queue[dict[str, Any]]] = {}
+        self._subscription_ids = itertools.count(0)
+
+    # --- the venue moving on ---------------------------------------------------------------
+    def advance(self, count: int) -> None:
+        """Let `count` recorded messages happen: the book changes, recorded trades fill resting orders."""
+        start = self.market.cursor
+        self.market.advance(count)
+        for message in self.market.messages[start : self.market.cursor]:
+            stream = message["stream"]
+            if stream.endswith("@depth@100ms"):
+                for price, _ in message["b"]:
+                    self.taken.pop(("bids", Decimal(price)), None)
+                for price, _ in message["a"]:
+                    self.taken.pop(("asks", Decimal(price)), None)
+            elif stream.endswith("@trade"):
+                self._trade_through(Decimal(message["p"]), Decimal(message["q"]))
+
+    def _trade_through(self, price: Decimal, qty: Decimal) -> None:
+        """A recorded trade at `price`: resting orders at or through it fill at their limit, oldest first."""
+        resting = sorted(
+            (o for o in self.orders.values() if o["status"] in ("NEW", "PARTIALLY_FILLED")),
+            key=lambda o: o["orderId"],
+        )
+        for order in resting:
+            if qty <= 0:
+                break
+            limit = Decimal(order["price"])
+            if (order["side"] == "BUY" and price > limit) or (order["side"] == "SELL" and price < limit):
+                continue
+            fill = min(qty, Decimal(order["origQty"]) - Decimal(order["executedQty"]))
+            qty -= fill
+            self._fill(order, limit, fill, maker=True, now=_now_ms())
+
+    @property
+    def subscribed(self) -> int:
+        """User data streams subscribed right now."""
+        return len(self._subscriptions)
+
+    def open_orders(self) -> list[dict[str, Any]]:
+        return [o for o in self.orders.values() if o["status"] in ("NEW", "PARTIALLY_FILLED")]
+
+    def book_side(self, side: str) -> list[tuple[Decimal, Decimal]]:
+        """What an order of `side` can take now: (price, available size), best first."""
+        book = self.market.book(5000)
+        key = "asks" if side == "BUY" else "bids"
+        out = []
+        for price, size in book[key]:
+            level = Decimal(price)
+            available = Decimal(size) - self.taken.get((key, level), _ZERO)
+            if available > 0:
+                out.append((level, available))
+        return out
+
+    # --- HTTP ----------------------------------------------------------------------------------
+    def app(self) -> web.Application:
+        app = self.market.app()
+        app.router.add_get("/api/v3/account", self._route("account", self._account))
+        app.router.add_post("/api/v3/order", self._route("order", self._new_order))
+        app.router.add_delete("/api/v3/order", self._route("cancel", self._cancel))
+        app.router.add_get("/api/v3/order", self._route("query", self._query))
+        app.router.add_get("/api/v3/openOrders", self._route("openOrders", self._open_orders))
+        app.router.add_get("/api/v3/myTrades", self._route("myTrades", self._my_trades))
+        app.router.add_get("/ws-api/v3", self._ws_api)
+        return app
+
+    def fail(self, endpoint: str, *answers: int | str) -> None:
+        """Answer the next requests to `endpoint` (account, order, cancel, query, openOrders, myTrades) so."""
+        self.faults.setdefault(endpoint, deque()).extend(answers)
+
+    def _route(
+        self, endpoint: str, handler: Callable[[dict[str, str]], Any]
+    ) -> Callable[[web.Request], Any]:
+        async def route(request: web.Request) -> web.StreamResponse:
+            self.requests.append(f"{request.method} {request.path}")
+            queue = self.faults.get(endpoint)
+            fault = queue.popleft() if queue else None
+            if isinstance(fault, int):
+                body = ERROR_BODIES.get(fault, {"code": -1000, "msg": "An unknown error occurred."})
+                return web.json_response(body, status=fault)
+            body = await request.text() if request.can_read_body else ""  # the request has arrived whole
+            if fault == LATE:
+                await asyncio.sleep(self.fault_delay)  # ... and waits in the venue's queue
+            try:
+                params = self._authenticate(request, body)
+                answer = handler(params)
+            except BinanceError as exc:
+                self.refusals.append((endpoint, exc.code))
+                return exc.response()
+            if fault == LOST_RESPONSE:
+                await asyncio.sleep(self.fault_delay)
+            return web.json_response(answer)
+
+        return route
+
+    def _authenticate(self, request: web.Request, body: str) -> dict[str, str]:
+        """The request's parameters once its API key, signature and timestamp check out (Binance's order)."""
+        key = request.headers.get("X-MBX-APIKEY")
+        if not key:
+            raise BinanceError(401, -2014, "API-key format invalid.")
+        if key != self.api_key:
+            raise BinanceError(401, -2015, "Invalid API-key, IP, or permissions for action.")
+        query = request.raw_path.partition("?")[2]
+        query, query_signature = _split_signature(query)
+        body, body_signature = _split_signature(body)
+        signature = query_signature or body_signature
+        if not signature:
+            raise _mandatory("signature")
+        expected = hmac.new(self.secret.encode(), (query + body).encode(), hashlib.sha256).hexdigest()
+        if not hmac.compare_digest(expected, signature):
+            raise BinanceError(400, -1022, "Signature for this request is not valid.")
+        params = dict(parse_qsl(query, keep_blank_values=True))
+        params.update(parse_qsl(body, keep_blank_values=True))
+        self._check_time(params)
+        return params
+
+    @staticmethod
+    def _check_time(params: dict[str, Any]) -> None:
+        timestamp = params.get("timestamp")
+        if not timestamp or not str(timestamp).isdigit():
+            raise _mandatory("timestamp")
+        window = int(params.get("recvWindow", _DEFAULT_RECV_WINDOW))
+        if window > _MAX_RECV_WINDOW:
+            raise BinanceError(400, -1131, "recvWindow must be less than 60000")
+        now = _now_ms()
+        if not (int(timestamp) < now + 1000 and now - int(timestamp) <= window):
+            raise BinanceError(400, -1021, "Timestamp for this request is outside of the recvWindow.")
+
+    # --- account ---------------------------------------------------------------------------------
+    def _account(self, params: dict[str, str]) -> dict[str, Any]:
+        balances = [
+            {"asset": asset, "free": _fmt(self.free[asset]), "locked": _fmt(self.locked[asset])}
+            for asset in sorted(self.free)
+        ]
+        if params.get("omitZeroBalances") == "true":
+            balances = [b for b in balances if Decimal(b["free"]) or Decimal(b["locked"])]
+        return {
+            "makerCommission": 10,
+            "takerCommission": 10,
+            "buyerCommission": 0,
+            "sellerCommission": 0,
+            "commissionRates": {"maker": "0.00100000", "taker": "0.00100000", "buyer": "0.00000000", "seller": "0.00000000"},
+            "canTrade": True,
+            "canWithdraw": True,
+            "canDeposit": True,
+            "brokered": False,
+            "requireSelfTradePrevention": False,
+            "preventSor": False,
+            "updateTime": _now_ms(),
+            "accountType": "SPOT",
+            "balances": balances,
+            "permissions": ["SPOT"],
+            "uid": 354937868,
+        }
+
+    def _move(self, asset: str, free: Decimal = _ZERO, locked: Decimal = _ZERO) -> None:
+        self.free[asset] = self.free.get(asset, _ZERO) + free
+        self.locked[asset] = self.locked.get(asset, _ZERO) + locked
+        if self.free[asset] < 0 or self.locked[asset] < 0:
+            raise AssertionError(f"{asset} balance went negative: a bug in this server")
+
+    # --- orders ----------------------------------------------------------------------------------
+    def _new_order(self, params: dict[str, str]) -> dict[str, Any]:
+        if params.get("symbol") != SYMBOL:
+            raise BinanceError(400, -1121, "Invalid symbol.")
+        side = params.get("side")
+        if side not in ("BUY", "SELL"):
+            raise BinanceError(400, -1100, "Illegal characters found in parameter 'side'; legal range is 'BUY, SELL'.")
+        kind = params.get("type")
+        if kind not in ("MARKET", "LIMIT", "LIMIT_MAKER"):
+            raise BinanceError(400, -1116, "Invalid orderType.")
+        tif = params.get("timeInForce") if kind == "LIMIT" else None
+        if kind == "LIMIT" and tif not in ("GTC", "IOC", "FOK"):
+            raise _mandatory("timeInForce")
+        client_id = params.get("newClientOrderId") or f"web_{next(self._ids)}"
+        if not _CLIENT_ID.match(client_id):
+            raise BinanceError(
+                400, -1100,
+                "Illegal characters found in parameter 'newClientOrderId'; legal range is '^[\\.A-Z\\:/a-z0-9_-]{1,36}$'.",
+            )
+        qty = _decimal(params, "quantity")
+        price = _decimal(params, "price") if kind != "MARKET" else None
+        self._check_filters(kind, qty, price)
+        if any(o["clientOrderId"] == client_id for o in self.open_orders()):
+            raise BinanceError(400, -2010, "Duplicate order sent.")
+
+        available = self.book_side(side)
+        if kind == "LIMIT_MAKER" and available and self._crosses(side, price, available[0][0]):  # type: ignore[arg-type]
+            raise BinanceError(400, -2010, "Order would immediately match and take.")
+        fills = [] if kind == "LIMIT_MAKER" else _walk(available, qty, side, price)
+        filled = sum((q for _, q in fills), _ZERO)
+        if kind == "MARKET":
+            cost = sum((p * q for p, q in fills), _ZERO)
+            best = available[0][0] if available else None
+            if best is None or best * qty < MIN_NOTIONAL:
+                raise _filter_failure("NOTIONAL")
+            need = (QUOTE, cost) if side == "BUY" else (BASE, qty)
+        else:
+            need = (QUOTE, qty * price) if side == "BUY" else (BASE, qty)  # type: ignore[operator]
+        if self.free.get(need[0], _ZERO) < need[1]:
+            raise BinanceError(400, -2010, "Account has insufficient balance for requested action.")
+        if tif == "FOK" and filled < qty:
+            fills = []
+
+        now = _now_ms()
+        order = {
+            "symbol": SYMBOL,
+            "orderId": next(self._ids),
+            "orderListId": -1,
+            "clientOrderId": client_id,
+            "price": _fmt(price or _ZERO),
+            "origQty": _fmt(qty),
+            "executedQty": _fmt(_ZERO),
+            "cummulativeQuoteQty": _fmt(_ZERO),
+            "status": "NEW",
+            "timeInForce": tif or "GTC",
+            "type": kind,
+            "side": side,
+            "stopPrice": _fmt(_ZERO),
+            "icebergQty": _fmt(_ZERO),
+            "time": now,
+            "updateTime": now,
+            "isWorking": True,
+            "workingTime": now,
+            "origQuoteOrderQty": _fmt(_ZERO),
+            "selfTradePreventionMode": "NONE",
+        }
+        self.orders[order["orderId"]] = order
+        if kind != "MARKET":  # a limit order locks what its whole size can cost; fills release it
+            if side == "BUY":
+                self._move(QUOTE, free=-qty * price, locked=qty * price)  # type: ignore[operator]
+            else:
+                self._move(BASE, free=-qty, locked=qty)
+        self._report(order, "NEW", now)
+        new_fills = []
+        for fill_price, fill_qty in fills:
+            book_key = "asks" if side == "BUY" else "bids"
+            level = (book_key, fill_price)
+            self.taken[level] = self.taken.get(level, _ZERO) + fill_qty
+            new_fills.append(self._fill(order, fill_price, fill_qty, maker=False, now=now))
+        if (kind == "MARKET" or tif in ("IOC", "FOK")) and order["status"] != "FILLED":
+            self._finish(order, "EXPIRED", now)  # the unfilled remainder of a taker-only order
+        return self._answer(order, params.get("newOrderRespType", "FULL"), new_fills)
+
+    @staticmethod
+    def _crosses(side: str, price: Decimal, best: Decimal) -> bool:
+        return price >= best if side == "BUY" else price <= best
+
+    @staticmethod
+    def _check_filters(kind: str, qty: Decimal, price: Decimal | None) -> None:
+        if price is not None and (price < MIN_PRICE or price > MAX_PRICE or price % TICK):
+            raise _filter_failure("PRICE_FILTER")
+        if qty < MIN_QTY or qty > MAX_QTY or qty % STEP:
+            raise _filter_failure("LOT_SIZE")
+        if kind == "MARKET" and qty > MARKET_MAX_QTY:
+            raise _filter_failure("MARKET_LOT_SIZE")
+        if price is not None and price * qty < MIN_NOTIONAL:
+            raise _filter_failure("NOTIONAL")
+
+    def _fill(self, order: dict[str, Any], price: Decimal, qty: Decimal, *, maker: bool, now: int) -> dict[str, Any]:
+        """One execution: balances move, the order and the account's trades record it, the stream hears it."""
+        buy = order["side"] == "BUY"
+        notional = price * qty
+        fee = ((qty if buy else notional) * FEE_RATE).quantize(_EIGHT, rounding=ROUND_UP)
+        if buy:
+            if order["type"] == "MARKET":
+                self._move(QUOTE, free=-notional)
+            else:  # release the lock at the limit price, pay at the fill price
+                limit = Decimal(order["price"])
+                self._move(QUOTE, free=(limit - price) * qty, locked=-limit * qty)
+            self._move(BASE, free=qty - fee)
+        else:
+            if order["type"] == "MARKET":
+                self._move(BASE, free=-qty)
+            else:
+                self._move(BASE, locked=-qty)
+            self._move(QUOTE, free=notional - fee)
+        executed = Decimal(order["executedQty"]) + qty
+        order["executedQty"] = _fmt(executed)
+        order["cummulativeQuoteQty"] = _fmt(Decimal(order["cummulativeQuoteQty"]) + notional)
+        order["status"] = "FILLED" if executed == Decimal(order["origQty"]) else "PARTIALLY_FILLED"
+        order["updateTime"] = now
+        trade = {
+            "symbol": SYMBOL,
+            "id": next(self._trade_ids),
+            "orderId": order["orderId"],
+            "orderListId": -1,
+            "price": _fmt(price),
+            "qty": _fmt(qty),
+            "quoteQty": _fmt(notional),
+            "commission": _fmt(fee),
+            "commissionAsset": BASE if buy else QUOTE,
+            "time": now,
+            "isBuyer": buy,
+            "isMaker": maker,
+            "isBestMatch": True,
+        }
+        self.trades.append(trade)
+        self._report(order, "TRADE", now, trade)
+        return trade
+
+    def _finish(self, order: dict[str, Any], status: str, now: int, cancel_id: str = "") -> None:
+        """CANCELED or EXPIRED: what the unfilled remainder still held is free again."""
+        remaining = Decimal(order["origQty"]) - Decimal(order["executedQty"])
+        if order["type"] != "MARKET" and remaining:
+            if order["side"] == "BUY":
+                held = remaining * Decimal(order["price"])
+                self._move(QUOTE, free=held, locked=-held)
+            else:
+                self._move(BASE, free=remaining, locked=-remaining)
+        order["status"] = status
+        order["updateTime"] = now
+        self._report(order, status, now, cancel_id=cancel_id)
+
+    @staticmethod
+    def _answer(order: dict[str, Any], kind: str, fills: list[dict[str, Any]]) -> dict[str, Any]:
+        """The POST /api/v3/order answer in the asked newOrderRespType."""
+        ack = {k: order[k] for k in ("symbol", "orderId", "orderListId", "clientOrderId")}
+        ack["transactTime"] = order["time"]
+        if kind == "ACK":
+            return ack
+        result = {
+            **ack,
+            **{k: order[k] for k in ("price", "origQty", "executedQty", "origQuoteOrderQty", "cummulativeQuoteQty",
+                                     "status", "timeInForce", "type", "side", "workingTime", "selfTradePreventionMode")},
+        }
+        if kind == "FULL":
+            result["fills"] = [
+                {"price": t["price"], "qty": t["qty"], "commission": t["commission"],
+                 "commissionAsset": t["commissionAsset"], "tradeId": t["id"]}
+                for t in fills
+            ]
+        return result
+
+    def _find(self, params: dict[str, str], missing: BinanceError) -> dict[str, Any]:
+        """The order named by orderId or origClientOrderId (the newest with that client id)."""
+        if params.get("symbol") != SYMBOL:
+            raise BinanceError(400, -1121, "Invalid symbol.")
+        order_id = params.get("orderId")
+        client_id = params.get("origClientOrderId")
+        if not order_id and not client_id:
+            raise BinanceError(400, -1102, "Param 'origClientOrderId' or 'orderId' must be sent, but both were empty/null!")
+        if order_id:
+            order = self.orders.get(int(order_id)) if order_id.isdigit() else None
+        else:
+            matches = [o for o in self.orders.values() if o["clientOrderId"] == client_id]
+            order = matches[-1] if matches else None
+        if order is None:
+            raise missing
+        return order
+
+    def _query(self, params: dict[str, str]) -> dict[str, Any]:
+        return dict(self._find(params, BinanceError(400, -2013, "Order does not exist.")))
+
+    def _cancel(self, params: dict[str, str]) -> dict[str, Any]:
+        unknown = BinanceError(400, -2011, "Unknown order sent.")
+        order = self._find(params, unknown)
+        if order["status"] not in ("NEW", "PARTIALLY_FILLED"):
+            raise unknown
+        cancel_id = params.get("newClientOrderId") or f"cancel_{next(self._ids)}"
+        now = _now_ms()
+        self._finish(order, "CANCELED", now, cancel_id=cancel_id)
+        answer = {k: order[k] for k in ("symbol", "orderId", "orderListId", "price", "origQty", "executedQty",
+                                        "cummulativeQuoteQty", "status", "timeInForce", "type", "side",
+                                        "selfTradePreventionMode")}
+        return {**answer, "origClientOrderId": order["clientOrderId"], "clientOrderId": cancel_id, "transactTime": now}
+
+    def _open_orders(self, params: dict[str, str]) -> list[dict[str, Any]]:
+        symbol = params.get("symbol")
+        if symbol is not None and symbol != SYMBOL:
+            raise BinanceError(400, -1121, "Invalid symbol.")
+        return [dict(o) for o in self.open_orders()]
+
+    def _my_trades(self, params: dict[str, str]) -> list[dict[str, Any]]:
+        if not params.get("symbol"):
+            raise _mandatory("symbol")
+        if params["symbol"] != SYMBOL:
+            raise BinanceError(400, -1121, "Invalid symbol.")
+        limit = min(int(params.get("limit", "500")), 1000)
+        trades: Iterable[dict[str, Any]] = self.trades
+        if "orderId" in params:
+            trades = [t for t in trades if t["orderId"] == int(params["orderId"])]
+        if "fromId" in params:
+            trades = [t for t in trades if t["id"] >= int(params["fromId"])]
+        if "startTime" in params:
+            trades = [t for t in trades if t["time"] >= int(params["startTime"])]
+        if "endTime" in params:
+            trades = [t for t in trades if t["time"] <= int(params["endTime"])]
+        return sorted(trades, key=lambda t: t["id"])[:limit]
+
+    # --- WebSocket API: the user data stream ------------------------------------------------------
+    def _report(
+        self, order: dict[str, Any], execution: str, now: int, trade: dict[str, Any] | None = None, cancel_id: str = ""
+    ) -> None:
+        """Queue the executionReport of one order change for every subscribed user data stream."""
+        if not self._subscriptions:
+            return
+        event = {
+            "e": "executionReport",
+            "E": now,
+            "s": SYMBOL,
+            "c": cancel_id or order["clientOrderId"],
+            "S": order["side"],
+            "o": order["type"],
+            "f": order["timeInForce"],
+            "q": order["origQty"],
+            "p": order["price"],
+            "P": "0.00000000",
+            "F": "0.00000000",
+            "g": -1,
+            "C": order["clientOrderId"] if cancel_id else "",
+            "x": execution,
+            "X": order["status"],
+            "r": "NONE",
+            "i": order["orderId"],
+            "l": trade["qty"] if trade else "0.00000000",
+            "z": order["executedQty"],
+            "L": trade["price"] if trade else "0.00000000",
+            "n": trade["commission"] if trade else "0",
+            "N": trade["commissionAsset"] if trade else None,
+            "T": now,
+            "t": trade["id"] if trade else -1,
+            "I": next(self._ids),
+            "w": order["status"] in ("NEW", "PARTIALLY_FILLED"),
+            "m": trade["isMaker"] if trade else False,
+            "M": False,
+            "O": order["time"],
+            "Z": order["cummulativeQuoteQty"],
+            "Y": trade["quoteQty"] if trade else "0.00000000",
+            "Q": "0.00000000",
+            "W": order["workingTime"],
+            "V": "NONE",
+        }
+        for subscription, queue in self._subscriptions.items():
+            queue.put_nowait({"subscriptionId": subscription, "event": event})
+
+    async def _ws_api(self, request: web.Request) -> web.StreamResponse:
+        self.requests.append("WS /ws-api/v3")
+        if self.ws_refuse:
+            return web.json_response({"msg": "unavailable"}, status=self.ws_refuse)
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        self.ws_connections += 1
+        mine: list[int] = []
+        senders: list[asyncio.Task[None]] = []
+        try:
+            async for msg in ws:
+                if msg.type != WSMsgType.TEXT:
+                    continue
+                command = json.loads(msg.data)
+                answer, subscription = self._ws_command(command)
+                await ws.send_json(answer)
+                if subscription is not None:
+                    queue: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+                    self._subscriptions[subscription] = queue
+                    mine.append(subscription)
+                    senders.append(asyncio.create_task(_drain(ws, queue)))
+        finally:
+            for subscription in mine:
+                self._subscriptions.pop(subscription, None)
+            for task in senders:
+                task.cancel()
+        return ws
+
+    def _ws_command(self, command: dict[str, Any]) -> tuple[dict[str, Any], int | None]:
+        """The answer to one WebSocket API request, and the new subscription id when it subscribed."""
+        request_id = command.get("id")
+        method = command.get("method")
+        if method != "userDataStream.subscribe.signature":
+            return {"id": request_id, "status": 400, "error": {"code": -1020, "msg": "Unsupported operation."}}, None
+        params = dict(command.get("params") or {})
+        try:
+            if params.get("apiKey") != self.api_key:
+                raise BinanceError(401, -2015, "Invalid API-key, IP, or permissions for action.")
+            signature = str(params.pop("signature", ""))
+            payload = "&".join(f"{k}={params[k]}" for k in sorted(params))
+            expected = hmac.new(self.secret.encode(), payload.encode(), hashlib.sha256).hexdigest()
+            if not hmac.compare_digest(expected, signature):
+                raise BinanceError(400, -1022, "Signature for this request is not valid.")
+            self._check_time({k: str(v) for k, v in params.items()})
+        except BinanceError as exc:
+            self.refusals.append(("ws-api", exc.code))
+            return {"id": request_id, "status": exc.status, "error": {"code": exc.code, "msg": exc.msg}}, None
+        subscription = next(self._subscription_ids)
+        return {"id": request_id, "status": 200, "result": {"subscriptionId": subscription}}, subscription
+
+
+async def _drain(ws: web.WebSocketResponse, queue: asyncio.Queue[dict[str, Any]]) -> None:
+    while True:
+        await ws.send_json(await queue.get())
+
+
+def _split_signature(raw: str) -> tuple[str, str]:
+    """(the signed text, the signature) of a query string or body: Binance signs all but `signature=`."""
+    if not raw:
+        return "", ""
+    parts = raw.split("&")
+    kept = [p for p in parts if not p.startswith("signature=")]
+    signature = next((p.partition("=")[2] for p in parts if p.startswith("signature=")), "")
+    return "&".join(kept), signature
+
+
+def _walk(levels: list[tuple[Decimal, Decimal]], qty: Decimal, side: str, limit: Decimal | None) -> list[tuple[Decimal, Decimal]]:
+    """The fills of `qty` taken from `levels` best first, never beyond `limit`."""
+    fills = []
+    for price, available in levels:
+        if qty <= 0:
+            break
+        if limit is not None and (price > limit if side == "BUY" else price < limit):
+            break
+        take = min(qty, available)
+        fills.append((price, take))
+        qty -= take
+    return fills
+
+
+def trading_urls(runner: ServerRunner) -> dict[str, str]:
+    """The `urls` overrides that point ccxt.binance's spot REST (public, private, sapi) and WebSocket API here."""
+    base = f"http://127.0.0.1:{runner.port}"
+    return {
+        "api.public": f"{base}/api/v3",
+        "api.private": f"{base}/api/v3",
+        "api.sapi": f"{base}/sapi/v1",
+        "api.ws.spot": f"ws://127.0.0.1:{runner.port}/stream/ws",
+        "api.ws.ws-api.spot": f"ws://127.0.0.1:{runner.port}/ws-api/v3",
+    }
