@@ -76,16 +76,17 @@ def run_command(
 def _run(strategy: str, mode: str, data: list[str] | None, balance: list[str], param: list[str], fee: str, fill: str,
          liquidity: str, start: str | None, end: str | None, report: Path | None, save: bool, settings_fn: Any) -> Any:
     from coinwire.engine.backtest import BacktestConfig
-    from coinwire.engine.runs import RunStore, load_candles, parse_balances, parse_time, run_backtest
+    from coinwire.engine.runs import RunStore, finish_backtest, parse_balances, parse_time, prepare_any_backtest
 
     if mode != "backtest":
         raise CoinwireError("mode_not_available", f"`coinwire run` runs backtests; start {mode} runs with `coinwire serve` and PUT /runnables/{{name}}/start")
     exchange, balances = parse_balances(balance)
     config = BacktestConfig(exchange=exchange, balances=balances, fee=fee, fill=fill, liquidity=liquidity,
                             start=parse_time(start, "--start"), end=parse_time(end, "--end"))
-    candles = load_candles(data, exchange, strategy, _params(param), settings_fn().data_path)
+    prepared = prepare_any_backtest(strategy, _params(param), data, config, settings_fn().data_path)
     with console.status("running backtest", spinner="dots") if sys.stderr.isatty() else _null():
-        outcome, runtime = run_backtest(strategy, _params(param), candles, config)
+        outcome = finish_backtest(prepared)
+    runtime = prepared.runtime
     settings = settings_fn() if (save or report) else None
     if save and settings is not None:
         RunStore(settings.data_path / "runs").save(outcome, runtime)

@@ -212,7 +212,9 @@ def test_a_raising_strategy_fails_with_its_traceback_in_the_log(api: httpx.Clien
         ("ma_cross", {"balances": ["binance:USDT=-5"]}, 422, "invalid_balance", "EXCHANGE:CURRENCY=AMOUNT"),
         ("ma_cross", {"balances": {}}, 422, "missing_balance", "balance"),
         ("ma_cross", {"balances": ["binance:USDT=1", "kraken:BTC=1"]}, 422, "invalid_balance", "one exchange"),
-        ("ma_cross", {"mode": "paper"}, 422, "mode_not_available", "not available yet"),
+        ("ma_cross", {"mode": "live"}, 422, "mode_not_available", "not available yet"),
+        ("ma_cross", {"mode": "paper", "balances": {"binance:USDT": "10"}, "data": None}, 404, "unknown_exchange", "unknown exchange"),
+        ("ma_cross", {"mode": "paper", "balances": {"demo:USDT": "10"}}, 422, "invalid_params", "applies to backtests"),
         ("ma_cross", {"mode": "sideways"}, 422, "invalid_mode", "mode must be"),
         ("ma_cross", {"fill": "mid"}, 422, "invalid_fill", "fill must be"),
         ("ma_cross", {"fee": "2"}, 422, "invalid_fee", "between 0 and 1"),
@@ -285,3 +287,41 @@ def test_a_run_left_running_by_a_killed_server_is_settled_at_the_next_start(tmp_
         assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1][:3]
     finally:
         server.stop()
+
+
+async def test_a_paper_run_trades_through_the_gateway_and_hands_its_funds_back(api: httpx.Client, server: ServerProcess) -> None:
+    from coinwire.api.client import RpcClient
+
+    before = api.get("/runs").json()
+    run_id = start(api, "hodl", {"mode": "paper", "balances": {"demo:USDT": "1000"}, "params": {"timeframe": "1s"}})
+    assert run_id.startswith("pp-")
+    running = wait_for(api, f"/runs/{run_id}/messages?method=venue.fill", lambda page: page["total"] >= 1, timeout=30)
+    fill = running["messages"][0]["params"]
+    assert fill["side"] == "buy" and fill["symbol"] == "BTC/USDT"
+    assert api.get(f"/runs/{run_id}").json()["status"] == "running"
+    async with RpcClient(server.ws) as rpc:
+        orders = [o for o in await rpc.call("list_recent_orders", include_open=True, limit=1000) if o.get("run_id") == run_id]
+        assert len(orders) == 1 and orders[0]["status"] == "done" and orders[0]["done_reason"] == "filled"
+        wallet_set = await rpc.call("get_wallet_set", set_id=orders[0]["wallet_set_id"])
+        assert wallet_set["active"] and wallet_set["run_id"] == run_id
+    stopped = api.put(f"/runs/{run_id}/stop")
+    assert stopped.status_code == 200, stopped.text
+    run = stopped.json()
+    assert run["status"] == "stopped" and run["mode"] == "paper"
+    report = run["report"]
+    assert report["fills_against"] == "book" and report["entries"] == 1 and len(report["trades"]) >= 1
+    assert report["initial_equity"] == pytest.approx(1000, rel=1e-9)
+    assert len(api.get("/runs").json()) == len(before) + 1
+    async with RpcClient(server.ws) as rpc:  # the run's end handed its wallet set back
+        wallet_set = await rpc.call("get_wallet_set", set_id=orders[0]["wallet_set_id"])
+        assert not wallet_set["active"]
+    # refusals: nothing is created
+    for payload, status, code in (
+        ({"mode": "paper", "balances": {"kraken:USDT": "10"}}, 404, "unknown_exchange"),
+        ({"mode": "paper", "balances": {"demo:USDT": "100000000"}}, 400, "insufficient_funds"),
+        ({"mode": "paper", "balances": {"demo:USDT": "10"}, "start": "2024-01-01"}, 422, "invalid_params"),
+        ({"mode": "live", "balances": {"demo:USDT": "10"}}, 422, "mode_not_available"),
+    ):
+        r = api.put("/runnables/hodl/start", json=payload)
+        assert (r.status_code, r.json()["error"]["code"]) == (status, code), r.text
+    assert len(api.get("/runs").json()) == len(before) + 1

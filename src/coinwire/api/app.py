@@ -69,7 +69,7 @@ def create_app(settings: Settings) -> FastAPI:
     )
 
     add_xwrap_routes(app, platform.api)
-    add_runs_routes(app, settings)
+    add_runs_routes(app, settings, platform.gateway)
 
     @app.get("/", tags=["ops"])
     async def index() -> Response:

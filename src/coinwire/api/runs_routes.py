@@ -29,6 +29,7 @@ from fastapi.responses import Response
 from coinwire.api.rest import error_response, json_response
 from coinwire.config import Settings
 from coinwire.core.errors import CoinwireError, InvalidInput, NotFound
+from coinwire.services.gateway import Gateway
 from coinwire.services.runs import RunManager
 
 __all__ = ["add_runs_routes"]
@@ -39,9 +40,9 @@ _MAX_PAGE = 1000
 _UNPROCESSABLE_NOT_FOUND = {"history_missing", "no_price_route"}  # "not found" inside a request that exists: 422
 
 
-def add_runs_routes(app: FastAPI, settings: Settings) -> None:
+def add_runs_routes(app: FastAPI, settings: Settings, gateway: Gateway | None = None) -> None:
     """Mount the runs routes and tie the RunManager to the app's lifespan (its runs stop with the server)."""
-    manager = RunManager(settings.data_path, settings.user_strategies_allowed)
+    manager = RunManager(settings.data_path, settings.user_strategies_allowed, gateway=gateway)
     app.state.runs = manager
     inner = app.router.lifespan_context
 

@@ -22,6 +22,7 @@ import numpy as np
 
 from coinwire.core.errors import CoinwireError, InvalidInput, NotFound
 from coinwire.engine.backtest import BacktestConfig, BacktestRuntime, Series
+from coinwire.engine.book_backtest import BookBacktestRuntime, capture_instrument
 from coinwire.engine.hub import HubMessage, page
 from coinwire.engine.registry import load_strategy, strategy_name
 from coinwire.engine.report import build_report
@@ -29,7 +30,7 @@ from coinwire.engine.runtime import Runtime, StrategyFailed
 from coinwire.engine.strategy import Strategy, StrategyParams, params_json, parse_params
 
 __all__ = [
-    "HEADLINE", "PreparedRun", "RunOutcome", "RunStopped", "RunStore", "backtest_run_id", "finish_backtest", "load_candles",
+    "HEADLINE", "PreparedRun", "prepare_any_backtest", "RunOutcome", "RunStopped", "RunStore", "backtest_run_id", "finish_backtest", "load_candles",
     "parse_balances", "parse_time", "prepare_backtest", "run_backtest",
 ]
 
@@ -129,7 +130,37 @@ class PreparedRun(NamedTuple):
     cls: type[Strategy]
     params: StrategyParams
     name: str
-    runtime: BacktestRuntime
+    runtime: BacktestRuntime | BookBacktestRuntime
+
+
+def prepare_any_backtest(
+    strategy_ref: str, raw_params: dict[str, Any], data: Sequence[str] | None, config: BacktestConfig, data_path: Path,
+    run_id: str | None = None, candle_cls: type[BacktestRuntime] = BacktestRuntime,
+    book_cls: type[BookBacktestRuntime] = BookBacktestRuntime,
+) -> PreparedRun:
+    """A backtest over what `data` holds: recorded order books (raw captures) fill against the book, candles against candles."""
+    from coinwire.history.formats import capture_markets
+
+    captures = capture_markets(Path(item) for item in data) if data else []
+    if not captures:
+        candles = load_candles(data, config.exchange, strategy_ref, raw_params, data_path)
+        return prepare_backtest(strategy_ref, raw_params, candles, config, run_id=run_id, runtime_cls=candle_cls)
+    if len(captures) > 1:
+        found = ", ".join(f"{symbol} ({exchange})" for symbol, exchange, _ in captures)
+        raise InvalidInput("invalid_data", f"an L2 backtest replays one market's recording; the data holds {found}")
+    symbol, source, files = captures[0]
+    cls = load_strategy(strategy_ref)
+    params = parse_params(cls, raw_params)
+    name = strategy_name(cls)
+    instrument = capture_instrument(symbol, source, config.exchange, config.fee)
+    if run_id is None:
+        digest = hashlib.blake2b(digest_size=8)
+        digest.update(json.dumps([name, {k: str(v) for k, v in sorted(params.items())}, msgspec.to_builtins(config)],
+                                 sort_keys=True).encode())
+        for path in files:
+            digest.update(f"{path.name}|{path.stat().st_size}".encode())
+        run_id = "bt-" + digest.hexdigest()
+    return PreparedRun(cls, params, name, book_cls(run_id, files, instrument, config))
 
 
 def prepare_backtest(
@@ -164,6 +195,8 @@ def finish_backtest(prepared: PreparedRun) -> RunOutcome:
         outcome.error = str(stop) or "stopped on request"
         meta["stopped_at"] = runtime.now_ns() // 1_000_000_000
         runtime.logs.append((runtime.now_ns(), "warning", outcome.error))
+    if isinstance(runtime, BookBacktestRuntime):
+        meta["fills_against"] = "book"
     outcome.report = build_report(runtime, {"run_id": run_id, "strategy": name, "mode": "backtest", "status": outcome.status, **meta})
     return outcome
 

@@ -36,9 +36,11 @@ import msgspec
 
 from coinwire.core.errors import CoinwireError, InvalidInput
 from coinwire.engine.backtest import BacktestConfig, BacktestRuntime
-from coinwire.engine.runs import RunOutcome, RunStopped, RunStore, finish_backtest, load_candles, prepare_backtest
+from coinwire.engine.book_backtest import BookBacktestRuntime
+from coinwire.engine.runs import RunOutcome, RunStopped, RunStore, finish_backtest, prepare_any_backtest
+from coinwire.engine.runtime import Runtime
 
-__all__ = ["FLUSH_SECONDS", "ControlledBacktest", "Job", "RunControl", "main"]
+__all__ = ["FLUSH_SECONDS", "Controlled", "ControlledBacktest", "ControlledBookBacktest", "Job", "RunControl", "main"]
 
 FLUSH_SECONDS = 0.25  # how stale the files of a running run may be
 POLL_SECONDS = 0.05  # how often the inbox is read
@@ -79,7 +81,7 @@ class RunControl:
     def due(self) -> bool:
         return self.stop_requested or bool(self.inputs) or time.monotonic() >= self._next_flush
 
-    def service(self, runtime: BacktestRuntime, strategy: Any) -> None:
+    def service(self, runtime: Runtime, strategy: Any) -> None:
         """At an event boundary: stop if asked, deliver queued input, write what changed."""
         if self.stop_requested:
             self.flush(runtime)
@@ -92,7 +94,7 @@ class RunControl:
                 runtime.logs.append((runtime.now_ns(), "warning", f"input to {component_id!r} refused: {exc.message}"))
         self.flush(runtime)
 
-    def flush(self, runtime: BacktestRuntime) -> None:
+    def flush(self, runtime: Runtime) -> None:
         encode = msgspec.json.encode
         messages = runtime.hub.messages[self._sent_messages :]
         if messages:
@@ -140,8 +142,8 @@ class RunControl:
         self._offset += end
 
 
-class ControlledBacktest(BacktestRuntime):
-    """The backtest runtime with the worker's channel served between events (input, stop, flush)."""
+class Controlled(Runtime):
+    """A runtime with the worker's channel served between events (input, stop, flush)."""
 
     control: RunControl | None = None
 
@@ -152,7 +154,15 @@ class ControlledBacktest(BacktestRuntime):
         return super().call(where, callback, *args)
 
 
-def write_progress(folder: Path, runtime: BacktestRuntime) -> None:
+class ControlledBacktest(Controlled, BacktestRuntime):
+    """The candle backtest, served between events."""
+
+
+class ControlledBookBacktest(Controlled, BookBacktestRuntime):
+    """The L2 backtest, served between events."""
+
+
+def write_progress(folder: Path, runtime: Runtime) -> None:
     _replace(folder / "progress.json", msgspec.json.encode({
         "pid": os.getpid(), "clock": runtime.now_ns() // 1_000_000_000, "start": runtime.start_ns // 1_000_000_000,
         "end": runtime.end_ns // 1_000_000_000, "events": runtime.events, "messages": len(runtime.hub),
@@ -169,12 +179,12 @@ def main(argv: list[str]) -> int:
     try:
         if job.mode != "backtest":
             raise InvalidInput("mode_not_available", f"{job.mode} runs are not available yet; mode must be 'backtest'")
-        candles = load_candles(job.data, job.config.exchange, job.strategy, job.params, Path(job.data_path))
-        prepared = prepare_backtest(job.strategy, job.params, candles, job.config, run_id=job.run_id, runtime_cls=ControlledBacktest)
+        prepared = prepare_any_backtest(job.strategy, job.params, job.data, job.config, Path(job.data_path), run_id=job.run_id,
+                                        candle_cls=ControlledBacktest, book_cls=ControlledBookBacktest)
     except CoinwireError as exc:
         _handshake({"error": {**exc.to_dict(), "http_status": exc.http_status}})
         return 2
-    runtime = cast(ControlledBacktest, prepared.runtime)
+    runtime = cast(Controlled, prepared.runtime)
     store.write_record(RunOutcome(run_id=job.run_id, strategy=prepared.name, mode=job.mode, status="running",
                                   params=job.params, created_at=job.created_at))
     write_progress(folder, runtime)

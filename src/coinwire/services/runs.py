@@ -1,4 +1,4 @@
-"""RunManager: starts strategy runs in their own processes, tracks them, stops them, passes user input on.
+"""RunManager: starts strategy runs (backtests in their own processes, paper runs next to the gateway), stops them, passes input on.
 
 The run directory (see `engine/runs.py` and `engine/worker.py`) is the source of truth: the
 manager only keeps the child processes it started. A run is `running` until its worker writes
@@ -34,6 +34,8 @@ from coinwire.engine.registry import builtin_strategies
 from coinwire.engine.runs import RunStore, parse_balances, parse_time
 from coinwire.engine.strategy import params_json, parse_params
 from coinwire.engine.worker import Job
+from coinwire.services.gateway import Gateway
+from coinwire.services.paper_runs import PaperRuns
 
 __all__ = ["RunManager", "StartRequest", "Forbidden", "RUN_STATUSES"]
 
@@ -75,12 +77,14 @@ class _Child:
 class RunManager:
     """Runs under `<data_dir>/runs`, and the worker processes of those this server started."""
 
-    def __init__(self, data_path: Path, allow_user_strategies: bool, stop_grace: float = STOP_GRACE_SECONDS) -> None:
+    def __init__(self, data_path: Path, allow_user_strategies: bool, stop_grace: float = STOP_GRACE_SECONDS,
+                 gateway: Gateway | None = None) -> None:
         self.data_path = data_path
         self.store = RunStore(data_path / "runs")
         self.allow_user_strategies = allow_user_strategies
         self.stop_grace = stop_grace
         self._children: dict[str, _Child] = {}
+        self.paper = PaperRuns(gateway, self.store) if gateway is not None else None
 
     # --- lifecycle ----------------------------------------------------------------------------
     async def open(self) -> None:
@@ -97,6 +101,8 @@ class RunManager:
     async def close(self) -> None:
         """Stop every run this server started (each saves itself as `stopped`)."""
         await asyncio.gather(*(self.stop(run_id) for run_id in list(self._children)), return_exceptions=True)
+        if self.paper is not None:
+            await self.paper.close()
 
     # --- what can run -------------------------------------------------------------------------
     def runnables(self) -> list[dict[str, Any]]:
@@ -113,6 +119,10 @@ class RunManager:
     async def start(self, name: str, body: Any) -> dict[str, Any]:
         """Check the request, start its worker, wait for the worker's own checks; then the run is `running`."""
         request = _request(body)
+        if request.mode == "paper":
+            if self.paper is None:
+                raise InvalidInput("mode_not_available", "this server has no gateway to paper-trade on")
+            return await self.paper.start(self._strategy_ref(name), request)
         job = self._job(name, request)
         folder = self.store.folder(job.run_id)
         folder.mkdir(parents=True)
@@ -141,10 +151,10 @@ class RunManager:
         return {"run_id": job.run_id, "status": "running"}
 
     def _job(self, name: str, request: StartRequest) -> Job:
-        if request.mode in ("paper", "live"):
-            raise InvalidInput("mode_not_available", f"{request.mode} runs are not available yet; mode must be 'backtest'")
+        if request.mode == "live":
+            raise InvalidInput("mode_not_available", "live runs are not available yet; mode must be 'backtest' or 'paper'")
         if request.mode != "backtest":
-            raise InvalidInput("invalid_mode", f"mode must be 'backtest' (paper and live are coming), got {request.mode!r}")
+            raise InvalidInput("invalid_mode", f"mode must be 'backtest' or 'paper', got {request.mode!r}")
         strategy = self._strategy_ref(name)
         if strategy in builtin_strategies():
             parse_params(builtin_strategies()[strategy], request.params)  # user files are checked by their worker
@@ -222,6 +232,9 @@ class RunManager:
         record = self.store.record(run_id)
         if record.status != "running":
             raise Conflict("run_not_running", f"run {run_id} is already {record.status}")
+        if self.paper is not None and self.paper.owns(run_id):
+            await self.paper.stop(run_id)
+            return self.store.get(run_id)
         child = self._children.get(run_id)
         if child is None:  # running per its record, but not ours (a previous server's): settle it
             pid = self._worker_pid(run_id)

@@ -1,0 +1,155 @@
+"""Paper runs the server starts: strategies trading through this process's gateway, one asyncio task each.
+
+A paper run cannot live in its own process the way a backtest does: it follows the
+gateway's market data message by message and places orders between two messages (see
+`engine/paper.py`), which only works next to the gateway. A strategy that raises fails its
+own run and nothing else; a strategy that blocks the event loop would stall the gateway,
+which is the price of that lockstep (and why backtests, which need none, get processes).
+
+Its files are the same as a backtest's (`engine/runs.py`): written as it goes by the
+worker's `RunControl` (user input read from `inbox.jsonl`, messages and log appended,
+components rewritten) and completed with the report when it ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+import time
+from typing import Any
+
+
+from coinwire.core.errors import CoinwireError, Conflict, InvalidInput
+from coinwire.engine.paper import PaperRuntime
+from coinwire.engine.registry import load_strategy, strategy_name
+from coinwire.engine.report import build_report
+from coinwire.engine.runs import RunOutcome, RunStore, parse_balances, parse_time
+from coinwire.engine.runtime import StrategyFailed
+from coinwire.engine.strategy import params_json, parse_params
+from coinwire.engine.worker import FLUSH_SECONDS, Controlled, RunControl
+from coinwire.services.gateway import Gateway
+
+__all__ = ["ControlledPaper", "PaperRuns", "finish_paper"]
+
+
+class ControlledPaper(Controlled, PaperRuntime):
+    """A paper run whose files are kept current between events."""
+
+
+class _Running:
+    __slots__ = ("control", "runtime", "task")
+
+    def __init__(self, runtime: ControlledPaper, control: RunControl) -> None:
+        self.runtime = runtime
+        self.control = control
+        self.task: asyncio.Task[None] | None = None
+
+
+class PaperRuns:
+    """The paper runs of this server: start, stop, pass input on, save each when it ends."""
+
+    def __init__(self, gateway: Gateway, store: RunStore) -> None:
+        self.gateway = gateway
+        self.store = store
+        self.running: dict[str, _Running] = {}
+
+    async def start(self, strategy_ref: str, request: Any) -> dict[str, Any]:
+        if request.start is not None:
+            raise InvalidInput("invalid_params", "a paper run starts now: `start` applies to backtests")
+        if request.data:
+            raise InvalidInput("invalid_params", "a paper run trades on the server's exchanges: `data` applies to backtests "
+                               "(replay a recording with an exchange whose feed is 'replay')")
+        if request.fill != "open" or request.liquidity != "volume":
+            raise InvalidInput("invalid_params", "`fill` and `liquidity` apply to candle backtests; paper orders fill against the book")
+        cls = load_strategy(strategy_ref)
+        params = parse_params(cls, request.params)
+        balances = request.balances
+        exchange, amounts = parse_balances(balances if isinstance(balances, list) else [f"{k}={v}" for k, v in balances.items()])
+        end = parse_time(request.end, "end")
+        run_id = f"pp-{secrets.token_hex(5)[:9]}-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}"
+        runtime = ControlledPaper(run_id, self.gateway, exchange, amounts, end=end)
+        await runtime.open(cls, params)  # refusals (funds the exchange cannot cover...) raise here, before any file exists
+        name = strategy_name(cls)
+        created = time.time()
+        self.store.write_record(RunOutcome(run_id=run_id, strategy=name, mode="paper", status="running", params=params_json(params),
+                                           created_at=created))
+        control = RunControl(self.store.folder(run_id))
+        runtime.control = control
+        running = _Running(runtime, control)
+        self.running[run_id] = running
+        running.task = asyncio.create_task(self._run(running, name, params_json(params), created), name=f"paper run {run_id}")
+        return {"run_id": run_id, "status": "running"}
+
+    async def _run(self, running: _Running, name: str, params: dict[str, Any], created: float) -> None:
+        runtime, control = running.runtime, running.control
+        flusher = asyncio.create_task(self._flush_loop(running))
+        try:
+            await runtime.run()
+        finally:
+            flusher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await flusher
+            runtime.control = None
+            for component_id, _ in control.close():
+                runtime.logs.append((runtime.now_ns(), "warning", f"input to {component_id!r} arrived after the run ended; not delivered"))
+            outcome = finish_paper(runtime, name, params)
+            outcome.created_at = created
+            outcome.finished_at = time.time()
+            self.store.save(outcome, runtime)
+            self.running.pop(runtime.run_id, None)
+
+    async def _flush_loop(self, running: _Running) -> None:
+        """Input and files are also served when the strategy gets no callback for a while."""
+        runtime = running.runtime
+        while not runtime.done.is_set():
+            await asyncio.sleep(FLUSH_SECONDS)
+            if runtime.started:
+                try:
+                    running.control.service(runtime, runtime.strategy)
+                    await runtime.drain()
+                except StrategyFailed as failure:
+                    runtime.failure = failure
+                    runtime.done.set()
+                except CoinwireError as exc:
+                    runtime.logs.append((runtime.now_ns(), "warning", exc.message))
+
+    def owns(self, run_id: str) -> bool:
+        return run_id in self.running
+
+    async def stop(self, run_id: str) -> None:
+        running = self.running.get(run_id)
+        if running is None:
+            raise Conflict("run_not_running", f"run {run_id} is not running")
+        running.runtime.request_stop()
+        if running.task is not None:
+            await asyncio.shield(running.task)
+
+    async def close(self) -> None:
+        await asyncio.gather(*(self.stop(run_id) for run_id in list(self.running)), return_exceptions=True)
+
+
+def finish_paper(runtime: PaperRuntime, name: str, params: dict[str, Any]) -> RunOutcome:
+    """The outcome of an ended paper run: failed if the strategy raised, finished at its end time, else stopped."""
+    outcome = RunOutcome(run_id=runtime.run_id, strategy=name, mode="paper", status="finished", params=params)
+    if runtime.failure is not None:
+        outcome.status = "failed"
+        outcome.error = str(runtime.failure)
+        outcome.traceback = runtime.failure.traceback
+        runtime.logs.append((runtime.now_ns(), "error", runtime.failure.traceback))
+    elif runtime.error is not None:
+        outcome.status = "failed"
+        outcome.error = f"{runtime.error.code}: {runtime.error.message}"
+        runtime.logs.append((runtime.now_ns(), "error", outcome.error))
+    elif runtime.stop_reason and runtime.stop_reason != "the run reached its end time":
+        outcome.status = "stopped"
+        outcome.error = runtime.stop_reason
+    meta = {"run_id": runtime.run_id, "strategy": name, "mode": "paper", "status": outcome.status, "exchange": runtime.exchange,
+            "fills_against": "book"}
+    if runtime.started and runtime.report_markets():
+        outcome.report = build_report(runtime, meta)
+    else:
+        outcome.report = {**meta, "trades": [], "note": "the run ended before its exchange had a synced book"}
+    return outcome
+
+

@@ -1,0 +1,180 @@
+"""Paper mode and the L2 backtest: one strategy file, the same fills through the gateway as in a backtest of the recording."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from coinwire.app import Platform
+from coinwire.config import load_settings
+from coinwire.core.errors import CoinwireError
+from coinwire.engine.backtest import BacktestConfig
+from coinwire.engine.paper import PaperRuntime
+from coinwire.engine.registry import load_strategy
+from coinwire.engine.runs import finish_backtest, prepare_any_backtest
+from coinwire.engine.strategy import Strategy
+from coinwire.services.paper_runs import finish_paper
+from tests.conftest import shared_data
+from tests.engine.test_cli_run import coinwire
+
+PROBE = str(Path(__file__).parent / "strategies" / "l2_probe.py") + ":L2Probe"
+FUNDS = {"USDT": "5000"}
+
+
+def replay_settings(tmp_path: Path, paths: list[Path], funds: dict[str, str] = FUNDS) -> Any:
+    exchange = {"name": "binance", "feed": "replay", "replay_paths": [str(p) for p in paths], "replay_speed": None,
+                "replay_loop": False, "paper_funds": funds}
+    return load_settings(env={}, overrides={"data_dir": str(tmp_path), "exchanges": [exchange]})
+
+
+async def paper_session(tmp_path: Path, strategy: type[Strategy], paths: list[Path], balances: dict[str, str] = FUNDS,
+                        end: int | None = None) -> tuple[PaperRuntime, list[dict[str, Any]], dict[str, Any]]:
+    """Replay the recording through a platform's gateway with a paper run attached before the first message."""
+    platform = Platform(replay_settings(tmp_path, paths))
+    await platform.start(feeds=False)
+    try:
+        run = PaperRuntime("pp-test", platform.gateway, "binance", balances, end=end)
+        await run.open(strategy, {})
+        (feed,) = platform.start_feeds()
+        await feed
+        gateway_inbox = platform.gateway._subscriptions[0].inbox
+        while gateway_inbox.pending and not run.done.is_set():  # the gateway takes the rest of the recording
+            await asyncio.sleep(0.02)
+        run.request_stop("the recording ended")
+        await run.run()
+        orders = await platform.gateway.recent_orders(include_open=True, limit=10_000)
+        wallets = {w.currency: w.balance for w in platform.gateway.ledger.wallets(None)}
+        return run, [o for o in orders if o.get("run_id") == run.run_id], wallets
+    finally:
+        await platform.stop()
+
+
+def capture() -> list[Path]:
+    folder = shared_data("binance-spot-l2")
+    return sorted(folder.glob("*.gz"))
+
+
+def trades(report: dict[str, Any]) -> list[tuple[Any, ...]]:
+    return [(t["time"], t["side"], t["price"], t["size"], t["fee"]) for t in report["trades"]]
+
+
+async def test_one_strategy_file_paper_fills_match_the_l2_backtest(tmp_path: Path) -> None:
+    paths = capture()
+    config = BacktestConfig(exchange="binance", balances=FUNDS, fee="0.001")
+    backtest = finish_backtest(prepare_any_backtest(PROBE, {}, [str(shared_data("binance-spot-l2"))], config, tmp_path))
+    assert backtest.status == "finished" and backtest.report is not None
+    assert backtest.report["fills_against"] == "book"
+
+    run, orders, wallets = await paper_session(tmp_path, load_strategy(PROBE), paths)
+    paper = finish_paper(run, "l2_probe", {})
+    assert run.failure is None and run.error is None
+    assert paper.report is not None
+    # the same fills: time (market time), side, price, size and fee, in the same order
+    assert len(backtest.report["trades"]) >= 40
+    assert trades(paper.report) == trades(backtest.report)
+    assert paper.report["final_equity_exact"] == backtest.report["final_equity_exact"]
+    # and every paper order is the gateway's own: persisted with the run id, filled through its ledger
+    assert len(orders) == backtest.report["orders"] == paper.report["orders"]
+    assert sum(1 for o in orders if o["status"] == "done") == len(orders)  # the run's end cancelled what still rested
+    filled = sum(float(o["filled_size"]) for o in orders)
+    assert filled == pytest.approx(sum(float(t["size"]) for t in paper.report["trades"]))
+    # the wallet set went back to unallocated when the run ended: the exchange holds what the run ended with
+    assert str(wallets["USDT"] / 10**18)[:10] == str(run.balance_points[-1][1]["USDT"] / 10**18)[:10]
+
+
+def test_l2_backtest_is_deterministic_and_honours_start_and_end(tmp_path: Path) -> None:
+    data = [str(shared_data("binance-spot-l2"))]
+    config = BacktestConfig(exchange="binance", balances=FUNDS)
+    first = finish_backtest(prepare_any_backtest(PROBE, {}, data, config, tmp_path))
+    again = finish_backtest(prepare_any_backtest(PROBE, {}, data, config, tmp_path))
+    assert json.dumps(first.report, sort_keys=True) == json.dumps(again.report, sort_keys=True)
+    start = first.report["start"] + 120
+    end = start + 240
+    clipped = finish_backtest(prepare_any_backtest(PROBE, {}, data, BacktestConfig(exchange="binance", balances=FUNDS, start=start,
+                                                                                  end=end), tmp_path))
+    assert clipped.report is not None
+    assert start <= clipped.report["start"] < start + 2 and clipped.report["end"] < end
+    assert all(start <= t["time"] < end for t in clipped.report["trades"])
+    assert clipped.run_id != first.run_id
+
+
+def test_l2_backtest_refuses_candle_options_and_two_markets(tmp_path: Path) -> None:
+    data = [str(shared_data("binance-spot-l2"))]
+    with pytest.raises(CoinwireError) as refused:
+        prepare_any_backtest(PROBE, {}, data, BacktestConfig(exchange="binance", balances=FUNDS, fill="close"), tmp_path)
+    assert refused.value.code == "invalid_fill"
+    both = data + [str(shared_data("binance-usdm-l2"))]
+    with pytest.raises(CoinwireError) as two:
+        prepare_any_backtest(PROBE, {}, both, BacktestConfig(exchange="binance", balances=FUNDS), tmp_path)
+    assert two.value.code == "invalid_data" and "binanceusdm" in two.value.message
+
+
+def test_cli_runs_an_l2_backtest_from_a_capture_folder(tmp_path: Path) -> None:
+    out = coinwire(tmp_path, "run", PROBE, "--data", str(shared_data("binance-spot-l2")), "--balance", "binance:USDT=5000", "--json")
+    assert out.returncode == 0, out.stderr
+    report = json.loads(out.stdout)
+    assert report["fills_against"] == "book" and report["entries"] >= 1 and report["trades"]
+    assert report["candles"] >= 10  # the report's 1-minute candles, built from the recorded trades
+
+
+class Raises(Strategy):
+    symbol = "BTC/USDT"
+
+    def on_start(self) -> None:
+        self.on_trades(self.symbol, self.trade)
+        self.seen = 0
+
+    def trade(self, trade: dict[str, Any]) -> None:
+        self.seen += 1
+        if self.seen == 50:
+            raise RuntimeError("boom at the 50th trade")
+
+
+async def test_a_raising_strategy_fails_its_paper_run_and_the_gateway_goes_on(tmp_path: Path) -> None:
+    paths = capture()
+    platform = Platform(replay_settings(tmp_path, paths))
+    await platform.start(feeds=False)
+    try:
+        failing = PaperRuntime("pp-fails", platform.gateway, "binance", {"USDT": "1000"})
+        await failing.open(Raises, {})
+        healthy = PaperRuntime("pp-healthy", platform.gateway, "binance", {"USDT": "1000"})
+        await healthy.open(load_strategy(PROBE), {})
+        (feed,) = platform.start_feeds()
+        await asyncio.wait_for(failing.done.wait(), 60)
+        await failing.run()
+        assert failing.failure is not None and "boom at the 50th trade" in failing.failure.traceback
+        assert failing not in platform.gateway.listeners
+        await feed
+        while platform.gateway._subscriptions[0].inbox.pending:
+            await asyncio.sleep(0.02)
+        healthy.request_stop()
+        await healthy.run()
+        assert healthy.failure is None and len(healthy.fills) >= 40  # the other run traded through the whole recording
+        outcome = finish_paper(failing, "raises", {})
+        assert outcome.status == "failed" and "boom" in (outcome.error or "")
+        # its wallet set was handed back: all 1,000 USDT are unallocated again
+        assert platform.gateway.ledger.wallet("binance", "USDT", None).balance >= 1000 * 10**18
+    finally:
+        await platform.stop()
+
+
+async def test_paper_run_refuses_funds_the_exchange_does_not_have(tmp_path: Path) -> None:
+    platform = Platform(replay_settings(tmp_path, capture()))
+    await platform.start(feeds=False)
+    try:
+        (feed,) = platform.start_feeds()
+        await feed
+        with pytest.raises(CoinwireError) as unknown:
+            PaperRuntime("pp-x", platform.gateway, "kraken", {"USDT": "10"})
+        assert unknown.value.code == "unknown_exchange"
+        too_much = PaperRuntime("pp-y", platform.gateway, "binance", {"USDT": "1000000"})
+        with pytest.raises(CoinwireError) as refused:
+            await too_much.open(load_strategy(PROBE), {})
+        assert refused.value.code == "insufficient_funds"
+        assert too_much not in platform.gateway.listeners
+    finally:
+        await platform.stop()
