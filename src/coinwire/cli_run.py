@@ -1,4 +1,4 @@
-"""`coinwire run`: run a strategy synchronously from the command line (backtest today), print or save its report."""
+"""`coinwire run`: run a strategy from the command line (a backtest, or a paper session), print or save its report."""
 
 from __future__ import annotations
 
@@ -45,7 +45,7 @@ def _params(values: list[str]) -> dict[str, Any]:
 def run_command(
     ctx: typer.Context,
     strategy: str = typer.Argument(..., help="Built-in strategy name (ma_cross, hodl, ...) or path/to/file.py:ClassName."),
-    mode: str = typer.Option("backtest", "--mode", "-m", help="backtest (paper and live run under `coinwire serve`)."),
+    mode: str = typer.Option("backtest", "--mode", "-m", help="backtest, or paper (an embedded gateway; --data CAPTURE replays a recording)."),
     data: Optional[list[str]] = typer.Option(None, "--data", help="Candle file(s) or directory; default: the history store."),
     balance: list[str] = typer.Option([], "--balance", help="EXCHANGE:CURRENCY=AMOUNT, repeatable."),
     param: list[str] = typer.Option([], "--param", "-p", help="Strategy parameter NAME=VALUE, repeatable."),
@@ -57,10 +57,12 @@ def run_command(
     as_json: bool = typer.Option(False, "--json", help="Print the report as one JSON object."),
     report: Optional[Path] = typer.Option(None, "--report", help="Write a self-contained HTML report."),
     save: bool = typer.Option(True, "--save/--no-save", help="Store the run under the data directory."),
+    speed: str = typer.Option("max", "--speed", help="Paper replay pace: 1 = as recorded, 10 = ten times faster, max."),
 ) -> None:
     """Run a strategy; backtests print total return, Sharpe, drawdown and trades."""
     try:
-        outcome = _run(strategy, mode, data, balance, param, fee, fill, liquidity, start, end, report, save, lambda: _settings_of(ctx))
+        outcome = _run(strategy, mode, data, balance, param, fee, fill, liquidity, start, end, report, save, lambda: _settings_of(ctx),
+                       speed)
     except CoinwireError as exc:
         err.print(f"[red]error:[/red] {escape(exc.message)} [dim]({exc.code})[/dim]")
         raise typer.Exit(2) from None
@@ -74,27 +76,54 @@ def run_command(
 
 
 def _run(strategy: str, mode: str, data: list[str] | None, balance: list[str], param: list[str], fee: str, fill: str,
-         liquidity: str, start: str | None, end: str | None, report: Path | None, save: bool, settings_fn: Any) -> Any:
+         liquidity: str, start: str | None, end: str | None, report: Path | None, save: bool, settings_fn: Any,
+         speed: str = "max") -> Any:
     from coinwire.engine.backtest import BacktestConfig
-    from coinwire.engine.runs import RunStore, finish_backtest, parse_balances, parse_time, prepare_any_backtest
+    from coinwire.engine.runs import finish_backtest, parse_balances, parse_time, prepare_any_backtest
 
-    if mode != "backtest":
-        raise CoinwireError("mode_not_available", f"`coinwire run` runs backtests; start {mode} runs with `coinwire serve` and PUT /runnables/{{name}}/start")
+    if mode not in ("backtest", "paper"):
+        raise CoinwireError("mode_not_available" if mode == "live" else "invalid_mode",
+                            f"`coinwire run` runs backtests and paper sessions, not {mode!r}")
     exchange, balances = parse_balances(balance)
+    if mode == "paper":
+        from coinwire.paper_session import run_paper_session
+
+        if start is not None or fill != "open" or liquidity != "volume":
+            raise CoinwireError("invalid_params", "--start, --fill and --liquidity apply to backtests; a paper session starts now "
+                                "and fills against the book")
+        settings = settings_fn()
+        outcome, runtime = run_paper_session(settings, strategy, _params(param), exchange, balances, parse_time(end, "--end"),
+                                             data, None if speed == "max" else _speed(speed))
+        return _keep(outcome, runtime, save, report, settings_fn)
     config = BacktestConfig(exchange=exchange, balances=balances, fee=fee, fill=fill, liquidity=liquidity,
                             start=parse_time(start, "--start"), end=parse_time(end, "--end"))
     prepared = prepare_any_backtest(strategy, _params(param), data, config, settings_fn().data_path)
     with console.status("running backtest", spinner="dots") if sys.stderr.isatty() else _null():
         outcome = finish_backtest(prepared)
-    runtime = prepared.runtime
-    settings = settings_fn() if (save or report) else None
-    if save and settings is not None:
-        RunStore(settings.data_path / "runs").save(outcome, runtime)
+    return _keep(outcome, prepared.runtime, save, report, settings_fn)
+
+
+def _keep(outcome: Any, runtime: Any, save: bool, report: Path | None, settings_fn: Any) -> Any:
+    """Store the run (unless --no-save) and write its HTML report (with --report)."""
+    from coinwire.engine.runs import RunStore
+
+    if save:
+        RunStore(settings_fn().data_path / "runs").save(outcome, runtime)
     if report is not None:
         from coinwire.engine.html_report import write_html_report
 
         write_html_report(report, outcome, runtime)
     return outcome
+
+
+def _speed(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = 0.0
+    if not value > 0:
+        raise CoinwireError("invalid_speed", f"--speed must be a positive factor (1 = recorded pace) or 'max', got {text!r}")
+    return value
 
 
 class _null:
@@ -106,7 +135,7 @@ class _null:
 
 
 def _print_summary(rep: dict[str, Any], status: str, error: str | None) -> None:
-    table = Table("metric", "value", title=f"{rep.get('strategy')} backtest {rep.get('run_id')} ({status})")
+    table = Table("metric", "value", title=f"{rep.get('strategy')} {rep.get('mode', 'backtest')} {rep.get('run_id')} ({status})")
     for key in ("start", "end", "initial_equity", "final_equity", "total_return", "cagr", "sharpe", "sortino", "max_drawdown",
                 "entries", "exits", "win_rate", "profit_factor", "exposure", "fees", "orders", "candles"):
         value = rep.get(key)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -41,9 +42,7 @@ async def paper_session(tmp_path: Path, strategy: type[Strategy], paths: list[Pa
         await run.open(strategy, {})
         (feed,) = platform.start_feeds()
         await feed
-        gateway_inbox = platform.gateway._subscriptions[0].inbox
-        while gateway_inbox.pending and not run.done.is_set():  # the gateway takes the rest of the recording
-            await asyncio.sleep(0.02)
+        await platform.gateway.caught_up(give_up=run.done)  # the gateway takes the rest of the recording
         run.request_stop("the recording ended")
         await run.run()
         orders = await platform.gateway.recent_orders(include_open=True, limit=10_000)
@@ -121,6 +120,22 @@ def test_cli_runs_an_l2_backtest_from_a_capture_folder(tmp_path: Path) -> None:
     assert report["candles"] >= 10  # the report's 1-minute candles, built from the recorded trades
 
 
+def test_cli_paper_replay_trades_as_the_cli_backtest_and_keeps_its_gateway_store(tmp_path: Path) -> None:
+    data = str(shared_data("binance-spot-l2"))
+    backtest = coinwire(tmp_path, "run", PROBE, "--data", data, "--balance", "binance:USDT=5000", "--json")
+    paper = coinwire(tmp_path, "run", PROBE, "-m", "paper", "--data", data, "--balance", "binance:USDT=5000", "--json")
+    assert backtest.returncode == 0 and paper.returncode == 0, paper.stderr
+    bt, pp = json.loads(backtest.stdout), json.loads(paper.stdout)  # stdout is the report alone: logs go to stderr
+    assert (pp["mode"], pp["status"]) == ("paper", "finished")
+    assert trades(pp) == trades(bt) and len(trades(pp)) >= 40
+    with sqlite3.connect(tmp_path / "runs" / pp["run_id"] / "gateway.db") as db:
+        (orders,) = db.execute("select count(*) from orders where run_id = ?", (pp["run_id"],)).fetchone()
+        (fills,) = db.execute("select count(*) from fills where run_id = ?", (pp["run_id"],)).fetchone()
+    assert (orders, fills) == (bt["orders"], len(bt["trades"]))
+    refused = coinwire(tmp_path, "run", PROBE, "-m", "paper", "--data", data, "--balance", "binance:USDT=5000", "--fill", "close")
+    assert refused.returncode == 2 and "invalid_params" in refused.stderr
+
+
 class Raises(Strategy):
     symbol = "BTC/USDT"
 
@@ -149,8 +164,7 @@ async def test_a_raising_strategy_fails_its_paper_run_and_the_gateway_goes_on(tm
         assert failing.failure is not None and "boom at the 50th trade" in failing.failure.traceback
         assert failing not in platform.gateway.listeners
         await feed
-        while platform.gateway._subscriptions[0].inbox.pending:
-            await asyncio.sleep(0.02)
+        await platform.gateway.caught_up()
         healthy.request_stop()
         await healthy.run()
         assert healthy.failure is None and len(healthy.fills) >= 40  # the other run traded through the whole recording

@@ -14,8 +14,6 @@ ends when asked to stop, at `end`, or when the strategy raises (the run is then 
 from __future__ import annotations
 
 import asyncio
-from typing import Any
-
 from coinwire.core.errors import CoinwireError, InvalidInput
 from coinwire.core.numbers import ATTO_DECIMALS, to_units
 from coinwire.core.orders import Fill, Order
@@ -26,9 +24,11 @@ from coinwire.engine.strategy import Strategy, StrategyParams, params_json
 from coinwire.messages import Markets, Message
 from coinwire.services.gateway import Gateway, OrderRequest
 
-__all__ = ["PaperRuntime"]
+__all__ = ["END_REACHED", "RECORDING_ENDED", "PaperRuntime"]
 
 _NS = 1_000_000_000
+END_REACHED = "the run reached its end time"
+RECORDING_ENDED = "the recording ended"  # a replay feed has no more messages
 
 
 class PaperRuntime(StreamRuntime):
@@ -112,7 +112,7 @@ class PaperRuntime(StreamRuntime):
                 self._now = message.ts  # type: ignore[union-attr]
                 self._start()
             if self.end_at is not None and message.ts >= self.end_at:  # type: ignore[union-attr]
-                self.request_stop("the run reached its end time")
+                self.request_stop(END_REACHED)
                 return
             self.deliver_market(message)
             await self.drain()
@@ -175,6 +175,3 @@ class PaperRuntime(StreamRuntime):
                     # a cancel that lost the race with a fill: the order is done already, nothing to undo
 
 
-def report_meta(runtime: PaperRuntime) -> dict[str, Any]:
-    """What a paper run's report adds to the common figures."""
-    return {"exchange": runtime.exchange, "wallet_set_id": runtime.wallet_set_id}

@@ -254,6 +254,11 @@ class Gateway:
             subject("exchstatus", exchange.name), ExchangeStatusChanged(exchange.name, previous, status, self.clock())
         )
 
+    async def caught_up(self, give_up: asyncio.Event | None = None) -> None:
+        """Wait until the market messages published so far are applied (a recording's end); `give_up` ends it early."""
+        while any(sub.inbox.pending for sub in self._subscriptions) and not (give_up is not None and give_up.is_set()):
+            await asyncio.sleep(0.02)
+
     # --- helpers -----------------------------------------------------------------------------
     def exchange(self, name: object) -> PaperExchange:
         if not isinstance(name, str) or name not in self.exchanges:

@@ -21,7 +21,7 @@ from typing import Any
 
 
 from coinwire.core.errors import CoinwireError, Conflict, InvalidInput
-from coinwire.engine.paper import PaperRuntime
+from coinwire.engine.paper import END_REACHED, RECORDING_ENDED, PaperRuntime
 from coinwire.engine.registry import load_strategy, strategy_name
 from coinwire.engine.report import build_report
 from coinwire.engine.runs import RunOutcome, RunStore, parse_balances, parse_time
@@ -141,7 +141,7 @@ def finish_paper(runtime: PaperRuntime, name: str, params: dict[str, Any]) -> Ru
         outcome.status = "failed"
         outcome.error = f"{runtime.error.code}: {runtime.error.message}"
         runtime.logs.append((runtime.now_ns(), "error", outcome.error))
-    elif runtime.stop_reason and runtime.stop_reason != "the run reached its end time":
+    elif runtime.stop_reason and runtime.stop_reason not in (END_REACHED, RECORDING_ENDED):
         outcome.status = "stopped"
         outcome.error = runtime.stop_reason
     meta = {"run_id": runtime.run_id, "strategy": name, "mode": "paper", "status": outcome.status, "exchange": runtime.exchange,

@@ -1,0 +1,104 @@
+"""`coinwire run -m paper`: a strategy paper-trading through an embedded gateway, on a recording or the configured feeds.
+
+With `--data CAPTURE`, the session is a replay: one paper exchange named after the run's
+balance, fed the recorded Binance capture (as fast as possible unless `--speed` says
+otherwise), funded with exactly the run's balances; the run ends with the recording. Without
+it, the configured exchanges trade (the seeded demo market by default) until `--end` in
+market time or Ctrl-C. Either way the gateway is the real one, with its own store in the
+run's folder, so the session's orders, fills and wallet lines are there to inspect after.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+import signal
+import sys
+import time
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from coinwire.config import ExchangeConfig, Settings
+from coinwire.core.errors import DomainError, InvalidInput
+from coinwire.engine.paper import RECORDING_ENDED, PaperRuntime
+from coinwire.engine.registry import load_strategy, strategy_name
+from coinwire.engine.runs import RunOutcome
+from coinwire.engine.strategy import params_json, parse_params
+from coinwire.logs import configure_logging
+
+__all__ = ["run_paper_session"]
+
+
+def run_paper_session(settings: Settings, strategy_ref: str, raw_params: dict[str, Any], exchange: str, balances: dict[str, str],
+                      end: int | None, data: list[str] | None, speed: float | None) -> tuple[RunOutcome, PaperRuntime]:
+    """Run to the end (recording over, `end`, Ctrl-C or a failure) and return the outcome; bad input raises first."""
+    cls = load_strategy(strategy_ref)
+    params = parse_params(cls, raw_params)
+    run_id = f"pp-{secrets.token_hex(5)[:9]}-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}"
+    folder = settings.data_path / "runs" / run_id
+    changes: dict[str, Any] = {"store_url": f"sqlite:///{folder / 'gateway.db'}"}
+    if data:
+        changes["exchanges"] = [_replay_exchange(exchange, balances, data, speed)]
+    session = msgspec.structs.replace(settings, **changes)
+    if exchange not in {e.name for e in session.exchanges}:
+        known = ", ".join(e.name for e in session.exchanges)
+        raise InvalidInput("unknown_exchange", f"no exchange {exchange!r} is configured (exchanges: {known}); or pass --data CAPTURE")
+    _check_funds(next(e for e in session.exchanges if e.name == exchange), balances)
+    folder.mkdir(parents=True, exist_ok=True)
+    configure_logging("warning", sys.stderr)  # stdout carries the report
+    runtime = asyncio.run(_session(session, run_id, cls, params, exchange, balances, end, replay=bool(data)))
+    from coinwire.services.paper_runs import finish_paper
+
+    return finish_paper(runtime, strategy_name(cls), params_json(params)), runtime
+
+
+def _check_funds(cfg: ExchangeConfig, balances: dict[str, str]) -> None:
+    """The session's gateway starts empty and credits the exchange's paper funds: the run cannot take more."""
+    for currency, amount in balances.items():
+        have = Decimal(cfg.paper_funds.get(currency, "0"))
+        if Decimal(amount) > have:
+            raise DomainError("insufficient_funds", f"{amount} {currency} asked for, but exchange {cfg.name} is credited {have} "
+                              f"{currency} (its paper_funds)", currency=currency)
+
+
+def _replay_exchange(name: str, balances: dict[str, str], data: list[str], speed: float | None) -> ExchangeConfig:
+    from coinwire.history.formats import capture_markets
+
+    captures = capture_markets(Path(item) for item in data)
+    if len(captures) != 1 or captures[0][:2] != ("BTC/USDT", "binance"):
+        found = ", ".join(f"{s} ({e})" for s, e, _ in captures) or "no raw capture"
+        raise InvalidInput("invalid_data", f"a paper replay takes one Binance spot BTCUSDT capture; the data holds {found}")
+    return ExchangeConfig(name=name, feed="replay", replay_paths=[str(p) for p in captures[0][2]], replay_speed=speed,
+                          replay_loop=False, paper_funds=dict(balances))
+
+
+async def _session(settings: Settings, run_id: str, cls: Any, params: Any, exchange: str, balances: dict[str, str],
+                   end: int | None, replay: bool) -> PaperRuntime:
+    from coinwire.app import Platform
+
+    platform = Platform(settings)
+    await platform.start(feeds=False)
+    try:
+        runtime = PaperRuntime(run_id, platform.gateway, exchange, balances, end=end)
+        await runtime.open(cls, params)
+        feeds = platform.start_feeds()
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGINT, runtime.request_stop, "interrupted (Ctrl-C)")
+        try:
+            if replay:
+                ended = asyncio.gather(*feeds)
+                await asyncio.wait([ended, asyncio.ensure_future(runtime.done.wait())], return_when=asyncio.FIRST_COMPLETED)
+                await platform.gateway.caught_up(give_up=runtime.done)
+                if not runtime.done.is_set():
+                    runtime.request_stop(RECORDING_ENDED)
+            await runtime.run()
+        finally:
+            loop.remove_signal_handler(signal.SIGINT)
+        return runtime
+    finally:
+        with contextlib.suppress(Exception):
+            await platform.stop()
