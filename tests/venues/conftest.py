@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Callable
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -96,6 +97,20 @@ def make_order(
         size=instrument.parse_size(size),
         limit=instrument.parse_price(limit) if limit is not None else 0,
     )
+
+
+def best(exchange: TradingBinance, side: str) -> tuple[Decimal, Decimal]:
+    """(price, size) an order of `side` (BUY/SELL) would take first from the server's book."""
+    return exchange.book_side(side)[0]
+
+
+def advance_trades(exchange: TradingBinance, count: int) -> None:
+    """Let recorded messages happen until `count` recorded trades have."""
+    seen = 0
+    while seen < count:
+        message = exchange.market.messages[exchange.market.cursor]
+        exchange.advance(1)
+        seen += message["stream"].endswith("@trade")
 
 
 async def until(condition: Callable[[], object], timeout: float = 10.0) -> None:

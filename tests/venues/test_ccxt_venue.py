@@ -28,7 +28,14 @@ from coinwire.venues.ccxt_venue import CcxtVenue
 from coinwire.venues.reports import Liquidity, OrderReport, ReportReason
 from tests.feeds.binance_server import ServerRunner
 from tests.venues.binance_trading import LATE, LOST_RESPONSE, TradingBinance
-from tests.venues.conftest import SYMBOL, make_order, make_venue, until
+from tests.venues.conftest import (
+    SYMBOL,
+    advance_trades,
+    best,
+    make_order,
+    make_venue,
+    until,
+)
 
 ATTO = 10**18
 FEE = Decimal("0.001")
@@ -40,22 +47,8 @@ def atto(value: Decimal | str) -> int:
     return int(scaled)
 
 
-def best(exchange: TradingBinance, side: str) -> tuple[Decimal, Decimal]:
-    """(price, size) an order of `side` (BUY/SELL) would take first."""
-    return exchange.book_side(side)[0]
-
-
 def fee_of(amount: Decimal) -> Decimal:
     return (amount * FEE).quantize(Decimal("0.00000001"), rounding=ROUND_UP)
-
-
-def advance_trades(exchange: TradingBinance, count: int) -> None:
-    """Let recorded messages happen until `count` recorded trades have."""
-    seen = 0
-    while seen < count:
-        message = exchange.market.messages[exchange.market.cursor]
-        exchange.advance(1)
-        seen += message["stream"].endswith("@trade")
 
 
 def fills_total(report: OrderReport) -> int:

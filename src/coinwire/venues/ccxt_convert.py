@@ -20,6 +20,7 @@ from coinwire.core.instruments import Instrument
 from coinwire.core.numbers import ATTO_DECIMALS, to_units
 from coinwire.core.orders import Order, OrderStatus, OrderType, Side
 from coinwire.feeds.ccxt_errors import bad_response
+from coinwire.venues.errors import venue_error
 from coinwire.venues.reports import FillReport, Liquidity, OrderReport, ReportReason
 
 __all__ = ["ORDER_ARGS", "balances_from_ccxt", "fill_report", "ms_to_ns", "order_args", "order_report"]
@@ -59,6 +60,11 @@ def _units(value: object, decimals: int, field: str) -> int:
     return 0 if value is None else to_units(_text(value), decimals, field)
 
 
+def _bad(instrument: Instrument, what: str, detail: str) -> Exception:
+    """A venue answer that cannot be right: NotReady (exchange_bad_response), as any bad response."""
+    return venue_error(bad_response(instrument.exchange, what, detail), exchange=instrument.exchange, operation=what)
+
+
 def order_args(order: Order, instrument: Instrument) -> tuple[str, str, str, str | None, dict[str, Any]]:
     """(type, side, amount, price, params) for CCXT's create_order, after checking the grid.
 
@@ -95,7 +101,7 @@ def fill_report(
     """
     trade_id = trade.get("id")
     if trade_id is None:
-        raise bad_response(instrument.exchange, "trade", f"a trade of order {client_oid} has no id")
+        raise _bad(instrument, "trade", f"a trade of order {client_oid} has no id")
     price = _units(trade.get("price"), instrument.price_decimals, "fill price")
     size = _units(trade.get("amount"), instrument.size_decimals, "fill size")
     fee = trade.get("fee") or {}
@@ -103,7 +109,7 @@ def fill_report(
     raw_side = trade.get("side")
     fill_side = Side(raw_side) if raw_side in ("buy", "sell") else side
     if fill_side is None:
-        raise bad_response(instrument.exchange, "trade", f"trade {trade_id} has no side")
+        raise _bad(instrument, "trade", f"trade {trade_id} has no side")
     return FillReport(
         trade_id=str(trade_id),
         venue_order_id=str(trade.get("order") or venue_order_id or ""),
@@ -134,7 +140,7 @@ def order_report(
     """
     raw_status = order.get("status")
     if raw_status not in _STATUS:
-        raise bad_response(instrument.exchange, "order", f"order {order.get('id')} has status {raw_status!r}")
+        raise _bad(instrument, "order", f"order {order.get('id')} has status {raw_status!r}")
     status, reason = _STATUS[raw_status]
     oid = client_oid if client_oid is not None else str(order.get("clientOrderId") or "")
     venue_order_id = str(order.get("id") or "")

@@ -20,12 +20,12 @@ from __future__ import annotations
 import asyncio
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import msgspec
 import structlog
 
-from coinwire.core.errors import NotReady
+from coinwire.core.errors import DomainError, NotReady
 from coinwire.core.orders import OrderStatus
 from coinwire.feeds.ccxt_errors import Backoff
 from coinwire.venues.ccxt_convert import order_report
@@ -213,7 +213,7 @@ class ReportStream:
     async def _watch_orders(self, emit: Callable[[Report], None]) -> None:
         venue = self.venue
         while True:
-            batch = await venue.client.watch_orders()
+            batch = await self._watching("watch_orders")
             self._ws_worked = True
             for raw in batch:
                 instrument = venue.instruments.get(raw.get("symbol"))
@@ -228,7 +228,7 @@ class ReportStream:
     async def _watch_trades(self, emit: Callable[[Report], None]) -> None:
         venue = self.venue
         while True:
-            batch = await venue.client.watch_my_trades()
+            batch = await self._watching("watch_my_trades")
             self._ws_worked = True
             for raw in batch:
                 instrument = venue.instruments.get(raw.get("symbol"))
@@ -237,6 +237,26 @@ class ReportStream:
                 fill = venue._fill(raw, instrument)
                 if venue.state.new_fill(fill):
                     emit(fill)
+
+    async def _watching(self, method: str) -> list[Any]:
+        """One CCXT watch call; what CCXT raises that is not a CCXT error marks its WebSocket broken for good.
+
+        ccxt.binance 4.5 answers a refused user-data subscription with a KeyError of its own
+        making; retrying such a stream only repeats it, so it counts as operational.
+        """
+        try:
+            return list(await getattr(self.venue.client, method)())
+        except Exception as exc:
+            try:
+                error = venue_error(exc, exchange=self.venue.exchange, operation=method)
+            except TypeError:
+                error = DomainError(
+                    "exchange_stream_broken",
+                    f"{self.venue.exchange} {method}: CCXT failed with {type(exc).__name__}: {exc}",
+                    exchange=self.venue.exchange,
+                    group="operational",
+                )
+            raise error from exc
 
     async def _reconcile(self, emit: Callable[[Report], None]) -> None:
         """The slow poll beside the WebSocket: REST failures it may retry are only logged."""
