@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
-from coinwire.core.errors import InvalidInput
+from coinwire.core.errors import Conflict, InvalidInput
 from coinwire.core.instruments import Instrument
 from coinwire.core.numbers import ATTO_DECIMALS, to_units
 from coinwire.core.orders import Order, OrderStatus, OrderType, Side
@@ -23,7 +23,7 @@ from coinwire.feeds.ccxt_errors import bad_response
 from coinwire.venues.errors import venue_error
 from coinwire.venues.reports import FillReport, Liquidity, OrderReport, ReportReason
 
-__all__ = ["ORDER_ARGS", "balances_from_ccxt", "fill_report", "ms_to_ns", "order_args", "order_report"]
+__all__ = ["ORDER_ARGS", "balances_from_ccxt", "fill_report", "ms_to_ns", "order_args", "order_report", "same_order"]
 
 _NS_PER_MS: Final = 1_000_000
 
@@ -175,6 +175,18 @@ def order_report(
         ts=ts,
         fills=fills,
     )
+
+
+def same_order(order: Order, report: OrderReport) -> OrderReport:
+    """The venue's order under `order`'s client id, if it is this order; Conflict if the id names another one."""
+    if report.side is not order.side or report.size != order.size or report.limit != order.limit:
+        raise Conflict(
+            "duplicate_client_oid",
+            f"client_oid {order.client_oid} already names a different order at the venue "
+            f"({report.side.value} {report.size} at {report.limit})",
+            client_oid=order.client_oid,
+        )
+    return report
 
 
 def balances_from_ccxt(balance: Mapping[str, Any]) -> dict[str, tuple[int, int]]:

@@ -19,13 +19,14 @@ from __future__ import annotations
 
 import asyncio
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import TYPE_CHECKING, Any, Final
 
 import msgspec
 import structlog
 
 from coinwire.core.errors import DomainError, NotReady
+from coinwire.core.instruments import Instrument
 from coinwire.core.orders import OrderStatus
 from coinwire.feeds.ccxt_errors import Backoff
 from coinwire.venues.ccxt_convert import order_report
@@ -195,8 +196,8 @@ class ReportStream:
     async def _watch(self, emit: Callable[[Report], None]) -> None:
         """Run the two WebSocket loops and the reconciliation poll until one of them fails."""
         tasks = [
-            asyncio.create_task(self._watch_orders(emit)),
-            asyncio.create_task(self._watch_trades(emit)),
+            asyncio.create_task(self._watch_loop("watch_orders", self._order_news, emit)),
+            asyncio.create_task(self._watch_loop("watch_my_trades", self._fill_news, emit)),
             asyncio.create_task(self._reconcile(emit)),
         ]
         try:
@@ -210,33 +211,30 @@ class ReportStream:
             if error is not None:
                 raise error
 
-    async def _watch_orders(self, emit: Callable[[Report], None]) -> None:
-        venue = self.venue
+    async def _watch_loop(
+        self, method: str, news: Callable[[Mapping[str, Any], Instrument], Report | None], emit: Callable[[Report], None]
+    ) -> None:
+        """Emit the news in every batch a CCXT watch method returns (markets not loaded are left out)."""
+        instruments = self.venue.instruments
         while True:
-            batch = await self._watching("watch_orders")
+            batch = await self._watching(method)
             self._ws_worked = True
             for raw in batch:
-                instrument = venue.instruments.get(raw.get("symbol"))
-                if instrument is None:
-                    continue
-                known = venue.state.orders.get(str(raw.get("id")))
-                client_oid = known.client_oid if known is not None and known.client_oid else None
-                report = order_report(raw, instrument, client_oid=client_oid, fills=())
-                if venue.state.track(report):
+                instrument = instruments.get(raw.get("symbol"))
+                report = news(raw, instrument) if instrument is not None else None
+                if report is not None:
                     emit(report)
 
-    async def _watch_trades(self, emit: Callable[[Report], None]) -> None:
-        venue = self.venue
-        while True:
-            batch = await self._watching("watch_my_trades")
-            self._ws_worked = True
-            for raw in batch:
-                instrument = venue.instruments.get(raw.get("symbol"))
-                if instrument is None:
-                    continue
-                fill = venue._fill(raw, instrument)
-                if venue.state.new_fill(fill):
-                    emit(fill)
+    def _order_news(self, raw: Mapping[str, Any], instrument: Instrument) -> OrderReport | None:
+        state = self.venue.state
+        known = state.orders.get(str(raw.get("id")))
+        client_oid = known.client_oid if known is not None and known.client_oid else None
+        report = order_report(raw, instrument, client_oid=client_oid, fills=())
+        return report if state.track(report) else None
+
+    def _fill_news(self, raw: Mapping[str, Any], instrument: Instrument) -> FillReport | None:
+        fill = self.venue._fill(raw, instrument)
+        return fill if self.venue.state.new_fill(fill) else None
 
     async def _watching(self, method: str) -> list[Any]:
         """One CCXT watch call; what CCXT raises that is not a CCXT error marks its WebSocket broken for good.

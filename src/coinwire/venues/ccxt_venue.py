@@ -23,7 +23,6 @@ see `venues/ccxt_stream.py`.
 from __future__ import annotations
 
 import asyncio
-import re
 from collections.abc import AsyncIterator, Iterable, Mapping
 from typing import Any, Final
 
@@ -41,7 +40,10 @@ from coinwire.venues.ccxt_convert import (
     fill_report,
     order_args,
     order_report,
+    same_order,
 )
+from coinwire.venues.ccxt_quirks import TRADES_FROM_ID, check_client_oid, configure
+from coinwire.venues.ccxt_quirks import order_ttl as quirk_order_ttl
 from coinwire.venues.ccxt_stream import ReportStream, VenueState
 from coinwire.venues.errors import outcome_unknown, venue_error
 from coinwire.venues.reports import FillReport, OrderReport, Report
@@ -50,16 +52,7 @@ __all__ = ["CcxtVenue"]
 
 log = structlog.get_logger("coinwire.venues.ccxt")
 
-# Exchange quirks as data: CCXT options the adapter needs, and the client ids a venue accepts.
-_CLIENT_OPTIONS: Final[dict[str, dict[str, Any]]] = {
-    "binance": {"fetchOpenOrders": {"warnWithoutSymbol": False}},  # we ask for all open orders on purpose
-}
-_CLIENT_OID: Final[dict[str, re.Pattern[str]]] = {
-    "binance": re.compile(r"^[\.A-Z\:/a-z0-9_-]{1,36}$"),
-}
-_DEFAULT_ORDER_TTL: Final = 60.0  # seconds a request may take to arrive where the venue has no receive window
 _TRADES_PAGE: Final = 1000
-_TRADES_FROM_ID: Final[dict[str, str]] = {"binance": "fromId"}  # the param that pages trades by id
 
 
 class CcxtVenue:
@@ -90,13 +83,8 @@ class CcxtVenue:
         self.exchange = exchange
         self.client = client
         self.ccxt_id: str = str(getattr(client, "id", ""))
-        for key, value in _CLIENT_OPTIONS.get(self.ccxt_id, {}).items():
-            current = client.options.get(key)
-            client.options[key] = {**current, **value} if isinstance(current, dict) else value
-        if order_ttl is None:
-            window = client.options.get("recvWindow")
-            order_ttl = window / 1000 + reconcile_margin if isinstance(window, int) else _DEFAULT_ORDER_TTL
-        self.order_ttl = order_ttl
+        configure(client)
+        self.order_ttl = quirk_order_ttl(client, reconcile_margin) if order_ttl is None else order_ttl
         self.max_resends = max_resends
         self.state = VenueState()
         self.instruments: dict[str, Instrument] = {}
@@ -185,19 +173,13 @@ class CcxtVenue:
         taken by a different open order), NotReady (retry later; `order_state_unknown` when the
         outcome could not be learnt: `fetch` before placing again).
         """
-        pattern = _CLIENT_OID.get(self.ccxt_id)
-        if pattern is not None and not pattern.match(order.client_oid):
-            raise InvalidInput(
-                "invalid_client_oid",
-                f"{self.exchange} client ids must match {pattern.pattern}, got {order.client_oid!r}",
-                client_oid=order.client_oid,
-            )
+        check_client_oid(self.ccxt_id, self.exchange, order.client_oid)
         args = order_args(order, instrument)
         self.instruments.setdefault(instrument.symbol, instrument)
         if order.client_oid in self.state.by_client:
             report = await self._lookup(order.client_oid, instrument)
             if report is not None:
-                return self._same_order(order, report)
+                return same_order(order, report)
         return await self._send(order, instrument, args, self.max_resends)
 
     async def _send(
@@ -213,7 +195,7 @@ class CcxtVenue:
             if isinstance(error, Conflict):  # the venue has an open order with this client id
                 report = await self._lookup(order.client_oid, instrument)
                 if report is not None:
-                    return self._same_order(order, report)
+                    return same_order(order, report)
             if not outcome_unknown(error):
                 raise error from exc
             log.warning("order outcome unknown, asking the venue", exchange=self.exchange, client_oid=order.client_oid,
@@ -224,7 +206,7 @@ class CcxtVenue:
                 await asyncio.sleep(wait)  # until the request can no longer reach the venue
                 report = await self._lookup_after(order, instrument, error)
             if report is not None:
-                return self._same_order(order, report)
+                return same_order(order, report)
             if resends <= 0:
                 raise error from exc  # it never reached the venue: placing again is safe
             log.warning("order never reached the venue, sending it again", exchange=self.exchange,
@@ -244,18 +226,6 @@ class CcxtVenue:
                 f"({exc.message}); fetch it by client id before placing it again",
                 client_oid=order.client_oid,
             ) from exc
-
-    @staticmethod
-    def _same_order(order: Order, report: OrderReport) -> OrderReport:
-        """The venue's order under this client id, if it is this order; Conflict if the id names another one."""
-        if report.side is not order.side or report.size != order.size or report.limit != order.limit:
-            raise Conflict(
-                "duplicate_client_oid",
-                f"client_oid {order.client_oid} already names a different order at the venue "
-                f"({report.side.value} {report.size} at {report.limit})",
-                client_oid=order.client_oid,
-            )
-        return report
 
     async def fetch(self, order: Order) -> OrderReport:
         """The venue's current report of `order`, found by client id, with all its fills (NotFound if none)."""
@@ -302,7 +272,7 @@ class CcxtVenue:
         (repeats at the page boundary are dropped by trade id).
         """
         instrument = self._instrument(normalize_symbol(symbol))
-        by_id = _TRADES_FROM_ID.get(self.ccxt_id)
+        by_id = TRADES_FROM_ID.get(self.ccxt_id)
         fills: dict[str, FillReport] = {}
         since: int | None = since_ms
         params: dict[str, Any] = {}
