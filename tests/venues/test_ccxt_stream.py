@@ -168,6 +168,16 @@ async def test_polling_retries_what_is_temporary_and_ends_on_what_is_not(
     assert isinstance(collector.error, DomainError) and collector.error.code == "exchange_auth_failed"
 
 
+async def test_closing_the_venue_ends_the_reports(server: ServerRunner, exchange: TradingBinance) -> None:
+    venue = make_venue(server)
+    await venue.load_instruments([SYMBOL])
+    collector = Collector(venue)
+    await until(lambda: exchange.subscribed == 1)
+    await venue.close()
+    await asyncio.wait_for(collector.task, 5)  # the consumer's loop simply ends
+    assert collector.error is None
+
+
 async def test_reports_have_one_consumer_at_a_time(venue: CcxtVenue) -> None:
     collector = Collector(venue)
     try:

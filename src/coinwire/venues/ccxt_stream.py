@@ -120,17 +120,18 @@ class ReportStream:
         self._backoff = backoff
         self.mode = POLLING
         self._task: asyncio.Task[None] | None = None
+        self._queue: asyncio.Queue[Report | BaseException | None] | None = None  # None in it: the stream ended
         self._ws_worked = False
 
     async def run(self) -> AsyncIterator[Report]:
-        """Yield reports until the consumer stops; a failure retrying cannot fix ends it by raising."""
+        """Yield reports until the consumer or `stop` ends it; a failure retrying cannot fix ends it by raising."""
         if self._task is not None:
             raise RuntimeError("reports() already has a consumer")
-        queue: asyncio.Queue[Report | BaseException] = asyncio.Queue()
+        queue: asyncio.Queue[Report | BaseException | None] = asyncio.Queue()
+        self._queue = queue
         self._task = asyncio.create_task(self._produce(queue.put_nowait), name=f"reports-{self.venue.exchange}")
         try:
-            while True:
-                item = await queue.get()
+            while (item := await queue.get()) is not None:
                 if isinstance(item, BaseException):
                     raise item
                 yield item
@@ -138,18 +139,24 @@ class ReportStream:
             await self.stop()
 
     async def stop(self) -> None:
+        """End the stream: the loops stop, and a consumer waiting for the next report sees the end."""
         task, self._task = self._task, None
+        queue, self._queue = self._queue, None
         if task is not None:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
+        if queue is not None:
+            queue.put_nowait(None)
 
-    async def _produce(self, emit: Callable[[Report | BaseException], None]) -> None:
+    async def _produce(self, emit: Callable[[Report | BaseException | None], None]) -> None:
         try:
             await self._loop(emit)
         except asyncio.CancelledError:
             raise
         except BaseException as exc:  # noqa: BLE001 - every failure (and bug) goes to the consumer, who raises it
             emit(exc)
+        else:
+            emit(None)  # the client was closed under the stream
 
     async def _loop(self, emit: Callable[[Report], None]) -> None:
         venue = self.venue
