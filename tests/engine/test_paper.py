@@ -123,11 +123,14 @@ def test_cli_runs_an_l2_backtest_from_a_capture_folder(tmp_path: Path) -> None:
 def test_cli_paper_replay_trades_as_the_cli_backtest_and_keeps_its_gateway_store(tmp_path: Path) -> None:
     data = str(shared_data("binance-spot-l2"))
     backtest = coinwire(tmp_path, "run", PROBE, "--data", data, "--balance", "binance:USDT=5000", "--json")
-    paper = coinwire(tmp_path, "run", PROBE, "-m", "paper", "--data", data, "--balance", "binance:USDT=5000", "--json")
+    paper = coinwire(tmp_path, "run", PROBE, "-m", "paper", "--data", data, "--balance", "binance:USDT=5000", "--json",
+                     "--report", str(tmp_path / "paper.html"))
     assert backtest.returncode == 0 and paper.returncode == 0, paper.stderr
     bt, pp = json.loads(backtest.stdout), json.loads(paper.stdout)  # stdout is the report alone: logs go to stderr
     assert (pp["mode"], pp["status"]) == ("paper", "finished")
     assert trades(pp) == trades(bt) and len(trades(pp)) >= 40
+    page = (tmp_path / "paper.html").read_text()
+    assert "<h1>l2_probe paper</h1>" in page and page.count("<polyline") >= 2  # price with its fills, equity
     with sqlite3.connect(tmp_path / "runs" / pp["run_id"] / "gateway.db") as db:
         (orders,) = db.execute("select count(*) from orders where run_id = ?", (pp["run_id"],)).fetchone()
         (fills,) = db.execute("select count(*) from fills where run_id = ?", (pp["run_id"],)).fetchone()

@@ -61,7 +61,7 @@ def render_html_report(outcome: Any, runtime: Runtime) -> str:
     drawdown = -(1 - equity / peak) * 100 if len(equity) else equity
     market = next(iter(runtime.report_markets().values()))
     s = market.series
-    marks = [(f.ts / 1e9, f.price / market.price_scale, f.side.value) for f in runtime.fills if f.symbol == market.instrument.symbol]
+    marks = [(f.ts / 1e9, f.price / 10**market.instrument.price_decimals, f.side.value) for f in runtime.fills if f.symbol == market.instrument.symbol]
     rows = "".join(
         f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(rep.get(k)))}</td></tr>"
         for k in ("run_id", "strategy", "status", "initial_equity", "final_equity", "total_return", "cagr", "sharpe", "sortino",
