@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 import sqlite3
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -91,8 +92,22 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: ConnectionPoolEntry) -> None
     dbapi_connection.isolation_level = None  # transactions are begun explicitly (see _sqlite_begin)
     cursor = dbapi_connection.cursor()
     for pragma in ("busy_timeout=10000", "journal_mode=WAL", "synchronous=NORMAL", "foreign_keys=ON"):  # wait first
-        cursor.execute(f"PRAGMA {pragma}")
+        _pragma_when_unlocked(cursor, pragma)
     cursor.close()
+
+
+def _pragma_when_unlocked(cursor: Any, pragma: str, patience: float = 10.0) -> None:
+    """Switching a fresh file to WAL needs it to itself: when another process is doing the same, SQLite
+    can answer "database is locked" at once, without calling the busy handler. Try again for a while."""
+    deadline = time.monotonic() + patience
+    while True:
+        try:
+            cursor.execute(f"PRAGMA {pragma}")
+            return
+        except Exception as exc:  # the driver's OperationalError, wrapped differently by each adapter
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
 
 
 def _sqlite_begin(connection: Connection) -> None:
