@@ -35,7 +35,7 @@ from coinwire.core.numbers import ATTO_DECIMALS, to_units
 from coinwire.core.orders import Order, Side
 from coinwire.engine.order_args import OrderArgs, order_args, resolve_size
 from coinwire.engine.runtime import Runtime
-from coinwire.engine.strategy import Indicator, OrderTicket, Strategy, StrategyParams, params_json
+from coinwire.engine.strategy import Indicator, OrderTicket, Strategy, StrategyParams
 from coinwire.history.candles import timeframe_seconds
 
 __all__ = ["BacktestConfig", "BacktestRuntime", "Series", "instrument_for", "timeframe_ns"]
@@ -434,9 +434,7 @@ class BacktestRuntime(Runtime):
     # --- the run ----------------------------------------------------------------------------------
     def run(self, strategy_cls: type[Strategy], params: StrategyParams) -> Strategy:
         """Start, replay history to the end, stop. Raises StrategyFailed when the strategy raises."""
-        strategy = self.attach(strategy_cls, params)
-        self.hub.record(self._now, "in", "run.start", {"strategy": strategy_cls.__name__, "params": params_json(params)})
-        self.call("on_start", strategy.on_start)
+        strategy = self.start_strategy(strategy_cls, params)
         times, kinds, refs, bars = self._wake_plan()
         self._loop(times, kinds, refs, bars)
         self._now = max(self._now, self.end_ns)

@@ -25,10 +25,9 @@ from coinwire.core.instruments import Instrument
 from coinwire.core.orders import Fill, Order
 from coinwire.engine.backtest import BacktestConfig, funded_wallet_set
 from coinwire.engine.order_args import resolve_size
-from coinwire.engine.stream import StreamRuntime, queued_order
-from coinwire.engine.strategy import Strategy, StrategyParams, params_json
+from coinwire.engine.stream import StreamRuntime
+from coinwire.engine.strategy import Strategy, StrategyParams
 from coinwire.feeds.binance_capture import BINANCE_BTCUSDT, BINANCE_USDM_BTCUSDT, iter_capture
-from coinwire.messages import BookDelta, BookSnapshot, BookTicker, TradeTick
 from coinwire.services.paper_exchange import PaperExchange, PaperMarket
 
 __all__ = ["BookBacktestRuntime", "capture_instrument"]
@@ -81,15 +80,7 @@ class BookBacktestRuntime(StreamRuntime):
                 break
             if strategy is not None:
                 self._expire(ts)
-            if isinstance(message, (BookDelta, BookSnapshot)):
-                fills = market.on_book(message)
-            elif isinstance(message, TradeTick):
-                fills = market.on_trade(message)
-            elif isinstance(message, BookTicker):
-                market.ticker = message
-                fills = []
-            else:
-                continue
+            fills = market.on_market(message)
             if strategy is None:
                 if not market.synced or (start is not None and ts < start):
                     continue  # the book warms up; the strategy starts on the first message after `start` with a synced book
@@ -111,11 +102,7 @@ class BookBacktestRuntime(StreamRuntime):
         inst = self.market.instrument
         ledger, set_id = funded_wallet_set(self.run_id, self.exchange, {inst.base, inst.quote}, self._funds, self._now)
         self.use_funds(self.exchange, ledger, set_id, inst.quote)
-        self.begin()
-        strategy = self.attach(strategy_cls, params)
-        self.hub.record(self._now, "in", "run.start", {"strategy": strategy_cls.__name__, "params": params_json(params)})
-        self.call("on_start", strategy.on_start)
-        return strategy
+        return self.start_strategy(strategy_cls, params)
 
     # --- the venue ------------------------------------------------------------------------------------
     def drain(self) -> None:
@@ -130,7 +117,7 @@ class BookBacktestRuntime(StreamRuntime):
                     release_hold(self.ledger, self.market.instrument, order, self._now)
                     self.order_update(order)
                     continue
-                symbol, args = queued_order((kind, ticket, payload))
+                symbol, args = payload
                 self._place(ticket, self.venue_markets[symbol], args)
 
     def _place(self, ticket: Any, market: PaperMarket, args: Any) -> None:

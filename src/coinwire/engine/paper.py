@@ -19,8 +19,8 @@ from coinwire.core.numbers import ATTO_DECIMALS, to_units
 from coinwire.core.orders import Fill, Order
 from coinwire.engine.order_args import resolve_size
 from coinwire.engine.runtime import StrategyFailed
-from coinwire.engine.stream import StreamRuntime, queued_order
-from coinwire.engine.strategy import Strategy, StrategyParams, params_json
+from coinwire.engine.stream import StreamRuntime
+from coinwire.engine.strategy import Strategy, StrategyParams
 from coinwire.messages import Markets, Message
 from coinwire.services.gateway import Gateway, OrderRequest
 
@@ -144,10 +144,7 @@ class PaperRuntime(StreamRuntime):
 
     def _start(self) -> None:
         assert self._cls is not None
-        self.begin()
-        self.strategy = self.attach(self._cls, self._params)
-        self.hub.record(self._now, "in", "run.start", {"strategy": self._cls.__name__, "params": params_json(self._params)})
-        self.call("on_start", self.strategy.on_start)
+        self.strategy = self.start_strategy(self._cls, self._params)
 
     # --- the venue: the gateway -----------------------------------------------------------------------------
     async def drain(self) -> None:
@@ -159,7 +156,7 @@ class PaperRuntime(StreamRuntime):
                         if ticket.order_id is not None and ticket.status in ("pending", "open"):
                             await self.gateway.cancel_order(order_id=ticket.order_id, client_oid=None, exchange=self.exchange)
                         continue
-                    symbol, args = queued_order((kind, ticket, payload))
+                    symbol, args = payload
                     market = self.venue_markets[symbol]
                     size, budget = resolve_size(args, market.engine, self.ledger, self.exchange, self.wallet_set_id)
                     if size <= 0:

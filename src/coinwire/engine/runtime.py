@@ -22,7 +22,7 @@ from coinwire.core.ledger import Ledger
 from coinwire.core.numbers import ATTO_DECIMALS, units_to_str
 from coinwire.core.orders import Fill, Order
 from coinwire.engine.hub import MessageHub
-from coinwire.engine.strategy import Indicator, OrderTicket, Strategy, StrategyParams
+from coinwire.engine.strategy import Indicator, OrderTicket, Strategy, StrategyParams, params_json
 
 __all__ = ["Runtime", "StrategyFailed", "LogLine", "Component"]
 
@@ -98,6 +98,13 @@ class Runtime:
         self._strategy = strategy
         self._wants_fills = strategy_cls.on_fill is not Strategy.on_fill
         self._wants_orders = strategy_cls.on_order is not Strategy.on_order
+        return strategy
+
+    def start_strategy(self, strategy_cls: type[Strategy], params: StrategyParams) -> Strategy:
+        """Create the strategy, record `run.start` and call its `on_start` at the current clock."""
+        strategy = self.attach(strategy_cls, params)
+        self.hub.record(self.now_ns(), "in", "run.start", {"strategy": strategy_cls.__name__, "params": params_json(params)})
+        self.call("on_start", strategy.on_start)
         return strategy
 
     def deliver(self, where: str, callback: Callable[..., Any], *args: Any) -> None:

@@ -27,9 +27,9 @@ from coinwire.core.indicators import indicator_spec
 from coinwire.core.instruments import Instrument
 from coinwire.core.orders import Side
 from coinwire.engine.backtest import Series, timeframe_ns
-from coinwire.engine.order_args import OrderArgs, order_args
+from coinwire.engine.order_args import order_args
 from coinwire.engine.runtime import Runtime
-from coinwire.engine.strategy import Indicator, OrderTicket
+from coinwire.engine.strategy import Indicator, OrderTicket, Strategy, StrategyParams
 from coinwire.messages import BookDelta, BookSnapshot, BookTicker, Message, TradeTick
 from coinwire.services.paper_exchange import PaperMarket
 
@@ -125,7 +125,7 @@ class StreamRuntime(Runtime):
         self._subs: dict[str, dict[str, list[Callable[[dict[str, Any]], None]]]] = {"book": {}, "trades": {}, "ticker": {}}
         self._indicators: list[list[float]] = []
         self._reported: dict[str, CandleStream] = {}  # symbol -> candles the report values holdings at
-        self.report_markets_cache: dict[str, Any] | None = None
+        self._report_markets: dict[str, Any] | None = None
 
     # --- the clock --------------------------------------------------------------------------------
     def now_ns(self) -> int:
@@ -232,13 +232,14 @@ class StreamRuntime(Runtime):
                 "bids": [[p / ps, s / ss] for p, s in book.levels(Side.BUY, _BOOK_LEVELS)],
                 "asks": [[p / ps, s / ss] for p, s in book.levels(Side.SELL, _BOOK_LEVELS)]}
 
-    def begin(self) -> None:
-        """The run starts at the current clock: candles for the report from here on."""
+    def start_strategy(self, strategy_cls: type[Strategy], params: StrategyParams) -> Strategy:
+        """The run starts at the current clock (funds in place): report candles from here on, then `on_start`."""
         self.started = True
         self.start_ns = self._now
         self.balance_points = [(self._now, self.totals())]
         for symbol in self.venue_markets:
             self._reported[symbol] = self._stream(symbol, REPORT_TIMEFRAME)
+        return super().start_strategy(strategy_cls, params)
 
     # --- data the strategy reads ------------------------------------------------------------------
     def _market(self, symbol: str) -> PaperMarket:
@@ -357,7 +358,7 @@ class StreamRuntime(Runtime):
     # --- the report ---------------------------------------------------------------------------------
     def report_markets(self) -> dict[str, Any]:
         """Markets as the report reads them: instrument plus the 1-minute candles of the run."""
-        if self.report_markets_cache is None:
+        if self._report_markets is None:
             out = {}
             for symbol, stream in self._reported.items():
                 series = stream.series(with_open_bucket=True)
@@ -369,8 +370,8 @@ class StreamRuntime(Runtime):
                     one = np.array([price])
                     series = Series(symbol, REPORT_TIMEFRAME, np.array([self.start_ns // _NS]), one, one, one, one, np.zeros(1))
                 out[symbol] = _ReportMarket(self.venue_markets[symbol].instrument, series)
-            self.report_markets_cache = out
-        return self.report_markets_cache
+            self._report_markets = out
+        return self._report_markets
 
 
 class _ReportMarket:
@@ -379,7 +380,3 @@ class _ReportMarket:
     def __init__(self, instrument: Instrument, series: Series) -> None:
         self.instrument = instrument
         self.series = series
-
-
-def queued_order(command: Command) -> tuple[str, OrderArgs]:
-    return command[2]  # type: ignore[no-any-return]

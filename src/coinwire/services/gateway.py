@@ -192,19 +192,12 @@ class Gateway:
         market = exchange.market(message.symbol)  # type: ignore[union-attr]
         if market is None:
             return
+        fills = market.on_market(message)  # type: ignore[arg-type]
         if isinstance(message, (BookDelta, BookSnapshot)):
             metrics.labelled(metrics.BOOK_UPDATES, exchange.name).inc(len(message.bids) + len(message.asks))
-            fills = market.on_book(message)
             if market.sync.state == RESYNC:  # a gap: ask the source (before the first book, the feed sends one)
                 await self._resync(exchange, market)
             await self._refresh_status(exchange)
-        elif isinstance(message, TradeTick):
-            fills = market.on_trade(message)
-        elif isinstance(message, BookTicker):
-            market.ticker = message
-            fills = []
-        else:
-            return
         if fills:
             await self._settle_resting(market, fills)
         for listener in self.listeners:

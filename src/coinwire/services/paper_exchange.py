@@ -57,6 +57,15 @@ class PaperMarket:
             self.sync.on_delta(message)
         return self._fills
 
+    def on_market(self, message: BookSnapshot | BookDelta | TradeTick | BookTicker) -> list[Fill]:
+        """Apply any market-data message; returns fills of our resting orders it caused."""
+        if isinstance(message, TradeTick):
+            return self.on_trade(message)
+        if isinstance(message, BookTicker):
+            self.ticker = message
+            return []
+        return self.on_book(message)
+
     def on_trade(self, trade: TradeTick) -> list[Fill]:
         self.last_trade = trade
         self.candles.add(trade.ts, trade.price, trade.size)
