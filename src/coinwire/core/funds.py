@@ -83,7 +83,10 @@ def required_hold(instrument: Instrument, order: Order, market_cost: int | None 
 
 
 def fill_movements(instrument: Instrument, fill: Fill) -> list[Movement]:
-    """The TRADE and FEE movements of one fill: base and quote swap hands, the fee leaves in quote.
+    """The TRADE and FEE movements of one fill: base and quote swap hands, the fee leaves in its currency.
+
+    The fee is in the quote unless the fill names another currency (a live venue charging the
+    asset received, as Binance does for buys).
 
     A zero fee makes no FEE movement (a line that moves nothing tells nobody anything).
     """
@@ -98,5 +101,5 @@ def fill_movements(instrument: Instrument, fill: Fill) -> list[Movement]:
         Movement(instrument.quote, LineKind.TRADE, -sign * fill.notional),
     ]
     if fill.fee:
-        movements.append(Movement(instrument.quote, LineKind.FEE, -fill.fee))
+        movements.append(Movement(fill.fee_currency or instrument.quote, LineKind.FEE, -fill.fee))
     return movements

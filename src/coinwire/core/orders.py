@@ -49,6 +49,7 @@ class DoneReason(str, enum.Enum):
     CANCELLED = "cancelled"  # by the user, or the unfilled remainder of a market/IOC order
     EXPIRED = "expired"  # cancel_after elapsed
     KILLED = "killed"  # a fill-or-kill that could not fill completely
+    REJECTED = "rejected"  # a live venue refused the order (the refusal is also the make_order answer)
 
 
 TRANSITIONS: dict[OrderStatus, frozenset[OrderStatus]] = {
@@ -89,6 +90,7 @@ class Order(msgspec.Struct, kw_only=True):
     filled_size: int = 0
     filled_notional: int = 0
     fee: int = 0
+    fee_currency: str | None = None  # None: the quote currency; a live venue may charge the asset received
 
     @property
     def remaining(self) -> int:
@@ -119,15 +121,22 @@ class Order(msgspec.Struct, kw_only=True):
         self.status = status
         self.last_updated_at = ts
 
-    def record_fill(self, price: int, size: int, notional: int, fee: int, ts: int) -> None:
-        """Add one fill's size, notional and fee; a fill beyond the order's size is a bug."""
+    def record_fill(self, price: int, size: int, notional: int, fee: int, ts: int, fee_currency: str | None = None) -> None:
+        """Add one fill's size, notional and fee; a fill beyond the order's size is a bug.
+
+        `fee` adds to the order's total when it is in the order's fee currency, which the first
+        fill sets (venues charge one order's fills in one currency: the quote, or the asset received).
+        """
         if size <= 0 or size > self.remaining:
             raise InvalidTransition(f"order {self.id}: fill of {size} with {self.remaining} remaining")
         if self.status is OrderStatus.DONE:
             raise InvalidTransition(f"order {self.id}: fill on a done order")
+        if self.filled_size == 0:
+            self.fee_currency = fee_currency
         self.filled_size += size
         self.filled_notional += notional
-        self.fee += fee
+        if fee_currency == self.fee_currency:
+            self.fee += fee
         self.last_updated_at = ts
 
 
@@ -149,4 +158,5 @@ class Fill(msgspec.Struct, frozen=True, kw_only=True):
     ts: int
     run_id: str | None = None
     wallet_set_id: int | None = None
-    ext_id: str | None = None
+    ext_id: str | None = None  # the venue's trade id (live exchanges)
+    fee_currency: str | None = None  # None: the quote currency

@@ -86,7 +86,7 @@ def order_view(order: Order, instrument: Instrument) -> dict[str, Any]:
         "filled_size": units_text(order.filled_size, sd),
         "avg_price": avg_price_str(instrument, order.filled_size, order.filled_notional),
         "fee": units_text(order.fee, ATTO_DECIMALS),
-        "fee_currency": instrument.quote,
+        "fee_currency": order.fee_currency or instrument.quote,
     }
 
 
@@ -106,7 +106,7 @@ def fill_view(fill: Fill, instrument: Instrument) -> dict[str, Any]:
         "exec_price": units_text(fill.price, instrument.price_decimals),
         "notional": units_text(fill.notional, ATTO_DECIMALS),
         "fee": units_text(fill.fee, ATTO_DECIMALS),
-        "fee_currency": instrument.quote,
+        "fee_currency": fill.fee_currency or instrument.quote,
         "maker": fill.maker,
         "ext_id": fill.ext_id,
         "timestamp": iso(fill.ts),

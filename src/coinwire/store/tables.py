@@ -91,6 +91,7 @@ orders = Table(
     Column("filled_size", Text, nullable=False),
     Column("filled_notional", Text, nullable=False),
     Column("fee", Text, nullable=False),
+    Column("fee_currency", String(16), nullable=True),  # NULL: the quote currency
     Index(None, "status"),
     Index(None, "wallet_set_id"),
     Index(None, "created_at"),
@@ -118,6 +119,7 @@ fills = Table(
     Column("run_id", String(64), nullable=True),
     Column("wallet_set_id", BigInteger, nullable=True),
     Column("ext_id", String(128), nullable=True),
+    Column("fee_currency", String(16), nullable=True),  # NULL: the quote currency
     Index(None, "order_id"),
     Index(None, "ts"),
 )
