@@ -4,7 +4,7 @@ Subjects are dot-separated tokens, lower case, NATS style (`*` one token, `>` th
 
     book.<exchange>.<quote>.<base>       BookSnapshot | BookDelta     (market data)
     trade.<exchange>.<quote>.<base>      TradeTick
-    ticker.<exchange>.<quote>.<base>     BookTicker
+    ticker.<exchange>.<quote>.<base>     BookTicker | Ticker
     markets.<exchange>                   Markets (the instruments a feed serves)
     order.<exchange>.<quote>.<base>      OrderUpdate                  (durable)
     fill.<exchange>.<quote>.<base>       FillEvent                    (durable)
@@ -18,6 +18,8 @@ so they are exact on any wire. Notifications carry decimal strings (they go to p
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 import msgspec
 
 from coinwire.core.instruments import Instrument
@@ -29,6 +31,7 @@ __all__ = [
     "BookDelta",
     "TradeTick",
     "BookTicker",
+    "Ticker",
     "OrderUpdate",
     "FillEvent",
     "ExchangeStatusChanged",
@@ -95,6 +98,27 @@ class BookTicker(msgspec.Struct, frozen=True, tag="ticker"):
     ask_size: int
 
 
+class Ticker(msgspec.Struct, frozen=True, tag="ticker_stats"):
+    """A venue's ticker (CCXT `watch_tickers` / `fetch_tickers`): last price, touch, rolling 24 h figures.
+
+    Exact decimals rather than instrument-scaled integers: a ticker streamer follows every
+    market of an exchange, most of which no feed has announced an Instrument for. Fields the
+    venue does not send are None (Binance's mini ticker has no bid or ask).
+    """
+
+    exchange: str
+    symbol: str
+    ts: int  # ns since epoch, the venue's time for these figures
+    last: Decimal | None = None
+    bid: Decimal | None = None
+    ask: Decimal | None = None
+    open: Decimal | None = None  # 24 h
+    high: Decimal | None = None
+    low: Decimal | None = None
+    base_volume: Decimal | None = None
+    quote_volume: Decimal | None = None
+
+
 class OrderUpdate(msgspec.Struct, frozen=True, tag="order"):
     """The seed's `order` notification: Order.to_dict() fields, amounts as decimal strings."""
 
@@ -122,7 +146,16 @@ class LogMessage(msgspec.Struct, frozen=True, tag="logmessages"):
 
 
 Message = (
-    Markets | BookSnapshot | BookDelta | TradeTick | BookTicker | OrderUpdate | FillEvent | ExchangeStatusChanged | LogMessage
+    Markets
+    | BookSnapshot
+    | BookDelta
+    | TradeTick
+    | BookTicker
+    | Ticker
+    | OrderUpdate
+    | FillEvent
+    | ExchangeStatusChanged
+    | LogMessage
 )
 
 # Subjects whose messages a bus keeps and can replay from a sequence number.

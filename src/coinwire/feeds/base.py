@@ -1,7 +1,7 @@
 """The Feed port: a source of market data that publishes typed messages on subjects.
 
 A feed first publishes a `Markets` message on `markets.<exchange>`, then book snapshots
-and deltas on `book.*`, trades on `trade.*` and best bid/ask on `ticker.*` (subjects from
+and deltas on `book.*`, trades on `trade.*` and best bid/ask (`BookTicker`) or venue tickers (`Ticker`) on `ticker.*` (subjects from
 `coinwire.messages.subject`). A consumer that sees a gap in the deltas asks the feed's
 `SnapshotSource` for a fresh book, as it would ask a live exchange's REST depth endpoint.
 
@@ -16,14 +16,14 @@ from functools import lru_cache
 from typing import Protocol, runtime_checkable
 
 from coinwire.core.instruments import Instrument
-from coinwire.messages import BookDelta, BookSnapshot, BookTicker, Markets, Message, TradeTick, subject
+from coinwire.messages import BookDelta, BookSnapshot, BookTicker, Markets, Message, Ticker, TradeTick, subject
 
 __all__ = ["Feed", "SnapshotSource", "Publish", "HealthHook", "subject_for"]
 
 Publish = Callable[[str, Message], Awaitable[object]]
 HealthHook = Callable[[str, bool], Awaitable[object]]  # (symbol, healthy) on every change
 
-_KIND_BY_TYPE: dict[type, str] = {BookSnapshot: "book", BookDelta: "book", TradeTick: "trade", BookTicker: "ticker"}
+_KIND_BY_TYPE: dict[type, str] = {BookSnapshot: "book", BookDelta: "book", TradeTick: "trade", BookTicker: "ticker", Ticker: "ticker"}
 
 
 @runtime_checkable
