@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
+from decimal import Decimal
 from collections.abc import AsyncIterator, Awaitable, Callable
 from urllib.parse import urlsplit
 
@@ -14,7 +15,7 @@ from coinwire.bus import MemoryBus, bus_from_url
 from coinwire.bus.base import Bus
 from coinwire.bus.nats import NatsBus
 from coinwire.core.errors import InvalidInput
-from coinwire.messages import FillEvent, Message, OrderUpdate, TradeTick
+from coinwire.messages import BookTicker, FillEvent, Message, OrderUpdate, Ticker, TradeTick, subject
 from tests.conftest import NATS_URL, require_service
 
 BusFactory = Callable[[], Awaitable[Bus]]
@@ -97,6 +98,32 @@ async def test_wildcards_select_one_token_or_the_rest(bus: Bus) -> None:
     assert first.subjects == ["trade.binance.usdt.btc", "book.binance.usdt.btc"]
     assert exact.subjects == ["trade.kraken.eur.btc"]
     assert [m for _, m in rest.got][:2] == [tick(0), tick(1)]  # messages arrive intact (decoded on NATS)
+
+
+async def test_ticker_subjects_select_an_exchange_quote_or_base(bus: Bus) -> None:
+    """`ticker.binance.usdt.*` gets every USDT pair of binance, whichever kind of ticker carries it, exactly."""
+    usdt, btc_anywhere, binance = Collector(), Collector(), Collector()
+    await bus.subscribe("ticker.binance.usdt.*", usdt)
+    await bus.subscribe("ticker.*.*.btc", btc_anywhere)
+    await bus.subscribe("ticker.binance.>", binance)
+    messages: list[Message] = [
+        Ticker("binance", "BTC/USDT", 1, last=Decimal("61000.10"), bid=Decimal("61000.09"), base_volume=Decimal("1E+3")),
+        Ticker("binance", "ETH/BTC", 2, last=Decimal("0.04262")),
+        BookTicker("binance", "SOL/USDT", 3, 7, 15012, 40, 15013, 25),
+        Ticker("kraken", "BTC/USDT", 4, last=Decimal("61001")),
+        Ticker("binance", "1000SATS/USDT", 5, last=Decimal("0.0003101")),
+    ]
+    for message in messages:
+        await bus.publish(subject("ticker", message.exchange, message.symbol), message)  # type: ignore[union-attr]
+    await binance.wait_for(4)
+    await usdt.wait_for(3)
+    await btc_anywhere.wait_for(2)
+    await asyncio.sleep(0.05)
+    assert usdt.subjects == ["ticker.binance.usdt.btc", "ticker.binance.usdt.sol", "ticker.binance.usdt.1000sats"]
+    assert btc_anywhere.subjects == ["ticker.binance.usdt.btc", "ticker.kraken.usdt.btc"]
+    assert [m for _, m in binance.got] == [messages[0], messages[1], messages[2], messages[4]]
+    first = usdt.got[0][1]
+    assert isinstance(first, Ticker) and str(first.last) == "61000.10" and str(first.base_volume) == "1E+3"  # exact
 
 
 async def test_no_cross_talk_between_namespaces(make_bus: BusFactory) -> None:
