@@ -15,7 +15,8 @@ from coinwire.bus import MemoryBus, bus_from_url
 from coinwire.bus.base import Bus
 from coinwire.bus.nats import NatsBus
 from coinwire.core.errors import InvalidInput
-from coinwire.messages import BookTicker, FillEvent, Message, OrderUpdate, Ticker, TradeTick, subject
+from coinwire.messages import BookTicker, FillEvent, Message, OrderUpdate, Ticker, TradeTick
+from coinwire.messages import subject as make_subject
 from tests.conftest import NATS_URL, require_service
 
 BusFactory = Callable[[], Awaitable[Bus]]
@@ -114,7 +115,7 @@ async def test_ticker_subjects_select_an_exchange_quote_or_base(bus: Bus) -> Non
         Ticker("binance", "1000SATS/USDT", 5, last=Decimal("0.0003101")),
     ]
     for message in messages:
-        await bus.publish(subject("ticker", message.exchange, message.symbol), message)  # type: ignore[union-attr]
+        await bus.publish(make_subject("ticker", message.exchange, message.symbol), message)  # type: ignore[union-attr]
     await binance.wait_for(4)
     await usdt.wait_for(3)
     await btc_anywhere.wait_for(2)
