@@ -27,7 +27,7 @@ from sqlalchemy import (
     Text,
 )
 
-__all__ = ["metadata", "orders", "fills", "wallet_sets", "wallets", "wallet_lines", "meta", "IdType", "TABLES"]
+__all__ = ["metadata", "orders", "fills", "wallet_sets", "wallets", "wallet_lines", "candles", "meta", "IdType", "TABLES"]
 
 # Stable constraint names on both dialects, so migrations can refer to them.
 metadata = MetaData(
@@ -136,6 +136,29 @@ wallet_lines = Table(
     Column("order_id", BigInteger, nullable=True),
     Column("fill_id", BigInteger, nullable=True),
     Index(None, "wallet_id", "ts"),
+)
+
+# 1-minute (and coarser) candles of market data, built from public trades or fetched. Prices
+# and volume are integers at the instrument's precision (like market-data messages), so they
+# are exact and roll up with integer arithmetic; times are unix SECONDS (bucket boundaries),
+# `updated_at` nanoseconds. Not in TABLES: candles are written by store.candles, not ChangeSets.
+candles = Table(
+    "candles",
+    metadata,
+    Column("exchange", String(64), primary_key=True),
+    Column("symbol", String(64), primary_key=True),
+    Column("interval_s", Integer, primary_key=True),
+    Column("open_time", BigInteger, primary_key=True, autoincrement=False),
+    Column("close_time", BigInteger, nullable=False),
+    Column("price_decimals", Integer, nullable=False),
+    Column("size_decimals", Integer, nullable=False),
+    Column("open", BigInteger, nullable=False),
+    Column("high", BigInteger, nullable=False),
+    Column("low", BigInteger, nullable=False),
+    Column("close", BigInteger, nullable=False),
+    Column("volume", BigInteger, nullable=False),
+    Column("trades", Integer, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
 )
 
 meta = Table(
