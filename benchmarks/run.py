@@ -25,6 +25,8 @@ BENCHES: list[tuple[str, str, str, float, str, str]] = [
      "HistoryStore loading a 1,000,000-bar series (memory-mapped .npy) and reading every column: 0.5 s at target"),
     ("SMA cross backtest, 500k bars", "benchmarks.backtest_sma", "coinwire_speedup_vs_backtesting", 10, "x backtesting.py's speed",
      "ma_cross 50/200 on a seeded 500,000-bar walk, same entries and equity as backtrader, vectorbt, nautilus_trader (docs/PEERS.md)"),
+    ("Efficient frontier, 24 assets", "benchmarks.frontier", "pypfopt_over_coinwire", 1, "x PyPortfolioOpt's speed",
+     "100-point exact frontier of the 24 hourly pairs vs PyPortfolioOpt efficient_return over the same targets; 1M random portfolios"),
 ]
 
 
@@ -52,6 +54,12 @@ NOTES = """
   empty (`vectorbt_process_cold_cache_s`). Ratios `*_over_coinwire` > 1 mean coinwire is faster;
   targets: `coinwire_speedup_vs_backtesting` >= 10, `coinwire_over_vectorbt_warm` <= 5,
   `vectorbt_process_over_coinwire_process` > 1. How each peer is made to match: docs/PEERS.md.
+- Efficient frontier: both sides start from the same aligned closes and definitions (simple
+  returns, mean and sample covariance x 8,760). `coinwire_solve_ms` is the critical-line
+  frontier plus its 100 points from the estimates; `pypfopt_frontier_s` is PyPortfolioOpt's 100
+  `efficient_return` solves (CLARABEL: OSQP stops at its iteration limit near the top of this
+  frontier), timed inside its own process. `max_weight_diff_*` check they computed the same
+  portfolios; `random_above_frontier` must be 0. Method: docs/FRONTIER.md.
 """
 
 
