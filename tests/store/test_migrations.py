@@ -17,7 +17,8 @@ from coinwire.store import ChangeSet, Store, migrate
 from coinwire.store.tables import metadata
 from tests.store.test_store_contract import Database, database  # noqa: F401 - the parametrised fixture
 
-TABLES = {"orders", "fills", "wallet_sets", "wallets", "wallet_lines", "candles", "meta", "alembic_version"}
+TABLES = {"orders", "fills", "wallet_sets", "wallets", "wallet_lines", "candles", "fx_rates", "coin_stats", "meta",
+          "alembic_version"}
 
 
 def _diff(connection: Connection) -> list[object]:

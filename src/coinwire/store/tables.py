@@ -27,7 +27,8 @@ from sqlalchemy import (
     Text,
 )
 
-__all__ = ["metadata", "orders", "fills", "wallet_sets", "wallets", "wallet_lines", "candles", "meta", "IdType", "TABLES"]
+__all__ = ["metadata", "orders", "fills", "wallet_sets", "wallets", "wallet_lines", "candles", "fx_rates", "coin_stats", "meta", "IdType",
+           "TABLES"]
 
 # Stable constraint names on both dialects, so migrations can refer to them.
 metadata = MetaData(
@@ -159,6 +160,37 @@ candles = Table(
     Column("volume", BigInteger, nullable=False),
     Column("trades", Integer, nullable=False),
     Column("updated_at", BigInteger, nullable=False),
+)
+
+# Reference data (coinwire.refdata): fiat rates and top-coin market data, one row per source,
+# currency (coin) and the source's own timestamp (ns); `fetched_at` is when we asked. Rates,
+# prices and caps are exact decimal TEXT. Not in TABLES: written by refdata.store, not ChangeSets.
+fx_rates = Table(
+    "fx_rates",
+    metadata,
+    Column("source", String(32), primary_key=True),
+    Column("base", String(16), primary_key=True),
+    Column("quote", String(16), primary_key=True),
+    Column("ts", BigInteger, primary_key=True, autoincrement=False),
+    Column("rate", Text, nullable=False),
+    Column("fetched_at", BigInteger, nullable=False),
+)
+
+coin_stats = Table(
+    "coin_stats",
+    metadata,
+    Column("source", String(32), primary_key=True),
+    Column("coin_id", String(128), primary_key=True),
+    Column("ts", BigInteger, primary_key=True, autoincrement=False),
+    Column("symbol", String(32), nullable=False),
+    Column("name", Text, nullable=False),
+    Column("rank", Integer, nullable=False),
+    Column("price", Text, nullable=False),  # USD
+    Column("market_cap", Text, nullable=True),  # USD
+    Column("ath", Text, nullable=True),  # USD
+    Column("ath_ts", BigInteger, nullable=True),
+    Column("fetched_at", BigInteger, nullable=False),
+    Index(None, "source", "fetched_at"),
 )
 
 meta = Table(
