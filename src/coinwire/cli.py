@@ -13,6 +13,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from coinwire.cli_data import data_app
+from coinwire.cli_frontier import frontier_command
 from coinwire.cli_run import run_command, runs_app
 from coinwire.config import ConfigError, Settings, load_settings
 
@@ -22,6 +23,7 @@ app.add_typer(config_app, name="config")
 app.command("run")(run_command)
 app.add_typer(runs_app, name="runs")
 app.add_typer(data_app, name="data")
+app.command("frontier")(frontier_command)
 console = Console()
 err = Console(stderr=True, soft_wrap=True)  # never break a URL or a path across lines
 

@@ -343,7 +343,7 @@ class Frontier:
         return float(self.rets[0])
 
     def min_variance(self, risk_free: float = DEFAULT_RISK_FREE) -> Portfolio:
-        return _metrics(self.weights[-1].copy(), self.est.mu, self.est.cov, _risk_free(risk_free))
+        return _metrics(self._clean(self.weights[-1].copy()), self.est.mu, self.est.cov, _risk_free(risk_free))
 
     def at_return(self, target: float, risk_free: float = DEFAULT_RISK_FREE) -> Portfolio:
         """The least-variance portfolio with expected return `target` (min-variance return .. max return)."""
@@ -461,6 +461,7 @@ class Frontier:
     def _clean(self, w: FloatArray) -> FloatArray:
         """Interpolation rounding: clip into the bounds and renormalise the budget on the free assets."""
         w = np.clip(w, self.lower, self.upper)
+        w[w - self.lower < 1e-13] = self.lower[w - self.lower < 1e-13]
         excess = w.sum() - 1.0
         if excess != 0.0:
             free = (w > self.lower + _EPS) & (w < self.upper - _EPS)
