@@ -1,0 +1,117 @@
+"""Candle writes through a queue drained by a small fixed pool of writers, each batching rows into one upsert.
+
+Why: at the top of every minute thousands of series close at the same instant. One
+transaction per candle would need thousands of connections (PostgreSQL) or thousands of
+lock round trips (SQLite); here `put` only queues, and each of `writers` tasks takes
+whatever is queued (up to `max_batch` rows) and commits it as one executemany upsert, so a
+burst of N candles costs about N / max_batch transactions on at most `writers` connections.
+
+A series always goes to the same writer (hash of exchange and symbol), so two versions of a
+candle (closed, then corrected by a late trade) commit in the order they were put. A batch
+that fails is retried with backoff; after `retries` failures its rows are dropped, logged and
+counted (`failed_rows`): market data must not stop because the database hiccupped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import zlib
+from collections.abc import Iterable
+
+import structlog
+
+from coinwire.store.candles import CandleRow, upsert_statement, write_candles
+from coinwire.store.store import Store
+
+__all__ = ["CandleWriter"]
+
+log = structlog.get_logger("coinwire.candles")
+
+
+class CandleWriter:
+    """`await start()`, `put(rows)` from anywhere on the loop, `await flush()` to wait for the commits, `await close()`."""
+
+    def __init__(
+        self, store: Store, writers: int | None = None, max_batch: int = 5_000, retries: int = 3, retry_delay: float = 0.5
+    ) -> None:
+        if max_batch < 1:
+            raise ValueError("max_batch must be at least 1")
+        # SQLite has one write lock: more writers would only queue for it
+        self.writers = writers if writers is not None else (1 if store.dialect == "sqlite" else 2)
+        if self.writers < 1:
+            raise ValueError("writers must be at least 1")
+        self.store = store
+        self.max_batch = max_batch
+        self.retries = retries
+        self.retry_delay = retry_delay
+        self.rows_put = 0
+        self.rows_written = 0
+        self.transactions = 0
+        self.failed_rows = 0
+        self._queues: list[asyncio.Queue[CandleRow]] = [asyncio.Queue() for _ in range(self.writers)]
+        self._tasks: list[asyncio.Task[None]] = []
+        self._statement = upsert_statement(store.dialect)
+
+    async def start(self) -> None:
+        if not self._tasks:
+            self._tasks = [
+                asyncio.create_task(self._drain(queue), name=f"coinwire-candle-writer-{i}") for i, queue in enumerate(self._queues)
+            ]
+
+    def put(self, rows: Iterable[CandleRow]) -> None:
+        """Queue rows for writing; returns at once."""
+        if not self._tasks:
+            raise RuntimeError("CandleWriter is not running: await writer.start() first")
+        queues = self._queues
+        n = len(queues)
+        for row in rows:
+            shard = zlib.crc32(f"{row.exchange}\0{row.symbol}".encode()) % n if n > 1 else 0
+            queues[shard].put_nowait(row)
+            self.rows_put += 1
+
+    @property
+    def pending(self) -> int:
+        return sum(q.qsize() for q in self._queues)
+
+    async def flush(self) -> None:
+        """Return once every row put so far is committed (or given up on)."""
+        await asyncio.gather(*(q.join() for q in self._queues))
+
+    async def close(self) -> None:
+        """Write what is queued, then stop the writers."""
+        if not self._tasks:
+            return
+        await self.flush()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
+
+    async def _drain(self, queue: asyncio.Queue[CandleRow]) -> None:
+        while True:
+            batch = [await queue.get()]
+            while len(batch) < self.max_batch and not queue.empty():
+                batch.append(queue.get_nowait())
+            try:
+                await self._write(batch)
+            finally:
+                for _ in batch:
+                    queue.task_done()
+
+    async def _write(self, batch: list[CandleRow]) -> None:
+        for attempt in range(self.retries + 1):
+            try:
+                await write_candles(self.store, batch, self._statement)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - a database failure must not end the writer
+                if attempt == self.retries:
+                    self.failed_rows += len(batch)
+                    log.error("candle rows dropped after retries", rows=len(batch), error=str(exc))
+                    return
+                log.warning("candle write failed, retrying", rows=len(batch), attempt=attempt + 1, error=str(exc))
+                await asyncio.sleep(self.retry_delay * 2**attempt)
+            else:
+                self.transactions += 1
+                self.rows_written += len(batch)
+                return
