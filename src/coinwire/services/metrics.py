@@ -9,7 +9,8 @@ from typing import Any
 from prometheus_client import Counter, Gauge, Histogram
 
 __all__ = [
-    "REQUEST_LATENCY", "ORDERS", "FILLS", "BOOK_UPDATES", "COMMIT_FAILURES", "LOOP_LAG", "labelled", "watch_loop_lag",
+    "REQUEST_LATENCY", "ORDERS", "FILLS", "BOOK_UPDATES", "COMMIT_FAILURES", "LOOP_LAG", "REFDATA_FETCHES", "REFDATA_AGE",
+    "labelled", "watch_loop_lag",
 ]
 
 REQUEST_LATENCY = Histogram(
@@ -22,6 +23,12 @@ ORDERS = Counter("coinwire_orders_total", "Orders accepted by the gateway", ["ex
 FILLS = Counter("coinwire_fills_total", "Fills of our orders", ["exchange"])
 BOOK_UPDATES = Counter("coinwire_book_level_updates_total", "Order book level updates received", ["exchange"])
 COMMIT_FAILURES = Counter("coinwire_commit_failures_total", "Store transactions that failed and forced a reload")
+REFDATA_FETCHES = Counter(
+    "coinwire_refdata_fetches_total",
+    "Reference-data fetches by source and outcome (ok, source_unreachable, source_http_error, source_garbage)",
+    ["source", "outcome"],
+)
+REFDATA_AGE = Gauge("coinwire_refdata_age_seconds", "Age of the reference data in use, by source (the last good value)", ["source"])
 LOOP_LAG = Gauge("coinwire_event_loop_lag_seconds", "How late the event loop woke a 100 ms timer, last sample")
 
 
