@@ -15,6 +15,7 @@ from starlette.types import Receive, Scope, Send
 from coinwire import __version__
 from coinwire.api.rest import add_xwrap_routes, json_response
 from coinwire.api.rpc import rpc_asgi
+from coinwire.api.frontier_routes import add_frontier_routes
 from coinwire.api.runs_routes import add_runs_routes
 from coinwire.app import Platform
 from coinwire.config import Settings
@@ -70,6 +71,7 @@ def create_app(settings: Settings) -> FastAPI:
 
     add_xwrap_routes(app, platform.api)
     add_runs_routes(app, settings, platform.gateway)
+    add_frontier_routes(app, settings)
 
     @app.get("/", tags=["ops"])
     async def index() -> Response:
