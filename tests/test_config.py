@@ -140,14 +140,17 @@ def test_missing_file(tmp_path: Path) -> None:
         ({"exchanges": [{"name": "a", "mode": "yolo"}]}, "exchange a: mode must be 'paper' or 'live', got 'yolo'"),
         ({"exchanges": [{"name": "a", "feed": "rss"}]}, "exchange a: feed must be 'demo', 'replay' or 'ccxt', got 'rss'"),
         ({"exchanges": [{"name": "a", "feed": "replay"}]}, "exchange a: a replay feed needs replay_paths"),
-        ({"exchanges": [{"name": "a", "mode": "live"}]}, "live trading is not available yet"),
+        ({"exchanges": [{"name": "a", "mode": "live"}]}, "exchange a: a live exchange needs feed = 'ccxt'"),
         ({"exchanges": [{"name": "binance", "feed": "ccxt"}]}, "exchange binance: a ccxt feed needs symbols"),
         ({"exchanges": [{"name": "a", "feed": "ccxt", "symbols": ["BTC/USDT"]}]}, "CCXT has no exchange 'a'"),
         ({"exchanges": [{"name": "a", "feed": "ccxt", "ccxt_id": "binanse", "symbols": ["BTC/USDT"]}]}, "CCXT has no exchange 'binanse'"),
         ({"exchanges": [{"name": "binance", "feed": "ccxt", "symbols": ["BTC/USDT"], "poll_interval": 0}]}, "poll_interval and ccxt_timeout must be > 0"),
         ({"exchanges": [{"name": "binance", "feed": "ccxt", "symbols": ["BTC/USDT"], "ccxt_depth": 0}]}, "ccxt_depth must be between 1 and 5000"),
         ({"exchanges": [{"name": "binance", "feed": "ccxt", "symbols": ["BTC/USDT"], "ccxt_urls": {"api.public": "ftp://x"}}]}, r"ccxt_urls\['api.public'\] must be an http"),
-        ({"exchanges": [{"name": "binance", "feed": "ccxt", "symbols": ["BTC/USDT"], "mode": "live"}]}, "live trading is not available yet"),
+        ({"exchanges": [{"name": "binance", "feed": "ccxt", "symbols": ["BTC/USDT"], "mode": "live"}]},
+         "live trading needs the account's credentials in COINWIRE_BINANCE_API_KEY and COINWIRE_BINANCE_SECRET"),
+        ({"exchanges": [{"name": "binance", "feed": "ccxt", "symbols": ["BTC/USDT"], "mode": "live", "paper_funds": {"USDT": "1"}}]},
+         "paper_funds are for paper exchanges"),
         ({"exchanges": [{"name": "a", "tick_interval": 0}]}, "tick_interval must be > 0"),
         ({"exchanges": [{"name": "a", "feed": "replay", "replay_paths": ["x"], "replay_speed": -2}]}, "replay_speed must be > 0"),
         ({"exchanges": [{"name": "a", "seed": "seven"}]}, r"\$.exchanges\[0\].seed"),
@@ -165,6 +168,18 @@ def test_valid_edge_values() -> None:
     replay = load_settings(overrides={"exchanges": [{"name": "r", "feed": "replay", "replay_paths": ["x"], "replay_speed": None}]}, env={})
     assert replay.exchanges[0].replay_speed is None
     assert load_settings(overrides={"exchanges": []}, env={}).exchanges == []
+
+
+def test_a_live_exchange_takes_its_credentials_from_the_environment_only() -> None:
+    live = {"name": "bn-main", "feed": "ccxt", "ccxt_id": "binance", "symbols": ["BTC/USDT"], "mode": "live"}
+    env = {"COINWIRE_BN_MAIN_API_KEY": "k", "COINWIRE_BN_MAIN_SECRET": "s"}
+    cfg = load_settings(overrides={"exchanges": [live]}, env=env).exchanges[0]
+    assert (cfg.mode, cfg.credential_env("api_key"), cfg.credential_env("password")) == ("live", "COINWIRE_BN_MAIN_API_KEY", "COINWIRE_BN_MAIN_PASSWORD")
+    named = load_settings(overrides={"exchanges": [{**live, "api_key_env": "MY_KEY", "secret_env": "MY_SECRET"}]},
+                          env={"MY_KEY": "k", "MY_SECRET": "s"}).exchanges[0]
+    assert named.credential_env("secret") == "MY_SECRET"
+    with pytest.raises(ConfigError, match="MY_SECRET"):
+        load_settings(overrides={"exchanges": [{**live, "api_key_env": "MY_KEY", "secret_env": "MY_SECRET"}]}, env={"MY_KEY": "k"})
 
 
 def test_a_paper_exchange_can_mirror_a_real_exchange_through_ccxt(tmp_path: Path) -> None:

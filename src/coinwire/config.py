@@ -29,7 +29,7 @@ class ExchangeConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """One exchange the gateway serves. Paper exchanges mirror a feed's markets and books."""
 
     name: str = "demo"
-    mode: str = "paper"  # paper | live (live trading arrives with the CCXT venue)
+    mode: str = "paper"  # paper | live (a real account through CCXT; needs feed = "ccxt")
     feed: str = "demo"  # demo | replay | ccxt
     symbols: list[str] = msgspec.field(default_factory=list)  # empty = every market of the feed
     seed: int = 7  # demo feed
@@ -46,6 +46,17 @@ class ExchangeConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     ccxt_timeout: float = 10.0  # seconds per REST request
     ccxt_urls: dict[str, str] = msgspec.field(default_factory=dict)  # dotted urls paths -> URL, e.g. "api.public"
     ccxt_options: dict[str, Any] = msgspec.field(default_factory=dict)  # passed to the CCXT exchange as `options`
+    # live exchanges: the account's credentials come from environment variables, never from this file
+    api_key_env: str = ""  # default COINWIRE_<NAME>_API_KEY
+    secret_env: str = ""  # default COINWIRE_<NAME>_SECRET
+    password_env: str = ""  # default COINWIRE_<NAME>_PASSWORD (exchanges that want one, e.g. OKX)
+    live_reconcile_interval: float = 30.0  # seconds between checks of open and unacknowledged orders at the venue
+    live_market_margin: float = 0.02  # share added to a market buy's previewed cost for its hold (the book moves)
+
+    def credential_env(self, which: str) -> str:
+        """The environment variable holding `which` (api_key, secret, password) of a live account."""
+        configured = {"api_key": self.api_key_env, "secret": self.secret_env, "password": self.password_env}[which]
+        return configured or f"{ENV_PREFIX}{self.name.upper().replace('-', '_')}_{which.upper()}"
 
 
 def _default_exchanges() -> list[ExchangeConfig]:
@@ -160,7 +171,7 @@ def load_settings(
         settings = msgspec.convert(merged, Settings, strict=False)
     except msgspec.ValidationError as exc:
         raise ConfigError(f"invalid configuration: {exc}") from None
-    _check(settings)
+    _check(settings, os.environ if env is None else env)
     return settings
 
 
@@ -168,7 +179,7 @@ _LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
 _EXCHANGE_NAME = re.compile(r"[a-z0-9][a-z0-9_-]*")  # goes into URLs and bus subjects as is
 
 
-def _check(settings: Settings) -> None:
+def _check(settings: Settings, env: Mapping[str, str]) -> None:
     if not 0 < settings.port < 65536:
         raise ConfigError(f"port must be between 1 and 65535, got {settings.port}")
     if settings.log_level.lower() not in _LOG_LEVELS:
@@ -190,12 +201,25 @@ def _check(settings: Settings) -> None:
         if ex.feed == "replay" and not ex.replay_paths:
             raise ConfigError(f"exchange {ex.name}: a replay feed needs replay_paths")
         if ex.mode == "live":
-            raise ConfigError(f"exchange {ex.name}: live trading is not available yet; use mode = 'paper'")
+            _check_live(ex, env)
         if ex.feed == "ccxt":
             _check_ccxt(ex)
 
 
 _URL_SCHEMES = ("http://", "https://", "ws://", "wss://")
+
+
+def _check_live(ex: ExchangeConfig, env: Mapping[str, str]) -> None:
+    """A live exchange trades a real account: CCXT market data, credentials present, no paper money."""
+    if ex.feed != "ccxt":
+        raise ConfigError(f"exchange {ex.name}: a live exchange needs feed = 'ccxt' (its own market data), got {ex.feed!r}")
+    if ex.paper_funds:
+        raise ConfigError(f"exchange {ex.name}: paper_funds are for paper exchanges; a live one holds what its account holds")
+    if ex.live_reconcile_interval <= 0 or not 0 <= ex.live_market_margin < 1:
+        raise ConfigError(f"exchange {ex.name}: live_reconcile_interval must be > 0 and live_market_margin in [0, 1)")
+    missing = [ex.credential_env(w) for w in ("api_key", "secret") if not env.get(ex.credential_env(w))]
+    if missing:
+        raise ConfigError(f"exchange {ex.name}: live trading needs the account's credentials in {' and '.join(missing)}")
 
 
 def _check_ccxt(ex: ExchangeConfig) -> None:

@@ -212,7 +212,7 @@ def test_a_raising_strategy_fails_with_its_traceback_in_the_log(api: httpx.Clien
         ("ma_cross", {"balances": ["binance:USDT=-5"]}, 422, "invalid_balance", "EXCHANGE:CURRENCY=AMOUNT"),
         ("ma_cross", {"balances": {}}, 422, "missing_balance", "balance"),
         ("ma_cross", {"balances": ["binance:USDT=1", "kraken:BTC=1"]}, 422, "invalid_balance", "one exchange"),
-        ("ma_cross", {"mode": "live"}, 422, "mode_not_available", "not available yet"),
+        ("ma_cross", {"mode": "live", "balances": {"demo:USDT": "10"}, "data": None}, 422, "mode_mismatch", "is a paper exchange"),
         ("ma_cross", {"mode": "paper", "balances": {"binance:USDT": "10"}, "data": None}, 404, "unknown_exchange", "unknown exchange"),
         ("ma_cross", {"mode": "paper", "balances": {"demo:USDT": "10"}}, 422, "invalid_params", "applies to backtests"),
         ("ma_cross", {"mode": "sideways"}, 422, "invalid_mode", "mode must be"),
@@ -320,7 +320,7 @@ async def test_a_paper_run_trades_through_the_gateway_and_hands_its_funds_back(a
         ({"mode": "paper", "balances": {"kraken:USDT": "10"}}, 404, "unknown_exchange"),
         ({"mode": "paper", "balances": {"demo:USDT": "100000000"}}, 400, "insufficient_funds"),
         ({"mode": "paper", "balances": {"demo:USDT": "10"}, "start": "2024-01-01"}, 422, "invalid_params"),
-        ({"mode": "live", "balances": {"demo:USDT": "10"}}, 422, "mode_not_available"),
+        ({"mode": "live", "balances": {"demo:USDT": "10"}}, 422, "mode_mismatch"),
     ):
         r = api.put("/runnables/hodl/start", json=payload)
         assert (r.status_code, r.json()["error"]["code"]) == (status, code), r.text

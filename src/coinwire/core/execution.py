@@ -21,7 +21,7 @@ from coinwire.core.matching import MatchingEngine
 from coinwire.core.orders import Fill, Order, OrderType, Side
 from coinwire.core.wallets import WalletLine
 
-__all__ = ["place_order", "settle_fills", "release_hold", "size_for_funds", "max_size_within", "max_limit_buy_size"]
+__all__ = ["place_order", "accept_order", "settle_fills", "release_hold", "size_for_funds", "max_size_within", "max_limit_buy_size"]
 
 
 def place_order(
@@ -32,6 +32,22 @@ def place_order(
     `budget` (ATTO of the quote) caps what a market buy may spend and becomes its hold; without
     it a market buy holds what walking the book for its size can cost. Raises before changing
     anything when the order is refused (the ledger and the book are untouched).
+    """
+    lines = accept_order(ledger, engine, order, ts, budget=budget)
+    fills = engine.submit(order, ts)
+    lines += settle_fills(ledger, engine.instrument, order, fills, ts)
+    return fills, lines
+
+
+def accept_order(
+    ledger: Ledger, engine: MatchingEngine, order: Order, ts: int, *, budget: int | None = None, margin_ppm: int = 0
+) -> list[WalletLine]:
+    """The checks and the hold of `place_order`, without matching: a live venue matches the order.
+
+    The engine's book is the mirror of the venue's, so the checks a venue makes against its
+    book (post-only would take, nothing to take, minimum notional) are made on it. A market
+    buy without a budget holds its previewed cost plus `margin_ppm` millionths: the venue's
+    book may have moved by the time the order gets there.
     """
     inst = engine.instrument
     market_cost: int | None = None
@@ -47,21 +63,25 @@ def place_order(
             else:
                 # one fee rounding (< 1 ATTO) per level walked at most: a bound that cannot be exceeded
                 market_cost = notional + inst.fee_atto(notional, maker=False) + engine.book.depth(Side.SELL)
+                market_cost += market_cost * margin_ppm // 1_000_000
         if notional < inst.min_notional:
             raise InvalidInput("notional_below_minimum", f"order value is below the minimum notional for {inst.symbol}")
     elif inst.notional_atto(order.limit, order.size) < inst.min_notional:
         raise InvalidInput("notional_below_minimum", f"order value is below the minimum notional for {inst.symbol}")
     hold_currency, hold_amount = required_hold(inst, order, market_cost)
-    lines = ledger.set_hold(order.id, order.exchange, hold_currency, order.wallet_set_id, hold_amount, ts)
-    fills = engine.submit(order, ts)
-    lines += settle_fills(ledger, inst, order, fills, ts)
-    return fills, lines
+    return ledger.set_hold(order.id, order.exchange, hold_currency, order.wallet_set_id, hold_amount, ts)
 
 
-def settle_fills(ledger: Ledger, instrument: Instrument, order: Order, fills: list[Fill], ts: int) -> list[WalletLine]:
-    """Ledger lines for an order's new fills, then its hold trimmed to what its remainder needs."""
+def settle_fills(
+    ledger: Ledger, instrument: Instrument, order: Order, fills: list[Fill], ts: int, *, market_cost: int | None = None
+) -> list[WalletLine]:
+    """Ledger lines for an order's new fills, then its hold trimmed to what its remainder needs.
+
+    `market_cost` is what a market buy that is still open keeps holding (a live venue may
+    report its fills before it is done); the paper venue's market orders are done at once.
+    """
     lines: list[WalletLine] = []
-    currency, need = required_hold(instrument, order)  # what the remainder (after these fills) needs
+    currency, need = required_hold(instrument, order, market_cost)  # what the remainder (after these fills) needs
     for fill in fills:
         lines += ledger.apply_fill(fill, instrument, order.wallet_set_id, ts, hold_after=need)
     if ledger.hold_of(order.id) != need:

@@ -95,12 +95,20 @@ class Ledger:
     # --- commands -------------------------------------------------------------------------
     def add_virtual_tx(self, exchange: str, currency: str, movement: int, ts: int) -> list[WalletLine]:
         """A paper deposit (+) or withdrawal (-) on the unallocated wallet."""
+        return self._external(LineKind.VIRTUAL_TX, exchange, currency, movement, ts)
+
+    def sync_venue(self, exchange: str, currency: str, movement: int, ts: int) -> list[WalletLine]:
+        """Bring a live exchange's unallocated wallet to what the venue holds (deposits, withdrawals, first start)."""
+        return self._external(LineKind.VENUE_SYNC, exchange, currency, movement, ts)
+
+    def _external(self, kind: LineKind, exchange: str, currency: str, movement: int, ts: int) -> list[WalletLine]:
+        """Money entering (+) or leaving (-) the exchange from outside the ledger, on the unallocated wallet."""
         self._require_pair(exchange, currency)
         if _amount(movement, "movement") == 0:
             raise InvalidInput("invalid_amount", "movement must not be zero", field="movement")
         if movement < 0:
             self._require_available(exchange, currency, None, -movement)
-        return [self._post((exchange, currency, None), LineKind.VIRTUAL_TX, ts, movement=movement)]
+        return [self._post((exchange, currency, None), kind, ts, movement=movement)]
 
     def create_wallet_set(
         self, run_id: str | None, description: str, allocations: Sequence[tuple[str, str, int]], ts: int

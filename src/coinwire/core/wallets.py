@@ -24,6 +24,7 @@ __all__ = ["LineKind", "Wallet", "WalletLine", "WalletSet"]
 
 class LineKind(str, enum.Enum):
     VIRTUAL_TX = "virtual_tx"  # paper deposit (+) or withdrawal (-)
+    VENUE_SYNC = "venue_sync"  # a live account's balance as its venue reports it, or the difference since
     ALLOCATE = "allocate"  # funds moved between unallocated and a wallet set
     HOLD = "hold"  # hold placed, changed or released for an order (movement 0)
     TRADE = "trade"  # a fill's base or quote movement

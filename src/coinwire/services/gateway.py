@@ -11,6 +11,7 @@ rebuilt from its lines on the next start balances by construction.
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
@@ -43,6 +44,7 @@ from coinwire.messages import (
     subject,
 )
 from coinwire.services import metrics
+from coinwire.services.live_exchange import LiveExchange, connect_venue
 from coinwire.services.paper_exchange import PaperExchange, PaperMarket
 from coinwire.services.views import fill_view, order_view
 from coinwire.store import ChangeSet, GroupCommitWriter, Store
@@ -131,7 +133,7 @@ class Gateway:
         self.by_client_oid: dict[str, int] = {}  # orders of this session (committed or in flight)
         self.known_client_oids: set[str] = set()  # every client_oid in the store: no read per new order
         self._restored_open: list[Order] = []
-        self._fund_on_markets = False
+        self._unfunded: set[str] = set()  # paper exchanges whose paper_funds are credited on their first markets
         self._lock = asyncio.Lock()  # serialises state changes that await (recovery)
         self._tasks: list[asyncio.Task[Any]] = []
         self._subscriptions: list[Any] = []
@@ -147,7 +149,12 @@ class Gateway:
         await self.writer.start()
         await self._restore()
         for cfg in self.settings.exchanges:
-            self.exchanges[cfg.name] = PaperExchange(cfg.name, self.fill_ids, cfg.feed)
+            if cfg.mode == "live":
+                live = LiveExchange(cfg, self, connect_venue(cfg, dict(os.environ)))
+                self.exchanges[cfg.name] = live
+                await live.start()  # connects in the background: the exchange is `starting` until its account is read
+            else:
+                self.exchanges[cfg.name] = PaperExchange(cfg.name, self.fill_ids, cfg.feed)
         # ONE subscription for every kind of market data: a bus keeps order per subscription, so
         # trades and book changes reach the matching engine in the order the feed sent them
         self._subscriptions.append(await self.bus.subscribe(">", self._on_market_message))
@@ -160,6 +167,8 @@ class Gateway:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         for ex in self.exchanges.values():
+            if isinstance(ex, LiveExchange):
+                await ex.close()
             await self._set_status(ex, "stopped")
         await self.writer.close()
 
@@ -174,7 +183,7 @@ class Gateway:
         for order in self._restored_open:
             self.orders[order.id] = order
             self.by_client_oid[order.client_oid] = order.id
-        self._fund_on_markets = not state.wallet_lines
+        self._unfunded = set() if state.wallet_lines else {c.name for c in self.settings.exchanges if c.paper_funds}
         self.known_client_oids = await self.store.client_oids()
 
     # --- market data ------------------------------------------------------------------------
@@ -215,8 +224,8 @@ class Gateway:
         for order in [o for o in self._restored_open if o.exchange == exchange.name]:
             if exchange.restore_order(order):
                 self._restored_open.remove(order)
-        if self._fund_on_markets and cfg.paper_funds:
-            self._fund_on_markets = False
+        if exchange.name in self._unfunded:
+            self._unfunded.discard(exchange.name)
             lines: list[WalletLine] = []
             for currency, amount in cfg.paper_funds.items():
                 lines += self.ledger.add_virtual_tx(exchange.name, currency, str_to_atto(amount), self.clock())
@@ -421,6 +430,12 @@ class Gateway:
             created_at=ts,
             last_updated_at=ts,
         )
+        if isinstance(ex, LiveExchange):
+            self.orders[order.id] = order
+            self.by_client_oid[order.client_oid] = order.id
+            self.known_client_oids.add(order.client_oid)
+            metrics.labelled(metrics.ORDERS, order.exchange, order.type._value_).inc()
+            return await ex.place(order, market, request.budget)
         fills, lines = place_order(self.ledger, market.engine, order, ts, budget=request.budget)
         self.orders[order.id] = order
         self.by_client_oid[order.client_oid] = order.id
@@ -460,7 +475,10 @@ class Gateway:
                 f"order {order.id} is already done ({order.done_reason.value if order.done_reason else ''})",
                 order_id=order.id,
             )
-        market = self.exchanges[order.exchange].markets[order.symbol]
+        ex = self.exchanges[order.exchange]
+        if isinstance(ex, LiveExchange):
+            return await ex.cancel(ex.open.get(order.id, order))
+        market = ex.markets[order.symbol]
         ts = self.clock()
         market.engine.cancel(order.id, ts)
         return (await self._finish_orders([order], ts))[0]
@@ -489,6 +507,10 @@ class Gateway:
                 for order in market.engine.open_orders.values():
                     if wallet_set_id is None or order.wallet_set_id == wallet_set_id:
                         out.append(order_view(order, market.instrument))
+            if isinstance(ex, LiveExchange):
+                for order in ex.open.values():
+                    if wallet_set_id is None or order.wallet_set_id == wallet_set_id:
+                        out.append(order_view(order, ex.markets[order.symbol].instrument))
         out.sort(key=lambda o: o["id"], reverse=True)
         return out
 
@@ -532,6 +554,11 @@ class Gateway:
                     cancelled.append(order)
         if cancelled:
             await self._finish_orders(cancelled, ts)
+        for ex in self.exchanges.values():
+            if isinstance(ex, LiveExchange):
+                for order in ex.open_of_set(set_id):
+                    await ex.cancel(order)  # a refusal keeps the set active: its money is still in orders at the venue
+        ts = self.clock()
         lines = self.ledger.deactivate_wallet_set(set_id, ts)
         wallet_set = self.ledger.wallet_set(set_id)  # the ledger hands out copies: take the new state
         await self._commit(self._changes(lines=lines, wallet_sets=[wallet_set]))

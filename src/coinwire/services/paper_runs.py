@@ -1,4 +1,8 @@
-"""Paper runs the server starts: strategies trading through this process's gateway, one asyncio task each.
+"""Paper and live runs the server starts: strategies trading through this process's gateway, one asyncio task each.
+
+A live run is a paper run on a live exchange: the same runtime, the gateway sending its
+orders to the venue instead of the paper matching engine. The run's mode must be the
+exchange's mode, so real money never moves by a run started as paper.
 
 A paper run cannot live in its own process the way a backtest does: it follows the
 gateway's market data message by message and places orders between two messages (see
@@ -66,13 +70,18 @@ class PaperRuns:
         params = parse_params(cls, request.params)
         balances = request.balances
         exchange, amounts = parse_balances(balances if isinstance(balances, list) else [f"{k}={v}" for k, v in balances.items()])
+        mode = self.gateway.exchange(exchange).mode
+        if mode != request.mode:
+            raise InvalidInput("mode_mismatch", f"exchange {exchange} is a {mode} exchange; a {request.mode} run cannot trade on it "
+                               f"(start a {mode} run, or pick a {request.mode} exchange)")
         end = parse_time(request.end, "end")
-        run_id = f"pp-{secrets.token_hex(5)[:9]}-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}"
+        prefix = "lv" if mode == "live" else "pp"
+        run_id = f"{prefix}-{secrets.token_hex(5)[:9]}-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}"
         runtime = ControlledPaper(run_id, self.gateway, exchange, amounts, end=end)
         await runtime.open(cls, params)  # refusals (funds the exchange cannot cover...) raise here, before any file exists
         name = strategy_name(cls)
         created = time.time()
-        self.store.write_record(RunOutcome(run_id=run_id, strategy=name, mode="paper", status="running", params=params_json(params),
+        self.store.write_record(RunOutcome(run_id=run_id, strategy=name, mode=mode, status="running", params=params_json(params),
                                            created_at=created))
         control = RunControl(self.store.folder(run_id))
         runtime.control = control
@@ -131,7 +140,8 @@ class PaperRuns:
 
 def finish_paper(runtime: PaperRuntime, name: str, params: dict[str, Any]) -> RunOutcome:
     """The outcome of an ended paper run: failed if the strategy raised, finished at its end time, else stopped."""
-    outcome = RunOutcome(run_id=runtime.run_id, strategy=name, mode="paper", status="finished", params=params)
+    mode = runtime.gateway.exchange(runtime.exchange).mode
+    outcome = RunOutcome(run_id=runtime.run_id, strategy=name, mode=mode, status="finished", params=params)
     if runtime.failure is not None:
         outcome.status = "failed"
         outcome.error = str(runtime.failure)
@@ -144,7 +154,7 @@ def finish_paper(runtime: PaperRuntime, name: str, params: dict[str, Any]) -> Ru
     elif runtime.stop_reason and runtime.stop_reason not in (END_REACHED, RECORDING_ENDED):
         outcome.status = "stopped"
         outcome.error = runtime.stop_reason
-    meta = {"run_id": runtime.run_id, "strategy": name, "mode": "paper", "status": outcome.status, "exchange": runtime.exchange,
+    meta = {"run_id": runtime.run_id, "strategy": name, "mode": mode, "status": outcome.status, "exchange": runtime.exchange,
             "fills_against": "book"}
     if runtime.started and runtime.report_markets():
         outcome.report = build_report(runtime, meta)

@@ -1,4 +1,4 @@
-"""RunManager: starts strategy runs (backtests in their own processes, paper runs next to the gateway), stops them, passes input on.
+"""RunManager: starts strategy runs (backtests in their own processes, paper and live runs next to the gateway), stops them, passes input on.
 
 The run directory (see `engine/runs.py` and `engine/worker.py`) is the source of truth: the
 manager only keeps the child processes it started. A run is `running` until its worker writes
@@ -119,9 +119,9 @@ class RunManager:
     async def start(self, name: str, body: Any) -> dict[str, Any]:
         """Check the request, start its worker, wait for the worker's own checks; then the run is `running`."""
         request = _request(body)
-        if request.mode == "paper":
+        if request.mode in ("paper", "live"):
             if self.paper is None:
-                raise InvalidInput("mode_not_available", "this server has no gateway to paper-trade on")
+                raise InvalidInput("mode_not_available", f"this server has no gateway to run {request.mode} on")
             return await self.paper.start(self._strategy_ref(name), request)
         job = self._job(name, request)
         folder = self.store.folder(job.run_id)
@@ -151,10 +151,8 @@ class RunManager:
         return {"run_id": job.run_id, "status": "running"}
 
     def _job(self, name: str, request: StartRequest) -> Job:
-        if request.mode == "live":
-            raise InvalidInput("mode_not_available", "live runs are not available yet; mode must be 'backtest' or 'paper'")
         if request.mode != "backtest":
-            raise InvalidInput("invalid_mode", f"mode must be 'backtest' or 'paper', got {request.mode!r}")
+            raise InvalidInput("invalid_mode", f"mode must be 'backtest', 'paper' or 'live', got {request.mode!r}")
         strategy = self._strategy_ref(name)
         if strategy in builtin_strategies():
             parse_params(builtin_strategies()[strategy], request.params)  # user files are checked by their worker

@@ -1,0 +1,342 @@
+"""A live exchange: the gateway's orders on a real account through a CcxtVenue, its reports in the ledger.
+
+The markets are mirrored from the exchange's public feed exactly as for a paper exchange
+(books, trades, status), but nothing is matched here. An order is checked and its hold
+taken on the mirror (`core.execution.accept_order`), written ahead as `pending` so that a
+crash cannot forget an order the venue may have, sent to the venue, and from then on it
+changes only by what the venue reports: the answer to place / cancel / fetch, the report
+stream (user data WebSocket, or polling), and a reconciliation loop. Fills are applied once
+each by the venue's trade id and settled on the order's wallet set like paper fills; the
+status follows the venue's cumulative report.
+
+The account's balances become the exchange's wallets: at every start the unallocated
+wallets are brought to what the venue holds (`venue_sync` lines), so deposits and
+withdrawals made elsewhere show up, and wallet sets partition the real money the same way
+they partition paper money.
+
+Known limits (docs/VENUES.md): fees paid in a third currency (BNB) are not in the ledger;
+orders placed outside coinwire are not followed; balances are synced at start, not
+continuously.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+import structlog
+
+from coinwire.config import ExchangeConfig
+from coinwire.core.errors import CoinwireError, NotFound, NotReady
+from coinwire.core.execution import accept_order, release_hold, settle_fills
+from coinwire.core.orders import DoneReason, Fill, Order, OrderStatus, OrderType, Side
+from coinwire.core.wallets import WalletLine
+from coinwire.services.paper_exchange import PaperExchange, PaperMarket
+from coinwire.venues.reports import FillReport, Liquidity, OrderReport
+
+if TYPE_CHECKING:  # CCXT costs a third of a second to import: only processes with a live exchange pay it
+    from coinwire.feeds.ccxt_errors import Backoff
+    from coinwire.services.gateway import Gateway
+    from coinwire.venues.ccxt_venue import CcxtVenue
+
+__all__ = ["LiveExchange", "connect_venue"]
+
+log = structlog.get_logger("coinwire.gateway.live")
+
+_EXPIRY_CHECK = 0.2  # seconds between checks of `cancel_after` deadlines
+
+
+def connect_venue(cfg: ExchangeConfig, env: dict[str, str]) -> CcxtVenue:
+    """The CcxtVenue of a live exchange, its credentials read from the environment at this moment only."""
+    from coinwire.venues.ccxt_venue import CcxtVenue
+
+    password = env.get(cfg.credential_env("password")) or None
+    return CcxtVenue.connect(
+        cfg.name,
+        cfg.ccxt_id or cfg.name,
+        api_key=env[cfg.credential_env("api_key")],
+        secret=env[cfg.credential_env("secret")],
+        password=password,
+        urls=cfg.ccxt_urls,
+        options=cfg.ccxt_options,
+        timeout=cfg.ccxt_timeout,
+        poll_interval=cfg.poll_interval,
+        reconcile_interval=cfg.live_reconcile_interval,
+        websocket=cfg.ccxt_websocket,
+    )
+
+
+class LiveExchange(PaperExchange):
+    """One live account: mirrored markets for checks and strategies, orders and funds at the venue."""
+
+    def __init__(self, cfg: ExchangeConfig, gateway: Gateway, venue: CcxtVenue, backoff: Backoff | None = None) -> None:
+        super().__init__(cfg.name, gateway.fill_ids, cfg.feed)
+        self.mode = "live"
+        self.cfg = cfg
+        self.gateway = gateway
+        self.venue = venue
+        self.open: dict[int, Order] = {}  # not done: pending (written ahead) and open at the venue
+        self.account_synced = False
+        self._trades: dict[int, set[str]] = {}  # order id -> venue trade ids applied
+        self._by_venue_id: dict[str, int] = {}  # venue order id -> order id
+        self._margin_ppm = round(cfg.live_market_margin * 1_000_000)
+        self._lock = asyncio.Lock()  # one application of venue news at a time (a fetch may await inside)
+        if backoff is None:
+            from coinwire.feeds.ccxt_errors import Backoff
+
+            backoff = Backoff()
+        self._backoff = backoff
+        self._tasks: list[asyncio.Task[Any]] = []
+
+    # --- lifecycle ------------------------------------------------------------------------------
+    def restore_order(self, order: Order) -> bool:
+        self.open[order.id] = order  # followed at the venue, never matched here
+        return True
+
+    def computed_status(self) -> str:
+        status = super().computed_status()
+        return "starting" if status == "ready" and not self.account_synced else status
+
+    async def start(self) -> None:
+        self._tasks.append(asyncio.create_task(self._connect(), name=f"live-{self.name}"))
+
+    async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.venue.close()
+
+    async def _connect(self) -> None:
+        """Markets, balances and the orders a previous run left, then follow the venue's reports."""
+        instruments = await self._retrying(self.venue.load_instruments, self.cfg.symbols or None)
+        g = self.gateway
+        self.add_instruments(instruments)
+        g.ledger.add_exchange(self.name, self.currencies())
+        for order in [o for o in g._restored_open if o.exchange == self.name]:
+            g._restored_open.remove(order)
+            self.open[order.id] = order
+        for order in self.open.values():
+            self._trades[order.id] = {f.ext_id for f in await g.store.list_fills(order_id=order.id, limit=1_000_000) if f.ext_id}
+        await self._retrying(self.reconcile, True)  # first what our orders did while away: the sync sees only the rest
+        await self._retrying(self.sync_balances)
+        self.account_synced = True
+        await g._refresh_status(self)
+        self._tasks.append(asyncio.create_task(self._follow_reports(), name=f"live-reports-{self.name}"))
+        self._tasks.append(asyncio.create_task(self._housekeeping(), name=f"live-housekeeping-{self.name}"))
+
+    async def _retrying(self, step: Any, *args: Any) -> Any:
+        """Run a start-up step until the venue answers (the exchange stays `starting` meanwhile)."""
+        while True:
+            try:
+                result = await step(*args)
+                self._backoff.reset()
+                return result
+            except CoinwireError as exc:
+                log.warning("live exchange step failed; retrying", exchange=self.name, step=step.__name__, error=str(exc))
+                await asyncio.sleep(self._backoff.next_delay())
+
+    async def sync_balances(self) -> None:
+        """Bring each unallocated wallet to the venue's total (free + used) for the currencies traded here."""
+        g = self.gateway
+        balances = await self.venue.balances()
+        totals = g.ledger.exchange_totals()
+        unallocated = g.ledger.unallocated()
+        ts = g.clock()
+        lines: list[WalletLine] = []
+        for currency in self.currencies():
+            free, used = balances.get(currency, (0, 0))
+            ours = totals.get((self.name, currency))
+            diff = free + used - (ours.balance if ours else 0)
+            if diff < 0:
+                spare = unallocated.get((self.name, currency))
+                take = min(-diff, spare.available if spare else 0)
+                if take < -diff:
+                    log.error("the account holds less than coinwire's wallet sets", exchange=self.name, currency=currency)
+                    await g.publish_log("error", "coinwire.gateway", f"exchange {self.name}: the account holds less {currency} "
+                                        "than its wallet sets were given; deallocate before trading")
+                diff = -take
+            if diff:
+                lines += g.ledger.sync_venue(self.name, currency, diff, ts)
+        if lines:
+            await g._commit(g._changes(lines=lines))
+            log.info("live balances synced", exchange=self.name, lines=len(lines))
+
+    # --- orders ------------------------------------------------------------------------------------
+    async def place(self, order: Order, market: PaperMarket, budget: int | None) -> dict[str, Any]:
+        """Check and hold on the mirror, write ahead, send; the venue's answer decides what happened."""
+        g = self.gateway
+        lines = accept_order(g.ledger, market.engine, order, order.created_at, budget=budget, margin_ppm=self._margin_ppm)
+        self.open[order.id] = order
+        self._trades[order.id] = set()
+        await g._commit(g._changes([order], [], lines))
+        try:
+            report = await self.venue.place(order, market.instrument)
+        except NotReady as exc:
+            if exc.code == "order_state_unknown":
+                log.warning("live order outcome unknown; reconciliation will find it", exchange=self.name, order_id=order.id)
+                raise  # the order stays pending: the reconciliation loop asks the venue
+            await self._reject(order, exc)
+            raise
+        except CoinwireError as exc:  # the venue refused it (filters, funds, client id): it never existed there
+            await self._reject(order, exc)
+            raise
+        return await self.apply(order, report.fills, report)
+
+    async def cancel(self, order: Order, reason: DoneReason | None = None) -> dict[str, Any]:
+        if order.status is OrderStatus.PENDING:
+            raise NotReady("order_pending", f"order {order.id} is not acknowledged by {self.name} yet; cancel it again shortly")
+        report = await self.venue.cancel(order)
+        return await self.apply(order, report.fills, report, reason=reason)
+
+    async def _reject(self, order: Order, cause: CoinwireError) -> None:
+        g = self.gateway
+        ts = g.clock()
+        order.move(OrderStatus.DONE, ts, DoneReason.REJECTED)
+        lines = release_hold(g.ledger, self.markets[order.symbol].instrument, order, ts)
+        self._forget(order)
+        await g._commit(g._changes([order], [], lines))
+        await g._notify([order], [])
+        await g.publish_log("warning", f"user.orders.{order.run_id or 'manual'}",
+                            f"Order {order.client_oid} was refused by {self.name}: {cause.message}")
+
+    def _forget(self, order: Order) -> None:
+        self.open.pop(order.id, None)
+        self._trades.pop(order.id, None)
+        self.gateway.orders.pop(order.id, None)
+
+    # --- venue news --------------------------------------------------------------------------------
+    async def apply(
+        self, order: Order, fills: Sequence[FillReport], report: OrderReport | None, reason: DoneReason | None = None
+    ) -> dict[str, Any]:
+        """Apply what the venue says of `order` (new fills once each, then its status); answers its view."""
+        g = self.gateway
+        inst = self.markets[order.symbol].instrument
+        async with self._lock:
+            seen = self._trades.setdefault(order.id, set())
+            if report is not None:
+                self._by_venue_id[report.venue_order_id] = order.id
+                unseen = sum(f.size for f in fills if f.trade_id not in seen)
+                if report.filled_size > order.filled_size + unseen:  # fills still on their way: ask for all of them
+                    report = await self.venue.fetch(order)
+                    fills = report.fills
+            ts = report.ts if report is not None else max((f.ts for f in fills), default=g.clock())
+            new = [self._fill(order, inst, f) for f in fills if f.trade_id not in seen and self._fits(order, f)]
+            spent = 0
+            for fill, raw in new:
+                seen.add(raw.trade_id)
+                order.record_fill(fill.price, fill.size, fill.notional, fill.fee, fill.ts, fill.fee_currency)
+                spent += fill.notional + (fill.fee if fill.fee_currency is None else 0)
+            changed = bool(new)
+            if order.status is OrderStatus.PENDING and (report is not None or new):
+                order.move(OrderStatus.OPEN, ts)
+                changed = True
+            if report is not None and report.is_done and not order.is_done:
+                order.move(OrderStatus.DONE, ts, reason or report.done_reason(order.type) or DoneReason.REJECTED)
+                changed = True
+            if not changed:
+                return self._view(order)
+            market_cost = None
+            if order.type is OrderType.MARKET and order.side is Side.BUY and not order.is_done:
+                market_cost = max(0, g.ledger.hold_of(order.id) - spent)
+            fill_list = [fill for fill, _ in new]
+            lines = settle_fills(g.ledger, inst, order, fill_list, ts, market_cost=market_cost)
+            if order.is_done:
+                self._forget(order)
+            await g._commit(g._changes([order], fill_list, lines))
+        (view,) = await g._notify([order], fill_list)
+        return view
+
+    def _view(self, order: Order) -> dict[str, Any]:
+        from coinwire.services.views import order_view
+
+        return order_view(order, self.markets[order.symbol].instrument)
+
+    def _fits(self, order: Order, report: FillReport) -> bool:
+        if report.size <= order.remaining:
+            return True
+        log.error("venue reports a fill beyond the order's size; ignored", exchange=self.name, order_id=order.id,
+                  trade_id=report.trade_id)
+        return False
+
+    def _fill(self, order: Order, inst: Any, report: FillReport) -> tuple[Fill, FillReport]:
+        fee, fee_currency = report.fee, report.fee_currency or None
+        if fee_currency == inst.quote or not fee:
+            fee_currency = None
+        elif fee_currency != inst.base:  # BNB and the like: outside the traded pair's wallets
+            log.warning("fee in a third currency is not in the ledger", exchange=self.name, currency=fee_currency)
+            fee, fee_currency = 0, None
+        fill = Fill(
+            id=self.gateway.fill_ids.next(), order_id=order.id, client_oid=order.client_oid, exchange=self.name,
+            symbol=order.symbol, side=order.side, order_type=order.type, price=report.price, size=report.size,
+            notional=report.notional, fee=fee, maker=report.liquidity is Liquidity.MAKER, ts=report.ts,
+            run_id=order.run_id, wallet_set_id=order.wallet_set_id, ext_id=report.trade_id, fee_currency=fee_currency,
+        )
+        return fill, report
+
+    def _order_of(self, report: OrderReport | FillReport) -> Order | None:
+        order_id = self.gateway.by_client_oid.get(report.client_oid) if report.client_oid else None
+        if order_id is None:
+            order_id = self._by_venue_id.get(report.venue_order_id)
+        return self.open.get(order_id) if order_id is not None else None
+
+    async def _follow_reports(self) -> None:
+        while True:
+            try:
+                async for report in self.venue.reports():
+                    self._backoff.reset()
+                    order = self._order_of(report)
+                    if order is None:
+                        continue  # not ours, or already done
+                    if isinstance(report, FillReport):
+                        await self.apply(order, (report,), None)
+                    else:
+                        await self.apply(order, report.fills, report)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.exception("live report stream failed; restarting it", exchange=self.name)
+                await self.gateway.publish_log("error", "coinwire.gateway", f"exchange {self.name}: report stream failed ({exc})")
+                await asyncio.sleep(self._backoff.next_delay())
+
+    async def reconcile(self, strict: bool = False) -> None:
+        """Ask the venue about every order not done: apply what it knows; a pending order it never got is rejected.
+
+        `strict` (at start, before the balances are synced) fails when the venue cannot be asked,
+        because an order's fills missed here would be counted again as a deposit by the sync.
+        """
+        now = self.gateway.clock()
+        for order in list(self.open.values()):
+            try:
+                report = await self.venue.fetch(order)
+            except NotFound:
+                if order.status is OrderStatus.PENDING and now - order.created_at > self.venue.order_ttl * 1e9:
+                    await self._reject(order, NotFound("exchange_order_not_found", "the order never reached the venue"))
+                elif order.status is OrderStatus.OPEN:
+                    log.error("an open order is unknown to the venue", exchange=self.name, order_id=order.id)
+                continue
+            except CoinwireError as exc:
+                if strict:
+                    raise
+                log.warning("cannot reconcile a live order now", exchange=self.name, order_id=order.id, error=str(exc))
+                continue
+            await self.apply(order, report.fills, report)
+
+    async def _housekeeping(self) -> None:
+        """`cancel_after` deadlines (the venue has no such order type) and the periodic reconciliation."""
+        loop = asyncio.get_running_loop()
+        last = loop.time()
+        while True:
+            await asyncio.sleep(_EXPIRY_CHECK)
+            now = self.gateway.clock()
+            for order in [o for o in self.open.values() if o.status is OrderStatus.OPEN and o.expires_at and o.expires_at <= now]:
+                try:
+                    await self.cancel(order, DoneReason.EXPIRED)
+                except CoinwireError as exc:
+                    log.warning("cannot expire a live order now", exchange=self.name, order_id=order.id, error=str(exc))
+            if loop.time() - last >= self.cfg.live_reconcile_interval:
+                last = loop.time()
+                await self.reconcile()
+
+    def open_of_set(self, wallet_set_id: int) -> list[Order]:
+        return [o for o in self.open.values() if o.wallet_set_id == wallet_set_id]
