@@ -73,6 +73,7 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     log_level: str = "info"
     roles: list[str] = msgspec.field(default_factory=lambda: ["gateway", "api"])
     book_depth: int = 100  # levels per side served by get_book by default
+    ohlcv_max_points: int = 5_000  # candles per answer of GET /api/v1/ohlcv; longer ranges are paged (`next`)
     # PUT /runnables/path/to/file.py:Class/start runs that file's code with the server's rights;
     # None: allowed only when the server listens on loopback (see README, "Strategies and runs")
     allow_user_strategies: bool | None = None
@@ -127,6 +128,7 @@ _ENV_FIELDS = {
     "LOG_LEVEL": "log_level",
     "ROLES": "roles",
     "BOOK_DEPTH": "book_depth",
+    "OHLCV_MAX_POINTS": "ohlcv_max_points",
     "ALLOW_USER_STRATEGIES": "allow_user_strategies",
     "EXCHANGES": "exchanges",
 }
@@ -182,6 +184,8 @@ _EXCHANGE_NAME = re.compile(r"[a-z0-9][a-z0-9_-]*")  # goes into URLs and bus su
 def _check(settings: Settings, env: Mapping[str, str]) -> None:
     if not 0 < settings.port < 65536:
         raise ConfigError(f"port must be between 1 and 65535, got {settings.port}")
+    if not 1 <= settings.ohlcv_max_points <= 100_000:
+        raise ConfigError(f"ohlcv_max_points must be between 1 and 100000, got {settings.ohlcv_max_points}")
     if settings.log_level.lower() not in _LOG_LEVELS:
         raise ConfigError(f"log_level must be one of {', '.join(_LOG_LEVELS)}, got {settings.log_level!r}")
     names = [e.name for e in settings.exchanges]
