@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable
 
 __all__ = ["CallContext", "CHANNELS", "DEFAULT_CHANNELS", "Push"]
 
-CHANNELS = frozenset({"order", "trade", "exchstatus", "logmessages", "echo_ret"})
+CHANNELS = frozenset({"order", "trade", "exchstatus", "logmessages", "echo_ret", "ticker"})
 DEFAULT_CHANNELS = frozenset({"exchstatus", "echo_ret"})
 _ids = itertools.count(1)
 
@@ -22,10 +22,11 @@ class CallContext:
     notifier encodes each notification once, however many connections receive it.
     """
 
-    __slots__ = ("connection_id", "channels", "send", "transport")
+    __slots__ = ("connection_id", "channels", "send", "transport", "ticker_patterns")
 
     def __init__(self, transport: str, send: Push | None = None) -> None:
         self.connection_id = next(_ids)
         self.transport = transport
         self.channels: set[str] = set(DEFAULT_CHANNELS) if send is not None else set()
         self.send = send
+        self.ticker_patterns: tuple[str, ...] = ("ticker.>",)  # which tickers the `ticker` channel carries

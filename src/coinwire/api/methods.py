@@ -17,6 +17,7 @@ from coinwire.api import params as P
 from coinwire.api.context import CHANNELS, CallContext
 from coinwire.api.notifier import Notifier
 from coinwire.api.wallet_views import WalletViews
+from coinwire.bus.subjects import validate_pattern
 from coinwire.core.errors import CoinwireError, InvalidInput
 from coinwire.core.instruments import Instrument
 from coinwire.core.numbers import to_units
@@ -166,14 +167,25 @@ async def echo_notify(api: Api, p: dict[str, Any], ctx: CallContext) -> Any:
 
 @method("subscribe", P.SubscribeParams)
 async def subscribe(api: Api, p: P.SubscribeParams, ctx: CallContext) -> Any:
-    """Adds notification channels (order, trade, exchstatus, logmessages, echo_ret) to this connection."""
+    """Adds notification channels (order, trade, exchstatus, logmessages, echo_ret, ticker) to this connection.
+
+    `ticker` pushes every latest price; `tickers` (subject patterns like `ticker.binance.usdt.*`) narrows it.
+    """
     unknown = sorted(set(p.channels) - CHANNELS)
     if unknown:
         raise InvalidInput("unknown_channel", f"unknown channels {unknown}; known: {sorted(CHANNELS)}")
     if ctx.send is None:
         raise InvalidInput("not_a_stream", "subscribe needs a WebSocket connection")
+    if p.tickers is not None:
+        if not p.tickers:
+            raise InvalidInput("invalid_pattern", "tickers needs at least one pattern, e.g. 'ticker.binance.usdt.*'")
+        # `binance.usdt.*` and `ticker.binance.usdt.*` alike: patterns only ever select ticker subjects
+        ctx.ticker_patterns = tuple(validate_pattern(t if t.startswith("ticker.") else f"ticker.{t}") for t in p.tickers)
     ctx.channels.update(p.channels)
-    return {"channels": sorted(ctx.channels)}
+    result: dict[str, Any] = {"channels": sorted(ctx.channels)}
+    if "ticker" in ctx.channels:
+        result["tickers"] = list(ctx.ticker_patterns)
+    return result
 
 
 @method("unsubscribe", P.SubscribeParams)

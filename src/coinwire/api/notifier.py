@@ -2,7 +2,8 @@
 
 Order and trade notifications reach the connection that placed the order, plus every
 connection that subscribed to the channel; `exchstatus`, `logmessages` and `echo_ret`
-reach the connections subscribed to them.
+reach the connections subscribed to them. `ticker` notifications (latest prices, from the
+ticker service) reach connections subscribed to `ticker` whose patterns select the subject.
 
 Each notification is encoded to its JSON-RPC message once and the same bytes go to every
 receiver; with a single receiver (the usual case: the connection that placed the order)
@@ -12,6 +13,7 @@ it is awaited directly, without a task and a gather.
 from __future__ import annotations
 
 import asyncio
+import time
 from typing import Any
 
 import msgspec
@@ -19,6 +21,7 @@ import structlog
 
 from coinwire.api.context import CallContext
 from coinwire.bus.base import Bus
+from coinwire.bus.subjects import matcher
 from coinwire.messages import ExchangeStatusChanged, FillEvent, LogMessage, Message, OrderUpdate
 
 __all__ = ["Notifier", "notification"]
@@ -83,6 +86,15 @@ class Notifier:
         for result in results:
             if isinstance(result, Exception):
                 log.debug("notification not delivered", channel=channel, error=str(result))
+
+    async def on_ticker(self, subject: str, view: Any) -> None:
+        """A latest price (`services.tickers.TickerView`) to the connections whose ticker patterns select it."""
+        targets = [
+            c for c in self.connections.values()
+            if "ticker" in c.channels and c.send is not None and any(matcher(p)(subject) for p in c.ticker_patterns)
+        ]
+        if targets:
+            await self._send_all(targets, "ticker", view.to_public(time.time_ns()))
 
     async def _on_message(self, subject: str, message: Message) -> None:
         if isinstance(message, OrderUpdate):

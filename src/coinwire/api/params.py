@@ -139,6 +139,7 @@ class ConvertParams(_Params, kw_only=True):
 
 class SubscribeParams(_Params, kw_only=True):
     channels: list[str]
+    tickers: list[str] | None = None  # with channel "ticker": subject patterns, e.g. "ticker.binance.usdt.*"
 
 
 class OhlcvParams(_Params, kw_only=True):
