@@ -16,6 +16,8 @@ from typing import Any, Mapping
 import msgspec
 import platformdirs
 
+from coinwire.refdata.config import MarketDataConfig, check_market_data
+
 __all__ = ["ExchangeConfig", "Settings", "load_settings", "ConfigError", "ENV_PREFIX"]
 
 ENV_PREFIX = "COINWIRE_"
@@ -78,6 +80,7 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     # None: allowed only when the server listens on loopback (see README, "Strategies and runs")
     allow_user_strategies: bool | None = None
     exchanges: list[ExchangeConfig] = msgspec.field(default_factory=_default_exchanges)
+    market_data: MarketDataConfig = msgspec.field(default_factory=MarketDataConfig)  # tickers, FX, coins (refdata/config.py)
 
     @property
     def data_path(self) -> Path:
@@ -186,6 +189,9 @@ def _check(settings: Settings, env: Mapping[str, str]) -> None:
         raise ConfigError(f"port must be between 1 and 65535, got {settings.port}")
     if not 1 <= settings.ohlcv_max_points <= 100_000:
         raise ConfigError(f"ohlcv_max_points must be between 1 and 100000, got {settings.ohlcv_max_points}")
+    problems = check_market_data(settings.market_data, env)
+    if problems:
+        raise ConfigError(problems[0])
     if settings.log_level.lower() not in _LOG_LEVELS:
         raise ConfigError(f"log_level must be one of {', '.join(_LOG_LEVELS)}, got {settings.log_level!r}")
     names = [e.name for e in settings.exchanges]
