@@ -10,14 +10,19 @@ import structlog
 
 from coinwire.api.methods import Api
 from coinwire.api.notifier import Notifier
+from coinwire.api.ohlcv_routes import OhlcvStreams
 from coinwire.bus import bus_from_url
 from coinwire.cache import cache_from_url
 from coinwire.config import ExchangeConfig, Settings
 from coinwire.feeds.base import HealthHook
 from coinwire.feeds.demo import DemoFeed
+from coinwire.history.store import HistoryStore, default_history_root
 from coinwire.services import metrics
+from coinwire.services.candles import CandleRecorder
 from coinwire.services.gateway import Gateway
+from coinwire.services.ohlcv import OhlcvQuery
 from coinwire.store import Store
+from coinwire.store.candle_writer import CandleWriter
 
 __all__ = ["Platform", "build_feed"]
 
@@ -67,6 +72,12 @@ class Platform:
         self.notifier = Notifier(self.bus)
         self.api = Api(self.gateway, self.notifier)
         self.feeds = [build_feed(cfg) for cfg in settings.exchanges]
+        # candles: 1m/1h from public trades, written in batches; charts read them with the history store
+        self.candle_writer = CandleWriter(self.store)
+        self.candles = CandleRecorder(self.bus, self.candle_writer)
+        history = HistoryStore(default_history_root(settings.data_path))
+        self.ohlcv = OhlcvQuery(self.store, history, self.candles, max_points=settings.ohlcv_max_points)
+        self.ohlcv_streams = self.api.ohlcv_streams = OhlcvStreams(self.api, self.ohlcv, self.candles)
         self._tasks: list[asyncio.Task[Any]] = []
 
     async def start(self, feeds: bool = True) -> None:
@@ -75,6 +86,9 @@ class Platform:
         await self.bus.start()
         await self.gateway.start()
         await self.notifier.start()
+        await self.candle_writer.start()
+        await self.candles.start()
+        await self.ohlcv_streams.start()
         self._tasks.append(asyncio.create_task(metrics.watch_loop_lag(), name="loop-lag"))
         if feeds:
             self.start_feeds()
@@ -124,6 +138,9 @@ class Platform:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.notifier.close()
+        await self.ohlcv_streams.close()
+        await self.candles.close()
+        await self.candle_writer.close()
         await self.gateway.close()
         await self.bus.close()
         await self.cache.close()

@@ -14,6 +14,7 @@ from rich.table import Table
 
 from coinwire.cli_data import data_app
 from coinwire.cli_frontier import frontier_command
+from coinwire.cli_ohlcv import ohlcv_command
 from coinwire.cli_run import run_command, runs_app
 from coinwire.config import ConfigError, Settings, load_settings
 
@@ -21,6 +22,7 @@ app = typer.Typer(help="coinwire: self-hosted crypto trading and portfolio platf
 config_app = typer.Typer(help="Inspect the configuration.", no_args_is_help=True)
 app.add_typer(config_app, name="config")
 app.command("run")(run_command)
+app.command("ohlcv")(ohlcv_command)
 app.add_typer(runs_app, name="runs")
 app.add_typer(data_app, name="data")
 app.command("frontier")(frontier_command)

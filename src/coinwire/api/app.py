@@ -16,6 +16,7 @@ from coinwire import __version__
 from coinwire.api.rest import add_xwrap_routes, json_response
 from coinwire.api.rpc import rpc_asgi
 from coinwire.api.frontier_routes import add_frontier_routes
+from coinwire.api.ohlcv_routes import add_ohlcv_routes
 from coinwire.api.runs_routes import add_runs_routes
 from coinwire.app import Platform
 from coinwire.config import Settings
@@ -72,6 +73,7 @@ def create_app(settings: Settings) -> FastAPI:
     add_xwrap_routes(app, platform.api)
     add_runs_routes(app, settings, platform.gateway)
     add_frontier_routes(app, settings)
+    add_ohlcv_routes(app, platform.ohlcv)
 
     @app.get("/", tags=["ops"])
     async def index() -> Response:

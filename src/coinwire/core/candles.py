@@ -1,4 +1,4 @@
-"""Trade-built candles: exact OHLCV per fixed bucket, and rollups to coarser buckets.
+"""Trade-built candles: exact OHLCV per fixed bucket (rollups to coarser buckets: core.rollup).
 
 Buckets are aligned to the epoch (UTC). A bucket with no trade is absent, never invented.
 """
@@ -7,9 +7,9 @@ from __future__ import annotations
 
 from collections import OrderedDict
 
-__all__ = ["Candle", "CandleSeries", "rollup"]
+__all__ = ["Candle", "CandleSeries"]
 
-Candle = list[int]  # [bucket_start_s, open, high, low, close, volume, last_update_s]
+Candle = list[int]  # [bucket_start_s, open, high, low, close, volume, last_update_s, trades]
 
 
 class CandleSeries:
@@ -22,24 +22,28 @@ class CandleSeries:
         self.keep = keep
         self.candles: OrderedDict[int, Candle] = OrderedDict()
 
-    def add(self, ts_ns: int, price: int, size: int) -> None:
+    def add(self, ts_ns: int, price: int, size: int) -> Candle | None:
+        """Fold a trade into its bucket; returns that candle, or None for a trade too late to count."""
         now_s = ts_ns // 1_000_000_000
         start = now_s - now_s % self.seconds
         candle = self.candles.get(start)
         if candle is None:
             if self.candles and start < next(reversed(self.candles)):
-                return  # late trade for a bucket already closed and possibly trimmed; ignore
-            self.candles[start] = [start, price, price, price, price, size, now_s]
+                return None  # late trade for a bucket already closed and possibly trimmed; ignore
+            candle = self.candles[start] = [start, price, price, price, price, size, now_s, 1]
             while len(self.candles) > self.keep:
                 self.candles.popitem(last=False)
-            return
+            return candle
         if price > candle[2]:
             candle[2] = price
         if price < candle[3]:
             candle[3] = price
-        candle[4] = price
+        if now_s >= candle[6]:  # a late trade (older than the newest seen) never becomes the close
+            candle[4] = price
+            candle[6] = now_s
         candle[5] += size
-        candle[6] = now_s
+        candle[7] += 1
+        return candle
 
     def between(self, start_s: int | None, end_s: int | None, received_before: int | None = None) -> list[Candle]:
         out = []
@@ -52,20 +56,3 @@ class CandleSeries:
                 continue
             out.append(candle)
         return out
-
-
-def rollup(candles: list[Candle], seconds: int) -> list[Candle]:
-    """Merge consecutive candles into `seconds` buckets: first open, extremes, last close, summed volume."""
-    out: list[Candle] = []
-    for c in candles:
-        start = c[0] - c[0] % seconds
-        if out and out[-1][0] == start:
-            agg = out[-1]
-            agg[2] = max(agg[2], c[2])
-            agg[3] = min(agg[3], c[3])
-            agg[4] = c[4]
-            agg[5] += c[5]
-            agg[6] = max(agg[6], c[6])
-        else:
-            out.append([start, c[1], c[2], c[3], c[4], c[5], c[6]])
-    return out
