@@ -84,38 +84,26 @@ class RefDataService:
         source = self.fx_source
         if source is None:
             return False
-
-        async def fetch() -> FxRates:
-            rates = await source.fetch(self._http)
-            await self.repository.save_fx(rates, self._clock())
-            return rates
-
-        rates = await self._attempt(source.name, fetch)
-        if rates is None:
-            return False
-        self.fx = rates
-        return True
+        rates = await self._attempt(source.name, lambda: source.fetch(self._http), self.repository.save_fx)
+        if rates is not None:
+            self.fx = rates
+        return rates is not None
 
     async def refresh_coins(self) -> bool:
         """Fetch and store the top coins; False (last good list kept) when it failed."""
         source = self.coin_source
         if source is None:
             return False
+        coins = await self._attempt(source.name, lambda: source.fetch(self._http, self.top), self.repository.save_coins)
+        if coins is not None:
+            self.coins = coins
+        return coins is not None
 
-        async def fetch() -> list[CoinStat]:
-            coins = await source.fetch(self._http, self.top)
-            await self.repository.save_coins(coins, self._clock())
-            return coins
-
-        coins = await self._attempt(source.name, fetch)
-        if coins is None:
-            return False
-        self.coins = coins
-        return True
-
-    async def _attempt(self, name: str, fetch: Callable[[], Awaitable[Any]]) -> Any:
+    async def _attempt(self, name: str, fetch: Callable[[], Awaitable[Any]], save: Callable[[Any, int], Awaitable[None]]) -> Any:
+        """The fetched value once stored, or None (logged and counted) when the source failed."""
         try:
             value = await fetch()
+            await save(value, self._clock())
         except SourceError as exc:
             self.errors[name] = exc
             metrics.REFDATA_FETCHES.labels(name, exc.code).inc()
