@@ -20,6 +20,7 @@ from coinwire.history.store import HistoryStore, default_history_root
 from coinwire.services import metrics
 from coinwire.services.candles import CandleRecorder
 from coinwire.services.gateway import Gateway
+from coinwire.services.market_data import MarketData
 from coinwire.services.ohlcv import OhlcvQuery
 from coinwire.store import Store
 from coinwire.store.candle_writer import CandleWriter
@@ -70,6 +71,9 @@ class Platform:
         self.cache = cache_from_url(settings.cache_url)
         self.gateway = Gateway(settings, self.store, self.bus)
         self.notifier = Notifier(self.bus)
+        # latest prices (every ticker.* message), ticker streamers, reference data, convert
+        self.market = MarketData(settings.market_data, self.bus, self.cache, self.store)
+        self.market.tickers.listeners.append(self.notifier.on_ticker)
         self.api = Api(self.gateway, self.notifier)
         self.feeds = [build_feed(cfg) for cfg in settings.exchanges]
         # candles: 1m/1h from public trades, written in batches; charts read them with the history store
@@ -86,6 +90,7 @@ class Platform:
         await self.bus.start()
         await self.gateway.start()
         await self.notifier.start()
+        await self.market.start()
         await self.candle_writer.start()
         await self.candles.start()
         await self.ohlcv_streams.start()
@@ -137,6 +142,7 @@ class Platform:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.market.close()
         await self.notifier.close()
         await self.ohlcv_streams.close()
         await self.candles.close()

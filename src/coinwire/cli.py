@@ -205,6 +205,24 @@ def orders(
     console.print(table)
 
 
+@app.command()
+def convert(
+    amount: str = typer.Argument(..., help="Amount to convert, a decimal number."),
+    source: str = typer.Argument(..., metavar="FROM", help="Currency to convert from (BTC, USDT, EUR, ...)."),
+    target: str = typer.Argument(..., metavar="TO", help="Currency to convert to (a fiat: USD, EUR, ...)."),
+    url: Optional[str] = UrlOption,
+    as_json: bool = JsonOption,
+) -> None:
+    """Convert an amount through the best route of live tickers, FX rates and pegs (asks the running server)."""
+    body = _get(url, "/api/v1/convert", amount=amount, **{"from": source, "to": target})
+    if as_json:
+        typer.echo(json.dumps(body))
+        return
+    console.print(f"{escape(body['amount'])} {body['from']} = [bold]{escape(body['result'])}[/bold] {body['to']}")
+    for step in body["route"]:
+        console.print(f"  1 {step['from']} = {escape(step['rate'])} {step['to']}  ({escape(step['source'])}, {step['age']:.0f} s old)")
+
+
 def main() -> None:
     app()
 

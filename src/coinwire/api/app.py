@@ -16,6 +16,7 @@ from coinwire import __version__
 from coinwire.api.rest import add_xwrap_routes, json_response
 from coinwire.api.rpc import rpc_asgi
 from coinwire.api.frontier_routes import add_frontier_routes
+from coinwire.api.market_routes import add_market_routes
 from coinwire.api.ohlcv_routes import add_ohlcv_routes
 from coinwire.api.runs_routes import add_runs_routes
 from coinwire.app import Platform
@@ -74,6 +75,7 @@ def create_app(settings: Settings) -> FastAPI:
     add_runs_routes(app, settings, platform.gateway)
     add_frontier_routes(app, settings)
     add_ohlcv_routes(app, platform.ohlcv)
+    add_market_routes(app, platform.market)
 
     @app.get("/", tags=["ops"])
     async def index() -> Response:
