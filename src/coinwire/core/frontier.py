@@ -348,14 +348,7 @@ class Frontier:
     def at_return(self, target: float, risk_free: float = DEFAULT_RISK_FREE) -> Portfolio:
         """The least-variance portfolio with expected return `target` (min-variance return .. max return)."""
         lo, hi = self.min_return, self.max_return
-        tol = 1e-12 * max(1.0, abs(lo), abs(hi))
-        if not (isinstance(target, (int, float)) and math.isfinite(target)) or not lo - tol <= target <= hi + tol:
-            raise InvalidInput(
-                "target_out_of_range",
-                f"target return {target!r} is outside the efficient frontier's {lo:.6g} .. {hi:.6g}",
-                minimum=lo,
-                maximum=hi,
-            )
+        _check_target("return", target, lo, hi)
         return self._at_returns(np.array([min(max(target, lo), hi)]), _risk_free(risk_free))[0]
 
     def _at_returns(self, targets: FloatArray, rf: float) -> list[Portfolio]:
@@ -397,14 +390,7 @@ class Frontier:
         """The highest-return portfolio with volatility `target` (min volatility .. the max-return portfolio's)."""
         vols = np.sqrt(self.vars_[::-1])
         lo, hi = float(vols[0]), float(vols[-1])
-        tol = 1e-12 * max(1.0, hi)
-        if not (isinstance(target, (int, float)) and math.isfinite(target)) or not lo - tol <= target <= hi + tol:
-            raise InvalidInput(
-                "target_out_of_range",
-                f"target volatility {target!r} is outside the efficient frontier's {lo:.6g} .. {hi:.6g}",
-                minimum=lo,
-                maximum=hi,
-            )
+        _check_target("volatility", target, lo, hi)
         rf = _risk_free(risk_free)
         w = self.weights[::-1]
         i = int(np.clip(np.searchsorted(vols, target, side="left"), 1, max(1, len(vols) - 1)))
@@ -474,6 +460,18 @@ class Frontier:
         """Each asset alone (for plots next to the frontier; ignores the bounds)."""
         rf = _risk_free(risk_free)
         return [_metrics(np.eye(len(self.est.assets))[i], self.est.mu, self.est.cov, rf) for i in range(len(self.est.assets))]
+
+
+def _check_target(kind: str, target: float, lo: float, hi: float) -> None:
+    """A target return or volatility must be a number within the frontier's range (to rounding)."""
+    tol = 1e-12 * max(1.0, abs(lo), abs(hi))
+    if not (isinstance(target, (int, float)) and math.isfinite(target)) or not lo - tol <= target <= hi + tol:
+        raise InvalidInput(
+            "target_out_of_range",
+            f"target {kind} {target!r} is outside the efficient frontier's {lo:.6g} .. {hi:.6g}",
+            minimum=lo,
+            maximum=hi,
+        )
 
 
 def efficient_frontier(
