@@ -45,7 +45,8 @@ def _params(values: list[str]) -> dict[str, Any]:
 def run_command(
     ctx: typer.Context,
     strategy: str = typer.Argument(..., help="Built-in strategy name (ma_cross, hodl, ...) or path/to/file.py:ClassName."),
-    mode: str = typer.Option("backtest", "--mode", "-m", help="backtest, or paper (an embedded gateway; --data CAPTURE replays a recording)."),
+    mode: str = typer.Option("backtest", "--mode", "-m", help="backtest, paper (an embedded gateway; --data CAPTURE replays a "
+                             "recording) or live (a configured live exchange: real money)."),
     data: Optional[list[str]] = typer.Option(None, "--data", help="Candle file(s) or directory; default: the history store."),
     balance: list[str] = typer.Option([], "--balance", help="EXCHANGE:CURRENCY=AMOUNT, repeatable."),
     param: list[str] = typer.Option([], "--param", "-p", help="Strategy parameter NAME=VALUE, repeatable."),
@@ -81,11 +82,10 @@ def _run(strategy: str, mode: str, data: list[str] | None, balance: list[str], p
     from coinwire.engine.backtest import BacktestConfig
     from coinwire.engine.runs import finish_backtest, parse_balances, parse_time, prepare_any_backtest
 
-    if mode not in ("backtest", "paper"):
-        raise CoinwireError("mode_not_available" if mode == "live" else "invalid_mode",
-                            f"`coinwire run` runs backtests and paper sessions, not {mode!r}")
+    if mode not in ("backtest", "paper", "live"):
+        raise CoinwireError("invalid_mode", f"--mode must be backtest, paper or live, not {mode!r}")
     exchange, balances = parse_balances(balance)
-    if mode == "paper":
+    if mode in ("paper", "live"):
         from coinwire.paper_session import run_paper_session
 
         if start is not None or fill != "open" or liquidity != "volume":
@@ -93,7 +93,7 @@ def _run(strategy: str, mode: str, data: list[str] | None, balance: list[str], p
                                 "and fills against the book")
         settings = settings_fn()
         outcome, runtime = run_paper_session(settings, strategy, _params(param), exchange, balances, parse_time(end, "--end"),
-                                             data, None if speed == "max" else _speed(speed))
+                                             data, None if speed == "max" else _speed(speed), mode)
         return _keep(outcome, runtime, save, report, settings_fn)
     config = BacktestConfig(exchange=exchange, balances=balances, fee=fee, fill=fill, liquidity=liquidity,
                             start=parse_time(start, "--start"), end=parse_time(end, "--end"))

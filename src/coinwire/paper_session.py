@@ -1,4 +1,4 @@
-"""`coinwire run -m paper`: a strategy paper-trading through an embedded gateway, on a recording or the configured feeds.
+"""`coinwire run -m paper|live`: a strategy trading through an embedded gateway, on a recording or the configured feeds.
 
 With `--data CAPTURE`, the session is a replay: one paper exchange named after the run's
 balance, fed the recorded Binance capture (as fast as possible unless `--speed` says
@@ -6,6 +6,11 @@ otherwise), funded with exactly the run's balances; the run ends with the record
 it, the configured exchanges trade (the seeded demo market by default) until `--end` in
 market time or Ctrl-C. Either way the gateway is the real one, with its own store in the
 run's folder, so the session's orders, fills and wallet lines are there to inspect after.
+
+`-m live` trades a configured live exchange (the account's real money, through its venue);
+the run's mode must be the exchange's mode. Its gateway is embedded too: do not run a live
+session on an account that a running server also trades (both would allocate the same
+money); start live runs on the server instead (`PUT /runnables/{name}/start`).
 """
 
 from __future__ import annotations
@@ -34,11 +39,14 @@ __all__ = ["run_paper_session"]
 
 
 def run_paper_session(settings: Settings, strategy_ref: str, raw_params: dict[str, Any], exchange: str, balances: dict[str, str],
-                      end: int | None, data: list[str] | None, speed: float | None) -> tuple[RunOutcome, PaperRuntime]:
+                      end: int | None, data: list[str] | None, speed: float | None,
+                      mode: str = "paper") -> tuple[RunOutcome, PaperRuntime]:
     """Run to the end (recording over, `end`, Ctrl-C or a failure) and return the outcome; bad input raises first."""
     cls = load_strategy(strategy_ref)
     params = parse_params(cls, raw_params)
-    run_id = f"pp-{secrets.token_hex(5)[:9]}-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}"
+    if mode == "live" and data:
+        raise InvalidInput("invalid_params", "--data replays a recording on a paper exchange; a live session trades the live exchange")
+    run_id = f"{'lv' if mode == 'live' else 'pp'}-{secrets.token_hex(5)[:9]}-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}"
     folder = settings.data_path / "runs" / run_id
     changes: dict[str, Any] = {"store_url": f"sqlite:///{folder / 'gateway.db'}"}
     if data:
@@ -47,7 +55,11 @@ def run_paper_session(settings: Settings, strategy_ref: str, raw_params: dict[st
     if exchange not in {e.name for e in session.exchanges}:
         known = ", ".join(e.name for e in session.exchanges)
         raise InvalidInput("unknown_exchange", f"no exchange {exchange!r} is configured (exchanges: {known}); or pass --data CAPTURE")
-    _check_funds(next(e for e in session.exchanges if e.name == exchange), balances)
+    cfg = next(e for e in session.exchanges if e.name == exchange)
+    if cfg.mode != mode:
+        raise InvalidInput("mode_mismatch", f"exchange {exchange} is a {cfg.mode} exchange; a {mode} session cannot trade on it")
+    if mode == "paper":
+        _check_funds(cfg, balances)
     folder.mkdir(parents=True, exist_ok=True)
     configure_logging("warning", sys.stderr)  # stdout carries the report
     runtime = asyncio.run(_session(session, run_id, cls, params, exchange, balances, end, replay=bool(data)))

@@ -213,3 +213,46 @@ async def test_a_live_run_trades_its_wallet_set_at_the_venue_and_hands_it_back(
     assert all(f.run_id == run_id for f in fills)
     assert not platform.gateway.ledger.wallet_set(fills[0].wallet_set_id).active
     assert_ledger_is_the_account(platform, account)
+
+
+async def test_cli_live_session_trades_the_configured_live_exchange(
+    tmp_path: Path, server: ServerRunner, account: TradingBinance
+) -> None:
+    import json
+    import os
+    import signal
+    import sys
+
+    import msgspec
+
+    settings = live_settings(tmp_path, server)
+    config = tmp_path / "live.json"
+    config.write_text(json.dumps(msgspec.to_builtins(settings.exchanges)))
+    strategy = str(Path(__file__).parent.parent / "engine" / "strategies" / "round_trip.py") + ":RoundTrip"
+    env = {**os.environ, **ENV, "COINWIRE_EXCHANGES": config.read_text()}
+    args = [sys.executable, "-m", "coinwire.cli", "--data-dir", str(tmp_path), "run", strategy, "-m", "live",
+            "--balance", "binance:USDT=1000", "--json"]
+    refused = await asyncio.create_subprocess_exec(*args[:-1], "--data", str(tmp_path), env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    _, err = await refused.communicate()
+    assert refused.returncode == 2 and b"invalid_params" in err
+
+    process = await asyncio.create_subprocess_exec(*args, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    try:
+        for _ in range(1500):  # the recording moves on until the strategy bought and sold at the venue
+            account.advance(5)
+            await asyncio.sleep(0.02)
+            if len(account.trades) >= 2 or process.returncode is not None:
+                break
+        if process.returncode is not None:
+            out, err = await process.communicate()
+            raise AssertionError(f"the session ended early ({process.returncode}): {out.decode()[-2000:]} {err.decode()[-3000:]}")
+        assert len(account.trades) >= 2, "the session never traded"
+        await asyncio.sleep(0.3)
+        process.send_signal(signal.SIGINT)
+        out, err = await asyncio.wait_for(process.communicate(), 30)
+    finally:
+        if process.returncode is None:
+            process.kill()
+    assert process.returncode == 0, err.decode()
+    report = json.loads(out)
+    assert (report["mode"], report["status"], len(report["trades"])) == ("live", "stopped", 2)

@@ -26,7 +26,7 @@ from coinwire.core.instruments import Instrument
 from coinwire.core.orders import Fill, Order, OrderType, Side
 from coinwire.core.wallets import LineKind
 
-__all__ = ["Movement", "hold_currency", "unit_fee_atto", "max_buy_cost", "required_hold", "fill_movements"]
+__all__ = ["Movement", "hold_currency", "unit_fee_atto", "max_buy_cost", "required_hold", "fill_movements", "fee_in_quote"]
 
 
 class Movement(msgspec.Struct, frozen=True):
@@ -103,3 +103,13 @@ def fill_movements(instrument: Instrument, fill: Fill) -> list[Movement]:
     if fill.fee:
         movements.append(Movement(fill.fee_currency or instrument.quote, LineKind.FEE, -fill.fee))
     return movements
+
+
+def fee_in_quote(instrument: Instrument, fill: Fill) -> int:
+    """The fill's fee as ATTO of the quote: a fee in the base is valued at the fill's own price (rounded down).
+
+    For reports that add fees up across fills; the ledger keeps every fee in the currency it was paid in.
+    """
+    if fill.fee_currency is None or fill.fee_currency == instrument.quote or not fill.fee:
+        return fill.fee
+    return fill.fee * fill.notional // instrument.base_atto(fill.size)

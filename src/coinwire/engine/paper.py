@@ -61,9 +61,13 @@ class PaperRuntime(StreamRuntime):
     async def open(self, strategy_cls: type[Strategy], params: StrategyParams) -> None:
         """Take the run's funds now if the exchange is up (refusals raise here), then follow the gateway."""
         self._cls, self._params = strategy_cls, params
-        if self.venue_markets:
+        if self._can_fund():
             await self._fund()
         self.gateway.listeners.append(self)
+
+    def _can_fund(self) -> bool:
+        """The exchange knows its markets, and a live one has read its account (its wallets hold the real balances)."""
+        return bool(self.venue_markets) and getattr(self.gateway.exchanges[self.exchange], "account_synced", True)
 
     async def _fund(self) -> None:
         wallet_set = await self.gateway.create_wallet_set(run_id=self.run_id, description=f"paper run {self.run_id}",
@@ -100,11 +104,11 @@ class PaperRuntime(StreamRuntime):
         if self.done.is_set():
             return
         try:
-            if isinstance(message, Markets):
-                if message.exchange == self.exchange and not self.funded:
-                    await self._fund()
-                return
             if message.exchange != self.exchange:  # type: ignore[union-attr]
+                return
+            if not self.funded and self._can_fund():
+                await self._fund()
+            if isinstance(message, Markets):
                 return
             if not self.started:
                 if not self.funded or not all(m.synced for m in self.venue_markets.values()):

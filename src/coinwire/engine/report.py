@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from coinwire.core.funds import fee_in_quote
 from coinwire.core.numbers import ATTO_DECIMALS, units_to_str
 from coinwire.core.orders import Side
 from coinwire.engine.runtime import Runtime
@@ -58,7 +59,7 @@ def _round_trips(rt: Runtime) -> tuple[int, int, list[float]]:
         symbol = fills[0].symbol
         before = pos = position.get(symbol, 0)
         for fill in fills:
-            notional, fee = fill.notional / 1e18, fill.fee / 1e18
+            notional, fee = fill.notional / 1e18, fee_in_quote(rt.instrument(fill.symbol), fill) / 1e18
             if fill.side is Side.BUY:
                 pos += fill.size
                 cost[symbol] = cost.get(symbol, 0.0) + notional + fee
@@ -102,12 +103,13 @@ def build_report(rt: Runtime, meta: dict[str, Any]) -> dict[str, Any]:
     in_market = np.zeros(len(t), dtype=bool)
     for held in positions.values():
         in_market |= held > 0
-    fees = sum(f.fee for f in rt.fills)
+    fees = sum(fee_in_quote(rt.instrument(f.symbol), f) for f in rt.fills)  # in the quote, whatever each was paid in
     trades = []
     for fill in rt.fills:
         inst = rt.instrument(fill.symbol)
         trades.append({"time": fill.ts // _NS, "symbol": fill.symbol, "side": fill.side.value, "price": inst.price_str(fill.price),
-                       "size": inst.size_str(fill.size), "fee": units_to_str(fill.fee, ATTO_DECIMALS)})
+                       "size": inst.size_str(fill.size), "fee": units_to_str(fill.fee, ATTO_DECIMALS),
+                       "fee_currency": fill.fee_currency or inst.quote})
     return {
         **meta,
         "start": int(rt.start_ns // _NS),

@@ -182,7 +182,8 @@ class Runtime:
                 fill = msgspec.structs.replace(fill, ts=now)
             self.fills.append(fill)
             view = {"client_oid": order.client_oid, "symbol": order.symbol, "side": fill.side._value_, "price": inst.price_str(fill.price),
-                    "size": inst.size_str(fill.size), "fee": units_to_str(fill.fee, ATTO_DECIMALS), "time": now // _NS}
+                    "size": inst.size_str(fill.size), "fee": units_to_str(fill.fee, ATTO_DECIMALS),
+                    "fee_currency": fill.fee_currency or inst.quote, "time": now // _NS}
             self.hub.record(now, "in", "venue.fill", view)
             if self._wants_fills:
                 self.deliver("on_fill", self._strategy.on_fill, view)  # type: ignore[union-attr]
