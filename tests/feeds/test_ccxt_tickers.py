@@ -8,6 +8,7 @@ connection, and check that prices keep flowing by polling and that the WebSocket
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator, Callable
 from decimal import Decimal
 from typing import Any
@@ -187,3 +188,36 @@ def test_ticker_from_ccxt_is_exact_and_refuses_the_impossible() -> None:
                 {"symbol": "BTC/USDT", "last": -1}, {"symbol": "BTC/USDT", "last": 0}, {"symbol": "BTC/USDT", "last": True}):
         with pytest.raises(ValueError):
             ticker_from_ccxt("x", bad, 9)
+
+
+async def test_a_configured_streamer_fills_the_latest_prices(server: ServerRunner, venue: TickerVenue, tmp_path: Any) -> None:
+    """`[[market_data.tickers]]` as the platform builds it: streamer -> bus -> cache, read back with ages."""
+    from coinwire.bus import MemoryBus
+    from coinwire.cache import MemoryCache
+    from coinwire.refdata.config import MarketDataConfig, TickerConfig
+    from coinwire.services.market_data import MarketData
+    from coinwire.store import Store
+
+    venue.ws_refuse = 503  # and through the polling fallback
+    venue.time = time.time_ns() // 1_000_000  # fresh prices: convert ignores tickers older than ticker_max_age
+    cfg = MarketDataConfig(tickers=[TickerConfig(exchange="binance", quotes=["USDT"], poll_interval=0.05,
+                                                 urls=server.urls(), options=SPOT_ONLY)])
+    bus, store = MemoryBus(), Store(f"sqlite:///{tmp_path / 'm.db'}")
+    await bus.start()
+    await store.start()
+    market = MarketData(cfg, bus, MemoryCache(), store)
+    market.tickers.flush_interval = 0.02
+    await market.start()
+    try:
+        async with asyncio.timeout(10):
+            while len(await market.reader.tickers()) < 2:
+                await asyncio.sleep(0.02)
+        views = await market.reader.tickers("ticker.binance.usdt.*")
+        assert [(v.symbol, v.last) for v in views] == [("BTC/USDT", Decimal("61000.5")), ("ETH/USDT", Decimal("2600.1"))]
+        assert market.streamer_status()[0]["mode"] == POLLING
+        conversion = await market.convert("2", "eth", "usd")  # ETH/USDT ticker, then the USDT peg
+        assert conversion.result == Decimal("5200.2")
+    finally:
+        await market.close()
+        await bus.close()
+        await store.close()
