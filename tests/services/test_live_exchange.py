@@ -48,17 +48,19 @@ async def server(account: TradingBinance) -> AsyncIterator[ServerRunner]:
 def live_settings(tmp_path: Path, server: ServerRunner, **extra: Any) -> Any:
     exchange = {
         "name": "binance", "mode": "live", "feed": "ccxt", "symbols": [SYMBOL], "poll_interval": 0.05,
-        "ccxt_websocket": False, "ccxt_urls": trading_urls(server), "ccxt_options": OPTIONS, "live_reconcile_interval": 0.2,
+        "ccxt_websocket": extra.pop("ccxt_websocket", False), "ccxt_urls": trading_urls(server), "ccxt_options": OPTIONS, "live_reconcile_interval": 0.2,
         **extra,
     }
     return load_settings(env=ENV, overrides={"data_dir": str(tmp_path), "exchanges": [exchange]})
 
 
-@pytest.fixture
-async def platform(tmp_path: Path, server: ServerRunner, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Platform]:
+@pytest.fixture(params=["polling"])
+async def platform(
+    tmp_path: Path, server: ServerRunner, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
+) -> AsyncIterator[Platform]:
     for key, value in ENV.items():
         monkeypatch.setenv(key, value)
-    platform = Platform(live_settings(tmp_path, server))
+    platform = Platform(live_settings(tmp_path, server, ccxt_websocket=request.param == "websocket"))
     await platform.start()
     await until(lambda: platform.gateway.exchanges["binance"].status == "ready")
     yield platform
@@ -118,10 +120,13 @@ async def test_the_ledger_starts_as_the_account_and_a_market_buy_settles_with_th
     assert_ledger_is_the_account(platform, account)
 
 
+@pytest.mark.parametrize("platform", ["polling", "websocket"], indirect=True)
 async def test_a_resting_order_fills_through_the_report_stream_and_a_cancel_releases_the_hold(
     platform: Platform, account: TradingBinance
 ) -> None:
     gateway = platform.gateway
+    websocket = platform.settings.exchanges[0].ccxt_websocket
+    await until(lambda: exchange_of(platform).venue.report_mode == ("websocket" if websocket else "polling"))
     bid, _ = best(account, "SELL")  # the best bid: a buy there rests and fills when trades reach it
     rest = await gateway.make_order(request(platform, "live-lim-1", Side.BUY, OrderType.LIMIT, "0.001", str(bid)))
     far = await gateway.make_order(request(platform, "live-lim-2", Side.BUY, OrderType.LIMIT, "0.001", str(bid - 1000)))
