@@ -431,15 +431,10 @@ class Gateway:
             last_updated_at=ts,
         )
         if isinstance(ex, LiveExchange):
-            self.orders[order.id] = order
-            self.by_client_oid[order.client_oid] = order.id
-            self.known_client_oids.add(order.client_oid)
             metrics.labelled(metrics.ORDERS, order.exchange, order.type._value_).inc()
             return await ex.place(order, market, request.budget)
         fills, lines = place_order(self.ledger, market.engine, order, ts, budget=request.budget)
-        self.orders[order.id] = order
-        self.by_client_oid[order.client_oid] = order.id
-        self.known_client_oids.add(order.client_oid)
+        self.remember(order)
         await self._commit(self._changes([order], fills, lines))
         metrics.labelled(metrics.ORDERS, order.exchange, order.type._value_).inc()
         if fills:
@@ -448,6 +443,12 @@ class Gateway:
         if order.is_done:
             self.orders.pop(order.id, None)
         return view
+
+    def remember(self, order: Order) -> None:
+        """An accepted order of this session: found by id and client_oid until it is done."""
+        self.orders[order.id] = order
+        self.by_client_oid[order.client_oid] = order.id
+        self.known_client_oids.add(order.client_oid)
 
     async def _finish_orders(self, orders: list[Order], ts: int) -> list[dict[str, Any]]:
         lines: list[WalletLine] = []

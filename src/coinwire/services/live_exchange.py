@@ -167,6 +167,7 @@ class LiveExchange(PaperExchange):
         """Check and hold on the mirror, write ahead, send; the venue's answer decides what happened."""
         g = self.gateway
         lines = accept_order(g.ledger, market.engine, order, order.created_at, budget=budget, margin_ppm=self._margin_ppm)
+        g.remember(order)  # only once accepted: a refusal here leaves no trace
         self.open[order.id] = order
         self._trades[order.id] = set()
         await g._commit(g._changes([order], [], lines))
