@@ -49,22 +49,24 @@ def ok(response: httpx.Response) -> Any:
 
 def test_daily_candles_in_new_york_across_the_dst_change(http: httpx.Client) -> None:
     hourly = read_candles(shared_data("binance-spot-1h", "BTC_USDT-1h.json"))
-    answer = ok(http.get(URL, params={"timeframe": "1d", "tz": "America/New_York", "start": "2021-03-13T05:00:00Z", "end": 1615780800}))
-    assert set(answer) == {"exchange", "symbol", "timeframe", "tz", "start", "end", "candles", "next"}
-    assert answer["symbol"] == "BTC/USDT" and answer["next"] is None
+    response = http.get(URL, params={"timeframe": "1d", "tz": "America/New_York", "start": "2021-03-13T05:00:00Z", "end": 1615780800})
+    candles = ok(response)  # the seed's bare list
+    assert "X-Next-Start" not in response.headers and "Link" not in response.headers
     # 13th (EST), 14th (23 hours), 15th starts 04:00 UTC (EDT) and is outside [start, end)
-    assert [row[0] for row in answer["candles"]] == [1615611600, 1615698000]
-    for row, (lo, hi) in zip(answer["candles"], [(1615611600, 1615698000), (1615698000, 1615780800)]):
+    assert [row[0] for row in candles] == [1615611600, 1615698000]
+    for row, (lo, hi) in zip(candles, [(1615611600, 1615698000), (1615698000, 1615780800)]):
         day = hourly.slice(lo, hi)
         assert row[1:] == pytest.approx([day.open[0], day.high.max(), day.low.min(), day.close[-1], day.volume.sum()], rel=1e-12)
         assert row[1:5] == [day.open[0], day.high.max(), day.low.min(), day.close[-1]]
 
 
 def test_long_ranges_are_paged(http: httpx.Client) -> None:
-    first = ok(http.get(URL, params={"timeframe": "1h", "start": "2021-01-01", "end": "2021-01-10"}))
-    assert len(first["candles"]) == 100 and first["next"] == 1609459200 + 100 * 3600
-    rest = ok(http.get(URL, params={"timeframe": "1h", "start": first["next"], "end": "2021-01-10"}))
-    assert rest["candles"][0][0] == first["next"] and rest["next"] == 1609459200 + 200 * 3600
+    first = http.get(URL, params={"timeframe": "1h", "start": "2021-01-01", "end": "2021-01-10"})
+    assert len(ok(first)) == 100 and first.headers["X-Next-Start"] == str(1609459200 + 100 * 3600)
+    link = first.headers["Link"]
+    assert link.startswith("</api/v1/ohlcv/") and link.endswith('>; rel="next"')
+    rest = http.get(link[1 : link.index(">")])  # follow the Link header as a client would
+    assert ok(rest)[0][0] == 1609459200 + 100 * 3600 and rest.headers["X-Next-Start"] == str(1609459200 + 200 * 3600)
 
 
 @pytest.mark.parametrize(
@@ -84,10 +86,10 @@ def test_bad_input_has_stable_error_codes(http: httpx.Client, params: dict[str, 
 
 def test_forming_candles_of_live_trades(http: httpx.Client) -> None:
     deadline = time.monotonic() + 10
-    while not (answer := ok(http.get("/api/v1/ohlcv/demo/BTC_USDT", params={"timeframe": "1m"})))["candles"]:
+    while not (candles := ok(http.get("/api/v1/ohlcv/demo/BTC_USDT", params={"timeframe": "1m"}))):
         assert time.monotonic() < deadline, "no forming candle after 10 s of demo trades"
         time.sleep(0.2)
-    t, o, h, low, c, v = answer["candles"][-1]
+    t, o, h, low, c, v = candles[-1]
     assert t % 60 == 0 and low <= min(o, c) <= max(o, c) <= h and v > 0
 
 

@@ -1,10 +1,12 @@
 """OHLCV for charts: `GET /api/v1/ohlcv/{exchange}/{symbol}` and the live `subscribe_ohlcv` stream on /rpc.
 
     GET /api/v1/ohlcv/binance/BTC_USDT?timeframe=1d&tz=Europe/London&start=2021-01-01&end=1617235200
-    -> {exchange, symbol, timeframe, tz, start, end, candles: [[time, open, high, low, close, volume], ...], next}
+    -> [[time, open, high, low, close, volume], ...]
 
-`time` is the bucket's start in unix seconds; `next` is null, or the `start` of the next page
-when the range holds more buckets than the configured maximum (`ohlcv_max_points`). Errors
+`time` is the bucket's start in unix seconds (the body is the seed's bare list). When the range
+holds more buckets than the configured maximum (`ohlcv_max_points`), the answer is the first
+page and the headers say where the next starts: `X-Next-Start: <unix seconds>` and
+`Link: <same query with that start>; rel="next"`. Errors
 answer `{"error": {code, message}}` with HTTP 400: invalid_timeframe, invalid_timezone,
 invalid_time, invalid_range, invalid_symbol, invalid_params (an unknown query parameter).
 
@@ -58,7 +60,12 @@ def add_ohlcv_routes(app: FastAPI, query: OhlcvQuery) -> None:
                 raise InvalidInput("invalid_params", f"unknown query parameter(s) {unknown}; use timeframe, tz, start, end")
             q = request.query_params
             result = await query.candles(exchange, symbol, q.get("timeframe", "1h"), q.get("tz", "UTC"), q.get("start"), q.get("end"))
-            return json_response(result)
+            response = json_response(result["candles"])
+            if result["next"] is not None:
+                response.headers["X-Next-Start"] = str(result["next"])
+                link = request.url.include_query_params(start=result["next"], end=result["end"])
+                response.headers["Link"] = f'<{link.path}?{link.query}>; rel="next"'
+            return response
         except CoinwireError as exc:
             return error_response(exc)
         except Exception:  # a bug: log it, and still answer in the documented error shape
