@@ -37,7 +37,7 @@ from coinwire.feeds.ccxt_markets import LevelConverter, instrument_from_market
 from coinwire.feeds.ccxt_state import BookMirror, TradeFilter
 from coinwire.messages import BookSnapshot, Markets, subject
 
-__all__ = ["CcxtFeed", "make_client", "WEBSOCKET", "POLLING"]
+__all__ = ["CcxtFeed", "close_client", "make_client", "WEBSOCKET", "POLLING"]
 
 log = structlog.get_logger("coinwire.feeds.ccxt")
 
@@ -45,6 +45,15 @@ WEBSOCKET = "websocket"
 POLLING = "polling"
 _BOOK = "book"
 _TRADES = "trades"
+
+
+async def close_client(client: Any, exchange: str) -> None:
+    """Close a CCXT client if there is one; a failure is logged, never raised (it must not mask why we close)."""
+    if client is not None:
+        try:
+            await client.close()
+        except Exception as exc:
+            log.warning("ccxt close failed", exchange=exchange, error=str(exc))
 
 
 def make_client(
@@ -379,8 +388,4 @@ class CcxtFeed:
 
     async def _close_client(self) -> None:
         client, self.client = self.client, None
-        if client is not None:
-            try:
-                await client.close()
-            except Exception as exc:  # closing must not mask why we are closing
-                log.warning("ccxt close failed", exchange=self.exchange, error=str(exc))
+        await close_client(client, self.exchange)

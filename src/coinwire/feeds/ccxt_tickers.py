@@ -261,12 +261,10 @@ class TickerStreamer:
             self.published += 1
 
     async def _close_client(self) -> None:
+        from coinwire.feeds.ccxt_feed import close_client
+
         client, self.client = self.client, None
-        if client is not None:
-            try:
-                await client.close()
-            except Exception as exc:  # closing must not mask why we are closing
-                log.warning("ccxt close failed", exchange=self.exchange, error=str(exc))
+        await close_client(client, self.exchange)
 
 
 def _make_client(ccxt_id: str, urls: Mapping[str, str] | None, options: Mapping[str, Any] | None, timeout: float,
