@@ -14,7 +14,9 @@ from typing import Any
 
 import httpx
 
-__all__ = ["ServerProcess", "free_port", "DEMO_EXCHANGES"]
+__all__ = ["ServerProcess", "free_port", "DEMO_EXCHANGES", "ADMIN_PASSWORD"]
+
+ADMIN_PASSWORD = "admin-test-password"  # COINWIRE_ADMIN_PASSWORD of every test server
 
 DEMO_EXCHANGES = [
     {
@@ -41,6 +43,7 @@ class ServerProcess:
         self.extra_env = env or {}
         self.proc: subprocess.Popen[bytes] | None = None
         self.log_path = data_dir / "server.log"
+        self._token: tuple[str, float] | None = None
 
     @property
     def http(self) -> str:
@@ -48,7 +51,33 @@ class ServerProcess:
 
     @property
     def ws(self) -> str:
+        """The /rpc URL, signed in as admin (`access_token` query parameter)."""
+        return f"{self.ws_anonymous}?access_token={self.token}"
+
+    @property
+    def ws_anonymous(self) -> str:
         return f"ws://127.0.0.1:{self.port}/rpc"
+
+    def login(self, username: str = "admin", password: str = ADMIN_PASSWORD) -> dict[str, Any]:
+        r = httpx.post(self.http + "/api/v1/auth/login", json={"username": username, "password": password}, timeout=30)
+        r.raise_for_status()
+        return dict(r.json())
+
+    @property
+    def token(self) -> str:
+        """An admin access token, renewed after five minutes (tokens live fifteen)."""
+        if self._token is None or time.monotonic() - self._token[1] > 300:
+            self._token = (self.login()["access_token"], time.monotonic())
+        return self._token[0]
+
+    @property
+    def headers(self) -> dict[str, str]:
+        """Admin's Authorization header."""
+        return {"Authorization": f"Bearer {self.token}"}
+
+    def client(self, timeout: float = 10.0) -> httpx.Client:
+        """An HTTP client signed in as admin."""
+        return httpx.Client(base_url=self.http, timeout=timeout, headers=self.headers)
 
     def start(self, wait_ready: bool = True, timeout: float = 30.0) -> None:
         env = {k: v for k, v in os.environ.items() if not k.startswith("COINWIRE_")}
@@ -58,6 +87,10 @@ class ServerProcess:
                 "COINWIRE_PORT": str(self.port),
                 "COINWIRE_EXCHANGES": json.dumps(self.exchanges),
                 "COINWIRE_LOG_LEVEL": "warning",
+                "COINWIRE_ADMIN_PASSWORD": ADMIN_PASSWORD,
+                # tests drive one server hard from one address; tests of the limits set their own
+                "COINWIRE_RATE_LIMIT_IP": "10000/100000",
+                "COINWIRE_RATE_LIMIT_USER": "10000/100000",
             }
         )
         env.update(self.extra_env)
@@ -65,6 +98,7 @@ class ServerProcess:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "coinwire.cli", "serve"], env=env, stdout=log, stderr=subprocess.STDOUT
             )
+        self._token = None  # a restarted server keeps its sessions, but sign in afresh anyway
         if wait_ready:
             self.wait_ready(timeout)
 

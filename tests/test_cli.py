@@ -28,7 +28,7 @@ COMMAND = [str(SCRIPT)] if SCRIPT.exists() else [sys.executable, "-m", "coinwire
 def coinwire(*args: str, env: dict[str, str] | None = None, home: Path | None = None) -> subprocess.CompletedProcess[str]:
     """Run the console script with a clean environment: no COINWIRE_* from the caller, a private data home."""
     clean = {k: v for k, v in os.environ.items() if not k.startswith("COINWIRE_")}
-    clean.update({"COLUMNS": "200", "NO_COLOR": "1", "TERM": "dumb"})
+    clean.update({"COLUMNS": "200", "NO_COLOR": "1", "TERM": "dumb", **_signed_in})
     if home is not None:
         clean["XDG_DATA_HOME"] = str(home)
     clean.update(env or {})
@@ -57,7 +57,11 @@ def booting(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]
 @pytest.fixture
 def server(booting: ServerProcess) -> ServerProcess:
     booting.wait_ready()
+    _signed_in["COINWIRE_TOKEN"] = booting.token  # the CLI's views send it as a bearer token
     return booting
+
+
+_signed_in: dict[str, str] = {}
 
 
 @pytest.fixture(autouse=True)
@@ -170,12 +174,12 @@ def test_wallets(server: ServerProcess) -> None:
 
 
 def test_orders(server: ServerProcess) -> None:
-    bid = Decimal(httpx.get(f"{server.http}/xwrap/v1/demo/pricing").json()["BTC_USDT"]["bid"])
+    bid = Decimal(httpx.get(f"{server.http}/xwrap/v1/demo/pricing", headers=server.headers).json()["BTC_USDT"]["bid"])
     key = uuid.uuid4().hex
     order = httpx.post(f"{server.http}/xwrap/v1/orders/new", json={
         "exchange": "demo", "pair": "BTC_USDT", "side": "buy", "size": "0.01",
         "limit": str((bid / 2).quantize(Decimal("0.01"))), "client_oid": key,
-    }).json()
+    }, headers=server.headers).json()
     assert order["status"] == "open", order
     open_orders = as_json("orders", "--open", "--url", server.http)
     assert [o["client_order_id"] for o in open_orders] == [key]
@@ -183,7 +187,7 @@ def test_orders(server: ServerProcess) -> None:
     assert order["id"] in [o["id"] for o in recent]  # recent orders include open ones
     table = succeeds("orders", "--url", server.http)
     assert str(order["id"]) in table and "BTC_USDT" in table and "open" in table
-    httpx.post(f"{server.http}/xwrap/v1/orders/cancel", json={"order_id": order["id"]}).raise_for_status()
+    httpx.post(f"{server.http}/xwrap/v1/orders/cancel", json={"order_id": order["id"]}, headers=server.headers).raise_for_status()
     assert as_json("orders", "--open", "--url", server.http) == []
     assert "cancelled" in succeeds("orders", "--url", server.http)
 

@@ -16,6 +16,7 @@ from coinwire.cli_data import data_app
 from coinwire.cli_frontier import frontier_command
 from coinwire.cli_ohlcv import ohlcv_command
 from coinwire.cli_run import run_command, runs_app
+from coinwire.cli_user import token_headers, user_app
 from coinwire.config import ConfigError, Settings, load_settings
 
 app = typer.Typer(help="coinwire: self-hosted crypto trading and portfolio platform.", no_args_is_help=True)
@@ -25,6 +26,7 @@ app.command("run")(run_command)
 app.command("ohlcv")(ohlcv_command)
 app.add_typer(runs_app, name="runs")
 app.add_typer(data_app, name="data")
+app.add_typer(user_app, name="user")
 app.command("frontier")(frontier_command)
 console = Console()
 err = Console(stderr=True, soft_wrap=True)  # never break a URL or a path across lines
@@ -115,7 +117,8 @@ def _client_url(url: Optional[str]) -> str:
 def _get(url: Optional[str], path: str, **params: Any) -> Any:
     base = _client_url(url)
     try:
-        response = httpx.get(base + path, params={k: v for k, v in params.items() if v is not None}, timeout=10)
+        response = httpx.get(base + path, params={k: v for k, v in params.items() if v is not None}, timeout=10,
+                             headers=token_headers())
     except httpx.HTTPError as exc:
         _fail(f"cannot reach coinwire at {base}: {exc}. Is `coinwire serve` running?")
     try:

@@ -27,7 +27,7 @@ def stored(server: ServerProcess) -> ServerProcess:
 
 
 def post(server: ServerProcess, body: object) -> httpx.Response:
-    return httpx.post(server.http + "/api/v1/frontier", json=body, timeout=60)
+    return httpx.post(server.http + "/api/v1/frontier", json=body, timeout=60, headers=server.headers)
 
 
 def test_frontier_from_the_history_store_equals_the_cli(stored: ServerProcess) -> None:
@@ -79,5 +79,5 @@ def test_bad_requests_answer_a_stable_code(stored: ServerProcess, body: object, 
 
 
 def test_not_json_is_a_parse_error(server: ServerProcess) -> None:
-    r = httpx.post(server.http + "/api/v1/frontier", content=b"{nope", timeout=10)
+    r = httpx.post(server.http + "/api/v1/frontier", content=b"{nope", timeout=10, headers=server.headers)
     assert r.status_code == 400 and r.json()["error"]["code"] == "parse_error"

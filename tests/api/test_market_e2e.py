@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import subprocess
 import sys
 import time
@@ -29,7 +30,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
 def demo_tickers(server: ServerProcess) -> list[dict[str, object]]:
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
-        body = httpx.get(server.http + "/api/v1/tickers", params={"exchange": "demo", "quote": "USDT"}).json()
+        body = httpx.get(server.http + "/api/v1/tickers", params={"exchange": "demo", "quote": "USDT"}, headers=server.headers).json()
         if len(body) == 3:
             return body
         time.sleep(0.1)
@@ -44,16 +45,20 @@ def test_demo_book_tickers_are_latest_prices(server: ServerProcess) -> None:
     assert 0 <= btc["age"] < 5  # type: ignore[operator]
 
 
+def cli_env(server: ServerProcess) -> dict[str, str]:
+    return {**os.environ, "COINWIRE_TOKEN": server.token}
+
+
 def test_cli_convert_through_a_demo_ticker_and_the_usdt_peg(server: ServerProcess) -> None:
     demo_tickers(server)
     run = subprocess.run([sys.executable, "-m", "coinwire.cli", "convert", "2", "btc", "USD", "--json", "--url", server.http],
-                         capture_output=True, text=True, timeout=60)
+                         capture_output=True, text=True, timeout=60, env=cli_env(server))
     assert run.returncode == 0, run.stderr
     body = json.loads(run.stdout)
     assert [(s["from"], s["to"], s["source"]) for s in body["route"]] == [("BTC", "USDT", "ticker:demo"), ("USDT", "USD", "peg")]
     assert Decimal(body["result"]) == 2 * Decimal(body["route"][0]["rate"])
     refused = subprocess.run([sys.executable, "-m", "coinwire.cli", "convert", "1", "DOGE", "USD", "--url", server.http],
-                             capture_output=True, text=True, timeout=60)
+                             capture_output=True, text=True, timeout=60, env=cli_env(server))
     assert refused.returncode != 0 and "unknown_currency" in refused.stderr
 
 

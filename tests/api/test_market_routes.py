@@ -19,6 +19,7 @@ from fastapi import FastAPI
 
 from coinwire.api import params as P
 from coinwire.api.context import CallContext
+from coinwire.auth.abilities import Principal
 from coinwire.api.market_routes import add_market_routes, ticker_pattern
 from coinwire.api.methods import subscribe
 from coinwire.api.notifier import Notifier
@@ -164,7 +165,8 @@ async def test_ticker_push_channel_with_patterns(setup: Setup) -> None:
     async def send(data: bytes) -> None:
         received.append(msgspec.json.decode(data))
 
-    usdt, everything, silent = CallContext("rpc", send), CallContext("rpc", send), CallContext("rpc", send)
+    viewer = Principal(2, "vera", "viewer", "free")  # subscribing to `ticker` needs a signed-in reader
+    usdt, everything, silent = (CallContext("rpc", send, viewer) for _ in range(3))
     for ctx in (usdt, everything, silent):
         notifier.add(ctx)
     answer = await subscribe(None, P.SubscribeParams(channels=["ticker"], tickers=["binance.usdt.*"]), usdt)  # type: ignore[arg-type]

@@ -35,7 +35,7 @@ SEED_WALLET_SET_FIELDS = {"timestamp", "description", "id", "wallets", "type"}
 
 @pytest.fixture
 def http(server: ServerProcess) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=server.http, timeout=10.0) as client:
+    with server.client() as client:
         yield client
 
 

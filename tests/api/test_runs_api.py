@@ -29,7 +29,7 @@ def data() -> str:
 
 @pytest.fixture(scope="module")
 def api(server: ServerProcess) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=server.http, timeout=60) as client:
+    with server.client(timeout=60) as client:
         yield client
 
 
@@ -249,9 +249,9 @@ def test_strategy_files_can_be_switched_off(tmp_path: Path, data: str) -> None:
     server = ServerProcess(tmp_path, env={"COINWIRE_ALLOW_USER_STRATEGIES": "false"})
     server.start()
     try:
-        r = httpx.put(f"{server.http}/runnables/{user('Slow')}/start", json=body(data, params={}), timeout=30)
+        r = httpx.put(f"{server.http}/runnables/{user('Slow')}/start", json=body(data, params={}), timeout=30, headers=server.headers)
         assert r.status_code == 403 and r.json()["error"]["code"] == "user_strategies_disabled"
-        r = httpx.put(f"{server.http}/runnables/hodl/start", json=body(data, params={"timeframe": "1h"}), timeout=30)
+        r = httpx.put(f"{server.http}/runnables/hodl/start", json=body(data, params={"timeframe": "1h"}), timeout=30, headers=server.headers)
         assert r.status_code == 202
     finally:
         server.stop()
@@ -261,7 +261,7 @@ def test_stopping_the_server_stops_its_runs(tmp_path: Path, data: str) -> None:
     server = ServerProcess(tmp_path)
     server.start()
     try:
-        with httpx.Client(base_url=server.http, timeout=30) as api:
+        with server.client(timeout=30) as api:
             run_id = start(api, user("Slow"), body(data, params={}))
             wait_for(api, f"/runs/{run_id}", lambda r: r.get("progress", {}).get("events", 0) >= 1)
     finally:
@@ -274,14 +274,14 @@ def test_a_run_left_running_by_a_killed_server_is_settled_at_the_next_start(tmp_
     server = ServerProcess(tmp_path)
     server.start()
     try:
-        with httpx.Client(base_url=server.http, timeout=30) as api:
+        with server.client(timeout=30) as api:
             run_id = start(api, user("Slow"), body(data, params={}))
             wait_for(api, f"/runs/{run_id}", lambda r: r.get("progress", {}).get("events", 0) >= 1)
         server.kill()  # SIGKILL: no shutdown, the worker is orphaned and keeps running
         pid = json.loads((tmp_path / "runs" / run_id / "progress.json").read_text())["pid"]
         assert Path(f"/proc/{pid}").exists()
         server.start()
-        with httpx.Client(base_url=server.http, timeout=30) as api:
+        with server.client(timeout=30) as api:
             run = api.get(f"/runs/{run_id}").json()
         assert run["status"] == "stopped" and run["report"]["status"] == "stopped"
         assert not Path(f"/proc/{pid}").exists() or "Z" in Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1][:3]

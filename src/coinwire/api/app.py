@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -15,11 +16,14 @@ from starlette.types import Receive, Scope, Send
 from coinwire import __version__
 from coinwire.api.rest import add_xwrap_routes, json_response
 from coinwire.api.rpc import rpc_asgi
+from coinwire.api.auth_routes import add_auth_routes
 from coinwire.api.frontier_routes import add_frontier_routes
+from coinwire.api.guard import GuardMiddleware
 from coinwire.api.market_routes import add_market_routes
 from coinwire.api.ohlcv_routes import add_ohlcv_routes
 from coinwire.api.runs_routes import add_runs_routes
 from coinwire.app import Platform
+from coinwire.auth.access import Access
 from coinwire.config import Settings
 
 __all__ = ["create_app", "CoinwireApp"]
@@ -50,10 +54,13 @@ class CoinwireApp(FastAPI):
 
 def create_app(settings: Settings) -> FastAPI:
     platform = Platform(settings)
+    access = Access(settings, platform.store, os.environ)
+    platform.api.auth, platform.api.owners = access.service, access.owners
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await platform.start()
+        await access.start()
         # What start-up built (modules, tables, settings) lives as long as the process: take it
         # out of the collector's generations, so full collections walk only what serving made.
         gc.collect()
@@ -61,6 +68,7 @@ def create_app(settings: Settings) -> FastAPI:
         try:
             yield
         finally:
+            await access.close()
             await platform.stop()
 
     app = CoinwireApp(
@@ -71,8 +79,11 @@ def create_app(settings: Settings) -> FastAPI:
         lifespan=lifespan,
     )
 
+    # every HTTP route passes the guard: rules table, authentication, rate limits, body size
+    app.add_middleware(GuardMiddleware, auth=access.service, limiter=access.limiter, limits=access.limits)
+    add_auth_routes(app, access.service)
     add_xwrap_routes(app, platform.api)
-    add_runs_routes(app, settings, platform.gateway)
+    add_runs_routes(app, settings, platform.gateway, access.owners)
     add_frontier_routes(app, settings)
     add_ohlcv_routes(app, platform.ohlcv)
     add_market_routes(app, platform.market)

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from coinwire.auth.abilities import Principal
 
 __all__ = ["CallContext", "CHANNELS", "DEFAULT_CHANNELS", "Push"]
 
@@ -22,11 +26,12 @@ class CallContext:
     notifier encodes each notification once, however many connections receive it.
     """
 
-    __slots__ = ("connection_id", "channels", "send", "transport", "ticker_patterns")
+    __slots__ = ("connection_id", "channels", "send", "transport", "ticker_patterns", "principal")
 
-    def __init__(self, transport: str, send: Push | None = None) -> None:
+    def __init__(self, transport: str, send: Push | None = None, principal: Principal | None = None) -> None:
         self.connection_id = next(_ids)
         self.transport = transport
+        self.principal = principal  # who is calling (None: nobody signed in; every non-public rule refuses)
         self.channels: set[str] = set(DEFAULT_CHANNELS) if send is not None else set()
         self.send = send
         self.ticker_patterns: tuple[str, ...] = ("ticker.>",)  # which tickers the `ticker` channel carries

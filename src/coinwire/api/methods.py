@@ -15,6 +15,9 @@ import msgspec
 from coinwire import __version__
 from coinwire.api import params as P
 from coinwire.api.context import CHANNELS, CallContext
+from coinwire.api.guard import authorize_channel, authorize_rpc
+from coinwire.api.ownership import Owners
+from coinwire.auth.service import AuthService
 from coinwire.api.notifier import Notifier
 from coinwire.api.wallet_views import WalletViews
 from coinwire.bus.subjects import validate_pattern
@@ -68,6 +71,8 @@ class Api:
         self.gateway = gateway
         self.notifier = notifier
         self.wallets = WalletViews(gateway)
+        self.owners: Owners | None = None  # set by the platform once the store is open
+        self.auth: AuthService | None = None  # authenticates WebSocket connections (set by the platform)
         self._parsed: dict[tuple[int, str, str], tuple[Instrument, int]] = {}
 
     @property
@@ -75,12 +80,19 @@ class Api:
         return _REGISTRY
 
     async def call(self, name: str, raw: dict[str, Any] | None, ctx: CallContext) -> Any:
+        """Authorise (rule, then ownership of named resources), validate, run, then record or narrow by owner."""
         entry = _REGISTRY[name]
+        authorize_rpc(ctx.principal, name)
         try:
             parsed = msgspec.convert(raw or {}, entry.params, strict=False) if entry.params is not P.EchoParams else raw or {}
         except msgspec.ValidationError as exc:
             raise InvalidInput("invalid_params", f"{name}: {exc}") from None
-        return await entry.handler(self, parsed, ctx)
+        owners, principal = self.owners, ctx.principal
+        if owners is None or principal is None:
+            return await entry.handler(self, parsed, ctx)
+        owners.check_params(name, raw or {}, principal)
+        result = await entry.handler(self, parsed, ctx)
+        return await owners.after(name, raw or {}, result, principal)
 
     # --- shared parsing ------------------------------------------------------------------------
     def _units(self, inst: Instrument, field: str, text: str) -> int:
@@ -176,6 +188,8 @@ async def subscribe(api: Api, p: P.SubscribeParams, ctx: CallContext) -> Any:
         raise InvalidInput("unknown_channel", f"unknown channels {unknown}; known: {sorted(CHANNELS)}")
     if ctx.send is None:
         raise InvalidInput("not_a_stream", "subscribe needs a WebSocket connection")
+    for channel in p.channels:
+        authorize_channel(ctx.principal, channel)
     if p.tickers is not None:
         if not p.tickers:
             raise InvalidInput("invalid_pattern", "tickers needs at least one pattern, e.g. 'ticker.binance.usdt.*'")

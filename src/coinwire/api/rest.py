@@ -17,6 +17,7 @@ from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException
 
 from coinwire.api.context import CallContext
+from coinwire.api.guard import principal_of
 from coinwire.api.methods import Api
 from coinwire.core.errors import CoinwireError
 from coinwire.services import metrics
@@ -56,7 +57,10 @@ def json_response(payload: Any, status: int = 200) -> Response:
 
 
 def error_response(exc: CoinwireError) -> Response:
-    return json_response({"error": exc.to_dict()}, exc.http_status)
+    response = json_response({"error": exc.to_dict()}, exc.http_status)
+    if "retry_after" in exc.data:  # 429: when to come back
+        response.headers["Retry-After"] = str(exc.data["retry_after"])
+    return response
 
 
 def _bad_request(code: str, message: str) -> Response:
@@ -79,7 +83,7 @@ def _endpoint(api: Api, method_name: str, path: str) -> Any:
                 params.update(data)
         params.update(request.path_params)
         try:
-            result = await api.call(method_name, params, CallContext("http"))
+            result = await api.call(method_name, params, CallContext("http", principal=principal_of(request)))
             response = json_response(result)
         except CoinwireError as exc:
             response = error_response(exc)

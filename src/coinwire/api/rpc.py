@@ -21,6 +21,8 @@ import structlog
 from starlette.types import Receive, Scope, Send
 
 from coinwire.api.context import CallContext
+from coinwire.api.guard import client_ip, credential_of
+from coinwire.auth.errors import Unauthenticated
 from coinwire.api.methods import Api
 from coinwire.core.errors import CoinwireError
 from coinwire.services import metrics
@@ -74,6 +76,15 @@ async def rpc_asgi(scope: Scope, receive: Receive, send: Send, api: Api) -> None
     """Serve one WebSocket connection (an ASGI `websocket` scope) until the client leaves."""
     if (await receive())["type"] != "websocket.connect":
         return
+    credential = credential_of(scope, allow_query=True)
+    try:
+        if not credential or api.auth is None:
+            raise Unauthenticated("unauthenticated", "sign in first: `Authorization: Bearer <token>` or `?access_token=`")
+        principal = await api.auth.authenticate(credential)
+    except CoinwireError as exc:  # refused before the handshake completes: the client sees HTTP 403
+        log.warning("websocket refused", code=exc.code, client_ip=client_ip(scope))
+        await send({"type": "websocket.close", "code": 1008, "reason": exc.code})
+        return
     await send({"type": "websocket.accept"})
 
     async def send_bytes(data: bytes) -> None:
@@ -82,7 +93,7 @@ async def rpc_asgi(scope: Scope, receive: Receive, send: Send, api: Api) -> None
     async def reply(payload: Any) -> None:
         await send_bytes(_json_encode(payload))
 
-    ctx = CallContext("rpc", send_bytes)
+    ctx = CallContext("rpc", send_bytes, principal)
     api.notifier.add(ctx)
     pending: set[asyncio.Task[None]] = set()
 

@@ -26,6 +26,8 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
+from coinwire.api.guard import principal_of
+from coinwire.api.ownership import Owners
 from coinwire.api.rest import error_response, json_response
 from coinwire.config import Settings
 from coinwire.core.errors import CoinwireError, InvalidInput, NotFound
@@ -40,8 +42,11 @@ _MAX_PAGE = 1000
 _UNPROCESSABLE_NOT_FOUND = {"history_missing", "no_price_route"}  # "not found" inside a request that exists: 422
 
 
-def add_runs_routes(app: FastAPI, settings: Settings, gateway: Gateway | None = None) -> None:
-    """Mount the runs routes and tie the RunManager to the app's lifespan (its runs stop with the server)."""
+def add_runs_routes(app: FastAPI, settings: Settings, gateway: Gateway | None = None, owners: Owners | None = None) -> None:
+    """Mount the runs routes and tie the RunManager to the app's lifespan (its runs stop with the server).
+
+    With `owners`, a run belongs to whoever started it: others get 404 for it and do not see it listed.
+    """
     manager = RunManager(settings.data_path, settings.user_strategies_allowed, gateway=gateway)
     app.state.runs = manager
     inner = app.router.lifespan_context
@@ -60,7 +65,16 @@ def add_runs_routes(app: FastAPI, settings: Settings, gateway: Gateway | None = 
     def route(method: str, path: str, handler: Callable[..., Awaitable[Any]], status: int = 200, start: bool = False) -> None:
         async def endpoint(request: Request) -> Response:
             try:
+                principal = principal_of(request)
+                run_id = request.path_params.get("run_id")
+                if owners is not None and principal is not None and run_id is not None:
+                    owners.require("run", run_id, principal)
                 result = await handler(request, **request.path_params)
+                if owners is not None and principal is not None:
+                    if start:
+                        await owners.record("run", result["run_id"], principal)
+                    elif handler is list_runs and not principal.is_admin:
+                        result = [r for r in result if owners.visible("run", r.get("run_id"), principal)]
                 return json_response(result, status)
             except CoinwireError as exc:
                 return error_response(_for_http(exc, start))

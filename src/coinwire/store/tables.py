@@ -28,6 +28,7 @@ from sqlalchemy import (
 )
 
 __all__ = ["metadata", "orders", "fills", "wallet_sets", "wallets", "wallet_lines", "candles", "fx_rates", "coin_stats", "meta", "IdType",
+           "users", "sessions", "api_keys", "owners", "credentials",
            "TABLES"]
 
 # Stable constraint names on both dialects, so migrations can refer to them.
@@ -191,6 +192,69 @@ coin_stats = Table(
     Column("ath_ts", BigInteger, nullable=True),
     Column("fetched_at", BigInteger, nullable=False),
     Index(None, "source", "fetched_at"),
+)
+
+# Users and access (coinwire.auth): written by auth.repository, not ChangeSets. Secrets are
+# never stored in the clear: argon2id password hashes, SHA-256 of refresh tokens and API keys
+# (random 256-bit values), exchange credentials AES-GCM encrypted under a named master key.
+users = Table(
+    "users",
+    metadata,
+    Column("id", IdType, primary_key=True, autoincrement=True),
+    Column("username", String(64), nullable=False, unique=True),
+    Column("password_hash", Text, nullable=False),
+    Column("role", String(16), nullable=False),
+    Column("plan", String(16), nullable=False),
+    Column("disabled", Boolean, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+)
+
+sessions = Table(
+    "sessions",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("user_id", BigInteger, nullable=False),
+    Column("refresh_hash", String(64), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("last_used_at", BigInteger, nullable=False),
+    Column("revoked_at", BigInteger, nullable=True),
+    Column("revoked_reason", String(32), nullable=True),
+    Column("client", Text, nullable=False),
+    Index(None, "user_id"),
+)
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("id", String(32), primary_key=True),
+    Column("user_id", BigInteger, nullable=False),
+    Column("name", String(64), nullable=False),
+    Column("scopes", String(64), nullable=False),
+    Column("key_hash", String(64), nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("revoked_at", BigInteger, nullable=True),
+    Index(None, "user_id"),
+)
+
+# who owns a wallet set, order or run (kind, id): answers 404 to everyone else but admins
+owners = Table(
+    "owners",
+    metadata,
+    Column("kind", String(16), primary_key=True),
+    Column("resource_id", String(64), primary_key=True),
+    Column("user_id", BigInteger, nullable=False),
+    Index(None, "user_id", "kind"),
+)
+
+credentials = Table(
+    "credentials",
+    metadata,
+    Column("user_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("exchange", String(64), primary_key=True),
+    Column("key_id", String(32), nullable=False),
+    Column("nonce", String(32), nullable=False),
+    Column("ciphertext", Text, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
 )
 
 meta = Table(

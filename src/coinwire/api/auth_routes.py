@@ -1,0 +1,158 @@
+"""Sign-in, sessions, the caller's abilities, API keys and users under `/api/v1`.
+
+    POST   /api/v1/auth/login        {username, password} -> {access_token, refresh_token, token_type, expires_in}
+    POST   /api/v1/auth/refresh      {refresh_token} -> a new pair (the old refresh token is spent)
+    POST   /api/v1/auth/logout       ends this session
+    POST   /api/v1/auth/logout_all   ends every session of the caller
+    GET    /api/v1/auth/sessions     the caller's open sessions
+    GET    /api/v1/me                who the caller is
+    GET    /api/v1/me/abilities      the rules for the dashboard (what to show)
+    GET    /api/v1/api_keys          the caller's API keys (never the keys themselves)
+    POST   /api/v1/api_keys          {name, scopes} -> {id, key}: the key is shown this once
+    DELETE /api/v1/api_keys/{key_id}
+    GET    /api/v1/users             (admin) every user
+    POST   /api/v1/users             (admin) {username, password, role, plan}
+
+Bodies are strict: unknown fields answer 400 `invalid_params`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import msgspec
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.responses import Response
+
+from coinwire.api.guard import client_ip, principal_of
+from coinwire.api.rest import error_response, json_response
+from coinwire.auth.abilities import Principal, abilities
+from coinwire.auth.service import AuthService
+from coinwire.core.errors import CoinwireError, InvalidInput
+
+__all__ = ["add_auth_routes"]
+
+log = structlog.get_logger("coinwire.auth")
+
+
+class _Body(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    pass
+
+
+class LoginBody(_Body):
+    username: str
+    password: str
+
+
+class RefreshBody(_Body):
+    refresh_token: str
+
+
+class ApiKeyBody(_Body):
+    name: str
+    scopes: list[str]
+
+
+class UserBody(_Body):
+    username: str
+    password: str
+    role: str = "trader"
+    plan: str = "free"
+
+
+async def _body(request: Request, shape: type) -> Any:
+    raw = await request.body()
+    try:
+        return msgspec.json.decode(raw or b"{}", type=shape)
+    except msgspec.ValidationError as exc:
+        raise InvalidInput("invalid_params", str(exc)) from None
+    except msgspec.DecodeError:
+        raise InvalidInput("parse_error", "the request body is not valid JSON") from None
+
+
+def add_auth_routes(app: FastAPI, auth: AuthService) -> None:
+    def route(method: str, path: str, handler: Callable[..., Awaitable[Any]], shape: type | None = None, status: int = 200) -> None:
+        async def endpoint(request: Request) -> Response:
+            try:
+                args: list[Any] = [request, principal_of(request)]
+                if shape is not None:
+                    args.append(await _body(request, shape))
+                return json_response(await handler(*args, **request.path_params), status)
+            except CoinwireError as exc:
+                return error_response(exc)
+            except Exception:
+                log.exception("auth route failed", route=path)
+                return json_response({"error": {"code": "internal_error", "message": "Internal error"}}, 500)
+
+        endpoint.__name__ = handler.__name__
+        endpoint.__doc__ = handler.__doc__
+        openapi: dict[str, Any] = {}
+        if shape is not None:
+            (schema,), defs = msgspec.json.schema_components([shape], ref_template="#/components/schemas/{name}")
+            openapi["requestBody"] = {"content": {"application/json": {"schema": defs[shape.__name__]}}, "required": True}
+        app.add_api_route(path, endpoint, methods=[method], tags=["auth"], summary=handler.__name__, openapi_extra=openapi)
+
+    async def login(request: Request, _: None, body: LoginBody) -> Any:
+        """Sign in: a short-lived access token and a refresh token."""
+        client = request.headers.get("user-agent", "")
+        return await auth.login(body.username, body.password, client_ip(request.scope), client)
+
+    async def refresh(request: Request, _: None, body: RefreshBody) -> Any:
+        """Trade a refresh token for a new pair; a spent one revokes the session."""
+        return await auth.refresh(body.refresh_token)
+
+    async def logout(request: Request, me: Principal) -> Any:
+        """End this session."""
+        return await auth.logout(me)
+
+    async def logout_all(request: Request, me: Principal) -> Any:
+        """End every session of the caller."""
+        return await auth.logout_all(me)
+
+    async def sessions(request: Request, me: Principal) -> Any:
+        """The caller's open sessions."""
+        return await auth.sessions(me)
+
+    async def me(request: Request, me: Principal) -> Any:
+        """Who is calling."""
+        return {"id": me.user_id, "username": me.username, "role": me.role, "plan": me.plan, "session_id": me.session_id,
+                "scopes": list(me.scopes) if me.scopes is not None else None}
+
+    async def my_abilities(request: Request, me: Principal) -> Any:
+        """The access rules as they apply to the caller (the dashboard hides the rest)."""
+        return abilities(me)
+
+    async def list_keys(request: Request, me: Principal) -> Any:
+        """The caller's API keys: id, name, scopes (never the key)."""
+        return await auth.api_keys(me)
+
+    async def create_key(request: Request, me: Principal, body: ApiKeyBody) -> Any:
+        """A new API key with scopes (read, trade, admin); the key is in this answer only."""
+        return await auth.create_api_key(me, body.name, body.scopes)
+
+    async def revoke_key(request: Request, me: Principal, key_id: str) -> Any:
+        """Revoke one of the caller's API keys."""
+        return await auth.revoke_api_key(me, key_id)
+
+    async def list_users(request: Request, me: Principal) -> Any:
+        """Every user (admins only)."""
+        return await auth.list_users()
+
+    async def create_user(request: Request, me: Principal, body: UserBody) -> Any:
+        """Create a user (admins only)."""
+        return await auth.create_user(body.username, body.password, body.role, body.plan)
+
+    route("POST", "/api/v1/auth/login", login, LoginBody)
+    route("POST", "/api/v1/auth/refresh", refresh, RefreshBody)
+    route("POST", "/api/v1/auth/logout", logout)
+    route("POST", "/api/v1/auth/logout_all", logout_all)
+    route("GET", "/api/v1/auth/sessions", sessions)
+    route("GET", "/api/v1/me", me)
+    route("GET", "/api/v1/me/abilities", my_abilities)
+    route("GET", "/api/v1/api_keys", list_keys)
+    route("POST", "/api/v1/api_keys", create_key, ApiKeyBody, status=201)
+    route("DELETE", "/api/v1/api_keys/{key_id}", revoke_key)
+    route("GET", "/api/v1/users", list_users)
+    route("POST", "/api/v1/users", create_user, UserBody, status=201)

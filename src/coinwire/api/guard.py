@@ -1,0 +1,198 @@
+"""The one place access rules are enforced: HTTP middleware, JSON-RPC calls and push channels.
+
+HTTP: every request is matched to its route template, the template's rule is looked up in
+`coinwire.auth.abilities.HTTP_RULES` and checked before the route runs; a route without a
+rule answers 403 `no_rule`. The middleware also limits request bodies (413), counts the
+client address's and the user's token buckets (429 + Retry-After) and authenticates the
+`Authorization: Bearer` credential (an access token or an API key). JSON-RPC methods and
+push channels go through `authorize()` with their rules from RPC_RULES and PUSH_RULES.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+import structlog
+from starlette.routing import Match
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from coinwire.auth.abilities import PUSH_RULES, RPC_RULES, Principal, Rule, denial, http_rule
+from coinwire.auth.errors import Forbidden, RateLimited, Unauthenticated
+from coinwire.auth.ratelimit import RateLimiter
+from coinwire.auth.service import AuthService
+from coinwire.core.errors import CoinwireError
+
+__all__ = ["GuardMiddleware", "EdgeLimits", "authorize", "authorize_rpc", "authorize_channel", "credential_of", "client_ip"]
+
+log = structlog.get_logger("coinwire.guard")
+_encode = msgspec.json.Encoder().encode
+
+
+class EdgeLimits(msgspec.Struct, frozen=True):
+    """Request budgets: per client address and per user (requests/second and burst), body bytes."""
+
+    ip_rate: float = 50.0
+    ip_burst: float = 200.0
+    user_rate: float = 50.0
+    user_burst: float = 200.0
+    max_body: int = 1_048_576
+
+
+def authorize(principal: Principal | None, rule: Rule | None, what: str) -> None:
+    """Raise unless `principal` may use something governed by `rule` (None: no rule, always denied)."""
+    if rule is None:
+        raise Forbidden("no_rule", f"{what} has no access rule: denied")
+    if rule.public:
+        return
+    reason = denial(principal, rule.action, rule.subject)
+    if reason == "unauthenticated":
+        raise Unauthenticated("unauthenticated", "sign in first: send `Authorization: Bearer <token or API key>`")
+    if reason is not None:
+        messages = {
+            "forbidden": f"your role may not {rule.action} {rule.subject}",
+            "scope_missing": f"this API key's scopes do not allow {rule.action} {rule.subject}",
+            "plan_required": f"{rule.subject} is a feature of the pro plan",
+        }
+        raise Forbidden(reason, messages[reason])
+
+
+def authorize_rpc(principal: Principal | None, method: str) -> None:
+    authorize(principal, RPC_RULES.get(method), f"method {method!r}")
+
+
+def authorize_channel(principal: Principal | None, channel: str) -> None:
+    authorize(principal, PUSH_RULES.get(channel), f"channel {channel!r}")
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for key, value in scope.get("headers", ()):
+        if key == name:
+            return value.decode("latin-1")
+    return None
+
+
+def credential_of(scope: Scope, allow_query: bool = False) -> str | None:
+    """The bearer credential of a request: the Authorization header (or, for WebSockets, `access_token`)."""
+    header = _header(scope, b"authorization")
+    if header is not None:
+        kind, _, value = header.partition(" ")
+        return value.strip() if kind.lower() == "bearer" and value.strip() else ""
+    if allow_query:
+        from urllib.parse import parse_qs
+
+        values = parse_qs(scope.get("query_string", b"").decode("latin-1")).get("access_token")
+        if values:
+            return values[0]
+    return None
+
+
+def client_ip(scope: Scope) -> str:
+    client = scope.get("client")
+    return str(client[0]) if client else "unknown"
+
+
+async def _answer(send: Send, exc: CoinwireError) -> None:
+    body = _encode({"error": exc.to_dict()})
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    if isinstance(exc, RateLimited):
+        headers.append((b"retry-after", str(exc.retry_after).encode()))
+    if isinstance(exc, Unauthenticated):
+        headers.append((b"www-authenticate", b"Bearer"))
+    await send({"type": "http.response.start", "status": exc.http_status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+class GuardMiddleware:
+    """ASGI middleware in front of every HTTP route (the `/rpc` WebSocket authenticates in `rpc_asgi`)."""
+
+    def __init__(self, app: ASGIApp, auth: AuthService, limiter: RateLimiter, limits: EdgeLimits) -> None:
+        self.app = app
+        self.auth = auth
+        self.limiter = limiter
+        self.limits = limits
+
+    def _route(self, scope: Scope) -> tuple[str, str] | None:
+        router = scope["app"].router
+        for route in router.routes:
+            match, _ = route.matches(scope)
+            if match is Match.FULL:
+                return scope["method"], route.path
+        return None
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        try:
+            scope.setdefault("state", {})
+            receive = await self._check(scope, receive)
+        except CoinwireError as exc:
+            if exc.http_status >= 401:
+                log.warning("request refused", code=exc.code, method=scope["method"], path=scope["path"], client_ip=client_ip(scope))
+            await _answer(send, exc)
+            return
+        await self.app(scope, receive, send)
+
+    async def _check(self, scope: Scope, receive: Receive) -> Receive:
+        ip = client_ip(scope)
+        wait = await self.limiter.take(f"ip:{ip}", self.limits.ip_rate, self.limits.ip_burst)
+        if wait > 0:
+            raise RateLimited("rate_limited", "too many requests from this address", wait)
+        length = _header(scope, b"content-length")
+        if length is not None and (not length.isdigit() or int(length) > self.limits.max_body):
+            raise _too_large(self.limits.max_body)
+        found = self._route(scope)
+        if found is None:
+            return receive  # no such route: the router answers 404 / 405 and runs nothing
+        rule = http_rule(*found)
+        principal: Principal | None = None
+        if rule is not None and not rule.public:
+            credential = credential_of(scope)
+            if credential:
+                principal = await self.auth.authenticate(credential)
+                wait = await self.limiter.take(f"user:{principal.user_id}", self.limits.user_rate, self.limits.user_burst)
+                if wait > 0:
+                    raise RateLimited("rate_limited", "too many requests for this user", wait)
+            elif credential == "":
+                raise Unauthenticated("invalid_token", "the Authorization header must be `Bearer <token>`")
+        authorize(principal, rule, f"{found[0]} {found[1]}")
+        scope["state"]["principal"] = principal
+        return await self._buffered(scope, receive)
+
+    async def _buffered(self, scope: Scope, receive: Receive) -> Receive:
+        """Read a body without Content-Length (chunked) up to the limit before the route runs; replay it after."""
+        if _header(scope, b"content-length") is not None or scope["method"] in ("GET", "HEAD", "DELETE", "OPTIONS"):
+            return receive
+        chunks, seen = [], 0
+        while True:
+            message = await receive()
+            if message["type"] != "http.request":
+                return receive
+            chunks.append(message.get("body", b""))
+            seen += len(chunks[-1])
+            if seen > self.limits.max_body:
+                raise _too_large(self.limits.max_body)
+            if not message.get("more_body", False):
+                break
+        body, replayed = b"".join(chunks), False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()
+
+        return replay
+
+
+def _too_large(limit: int) -> CoinwireError:
+    exc = CoinwireError("body_too_large", f"request bodies are limited to {limit} bytes")
+    exc.http_status = 413
+    return exc
+
+
+def principal_of(request: Any) -> Principal | None:
+    """The caller the middleware authenticated (None on public routes)."""
+    return getattr(request.state, "principal", None)

@@ -1,0 +1,79 @@
+"""Who owns which wallet set, order and run; another user's resource is answered as not found.
+
+Owners live in the `owners` table and in memory (loaded at start). The tables below say,
+per API method, which parameter names an owned resource, what a result creates, and which
+results are lists to narrow to the caller's own; `Api.call` applies them, so a method is
+covered by adding a line here, not by code in the method. Admins see everything.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from coinwire.auth.abilities import Principal
+from coinwire.auth.repository import AuthRepository
+from coinwire.core.errors import NotFound
+
+__all__ = ["Owners", "OWNED_PARAMS"]
+
+# method -> [(kind, parameter)]: the parameter, when given, must name a resource of the caller
+OWNED_PARAMS: dict[str, list[tuple[str, str]]] = {
+    "get_wallet_set": [("wallet_set", "set_id")],
+    "get_wallet_set_history": [("wallet_set", "set_id")],
+    "deactivate_wallet_set": [("wallet_set", "set_id")],
+    "make_order": [("wallet_set", "wallet_set_id")],
+    "list_open_orders": [("wallet_set", "wallet_set_id")],
+    "cancel_order": [("order", "order_id"), ("order_oid", "client_oid"), ("order_oid", "client_order_id")],
+}
+_NOT_FOUND = {
+    "wallet_set": ("unknown_wallet_set", "no wallet set {id}"),
+    "order": ("unknown_order", "no order {id}"),
+    "order_oid": ("unknown_order", "no order with client_oid {id}"),
+    "run": ("unknown_run", "no run {id}"),
+}
+
+
+class Owners:
+    """The owner of each (kind, id), kept in memory and written through to the store."""
+
+    def __init__(self, repo: AuthRepository) -> None:
+        self.repo = repo
+        self._owner: dict[tuple[str, str], int] = {}
+
+    async def load(self) -> None:
+        self._owner = {(r["kind"], r["resource_id"]): int(r["user_id"]) for r in await self.repo.all_owners()}
+
+    async def record(self, kind: str, resource_id: object, principal: Principal) -> None:
+        key = (kind, str(resource_id))
+        self._owner[key] = principal.user_id
+        await self.repo.set_owner(kind, str(resource_id), principal.user_id)
+
+    def visible(self, kind: str, resource_id: object, principal: Principal) -> bool:
+        """Admins see all; others see what they own (resources made before users existed belong to admins)."""
+        if principal.is_admin:
+            return True
+        return self._owner.get((kind, str(resource_id))) == principal.user_id
+
+    def require(self, kind: str, resource_id: object, principal: Principal) -> None:
+        if not self.visible(kind, resource_id, principal):
+            code, message = _NOT_FOUND[kind]
+            raise NotFound(code, message.format(id=resource_id))
+
+    def check_params(self, method: str, raw: dict[str, Any], principal: Principal) -> None:
+        for kind, param in OWNED_PARAMS.get(method, ()):
+            value = raw.get(param)
+            if value is not None:
+                self.require(kind, value, principal)
+
+    async def after(self, method: str, raw: dict[str, Any], result: Any, principal: Principal) -> Any:
+        """Record what a call created; narrow list results to the caller's own."""
+        if method == "create_wallet_set":
+            await self.record("wallet_set", result["id"], principal)
+        elif method == "make_order" and isinstance(result, dict):
+            await self.record("order", result.get("id"), principal)
+            await self.record("order_oid", result.get("client_order_id"), principal)
+        elif method in ("list_open_orders", "list_recent_orders") and not principal.is_admin:
+            return [o for o in result if self.visible("order", o.get("id"), principal)]
+        elif method == "get_all_wallet_sets" and not principal.is_admin:
+            return {k: v for k, v in result.items() if not str(k).isdigit() or self.visible("wallet_set", k, principal)}
+        return result

@@ -1,0 +1,1 @@
+"""Users, sessions, tokens, API keys, abilities, rate limits and the credential vault."""

@@ -1,0 +1,227 @@
+"""The one table of access rules and `can()`: what a role, plan and key scope allow, on whose resources.
+
+Every HTTP route (method + path template), every JSON-RPC method and every push channel
+has exactly one `Rule` (an action on a subject) in the tables below; `coinwire.api.guard`
+looks the rule up and asks `can()` before anything runs. Anything without a rule is
+denied, so a route added later is closed until someone writes its line here (a test walks
+every registered route and method and fails on a missing one).
+
+Pure: no I/O, no clock. The same rules are served to the dashboard (`abilities()`), so the
+UI hides exactly what the back end refuses.
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+__all__ = [
+    "ROLES", "PLANS", "SCOPES", "Principal", "Rule", "HTTP_RULES", "RPC_RULES", "PUSH_RULES",
+    "can", "denial", "abilities", "http_rule", "PUBLIC",
+]
+
+ROLES = ("admin", "trader", "viewer")
+PLANS = ("free", "pro")
+SCOPES = ("read", "trade", "admin")
+
+# actions: read (look), trade (orders), manage (create/change own resources), admin (everyone's)
+# subjects: market, order, wallet_set, run, frontier, self (own sessions, keys, abilities), user, ops
+_ROLE_ABILITIES: dict[str, frozenset[tuple[str, str]]] = {
+    "viewer": frozenset({("read", "*"), ("manage", "self")}),
+    "trader": frozenset({("read", "*"), ("manage", "self"), ("trade", "order"), ("manage", "wallet_set"), ("manage", "run")}),
+    "admin": frozenset({("*", "*")}),
+}
+# which API-key scope an action needs (a key never does more than its user could)
+_SCOPE_FOR_ACTION = {"read": "read", "trade": "trade", "manage": "trade", "admin": "admin"}
+_SCOPE_IMPLIES = {"read": {"read"}, "trade": {"read", "trade"}, "admin": {"read", "trade", "admin"}}
+# features of the `pro` plan: (action, subject)
+_PRO_ONLY = frozenset({("read", "frontier")})
+
+
+class Principal(msgspec.Struct, frozen=True):
+    """Who is calling: a user through a session token, or a program through an API key (with scopes)."""
+
+    user_id: int
+    username: str
+    role: str
+    plan: str
+    session_id: str | None = None
+    scopes: tuple[str, ...] | None = None  # None: a session, the role decides; a key: its scopes too
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin" and (self.scopes is None or "admin" in self.scopes)
+
+
+class Rule(msgspec.Struct, frozen=True):
+    """An action on a subject; `public` rules need no caller at all (login, health checks)."""
+
+    action: str
+    subject: str
+    public: bool = False
+
+
+PUBLIC = Rule("read", "public", public=True)
+
+
+def _r(action: str, subject: str) -> Rule:
+    return Rule(action, subject)
+
+
+READ_MARKET, READ_ORDERS, TRADE = _r("read", "market"), _r("read", "order"), _r("trade", "order")
+READ_WALLETS, MANAGE_WALLETS = _r("read", "wallet_set"), _r("manage", "wallet_set")
+READ_RUNS, MANAGE_RUNS = _r("read", "run"), _r("manage", "run")
+READ_OPS, ADMIN_OPS = _r("read", "ops"), _r("admin", "ops")
+SELF, READ_SELF, ADMIN_USERS = _r("manage", "self"), _r("read", "self"), _r("admin", "user")
+
+# (HTTP method, path template as the router registers it) -> rule
+HTTP_RULES: dict[tuple[str, str], Rule] = {
+    ("GET", "/healthz"): PUBLIC,
+    ("GET", "/readyz"): PUBLIC,
+    ("GET", "/openapi.json"): PUBLIC,
+    ("GET", "/docs"): PUBLIC,
+    ("GET", "/docs/oauth2-redirect"): PUBLIC,
+    ("GET", "/redoc"): PUBLIC,
+    ("POST", "/api/v1/auth/login"): PUBLIC,
+    ("POST", "/api/v1/auth/refresh"): PUBLIC,
+    ("GET", "/"): READ_OPS,
+    ("GET", "/metrics"): READ_OPS,
+    ("GET", "/uri_map"): READ_OPS,
+    # auth and users
+    ("POST", "/api/v1/auth/logout"): SELF,
+    ("POST", "/api/v1/auth/logout_all"): SELF,
+    ("GET", "/api/v1/auth/sessions"): READ_SELF,
+    ("GET", "/api/v1/me"): READ_SELF,
+    ("GET", "/api/v1/me/abilities"): READ_SELF,
+    ("GET", "/api/v1/api_keys"): READ_SELF,
+    ("POST", "/api/v1/api_keys"): SELF,
+    ("DELETE", "/api/v1/api_keys/{key_id}"): SELF,
+    ("GET", "/api/v1/users"): ADMIN_USERS,
+    ("POST", "/api/v1/users"): ADMIN_USERS,
+    # xWrap
+    ("GET", "/xwrap/v1/status"): READ_MARKET,
+    ("GET", "/xwrap/v1/exchanges"): READ_MARKET,
+    ("GET", "/xwrap/v1/orders/open"): READ_ORDERS,
+    ("GET", "/xwrap/v1/orders/recent"): READ_ORDERS,
+    ("POST", "/xwrap/v1/orders/new"): TRADE,
+    ("POST", "/xwrap/v1/orders/cancel"): TRADE,
+    ("GET", "/xwrap/v1/wallets/sets"): READ_WALLETS,
+    ("GET", "/xwrap/v1/wallets/allocated"): READ_WALLETS,
+    ("GET", "/xwrap/v1/wallets/unallocated"): READ_WALLETS,
+    ("GET", "/xwrap/v1/wallets/unallocated_exchange"): READ_WALLETS,
+    ("GET", "/xwrap/v1/wallets/total"): READ_WALLETS,
+    ("GET", "/xwrap/v1/wallets/history/{set_id:int}"): READ_WALLETS,
+    ("GET", "/xwrap/v1/wallets/{set_id:int}"): READ_WALLETS,
+    ("POST", "/xwrap/v1/wallets/new"): MANAGE_WALLETS,
+    ("POST", "/xwrap/v1/wallets/deactivate"): MANAGE_WALLETS,
+    ("POST", "/xwrap/v1/wallets/virtual/transaction"): ADMIN_OPS,  # credits paper funds out of thin air
+    ("GET", "/xwrap/v1/ohlcv/{exchange}/{pair}"): READ_MARKET,
+    ("GET", "/xwrap/v1/{exchange}/pricing"): READ_MARKET,
+    ("GET", "/xwrap/v1/{exchange}/book/{pair}"): READ_MARKET,
+    # runs
+    ("GET", "/runnables"): READ_RUNS,
+    ("PUT", "/runnables/{name:path}/start"): MANAGE_RUNS,
+    ("GET", "/runs"): READ_RUNS,
+    ("GET", "/runs/{run_id}"): READ_RUNS,
+    ("GET", "/runs/{run_id}/components"): READ_RUNS,
+    ("GET", "/runs/{run_id}/messages"): READ_RUNS,
+    ("GET", "/runs/{run_id}/log"): READ_RUNS,
+    ("PUT", "/runs/{run_id}/stop"): MANAGE_RUNS,
+    ("PUT", "/runs/{run_id}/components/{component_id}"): MANAGE_RUNS,
+    # market data and portfolio
+    ("POST", "/api/v1/frontier"): _r("read", "frontier"),
+    ("GET", "/api/v1/ohlcv/{exchange}/{symbol}"): READ_MARKET,
+    ("GET", "/api/v1/tickers"): READ_MARKET,
+    ("GET", "/api/v1/convert"): READ_MARKET,
+    ("GET", "/api/v1/refdata"): READ_MARKET,
+}
+
+RPC_RULES: dict[str, Rule] = {
+    "echo": READ_SELF,
+    "echo_notify": READ_SELF,
+    "subscribe": READ_SELF,  # each channel is checked against PUSH_RULES
+    "unsubscribe": READ_SELF,
+    "get_status": READ_MARKET,
+    "get_exchanges": READ_MARKET,
+    "get_pricing": READ_MARKET,
+    "get_book": READ_MARKET,
+    "get_ohlcv": READ_MARKET,
+    "convert_to_usd": READ_MARKET,
+    "subscribe_ohlcv": READ_MARKET,
+    "unsubscribe_ohlcv": READ_MARKET,
+    "make_order": TRADE,
+    "cancel_order": TRADE,
+    "list_open_orders": READ_ORDERS,
+    "list_recent_orders": READ_ORDERS,
+    "create_wallet_set": MANAGE_WALLETS,
+    "deactivate_wallet_set": MANAGE_WALLETS,
+    "get_wallet_set": READ_WALLETS,
+    "get_all_wallet_sets": READ_WALLETS,
+    "get_allocated_wallet_set": READ_WALLETS,
+    "get_unallocated_wallet_set": READ_WALLETS,
+    "get_total_wallet_set": READ_WALLETS,
+    "get_unallocated_per_exchange": READ_WALLETS,
+    "get_wallet_set_history": READ_WALLETS,
+    "add_virtual_wallet_tx": ADMIN_OPS,
+}
+
+# push channels (JSON-RPC `subscribe`); order and trade carry everyone's orders: admins only,
+# a connection always receives its own orders' notifications without subscribing
+PUSH_RULES: dict[str, Rule] = {
+    "exchstatus": READ_MARKET,
+    "ticker": READ_MARKET,
+    "echo_ret": READ_SELF,
+    "logmessages": ADMIN_OPS,
+    "order": _r("admin", "order"),
+    "trade": _r("admin", "order"),
+}
+
+
+def http_rule(method: str, path: str) -> Rule | None:
+    """The rule of a route; HEAD is answered like GET."""
+    rule = HTTP_RULES.get((method, path))
+    if rule is None and method == "HEAD":
+        rule = HTTP_RULES.get(("GET", path))
+    return rule
+
+
+def denial(principal: Principal | None, action: str, subject: str) -> str | None:
+    """Why `principal` may not do `action` on `subject` (a stable code), or None when it may."""
+    if principal is None:
+        return "unauthenticated"
+    granted = _ROLE_ABILITIES.get(principal.role, frozenset())
+    if not any(a in (action, "*") and s in (subject, "*") for a, s in granted):
+        return "forbidden"
+    if principal.scopes is not None:
+        allowed = set().union(*(_SCOPE_IMPLIES.get(s, set()) for s in principal.scopes))
+        if _SCOPE_FOR_ACTION.get(action, "admin") not in allowed:
+            return "scope_missing"
+    if (action, subject) in _PRO_ONLY and principal.plan != "pro" and principal.role != "admin":
+        return "plan_required"
+    return None
+
+
+def can(principal: Principal | None, action: str, subject: str, owner_id: int | None = None) -> bool:
+    """May `principal` do `action` on `subject`, a resource owned by `owner_id` (None: not owned)?
+
+    Ownership: a user acts on their own resources; an admin on everyone's.
+    """
+    if denial(principal, action, subject) is not None:
+        return False
+    assert principal is not None  # denial() refused anonymous callers
+    return owner_id is None or owner_id == principal.user_id or principal.is_admin
+
+
+def abilities(principal: Principal) -> dict[str, object]:
+    """The rules as the dashboard needs them: each (action, subject) allowed, and on whose resources."""
+    subjects = sorted({r.subject for r in (*HTTP_RULES.values(), *RPC_RULES.values(), *PUSH_RULES.values())} - {"public"})
+    actions = ("read", "trade", "manage", "admin")
+    rules = [
+        {"action": a, "subject": s, "own_only": not principal.is_admin}
+        for s in subjects for a in actions if denial(principal, a, s) is None
+    ]
+    return {
+        "user": {"id": principal.user_id, "username": principal.username, "role": principal.role, "plan": principal.plan},
+        "scopes": list(principal.scopes) if principal.scopes is not None else None,
+        "rules": rules,
+        "channels": sorted(c for c, r in PUSH_RULES.items() if denial(principal, r.action, r.subject) is None),
+    }

@@ -1,0 +1,79 @@
+"""Builds the access layer of one process: token signer, auth service, owners, rate limiter, edge limits.
+
+Settings come from the environment (all optional): COINWIRE_JWT_SECRET (else a 0600 file in
+the data directory), COINWIRE_ADMIN_PASSWORD (else a one-time password printed on the first
+start), COINWIRE_ACCESS_TOKEN_TTL (seconds, default 900), COINWIRE_RATE_LIMIT_IP and
+COINWIRE_RATE_LIMIT_USER (`rate/burst` requests per second, default 50/200),
+COINWIRE_MAX_BODY (bytes, default 1 MiB). Buckets live in Redis when the cache does.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Mapping
+
+import structlog
+
+from coinwire.api.guard import EdgeLimits
+from coinwire.api.ownership import Owners
+from coinwire.auth.ratelimit import RateLimiter, limiter_from_url
+from coinwire.auth.repository import AuthRepository
+from coinwire.auth.service import AuthService
+from coinwire.auth.tokens import TokenSigner, load_secret
+from coinwire.config import ConfigError, Settings
+from coinwire.store import Store
+
+__all__ = ["Access", "edge_limits"]
+
+log = structlog.get_logger("coinwire.auth")
+
+
+def _rate(env: Mapping[str, str], name: str, default: tuple[float, float]) -> tuple[float, float]:
+    raw = env.get(name, "")
+    if not raw:
+        return default
+    try:
+        rate, _, burst = raw.partition("/")
+        pair = float(rate), float(burst or rate)
+    except ValueError:
+        raise ConfigError(f"{name} must be `rate/burst` requests per second, e.g. 50/200; got {raw!r}") from None
+    if pair[0] <= 0 or pair[1] < 1:
+        raise ConfigError(f"{name}: the rate must be > 0 and the burst >= 1")
+    return pair
+
+
+def edge_limits(env: Mapping[str, str]) -> EdgeLimits:
+    ip = _rate(env, "COINWIRE_RATE_LIMIT_IP", (50.0, 200.0))
+    user = _rate(env, "COINWIRE_RATE_LIMIT_USER", (50.0, 200.0))
+    body = env.get("COINWIRE_MAX_BODY", "")
+    if body and not body.isdigit():
+        raise ConfigError(f"COINWIRE_MAX_BODY must be a number of bytes, got {body!r}")
+    return EdgeLimits(ip_rate=ip[0], ip_burst=ip[1], user_rate=user[0], user_burst=user[1], max_body=int(body or 1_048_576))
+
+
+class Access:
+    """Everything that decides who may call: built with the app, started once the store is open."""
+
+    def __init__(self, settings: Settings, store: Store, env: Mapping[str, str]) -> None:
+        ttl = env.get("COINWIRE_ACCESS_TOKEN_TTL", "")
+        if ttl and not ttl.isdigit():
+            raise ConfigError(f"COINWIRE_ACCESS_TOKEN_TTL must be seconds, got {ttl!r}")
+        self.env = env
+        self.repo = AuthRepository(store)
+        self.signer = TokenSigner(load_secret(settings.data_path, env), ttl=int(ttl or 900))
+        self.service = AuthService(self.repo, self.signer)
+        self.owners = Owners(self.repo)
+        self.limiter: RateLimiter = limiter_from_url(settings.cache_url)
+        self.limits = edge_limits(env)
+
+    async def start(self) -> None:
+        """Create `admin` on an empty store (printing a generated password once) and load the owners."""
+        generated = await self.service.bootstrap(self.env.get("COINWIRE_ADMIN_PASSWORD") or None)
+        if generated is not None:
+            # to the console only, never to the log: shown once, then only its argon2id hash exists
+            print(f"\ncoinwire: created user 'admin' with the one-time password: {generated}\n"
+                  "          sign in and change it: coinwire user passwd admin\n", file=sys.stderr, flush=True)
+        await self.owners.load()
+
+    async def close(self) -> None:
+        await self.limiter.close()

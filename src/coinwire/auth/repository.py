@@ -1,0 +1,139 @@
+"""Reads and writes users, sessions, API keys and resource owners in the store (SQLite or PostgreSQL)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import and_, delete, insert, select, update
+from sqlalchemy.exc import IntegrityError
+
+from coinwire.core.errors import Conflict
+from coinwire.store import Store
+from coinwire.store.tables import api_keys, owners, sessions, users
+
+__all__ = ["AuthRepository"]
+
+
+class AuthRepository:
+    """Access rows over a started `Store`; every method is one short transaction."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    async def _rows(self, statement: Any) -> list[dict[str, Any]]:
+        async with self.store.engine.connect() as conn:
+            return [dict(r._mapping) for r in await conn.execute(statement)]
+
+    async def _write(self, statement: Any) -> int:
+        async with self.store.engine.begin() as conn:
+            return int((await conn.execute(statement)).rowcount or 0)
+
+    # --- users -------------------------------------------------------------------------------
+    async def count_users(self) -> int:
+        return len(await self._rows(select(users.c.id).limit(1)))
+
+    async def add_user(self, username: str, password_hash: str, role: str, plan: str, now: int) -> int:
+        try:
+            async with self.store.engine.begin() as conn:
+                result = await conn.execute(
+                    insert(users).values(username=username, password_hash=password_hash, role=role, plan=plan,
+                                         disabled=False, created_at=now)
+                )
+                return int(result.inserted_primary_key[0])  # type: ignore[index]
+        except IntegrityError:
+            raise Conflict("user_exists", f"a user named {username!r} already exists") from None
+
+    async def user_by_name(self, username: str) -> dict[str, Any] | None:
+        rows = await self._rows(select(users).where(users.c.username == username))
+        return rows[0] if rows else None
+
+    async def user_by_id(self, user_id: int) -> dict[str, Any] | None:
+        rows = await self._rows(select(users).where(users.c.id == user_id))
+        return rows[0] if rows else None
+
+    async def list_users(self) -> list[dict[str, Any]]:
+        return await self._rows(select(users).order_by(users.c.id))
+
+    async def update_user(self, user_id: int, **values: Any) -> bool:
+        return await self._write(update(users).where(users.c.id == user_id).values(**values)) > 0
+
+    # --- sessions ----------------------------------------------------------------------------
+    async def add_session(self, session_id: str, user_id: int, refresh_hash: str, now: int, client: str) -> None:
+        await self._write(insert(sessions).values(id=session_id, user_id=user_id, refresh_hash=refresh_hash, created_at=now,
+                                                  last_used_at=now, client=client))
+
+    async def session(self, session_id: str) -> dict[str, Any] | None:
+        rows = await self._rows(select(sessions).where(sessions.c.id == session_id))
+        return rows[0] if rows else None
+
+    async def session_and_user(self, session_id: str) -> dict[str, Any] | None:
+        """The session joined with its user's current role, plan and state (one query per request)."""
+        statement = (
+            select(sessions.c.revoked_at, users.c.id, users.c.username, users.c.role, users.c.plan, users.c.disabled)
+            .join(users, users.c.id == sessions.c.user_id)
+            .where(sessions.c.id == session_id)
+        )
+        rows = await self._rows(statement)
+        return rows[0] if rows else None
+
+    async def rotate_refresh(self, session_id: str, old_hash: str, new_hash: str, now: int) -> bool:
+        """Swap the refresh hash only if it is still `old_hash` (two racing refreshes: one wins)."""
+        statement = (
+            update(sessions)
+            .where(and_(sessions.c.id == session_id, sessions.c.refresh_hash == old_hash, sessions.c.revoked_at.is_(None)))
+            .values(refresh_hash=new_hash, last_used_at=now)
+        )
+        return await self._write(statement) == 1
+
+    async def revoke_sessions(self, now: int, reason: str, *, session_id: str | None = None, user_id: int | None = None) -> int:
+        condition = sessions.c.id == session_id if session_id is not None else sessions.c.user_id == user_id
+        statement = update(sessions).where(and_(condition, sessions.c.revoked_at.is_(None))).values(
+            revoked_at=now, revoked_reason=reason
+        )
+        return await self._write(statement)
+
+    async def user_sessions(self, user_id: int) -> list[dict[str, Any]]:
+        statement = (
+            select(sessions.c.id, sessions.c.created_at, sessions.c.last_used_at, sessions.c.client)
+            .where(and_(sessions.c.user_id == user_id, sessions.c.revoked_at.is_(None)))
+            .order_by(sessions.c.created_at.desc())
+        )
+        return await self._rows(statement)
+
+    # --- API keys ----------------------------------------------------------------------------
+    async def add_api_key(self, key_id: str, user_id: int, name: str, scopes: str, key_hash: str, now: int) -> None:
+        await self._write(insert(api_keys).values(id=key_id, user_id=user_id, name=name, scopes=scopes, key_hash=key_hash,
+                                                  created_at=now))
+
+    async def api_key_and_user(self, key_id: str) -> dict[str, Any] | None:
+        statement = (
+            select(api_keys.c.key_hash, api_keys.c.scopes, api_keys.c.revoked_at, users.c.id, users.c.username, users.c.role,
+                   users.c.plan, users.c.disabled)
+            .join(users, users.c.id == api_keys.c.user_id)
+            .where(api_keys.c.id == key_id)
+        )
+        rows = await self._rows(statement)
+        return rows[0] if rows else None
+
+    async def user_api_keys(self, user_id: int) -> list[dict[str, Any]]:
+        statement = (
+            select(api_keys.c.id, api_keys.c.name, api_keys.c.scopes, api_keys.c.created_at)
+            .where(and_(api_keys.c.user_id == user_id, api_keys.c.revoked_at.is_(None)))
+            .order_by(api_keys.c.created_at)
+        )
+        return await self._rows(statement)
+
+    async def revoke_api_key(self, key_id: str, user_id: int, now: int) -> bool:
+        statement = update(api_keys).where(
+            and_(api_keys.c.id == key_id, api_keys.c.user_id == user_id, api_keys.c.revoked_at.is_(None))
+        ).values(revoked_at=now)
+        return await self._write(statement) == 1
+
+    # --- owners ------------------------------------------------------------------------------
+    async def set_owner(self, kind: str, resource_id: str, user_id: int) -> None:
+        async with self.store.engine.begin() as conn:
+            await conn.execute(delete(owners).where(and_(owners.c.kind == kind, owners.c.resource_id == resource_id)))
+            await conn.execute(insert(owners).values(kind=kind, resource_id=resource_id, user_id=user_id))
+
+    async def all_owners(self) -> list[dict[str, Any]]:
+        return await self._rows(select(owners))

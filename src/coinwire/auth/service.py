@@ -1,0 +1,239 @@
+"""Sign-in, sessions with rotating refresh tokens, API keys and users: who a credential belongs to.
+
+A login creates a session and answers a short-lived access token (JWT) plus a refresh token
+`<session id>.<secret>`; only the SHA-256 of the secret is stored. Each refresh replaces the
+secret; presenting a replaced one again means the token was copied, so the whole session
+is revoked. API keys `cwk_<id>_<secret>` are stored hashed and shown once. Repeated failed
+logins lock the name (and the client address) with doubling pauses.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+import time
+from collections.abc import Callable
+from typing import Any
+
+import structlog
+
+from coinwire.auth.abilities import PLANS, ROLES, SCOPES, Principal
+from coinwire.auth.errors import Forbidden, RateLimited, Unauthenticated
+from coinwire.auth.passwords import DUMMY_HASH, check_password_rules, hash_password, needs_rehash, verify_password
+from coinwire.auth.repository import AuthRepository
+from coinwire.auth.tokens import TokenSigner
+from coinwire.core.errors import InvalidInput, NotFound
+
+__all__ = ["AuthService", "LoginThrottle", "check_username"]
+
+log = structlog.get_logger("coinwire.auth")
+
+_USERNAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{1,63}$")
+_KEY = re.compile(r"^cwk_([0-9a-f]{16})_([A-Za-z0-9_-]{43})$")
+
+
+def _sha(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def check_username(username: object) -> str:
+    if not isinstance(username, str) or not _USERNAME.match(username):
+        raise InvalidInput("invalid_username", "a username is 2-64 characters: lower-case letters, digits, '_', '.', '-'")
+    return username
+
+
+class LoginThrottle:
+    """Failed logins per key (user name, client address): after `free` failures, a pause that doubles up to `cap`."""
+
+    def __init__(self, free: int = 5, base: float = 1.0, cap: float = 900.0) -> None:
+        self.free, self.base, self.cap = free, base, cap
+        self._failures: dict[str, tuple[int, float]] = {}  # key -> (count, locked until)
+
+    def check(self, keys: list[str], now: float) -> None:
+        wait = max((self._failures.get(k, (0, 0.0))[1] - now for k in keys), default=0.0)
+        if wait > 0:
+            raise RateLimited("login_locked", "too many failed sign-ins: wait before trying again", wait)
+
+    def failed(self, keys: list[str], now: float) -> None:
+        for key in keys:
+            count = self._failures.get(key, (0, 0.0))[0] + 1
+            locked = now + min(self.cap, self.base * 2 ** (count - self.free)) if count >= self.free else 0.0
+            self._failures[key] = (count, locked)
+        if len(self._failures) > 100_000:  # bounded: forget the oldest
+            for key in list(self._failures)[:50_000]:
+                del self._failures[key]
+
+    def succeeded(self, keys: list[str]) -> None:
+        for key in keys:
+            self._failures.pop(key, None)
+
+
+class AuthService:
+    """Users, sessions, tokens and API keys over an AuthRepository."""
+
+    def __init__(self, repo: AuthRepository, signer: TokenSigner, clock: Callable[[], float] = time.time,
+                 throttle: LoginThrottle | None = None) -> None:
+        self.repo = repo
+        self.signer = signer
+        self.clock = clock
+        self.throttle = throttle or LoginThrottle()
+
+    def _now(self) -> int:
+        return int(self.clock())
+
+    # --- users -------------------------------------------------------------------------------
+    async def bootstrap(self, admin_password: str | None) -> str | None:
+        """On an empty store, create `admin`; answers the generated one-time password (None if given or not needed)."""
+        if await self.repo.count_users():
+            return None
+        generated = None if admin_password else secrets.token_urlsafe(15)
+        await self.create_user("admin", admin_password or generated or "", "admin", "pro")
+        return generated
+
+    async def create_user(self, username: str, password: str, role: str = "trader", plan: str = "free") -> dict[str, Any]:
+        check_username(username)
+        check_password_rules(password)
+        if role not in ROLES:
+            raise InvalidInput("invalid_role", f"role must be one of {', '.join(ROLES)}")
+        if plan not in PLANS:
+            raise InvalidInput("invalid_plan", f"plan must be one of {', '.join(PLANS)}")
+        user_id = await self.repo.add_user(username, hash_password(password), role, plan, self._now())
+        log.info("user created", user=username, role=role, plan=plan)
+        return {"id": user_id, "username": username, "role": role, "plan": plan, "disabled": False}
+
+    async def list_users(self) -> list[dict[str, Any]]:
+        return [
+            {"id": u["id"], "username": u["username"], "role": u["role"], "plan": u["plan"], "disabled": bool(u["disabled"]),
+             "created_at": u["created_at"]}
+            for u in await self.repo.list_users()
+        ]
+
+    async def _user(self, username: str) -> dict[str, Any]:
+        user = await self.repo.user_by_name(username)
+        if user is None:
+            raise NotFound("unknown_user", f"no user named {username!r}")
+        return user
+
+    async def set_password(self, username: str, password: str) -> None:
+        """A new password ends every session of the user."""
+        user = await self._user(username)
+        await self.repo.update_user(user["id"], password_hash=hash_password(check_password_rules(password)))
+        await self.repo.revoke_sessions(self._now(), "password_changed", user_id=user["id"])
+
+    async def set_disabled(self, username: str, disabled: bool = True) -> None:
+        user = await self._user(username)
+        await self.repo.update_user(user["id"], disabled=disabled)
+        if disabled:
+            await self.repo.revoke_sessions(self._now(), "user_disabled", user_id=user["id"])
+
+    # --- sign-in and sessions ----------------------------------------------------------------
+    async def login(self, username: str, password: str, client_ip: str, client: str = "") -> dict[str, Any]:
+        keys = [f"user:{username}", f"ip:{client_ip}"]
+        now = self.clock()
+        self.throttle.check(keys, now)
+        user = await self.repo.user_by_name(username) if isinstance(username, str) else None
+        ok = verify_password(user["password_hash"] if user else DUMMY_HASH, password) and user is not None
+        if not ok or user is None or user["disabled"]:
+            self.throttle.failed(keys, now)
+            log.warning("sign-in refused", user=username[:64], client_ip=client_ip)
+            raise Unauthenticated("invalid_credentials", "wrong user name or password")
+        self.throttle.succeeded(keys)
+        if needs_rehash(user["password_hash"]):
+            await self.repo.update_user(user["id"], password_hash=hash_password(password))
+        session_id = secrets.token_hex(16)
+        secret = secrets.token_urlsafe(32)
+        await self.repo.add_session(session_id, user["id"], _sha(secret), self._now(), client[:200])
+        log.info("signed in", user=username, session=session_id, client_ip=client_ip)
+        principal = Principal(user["id"], user["username"], user["role"], user["plan"], session_id=session_id)
+        return self._tokens(principal, f"{session_id}.{secret}")
+
+    def _tokens(self, principal: Principal, refresh: str) -> dict[str, Any]:
+        return {
+            "access_token": self.signer.issue(principal, self._now()),
+            "refresh_token": refresh,
+            "token_type": "bearer",
+            "expires_in": self.signer.ttl,
+        }
+
+    async def refresh(self, refresh_token: str) -> dict[str, Any]:
+        session_id, _, secret = refresh_token.partition(".") if isinstance(refresh_token, str) else ("", "", "")
+        session = await self.repo.session(session_id) if session_id and secret else None
+        if session is None or session["revoked_at"] is not None:
+            raise Unauthenticated("invalid_refresh_token", "the refresh token is not valid: sign in again")
+        if not hmac.compare_digest(session["refresh_hash"], _sha(secret)):
+            await self.repo.revoke_sessions(self._now(), "refresh_reused", session_id=session_id)
+            log.warning("refresh token reused: session revoked", session=session_id)
+            raise Unauthenticated("refresh_token_reused", "this refresh token was already used: the session is revoked")
+        new_secret = secrets.token_urlsafe(32)
+        if not await self.repo.rotate_refresh(session_id, session["refresh_hash"], _sha(new_secret), self._now()):
+            await self.repo.revoke_sessions(self._now(), "refresh_reused", session_id=session_id)
+            raise Unauthenticated("refresh_token_reused", "this refresh token was already used: the session is revoked")
+        principal = await self._session_principal(session_id)
+        return self._tokens(principal, f"{session_id}.{new_secret}")
+
+    async def _session_principal(self, session_id: str) -> Principal:
+        row = await self.repo.session_and_user(session_id)
+        if row is None or row["revoked_at"] is not None:
+            raise Unauthenticated("session_revoked", "the session has ended: sign in again")
+        if row["disabled"]:
+            raise Unauthenticated("user_disabled", "the user is disabled")
+        return Principal(row["id"], row["username"], row["role"], row["plan"], session_id=session_id)
+
+    async def logout(self, principal: Principal) -> dict[str, Any]:
+        if principal.session_id is None:
+            raise InvalidInput("not_a_session", "an API key has no session to end")
+        await self.repo.revoke_sessions(self._now(), "logout", session_id=principal.session_id)
+        return {"revoked": 1}
+
+    async def logout_all(self, principal: Principal) -> dict[str, Any]:
+        return {"revoked": await self.repo.revoke_sessions(self._now(), "logout_all", user_id=principal.user_id)}
+
+    async def sessions(self, principal: Principal) -> list[dict[str, Any]]:
+        rows = await self.repo.user_sessions(principal.user_id)
+        return [{**r, "current": r["id"] == principal.session_id} for r in rows]
+
+    # --- credentials on requests -------------------------------------------------------------
+    async def authenticate(self, credential: str) -> Principal:
+        """The principal of a bearer access token or an API key; anything else is 401 with a stable code."""
+        if credential.startswith("cwk_"):
+            return await self._api_key_principal(credential)
+        principal = self.signer.verify(credential, self._now())
+        assert principal.session_id is not None  # verify() requires the claim
+        current = await self._session_principal(principal.session_id)
+        if current.user_id != principal.user_id:
+            raise Unauthenticated("invalid_token", "the token does not match its session")
+        return current  # role and plan as they are now, not as they were at sign-in
+
+    # --- API keys ----------------------------------------------------------------------------
+    async def create_api_key(self, principal: Principal, name: str, scopes: list[str]) -> dict[str, Any]:
+        if not isinstance(name, str) or not 1 <= len(name) <= 64:
+            raise InvalidInput("invalid_name", "an API key name is 1 to 64 characters")
+        if not scopes or any(s not in SCOPES for s in scopes):
+            raise InvalidInput("invalid_scopes", f"scopes: one or more of {', '.join(SCOPES)}")
+        if "admin" in scopes and principal.role != "admin":
+            raise Forbidden("forbidden", "only admins can create admin-scoped keys")
+        if principal.scopes is not None:
+            raise Forbidden("forbidden", "API keys are created by a signed-in user, not by another key")
+        key_id, secret = secrets.token_hex(8), secrets.token_urlsafe(32)
+        key = f"cwk_{key_id}_{secret}"
+        await self.repo.add_api_key(key_id, principal.user_id, name, ",".join(sorted(set(scopes))), _sha(key), self._now())
+        return {"id": key_id, "name": name, "scopes": sorted(set(scopes)), "key": key}
+
+    async def _api_key_principal(self, key: str) -> Principal:
+        match = _KEY.match(key)
+        row = await self.repo.api_key_and_user(match.group(1)) if match else None
+        if row is None or not hmac.compare_digest(row["key_hash"], _sha(key)) or row["revoked_at"] is not None:
+            raise Unauthenticated("invalid_api_key", "the API key is not valid")
+        if row["disabled"]:
+            raise Unauthenticated("user_disabled", "the user is disabled")
+        return Principal(row["id"], row["username"], row["role"], row["plan"], scopes=tuple(row["scopes"].split(",")))
+
+    async def api_keys(self, principal: Principal) -> list[dict[str, Any]]:
+        return [{**r, "scopes": r["scopes"].split(",")} for r in await self.repo.user_api_keys(principal.user_id)]
+
+    async def revoke_api_key(self, principal: Principal, key_id: str) -> dict[str, Any]:
+        if not await self.repo.revoke_api_key(key_id, principal.user_id, self._now()):
+            raise NotFound("unknown_api_key", "no such API key")
+        return {"id": key_id, "revoked": True}

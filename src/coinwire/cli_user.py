@@ -1,0 +1,113 @@
+"""`coinwire user add|list|passwd|disable`: manage users directly in the store (no server needed)."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from collections.abc import Awaitable, Callable
+from typing import Any, Optional, TypeVar
+
+import typer
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from coinwire.auth.repository import AuthRepository
+from coinwire.auth.service import AuthService
+from coinwire.auth.tokens import TokenSigner, load_secret
+from coinwire.config import ConfigError, load_settings
+from coinwire.core.errors import CoinwireError
+from coinwire.store import Store
+
+__all__ = ["user_app", "token_headers"]
+
+user_app = typer.Typer(help="Manage users (roles admin/trader/viewer, plans free/pro).", no_args_is_help=True)
+_err = Console(stderr=True, soft_wrap=True)
+T = TypeVar("T")
+
+
+def token_headers() -> dict[str, str]:
+    """The Authorization header the CLI sends to a running server: COINWIRE_TOKEN (access token or API key)."""
+    token = os.environ.get("COINWIRE_TOKEN", "")
+    return {"Authorization": f"Bearer {token}"} if token else {}
+
+
+def _with_service(ctx: typer.Context, work: Callable[[AuthService], Awaitable[T]]) -> T:
+    options = (ctx.find_root().params if ctx else {}) or {}
+    try:
+        settings = load_settings(options.get("config"), {"data_dir": options.get("data_dir")})
+    except ConfigError as exc:
+        _err.print(f"[red]error:[/red] {escape(str(exc))}")
+        raise typer.Exit(2) from None
+
+    async def run() -> T:
+        settings.data_path.mkdir(parents=True, exist_ok=True)
+        store = Store(settings.resolved_store_url)
+        await store.start()
+        try:
+            service = AuthService(AuthRepository(store), TokenSigner(load_secret(settings.data_path, os.environ)))
+            return await work(service)
+        finally:
+            await store.close()
+
+    try:
+        return asyncio.run(run())
+    except CoinwireError as exc:
+        _err.print(f"[red]error:[/red] {exc.code}: {escape(exc.message)}")
+        raise typer.Exit(2) from None
+
+
+def _password(given: Optional[str], stdin: bool) -> str:
+    if stdin:
+        return sys.stdin.readline().rstrip("\n")
+    if given:
+        return given
+    return str(typer.prompt("Password", hide_input=True, confirmation_prompt=True))
+
+
+PasswordStdin = typer.Option(False, "--password-stdin", help="Read the password from the first line of stdin.")
+
+
+@user_app.command("add")
+def add(
+    ctx: typer.Context,
+    username: str,
+    role: str = typer.Option("trader", help="admin, trader or viewer."),
+    plan: str = typer.Option("free", help="free or pro."),
+    password_stdin: bool = PasswordStdin,
+) -> None:
+    """Create a user (asks for the password unless --password-stdin)."""
+    password = _password(None, password_stdin)
+    user = _with_service(ctx, lambda s: s.create_user(username, password, role, plan))
+    typer.echo(f"created user {user['username']} (id {user['id']}, {user['role']}, {user['plan']})")
+
+
+@user_app.command("list")
+def list_(ctx: typer.Context, as_json: bool = typer.Option(False, "--json", help="Print JSON.")) -> None:
+    """Every user with role, plan and state."""
+    users: list[dict[str, Any]] = _with_service(ctx, lambda s: s.list_users())
+    if as_json:
+        import json
+
+        typer.echo(json.dumps(users))
+        return
+    table = Table("id", "user", "role", "plan", "state")
+    for u in users:
+        table.add_row(str(u["id"]), u["username"], u["role"], u["plan"], "disabled" if u["disabled"] else "active")
+    Console().print(table)
+
+
+@user_app.command("passwd")
+def passwd(ctx: typer.Context, username: str, password_stdin: bool = PasswordStdin) -> None:
+    """Set a user's password (ends all their sessions)."""
+    password = _password(None, password_stdin)
+    _with_service(ctx, lambda s: s.set_password(username, password))
+    typer.echo(f"password of {username} changed; their sessions are ended")
+
+
+@user_app.command("disable")
+def disable(ctx: typer.Context, username: str, enable: bool = typer.Option(False, "--enable", help="Enable again.")) -> None:
+    """Disable a user (sign-in refused, sessions ended, API keys refused); --enable undoes it."""
+    _with_service(ctx, lambda s: s.set_disabled(username, not enable))
+    typer.echo(f"{username} {'enabled' if enable else 'disabled'}")
