@@ -25,14 +25,15 @@ SCRIPT = Path(sys.executable).with_name("coinwire")
 COMMAND = [str(SCRIPT)] if SCRIPT.exists() else [sys.executable, "-m", "coinwire.cli"]
 
 
-def coinwire(*args: str, env: dict[str, str] | None = None, home: Path | None = None) -> subprocess.CompletedProcess[str]:
+def coinwire(*args: str, env: dict[str, str] | None = None, home: Path | None = None,
+             input: str | None = None) -> subprocess.CompletedProcess[str]:
     """Run the console script with a clean environment: no COINWIRE_* from the caller, a private data home."""
     clean = {k: v for k, v in os.environ.items() if not k.startswith("COINWIRE_")}
     clean.update({"COLUMNS": "200", "NO_COLOR": "1", "TERM": "dumb", **_signed_in})
     if home is not None:
         clean["XDG_DATA_HOME"] = str(home)
     clean.update(env or {})
-    return subprocess.run([*COMMAND, *args], env=clean, capture_output=True, text=True, timeout=60)
+    return subprocess.run([*COMMAND, *args], env=clean, capture_output=True, text=True, timeout=60, input=input)
 
 
 def succeeds(*args: str, **kwargs: Any) -> str:

@@ -16,7 +16,7 @@ from coinwire.cli_data import data_app
 from coinwire.cli_frontier import frontier_command
 from coinwire.cli_ohlcv import ohlcv_command
 from coinwire.cli_run import run_command, runs_app
-from coinwire.cli_user import token_headers, user_app
+from coinwire.cli_user import keys_app, token_headers, user_app
 from coinwire.config import ConfigError, Settings, load_settings
 
 app = typer.Typer(help="coinwire: self-hosted crypto trading and portfolio platform.", no_args_is_help=True)
@@ -27,6 +27,7 @@ app.command("ohlcv")(ohlcv_command)
 app.add_typer(runs_app, name="runs")
 app.add_typer(data_app, name="data")
 app.add_typer(user_app, name="user")
+app.add_typer(keys_app, name="keys")
 app.command("frontier")(frontier_command)
 console = Console()
 err = Console(stderr=True, soft_wrap=True)  # never break a URL or a path across lines

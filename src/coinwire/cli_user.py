@@ -1,4 +1,4 @@
-"""`coinwire user add|list|passwd|disable`: manage users directly in the store (no server needed)."""
+"""`coinwire user add|list|passwd|disable` and `coinwire keys set|list|rotate`: users and the vault, on the store directly."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ from coinwire.config import ConfigError, load_settings
 from coinwire.core.errors import CoinwireError
 from coinwire.store import Store
 
-__all__ = ["user_app", "token_headers"]
+__all__ = ["user_app", "keys_app", "token_headers"]
 
 user_app = typer.Typer(help="Manage users (roles admin/trader/viewer, plans free/pro).", no_args_is_help=True)
 _err = Console(stderr=True, soft_wrap=True)
@@ -111,3 +111,55 @@ def disable(ctx: typer.Context, username: str, enable: bool = typer.Option(False
     """Disable a user (sign-in refused, sessions ended, API keys refused); --enable undoes it."""
     _with_service(ctx, lambda s: s.set_disabled(username, not enable))
     typer.echo(f"{username} {'enabled' if enable else 'disabled'}")
+
+
+keys_app = typer.Typer(help="The credential vault: exchange API keys encrypted under the master key.", no_args_is_help=True)
+
+
+def _with_vault(ctx: typer.Context, work: Callable[[Any, AuthService], Awaitable[T]]) -> T:
+    from coinwire.auth.vault import MasterKeys, Vault
+
+    options = (ctx.find_root().params if ctx else {}) or {}
+    settings = load_settings(options.get("config"), {"data_dir": options.get("data_dir")})
+
+    async def run(service: AuthService) -> T:
+        vault = Vault(service.repo.store, MasterKeys.load(settings.data_path, os.environ))
+        return await work(vault, service)
+
+    return _with_service(ctx, run)
+
+
+@keys_app.command("set")
+def keys_set(ctx: typer.Context, exchange: str, user: str = typer.Option("admin", "--user", help="Owner of the credentials.")) -> None:
+    """Store exchange credentials for a user: stdin lines api_key, secret[, password] (never on the command line)."""
+    import time as _time
+
+    from coinwire.auth.vault import Credentials
+
+    lines = [line.rstrip("\n") for line in sys.stdin.readlines()]
+    if len(lines) < 2:
+        _err.print("[red]error:[/red] give the API key and the secret on two lines of stdin")
+        raise typer.Exit(2)
+    creds = Credentials(api_key=lines[0], secret=lines[1], password=lines[2] if len(lines) > 2 and lines[2] else None)
+
+    async def work(vault: Any, service: AuthService) -> None:
+        owner = await service._user(user)
+        await vault.put(owner["id"], exchange, creds, int(_time.time()))
+
+    _with_vault(ctx, work)
+    typer.echo(f"credentials for {exchange} stored encrypted for {user}")
+
+
+@keys_app.command("list")
+def keys_list(ctx: typer.Context) -> None:
+    """Stored credentials: user id, exchange, master key id (never the keys)."""
+    rows: list[dict[str, Any]] = _with_vault(ctx, lambda vault, _: vault.list())
+    for row in rows:
+        typer.echo(f"{row['user_id']}\t{row['exchange']}\tkey {row['key_id']}")
+
+
+@keys_app.command("rotate")
+def keys_rotate(ctx: typer.Context) -> None:
+    """Make a new master key and re-encrypt every stored credential under it."""
+    result: dict[str, Any] = _with_vault(ctx, lambda vault, _: vault.rotate())
+    typer.echo(f"new master key {result['key_id']}; {result['reencrypted']} credentials re-encrypted")
