@@ -253,3 +253,45 @@ def test_secrets_never_reach_the_log(server: ServerProcess, users: dict[str, str
     assert "request refused" in log  # the log did capture this session's refusals
     for secret in [ADMIN_PASSWORD, *users.values(), *tokens.values(), server.token]:
         assert secret not in log
+
+
+def test_runs_belong_to_whoever_started_them(server: ServerProcess, tokens: dict[str, str]) -> None:
+    with client(server, tokens["tom"]) as tom, client(server, tokens["tess"]) as tess:
+        started = tom.put("/runnables/hodl/start", json={"mode": "paper", "balances": {"demo:USDT": "100"},
+                                                          "params": {"timeframe": "1s"}})
+        assert started.status_code == 202, started.text
+        run_id = started.json()["run_id"]
+        try:
+            assert tom.get(f"/runs/{run_id}").status_code == 200
+            assert run_id in [r["run_id"] for r in tom.get("/runs").json()]
+            for path in (f"/runs/{run_id}", f"/runs/{run_id}/messages", f"/runs/{run_id}/log", f"/runs/{run_id}/components"):
+                assert error(tess.get(path)) == (404, "unknown_run"), path
+            assert error(tess.put(f"/runs/{run_id}/stop")) == (404, "unknown_run")
+            assert run_id not in [r["run_id"] for r in tess.get("/runs").json()]
+            with server.client() as admin:  # admins see all
+                assert run_id in [r["run_id"] for r in admin.get("/runs").json()]
+        finally:
+            tom.put(f"/runs/{run_id}/stop")
+
+
+async def test_order_pushes_reach_only_their_owner(server: ServerProcess, tokens: dict[str, str]) -> None:
+    import asyncio
+
+    async with RpcClient(f"{server.ws_anonymous}?access_token={tokens['tom']}") as tom, \
+            RpcClient(f"{server.ws_anonymous}?access_token={tokens['tess']}") as tess:
+        with pytest.raises(RpcError):
+            await tess.call("subscribe", channels=["order", "trade"])
+        ws = await tom.call("create_wallet_set", wallets=[{"exchange": "demo", "currency": "USDT", "allocation": "100"}])
+        order = await tom.call("make_order", exchange="demo", pair="BTC_USDT", side="buy", type="limit", size="0.001",
+                               limit=far_below(server), wallet_set_id=ws["id"])
+        await tom.call("cancel_order", order_id=order["id"])
+        await asyncio.sleep(0.5)
+
+        def drained(rpc: RpcClient) -> list[tuple[str, Any]]:
+            out = []
+            while not rpc.notifications.empty():
+                out.append(rpc.notifications.get_nowait())
+            return out
+
+        assert any(name == "order" and params["id"] == order["id"] for name, params in drained(tom))
+        assert not [name for name, _ in drained(tess) if name in ("order", "trade")]
