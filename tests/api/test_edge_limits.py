@@ -11,7 +11,7 @@ import pytest
 from tests.conftest import require_service
 from tests.server import ADMIN_PASSWORD, ServerProcess
 
-LIMITS = {"COINWIRE_RATE_LIMIT_IP": "5/20", "COINWIRE_MAX_BODY": "2048"}
+LIMITS = {"COINWIRE_RATE_LIMIT_IP": "5/20", "COINWIRE_MAX_BODY": "2048", "COINWIRE_CORS_ORIGINS": "https://dash.example"}
 
 
 @pytest.fixture(scope="module", params=["memory", pytest.param("redis", marks=pytest.mark.services)])
@@ -61,3 +61,18 @@ def test_repeated_failed_logins_lock_the_name_with_backoff(limited: ServerProces
     assert int(locked.headers["Retry-After"]) >= 1
     time.sleep(int(locked.headers["Retry-After"]) + 0.1)
     assert httpx.post(login, json={"username": "admin", "password": ADMIN_PASSWORD}).status_code == 200
+
+
+def test_security_headers_and_cors(limited: ServerProcess) -> None:
+    r = httpx.get(limited.http + "/healthz")
+    assert r.headers["x-content-type-options"] == "nosniff" and r.headers["x-frame-options"] == "DENY"
+    assert "frame-ancestors 'none'" in r.headers["content-security-policy"]
+    refused = httpx.get(limited.http + "/xwrap/v1/status")
+    assert refused.status_code in (401, 429) and refused.headers["x-frame-options"] == "DENY"
+    assert "content-security-policy" not in httpx.get(limited.http + "/docs").headers
+    preflight = httpx.options(limited.http + "/xwrap/v1/status", headers={
+        "Origin": "https://dash.example", "Access-Control-Request-Method": "GET", "Access-Control-Request-Headers": "authorization"})
+    assert preflight.status_code == 200 and preflight.headers["access-control-allow-origin"] == "https://dash.example"
+    other = httpx.options(limited.http + "/xwrap/v1/status", headers={
+        "Origin": "https://evil.example", "Access-Control-Request-Method": "GET"})
+    assert "access-control-allow-origin" not in other.headers

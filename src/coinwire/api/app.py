@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.types import Receive, Scope, Send
@@ -81,6 +82,9 @@ def create_app(settings: Settings) -> FastAPI:
 
     # every HTTP route passes the guard: rules table, authentication, rate limits, body size
     app.add_middleware(GuardMiddleware, auth=access.service, limiter=access.limiter, limits=access.limits)
+    if access.cors_origins:  # outside the guard: preflights are answered before authentication
+        app.add_middleware(CORSMiddleware, allow_origins=access.cors_origins, allow_methods=["GET", "POST", "PUT", "DELETE"],
+                           allow_headers=["Authorization", "Content-Type"], max_age=600)
     add_auth_routes(app, access.service)
     add_xwrap_routes(app, platform.api)
     add_runs_routes(app, settings, platform.gateway, access.owners)

@@ -92,6 +92,28 @@ def client_ip(scope: Scope) -> str:
     return str(client[0]) if client else "unknown"
 
 
+_SECURITY_HEADERS = [
+    (b"x-content-type-options", b"nosniff"),
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"no-referrer"),
+    (b"cross-origin-opener-policy", b"same-origin"),
+]
+_CSP = (b"content-security-policy", b"default-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'")
+_CDN_PAGES = ("/docs", "/redoc")  # FastAPI's API browsers load their scripts from a CDN: no CSP there
+
+
+def _with_security_headers(scope: Scope, send: Send) -> Send:
+    """Every answer carries the browser hardening headers (and, but for the API browsers, a strict CSP)."""
+    extra = _SECURITY_HEADERS if scope["path"].startswith(_CDN_PAGES) else [*_SECURITY_HEADERS, _CSP]
+
+    async def send_with_headers(message: Message) -> None:
+        if message["type"] == "http.response.start":
+            message = {**message, "headers": [*message.get("headers", []), *extra]}
+        await send(message)
+
+    return send_with_headers
+
+
 async def _answer(send: Send, exc: CoinwireError) -> None:
     body = _encode({"error": exc.to_dict()})
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
@@ -130,9 +152,9 @@ class GuardMiddleware:
         except CoinwireError as exc:
             if exc.http_status >= 401:
                 log.warning("request refused", code=exc.code, method=scope["method"], path=scope["path"], client_ip=client_ip(scope))
-            await _answer(send, exc)
+            await _answer(_with_security_headers(scope, send), exc)
             return
-        await self.app(scope, receive, send)
+        await self.app(scope, receive, _with_security_headers(scope, send))
 
     async def _check(self, scope: Scope, receive: Receive) -> Receive:
         ip = client_ip(scope)

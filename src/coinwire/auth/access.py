@@ -4,7 +4,8 @@ Settings come from the environment (all optional): COINWIRE_JWT_SECRET (else a 0
 the data directory), COINWIRE_ADMIN_PASSWORD (else a one-time password printed on the first
 start), COINWIRE_ACCESS_TOKEN_TTL (seconds, default 900), COINWIRE_RATE_LIMIT_IP and
 COINWIRE_RATE_LIMIT_USER (`rate/burst` requests per second, default 50/200),
-COINWIRE_MAX_BODY (bytes, default 1 MiB). Buckets live in Redis when the cache does.
+COINWIRE_MAX_BODY (bytes, default 1 MiB), COINWIRE_CORS_ORIGINS (comma-separated origins
+allowed to call the API from a browser; default none). Buckets live in Redis when the cache does.
 """
 
 from __future__ import annotations
@@ -65,6 +66,8 @@ class Access:
         self.owners = Owners(self.repo)
         self.limiter: RateLimiter = limiter_from_url(settings.cache_url)
         self.limits = edge_limits(env)
+        self.cors_origins = [o.strip() for o in env.get("COINWIRE_CORS_ORIGINS", "").split(",") if o.strip()]
+        self.settings = settings
 
     async def start(self) -> None:
         """Create `admin` on an empty store (printing a generated password once) and load the owners."""
@@ -74,6 +77,10 @@ class Access:
             print(f"\ncoinwire: created user 'admin' with the one-time password: {generated}\n"
                   "          sign in and change it: coinwire user passwd admin\n", file=sys.stderr, flush=True)
         await self.owners.load()
+        host = self.settings.host
+        if not (host in ("localhost", "::1") or host.startswith("127.")):
+            log.warning("bound beyond this machine: put TLS in front (a reverse proxy) before anyone signs in over it",
+                        host=host)
 
     async def close(self) -> None:
         await self.limiter.close()
