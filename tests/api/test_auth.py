@@ -295,3 +295,32 @@ async def test_order_pushes_reach_only_their_owner(server: ServerProcess, tokens
 
         assert any(name == "order" and params["id"] == order["id"] for name, params in drained(tom))
         assert not [name for name, _ in drained(tess) if name in ("order", "trade")]
+
+
+def test_the_audit_log_records_who_did_what_from_where(server: ServerProcess, tokens: dict[str, str]) -> None:
+    with client(server, tokens["vera"]) as vera:
+        refused = vera.post("/xwrap/v1/wallets/new", json={"wallets": []})
+        assert refused.status_code == 403
+        assert error(vera.get("/api/v1/audit")) == (403, "forbidden")
+    with server.client() as admin:
+        rows = admin.get("/api/v1/audit", params={"user": "vera", "limit": 5}).json()
+        assert rows[0]["action"] == "POST /xwrap/v1/wallets/new" and rows[0]["outcome"] == "forbidden"
+        assert rows[0]["client_ip"] == "127.0.0.1" and rows[0]["ts"] > 0
+        made = admin.get("/api/v1/audit", params={"action": "POST /api/v1/users"}).json()
+        assert {(r["username"], r["outcome"]) for r in made} >= {("admin", "201"), ("admin", "409"), ("vera", "forbidden")}
+        orders = admin.get("/api/v1/audit", params={"user": "tom", "action": "rpc make_order"}).json()
+        assert orders and all(r["target"].startswith("wallet_set_id=") for r in orders)
+        hidden = admin.get("/api/v1/audit", params={"user": "tom", "action": "rpc deactivate_wallet_set"}).json()
+        assert [r["outcome"] for r in hidden] == ["unknown_wallet_set"]  # tom's try on tess's set is audited
+        assert not admin.get("/api/v1/audit", params={"action": "rpc get_"}).json()  # reads are not
+        first = admin.get("/api/v1/audit", params={"limit": 2}).json()
+        older = admin.get("/api/v1/audit", params={"limit": 2, "before": first[-1]["id"]}).json()
+        assert older[0]["id"] < first[-1]["id"]
+        assert error(admin.get("/api/v1/audit", params={"limit": 0})) == (400, "invalid_limit")
+        assert error(admin.get("/api/v1/audit", params={"nope": 1})) == (400, "invalid_params")
+
+
+def test_secrets_are_not_in_the_store_either(server: ServerProcess, users: dict[str, str], tokens: dict[str, str]) -> None:
+    stored = b"".join(p.read_bytes() for p in server.data_dir.glob("coinwire.db*"))
+    for secret in [ADMIN_PASSWORD, *users.values(), *tokens.values()]:
+        assert secret.encode() not in stored

@@ -56,7 +56,7 @@ class CoinwireApp(FastAPI):
 def create_app(settings: Settings) -> FastAPI:
     platform = Platform(settings)
     access = Access(settings, platform.store, os.environ)
-    platform.api.auth, platform.api.owners = access.service, access.owners
+    platform.api.auth, platform.api.owners, platform.api.audit = access.service, access.owners, access.audit
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -81,11 +81,11 @@ def create_app(settings: Settings) -> FastAPI:
     )
 
     # every HTTP route passes the guard: rules table, authentication, rate limits, body size
-    app.add_middleware(GuardMiddleware, auth=access.service, limiter=access.limiter, limits=access.limits)
+    app.add_middleware(GuardMiddleware, auth=access.service, limiter=access.limiter, limits=access.limits, audit=access.audit)
     if access.cors_origins:  # outside the guard: preflights are answered before authentication
         app.add_middleware(CORSMiddleware, allow_origins=access.cors_origins, allow_methods=["GET", "POST", "PUT", "DELETE"],
                            allow_headers=["Authorization", "Content-Type"], max_age=600)
-    add_auth_routes(app, access.service)
+    add_auth_routes(app, access.service, access.audit)
     add_xwrap_routes(app, platform.api)
     add_runs_routes(app, settings, platform.gateway, access.owners)
     add_frontier_routes(app, settings)

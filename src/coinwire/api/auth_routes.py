@@ -12,6 +12,7 @@
     DELETE /api/v1/api_keys/{key_id}
     GET    /api/v1/users             (admin) every user
     POST   /api/v1/users             (admin) {username, password, role, plan}
+    GET    /api/v1/audit             (admin) ?user&action&limit&before: state-changing actions, newest first
 
 Bodies are strict: unknown fields answer 400 `invalid_params`.
 """
@@ -29,6 +30,7 @@ from fastapi.responses import Response
 from coinwire.api.guard import client_ip, principal_of
 from coinwire.api.rest import error_response, json_response
 from coinwire.auth.abilities import Principal, abilities
+from coinwire.auth.audit import AuditLog
 from coinwire.auth.service import AuthService
 from coinwire.core.errors import CoinwireError, InvalidInput
 
@@ -72,7 +74,7 @@ async def _body(request: Request, shape: type) -> Any:
         raise InvalidInput("parse_error", "the request body is not valid JSON") from None
 
 
-def add_auth_routes(app: FastAPI, auth: AuthService) -> None:
+def add_auth_routes(app: FastAPI, auth: AuthService, audit: AuditLog) -> None:
     def route(method: str, path: str, handler: Callable[..., Awaitable[Any]], shape: type | None = None, status: int = 200) -> None:
         async def endpoint(request: Request) -> Response:
             try:
@@ -144,6 +146,19 @@ def add_auth_routes(app: FastAPI, auth: AuthService) -> None:
         """Create a user (admins only)."""
         return await auth.create_user(body.username, body.password, body.role, body.plan)
 
+    async def audit_log(request: Request, me: Principal) -> Any:
+        """State-changing actions (admins only): ?user=NAME&action=PREFIX&limit=N&before=ID, newest first."""
+        q = request.query_params
+        unknown = set(q) - {"user", "action", "limit", "before"}
+        if unknown:
+            raise InvalidInput("invalid_params", f"unknown query parameters {sorted(unknown)}")
+        try:
+            limit, before = int(q.get("limit", "100")), int(q["before"]) if q.get("before") else None
+        except ValueError:
+            raise InvalidInput("invalid_params", "limit and before must be integers") from None
+        return await audit.query(q.get("user") or None, q.get("action") or None, limit, before)
+
+    route("GET", "/api/v1/audit", audit_log)
     route("POST", "/api/v1/auth/login", login, LoginBody)
     route("POST", "/api/v1/auth/refresh", refresh, RefreshBody)
     route("POST", "/api/v1/auth/logout", logout)

@@ -17,6 +17,7 @@ import structlog
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from coinwire.auth.audit import AuditLog
 from coinwire.auth.abilities import PUSH_RULES, RPC_RULES, Principal, Rule, denial, http_rule
 from coinwire.auth.errors import Forbidden, RateLimited, Unauthenticated
 from coinwire.auth.ratelimit import RateLimiter
@@ -128,9 +129,11 @@ async def _answer(send: Send, exc: CoinwireError) -> None:
 class GuardMiddleware:
     """ASGI middleware in front of every HTTP route (the `/rpc` WebSocket authenticates in `rpc_asgi`)."""
 
-    def __init__(self, app: ASGIApp, auth: AuthService, limiter: RateLimiter, limits: EdgeLimits) -> None:
+    def __init__(self, app: ASGIApp, auth: AuthService, limiter: RateLimiter, limits: EdgeLimits,
+                 audit: AuditLog | None = None) -> None:
         self.app = app
         self.auth = auth
+        self.audit = audit
         self.limiter = limiter
         self.limits = limits
 
@@ -146,15 +149,38 @@ class GuardMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        changes = scope["method"] not in ("GET", "HEAD", "OPTIONS")
         try:
             scope.setdefault("state", {})
             receive = await self._check(scope, receive)
         except CoinwireError as exc:
             if exc.http_status >= 401:
                 log.warning("request refused", code=exc.code, method=scope["method"], path=scope["path"], client_ip=client_ip(scope))
+            if changes:
+                self._audit(scope, exc.code)
             await _answer(_with_security_headers(scope, send), exc)
             return
-        await self.app(scope, receive, _with_security_headers(scope, send))
+        if not changes or self.audit is None or "route" not in scope["state"]:
+            await self.app(scope, receive, _with_security_headers(scope, send))
+            return
+        status = [500]
+        secured = _with_security_headers(scope, send)
+
+        async def noting_status(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+            await secured(message)
+
+        try:
+            await self.app(scope, receive, noting_status)
+        finally:
+            self._audit(scope, str(status[0]))
+
+    def _audit(self, scope: Scope, outcome: str) -> None:
+        """A state-changing request: who, which route, which resource (the path), the outcome."""
+        if self.audit is not None:
+            action = f"{scope['method']} {scope['state'].get('route', scope['path'])}"
+            self.audit.record(scope["state"].get("principal"), action, scope["path"], outcome, client_ip(scope))
 
     async def _check(self, scope: Scope, receive: Receive) -> Receive:
         ip = client_ip(scope)
@@ -168,11 +194,13 @@ class GuardMiddleware:
         if found is None:
             return receive  # no such route: the router answers 404 / 405 and runs nothing
         rule = http_rule(*found)
+        scope["state"]["route"] = found[1]
         principal: Principal | None = None
         if rule is not None and not rule.public:
             credential = credential_of(scope)
             if credential:
                 principal = await self.auth.authenticate(credential)
+                scope["state"]["principal"] = principal
                 wait = await self.limiter.take(f"user:{principal.user_id}", self.limits.user_rate, self.limits.user_burst)
                 if wait > 0:
                     raise RateLimited("rate_limited", "too many requests for this user", wait)

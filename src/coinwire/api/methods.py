@@ -17,6 +17,8 @@ from coinwire.api import params as P
 from coinwire.api.context import CHANNELS, CallContext
 from coinwire.api.guard import authorize_channel, authorize_rpc
 from coinwire.api.ownership import Owners
+from coinwire.auth.abilities import RPC_RULES
+from coinwire.auth.audit import AuditLog
 from coinwire.auth.service import AuthService
 from coinwire.api.notifier import Notifier
 from coinwire.api.wallet_views import WalletViews
@@ -73,6 +75,7 @@ class Api:
         self.wallets = WalletViews(gateway)
         self.owners: Owners | None = None  # set by the platform once the store is open
         self.auth: AuthService | None = None  # authenticates WebSocket connections (set by the platform)
+        self.audit: AuditLog | None = None  # state-changing JSON-RPC calls are recorded (HTTP ones by the guard)
         self._parsed: dict[tuple[int, str, str], tuple[Instrument, int]] = {}
 
     @property
@@ -90,9 +93,17 @@ class Api:
         owners, principal = self.owners, ctx.principal
         if owners is None or principal is None:
             return await entry.handler(self, parsed, ctx)
-        owners.check_params(name, raw or {}, principal)
-        result = await entry.handler(self, parsed, ctx)
-        return await owners.after(name, raw or {}, result, principal)
+        audited = self.audit is not None and ctx.transport == "rpc" and RPC_RULES[name].action != "read"
+        try:
+            owners.check_params(name, raw or {}, principal)
+            result = await owners.after(name, raw or {}, await entry.handler(self, parsed, ctx), principal)
+        except CoinwireError as exc:
+            if audited:
+                self.audit.record_call(principal, name, raw or {}, exc.code)  # type: ignore[union-attr]
+            raise
+        if audited:
+            self.audit.record_call(principal, name, raw or {}, "ok")  # type: ignore[union-attr]
+        return result
 
     # --- shared parsing ------------------------------------------------------------------------
     def _units(self, inst: Instrument, field: str, text: str) -> int:

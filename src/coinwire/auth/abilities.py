@@ -97,6 +97,7 @@ HTTP_RULES: dict[tuple[str, str], Rule] = {
     ("DELETE", "/api/v1/api_keys/{key_id}"): SELF,
     ("GET", "/api/v1/users"): ADMIN_USERS,
     ("POST", "/api/v1/users"): ADMIN_USERS,
+    ("GET", "/api/v1/audit"): _r("admin", "audit"),
     # xWrap
     ("GET", "/xwrap/v1/status"): READ_MARKET,
     ("GET", "/xwrap/v1/exchanges"): READ_MARKET,

@@ -17,6 +17,7 @@ import structlog
 
 from coinwire.api.guard import EdgeLimits
 from coinwire.api.ownership import Owners
+from coinwire.auth.audit import AuditLog
 from coinwire.auth.ratelimit import RateLimiter, limiter_from_url
 from coinwire.auth.repository import AuthRepository
 from coinwire.auth.service import AuthService
@@ -64,6 +65,7 @@ class Access:
         self.signer = TokenSigner(load_secret(settings.data_path, env), ttl=int(ttl or 900))
         self.service = AuthService(self.repo, self.signer)
         self.owners = Owners(self.repo)
+        self.audit = AuditLog(store)
         self.limiter: RateLimiter = limiter_from_url(settings.cache_url)
         self.limits = edge_limits(env)
         self.cors_origins = [o.strip() for o in env.get("COINWIRE_CORS_ORIGINS", "").split(",") if o.strip()]
@@ -77,10 +79,12 @@ class Access:
             print(f"\ncoinwire: created user 'admin' with the one-time password: {generated}\n"
                   "          sign in and change it: coinwire user passwd admin\n", file=sys.stderr, flush=True)
         await self.owners.load()
+        await self.audit.start()
         host = self.settings.host
         if not (host in ("localhost", "::1") or host.startswith("127.")):
             log.warning("bound beyond this machine: put TLS in front (a reverse proxy) before anyone signs in over it",
                         host=host)
 
     async def close(self) -> None:
+        await self.audit.close()
         await self.limiter.close()

@@ -28,7 +28,7 @@ from sqlalchemy import (
 )
 
 __all__ = ["metadata", "orders", "fills", "wallet_sets", "wallets", "wallet_lines", "candles", "fx_rates", "coin_stats", "meta", "IdType",
-           "users", "sessions", "api_keys", "owners", "credentials",
+           "users", "sessions", "api_keys", "owners", "credentials", "audit",
            "TABLES"]
 
 # Stable constraint names on both dialects, so migrations can refer to them.
@@ -255,6 +255,22 @@ credentials = Table(
     Column("nonce", String(32), nullable=False),
     Column("ciphertext", Text, nullable=False),
     Column("updated_at", BigInteger, nullable=False),
+)
+
+# every state-changing action: who, what, when, from where, outcome (coinwire.auth.audit)
+audit = Table(
+    "audit",
+    metadata,
+    Column("id", IdType, primary_key=True, autoincrement=True),
+    Column("ts", BigInteger, nullable=False),
+    Column("user_id", BigInteger, nullable=True),
+    Column("username", String(64), nullable=True),
+    Column("action", String(160), nullable=False),
+    Column("target", String(160), nullable=True),
+    Column("outcome", String(64), nullable=False),
+    Column("client_ip", String(64), nullable=True),
+    Index(None, "ts"),
+    Index(None, "user_id", "ts"),
 )
 
 meta = Table(
