@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import urllib.parse
 import uuid
 from decimal import Decimal
 from typing import Any
@@ -324,3 +325,26 @@ def test_secrets_are_not_in_the_store_either(server: ServerProcess, users: dict[
     stored = b"".join(p.read_bytes() for p in server.data_dir.glob("coinwire.db*"))
     for secret in [ADMIN_PASSWORD, *users.values(), *tokens.values()]:
         assert secret.encode() not in stored
+
+
+PAYLOADS = ["' OR '1'='1' --", "1; DROP TABLE orders; --", "<script>alert(1)</script>", "${jndi:ldap://x/a}", "\u0000", "../../etc/passwd"]
+ORDER = {"exchange": "demo", "pair": "BTC_USDT", "side": "buy", "type": "limit", "size": "0.001", "limit": "1000", "client_oid": "ok-1"}
+
+
+def test_injection_payloads_in_every_string_field_are_refused_and_change_nothing(server: ServerProcess, tokens: dict[str, str]) -> None:
+    with client(server, tokens["tom"]) as tom:
+        before = tom.get("/xwrap/v1/orders/recent", params={"include_open": "true", "limit": 1000}).json()
+        for field in ("exchange", "pair", "side", "type", "size", "limit"):
+            for payload in PAYLOADS:
+                r = tom.post("/xwrap/v1/orders/new", json={**ORDER, field: payload})
+                assert 400 <= r.status_code < 500 and r.json()["error"]["code"], (field, payload, r.text)
+        for payload in PAYLOADS:
+            r = tom.post("/xwrap/v1/wallets/new", json={"wallets": [{"exchange": payload, "currency": payload, "allocation": "1"}]})
+            assert 400 <= r.status_code < 500, r.text
+            quoted = urllib.parse.quote(payload, safe="")
+            assert 400 <= tom.get(f"/xwrap/v1/{quoted}/pricing").status_code < 500
+            assert tom.get(f"/runs/{quoted}").status_code == 404
+        after = tom.get("/xwrap/v1/orders/recent", params={"include_open": "true", "limit": 1000}).json()
+        assert after == before
+    with server.client() as admin:
+        assert "admin" in [u["username"] for u in admin.get("/api/v1/users").json()]  # the users table is intact
