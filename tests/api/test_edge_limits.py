@@ -11,7 +11,7 @@ import pytest
 from tests.conftest import require_service
 from tests.server import ADMIN_PASSWORD, ServerProcess
 
-LIMITS = {"COINWIRE_RATE_LIMIT_IP": "5/20", "COINWIRE_MAX_BODY": "2048", "COINWIRE_CORS_ORIGINS": "https://dash.example"}
+LIMITS = {"COINWIRE_RATE_LIMIT_IP": "5/20", "COINWIRE_RATE_LIMIT_RPC": "5/10", "COINWIRE_MAX_BODY": "2048", "COINWIRE_CORS_ORIGINS": "https://dash.example"}
 
 
 @pytest.fixture(scope="module", params=["memory", pytest.param("redis", marks=pytest.mark.services)])
@@ -76,3 +76,17 @@ def test_security_headers_and_cors(limited: ServerProcess) -> None:
     other = httpx.options(limited.http + "/xwrap/v1/status", headers={
         "Origin": "https://evil.example", "Access-Control-Request-Method": "GET"})
     assert "access-control-allow-origin" not in other.headers
+
+
+async def test_a_flood_of_json_rpc_requests_on_one_connection_is_refused(limited: ServerProcess) -> None:
+    import asyncio
+
+    from coinwire.api.client import RpcClient, RpcError
+
+    async with RpcClient(limited.ws) as rpc:
+        results = await asyncio.gather(*(rpc.call("get_status") for _ in range(30)), return_exceptions=True)
+        refused = [r for r in results if isinstance(r, RpcError)]
+        assert refused and not isinstance(results[0], Exception)
+        assert refused[0].data["code"] == "rate_limited" and refused[0].data["retry_after"] >= 1
+        await asyncio.sleep(1.5)
+        assert (await rpc.call("get_status"))["status"] == "online"  # refilled

@@ -76,6 +76,7 @@ class Api:
         self.owners: Owners | None = None  # set by the platform once the store is open
         self.auth: AuthService | None = None  # authenticates WebSocket connections (set by the platform)
         self.audit: AuditLog | None = None  # state-changing JSON-RPC calls are recorded (HTTP ones by the guard)
+        self.rpc_limit: tuple[float, float] = (1000.0, 5000.0)  # requests/second and burst per WebSocket connection
         self._parsed: dict[tuple[int, str, str], tuple[Instrument, int]] = {}
 
     @property

@@ -22,7 +22,7 @@ from starlette.types import Receive, Scope, Send
 
 from coinwire.api.context import CallContext
 from coinwire.api.guard import client_ip, credential_of
-from coinwire.auth.errors import Unauthenticated
+from coinwire.auth.errors import RateLimited, Unauthenticated
 from coinwire.api.methods import Api
 from coinwire.core.errors import CoinwireError
 from coinwire.services import metrics
@@ -35,6 +35,7 @@ _json_encode = msgspec.json.Encoder().encode
 _json_decode = msgspec.json.Decoder().decode
 
 PARSE_ERROR, INVALID_REQUEST, METHOD_NOT_FOUND, INVALID_PARAMS, INTERNAL_ERROR = -32700, -32600, -32601, -32602, -32603
+RATE_LIMITED = RateLimited.rpc_code
 
 
 def rpc_error(id_: Any, code: int, message: str, data: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -94,6 +95,8 @@ async def rpc_asgi(scope: Scope, receive: Receive, send: Send, api: Api) -> None
         await send_bytes(_json_encode(payload))
 
     ctx = CallContext("rpc", send_bytes, principal)
+    rate, burst = api.rpc_limit
+    tokens, stamp = burst, time.monotonic()
     api.notifier.add(ctx)
     pending: set[asyncio.Task[None]] = set()
 
@@ -124,6 +127,18 @@ async def rpc_asgi(scope: Scope, receive: Receive, send: Send, api: Api) -> None
             except msgspec.DecodeError:
                 await reply(rpc_error(None, PARSE_ERROR, "Parse error: the message is not valid JSON", {"code": "parse_error"}))
                 continue
+            # this connection's token bucket: one token per request (a batch takes one per entry)
+            cost = len(request) if isinstance(request, list) and request else 1
+            now = time.monotonic()
+            tokens = min(burst, tokens + (now - stamp) * rate)
+            stamp = now
+            if tokens < cost:
+                rid = request.get("id") if isinstance(request, dict) else None
+                wait = max(1, int((cost - tokens) / rate + 0.999))
+                await reply(rpc_error(rid, RATE_LIMITED, "too many requests on this connection",
+                                      {"code": "rate_limited", "retry_after": wait}))
+                continue
+            tokens -= cost
             task = asyncio.create_task(run(request))
             pending.add(task)
             task.add_done_callback(pending.discard)

@@ -4,6 +4,7 @@ Settings come from the environment (all optional): COINWIRE_JWT_SECRET (else a 0
 the data directory), COINWIRE_ADMIN_PASSWORD (else a one-time password printed on the first
 start), COINWIRE_ACCESS_TOKEN_TTL (seconds, default 900), COINWIRE_RATE_LIMIT_IP and
 COINWIRE_RATE_LIMIT_USER (`rate/burst` requests per second, default 50/200),
+COINWIRE_RATE_LIMIT_RPC (JSON-RPC requests per WebSocket connection, default 1000/5000),
 COINWIRE_MAX_BODY (bytes, default 1 MiB), COINWIRE_CORS_ORIGINS (comma-separated origins
 allowed to call the API from a browser; default none). Buckets live in Redis when the cache does.
 """
@@ -68,6 +69,7 @@ class Access:
         self.audit = AuditLog(store)
         self.limiter: RateLimiter = limiter_from_url(settings.cache_url)
         self.limits = edge_limits(env)
+        self.rpc_limit = _rate(env, "COINWIRE_RATE_LIMIT_RPC", (1000.0, 5000.0))
         self.cors_origins = [o.strip() for o in env.get("COINWIRE_CORS_ORIGINS", "").split(",") if o.strip()]
         self.settings = settings
 
