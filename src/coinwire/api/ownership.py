@@ -1,6 +1,9 @@
 """Who owns which wallet set, order and run; another user's resource is answered as not found.
 
-Owners live in the `owners` table and in memory (loaded at start). The tables below say,
+Owners live in memory (loaded from the `owners` table at start) and are written to the table
+in batches (a RowBuffer: making an order costs no write of its own). A resource whose owner
+row was not yet written when the process died belongs to admins after the restart: hidden
+from its maker, never shown to anyone else. The tables below say,
 per API method, which parameter names an owned resource, what a result creates, and which
 results are lists to narrow to the caller's own; `Api.call` applies them, so a method is
 covered by adding a line here, not by code in the method. Admins see everything.
@@ -12,6 +15,7 @@ from typing import Any
 
 from coinwire.auth.abilities import Principal
 from coinwire.auth.repository import AuthRepository
+from coinwire.auth.rowbuffer import RowBuffer
 from coinwire.core.errors import NotFound
 
 __all__ = ["Owners", "OWNED_PARAMS"]
@@ -39,14 +43,19 @@ class Owners:
     def __init__(self, repo: AuthRepository) -> None:
         self.repo = repo
         self._owner: dict[tuple[str, str], int] = {}
+        self._rows = RowBuffer(repo.store, repo.owner_upsert, 0.5, "owners")
 
     async def load(self) -> None:
         self._owner = {(r["kind"], r["resource_id"]): int(r["user_id"]) for r in await self.repo.all_owners()}
+        await self._rows.start()
+
+    async def close(self) -> None:
+        await self._rows.close()
 
     async def record(self, kind: str, resource_id: object, principal: Principal) -> None:
         key = (kind, str(resource_id))
         self._owner[key] = principal.user_id
-        await self.repo.set_owner(kind, str(resource_id), principal.user_id)
+        self._rows.add({"kind": kind, "resource_id": key[1], "user_id": principal.user_id})
 
     def visible(self, kind: str, resource_id: object, principal: Principal) -> bool:
         """Admins see all; others see what they own (resources made before users existed belong to admins)."""

@@ -88,5 +88,9 @@ class Access:
                         host=host)
 
     async def close(self) -> None:
-        await self.audit.close()
-        await self.limiter.close()
+        """Write what is buffered; a failure is logged and never keeps the platform from stopping."""
+        for close in (self.audit.close, self.owners.close, self.limiter.close):
+            try:
+                await close()
+            except Exception:  # noqa: BLE001
+                log.exception("access layer did not close cleanly")

@@ -1,29 +1,26 @@
 """The audit log: every state-changing action (who, what, when, from where, outcome), queryable by admins.
 
-`record()` only appends to a buffer, so an order path pays no extra write of its own; a
-background task writes the buffer in one executemany transaction every `interval` seconds
-(and at close). Nothing secret is recorded: actions are route templates and method names,
+`record()` only appends to a RowBuffer, so an order path pays no extra write of its own;
+the buffer is written in one executemany transaction every `interval` seconds (and at
+close; rows of the last interval are lost if the process dies). Nothing secret is recorded: actions are route templates and method names,
 targets are resource ids, never bodies, passwords or tokens.
 """
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Callable
 from typing import Any
 
-import structlog
 from sqlalchemy import and_, insert, select
 
 from coinwire.auth.abilities import Principal
+from coinwire.auth.rowbuffer import RowBuffer
 from coinwire.core.errors import InvalidInput
 from coinwire.store import Store
 from coinwire.store.tables import audit
 
 __all__ = ["AuditLog", "TARGET_PARAMS"]
-
-log = structlog.get_logger("coinwire.audit")
 
 # the parameter that best names what a JSON-RPC call acted on, first present wins
 TARGET_PARAMS = ("set_id", "order_id", "client_oid", "client_order_id", "wallet_set_id", "exchange")
@@ -31,12 +28,11 @@ TARGET_PARAMS = ("set_id", "order_id", "client_oid", "client_order_id", "wallet_
 
 class AuditLog:
     def __init__(self, store: Store, clock: Callable[[], float] = time.time, interval: float = 1.0) -> None:
-        self.store, self.clock, self.interval = store, clock, interval
-        self._buffer: list[dict[str, Any]] = []
-        self._task: asyncio.Task[None] | None = None
+        self.store, self.clock = store, clock
+        self._rows = RowBuffer(store, lambda: insert(audit), interval, "audit")
 
     def record(self, principal: Principal | None, action: str, target: str | None, outcome: str, client_ip: str | None) -> None:
-        self._buffer.append({
+        self._rows.add({
             "ts": time.time_ns() if self.clock is time.time else int(self.clock() * 1e9),
             "user_id": principal.user_id if principal else None, "username": principal.username if principal else None,
             "action": action[:160], "target": target[:160] if target else None, "outcome": outcome[:64],
@@ -48,39 +44,20 @@ class AuditLog:
         self.record(principal, f"rpc {method}", target, outcome, None)
 
     async def start(self) -> None:
-        self._task = asyncio.create_task(self._loop(), name="audit-writer")
-
-    async def _loop(self) -> None:
-        while True:
-            await asyncio.sleep(self.interval)
-            try:
-                await self.flush()
-            except Exception:  # noqa: BLE001 - keep the rows and retry next time
-                log.exception("audit rows not written yet")
+        await self._rows.start()
 
     async def flush(self) -> None:
-        rows, self._buffer = self._buffer, []
-        if not rows:
-            return
-        try:
-            async with self.store.engine.begin() as conn:
-                await conn.execute(insert(audit), rows)
-        except Exception:
-            self._buffer[:0] = rows
-            raise
+        await self._rows.flush()
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-        await self.flush()
+        await self._rows.close()
 
     async def query(self, username: str | None = None, action: str | None = None, limit: int = 100,
                     before: int | None = None) -> list[dict[str, Any]]:
         """Newest first; `action` matches a prefix (e.g. `rpc make_order`, `POST /api/v1/users`); page with `before` (an id)."""
         if not 1 <= limit <= 1000:
             raise InvalidInput("invalid_limit", "limit must be between 1 and 1000")
-        await self.flush()
+        await self._rows.flush()
         conditions = []
         if username:
             conditions.append(audit.c.username == username)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import and_, delete, insert, select, update
+from sqlalchemy import and_, insert, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
 from coinwire.core.errors import Conflict
@@ -130,10 +131,11 @@ class AuthRepository:
         return await self._write(statement) == 1
 
     # --- owners ------------------------------------------------------------------------------
-    async def set_owner(self, kind: str, resource_id: str, user_id: int) -> None:
-        async with self.store.engine.begin() as conn:
-            await conn.execute(delete(owners).where(and_(owners.c.kind == kind, owners.c.resource_id == resource_id)))
-            await conn.execute(insert(owners).values(kind=kind, resource_id=resource_id, user_id=user_id))
+    def owner_upsert(self) -> Any:
+        """The statement that writes owner rows (executemany), a later owner of the same id winning."""
+        dialect = postgresql if self.store.dialect == "postgresql" else sqlite
+        statement = dialect.insert(owners)
+        return statement.on_conflict_do_update(index_elements=["kind", "resource_id"], set_={"user_id": statement.excluded.user_id})
 
     async def all_owners(self) -> list[dict[str, Any]]:
         return await self._rows(select(owners))

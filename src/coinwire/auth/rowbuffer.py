@@ -1,0 +1,63 @@
+"""Rows buffered in memory and written together: one executemany transaction every `interval` seconds.
+
+For bookkeeping that rides on hot paths (resource owners, audit rows): the caller pays an
+append, never a write of its own, so the store's group-commit writer keeps the disk. Rows
+not yet written when the process dies are lost; users of this class say what that means.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Any
+
+import structlog
+
+from coinwire.store import Store
+
+__all__ = ["RowBuffer"]
+
+log = structlog.get_logger("coinwire.auth")
+
+
+class RowBuffer:
+    def __init__(self, store: Store, statement: Callable[[], Any], interval: float = 0.5, name: str = "rows") -> None:
+        self.store, self.statement, self.interval, self.name = store, statement, interval, name
+        self._rows: list[dict[str, Any]] = []
+        self._task: asyncio.Task[None] | None = None
+        self._closing = asyncio.Event()
+
+    def add(self, row: dict[str, Any]) -> None:
+        self._rows.append(row)
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._loop(), name=f"{self.name}-writer")
+
+    async def _loop(self) -> None:
+        while not self._closing.is_set():
+            try:
+                await asyncio.wait_for(self._closing.wait(), self.interval)
+            except asyncio.TimeoutError:
+                pass
+            try:
+                await self.flush()
+            except Exception:  # noqa: BLE001 - the rows stay buffered; the next round retries
+                log.exception("buffered rows not written yet", rows=self.name)
+
+    async def flush(self) -> None:
+        rows, self._rows = self._rows, []
+        if not rows:
+            return
+        try:
+            async with self.store.engine.begin() as conn:
+                await conn.execute(self.statement(), rows)
+        except Exception:
+            self._rows[:0] = rows
+            raise
+
+    async def close(self) -> None:
+        """Let a write in progress finish (never cancel it half-way: its rows would be lost), then write the rest."""
+        self._closing.set()
+        if self._task is not None:
+            await asyncio.gather(self._task, return_exceptions=True)
+        await self.flush()
