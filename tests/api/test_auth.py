@@ -12,6 +12,7 @@ import httpx
 import jwt
 import pytest
 import websockets
+import websockets.exceptions
 
 from coinwire.api.client import RpcClient, RpcError
 from tests.server import ADMIN_PASSWORD, ServerProcess
@@ -348,3 +349,18 @@ def test_injection_payloads_in_every_string_field_are_refused_and_change_nothing
         assert after == before
     with server.client() as admin:
         assert "admin" in [u["username"] for u in admin.get("/api/v1/users").json()]  # the users table is intact
+
+
+async def test_logout_stops_an_open_websocket_within_the_recheck_interval(server: ServerProcess, users: dict[str, str]) -> None:
+    import asyncio
+
+    from coinwire.api import methods
+
+    pair = login(server, "tess", users["tess"])
+    async with RpcClient(f"{server.ws_anonymous}?access_token={pair['access_token']}") as rpc:
+        assert (await rpc.call("get_status"))["status"] == "online"
+        httpx.post(server.http + "/api/v1/auth/logout", headers=bearer(pair["access_token"])).raise_for_status()
+        await asyncio.sleep(methods.SESSION_RECHECK + 0.5)
+        with pytest.raises(RpcError) as ended:
+            await rpc.call("get_status")
+        assert ended.value.data["code"] == "session_revoked"

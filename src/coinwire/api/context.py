@@ -26,12 +26,13 @@ class CallContext:
     notifier encodes each notification once, however many connections receive it.
     """
 
-    __slots__ = ("connection_id", "channels", "send", "transport", "ticker_patterns", "principal")
+    __slots__ = ("connection_id", "channels", "send", "transport", "ticker_patterns", "principal", "checked_at")
 
     def __init__(self, transport: str, send: Push | None = None, principal: Principal | None = None) -> None:
         self.connection_id = next(_ids)
         self.transport = transport
         self.principal = principal  # who is calling (None: nobody signed in; every non-public rule refuses)
+        self.checked_at = 0.0  # monotonic time the principal's session was last confirmed (WebSockets)
         self.channels: set[str] = set(DEFAULT_CHANNELS) if send is not None else set()
         self.send = send
         self.ticker_patterns: tuple[str, ...] = ("ticker.>",)  # which tickers the `ticker` channel carries

@@ -6,6 +6,7 @@ Each method takes keyword parameters only, validated against a strict shape in
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -34,6 +35,7 @@ from coinwire.services.ohlcv import ohlcv_points
 __all__ = ["Api", "Method", "METHOD_NAMES"]
 
 Handler = Callable[["Api", Any, CallContext], Awaitable[Any]]
+SESSION_RECHECK = 10.0  # seconds between checks that a WebSocket's session is still open
 
 
 class Method(msgspec.Struct, frozen=True):
@@ -86,6 +88,11 @@ class Api:
     async def call(self, name: str, raw: dict[str, Any] | None, ctx: CallContext) -> Any:
         """Authorise (rule, then ownership of named resources), validate, run, then record or narrow by owner."""
         entry = _REGISTRY[name]
+        if ctx.send is not None and self.auth is not None and ctx.principal is not None:
+            now = time.monotonic()
+            if now - ctx.checked_at > SESSION_RECHECK:  # a revoked session stops a connection within this time
+                ctx.principal = await self.auth.recheck(ctx.principal)
+                ctx.checked_at = now
         authorize_rpc(ctx.principal, name)
         try:
             parsed = msgspec.convert(raw or {}, entry.params, strict=False) if entry.params is not P.EchoParams else raw or {}

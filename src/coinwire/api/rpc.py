@@ -95,6 +95,7 @@ async def rpc_asgi(scope: Scope, receive: Receive, send: Send, api: Api) -> None
         await send_bytes(_json_encode(payload))
 
     ctx = CallContext("rpc", send_bytes, principal)
+    ctx.checked_at = time.monotonic()
     rate, burst = api.rpc_limit
     tokens, stamp = burst, time.monotonic()
     api.notifier.add(ctx)

@@ -206,6 +206,12 @@ class AuthService:
             raise Unauthenticated("invalid_token", "the token does not match its session")
         return current  # role and plan as they are now, not as they were at sign-in
 
+    async def recheck(self, principal: Principal) -> Principal:
+        """The principal as it is now (a long-lived WebSocket): raises when its session or key was revoked."""
+        if principal.session_id is not None:
+            return await self._session_principal(principal.session_id)
+        return principal  # API keys are checked at the handshake; revoking one closes no connection yet
+
     # --- API keys ----------------------------------------------------------------------------
     async def create_api_key(self, principal: Principal, name: str, scopes: list[str]) -> dict[str, Any]:
         if not isinstance(name, str) or not 1 <= len(name) <= 64:
