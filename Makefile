@@ -9,7 +9,7 @@ PEERS_REQS := benchmarks/peers/requirements.txt benchmarks/peers/constraints.txt
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test bench install dev peers clean
+.PHONY: run test bench install dev peers web clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -36,14 +36,27 @@ $(PEERS_STAMP): $(PEERS_REQS)
 
 peers: $(PEERS_STAMP)
 
-run: $(VENV)/.installed
+# The web dashboard (src/coinwire/web): npm ci when the lockfile changes, a Vite build when any
+# source changes; the build (dist/, git-ignored) is package data that `coinwire serve` serves at /.
+WEB := src/coinwire/web
+WEB_SRC := $(shell find $(WEB)/src -type f) $(WEB)/index.html $(WEB)/vite.config.ts $(WEB)/tsconfig.json $(WEB)/package.json
+$(WEB)/node_modules/.installed: $(WEB)/package-lock.json
+	cd $(WEB) && npm ci --no-audit --no-fund
+	touch $@
+$(WEB)/dist/index.html: $(WEB)/node_modules/.installed $(WEB_SRC)
+	cd $(WEB) && npm run build
+	touch $@
+
+web: $(WEB)/dist/index.html
+
+run: $(VENV)/.installed web
 	$(BIN)/coinwire serve --host $(HOST) --port $(PORT)
 
-test: $(STAMP) peers
+test: $(STAMP) peers web
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 bench: $(STAMP) peers
 	$(BIN)/python -m benchmarks.run
 
 clean:
-	rm -rf $(VENV) $(PEERS_VENV) build *.egg-info src/*.egg-info .pytest_cache .hypothesis
+	rm -rf $(VENV) $(PEERS_VENV) $(WEB)/node_modules $(WEB)/dist build *.egg-info src/*.egg-info .pytest_cache .hypothesis

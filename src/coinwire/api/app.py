@@ -1,4 +1,4 @@
-"""The HTTP server: JSON-RPC at /rpc, the xWrap REST routes, OpenAPI, metrics and health checks."""
+"""The HTTP server: JSON-RPC at /rpc, the xWrap REST routes, the web dashboard, OpenAPI, metrics and health checks."""
 
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ from coinwire.api.guard import GuardMiddleware
 from coinwire.api.market_routes import add_market_routes
 from coinwire.api.ohlcv_routes import add_ohlcv_routes
 from coinwire.api.runs_routes import add_runs_routes
+from coinwire.api.web_routes import add_web_routes
 from coinwire.app import Platform
 from coinwire.auth.access import Access
 from coinwire.config import Settings
@@ -92,22 +93,7 @@ def create_app(settings: Settings) -> FastAPI:
     add_frontier_routes(app, settings)
     add_ohlcv_routes(app, platform.ohlcv)
     add_market_routes(app, platform.market)
-
-    @app.get("/", tags=["ops"])
-    async def index() -> Response:
-        """Where things are (the web dashboard arrives with its own issue)."""
-        return json_response(
-            {
-                "name": "coinwire",
-                "version": __version__,
-                "rpc": "/rpc",
-                "rest": "/uri_map",
-                "openapi": "/openapi.json",
-                "metrics": "/metrics",
-                "health": ["/healthz", "/readyz"],
-                "exchanges": {n: e.status for n, e in platform.gateway.exchanges.items()},
-            }
-        )
+    add_web_routes(app)  # the dashboard at / and /app/...
 
     @app.get("/healthz", tags=["ops"])
     async def healthz() -> Response:

@@ -83,7 +83,9 @@ HTTP_RULES: dict[tuple[str, str], Rule] = {
     ("GET", "/redoc"): PUBLIC,
     ("POST", "/api/v1/auth/login"): PUBLIC,
     ("POST", "/api/v1/auth/refresh"): PUBLIC,
-    ("GET", "/"): READ_OPS,
+    ("GET", "/"): PUBLIC,  # the dashboard's pages and bundle hold no data: the API behind them is guarded
+    ("GET", "/app/{path:path}"): PUBLIC,
+    ("GET", "/assets/{path:path}"): PUBLIC,
     ("GET", "/metrics"): READ_OPS,
     ("GET", "/uri_map"): READ_OPS,
     # auth and users

@@ -1,0 +1,127 @@
+// Shapes of the public API's answers that the dashboard reads (decimal strings stay strings).
+
+export interface Market {
+  exchange: string;
+  symbol: string;
+  base: string;
+  quote: string;
+  tick: string;
+  step: string;
+  min_size: string;
+  max_size: string | null;
+  min_notional: string;
+  maker_fee: string;
+  taker_fee: string;
+}
+
+export interface Exchange {
+  exchange: string;
+  status: string;
+  mode: string;
+  pairs: string[];
+  symbols: string[];
+  currencies: string[];
+  markets: Market[];
+}
+
+export interface Order {
+  id: number;
+  created_at: string;
+  wallet_set_id: number | null;
+  exchange: string;
+  client_order_id: string;
+  run_id: string | null;
+  type: string;
+  pair: string;
+  symbol: string;
+  size: string;
+  side: "buy" | "sell";
+  limit: string;
+  status: string;
+  done_reason: string | null;
+  done_at: string | null;
+  filled_size: string;
+  avg_price: string;
+  fee: string;
+  fee_currency: string;
+}
+
+export interface Fill {
+  id: number;
+  order_id: number;
+  exchange: string;
+  side: "buy" | "sell";
+  symbol: string;
+  exec_amount: string;
+  exec_price: string;
+  fee: string;
+  fee_currency: string;
+  timestamp: string;
+}
+
+export interface Wallet {
+  currency: string;
+  exchange: string;
+  id: number | null;
+  balance: string;
+  available: string;
+  hold: string;
+  present_value?: { balance_usd: string | null; available_usd: string | null; hold_usd: string | null };
+}
+
+export interface WalletSet {
+  id: number | string;
+  description: string;
+  run_id: string | null;
+  active?: boolean;
+  type: string;
+  created_at?: string;
+  wallets: Wallet[];
+}
+
+export interface Ticker {
+  exchange: string;
+  symbol: string;
+  pair: string;
+  base: string;
+  quote: string;
+  price: string;
+  bid: string | null;
+  ask: string | null;
+  time: number;
+}
+
+export interface Book {
+  symbol: string;
+  synced: boolean;
+  bids: [string, string][];
+  asks: [string, string][];
+}
+
+export interface Rule {
+  action: string;
+  subject: string;
+  own_only: boolean;
+}
+
+export interface Abilities {
+  user: { id: number; username: string; role: string; plan: string };
+  scopes: string[] | null;
+  rules: Rule[];
+  channels: string[];
+}
+
+export interface Runnable {
+  name: string;
+  doc: string;
+  module_doc: string;
+  parameters: { name: string; type: string; default: unknown }[];
+}
+
+export interface RunSummary {
+  run_id: string;
+  strategy?: string;
+  mode?: string;
+  status: string;
+  [key: string]: unknown;
+}

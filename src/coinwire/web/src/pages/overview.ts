@@ -1,0 +1,80 @@
+// Overview: total value in the user's currency, its spread over exchanges, wallet sets and assets,
+// recent fills and the running strategies.
+
+import type { App } from "../app";
+import type { Order, RunSummary, WalletSet } from "../api/types";
+import * as fmt from "../format";
+import { Disposer, fill, h, placeholder } from "../ui/dom";
+
+function bars(parts: [string, number][], rate: number, currency: string): HTMLElement {
+  const total = parts.reduce((s, [, v]) => s + v, 0);
+  if (!total) return placeholder("empty", "Nothing to show.");
+  return h("div", { class: "bars" }, ...parts.sort((a, b) => b[1] - a[1]).map(([label, v]) => h("div", { class: "bar-row" },
+    h("span", {}, label), h("span", { class: "bar-track" }, h("span", { class: "bar-fill", style: `width:${((v / total) * 100).toFixed(1)}%` })),
+    h("span", { class: "num" }, `${fmt.percent(v / total, 1)} · ${fmt.money(v, rate, currency)}`))));
+}
+
+export function overviewPage(app: App, _p: Record<string, string>, d: Disposer): HTMLElement {
+  const value = h("div", { class: "big", "data-testid": "total-value" }, "…");
+  const byExchange = h("div", {}, placeholder("loading", "Loading…"));
+  const byAsset = h("div", {}, placeholder("loading", "Loading…"));
+  const bySet = h("div", {}, placeholder("loading", "Loading…"));
+  const fills = h("div", {}, placeholder("loading", "Loading…"));
+  const runs = h("div", {}, placeholder("loading", "Loading…"));
+  const load = async () => {
+    const { rate, currency } = app.fx.value;
+    if (app.can("read", "wallet_set")) {
+      try {
+        const all = await app.rpc.call<Record<string, WalletSet>>("get_all_wallet_sets");
+        const usd = (w: { present_value?: { balance_usd: string | null } }) => Number(w.present_value?.balance_usd ?? 0);
+        const total = all.total?.wallets ?? [];
+        value.textContent = fmt.money(total.reduce((s, w) => s + usd(w), 0), rate, currency);
+        const group = (key: (w: (typeof total)[number]) => string) => {
+          const m = new Map<string, number>();
+          for (const w of total) m.set(key(w), (m.get(key(w)) ?? 0) + usd(w));
+          return [...m.entries()];
+        };
+        fill(byExchange, bars(group((w) => w.exchange), rate, currency));
+        fill(byAsset, bars(group((w) => w.currency), rate, currency));
+        const sets: [string, number][] = Object.entries(all).filter(([k]) => /^\d+$/.test(k))
+          .map(([, s]) => [`#${s.id} ${s.description}`, s.wallets.reduce((t, w) => t + usd(w), 0)]);
+        sets.push(["unallocated", (all.unallocated?.wallets ?? []).reduce((t, w) => t + usd(w), 0)]);
+        fill(bySet, bars(sets, rate, currency));
+      } catch (e) {
+        fill(byExchange, placeholder("error", (e as Error).message));
+      }
+    }
+    if (app.can("read", "order")) {
+      try {
+        const orders = (await app.rpc.call<Order[]>("list_recent_orders", { limit: 200 })).filter((o) => Number(o.filled_size) > 0).slice(0, 10);
+        fill(fills, orders.length ? h("table", { class: "grid" }, h("tbody", {}, ...orders.map((o) => h("tr", {},
+          h("td", {}, fmt.time(o.done_at ?? o.created_at)), h("td", { class: o.side }, o.side), h("td", {}, o.symbol),
+          h("td", { class: "num" }, fmt.amount(o.filled_size, o.symbol.split("/")[0])), h("td", { class: "num" }, fmt.price(o.avg_price))))))
+          : placeholder("empty", "No fills yet."));
+      } catch (e) {
+        fill(fills, placeholder("error", (e as Error).message));
+      }
+    }
+    if (app.can("read", "run")) {
+      try {
+        const list = (await app.http.get<RunSummary[]>("/runs")).filter((r) => r.status === "running");
+        fill(runs, list.length ? h("ul", {}, ...list.map((r) => h("li", {}, h("a", { href: `/app/runs/${encodeURIComponent(r.run_id)}`, "data-link": true }, r.run_id),
+          ` ${r.strategy ?? ""} · ${r.mode ?? ""} · return ${fmt.percent(r.total_return as number)}`)))
+          : placeholder("empty", "No strategy is running."));
+      } catch (e) {
+        fill(runs, placeholder("error", (e as Error).message));
+      }
+    }
+  };
+  void load();
+  d.every(5000, () => void load());
+  return h("div", { class: "page overview" },
+    h("section", { class: "card hero" }, h("h3", {}, "Total value"), value),
+    h("div", { class: "cols" },
+      h("section", { class: "card" }, h("h3", {}, "By exchange"), byExchange),
+      h("section", { class: "card" }, h("h3", {}, "By asset"), byAsset),
+      h("section", { class: "card" }, h("h3", {}, "By wallet set"), bySet)),
+    h("div", { class: "cols" },
+      h("section", { class: "card" }, h("h3", {}, "Recent fills"), fills),
+      h("section", { class: "card" }, h("h3", {}, "Running strategies"), runs)));
+}

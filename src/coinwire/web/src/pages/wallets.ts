@@ -1,0 +1,116 @@
+// Wallets: total, allocated and unallocated funds with present value; wallet sets; a new set by sliders.
+
+import type { App } from "../app";
+import type { Wallet, WalletSet } from "../api/types";
+import * as D from "../decimal";
+import * as fmt from "../format";
+import { Disposer, fill, h, placeholder } from "../ui/dom";
+
+type Sets = Record<string, WalletSet>;
+
+export function walletsPage(app: App, _p: Record<string, string>, d: Disposer): HTMLElement {
+  const totals = h("div", { "data-testid": "wallet-totals" }, placeholder("loading", "Loading wallets…"));
+  const sets = h("div", { "data-testid": "wallet-sets" }, placeholder("loading", "Loading wallet sets…"));
+  const create = h("div", {});
+  const load = async () => {
+    try {
+      const all = await app.rpc.call<Sets>("get_all_wallet_sets");
+      drawTotals(app, totals, all);
+      drawSets(app, sets, all, load);
+      if (app.can("manage", "wallet_set")) drawCreate(app, create, all.unallocated?.wallets ?? [], load);
+    } catch (e) {
+      fill(totals, placeholder("error", (e as Error).message));
+    }
+  };
+  void load();
+  d.every(5000, () => void load());
+  return h("div", { class: "page wallets" },
+    h("section", { class: "card" }, h("h3", {}, "Funds by exchange and currency"), totals),
+    h("section", { class: "card" }, h("h3", {}, "Wallet sets"), sets),
+    create);
+}
+
+function key(w: Wallet): string {
+  return `${w.exchange}:${w.currency}`;
+}
+
+function drawTotals(app: App, el: HTMLElement, all: Sets): void {
+  const by = (name: string) => new Map((all[name]?.wallets ?? []).map((w) => [key(w), w]));
+  const total = by("total"), allocated = by("allocated"), unallocated = by("unallocated");
+  if (!total.size) return fill(el, placeholder("empty", "No funds on any exchange."));
+  const { rate, currency, note } = app.fx.value;
+  fill(el, h("table", { class: "grid" },
+    h("thead", {}, h("tr", {}, ...["Exchange", "Currency", "Total", "Allocated", "Unallocated", "Hold", `Value (${currency})`].map((t) => h("th", {}, t)))),
+    h("tbody", {}, ...[...total.values()].map((w) => h("tr", { "data-wallet": key(w) },
+      h("td", {}, w.exchange), h("td", {}, w.currency),
+      h("td", { class: "num balance" }, fmt.amount(w.balance, w.currency)),
+      h("td", { class: "num" }, fmt.amount(allocated.get(key(w))?.balance ?? "0", w.currency)),
+      h("td", { class: "num" }, fmt.amount(unallocated.get(key(w))?.balance ?? "0", w.currency)),
+      h("td", { class: "num" }, fmt.amount(w.hold, w.currency)),
+      h("td", { class: "num" }, fmt.money(w.present_value?.balance_usd, rate, currency)))))),
+    note ? h("p", { class: "muted" }, note) : null);
+}
+
+function drawSets(app: App, el: HTMLElement, all: Sets, reload: () => void): void {
+  const sets = Object.entries(all).filter(([k]) => /^\d+$/.test(k)).map(([, s]) => s);
+  if (!sets.length) return fill(el, placeholder("empty", "No wallet sets yet: create one below to give a run part of the funds."));
+  const manage = app.can("manage", "wallet_set");
+  fill(el, ...sets.map((s) => h("div", { class: "wallet-set", "data-set": s.id },
+    h("div", { class: "row" }, h("strong", {}, `#${s.id} ${s.description}`), s.run_id ? h("span", { class: "muted" }, `run ${s.run_id}`) : null,
+      manage ? h("button", { type: "button", class: "ghost danger", onclick: async () => {
+        if (!(await app.confirm(`Deactivate wallet set #${s.id}?`, "Its open orders are cancelled and its funds go back to unallocated.", "Deactivate"))) return;
+        try {
+          await app.rpc.call("deactivate_wallet_set", { set_id: s.id });
+          app.toast(`Wallet set #${s.id} deactivated.`);
+        } catch (e) {
+          app.toast((e as Error).message, "error");
+        }
+        reload();
+      } }, "Deactivate") : null),
+    h("ul", { class: "chips" }, ...s.wallets.map((w) => h("li", {}, `${w.currency} ${fmt.amount(w.balance, w.currency)} · ${w.exchange}`))))));
+}
+
+function drawCreate(app: App, el: HTMLElement, unallocated: Wallet[], reload: () => void): void {
+  if (el.dataset.drawn) return; // keep the user's slider positions while the page refreshes
+  el.dataset.drawn = "1";
+  const rows = unallocated.filter((w) => Number(w.available) > 0).map((w) => {
+    const max = D.parse(w.available)!;
+    const slider = h("input", { type: "range", min: 0, max: 1000, step: 1, value: 0, "aria-label": `share of ${w.currency} on ${w.exchange}` });
+    const input = h("input", { inputmode: "decimal", value: "0", "aria-label": `${w.currency} on ${w.exchange}`, "data-alloc": key(w) });
+    slider.addEventListener("input", () => {
+      input.value = D.toString(D.divFloor(D.mul(max, D.parse(slider.value)!), { units: 1000n, scale: 0 }, 8));
+    });
+    input.addEventListener("input", () => {
+      const v = Number(input.value);
+      slider.value = String(Math.round((v / Number(w.available)) * 1000) || 0);
+    });
+    return { w, input, el: h("div", { class: "alloc" }, h("span", {}, `${w.currency} · ${w.exchange}`), slider, input,
+      h("span", { class: "muted" }, `of ${fmt.amount(w.available, w.currency)}`)) };
+  });
+  const description = h("input", { name: "description", placeholder: "what this set is for", "aria-label": "description" });
+  const error = h("p", { class: "error", role: "alert" });
+  const form = h("form", { class: "card", "aria-label": "new wallet set", "data-testid": "new-wallet-set" },
+    h("h3", {}, "New wallet set"),
+    rows.length ? rows.map((r) => r.el) : placeholder("empty", "No unallocated funds to allocate."),
+    h("label", {}, "Description", description), error,
+    h("button", { type: "submit", class: "primary" }, "Create wallet set"));
+  form.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    error.textContent = "";
+    const wallets = rows.filter((r) => Number(r.input.value) > 0).map((r) => ({ exchange: r.w.exchange, currency: r.w.currency, allocation: r.input.value.trim() }));
+    const bad = rows.find((r) => { const v = D.parse(r.input.value); return !v || v.units < 0n || D.cmp(v, D.parse(r.w.available)!) > 0; });
+    if (bad) return void (error.textContent = `${bad.w.currency} on ${bad.w.exchange}: enter between 0 and ${bad.w.available}.`);
+    if (!wallets.length) return void (error.textContent = "Allocate something: move a slider or type an amount.");
+    const summary = h("ul", {}, ...wallets.map((w) => h("li", {}, `${w.allocation} ${w.currency} on ${w.exchange}`)));
+    if (!(await app.confirm("Create this wallet set?", summary, "Create"))) return;
+    try {
+      const made = await app.rpc.call<{ id: number }>("create_wallet_set", { wallets, description: description.value.trim() || undefined });
+      app.toast(`Wallet set #${made.id} created.`);
+      delete el.dataset.drawn;
+      reload();
+    } catch (err) {
+      error.textContent = (err as Error).message;
+    }
+  });
+  fill(el, form);
+}

@@ -1,0 +1,130 @@
+// The candlestick chart: lightweight-charts candles + volume, times shown in the chosen time zone,
+// the user's fills as markers.
+
+import {
+  CandlestickSeries,
+  ColorType,
+  HistogramSeries,
+  createChart,
+  createSeriesMarkers,
+  type IChartApi,
+  type ISeriesApi,
+  type ISeriesMarkersPluginApi,
+  type SeriesMarker,
+  type Time,
+  type UTCTimestamp,
+} from "lightweight-charts";
+import type { Candle } from "../api/rpc";
+
+export interface FillMark {
+  time: number; // unix seconds
+  side: "buy" | "sell";
+  price: string;
+  size: string;
+}
+
+const UP = "#26a69a";
+const DOWN = "#ef5350";
+
+function cssVar(name: string): string {
+  return getComputedStyle(document.documentElement).getPropertyValue(name).trim() || "#888";
+}
+
+export class CandleChart {
+  readonly chart: IChartApi;
+  private candles: ISeriesApi<"Candlestick">;
+  private volume: ISeriesApi<"Histogram">;
+  private markers: ISeriesMarkersPluginApi<Time>;
+  private times: number[] = [];
+  private fills: FillMark[] = [];
+
+  constructor(el: HTMLElement, private tz: string, priceDecimals: number) {
+    this.chart = createChart(el, {
+      autoSize: true,
+      layout: { background: { type: ColorType.Solid, color: "transparent" }, textColor: cssVar("--fg"), attributionLogo: false },
+      grid: { vertLines: { color: cssVar("--grid") }, horzLines: { color: cssVar("--grid") } },
+      timeScale: { timeVisible: true, secondsVisible: false, tickMarkFormatter: (t: Time) => this.format(t as number, true) },
+      localization: { timeFormatter: (t: Time) => this.format(t as number, false) },
+      rightPriceScale: { borderVisible: false },
+    });
+    const minMove = 10 ** -priceDecimals;
+    this.candles = this.chart.addSeries(CandlestickSeries, {
+      upColor: UP, downColor: DOWN, wickUpColor: UP, wickDownColor: DOWN, borderVisible: false,
+      priceFormat: { type: "price", precision: priceDecimals, minMove },
+    });
+    this.volume = this.chart.addSeries(HistogramSeries, { priceScaleId: "vol", priceFormat: { type: "volume" } });
+    this.chart.priceScale("vol").applyOptions({ scaleMargins: { top: 0.8, bottom: 0 } });
+    this.markers = createSeriesMarkers(this.candles, []);
+  }
+
+  /** Re-read the theme's colours (after a light/dark switch). */
+  restyle(): void {
+    this.chart.applyOptions({
+      layout: { textColor: cssVar("--fg") },
+      grid: { vertLines: { color: cssVar("--grid") }, horzLines: { color: cssVar("--grid") } },
+    });
+  }
+
+  setTimeZone(tz: string): void {
+    this.tz = tz;
+    this.chart.applyOptions({}); // redraw labels with the new formatter zone
+  }
+
+  private format(t: number, short: boolean): string {
+    const d = new Date(t * 1000);
+    const opts: Intl.DateTimeFormatOptions = short
+      ? { hour: "2-digit", minute: "2-digit", hour12: false, timeZone: this.tz }
+      : { year: "numeric", month: "short", day: "2-digit", hour: "2-digit", minute: "2-digit", hour12: false, timeZone: this.tz };
+    return d.toLocaleString("en-GB", opts);
+  }
+
+  setHistory(candles: Candle[]): void {
+    this.times = candles.map((c) => c[0]);
+    this.candles.setData(candles.map((c) => ({ time: c[0] as UTCTimestamp, open: c[1], high: c[2], low: c[3], close: c[4] })));
+    this.volume.setData(candles.map((c) => ({ time: c[0] as UTCTimestamp, value: c[5], color: c[4] >= c[1] ? `${UP}80` : `${DOWN}80` })));
+    this.drawFills();
+    this.chart.timeScale().scrollToRealTime();
+  }
+
+  update(c: Candle): void {
+    const last = this.times[this.times.length - 1];
+    if (last !== undefined && c[0] < last) return; // an older bucket than the chart's last: ignore
+    if (last !== c[0]) this.times.push(c[0]);
+    this.candles.update({ time: c[0] as UTCTimestamp, open: c[1], high: c[2], low: c[3], close: c[4] });
+    this.volume.update({ time: c[0] as UTCTimestamp, value: c[5], color: c[4] >= c[1] ? `${UP}80` : `${DOWN}80` });
+    if (this.fills.length && last !== c[0]) this.drawFills();
+  }
+
+  get candleCount(): number {
+    return this.times.length;
+  }
+
+  setFills(fills: FillMark[]): void {
+    this.fills = fills;
+    this.drawFills();
+  }
+
+  /** Each fill marked on the bar whose bucket holds its time. */
+  private drawFills(): void {
+    if (!this.times.length) return;
+    const marks: SeriesMarker<Time>[] = [];
+    for (const f of this.fills) {
+      let i = this.times.length - 1;
+      while (i > 0 && this.times[i] > f.time) i--;
+      if (this.times[i] > f.time) continue; // before the chart's history
+      marks.push({
+        time: this.times[i] as UTCTimestamp,
+        position: f.side === "buy" ? "belowBar" : "aboveBar",
+        color: f.side === "buy" ? UP : DOWN,
+        shape: f.side === "buy" ? "arrowUp" : "arrowDown",
+        text: `${f.side === "buy" ? "B" : "S"} ${f.price}`,
+      });
+    }
+    marks.sort((a, b) => (a.time as number) - (b.time as number));
+    this.markers.setMarkers(marks);
+  }
+
+  dispose(): void {
+    this.chart.remove();
+  }
+}

@@ -1,0 +1,108 @@
+"""Browser tests of the web dashboard: a real `coinwire serve`, Debian's Chromium driven by Playwright.
+
+The dashboard is built first (`make web`: nothing to do when the build is fresh). Every page
+a test opens collects console errors and uncaught exceptions; a test fails on any of them.
+Screenshots go to tests/e2e/screenshots/ (git-ignored), desktop and phone width.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.server import ADMIN_PASSWORD, ServerProcess
+
+pytest.importorskip("playwright", reason="playwright (the dev extra) drives the browser")
+from playwright.sync_api import Browser, Page, sync_playwright  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[2]
+CHROMIUM = Path("/usr/bin/chromium")
+SHOTS = Path(__file__).resolve().parent / "screenshots"
+ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+        "--no-first-run", "--disable-sync", "--disable-quic"]
+DESKTOP = {"width": 1400, "height": 900}
+PHONE = {"width": 390, "height": 844}
+VIEWER = ("vera", "viewer-password-1")
+TRADER = ("tom", "trader-password-1")
+
+
+@pytest.fixture(scope="session")
+def dashboard_built() -> Path:
+    """The Vite build in src/coinwire/web/dist, rebuilt by make only when a source changed."""
+    done = subprocess.run(["make", "-s", "web"], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, f"make web failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    dist = ROOT / "src" / "coinwire" / "web" / "dist"
+    assert (dist / "index.html").is_file()
+    return dist
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory, dashboard_built: Path) -> Iterator[ServerProcess]:
+    proc = ServerProcess(Path(tmp_path_factory.mktemp("web")))
+    proc.start()
+    with proc.client() as admin:
+        for name, password, role in ((*VIEWER, "viewer"), (*TRADER, "trader")):
+            r = admin.post("/api/v1/users", json={"username": name, "password": password, "role": role, "plan": "free"})
+            assert r.status_code in (200, 201), r.text
+    try:
+        yield proc
+    finally:
+        proc.stop()
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Browser]:
+    if not CHROMIUM.exists():
+        pytest.fail("Debian's chromium is not installed: apt-get install -y chromium (.ci/run does it)")
+    with sync_playwright() as pw:
+        b = pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS, headless=True)
+        yield b
+        b.close()
+
+
+class Watched:
+    """A page plus the console errors and uncaught exceptions it produced."""
+
+    def __init__(self, page: Page) -> None:
+        self.page = page
+        self.errors: list[str] = []
+        page.on("console", lambda m: self.errors.append(f"console.{m.type}: {m.text}") if m.type == "error" else None)
+        page.on("pageerror", lambda e: self.errors.append(f"pageerror: {e}"))
+
+
+def open_page(browser: Browser, server: ServerProcess, viewport: dict[str, int] = DESKTOP) -> Watched:
+    context = browser.new_context(viewport=viewport, base_url=server.http)  # type: ignore[arg-type]
+    context.set_default_timeout(15_000)
+    return Watched(context.new_page())
+
+
+def sign_in(w: Watched, username: str = "admin", password: str = ADMIN_PASSWORD) -> None:
+    w.page.goto("/")
+    w.page.get_by_label("User name").fill(username)
+    w.page.get_by_label("Password").fill(password)
+    w.page.get_by_role("button", name="Sign in").click()
+    w.page.get_by_test_id("user").wait_for()
+
+
+def shot(w: Watched, name: str) -> Path:
+    SHOTS.mkdir(exist_ok=True)
+    path = SHOTS / f"{name}.png"
+    w.page.screenshot(path=str(path), full_page=True)
+    return path
+
+
+@pytest.fixture
+def admin_page(browser: Browser, server: ServerProcess) -> Iterator[Watched]:
+    w = open_page(browser, server)
+    sign_in(w)
+    yield w
+    w.page.context.close()
+    assert not w.errors, f"console errors: {w.errors}"
+
+
+def api(server: ServerProcess) -> httpx.Client:
+    return server.client()
