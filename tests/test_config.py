@@ -178,6 +178,8 @@ def test_a_live_exchange_takes_its_credentials_from_the_environment_only() -> No
     named = load_settings(overrides={"exchanges": [{**live, "api_key_env": "MY_KEY", "secret_env": "MY_SECRET"}]},
                           env={"MY_KEY": "k", "MY_SECRET": "s"}).exchanges[0]
     assert named.credential_env("secret") == "MY_SECRET"
+    vaulted = load_settings(overrides={"exchanges": [{**live, "credentials_user": "alice"}]}, env={}).exchanges[0]
+    assert vaulted.credentials_user == "alice"  # the keys are in alice's vault entry: no variables needed
     with pytest.raises(ConfigError, match="MY_SECRET"):
         load_settings(overrides={"exchanges": [{**live, "api_key_env": "MY_KEY", "secret_env": "MY_SECRET"}]}, env={"MY_KEY": "k"})
 

@@ -48,7 +48,8 @@ class ExchangeConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     ccxt_timeout: float = 10.0  # seconds per REST request
     ccxt_urls: dict[str, str] = msgspec.field(default_factory=dict)  # dotted urls paths -> URL, e.g. "api.public"
     ccxt_options: dict[str, Any] = msgspec.field(default_factory=dict)  # passed to the CCXT exchange as `options`
-    # live exchanges: the account's credentials come from environment variables, never from this file
+    # live exchanges: the account's credentials come from the vault or environment variables, never from this file
+    credentials_user: str = ""  # take them from this user's vault entry for the exchange (`coinwire keys set`)
     api_key_env: str = ""  # default COINWIRE_<NAME>_API_KEY
     secret_env: str = ""  # default COINWIRE_<NAME>_SECRET
     password_env: str = ""  # default COINWIRE_<NAME>_PASSWORD (exchanges that want one, e.g. OKX)
@@ -228,8 +229,9 @@ def _check_live(ex: ExchangeConfig, env: Mapping[str, str]) -> None:
     if ex.live_reconcile_interval <= 0 or not 0 <= ex.live_market_margin < 1:
         raise ConfigError(f"exchange {ex.name}: live_reconcile_interval must be > 0 and live_market_margin in [0, 1)")
     missing = [ex.credential_env(w) for w in ("api_key", "secret") if not env.get(ex.credential_env(w))]
-    if missing:
-        raise ConfigError(f"exchange {ex.name}: live trading needs the account's credentials in {' and '.join(missing)}")
+    if missing and not ex.credentials_user:
+        raise ConfigError(f"exchange {ex.name}: live trading needs the account's credentials in {' and '.join(missing)}, "
+                          "or credentials_user naming whose vault entry holds them")
 
 
 def _check_ccxt(ex: ExchangeConfig) -> None:

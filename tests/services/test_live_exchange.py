@@ -268,3 +268,40 @@ async def test_cli_live_session_trades_the_configured_live_exchange(
     assert process.returncode == 0, err.decode()
     report = json.loads(out)
     assert (report["mode"], report["status"], len(report["trades"])) == ("live", "stopped", 2)
+
+
+async def test_a_live_exchange_can_take_its_keys_from_a_users_vault_entry(
+    tmp_path: Path, server: ServerRunner, account: TradingBinance, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import time
+
+    from coinwire.auth.repository import AuthRepository
+    from coinwire.auth.vault import Credentials, MasterKeys, Vault
+    from coinwire.store import Store
+
+    for key in ENV:
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setenv("COINWIRE_ADMIN_PASSWORD", "admin-password-for-tests")
+    settings = load_settings(env={}, overrides={"data_dir": str(tmp_path), "exchanges": [{
+        "name": "binance", "mode": "live", "feed": "ccxt", "symbols": [SYMBOL], "poll_interval": 0.05, "ccxt_websocket": False,
+        "ccxt_urls": trading_urls(server), "ccxt_options": OPTIONS, "credentials_user": "alice"}]})
+    store = Store(settings.resolved_store_url)
+    await store.start()
+    try:
+        alice = await AuthRepository(store).add_user("alice", "not-a-login", "trader", "free", time.time_ns())
+        await Vault(store, MasterKeys.load(settings.data_path, {})).put(alice, "binance", Credentials(api_key=API_KEY, secret=SECRET),
+                                                                       time.time_ns())
+    finally:
+        await store.close()
+
+    platform = Platform(settings)
+    await platform.start()
+    try:
+        await until(lambda: platform.gateway.exchanges["binance"].status == "ready")
+        assert_ledger_is_the_account(platform, account)  # the account was read with the vault's keys
+        view = await platform.gateway.make_order(request(platform, "vault-1", Side.BUY, OrderType.MARKET, "0.001"))
+        assert view["status"] == "done" and len(account.trades) == 1
+    finally:
+        await platform.stop()
+    log = "\n".join(p.read_text(errors="replace") for p in tmp_path.rglob("*") if p.is_file() and p.suffix in (".log", ".jsonl"))
+    assert SECRET not in log

@@ -11,8 +11,8 @@ rebuilt from its lines on the next start balances by construction.
 from __future__ import annotations
 
 import asyncio
-import os
 import time
+from functools import partial
 from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
@@ -44,7 +44,8 @@ from coinwire.messages import (
     subject,
 )
 from coinwire.services import metrics
-from coinwire.services.live_exchange import LiveExchange, connect_venue
+from coinwire.services.live_credentials import live_credentials
+from coinwire.services.live_exchange import LiveExchange
 from coinwire.services.paper_exchange import PaperExchange, PaperMarket
 from coinwire.services.views import fill_view, order_view
 from coinwire.store import ChangeSet, GroupCommitWriter, Store
@@ -150,7 +151,7 @@ class Gateway:
         await self._restore()
         for cfg in self.settings.exchanges:
             if cfg.mode == "live":
-                live = LiveExchange(cfg, self, connect_venue(cfg, dict(os.environ)))
+                live = LiveExchange(cfg, self, partial(live_credentials, cfg, self.store, self.settings.data_path))
                 self.exchanges[cfg.name] = live
                 await live.start()  # connects in the background: the exchange is `starting` until its account is read
             else:

@@ -22,7 +22,7 @@ continuously.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import structlog
@@ -36,6 +36,7 @@ from coinwire.services.paper_exchange import PaperExchange, PaperMarket
 from coinwire.venues.reports import FillReport, Liquidity, OrderReport
 
 if TYPE_CHECKING:  # CCXT costs a third of a second to import: only processes with a live exchange pay it
+    from coinwire.auth.vault import Credentials
     from coinwire.feeds.ccxt_errors import Backoff
     from coinwire.services.gateway import Gateway
     from coinwire.venues.ccxt_venue import CcxtVenue
@@ -47,17 +48,16 @@ log = structlog.get_logger("coinwire.gateway.live")
 _EXPIRY_CHECK = 0.2  # seconds between checks of `cancel_after` deadlines
 
 
-def connect_venue(cfg: ExchangeConfig, env: dict[str, str]) -> CcxtVenue:
-    """The CcxtVenue of a live exchange, its credentials read from the environment at this moment only."""
+def connect_venue(cfg: ExchangeConfig, creds: Credentials) -> CcxtVenue:
+    """The CcxtVenue of a live exchange: a CCXT client holding the account's keys to sign its requests."""
     from coinwire.venues.ccxt_venue import CcxtVenue
 
-    password = env.get(cfg.credential_env("password")) or None
     return CcxtVenue.connect(
         cfg.name,
         cfg.ccxt_id or cfg.name,
-        api_key=env[cfg.credential_env("api_key")],
-        secret=env[cfg.credential_env("secret")],
-        password=password,
+        api_key=creds.api_key,
+        secret=creds.secret,
+        password=creds.password,
         urls=cfg.ccxt_urls,
         options=cfg.ccxt_options,
         timeout=cfg.ccxt_timeout,
@@ -70,12 +70,15 @@ def connect_venue(cfg: ExchangeConfig, env: dict[str, str]) -> CcxtVenue:
 class LiveExchange(PaperExchange):
     """One live account: mirrored markets for checks and strategies, orders and funds at the venue."""
 
-    def __init__(self, cfg: ExchangeConfig, gateway: Gateway, venue: CcxtVenue, backoff: Backoff | None = None) -> None:
+    def __init__(
+        self, cfg: ExchangeConfig, gateway: Gateway, credentials: Callable[[], Awaitable[Credentials]], backoff: Backoff | None = None
+    ) -> None:
         super().__init__(cfg.name, gateway.fill_ids, cfg.feed)
         self.mode = "live"
         self.cfg = cfg
         self.gateway = gateway
-        self.venue = venue
+        self._credentials = credentials
+        self.venue: CcxtVenue = _NotConnected(cfg.name)  # type: ignore[assignment]  # until _connect has the keys
         self.open: dict[int, Order] = {}  # not done: pending (written ahead) and open at the venue
         self.account_synced = False
         self._trades: dict[int, set[str]] = {}  # order id -> venue trade ids applied
@@ -107,8 +110,12 @@ class LiveExchange(PaperExchange):
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.venue.close()
 
+    async def _open_venue(self) -> None:
+        self.venue = connect_venue(self.cfg, await self._credentials())  # decrypted here, kept by the signing client only
+
     async def _connect(self) -> None:
-        """Markets, balances and the orders a previous run left, then follow the venue's reports."""
+        """Keys, markets, balances and the orders a previous run left, then follow the venue's reports."""
+        await self._retrying(self._open_venue)
         instruments = await self._retrying(self.venue.load_instruments, self.cfg.symbols or None)
         g = self.gateway
         self.add_instruments(instruments)
@@ -341,3 +348,19 @@ class LiveExchange(PaperExchange):
 
     def open_of_set(self, wallet_set_id: int) -> list[Order]:
         return [o for o in self.open.values() if o.wallet_set_id == wallet_set_id]
+
+
+class _NotConnected:
+    """The venue before the exchange has its keys: every call answers NotReady, closing does nothing."""
+
+    def __init__(self, exchange: str) -> None:
+        self.exchange = exchange
+
+    def __getattr__(self, name: str) -> Any:
+        async def not_ready(*args: Any, **kwargs: Any) -> Any:
+            raise NotReady("exchange_not_ready", f"exchange {self.exchange} is not connected to its venue yet; retry shortly")
+
+        return not_ready
+
+    async def close(self) -> None:
+        return None
