@@ -2,15 +2,245 @@
 
 from __future__ import annotations
 
-from playwright.sync_api import expect
+import asyncio
+import gzip
+import json
+import re
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
-from tests.e2e.conftest import Watched, shot
+import httpx
+from playwright.sync_api import Browser, expect
+
+from coinwire.api.client import RpcClient
+from tests.conftest import shared_data
+from tests.e2e.conftest import DESKTOP, PHONE, TRADER, VIEWER, Watched, open_page, shot, sign_in
+from tests.server import ServerProcess
+
+PAGES = ["overview", "markets", "trade", "wallets", "runs", "exchanges", "preferences"]
 
 
-def test_markets_chart_fills_and_updates_live(admin_page: Watched) -> None:
+def test_pages_and_api_share_the_server_without_shadowing(server: ServerProcess, dashboard_built: Path) -> None:
+    for path in ("/", "/app/markets", "/app/runs/bt-1"):
+        r = httpx.get(server.http + path)
+        assert r.status_code == 200 and r.headers["content-type"].startswith("text/html") and '<div id="app">' in r.text
+        assert r.headers["cache-control"] == "no-cache" and "default-src 'self'" in r.headers["content-security-policy"]
+    runs = httpx.get(server.http + "/runs", headers=server.headers)  # the REST list, not the page
+    assert runs.status_code == 200 and runs.headers["content-type"].startswith("application/json")
+    assert httpx.get(server.http + "/runs").status_code == 401  # and still guarded
+    asset = next((dashboard_built / "assets").glob("index-*.js")).name
+    r = httpx.get(f"{server.http}/assets/{asset}")
+    assert r.status_code == 200 and "javascript" in r.headers["content-type"] and "immutable" in r.headers["cache-control"]
+    for bad in ("/assets/..%2Findex.html", "/assets/nope.js", "/assets/%2e%2e/%2e%2e/api/app.py"):
+        assert httpx.get(server.http + bad).status_code == 404
+
+
+def test_bundle_stays_under_500_kb_gzipped(dashboard_built: Path) -> None:
+    total = sum(len(gzip.compress(p.read_bytes(), 9)) for p in (dashboard_built / "assets").glob("*.js"))
+    assert 0 < total < 500_000, total
+
+
+def test_sign_in_refusal_is_shown_plainly(browser: Browser, server: ServerProcess) -> None:
+    w = open_page(browser, server)
+    w.page.goto("/app/trade")
+    expect(w.page).to_have_url(f"{server.http}/app/login?next=%2Fapp%2Ftrade")
+    w.page.get_by_label("User name").fill("admin")
+    w.page.get_by_label("Password").fill("wrong-password")
+    w.page.get_by_role("button", name="Sign in").click()
+    expect(w.page.get_by_test_id("login-error")).to_contain_text("wrong user name or password")
+    shot(w, "login-desktop")
+    w.page.get_by_label("Password").fill("admin-test-password")
+    w.page.get_by_role("button", name="Sign in").click()
+    expect(w.page).to_have_url(f"{server.http}/app/trade")  # back where the user wanted to go
+    w.page.context.close()
+    assert not [e for e in w.errors if "401" not in e], w.errors  # the refused sign-in's 401 is the only error
+
+
+def test_markets_chart_fills_updates_live_and_switches(admin_page: Watched) -> None:
     page = admin_page.page
     page.goto("/app/markets")
     page.wait_for_function("() => Number(document.querySelector('[data-testid=chart]')?.dataset.candles || 0) >= 1")
     page.wait_for_function("() => Number(document.querySelector('[data-testid=chart]')?.dataset.updates || 0) >= 3")
     expect(page.get_by_test_id("book").locator(".level.bid").first).to_be_visible()
+    expect(page.get_by_test_id("ticker-demo-ETH/USDT")).not_to_have_text("–")
     shot(admin_page, "markets-desktop")
+    page.locator("[data-tf='5m']").click()
+    expect(page.locator("[data-tf='5m']")).to_have_attribute("aria-pressed", "true")
+    page.get_by_test_id("tz-select").select_option("Asia/Kolkata")  # +05:30: 5m buckets still on its wall clock
+    page.wait_for_function("() => Number(document.querySelector('[data-testid=chart]')?.dataset.updates || 0) >= 2")
+    expect(page.get_by_test_id("chart-status")).to_have_text("live")
+
+
+def test_orders_placed_cancelled_and_filled(admin_page: Watched, server: ServerProcess) -> None:
+    page = admin_page.page
+    page.goto("/app/trade")
+    ticket = page.get_by_test_id("ticket")
+    # validation before sending: off the step grid, below the minimum value
+    ticket.get_by_label("Amount (BTC)").fill("0.000001")
+    ticket.get_by_placeholder("price (USDT)").fill("1000")
+    problems = page.get_by_test_id("ticket-problems")
+    expect(problems).to_contain_text("multiple of 0.00001")
+    expect(page.get_by_test_id("place-order")).to_be_disabled()
+    # a resting limit order, then cancelled
+    ticket.get_by_label("Amount (BTC)").fill("0.01")
+    expect(problems).to_be_empty()
+    page.get_by_test_id("place-order").click()
+    expect(page.get_by_test_id("ticket-result")).to_contain_text("open")
+    row = page.get_by_test_id("open-orders").locator("tr[data-order]")
+    expect(row).to_have_count(1)
+    order_id = row.get_attribute("data-order")
+    shot(admin_page, "trade-desktop")
+    page.get_by_test_id(f"cancel-{order_id}").click()
+    expect(page.get_by_test_id("open-orders")).to_contain_text("No open orders")
+    # a post-only that would cross: the server's refusal, word for word
+    ticket.get_by_label("Type").select_option("limit-post-only")
+    ticket.get_by_placeholder("price (USDT)").fill("90000")
+    page.get_by_test_id("place-order").click()
+    expect(page.get_by_test_id("ticket-result")).to_contain_text("Refused")
+    # a market order by % of available: fills, shows in the orders table, the wallet and on the chart
+    ticket.get_by_label("Type").select_option("market")
+    page.get_by_role("button", name="25%").click()
+    page.locator("[data-side=sell]").click()
+    page.get_by_role("button", name="25%").click()
+    expect(ticket.get_by_label("Amount (BTC)")).to_have_value("2.5")  # a quarter of the 10 BTC
+    ticket.get_by_label("Amount (BTC)").fill("0.02")
+    page.get_by_test_id("place-order").click()
+    expect(page.get_by_test_id("ticket-result")).to_contain_text("filled")
+    expect(page.get_by_test_id("recent-orders")).to_contain_text("done filled")
+    page.goto("/app/markets")
+    expect(page.get_by_test_id("my-fills")).to_contain_text("sell")
+    page.wait_for_function("() => document.querySelectorAll('[data-testid=chart] canvas').length > 0")
+    shot(admin_page, "markets-with-fill")
+    page.goto("/app/wallets")
+    expect(page.locator("tr[data-wallet='demo:BTC'] .balance")).to_have_text("9.980000")  # 10 - 0.02
+
+
+def test_orders_table_stays_virtual_with_a_thousand_rows(admin_page: Watched, server: ServerProcess) -> None:
+    async def place() -> None:
+        async with RpcClient(server.ws) as rpc:
+            await asyncio.gather(*(rpc.call("make_order", exchange="demo", pair="SOL_USDT", side="buy" if i % 2 else "sell",
+                                            type="limit", size="0.1", limit=str(50 + i % 40)) for i in range(1000)))
+
+    with ThreadPoolExecutor(1) as pool:  # Playwright's sync API owns this thread's event loop
+        pool.submit(asyncio.run, place()).result(timeout=120)
+    page = admin_page.page
+    page.goto("/app/trade")
+    table = page.get_by_test_id("recent-orders")
+    expect(table.get_by_test_id("vt-count")).to_have_text("1000 of 1000 rows")
+    assert table.locator(".vt-row").count() < 80  # only the rows in view are in the document
+    table.get_by_test_id("vt-viewport").evaluate("el => { el.scrollTop = 20000; el.dispatchEvent(new Event('scroll')); }")
+    expect(table.locator(".vt-row").first).to_be_visible()
+    table.get_by_test_id("vt-filter").fill("buy")
+    expect(table.get_by_test_id("vt-count")).to_have_text("500 of 1000 rows")
+    table.get_by_test_id("vt-group").select_option("side")
+    expect(table.locator(".vt-group").first).to_contain_text("Side: buy (500)")
+    table.get_by_role("columnheader", name="#").click()
+    shot(admin_page, "trade-orders-table")
+
+
+def test_wallet_set_created_with_sliders(admin_page: Watched) -> None:
+    page = admin_page.page
+    page.goto("/app/wallets")
+    form = page.get_by_test_id("new-wallet-set")
+    form.locator("[data-alloc='demo:USDT']").fill("2500")
+    form.get_by_label("Description").fill("e2e set")
+    form.get_by_role("button", name="Create wallet set").click()
+    expect(page.locator("dialog.modal")).to_contain_text("2500 USDT on demo")
+    page.get_by_test_id("modal-confirm").click()
+    expect(page.get_by_test_id("wallet-sets")).to_contain_text("e2e set")
+    expect(page.get_by_test_id("wallet-sets")).to_contain_text("USDT 2,500.00")
+    shot(admin_page, "wallets-desktop")
+
+
+def test_backtest_started_and_report_opened(admin_page: Watched) -> None:
+    data = str(shared_data("binance-spot-1h/BTC_USDT-1h.json"))
+    page = admin_page.page
+    page.goto("/app/runs")
+    form = page.get_by_test_id("start-run")
+    form.get_by_label("Strategy").select_option("ma_cross")
+    form.get_by_label("Data").fill(data)
+    form.get_by_label("Start").fill("2021-01-01")
+    form.get_by_label("End").fill("2021-03-01")
+    form.locator("[data-param=timeframe]").fill("1h")
+    form.get_by_role("button", name="Start").click()
+    expect(page).to_have_url(re.compile(r"/app/runs/[^/]+$"))
+    expect(page.get_by_test_id("run-status")).to_have_text("finished", timeout=60_000)
+    expect(page.get_by_test_id("run-report")).to_contain_text("Total return")
+    expect(page.get_by_test_id("run-messages")).to_contain_text("run.start")
+    shot(admin_page, "run-desktop")
+
+
+def test_masking_and_theme(admin_page: Watched) -> None:
+    page = admin_page.page
+    page.goto("/app/wallets")
+    balance = page.locator("tr[data-wallet='demo:USDT'] .balance")
+    expect(balance).not_to_have_text("•••••")
+    page.get_by_test_id("mask-toggle").click()
+    page.goto("/app/wallets")
+    expect(balance).to_have_text("•••••")
+    page.get_by_test_id("theme-toggle").click()
+    expect(page.locator("html")).to_have_attribute("data-theme", "light")
+    shot(admin_page, "wallets-masked-light")
+    page.get_by_test_id("theme-toggle").click()
+    page.get_by_test_id("mask-toggle").click()
+    expect(page.locator("html")).to_have_attribute("data-theme", "dark")
+
+
+def test_viewer_finds_no_trading_controls(browser: Browser, server: ServerProcess) -> None:
+    w = open_page(browser, server)
+    sign_in(w, *VIEWER)
+    page = w.page
+    page.goto("/app/trade")
+    expect(page.get_by_text("Your role may look, not trade")).to_be_visible()
+    assert page.get_by_test_id("ticket").count() == 0 and page.locator("[data-testid^=cancel-]").count() == 0
+    page.goto("/app/wallets")
+    expect(page.get_by_test_id("wallet-totals")).to_contain_text("USDT")
+    assert page.get_by_test_id("new-wallet-set").count() == 0
+    page.goto("/app/runs")
+    expect(page.get_by_test_id("runs-list")).to_be_visible()
+    assert page.get_by_test_id("start-run").count() == 0
+    shot(w, "viewer-trade")
+    w.page.context.close()
+    assert not w.errors, w.errors
+
+
+def test_refresh_token_rotates_when_the_access_token_runs_out(browser: Browser, server: ServerProcess) -> None:
+    w = open_page(browser, server)
+    sign_in(w, *TRADER)
+    page = w.page
+    before = json.loads(page.evaluate("localStorage.getItem('coinwire.session')"))
+    page.evaluate("s => localStorage.setItem('coinwire.session', JSON.stringify({...JSON.parse(s), expiresAt: 0}))",
+                  json.dumps(before))
+    page.goto("/app/overview")
+    expect(page.get_by_test_id("user")).to_contain_text("tom · trader")
+    page.wait_for_function("r => JSON.parse(localStorage.getItem('coinwire.session')).refresh !== r", arg=before["refresh"])
+    after = json.loads(page.evaluate("localStorage.getItem('coinwire.session')"))
+    assert after["refresh"] != before["refresh"] and after["expiresAt"] > 0
+    # the spent refresh token is dead: presenting it again is refused (and revokes the session)
+    spent = httpx.post(server.http + "/api/v1/auth/refresh", json={"refresh_token": before["refresh"]})
+    assert spent.status_code == 401
+    page.goto("/app/wallets")  # the revoked session sends the tab back to sign-in, saying why
+    expect(page.get_by_test_id("login-error")).to_contain_text("Signed out")
+    w.page.context.close()
+    assert not [e for e in w.errors if "401" not in e], w.errors
+
+
+def test_every_page_desktop_and_phone_first_paint_and_no_console_errors(browser: Browser, server: ServerProcess) -> None:
+    for name, viewport in (("desktop", DESKTOP), ("phone", PHONE)):
+        w = open_page(browser, server, viewport)
+        sign_in(w)
+        for p in PAGES:
+            w.page.goto(f"/app/{p}")
+            w.page.locator("main#page").wait_for()
+            w.page.wait_for_load_state("networkidle") if p != "markets" else w.page.wait_for_timeout(1500)
+            w.page.wait_for_timeout(300)
+            shot(w, f"{p}-{name}")
+        w.page.goto("/app/overview")
+        w.page.wait_for_function("performance.getEntriesByName('first-contentful-paint').length > 0")
+        fcp = w.page.evaluate("performance.getEntriesByName('first-contentful-paint')[0].startTime")
+        expect(w.page.get_by_test_id("total-value")).to_contain_text("USD")
+        valued = w.page.evaluate("performance.now()")  # the total value is on screen by now
+        assert 0 < fcp < 1000, f"first contentful paint of the overview: {fcp} ms"
+        print(f"{name}: overview first contentful paint {fcp:.0f} ms, total value shown by {valued:.0f} ms")
+        w.page.context.close()
+        assert not w.errors, f"{name}: {w.errors}"

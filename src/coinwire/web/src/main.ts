@@ -86,7 +86,9 @@ function render(): void {
     fill(root, placeholder("loading", "Loading…"));
     app.begin().then(render, (e: Error) => {
       started = false;
-      fill(root, placeholder("error", `Cannot load the dashboard: ${e.message}`));
+      if (!app.session.signedIn) return render(); // the server ended the session: sign in, with its reason
+      fill(root, placeholder("error", `Cannot load the dashboard: ${e.message}`),
+        h("button", { type: "button", onclick: () => render() }, "Retry"));
     });
     return;
   }

@@ -46,7 +46,7 @@ export function overviewPage(app: App, _p: Record<string, string>, d: Disposer):
     }
     if (app.can("read", "order")) {
       try {
-        const orders = (await app.rpc.call<Order[]>("list_recent_orders", { limit: 200 })).filter((o) => Number(o.filled_size) > 0).slice(0, 10);
+        const orders = (await app.rpc.call<Order[]>("list_recent_orders", { limit: 1000 })).filter((o) => Number(o.filled_size) > 0).slice(0, 10);
         fill(fills, orders.length ? h("table", { class: "grid" }, h("tbody", {}, ...orders.map((o) => h("tr", {},
           h("td", {}, fmt.time(o.done_at ?? o.created_at)), h("td", { class: o.side }, o.side), h("td", {}, o.symbol),
           h("td", { class: "num" }, fmt.amount(o.filled_size, o.symbol.split("/")[0])), h("td", { class: "num" }, fmt.price(o.avg_price))))))

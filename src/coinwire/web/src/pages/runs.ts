@@ -146,6 +146,7 @@ export function runPage(app: App, params: Record<string, string>, d: Disposer): 
       } else fill(metrics, placeholder(run.status === "running" ? "loading" : "empty",
         run.status === "running" ? `Running… ${run.progress ? JSON.stringify(run.progress) : ""}` : "No report."));
       if (run.status !== "running") done = true;
+      void reloadMessages();
       const [comps, lines] = await Promise.all([
         app.http.get<Component[]>(`${base}/components`).catch(() => [] as Component[]),
         app.http.get<Record<string, unknown>[]>(`${base}/log`).catch(() => []),
@@ -157,9 +158,9 @@ export function runPage(app: App, params: Record<string, string>, d: Disposer): 
       done = true;
     }
   };
+  const reloadMessages = messagesPanel(app, base, messages);
   void load();
   d.every(2000, () => void load());
-  messagesPanel(app, base, messages);
   return h("div", { class: "page run" }, head,
     h("section", { class: "card" }, h("h3", {}, "Report"), metrics),
     h("section", { class: "card" }, h("h3", {}, "Trades"), trades),
@@ -192,7 +193,8 @@ function componentView(app: App, runId: string, c: Component, live: boolean): HT
   return h("div", { class: "component" }, h("h4", {}, `${c.title ?? c.id} `, h("small", { class: "muted" }, kind)), body, send);
 }
 
-function messagesPanel(app: App, base: string, el: HTMLElement): void {
+/** The paged, filterable audit trail; answers its reload (the run page calls it while the run goes on). */
+function messagesPanel(app: App, base: string, el: HTMLElement): () => Promise<void> {
   let offset = 0;
   const limit = 50;
   const method = h("input", { placeholder: "method prefix (e.g. venue.)", "aria-label": "method filter" });
@@ -213,5 +215,5 @@ function messagesPanel(app: App, base: string, el: HTMLElement): void {
   fill(el, h("div", { class: "toolbar" }, method,
     h("button", { type: "button", class: "ghost", onclick: () => { offset = Math.max(0, offset - limit); void load(); } }, "‹ newer"),
     h("button", { type: "button", class: "ghost", onclick: () => { offset += limit; void load(); } }, "older ›"), info), list);
-  void load();
+  return load;
 }

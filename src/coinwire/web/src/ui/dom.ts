@@ -7,6 +7,10 @@ type Attrs = Record<string, string | number | boolean | EventListener | null | u
 export function h<K extends keyof HTMLElementTagNameMap>(tag: K, attrs: Attrs = {}, ...children: (Child | Child[])[]): HTMLElementTagNameMap[K] {
   const el = document.createElement(tag);
   for (const [key, value] of Object.entries(attrs)) {
+    if (key.startsWith("aria-") && typeof value === "boolean") {
+      el.setAttribute(key, String(value)); // aria states are the words "true" / "false"
+      continue;
+    }
     if (value === null || value === undefined || value === false) continue;
     if (key.startsWith("on") && typeof value === "function") el.addEventListener(key.slice(2), value as EventListener);
     else if (key === "style") el.style.cssText = String(value); // CSSOM: allowed by the strict CSP, unlike the attribute

@@ -29,10 +29,10 @@ export class VirtualTable<T> {
   constructor(private columns: Column<T>[], d: Disposer, private rowActions?: (row: T) => Node | null, defaultSort?: string) {
     this.sortKey = defaultSort ?? columns[0].key;
     const search = h("input", { type: "search", placeholder: "Filter…", "aria-label": "filter rows", "data-testid": "vt-filter" });
-    search.addEventListener("input", () => { this.filter = search.value.trim().toLowerCase(); this.refresh(); });
+    search.addEventListener("input", () => { this.filter = search.value.trim().toLowerCase(); this.viewport.scrollTop = 0; this.refresh(); });
     const group = h("select", { "aria-label": "group by", "data-testid": "vt-group" }, h("option", { value: "" }, "No grouping"),
       ...columns.map((c) => h("option", { value: c.key }, `Group by ${c.title.toLowerCase()}`)));
-    group.addEventListener("change", () => { this.groupBy = group.value; this.refresh(); });
+    group.addEventListener("change", () => { this.groupBy = group.value; this.viewport.scrollTop = 0; this.refresh(); });
     const cols = this.template();
     const head = h("div", { class: "vt-head", role: "row", style: `grid-template-columns:${cols}` },
       ...columns.map((c) => h("button", { type: "button", role: "columnheader", class: c.num ? "num" : "", "data-key": c.key,
