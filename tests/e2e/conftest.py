@@ -85,7 +85,7 @@ def sign_in(w: Watched, username: str = "admin", password: str = ADMIN_PASSWORD)
     w.page.get_by_label("User name").fill(username)
     w.page.get_by_label("Password").fill(password)
     w.page.get_by_role("button", name="Sign in").click()
-    w.page.get_by_test_id("user").wait_for()
+    w.page.get_by_test_id("sign-out").wait_for()
 
 
 def shot(w: Watched, name: str) -> Path:

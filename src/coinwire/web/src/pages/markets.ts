@@ -7,7 +7,7 @@ import { decimalsOf } from "../decimal";
 import * as fmt from "../format";
 import { prefs, setPrefs } from "../prefs";
 import { CandleChart, type FillMark } from "../ui/chart";
-import { Disposer, fill, h, placeholder } from "../ui/dom";
+import { Disposer, fill, h, placeholder, redrawable } from "../ui/dom";
 import { bookPanel, currentMarket, marketPicker, tickerList } from "../ui/market";
 
 export const TIMEFRAMES = ["1m", "5m", "15m", "1h", "4h", "1d"];
@@ -16,15 +16,7 @@ export const ZONES = ["UTC", Intl.DateTimeFormat().resolvedOptions().timeZone, "
 
 export function marketsPage(app: App, _p: Record<string, string>, d: Disposer): HTMLElement {
   const root = h("div", { class: "page markets" });
-  let inner = new Disposer();
-  d.add(() => inner.dispose());
-  const draw = () => {
-    inner.dispose();
-    inner = new Disposer();
-    fill(root, marketsView(app, inner, draw));
-  };
-  draw();
-  return root;
+  return redrawable(root, d, (inner, redraw) => fill(root, marketsView(app, inner, redraw)));
 }
 
 function marketsView(app: App, d: Disposer, redraw: () => void): HTMLElement[] {

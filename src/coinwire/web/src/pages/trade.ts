@@ -6,7 +6,7 @@ import { ApiError } from "../api/http";
 import type { Market, Order, Wallet } from "../api/types";
 import * as D from "../decimal";
 import * as fmt from "../format";
-import { Disposer, fill, h, placeholder } from "../ui/dom";
+import { Disposer, fill, h, placeholder, redrawable } from "../ui/dom";
 import { bookPanel, currentMarket, marketPicker } from "../ui/market";
 import { VirtualTable } from "../ui/vtable";
 
@@ -20,11 +20,7 @@ export const ORDER_TYPES: [string, string][] = [
 
 export function tradePage(app: App, _p: Record<string, string>, d: Disposer): HTMLElement {
   const root = h("div", { class: "page trade" });
-  let inner = new Disposer();
-  d.add(() => inner.dispose());
-  const draw = () => {
-    inner.dispose();
-    inner = new Disposer();
+  return redrawable(root, d, (inner, draw) => {
     const m = currentMarket(app);
     if (!m) {
       fill(root, placeholder("empty", "No exchange has markets yet."));
@@ -39,9 +35,7 @@ export function tradePage(app: App, _p: Record<string, string>, d: Disposer): HT
         bookPanel(app, m, inner, ticket?.setPrice)),
       openOrders(app, inner, canTrade),
       recentOrders(app, inner));
-  };
-  draw();
-  return root;
+  });
 }
 
 /** Funds an order without a wallet set can use: the exchange's unallocated available balance. */

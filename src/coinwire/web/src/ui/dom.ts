@@ -78,3 +78,16 @@ export class Disposer {
 export function placeholder(kind: "loading" | "empty" | "error", text: string): HTMLElement {
   return h("div", { class: `placeholder ${kind}`, role: kind === "error" ? "alert" : "status" }, text);
 }
+
+/** `root` drawn from scratch by `draw` now and whenever it calls its `redraw`, each time with a fresh disposer. */
+export function redrawable(root: HTMLElement, d: Disposer, draw: (inner: Disposer, redraw: () => void) => void): HTMLElement {
+  let inner = new Disposer();
+  d.add(() => inner.dispose());
+  const redraw = () => {
+    inner.dispose();
+    inner = new Disposer();
+    draw(inner, redraw);
+  };
+  redraw();
+  return root;
+}
