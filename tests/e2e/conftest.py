@@ -54,8 +54,8 @@ def server(tmp_path_factory: pytest.TempPathFactory, dashboard_built: Path) -> I
         proc.stop()
 
 
-@pytest.fixture(scope="session")
-def browser() -> Iterator[Browser]:
+@pytest.fixture(scope="module")  # not session: Playwright's sync API keeps an event loop running in this thread
+def browser() -> Iterator[Browser]:  # until it stops, and every later asyncio test would then fail to start its own
     if not CHROMIUM.exists():
         pytest.fail("Debian's chromium is not installed: apt-get install -y chromium (.ci/run does it)")
     with sync_playwright() as pw:
