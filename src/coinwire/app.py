@@ -20,7 +20,7 @@ from coinwire.history.store import HistoryStore, default_history_root
 from coinwire.services import metrics
 from coinwire.services.candles import CandleRecorder
 from coinwire.services.gateway import Gateway
-from coinwire.services.market_data import MarketData
+from coinwire.services.market_data import MarketData, build_streamer, ticker_configs
 from coinwire.services.ohlcv import OhlcvQuery
 from coinwire.store import Store
 from coinwire.store.candle_writer import CandleWriter
@@ -72,7 +72,8 @@ class Platform:
         self.gateway = Gateway(settings, self.store, self.bus)
         self.notifier = Notifier(self.bus)
         # latest prices (every ticker.* message), ticker streamers, reference data, convert
-        self.market = MarketData(settings.market_data, self.bus, self.cache, self.store)
+        streamers = [build_streamer(t) for t in ticker_configs(settings.market_data, settings.exchanges)]
+        self.market = MarketData(settings.market_data, self.bus, self.cache, self.store, streamers=streamers)
         self.market.tickers.listeners.append(self.notifier.on_ticker)
         self.api = Api(self.gateway, self.notifier)
         self.feeds = [build_feed(cfg) for cfg in settings.exchanges]

@@ -55,3 +55,15 @@ websocket = false
 def test_problems_are_named(tmp_path: Path, toml: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         load(tmp_path, toml)
+
+
+def test_every_ccxt_exchange_gets_a_ticker_streamer_unless_one_is_configured() -> None:
+    from coinwire.config import load_settings
+    from coinwire.services.market_data import ticker_configs
+
+    mirrored = {"name": "bn", "feed": "ccxt", "ccxt_id": "binance", "symbols": ["BTC/USDT"], "ccxt_urls": {"api.public": "http://127.0.0.1:1/api/v3"}}
+    settings = load_settings(env={}, overrides={"exchanges": [{"name": "demo"}, mirrored]})
+    (implied,) = ticker_configs(settings.market_data, settings.exchanges)  # demo publishes its own tickers
+    assert (implied.exchange, implied.ccxt_id, implied.symbols, implied.urls) == ("bn", "binance", ["BTC/USDT"], mirrored["ccxt_urls"])
+    named = load_settings(env={}, overrides={"exchanges": [mirrored], "market_data": {"tickers": [{"exchange": "bn", "quotes": ["USDT"]}]}})
+    assert [(t.exchange, t.quotes) for t in ticker_configs(named.market_data, named.exchanges)] == [("bn", ["USDT"])]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -19,6 +19,7 @@ import structlog
 
 from coinwire.bus.base import Bus
 from coinwire.cache.base import Cache
+from coinwire.config import ExchangeConfig
 from coinwire.core.conversion import Conversion, Rate, best_route, convert
 from coinwire.core.errors import InvalidInput
 from coinwire.feeds.ccxt_tickers import TickerStreamer
@@ -29,7 +30,7 @@ from coinwire.refdata.sources import CoinGecko, CoinMarketCap, CoinSource, EcbRa
 from coinwire.services.tickers import TickerReader, TickerService
 from coinwire.store import Store
 
-__all__ = ["MarketData", "build_streamer", "build_refdata", "conversion_view"]
+__all__ = ["MarketData", "build_streamer", "build_refdata", "conversion_view", "ticker_configs"]
 
 log = structlog.get_logger("coinwire.market_data")
 
@@ -42,6 +43,20 @@ def build_streamer(cfg: TickerConfig) -> TickerStreamer:
         cfg.exchange, cfg.ccxt_id or cfg.exchange, None if cfg.symbols == ["*"] else cfg.symbols, quotes=cfg.quotes,
         poll_interval=cfg.poll_interval, websocket=cfg.websocket, urls=cfg.urls, options=cfg.options, timeout=cfg.timeout,
     )
+
+
+def ticker_configs(market: MarketDataConfig, exchanges: Sequence[ExchangeConfig]) -> list[TickerConfig]:
+    """The configured streamers, plus one per exchange mirrored through CCXT that none names (its symbols).
+
+    Demo and replay feeds publish ticker subjects themselves; a CCXT feed mirrors books and
+    trades only, so without a streamer its exchange would have no prices.
+    """
+    named = {t.exchange for t in market.tickers}
+    implied = [
+        TickerConfig(exchange=e.name, ccxt_id=e.ccxt_id, symbols=list(e.symbols) or ["*"], websocket=e.ccxt_websocket, timeout=e.ccxt_timeout, urls=dict(e.ccxt_urls), options=dict(e.ccxt_options))
+        for e in exchanges if e.feed == "ccxt" and e.name not in named
+    ]
+    return [*market.tickers, *implied]
 
 
 def build_refdata(cfg: MarketDataConfig, store: Store, env: Mapping[str, str] | None = None) -> RefDataService | None:
