@@ -236,7 +236,7 @@ def test_every_page_desktop_and_phone_first_paint_and_no_console_errors(browser:
             w.page.wait_for_timeout(300)
             shot(w, f"{p}-{name}")
         w.page.goto("/app/overview")
-        w.page.wait_for_function("performance.getEntriesByName('first-contentful-paint').length > 0")
+        w.page.wait_for_function("() => performance.getEntriesByName('first-contentful-paint').length > 0")
         fcp = w.page.evaluate("performance.getEntriesByName('first-contentful-paint')[0].startTime")
         expect(w.page.get_by_test_id("total-value")).to_contain_text("USD")
         valued = w.page.evaluate("performance.now()")  # the total value is on screen by now
