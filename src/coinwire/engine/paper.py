@@ -66,8 +66,8 @@ class PaperRuntime(StreamRuntime):
         self.gateway.listeners.append(self)
 
     def _can_fund(self) -> bool:
-        """The exchange knows its markets, and a live one has read its account (its wallets hold the real balances)."""
-        return bool(self.venue_markets) and getattr(self.gateway.exchanges[self.exchange], "account_synced", True)
+        """The exchange knows its markets and its wallets hold what it really has (a live one has read its account)."""
+        return bool(self.venue_markets) and self.gateway.exchanges[self.exchange].funds_known
 
     async def _fund(self) -> None:
         wallet_set = await self.gateway.create_wallet_set(run_id=self.run_id, description=f"paper run {self.run_id}",

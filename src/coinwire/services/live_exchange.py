@@ -33,6 +33,7 @@ from coinwire.core.execution import accept_order, release_hold, settle_fills
 from coinwire.core.orders import DoneReason, Fill, Order, OrderStatus, OrderType, Side
 from coinwire.core.wallets import WalletLine
 from coinwire.services.paper_exchange import PaperExchange, PaperMarket
+from coinwire.services.views import order_view
 from coinwire.venues.reports import FillReport, Liquidity, OrderReport
 
 if TYPE_CHECKING:  # CCXT costs a third of a second to import: only processes with a live exchange pay it
@@ -96,6 +97,10 @@ class LiveExchange(PaperExchange):
     def restore_order(self, order: Order) -> bool:
         self.open[order.id] = order  # followed at the venue, never matched here
         return True
+
+    @property
+    def funds_known(self) -> bool:
+        return self.account_synced  # the unallocated wallets are the account's only once its balances are read
 
     def computed_status(self) -> str:
         status = super().computed_status()
@@ -256,8 +261,6 @@ class LiveExchange(PaperExchange):
         return view
 
     def _view(self, order: Order) -> dict[str, Any]:
-        from coinwire.services.views import order_view
-
         return order_view(order, self.markets[order.symbol].instrument)
 
     def _fits(self, order: Order, report: FillReport) -> bool:

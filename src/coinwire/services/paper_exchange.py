@@ -98,6 +98,11 @@ class PaperExchange:
                 added.append(market)
         return added
 
+    @property
+    def funds_known(self) -> bool:
+        """Whether the wallets hold what this exchange really has: paper funds are credited with its markets."""
+        return True
+
     def market(self, symbol: str) -> PaperMarket | None:
         return self.markets.get(symbol)
 
