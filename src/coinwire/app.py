@@ -22,6 +22,7 @@ from coinwire.services.candles import CandleRecorder
 from coinwire.services.gateway import Gateway
 from coinwire.services.market_data import MarketData, build_streamer, ticker_configs
 from coinwire.services.ohlcv import OhlcvQuery
+from coinwire.services.public_trades import PublicTrades
 from coinwire.store import Store
 from coinwire.store.candle_writer import CandleWriter
 
@@ -75,6 +76,9 @@ class Platform:
         streamers = [build_streamer(t) for t in ticker_configs(settings.market_data, settings.exchanges)]
         self.market = MarketData(settings.market_data, self.bus, self.cache, self.store, streamers=streamers)
         self.market.tickers.listeners.append(self.notifier.on_ticker)
+        # each market's recent public trades (a ring per market) and the `public_trades` push channel
+        self.public_trades = PublicTrades(self.bus)
+        self.public_trades.listeners.append(self.notifier.on_public_trade)
         self.api = Api(self.gateway, self.notifier)
         self.feeds = [build_feed(cfg) for cfg in settings.exchanges]
         # candles: 1m/1h from public trades, written in batches; charts read them with the history store
@@ -92,6 +96,7 @@ class Platform:
         await self.gateway.start()
         await self.notifier.start()
         await self.market.start()
+        await self.public_trades.start()
         await self.candle_writer.start()
         await self.candles.start()
         await self.ohlcv_streams.start()
@@ -144,6 +149,7 @@ class Platform:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.market.close()
+        await self.public_trades.close()
         await self.notifier.close()
         await self.ohlcv_streams.close()
         await self.candles.close()

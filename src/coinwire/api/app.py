@@ -23,6 +23,7 @@ from coinwire.api.guard import GuardMiddleware
 from coinwire.api.market_routes import add_market_routes
 from coinwire.api.ohlcv_routes import add_ohlcv_routes
 from coinwire.api.runs_routes import add_runs_routes
+from coinwire.api.trades_routes import add_trades_routes
 from coinwire.api.web_routes import add_web_routes
 from coinwire.app import Platform
 from coinwire.auth.access import Access
@@ -93,6 +94,7 @@ def create_app(settings: Settings) -> FastAPI:
     add_frontier_routes(app, settings)
     add_ohlcv_routes(app, platform.ohlcv)
     add_market_routes(app, platform.market)
+    add_trades_routes(app, platform.public_trades)
     add_web_routes(app)  # the dashboard at / and /app/...
 
     @app.get("/healthz", tags=["ops"])

@@ -11,7 +11,7 @@ if TYPE_CHECKING:
 
 __all__ = ["CallContext", "CHANNELS", "DEFAULT_CHANNELS", "Push"]
 
-CHANNELS = frozenset({"order", "trade", "exchstatus", "logmessages", "echo_ret", "ticker"})
+CHANNELS = frozenset({"order", "trade", "exchstatus", "logmessages", "echo_ret", "ticker", "public_trades"})
 DEFAULT_CHANNELS = frozenset({"exchstatus", "echo_ret"})
 _ids = itertools.count(1)
 
@@ -26,7 +26,7 @@ class CallContext:
     notifier encodes each notification once, however many connections receive it.
     """
 
-    __slots__ = ("connection_id", "channels", "send", "transport", "ticker_patterns", "principal", "checked_at")
+    __slots__ = ("connection_id", "channels", "send", "transport", "ticker_patterns", "trade_patterns", "principal", "checked_at")
 
     def __init__(self, transport: str, send: Push | None = None, principal: Principal | None = None) -> None:
         self.connection_id = next(_ids)
@@ -36,3 +36,4 @@ class CallContext:
         self.channels: set[str] = set(DEFAULT_CHANNELS) if send is not None else set()
         self.send = send
         self.ticker_patterns: tuple[str, ...] = ("ticker.>",)  # which tickers the `ticker` channel carries
+        self.trade_patterns: tuple[str, ...] = ("trade.>",)  # which markets the `public_trades` channel carries

@@ -196,11 +196,19 @@ async def echo_notify(api: Api, p: dict[str, Any], ctx: CallContext) -> Any:
     return {"status": "ok", "receivers": receivers}
 
 
+def _subject_patterns(kind: str, field: str, given: list[str]) -> tuple[str, ...]:
+    """Patterns that select only `kind` subjects: `binance.usdt.*` and `ticker.binance.usdt.*` mean the same."""
+    if not given:
+        raise InvalidInput("invalid_pattern", f"{field} needs at least one pattern, e.g. '{kind}.binance.usdt.*'")
+    return tuple(validate_pattern(t if t.startswith(f"{kind}.") else f"{kind}.{t}") for t in given)
+
+
 @method("subscribe", P.SubscribeParams)
 async def subscribe(api: Api, p: P.SubscribeParams, ctx: CallContext) -> Any:
-    """Adds notification channels (order, trade, exchstatus, logmessages, echo_ret, ticker) to this connection.
+    """Adds notification channels (order, trade, exchstatus, logmessages, echo_ret, ticker, public_trades) to this connection.
 
     `ticker` pushes every latest price; `tickers` (subject patterns like `ticker.binance.usdt.*`) narrows it.
+    `public_trades` pushes every market's public trades; `public_trades` patterns (`trade.demo.usdt.btc`) narrow it.
     """
     unknown = sorted(set(p.channels) - CHANNELS)
     if unknown:
@@ -209,15 +217,16 @@ async def subscribe(api: Api, p: P.SubscribeParams, ctx: CallContext) -> Any:
         raise InvalidInput("not_a_stream", "subscribe needs a WebSocket connection")
     for channel in p.channels:
         authorize_channel(ctx.principal, channel)
-    if p.tickers is not None:
-        if not p.tickers:
-            raise InvalidInput("invalid_pattern", "tickers needs at least one pattern, e.g. 'ticker.binance.usdt.*'")
-        # `binance.usdt.*` and `ticker.binance.usdt.*` alike: patterns only ever select ticker subjects
-        ctx.ticker_patterns = tuple(validate_pattern(t if t.startswith("ticker.") else f"ticker.{t}") for t in p.tickers)
+    tickers = None if p.tickers is None else _subject_patterns("ticker", "tickers", p.tickers)
+    trades = None if p.public_trades is None else _subject_patterns("trade", "public_trades", p.public_trades)
+    ctx.ticker_patterns = tickers or ctx.ticker_patterns  # both checked before either changes
+    ctx.trade_patterns = trades or ctx.trade_patterns
     ctx.channels.update(p.channels)
     result: dict[str, Any] = {"channels": sorted(ctx.channels)}
     if "ticker" in ctx.channels:
         result["tickers"] = list(ctx.ticker_patterns)
+    if "public_trades" in ctx.channels:
+        result["public_trades"] = list(ctx.trade_patterns)
     return result
 
 

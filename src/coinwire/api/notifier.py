@@ -3,7 +3,8 @@
 Order and trade notifications reach the connection that placed the order, plus every
 connection that subscribed to the channel; `exchstatus`, `logmessages` and `echo_ret`
 reach the connections subscribed to them. `ticker` notifications (latest prices, from the
-ticker service) reach connections subscribed to `ticker` whose patterns select the subject.
+ticker service) reach connections subscribed to `ticker` whose patterns select the subject;
+`public_trades` (each market's public trades, from `services.public_trades`) likewise.
 
 Each notification is encoded to its JSON-RPC message once and the same bytes go to every
 receiver; with a single receiver (the usual case: the connection that placed the order)
@@ -89,12 +90,15 @@ class Notifier:
 
     async def on_ticker(self, subject: str, view: Any) -> None:
         """A latest price (`services.tickers.TickerView`) to the connections whose ticker patterns select it."""
-        targets = [
-            c for c in self.connections.values()
-            if "ticker" in c.channels and c.send is not None and any(matcher(p)(subject) for p in c.ticker_patterns)
-        ]
+        targets = [c for c in self._listeners("ticker") if any(matcher(p)(subject) for p in c.ticker_patterns)]
         if targets:
             await self._send_all(targets, "ticker", view.to_public(time.time_ns()))
+
+    async def on_public_trade(self, subject: str, trade: dict[str, Any]) -> None:
+        """A market's public trade (`services.public_trades.trade_view`) to the connections whose patterns select it."""
+        targets = [c for c in self._listeners("public_trades") if any(matcher(p)(subject) for p in c.trade_patterns)]
+        if targets:
+            await self._send_all(targets, "public_trades", trade)
 
     async def _on_message(self, subject: str, message: Message) -> None:
         if isinstance(message, OrderUpdate):

@@ -140,6 +140,7 @@ class ConvertParams(_Params, kw_only=True):
 class SubscribeParams(_Params, kw_only=True):
     channels: list[str]
     tickers: list[str] | None = None  # with channel "ticker": subject patterns, e.g. "ticker.binance.usdt.*"
+    public_trades: list[str] | None = None  # with channel "public_trades": subject patterns, e.g. "trade.demo.usdt.btc"
 
 
 class OhlcvParams(_Params, kw_only=True):

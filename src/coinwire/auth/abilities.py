@@ -134,6 +134,7 @@ HTTP_RULES: dict[tuple[str, str], Rule] = {
     ("POST", "/api/v1/frontier"): _r("read", "frontier"),
     ("GET", "/api/v1/ohlcv/{exchange}/{symbol}"): READ_MARKET,
     ("GET", "/api/v1/tickers"): READ_MARKET,
+    ("GET", "/api/v1/trades/{exchange}/{symbol}"): READ_MARKET,
     ("GET", "/api/v1/convert"): READ_MARKET,
     ("GET", "/api/v1/refdata"): READ_MARKET,
 }
@@ -172,6 +173,7 @@ RPC_RULES: dict[str, Rule] = {
 PUSH_RULES: dict[str, Rule] = {
     "exchstatus": READ_MARKET,
     "ticker": READ_MARKET,
+    "public_trades": READ_MARKET,  # the market's public trades (the `trade` channel is the users' fills)
     "echo_ret": READ_SELF,
     "logmessages": ADMIN_OPS,
     "order": _r("admin", "order"),
