@@ -94,6 +94,9 @@ def test_a_backtest_started_by_the_server_reports_what_the_cli_reports(api: http
     for key in set(expected) - {"run_id", "status", "error"}:
         assert report[key] == expected[key], key
     assert report["run_id"] == run_id != expected["run_id"]
+    # the chart series: the equity curve from the start's 10000, and the candles the trades were made on
+    assert report["equity"][0] == [report["start"], "10000"] and report["equity"][-1][1] == expected["equity"][-1][1]
+    assert report["prices"]["BTC/USDT"]["timeframe"] == "6h" and len(report["prices"]["BTC/USDT"]["candles"]) > 100
     # listed first, with headline metrics; the CLI reads the same store
     listed = api.get("/runs").json()
     assert listed[0]["run_id"] == run_id

@@ -3,6 +3,11 @@
 Computed after the run from the exact fills and balance changes, vectorised over the
 candles: holdings change only at fills, so the equity at every close is the last holdings
 valued at that close. Same inputs, same bytes: nothing here reads a clock or a random source.
+
+The report carries bounded series for charts: `equity`, at most `MAX_EQUITY_POINTS` exact
+points of the curve (picked so every bucket's low, high and deepest drawdown survive, and
+with them the peak that drawdown is measured from), and `prices`, each market's candles
+rolled up to the first common timeframe that gives at most `MAX_PRICE_BARS` bars.
 """
 
 from __future__ import annotations
@@ -17,11 +22,16 @@ from coinwire.core.funds import fee_in_quote
 from coinwire.core.numbers import ATTO_DECIMALS, units_to_str
 from coinwire.core.orders import Side
 from coinwire.engine.runtime import Runtime
+from coinwire.history.candles import timeframe_seconds
 
-__all__ = ["build_report", "equity_curve", "YEAR_NS"]
+__all__ = ["build_report", "equity_curve", "equity_points", "keep_extremes", "price_bars", "MAX_EQUITY_POINTS",
+           "MAX_PRICE_BARS", "YEAR_NS"]
 
 YEAR_NS = 365 * 86400 * 1_000_000_000
+MAX_EQUITY_POINTS = 2000
+MAX_PRICE_BARS = 1000
 _NS = 1_000_000_000
+_CHART_TIMEFRAMES = ("1m", "5m", "15m", "30m", "1h", "2h", "4h", "6h", "12h", "1d", "3d", "1w")
 
 
 def equity_curve(rt: Runtime) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
@@ -135,7 +145,91 @@ def build_report(rt: Runtime, meta: dict[str, Any]) -> dict[str, Any]:
         "events": rt.events,
         "candles": int(sum(s.n for s in {id(m.series): m.series for m in rt.report_markets().values()}.values())),
         "trades": trades,
+        "equity_sampled_from": len(equity) + 1,
+        "equity": equity_points(rt, t, equity, initial),
+        "prices": price_bars(rt, {f.symbol for f in rt.fills}),
     }
+
+
+def keep_extremes(values: np.ndarray, limit: int) -> np.ndarray:
+    """Indices of `values` to draw with at most `limit` points, the first and last always among them.
+
+    Each of `(limit - 2) // 4` buckets keeps its lowest and highest point, its deepest
+    drawdown and the running peak that drawdown is measured from: a drawdown derived from
+    the kept points alone never exceeds the true one and equals it at its deepest.
+    """
+    n = len(values)
+    if n <= limit:
+        return np.arange(n)
+    peak = np.maximum.accumulate(values)
+    at_peak = np.maximum.accumulate(np.where(values >= peak, np.arange(n), 0))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        drawdown = np.where(peak > 0, 1.0 - values / peak, 0.0)
+    edges = np.linspace(0, n, max(1, (limit - 2) // 4) + 1).astype(np.int64)
+    keep = [0, n - 1]
+    for lo, hi in zip(edges[:-1], edges[1:]):
+        if hi <= lo:
+            continue
+        deepest = lo + int(np.argmax(drawdown[lo:hi]))
+        keep += [lo + int(np.argmin(values[lo:hi])), lo + int(np.argmax(values[lo:hi])), deepest, int(at_peak[deepest])]
+    return np.unique(np.array(keep, dtype=np.int64))
+
+
+def equity_points(rt: Runtime, t: np.ndarray, equity: np.ndarray, initial: float,
+                  limit: int = MAX_EQUITY_POINTS) -> list[list[Any]]:
+    """`[[unix seconds, equity in the quote as an exact decimal string], ...]`: the start, then candle closes (bounded).
+
+    The float curve only chooses which points to keep; each kept point is valued again
+    exactly, like `final_equity_exact`: the holdings then, at that candle's close.
+    """
+    keep = keep_extremes(np.r_[initial, equity], limit)
+    points_ts = np.array([ts for ts, _ in rt.balance_points], dtype=np.int64)
+    markets = rt.report_markets()
+    out: list[list[Any]] = []
+    for i in keep.tolist():
+        if i == 0:
+            out.append([int(rt.start_ns // _NS), _plain(_value(rt, rt.balance_points[0][1], lambda sym: _price_at_start(rt, sym)))])
+            continue
+        ts = int(t[i - 1])
+        totals = rt.balance_points[int(np.searchsorted(points_ts, ts, side="right")) - 1][1]
+
+        def close_then(symbol: str, ts: int = ts) -> Decimal:
+            s = markets[symbol].series
+            return Decimal(repr(float(s.close[max(0, int(np.searchsorted(s.close_ns, ts, side="right")) - 1)])))
+
+        out.append([ts // _NS, _plain(_value(rt, totals, close_then))])
+    return out
+
+
+def price_bars(rt: Runtime, traded: set[str], limit: int = MAX_PRICE_BARS) -> dict[str, dict[str, Any]]:
+    """Candles of the traded markets (the first market when none traded) for a price chart with the trades on it.
+
+    `{symbol: {timeframe, candles: [[open time s, open, high, low, close, volume], ...]}}`, like
+    the OHLCV API: each market rolled up to the first chart timeframe that gives at most `limit` bars.
+    """
+    markets = rt.report_markets()
+    symbols = [s for s in markets if s in traded] or list(markets)[:1]
+    out: dict[str, dict[str, Any]] = {}
+    for symbol in symbols:
+        s = markets[symbol].series
+        if s.n:
+            span = int(s.close_ns[-1] - s.time_ns[0])
+            for tf in _CHART_TIMEFRAMES:
+                wide = timeframe_seconds(tf) * _NS
+                if wide >= s.tf_ns and wide % s.tf_ns == 0 and (span // wide < limit or tf == _CHART_TIMEFRAMES[-1]):
+                    if wide > s.tf_ns:
+                        s = s.rollup(tf)
+                    break
+        out[symbol] = {"timeframe": s.timeframe, "candles": [
+            [int(s.time_ns[i] // _NS), float(s.open[i]), float(s.high[i]), float(s.low[i]), float(s.close[i]), float(s.volume[i])]
+            for i in range(s.n)]}
+    return out
+
+
+def _plain(value: Decimal) -> str:
+    """A decimal as plain digits (no exponent, no trailing zeros): `1E+4` -> `10000`, `0E-18` -> `0`."""
+    text = format(value, "f")
+    return text.rstrip("0").rstrip(".") if "." in text else text
 
 
 def _price_at_start(rt: Runtime, symbol: str) -> Decimal:
