@@ -26,8 +26,36 @@ export interface FillMark {
 const UP = "#26a69a";
 const DOWN = "#ef5350";
 
-function cssVar(name: string): string {
+export function cssVar(name: string): string {
   return getComputedStyle(document.documentElement).getPropertyValue(name).trim() || "#888";
+}
+
+function format(t: number, short: boolean, tz: string): string {
+  const d = new Date(t * 1000);
+  const opts: Intl.DateTimeFormatOptions = short
+    ? { hour: "2-digit", minute: "2-digit", hour12: false, timeZone: tz }
+    : { year: "numeric", month: "short", day: "2-digit", hour: "2-digit", minute: "2-digit", hour12: false, timeZone: tz };
+  return d.toLocaleString("en-GB", opts);
+}
+
+/** A chart in the app's theme with unix-second times shown in the zone `tz()` answers when a label is drawn. */
+export function timeChart(el: HTMLElement, tz: () => string): IChartApi {
+  return createChart(el, {
+    autoSize: true,
+    layout: { background: { type: ColorType.Solid, color: "transparent" }, textColor: cssVar("--fg"), attributionLogo: false },
+    grid: { vertLines: { color: cssVar("--grid") }, horzLines: { color: cssVar("--grid") } },
+    timeScale: { timeVisible: true, secondsVisible: false, tickMarkFormatter: (t: Time) => format(t as number, true, tz()) },
+    localization: { timeFormatter: (t: Time) => format(t as number, false, tz()) },
+    rightPriceScale: { borderVisible: false },
+  });
+}
+
+/** Re-read the theme's colours (after a light/dark switch). */
+export function restyle(chart: IChartApi): void {
+  chart.applyOptions({
+    layout: { textColor: cssVar("--fg") },
+    grid: { vertLines: { color: cssVar("--grid") }, horzLines: { color: cssVar("--grid") } },
+  });
 }
 
 export class CandleChart {
@@ -39,14 +67,7 @@ export class CandleChart {
   private fills: FillMark[] = [];
 
   constructor(el: HTMLElement, private tz: string, priceDecimals: number) {
-    this.chart = createChart(el, {
-      autoSize: true,
-      layout: { background: { type: ColorType.Solid, color: "transparent" }, textColor: cssVar("--fg"), attributionLogo: false },
-      grid: { vertLines: { color: cssVar("--grid") }, horzLines: { color: cssVar("--grid") } },
-      timeScale: { timeVisible: true, secondsVisible: false, tickMarkFormatter: (t: Time) => this.format(t as number, true) },
-      localization: { timeFormatter: (t: Time) => this.format(t as number, false) },
-      rightPriceScale: { borderVisible: false },
-    });
+    this.chart = timeChart(el, () => this.tz);
     const minMove = 10 ** -priceDecimals;
     this.candles = this.chart.addSeries(CandlestickSeries, {
       upColor: UP, downColor: DOWN, wickUpColor: UP, wickDownColor: DOWN, borderVisible: false,
@@ -59,23 +80,12 @@ export class CandleChart {
 
   /** Re-read the theme's colours (after a light/dark switch). */
   restyle(): void {
-    this.chart.applyOptions({
-      layout: { textColor: cssVar("--fg") },
-      grid: { vertLines: { color: cssVar("--grid") }, horzLines: { color: cssVar("--grid") } },
-    });
+    restyle(this.chart);
   }
 
   setTimeZone(tz: string): void {
     this.tz = tz;
     this.chart.applyOptions({}); // redraw labels with the new formatter zone
-  }
-
-  private format(t: number, short: boolean): string {
-    const d = new Date(t * 1000);
-    const opts: Intl.DateTimeFormatOptions = short
-      ? { hour: "2-digit", minute: "2-digit", hour12: false, timeZone: this.tz }
-      : { year: "numeric", month: "short", day: "2-digit", hour: "2-digit", minute: "2-digit", hour12: false, timeZone: this.tz };
-    return d.toLocaleString("en-GB", opts);
   }
 
   setHistory(candles: Candle[]): void {
