@@ -1,4 +1,4 @@
-"""Owners and the audit log survive a restart (their buffered rows are written at shutdown)."""
+"""Owners and the audit log survive a restart (their buffered rows are written at shutdown); an order's owner survives a crash."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from pathlib import Path
 
 import httpx
 
+from coinwire.api.client import RpcClient, RpcError
 from tests.server import ServerProcess
 
 
@@ -29,5 +30,37 @@ def test_owners_and_audit_rows_survive_a_restart(tmp_path: Path) -> None:
         with server.client() as admin:
             rows = admin.get("/api/v1/audit", params={"user": "tom"}).json()
         assert [(r["action"], r["outcome"]) for r in rows] == [("POST /xwrap/v1/wallets/new", "200")]
+    finally:
+        server.stop()
+
+
+async def test_an_orders_owner_is_committed_with_the_order_and_survives_a_crash(tmp_path: Path) -> None:
+    """The owner is in the order's own row: a SIGKILL right after the answer cannot leave the order to admins only."""
+    server = ServerProcess(tmp_path)
+    server.start()
+    try:
+        with server.client() as admin:
+            for name in ("tom", "tess"):
+                admin.post("/api/v1/users", json={"username": name, "password": f"{name}-password"}).raise_for_status()
+        tokens = {n: httpx.post(server.http + "/api/v1/auth/login", json={"username": n, "password": f"{n}-password"}).json()["access_token"]
+                  for n in ("tom", "tess")}
+        async with RpcClient(f"{server.ws_anonymous}?access_token={tokens['tom']}") as tom:
+            bid = float((await tom.call("get_pricing", exchange="demo"))["BTC_USDT"]["bid"])
+            order = await tom.call("make_order", exchange="demo", pair="BTC_USDT", side="buy", type="limit", size="0.001",
+                                   limit=f"{bid * 0.5:.2f}", client_oid="tom-crash-1")
+        server.kill()  # no shutdown: only what was committed with the order survives
+        server.start()
+        async with RpcClient(f"{server.ws_anonymous}?access_token={tokens['tom']}") as tom, \
+                RpcClient(f"{server.ws_anonymous}?access_token={tokens['tess']}") as tess:
+            assert order["id"] in [o["id"] for o in await tom.call("list_open_orders")]
+            assert order["id"] not in [o["id"] for o in await tess.call("list_open_orders")]
+            for params in ({"order_id": order["id"]}, {"client_oid": "tom-crash-1"}):
+                try:
+                    await tess.call("cancel_order", **params)
+                except RpcError as exc:
+                    assert exc.data["code"] == "unknown_order"
+                else:
+                    raise AssertionError(f"tess cancelled tom's order by {params}")
+            assert (await tom.call("cancel_order", client_oid="tom-crash-1"))["id"] == order["id"]
     finally:
         server.stop()

@@ -336,6 +336,7 @@ async def get_ohlcv(api: Api, p: P.OhlcvParams, ctx: CallContext) -> Any:
 async def make_order(api: Api, p: P.MakeOrderParams, ctx: CallContext) -> Any:
     """Places an order (limit, market, limit-immediate-cancel, limit-fill-kill, limit-post-only)."""
     request = api.order_request(p)
+    request.owner_id = ctx.principal.user_id if ctx.principal is not None else None
     api.notifier.note_origin(request.client_oid, ctx)
     try:
         return await api.gateway.make_order(request)

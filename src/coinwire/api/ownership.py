@@ -1,9 +1,10 @@
 """Who owns which wallet set, order and run; another user's resource is answered as not found.
 
-Owners live in memory (loaded from the `owners` table at start) and are written to the table
-in batches (a RowBuffer: making an order costs no write of its own). A resource whose owner
-row was not yet written when the process died belongs to admins after the restart: hidden
-from its maker, never shown to anyone else. The tables below say,
+Owners live in memory, loaded at start. An order's owner is stored in the order's own row, in
+the transaction that stores the order (`orders.owner_id`, set by make_order), so it cannot be
+lost. Wallet sets and runs are rarer: their owners go to the `owners` table in batches (a
+RowBuffer); one whose row was not yet written when the process died belongs to admins after
+the restart: hidden from its maker, never shown to anyone else. The tables below say,
 per API method, which parameter names an owned resource, what a result creates, and which
 results are lists to narrow to the caller's own; `Api.call` applies them, so a method is
 covered by adding a line here, not by code in the method. Admins see everything.
@@ -29,6 +30,8 @@ OWNED_PARAMS: dict[str, list[tuple[str, str]]] = {
     "list_open_orders": [("wallet_set", "wallet_set_id")],
     "cancel_order": [("order", "order_id"), ("order_oid", "client_oid"), ("order_oid", "client_order_id")],
 }
+# kinds whose owner the resource's own row stores (written with it): memory only here
+_STORED_WITH_RESOURCE = frozenset({"order", "order_oid"})
 _NOT_FOUND = {
     "wallet_set": ("unknown_wallet_set", "no wallet set {id}"),
     "order": ("unknown_order", "no order {id}"),
@@ -43,7 +46,7 @@ class Owners:
     def __init__(self, repo: AuthRepository) -> None:
         self.repo = repo
         self._owner: dict[tuple[str, str], int] = {}
-        self._rows = RowBuffer(repo.store, repo.owner_upsert, 0.5, "owners")
+        self._rows = RowBuffer(repo.store, repo.owner_upsert(), 0.5, "owners")
 
     async def load(self) -> None:
         self._owner = {(r["kind"], r["resource_id"]): int(r["user_id"]) for r in await self.repo.all_owners()}
@@ -55,7 +58,8 @@ class Owners:
     async def record(self, kind: str, resource_id: object, principal: Principal) -> None:
         key = (kind, str(resource_id))
         self._owner[key] = principal.user_id
-        self._rows.add({"kind": kind, "resource_id": key[1], "user_id": principal.user_id})
+        if kind not in _STORED_WITH_RESOURCE:
+            self._rows.add({"kind": kind, "resource_id": key[1], "user_id": principal.user_id})
 
     def visible(self, kind: str, resource_id: object, principal: Principal) -> bool:
         """Admins see all; others see what they own (resources made before users existed belong to admins)."""

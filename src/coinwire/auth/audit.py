@@ -29,7 +29,7 @@ TARGET_PARAMS = ("set_id", "order_id", "client_oid", "client_order_id", "wallet_
 class AuditLog:
     def __init__(self, store: Store, clock: Callable[[], float] = time.time, interval: float = 1.0) -> None:
         self.store, self.clock = store, clock
-        self._rows = RowBuffer(store, lambda: insert(audit), interval, "audit")
+        self._rows = RowBuffer(store, insert(audit), interval, "audit")
 
     def record(self, principal: Principal | None, action: str, target: str | None, outcome: str, client_ip: str | None) -> None:
         self._rows.add({

@@ -10,7 +10,7 @@ from sqlalchemy.exc import IntegrityError
 
 from coinwire.core.errors import Conflict
 from coinwire.store import Store
-from coinwire.store.tables import api_keys, owners, sessions, users
+from coinwire.store.tables import api_keys, orders, owners, sessions, users
 
 __all__ = ["AuthRepository"]
 
@@ -138,4 +138,9 @@ class AuthRepository:
         return statement.on_conflict_do_update(index_elements=["kind", "resource_id"], set_={"user_id": statement.excluded.user_id})
 
     async def all_owners(self) -> list[dict[str, Any]]:
-        return await self._rows(select(owners))
+        """Every owner row, orders' included: those live in the order rows (`orders.owner_id`)."""
+        rows = await self._rows(select(owners))
+        for r in await self._rows(select(orders.c.id, orders.c.client_oid, orders.c.owner_id).where(orders.c.owner_id.is_not(None))):
+            rows.append({"kind": "order", "resource_id": str(r["id"]), "user_id": r["owner_id"]})
+            rows.append({"kind": "order_oid", "resource_id": r["client_oid"], "user_id": r["owner_id"]})
+        return rows

@@ -8,7 +8,6 @@ not yet written when the process dies are lost; users of this class say what tha
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
 from typing import Any
 
 import structlog
@@ -21,7 +20,8 @@ log = structlog.get_logger("coinwire.auth")
 
 
 class RowBuffer:
-    def __init__(self, store: Store, statement: Callable[[], Any], interval: float = 0.5, name: str = "rows") -> None:
+    def __init__(self, store: Store, statement: Any, interval: float = 0.5, name: str = "rows") -> None:
+        """`statement`: the INSERT (or upsert) every row goes through; all rows must have the same keys."""
         self.store, self.statement, self.interval, self.name = store, statement, interval, name
         self._rows: list[dict[str, Any]] = []
         self._task: asyncio.Task[None] | None = None
@@ -49,8 +49,7 @@ class RowBuffer:
         if not rows:
             return
         try:
-            async with self.store.engine.begin() as conn:
-                await conn.execute(self.statement(), rows)
+            await self.store.write_many(self.statement, rows)
         except Exception:
             self._rows[:0] = rows
             raise

@@ -91,6 +91,7 @@ class Order(msgspec.Struct, kw_only=True):
     filled_notional: int = 0
     fee: int = 0
     fee_currency: str | None = None  # None: the quote currency; a live venue may charge the asset received
+    owner_id: int | None = None  # the user who placed it (None: no user, e.g. before users existed; admins see it)
 
     @property
     def remaining(self) -> int:

@@ -63,7 +63,7 @@ class OrderRequest:
     """A make_order request after parsing: exact units, known instrument."""
 
     __slots__ = ("exchange", "instrument", "side", "type", "size", "limit", "cancel_after", "client_oid", "wallet_set_id", "run_id",
-                 "budget")
+                 "budget", "owner_id")
 
     def __init__(
         self,
@@ -79,6 +79,7 @@ class OrderRequest:
         wallet_set_id: int | None,
         run_id: str | None,
         budget: int | None = None,
+        owner_id: int | None = None,
     ) -> None:
         self.exchange = exchange
         self.instrument = instrument
@@ -91,6 +92,7 @@ class OrderRequest:
         self.wallet_set_id = wallet_set_id
         self.run_id = run_id
         self.budget = budget  # ATTO of the quote a market buy may spend (its hold): an all-in buy sized on the book
+        self.owner_id = owner_id  # the placing user, stored in the order row with the order
 
     def same_as(self, order: Order) -> bool:
         return (
@@ -430,6 +432,7 @@ class Gateway:
             run_id=request.run_id,
             created_at=ts,
             last_updated_at=ts,
+            owner_id=request.owner_id,
         )
         if isinstance(ex, LiveExchange):
             metrics.labelled(metrics.ORDERS, order.exchange, order.type._value_).inc()

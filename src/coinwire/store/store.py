@@ -229,6 +229,20 @@ class Store:
             code = "duplicate_client_oid" if "client_oid" in str(cause) else "store_conflict"
             raise Conflict(code, f"change set refused by the store: {message}") from exc
 
+    async def write_many(self, statement: Any, rows: list[dict[str, Any]]) -> None:
+        """One INSERT (or upsert) statement over rows with the same keys, in one transaction.
+
+        For bulk bookkeeping outside the change sets (owners, audit); on SQLite it takes the
+        same single-hop path as the group commit instead of SQLAlchemy's per-row parameters.
+        """
+        if not rows:
+            return
+        if self._sqlite is not None:
+            await self._sqlite.write_many(statement, rows)
+            return
+        async with (self._writer or self.engine).begin() as conn:
+            await conn.execute(statement, rows)
+
     # --- reads --------------------------------------------------------------------------
     async def _all(self, query: Select[Any]) -> list[dict[str, Any]]:
         async with self.engine.connect() as conn:

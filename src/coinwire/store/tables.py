@@ -25,6 +25,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    text,
 )
 
 __all__ = ["metadata", "orders", "fills", "wallet_sets", "wallets", "wallet_lines", "candles", "fx_rates", "coin_stats", "meta", "IdType",
@@ -94,9 +95,11 @@ orders = Table(
     Column("filled_notional", Text, nullable=False),
     Column("fee", Text, nullable=False),
     Column("fee_currency", String(16), nullable=True),  # NULL: the quote currency
-    Index(None, "status"),
+    Column("owner_id", BigInteger, nullable=True),  # the user who placed it, in the order's own transaction; NULL: admins'
+    # Only what queries use: every index is written by every order. Open orders (the start-up
+    # read) through a partial index holding just them; recent lists walk the primary key.
+    Index("ix_orders_open", "status", sqlite_where=text("status != 'done'"), postgresql_where=text("status != 'done'")),
     Index(None, "wallet_set_id"),
-    Index(None, "created_at"),
     Index(None, "exchange", "symbol"),
 )
 
@@ -123,7 +126,6 @@ fills = Table(
     Column("ext_id", String(128), nullable=True),
     Column("fee_currency", String(16), nullable=True),  # NULL: the quote currency
     Index(None, "order_id"),
-    Index(None, "ts"),
 )
 
 wallet_lines = Table(
@@ -269,8 +271,8 @@ audit = Table(
     Column("target", String(160), nullable=True),
     Column("outcome", String(64), nullable=False),
     Column("client_ip", String(64), nullable=True),
-    Index(None, "ts"),
-    Index(None, "user_id", "ts"),
+    # no secondary index: queries page newest first by id (the insertion order), and each
+    # index would be written by every audited call, order placement included
 )
 
 meta = Table(
