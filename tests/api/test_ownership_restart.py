@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import httpx
 
@@ -10,15 +11,20 @@ from coinwire.api.client import RpcClient, RpcError
 from tests.server import ServerProcess
 
 
+def _users(server: ServerProcess) -> dict[str, dict[str, Any]]:
+    """Traders tom and tess, signed in: their token pairs."""
+    with server.client() as admin:
+        for name in ("tom", "tess"):
+            admin.post("/api/v1/users", json={"username": name, "password": f"{name}-password"}).raise_for_status()
+    return {n: httpx.post(server.http + "/api/v1/auth/login", json={"username": n, "password": f"{n}-password"}).json()
+            for n in ("tom", "tess")}
+
+
 def test_owners_and_audit_rows_survive_a_restart(tmp_path: Path) -> None:
     server = ServerProcess(tmp_path)
     server.start()
     try:
-        with server.client() as admin:
-            for name in ("tom", "tess"):
-                admin.post("/api/v1/users", json={"username": name, "password": f"{name}-password"}).raise_for_status()
-        tokens = {n: httpx.post(server.http + "/api/v1/auth/login", json={"username": n, "password": f"{n}-password"}).json()
-                  for n in ("tom", "tess")}
+        tokens = _users(server)
         made = httpx.post(server.http + "/xwrap/v1/wallets/new", headers={"Authorization": f"Bearer {tokens['tom']['access_token']}"},
                           json={"wallets": [{"exchange": "demo", "currency": "USDT", "allocation": "10"}]})
         set_id = made.json()["id"]
@@ -39,11 +45,7 @@ async def test_an_orders_owner_is_committed_with_the_order_and_survives_a_crash(
     server = ServerProcess(tmp_path)
     server.start()
     try:
-        with server.client() as admin:
-            for name in ("tom", "tess"):
-                admin.post("/api/v1/users", json={"username": name, "password": f"{name}-password"}).raise_for_status()
-        tokens = {n: httpx.post(server.http + "/api/v1/auth/login", json={"username": n, "password": f"{n}-password"}).json()["access_token"]
-                  for n in ("tom", "tess")}
+        tokens = {name: pair["access_token"] for name, pair in _users(server).items()}
         async with RpcClient(f"{server.ws_anonymous}?access_token={tokens['tom']}") as tom:
             bid = float((await tom.call("get_pricing", exchange="demo"))["BTC_USDT"]["bid"])
             order = await tom.call("make_order", exchange="demo", pair="BTC_USDT", side="buy", type="limit", size="0.001",
