@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
-from playwright.sync_api import Browser, expect
+from playwright.sync_api import Browser, Locator, Page, expect
 
 from coinwire.api.client import RpcClient
 from tests.conftest import shared_data
@@ -152,16 +152,22 @@ def test_wallet_set_created_with_sliders(admin_page: Watched) -> None:
     shot(admin_page, "wallets-desktop")
 
 
-def test_backtest_started_and_report_opened(admin_page: Watched) -> None:
-    data = str(shared_data("binance-spot-1h/BTC_USDT-1h.json"))
-    page = admin_page.page
+def _backtest_form(page: Page, strategy: str, data: str, params: dict[str, str], start: str = "", end: str = "") -> Locator:
+    """The start form of the Runs page filled in for a backtest (not yet sent)."""
     page.goto("/app/runs")
     form = page.get_by_test_id("start-run")
-    form.get_by_label("Strategy").select_option("ma_cross")
+    form.get_by_label("Strategy").select_option(strategy)
     form.get_by_label("Data").fill(data)
-    form.get_by_label("Start").fill("2021-01-01")
-    form.get_by_label("End").fill("2021-03-01")
-    form.locator("[data-param=timeframe]").fill("1h")
+    form.get_by_label("Start").fill(start)
+    form.get_by_label("End").fill(end)
+    for name, value in params.items():
+        form.locator(f"[data-param={name}]").fill(value)
+    return form
+
+
+def test_backtest_started_and_report_opened(admin_page: Watched) -> None:
+    page = admin_page.page
+    form = _backtest_form(page, "ma_cross", str(shared_data("binance-spot-1h/BTC_USDT-1h.json")), {"timeframe": "1h"}, "2021-01-01", "2021-03-01")
     form.get_by_role("button", name="Start").click()
     expect(page).to_have_url(re.compile(r"/app/runs/[^/]+$"))
     expect(page.get_by_test_id("run-status")).to_have_text("finished", timeout=60_000)
@@ -244,3 +250,140 @@ def test_every_page_desktop_and_phone_first_paint_and_no_console_errors(browser:
         print(f"{name}: overview first contentful paint {fcp:.0f} ms, total value shown by {valued:.0f} ms")
         w.page.context.close()
         assert not w.errors, f"{name}: {w.errors}"
+
+
+def _slide(page: Page, selector: str, value: str) -> None:
+    """Move a range input the way a drag does: a new value, then its input event (Playwright cannot fill a range)."""
+    page.locator(selector).evaluate("(el, v) => { el.value = v; el.dispatchEvent(new Event('input', {bubbles: true})); }", value)
+
+
+def _points(page: Page, testid: str) -> int:
+    page.wait_for_function("id => Number(document.querySelector(`[data-testid=${id}]`)?.dataset.points) > 0", arg=testid)
+    return int(page.get_by_test_id(testid).get_attribute("data-points") or 0)
+
+
+def test_backtest_from_fund_rows_shows_equity_drawdown_and_trades_on_the_price_chart(browser: Browser, server: ServerProcess) -> None:
+    w = open_page(browser, server)
+    sign_in(w)
+    page = w.page
+    form = _backtest_form(page, "ma_cross", str(shared_data("binance-spot-1h/BTC_USDT-1h.json")), {"fast": "20", "slow": "50", "timeframe": "1h"})
+    rows = form.get_by_test_id("fund-rows")
+    rows.get_by_label("amount 1").fill("5000")
+    form.get_by_test_id("add-fund").click()
+    form.get_by_test_id("add-fund").click()
+    rows.get_by_label("remove row 3").click()
+    expect(rows.locator("[data-fund-row]")).to_have_count(2)
+    rows.get_by_label("currency 2").fill("BTC")
+    rows.get_by_label("amount 2").fill("-1")
+    form.get_by_role("button", name="Start").click()
+    expect(page.get_by_test_id("run-error")).to_have_text("BTC on binance: the amount must be a positive number.")  # checked here first
+    rows.get_by_label("amount 2").fill("0.1")
+    form.get_by_role("button", name="Start").click()
+    expect(page).to_have_url(re.compile(r"/app/runs/bt-[^/]+$"))
+    expect(page.get_by_test_id("run-status")).to_have_text("finished", timeout=60_000)
+    # the equity curve from 5000 USDT and 0.1 BTC, and its drawdown: as many points, the deepest as the report's metric
+    equity = _points(page, "equity-chart")
+    assert equity > 100 and _points(page, "drawdown-chart") == equity
+    assert page.get_by_test_id("equity-chart").locator("canvas").count() > 0
+    max_dd = page.get_by_test_id("run-report").locator("dt:text-is('Max drawdown') + dd").inner_text()
+    expect(page.get_by_test_id("drawdown-legend")).to_contain_text(f"Deepest -{max_dd}")
+    expect(page.get_by_test_id("equity-legend")).to_contain_text("Final ")
+    # the trades as markers on the run's candles
+    chart = page.get_by_test_id("run-price-chart")
+    page.wait_for_function("() => Number(document.querySelector('[data-testid=run-price-chart]')?.dataset.candles) > 100")
+    markers = int(chart.get_attribute("data-markers") or 0)
+    assert markers >= 10 and chart.locator("canvas").count() > 0
+    expect(page.get_by_test_id("run-price-legend")).to_contain_text("6h candles")
+    shot(w, "run-report-desktop")
+    run_url = page.url
+    w.page.context.close()
+    assert not w.errors, w.errors
+
+    phone = open_page(browser, server, PHONE)
+    sign_in(phone)
+    phone.page.goto(run_url)
+    assert _points(phone.page, "equity-chart") == equity
+    phone.page.wait_for_function("() => Number(document.querySelector('[data-testid=run-price-chart]')?.dataset.candles) > 100")
+    width = phone.page.evaluate("document.documentElement.scrollWidth")
+    wide = phone.page.evaluate("[...document.querySelectorAll('main *')].filter(e => e.getBoundingClientRect().right > 391)"
+                               ".slice(0, 5).map(e => e.tagName + '.' + e.className + ' ' + Math.round(e.getBoundingClientRect().right))")
+    assert width <= 390, f"the run page is {width} px wide on a 390 px phone: {wide}"
+    shot(phone, "run-report-phone")
+    phone.page.context.close()
+    assert not phone.errors, phone.errors
+
+
+def test_frontier_backtest_components_are_drawn_as_charts_tables_and_a_form(admin_page: Watched) -> None:
+    page = admin_page.page
+    params = {"symbols": "BTC/USDT,ETH/USDT,SOL/USDT", "history_bars": "288", "target": "max_sharpe", "cloud": "300"}
+    form = _backtest_form(page, "efficient_frontier", str(shared_data("binance-spot-5m")), params, "2021-03-01", "2021-03-03")
+    form.get_by_role("button", name="Start").click()
+    expect(page.get_by_test_id("run-status")).to_have_text("finished", timeout=60_000)
+    comps = page.get_by_test_id("run-components")
+    frontier = comps.locator("[data-component=frontier]")
+    expect(frontier.locator("svg.xy")).to_have_attribute("data-points", re.compile(r"^\d+$"))
+    assert int(frontier.locator("svg.xy").get_attribute("data-points") or 0) >= 50
+    expect(frontier.locator(".named-portfolios text")).to_have_text(["max Sharpe", "min variance"])
+    expect(frontier.locator("table")).to_contain_text("SOL/USDT")
+    assert int(comps.locator("[data-component=cloud] svg.xy").get_attribute("data-points") or 0) == 300
+    expect(comps.locator("[data-component=slices] table tbody tr")).not_to_have_count(0)
+    expect(comps.locator("[data-component=path] table th").first).to_have_text("time")
+    target = comps.locator("[data-component=target]")
+    expect(target.get_by_test_id("component-status-target")).to_have_text("reached")
+    expect(target.locator("[data-weight='ETH/USDT']")).to_be_disabled()  # a finished run takes no input
+    expect(target).to_contain_text("The run is not running")
+    frontier.scroll_into_view_if_needed()
+    shot(admin_page, "run-frontier-desktop")
+
+
+def test_paper_run_from_allocation_sliders_takes_a_component_input_after_the_modal(admin_page: Watched) -> None:
+    page = admin_page.page
+    page.goto("/app/runs")
+    form = page.get_by_test_id("start-run")
+    form.get_by_label("Strategy").select_option("component_demo")
+    form.get_by_label("Mode").select_option("paper")
+    funds = form.get_by_test_id("run-funds")
+    expect(funds.get_by_test_id("fund-exchange")).to_have_value("demo")
+    expect(form.get_by_label("Data")).to_be_hidden()  # a paper run trades the server's exchanges, from now
+    amount = funds.locator("[data-alloc='demo:USDT']")
+    _slide(page, "[data-slider='demo:USDT']", "1000")  # all of it...
+    available = amount.input_value()
+    assert float(available) > 1000
+    amount.fill("1000")  # ...or an amount typed; the slider follows
+    assert 0 < int(funds.locator("[data-slider='demo:USDT']").input_value()) < 1000
+    shot(admin_page, "runs-start-paper")
+    form.get_by_role("button", name="Start").click()
+    expect(page.locator("dialog.modal")).to_contain_text("1000 USDT on demo")
+    page.get_by_test_id("modal-confirm").click()
+    expect(page).to_have_url(re.compile(r"/app/runs/pp-[^/]+$"))
+    expect(page.get_by_test_id("run-status")).to_have_text("running")
+    # the strategy's form: a slider and a Buy button, sent only after the confirmation
+    order_form = page.locator("[data-component=order_form]")
+    _slide(page, "[data-component=order_form] input[type=range]", "0.5")
+    order_form.locator("[data-action=buy]").click()
+    dialog = page.locator("dialog.modal")
+    expect(dialog).to_contain_text('"fraction": 0.5')
+    page.get_by_role("button", name="Cancel").click()  # nothing is sent
+    order_form.locator("[data-action=buy]").click()
+    page.get_by_test_id("modal-confirm").click()
+    expect(page.locator(".toast")).to_contain_text("Sent to the strategy.")
+    fills = page.locator("[data-component=fills] table tbody tr")
+    expect(fills.first).to_contain_text("buy", timeout=15_000)
+    # the audit trail: the input and the order it made, filtered and paged
+    hub = page.get_by_test_id("run-messages")
+    hub.get_by_test_id("hub-method").fill("ui.input")
+    expect(hub.locator("tbody tr")).to_have_count(1)
+    expect(hub).to_contain_text('"fraction":0.5')
+    hub.get_by_test_id("hub-method").fill("venue.")
+    expect(hub.locator("tbody tr").first).to_contain_text("venue.make_order")
+    expect(hub.get_by_test_id("hub-next")).to_be_disabled()
+    hub.get_by_test_id("hub-method").fill("")
+    hub.get_by_test_id("hub-direction").select_option("out")  # only what the strategy sent: orders, components, log lines
+    expect(hub.locator("tbody tr", has_text="→")).to_have_count(0)
+    expect(hub.locator("tbody tr", has_text="ui.component").first).to_be_visible()
+    shot(admin_page, "run-paper-desktop")
+    page.get_by_role("button", name="Stop").click()
+    page.get_by_test_id("modal-confirm").click()
+    expect(page.get_by_test_id("run-status")).to_have_text("stopped")
+    page.wait_for_function("() => Number(document.querySelector('[data-testid=run-price-chart]')?.dataset.markers) >= 1")
+    expect(page.locator("[data-component=order_form] [data-action=buy]")).to_be_disabled()

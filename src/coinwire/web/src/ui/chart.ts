@@ -5,6 +5,7 @@ import {
   CandlestickSeries,
   ColorType,
   HistogramSeries,
+  TickMarkType,
   createChart,
   createSeriesMarkers,
   type IChartApi,
@@ -25,17 +26,24 @@ export interface FillMark {
 
 const UP = "#26a69a";
 const DOWN = "#ef5350";
+const MAX_LABELS = 40; // fills beyond this are arrows without their price: the labels would hide the candles
 
 export function cssVar(name: string): string {
   return getComputedStyle(document.documentElement).getPropertyValue(name).trim() || "#888";
 }
 
-function format(t: number, short: boolean, tz: string): string {
-  const d = new Date(t * 1000);
-  const opts: Intl.DateTimeFormatOptions = short
-    ? { hour: "2-digit", minute: "2-digit", hour12: false, timeZone: tz }
-    : { year: "numeric", month: "short", day: "2-digit", hour: "2-digit", minute: "2-digit", hour12: false, timeZone: tz };
-  return d.toLocaleString("en-GB", opts);
+/** Axis labels say what changed at the tick (a year, a month, a day, a time); the crosshair label says it all. */
+const TICKS: Record<number, Intl.DateTimeFormatOptions> = {
+  [TickMarkType.Year]: { year: "numeric" },
+  [TickMarkType.Month]: { month: "short" },
+  [TickMarkType.DayOfMonth]: { day: "numeric", month: "short" },
+};
+
+function format(t: number, tick: TickMarkType | null, tz: string): string {
+  const opts: Intl.DateTimeFormatOptions = tick === null
+    ? { year: "numeric", month: "short", day: "2-digit", hour: "2-digit", minute: "2-digit", hour12: false }
+    : TICKS[tick] ?? { hour: "2-digit", minute: "2-digit", hour12: false };
+  return new Date(t * 1000).toLocaleString("en-GB", { ...opts, timeZone: tz });
 }
 
 /** A chart in the app's theme with unix-second times shown in the zone `tz()` answers when a label is drawn. */
@@ -44,10 +52,17 @@ export function timeChart(el: HTMLElement, tz: () => string): IChartApi {
     autoSize: true,
     layout: { background: { type: ColorType.Solid, color: "transparent" }, textColor: cssVar("--fg"), attributionLogo: false },
     grid: { vertLines: { color: cssVar("--grid") }, horzLines: { color: cssVar("--grid") } },
-    timeScale: { timeVisible: true, secondsVisible: false, tickMarkFormatter: (t: Time) => format(t as number, true, tz()) },
-    localization: { timeFormatter: (t: Time) => format(t as number, false, tz()) },
+    timeScale: { timeVisible: true, secondsVisible: false, tickMarkFormatter: (t: Time, tick: TickMarkType) => format(t as number, tick, tz()) },
+    localization: { timeFormatter: (t: Time) => format(t as number, null, tz()) },
     rightPriceScale: { borderVisible: false },
   });
+}
+
+/** Show all the data, now and whenever the box changes size (it is measured after the data is set): bars may get thinner than a pixel. */
+export function fitAll(chart: IChartApi): void {
+  chart.applyOptions({ timeScale: { minBarSpacing: 0.01 } });
+  chart.timeScale().fitContent();
+  chart.timeScale().subscribeSizeChange(() => chart.timeScale().fitContent());
 }
 
 /** Re-read the theme's colours (after a light/dark switch). */
@@ -127,7 +142,7 @@ export class CandleChart {
         position: f.side === "buy" ? "belowBar" : "aboveBar",
         color: f.side === "buy" ? UP : DOWN,
         shape: f.side === "buy" ? "arrowUp" : "arrowDown",
-        text: `${f.side === "buy" ? "B" : "S"} ${f.price}`,
+        text: this.fills.length > MAX_LABELS ? undefined : `${f.side === "buy" ? "B" : "S"} ${f.price}`,
       });
     }
     marks.sort((a, b) => (a.time as number) - (b.time as number));
