@@ -252,6 +252,100 @@ def test_every_page_desktop_and_phone_first_paint_and_no_console_errors(browser:
         assert not w.errors, f"{name}: {w.errors}"
 
 
+def _rpc(server: ServerProcess, calls: list[tuple[str, dict[str, object]]]) -> list[object]:
+    """JSON-RPC calls as admin, one after another, from a worker thread (Playwright's sync API owns this one's loop)."""
+    async def run() -> list[object]:
+        async with RpcClient(server.ws) as rpc:
+            return [await rpc.call(method, **params) for method, params in calls]
+
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, run()).result(timeout=60)
+
+
+def test_markets_recent_public_trades_appear_and_update(admin_page: Watched) -> None:
+    page = admin_page.page
+    page.goto("/app/markets")
+    trades = page.get_by_test_id("public-trades")
+    expect(trades.locator("tr[data-trade]").first).to_be_visible()
+    first = trades.locator("tr[data-trade]").first.get_attribute("data-trade")
+    # live: newer trades arrive over the public_trades channel and take the top row
+    page.wait_for_function("id => { const r = document.querySelector('[data-testid=public-trades] tr[data-trade]');"
+                           " return r && r.dataset.trade !== id; }", arg=first)
+    assert trades.locator("tr[data-trade]").count() >= 5
+    sides = trades.locator("tr[data-trade] td:last-child").all_inner_texts()
+    assert set(sides) <= {"buy", "sell"} and trades.locator("td.num.buy, td.num.sell").count() == len(sides)
+    shot(admin_page, "markets-trades-desktop")
+    page.get_by_test_id("market-select").select_option("demo|ETH/USDT")
+    expect(page.get_by_role("heading", name="Recent trades · ETH/USDT")).to_be_visible()
+    expect(trades.locator("tr[data-trade]").first).to_be_visible()
+    updates = int(trades.get_attribute("data-updates") or 0)
+    page.wait_for_function("n => Number(document.querySelector('[data-testid=public-trades]').dataset.updates) > n", arg=updates)
+    page.get_by_test_id("market-select").select_option("demo|BTC/USDT")  # the market the other tests expect
+
+
+def test_virtual_deposit_changes_totals_and_a_large_withdrawal_is_refused(admin_page: Watched) -> None:
+    page = admin_page.page
+    page.goto("/app/wallets")
+    form = page.get_by_test_id("virtual-funds")
+    balance = page.locator("tr[data-wallet='demo:ETH'] .balance")
+    expect(balance).not_to_have_text("")
+    before = balance.inner_text()
+    decimals = len(before.split(".")[1])
+    form.get_by_label("Exchange").select_option("demo")
+    form.get_by_label("Currency").select_option("ETH")
+    form.get_by_label("Amount").fill("5")
+    form.get_by_test_id("virtual-submit").click()
+    expect(page.locator("dialog.modal")).to_contain_text("Deposit 5 ETH on demo?")
+    page.get_by_test_id("modal-confirm").click()
+    expect(balance).to_have_text(f"{float(before.replace(',', '')) + 5:,.{decimals}f}")
+    after = balance.inner_text()
+    form.locator("[data-kind=withdraw]").click()
+    form.get_by_label("Amount").fill("1000000")
+    form.get_by_test_id("virtual-submit").click()
+    expect(page.locator("dialog.modal")).to_contain_text("Withdraw 1000000 ETH on demo?")
+    page.get_by_test_id("modal-confirm").click()
+    expect(form.get_by_test_id("virtual-error")).to_contain_text("1000000 ETH needed on demo (unallocated)")
+    shot(admin_page, "wallets-virtual-refused")
+    expect(balance).to_have_text(after)  # nothing moved
+
+
+def test_balance_history_chart_after_an_order_filled(admin_page: Watched, server: ServerProcess) -> None:
+    wallets = [{"exchange": "demo", "currency": "USDT", "allocation": "5000"}]
+    set_id = _rpc(server, [("create_wallet_set", {"wallets": wallets, "description": "history e2e"})])[0]["id"]  # type: ignore[index]
+    order = _rpc(server, [("make_order", {"exchange": "demo", "pair": "BTC_USDT", "side": "buy", "type": "market", "size": "0.01",
+                                          "wallet_set_id": set_id})])[0]
+    assert order["status"] == "done" and order["filled_size"] == "0.01", order  # type: ignore[index]
+    page = admin_page.page
+    page.goto("/app/wallets")
+    history = page.get_by_test_id(f"history-{set_id}")
+    expect(history.locator("[data-wallet='demo:BTC'] canvas").first).to_be_visible()
+    expect(history.locator("[data-wallet='demo:USDT'] canvas").first).to_be_visible()
+    movements = int(history.get_attribute("data-movements") or 0)
+    assert movements >= 3  # the allocation, then the fill's quote out and base in
+    page.locator(f"[data-set='{set_id}']").scroll_into_view_if_needed()
+    shot(admin_page, "wallets-history-desktop")
+    page.set_viewport_size(PHONE)
+    expect(history.locator("[data-wallet='demo:BTC'] canvas").first).to_be_visible()
+    shot(admin_page, "wallets-history-phone")
+    page.set_viewport_size(DESKTOP)
+    # live: another fill changes the set's balances, and the chart reads its history again
+    _rpc(server, [("make_order", {"exchange": "demo", "pair": "BTC_USDT", "side": "sell", "type": "market", "size": "0.005",
+                                  "wallet_set_id": set_id})])
+    page.wait_for_function("([id, n]) => Number(document.querySelector(`[data-testid=history-${id}]`).dataset.movements) > n",
+                           arg=[set_id, movements], timeout=15_000)
+
+
+def test_viewer_sees_no_virtual_funds_form(browser: Browser, server: ServerProcess) -> None:
+    w = open_page(browser, server)
+    sign_in(w, *VIEWER)
+    page = w.page
+    page.goto("/app/wallets")
+    expect(page.get_by_test_id("wallet-totals")).to_contain_text("ETH")
+    assert page.get_by_test_id("virtual-funds").count() == 0
+    w.page.context.close()
+    assert not w.errors, w.errors
+
+
 def _slide(page: Page, selector: str, value: str) -> None:
     """Move a range input the way a drag does: a new value, then its input event (Playwright cannot fill a range)."""
     page.locator(selector).evaluate("(el, v) => { el.value = v; el.dispatchEvent(new Event('input', {bubbles: true})); }", value)

@@ -91,6 +91,27 @@ export interface Ticker {
   time: number;
 }
 
+/** A market's public trade (`GET /api/v1/trades/...`, the `public_trades` channel); `side` is the taker's. */
+export interface PublicTrade {
+  exchange: string;
+  symbol: string;
+  pair: string;
+  id: string;
+  time: number;
+  price: string;
+  amount: string;
+  side: "buy" | "sell";
+}
+
+export interface WalletHistory {
+  timestamp: number;
+  id: number;
+  run_id: string | null;
+  current: WalletSet;
+  /** [unix seconds, the wallet after one movement] */
+  data: [number, Wallet][];
+}
+
 export interface Book {
   symbol: string;
   synced: boolean;

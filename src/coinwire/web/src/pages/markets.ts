@@ -1,4 +1,4 @@
-// Markets: live candlestick chart (timeframe, time zone, volume, the user's fills), order book, tickers.
+// Markets: live candlestick chart (timeframe, time zone, volume, the user's fills), order book, recent public trades, tickers.
 
 import type { App } from "../app";
 import { ohlcvStream } from "../api/rpc";
@@ -9,6 +9,7 @@ import { prefs, setPrefs } from "../prefs";
 import { CandleChart, type FillMark } from "../ui/chart";
 import { Disposer, fill, h, placeholder, redrawable } from "../ui/dom";
 import { bookPanel, currentMarket, marketPicker, tickerList } from "../ui/market";
+import { endPublicTrades, publicTradesPanel } from "../ui/trades";
 
 export const TIMEFRAMES = ["1m", "5m", "15m", "1h", "4h", "1d"];
 export const ZONES = ["UTC", Intl.DateTimeFormat().resolvedOptions().timeZone, "Europe/London", "America/New_York", "Asia/Tokyo", "Asia/Kolkata"]
@@ -16,6 +17,7 @@ export const ZONES = ["UTC", Intl.DateTimeFormat().resolvedOptions().timeZone, "
 
 export function marketsPage(app: App, _p: Record<string, string>, d: Disposer): HTMLElement {
   const root = h("div", { class: "page markets" });
+  d.add(() => endPublicTrades(app)); // a market switch only replaces the pattern; leaving stops the channel
   return redrawable(root, d, (inner, redraw) => fill(root, marketsView(app, inner, redraw)));
 }
 
@@ -38,7 +40,7 @@ function marketsView(app: App, d: Disposer, redraw: () => void): HTMLElement[] {
     h("div", { class: "grid-markets" },
       h("div", { class: "side" }, tickerList(app, d, redraw)),
       chartCard,
-      h("div", { class: "side" }, bookPanel(app, m, d))),
+      h("div", { class: "side" }, bookPanel(app, m, d), publicTradesPanel(app, m, d))),
     h("section", { class: "card" }, h("h3", {}, `Your fills · ${m.symbol}`), fills),
   ];
 

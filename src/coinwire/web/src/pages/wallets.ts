@@ -1,10 +1,13 @@
-// Wallets: total, allocated and unallocated funds with present value; wallet sets; a new set by sliders.
+// Wallets: total, allocated and unallocated funds with present value; virtual paper funds (admins);
+// wallet sets with their balance history; a new set by sliders.
 
 import type { App } from "../app";
 import type { Wallet, WalletSet } from "../api/types";
-import * as D from "../decimal";
 import * as fmt from "../format";
+import { Allocator } from "../ui/alloc";
 import { Disposer, fill, h, placeholder } from "../ui/dom";
+import { virtualFundsForm } from "../ui/virtual_funds";
+import { BalanceHistory } from "../ui/wallet_history";
 
 type Sets = Record<string, WalletSet>;
 
@@ -12,11 +15,21 @@ export function walletsPage(app: App, _p: Record<string, string>, d: Disposer): 
   const totals = h("div", { "data-testid": "wallet-totals" }, placeholder("loading", "Loading wallets…"));
   const sets = h("div", { "data-testid": "wallet-sets" }, placeholder("loading", "Loading wallet sets…"));
   const create = h("div", {});
+  const histories = new Map<string, BalanceHistory>(); // per set, kept across refreshes (charts, open or closed)
+  d.add(() => histories.forEach((hist) => hist.dispose()));
+  let unallocated: Wallet[] = [];
+  const moved = () => {
+    delete create.dataset.drawn; // the new-set form's bounds changed with the unallocated funds
+    void load();
+  };
+  const virtual = app.can("admin", "ops") ? virtualFundsForm(app, () => unallocated, moved) : null;
   const load = async () => {
     try {
       const all = await app.rpc.call<Sets>("get_all_wallet_sets");
+      unallocated = all.unallocated?.wallets ?? [];
       drawTotals(app, totals, all);
-      drawSets(app, sets, all, load);
+      virtual?.refresh();
+      drawSets(app, sets, all, load, histories);
       if (app.can("manage", "wallet_set")) drawCreate(app, create, all.unallocated?.wallets ?? [], load);
     } catch (e) {
       fill(totals, placeholder("error", (e as Error).message));
@@ -26,6 +39,7 @@ export function walletsPage(app: App, _p: Record<string, string>, d: Disposer): 
   d.every(5000, () => void load());
   return h("div", { class: "page wallets" },
     h("section", { class: "card" }, h("h3", {}, "Funds by exchange and currency"), totals),
+    virtual?.el ?? null,
     h("section", { class: "card" }, h("h3", {}, "Wallet sets"), sets),
     create);
 }
@@ -51,11 +65,23 @@ function drawTotals(app: App, el: HTMLElement, all: Sets): void {
     note ? h("p", { class: "muted" }, note) : null);
 }
 
-function drawSets(app: App, el: HTMLElement, all: Sets, reload: () => void): void {
+function drawSets(app: App, el: HTMLElement, all: Sets, reload: () => void, histories: Map<string, BalanceHistory>): void {
   const sets = Object.entries(all).filter(([k]) => /^\d+$/.test(k)).map(([, s]) => s);
+  for (const [id, hist] of histories) {
+    if (!sets.some((s) => String(s.id) === id)) {
+      hist.dispose();
+      histories.delete(id);
+    }
+  }
   if (!sets.length) return fill(el, placeholder("empty", "No wallet sets yet: create one below to give a run part of the funds."));
   const manage = app.can("manage", "wallet_set");
-  fill(el, ...sets.map((s) => h("div", { class: "wallet-set", "data-set": s.id },
+  const historyOf = (s: WalletSet, i: number): HTMLElement => {
+    let hist = histories.get(String(s.id));
+    if (!hist) histories.set(String(s.id), (hist = new BalanceHistory(app, Number(s.id), i < 4))); // the first few open
+    hist.seen(s.wallets.map((w) => `${key(w)}=${w.balance}`).join(","));
+    return hist.el;
+  };
+  fill(el, ...sets.map((s, i) => h("div", { class: "wallet-set", "data-set": s.id },
     h("div", { class: "row" }, h("strong", {}, `#${s.id} ${s.description}`), s.run_id ? h("span", { class: "muted" }, `run ${s.run_id}`) : null,
       manage ? h("button", { type: "button", class: "ghost danger", onclick: async () => {
         if (!(await app.confirm(`Deactivate wallet set #${s.id}?`, "Its open orders are cancelled and its funds go back to unallocated.", "Deactivate"))) return;
@@ -67,39 +93,27 @@ function drawSets(app: App, el: HTMLElement, all: Sets, reload: () => void): voi
         }
         reload();
       } }, "Deactivate") : null),
-    h("ul", { class: "chips" }, ...s.wallets.map((w) => h("li", {}, `${w.currency} ${fmt.amount(w.balance, w.currency)} · ${w.exchange}`))))));
+    h("ul", { class: "chips" }, ...s.wallets.map((w) => h("li", {}, `${w.currency} ${fmt.amount(w.balance, w.currency)} · ${w.exchange}`))),
+    historyOf(s, i))));
 }
 
 function drawCreate(app: App, el: HTMLElement, unallocated: Wallet[], reload: () => void): void {
   if (el.dataset.drawn) return; // keep the user's slider positions while the page refreshes
   el.dataset.drawn = "1";
-  const rows = unallocated.filter((w) => Number(w.available) > 0).map((w) => {
-    const max = D.parse(w.available)!;
-    const slider = h("input", { type: "range", min: 0, max: 1000, step: 1, value: 0, "aria-label": `share of ${w.currency} on ${w.exchange}` });
-    const input = h("input", { inputmode: "decimal", value: "0", "aria-label": `${w.currency} on ${w.exchange}`, "data-alloc": key(w) });
-    slider.addEventListener("input", () => {
-      input.value = D.toString(D.divFloor(D.mul(max, D.parse(slider.value)!), { units: 1000n, scale: 0 }, 8));
-    });
-    input.addEventListener("input", () => {
-      const v = Number(input.value);
-      slider.value = String(Math.round((v / Number(w.available)) * 1000) || 0);
-    });
-    return { w, input, el: h("div", { class: "alloc" }, h("span", {}, `${w.currency} · ${w.exchange}`), slider, input,
-      h("span", { class: "muted" }, `of ${fmt.amount(w.available, w.currency)}`)) };
-  });
+  const alloc = new Allocator(unallocated);
   const description = h("input", { name: "description", placeholder: "what this set is for", "aria-label": "description" });
   const error = h("p", { class: "error", role: "alert" });
   const form = h("form", { class: "card", "aria-label": "new wallet set", "data-testid": "new-wallet-set" },
     h("h3", {}, "New wallet set"),
-    rows.length ? rows.map((r) => r.el) : placeholder("empty", "No unallocated funds to allocate."),
+    alloc.el,
     h("label", {}, "Description", description), error,
     h("button", { type: "submit", class: "primary" }, "Create wallet set"));
   form.addEventListener("submit", async (e) => {
     e.preventDefault();
     error.textContent = "";
-    const wallets = rows.filter((r) => Number(r.input.value) > 0).map((r) => ({ exchange: r.w.exchange, currency: r.w.currency, allocation: r.input.value.trim() }));
-    const bad = rows.find((r) => { const v = D.parse(r.input.value); return !v || v.units < 0n || D.cmp(v, D.parse(r.w.available)!) > 0; });
-    if (bad) return void (error.textContent = `${bad.w.currency} on ${bad.w.exchange}: enter between 0 and ${bad.w.available}.`);
+    const wallets = alloc.chosen();
+    const bad = alloc.problem();
+    if (bad) return void (error.textContent = bad);
     if (!wallets.length) return void (error.textContent = "Allocate something: move a slider or type an amount.");
     const summary = h("ul", {}, ...wallets.map((w) => h("li", {}, `${w.allocation} ${w.currency} on ${w.exchange}`)));
     if (!(await app.confirm("Create this wallet set?", summary, "Create"))) return;
