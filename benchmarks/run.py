@@ -45,16 +45,19 @@ NOTES = """
 - Book replay compares side by side with a SortedDict book (sortedcontainers) in the same run:
   `speedup_vs_sorteddict`. Parsing the raw gzip JSON capture costs more than applying it
   (`parse_apply_*`); a live feed parses one message at a time, so that is not the limit.
-- make_order over /rpc is below its throughput target. The server spends ~200-450 us of
-  single-threaded Python per order depending on the machine's mood (2 shared cores): the core
-  (validate, hold, match, settle) ~40, the SQLite group commit ~50 (8 orders per commit, ~26
-  WAL pages), rows, views and notifications ~60, WebSocket and JSON-RPC ~70, the rest asyncio.
-  Steps so far (each commit message has its figure): lean benchmark client, plain ASGI /rpc,
-  notifications encoded once, compiled row encoders and memoised formatting, SQLite commits on
-  the loop (no GIL hand-offs), an encoded bus log (no GC walks of the order history): server
-  CPU per order -42%, orders/s +70-130% against the previous code on the same machine.
-  Latency is within target (p99 under 20 ms). What is left: run the API and gateway roles in
-  separate processes, fewer indexes on `orders`, and a compiled WebSocket/JSON-RPC layer.
+- make_order over /rpc: the server spends ~175-230 us of single-threaded Python per order
+  depending on the machine's mood (2 shared cores), so the target holds with a margin of about
+  5-10% here. Where it goes: the core (validate, hold, match, settle) ~40, the SQLite group commit
+  ~45 (8 orders per commit), rows, views and notifications ~50, WebSocket and JSON-RPC ~50 (one
+  loopback `write(2)` per answer is ~15% of the server's time), the rest asyncio. Steps (each
+  commit message has its figure): lean benchmark client, plain ASGI /rpc, notifications encoded
+  once, compiled row encoders and memoised formatting, SQLite commits on the loop (no GIL
+  hand-offs), an encoded bus log (no GC walks of the order history), then the order's owner in
+  its own row and the audit rows through the single-hop writer (no SQLAlchemy per-row
+  parameters), indexes no query reads dropped, the group commit letting the loop turn once
+  before it drains (~5 -> ~8 orders a commit), and one socket write per connection per loop
+  turn (answer and notifications together). p99 is a few ms (target 20 ms). What is left for
+  more: the API and gateway roles in separate processes, and a compiled WebSocket layer.
 - SMA cross backtest: every engine runs in one `make bench` on the same 500,000 bars (peers in
   .venv-peers) and must reproduce the NumPy reference's entries and final equity (`*_rel_diff`).
   Times are each engine's compute on arrays already in memory; `*_process_s` are whole processes

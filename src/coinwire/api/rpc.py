@@ -7,7 +7,8 @@ batch many orders into one transaction.
 The endpoint is a plain ASGI application (`rpc_asgi`), reached before FastAPI's middleware
 and router (see `coinwire.api.app`): every message of a busy connection would otherwise
 pass through Starlette's WebSocket wrapper and the exception middleware's send wrapper.
-Sends need no lock: the server writes each message whole.
+Sends need no lock: the server writes each message whole. Answers and notifications to one
+connection go out together, one socket write per event-loop turn (`api.ws_send`).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from starlette.types import Receive, Scope, Send
 
 from coinwire.api.context import CallContext
 from coinwire.api.guard import client_ip, credential_of
+from coinwire.api.ws_send import text_sender
 from coinwire.auth.errors import RateLimited, Unauthenticated
 from coinwire.api.methods import Api
 from coinwire.core.errors import CoinwireError
@@ -88,8 +90,7 @@ async def rpc_asgi(scope: Scope, receive: Receive, send: Send, api: Api) -> None
         return
     await send({"type": "websocket.accept"})
 
-    async def send_bytes(data: bytes) -> None:
-        await send({"type": "websocket.send", "text": data.decode()})
+    send_bytes = text_sender(send)  # answers and notifications: one socket write a loop turn
 
     async def reply(payload: Any) -> None:
         await send_bytes(_json_encode(payload))
