@@ -1,0 +1,70 @@
+"""api.ws_send under a real uvicorn: messages batched per loop turn arrive whole and in order; a gone client is said."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import pytest
+import uvicorn
+import websockets
+
+from coinwire.api.ws_send import ClientGone, text_sender
+from tests.server import free_port
+
+
+class _App:
+    """Sends `count` messages in one loop turn when asked, then waits for the client to leave."""
+
+    def __init__(self) -> None:
+        self.sender_kind = ""
+        self.after_close: BaseException | None = None
+        self.closed = asyncio.Event()
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "websocket":
+            return
+        await receive()  # websocket.connect
+        await send({"type": "websocket.accept"})
+        sender = text_sender(send)
+        self.sender_kind = type(getattr(sender, "__self__", None)).__name__
+        while True:
+            message = await receive()
+            if message["type"] == "websocket.disconnect":
+                break
+            count = int(message["text"])
+            # all queued in this turn; the last one is long (several frames' worth of bytes)
+            for n in range(count):
+                await sender(json.dumps({"n": n, "pad": "x" * (n == count - 1) * 200_000}).encode())
+        try:
+            await sender(b'{"late": true}')
+        except BaseException as exc:  # noqa: BLE001 - what the test asserts
+            self.after_close = exc
+        self.closed.set()
+
+
+@pytest.fixture
+async def served() -> Any:
+    app = _App()
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", ws="websockets-sansio"))
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        await asyncio.sleep(0.01)
+    yield app, f"ws://127.0.0.1:{port}/"
+    server.should_exit = True
+    await task
+
+
+async def test_messages_sent_in_one_turn_arrive_whole_and_in_order(served: Any) -> None:
+    app, url = served
+    async with websockets.connect(url, max_size=None) as ws:
+        for count in (1, 50):
+            await ws.send(str(count))
+            got = [json.loads(await asyncio.wait_for(ws.recv(), 5)) for _ in range(count)]
+            assert [m["n"] for m in got] == list(range(count))
+            assert len(got[-1]["pad"]) == 200_000
+    assert app.sender_kind == "_Batched"  # the fast path, not the plain ASGI one
+    await asyncio.wait_for(app.closed.wait(), 5)
+    assert isinstance(app.after_close, ClientGone)
