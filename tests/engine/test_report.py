@@ -64,3 +64,17 @@ def test_a_long_backtest_reports_a_bounded_exact_equity_curve_and_price_bars() -
     assert first[1] == s.open[0] and first[2] == s.high[day].max() and first[3] == s.low[day].min() and first[4] == s.close[day][-1]
     assert bars["candles"][0][0] <= rep["trades"][0]["time"] and rep["trades"][-1]["time"] < bars["candles"][-1][0] + 86400
     assert build_report(rt, {})["equity"] == equity  # pure
+
+
+def test_a_run_funded_with_the_base_counts_its_round_trips_from_that_holding() -> None:
+    """ma_cross sells the 0.1 BTC it was given with its first exit, then trades in and out: every exit closes a trip."""
+    s = walk(5_000, seed=5)
+    config = BacktestConfig(exchange="binance", balances={"USDT": "10000", "BTC": "0.1"}, fee="0.001")
+    unfunded, _ = run_backtest("ma_cross", {"fast": "10", "slow": "40", "timeframe": "1h"}, [s],
+                               BacktestConfig(exchange="binance", balances={"USDT": "10000"}, fee="0.001"))
+    outcome, rt = run_backtest("ma_cross", {"fast": "10", "slow": "40", "timeframe": "1h"}, [s], config)
+    rep, base = outcome.report, unfunded.report
+    assert rep is not None and base is not None
+    sells = sum(1 for f in rt.fills if f.side.value == "sell")
+    assert base["round_trips"] > 0 and rep["round_trips"] >= sells - 1 > 0  # without the seed: 0 (never flat by fills alone)
+    assert rep["win_rate"] is not None

@@ -57,11 +57,25 @@ def equity_curve(rt: Runtime) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndar
 
 
 def _round_trips(rt: Runtime) -> tuple[int, int, list[float]]:
-    """Entries (flat -> long), exits (long -> flat) counted per order, and each closed round trip's P&L."""
+    """Entries (flat -> long), exits (long -> flat) counted per order, and each closed round trip's P&L.
+
+    A run funded with some of a market's base starts long: that holding, valued at the first
+    open, is the position its first exit closes (otherwise a strategy that sells it all and
+    then trades in and out would never be flat by the fills alone, and count no trips).
+    """
     entries = exits = 0
     pnl: list[float] = []
     position: dict[str, int] = {}
     cost: dict[str, float] = {}
+    seeded: set[str] = set()
+    for symbol, market in rt.report_markets().items():
+        inst = market.instrument
+        atto = rt.balance_points[0][1].get(inst.base, 0) if rt.balance_points else 0
+        units = atto // 10 ** (ATTO_DECIMALS - inst.size_decimals)
+        if units > 0 and inst.quote == rt.quote and inst.base not in seeded:
+            seeded.add(inst.base)
+            position[symbol] = units
+            cost[symbol] = atto / 1e18 * float(_price_at_start(rt, symbol))
     by_order: dict[int, list[Any]] = {}
     for fill in rt.fills:  # fills are in time order; an order's fills are contiguous per instant
         by_order.setdefault(fill.order_id, []).append(fill)
