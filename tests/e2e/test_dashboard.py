@@ -234,6 +234,9 @@ def test_refresh_token_rotates_when_the_access_token_runs_out(browser: Browser, 
 def test_every_page_desktop_and_phone_first_paint_and_no_console_errors(browser: Browser, server: ServerProcess) -> None:
     for name, viewport in (("desktop", DESKTOP), ("phone", PHONE)):
         w = open_page(browser, server, viewport)
+        w.page.goto("/app/login")
+        w.page.get_by_label("User name").wait_for()
+        shot(w, f"login-{name}")
         sign_in(w)
         for p in PAGES:
             w.page.goto(f"/app/{p}")
