@@ -301,7 +301,11 @@ async def test_a_paper_run_trades_through_the_gateway_and_hands_its_funds_back(a
     running = wait_for(api, f"/runs/{run_id}/messages?method=venue.fill", lambda page: page["total"] >= 1, timeout=30)
     fill = running["messages"][0]["params"]
     assert fill["side"] == "buy" and fill["symbol"] == "BTC/USDT"
-    assert api.get(f"/runs/{run_id}").json()["status"] == "running"
+    interim = wait_for(api, f"/runs/{run_id}", lambda run: bool(run["report"] and run["report"]["trades"]), timeout=30)
+    assert interim["status"] == "running" and interim["report"]["status"] == "running"  # the report so far, while it runs
+    assert interim["report"]["entries"] == 1 and len(interim["report"]["equity"]) >= 1
+    assert interim["report"]["initial_equity"] == pytest.approx(1000, rel=1e-9)
+    assert interim["report"]["start"] <= interim["report"]["end"] <= time.time() + 1  # so far: it ends now
     async with RpcClient(server.ws) as rpc:
         orders = [o for o in await rpc.call("list_recent_orders", include_open=True, limit=1000) if o.get("run_id") == run_id]
         assert len(orders) == 1 and orders[0]["status"] == "done" and orders[0]["done_reason"] == "filled"

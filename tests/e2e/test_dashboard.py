@@ -478,6 +478,11 @@ def test_paper_run_from_allocation_sliders_takes_a_component_input_after_the_mod
     hub.get_by_test_id("hub-direction").select_option("out")  # only what the strategy sent: orders, components, log lines
     expect(hub.locator("tbody tr", has_text="→")).to_have_count(0)
     expect(hub.locator("tbody tr", has_text="ui.component").first).to_be_visible()
+    # the report so far, while it runs: equity drawn, the fill marked on the price chart
+    expect(page.get_by_test_id("equity-legend")).to_contain_text("So far", timeout=15_000)
+    page.wait_for_function("() => Number(document.querySelector('[data-testid=run-price-chart]')?.dataset.markers) >= 1",
+                           timeout=15_000)
+    expect(page.get_by_test_id("run-status")).to_have_text("running")
     shot(admin_page, "run-paper-desktop")
     page.get_by_role("button", name="Stop").click()
     page.get_by_test_id("modal-confirm").click()

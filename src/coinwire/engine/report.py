@@ -137,7 +137,7 @@ def build_report(rt: Runtime, meta: dict[str, Any]) -> dict[str, Any]:
     return {
         **meta,
         "start": int(rt.start_ns // _NS),
-        "end": int(rt.end_ns // _NS),
+        "end": int((rt.end_ns or rt.now_ns()) // _NS),  # a running run's report ends now
         "quote": rt.quote,
         "initial_equity": initial,
         "final_equity": final,

@@ -126,6 +126,7 @@ class StreamRuntime(Runtime):
         self._indicators: list[list[float]] = []
         self._reported: dict[str, CandleStream] = {}  # symbol -> candles the report values holdings at
         self._report_markets: dict[str, Any] | None = None
+        self._report_at = -1  # the run's instant `_report_markets` was built at
 
     # --- the clock --------------------------------------------------------------------------------
     def now_ns(self) -> int:
@@ -357,8 +358,13 @@ class StreamRuntime(Runtime):
 
     # --- the report ---------------------------------------------------------------------------------
     def report_markets(self) -> dict[str, Any]:
-        """Markets as the report reads them: instrument plus the 1-minute candles of the run."""
-        if self._report_markets is None:
+        """Markets as the report reads them: instrument plus the 1-minute candles of the run.
+
+        Built once per instant of the run's clock: a report made while the run goes on (the
+        dashboard's live equity) reads the candles so far, one made after its end reads them all.
+        """
+        if self._report_markets is None or self._report_at != self._now:
+            self._report_at = self._now
             out = {}
             for symbol, stream in self._reported.items():
                 series = stream.series(with_open_bucket=True)

@@ -42,12 +42,15 @@ class ControlledPaper(Controlled, PaperRuntime):
 
 
 class _Running:
-    __slots__ = ("control", "runtime", "task")
+    __slots__ = ("control", "runtime", "task", "name", "report", "report_key")
 
-    def __init__(self, runtime: ControlledPaper, control: RunControl) -> None:
+    def __init__(self, runtime: ControlledPaper, control: RunControl, name: str = "") -> None:
         self.runtime = runtime
         self.control = control
         self.task: asyncio.Task[None] | None = None
+        self.name = name
+        self.report: dict[str, Any] | None = None  # the interim report, rebuilt when the run has moved on
+        self.report_key: tuple[int, int, int] | None = None
 
 
 class PaperRuns:
@@ -85,7 +88,7 @@ class PaperRuns:
                                            created_at=created))
         control = RunControl(self.store.folder(run_id))
         runtime.control = control
-        running = _Running(runtime, control)
+        running = _Running(runtime, control, name)
         self.running[run_id] = running
         running.task = asyncio.create_task(self._run(running, name, params_json(params), created), name=f"paper run {run_id}")
         return {"run_id": run_id, "status": "running"}
@@ -122,6 +125,26 @@ class PaperRuns:
                     runtime.done.set()
                 except CoinwireError as exc:
                     runtime.logs.append((runtime.now_ns(), "warning", exc.message))
+
+    def interim_report(self, run_id: str) -> dict[str, Any] | None:
+        """A running run's report so far (status `running`): equity, drawdown and trades to this instant.
+
+        Rebuilt only when the run has moved on (its clock, fills or balances), so a dashboard
+        polling every few seconds costs one build per change, not one per request.
+        """
+        running = self.running.get(run_id)
+        if running is None:
+            return None
+        rt = running.runtime
+        if not (rt.started and rt.report_markets()):
+            return None
+        key = (rt.now_ns(), len(rt.fills), len(rt.balance_points))
+        if running.report_key != key:
+            mode = self.gateway.exchange(rt.exchange).mode
+            meta = {"run_id": rt.run_id, "strategy": running.name, "mode": mode, "status": "running", "exchange": rt.exchange,
+                    "fills_against": "book"}
+            running.report, running.report_key = build_report(rt, meta), key
+        return running.report
 
     def owns(self, run_id: str) -> bool:
         return run_id in self.running

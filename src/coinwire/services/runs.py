@@ -275,6 +275,8 @@ class RunManager:
     def get(self, run_id: str) -> dict[str, Any]:
         run = self.store.get(run_id)
         progress = self.store.folder(run_id) / "progress.json"
+        if run["status"] == "running" and self.paper is not None and self.paper.owns(run_id):
+            run["report"] = self.paper.interim_report(run_id)  # paper and live runs: their report so far
         if run["status"] == "running" and progress.is_file():
             try:
                 run["progress"] = {k: v for k, v in json.loads(progress.read_bytes()).items() if k != "pid"}

@@ -25,6 +25,8 @@ interface Report {
   [key: string]: unknown;
 }
 
+const LIVE_REDRAW_MS = 10_000;
+
 type Run = RunSummary & { report?: Report | null; progress?: Record<string, unknown>; error?: string | null };
 
 const METRICS: [string, string, (v: unknown) => string][] = [
@@ -69,7 +71,12 @@ export function runPage(app: App, params: Record<string, string>, d: Disposer): 
   const views = new Map<string, { key: string; view: View }>();
   d.add(() => views.forEach((v) => v.view.dispose?.()));
   let done = false;
-  let reportDrawn = false;
+  // charts are drawn again when the report moved on: at once after the run ends, at most every
+  // LIVE_REDRAW_MS while it runs (the interim report changes with every candle)
+  let drawnKey = "";
+  let drawnAt = 0;
+  let chartsD = new Disposer();
+  d.add(() => chartsD.dispose());
   const load = async () => {
     if (done) return;
     try {
@@ -84,10 +91,14 @@ export function runPage(app: App, params: Record<string, string>, d: Disposer): 
         fill(metrics, h("dl", { class: "metrics" }, ...METRICS.flatMap(([k, label, f]) => [h("dt", {}, label), h("dd", {}, f(rep[k]))])),
           rep.note ? h("p", { class: "muted" }, rep.note) : null);
         fill(trades, tradeTable(rep.trades ?? []));
-        if (!reportDrawn) {
-          reportDrawn = true;
-          drawEquity(charts, rep, d);
-          drawPrices(price, rep, d);
+        const key = `${run.status}:${rep.equity?.length ?? 0}:${rep.equity?.at(-1)?.[1] ?? ""}:${rep.trades?.length ?? 0}`;
+        if (key !== drawnKey && (run.status !== "running" || !drawnKey || Date.now() - drawnAt >= LIVE_REDRAW_MS)) {
+          [drawnKey, drawnAt] = [key, Date.now()];
+          chartsD.dispose();
+          chartsD = new Disposer();
+          for (const card of [charts, price]) card.replaceChildren(card.firstElementChild!);  // keep the heading
+          drawEquity(charts, rep, chartsD);
+          drawPrices(price, rep, chartsD);
         }
       } else fill(metrics, placeholder(run.status === "running" ? "loading" : "empty",
         run.status === "running" ? `Running… ${run.progress ? JSON.stringify(run.progress) : ""}` : "No report."));
@@ -146,7 +157,7 @@ function drawEquity(card: HTMLElement, rep: Report, d: Disposer): void {
   const sampled = rep.equity_sampled_from && rep.equity_sampled_from > points.length ? ` (${points.length} of ${rep.equity_sampled_from} points: every low, high and drawdown kept)` : "";
   card.append(h("div", { class: "grid-2" },
     h("div", {}, h("h4", {}, `Equity (${quote})`), eqBox,
-      h("p", { class: "legend muted", "data-testid": "equity-legend" }, `Final ${fmt.amount(last, quote)} ${quote}${sampled}`)),
+      h("p", { class: "legend muted", "data-testid": "equity-legend" }, `${rep.status === "running" ? "So far" : "Final"} ${fmt.amount(last, quote)} ${quote}${sampled}`)),
     h("div", {}, h("h4", {}, "Drawdown (%)"), ddBox,
       h("p", { class: "legend muted", "data-testid": "drawdown-legend" }, `Deepest ${worst.toFixed(2)}% on ${fmt.time(worstAt)}`))));
   whenShown(card, d, () => {
