@@ -104,7 +104,7 @@ class Api:
         audited = self.audit is not None and ctx.transport == "rpc" and RPC_RULES[name].action != "read"
         try:
             owners.check_params(name, raw or {}, principal)
-            result = await owners.after(name, raw or {}, await entry.handler(self, parsed, ctx), principal)
+            result = owners.after(name, raw or {}, await entry.handler(self, parsed, ctx), principal)
         except CoinwireError as exc:
             if audited:
                 self.audit.record_call(principal, name, raw or {}, exc.code)  # type: ignore[union-attr]

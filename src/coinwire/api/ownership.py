@@ -55,7 +55,7 @@ class Owners:
     async def close(self) -> None:
         await self._rows.close()
 
-    async def record(self, kind: str, resource_id: object, principal: Principal) -> None:
+    def record(self, kind: str, resource_id: object, principal: Principal) -> None:
         key = (kind, str(resource_id))
         self._owner[key] = principal.user_id
         if kind not in _STORED_WITH_RESOURCE:
@@ -78,13 +78,13 @@ class Owners:
             if value is not None:
                 self.require(kind, value, principal)
 
-    async def after(self, method: str, raw: dict[str, Any], result: Any, principal: Principal) -> Any:
+    def after(self, method: str, raw: dict[str, Any], result: Any, principal: Principal) -> Any:
         """Record what a call created; narrow list results to the caller's own."""
         if method == "create_wallet_set":
-            await self.record("wallet_set", result["id"], principal)
+            self.record("wallet_set", result["id"], principal)
         elif method == "make_order" and isinstance(result, dict):
-            await self.record("order", result.get("id"), principal)
-            await self.record("order_oid", result.get("client_order_id"), principal)
+            self.record("order", result.get("id"), principal)
+            self.record("order_oid", result.get("client_order_id"), principal)
         elif method in ("list_open_orders", "list_recent_orders") and not principal.is_admin:
             return [o for o in result if self.visible("order", o.get("id"), principal)]
         elif method == "get_all_wallet_sets" and not principal.is_admin:
