@@ -45,9 +45,11 @@ NOTES = """
 - Book replay compares side by side with a SortedDict book (sortedcontainers) in the same run:
   `speedup_vs_sorteddict`. Parsing the raw gzip JSON capture costs more than applying it
   (`parse_apply_*`); a live feed parses one message at a time, so that is not the limit.
-- make_order over /rpc: the server spends ~175-230 us of single-threaded Python per order
-  depending on the machine's mood (2 shared cores), so the target holds with a margin of about
-  5-10% here. Where it goes: the core (validate, hold, match, settle) ~40, the SQLite group commit
+- make_order over /rpc is at its target on a good minute and below it on a bad one: the same
+  code measured 4,200-5,500 orders/s within one session on this machine (2 shared cores), the
+  server spending ~175-245 us of single-threaded Python per order with the machine's mood; the
+  run above is one of the slower. With 8 clients each waiting for its answer, orders/s is about
+  1 / (server time per order), so the target needs ~170 us on every run. Where it goes: the core (validate, hold, match, settle) ~40, the SQLite group commit
   ~45 (8 orders per commit), rows, views and notifications ~50, WebSocket and JSON-RPC ~50 (one
   loopback `write(2)` per answer is ~15% of the server's time), the rest asyncio. Steps (each
   commit message has its figure): lean benchmark client, plain ASGI /rpc, notifications encoded
@@ -56,8 +58,10 @@ NOTES = """
   its own row and the audit rows through the single-hop writer (no SQLAlchemy per-row
   parameters), indexes no query reads dropped, the group commit letting the loop turn once
   before it drains (~5 -> ~8 orders a commit), and one socket write per connection per loop
-  turn (answer and notifications together). p99 is a few ms (target 20 ms). What is left for
-  more: the API and gateway roles in separate processes, and a compiled WebSocket layer.
+  turn (answer and notifications together). p99 is a few ms (target 20 ms). Tried and
+  dropped: committing SQLite in a child process (the loop saved little, the pipe round trip
+  lengthened every answer: -15% orders/s). What is left: the API and gateway roles in separate
+  processes (the WebSocket and JSON-RPC half on the second core), a compiled WebSocket layer.
 - SMA cross backtest: every engine runs in one `make bench` on the same 500,000 bars (peers in
   .venv-peers) and must reproduce the NumPy reference's entries and final equity (`*_rel_diff`).
   Times are each engine's compute on arrays already in memory; `*_process_s` are whole processes
