@@ -223,12 +223,9 @@ class RecordedBinance:
 
     # --- WebSocket -------------------------------------------------------------------------------
     async def _ws(self, request: web.Request) -> web.StreamResponse:
-        self.requests.append("ws")
-        if self.ws_refuse:
-            return web.json_response({"msg": "unavailable"}, status=self.ws_refuse)
-        ws = web.WebSocketResponse()
-        await ws.prepare(request)
-        self.ws_connections += 1
+        ws = await accept_ws(self, request)
+        if not isinstance(ws, web.WebSocketResponse):
+            return ws
         pushing: list[asyncio.Task[None]] = []
         async for msg in ws:
             if msg.type != WSMsgType.TEXT:
@@ -280,3 +277,14 @@ class ServerRunner:
         """The `urls` overrides that point ccxt.binance's spot REST and WebSocket here."""
         base = f"http://127.0.0.1:{self.port}"
         return {"api.public": f"{base}/api/v3", "api.ws.spot": f"ws://127.0.0.1:{self.port}/stream/ws"}
+
+
+async def accept_ws(server: Any, request: web.Request) -> web.StreamResponse:
+    """The upgrade both fake Binances share: counted, refused with `server.ws_refuse` when set, else prepared."""
+    server.requests.append("ws")
+    if server.ws_refuse:
+        return web.json_response({"msg": "unavailable"}, status=server.ws_refuse)
+    ws = web.WebSocketResponse()
+    await ws.prepare(request)
+    server.ws_connections += 1
+    return ws

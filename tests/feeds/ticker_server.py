@@ -25,7 +25,7 @@ from typing import Any
 
 from aiohttp import WSMsgType, web
 
-from tests.feeds.binance_server import ERROR_BODIES, EXCHANGE_INFO
+from tests.feeds.binance_server import ERROR_BODIES, EXCHANGE_INFO, accept_ws
 
 _BTCUSDT = EXCHANGE_INFO["symbols"][0]
 SYMBOLS = {"BTCUSDT": ("BTC", "USDT"), "ETHUSDT": ("ETH", "USDT"), "ETHBTC": ("ETH", "BTC"), "BTCEUR": ("BTC", "EUR")}
@@ -117,12 +117,9 @@ class TickerVenue:
         return web.json_response([self.ticker_24hr(s) for s in wanted])
 
     async def _ws(self, request: web.Request) -> web.StreamResponse:
-        self.requests.append("ws")
-        if self.ws_refuse:
-            return web.json_response({"msg": "unavailable"}, status=self.ws_refuse)
-        ws = web.WebSocketResponse()
-        await ws.prepare(request)
-        self.ws_connections += 1
+        ws = await accept_ws(self, request)
+        if not isinstance(ws, web.WebSocketResponse):
+            return ws
         pushing: list[asyncio.Task[None]] = []
         async for msg in ws:
             if msg.type != WSMsgType.TEXT:
