@@ -81,12 +81,13 @@ class Bus(Protocol):
 class Inbox:
     """One subscription's FIFO of (subject, message), drained by one task that awaits the handler.
 
-    A deque plus an event is several times cheaper per message than an `asyncio.Queue`,
-    which matters at market-data rates. `close()` discards what is still queued; a handler
+    A deque plus one future to wake the drainer is several times cheaper per message than an
+    `asyncio.Queue` (or an `asyncio.Event`, whose every wait looks up the running loop: a
+    `getpid()` system call on Python 3.11), which matters at market-data rates. `close()` discards what is still queued; a handler
     call already running is left to finish (so a handler may unsubscribe itself).
     """
 
-    __slots__ = ("pattern", "dropped", "_handler", "_max_pending", "_queue", "_wakeup", "_closed", "_task")
+    __slots__ = ("pattern", "dropped", "_handler", "_max_pending", "_queue", "_waiter", "_loop", "_closed", "_task")
 
     def __init__(self, pattern: str, handler: Handler, max_pending: int = DEFAULT_MAX_PENDING) -> None:
         self.pattern = pattern
@@ -94,9 +95,10 @@ class Inbox:
         self._handler = handler
         self._max_pending = max_pending
         self._queue: deque[tuple[str, Message]] = deque()
-        self._wakeup = asyncio.Event()
+        self._waiter: asyncio.Future[None] | None = None  # set while the drainer waits for messages
         self._closed = False
-        self._task = asyncio.get_running_loop().create_task(self._run(), name=f"bus-inbox:{pattern}")
+        self._loop = asyncio.get_running_loop()
+        self._task = self._loop.create_task(self._run(), name=f"bus-inbox:{pattern}")
 
     @property
     def pending(self) -> int:
@@ -116,13 +118,18 @@ class Inbox:
                 log.warning("bus subscription %r is a slow consumer: %d messages dropped", self.pattern, self.dropped)
             return
         self._queue.append((subject, message))
-        self._wakeup.set()
+        self._wake()
 
     def close(self) -> None:
         """Stop delivering: nothing queued is delivered after this returns."""
         self._closed = True
         self._queue.clear()
-        self._wakeup.set()
+        self._wake()
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
     async def stop(self) -> None:
         """Close and wait for the draining task to end, cancelling a handler still running."""
@@ -146,5 +153,9 @@ class Inbox:
                 delivered += 1
                 if delivered % _YIELD_EVERY == 0:
                     await asyncio.sleep(0)
-            self._wakeup.clear()
-            await self._wakeup.wait()
+            if not self._closed:
+                self._waiter = self._loop.create_future()
+                try:
+                    await self._waiter
+                finally:
+                    self._waiter = None

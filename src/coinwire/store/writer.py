@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 
+from coinwire.aio import LoopQueue
 from coinwire.store.codec import ChangeSet, Rows, encode
 from coinwire.store.store import Store
 
@@ -31,14 +32,17 @@ class GroupCommitWriter:
         self.submitted = 0  # ChangeSets accepted by submit()
         self.commits = 0  # transactions committed (fewer than submitted when batching works)
         self.fallbacks = 0  # merged transactions that failed and were retried one by one
-        self._queue: asyncio.Queue[_Item | None] = asyncio.Queue()
+        self._queue: LoopQueue[_Item | None] = LoopQueue()
+        self._loop: asyncio.AbstractEventLoop | None = None  # the loop start() ran on: submit's futures belong to it
         self._task: asyncio.Task[None] | None = None
         self._closing = False
 
     async def start(self) -> None:
         if self._task is None:
             self._closing = False
-            self._task = asyncio.create_task(self._run(), name="coinwire-store-writer")
+            self._loop = asyncio.get_running_loop()
+            self._queue = LoopQueue(self._loop)  # empty: nothing is accepted while stopped
+            self._task = self._loop.create_task(self._run(), name="coinwire-store-writer")
 
     async def close(self) -> None:
         """Stop accepting changes, commit everything already submitted, then stop."""
@@ -55,21 +59,23 @@ class GroupCommitWriter:
         The ChangeSet is encoded now, so records mutated after this call are stored as
         they were at the call. An empty ChangeSet returns at once.
         """
-        if self._task is None or self._task.done() or self._closing:
+        loop = self._loop
+        if loop is None or self._task is None or self._task.done() or self._closing:
             raise RuntimeError("GroupCommitWriter is not running: await writer.start() first")
         rows = encode(changes)
         if not len(rows):
             return
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[None] = loop.create_future()
         self.submitted += 1
         self._queue.put_nowait((rows, future))
         await future
 
     async def _run(self) -> None:
+        queue = self._queue
         batch: list[_Item] = []
         try:
             while True:
-                item = await self._queue.get()
+                item = await queue.get()
                 stop = item is None
                 if item is not None:
                     batch.append(item)
@@ -77,8 +83,8 @@ class GroupCommitWriter:
                     # the queue and share this commit (measured: ~5 -> ~8 orders a commit
                     # with 8 clients, SQLite CPU per order -20%)
                     await asyncio.sleep(0)
-                while not stop and len(batch) < self.max_batch and not self._queue.empty():
-                    item = self._queue.get_nowait()
+                while not stop and len(batch) < self.max_batch and not queue.empty():
+                    item = queue.get_nowait()
                     stop = item is None
                     if item is not None:
                         batch.append(item)
@@ -89,7 +95,7 @@ class GroupCommitWriter:
                     return
         finally:
             # Only reached with work pending if this task was cancelled: fail it loudly.
-            leftovers = batch + [item for item in _drain(self._queue) if item is not None]
+            leftovers = batch + [item for item in _drain(queue) if item is not None]
             for _, future in leftovers:
                 if not future.done():
                     future.set_exception(RuntimeError("the store writer stopped before committing these changes"))
@@ -125,7 +131,7 @@ def _resolve(future: asyncio.Future[None], error: BaseException | None) -> None:
         future.set_exception(error)
 
 
-def _drain(queue: asyncio.Queue[_Item | None]) -> list[_Item | None]:
+def _drain(queue: LoopQueue[_Item | None]) -> list[_Item | None]:
     items: list[_Item | None] = []
     while not queue.empty():
         items.append(queue.get_nowait())
