@@ -66,6 +66,7 @@ def serve(
     import uvicorn
 
     from coinwire.api.app import create_app
+    from coinwire.api.ws_protocol import FastWebSocketProtocol
     from coinwire.logs import configure_logging
 
     settings = _settings(host=host, port=port)
@@ -74,7 +75,8 @@ def serve(
         err.print(f"[yellow]warning:[/yellow] binding {settings.host}: put TLS and authentication in front of coinwire")
     console.print(f"coinwire serving on http://{settings.host}:{settings.port}  (data: {settings.data_path})")
     uvicorn.run(
-        create_app(settings), host=settings.host, port=settings.port, log_level="warning", ws_max_size=1 << 20, ws_per_message_deflate=False
+        create_app(settings), host=settings.host, port=settings.port, log_level="warning", ws_max_size=1 << 20, ws_per_message_deflate=False,
+        ws=FastWebSocketProtocol,
     )
 
 

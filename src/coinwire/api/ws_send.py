@@ -19,6 +19,9 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from starlette.types import Send
+from websockets.protocol import OPEN
+
+from coinwire.api.ws_protocol import text_frame
 
 __all__ = ["ClientGone", "text_sender"]
 
@@ -44,7 +47,9 @@ def text_sender(send: Send) -> Callable[[bytes], Awaitable[None]]:
 
 def _has_internals(protocol: Any) -> bool:
     """The attributes the batched path touches; a uvicorn that renamed them gets the plain path."""
-    return all(hasattr(protocol, name) for name in ("conn", "transport", "writable", "disconnected", "close_sent"))
+    return all(hasattr(protocol, name) for name in ("conn", "transport", "writable", "disconnected", "close_sent")) and all(
+        hasattr(protocol.conn, name) for name in ("writes", "state", "expect_continuation_frame", "data_to_send")
+    )
 
 
 class _Batched:
@@ -61,10 +66,10 @@ class _Batched:
             await protocol.writable.wait()
         if protocol.disconnected or protocol.close_sent or protocol.transport.is_closing():
             raise ClientGone("the WebSocket connection is closed")
-        try:
-            protocol.conn.send_text(data)
-        except Exception as exc:  # websockets' InvalidState: the close handshake has begun
-            raise ClientGone(str(exc)) from exc
+        conn = protocol.conn
+        if conn.state is not OPEN or conn.expect_continuation_frame:  # the close handshake has begun
+            raise ClientGone("the WebSocket connection is closing")
+        conn.writes.append(text_frame(data))  # into websockets' output: ordered with uvicorn's own frames
         if not self._scheduled:
             self._scheduled = True
             self._loop.call_soon(self._flush)
