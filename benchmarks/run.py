@@ -45,25 +45,34 @@ NOTES = """
 - Book replay compares side by side with a SortedDict book (sortedcontainers) in the same run:
   `speedup_vs_sorteddict`. Parsing the raw gzip JSON capture costs more than applying it
   (`parse_apply_*`); a live feed parses one message at a time, so that is not the limit.
-- make_order over /rpc is at its target on a good minute and below it on a bad one: the same
-  code measured 4,200-5,500 orders/s within one session on this machine (2 shared cores), the
-  server spending ~175-245 us of single-threaded Python per order with the machine's mood; the
-  run above is one of the slower. With 8 clients each waiting for its answer, orders/s is about
-  1 / (server time per order), so the target needs ~170 us on every run. Where it goes: the core (validate, hold, match, settle) ~40, the SQLite group commit
-  ~45 (8 orders per commit), rows, views and notifications ~50, WebSocket and JSON-RPC ~50 (one
-  loopback `write(2)` per answer is ~15% of the server's time), the rest asyncio. Steps (each
-  commit message has its figure): lean benchmark client, plain ASGI /rpc, notifications encoded
-  once, compiled row encoders and memoised formatting, SQLite commits on the loop (no GIL
-  hand-offs), an encoded bus log (no GC walks of the order history), then the order's owner in
-  its own row and the audit rows through the single-hop writer (no SQLAlchemy per-row
-  parameters), indexes no query reads dropped, the group commit letting the loop turn once
-  before it drains (~5 -> ~8 orders a commit), and one socket write per connection per loop
-  turn (answer and notifications together). p99 is a few ms (target 20 ms). Tried and
-  dropped: committing SQLite in a child process (the loop saved little, the pipe round trip
-  lengthened every answer: -15% orders/s). What is left: the API and gateway roles in separate
-  processes (the WebSocket and JSON-RPC half on the second core), a compiled WebSocket layer.
+- make_order over /rpc is at its target on a good minute and below it on a bad one. On this
+  machine (2 shared cores) the same code moves by 15-20% with the host: in one session the
+  current code measured 5,500 orders/s at 169 us of server CPU per order in an A/B run, and
+  4,500-4,850 at 196-212 us an hour later (the run above). With 8 clients each waiting for its
+  answer the server's one thread is the limit: orders/s is about 1 / (server time per order),
+  so the target needs ~170 us on every run. Where it goes (in-process, no sockets: ~117 us):
+  SQLite ~31 (orders 9, wallet lines 6.5, fills 2.5, COMMIT 10, at 6-8 orders a commit),
+  the core (validate, hold, match, settle) ~35, rows, views, bus and notifications ~50; the
+  sockets, WebSocket framing and asyncio add ~60 (~30 of it system time). Steps (each commit
+  message has its figure): lean benchmark client, plain ASGI /rpc, notifications encoded once,
+  compiled row encoders and memoised formatting, SQLite commits on the loop, an encoded bus log,
+  the order's owner in its own row, audit rows through the single-hop writer, indexes no query
+  reads dropped, the group commit letting the loop turn once before it drains (~5 -> ~8 orders
+  a commit), one socket write per connection per loop turn, then a WebSocket protocol reading
+  whole data frames in one pass and queues that skip asyncio's loop lookups (a getpid() each
+  on Python 3.11): A/B 5,187 -> 5,528 orders/s, 182 -> 169 us. p99 is a few ms (target 20 ms).
+  Tried and dropped, each measured: SQLite commits in a child process (the loop saved little,
+  the pipe round trip lengthened every answer: -15%); in a thread, row by row (-30%: the GIL
+  changes hands for every row) or as one multi-row statement per table (-25%: thread hand-offs
+  cost more than the SQLite work they move); SQLite cache and mmap sizes, foreign keys off (no
+  change). What is left: the API's WebSocket and JSON-RPC half in its own process (the second
+  core is ~85% idle during this benchmark), which needs the roles split (docs/ARCHITECTURE.md).
 - SMA cross backtest: every engine runs in one `make bench` on the same 500,000 bars (peers in
   .venv-peers) and must reproduce the NumPy reference's entries and final equity (`*_rel_diff`).
+  The ratio to backtesting.py moves with the peer's run: backtesting.py took 3.7 s in one run and
+  2.4 s in the next two on this machine (same pinned versions) while coinwire took 0.24-0.29 s,
+  so the ratio went 13x -> 8.4x with no change on our side; it is below its target of 10 in
+  the run above.
   Times are each engine's compute on arrays already in memory; `*_process_s` are whole processes
   (start to exit, file parsing included): `coinwire run ma_cross ... --json` against a `python -c`
   vectorbt script doing the same, with numba's on-disk cache warm (`vectorbt_process_s`) and
