@@ -83,8 +83,9 @@ class Inbox:
 
     A deque plus one future to wake the drainer is several times cheaper per message than an
     `asyncio.Queue` (or an `asyncio.Event`, whose every wait looks up the running loop: a
-    `getpid()` system call on Python 3.11), which matters at market-data rates. `close()` discards what is still queued; a handler
-    call already running is left to finish (so a handler may unsubscribe itself).
+    `getpid()` system call on Python 3.11), which matters at market-data rates. `close()`
+    discards what is still queued; a handler call already running is left to finish (so a
+    handler may unsubscribe itself).
     """
 
     __slots__ = ("pattern", "dropped", "_handler", "_max_pending", "_queue", "_waiter", "_loop", "_closed", "_task")
