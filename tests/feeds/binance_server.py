@@ -279,9 +279,9 @@ class ServerRunner:
         return {"api.public": f"{base}/api/v3", "api.ws.spot": f"ws://127.0.0.1:{self.port}/stream/ws"}
 
 
-async def accept_ws(server: Any, request: web.Request) -> web.StreamResponse:
-    """The upgrade both fake Binances share: counted, refused with `server.ws_refuse` when set, else prepared."""
-    server.requests.append("ws")
+async def accept_ws(server: Any, request: web.Request, label: str = "ws") -> web.StreamResponse:
+    """The upgrade every fake Binance shares: recorded as `label`, refused with `server.ws_refuse` when set, else prepared."""
+    server.requests.append(label)
     if server.ws_refuse:
         return web.json_response({"msg": "unavailable"}, status=server.ws_refuse)
     ws = web.WebSocketResponse()

@@ -48,7 +48,7 @@ from urllib.parse import parse_qsl
 
 from aiohttp import WSMsgType, web
 
-from tests.feeds.binance_server import ERROR_BODIES, RecordedBinance, ServerRunner
+from tests.feeds.binance_server import ERROR_BODIES, RecordedBinance, ServerRunner, accept_ws
 
 __all__ = ["API_KEY", "LATE", "LOST_RESPONSE", "SECRET", "TradingBinance", "trading_urls"]
 
@@ -583,12 +583,9 @@ class TradingBinance:
             queue.put_nowait({"subscriptionId": subscription, "event": event})
 
     async def _ws_api(self, request: web.Request) -> web.StreamResponse:
-        self.requests.append("WS /ws-api/v3")
-        if self.ws_refuse:
-            return web.json_response({"msg": "unavailable"}, status=self.ws_refuse)
-        ws = web.WebSocketResponse()
-        await ws.prepare(request)
-        self.ws_connections += 1
+        ws = await accept_ws(self, request, "WS /ws-api/v3")
+        if not isinstance(ws, web.WebSocketResponse):
+            return ws
         mine: list[int] = []
         senders: list[asyncio.Task[None]] = []
         try:
