@@ -195,7 +195,7 @@ class Ledger:
         for movement in movements:
             change[(instrument.exchange, movement.currency, wallet_set_id)] += movement.amount
         for key, delta in change.items():
-            available = self._peek(key).available
+            available = self._available(key)
             if available + delta < 0:
                 raise LedgerInvariantError(
                     f"fill {fill.id} of order {fill.order_id} would leave {key[1]} on {key[0]} (set {key[2]}) at "
@@ -372,8 +372,16 @@ class Ledger:
             return Wallet(id=0, exchange=key[0], currency=key[1], wallet_set_id=key[2])
         return msgspec.structs.replace(self._wallets[wallet_id])
 
+    def _available(self, key: _Key) -> int:
+        """What the wallet at `key` has available (0 if it does not exist yet), without copying it."""
+        wallet_id = self._by_key.get(key)
+        if wallet_id is None:
+            return 0
+        wallet = self._wallets[wallet_id]
+        return wallet.balance - wallet.hold
+
     def _require_available(self, exchange: str, currency: str, set_id: int | None, needed: int) -> None:
-        available = self._peek((exchange, currency, set_id)).available
+        available = self._available((exchange, currency, set_id))
         if needed > available:
             where = "unallocated" if set_id is None else f"wallet set {set_id}"
             raise InsufficientFunds(
