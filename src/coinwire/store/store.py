@@ -232,7 +232,7 @@ class Store:
     async def write_many(self, statement: Any, rows: list[dict[str, Any]]) -> None:
         """One INSERT (or upsert) statement over rows with the same keys, in one transaction.
 
-        For bulk bookkeeping outside the change sets (owners, audit); on SQLite it takes the
+        For bulk writes outside the change sets (owners, audit, candles); on SQLite it takes the
         same single-hop path as the group commit instead of SQLAlchemy's per-row parameters.
         """
         if not rows:
