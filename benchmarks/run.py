@@ -40,15 +40,17 @@ NOTES = """
   100-symbol year of minutes (52.6M rows) rolled up to London days in <= 5 s, and a year's daily
   chart through GET /api/v1/ohlcv in <= 50 ms (it reads the 8,760 stored hourly rows).
   `chart_kathmandu_ms` is the fallback to 525,600 minute rows (+05:45 days are off the hour grid):
-  seconds, dominated by aiosqlite's row fetch.
+  seconds, dominated by aiosqlite's row fetch. SQLite ingest measured 55-70k rows/s through
+  SQLAlchemy's executemany (~10 us of parameters a row) on slow hours; candle upserts now take
+  the store's single-hop SQLite writer (~1 us a row): ~111k in the same hour.
 
 - Book replay compares side by side with a SortedDict book (sortedcontainers) in the same run:
   `speedup_vs_sorteddict`. Parsing the raw gzip JSON capture costs more than applying it
   (`parse_apply_*`); a live feed parses one message at a time, so that is not the limit.
-- make_order over /rpc is at its target on a good minute and below it on a bad one. On this
-  machine (2 shared cores) the same code moves by 15-20% with the host: in one session the
-  current code measured 5,500 orders/s at 169 us of server CPU per order in an A/B run, and
-  4,500-4,850 at 196-212 us an hour later (the run above). With 8 clients each waiting for its
+- make_order over /rpc is at its target on a good hour and below it on a bad one. On this
+  machine (2 shared cores) the same code moves by 15-30% with the host: it measured 5,500
+  orders/s at 169 us of server CPU per order in an A/B run, 4,500-4,850 at 196-212 us an hour
+  later, and 3,500-4,700 at 210-280 us the next session (standalone runs around the run above). With 8 clients each waiting for its
   answer the server's one thread is the limit: orders/s is about 1 / (server time per order),
   so the target needs ~170 us on every run. Where it goes (in-process, no sockets: ~117 us):
   SQLite ~31 (orders 9, wallet lines 6.5, fills 2.5, COMMIT 10, at 6-8 orders a commit),
@@ -61,18 +63,29 @@ NOTES = """
   a commit), one socket write per connection per loop turn, then a WebSocket protocol reading
   whole data frames in one pass and queues that skip asyncio's loop lookups (a getpid() each
   on Python 3.11): A/B 5,187 -> 5,528 orders/s, 182 -> 169 us. p99 is a few ms (target 20 ms).
-  Tried and dropped, each measured: SQLite commits in a child process (the loop saved little,
-  the pipe round trip lengthened every answer: -15%); in a thread, row by row (-30%: the GIL
-  changes hands for every row) or as one multi-row statement per table (-25%: thread hand-offs
-  cost more than the SQLite work they move); SQLite cache and mmap sizes, foreign keys off (no
-  change). What is left: the API's WebSocket and JSON-RPC half in its own process (the second
-  core is ~85% idle during this benchmark), which needs the roles split (docs/ARCHITECTURE.md).
+  In the server (not in-process) SQLite costs more: the 8 clients split into two halves that
+  take turns, so a commit holds ~4 orders, not 8; timed inside the writer, a transaction costs
+  ~270 us of CPU (~65 us an order), COMMIT ~100 us of it: it writes ~16 WAL pages, 5.4 of them
+  in the client_oid index (keys from 8 clients land in 8 places) and 3.4 in the wallet lines'
+  (wallet, time) index.
+  Tried and dropped, each measured: SQLite commits in a child process, twice (one message per
+  group commit, or per order with the child merging what waits): the server's main thread
+  spent ~20% less per order (266 -> 216 us) but orders/s did not rise (3,200-3,800 against
+  3,500-4,550 alternating): the child shares the second core with the load generator and every
+  answer waits for a process hop; in a thread, row by row (-30%: the GIL changes hands for
+  every row) or as one multi-row statement per table (-25%); the group commit waiting up to 4
+  loop turns (7.8 orders a commit, -7% CPU per order, orders/s unchanged: the loop idles while
+  it waits); the gateway subscribed to market data only instead of `>` (no change measured);
+  SQLite cache and mmap sizes, foreign keys off (no change). What is left: the API's WebSocket
+  and JSON-RPC half in its own process, which needs the roles split (docs/ARCHITECTURE.md), or
+  fewer index pages per commit.
 - SMA cross backtest: every engine runs in one `make bench` on the same 500,000 bars (peers in
   .venv-peers) and must reproduce the NumPy reference's entries and final equity (`*_rel_diff`).
-  The ratio to backtesting.py moves with the peer's run: backtesting.py took 3.7 s in one run and
-  2.4 s in the next two on this machine (same pinned versions) while coinwire took 0.24-0.29 s,
-  so the ratio went 13x -> 8.4x with no change on our side; it is below its target of 10 in
-  the run above.
+  The ratio to backtesting.py moves with both single runs: backtesting.py took 3.7 s in one
+  run and 2.4-2.65 s in later ones (same pinned versions), and one noisy moment in coinwire's
+  ~0.2 s moved it from 13x to 8.4x. coinwire's figure is now, like every peer's, the first
+  call in a fresh process after imports (its strategy module included, ~20 ms that a lookup
+  by name used to add), taken as the median of three processes.
   Times are each engine's compute on arrays already in memory; `*_process_s` are whole processes
   (start to exit, file parsing included): `coinwire run ma_cross ... --json` against a `python -c`
   vectorbt script doing the same, with numba's on-disk cache warm (`vectorbt_process_s`) and
