@@ -42,6 +42,7 @@ RUN_PEER = ROOT / "benchmarks" / "peers" / "run_peer.py"
 FAST, SLOW, FEE, CASH = 50, 200, 0.001, 10_000.0
 PEER_FILLS = {"backtesting": "open", "backtrader": "open", "vectorbt": "open", "nautilus": "close"}
 TIMEOUT_S = 1800
+_NOT_BUILT = 3  # exit status of `--coinwire-once` when the engine cannot be imported
 
 # A whole vectorbt process doing what `coinwire run ma_cross ... --json` does: read the
 # candle file, SMAs, crosses, a portfolio filled at the next open, print one JSON line.
@@ -95,8 +96,10 @@ def coinwire_first_calls(path: Path, runs: int = 3) -> tuple[float, dict[str, An
     for _ in range(runs):
         done = subprocess.run([sys.executable, "-m", "benchmarks.backtest_sma", "--coinwire-once", str(path)], cwd=ROOT,
                               capture_output=True, text=True, timeout=TIMEOUT_S)
-        if done.returncode != 0:
+        if done.returncode == _NOT_BUILT:
             return None
+        if done.returncode != 0:
+            raise RuntimeError(f"coinwire backtest failed: {done.stderr[-2000:]}")
         seconds, report = json.loads(done.stdout)
         results.append((seconds, report))
     results.sort(key=lambda r: r[0])
@@ -242,7 +245,7 @@ if __name__ == "__main__":
     if sys.argv[1:2] == ["--coinwire-once"]:  # one first call, for coinwire_first_calls
         once = coinwire_in_process(Path(sys.argv[2]))
         if once is None:
-            sys.exit(1)
+            sys.exit(_NOT_BUILT)
         print(json.dumps([once[0], {"entries": once[1]["entries"]}]))
         sys.exit(0)
     figures = run()
