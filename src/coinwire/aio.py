@@ -51,16 +51,10 @@ class LoopQueue(Generic[T]):
         """The oldest item; IndexError when empty."""
         return self._items.popleft()
 
-    def clear(self) -> None:
-        self._items.clear()
-
     def empty(self) -> bool:
         return not self._items
 
     def qsize(self) -> int:
-        return len(self._items)
-
-    def __len__(self) -> int:
         return len(self._items)
 
     def _wake_one(self) -> None:
