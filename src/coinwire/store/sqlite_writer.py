@@ -39,6 +39,15 @@ from coinwire.store.tables import TABLES
 
 __all__ = ["SqliteWriter"]
 
+# The stdlib binder passes only exact int, float, str and bytearray straight to SQLite; any
+# other value (None, bool) walks the adapter registry and then looks up `__adapt__` and
+# `__conform__`, two failing attribute lookups that each build an AttributeError (~1,200
+# instructions a parameter; orders, fills and lines carry ~9 such values an order). An
+# adapter in the registry ends the walk at its first step. Both store what SQLite stored
+# before: None is NULL (`{}.get(None)` is None, a C call) and a bool its int.
+sqlite3.register_adapter(type(None), {}.get)
+sqlite3.register_adapter(bool, int)
+
 Rows = dict[str, list[dict[str, Any]]]
 _Compiled = tuple[str, Callable[[dict[str, Any]], tuple[Any, ...]]]  # SQL text, row -> its parameters in order
 _Batches = list[tuple[_Compiled, list[dict[str, Any]]]]
