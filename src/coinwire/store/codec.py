@@ -13,10 +13,12 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Generic, Protocol, TypeVar
 
 import msgspec
+from sqlalchemy import Table
 
 from coinwire.core.numbers import ATTO_DECIMALS, to_units, units_to_str
 from coinwire.core.orders import Fill, Order
 from coinwire.core.wallets import Wallet, WalletLine, WalletSet
+from coinwire.store import tables
 
 __all__ = [
     "Scale",
@@ -30,9 +32,11 @@ __all__ = [
     "WALLET_SETS",
     "WALLETS",
     "WALLET_LINES",
+    "COLUMNS",
 ]
 
 Row = dict[str, Any]
+Values = tuple[Any, ...]  # a row as its table's columns in order
 R = TypeVar("R", bound=msgspec.Struct)
 
 _PRICE, _SIZE, _ATTO = "price", "size", "atto"
@@ -79,14 +83,19 @@ def units_text(units: int, decimals: int) -> str:
 
 
 def _compile_encoder(
-    record: type[msgspec.Struct], money: dict[str, str], renames: dict[str, str], dropped: tuple[str, ...]
-) -> Callable[[Any, int, int], Row]:
-    """Build `encode(record, price_decimals, size_decimals) -> row` for one record type.
+    record: type[msgspec.Struct],
+    money: dict[str, str],
+    renames: dict[str, str],
+    dropped: tuple[str, ...],
+    columns: tuple[str, ...] | None = None,
+) -> Callable[[Any, int, int], Any]:
+    """Build `encode(record, price_decimals, size_decimals)` for one record type: a row dict, or
+    with `columns` a tuple of those columns' values in that order.
 
     Enums become their values, money fields decimal text at their kind's decimals, other
     fields pass through; the generated source is plain Python over the struct's own fields.
     """
-    items = []
+    values: dict[str, str] = {}
     for field in msgspec.inspect.type_info(record).fields:  # type: ignore[union-attr]
         name = field.name
         if name in dropped:
@@ -101,8 +110,16 @@ def _compile_encoder(
             isinstance(t, msgspec.inspect.EnumType) for t in field.type.types
         ):
             value = f"(None if {value} is None else {value}._value_)"
-        items.append(f"{renames.get(name, name)!r}: {value}")
-    source = f"def encode(r, pd, sd):\n    return {{{', '.join(items)}}}\n"
+        values[renames.get(name, name)] = value
+    if columns is None:
+        body = "{" + ", ".join(f"{key!r}: {value}" for key, value in values.items()) + "}"
+    else:
+        values.update(price_decimals="pd", size_decimals="sd")  # read back only by scaled records
+        missing = [c for c in columns if c not in values]
+        if missing:
+            raise ValueError(f"{record.__name__} has no value for the columns {missing}")
+        body = "(" + "".join(f"{values[c]}, " for c in columns) + ")"
+    source = f"def encode(r, pd, sd):\n    return {body}\n"
     namespace: dict[str, Any] = {"_text": units_text, "_texts": _TEXTS}
     exec(compile(source, f"<codec {record.__name__}>", "exec"), namespace)  # noqa: S102 - our own field names
     return namespace["encode"]  # type: ignore[no-any-return]
@@ -122,13 +139,15 @@ class RecordCodec(Generic[R]):
     Orders and fills need the instrument's Scale to write (`to_row(record, scale)`) and
     read it back from the row's own decimals columns; ledger records hold only ATTO.
 
-    `to_row` runs for every order, fill and ledger line on the order path, so the mapping
-    is compiled once into a plain function that reads each field and builds the row dict
-    in one expression (what `dataclasses` does for `__init__`): a few microseconds a row
-    instead of a generic walk over `msgspec.to_builtins` output.
+    Encoding runs for every order, fill and ledger line on the order path, so the mapping
+    is compiled once into a plain function that reads each field and builds the row in one
+    expression (what `dataclasses` does for `__init__`): a few microseconds a row instead of
+    a generic walk over `msgspec.to_builtins` output. `to_values` builds the tuple of the
+    table's columns in their order, what ChangeSets are stored as (`encode`): the SQLite
+    writer binds it as it is, without a dict to build and pick the parameters from.
     """
 
-    __slots__ = ("record", "money", "renames", "dropped", "_encode")
+    __slots__ = ("record", "money", "renames", "dropped", "columns", "_encode", "_values")
 
     def __init__(
         self,
@@ -136,12 +155,17 @@ class RecordCodec(Generic[R]):
         money: dict[str, str],
         renames: dict[str, str] | None = None,
         dropped: tuple[str, ...] = (),
+        table: Table | None = None,
     ) -> None:
         self.record = record
         self.money = money
         self.renames = renames or {}
         self.dropped = dropped
+        self.columns: tuple[str, ...] = tuple(c.name for c in table.columns) if table is not None else ()
         self._encode: Callable[[R, int, int], Row] = _compile_encoder(record, money, self.renames, dropped)
+        self._values: Callable[[R, int, int], tuple[Any, ...]] | None = (
+            _compile_encoder(record, money, self.renames, dropped, self.columns) if table is not None else None
+        )
 
     def to_row(self, record: R, scale: Scale | None = None) -> Row:
         if scale is None:
@@ -152,6 +176,16 @@ class RecordCodec(Generic[R]):
         row["price_decimals"] = scale.price_decimals
         row["size_decimals"] = scale.size_decimals
         return row
+
+    def to_values(self, record: R, scale: Scale | None = None) -> tuple[Any, ...]:
+        """The row as a tuple in the table's column order (`columns`); the codec must have its table."""
+        if self._values is None:
+            raise ValueError(f"the {self.record.__name__} codec has no table to order its columns by")
+        if scale is None:
+            if any(kind != _ATTO for kind in self.money.values()):
+                raise ValueError(f"{self.record.__name__} amounts need the instrument's Scale")
+            return self._values(record, 0, 0)
+        return self._values(record, scale.price_decimals, scale.size_decimals)
 
     def from_row(self, mapping: Mapping[str, Any]) -> R:
         row = {str(key): value for key, value in mapping.items()}  # keys may be str subclasses
@@ -167,11 +201,19 @@ ORDERS: RecordCodec[Order] = RecordCodec(
     Order,
     {"size": _SIZE, "limit": _PRICE, "filled_size": _SIZE, "filled_notional": _ATTO, "fee": _ATTO},
     renames={"limit": "limit_price"},
+    table=tables.orders,
 )
-FILLS: RecordCodec[Fill] = RecordCodec(Fill, {"price": _PRICE, "size": _SIZE, "notional": _ATTO, "fee": _ATTO})
-WALLET_SETS: RecordCodec[WalletSet] = RecordCodec(WalletSet, {})
-WALLETS: RecordCodec[Wallet] = RecordCodec(Wallet, {}, dropped=("balance", "hold"))  # balances are sums of lines
-WALLET_LINES: RecordCodec[WalletLine] = RecordCodec(WalletLine, {"movement": _ATTO, "hold": _ATTO})
+FILLS: RecordCodec[Fill] = RecordCodec(Fill, {"price": _PRICE, "size": _SIZE, "notional": _ATTO, "fee": _ATTO}, table=tables.fills)
+WALLET_SETS: RecordCodec[WalletSet] = RecordCodec(WalletSet, {}, table=tables.wallet_sets)
+# balances are sums of lines
+WALLETS: RecordCodec[Wallet] = RecordCodec(Wallet, {}, dropped=("balance", "hold"), table=tables.wallets)
+WALLET_LINES: RecordCodec[WalletLine] = RecordCodec(WalletLine, {"movement": _ATTO, "hold": _ATTO}, table=tables.wallet_lines)
+# the columns of each change-set table, in the order of the tuples `encode` makes for it
+COLUMNS: dict[str, tuple[str, ...]] = {
+    table.name: codec.columns
+    for table, codec in ((tables.orders, ORDERS), (tables.fills, FILLS), (tables.wallet_sets, WALLET_SETS),
+                         (tables.wallets, WALLETS), (tables.wallet_lines, WALLET_LINES))
+}
 
 
 class ChangeSet(msgspec.Struct, kw_only=True):
@@ -201,14 +243,21 @@ class ChangeSet(msgspec.Struct, kw_only=True):
         return not (self.orders or self.fills or self.wallet_sets or self.wallets or self.wallet_lines)
 
 
+if any(COLUMNS[name][0] != "id" for name in ("orders", "wallet_sets")):  # pragma: no cover - a schema edit
+    raise RuntimeError("Rows.merge keys upserted rows by their first column, which must be the id")
+
+
 class Rows:
-    """A ChangeSet encoded as rows per table; several merge into one group commit."""
+    """A ChangeSet encoded as rows per table; several merge into one group commit.
+
+    Each row is a tuple in its table's column order (`COLUMNS`), the id first.
+    """
 
     __slots__ = ("by_table",)
 
     UPSERTED = ("orders", "wallet_sets")
 
-    def __init__(self, by_table: dict[str, list[Row]]) -> None:
+    def __init__(self, by_table: dict[str, list[Values]]) -> None:
         self.by_table = by_table
 
     def __len__(self) -> int:
@@ -221,30 +270,35 @@ class Rows:
         One upsert statement must not touch a row twice (PostgreSQL refuses it), and the
         later state is the one a sequence of separate transactions would have left.
         """
-        merged: dict[str, list[Row]] = {}
+        merged: dict[str, list[Values]] = {}
         for part in parts:
             for table, rows in part.by_table.items():
                 merged.setdefault(table, []).extend(rows)
         for table in cls.UPSERTED:
             rows = merged.get(table)
-            if rows and len({row["id"] for row in rows}) != len(rows):
-                merged[table] = list({row["id"]: row for row in rows}.values())
+            if rows and len({row[0] for row in rows}) != len(rows):
+                merged[table] = list({row[0]: row for row in rows}.values())
         return cls(merged)
+
+    def as_dicts(self, table: str) -> list[Row]:
+        """One table's rows keyed by column name (for SQLAlchemy's executemany)."""
+        columns = COLUMNS[table]
+        return [dict(zip(columns, row)) for row in self.by_table.get(table, ())]
 
 
 def encode(changes: ChangeSet) -> Rows:
     """Snapshot a ChangeSet as rows, exactly, checking the decimals are usable (empty tables left out)."""
-    by_table: dict[str, list[Row]] = {}
+    by_table: dict[str, list[Values]] = {}
     if changes.wallet_sets:
-        by_table["wallet_sets"] = [WALLET_SETS.to_row(s) for s in changes.wallet_sets]
+        by_table["wallet_sets"] = [WALLET_SETS.to_values(s) for s in changes.wallet_sets]
     if changes.wallets:
-        by_table["wallets"] = [WALLETS.to_row(w) for w in changes.wallets]
+        by_table["wallets"] = [WALLETS.to_values(w) for w in changes.wallets]
     if changes.orders:
-        by_table["orders"] = [ORDERS.to_row(o, _checked(scale)) for o, scale in changes.orders]
+        by_table["orders"] = [ORDERS.to_values(o, _checked(scale)) for o, scale in changes.orders]
     if changes.fills:
-        by_table["fills"] = [FILLS.to_row(f, _checked(scale)) for f, scale in changes.fills]
+        by_table["fills"] = [FILLS.to_values(f, _checked(scale)) for f, scale in changes.fills]
     if changes.wallet_lines:
-        by_table["wallet_lines"] = [WALLET_LINES.to_row(line) for line in changes.wallet_lines]
+        by_table["wallet_lines"] = [WALLET_LINES.to_values(line) for line in changes.wallet_lines]
     rows = Rows(by_table)
     if len(changes.orders) > 1 or len(changes.wallet_sets) > 1:  # the same record twice keeps its last state
         return Rows.merge([rows])

@@ -48,9 +48,10 @@ __all__ = ["SqliteWriter"]
 sqlite3.register_adapter(type(None), {}.get)
 sqlite3.register_adapter(bool, int)
 
-Rows = dict[str, list[dict[str, Any]]]
-_Compiled = tuple[str, Callable[[dict[str, Any]], tuple[Any, ...]]]  # SQL text, row -> its parameters in order
-_Batches = list[tuple[_Compiled, list[dict[str, Any]]]]
+Rows = dict[str, list[tuple[Any, ...]]]  # codec.Rows.by_table: each row its table's columns in order
+# SQL text, and row -> its parameters in order (None: the row is its parameters already)
+_Compiled = tuple[str, Callable[[dict[str, Any]], tuple[Any, ...]] | None]
+_Batches = list[tuple[_Compiled, list[Any]]]
 
 
 def _compile(statement: Any, column_keys: tuple[str, ...] | None = None) -> _Compiled:
@@ -61,6 +62,15 @@ def _compile(statement: Any, column_keys: tuple[str, ...] | None = None) -> _Com
     return str(compiled), pick
 
 
+def _as_tuples(table: Any, statement: Any) -> _Compiled:
+    """The statement of a change-set table, whose rows come as tuples in the table's column order."""
+    compiled = statement.compile(dialect=sqlite.dialect())
+    names = tuple(compiled.positiontup or ())
+    if names != tuple(column.name for column in table.columns):  # pragma: no cover - SQLAlchemy changed
+        raise RuntimeError(f"the {table.name} statement binds {names}, not the table's columns in order")
+    return str(compiled), None
+
+
 class SqliteWriter:
     def __init__(self, path: str, statements: dict[str, Any], *, busy_timeout: float = 10.0, checkpoint_delay: float = 0.2) -> None:
         self.path = path
@@ -69,8 +79,8 @@ class SqliteWriter:
         self.locked_waits = 0  # transactions that found the database locked and waited in a thread
         self.checkpoints = 0
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="coinwire-sqlite-lock-wait")
-        # rows of the change-set tables carry every column (store.codec builds them so)
-        self._sql: dict[str, _Compiled] = {table.name: _compile(statements[table.name]) for table in TABLES}
+        # rows of the change-set tables are tuples of every column in the table's order (store.codec.encode)
+        self._sql: dict[str, _Compiled] = {table.name: _as_tuples(table, statements[table.name]) for table in TABLES}
         self._other: dict[tuple[int, tuple[str, ...]], tuple[Any, _Compiled]] = {}  # write_many's, by statement and keys
         self._con: sqlite3.Connection | None = None
         self._dirty = threading.Event()  # set by a commit, cleared by the checkpointer
@@ -101,7 +111,7 @@ class SqliteWriter:
         """Everything after a successful BEGIN IMMEDIATE: the statements, then COMMIT (or ROLLBACK)."""
         try:
             for (sql, pick), rows in batches:
-                con.executemany(sql, map(pick, rows))
+                con.executemany(sql, rows if pick is None else map(pick, rows))
             con.execute("COMMIT")
         except BaseException:
             con.execute("ROLLBACK")

@@ -219,9 +219,8 @@ class Store:
                 return
             async with (self._writer or self.engine).begin() as conn:
                 for table in TABLES:
-                    batch = rows.by_table.get(table.name)
-                    if batch:
-                        await conn.execute(self._writes[table.name], batch)
+                    if rows.by_table.get(table.name):
+                        await conn.execute(self._writes[table.name], rows.as_dicts(table.name))
         except (IntegrityError, sqlite3.IntegrityError) as exc:
             cause = getattr(exc, "orig", exc)
             detail = str(cause).strip().splitlines()
