@@ -9,6 +9,11 @@ The clients use `benchmarks.lean_ws.LeanRpc` on uvloop: the same round trips as
 figure measures the server, not the load generator. `server_cpu_us_per_order` (from /proc,
 the warm-up excluded) is the figure to compare between runs on a shared machine: wall-clock
 throughput moves with whatever else the cores are doing.
+
+`server_instructions_per_order` does not move at all: the server's main thread runs under
+callgrind (valgrind) for a fixed 960 orders of the same mix, and instructions are counted,
+not timed. It is the figure to compare across sessions, when the host's speed changes (it
+leaves out system-call time in the kernel, a tenth of the server's CPU or so).
 """
 
 from __future__ import annotations
@@ -17,7 +22,9 @@ import asyncio
 import itertools
 import os
 import random
+import shutil
 import statistics
+import subprocess
 import tempfile
 import time
 import uuid
@@ -32,6 +39,23 @@ from tests.server import ServerProcess
 CLIENTS = 8
 SECONDS = 10.0
 WARMUP = 1.0
+COUNTED_ORDERS_PER_CLIENT = 120  # under callgrind: 960 orders, ~20 s at ~50x slower
+
+
+async def _far_limit(rpc: LeanRpc) -> str:
+    """A buy limit at half the bid: it rests, never fills."""
+    bid = Decimal((await rpc.call("get_pricing", exchange="demo"))["BTC_USDT"]["bid"])
+    return str((bid * Decimal("0.5")).quantize(Decimal("0.01")))
+
+
+def _order(rng: random.Random, far: str, client_oid: str) -> dict[str, Any]:
+    """Half small market orders that fill at once, half limits resting far from the market."""
+    if rng.random() < 0.5:
+        params: dict[str, Any] = {"type": "market", "side": rng.choice(("buy", "sell"))}
+    else:
+        params = {"type": "limit", "side": "buy", "limit": far}
+    params.update(exchange="demo", pair="BTC_USDT", size="0.001", client_oid=client_oid)
+    return params
 
 
 async def _client(url: str, seed: int, deadline: float, warm_until: float, latencies: list[float]) -> int:
@@ -39,18 +63,13 @@ async def _client(url: str, seed: int, deadline: float, warm_until: float, laten
     prefix = uuid.uuid4().hex[:16]  # unique per client; a counter makes each client_oid unique
     done = 0
     async with LeanRpc(url) as rpc:
-        bid = Decimal((await rpc.call("get_pricing", exchange="demo"))["BTC_USDT"]["bid"])
-        far = str((bid * Decimal("0.5")).quantize(Decimal("0.01")))
+        far = await _far_limit(rpc)
         for n in itertools.count():
             now = time.perf_counter()
             if now >= deadline:
                 return done
-            if rng.random() < 0.5:
-                params: dict[str, Any] = {"type": "market", "side": rng.choice(("buy", "sell"))}
-            else:
-                params = {"type": "limit", "side": "buy", "limit": far}
             oid = f"{prefix}-{n}"
-            params.update(exchange="demo", pair="BTC_USDT", size="0.001", client_oid=oid)
+            params = _order(rng, far, oid)
             start = time.perf_counter()
             answer = await rpc.call_raw("make_order", params)
             end = time.perf_counter()
@@ -109,17 +128,67 @@ def _run_loop(main: Coroutine[Any, Any, dict[str, Any]]) -> dict[str, Any]:
     return uvloop.run(main)
 
 
+def _exchanges(tick_interval: float) -> list[dict[str, Any]]:
+    return [{"name": "demo", "feed": "demo", "tick_interval": tick_interval, "seed": 3,
+             "paper_funds": {"USDT": "100000000", "BTC": "1000", "ETH": "1000", "SOL": "1000"}}]
+
+
+async def _fixed_orders(url: str, per_client: int) -> None:
+    """`per_client` orders from each of the clients, each waiting for its answer, as `_client` does."""
+    async def one(seed: int) -> None:
+        rng, prefix = random.Random(seed), uuid.uuid4().hex[:16]
+        async with LeanRpc(url) as rpc:
+            far = await _far_limit(rpc)
+            for n in range(per_client):
+                await rpc.call_raw("make_order", _order(rng, far, f"{prefix}-{n}"))
+
+    await asyncio.gather(*(one(seed) for seed in range(CLIENTS)))
+
+
+def instructions_per_order(per_client: int = COUNTED_ORDERS_PER_CLIENT) -> dict[str, Any]:
+    """Instructions the server's main thread executes per make_order, counted by callgrind.
+
+    Counting starts after a warm-up (imports, first orders) and stops after the load, so only
+    the orders are counted. The demo market ticks once an hour here: its updates would be
+    counted too, and under valgrind a run lasts long enough for many of them.
+    """
+    if shutil.which("valgrind") is None or shutil.which("callgrind_control") is None:
+        return {"instructions_skipped": "valgrind (callgrind) is not installed"}
+    with tempfile.TemporaryDirectory() as tmp:
+        out = f"{tmp}/callgrind.out"
+        launcher = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", "--instr-atstart=no",
+                    "--separate-threads=yes", "--dump-instr=no"]
+        server = ServerProcess(Path(tmp), exchanges=_exchanges(3600.0), launcher=launcher)
+        server.start(timeout=600)
+        try:
+            pid = str(server.proc.pid) if server.proc else ""
+            _run_loop(_fixed_orders(server.ws, 5))
+            for args in (["-i", "on"], ["-z"]):
+                subprocess.run(["callgrind_control", *args, pid], check=True, capture_output=True)
+            _run_loop(_fixed_orders(server.ws, per_client))
+            for args in (["-i", "off"], ["-d"]):
+                subprocess.run(["callgrind_control", *args, pid], check=True, capture_output=True)
+        finally:
+            server.stop()
+        main_thread = 0
+        for path in Path(tmp).glob("callgrind.out*-01"):  # thread 1: the event loop
+            for line in path.read_text().splitlines():
+                if line.startswith("totals:"):
+                    main_thread += int(line.split()[1])
+    orders = per_client * CLIENTS
+    return {"server_instructions_per_order": round(main_thread / orders), "instructions_orders": orders}
+
+
 def run(seconds: float = SECONDS) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
-        exchanges = [{"name": "demo", "feed": "demo", "tick_interval": 0.25, "seed": 3,
-                      "paper_funds": {"USDT": "100000000", "BTC": "1000", "ETH": "1000", "SOL": "1000"}}]
-        server = ServerProcess(Path(tmp), exchanges=exchanges)
+        server = ServerProcess(Path(tmp), exchanges=_exchanges(0.25))
         server.start()
         try:
             result = _run_loop(_measure(server.ws, seconds, server.proc.pid if server.proc else None))
         finally:
             server.stop()
     result["store"] = "sqlite (WAL, group commit)"
+    result.update(instructions_per_order())
     return result
 
 

@@ -36,8 +36,16 @@ def free_port() -> int:
 
 
 class ServerProcess:
-    def __init__(self, data_dir: Path, exchanges: list[dict[str, Any]] | None = None, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        data_dir: Path,
+        exchanges: list[dict[str, Any]] | None = None,
+        env: dict[str, str] | None = None,
+        launcher: list[str] | None = None,
+    ) -> None:
+        """`launcher`: a command the server's interpreter runs under (e.g. valgrind and its options)."""
         self.data_dir = data_dir
+        self.launcher = launcher or []
         self.port = free_port()
         self.exchanges = exchanges if exchanges is not None else DEMO_EXCHANGES
         self.extra_env = env or {}
@@ -97,7 +105,7 @@ class ServerProcess:
         env.update(self.extra_env)
         with open(self.log_path, "ab") as log:  # the child keeps its own copy of the descriptor
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "coinwire.cli", "serve"], env=env, stdout=log, stderr=subprocess.STDOUT
+                [*self.launcher, sys.executable, "-m", "coinwire.cli", "serve"], env=env, stdout=log, stderr=subprocess.STDOUT
             )
         self._token = None  # a restarted server keeps its sessions, but sign in afresh anyway
         if wait_ready:
