@@ -35,6 +35,10 @@ BENCHES: list[tuple[str, str, str, float, str, str]] = [
 NOTES = """
 ## Notes
 
+- Host speed: the run above (2026-11-23) is on a host ~3x slower than the session before's:
+  the matching core, unchanged code, gave 412k events/s then and 131k before any change this
+  session (126k-133k through it), which is why it reads below its 200k target here. Compare
+  figures within one run, and `server_instructions_per_order`, which the host does not move.
 - Candles (benchmarks/candles.py): targets are ingest >= 50,000 rows/s on SQLite and >= 20,000 on
   PostgreSQL (10,000 series closing in one minute are written in well under a second), the
   100-symbol year of minutes (52.6M rows) rolled up to London days in <= 5 s, and a year's daily
@@ -48,37 +52,43 @@ NOTES = """
   `speedup_vs_sorteddict`. Parsing the raw gzip JSON capture costs more than applying it
   (`parse_apply_*`); a live feed parses one message at a time, so that is not the limit.
 - make_order over /rpc is at its target on a good hour and below it on a bad one. On this
-  machine (2 shared cores) the same code moves by 15-30% with the host: it measured 5,500
-  orders/s at 169 us of server CPU per order in an A/B run, 4,500-4,850 at 196-212 us an hour
-  later, and 3,500-4,700 at 210-280 us the next session (standalone runs around the run above). With 8 clients each waiting for its
-  answer the server's one thread is the limit: orders/s is about 1 / (server time per order),
-  so the target needs ~170 us on every run. Where it goes (in-process, no sockets: ~117 us):
-  SQLite ~31 (orders 9, wallet lines 6.5, fills 2.5, COMMIT 10, at 6-8 orders a commit),
-  the core (validate, hold, match, settle) ~35, rows, views, bus and notifications ~50; the
-  sockets, WebSocket framing and asyncio add ~60 (~30 of it system time). Steps (each commit
-  message has its figure): lean benchmark client, plain ASGI /rpc, notifications encoded once,
-  compiled row encoders and memoised formatting, SQLite commits on the loop, an encoded bus log,
-  the order's owner in its own row, audit rows through the single-hop writer, indexes no query
-  reads dropped, the group commit letting the loop turn once before it drains (~5 -> ~8 orders
-  a commit), one socket write per connection per loop turn, then a WebSocket protocol reading
-  whole data frames in one pass and queues that skip asyncio's loop lookups (a getpid() each
-  on Python 3.11): A/B 5,187 -> 5,528 orders/s, 182 -> 169 us. p99 is a few ms (target 20 ms).
-  In the server (not in-process) SQLite costs more: the 8 clients split into two halves that
-  take turns, so a commit holds ~4 orders, not 8; timed inside the writer, a transaction costs
-  ~270 us of CPU (~65 us an order), COMMIT ~100 us of it: it writes ~16 WAL pages, 5.4 of them
-  in the client_oid index (keys from 8 clients land in 8 places) and 3.4 in the wallet lines'
-  (wallet, time) index.
-  Tried and dropped, each measured: SQLite commits in a child process, twice (one message per
-  group commit, or per order with the child merging what waits): the server's main thread
-  spent ~20% less per order (266 -> 216 us) but orders/s did not rise (3,200-3,800 against
-  3,500-4,550 alternating): the child shares the second core with the load generator and every
-  answer waits for a process hop; in a thread, row by row (-30%: the GIL changes hands for
-  every row) or as one multi-row statement per table (-25%); the group commit waiting up to 4
-  loop turns (7.8 orders a commit, -7% CPU per order, orders/s unchanged: the loop idles while
-  it waits); the gateway subscribed to market data only instead of `>` (no change measured);
-  SQLite cache and mmap sizes, foreign keys off (no change). What is left: the API's WebSocket
-  and JSON-RPC half in its own process, which needs the roles split (docs/ARCHITECTURE.md), or
-  fewer index pages per commit.
+  machine (2 shared cores) the same code moves with the host: 5,500 orders/s at 169 us of
+  server CPU per order in one session, 3,500-4,700 at 210-280 us in another, and on the ~3x
+  slower host of the run above ~1,900 at ~500 us before that session's changes, 2,223 at 437 us
+  after them (one `make bench` in between, with the host slower still, gave 738). With 8
+  clients each waiting for its answer the server's one thread is the limit: orders/s is about
+  1 / (server CPU per order), so the target needs ~200 us on every run.
+  `server_instructions_per_order` is the figure that does not move with the host: callgrind
+  counts the server main thread's instructions over 960 orders (run to run within ~2%, from
+  how many orders share a commit). 849k at the start of that session, 759k in the run above
+  after its three changes, each measured so: identity adapters for None and bool in the stdlib SQLite binder
+  (it built two AttributeErrors per such parameter: -2%), the per-order metrics as plain
+  loop-thread numbers exported at scrape time instead of prometheus_client's locked values
+  (-4.5%), change sets stored as tuples in column order, bound as they are (-3%).
+  Where the instructions go (callgrind, that session): SQLite 21% (sqlite3_step 55% of it,
+  the stdlib's parameter binding most of the rest; foreign keys 6% of it, the wallet lines'
+  (wallet, time) index 11%); the rest is mostly Python spread thin. Left out one at a time
+  (to measure, not to ship): notifications to the order's owner ~4%, the audit row ~3%, the
+  `logmessages` message of a done order ~1.5%. Earlier steps (each commit message has its
+  figure): lean benchmark client, plain ASGI /rpc, notifications encoded once, compiled row encoders and memoised
+  formatting, SQLite commits on the loop, an encoded bus log, the order's owner in its own
+  row, audit rows through the single-hop writer, indexes no query reads dropped, the group
+  commit letting the loop turn once before it drains, one socket write per connection per
+  loop turn, a WebSocket protocol reading whole data frames in one pass. p99 is a few ms
+  (target 20 ms). In the server SQLite costs more than in-process: the 8 clients split into
+  two halves that take turns, so a commit holds ~4 orders, not 8; COMMIT writes ~16 WAL pages,
+  5.4 of them in the client_oid index and 3.4 in the wallet lines' index.
+  Tried and dropped, each measured: SQLite commits in a child process, twice (the main thread
+  spent ~20% less per order but orders/s did not rise: the child shares the second core with
+  the load generator and every answer waits for a process hop); in a thread, row by row (-30%:
+  the GIL changes hands for every row) or as one multi-row statement per table (-25%; under
+  callgrind multi-row VALUES saves only 2% of a transaction's instructions); rows passed as one
+  JSON parameter per table and unpacked by SQLite's json_each (twice the CPU); the group commit
+  waiting up to 4 loop turns (orders/s unchanged: the loop idles while it waits); the gateway
+  subscribed to market data only instead of `>` (-0.8% of instructions, within noise); SQLite
+  page sizes, cache and mmap sizes (no change); foreign keys off (-1.3% of instructions, kept:
+  they guard the ledger's references). What is left: the API's WebSocket and JSON-RPC half in
+  its own process, which needs the roles split (docs/ARCHITECTURE.md).
 - SMA cross backtest: every engine runs in one `make bench` on the same 500,000 bars (peers in
   .venv-peers) and must reproduce the NumPy reference's entries and final equity (`*_rel_diff`).
   The ratio to backtesting.py moves with both single runs: backtesting.py took 3.7 s in one
