@@ -61,20 +61,21 @@ NOTES = """
   `server_instructions_per_order` is the figure that does not move with the host: callgrind
   counts the server main thread's instructions over 960 orders (run to run within ~2%, from
   how many orders share a commit). 849k at the start of that session, 759k in the run above
-  after its three changes, each measured so: identity adapters for None and bool in the stdlib SQLite binder
-  (it built two AttributeErrors per such parameter: -2%), the per-order metrics as plain
-  loop-thread numbers exported at scrape time instead of prometheus_client's locked values
-  (-4.5%), change sets stored as tuples in column order, bound as they are (-3%).
+  after its three changes, each measured so: identity adapters for None and bool in the stdlib
+  SQLite binder (it built two AttributeErrors per such parameter: -2%), the per-order metrics
+  as plain loop-thread numbers exported at scrape time instead of prometheus_client's locked
+  values (-4.5%), change sets stored as tuples in column order, bound as they are (-3%).
   Where the instructions go (callgrind, that session): SQLite 21% (sqlite3_step 55% of it,
   the stdlib's parameter binding most of the rest; foreign keys 6% of it, the wallet lines'
   (wallet, time) index 11%); the rest is mostly Python spread thin. Left out one at a time
   (to measure, not to ship): notifications to the order's owner ~4%, the audit row ~3%, the
   `logmessages` message of a done order ~1.5%. Earlier steps (each commit message has its
-  figure): lean benchmark client, plain ASGI /rpc, notifications encoded once, compiled row encoders and memoised
-  formatting, SQLite commits on the loop, an encoded bus log, the order's owner in its own
-  row, audit rows through the single-hop writer, indexes no query reads dropped, the group
-  commit letting the loop turn once before it drains, one socket write per connection per
-  loop turn, a WebSocket protocol reading whole data frames in one pass. p99 is a few ms
+  figure): lean benchmark client, plain ASGI /rpc, notifications encoded once, compiled row
+  encoders and memoised formatting, SQLite commits on the loop, an encoded bus log, the
+  order's owner in its own row, audit rows through the single-hop writer, indexes no query
+  reads dropped, the group commit letting the loop turn once before it drains, one socket
+  write per connection per loop turn, a WebSocket protocol reading whole data frames in one
+  pass. p99 is a few ms
   (target 20 ms). In the server SQLite costs more than in-process: the 8 clients split into
   two halves that take turns, so a commit holds ~4 orders, not 8; COMMIT writes ~16 WAL pages,
   5.4 of them in the client_oid index and 3.4 in the wallet lines' index.
