@@ -22,7 +22,7 @@ from coinwire.core.numbers import ATTO, str_to_atto
 from coinwire.core.orders import DoneReason, Fill, Order, OrderStatus, OrderType, Side
 from coinwire.core.wallets import LineKind, Wallet, WalletLine, WalletSet
 from coinwire.store import ChangeSet, GroupCommitWriter, Scale, Store, normalise_url
-from coinwire.store.codec import COLUMNS, FILLS, ORDERS, WALLET_LINES, WALLET_SETS, WALLETS
+from coinwire.store.codec import FILLS, ORDERS, WALLET_LINES
 from tests.conftest import POSTGRES_URL, require_service
 
 BTC_USDT = Instrument(
@@ -179,22 +179,6 @@ def test_codec_is_exact_for_any_amount_and_precision(price_decimals: int, size_d
     assert ORDERS.from_row(ORDERS.to_row(o, scale)) == o
     line = WalletLine(id=1, wallet_id=1, ts=0, kind=LineKind.TRADE, movement=atto, hold=-atto)
     assert WALLET_LINES.from_row(WALLET_LINES.to_row(line)) == line
-
-
-def test_stored_tuples_are_the_rows_in_column_order() -> None:
-    """What a ChangeSet is stored as (`to_values`) is `to_row` in the table's column order."""
-    scale = Scale(2, 5)
-    cases = [
-        ("orders", ORDERS, order(7, limit=6173763, filled_notional=3 * ATTO, fee=ATTO // 1000), scale),
-        ("fills", FILLS, fill(3, 7), scale),
-        ("wallet_lines", WALLET_LINES, WalletLine(id=1, wallet_id=2, ts=5, kind=LineKind.HOLD, movement=0, hold=ATTO, order_id=7), None),
-        ("wallets", WALLETS, Wallet(id=2, exchange="demo", currency="USDT", wallet_set_id=None), None),
-        ("wallet_sets", WALLET_SETS, WalletSet(id=4, run_id=None, description="d", created_at=1), None),
-    ]
-    for table, codec, record, record_scale in cases:
-        row, values = codec.to_row(record, record_scale), codec.to_values(record, record_scale)
-        columns = COLUMNS[table]
-        assert set(row) == set(columns) and values == tuple(row[c] for c in columns)
 
 
 # --- writes -----------------------------------------------------------------------------------

@@ -83,19 +83,15 @@ def units_text(units: int, decimals: int) -> str:
 
 
 def _compile_encoder(
-    record: type[msgspec.Struct],
-    money: dict[str, str],
-    renames: dict[str, str],
-    dropped: tuple[str, ...],
-    columns: tuple[str, ...] | None = None,
-) -> Callable[[Any, int, int], Any]:
-    """Build `encode(record, price_decimals, size_decimals)` for one record type: a row dict, or
-    with `columns` a tuple of those columns' values in that order.
+    record: type[msgspec.Struct], money: dict[str, str], renames: dict[str, str], dropped: tuple[str, ...], columns: tuple[str, ...]
+) -> Callable[[Any, int, int], Values]:
+    """Build `encode(record, price_decimals, size_decimals) -> values` for one record type: the
+    tuple of its table's `columns`, in that order.
 
     Enums become their values, money fields decimal text at their kind's decimals, other
     fields pass through; the generated source is plain Python over the struct's own fields.
     """
-    values: dict[str, str] = {}
+    values: dict[str, str] = {"price_decimals": "pd", "size_decimals": "sd"}  # columns of scaled records only
     for field in msgspec.inspect.type_info(record).fields:  # type: ignore[union-attr]
         name = field.name
         if name in dropped:
@@ -111,15 +107,10 @@ def _compile_encoder(
         ):
             value = f"(None if {value} is None else {value}._value_)"
         values[renames.get(name, name)] = value
-    if columns is None:
-        body = "{" + ", ".join(f"{key!r}: {value}" for key, value in values.items()) + "}"
-    else:
-        values.update(price_decimals="pd", size_decimals="sd")  # read back only by scaled records
-        missing = [c for c in columns if c not in values]
-        if missing:
-            raise ValueError(f"{record.__name__} has no value for the columns {missing}")
-        body = "(" + "".join(f"{values[c]}, " for c in columns) + ")"
-    source = f"def encode(r, pd, sd):\n    return {body}\n"
+    missing = [c for c in columns if c not in values]
+    if missing:
+        raise ValueError(f"{record.__name__} has no value for the columns {missing}")
+    source = "def encode(r, pd, sd):\n    return (" + "".join(f"{values[c]}, " for c in columns) + ")\n"
     namespace: dict[str, Any] = {"_text": units_text, "_texts": _TEXTS}
     exec(compile(source, f"<codec {record.__name__}>", "exec"), namespace)  # noqa: S102 - our own field names
     return namespace["encode"]  # type: ignore[no-any-return]
@@ -142,50 +133,38 @@ class RecordCodec(Generic[R]):
     Encoding runs for every order, fill and ledger line on the order path, so the mapping
     is compiled once into a plain function that reads each field and builds the row in one
     expression (what `dataclasses` does for `__init__`): a few microseconds a row instead of
-    a generic walk over `msgspec.to_builtins` output. `to_values` builds the tuple of the
-    table's columns in their order, what ChangeSets are stored as (`encode`): the SQLite
-    writer binds it as it is, without a dict to build and pick the parameters from.
+    a generic walk over `msgspec.to_builtins` output. The row is the tuple of the table's
+    columns in their order (`to_values`), what ChangeSets are stored as (`encode`): the SQLite
+    writer binds it as it is, with no dict to build and pick the parameters from.
     """
 
-    __slots__ = ("record", "money", "renames", "dropped", "columns", "_encode", "_values")
+    __slots__ = ("record", "money", "renames", "columns", "_encode")
 
     def __init__(
         self,
         record: type[R],
+        table: Table,
         money: dict[str, str],
         renames: dict[str, str] | None = None,
         dropped: tuple[str, ...] = (),
-        table: Table | None = None,
     ) -> None:
         self.record = record
         self.money = money
         self.renames = renames or {}
-        self.dropped = dropped
-        self.columns: tuple[str, ...] = tuple(c.name for c in table.columns) if table is not None else ()
-        self._encode: Callable[[R, int, int], Row] = _compile_encoder(record, money, self.renames, dropped)
-        self._values: Callable[[R, int, int], tuple[Any, ...]] | None = (
-            _compile_encoder(record, money, self.renames, dropped, self.columns) if table is not None else None
-        )
+        self.columns: tuple[str, ...] = tuple(c.name for c in table.columns)
+        self._encode: Callable[[R, int, int], Values] = _compile_encoder(record, money, self.renames, dropped, self.columns)
 
-    def to_row(self, record: R, scale: Scale | None = None) -> Row:
+    def to_values(self, record: R, scale: Scale | None = None) -> Values:
+        """The row as a tuple in the table's column order (`columns`)."""
         if scale is None:
             if any(kind != _ATTO for kind in self.money.values()):
                 raise ValueError(f"{self.record.__name__} amounts need the instrument's Scale")
             return self._encode(record, 0, 0)
-        row = self._encode(record, scale.price_decimals, scale.size_decimals)
-        row["price_decimals"] = scale.price_decimals
-        row["size_decimals"] = scale.size_decimals
-        return row
+        return self._encode(record, scale.price_decimals, scale.size_decimals)
 
-    def to_values(self, record: R, scale: Scale | None = None) -> tuple[Any, ...]:
-        """The row as a tuple in the table's column order (`columns`); the codec must have its table."""
-        if self._values is None:
-            raise ValueError(f"the {self.record.__name__} codec has no table to order its columns by")
-        if scale is None:
-            if any(kind != _ATTO for kind in self.money.values()):
-                raise ValueError(f"{self.record.__name__} amounts need the instrument's Scale")
-            return self._values(record, 0, 0)
-        return self._values(record, scale.price_decimals, scale.size_decimals)
+    def to_row(self, record: R, scale: Scale | None = None) -> Row:
+        """The row keyed by column name."""
+        return dict(zip(self.columns, self.to_values(record, scale)))
 
     def from_row(self, mapping: Mapping[str, Any]) -> R:
         row = {str(key): value for key, value in mapping.items()}  # keys may be str subclasses
@@ -199,20 +178,21 @@ class RecordCodec(Generic[R]):
 
 ORDERS: RecordCodec[Order] = RecordCodec(
     Order,
+    tables.orders,
     {"size": _SIZE, "limit": _PRICE, "filled_size": _SIZE, "filled_notional": _ATTO, "fee": _ATTO},
     renames={"limit": "limit_price"},
-    table=tables.orders,
 )
-FILLS: RecordCodec[Fill] = RecordCodec(Fill, {"price": _PRICE, "size": _SIZE, "notional": _ATTO, "fee": _ATTO}, table=tables.fills)
-WALLET_SETS: RecordCodec[WalletSet] = RecordCodec(WalletSet, {}, table=tables.wallet_sets)
-# balances are sums of lines
-WALLETS: RecordCodec[Wallet] = RecordCodec(Wallet, {}, dropped=("balance", "hold"), table=tables.wallets)
-WALLET_LINES: RecordCodec[WalletLine] = RecordCodec(WalletLine, {"movement": _ATTO, "hold": _ATTO}, table=tables.wallet_lines)
+FILLS: RecordCodec[Fill] = RecordCodec(Fill, tables.fills, {"price": _PRICE, "size": _SIZE, "notional": _ATTO, "fee": _ATTO})
+WALLET_SETS: RecordCodec[WalletSet] = RecordCodec(WalletSet, tables.wallet_sets, {})
+WALLETS: RecordCodec[Wallet] = RecordCodec(Wallet, tables.wallets, {}, dropped=("balance", "hold"))  # balances are sums of lines
+WALLET_LINES: RecordCodec[WalletLine] = RecordCodec(WalletLine, tables.wallet_lines, {"movement": _ATTO, "hold": _ATTO})
 # the columns of each change-set table, in the order of the tuples `encode` makes for it
 COLUMNS: dict[str, tuple[str, ...]] = {
     table.name: codec.columns
-    for table, codec in ((tables.orders, ORDERS), (tables.fills, FILLS), (tables.wallet_sets, WALLET_SETS),
-                         (tables.wallets, WALLETS), (tables.wallet_lines, WALLET_LINES))
+    for table, codec in zip(
+        (tables.orders, tables.fills, tables.wallet_sets, tables.wallets, tables.wallet_lines),
+        (ORDERS, FILLS, WALLET_SETS, WALLETS, WALLET_LINES),
+    )
 }
 
 
@@ -281,7 +261,7 @@ class Rows:
         return cls(merged)
 
     def as_dicts(self, table: str) -> list[Row]:
-        """One table's rows keyed by column name (for SQLAlchemy's executemany)."""
+        """One table's rows keyed by column name (for SQLAlchemy's executemany), as `RecordCodec.to_row`."""
         columns = COLUMNS[table]
         return [dict(zip(columns, row)) for row in self.by_table.get(table, ())]
 
