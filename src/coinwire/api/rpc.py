@@ -71,7 +71,7 @@ async def handle_rpc_call(api: Api, request: Any, ctx: CallContext) -> dict[str,
     except Exception:
         log.exception("rpc method failed", method=name)
         response = rpc_error(rid, INTERNAL_ERROR, "Internal error", {"code": "internal_error"})
-    metrics.labelled(metrics.REQUEST_LATENCY, "rpc", name).observe(time.perf_counter() - start)
+    metrics.REQUEST_LATENCY.labels("rpc", name).observe(time.perf_counter() - start)
     return None if is_notification else response
 
 

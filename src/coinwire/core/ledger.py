@@ -377,8 +377,7 @@ class Ledger:
         wallet_id = self._by_key.get(key)
         if wallet_id is None:
             return 0
-        wallet = self._wallets[wallet_id]
-        return wallet.balance - wallet.hold
+        return self._wallets[wallet_id].available
 
     def _require_available(self, exchange: str, currency: str, set_id: int | None, needed: int) -> None:
         available = self._available((exchange, currency, set_id))

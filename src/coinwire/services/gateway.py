@@ -206,7 +206,7 @@ class Gateway:
             return
         fills = market.on_market(message)  # type: ignore[arg-type]
         if isinstance(message, (BookDelta, BookSnapshot)):
-            metrics.labelled(metrics.BOOK_UPDATES, exchange.name).inc(len(message.bids) + len(message.asks))
+            metrics.BOOK_UPDATES.labels(exchange.name).inc(len(message.bids) + len(message.asks))
             if market.sync.state == RESYNC:  # a gap: ask the source (before the first book, the feed sends one)
                 await self._resync(exchange, market)
             await self._refresh_status(exchange)
@@ -391,7 +391,7 @@ class Gateway:
                 continue
             lines += settle_fills(self.ledger, market.instrument, order, order_fills, ts)
             orders.append(order)
-        metrics.labelled(metrics.FILLS, market.instrument.exchange).inc(len(fills))
+        metrics.FILLS.labels(market.instrument.exchange).inc(len(fills))
         await self._commit(self._changes(orders, fills, lines))
         await self._notify(orders, fills)
 
@@ -435,14 +435,14 @@ class Gateway:
             owner_id=request.owner_id,
         )
         if isinstance(ex, LiveExchange):
-            metrics.labelled(metrics.ORDERS, order.exchange, order.type._value_).inc()
+            metrics.ORDERS.labels(order.exchange, order.type._value_).inc()
             return await ex.place(order, market, request.budget)
         fills, lines = place_order(self.ledger, market.engine, order, ts, budget=request.budget)
         self.remember(order)
         await self._commit(self._changes([order], fills, lines))
-        metrics.labelled(metrics.ORDERS, order.exchange, order.type._value_).inc()
+        metrics.ORDERS.labels(order.exchange, order.type._value_).inc()
         if fills:
-            metrics.labelled(metrics.FILLS, order.exchange).inc(len(fills))
+            metrics.FILLS.labels(order.exchange).inc(len(fills))
         (view,) = await self._notify([order], fills)
         if order.is_done:
             self.orders.pop(order.id, None)

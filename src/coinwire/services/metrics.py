@@ -17,13 +17,13 @@ from bisect import bisect_left
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from prometheus_client import REGISTRY, Counter, Gauge, Histogram
+from prometheus_client import REGISTRY, Counter, Gauge
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector, CollectorRegistry
 
 __all__ = [
     "REQUEST_LATENCY", "ORDERS", "FILLS", "BOOK_UPDATES", "COMMIT_FAILURES", "LOOP_LAG", "REFDATA_FETCHES", "REFDATA_AGE",
-    "labelled", "watch_loop_lag", "LoopCounter", "LoopHistogram",
+    "watch_loop_lag", "LoopCounter", "LoopHistogram",
 ]
 
 
@@ -53,7 +53,8 @@ class _Observations:
 
 
 class _LoopMetric(Collector):
-    """Children by label values, created on first use; exported by `collect()` at scrape time.
+    """Children by label values, created on first use and kept (callers pass bounded label
+    values: exchange names, order types, method names); exported by `collect()` at scrape time.
 
     Updated only from the event loop's thread (an increment is not atomic across threads).
     """
@@ -135,20 +136,6 @@ REFDATA_FETCHES = Counter(
 )
 REFDATA_AGE = Gauge("coinwire_refdata_age_seconds", "Age of the reference data in use, by source (the last good value)", ["source"])
 LOOP_LAG = Gauge("coinwire_event_loop_lag_seconds", "How late the event loop woke a 100 ms timer, last sample")
-
-
-_CHILDREN: dict[tuple[int, tuple[str, ...]], Any] = {}
-
-
-def labelled(metric: Counter | Histogram | Gauge | _LoopMetric, *values: str) -> Any:
-    """`metric.labels(*values)`, bound once: `labels()` validates and locks on every call, which
-    costs more than the increment itself on the order path. Callers pass bounded label values
-    (exchange names, order types, method names), so the memo stays small."""
-    key = (id(metric), values)
-    child = _CHILDREN.get(key)
-    if child is None:
-        child = _CHILDREN[key] = metric.labels(*values)
-    return child
 
 
 async def watch_loop_lag(interval: float = 0.1) -> None:
