@@ -1,19 +1,22 @@
 """make_order round trips over /rpc on loopback: 8 concurrent clients against a real server process.
 
 Each client sends one order, waits for its answer (the answer comes after the order, its
-fills and its ledger lines are committed), then sends the next. Half the orders are small
+fills and its ledger lines are committed: in the SQLite store's journal, which a helper
+process of the server applies to the database), then sends the next. Half the orders are small
 market orders that fill at once, half are limits resting far from the market.
 
 The clients use `benchmarks.lean_ws.LeanRpc` on uvloop: the same round trips as
 `coinwire.api.client.RpcClient` for about a third of its CPU, so on a small machine the
 figure measures the server, not the load generator. `server_cpu_us_per_order` (from /proc,
 the warm-up excluded) is the figure to compare between runs on a shared machine: wall-clock
-throughput moves with whatever else the cores are doing.
+throughput moves with whatever else the cores are doing. `helper_cpu_us_per_order` is the
+journal helper's, on the other core.
 
 `server_instructions_per_order` does not move at all: the server's main thread runs under
 callgrind (valgrind) for a fixed 960 orders of the same mix, and instructions are counted,
 not timed. It is the figure to compare across sessions, when the host's speed changes (it
 leaves out system-call time in the kernel, a tenth of the server's CPU or so).
+`helper_instructions_per_order` counts the journal helper's the same way.
 """
 
 from __future__ import annotations
@@ -88,12 +91,27 @@ def process_cpu(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-async def _cpu_window(pid: int, warm_until: float, deadline: float) -> tuple[float, float]:
-    """Server and client CPU seconds spent between the end of the warm-up and the deadline."""
+def child_pids(pid: int) -> list[int]:
+    """The running children of a process (the server's store-journal helper), from /proc (Linux)."""
+    children: list[int] = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        children += [int(c) for c in (task / "children").read_text().split()]
+    return children
+
+
+def _cpu_of(pids: list[int]) -> dict[int, float]:
+    return {pid: process_cpu(pid) for pid in pids}
+
+
+async def _cpu_window(pid: int, warm_until: float, deadline: float) -> tuple[float, float, float]:
+    """Server, server's helper processes and client CPU seconds between the end of the warm-up and the deadline."""
     await asyncio.sleep(max(0.0, warm_until - time.perf_counter()))
-    server0, client0 = process_cpu(pid), time.process_time()
+    helpers = child_pids(pid) if pid != os.getpid() else []
+    server0, helpers0, client0 = process_cpu(pid), _cpu_of(helpers), time.process_time()
     await asyncio.sleep(max(0.0, deadline - time.perf_counter()))
-    return process_cpu(pid) - server0, time.process_time() - client0
+    helpers1 = _cpu_of(helpers)
+    return (process_cpu(pid) - server0, sum(helpers1[p] - helpers0[p] for p in helpers),
+            time.process_time() - client0)
 
 
 async def _measure(url: str, seconds: float, server_pid: int | None = None) -> dict[str, Any]:
@@ -103,7 +121,7 @@ async def _measure(url: str, seconds: float, server_pid: int | None = None) -> d
     deadline = warm_until + seconds
     window = asyncio.create_task(_cpu_window(server_pid or os.getpid(), warm_until, deadline))
     counts = await asyncio.gather(*(_client(url, i, deadline, warm_until, latencies) for i in range(CLIENTS)))
-    server_cpu, client_cpu = await window
+    server_cpu, helper_cpu, client_cpu = await window
     total = sum(counts)
     latencies.sort()
     return {
@@ -115,6 +133,7 @@ async def _measure(url: str, seconds: float, server_pid: int | None = None) -> d
         "p99_ms": latencies[int(len(latencies) * 0.99) - 1] * 1000,
         "max_ms": latencies[-1] * 1000,
         "server_cpu_us_per_order": server_cpu / total * 1e6 if server_pid else None,
+        "helper_cpu_us_per_order": helper_cpu / total * 1e6 if server_pid else None,
         "client_cpu_us_per_order": client_cpu / total * 1e6,
     }
 
@@ -155,28 +174,38 @@ def instructions_per_order(per_client: int = COUNTED_ORDERS_PER_CLIENT) -> dict[
     if shutil.which("valgrind") is None or shutil.which("callgrind_control") is None:
         return {"instructions_skipped": "valgrind (callgrind) is not installed"}
     with tempfile.TemporaryDirectory() as tmp:
-        out = f"{tmp}/callgrind.out"
-        launcher = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}", "--instr-atstart=no",
-                    "--separate-threads=yes", "--dump-instr=no"]
+        launcher = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={tmp}/callgrind.out.%p", "--instr-atstart=no",
+                    "--separate-threads=yes", "--dump-instr=no", "--trace-children=yes"]
         server = ServerProcess(Path(tmp), exchanges=_exchanges(3600.0), launcher=launcher)
         server.start(timeout=600)
         try:
-            pid = str(server.proc.pid) if server.proc else ""
+            pid = server.proc.pid if server.proc else 0
             _run_loop(_fixed_orders(server.ws, 5))
+            pids = [str(p) for p in [pid, *child_pids(pid)]]  # the server and its store-journal helper
             for args in (["-i", "on"], ["-z"]):
-                subprocess.run(["callgrind_control", *args, pid], check=True, capture_output=True)
+                for counted in pids:
+                    subprocess.run(["callgrind_control", *args, counted], check=True, capture_output=True)
             _run_loop(_fixed_orders(server.ws, per_client))
             for args in (["-i", "off"], ["-d"]):
-                subprocess.run(["callgrind_control", *args, pid], check=True, capture_output=True)
+                for counted in pids:
+                    subprocess.run(["callgrind_control", *args, counted], check=True, capture_output=True)
         finally:
             server.stop()
-        main_thread = 0
-        for path in Path(tmp).glob("callgrind.out*-01"):  # thread 1: the event loop
-            for line in path.read_text().splitlines():
-                if line.startswith("totals:"):
-                    main_thread += int(line.split()[1])
+        main_thread = _instructions(Path(tmp), pids[0])  # thread 1: the event loop
+        helper = sum(_instructions(Path(tmp), p) for p in pids[1:])
     orders = per_client * CLIENTS
-    return {"server_instructions_per_order": round(main_thread / orders), "instructions_orders": orders}
+    return {"server_instructions_per_order": round(main_thread / orders),
+            "helper_instructions_per_order": round(helper / orders), "instructions_orders": orders}
+
+
+def _instructions(folder: Path, pid: str) -> int:
+    """The instructions callgrind counted in a process's main thread (its dumps' `totals:` lines)."""
+    total = 0
+    for path in folder.glob(f"callgrind.out.{pid}*-01"):
+        for line in path.read_text().splitlines():
+            if line.startswith("totals:"):
+                total += int(line.split()[1])
+    return total
 
 
 def run(seconds: float = SECONDS) -> dict[str, Any]:
@@ -187,7 +216,7 @@ def run(seconds: float = SECONDS) -> dict[str, Any]:
             result = _run_loop(_measure(server.ws, seconds, server.proc.pid if server.proc else None))
         finally:
             server.stop()
-    result["store"] = "sqlite (WAL, group commit)"
+    result["store"] = "sqlite (WAL) through its journal, group commit"
     result.update(instructions_per_order())
     return result
 

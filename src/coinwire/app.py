@@ -67,7 +67,7 @@ class Platform:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         settings.data_path.mkdir(parents=True, exist_ok=True)
-        self.store = Store(settings.resolved_store_url)
+        self.store = Store(settings.resolved_store_url, journal=settings.store_journal)
         self.bus = bus_from_url(settings.bus_url)
         self.cache = cache_from_url(settings.cache_url)
         self.gateway = Gateway(settings, self.store, self.bus)

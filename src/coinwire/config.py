@@ -71,6 +71,8 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     port: int = 8000
     data_dir: str = ""  # default: the user's data directory (platformdirs)
     store_url: str = ""  # default: sqlite under data_dir
+    # SQLite: acknowledge change sets once in the store's journal; a helper process applies them (store.journal)
+    store_journal: bool = True
     bus_url: str = "memory://"
     cache_url: str = "memory://"
     log_level: str = "info"
@@ -127,6 +129,7 @@ _ENV_FIELDS = {
     "PORT": "port",
     "DATA_DIR": "data_dir",
     "STORE_URL": "store_url",
+    "STORE_JOURNAL": "store_journal",
     "BUS_URL": "bus_url",
     "CACHE_URL": "cache_url",
     "LOG_LEVEL": "log_level",

@@ -323,7 +323,9 @@ def test_the_audit_log_records_who_did_what_from_where(server: ServerProcess, to
 
 
 def test_secrets_are_not_in_the_store_either(server: ServerProcess, users: dict[str, str], tokens: dict[str, str]) -> None:
-    stored = b"".join(p.read_bytes() for p in server.data_dir.glob("coinwire.db*"))
+    files = [p for p in server.data_dir.glob("coinwire.db*") if p.is_file()] + list(server.data_dir.glob("coinwire.db.journal/*.cwj"))
+    assert any(p.suffix == ".cwj" for p in files)  # the store's journal is searched too
+    stored = b"".join(p.read_bytes() for p in files)
     for secret in [ADMIN_PASSWORD, *users.values(), *tokens.values()]:
         assert secret.encode() not in stored
 

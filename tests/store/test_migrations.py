@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
@@ -58,6 +59,7 @@ async def test_starting_again_is_a_no_op_and_keeps_data(database: Database) -> N
         assert [s.description for s in (await store.load_state()).wallet_sets] == ["kept"]
 
 
+@pytest.mark.parametrize("database", ["sqlite", "postgresql"], indirect=True)  # a journal has one server (test_journal)
 async def test_concurrent_starts_on_a_fresh_database_both_succeed(database: Database) -> None:
     first, second = database.store(), database.store()
     try:

@@ -1,5 +1,11 @@
-"""One contract for the Store on SQLite and on a real PostgreSQL: exact round trips, atomic
-ChangeSets, idempotency keys, paging, crash-recovery state and the group-commit writer."""
+"""One contract for the Store on SQLite (committed directly, or through its journal) and on a real
+PostgreSQL: exact round trips, atomic ChangeSets, idempotency keys, paging, crash-recovery state
+and the group-commit writer.
+
+The database's refusals (a duplicate key, a fill of an unknown order) answer the submitter only
+where the database is written before the answer: SQLite directly and PostgreSQL. Through the
+journal the gateway has checked them before; what the journal does with a record the database
+refuses is tests/store/test_journal.py's."""
 
 from __future__ import annotations
 
@@ -36,16 +42,20 @@ T0 = 1_700_000_000_000_000_000
 class Database:
     url: str
     schema: str | None
+    journal: bool = False
 
     def store(self) -> Store:
-        return Store(self.url, schema=self.schema)
+        return Store(self.url, schema=self.schema, journal=self.journal)
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+CHECKED_AT_COMMIT = pytest.mark.parametrize("database", ["sqlite", "postgresql"], indirect=True)
+
+
+@pytest.fixture(params=["sqlite", "sqlite-journal", "postgresql"])
 async def database(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Database]:
-    """A fresh database per test: a SQLite file, or a throwaway PostgreSQL schema dropped afterwards."""
-    if request.param == "sqlite":
-        yield Database(f"sqlite:///{tmp_path / 'store.db'}", None)
+    """A fresh database per test: a SQLite file (with or without its journal), or a throwaway PostgreSQL schema."""
+    if request.param.startswith("sqlite"):
+        yield Database(f"sqlite:///{tmp_path / 'store.db'}", None, journal=request.param == "sqlite-journal")
         return
     require_service("PostgreSQL", "127.0.0.1", 5432)
     schema = f"cw_{uuid.uuid4().hex[:16]}"
@@ -120,6 +130,7 @@ def ledger(set_id: int = 1) -> ChangeSet:
 
 
 async def count(store: Store, table: str) -> int:
+    await store.settled()
     async with store.engine.connect() as conn:
         return int((await conn.execute(text(f"SELECT count(*) FROM {table}"))).scalar_one())
 
@@ -197,6 +208,7 @@ async def test_upsert_updates_an_order(store: Store) -> None:
     assert await count(store, "orders") == 1
 
 
+@CHECKED_AT_COMMIT
 async def test_duplicate_primary_key_writes_nothing_of_the_change_set(store: Store) -> None:
     await store.apply(ledger().add_order(order(1), BTC_USDT).add_fill(fill(1, 1), BTC_USDT))
     bad = ledger(2).add_order(order(2), BTC_USDT).add_fill(fill(2, 2), BTC_USDT).add_fill(fill(1, 2), BTC_USDT)
@@ -208,6 +220,7 @@ async def test_duplicate_primary_key_writes_nothing_of_the_change_set(store: Sto
     assert [await count(store, t) for t in ("wallet_sets", "wallets", "orders", "fills", "wallet_lines")] == [1, 2, 1, 1, 0]
 
 
+@CHECKED_AT_COMMIT
 async def test_client_oid_is_unique_and_a_duplicate_writes_nothing(store: Store) -> None:
     await store.apply(ledger().add_order(order(1), BTC_USDT))
     twin = order(2, client_oid="oid-1")
@@ -221,6 +234,7 @@ async def test_client_oid_is_unique_and_a_duplicate_writes_nothing(store: Store)
     assert await store.get_order_by_client_oid("never-sent") is None
 
 
+@CHECKED_AT_COMMIT
 async def test_a_fill_of_an_unknown_order_is_refused(store: Store) -> None:
     with pytest.raises(Conflict, match="refused"):
         await store.apply(ChangeSet().add_fill(fill(1, 404), BTC_USDT))
@@ -360,6 +374,7 @@ async def test_writer_batches_200_concurrent_submits(store: Store, writer: Group
     assert writer.fallbacks == 0
 
 
+@CHECKED_AT_COMMIT
 async def test_writer_isolates_a_failing_change_set(store: Store, writer: GroupCommitWriter) -> None:
     await writer.submit(ChangeSet().add_order(order(1), BTC_USDT))
     results = await asyncio.gather(

@@ -87,7 +87,7 @@ class SqliteWriter:
         self._stop = threading.Event()
         self._checkpointer: threading.Thread | None = None
 
-    def _connect(self) -> sqlite3.Connection:
+    def connect(self) -> sqlite3.Connection:
         con = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         con.execute("PRAGMA busy_timeout=0")  # never wait on the loop; see _write_waiting
         con.execute("PRAGMA journal_mode=WAL")
@@ -98,16 +98,16 @@ class SqliteWriter:
 
     def _connection(self) -> sqlite3.Connection:
         if self._con is None:
-            self._con = self._connect()
+            self._con = self.connect()
             self._checkpointer = threading.Thread(target=self._checkpoint_loop, name="coinwire-sqlite-checkpoint", daemon=True)
             self._checkpointer.start()
         return self._con
 
-    def _batches(self, by_table: Rows) -> _Batches:
+    def batches(self, by_table: Rows) -> _Batches:
         """The change-set tables' rows in TABLES order (parents before the rows that refer to them)."""
         return [(self._sql[table.name], rows) for table in TABLES if (rows := by_table.get(table.name))]
 
-    def _transaction(self, con: sqlite3.Connection, batches: _Batches) -> None:
+    def transaction(self, con: sqlite3.Connection, batches: _Batches) -> None:
         """Everything after a successful BEGIN IMMEDIATE: the statements, then COMMIT (or ROLLBACK)."""
         try:
             for (sql, pick), rows in batches:
@@ -130,11 +130,11 @@ class SqliteWriter:
                 if not _is_busy(exc) or time.monotonic() >= deadline:
                     raise
                 time.sleep(0.005)
-        self._transaction(con, batches)
+        self.transaction(con, batches)
 
     async def write(self, by_table: Rows) -> None:
         """Commit the rows as one transaction; returns once committed (raises what SQLite raised)."""
-        await self._write(self._batches(by_table))
+        await self._write(self.batches(by_table))
 
     async def write_many(self, statement: Any, rows: list[dict[str, Any]]) -> None:
         """One statement over rows that all have the same keys, as one transaction.
@@ -160,7 +160,7 @@ class SqliteWriter:
             self.locked_waits += 1
             await asyncio.get_running_loop().run_in_executor(self._executor, self._write_waiting, batches)
             return
-        self._transaction(con, batches)
+        self.transaction(con, batches)
 
     def _checkpoint_loop(self) -> None:
         con = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)

@@ -9,6 +9,7 @@ is stored entirely or not at all, which is what makes crash recovery (`load_stat
 
 from __future__ import annotations
 
+import asyncio
 import re
 import sqlite3
 import time
@@ -28,6 +29,7 @@ from coinwire.core.errors import Conflict, InvalidInput
 from coinwire.core.orders import Fill, Order, OrderStatus
 from coinwire.core.wallets import Wallet, WalletLine, WalletSet
 from coinwire.store import migrate
+from coinwire.store.journal import Journal, JournalApplier
 from coinwire.store.sqlite_writer import SqliteWriter
 from coinwire.store.codec import FILLS, ORDERS, WALLET_LINES, WALLET_SETS, WALLETS, ChangeSet, Rows, encode
 from coinwire.store.tables import TABLES, fills, orders, wallet_lines, wallet_sets, wallets
@@ -127,7 +129,8 @@ def _write_statement(table: Table, dialect: str) -> Insert:
 class Store:
     """Async repositories over one database; create, `await start()`, use, `await close()`."""
 
-    def __init__(self, url: str, schema: str | None = None) -> None:
+    def __init__(self, url: str, schema: str | None = None, journal: bool = False) -> None:
+        """`journal`: SQLite only; change sets are acknowledged once in the journal and applied by a helper process (see store.journal)."""
         self.url = normalise_url(url)
         self.dialect: str = make_url(self.url).get_backend_name()
         if schema is not None and (self.dialect != "postgresql" or not _SCHEMA_NAME.match(schema)):
@@ -139,6 +142,9 @@ class Store:
         self._writer: AsyncEngine | None = None  # the same pool; SQLite transactions BEGIN IMMEDIATE
         self._writes = {table.name: _write_statement(table, self.dialect) for table in TABLES}
         self._sqlite: SqliteWriter | None = None  # the single-hop write path for SQLite
+        database = make_url(self.url).database or ""
+        self._use_journal = journal and self.dialect == "sqlite" and database not in ("", ":memory:")
+        self._journal: Journal | None = None
 
     # --- lifecycle ----------------------------------------------------------------------
     @property
@@ -171,9 +177,38 @@ class Store:
             raise
         self._engine, self._writer = engine, writer
         if self.dialect == "sqlite":
-            self._sqlite = SqliteWriter(make_url(self.url).database or "", self._writes)
+            database = make_url(self.url).database or ""
+            self._sqlite = SqliteWriter(database, self._writes)
+            if self._use_journal:
+                await self._start_journal(database)
+
+    async def _start_journal(self, database: str) -> None:
+        """Apply what the last run left in the journal (before anything reads), then journal this run's changes."""
+        sqlite_writer = self._sqlite
+        assert sqlite_writer is not None
+        journal = Journal(database)
+
+        def applier() -> JournalApplier:
+            return JournalApplier(database, sqlite_writer.connect, sqlite_writer.batches, sqlite_writer.transaction)
+
+        try:
+            reached = await asyncio.get_running_loop().run_in_executor(None, journal.recover, applier)
+            await journal.start(reached)
+        except BaseException:
+            await journal.close()
+            await self.close()
+            raise
+        self._journal = journal
+
+    async def settled(self) -> None:
+        """Wait until every change set already acknowledged is in the database (a no-op without a journal)."""
+        if self._journal is not None:
+            await self._journal.settled()
 
     async def close(self) -> None:
+        if self._journal is not None:
+            journal, self._journal = self._journal, None
+            await journal.close()
         if self._sqlite is not None:
             await self._sqlite.close()
             self._sqlite = None
@@ -190,6 +225,8 @@ class Store:
 
     async def ping(self) -> bool:
         """True when the database answers a trivial query (for health checks; never raises)."""
+        if self._journal is not None and not self._journal.healthy:
+            return False
         try:
             async with self.engine.connect() as conn:
                 return (await conn.execute(text("SELECT 1"))).scalar_one() == 1
@@ -213,6 +250,9 @@ class Store:
 
     async def apply_rows(self, rows: Rows) -> None:
         """Write already-encoded rows (see codec.encode / Rows.merge) in one transaction."""
+        if self._journal is not None:
+            self._journal.append(rows.by_table)
+            return
         try:
             if self._sqlite is not None:
                 await self._sqlite.write(rows.by_table)
@@ -244,11 +284,13 @@ class Store:
 
     # --- reads --------------------------------------------------------------------------
     async def _all(self, query: Select[Any]) -> list[dict[str, Any]]:
+        await self.settled()
         async with self.engine.connect() as conn:
             return [dict(row) for row in (await conn.execute(query)).mappings()]
 
     async def load_state(self) -> StoredState:
         """Everything crash recovery needs, read in one transaction (a consistent snapshot)."""
+        await self.settled()
         async with self.engine.connect() as conn:
             if self.dialect == "postgresql":  # READ COMMITTED would give each statement its own snapshot
                 conn = await conn.execution_options(isolation_level="REPEATABLE READ")
@@ -284,6 +326,7 @@ class Store:
 
     async def client_oids(self) -> set[str]:
         """Every client_oid ever stored: the gateway's in-memory idempotency index, loaded on start."""
+        await self.settled()
         async with self.engine.connect() as conn:
             return {row[0] for row in await conn.execute(select(orders.c.client_oid))}
 
@@ -333,6 +376,11 @@ class Store:
             query = query.where(wallet_lines.c.ts >= since_ts)
         query = query.order_by(wallet_lines.c.ts, wallet_lines.c.id)
         return [WALLET_LINES.from_row(row) for row in await self._all(query)]
+
+
+def sqlite_write_statements() -> dict[str, Insert]:
+    """The SQLite statements of the change-set tables (for a writer outside a Store: the journal's helper)."""
+    return {table.name: _write_statement(table, "sqlite") for table in TABLES}
 
 
 def _check_limit(limit: int) -> int:

@@ -1,0 +1,140 @@
+"""The SQLite store's journal: acknowledged change sets survive SIGKILLs of the server and of its helper,
+torn tails are dropped, full files rotate, refused records are kept and reported, one server per journal."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from coinwire.core.errors import NotReady
+from coinwire.store import ChangeSet, Store
+from coinwire.store.codec import encode
+from coinwire.store.journal import MAGIC, Journal, JournalApplier, JournalRefused, complete_records, frame, journal_dir
+from tests.store.test_store_contract import BTC_USDT, count, fill, ledger, order
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+def _url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'store.db'}"
+
+
+def _files(tmp_path: Path) -> list[str]:
+    return sorted(p.name for p in journal_dir(str(tmp_path / "store.db")).glob("*.cwj"))
+
+
+@given(st.lists(st.binary(max_size=40), max_size=8), st.data())
+def test_only_whole_intact_records_are_read(payloads: list[bytes], data: st.DataObject) -> None:
+    stream = b"".join(frame(p) for p in payloads)
+    cut = data.draw(st.integers(0, len(stream)))
+    records, stop = complete_records(stream[:cut], 0)
+    whole, end = [], 0
+    for p in payloads:
+        if end + len(frame(p)) > cut:
+            break
+        end += len(frame(p))
+        whole.append(p)
+    assert [payload for _, payload in records] == whole and stop == end
+
+
+@given(st.lists(st.binary(min_size=1, max_size=40), min_size=1, max_size=8), st.data())
+def test_nothing_is_read_past_a_damaged_record(payloads: list[bytes], data: st.DataObject) -> None:
+    frames = [frame(p) for p in payloads]
+    bad = data.draw(st.integers(0, len(frames) - 1))
+    damaged = bytearray(frames[bad])
+    damaged[8 + data.draw(st.integers(0, len(payloads[bad]) - 1))] ^= 0x01
+    stream = b"".join(frames[:bad]) + bytes(damaged) + b"".join(frames[bad + 1 :])
+    records, stop = complete_records(stream, 0)
+    assert [payload for _, payload in records] == payloads[:bad] and stop == sum(map(len, frames[:bad]))
+
+
+async def test_changes_acknowledged_after_the_helper_died_survive_a_sigkill_of_the_server(tmp_path: Path) -> None:
+    url = _url(tmp_path)
+    script = textwrap.dedent(f"""
+        import asyncio, os, signal
+        from coinwire.store import ChangeSet, Store
+        from tests.store.test_store_contract import BTC_USDT, ledger, order
+
+        async def main():
+            store = Store({url!r}, journal=True)
+            await store.start()
+            await store.apply(ledger())
+            await store.settled()
+            os.kill(store._journal.helper_pid, signal.SIGKILL)  # applied nothing from here on
+            for i in range(1, 51):
+                await store.apply(ChangeSet().add_order(order(i), BTC_USDT))
+            print("acknowledged", flush=True)
+            os.kill(os.getpid(), signal.SIGKILL)
+
+        asyncio.run(main())
+    """)
+    done = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert done.returncode == -9 and "acknowledged" in done.stdout, done.stderr
+    (latest,) = _files(tmp_path)
+    with open(journal_dir(str(tmp_path / "store.db")) / latest, "ab") as f:  # a record the crash cut short
+        f.write(frame(b"\x81\xa6orders\x90")[:7])
+
+    async with Store(url, journal=True) as store:
+        assert await count(store, "orders") == 50
+        assert (await store.get_order(50)) == order(50)
+        assert len(_files(tmp_path)) == 1  # recovered files are gone; this run's generation is open
+    assert _files(tmp_path) == []  # a clean close leaves no journal behind
+
+
+async def test_full_files_rotate_and_every_record_is_applied_once(tmp_path: Path) -> None:
+    url = _url(tmp_path)
+    async with Store(url) as store:  # migrated, no journal
+        database = str(tmp_path / "store.db")
+        journal = Journal(database, rotate_bytes=600)
+        sqlite = store._sqlite
+        assert sqlite is not None
+        reached = journal.recover(lambda: JournalApplier(database, sqlite.connect, sqlite.batches, sqlite.transaction))
+        await journal.start(reached)
+        try:
+            journal.append(encode(ledger()).by_table)
+            for i in range(1, 31):
+                journal.append(encode(ChangeSet().add_order(order(i), BTC_USDT)).by_table)
+            generation = journal.written[0]
+            assert generation >= 5  # each file holds a few orders
+            await journal.settled()
+            assert journal.applied == journal.written
+            assert _files(tmp_path) == [f"{generation:010d}.cwj"]  # full files are deleted once applied
+        finally:
+            await journal.close()
+        assert await count(store, "orders") == 30
+
+
+async def test_a_record_the_database_refuses_stops_reads_and_is_kept_for_the_next_start(tmp_path: Path) -> None:
+    url = _url(tmp_path)
+    store = Store(url, journal=True)
+    await store.start()
+    await store.apply(ChangeSet().add_fill(fill(1, 404), BTC_USDT))  # acknowledged: the gateway had checked it
+    with pytest.raises(NotReady) as raised:
+        await store.settled()
+    assert raised.value.code == "store_unavailable"
+    assert await store.ping() is False
+    await store.close()
+    (kept,) = _files(tmp_path)
+    assert (journal_dir(str(tmp_path / "store.db")) / kept).read_bytes().startswith(MAGIC)
+    with pytest.raises(JournalRefused, match="refuses the journal's records"):
+        await Store(url, journal=True).start()
+
+
+async def test_one_server_per_journal(tmp_path: Path) -> None:
+    url = _url(tmp_path)
+    async with Store(url, journal=True) as first:
+        await first.apply(ledger())
+        database = str(tmp_path / "store.db")
+        sqlite = first._sqlite
+        assert sqlite is not None
+        second = Journal(database)
+        with pytest.raises(NotReady) as raised:
+            second.recover(lambda: JournalApplier(database, sqlite.connect, sqlite.batches, sqlite.transaction), patience=0.2)
+        assert raised.value.code == "store_busy"
+        assert await count(first, "wallets") == 2
