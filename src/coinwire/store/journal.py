@@ -40,10 +40,13 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
+import structlog
 
 from coinwire.core.errors import CoinwireError, NotReady
 
 __all__ = ["Journal", "JournalApplier", "JournalRefused", "journal_dir"]
+
+log = structlog.get_logger("coinwire.store")
 
 MAGIC = b"CWJ1"
 _HEAD = struct.Struct("<II")  # payload length, crc32 of the payload
@@ -254,7 +257,7 @@ class Journal:
         self._loop.add_reader(self._progress_fd, self._on_progress)
 
     def _open(self, generation: int) -> None:
-        fd = os.open(_file(self.directory, generation), os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o644)
+        fd = os.open(_file(self.directory, generation), os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o644)
         os.write(fd, MAGIC)
         self._fd = fd
 
@@ -267,7 +270,10 @@ class Journal:
         self._write(record, offset)
         self.written = (generation, offset + len(record))
         if self.written[1] >= self.rotate_bytes:
-            self._rotate()
+            try:
+                self._rotate()
+            except OSError:  # the record is durable all the same; the file grows until a rotation succeeds
+                log.exception("store journal rotation failed; retried on the next append", generation=generation)
         self._wake()
 
     def _write(self, record: bytes, offset: int) -> None:
@@ -280,11 +286,19 @@ class Journal:
             raise
 
     def _rotate(self) -> None:
+        """Start the next generation's file, then point the full one at it; either both happen or neither."""
         generation, offset = self.written
         following = generation + 1
-        fd = os.open(_file(self.directory, following), os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND, 0o644)
-        os.write(fd, MAGIC)
-        self._write(frame(self._encode(following)), offset)  # the helper moves on only after this
+        path = _file(self.directory, following)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o644)  # a failed attempt's file is empty
+        try:
+            if os.write(fd, MAGIC) != len(MAGIC):
+                raise OSError("short write to the store journal")
+            self._write(frame(self._encode(following)), offset)  # the helper moves on only after this
+        except OSError:
+            os.close(fd)
+            path.unlink(missing_ok=True)
+            raise
         os.close(self._fd)
         self._fd = fd
         self.written = (following, len(MAGIC))
