@@ -208,6 +208,7 @@ class Journal:
         self.written: Position = (0, 0)
         self.applied: Position = (0, 0)
         self.failure: str | None = None
+        self._helper_waits = True  # it waits for a wake-up: it has applied all it was last told of
         self._waiters: list[tuple[Position, asyncio.Future[None]]] = []
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -274,7 +275,9 @@ class Journal:
                 self._rotate()
             except OSError:  # the record is durable all the same; the file grows until a rotation succeeds
                 log.exception("store journal rotation failed; retried on the next append", generation=generation)
-        self._wake()
+        if self._helper_waits:  # otherwise it is at work, and its next report brings a wake-up if it falls short
+            self._helper_waits = False
+            self._wake()
 
     def _write(self, record: bytes, offset: int) -> None:
         """All of it or none of it: a failed write is cut off again, so later records stay readable."""
@@ -324,6 +327,10 @@ class Journal:
         self._progress_buffer = data[whole:]
         if whole:
             self.applied = PROGRESS.unpack_from(data, whole - PROGRESS.size)
+            if self.applied >= self.written:
+                self._helper_waits = True
+            else:  # appended since it last looked: it may be about to wait, so it is told
+                self._wake()
             if self._waiters:
                 waiting = []
                 for target, future in self._waiters:
