@@ -3,6 +3,8 @@ torn tails are dropped, full files rotate, refused records are kept and reported
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
 import textwrap
@@ -54,7 +56,7 @@ def test_nothing_is_read_past_a_damaged_record(payloads: list[bytes], data: st.D
     assert [payload for _, payload in records] == payloads[:bad] and stop == sum(map(len, frames[:bad]))
 
 
-async def test_changes_acknowledged_after_the_helper_died_survive_a_sigkill_of_the_server(tmp_path: Path) -> None:
+async def test_changes_the_helper_never_applied_survive_a_sigkill_of_the_server(tmp_path: Path) -> None:
     url = _url(tmp_path)
     script = textwrap.dedent(f"""
         import asyncio, os, signal
@@ -66,16 +68,20 @@ async def test_changes_acknowledged_after_the_helper_died_survive_a_sigkill_of_t
             await store.start()
             await store.apply(ledger())
             await store.settled()
-            os.kill(store._journal.helper_pid, signal.SIGKILL)  # applied nothing from here on
+            helper = store._journal.helper_pid
+            os.kill(helper, signal.SIGSTOP)  # applies nothing from here on
             for i in range(1, 51):
                 await store.apply(ChangeSet().add_order(order(i), BTC_USDT))
-            print("acknowledged", flush=True)
+            print("acknowledged", helper, flush=True)
             os.kill(os.getpid(), signal.SIGKILL)
 
         asyncio.run(main())
     """)
-    done = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True, text=True, timeout=60)
-    assert done.returncode == -9 and "acknowledged" in done.stdout, done.stderr
+    errors = tmp_path / "stderr.txt"  # a file, not a pipe: the stopped helper keeps its copy open
+    with errors.open("w") as stderr:
+        done = subprocess.run([sys.executable, "-c", script], cwd=REPO, stdout=subprocess.PIPE, stderr=stderr, text=True, timeout=60)
+    assert done.returncode == -9 and "acknowledged" in done.stdout, errors.read_text()
+    os.kill(int(done.stdout.split()[-1]), signal.SIGKILL)  # the stopped helper goes down with its server
     (latest,) = _files(tmp_path)
     with open(journal_dir(str(tmp_path / "store.db")) / latest, "ab") as f:  # a record the crash cut short
         f.write(frame(b"\x81\xa6orders\x90")[:7])
@@ -85,6 +91,22 @@ async def test_changes_acknowledged_after_the_helper_died_survive_a_sigkill_of_t
         assert (await store.get_order(50)) == order(50)
         assert len(_files(tmp_path)) == 1  # recovered files are gone; this run's generation is open
     assert _files(tmp_path) == []  # a clean close leaves no journal behind
+
+
+async def test_a_killed_helper_is_replaced_and_the_new_one_goes_on_where_it_stopped(tmp_path: Path) -> None:
+    async with Store(_url(tmp_path), journal=True) as store:
+        journal = store._journal
+        assert journal is not None and journal.helper_pid is not None
+        await store.apply(ledger())
+        await store.settled()
+        first = journal.helper_pid
+        os.kill(first, signal.SIGKILL)
+        for i in range(1, 21):
+            await store.apply(ChangeSet().add_order(order(i), BTC_USDT))
+        assert await count(store, "orders") == 20  # settled: a new helper applied them
+        assert journal.restarts == 1 and journal.helper_pid not in (None, first)
+        assert await store.ping() is True
+        assert await count(store, "wallets") == 2  # applied once: no duplicate-key refusal stopped it
 
 
 async def test_full_files_rotate_and_every_record_is_applied_once(tmp_path: Path) -> None:

@@ -55,7 +55,8 @@ _SUFFIX = ".cwj"
 _META_KEY = "journal"
 _META_SQL = "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value"
 ROTATE_BYTES = 64 << 20  # a full file is followed by a new generation and deleted once applied
-_RECORDS_PER_TRANSACTION = 4096  # catching up after a long stop: bounded transactions
+_RECORDS_PER_TRANSACTION = 4096
+MAX_RESTARTS = 3  # a helper killed more often than this leaves the store unavailable until the server restarts  # catching up after a long stop: bounded transactions
 
 Position = tuple[int, int]  # (generation, offset in that generation's file)
 Rows = dict[str, list[Any]]
@@ -205,9 +206,11 @@ class Journal:
         self._wake_fd = -1
         self._progress_fd = -1
         self._progress_buffer = b""
+        self._reading = False  # the loop watches the progress pipe
         self.written: Position = (0, 0)
         self.applied: Position = (0, 0)
         self.failure: str | None = None
+        self.restarts = 0  # helpers started again after being killed
         self._helper_waits = True  # it waits for a wake-up: it has applied all it was last told of
         self._waiters: list[tuple[Position, asyncio.Future[None]]] = []
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -246,6 +249,10 @@ class Journal:
         generation = after[0] + 1
         self._open(generation)
         self.written = self.applied = (generation, len(MAGIC))
+        self._spawn()
+
+    def _spawn(self) -> None:
+        assert self._loop is not None
         self._helper = subprocess.Popen(
             [sys.executable, "-m", "coinwire.store.journal_helper", self.database],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, pass_fds=(self._lock_fd,),
@@ -256,6 +263,8 @@ class Journal:
         os.set_blocking(self._wake_fd, False)
         os.set_blocking(self._progress_fd, False)
         self._loop.add_reader(self._progress_fd, self._on_progress)
+        self._reading = True
+        self._helper_waits = True
 
     def _open(self, generation: int) -> None:
         fd = os.open(_file(self.directory, generation), os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o644)
@@ -344,8 +353,22 @@ class Journal:
     def _helper_gone(self) -> None:
         assert self._loop is not None and self._helper is not None
         self._loop.remove_reader(self._progress_fd)
-        code = self._helper.wait()
-        if self.failure is None and code != 0:
+        self._reading = False
+        helper = self._helper
+        code = helper.wait()
+        for pipe in (helper.stdin, helper.stdout):
+            if pipe is not None:
+                pipe.close()
+        if code < 0 and self.failure is None and self.restarts < MAX_RESTARTS:
+            # killed (the OOM killer, an operator): a new helper goes on from the position in meta.journal
+            self.restarts += 1
+            log.error("store journal helper killed; starting another", signal=-code, restarts=self.restarts)
+            self._spawn()
+            if self.applied < self.written:
+                self._helper_waits = False
+                self._wake()
+            return
+        if self.failure is None:
             self.failure = f"the store journal's helper process stopped (exit code {code}); see the server log"
         for _, future in self._waiters:
             if not future.done():
@@ -379,7 +402,9 @@ class Journal:
         if self._helper is not None:
             helper, self._helper = self._helper, None
             assert self._loop is not None and helper.stdin is not None
-            self._loop.remove_reader(self._progress_fd)
+            if self._reading:
+                self._loop.remove_reader(self._progress_fd)
+                self._reading = False
             helper.stdin.close()  # end of input: the helper applies the rest and exits
             code = await self._loop.run_in_executor(None, helper.wait)
             assert helper.stdout is not None
@@ -387,6 +412,13 @@ class Journal:
             if code == 0 and self.failure is None:
                 for generation in _generations(self.directory):
                     _file(self.directory, generation).unlink()
+                self.applied = self.written  # what it applied on its way out: everything
+            elif self.failure is None:
+                self.failure = f"the store journal's helper process stopped (exit code {code}); see the server log"
+            for target, future in self._waiters:
+                if not future.done():
+                    future.set_result(None) if target <= self.applied else future.set_exception(self._unavailable())
+            self._waiters = []
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1
