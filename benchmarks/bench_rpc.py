@@ -17,6 +17,9 @@ callgrind (valgrind) for a fixed 960 orders of the same mix, and instructions ar
 not timed. It is the figure to compare across sessions, when the host's speed changes (it
 leaves out system-call time in the kernel, a tenth of the server's CPU or so).
 `helper_instructions_per_order` counts the journal helper's the same way.
+
+`direct_sqlite_*` is the same load in the same run against a server whose SQLite store commits
+on the event loop (`store_journal = false`): the journal's gain, side by side.
 """
 
 from __future__ import annotations
@@ -208,15 +211,25 @@ def _instructions(folder: Path, pid: str) -> int:
     return total
 
 
-def run(seconds: float = SECONDS) -> dict[str, Any]:
+def _serve_and_measure(seconds: float, env: dict[str, str] | None = None) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
-        server = ServerProcess(Path(tmp), exchanges=_exchanges(0.25))
+        server = ServerProcess(Path(tmp), exchanges=_exchanges(0.25), env=env)
         server.start()
         try:
-            result = _run_loop(_measure(server.ws, seconds, server.proc.pid if server.proc else None))
+            return _run_loop(_measure(server.ws, seconds, server.proc.pid if server.proc else None))
         finally:
             server.stop()
+
+
+def run(seconds: float = SECONDS) -> dict[str, Any]:
+    """The embedded default (SQLite through its journal), then, side by side, SQLite committed on the loop."""
+    result = _serve_and_measure(seconds)
     result["store"] = "sqlite (WAL) through its journal, group commit"
+    direct = _serve_and_measure(seconds, env={"COINWIRE_STORE_JOURNAL": "false"})
+    result["direct_sqlite_orders_per_s"] = direct["orders_per_s"]
+    result["direct_sqlite_p99_ms"] = direct["p99_ms"]
+    result["direct_sqlite_server_cpu_us_per_order"] = direct["server_cpu_us_per_order"]
+    result["journal_over_direct_sqlite"] = round(result["orders_per_s"] / direct["orders_per_s"], 2)
     result.update(instructions_per_order())
     return result
 

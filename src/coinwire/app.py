@@ -92,6 +92,8 @@ class Platform:
     async def start(self, feeds: bool = True) -> None:
         """Start every service; with `feeds=False` the market data waits for `start_feeds()` (a run attaches first)."""
         await self.store.start()
+        if self.store.journal is not None:
+            metrics.watch_journal(self.store.journal)
         await self.bus.start()
         await self.gateway.start()
         await self.notifier.start()

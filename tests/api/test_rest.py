@@ -520,6 +520,10 @@ def test_metrics_after_traffic_on_every_route(http: httpx.Client) -> None:
     assert book and book[0].value > 0
     (lag,) = _samples(families, "coinwire_event_loop_lag_seconds")
     assert lag.value >= 0
+    (behind,) = _samples(families, "coinwire_store_journal_behind_bytes")  # the store's journal, caught up or a few ms behind
+    assert 0 <= behind.value < 1_000_000
+    (restarts,) = _samples(families, "coinwire_store_journal_helper_restarts")
+    assert restarts.value == 0
     counts = {s.labels["method"]: s.value for s in _samples(families, "coinwire_request_seconds_count") if s.labels["transport"] == "http"}
     for _, path, _ in XWRAP_ROUTES:
         assert counts.get(path, 0) >= 1, path  # labelled by route template: bounded cardinality

@@ -125,11 +125,19 @@ async def test_full_files_rotate_and_every_record_is_applied_once(tmp_path: Path
             generation = journal.written[0]
             assert generation >= 5  # each file holds a few orders
             await journal.settled()
-            assert journal.applied == journal.written
+            assert journal.applied == journal.written and journal.behind_bytes == 0
             assert _files(tmp_path) == [f"{generation:010d}.cwj"]  # full files are deleted once applied
         finally:
             await journal.close()
         assert await count(store, "orders") == 30
+
+
+def test_how_far_behind_counts_the_files_in_between(tmp_path: Path) -> None:
+    journal = Journal(str(tmp_path / "store.db"), rotate_bytes=1000)
+    journal.written, journal.applied = (3, 100), (1, 500)
+    assert journal.behind_bytes == 100 + 500 + 1000  # the rest of file 1, all of file 2, file 3 so far
+    journal.applied = (3, 40)
+    assert journal.behind_bytes == 60
 
 
 async def test_a_record_the_database_refuses_stops_reads_and_is_kept_for_the_next_start(tmp_path: Path) -> None:

@@ -390,6 +390,14 @@ class Journal:
         await future
 
     @property
+    def behind_bytes(self) -> int:
+        """How much appended the helper has yet to apply (a file's worth per generation in between)."""
+        (written_gen, written_at), (applied_gen, applied_at) = self.written, self.applied
+        if written_gen == applied_gen:
+            return max(0, written_at - applied_at)
+        return written_at + max(0, self.rotate_bytes - applied_at) + (written_gen - applied_gen - 1) * self.rotate_bytes
+
+    @property
     def helper_pid(self) -> int | None:
         return self._helper.pid if self._helper is not None else None
 

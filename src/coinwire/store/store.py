@@ -200,6 +200,11 @@ class Store:
             raise
         self._journal = journal
 
+    @property
+    def journal(self) -> Journal | None:
+        """The journal change sets go through (SQLite with `journal=True`, once started); None otherwise."""
+        return self._journal
+
     async def settled(self) -> None:
         """Wait until every change set already acknowledged is in the database (a no-op without a journal)."""
         if self._journal is not None:
