@@ -33,7 +33,12 @@ def main(database: str) -> int:
                 # than one each (COMMIT writes every page it touched), and readers wait only this long
                 time.sleep(COALESCE_SECONDS)
             position = applier.apply_available()
-            os.write(progress, PROGRESS.pack(*position))
+            if progress >= 0:
+                try:
+                    os.write(progress, PROGRESS.pack(*position))
+                except BrokenPipeError:  # the server is gone: finish what it appended all the same
+                    os.close(progress)
+                    progress = -1
             if not more:
                 return 0
     finally:
