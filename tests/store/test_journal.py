@@ -3,6 +3,7 @@ torn tails are dropped, full files rotate, refused records are kept and reported
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
@@ -133,6 +134,21 @@ async def test_full_files_rotate_and_every_record_is_applied_once(tmp_path: Path
         finally:
             await journal.close()
         assert await count(store, "orders") == 30
+
+
+async def test_a_waiting_read_cuts_the_helpers_pile_up_short(tmp_path: Path) -> None:
+    async with Store(_url(tmp_path)) as store:
+        database = str(tmp_path / "store.db")
+        sqlite = store._sqlite
+        assert sqlite is not None
+        journal = Journal(database, linger=3600.0)  # without the read's hurry, an hour before anything is applied
+        await journal.start(journal.recover(lambda: JournalApplier(database, sqlite.connect, sqlite.batches, sqlite.transaction)))
+        try:
+            journal.append(encode(ledger()).by_table)
+            await asyncio.wait_for(journal.settled(), timeout=30)
+            assert await count(store, "wallets") == 2
+        finally:
+            await journal.close()
 
 
 def test_how_far_behind_counts_the_files_in_between(tmp_path: Path) -> None:

@@ -1,22 +1,38 @@
 """The store journal's helper process: applies what the server appends to the journal and reports how far it got.
 
-Started by `coinwire.store.journal.Journal` as `python -m coinwire.store.journal_helper DATABASE`;
-its standard input carries wake-ups (one byte per append; end of input means the server is
-gone or closing), its standard output the position applied after each round.
+Started by `coinwire.store.journal.Journal` as `python -m coinwire.store.journal_helper DATABASE LINGER`;
+its standard input carries wake-ups (`w`: appended while the helper waited; `h`: a read waits
+for the helper, hurry; end of input: the server is gone or closing), its standard output the
+position applied after each round.
 """
 
 from __future__ import annotations
 
 import os
+import select
 import sys
 import time
 
 from coinwire.store.journal import PROGRESS, JournalApplier
 
-COALESCE_SECONDS = 0.002
+HURRY = b"h"
 
 
-def main(database: str) -> int:
+def pile_up(seconds: float) -> bool:
+    """Let appends pile up for `seconds`, less if a read hurries us; False at end of input."""
+    deadline = time.monotonic() + seconds
+    while (left := deadline - time.monotonic()) > 0:
+        if not select.select([0], [], [], left)[0]:
+            return True
+        data = os.read(0, 65536)
+        if not data:
+            return False
+        if HURRY in data:
+            return True
+    return True
+
+
+def main(database: str, linger: float) -> int:
     """The helper: on every wake-up apply what was appended and report how far; at end of input, finish and exit."""
     from coinwire.store.sqlite_writer import SqliteWriter
     from coinwire.store.store import sqlite_write_statements
@@ -28,10 +44,8 @@ def main(database: str) -> int:
     try:
         while True:
             more = os.read(0, 65536)
-            if more:
-                # let appends pile up: one transaction for several group commits costs far less
-                # than one each (COMMIT writes every page it touched), and readers wait only this long
-                time.sleep(COALESCE_SECONDS)
+            if more and HURRY not in more:
+                more = b"w" if pile_up(linger) else b""
             position = applier.apply_available()
             if progress >= 0:
                 try:
@@ -46,4 +60,4 @@ def main(database: str) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1]))
+    sys.exit(main(sys.argv[1], float(sys.argv[2])))
