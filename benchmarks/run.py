@@ -35,10 +35,10 @@ BENCHES: list[tuple[str, str, str, float, str, str]] = [
 NOTES = """
 ## Notes
 
-- Host speed: the run above (2026-11-23) is on a host ~3x slower than the session before's:
-  the matching core, unchanged code, gave 412k events/s then and 131k before any change this
-  session (126k-133k through it), which is why it reads below its 200k target here. Compare
-  figures within one run, and `server_instructions_per_order`, which the host does not move.
+- Host speed: the same code moves with the host, between sessions and within one. The matching
+  core (pure Python, unchanged for three sessions) gave 412k events/s in one session, 126k-134k
+  in the next, 257k in the run above. Compare figures within one run, and the instruction
+  counts of make_order, which the host does not move.
 - Candles (benchmarks/candles.py): targets are ingest >= 50,000 rows/s on SQLite and >= 20,000 on
   PostgreSQL (10,000 series closing in one minute are written in well under a second), the
   100-symbol year of minutes (52.6M rows) rolled up to London days in <= 5 s, and a year's daily
@@ -51,47 +51,43 @@ NOTES = """
 - Book replay compares side by side with a SortedDict book (sortedcontainers) in the same run:
   `speedup_vs_sorteddict`. Parsing the raw gzip JSON capture costs more than applying it
   (`parse_apply_*`); a live feed parses one message at a time, so that is not the limit.
-- make_order over /rpc is at its target on a good hour and below it on a bad one. On this
-  machine (2 shared cores) the same code moves with the host: 5,500 orders/s at 169 us of
-  server CPU per order in one session, 3,500-4,700 at 210-280 us in another, and on the ~3x
-  slower host of the run above ~1,900 at ~500 us before that session's changes, 2,223 at 437 us
-  after them (one `make bench` in between, with the host slower still, gave 738). With 8
-  clients each waiting for its answer the server's one thread is the limit: orders/s is about
-  1 / (server CPU per order), so the target needs ~200 us on every run.
-  `server_instructions_per_order` is the figure that does not move with the host: callgrind
-  counts the server main thread's instructions over 960 orders (run to run within ~2%, from
-  how many orders share a commit). 849k at the start of that session, 759k in the run above
-  after its three changes, each measured so: identity adapters for None and bool in the stdlib
-  SQLite binder (it built two AttributeErrors per such parameter: -2%), the per-order metrics
-  as plain loop-thread numbers exported at scrape time instead of prometheus_client's locked
-  values (-4.5%), change sets stored as tuples in column order, bound as they are (-3%).
-  Where the instructions go (callgrind, that session): SQLite 21% (sqlite3_step 55% of it,
-  the stdlib's parameter binding most of the rest; foreign keys 6% of it, the wallet lines'
-  (wallet, time) index 11%); the rest is mostly Python spread thin. Left out one at a time
-  (to measure, not to ship): notifications to the order's owner ~4%, the audit row ~3%, the
-  `logmessages` message of a done order ~1.5%. Earlier steps (each commit message has its
-  figure): lean benchmark client, plain ASGI /rpc, notifications encoded once, compiled row
-  encoders and memoised formatting, SQLite commits on the loop, an encoded bus log, the
-  order's owner in its own row, audit rows through the single-hop writer, indexes no query
-  reads dropped, the group commit letting the loop turn once before it drains, one socket
-  write per connection per loop turn, a WebSocket protocol reading whole data frames in one
-  pass. p99 is a few ms
-  (target 20 ms). In the server SQLite costs more than in-process: the 8 clients split into
-  two halves that take turns, so a commit holds ~4 orders, not 8; COMMIT writes ~16 WAL pages,
-  5.4 of them in the client_oid index and 3.4 in the wallet lines' index.
-  Tried and dropped, each measured: SQLite commits in a child process, twice (the main thread
-  spent ~20% less per order but orders/s did not rise: the child shares the second core with
-  the load generator and every answer waits for a process hop); in a thread, row by row (-30%:
-  the GIL changes hands for every row) or as one multi-row statement per table (-25%; under
-  callgrind multi-row VALUES saves only 2% of a transaction's instructions); rows passed as one
-  JSON parameter per table and unpacked by SQLite's json_each (twice the CPU); the group commit
-  waiting up to 4 loop turns (orders/s unchanged: the loop idles while it waits); the gateway
-  subscribed to market data only instead of `>` (-0.8% of instructions, within noise); SQLite
-  page sizes, cache and mmap sizes (no change); foreign keys off (-1.3% of instructions, kept:
-  they guard the ledger's references). What is left: the API's WebSocket and JSON-RPC half in
-  its own process, which needs the roles split (docs/ARCHITECTURE.md).
+- make_order over /rpc: with SQLite the server acknowledges a change set once it is appended to
+  the store's journal, and a helper process applies it to the database on the other core
+  (docs/ARCHITECTURE.md, "One command, one transaction"). `direct_sqlite_*` is the same load
+  in the same run against a server committing to SQLite on its event loop, as it did before:
+  journal 4,025 against 3,048 orders/s (1.32x), 229 against 328 us of server CPU an order, the
+  helper ~46 us on the other core. Server main-thread instructions an order: 750k at the
+  start of that session (759k the session before), ~588k with the journal (-21%); the helper's
+  ~174k are counted under callgrind too, where the slowed server hands it few orders a round.
+  Below target on this host: with 8 clients each waiting for its answer the server's one
+  thread is the limit, orders/s ~ 1 / (server CPU an order), so 5,000 needs ~200 us and the
+  run above spent 229 (other runs that session: 3,300-4,800 orders/s, 190-275 us, as the host
+  moved). The same host gave 5,500 orders/s at 169 us a session earlier, before the journal.
+  Where the server's time goes now (py-spy, perf): the interpreter ~77%, the kernel ~12%
+  (socket and file writes), no single Python function above ~3% of it: the JSON-RPC envelope,
+  the order's core work, notifications through the bus, the journal append.
+  Measured with the journal and dropped: one append per loop turn without the writer task (no
+  change in instructions), the helper at nice 10 (no change), memoised authorisation (within
+  noise). The helper lets appends pile up for 10 ms, not 2 (helper CPU about half, orders/s
+  +5-8% in paired runs); a read that must wait for it ends the wait at once.
+  Earlier steps (each commit message has its figure): lean benchmark client, plain ASGI /rpc,
+  notifications encoded once, compiled row encoders and memoised formatting, an encoded bus
+  log, the order's owner in its own row, indexes no query reads dropped, the group commit
+  letting the loop turn once before it drains, one socket write per connection per loop turn,
+  a WebSocket protocol reading whole data frames in one pass, identity adapters for None and
+  bool in the SQLite binder (-2% instructions), per-order metrics as loop-thread numbers
+  exported at scrape time (-4.5%), change sets bound as tuples in column order (-3%).
+  Tried and dropped before the journal, each measured: SQLite commits in a child process that
+  every answer waited for (orders/s did not rise: the process hop), in a thread (the GIL
+  changes hands for every row), multi-row VALUES, rows as one JSON parameter (json_each),
+  longer group-commit waits, page, cache and mmap sizes, foreign keys off (kept: they guard
+  the ledger's references). p99 is a few ms (target 20 ms). What is left: the API's WebSocket
+  and JSON-RPC half in its own process, which needs the roles split (docs/ARCHITECTURE.md).
 - SMA cross backtest: every engine runs in one `make bench` on the same 500,000 bars (peers in
   .venv-peers) and must reproduce the NumPy reference's entries and final equity (`*_rel_diff`).
+  In the run above it reads 9.8x (9.4x in that session's first run) with coinwire's code
+  unchanged: the session's start commit took the same 0.37-0.49 s on that host, and
+  backtesting.py 3.8 s there against 9.0 s on the host before, where the ratio was 14x.
   The ratio to backtesting.py moves with both single runs: backtesting.py took 3.7 s in one
   run and 2.4-2.65 s in later ones (same pinned versions), and one noisy moment in coinwire's
   ~0.2 s moved it from 13x to 8.4x. coinwire's figure is now, like every peer's, the first
