@@ -1,5 +1,6 @@
-"""The SQLite store's journal: acknowledged change sets survive SIGKILLs of the server and of its helper,
-torn tails are dropped, full files rotate, refused records are kept and reported, one server per journal."""
+"""The SQLite store's journal: acknowledged change sets survive a SIGKILL of the server while its
+helper applies nothing, torn tails are dropped, a killed helper is replaced, a waiting read hurries
+the helper, full files rotate, refused records are kept and reported, one server per journal."""
 
 from __future__ import annotations
 
@@ -18,7 +19,9 @@ from hypothesis import strategies as st
 from coinwire.core.errors import NotReady
 from coinwire.store import ChangeSet, Store
 from coinwire.store.codec import encode
-from coinwire.store.journal import MAGIC, Journal, JournalApplier, JournalRefused, complete_records, frame, journal_dir
+from coinwire.store.sqlite_writer import SqliteWriter
+from coinwire.store.store import sqlite_write_statements
+from coinwire.store.journal import MAGIC, Journal, JournalRefused, complete_records, frame, journal_dir
 from tests.store.test_store_contract import BTC_USDT, count, fill, ledger, order
 
 REPO = Path(__file__).resolve().parents[2]
@@ -69,7 +72,7 @@ async def test_changes_the_helper_never_applied_survive_a_sigkill_of_the_server(
             await store.start()
             await store.apply(ledger())
             await store.settled()
-            helper = store._journal.helper_pid
+            helper = store.journal.helper_pid
             os.kill(helper, signal.SIGSTOP)  # applies nothing from here on
             print(helper, flush=True)
             for i in range(1, 51):
@@ -99,7 +102,7 @@ async def test_changes_the_helper_never_applied_survive_a_sigkill_of_the_server(
 
 async def test_a_killed_helper_is_replaced_and_the_new_one_goes_on_where_it_stopped(tmp_path: Path) -> None:
     async with Store(_url(tmp_path), journal=True) as store:
-        journal = store._journal
+        journal = store.journal
         assert journal is not None and journal.helper_pid is not None
         await store.apply(ledger())
         await store.settled()
@@ -118,9 +121,8 @@ async def test_full_files_rotate_and_every_record_is_applied_once(tmp_path: Path
     async with Store(url) as store:  # migrated, no journal
         database = str(tmp_path / "store.db")
         journal = Journal(database, rotate_bytes=600)
-        sqlite = store._sqlite
-        assert sqlite is not None
-        reached = journal.recover(lambda: JournalApplier(database, sqlite.connect, sqlite.batches, sqlite.transaction))
+        sqlite = SqliteWriter(database, sqlite_write_statements())
+        reached = journal.recover(sqlite)
         await journal.start(reached)
         try:
             journal.append(encode(ledger()).by_table)
@@ -139,10 +141,9 @@ async def test_full_files_rotate_and_every_record_is_applied_once(tmp_path: Path
 async def test_a_waiting_read_cuts_the_helpers_pile_up_short(tmp_path: Path) -> None:
     async with Store(_url(tmp_path)) as store:
         database = str(tmp_path / "store.db")
-        sqlite = store._sqlite
-        assert sqlite is not None
+        sqlite = SqliteWriter(database, sqlite_write_statements())
         journal = Journal(database, linger=3600.0)  # without the read's hurry, an hour before anything is applied
-        await journal.start(journal.recover(lambda: JournalApplier(database, sqlite.connect, sqlite.batches, sqlite.transaction)))
+        await journal.start(journal.recover(sqlite))
         try:
             journal.append(encode(ledger()).by_table)
             await asyncio.wait_for(journal.settled(), timeout=30)
@@ -180,10 +181,9 @@ async def test_one_server_per_journal(tmp_path: Path) -> None:
     async with Store(url, journal=True) as first:
         await first.apply(ledger())
         database = str(tmp_path / "store.db")
-        sqlite = first._sqlite
-        assert sqlite is not None
+        sqlite = SqliteWriter(database, sqlite_write_statements())
         second = Journal(database)
         with pytest.raises(NotReady) as raised:
-            second.recover(lambda: JournalApplier(database, sqlite.connect, sqlite.batches, sqlite.transaction), patience=0.2)
+            second.recover(sqlite, patience=0.2)
         assert raised.value.code == "store_busy"
         assert await count(first, "wallets") == 2

@@ -35,9 +35,8 @@ import subprocess
 import sys
 import time
 import zlib
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import msgspec
 import structlog
@@ -109,16 +108,27 @@ class JournalRefused(CoinwireError):
         super().__init__("store_journal_refused", message)
 
 
+class RowWriter(Protocol):
+    """What the applier needs of `store.sqlite_writer.SqliteWriter`: its database, connection and statements."""
+
+    path: str
+
+    def connect(self) -> Any: ...
+
+    def batches(self, by_table: Rows) -> list[Any]: ...
+
+    def transaction(self, con: Any, batches: list[Any]) -> None: ...
+
+
 class JournalApplier:
     """Applies journal records to the database over its own connection; used by the helper and by recovery."""
 
-    def __init__(self, database: str, connect: Callable[[], Any], batches: Callable[[Rows], list[Any]],
-                 transaction: Callable[[Any, list[Any]], None]) -> None:
-        self.directory = journal_dir(database)
-        self._con = connect()
+    def __init__(self, writer: RowWriter) -> None:
+        self.directory = journal_dir(writer.path)
+        self._con = writer.connect()
         self._con.execute("PRAGMA busy_timeout=10000")  # the server's own writes (audit, owners) hold the lock briefly
         self._con.execute("PRAGMA wal_autocheckpoint=1000")  # checkpoints here, off the server's loop
-        self._batches, self._transaction = batches, transaction
+        self._batches, self._transaction = writer.batches, writer.transaction
         self._decode = msgspec.msgpack.Decoder().decode
         self.position: Position = self._stored_position()
         self._file: Any = None  # the current generation's file, open for reading
@@ -221,7 +231,7 @@ class Journal:
         self._waiters: list[tuple[Position, asyncio.Future[None]]] = []
         self._loop: asyncio.AbstractEventLoop | None = None
 
-    def recover(self, applier_factory: Callable[[], JournalApplier], patience: float = 30.0) -> Position:
+    def recover(self, writer: RowWriter, patience: float = 30.0) -> Position:
         """Take the journal over (waiting for a previous server's helper to finish), then apply what it holds.
 
         Runs before anything reads the database, so start-up state includes every
@@ -240,7 +250,7 @@ class Journal:
                     self._lock_fd = -1
                     raise NotReady("store_busy", f"another coinwire server is using {self.database} (its journal is locked)") from None
                 time.sleep(0.05)
-        applier = applier_factory()
+        applier = JournalApplier(writer)
         try:
             reached = applier.apply_available()
         finally:

@@ -40,7 +40,7 @@ def main(database: str, linger: float) -> int:
     progress = os.dup(1)  # the progress pipe is this process's alone: anything printed goes to stderr
     os.dup2(2, 1)
     writer = SqliteWriter(database, sqlite_write_statements())
-    applier = JournalApplier(database, writer.connect, writer.batches, writer.transaction)
+    applier = JournalApplier(writer)
     try:
         while True:
             more = os.read(0, 65536)

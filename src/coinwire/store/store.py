@@ -29,7 +29,7 @@ from coinwire.core.errors import Conflict, InvalidInput
 from coinwire.core.orders import Fill, Order, OrderStatus
 from coinwire.core.wallets import Wallet, WalletLine, WalletSet
 from coinwire.store import migrate
-from coinwire.store.journal import Journal, JournalApplier
+from coinwire.store.journal import Journal
 from coinwire.store.sqlite_writer import SqliteWriter
 from coinwire.store.codec import FILLS, ORDERS, WALLET_LINES, WALLET_SETS, WALLETS, ChangeSet, Rows, encode
 from coinwire.store.tables import TABLES, fills, orders, wallet_lines, wallet_sets, wallets
@@ -142,8 +142,8 @@ class Store:
         self._writer: AsyncEngine | None = None  # the same pool; SQLite transactions BEGIN IMMEDIATE
         self._writes = {table.name: _write_statement(table, self.dialect) for table in TABLES}
         self._sqlite: SqliteWriter | None = None  # the single-hop write path for SQLite
-        database = make_url(self.url).database or ""
-        self._use_journal = journal and self.dialect == "sqlite" and database not in ("", ":memory:")
+        self._database = make_url(self.url).database or ""  # SQLite's file
+        self._use_journal = journal and self.dialect == "sqlite" and self._database not in ("", ":memory:")
         self._journal: Journal | None = None
 
     # --- lifecycle ----------------------------------------------------------------------
@@ -177,22 +177,15 @@ class Store:
             raise
         self._engine, self._writer = engine, writer
         if self.dialect == "sqlite":
-            database = make_url(self.url).database or ""
-            self._sqlite = SqliteWriter(database, self._writes)
+            self._sqlite = SqliteWriter(self._database, self._writes)
             if self._use_journal:
-                await self._start_journal(database)
+                await self._start_journal(self._sqlite)
 
-    async def _start_journal(self, database: str) -> None:
+    async def _start_journal(self, sqlite_writer: SqliteWriter) -> None:
         """Apply what the last run left in the journal (before anything reads), then journal this run's changes."""
-        sqlite_writer = self._sqlite
-        assert sqlite_writer is not None
-        journal = Journal(database)
-
-        def applier() -> JournalApplier:
-            return JournalApplier(database, sqlite_writer.connect, sqlite_writer.batches, sqlite_writer.transaction)
-
+        journal = Journal(self._database)
         try:
-            reached = await asyncio.get_running_loop().run_in_executor(None, journal.recover, applier)
+            reached = await asyncio.get_running_loop().run_in_executor(None, journal.recover, sqlite_writer)
             await journal.start(reached)
         except BaseException:
             await journal.close()
@@ -250,6 +243,8 @@ class Store:
 
         A duplicate client_oid raises Conflict("duplicate_client_oid"); any other
         constraint failure (duplicate id, unknown order or wallet) Conflict("store_conflict").
+        Through the journal the ChangeSet is durable on return and these checks come when it
+        is applied: the caller has made them (store.journal).
         """
         await self.apply_rows(encode(changes))
 
