@@ -168,7 +168,7 @@ async def _fixed_orders(url: str, per_client: int) -> None:
 
 
 def instructions_per_order(per_client: int = COUNTED_ORDERS_PER_CLIENT) -> dict[str, Any]:
-    """Instructions the server's main thread executes per make_order, counted by callgrind.
+    """Instructions the server's main thread, and its journal helper's, execute per make_order, counted by callgrind.
 
     Counting starts after a warm-up (imports, first orders) and stops after the load, so only
     the orders are counted. The demo market ticks once an hour here: its updates would be
@@ -185,13 +185,9 @@ def instructions_per_order(per_client: int = COUNTED_ORDERS_PER_CLIENT) -> dict[
             pid = server.proc.pid if server.proc else 0
             _run_loop(_fixed_orders(server.ws, 5))
             pids = [str(p) for p in [pid, *child_pids(pid)]]  # the server and its store-journal helper
-            for args in (["-i", "on"], ["-z"]):
-                for counted in pids:
-                    subprocess.run(["callgrind_control", *args, counted], check=True, capture_output=True)
+            _callgrind_control(pids, ["-i", "on"], ["-z"])  # count from zero, from now
             _run_loop(_fixed_orders(server.ws, per_client))
-            for args in (["-i", "off"], ["-d"]):
-                for counted in pids:
-                    subprocess.run(["callgrind_control", *args, counted], check=True, capture_output=True)
+            _callgrind_control(pids, ["-i", "off"], ["-d"])  # stop counting, write the counts out
         finally:
             server.stop()
         main_thread = _instructions(Path(tmp), pids[0])  # thread 1: the event loop
@@ -199,6 +195,12 @@ def instructions_per_order(per_client: int = COUNTED_ORDERS_PER_CLIENT) -> dict[
     orders = per_client * CLIENTS
     return {"server_instructions_per_order": round(main_thread / orders),
             "helper_instructions_per_order": round(helper / orders), "instructions_orders": orders}
+
+
+def _callgrind_control(pids: list[str], *commands: list[str]) -> None:
+    for args in commands:
+        for pid in pids:
+            subprocess.run(["callgrind_control", *args, pid], check=True, capture_output=True)
 
 
 def _instructions(folder: Path, pid: str) -> int:

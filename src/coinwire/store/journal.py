@@ -78,6 +78,10 @@ def _generations(directory: Path) -> list[int]:
     return sorted(int(p.stem) for p in directory.glob(f"*{_SUFFIX}") if p.stem.isdigit())
 
 
+def _stopped(code: int) -> str:
+    return f"the store journal's helper process stopped (exit code {code}); see the server log"
+
+
 def frame(payload: bytes) -> bytes:
     return _HEAD.pack(len(payload), zlib.crc32(payload)) + payload
 
@@ -255,9 +259,12 @@ class Journal:
             reached = applier.apply_available()
         finally:
             applier.close()
-        for generation in _generations(self.directory):  # all applied: the files are history
-            _file(self.directory, generation).unlink()
+        self._remove_files()  # all applied: the files are history
         return reached
+
+    def _remove_files(self) -> None:
+        for generation in _generations(self.directory):
+            _file(self.directory, generation).unlink()
 
     async def start(self, after: Position) -> None:
         """Open a new generation after `after` (what recovery reached) and start the helper on it."""
@@ -283,9 +290,20 @@ class Journal:
         self._helper_waits = True
 
     def _open(self, generation: int) -> None:
-        fd = os.open(_file(self.directory, generation), os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o644)
-        os.write(fd, MAGIC)
-        self._fd = fd
+        self._fd = self._create(generation)
+
+    def _create(self, generation: int) -> int:
+        """A generation's file, empty but for the magic bytes (a failed earlier attempt's is emptied)."""
+        path = _file(self.directory, generation)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o644)
+        try:
+            if os.write(fd, MAGIC) != len(MAGIC):
+                raise OSError("short write to the store journal")
+        except OSError:
+            os.close(fd)
+            path.unlink(missing_ok=True)
+            raise
+        return fd
 
     def append(self, rows: Rows) -> None:
         """Make a change set durable (it survives a SIGKILL of this process once this returns)."""
@@ -317,15 +335,12 @@ class Journal:
         """Start the next generation's file, then point the full one at it; either both happen or neither."""
         generation, offset = self.written
         following = generation + 1
-        path = _file(self.directory, following)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o644)  # a failed attempt's file is empty
+        fd = self._create(following)
         try:
-            if os.write(fd, MAGIC) != len(MAGIC):
-                raise OSError("short write to the store journal")
             self._write(frame(self._encode(following)), offset)  # the helper moves on only after this
         except OSError:
             os.close(fd)
-            path.unlink(missing_ok=True)
+            _file(self.directory, following).unlink(missing_ok=True)
             raise
         os.close(self._fd)
         self._fd = fd
@@ -334,9 +349,7 @@ class Journal:
     def _wake(self, signal: bytes = b"w") -> None:
         try:
             os.write(self._wake_fd, signal)
-        except BlockingIOError:  # the pipe is full of wake-ups the helper has yet to read: it will look
-            pass
-        except OSError:  # the helper is gone; _on_progress reports it
+        except OSError:  # the pipe is full (the helper will look anyway) or the helper is gone (_on_progress reports it)
             pass
 
     def _on_progress(self) -> None:
@@ -357,14 +370,7 @@ class Journal:
             else:  # appended since it last looked: it may be about to wait, so it is told
                 self._wake()
             if self._waiters:
-                waiting = []
-                for target, future in self._waiters:
-                    if target <= self.applied:
-                        if not future.done():
-                            future.set_result(None)
-                    else:
-                        waiting.append((target, future))
-                self._waiters = waiting
+                self._settle_waiters()
 
     def _helper_gone(self) -> None:
         assert self._loop is not None and self._helper is not None
@@ -385,11 +391,22 @@ class Journal:
                 self._wake()
             return
         if self.failure is None:
-            self.failure = f"the store journal's helper process stopped (exit code {code}); see the server log"
-        for _, future in self._waiters:
-            if not future.done():
+            self.failure = _stopped(code)
+        self._settle_waiters()
+
+    def _settle_waiters(self) -> None:
+        """Reads waiting for what is applied now go on; after a failure the rest hear of it; others keep waiting."""
+        waiting = []
+        for target, future in self._waiters:
+            if future.done():
+                continue
+            if target <= self.applied:
+                future.set_result(None)
+            elif self.failure is not None:
                 future.set_exception(self._unavailable())
-        self._waiters = []
+            else:
+                waiting.append((target, future))
+        self._waiters = waiting
 
     def _unavailable(self) -> NotReady:
         return NotReady("store_unavailable", f"the store is not up to date: {self.failure}")
@@ -436,15 +453,11 @@ class Journal:
             assert helper.stdout is not None
             helper.stdout.close()
             if code == 0 and self.failure is None:
-                for generation in _generations(self.directory):
-                    _file(self.directory, generation).unlink()
+                self._remove_files()
                 self.applied = self.written  # what it applied on its way out: everything
             elif self.failure is None:
-                self.failure = f"the store journal's helper process stopped (exit code {code}); see the server log"
-            for target, future in self._waiters:
-                if not future.done():
-                    future.set_result(None) if target <= self.applied else future.set_exception(self._unavailable())
-            self._waiters = []
+                self.failure = _stopped(code)
+            self._settle_waiters()
         if self._fd >= 0:
             os.close(self._fd)
             self._fd = -1

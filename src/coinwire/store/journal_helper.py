@@ -14,6 +14,8 @@ import sys
 import time
 
 from coinwire.store.journal import PROGRESS, JournalApplier
+from coinwire.store.sqlite_writer import SqliteWriter
+from coinwire.store.store import sqlite_write_statements
 
 HURRY = b"h"
 
@@ -34,9 +36,6 @@ def pile_up(seconds: float) -> bool:
 
 def main(database: str, linger: float) -> int:
     """The helper: on every wake-up apply what was appended and report how far; at end of input, finish and exit."""
-    from coinwire.store.sqlite_writer import SqliteWriter
-    from coinwire.store.store import sqlite_write_statements
-
     progress = os.dup(1)  # the progress pipe is this process's alone: anything printed goes to stderr
     os.dup2(2, 1)
     writer = SqliteWriter(database, sqlite_write_statements())
