@@ -64,7 +64,9 @@ async def test_changes_the_helper_never_applied_survive_a_sigkill_of_the_server(
     url = _url(tmp_path)
     script = textwrap.dedent(f"""
         import asyncio, os, signal
+        from sqlalchemy import insert
         from coinwire.store import ChangeSet, Store
+        from coinwire.store.tables import audit
         from tests.store.test_store_contract import BTC_USDT, ledger, order
 
         async def main():
@@ -77,6 +79,9 @@ async def test_changes_the_helper_never_applied_survive_a_sigkill_of_the_server(
             print(helper, flush=True)
             for i in range(1, 51):
                 await store.apply(ChangeSet().add_order(order(i), BTC_USDT))
+            rows = [dict(ts=i, user_id=1, username="ann", action="rpc make_order", target=f"client_oid={{i}}",
+                         outcome="ok", client_ip=None) for i in range(1, 8)]
+            await store.write_many(insert(audit), rows)  # a bulk write takes the journal too
             print("acknowledged", flush=True)
             os.kill(os.getpid(), signal.SIGKILL)
 
@@ -96,6 +101,7 @@ async def test_changes_the_helper_never_applied_survive_a_sigkill_of_the_server(
     async with Store(url, journal=True) as store:
         assert await count(store, "orders") == 50
         assert (await store.get_order(50)) == order(50)
+        assert await count(store, "audit") == 7
         assert len(_files(tmp_path)) == 1  # recovered files are gone; this run's generation is open
     assert _files(tmp_path) == []  # a clean close leaves no journal behind
 

@@ -68,5 +68,6 @@ class AuditLog:
         statement = select(audit).order_by(audit.c.id.desc()).limit(limit)
         if conditions:
             statement = statement.where(and_(*conditions))
+        await self.store.settled()  # the flushed rows may still be on their way from the store's journal
         async with self.store.engine.connect() as conn:
             return [dict(r._mapping) for r in await conn.execute(statement)]

@@ -139,8 +139,8 @@ class AuthRepository:
 
     async def all_owners(self) -> list[dict[str, Any]]:
         """Every owner row, orders' included: those live in the order rows (`orders.owner_id`)."""
+        await self.store.settled()  # owner and order rows may still be on their way from the store's journal
         rows = await self._rows(select(owners))
-        await self.store.settled()  # order rows may still be on their way from the store's journal
         for r in await self._rows(select(orders.c.id, orders.c.client_oid, orders.c.owner_id).where(orders.c.owner_id.is_not(None))):
             rows.append({"kind": "order", "resource_id": str(r["id"]), "user_id": r["owner_id"]})
             rows.append({"kind": "order_oid", "resource_id": r["client_oid"], "user_id": r["owner_id"]})

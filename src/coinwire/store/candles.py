@@ -98,6 +98,7 @@ async def load_candles(
         query = query.where(c.open_time >= start)
     if end is not None:
         query = query.where(c.open_time < end)
+    await store.settled()  # rows written may still be on their way from the store's journal
     async with store.engine.connect() as conn:
         rows: list[Any] = list((await conn.execute(query)).all())
     if not rows:
@@ -112,6 +113,7 @@ async def stored_intervals(store: Store, exchange: str, symbol: str) -> list[int
     """The intervals (s) stored for a series, finest first: one primary-key seek per interval, not a scan."""
     c = candles.c
     found: list[int] = []
+    await store.settled()
     async with store.engine.connect() as conn:
         while True:
             query = select(func.min(c.interval_s)).where(c.exchange == exchange, c.symbol == symbol)

@@ -243,6 +243,9 @@ class Rows:
     def __len__(self) -> int:
         return sum(len(rows) for rows in self.by_table.values())
 
+    def __bool__(self) -> bool:  # asked once per commit: no count needed
+        return any(self.by_table.values())
+
     @classmethod
     def merge(cls, parts: Iterable[Rows]) -> Rows:
         """Concatenate in order; an upserted record that appears twice keeps its last state.

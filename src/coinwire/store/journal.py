@@ -11,7 +11,8 @@ before it is applied, so a caller always reads its own writes.
 
 On disk, `<database>.journal/` holds files `<generation>.cwj`: the magic bytes, then records
 `[payload length u32][crc32 u32][msgpack payload]`. A payload is a change set's rows by
-table, or, last in a full file, the number of the generation that follows it. The position
+table (and a bulk write's rows under its SQL text: `SqliteWriter.bulk_rows`), or, last in a
+full file, the number of the generation that follows it. The position
 up to which records are applied, `generation:offset`, is the `meta` row `journal`, written
 in the same transaction as the rows, so each record is applied exactly once whoever applies
 it: the helper, or the next start after a crash (`recover`). A record cut short by a crash
@@ -130,7 +131,7 @@ class JournalApplier:
     def __init__(self, writer: RowWriter) -> None:
         self.directory = journal_dir(writer.path)
         self._con = writer.connect()
-        self._con.execute("PRAGMA busy_timeout=10000")  # the server's own writes (audit, owners) hold the lock briefly
+        self._con.execute("PRAGMA busy_timeout=10000")  # the server's own writes (users, sessions) hold the lock briefly
         self._con.execute("PRAGMA wal_autocheckpoint=1000")  # checkpoints here, off the server's loop
         self._batches, self._transaction = writer.batches, writer.transaction
         self._decode = msgspec.msgpack.Decoder().decode

@@ -52,6 +52,7 @@ Rows = dict[str, list[tuple[Any, ...]]]  # codec.Rows.by_table: each row its tab
 # SQL text, and row -> its parameters in order (None: the row is its parameters already)
 _Compiled = tuple[str, Callable[[dict[str, Any]], tuple[Any, ...]] | None]
 _Batches = list[tuple[_Compiled, list[Any]]]
+BULK_PREFIX = "sql:"  # a record key that is not a table: a bulk write's SQL text (SqliteWriter.bulk_rows)
 
 
 def _compile(statement: Any, column_keys: tuple[str, ...] | None = None) -> _Compiled:
@@ -104,8 +105,23 @@ class SqliteWriter:
         return self._con
 
     def batches(self, by_table: Rows) -> _Batches:
-        """The change-set tables' rows in TABLES order (parents before the rows that refer to them)."""
-        return [(self._sql[table.name], rows) for table in TABLES if (rows := by_table.get(table.name))]
+        """The change-set tables' rows in TABLES order (parents before the rows that refer to them), then bulk writes.
+
+        A bulk write (`bulk_rows`) is keyed by its own SQL text, so a writer in another process
+        (the journal's helper) runs it without knowing the statement it was compiled from.
+        """
+        batches: _Batches = [(self._sql[table.name], rows) for table in TABLES if (rows := by_table.get(table.name))]
+        batches += [((key[len(BULK_PREFIX):], None), rows) for key, rows in by_table.items() if key.startswith(BULK_PREFIX)]
+        return batches
+
+    def bulk_rows(self, statement: Any, rows: list[dict[str, Any]]) -> Rows:
+        """`write_many`'s rows as a record `batches` runs: {BULK_PREFIX + its SQL: its parameter tuples}."""
+        key = (id(statement), tuple(rows[0]))
+        cached = self._other.get(key)
+        if cached is None or cached[0] is not statement:
+            cached = self._other[key] = (statement, _compile(statement, key[1]))
+        sql, pick = cached[1]
+        return {BULK_PREFIX + sql: list(map(pick, rows))}
 
     def transaction(self, con: sqlite3.Connection, batches: _Batches) -> None:
         """Everything after a successful BEGIN IMMEDIATE: the statements, then COMMIT (or ROLLBACK)."""
@@ -142,13 +158,8 @@ class SqliteWriter:
         For tables outside the change sets written in bulk (owners, audit, candles):
         SQLAlchemy's executemany spends ~10 us a row building parameters, this ~1.
         """
-        if not rows:
-            return
-        key = (id(statement), tuple(rows[0]))
-        cached = self._other.get(key)
-        if cached is None or cached[0] is not statement:
-            cached = self._other[key] = (statement, _compile(statement, key[1]))
-        await self._write([(cached[1], rows)])
+        if rows:
+            await self._write(self.batches(self.bulk_rows(statement, rows)))
 
     async def _write(self, batches: _Batches) -> None:
         con = self._connection()

@@ -276,6 +276,9 @@ class Store:
         """
         if not rows:
             return
+        if self._journal is not None and self._sqlite is not None:  # durable once appended, as a change set
+            self._journal.append(self._sqlite.bulk_rows(statement, rows))
+            return
         if self._sqlite is not None:
             await self._sqlite.write_many(statement, rows)
             return

@@ -63,7 +63,7 @@ class GroupCommitWriter:
         if loop is None or self._task is None or self._task.done() or self._closing:
             raise RuntimeError("GroupCommitWriter is not running: await writer.start() first")
         rows = encode(changes)
-        if not len(rows):
+        if not rows:
             return
         future: asyncio.Future[None] = loop.create_future()
         self.submitted += 1
