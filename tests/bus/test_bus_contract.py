@@ -101,6 +101,24 @@ async def test_wildcards_select_one_token_or_the_rest(bus: Bus) -> None:
     assert [m for _, m in rest.got][:2] == [tick(0), tick(1)]  # messages arrive intact (decoded on NATS)
 
 
+async def test_a_subscription_for_some_types_gets_only_those_in_order(bus: Bus) -> None:
+    """`types` narrows a wide pattern to some message classes; what it lets through keeps its order."""
+    fills_and_trades, everything = Collector(), Collector()
+    await bus.subscribe(">", fills_and_trades, types=frozenset({FillEvent, TradeTick}))
+    await bus.subscribe(">", everything)
+    sent: list[tuple[str, Message]] = [
+        ("trade.binance.usdt.btc", tick(1)), ("order.binance.usdt.btc", order(2)), ("fill.binance.usdt.btc", fill(3)),
+        ("order.binance.usdt.btc", order(4)), ("trade.binance.usdt.btc", tick(5)),
+    ]
+    for subject, message in sent:
+        await bus.publish(subject, message)
+    await everything.wait_for(5)
+    await fills_and_trades.wait_for(3)
+    await asyncio.sleep(0.05)
+    assert fills_and_trades.got == [sent[0], sent[2], sent[4]]
+    assert everything.got == sent
+
+
 async def test_ticker_subjects_select_an_exchange_quote_or_base(bus: Bus) -> None:
     """`ticker.binance.usdt.*` gets every USDT pair of binance, whichever kind of ticker carries it, exactly."""
     usdt, btc_anywhere, binance = Collector(), Collector(), Collector()

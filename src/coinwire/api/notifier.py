@@ -30,6 +30,7 @@ __all__ = ["Notifier", "notification"]
 log = structlog.get_logger("coinwire.notifier")
 
 _encode = msgspec.json.Encoder().encode
+_NOTIFIED = frozenset({OrderUpdate, FillEvent, ExchangeStatusChanged, LogMessage})
 
 
 def notification(channel: str, params: Any) -> bytes:
@@ -45,8 +46,9 @@ class Notifier:
         self._subs: list[Any] = []
 
     async def start(self) -> None:
-        for pattern in ("order.>", "fill.>", "exchstatus.>", "log.>"):
-            self._subs.append(await self.bus.subscribe(pattern, self._on_message))
+        # ONE subscription: a bus keeps order per subscription, so an order's trades reach its
+        # connection before the order's `done` (which forgets the connection), as published
+        self._subs.append(await self.bus.subscribe(">", self._on_message, types=_NOTIFIED))
 
     async def close(self) -> None:
         for sub in self._subs:

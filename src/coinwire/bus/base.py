@@ -9,6 +9,9 @@ Delivery contract, identical for every adapter:
   only itself, never the publisher or other subscribers. An inbox holding `max_pending`
   undelivered messages drops new ones (counted in `dropped`, logged), like a NATS slow
   consumer, instead of growing until the process runs out of memory.
+- `subscribe(pattern, handler, types=...)` delivers only messages of those types (their
+  exact classes): a subscriber of one kind of message on a wide pattern never wakes for
+  the others.
 - Messages on durable subjects (`coinwire.messages.DURABLE_SUBJECTS`) get a bus-wide,
   increasing sequence number and can be replayed from any sequence.
 """
@@ -67,7 +70,7 @@ class Bus(Protocol):
         """Send `message`; return its sequence number on durable subjects, None otherwise."""
         ...
 
-    async def subscribe(self, pattern: str, handler: Handler) -> Subscription: ...
+    async def subscribe(self, pattern: str, handler: Handler, *, types: frozenset[type] | None = None) -> Subscription: ...
 
     async def replay(self, pattern: str, from_seq: int = 1) -> list[tuple[int, str, Message]]:
         """Durable messages matching `pattern` with sequence >= `from_seq`, oldest first."""
@@ -88,10 +91,13 @@ class Inbox:
     handler may unsubscribe itself).
     """
 
-    __slots__ = ("pattern", "dropped", "_handler", "_max_pending", "_queue", "_waiter", "_loop", "_closed", "_task")
+    __slots__ = ("pattern", "types", "dropped", "_handler", "_max_pending", "_queue", "_waiter", "_loop", "_closed", "_task")
 
-    def __init__(self, pattern: str, handler: Handler, max_pending: int = DEFAULT_MAX_PENDING) -> None:
+    def __init__(
+        self, pattern: str, handler: Handler, max_pending: int = DEFAULT_MAX_PENDING, types: frozenset[type] | None = None
+    ) -> None:
         self.pattern = pattern
+        self.types = types  # None: every message type
         self.dropped = 0
         self._handler = handler
         self._max_pending = max_pending
@@ -111,7 +117,7 @@ class Inbox:
 
     def put(self, subject: str, message: Message) -> None:
         """Queue one message without blocking (called by publishers and network readers)."""
-        if self._closed:
+        if self._closed or (self.types is not None and type(message) not in self.types):
             return
         if len(self._queue) >= self._max_pending:
             self.dropped += 1

@@ -5,8 +5,8 @@ keep order, but one slow handler (a strategy, a WebSocket push) would then stall
 and every other subscriber, concurrent publishers could run one subscription's handler
 twice at once, and a handler that publishes would recurse. So `publish` only appends to
 each matching subscription's inbox (a deque; see `coinwire.bus.base.Inbox`) and returns;
-each subscription's own task delivers in order, one call at a time. The subject -> inboxes
-routing is cached, so a publish costs a dict lookup plus one append per subscriber
+each subscription's own task delivers in order, one call at a time. The (subject, message
+type) -> inboxes routing is cached, so a publish costs a dict lookup plus one append per subscriber
 (several hundred thousand publishes a second on one core; see benchmarks/).
 
 The durable log keeps each order and fill message msgpack-encoded (as NatsBus sends it):
@@ -59,7 +59,7 @@ class MemoryBus:
         self.namespace = validate_namespace(namespace)
         self._max_pending = max_pending
         self._subscriptions: list[MemorySubscription] = []
-        self._routes: dict[str, tuple[tuple[Inbox, ...], bool]] = {}
+        self._routes: dict[tuple[str, type], tuple[tuple[Inbox, ...], bool]] = {}  # by subject and message type
         self._log: deque[tuple[int, str, bytes]] = deque(maxlen=max_log)  # (seq, subject, encoded message)
         self._last_seq = 0
         self._published = 0
@@ -82,10 +82,11 @@ class MemoryBus:
     async def publish(self, subject: str, message: Message) -> int | None:
         if self._closed:
             raise RuntimeError("MemoryBus is closed")
-        route = self._routes.get(subject)
-        if route is None:
-            route = self._route(subject)
         check_message(message)
+        key = (subject, type(message))
+        route = self._routes.get(key)
+        if route is None:
+            route = self._route(key)
         inboxes, durable = route
         seq = None
         if durable:
@@ -98,11 +99,11 @@ class MemoryBus:
             await asyncio.sleep(0)
         return seq
 
-    async def subscribe(self, pattern: str, handler: Handler) -> MemorySubscription:
+    async def subscribe(self, pattern: str, handler: Handler, *, types: frozenset[type] | None = None) -> MemorySubscription:
         validate_pattern(pattern)
         if self._closed:
             raise RuntimeError("MemoryBus is closed")
-        subscription = MemorySubscription(self, Inbox(pattern, handler, self._max_pending))
+        subscription = MemorySubscription(self, Inbox(pattern, handler, self._max_pending, types))
         self._subscriptions.append(subscription)
         self._routes.clear()
         return subscription
@@ -116,12 +117,17 @@ class MemoryBus:
     async def last_seq(self) -> int:
         return self._last_seq
 
-    def _route(self, subject: str) -> tuple[tuple[Inbox, ...], bool]:
+    def _route(self, key: tuple[str, type]) -> tuple[tuple[Inbox, ...], bool]:
+        """The inboxes a subject's messages of one type go to: a subscription's `types` costs nothing per message."""
+        subject, kind = key
         validate_subject(subject)
-        inboxes = tuple(s.inbox for s in self._subscriptions if matcher(s.pattern)(subject))
+        inboxes = tuple(
+            s.inbox for s in self._subscriptions
+            if matcher(s.pattern)(subject) and (s.inbox.types is None or kind in s.inbox.types)
+        )
         if len(self._routes) >= _MAX_ROUTES:
             self._routes.clear()
-        route = self._routes[subject] = (inboxes, is_durable(subject))
+        route = self._routes[key] = (inboxes, is_durable(subject))
         return route
 
     def _forget(self, subscription: MemorySubscription) -> None:

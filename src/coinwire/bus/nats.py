@@ -137,10 +137,10 @@ class NatsBus:
         await nc.publish(self._prefix + subject, encode(message))
         return None
 
-    async def subscribe(self, pattern: str, handler: Handler) -> NatsSubscription:
+    async def subscribe(self, pattern: str, handler: Handler, *, types: frozenset[type] | None = None) -> NatsSubscription:
         validate_pattern(pattern)
         nc = self._connection()
-        inbox = Inbox(pattern, handler, self._max_pending)
+        inbox = Inbox(pattern, handler, self._max_pending, types)
         cut = len(self._prefix)
 
         async def receive(msg: Msg) -> None:

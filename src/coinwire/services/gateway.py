@@ -160,7 +160,8 @@ class Gateway:
                 self.exchanges[cfg.name] = PaperExchange(cfg.name, self.fill_ids, cfg.feed)
         # ONE subscription for every kind of market data: a bus keeps order per subscription, so
         # trades and book changes reach the matching engine in the order the feed sent them
-        self._subscriptions.append(await self.bus.subscribe(">", self._on_market_message))
+        # (and only market data: the gateway's own orders, fills and logs never come back to it)
+        self._subscriptions.append(await self.bus.subscribe(">", self._on_market_message, types=_MARKET_DATA))
         self._tasks.append(asyncio.create_task(self._expiry_loop(), name="gateway-expiry"))
 
     async def close(self) -> None:
@@ -191,8 +192,6 @@ class Gateway:
 
     # --- market data ------------------------------------------------------------------------
     async def _on_market_message(self, subj: str, message: Message) -> None:
-        if type(message) not in _MARKET_DATA:
-            return  # our own order, fill, log and status messages
         if isinstance(message, Markets):
             await self._on_markets(message)
             for listener in self.listeners:
