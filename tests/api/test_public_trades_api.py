@@ -20,7 +20,7 @@ from fastapi import FastAPI
 from coinwire.api import params as P
 from coinwire.api.client import RpcClient
 from coinwire.api.context import CallContext
-from coinwire.api.methods import subscribe
+from coinwire.api.methods import Api, subscribe
 from coinwire.api.notifier import Notifier
 from coinwire.api.trades_routes import add_trades_routes
 from coinwire.auth.abilities import Principal
@@ -120,18 +120,19 @@ async def test_public_trades_channel_with_patterns(rig: Rig) -> None:
     btc_only, everything, silent, ticker_only = (CallContext("rpc", sender(n), viewer) for n in range(4))
     for ctx in (btc_only, everything, silent, ticker_only):
         rig.notifier.add(ctx)
-    answer = await subscribe(None, P.SubscribeParams(channels=["public_trades"], public_trades=["binance.usdt.btc"]), btc_only)  # type: ignore[arg-type]
+    api = Api(None, rig.notifier)  # type: ignore[arg-type]  # `subscribe` needs only the notifier
+    answer = await subscribe(api, P.SubscribeParams(channels=["public_trades"], public_trades=["binance.usdt.btc"]), btc_only)
     assert answer == {"channels": ["echo_ret", "exchstatus", "public_trades"], "public_trades": ["trade.binance.usdt.btc"]}
-    everything_answer = await subscribe(None, P.SubscribeParams(channels=["public_trades"]), everything)  # type: ignore[arg-type]
+    everything_answer = await subscribe(api, P.SubscribeParams(channels=["public_trades"]), everything)
     assert everything_answer["public_trades"] == ["trade.>"]
-    await subscribe(None, P.SubscribeParams(channels=["ticker"]), ticker_only)  # type: ignore[arg-type]
+    await subscribe(api, P.SubscribeParams(channels=["ticker"]), ticker_only)
     for bad in (["binance..btc"], [], ["trade.binance.usdt.b tc"]):
         with pytest.raises(InvalidInput) as refused:
-            await subscribe(None, P.SubscribeParams(channels=["public_trades"], public_trades=bad), silent)  # type: ignore[arg-type]
+            await subscribe(api, P.SubscribeParams(channels=["public_trades"], public_trades=bad), silent)
         assert refused.value.code == "invalid_pattern"
     assert "public_trades" not in silent.channels  # a refused subscription changes nothing
     with pytest.raises(Unauthenticated):
-        await subscribe(None, P.SubscribeParams(channels=["public_trades"]), CallContext("rpc", sender(9), None))  # type: ignore[arg-type]
+        await subscribe(api, P.SubscribeParams(channels=["public_trades"]), CallContext("rpc", sender(9), None))
     await rig.trade(BTC, 6_100_050, 1_000, "buy")
     await rig.trade(ETH, 41_234, 120_000, "sell")
     await rig.settle()

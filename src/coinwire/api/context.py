@@ -1,10 +1,12 @@
-"""Who is calling: a connection's id and the notification channels it listens to."""
+"""Who is calling: a connection's id, the notification channels it listens to, the methods it was allowed."""
 
 from __future__ import annotations
 
 import itertools
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
+
+from coinwire.api.guard import authorize_rpc
 
 if TYPE_CHECKING:
     from coinwire.auth.abilities import Principal
@@ -26,7 +28,8 @@ class CallContext:
     notifier encodes each notification once, however many connections receive it.
     """
 
-    __slots__ = ("connection_id", "channels", "send", "transport", "ticker_patterns", "trade_patterns", "principal", "checked_at")
+    __slots__ = ("connection_id", "channels", "send", "transport", "ticker_patterns", "trade_patterns", "principal", "checked_at",
+                 "_allowed", "_allowed_for")
 
     def __init__(self, transport: str, send: Push | None = None, principal: Principal | None = None) -> None:
         self.connection_id = next(_ids)
@@ -37,3 +40,18 @@ class CallContext:
         self.send = send
         self.ticker_patterns: tuple[str, ...] = ("ticker.>",)  # which tickers the `ticker` channel carries
         self.trade_patterns: tuple[str, ...] = ("trade.>",)  # which markets the `public_trades` channel carries
+        self._allowed: set[str] = set()  # methods `principal` was allowed: a connection calls the same few again and again
+        self._allowed_for: Principal | None = None
+
+    def authorize(self, method: str) -> None:
+        """`guard.authorize_rpc` for this caller, remembered while `principal` stays the same object.
+
+        A session re-check, a new role or plan gives a new Principal, which starts afresh;
+        refusals are never remembered, so each one is raised with its reason.
+        """
+        if self._allowed_for is not self.principal:
+            self._allowed, self._allowed_for = set(), self.principal
+        elif method in self._allowed:
+            return
+        authorize_rpc(self.principal, method)
+        self._allowed.add(method)

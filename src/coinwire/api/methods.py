@@ -16,7 +16,7 @@ import msgspec
 from coinwire import __version__
 from coinwire.api import params as P
 from coinwire.api.context import CHANNELS, CallContext
-from coinwire.api.guard import authorize_channel, authorize_rpc
+from coinwire.api.guard import authorize_channel
 from coinwire.api.ownership import Owners
 from coinwire.auth.abilities import RPC_RULES
 from coinwire.auth.audit import AuditLog
@@ -93,7 +93,7 @@ class Api:
             if now - ctx.checked_at > SESSION_RECHECK:  # a revoked session stops a connection within this time
                 ctx.principal = await self.auth.recheck(ctx.principal)
                 ctx.checked_at = now
-        authorize_rpc(ctx.principal, name)
+        ctx.authorize(name)
         try:
             parsed = msgspec.convert(raw or {}, entry.params, strict=False) if entry.params is not P.EchoParams else raw or {}
         except msgspec.ValidationError as exc:
@@ -221,7 +221,7 @@ async def subscribe(api: Api, p: P.SubscribeParams, ctx: CallContext) -> Any:
     trades = None if p.public_trades is None else _subject_patterns("trade", "public_trades", p.public_trades)
     ctx.ticker_patterns = tickers or ctx.ticker_patterns  # both checked before either changes
     ctx.trade_patterns = trades or ctx.trade_patterns
-    ctx.channels.update(p.channels)
+    await api.notifier.listen(ctx, p.channels)
     result: dict[str, Any] = {"channels": sorted(ctx.channels)}
     if "ticker" in ctx.channels:
         result["tickers"] = list(ctx.ticker_patterns)
@@ -233,7 +233,7 @@ async def subscribe(api: Api, p: P.SubscribeParams, ctx: CallContext) -> Any:
 @method("unsubscribe", P.SubscribeParams)
 async def unsubscribe(api: Api, p: P.SubscribeParams, ctx: CallContext) -> Any:
     """Removes notification channels from this connection."""
-    ctx.channels.difference_update(p.channels)
+    api.notifier.unlisten(ctx, p.channels)
     return {"channels": sorted(ctx.channels)}
 
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Iterable
 from typing import Any
 
 import msgspec
@@ -30,7 +31,7 @@ __all__ = ["Notifier", "notification"]
 log = structlog.get_logger("coinwire.notifier")
 
 _encode = msgspec.json.Encoder().encode
-_NOTIFIED = frozenset({OrderUpdate, FillEvent, ExchangeStatusChanged, LogMessage})
+_NOTIFIED = frozenset({OrderUpdate, FillEvent, ExchangeStatusChanged})
 
 
 def notification(channel: str, params: Any) -> bytes:
@@ -44,11 +45,29 @@ class Notifier:
         self.connections: dict[int, CallContext] = {}
         self.origins: dict[str, int] = {}  # client_oid -> connection id that placed it
         self._subs: list[Any] = []
+        self._log_sub: Any = None
+        self._listening: dict[str, list[CallContext]] = {}  # channel -> its connections; rebuilt after any change
 
     async def start(self) -> None:
         # ONE subscription: a bus keeps order per subscription, so an order's trades reach its
         # connection before the order's `done` (which forgets the connection), as published
         self._subs.append(await self.bus.subscribe(">", self._on_message, types=_NOTIFIED))
+
+    async def listen(self, ctx: CallContext, channels: Iterable[str]) -> None:
+        """Add channels to a connection (the `subscribe` method); the one way they are added after it connects."""
+        ctx.channels.update(channels)
+        self._listening.clear()
+        if "logmessages" in ctx.channels and self._log_sub is None:
+            # `log.*` is taken from the first listener on: until then the in-process bus routes it
+            # nowhere (every order that ends logs a line; passing each through an inbox here for
+            # nobody was 3% of an order's work)
+            self._log_sub = await self.bus.subscribe("log.>", self._on_message, types=frozenset({LogMessage}))
+            self._subs.append(self._log_sub)
+
+    def unlisten(self, ctx: CallContext, channels: Iterable[str]) -> None:
+        """Remove channels from a connection (the `unsubscribe` method)."""
+        ctx.channels.difference_update(channels)
+        self._listening.clear()
 
     async def close(self) -> None:
         for sub in self._subs:
@@ -56,9 +75,11 @@ class Notifier:
 
     def add(self, ctx: CallContext) -> None:
         self.connections[ctx.connection_id] = ctx
+        self._listening.clear()
 
     def remove(self, ctx: CallContext) -> None:
         self.connections.pop(ctx.connection_id, None)
+        self._listening.clear()
         for oid in [k for k, v in self.origins.items() if v == ctx.connection_id]:
             del self.origins[oid]
 
@@ -74,7 +95,11 @@ class Notifier:
         return len(targets)
 
     def _listeners(self, channel: str) -> list[CallContext]:
-        return [c for c in self.connections.values() if channel in c.channels and c.send is not None]
+        """The connections listening on `channel` (a shared list: do not change it), kept until a listener changes."""
+        targets = self._listening.get(channel)
+        if targets is None:
+            targets = self._listening[channel] = [c for c in self.connections.values() if channel in c.channels and c.send is not None]
+        return targets
 
     async def _send_all(self, targets: list[CallContext], channel: str, payload: Any) -> None:
         data = notification(channel, payload)
@@ -121,9 +146,9 @@ class Notifier:
     async def _to_owner_and_subscribers(self, channel: str, payload: dict[str, Any], done: bool) -> None:
         oid = str(payload.get("client_order_id"))
         owner_id = self.origins.pop(oid, None) if done else self.origins.get(oid)
-        targets = [c for c in self.connections.values() if channel in c.channels]
+        targets = self._listeners(channel)
         owner = self.connections.get(owner_id) if owner_id is not None else None
         if owner is not None and owner not in targets:
-            targets.append(owner)
+            targets = [*targets, owner]
         if targets:
             await self._send_all(targets, channel, payload)

@@ -40,7 +40,13 @@ class AuditLog:
         })
 
     def record_call(self, principal: Principal | None, method: str, params: dict[str, Any], outcome: str) -> None:
-        target = next((f"{p}={params[p]}" for p in TARGET_PARAMS if params.get(p) is not None), None)
+        """One JSON-RPC call (every order placed is one): a plain loop finds its target, no generator."""
+        target = None
+        for name in TARGET_PARAMS:
+            value = params.get(name)
+            if value is not None:
+                target = f"{name}={value}"
+                break
         self.record(principal, f"rpc {method}", target, outcome, None)
 
     async def start(self) -> None:

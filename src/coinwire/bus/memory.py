@@ -82,10 +82,10 @@ class MemoryBus:
     async def publish(self, subject: str, message: Message) -> int | None:
         if self._closed:
             raise RuntimeError("MemoryBus is closed")
-        check_message(message)
         key = (subject, type(message))
         route = self._routes.get(key)
-        if route is None:
+        if route is None:  # a route is cached per message type: a type is checked once
+            check_message(message)
             route = self._route(key)
         inboxes, durable = route
         seq = None

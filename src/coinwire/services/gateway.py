@@ -294,9 +294,11 @@ class Gateway:
     def _new_wallets(self, lines: list[WalletLine]) -> list[Wallet]:
         """Wallets these lines created (the store inserts each wallet once, before its lines)."""
         fresh = []
-        for wallet_id in dict.fromkeys(line.wallet_id for line in lines):
-            if wallet_id not in self._persisted_wallets:
-                self._persisted_wallets.add(wallet_id)
+        persisted = self._persisted_wallets
+        for line in lines:  # a plain loop: this runs for every command, and nearly always finds nothing
+            wallet_id = line.wallet_id
+            if wallet_id not in persisted:
+                persisted.add(wallet_id)
                 fresh.append(self.ledger.wallet_by_id(wallet_id))
         return fresh
 

@@ -138,7 +138,7 @@ class RecordCodec(Generic[R]):
     writer binds it as it is, with no dict to build and pick the parameters from.
     """
 
-    __slots__ = ("record", "money", "renames", "columns", "_encode")
+    __slots__ = ("record", "money", "renames", "columns", "_encode", "_scaled")
 
     def __init__(
         self,
@@ -152,12 +152,13 @@ class RecordCodec(Generic[R]):
         self.money = money
         self.renames = renames or {}
         self.columns: tuple[str, ...] = tuple(c.name for c in table.columns)
+        self._scaled = any(kind != _ATTO for kind in money.values())  # needs the instrument's Scale to write
         self._encode: Callable[[R, int, int], Values] = _compile_encoder(record, money, self.renames, dropped, self.columns)
 
     def to_values(self, record: R, scale: Scale | None = None) -> Values:
         """The row as a tuple in the table's column order (`columns`)."""
         if scale is None:
-            if any(kind != _ATTO for kind in self.money.values()):
+            if self._scaled:
                 raise ValueError(f"{self.record.__name__} amounts need the instrument's Scale")
             return self._encode(record, 0, 0)
         return self._encode(record, scale.price_decimals, scale.size_decimals)
