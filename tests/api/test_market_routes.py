@@ -21,7 +21,7 @@ from coinwire.api import params as P
 from coinwire.api.context import CallContext
 from coinwire.auth.abilities import Principal
 from coinwire.api.market_routes import add_market_routes, ticker_pattern
-from coinwire.api.methods import subscribe
+from coinwire.api.methods import Api, subscribe
 from coinwire.api.notifier import Notifier
 from coinwire.bus import MemoryBus
 from coinwire.cache import MemoryCache
@@ -169,11 +169,12 @@ async def test_ticker_push_channel_with_patterns(setup: Setup) -> None:
     usdt, everything, silent = (CallContext("rpc", send, viewer) for _ in range(3))
     for ctx in (usdt, everything, silent):
         notifier.add(ctx)
-    answer = await subscribe(None, P.SubscribeParams(channels=["ticker"], tickers=["binance.usdt.*"]), usdt)  # type: ignore[arg-type]
+    api = Api(None, notifier)  # type: ignore[arg-type]  # `subscribe` needs only the notifier
+    answer = await subscribe(api, P.SubscribeParams(channels=["ticker"], tickers=["binance.usdt.*"]), usdt)
     assert answer == {"channels": ["echo_ret", "exchstatus", "ticker"], "tickers": ["ticker.binance.usdt.*"]}
-    await subscribe(None, P.SubscribeParams(channels=["ticker"]), everything)  # type: ignore[arg-type]
+    await subscribe(api, P.SubscribeParams(channels=["ticker"]), everything)
     with pytest.raises(InvalidInput):
-        await subscribe(None, P.SubscribeParams(channels=["ticker"], tickers=["binance..*"]), silent)  # type: ignore[arg-type]
+        await subscribe(api, P.SubscribeParams(channels=["ticker"], tickers=["binance..*"]), silent)
     await setup.tick("binance", "BTC/USDT", "61000")
     await setup.tick("binance", "ETH/BTC", "0.04")
     await setup.settle()
