@@ -128,10 +128,17 @@ class Notifier:
             await self._send_all(targets, "public_trades", trade)
 
     async def _on_message(self, subject: str, message: Message) -> None:
-        if isinstance(message, OrderUpdate):
-            await self._to_owner_and_subscribers("order", message.order, done=message.order.get("status") == "done")
-        elif isinstance(message, FillEvent):
-            await self._to_owner_and_subscribers("trade", message.trade, done=False)
+        kind = type(message)
+        if kind is OrderUpdate:
+            order = message.order  # type: ignore[union-attr]
+            targets = self._owner_and_listeners("order", order, done=order.get("status") == "done")
+            if targets:
+                await self._send_all(targets, "order", order)
+        elif kind is FillEvent:
+            trade = message.trade  # type: ignore[union-attr]
+            targets = self._owner_and_listeners("trade", trade, done=False)
+            if targets:
+                await self._send_all(targets, "trade", trade)
         elif isinstance(message, ExchangeStatusChanged):
             targets = self._listeners("exchstatus")
             if targets:
@@ -143,12 +150,12 @@ class Notifier:
                 payload = {"levelname": message.level.upper(), "name": message.name, "message": message.message, "created": message.ts / 1e9}
                 await self._send_all(targets, "logmessages", payload)
 
-    async def _to_owner_and_subscribers(self, channel: str, payload: dict[str, Any], done: bool) -> None:
+    def _owner_and_listeners(self, channel: str, payload: dict[str, Any], done: bool) -> list[CallContext]:
+        """Who gets an order's or trade's notification: the connection that placed the order, and the channel's listeners."""
         oid = str(payload.get("client_order_id"))
         owner_id = self.origins.pop(oid, None) if done else self.origins.get(oid)
         targets = self._listeners(channel)
         owner = self.connections.get(owner_id) if owner_id is not None else None
         if owner is not None and owner not in targets:
             targets = [*targets, owner]
-        if targets:
-            await self._send_all(targets, channel, payload)
+        return targets
