@@ -1,4 +1,5 @@
-"""api.ws_send under a real uvicorn: messages batched per loop turn arrive whole and in order; a gone client is said."""
+"""api.ws_send under a real uvicorn: messages batched per loop turn arrive whole and in order, pushed ones with them;
+a gone client is said; a client that stops reading what is pushed to it is dropped."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import pytest
 import uvicorn
 import websockets
 
-from coinwire.api.ws_send import ClientGone, text_sender
+from coinwire.api.ws_send import SLOW_CONSUMER_BYTES, ClientGone, text_pusher, text_sender
 from tests.server import free_port
 
 
@@ -28,15 +29,26 @@ class _App:
         await receive()  # websocket.connect
         await send({"type": "websocket.accept"})
         sender = text_sender(send)
+        pusher = text_pusher(send, sender)
         self.sender_kind = type(getattr(sender, "__self__", None)).__name__
         while True:
             message = await receive()
             if message["type"] == "websocket.disconnect":
                 break
+            if message["text"] == "flood":  # 1 MB a loop turn, for a client that reads none of it
+                chunk = b'{"pad": "' + b"x" * (1 << 20) + b'"}'
+                for _ in range(4 * SLOW_CONSUMER_BYTES >> 20):
+                    pusher(chunk)
+                    await asyncio.sleep(0.002)
+                continue
             count = int(message["text"])
-            # all queued in this turn; the last one is long (several frames' worth of bytes)
+            # all queued in this turn, sent and pushed in turn; the last one is long (several frames' worth of bytes)
             for n in range(count):
-                await sender(json.dumps({"n": n, "pad": "x" * (n == count - 1) * 200_000}).encode())
+                data = json.dumps({"n": n, "pad": "x" * (n == count - 1) * 200_000}).encode()
+                if n % 2:
+                    pusher(data)
+                else:
+                    await sender(data)
         try:
             await sender(b'{"late": true}')
         except BaseException as exc:  # noqa: BLE001 - what the test asserts
@@ -68,3 +80,15 @@ async def test_messages_sent_in_one_turn_arrive_whole_and_in_order(served: Any) 
     assert app.sender_kind == "_Batched"  # the fast path, not the plain ASGI one
     await asyncio.wait_for(app.closed.wait(), 5)
     assert isinstance(app.after_close, ClientGone)
+
+
+async def test_a_client_that_reads_nothing_pushed_to_it_is_dropped(served: Any) -> None:
+    """Pushing never waits for the peer; past SLOW_CONSUMER_BYTES unread, the connection goes instead of the memory."""
+    app, url = served
+    async with websockets.connect(url, max_size=None, max_queue=1) as ws:
+        await ws.send("flood")
+        await asyncio.wait_for(app.closed.wait(), 30)  # dropped while flooding: the app's next send finds it gone
+        assert isinstance(app.after_close, ClientGone)
+        with pytest.raises(websockets.ConnectionClosed):
+            while True:  # what was already on its way arrives, then the end
+                await asyncio.wait_for(ws.recv(), 10)

@@ -119,6 +119,31 @@ async def test_a_subscription_for_some_types_gets_only_those_in_order(bus: Bus) 
     assert everything.got == sent
 
 
+async def test_an_inline_subscription_gets_its_types_in_order_and_survives_a_raising_handler(bus: Bus) -> None:
+    """`inline=True` takes a plain function, called where the message arrives; in process, before `publish` returns."""
+    got: list[tuple[str, Message]] = []
+
+    def handler(subject: str, message: Message) -> None:
+        got.append((subject, message))
+        if isinstance(message, FillEvent) and message.trade["id"] == 3:
+            raise RuntimeError("a handler bug must not end the subscription")
+
+    await bus.subscribe("*.binance.>", handler, types=frozenset({FillEvent, OrderUpdate}), inline=True)
+    sent: list[tuple[str, Message]] = [
+        ("order.binance.usdt.btc", order(1)), ("trade.binance.usdt.btc", tick(2)), ("fill.binance.usdt.btc", fill(3)),
+        ("fill.binance.usdt.btc", fill(4)), ("order.binance.usdt.btc", order(5)),
+    ]
+    for subject, message in sent:
+        await bus.publish(subject, message)
+    if isinstance(bus, MemoryBus):
+        assert len(got) == 4  # already delivered, by publish itself
+    async with asyncio.timeout(5):
+        while len(got) < 4:
+            await asyncio.sleep(0.001)
+    await asyncio.sleep(0.05)
+    assert got == [sent[0], sent[2], sent[3], sent[4]]
+
+
 async def test_ticker_subjects_select_an_exchange_quote_or_base(bus: Bus) -> None:
     """`ticker.binance.usdt.*` gets every USDT pair of binance, whichever kind of ticker carries it, exactly."""
     usdt, btc_anywhere, binance = Collector(), Collector(), Collector()

@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from coinwire.api.guard import authorize_rpc
+from coinwire.api.ws_send import task_pusher
 
 if TYPE_CHECKING:
     from coinwire.auth.abilities import Principal
@@ -25,19 +26,24 @@ class CallContext:
     """One API caller. WebSocket connections can receive notifications through `send`.
 
     `send(data)` delivers one notification already encoded as a JSON-RPC message: the
-    notifier encodes each notification once, however many connections receive it.
+    notifier encodes each notification once, however many connections receive it. `push(data)`
+    queues one without waiting (orders, trades and status changes: see `api.notifier`).
     """
 
-    __slots__ = ("connection_id", "channels", "send", "transport", "ticker_patterns", "trade_patterns", "principal", "checked_at",
-                 "_allowed", "_allowed_for")
+    __slots__ = ("connection_id", "channels", "send", "push", "transport", "ticker_patterns", "trade_patterns", "principal",
+                 "checked_at", "_allowed", "_allowed_for")
 
-    def __init__(self, transport: str, send: Push | None = None, principal: Principal | None = None) -> None:
+    def __init__(
+        self, transport: str, send: Push | None = None, principal: Principal | None = None, push: Callable[[bytes], None] | None = None
+    ) -> None:
         self.connection_id = next(_ids)
         self.transport = transport
         self.principal = principal  # who is calling (None: nobody signed in; every non-public rule refuses)
         self.checked_at = 0.0  # monotonic time the principal's session was last confirmed (WebSockets)
         self.channels: set[str] = set(DEFAULT_CHANNELS) if send is not None else set()
         self.send = send
+        # `send` without waiting, for notifications the bus delivers inline (`api.ws_send`); made from `send` when not given
+        self.push = push if push is not None or send is None else task_pusher(send)
         self.ticker_patterns: tuple[str, ...] = ("ticker.>",)  # which tickers the `ticker` channel carries
         self.trade_patterns: tuple[str, ...] = ("trade.>",)  # which markets the `public_trades` channel carries
         self._allowed: set[str] = set()  # methods `principal` was allowed: a connection calls the same few again and again

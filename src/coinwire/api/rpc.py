@@ -23,7 +23,7 @@ from starlette.types import Receive, Scope, Send
 
 from coinwire.api.context import CallContext
 from coinwire.api.guard import client_ip, credential_of
-from coinwire.api.ws_send import text_sender
+from coinwire.api.ws_send import text_pusher, text_sender
 from coinwire.auth.errors import RateLimited, Unauthenticated
 from coinwire.api.methods import Api
 from coinwire.core.errors import CoinwireError
@@ -95,7 +95,7 @@ async def rpc_asgi(scope: Scope, receive: Receive, send: Send, api: Api) -> None
     async def reply(payload: Any) -> None:
         await send_bytes(_json_encode(payload))
 
-    ctx = CallContext("rpc", send_bytes, principal)
+    ctx = CallContext("rpc", send_bytes, principal, push=text_pusher(send, send_bytes))
     ctx.checked_at = time.monotonic()
     rate, burst = api.rpc_limit
     tokens, stamp = burst, time.monotonic()

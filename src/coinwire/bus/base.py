@@ -12,6 +12,10 @@ Delivery contract, identical for every adapter:
 - `subscribe(pattern, handler, types=...)` delivers only messages of those types (their
   exact classes): a subscriber of one kind of message on a wide pattern never wakes for
   the others.
+- `subscribe(pattern, handler, inline=True)` takes a plain function instead, called at once
+  where the message arrives (inside `publish` in process, in the network reader over NATS),
+  in order; it must not block. For handlers that only hand the message on (the API's
+  notifier queueing bytes to sockets): no inbox, no task, no coroutine per message.
 - Messages on durable subjects (`coinwire.messages.DURABLE_SUBJECTS`) get a bus-wide,
   increasing sequence number and can be replayed from any sequence.
 """
@@ -27,9 +31,10 @@ from typing import Protocol, runtime_checkable
 
 from coinwire.messages import Message
 
-__all__ = ["Bus", "Subscription", "Handler", "Inbox", "DEFAULT_MAX_PENDING", "check_message"]
+__all__ = ["Bus", "Subscription", "Handler", "InlineHandler", "Inbox", "InlineInbox", "inbox_for", "DEFAULT_MAX_PENDING", "check_message"]
 
 Handler = Callable[[str, Message], Awaitable[None]]
+InlineHandler = Callable[[str, Message], None]
 
 DEFAULT_MAX_PENDING = 500_000
 _YIELD_EVERY = 1024  # let other tasks run even when handlers never suspend
@@ -70,7 +75,9 @@ class Bus(Protocol):
         """Send `message`; return its sequence number on durable subjects, None otherwise."""
         ...
 
-    async def subscribe(self, pattern: str, handler: Handler, *, types: frozenset[type] | None = None) -> Subscription: ...
+    async def subscribe(
+        self, pattern: str, handler: Handler | InlineHandler, *, types: frozenset[type] | None = None, inline: bool = False
+    ) -> Subscription: ...
 
     async def replay(self, pattern: str, from_seq: int = 1) -> list[tuple[int, str, Message]]:
         """Durable messages matching `pattern` with sequence >= `from_seq`, oldest first."""
@@ -166,3 +173,47 @@ class Inbox:
                     await self._waiter
                 finally:
                     self._waiter = None
+
+
+class InlineInbox:
+    """An `Inbox` for an inline subscription: `put` calls the handler there and then."""
+
+    __slots__ = ("pattern", "types", "dropped", "_handler", "_closed")
+
+    def __init__(self, pattern: str, handler: InlineHandler, types: frozenset[type] | None = None) -> None:
+        self.pattern = pattern
+        self.types = types
+        self.dropped = 0  # never: nothing waits here
+        self._handler = handler
+        self._closed = False
+
+    @property
+    def pending(self) -> int:
+        return 0
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def put(self, subject: str, message: Message) -> None:
+        if self._closed or (self.types is not None and type(message) not in self.types):
+            return
+        try:
+            self._handler(subject, message)
+        except Exception:
+            log.exception("bus handler for %r failed on %s", self.pattern, subject)
+
+    def close(self) -> None:
+        self._closed = True
+
+    async def stop(self) -> None:
+        self.close()
+
+
+def inbox_for(
+    pattern: str, handler: Handler | InlineHandler, max_pending: int, types: frozenset[type] | None, inline: bool
+) -> Inbox | InlineInbox:
+    """The inbox a subscription delivers through: ordered and drained by its own task, or inline."""
+    if inline:
+        return InlineInbox(pattern, handler, types)  # type: ignore[arg-type]
+    return Inbox(pattern, handler, max_pending, types)  # type: ignore[arg-type]

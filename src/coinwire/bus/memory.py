@@ -22,7 +22,7 @@ import asyncio
 import itertools
 from collections import deque
 
-from coinwire.bus.base import DEFAULT_MAX_PENDING, Handler, Inbox, check_message
+from coinwire.bus.base import DEFAULT_MAX_PENDING, Handler, Inbox, InlineHandler, InlineInbox, check_message, inbox_for
 from coinwire.bus.subjects import is_durable, matcher, validate_namespace, validate_pattern, validate_subject
 from coinwire.messages import Message, decode, encode
 
@@ -38,7 +38,7 @@ class MemorySubscription:
 
     __slots__ = ("pattern", "inbox", "_bus")
 
-    def __init__(self, bus: MemoryBus, inbox: Inbox) -> None:
+    def __init__(self, bus: MemoryBus, inbox: Inbox | InlineInbox) -> None:
         self.pattern = inbox.pattern
         self.inbox = inbox
         self._bus = bus
@@ -59,7 +59,7 @@ class MemoryBus:
         self.namespace = validate_namespace(namespace)
         self._max_pending = max_pending
         self._subscriptions: list[MemorySubscription] = []
-        self._routes: dict[tuple[str, type], tuple[tuple[Inbox, ...], bool]] = {}  # by subject and message type
+        self._routes: dict[tuple[str, type], tuple[tuple[Inbox | InlineInbox, ...], bool]] = {}  # by subject and message type
         self._log: deque[tuple[int, str, bytes]] = deque(maxlen=max_log)  # (seq, subject, encoded message)
         self._last_seq = 0
         self._published = 0
@@ -99,11 +99,13 @@ class MemoryBus:
             await asyncio.sleep(0)
         return seq
 
-    async def subscribe(self, pattern: str, handler: Handler, *, types: frozenset[type] | None = None) -> MemorySubscription:
+    async def subscribe(
+        self, pattern: str, handler: Handler | InlineHandler, *, types: frozenset[type] | None = None, inline: bool = False
+    ) -> MemorySubscription:
         validate_pattern(pattern)
         if self._closed:
             raise RuntimeError("MemoryBus is closed")
-        subscription = MemorySubscription(self, Inbox(pattern, handler, self._max_pending, types))
+        subscription = MemorySubscription(self, inbox_for(pattern, handler, self._max_pending, types, inline))
         self._subscriptions.append(subscription)
         self._routes.clear()
         return subscription
@@ -117,7 +119,7 @@ class MemoryBus:
     async def last_seq(self) -> int:
         return self._last_seq
 
-    def _route(self, key: tuple[str, type]) -> tuple[tuple[Inbox, ...], bool]:
+    def _route(self, key: tuple[str, type]) -> tuple[tuple[Inbox | InlineInbox, ...], bool]:
         """The inboxes a subject's messages of one type go to: a subscription's `types` costs nothing per message."""
         subject, kind = key
         validate_subject(subject)

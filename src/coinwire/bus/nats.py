@@ -25,7 +25,7 @@ from nats.aio.msg import Msg
 from nats.aio.subscription import Subscription as CoreSubscription
 from nats.js import JetStreamContext, api
 
-from coinwire.bus.base import DEFAULT_MAX_PENDING, Handler, Inbox, check_message
+from coinwire.bus.base import DEFAULT_MAX_PENDING, Handler, Inbox, InlineHandler, InlineInbox, check_message, inbox_for
 from coinwire.bus.subjects import intersect, is_durable, matcher, validate_namespace, validate_pattern, validate_subject
 from coinwire.messages import DURABLE_SUBJECTS, Message, decode, encode
 
@@ -46,7 +46,7 @@ class NatsSubscription:
 
     __slots__ = ("pattern", "inbox", "_bus", "_sub")
 
-    def __init__(self, bus: NatsBus, inbox: Inbox, sub: CoreSubscription) -> None:
+    def __init__(self, bus: NatsBus, inbox: Inbox | InlineInbox, sub: CoreSubscription) -> None:
         self.pattern = inbox.pattern
         self.inbox = inbox
         self._bus = bus
@@ -137,10 +137,12 @@ class NatsBus:
         await nc.publish(self._prefix + subject, encode(message))
         return None
 
-    async def subscribe(self, pattern: str, handler: Handler, *, types: frozenset[type] | None = None) -> NatsSubscription:
+    async def subscribe(
+        self, pattern: str, handler: Handler | InlineHandler, *, types: frozenset[type] | None = None, inline: bool = False
+    ) -> NatsSubscription:
         validate_pattern(pattern)
         nc = self._connection()
-        inbox = Inbox(pattern, handler, self._max_pending, types)
+        inbox = inbox_for(pattern, handler, self._max_pending, types, inline)
         cut = len(self._prefix)
 
         async def receive(msg: Msg) -> None:
