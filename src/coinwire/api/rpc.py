@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Coroutine
 from typing import Any
 
 import msgspec
@@ -23,6 +24,7 @@ from starlette.types import Receive, Scope, Send
 
 from coinwire.api.context import CallContext
 from coinwire.api.guard import client_ip, credential_of
+from coinwire.api.ws_protocol import FastWebSocketProtocol
 from coinwire.api.ws_send import text_pusher, text_sender
 from coinwire.auth.errors import RateLimited, Unauthenticated
 from coinwire.api.methods import Api
@@ -117,35 +119,48 @@ async def rpc_asgi(scope: Scope, receive: Receive, send: Send, api: Api) -> None
         if response is not None:
             await reply(response)
 
+    def on_message(data: str | bytes) -> None:
+        """One request message: parsed, charged to this connection's token bucket, then run in a task of its own."""
+        nonlocal tokens, stamp
+        try:
+            request = _json_decode(data)
+        except msgspec.DecodeError:
+            _start(reply(rpc_error(None, PARSE_ERROR, "Parse error: the message is not valid JSON", {"code": "parse_error"})))
+            return
+        # one token per request (a batch takes one per entry)
+        cost = len(request) if isinstance(request, list) and request else 1
+        now = time.monotonic()
+        tokens = min(burst, tokens + (now - stamp) * rate)
+        stamp = now
+        if tokens < cost:
+            rid = request.get("id") if isinstance(request, dict) else None
+            wait = max(1, int((cost - tokens) / rate + 0.999))
+            _start(reply(rpc_error(rid, RATE_LIMITED, "too many requests on this connection", {"code": "rate_limited", "retry_after": wait})))
+            return
+        tokens -= cost
+        _start(run(request))
+
+    def _start(coroutine: Coroutine[Any, Any, None]) -> None:
+        task = loop.create_task(coroutine)
+        pending.add(task)
+        task.add_done_callback(pending.discard)
+
+    # messages read by coinwire's WebSocket protocol come straight to on_message; the ASGI
+    # receive below still brings the disconnect, and any message that took uvicorn's own path
+    protocol = getattr(receive, "__self__", None)
+    direct = isinstance(protocol, FastWebSocketProtocol)
+    if direct:
+        protocol.on_message = on_message
     try:
         while True:
             message = await receive()
             if message["type"] != "websocket.receive":
                 break  # websocket.disconnect
             data = message.get("text")
-            if data is None:
-                data = message.get("bytes") or b""
-            try:
-                request = _json_decode(data)
-            except msgspec.DecodeError:
-                await reply(rpc_error(None, PARSE_ERROR, "Parse error: the message is not valid JSON", {"code": "parse_error"}))
-                continue
-            # this connection's token bucket: one token per request (a batch takes one per entry)
-            cost = len(request) if isinstance(request, list) and request else 1
-            now = time.monotonic()
-            tokens = min(burst, tokens + (now - stamp) * rate)
-            stamp = now
-            if tokens < cost:
-                rid = request.get("id") if isinstance(request, dict) else None
-                wait = max(1, int((cost - tokens) / rate + 0.999))
-                await reply(rpc_error(rid, RATE_LIMITED, "too many requests on this connection",
-                                      {"code": "rate_limited", "retry_after": wait}))
-                continue
-            tokens -= cost
-            task = loop.create_task(run(request))
-            pending.add(task)
-            task.add_done_callback(pending.discard)
+            on_message(data if data is not None else message.get("bytes") or b"")
     finally:
+        if direct:
+            protocol.on_message = None
         api.notifier.remove(ctx)
         for task in pending:
             task.cancel()

@@ -12,11 +12,17 @@ malformed to wait for, everything from its header on), so it always stands at a 
 boundary when the fast path resumes, and protocol errors close the connection exactly as
 before. Reading pauses once `_PAUSE_AT` messages wait for the application, not after each.
 
+An application may take the data messages straight from here (`on_message`, set by
+`api.rpc` once it accepted): each is handed over as it is read, with no ASGI message, queue
+or wake-up of the application's task between. Messages that were queued before keep their
+turn: while any waits in the queue, new ones queue behind it.
+
 Outgoing text frames are built here too (`text_frame`), for `api.ws_send`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
@@ -54,6 +60,7 @@ class FastWebSocketProtocol(WebSocketsSansIOProtocol):
         self.queue = LoopQueue(self.loop)  # type: ignore[assignment]  # uvicorn's own asyncio.Queue, cheaper
         self._fast: bool | None = None  # None until the handshake completes; then whether frames are read here
         self._pending = b""  # the start of a frame not yet complete
+        self.on_message: Callable[[str | bytes], None] | None = None  # the application's direct consumer, if it set one
 
     def data_received(self, data: bytes) -> None:
         if self._fast is None and self.handshake_complete:
@@ -111,17 +118,19 @@ class FastWebSocketProtocol(WebSocketsSansIOProtocol):
         """Queue one message for the application; False when the connection is being closed."""
         if self.close_sent:  # past `websocket.close`: discarded, as uvicorn does
             return True
+        data: str | bytes = payload
         if first == _TEXT:
             try:
-                message = {"type": "websocket.receive", "text": payload.decode()}
+                data = payload.decode()
             except UnicodeDecodeError:
                 self._fast = False
                 self.conn.send_close(1007, "invalid UTF-8 in a text message")
                 self.handle_parser_exception()
                 return False
-        else:
-            message = {"type": "websocket.receive", "bytes": payload}
-        self.queue.put_nowait(message)
+        if self.on_message is not None and not self.queue.qsize():
+            self.on_message(data)
+            return True
+        self.queue.put_nowait({"type": "websocket.receive", "text": data} if first == _TEXT else {"type": "websocket.receive", "bytes": data})
         if not self.read_paused and self.queue.qsize() >= _PAUSE_AT:
             self.read_paused = True
             self.transport.pause_reading()
