@@ -57,6 +57,7 @@ def method(name: str, params: type) -> Callable[[Handler], Handler]:
 
 
 _SIDES = {side.value: side for side in Side}
+_MARKET = OrderType.MARKET  # a module constant: see core.orders
 _ORDER_TYPES = {t.value: t for t in OrderType}
 _PARSED_LIMIT = 4096
 
@@ -150,7 +151,7 @@ class Api:
             order_type = OrderType.POST_ONLY
         size = self._units(inst, "size", _decimal_param(p.size))
         raw_limit = p.limit if p.limit is not None else p.price
-        if order_type is OrderType.MARKET:
+        if order_type is _MARKET:
             if raw_limit not in (None, 0, "0", ""):
                 raise InvalidInput("invalid_params", "a market order takes no limit price")
             limit = 0

@@ -16,6 +16,8 @@ from coinwire.core.orders import Side
 
 __all__ = ["L2Book", "Level"]
 
+_BUY = Side.BUY  # a module constant: see core.orders
+
 Level = tuple[int, int]  # (price units, size units)
 
 
@@ -65,7 +67,7 @@ class L2Book:
             del keys[bisect_left(keys, price)]
 
     def set_level(self, side: Side, price: int, size: int) -> None:
-        if side is Side.BUY:
+        if side is _BUY:
             self.set_bid(price, size)
         else:
             self.set_ask(price, size)
@@ -102,7 +104,7 @@ class L2Book:
         return self._ask_keys[0] if self._ask_keys else None
 
     def size_at(self, side: Side, price: int) -> int:
-        return (self.bids if side is Side.BUY else self.asks).get(price, 0)
+        return (self.bids if side is _BUY else self.asks).get(price, 0)
 
     def is_crossed(self) -> bool:
         if not self._bid_keys or not self._ask_keys:
@@ -111,19 +113,19 @@ class L2Book:
 
     def prices(self, side: Side) -> list[int]:
         """All prices on one side, best first (a fresh list: safe to iterate while mutating)."""
-        if side is Side.BUY:
+        if side is _BUY:
             return [-k for k in self._bid_keys]
         return list(self._ask_keys)
 
     def iter_prices(self, side: Side) -> Iterable[int]:
         """Prices on one side, best first, lazily (do not mutate the side while iterating)."""
-        if side is Side.BUY:
+        if side is _BUY:
             return (-k for k in self._bid_keys)
         return iter(self._ask_keys)
 
     def levels(self, side: Side, depth: int | None = None) -> list[Level]:
         """Top `depth` levels (all when None) of one side as (price, size), best first."""
-        if side is Side.BUY:
+        if side is _BUY:
             keys = self._bid_keys if depth is None else self._bid_keys[:depth]
             bids = self.bids
             return [(-k, bids[-k]) for k in keys]
@@ -132,4 +134,4 @@ class L2Book:
         return [(k, asks[k]) for k in keys]
 
     def depth(self, side: Side) -> int:
-        return len(self._bid_keys if side is Side.BUY else self._ask_keys)
+        return len(self._bid_keys if side is _BUY else self._ask_keys)

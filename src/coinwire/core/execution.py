@@ -23,6 +23,8 @@ from coinwire.core.wallets import WalletLine
 
 __all__ = ["place_order", "accept_order", "settle_fills", "release_hold", "size_for_funds", "max_size_within", "max_limit_buy_size"]
 
+_BUY, _SELL, _MARKET, _POST_ONLY = Side.BUY, Side.SELL, OrderType.MARKET, OrderType.POST_ONLY  # see core.orders
+
 
 def place_order(
     ledger: Ledger, engine: MatchingEngine, order: Order, ts: int, *, budget: int | None = None
@@ -51,18 +53,18 @@ def accept_order(
     """
     inst = engine.instrument
     market_cost: int | None = None
-    if order.type is OrderType.POST_ONLY and engine.preview(order.side, order.size, order.limit)[0] > 0:
+    if order.type is _POST_ONLY and engine.preview(order.side, order.size, order.limit)[0] > 0:
         raise DomainError("post_only_would_take", "a post-only order must not take liquidity; it would cross the book now")
-    if order.type is OrderType.MARKET:
+    if order.type is _MARKET:
         took, notional = engine.preview(order.side, order.size, None)
         if took == 0:
             raise DomainError("no_liquidity", f"no liquidity on the {order.side.opposite.value} side of {inst.symbol}")
-        if order.side is Side.BUY:
+        if order.side is _BUY:
             if budget is not None:
                 market_cost = budget
             else:
                 # one fee rounding (< 1 ATTO) per level walked at most: a bound that cannot be exceeded
-                market_cost = notional + inst.fee_atto(notional, maker=False) + engine.book.depth(Side.SELL)
+                market_cost = notional + inst.fee_atto(notional, maker=False) + engine.book.depth(_SELL)
                 market_cost += market_cost * margin_ppm // 1_000_000
         if notional < inst.min_notional:
             raise InvalidInput("notional_below_minimum", f"order value is below the minimum notional for {inst.symbol}")

@@ -28,6 +28,9 @@ from coinwire.core.wallets import LineKind
 
 __all__ = ["Movement", "hold_currency", "unit_fee_atto", "max_buy_cost", "required_hold", "fill_movements", "fee_in_quote"]
 
+_BUY, _SELL, _MARKET = Side.BUY, Side.SELL, OrderType.MARKET  # module constants: see core.orders
+_TRADE, _FEE = LineKind.TRADE, LineKind.FEE
+
 
 class Movement(msgspec.Struct, frozen=True):
     """One change a fill makes to one currency of the order's partition (ATTO, signed)."""
@@ -39,7 +42,7 @@ class Movement(msgspec.Struct, frozen=True):
 
 def hold_currency(instrument: Instrument, side: Side) -> str:
     """The currency an order spends, hence holds: the quote for a buy, the base for a sell."""
-    return instrument.quote if side is Side.BUY else instrument.base
+    return instrument.quote if side is _BUY else instrument.base
 
 
 def unit_fee_atto(instrument: Instrument, price: int) -> int:
@@ -73,9 +76,9 @@ def required_hold(instrument: Instrument, order: Order, market_cost: int | None 
     remaining = order.remaining
     if order.is_done or remaining <= 0:
         return currency, 0
-    if order.side is Side.SELL:
+    if order.side is _SELL:
         return currency, instrument.base_atto(remaining)
-    if order.type is OrderType.MARKET:
+    if order.type is _MARKET:
         if market_cost is None or market_cost < 0:
             raise ValueError(f"market buy {order.id} needs a non-negative market_cost, got {market_cost!r}")
         return currency, market_cost
@@ -95,13 +98,13 @@ def fill_movements(instrument: Instrument, fill: Fill) -> list[Movement]:
     if fill.size <= 0 or fill.notional < 0 or fill.fee < 0:
         raise ValueError(f"fill {fill.id} has size {fill.size}, notional {fill.notional}, fee {fill.fee}")
     base = instrument.base_atto(fill.size)
-    sign = 1 if fill.side is Side.BUY else -1
+    sign = 1 if fill.side is _BUY else -1
     movements = [
-        Movement(instrument.base, LineKind.TRADE, sign * base),
-        Movement(instrument.quote, LineKind.TRADE, -sign * fill.notional),
+        Movement(instrument.base, _TRADE, sign * base),
+        Movement(instrument.quote, _TRADE, -sign * fill.notional),
     ]
     if fill.fee:
-        movements.append(Movement(fill.fee_currency or instrument.quote, LineKind.FEE, -fill.fee))
+        movements.append(Movement(fill.fee_currency or instrument.quote, _FEE, -fill.fee))
     return movements
 
 

@@ -168,7 +168,7 @@ class Ledger:
         if delta > 0:
             self._usable_set(wallet_set_id)
             self._require_available(exchange, currency, wallet_set_id, delta)
-        return [self._post((exchange, currency, wallet_set_id), LineKind.HOLD, ts, hold=delta, order_id=order_id)]
+        return [self._post((exchange, currency, wallet_set_id), _HOLD, ts, hold=delta, order_id=order_id)]
 
     def apply_fill(
         self,
@@ -203,7 +203,7 @@ class Ledger:
                 )
         lines = []
         if hold_delta:
-            lines.append(self._post(hold_key, LineKind.HOLD, ts, hold=hold_delta, order_id=fill.order_id))
+            lines.append(self._post(hold_key, _HOLD, ts, hold=hold_delta, order_id=fill.order_id))
         for movement in movements:
             key = (instrument.exchange, movement.currency, wallet_set_id)
             line = self._post(key, movement.kind, ts, movement=movement.amount, order_id=fill.order_id, fill_id=fill.id)

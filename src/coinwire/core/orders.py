@@ -23,7 +23,7 @@ class Side(str, enum.Enum):
 
     @property
     def opposite(self) -> "Side":
-        return Side.SELL if self is Side.BUY else Side.BUY
+        return _SELL if self is _BUY else _BUY
 
 
 class OrderType(str, enum.Enum):
@@ -35,7 +35,7 @@ class OrderType(str, enum.Enum):
 
     @property
     def rests(self) -> bool:
-        return self is OrderType.LIMIT or self is OrderType.POST_ONLY
+        return self is _LIMIT or self is _POST_ONLY
 
 
 class OrderStatus(str, enum.Enum):
@@ -50,6 +50,13 @@ class DoneReason(str, enum.Enum):
     EXPIRED = "expired"  # cancel_after elapsed
     KILLED = "killed"  # a fill-or-kill that could not fill completely
     REJECTED = "rejected"  # a live venue refused the order (the refusal is also the make_order answer)
+
+
+# Members as module constants for the order path: on Python 3.11 `Enum.MEMBER` goes through
+# the enum metaclass's attribute hook (~90 ns, a dozen times an order); a global is ~8 ns.
+_BUY, _SELL = Side.BUY, Side.SELL
+_LIMIT, _POST_ONLY = OrderType.LIMIT, OrderType.POST_ONLY
+_OPEN, _DONE = OrderStatus.OPEN, OrderStatus.DONE
 
 
 TRANSITIONS: dict[OrderStatus, frozenset[OrderStatus]] = {
@@ -99,7 +106,7 @@ class Order(msgspec.Struct, kw_only=True):
 
     @property
     def is_done(self) -> bool:
-        return self.status is OrderStatus.DONE
+        return self.status is _DONE
 
     @property
     def expires_at(self) -> int | None:
@@ -112,12 +119,12 @@ class Order(msgspec.Struct, kw_only=True):
         """Follow one edge of the state machine, or fail loudly (a bug, never user input)."""
         if status not in TRANSITIONS[self.status]:
             raise InvalidTransition(f"order {self.id}: {self.status.value} -> {status.value} is not allowed")
-        if status is OrderStatus.DONE:
+        if status is _DONE:
             if reason is None:
                 raise InvalidTransition(f"order {self.id}: done needs a reason")
             self.done_reason = reason
             self.done_at = ts
-        if status is OrderStatus.OPEN and self.exchange_at is None:
+        if status is _OPEN and self.exchange_at is None:
             self.exchange_at = ts
         self.status = status
         self.last_updated_at = ts
@@ -130,7 +137,7 @@ class Order(msgspec.Struct, kw_only=True):
         """
         if size <= 0 or size > self.remaining:
             raise InvalidTransition(f"order {self.id}: fill of {size} with {self.remaining} remaining")
-        if self.status is OrderStatus.DONE:
+        if self.status is _DONE:
             raise InvalidTransition(f"order {self.id}: fill on a done order")
         if self.filled_size == 0:
             self.fee_currency = fee_currency

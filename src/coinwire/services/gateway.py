@@ -27,7 +27,7 @@ from coinwire.core.ids import IdSequence
 from coinwire.core.instruments import Instrument
 from coinwire.core.ledger import Ledger
 from coinwire.core.numbers import str_to_atto
-from coinwire.core.orders import Fill, Order, OrderStatus, OrderType, Side
+from coinwire.core.orders import Fill, Order, OrderType, Side
 from coinwire.core.symbols import normalize_symbol
 from coinwire.core.wallets import Wallet, WalletLine, WalletSet
 from coinwire.messages import (
@@ -475,7 +475,7 @@ class Gateway:
             raise InvalidInput("missing_parameter", "cancel_order needs order_id or client_oid")
         if order is None or (exchange is not None and order.exchange != exchange):
             raise NotFound("order_not_found", f"no order {order_id or client_oid!r}")
-        if order.status is OrderStatus.DONE:
+        if order.is_done:
             raise Conflict(
                 "order_done",
                 f"order {order.id} is already done ({order.done_reason.value if order.done_reason else ''})",
