@@ -377,7 +377,8 @@ class Ledger:
         wallet_id = self._by_key.get(key)
         if wallet_id is None:
             return 0
-        return self._wallets[wallet_id].available
+        wallet = self._wallets[wallet_id]
+        return wallet.balance - wallet.hold  # Wallet.available, without a property call on the order path
 
     def _require_available(self, exchange: str, currency: str, set_id: int | None, needed: int) -> None:
         available = self._available((exchange, currency, set_id))
