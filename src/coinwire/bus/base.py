@@ -88,7 +88,23 @@ class Bus(Protocol):
         ...
 
 
-class Inbox:
+class _Delivery:
+    """What every subscription's inbox has: its pattern and types, a drop count, open or closed."""
+
+    __slots__ = ("pattern", "types", "dropped", "_closed")
+
+    def __init__(self, pattern: str, types: frozenset[type] | None) -> None:
+        self.pattern = pattern
+        self.types = types  # None: every message type
+        self.dropped = 0
+        self._closed = False
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+
+class Inbox(_Delivery):
     """One subscription's FIFO of (subject, message), drained by one task that awaits the handler.
 
     A deque plus one future to wake the drainer is several times cheaper per message than an
@@ -98,29 +114,22 @@ class Inbox:
     handler may unsubscribe itself).
     """
 
-    __slots__ = ("pattern", "types", "dropped", "_handler", "_max_pending", "_queue", "_waiter", "_loop", "_closed", "_task")
+    __slots__ = ("_handler", "_max_pending", "_queue", "_waiter", "_loop", "_task")
 
     def __init__(
         self, pattern: str, handler: Handler, max_pending: int = DEFAULT_MAX_PENDING, types: frozenset[type] | None = None
     ) -> None:
-        self.pattern = pattern
-        self.types = types  # None: every message type
-        self.dropped = 0
+        super().__init__(pattern, types)
         self._handler = handler
         self._max_pending = max_pending
         self._queue: deque[tuple[str, Message]] = deque()
         self._waiter: asyncio.Future[None] | None = None  # set while the drainer waits for messages
-        self._closed = False
         self._loop = asyncio.get_running_loop()
         self._task = self._loop.create_task(self._run(), name=f"bus-inbox:{pattern}")
 
     @property
     def pending(self) -> int:
         return len(self._queue)
-
-    @property
-    def closed(self) -> bool:
-        return self._closed
 
     def put(self, subject: str, message: Message) -> None:
         """Queue one message without blocking (called by publishers and network readers)."""
@@ -175,25 +184,18 @@ class Inbox:
                     self._waiter = None
 
 
-class InlineInbox:
-    """An `Inbox` for an inline subscription: `put` calls the handler there and then."""
+class InlineInbox(_Delivery):
+    """An `Inbox` for an inline subscription: `put` calls the handler there and then (nothing waits, nothing drops)."""
 
-    __slots__ = ("pattern", "types", "dropped", "_handler", "_closed")
+    __slots__ = ("_handler",)
 
     def __init__(self, pattern: str, handler: InlineHandler, types: frozenset[type] | None = None) -> None:
-        self.pattern = pattern
-        self.types = types
-        self.dropped = 0  # never: nothing waits here
+        super().__init__(pattern, types)
         self._handler = handler
-        self._closed = False
 
     @property
     def pending(self) -> int:
         return 0
-
-    @property
-    def closed(self) -> bool:
-        return self._closed
 
     def put(self, subject: str, message: Message) -> None:
         if self._closed or (self.types is not None and type(message) not in self.types):
