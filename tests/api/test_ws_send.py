@@ -29,7 +29,7 @@ class _App:
         await receive()  # websocket.connect
         await send({"type": "websocket.accept"})
         sender = text_sender(send)
-        pusher = text_pusher(send, sender)
+        pusher = text_pusher(sender)
         self.sender_kind = type(getattr(sender, "__self__", None)).__name__
         while True:
             message = await receive()

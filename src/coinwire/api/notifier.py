@@ -7,8 +7,10 @@ ticker service) reach connections subscribed to `ticker` whose patterns select t
 `public_trades` (each market's public trades, from `services.public_trades`) likewise.
 
 Each notification is encoded to its JSON-RPC message once and the same bytes go to every
-receiver; with a single receiver (the usual case: the connection that placed the order)
-it is awaited directly, without a task and a gather.
+receiver. Order, trade, status and log messages come from the bus inline and are pushed
+(`CallContext.push`: queued, never waited for), in the order the bus delivers them; echo,
+ticker and public-trade notifications are sent from their callers' tasks, awaited directly
+when there is one receiver, gathered otherwise.
 """
 
 from __future__ import annotations

@@ -97,7 +97,7 @@ async def rpc_asgi(scope: Scope, receive: Receive, send: Send, api: Api) -> None
     async def reply(payload: Any) -> None:
         await send_bytes(_json_encode(payload))
 
-    ctx = CallContext("rpc", send_bytes, principal, push=text_pusher(send, send_bytes))
+    ctx = CallContext("rpc", send_bytes, principal, push=text_pusher(send_bytes))
     ctx.checked_at = time.monotonic()
     rate, burst = api.rpc_limit
     tokens, stamp = burst, time.monotonic()

@@ -115,7 +115,7 @@ class FastWebSocketProtocol(WebSocketsSansIOProtocol):
         super().data_received(data)
 
     def _deliver(self, first: int, payload: bytes) -> bool:
-        """Queue one message for the application; False when the connection is being closed."""
+        """Hand one message to the application (to `on_message`, or through the queue); False when the connection is closing."""
         if self.close_sent:  # past `websocket.close`: discarded, as uvicorn does
             return True
         data: str | bytes = payload

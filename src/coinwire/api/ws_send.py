@@ -56,8 +56,8 @@ def text_sender(send: Send) -> Callable[[bytes], Awaitable[None]]:
     return batched.send
 
 
-def text_pusher(send: Send, sender: Callable[[bytes], Awaitable[None]]) -> Callable[[bytes], None]:
-    """`pusher(utf8_json)`: one text message queued now, without waiting (`sender` is `text_sender(send)`).
+def text_pusher(sender: Callable[[bytes], Awaitable[None]]) -> Callable[[bytes], None]:
+    """`pusher(utf8_json)`: one text message queued now, without waiting (`sender` is from `text_sender`).
 
     With uvicorn's sansio protocol it joins the same batched write as `sender`'s messages;
     otherwise each message is sent by a task of its own, started in order.

@@ -272,7 +272,9 @@ class Store:
         """One INSERT (or upsert) statement over rows with the same keys, in one transaction.
 
         For bulk writes outside the change sets (owners, audit, candles); on SQLite it takes the
-        same single-hop path as the group commit instead of SQLAlchemy's per-row parameters.
+        same single-hop path as the group commit instead of SQLAlchemy's per-row parameters, and
+        with the journal it is appended to it like a change set: durable once this returns,
+        applied by the helper, seen by every read after it.
         """
         if not rows:
             return
