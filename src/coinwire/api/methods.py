@@ -81,10 +81,8 @@ class Api:
         self.audit: AuditLog | None = None  # state-changing JSON-RPC calls are recorded (HTTP ones by the guard)
         self.rpc_limit: tuple[float, float] = (1000.0, 5000.0)  # requests/second and burst per WebSocket connection
         self._parsed: dict[tuple[int, str, str], tuple[Instrument, int]] = {}
+        self.methods: dict[str, Method] = _REGISTRY  # every method by name (an attribute: read for every call)
 
-    @property
-    def methods(self) -> dict[str, Method]:
-        return _REGISTRY
 
     async def call(self, name: str, raw: dict[str, Any] | None, ctx: CallContext) -> Any:
         """Authorise (rule, then ownership of named resources), validate, run, then record or narrow by owner."""
