@@ -54,40 +54,46 @@ NOTES = """
 - make_order over /rpc: with SQLite the server acknowledges a change set once it is appended to
   the store's journal, and a helper process applies it to the database on the other core
   (docs/ARCHITECTURE.md, "One command, one transaction"). `direct_sqlite_*` is the same load
-  in the same run against a server committing to SQLite on its event loop, as it did before:
-  journal 4,025 against 3,048 orders/s (1.32x), 229 against 328 us of server CPU an order, the
-  helper ~46 us on the other core. Server main-thread instructions an order: 750k at the
-  start of that session (759k the session before), ~588k with the journal (-21%); the helper's
-  ~174k are counted under callgrind too, where the slowed server hands it few orders a round.
-  Below target on this host: with 8 clients each waiting for its answer the server's one
-  thread is the limit, orders/s ~ 1 / (server CPU an order), so 5,000 needs ~200 us and the
-  run above spent 229 (other runs that session: 3,300-4,800 orders/s, 190-275 us, as the host
-  moved). The same host gave 5,500 orders/s at 169 us a session earlier, before the journal.
-  Where the server's time goes now (py-spy, perf): the interpreter ~77%, the kernel ~12%
-  (socket and file writes), no single Python function above ~3% of it: the JSON-RPC envelope,
-  the order's core work, notifications through the bus, the journal append.
-  Measured with the journal and dropped: one append per loop turn without the writer task (no
-  change in instructions), the helper at nice 10 (no change), memoised authorisation (within
-  noise). The helper lets appends pile up for 10 ms, not 2 (helper CPU about half, orders/s
-  +5-8% in paired runs); a read that must wait for it ends the wait at once.
-  Earlier steps (each commit message has its figure): lean benchmark client, plain ASGI /rpc,
-  notifications encoded once, compiled row encoders and memoised formatting, an encoded bus
-  log, the order's owner in its own row, indexes no query reads dropped, the group commit
-  letting the loop turn once before it drains, one socket write per connection per loop turn,
-  a WebSocket protocol reading whole data frames in one pass, identity adapters for None and
-  bool in the SQLite binder (-2% instructions), per-order metrics as loop-thread numbers
-  exported at scrape time (-4.5%), change sets bound as tuples in column order (-3%).
-  Tried and dropped before the journal, each measured: SQLite commits in a child process that
-  every answer waited for (orders/s did not rise: the process hop), in a thread (the GIL
-  changes hands for every row), multi-row VALUES, rows as one JSON parameter (json_each),
-  longer group-commit waits, page, cache and mmap sizes, foreign keys off (kept: they guard
-  the ledger's references). p99 is a few ms (target 20 ms). What is left: the API's WebSocket
-  and JSON-RPC half in its own process, which needs the roles split (docs/ARCHITECTURE.md).
+  in the same run against a server committing to SQLite on its event loop: 4,470 against 3,873
+  orders/s in the run above, 191 against 256 us of server CPU an order.
+  Below target in the run above, and by how much moves with the host: with 8 clients each
+  waiting for its answer the server's one thread is the limit, orders/s ~ 1 / (server CPU an
+  order), so 5,000 needs under ~190 us. Other runs of the final code that session gave
+  4,310-4,900 orders/s (167-196 us), and a faster hour earlier on 5,190-5,280 (170 us);
+  `client_cpu_us_per_order` (45-55 us for the same client code) shows the host's moment. The
+  instruction count does not move with it: server main-thread instructions an order 750k two
+  sessions ago, 596k at the start of the last (journal in place), 470k in the run above (-21% in
+  one session); the journal helper's ~180k run on the other core.
+  That session's steps, each measured by callgrind on the server and on an in-process harness
+  of the same order path (commit messages have the figures): audit, owner and candle bulk
+  writes through the journal instead of SQLite on the loop (-3.6%); the gateway no longer
+  woken by its own orders and fills, and the notifier no longer by log lines nobody listens
+  to (subscriptions narrowed by message type, routed per type); a connection's allowed methods
+  remembered; channel listeners kept until one changes; no generator expressions on the order
+  path (each cost several thousand instructions on 3.11); notifications delivered inline by
+  the bus and pushed without waiting (-2%); request frames handed to /rpc without an ASGI
+  message and a queue (-1.2%); enum members read as module constants (on 3.11 `Side.BUY`
+  goes through the enum metaclass's attribute hook, ~90 ns; -4.4%).
+  Narrowing the notifier to one subscription also fixed a bug the benchmark had hidden: with
+  one subscription per subject kind, a resting order's update could wake the `order` inbox
+  before the `fill` inbox, and the `done` notification of a concurrent market order then
+  forgot its connection before its trades were pushed: about half of them were lost
+  (tests/api/test_notifier.py). The clients now receive every trade notification, which the
+  figures above include.
+  Measured and dropped in that session: Cython-compiling the 34 modules of the order path
+  unchanged (-10% instructions, but 3 minutes of C compilation in every fresh setup and the
+  specialising interpreter's attribute caches lost: not worth a build step), the order view
+  encoded once for answer and notification (no gain: a 22-key dict encodes in ~0.7 us), the
+  interpreter's pyenv 3.12 build (no faster), a larger GC threshold (GC is ~2 us an order
+  either way), a 25 ms helper linger (no visible change). The API's WebSocket half in its own
+  process is not the lever it looked like: an `echo` round trip costs the server ~52 us, so
+  ~70% of make_order's server time is the order's own work, which such a split cannot move.
+  p99 stays a few ms (target 20 ms).
 - SMA cross backtest: every engine runs in one `make bench` on the same 500,000 bars (peers in
   .venv-peers) and must reproduce the NumPy reference's entries and final equity (`*_rel_diff`).
-  In the run above it reads 9.8x (9.4x in that session's first run) with coinwire's code
-  unchanged: the session's start commit took the same 0.37-0.49 s on that host, and
-  backtesting.py 3.8 s there against 9.0 s on the host before, where the ratio was 14x.
+  In the run above it reads 11.9x (coinwire 0.37 s, backtesting.py 4.4 s); the session before
+  read 9.8x with coinwire's code unchanged (the same 0.37-0.49 s), backtesting.py taking 3.8 s
+  on that host against 9.0 s on the host before it, where the ratio was 14x.
   The ratio to backtesting.py moves with both single runs: backtesting.py took 3.7 s in one
   run and 2.4-2.65 s in later ones (same pinned versions), and one noisy moment in coinwire's
   ~0.2 s moved it from 13x to 8.4x. coinwire's figure is now, like every peer's, the first
