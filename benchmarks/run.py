@@ -54,8 +54,9 @@ NOTES = """
 - make_order over /rpc: with SQLite the server acknowledges a change set once it is appended to
   the store's journal, and a helper process applies it to the database on the other core
   (docs/ARCHITECTURE.md, "One command, one transaction"). `direct_sqlite_*` is the same load
-  in the same run against a server committing to SQLite on its event loop: 4,470 against 3,873
-  orders/s in the run above, 191 against 256 us of server CPU an order.
+  in the same run against a server committing to SQLite on its event loop. Each is the median
+  of 3 rounds in fresh servers, the two stores alternating (`*_rounds` lists every round's
+  orders/s): one 10 s round on this shared machine moves by a fifth with the host.
   Below target in the run above, and by how much moves with the host: with 8 clients each
   waiting for its answer the server's one thread is the limit, orders/s ~ 1 / (server CPU an
   order), so 5,000 needs under ~190 us. Other runs of the final code that session gave
