@@ -37,7 +37,7 @@ NOTES = """
 
 - Host speed: the same code moves with the host, between sessions and within one. The matching
   core (pure Python, unchanged for three sessions) gave 412k events/s in one session, 126k-134k
-  in the next, 257k in the run above. Compare figures within one run, and the instruction
+  in the next, 257k in the one after, and 272k then 232k in two runs 40 minutes apart in the last. Compare figures within one run, and the instruction
   counts of make_order, which the host does not move.
 - Candles (benchmarks/candles.py): targets are ingest >= 50,000 rows/s on SQLite and >= 20,000 on
   PostgreSQL (10,000 series closing in one minute are written in well under a second), the
@@ -57,13 +57,14 @@ NOTES = """
   in the same run against a server committing to SQLite on its event loop. Each is the median
   of 3 rounds in fresh servers, the two stores alternating (`*_rounds` lists every round's
   orders/s): one 10 s round on this shared machine moves by a fifth with the host.
-  Below target in the run above, and by how much moves with the host: with 8 clients each
+  Below target in the run above (median 4,224, rounds 3,968-4,978; a single-round make bench 40
+  minutes earlier read 4,470), and by how much moves with the host: with 8 clients each
   waiting for its answer the server's one thread is the limit, orders/s ~ 1 / (server CPU an
   order), so 5,000 needs under ~190 us. Other runs of the final code that session gave
   4,310-4,900 orders/s (167-196 us), and a faster hour earlier on 5,190-5,280 (170 us);
   `client_cpu_us_per_order` (45-55 us for the same client code) shows the host's moment. The
   instruction count does not move with it: server main-thread instructions an order 750k two
-  sessions ago, 596k at the start of the last (journal in place), 470k in the run above (-21% in
+  sessions ago, 596k at the start of the last (journal in place), 466k in the run above (-22% in
   one session); the journal helper's ~180k run on the other core.
   That session's steps, each measured by callgrind on the server and on an in-process harness
   of the same order path (commit messages have the figures): audit, owner and candle bulk
@@ -92,9 +93,10 @@ NOTES = """
   p99 stays a few ms (target 20 ms).
 - SMA cross backtest: every engine runs in one `make bench` on the same 500,000 bars (peers in
   .venv-peers) and must reproduce the NumPy reference's entries and final equity (`*_rel_diff`).
-  In the run above it reads 11.9x (coinwire 0.37 s, backtesting.py 4.4 s); the session before
-  read 9.8x with coinwire's code unchanged (the same 0.37-0.49 s), backtesting.py taking 3.8 s
-  on that host against 9.0 s on the host before it, where the ratio was 14x.
+  In the run above it reads 8.6x (coinwire 0.47 s, backtesting.py 4.0 s), in a run 40 minutes
+  earlier 11.9x (0.37 s, 4.4 s), with the backtest's code unchanged; the session before read
+  9.8x (the same 0.37-0.49 s, backtesting.py 3.8 s there against 9.0 s on the host before it,
+  where the ratio was 14x).
   The ratio to backtesting.py moves with both single runs: backtesting.py took 3.7 s in one
   run and 2.4-2.65 s in later ones (same pinned versions), and one noisy moment in coinwire's
   ~0.2 s moved it from 13x to 8.4x. coinwire's figure is now, like every peer's, the first
