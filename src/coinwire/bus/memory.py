@@ -5,9 +5,11 @@ keep order, but one slow handler (a strategy, a WebSocket push) would then stall
 and every other subscriber, concurrent publishers could run one subscription's handler
 twice at once, and a handler that publishes would recurse. So `publish` only appends to
 each matching subscription's inbox (a deque; see `coinwire.bus.base.Inbox`) and returns;
-each subscription's own task delivers in order, one call at a time. The (subject, message
-type) -> inboxes routing is cached, so a publish costs a dict lookup plus one append per subscriber
-(several hundred thousand publishes a second on one core; see benchmarks/).
+each subscription's own task delivers in order, one call at a time. An inline subscription
+(`inline=True`) is the exception its subscriber asks for: its plain function runs inside
+`publish`, so it must not block or publish. The (subject, message type) -> inboxes routing is
+cached, so a publish costs a dict lookup plus one append (or call) per subscriber (several
+hundred thousand publishes a second on one core; see benchmarks/).
 
 The durable log keeps each order and fill message msgpack-encoded (as NatsBus sends it):
 bytes are invisible to Python's cyclic garbage collector, whereas a log of message objects
