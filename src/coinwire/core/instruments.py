@@ -7,9 +7,7 @@ from decimal import Decimal
 import msgspec
 
 from coinwire.core.errors import InvalidInput
-from coinwire.core.numbers import ATTO_DECIMALS, ceil_div, to_units, units_to_str
-
-_POW10 = [10**i for i in range(ATTO_DECIMALS + 1)]
+from coinwire.core.numbers import ATTO_DECIMALS, POW10, ceil_div, to_units, units_to_str
 
 __all__ = ["Instrument", "FEE_SCALE"]
 
@@ -98,21 +96,21 @@ class Instrument(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     @property
     def size_to_atto(self) -> int:
         """Multiplier from size units to ATTO of the base currency."""
-        return 10 ** (ATTO_DECIMALS - self.size_decimals)
+        return POW10[ATTO_DECIMALS - self.size_decimals]
 
     @property
     def notional_to_atto(self) -> int:
         """Multiplier from price units x size units to ATTO of the quote currency."""
-        return 10 ** (ATTO_DECIMALS - self.price_decimals - self.size_decimals)
+        return POW10[ATTO_DECIMALS - self.price_decimals - self.size_decimals]
 
     # the two below run several times an order: the multipliers are read from a table, not
     # through the properties above (an unspecialised property call on Python 3.11 costs more
     # than the arithmetic)
     def base_atto(self, size: int) -> int:
-        return size * _POW10[ATTO_DECIMALS - self.size_decimals]
+        return size * POW10[ATTO_DECIMALS - self.size_decimals]
 
     def notional_atto(self, price: int, size: int) -> int:
-        return price * size * _POW10[ATTO_DECIMALS - self.price_decimals - self.size_decimals]
+        return price * size * POW10[ATTO_DECIMALS - self.price_decimals - self.size_decimals]
 
     def fee_atto(self, notional_atto: int, maker: bool) -> int:
         """The fee on a fill in ATTO of the quote currency, rounded up (the venue's favour)."""

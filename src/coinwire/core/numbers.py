@@ -10,11 +10,11 @@ from decimal import MAX_EMAX, MAX_PREC, MIN_EMIN, Context, Decimal, InvalidOpera
 
 from coinwire.core.errors import InvalidInput
 
-__all__ = ["ATTO_DECIMALS", "ATTO", "to_units", "units_to_str", "atto_to_str", "str_to_atto", "ceil_div"]
+__all__ = ["ATTO_DECIMALS", "ATTO", "POW10", "to_units", "units_to_str", "atto_to_str", "str_to_atto", "ceil_div"]
 
 ATTO_DECIMALS = 18
 ATTO = 10**ATTO_DECIMALS
-_POW10 = [10**i for i in range(40)]
+POW10: list[int] = [10**i for i in range(40)]  # 10**n by table: scaling by decimals runs on every order
 _MAX_EXPONENT = 60  # no price, size or amount needs more than 60 digits either side of the point
 _EXACT = Context(prec=MAX_PREC, Emax=MAX_EMAX, Emin=MIN_EMIN)  # scaling never rounds (default: 28 digits)
 
@@ -56,7 +56,7 @@ def units_to_str(units: int, decimals: int) -> str:
     if decimals == 0:
         return str(units)
     sign = "-" if units < 0 else ""
-    whole, frac = divmod(abs(units), _POW10[decimals])
+    whole, frac = divmod(abs(units), POW10[decimals])
     if frac == 0:
         return f"{sign}{whole}"
     return f"{sign}{whole}.{str(frac).rjust(decimals, '0').rstrip('0')}"

@@ -20,6 +20,7 @@ import msgspec
 
 from coinwire.core.errors import InvalidInput
 from coinwire.core.instruments import Instrument
+from coinwire.core.numbers import POW10
 from coinwire.messages import BookDelta, BookSnapshot, BookTicker, TradeTick
 
 __all__ = [
@@ -66,7 +67,6 @@ BINANCE_USDM_BTCUSDT: Final = Instrument(
     taker_fee=50_000,
 )
 
-_POW10: Final = [10**i for i in range(40)]
 _CACHE_LIMIT: Final = 1 << 18  # distinct strings remembered per converter before starting over
 _NS_PER_MS: Final = 1_000_000
 
@@ -89,8 +89,8 @@ def decimal_parser(decimals: int, field: str) -> Callable[[str], int]:
         dot = text.find(".")
         extra = (len(text) - dot - 1 if dot >= 0 else 0) - decimals
         if extra <= 0:
-            return int(digits) * _POW10[-extra]
-        units, rest = divmod(int(digits), _POW10[extra])
+            return int(digits) * POW10[-extra]
+        units, rest = divmod(int(digits), POW10[extra])
         if rest:
             raise InvalidInput("too_precise", f"{field} {text} has more than {decimals} decimal places", field=field)
         return units
