@@ -21,7 +21,7 @@ from coinwire.store import ChangeSet, Store
 from coinwire.store.codec import encode
 from coinwire.store.sqlite_writer import SqliteWriter
 from coinwire.store.store import sqlite_write_statements
-from coinwire.store.journal import MAGIC, Journal, JournalRefused, complete_records, frame, journal_dir
+from coinwire.store.journal import HELPER_NICENESS, MAGIC, Journal, JournalRefused, complete_records, frame, journal_dir
 from tests.store.test_store_contract import BTC_USDT, count, fill, ledger, order
 
 REPO = Path(__file__).resolve().parents[2]
@@ -120,6 +120,17 @@ async def test_a_killed_helper_is_replaced_and_the_new_one_goes_on_where_it_stop
         assert journal.restarts == 1 and journal.helper_pid not in (None, first)
         assert await store.ping() is True
         assert await count(store, "wallets") == 2  # applied once: no duplicate-key refusal stopped it
+
+
+async def test_the_helper_stays_out_of_the_terminals_ctrl_c_and_yields_the_cpu_to_the_server(tmp_path: Path) -> None:
+    async with Store(_url(tmp_path), journal=True) as store:
+        journal = store.journal
+        assert journal is not None and journal.helper_pid is not None
+        helper = journal.helper_pid
+        assert os.getpgid(helper) == helper != os.getpgid(0)  # its own process group: a Ctrl-C is the server's
+        assert os.getsid(helper) == os.getsid(0)  # the server's session, so its niceness weighs against the server
+        ours = os.getpriority(os.PRIO_PROCESS, 0)
+        assert os.getpriority(os.PRIO_PROCESS, helper) == min(19, ours + HELPER_NICENESS)
 
 
 async def test_full_files_rotate_and_every_record_is_applied_once(tmp_path: Path) -> None:
