@@ -70,11 +70,13 @@ class InvalidTransition(RuntimeError):
     """A bug: the engine tried to move an order along an edge the state machine lacks."""
 
 
-class Order(msgspec.Struct, kw_only=True):
+class Order(msgspec.Struct, kw_only=True, gc=False):
     """An order as the venue sees it. Sizes and prices are integer units of its instrument.
 
     Timestamps are integer nanoseconds since the epoch, given by the caller (the core never
-    reads a clock). `filled_notional` and `fee` are ATTO of the quote currency.
+    reads a clock). `filled_notional` and `fee` are ATTO of the quote currency. Untracked by
+    the garbage collector (`gc=False`, as `WalletLine`): scalar fields only, so no cycles, and
+    every resting order stays in memory.
     """
 
     id: int
@@ -148,8 +150,8 @@ class Order(msgspec.Struct, kw_only=True):
         self.last_updated_at = ts
 
 
-class Fill(msgspec.Struct, frozen=True, kw_only=True):
-    """One execution against one order: the seed's Trade. Immutable and replayable."""
+class Fill(msgspec.Struct, frozen=True, kw_only=True, gc=False):
+    """One execution against one order: the seed's Trade. Immutable and replayable; scalar fields, untracked (`gc=False`)."""
 
     id: int
     order_id: int
