@@ -9,8 +9,11 @@ The clients use `benchmarks.lean_ws.LeanRpc` on uvloop: the same round trips as
 `coinwire.api.client.RpcClient` for about a third of its CPU, so on a small machine the
 figure measures the server, not the load generator. `server_cpu_us_per_order` (from /proc,
 the warm-up excluded) is the figure to compare between runs on a shared machine: wall-clock
-throughput moves with whatever else the cores are doing. `helper_cpu_us_per_order` is the
-journal helper's, on the other core.
+throughput moves with whatever else the cores are doing. `server_busy` is that CPU over the
+round's seconds: the share of one core the server used (~0.86 here: the kernel runs the client
+process on the server's core, which it wakes with every answer, and the two take turns there;
+pinning them apart gained as much in busy share as it lost in CPU an order, over 8 paired
+rounds). `helper_cpu_us_per_order` is the journal helper's.
 
 `server_instructions_per_order` does not move at all: the server's main thread runs under
 callgrind (valgrind) for a fixed 960 orders of the same mix, and instructions are counted,
@@ -57,12 +60,18 @@ async def _far_limit(rpc: LeanRpc) -> str:
 
 
 def _order(rng: random.Random, far: str, client_oid: str) -> dict[str, Any]:
-    """Half small market orders that fill at once, half limits resting far from the market."""
+    """Half small market orders that fill at once, half limits resting far from the market.
+
+    A market order takes 0.0002 BTC (~12 USDT, above the 5 USDT minimum): the liquidity it takes
+    stays taken until the feed changes the level, and at 0.001 BTC a round of ~5,000 orders/s
+    took about as much as the demo book's 150 levels a side hold (~1.2M USDT), so a fast round
+    ended in `no_liquidity`. A resting limit at half the bid takes 0.001 BTC (~30 USDT).
+    """
     if rng.random() < 0.5:
-        params: dict[str, Any] = {"type": "market", "side": rng.choice(("buy", "sell"))}
+        params: dict[str, Any] = {"type": "market", "side": rng.choice(("buy", "sell")), "size": "0.0002"}
     else:
-        params = {"type": "limit", "side": "buy", "limit": far}
-    params.update(exchange="demo", pair="BTC_USDT", size="0.001", client_oid=client_oid)
+        params = {"type": "limit", "side": "buy", "limit": far, "size": "0.001"}
+    params.update(exchange="demo", pair="BTC_USDT", client_oid=client_oid)
     return params
 
 
@@ -138,6 +147,7 @@ async def _measure(url: str, seconds: float, server_pid: int | None = None) -> d
         "p99_ms": latencies[int(len(latencies) * 0.99) - 1] * 1000,
         "max_ms": latencies[-1] * 1000,
         "server_cpu_us_per_order": server_cpu / total * 1e6 if server_pid else None,
+        "server_busy": server_cpu / seconds if server_pid else None,  # share of one core; below 1: it waited for requests
         "helper_cpu_us_per_order": helper_cpu / total * 1e6 if server_pid else None,
         "client_cpu_us_per_order": client_cpu / total * 1e6,
     }

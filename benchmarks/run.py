@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import platform
 import sys
 import time
@@ -37,8 +38,9 @@ NOTES = """
 
 - Host speed: the same code moves with the host, between sessions and within one. The matching
   core (pure Python, unchanged for three sessions) gave 412k events/s in one session, 126k-134k
-  in the next, 257k in the one after, and 272k then 232k in two runs 40 minutes apart in the last. Compare figures within one run, and the instruction
-  counts of make_order, which the host does not move.
+  in the next, 257k in the one after, 272k then 232k in two runs 40 minutes apart in the one
+  after that; on Debian's CPython (this session) 290-334k. Compare figures within one run, and
+  the instruction counts of make_order, which the host does not move.
 - Candles (benchmarks/candles.py): targets are ingest >= 50,000 rows/s on SQLite and >= 20,000 on
   PostgreSQL (10,000 series closing in one minute are written in well under a second), the
   100-symbol year of minutes (52.6M rows) rolled up to London days in <= 5 s, and a year's daily
@@ -52,51 +54,67 @@ NOTES = """
   `speedup_vs_sorteddict`. Parsing the raw gzip JSON capture costs more than applying it
   (`parse_apply_*`); a live feed parses one message at a time, so that is not the limit.
 - make_order over /rpc: with SQLite the server acknowledges a change set once it is appended to
-  the store's journal, and a helper process applies it to the database on the other core
-  (docs/ARCHITECTURE.md, "One command, one transaction"). `direct_sqlite_*` is the same load
-  in the same run against a server committing to SQLite on its event loop. Each is the median
-  of 3 rounds in fresh servers, the two stores alternating (`*_rounds` lists every round's
-  orders/s): one 10 s round on this shared machine moves by a fifth with the host.
-  Below target in the run above (median 4,224, rounds 3,968-4,978; a single-round make bench 40
-  minutes earlier read 4,470), and by how much moves with the host: with 8 clients each
-  waiting for its answer the server's one thread is the limit, orders/s ~ 1 / (server CPU an
-  order), so 5,000 needs under ~190 us. Other runs of the final code that session gave
-  4,310-4,900 orders/s (167-196 us), and a faster hour earlier on 5,190-5,280 (170 us);
-  `client_cpu_us_per_order` (45-55 us for the same client code) shows the host's moment. The
-  instruction count does not move with it: server main-thread instructions an order 750k two
-  sessions ago, 596k at the start of the last (journal in place), 466k in the run above (-22% in
-  one session); the journal helper's ~180k run on the other core.
-  That session's steps, each measured by callgrind on the server and on an in-process harness
-  of the same order path (commit messages have the figures): audit, owner and candle bulk
-  writes through the journal instead of SQLite on the loop (-3.6%); the gateway no longer
-  woken by its own orders and fills, and the notifier no longer by log lines nobody listens
-  to (subscriptions narrowed by message type, routed per type); a connection's allowed methods
-  remembered; channel listeners kept until one changes; no generator expressions on the order
-  path (each cost several thousand instructions on 3.11); notifications delivered inline by
+  the store's journal, and a helper process applies it to the database (docs/ARCHITECTURE.md,
+  "One command, one transaction"). `direct_sqlite_*` is the same load in the same run against a
+  server committing to SQLite on its event loop. Each is the median of 3 rounds in fresh
+  servers, the two stores alternating (`*_rounds` lists every round's orders/s).
+  In the run above: 5,124 orders/s (rounds 4,987-5,490), p99 4.3 ms, 167 us of server CPU an
+  order, in a middling moment of the host (`client_cpu_us_per_order` 52.6). Three more 3-round
+  medians of the same code within the hour: 5,977 (139-153 us), 5,397 (136-167 us) and 4,506
+  (181-191 us, client 57-61 us: a slow moment). Before this session's steps, 4,224-4,900.
+  A market order now takes 0.0002 BTC instead of 0.001: the liquidity it takes stays taken
+  until the feed changes the level, and a round above 5,000 orders/s took about as much as the
+  demo book's 150 levels a side hold, so it ended in `no_liquidity` (the make bench that found
+  this stopped there); at the old size, later orders of a round also walked more levels.
+  With 8 clients each waiting for its answer, the server's one thread is the limit: orders/s is
+  about `server_busy` / `server_cpu_us_per_order`, and this shared host moves the CPU an order
+  by 40% within an hour with the code unchanged (143-205 us in 16 rounds of one hour this
+  session; `client_cpu_us_per_order`, 40-60 us for the same client code, shows the moment).
+  `server_busy` stays ~0.85: the kernel runs the client process on the server's core, which
+  wakes it with every answer, and the two take turns there. Pinning them to separate cores
+  (os.sched_setaffinity) raised it to 0.88 but cost as much in CPU an order (a wake-up across
+  cores is an interrupt between virtual CPUs, which this VM pays for): no gain over 8 paired
+  rounds, so the benchmark leaves placement to the kernel.
+  The instruction count does not move with the host: server main-thread instructions an order
+  750k three sessions ago, 596k two sessions ago, 466k at the end of the last (475k in this one's first count), 421k in the
+  run above (432-440k in runs before the smaller market orders: ~1.5% apart between runs, as
+  the batching varies); the journal helper's ~170k run on the other core. Neither sees the garbage collector's full
+  passes, which grow with what a long run keeps in memory.
+  This session's steps: `make` builds the venvs on the distribution's CPython when it is 3.11+
+  (Debian's 3.11.2: PGO, LTO, linked statically) instead of `python3` from PATH (pyenv's
+  3.11.7 here: a shared libpython, no PGO): -9% instructions an order on the server, -13% on the
+  helper, the matching core 290-334k events/s against 247-288k in alternating runs. Orders,
+  fills and wallet lines untracked by the garbage collector (msgspec `gc=False`: scalar fields
+  only): in a 10 s round its passes took 0.39 s of the server's time, 0.18-0.21 s of it in four
+  full passes over ~170k kept lines and orders (up to 65 ms each, the rounds' max latency),
+  and now 0.055 s (~7 us an order). The journal helper at niceness +10, in the server's session
+  (a session of its own made it a scheduler group of its own, which a niceness cannot rank
+  below the server).
+  The session before's steps, each measured by callgrind on the server and on an in-process
+  harness of the same order path (commit messages have the figures): audit, owner and candle
+  bulk writes through the journal (-3.6%); subscriptions narrowed by message type, so the
+  gateway is not woken by its own orders and fills; a connection's allowed methods
+  remembered; no generator expressions on the order path; notifications delivered inline by
   the bus and pushed without waiting (-2%); request frames handed to /rpc without an ASGI
-  message and a queue (-1.2%); enum members read as module constants (on 3.11 `Side.BUY`
-  goes through the enum metaclass's attribute hook, ~90 ns; -4.4%).
-  Narrowing the notifier to one subscription also fixed a bug the benchmark had hidden: with
-  one subscription per subject kind, a resting order's update could wake the `order` inbox
-  before the `fill` inbox, and the `done` notification of a concurrent market order then
-  forgot its connection before its trades were pushed: about half of them were lost
-  (tests/api/test_notifier.py). The clients now receive every trade notification, which the
-  figures above include.
-  Measured and dropped in that session: Cython-compiling the 34 modules of the order path
-  unchanged (-10% instructions, but 3 minutes of C compilation in every fresh setup and the
-  specialising interpreter's attribute caches lost: not worth a build step), the order view
-  encoded once for answer and notification (no gain: a 22-key dict encodes in ~0.7 us), the
-  interpreter's pyenv 3.12 build (no faster), a larger GC threshold (GC is ~2 us an order
-  either way), a 25 ms helper linger (no visible change). The API's WebSocket half in its own
-  process is not the lever it looked like: an `echo` round trip costs the server ~52 us, so
-  ~70% of make_order's server time is the order's own work, which such a split cannot move.
+  message and a queue (-1.2%); enum members read as module constants (-4.4%). Narrowing the
+  notifier to one subscription also fixed a bug the benchmark had hidden: about half of the
+  trade notifications of concurrent market orders were lost (tests/api/test_notifier.py).
+  Measured and dropped: Cython-compiling the order path's modules unchanged (-10%
+  instructions, but minutes of C compilation in every fresh setup and a stale-build hazard),
+  committing each order's change set to the journal at once instead of by group commit (-4%
+  instructions on the server, +16% on the helper, fewer orders/s), writing each answer without
+  waiting for the end of the loop turn, the order view encoded once for answer and
+  notification, pyenv's 3.12 build, a larger GC threshold, a 25 ms helper linger. The API's
+  WebSocket half in its own process is not the lever it looks like: an `echo` round trip costs
+  the server ~52 us, so ~70% of make_order's server time is the order's own work.
   p99 stays a few ms (target 20 ms).
 - SMA cross backtest: every engine runs in one `make bench` on the same 500,000 bars (peers in
   .venv-peers) and must reproduce the NumPy reference's entries and final equity (`*_rel_diff`).
-  In the run above it reads 8.6x (coinwire 0.47 s, backtesting.py 4.0 s), in a run 40 minutes
-  earlier 11.9x (0.37 s, 4.4 s), with the backtest's code unchanged; the session before read
-  9.8x (the same 0.37-0.49 s, backtesting.py 3.8 s there against 9.0 s on the host before it,
-  where the ratio was 14x).
+  In the run above it reads 9.75x (coinwire 0.36 s, backtesting.py 3.5 s, both now on Debian's
+  CPython: the peers' venv is made by the same `make`); the last session's runs read 8.6x
+  (0.47 s, 4.0 s) and 11.9x (0.37 s, 4.4 s) 40 minutes apart with the backtest's code unchanged,
+  and the session before 9.8x (the same 0.37-0.49 s, backtesting.py 3.8 s there against 9.0 s
+  on the host before it, where the ratio was 14x).
   The ratio to backtesting.py moves with both single runs: backtesting.py took 3.7 s in one
   run and 2.4-2.65 s in later ones (same pinned versions), and one noisy moment in coinwire's
   ~0.2 s moved it from 13x to 8.4x. coinwire's figure is now, like every peer's, the first
@@ -148,7 +166,7 @@ def main() -> None:
         "machine named below; compare ratios, not absolute numbers, across machines.",
         "",
         f"- date: {datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}",
-        f"- machine: {platform.machine()}, {platform.system()}, Python {sys.version.split()[0]}",
+        f"- machine: {platform.machine()}, {platform.system()}, {os.cpu_count()} CPUs, Python {sys.version.split()[0]} ({os.path.realpath(sys.executable)})",
         "",
         "| benchmark | result | target | ratio to target | what |",
         "|---|---|---|---|---|",
