@@ -65,8 +65,8 @@ _RECORDS_PER_TRANSACTION = 4096  # catching up after a long stop: bounded transa
 # is durable already, and a read that needs it hurries it); the server's event loop cannot. On a
 # 2-core machine under an order storm, the helper's 3-4 ms bursts of SQLite work at equal
 # priority held off whatever woke on its core for as long (a client's next request, with the
-# server idle meanwhile). At 10 the scheduler hands the core to a woken task at once; the helper
-# still gets a tenth of a fully contended core, and all of an idle one.
+# server idle meanwhile). At +10 a task woken on its core takes it from the helper at once; the
+# helper still gets about a tenth of a fully contended core, and all of an idle one.
 HELPER_NICENESS = 10
 MAX_RESTARTS = 3  # a helper killed more often than this leaves the store unavailable until the server restarts
 
