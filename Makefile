@@ -5,7 +5,9 @@
 # statically; a plain source build (pyenv's default) has neither and calls into a shared
 # libpython. The same code ran its order path in 9% fewer instructions and its matching core
 # ~15% faster on Debian's 3.11 than on pyenv's 3.11 (docs/BENCHMARKS.md, notes).
-PYTHON ?= $(shell for p in /usr/bin/python3 python3; do $$p -c 'import sys, ensurepip, venv; sys.exit(sys.version_info < (3, 11))' >/dev/null 2>&1 && { echo $$p; exit 0; }; done; echo python3)
+ifndef PYTHON  # probed once (a recursive `?=` would run the probe at every use)
+PYTHON := $(shell for p in /usr/bin/python3 python3; do $$p -c 'import sys, ensurepip, venv; sys.exit(sys.version_info < (3, 11))' >/dev/null 2>&1 && { echo $$p; exit 0; }; done; echo python3)
+endif
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-dev
