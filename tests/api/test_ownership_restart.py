@@ -66,3 +66,34 @@ async def test_an_orders_owner_is_committed_with_the_order_and_survives_a_crash(
             assert (await tom.call("cancel_order", client_oid="tom-crash-1"))["id"] == order["id"]
     finally:
         server.stop()
+
+
+def test_wallet_sets_and_runs_keep_their_owner_through_a_sigkill_right_after_the_answer(tmp_path: Path) -> None:
+    """A wallet set's owner is committed with the set, a run's before its start is answered: a SIGKILL at once loses neither."""
+    server = ServerProcess(tmp_path)
+    server.start()
+    try:
+        tokens = {name: pair["access_token"] for name, pair in _users(server).items()}
+        headers = {name: {"Authorization": f"Bearer {token}"} for name, token in tokens.items()}
+        with httpx.Client(base_url=server.http, headers=headers["tom"], timeout=30) as tom:
+            set_ids = []
+            for _ in range(3):
+                made = tom.post("/xwrap/v1/wallets/new", json={"wallets": [{"exchange": "demo", "currency": "USDT", "allocation": "10"}]})
+                assert made.status_code == 200, made.text
+                set_ids.append(made.json()["id"])
+            started = tom.put("/runnables/hodl/start", json={"mode": "paper", "balances": {"demo:USDT": "100"}, "params": {"timeframe": "1s"}})
+            assert started.status_code == 202, started.text
+            run_id = started.json()["run_id"]
+            server.kill()  # at once: nothing buffered after the answers is written
+        server.start()
+        with httpx.Client(base_url=server.http, headers=headers["tom"], timeout=30) as tom, \
+                httpx.Client(base_url=server.http, headers=headers["tess"], timeout=30) as tess:
+            for set_id in set_ids:
+                assert tom.get(f"/xwrap/v1/wallets/{set_id}").status_code == 200, set_id
+                assert tess.get(f"/xwrap/v1/wallets/{set_id}").status_code == 404, set_id
+            assert tom.get(f"/runs/{run_id}").status_code == 200
+            assert tess.get(f"/runs/{run_id}").status_code == 404
+            assert run_id in [r["run_id"] for r in tom.get("/runs").json()]
+            assert run_id not in [r["run_id"] for r in tess.get("/runs").json()]
+    finally:
+        server.stop()

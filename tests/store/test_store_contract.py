@@ -428,3 +428,17 @@ async def test_writer_close_drains_and_then_refuses(store: Store) -> None:
     assert writer.commits >= 3  # max_batch=4 caps each transaction
     with pytest.raises(RuntimeError):
         await writer.submit(ChangeSet().add_order(order(11), BTC_USDT))
+
+
+async def test_a_change_sets_owner_rows_are_committed_with_it(store: Store) -> None:
+    """A wallet set's owner travels in the set's own change set: stored with it or not at all."""
+    created = ChangeSet(wallet_sets=[wallet_set(1)], owners=[("wallet_set", "1", 7)])
+    await store.apply(created)
+    await store.apply(ChangeSet(wallet_sets=[wallet_set(2)], owners=[("wallet_set", "2", 8), ("wallet_set", "2", 9)]))
+    if store.journal is None:  # a refused change set leaves no owner behind
+        with pytest.raises(Conflict):
+            await store.apply(ChangeSet(owners=[("wallet_set", "3", 7)], fills=[(fill(1, 404), Scale.of(BTC_USDT))]))
+    await store.settled()
+    async with store.engine.connect() as conn:
+        rows = (await conn.execute(text("SELECT kind, resource_id, user_id FROM owners ORDER BY resource_id"))).all()
+    assert [tuple(r) for r in rows] == [("wallet_set", "1", 7), ("wallet_set", "2", 9)]

@@ -377,7 +377,8 @@ async def create_wallet_set(api: Api, p: P.CreateWalletSetParams, ctx: CallConte
         for w in p.wallets
     ]
     description = p.description or (f"Logical Wallet for Run: {p.run_id}" if p.run_id else "Logical wallet set")
-    wallet_set = await api.gateway.create_wallet_set(run_id=p.run_id, description=description, allocations=allocations)
+    owner_id = ctx.principal.user_id if ctx.principal is not None else None  # committed with the set
+    wallet_set = await api.gateway.create_wallet_set(run_id=p.run_id, description=description, allocations=allocations, owner_id=owner_id)
     return {"id": wallet_set.id}
 
 

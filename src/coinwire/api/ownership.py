@@ -1,10 +1,11 @@
 """Who owns which wallet set, order and run; another user's resource is answered as not found.
 
 Owners live in memory, loaded at start. An order's owner is stored in the order's own row, in
-the transaction that stores the order (`orders.owner_id`, set by make_order), so it cannot be
-lost. Wallet sets and runs are rarer: their owners go to the `owners` table in batches (a
-RowBuffer); one whose row was not yet written when the process died belongs to admins after
-the restart: hidden from its maker, never shown to anyone else. The tables below say,
+the transaction that stores the order (`orders.owner_id`, set by make_order); a wallet set's
+`owners` row is committed in the change set that creates the set (Gateway.create_wallet_set).
+A run's record lives in its folder, outside the database: its `owners` row is written and
+committed before the start is answered (`save`). So nothing acknowledged can come back after a
+crash without its owner. The tables below say,
 per API method, which parameter names an owned resource, what a result creates, and which
 results are lists to narrow to the caller's own; `Api.call` applies them, so a method is
 covered by adding a line here, not by code in the method. Admins see everything.
@@ -16,7 +17,6 @@ from typing import Any
 
 from coinwire.auth.abilities import Principal
 from coinwire.auth.repository import AuthRepository
-from coinwire.auth.rowbuffer import RowBuffer
 from coinwire.core.errors import NotFound
 
 __all__ = ["Owners", "OWNED_PARAMS"]
@@ -30,8 +30,8 @@ OWNED_PARAMS: dict[str, list[tuple[str, str]]] = {
     "list_open_orders": [("wallet_set", "wallet_set_id")],
     "cancel_order": [("order", "order_id"), ("order_oid", "client_oid"), ("order_oid", "client_order_id")],
 }
-# kinds whose owner the resource's own row stores (written with it): memory only here
-_STORED_WITH_RESOURCE = frozenset({"order", "order_oid"})
+# kinds whose owner the resource's own transaction stores (written with it): memory only here
+_STORED_WITH_RESOURCE = frozenset({"order", "order_oid", "wallet_set"})
 _NOT_FOUND = {
     "wallet_set": ("unknown_wallet_set", "no wallet set {id}"),
     "order": ("unknown_order", "no order {id}"),
@@ -41,25 +41,33 @@ _NOT_FOUND = {
 
 
 class Owners:
-    """The owner of each (kind, id), kept in memory and written through to the store."""
+    """The owner of each (kind, id), kept in memory; stored with the resource, or by `save` before the answer."""
 
     def __init__(self, repo: AuthRepository) -> None:
         self.repo = repo
         self._owner: dict[tuple[str, str], int] = {}
-        self._rows = RowBuffer(repo.store, repo.owner_upsert(), 0.5, "owners")
+        self._statement = repo.owner_upsert()
 
     async def load(self) -> None:
         self._owner = {(r["kind"], r["resource_id"]): int(r["user_id"]) for r in await self.repo.all_owners()}
-        await self._rows.start()
 
     async def close(self) -> None:
-        await self._rows.close()
+        """Nothing is buffered: every owner row is committed before its resource is acknowledged."""
 
     def record(self, kind: str, resource_id: object, principal: Principal) -> None:
-        key = (kind, str(resource_id))
-        self._owner[key] = principal.user_id
+        """Remember the owner of a resource whose own transaction stored it (orders, wallet sets)."""
         if kind not in _STORED_WITH_RESOURCE:
-            self._rows.add({"kind": kind, "resource_id": key[1], "user_id": principal.user_id})
+            raise ValueError(f"the owner of a {kind} is not stored with it: use Owners.save")
+        self._owner[(kind, str(resource_id))] = principal.user_id
+
+    async def save(self, kind: str, resource_id: object, principal: Principal) -> None:
+        """Store the owner of a resource kept outside the database (a run), committed before this returns.
+
+        Awaited before the resource is acknowledged: one write per run start, never on an order path.
+        """
+        key = (kind, str(resource_id))
+        await self.repo.store.write_many(self._statement, [{"kind": kind, "resource_id": key[1], "user_id": principal.user_id}])
+        self._owner[key] = principal.user_id
 
     def visible(self, kind: str, resource_id: object, principal: Principal) -> bool:
         """Admins see all; others see what they own (resources made before users existed belong to admins)."""

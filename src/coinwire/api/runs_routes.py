@@ -72,7 +72,7 @@ def add_runs_routes(app: FastAPI, settings: Settings, gateway: Gateway | None = 
                 result = await handler(request, **request.path_params)
                 if owners is not None and principal is not None:
                     if start:
-                        owners.record("run", result["run_id"], principal)
+                        await owners.save("run", result["run_id"], principal)  # committed before the answer
                     elif handler is list_runs and not principal.is_admin:
                         result = [r for r in result if owners.visible("run", r.get("run_id"), principal)]
                 return json_response(result, status)

@@ -1,6 +1,6 @@
 """Rows buffered in memory and written together: one executemany transaction every `interval` seconds.
 
-For bookkeeping that rides on hot paths (resource owners, audit rows): the caller pays an
+For bookkeeping that rides on hot paths (audit rows): the caller pays an
 append, never a write of its own, so the store's group-commit writer keeps the disk (on SQLite
 with its journal, a flush is one append to the journal, off the event loop's database work).
 Rows not yet written when the process dies are lost; users of this class say what that means.

@@ -541,11 +541,17 @@ class Gateway:
         await self._commit(self._changes(lines=lines))
         return lines[-1].id
 
-    async def create_wallet_set(self, *, run_id: str | None, description: str, allocations: list[tuple[str, str, int]]) -> WalletSet:
+    async def create_wallet_set(
+        self, *, run_id: str | None, description: str, allocations: list[tuple[str, str, int]], owner_id: int | None = None
+    ) -> WalletSet:
+        """`owner_id`: the creating user, whose `owners` row is committed with the set (None: admins' only)."""
         for exchange, _, _ in allocations:
             self.exchange(exchange)
         wallet_set, lines = self.ledger.create_wallet_set(run_id, description, allocations, self.clock())
-        await self._commit(self._changes(lines=lines, wallet_sets=[wallet_set]))
+        changes = self._changes(lines=lines, wallet_sets=[wallet_set])
+        if owner_id is not None:
+            changes.owners.append(("wallet_set", str(wallet_set.id), owner_id))
+        await self._commit(changes)
         return wallet_set
 
     async def deactivate_wallet_set(self, set_id: int) -> WalletSet:

@@ -195,6 +195,7 @@ COLUMNS: dict[str, tuple[str, ...]] = {
         (ORDERS, FILLS, WALLET_SETS, WALLETS, WALLET_LINES),
     )
 }
+COLUMNS["owners"] = tuple(column.name for column in tables.owners.columns)  # (kind, resource_id, user_id)
 
 
 class ChangeSet(msgspec.Struct, kw_only=True):
@@ -210,6 +211,9 @@ class ChangeSet(msgspec.Struct, kw_only=True):
     wallet_sets: list[WalletSet] = msgspec.field(default_factory=list)
     wallets: list[Wallet] = msgspec.field(default_factory=list)
     wallet_lines: list[WalletLine] = msgspec.field(default_factory=list)
+    # (kind, resource id, user id) of what this command created for a user: committed with it, so an
+    # acknowledged wallet set can never come back after a crash without its owner
+    owners: list[tuple[str, str, int]] = msgspec.field(default_factory=list)
 
     def add_order(self, order: Order, instrument: HasDecimals) -> ChangeSet:
         """Add an order's current state (upserted by id); returns self for chaining."""
@@ -221,7 +225,7 @@ class ChangeSet(msgspec.Struct, kw_only=True):
         return self
 
     def is_empty(self) -> bool:
-        return not (self.orders or self.fills or self.wallet_sets or self.wallets or self.wallet_lines)
+        return not (self.orders or self.fills or self.wallet_sets or self.wallets or self.wallet_lines or self.owners)
 
 
 if any(COLUMNS[name][0] != "id" for name in ("orders", "wallet_sets")):  # pragma: no cover - a schema edit
@@ -262,6 +266,9 @@ class Rows:
             rows = merged.get(table)
             if rows and len({row[0] for row in rows}) != len(rows):
                 merged[table] = list({row[0]: row for row in rows}.values())
+        owner_rows = merged.get("owners")
+        if owner_rows and len(owner_rows) > 1:  # keyed by (kind, resource_id): the last owner wins
+            merged["owners"] = list({row[:2]: row for row in owner_rows}.values())
         return cls(merged)
 
     def as_dicts(self, table: str) -> list[Row]:
@@ -283,8 +290,10 @@ def encode(changes: ChangeSet) -> Rows:
         by_table["fills"] = [FILLS.to_values(f, _checked(scale)) for f, scale in changes.fills]
     if changes.wallet_lines:
         by_table["wallet_lines"] = [WALLET_LINES.to_values(line) for line in changes.wallet_lines]
+    if changes.owners:
+        by_table["owners"] = [(kind, str(resource_id), user_id) for kind, resource_id, user_id in changes.owners]
     rows = Rows(by_table)
-    if len(changes.orders) > 1 or len(changes.wallet_sets) > 1:  # the same record twice keeps its last state
+    if len(changes.orders) > 1 or len(changes.wallet_sets) > 1 or len(changes.owners) > 1:  # the same record twice keeps its last state
         return Rows.merge([rows])
     return rows
 

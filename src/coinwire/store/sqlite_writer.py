@@ -35,7 +35,7 @@ from typing import Any
 
 from sqlalchemy.dialects import sqlite
 
-from coinwire.store.tables import TABLES
+from coinwire.store.tables import CHANGE_SET_TABLES
 
 __all__ = ["SqliteWriter"]
 
@@ -81,7 +81,7 @@ class SqliteWriter:
         self.checkpoints = 0
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="coinwire-sqlite-lock-wait")
         # rows of the change-set tables are tuples of every column in the table's order (store.codec.encode)
-        self._sql: dict[str, _Compiled] = {table.name: _as_tuples(table, statements[table.name]) for table in TABLES}
+        self._sql: dict[str, _Compiled] = {table.name: _as_tuples(table, statements[table.name]) for table in CHANGE_SET_TABLES}
         self._other: dict[tuple[int, tuple[str, ...]], tuple[Any, _Compiled]] = {}  # write_many's, by statement and keys
         self._con: sqlite3.Connection | None = None
         self._dirty = threading.Event()  # set by a commit, cleared by the checkpointer
@@ -105,12 +105,12 @@ class SqliteWriter:
         return self._con
 
     def batches(self, by_table: Rows) -> _Batches:
-        """The change-set tables' rows in TABLES order (parents before the rows that refer to them), then bulk writes.
+        """The change-set tables' rows in CHANGE_SET_TABLES order (parents before the rows that refer to them), then bulk writes.
 
         A bulk write (`bulk_rows`) is keyed by its own SQL text, so a writer in another process
         (the journal's helper) runs it without knowing the statement it was compiled from.
         """
-        batches: _Batches = [(self._sql[table.name], rows) for table in TABLES if (rows := by_table.get(table.name))]
+        batches: _Batches = [(self._sql[table.name], rows) for table in CHANGE_SET_TABLES if (rows := by_table.get(table.name))]
         batches += [((key[len(BULK_PREFIX):], None), rows) for key, rows in by_table.items() if key.startswith(BULK_PREFIX)]
         return batches
 

@@ -32,7 +32,7 @@ from coinwire.store import migrate
 from coinwire.store.journal import Journal
 from coinwire.store.sqlite_writer import SqliteWriter
 from coinwire.store.codec import FILLS, ORDERS, WALLET_LINES, WALLET_SETS, WALLETS, ChangeSet, Rows, encode
-from coinwire.store.tables import TABLES, fills, orders, wallet_lines, wallet_sets, wallets
+from coinwire.store.tables import CHANGE_SET_TABLES, TABLES, fills, orders, wallet_lines, wallet_sets, wallets
 
 __all__ = ["Store", "StoredState", "normalise_url"]
 
@@ -118,12 +118,16 @@ def _sqlite_begin(connection: Connection) -> None:
 
 
 def _write_statement(table: Table, dialect: str) -> Insert:
-    """A plain INSERT, or for upserted tables INSERT .. ON CONFLICT (id) DO UPDATE every column."""
-    if table.name not in Rows.UPSERTED:
+    """A plain INSERT, or for upserted tables INSERT .. ON CONFLICT (key) DO UPDATE every other column.
+
+    Owners are keyed by (kind, resource_id), every other upserted table by its id.
+    """
+    keys = [table.c.kind, table.c.resource_id] if table.name == "owners" else [table.c.id]
+    if table.name not in Rows.UPSERTED and table.name != "owners":
         return insert(table)
     statement = (sqlite.insert if dialect == "sqlite" else postgresql.insert)(table)
-    updates = {column.name: statement.excluded[column.name] for column in table.columns if column.name != "id"}
-    return statement.on_conflict_do_update(index_elements=[table.c.id], set_=updates)
+    updates = {column.name: statement.excluded[column.name] for column in table.columns if column not in keys}
+    return statement.on_conflict_do_update(index_elements=keys, set_=updates)
 
 
 class Store:
@@ -140,7 +144,7 @@ class Store:
         self.schema = schema
         self._engine: AsyncEngine | None = None
         self._writer: AsyncEngine | None = None  # the same pool; SQLite transactions BEGIN IMMEDIATE
-        self._writes = {table.name: _write_statement(table, self.dialect) for table in TABLES}
+        self._writes = {table.name: _write_statement(table, self.dialect) for table in CHANGE_SET_TABLES}
         self._sqlite: SqliteWriter | None = None  # the single-hop write path for SQLite
         self._database = make_url(self.url).database or ""  # SQLite's file
         self._use_journal = journal and self.dialect == "sqlite" and self._database not in ("", ":memory:")
@@ -258,7 +262,7 @@ class Store:
                 await self._sqlite.write(rows.by_table)
                 return
             async with (self._writer or self.engine).begin() as conn:
-                for table in TABLES:
+                for table in CHANGE_SET_TABLES:
                     if rows.by_table.get(table.name):
                         await conn.execute(self._writes[table.name], rows.as_dicts(table.name))
         except (IntegrityError, sqlite3.IntegrityError) as exc:
@@ -385,7 +389,7 @@ class Store:
 
 def sqlite_write_statements() -> dict[str, Insert]:
     """The SQLite statements of the change-set tables (for a writer outside a Store: the journal's helper)."""
-    return {table.name: _write_statement(table, "sqlite") for table in TABLES}
+    return {table.name: _write_statement(table, "sqlite") for table in CHANGE_SET_TABLES}
 
 
 def _check_limit(limit: int) -> int:

@@ -30,7 +30,7 @@ from sqlalchemy import (
 
 __all__ = ["metadata", "orders", "fills", "wallet_sets", "wallets", "wallet_lines", "candles", "fx_rates", "coin_stats", "meta", "IdType",
            "users", "sessions", "api_keys", "owners", "credentials", "audit",
-           "TABLES"]
+           "TABLES", "CHANGE_SET_TABLES"]
 
 # Stable constraint names on both dialects, so migrations can refer to them.
 metadata = MetaData(
@@ -284,3 +284,6 @@ meta = Table(
 
 # Parents before children: the order in which one transaction writes them.
 TABLES: tuple[Table, ...] = (wallet_sets, wallets, orders, fills, wallet_lines)
+# What one change set may write: TABLES, then the owners of what it created (a wallet set's owner is
+# committed with the set). Not in TABLES, which are the tables with an id sequence.
+CHANGE_SET_TABLES: tuple[Table, ...] = TABLES + (owners,)
