@@ -439,3 +439,28 @@ def test_restore_refuses_records_that_do_not_balance(ledger: Ledger) -> None:
         Ledger.restore([msgspec.structs.replace(wallets[0], wallet_set_id=3)], [], [])
     with pytest.raises(LedgerInvariantError, match="stored twice"):
         Ledger.restore([wallets[0], wallets[0]], [], [])
+
+
+def test_revert_takes_back_a_refused_commands_lines_and_leaves_later_ones(ledger: Ledger) -> None:
+    """A command whose commit was refused is taken back alone: holds, fills, a new set and its wallets go; others stay."""
+    before = {w.id: (w.balance, w.hold) for w in ledger.all_wallets()}
+    allocations = [(EX, "USDT", atto("5000")), (EX, "BTC", atto("1"))]
+    refused_set, set_lines = ledger.create_wallet_set("run-x", "refused", allocations, ts=2)
+    order = Order(id=1, client_oid="c1", exchange=EX, symbol="BTC/USDT", side=Side.BUY, type=OrderType.LIMIT,
+                  size=BTC_USDT.parse_size("1"), limit=BTC_USDT.parse_price("30000"))
+    refused = ledger.set_hold(order.id, EX, "USDT", None, required_hold(BTC_USDT, order)[1], ts=3)
+    fill = buy_fill("29000", "0.4")
+    order.record_fill(fill.price, fill.size, fill.notional, fill.fee, ts=4)
+    refused += ledger.apply_fill(fill, BTC_USDT, None, ts=4, hold_after=0)  # filled, then its hold released
+    later = ledger.set_hold(2, EX, "BTC", None, atto("2"), ts=5)  # someone else's command, committed
+    ledger.revert(refused)
+    ledger.revert(set_lines, refused_set.id)
+    ledger.check()
+    assert ledger.holds() == {2: atto("2")}
+    assert [s.id for s in ledger.wallet_sets(active_only=False)] == []
+    after = {w.id: (w.balance, w.hold) for w in ledger.all_wallets()}
+    btc = ledger.wallet(EX, "BTC").id
+    assert after == {**before, btc: (before[btc][0], atto("2"))}
+    assert ledger.lines()[-1] is later[0]
+    with pytest.raises(LedgerInvariantError):
+        ledger.revert(refused)  # those lines are gone already

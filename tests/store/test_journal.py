@@ -1,17 +1,19 @@
 """The SQLite store's journal: acknowledged change sets survive a SIGKILL of the server while its
 helper applies nothing, torn tails are dropped, a killed helper is replaced, a waiting read hurries
-the helper, full files rotate, refused records are kept and reported, one server per journal."""
+the helper, full files rotate, a refused record is set aside while every other is applied, one server per journal."""
 
 from __future__ import annotations
 
 import asyncio
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
 
+import msgspec
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -177,18 +179,50 @@ def test_how_far_behind_counts_the_files_in_between(tmp_path: Path) -> None:
     assert journal.behind_bytes == 60
 
 
-async def test_a_record_the_database_refuses_stops_reads_and_is_kept_for_the_next_start(tmp_path: Path) -> None:
+async def test_a_record_the_database_refuses_is_set_aside_and_every_other_is_applied(tmp_path: Path) -> None:
+    """One group commit's rows the database refuses keep nobody else's out: the helper applies the others one by one."""
     url = _url(tmp_path)
     store = Store(url, journal=True)
     await store.start()
-    await store.apply(ChangeSet().add_fill(fill(1, 404), BTC_USDT))  # acknowledged: the gateway had checked it
+    await store.apply(ledger())
+    await store.apply(ChangeSet().add_order(order(1), BTC_USDT))
+    await store.apply(ChangeSet().add_order(order(2), BTC_USDT).add_fill(fill(1, 404), BTC_USDT))  # acknowledged, refused later
+    await store.apply(ChangeSet().add_order(order(3), BTC_USDT))
+    await store.settled()  # one helper round: all four records in one transaction, which the database refuses
+    assert await store.ping() is True
+    assert await count(store, "orders") == 2 and await store.get_order(2) is None  # nothing of the refused one
+    assert await count(store, "fills") == 0
+    await store.apply(ChangeSet().add_order(order(4), BTC_USDT))  # and the journal goes on
+    assert await count(store, "orders") == 3
+    await store.close()
+    (kept,) = (journal_dir(str(tmp_path / "store.db")) / "refused").iterdir()
+    data = kept.read_bytes()
+    assert data.startswith(MAGIC)
+    (record,), _ = complete_records(data, len(MAGIC))
+    assert record[1] == msgspec.msgpack.encode(encode(ChangeSet().add_order(order(2), BTC_USDT).add_fill(fill(1, 404), BTC_USDT)).by_table)
+    async with Store(url, journal=True) as again:  # the next start is not held up by it
+        assert await count(again, "orders") == 3
+
+
+async def test_a_database_error_that_is_no_records_fault_stops_reads_and_keeps_the_records(tmp_path: Path) -> None:
+    url = _url(tmp_path)
+    store = Store(url, journal=True)
+    await store.start()
+    await store.apply(ledger())
+    await store.settled()
+    database = str(tmp_path / "store.db")
+    con = sqlite3.connect(database)
+    con.execute("DROP TABLE fills")  # not one record's fault: nothing may be set aside
+    con.close()
+    await store.apply(ChangeSet().add_order(order(1), BTC_USDT).add_fill(fill(1, 1), BTC_USDT))
     with pytest.raises(NotReady) as raised:
         await store.settled()
     assert raised.value.code == "store_unavailable"
     assert await store.ping() is False
     await store.close()
+    assert not (journal_dir(database) / "refused").exists()
     (kept,) = _files(tmp_path)
-    assert (journal_dir(str(tmp_path / "store.db")) / kept).read_bytes().startswith(MAGIC)
+    assert (journal_dir(database) / kept).read_bytes().startswith(MAGIC)
     with pytest.raises(JournalRefused, match="refuses the journal's records"):
         await Store(url, journal=True).start()
 

@@ -390,6 +390,25 @@ async def test_writer_isolates_a_failing_change_set(store: Store, writer: GroupC
     assert writer.fallbacks == 1
 
 
+@pytest.mark.parametrize("database", ["postgresql"], indirect=True)
+async def test_writer_isolates_a_value_the_database_cannot_hold(store: Store, writer: GroupCommitWriter) -> None:
+    """One user's 100-character run_id (the column is VARCHAR(64)) fails that change set alone, with a stable code."""
+    results = await asyncio.gather(
+        *(writer.submit(ChangeSet().add_order(order(i, run_id="alice-run"), BTC_USDT)) for i in range(1, 11)),
+        writer.submit(ChangeSet().add_order(order(50, run_id="r" * 100), BTC_USDT).add_fill(fill(50, 50), BTC_USDT)),
+        *(writer.submit(ChangeSet().add_order(order(i, run_id="alice-run"), BTC_USDT)) for i in range(11, 21)),
+        return_exceptions=True,
+    )
+    failures = [r for r in results if r is not None]
+    assert failures == [results[10]], results
+    refused = failures[0]
+    assert isinstance(refused, InvalidInput) and refused.code == "store_value_refused", repr(refused)
+    assert "character varying(64)" in refused.message and "<class" not in refused.message
+    assert await count(store, "orders") == 20 and await store.get_order(50) is None
+    assert await count(store, "fills") == 0  # nothing of the refused change set is half-written
+    assert writer.fallbacks == 1
+
+
 async def test_writer_merges_updates_of_one_order_and_keeps_the_last(store: Store, writer: GroupCommitWriter) -> None:
     placed = order(1, OrderStatus.PENDING)
     opened = msgspec.structs.replace(placed)

@@ -210,6 +210,35 @@ class Ledger:
             lines.append(line)
         return lines
 
+    def revert(self, lines: Sequence[WalletLine], wallet_set_id: int | None = None) -> None:
+        """Take back lines this ledger wrote that were never stored (their commit was refused), newest first.
+
+        `wallet_set_id`: a set created with these lines, removed with its wallets. Lines written
+        since stay: they never depend on a refused one (a hold or an allocation taken back only
+        frees funds), which is what lets one refused command leave everyone else's alone.
+        """
+        for line in reversed(lines):
+            wallet = self._wallets[line.wallet_id]
+            kept = self._lines[wallet.id]
+            at = next((i for i in range(len(kept) - 1, -1, -1) if kept[i] is line), None)  # recent: look from the end
+            if at is None:
+                raise LedgerInvariantError(f"line {line.id} is not one of wallet {wallet.id}'s")
+            del kept[at]
+            if line.order_id is not None and line.hold:
+                _, current = self._holds.get(line.order_id, (wallet.id, 0))  # a released hold is taken back too
+                if current - line.hold:
+                    self._holds[line.order_id] = (wallet.id, current - line.hold)
+                else:
+                    self._holds.pop(line.order_id, None)
+            wallet.balance -= line.movement
+            wallet.hold -= line.hold
+        if wallet_set_id is not None:
+            for wallet_id in self._partitions.pop(wallet_set_id, []):
+                wallet = self._wallets.pop(wallet_id)
+                del self._by_key[(wallet.exchange, wallet.currency, wallet_set_id)]
+                del self._lines[wallet_id]
+            self._sets.pop(wallet_set_id, None)
+
     # --- queries ---------------------------------------------------------------------------
     def hold_of(self, order_id: int) -> int:
         return self._holds.get(order_id, (0, 0))[1]

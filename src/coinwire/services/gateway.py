@@ -21,7 +21,7 @@ import structlog
 from coinwire.bus.base import Bus
 from coinwire.config import ExchangeConfig, Settings
 from coinwire.core.book_sync import RESYNC
-from coinwire.core.errors import Conflict, DomainError, InvalidInput, NotFound, NotReady
+from coinwire.core.errors import CoinwireError, Conflict, DomainError, InvalidInput, NotFound, NotReady
 from coinwire.core.execution import place_order, release_hold, settle_fills
 from coinwire.core.ids import IdSequence
 from coinwire.core.instruments import Instrument
@@ -323,15 +323,66 @@ class Gateway:
             raise Conflict("wallet_set_inactive", f"wallet set {set_id} is deactivated")
         return wallet_set
 
-    async def _commit(self, changes: ChangeSet) -> None:
+    async def _commit(self, changes: ChangeSet, placed: Order | None = None, created: WalletSet | None = None) -> None:
+        """Submit one command's rows; on a refusal take back only that command, or else reload from the store.
+
+        `placed` / `created`: the order or wallet set this command made (nothing stored refers
+        to them yet), which is what lets a refused command be taken back alone.
+        """
         try:
             await self.writer.submit(changes)
+        except CoinwireError as exc:  # the store refused this change set alone: the writer isolates each one
+            metrics.COMMIT_FAILURES.inc()
+            if self._take_back(changes, placed, created):
+                log.warning("change set refused by the store; taken back", code=exc.code, error=exc.message)
+                raise
+            log.error("change set refused by the store; rebuilding state from the store", code=exc.code, error=exc.message)
+            await self.publish_log("error", "coinwire.gateway", "a store commit failed; state was reloaded from the store")
+            await self._recover_after_failed_commit()
+            raise
         except Exception:
             log.exception("commit failed; rebuilding state from the store")
             await self.publish_log("error", "coinwire.gateway", "a store commit failed; state was reloaded from the store")
             metrics.COMMIT_FAILURES.inc()
             await self._recover_after_failed_commit()
             raise
+
+    def _take_back(self, changes: ChangeSet, placed: Order | None, created: WalletSet | None) -> bool:
+        """Undo in memory a new order's or wallet set's command the store refused; False when it cannot be undone alone.
+
+        Lines written since by others stay: a hold, fill or allocation taken back only returns
+        funds, unless a later command of the same wallet already spent them (then: False, and
+        the caller reloads). An order's fills against the mirrored book leave that book's
+        consumed liquidity as it is until the next book update, as a cancel would.
+        """
+        if placed is None and created is None:
+            return False
+        set_id = created.id if created is not None else None
+        if any(wallet.wallet_set_id != set_id or set_id is None for wallet in changes.wallets):
+            return False  # a new wallet later commands may already refer to
+        if set_id is not None and any(order.wallet_set_id == set_id for order in self.orders.values()):
+            return False
+        after: dict[int, list[int]] = {}
+        for line in changes.wallet_lines:
+            balance = after.setdefault(line.wallet_id, [0, 0])
+            balance[0] += line.movement
+            balance[1] += line.hold
+        for wallet_id, (movement, hold) in after.items():
+            wallet = self.ledger.wallet_by_id(wallet_id)
+            if wallet.balance - movement - (wallet.hold - hold) < 0 or wallet.hold - hold < 0:
+                return False
+        if placed is not None:
+            market = self.exchanges[placed.exchange].markets[placed.symbol]
+            if placed.id in market.engine.open_orders:
+                market.engine.cancel(placed.id, placed.last_updated_at)
+            self.orders.pop(placed.id, None)
+            if self.by_client_oid.get(placed.client_oid) == placed.id:
+                del self.by_client_oid[placed.client_oid]
+                self.known_client_oids.discard(placed.client_oid)
+        self.ledger.revert(changes.wallet_lines, set_id)
+        for wallet in changes.wallets:
+            self._persisted_wallets.discard(wallet.id)
+        return True
 
     async def _recover_after_failed_commit(self) -> None:
         """Memory ran ahead of a commit that failed: reload everything from the store."""
@@ -440,7 +491,7 @@ class Gateway:
             return await ex.place(order, market, request.budget)
         fills, lines = place_order(self.ledger, market.engine, order, ts, budget=request.budget)
         self.remember(order)
-        await self._commit(self._changes([order], fills, lines))
+        await self._commit(self._changes([order], fills, lines), order)
         metrics.ORDERS.labels(order.exchange, order.type._value_).inc()
         if fills:
             metrics.FILLS.labels(order.exchange).inc(len(fills))
@@ -551,7 +602,7 @@ class Gateway:
         changes = self._changes(lines=lines, wallet_sets=[wallet_set])
         if owner_id is not None:
             changes.owners.append(("wallet_set", str(wallet_set.id), owner_id))
-        await self._commit(changes)
+        await self._commit(changes, created=wallet_set)
         return wallet_set
 
     async def deactivate_wallet_set(self, set_id: int) -> WalletSet:

@@ -131,7 +131,7 @@ REQUEST_LATENCY = LoopHistogram(
 ORDERS = LoopCounter("coinwire_orders_total", "Orders accepted by the gateway", ["exchange", "type"])
 FILLS = LoopCounter("coinwire_fills_total", "Fills of our orders", ["exchange"])
 BOOK_UPDATES = LoopCounter("coinwire_book_level_updates_total", "Order book level updates received", ["exchange"])
-COMMIT_FAILURES = Counter("coinwire_commit_failures_total", "Store transactions that failed and forced a reload")
+COMMIT_FAILURES = Counter("coinwire_commit_failures_total", "Change sets the store refused or failed to commit (each taken back alone, or followed by a reload)")
 REFDATA_FETCHES = Counter(
     "coinwire_refdata_fetches_total",
     "Reference-data fetches by source and outcome (ok, source_unreachable, source_http_error, source_garbage)",

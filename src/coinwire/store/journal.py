@@ -20,9 +20,13 @@ was never acknowledged; recovery drops it.
 
 Uniqueness and foreign keys are still the database's, but are checked when a record is
 applied, after the order was answered: here the gateway's memory is the source of truth and
-has checked them already (client_oid in its index, ids from its counters). A record the
-database refuses stops the helper; reads then fail with `store_unavailable` and the server
-reports not ready, and the journal keeps every record for the next start to retry.
+has checked them already (client_oid in its index, ids from its counters). Records are applied
+many to a transaction; when the database refuses one (a constraint, a value), the records of
+that transaction are applied again one by one, so one record never keeps anyone else's out of
+the database: the refused one is set aside whole under `refused/` and logged, never half
+applied. Any other database error (disk full, locked for too long) stops the helper; reads
+then fail with `store_unavailable` and the server reports not ready, and the journal keeps
+every record for the next start to retry (which refuses to start with `store_journal_refused`).
 """
 
 from __future__ import annotations
@@ -204,10 +208,10 @@ class JournalApplier:
                 for table, table_rows in body.items():
                     rows.setdefault(table, []).extend(table_rows)
             reached = (following, len(MAGIC)) if following is not None else (generation, offset + used)
-            batches = self._batches(rows) + [((_META_SQL, None), [(_META_KEY, f"{reached[0]}:{reached[1]}")])]
-            self._con.execute("BEGIN IMMEDIATE")
             try:
-                self._transaction(self._con, batches)
+                self._apply(rows, reached)
+            except _REFUSALS:  # one record's rows the database will not hold: apply the others one by one
+                self._apply_one_by_one([r for r in records[:_RECORDS_PER_TRANSACTION] if r[0] <= used], reached)
             except sqlite3.DatabaseError as exc:
                 raise JournalRefused(
                     f"the database refuses the journal's records after {generation}:{offset} ({exc}); they stay in {self.directory}"
@@ -217,6 +221,41 @@ class JournalApplier:
             if following is not None:
                 self._close_file()
                 _file(self.directory, generation).unlink(missing_ok=True)
+
+
+    def _apply(self, rows: Rows, reached: Position) -> None:
+        """One transaction: the rows, and the position they bring the database to."""
+        batches = self._batches(rows) + [((_META_SQL, None), [(_META_KEY, f"{reached[0]}:{reached[1]}")])]
+        self._con.execute("BEGIN IMMEDIATE")
+        self._transaction(self._con, batches)
+
+    def _apply_one_by_one(self, records: list[tuple[int, bytes]], reached: Position) -> None:
+        """After a merged transaction was refused: each record in its own; a refused one is set aside, the rest applied.
+
+        Only runs after a refusal, never on the way every record takes. A record set aside is
+        kept whole under `refused/` (named by its position) and logged; it is never retried.
+        """
+        generation, offset = self.position
+        for stop, payload in records:
+            body = self._decode(payload)
+            at = reached if isinstance(body, int) else (generation, offset + stop)
+            if isinstance(body, int):
+                self._apply({}, at)
+                continue
+            try:
+                self._apply(body, at)
+            except _REFUSALS as exc:
+                start = offset + stop - len(payload) - _HEAD.size
+                kept = self.directory / "refused" / f"{generation:010d}-{start:012d}{_SUFFIX}"
+                kept.parent.mkdir(exist_ok=True)
+                kept.write_bytes(MAGIC + frame(payload))
+                log.error("a store journal record the database refuses was set aside; every other record is applied",
+                          record=str(kept), error=str(exc))
+                self._apply({}, at)
+
+
+# a record's own rows refused (a constraint, a value): set that record aside; anything else stops the helper
+_REFUSALS = (sqlite3.IntegrityError, sqlite3.DataError)
 
 
 class Journal:

@@ -20,7 +20,7 @@ import msgspec
 from sqlalchemy import ColumnElement, Select, Table, event, func, insert, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, Connection, make_url
-from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
 from sqlalchemy.sql.dml import Insert
@@ -246,7 +246,8 @@ class Store:
         """Write a ChangeSet in one transaction; on any conflict nothing of it is stored.
 
         A duplicate client_oid raises Conflict("duplicate_client_oid"); any other
-        constraint failure (duplicate id, unknown order or wallet) Conflict("store_conflict").
+        constraint failure (duplicate id, unknown order or wallet) Conflict("store_conflict");
+        a value a column cannot hold (PostgreSQL: longer than its VARCHAR) InvalidInput("store_value_refused").
         Through the journal the ChangeSet is durable on return and these checks come when it
         is applied: the caller has made them (store.journal).
         """
@@ -271,6 +272,11 @@ class Store:
             message = detail[-1] if detail else "constraint violated"
             code = "duplicate_client_oid" if "client_oid" in str(cause) else "store_conflict"
             raise Conflict(code, f"change set refused by the store: {message}") from exc
+        except DBAPIError as exc:
+            if not _is_data_error(exc):
+                raise
+            # a value a column cannot hold (PostgreSQL: too long, a NUL character, out of range)
+            raise InvalidInput("store_value_refused", f"change set refused by the store: {_reason(exc)}") from exc
 
     async def write_many(self, statement: Any, rows: list[dict[str, Any]]) -> None:
         """One INSERT (or upsert) statement over rows with the same keys, in one transaction.
@@ -385,6 +391,17 @@ class Store:
             query = query.where(wallet_lines.c.ts >= since_ts)
         query = query.order_by(wallet_lines.c.ts, wallet_lines.c.id)
         return [WALLET_LINES.from_row(row) for row in await self._all(query)]
+
+
+def _is_data_error(exc: DBAPIError) -> bool:
+    """SQLSTATE class 22 (data exception): asyncpg's adapter raises it as a plain DBAPI Error, not DataError."""
+    return isinstance(exc, DataError) or str(getattr(exc.orig, "sqlstate", "") or "").startswith("22")
+
+
+def _reason(exc: DBAPIError) -> str:
+    """The database's own sentence, without the driver's class name ("value too long for type character varying(64)")."""
+    first = (str(getattr(exc, "orig", exc)).strip().splitlines() or ["value refused"])[0]
+    return re.sub(r"^<class '[\w.]+'>:\s*", "", first)
 
 
 def sqlite_write_statements() -> dict[str, Insert]:
