@@ -190,6 +190,7 @@ async def test_a_record_the_database_refuses_is_set_aside_and_every_other_is_app
     await store.apply(ChangeSet().add_order(order(3), BTC_USDT))
     await store.settled()  # one helper round: all four records in one transaction, which the database refuses
     assert await store.ping() is True
+    assert store.journal is not None and store.journal.refused == 1  # reported to the server (a metric)
     assert await count(store, "orders") == 2 and await store.get_order(2) is None  # nothing of the refused one
     assert await count(store, "fills") == 0
     await store.apply(ChangeSet().add_order(order(4), BTC_USDT))  # and the journal goes on

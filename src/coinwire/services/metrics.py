@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from coinwire.store.journal import Journal
 
 __all__ = [
-    "REQUEST_LATENCY", "ORDERS", "FILLS", "BOOK_UPDATES", "COMMIT_FAILURES", "LOOP_LAG", "JOURNAL_BEHIND", "JOURNAL_RESTARTS", "watch_journal", "REFDATA_FETCHES", "REFDATA_AGE",
+    "REQUEST_LATENCY", "ORDERS", "FILLS", "BOOK_UPDATES", "COMMIT_FAILURES", "LOOP_LAG", "JOURNAL_BEHIND", "JOURNAL_RESTARTS", "JOURNAL_REFUSED", "watch_journal", "REFDATA_FETCHES", "REFDATA_AGE",
     "watch_loop_lag", "LoopCounter", "LoopHistogram",
 ]
 
@@ -141,12 +141,14 @@ REFDATA_AGE = Gauge("coinwire_refdata_age_seconds", "Age of the reference data i
 LOOP_LAG = Gauge("coinwire_event_loop_lag_seconds", "How late the event loop woke a 100 ms timer, last sample")
 JOURNAL_BEHIND = Gauge("coinwire_store_journal_behind_bytes", "Store journal bytes acknowledged but not yet applied to the database")
 JOURNAL_RESTARTS = Gauge("coinwire_store_journal_helper_restarts", "Store journal helpers started again after being killed")
+JOURNAL_REFUSED = Gauge("coinwire_store_journal_refused_records", "Acknowledged store journal records the database refused, set aside")
 
 
 def watch_journal(journal: Journal) -> None:
     """Read the store journal's lag and helper restarts at scrape time (SQLite with its journal only)."""
     JOURNAL_BEHIND.set_function(lambda: journal.behind_bytes)
     JOURNAL_RESTARTS.set_function(lambda: journal.restarts)
+    JOURNAL_REFUSED.set_function(lambda: journal.refused)
 
 
 async def watch_loop_lag(interval: float = 0.1) -> None:

@@ -54,7 +54,7 @@ log = structlog.get_logger("coinwire.store")
 
 MAGIC = b"CWJ1"
 _HEAD = struct.Struct("<II")  # payload length, crc32 of the payload
-PROGRESS = struct.Struct("<QQ")  # generation, offset: what the helper has applied
+PROGRESS = struct.Struct("<QQQ")  # generation, offset: what the helper has applied; records it has set aside so far
 _SUFFIX = ".cwj"
 _META_KEY = "journal"
 _META_SQL = "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value"
@@ -147,6 +147,7 @@ class JournalApplier:
         self._batches, self._transaction = writer.batches, writer.transaction
         self._decode = msgspec.msgpack.Decoder().decode
         self.position: Position = self._stored_position()
+        self.refused = 0  # records set aside (refused by the database) by this applier
         self._file: Any = None  # the current generation's file, open for reading
         self._file_generation = -1
         self._pending = b""  # what was read of it past the applied position: the start of the next records
@@ -249,6 +250,7 @@ class JournalApplier:
                 kept = self.directory / "refused" / f"{generation:010d}-{start:012d}{_SUFFIX}"
                 kept.parent.mkdir(exist_ok=True)
                 kept.write_bytes(MAGIC + frame(payload))
+                self.refused += 1
                 log.error("a store journal record the database refuses was set aside; every other record is applied",
                           record=str(kept), error=str(exc))
                 self._apply({}, at)
@@ -278,6 +280,8 @@ class Journal:
         self.applied: Position = (0, 0)
         self.failure: str | None = None
         self.restarts = 0  # helpers started again after being killed
+        self.refused = 0  # records the database refused, set aside by a helper (acknowledged, never applied)
+        self._helper_refused = 0  # the current helper's own count
         self._helper_waits = True  # it waits for a wake-up: it has applied all it was last told of
         self._waiters: list[tuple[Position, asyncio.Future[None]]] = []
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -305,6 +309,7 @@ class Journal:
         try:
             reached = applier.apply_available()
         finally:
+            self.refused += applier.refused
             applier.close()
         self._remove_files()  # all applied: the files are history
         return reached
@@ -341,6 +346,7 @@ class Journal:
         self._loop.add_reader(self._progress_fd, self._on_progress)
         self._reading = True
         self._helper_waits = True
+        self._helper_refused = 0
 
     def _open(self, generation: int) -> None:
         self._fd = self._create(generation)
@@ -417,7 +423,12 @@ class Journal:
         whole = len(data) - len(data) % PROGRESS.size
         self._progress_buffer = data[whole:]
         if whole:
-            self.applied = PROGRESS.unpack_from(data, whole - PROGRESS.size)
+            generation, offset, refused = PROGRESS.unpack_from(data, whole - PROGRESS.size)
+            self.applied = (generation, offset)
+            if refused > self._helper_refused:  # counted per helper: a replaced one starts again from 0
+                log.error("the store journal's helper set records the database refuses aside", records=refused - self._helper_refused)
+                self.refused += refused - self._helper_refused
+            self._helper_refused = refused
             if self.applied >= self.written:
                 self._helper_waits = True
             else:  # appended since it last looked: it may be about to wait, so it is told

@@ -3,7 +3,7 @@
 Started by `coinwire.store.journal.Journal` as `python -m coinwire.store.journal_helper DATABASE LINGER`;
 its standard input carries wake-ups (`w`: appended while the helper waited; `h`: a read waits
 for the helper, hurry; end of input: the server is gone or closing), its standard output the
-position applied after each round.
+position applied after each round and how many records it has set aside (refused by the database).
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ def main(database: str, linger: float) -> int:
             position = applier.apply_available()
             if progress >= 0:
                 try:
-                    os.write(progress, PROGRESS.pack(*position))
+                    os.write(progress, PROGRESS.pack(*position, applier.refused))
                 except BrokenPipeError:  # the server is gone: finish what it appended all the same
                     os.close(progress)
                     progress = -1
