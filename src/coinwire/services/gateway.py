@@ -357,6 +357,8 @@ class Gateway:
         """
         if placed is None and created is None:
             return False
+        if placed is not None and placed.filled_size != sum(fill.size for fill, _ in changes.fills):
+            return False  # market data filled it further meanwhile: those lines rest on this command's
         set_id = created.id if created is not None else None
         if any(wallet.wallet_set_id != set_id or set_id is None for wallet in changes.wallets):
             return False  # a new wallet later commands may already refer to
