@@ -210,9 +210,10 @@ class JournalApplier:
                     rows.setdefault(table, []).extend(table_rows)
             reached = (following, len(MAGIC)) if following is not None else (generation, offset + used)
             try:
-                self._apply(rows, reached)
-            except _REFUSALS:  # one record's rows the database will not hold: apply the others one by one
-                self._apply_one_by_one([r for r in records[:_RECORDS_PER_TRANSACTION] if r[0] <= used], reached)
+                try:
+                    self._apply(rows, reached)
+                except _REFUSALS:  # one record's rows the database will not hold: apply the others one by one
+                    self._apply_one_by_one([r for r in records[:_RECORDS_PER_TRANSACTION] if r[0] <= used], reached)
             except sqlite3.DatabaseError as exc:
                 raise JournalRefused(
                     f"the database refuses the journal's records after {generation}:{offset} ({exc}); they stay in {self.directory}"
