@@ -451,12 +451,12 @@ async def test_writer_close_drains_and_then_refuses(store: Store) -> None:
 
 async def test_a_change_sets_owner_rows_are_committed_with_it(store: Store) -> None:
     """A wallet set's owner travels in the set's own change set: stored with it or not at all."""
-    created = ChangeSet(wallet_sets=[wallet_set(1)], owners=[("wallet_set", "1", 7)])
+    created = ChangeSet(wallet_sets=[wallet_set(1)], owners=(("wallet_set", "1", 7),))
     await store.apply(created)
-    await store.apply(ChangeSet(wallet_sets=[wallet_set(2)], owners=[("wallet_set", "2", 8), ("wallet_set", "2", 9)]))
+    await store.apply(ChangeSet(wallet_sets=[wallet_set(2)], owners=(("wallet_set", "2", 8), ("wallet_set", "2", 9))))
     if store.journal is None:  # a refused change set leaves no owner behind
         with pytest.raises(Conflict):
-            await store.apply(ChangeSet(owners=[("wallet_set", "3", 7)], fills=[(fill(1, 404), Scale.of(BTC_USDT))]))
+            await store.apply(ChangeSet(owners=(("wallet_set", "3", 7),), fills=[(fill(1, 404), Scale.of(BTC_USDT))]))
     await store.settled()
     async with store.engine.connect() as conn:
         rows = (await conn.execute(text("SELECT kind, resource_id, user_id FROM owners ORDER BY resource_id"))).all()

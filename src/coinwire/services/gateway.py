@@ -603,7 +603,7 @@ class Gateway:
         wallet_set, lines = self.ledger.create_wallet_set(run_id, description, allocations, self.clock())
         changes = self._changes(lines=lines, wallet_sets=[wallet_set])
         if owner_id is not None:
-            changes.owners.append(("wallet_set", str(wallet_set.id), owner_id))
+            changes.owners = (("wallet_set", str(wallet_set.id), owner_id),)
         await self._commit(changes, created=wallet_set)
         return wallet_set
 

@@ -213,7 +213,7 @@ class ChangeSet(msgspec.Struct, kw_only=True):
     wallet_lines: list[WalletLine] = msgspec.field(default_factory=list)
     # (kind, resource id, user id) of what this command created for a user: committed with it, so an
     # acknowledged wallet set can never come back after a crash without its owner
-    owners: list[tuple[str, str, int]] = msgspec.field(default_factory=list)
+    owners: tuple[tuple[str, str, int], ...] = ()  # a tuple: no list allocated for every order's change set
 
     def add_order(self, order: Order, instrument: HasDecimals) -> ChangeSet:
         """Add an order's current state (upserted by id); returns self for chaining."""
