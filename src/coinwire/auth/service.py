@@ -4,7 +4,8 @@ A login creates a session and answers a short-lived access token (JWT) plus a re
 `<session id>.<secret>`; only the SHA-256 of the secret is stored. Each refresh replaces the
 secret; presenting a replaced one again means the token was copied, so the whole session
 is revoked. API keys `cwk_<id>_<secret>` are stored hashed and shown once. Repeated failed
-logins lock the name (and the client address) with doubling pauses. Every credential the
+logins pause that name at that address, and an address's many failures pause it briefly
+(`auth.login_throttle`); the log never holds what a failed login typed. Every credential the
 service ends early (logout, a revoked key, a new password, a disabled user) is told to its
 `listeners` as a `CredentialsEnded`, so connections opened with it can end at once.
 """
@@ -24,7 +25,8 @@ import structlog
 
 from coinwire.auth.abilities import PLANS, ROLES, SCOPES, Principal
 from coinwire.auth.endings import KEY_REVOKED, SESSION_REVOKED, USER_DISABLED, CredentialsEnded
-from coinwire.auth.errors import Forbidden, RateLimited, Unauthenticated
+from coinwire.auth.errors import Forbidden, Unauthenticated
+from coinwire.auth.login_throttle import LoginThrottle, name_digest
 from coinwire.auth.passwords import DUMMY_HASH, check_password_rules, hash_password, needs_rehash, verify_password
 from coinwire.auth.repository import AuthRepository
 from coinwire.auth.tokens import TokenSigner
@@ -46,32 +48,6 @@ def check_username(username: object) -> str:
     if not isinstance(username, str) or not _USERNAME.match(username):
         raise InvalidInput("invalid_username", "a username is 2-64 characters: lower-case letters, digits, '_', '.', '-'")
     return username
-
-
-class LoginThrottle:
-    """Failed logins per key (user name, client address): after `free` failures, a pause that doubles up to `cap`."""
-
-    def __init__(self, free: int = 5, base: float = 1.0, cap: float = 900.0) -> None:
-        self.free, self.base, self.cap = free, base, cap
-        self._failures: dict[str, tuple[int, float]] = {}  # key -> (count, locked until)
-
-    def check(self, keys: list[str], now: float) -> None:
-        wait = max((self._failures.get(k, (0, 0.0))[1] - now for k in keys), default=0.0)
-        if wait > 0:
-            raise RateLimited("login_locked", "too many failed sign-ins: wait before trying again", wait)
-
-    def failed(self, keys: list[str], now: float) -> None:
-        for key in keys:
-            count = self._failures.get(key, (0, 0.0))[0] + 1
-            locked = now + min(self.cap, self.base * 2 ** (count - self.free)) if count >= self.free else 0.0
-            self._failures[key] = (count, locked)
-        if len(self._failures) > 100_000:  # bounded: forget the oldest
-            for key in list(self._failures)[:50_000]:
-                del self._failures[key]
-
-    def succeeded(self, keys: list[str]) -> None:
-        for key in keys:
-            self._failures.pop(key, None)
 
 
 class AuthService:
@@ -145,16 +121,17 @@ class AuthService:
 
     # --- sign-in and sessions ----------------------------------------------------------------
     async def login(self, username: str, password: str, client_ip: str, client: str = "") -> dict[str, Any]:
-        keys = [f"user:{username}", f"ip:{client_ip}"]
+        name = name_digest(username)
         now = self.clock()
-        self.throttle.check(keys, now)
+        self.throttle.check(name, client_ip, now)
         user = await self.repo.user_by_name(username) if isinstance(username, str) else None
         ok = verify_password(user["password_hash"] if user else DUMMY_HASH, password) and user is not None
         if not ok or user is None or user["disabled"]:
-            self.throttle.failed(keys, now)
-            log.warning("sign-in refused", user=username[:64], client_ip=client_ip)
+            self.throttle.failed(name, client_ip, now)
+            # never what was typed: the user-name field may hold a password; an existing user is named by id
+            log.warning("sign-in refused", user_id=user["id"] if user else None, client_ip=client_ip)
             raise Unauthenticated("invalid_credentials", "wrong user name or password")
-        self.throttle.succeeded(keys)
+        self.throttle.succeeded(name, client_ip)
         if needs_rehash(user["password_hash"]):
             await self.repo.update_user(user["id"], password_hash=hash_password(password))
         session_id = secrets.token_hex(16)
