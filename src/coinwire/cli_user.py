@@ -136,9 +136,12 @@ def keys_set(ctx: typer.Context, exchange: str, user: str = typer.Option("admin"
 
     from coinwire.auth.vault import Credentials
 
-    lines = [line.rstrip("\n") for line in sys.stdin.readlines()]
+    lines = [line.rstrip("\r\n") for line in sys.stdin.readlines()]
     if len(lines) < 2:
         _err.print("[red]error:[/red] give the API key and the secret on two lines of stdin")
+        raise typer.Exit(2)
+    if not lines[0].strip() or not lines[1].strip():
+        _err.print("[red]error:[/red] empty_credentials: the API key and the secret must not be empty or blank")
         raise typer.Exit(2)
     creds = Credentials(api_key=lines[0], secret=lines[1], password=lines[2] if len(lines) > 2 and lines[2] else None)
 
