@@ -18,6 +18,7 @@ from coinwire.auth.service import AuthService
 from coinwire.auth.tokens import TokenSigner, load_secret
 from coinwire.config import ConfigError, load_settings
 from coinwire.core.errors import CoinwireError
+from coinwire.private_files import private_dir
 from coinwire.store import Store
 
 __all__ = ["user_app", "keys_app", "token_headers"]
@@ -42,7 +43,7 @@ def _with_service(ctx: typer.Context, work: Callable[[AuthService], Awaitable[T]
         raise typer.Exit(2) from None
 
     async def run() -> T:
-        settings.data_path.mkdir(parents=True, exist_ok=True)
+        private_dir(settings.data_path)
         store = Store(settings.resolved_store_url)
         await store.start()
         try:
