@@ -1,6 +1,7 @@
 """Open /rpc connections end with their credentials: expiry, a revoked API key, logout, logout_all, a disabled user.
 
-The server's access tokens live `TTL` seconds. Each connection here places a resting order
+The server's access tokens live `TTL` seconds; it runs on SQLite and on PostgreSQL (the
+revocations and the re-check go through the store). Each connection here places a resting order
 first, so the server has something of its user to push; after the credential ends, the
 order is cancelled by an admin and the connection must be closed (code 4001 and the reason)
 with nothing of it delivered.
@@ -23,6 +24,7 @@ import jwt
 import pytest
 import websockets
 
+from tests.conftest import POSTGRES_URL, require_service
 from tests.server import ServerProcess
 from tests.test_cli import coinwire
 
@@ -31,9 +33,25 @@ RECHECK = 10.0  # the re-check that catches what another process ended (`coinwir
 _ids = itertools.count(1)
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    proc = ServerProcess(Path(tmp_path_factory.mktemp("creds")), env={"COINWIRE_ACCESS_TOKEN_TTL": str(TTL)})
+async def _empty_database(url: str) -> None:
+    """This module's PostgreSQL database, emptied: the server migrates it afresh."""
+    import asyncpg
+
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute("DROP SCHEMA IF EXISTS public CASCADE; CREATE SCHEMA public")
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(scope="module", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.services)])
+def server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    env = {"COINWIRE_ACCESS_TOKEN_TTL": str(TTL)}
+    if request.param == "postgresql":
+        require_service("PostgreSQL", "127.0.0.1", 5432)
+        asyncio.run(_empty_database(POSTGRES_URL))
+        env["COINWIRE_STORE_URL"] = POSTGRES_URL
+    proc = ServerProcess(Path(tmp_path_factory.mktemp(f"creds-{request.param}")), env=env)
     proc.start()
     yield proc
     proc.stop()
@@ -215,7 +233,8 @@ async def test_a_user_disabled_from_the_command_line_loses_its_open_connections(
     async with connect(server, key) as ws:
         conn = Conn(ws)
         order_id = await rest_order(conn, limit)
-        disabled = coinwire("--data-dir", str(server.data_dir), "user", "disable", "dora")  # another process: the store only
+        store = {k: v for k, v in server.extra_env.items() if k == "COINWIRE_STORE_URL"}
+        disabled = coinwire("--data-dir", str(server.data_dir), "user", "disable", "dora", env=store)  # another process
         assert disabled.returncode == 0, disabled.stderr
         assert await conn.closed(within=RECHECK + 3) == (4001, "user_disabled")
         cancel_as_admin(server, order_id)
