@@ -8,8 +8,10 @@ close code 4001 (`CREDENTIALS_ENDED`) and the reason as close reason:
 - `session_revoked`, `key_revoked`, `user_disabled` as soon as the auth service ends the
   credential in this process (logout, logout_all, a revoked API key, a new password, a
   disabled user: `AuthService.listeners`);
-- whatever `AuthService.recheck` answers, at the latest `RECHECK_SECONDS` later, for what
-  another process ended (`coinwire user disable` works on the store directly).
+- whatever `AuthService.recheck` answers, within `SESSION_RECHECK` seconds, for what another
+  process ended (`coinwire user disable` works on the store directly). A connection that
+  passes takes its role and plan as they are now and counts as checked, so `Api.call`'s own
+  re-check (the backstop) does not run on the calls, make_order's among them.
 
 An ended connection leaves the notifier before its close frame is queued, so nothing more
 is pushed to it, and the messages it still sends are not run. None of this touches the
@@ -39,7 +41,7 @@ __all__ = ["OpenConnections", "CREDENTIALS_ENDED", "RECHECK_SECONDS", "Authentic
 log = structlog.get_logger("coinwire.rpc")
 
 CREDENTIALS_ENDED = 4001  # WebSocket close code: the connection's credential ended (the reason says how)
-RECHECK_SECONDS = SESSION_RECHECK  # every open connection's session or key is confirmed this often
+RECHECK_SECONDS = SESSION_RECHECK * 0.9  # every open connection's credential is confirmed this often: before Api.call would
 
 End = Callable[[str], None]
 
@@ -134,12 +136,23 @@ class OpenConnections:
             if entry is None or entry.ctx.principal is None:
                 continue
             try:
-                await self.auth.recheck(entry.ctx.principal)
+                current = await self.auth.recheck(entry.ctx.principal)
             except Unauthenticated as exc:
                 for cid in ids:
                     self._end(cid, exc.code)
+                continue
             except Exception:  # noqa: BLE001 - a store hiccup: the next round tries again
                 log.warning("credential re-check failed", exc_info=True)
+                continue
+            checked = time.monotonic()
+            for cid in ids:
+                live = self._open.get(cid)
+                if live is None or live.ctx.principal is None:
+                    continue
+                fresh = msgspec.structs.replace(current, expires_at=live.ctx.principal.expires_at)
+                if fresh != live.ctx.principal:  # a new role or plan; the same object keeps its allowed methods
+                    live.ctx.principal = fresh
+                live.ctx.checked_at = checked
 
     async def _recheck_loop(self) -> None:
         while True:
