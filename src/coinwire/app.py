@@ -17,6 +17,7 @@ from coinwire.config import ExchangeConfig, Settings
 from coinwire.feeds.base import HealthHook
 from coinwire.feeds.demo import DemoFeed
 from coinwire.history.store import HistoryStore, default_history_root
+from coinwire.private_files import private_dir
 from coinwire.services import metrics
 from coinwire.services.candles import CandleRecorder
 from coinwire.services.gateway import Gateway
@@ -66,7 +67,7 @@ class Platform:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        settings.data_path.mkdir(parents=True, exist_ok=True)
+        private_dir(settings.data_path)  # the store, the signing secret and the master keys: owner only
         self.store = Store(settings.resolved_store_url, journal=settings.store_journal)
         self.bus = bus_from_url(settings.bus_url)
         self.cache = cache_from_url(settings.cache_url)

@@ -18,6 +18,7 @@ from coinwire.auth.service import AuthService
 from coinwire.auth.tokens import TokenSigner, load_secret
 from coinwire.config import ConfigError, load_settings
 from coinwire.core.errors import CoinwireError
+from coinwire.private_files import private_dir
 from coinwire.store import Store
 
 __all__ = ["user_app", "keys_app", "token_headers"]
@@ -42,7 +43,7 @@ def _with_service(ctx: typer.Context, work: Callable[[AuthService], Awaitable[T]
         raise typer.Exit(2) from None
 
     async def run() -> T:
-        settings.data_path.mkdir(parents=True, exist_ok=True)
+        private_dir(settings.data_path)
         store = Store(settings.resolved_store_url)
         await store.start()
         try:
@@ -136,9 +137,12 @@ def keys_set(ctx: typer.Context, exchange: str, user: str = typer.Option("admin"
 
     from coinwire.auth.vault import Credentials
 
-    lines = [line.rstrip("\n") for line in sys.stdin.readlines()]
+    lines = [line.rstrip("\r\n") for line in sys.stdin.readlines()]
     if len(lines) < 2:
         _err.print("[red]error:[/red] give the API key and the secret on two lines of stdin")
+        raise typer.Exit(2)
+    if not lines[0].strip() or not lines[1].strip():
+        _err.print("[red]error:[/red] empty_credentials: the API key and the secret must not be empty or blank")
         raise typer.Exit(2)
     creds = Credentials(api_key=lines[0], secret=lines[1], password=lines[2] if len(lines) > 2 and lines[2] else None)
 

@@ -36,3 +36,13 @@ def test_keys_set_list_rotate(tmp_path: Path) -> None:
     rotated = coinwire(*data, "keys", "rotate")
     assert rotated.returncode == 0 and "1 credentials re-encrypted" in rotated.stdout
     assert b"the-secret" not in (tmp_path / "coinwire.db").read_bytes()
+
+
+def test_keys_set_refuses_an_empty_or_blank_key_or_secret(tmp_path: Path) -> None:
+    data = ["--data-dir", str(tmp_path)]
+    assert coinwire(*data, "user", "add", "alice", "--password-stdin", input="alice-password\n").returncode == 0
+    for given in (" \nthe-secret\n", "the-api-key\n\t \n", "\r\nthe-secret\r\n", "\nthe-secret\n", "the-api-key\n\n"):
+        refused = coinwire(*data, "keys", "set", "binance", "--user", "alice", input=given)
+        assert refused.returncode != 0, given
+        assert "empty_credentials" in refused.stderr and "must not be empty" in refused.stderr, refused.stderr
+    assert "binance" not in coinwire(*data, "keys", "list").stdout  # nothing was stored

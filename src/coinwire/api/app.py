@@ -59,6 +59,7 @@ def create_app(settings: Settings) -> FastAPI:
     platform = Platform(settings)
     access = Access(settings, platform.store, os.environ)
     platform.api.auth, platform.api.owners, platform.api.audit = access.service, access.owners, access.audit
+    platform.api.connections = access.connections
     platform.api.rpc_limit = access.rpc_limit
 
     @asynccontextmanager

@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 
@@ -31,6 +31,9 @@ from coinwire.core.orders import OrderType, Side
 from coinwire.core.symbols import symbol_token
 from coinwire.services.gateway import Gateway, OrderRequest
 from coinwire.services.ohlcv import ohlcv_points
+
+if TYPE_CHECKING:
+    from coinwire.api.connections import OpenConnections
 
 __all__ = ["Api", "Method", "METHOD_NAMES"]
 
@@ -78,6 +81,7 @@ class Api:
         self.wallets = WalletViews(gateway)
         self.owners: Owners | None = None  # set by the platform once the store is open
         self.auth: AuthService | None = None  # authenticates WebSocket connections (set by the platform)
+        self.connections: OpenConnections | None = None  # ends WebSockets whose credentials end (set with `auth`)
         self.audit: AuditLog | None = None  # state-changing JSON-RPC calls are recorded (HTTP ones by the guard)
         self.rpc_limit: tuple[float, float] = (1000.0, 5000.0)  # requests/second and burst per WebSocket connection
         self._parsed: dict[tuple[int, str, str], tuple[Instrument, int]] = {}

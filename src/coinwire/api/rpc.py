@@ -9,6 +9,9 @@ and router (see `coinwire.api.app`): every message of a busy connection would ot
 pass through Starlette's WebSocket wrapper and the exception middleware's send wrapper.
 Sends need no lock: the server writes each message whole. Answers and notifications to one
 connection go out together, one socket write per event-loop turn (`api.ws_send`).
+
+A connection ends when its credential does (`api.connections`): close code 4001 with the
+reason (`token_expired`, `session_revoked`, `key_revoked`, `user_disabled`).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import msgspec
 import structlog
 from starlette.types import Receive, Scope, Send
 
+from coinwire.api.connections import CREDENTIALS_ENDED
 from coinwire.api.context import CallContext
 from coinwire.api.guard import client_ip, credential_of
 from coinwire.api.ws_protocol import FastWebSocketProtocol
@@ -104,6 +108,18 @@ async def rpc_asgi(scope: Scope, receive: Receive, send: Send, api: Api) -> None
     api.notifier.add(ctx)
     pending: set[asyncio.Task[None]] = set()
     loop = asyncio.get_running_loop()  # looked up once: asyncio.create_task would per request (a getpid() on 3.11)
+    ended = False
+
+    def end(reason: str) -> None:
+        """The credential ended: nothing more is pushed or run; the close frame goes out after what is queued."""
+        nonlocal ended
+        if ended:
+            return
+        ended = True
+        api.notifier.remove(ctx)
+        if direct:
+            protocol.on_message = _discard
+        _start(send({"type": "websocket.close", "code": CREDENTIALS_ENDED, "reason": reason}))
 
     async def run(request: Any) -> None:
         if isinstance(request, list):
@@ -151,16 +167,26 @@ async def rpc_asgi(scope: Scope, receive: Receive, send: Send, api: Api) -> None
     direct = isinstance(protocol, FastWebSocketProtocol)
     if direct:
         protocol.on_message = on_message
+    if api.connections is not None:
+        api.connections.add(ctx, end)
     try:
         while True:
             message = await receive()
             if message["type"] != "websocket.receive":
                 break  # websocket.disconnect
+            if ended:
+                continue  # past its credential's end: read (until the close handshake ends), never run
             data = message.get("text")
             on_message(data if data is not None else message.get("bytes") or b"")
     finally:
         if direct:
             protocol.on_message = None
+        if api.connections is not None:
+            api.connections.remove(ctx)
         api.notifier.remove(ctx)
         for task in pending:
             task.cancel()
+
+
+def _discard(data: str | bytes) -> None:
+    """The message handler of a connection whose credential ended."""

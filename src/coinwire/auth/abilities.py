@@ -46,6 +46,8 @@ class Principal(msgspec.Struct, frozen=True):
     plan: str
     session_id: str | None = None
     scopes: tuple[str, ...] | None = None  # None: a session, the role decides; a key: its scopes too
+    key_id: str | None = None  # the API key it came through (None: a session)
+    expires_at: int | None = None  # unix seconds its access token ends (None: an API key, which does not expire)
 
     @property
     def is_admin(self) -> bool:
@@ -141,6 +143,7 @@ HTTP_RULES: dict[tuple[str, str], Rule] = {
 
 RPC_RULES: dict[str, Rule] = {
     "echo": READ_SELF,
+    "authenticate": READ_SELF,  # a fresh access token of the connection's own user
     "echo_notify": READ_SELF,
     "subscribe": READ_SELF,  # each channel is checked against PUSH_RULES
     "unsubscribe": READ_SELF,

@@ -16,6 +16,7 @@ from collections.abc import Mapping
 
 import structlog
 
+from coinwire.api.connections import OpenConnections
 from coinwire.api.guard import EdgeLimits
 from coinwire.api.ownership import Owners
 from coinwire.auth.audit import AuditLog
@@ -65,6 +66,7 @@ class Access:
         self.repo = AuthRepository(store)
         self.signer = TokenSigner(load_secret(settings.data_path, env), ttl=int(ttl or 900))
         self.service = AuthService(self.repo, self.signer)
+        self.connections = OpenConnections(self.service)  # open WebSockets end with their credentials
         self.owners = Owners(self.repo)
         self.audit = AuditLog(store)
         self.limiter: RateLimiter = limiter_from_url(settings.cache_url)
@@ -82,6 +84,7 @@ class Access:
                   "          sign in and change it: coinwire user passwd admin\n", file=sys.stderr, flush=True)
         await self.owners.load()
         await self.audit.start()
+        await self.connections.start()
         host = self.settings.host
         if not (host in ("localhost", "::1") or host.startswith("127.")):
             log.warning("bound beyond this machine: put TLS in front (a reverse proxy) before anyone signs in over it",
@@ -89,7 +92,7 @@ class Access:
 
     async def close(self) -> None:
         """Write what is buffered; a failure is logged and never keeps the platform from stopping."""
-        for close in (self.audit.close, self.owners.close, self.limiter.close):
+        for close in (self.connections.close, self.audit.close, self.owners.close, self.limiter.close):
             try:
                 await close()
             except Exception:  # noqa: BLE001

@@ -4,7 +4,10 @@ A login creates a session and answers a short-lived access token (JWT) plus a re
 `<session id>.<secret>`; only the SHA-256 of the secret is stored. Each refresh replaces the
 secret; presenting a replaced one again means the token was copied, so the whole session
 is revoked. API keys `cwk_<id>_<secret>` are stored hashed and shown once. Repeated failed
-logins lock the name (and the client address) with doubling pauses.
+logins pause that name at that address, and an address's many failures pause it briefly
+(`auth.login_throttle`); the log never holds what a failed login typed. Every credential the
+service ends early (logout, a revoked key, a new password, a disabled user) is told to its
+`listeners` as a `CredentialsEnded`, so connections opened with it can end at once.
 """
 
 from __future__ import annotations
@@ -17,10 +20,13 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import msgspec
 import structlog
 
 from coinwire.auth.abilities import PLANS, ROLES, SCOPES, Principal
-from coinwire.auth.errors import Forbidden, RateLimited, Unauthenticated
+from coinwire.auth.endings import KEY_REVOKED, SESSION_REVOKED, USER_DISABLED, CredentialsEnded
+from coinwire.auth.errors import Forbidden, Unauthenticated
+from coinwire.auth.login_throttle import LoginThrottle, name_digest
 from coinwire.auth.passwords import DUMMY_HASH, check_password_rules, hash_password, needs_rehash, verify_password
 from coinwire.auth.repository import AuthRepository
 from coinwire.auth.tokens import TokenSigner
@@ -44,32 +50,6 @@ def check_username(username: object) -> str:
     return username
 
 
-class LoginThrottle:
-    """Failed logins per key (user name, client address): after `free` failures, a pause that doubles up to `cap`."""
-
-    def __init__(self, free: int = 5, base: float = 1.0, cap: float = 900.0) -> None:
-        self.free, self.base, self.cap = free, base, cap
-        self._failures: dict[str, tuple[int, float]] = {}  # key -> (count, locked until)
-
-    def check(self, keys: list[str], now: float) -> None:
-        wait = max((self._failures.get(k, (0, 0.0))[1] - now for k in keys), default=0.0)
-        if wait > 0:
-            raise RateLimited("login_locked", "too many failed sign-ins: wait before trying again", wait)
-
-    def failed(self, keys: list[str], now: float) -> None:
-        for key in keys:
-            count = self._failures.get(key, (0, 0.0))[0] + 1
-            locked = now + min(self.cap, self.base * 2 ** (count - self.free)) if count >= self.free else 0.0
-            self._failures[key] = (count, locked)
-        if len(self._failures) > 100_000:  # bounded: forget the oldest
-            for key in list(self._failures)[:50_000]:
-                del self._failures[key]
-
-    def succeeded(self, keys: list[str]) -> None:
-        for key in keys:
-            self._failures.pop(key, None)
-
-
 class AuthService:
     """Users, sessions, tokens and API keys over an AuthRepository."""
 
@@ -79,9 +59,18 @@ class AuthService:
         self.signer = signer
         self.clock = clock
         self.throttle = throttle or LoginThrottle()
+        # told of every credential ended early; called inline, after the store has it (see `coinwire.api.connections`)
+        self.listeners: list[Callable[[CredentialsEnded], None]] = []
 
     def _now(self) -> int:
         return int(self.clock())
+
+    def _ended(self, ending: CredentialsEnded) -> None:
+        for listener in self.listeners:
+            try:
+                listener(ending)
+            except Exception:  # noqa: BLE001 - a listener's bug must not undo the revocation
+                log.exception("credential ending not delivered", reason=ending.reason)
 
     # --- users -------------------------------------------------------------------------------
     async def bootstrap(self, admin_password: str | None) -> str | None:
@@ -121,25 +110,28 @@ class AuthService:
         user = await self._user(username)
         await self.repo.update_user(user["id"], password_hash=hash_password(check_password_rules(password)))
         await self.repo.revoke_sessions(self._now(), "password_changed", user_id=user["id"])
+        self._ended(CredentialsEnded(reason=SESSION_REVOKED, user_id=user["id"]))
 
     async def set_disabled(self, username: str, disabled: bool = True) -> None:
         user = await self._user(username)
         await self.repo.update_user(user["id"], disabled=disabled)
         if disabled:
             await self.repo.revoke_sessions(self._now(), "user_disabled", user_id=user["id"])
+            self._ended(CredentialsEnded(reason=USER_DISABLED, user_id=user["id"], keys_too=True))
 
     # --- sign-in and sessions ----------------------------------------------------------------
     async def login(self, username: str, password: str, client_ip: str, client: str = "") -> dict[str, Any]:
-        keys = [f"user:{username}", f"ip:{client_ip}"]
+        name = name_digest(username)
         now = self.clock()
-        self.throttle.check(keys, now)
+        self.throttle.check(name, client_ip, now)
         user = await self.repo.user_by_name(username) if isinstance(username, str) else None
         ok = verify_password(user["password_hash"] if user else DUMMY_HASH, password) and user is not None
         if not ok or user is None or user["disabled"]:
-            self.throttle.failed(keys, now)
-            log.warning("sign-in refused", user=username[:64], client_ip=client_ip)
+            self.throttle.failed(name, client_ip, now)
+            # never what was typed: the user-name field may hold a password; an existing user is named by id
+            log.warning("sign-in refused", user_id=user["id"] if user else None, client_ip=client_ip)
             raise Unauthenticated("invalid_credentials", "wrong user name or password")
-        self.throttle.succeeded(keys)
+        self.throttle.succeeded(name, client_ip)
         if needs_rehash(user["password_hash"]):
             await self.repo.update_user(user["id"], password_hash=hash_password(password))
         session_id = secrets.token_hex(16)
@@ -164,31 +156,36 @@ class AuthService:
             raise Unauthenticated("invalid_refresh_token", "the refresh token is not valid: sign in again")
         if not hmac.compare_digest(session["refresh_hash"], _sha(secret)):
             await self.repo.revoke_sessions(self._now(), "refresh_reused", session_id=session_id)
+            self._ended(CredentialsEnded(reason=SESSION_REVOKED, session_id=session_id))
             log.warning("refresh token reused: session revoked", session=session_id)
             raise Unauthenticated("refresh_token_reused", "this refresh token was already used: the session is revoked")
         new_secret = secrets.token_urlsafe(32)
         if not await self.repo.rotate_refresh(session_id, session["refresh_hash"], _sha(new_secret), self._now()):
             await self.repo.revoke_sessions(self._now(), "refresh_reused", session_id=session_id)
+            self._ended(CredentialsEnded(reason=SESSION_REVOKED, session_id=session_id))
             raise Unauthenticated("refresh_token_reused", "this refresh token was already used: the session is revoked")
         principal = await self._session_principal(session_id)
         return self._tokens(principal, f"{session_id}.{new_secret}")
 
     async def _session_principal(self, session_id: str) -> Principal:
         row = await self.repo.session_and_user(session_id)
+        if row is not None and row["disabled"]:  # first: disabling a user also revokes their sessions
+            raise Unauthenticated(USER_DISABLED, "the user is disabled")
         if row is None or row["revoked_at"] is not None:
-            raise Unauthenticated("session_revoked", "the session has ended: sign in again")
-        if row["disabled"]:
-            raise Unauthenticated("user_disabled", "the user is disabled")
+            raise Unauthenticated(SESSION_REVOKED, "the session has ended: sign in again")
         return Principal(row["id"], row["username"], row["role"], row["plan"], session_id=session_id)
 
     async def logout(self, principal: Principal) -> dict[str, Any]:
         if principal.session_id is None:
             raise InvalidInput("not_a_session", "an API key has no session to end")
         await self.repo.revoke_sessions(self._now(), "logout", session_id=principal.session_id)
+        self._ended(CredentialsEnded(reason=SESSION_REVOKED, session_id=principal.session_id))
         return {"revoked": 1}
 
     async def logout_all(self, principal: Principal) -> dict[str, Any]:
-        return {"revoked": await self.repo.revoke_sessions(self._now(), "logout_all", user_id=principal.user_id)}
+        revoked = await self.repo.revoke_sessions(self._now(), "logout_all", user_id=principal.user_id)
+        self._ended(CredentialsEnded(reason=SESSION_REVOKED, user_id=principal.user_id))
+        return {"revoked": revoked}
 
     async def sessions(self, principal: Principal) -> list[dict[str, Any]]:
         rows = await self.repo.user_sessions(principal.user_id)
@@ -204,13 +201,25 @@ class AuthService:
         current = await self._session_principal(principal.session_id)
         if current.user_id != principal.user_id:
             raise Unauthenticated("invalid_token", "the token does not match its session")
-        return current  # role and plan as they are now, not as they were at sign-in
+        return msgspec.structs.replace(current, expires_at=principal.expires_at)  # role and plan as they are now
 
     async def recheck(self, principal: Principal) -> Principal:
-        """The principal as it is now (a long-lived WebSocket): raises when its session or key was revoked."""
+        """The principal as it is now (a long-lived WebSocket): raises when its session or key was revoked.
+
+        Its token's expiry is not checked here: the connection ends at that instant by itself.
+        """
         if principal.session_id is not None:
-            return await self._session_principal(principal.session_id)
-        return principal  # API keys are checked at the handshake; revoking one closes no connection yet
+            current = await self._session_principal(principal.session_id)
+            return msgspec.structs.replace(current, expires_at=principal.expires_at)
+        if principal.key_id is not None:
+            row = await self.repo.api_key_and_user(principal.key_id)
+            if row is None or row["revoked_at"] is not None:
+                raise Unauthenticated(KEY_REVOKED, "the API key was revoked")
+            if row["disabled"]:
+                raise Unauthenticated(USER_DISABLED, "the user is disabled")
+            return Principal(row["id"], row["username"], row["role"], row["plan"], scopes=tuple(row["scopes"].split(",")),
+                             key_id=principal.key_id)
+        return principal
 
     # --- API keys ----------------------------------------------------------------------------
     async def create_api_key(self, principal: Principal, name: str, scopes: list[str]) -> dict[str, Any]:
@@ -234,7 +243,8 @@ class AuthService:
             raise Unauthenticated("invalid_api_key", "the API key is not valid")
         if row["disabled"]:
             raise Unauthenticated("user_disabled", "the user is disabled")
-        return Principal(row["id"], row["username"], row["role"], row["plan"], scopes=tuple(row["scopes"].split(",")))
+        return Principal(row["id"], row["username"], row["role"], row["plan"], scopes=tuple(row["scopes"].split(",")),
+                         key_id=match.group(1) if match else None)
 
     async def api_keys(self, principal: Principal) -> list[dict[str, Any]]:
         return [{**r, "scopes": r["scopes"].split(",")} for r in await self.repo.user_api_keys(principal.user_id)]
@@ -242,4 +252,5 @@ class AuthService:
     async def revoke_api_key(self, principal: Principal, key_id: str) -> dict[str, Any]:
         if not await self.repo.revoke_api_key(key_id, principal.user_id, self._now()):
             raise NotFound("unknown_api_key", "no such API key")
+        self._ended(CredentialsEnded(reason=KEY_REVOKED, key_id=key_id))
         return {"id": key_id, "revoked": True}

@@ -77,6 +77,6 @@ class TokenSigner:
             raise Unauthenticated("token_expired", "the access token has expired: refresh it or sign in again")
         try:
             return Principal(int(claims["sub"]), str(claims.get("name", "")), str(claims["role"]), str(claims["plan"]),
-                             session_id=claims["sid"])
+                             session_id=claims["sid"], expires_at=int(claims["exp"]))
         except (KeyError, ValueError):
             raise Unauthenticated("invalid_token", "the access token lacks its claims") from None

@@ -120,8 +120,8 @@ class Vault:
         return msgspec.json.decode(plain, type=Credentials)
 
     async def put(self, user_id: int, exchange: str, creds: Credentials, now: int) -> None:
-        if not creds.api_key or not creds.secret:
-            raise InvalidInput("invalid_credentials", "api_key and secret are required")
+        if not creds.api_key.strip() or not creds.secret.strip():  # a blank line is a paste gone wrong, never a key
+            raise InvalidInput("empty_credentials", "the API key and the secret must not be empty or blank")
         row = {"user_id": user_id, "exchange": exchange, **self._seal(user_id, exchange, creds), "updated_at": now}
         dialect = postgresql if self.store.dialect == "postgresql" else sqlite
         statement = dialect.insert(credentials).values(row)

@@ -47,6 +47,7 @@ import msgspec
 import structlog
 
 from coinwire.core.errors import CoinwireError, NotReady
+from coinwire.private_files import PRIVATE_FILE, private_dir
 
 __all__ = ["HELPER_NICENESS", "Journal", "JournalApplier", "JournalRefused", "journal_dir"]
 
@@ -293,8 +294,8 @@ class Journal:
         Runs before anything reads the database, so start-up state includes every
         acknowledged change of the last run.
         """
-        self.directory.mkdir(parents=True, exist_ok=True)
-        self._lock_fd = os.open(self.directory / "lock", os.O_RDWR | os.O_CREAT, 0o644)
+        private_dir(self.directory)  # change sets (password hashes and sessions among them) wait here: owner only
+        self._lock_fd = os.open(self.directory / "lock", os.O_RDWR | os.O_CREAT, PRIVATE_FILE)
         deadline = time.monotonic() + patience
         while True:
             try:
@@ -355,7 +356,7 @@ class Journal:
     def _create(self, generation: int) -> int:
         """A generation's file, empty but for the magic bytes (a failed earlier attempt's is emptied)."""
         path = _file(self.directory, generation)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND, 0o644)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_APPEND, PRIVATE_FILE)
         try:
             if os.write(fd, MAGIC) != len(MAGIC):
                 raise OSError("short write to the store journal")

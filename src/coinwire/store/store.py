@@ -14,6 +14,7 @@ import re
 import sqlite3
 import time
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import msgspec
@@ -28,6 +29,7 @@ from sqlalchemy.sql.dml import Insert
 from coinwire.core.errors import Conflict, InvalidInput
 from coinwire.core.orders import Fill, Order, OrderStatus
 from coinwire.core.wallets import Wallet, WalletLine, WalletSet
+from coinwire.private_files import narrow, private_file
 from coinwire.store import migrate
 from coinwire.store.journal import Journal
 from coinwire.store.sqlite_writer import SqliteWriter
@@ -162,6 +164,10 @@ class Store:
         if self._engine is not None:
             return
         if self.dialect == "sqlite":
+            # password hashes, sessions and the vault live here: 0600 (SQLite gives -wal, -shm and -journal the same mode)
+            private_file(Path(self._database))
+            for suffix in ("-wal", "-shm", "-journal"):
+                narrow(Path(self._database + suffix))
             engine = create_async_engine(self.url)
             event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
             event.listen(engine.sync_engine, "begin", _sqlite_begin)
