@@ -92,7 +92,7 @@ async def rpc_asgi(scope: Scope, receive: Receive, send: Send, api: Api) -> None
         return
     await send({"type": "websocket.accept"})
 
-    send_bytes = text_sender(send)  # answers and notifications: one socket write a loop turn
+    send_bytes = text_sender(send, api.notifier.limits.max_unread_bytes)  # answers and notifications: one socket write a loop turn
 
     async def reply(payload: Any) -> None:
         await send_bytes(_json_encode(payload))
