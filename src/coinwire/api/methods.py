@@ -221,7 +221,7 @@ async def subscribe(api: Api, p: P.SubscribeParams, ctx: CallContext) -> Any:
         raise InvalidInput("unknown_channel", f"unknown channels {unknown}; known: {sorted(CHANNELS)}")
     if ctx.send is None:
         raise InvalidInput("not_a_stream", "subscribe needs a WebSocket connection")
-    for channel in p.channels:
+    for channel in dict.fromkeys(p.channels):  # each once, however often it is named
         authorize_channel(ctx.principal, channel)
     limit = api.notifier.limits.max_patterns
     tickers = None if p.tickers is None else _subject_patterns("ticker", "tickers", p.tickers, limit)

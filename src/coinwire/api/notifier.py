@@ -114,7 +114,7 @@ class Notifier:
         """Push to every connection listening on `channel`, waiting for none of them; returns how many were given it."""
         targets = self._listeners(channel)
         if targets:
-            _push_all(targets, notification(channel, payload))
+            await self._send_all(targets, channel, payload)
         return len(targets)
 
     def _listeners(self, channel: str) -> list[CallContext]:
@@ -123,6 +123,10 @@ class Notifier:
         if targets is None:
             targets = self._listening[channel] = [c for c in self.connections.values() if channel in c.channels and c.send is not None]
         return targets
+
+    async def _send_all(self, targets: list[CallContext], channel: str, payload: Any) -> None:
+        """Push one notification to `targets`, waiting for none of them (a slow receiver delays no one)."""
+        _push_all(targets, notification(channel, payload))
 
     def _selecting(self, channel: str, subject: str, patterns: Callable[[CallContext], Callable[[str], bool]]) -> list[CallContext]:
         """The listeners of `channel` whose patterns select `subject` (a shared list), kept until a listener changes."""

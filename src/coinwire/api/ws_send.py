@@ -11,6 +11,10 @@ itself writes in between (a keepalive ping, a close) takes the framed bytes with
 
 With any other server (or protocol) the ASGI `send` is used as it is: one write a message.
 
+Under the sansio protocol nothing here waits for the peer: an answer, like a notification,
+goes to the transport's buffer, and a peer that leaves more than its limit unread is dropped
+(below). Neither a slow reader's answers nor its notifications pile up anywhere else.
+
 `push` is the same without waiting, for notifications delivered inline by the bus (see
 `coinwire.api.notifier`): it never waits for a peer that reads slowly. Its bytes queue in the
 transport instead, and a connection that lets more than its limit (`SLOW_CONSUMER_BYTES` by
@@ -214,11 +218,18 @@ class _Batched:
         self._drainer: asyncio.Task[None] | None = None  # sends `_latest` once the transport drains
 
     async def send(self, data: bytes) -> None:
+        """An answer: written in turn, never waiting for the peer; past the unread limit the connection is dropped.
+
+        Waiting for a paused transport (as uvicorn's own send does) kept each answer in its
+        request's task instead: a client that sent requests and never read their answers grew
+        the server's memory without bound.
+        """
         protocol = self.protocol
-        if not protocol.writable.is_set() and self._open():  # the peer reads slowly: wait as uvicorn's own send does
-            await protocol.writable.wait()
         if not self._open():
             raise ClientGone("the WebSocket connection is closed or closing")
+        if not protocol.writable.is_set() and protocol.transport.get_write_buffer_size() > self._limit:
+            self._drop()
+            raise ClientGone("the WebSocket connection was closed: its peer does not read")
         self._append(data)
 
     def push(self, data: bytes) -> None:
