@@ -12,7 +12,7 @@ import pytest
 import uvicorn
 import websockets
 
-from coinwire.api.ws_send import SLOW_CONSUMER_BYTES, ClientGone, offer_of, text_pusher, text_sender
+from coinwire.api.ws_send import SLOW_CONSUMER_BYTES, ClientGone, offer_of, task_pusher, text_pusher, text_sender
 from tests.server import free_port
 
 
@@ -131,3 +131,36 @@ async def test_market_data_to_a_client_that_is_behind_keeps_each_subjects_latest
             assert seen == sorted(set(seen)) and seen[-1] == 9_999, subject  # in order, none twice, the latest last
         assert sum(map(len, got.values())) < 3 * 10_000 / 2  # conflated: most updates superseded while it was behind
         assert not app.closed.is_set()  # behind on market data is no reason to be dropped
+
+
+async def test_the_task_pusher_holds_a_bounded_queue_and_closes_a_peer_past_it() -> None:
+    """Without the batched path (another server), pushes wait in one queue, not a task each, and never past the limit.
+
+    Before: a task per message, each awaiting the peer; a stuck peer held every message pushed to it.
+    """
+    started, closed = asyncio.Event(), asyncio.Event()
+    sent: list[bytes] = []
+
+    async def stuck(data: bytes) -> None:
+        sent.append(data)
+        started.set()
+        await asyncio.Event().wait()  # the peer never takes it
+
+    async def close() -> None:
+        closed.set()
+
+    push = task_pusher(stuck, 64 << 10, close)
+    offer = offer_of(push)
+    message = b"x" * 1_000
+    for _ in range(60):  # 60 KB: within the limit
+        push(message)
+    for n in range(1_000):
+        offer("ticker.demo.usdt.btc", b"%d" % n)  # only the latest waits
+    await asyncio.wait_for(started.wait(), 5)
+    assert not closed.is_set()
+    for _ in range(10):  # past 64 KB unread
+        push(message)
+    await asyncio.wait_for(closed.wait(), 5)
+    push(message)
+    await asyncio.sleep(0.01)
+    assert sent == [message]  # nothing more was handed to the stuck peer
