@@ -204,8 +204,7 @@ def _subject_patterns(kind: str, field: str, given: list[str], limit: int) -> Su
         raise InvalidInput("invalid_pattern", f"{field} needs at least one pattern, e.g. '{kind}.binance.usdt.*'")
     if len(given) > limit:  # checked before any is looked at: thousands cost the server, not the client
         raise InvalidInput("too_many_patterns", f"{field}: at most {limit} patterns per connection, got {len(given)}", limit=limit)
-    patterns = SubjectFilter(t if t.startswith(f"{kind}.") else f"{kind}.{t}" for t in given)
-    return patterns
+    return SubjectFilter(t if t.startswith(f"{kind}.") else f"{kind}.{t}" for t in given)
 
 
 @method("subscribe", P.SubscribeParams)

@@ -11,18 +11,14 @@ itself writes in between (a keepalive ping, a close) takes the framed bytes with
 
 With any other server (or protocol) the ASGI `send` is used as it is: one write a message.
 
-Under the sansio protocol nothing here waits for the peer: an answer, like a notification,
-goes to the transport's buffer, and a peer that leaves more than its limit unread is dropped
-(below). Neither a slow reader's answers nor its notifications pile up anywhere else.
-
-`push` is the same without waiting, for notifications delivered inline by the bus (see
-`coinwire.api.notifier`): it never waits for a peer that reads slowly. Its bytes queue in the
-transport instead, and a connection that lets more than its limit (`SLOW_CONSUMER_BYTES` by
-default, `ws_max_unread_bytes`) pile up while the server waits to write is dropped (as a NATS
-server drops a slow consumer) rather than holding the whole process's memory, or, as an
-awaited send did, everyone else's notifications. The drop is a WebSocket close, code 1008 and
-reason `slow_consumer`, queued behind what the peer has not read yet; a peer that does not
-take it within `CLOSE_GRACE` seconds has its socket aborted.
+`push` is the same as a plain function, for notifications delivered inline by the bus (see
+`coinwire.api.notifier`). Neither waits for a peer that reads slowly: their bytes queue in the
+transport, and a connection that lets more than its limit (`SLOW_CONSUMER_BYTES` by default,
+`ws_max_unread_bytes`) pile up while the server waits to write is dropped (as a NATS server
+drops a slow consumer) rather than holding the whole process's memory (answers waiting in
+their requests' tasks did), or, as awaited notifications did, everyone else's. The drop is a
+WebSocket close, code 1008 and reason `slow_consumer`, queued behind what the peer has not
+read yet; a peer that does not take it within `CLOSE_GRACE` seconds has its socket aborted.
 
 `offer(subject, data)` is for market data (tickers, public trades, candles): the latest value
 of a subject supersedes the one before. While the connection keeps up it is `push`; while its
