@@ -46,10 +46,11 @@ def _viewer_url(server: ServerProcess) -> str:
     return f"{server.ws_anonymous}?access_token={token}"
 
 
-async def _not_reading(url: str, echoes: int) -> Any:
-    """A connection that sends `echoes` 100 KB echo requests and then reads nothing (a 4 KB receive buffer)."""
+async def _not_reading(url: str, echoes: int, receive_buffer: int | None = 4096) -> Any:
+    """A connection that sends `echoes` 100 KB echo requests and then reads nothing (by default, a 4 KB receive buffer)."""
     sock = socket.socket()
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    if receive_buffer is not None:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
     sock.connect(("127.0.0.1", int(url.split(":")[2].split("/")[0])))
     sock.setblocking(False)
     ws = await websockets.connect(url, sock=sock, max_size=None, max_queue=1)
@@ -124,7 +125,8 @@ async def test_a_client_that_stops_reading_holds_back_no_ones_tickers_or_public_
 
 async def test_a_client_that_reads_none_of_its_answers_is_closed_with_slow_consumer(server: ServerProcess) -> None:
     """Before: its answers waited in its requests' tasks for a drain that never came, growing the server without bound."""
-    slow = await _not_reading(_viewer_url(server), 200)  # 20 MB of answers, more than the 8 MiB it may leave unread
+    # 30 MB of answers, far more than the 8 MiB it may leave unread (a usual receive buffer: it reads them back fast)
+    slow = await _not_reading(_viewer_url(server), 300, receive_buffer=None)
     try:
         await asyncio.sleep(1)
         with pytest.raises(websockets.ConnectionClosed) as closed:

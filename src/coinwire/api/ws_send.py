@@ -270,9 +270,16 @@ class _Batched:
             protocol.transport.write(b"".join(protocol.conn.data_to_send()))
         except Exception:  # noqa: BLE001 - a connection websockets no longer lets us close: abort it now
             protocol.transport.abort()
-        protocol.close_sent = True  # as uvicorn's own close: nothing more is sent, the peer's close ends it
+        # as uvicorn's own `websocket.close`: nothing more is sent; reading goes on (discarding) until
+        # the peer's close frame ends the connection, or the timer does (closing the socket while
+        # the peer still sends would reset it, and with it what it has not read: the close frame)
+        protocol.close_sent = True
+        if getattr(protocol, "read_paused", False):
+            protocol.read_paused = False
+            protocol.transport.resume_reading()
+        if getattr(protocol, "close_timer", None) is None:
+            protocol.close_timer = self._loop.call_later(CLOSE_GRACE, _abort_if_open, protocol.transport)
         self._latest.clear()
-        self._loop.call_later(CLOSE_GRACE, _abort_if_open, protocol.transport)
 
     def _open(self) -> bool:
         protocol = self.protocol
