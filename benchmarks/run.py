@@ -28,6 +28,8 @@ BENCHES: list[tuple[str, str, str, float, str, str]] = [
      "ma_cross 50/200 on a seeded 500,000-bar walk, same entries and equity as backtrader, vectorbt, nautilus_trader (docs/PEERS.md)"),
     ("Efficient frontier, 24 assets", "benchmarks.frontier", "pypfopt_over_coinwire", 1, "x PyPortfolioOpt's speed",
      "100-point exact frontier of the 24 hourly pairs vs PyPortfolioOpt efficient_return over the same targets; 1M random portfolios"),
+    ("Push isolation", "benchmarks.bench_push", "worst_kept_pct", 80, "% of baseline kept",
+     "another client's ticker rate and get_status median beside a client that stopped reading, and one at the pattern limit"),
     ("Candle ingest (SQLite)", "benchmarks.candles", "ingest_sqlite_rows_per_s", 50_000, "rows/s",
      "2,000 series closing together each minute through the batched CandleWriter; also PostgreSQL, 100x1y 1m->1d rollup, 1y daily chart"),
 ]
@@ -49,6 +51,13 @@ NOTES = """
   seconds, dominated by aiosqlite's row fetch. SQLite ingest measured 55-70k rows/s through
   SQLAlchemy's executemany (~10 us of parameters a row) on slow hours; candle upserts now take
   the store's single-hop SQLite writer (~1 us a row): ~111k in the same hour.
+
+- Push isolation (benchmarks/bench_push.py): issue 20's acceptance, "a client that stops reading,
+  or subscribes to the maximum of patterns, changes another client's ticker rate and
+  `get_status` latency by less than 20%". `worst_kept_pct` is the worst of those figures as a
+  share of the baseline's in the same run (>= 80 passes). Before push streams stopped awaiting
+  receivers, the stalled phase's ticker rate was 0 (every ticker waited on the stalled client).
+  `python -m benchmarks.bench_push 3 1` runs it alone, shorter.
 
 - Book replay compares side by side with a SortedDict book (sortedcontainers) in the same run:
   `speedup_vs_sorteddict`. Parsing the raw gzip JSON capture costs more than applying it

@@ -9,7 +9,7 @@ import msgspec
 import structlog
 
 from coinwire.api.methods import Api
-from coinwire.api.notifier import Notifier
+from coinwire.api.notifier import Notifier, PushLimits
 from coinwire.api.ohlcv_routes import OhlcvStreams
 from coinwire.bus import bus_from_url
 from coinwire.cache import cache_from_url
@@ -72,7 +72,7 @@ class Platform:
         self.bus = bus_from_url(settings.bus_url)
         self.cache = cache_from_url(settings.cache_url)
         self.gateway = Gateway(settings, self.store, self.bus)
-        self.notifier = Notifier(self.bus)
+        self.notifier = Notifier(self.bus, PushLimits(settings.ws_max_patterns, settings.ws_max_streams, settings.ws_max_unread_bytes))
         # latest prices (every ticker.* message), ticker streamers, reference data, convert
         streamers = [build_streamer(t) for t in ticker_configs(settings.market_data, settings.exchanges)]
         self.market = MarketData(settings.market_data, self.bus, self.cache, self.store, streamers=streamers)

@@ -79,6 +79,11 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     roles: list[str] = msgspec.field(default_factory=lambda: ["gateway", "api"])
     book_depth: int = 100  # levels per side served by get_book by default
     ohlcv_max_points: int = 5_000  # candles per answer of GET /api/v1/ohlcv; longer ranges are paged (`next`)
+    # per /rpc connection (docs/SECURITY.md, "Push streams"): patterns in each `subscribe` list
+    # (tickers, public_trades), subscribe_ohlcv streams, and pushed bytes left unread before a drop
+    ws_max_patterns: int = 100
+    ws_max_streams: int = 20
+    ws_max_unread_bytes: int = 8 << 20
     # PUT /runnables/path/to/file.py:Class/start runs that file's code with the server's rights;
     # None: allowed only when the server listens on loopback (see README, "Strategies and runs")
     allow_user_strategies: bool | None = None
@@ -136,6 +141,9 @@ _ENV_FIELDS = {
     "ROLES": "roles",
     "BOOK_DEPTH": "book_depth",
     "OHLCV_MAX_POINTS": "ohlcv_max_points",
+    "WS_MAX_PATTERNS": "ws_max_patterns",
+    "WS_MAX_STREAMS": "ws_max_streams",
+    "WS_MAX_UNREAD_BYTES": "ws_max_unread_bytes",
     "ALLOW_USER_STRATEGIES": "allow_user_strategies",
     "EXCHANGES": "exchanges",
 }
@@ -193,6 +201,11 @@ def _check(settings: Settings, env: Mapping[str, str]) -> None:
         raise ConfigError(f"port must be between 1 and 65535, got {settings.port}")
     if not 1 <= settings.ohlcv_max_points <= 100_000:
         raise ConfigError(f"ohlcv_max_points must be between 1 and 100000, got {settings.ohlcv_max_points}")
+    if not 1 <= settings.ws_max_patterns <= 10_000 or not 1 <= settings.ws_max_streams <= 10_000:
+        raise ConfigError(f"ws_max_patterns and ws_max_streams must be between 1 and 10000, got {settings.ws_max_patterns}, "
+                          f"{settings.ws_max_streams}")
+    if not 64 << 10 <= settings.ws_max_unread_bytes <= 1 << 30:
+        raise ConfigError(f"ws_max_unread_bytes must be between 65536 and 1073741824, got {settings.ws_max_unread_bytes}")
     problems = check_market_data(settings.market_data, env)
     if problems:
         raise ConfigError(problems[0])

@@ -1,4 +1,5 @@
-"""The Notifier delivers an order's notifications to the connection that placed it, in the order they were published."""
+"""The Notifier delivers an order's notifications to the connection that placed it, in the order they were published;
+market data and echo never wait for a receiver, and receivers follow subscription changes."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import json
 from coinwire.api.context import CallContext
 from coinwire.api.notifier import Notifier
 from coinwire.bus import MemoryBus
+from coinwire.bus.subjects import SubjectFilter
 from coinwire.messages import FillEvent, OrderUpdate, subject
 
 ORDER = subject("order", "demo", "BTC/USDT")
@@ -63,3 +65,83 @@ async def test_a_done_orders_trades_reach_its_connection_before_its_done_even_be
     finally:
         await notifier.close()
         await bus.close()
+
+
+class _View:
+    """A latest price as the ticker service hands it to listeners (`services.tickers.TickerView`)."""
+
+    def __init__(self, n: int) -> None:
+        self.n = n
+
+    def to_public(self, now_ns: int) -> dict[str, int]:
+        return {"n": self.n}
+
+
+async def test_a_receiver_that_never_takes_its_notifications_delays_no_one_else() -> None:
+    """Before: tickers, public trades and echo were awaited for every receiver (gathered), so one stuck send stopped all.
+
+    Now they are offered or pushed to each connection and never waited for; while the stuck
+    connection's sender is busy its market data waits as each subject's latest only.
+    """
+    bus = MemoryBus()
+    notifier = Notifier(bus)
+    stuck_sends: list[bytes] = []
+    never = asyncio.Event()
+
+    async def stuck(data: bytes) -> None:
+        stuck_sends.append(data)
+        await never.wait()
+
+    fast: list[dict[str, object]] = []
+
+    async def quick(data: bytes) -> None:
+        fast.append(json.loads(data))
+
+    slow_ctx, fast_ctx = CallContext("rpc", stuck), CallContext("rpc", quick)
+    for ctx in (slow_ctx, fast_ctx):
+        notifier.add(ctx)
+        await notifier.listen(ctx, ["ticker", "public_trades"])
+    subjects = ("ticker.demo.usdt.btc", "ticker.demo.usdt.eth")
+    for n in range(1_000):
+        async with asyncio.timeout(5):
+            await notifier.on_ticker(subjects[n % 2], _View(n))
+            await notifier.on_public_trade("trade.demo.usdt.btc", {"id": n})
+            if n % 100 == 0:
+                assert await notifier.broadcast("echo_ret", {"n": n}) == 2
+        await asyncio.sleep(0)
+    await asyncio.sleep(0.01)
+    assert sum(1 for m in fast if m["method"] == "ticker") == 1_000
+    assert sum(1 for m in fast if m["method"] == "public_trades") == 1_000
+    assert len(stuck_sends) == 1  # its first message is still being sent; nothing else was waited for
+    never.set()
+    await asyncio.sleep(0.01)
+    delivered = [json.loads(m) for m in stuck_sends]
+    latest = [m["params"]["n"] for m in delivered if m["method"] == "ticker"]
+    assert latest[-2:] in ([998, 999], [999, 998]) and len(delivered) < 100  # each subject's latest, and every echo
+
+
+async def test_who_receives_a_ticker_follows_subscription_changes() -> None:
+    """Receivers are worked out once per subject: a new pattern, channel or connection must be seen at once."""
+    notifier = Notifier(MemoryBus())
+    got: list[int] = []
+
+    async def send(data: bytes) -> None:
+        got.append(json.loads(data)["params"]["n"])
+
+    ctx = CallContext("rpc", send)
+    notifier.add(ctx)
+    await notifier.listen(ctx, ["ticker"])
+    ctx.ticker_patterns = SubjectFilter(["ticker.demo.usdt.eth"])
+    await notifier.listen(ctx, [])
+    await notifier.on_ticker("ticker.demo.usdt.btc", _View(1))
+    ctx.ticker_patterns = SubjectFilter(["ticker.demo.*.btc"])
+    await notifier.listen(ctx, [])  # how `subscribe` applies new patterns
+    await notifier.on_ticker("ticker.demo.usdt.btc", _View(2))
+    notifier.unlisten(ctx, ["ticker"])
+    await notifier.on_ticker("ticker.demo.usdt.btc", _View(3))
+    await notifier.listen(ctx, ["ticker"])
+    await notifier.on_ticker("ticker.demo.usdt.btc", _View(4))
+    notifier.remove(ctx)
+    await notifier.on_ticker("ticker.demo.usdt.btc", _View(5))
+    await asyncio.sleep(0.01)
+    assert got == [2, 4]

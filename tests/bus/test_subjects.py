@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from coinwire.bus.subjects import intersect, is_durable, match, validate_namespace, validate_pattern, validate_subject
+from coinwire.bus.subjects import SubjectFilter, intersect, is_durable, match, validate_namespace, validate_pattern, validate_subject
 from coinwire.core.errors import InvalidInput
 
 
@@ -111,3 +111,17 @@ def test_durable_subjects() -> None:
     assert is_durable("fill.kraken.eur.eth")
     assert not is_durable("trade.binance.usdt.btc")
     assert not is_durable("orders.binance")
+
+
+@settings(max_examples=200, deadline=None)
+@given(patterns=st.lists(_patterns, min_size=1, max_size=5), subject=_subjects)
+def test_a_subject_filter_selects_what_any_of_its_patterns_selects(patterns: list[str], subject: str) -> None:
+    chosen = SubjectFilter(patterns)
+    assert chosen(subject) is any(match(p, subject) for p in patterns)
+    assert list(chosen) == list(dict.fromkeys(patterns)) and len(chosen) == len(set(patterns))  # in order, each once
+
+
+def test_a_subject_filter_refuses_an_invalid_pattern() -> None:
+    with pytest.raises(InvalidInput) as refused:
+        SubjectFilter(["ticker.a.*", "ticker..b"])
+    assert refused.value.code == "invalid_pattern"

@@ -7,7 +7,8 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from coinwire.api.guard import authorize_rpc
-from coinwire.api.ws_send import task_pusher
+from coinwire.api.ws_send import offer_of, task_pusher
+from coinwire.bus.subjects import SubjectFilter
 
 if TYPE_CHECKING:
     from coinwire.auth.abilities import Principal
@@ -16,6 +17,7 @@ __all__ = ["CallContext", "CHANNELS", "DEFAULT_CHANNELS", "Push"]
 
 CHANNELS = frozenset({"order", "trade", "exchstatus", "logmessages", "echo_ret", "ticker", "public_trades"})
 DEFAULT_CHANNELS = frozenset({"exchstatus", "echo_ret"})
+ALL_TICKERS, ALL_TRADES = SubjectFilter(["ticker.>"]), SubjectFilter(["trade.>"])  # what the channels carry until narrowed
 _ids = itertools.count(1)
 
 
@@ -27,10 +29,13 @@ class CallContext:
 
     `send(data)` delivers one notification already encoded as a JSON-RPC message: the
     notifier encodes each notification once, however many connections receive it. `push(data)`
-    queues one without waiting (orders, trades and status changes: see `api.notifier`).
+    queues one without waiting (orders, trades, status changes, echo: see `api.notifier`), and
+    `offer(subject, data)` queues market data that a later message of the same subject may
+    supersede while the connection is behind (tickers, public trades, candles: `api.ws_send`).
+    Nothing pushed to a connection ever waits for it.
     """
 
-    __slots__ = ("connection_id", "channels", "send", "push", "transport", "ticker_patterns", "trade_patterns", "principal",
+    __slots__ = ("connection_id", "channels", "send", "push", "offer", "transport", "ticker_patterns", "trade_patterns", "principal",
                  "checked_at", "_allowed", "_allowed_for")
 
     def __init__(
@@ -44,8 +49,9 @@ class CallContext:
         self.send = send
         # `send` without waiting, for notifications the bus delivers inline (`api.ws_send`); made from `send` when not given
         self.push = push if push is not None or send is None else task_pusher(send)
-        self.ticker_patterns: tuple[str, ...] = ("ticker.>",)  # which tickers the `ticker` channel carries
-        self.trade_patterns: tuple[str, ...] = ("trade.>",)  # which markets the `public_trades` channel carries
+        self.offer = offer_of(self.push) if self.push is not None else None
+        self.ticker_patterns: SubjectFilter = ALL_TICKERS  # which tickers the `ticker` channel carries
+        self.trade_patterns: SubjectFilter = ALL_TRADES  # which markets the `public_trades` channel carries
         self._allowed: set[str] = set()  # methods `principal` was allowed: a connection calls the same few again and again
         self._allowed_for: Principal | None = None
 

@@ -23,7 +23,7 @@ from coinwire.auth.audit import AuditLog
 from coinwire.auth.service import AuthService
 from coinwire.api.notifier import Notifier
 from coinwire.api.wallet_views import WalletViews
-from coinwire.bus.subjects import validate_pattern
+from coinwire.bus.subjects import SubjectFilter
 from coinwire.core.errors import CoinwireError, InvalidInput
 from coinwire.core.instruments import Instrument
 from coinwire.core.numbers import to_units
@@ -199,11 +199,16 @@ async def echo_notify(api: Api, p: dict[str, Any], ctx: CallContext) -> Any:
     return {"status": "ok", "receivers": receivers}
 
 
-def _subject_patterns(kind: str, field: str, given: list[str]) -> tuple[str, ...]:
-    """Patterns that select only `kind` subjects: `binance.usdt.*` and `ticker.binance.usdt.*` mean the same."""
+def _subject_patterns(kind: str, field: str, given: list[str], limit: int) -> SubjectFilter:
+    """Patterns that select only `kind` subjects: `binance.usdt.*` and `ticker.binance.usdt.*` mean the same.
+
+    Compiled here, once, and at most `limit` of them (each costs every message a test).
+    """
     if not given:
         raise InvalidInput("invalid_pattern", f"{field} needs at least one pattern, e.g. '{kind}.binance.usdt.*'")
-    return tuple(validate_pattern(t if t.startswith(f"{kind}.") else f"{kind}.{t}") for t in given)
+    if len(given) > limit:  # checked before any is looked at: thousands cost the server, not the client
+        raise InvalidInput("too_many_patterns", f"{field}: at most {limit} patterns per connection, got {len(given)}", limit=limit)
+    return SubjectFilter(t if t.startswith(f"{kind}.") else f"{kind}.{t}" for t in given)
 
 
 @method("subscribe", P.SubscribeParams)
@@ -212,16 +217,18 @@ async def subscribe(api: Api, p: P.SubscribeParams, ctx: CallContext) -> Any:
 
     `ticker` pushes every latest price; `tickers` (subject patterns like `ticker.binance.usdt.*`) narrows it.
     `public_trades` pushes every market's public trades; `public_trades` patterns (`trade.demo.usdt.btc`) narrow it.
+    Each pattern list replaces the one before and holds at most `ws_max_patterns` patterns (`too_many_patterns`).
     """
     unknown = sorted(set(p.channels) - CHANNELS)
     if unknown:
         raise InvalidInput("unknown_channel", f"unknown channels {unknown}; known: {sorted(CHANNELS)}")
     if ctx.send is None:
         raise InvalidInput("not_a_stream", "subscribe needs a WebSocket connection")
-    for channel in p.channels:
+    for channel in dict.fromkeys(p.channels):  # each once, however often it is named
         authorize_channel(ctx.principal, channel)
-    tickers = None if p.tickers is None else _subject_patterns("ticker", "tickers", p.tickers)
-    trades = None if p.public_trades is None else _subject_patterns("trade", "public_trades", p.public_trades)
+    limit = api.notifier.limits.max_patterns
+    tickers = None if p.tickers is None else _subject_patterns("ticker", "tickers", p.tickers, limit)
+    trades = None if p.public_trades is None else _subject_patterns("trade", "public_trades", p.public_trades, limit)
     ctx.ticker_patterns = tickers or ctx.ticker_patterns  # both checked before either changes
     ctx.trade_patterns = trades or ctx.trade_patterns
     await api.notifier.listen(ctx, p.channels)

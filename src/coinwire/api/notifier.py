@@ -7,17 +7,21 @@ ticker service) reach connections subscribed to `ticker` whose patterns select t
 `public_trades` (each market's public trades, from `services.public_trades`) likewise.
 
 Each notification is encoded to its JSON-RPC message once and the same bytes go to every
-receiver. Order, trade, status and log messages come from the bus inline and are pushed
-(`CallContext.push`: queued, never waited for), in the order the bus delivers them; echo,
-ticker and public-trade notifications are sent from their callers' tasks, awaited directly
-when there is one receiver, gathered otherwise.
+receiver, and no notification ever waits for a receiver: one connection that reads slowly
+must not hold back anyone else's. Order, trade, status, log and echo messages are pushed
+(`CallContext.push`: queued in order; a connection that leaves too much unread is dropped);
+ticker and public-trade notifications are offered (`CallContext.offer`: while a connection is
+behind, only each subject's latest waits for it). See `api.ws_send`.
+
+Which connections a ticker or public trade reaches is worked out once per subject and kept
+until a connection or a subscription changes, so a message costs the same however many
+patterns its receivers chose (at most `PushLimits.max_patterns` each).
 """
 
 from __future__ import annotations
 
-import asyncio
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import msgspec
@@ -25,15 +29,23 @@ import structlog
 
 from coinwire.api.context import CallContext
 from coinwire.bus.base import Bus
-from coinwire.bus.subjects import matcher
 from coinwire.messages import ExchangeStatusChanged, FillEvent, LogMessage, Message, OrderUpdate
 
-__all__ = ["Notifier", "notification"]
+__all__ = ["Notifier", "PushLimits", "notification"]
 
 log = structlog.get_logger("coinwire.notifier")
 
 _encode = msgspec.json.Encoder().encode
 _NOTIFIED = frozenset({OrderUpdate, FillEvent, ExchangeStatusChanged})
+_SELECTED_LIMIT = 16_384  # subjects whose receivers are remembered; past it the memory starts afresh
+
+
+class PushLimits(msgspec.Struct, frozen=True):
+    """What one WebSocket connection may ask of the push streams (settings `ws_max_*`; docs/SECURITY.md)."""
+
+    max_patterns: int = 100  # `tickers` patterns, and `public_trades` patterns, per connection
+    max_streams: int = 20  # `subscribe_ohlcv` streams per connection
+    max_unread_bytes: int = 8 << 20  # pushed bytes a connection may leave unread before it is dropped
 
 
 def notification(channel: str, params: Any) -> bytes:
@@ -42,13 +54,15 @@ def notification(channel: str, params: Any) -> bytes:
 
 
 class Notifier:
-    def __init__(self, bus: Bus) -> None:
+    def __init__(self, bus: Bus, limits: PushLimits | None = None) -> None:
         self.bus = bus
+        self.limits = limits or PushLimits()
         self.connections: dict[int, CallContext] = {}
         self.origins: dict[str, int] = {}  # client_oid -> connection id that placed it
         self._subs: list[Any] = []
         self._log_sub: Any = None
         self._listening: dict[str, list[CallContext]] = {}  # channel -> its connections; rebuilt after any change
+        self._selected: dict[str, list[CallContext]] = {}  # ticker or trade subject -> its receivers; likewise
 
     async def start(self) -> None:
         # ONE subscription: a bus keeps order per subscription, so an order's trades reach its
@@ -60,7 +74,7 @@ class Notifier:
     async def listen(self, ctx: CallContext, channels: Iterable[str]) -> None:
         """Add channels to a connection (the `subscribe` method); the one way they are added after it connects."""
         ctx.channels.update(channels)
-        self._listening.clear()
+        self._changed()
         if "logmessages" in ctx.channels and self._log_sub is None:
             # `log.*` is taken from the first listener on: until then the in-process bus routes it
             # nowhere (every order that ends logs a line; passing each through an inbox here for
@@ -71,7 +85,12 @@ class Notifier:
     def unlisten(self, ctx: CallContext, channels: Iterable[str]) -> None:
         """Remove channels from a connection (the `unsubscribe` method)."""
         ctx.channels.difference_update(channels)
+        self._changed()
+
+    def _changed(self) -> None:
+        """A connection, its channels or its patterns changed: who receives what is worked out afresh."""
         self._listening.clear()
+        self._selected.clear()
 
     async def close(self) -> None:
         for sub in self._subs:
@@ -79,11 +98,11 @@ class Notifier:
 
     def add(self, ctx: CallContext) -> None:
         self.connections[ctx.connection_id] = ctx
-        self._listening.clear()
+        self._changed()
 
     def remove(self, ctx: CallContext) -> None:
         self.connections.pop(ctx.connection_id, None)
-        self._listening.clear()
+        self._changed()
         for oid in [k for k, v in self.origins.items() if v == ctx.connection_id]:
             del self.origins[oid]
 
@@ -92,7 +111,7 @@ class Notifier:
             self.origins[client_oid] = ctx.connection_id
 
     async def broadcast(self, channel: str, payload: Any) -> int:
-        """Send to every connection listening on `channel`; returns how many received it."""
+        """Push to every connection listening on `channel`, waiting for none of them; returns how many were given it."""
         targets = self._listeners(channel)
         if targets:
             await self._send_all(targets, channel, payload)
@@ -106,30 +125,29 @@ class Notifier:
         return targets
 
     async def _send_all(self, targets: list[CallContext], channel: str, payload: Any) -> None:
-        data = notification(channel, payload)
-        if len(targets) == 1:
-            target = targets[0]
-            try:
-                await target.send(data)  # type: ignore[misc]  # targets always have send
-            except Exception as exc:  # noqa: BLE001 - a closed connection must not stop the others
-                log.debug("notification not delivered", channel=channel, error=str(exc))
-            return
-        results = await asyncio.gather(*(t.send(data) for t in targets if t.send), return_exceptions=True)
-        for result in results:
-            if isinstance(result, Exception):
-                log.debug("notification not delivered", channel=channel, error=str(result))
+        """Push one notification to `targets`, waiting for none of them (a slow receiver delays no one)."""
+        _push_all(targets, notification(channel, payload))
+
+    def _selecting(self, channel: str, subject: str, patterns: Callable[[CallContext], Callable[[str], bool]]) -> list[CallContext]:
+        """The listeners of `channel` whose patterns select `subject` (a shared list), kept until a listener changes."""
+        targets = self._selected.get(subject)
+        if targets is None:
+            if len(self._selected) >= _SELECTED_LIMIT:
+                self._selected.clear()
+            targets = self._selected[subject] = [c for c in self._listeners(channel) if patterns(c)(subject)]
+        return targets
 
     async def on_ticker(self, subject: str, view: Any) -> None:
         """A latest price (`services.tickers.TickerView`) to the connections whose ticker patterns select it."""
-        targets = [c for c in self._listeners("ticker") if any(matcher(p)(subject) for p in c.ticker_patterns)]
+        targets = self._selecting("ticker", subject, _ticker_patterns)
         if targets:
-            await self._send_all(targets, "ticker", view.to_public(time.time_ns()))
+            _offer_all(targets, subject, notification("ticker", view.to_public(time.time_ns())))
 
     async def on_public_trade(self, subject: str, trade: dict[str, Any]) -> None:
         """A market's public trade (`services.public_trades.trade_view`) to the connections whose patterns select it."""
-        targets = [c for c in self._listeners("public_trades") if any(matcher(p)(subject) for p in c.trade_patterns)]
+        targets = self._selecting("public_trades", subject, _trade_patterns)
         if targets:
-            await self._send_all(targets, "public_trades", trade)
+            _offer_all(targets, subject, notification("public_trades", trade))
 
     def _on_message(self, subject: str, message: Message) -> None:
         """Inline, from the bus: encode once, queue to every receiver without waiting for any of them."""
@@ -174,3 +192,21 @@ def _push_all(targets: list[CallContext], data: bytes) -> None:
                 push(data)
             except Exception as exc:  # noqa: BLE001 - a closed connection must not stop the others
                 log.debug("notification not delivered", error=str(exc))
+
+
+def _offer_all(targets: list[CallContext], subject: str, data: bytes) -> None:
+    for target in targets:
+        offer = target.offer
+        if offer is not None:  # every connection the notifier knows has one (it has `send`)
+            try:
+                offer(subject, data)
+            except Exception as exc:  # noqa: BLE001 - a closed connection must not stop the others
+                log.debug("notification not delivered", subject=subject, error=str(exc))
+
+
+def _ticker_patterns(ctx: CallContext) -> Callable[[str], bool]:
+    return ctx.ticker_patterns
+
+
+def _trade_patterns(ctx: CallContext) -> Callable[[str], bool]:
+    return ctx.trade_patterns

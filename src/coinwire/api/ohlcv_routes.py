@@ -16,6 +16,9 @@ the GET (the history, the forming bucket last) plus a `subscription` id; then `o
 notifications `{subscription, exchange, symbol, timeframe, tz, candle}` carry the forming
 bucket each time it changes (at most `push_interval` apart); a new bucket simply arrives
 with a later time. `unsubscribe_ohlcv {subscription}` stops it; closing the socket stops all.
+A connection holds at most `ws_max_streams` streams (`too_many_streams`); a connection that
+reads slowly keeps only each stream's latest candle waiting (`api.ws_send`), and never holds
+back anyone else's.
 """
 
 from __future__ import annotations
@@ -127,6 +130,9 @@ class OhlcvStreams:
     async def subscribe(self, p: SubscribeOhlcvParams, ctx: CallContext) -> dict[str, Any]:
         if ctx.send is None:
             raise InvalidInput("websocket_only", "subscribe_ohlcv needs a WebSocket connection (/rpc)")
+        limit = self.api.notifier.limits.max_streams
+        if sum(1 for sub in self.subs.values() if sub.ctx is ctx) >= limit:
+            raise InvalidInput("too_many_streams", f"at most {limit} subscribe_ohlcv streams per connection", limit=limit)
         tf, tz = parse_timeframe(p.timeframe), zone(p.tz)
         symbol = normalize_symbol(p.symbol)
         answer = await self.query.candles(p.exchange, symbol, p.timeframe, p.tz, p.start, p.end)
@@ -185,7 +191,7 @@ class OhlcvStreams:
             if sub.ctx.connection_id not in live:
                 self.subs.pop(sub.id, None)  # the socket closed
                 continue
-            if not sub.changed or sub.ctx.send is None:
+            if not sub.changed or sub.ctx.offer is None:
                 continue
             sub.changed = False
             if sub.bucket == (-1, -1):
@@ -198,8 +204,8 @@ class OhlcvStreams:
                 "subscription": sub.id, "exchange": sub.exchange, "symbol": sub.symbol,
                 "timeframe": str(sub.tf), "tz": sub.tz_name, "candle": [int(candle[0]), *map(float, candle[1:])],
             }  # fmt: skip
-            try:
-                await sub.ctx.send(notification("ohlcv", payload))
+            try:  # offered, never awaited: a connection behind keeps only its stream's latest candle
+                sub.ctx.offer(f"ohlcv.{sub.id}", notification("ohlcv", payload))
                 sent += 1
             except Exception as exc:  # noqa: BLE001 - a closed connection must not stop the others
                 log.debug("ohlcv notification not delivered", error=str(exc))

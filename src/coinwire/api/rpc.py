@@ -29,7 +29,7 @@ from coinwire.api.connections import CREDENTIALS_ENDED
 from coinwire.api.context import CallContext
 from coinwire.api.guard import client_ip, credential_of
 from coinwire.api.ws_protocol import FastWebSocketProtocol
-from coinwire.api.ws_send import text_pusher, text_sender
+from coinwire.api.ws_send import ClientGone, text_pusher, text_sender
 from coinwire.auth.errors import RateLimited, Unauthenticated
 from coinwire.api.methods import Api
 from coinwire.core.errors import CoinwireError
@@ -96,10 +96,13 @@ async def rpc_asgi(scope: Scope, receive: Receive, send: Send, api: Api) -> None
         return
     await send({"type": "websocket.accept"})
 
-    send_bytes = text_sender(send)  # answers and notifications: one socket write a loop turn
+    send_bytes = text_sender(send, api.notifier.limits.max_unread_bytes)  # answers and notifications: one socket write a loop turn
 
     async def reply(payload: Any) -> None:
-        await send_bytes(_json_encode(payload))
+        try:
+            await send_bytes(_json_encode(payload))
+        except ClientGone:  # closed, or dropped as a slow consumer, before its answer: no one left to tell
+            pass
 
     ctx = CallContext("rpc", send_bytes, principal, push=text_pusher(send_bytes))
     ctx.checked_at = time.monotonic()

@@ -9,13 +9,13 @@ Checks raise `InvalidInput` with a stable code, because patterns also arrive fro
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from functools import lru_cache
 
 from coinwire.core.errors import InvalidInput
 from coinwire.messages import DURABLE_SUBJECTS
 
-__all__ = ["validate_subject", "validate_pattern", "validate_namespace", "matcher", "match", "intersect", "is_durable"]
+__all__ = ["validate_subject", "validate_pattern", "validate_namespace", "matcher", "match", "intersect", "is_durable", "SubjectFilter"]
 
 _BAD_CHARS = re.compile(r"[\s*>]")
 _NAMESPACE = re.compile(r"[A-Za-z0-9_-]+")
@@ -83,6 +83,36 @@ def matcher(pattern: str) -> Callable[[str], bool]:
     parts = [r"[^.]+" if t == "*" else r"[^.]+(?:\.[^.]+)*" if t == ">" else re.escape(t) for t in pattern.split(".")]
     fullmatch = re.compile(r"\.".join(parts)).fullmatch
     return lambda subject: fullmatch(subject) is not None
+
+
+class SubjectFilter:
+    """Several patterns compiled once, when they are chosen: does any of them select a subject?
+
+    Push subscriptions hold their patterns as one of these, so a message costs a set lookup
+    (patterns without wildcards) and one predicate per wildcard pattern, never a compile: the
+    shared `matcher` cache holds 4,096 patterns, and a client's thousands evicted everyone's.
+    Iterating gives the patterns back, in the order given, each once.
+    """
+
+    __slots__ = ("patterns", "_exact", "_wild")
+
+    def __init__(self, patterns: Iterable[str]) -> None:
+        self.patterns = tuple(dict.fromkeys(validate_pattern(p) for p in patterns))
+        wild = [p for p in self.patterns if "*" in p.split(".") or p.endswith(">")]
+        self._exact = frozenset(self.patterns).difference(wild)
+        self._wild = tuple(matcher.__wrapped__(p) for p in wild)  # compiled here, outside the shared cache
+
+    def __call__(self, subject: str) -> bool:
+        return subject in self._exact or any(m(subject) for m in self._wild)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.patterns)
+
+    def __len__(self) -> int:
+        return len(self.patterns)
+
+    def __repr__(self) -> str:
+        return f"SubjectFilter({list(self.patterns)!r})"
 
 
 def match(pattern: str, subject: str) -> bool:
