@@ -2,7 +2,8 @@
 
 HTTP: every request is matched to its route template, the template's rule is looked up in
 `coinwire.auth.abilities.HTTP_RULES` and checked before the route runs; a route without a
-rule answers 403 `no_rule`. The middleware also limits request bodies (413), counts the
+rule answers 403 `no_rule`. The middleware also limits request bodies (413) and the time
+they take to arrive (408), counts the
 client address's and the user's token buckets (429 + Retry-After) and authenticates the
 `Authorization: Bearer` credential (an access token or an API key). JSON-RPC methods and
 push channels go through `authorize()` with their rules from RPC_RULES and PUSH_RULES.
@@ -10,6 +11,7 @@ push channels go through `authorize()` with their rules from RPC_RULES and PUSH_
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import msgspec
@@ -31,13 +33,14 @@ _encode = msgspec.json.Encoder().encode
 
 
 class EdgeLimits(msgspec.Struct, frozen=True):
-    """Request budgets: per client address and per user (requests/second and burst), body bytes."""
+    """Request budgets: per client address and per user (requests/second and burst), body bytes and seconds."""
 
     ip_rate: float = 50.0
     ip_burst: float = 200.0
     user_rate: float = 50.0
     user_burst: float = 200.0
     max_body: int = 1_048_576
+    body_timeout: float = 10.0  # a body must arrive whole within this time of the request's headers
 
 
 def authorize(principal: Principal | None, rule: Rule | None, what: str) -> None:
@@ -122,6 +125,8 @@ async def _answer(send: Send, exc: CoinwireError) -> None:
         headers.append((b"retry-after", str(exc.retry_after).encode()))
     if isinstance(exc, Unauthenticated):
         headers.append((b"www-authenticate", b"Bearer"))
+    if exc.http_status == 408:  # the rest of a late body may still come: this connection is done
+        headers.append((b"connection", b"close"))
     await send({"type": "http.response.start", "status": exc.http_status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
@@ -211,20 +216,32 @@ class GuardMiddleware:
         return await self._buffered(scope, receive)
 
     async def _buffered(self, scope: Scope, receive: Receive) -> Receive:
-        """Read a body without Content-Length (chunked) up to the limit before the route runs; replay it after."""
-        if _header(scope, b"content-length") is not None or scope["method"] in ("GET", "HEAD", "DELETE", "OPTIONS"):
+        """Read the body whole before the route runs (within the size and time limits); replay it after.
+
+        A body that does not arrive within `body_timeout` (one declaring 100 bytes and sending
+        10) answers 408 `body_timeout` and the connection is closed, instead of holding a
+        route, and the connection, open for as long as the client likes.
+        """
+        length = _header(scope, b"content-length")
+        if length == "0" or (length is None and scope["method"] in ("GET", "HEAD", "DELETE", "OPTIONS")):
             return receive
         chunks, seen = [], 0
-        while True:
-            message = await receive()
-            if message["type"] != "http.request":
-                return receive
-            chunks.append(message.get("body", b""))
-            seen += len(chunks[-1])
-            if seen > self.limits.max_body:
-                raise _too_large(self.limits.max_body)
-            if not message.get("more_body", False):
-                break
+        try:
+            async with asyncio.timeout(self.limits.body_timeout):
+                while True:
+                    message = await receive()
+                    if message["type"] != "http.request":
+                        return receive
+                    chunks.append(message.get("body", b""))
+                    seen += len(chunks[-1])
+                    if seen > self.limits.max_body:
+                        raise _too_large(self.limits.max_body)
+                    if not message.get("more_body", False):
+                        break
+        except TimeoutError:
+            exc = CoinwireError("body_timeout", f"the request body did not arrive within {self.limits.body_timeout:g} s")
+            exc.http_status = 408
+            raise exc from None
         body, replayed = b"".join(chunks), False
 
         async def replay() -> Message:
