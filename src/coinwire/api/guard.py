@@ -3,7 +3,7 @@
 HTTP: every request is matched to its route template, the template's rule is looked up in
 `coinwire.auth.abilities.HTTP_RULES` and checked before the route runs; a route without a
 rule answers 403 `no_rule`. The middleware also limits request bodies (413) and the time
-they take to arrive (408), counts the
+they take to arrive (408), path and query values (400 `too_long`), counts the
 client address's and the user's token buckets (429 + Retry-After) and authenticates the
 `Authorization: Bearer` credential (an access token or an API key). JSON-RPC methods and
 push channels go through `authorize()` with their rules from RPC_RULES and PUSH_RULES.
@@ -13,18 +13,20 @@ from __future__ import annotations
 
 import asyncio
 from typing import Any
+from urllib.parse import parse_qsl
 
 import msgspec
 import structlog
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from coinwire.api import params as P
 from coinwire.auth.audit import AuditLog
 from coinwire.auth.abilities import PUSH_RULES, RPC_RULES, Principal, Rule, denial, http_rule
 from coinwire.auth.errors import Forbidden, RateLimited, Unauthenticated
 from coinwire.auth.ratelimit import RateLimiter
 from coinwire.auth.service import AuthService
-from coinwire.core.errors import CoinwireError
+from coinwire.core.errors import CoinwireError, InvalidInput
 
 __all__ = ["GuardMiddleware", "EdgeLimits", "authorize", "authorize_rpc", "authorize_channel", "credential_of", "client_ip"]
 
@@ -41,6 +43,17 @@ class EdgeLimits(msgspec.Struct, frozen=True):
     user_burst: float = 200.0
     max_body: int = 1_048_576
     body_timeout: float = 10.0  # a body must arrive whole within this time of the request's headers
+
+
+# Path segments a route takes, by name: the same limits as the parameters of that name
+_PATH_LIMITS = {
+    "run_id": P.MAX_ID,
+    "component_id": P.MAX_ID,
+    "key_id": P.MAX_ID,
+    "exchange": P.MAX_NAME,
+    "pair": P.MAX_SYMBOL,
+    "symbol": P.MAX_SYMBOL,
+}
 
 
 def authorize(principal: Principal | None, rule: Rule | None, what: str) -> None:
@@ -145,8 +158,9 @@ class GuardMiddleware:
     def _route(self, scope: Scope) -> tuple[str, str] | None:
         router = scope["app"].router
         for route in router.routes:
-            match, _ = route.matches(scope)
+            match, child = route.matches(scope)
             if match is Match.FULL:
+                _check_lengths(scope, child.get("path_params", {}))
                 return scope["method"], route.path
         return None
 
@@ -252,6 +266,23 @@ class GuardMiddleware:
             return await receive()
 
         return replay
+
+
+def _check_lengths(scope: Scope, path_params: dict[str, Any]) -> None:
+    """Path segments and query values beyond their limits are refused before anything runs (400 `too_long`)."""
+    for name, value in path_params.items():
+        limit = _PATH_LIMITS.get(name, P.MAX_PATH_PARAM)
+        if isinstance(value, str) and len(value) > limit:
+            raise _too_long(name, limit)
+    query = scope.get("query_string", b"")
+    if len(query) > P.MAX_QUERY_VALUE:
+        for name, value in parse_qsl(query.decode("latin-1"), keep_blank_values=True):
+            if len(value) > P.MAX_QUERY_VALUE:
+                raise _too_long(name[:64], P.MAX_QUERY_VALUE)
+
+
+def _too_long(field: str, limit: int) -> CoinwireError:
+    return InvalidInput("too_long", f"`{field}` is longer than {limit} characters", field=field, max_length=limit)
 
 
 def _too_large(limit: int) -> CoinwireError:
