@@ -341,3 +341,10 @@ async def test_echo_still_answers_json_numbers_as_numbers(server: ServerProcess)
     deep = '{"jsonrpc": "2.0", "id": 2, "method": "echo", "params": {"a": ' + "[" * 700 + "]" * 700 + "}}"
     answer = await _frame(server, deep)
     assert "result" in answer or answer["error"]["data"]["code"] == "too_deep", str(answer)[:200]
+
+
+def test_a_run_start_body_is_refused_too_long_whatever_string_is_oversized(server: ServerProcess) -> None:
+    with server.client() as http:
+        for body in ({"mode": "x" * 5000}, {"params": {"note": "x" * 5000}}, {"balances": {"x" * 5000: "1"}}, {"data": ["x" * 5000]}):
+            r = http.put("/runnables/hodl/start", json=body)
+            assert (r.status_code, _error(r)) == (422, "too_long"), (body.keys(), r.text[:200])

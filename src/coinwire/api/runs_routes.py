@@ -26,6 +26,7 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
+from coinwire.api import params as P
 from coinwire.api.guard import principal_of
 from coinwire.api.json_input import decode_json
 from coinwire.api.ownership import Owners
@@ -94,7 +95,7 @@ def add_runs_routes(app: FastAPI, settings: Settings, gateway: Gateway | None = 
 
     async def start_run(request: Request, name: str) -> Any:
         """Start a run in its own process: body {mode, start, end, balances, params, fee, fill, liquidity, data}."""
-        return await manager.start(name, await _json_body(request))
+        return await manager.start(name, _bounded(await _json_body(request), "body"))
 
     async def list_runs(request: Request) -> Any:
         """Every run, newest first, with its status and headline metrics."""
@@ -159,6 +160,20 @@ def _for_http(exc: CoinwireError, start: bool) -> CoinwireError:
 async def _json_body(request: Request) -> Any:
     body = await request.body()
     return decode_json(body, exact=False) if body else {}
+
+
+def _bounded(value: Any, where: str) -> Any:
+    """A free-form body (a run's start request) whose every string and key fits MAX_TEXT characters."""
+    if isinstance(value, str) and len(value) > P.MAX_TEXT:
+        raise InvalidInput("too_long", f"`{where}` is longer than {P.MAX_TEXT} characters", field=where, max_length=P.MAX_TEXT)
+    if isinstance(value, dict):
+        for key, item in value.items():
+            _bounded(key, f"{where} key")
+            _bounded(item, f"{where}.{key}")
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            _bounded(item, f"{where}[{index}]")
+    return value
 
 
 def _int_param(raw: str | None, name: str, default: int, low: int, high: int) -> int:
