@@ -56,13 +56,13 @@ __all__ = [
 MAX_ID = 64  # run_id, client_oid, component and key ids, user names, API key names (VARCHAR(64) in the store)
 MAX_NAME = 64  # exchange and currency names
 MAX_SYMBOL = 64  # pair / symbol (`BTC_USDT`, `BTC/USDT:USDT`)
-MAX_WORD = 32  # keywords: side, type, mode, freq, role, plan, scope, channel, time zone and timeframe
+MAX_WORD = 32  # keywords: side, type, mode, freq, role, plan, scope, channel, timeframe
 MAX_PATTERN = 128  # one subject pattern (`ticker.binance.usdt.*`)
 MAX_TEXT = 1024  # free text: a wallet set's description
 MAX_SECRET = 1024  # passwords (8 to 256 characters, checked further on), refresh tokens
 MAX_PATH_PARAM = 256  # any other path segment a route takes (`{name:path}`, web assets)
 MAX_QUERY_VALUE = 1024  # any query-string value of any route
-MAX_LIST = 1000  # entries of a list parameter (wallets, channels, patterns, scopes, assets)
+MAX_LIST = 1000  # entries of a list parameter (wallets, channels, scopes, frontier assets and data)
 
 Ident = Annotated[str, msgspec.Meta(max_length=MAX_ID)]
 Name = Annotated[str, msgspec.Meta(max_length=MAX_NAME)]
