@@ -17,6 +17,7 @@ import websockets
 
 from coinwire.api import params as P
 from coinwire.api.client import RpcClient, RpcError
+import coinwire.api.app  # noqa: F401  (mounts every route and registers every method, ohlcv_routes' too)
 from coinwire.api.methods import METHOD_NAMES, _REGISTRY
 from tests.conftest import POSTGRES_URL, require_service
 from tests.server import ServerProcess
@@ -272,9 +273,12 @@ def _oversized(info: Any, size: int) -> Any:
     return None
 
 
+ALL_METHODS = sorted(set(METHOD_NAMES) | set(_REGISTRY))  # the xWrap methods and those registered by route modules
+
+
 def _string_fields() -> list[tuple[str, str, Any]]:
     cases = []
-    for name in METHOD_NAMES:
+    for name in ALL_METHODS:
         info = msgspec.inspect.type_info(_REGISTRY[name].params)
         for field in getattr(info, "fields", ()):
             value = _oversized(field.type, 100_000)
@@ -289,7 +293,7 @@ async def test_every_json_rpc_method_refuses_an_oversized_string_with_too_long(s
     async with RpcClient(server.ws) as rpc:
         for method, field, value in cases:
             assert await _refused(rpc, method, **{field: value}) == "too_long", (method, field)
-        for method in METHOD_NAMES:  # and none of them answers an internal error to an oversized unknown field
+        for method in ALL_METHODS:  # and none of them answers an internal error to an oversized unknown field
             try:
                 await rpc.call(method, **{"x" * 1000: "y" * 100_000})
             except RpcError as exc:
