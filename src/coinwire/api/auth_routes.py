@@ -20,14 +20,16 @@ Bodies are strict: unknown fields answer 400 `invalid_params`.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
+from coinwire.api import params as P
 from coinwire.api.guard import client_ip, principal_of
+from coinwire.api.json_input import decode_shape
 from coinwire.api.rest import error_response, json_response
 from coinwire.auth.abilities import Principal, abilities
 from coinwire.auth.audit import AuditLog
@@ -44,34 +46,28 @@ class _Body(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 
 
 class LoginBody(_Body):
-    username: str
-    password: str
+    username: P.Ident
+    password: P.Secret
 
 
 class RefreshBody(_Body):
-    refresh_token: str
+    refresh_token: P.Secret
 
 
 class ApiKeyBody(_Body):
-    name: str
-    scopes: list[str]
+    name: P.Ident
+    scopes: Annotated[list[P.Word], msgspec.Meta(max_length=P.MAX_LIST)]
 
 
 class UserBody(_Body):
-    username: str
-    password: str
-    role: str = "trader"
-    plan: str = "free"
+    username: P.Ident
+    password: P.Secret
+    role: P.Word = "trader"
+    plan: P.Word = "free"
 
 
 async def _body(request: Request, shape: type) -> Any:
-    raw = await request.body()
-    try:
-        return msgspec.json.decode(raw or b"{}", type=shape)
-    except msgspec.ValidationError as exc:
-        raise InvalidInput("invalid_params", str(exc)) from None
-    except msgspec.DecodeError:
-        raise InvalidInput("parse_error", "the request body is not valid JSON") from None
+    return decode_shape(await request.body(), shape, "the request body")
 
 
 def add_auth_routes(app: FastAPI, auth: AuthService, audit: AuditLog) -> None:

@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import math
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
 import numpy as np
@@ -30,6 +30,8 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
+from coinwire.api import params as P
+from coinwire.api.json_input import decode_shape
 from coinwire.api.rest import error_response, json_response
 from coinwire.config import Settings
 from coinwire.core import frontier as fr
@@ -48,15 +50,15 @@ Bound = float | dict[str, float] | None
 class FrontierRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """What the route (and the strategy) takes; see the module docstring."""
 
-    assets: list[str]
-    exchange: str = "binance"
-    timeframe: str = "5m"
-    window: str = "180d"
-    data: list[str] | None = None
+    assets: Annotated[list[P.Symbol], msgspec.Meta(max_length=P.MAX_LIST)]
+    exchange: P.Name = "binance"
+    timeframe: P.Word = "5m"
+    window: P.Word = "180d"
+    data: Annotated[list[P.Text], msgspec.Meta(max_length=P.MAX_LIST)] | None = None
     risk_free: float = fr.DEFAULT_RISK_FREE
     points: int = 100
-    covariance: str = "sample"
-    returns: str = "simple"
+    covariance: P.Word = "sample"
+    returns: P.Word = "simple"
     lower: Bound = None
     upper: Bound = None
     cloud: int = 0
@@ -101,12 +103,7 @@ def compute_frontier(req: FrontierRequest, history_root: Path) -> dict[str, Any]
 
 def parse_request(body: bytes) -> FrontierRequest:
     """The body as a FrontierRequest: not JSON is `parse_error`, a wrong field `invalid_params`."""
-    try:
-        req = msgspec.json.decode(body or b"{}", type=FrontierRequest)
-    except msgspec.ValidationError as exc:
-        raise InvalidInput("invalid_params", f"invalid frontier request: {exc}") from None
-    except msgspec.DecodeError:
-        raise InvalidInput("parse_error", "the request body is not valid JSON") from None
+    req = decode_shape(body, FrontierRequest, "invalid frontier request")
     numbers = [req.risk_free] + [x for x in (req.target_return, req.target_volatility) if x is not None]
     if not all(math.isfinite(x) for x in numbers):
         raise InvalidInput("invalid_params", "risk_free and targets must be finite numbers")
@@ -123,7 +120,7 @@ def add_frontier_routes(app: FastAPI, settings: Settings) -> None:
             req = parse_request(await request.body())
             return json_response(await asyncio.to_thread(compute_frontier, req, root))
         except CoinwireError as exc:
-            if exc.code != "parse_error" and exc.http_status in (400, 404):
+            if exc.code not in ("parse_error", "too_deep") and exc.http_status in (400, 404):
                 exc.http_status = 422  # well-formed, but cannot be computed (history_missing too)
             return error_response(exc)
         except Exception:  # a bug: log it, and still answer in the documented error shape

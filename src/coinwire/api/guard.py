@@ -2,7 +2,8 @@
 
 HTTP: every request is matched to its route template, the template's rule is looked up in
 `coinwire.auth.abilities.HTTP_RULES` and checked before the route runs; a route without a
-rule answers 403 `no_rule`. The middleware also limits request bodies (413), counts the
+rule answers 403 `no_rule`. The middleware also limits request bodies (413) and the time
+they take to arrive (408), path and query values (400 `too_long`), counts the
 client address's and the user's token buckets (429 + Retry-After) and authenticates the
 `Authorization: Bearer` credential (an access token or an API key). JSON-RPC methods and
 push channels go through `authorize()` with their rules from RPC_RULES and PUSH_RULES.
@@ -10,19 +11,22 @@ push channels go through `authorize()` with their rules from RPC_RULES and PUSH_
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
+from urllib.parse import parse_qsl
 
 import msgspec
 import structlog
 from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from coinwire.api import params as P
 from coinwire.auth.audit import AuditLog
 from coinwire.auth.abilities import PUSH_RULES, RPC_RULES, Principal, Rule, denial, http_rule
 from coinwire.auth.errors import Forbidden, RateLimited, Unauthenticated
 from coinwire.auth.ratelimit import RateLimiter
 from coinwire.auth.service import AuthService
-from coinwire.core.errors import CoinwireError
+from coinwire.core.errors import CoinwireError, InvalidInput
 
 __all__ = ["GuardMiddleware", "EdgeLimits", "authorize", "authorize_rpc", "authorize_channel", "credential_of", "client_ip"]
 
@@ -31,13 +35,25 @@ _encode = msgspec.json.Encoder().encode
 
 
 class EdgeLimits(msgspec.Struct, frozen=True):
-    """Request budgets: per client address and per user (requests/second and burst), body bytes."""
+    """Request budgets: per client address and per user (requests/second and burst), body bytes and seconds."""
 
     ip_rate: float = 50.0
     ip_burst: float = 200.0
     user_rate: float = 50.0
     user_burst: float = 200.0
     max_body: int = 1_048_576
+    body_timeout: float = 10.0  # a body must arrive whole within this time of the request's headers
+
+
+# Path segments a route takes, by name: the same limits as the parameters of that name
+_PATH_LIMITS = {
+    "run_id": P.MAX_ID,
+    "component_id": P.MAX_ID,
+    "key_id": P.MAX_ID,
+    "exchange": P.MAX_NAME,
+    "pair": P.MAX_SYMBOL,
+    "symbol": P.MAX_SYMBOL,
+}
 
 
 def authorize(principal: Principal | None, rule: Rule | None, what: str) -> None:
@@ -122,6 +138,8 @@ async def _answer(send: Send, exc: CoinwireError) -> None:
         headers.append((b"retry-after", str(exc.retry_after).encode()))
     if isinstance(exc, Unauthenticated):
         headers.append((b"www-authenticate", b"Bearer"))
+    if exc.http_status == 408:  # the rest of a late body may still come: this connection is done
+        headers.append((b"connection", b"close"))
     await send({"type": "http.response.start", "status": exc.http_status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
 
@@ -140,8 +158,9 @@ class GuardMiddleware:
     def _route(self, scope: Scope) -> tuple[str, str] | None:
         router = scope["app"].router
         for route in router.routes:
-            match, _ = route.matches(scope)
+            match, child = route.matches(scope)
             if match is Match.FULL:
+                _check_lengths(scope, child.get("path_params", {}))
                 return scope["method"], route.path
         return None
 
@@ -211,20 +230,32 @@ class GuardMiddleware:
         return await self._buffered(scope, receive)
 
     async def _buffered(self, scope: Scope, receive: Receive) -> Receive:
-        """Read a body without Content-Length (chunked) up to the limit before the route runs; replay it after."""
-        if _header(scope, b"content-length") is not None or scope["method"] in ("GET", "HEAD", "DELETE", "OPTIONS"):
+        """Read the body whole before the route runs (within the size and time limits); replay it after.
+
+        A body that does not arrive within `body_timeout` (one declaring 100 bytes and sending
+        10) answers 408 `body_timeout` and the connection is closed, instead of holding a
+        route, and the connection, open for as long as the client likes.
+        """
+        length = _header(scope, b"content-length")
+        if length == "0" or (length is None and scope["method"] in ("GET", "HEAD", "DELETE", "OPTIONS")):
             return receive
         chunks, seen = [], 0
-        while True:
-            message = await receive()
-            if message["type"] != "http.request":
-                return receive
-            chunks.append(message.get("body", b""))
-            seen += len(chunks[-1])
-            if seen > self.limits.max_body:
-                raise _too_large(self.limits.max_body)
-            if not message.get("more_body", False):
-                break
+        try:
+            async with asyncio.timeout(self.limits.body_timeout):
+                while True:
+                    message = await receive()
+                    if message["type"] != "http.request":
+                        return receive
+                    chunks.append(message.get("body", b""))
+                    seen += len(chunks[-1])
+                    if seen > self.limits.max_body:
+                        raise _too_large(self.limits.max_body)
+                    if not message.get("more_body", False):
+                        break
+        except TimeoutError:
+            exc = CoinwireError("body_timeout", f"the request body did not arrive within {self.limits.body_timeout:g} s")
+            exc.http_status = 408
+            raise exc from None
         body, replayed = b"".join(chunks), False
 
         async def replay() -> Message:
@@ -235,6 +266,23 @@ class GuardMiddleware:
             return await receive()
 
         return replay
+
+
+def _check_lengths(scope: Scope, path_params: dict[str, Any]) -> None:
+    """Path segments and query values beyond their limits are refused before anything runs (400 `too_long`)."""
+    for name, value in path_params.items():
+        limit = _PATH_LIMITS.get(name, P.MAX_PATH_PARAM)
+        if isinstance(value, str) and len(value) > limit:
+            raise _too_long(name, limit)
+    query = scope.get("query_string", b"")
+    if len(query) > P.MAX_QUERY_VALUE:
+        for name, value in parse_qsl(query.decode("latin-1"), keep_blank_values=True):
+            if len(value) > P.MAX_QUERY_VALUE:
+                raise _too_long(name[:64], P.MAX_QUERY_VALUE)
+
+
+def _too_long(field: str, limit: int) -> CoinwireError:
+    return InvalidInput("too_long", f"`{field}` is longer than {limit} characters", field=field, max_length=limit)
 
 
 def _too_large(limit: int) -> CoinwireError:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -17,6 +18,7 @@ from coinwire import __version__
 from coinwire.api import params as P
 from coinwire.api.context import CHANNELS, CallContext
 from coinwire.api.guard import authorize_channel
+from coinwire.api.json_input import refusal
 from coinwire.api.ownership import Owners
 from coinwire.auth.abilities import RPC_RULES
 from coinwire.auth.audit import AuditLog
@@ -65,11 +67,31 @@ _ORDER_TYPES = {t.value: t for t in OrderType}
 _PARSED_LIMIT = 4096
 
 
-def _decimal_param(value: object) -> str:
-    """JSON numbers arrive as floats: their repr is the shortest exact decimal the sender meant."""
+def _decimal_param(value: object, field: str) -> str:
+    """A decimal parameter as text for the exact parser (`core.numbers.to_units`), which refuses all but decimals.
+
+    Strings pass as sent; JSON numbers arrive as exact `Decimal`s (`api.json_input`) or ints;
+    a float (a Python caller) is its repr, the shortest decimal that reads back the same.
+    Any other JSON type (true, null, a list, an object) is the wrong type: `invalid_params`.
+    """
+    if type(value) is str:
+        return value
     if isinstance(value, float):
         return repr(value)
-    return str(value)
+    if isinstance(value, (int, Decimal)) and not isinstance(value, bool):
+        return str(value)
+    raise InvalidInput("invalid_params", f"{field} must be a decimal string or a JSON number, got {type(value).__name__}", field=field)
+
+
+_NUMBERS_AS_NUMBERS = msgspec.json.Encoder(decimal_format="number")
+
+
+def _as_sent(raw: dict[str, Any] | None) -> dict[str, Any]:
+    """Echo's parameters with JSON numbers as numbers again (request JSON decodes fractions as Decimal)."""
+    try:
+        return msgspec.json.decode(_NUMBERS_AS_NUMBERS.encode(raw)) if raw else {}
+    except RecursionError:
+        raise InvalidInput("too_deep", "the JSON is nested too deeply") from None
 
 
 class Api:
@@ -98,9 +120,10 @@ class Api:
                 ctx.checked_at = now
         ctx.authorize(name)
         try:
-            parsed = msgspec.convert(raw or {}, entry.params, strict=False) if entry.params is not P.EchoParams else raw or {}
+            # strict: integers are integers (query strings are typed by the REST layer before this)
+            parsed = msgspec.convert(raw or {}, entry.params, strict=True) if entry.params is not P.EchoParams else _as_sent(raw)
         except msgspec.ValidationError as exc:
-            raise InvalidInput("invalid_params", f"{name}: {exc}") from None
+            raise refusal(exc, name) from None
         owners, principal = self.owners, ctx.principal
         if owners is None or principal is None:
             return await entry.handler(self, parsed, ctx)
@@ -151,7 +174,7 @@ class Api:
             if order_type not in (OrderType.LIMIT, OrderType.POST_ONLY):
                 raise InvalidInput("invalid_params", "post_only applies to limit orders only")
             order_type = OrderType.POST_ONLY
-        size = self._units(inst, "size", _decimal_param(p.size))
+        size = self._units(inst, "size", _decimal_param(p.size, "size"))
         raw_limit = p.limit if p.limit is not None else p.price
         if order_type is _MARKET:
             if raw_limit not in (None, 0, "0", ""):
@@ -160,7 +183,7 @@ class Api:
         else:
             if raw_limit in (None, "", 0, "0"):
                 raise InvalidInput("missing_limit", f"a {order_type.value} order needs a limit price")
-            limit = self._units(inst, "limit", _decimal_param(raw_limit))
+            limit = self._units(inst, "limit", _decimal_param(raw_limit, "limit"))
         if p.cancel_after < 0:
             raise InvalidInput("invalid_cancel_after", "cancel_after must be >= 0 seconds")
         if p.cancel_after and not order_type.rests:
@@ -330,7 +353,7 @@ async def convert_to_usd(api: Api, p: P.ConvertParams, ctx: CallContext) -> Any:
     """Value of an amount of a currency in USD (stablecoins count as USD); null when no route exists."""
     if p.side not in ("bid", "ask"):
         raise InvalidInput("invalid_side", "side must be 'bid' or 'ask'")
-    amount = to_units(_decimal_param(p.value), 18, "value")
+    amount = to_units(_decimal_param(p.value, "value"), 18, "value")
     return api.wallets.convert_to_usd(p.currency.upper(), amount, p.side)
 
 
@@ -384,7 +407,7 @@ async def create_wallet_set(api: Api, p: P.CreateWalletSetParams, ctx: CallConte
     if not p.wallets:
         raise InvalidInput("bad_wallet_config", "a wallet set needs at least one wallet")
     allocations = [
-        (w.exchange, w.currency.upper(), to_units(_decimal_param(w.allocation), 18, "allocation"))
+        (w.exchange, w.currency.upper(), to_units(_decimal_param(w.allocation, "allocation"), 18, "allocation"))
         for w in p.wallets
     ]
     description = p.description or (f"Logical Wallet for Run: {p.run_id}" if p.run_id else "Logical wallet set")
@@ -448,7 +471,7 @@ async def add_virtual_wallet_tx(api: Api, p: P.VirtualTxParams, ctx: CallContext
     currency = p.currency or p.base
     if not currency:
         raise InvalidInput("missing_parameter", "add_virtual_wallet_tx needs `base` (or `currency`)")
-    movement = to_units(_decimal_param(p.movement), 18, "movement")
+    movement = to_units(_decimal_param(p.movement, "movement"), 18, "movement")
     line_id = await api.gateway.add_virtual_wallet_tx(exchange=p.exchange, currency=currency.upper(), movement=movement)
     return {"id": line_id}
 

@@ -82,12 +82,12 @@ def add_ohlcv_routes(app: FastAPI, query: OhlcvQuery) -> None:
 
 
 class SubscribeOhlcvParams(P._Params, kw_only=True):
-    exchange: str
-    symbol: str
-    timeframe: str = "1m"
-    tz: str = "UTC"
-    start: int | str | None = None
-    end: int | str | None = None
+    exchange: P.Name
+    symbol: P.Symbol
+    timeframe: P.Word = "1m"
+    tz: P.Name = "UTC"
+    start: int | P.Name | None = None
+    end: int | P.Name | None = None
 
 
 class UnsubscribeOhlcvParams(P._Params, kw_only=True):

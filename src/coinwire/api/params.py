@@ -1,12 +1,34 @@
-"""Strict parameter shapes of every API method: unknown fields and wrong types are refused."""
+"""Strict parameter shapes of every API method: unknown fields, wrong types and over-long strings are refused.
+
+The maximum lengths of client-chosen strings live here, in one place (docs/SECURITY.md, Input
+limits): a value beyond them is refused at the edge with `too_long` and never reaches the
+store, whose identifier columns are VARCHAR(64).
+"""
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import msgspec
 
 __all__ = [
+    "MAX_ID",
+    "MAX_NAME",
+    "MAX_SYMBOL",
+    "MAX_WORD",
+    "MAX_PATTERN",
+    "MAX_TEXT",
+    "MAX_SECRET",
+    "MAX_PATH_PARAM",
+    "MAX_QUERY_VALUE",
+    "MAX_LIST",
+    "Ident",
+    "Name",
+    "Symbol",
+    "Word",
+    "Pattern",
+    "Text",
+    "Secret",
     "Number",
     "Id",
     "Seconds",
@@ -30,7 +52,29 @@ __all__ = [
     "OhlcvParams",
 ]
 
-Number = str | int | float
+# Maximum lengths (characters) of client-chosen strings
+MAX_ID = 64  # run_id, client_oid, component and key ids, user names, API key names (VARCHAR(64) in the store)
+MAX_NAME = 64  # exchange and currency names
+MAX_SYMBOL = 64  # pair / symbol (`BTC_USDT`, `BTC/USDT:USDT`)
+MAX_WORD = 32  # keywords: side, type, mode, freq, role, plan, scope, channel, timeframe
+MAX_PATTERN = 128  # one subject pattern (`ticker.binance.usdt.*`)
+MAX_TEXT = 1024  # free text: a wallet set's description
+MAX_SECRET = 1024  # passwords (8 to 256 characters, checked further on), refresh tokens
+MAX_PATH_PARAM = 256  # any other path segment a route takes (`{name:path}`, web assets)
+MAX_QUERY_VALUE = 1024  # any query-string value of any route
+MAX_LIST = 1000  # entries of a list parameter (wallets, channels, scopes, frontier assets and data)
+
+Ident = Annotated[str, msgspec.Meta(max_length=MAX_ID)]
+Name = Annotated[str, msgspec.Meta(max_length=MAX_NAME)]
+Symbol = Annotated[str, msgspec.Meta(max_length=MAX_SYMBOL)]
+Word = Annotated[str, msgspec.Meta(max_length=MAX_WORD)]
+Pattern = Annotated[str, msgspec.Meta(max_length=MAX_PATTERN)]
+Text = Annotated[str, msgspec.Meta(max_length=MAX_TEXT)]
+Secret = Annotated[str, msgspec.Meta(max_length=MAX_SECRET)]
+
+# A decimal: a string, or a JSON number (decoded as an exact Decimal, see api.json_input). Checked
+# by core.numbers.to_units (ASCII digits only, on the grid), so the shape itself takes any value.
+Number = Annotated[Any, msgspec.Meta(extra_json_schema={"anyOf": [{"type": "string"}, {"type": "number"}]})]
 # Bounded integers: an id or a duration beyond these is a mistake, and must not reach the store.
 Id = Annotated[int, msgspec.Meta(ge=1, le=2**62)]
 Seconds = Annotated[int, msgspec.Meta(le=366 * 86_400)]  # negatives get their own, clearer, error
@@ -50,64 +94,64 @@ class EchoParams(msgspec.Struct, kw_only=True):  # echo accepts anything by desi
 
 
 class GetExchangesParams(_Params, kw_only=True):
-    mode: str | None = None
+    mode: Word | None = None
 
 
 class ExchangeParams(_Params, kw_only=True):
-    exchange: str
+    exchange: Name
 
 
 class BookParams(_Params, kw_only=True):
-    exchange: str
-    pair: str | None = None
-    symbol: str | None = None
+    exchange: Name
+    pair: Symbol | None = None
+    symbol: Symbol | None = None
     depth: Count = 100
 
 
 class MakeOrderParams(_Params, kw_only=True):
-    exchange: str
-    side: str
+    exchange: Name
+    side: Word
     size: Number
-    pair: str | None = None
-    symbol: str | None = None
-    type: str = "limit"
+    pair: Symbol | None = None
+    symbol: Symbol | None = None
+    type: Word = "limit"
     limit: Number | None = None
     price: Number | None = None  # accepted spelling of `limit` for CCXT users
     cancel_after: Seconds = 0
-    client_oid: str | None = None
+    client_oid: Ident | None = None
     wallet_set_id: Id | None = None
-    run_id: str | None = None
+    run_id: Ident | None = None
     post_only: bool = False
 
 
 class CancelOrderParams(_Params, kw_only=True):
     order_id: Id | None = None
-    client_oid: str | None = None
-    client_order_id: str | None = None
-    exchange: str | None = None
+    client_oid: Ident | None = None
+    client_order_id: Ident | None = None
+    exchange: Name | None = None
 
 
 class ListOpenOrdersParams(_Params, kw_only=True):
-    exchange: str | None = None
+    exchange: Name | None = None
     wallet_set_id: Id | None = None
 
 
 class ListRecentOrdersParams(_Params, kw_only=True):
     include_open: bool = False
     limit: Count = 100
-    exchange: str | None = None
+    exchange: Name | None = None
 
 
 class WalletAllocation(_Params, kw_only=True):
-    exchange: str
-    currency: str
+    exchange: Name
+    currency: Name
     allocation: Number
 
 
 class CreateWalletSetParams(_Params, kw_only=True):
-    wallets: list[WalletAllocation]
-    run_id: str | None = None
-    description: str | None = None
+    wallets: Annotated[list[WalletAllocation], msgspec.Meta(max_length=MAX_LIST)]
+    run_id: Ident | None = None
+    description: Text | None = None
 
 
 class WalletSetIdParams(_Params, kw_only=True):
@@ -124,29 +168,29 @@ class AggregateParams(_Params, kw_only=True):
 
 
 class VirtualTxParams(_Params, kw_only=True):
-    exchange: str
-    base: str | None = None
-    currency: str | None = None
+    exchange: Name
+    base: Name | None = None
+    currency: Name | None = None
     movement: Number
     wallet_id: Id | None = None
 
 
 class ConvertParams(_Params, kw_only=True):
-    currency: str
+    currency: Name
     value: Number
-    side: str = "bid"
+    side: Word = "bid"
 
 
 class SubscribeParams(_Params, kw_only=True):
-    channels: list[str]
-    tickers: list[str] | None = None  # with channel "ticker": subject patterns, e.g. "ticker.binance.usdt.*"
-    public_trades: list[str] | None = None  # with channel "public_trades": subject patterns, e.g. "trade.demo.usdt.btc"
+    channels: Annotated[list[Word], msgspec.Meta(max_length=MAX_LIST)]
+    tickers: list[Pattern] | None = None  # with channel "ticker": subject patterns, e.g. "ticker.binance.usdt.*"
+    public_trades: list[Pattern] | None = None  # with channel "public_trades": subject patterns, e.g. "trade.demo.usdt.btc"
 
 
 class OhlcvParams(_Params, kw_only=True):
-    exchange: str
-    pair: str
+    exchange: Name
+    pair: Symbol
     start: Annotated[int, msgspec.Meta(ge=0, le=2**40)] | None = None
     end: Annotated[int, msgspec.Meta(ge=0, le=2**40)] | None = None
     received_before: Annotated[int, msgspec.Meta(ge=0, le=2**40)] | None = None
-    freq: str = "highest"
+    freq: Word = "highest"

@@ -7,6 +7,7 @@ with a 4xx status.
 
 from __future__ import annotations
 
+import re
 import time
 from typing import Any
 
@@ -18,6 +19,7 @@ from starlette.exceptions import HTTPException
 
 from coinwire.api.context import CallContext
 from coinwire.api.guard import principal_of
+from coinwire.api.json_input import decode_json
 from coinwire.api.methods import Api
 from coinwire.core.errors import CoinwireError
 from coinwire.services import metrics
@@ -67,22 +69,53 @@ def _bad_request(code: str, message: str) -> Response:
     return json_response({"error": {"code": code, "message": message}}, 400)
 
 
+_INT_TEXT = re.compile(r"-?[0-9]{1,20}")  # ASCII digits only: `int()` would also read "٦" and "1_0"
+_BOOL_TEXT = {"true": True, "false": False, "1": True, "0": False}
+
+
+def _query_kinds(shape: type) -> dict[str, type]:
+    """The fields of a parameter shape that take an integer or a boolean (read from query-string text)."""
+    kinds: dict[str, type] = {}
+    info = msgspec.inspect.type_info(shape)
+    for field in getattr(info, "fields", ()):
+        options = field.type.types if isinstance(field.type, msgspec.inspect.UnionType) else (field.type,)
+        for option in options:
+            if isinstance(option, msgspec.inspect.IntType):
+                kinds[field.name] = int
+            elif isinstance(option, msgspec.inspect.BoolType):
+                kinds[field.name] = bool
+    return kinds
+
+
+def _typed_query(query: Any, kinds: dict[str, type]) -> dict[str, Any]:
+    """Query strings are text: integers and booleans are read here, so JSON bodies can stay strict."""
+    params: dict[str, Any] = {}
+    for name, text in query.items():
+        kind = kinds.get(name)
+        if kind is int and _INT_TEXT.fullmatch(text):
+            params[name] = int(text)
+        elif kind is bool and text in _BOOL_TEXT:
+            params[name] = _BOOL_TEXT[text]
+        else:
+            params[name] = text  # left as text: the strict shape refuses it with `invalid_params`
+    return params
+
+
 def _endpoint(api: Api, method_name: str, path: str) -> Any:
+    kinds = _query_kinds(api.methods[method_name].params)
+
     async def endpoint(request: Request) -> Response:
         start = time.perf_counter()
-        params: dict[str, Any] = dict(request.query_params)
-        if request.method == "POST":
-            body = await request.body()
-            if body:
-                try:
-                    data = msgspec.json.decode(body)
-                except msgspec.DecodeError:
-                    return _bad_request("parse_error", "the request body is not valid JSON")
-                if not isinstance(data, dict):
-                    return _bad_request("invalid_params", "the request body must be a JSON object")
-                params.update(data)
-        params.update(request.path_params)
+        params: dict[str, Any] = _typed_query(request.query_params, kinds) if request.query_params else {}
         try:
+            if request.method == "POST":
+                body = await request.body()
+                if body:
+                    data = decode_json(body)
+                    if not isinstance(data, dict):
+                        return _bad_request("invalid_params", "the request body must be a JSON object")
+                    params.update(data)
+            params.update(request.path_params)
             result = await api.call(method_name, params, CallContext("http", principal=principal_of(request)))
             response = json_response(result)
         except CoinwireError as exc:

@@ -28,6 +28,7 @@ from starlette.types import Receive, Scope, Send
 from coinwire.api.connections import CREDENTIALS_ENDED
 from coinwire.api.context import CallContext
 from coinwire.api.guard import client_ip, credential_of
+from coinwire.api.json_input import REQUEST_DECODER
 from coinwire.api.ws_protocol import FastWebSocketProtocol
 from coinwire.api.ws_send import ClientGone, text_pusher, text_sender
 from coinwire.auth.errors import RateLimited, Unauthenticated
@@ -40,7 +41,7 @@ __all__ = ["handle_rpc_call", "rpc_asgi", "rpc_error"]
 log = structlog.get_logger("coinwire.rpc")
 
 _json_encode = msgspec.json.Encoder().encode
-_json_decode = msgspec.json.Decoder().decode
+_json_decode = REQUEST_DECODER.decode  # exact decimals for JSON numbers (see api.json_input)
 
 PARSE_ERROR, INVALID_REQUEST, METHOD_NOT_FOUND, INVALID_PARAMS, INTERNAL_ERROR = -32700, -32600, -32601, -32602, -32603
 RATE_LIMITED = RateLimited.rpc_code
@@ -145,6 +146,9 @@ async def rpc_asgi(scope: Scope, receive: Receive, send: Send, api: Api) -> None
             request = _json_decode(data)
         except msgspec.DecodeError:
             _start(reply(rpc_error(None, PARSE_ERROR, "Parse error: the message is not valid JSON", {"code": "parse_error"})))
+            return
+        except RecursionError:
+            _start(reply(rpc_error(None, PARSE_ERROR, "Parse error: the JSON is nested too deeply", {"code": "too_deep"})))
             return
         # one token per request (a batch takes one per entry)
         cost = len(request) if isinstance(request, list) and request else 1

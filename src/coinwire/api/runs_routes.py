@@ -17,16 +17,18 @@ run, 403 strategy files not allowed, 409 run not running, 422 for a request that
 
 from __future__ import annotations
 
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
-import msgspec
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
+from coinwire.api import params as P
 from coinwire.api.guard import principal_of
+from coinwire.api.json_input import decode_json
 from coinwire.api.ownership import Owners
 from coinwire.api.rest import error_response, json_response
 from coinwire.config import Settings
@@ -39,6 +41,7 @@ __all__ = ["add_runs_routes"]
 log = structlog.get_logger("coinwire.runs")
 
 _MAX_PAGE = 1000
+_INT_TEXT = re.compile(r"-?[0-9]{1,20}")
 _UNPROCESSABLE_NOT_FOUND = {"history_missing", "no_price_route"}  # "not found" inside a request that exists: 422
 
 
@@ -92,7 +95,7 @@ def add_runs_routes(app: FastAPI, settings: Settings, gateway: Gateway | None = 
 
     async def start_run(request: Request, name: str) -> Any:
         """Start a run in its own process: body {mode, start, end, balances, params, fee, fill, liquidity, data}."""
-        return await manager.start(name, await _json_body(request))
+        return await manager.start(name, _bounded(await _json_body(request), "body"))
 
     async def list_runs(request: Request) -> Any:
         """Every run, newest first, with its status and headline metrics."""
@@ -145,8 +148,8 @@ def add_runs_routes(app: FastAPI, settings: Settings, gateway: Gateway | None = 
 
 def _for_http(exc: CoinwireError, start: bool) -> CoinwireError:
     """A request that is well-formed JSON but cannot run is 422; unknown strategies and runs stay 404."""
-    if exc.code == "parse_error":
-        return exc  # not JSON at all: 400
+    if exc.code in ("parse_error", "too_deep"):
+        return exc  # not readable JSON: 400
     if isinstance(exc, InvalidInput) or (start and isinstance(exc, NotFound) and exc.code in _UNPROCESSABLE_NOT_FOUND):
         exc.http_status = 422
     elif type(exc) is CoinwireError and exc.http_status == 400:
@@ -156,21 +159,29 @@ def _for_http(exc: CoinwireError, start: bool) -> CoinwireError:
 
 async def _json_body(request: Request) -> Any:
     body = await request.body()
-    if not body:
-        return {}
-    try:
-        return msgspec.json.decode(body)
-    except msgspec.DecodeError:
-        raise InvalidInput("parse_error", "the request body is not valid JSON") from None
+    return decode_json(body, exact=False) if body else {}
+
+
+def _bounded(value: Any, where: str) -> Any:
+    """A free-form body (a run's start request) whose every string and key fits MAX_TEXT characters."""
+    if isinstance(value, str) and len(value) > P.MAX_TEXT:
+        raise InvalidInput("too_long", f"`{where}` is longer than {P.MAX_TEXT} characters", field=where, max_length=P.MAX_TEXT)
+    if isinstance(value, dict):
+        for key, item in value.items():
+            _bounded(key, f"{where} key")
+            _bounded(item, f"{where}.{key}")
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            _bounded(item, f"{where}[{index}]")
+    return value
 
 
 def _int_param(raw: str | None, name: str, default: int, low: int, high: int) -> int:
     if raw is None or raw == "":
         return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise InvalidInput("invalid_params", f"{name} must be an integer, got {raw!r}") from None
+    if _INT_TEXT.fullmatch(raw) is None:  # ASCII digits: int() would also read "٦" and "1_0"
+        raise InvalidInput("invalid_params", f"{name} must be an integer, got {raw[:40]!r}")
+    value = int(raw)
     if not low <= value <= high:
         raise InvalidInput("invalid_params", f"{name} must be between {low} and {high}, got {value}")
     return value

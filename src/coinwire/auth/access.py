@@ -5,7 +5,8 @@ the data directory), COINWIRE_ADMIN_PASSWORD (else a one-time password printed o
 start), COINWIRE_ACCESS_TOKEN_TTL (seconds, default 900), COINWIRE_RATE_LIMIT_IP and
 COINWIRE_RATE_LIMIT_USER (`rate/burst` requests per second, default 50/200),
 COINWIRE_RATE_LIMIT_RPC (JSON-RPC requests per WebSocket connection, default 1000/5000),
-COINWIRE_MAX_BODY (bytes, default 1 MiB), COINWIRE_CORS_ORIGINS (comma-separated origins
+COINWIRE_MAX_BODY (bytes, default 1 MiB), COINWIRE_BODY_TIMEOUT (seconds a request body may take
+to arrive, default 10), COINWIRE_CORS_ORIGINS (comma-separated origins
 allowed to call the API from a browser; default none). Buckets live in Redis when the cache does.
 """
 
@@ -52,7 +53,15 @@ def edge_limits(env: Mapping[str, str]) -> EdgeLimits:
     body = env.get("COINWIRE_MAX_BODY", "")
     if body and not body.isdigit():
         raise ConfigError(f"COINWIRE_MAX_BODY must be a number of bytes, got {body!r}")
-    return EdgeLimits(ip_rate=ip[0], ip_burst=ip[1], user_rate=user[0], user_burst=user[1], max_body=int(body or 1_048_576))
+    timeout = env.get("COINWIRE_BODY_TIMEOUT", "")
+    try:
+        body_timeout = float(timeout or 10.0)
+    except ValueError:
+        raise ConfigError(f"COINWIRE_BODY_TIMEOUT must be a number of seconds, got {timeout!r}") from None
+    if not 0 < body_timeout <= 3600:
+        raise ConfigError(f"COINWIRE_BODY_TIMEOUT must be between 0 and 3600 seconds, got {timeout!r}")
+    return EdgeLimits(ip_rate=ip[0], ip_burst=ip[1], user_rate=user[0], user_burst=user[1], max_body=int(body or 1_048_576),
+                      body_timeout=body_timeout)
 
 
 class Access:

@@ -6,28 +6,48 @@ integers of 10**-18 of a currency unit (ATTO), so a product of any price and siz
 
 from __future__ import annotations
 
+import re
 from decimal import MAX_EMAX, MAX_PREC, MIN_EMIN, Context, Decimal, InvalidOperation
 
 from coinwire.core.errors import InvalidInput
 
-__all__ = ["ATTO_DECIMALS", "ATTO", "POW10", "to_units", "units_to_str", "atto_to_str", "str_to_atto", "ceil_div"]
+__all__ = ["MAX_NUMBER_TEXT", "ATTO_DECIMALS", "ATTO", "POW10", "to_units", "units_to_str", "atto_to_str", "str_to_atto", "ceil_div"]
 
 ATTO_DECIMALS = 18
 ATTO = 10**ATTO_DECIMALS
 POW10: list[int] = [10**i for i in range(40)]  # 10**n by table: scaling by decimals runs on every order
 _MAX_EXPONENT = 60  # no price, size or amount needs more than 60 digits either side of the point
 _EXACT = Context(prec=MAX_PREC, Emax=MAX_EMAX, Emin=MIN_EMIN)  # scaling never rounds (default: 28 digits)
+# `-12`, `0.5`, `1e-08` (a float's repr), `1E+2` (a Decimal's str): ASCII digits only, no spaces or underscores
+_DECIMAL_TEXT = re.compile(r"-?[0-9]+(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?")
+MAX_NUMBER_TEXT = 100  # characters of decimal text: more is no price, size or amount
 
 
 def _parse(value: object, field: str) -> Decimal:
+    """A Decimal from an int, a Decimal, a float (its repr) or decimal text in ASCII digits.
+
+    Python's `Decimal()` also reads other scripts' digits (`"٦٠٠٠٠"`), underscores (`1_000`)
+    and surrounding whitespace: text must match `_DECIMAL_TEXT` instead, so a number reads the
+    same here as everywhere else it is shown or stored.
+    """
     if isinstance(value, bool) or value is None:
         raise InvalidInput("invalid_number", f"{field} must be a decimal number, got {value!r}", field=field)
-    if isinstance(value, float):
-        value = repr(value)
-    try:
-        number = Decimal(str(value).strip())
-    except (InvalidOperation, ValueError):
-        raise InvalidInput("invalid_number", f"{field} must be a decimal number, got {value!r}", field=field) from None
+    if isinstance(value, Decimal):
+        number = value
+    elif isinstance(value, int):
+        number = Decimal(value)
+    else:
+        text = repr(value) if isinstance(value, float) else str(value)
+        if len(text) > MAX_NUMBER_TEXT:
+            raise InvalidInput(
+                "invalid_number", f"{field} must be a decimal number of at most {MAX_NUMBER_TEXT} characters", field=field
+            )
+        if _DECIMAL_TEXT.fullmatch(text) is None:
+            raise InvalidInput("invalid_number", f"{field} must be a decimal number, got {text!r}", field=field)
+        try:
+            number = Decimal(text)
+        except (InvalidOperation, ValueError):
+            raise InvalidInput("invalid_number", f"{field} must be a decimal number, got {text!r}", field=field) from None
     if not number.is_finite():
         raise InvalidInput("invalid_number", f"{field} must be a finite number, got {value!r}", field=field)
     if number and not -_MAX_EXPONENT <= number.adjusted() <= _MAX_EXPONENT:
