@@ -336,19 +336,22 @@ async def make_order(api: Api, p: P.MakeOrderParams, ctx: CallContext) -> Any:
     """Places an order (limit, market, limit-immediate-cancel, limit-fill-kill, limit-post-only)."""
     request = api.order_request(p)
     request.owner_id = ctx.principal.user_id if ctx.principal is not None else None
-    api.notifier.note_origin(request.client_oid, ctx)
+    previous = api.notifier.note_origin(request.client_oid, ctx)
     try:
         return await api.gateway.make_order(request)
     except CoinwireError:
-        api.notifier.origins.pop(request.client_oid, None)
+        api.notifier.restore_origin(request.client_oid, ctx, previous)
         raise
 
 
 @method("cancel_order", P.CancelOrderParams)
 async def cancel_order(api: Api, p: P.CancelOrderParams, ctx: CallContext) -> Any:
-    """Cancels a resting order by `order_id` or `client_oid`."""
+    """Cancels a resting order by `order_id` or by the caller's own `client_oid`."""
+    principal = ctx.principal
     return await api.gateway.cancel_order(
-        order_id=p.order_id, client_oid=p.client_oid or p.client_order_id, exchange=p.exchange
+        order_id=p.order_id, client_oid=p.client_oid or p.client_order_id, exchange=p.exchange,
+        owner_id=principal.user_id if principal is not None else None,
+        unowned_too=principal is not None and principal.is_admin,  # admins: orders placed before users existed too
     )
 
 

@@ -1,8 +1,10 @@
 """Fans bus notifications out to API connections as JSON-RPC notifications.
 
 Order and trade notifications reach the connection that placed the order, plus every
-connection that subscribed to the channel; `exchstatus`, `logmessages` and `echo_ret`
-reach the connections subscribed to them. `ticker` notifications (latest prices, from the
+connection that subscribed to the channel (admins). A client_oid is its owner's: the
+connection is found by (owner, client_oid), the owner coming with the bus message, so two
+users' equal client_oids never share or steal each other's notifications. `exchstatus`,
+`logmessages` and `echo_ret` reach the connections subscribed to them. `ticker` notifications (latest prices, from the
 ticker service) reach connections subscribed to `ticker` whose patterns select the subject;
 `public_trades` (each market's public trades, from `services.public_trades`) likewise.
 
@@ -45,7 +47,7 @@ class Notifier:
     def __init__(self, bus: Bus) -> None:
         self.bus = bus
         self.connections: dict[int, CallContext] = {}
-        self.origins: dict[str, int] = {}  # client_oid -> connection id that placed it
+        self.origins: dict[tuple[int | None, str], int] = {}  # (owner_id, client_oid) -> connection id that placed it
         self._subs: list[Any] = []
         self._log_sub: Any = None
         self._listening: dict[str, list[CallContext]] = {}  # channel -> its connections; rebuilt after any change
@@ -87,9 +89,24 @@ class Notifier:
         for oid in [k for k, v in self.origins.items() if v == ctx.connection_id]:
             del self.origins[oid]
 
-    def note_origin(self, client_oid: str, ctx: CallContext) -> None:
-        if ctx.send is not None:
-            self.origins[client_oid] = ctx.connection_id
+    def note_origin(self, client_oid: str, ctx: CallContext) -> int | None:
+        """Route the caller's order `client_oid` to this connection; returns the connection noted before (or None)."""
+        if ctx.send is None:
+            return None
+        key = (ctx.principal.user_id if ctx.principal is not None else None, client_oid)
+        previous = self.origins.get(key)
+        self.origins[key] = ctx.connection_id
+        return previous
+
+    def restore_origin(self, client_oid: str, ctx: CallContext, previous: int | None) -> None:
+        """Undo `note_origin` for a refused order: a refused call changes no one's routing."""
+        if ctx.send is None:
+            return
+        key = (ctx.principal.user_id if ctx.principal is not None else None, client_oid)
+        if previous is None:
+            self.origins.pop(key, None)
+        else:
+            self.origins[key] = previous
 
     async def broadcast(self, channel: str, payload: Any) -> int:
         """Send to every connection listening on `channel`; returns how many received it."""
@@ -136,12 +153,12 @@ class Notifier:
         kind = type(message)
         if kind is OrderUpdate:
             order = message.order  # type: ignore[union-attr]
-            targets = self._owner_and_listeners("order", order, done=order.get("status") == "done")
+            targets = self._owner_and_listeners("order", order, message.owner_id, done=order.get("status") == "done")  # type: ignore[union-attr]
             if targets:
                 _push_all(targets, notification("order", order))
         elif kind is FillEvent:
             trade = message.trade  # type: ignore[union-attr]
-            targets = self._owner_and_listeners("trade", trade, done=False)
+            targets = self._owner_and_listeners("trade", trade, message.owner_id, done=False)  # type: ignore[union-attr]
             if targets:
                 _push_all(targets, notification("trade", trade))
         elif isinstance(message, ExchangeStatusChanged):
@@ -155,10 +172,10 @@ class Notifier:
                 payload = {"levelname": message.level.upper(), "name": message.name, "message": message.message, "created": message.ts / 1e9}
                 _push_all(targets, notification("logmessages", payload))
 
-    def _owner_and_listeners(self, channel: str, payload: dict[str, Any], done: bool) -> list[CallContext]:
+    def _owner_and_listeners(self, channel: str, payload: dict[str, Any], user_id: int | None, done: bool) -> list[CallContext]:
         """Who gets an order's or trade's notification: the connection that placed the order, and the channel's listeners."""
-        oid = str(payload.get("client_order_id"))
-        owner_id = self.origins.pop(oid, None) if done else self.origins.get(oid)
+        key = (user_id, str(payload.get("client_order_id")))
+        owner_id = self.origins.pop(key, None) if done else self.origins.get(key)
         targets = self._listeners(channel)
         owner = self.connections.get(owner_id) if owner_id is not None else None
         if owner is not None and owner not in targets:

@@ -8,6 +8,10 @@ the restart: hidden from its maker, never shown to anyone else. The tables below
 per API method, which parameter names an owned resource, what a result creates, and which
 results are lists to narrow to the caller's own; `Api.call` applies them, so a method is
 covered by adding a line here, not by code in the method. Admins see everything.
+
+A client_oid is its owner's key, not a global name: the `order_oid` kind is keyed by the
+caller and the client_oid together, so another user's client_oid is simply unknown here
+(and free for the caller to use). An owner, once recorded, never changes.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from coinwire.auth.repository import AuthRepository
 from coinwire.auth.rowbuffer import RowBuffer
 from coinwire.core.errors import NotFound
 
-__all__ = ["Owners", "OWNED_PARAMS"]
+__all__ = ["Owners", "OWNED_PARAMS", "oid_key"]
 
 # method -> [(kind, parameter)]: the parameter, when given, must name a resource of the caller
 OWNED_PARAMS: dict[str, list[tuple[str, str]]] = {
@@ -49,15 +53,19 @@ class Owners:
         self._rows = RowBuffer(repo.store, repo.owner_upsert(), 0.5, "owners")
 
     async def load(self) -> None:
-        self._owner = {(r["kind"], r["resource_id"]): int(r["user_id"]) for r in await self.repo.all_owners()}
+        self._owner = {}
+        for r in await self.repo.all_owners():  # the owners table's rows first: what it says stands
+            self._owner.setdefault((r["kind"], r["resource_id"]), int(r["user_id"]))
         await self._rows.start()
 
     async def close(self) -> None:
         await self._rows.close()
 
     def record(self, kind: str, resource_id: object, principal: Principal) -> None:
-        key = (kind, str(resource_id))
-        self._owner[key] = principal.user_id
+        """`principal` owns this resource from now on, unless someone already does (an owner never changes)."""
+        key = (kind, oid_key(principal.user_id, resource_id) if kind == "order_oid" else str(resource_id))
+        if self._owner.setdefault(key, principal.user_id) != principal.user_id:
+            return
         if kind not in _STORED_WITH_RESOURCE:
             self._rows.add({"kind": kind, "resource_id": key[1], "user_id": principal.user_id})
 
@@ -65,6 +73,8 @@ class Owners:
         """Admins see all; others see what they own (resources made before users existed belong to admins)."""
         if principal.is_admin:
             return True
+        if kind == "order_oid":  # the caller's own key space: another user's client_oid is not there
+            return ("order_oid", oid_key(principal.user_id, resource_id)) in self._owner
         return self._owner.get((kind, str(resource_id))) == principal.user_id
 
     def require(self, kind: str, resource_id: object, principal: Principal) -> None:
@@ -90,3 +100,8 @@ class Owners:
         elif method == "get_all_wallet_sets" and not principal.is_admin:
             return {k: v for k, v in result.items() if not str(k).isdigit() or self.visible("wallet_set", k, principal)}
         return result
+
+
+def oid_key(user_id: int | None, client_oid: object) -> str:
+    """The `order_oid` resource id: a client_oid within its owner's key space."""
+    return f"{user_id}/{client_oid}"

