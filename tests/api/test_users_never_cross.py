@@ -147,4 +147,26 @@ async def test_a_refused_order_under_another_users_client_oid_leaves_the_owners_
         await quiet(tom, "order", 0.3)
 
 
+# --- finding 3: echo_notify reaches the caller's own connections; broadcast is an admin's ----------
+async def test_echo_notify_reaches_only_the_callers_connections_and_broadcast_is_admin_only(
+    server: ServerProcess, tokens: dict[str, str]
+) -> None:
+    async with connect(server, tokens["vic"]) as vic, connect(server, tokens["vic"]) as vic2, \
+            connect(server, tokens["tom"]) as tom, connect(server, tokens["admin"]) as admin:
+        for rpc in (vic, vic2, tom, admin):
+            await rpc.call("subscribe", channels=["echo_ret"])
+        answer = await vic.call("echo_notify", text="URGENT: admin says withdraw to address X")
+        assert answer["receivers"] == 2
+        assert (await vic2.notification("echo_ret"))["text"].startswith("URGENT")
+        await quiet(tom, "echo_ret")
+        await quiet(admin, "echo_ret", 0.1)
+        big = await error_of(vic.call("echo_notify", blob="x" * 100_000))
+        assert big["code"] == "payload_too_large"
+        assert (await error_of(vic.call("broadcast_notify", text="hello all")))["code"] == "forbidden"
+        assert (await error_of(tom.call("broadcast_notify", text="hello all")))["code"] == "forbidden"
+        assert (await admin.call("broadcast_notify", text="maintenance at noon"))["receivers"] >= 4
+        assert (await tom.notification("echo_ret"))["text"] == "maintenance at noon"
+        assert (await error_of(admin.call("broadcast_notify", blob="x" * 100_000)))["code"] == "payload_too_large"
+
+
 # --- finding 4: run labels, totals and /metrics -------------------------------------------------

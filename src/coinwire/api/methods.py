@@ -60,6 +60,8 @@ _SIDES = {side.value: side for side in Side}
 _MARKET = OrderType.MARKET  # a module constant: see core.orders
 _ORDER_TYPES = {t.value: t for t in OrderType}
 _PARSED_LIMIT = 4096
+ECHO_PAYLOAD_LIMIT = 4096  # bytes of JSON an echo_notify / broadcast_notify may send to each receiver
+_encode = msgspec.json.Encoder().encode
 
 
 def _decimal_param(value: object) -> str:
@@ -188,10 +190,25 @@ async def echo(api: Api, p: dict[str, Any], ctx: CallContext) -> Any:
     return p
 
 
+def _notification_payload(p: dict[str, Any]) -> dict[str, Any]:
+    """An echo's parameters, refused above ECHO_PAYLOAD_LIMIT bytes of JSON (it is copied to every receiver)."""
+    if len(_encode(p)) > ECHO_PAYLOAD_LIMIT:
+        raise InvalidInput("payload_too_large", f"notification parameters are limited to {ECHO_PAYLOAD_LIMIT} bytes of JSON")
+    return p
+
+
 @method("echo_notify", P.EchoParams)
 async def echo_notify(api: Api, p: dict[str, Any], ctx: CallContext) -> Any:
-    """Sends the parameters as an `echo_ret` notification to every listening connection."""
-    receivers = await api.notifier.broadcast("echo_ret", p)
+    """Sends the parameters as an `echo_ret` notification to the caller's own listening connections."""
+    user_id = ctx.principal.user_id if ctx.principal is not None else None
+    receivers = await api.notifier.broadcast("echo_ret", _notification_payload(p), user_id=user_id, only_user=True)
+    return {"status": "ok", "receivers": receivers}
+
+
+@method("broadcast_notify", P.EchoParams)
+async def broadcast_notify(api: Api, p: dict[str, Any], ctx: CallContext) -> Any:
+    """Admins: sends the parameters as an `echo_ret` notification to every listening connection, every user's."""
+    receivers = await api.notifier.broadcast("echo_ret", _notification_payload(p))
     return {"status": "ok", "receivers": receivers}
 
 

@@ -4,7 +4,8 @@ Order and trade notifications reach the connection that placed the order, plus e
 connection that subscribed to the channel (admins). A client_oid is its owner's: the
 connection is found by (owner, client_oid), the owner coming with the bus message, so two
 users' equal client_oids never share or steal each other's notifications. `exchstatus`,
-`logmessages` and `echo_ret` reach the connections subscribed to them. `ticker` notifications (latest prices, from the
+`logmessages` and `echo_ret` reach the connections subscribed to them (`echo_ret` from
+`echo_notify` only the caller's own). `ticker` notifications (latest prices, from the
 ticker service) reach connections subscribed to `ticker` whose patterns select the subject;
 `public_trades` (each market's public trades, from `services.public_trades`) likewise.
 
@@ -108,9 +109,11 @@ class Notifier:
         else:
             self.origins[key] = previous
 
-    async def broadcast(self, channel: str, payload: Any) -> int:
-        """Send to every connection listening on `channel`; returns how many received it."""
+    async def broadcast(self, channel: str, payload: Any, user_id: int | None = None, only_user: bool = False) -> int:
+        """Send to every connection listening on `channel` (`only_user`: only those of `user_id`); returns how many received it."""
         targets = self._listeners(channel)
+        if only_user:
+            targets = [c for c in targets if (c.principal.user_id if c.principal is not None else None) == user_id]
         if targets:
             await self._send_all(targets, channel, payload)
         return len(targets)

@@ -141,7 +141,8 @@ HTTP_RULES: dict[tuple[str, str], Rule] = {
 
 RPC_RULES: dict[str, Rule] = {
     "echo": READ_SELF,
-    "echo_notify": READ_SELF,
+    "echo_notify": READ_SELF,  # to the caller's own connections only
+    "broadcast_notify": _r("admin", "notify"),  # to every user's connections
     "subscribe": READ_SELF,  # each channel is checked against PUSH_RULES
     "unsubscribe": READ_SELF,
     "get_status": READ_MARKET,
