@@ -21,6 +21,7 @@ import pytest
 from coinwire.api.client import RpcClient, RpcError
 from tests.server import ServerProcess
 
+METRICS_TOKEN = "scrape-" + "s3cret" * 6
 USERS = {"tom": "trader", "tess": "trader", "vic": "viewer"}
 _serial = itertools.count(1)
 
@@ -31,7 +32,7 @@ def fresh(prefix: str) -> str:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    proc = ServerProcess(Path(tmp_path_factory.mktemp("cross")))
+    proc = ServerProcess(Path(tmp_path_factory.mktemp("cross")), env={"COINWIRE_METRICS_TOKEN": METRICS_TOKEN})
     proc.start()
     yield proc
     proc.stop()
@@ -170,3 +171,17 @@ async def test_echo_notify_reaches_only_the_callers_connections_and_broadcast_is
 
 
 # --- finding 4: run labels, totals and /metrics -------------------------------------------------
+def test_metrics_are_for_admins_and_the_scrape_token(server: ServerProcess, tokens: dict[str, str]) -> None:
+    for name in ("tom", "vic"):
+        with http(server, tokens[name]) as rest:
+            r = rest.get("/metrics")
+            assert r.status_code == 403 and r.json()["error"]["code"] == "forbidden", (name, r.status_code)
+    with http(server, tokens["admin"]) as rest:
+        assert rest.get("/metrics").status_code == 200
+    with http(server, METRICS_TOKEN) as scraper:
+        assert scraper.get("/metrics").status_code == 200
+        assert scraper.get("/xwrap/v1/orders/open").status_code == 401  # the token opens /metrics only
+    with http(server, METRICS_TOKEN[:-1] + "x") as wrong:
+        assert wrong.get("/metrics").status_code == 401
+
+

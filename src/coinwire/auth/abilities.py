@@ -86,7 +86,7 @@ HTTP_RULES: dict[tuple[str, str], Rule] = {
     ("GET", "/"): PUBLIC,  # the dashboard's pages and bundle hold no data: the API behind them is guarded
     ("GET", "/app/{path:path}"): PUBLIC,
     ("GET", "/assets/{path:path}"): PUBLIC,
-    ("GET", "/metrics"): READ_OPS,
+    ("GET", "/metrics"): ADMIN_OPS,  # or the scrape token (COINWIRE_METRICS_TOKEN), checked by the guard
     ("GET", "/uri_map"): READ_OPS,
     # auth and users
     ("POST", "/api/v1/auth/logout"): SELF,
