@@ -171,6 +171,53 @@ async def test_echo_notify_reaches_only_the_callers_connections_and_broadcast_is
 
 
 # --- finding 4: run labels, totals and /metrics -------------------------------------------------
+async def test_another_users_run_id_answers_like_an_unknown_run(server: ServerProcess, tokens: dict[str, str]) -> None:
+    label = fresh("tess-run")
+    async with connect(server, tokens["tess"]) as tess, connect(server, tokens["tom"]) as tom:
+        params = await resting_params(tess)
+        theirs = await tess.call("make_order", client_oid=fresh("r"), run_id=label, **params)  # first use: tess's label
+        refused = await error_of(tom.call("make_order", client_oid=fresh("r"), run_id=label, **params))
+        assert refused == {"code": "unknown_run", "message": f"no run {label}"}
+        wallets = [{"exchange": "demo", "currency": "USDT", "allocation": "1"}]
+        assert (await error_of(tom.call("create_wallet_set", run_id=label, wallets=wallets)))["code"] == "unknown_run"
+        with http(server, tokens["tom"]) as rest:
+            r = rest.post("/xwrap/v1/wallets/new", json={"run_id": label, "wallets": wallets})
+            assert (r.status_code, r.json()["error"]["code"]) == (404, "unknown_run")
+            assert rest.get(f"/runs/{label}").json()["error"]["code"] == "unknown_run"
+        own = fresh("tom-run")  # a new label is the caller's
+        mine = await tom.call("make_order", client_oid=fresh("r"), run_id=own, **params)
+        assert (await error_of(tess.call("create_wallet_set", run_id=own, wallets=wallets)))["code"] == "unknown_run"
+        assert (await tom.call("create_wallet_set", run_id=own, wallets=wallets))["id"] >= 1
+        await tess.call("cancel_order", order_id=theirs["id"])
+        await tom.call("cancel_order", order_id=mine["id"])
+
+
+def _usdt(view: dict[str, Any]) -> str:
+    """The USDT balance of an aggregate view (`0` when it holds none)."""
+    return next((w["balance"] for w in view["wallets"] if w["currency"] == "USDT"), "0")
+
+
+async def test_totals_show_only_what_the_caller_may_read(server: ServerProcess, tokens: dict[str, str]) -> None:
+    async with connect(server, tokens["tess"]) as tess, connect(server, tokens["vic"]) as vic, \
+            connect(server, tokens["admin"]) as admin:
+        made = await tess.call("create_wallet_set", wallets=[{"exchange": "demo", "currency": "USDT", "allocation": "1234"}])
+        try:
+            assert _usdt(await vic.call("get_allocated_wallet_set")) == "0"
+            unallocated = _usdt(await vic.call("get_unallocated_wallet_set"))
+            assert _usdt(await vic.call("get_total_wallet_set")) == unallocated  # vic allocated nothing
+            every = await vic.call("get_all_wallet_sets")
+            assert str(made["id"]) not in every and _usdt(every["allocated"]) == "0"
+            assert _usdt(every["total"]) == unallocated
+            assert float(_usdt(await tess.call("get_allocated_wallet_set"))) >= 1234
+            assert float(_usdt(await admin.call("get_allocated_wallet_set"))) >= 1234  # admins: everyone's
+            with http(server, tokens["vic"]) as rest:
+                assert _usdt(rest.get("/xwrap/v1/wallets/allocated").json()) == "0"
+                assert _usdt(rest.get("/xwrap/v1/wallets/total").json()) == unallocated
+                assert _usdt(rest.get("/xwrap/v1/wallets/sets").json()["allocated"]) == "0"
+        finally:
+            await tess.call("deactivate_wallet_set", set_id=made["id"])
+
+
 def test_metrics_are_for_admins_and_the_scrape_token(server: ServerProcess, tokens: dict[str, str]) -> None:
     for name in ("tom", "vic"):
         with http(server, tokens[name]) as rest:

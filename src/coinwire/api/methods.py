@@ -414,28 +414,36 @@ async def get_wallet_set(api: Api, p: P.GetWalletSetParams, ctx: CallContext) ->
     return api.wallets.wallet_set(p.set_id, p.aggregate_only)
 
 
+def _readable_sets(api: Api, ctx: CallContext) -> set[int] | None:
+    """The wallet sets whose funds the caller may see in totals (None: all of them, for admins or without users)."""
+    owners, principal = api.owners, ctx.principal
+    if owners is None or principal is None or principal.is_admin:
+        return None
+    return {ws.id for ws in api.gateway.ledger.wallet_sets(active_only=True) if owners.visible("wallet_set", ws.id, principal)}
+
+
 @method("get_all_wallet_sets", P.AggregateParams)
 async def get_all_wallet_sets(api: Api, p: P.AggregateParams, ctx: CallContext) -> Any:
-    """Every active wallet set keyed by id, plus `total`, `allocated` and `unallocated`."""
-    return api.wallets.all_sets(p.aggregate_only)
+    """The caller's active wallet sets keyed by id, plus `total`, `allocated` and `unallocated` as the caller sees them."""
+    return api.wallets.all_sets(p.aggregate_only, _readable_sets(api, ctx))
 
 
 @method("get_allocated_wallet_set", P.NoParams)
 async def get_allocated_wallet_set(api: Api, p: P.NoParams, ctx: CallContext) -> Any:
-    """Funds in active wallet sets, aggregated per exchange and currency."""
-    return api.wallets.aggregate("allocated")
+    """Funds in the caller's active wallet sets (admins: everyone's), aggregated per exchange and currency."""
+    return api.wallets.aggregate("allocated", sets=_readable_sets(api, ctx))
 
 
 @method("get_unallocated_wallet_set", P.NoParams)
 async def get_unallocated_wallet_set(api: Api, p: P.NoParams, ctx: CallContext) -> Any:
-    """Exchange funds not allocated to any wallet set."""
+    """Exchange funds not allocated to any wallet set (the shared pool wallet sets are drawn from)."""
     return api.wallets.aggregate("unallocated")
 
 
 @method("get_total_wallet_set", P.NoParams)
 async def get_total_wallet_set(api: Api, p: P.NoParams, ctx: CallContext) -> Any:
-    """All funds (allocated + unallocated): the exchange wallets' balances."""
-    return api.wallets.aggregate("total")
+    """The caller's funds: its allocated plus the unallocated pool (admins: the exchange wallets' balances)."""
+    return api.wallets.aggregate("total", sets=_readable_sets(api, ctx))
 
 
 @method("get_unallocated_per_exchange", P.NoParams)

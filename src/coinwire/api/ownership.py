@@ -11,7 +11,9 @@ covered by adding a line here, not by code in the method. Admins see everything.
 
 A client_oid is its owner's key, not a global name: the `order_oid` kind is keyed by the
 caller and the client_oid together, so another user's client_oid is simply unknown here
-(and free for the caller to use). An owner, once recorded, never changes.
+(and free for the caller to use). A run_id is a run's (its owner: who started it) or a
+free-form label: a label never seen before becomes the caller's on first use, and another
+user's answers like an unknown run. An owner, once recorded, never changes.
 """
 
 from __future__ import annotations
@@ -30,10 +32,13 @@ OWNED_PARAMS: dict[str, list[tuple[str, str]]] = {
     "get_wallet_set": [("wallet_set", "set_id")],
     "get_wallet_set_history": [("wallet_set", "set_id")],
     "deactivate_wallet_set": [("wallet_set", "set_id")],
-    "make_order": [("wallet_set", "wallet_set_id")],
+    "make_order": [("wallet_set", "wallet_set_id"), ("run", "run_id")],
     "list_open_orders": [("wallet_set", "wallet_set_id")],
     "cancel_order": [("order", "order_id"), ("order_oid", "client_oid"), ("order_oid", "client_order_id")],
+    "create_wallet_set": [("run", "run_id")],
 }
+# kinds a caller may name before anyone owns them: the first user to name one owns it from then on
+_CLAIMED_ON_FIRST_USE = frozenset({"run"})
 # kinds whose owner the resource's own row stores (written with it): memory only here
 _STORED_WITH_RESOURCE = frozenset({"order", "order_oid"})
 _NOT_FOUND = {
@@ -86,6 +91,8 @@ class Owners:
         for kind, param in OWNED_PARAMS.get(method, ()):
             value = raw.get(param)
             if value is not None:
+                if kind in _CLAIMED_ON_FIRST_USE and (kind, str(value)) not in self._owner:
+                    self.record(kind, value, principal)  # a new label: the caller's (claimed now, so no race)
                 self.require(kind, value, principal)
 
     def after(self, method: str, raw: dict[str, Any], result: Any, principal: Principal) -> Any:
