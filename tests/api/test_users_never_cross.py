@@ -11,14 +11,20 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import re
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
+import msgspec
 import pytest
 
+import coinwire.api.ohlcv_routes  # noqa: F401 - registers its JSON-RPC methods too
+from coinwire.api import methods as api_methods
 from coinwire.api.client import RpcClient, RpcError
+from coinwire.api.ownership import OWNED_PARAMS
+from coinwire.api.rest import XWRAP_ROUTES
 from tests.server import ServerProcess
 
 METRICS_TOKEN = "scrape-" + "s3cret" * 6
@@ -232,3 +238,149 @@ def test_metrics_are_for_admins_and_the_scrape_token(server: ServerProcess, toke
         assert wrong.get("/metrics").status_code == 401
 
 
+# --- every identifier, with another user's value --------------------------------------------------
+IDS = {"order_id", "client_oid", "client_order_id", "set_id", "wallet_set_id", "run_id"}
+ABSENT = {"order_id": 10**12, "set_id": 10**9, "wallet_set_id": 10**9}
+
+
+class Victim(msgspec.Struct):
+    """Tess's resources, and what must stay as it is."""
+
+    order_id: int
+    client_oid: str
+    set_id: int
+    run_id: str
+
+
+def _identifier_methods() -> dict[str, list[str]]:
+    """Every JSON-RPC method with a parameter naming a client-chosen identifier, from the registry itself."""
+    found = {}
+    for name, entry in api_methods._REGISTRY.items():
+        if entry.params is dict or not hasattr(entry.params, "__struct_fields__"):
+            continue
+        fields = sorted(IDS & set(entry.params.__struct_fields__))
+        if fields:
+            found[name] = fields
+    return found
+
+
+def test_the_walk_covers_every_owned_parameter() -> None:
+    walked = _identifier_methods()
+    for name, owned in OWNED_PARAMS.items():
+        assert {p for _, p in owned} <= set(walked.get(name, ())), name
+    assert {"make_order", "cancel_order", "get_wallet_set", "create_wallet_set"} <= set(walked)
+
+
+def _base(method: str, victim: Victim, order: dict[str, Any]) -> dict[str, Any]:
+    """Valid parameters of `method` but for the identifier under test (a new method fails here until given some)."""
+    samples: dict[str, dict[str, Any]] = {
+        "make_order": {**order, "client_oid": fresh("walk")},
+        "cancel_order": {},
+        "list_open_orders": {},
+        "create_wallet_set": {"wallets": [{"exchange": "demo", "currency": "USDT", "allocation": "1"}]},
+        "deactivate_wallet_set": {},
+        "get_wallet_set": {},
+        "get_wallet_set_history": {},
+    }
+    assert method in samples, f"{method} takes an identifier: give it sample parameters here"
+    return dict(samples[method])
+
+
+def _normal(outcome: dict[str, Any], values: tuple[object, ...]) -> dict[str, Any]:
+    """An outcome with the identifier values written out of its message."""
+    if "message" in outcome:
+        message = outcome["message"]
+        for value in values:
+            message = re.sub(rf"'?{re.escape(str(value))}'?", "<id>", message)
+        return {**outcome, "message": message}
+    return outcome
+
+
+async def _rpc_outcome(rpc: RpcClient, method: str, params: dict[str, Any]) -> dict[str, Any]:
+    try:
+        await rpc.call(method, **params)
+    except RpcError as exc:
+        return {"code": exc.data.get("code") if exc.data else exc.code, "message": exc.message}
+    return {"ok": True}
+
+
+def _http_outcome(rest: httpx.Client, verb: str, path: str, params: dict[str, Any]) -> dict[str, Any]:
+    names = re.findall(r"{(\w+)(?::\w+)?}", path)
+    url = re.sub(r"{(\w+)(?::\w+)?}", lambda m: str(params.get(m.group(1), "demo")), path)
+    rest_params = {k: v for k, v in params.items() if k not in names}
+    if verb == "GET":
+        r = rest.get(url, params={k: str(v) for k, v in rest_params.items()})
+    else:
+        r = rest.request(verb, url, json=rest_params)
+    if r.status_code < 300:
+        return {"ok": True}
+    error = r.json()["error"]
+    return {"status": r.status_code, "code": error["code"], "message": error["message"]}
+
+
+async def _victim_state(tess: RpcClient, victim: Victim) -> Any:
+    """Tess's open orders and her set's balances (not their USD values: the market moves those)."""
+    orders = sorted((o["id"], o["status"], o["size"], o["limit"]) for o in await tess.call("list_open_orders"))
+    wallets = (await tess.call("get_wallet_set", set_id=victim.set_id))["wallets"]
+    return orders, [(w["currency"], w["balance"], w["available"], w["hold"]) for w in wallets]
+
+
+@pytest.mark.parametrize("caller", ["tom", "vic"])
+async def test_every_identifier_of_another_user_answers_as_a_nonexistent_one(
+    server: ServerProcess, tokens: dict[str, str], caller: str
+) -> None:
+    async with connect(server, tokens["tess"]) as tess, connect(server, tokens[caller]) as them:
+        order = await resting_params(tess)
+        run_id = fresh("tess-walk")
+        made = await tess.call("create_wallet_set", run_id=run_id, wallets=[{"exchange": "demo", "currency": "USDT", "allocation": "50"}])
+        oid = fresh("tess-walk")
+        placed = await tess.call("make_order", client_oid=oid, wallet_set_id=made["id"], run_id=run_id, **order)
+        # make_order with tess's client_oid makes the caller's own order under it: that walk takes another of hers
+        spare = fresh("tess-spare")
+        await tess.call("make_order", client_oid=spare, **order)
+        victim = Victim(order_id=placed["id"], client_oid=oid, set_id=made["id"], run_id=run_id)
+        before = await _victim_state(tess, victim)
+        drain(tess)
+        theirs = {"order_id": victim.order_id, "client_oid": victim.client_oid, "client_order_id": victim.client_oid,
+                  "set_id": victim.set_id, "wallet_set_id": victim.set_id, "run_id": victim.run_id}
+        routes = {name: [(verb, path) for verb, path, m in XWRAP_ROUTES if m == name] for name in _identifier_methods()}
+        with http(server, tokens[caller]) as rest:
+            for method, fields in _identifier_methods().items():
+                for field in fields:
+                    absent = ABSENT.get(field) or fresh("never")
+                    params = _base(method, victim, order)
+                    outcomes = []
+                    for value in (spare if (method, field) == ("make_order", "client_oid") else theirs[field], absent):
+                        given = {**params, field: value}
+                        if method == "make_order":
+                            given["client_oid"] = fresh("walk") if field != "client_oid" else value
+                        got = await _rpc_outcome(them, method, given)
+                        outcomes.append(_normal(got, (value,)))
+                        for verb, path in routes[method]:
+                            outcomes.append(_normal(_http_outcome(rest, verb, path, given), (value,)))
+                    half = len(outcomes) // 2
+                    if field == "run_id" and method in ("make_order", "create_wallet_set"):
+                        # a label never used is the caller's on first use; another user's answers as an unknown run
+                        expected = "unknown_run" if caller == "tom" else "forbidden"
+                        assert all(o.get("code") == expected for o in outcomes[:half]), (method, outcomes)
+                        continue
+                    assert outcomes[:half] == outcomes[half:], (caller, method, field, outcomes)
+                    for o in outcomes:
+                        assert f"order {victim.order_id} " not in str(o) and "already names" not in str(o.get("message", ""))
+            # REST routes with an identifier in the path (runs): the app's routes, from its OpenAPI document
+            paths = rest.get("/openapi.json", headers={"Authorization": f"Bearer {tokens['admin']}"}).json()["paths"]
+            for path, verbs in paths.items():
+                names = set(re.findall(r"{(\w+)}", path)) & IDS
+                if not names or path.startswith("/xwrap/"):
+                    continue
+                for verb in verbs:
+                    got = [_normal(_http_outcome(rest, verb.upper(), path, {n: v for n in names}), (v,))
+                           for v in (theirs[next(iter(names))], fresh("never"))]
+                    assert got[0] == got[1], (path, verb, got)
+        await quiet(tess, "order", 0.5)  # nothing happened to tess's order
+        assert await _victim_state(tess, victim) == before
+        assert (await tess.call("cancel_order", client_oid=victim.client_oid))["id"] == victim.order_id
+        await tess.call("cancel_order", client_oid=spare)
+        await tess.call("deactivate_wallet_set", set_id=victim.set_id)
+        for o in await them.call("list_open_orders") if caller == "tom" else []:
+            await them.call("cancel_order", order_id=o["id"])
