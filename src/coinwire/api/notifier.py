@@ -48,7 +48,7 @@ class Notifier:
     def __init__(self, bus: Bus) -> None:
         self.bus = bus
         self.connections: dict[int, CallContext] = {}
-        self.origins: dict[tuple[int | None, str], int] = {}  # (owner_id, client_oid) -> connection id that placed it
+        self.origins: dict[int | None, dict[str, int]] = {}  # owner_id -> client_oid -> connection id that placed it
         self._subs: list[Any] = []
         self._log_sub: Any = None
         self._listening: dict[str, list[CallContext]] = {}  # channel -> its connections; rebuilt after any change
@@ -87,27 +87,33 @@ class Notifier:
     def remove(self, ctx: CallContext) -> None:
         self.connections.pop(ctx.connection_id, None)
         self._listening.clear()
-        for oid in [k for k, v in self.origins.items() if v == ctx.connection_id]:
-            del self.origins[oid]
+        for routes in self.origins.values():
+            for oid in [k for k, v in routes.items() if v == ctx.connection_id]:
+                del routes[oid]
 
     def note_origin(self, client_oid: str, ctx: CallContext) -> int | None:
         """Route the caller's order `client_oid` to this connection; returns the connection noted before (or None)."""
         if ctx.send is None:
             return None
-        key = (ctx.principal.user_id if ctx.principal is not None else None, client_oid)
-        previous = self.origins.get(key)
-        self.origins[key] = ctx.connection_id
+        owner_id = ctx.principal.user_id if ctx.principal is not None else None
+        routes = self.origins.get(owner_id)
+        if routes is None:
+            routes = self.origins[owner_id] = {}
+        previous = routes.get(client_oid)
+        routes[client_oid] = ctx.connection_id
         return previous
 
     def restore_origin(self, client_oid: str, ctx: CallContext, previous: int | None) -> None:
         """Undo `note_origin` for a refused order: a refused call changes no one's routing."""
         if ctx.send is None:
             return
-        key = (ctx.principal.user_id if ctx.principal is not None else None, client_oid)
+        routes = self.origins.get(ctx.principal.user_id if ctx.principal is not None else None)
+        if routes is None:
+            return
         if previous is None:
-            self.origins.pop(key, None)
+            routes.pop(client_oid, None)
         else:
-            self.origins[key] = previous
+            routes[client_oid] = previous
 
     async def broadcast(self, channel: str, payload: Any, user_id: int | None = None, only_user: bool = False) -> int:
         """Send to every connection listening on `channel` (`only_user`: only those of `user_id`); returns how many received it."""
@@ -177,8 +183,11 @@ class Notifier:
 
     def _owner_and_listeners(self, channel: str, payload: dict[str, Any], user_id: int | None, done: bool) -> list[CallContext]:
         """Who gets an order's or trade's notification: the connection that placed the order, and the channel's listeners."""
-        key = (user_id, str(payload.get("client_order_id")))
-        owner_id = self.origins.pop(key, None) if done else self.origins.get(key)
+        routes = self.origins.get(user_id)
+        owner_id = None
+        if routes is not None:
+            oid = str(payload.get("client_order_id"))
+            owner_id = routes.pop(oid, None) if done else routes.get(oid)
         targets = self._listeners(channel)
         owner = self.connections.get(owner_id) if owner_id is not None else None
         if owner is not None and owner not in targets:

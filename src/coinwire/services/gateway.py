@@ -133,9 +133,10 @@ class Gateway:
         self.exchanges: dict[str, PaperExchange] = {}
         self.configs: dict[str, ExchangeConfig] = {e.name: e for e in settings.exchanges}
         self.orders: dict[int, Order] = {}  # open orders, and every order touched this session
-        # a client_oid is its owner's idempotency key: both indexes are keyed by (owner_id, client_oid)
-        self.by_client_oid: dict[tuple[int | None, str], int] = {}  # orders of this session (committed or in flight)
-        self.known_client_oids: set[tuple[int | None, str]] = set()  # every key in the store: no read per new order
+        # a client_oid is its owner's idempotency key: both indexes are per owner_id, then client_oid
+        # (nested, not keyed by a pair: no tuple to build per order, none to keep per stored order)
+        self.by_client_oid: dict[int | None, dict[str, int]] = {}  # orders of this session (committed or in flight)
+        self.known_client_oids: dict[int | None, set[str]] = {}  # every key in the store: no read per new order
         self._restored_open: list[Order] = []
         self._unfunded: set[str] = set()  # paper exchanges whose paper_funds are credited on their first markets
         self._lock = asyncio.Lock()  # serialises state changes that await (recovery)
@@ -187,9 +188,15 @@ class Gateway:
         self._restored_open = list(state.open_orders)
         for order in self._restored_open:
             self.orders[order.id] = order
-            self.by_client_oid[(order.owner_id, order.client_oid)] = order.id
+            self._index(order)
         self._unfunded = set() if state.wallet_lines else {c.name for c in self.settings.exchanges if c.paper_funds}
-        self.known_client_oids = await self.store.client_oids()
+        known: dict[int | None, set[str]] = {}
+        for owner_id, client_oid in await self.store.client_oids():
+            oids = known.get(owner_id)
+            if oids is None:
+                oids = known[owner_id] = set()
+            oids.add(client_oid)
+        self.known_client_oids = known
 
     # --- market data ------------------------------------------------------------------------
     async def _on_market_message(self, subj: str, message: Message) -> None:
@@ -400,16 +407,21 @@ class Gateway:
         await self._notify(orders, fills)
 
     # --- commands: orders -----------------------------------------------------------------------
-    def existing_order(self, key: tuple[int | None, str]) -> Order | None:
-        """The order of this session that (owner_id, client_oid) names, if any."""
-        order_id = self.by_client_oid.get(key)
+    def existing_order(self, client_oid: str, owner_id: int | None = None) -> Order | None:
+        """The order of this session that `owner_id`'s `client_oid` names, if any."""
+        mine = self.by_client_oid.get(owner_id)
+        order_id = mine.get(client_oid) if mine is not None else None
         return self.orders.get(order_id) if order_id is not None else None
+
+    def _known(self, owner_id: int | None, client_oid: str) -> bool:
+        """Does the store hold an order of `owner_id` under `client_oid` (no read: the index loaded at start)?"""
+        mine = self.known_client_oids.get(owner_id)
+        return mine is not None and client_oid in mine
 
     async def make_order(self, request: OrderRequest) -> dict[str, Any]:
         """Place an order; a repeat of the owner's client_oid answers that owner's order, never another user's."""
-        key = (request.owner_id, request.client_oid)
-        existing = self.existing_order(key)
-        if existing is None and key in self.known_client_oids:
+        existing = self.existing_order(request.client_oid, request.owner_id)
+        if existing is None and self._known(request.owner_id, request.client_oid):
             existing = await self.store.get_order_by_client_oid(request.client_oid, request.owner_id)
         if existing is not None:
             if request.same_as(existing):
@@ -458,9 +470,17 @@ class Gateway:
     def remember(self, order: Order) -> None:
         """An accepted order of this session: found by id and client_oid until it is done."""
         self.orders[order.id] = order
-        key = (order.owner_id, order.client_oid)
-        self.by_client_oid[key] = order.id
-        self.known_client_oids.add(key)
+        self._index(order)
+        known = self.known_client_oids.get(order.owner_id)
+        if known is None:
+            known = self.known_client_oids[order.owner_id] = set()
+        known.add(order.client_oid)
+
+    def _index(self, order: Order) -> None:
+        mine = self.by_client_oid.get(order.owner_id)
+        if mine is None:
+            mine = self.by_client_oid[order.owner_id] = {}
+        mine[order.client_oid] = order.id
 
     async def _finish_orders(self, orders: list[Order], ts: int) -> list[dict[str, Any]]:
         lines: list[WalletLine] = []
@@ -503,9 +523,8 @@ class Gateway:
         return (await self._finish_orders([order], ts))[0]
 
     async def _order_by_client_oid(self, owner_id: int | None, client_oid: str) -> Order | None:
-        key = (owner_id, client_oid)
-        order = self.existing_order(key)
-        if order is None and key in self.known_client_oids:
+        order = self.existing_order(client_oid, owner_id)
+        if order is None and self._known(owner_id, client_oid):
             order = await self.store.get_order_by_client_oid(client_oid, owner_id)
         return order
 
