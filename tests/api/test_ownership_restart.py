@@ -92,7 +92,10 @@ async def store_env(request: pytest.FixtureRequest) -> AsyncIterator[dict[str, s
 
 
 async def test_a_client_oid_stays_each_users_own_after_a_restart(tmp_path: Path, store_env: dict[str, str]) -> None:
-    """After a restart the client_oid index comes from the store, per owner: each user's repeat finds that user's order."""
+    """After a restart the client_oid index comes from the store, per owner: each user's repeat finds that user's order.
+
+    And a run_id label stays with the user who named it first.
+    """
     server = ServerProcess(tmp_path, env=store_env)
     server.start()
     try:
@@ -105,7 +108,7 @@ async def test_a_client_oid_stays_each_users_own_after_a_restart(tmp_path: Path,
                        "limit": f"{bid * 0.5:.2f}"}
             market = {"exchange": "demo", "pair": "BTC_USDT", "side": "buy", "type": "market", "size": "0.001"}
             for name, rpc in (("tom", tom), ("tess", tess)):
-                made[f"{name}-rest"] = await rpc.call("make_order", client_oid="shared-rest", **resting)
+                made[f"{name}-rest"] = await rpc.call("make_order", client_oid="shared-rest", run_id=f"{name}-label", **resting)
                 made[f"{name}-done"] = await rpc.call("make_order", client_oid="shared-done", **market)
         assert len({o["id"] for o in made.values()}) == 4
         server.stop()
@@ -114,7 +117,14 @@ async def test_a_client_oid_stays_each_users_own_after_a_restart(tmp_path: Path,
                 RpcClient(f"{server.ws_anonymous}?access_token={tokens['tess']}") as tess:
             for name, rpc in (("tom", tom), ("tess", tess)):
                 assert (await rpc.call("make_order", client_oid="shared-done", **market))["id"] == made[f"{name}-done"]["id"]
-                assert (await rpc.call("make_order", client_oid="shared-rest", **resting))["id"] == made[f"{name}-rest"]["id"]
+                again = await rpc.call("make_order", client_oid="shared-rest", run_id=f"{name}-label", **resting)
+                assert again["id"] == made[f"{name}-rest"]["id"]
+            try:  # a run_id label stays its first user's
+                await tom.call("make_order", client_oid="label-taken", run_id="tess-label", **resting)
+            except RpcError as exc:
+                assert exc.data["code"] == "unknown_run"
+            else:
+                raise AssertionError("tom used tess's run_id label")
             assert (await tess.call("cancel_order", client_oid="shared-rest"))["id"] == made["tess-rest"]["id"]
             assert made["tom-rest"]["id"] in [o["id"] for o in await tom.call("list_open_orders")]
             assert (await tom.call("cancel_order", client_oid="shared-rest"))["id"] == made["tom-rest"]["id"]
