@@ -9,9 +9,9 @@ per API method, which parameter names an owned resource, what a result creates, 
 results are lists to narrow to the caller's own; `Api.call` applies them, so a method is
 covered by adding a line here, not by code in the method. Admins see everything.
 
-A client_oid is its owner's key, not a global name: the `order_oid` kind is keyed by the
-caller and the client_oid together, so another user's client_oid is simply unknown here
-(and free for the caller to use). A run_id is a run's (its owner: who started it) or a
+A client_oid is its owner's key, not a global name: the `order_oid` kind is kept per user
+(a set of client_oids each), so another user's client_oid is simply unknown here (and free
+for the caller to use). A run_id is a run's (its owner: who started it) or a
 free-form label: a label never seen before becomes the caller's on first use, and another
 user's answers like an unknown run. An owner, once recorded, never changes.
 """
@@ -25,7 +25,7 @@ from coinwire.auth.repository import AuthRepository
 from coinwire.auth.rowbuffer import RowBuffer
 from coinwire.core.errors import NotFound
 
-__all__ = ["Owners", "OWNED_PARAMS", "oid_key"]
+__all__ = ["Owners", "OWNED_PARAMS"]
 
 # method -> [(kind, parameter)]: the parameter, when given, must name a resource of the caller
 OWNED_PARAMS: dict[str, list[tuple[str, str]]] = {
@@ -55,12 +55,16 @@ class Owners:
     def __init__(self, repo: AuthRepository) -> None:
         self.repo = repo
         self._owner: dict[tuple[str, str], int] = {}
+        self._oids: dict[int, set[str]] = {}  # the `order_oid` kind: each user's client_oids, a key space per user
         self._rows = RowBuffer(repo.store, repo.owner_upsert(), 0.5, "owners")
 
     async def load(self) -> None:
-        self._owner = {}
+        self._owner, self._oids = {}, {}
         for r in await self.repo.all_owners():  # the owners table's rows first: what it says stands
-            self._owner.setdefault((r["kind"], r["resource_id"]), int(r["user_id"]))
+            if r["kind"] == "order_oid":
+                self._oids.setdefault(int(r["user_id"]), set()).add(r["resource_id"])
+            else:
+                self._owner.setdefault((r["kind"], r["resource_id"]), int(r["user_id"]))
         await self._rows.start()
 
     async def close(self) -> None:
@@ -68,7 +72,13 @@ class Owners:
 
     def record(self, kind: str, resource_id: object, principal: Principal) -> None:
         """`principal` owns this resource from now on, unless someone already does (an owner never changes)."""
-        key = (kind, oid_key(principal.user_id, resource_id) if kind == "order_oid" else str(resource_id))
+        if kind == "order_oid":  # in the caller's own key space: nobody else's can be touched
+            oids = self._oids.get(principal.user_id)
+            if oids is None:
+                oids = self._oids[principal.user_id] = set()
+            oids.add(str(resource_id))
+            return
+        key = (kind, str(resource_id))
         if self._owner.setdefault(key, principal.user_id) != principal.user_id:
             return
         if kind not in _STORED_WITH_RESOURCE:
@@ -79,7 +89,7 @@ class Owners:
         if principal.is_admin:
             return True
         if kind == "order_oid":  # the caller's own key space: another user's client_oid is not there
-            return ("order_oid", oid_key(principal.user_id, resource_id)) in self._owner
+            return str(resource_id) in self._oids.get(principal.user_id, ())
         return self._owner.get((kind, str(resource_id))) == principal.user_id
 
     def require(self, kind: str, resource_id: object, principal: Principal) -> None:
@@ -107,8 +117,3 @@ class Owners:
         elif method == "get_all_wallet_sets" and not principal.is_admin:
             return {k: v for k, v in result.items() if not str(k).isdigit() or self.visible("wallet_set", k, principal)}
         return result
-
-
-def oid_key(user_id: int | None, client_oid: object) -> str:
-    """The `order_oid` resource id: a client_oid within its owner's key space."""
-    return f"{user_id}/{client_oid}"

@@ -148,7 +148,7 @@ class AuthRepository:
         rows = await self._rows(select(owners))
         for r in await self._rows(select(orders.c.id, orders.c.client_oid, orders.c.owner_id).where(orders.c.owner_id.is_not(None))):
             rows.append({"kind": "order", "resource_id": str(r["id"]), "user_id": r["owner_id"]})
-            rows.append({"kind": "order_oid", "resource_id": f"{r['owner_id']}/{r['client_oid']}", "user_id": r["owner_id"]})  # ownership.oid_key
+            rows.append({"kind": "order_oid", "resource_id": r["client_oid"], "user_id": r["owner_id"]})
         labels = select(orders.c.run_id, func.min(func.coalesce(orders.c.owner_id, 0)).label("owner_id"))
         for r in await self._rows(labels.where(orders.c.run_id.is_not(None)).group_by(orders.c.run_id)):
             rows.append({"kind": "run", "resource_id": r["run_id"], "user_id": r["owner_id"]})
