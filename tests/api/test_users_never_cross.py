@@ -12,7 +12,8 @@ from __future__ import annotations
 import asyncio
 import itertools
 import re
-from collections.abc import AsyncIterator, Iterator
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -30,10 +31,12 @@ from tests.server import ServerProcess
 METRICS_TOKEN = "scrape-" + "s3cret" * 6
 USERS = {"tom": "trader", "tess": "trader", "vic": "viewer"}
 _serial = itertools.count(1)
+_RUN = uuid.uuid4().hex[:6]
 
 
 def fresh(prefix: str) -> str:
-    return f"{prefix}-{next(_serial)}-{id(_serial) % 10_000}"
+    """An identifier no one has used yet."""
+    return f"{prefix}-{_RUN}-{next(_serial)}"
 
 
 @pytest.fixture(scope="module")
@@ -271,7 +274,7 @@ def test_the_walk_covers_every_owned_parameter() -> None:
     assert {"make_order", "cancel_order", "get_wallet_set", "create_wallet_set"} <= set(walked)
 
 
-def _base(method: str, victim: Victim, order: dict[str, Any]) -> dict[str, Any]:
+def _base(method: str, order: dict[str, Any]) -> dict[str, Any]:
     """Valid parameters of `method` but for the identifier under test (a new method fails here until given some)."""
     samples: dict[str, dict[str, Any]] = {
         "make_order": {**order, "client_oid": fresh("walk")},
@@ -348,7 +351,7 @@ async def test_every_identifier_of_another_user_answers_as_a_nonexistent_one(
             for method, fields in _identifier_methods().items():
                 for field in fields:
                     absent = ABSENT.get(field) or fresh("never")
-                    params = _base(method, victim, order)
+                    params = _base(method, order)
                     outcomes = []
                     for value in (spare if (method, field) == ("make_order", "client_oid") else theirs[field], absent):
                         given = {**params, field: value}
