@@ -123,12 +123,14 @@ class OrderUpdate(msgspec.Struct, frozen=True, tag="order"):
     """The seed's `order` notification: Order.to_dict() fields, amounts as decimal strings."""
 
     order: dict[str, object]
+    owner_id: int | None = None  # the placing user: its connections get the notification (never in the payload)
 
 
 class FillEvent(msgspec.Struct, frozen=True, tag="trade_fill"):
     """The seed's `trade` notification: one fill of one of our orders."""
 
     trade: dict[str, object]
+    owner_id: int | None = None  # the order's owner, as in OrderUpdate
 
 
 class ExchangeStatusChanged(msgspec.Struct, frozen=True, tag="exchstatus"):

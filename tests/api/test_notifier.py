@@ -61,7 +61,7 @@ async def test_a_done_orders_trades_reach_its_connection_before_its_done_even_be
         await _settled(bus)
         assert market.received == [("trade", "market-1", None), ("trade", "market-1", None), ("order", "market-1", "done")]
         assert resting.received == [("order", "limit-1", "open")]
-        assert "market-1" not in notifier.origins and "limit-1" in notifier.origins  # done forgets, open remembers
+        assert "market-1" not in notifier.origins[None] and "limit-1" in notifier.origins[None]  # done forgets, open remembers
     finally:
         await notifier.close()
         await bus.close()

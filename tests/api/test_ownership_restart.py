@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import uuid
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
+import pytest
 
 from coinwire.api.client import RpcClient, RpcError
+from tests.conftest import POSTGRES_URL, require_service
 from tests.server import ServerProcess
 
 
@@ -95,5 +100,73 @@ def test_wallet_sets_and_runs_keep_their_owner_through_a_sigkill_right_after_the
             assert tess.get(f"/runs/{run_id}").status_code == 404
             assert run_id in [r["run_id"] for r in tom.get("/runs").json()]
             assert run_id not in [r["run_id"] for r in tess.get("/runs").json()]
+    finally:
+        server.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def store_env(request: pytest.FixtureRequest) -> AsyncIterator[dict[str, str]]:
+    """The server's store: its SQLite file, or a throwaway PostgreSQL database beside the test one."""
+    if request.param == "sqlite":
+        yield {}
+        return
+    require_service("PostgreSQL", "127.0.0.1", 5432)
+    base, _, test_db = POSTGRES_URL.rpartition("/")
+    name = f"{test_db}_{uuid.uuid4().hex[:12]}"
+    conn = await asyncpg.connect(POSTGRES_URL)
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+        yield {"COINWIRE_STORE_URL": f"{base}/{name}"}
+    finally:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await conn.close()
+
+
+async def test_a_client_oid_stays_each_users_own_after_a_restart(tmp_path: Path, store_env: dict[str, str]) -> None:
+    """After a restart the client_oid index comes from the store, per owner: each user's repeat finds that user's order.
+
+    And a run_id label stays with the user who named it first.
+    """
+    server = ServerProcess(tmp_path, env=store_env)
+    server.start()
+    try:
+        tokens = {name: pair["access_token"] for name, pair in _users(server).items()}
+        made: dict[str, dict[str, Any]] = {}
+        async with RpcClient(f"{server.ws_anonymous}?access_token={tokens['tom']}") as tom, \
+                RpcClient(f"{server.ws_anonymous}?access_token={tokens['tess']}") as tess:
+            bid = float((await tom.call("get_pricing", exchange="demo"))["BTC_USDT"]["bid"])
+            resting = {"exchange": "demo", "pair": "BTC_USDT", "side": "buy", "type": "limit", "size": "0.001",
+                       "limit": f"{bid * 0.5:.2f}"}
+            market = {"exchange": "demo", "pair": "BTC_USDT", "side": "buy", "type": "market", "size": "0.001"}
+            for name, rpc in (("tom", tom), ("tess", tess)):
+                made[f"{name}-rest"] = await rpc.call("make_order", client_oid="shared-rest", run_id=f"{name}-label", **resting)
+                made[f"{name}-done"] = await rpc.call("make_order", client_oid="shared-done", **market)
+            # a label first named by a wallet set (no order carries it) is kept by the set
+            await tom.call("create_wallet_set", run_id="tom-set-label",
+                           wallets=[{"exchange": "demo", "currency": "USDT", "allocation": "10"}])
+        assert len({o["id"] for o in made.values()}) == 4
+        server.stop()
+        server.start()
+        async with RpcClient(f"{server.ws_anonymous}?access_token={tokens['tom']}") as tom, \
+                RpcClient(f"{server.ws_anonymous}?access_token={tokens['tess']}") as tess:
+            for name, rpc in (("tom", tom), ("tess", tess)):
+                assert (await rpc.call("make_order", client_oid="shared-done", **market))["id"] == made[f"{name}-done"]["id"]
+                again = await rpc.call("make_order", client_oid="shared-rest", run_id=f"{name}-label", **resting)
+                assert again["id"] == made[f"{name}-rest"]["id"]
+            try:  # a run_id label stays its first user's
+                await tom.call("make_order", client_oid="label-taken", run_id="tess-label", **resting)
+            except RpcError as exc:
+                assert exc.data["code"] == "unknown_run"
+            else:
+                raise AssertionError("tom used tess's run_id label")
+            try:
+                await tess.call("make_order", client_oid="set-label-taken", run_id="tom-set-label", **resting)
+            except RpcError as exc:
+                assert exc.data["code"] == "unknown_run"
+            else:
+                raise AssertionError("tess used the run_id label of tom's wallet set")
+            assert (await tess.call("cancel_order", client_oid="shared-rest"))["id"] == made["tess-rest"]["id"]
+            assert made["tom-rest"]["id"] in [o["id"] for o in await tom.call("list_open_orders")]
+            assert (await tom.call("cancel_order", client_oid="shared-rest"))["id"] == made["tom-rest"]["id"]
     finally:
         server.stop()

@@ -13,11 +13,12 @@ import pytest
 from coinwire.app import Platform
 from coinwire.config import load_settings
 from coinwire.core.errors import CoinwireError
+from coinwire.core.orders import Order, OrderType, Side
 from coinwire.engine.backtest import BacktestConfig
 from coinwire.engine.paper import PaperRuntime
 from coinwire.engine.registry import load_strategy
 from coinwire.engine.runs import finish_backtest, prepare_any_backtest
-from coinwire.engine.strategy import Strategy
+from coinwire.engine.strategy import OrderTicket, Strategy
 from coinwire.services.paper_runs import finish_paper
 from tests.conftest import shared_data
 from tests.engine.test_cli_run import coinwire
@@ -193,5 +194,28 @@ async def test_paper_run_refuses_funds_the_exchange_does_not_have(tmp_path: Path
             await too_much.open(load_strategy(PROBE), {})
         assert refused.value.code == "insufficient_funds"
         assert too_much not in platform.gateway.listeners
+    finally:
+        await platform.stop()
+
+
+async def test_a_users_order_under_one_of_a_paper_runs_client_oids_is_not_taken_for_the_runs(tmp_path: Path) -> None:
+    """client_oids are unique per owner: a user's order may share one with a run's ticket, and stays the user's."""
+    platform = Platform(replay_settings(tmp_path, capture()))
+    await platform.start(feeds=False)
+    try:
+        (feed,) = platform.start_feeds()
+        await feed
+        await platform.gateway.caught_up()
+        run = PaperRuntime("pp-oid", platform.gateway, "binance", {"USDT": "100"})
+        await run.open(load_strategy(PROBE), {})
+        symbol = next(iter(run.venue_markets))
+        ticket = OrderTicket("pp-oid-ticket-1", symbol, "buy")
+        run.tickets[ticket.client_oid] = ticket
+        theirs = Order(id=10**9, client_oid=ticket.client_oid, exchange="binance", symbol=symbol, side=Side.BUY,
+                       type=OrderType.LIMIT, size=1, limit=1, wallet_set_id=run.wallet_set_id, owner_id=7)
+        run.on_execution([theirs], [])
+        assert ticket.order_id is None and theirs.id not in run.ticket_of
+        run.request_stop()
+        await run.run()
     finally:
         await platform.stop()

@@ -235,6 +235,21 @@ async def test_client_oid_is_unique_and_a_duplicate_writes_nothing(store: Store)
 
 
 @CHECKED_AT_COMMIT
+async def test_a_client_oid_is_unique_per_owner_and_found_only_in_its_owners_key_space(store: Store) -> None:
+    """Two users may use the same client_oid; one user (or the orders without an owner) may not use one twice."""
+    await store.apply(ledger().add_order(order(1, client_oid="shared", owner_id=7), BTC_USDT))
+    await store.apply(ChangeSet().add_order(order(2, client_oid="shared", owner_id=8), BTC_USDT))
+    await store.apply(ChangeSet().add_order(order(3, client_oid="shared"), BTC_USDT))  # no owner: its own key space
+    for twin in (order(4, client_oid="shared", owner_id=7), order(5, client_oid="shared")):
+        with pytest.raises(Conflict) as raised:
+            await store.apply(ChangeSet().add_order(twin, BTC_USDT))
+        assert raised.value.code == "duplicate_client_oid"
+    found = {owner: await store.get_order_by_client_oid("shared", owner) for owner in (7, 8, None, 9)}
+    assert {owner: o.id if o else None for owner, o in found.items()} == {7: 1, 8: 2, None: 3, 9: None}
+    assert await store.client_oids() == {(7, "shared"), (8, "shared"), (None, "shared")}
+
+
+@CHECKED_AT_COMMIT
 async def test_a_fill_of_an_unknown_order_is_refused(store: Store) -> None:
     with pytest.raises(Conflict, match="refused"):
         await store.apply(ChangeSet().add_fill(fill(1, 404), BTC_USDT))

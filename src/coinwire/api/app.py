@@ -85,7 +85,8 @@ def create_app(settings: Settings) -> FastAPI:
     )
 
     # every HTTP route passes the guard: rules table, authentication, rate limits, body size
-    app.add_middleware(GuardMiddleware, auth=access.service, limiter=access.limiter, limits=access.limits, audit=access.audit)
+    app.add_middleware(GuardMiddleware, auth=access.service, limiter=access.limiter, limits=access.limits, audit=access.audit,
+                       metrics_token=access.metrics_token)
     if access.cors_origins:  # outside the guard: preflights are answered before authentication
         app.add_middleware(CORSMiddleware, allow_origins=access.cors_origins, allow_methods=["GET", "POST", "PUT", "DELETE"],
                            allow_headers=["Authorization", "Content-Type"], max_age=600)

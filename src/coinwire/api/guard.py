@@ -2,8 +2,10 @@
 
 HTTP: every request is matched to its route template, the template's rule is looked up in
 `coinwire.auth.abilities.HTTP_RULES` and checked before the route runs; a route without a
-rule answers 403 `no_rule`. The middleware also limits request bodies (413) and the time
-they take to arrive (408), path and query values (400 `too_long`), counts the
+rule answers 403 `no_rule`. `GET /metrics` (admins) also takes the scrape token
+(COINWIRE_METRICS_TOKEN) as its bearer credential, compared in constant time. The middleware
+also limits request bodies (413) and the time they take to arrive (408), path and query
+values (400 `too_long`), counts the
 client address's and the user's token buckets (429 + Retry-After) and authenticates the
 `Authorization: Bearer` credential (an access token or an API key). JSON-RPC methods and
 push channels go through `authorize()` with their rules from RPC_RULES and PUSH_RULES.
@@ -12,6 +14,7 @@ push channels go through `authorize()` with their rules from RPC_RULES and PUSH_
 from __future__ import annotations
 
 import asyncio
+import hmac
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -31,6 +34,7 @@ from coinwire.core.errors import CoinwireError, InvalidInput
 __all__ = ["GuardMiddleware", "EdgeLimits", "authorize", "authorize_rpc", "authorize_channel", "credential_of", "client_ip"]
 
 log = structlog.get_logger("coinwire.guard")
+METRICS_PATH = "/metrics"
 _encode = msgspec.json.Encoder().encode
 
 
@@ -148,8 +152,9 @@ class GuardMiddleware:
     """ASGI middleware in front of every HTTP route (the `/rpc` WebSocket authenticates in `rpc_asgi`)."""
 
     def __init__(self, app: ASGIApp, auth: AuthService, limiter: RateLimiter, limits: EdgeLimits,
-                 audit: AuditLog | None = None) -> None:
+                 audit: AuditLog | None = None, metrics_token: str = "") -> None:
         self.app = app
+        self.metrics_token = metrics_token.encode()  # empty: /metrics is for admins only
         self.auth = auth
         self.audit = audit
         self.limiter = limiter
@@ -217,6 +222,8 @@ class GuardMiddleware:
         principal: Principal | None = None
         if rule is not None and not rule.public:
             credential = credential_of(scope)
+            if found[1] == METRICS_PATH and credential and self._is_metrics_token(credential):
+                return receive  # a scraper: the token is no user's and opens /metrics only
             if credential:
                 principal = await self.auth.authenticate(credential)
                 scope["state"]["principal"] = principal
@@ -228,6 +235,9 @@ class GuardMiddleware:
         authorize(principal, rule, f"{found[0]} {found[1]}")
         scope["state"]["principal"] = principal
         return await self._buffered(scope, receive)
+
+    def _is_metrics_token(self, credential: str) -> bool:
+        return bool(self.metrics_token) and hmac.compare_digest(credential.encode(), self.metrics_token)
 
     async def _buffered(self, scope: Scope, receive: Receive) -> Receive:
         """Read the body whole before the route runs (within the size and time limits); replay it after.

@@ -65,6 +65,8 @@ _SIDES = {side.value: side for side in Side}
 _MARKET = OrderType.MARKET  # a module constant: see core.orders
 _ORDER_TYPES = {t.value: t for t in OrderType}
 _PARSED_LIMIT = 4096
+ECHO_PAYLOAD_LIMIT = 4096  # bytes of JSON an echo_notify / broadcast_notify may send to each receiver
+_encode = msgspec.json.Encoder().encode
 
 
 def _decimal_param(value: object, field: str) -> str:
@@ -215,10 +217,25 @@ async def echo(api: Api, p: dict[str, Any], ctx: CallContext) -> Any:
     return p
 
 
+def _notification_payload(p: dict[str, Any]) -> dict[str, Any]:
+    """An echo's parameters, refused above ECHO_PAYLOAD_LIMIT bytes of JSON (it is copied to every receiver)."""
+    if len(_encode(p)) > ECHO_PAYLOAD_LIMIT:
+        raise InvalidInput("payload_too_large", f"notification parameters are limited to {ECHO_PAYLOAD_LIMIT} bytes of JSON")
+    return p
+
+
 @method("echo_notify", P.EchoParams)
 async def echo_notify(api: Api, p: dict[str, Any], ctx: CallContext) -> Any:
-    """Sends the parameters as an `echo_ret` notification to every listening connection."""
-    receivers = await api.notifier.broadcast("echo_ret", p)
+    """Sends the parameters as an `echo_ret` notification to the caller's own listening connections."""
+    user_id = ctx.principal.user_id if ctx.principal is not None else None
+    receivers = await api.notifier.broadcast("echo_ret", _notification_payload(p), user_id=user_id, only_user=True)
+    return {"status": "ok", "receivers": receivers}
+
+
+@method("broadcast_notify", P.EchoParams)
+async def broadcast_notify(api: Api, p: dict[str, Any], ctx: CallContext) -> Any:
+    """Admins: sends the parameters as an `echo_ret` notification to every listening connection, every user's."""
+    receivers = await api.notifier.broadcast("echo_ret", _notification_payload(p))
     return {"status": "ok", "receivers": receivers}
 
 
@@ -370,19 +387,22 @@ async def make_order(api: Api, p: P.MakeOrderParams, ctx: CallContext) -> Any:
     """Places an order (limit, market, limit-immediate-cancel, limit-fill-kill, limit-post-only)."""
     request = api.order_request(p)
     request.owner_id = ctx.principal.user_id if ctx.principal is not None else None
-    api.notifier.note_origin(request.client_oid, ctx)
+    previous = api.notifier.note_origin(request.client_oid, ctx)
     try:
         return await api.gateway.make_order(request)
     except CoinwireError:
-        api.notifier.origins.pop(request.client_oid, None)
+        api.notifier.restore_origin(request.client_oid, ctx, previous)
         raise
 
 
 @method("cancel_order", P.CancelOrderParams)
 async def cancel_order(api: Api, p: P.CancelOrderParams, ctx: CallContext) -> Any:
-    """Cancels a resting order by `order_id` or `client_oid`."""
+    """Cancels a resting order by `order_id` or by the caller's own `client_oid`."""
+    principal = ctx.principal
     return await api.gateway.cancel_order(
-        order_id=p.order_id, client_oid=p.client_oid or p.client_order_id, exchange=p.exchange
+        order_id=p.order_id, client_oid=p.client_oid or p.client_order_id, exchange=p.exchange,
+        owner_id=principal.user_id if principal is not None else None,
+        unowned_too=principal is not None and principal.is_admin,  # admins: orders placed before users existed too
     )
 
 
@@ -429,28 +449,36 @@ async def get_wallet_set(api: Api, p: P.GetWalletSetParams, ctx: CallContext) ->
     return api.wallets.wallet_set(p.set_id, p.aggregate_only)
 
 
+def _readable_sets(api: Api, ctx: CallContext) -> set[int] | None:
+    """The wallet sets whose funds the caller may see in totals (None: all of them, for admins or without users)."""
+    owners, principal = api.owners, ctx.principal
+    if owners is None or principal is None or principal.is_admin:
+        return None
+    return {ws.id for ws in api.gateway.ledger.wallet_sets(active_only=True) if owners.visible("wallet_set", ws.id, principal)}
+
+
 @method("get_all_wallet_sets", P.AggregateParams)
 async def get_all_wallet_sets(api: Api, p: P.AggregateParams, ctx: CallContext) -> Any:
-    """Every active wallet set keyed by id, plus `total`, `allocated` and `unallocated`."""
-    return api.wallets.all_sets(p.aggregate_only)
+    """The caller's active wallet sets keyed by id, plus `total`, `allocated` and `unallocated` as the caller sees them."""
+    return api.wallets.all_sets(p.aggregate_only, _readable_sets(api, ctx))
 
 
 @method("get_allocated_wallet_set", P.NoParams)
 async def get_allocated_wallet_set(api: Api, p: P.NoParams, ctx: CallContext) -> Any:
-    """Funds in active wallet sets, aggregated per exchange and currency."""
-    return api.wallets.aggregate("allocated")
+    """Funds in the caller's active wallet sets (admins: everyone's), aggregated per exchange and currency."""
+    return api.wallets.aggregate("allocated", sets=_readable_sets(api, ctx))
 
 
 @method("get_unallocated_wallet_set", P.NoParams)
 async def get_unallocated_wallet_set(api: Api, p: P.NoParams, ctx: CallContext) -> Any:
-    """Exchange funds not allocated to any wallet set."""
+    """Exchange funds not allocated to any wallet set (the shared pool wallet sets are drawn from)."""
     return api.wallets.aggregate("unallocated")
 
 
 @method("get_total_wallet_set", P.NoParams)
 async def get_total_wallet_set(api: Api, p: P.NoParams, ctx: CallContext) -> Any:
-    """All funds (allocated + unallocated): the exchange wallets' balances."""
-    return api.wallets.aggregate("total")
+    """The caller's funds: its allocated plus the unallocated pool (admins: the exchange wallets' balances)."""
+    return api.wallets.aggregate("total", sets=_readable_sets(api, ctx))
 
 
 @method("get_unallocated_per_exchange", P.NoParams)

@@ -1,8 +1,11 @@
 """Fans bus notifications out to API connections as JSON-RPC notifications.
 
 Order and trade notifications reach the connection that placed the order, plus every
-connection that subscribed to the channel; `exchstatus`, `logmessages` and `echo_ret`
-reach the connections subscribed to them. `ticker` notifications (latest prices, from the
+connection that subscribed to the channel (admins). A client_oid is its owner's: the
+connection is found by (owner, client_oid), the owner coming with the bus message, so two
+users' equal client_oids never share or steal each other's notifications. `exchstatus`,
+`logmessages` and `echo_ret` reach the connections subscribed to them (`echo_ret` from
+`echo_notify` only the caller's own). `ticker` notifications (latest prices, from the
 ticker service) reach connections subscribed to `ticker` whose patterns select the subject;
 `public_trades` (each market's public trades, from `services.public_trades`) likewise.
 
@@ -58,7 +61,7 @@ class Notifier:
         self.bus = bus
         self.limits = limits or PushLimits()
         self.connections: dict[int, CallContext] = {}
-        self.origins: dict[str, int] = {}  # client_oid -> connection id that placed it
+        self.origins: dict[int | None, dict[str, int]] = {}  # owner_id -> client_oid -> connection id that placed it
         self._subs: list[Any] = []
         self._log_sub: Any = None
         self._listening: dict[str, list[CallContext]] = {}  # channel -> its connections; rebuilt after any change
@@ -103,16 +106,39 @@ class Notifier:
     def remove(self, ctx: CallContext) -> None:
         self.connections.pop(ctx.connection_id, None)
         self._changed()
-        for oid in [k for k, v in self.origins.items() if v == ctx.connection_id]:
-            del self.origins[oid]
+        for routes in self.origins.values():
+            for oid in [k for k, v in routes.items() if v == ctx.connection_id]:
+                del routes[oid]
 
-    def note_origin(self, client_oid: str, ctx: CallContext) -> None:
-        if ctx.send is not None:
-            self.origins[client_oid] = ctx.connection_id
+    def note_origin(self, client_oid: str, ctx: CallContext) -> int | None:
+        """Route the caller's order `client_oid` to this connection; returns the connection noted before (or None)."""
+        if ctx.send is None:
+            return None
+        owner_id = ctx.principal.user_id if ctx.principal is not None else None
+        routes = self.origins.get(owner_id)
+        if routes is None:
+            routes = self.origins[owner_id] = {}
+        previous = routes.get(client_oid)
+        routes[client_oid] = ctx.connection_id
+        return previous
 
-    async def broadcast(self, channel: str, payload: Any) -> int:
-        """Push to every connection listening on `channel`, waiting for none of them; returns how many were given it."""
+    def restore_origin(self, client_oid: str, ctx: CallContext, previous: int | None) -> None:
+        """Undo `note_origin` for a refused order: a refused call changes no one's routing."""
+        if ctx.send is None:
+            return
+        routes = self.origins.get(ctx.principal.user_id if ctx.principal is not None else None)
+        if routes is None:
+            return
+        if previous is None:
+            routes.pop(client_oid, None)
+        else:
+            routes[client_oid] = previous
+
+    async def broadcast(self, channel: str, payload: Any, user_id: int | None = None, only_user: bool = False) -> int:
+        """Push to every connection listening on `channel` (`only_user`: only those of `user_id`), waiting for none; returns how many were given it."""
         targets = self._listeners(channel)
+        if only_user:
+            targets = [c for c in targets if (c.principal.user_id if c.principal is not None else None) == user_id]
         if targets:
             await self._send_all(targets, channel, payload)
         return len(targets)
@@ -154,12 +180,12 @@ class Notifier:
         kind = type(message)
         if kind is OrderUpdate:
             order = message.order  # type: ignore[union-attr]
-            targets = self._owner_and_listeners("order", order, done=order.get("status") == "done")
+            targets = self._owner_and_listeners("order", order, message.owner_id, done=order.get("status") == "done")  # type: ignore[union-attr]
             if targets:
                 _push_all(targets, notification("order", order))
         elif kind is FillEvent:
             trade = message.trade  # type: ignore[union-attr]
-            targets = self._owner_and_listeners("trade", trade, done=False)
+            targets = self._owner_and_listeners("trade", trade, message.owner_id, done=False)  # type: ignore[union-attr]
             if targets:
                 _push_all(targets, notification("trade", trade))
         elif isinstance(message, ExchangeStatusChanged):
@@ -173,10 +199,13 @@ class Notifier:
                 payload = {"levelname": message.level.upper(), "name": message.name, "message": message.message, "created": message.ts / 1e9}
                 _push_all(targets, notification("logmessages", payload))
 
-    def _owner_and_listeners(self, channel: str, payload: dict[str, Any], done: bool) -> list[CallContext]:
+    def _owner_and_listeners(self, channel: str, payload: dict[str, Any], user_id: int | None, done: bool) -> list[CallContext]:
         """Who gets an order's or trade's notification: the connection that placed the order, and the channel's listeners."""
-        oid = str(payload.get("client_order_id"))
-        owner_id = self.origins.pop(oid, None) if done else self.origins.get(oid)
+        routes = self.origins.get(user_id)
+        owner_id = None
+        if routes is not None:
+            oid = str(payload.get("client_order_id"))
+            owner_id = routes.pop(oid, None) if done else routes.get(oid)
         targets = self._listeners(channel)
         owner = self.connections.get(owner_id) if owner_id is not None else None
         if owner is not None and owner not in targets:

@@ -9,6 +9,14 @@ crash without its owner. The tables below say,
 per API method, which parameter names an owned resource, what a result creates, and which
 results are lists to narrow to the caller's own; `Api.call` applies them, so a method is
 covered by adding a line here, not by code in the method. Admins see everything.
+
+A client_oid is its owner's key, not a global name: the `order_oid` kind is kept per user
+(a set of client_oids each), so another user's client_oid is simply unknown here (and free
+for the caller to use). A run_id is a run's (its owner: who started it) or a
+free-form label: a label never seen before becomes the caller's on first use, and another
+user's answers like an unknown run. An owner, once recorded, never changes.
+A label claimed on first use is kept by what it labels: the orders and wallet sets that carry it
+(loaded back at start, `AuthRepository.all_owners`).
 """
 
 from __future__ import annotations
@@ -26,10 +34,13 @@ OWNED_PARAMS: dict[str, list[tuple[str, str]]] = {
     "get_wallet_set": [("wallet_set", "set_id")],
     "get_wallet_set_history": [("wallet_set", "set_id")],
     "deactivate_wallet_set": [("wallet_set", "set_id")],
-    "make_order": [("wallet_set", "wallet_set_id")],
+    "make_order": [("wallet_set", "wallet_set_id"), ("run", "run_id")],
     "list_open_orders": [("wallet_set", "wallet_set_id")],
     "cancel_order": [("order", "order_id"), ("order_oid", "client_oid"), ("order_oid", "client_order_id")],
+    "create_wallet_set": [("run", "run_id")],
 }
+# kinds a caller may name before anyone owns them: the first user to name one owns it from then on
+_CLAIMED_ON_FIRST_USE = frozenset({"run"})
 # kinds whose owner the resource's own transaction stores (written with it): memory only here
 _STORED_WITH_RESOURCE = frozenset({"order", "order_oid", "wallet_set"})
 _NOT_FOUND = {
@@ -46,19 +57,34 @@ class Owners:
     def __init__(self, repo: AuthRepository) -> None:
         self.repo = repo
         self._owner: dict[tuple[str, str], int] = {}
+        self._oids: dict[int, set[str]] = {}  # the `order_oid` kind: each user's client_oids, a key space per user
         self._statement = repo.owner_upsert()
 
     async def load(self) -> None:
-        self._owner = {(r["kind"], r["resource_id"]): int(r["user_id"]) for r in await self.repo.all_owners()}
+        self._owner, self._oids = {}, {}
+        for r in await self.repo.all_owners():  # the owners table's rows first: what it says stands
+            if r["kind"] == "order_oid":
+                self._oids.setdefault(int(r["user_id"]), set()).add(r["resource_id"])
+            else:
+                self._owner.setdefault((r["kind"], r["resource_id"]), int(r["user_id"]))
 
     async def close(self) -> None:
         """Nothing is buffered: every owner row is committed before its resource is acknowledged."""
 
     def record(self, kind: str, resource_id: object, principal: Principal) -> None:
-        """Remember the owner of a resource whose own transaction stored it (orders, wallet sets)."""
-        if kind not in _STORED_WITH_RESOURCE:
+        """Remember the owner of a resource whose own transaction stored it (orders, wallet sets), or of a label claimed.
+
+        An owner, once recorded, never changes.
+        """
+        if kind == "order_oid":  # in the caller's own key space: nobody else's can be touched
+            oids = self._oids.get(principal.user_id)
+            if oids is None:
+                oids = self._oids[principal.user_id] = set()
+            oids.add(str(resource_id))
+            return
+        if kind not in _STORED_WITH_RESOURCE and kind not in _CLAIMED_ON_FIRST_USE:
             raise ValueError(f"the owner of a {kind} is not stored with it: use Owners.save")
-        self._owner[(kind, str(resource_id))] = principal.user_id
+        self._owner.setdefault((kind, str(resource_id)), principal.user_id)
 
     async def save(self, kind: str, resource_id: object, principal: Principal) -> None:
         """Store the owner of a resource kept outside the database (a run), committed before this returns.
@@ -73,6 +99,8 @@ class Owners:
         """Admins see all; others see what they own (resources made before users existed belong to admins)."""
         if principal.is_admin:
             return True
+        if kind == "order_oid":  # the caller's own key space: another user's client_oid is not there
+            return str(resource_id) in self._oids.get(principal.user_id, ())
         return self._owner.get((kind, str(resource_id))) == principal.user_id
 
     def require(self, kind: str, resource_id: object, principal: Principal) -> None:
@@ -84,6 +112,8 @@ class Owners:
         for kind, param in OWNED_PARAMS.get(method, ()):
             value = raw.get(param)
             if value is not None:
+                if kind in _CLAIMED_ON_FIRST_USE and (kind, str(value)) not in self._owner:
+                    self.record(kind, value, principal)  # a new label: the caller's (claimed now, so no race)
                 self.require(kind, value, principal)
 
     def after(self, method: str, raw: dict[str, Any], result: Any, principal: Principal) -> Any:

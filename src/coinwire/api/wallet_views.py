@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from typing import Any
 
 from coinwire.core.ledger import Balance
@@ -99,10 +100,31 @@ class WalletViews:
     def wallet_set(self, set_id: int, aggregate_only: bool = False) -> dict[str, Any]:
         return self._set_view(self.gateway.ledger.wallet_set(set_id), aggregate_only)
 
-    def aggregate(self, kind: str, aggregate_only: bool = False) -> dict[str, Any]:
-        """`total`, `allocated` or `unallocated` as a WalletSet object (per exchange and currency)."""
+    def _balances(self, kind: str, sets: Collection[int] | None) -> dict[tuple[str, str], Balance]:
+        """`kind` per exchange and currency: of the whole account, or as a caller reading only `sets` sees it.
+
+        Such a caller's allocated funds are its own sets'; the unallocated pool is the shared one
+        it draws from (splitting it per user is the accounts' work); its total is the two added.
+        """
         ledger = self.gateway.ledger
-        balances = {"total": ledger.exchange_totals, "allocated": ledger.allocated, "unallocated": ledger.unallocated}[kind]()
+        if sets is None:
+            return {"total": ledger.exchange_totals, "allocated": ledger.allocated, "unallocated": ledger.unallocated}[kind]()
+        if kind == "unallocated":
+            return ledger.unallocated()
+        allocated = ledger.allocated(sets)
+        if kind == "allocated":
+            return allocated
+        total = ledger.unallocated()
+        for pair, balance in allocated.items():
+            total[pair] = total.get(pair, Balance()) + balance
+        return total
+
+    def aggregate(self, kind: str, aggregate_only: bool = False, sets: Collection[int] | None = None) -> dict[str, Any]:
+        """`total`, `allocated` or `unallocated` as a WalletSet object (per exchange and currency).
+
+        `sets`: the wallet sets the caller may read (None: all, as admins see it).
+        """
+        balances = self._balances(kind, sets)
         view: dict[str, Any] = {
             "timestamp": self.gateway.clock() / 1e9,
             "description": f"{kind.capitalize()} funds",
@@ -116,12 +138,14 @@ class WalletViews:
             view["wallets"] = [self.wallet_view(ex, cur, bal, None) for (ex, cur), bal in sorted(balances.items())]
         return view
 
-    def all_sets(self, aggregate_only: bool = False) -> dict[str, Any]:
+    def all_sets(self, aggregate_only: bool = False, sets: Collection[int] | None = None) -> dict[str, Any]:
+        """Every active set the caller may read (`sets`; None: all) keyed by id, and the aggregates as it sees them."""
         out: dict[str, Any] = {
-            str(ws.id): self._set_view(ws, aggregate_only) for ws in self.gateway.ledger.wallet_sets(active_only=True)
+            str(ws.id): self._set_view(ws, aggregate_only)
+            for ws in self.gateway.ledger.wallet_sets(active_only=True) if sets is None or ws.id in sets
         }
         for kind in ("total", "allocated", "unallocated"):
-            out[kind] = self.aggregate(kind, aggregate_only)
+            out[kind] = self.aggregate(kind, aggregate_only, sets)
         return out
 
     def unallocated_per_exchange(self) -> dict[str, Any]:

@@ -88,7 +88,7 @@ HTTP_RULES: dict[tuple[str, str], Rule] = {
     ("GET", "/"): PUBLIC,  # the dashboard's pages and bundle hold no data: the API behind them is guarded
     ("GET", "/app/{path:path}"): PUBLIC,
     ("GET", "/assets/{path:path}"): PUBLIC,
-    ("GET", "/metrics"): READ_OPS,
+    ("GET", "/metrics"): ADMIN_OPS,  # or the scrape token (COINWIRE_METRICS_TOKEN), checked by the guard
     ("GET", "/uri_map"): READ_OPS,
     # auth and users
     ("POST", "/api/v1/auth/logout"): SELF,
@@ -144,7 +144,8 @@ HTTP_RULES: dict[tuple[str, str], Rule] = {
 RPC_RULES: dict[str, Rule] = {
     "echo": READ_SELF,
     "authenticate": READ_SELF,  # a fresh access token of the connection's own user
-    "echo_notify": READ_SELF,
+    "echo_notify": READ_SELF,  # to the caller's own connections only
+    "broadcast_notify": _r("admin", "notify"),  # to every user's connections
     "subscribe": READ_SELF,  # each channel is checked against PUSH_RULES
     "unsubscribe": READ_SELF,
     "get_status": READ_MARKET,

@@ -7,7 +7,9 @@ COINWIRE_RATE_LIMIT_USER (`rate/burst` requests per second, default 50/200),
 COINWIRE_RATE_LIMIT_RPC (JSON-RPC requests per WebSocket connection, default 1000/5000),
 COINWIRE_MAX_BODY (bytes, default 1 MiB), COINWIRE_BODY_TIMEOUT (seconds a request body may take
 to arrive, default 10), COINWIRE_CORS_ORIGINS (comma-separated origins
-allowed to call the API from a browser; default none). Buckets live in Redis when the cache does.
+allowed to call the API from a browser; default none), COINWIRE_METRICS_TOKEN (a bearer token,
+at least 32 characters, that opens `GET /metrics` to a scraper; default none: admins only).
+Buckets live in Redis when the cache does.
 """
 
 from __future__ import annotations
@@ -82,6 +84,9 @@ class Access:
         self.limits = edge_limits(env)
         self.rpc_limit = _rate(env, "COINWIRE_RATE_LIMIT_RPC", (1000.0, 5000.0))
         self.cors_origins = [o.strip() for o in env.get("COINWIRE_CORS_ORIGINS", "").split(",") if o.strip()]
+        self.metrics_token = env.get("COINWIRE_METRICS_TOKEN", "")
+        if self.metrics_token and len(self.metrics_token) < 32:
+            raise ConfigError("COINWIRE_METRICS_TOKEN must be at least 32 characters (it opens /metrics to whoever holds it)")
         self.settings = settings
 
     async def start(self) -> None:

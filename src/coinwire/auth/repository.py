@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import and_, insert, select, update
+from sqlalchemy import String, and_, cast, func, insert, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
 from coinwire.core.errors import Conflict
 from coinwire.store import Store
-from coinwire.store.tables import api_keys, orders, owners, sessions, users
+from coinwire.store.tables import api_keys, orders, owners, sessions, users, wallet_sets
 
 __all__ = ["AuthRepository"]
 
@@ -138,10 +138,23 @@ class AuthRepository:
         return statement.on_conflict_do_update(index_elements=["kind", "resource_id"], set_={"user_id": statement.excluded.user_id})
 
     async def all_owners(self) -> list[dict[str, Any]]:
-        """Every owner row, orders' included: those live in the order rows (`orders.owner_id`)."""
+        """Every owner row, orders' included: those live in the order rows (`orders.owner_id`).
+
+        The owners table's rows come first. After them, the run_id labels orders and wallet sets
+        carry, each with its order's or set's owner (0, admins, for orders placed without a user): a label's first
+        user owns it even when its owner row was not written before a crash.
+        """
         await self.store.settled()  # owner and order rows may still be on their way from the store's journal
         rows = await self._rows(select(owners))
         for r in await self._rows(select(orders.c.id, orders.c.client_oid, orders.c.owner_id).where(orders.c.owner_id.is_not(None))):
             rows.append({"kind": "order", "resource_id": str(r["id"]), "user_id": r["owner_id"]})
             rows.append({"kind": "order_oid", "resource_id": r["client_oid"], "user_id": r["owner_id"]})
+        labels = select(orders.c.run_id, func.min(func.coalesce(orders.c.owner_id, 0)).label("owner_id"))
+        for r in await self._rows(labels.where(orders.c.run_id.is_not(None)).group_by(orders.c.run_id)):
+            rows.append({"kind": "run", "resource_id": r["run_id"], "user_id": r["owner_id"]})
+        # and the run_id labels wallet sets carry, each with its set's owner (committed with the set)
+        set_owner = and_(owners.c.kind == "wallet_set", owners.c.resource_id == cast(wallet_sets.c.id, String))
+        set_labels = select(wallet_sets.c.run_id, func.min(owners.c.user_id).label("owner_id")).join(owners, set_owner)
+        for r in await self._rows(set_labels.where(wallet_sets.c.run_id.is_not(None)).group_by(wallet_sets.c.run_id)):
+            rows.append({"kind": "run", "resource_id": r["run_id"], "user_id": r["owner_id"]})
         return rows

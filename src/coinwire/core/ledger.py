@@ -22,7 +22,7 @@ before lowering the hold does when the partition has no spare funds.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 
 import msgspec
 
@@ -279,9 +279,9 @@ class Ledger:
         """Each exchange wallet as a whole: the sum of all its partitions (= allocated + unallocated)."""
         return self._aggregate(self._wallets.values())
 
-    def allocated(self) -> dict[Pair, Balance]:
-        """The sum of the active sets' wallets per exchange wallet."""
-        active = (s.id for s in self._sets.values() if s.active)
+    def allocated(self, set_ids: Collection[int] | None = None) -> dict[Pair, Balance]:
+        """The sum of the active sets' wallets per exchange wallet (only of `set_ids`, when given)."""
+        active = (s.id for s in self._sets.values() if s.active and (set_ids is None or s.id in set_ids))
         return self._aggregate(self._wallets[w] for set_id in active for w in self._partitions[set_id])
 
     def unallocated(self) -> dict[Pair, Balance]:

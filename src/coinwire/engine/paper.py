@@ -131,8 +131,8 @@ class PaperRuntime(StreamRuntime):
         if not self.funded:
             return
         for order in orders:
-            if order.wallet_set_id != self.wallet_set_id:
-                continue
+            if order.wallet_set_id != self.wallet_set_id or order.owner_id is not None:
+                continue  # the run's orders are the platform's: a user's order with one of its client_oids is not one
             ticket = self.tickets.get(order.client_oid)
             if ticket is None:
                 continue  # an order of this wallet set that the strategy did not send

@@ -133,8 +133,10 @@ class Gateway:
         self.exchanges: dict[str, PaperExchange] = {}
         self.configs: dict[str, ExchangeConfig] = {e.name: e for e in settings.exchanges}
         self.orders: dict[int, Order] = {}  # open orders, and every order touched this session
-        self.by_client_oid: dict[str, int] = {}  # orders of this session (committed or in flight)
-        self.known_client_oids: set[str] = set()  # every client_oid in the store: no read per new order
+        # a client_oid is its owner's idempotency key: both indexes are per owner_id, then client_oid
+        # (nested, not keyed by a pair: no tuple to build per order, none to keep per stored order)
+        self.by_client_oid: dict[int | None, dict[str, int]] = {}  # orders of this session (committed or in flight)
+        self.known_client_oids: dict[int | None, set[str]] = {}  # every key in the store: no read per new order
         self._restored_open: list[Order] = []
         self._unfunded: set[str] = set()  # paper exchanges whose paper_funds are credited on their first markets
         self._lock = asyncio.Lock()  # serialises state changes that await (recovery)
@@ -186,9 +188,15 @@ class Gateway:
         self._restored_open = list(state.open_orders)
         for order in self._restored_open:
             self.orders[order.id] = order
-            self.by_client_oid[order.client_oid] = order.id
+            self._index(order)
         self._unfunded = set() if state.wallet_lines else {c.name for c in self.settings.exchanges if c.paper_funds}
-        self.known_client_oids = await self.store.client_oids()
+        known: dict[int | None, set[str]] = {}
+        for owner_id, client_oid in await self.store.client_oids():
+            oids = known.get(owner_id)
+            if oids is None:
+                oids = known[owner_id] = set()
+            oids.add(client_oid)
+        self.known_client_oids = known
 
     # --- market data ------------------------------------------------------------------------
     async def _on_market_message(self, subj: str, message: Message) -> None:
@@ -413,14 +421,16 @@ class Gateway:
         views = []
         for listener in self.listeners:
             listener.on_execution(orders, fills)
+        single = orders[0].owner_id if len(orders) == 1 else None  # make_order's case: every fill is its order's
         for fill in fills:
             inst = self.exchanges[fill.exchange].markets[fill.symbol].instrument
-            await self.bus.publish(self._subject("fill", fill.exchange, fill.symbol), FillEvent(fill_view(fill, inst)))
+            owner_id = single if len(orders) == 1 else _owner_of(orders, fill.order_id)
+            await self.bus.publish(self._subject("fill", fill.exchange, fill.symbol), FillEvent(fill_view(fill, inst), owner_id))
         for order in orders:
             inst = self.instrument_of(order)
             view = order_view(order, inst)
             views.append(view)
-            await self.bus.publish(self._subject("order", order.exchange, order.symbol), OrderUpdate(view))
+            await self.bus.publish(self._subject("order", order.exchange, order.symbol), OrderUpdate(view, order.owner_id))
             if order.is_done:
                 reason = order.done_reason.value if order.done_reason else "done"
                 await self.publish_log("info", f"user.orders.{order.run_id or 'manual'}", f"Order {order.client_oid} is done ({reason})")
@@ -450,14 +460,22 @@ class Gateway:
         await self._notify(orders, fills)
 
     # --- commands: orders -----------------------------------------------------------------------
-    def existing_order(self, client_oid: str) -> Order | None:
-        order_id = self.by_client_oid.get(client_oid)
+    def existing_order(self, client_oid: str, owner_id: int | None = None) -> Order | None:
+        """The order of this session that `owner_id`'s `client_oid` names, if any."""
+        mine = self.by_client_oid.get(owner_id)
+        order_id = mine.get(client_oid) if mine is not None else None
         return self.orders.get(order_id) if order_id is not None else None
 
+    def _known(self, owner_id: int | None, client_oid: str) -> bool:
+        """Does the store hold an order of `owner_id` under `client_oid` (no read: the index loaded at start)?"""
+        mine = self.known_client_oids.get(owner_id)
+        return mine is not None and client_oid in mine
+
     async def make_order(self, request: OrderRequest) -> dict[str, Any]:
-        existing = self.existing_order(request.client_oid)
-        if existing is None and request.client_oid in self.known_client_oids:
-            existing = await self.store.get_order_by_client_oid(request.client_oid)
+        """Place an order; a repeat of the owner's client_oid answers that owner's order, never another user's."""
+        existing = self.existing_order(request.client_oid, request.owner_id)
+        if existing is None and self._known(request.owner_id, request.client_oid):
+            existing = await self.store.get_order_by_client_oid(request.client_oid, request.owner_id)
         if existing is not None:
             if request.same_as(existing):
                 return order_view(existing, request.instrument)
@@ -505,8 +523,17 @@ class Gateway:
     def remember(self, order: Order) -> None:
         """An accepted order of this session: found by id and client_oid until it is done."""
         self.orders[order.id] = order
-        self.by_client_oid[order.client_oid] = order.id
-        self.known_client_oids.add(order.client_oid)
+        self._index(order)
+        known = self.known_client_oids.get(order.owner_id)
+        if known is None:
+            known = self.known_client_oids[order.owner_id] = set()
+        known.add(order.client_oid)
+
+    def _index(self, order: Order) -> None:
+        mine = self.by_client_oid.get(order.owner_id)
+        if mine is None:
+            mine = self.by_client_oid[order.owner_id] = {}
+        mine[order.client_oid] = order.id
 
     async def _finish_orders(self, orders: list[Order], ts: int) -> list[dict[str, Any]]:
         lines: list[WalletLine] = []
@@ -518,12 +545,18 @@ class Gateway:
             self.orders.pop(order.id, None)
         return views
 
-    async def cancel_order(self, *, order_id: int | None, client_oid: str | None, exchange: str | None) -> dict[str, Any]:
+    async def cancel_order(
+        self, *, order_id: int | None, client_oid: str | None, exchange: str | None, owner_id: int | None = None,
+        unowned_too: bool = False,
+    ) -> dict[str, Any]:
+        """Cancel by order id, or by the client_oid of `owner_id` (with `unowned_too`, of no owner next: admins)."""
         order: Order | None = None
         if order_id is not None:
             order = self.orders.get(order_id) or await self.store.get_order(order_id)
         elif client_oid is not None:
-            order = self.existing_order(client_oid) or await self.store.get_order_by_client_oid(client_oid)
+            order = await self._order_by_client_oid(owner_id, client_oid)
+            if order is None and unowned_too and owner_id is not None:
+                order = await self._order_by_client_oid(None, client_oid)
         else:
             raise InvalidInput("missing_parameter", "cancel_order needs order_id or client_oid")
         if order is None or (exchange is not None and order.exchange != exchange):
@@ -541,6 +574,12 @@ class Gateway:
         ts = self.clock()
         market.engine.cancel(order.id, ts)
         return (await self._finish_orders([order], ts))[0]
+
+    async def _order_by_client_oid(self, owner_id: int | None, client_oid: str) -> Order | None:
+        order = self.existing_order(client_oid, owner_id)
+        if order is None and self._known(owner_id, client_oid):
+            order = await self.store.get_order_by_client_oid(client_oid, owner_id)
+        return order
 
     async def _expiry_loop(self) -> None:
         while True:
@@ -628,3 +667,11 @@ class Gateway:
         wallet_set = self.ledger.wallet_set(set_id)  # the ledger hands out copies: take the new state
         await self._commit(self._changes(lines=lines, wallet_sets=[wallet_set]))
         return wallet_set
+
+
+def _owner_of(orders: list[Order], order_id: int) -> int | None:
+    """The owner of the order a fill belongs to (among the orders notified with it)."""
+    for order in orders:
+        if order.id == order_id:
+            return order.owner_id
+    return None

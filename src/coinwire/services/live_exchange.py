@@ -286,9 +286,9 @@ class LiveExchange(PaperExchange):
         return fill, report
 
     def _order_of(self, report: OrderReport | FillReport) -> Order | None:
-        order_id = self.gateway.by_client_oid.get(report.client_oid) if report.client_oid else None
-        if order_id is None:
-            order_id = self._by_venue_id.get(report.venue_order_id)
+        order_id = self._by_venue_id.get(report.venue_order_id)
+        if order_id is None and report.client_oid:  # the venue knows our client ids, not whose they are: one account
+            order_id = next((o.id for o in self.open.values() if o.client_oid == report.client_oid), None)
         return self.open.get(order_id) if order_id is not None else None
 
     async def _follow_reports(self) -> None:

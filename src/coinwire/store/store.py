@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import msgspec
-from sqlalchemy import ColumnElement, Select, Table, event, func, insert, select, text
+from sqlalchemy import ColumnElement, Select, Table, and_, event, func, insert, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, SQLAlchemyError
@@ -345,15 +345,20 @@ class Store:
     async def get_order(self, order_id: int) -> Order | None:
         return await self._one_order(orders.c.id == order_id)
 
-    async def client_oids(self) -> set[str]:
-        """Every client_oid ever stored: the gateway's in-memory idempotency index, loaded on start."""
+    async def client_oids(self) -> set[tuple[int | None, str]]:
+        """Every (owner_id, client_oid) ever stored: the gateway's in-memory idempotency index, loaded on start."""
         await self.settled()
         async with self.engine.connect() as conn:
-            return {row[0] for row in await conn.execute(select(orders.c.client_oid))}
+            return {(row[0], row[1]) for row in await conn.execute(select(orders.c.owner_id, orders.c.client_oid))}
 
-    async def get_order_by_client_oid(self, client_oid: str) -> Order | None:
-        """Look an order up by its idempotency key (a retried request finds the first one)."""
-        return await self._one_order(orders.c.client_oid == client_oid)
+    async def get_order_by_client_oid(self, client_oid: str, owner_id: int | None = None) -> Order | None:
+        """Look an order up by its idempotency key, which is its owner's (a retried request finds the first one).
+
+        Another user's order with the same client_oid is not found: keys are scoped per owner
+        (None: the orders placed without a user).
+        """
+        owner = orders.c.owner_id.is_(None) if owner_id is None else orders.c.owner_id == owner_id
+        return await self._one_order(and_(orders.c.client_oid == client_oid, owner))
 
     async def _one_order(self, condition: ColumnElement[bool]) -> Order | None:
         rows = await self._all(select(orders).where(condition))

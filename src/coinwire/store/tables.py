@@ -73,7 +73,7 @@ orders = Table(
     "orders",
     metadata,
     Column("id", IdType, primary_key=True, autoincrement=False),
-    Column("client_oid", String(64), nullable=False, unique=True),  # the idempotency key
+    Column("client_oid", String(64), nullable=False),  # the idempotency key, unique per owner (below)
     Column("exchange", String(64), nullable=False),
     Column("symbol", String(64), nullable=False),
     Column("side", String(8), nullable=False),
@@ -102,6 +102,11 @@ orders = Table(
     Index(None, "wallet_set_id"),
     Index(None, "exchange", "symbol"),
 )
+# a client_oid is unique per owner; SQL's NULLs are all distinct, so the orders without an owner
+# (placed before users existed, or by the platform's paper runs) have their own partial index
+Index("uq_orders_owner_client_oid", orders.c.owner_id, orders.c.client_oid, unique=True)
+Index("uq_orders_unowned_client_oid", orders.c.client_oid, unique=True,
+      sqlite_where=orders.c.owner_id.is_(None), postgresql_where=orders.c.owner_id.is_(None))
 
 fills = Table(
     "fills",

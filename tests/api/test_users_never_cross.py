@@ -1,0 +1,389 @@
+"""Users never cross: two traders and a viewer on one server, none reaching another's orders, notifications, labels or totals.
+
+Each test reproduces one way one user reached another (client_oid takeover, existence leak
+and silencing, broadcast by anyone, unchecked run labels, whole-account totals, /metrics);
+the last walks every JSON-RPC method and REST route that takes a client-chosen identifier
+with another user's value and checks the answer is that of a nonexistent one, and that
+nothing of the other user changed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import re
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import msgspec
+import pytest
+
+import coinwire.api.ohlcv_routes  # noqa: F401 - registers its JSON-RPC methods too
+from coinwire.api import methods as api_methods
+from coinwire.api.client import RpcClient, RpcError
+from coinwire.api.ownership import OWNED_PARAMS
+from coinwire.api.rest import XWRAP_ROUTES
+from tests.server import ServerProcess
+
+METRICS_TOKEN = "scrape-" + "s3cret" * 6
+USERS = {"tom": "trader", "tess": "trader", "vic": "viewer"}
+_serial = itertools.count(1)
+_RUN = uuid.uuid4().hex[:6]
+
+
+def fresh(prefix: str) -> str:
+    """An identifier no one has used yet."""
+    return f"{prefix}-{_RUN}-{next(_serial)}"
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    proc = ServerProcess(Path(tmp_path_factory.mktemp("cross")), env={"COINWIRE_METRICS_TOKEN": METRICS_TOKEN})
+    proc.start()
+    yield proc
+    proc.stop()
+
+
+@pytest.fixture(scope="module")
+def tokens(server: ServerProcess) -> dict[str, str]:
+    """Access tokens of two traders, a viewer and the admin."""
+    with server.client() as admin:
+        for name, role in USERS.items():
+            admin.post("/api/v1/users", json={"username": name, "password": f"{name}-password", "role": role}).raise_for_status()
+    out = {n: server.login(n, f"{n}-password")["access_token"] for n in USERS}
+    out["admin"] = server.token
+    return out
+
+
+def connect(server: ServerProcess, token: str) -> RpcClient:
+    return RpcClient(f"{server.ws_anonymous}?access_token={token}")
+
+
+def http(server: ServerProcess, token: str) -> httpx.Client:
+    return httpx.Client(base_url=server.http, timeout=10, headers={"Authorization": f"Bearer {token}"})
+
+
+async def resting_params(rpc: RpcClient) -> dict[str, Any]:
+    """A buy limit far under the market: it rests."""
+    bid = float((await rpc.call("get_pricing", exchange="demo"))["BTC_USDT"]["bid"])
+    return {"exchange": "demo", "pair": "BTC_USDT", "side": "buy", "type": "limit", "size": "0.001", "limit": f"{bid * 0.5:.2f}"}
+
+
+async def error_of(call: Any) -> dict[str, Any]:
+    try:
+        await call
+    except RpcError as exc:
+        return {"code": exc.data.get("code") if exc.data else exc.code, "message": exc.message}
+    raise AssertionError("the call was not refused")
+
+
+def drain(rpc: RpcClient) -> list[tuple[str, Any]]:
+    out = []
+    while not rpc.notifications.empty():
+        out.append(rpc.notifications.get_nowait())
+    return out
+
+
+async def quiet(rpc: RpcClient, method: str, seconds: float = 0.6) -> None:
+    """Nothing named `method` arrives within `seconds`."""
+    try:
+        got = await rpc.notification(method, timeout=seconds)
+    except asyncio.TimeoutError:
+        return
+    raise AssertionError(f"unexpected {method} notification: {got}")
+
+
+# --- finding 1: a client_oid is its owner's -----------------------------------------------------
+async def test_the_same_client_oid_names_each_users_own_order_and_a_repeat_never_changes_an_owner(
+    server: ServerProcess, tokens: dict[str, str]
+) -> None:
+    oid = fresh("bob")
+    async with connect(server, tokens["tess"]) as tess, connect(server, tokens["tom"]) as tom:
+        params = await resting_params(tess)
+        theirs = await tess.call("make_order", client_oid=oid, **params)
+        mine = await tom.call("make_order", client_oid=oid, **params)
+        assert mine["id"] != theirs["id"], "tom's make_order answered tess's order"
+        assert (await tom.call("make_order", client_oid=oid, **params))["id"] == mine["id"]  # a repeat: tom's own
+        assert (await tess.call("make_order", client_oid=oid, **params))["id"] == theirs["id"]
+        tess_open = {o["id"] for o in await tess.call("list_open_orders")}
+        tom_open = {o["id"] for o in await tom.call("list_open_orders")}
+        assert theirs["id"] in tess_open and mine["id"] not in tess_open
+        assert mine["id"] in tom_open and theirs["id"] not in tom_open
+        # each cancels its own by the shared client_oid; funds come back to each
+        assert (await tess.call("cancel_order", client_oid=oid))["id"] == theirs["id"]
+        assert (await tom.call("cancel_order", client_oid=oid))["id"] == mine["id"]
+
+
+# --- finding 2: no existence leak, and a refused call silences no one -----------------------------
+async def test_another_users_client_oid_reveals_nothing_and_a_refused_call_does_not_silence_its_owner(
+    server: ServerProcess, tokens: dict[str, str]
+) -> None:
+    oid = fresh("quiet")
+    async with connect(server, tokens["tess"]) as tess, connect(server, tokens["tom"]) as tom:
+        params = await resting_params(tess)
+        theirs = await tess.call("make_order", client_oid=oid, **params)
+        # other parameters: for tom the client_oid is simply free
+        mine = await tom.call("make_order", client_oid=oid, **{**params, "size": "0.002"})
+        assert mine["id"] != theirs["id"] and mine["size"] == "0.002"
+        # tom's repeat with other parameters is refused naming tom's own order, nothing of tess's
+        refused = await error_of(tom.call("make_order", client_oid=oid, **{**params, "size": "0.003"}))
+        assert refused["code"] == "duplicate_client_oid" and f"order {theirs['id']} " not in refused["message"]
+        assert f"order {mine['id']} " in refused["message"]  # tom's own order, which tom may know
+        drain(tess)
+        with http(server, tokens["tess"]) as rest:  # cancelled from elsewhere: the notification goes to the placing connection
+            assert rest.post("/xwrap/v1/orders/cancel", json={"client_oid": oid}).json()["id"] == theirs["id"]
+        note = await tess.notification("order", timeout=5)
+        assert note["id"] == theirs["id"] and note["status"] == "done"
+        await tom.call("cancel_order", order_id=mine["id"])
+
+
+async def test_a_refused_order_under_another_users_client_oid_leaves_the_owners_notifications(
+    server: ServerProcess, tokens: dict[str, str]
+) -> None:
+    """The refused call used to drop the routing of the other user's order: it got no notification after."""
+    oid = fresh("routed")
+    async with connect(server, tokens["tess"]) as tess, connect(server, tokens["tom"]) as tom:
+        params = await resting_params(tess)
+        theirs = await tess.call("make_order", client_oid=oid, **params)
+        await error_of(tom.call("make_order", client_oid=oid, **{**params, "size": "100000"}))  # refused: funds
+        drain(tess)
+        with http(server, tokens["tess"]) as rest:
+            assert rest.post("/xwrap/v1/orders/cancel", json={"order_id": theirs["id"]}).status_code == 200
+        note = await tess.notification("order", timeout=5)
+        assert note["id"] == theirs["id"] and note["status"] == "done"
+        await quiet(tom, "order", 0.3)
+
+
+# --- finding 3: echo_notify reaches the caller's own connections; broadcast is an admin's ----------
+async def test_echo_notify_reaches_only_the_callers_connections_and_broadcast_is_admin_only(
+    server: ServerProcess, tokens: dict[str, str]
+) -> None:
+    async with connect(server, tokens["vic"]) as vic, connect(server, tokens["vic"]) as vic2, \
+            connect(server, tokens["tom"]) as tom, connect(server, tokens["admin"]) as admin:
+        for rpc in (vic, vic2, tom, admin):
+            await rpc.call("subscribe", channels=["echo_ret"])
+        answer = await vic.call("echo_notify", text="URGENT: admin says withdraw to address X")
+        assert answer["receivers"] == 2
+        assert (await vic2.notification("echo_ret"))["text"].startswith("URGENT")
+        await quiet(tom, "echo_ret")
+        await quiet(admin, "echo_ret", 0.1)
+        big = await error_of(vic.call("echo_notify", blob="x" * 100_000))
+        assert big["code"] == "payload_too_large"
+        assert (await error_of(vic.call("broadcast_notify", text="hello all")))["code"] == "forbidden"
+        assert (await error_of(tom.call("broadcast_notify", text="hello all")))["code"] == "forbidden"
+        assert (await admin.call("broadcast_notify", text="maintenance at noon"))["receivers"] >= 4
+        assert (await tom.notification("echo_ret"))["text"] == "maintenance at noon"
+        assert (await error_of(admin.call("broadcast_notify", blob="x" * 100_000)))["code"] == "payload_too_large"
+
+
+# --- finding 4: run labels, totals and /metrics -------------------------------------------------
+async def test_another_users_run_id_answers_like_an_unknown_run(server: ServerProcess, tokens: dict[str, str]) -> None:
+    label = fresh("tess-run")
+    async with connect(server, tokens["tess"]) as tess, connect(server, tokens["tom"]) as tom:
+        params = await resting_params(tess)
+        theirs = await tess.call("make_order", client_oid=fresh("r"), run_id=label, **params)  # first use: tess's label
+        refused = await error_of(tom.call("make_order", client_oid=fresh("r"), run_id=label, **params))
+        assert refused == {"code": "unknown_run", "message": f"no run {label}"}
+        wallets = [{"exchange": "demo", "currency": "USDT", "allocation": "1"}]
+        assert (await error_of(tom.call("create_wallet_set", run_id=label, wallets=wallets)))["code"] == "unknown_run"
+        with http(server, tokens["tom"]) as rest:
+            r = rest.post("/xwrap/v1/wallets/new", json={"run_id": label, "wallets": wallets})
+            assert (r.status_code, r.json()["error"]["code"]) == (404, "unknown_run")
+            assert rest.get(f"/runs/{label}").json()["error"]["code"] == "unknown_run"
+        own = fresh("tom-run")  # a new label is the caller's
+        mine = await tom.call("make_order", client_oid=fresh("r"), run_id=own, **params)
+        assert (await error_of(tess.call("create_wallet_set", run_id=own, wallets=wallets)))["code"] == "unknown_run"
+        assert (await tom.call("create_wallet_set", run_id=own, wallets=wallets))["id"] >= 1
+        await tess.call("cancel_order", order_id=theirs["id"])
+        await tom.call("cancel_order", order_id=mine["id"])
+
+
+def _usdt(view: dict[str, Any]) -> str:
+    """The USDT balance of an aggregate view (`0` when it holds none)."""
+    return next((w["balance"] for w in view["wallets"] if w["currency"] == "USDT"), "0")
+
+
+async def test_totals_show_only_what_the_caller_may_read(server: ServerProcess, tokens: dict[str, str]) -> None:
+    async with connect(server, tokens["tess"]) as tess, connect(server, tokens["vic"]) as vic, \
+            connect(server, tokens["admin"]) as admin:
+        made = await tess.call("create_wallet_set", wallets=[{"exchange": "demo", "currency": "USDT", "allocation": "1234"}])
+        try:
+            assert _usdt(await vic.call("get_allocated_wallet_set")) == "0"
+            unallocated = _usdt(await vic.call("get_unallocated_wallet_set"))
+            assert _usdt(await vic.call("get_total_wallet_set")) == unallocated  # vic allocated nothing
+            every = await vic.call("get_all_wallet_sets")
+            assert str(made["id"]) not in every and _usdt(every["allocated"]) == "0"
+            assert _usdt(every["total"]) == unallocated
+            assert float(_usdt(await tess.call("get_allocated_wallet_set"))) >= 1234
+            assert float(_usdt(await admin.call("get_allocated_wallet_set"))) >= 1234  # admins: everyone's
+            with http(server, tokens["vic"]) as rest:
+                assert _usdt(rest.get("/xwrap/v1/wallets/allocated").json()) == "0"
+                assert _usdt(rest.get("/xwrap/v1/wallets/total").json()) == unallocated
+                assert _usdt(rest.get("/xwrap/v1/wallets/sets").json()["allocated"]) == "0"
+        finally:
+            await tess.call("deactivate_wallet_set", set_id=made["id"])
+
+
+def test_metrics_are_for_admins_and_the_scrape_token(server: ServerProcess, tokens: dict[str, str]) -> None:
+    for name in ("tom", "vic"):
+        with http(server, tokens[name]) as rest:
+            r = rest.get("/metrics")
+            assert r.status_code == 403 and r.json()["error"]["code"] == "forbidden", (name, r.status_code)
+    with http(server, tokens["admin"]) as rest:
+        assert rest.get("/metrics").status_code == 200
+    with http(server, METRICS_TOKEN) as scraper:
+        assert scraper.get("/metrics").status_code == 200
+        assert scraper.get("/xwrap/v1/orders/open").status_code == 401  # the token opens /metrics only
+    with http(server, METRICS_TOKEN[:-1] + "x") as wrong:
+        assert wrong.get("/metrics").status_code == 401
+
+
+# --- every identifier, with another user's value --------------------------------------------------
+IDS = {"order_id", "client_oid", "client_order_id", "set_id", "wallet_set_id", "run_id"}
+ABSENT = {"order_id": 10**12, "set_id": 10**9, "wallet_set_id": 10**9}
+
+
+class Victim(msgspec.Struct):
+    """Tess's resources, and what must stay as it is."""
+
+    order_id: int
+    client_oid: str
+    set_id: int
+    run_id: str
+
+
+def _identifier_methods() -> dict[str, list[str]]:
+    """Every JSON-RPC method with a parameter naming a client-chosen identifier, from the registry itself."""
+    found = {}
+    for name, entry in api_methods._REGISTRY.items():
+        if entry.params is dict or not hasattr(entry.params, "__struct_fields__"):
+            continue
+        fields = sorted(IDS & set(entry.params.__struct_fields__))
+        if fields:
+            found[name] = fields
+    return found
+
+
+def test_the_walk_covers_every_owned_parameter() -> None:
+    walked = _identifier_methods()
+    for name, owned in OWNED_PARAMS.items():
+        assert {p for _, p in owned} <= set(walked.get(name, ())), name
+    assert {"make_order", "cancel_order", "get_wallet_set", "create_wallet_set"} <= set(walked)
+
+
+def _base(method: str, order: dict[str, Any]) -> dict[str, Any]:
+    """Valid parameters of `method` but for the identifier under test (a new method fails here until given some)."""
+    samples: dict[str, dict[str, Any]] = {
+        "make_order": {**order, "client_oid": fresh("walk")},
+        "cancel_order": {},
+        "list_open_orders": {},
+        "create_wallet_set": {"wallets": [{"exchange": "demo", "currency": "USDT", "allocation": "1"}]},
+        "deactivate_wallet_set": {},
+        "get_wallet_set": {},
+        "get_wallet_set_history": {},
+    }
+    assert method in samples, f"{method} takes an identifier: give it sample parameters here"
+    return dict(samples[method])
+
+
+def _normal(outcome: dict[str, Any], values: tuple[object, ...]) -> dict[str, Any]:
+    """An outcome with the identifier values written out of its message."""
+    if "message" in outcome:
+        message = outcome["message"]
+        for value in values:
+            message = re.sub(rf"'?{re.escape(str(value))}'?", "<id>", message)
+        return {**outcome, "message": message}
+    return outcome
+
+
+async def _rpc_outcome(rpc: RpcClient, method: str, params: dict[str, Any]) -> dict[str, Any]:
+    try:
+        await rpc.call(method, **params)
+    except RpcError as exc:
+        return {"code": exc.data.get("code") if exc.data else exc.code, "message": exc.message}
+    return {"ok": True}
+
+
+def _http_outcome(rest: httpx.Client, verb: str, path: str, params: dict[str, Any]) -> dict[str, Any]:
+    names = re.findall(r"{(\w+)(?::\w+)?}", path)
+    url = re.sub(r"{(\w+)(?::\w+)?}", lambda m: str(params.get(m.group(1), "demo")), path)
+    rest_params = {k: v for k, v in params.items() if k not in names}
+    if verb == "GET":
+        r = rest.get(url, params={k: str(v) for k, v in rest_params.items()})
+    else:
+        r = rest.request(verb, url, json=rest_params)
+    if r.status_code < 300:
+        return {"ok": True}
+    error = r.json()["error"]
+    return {"status": r.status_code, "code": error["code"], "message": error["message"]}
+
+
+async def _victim_state(tess: RpcClient, victim: Victim) -> Any:
+    """Tess's open orders and her set's balances (not their USD values: the market moves those)."""
+    orders = sorted((o["id"], o["status"], o["size"], o["limit"]) for o in await tess.call("list_open_orders"))
+    wallets = (await tess.call("get_wallet_set", set_id=victim.set_id))["wallets"]
+    return orders, [(w["currency"], w["balance"], w["available"], w["hold"]) for w in wallets]
+
+
+@pytest.mark.parametrize("caller", ["tom", "vic"])
+async def test_every_identifier_of_another_user_answers_as_a_nonexistent_one(
+    server: ServerProcess, tokens: dict[str, str], caller: str
+) -> None:
+    async with connect(server, tokens["tess"]) as tess, connect(server, tokens[caller]) as them:
+        order = await resting_params(tess)
+        run_id = fresh("tess-walk")
+        made = await tess.call("create_wallet_set", run_id=run_id, wallets=[{"exchange": "demo", "currency": "USDT", "allocation": "50"}])
+        oid = fresh("tess-walk")
+        placed = await tess.call("make_order", client_oid=oid, wallet_set_id=made["id"], run_id=run_id, **order)
+        # make_order with tess's client_oid makes the caller's own order under it: that walk takes another of hers
+        spare = fresh("tess-spare")
+        await tess.call("make_order", client_oid=spare, **order)
+        victim = Victim(order_id=placed["id"], client_oid=oid, set_id=made["id"], run_id=run_id)
+        before = await _victim_state(tess, victim)
+        drain(tess)
+        theirs = {"order_id": victim.order_id, "client_oid": victim.client_oid, "client_order_id": victim.client_oid,
+                  "set_id": victim.set_id, "wallet_set_id": victim.set_id, "run_id": victim.run_id}
+        routes = {name: [(verb, path) for verb, path, m in XWRAP_ROUTES if m == name] for name in _identifier_methods()}
+        with http(server, tokens[caller]) as rest:
+            for method, fields in _identifier_methods().items():
+                for field in fields:
+                    absent = ABSENT.get(field) or fresh("never")
+                    params = _base(method, order)
+                    outcomes = []
+                    for value in (spare if (method, field) == ("make_order", "client_oid") else theirs[field], absent):
+                        given = {**params, field: value}
+                        if method == "make_order":
+                            given["client_oid"] = fresh("walk") if field != "client_oid" else value
+                        got = await _rpc_outcome(them, method, given)
+                        outcomes.append(_normal(got, (value,)))
+                        for verb, path in routes[method]:
+                            outcomes.append(_normal(_http_outcome(rest, verb, path, given), (value,)))
+                    half = len(outcomes) // 2
+                    if field == "run_id" and method in ("make_order", "create_wallet_set"):
+                        # a label never used is the caller's on first use; another user's answers as an unknown run
+                        expected = "unknown_run" if caller == "tom" else "forbidden"
+                        assert all(o.get("code") == expected for o in outcomes[:half]), (method, outcomes)
+                        continue
+                    assert outcomes[:half] == outcomes[half:], (caller, method, field, outcomes)
+                    for o in outcomes:
+                        assert f"order {victim.order_id} " not in str(o) and "already names" not in str(o.get("message", ""))
+            # REST routes with an identifier in the path (runs): the app's routes, from its OpenAPI document
+            paths = rest.get("/openapi.json", headers={"Authorization": f"Bearer {tokens['admin']}"}).json()["paths"]
+            for path, verbs in paths.items():
+                names = set(re.findall(r"{(\w+)}", path)) & IDS
+                if not names or path.startswith("/xwrap/"):
+                    continue
+                for verb in verbs:
+                    got = [_normal(_http_outcome(rest, verb.upper(), path, {n: v for n in names}), (v,))
+                           for v in (theirs[next(iter(names))], fresh("never"))]
+                    assert got[0] == got[1], (path, verb, got)
+        await quiet(tess, "order", 0.5)  # nothing happened to tess's order
+        assert await _victim_state(tess, victim) == before
+        assert (await tess.call("cancel_order", client_oid=victim.client_oid))["id"] == victim.order_id
+        await tess.call("cancel_order", client_oid=spare)
+        await tess.call("deactivate_wallet_set", set_id=victim.set_id)
+        for o in await them.call("list_open_orders") if caller == "tom" else []:
+            await them.call("cancel_order", order_id=o["id"])
