@@ -109,6 +109,7 @@ async def test_a_refused_change_set_fails_its_caller_alone_and_memory_stays_the_
     resting = {o.id for o in gateway.exchanges["demo"].markets["BTC/USDT"].engine.open_orders.values()}
     assert resting == {o.id for o in state.open_orders}
     assert {o["id"] for o in alice_ok if o["status"] != "done"} <= resting
-    assert gateway.known_client_oids == await gateway.store.client_oids()
+    known = {(owner_id, oid) for owner_id, oids in gateway.known_client_oids.items() for oid in oids}
+    assert known == await gateway.store.client_oids()
     # and bob's refusals were taken back alone: nobody else's state was rebuilt from the store meanwhile
     assert engine.open_orders[resting_before["id"]] is alices_order

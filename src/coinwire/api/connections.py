@@ -30,6 +30,7 @@ import structlog
 
 from coinwire.api.context import CallContext
 from coinwire.api.methods import SESSION_RECHECK, Api, method
+from coinwire.api.params import Secret
 from coinwire.auth.abilities import Principal
 from coinwire.auth.endings import TOKEN_EXPIRED, CredentialsEnded
 from coinwire.auth.errors import Forbidden, Unauthenticated
@@ -162,7 +163,7 @@ class OpenConnections:
 
 
 class AuthenticateParams(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    access_token: str
+    access_token: Secret  # at most MAX_SECRET characters, like every credential the API reads
 
 
 @method("authenticate", AuthenticateParams)

@@ -386,9 +386,10 @@ class Gateway:
             if placed.id in market.engine.open_orders:
                 market.engine.cancel(placed.id, placed.last_updated_at)
             self.orders.pop(placed.id, None)
-            if self.by_client_oid.get(placed.client_oid) == placed.id:
-                del self.by_client_oid[placed.client_oid]
-                self.known_client_oids.discard(placed.client_oid)
+            mine = self.by_client_oid.get(placed.owner_id)
+            if mine is not None and mine.get(placed.client_oid) == placed.id:
+                del mine[placed.client_oid]
+                self.known_client_oids.get(placed.owner_id, set()).discard(placed.client_oid)
         self.ledger.revert(changes.wallet_lines, set_id)
         for wallet in changes.wallets:
             self._persisted_wallets.discard(wallet.id)
