@@ -41,8 +41,15 @@ NOTES = """
 - Host speed: the same code moves with the host, between sessions and within one. The matching
   core (pure Python, unchanged for three sessions) gave 412k events/s in one session, 126k-134k
   in the next, 257k in the one after, 272k then 232k in two runs 40 minutes apart in the one
-  after that; on Debian's CPython (this session) 290-334k. Compare figures within one run, and
-  the instruction counts of make_order, which the host does not move.
+  after that; on Debian's CPython 290-334k, and 483k in the run above (2026-12-06), when the
+  host was fast throughout (make_order 9,188 orders/s, rounds 8,842-9,854). Compare figures
+  within one run, and the instruction counts of make_order, which the host does not move.
+- Issue 20's security fixes (client_oid per owner, run_id labels checked, strict and exact
+  request JSON, bounded pushes, credentials that end) against the code before them, same run:
+  callgrind counted 442-444k server instructions an order against 437-438k (+1.2%), the
+  journal helper 163-170k against 161-164k; 4 paired 10 s rounds of this load, the two
+  alternating, read 8,470/8,260, 7,513/8,592, 7,349/7,963 and 6,906/6,474 orders/s (new/old),
+  medians 7,431 against 8,111, the pairs spread -13% to +7% with the host: within its noise.
 - Candles (benchmarks/candles.py): targets are ingest >= 50,000 rows/s on SQLite and >= 20,000 on
   PostgreSQL (10,000 series closing in one minute are written in well under a second), the
   100-symbol year of minutes (52.6M rows) rolled up to London days in <= 5 s, and a year's daily

@@ -38,22 +38,25 @@ def decode_json(data: bytes | str, exact: bool = True) -> Any:
     """
     try:
         return _decode(data) if exact else _decode_floats(data)
-    except msgspec.DecodeError:
-        raise InvalidInput("parse_error", "the request body is not valid JSON") from None
-    except RecursionError:
-        raise InvalidInput("too_deep", "the JSON is nested too deeply") from None
+    except (msgspec.DecodeError, RecursionError) as exc:
+        raise _unreadable(exc) from None
 
 
 def decode_shape(data: bytes, shape: type[T], what: str) -> T:
     """A JSON body straight into a strict shape (an empty body is `{}`)."""
     try:
         return msgspec.json.decode(data or b"{}", type=shape)
-    except msgspec.ValidationError as exc:
+    except msgspec.ValidationError as exc:  # a DecodeError too: caught first
         raise refusal(exc, what) from None
-    except msgspec.DecodeError:
-        raise InvalidInput("parse_error", "the request body is not valid JSON") from None
-    except RecursionError:
-        raise InvalidInput("too_deep", "the JSON is nested too deeply") from None
+    except (msgspec.DecodeError, RecursionError) as exc:
+        raise _unreadable(exc) from None
+
+
+def _unreadable(exc: Exception) -> InvalidInput:
+    """JSON that cannot be read: not JSON at all (`parse_error`), or nested past the decoder's limit (`too_deep`)."""
+    if isinstance(exc, RecursionError):
+        return InvalidInput("too_deep", "the JSON is nested too deeply")
+    return InvalidInput("parse_error", "the request body is not valid JSON")
 
 
 def convert_params(raw: Any, shape: type[T], what: str) -> T:
