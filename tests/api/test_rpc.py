@@ -302,3 +302,37 @@ async def test_logmessages_notifications(rpc: RpcClient) -> None:
     assert note["name"] == "user.orders.manual" and note["levelname"] == "INFO"
     assert note["message"] == f"Order {order['client_order_id']} is done (filled)"
     await expect_error(rpc.call("subscribe", channels=["nope"]), -32602, "unknown_channel")
+
+
+async def test_the_seeds_args_member_is_refused_naming_params_and_runs_nothing(rpc: RpcClient, server: ServerProcess) -> None:
+    import websockets
+    import msgspec
+
+    await rpc.call("subscribe", channels=["echo_ret"])
+    before = await rpc.call("list_recent_orders", include_open=True, limit=5)
+    async with websockets.connect(server.ws) as ws:
+        async def answer(request: dict) -> dict:
+            await ws.send(msgspec.json.encode(request).decode())
+            return msgspec.json.decode(await ws.recv())
+
+        order = {"exchange": EX, "pair": "BTC_USDT", "side": "buy", "type": "market", "size": "0.001"}
+        for method, args in (("make_order", order), ("echo", {"a": 1}), ("get_status", {})):
+            got = await answer({"jsonrpc": "2.0", "id": 7, "method": method, "args": args})
+            error = got["error"]
+            assert (got["id"], error["code"], error["data"]["code"]) == (7, -32602, "use_params"), got
+            assert '"args"' in error["message"] and '"params"' in error["message"]
+        # with "params" too, "args" is still not JSON-RPC: refused, not half-read
+        got = await answer({"jsonrpc": "2.0", "id": 8, "method": "echo", "params": {"a": 1}, "args": {"b": 2}})
+        assert got["error"]["data"]["code"] == "use_params"
+        # any other member a JSON-RPC 2.0 request does not have: an invalid request, named
+        got = await answer({"jsonrpc": "2.0", "id": 9, "method": "echo", "params": {"a": 1}, "kwargs": {"b": 2}})
+        assert (got["error"]["code"], got["error"]["data"]) == (-32600, {"code": "unknown_member", "members": ["kwargs"]})
+        assert "kwargs" in got["error"]["message"]
+        # a notification (no id) with "args" gets no answer and does not run: no echo_ret reaches the subscriber
+        await ws.send(msgspec.json.encode({"jsonrpc": "2.0", "method": "echo_notify", "args": {"x": 1}}).decode())
+        got = await answer({"jsonrpc": "2.0", "id": 10, "method": "echo", "params": {"still": "here"}})
+        assert got == {"jsonrpc": "2.0", "result": {"still": "here"}, "id": 10}
+    with pytest.raises(asyncio.TimeoutError):
+        await rpc.notification("echo_ret", timeout=0.5)
+    assert await rpc.call("list_recent_orders", include_open=True, limit=5) == before  # no order was placed
+

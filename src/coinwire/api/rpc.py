@@ -10,6 +10,10 @@ pass through Starlette's WebSocket wrapper and the exception middleware's send w
 Sends need no lock: the server writes each message whole. Answers and notifications to one
 connection go out together, one socket write per event-loop turn (`api.ws_send`).
 
+A request object has the members JSON-RPC 2.0 names and no others (jsonrpc, method, params,
+id): the seed's `"args"` answers `-32602` `use_params`, any other member `-32600`
+`unknown_member`, and the method does not run.
+
 A connection ends when its credential does (`api.connections`): close code 4001 with the
 reason (`token_expired`, `session_revoked`, `key_revoked`, `user_disabled`).
 """
@@ -54,6 +58,23 @@ def rpc_error(id_: Any, code: int, message: str, data: dict[str, Any] | None = N
     return {"jsonrpc": "2.0", "error": error, "id": id_}
 
 
+_MEMBERS = frozenset({"jsonrpc", "method", "params", "id"})  # a JSON-RPC 2.0 request object's only members
+
+
+def _unknown_members(rid: Any, request: dict[str, Any]) -> dict[str, Any]:
+    """The answer to a request with members JSON-RPC 2.0 does not have: `args` (the seed's spelling of params), or others.
+
+    Refused rather than ignored: a request whose parameters sit under another name would
+    otherwise run with none (a `make_order` with defaults, a listing of everything).
+    """
+    if "args" in request:
+        return rpc_error(rid, INVALID_PARAMS, '"args" is not JSON-RPC 2.0: send keyword parameters in "params"',
+                         {"code": "use_params", "member": "args"})
+    unknown = sorted(key[:64] for key in request if key not in _MEMBERS)[:10]  # named, not echoed at any length
+    return rpc_error(rid, INVALID_REQUEST, f"Invalid Request: unknown members {unknown}; a request has only jsonrpc, method, params and id",
+                     {"code": "unknown_member", "members": unknown})
+
+
 async def handle_rpc_call(api: Api, request: Any, ctx: CallContext) -> dict[str, Any] | None:
     """Run one JSON-RPC request object; returns the response (None for a notification)."""
     if not isinstance(request, dict) or request.get("jsonrpc") != "2.0" or not isinstance(request.get("method"), str):
@@ -63,6 +84,9 @@ async def handle_rpc_call(api: Api, request: Any, ctx: CallContext) -> dict[str,
     rid = request.get("id")
     name = request["method"]
     params = request.get("params", {})
+    if len(request) > 2 + ("params" in request) + (not is_notification):  # members beyond jsonrpc, method, params, id
+        response = _unknown_members(rid, request)  # nothing runs without the parameters its caller meant
+        return None if is_notification else response
     if not isinstance(params, dict):
         response = rpc_error(rid, INVALID_PARAMS, "params must be an object of keyword arguments", {"code": "keyword_params_only"})
         return None if is_notification else response
