@@ -364,7 +364,8 @@ def test_wallet_set_errors(http: httpx.Client) -> None:
     expect_error(http.get("/xwrap/v1/wallets/history/424242"), 404, "wallet_set_not_found")
     expect_error(http.get("/xwrap/v1/wallets/abc"), 404, "not_found")  # no such route: still the error shape
     expect_error(http.post("/xwrap/v1/wallets/deactivate", json={"set_id": 424242}), 404, "wallet_set_not_found")
-    expect_error(http.post("/xwrap/v1/wallets/deactivate", json={}), 400, "invalid_params")
+    expect_error(http.post("/xwrap/v1/wallets/deactivate", json={}), 400, "missing_parameter")
+    expect_error(http.post("/xwrap/v1/wallets/deactivate", json={"wallet_set_id": 424242}), 404, "wallet_set_not_found")
     before = state(http)
     new = "/xwrap/v1/wallets/new"
     expect_error(http.post(new, json={"run_id": "x", "wallets": [{"exchange": EX, "currency": "USDT", "allocation": "1e12"}]}), 400, "insufficient_funds")
@@ -398,6 +399,15 @@ def test_virtual_wallet_transaction(http: httpx.Client) -> None:
     expect_error(http.post(url, json={"exchange": "nope", "base": "SOL", "movement": "1"}), 404, "unknown_exchange")
     expect_error(http.post(url, json={"exchange": EX, "base": "SOL", "movement": "1", "memo": "gift"}), 400, "invalid_params")
     assert state(http) == unchanged
+
+
+def test_deactivate_by_the_seeds_wallet_set_id(http: httpx.Client) -> None:
+    url = "/xwrap/v1/wallets/deactivate"
+    set_id = ok(http.post("/xwrap/v1/wallets/new", json={"wallets": [{"exchange": EX, "currency": "USDT", "allocation": "7"}]}))["id"]
+    expect_error(http.post(url, json={"set_id": set_id, "wallet_set_id": set_id}), 400, "conflicting_parameters")
+    assert ok(http.get(f"/xwrap/v1/wallets/{set_id}"))["active"] is True
+    assert ok(http.post(url, json={"wallet_set_id": set_id})) == {"id": set_id, "active": False}
+    expect_error(http.post(url, json={"wallet_set_id": set_id}), 409, "wallet_set_inactive")
 
 
 # --- robustness -----------------------------------------------------------------------------------------

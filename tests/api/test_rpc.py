@@ -336,3 +336,16 @@ async def test_the_seeds_args_member_is_refused_naming_params_and_runs_nothing(r
         await rpc.notification("echo_ret", timeout=0.5)
     assert await rpc.call("list_recent_orders", include_open=True, limit=5) == before  # no order was placed
 
+
+async def test_deactivate_wallet_set_takes_the_seeds_wallet_set_id_or_set_id_exactly_one(rpc: RpcClient) -> None:
+    wallets = [{"exchange": EX, "currency": "USDT", "allocation": "10"}]
+    first = (await rpc.call("create_wallet_set", wallets=wallets))["id"]
+    second = (await rpc.call("create_wallet_set", wallets=wallets))["id"]
+    await expect_error(rpc.call("deactivate_wallet_set"), -32602, "missing_parameter")
+    await expect_error(rpc.call("deactivate_wallet_set", set_id=first, wallet_set_id=first), -32602, "conflicting_parameters")
+    await expect_error(rpc.call("deactivate_wallet_set", set_id=first, wallet_set_id=second), -32602, "conflicting_parameters")
+    assert (await rpc.call("get_wallet_set", set_id=first))["active"] is True  # a refused call changed nothing
+    assert await rpc.call("deactivate_wallet_set", wallet_set_id=first) == {"id": first, "active": False}
+    assert await rpc.call("deactivate_wallet_set", set_id=second) == {"id": second, "active": False}
+    await expect_error(rpc.call("deactivate_wallet_set", wallet_set_id=first), -32002, "wallet_set_inactive")
+    await expect_error(rpc.call("deactivate_wallet_set", wallet_set_id=424242), -32001, "wallet_set_not_found")

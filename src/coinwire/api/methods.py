@@ -436,10 +436,15 @@ async def create_wallet_set(api: Api, p: P.CreateWalletSetParams, ctx: CallConte
     return {"id": wallet_set.id}
 
 
-@method("deactivate_wallet_set", P.WalletSetIdParams)
-async def deactivate_wallet_set(api: Api, p: P.WalletSetIdParams, ctx: CallContext) -> Any:
-    """Cancels the set's open orders and returns its funds to unallocated."""
-    wallet_set = await api.gateway.deactivate_wallet_set(p.set_id)
+@method("deactivate_wallet_set", P.DeactivateWalletSetParams)
+async def deactivate_wallet_set(api: Api, p: P.DeactivateWalletSetParams, ctx: CallContext) -> Any:
+    """Cancels the set's open orders and returns its funds to unallocated; the set is `wallet_set_id` (the seed's) or `set_id`."""
+    set_id = p.wallet_set_id if p.set_id is None else p.set_id
+    if set_id is None:
+        raise InvalidInput("missing_parameter", "deactivate_wallet_set needs `wallet_set_id` (or `set_id`)")
+    if p.set_id is not None and p.wallet_set_id is not None:
+        raise InvalidInput("conflicting_parameters", "give `wallet_set_id` or `set_id`, not both: they name the same wallet set")
+    wallet_set = await api.gateway.deactivate_wallet_set(set_id)
     return {"id": wallet_set.id, "active": wallet_set.active}
 
 

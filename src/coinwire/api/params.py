@@ -44,6 +44,7 @@ __all__ = [
     "WalletAllocation",
     "CreateWalletSetParams",
     "WalletSetIdParams",
+    "DeactivateWalletSetParams",
     "GetWalletSetParams",
     "AggregateParams",
     "VirtualTxParams",
@@ -156,6 +157,11 @@ class CreateWalletSetParams(_Params, kw_only=True):
 
 class WalletSetIdParams(_Params, kw_only=True):
     set_id: Id
+
+
+class DeactivateWalletSetParams(_Params, kw_only=True):
+    set_id: Id | None = None
+    wallet_set_id: Id | None = None  # the seed's name for the same id: give exactly one of the two
 
 
 class GetWalletSetParams(_Params, kw_only=True):
