@@ -410,6 +410,14 @@ def test_deactivate_by_the_seeds_wallet_set_id(http: httpx.Client) -> None:
     expect_error(http.post(url, json={"wallet_set_id": set_id}), 409, "wallet_set_inactive")
 
 
+def test_virtual_wallet_transaction_refuses_a_wallet_id(http: httpx.Client) -> None:
+    unchanged = state(http)
+    error = expect_error(http.post("/xwrap/v1/wallets/virtual/transaction", json={"exchange": EX, "base": "SOL", "movement": "3", "wallet_id": 1}),
+                         400, "unsupported_parameter")
+    assert error["message"].startswith("wallet_id is not supported yet") and error["field"] == "wallet_id"
+    assert state(http) == unchanged
+
+
 # --- robustness -----------------------------------------------------------------------------------------
 def test_unknown_routes_and_methods_answer_the_error_shape(http: httpx.Client) -> None:
     expect_error(http.get("/xwrap/v1/nothing/here/at/all"), 404, "not_found")

@@ -349,3 +349,16 @@ async def test_deactivate_wallet_set_takes_the_seeds_wallet_set_id_or_set_id_exa
     assert await rpc.call("deactivate_wallet_set", set_id=second) == {"id": second, "active": False}
     await expect_error(rpc.call("deactivate_wallet_set", wallet_set_id=first), -32002, "wallet_set_inactive")
     await expect_error(rpc.call("deactivate_wallet_set", wallet_set_id=424242), -32001, "wallet_set_not_found")
+
+
+async def test_add_virtual_wallet_tx_refuses_wallet_id_rather_than_ignoring_it(rpc: RpcClient) -> None:
+    before = await rpc.call("get_total_wallet_set")
+    set_id = (await rpc.call("create_wallet_set", wallets=[{"exchange": EX, "currency": "SOL", "allocation": "1"}]))["id"]
+    wallet_id = (await rpc.call("get_wallet_set", set_id=set_id))["wallets"][0]["id"]
+    error = await expect_error(
+        rpc.call("add_virtual_wallet_tx", exchange=EX, base="SOL", movement="5", wallet_id=wallet_id), -32602, "unsupported_parameter"
+    )
+    assert "wallet_id is not supported yet" in error.message and error.data["field"] == "wallet_id"
+    await rpc.call("deactivate_wallet_set", set_id=set_id)
+    after = await rpc.call("get_total_wallet_set")
+    assert [(w["currency"], w["balance"]) for w in after["wallets"]] == [(w["currency"], w["balance"]) for w in before["wallets"]]

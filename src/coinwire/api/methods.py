@@ -501,6 +501,10 @@ async def get_wallet_set_history(api: Api, p: P.WalletSetIdParams, ctx: CallCont
 @method("add_virtual_wallet_tx", P.VirtualTxParams)
 async def add_virtual_wallet_tx(api: Api, p: P.VirtualTxParams, ctx: CallContext) -> Any:
     """Credits (positive) or debits (negative) a paper exchange wallet; answers {"id": line id}."""
+    if p.wallet_id is not None:  # refused, not ignored: the movement would land in another wallet than the one named
+        raise InvalidInput(
+            "unsupported_parameter", "wallet_id is not supported yet: name exchange and currency (or base)", field="wallet_id"
+        )
     currency = p.currency or p.base
     if not currency:
         raise InvalidInput("missing_parameter", "add_virtual_wallet_tx needs `base` (or `currency`)")

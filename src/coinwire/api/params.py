@@ -178,7 +178,7 @@ class VirtualTxParams(_Params, kw_only=True):
     base: Name | None = None
     currency: Name | None = None
     movement: Number
-    wallet_id: Id | None = None
+    wallet_id: Id | None = None  # the seed's; refused (`unsupported_parameter`) until wallets belong to accounts
 
 
 class ConvertParams(_Params, kw_only=True):
