@@ -327,8 +327,8 @@ async def get_exchanges(api: Api, p: P.GetExchangesParams, ctx: CallContext) -> 
 
 @method("get_pricing", P.ExchangeParams)
 async def get_pricing(api: Api, p: P.ExchangeParams, ctx: CallContext) -> Any:
-    """Best bid and ask of every pair of an exchange, as decimal strings."""
-    ex = api.gateway.exchange(p.exchange)
+    """Best bid and ask of every pair of an exchange, as decimal strings (`exchange_not_ready` while it is not ready)."""
+    ex = api.gateway.ready_exchange(p.exchange)  # not nulls: a book not synced yet has no price to give
     out: dict[str, Any] = {}
     for symbol, market in sorted(ex.markets.items()):
         book, inst = market.engine.book, market.instrument
@@ -342,12 +342,13 @@ async def get_pricing(api: Api, p: P.ExchangeParams, ctx: CallContext) -> Any:
 
 @method("get_book", P.BookParams)
 async def get_book(api: Api, p: P.BookParams, ctx: CallContext) -> Any:
-    """The mirrored order book: `bids` and `asks` as [price, size] lists, best first."""
+    """The mirrored order book: `bids` and `asks` as [price, size] lists, best first (`exchange_not_ready` while not ready)."""
     symbol = p.symbol or p.pair
     if symbol is None:
         raise InvalidInput("missing_parameter", "get_book needs `pair` or `symbol`")
     if not 1 <= p.depth <= 5000:
         raise InvalidInput("invalid_depth", "depth must be between 1 and 5000")
+    api.gateway.ready_exchange(p.exchange)  # not an empty book: one not synced yet says nothing of the market
     market = api.gateway.market(p.exchange, symbol)
     return book_view(market, p.depth)
 
