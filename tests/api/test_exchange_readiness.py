@@ -1,10 +1,10 @@
-"""Exchanges that are not ready, through a running server: their prices and books are refused, never empty.
+"""Exchanges that are not ready, and live ones, through a running server: market data refused, venues named truly.
 
 One server serves three exchanges: `demo` (paper, ready), `idle` (paper, replaying a recording
 with no book in it: its market is known, its book never syncs, so it stays `starting`) and
 `binance` (live, its feed and venue pointed at a local port nobody listens on: it never
 connects). Prices and books of an exchange that is not ready answer `exchange_not_ready`,
-never nulls or an empty book.
+never nulls or an empty book; `get_exchanges` says which venue each exchange trades on.
 """
 
 from __future__ import annotations
@@ -103,3 +103,15 @@ def test_rest_prices_and_books_of_an_exchange_that_is_not_ready_answer_503_excha
         assert http.get("/xwrap/v1/demo/pricing").status_code == 200
         assert http.get("/xwrap/v1/demo/book/BTC_USDT", params={"depth": 2}).status_code == 200
 
+
+async def test_get_exchanges_names_each_exchanges_real_venue(rpc: RpcClient, server: ServerProcess) -> None:
+    exchanges = {e["exchange"]: e for e in await rpc.call("get_exchanges")}
+    assert {name: (e["mode"], e["venue"], e["feed"]) for name, e in exchanges.items()} == {
+        "demo": ("paper", "paper", "demo"), "idle": ("paper", "paper", "replay"), "binance": ("live", "live", "ccxt"),
+    }
+    assert exchanges["binance"]["class"] == "coinwire.services.live_exchange.LiveExchange"
+    assert exchanges["demo"]["class"] == exchanges["idle"]["class"] == "coinwire.services.paper_exchange.PaperExchange"
+    assert [e["exchange"] for e in await rpc.call("get_exchanges", mode="live")] == ["binance"]
+    with server.client() as http:
+        (live,) = http.get("/xwrap/v1/exchanges", params={"mode": "live"}).json()
+        assert (live["venue"], live["class"]) == ("live", "coinwire.services.live_exchange.LiveExchange")

@@ -303,7 +303,10 @@ async def get_status(api: Api, p: P.NoParams, ctx: CallContext) -> Any:
 # --- exchanges and prices -------------------------------------------------------------------------
 @method("get_exchanges", P.GetExchangesParams)
 async def get_exchanges(api: Api, p: P.GetExchangesParams, ctx: CallContext) -> Any:
-    """The registered exchanges: status, mode, pairs and currencies (filter with `mode`)."""
+    """The registered exchanges: status, mode, venue (`paper` or `live`), feed, pairs and currencies (filter with `mode`).
+
+    `class` is the class that handles the exchange, as in the seed: a live exchange's is LiveExchange.
+    """
     if p.mode not in (None, "paper", "live"):
         raise InvalidInput("invalid_mode", f"mode must be 'paper' or 'live', got {p.mode!r}")
     out = []
@@ -313,9 +316,11 @@ async def get_exchanges(api: Api, p: P.GetExchangesParams, ctx: CallContext) -> 
         out.append(
             {
                 "exchange": ex.name,
-                "class": f"coinwire.venues.paper[{ex.feed_name}]",
+                "class": f"{type(ex).__module__}.{type(ex).__qualname__}",
                 "status": ex.status,
                 "mode": ex.mode,
+                "venue": ex.venue_kind,
+                "feed": ex.feed_name,
                 "pairs": sorted(symbol_token(s) for s in ex.markets),
                 "symbols": sorted(ex.markets),
                 "currencies": ex.currencies(),

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import structlog
 
@@ -70,6 +70,8 @@ def connect_venue(cfg: ExchangeConfig, creds: Credentials) -> CcxtVenue:
 
 class LiveExchange(PaperExchange):
     """One live account: mirrored markets for checks and strategies, orders and funds at the venue."""
+
+    venue_kind: ClassVar[str] = "live"  # orders execute at the real exchange, through CCXT
 
     def __init__(
         self, cfg: ExchangeConfig, gateway: Gateway, credentials: Callable[[], Awaitable[Credentials]], backoff: Backoff | None = None

@@ -10,6 +10,7 @@ while a live feed reports that a symbol's data stopped flowing (`stale`).
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import ClassVar
 
 from coinwire.core.book_sync import BookSync
 from coinwire.core.candles import CandleSeries
@@ -79,6 +80,8 @@ class PaperMarket:
 
 class PaperExchange:
     """The markets of one paper exchange and its status lifecycle."""
+
+    venue_kind: ClassVar[str] = "paper"  # where this exchange's orders execute: core matching on the mirrored books
 
     def __init__(self, name: str, fill_ids: IdSequence, feed_name: str) -> None:
         self.name = name
