@@ -135,13 +135,20 @@ class LedgerMachine(RuleBasedStateMachine):
     @rule(
         set_id=sets,
         moves=st.lists(st.tuples(st.sampled_from(PAIRS), SHARES, st.sampled_from([1, 0, -1])), min_size=1, max_size=3),
+        own=st.booleans(),
     )
-    def allocate_to_set(self, set_id: int | None, moves: list[tuple[tuple[str, str], int, int]]) -> None:
-        """More funds in (+), some back out (-, of what the set has available), or an empty wallet added (0)."""
+    def allocate_to_set(self, set_id: int | None, moves: list[tuple[tuple[str, str], int, int]], own: bool) -> None:
+        """More funds in (+), some back out (-, of what the set has available), or an empty wallet added (0).
+
+        `own`: draw back out of the set's own funded wallets (other pairs have nothing to give back).
+        """
         if set_id is None:
             return
+        funded = sorted((w.exchange, w.currency) for w in self.ledger.wallets(set_id) if w.available > 0)
         allocations: list[tuple[tuple[str, str], int]] = []
-        for pair, share, sign in moves:
+        for index, (pair, share, sign) in enumerate(moves):
+            if own and sign < 0 and funded:
+                pair = funded[index % len(funded)]
             if sign > 0:
                 allocations.append((pair, self.share_of(pair, share)))
             elif sign < 0:
