@@ -517,6 +517,7 @@ def test_metrics_after_traffic_on_every_route(http: httpx.Client) -> None:
     samples = {
         "/xwrap/v1/wallets/history/{set_id:int}": f"/xwrap/v1/wallets/history/{set_id}",
         "/xwrap/v1/wallets/{set_id:int}": f"/xwrap/v1/wallets/{set_id}",
+        "/xwrap/v1/wallets/{exchange}/{currency}": f"/xwrap/v1/wallets/{EX}/USDT",
         "/xwrap/v1/ohlcv/{exchange}/{pair}": f"/xwrap/v1/ohlcv/{EX}/BTC_USDT",
         "/xwrap/v1/{exchange}/pricing": f"/xwrap/v1/{EX}/pricing",
         "/xwrap/v1/{exchange}/book/{pair}": f"/xwrap/v1/{EX}/book/BTC_USDT",

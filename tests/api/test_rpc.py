@@ -39,6 +39,7 @@ async def test_seed_method_names_are_all_served(rpc: RpcClient) -> None:
         "cancel_order", "list_open_orders", "list_recent_orders", "create_wallet_set", "deactivate_wallet_set",
         "get_wallet_set", "get_all_wallet_sets", "get_allocated_wallet_set", "get_unallocated_wallet_set",
         "get_total_wallet_set", "get_unallocated_per_exchange", "add_virtual_wallet_tx", "convert_to_usd",
+        "get_wallet", "allocate_to_wallet_set",
     }
     assert seed <= set(METHOD_NAMES)
 

@@ -271,7 +271,7 @@ def test_the_walk_covers_every_owned_parameter() -> None:
     walked = _identifier_methods()
     for name, owned in OWNED_PARAMS.items():
         assert {p for _, p in owned} <= set(walked.get(name, ())), name
-    assert {"make_order", "cancel_order", "get_wallet_set", "create_wallet_set"} <= set(walked)
+    assert {"make_order", "cancel_order", "get_wallet_set", "create_wallet_set", "get_wallet", "allocate_to_wallet_set"} <= set(walked)
 
 
 def _base(method: str, order: dict[str, Any]) -> dict[str, Any]:
@@ -284,6 +284,8 @@ def _base(method: str, order: dict[str, Any]) -> dict[str, Any]:
         "deactivate_wallet_set": {},
         "get_wallet_set": {},
         "get_wallet_set_history": {},
+        "get_wallet": {"exchange": "demo", "currency": "USDT"},
+        "allocate_to_wallet_set": {"wallets": [{"exchange": "demo", "currency": "USDT", "allocation": "1"}]},
     }
     assert method in samples, f"{method} takes an identifier: give it sample parameters here"
     return dict(samples[method])

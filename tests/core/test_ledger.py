@@ -128,10 +128,10 @@ def test_creating_a_set_moves_each_allocation_out_of_unallocated(ledger: Ledger)
         ([], "at least one allocation"),
         ([("nowhere", "USDT", 1)], "unknown exchange/currency nowhere/USDT"),
         ([(EX, "DOGE", 1)], "unknown exchange/currency paper/DOGE"),
-        ([(EX, "USDT", 0)], "must be positive"),
-        ([(EX, "USDT", -5)], "must be positive"),
+        ([(EX, "USDT", -5)], "must not be negative"),
         ([(EX, "USDT", 1), (EX, "BTC", 1), (EX, "USDT", 2)], "allocated twice"),
-        ([(EX, "USDT", 1), ("other", "USDT", 0)], "must be positive"),
+        ([(EX, "USDT", 1), ("other", "USDT", -1)], "must not be negative"),
+        ([(EX, "USDT", 0), (EX, "USDT", 0)], "allocated twice"),
     ],
 )
 def test_a_bad_wallet_config_is_refused_whole(
@@ -152,6 +152,119 @@ def test_an_allocation_beyond_unallocated_fails_whole_and_names_the_shortfall(le
     assert err.value.data["currency"] == "BTC" and err.value.data["exchange"] == EX
     assert ledger.lines() == before and ledger.wallet_sets(active_only=False) == []
     assert make_set(ledger) == 1  # the refused set consumed no id
+
+
+def test_a_zero_allocation_lists_the_currency_with_an_empty_wallet(ledger: Ledger) -> None:
+    """The run gets a wallet, empty, ready to receive what it buys: stored, restored and in the set's history."""
+    allocations = [(EX, "USDT", atto("500")), (EX, "ETH", 0), ("other", "USDT", 0)]
+    wallet_set, lines = ledger.create_wallet_set("run-1", "d", allocations, ts=7)
+    assert [(ledger.wallet_by_id(line.wallet_id).wallet_set_id, line.kind, line.movement) for line in lines] == [
+        (None, LineKind.ALLOCATE, -atto("500")), (wallet_set.id, LineKind.ALLOCATE, atto("500")),
+        (wallet_set.id, LineKind.ALLOCATE, 0), (wallet_set.id, LineKind.ALLOCATE, 0),
+    ]
+    eth = ledger.wallet(EX, "ETH", wallet_set.id)
+    assert eth.id > 0 and (eth.balance, eth.hold) == (0, 0)
+    assert {(w.exchange, w.currency) for w in ledger.wallets(wallet_set.id)} == {(EX, "USDT"), (EX, "ETH"), ("other", "USDT")}
+    assert ledger.wallet(EX, "ETH").id == 0  # no unallocated ETH wallet was made for it
+    assert ledger.wallet("other", "USDT").id == 0
+    assert HistoryPoint(7, eth.id, 0, 0, 0) in ledger.history(wallet_set.id)
+    ledger.check()
+    assert restore_of(ledger).all_wallets() == ledger.all_wallets()
+    only_zero, _ = ledger.create_wallet_set("run-2", "d", [(EX, "BTC", 0)], ts=8)  # a set that holds nothing yet
+    assert ledger.wallet(EX, "BTC").balance == atto("10")
+    assert [w.balance for w in ledger.wallets(only_zero.id)] == [0]
+    # the run's buy lands in the empty wallet
+    ledger.set_hold(1, EX, "USDT", wallet_set.id, atto("20.02"), ts=9)
+    eth_fill = Fill(
+        id=1, order_id=1, client_oid="c1", exchange=EX, symbol="ETH/USDT", side=Side.BUY, order_type=OrderType.LIMIT,
+        price=ETH_USDT.parse_price("2000"), size=ETH_USDT.parse_size("0.01"), notional=atto("20"), fee=0, maker=True, ts=9,
+    )
+    ledger.apply_fill(eth_fill, ETH_USDT, wallet_set.id, ts=9, hold_after=0)
+    assert ledger.wallet(EX, "ETH", wallet_set.id).id == eth.id
+    assert ledger.wallet(EX, "ETH", wallet_set.id).balance == atto("0.01")
+    ledger.check()
+
+
+def test_allocating_to_a_set_moves_funds_in_and_back_out(ledger: Ledger) -> None:
+    set_id = make_set(ledger)  # 50000 USDT, 1 BTC
+    lines = ledger.allocate_to_wallet_set(set_id, [(EX, "USDT", atto("1000")), (EX, "BTC", -atto("0.25"))], ts=5)
+    assert [(ledger.wallet_by_id(line.wallet_id).wallet_set_id, line.kind, line.movement, line.ts) for line in lines] == [
+        (None, LineKind.ALLOCATE, -atto("1000"), 5), (set_id, LineKind.ALLOCATE, atto("1000"), 5),
+        (set_id, LineKind.ALLOCATE, -atto("0.25"), 5), (None, LineKind.ALLOCATE, atto("0.25"), 5),
+    ]
+    assert ledger.wallet(EX, "USDT", set_id).balance == atto("51000")
+    assert ledger.wallet(EX, "USDT").balance == atto("49000")
+    assert ledger.wallet(EX, "BTC", set_id).balance == atto("0.75")
+    assert ledger.wallet(EX, "BTC").balance == atto("9.25")
+    # a currency the set never held: a new wallet; zero on a wallet it has: nothing
+    zero = ledger.allocate_to_wallet_set(set_id, [("other", "USDT", 0), (EX, "BTC", 0), (EX, "ETH", 0)], ts=6)
+    assert [(ledger.wallet_by_id(line.wallet_id).currency, line.movement) for line in zero] == [("USDT", 0), ("ETH", 0)]
+    assert ledger.wallet("other", "USDT", set_id).id > 0 and ledger.wallet(EX, "ETH", set_id).id > 0
+    assert len(ledger.lines()) == 2 + 4 + 4 + 2
+    assert ledger.allocate_to_wallet_set(set_id, [(EX, "ETH", 0)], ts=7) == []
+    # history shows the movements
+    history = ledger.history(set_id)
+    assert [(p.ts, p.balance) for p in history if p.wallet_id == ledger.wallet(EX, "USDT", set_id).id] == [
+        (2, atto("50000")), (5, atto("51000")),
+    ]
+    # everything back out: the set keeps its (empty) wallets, and stays active
+    ledger.allocate_to_wallet_set(set_id, [(EX, "USDT", -atto("51000")), (EX, "BTC", -atto("0.75"))], ts=8)
+    assert all(w.balance == 0 for w in ledger.wallets(set_id)) and ledger.wallet_set(set_id).active
+    assert ledger.wallet(EX, "USDT").balance == atto("100000") and ledger.wallet(EX, "BTC").balance == atto("10")
+    ledger.check()
+    restored = restore_of(ledger)
+    assert restored.all_wallets() == ledger.all_wallets() and restored.history(set_id) == ledger.history(set_id)
+
+
+def test_a_withdrawal_from_a_set_leaves_what_open_orders_hold(ledger: Ledger) -> None:
+    set_id = make_set(ledger)  # 50000 USDT, 1 BTC
+    ledger.set_hold(1, EX, "BTC", set_id, atto("0.4"), ts=3)
+    before = unchanged(ledger)
+    with pytest.raises(InsufficientFunds, match=rf"0\.7 BTC needed on paper \(wallet set {set_id}\), 0\.6 available") as err:
+        ledger.allocate_to_wallet_set(set_id, [(EX, "USDT", -atto("1")), (EX, "BTC", -atto("0.7"))], ts=4)
+    assert err.value.data["wallet_set_id"] == set_id
+    assert ledger.lines() == before  # all or nothing: the USDT withdrawal did not happen either
+    ledger.allocate_to_wallet_set(set_id, [(EX, "BTC", -atto("0.6"))], ts=5)
+    assert ledger.wallet(EX, "BTC", set_id).available == 0 and ledger.wallet(EX, "BTC", set_id).hold == atto("0.4")
+    ledger.check()
+
+
+@pytest.mark.parametrize(
+    ("allocations", "code", "message"),
+    [
+        ([], "bad_wallet_config", "at least one wallet"),
+        ([("nowhere", "USDT", 1)], "bad_wallet_config", "unknown exchange/currency nowhere/USDT"),
+        ([(EX, "DOGE", 1)], "bad_wallet_config", "unknown exchange/currency paper/DOGE"),
+        ([(EX, "USDT", 1), (EX, "BTC", -1), (EX, "USDT", -1)], "bad_wallet_config", "allocated twice"),
+        ([(EX, "BTC", 1), (EX, "USDT", atto("50001"))], "insufficient_funds", "USDT needed on paper \\(unallocated\\)"),
+        ([(EX, "BTC", 1), (EX, "USDT", -atto("50001"))], "insufficient_funds", "USDT needed on paper \\(wallet set 1\\)"),
+        ([(EX, "BTC", 1), (EX, "ETH", -1)], "insufficient_funds", "ETH needed on paper \\(wallet set 1\\), 0 available"),
+    ],
+)
+def test_a_bad_allocation_to_a_set_is_refused_whole(
+    ledger: Ledger, allocations: list[tuple[str, str, int]], code: str, message: str
+) -> None:
+    ledger.add_virtual_tx(EX, "USDT", -atto("50000"), ts=1)  # 50000 USDT left unallocated
+    set_id = make_set(ledger)  # takes it all, and 1 BTC
+    before, wallets = unchanged(ledger), ledger.all_wallets()
+    with pytest.raises(DomainError, match=message) as err:
+        ledger.allocate_to_wallet_set(set_id, allocations, ts=3)
+    assert err.value.code == code
+    assert ledger.lines() == before and ledger.all_wallets() == wallets
+
+
+def test_allocating_to_an_unknown_or_inactive_set_is_refused(ledger: Ledger) -> None:
+    with pytest.raises(NotFound) as not_found:
+        ledger.allocate_to_wallet_set(99, [(EX, "USDT", 1)], ts=3)
+    assert not_found.value.code == "wallet_set_not_found"
+    set_id = make_set(ledger)
+    ledger.deactivate_wallet_set(set_id, ts=4)
+    before = unchanged(ledger)
+    with pytest.raises(Conflict) as inactive:
+        ledger.allocate_to_wallet_set(set_id, [(EX, "USDT", 1)], ts=5)
+    assert inactive.value.code == "wallet_set_inactive" and ledger.lines() == before
+    with pytest.raises(TypeError, match="int of ATTO"):
+        ledger.allocate_to_wallet_set(make_set(ledger), [(EX, "USDT", 1.5)], ts=6)  # type: ignore[list-item]
 
 
 def test_deactivating_returns_every_balance_and_closes_the_set(ledger: Ledger) -> None:

@@ -1,5 +1,6 @@
 """Hypothesis properties of the ledger over random sequences of deposits, sets, orders, fills and releases.
 
+Wallet sets are created (zero allocations too), topped up, drawn down and deactivated.
 After every step: the books balance (`check()`), no available is negative, total equals
 allocated + unallocated, exchange totals equal what an independent model of deposits and
 trades expects, and a restore from the records the caller would have persisted (the
@@ -114,9 +115,9 @@ class LedgerMachine(RuleBasedStateMachine):
         self.expected[pair] -= amount
 
     # --- wallet sets ------------------------------------------------------------------------
-    @rule(target=sets, shares=st.lists(st.tuples(st.sampled_from(PAIRS), SHARES), min_size=1, max_size=3))
+    @rule(target=sets, shares=st.lists(st.tuples(st.sampled_from(PAIRS), st.just(0) | SHARES), min_size=1, max_size=3))
     def create_set(self, shares: list[tuple[tuple[str, str], int]]) -> int | None:
-        allocations = [(pair, self.share_of(pair, share)) for pair, share in shares]
+        allocations = [(pair, self.share_of(pair, share) if share else 0) for pair, share in shares]  # 0: an empty wallet
         flat = [(exchange, currency, amount) for (exchange, currency), amount in allocations]
         if len({pair for pair, _ in allocations}) < len(allocations):
             self.refuses("bad_wallet_config", self.ledger.create_wallet_set, "r", "d", flat, 0)
@@ -130,6 +131,47 @@ class LedgerMachine(RuleBasedStateMachine):
         for (exchange, currency), amount in allocations:
             assert self.ledger.wallet(exchange, currency, wallet_set.id).balance == amount
         return wallet_set.id
+
+    @rule(
+        set_id=sets,
+        moves=st.lists(st.tuples(st.sampled_from(PAIRS), SHARES, st.sampled_from([1, 0, -1])), min_size=1, max_size=3),
+        own=st.booleans(),
+    )
+    def allocate_to_set(self, set_id: int | None, moves: list[tuple[tuple[str, str], int, int]], own: bool) -> None:
+        """More funds in (+), some back out (-, of what the set has available), or an empty wallet added (0).
+
+        `own`: draw back out of the set's own funded wallets (other pairs have nothing to give back).
+        """
+        if set_id is None:
+            return
+        funded = sorted((w.exchange, w.currency) for w in self.ledger.wallets(set_id) if w.available > 0)
+        allocations: list[tuple[tuple[str, str], int]] = []
+        for index, (pair, share, sign) in enumerate(moves):
+            if own and sign < 0 and funded:
+                pair = funded[index % len(funded)]
+            if sign > 0:
+                allocations.append((pair, self.share_of(pair, share)))
+            elif sign < 0:
+                allocations.append((pair, -max(1, self.available(*pair, set_id) * share // 100)))
+            else:
+                allocations.append((pair, 0))
+        flat = [(exchange, currency, amount) for (exchange, currency), amount in allocations]
+        if not self.ledger.wallet_set(set_id).active:
+            self.refuses("wallet_set_inactive", self.ledger.allocate_to_wallet_set, set_id, flat, 0)
+            return
+        if len({pair for pair, _ in allocations}) < len(allocations):
+            self.refuses("bad_wallet_config", self.ledger.allocate_to_wallet_set, set_id, flat, 0)
+            return
+        if any(amount > self.available(*pair, None) or -amount > self.available(*pair, set_id) for pair, amount in allocations):
+            self.refuses("insufficient_funds", self.ledger.allocate_to_wallet_set, set_id, flat, 0)
+            return
+        before = {pair: (self.ledger.wallet(*pair, set_id).balance, self.ledger.wallet(*pair).balance) for pair, _ in allocations}
+        self.persist(self.ledger.allocate_to_wallet_set(set_id, flat, self.tick()))
+        for pair, amount in allocations:
+            in_set, unallocated = before[pair]
+            assert self.ledger.wallet(*pair, set_id).balance == in_set + amount
+            assert self.ledger.wallet(*pair).balance == unallocated - amount
+            assert self.ledger.wallet(*pair, set_id).id > 0  # listed in the set, even when empty
 
     @rule(set_id=sets)
     def deactivate_set(self, set_id: int | None) -> None:

@@ -22,6 +22,7 @@ from coinwire.api.json_input import refusal
 from coinwire.api.ownership import Owners
 from coinwire.auth.abilities import RPC_RULES
 from coinwire.auth.audit import AuditLog
+from coinwire.auth.errors import Forbidden
 from coinwire.auth.service import AuthService
 from coinwire.api.notifier import Notifier
 from coinwire.api.wallet_views import WalletViews
@@ -442,15 +443,34 @@ async def create_wallet_set(api: Api, p: P.CreateWalletSetParams, ctx: CallConte
     return {"id": wallet_set.id}
 
 
+def _set_id_of(p: P.DeactivateWalletSetParams | P.AllocateToWalletSetParams, method_name: str) -> int:
+    """`set_id`, or the seed's `wallet_set_id`: exactly one of them (they name the same wallet set)."""
+    if p.set_id is not None and p.wallet_set_id is not None:
+        raise InvalidInput("conflicting_parameters", f"{method_name}: give `wallet_set_id` or `set_id`, not both: they name the same wallet set")
+    set_id = p.set_id if p.set_id is not None else p.wallet_set_id
+    if set_id is None:
+        raise InvalidInput("missing_parameter", f"{method_name} needs `wallet_set_id` (or `set_id`)")
+    return set_id
+
+
+@method("allocate_to_wallet_set", P.AllocateToWalletSetParams)
+async def allocate_to_wallet_set(api: Api, p: P.AllocateToWalletSetParams, ctx: CallContext) -> Any:
+    """Moves unallocated funds into an active wallet set (positive allocation) or its available funds back out (negative); all or none. Answers the set."""
+    set_id = _set_id_of(p, "allocate_to_wallet_set")
+    if not p.wallets:
+        raise InvalidInput("bad_wallet_config", "allocate_to_wallet_set needs at least one wallet")
+    allocations = [
+        (w.exchange, w.currency.upper(), to_units(_decimal_param(w.allocation, "allocation"), 18, "allocation"))
+        for w in p.wallets
+    ]
+    await api.gateway.allocate_to_wallet_set(set_id, allocations)
+    return api.wallets.wallet_set(set_id)
+
+
 @method("deactivate_wallet_set", P.DeactivateWalletSetParams)
 async def deactivate_wallet_set(api: Api, p: P.DeactivateWalletSetParams, ctx: CallContext) -> Any:
     """Cancels the set's open orders and returns its funds to unallocated; the set is `wallet_set_id` (the seed's) or `set_id`."""
-    set_id = p.wallet_set_id if p.set_id is None else p.set_id
-    if set_id is None:
-        raise InvalidInput("missing_parameter", "deactivate_wallet_set needs `wallet_set_id` (or `set_id`)")
-    if p.set_id is not None and p.wallet_set_id is not None:
-        raise InvalidInput("conflicting_parameters", "give `wallet_set_id` or `set_id`, not both: they name the same wallet set")
-    wallet_set = await api.gateway.deactivate_wallet_set(set_id)
+    wallet_set = await api.gateway.deactivate_wallet_set(_set_id_of(p, "deactivate_wallet_set"))
     return {"id": wallet_set.id, "active": wallet_set.active}
 
 
@@ -458,6 +478,22 @@ async def deactivate_wallet_set(api: Api, p: P.DeactivateWalletSetParams, ctx: C
 async def get_wallet_set(api: Api, p: P.GetWalletSetParams, ctx: CallContext) -> Any:
     """One wallet set with its wallets and their present value in USD."""
     return api.wallets.wallet_set(p.set_id, p.aggregate_only)
+
+
+@method("get_wallet", P.GetWalletParams)
+async def get_wallet(api: Api, p: P.GetWalletParams, ctx: CallContext) -> Any:
+    """One wallet as get_wallet_set shows it: of the set `wallet_set_id`, or without it the exchange wallet (admins: it holds every user's funds)."""
+    if p.currency is not None and p.base is not None and p.currency.upper() != p.base.upper():
+        raise InvalidInput("invalid_params", "get_wallet takes currency or base (the seed's name), not two different ones")
+    currency = p.currency or p.base
+    if not currency:
+        raise InvalidInput("missing_parameter", "get_wallet needs `currency` (or the seed's `base`)")
+    api.gateway.exchange(p.exchange)
+    if p.wallet_set_id is not None:
+        return api.wallets.set_wallet(p.exchange, currency.upper(), p.wallet_set_id)
+    if ctx.principal is not None and not ctx.principal.is_admin:
+        raise Forbidden("wallet_set_required", "name wallet_set_id: the exchange wallet holds every user's funds")
+    return api.wallets.exchange_wallet(p.exchange, currency.upper())
 
 
 def _readable_sets(api: Api, ctx: CallContext) -> set[int] | None:

@@ -34,6 +34,8 @@ OWNED_PARAMS: dict[str, list[tuple[str, str]]] = {
     "get_wallet_set": [("wallet_set", "set_id")],
     "get_wallet_set_history": [("wallet_set", "set_id")],
     "deactivate_wallet_set": [("wallet_set", "set_id"), ("wallet_set", "wallet_set_id")],
+    "allocate_to_wallet_set": [("wallet_set", "set_id"), ("wallet_set", "wallet_set_id")],
+    "get_wallet": [("wallet_set", "wallet_set_id")],
     "make_order": [("wallet_set", "wallet_set_id"), ("run", "run_id")],
     "list_open_orders": [("wallet_set", "wallet_set_id")],
     "cancel_order": [("order", "order_id"), ("order_oid", "client_oid"), ("order_oid", "client_order_id")],

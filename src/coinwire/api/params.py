@@ -43,6 +43,8 @@ __all__ = [
     "ListRecentOrdersParams",
     "WalletAllocation",
     "CreateWalletSetParams",
+    "AllocateToWalletSetParams",
+    "GetWalletParams",
     "WalletSetIdParams",
     "DeactivateWalletSetParams",
     "GetWalletSetParams",
@@ -153,6 +155,19 @@ class CreateWalletSetParams(_Params, kw_only=True):
     wallets: Annotated[list[WalletAllocation], msgspec.Meta(max_length=MAX_LIST)]
     run_id: Ident | None = None
     description: Text | None = None
+
+
+class AllocateToWalletSetParams(_Params, kw_only=True):
+    wallets: Annotated[list[WalletAllocation], msgspec.Meta(max_length=MAX_LIST)]  # allocation: + in, - back out
+    set_id: Id | None = None
+    wallet_set_id: Id | None = None  # the seed's name for `set_id`: exactly one of the two
+
+
+class GetWalletParams(_Params, kw_only=True):
+    exchange: Name
+    currency: Name | None = None
+    base: Name | None = None  # the seed's name for `currency`
+    wallet_set_id: Id | None = None  # None: the exchange wallet (admins)
 
 
 class WalletSetIdParams(_Params, kw_only=True):

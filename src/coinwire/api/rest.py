@@ -45,6 +45,7 @@ XWRAP_ROUTES: list[tuple[str, str, str]] = [
     ("GET", "/xwrap/v1/wallets/total", "get_total_wallet_set"),
     ("GET", "/xwrap/v1/wallets/history/{set_id:int}", "get_wallet_set_history"),
     ("GET", "/xwrap/v1/wallets/{set_id:int}", "get_wallet_set"),
+    ("GET", "/xwrap/v1/wallets/{exchange}/{currency}", "get_wallet"),
     ("POST", "/xwrap/v1/wallets/new", "create_wallet_set"),
     ("POST", "/xwrap/v1/wallets/deactivate", "deactivate_wallet_set"),
     ("POST", "/xwrap/v1/wallets/virtual/transaction", "add_virtual_wallet_tx"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Collection
 from typing import Any
 
+from coinwire.core.errors import NotFound
 from coinwire.core.ledger import Balance
 from coinwire.core.numbers import ATTO, atto_to_str
 from coinwire.core.wallets import Wallet, WalletSet
@@ -96,6 +97,19 @@ class WalletViews:
         for (_, currency), balance in balances.items():
             per_currency[currency] = per_currency.get(currency, Balance()) + balance
         return {c: self.wallet_view("*", c, b, None) for c, b in sorted(per_currency.items())}
+
+    def set_wallet(self, exchange: str, currency: str, set_id: int) -> dict[str, Any]:
+        """One wallet of a wallet set, shaped as in `wallet_set`; a currency the set does not list is `unknown_wallet`."""
+        wallet = self.gateway.ledger.wallet(exchange, currency, set_id)
+        if not wallet.id:
+            raise NotFound("unknown_wallet", f"wallet set {set_id} has no {currency} wallet on {exchange}", wallet_set_id=set_id)
+        return self._wallet(wallet)
+
+    def exchange_wallet(self, exchange: str, currency: str) -> dict[str, Any]:
+        """The exchange wallet of `currency`: all its partitions summed (allocated + unallocated), with no id of its own."""
+        self.gateway.ledger.wallet(exchange, currency)  # refuses a currency the exchange does not have
+        balance = self.gateway.ledger.exchange_totals().get((exchange, currency), Balance())
+        return self.wallet_view(exchange, currency, balance, None)
 
     def wallet_set(self, set_id: int, aggregate_only: bool = False) -> dict[str, Any]:
         return self._set_view(self.gateway.ledger.wallet_set(set_id), aggregate_only)

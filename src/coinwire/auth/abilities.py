@@ -116,6 +116,7 @@ HTTP_RULES: dict[tuple[str, str], Rule] = {
     ("GET", "/xwrap/v1/wallets/total"): READ_WALLETS,
     ("GET", "/xwrap/v1/wallets/history/{set_id:int}"): READ_WALLETS,
     ("GET", "/xwrap/v1/wallets/{set_id:int}"): READ_WALLETS,
+    ("GET", "/xwrap/v1/wallets/{exchange}/{currency}"): READ_WALLETS,
     ("POST", "/xwrap/v1/wallets/new"): MANAGE_WALLETS,
     ("POST", "/xwrap/v1/wallets/deactivate"): MANAGE_WALLETS,
     ("POST", "/xwrap/v1/wallets/virtual/transaction"): ADMIN_OPS,  # credits paper funds out of thin air
@@ -162,6 +163,8 @@ RPC_RULES: dict[str, Rule] = {
     "list_recent_orders": READ_ORDERS,
     "create_wallet_set": MANAGE_WALLETS,
     "deactivate_wallet_set": MANAGE_WALLETS,
+    "allocate_to_wallet_set": MANAGE_WALLETS,
+    "get_wallet": READ_WALLETS,
     "get_wallet_set": READ_WALLETS,
     "get_all_wallet_sets": READ_WALLETS,
     "get_allocated_wallet_set": READ_WALLETS,

@@ -113,21 +113,14 @@ class Ledger:
     def create_wallet_set(
         self, run_id: str | None, description: str, allocations: Sequence[tuple[str, str, int]], ts: int
     ) -> tuple[WalletSet, list[WalletLine]]:
-        """Give a run its own partition, moving each allocation out of unallocated (all or nothing)."""
+        """Give a run its own partition, moving each allocation out of unallocated (all or nothing).
+
+        A zero allocation lists the currency with an empty wallet, ready to receive what the run
+        buys (one ALLOCATE line of 0 creates it, so it is stored and restored like any other).
+        """
         if not allocations:
             raise DomainError("bad_wallet_config", "a wallet set needs at least one allocation")
-        seen: set[Pair] = set()
-        for exchange, currency, amount in allocations:
-            problem = None
-            if currency not in self._known.get(exchange, ()):
-                problem = f"unknown exchange/currency {exchange}/{currency}"
-            elif _amount(amount, "allocation") <= 0:
-                problem = f"the allocation of {currency} on {exchange} must be positive"
-            elif (exchange, currency) in seen:
-                problem = f"{currency} on {exchange} is allocated twice"
-            if problem:
-                raise DomainError("bad_wallet_config", problem, exchange=exchange, currency=currency)
-            seen.add((exchange, currency))
+        self._check_allocations(allocations, negative_allowed=False)
         for exchange, currency, amount in allocations:
             self._require_available(exchange, currency, None, amount)
         wallet_set = WalletSet(id=self.set_ids.next(), run_id=run_id, description=description, created_at=ts)
@@ -137,6 +130,35 @@ class Ledger:
         for exchange, currency, amount in allocations:
             lines += self._allocate(exchange, currency, None, wallet_set.id, amount, ts)
         return msgspec.structs.replace(wallet_set), lines
+
+    def allocate_to_wallet_set(
+        self, set_id: int, allocations: Sequence[tuple[str, str, int]], ts: int
+    ) -> list[WalletLine]:
+        """Move more unallocated funds into an active set (+), or some of its available funds back out (-).
+
+        All or nothing: every allocation is checked before any line is written. A withdrawal
+        takes at most what the set's wallet has available (funds held by open orders stay). A
+        zero allocation adds the currency as an empty wallet when the set has none, else writes
+        nothing. Each movement is a pair of ALLOCATE lines, so the set's history shows it.
+        """
+        self._active_set(set_id)
+        if not allocations:
+            raise DomainError("bad_wallet_config", "an allocation needs at least one wallet", wallet_set_id=set_id)
+        self._check_allocations(allocations, negative_allowed=True)
+        for exchange, currency, amount in allocations:
+            if amount > 0:
+                self._require_available(exchange, currency, None, amount)
+            elif amount < 0:
+                self._require_available(exchange, currency, set_id, -amount)
+        lines: list[WalletLine] = []
+        for exchange, currency, amount in allocations:
+            if amount > 0:
+                lines += self._allocate(exchange, currency, None, set_id, amount, ts)
+            elif amount < 0:
+                lines += self._allocate(exchange, currency, set_id, None, -amount, ts)
+            elif (exchange, currency, set_id) not in self._by_key:
+                lines += self._allocate(exchange, currency, None, set_id, 0, ts)
+        return lines
 
     def deactivate_wallet_set(self, set_id: int, ts: int) -> list[WalletLine]:
         """Return every balance of an idle set to unallocated and close the set."""
@@ -429,10 +451,31 @@ class Ledger:
             raise LedgerInvariantError(f"order {order_id} already holds on wallet {wallet_id}, not on {key}")
         return amount - current
 
+    def _check_allocations(self, allocations: Sequence[tuple[str, str, int]], *, negative_allowed: bool) -> None:
+        """Each (exchange, currency) known and named once, each amount an int (>= 0 unless `negative_allowed`)."""
+        seen: set[Pair] = set()
+        for exchange, currency, amount in allocations:
+            problem = None
+            if currency not in self._known.get(exchange, ()):
+                problem = f"unknown exchange/currency {exchange}/{currency}"
+            elif _amount(amount, "allocation") < 0 and not negative_allowed:
+                problem = f"the allocation of {currency} on {exchange} must not be negative"
+            elif (exchange, currency) in seen:
+                problem = f"{currency} on {exchange} is allocated twice"
+            if problem:
+                raise DomainError("bad_wallet_config", problem, exchange=exchange, currency=currency)
+            seen.add((exchange, currency))
+
     def _allocate(
         self, exchange: str, currency: str, source: int | None, target: int | None, amount: int, ts: int
     ) -> list[WalletLine]:
-        """Move `amount` between two partitions of one exchange wallet: a pair of ALLOCATE lines."""
+        """Move `amount` between two partitions of one exchange wallet: a pair of ALLOCATE lines.
+
+        Zero moves nothing: one line of 0 on the target creates its wallet, empty (the source
+        keeps no line, so an unallocated wallet never funded is not created by it).
+        """
+        if amount == 0:
+            return [self._post((exchange, currency, target), LineKind.ALLOCATE, ts)]
         return [
             self._post((exchange, currency, source), LineKind.ALLOCATE, ts, movement=-amount),
             self._post((exchange, currency, target), LineKind.ALLOCATE, ts, movement=amount),

@@ -9,7 +9,9 @@ exactly one of those wallets, so
     wallet balance   = sum(line.movement),  wallet hold = sum(line.hold)
     available        = balance - hold       (never negative)
 
-Allocating moves funds with two lines (unallocated -x, set +x); deactivating moves them back.
+Allocating moves funds with two lines (unallocated -x, set +x), at a set's creation or later
+(more in, or some of its available funds back out); deactivating moves them all back. A zero
+allocation is one line of 0 on the set's side: the set's wallet exists, empty.
 Amounts are integers of ATTO (10**-18) of the wallet's currency.
 """
 

@@ -647,6 +647,14 @@ class Gateway:
         await self._commit(changes, created=wallet_set)
         return wallet_set
 
+    async def allocate_to_wallet_set(self, set_id: int, allocations: list[tuple[str, str, int]]) -> None:
+        """Move funds between unallocated and an active set (+ in, - back out): one change set, all or nothing."""
+        for exchange, _, _ in allocations:
+            self.exchange(exchange)
+        lines = self.ledger.allocate_to_wallet_set(set_id, allocations, self.clock())
+        if lines:
+            await self._commit(self._changes(lines=lines))
+
     async def deactivate_wallet_set(self, set_id: int) -> WalletSet:
         """Cancel the set's open orders (their holds go), then return its funds to unallocated."""
         wallet_set = self.require_active_set(set_id)
