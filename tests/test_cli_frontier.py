@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from coinwire.history.formats import read_candles
+from coinwire.history.frontier_input import load_from_files
 from coinwire.history.store import HistoryStore, default_history_root
 from tests.conftest import shared_data
 from tests.engine.test_cli_run import coinwire
@@ -88,3 +89,37 @@ def test_bad_input_answers_a_stable_code(tmp_path: Path) -> None:
         assert done.returncode == 2, (args, done.stdout)
         assert code in done.stderr, (args, done.stderr)
         assert done.stdout == ""
+
+
+def _folder_not_named_for_an_exchange(tmp_path: Path) -> Path:
+    """Real files in a folder whose name says no exchange (copies: a link would resolve to the shared folder's name)."""
+    folder = tmp_path / "mydata"
+    folder.mkdir()
+    for name in ("BTC_USDT-1h.json", "ETH_USDT-1h.json"):
+        (folder / name).write_bytes(shared_data("binance-spot-1h", name).read_bytes())
+    return folder
+
+
+def test_a_folder_of_files_needs_no_exchange(tmp_path: Path) -> None:
+    folder = _folder_not_named_for_an_exchange(tmp_path)
+    done = coinwire(tmp_path, "frontier", "--data", str(folder), "--window", "all", "--json")
+    assert done.returncode == 0, done.stderr
+    out = json.loads(done.stdout)
+    same = json.loads(coinwire(tmp_path, "frontier", "--data", str(shared_data("binance-spot-1h")), "--symbols",
+                               "BTC/USDT,ETH/USDT", "--window", "all", "--json").stdout)
+    assert out["assets"] == ["BTC/USDT", "ETH/USDT"] and out["max_sharpe"] == same["max_sharpe"]
+    files = coinwire(tmp_path, "frontier", "--data", str(folder / "BTC_USDT-1h.json"), "--data", str(folder / "ETH_USDT-1h.json"),
+                     "--window", "all", "--json")
+    assert files.returncode == 0, files.stderr
+    assert json.loads(files.stdout)["max_sharpe"] == same["max_sharpe"]
+
+
+def test_exchange_is_honoured_with_data(tmp_path: Path) -> None:
+    folder = _folder_not_named_for_an_exchange(tmp_path)
+    done = coinwire(tmp_path, "frontier", "--data", str(folder), "--exchange", "kraken", "--json")
+    assert done.returncode == 0, done.stderr
+    assert "pass --exchange" not in done.stderr and json.loads(done.stdout)["assets"] == ["BTC/USDT", "ETH/USDT"]
+    assert {c.exchange for c in load_from_files([folder], exchange="kraken")} == {"kraken"}
+    assert {c.exchange for c in load_from_files([folder / "BTC_USDT-1h.json"], exchange="kraken")} == {"kraken"}
+    # without it, a folder named for an exchange still says it
+    assert {c.exchange for c in load_from_files([shared_data("binance-spot-1h")], ["BTC/USDT", "ETH/USDT"])} == {"binance"}

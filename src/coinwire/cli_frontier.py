@@ -38,7 +38,8 @@ def frontier_command(
     ctx: typer.Context,
     data: Optional[list[Path]] = typer.Option(None, "--data", "-d", help="Candle files or folders (default: the history store)."),
     symbols: Optional[list[str]] = typer.Option(None, "--symbols", "-s", help="Assets, e.g. BTC/USDT,ETH/USDT (default: every one in --data)."),
-    exchange: str = typer.Option("binance", "--exchange", "-x", help="Exchange of the stored history (without --data)."),
+    exchange: Optional[str] = typer.Option(None, "--exchange", "-x", help="Exchange of the stored history (default binance); "
+                                           "with --data, labels the files (a frontier of files needs none)."),
     timeframe: Optional[str] = typer.Option(None, "--timeframe", "-t", help="Bar length (default: the files'; 5m for the store)."),
     window: str = typer.Option("180d", "--window", "-w", help="History used: a duration like 180d or 12h, or 'all'."),
     risk_free: float = typer.Option(fr.DEFAULT_RISK_FREE, "--risk-free", help="Annual risk-free rate for Sharpe ratios."),
@@ -55,7 +56,7 @@ def frontier_command(
     try:
         wanted = _symbols(symbols)
         if data:
-            candles = load_from_files(data, wanted or None, timeframe)
+            candles = load_from_files(data, wanted or None, timeframe, exchange)
         else:
             if not wanted:
                 _fail("symbols_required: name the assets (--symbols BTC/USDT,ETH/USDT) or pass --data")
@@ -65,7 +66,7 @@ def frontier_command(
             except ConfigError as exc:
                 _fail(str(exc))
             store = HistoryStore(default_history_root(settings.data_path))
-            candles = load_from_store(store, exchange, wanted, timeframe or "5m")
+            candles = load_from_store(store, exchange or "binance", wanted, timeframe or "5m")
         est = estimates_from_candles(candles, window, covariance, returns)
         frontier = fr.efficient_frontier(est, upper=max_weight)
         summary = fr.summary(frontier, points, risk_free)

@@ -66,6 +66,8 @@ def run_command(
                        speed)
     except CoinwireError as exc:
         err.print(f"[red]error:[/red] {escape(exc.message)} [dim]({exc.code})[/dim]")
+        if exc.code == "timeframe_unavailable":
+            err.print(f"fix: run again with --param timeframe={escape(str(exc.data.get('data_timeframe')))}")
         raise typer.Exit(2) from None
     rep = outcome.report or {}
     if as_json:
@@ -98,6 +100,8 @@ def _run(strategy: str, mode: str, data: list[str] | None, balance: list[str], p
     config = BacktestConfig(exchange=exchange, balances=balances, fee=fee, fill=fill, liquidity=liquidity,
                             start=parse_time(start, "--start"), end=parse_time(end, "--end"))
     prepared = prepare_any_backtest(strategy, _params(param), data, config, settings_fn().data_path)
+    if prepared.timeframe_note is not None:  # on stderr, so --json output stays one object
+        err.print(f"[yellow]note:[/yellow] {escape(prepared.timeframe_note)} (--param timeframe=... chooses another)")
     with console.status("running backtest", spinner="dots") if sys.stderr.isatty() else _null():
         outcome = finish_backtest(prepared)
     return _keep(outcome, prepared.runtime, save, report, settings_fn)

@@ -208,6 +208,7 @@ def test_a_raising_strategy_fails_with_its_traceback_in_the_log(api: httpx.Clien
         ("ma_cross", {"start": "2021-01-02", "end": "2021-01-01"}, 422, "empty_range", "after its start"),
         ("ma_cross", {"start": 1609459200, "end": 1609459200}, 422, "empty_range", "after its start"),
         ("ma_cross", {"start": "2030-01-01"}, 422, "history_missing", "no candles"),
+        ("ma_cross", {"params": {"timeframe": "5m"}}, 422, "timeframe_unavailable", "use timeframe=1h"),
         ("ma_cross", {"start": "yesterday"}, 422, "invalid_time", "ISO 8601"),
         ("ma_cross", {"data": None}, 422, "history_missing", "history store"),
         ("ma_cross", {"data": "/no/such/file.json"}, 422, "file_not_found", "no such file"),
@@ -233,6 +234,13 @@ def test_bad_start_requests_are_refused_up_front_and_leave_nothing(
     error = r.json()["error"]
     assert error["code"] == code and words in error["message"], error
     assert api.get("/runs").json() == before
+
+
+def test_a_backtest_without_a_timeframe_runs_on_the_datas(api: httpx.Client, data: str) -> None:
+    run = finished(api, start(api, "ma_cross", body(data, params={"fast": 20, "slow": 50})))  # ma_cross declares 5m
+    assert run["status"] == "finished" and run["params"]["timeframe"] == "1h", run
+    log = api.get(f"/runs/{run['run_id']}/log").text
+    assert "timeframe 1h, the data's" in log
 
 
 def test_malformed_bodies_and_unknown_runs(api: httpx.Client) -> None:

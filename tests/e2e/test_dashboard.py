@@ -489,3 +489,24 @@ def test_paper_run_from_allocation_sliders_takes_a_component_input_after_the_mod
     expect(page.get_by_test_id("run-status")).to_have_text("stopped")
     page.wait_for_function("() => Number(document.querySelector('[data-testid=run-price-chart]')?.dataset.markers) >= 1")
     expect(page.locator("[data-component=order_form] [data-action=buy]")).to_be_disabled()
+
+
+def test_fill_markers_show_the_markets_price_decimals(admin_page: Watched, server: ServerProcess) -> None:
+    """A market order that walks the book fills at an average with many decimals; its marker shows the market's (tick 0.01: 2)."""
+    exchanges = _rpc(server, [("get_exchanges", {})])[0]
+    market = next(m for e in exchanges for m in e["markets"] if m["exchange"] == "demo" and m["symbol"] == "BTC/USDT")  # type: ignore[union-attr]
+    decimals = len(market["tick"].partition(".")[2].rstrip("0"))
+    _rpc(server, [("add_virtual_wallet_tx", {"exchange": "demo", "base": "BTC", "movement": "2"})])
+    order = _rpc(server, [("make_order", {"exchange": "demo", "pair": "BTC_USDT", "side": "sell", "type": "market", "size": "1.5"})])[0]
+    avg = order["avg_price"]  # type: ignore[index]
+    assert order["status"] == "done" and len(avg.partition(".")[2]) > decimals, order  # type: ignore[index]
+    page = admin_page.page
+    page.goto("/app/markets")
+    chart = page.get_by_test_id("chart")
+    page.wait_for_function("() => (document.querySelector('[data-testid=chart]')?.dataset.markerLabels || '').includes('S ')")
+    labels = (chart.get_attribute("data-marker-labels") or "").split("\n")
+    assert labels and all(re.fullmatch(rf"[BS] \d{{1,3}}(,\d{{3}})*\.\d{{{decimals}}}", label) for label in labels), labels
+    ours = [float(label[2:].replace(",", "")) for label in labels if label.startswith("S ")]
+    assert any(abs(price - float(avg)) <= 10 ** -decimals / 2 + 1e-9 for price in ours), (avg, labels)
+    page.wait_for_function("() => document.querySelectorAll('[data-testid=chart] canvas').length > 0")
+    shot(admin_page, "markets-fill-marker-decimals")

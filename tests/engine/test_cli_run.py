@@ -77,3 +77,28 @@ def test_a_failing_strategy_exits_1_with_the_cause(tmp_path: Path) -> None:
     assert done.returncode == 1
     out = json.loads(done.stdout)
     assert out["status"] == "failed" and "kaput" in out["error"]
+
+
+def test_no_timeframe_given_runs_on_the_datas_timeframe_and_says_so(tmp_path: Path) -> None:
+    data = str(shared_data() / DATA_1H)  # ma_cross declares 5m
+    done = coinwire(tmp_path, "run", "ma_cross", "--data", data, "--balance", "binance:USDT=10000", "--json")
+    assert done.returncode == 0, done.stderr
+    out = json.loads(done.stdout)
+    assert out["status"] == "finished" and out["error"] is None and out["candles"] == 5482
+    assert "timeframe 1h, the data's" in done.stderr and "default 5m" in done.stderr and "--param timeframe=" in done.stderr
+    log = (tmp_path / "runs" / out["run_id"] / "log.jsonl").read_text()
+    assert "timeframe 1h, the data's" in log  # the stored run remembers why
+    explicit = coinwire(tmp_path, "run", "ma_cross", "--data", data, "--balance", "binance:USDT=10000", "--param", "timeframe=1h", "--json")
+    assert explicit.stdout == done.stdout and "note:" not in explicit.stderr  # the same run as asking for 1h: same id, same report
+
+
+def test_a_timeframe_the_data_cannot_make_is_refused_before_running(tmp_path: Path) -> None:
+    data = str(shared_data() / DATA_1H)
+    done = coinwire(tmp_path, "run", "ma_cross", "--data", data, "--balance", "binance:USDT=10000", "--param", "timeframe=5m", "--json")
+    assert done.returncode == 2 and done.stdout == ""
+    assert "timeframe_unavailable" in done.stderr and "--param timeframe=1h" in done.stderr and "1h candles of BTC/USDT" in done.stderr
+    assert not (tmp_path / "runs").exists()  # refused before running: nothing stored
+    rolled = coinwire(tmp_path, "run", "ma_cross", "--data", data, "--balance", "binance:USDT=10000", "--param", "timeframe=4h",
+                      "--param", "fast=5", "--param", "slow=20", "--json")
+    assert rolled.returncode == 0, rolled.stderr  # a whole multiple of the data's bars is rolled up
+    assert json.loads(rolled.stdout)["status"] == "finished" and "note:" not in rolled.stderr

@@ -21,7 +21,7 @@ import msgspec
 import numpy as np
 
 from coinwire.core.errors import CoinwireError, InvalidInput, NotFound
-from coinwire.engine.backtest import BacktestConfig, BacktestRuntime, Series
+from coinwire.engine.backtest import BacktestConfig, BacktestRuntime, Series, timeframe_ns
 from coinwire.engine.book_backtest import BookBacktestRuntime, capture_instrument
 from coinwire.engine.hub import HubMessage, page
 from coinwire.engine.registry import load_strategy, strategy_name
@@ -30,8 +30,8 @@ from coinwire.engine.runtime import Runtime, StrategyFailed
 from coinwire.engine.strategy import Strategy, StrategyParams, params_json, parse_params
 
 __all__ = [
-    "HEADLINE", "PreparedRun", "prepare_any_backtest", "RunOutcome", "RunStopped", "RunStore", "backtest_run_id", "finish_backtest", "load_candles",
-    "parse_balances", "parse_time", "prepare_backtest", "run_backtest",
+    "HEADLINE", "PreparedRun", "prepare_any_backtest", "RunOutcome", "RunStopped", "RunStore", "backtest_run_id", "finish_backtest",
+    "fit_timeframe", "load_candles", "parse_balances", "parse_time", "prepare_backtest", "run_backtest",
 ]
 
 HEADLINE = ("final_equity", "total_return", "sharpe", "max_drawdown", "entries", "exits", "fees")  # what a run list shows
@@ -131,6 +131,7 @@ class PreparedRun(NamedTuple):
     params: StrategyParams
     name: str
     runtime: BacktestRuntime | BookBacktestRuntime
+    timeframe_note: str | None = None  # says the timeframe was taken from the data (the user gave none), to show them
 
 
 def prepare_any_backtest(
@@ -169,16 +170,66 @@ def prepare_backtest(
 ) -> PreparedRun:
     """Load the strategy, check its parameters, clip the history and fund the wallet set: bad input raises here."""
     cls = load_strategy(strategy_ref)
-    params = parse_params(cls, raw_params)
     series = [c if isinstance(c, Series) else Series.from_candles(c) for c in candles]
     name = strategy_name(cls)
+    raw_params, note = fit_timeframe(cls, name, raw_params, series)
+    params = parse_params(cls, raw_params)
     runtime = runtime_cls(run_id or backtest_run_id(name, params, config, series), series, config)
-    return PreparedRun(cls, params, name, runtime)
+    if note is None:
+        return PreparedRun(cls, params, name, runtime)
+    runtime.logs.append((runtime.now_ns(), "info", note))
+    return PreparedRun(cls, params, name, runtime, note)
+
+
+def fit_timeframe(
+    cls: type[Strategy], name: str, raw_params: dict[str, Any], series: Sequence[Series]
+) -> tuple[dict[str, Any], str | None]:
+    """The strategy's timeframe checked against the candles given, before anything runs.
+
+    Why: a strategy's declared timeframe (ma_cross: 5m) is a guess made without the data; on
+    `BTC_USDT-1h.json` it used to run the whole backtest and fail at the end. So with no
+    `timeframe` given, the data's own timeframe is used (unless the declared one is loaded
+    as it is), and a note says so; a `timeframe` given that the loaded candles cannot make
+    (only whole multiples of the finest loaded bars can be rolled up) is refused with
+    `timeframe_unavailable`, naming the data's timeframe. Strategies without a `timeframe`
+    parameter, or whose symbol is not in the data, are left to the runtime.
+    """
+    declared = cls.parameters()
+    if "timeframe" not in declared or not series:
+        return raw_params, None
+    symbol = raw_params.get("symbol", declared.get("symbol")) if "symbol" in declared else None
+    mine = [s for s in series if s.symbol == symbol] if symbol is not None else list(series)
+    if not mine:
+        return raw_params, None
+    finest: dict[str, Series] = {}  # per symbol: the bars the runtime trades on and rolls up
+    for s in mine:
+        if s.symbol not in finest or s.tf_ns < finest[s.symbol].tf_ns:
+            finest[s.symbol] = s
+    loaded = {s.timeframe for s in mine}
+    data_timeframes = sorted({s.timeframe for s in finest.values()}, key=timeframe_ns)
+    what = f"{' and '.join(data_timeframes)} candles of {', '.join(sorted(finest))}"
+    given = raw_params.get("timeframe")
+    if given is None:
+        default = declared["timeframe"]
+        if default in loaded or len(data_timeframes) != 1:
+            return raw_params, None
+        chosen = data_timeframes[0]
+        return {**raw_params, "timeframe": chosen}, (
+            f"timeframe {chosen}, the data's: {name}'s default {default} is not in the {what}")
+    step = timeframe_ns(str(given))
+    if str(given) in loaded or all(step % s.tf_ns == 0 for s in finest.values()):
+        return raw_params, None
+    raise InvalidInput(
+        "timeframe_unavailable",
+        f"timeframe {given} cannot be made from the {what} (only {data_timeframes[-1]} or a whole multiple of it): "
+        f"use timeframe={data_timeframes[-1]}",
+        timeframe=str(given), data_timeframe=data_timeframes[-1],
+    )
 
 
 def finish_backtest(prepared: PreparedRun) -> RunOutcome:
     """Run a prepared backtest to its end; a raising strategy gives `failed`, a stop request `stopped`."""
-    cls, params, name, runtime = prepared
+    cls, params, name, runtime = prepared.cls, prepared.params, prepared.name, prepared.runtime
     run_id = runtime.run_id
     outcome = RunOutcome(run_id=run_id, strategy=name, mode="backtest", status="finished",
                          params=params_json(params))

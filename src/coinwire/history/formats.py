@@ -317,25 +317,28 @@ def _parse_npy(path: Path) -> tuple[np.ndarray, str | None]:
 
 # --- one file --------------------------------------------------------------------------------------------
 def read_candles(
-    path: Path | str, exchange: str | None = None, symbol: str | None = None, timeframe: str | None = None
+    path: Path | str, exchange: str | None = None, symbol: str | None = None, timeframe: str | None = None,
+    *, default_exchange: str | None = None,
 ) -> Candles:
-    """The candles of one file. Arguments override what the name or content says."""
+    """The candles of one file. Arguments override what the name or content says; `default_exchange`
+    labels a file when neither the arguments, the content nor the folder name say its exchange."""
     path = Path(path)
     hints = name_hints(path)
     if path.name.endswith(".npy"):
         records, folder = _parse_npy(path)
-        key = _key(path, exchange or folder, symbol or hints.symbol, timeframe or hints.timeframe, None)
+        key = _key(path, exchange or folder, symbol or hints.symbol, timeframe or hints.timeframe, None, default_exchange)
         if not len(records):
             raise InvalidInput("empty_file", f"{path} holds no candles", path=str(path))
         return Candles.from_records(*key, records)
     data = _read_bytes(path)
     kind = detect_format(path, data)
     parsed = {"ohlcv_json": _parse_json, "binance_csv": _parse_csv, "binance_capture": _parse_capture}[kind](path, data)
-    return _build(path, kind, parsed, exchange, symbol, timeframe)
+    return _build(path, kind, parsed, exchange, symbol, timeframe, default_exchange)
 
 
 def _build(
-    path: Path, kind: str, parsed: _Parsed, exchange: str | None, symbol: str | None, timeframe: str | None
+    path: Path, kind: str, parsed: _Parsed, exchange: str | None, symbol: str | None, timeframe: str | None,
+    default_exchange: str | None = None,
 ) -> Candles:
     """Candles from parsed rows: arguments over content over the name; the timeframe checked against the rows."""
     hints = name_hints(path)
@@ -349,6 +352,7 @@ def _build(
         symbol or parsed.symbol or hints.symbol,
         timeframe or parsed.timeframe or hints.timeframe,
         spacing,
+        default_exchange,
     )
     if spacing is not None and spacing != timeframe_seconds(timeframe_) and kind != "binance_capture":
         raise InvalidInput(
@@ -375,7 +379,8 @@ def _common_step(steps: np.ndarray) -> int | None:
 
 
 def _key(
-    path: Path, exchange: str | None, symbol: str | None, timeframe: str | None, spacing: int | None
+    path: Path, exchange: str | None, symbol: str | None, timeframe: str | None, spacing: int | None,
+    default_exchange: str | None = None,
 ) -> tuple[str, str, str]:
     if symbol is None:
         raise InvalidInput(
@@ -387,18 +392,21 @@ def _key(
         timeframe = timeframe_of_seconds(spacing)
     timeframe_seconds(timeframe)
     if exchange is None:
-        exchange = _exchange_from_folder(path)
+        exchange = _exchange_from_folder(path, default_exchange)
     return exchange, normalize_symbol(symbol), timeframe
 
 
-def _exchange_from_folder(path: Path) -> str:
-    """freqtrade keeps `user_data/data/<exchange>/`; shared data names folders `binance-spot-1h`."""
+def _exchange_from_folder(path: Path, default: str | None = None) -> str:
+    """freqtrade keeps `user_data/data/<exchange>/`; shared data names folders `binance-spot-1h`.
+    A folder named otherwise gives `default`, for readers that need no exchange (the frontier)."""
     import ccxt  # only when no exchange was given: importing it takes most of a second
 
     folder = path.resolve().parent.name.lower()
     for candidate in (folder, re.split(r"[-_.]", folder)[0]):
         if candidate in ccxt.exchanges:
             return str(candidate)
+    if default is not None:
+        return default
     raise InvalidInput(
         "exchange_required",
         f"{path}: cannot tell the exchange (the folder {folder!r} is not a CCXT exchange id): pass --exchange",
@@ -435,18 +443,19 @@ def file_groups(paths: Iterable[Path | str]) -> list[list[Path]]:
 
 
 def read_files(
-    paths: Iterable[Path | str], exchange: str | None = None, symbol: str | None = None, timeframe: str | None = None
+    paths: Iterable[Path | str], exchange: str | None = None, symbol: str | None = None, timeframe: str | None = None,
+    *, default_exchange: str | None = None,
 ) -> list[Candles]:
     """Candles of several files, one per series (sorted by key): parts of a series are merged,
     later files winning, and capture files of one market are read as one stream."""
     series: dict[tuple[str, str, str], list[Candles]] = defaultdict(list)
     for group in file_groups(paths):
         if len(group) == 1:
-            candles = read_candles(group[0], exchange, symbol, timeframe)
+            candles = read_candles(group[0], exchange, symbol, timeframe, default_exchange=default_exchange)
         else:
             head = _capture_head(group[0]) or b""
             parsed = _capture_candles(group, *_capture_identity(group[0], head))
-            candles = _build(group[0], "binance_capture", parsed, exchange, symbol, timeframe)
+            candles = _build(group[0], "binance_capture", parsed, exchange, symbol, timeframe, default_exchange)
         series[candles.key].append(candles)
     return [concat(parts) for _, parts in sorted(series.items())]
 
@@ -456,6 +465,8 @@ def load_data_arg(
     exchange: str | None = None,
     symbol: str | None = None,
     timeframe: str | None = None,
+    *,
+    default_exchange: str | None = None,
 ) -> list[Candles]:
     """Candles for `--data FILE_OR_DIR`: a file (symbol and timeframe override its name), or every
     candle file in a folder, where symbol and timeframe select the series instead. Files of one
@@ -464,7 +475,7 @@ def load_data_arg(
     if not path.exists():
         raise InvalidInput("file_not_found", f"{path}: no such file or folder", path=str(path))
     if path.is_file():
-        return [read_candles(path, exchange, symbol, timeframe)]
+        return [read_candles(path, exchange, symbol, timeframe, default_exchange=default_exchange)]
     wanted_symbol = normalize_symbol(symbol) if symbol else None
     if timeframe is not None:
         timeframe_seconds(timeframe)
@@ -476,7 +487,7 @@ def load_data_arg(
     ]
     found = [
         c
-        for c in read_files(chosen, exchange)
+        for c in read_files(chosen, exchange, default_exchange=default_exchange)
         if (wanted_symbol is None or c.symbol == wanted_symbol) and (timeframe is None or c.timeframe == timeframe)
     ]
     if not found:

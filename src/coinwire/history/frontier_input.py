@@ -17,7 +17,9 @@ from coinwire.history.candles import Candles, timeframe_seconds
 from coinwire.history.formats import load_data_arg, read_files
 from coinwire.history.store import HistoryStore
 
-__all__ = ["estimates_from_candles", "load_from_files", "load_from_store", "parse_window"]
+__all__ = ["UNNAMED_EXCHANGE", "estimates_from_candles", "load_from_files", "load_from_store", "parse_window"]
+
+UNNAMED_EXCHANGE = "files"  # labels candle files whose exchange nothing says: a frontier compares assets, not exchanges
 
 
 def parse_window(text: str | None) -> int | None:
@@ -62,21 +64,25 @@ def _duplicate(wanted: list[str]) -> None:
 
 
 def load_from_files(
-    paths: Sequence[str | Path], symbols: Sequence[str] | None = None, timeframe: str | None = None
+    paths: Sequence[str | Path], symbols: Sequence[str] | None = None, timeframe: str | None = None,
+    exchange: str | None = None,
 ) -> list[Candles]:
-    """Candles of the chosen symbols from files and folders (every candle file of a folder)."""
+    """Candles of the chosen symbols from files and folders (every candle file of a folder).
+
+    Why no exchange is needed: the frontier compares assets, so a folder named `mydata` is read
+    as it is. `exchange`, when given, labels every file, as `coinwire run --data` does."""
     if not paths:
         raise InvalidInput("no_candle_files", "give candle files or a folder of them")
     found: list[Candles] = []
     files = [Path(p) for p in paths]
     for folder in (p for p in files if p.is_dir()):
-        found.extend(load_data_arg(folder, timeframe=timeframe))
+        found.extend(load_data_arg(folder, exchange, timeframe=timeframe, default_exchange=UNNAMED_EXCHANGE))
     plain = [p for p in files if not p.is_dir()]
     for path in plain:
         if not path.exists():
             raise InvalidInput("file_not_found", f"{path}: no such file or folder", path=str(path))
     if plain:
-        found.extend(read_files(plain))
+        found.extend(read_files(plain, exchange, default_exchange=UNNAMED_EXCHANGE))
     return _pick(found, symbols, timeframe, ", ".join(str(p) for p in paths))
 
 

@@ -16,6 +16,7 @@ import {
   type UTCTimestamp,
 } from "lightweight-charts";
 import type { Candle } from "../api/rpc";
+import * as fmt from "../format";
 
 export interface FillMark {
   time: number; // unix seconds
@@ -81,8 +82,10 @@ export class CandleChart {
   private times: number[] = [];
   private fills: FillMark[] = [];
 
-  constructor(el: HTMLElement, private tz: string, priceDecimals: number) {
+  /** `priceDecimals`: the market's precision, for the price axis and the fill markers' labels alike. */
+  constructor(private el: HTMLElement, private tz: string, private priceDecimals: number) {
     this.chart = timeChart(el, () => this.tz);
+    this.chart.applyOptions({ timeScale: { rightOffset: 12 } }); // room right of the newest bar: its fill label is not cut off
     const minMove = 10 ** -priceDecimals;
     this.candles = this.chart.addSeries(CandlestickSeries, {
       upColor: UP, downColor: DOWN, wickUpColor: UP, wickDownColor: DOWN, borderVisible: false,
@@ -129,7 +132,9 @@ export class CandleChart {
     this.drawFills();
   }
 
-  /** Each fill marked on the bar whose bucket holds its time. */
+  /** Each fill marked on the bar whose bucket holds its time, labelled with its price at the market's precision
+   * (an order's average price has many more decimals). The labels are also on the box's `data-marker-labels`,
+   * one per line: the canvas is not readable text. */
   private drawFills(): void {
     if (!this.times.length) return;
     const marks: SeriesMarker<Time>[] = [];
@@ -142,11 +147,12 @@ export class CandleChart {
         position: f.side === "buy" ? "belowBar" : "aboveBar",
         color: f.side === "buy" ? UP : DOWN,
         shape: f.side === "buy" ? "arrowUp" : "arrowDown",
-        text: this.fills.length > MAX_LABELS ? undefined : `${f.side === "buy" ? "B" : "S"} ${f.price}`,
+        text: this.fills.length > MAX_LABELS ? undefined : `${f.side === "buy" ? "B" : "S"} ${fmt.price(f.price, this.priceDecimals)}`,
       });
     }
     marks.sort((a, b) => (a.time as number) - (b.time as number));
     this.markers.setMarkers(marks);
+    this.el.dataset.markerLabels = marks.map((m) => m.text ?? "").join("\n");
   }
 
   dispose(): void {
