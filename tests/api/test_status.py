@@ -15,7 +15,7 @@ import asyncpg
 import httpx
 import pytest
 
-from coinwire.api.client import RpcClient
+from coinwire.api.client import RpcClient, RpcError
 from tests.conftest import POSTGRES_URL, require_service
 from tests.server import DEMO_EXCHANGES, ServerProcess, free_port
 
@@ -141,6 +141,12 @@ async def test_a_postgresql_store_that_goes_away_degrades_the_server_and_its_ret
             status = await until(lambda: rpc.call("get_status"), lambda s: s["status"] == "degraded")
             assert codes(status["reasons"]) == {("store_unreachable", None)}, status
             assert url not in str(status) and name not in str(status)  # no URL, no database name
+            # a request that must read its session from the store is refused with a stable code, never a 500
+            r = httpx.get(server.http + "/xwrap/v1/status", headers=server.headers, timeout=10)
+            assert r.status_code == 503 and r.json()["error"]["code"] == "store_unavailable", (r.status_code, r.text)
+            with pytest.raises(RpcError) as refused:  # a call that reads the store: the same code
+                await rpc.call("list_recent_orders")
+            assert refused.value.data["code"] == "store_unavailable", refused.value
             code, ready = readyz(server)
             assert code == 503 and ready["ready"] is False and ready["checks"]["store"] is False
             assert ready["status"] == "degraded" and codes(ready["reasons"]) == {("store_unreachable", None)}
@@ -148,7 +154,10 @@ async def test_a_postgresql_store_that_goes_away_degrades_the_server_and_its_ret
             await _admin(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
             await until(lambda: rpc.call("get_status"), online)
             assert readyz(server)[0] == 200
-            # and goes for good: still an answer, never an error
+            assert await rpc.call("list_recent_orders") == []
+        # a connection confirmed less than 10 s ago needs no store for get_status: a fresh one for what follows
+        async with RpcClient(server.ws) as rpc:
+            # the database goes for good: still an answer, never an error
             await _admin(f'DROP DATABASE "{name}" WITH (FORCE)')
             status = await until(lambda: rpc.call("get_status"), lambda s: s["status"] == "degraded")
             assert codes(status["reasons"]) == {("store_unreachable", None)}, status
