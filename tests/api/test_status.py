@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import signal
+import socket
+import subprocess
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +19,7 @@ import httpx
 import pytest
 
 from coinwire.api.client import RpcClient, RpcError
-from tests.conftest import POSTGRES_URL, require_service
+from tests.conftest import POSTGRES_URL, REQUIRE_SERVICES, require_service
 from tests.server import DEMO_EXCHANGES, ServerProcess, free_port
 
 EX = "demo"
@@ -204,5 +207,75 @@ async def test_a_sqlite_store_whose_journal_helper_stops_degrades_the_server(tmp
         server.start()  # the next start applies what the journal kept
         async with RpcClient(server.ws) as rpc:
             assert online(await rpc.call("get_status"))
+    finally:
+        server.stop()
+
+
+# --- a bus and a cache that go away, then come back -------------------------------------------------
+class Service:
+    """A private nats-server or redis-server on a free loopback port, stopped and started again on that port."""
+
+    def __init__(self, name: str, argv: Callable[[int], list[str]]) -> None:
+        binary = shutil.which(name) or next((p for p in (f"/usr/sbin/{name}", f"/usr/bin/{name}") if os.path.exists(p)), None)
+        if binary is None:
+            if REQUIRE_SERVICES:
+                pytest.fail(f"{name} is not installed, and COINWIRE_REQUIRE_SERVICES=1 requires it")
+            pytest.skip(f"{name} is not installed")
+        self.port = free_port()
+        self.argv = [binary, *argv(self.port)]
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(self.argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
+                return
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(10)
+
+
+@pytest.fixture
+def nats_and_redis(tmp_path: Path) -> Iterator[tuple[Service, Service]]:
+    nats = Service("nats-server", lambda port: ["-a", "127.0.0.1", "-p", str(port), "-js", "-sd", str(tmp_path / "nats")])
+    redis = Service("redis-server", lambda port: ["--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no",
+                                                  "--dir", str(tmp_path)])
+    try:
+        nats.start()
+        redis.start()
+        yield nats, redis
+    finally:
+        nats.stop()
+        redis.stop()
+
+
+async def test_a_bus_or_cache_that_goes_away_degrades_the_server_until_it_is_back(
+    tmp_path: Path, nats_and_redis: tuple[Service, Service]
+) -> None:
+    nats, redis = nats_and_redis
+    server = ServerProcess(tmp_path / "server", env={"COINWIRE_BUS_URL": f"nats://127.0.0.1:{nats.port}",
+                                                     "COINWIRE_CACHE_URL": f"redis://127.0.0.1:{redis.port}/0"})
+    server.data_dir.mkdir()
+    server.start()
+    try:
+        for service, reason in ((redis, "cache_unreachable"), (nats, "bus_unreachable")):
+            async with RpcClient(server.ws) as rpc:
+                assert online(await rpc.call("get_status"))
+                service.stop()
+                status = await until(lambda: rpc.call("get_status"), lambda s: s["status"] == "degraded")
+                assert codes(status["reasons"]) == {(reason, None)}, status
+                code, ready = readyz(server)
+                assert code == 503 and ready["reasons"] == status["reasons"], ready
+                service.start()
+                await until(lambda: rpc.call("get_status"), online)
+                assert readyz(server)[0] == 200
     finally:
         server.stop()
