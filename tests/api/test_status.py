@@ -19,7 +19,8 @@ import httpx
 import pytest
 
 from coinwire.api.client import RpcClient, RpcError
-from tests.conftest import POSTGRES_URL, REQUIRE_SERVICES, require_service
+from tests.conftest import POSTGRES_URL, REQUIRE_SERVICES, require_service, shared_data
+from tests.feeds.binance_server import RecordedBinance, ServerRunner, load_capture
 from tests.server import DEMO_EXCHANGES, ServerProcess, free_port
 
 EX = "demo"
@@ -279,3 +280,31 @@ async def test_a_bus_or_cache_that_goes_away_degrades_the_server_until_it_is_bac
                 assert readyz(server)[0] == 200
     finally:
         server.stop()
+
+
+# --- a feed whose venue fails for a while -----------------------------------------------------------
+async def test_a_feed_that_stops_flowing_degrades_its_exchange_until_it_flows_again(tmp_path: Path) -> None:
+    """A paper exchange mirroring a local Binance (recorded data) whose depth endpoint fails three times in a row."""
+    venue = RecordedBinance(load_capture(shared_data("binance-spot-l2", "btcusdt_20240808.gz"), 3000))
+    binance = ServerRunner(venue)
+    await binance.start()
+    mirror = {"name": "mirror", "feed": "ccxt", "ccxt_id": "binance", "symbols": ["BTC/USDT"], "poll_interval": 0.05,
+              "ccxt_websocket": False, "ccxt_urls": binance.urls(), "ccxt_options": {"fetchMarkets": {"types": ["spot"]}}}
+    server = ServerProcess(tmp_path, exchanges=[*DEMO_EXCHANGES, mirror])
+    server.start(wait_ready=False)  # the local Binance answers from this test's event loop: no blocking wait
+    try:
+        await until(lambda: readyz_when_listening(server),
+                    lambda a: a is not None and a[0] == 200 and a[1]["status"] == "online", timeout=60)
+        async with RpcClient(server.ws) as rpc:
+            assert online(await rpc.call("get_status"))
+            venue.fail("depth", 500, 503, 500)  # about 3.5 s of the feed's backoff
+            status = await until(lambda: rpc.call("get_status"), lambda s: s["status"] == "degraded")
+            assert status["reasons"] == [{"code": "feed_stale", "exchange": "mirror", "symbols": ["BTC/USDT"],
+                                          "message": "market data for BTC/USDT on exchange mirror is not flowing "
+                                                     "(the feed is retrying)"}], status
+            assert status["exchanges"] == {EX: "ready", "mirror": "degraded"}
+            venue.advance(300)
+            await until(lambda: rpc.call("get_status"), online)
+    finally:
+        server.stop()
+        await binance.stop()
