@@ -308,3 +308,21 @@ async def test_a_feed_that_stops_flowing_degrades_its_exchange_until_it_flows_ag
     finally:
         server.stop()
         await binance.stop()
+
+
+async def test_a_feed_that_stopped_with_an_error_is_named(tmp_path: Path) -> None:
+    """A replay feed whose recording is missing: it announces its market, then its task ends with an error."""
+    missing = tmp_path / "missing-capture.gz"
+    exchanges = [*DEMO_EXCHANGES, {"name": "rec", "feed": "replay", "replay_paths": [str(missing)]}]
+    server = ServerProcess(tmp_path, exchanges=exchanges)
+    server.start(wait_ready=False)
+    try:
+        status = await until(lambda: readyz_when_listening(server),
+                             lambda a: a is not None and a[1]["exchanges"].get(EX) == "ready" and a[1]["status"] == "degraded"
+                             and ("feed_stopped", "rec") in codes(a[1]["reasons"]))
+        assert codes(status[1]["reasons"]) == {("feed_stopped", "rec"), ("book_not_synced", "rec")}, status
+        assert status[0] == 200 and "missing-capture" not in str(status)  # no path
+        async with RpcClient(server.ws) as rpc:
+            assert (await rpc.call("get_status"))["reasons"] == status[1]["reasons"]
+    finally:
+        server.stop()

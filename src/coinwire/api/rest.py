@@ -121,7 +121,7 @@ def _endpoint(api: Api, method_name: str, path: str) -> Any:
             response = json_response(result)
         except CoinwireError as exc:
             response = error_response(exc)
-        except Exception as exc:  # a bug: log it, and still answer in the documented error shape
+        except Exception as exc:  # a bug (log it) or a database outage; either way the documented error shape
             if store_unreachable(exc):  # not a bug: an outage of the database
                 response = error_response(store_unavailable())
             else:
