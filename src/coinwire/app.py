@@ -21,6 +21,7 @@ from coinwire.private_files import private_dir
 from coinwire.services import metrics
 from coinwire.services.candles import CandleRecorder
 from coinwire.services.gateway import Gateway
+from coinwire.services.health import Health
 from coinwire.services.market_data import MarketData, build_streamer, ticker_configs
 from coinwire.services.ohlcv import OhlcvQuery
 from coinwire.services.public_trades import PublicTrades
@@ -80,7 +81,8 @@ class Platform:
         # each market's recent public trades (a ring per market) and the `public_trades` push channel
         self.public_trades = PublicTrades(self.bus)
         self.public_trades.listeners.append(self.notifier.on_public_trade)
-        self.api = Api(self.gateway, self.notifier)
+        self.health = Health(self.store, self.bus, self.cache, self.gateway)  # what /readyz and get_status answer
+        self.api = Api(self.gateway, self.notifier, self.health)
         self.feeds = [build_feed(cfg) for cfg in settings.exchanges]
         # candles: 1m/1h from public trades, written in batches; charts read them with the history store
         self.candle_writer = CandleWriter(self.store)
@@ -141,6 +143,7 @@ class Platform:
             raise
         except Exception:
             log.exception("feed stopped with an error", exchange=name)
+            self.health.feed_stopped(name)
             exchange = self.gateway.exchanges.get(name)
             if exchange is not None:
                 await self.gateway._set_status(exchange, "degraded")
@@ -155,6 +158,7 @@ class Platform:
         await self.public_trades.close()
         await self.notifier.close()
         await self.ohlcv_streams.close()
+        await self.health.close()
         await self.candles.close()
         await self.candle_writer.close()
         await self.gateway.close()
@@ -163,15 +167,5 @@ class Platform:
         await self.store.close()
 
     async def readiness(self) -> dict[str, Any]:
-        """Each port's health; ready only when the store, bus and cache all answer."""
-        checks: dict[str, bool] = {}
-        for name, port in (("store", self.store), ("bus", self.bus), ("cache", self.cache)):
-            try:
-                checks[name] = bool(await asyncio.wait_for(port.ping(), 2.0))
-            except Exception:
-                checks[name] = False
-        return {
-            "ready": all(checks.values()),
-            "checks": checks,
-            "exchanges": {n: e.status for n, e in self.gateway.exchanges.items()},
-        }
+        """The process's health (services/health.py): `ready` when the store, bus and cache answer; `status` and `reasons`."""
+        return await self.health.report()

@@ -169,7 +169,7 @@ async def test_ticker_push_channel_with_patterns(setup: Setup) -> None:
     usdt, everything, silent = (CallContext("rpc", send, viewer) for _ in range(3))
     for ctx in (usdt, everything, silent):
         notifier.add(ctx)
-    api = Api(None, notifier)  # type: ignore[arg-type]  # `subscribe` needs only the notifier
+    api = Api(None, notifier, None)  # type: ignore[arg-type]  # `subscribe` needs only the notifier
     answer = await subscribe(api, P.SubscribeParams(channels=["ticker"], tickers=["binance.usdt.*"]), usdt)
     assert answer == {"channels": ["echo_ret", "exchstatus", "ticker"], "tickers": ["ticker.binance.usdt.*"]}
     await subscribe(api, P.SubscribeParams(channels=["ticker"]), everything)

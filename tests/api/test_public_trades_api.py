@@ -120,7 +120,7 @@ async def test_public_trades_channel_with_patterns(rig: Rig) -> None:
     btc_only, everything, silent, ticker_only = (CallContext("rpc", sender(n), viewer) for n in range(4))
     for ctx in (btc_only, everything, silent, ticker_only):
         rig.notifier.add(ctx)
-    api = Api(None, rig.notifier)  # type: ignore[arg-type]  # `subscribe` needs only the notifier
+    api = Api(None, rig.notifier, None)  # type: ignore[arg-type]  # `subscribe` needs only the notifier
     answer = await subscribe(api, P.SubscribeParams(channels=["public_trades"], public_trades=["binance.usdt.btc"]), btc_only)
     assert answer == {"channels": ["echo_ret", "exchstatus", "public_trades"], "public_trades": ["trade.binance.usdt.btc"]}
     everything_answer = await subscribe(api, P.SubscribeParams(channels=["public_trades"]), everything)

@@ -8,6 +8,7 @@ import pytest
 
 from coinwire.auth.ratelimit import MemoryBuckets, RedisBuckets, bucket_step, limiter_from_url
 from tests.conftest import require_service
+from tests.server import free_port
 
 
 def test_bucket_step_refills_at_the_rate_up_to_the_burst() -> None:
@@ -44,3 +45,15 @@ async def test_redis_buckets_share_one_budget_across_clients() -> None:
     finally:
         await one.close()
         await two.close()
+
+
+async def test_redis_buckets_that_cannot_reach_redis_keep_limiting_in_process() -> None:
+    """A Redis that does not answer (a closed local port): the limits still hold, in this process, instead of failing every request."""
+    buckets = RedisBuckets(f"redis://127.0.0.1:{free_port()}/0")
+    try:
+        waits = [await buckets.take("ip:a", 1.0, 3.0) for _ in range(4)]
+        assert waits[:3] == [0.0] * 3 and 0 < waits[3] <= 1.0
+        assert buckets.unreachable
+        assert await buckets.take("ip:b", 1.0, 3.0) == 0.0  # still one bucket per key
+    finally:
+        await buckets.close()

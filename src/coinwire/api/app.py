@@ -106,7 +106,7 @@ def create_app(settings: Settings) -> FastAPI:
 
     @app.get("/readyz", tags=["ops"])
     async def readyz() -> Response:
-        """Readiness: store, bus and cache answer (exchange statuses are reported alongside)."""
+        """Readiness: 200 when the store, bus and cache answer, 503 otherwise; `status` and `reasons` as get_status has them."""
         report = await platform.readiness()
         return json_response(report, 200 if report["ready"] else 503)
 

@@ -33,6 +33,7 @@ from coinwire.core.numbers import to_units
 from coinwire.core.orders import OrderType, Side
 from coinwire.core.symbols import symbol_token
 from coinwire.services.gateway import Gateway, OrderRequest
+from coinwire.services.health import Health
 from coinwire.services.ohlcv import ohlcv_points
 
 if TYPE_CHECKING:
@@ -100,9 +101,10 @@ def _as_sent(raw: dict[str, Any] | None) -> dict[str, Any]:
 class Api:
     """Validates parameters, calls the gateway, shapes results; shared by every transport."""
 
-    def __init__(self, gateway: Gateway, notifier: Notifier) -> None:
+    def __init__(self, gateway: Gateway, notifier: Notifier, health: Health) -> None:
         self.gateway = gateway
         self.notifier = notifier
+        self.health = health  # get_status's `status` and `reasons`, the same as /readyz's
         self.wallets = WalletViews(gateway)
         self.owners: Owners | None = None  # set by the platform once the store is open
         self.auth: AuthService | None = None  # authenticates WebSocket connections (set by the platform)
@@ -290,14 +292,16 @@ async def unsubscribe(api: Api, p: P.SubscribeParams, ctx: CallContext) -> Any:
 
 @method("get_status", P.NoParams)
 async def get_status(api: Api, p: P.NoParams, ctx: CallContext) -> Any:
-    """Status of the gateway and its configuration."""
+    """Status of the gateway and its configuration: `online`, or `degraded` with the `reasons` (as /readyz has them)."""
     gw = api.gateway
+    health = await api.health.report()
     currencies = sorted({c for ex in gw.exchanges.values() for c in ex.currencies()})
     return {
-        "status": "online",
+        "status": health["status"],
+        "reasons": health["reasons"],
         "version": __version__,
         "config": {"currencies": currencies, "exchanges": sorted(gw.exchanges)},
-        "exchanges": {name: ex.status for name, ex in gw.exchanges.items()},
+        "exchanges": health["exchanges"],
     }
 
 

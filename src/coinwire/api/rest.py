@@ -23,6 +23,7 @@ from coinwire.api.json_input import decode_json
 from coinwire.api.methods import Api
 from coinwire.core.errors import CoinwireError
 from coinwire.services import metrics
+from coinwire.store.outage import store_unavailable, store_unreachable
 
 __all__ = ["XWRAP_ROUTES", "add_xwrap_routes", "error_response", "json_response"]
 
@@ -121,9 +122,12 @@ def _endpoint(api: Api, method_name: str, path: str) -> Any:
             response = json_response(result)
         except CoinwireError as exc:
             response = error_response(exc)
-        except Exception:  # a bug: log it, and still answer in the documented error shape
-            log.exception("http route failed", route=path, method=method_name)
-            response = json_response({"error": {"code": "internal_error", "message": "Internal error"}}, 500)
+        except Exception as exc:  # a bug (log it) or a database outage; either way the documented error shape
+            if store_unreachable(exc):  # not a bug: an outage of the database
+                response = error_response(store_unavailable())
+            else:
+                log.exception("http route failed", route=path, method=method_name)
+                response = json_response({"error": {"code": "internal_error", "message": "Internal error"}}, 500)
         metrics.REQUEST_LATENCY.labels("http", path).observe(time.perf_counter() - start)
         return response
 

@@ -39,6 +39,7 @@ from coinwire.auth.errors import RateLimited, Unauthenticated
 from coinwire.api.methods import Api
 from coinwire.core.errors import CoinwireError
 from coinwire.services import metrics
+from coinwire.store.outage import store_unavailable, store_unreachable
 
 __all__ = ["handle_rpc_call", "rpc_asgi", "rpc_error"]
 
@@ -99,9 +100,13 @@ async def handle_rpc_call(api: Api, request: Any, ctx: CallContext) -> dict[str,
         response: dict[str, Any] = {"jsonrpc": "2.0", "result": result, "id": rid}
     except CoinwireError as exc:
         response = rpc_error(rid, exc.rpc_code, exc.message, exc.to_dict())
-    except Exception:
-        log.exception("rpc method failed", method=name)
-        response = rpc_error(rid, INTERNAL_ERROR, "Internal error", {"code": "internal_error"})
+    except Exception as exc:
+        if store_unreachable(exc):  # not a bug: an outage of the database
+            unavailable = store_unavailable()
+            response = rpc_error(rid, unavailable.rpc_code, unavailable.message, unavailable.to_dict())
+        else:
+            log.exception("rpc method failed", method=name)
+            response = rpc_error(rid, INTERNAL_ERROR, "Internal error", {"code": "internal_error"})
     metrics.REQUEST_LATENCY.labels("rpc", name).observe(time.perf_counter() - start)
     return None if is_notification else response
 

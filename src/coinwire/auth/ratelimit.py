@@ -3,7 +3,9 @@
 A bucket holds up to `burst` tokens and refills at `rate` per second; a request takes one.
 `take()` answers 0 when the request may go, else the seconds until a token is back (the
 `Retry-After`). The Redis bucket runs the same arithmetic in one Lua script, so processes
-behind a load balancer share one budget per key.
+behind a load balancer share one budget per key. While Redis does not answer, the buckets
+are this process's own (as in the embedded setup) until it answers again: the limits still
+hold, per process, and an outage of the cache does not refuse every request.
 """
 
 from __future__ import annotations
@@ -14,8 +16,12 @@ from collections.abc import Callable
 from typing import Protocol
 
 import redis.asyncio
+import redis.exceptions
+import structlog
 
 __all__ = ["RateLimiter", "MemoryBuckets", "RedisBuckets", "limiter_from_url", "bucket_step"]
+
+log = structlog.get_logger("coinwire.auth")
 
 
 def bucket_step(tokens: float, stamp: float, now: float, rate: float, burst: float) -> tuple[float, float]:
@@ -73,9 +79,21 @@ class RedisBuckets:
         self._client = redis.asyncio.Redis.from_url(url)
         self._prefix = f"{namespace}:rl:"
         self._script = self._client.register_script(_LUA)
+        self._local = MemoryBuckets()  # while Redis does not answer
+        self.unreachable = False
 
     async def take(self, key: str, rate: float, burst: float) -> float:
-        return float(await self._script(keys=[self._prefix + key], args=[rate, burst]))
+        try:
+            wait = float(await self._script(keys=[self._prefix + key], args=[rate, burst]))
+        except (redis.exceptions.RedisError, OSError):
+            if not self.unreachable:  # logged once an outage, not once a request
+                self.unreachable = True
+                log.warning("rate limits: Redis does not answer; this process keeps its own buckets until it does")
+            return await self._local.take(key, rate, burst)
+        if self.unreachable:
+            self.unreachable = False
+            log.warning("rate limits: Redis answers again; buckets are shared again")
+        return wait
 
     async def clear(self, key: str) -> None:
         await self._client.delete(self._prefix + key)

@@ -10,6 +10,7 @@ from sqlalchemy.exc import IntegrityError
 
 from coinwire.core.errors import Conflict
 from coinwire.store import Store
+from coinwire.store.outage import store_unavailable, store_unreachable
 from coinwire.store.tables import api_keys, orders, owners, sessions, users, wallet_sets
 
 __all__ = ["AuthRepository"]
@@ -22,12 +23,22 @@ class AuthRepository:
         self.store = store
 
     async def _rows(self, statement: Any) -> list[dict[str, Any]]:
-        async with self.store.engine.connect() as conn:
-            return [dict(r._mapping) for r in await conn.execute(statement)]
+        try:
+            async with self.store.engine.connect() as conn:
+                return [dict(r._mapping) for r in await conn.execute(statement)]
+        except Exception as exc:
+            if store_unreachable(exc):  # every request's session check: an outage answers 503, not a 500
+                raise store_unavailable() from exc
+            raise
 
     async def _write(self, statement: Any) -> int:
-        async with self.store.engine.begin() as conn:
-            return int((await conn.execute(statement)).rowcount or 0)
+        try:
+            async with self.store.engine.begin() as conn:
+                return int((await conn.execute(statement)).rowcount or 0)
+        except Exception as exc:
+            if store_unreachable(exc):
+                raise store_unavailable() from exc
+            raise
 
     # --- users -------------------------------------------------------------------------------
     async def count_users(self) -> int:
