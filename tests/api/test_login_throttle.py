@@ -72,3 +72,14 @@ def test_made_up_names_from_one_address_never_lock_out_an_existing_users_right_p
         r = sign_in(server, "admin", ADMIN_PASSWORD)
     assert r.status_code == 200, r.text
     assert time.monotonic() - start <= ADDRESS_PAUSE + 2
+
+
+def test_a_spray_that_never_stops_never_locks_out_an_existing_users_right_password(server: ServerProcess) -> None:
+    """The address stays past its ceiling (made-up names every try), and the admin still signs in at the first try."""
+    for round_ in range(3):
+        answers = [sign_in(server, f"endless-{round_}-{i}-{uuid.uuid4().hex[:6]}", "Winter2026!") for i in range(25)]
+        assert all(r.status_code in (401, 429) for r in answers)
+        assert answers[-1].status_code == 429  # the spray itself is refused past the ceiling
+        assert sign_in(server, "admin", ADMIN_PASSWORD).status_code == 200, round_
+    wrong = sign_in(server, "admin", "not-the-admin-password")  # a wrong password past the ceiling: refused, counted
+    assert wrong.status_code == 429 and wrong.json()["error"]["code"] == "login_locked"

@@ -363,3 +363,20 @@ async def test_add_virtual_wallet_tx_refuses_wallet_id_rather_than_ignoring_it(r
     await rpc.call("deactivate_wallet_set", set_id=set_id)
     after = await rpc.call("get_total_wallet_set")
     assert [(w["currency"], w["balance"]) for w in after["wallets"]] == [(w["currency"], w["balance"]) for w in before["wallets"]]
+
+
+async def test_an_id_that_cannot_come_back_as_sent_is_refused(server: ServerProcess) -> None:
+    """JSON-RPC ids are strings, integers or null: a fraction would come back as text, an object or list is no id."""
+    import websockets
+    import msgspec
+
+    async with websockets.connect(server.ws) as ws:
+        for raw_id in ("1.5", "1e400", "{\"a\": 1}", "[1]", "true"):
+            await ws.send('{"jsonrpc": "2.0", "method": "echo", "params": {}, "id": %s}' % raw_id)
+            answer = msgspec.json.decode(await asyncio.wait_for(ws.recv(), 10))
+            assert answer["id"] is None and answer["error"]["code"] == -32600, (raw_id, answer)
+            assert answer["error"]["data"]["code"] == "invalid_id"
+        for good in ('"x-1"', "7", "null"):
+            await ws.send('{"jsonrpc": "2.0", "method": "echo", "params": {"ok": 1}, "id": %s}' % good)
+            answer = msgspec.json.decode(await asyncio.wait_for(ws.recv(), 10))
+            assert answer["result"] == {"ok": 1} and answer["id"] == msgspec.json.decode(good), answer

@@ -201,6 +201,21 @@ async def test_another_users_run_id_answers_like_an_unknown_run(server: ServerPr
         await tom.call("cancel_order", order_id=mine["id"])
 
 
+async def test_a_refused_call_claims_no_label(server: ServerProcess, tokens: dict[str, str]) -> None:
+    """A label named by a call that is then refused stays free: a refused call changes nothing for anyone."""
+    wallets = [{"exchange": "demo", "currency": "USDT", "allocation": "1"}]
+    async with connect(server, tokens["tess"]) as tess, connect(server, tokens["tom"]) as tom:
+        params = await resting_params(tom)
+        squat, empty = fresh("squat"), fresh("empty")
+        bad = await error_of(tom.call("make_order", client_oid=fresh("r"), run_id=squat, **{**params, "size": "abc"}))
+        assert bad["code"] == "invalid_number"
+        assert (await error_of(tom.call("create_wallet_set", run_id=empty, wallets=[])))["code"] == "bad_wallet_config"
+        # both labels are still free: the first user to use one in an accepted call owns it
+        assert (await tess.call("create_wallet_set", run_id=squat, wallets=wallets))["id"]
+        assert (await tess.call("make_order", client_oid=fresh("r"), run_id=empty, **params))["id"]
+        assert (await error_of(tom.call("create_wallet_set", run_id=squat, wallets=wallets)))["code"] == "unknown_run"
+
+
 def _usdt(view: dict[str, Any]) -> str:
     """The USDT balance of an aggregate view (`0` when it holds none)."""
     return next((w["balance"] for w in view["wallets"] if w["currency"] == "USDT"), "0")

@@ -133,10 +133,13 @@ class Api:
         if owners is None or principal is None:
             return await entry.handler(self, parsed, ctx)
         audited = self.audit is not None and ctx.transport == "rpc" and RPC_RULES[name].action != "read"
+        claimed = None
         try:
-            owners.check_params(name, raw or {}, principal)
+            claimed = owners.check_params(name, raw or {}, principal)
             result = owners.after(name, raw or {}, await entry.handler(self, parsed, ctx), principal)
         except CoinwireError as exc:
+            if claimed is not None:  # refused: the labels it claimed are free again
+                owners.release(claimed)
             if audited:
                 self.audit.record_call(principal, name, raw or {}, exc.code)  # type: ignore[union-attr]
             raise

@@ -110,13 +110,32 @@ class Owners:
             code, message = _NOT_FOUND[kind]
             raise NotFound(code, message.format(id=resource_id))
 
-    def check_params(self, method: str, raw: dict[str, Any], principal: Principal) -> None:
+    def check_params(self, method: str, raw: dict[str, Any], principal: Principal) -> list[tuple[str, str]] | None:
+        """Raise unless every resource the call names is the caller's; returns the new labels it claimed (or None).
+
+        A label never seen before is claimed here, before the call runs, so two users cannot
+        both take it; the caller gives the claims back (`release`) if the call is refused, as a
+        refused call changes nothing for anyone.
+        """
+        claimed: list[tuple[str, str]] | None = None
         for kind, param in OWNED_PARAMS.get(method, ()):
             value = raw.get(param)
             if value is not None:
-                if kind in _CLAIMED_ON_FIRST_USE and (kind, str(value)) not in self._owner:
-                    self.record(kind, value, principal)  # a new label: the caller's (claimed now, so no race)
-                self.require(kind, value, principal)
+                key = (kind, str(value))
+                if kind in _CLAIMED_ON_FIRST_USE and key not in self._owner:
+                    self._owner[key] = principal.user_id  # a new label: the caller's (claimed now, so no race)
+                    claimed = [*(claimed or ()), key]
+                try:
+                    self.require(kind, value, principal)
+                except NotFound:
+                    self.release(claimed)
+                    raise
+        return claimed
+
+    def release(self, claimed: list[tuple[str, str]] | None) -> None:
+        """Give back labels a refused call claimed (`check_params`): free again for anyone."""
+        for key in claimed or ():
+            self._owner.pop(key, None)
 
     def after(self, method: str, raw: dict[str, Any], result: Any, principal: Principal) -> Any:
         """Record what a call created; narrow list results to the caller's own."""

@@ -48,6 +48,7 @@ log = structlog.get_logger("coinwire.rpc")
 _json_encode = msgspec.json.Encoder().encode
 _json_decode = REQUEST_DECODER.decode  # exact decimals for JSON numbers (see api.json_input)
 
+_ID_TYPES = frozenset({str, int, type(None)})  # JSON-RPC 2.0 ids; fractions SHOULD NOT be used, objects and lists may not
 PARSE_ERROR, INVALID_REQUEST, METHOD_NOT_FOUND, INVALID_PARAMS, INTERNAL_ERROR = -32700, -32600, -32601, -32602, -32603
 RATE_LIMITED = RateLimited.rpc_code
 
@@ -83,6 +84,8 @@ async def handle_rpc_call(api: Api, request: Any, ctx: CallContext) -> dict[str,
         return rpc_error(rid, INVALID_REQUEST, "Invalid Request: need jsonrpc '2.0' and a method name", {"code": "invalid_request"})
     is_notification = "id" not in request
     rid = request.get("id")
+    if type(rid) not in _ID_TYPES:  # an answer must carry the id as sent: a fraction would come back as text
+        return rpc_error(None, INVALID_REQUEST, "Invalid Request: id must be a string, an integer or null", {"code": "invalid_id"})
     name = request["method"]
     params = request.get("params", {})
     if len(request) > 2 + ("params" in request) + (not is_notification):  # members beyond jsonrpc, method, params, id

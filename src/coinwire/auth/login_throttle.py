@@ -5,10 +5,13 @@ try waits a pause that doubles from `base` (1 s) up to `cap` (15 minutes), even 
 right password (or the pause would tell a guess right from wrong); a success clears it.
 
 Trying many user names from one address (spraying, or made-up names): the address may fail
-`address_burst` times (20), after that once per `address_every` seconds (5). A pause of the
-address alone is never longer than that, so failures with other or unknown names from an
-address (a proxy shared with an attacker) hold back an existing user's right password by at
-most `address_every` seconds, never by the pair's doubling pauses.
+`address_burst` times (20), after that once per `address_every` seconds (5). Past that
+ceiling a name that has never failed from the address still gets its try (an existing user's
+right password signs in; anything else is refused `login_locked` and counts), so failures
+with other or unknown names from an address (a proxy shared with an attacker, spraying
+without end) never hold back an existing user's right password at all, and a sprayer still
+gets one try per name. The sign-in service answers a made-up name's try there without
+hashing (after as long as a hash takes), so a spray costs no CPU.
 
 The user name is kept as a digest only (it may be a password typed into the wrong field).
 Pure arithmetic over the clock the caller passes; memory is bounded by `max_keys`.
@@ -43,14 +46,28 @@ class LoginThrottle:
         left, stamp = self._addresses.get(address, (self.address_burst, now))
         return min(self.address_burst, left + max(0.0, now - stamp) / self.address_every)
 
-    def check(self, name: str, address: str, now: float) -> None:
-        """Raise `login_locked` while this name is paused at this address, or the address used up its failures."""
-        wait = self._pairs.get((name, address), (0, 0.0))[1] - now
-        left = self._allowance(address, now)
-        if left < 1.0:
-            wait = max(wait, (1.0 - left) * self.address_every)
+    def check(self, name: str, address: str, now: float) -> bool:
+        """Raise `login_locked` while this name is paused at this address, or the address used up its failures.
+
+        Returns True for the one exception: the address is over its ceiling, but this name has
+        never failed from it. That try is let through (the caller checks the password, and
+        answers a wrong one `login_locked` like a refused try, via `address_wait`), so a spray
+        of other names, however long it goes on, never locks out an existing user's right
+        password; the sprayer gains one try per name, as if it were under the ceiling.
+        """
+        pair = self._pairs.get((name, address))
+        wait = (pair[1] if pair is not None else 0.0) - now
         if wait > 0:
             raise RateLimited("login_locked", "too many failed sign-ins: wait before trying again", wait)
+        if self._allowance(address, now) < 1.0:
+            if pair is None:
+                return True
+            raise RateLimited("login_locked", "too many failed sign-ins: wait before trying again", self.address_wait(address, now))
+        return False
+
+    def address_wait(self, address: str, now: float) -> float:
+        """Seconds until the address may fail once more."""
+        return max(0.0, (1.0 - self._allowance(address, now)) * self.address_every)
 
     def failed(self, name: str, address: str, now: float) -> None:
         count = self._pairs.get((name, address), (0, 0.0))[0] + 1

@@ -12,6 +12,7 @@ service ends early (logout, a revoked key, a new password, a disabled user) is t
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import re
@@ -25,7 +26,7 @@ import structlog
 
 from coinwire.auth.abilities import PLANS, ROLES, SCOPES, Principal
 from coinwire.auth.endings import KEY_REVOKED, SESSION_REVOKED, USER_DISABLED, CredentialsEnded
-from coinwire.auth.errors import Forbidden, Unauthenticated
+from coinwire.auth.errors import Forbidden, RateLimited, Unauthenticated
 from coinwire.auth.login_throttle import LoginThrottle, name_digest
 from coinwire.auth.passwords import DUMMY_HASH, check_password_rules, hash_password, needs_rehash, verify_password
 from coinwire.auth.repository import AuthRepository
@@ -59,6 +60,7 @@ class AuthService:
         self.signer = signer
         self.clock = clock
         self.throttle = throttle or LoginThrottle()
+        self._verify_seconds = 0.05  # how long a password check takes (a moving average): a refusal without one waits as long
         # told of every credential ended early; called inline, after the store has it (see `coinwire.api.connections`)
         self.listeners: list[Callable[[CredentialsEnded], None]] = []
 
@@ -123,13 +125,23 @@ class AuthService:
     async def login(self, username: str, password: str, client_ip: str, client: str = "") -> dict[str, Any]:
         name = name_digest(username)
         now = self.clock()
-        self.throttle.check(name, client_ip, now)
+        over_ceiling = self.throttle.check(name, client_ip, now)  # True: a name's one try past the address's ceiling
         user = await self.repo.user_by_name(username) if isinstance(username, str) else None
-        ok = verify_password(user["password_hash"] if user else DUMMY_HASH, password) and user is not None
+        if over_ceiling and user is None:
+            # a made-up name while the address sprays: refused without the hash's CPU, after as long
+            await asyncio.sleep(self._verify_seconds)
+            ok = False
+        else:
+            started = time.perf_counter()
+            ok = verify_password(user["password_hash"] if user else DUMMY_HASH, password) and user is not None
+            self._verify_seconds = 0.8 * self._verify_seconds + 0.2 * (time.perf_counter() - started)
         if not ok or user is None or user["disabled"]:
             self.throttle.failed(name, client_ip, now)
             # never what was typed: the user-name field may hold a password; an existing user is named by id
             log.warning("sign-in refused", user_id=user["id"] if user else None, client_ip=client_ip)
+            if over_ceiling:
+                raise RateLimited("login_locked", "too many failed sign-ins: wait before trying again",
+                                  self.throttle.address_wait(client_ip, now))
             raise Unauthenticated("invalid_credentials", "wrong user name or password")
         self.throttle.succeeded(name, client_ip)
         if needs_rehash(user["password_hash"]):
