@@ -117,3 +117,19 @@ def test_a_traders_frontier_data_must_lie_in_the_history_directory(server: Serve
     with server.client(timeout=60) as admin:
         r = admin.post("/api/v1/frontier", json={**body, "data": [outside]})
         assert r.status_code == 200, r.text
+
+
+def test_an_admins_strategy_file_that_prints_or_exits_at_import_is_a_stable_refusal(server: ServerProcess, tmp_path: Path) -> None:
+    """What a file prints while it is imported goes to the run's log, not the handshake: the worker's own answer comes through."""
+    chatty = tmp_path / "chatty.py"
+    chatty.write_text('print("The Zen of Python, by Tim Peters")\n' + MARKER_STRATEGY)
+    exits = tmp_path / "exits.py"
+    exits.write_text("raise SystemExit(3)\n")
+    cases = ((f"{chatty}:X", 404, "strategy_not_found"), (f"{exits}:X", 422, "strategy_not_loadable"))
+    with server.client(timeout=60) as admin:
+        for ref, status, code in cases:
+            r = admin.put(f"/runnables/{quote(ref, safe='')}/start", json=_backtest(str(shared_data(DATA_1H)), params={}))
+            assert (r.status_code, r.json()["error"]["code"]) == (status, code), (ref, r.text)
+        r = admin.put(f"/runnables/{quote(f'{chatty}:Marker', safe='')}/start", json=_backtest(str(shared_data(DATA_1H)), params={}))
+        assert r.status_code == 202, r.text
+        assert _wait_done(admin, r.json()["run_id"])["status"] == "finished"
