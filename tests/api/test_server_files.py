@@ -36,7 +36,8 @@ class Marker(Strategy):
 def trader(server: ServerProcess) -> Iterator[httpx.Client]:
     """A signed-in trader on the `pro` plan (the frontier is a pro feature)."""
     with server.client() as admin:
-        admin.post("/api/v1/users", json={"username": "trudy", "password": "trudy-password", "role": "trader", "plan": "pro"}).raise_for_status()
+        made = admin.post("/api/v1/users", json={"username": "trudy", "password": "trudy-password", "role": "trader", "plan": "pro"})
+        made.raise_for_status()
     token = server.login("trudy", "trudy-password")["access_token"]
     with httpx.Client(base_url=server.http, timeout=60, headers={"Authorization": f"Bearer {token}"}) as client:
         yield client

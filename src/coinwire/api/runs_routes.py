@@ -11,8 +11,10 @@
     PUT  /runs/{id}/components/{component_id}  {value}: user input, delivered to the running strategy
 
 Errors answer `{"error": {code, message}}` like every other route: 404 unknown strategy or
-run, 403 strategy files not allowed (a non-admin naming anything but a built-in: `forbidden`), 409 run not running, 422 for a request that cannot run
-(bad parameters with "did you mean", empty ranges, missing history, bad balances).
+run, 403 strategy files not allowed (a non-admin naming anything but a built-in: `forbidden`),
+409 run not running, 422 for a request that cannot run (bad parameters with "did you mean",
+empty ranges, missing history, bad balances; a non-admin's `data` outside the history
+directory: `file_not_found`).
 """
 
 from __future__ import annotations
