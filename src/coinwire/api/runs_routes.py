@@ -11,8 +11,10 @@
     PUT  /runs/{id}/components/{component_id}  {value}: user input, delivered to the running strategy
 
 Errors answer `{"error": {code, message}}` like every other route: 404 unknown strategy or
-run, 403 strategy files not allowed, 409 run not running, 422 for a request that cannot run
-(bad parameters with "did you mean", empty ranges, missing history, bad balances).
+run, 403 strategy files not allowed (a non-admin naming anything but a built-in: `forbidden`),
+409 run not running, 422 for a request that cannot run (bad parameters with "did you mean",
+empty ranges, missing history, bad balances; a non-admin's `data` outside the history
+directory: `file_not_found`).
 """
 
 from __future__ import annotations
@@ -31,8 +33,11 @@ from coinwire.api.guard import principal_of
 from coinwire.api.json_input import decode_json
 from coinwire.api.ownership import Owners
 from coinwire.api.rest import error_response, json_response
+from coinwire.auth.abilities import SERVER_FILES, Principal, can
+from coinwire.auth.errors import Forbidden
 from coinwire.config import Settings
 from coinwire.core.errors import CoinwireError, InvalidInput, NotFound
+from coinwire.engine.registry import builtin_strategies
 from coinwire.services.gateway import Gateway
 from coinwire.services.runs import RunManager
 
@@ -94,8 +99,15 @@ def add_runs_routes(app: FastAPI, settings: Settings, gateway: Gateway | None = 
         return manager.runnables()
 
     async def start_run(request: Request, name: str) -> Any:
-        """Start a run in its own process: body {mode, start, end, balances, params, fee, fill, liquidity, data}."""
-        return await manager.start(name, _bounded(await _json_body(request), "body"))
+        """Start a run in its own process: body {mode, start, end, balances, params, fee, fill, liquidity, data}.
+
+        Only built-ins for callers without SERVER_FILES: a `file.py:Class` runs that file's code on the server.
+        """
+        confined = not _may_use_server_files(principal_of(request))
+        if confined and name not in builtin_strategies():
+            raise Forbidden("forbidden", "only admins may start a strategy from a file (it runs that file's code on the server); "
+                            f"built-in strategies: {', '.join(sorted(builtin_strategies()))}")
+        return await manager.start(name, _bounded(await _json_body(request), "body"), confined=confined)
 
     async def list_runs(request: Request) -> Any:
         """Every run, newest first, with its status and headline metrics."""
@@ -144,6 +156,11 @@ def add_runs_routes(app: FastAPI, settings: Settings, gateway: Gateway | None = 
     route("GET", "/runs/{run_id}/log", run_log)
     route("PUT", "/runs/{run_id}/stop", stop_run)
     route("PUT", "/runs/{run_id}/components/{component_id}", component_input, status=202)
+
+
+def _may_use_server_files(principal: Principal | None) -> bool:
+    """Admins (and a server without users) may name the server's files; others only built-ins and history."""
+    return principal is None or can(principal, SERVER_FILES.action, SERVER_FILES.subject)
 
 
 def _for_http(exc: CoinwireError, start: bool) -> CoinwireError:

@@ -371,9 +371,16 @@ class Store:
         wallet_set_id: int | None = None,
         limit: int = 100,
         before_id: int | None = None,
+        owner_id: int | None = None,
     ) -> list[Order]:
-        """Newest first; page on with `before_id=` the last id of the previous page."""
+        """Newest first; page on with `before_id=` the last id of the previous page.
+
+        `owner_id`: only that user's orders, chosen before the limit (so a page is never short of
+        the user's own orders because of others', and never tells how many others placed).
+        """
         query = select(orders).order_by(orders.c.id.desc()).limit(_check_limit(limit))
+        if owner_id is not None:
+            query = query.where(orders.c.owner_id == owner_id)
         if status is not None:
             query = query.where(orders.c.status == _status(status))
         if exchange is not None:
