@@ -148,8 +148,8 @@ def add_runs_routes(app: FastAPI, settings: Settings, gateway: Gateway | None = 
 
 def _for_http(exc: CoinwireError, start: bool) -> CoinwireError:
     """A request that is well-formed JSON but cannot run is 422; unknown strategies and runs stay 404."""
-    if exc.code in ("parse_error", "too_deep"):
-        return exc  # not readable JSON: 400
+    if exc.code in ("parse_error", "too_deep", "invalid_characters"):
+        return exc  # not readable JSON (or a NUL character in it): 400
     if isinstance(exc, InvalidInput) or (start and isinstance(exc, NotFound) and exc.code in _UNPROCESSABLE_NOT_FOUND):
         exc.http_status = 422
     elif type(exc) is CoinwireError and exc.http_status == 400:

@@ -1,0 +1,56 @@
+"""NUL characters and numbers a column or a Decimal cannot hold are refused at the edge, with a code, never a 500."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import httpx
+import pytest
+
+from coinwire.api.client import RpcClient, RpcError
+from tests.api.test_ownership_restart import _users, store_env  # noqa: F401 - store_env is a fixture
+from tests.server import ServerProcess
+
+ORDER = {"exchange": "demo", "pair": "BTC_USDT", "side": "buy", "type": "limit", "size": "0.001", "limit": "1000"}
+
+
+def _error(response: httpx.Response) -> tuple[int, str]:
+    return response.status_code, response.json()["error"]["code"]
+
+
+async def test_nul_characters_are_refused_at_the_edge_and_the_audit_log_keeps_writing(
+        tmp_path: Path, store_env: dict[str, str]) -> None:  # noqa: F811 - the fixture
+    """After every NUL request (anonymous ones too) a later audited action still appears in the audit log."""
+    server = ServerProcess(tmp_path, env=store_env)
+    server.start()
+    try:
+        tokens = _users(server)
+        tom = {"Authorization": f"Bearer {tokens['tom']['access_token']}"}
+        nul = "\u0000"
+        with httpx.Client(base_url=server.http) as http:
+            assert _error(http.put("/runs/a%00b/stop")) == (400, "invalid_characters")  # anonymous: recorded all the same
+            assert _error(http.post("/api/v1/auth/login", json={"username": f"ad{nul}min", "password": "whatever-1"})) == (
+                400, "invalid_characters")
+            assert _error(http.post("/api/v1/auth/refresh", json={"refresh_token": f"a{nul}.b"})) == (400, "invalid_characters")
+            assert _error(http.delete("/api/v1/api_keys/a%00b", headers=tom)) == (400, "invalid_characters")
+            assert _error(http.post("/api/v1/api_keys", json={"name": f"k{nul}"}, headers=tom)) == (400, "invalid_characters")
+            assert _error(http.post("/xwrap/v1/orders/new", json={**ORDER, "client_oid": f"x{nul}y"}, headers=tom)) == (
+                400, "invalid_characters")
+            assert _error(http.get("/xwrap/v1/status", params={"x": nul}, headers=tom)) == (400, "invalid_characters")
+        with server.client() as admin:
+            assert _error(admin.get("/api/v1/audit", params={"user": f"a{nul}b"})) == (400, "invalid_characters")
+        async with RpcClient(f"{server.ws_anonymous}?access_token={tokens['tom']['access_token']}") as rpc:
+            with pytest.raises(RpcError) as refused:
+                await rpc.call("make_order", client_oid=f"x{nul}y", **{**ORDER, "size": "-1"})
+            assert (refused.value.code, refused.value.data["code"]) == (-32602, "invalid_characters")
+            assert (await rpc.call("get_pricing", exchange="demo"))["BTC_USDT"]  # the connection stays usable
+        made = httpx.post(server.http + "/xwrap/v1/wallets/new", headers=tom,
+                          json={"wallets": [{"exchange": "demo", "currency": "USDT", "allocation": "10"}]})
+        assert made.status_code == 200, made.text
+        with server.client() as admin:
+            rows = admin.get("/api/v1/audit").json()
+        assert ("tom", "POST /xwrap/v1/wallets/new", "200") in [(r["username"], r["action"], r["outcome"]) for r in rows]
+        refused_path = [(r["action"], r["target"]) for r in rows if r["action"].startswith("PUT /runs/")]
+        assert refused_path == [("PUT /runs/a\ufffdb/stop", "/runs/a\ufffdb/stop")]  # refused before its route is known
+    finally:
+        server.stop()
