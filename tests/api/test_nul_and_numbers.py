@@ -11,6 +11,7 @@ from coinwire.api.client import RpcClient, RpcError
 from tests.api.test_ownership_restart import _users, store_env  # noqa: F401 - store_env is a fixture
 from tests.server import ServerProcess
 
+NESTED = b"[" * 200_000  # deeper than the decoder's recursion limit
 ORDER = {"exchange": "demo", "pair": "BTC_USDT", "side": "buy", "type": "limit", "size": "0.001", "limit": "1000"}
 
 
@@ -54,3 +55,10 @@ async def test_nul_characters_are_refused_at_the_edge_and_the_audit_log_keeps_wr
         assert refused_path == [("PUT /runs/a\ufffdb/stop", "/runs/a\ufffdb/stop")]  # refused before its route is known
     finally:
         server.stop()
+
+
+@pytest.mark.parametrize("path", ["/api/v1/auth/login", "/api/v1/auth/refresh", "/api/v1/users", "/api/v1/api_keys",
+                                  "/api/v1/frontier"])
+def test_nested_bodies_are_too_deep_on_routes_with_a_typed_shape(server: ServerProcess, path: str) -> None:
+    with server.client() as http:
+        assert _error(http.post(path, content=NESTED, headers={"Content-Type": "application/json"})) == (400, "too_deep")

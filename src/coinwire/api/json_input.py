@@ -4,7 +4,8 @@
   `10000.00000000000000001` reaches the grid check as written (and is refused `too_precise`
   like the same value as a string) instead of being rounded to the nearest float.
 - Nesting deeper than the decoder's recursion limit (about 900 levels: no request needs more
-  than a few) is refused `too_deep`, never a 500.
+  than a few) is refused `too_deep`, never a 500, also where a typed shape would refuse the
+  body's first value (`invalid_params`) before reaching the depth.
 - A NUL character (the `\\u0000` escape) in any string is refused `invalid_characters`: no
   column of PostgreSQL can hold it. One search of the raw text finds it (an escaped backslash
   followed by `u0000` is refused too: no request needs that text).
@@ -55,9 +56,23 @@ def decode_shape(data: bytes, shape: type[T], what: str) -> T:
     try:
         return msgspec.json.decode(data or b"{}", type=shape)
     except msgspec.ValidationError as exc:  # a DecodeError too: caught first
-        raise refusal(exc, what) from None
+        raise _too_deep_or(refusal(exc, what), data) from None
     except (msgspec.DecodeError, RecursionError) as exc:
         raise _unreadable(exc) from None
+
+
+def _too_deep_or(refused: InvalidInput, data: bytes) -> InvalidInput:
+    """A shape refuses a nested body at its first wrong value: read it untyped, so nesting is `too_deep` on every route.
+
+    Only a refused body pays this second read.
+    """
+    try:
+        _decode_floats(data)
+    except RecursionError:
+        return _unreadable(RecursionError())
+    except msgspec.DecodeError:
+        pass
+    return refused
 
 
 def has_nul(data: bytes | str) -> bool:
