@@ -57,6 +57,28 @@ async def test_nul_characters_are_refused_at_the_edge_and_the_audit_log_keeps_wr
         server.stop()
 
 
+@pytest.mark.parametrize(
+    ("path", "params", "expected"),
+    [
+        ("/api/v1/convert", {"amount": "1e999999", "from": "BTC", "to": "USDT"}, (400, "number_out_of_range")),
+        ("/api/v1/convert", {"amount": "1e-999999", "from": "BTC", "to": "USDT"}, (400, "number_out_of_range")),
+        ("/api/v1/convert", {"amount": "\u0661", "from": "BTC", "to": "USDT"}, (400, "invalid_amount")),
+        ("/api/v1/convert", {"amount": "1_0", "from": "BTC", "to": "USDT"}, (400, "invalid_amount")),
+        ("/api/v1/audit", {"before": "99999999999999999999999"}, (400, "invalid_params")),
+        ("/api/v1/audit", {"limit": "\u0661\u0660"}, (400, "invalid_limit")),
+        ("/api/v1/audit", {"limit": "1_0"}, (400, "invalid_limit")),
+        ("/api/v1/ohlcv/demo/BTC_USDT", {"start": "\u0661\u0667\u0660\u0660\u0660\u0660\u0660\u0660\u0660\u0660"}, (400, "invalid_time")),
+        ("/api/v1/ohlcv/demo/BTC_USDT", {"end": "99999999999999999999999"}, (400, "invalid_time")),
+        ("/api/v1/ohlcv/demo/BTC_USDT", {"start": "\u00b2"}, (400, "invalid_time")),
+        ("/xwrap/v1/orders/recent", {"limit": "99999999999999999999"}, (400, "invalid_params")),
+    ],
+)
+def test_query_numbers_are_ascii_and_bounded(server: ServerProcess, path: str, params: dict[str, str],
+                                              expected: tuple[int, str]) -> None:
+    with server.client() as http:
+        assert _error(http.get(path, params=params)) == expected
+
+
 @pytest.mark.parametrize("path", ["/api/v1/auth/login", "/api/v1/auth/refresh", "/api/v1/users", "/api/v1/api_keys",
                                   "/api/v1/frontier"])
 def test_nested_bodies_are_too_deep_on_routes_with_a_typed_shape(server: ServerProcess, path: str) -> None:
