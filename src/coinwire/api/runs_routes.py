@@ -19,7 +19,6 @@ directory: `file_not_found`).
 
 from __future__ import annotations
 
-import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -31,6 +30,7 @@ from fastapi.responses import Response
 from coinwire.api import params as P
 from coinwire.api.guard import principal_of
 from coinwire.api.json_input import decode_json
+from coinwire.api.query_values import query_int
 from coinwire.api.ownership import Owners
 from coinwire.api.rest import error_response, json_response
 from coinwire.auth.abilities import SERVER_FILES, Principal, can
@@ -46,7 +46,6 @@ __all__ = ["add_runs_routes"]
 log = structlog.get_logger("coinwire.runs")
 
 _MAX_PAGE = 1000
-_INT_TEXT = re.compile(r"-?[0-9]{1,20}")
 _UNPROCESSABLE_NOT_FOUND = {"history_missing", "no_price_route"}  # "not found" inside a request that exists: 422
 
 
@@ -124,8 +123,8 @@ def add_runs_routes(app: FastAPI, settings: Settings, gateway: Gateway | None = 
     async def run_messages(request: Request, run_id: str) -> Any:
         """The run's message hub, paged: {total, offset, limit, messages}; method `venue.` matches a prefix."""
         q = request.query_params
-        offset = _int_param(q.get("offset"), "offset", 0, 0, 2**62)
-        limit = _int_param(q.get("limit"), "limit", 100, 1, _MAX_PAGE)
+        offset = query_int(q.get("offset"), "offset", 0, 0, 2**62)
+        limit = query_int(q.get("limit"), "limit", 100, 1, _MAX_PAGE)
         direction = q.get("direction") or None
         if direction not in (None, "in", "out"):
             raise InvalidInput("invalid_params", f"direction must be 'in' or 'out', got {direction!r}")
@@ -165,8 +164,8 @@ def _may_use_server_files(principal: Principal | None) -> bool:
 
 def _for_http(exc: CoinwireError, start: bool) -> CoinwireError:
     """A request that is well-formed JSON but cannot run is 422; unknown strategies and runs stay 404."""
-    if exc.code in ("parse_error", "too_deep"):
-        return exc  # not readable JSON: 400
+    if exc.code in ("parse_error", "too_deep", "invalid_characters"):
+        return exc  # not readable JSON (or a NUL character in it): 400
     if isinstance(exc, InvalidInput) or (start and isinstance(exc, NotFound) and exc.code in _UNPROCESSABLE_NOT_FOUND):
         exc.http_status = 422
     elif type(exc) is CoinwireError and exc.http_status == 400:
@@ -190,15 +189,4 @@ def _bounded(value: Any, where: str) -> Any:
     elif isinstance(value, list):
         for index, item in enumerate(value):
             _bounded(item, f"{where}[{index}]")
-    return value
-
-
-def _int_param(raw: str | None, name: str, default: int, low: int, high: int) -> int:
-    if raw is None or raw == "":
-        return default
-    if _INT_TEXT.fullmatch(raw) is None:  # ASCII digits: int() would also read "٦" and "1_0"
-        raise InvalidInput("invalid_params", f"{name} must be an integer, got {raw[:40]!r}")
-    value = int(raw)
-    if not low <= value <= high:
-        raise InvalidInput("invalid_params", f"{name} must be between {low} and {high}, got {value}")
     return value
