@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from coinwire.api.client import RpcClient, RpcError
-from tests.api.test_ownership_restart import _users, store_env  # noqa: F401 - store_env is a fixture
+from tests.api.test_ownership_restart import _users
 from tests.server import ServerProcess
 
 NESTED = b"[" * 200_000  # deeper than the decoder's recursion limit
@@ -20,7 +20,7 @@ def _error(response: httpx.Response) -> tuple[int, str]:
 
 
 async def test_nul_characters_are_refused_at_the_edge_and_the_audit_log_keeps_writing(
-        tmp_path: Path, store_env: dict[str, str]) -> None:  # noqa: F811 - the fixture
+        tmp_path: Path, store_env: dict[str, str]) -> None:
     """After every NUL request (anonymous ones too) a later audited action still appears in the audit log."""
     server = ServerProcess(tmp_path, env=store_env)
     server.start()
