@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from coinwire.api.client import RpcClient
+from tests.conftest import postgres_database
 from tests.server import ServerProcess
 
 
@@ -23,3 +24,13 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
 async def rpc(server: ServerProcess) -> AsyncIterator[RpcClient]:
     async with RpcClient(server.ws) as client:
         yield client
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_env(request: pytest.FixtureRequest) -> Iterator[dict[str, str]]:
+    """A test server's store: its default SQLite file, or a throwaway database on the test PostgreSQL server."""
+    if request.param == "sqlite":
+        yield {}
+        return
+    with postgres_database() as url:
+        yield {"COINWIRE_STORE_URL": url}

@@ -346,7 +346,7 @@ def test_injection_payloads_in_every_string_field_are_refused_and_change_nothing
             assert 400 <= r.status_code < 500, r.text
             quoted = urllib.parse.quote(payload, safe="")
             assert 400 <= tom.get(f"/xwrap/v1/{quoted}/pricing").status_code < 500
-            assert tom.get(f"/runs/{quoted}").status_code == 404
+            assert tom.get(f"/runs/{quoted}").status_code == (400 if "\u0000" in payload else 404)  # a NUL: invalid_characters
         after = tom.get("/xwrap/v1/orders/recent", params={"include_open": "true", "limit": 1000}).json()
         assert after == before
     with server.client() as admin:

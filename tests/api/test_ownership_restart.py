@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import httpx
-import pytest
 
 from coinwire.api.client import RpcClient, RpcError
-from tests.conftest import POSTGRES_URL, require_service
 from tests.server import ServerProcess
 
 
@@ -102,24 +97,6 @@ def test_wallet_sets_and_runs_keep_their_owner_through_a_sigkill_right_after_the
             assert run_id not in [r["run_id"] for r in tess.get("/runs").json()]
     finally:
         server.stop()
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-async def store_env(request: pytest.FixtureRequest) -> AsyncIterator[dict[str, str]]:
-    """The server's store: its SQLite file, or a throwaway PostgreSQL database beside the test one."""
-    if request.param == "sqlite":
-        yield {}
-        return
-    require_service("PostgreSQL", "127.0.0.1", 5432)
-    base, _, test_db = POSTGRES_URL.rpartition("/")
-    name = f"{test_db}_{uuid.uuid4().hex[:12]}"
-    conn = await asyncpg.connect(POSTGRES_URL)
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
-        yield {"COINWIRE_STORE_URL": f"{base}/{name}"}
-    finally:
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await conn.close()
 
 
 async def test_a_client_oid_stays_each_users_own_after_a_restart(tmp_path: Path, store_env: dict[str, str]) -> None:

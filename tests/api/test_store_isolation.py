@@ -9,34 +9,19 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import httpx
 import pytest
-from sqlalchemy.engine import make_url
 
 from coinwire.api.client import RpcClient, RpcError
-from tests.conftest import POSTGRES_URL, require_service
+from tests.conftest import postgres_database
 from tests.server import ServerProcess
-
-
-async def _admin_sql(statement: str) -> None:
-    conn = await asyncpg.connect(POSTGRES_URL)
-    try:
-        await conn.execute(statement)
-    finally:
-        await conn.close()
 
 
 @pytest.fixture
 def database() -> Iterator[str]:
     """A database of its own on the test PostgreSQL server, dropped afterwards."""
-    require_service("PostgreSQL", "127.0.0.1", 5432)
-    name = f"cw_{uuid.uuid4().hex[:16]}"
-    asyncio.run(_admin_sql(f'CREATE DATABASE "{name}"'))
-    try:
-        yield make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
-    finally:
-        asyncio.run(_admin_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    with postgres_database() as url:
+        yield url
 
 
 def _tokens(server: ServerProcess) -> dict[str, str]:

@@ -8,7 +8,7 @@ import pytest
 
 from coinwire.core.errors import InvalidInput
 from coinwire.core.instruments import Instrument
-from coinwire.core.numbers import to_units
+from coinwire.core.numbers import INT64_MAX, parse_decimal, read_int, to_units
 
 MAX_NUMBER_TEXT = 100  # core.numbers.MAX_NUMBER_TEXT, the documented limit
 
@@ -54,3 +54,28 @@ def test_instruments_parse_sizes_and_prices_in_ascii_digits_only() -> None:
         with pytest.raises(InvalidInput) as info:
             inst.parse_size(text)
         assert info.value.code == "invalid_number"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("10", 10), ("-3", -3), (str(INT64_MAX), INT64_MAX), ("\u0661\u0660", None), ("1_0", None), (" 5", None),
+     ("", None), ("+5", None), ("99999999999999999999", None), (str(INT64_MAX + 1), None)],
+)
+def test_integer_text_is_ascii_digits_within_64_bits(text: str, expected: int | None) -> None:
+    assert read_int(text) == expected
+
+
+def test_integer_text_outside_the_callers_range_is_none() -> None:
+    assert (read_int("0", 1, 1000), read_int("1000", 1, 1000), read_int("1001", 1, 1000)) == (None, 1000, None)
+
+
+@pytest.mark.parametrize(("text", "code"), [("1e999999", "number_out_of_range"), ("1e-999999", "number_out_of_range"),
+                                            ("\u0661", "invalid_number"), ("1_0", "invalid_number")])
+def test_decimal_text_is_ascii_with_a_bounded_exponent(text: str, code: str) -> None:
+    with pytest.raises(InvalidInput) as refused:
+        parse_decimal(text, "amount")
+    assert refused.value.code == code
+
+
+def test_decimal_text_within_bounds_is_exact() -> None:
+    assert parse_decimal("0.1", "amount") == Decimal("0.1") and parse_decimal("1e60", "amount") == Decimal("1e60")

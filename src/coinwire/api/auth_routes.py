@@ -30,6 +30,7 @@ from fastapi.responses import Response
 from coinwire.api import params as P
 from coinwire.api.guard import client_ip, principal_of
 from coinwire.api.json_input import decode_shape
+from coinwire.api.query_values import INT64_MAX, query_int
 from coinwire.api.rest import error_response, json_response
 from coinwire.auth.abilities import Principal, abilities
 from coinwire.auth.audit import AuditLog
@@ -148,10 +149,8 @@ def add_auth_routes(app: FastAPI, auth: AuthService, audit: AuditLog) -> None:
         unknown = set(q) - {"user", "action", "limit", "before"}
         if unknown:
             raise InvalidInput("invalid_params", f"unknown query parameters {sorted(unknown)}")
-        try:
-            limit, before = int(q.get("limit", "100")), int(q["before"]) if q.get("before") else None
-        except ValueError:
-            raise InvalidInput("invalid_params", "limit and before must be integers") from None
+        limit = query_int(q.get("limit"), "limit", 100, 1, 1000, "invalid_limit")
+        before = query_int(q.get("before"), "before", 0, 1, INT64_MAX) or None
         return await audit.query(q.get("user") or None, q.get("action") or None, limit, before)
 
     route("GET", "/api/v1/audit", audit_log)

@@ -31,13 +31,15 @@ from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
 from coinwire.api import params as P
+from coinwire.auth.abilities import SERVER_FILES, can
+from coinwire.api.guard import principal_of
 from coinwire.api.json_input import decode_shape
 from coinwire.api.rest import error_response, json_response
 from coinwire.config import Settings
 from coinwire.core import frontier as fr
 from coinwire.core.errors import CoinwireError, InvalidInput
 from coinwire.history.frontier_input import estimates_from_candles, load_from_files, load_from_store
-from coinwire.history.store import HistoryStore, default_history_root
+from coinwire.history.store import HistoryStore, default_history_root, path_inside
 
 __all__ = ["FrontierRequest", "add_frontier_routes", "compute_frontier"]
 
@@ -76,14 +78,18 @@ def _bound(value: Bound, assets: list[str], default: float, name: str) -> Any:
     return [float(value.get(a, default)) for a in assets]
 
 
-def compute_frontier(req: FrontierRequest, history_root: Path) -> dict[str, Any]:
-    """Load, estimate and solve: the answer of the route (synchronous: run it off the event loop)."""
+def compute_frontier(req: FrontierRequest, history_root: Path, confined: bool = False) -> dict[str, Any]:
+    """Load, estimate and solve: the answer of the route (synchronous: run it off the event loop).
+
+    `confined`: the caller may not read the server's other files, so `data` paths must lie in the history directory.
+    """
     if not 0 <= req.cloud <= _MAX_CLOUD:
         raise InvalidInput("invalid_parameter", f"cloud must be from 0 to {_MAX_CLOUD}, got {req.cloud}", parameter="cloud")
     if req.target_return is not None and req.target_volatility is not None:
         raise InvalidInput("invalid_parameter", "give target_return or target_volatility, not both")
     if req.data:
-        candles = load_from_files(req.data, req.assets, req.timeframe)
+        paths = [str(path_inside(p, history_root)) for p in req.data] if confined else req.data
+        candles = load_from_files(paths, req.assets, req.timeframe)
     else:
         candles = load_from_store(HistoryStore(history_root), req.exchange, req.assets, req.timeframe)
     est = estimates_from_candles(candles, req.window, req.covariance, req.returns)
@@ -118,7 +124,9 @@ def add_frontier_routes(app: FastAPI, settings: Settings) -> None:
         """The exact efficient frontier, max-Sharpe and min-variance portfolios of `assets` (see the module docs)."""
         try:
             req = parse_request(await request.body())
-            return json_response(await asyncio.to_thread(compute_frontier, req, root))
+            principal = principal_of(request)
+            confined = principal is not None and not can(principal, SERVER_FILES.action, SERVER_FILES.subject)
+            return json_response(await asyncio.to_thread(compute_frontier, req, root, confined))
         except CoinwireError as exc:
             if exc.code not in ("parse_error", "too_deep") and exc.http_status in (400, 404):
                 exc.http_status = 422  # well-formed, but cannot be computed (history_missing too)

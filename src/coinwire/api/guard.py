@@ -5,7 +5,7 @@ HTTP: every request is matched to its route template, the template's rule is loo
 rule answers 403 `no_rule`. `GET /metrics` (admins) also takes the scrape token
 (COINWIRE_METRICS_TOKEN) as its bearer credential, compared in constant time. The middleware
 also limits request bodies (413) and the time they take to arrive (408), path and query
-values (400 `too_long`), counts the
+values (400 `too_long`; 400 `invalid_characters` for a NUL character), counts the
 client address's and the user's token buckets (429 + Retry-After) and authenticates the
 `Authorization: Bearer` credential (an access token or an API key). JSON-RPC methods and
 push channels go through `authorize()` with their rules from RPC_RULES and PUSH_RULES.
@@ -279,7 +279,10 @@ class GuardMiddleware:
 
 
 def _check_lengths(scope: Scope, path_params: dict[str, Any]) -> None:
-    """Path segments and query values beyond their limits are refused before anything runs (400 `too_long`)."""
+    """Path segments and query values beyond their limits (400 `too_long`) or with a NUL character
+    (400 `invalid_characters`: no column of PostgreSQL can hold one) are refused before anything runs."""
+    if "\x00" in scope["path"] or b"%00" in scope.get("query_string", b""):
+        raise InvalidInput("invalid_characters", "paths and query values must not contain NUL characters (%00)")
     for name, value in path_params.items():
         limit = _PATH_LIMITS.get(name, P.MAX_PATH_PARAM)
         if isinstance(value, str) and len(value) > limit:

@@ -4,7 +4,8 @@
     GET /api/v1/convert?amount=&from=&to=           `amount` of `from` in `to` through the best route of known rates
     GET /api/v1/refdata                             FX rates and top coins in use, each source's age and last error
 
-Errors answer `{"error": {code, message}}`: 400 `invalid_amount`, `invalid_currency`,
+Errors answer `{"error": {code, message}}`: 400 `invalid_amount` (ASCII decimal text only),
+`number_out_of_range` (an exponent beyond ±60: `1e999999`), `invalid_currency`,
 `invalid_filter`; 404 `unknown_currency` (no rate mentions it), `no_route` (no chain of rates
 joins the two).
 """

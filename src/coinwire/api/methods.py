@@ -422,8 +422,8 @@ async def cancel_order(api: Api, p: P.CancelOrderParams, ctx: CallContext) -> An
 
 @method("list_open_orders", P.ListOpenOrdersParams)
 async def list_open_orders(api: Api, p: P.ListOpenOrdersParams, ctx: CallContext) -> Any:
-    """Orders resting on paper books, newest first."""
-    return api.gateway.open_orders(exchange=p.exchange, wallet_set_id=p.wallet_set_id)
+    """Orders resting on paper books, newest first (a user's own; admins': everyone's)."""
+    return api.gateway.open_orders(exchange=p.exchange, wallet_set_id=p.wallet_set_id, owner_id=_own_only(ctx))
 
 
 @method("list_recent_orders", P.ListRecentOrdersParams)
@@ -431,7 +431,13 @@ async def list_recent_orders(api: Api, p: P.ListRecentOrdersParams, ctx: CallCon
     """Recently finished orders (with `include_open`, open ones too), newest first."""
     if not 1 <= p.limit <= 1000:
         raise InvalidInput("invalid_limit", "limit must be between 1 and 1000")
-    return await api.gateway.recent_orders(include_open=p.include_open, limit=p.limit, exchange=p.exchange)
+    return await api.gateway.recent_orders(include_open=p.include_open, limit=p.limit, exchange=p.exchange, owner_id=_own_only(ctx))
+
+
+def _own_only(ctx: CallContext) -> int | None:
+    """The caller's user id when lists must hold only their orders, chosen before any limit (None: admins, no users)."""
+    principal = ctx.principal
+    return None if principal is None or principal.is_admin else principal.user_id
 
 
 # --- wallets -------------------------------------------------------------------------------------

@@ -7,7 +7,6 @@ with a 4xx status.
 
 from __future__ import annotations
 
-import re
 import time
 from typing import Any
 
@@ -20,6 +19,7 @@ from starlette.exceptions import HTTPException
 from coinwire.api.context import CallContext
 from coinwire.api.guard import principal_of
 from coinwire.api.json_input import decode_json
+from coinwire.api.query_values import read_int
 from coinwire.api.methods import Api
 from coinwire.core.errors import CoinwireError
 from coinwire.services import metrics
@@ -71,7 +71,6 @@ def _bad_request(code: str, message: str) -> Response:
     return json_response({"error": {"code": code, "message": message}}, 400)
 
 
-_INT_TEXT = re.compile(r"-?[0-9]{1,20}")  # ASCII digits only: `int()` would also read "٦" and "1_0"
 _BOOL_TEXT = {"true": True, "false": False, "1": True, "0": False}
 
 
@@ -94,8 +93,8 @@ def _typed_query(query: Any, kinds: dict[str, type]) -> dict[str, Any]:
     params: dict[str, Any] = {}
     for name, text in query.items():
         kind = kinds.get(name)
-        if kind is int and _INT_TEXT.fullmatch(text):
-            params[name] = int(text)
+        if kind is int and (number := read_int(text)) is not None:
+            params[name] = number
         elif kind is bool and text in _BOOL_TEXT:
             params[name] = _BOOL_TEXT[text]
         else:

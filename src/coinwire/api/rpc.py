@@ -32,7 +32,7 @@ from starlette.types import Receive, Scope, Send
 from coinwire.api.connections import CREDENTIALS_ENDED
 from coinwire.api.context import CallContext
 from coinwire.api.guard import client_ip, credential_of
-from coinwire.api.json_input import REQUEST_DECODER
+from coinwire.api.json_input import NUL_ESCAPE, NUL_ESCAPE_TEXT, REQUEST_DECODER
 from coinwire.api.ws_protocol import FastWebSocketProtocol
 from coinwire.api.ws_send import ClientGone, text_pusher, text_sender
 from coinwire.auth.errors import RateLimited, Unauthenticated
@@ -193,6 +193,11 @@ async def rpc_asgi(scope: Scope, receive: Receive, send: Send, api: Api) -> None
             _start(reply(rpc_error(rid, RATE_LIMITED, "too many requests on this connection", {"code": "rate_limited", "retry_after": wait})))
             return
         tokens -= cost
+        if (NUL_ESCAPE if type(data) is bytes else NUL_ESCAPE_TEXT) in data:  # no column can hold U+0000
+            rid = request.get("id") if isinstance(request, dict) else None
+            message = "strings must not contain NUL characters (\\u0000)"
+            _start(reply(rpc_error(rid, INVALID_PARAMS, message, {"code": "invalid_characters"})))
+            return
         _start(run(request))
 
     def _start(coroutine: Coroutine[Any, Any, None]) -> None:

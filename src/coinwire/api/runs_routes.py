@@ -11,13 +11,14 @@
     PUT  /runs/{id}/components/{component_id}  {value}: user input, delivered to the running strategy
 
 Errors answer `{"error": {code, message}}` like every other route: 404 unknown strategy or
-run, 403 strategy files not allowed, 409 run not running, 422 for a request that cannot run
-(bad parameters with "did you mean", empty ranges, missing history, bad balances).
+run, 403 strategy files not allowed (a non-admin naming anything but a built-in: `forbidden`),
+409 run not running, 422 for a request that cannot run (bad parameters with "did you mean",
+empty ranges, missing history, bad balances; a non-admin's `data` outside the history
+directory: `file_not_found`).
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -29,10 +30,14 @@ from fastapi.responses import Response
 from coinwire.api import params as P
 from coinwire.api.guard import principal_of
 from coinwire.api.json_input import decode_json
+from coinwire.api.query_values import query_int
 from coinwire.api.ownership import Owners
 from coinwire.api.rest import error_response, json_response
+from coinwire.auth.abilities import SERVER_FILES, Principal, can
+from coinwire.auth.errors import Forbidden
 from coinwire.config import Settings
 from coinwire.core.errors import CoinwireError, InvalidInput, NotFound
+from coinwire.engine.registry import builtin_strategies
 from coinwire.services.gateway import Gateway
 from coinwire.services.runs import RunManager
 
@@ -41,7 +46,6 @@ __all__ = ["add_runs_routes"]
 log = structlog.get_logger("coinwire.runs")
 
 _MAX_PAGE = 1000
-_INT_TEXT = re.compile(r"-?[0-9]{1,20}")
 _UNPROCESSABLE_NOT_FOUND = {"history_missing", "no_price_route"}  # "not found" inside a request that exists: 422
 
 
@@ -94,8 +98,15 @@ def add_runs_routes(app: FastAPI, settings: Settings, gateway: Gateway | None = 
         return manager.runnables()
 
     async def start_run(request: Request, name: str) -> Any:
-        """Start a run in its own process: body {mode, start, end, balances, params, fee, fill, liquidity, data}."""
-        return await manager.start(name, _bounded(await _json_body(request), "body"))
+        """Start a run in its own process: body {mode, start, end, balances, params, fee, fill, liquidity, data}.
+
+        Only built-ins for callers without SERVER_FILES: a `file.py:Class` runs that file's code on the server.
+        """
+        confined = not _may_use_server_files(principal_of(request))
+        if confined and name not in builtin_strategies():
+            raise Forbidden("forbidden", "only admins may start a strategy from a file (it runs that file's code on the server); "
+                            f"built-in strategies: {', '.join(sorted(builtin_strategies()))}")
+        return await manager.start(name, _bounded(await _json_body(request), "body"), confined=confined)
 
     async def list_runs(request: Request) -> Any:
         """Every run, newest first, with its status and headline metrics."""
@@ -112,8 +123,8 @@ def add_runs_routes(app: FastAPI, settings: Settings, gateway: Gateway | None = 
     async def run_messages(request: Request, run_id: str) -> Any:
         """The run's message hub, paged: {total, offset, limit, messages}; method `venue.` matches a prefix."""
         q = request.query_params
-        offset = _int_param(q.get("offset"), "offset", 0, 0, 2**62)
-        limit = _int_param(q.get("limit"), "limit", 100, 1, _MAX_PAGE)
+        offset = query_int(q.get("offset"), "offset", 0, 0, 2**62)
+        limit = query_int(q.get("limit"), "limit", 100, 1, _MAX_PAGE)
         direction = q.get("direction") or None
         if direction not in (None, "in", "out"):
             raise InvalidInput("invalid_params", f"direction must be 'in' or 'out', got {direction!r}")
@@ -146,10 +157,15 @@ def add_runs_routes(app: FastAPI, settings: Settings, gateway: Gateway | None = 
     route("PUT", "/runs/{run_id}/components/{component_id}", component_input, status=202)
 
 
+def _may_use_server_files(principal: Principal | None) -> bool:
+    """Admins (and a server without users) may name the server's files; others only built-ins and history."""
+    return principal is None or can(principal, SERVER_FILES.action, SERVER_FILES.subject)
+
+
 def _for_http(exc: CoinwireError, start: bool) -> CoinwireError:
     """A request that is well-formed JSON but cannot run is 422; unknown strategies and runs stay 404."""
-    if exc.code in ("parse_error", "too_deep"):
-        return exc  # not readable JSON: 400
+    if exc.code in ("parse_error", "too_deep", "invalid_characters"):
+        return exc  # not readable JSON (or a NUL character in it): 400
     if isinstance(exc, InvalidInput) or (start and isinstance(exc, NotFound) and exc.code in _UNPROCESSABLE_NOT_FOUND):
         exc.http_status = 422
     elif type(exc) is CoinwireError and exc.http_status == 400:
@@ -173,15 +189,4 @@ def _bounded(value: Any, where: str) -> Any:
     elif isinstance(value, list):
         for index, item in enumerate(value):
             _bounded(item, f"{where}[{index}]")
-    return value
-
-
-def _int_param(raw: str | None, name: str, default: int, low: int, high: int) -> int:
-    if raw is None or raw == "":
-        return default
-    if _INT_TEXT.fullmatch(raw) is None:  # ASCII digits: int() would also read "٦" and "1_0"
-        raise InvalidInput("invalid_params", f"{name} must be an integer, got {raw[:40]!r}")
-    value = int(raw)
-    if not low <= value <= high:
-        raise InvalidInput("invalid_params", f"{name} must be between {low} and {high}, got {value}")
     return value

@@ -16,6 +16,7 @@ from __future__ import annotations
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
+from coinwire.api.query_values import query_int
 from coinwire.api.rest import error_response, json_response
 from coinwire.core.errors import CoinwireError, InvalidInput
 from coinwire.services.public_trades import PublicTrades
@@ -32,10 +33,8 @@ def add_trades_routes(app: FastAPI, trades: PublicTrades) -> None:
             unknown = sorted(set(request.query_params) - {"limit"})
             if unknown:
                 raise InvalidInput("invalid_params", f"unknown query parameter(s) {unknown}; use limit")
-            text = request.query_params.get("limit")
-            if text is not None and not (text.isascii() and text.isdigit() and len(text) <= 6):
-                raise InvalidInput("invalid_limit", f"limit must be a whole number from 1 to {trades.size}, got {text!r}", field="limit")
-            return json_response(trades.recent(exchange, symbol, None if text is None else int(text)))
+            limit = query_int(request.query_params.get("limit"), "limit", 0, 1, trades.size, "invalid_limit")
+            return json_response(trades.recent(exchange, symbol, limit or None))
         except CoinwireError as exc:
             return error_response(exc)
 

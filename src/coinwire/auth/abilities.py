@@ -16,7 +16,7 @@ import msgspec
 
 __all__ = [
     "ROLES", "PLANS", "SCOPES", "Principal", "Rule", "HTTP_RULES", "RPC_RULES", "PUSH_RULES",
-    "can", "denial", "abilities", "http_rule", "PUBLIC",
+    "can", "denial", "abilities", "http_rule", "PUBLIC", "SERVER_FILES",
 ]
 
 ROLES = ("admin", "trader", "viewer")
@@ -74,6 +74,10 @@ READ_WALLETS, MANAGE_WALLETS = _r("read", "wallet_set"), _r("manage", "wallet_se
 READ_RUNS, MANAGE_RUNS = _r("read", "run"), _r("manage", "run")
 READ_OPS, ADMIN_OPS = _r("read", "ops"), _r("admin", "ops")
 SELF, READ_SELF, ADMIN_USERS = _r("manage", "self"), _r("read", "self"), _r("admin", "user")
+# The server's own files, named by a request: starting a runnable from `file.py:Class` (imports and
+# runs that file on the server) and `data` paths outside the history directory (a run's, the
+# frontier's). Checked by those routes on top of their own rule, from the request's content.
+SERVER_FILES = _r("admin", "server_files")
 
 # (HTTP method, path template as the router registers it) -> rule
 HTTP_RULES: dict[tuple[str, str], Rule] = {
@@ -225,7 +229,7 @@ def can(principal: Principal | None, action: str, subject: str, owner_id: int | 
 
 def abilities(principal: Principal) -> dict[str, object]:
     """The rules as the dashboard needs them: each (action, subject) allowed, and on whose resources."""
-    subjects = sorted({r.subject for r in (*HTTP_RULES.values(), *RPC_RULES.values(), *PUSH_RULES.values())} - {"public"})
+    subjects = sorted({r.subject for r in (*HTTP_RULES.values(), *RPC_RULES.values(), *PUSH_RULES.values(), SERVER_FILES)} - {"public"})
     actions = ("read", "trade", "manage", "admin")
     rules = [
         {"action": a, "subject": s, "own_only": not principal.is_admin}

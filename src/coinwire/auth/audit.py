@@ -3,7 +3,10 @@
 `record()` only appends to a RowBuffer, so an order path pays no extra write of its own;
 the buffer is written in one executemany transaction every `interval` seconds (and at
 close; rows of the last interval are lost if the process dies). Nothing secret is recorded: actions are route templates and method names,
-targets are resource ids, never bodies, passwords or tokens.
+targets are resource ids, never bodies, passwords or tokens. A NUL character in an action or
+target (a refused request's path) is stored as U+FFFD: PostgreSQL cannot hold it, and one row
+the store refuses is dropped with a log line rather than holding back every later row
+(`coinwire.auth.rowbuffer`).
 """
 
 from __future__ import annotations
@@ -32,6 +35,11 @@ class AuditLog:
         self._rows = RowBuffer(store, insert(audit), interval, "audit")
 
     def record(self, principal: Principal | None, action: str, target: str | None, outcome: str, client_ip: str | None) -> None:
+        """Refused requests are recorded too, so the texts are made storable here: cut to their columns, NULs replaced."""
+        if target and "\x00" in target:
+            target = target.replace("\x00", "\ufffd")
+        if "\x00" in action:
+            action = action.replace("\x00", "\ufffd")
         self._rows.add({
             "ts": time.time_ns() if self.clock is time.time else int(self.clock() * 1e9),
             "user_id": principal.user_id if principal else None, "username": principal.username if principal else None,

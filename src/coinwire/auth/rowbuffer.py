@@ -4,6 +4,8 @@ For bookkeeping that rides on hot paths (audit rows): the caller pays an
 append, never a write of its own, so the store's group-commit writer keeps the disk (on SQLite
 with its journal, a flush is one append to the journal, off the event loop's database work).
 Rows not yet written when the process dies are lost; users of this class say what that means.
+A row the store refuses (a value no column can hold) is dropped with a log line, alone: the
+other rows of its batch are written.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from typing import Any
 
 import structlog
 
+from coinwire.core.errors import InvalidInput
 from coinwire.store import Store
 
 __all__ = ["RowBuffer"]
@@ -51,9 +54,32 @@ class RowBuffer:
             return
         try:
             await self.store.write_many(self.statement, rows)
+        except InvalidInput as exc:
+            if exc.code != "store_value_refused":
+                self._rows[:0] = rows
+                raise
+            await self._write_alone(rows)
         except Exception:
             self._rows[:0] = rows
             raise
+
+    async def _write_alone(self, rows: list[dict[str, Any]]) -> None:
+        """The store refused a value of the batch: write each row alone and drop those it refuses.
+
+        A row no column can hold (a NUL character, a value beyond its type) would otherwise be
+        retried with every later row forever, and no row would be written again.
+        """
+        for index, row in enumerate(rows):
+            try:
+                await self.store.write_many(self.statement, [row])
+            except InvalidInput as exc:
+                if exc.code != "store_value_refused":
+                    self._rows[:0] = rows[index:]
+                    raise
+                log.error("buffered row refused by the store: dropped", rows=self.name, reason=exc.message)
+            except Exception:
+                self._rows[:0] = rows[index:]
+                raise
 
     async def close(self) -> None:
         """Let a write in progress finish (never cancel it half-way: its rows would be lost), then write the rest."""

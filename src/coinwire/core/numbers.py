@@ -11,16 +11,39 @@ from decimal import MAX_EMAX, MAX_PREC, MIN_EMIN, Context, Decimal, InvalidOpera
 
 from coinwire.core.errors import InvalidInput
 
-__all__ = ["MAX_NUMBER_TEXT", "ATTO_DECIMALS", "ATTO", "POW10", "to_units", "units_to_str", "atto_to_str", "str_to_atto", "ceil_div"]
+__all__ = ["INT64_MAX", "MAX_EXPONENT", "MAX_NUMBER_TEXT", "parse_decimal", "read_int", "ATTO_DECIMALS", "ATTO", "POW10", "to_units", "units_to_str", "atto_to_str", "str_to_atto", "ceil_div"]
 
 ATTO_DECIMALS = 18
 ATTO = 10**ATTO_DECIMALS
 POW10: list[int] = [10**i for i in range(40)]  # 10**n by table: scaling by decimals runs on every order
-_MAX_EXPONENT = 60  # no price, size or amount needs more than 60 digits either side of the point
+MAX_EXPONENT = 60  # no price, size or amount needs more than 60 digits either side of the point
 _EXACT = Context(prec=MAX_PREC, Emax=MAX_EMAX, Emin=MIN_EMIN)  # scaling never rounds (default: 28 digits)
 # `-12`, `0.5`, `1e-08` (a float's repr), `1E+2` (a Decimal's str): ASCII digits only, no spaces or underscores
 _DECIMAL_TEXT = re.compile(r"-?[0-9]+(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?")
 MAX_NUMBER_TEXT = 100  # characters of decimal text: more is no price, size or amount
+INT64_MAX = 2**63 - 1  # the widest integer column (BIGINT): a value beyond it reaches no query
+_INT_TEXT = re.compile(r"-?[0-9]{1,19}")  # `int()` would also read "١٠" (other scripts' digits), "1_0" and " 5 "
+
+
+def read_int(text: str, low: int = -INT64_MAX, high: int = INT64_MAX) -> int | None:
+    """The integer `text` writes in ASCII digits, within [low, high]; None for anything else.
+
+    For integers typed as text (query strings, times): `int()` reads other scripts' digits,
+    underscores and spaces, and any size; a value must read the same wherever it is stored.
+    """
+    if _INT_TEXT.fullmatch(text) is None:
+        return None
+    value = int(text)
+    return value if low <= value <= high else None
+
+
+def parse_decimal(value: object, field: str = "value") -> Decimal:
+    """A finite Decimal from a number or ASCII decimal text, its exponent within ±60; `invalid_number` / `number_out_of_range`.
+
+    For amounts that are not scaled to units here (a conversion's amount): the same text is
+    accepted as everywhere else, and `1e999999` never reaches arithmetic that overflows.
+    """
+    return _parse(value, field)
 
 
 def _parse(value: object, field: str) -> Decimal:
@@ -50,7 +73,7 @@ def _parse(value: object, field: str) -> Decimal:
             raise InvalidInput("invalid_number", f"{field} must be a decimal number, got {text!r}", field=field) from None
     if not number.is_finite():
         raise InvalidInput("invalid_number", f"{field} must be a finite number, got {value!r}", field=field)
-    if number and not -_MAX_EXPONENT <= number.adjusted() <= _MAX_EXPONENT:
+    if number and not -MAX_EXPONENT <= number.adjusted() <= MAX_EXPONENT:
         # `1e999999999` would otherwise make a billion-digit integer: refuse, do not hang
         raise InvalidInput("number_out_of_range", f"{field} {value!r} is out of range", field=field)
     return number

@@ -44,7 +44,7 @@ def load_strategy(ref: str) -> type[Strategy]:
         sys.modules[module_name] = module
         try:
             spec.loader.exec_module(module)
-        except Exception as exc:
+        except (Exception, SystemExit) as exc:  # a file that calls exit() at import is refused like one that raises
             raise InvalidInput("strategy_not_loadable", f"importing {path} failed: {type(exc).__name__}: {exc}") from exc
         cls = getattr(module, class_name, None)
         if not (isinstance(cls, type) and issubclass(cls, Strategy)):

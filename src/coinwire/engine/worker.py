@@ -6,8 +6,9 @@ except the first line:
 
 - The worker checks everything first (strategy, parameters, history for the range, balances),
   writes `run.json` with status `running`, then ONE JSON line on stdout: `{"ready": true}`, or
-  `{"error": {code, message, http_status}}` and exit 2. Later stdout goes to `output.log`
-  (where the server also sends stderr).
+  `{"error": {code, message, http_status}}` and exit 2. Every other stdout write, a strategy
+  file's prints while it is imported included, goes to `output.log` (where the server also
+  sends stderr).
 - While it runs it appends hub messages and log lines, rewrites changed components and
   `progress.json` at least every FLUSH_SECONDS, so the API can show a run in progress.
 - User input arrives as lines `{"component_id", "value"}` appended to `inbox.jsonl`; it reaches
@@ -176,13 +177,18 @@ def main(argv: list[str]) -> int:
     folder = Path(argv[0])
     job = msgspec.json.decode((folder / "job.json").read_bytes(), type=Job)
     store = RunStore(folder.parent)
+    # stdout is the server's pipe for the ONE handshake line: keep it aside, and send what a
+    # strategy file prints while it is imported to output.log (with stderr), so it cannot spoil the line
+    sys.stdout.flush()
+    pipe = os.fdopen(os.dup(1), "w")
+    os.dup2(2, 1)
     try:
         if job.mode != "backtest":
             raise InvalidInput("mode_not_available", f"{job.mode} runs are not available yet; mode must be 'backtest'")
         prepared = prepare_any_backtest(job.strategy, job.params, job.data, job.config, Path(job.data_path), run_id=job.run_id,
                                         candle_cls=ControlledBacktest, book_cls=ControlledBookBacktest)
     except CoinwireError as exc:
-        _handshake({"error": {**exc.to_dict(), "http_status": exc.http_status}})
+        _handshake(pipe, {"error": {**exc.to_dict(), "http_status": exc.http_status}})
         return 2
     runtime = cast(Controlled, prepared.runtime)
     store.write_record(RunOutcome(run_id=job.run_id, strategy=prepared.name, mode=job.mode, status="running",
@@ -190,7 +196,7 @@ def main(argv: list[str]) -> int:
     write_progress(folder, runtime)
     control = RunControl(folder)
     signal.signal(signal.SIGTERM, control.request_stop)
-    _handshake({"ready": True})
+    _handshake(pipe, {"ready": True})
     _redirect_stdout(folder / "output.log")
     runtime.control = control
     outcome = finish_backtest(prepared)
@@ -204,9 +210,10 @@ def main(argv: list[str]) -> int:
     return 0
 
 
-def _handshake(payload: dict[str, Any]) -> None:
-    sys.stdout.write(json.dumps(payload) + "\n")
-    sys.stdout.flush()
+def _handshake(pipe: Any, payload: dict[str, Any]) -> None:
+    """The one line the server waits for; the pipe is closed after it (nothing else is read from it)."""
+    pipe.write(json.dumps(payload) + "\n")
+    pipe.close()
 
 
 def _redirect_stdout(path: Path) -> None:

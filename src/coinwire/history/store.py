@@ -55,6 +55,18 @@ def default_history_root(data_path: Path) -> Path:
     return data_path / "history"
 
 
+def path_inside(text: str, root: Path) -> Path:
+    """The `data` path `text`, resolved, when it lies inside `root`; else `file_not_found`.
+
+    For callers who may not read the server's other files: a path outside `root` is refused with
+    the same code and message as a missing one, so the answer never tells whether it exists.
+    """
+    path = Path(text).expanduser().resolve()
+    if not path.is_relative_to(root.expanduser().resolve()) or not path.exists():
+        raise InvalidInput("file_not_found", f"data {text}: no such file or folder on the server", path=text)
+    return path
+
+
 class HistoryStore:
     """Candle series under `root`; see the module docstring for the layout and guarantees."""
 

@@ -597,24 +597,30 @@ class Gateway:
                             except Exception:  # logged by _commit; the loop must go on
                                 pass
 
-    def open_orders(self, *, exchange: str | None = None, wallet_set_id: int | None = None) -> list[dict[str, Any]]:
+    def open_orders(
+        self, *, exchange: str | None = None, wallet_set_id: int | None = None, owner_id: int | None = None
+    ) -> list[dict[str, Any]]:
+        """Resting orders, newest first; `owner_id`: only that user's (None: everyone's)."""
         out = []
         for ex in self.exchanges.values():
             if exchange is not None and ex.name != exchange:
                 continue
             for market in ex.markets.values():
                 for order in market.engine.open_orders.values():
-                    if wallet_set_id is None or order.wallet_set_id == wallet_set_id:
+                    if (wallet_set_id is None or order.wallet_set_id == wallet_set_id) and (owner_id is None or order.owner_id == owner_id):
                         out.append(order_view(order, market.instrument))
             if isinstance(ex, LiveExchange):
                 for order in ex.open.values():
-                    if wallet_set_id is None or order.wallet_set_id == wallet_set_id:
+                    if (wallet_set_id is None or order.wallet_set_id == wallet_set_id) and (owner_id is None or order.owner_id == owner_id):
                         out.append(order_view(order, ex.markets[order.symbol].instrument))
         out.sort(key=lambda o: o["id"], reverse=True)
         return out
 
-    async def recent_orders(self, *, include_open: bool, limit: int, exchange: str | None = None) -> list[dict[str, Any]]:
-        rows = await self.store.list_orders(status=None if include_open else "done", exchange=exchange, limit=limit)
+    async def recent_orders(
+        self, *, include_open: bool, limit: int, exchange: str | None = None, owner_id: int | None = None
+    ) -> list[dict[str, Any]]:
+        """The newest `limit` orders; `owner_id`: that user's newest (selected in the query, before the limit)."""
+        rows = await self.store.list_orders(status=None if include_open else "done", exchange=exchange, limit=limit, owner_id=owner_id)
         out = []
         for order in rows:
             live = self.orders.get(order.id)

@@ -22,6 +22,7 @@ from coinwire.cache.base import Cache
 from coinwire.config import ExchangeConfig
 from coinwire.core.conversion import Conversion, Rate, best_route, convert
 from coinwire.core.errors import InvalidInput
+from coinwire.core.numbers import parse_decimal
 from coinwire.feeds.ccxt_tickers import TickerStreamer
 from coinwire.refdata.config import MarketDataConfig, TickerConfig
 from coinwire.refdata.repository import RefDataRepository
@@ -154,11 +155,14 @@ class MarketData:
 
 
 def _amount(value: object) -> Decimal:
+    """ASCII decimal text (core.numbers), its exponent bounded: `1e999999` is `number_out_of_range`, not an overflow."""
     try:
-        amount = Decimal(str(value).strip())
-    except ArithmeticError:
-        raise InvalidInput("invalid_amount", f"amount must be a decimal number, got {value!r}") from None
-    if not amount.is_finite() or amount < 0:
+        amount = parse_decimal(value, "amount")
+    except InvalidInput as exc:
+        if exc.code != "invalid_number":
+            raise
+        raise InvalidInput("invalid_amount", f"amount must be a decimal number, got {str(value)[:40]!r}") from None
+    if amount < 0:
         raise InvalidInput("invalid_amount", f"amount must be a finite, non-negative number, got {value!r}")
     return amount
 

@@ -11,6 +11,7 @@ in Asia/Kathmandu (+05:45) falls back to minutes.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from datetime import timezone, tzinfo
@@ -20,6 +21,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import numpy as np
 
 from coinwire.core.errors import InvalidInput, NotFound
+from coinwire.core.numbers import read_int
 from coinwire.core.rollup import OHLCV, Timeframe, bucket_starts, parse_timeframe, rollup
 from coinwire.core.symbols import normalize_symbol, symbol_token
 from coinwire.history.candles import Candles, concat, parse_time, timeframe_seconds
@@ -71,18 +73,28 @@ def zone(name: object) -> tzinfo:
         raise InvalidInput("invalid_timezone", f"unknown time zone {name!r}: use an IANA name like Europe/London, America/New_York or UTC", tz=name) from None
 
 
+MAX_INSTANT = 253_402_300_799_999  # 9999-12-31T23:59:59.999 in milliseconds
+
+
 def parse_instant(value: object, name: str) -> int | None:
-    """Unix seconds (or milliseconds) or ISO 8601 (`2021-03-28`, `2021-03-28T12:00+01:00`); None stays None."""
+    """Unix seconds (or milliseconds) or ISO 8601 (`2021-03-28`, `2021-03-28T12:00+01:00`); None stays None.
+
+    Numbers are ASCII digits within year 9999 in milliseconds (MAX_INSTANT): `int()` would read
+    other scripts' digits, and a time beyond what numpy's int64 buckets hold would overflow.
+    """
     if value is None or value == "":
         return None
     if isinstance(value, bool):
         raise InvalidInput("invalid_time", f"{name} must be unix seconds or an ISO 8601 time, got {value!r}", field=name)
-    if isinstance(value, int):
-        return value // 1000 if value >= 10**11 else value
-    if isinstance(value, float) and value == value:
-        return int(value)
-    if not isinstance(value, str):
-        raise InvalidInput("invalid_time", f"{name} must be unix seconds or an ISO 8601 time, got {value!r}", field=name)
+    number: object = value
+    if isinstance(value, float) and math.isfinite(value):
+        number = int(value)
+    elif isinstance(value, str) and value.strip().lstrip("-").isdigit():  # digits of any script: ASCII ones only
+        number = read_int(value.strip(), -MAX_INSTANT, MAX_INSTANT) if value.isascii() else None
+    if isinstance(number, int) and -MAX_INSTANT <= number <= MAX_INSTANT:
+        return number // 1000 if number >= 10**11 else number
+    if not isinstance(value, str) or number is None:
+        raise InvalidInput("invalid_time", f"{name} must be unix seconds or an ISO 8601 time, got {str(value)[:40]!r}", field=name)
     try:
         return parse_time(value)
     except InvalidInput:

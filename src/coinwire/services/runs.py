@@ -34,6 +34,7 @@ from coinwire.engine.registry import builtin_strategies
 from coinwire.engine.runs import RunStore, parse_balances, parse_time
 from coinwire.engine.strategy import params_json, parse_params
 from coinwire.engine.worker import Job
+from coinwire.history.store import default_history_root, path_inside
 from coinwire.services.gateway import Gateway
 from coinwire.services.paper_runs import PaperRuns
 
@@ -116,14 +117,17 @@ class RunManager:
         return out
 
     # --- start --------------------------------------------------------------------------------
-    async def start(self, name: str, body: Any) -> dict[str, Any]:
-        """Check the request, start its worker, wait for the worker's own checks; then the run is `running`."""
+    async def start(self, name: str, body: Any, confined: bool = False) -> dict[str, Any]:
+        """Check the request, start its worker, wait for the worker's own checks; then the run is `running`.
+
+        `confined`: the caller may not read the server's other files, so `data` paths must lie in the history directory.
+        """
         request = _request(body)
         if request.mode in ("paper", "live"):
             if self.paper is None:
                 raise InvalidInput("mode_not_available", f"this server has no gateway to run {request.mode} on")
             return await self.paper.start(self._strategy_ref(name), request)
-        job = self._job(name, request)
+        job = self._job(name, request, confined)
         folder = self.store.folder(job.run_id)
         folder.mkdir(parents=True)
         (folder / "job.json").write_bytes(msgspec.json.encode(job))
@@ -150,7 +154,7 @@ class RunManager:
         child.watcher = asyncio.create_task(self._watch(job.run_id, child), name=f"run {job.run_id}")
         return {"run_id": job.run_id, "status": "running"}
 
-    def _job(self, name: str, request: StartRequest) -> Job:
+    def _job(self, name: str, request: StartRequest, confined: bool = False) -> Job:
         if request.mode != "backtest":
             raise InvalidInput("invalid_mode", f"mode must be 'backtest', 'paper' or 'live', got {request.mode!r}")
         strategy = self._strategy_ref(name)
@@ -169,6 +173,9 @@ class RunManager:
                                 start=parse_time(request.start, "start"), end=parse_time(request.end, "end"))
         data = [request.data] if isinstance(request.data, str) else list(request.data or [])
         for i, item in enumerate(data):
+            if confined:  # outside the history directory answers like a missing file: existence is not told
+                data[i] = str(path_inside(item, default_history_root(self.data_path)))
+                continue
             path = Path(item).expanduser()
             if not path.exists():
                 raise InvalidInput("file_not_found", f"data {item}: no such file or folder on the server", path=item)

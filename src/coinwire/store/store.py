@@ -290,7 +290,8 @@ class Store:
         For bulk writes outside the change sets (owners, audit, candles); on SQLite it takes the
         same single-hop path as the group commit instead of SQLAlchemy's per-row parameters, and
         with the journal it is appended to it like a change set: durable once this returns,
-        applied by the helper, seen by every read after it.
+        applied by the helper, seen by every read after it. A value a column cannot hold
+        (PostgreSQL: a NUL character, too long) raises InvalidInput("store_value_refused").
         """
         if not rows:
             return
@@ -300,8 +301,14 @@ class Store:
         if self._sqlite is not None:
             await self._sqlite.write_many(statement, rows)
             return
-        async with (self._writer or self.engine).begin() as conn:
-            await conn.execute(statement, rows)
+        try:
+            async with (self._writer or self.engine).begin() as conn:
+                await conn.execute(statement, rows)
+        except DBAPIError as exc:
+            if not _is_data_error(exc):
+                raise
+            # a value a column cannot hold: no row of them is written; the caller may write the others alone
+            raise InvalidInput("store_value_refused", f"rows refused by the store: {_reason(exc)}") from exc
 
     # --- reads --------------------------------------------------------------------------
     async def _all(self, query: Select[Any]) -> list[dict[str, Any]]:
@@ -371,9 +378,16 @@ class Store:
         wallet_set_id: int | None = None,
         limit: int = 100,
         before_id: int | None = None,
+        owner_id: int | None = None,
     ) -> list[Order]:
-        """Newest first; page on with `before_id=` the last id of the previous page."""
+        """Newest first; page on with `before_id=` the last id of the previous page.
+
+        `owner_id`: only that user's orders, chosen before the limit (so a page is never short of
+        the user's own orders because of others', and never tells how many others placed).
+        """
         query = select(orders).order_by(orders.c.id.desc()).limit(_check_limit(limit))
+        if owner_id is not None:
+            query = query.where(orders.c.owner_id == owner_id)
         if status is not None:
             query = query.where(orders.c.status == _status(status))
         if exchange is not None:
