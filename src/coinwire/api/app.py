@@ -21,6 +21,7 @@ from coinwire.api.auth_routes import add_auth_routes
 from coinwire.api.frontier_routes import add_frontier_routes
 from coinwire.api.guard import GuardMiddleware
 from coinwire.api.market_routes import add_market_routes
+from coinwire.api.prefs_routes import add_preferences_routes
 from coinwire.api.ohlcv_routes import add_ohlcv_routes
 from coinwire.api.runs_routes import add_runs_routes
 from coinwire.api.trades_routes import add_trades_routes
@@ -91,6 +92,7 @@ def create_app(settings: Settings) -> FastAPI:
         app.add_middleware(CORSMiddleware, allow_origins=access.cors_origins, allow_methods=["GET", "POST", "PUT", "DELETE"],
                            allow_headers=["Authorization", "Content-Type"], max_age=600)
     add_auth_routes(app, access.service, access.audit)
+    add_preferences_routes(app, platform.store, platform.market)
     add_xwrap_routes(app, platform.api)
     add_runs_routes(app, settings, platform.gateway, access.owners)
     add_frontier_routes(app, settings)

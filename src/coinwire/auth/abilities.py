@@ -100,6 +100,8 @@ HTTP_RULES: dict[tuple[str, str], Rule] = {
     ("GET", "/api/v1/auth/sessions"): READ_SELF,
     ("GET", "/api/v1/me"): READ_SELF,
     ("GET", "/api/v1/me/abilities"): READ_SELF,
+    ("GET", "/api/v1/me/preferences"): READ_SELF,
+    ("PUT", "/api/v1/me/preferences"): SELF,
     ("GET", "/api/v1/api_keys"): READ_SELF,
     ("POST", "/api/v1/api_keys"): SELF,
     ("DELETE", "/api/v1/api_keys/{key_id}"): SELF,

@@ -147,6 +147,15 @@ class MarketData:
         out += [Rate(coin, fiat, Decimal(1), "peg", now) for coin, fiat in self.cfg.pegs.items()]  # always true
         return out
 
+    def display_currencies(self) -> set[str]:
+        """The currencies values may be shown in: USD (what values are computed in), the pegs' fiats, and every
+        currency the FX source knows. A user's display currency must be one of them (auth.preferences)."""
+        known = {"USD", *self.cfg.pegs.values()}
+        refdata = self.refdata
+        if refdata is not None and refdata.fx is not None:
+            known |= {refdata.fx.base, *refdata.fx.rates}
+        return known
+
     async def convert(self, amount: object, source: object, target: object) -> Conversion:
         """`amount` of `source` in `target` along the best route; InvalidInput / NotFound with stable codes."""
         value = _amount(amount)

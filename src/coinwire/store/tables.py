@@ -29,7 +29,7 @@ from sqlalchemy import (
 )
 
 __all__ = ["metadata", "orders", "fills", "wallet_sets", "wallets", "wallet_lines", "candles", "fx_rates", "coin_stats", "meta", "IdType",
-           "users", "sessions", "api_keys", "owners", "credentials", "audit",
+           "users", "sessions", "api_keys", "owners", "credentials", "audit", "preferences",
            "TABLES", "CHANGE_SET_TABLES"]
 
 # Stable constraint names on both dialects, so migrations can refer to them.
@@ -261,6 +261,19 @@ credentials = Table(
     Column("key_id", String(32), nullable=False),
     Column("nonce", String(32), nullable=False),
     Column("ciphertext", Text, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+)
+
+# one user's display preferences (coinwire.auth.preferences): one row per user, absent until first set
+preferences = Table(
+    "preferences",
+    metadata,
+    Column("user_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("time_zone", String(64), nullable=False),
+    Column("currency", String(16), nullable=False),
+    Column("crypto_decimals", Integer, nullable=False),
+    Column("stable_decimals", Integer, nullable=False),
+    Column("mask", Boolean, nullable=False),
     Column("updated_at", BigInteger, nullable=False),
 )
 
