@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +69,8 @@ def test_each_users_preferences_are_their_own_checked_and_kept_across_a_restart(
             assert r.status_code == 400 and r.json()["error"]["code"] == code, (body, r.status_code, r.text)
         assert _prefs(server, users["tom"]) == toms
 
+        _two_changes_at_once_both_land(server, users["vic"])
+
         server.stop()
         server.start()
         assert _prefs(server, users["tom"]) == toms  # sessions and preferences survive
@@ -75,3 +78,18 @@ def test_each_users_preferences_are_their_own_checked_and_kept_across_a_restart(
         assert _prefs(server, users["tess"]) == _DEFAULTS
     finally:
         server.stop()
+
+
+def _two_changes_at_once_both_land(server: ServerProcess, headers: dict[str, str]) -> None:
+    """Two PUTs of different fields at the same moment (the dashboard's decimals, then its masking): neither undoes the other."""
+    async def rounds() -> None:
+        async with httpx.AsyncClient(base_url=server.http, headers=headers) as client:
+            for n in range(12):
+                answers = await asyncio.gather(client.put(_PATH, json={"crypto_decimals": n}),
+                                               client.put(_PATH, json={"stable_decimals": n}),
+                                               client.put(_PATH, json={"mask": n % 2 == 1}))
+                assert [a.status_code for a in answers] == [200, 200, 200], [a.text for a in answers]
+                now = (await client.get(_PATH)).json()
+                assert (now["crypto_decimals"], now["stable_decimals"], now["mask"]) == (n, n, n % 2 == 1), (n, now)
+            await client.put(_PATH, json={"crypto_decimals": 6, "stable_decimals": 2, "mask": False})
+    asyncio.run(rounds())

@@ -70,9 +70,7 @@ def add_preferences_routes(app: FastAPI, store: Store, market: MarketData) -> No
             user_id = user_of(request)
             body = decode_shape(await request.body(), PreferencesBody, "the request body")
             change = {f: getattr(body, f) for f in body.__struct_fields__}
-            values = checked(await repo.get(user_id), change, market.display_currencies())
-            await repo.put(user_id, values)
-            return json_response(await view(values))
+            return json_response(await view(await repo.update(user_id, checked(change, market.display_currencies()))))
         except CoinwireError as exc:
             return error_response(exc)
         except Exception:

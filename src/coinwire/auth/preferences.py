@@ -3,8 +3,8 @@
 They live on the server, not in one browser, so every device of a user shows the same thing and
 later services (daily stats, receipts) can format for the user. A user who never set them has
 `DEFAULTS`. A change is checked whole (every field, against the time zones this system knows and
-the currencies the FX source knows) before anything is written, then written as one row in one
-transaction: never half a change.
+the currencies the FX source knows) before anything is written, then written in one upsert of
+its fields only, in one transaction: never half a change, and two changes at once both land.
 """
 
 from __future__ import annotations
@@ -36,17 +36,18 @@ def _time_zones() -> frozenset[str]:
     return frozenset(zoneinfo.available_timezones())
 
 
-def checked(current: dict[str, Any], change: dict[str, Any], currencies: set[str]) -> dict[str, Any]:
-    """`current` with `change` applied, every field valid; InvalidInput with a stable code otherwise."""
-    out = {**current, **{k: v for k, v in change.items() if v is not None}}
-    if out["time_zone"] not in _time_zones():
+def checked(change: dict[str, Any], currencies: set[str]) -> dict[str, Any]:
+    """The fields `change` sets (None: left out), each valid; InvalidInput with a stable code otherwise."""
+    out = {k: v for k, v in change.items() if v is not None}
+    if "time_zone" in out and out["time_zone"] not in _time_zones():
         raise InvalidInput("invalid_time_zone", f"time_zone must be an IANA time zone name like Europe/Paris, got {out['time_zone']!r}")
-    out["currency"] = out["currency"].upper()
-    if out["currency"] not in currencies:
-        raise InvalidInput("unknown_currency", f"currency must be one the FX source knows ({', '.join(sorted(currencies))}), "
-                           f"got {out['currency']!r}")
+    if "currency" in out:
+        out["currency"] = out["currency"].upper()
+        if out["currency"] not in currencies:
+            raise InvalidInput("unknown_currency", f"currency must be one the FX source knows ({', '.join(sorted(currencies))}), "
+                               f"got {out['currency']!r}")
     for field in ("crypto_decimals", "stable_decimals"):
-        if not 0 <= out[field] <= MAX_DECIMALS:
+        if field in out and not 0 <= out[field] <= MAX_DECIMALS:
             raise InvalidInput("invalid_decimals", f"{field} must be 0 to {MAX_DECIMALS}, got {out[field]}")
     return out
 
@@ -62,25 +63,34 @@ class PreferencesRepository:
         """The user's preferences, `DEFAULTS` where never set."""
         try:
             async with self.store.engine.connect() as conn:
-                row = (await conn.execute(select(preferences).where(preferences.c.user_id == user_id))).first()
+                return await self._read(conn, user_id)
         except Exception as exc:
             if store_unreachable(exc):
                 raise store_unavailable() from exc
             raise
+
+    @staticmethod
+    async def _read(conn: Any, user_id: int) -> dict[str, Any]:
+        row = (await conn.execute(select(preferences).where(preferences.c.user_id == user_id))).first()
         if row is None:
             return dict(DEFAULTS)
         values = row._mapping
         return {field: values[field] for field in FIELDS}
 
-    async def put(self, user_id: int, values: dict[str, Any]) -> None:
-        """Write the user's whole row (insert or replace) in one transaction."""
-        row = {field: values[field] for field in FIELDS} | {"updated_at": int(self.clock())}
+    async def update(self, user_id: int, change: dict[str, Any]) -> dict[str, Any]:
+        """Set the fields in `change` (checked), the others kept, in one transaction; the preferences now in force.
+
+        One upsert that writes only the changed columns: two changes at once (the dashboard's
+        decimals and masking) both land, where a read then a write of the whole row would lose one.
+        """
+        now = int(self.clock())
         dialect = postgresql if self.store.dialect == "postgresql" else sqlite
-        statement = dialect.insert(preferences).values(user_id=user_id, **row)
-        statement = statement.on_conflict_do_update(index_elements=["user_id"], set_=row)
+        statement = dialect.insert(preferences).values(user_id=user_id, **(DEFAULTS | change), updated_at=now)
+        statement = statement.on_conflict_do_update(index_elements=["user_id"], set_=change | {"updated_at": now})
         try:
             async with self.store.engine.begin() as conn:
                 await conn.execute(statement)
+                return await self._read(conn, user_id)
         except Exception as exc:
             if store_unreachable(exc):
                 raise store_unavailable() from exc
