@@ -510,3 +510,47 @@ def test_fill_markers_show_the_markets_price_decimals(admin_page: Watched, serve
     assert any(abs(price - float(avg)) <= 10 ** -decimals / 2 + 1e-9 for price in ours), (avg, labels)
     page.wait_for_function("() => document.querySelectorAll('[data-testid=chart] canvas').length > 0")
     shot(admin_page, "markets-fill-marker-decimals")
+
+
+def test_preferences_set_through_the_api_are_what_the_dashboard_uses_and_its_changes_reach_the_server(
+        browser: Browser, server: ServerProcess) -> None:
+    """The user's preferences are the server's: set through the API, they are the dashboard's in a fresh browser; set in the dashboard, the API reads them."""
+    pair = httpx.post(server.http + "/api/v1/auth/login", json={"username": TRADER[0], "password": TRADER[1]}).json()
+    headers = {"Authorization": f"Bearer {pair['access_token']}"}
+    r = httpx.put(server.http + "/api/v1/me/preferences", headers=headers,
+                  json={"time_zone": "Pacific/Auckland", "crypto_decimals": 3, "stable_decimals": 4, "mask": True})
+    assert r.status_code == 200, r.text
+    w = open_page(browser, server)  # a new browser context: nothing of the user in its storage
+    page = w.page
+    page.goto("/")
+    expect(page.locator("html")).not_to_have_class(re.compile("masked"))  # signed out: the defaults
+    sign_in(w, *TRADER)
+    expect(page.locator("html")).to_have_class(re.compile("masked"))
+    page.goto("/app/markets")
+    expect(page.get_by_test_id("tz-select")).to_have_value("Pacific/Auckland")  # the chart's zone, not in the page's own list
+    page.goto("/app/preferences")
+    form = page.get_by_role("form", name="preferences")
+    expect(form.locator("select[name=tz]")).to_have_value("Pacific/Auckland")
+    expect(form.locator("input[name=crypto]")).to_have_value("3")
+    expect(form.locator("input[name=stable]")).to_have_value("4")
+    shot(w, "preferences-from-server")
+    form.locator("input[name=crypto]").fill("5")
+    form.locator("input[name=crypto]").dispatch_event("change")
+    form.locator("input[name=mask]").uncheck()
+    expect(page.locator("html")).not_to_have_class(re.compile("masked"))
+
+    def saved() -> dict[str, object]:
+        return httpx.get(server.http + "/api/v1/me/preferences", headers=headers).json()
+
+    for _ in range(50):
+        if saved()["crypto_decimals"] == 5 and saved()["mask"] is False:
+            break
+        page.wait_for_timeout(100)
+    assert {k: saved()[k] for k in ("time_zone", "crypto_decimals", "stable_decimals", "mask")} == \
+        {"time_zone": "Pacific/Auckland", "crypto_decimals": 5, "stable_decimals": 4, "mask": False}
+    with server.client() as admin:  # and nobody else's changed
+        assert admin.get("/api/v1/me/preferences").json()["crypto_decimals"] == 6
+    page.get_by_test_id("sign-out").click()
+    expect(page.get_by_label("User name")).to_be_visible()
+    w.page.context.close()
+    assert not w.errors, w.errors

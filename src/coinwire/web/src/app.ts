@@ -4,7 +4,7 @@ import { Http } from "./api/http";
 import { Rpc, channels } from "./api/rpc";
 import { Session } from "./api/session";
 import type { Abilities, Exchange, Market, Ticker } from "./api/types";
-import { prefs } from "./prefs";
+import { attachServer, detachServer, prefs } from "./prefs";
 import { Disposer, Signal, h } from "./ui/dom";
 
 export class App {
@@ -28,11 +28,12 @@ export class App {
     return this.exchanges.value.find((e) => e.exchange === exchange)?.markets.find((m) => m.symbol === symbol);
   }
 
-  /** After sign-in: who am I, what may I do, the exchanges; then the live connection and its channels. */
+  /** After sign-in: who am I, what may I do, the exchanges, my preferences; then the live connection and its channels. */
   async begin(): Promise<void> {
     const [abilities, exchanges] = await Promise.all([
       this.http.get<Abilities>("/api/v1/me/abilities"),
       this.http.get<Exchange[]>("/xwrap/v1/exchanges"),
+      attachServer(this.http, (message) => this.toast(`Preferences not saved: ${message}`, "error")),
     ]);
     this.abilities.set(abilities);
     this.exchanges.set(exchanges);
@@ -63,6 +64,7 @@ export class App {
     this.live = new Disposer();
     this.rpc.stop();
     this.abilities.set(null);
+    detachServer();
   }
 
   private async loadFx(currency: string): Promise<void> {

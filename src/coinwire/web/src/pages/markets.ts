@@ -28,7 +28,7 @@ function marketsView(app: App, d: Disposer, redraw: () => void): HTMLElement[] {
   const tfButtons = h("div", { class: "seg", role: "group", "aria-label": "timeframe" },
     ...TIMEFRAMES.map((tf) => h("button", { type: "button", class: tf === p.timeframe ? "on" : "", "aria-pressed": tf === p.timeframe, "data-tf": tf,
       onclick: () => { setPrefs({ timeframe: tf }); redraw(); } }, tf)));
-  const tz = h("select", { "aria-label": "time zone", "data-testid": "tz-select" }, ...ZONES.map((z) => h("option", { value: z, selected: z === p.tz }, z)));
+  const tz = h("select", { "aria-label": "time zone", "data-testid": "tz-select" }, ...[...new Set([p.tz, ...ZONES])].map((z) => h("option", { value: z, selected: z === p.tz }, z)));
   tz.addEventListener("change", () => { setPrefs({ tz: tz.value }); redraw(); });
   const last = h("span", { class: "last", "data-testid": "last-price" }, "–");
   const status = h("span", { class: "muted", "data-testid": "chart-status" }, "loading…");
