@@ -15,6 +15,7 @@ is theirs (their orders' completions). The notifier and `GET /api/v1/logs` both 
 from __future__ import annotations
 
 import asyncio
+import contextvars
 from collections import deque
 from typing import TYPE_CHECKING, Any
 
@@ -34,6 +35,7 @@ _PLAIN = (str, int, float, bool, type(None))
 _MAX_CONTEXT_FIELDS = 32
 _MAX_TEXT = 2_000
 
+_publishing: contextvars.ContextVar[bool] = contextvars.ContextVar("log_feed_publishing", default=False)
 dropped = Counter("coinwire_log_messages_dropped_total", "Warnings and errors not sent as logmessages (over log_feed_per_second)")
 
 
@@ -84,11 +86,10 @@ class LogFeed:
         self._second = 0
         self._sent = 0
         self._tasks: set[asyncio.Task[None]] = set()
-        self._forwarding = False
 
     def forward(self, source: str, level: str, event: dict[str, Any]) -> None:
         """One warning or error record (called by the log processor): published unless this second's budget is spent."""
-        if self._forwarding:  # a record logged while publishing one is not published again (no loop)
+        if _publishing.get():  # a record logged while publishing one (by the bus) is not published again: no loop
             return
         try:
             loop = asyncio.get_running_loop()
@@ -110,13 +111,11 @@ class LogFeed:
         task.add_done_callback(self._tasks.discard)
 
     async def _publish(self, level: str, source: str, message: str, context: dict[str, Any], owner_id: int | None) -> None:
-        self._forwarding = True
+        _publishing.set(True)  # this task's own context: other coroutines' records are still forwarded
         try:
             await self.gateway.publish_log(level, source, message, context, owner_id)
         except Exception:  # noqa: BLE001 - a log line that cannot be published must not fail anything else
             dropped.inc()
-        finally:
-            self._forwarding = False
 
     async def close(self) -> None:
         for task in list(self._tasks):
