@@ -10,7 +10,7 @@ import httpx
 from playwright.sync_api import Browser, expect
 
 from coinwire.api.client import RpcClient
-from tests.e2e.conftest import TRADER, open_page, shot, sign_in
+from tests.e2e.conftest import PHONE, TRADER, open_page, shot, sign_in
 from tests.server import ServerProcess
 
 
@@ -66,3 +66,14 @@ def test_logs_page_shows_warnings_live_to_admins_and_a_trader_only_their_own(bro
     shot(t, "logs-trader")
     t.page.context.close()
     assert not t.errors, f"console errors: {t.errors}"
+
+
+def test_logs_page_at_phone_width(browser: Browser, server: ServerProcess) -> None:
+    w = open_page(browser, server, PHONE)
+    sign_in(w)
+    w.page.goto("/app/logs")
+    expect(w.page.get_by_test_id("log-row").first).to_be_visible()  # at least the exchange's start
+    w.page.wait_for_load_state("networkidle")
+    shot(w, "logs-phone")
+    w.page.context.close()
+    assert not w.errors, f"console errors: {w.errors}"
