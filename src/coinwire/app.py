@@ -14,6 +14,7 @@ from coinwire.api.ohlcv_routes import OhlcvStreams
 from coinwire.bus import bus_from_url
 from coinwire.cache import cache_from_url
 from coinwire.config import ExchangeConfig, Settings
+from coinwire.logs import forward_warnings
 from coinwire.feeds.base import HealthHook
 from coinwire.feeds.demo import DemoFeed
 from coinwire.history.store import HistoryStore, default_history_root
@@ -22,6 +23,7 @@ from coinwire.services import metrics
 from coinwire.services.candles import CandleRecorder
 from coinwire.services.gateway import Gateway
 from coinwire.services.health import Health
+from coinwire.services.log_feed import LogFeed
 from coinwire.services.market_data import MarketData, build_streamer, ticker_configs
 from coinwire.services.ohlcv import OhlcvQuery
 from coinwire.services.public_trades import PublicTrades
@@ -73,6 +75,7 @@ class Platform:
         self.bus = bus_from_url(settings.bus_url)
         self.cache = cache_from_url(settings.cache_url)
         self.gateway = Gateway(settings, self.store, self.bus)
+        self.log_feed = LogFeed(self.gateway, settings.log_feed_per_second)  # warnings and errors as `logmessages`
         self.notifier = Notifier(self.bus, PushLimits(settings.ws_max_patterns, settings.ws_max_streams, settings.ws_max_unread_bytes))
         # latest prices (every ticker.* message), ticker streamers, reference data, convert
         streamers = [build_streamer(t) for t in ticker_configs(settings.market_data, settings.exchanges)]
@@ -99,6 +102,7 @@ class Platform:
             metrics.watch_journal(self.store.journal)
         await self.bus.start()
         await self.gateway.start()
+        forward_warnings(self.log_feed.forward)
         await self.notifier.start()
         await self.market.start()
         await self.public_trades.start()
@@ -149,6 +153,8 @@ class Platform:
                 await self.gateway._set_status(exchange, "degraded")
 
     async def stop(self) -> None:
+        forward_warnings(None)
+        await self.log_feed.close()
         for feed in self.feeds:
             await feed.close()
         for task in self._tasks:

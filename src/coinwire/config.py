@@ -76,6 +76,10 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     bus_url: str = "memory://"
     cache_url: str = "memory://"
     log_level: str = "info"
+    # `logmessages` (services.log_feed): warnings and errors sent a second at most (the rest are
+    # counted in coinwire_log_messages_dropped_total), and recent messages kept for GET /api/v1/logs
+    log_feed_per_second: int = 20
+    log_feed_recent: int = 1_000
     roles: list[str] = msgspec.field(default_factory=lambda: ["gateway", "api"])
     book_depth: int = 100  # levels per side served by get_book by default
     ohlcv_max_points: int = 5_000  # candles per answer of GET /api/v1/ohlcv; longer ranges are paged (`next`)
@@ -138,6 +142,8 @@ _ENV_FIELDS = {
     "BUS_URL": "bus_url",
     "CACHE_URL": "cache_url",
     "LOG_LEVEL": "log_level",
+    "LOG_FEED_PER_SECOND": "log_feed_per_second",
+    "LOG_FEED_RECENT": "log_feed_recent",
     "ROLES": "roles",
     "BOOK_DEPTH": "book_depth",
     "OHLCV_MAX_POINTS": "ohlcv_max_points",
@@ -209,6 +215,10 @@ def _check(settings: Settings, env: Mapping[str, str]) -> None:
     problems = check_market_data(settings.market_data, env)
     if problems:
         raise ConfigError(problems[0])
+    if not 1 <= settings.log_feed_per_second <= 10_000:
+        raise ConfigError(f"log_feed_per_second must be between 1 and 10000, got {settings.log_feed_per_second}")
+    if not 1 <= settings.log_feed_recent <= 100_000:
+        raise ConfigError(f"log_feed_recent must be between 1 and 100000, got {settings.log_feed_recent}")
     if settings.log_level.lower() not in _LOG_LEVELS:
         raise ConfigError(f"log_level must be one of {', '.join(_LOG_LEVELS)}, got {settings.log_level!r}")
     names = [e.name for e in settings.exchanges]

@@ -142,9 +142,11 @@ class ExchangeStatusChanged(msgspec.Struct, frozen=True, tag="exchstatus"):
 
 class LogMessage(msgspec.Struct, frozen=True, tag="logmessages"):
     level: str
-    name: str
+    name: str  # the source: a logger's name, or `user.orders.<run>`
     message: str
     ts: int
+    context: dict[str, object] = {}  # the record's structured fields (services.log_feed)
+    owner_id: int | None = None  # the user the message is about (their order), None: admins only
 
 
 Message = (

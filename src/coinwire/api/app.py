@@ -91,7 +91,7 @@ def create_app(settings: Settings) -> FastAPI:
     if access.cors_origins:  # outside the guard: preflights are answered before authentication
         app.add_middleware(CORSMiddleware, allow_origins=access.cors_origins, allow_methods=["GET", "POST", "PUT", "DELETE"],
                            allow_headers=["Authorization", "Content-Type"], max_age=600)
-    add_auth_routes(app, access.service, access.audit)
+    add_auth_routes(app, access.service, access.audit, platform.gateway.recent_logs)
     add_preferences_routes(app, platform.store, platform.market)
     add_xwrap_routes(app, platform.api)
     add_runs_routes(app, settings, platform.gateway, access.owners)

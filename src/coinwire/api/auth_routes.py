@@ -13,6 +13,7 @@
     GET    /api/v1/users             (admin) every user
     POST   /api/v1/users             (admin) {username, password, role, plan}
     GET    /api/v1/audit             (admin) ?user&action&limit&before: state-changing actions, newest first
+    GET    /api/v1/logs              ?limit: recent logmessages, newest first (admins all; others their own orders')
 
 Bodies are strict: unknown fields answer 400 `invalid_params`.
 """
@@ -36,6 +37,7 @@ from coinwire.auth.abilities import Principal, abilities
 from coinwire.auth.audit import AuditLog
 from coinwire.auth.service import AuthService
 from coinwire.core.errors import CoinwireError, InvalidInput
+from coinwire.services.log_feed import LogRing
 
 __all__ = ["add_auth_routes"]
 
@@ -71,7 +73,7 @@ async def _body(request: Request, shape: type) -> Any:
     return decode_shape(await request.body(), shape, "the request body")
 
 
-def add_auth_routes(app: FastAPI, auth: AuthService, audit: AuditLog) -> None:
+def add_auth_routes(app: FastAPI, auth: AuthService, audit: AuditLog, logs: LogRing) -> None:
     def route(method: str, path: str, handler: Callable[..., Awaitable[Any]], shape: type | None = None, status: int = 200) -> None:
         async def endpoint(request: Request) -> Response:
             try:
@@ -153,7 +155,17 @@ def add_auth_routes(app: FastAPI, auth: AuthService, audit: AuditLog) -> None:
         before = query_int(q.get("before"), "before", 0, 1, INT64_MAX) or None
         return await audit.query(q.get("user") or None, q.get("action") or None, limit, before)
 
+    async def recent_logs(request: Request, me: Principal) -> Any:
+        """Recent log messages (?limit=N, 1..1000, default 100), newest first: an admin's all, another user's only their own."""
+        q = request.query_params
+        unknown = set(q) - {"limit"}
+        if unknown:
+            raise InvalidInput("invalid_params", f"unknown query parameters {sorted(unknown)}")
+        limit = query_int(q.get("limit"), "limit", 100, 1, 1000, "invalid_limit")
+        return {"logs": logs.recent(me, limit)}
+
     route("GET", "/api/v1/audit", audit_log)
+    route("GET", "/api/v1/logs", recent_logs)
     route("POST", "/api/v1/auth/login", login, LoginBody)
     route("POST", "/api/v1/auth/refresh", refresh, RefreshBody)
     route("POST", "/api/v1/auth/logout", logout)

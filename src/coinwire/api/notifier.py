@@ -5,7 +5,8 @@ connection that subscribed to the channel (admins). A client_oid is its owner's:
 connection is found by (owner, client_oid), the owner coming with the bus message, so two
 users' equal client_oids never share or steal each other's notifications. `exchstatus`,
 `logmessages` and `echo_ret` reach the connections subscribed to them (`echo_ret` from
-`echo_notify` only the caller's own). `ticker` notifications (latest prices, from the
+`echo_notify` only the caller's own; `logmessages` an admin's every one, another user's only
+those about their own orders: `services.log_feed.visible`, here and nowhere else). `ticker` notifications (latest prices, from the
 ticker service) reach connections subscribed to `ticker` whose patterns select the subject;
 `public_trades` (each market's public trades, from `services.public_trades`) likewise.
 
@@ -33,6 +34,7 @@ import structlog
 from coinwire.api.context import CallContext
 from coinwire.bus.base import Bus
 from coinwire.messages import ExchangeStatusChanged, FillEvent, LogMessage, Message, OrderUpdate
+from coinwire.services.log_feed import log_view, visible
 
 __all__ = ["Notifier", "PushLimits", "notification"]
 
@@ -196,8 +198,9 @@ class Notifier:
         elif isinstance(message, LogMessage):
             targets = self._listeners("logmessages")  # usually none: build nothing for nobody
             if targets:
-                payload = {"levelname": message.level.upper(), "name": message.name, "message": message.message, "created": message.ts / 1e9}
-                _push_all(targets, notification("logmessages", payload))
+                targets = [c for c in targets if visible(c.principal, message)]  # admins all; users their own
+                if targets:
+                    _push_all(targets, notification("logmessages", log_view(message)))
 
     def _owner_and_listeners(self, channel: str, payload: dict[str, Any], user_id: int | None, done: bool) -> list[CallContext]:
         """Who gets an order's or trade's notification: the connection that placed the order, and the channel's listeners."""

@@ -99,6 +99,7 @@ HTTP_RULES: dict[tuple[str, str], Rule] = {
     ("POST", "/api/v1/auth/logout_all"): SELF,
     ("GET", "/api/v1/auth/sessions"): READ_SELF,
     ("GET", "/api/v1/me"): READ_SELF,
+    ("GET", "/api/v1/logs"): READ_SELF,  # recent logmessages: admins all, others their own (services.log_feed.visible)
     ("GET", "/api/v1/me/abilities"): READ_SELF,
     ("GET", "/api/v1/me/preferences"): READ_SELF,
     ("PUT", "/api/v1/me/preferences"): SELF,
@@ -188,7 +189,7 @@ PUSH_RULES: dict[str, Rule] = {
     "ticker": READ_MARKET,
     "public_trades": READ_MARKET,  # the market's public trades (the `trade` channel is the users' fills)
     "echo_ret": READ_SELF,
-    "logmessages": ADMIN_OPS,
+    "logmessages": READ_SELF,  # admins every message; others only their own orders' (api.notifier, services.log_feed)
     "order": _r("admin", "order"),
     "trade": _r("admin", "order"),
 }

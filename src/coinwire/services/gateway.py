@@ -46,6 +46,7 @@ from coinwire.messages import (
 from coinwire.services import metrics
 from coinwire.services.live_credentials import live_credentials
 from coinwire.services.live_exchange import LiveExchange
+from coinwire.services.log_feed import LogRing
 from coinwire.services.paper_exchange import PaperExchange, PaperMarket
 from coinwire.services.views import fill_view, order_view
 from coinwire.store import ChangeSet, GroupCommitWriter, Store
@@ -53,6 +54,7 @@ from coinwire.store import ChangeSet, GroupCommitWriter, Store
 __all__ = ["ExecutionListener", "Gateway", "OrderRequest"]
 
 log = structlog.get_logger("coinwire.gateway")
+_NO_CONTEXT: dict[str, object] = {}  # shared by every log message without fields (never changed: readers copy it)
 
 Clock = Callable[[], int]
 
@@ -127,6 +129,7 @@ class Gateway:
         self.writer = GroupCommitWriter(store)
         self.bus = bus
         self.clock = clock
+        self.recent_logs = LogRing(settings.log_feed_recent)  # GET /api/v1/logs
         self.ledger = Ledger()
         self.order_ids = IdSequence()
         self.fill_ids = IdSequence()
@@ -434,12 +437,19 @@ class Gateway:
             await self.bus.publish(self._subject("order", order.exchange, order.symbol), OrderUpdate(view, order.owner_id))
             if order.is_done:
                 reason = order.done_reason.value if order.done_reason else "done"
-                await self.publish_log("info", f"user.orders.{order.run_id or 'manual'}", f"Order {order.client_oid} is done ({reason})")
+                await self.publish_log("info", f"user.orders.{order.run_id or 'manual'}", f"Order {order.client_oid} is done ({reason})",
+                                       owner_id=order.owner_id)
         return views
 
-    async def publish_log(self, level: str, name: str, message: str) -> None:
-        """A `logmessages` notification (the seed's: order completions, status changes, failures)."""
-        await self.bus.publish(subject("log", level), LogMessage(level, name, message, self.clock()))
+    async def publish_log(self, level: str, name: str, message: str, context: dict[str, object] | None = None,
+                          owner_id: int | None = None) -> None:
+        """A `logmessages` notification (order completions, status changes, every warning and error), kept in `recent_logs`.
+
+        `owner_id`: the user it is about (their order), who may read it besides admins.
+        """
+        entry = LogMessage(level, name, message, self.clock(), context or _NO_CONTEXT, owner_id)
+        self.recent_logs.add(entry)
+        await self.bus.publish(subject("log", level), entry)
 
     # --- settlement -----------------------------------------------------------------------------
     async def _settle_resting(self, market: PaperMarket, fills: list[Fill]) -> None:

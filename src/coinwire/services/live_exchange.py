@@ -213,7 +213,7 @@ class LiveExchange(PaperExchange):
         await g._commit(g._changes([order], [], lines))
         await g._notify([order], [])
         await g.publish_log("warning", f"user.orders.{order.run_id or 'manual'}",
-                            f"Order {order.client_oid} was refused by {self.name}: {cause.message}")
+                            f"Order {order.client_oid} was refused by {self.name}: {cause.message}", owner_id=order.owner_id)
 
     def _forget(self, order: Order) -> None:
         self.open.pop(order.id, None)

@@ -12,6 +12,7 @@ import { runsPage, runPage } from "./pages/runs";
 import { overviewPage } from "./pages/overview";
 import { exchangesPage } from "./pages/exchanges";
 import { preferencesPage } from "./pages/preferences";
+import { logsPage } from "./pages/logs";
 import { prefs, setPrefs } from "./prefs";
 
 const routes: Route[] = [
@@ -22,6 +23,7 @@ const routes: Route[] = [
   { path: "/app/runs", title: "Runs", page: runsPage, nav: true, needs: ["read", "run"] },
   { path: "/app/runs/:id", title: "Run", page: runPage, needs: ["read", "run"] },
   { path: "/app/exchanges", title: "Exchanges", page: exchangesPage, nav: true, needs: ["read", "market"] },
+  { path: "/app/logs", title: "Logs", page: logsPage, nav: true, needs: ["read", "self"] },
   { path: "/app/preferences", title: "Preferences", page: preferencesPage, nav: true },
 ];
 
