@@ -71,6 +71,13 @@ class ServerProcess:
         r.raise_for_status()
         return dict(r.json())
 
+    def traders(self, *names: str) -> dict[str, str]:
+        """New traders `names` (password `<name>-password`), created by admin and signed in: their access tokens."""
+        with self.client() as admin:
+            for name in names:
+                admin.post("/api/v1/users", json={"username": name, "password": f"{name}-password"}).raise_for_status()
+        return {name: self.login(name, f"{name}-password")["access_token"] for name in names}
+
     @property
     def token(self) -> str:
         """An admin access token, renewed after five minutes (tokens live fifteen)."""

@@ -13,15 +13,6 @@ from coinwire.api.client import RpcClient
 from tests.server import ServerProcess
 
 
-def _users(server: ServerProcess) -> dict[str, str]:
-    """Traders tom and tess, signed in: their access tokens."""
-    with server.client() as admin:
-        for name in ("tom", "tess"):
-            admin.post("/api/v1/users", json={"username": name, "password": f"{name}-password"}).raise_for_status()
-    return {n: httpx.post(server.http + "/api/v1/auth/login", json={"username": n, "password": f"{n}-password"}).json()["access_token"]
-            for n in ("tom", "tess")}
-
-
 async def _drain(client: RpcClient, seconds: float) -> list[Any]:
     """Every `logmessages` notification that arrives within `seconds`."""
     got: list[Any] = []
@@ -41,7 +32,7 @@ def server(tmp_path: Path):  # type: ignore[no-untyped-def]
 
 
 async def test_warnings_reach_admins_and_users_only_their_own_orders_logs(server: ServerProcess) -> None:
-    tokens = _users(server)
+    tokens = server.traders("tom", "tess")
     async with RpcClient(server.ws) as admin, \
             RpcClient(f"{server.ws_anonymous}?access_token={tokens['tom']}") as tom, \
             RpcClient(f"{server.ws_anonymous}?access_token={tokens['tess']}") as tess:

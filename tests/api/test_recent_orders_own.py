@@ -11,14 +11,6 @@ from coinwire.api.client import RpcClient
 from tests.server import ServerProcess
 
 
-def _tokens(server: ServerProcess) -> dict[str, str]:
-    with server.client() as admin:
-        for name in ("alice", "bob"):
-            admin.post("/api/v1/users", json={"username": name, "password": f"{name}-password"}).raise_for_status()
-    return {n: httpx.post(server.http + "/api/v1/auth/login", json={"username": n, "password": f"{n}-password"}).json()["access_token"]
-            for n in ("alice", "bob")}
-
-
 async def _place_and_cancel(rpc: RpcClient, params: dict[str, Any]) -> int:
     order = await rpc.call("make_order", **params)
     await rpc.call("cancel_order", order_id=order["id"])
@@ -29,7 +21,7 @@ async def test_recent_orders_are_the_callers_newest_before_the_limit(tmp_path: P
     server = ServerProcess(tmp_path, env=store_env)
     server.start()
     try:
-        tokens = _tokens(server)
+        tokens = server.traders("alice", "bob")
         async with RpcClient(f"{server.ws_anonymous}?access_token={tokens['alice']}") as alice, \
                 RpcClient(f"{server.ws_anonymous}?access_token={tokens['bob']}") as bob:
             bid = float((await alice.call("get_pricing", exchange="demo"))["BTC_USDT"]["bid"])

@@ -9,7 +9,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from coinwire.api.client import RpcClient, RpcError
@@ -22,14 +21,6 @@ def database() -> Iterator[str]:
     """A database of its own on the test PostgreSQL server, dropped afterwards."""
     with postgres_database() as url:
         yield url
-
-
-def _tokens(server: ServerProcess) -> dict[str, str]:
-    with server.client() as admin:
-        for name in ("tom", "tess"):
-            admin.post("/api/v1/users", json={"username": name, "password": f"{name}-password"}).raise_for_status()
-    return {n: httpx.post(server.http + "/api/v1/auth/login", json={"username": n, "password": f"{n}-password"}).json()["access_token"]
-            for n in ("tom", "tess")}
 
 
 async def _storm(url: str, run_id: str, count: int, placed: list[dict[str, Any]], refused: list[RpcError]) -> None:
@@ -56,7 +47,7 @@ async def test_a_value_the_store_cannot_hold_fails_only_its_caller(tmp_path: Pat
     server = ServerProcess(tmp_path, env={"COINWIRE_STORE_URL": database})
     server.start()
     try:
-        tokens = _tokens(server)
+        tokens = server.traders("tom", "tess")
         tom_placed: list[dict[str, Any]] = []
         tom_refused: list[RpcError] = []
         tess_placed: list[dict[str, Any]] = []
