@@ -6,8 +6,8 @@ import asyncio
 import os
 import socket
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 
 import pytest
@@ -69,3 +69,14 @@ def postgres_database() -> Iterator[str]:
         yield make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
     finally:
         asyncio.run(_admin_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@asynccontextmanager
+async def postgres_schema() -> AsyncIterator[str]:
+    """The name of a schema of its own in the test PostgreSQL database, dropped with what it holds afterwards."""
+    require_service("PostgreSQL", "127.0.0.1", 5432)
+    schema = f"cw_{uuid.uuid4().hex[:16]}"
+    try:
+        yield schema
+    finally:
+        await _admin_sql(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')

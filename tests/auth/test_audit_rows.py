@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
 
-import asyncpg
 import pytest
 from sqlalchemy import insert
 
@@ -15,7 +13,7 @@ from coinwire.auth.audit import AuditLog
 from coinwire.auth.rowbuffer import RowBuffer
 from coinwire.store import Store
 from coinwire.store.tables import audit
-from tests.conftest import POSTGRES_URL, require_service
+from tests.conftest import POSTGRES_URL, postgres_schema
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -25,17 +23,8 @@ async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
         async with Store(f"sqlite:///{tmp_path / 'store.db'}") as started:
             yield started
         return
-    require_service("PostgreSQL", "127.0.0.1", 5432)
-    schema = f"cw_{uuid.uuid4().hex[:16]}"
-    try:
-        async with Store(POSTGRES_URL, schema=schema) as started:
-            yield started
-    finally:
-        conn = await asyncpg.connect(POSTGRES_URL)
-        try:
-            await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-        finally:
-            await conn.close()
+    async with postgres_schema() as schema, Store(POSTGRES_URL, schema=schema) as started:
+        yield started
 
 
 def _row(target: str) -> dict[str, object]:

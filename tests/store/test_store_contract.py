@@ -10,12 +10,10 @@ refuses is tests/store/test_journal.py's."""
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import asyncpg
 import msgspec
 import pytest
 from hypothesis import given, settings
@@ -29,7 +27,7 @@ from coinwire.core.orders import DoneReason, Fill, Order, OrderStatus, OrderType
 from coinwire.core.wallets import LineKind, Wallet, WalletLine, WalletSet
 from coinwire.store import ChangeSet, GroupCommitWriter, Scale, Store, normalise_url
 from coinwire.store.codec import FILLS, ORDERS, WALLET_LINES
-from tests.conftest import POSTGRES_URL, require_service
+from tests.conftest import POSTGRES_URL, postgres_schema
 
 BTC_USDT = Instrument(
     exchange="binance", symbol="BTC/USDT", base="BTC", quote="USDT", price_decimals=2, size_decimals=5
@@ -57,16 +55,8 @@ async def database(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncItera
     if request.param.startswith("sqlite"):
         yield Database(f"sqlite:///{tmp_path / 'store.db'}", None, journal=request.param == "sqlite-journal")
         return
-    require_service("PostgreSQL", "127.0.0.1", 5432)
-    schema = f"cw_{uuid.uuid4().hex[:16]}"
-    try:
+    async with postgres_schema() as schema:
         yield Database(POSTGRES_URL, schema)
-    finally:
-        conn = await asyncpg.connect(POSTGRES_URL)
-        try:
-            await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
-        finally:
-            await conn.close()
 
 
 @pytest.fixture
