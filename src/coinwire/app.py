@@ -76,7 +76,8 @@ class Platform:
         self.cache = cache_from_url(settings.cache_url)
         self.gateway = Gateway(settings, self.store, self.bus)
         self.log_feed = LogFeed(self.gateway, settings.log_feed_per_second)  # warnings and errors as `logmessages`
-        self.notifier = Notifier(self.bus, PushLimits(settings.ws_max_patterns, settings.ws_max_streams, settings.ws_max_unread_bytes))
+        self.notifier = Notifier(self.bus, PushLimits(settings.ws_max_patterns, settings.ws_max_streams, settings.ws_max_unread_bytes),
+                                 self.gateway.accounts)
         # latest prices (every ticker.* message), ticker streamers, reference data, convert
         streamers = [build_streamer(t) for t in ticker_configs(settings.market_data, settings.exchanges)]
         self.market = MarketData(settings.market_data, self.bus, self.cache, self.store, streamers=streamers)

@@ -39,6 +39,7 @@ __all__ = [
     "Message",
     "DURABLE_SUBJECTS",
     "subject",
+    "account_subject",
     "encode",
     "decode",
 ]
@@ -124,6 +125,8 @@ class OrderUpdate(msgspec.Struct, frozen=True, tag="order"):
 
     order: dict[str, object]
     owner_id: int | None = None  # the placing user: its connections get the notification (never in the payload)
+    account_id: int = 0  # the order's account: the connections that may read it get the notification
+    seq: int = 0  # the account's sequence number of this notification (also in the payload)
 
 
 class FillEvent(msgspec.Struct, frozen=True, tag="trade_fill"):
@@ -131,6 +134,8 @@ class FillEvent(msgspec.Struct, frozen=True, tag="trade_fill"):
 
     trade: dict[str, object]
     owner_id: int | None = None  # the order's owner, as in OrderUpdate
+    account_id: int = 0
+    seq: int = 0
 
 
 class ExchangeStatusChanged(msgspec.Struct, frozen=True, tag="exchstatus"):
@@ -164,6 +169,16 @@ Message = (
 
 # Subjects whose messages a bus keeps and can replay from a sequence number.
 DURABLE_SUBJECTS: tuple[str, ...] = ("order.>", "fill.>")
+
+
+def account_subject(kind: str, account_id: int, exchange: str, symbol: str) -> str:
+    """An account's order or fill subject: `account_subject("order", 7, "binance", "BTC/USDT")` -> `order.7.binance.usdt.btc`.
+
+    The account comes first so one account's stream is one filter (`order.7.>`), which JetStream
+    applies on the server when a client replays what it missed.
+    """
+    base, quote = split_symbol(symbol)
+    return f"{kind}.{account_id}.{exchange.lower()}.{quote.lower()}.{base.lower()}"
 
 
 def subject(kind: str, exchange: str, symbol: str | None = None) -> str:

@@ -42,7 +42,7 @@ async def gateway(tmp_path: Path) -> AsyncIterator[Gateway]:
         gateway.snapshot_sources["demo"] = feed
         feeding = asyncio.create_task(feed.run(bus.publish))
         for _ in range(200):
-            if gateway.exchanges["demo"].status == "ready" and not gateway._unfunded:
+            if gateway.exchanges["demo"].status == "ready":
                 break
             await asyncio.sleep(0.05)
         assert gateway.exchanges["demo"].status == "ready"

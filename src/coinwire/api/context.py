@@ -16,7 +16,8 @@ if TYPE_CHECKING:
 __all__ = ["CallContext", "CHANNELS", "DEFAULT_CHANNELS", "Push"]
 
 CHANNELS = frozenset({"order", "trade", "exchstatus", "logmessages", "echo_ret", "ticker", "public_trades"})
-DEFAULT_CHANNELS = frozenset({"exchstatus", "echo_ret"})
+# every connection receives its user's accounts' order and trade notifications, whichever connection placed the order
+DEFAULT_CHANNELS = frozenset({"exchstatus", "echo_ret", "order", "trade"})
 ALL_TICKERS, ALL_TRADES = SubjectFilter(["ticker.>"]), SubjectFilter(["trade.>"])  # what the channels carry until narrowed
 _ids = itertools.count(1)
 
@@ -36,7 +37,7 @@ class CallContext:
     """
 
     __slots__ = ("connection_id", "channels", "send", "push", "offer", "transport", "ticker_patterns", "trade_patterns", "principal",
-                 "checked_at", "_allowed", "_allowed_for")
+                 "checked_at", "followed", "follow_all", "_allowed", "_allowed_for")
 
     def __init__(
         self, transport: str, send: Push | None = None, principal: Principal | None = None, push: Callable[[bytes], None] | None = None
@@ -52,6 +53,8 @@ class CallContext:
         self.offer = offer_of(self.push) if self.push is not None else None
         self.ticker_patterns: SubjectFilter = ALL_TICKERS  # which tickers the `ticker` channel carries
         self.trade_patterns: SubjectFilter = ALL_TRADES  # which markets the `public_trades` channel carries
+        self.followed: set[int] = set()  # accounts named in `subscribe(account=...)`, checked then (besides the user's own)
+        self.follow_all = False  # an admin's `subscribe` to order or trade without an account: every account's
         self._allowed: set[str] = set()  # methods `principal` was allowed: a connection calls the same few again and again
         self._allowed_for: Principal | None = None
 

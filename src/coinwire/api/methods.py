@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
@@ -22,12 +22,12 @@ from coinwire.api.json_input import refusal
 from coinwire.api.ownership import Owners
 from coinwire.auth.abilities import RPC_RULES
 from coinwire.auth.audit import AuditLog
-from coinwire.auth.errors import Forbidden
 from coinwire.auth.service import AuthService
 from coinwire.api.notifier import Notifier
 from coinwire.api.wallet_views import WalletViews
 from coinwire.bus.subjects import SubjectFilter
-from coinwire.core.errors import CoinwireError, InvalidInput
+from coinwire.core.accounts import Need
+from coinwire.core.errors import CoinwireError, InvalidInput, NotFound
 from coinwire.core.instruments import Instrument
 from coinwire.core.numbers import to_units
 from coinwire.core.orders import OrderType, Side
@@ -146,6 +146,34 @@ class Api:
         if audited:
             self.audit.record_call(principal, name, raw or {}, "ok")  # type: ignore[union-attr]
         return result
+
+    # --- accounts: the one place a client's account ids are checked -------------------------------
+    def account(self, ctx: CallContext, account_id: int | None, exchange: str | None = None, need: Need = "trade") -> int | None:
+        """The account a call names, when the caller may `need` it (`account_not_found` otherwise); None when none is named.
+
+        `exchange`: the exchange the call is about, which the account must be on.
+        """
+        if account_id is None:
+            return None
+        user_id, is_admin = _caller(ctx)
+        account = self.gateway.accounts.require(account_id, user_id, is_admin, need)
+        if exchange is not None and account.exchange != exchange:
+            raise InvalidInput("account_exchange_mismatch", f"account {account_id} is on {account.exchange}, not {exchange}")
+        return account.id
+
+    def readable_accounts(self, ctx: CallContext, account_id: int | None = None) -> Collection[int] | None:
+        """The accounts a read may show: the one named (checked), else every account the caller may read (None: all)."""
+        if account_id is not None:
+            return (self.account(ctx, account_id, need="view"),)  # type: ignore[return-value]
+        user_id, is_admin = _caller(ctx)
+        return self.gateway.accounts.readable(user_id, is_admin)
+
+    async def own_accounts(self, ctx: CallContext) -> None:
+        """Make the caller's own account on every ready paper exchange (a balance read is a first use)."""
+        user_id, _ = _caller(ctx)
+        for name, ex in self.gateway.exchanges.items():
+            if ex.mode == "paper" and ex.markets and self.gateway.accounts.own(user_id, name) is None:
+                await self.gateway.account_for(user_id, name)
 
     # --- shared parsing ------------------------------------------------------------------------
     def _units(self, inst: Instrument, field: str, text: str) -> int:
@@ -272,6 +300,13 @@ async def subscribe(api: Api, p: P.SubscribeParams, ctx: CallContext) -> Any:
         raise InvalidInput("not_a_stream", "subscribe needs a WebSocket connection")
     for channel in dict.fromkeys(p.channels):  # each once, however often it is named
         authorize_channel(ctx.principal, channel)
+    follows = {"order", "trade"} & set(p.channels)
+    if p.account is not None:
+        if not follows:
+            raise InvalidInput("invalid_params", "account narrows the order and trade channels: name one of them")
+        ctx.followed.add(api.account(ctx, p.account, need="view"))  # type: ignore[arg-type]
+    elif follows and _caller(ctx)[1]:
+        ctx.follow_all = True  # an admin asking for the channels without an account: every account's
     limit = api.notifier.limits.max_patterns
     tickers = None if p.tickers is None else _subject_patterns("ticker", "tickers", p.tickers, limit)
     trades = None if p.public_trades is None else _subject_patterns("trade", "public_trades", p.public_trades, limit)
@@ -401,6 +436,8 @@ async def make_order(api: Api, p: P.MakeOrderParams, ctx: CallContext) -> Any:
     """Places an order (limit, market, limit-immediate-cancel, limit-fill-kill, limit-post-only)."""
     request = api.order_request(p)
     request.owner_id = ctx.principal.user_id if ctx.principal is not None else None
+    if p.account is not None:
+        request.account_id = api.account(ctx, p.account, p.exchange)
     previous = api.notifier.note_origin(request.client_oid, ctx)
     try:
         return await api.gateway.make_order(request)
@@ -411,33 +448,51 @@ async def make_order(api: Api, p: P.MakeOrderParams, ctx: CallContext) -> Any:
 
 @method("cancel_order", P.CancelOrderParams)
 async def cancel_order(api: Api, p: P.CancelOrderParams, ctx: CallContext) -> Any:
-    """Cancels a resting order by `order_id` or by the caller's own `client_oid`."""
+    """Cancels a resting order by `order_id` (of an account the caller may trade) or by the caller's own `client_oid`."""
     principal = ctx.principal
+    user_id, is_admin = _caller(ctx)
+    accounts = api.gateway.accounts
     return await api.gateway.cancel_order(
         order_id=p.order_id, client_oid=p.client_oid or p.client_order_id, exchange=p.exchange,
         owner_id=principal.user_id if principal is not None else None,
         unowned_too=principal is not None and principal.is_admin,  # admins: orders placed before users existed too
+        may_trade=lambda account_id: accounts.may(account_id, user_id, is_admin, "trade") and (p.account is None or account_id == p.account),
     )
 
 
 @method("list_open_orders", P.ListOpenOrdersParams)
 async def list_open_orders(api: Api, p: P.ListOpenOrdersParams, ctx: CallContext) -> Any:
-    """Orders resting on paper books, newest first (a user's own; admins': everyone's)."""
-    return api.gateway.open_orders(exchange=p.exchange, wallet_set_id=p.wallet_set_id, owner_id=_own_only(ctx))
+    """Orders resting on paper books, newest first (of the accounts the caller may read; admins: every account)."""
+    return api.gateway.open_orders(exchange=p.exchange, wallet_set_id=p.wallet_set_id, accounts=api.readable_accounts(ctx, p.account))
 
 
 @method("list_recent_orders", P.ListRecentOrdersParams)
 async def list_recent_orders(api: Api, p: P.ListRecentOrdersParams, ctx: CallContext) -> Any:
-    """Recently finished orders (with `include_open`, open ones too), newest first."""
+    """Recently finished orders (with `include_open`, open ones too), newest first, of the accounts the caller may read."""
     if not 1 <= p.limit <= 1000:
         raise InvalidInput("invalid_limit", "limit must be between 1 and 1000")
-    return await api.gateway.recent_orders(include_open=p.include_open, limit=p.limit, exchange=p.exchange, owner_id=_own_only(ctx))
+    return await api.gateway.recent_orders(include_open=p.include_open, limit=p.limit, exchange=p.exchange,
+                                           accounts=api.readable_accounts(ctx, p.account))
 
 
-def _own_only(ctx: CallContext) -> int | None:
-    """The caller's user id when lists must hold only their orders, chosen before any limit (None: admins, no users)."""
+def _caller(ctx: CallContext) -> tuple[int | None, bool]:
+    """(user id, is admin) of the caller; without users (no principal) everything is the caller's, as an admin's."""
     principal = ctx.principal
-    return None if principal is None or principal.is_admin else principal.user_id
+    if principal is None:
+        return None, True
+    return principal.user_id, principal.is_admin
+
+
+def _allocations(api: Api, ctx: CallContext, wallets: list[P.WalletAllocation]) -> tuple[list[tuple[str, str, int]], dict[str, int]]:
+    """Allocations in ATTO, and the account each exchange's come from when the caller named one (checked: trade)."""
+    allocations, accounts = [], {}
+    for w in wallets:
+        allocations.append((w.exchange, w.currency.upper(), to_units(_decimal_param(w.allocation, "allocation"), 18, "allocation")))
+        if w.account is not None:
+            account_id = api.account(ctx, w.account, w.exchange)
+            if accounts.setdefault(w.exchange, account_id) != account_id:  # type: ignore[arg-type]
+                raise InvalidInput("account_conflict", f"a wallet set holds one account's funds per exchange; {w.exchange} names two")
+    return allocations, accounts  # type: ignore[return-value]
 
 
 # --- wallets -------------------------------------------------------------------------------------
@@ -446,13 +501,11 @@ async def create_wallet_set(api: Api, p: P.CreateWalletSetParams, ctx: CallConte
     """Allocates unallocated exchange funds to a new wallet set; answers {"id": N}."""
     if not p.wallets:
         raise InvalidInput("bad_wallet_config", "a wallet set needs at least one wallet")
-    allocations = [
-        (w.exchange, w.currency.upper(), to_units(_decimal_param(w.allocation, "allocation"), 18, "allocation"))
-        for w in p.wallets
-    ]
+    allocations, accounts = _allocations(api, ctx, p.wallets)
     description = p.description or (f"Logical Wallet for Run: {p.run_id}" if p.run_id else "Logical wallet set")
     owner_id = ctx.principal.user_id if ctx.principal is not None else None  # committed with the set
-    wallet_set = await api.gateway.create_wallet_set(run_id=p.run_id, description=description, allocations=allocations, owner_id=owner_id)
+    wallet_set = await api.gateway.create_wallet_set(run_id=p.run_id, description=description, allocations=allocations, owner_id=owner_id,
+                                                     accounts=accounts)
     return {"id": wallet_set.id}
 
 
@@ -472,11 +525,8 @@ async def allocate_to_wallet_set(api: Api, p: P.AllocateToWalletSetParams, ctx: 
     set_id = _set_id_of(p, "allocate_to_wallet_set")
     if not p.wallets:
         raise InvalidInput("bad_wallet_config", "allocate_to_wallet_set needs at least one wallet")
-    allocations = [
-        (w.exchange, w.currency.upper(), to_units(_decimal_param(w.allocation, "allocation"), 18, "allocation"))
-        for w in p.wallets
-    ]
-    await api.gateway.allocate_to_wallet_set(set_id, allocations)
+    allocations, accounts = _allocations(api, ctx, p.wallets)
+    await api.gateway.allocate_to_wallet_set(set_id, allocations, _caller(ctx)[0], accounts)
     return api.wallets.wallet_set(set_id)
 
 
@@ -495,7 +545,7 @@ async def get_wallet_set(api: Api, p: P.GetWalletSetParams, ctx: CallContext) ->
 
 @method("get_wallet", P.GetWalletParams)
 async def get_wallet(api: Api, p: P.GetWalletParams, ctx: CallContext) -> Any:
-    """One wallet as get_wallet_set shows it: of the set `wallet_set_id`, or without it the exchange wallet (admins: it holds every user's funds)."""
+    """One wallet as get_wallet_set shows it: of the set `wallet_set_id`, or without it the account's wallet (all its partitions)."""
     if p.currency is not None and p.base is not None and p.currency.upper() != p.base.upper():
         raise InvalidInput("invalid_params", "get_wallet takes currency or base (the seed's name), not two different ones")
     currency = p.currency or p.base
@@ -504,47 +554,58 @@ async def get_wallet(api: Api, p: P.GetWalletParams, ctx: CallContext) -> Any:
     api.gateway.exchange(p.exchange)
     if p.wallet_set_id is not None:
         return api.wallets.set_wallet(p.exchange, currency.upper(), p.wallet_set_id)
-    if ctx.principal is not None and not ctx.principal.is_admin:
-        raise Forbidden("wallet_set_required", "name wallet_set_id: the exchange wallet holds every user's funds")
-    return api.wallets.exchange_wallet(p.exchange, currency.upper())
+    account_id = api.account(ctx, p.account, p.exchange, need="view")
+    if account_id is None:
+        account = await api.gateway.account_for(_caller(ctx)[0], p.exchange)
+        account_id = account.id  # type: ignore[union-attr]  # account_for makes one or raises
+    return api.wallets.account_wallet(p.exchange, currency.upper(), account_id)
 
 
-def _readable_sets(api: Api, ctx: CallContext) -> set[int] | None:
-    """The wallet sets whose funds the caller may see in totals (None: all of them, for admins or without users)."""
+async def _funds_scope(api: Api, ctx: CallContext, account: int | None) -> tuple[set[int] | None, Collection[int] | None]:
+    """(wallet sets, accounts) whose funds the caller may see: one account named, or all theirs (None, None: everything)."""
+    if account is None:
+        await api.own_accounts(ctx)
+    accounts = api.readable_accounts(ctx, account)
     owners, principal = api.owners, ctx.principal
-    if owners is None or principal is None or principal.is_admin:
-        return None
-    return {ws.id for ws in api.gateway.ledger.wallet_sets(active_only=True) if owners.visible("wallet_set", ws.id, principal)}
+    if accounts is None or owners is None or principal is None:
+        return None, accounts
+    # a set is seen by its owner; its funds count in the totals of the accounts they came from
+    return {ws.id for ws in api.gateway.ledger.wallet_sets(active_only=True) if owners.visible("wallet_set", ws.id, principal)}, accounts
 
 
 @method("get_all_wallet_sets", P.AggregateParams)
 async def get_all_wallet_sets(api: Api, p: P.AggregateParams, ctx: CallContext) -> Any:
-    """The caller's active wallet sets keyed by id, plus `total`, `allocated` and `unallocated` as the caller sees them."""
-    return api.wallets.all_sets(p.aggregate_only, _readable_sets(api, ctx))
+    """The caller's active wallet sets keyed by id, plus `total`, `allocated` and `unallocated` of the caller's accounts."""
+    sets, accounts = await _funds_scope(api, ctx, p.account)
+    return api.wallets.all_sets(p.aggregate_only, sets, accounts)
 
 
-@method("get_allocated_wallet_set", P.NoParams)
-async def get_allocated_wallet_set(api: Api, p: P.NoParams, ctx: CallContext) -> Any:
-    """Funds in the caller's active wallet sets (admins: everyone's), aggregated per exchange and currency."""
-    return api.wallets.aggregate("allocated", sets=_readable_sets(api, ctx))
+@method("get_allocated_wallet_set", P.AccountParams)
+async def get_allocated_wallet_set(api: Api, p: P.AccountParams, ctx: CallContext) -> Any:
+    """Funds in the active wallet sets of the caller's accounts (admins: every account's), per exchange and currency."""
+    _, accounts = await _funds_scope(api, ctx, p.account)
+    return api.wallets.aggregate("allocated", accounts=accounts)
 
 
-@method("get_unallocated_wallet_set", P.NoParams)
-async def get_unallocated_wallet_set(api: Api, p: P.NoParams, ctx: CallContext) -> Any:
-    """Exchange funds not allocated to any wallet set (the shared pool wallet sets are drawn from)."""
-    return api.wallets.aggregate("unallocated")
+@method("get_unallocated_wallet_set", P.AccountParams)
+async def get_unallocated_wallet_set(api: Api, p: P.AccountParams, ctx: CallContext) -> Any:
+    """The caller's accounts' funds not allocated to any wallet set (what new wallet sets and orders draw from)."""
+    _, accounts = await _funds_scope(api, ctx, p.account)
+    return api.wallets.aggregate("unallocated", accounts=accounts)
 
 
-@method("get_total_wallet_set", P.NoParams)
-async def get_total_wallet_set(api: Api, p: P.NoParams, ctx: CallContext) -> Any:
-    """The caller's funds: its allocated plus the unallocated pool (admins: the exchange wallets' balances)."""
-    return api.wallets.aggregate("total", sets=_readable_sets(api, ctx))
+@method("get_total_wallet_set", P.AccountParams)
+async def get_total_wallet_set(api: Api, p: P.AccountParams, ctx: CallContext) -> Any:
+    """The caller's accounts' funds: allocated plus unallocated (admins: every account's)."""
+    _, accounts = await _funds_scope(api, ctx, p.account)
+    return api.wallets.aggregate("total", accounts=accounts)
 
 
-@method("get_unallocated_per_exchange", P.NoParams)
-async def get_unallocated_per_exchange(api: Api, p: P.NoParams, ctx: CallContext) -> Any:
-    """Unallocated funds grouped by exchange."""
-    return api.wallets.unallocated_per_exchange()
+@method("get_unallocated_per_exchange", P.AccountParams)
+async def get_unallocated_per_exchange(api: Api, p: P.AccountParams, ctx: CallContext) -> Any:
+    """Unallocated funds of the caller's accounts grouped by exchange."""
+    _, accounts = await _funds_scope(api, ctx, p.account)
+    return api.wallets.unallocated_per_exchange(accounts)
 
 
 @method("get_wallet_set_history", P.WalletSetIdParams)
@@ -555,16 +616,33 @@ async def get_wallet_set_history(api: Api, p: P.WalletSetIdParams, ctx: CallCont
 
 @method("add_virtual_wallet_tx", P.VirtualTxParams)
 async def add_virtual_wallet_tx(api: Api, p: P.VirtualTxParams, ctx: CallContext) -> Any:
-    """Credits (positive) or debits (negative) a paper exchange wallet; answers {"id": line id}."""
-    if p.wallet_id is not None:  # refused, not ignored: the movement would land in another wallet than the one named
-        raise InvalidInput(
-            "unsupported_parameter", "wallet_id is not supported yet: name exchange and currency (or base)", field="wallet_id"
-        )
+    """Credits (positive) or debits (negative) the unallocated wallet of a paper account the caller owns (admins: any); answers {"id": line id}.
+
+    The wallet is named by exchange and currency (or `base`), in `account` or the caller's own
+    account there, or by the seed's `wallet_id` (an unallocated wallet of such an account).
+    """
+    user_id, is_admin = _caller(ctx)
     currency = p.currency or p.base
+    account_id = api.account(ctx, p.account, p.exchange, need="trade")
+    if p.wallet_id is not None:
+        wallet = api.gateway.ledger.find_wallet(p.wallet_id)
+        if wallet is None or wallet.exchange != p.exchange or not api.gateway.accounts.may(wallet.account_id, user_id, is_admin, "trade"):
+            raise NotFound("wallet_not_found", f"no wallet {p.wallet_id} on {p.exchange}", field="wallet_id")
+        if wallet.wallet_set_id is not None:
+            raise InvalidInput("not_unallocated", "virtual funds go to an account's unallocated wallet; this wallet belongs to a "
+                               "wallet set (allocate_to_wallet_set moves funds into a set)", field="wallet_id")
+        if (currency is not None and currency.upper() != wallet.currency) or (account_id is not None and account_id != wallet.account_id):
+            raise InvalidInput("conflicting_parameters", "wallet_id names another wallet than exchange, currency and account do")
+        currency, account_id = wallet.currency, wallet.account_id
     if not currency:
         raise InvalidInput("missing_parameter", "add_virtual_wallet_tx needs `base` (or `currency`)")
+    if account_id is None:
+        account_id = (await api.gateway.account_for(user_id, p.exchange)).id  # type: ignore[union-attr]
+    account = api.gateway.accounts.accounts[account_id]
+    if not is_admin and account.owner_id != user_id:  # members, even trading ones, never mint funds
+        raise NotFound("account_not_found", f"no account {account_id}")
     movement = to_units(_decimal_param(p.movement, "movement"), 18, "movement")
-    line_id = await api.gateway.add_virtual_wallet_tx(exchange=p.exchange, currency=currency.upper(), movement=movement)
+    line_id = await api.gateway.add_virtual_wallet_tx(exchange=p.exchange, currency=currency.upper(), movement=movement, account_id=account_id)
     return {"id": line_id}
 
 

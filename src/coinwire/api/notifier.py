@@ -1,9 +1,11 @@
 """Fans bus notifications out to API connections as JSON-RPC notifications.
 
-Order and trade notifications reach the connection that placed the order, plus every
-connection that subscribed to the channel (admins). A client_oid is its owner's: the
-connection is found by (owner, client_oid), the owner coming with the bus message, so two
-users' equal client_oids never share or steal each other's notifications. `exchstatus`,
+Order and trade notifications reach every connection whose user owns or was granted the
+order's account (whichever connection or REST call placed it), the connections that named the
+account in `subscribe` (checked there), admins that subscribed to the channel without an
+account (every account's), and the connection that placed the order. A client_oid is its
+owner's: that connection is found by (owner, client_oid), the owner coming with the bus
+message, so two users' equal client_oids never share or steal each other's notifications. `exchstatus`,
 `logmessages` and `echo_ret` reach the connections subscribed to them (`echo_ret` from
 `echo_notify` only the caller's own; `logmessages` an admin's every one, another user's only
 those about their own orders: `services.log_feed.visible`, here and nowhere else). `ticker` notifications (latest prices, from the
@@ -34,6 +36,7 @@ import structlog
 from coinwire.api.context import CallContext
 from coinwire.bus.base import Bus
 from coinwire.messages import ExchangeStatusChanged, FillEvent, LogMessage, Message, OrderUpdate
+from coinwire.services.accounts import AccountBook
 from coinwire.services.log_feed import log_view, visible
 
 __all__ = ["Notifier", "PushLimits", "notification"]
@@ -59,15 +62,18 @@ def notification(channel: str, params: Any) -> bytes:
 
 
 class Notifier:
-    def __init__(self, bus: Bus, limits: PushLimits | None = None) -> None:
+    def __init__(self, bus: Bus, limits: PushLimits | None = None, accounts: AccountBook | None = None) -> None:
         self.bus = bus
         self.limits = limits or PushLimits()
+        self.accounts = accounts if accounts is not None else AccountBook()  # who may read which account's orders
+        self.accounts.changed.append(self._changed)  # a grant or a new account changes who receives what
         self.connections: dict[int, CallContext] = {}
         self.origins: dict[int | None, dict[str, int]] = {}  # owner_id -> client_oid -> connection id that placed it
         self._subs: list[Any] = []
         self._log_sub: Any = None
         self._listening: dict[str, list[CallContext]] = {}  # channel -> its connections; rebuilt after any change
         self._selected: dict[str, list[CallContext]] = {}  # ticker or trade subject -> its receivers; likewise
+        self._readers: dict[tuple[str, int], list[CallContext]] = {}  # (order|trade, account) -> its receivers; likewise
 
     async def start(self) -> None:
         # ONE subscription: a bus keeps order per subscription, so an order's trades reach its
@@ -96,6 +102,7 @@ class Notifier:
         """A connection, its channels or its patterns changed: who receives what is worked out afresh."""
         self._listening.clear()
         self._selected.clear()
+        self._readers.clear()
 
     async def close(self) -> None:
         for sub in self._subs:
@@ -182,12 +189,12 @@ class Notifier:
         kind = type(message)
         if kind is OrderUpdate:
             order = message.order  # type: ignore[union-attr]
-            targets = self._owner_and_listeners("order", order, message.owner_id, done=order.get("status") == "done")  # type: ignore[union-attr]
+            targets = self._owner_and_readers("order", order, message, done=order.get("status") == "done")
             if targets:
                 _push_all(targets, notification("order", order))
         elif kind is FillEvent:
             trade = message.trade  # type: ignore[union-attr]
-            targets = self._owner_and_listeners("trade", trade, message.owner_id, done=False)  # type: ignore[union-attr]
+            targets = self._owner_and_readers("trade", trade, message, done=False)
             if targets:
                 _push_all(targets, notification("trade", trade))
         elif isinstance(message, ExchangeStatusChanged):
@@ -202,18 +209,34 @@ class Notifier:
                 if targets:
                     _push_all(targets, notification("logmessages", log_view(message)))
 
-    def _owner_and_listeners(self, channel: str, payload: dict[str, Any], user_id: int | None, done: bool) -> list[CallContext]:
-        """Who gets an order's or trade's notification: the connection that placed the order, and the channel's listeners."""
-        routes = self.origins.get(user_id)
-        owner_id = None
+    def _owner_and_readers(self, channel: str, payload: dict[str, Any], message: OrderUpdate | FillEvent, done: bool) -> list[CallContext]:
+        """Who gets an order's or trade's notification: its account's readers, and the connection that placed the order."""
+        routes = self.origins.get(message.owner_id)
+        origin = None
         if routes is not None:
             oid = str(payload.get("client_order_id"))
-            owner_id = routes.pop(oid, None) if done else routes.get(oid)
-        targets = self._listeners(channel)
-        owner = self.connections.get(owner_id) if owner_id is not None else None
+            origin = routes.pop(oid, None) if done else routes.get(oid)
+        targets = self.readers(channel, message.account_id)
+        owner = self.connections.get(origin) if origin is not None else None
         if owner is not None and owner not in targets:
             targets = [*targets, owner]
         return targets
+
+    def readers(self, channel: str, account_id: int) -> list[CallContext]:
+        """The connections listening on `channel` that follow the account (a shared list), kept until a listener or a grant changes."""
+        key = (channel, account_id)
+        targets = self._readers.get(key)
+        if targets is None:
+            if len(self._readers) >= _SELECTED_LIMIT:
+                self._readers.clear()
+            targets = self._readers[key] = [c for c in self._listeners(channel) if self._follows(c, account_id)]
+        return targets
+
+    def _follows(self, ctx: CallContext, account_id: int) -> bool:
+        if ctx.follow_all or account_id in ctx.followed:
+            return True
+        principal = ctx.principal
+        return principal is not None and account_id in self.accounts.personal(principal.user_id)
 
 
 def _push_all(targets: list[CallContext], data: bytes) -> None:

@@ -38,7 +38,8 @@ OWNED_PARAMS: dict[str, list[tuple[str, str]]] = {
     "get_wallet": [("wallet_set", "wallet_set_id")],
     "make_order": [("wallet_set", "wallet_set_id"), ("run", "run_id")],
     "list_open_orders": [("wallet_set", "wallet_set_id")],
-    "cancel_order": [("order", "order_id"), ("order_oid", "client_oid"), ("order_oid", "client_order_id")],
+    # an order id: its account decides (the gateway's cancel checks the caller may trade it); a client_oid: the caller's own
+    "cancel_order": [("order_oid", "client_oid"), ("order_oid", "client_order_id")],
     "create_wallet_set": [("run", "run_id")],
 }
 # kinds a caller may name before anyone owns them: the first user to name one owns it from then on
@@ -144,8 +145,6 @@ class Owners:
         elif method == "make_order" and isinstance(result, dict):
             self.record("order", result.get("id"), principal)
             self.record("order_oid", result.get("client_order_id"), principal)
-        elif method in ("list_open_orders", "list_recent_orders") and not principal.is_admin:
-            return [o for o in result if self.visible("order", o.get("id"), principal)]
         elif method == "get_all_wallet_sets" and not principal.is_admin:
             return {k: v for k, v in result.items() if not str(k).isdigit() or self.visible("wallet_set", k, principal)}
         return result

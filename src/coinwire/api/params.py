@@ -125,6 +125,7 @@ class MakeOrderParams(_Params, kw_only=True):
     wallet_set_id: Id | None = None
     run_id: Ident | None = None
     post_only: bool = False
+    account: Id | None = None  # the account it spends from (None: its wallet set's, else the caller's own on the exchange)
 
 
 class CancelOrderParams(_Params, kw_only=True):
@@ -132,23 +133,27 @@ class CancelOrderParams(_Params, kw_only=True):
     client_oid: Ident | None = None
     client_order_id: Ident | None = None
     exchange: Name | None = None
+    account: Id | None = None  # with client_oid: look only in this account
 
 
 class ListOpenOrdersParams(_Params, kw_only=True):
     exchange: Name | None = None
     wallet_set_id: Id | None = None
+    account: Id | None = None  # only this account's (None: every account the caller may read)
 
 
 class ListRecentOrdersParams(_Params, kw_only=True):
     include_open: bool = False
     limit: Count = 100
     exchange: Name | None = None
+    account: Id | None = None
 
 
 class WalletAllocation(_Params, kw_only=True):
     exchange: Name
     currency: Name
     allocation: Number
+    account: Id | None = None  # the account funding it (None: the caller's own on the exchange, or the set's there)
 
 
 class CreateWalletSetParams(_Params, kw_only=True):
@@ -167,7 +172,8 @@ class GetWalletParams(_Params, kw_only=True):
     exchange: Name
     currency: Name | None = None
     base: Name | None = None  # the seed's name for `currency`
-    wallet_set_id: Id | None = None  # None: the exchange wallet (admins)
+    wallet_set_id: Id | None = None  # None: the account's wallet (all its partitions)
+    account: Id | None = None  # None: the caller's own account on the exchange
 
 
 class WalletSetIdParams(_Params, kw_only=True):
@@ -186,6 +192,11 @@ class GetWalletSetParams(_Params, kw_only=True):
 
 class AggregateParams(_Params, kw_only=True):
     aggregate_only: bool = False
+    account: Id | None = None  # one account's funds (None: every account the caller may read)
+
+
+class AccountParams(_Params, kw_only=True):
+    account: Id | None = None  # one account's funds (None: every account the caller may read)
 
 
 class VirtualTxParams(_Params, kw_only=True):
@@ -193,7 +204,8 @@ class VirtualTxParams(_Params, kw_only=True):
     base: Name | None = None
     currency: Name | None = None
     movement: Number
-    wallet_id: Id | None = None  # the seed's; refused (`unsupported_parameter`) until wallets belong to accounts
+    wallet_id: Id | None = None  # the seed's: an unallocated wallet of a paper account the caller owns
+    account: Id | None = None  # None: the caller's own account on the exchange
 
 
 class ConvertParams(_Params, kw_only=True):
@@ -206,6 +218,7 @@ class SubscribeParams(_Params, kw_only=True):
     channels: Annotated[list[Word], msgspec.Meta(max_length=MAX_LIST)]
     tickers: list[Pattern] | None = None  # with channel "ticker": subject patterns, e.g. "ticker.binance.usdt.*"
     public_trades: list[Pattern] | None = None  # with channel "public_trades": subject patterns, e.g. "trade.demo.usdt.btc"
+    account: Id | None = None  # with channels order/trade: also this account's (one the caller may read)
 
 
 class OhlcvParams(_Params, kw_only=True):

@@ -73,7 +73,9 @@ class WalletViews:
         }
 
     def _wallet(self, w: Wallet) -> dict[str, Any]:
-        return self.wallet_view(w.exchange, w.currency, Balance(w.balance, w.hold), w.id)
+        view = self.wallet_view(w.exchange, w.currency, Balance(w.balance, w.hold), w.id)
+        view["account"] = w.account_id
+        return view
 
     def _set_view(self, wallet_set: WalletSet, aggregate_only: bool) -> dict[str, Any]:
         wallets = self.gateway.ledger.wallets(wallet_set.id)
@@ -105,40 +107,32 @@ class WalletViews:
             raise NotFound("unknown_wallet", f"wallet set {set_id} has no {currency} wallet on {exchange}", wallet_set_id=set_id)
         return self._wallet(wallet)
 
-    def exchange_wallet(self, exchange: str, currency: str) -> dict[str, Any]:
-        """The exchange wallet of `currency`: all its partitions summed (allocated + unallocated), with no id of its own."""
-        self.gateway.ledger.wallet(exchange, currency)  # refuses a currency the exchange does not have
-        balance = self.gateway.ledger.exchange_totals().get((exchange, currency), Balance())
-        return self.wallet_view(exchange, currency, balance, None)
+    def account_wallet(self, exchange: str, currency: str, account_id: int) -> dict[str, Any]:
+        """An account's wallet of `currency`: all its partitions summed (allocated + unallocated); `id` is its unallocated wallet's."""
+        unallocated = self.gateway.ledger.wallet(exchange, currency, None, account_id)  # refuses a currency the exchange lacks
+        balance = self.gateway.ledger.exchange_totals((account_id,)).get((exchange, currency), Balance())
+        view = self.wallet_view(exchange, currency, balance, unallocated.id or None)
+        view["account"] = account_id
+        return view
 
     def wallet_set(self, set_id: int, aggregate_only: bool = False) -> dict[str, Any]:
         return self._set_view(self.gateway.ledger.wallet_set(set_id), aggregate_only)
 
-    def _balances(self, kind: str, sets: Collection[int] | None) -> dict[tuple[str, str], Balance]:
-        """`kind` per exchange and currency: of the whole account, or as a caller reading only `sets` sees it.
-
-        Such a caller's allocated funds are its own sets'; the unallocated pool is the shared one
-        it draws from (splitting it per user is the accounts' work); its total is the two added.
-        """
+    def _balances(self, kind: str, accounts: Collection[int] | None) -> dict[tuple[str, str], Balance]:
+        """`kind` per exchange and currency, of `accounts` (None: every account): total = allocated + unallocated per account."""
         ledger = self.gateway.ledger
-        if sets is None:
-            return {"total": ledger.exchange_totals, "allocated": ledger.allocated, "unallocated": ledger.unallocated}[kind]()
-        if kind == "unallocated":
-            return ledger.unallocated()
-        allocated = ledger.allocated(sets)
+        if kind == "total":
+            return ledger.exchange_totals(accounts)
         if kind == "allocated":
-            return allocated
-        total = ledger.unallocated()
-        for pair, balance in allocated.items():
-            total[pair] = total.get(pair, Balance()) + balance
-        return total
+            return ledger.allocated(accounts=accounts)
+        return ledger.unallocated(accounts)
 
-    def aggregate(self, kind: str, aggregate_only: bool = False, sets: Collection[int] | None = None) -> dict[str, Any]:
+    def aggregate(self, kind: str, aggregate_only: bool = False, accounts: Collection[int] | None = None) -> dict[str, Any]:
         """`total`, `allocated` or `unallocated` as a WalletSet object (per exchange and currency).
 
-        `sets`: the wallet sets the caller may read (None: all, as admins see it).
+        `accounts`: the accounts the caller may read (None: all, as admins see it).
         """
-        balances = self._balances(kind, sets)
+        balances = self._balances(kind, accounts)
         view: dict[str, Any] = {
             "timestamp": self.gateway.clock() / 1e9,
             "description": f"{kind.capitalize()} funds",
@@ -152,18 +146,19 @@ class WalletViews:
             view["wallets"] = [self.wallet_view(ex, cur, bal, None) for (ex, cur), bal in sorted(balances.items())]
         return view
 
-    def all_sets(self, aggregate_only: bool = False, sets: Collection[int] | None = None) -> dict[str, Any]:
-        """Every active set the caller may read (`sets`; None: all) keyed by id, and the aggregates as it sees them."""
+    def all_sets(self, aggregate_only: bool = False, sets: Collection[int] | None = None,
+                 accounts: Collection[int] | None = None) -> dict[str, Any]:
+        """Every active set the caller may read (`sets`; None: all) keyed by id, and the aggregates of its `accounts`."""
         out: dict[str, Any] = {
             str(ws.id): self._set_view(ws, aggregate_only)
             for ws in self.gateway.ledger.wallet_sets(active_only=True) if sets is None or ws.id in sets
         }
         for kind in ("total", "allocated", "unallocated"):
-            out[kind] = self.aggregate(kind, aggregate_only, sets)
+            out[kind] = self.aggregate(kind, aggregate_only, accounts)
         return out
 
-    def unallocated_per_exchange(self) -> dict[str, Any]:
-        per = self.gateway.ledger.unallocated_per_exchange()
+    def unallocated_per_exchange(self, accounts: Collection[int] | None = None) -> dict[str, Any]:
+        per = self.gateway.ledger.unallocated_per_exchange(accounts)
         return {
             exchange: [self.wallet_view(exchange, cur, bal, None) for cur, bal in sorted(currencies.items())]
             for exchange, currencies in sorted(per.items())

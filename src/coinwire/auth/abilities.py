@@ -182,16 +182,16 @@ RPC_RULES: dict[str, Rule] = {
     "add_virtual_wallet_tx": ADMIN_OPS,
 }
 
-# push channels (JSON-RPC `subscribe`); order and trade carry everyone's orders: admins only,
-# a connection always receives its own orders' notifications without subscribing
+# push channels (JSON-RPC `subscribe`); a connection receives its user's accounts' order and trade
+# notifications without subscribing (api.notifier)
 PUSH_RULES: dict[str, Rule] = {
     "exchstatus": READ_MARKET,
     "ticker": READ_MARKET,
     "public_trades": READ_MARKET,  # the market's public trades (the `trade` channel is the users' fills)
     "echo_ret": READ_SELF,
     "logmessages": READ_SELF,  # admins every message; others only their own orders' (api.notifier, services.log_feed)
-    "order": _r("admin", "order"),
-    "trade": _r("admin", "order"),
+    "order": READ_ORDERS,  # the accounts the caller may read (api.notifier); admins without an account: every account's
+    "trade": READ_ORDERS,
 }
 
 

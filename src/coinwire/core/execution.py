@@ -71,7 +71,7 @@ def accept_order(
     elif inst.notional_atto(order.limit, order.size) < inst.min_notional:
         raise InvalidInput("notional_below_minimum", f"order value is below the minimum notional for {inst.symbol}")
     hold_currency, hold_amount = required_hold(inst, order, market_cost)
-    return ledger.set_hold(order.id, order.exchange, hold_currency, order.wallet_set_id, hold_amount, ts)
+    return ledger.set_hold(order.id, order.exchange, hold_currency, order.wallet_set_id, hold_amount, ts, order.account_id)
 
 
 def settle_fills(
@@ -87,14 +87,14 @@ def settle_fills(
     for fill in fills:
         lines += ledger.apply_fill(fill, instrument, order.wallet_set_id, ts, hold_after=need)
     if ledger.hold_of(order.id) != need:
-        lines += ledger.set_hold(order.id, order.exchange, currency, order.wallet_set_id, need, ts)
+        lines += ledger.set_hold(order.id, order.exchange, currency, order.wallet_set_id, need, ts, order.account_id)
     return lines
 
 
 def release_hold(ledger: Ledger, instrument: Instrument, order: Order, ts: int) -> list[WalletLine]:
     """After a cancel or expiry: the hold goes back to what the (now done) order needs, i.e. nothing."""
     currency, need = required_hold(instrument, order)
-    return ledger.set_hold(order.id, order.exchange, currency, order.wallet_set_id, need, ts)
+    return ledger.set_hold(order.id, order.exchange, currency, order.wallet_set_id, need, ts, order.account_id)
 
 
 def max_size_within(instrument: Instrument, price: int, funds: int, maker: bool = False) -> int:

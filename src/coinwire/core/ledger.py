@@ -37,7 +37,7 @@ from coinwire.core.wallets import LineKind, Wallet, WalletLine, WalletSet
 __all__ = ["Ledger", "Balance", "HistoryPoint", "LedgerInvariantError"]
 
 Pair = tuple[str, str]  # (exchange, currency)
-_Key = tuple[str, str, int | None]  # (exchange, currency, wallet_set_id)
+_Key = tuple[str, str, int | None, int]  # (exchange, currency, wallet_set_id, account_id)
 
 
 class LedgerInvariantError(RuntimeError):
@@ -69,7 +69,12 @@ class HistoryPoint(msgspec.Struct, frozen=True):
 
 
 class Ledger:
-    """All partitions of all exchange wallets, their lines and the holds of open orders.
+    """All partitions of all accounts' exchange wallets, their lines and the holds of open orders.
+
+    Each account (an int; 0 in a single-account ledger, as a backtest's) has its own unallocated
+    wallet per currency and its own wallets in the wallet sets it funds: allocation and
+    settlement move funds only within one account, so `total = allocated + unallocated` holds
+    per account. A wallet set may hold wallets of several accounts, one account per exchange.
 
     Lines stay in memory (history and `check` read them): about 200 bytes each.
     """
@@ -93,46 +98,49 @@ class Ledger:
         self._known.setdefault(exchange, set()).update(currencies)
 
     # --- commands -------------------------------------------------------------------------
-    def add_virtual_tx(self, exchange: str, currency: str, movement: int, ts: int) -> list[WalletLine]:
-        """A paper deposit (+) or withdrawal (-) on the unallocated wallet."""
-        return self._external(LineKind.VIRTUAL_TX, exchange, currency, movement, ts)
+    def add_virtual_tx(self, exchange: str, currency: str, movement: int, ts: int, account: int = 0) -> list[WalletLine]:
+        """A paper deposit (+) or withdrawal (-) on the account's unallocated wallet."""
+        return self._external(LineKind.VIRTUAL_TX, exchange, currency, movement, ts, account)
 
-    def sync_venue(self, exchange: str, currency: str, movement: int, ts: int) -> list[WalletLine]:
-        """Bring a live exchange's unallocated wallet to what the venue holds (deposits, withdrawals, first start)."""
-        return self._external(LineKind.VENUE_SYNC, exchange, currency, movement, ts)
+    def sync_venue(self, exchange: str, currency: str, movement: int, ts: int, account: int = 0) -> list[WalletLine]:
+        """Bring a live account's unallocated wallet to what the venue holds (deposits, withdrawals, first start)."""
+        return self._external(LineKind.VENUE_SYNC, exchange, currency, movement, ts, account)
 
-    def _external(self, kind: LineKind, exchange: str, currency: str, movement: int, ts: int) -> list[WalletLine]:
-        """Money entering (+) or leaving (-) the exchange from outside the ledger, on the unallocated wallet."""
+    def _external(self, kind: LineKind, exchange: str, currency: str, movement: int, ts: int, account: int) -> list[WalletLine]:
+        """Money entering (+) or leaving (-) the account from outside the ledger, on its unallocated wallet."""
         self._require_pair(exchange, currency)
         if _amount(movement, "movement") == 0:
             raise InvalidInput("invalid_amount", "movement must not be zero", field="movement")
         if movement < 0:
-            self._require_available(exchange, currency, None, -movement)
-        return [self._post((exchange, currency, None), kind, ts, movement=movement)]
+            self._require_available(exchange, currency, None, -movement, account)
+        return [self._post((exchange, currency, None, account), kind, ts, movement=movement)]
 
     def create_wallet_set(
-        self, run_id: str | None, description: str, allocations: Sequence[tuple[str, str, int]], ts: int
+        self, run_id: str | None, description: str, allocations: Sequence[tuple[str, str, int]], ts: int,
+        accounts: Mapping[str, int] | None = None,
     ) -> tuple[WalletSet, list[WalletLine]]:
-        """Give a run its own partition, moving each allocation out of unallocated (all or nothing).
+        """Give a run its own partition, moving each allocation out of its account's unallocated (all or nothing).
 
-        A zero allocation lists the currency with an empty wallet, ready to receive what the run
-        buys (one ALLOCATE line of 0 creates it, so it is stored and restored like any other).
+        `accounts`: the account funding each exchange's allocations (0 when not given). A zero
+        allocation lists the currency with an empty wallet, ready to receive what the run buys
+        (one ALLOCATE line of 0 creates it, so it is stored and restored like any other).
         """
         if not allocations:
             raise DomainError("bad_wallet_config", "a wallet set needs at least one allocation")
         self._check_allocations(allocations, negative_allowed=False)
+        of = accounts or {}
         for exchange, currency, amount in allocations:
-            self._require_available(exchange, currency, None, amount)
+            self._require_available(exchange, currency, None, amount, of.get(exchange, 0))
         wallet_set = WalletSet(id=self.set_ids.next(), run_id=run_id, description=description, created_at=ts)
         self._sets[wallet_set.id] = wallet_set
         self._partitions[wallet_set.id] = []
         lines: list[WalletLine] = []
         for exchange, currency, amount in allocations:
-            lines += self._allocate(exchange, currency, None, wallet_set.id, amount, ts)
+            lines += self._allocate(exchange, currency, None, wallet_set.id, amount, ts, of.get(exchange, 0))
         return msgspec.structs.replace(wallet_set), lines
 
     def allocate_to_wallet_set(
-        self, set_id: int, allocations: Sequence[tuple[str, str, int]], ts: int
+        self, set_id: int, allocations: Sequence[tuple[str, str, int]], ts: int, accounts: Mapping[str, int] | None = None
     ) -> list[WalletLine]:
         """Move more unallocated funds into an active set (+), or some of its available funds back out (-).
 
@@ -140,25 +148,42 @@ class Ledger:
         takes at most what the set's wallet has available (funds held by open orders stay). A
         zero allocation adds the currency as an empty wallet when the set has none, else writes
         nothing. Each movement is a pair of ALLOCATE lines, so the set's history shows it.
+        `accounts`: the account of each exchange (0 when not given); a set keeps one account per
+        exchange, so naming another for an exchange it already holds is `account_conflict`.
         """
         self._active_set(set_id)
         if not allocations:
             raise DomainError("bad_wallet_config", "an allocation needs at least one wallet", wallet_set_id=set_id)
         self._check_allocations(allocations, negative_allowed=True)
+        of = accounts or {}
+        for exchange, _, _ in allocations:
+            held = self.set_account(set_id, exchange)
+            if held is not None and held != of.get(exchange, 0):
+                raise DomainError("account_conflict", f"wallet set {set_id} holds {exchange} funds of another account",
+                                  wallet_set_id=set_id, exchange=exchange)
         for exchange, currency, amount in allocations:
             if amount > 0:
-                self._require_available(exchange, currency, None, amount)
+                self._require_available(exchange, currency, None, amount, of.get(exchange, 0))
             elif amount < 0:
-                self._require_available(exchange, currency, set_id, -amount)
+                self._require_available(exchange, currency, set_id, -amount, of.get(exchange, 0))
         lines: list[WalletLine] = []
         for exchange, currency, amount in allocations:
+            account = of.get(exchange, 0)
             if amount > 0:
-                lines += self._allocate(exchange, currency, None, set_id, amount, ts)
+                lines += self._allocate(exchange, currency, None, set_id, amount, ts, account)
             elif amount < 0:
-                lines += self._allocate(exchange, currency, set_id, None, -amount, ts)
-            elif (exchange, currency, set_id) not in self._by_key:
-                lines += self._allocate(exchange, currency, None, set_id, 0, ts)
+                lines += self._allocate(exchange, currency, set_id, None, -amount, ts, account)
+            elif (exchange, currency, set_id, account) not in self._by_key:
+                lines += self._allocate(exchange, currency, None, set_id, 0, ts, account)
         return lines
+
+    def set_account(self, set_id: int, exchange: str) -> int | None:
+        """The account whose funds the set holds on `exchange` (None: the set has no wallet there)."""
+        for wallet_id in self._partitions.get(set_id, ()):
+            wallet = self._wallets[wallet_id]
+            if wallet.exchange == exchange:
+                return wallet.account_id
+        return None
 
     def deactivate_wallet_set(self, set_id: int, ts: int) -> list[WalletLine]:
         """Return every balance of an idle set to unallocated and close the set."""
@@ -170,27 +195,28 @@ class Ledger:
         for wallet_id in self._partitions[set_id]:
             wallet = self._wallets[wallet_id]
             if wallet.balance:
-                lines += self._allocate(wallet.exchange, wallet.currency, set_id, None, wallet.balance, ts)
+                lines += self._allocate(wallet.exchange, wallet.currency, set_id, None, wallet.balance, ts, wallet.account_id)
         wallet_set.active = False
         wallet_set.deactivated_at = ts
         return lines
 
     def set_hold(
-        self, order_id: int, exchange: str, currency: str, wallet_set_id: int | None, amount: int, ts: int
+        self, order_id: int, exchange: str, currency: str, wallet_set_id: int | None, amount: int, ts: int, account: int = 0
     ) -> list[WalletLine]:
-        """Make the order's hold exactly `amount` (0 releases it); no line when it is unchanged."""
+        """Make the order's hold exactly `amount` (0 releases it) on `account`'s wallet; no line when it is unchanged."""
         self._require_pair(exchange, currency)
         if wallet_set_id is not None:
             self._set(wallet_set_id)
         if _amount(amount, "hold") < 0:
             raise InvalidInput("invalid_amount", f"hold must not be negative, got {amount}", field="hold")
-        delta = self._hold_delta(order_id, (exchange, currency, wallet_set_id), amount)
+        key = (exchange, currency, wallet_set_id, account)
+        delta = self._hold_delta(order_id, key, amount)
         if delta == 0:
             return []
         if delta > 0:
             self._usable_set(wallet_set_id)
-            self._require_available(exchange, currency, wallet_set_id, delta)
-        return [self._post((exchange, currency, wallet_set_id), _HOLD, ts, hold=delta, order_id=order_id)]
+            self._require_available(exchange, currency, wallet_set_id, delta, account)
+        return [self._post(key, _HOLD, ts, hold=delta, order_id=order_id)]
 
     def apply_fill(
         self,
@@ -201,7 +227,7 @@ class Ledger:
         *,
         hold_after: int | None = None,
     ) -> list[WalletLine]:
-        """Settle one fill on the order's partition: TRADE lines for base and quote, a FEE line.
+        """Settle one fill on the order's partition (of the fill's account): TRADE lines for base and quote, a FEE line.
 
         With `hold_after`, first sets the order's hold to it (a HOLD line), in the same call.
         """
@@ -211,11 +237,12 @@ class Ledger:
         for movement in movements:
             self._require_pair(instrument.exchange, movement.currency)
         self._usable_set(wallet_set_id)
-        hold_key: _Key = (instrument.exchange, hold_currency(instrument, fill.side), wallet_set_id)
+        account = fill.account_id
+        hold_key: _Key = (instrument.exchange, hold_currency(instrument, fill.side), wallet_set_id, account)
         hold_delta = 0 if hold_after is None else self._hold_delta(fill.order_id, hold_key, _amount(hold_after, "hold"))
         change: dict[_Key, int] = defaultdict(int, {hold_key: -hold_delta})
         for movement in movements:
-            change[(instrument.exchange, movement.currency, wallet_set_id)] += movement.amount
+            change[(instrument.exchange, movement.currency, wallet_set_id, account)] += movement.amount
         for key, delta in change.items():
             available = self._available(key)
             if available + delta < 0:
@@ -227,7 +254,7 @@ class Ledger:
         if hold_delta:
             lines.append(self._post(hold_key, _HOLD, ts, hold=hold_delta, order_id=fill.order_id))
         for movement in movements:
-            key = (instrument.exchange, movement.currency, wallet_set_id)
+            key = (instrument.exchange, movement.currency, wallet_set_id, account)
             line = self._post(key, movement.kind, ts, movement=movement.amount, order_id=fill.order_id, fill_id=fill.id)
             lines.append(line)
         return lines
@@ -257,7 +284,7 @@ class Ledger:
         if wallet_set_id is not None:
             for wallet_id in self._partitions.pop(wallet_set_id, []):
                 wallet = self._wallets.pop(wallet_id)
-                del self._by_key[(wallet.exchange, wallet.currency, wallet_set_id)]
+                del self._by_key[(wallet.exchange, wallet.currency, wallet_set_id, wallet.account_id)]
                 del self._lines[wallet_id]
             self._sets.pop(wallet_set_id, None)
 
@@ -269,12 +296,22 @@ class Ledger:
         """Every open hold: order id -> ATTO held."""
         return {order_id: amount for order_id, (_, amount) in self._holds.items()}
 
-    def wallet(self, exchange: str, currency: str, wallet_set_id: int | None = None) -> Wallet:
-        """One partition's wallet; a partition that never held anything reads as zero with id 0."""
+    def wallet(self, exchange: str, currency: str, wallet_set_id: int | None = None, account: int | None = None) -> Wallet:
+        """One partition's wallet of `account`; a partition that never held anything reads as zero with id 0.
+
+        `account` None: a set's wallet on `exchange` is of the one account the set holds there; an unallocated one is account 0's.
+        """
         self._require_pair(exchange, currency)
         if wallet_set_id is not None:
             self._set(wallet_set_id)
-        return self._peek((exchange, currency, wallet_set_id))
+            if account is None:
+                account = self.set_account(wallet_set_id, exchange)
+        return self._peek((exchange, currency, wallet_set_id, account or 0))
+
+    def find_wallet(self, wallet_id: object) -> Wallet | None:
+        """A copy of the wallet with this id, or None."""
+        wallet = self._wallets.get(wallet_id) if type(wallet_id) is int else None
+        return msgspec.structs.replace(wallet) if wallet is not None else None
 
     def wallet_by_id(self, wallet_id: int) -> Wallet:
         wallet = self._wallets.get(wallet_id)
@@ -282,11 +319,12 @@ class Ledger:
             raise NotFound("wallet_not_found", f"no wallet with id {wallet_id}", wallet_id=wallet_id)
         return msgspec.structs.replace(wallet)
 
-    def wallets(self, wallet_set_id: int | None = None) -> list[Wallet]:
-        """The wallets of one set, or the unallocated wallets when `wallet_set_id` is None."""
+    def wallets(self, wallet_set_id: int | None = None, accounts: Collection[int] | None = None) -> list[Wallet]:
+        """The wallets of one set, or the unallocated wallets when `wallet_set_id` is None (of `accounts` only, when given)."""
         if wallet_set_id is not None:
             self._set(wallet_set_id)
-        return [msgspec.structs.replace(self._wallets[w]) for w in self._partitions[wallet_set_id]]
+        return [msgspec.structs.replace(self._wallets[w]) for w in self._partitions[wallet_set_id]
+                if accounts is None or self._wallets[w].account_id in accounts]
 
     def all_wallets(self) -> list[Wallet]:
         return [msgspec.structs.replace(w) for w in self._wallets.values()]
@@ -297,21 +335,21 @@ class Ledger:
     def wallet_sets(self, active_only: bool = True) -> list[WalletSet]:
         return [msgspec.structs.replace(s) for s in self._sets.values() if s.active or not active_only]
 
-    def exchange_totals(self) -> dict[Pair, Balance]:
-        """Each exchange wallet as a whole: the sum of all its partitions (= allocated + unallocated)."""
-        return self._aggregate(self._wallets.values())
+    def exchange_totals(self, accounts: Collection[int] | None = None) -> dict[Pair, Balance]:
+        """Each exchange wallet as a whole: the sum of all its partitions (= allocated + unallocated), of `accounts` when given."""
+        return self._aggregate(self._wallets.values(), accounts)
 
-    def allocated(self, set_ids: Collection[int] | None = None) -> dict[Pair, Balance]:
-        """The sum of the active sets' wallets per exchange wallet (only of `set_ids`, when given)."""
+    def allocated(self, set_ids: Collection[int] | None = None, accounts: Collection[int] | None = None) -> dict[Pair, Balance]:
+        """The sum of the active sets' wallets per exchange wallet (only of `set_ids`, and of `accounts`, when given)."""
         active = (s.id for s in self._sets.values() if s.active and (set_ids is None or s.id in set_ids))
-        return self._aggregate(self._wallets[w] for set_id in active for w in self._partitions[set_id])
+        return self._aggregate((self._wallets[w] for set_id in active for w in self._partitions[set_id]), accounts)
 
-    def unallocated(self) -> dict[Pair, Balance]:
-        return self._aggregate(self._wallets[w] for w in self._partitions[None])
+    def unallocated(self, accounts: Collection[int] | None = None) -> dict[Pair, Balance]:
+        return self._aggregate((self._wallets[w] for w in self._partitions[None]), accounts)
 
-    def unallocated_per_exchange(self) -> dict[str, dict[str, Balance]]:
+    def unallocated_per_exchange(self, accounts: Collection[int] | None = None) -> dict[str, dict[str, Balance]]:
         result: dict[str, dict[str, Balance]] = {}
-        for (exchange, currency), balance in self.unallocated().items():
+        for (exchange, currency), balance in self.unallocated(accounts).items():
             result.setdefault(exchange, {})[currency] = balance
         return result
 
@@ -350,17 +388,25 @@ class Ledger:
             owner = self._sets.get(wallet.wallet_set_id) if wallet.wallet_set_id is not None else None
             if owner is not None and not owner.active and (wallet.balance or wallet.hold):
                 raise LedgerInvariantError(f"wallet {wallet.id} of inactive set {owner.id} is not empty")
-        totals, allocated, unallocated = self.exchange_totals(), self.allocated(), self.unallocated()
-        for pair, total in totals.items():
-            if total != allocated.get(pair, Balance()) + unallocated.get(pair, Balance()):
-                raise LedgerInvariantError(f"{pair}: total {total} != allocated + unallocated")
-        allocations: dict[Pair, int] = defaultdict(int)
+        for account in {w.account_id for w in self._wallets.values()}:
+            only = (account,)
+            totals, allocated, unallocated = self.exchange_totals(only), self.allocated(accounts=only), self.unallocated(only)
+            for pair, total in totals.items():
+                if total != allocated.get(pair, Balance()) + unallocated.get(pair, Balance()):
+                    raise LedgerInvariantError(f"account {account} {pair}: total {total} != allocated + unallocated")
+        set_accounts: dict[tuple[int, str], int] = {}  # one account per exchange in each set
+        for wallet in self._wallets.values():
+            if wallet.wallet_set_id is not None:
+                held = set_accounts.setdefault((wallet.wallet_set_id, wallet.exchange), wallet.account_id)
+                if held != wallet.account_id:
+                    raise LedgerInvariantError(f"wallet set {wallet.wallet_set_id} holds {wallet.exchange} funds of two accounts")
+        allocations: dict[tuple[int, str, str], int] = defaultdict(int)
         for wallet in self._wallets.values():
             for line in self._lines[wallet.id]:
                 if line.kind is LineKind.ALLOCATE:
-                    allocations[(wallet.exchange, wallet.currency)] += line.movement
+                    allocations[(wallet.account_id, wallet.exchange, wallet.currency)] += line.movement
         if any(allocations.values()):
-            raise LedgerInvariantError(f"allocation lines do not cancel out: {dict(allocations)}")
+            raise LedgerInvariantError(f"allocation lines do not cancel out within each account: {dict(allocations)}")
 
     @classmethod
     def restore(
@@ -382,7 +428,7 @@ class Ledger:
             ledger.set_ids.advance_to(wallet_set.id)
         for stored in sorted(wallets, key=lambda w: w.id):
             ledger.add_exchange(stored.exchange, [stored.currency])
-            ledger._add_wallet(stored.id, (stored.exchange, stored.currency, stored.wallet_set_id))
+            ledger._add_wallet(stored.id, (stored.exchange, stored.currency, stored.wallet_set_id, stored.account_id))
         for line in sorted(lines, key=_line_id):
             if line.wallet_id not in ledger._wallets:
                 raise LedgerInvariantError(f"line {line.id} belongs to unknown wallet {line.wallet_id}")
@@ -420,7 +466,7 @@ class Ledger:
         """A copy of the wallet at `key`, or a zero wallet with id 0 if it does not exist yet."""
         wallet_id = self._by_key.get(key)
         if wallet_id is None:
-            return Wallet(id=0, exchange=key[0], currency=key[1], wallet_set_id=key[2])
+            return Wallet(id=0, exchange=key[0], currency=key[1], wallet_set_id=key[2], account_id=key[3])
         return msgspec.structs.replace(self._wallets[wallet_id])
 
     def _available(self, key: _Key) -> int:
@@ -431,8 +477,8 @@ class Ledger:
         wallet = self._wallets[wallet_id]
         return wallet.balance - wallet.hold  # Wallet.available, without a property call on the order path
 
-    def _require_available(self, exchange: str, currency: str, set_id: int | None, needed: int) -> None:
-        available = self._available((exchange, currency, set_id))
+    def _require_available(self, exchange: str, currency: str, set_id: int | None, needed: int, account: int = 0) -> None:
+        available = self._available((exchange, currency, set_id, account))
         if needed > available:
             where = "unallocated" if set_id is None else f"wallet set {set_id}"
             raise InsufficientFunds(
@@ -467,18 +513,18 @@ class Ledger:
             seen.add((exchange, currency))
 
     def _allocate(
-        self, exchange: str, currency: str, source: int | None, target: int | None, amount: int, ts: int
+        self, exchange: str, currency: str, source: int | None, target: int | None, amount: int, ts: int, account: int
     ) -> list[WalletLine]:
-        """Move `amount` between two partitions of one exchange wallet: a pair of ALLOCATE lines.
+        """Move `amount` between two partitions of one account's exchange wallet: a pair of ALLOCATE lines.
 
         Zero moves nothing: one line of 0 on the target creates its wallet, empty (the source
         keeps no line, so an unallocated wallet never funded is not created by it).
         """
         if amount == 0:
-            return [self._post((exchange, currency, target), LineKind.ALLOCATE, ts)]
+            return [self._post((exchange, currency, target, account), LineKind.ALLOCATE, ts)]
         return [
-            self._post((exchange, currency, source), LineKind.ALLOCATE, ts, movement=-amount),
-            self._post((exchange, currency, target), LineKind.ALLOCATE, ts, movement=amount),
+            self._post((exchange, currency, source, account), LineKind.ALLOCATE, ts, movement=-amount),
+            self._post((exchange, currency, target, account), LineKind.ALLOCATE, ts, movement=amount),
         ]
 
     def _add_wallet(self, wallet_id: int, key: _Key) -> Wallet:
@@ -486,7 +532,7 @@ class Ledger:
             raise LedgerInvariantError(f"wallet {wallet_id} {key} is stored twice")
         if key[2] not in self._partitions:
             raise LedgerInvariantError(f"wallet {wallet_id} belongs to unknown wallet set {key[2]}")
-        wallet = Wallet(id=wallet_id, exchange=key[0], currency=key[1], wallet_set_id=key[2])
+        wallet = Wallet(id=wallet_id, exchange=key[0], currency=key[1], wallet_set_id=key[2], account_id=key[3])
         self._wallets[wallet_id] = wallet
         self._by_key[key] = wallet_id
         self._partitions[key[2]].append(wallet_id)
@@ -543,9 +589,11 @@ class Ledger:
         self._lines[wallet.id].append(line)
 
     @staticmethod
-    def _aggregate(wallets: Iterable[Wallet]) -> dict[Pair, Balance]:
+    def _aggregate(wallets: Iterable[Wallet], accounts: Collection[int] | None = None) -> dict[Pair, Balance]:
         result: dict[Pair, Balance] = defaultdict(Balance)
         for wallet in wallets:
+            if accounts is not None and wallet.account_id not in accounts:
+                continue
             pair = (wallet.exchange, wallet.currency)
             result[pair] = result[pair] + Balance(wallet.balance, wallet.hold)
         return dict(sorted(result.items()))

@@ -328,6 +328,7 @@ class MatchingEngine:
             ts=ts,
             run_id=order.run_id,
             wallet_set_id=order.wallet_set_id,
+            account_id=order.account_id,
         )
 
     def _touch(

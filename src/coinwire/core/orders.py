@@ -101,6 +101,8 @@ class Order(msgspec.Struct, kw_only=True, gc=False):
     fee: int = 0
     fee_currency: str | None = None  # None: the quote currency; a live venue may charge the asset received
     owner_id: int | None = None  # the user who placed it (None: no user, e.g. before users existed; admins see it)
+    account_id: int = 0  # the account whose funds it spends (0: a single-account ledger, as a backtest's)
+    seq: int = 0  # the account's stream sequence of this order's latest notification (restores the counter at start)
 
     @property
     def remaining(self) -> int:
@@ -170,3 +172,4 @@ class Fill(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     wallet_set_id: int | None = None
     ext_id: str | None = None  # the venue's trade id (live exchanges)
     fee_currency: str | None = None  # None: the quote currency
+    account_id: int = 0  # the order's account

@@ -1,11 +1,11 @@
 """Wallet, wallet-set and wallet-line records: the ledger's data, shared with the store.
 
-Every exchange wallet (exchange, currency) is partitioned: one `unallocated` wallet
+Every account's exchange wallet (account, exchange, currency) is partitioned: one `unallocated` wallet
 (`wallet_set_id is None`) plus one logical wallet per wallet set. Each line belongs to
 exactly one of those wallets, so
 
     exchange balance = sum of the lines of all its partitions
-    total            = allocated (active sets) + unallocated            (by construction)
+    total            = allocated (active sets) + unallocated            (by construction, per account)
     wallet balance   = sum(line.movement),  wallet hold = sum(line.hold)
     available        = balance - hold       (never negative)
 
@@ -40,6 +40,7 @@ class Wallet(msgspec.Struct, kw_only=True):
     exchange: str
     currency: str
     wallet_set_id: int | None = None
+    account_id: int = 0  # the account whose funds these are (0: a single-account ledger, as a backtest's)
     balance: int = 0
     hold: int = 0
 

@@ -13,13 +13,14 @@ from __future__ import annotations
 import asyncio
 import time
 from functools import partial
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import Any, Protocol
 
 import structlog
 
 from coinwire.bus.base import Bus
 from coinwire.config import ExchangeConfig, Settings
+from coinwire.core.accounts import Account
 from coinwire.core.book_sync import RESYNC
 from coinwire.core.errors import CoinwireError, Conflict, DomainError, InvalidInput, NotFound, NotReady
 from coinwire.core.execution import place_order, release_hold, settle_fills
@@ -41,9 +42,11 @@ from coinwire.messages import (
     Message,
     OrderUpdate,
     TradeTick,
+    account_subject,
     subject,
 )
 from coinwire.services import metrics
+from coinwire.services.accounts import AccountBook, MembersRepository
 from coinwire.services.live_credentials import live_credentials
 from coinwire.services.live_exchange import LiveExchange
 from coinwire.services.log_feed import LogRing
@@ -65,7 +68,7 @@ class OrderRequest:
     """A make_order request after parsing: exact units, known instrument."""
 
     __slots__ = ("exchange", "instrument", "side", "type", "size", "limit", "cancel_after", "client_oid", "wallet_set_id", "run_id",
-                 "budget", "owner_id")
+                 "budget", "owner_id", "account_id")
 
     def __init__(
         self,
@@ -82,6 +85,7 @@ class OrderRequest:
         run_id: str | None,
         budget: int | None = None,
         owner_id: int | None = None,
+        account_id: int | None = None,
     ) -> None:
         self.exchange = exchange
         self.instrument = instrument
@@ -95,6 +99,9 @@ class OrderRequest:
         self.run_id = run_id
         self.budget = budget  # ATTO of the quote a market buy may spend (its hold): an all-in buy sized on the book
         self.owner_id = owner_id  # the placing user, stored in the order row with the order
+        # the account it spends from, already checked for the caller (None: the wallet set's account on the
+        # exchange, else the owner's own account there, made on first use)
+        self.account_id = account_id
 
     def same_as(self, order: Order) -> bool:
         return (
@@ -105,6 +112,7 @@ class OrderRequest:
             and order.size == self.size
             and order.limit == self.limit
             and order.wallet_set_id == self.wallet_set_id
+            and (self.account_id is None or order.account_id == self.account_id)
         )
 
 
@@ -131,6 +139,9 @@ class Gateway:
         self.clock = clock
         self.recent_logs = LogRing(settings.log_feed_recent)  # GET /api/v1/logs
         self.ledger = Ledger()
+        self.accounts = AccountBook()
+        self.seqs: dict[int, int] = {}  # account id -> sequence of its latest order or trade notification
+        self._fill_seqs: dict[int, int] = {}  # fill id -> its notification's sequence, from its commit to its notification
         self.order_ids = IdSequence()
         self.fill_ids = IdSequence()
         self.exchanges: dict[str, PaperExchange] = {}
@@ -141,13 +152,12 @@ class Gateway:
         self.by_client_oid: dict[int | None, dict[str, int]] = {}  # orders of this session (committed or in flight)
         self.known_client_oids: dict[int | None, set[str]] = {}  # every key in the store: no read per new order
         self._restored_open: list[Order] = []
-        self._unfunded: set[str] = set()  # paper exchanges whose paper_funds are credited on their first markets
         self._lock = asyncio.Lock()  # serialises state changes that await (recovery)
         self._tasks: list[asyncio.Task[Any]] = []
         self._subscriptions: list[Any] = []
         self._persisted_wallets: set[int] = set()
         self.snapshot_sources: dict[str, Any] = {}  # exchange -> feed SnapshotSource, for resyncs
-        self._subjects: dict[tuple[str, str, str], str] = {}
+        self._subjects: dict[tuple[str, int, str, str], str] = {}
         self._symbols: dict[str, str] = {}  # symbol as given -> normalised (every order names one)
         self.listeners: list[ExecutionListener] = []
         self.started_at = clock()
@@ -184,6 +194,8 @@ class Gateway:
     async def _restore(self) -> None:
         """Rebuild the ledger, id sequences and resting orders from the store (crash recovery)."""
         state = await self.store.load_state()
+        self.accounts.load(state.accounts, await MembersRepository(self.store).all())
+        self.seqs = dict(state.last_seqs)
         self.ledger = Ledger.restore(state.wallets, state.wallet_sets, state.wallet_lines)
         self._persisted_wallets = {w.id for w in state.wallets}
         self.order_ids.advance_to(state.last_order_id)
@@ -192,7 +204,6 @@ class Gateway:
         for order in self._restored_open:
             self.orders[order.id] = order
             self._index(order)
-        self._unfunded = set() if state.wallet_lines else {c.name for c in self.settings.exchanges if c.paper_funds}
         known: dict[int | None, set[str]] = {}
         for owner_id, client_oid in await self.store.client_oids():
             oids = known.get(owner_id)
@@ -237,13 +248,6 @@ class Gateway:
         for order in [o for o in self._restored_open if o.exchange == exchange.name]:
             if exchange.restore_order(order):
                 self._restored_open.remove(order)
-        if exchange.name in self._unfunded:
-            self._unfunded.discard(exchange.name)
-            lines: list[WalletLine] = []
-            for currency, amount in cfg.paper_funds.items():
-                lines += self.ledger.add_virtual_tx(exchange.name, currency, str_to_atto(amount), self.clock())
-            await self._commit(self._changes(lines=lines))
-            log.info("paper funds credited", exchange=exchange.name, funds=cfg.paper_funds)
 
     async def _resync(self, exchange: PaperExchange, market: PaperMarket) -> None:
         source = self.snapshot_sources.get(exchange.name)
@@ -302,6 +306,102 @@ class Gateway:
     def instrument_of(self, order: Order) -> Instrument:
         return self.exchanges[order.exchange].markets[order.symbol].instrument
 
+    # --- accounts ---------------------------------------------------------------------------------
+    async def account_for(self, owner_id: int | None, exchange: str, *, create: bool = True) -> Account | None:
+        """The owner's own account on a paper exchange, made and funded with the exchange's `paper_funds` on first use.
+
+        The new account is known at once (a second call does not make another) and stored in
+        the same change set as its first funds. A live exchange's account is made when it
+        connects (`live_account`): someone without one there gets `account_not_found`.
+        `create=False`: None instead of a new account (a read that must not write).
+        """
+        account = self.accounts.own(owner_id, exchange)
+        if account is not None or not create:
+            return account
+        ex = self.exchange(exchange)
+        if isinstance(ex, LiveExchange):
+            if owner_id is None and ex.account_id in self.accounts.accounts:  # the platform itself (no user): the venue's account
+                return self.accounts.accounts[ex.account_id]
+            raise NotFound("account_not_found", f"you have no account on {exchange}; a live account comes from your exchange keys")
+        if not ex.markets:
+            raise NotReady("exchange_not_ready", f"exchange {exchange} is {ex.status}, not ready; retry shortly")
+        ts = self.clock()
+        account = self.accounts.new(owner_id, exchange, "paper", exchange, ts)
+        self.accounts.add(account)
+        lines: list[WalletLine] = []
+        try:
+            for currency, amount in self.configs[exchange].paper_funds.items():
+                if currency in ex.currencies():
+                    lines += self.ledger.add_virtual_tx(exchange, currency, str_to_atto(amount), ts, account.id)
+            changes = self._changes(lines=lines)
+            changes.accounts = (account,)
+            await self._commit(changes)
+        except CoinwireError:
+            self.accounts.forget(account)
+            raise
+        log.info("paper account opened", exchange=exchange, account=account.id, owner=owner_id)
+        return account
+
+    async def open_account(self, owner_id: int | None, exchange: str, kind: str, name: str) -> Account:
+        """A further account of the owner on a paper exchange (`POST /api/v1/accounts`), funded like the first."""
+        ex = self.exchange(exchange)
+        if kind != "paper" or ex.mode != "paper":
+            raise InvalidInput("unsupported_account_kind", "only paper accounts can be opened here; a live account comes from "
+                               "exchange keys (coinwire keys set), on a live exchange")
+        if not ex.markets:
+            raise NotReady("exchange_not_ready", f"exchange {exchange} is {ex.status}, not ready; retry shortly")
+        ts = self.clock()
+        account = self.accounts.new(owner_id, exchange, "paper", name, ts)
+        self.accounts.add(account)
+        try:
+            lines: list[WalletLine] = []
+            for currency, amount in self.configs[exchange].paper_funds.items():
+                if currency in ex.currencies():
+                    lines += self.ledger.add_virtual_tx(exchange, currency, str_to_atto(amount), ts, account.id)
+            changes = self._changes(lines=lines)
+            changes.accounts = (account,)
+            await self._commit(changes)
+        except CoinwireError:
+            self.accounts.forget(account)
+            raise
+        return account
+
+    async def live_account(self, exchange: str, owner_id: int | None) -> Account:
+        """The live exchange's account (whose keys it trades with), made when it first connects."""
+        account = self.accounts.own(owner_id, exchange)
+        if account is None:
+            account = self.accounts.new(owner_id, exchange, "live", exchange, self.clock())
+            self.accounts.add(account)
+            changes = ChangeSet()
+            changes.accounts = (account,)
+            try:
+                await self._commit(changes)
+            except CoinwireError:
+                self.accounts.forget(account)
+                raise
+        return account
+
+    def order_account(self, request: OrderRequest) -> int | None:
+        """The account an order spends from: its wallet set's on the exchange, else the one the caller named.
+
+        None: neither (the owner's own account is used). Naming another account than the set's is `account_conflict`.
+        """
+        wanted = request.account_id
+        if request.wallet_set_id is not None:
+            held = self.ledger.set_account(request.wallet_set_id, request.exchange)
+            if held is not None:
+                if wanted is not None and wanted != held:
+                    raise InvalidInput("account_conflict", f"wallet set {request.wallet_set_id} trades {request.exchange} "
+                                       f"with account {held}, not {wanted}", wallet_set_id=request.wallet_set_id)
+                return held
+        if wanted is not None:
+            account = self.accounts.accounts.get(wanted)
+            if account is None:
+                raise NotFound("account_not_found", f"no account {wanted}")
+            if account.exchange != request.exchange:
+                raise InvalidInput("account_exchange_mismatch", f"account {wanted} is on {account.exchange}, not {request.exchange}")
+        return wanted
+
     def _new_wallets(self, lines: list[WalletLine]) -> list[Wallet]:
         """Wallets these lines created (the store inserts each wallet once, before its lines)."""
         fresh = []
@@ -319,13 +419,26 @@ class Gateway:
         fills: Sequence[Fill] = (),
         lines: Sequence[WalletLine] = (),
         wallet_sets: Sequence[WalletSet] = (),
+        notified: bool = True,
     ) -> ChangeSet:
-        """One command's rows: orders and fills with their instrument's scale, new wallets, lines."""
+        """One command's rows: orders and fills with their instrument's scale, new wallets, lines.
+
+        `notified`: these orders and fills are notified after the commit (`_notify`): each fill,
+        then each order, takes the next sequence number of its account here, so the order's row
+        stores the sequence of its latest notification and the counters restart where they
+        stopped (`Store.load_state`'s `last_seqs`).
+        """
         changes = ChangeSet(wallet_sets=list(wallet_sets), wallets=self._new_wallets(list(lines)), wallet_lines=list(lines))
-        for order in orders:
-            changes.add_order(order, self.instrument_of(order))
+        seqs = self.seqs
         for fill in fills:
+            if notified:
+                seq = seqs[fill.account_id] = seqs.get(fill.account_id, 0) + 1
+                self._fill_seqs[fill.id] = seq
             changes.add_fill(fill, self.exchanges[fill.exchange].markets[fill.symbol].instrument)
+        for order in orders:
+            if notified:
+                order.seq = seqs[order.account_id] = seqs.get(order.account_id, 0) + 1
+            changes.add_order(order, self.instrument_of(order))
         return changes
 
     def require_active_set(self, set_id: int) -> WalletSet:
@@ -412,12 +525,14 @@ class Gateway:
                     if order.exchange == ex.name and ex.restore_order(order):
                         self._restored_open.remove(order)
 
-    def _subject(self, kind: str, exchange: str, symbol: str) -> str:
-        """`messages.subject`, memoised per (kind, exchange, symbol): it runs for every notification."""
-        key = (kind, exchange, symbol)
+    def _subject(self, kind: str, account_id: int, exchange: str, symbol: str) -> str:
+        """`messages.account_subject`, memoised per (kind, account, exchange, symbol): it runs for every notification."""
+        key = (kind, account_id, exchange, symbol)
         subj = self._subjects.get(key)
         if subj is None:
-            subj = self._subjects[key] = subject(kind, exchange, symbol)
+            if len(self._subjects) >= 65_536:
+                self._subjects.clear()
+            subj = self._subjects[key] = account_subject(kind, account_id, exchange, symbol)
         return subj
 
     async def _notify(self, orders: list[Order], fills: list[Fill]) -> list[dict[str, Any]]:
@@ -426,15 +541,21 @@ class Gateway:
         for listener in self.listeners:
             listener.on_execution(orders, fills)
         single = orders[0].owner_id if len(orders) == 1 else None  # make_order's case: every fill is its order's
+        fill_seqs = self._fill_seqs
         for fill in fills:
             inst = self.exchanges[fill.exchange].markets[fill.symbol].instrument
             owner_id = single if len(orders) == 1 else _owner_of(orders, fill.order_id)
-            await self.bus.publish(self._subject("fill", fill.exchange, fill.symbol), FillEvent(fill_view(fill, inst), owner_id))
+            seq = fill_seqs.pop(fill.id, 0)
+            view = fill_view(fill, inst)
+            view["seq"] = seq
+            await self.bus.publish(self._subject("fill", fill.account_id, fill.exchange, fill.symbol),
+                                   FillEvent(view, owner_id, fill.account_id, seq))
         for order in orders:
             inst = self.instrument_of(order)
             view = order_view(order, inst)
             views.append(view)
-            await self.bus.publish(self._subject("order", order.exchange, order.symbol), OrderUpdate(view, order.owner_id))
+            await self.bus.publish(self._subject("order", order.account_id, order.exchange, order.symbol),
+                                   OrderUpdate(view, order.owner_id, order.account_id, order.seq))
             if order.is_done:
                 reason = order.done_reason.value if order.done_reason else "done"
                 await self.publish_log("info", f"user.orders.{order.run_id or 'manual'}", f"Order {order.client_oid} is done ({reason})",
@@ -500,6 +621,10 @@ class Gateway:
         inst = request.instrument
         if request.wallet_set_id is not None:
             self.require_active_set(request.wallet_set_id)
+        account_id = self.order_account(request)
+        if account_id is None:
+            account = self.accounts.own(request.owner_id, request.exchange) or await self.account_for(request.owner_id, request.exchange)
+            account_id = account.id  # type: ignore[union-attr]  # account_for makes one or raises
         ts = self.clock()
         order = Order(
             id=self.order_ids.next(),
@@ -516,6 +641,7 @@ class Gateway:
             created_at=ts,
             last_updated_at=ts,
             owner_id=request.owner_id,
+            account_id=account_id,
         )
         if isinstance(ex, LiveExchange):
             metrics.ORDERS.labels(order.exchange, order.type._value_).inc()
@@ -558,9 +684,13 @@ class Gateway:
 
     async def cancel_order(
         self, *, order_id: int | None, client_oid: str | None, exchange: str | None, owner_id: int | None = None,
-        unowned_too: bool = False,
+        unowned_too: bool = False, may_trade: Callable[[int], bool] | None = None,
     ) -> dict[str, Any]:
-        """Cancel by order id, or by the client_oid of `owner_id` (with `unowned_too`, of no owner next: admins)."""
+        """Cancel by order id, or by the client_oid of `owner_id` (with `unowned_too`, of no owner next: admins).
+
+        `may_trade(account_id)`: whether the caller may trade the order's account (None: anyone,
+        in-process callers); an order of another account answers `order_not_found`.
+        """
         order: Order | None = None
         if order_id is not None:
             order = self.orders.get(order_id) or await self.store.get_order(order_id)
@@ -570,7 +700,7 @@ class Gateway:
                 order = await self._order_by_client_oid(None, client_oid)
         else:
             raise InvalidInput("missing_parameter", "cancel_order needs order_id or client_oid")
-        if order is None or (exchange is not None and order.exchange != exchange):
+        if order is None or (exchange is not None and order.exchange != exchange) or (may_trade is not None and not may_trade(order.account_id)):
             raise NotFound("order_not_found", f"no order {order_id or client_oid!r}")
         if order.is_done:
             raise Conflict(
@@ -608,29 +738,31 @@ class Gateway:
                                 pass
 
     def open_orders(
-        self, *, exchange: str | None = None, wallet_set_id: int | None = None, owner_id: int | None = None
+        self, *, exchange: str | None = None, wallet_set_id: int | None = None, accounts: Collection[int] | None = None
     ) -> list[dict[str, Any]]:
-        """Resting orders, newest first; `owner_id`: only that user's (None: everyone's)."""
+        """Resting orders, newest first; `accounts`: only those accounts' (None: every account's)."""
         out = []
         for ex in self.exchanges.values():
             if exchange is not None and ex.name != exchange:
                 continue
             for market in ex.markets.values():
                 for order in market.engine.open_orders.values():
-                    if (wallet_set_id is None or order.wallet_set_id == wallet_set_id) and (owner_id is None or order.owner_id == owner_id):
+                    if (wallet_set_id is None or order.wallet_set_id == wallet_set_id) and (accounts is None or order.account_id in accounts):
                         out.append(order_view(order, market.instrument))
             if isinstance(ex, LiveExchange):
                 for order in ex.open.values():
-                    if (wallet_set_id is None or order.wallet_set_id == wallet_set_id) and (owner_id is None or order.owner_id == owner_id):
+                    if (wallet_set_id is None or order.wallet_set_id == wallet_set_id) and (accounts is None or order.account_id in accounts):
                         out.append(order_view(order, ex.markets[order.symbol].instrument))
         out.sort(key=lambda o: o["id"], reverse=True)
         return out
 
     async def recent_orders(
-        self, *, include_open: bool, limit: int, exchange: str | None = None, owner_id: int | None = None
+        self, *, include_open: bool, limit: int, exchange: str | None = None, accounts: Collection[int] | None = None
     ) -> list[dict[str, Any]]:
-        """The newest `limit` orders; `owner_id`: that user's newest (selected in the query, before the limit)."""
-        rows = await self.store.list_orders(status=None if include_open else "done", exchange=exchange, limit=limit, owner_id=owner_id)
+        """The newest `limit` orders; `accounts`: those accounts' newest (selected in the query, before the limit)."""
+        if accounts is not None and not accounts:
+            return []
+        rows = await self.store.list_orders(status=None if include_open else "done", exchange=exchange, limit=limit, accounts=accounts)
         out = []
         for order in rows:
             live = self.orders.get(order.id)
@@ -642,32 +774,56 @@ class Gateway:
         return out
 
     # --- commands: wallets ---------------------------------------------------------------------------
-    async def add_virtual_wallet_tx(self, *, exchange: str, currency: str, movement: int) -> int:
+    async def add_virtual_wallet_tx(self, *, exchange: str, currency: str, movement: int, account_id: int) -> int:
+        """A deposit (+) or withdrawal (-) of virtual funds on a paper account's unallocated wallet."""
         ex = self.exchange(exchange)
         if ex.mode != "paper":
             raise DomainError("not_paper", f"exchange {exchange} is not a paper exchange")
-        lines = self.ledger.add_virtual_tx(exchange, currency, movement, self.clock())
+        lines = self.ledger.add_virtual_tx(exchange, currency, movement, self.clock(), account_id)
         await self._commit(self._changes(lines=lines))
         return lines[-1].id
 
     async def create_wallet_set(
-        self, *, run_id: str | None, description: str, allocations: list[tuple[str, str, int]], owner_id: int | None = None
+        self, *, run_id: str | None, description: str, allocations: list[tuple[str, str, int]], owner_id: int | None = None,
+        accounts: dict[str, int] | None = None,
     ) -> WalletSet:
-        """`owner_id`: the creating user, whose `owners` row is committed with the set (None: admins' only)."""
-        for exchange, _, _ in allocations:
-            self.exchange(exchange)
-        wallet_set, lines = self.ledger.create_wallet_set(run_id, description, allocations, self.clock())
+        """`owner_id`: the creating user, whose `owners` row is committed with the set (None: admins' only).
+
+        `accounts`: the account funding each exchange's allocations, already checked for the
+        caller; an exchange not in it is funded by the owner's own account there (made on first use).
+        """
+        of = await self._allocation_accounts(allocations, owner_id, accounts)
+        wallet_set, lines = self.ledger.create_wallet_set(run_id, description, allocations, self.clock(), of)
         changes = self._changes(lines=lines, wallet_sets=[wallet_set])
         if owner_id is not None:
             changes.owners = (("wallet_set", str(wallet_set.id), owner_id),)
         await self._commit(changes, created=wallet_set)
         return wallet_set
 
-    async def allocate_to_wallet_set(self, set_id: int, allocations: list[tuple[str, str, int]]) -> None:
-        """Move funds between unallocated and an active set (+ in, - back out): one change set, all or nothing."""
+    async def _allocation_accounts(
+        self, allocations: list[tuple[str, str, int]], owner_id: int | None, accounts: dict[str, int] | None, set_id: int | None = None
+    ) -> dict[str, int]:
+        """The account of each exchange an allocation names: given, else the set's there, else the owner's own."""
+        of = dict(accounts or {})
         for exchange, _, _ in allocations:
             self.exchange(exchange)
-        lines = self.ledger.allocate_to_wallet_set(set_id, allocations, self.clock())
+            if exchange not in of:
+                held = self.ledger.set_account(set_id, exchange) if set_id is not None else None
+                if held is not None:
+                    of[exchange] = held
+                else:
+                    account = self.accounts.own(owner_id, exchange) or await self.account_for(owner_id, exchange)
+                    of[exchange] = account.id  # type: ignore[union-attr]  # account_for makes one or raises
+            elif self.accounts.accounts[of[exchange]].exchange != exchange:
+                raise InvalidInput("account_exchange_mismatch", f"account {of[exchange]} is not on {exchange}")
+        return of
+
+    async def allocate_to_wallet_set(
+        self, set_id: int, allocations: list[tuple[str, str, int]], owner_id: int | None = None, accounts: dict[str, int] | None = None
+    ) -> None:
+        """Move funds between unallocated and an active set (+ in, - back out): one change set, all or nothing."""
+        of = await self._allocation_accounts(allocations, owner_id, accounts, set_id)
+        lines = self.ledger.allocate_to_wallet_set(set_id, allocations, self.clock(), of)
         if lines:
             await self._commit(self._changes(lines=lines))
 

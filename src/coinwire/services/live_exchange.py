@@ -84,6 +84,7 @@ class LiveExchange(PaperExchange):
         self.venue: CcxtVenue = _NotConnected(cfg.name)  # type: ignore[assignment]  # until _connect has the keys
         self.open: dict[int, Order] = {}  # not done: pending (written ahead) and open at the venue
         self.account_synced = False
+        self.account_id = 0  # the live account (whose keys these are), known once connected
         self._trades: dict[int, set[str]] = {}  # order id -> venue trade ids applied
         self._by_venue_id: dict[str, int] = {}  # venue order id -> order id
         self._margin_ppm = round(cfg.live_market_margin * 1_000_000)
@@ -127,6 +128,7 @@ class LiveExchange(PaperExchange):
         g = self.gateway
         self.add_instruments(instruments)
         g.ledger.add_exchange(self.name, self.currencies())
+        self.account_id = (await g.live_account(self.name, await self._owner_id())).id
         for order in [o for o in g._restored_open if o.exchange == self.name]:
             g._restored_open.remove(order)
             self.open[order.id] = order
@@ -138,6 +140,15 @@ class LiveExchange(PaperExchange):
         await g._refresh_status(self)
         self._tasks.append(asyncio.create_task(self._follow_reports(), name=f"live-reports-{self.name}"))
         self._tasks.append(asyncio.create_task(self._housekeeping(), name=f"live-housekeeping-{self.name}"))
+
+    async def _owner_id(self) -> int | None:
+        """Whose account this is: the user whose vault keys it trades with (None: keys from the environment, the admins')."""
+        if not self.cfg.credentials_user:
+            return None
+        from coinwire.auth.repository import AuthRepository
+
+        user = await AuthRepository(self.gateway.store).user_by_name(self.cfg.credentials_user)
+        return int(user["id"]) if user is not None else None
 
     async def _retrying(self, step: Any, *args: Any) -> Any:
         """Run a start-up step until the venue answers (the exchange stays `starting` meanwhile)."""
@@ -154,8 +165,9 @@ class LiveExchange(PaperExchange):
         """Bring each unallocated wallet to the venue's total (free + used) for the currencies traded here."""
         g = self.gateway
         balances = await self.venue.balances()
-        totals = g.ledger.exchange_totals()
-        unallocated = g.ledger.unallocated()
+        only = (self.account_id,)
+        totals = g.ledger.exchange_totals(only)
+        unallocated = g.ledger.unallocated(only)
         ts = g.clock()
         lines: list[WalletLine] = []
         for currency in self.currencies():
@@ -171,7 +183,7 @@ class LiveExchange(PaperExchange):
                                         "than its wallet sets were given; deallocate before trading")
                 diff = -take
             if diff:
-                lines += g.ledger.sync_venue(self.name, currency, diff, ts)
+                lines += g.ledger.sync_venue(self.name, currency, diff, ts, self.account_id)
         if lines:
             await g._commit(g._changes(lines=lines))
             log.info("live balances synced", exchange=self.name, lines=len(lines))
@@ -184,7 +196,7 @@ class LiveExchange(PaperExchange):
         g.remember(order)  # only once accepted: a refusal here leaves no trace
         self.open[order.id] = order
         self._trades[order.id] = set()
-        await g._commit(g._changes([order], [], lines))
+        await g._commit(g._changes([order], [], lines, notified=False))  # written ahead: notified once the venue answers
         try:
             report = await self.venue.place(order, market.instrument)
         except NotReady as exc:
@@ -284,6 +296,7 @@ class LiveExchange(PaperExchange):
             symbol=order.symbol, side=order.side, order_type=order.type, price=report.price, size=report.size,
             notional=report.notional, fee=fee, maker=report.liquidity is Liquidity.MAKER, ts=report.ts,
             run_id=order.run_id, wallet_set_id=order.wallet_set_id, ext_id=report.trade_id, fee_currency=fee_currency,
+            account_id=order.account_id,
         )
         return fill, report
 

@@ -87,6 +87,8 @@ def order_view(order: Order, instrument: Instrument) -> dict[str, Any]:
         "avg_price": avg_price_str(instrument, order.filled_size, order.filled_notional),
         "fee": units_text(order.fee, ATTO_DECIMALS),
         "fee_currency": order.fee_currency or instrument.quote,
+        "account": order.account_id,
+        "seq": order.seq,  # its account's sequence number of the order's latest notification
     }
 
 
@@ -97,6 +99,7 @@ def fill_view(fill: Fill, instrument: Instrument) -> dict[str, Any]:
         "client_order_id": fill.client_oid,
         "run_id": fill.run_id,
         "wallet_set_id": fill.wallet_set_id,
+        "account": fill.account_id,
         "exchange": fill.exchange,
         "type": fill.order_type._value_,
         "side": fill.side._value_,

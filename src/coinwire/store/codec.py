@@ -15,6 +15,7 @@ from typing import Any, Generic, Protocol, TypeVar
 import msgspec
 from sqlalchemy import Table
 
+from coinwire.core.accounts import Account
 from coinwire.core.numbers import ATTO_DECIMALS, to_units, units_to_str
 from coinwire.core.orders import Fill, Order
 from coinwire.core.wallets import Wallet, WalletLine, WalletSet
@@ -27,6 +28,7 @@ __all__ = [
     "encode",
     "units_text",
     "RecordCodec",
+    "ACCOUNTS",
     "ORDERS",
     "FILLS",
     "WALLET_SETS",
@@ -184,6 +186,7 @@ ORDERS: RecordCodec[Order] = RecordCodec(
     renames={"limit": "limit_price"},
 )
 FILLS: RecordCodec[Fill] = RecordCodec(Fill, tables.fills, {"price": _PRICE, "size": _SIZE, "notional": _ATTO, "fee": _ATTO})
+ACCOUNTS: RecordCodec[Account] = RecordCodec(Account, tables.accounts, {})
 WALLET_SETS: RecordCodec[WalletSet] = RecordCodec(WalletSet, tables.wallet_sets, {})
 WALLETS: RecordCodec[Wallet] = RecordCodec(Wallet, tables.wallets, {}, dropped=("balance", "hold"))  # balances are sums of lines
 WALLET_LINES: RecordCodec[WalletLine] = RecordCodec(WalletLine, tables.wallet_lines, {"movement": _ATTO, "hold": _ATTO})
@@ -191,8 +194,8 @@ WALLET_LINES: RecordCodec[WalletLine] = RecordCodec(WalletLine, tables.wallet_li
 COLUMNS: dict[str, tuple[str, ...]] = {
     table.name: codec.columns
     for table, codec in zip(
-        (tables.orders, tables.fills, tables.wallet_sets, tables.wallets, tables.wallet_lines),
-        (ORDERS, FILLS, WALLET_SETS, WALLETS, WALLET_LINES),
+        (tables.accounts, tables.orders, tables.fills, tables.wallet_sets, tables.wallets, tables.wallet_lines),
+        (ACCOUNTS, ORDERS, FILLS, WALLET_SETS, WALLETS, WALLET_LINES),
     )
 }
 COLUMNS["owners"] = tuple(column.name for column in tables.owners.columns)  # (kind, resource_id, user_id)
@@ -207,6 +210,7 @@ class ChangeSet(msgspec.Struct, kw_only=True):
     """
 
     orders: list[tuple[Order, Scale]] = msgspec.field(default_factory=list)
+    accounts: tuple[Account, ...] = ()  # accounts this command created or changed (a tuple: no list per order)
     fills: list[tuple[Fill, Scale]] = msgspec.field(default_factory=list)
     wallet_sets: list[WalletSet] = msgspec.field(default_factory=list)
     wallets: list[Wallet] = msgspec.field(default_factory=list)
@@ -225,10 +229,10 @@ class ChangeSet(msgspec.Struct, kw_only=True):
         return self
 
     def is_empty(self) -> bool:
-        return not (self.orders or self.fills or self.wallet_sets or self.wallets or self.wallet_lines or self.owners)
+        return not (self.orders or self.fills or self.wallet_sets or self.wallets or self.wallet_lines or self.owners or self.accounts)
 
 
-if any(COLUMNS[name][0] != "id" for name in ("orders", "wallet_sets")):  # pragma: no cover - a schema edit
+if any(COLUMNS[name][0] != "id" for name in ("accounts", "orders", "wallet_sets")):  # pragma: no cover - a schema edit
     raise RuntimeError("Rows.merge keys upserted rows by their first column, which must be the id")
 
 
@@ -240,7 +244,7 @@ class Rows:
 
     __slots__ = ("by_table",)
 
-    UPSERTED = ("orders", "wallet_sets")
+    UPSERTED = ("accounts", "orders", "wallet_sets")
 
     def __init__(self, by_table: dict[str, list[Values]]) -> None:
         self.by_table = by_table
@@ -280,6 +284,8 @@ class Rows:
 def encode(changes: ChangeSet) -> Rows:
     """Snapshot a ChangeSet as rows, exactly, checking the decimals are usable (empty tables left out)."""
     by_table: dict[str, list[Values]] = {}
+    if changes.accounts:
+        by_table["accounts"] = [ACCOUNTS.to_values(a) for a in changes.accounts]
     if changes.wallet_sets:
         by_table["wallet_sets"] = [WALLET_SETS.to_values(s) for s in changes.wallet_sets]
     if changes.wallets:
@@ -293,7 +299,7 @@ def encode(changes: ChangeSet) -> Rows:
     if changes.owners:
         by_table["owners"] = [(kind, str(resource_id), user_id) for kind, resource_id, user_id in changes.owners]
     rows = Rows(by_table)
-    if len(changes.orders) > 1 or len(changes.wallet_sets) > 1 or len(changes.owners) > 1:  # the same record twice keeps its last state
+    if len(changes.orders) > 1 or len(changes.wallet_sets) > 1 or len(changes.owners) > 1 or len(changes.accounts) > 1:  # the same record twice keeps its last state
         return Rows.merge([rows])
     return rows
 

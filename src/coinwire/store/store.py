@@ -13,7 +13,7 @@ import asyncio
 import re
 import sqlite3
 import time
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
 from sqlalchemy.sql.dml import Insert
 
+from coinwire.core.accounts import Account
 from coinwire.core.errors import Conflict, InvalidInput
 from coinwire.core.orders import Fill, Order, OrderStatus
 from coinwire.core.wallets import Wallet, WalletLine, WalletSet
@@ -33,8 +34,8 @@ from coinwire.private_files import narrow, private_file
 from coinwire.store import migrate
 from coinwire.store.journal import Journal
 from coinwire.store.sqlite_writer import SqliteWriter
-from coinwire.store.codec import FILLS, ORDERS, WALLET_LINES, WALLET_SETS, WALLETS, ChangeSet, Rows, encode
-from coinwire.store.tables import CHANGE_SET_TABLES, TABLES, fills, orders, wallet_lines, wallet_sets, wallets
+from coinwire.store.codec import ACCOUNTS, FILLS, ORDERS, WALLET_LINES, WALLET_SETS, WALLETS, ChangeSet, Rows, encode
+from coinwire.store.tables import CHANGE_SET_TABLES, TABLES, accounts, fills, orders, wallet_lines, wallet_sets, wallets
 
 __all__ = ["Store", "StoredState", "normalise_url"]
 
@@ -52,6 +53,8 @@ class StoredState(msgspec.Struct, kw_only=True):
     """
 
     wallet_sets: list[WalletSet]
+    accounts: list[Account]
+    last_seqs: dict[int, int]  # account id -> the stream sequence of its latest notification
     wallets: list[Wallet]
     wallet_lines: list[WalletLine]
     open_orders: list[Order]
@@ -323,6 +326,10 @@ class Store:
             if self.dialect == "postgresql":  # READ COMMITTED would give each statement its own snapshot
                 conn = await conn.execution_options(isolation_level="REPEATABLE READ")
             await conn.begin()
+            account_rows = (await conn.execute(select(accounts).order_by(accounts.c.id))).mappings()
+            stored_accounts = [ACCOUNTS.from_row(r) for r in account_rows]
+            seq_rows = await conn.execute(select(orders.c.account_id, func.max(orders.c.seq)).group_by(orders.c.account_id))
+            last_seqs = {int(account_id): int(seq or 0) for account_id, seq in seq_rows}
             set_rows = (await conn.execute(select(wallet_sets).order_by(wallet_sets.c.id))).mappings()
             sets = [WALLET_SETS.from_row(r) for r in set_rows]
             wallet_rows = (await conn.execute(select(wallets).order_by(wallets.c.id))).mappings()
@@ -332,13 +339,15 @@ class Store:
             open_query = select(orders).where(orders.c.status != OrderStatus.DONE.value).order_by(orders.c.id)
             open_orders = [ORDERS.from_row(r) for r in (await conn.execute(open_query)).mappings()]
             highs = select(*(select(func.coalesce(func.max(t.c.id), 0)).scalar_subquery() for t in TABLES))
-            last_set, last_wallet, last_order, last_fill, last_line = (await conn.execute(highs)).one()
+            _, last_set, last_wallet, last_order, last_fill, last_line = (await conn.execute(highs)).one()
         for line in lines:
             wallet = found[line.wallet_id]
             wallet.balance += line.movement
             wallet.hold += line.hold
         return StoredState(
             wallet_sets=sets,
+            accounts=stored_accounts,
+            last_seqs=last_seqs,
             wallets=list(found.values()),
             wallet_lines=lines,
             open_orders=open_orders,
@@ -379,15 +388,19 @@ class Store:
         limit: int = 100,
         before_id: int | None = None,
         owner_id: int | None = None,
+        accounts: Collection[int] | None = None,
     ) -> list[Order]:
         """Newest first; page on with `before_id=` the last id of the previous page.
 
-        `owner_id`: only that user's orders, chosen before the limit (so a page is never short of
-        the user's own orders because of others', and never tells how many others placed).
+        `owner_id` / `accounts`: only that user's orders / those accounts' orders, chosen before
+        the limit (so a page is never short of the caller's own orders because of others', and
+        never tells how many others placed).
         """
         query = select(orders).order_by(orders.c.id.desc()).limit(_check_limit(limit))
         if owner_id is not None:
             query = query.where(orders.c.owner_id == owner_id)
+        if accounts is not None:
+            query = query.where(orders.c.account_id.in_(sorted(accounts)))
         if status is not None:
             query = query.where(orders.c.status == _status(status))
         if exchange is not None:

@@ -28,7 +28,7 @@ from sqlalchemy import (
     text,
 )
 
-__all__ = ["metadata", "orders", "fills", "wallet_sets", "wallets", "wallet_lines", "candles", "fx_rates", "coin_stats", "meta", "IdType",
+__all__ = ["metadata", "accounts", "account_members", "orders", "fills", "wallet_sets", "wallets", "wallet_lines", "candles", "fx_rates", "coin_stats", "meta", "IdType",
            "users", "sessions", "api_keys", "owners", "credentials", "audit", "preferences",
            "TABLES", "CHANGE_SET_TABLES"]
 
@@ -44,6 +44,32 @@ metadata = MetaData(
 
 # 64-bit ids; on SQLite an INTEGER PRIMARY KEY is the rowid itself (no second index).
 IdType = BigInteger().with_variant(Integer(), "sqlite")
+
+# One user's funds on one exchange (coinwire.core.accounts): created with its first funds, in the
+# change set that funds it; owner_id NULL: made before users existed (admins').
+accounts = Table(
+    "accounts",
+    metadata,
+    Column("id", IdType, primary_key=True, autoincrement=False),
+    Column("exchange", String(64), nullable=False),
+    Column("kind", String(16), nullable=False),
+    Column("name", String(64), nullable=False),
+    Column("owner_id", BigInteger, nullable=True),
+    Column("created_at", BigInteger, nullable=False),
+    Column("active", Boolean, nullable=False),
+    Index(None, "owner_id"),
+)
+
+# Who else may view or trade an account (an admin's grant); written by services.accounts, not ChangeSets.
+account_members = Table(
+    "account_members",
+    metadata,
+    Column("account_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("user_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("role", String(16), nullable=False),
+    Column("granted_by", BigInteger, nullable=True),
+    Column("granted_at", BigInteger, nullable=False),
+)
 
 wallet_sets = Table(
     "wallet_sets",
@@ -65,6 +91,7 @@ wallets = Table(
     Column("exchange", String(64), nullable=False),
     Column("currency", String(32), nullable=False),
     Column("wallet_set_id", BigInteger, ForeignKey("wallet_sets.id"), nullable=True),
+    Column("account_id", BigInteger, nullable=False),
     Index(None, "wallet_set_id"),
     Index(None, "exchange", "currency"),
 )
@@ -96,6 +123,8 @@ orders = Table(
     Column("fee", Text, nullable=False),
     Column("fee_currency", String(16), nullable=True),  # NULL: the quote currency
     Column("owner_id", BigInteger, nullable=True),  # the user who placed it, in the order's own transaction; NULL: admins'
+    Column("account_id", BigInteger, nullable=False),  # the account whose funds it spends
+    Column("seq", BigInteger, nullable=False),  # its account's stream sequence of its latest notification
     # Only what queries use: every index is written by every order. Open orders (the start-up
     # read) through a partial index holding just them; recent lists walk the primary key.
     Index("ix_orders_open", "status", sqlite_where=text("status != 'done'"), postgresql_where=text("status != 'done'")),
@@ -130,6 +159,7 @@ fills = Table(
     Column("wallet_set_id", BigInteger, nullable=True),
     Column("ext_id", String(128), nullable=True),
     Column("fee_currency", String(16), nullable=True),  # NULL: the quote currency
+    Column("account_id", BigInteger, nullable=False),
     Index(None, "order_id"),
 )
 
@@ -301,7 +331,7 @@ meta = Table(
 )
 
 # Parents before children: the order in which one transaction writes them.
-TABLES: tuple[Table, ...] = (wallet_sets, wallets, orders, fills, wallet_lines)
+TABLES: tuple[Table, ...] = (accounts, wallet_sets, wallets, orders, fills, wallet_lines)
 # What one change set may write: TABLES, then the owners of what it created (a wallet set's owner is
 # committed with the set). Not in TABLES, which are the tables with an id sequence.
 CHANGE_SET_TABLES: tuple[Table, ...] = TABLES + (owners,)
