@@ -5,7 +5,7 @@ same minutes: this host's speed moves by ±40% within an hour, so figures from t
 little, and only rounds interleaved in one run compare. The base commit's `src` is written to a
 temporary folder (`git archive`), and benchmarks/bench_rpc.py's load (8 clients, the same
 order mix, the same 1 s warm-up) runs against a fresh server of each side in turn, in pairs
-whose order alternates (base, current | current, base | ...), so that a host slowing down
+whose order alternates (base, current; current, base; ...), so that a host slowing down
 through the run does not favour one side. Each pair gives a ratio current/base; the median of
 those ratios is the figure, their spread the noise, and within 10% means the median is at
 least 0.90 (a faster current side passes).
@@ -202,7 +202,7 @@ def run(
             "store": "sqlite (WAL) through its journal, a fresh data folder per round",
             "pairs": pairs,
             "round_seconds": seconds,
-            "order": " | ".join(",".join(p) for p in pair_order(pairs)),
+            "order": "; ".join(",".join(p) for p in pair_order(pairs)),  # no "|": the value goes in a Markdown table
             "imports_checked": "each round's server and journal helper import coinwire from their side's src",
         }
         result.update(summarise(rounds))

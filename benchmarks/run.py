@@ -57,8 +57,8 @@ NOTES = """
   the commit before the accounts work, written out with `git archive`), in 6 pairs of 4 s rounds,
   each in a fresh server with its own empty SQLite store (through the journal) and PYTHONPATH on
   its side's `src`; every round checks that the server and its journal helper import that tree
-  and not the venv's editable install. The pairs alternate which side runs first (base, current |
-  current, base | ...), so a host that slows through the run favours neither. The figure is the
+  and not the venv's editable install. The pairs alternate which side runs first (base, current;
+  current, base; ...), so a host that slows through the run favours neither. The figure is the
   median of the pairs' current/base ratios (`paired_ratios`, `paired_ratio_min`/`_max` their
   spread); the accounts issue's acceptance is at least 90% (`within_10pct`). `*_server_cpu_us_per_order`
   and callgrind's `*_server_instructions_per_order` (counted once a side: the host does not move
@@ -67,6 +67,14 @@ NOTES = """
   depends on the host's load). Outside a git checkout, or when the ref is missing (a shallow
   clone), the section says why and is skipped; the rest of `make bench` runs on.
   `python -m benchmarks.bench_rpc_ab [pairs] [seconds]` runs it alone.
+  First runs (2026-12-06, alone, current = main at 2c9310a: the 53 commits since 2e93ff2, before
+  any accounts work), on a host that other work kept at a load of 7-8 on its 2 cores: medians of
+  the paired ratios 0.954 (pairs 0.83-1.45, 5 s rounds), 1.12 (0.91-1.17, 5 s) and 1.03
+  (0.77-2.19, 4 s rounds: one base round read 2,015 orders/s against 4,416 beside it); server
+  CPU an order +3%, +3% and +8%; callgrind's server instructions an order 424-430k against
+  431-437k (+0.9% to +2.1%, seven counts). Under that load the orders/s ratio moved by ~15%
+  between runs and the A/B took 4.2-4.5 minutes (~3 on a quiet host); the instruction counts are
+  the steady reading.
 - Candles (benchmarks/candles.py): targets are ingest >= 50,000 rows/s on SQLite and >= 20,000 on
   PostgreSQL (10,000 series closing in one minute are written in well under a second), the
   100-symbol year of minutes (52.6M rows) rolled up to London days in <= 5 s, and a year's daily

@@ -157,7 +157,7 @@ def test_a_server_started_on_another_tree_imports_that_tree_only(tmp_path: Path)
 def test_a_short_ab_run_measures_both_sides_in_alternating_pairs() -> None:
     result = run(seconds=0.5, pairs=2, base="HEAD", count_instructions=False)
     assert "skipped" not in result
-    assert result["order"] == "base,current | current,base"
+    assert result["order"] == "base,current; current,base"
     assert len(result["paired_ratios"]) == 2
     assert all(n > 0 for n in result["base_orders_per_s_rounds"] + result["current_orders_per_s_rounds"])
     assert result["current_over_base"] > 0
