@@ -38,7 +38,7 @@ import subprocess
 import tempfile
 import time
 import uuid
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -179,19 +179,20 @@ async def _fixed_orders(url: str, per_client: int) -> None:
     await asyncio.gather(*(one(seed) for seed in range(CLIENTS)))
 
 
-def instructions_per_order(per_client: int = COUNTED_ORDERS_PER_CLIENT) -> dict[str, Any]:
+def instructions_per_order(per_client: int = COUNTED_ORDERS_PER_CLIENT, env: dict[str, str] | None = None) -> dict[str, Any]:
     """Instructions the server's main thread, and its journal helper's, execute per make_order, counted by callgrind.
 
     Counting starts after a warm-up (imports, first orders) and stops after the load, so only
     the orders are counted. The demo market ticks once an hour here: its updates would be
-    counted too, and under valgrind a run lasts long enough for many of them.
+    counted too, and under valgrind a run lasts long enough for many of them. `env` is added to
+    the server's environment (benchmarks/bench_rpc_ab.py points PYTHONPATH at another source tree).
     """
     if shutil.which("valgrind") is None or shutil.which("callgrind_control") is None:
         return {"instructions_skipped": "valgrind (callgrind) is not installed"}
     with tempfile.TemporaryDirectory() as tmp:
         launcher = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={tmp}/callgrind.out.%p", "--instr-atstart=no",
                     "--separate-threads=yes", "--dump-instr=no", "--trace-children=yes"]
-        server = ServerProcess(Path(tmp), exchanges=_exchanges(3600.0), launcher=launcher)
+        server = ServerProcess(Path(tmp), exchanges=_exchanges(3600.0), env=env, launcher=launcher)
         server.start(timeout=600)
         try:
             pid = server.proc.pid if server.proc else 0
@@ -225,12 +226,24 @@ def _instructions(folder: Path, pid: str) -> int:
     return total
 
 
-def _serve_and_measure(seconds: float, env: dict[str, str] | None = None) -> dict[str, Any]:
+def serve_and_measure(
+    seconds: float, env: dict[str, str] | None = None, check: Callable[[int], None] | None = None
+) -> dict[str, Any]:
+    """One round: a fresh server (its own data folder and store) and `seconds` of load after the warm-up.
+
+    `env` is added to the server's environment; `check`, when given, is called with the server's
+    pid after the load, while the server still runs (benchmarks/bench_rpc_ab.py checks there
+    which source tree the server imported).
+    """
     with tempfile.TemporaryDirectory() as tmp:
         server = ServerProcess(Path(tmp), exchanges=_exchanges(0.25), env=env)
         server.start()
         try:
-            return _run_loop(_measure(server.ws, seconds, server.proc.pid if server.proc else None))
+            pid = server.proc.pid if server.proc else None
+            result = _run_loop(_measure(server.ws, seconds, pid))
+            if check is not None and pid is not None:
+                check(pid)
+            return result
         finally:
             server.stop()
 
@@ -245,8 +258,8 @@ def run(seconds: float = SECONDS, rounds: int = ROUNDS) -> dict[str, Any]:
     """
     journal_runs, direct_runs = [], []
     for _ in range(rounds):
-        journal_runs.append(_serve_and_measure(seconds))
-        direct_runs.append(_serve_and_measure(seconds, env={"COINWIRE_STORE_JOURNAL": "false"}))
+        journal_runs.append(serve_and_measure(seconds))
+        direct_runs.append(serve_and_measure(seconds, env={"COINWIRE_STORE_JOURNAL": "false"}))
     result, direct = _median_round(journal_runs), _median_round(direct_runs)
     result["orders_per_s_rounds"] = [round(r["orders_per_s"]) for r in journal_runs]
     result["store"] = "sqlite (WAL) through its journal, group commit"

@@ -22,6 +22,8 @@ BENCHES: list[tuple[str, str, str, float, str, str]] = [
      "mixed order events (submits, cancels, marketable orders, deltas, trades) against a 100-level book"),
     ("make_order over /rpc", "benchmarks.bench_rpc", "orders_per_s", 5_000, "orders/s",
      "8 concurrent WebSocket clients, each waiting for the committed answer before the next order"),
+    ("make_order A/B against a base commit", "benchmarks.bench_rpc_ab", "current_over_base_pct", 90, "% of the base's orders/s",
+     "the same load on this checkout's src and on COINWIRE_BENCH_BASE's (default 2e93ff2), 6 pairs of fresh servers in alternating order; median of the paired ratios"),
     ("History load", "benchmarks.bench_history", "load_candles_per_s", 2_000_000, "candles/s",
      "HistoryStore loading a 1,000,000-bar series (memory-mapped .npy) and reading every column: 0.5 s at target"),
     ("SMA cross backtest, 500k bars", "benchmarks.backtest_sma", "coinwire_speedup_vs_backtesting", 10, "x backtesting.py's speed",
@@ -50,6 +52,29 @@ NOTES = """
   journal helper 163-170k against 161-164k; 4 paired 10 s rounds of this load, the two
   alternating, read 8,470/8,260, 7,513/8,592, 7,349/7,963 and 6,906/6,474 orders/s (new/old),
   medians 7,431 against 8,111, the pairs spread -13% to +7% with the host: within its noise.
+- make_order A/B against a base commit (benchmarks/bench_rpc_ab.py): the make_order load above
+  on this checkout's `src` and on an earlier commit's (`COINWIRE_BENCH_BASE`, default `2e93ff2`,
+  the commit before the accounts work, written out with `git archive`), in 6 pairs of 4 s rounds,
+  each in a fresh server with its own empty SQLite store (through the journal) and PYTHONPATH on
+  its side's `src`; every round checks that the server and its journal helper import that tree
+  and not the venv's editable install. The pairs alternate which side runs first (base, current;
+  current, base; ...), so a host that slows through the run favours neither. The figure is the
+  median of the pairs' current/base ratios (`paired_ratios`, `paired_ratio_min`/`_max` their
+  spread); the accounts issue's acceptance is at least 90% (`within_10pct`). `*_server_cpu_us_per_order`
+  and callgrind's `*_server_instructions_per_order` (counted once a side: the host does not move
+  them) are the second figures; the journal helper's count is listed, not compared (31k-155k
+  between counts of the same code: at niceness +10, how much it has applied when counting stops
+  depends on the host's load). Outside a git checkout, or when the ref is missing (a shallow
+  clone), the section says why and is skipped; the rest of `make bench` runs on.
+  `python -m benchmarks.bench_rpc_ab [pairs] [seconds]` runs it alone.
+  First runs (2026-12-06, alone, current = main at 2c9310a: the 53 commits since 2e93ff2, before
+  any accounts work), on a host that other work kept at a load of 7-8 on its 2 cores: medians of
+  the paired ratios 0.954 (pairs 0.83-1.45, 5 s rounds), 1.12 (0.91-1.17, 5 s) and 1.03
+  (0.77-2.19, 4 s rounds: one base round read 2,015 orders/s against 4,416 beside it); server
+  CPU an order +3%, +3% and +8%; callgrind's server instructions an order 424-430k against
+  431-437k (+0.9% to +2.1%, seven counts). Under that load the orders/s ratio moved by ~15%
+  between runs and the A/B took 4.2-4.5 minutes (~3 on a quiet host); the instruction counts are
+  the steady reading.
 - Candles (benchmarks/candles.py): targets are ingest >= 50,000 rows/s on SQLite and >= 20,000 on
   PostgreSQL (10,000 series closing in one minute are written in well under a second), the
   100-symbol year of minutes (52.6M rows) rolled up to London days in <= 5 s, and a year's daily
