@@ -42,10 +42,13 @@ class ServerProcess:
         exchanges: list[dict[str, Any]] | None = None,
         env: dict[str, str] | None = None,
         launcher: list[str] | None = None,
+        config: str = "",
     ) -> None:
-        """`launcher`: a command the server's interpreter runs under (e.g. valgrind and its options)."""
+        """`launcher`: a command the server's interpreter runs under (e.g. valgrind and its options);
+        `config`: TOML the server reads as its `--config` file (what no environment variable sets, e.g. `[market_data]`)."""
         self.data_dir = data_dir
         self.launcher = launcher or []
+        self.config = config
         self.port = free_port()
         self.exchanges = exchanges if exchanges is not None else DEMO_EXCHANGES
         self.extra_env = env or {}
@@ -110,9 +113,15 @@ class ServerProcess:
             }
         )
         env.update(self.extra_env)
+        options: list[str] = []
+        if self.config:
+            path = self.data_dir / "config.toml"
+            path.write_text(self.config)
+            options = ["--config", str(path)]
         with open(self.log_path, "ab") as log:  # the child keeps its own copy of the descriptor
             self.proc = subprocess.Popen(
-                [*self.launcher, sys.executable, "-m", "coinwire.cli", "serve"], env=env, stdout=log, stderr=subprocess.STDOUT
+                [*self.launcher, sys.executable, "-m", "coinwire.cli", *options, "serve"], env=env, stdout=log,
+                stderr=subprocess.STDOUT,
             )
         self._token = None  # a restarted server keeps its sessions, but sign in afresh anyway
         if wait_ready:

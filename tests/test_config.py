@@ -58,6 +58,18 @@ def test_env_values_are_parsed(tmp_path: Path) -> None:
         load_settings(env={"COINWIRE_PORT": "eighty"})
 
 
+def test_self_registration_is_off_by_default_and_its_defaults_come_from_the_environment() -> None:
+    s = load_settings(env={})
+    assert (s.self_registration, s.registration_role) == (False, "viewer")
+    s = load_settings(env={"COINWIRE_SELF_REGISTRATION": "true", "COINWIRE_REGISTRATION_ROLE": "trader"})
+    assert (s.self_registration, s.registration_role) == (True, "trader")
+    assert load_settings(env={"COINWIRE_SELF_REGISTRATION": "0"}).self_registration is False
+    with pytest.raises(ConfigError, match="registration_role must be one of viewer, trader, got 'admin'"):
+        load_settings(env={"COINWIRE_REGISTRATION_ROLE": "admin"})  # never admins by sign-up
+    with pytest.raises(ConfigError, match="self_registration"):
+        load_settings(env={"COINWIRE_SELF_REGISTRATION": "perhaps"})
+
+
 def test_environment_mapping_defaults_to_os_environ(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("COINWIRE_PORT", "8123")
     assert load_settings().port == 8123

@@ -16,6 +16,7 @@ from typing import Any, Mapping
 import msgspec
 import platformdirs
 
+from coinwire.auth.abilities import REGISTRATION_ROLES
 from coinwire.refdata.config import MarketDataConfig, check_market_data
 
 __all__ = ["ExchangeConfig", "Settings", "load_settings", "ConfigError", "ENV_PREFIX"]
@@ -91,6 +92,10 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     # PUT /runnables/path/to/file.py:Class/start runs that file's code with the server's rights;
     # None: allowed only when the server listens on loopback (see README, "Strategies and runs")
     allow_user_strategies: bool | None = None
+    # self-registration (POST /api/v1/auth/register): the defaults until an admin sets them at
+    # runtime (PUT /api/v1/admin/settings, kept in the store, which wins from then on)
+    self_registration: bool = False
+    registration_role: str = "viewer"  # viewer | trader: what a self-registered user may do
     exchanges: list[ExchangeConfig] = msgspec.field(default_factory=_default_exchanges)
     market_data: MarketDataConfig = msgspec.field(default_factory=MarketDataConfig)  # tickers, FX, coins (refdata/config.py)
 
@@ -151,6 +156,8 @@ _ENV_FIELDS = {
     "WS_MAX_STREAMS": "ws_max_streams",
     "WS_MAX_UNREAD_BYTES": "ws_max_unread_bytes",
     "ALLOW_USER_STRATEGIES": "allow_user_strategies",
+    "SELF_REGISTRATION": "self_registration",
+    "REGISTRATION_ROLE": "registration_role",
     "EXCHANGES": "exchanges",
 }
 
@@ -219,6 +226,8 @@ def _check(settings: Settings, env: Mapping[str, str]) -> None:
         raise ConfigError(f"log_feed_per_second must be between 1 and 10000, got {settings.log_feed_per_second}")
     if not 1 <= settings.log_feed_recent <= 100_000:
         raise ConfigError(f"log_feed_recent must be between 1 and 100000, got {settings.log_feed_recent}")
+    if settings.registration_role not in REGISTRATION_ROLES:
+        raise ConfigError(f"registration_role must be one of {', '.join(REGISTRATION_ROLES)}, got {settings.registration_role!r}")
     if settings.log_level.lower() not in _LOG_LEVELS:
         raise ConfigError(f"log_level must be one of {', '.join(_LOG_LEVELS)}, got {settings.log_level!r}")
     names = [e.name for e in settings.exchanges]

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
-
 import pytest
 from sqlalchemy import insert
 
@@ -13,18 +10,6 @@ from coinwire.auth.audit import AuditLog
 from coinwire.auth.rowbuffer import RowBuffer
 from coinwire.store import Store
 from coinwire.store.tables import audit
-from tests.conftest import POSTGRES_URL, postgres_schema
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
-    """A fresh store: a SQLite file, or a throwaway PostgreSQL schema."""
-    if request.param == "sqlite":
-        async with Store(f"sqlite:///{tmp_path / 'store.db'}") as started:
-            yield started
-        return
-    async with postgres_schema() as schema, Store(POSTGRES_URL, schema=schema) as started:
-        yield started
 
 
 def _row(target: str) -> dict[str, object]:

@@ -19,7 +19,8 @@ from coinwire.store.tables import metadata
 from tests.store.test_store_contract import Database, database  # noqa: F401 - the parametrised fixture
 
 TABLES = {"orders", "fills", "wallet_sets", "wallets", "wallet_lines", "candles", "fx_rates", "coin_stats", "meta",
-          "users", "sessions", "api_keys", "owners", "credentials", "audit", "preferences", "accounts", "account_members", "alembic_version"}
+          "users", "sessions", "api_keys", "owners", "credentials", "audit", "preferences", "accounts", "account_members",
+          "site_settings", "alembic_version"}
 
 
 def _diff(connection: Connection) -> list[object]:

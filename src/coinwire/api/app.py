@@ -58,7 +58,7 @@ class CoinwireApp(FastAPI):
 
 def create_app(settings: Settings) -> FastAPI:
     platform = Platform(settings)
-    access = Access(settings, platform.store, os.environ)
+    access = Access(settings, platform.store, os.environ, platform.market.display_currencies)
     platform.api.auth, platform.api.owners, platform.api.audit = access.service, access.owners, access.audit
     platform.api.connections = access.connections
     platform.api.rpc_limit = access.rpc_limit
@@ -91,7 +91,7 @@ def create_app(settings: Settings) -> FastAPI:
     if access.cors_origins:  # outside the guard: preflights are answered before authentication
         app.add_middleware(CORSMiddleware, allow_origins=access.cors_origins, allow_methods=["GET", "POST", "PUT", "DELETE"],
                            allow_headers=["Authorization", "Content-Type"], max_age=600)
-    add_auth_routes(app, access.service, access.audit, platform.gateway.recent_logs)
+    add_auth_routes(app, access.service, access.audit, platform.gateway.recent_logs, access.registration)
     add_preferences_routes(app, platform.store, platform.market)
     add_xwrap_routes(app, platform.api)
     add_runs_routes(app, settings, platform.gateway, access.owners)

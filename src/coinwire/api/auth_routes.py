@@ -1,6 +1,8 @@
 """Sign-in, sessions, the caller's abilities, API keys and users under `/api/v1`.
 
     POST   /api/v1/auth/login        {username, password} -> {access_token, refresh_token, token_type, expires_in}
+    GET    /api/v1/auth/registration whether self-registration is open: {open, currencies, password_min_length, ...}
+    POST   /api/v1/auth/register     {username, password, time_zone, currency} -> 201, tokens as a sign-in answers
     POST   /api/v1/auth/refresh      {refresh_token} -> a new pair (the old refresh token is spent)
     POST   /api/v1/auth/logout       ends this session
     POST   /api/v1/auth/logout_all   ends every session of the caller
@@ -13,6 +15,8 @@
     GET    /api/v1/users             (admin) every user
     POST   /api/v1/users             (admin) {username, password, role, plan}
     GET    /api/v1/audit             (admin) ?user&action&limit&before: state-changing actions, newest first
+    GET    /api/v1/admin/settings    (admin) {self_registration, registration_role}
+    PUT    /api/v1/admin/settings    (admin) any of those; fields left out keep their value
     GET    /api/v1/logs              ?limit: recent logmessages, newest first (admins all; others their own orders')
 
 Bodies are strict: unknown fields answer 400 `invalid_params`.
@@ -35,6 +39,7 @@ from coinwire.api.query_values import INT64_MAX, query_int
 from coinwire.api.rest import error_response, json_response
 from coinwire.auth.abilities import Principal, abilities
 from coinwire.auth.audit import AuditLog
+from coinwire.auth.registration import Registration
 from coinwire.auth.service import AuthService
 from coinwire.core.errors import CoinwireError, InvalidInput
 from coinwire.services.log_feed import LogRing
@@ -51,6 +56,18 @@ class _Body(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 class LoginBody(_Body):
     username: P.Ident
     password: P.Secret
+
+
+class RegisterBody(_Body):
+    username: P.Ident
+    password: P.Secret
+    time_zone: P.Name
+    currency: P.Word
+
+
+class SiteSettingsBody(_Body):
+    self_registration: bool | None = None
+    registration_role: P.Word | None = None
 
 
 class RefreshBody(_Body):
@@ -73,7 +90,7 @@ async def _body(request: Request, shape: type) -> Any:
     return decode_shape(await request.body(), shape, "the request body")
 
 
-def add_auth_routes(app: FastAPI, auth: AuthService, audit: AuditLog, logs: LogRing) -> None:
+def add_auth_routes(app: FastAPI, auth: AuthService, audit: AuditLog, logs: LogRing, registration: Registration) -> None:
     def route(method: str, path: str, handler: Callable[..., Awaitable[Any]], shape: type | None = None, status: int = 200) -> None:
         async def endpoint(request: Request) -> Response:
             try:
@@ -99,6 +116,32 @@ def add_auth_routes(app: FastAPI, auth: AuthService, audit: AuditLog, logs: LogR
         """Sign in: a short-lived access token and a refresh token."""
         client = request.headers.get("user-agent", "")
         return await auth.login(body.username, body.password, client_ip(request.scope), client)
+
+    async def registration_status(request: Request, _: None) -> Any:
+        """Whether anyone may create an account here (the sign-in page offers it only then), and what to ask."""
+        return await registration.status()
+
+    async def register(request: Request, _: None, body: RegisterBody) -> Any:
+        """Create an account (when an admin opened self-registration) and sign it in: tokens as a sign-in answers."""
+        client = request.headers.get("user-agent", "")
+        tokens, principal = await registration.register(body.username, body.password, body.time_zone, body.currency,
+                                                        client_ip(request.scope), client)
+        request.state.principal = principal  # the audit row of this request names the user it made
+        return tokens
+
+    async def get_site_settings(request: Request, me: Principal) -> Any:
+        """The settings an admin changes at runtime (admins only)."""
+        return await registration.site.get()
+
+    async def put_site_settings(request: Request, me: Principal, body: SiteSettingsBody) -> Any:
+        """Change runtime settings (admins only); fields left out keep their value. Answers the settings now in force."""
+        change = {f: getattr(body, f) for f in body.__struct_fields__ if getattr(body, f) is not None}
+        now = await registration.site.update(change, me.user_id)
+        for field, value in change.items():  # the audit row of the request has no body: what changed, one row each
+            audit.record(me, f"setting {field}", str(value).lower() if isinstance(value, bool) else str(value), "changed",
+                         client_ip(request.scope))
+        log.info("site settings changed", user=me.username, **change)
+        return now
 
     async def refresh(request: Request, _: None, body: RefreshBody) -> Any:
         """Trade a refresh token for a new pair; a spent one revokes the session."""
@@ -167,6 +210,10 @@ def add_auth_routes(app: FastAPI, auth: AuthService, audit: AuditLog, logs: LogR
     route("GET", "/api/v1/audit", audit_log)
     route("GET", "/api/v1/logs", recent_logs)
     route("POST", "/api/v1/auth/login", login, LoginBody)
+    route("GET", "/api/v1/auth/registration", registration_status)
+    route("POST", "/api/v1/auth/register", register, RegisterBody, status=201)
+    route("GET", "/api/v1/admin/settings", get_site_settings)
+    route("PUT", "/api/v1/admin/settings", put_site_settings, SiteSettingsBody)
     route("POST", "/api/v1/auth/refresh", refresh, RefreshBody)
     route("POST", "/api/v1/auth/logout", logout)
     route("POST", "/api/v1/auth/logout_all", logout_all)

@@ -15,13 +15,15 @@ from __future__ import annotations
 import msgspec
 
 __all__ = [
-    "ROLES", "PLANS", "SCOPES", "Principal", "Rule", "HTTP_RULES", "RPC_RULES", "PUSH_RULES",
+    "ROLES", "PLANS", "SCOPES", "REGISTRATION_ROLES", "Principal", "Rule", "HTTP_RULES", "RPC_RULES", "PUSH_RULES",
     "can", "denial", "abilities", "http_rule", "PUBLIC", "SERVER_FILES",
 ]
 
 ROLES = ("admin", "trader", "viewer")
 PLANS = ("free", "pro")
 SCOPES = ("read", "trade", "admin")
+# the roles a self-registered user may be given: never admin (coinwire.auth.site_settings)
+REGISTRATION_ROLES = ("viewer", "trader")
 
 # actions: read (look), trade (orders), manage (create/change own resources), admin (everyone's)
 # subjects: market, order, wallet_set, run, frontier, self (own sessions, keys, abilities), user, ops
@@ -89,6 +91,8 @@ HTTP_RULES: dict[tuple[str, str], Rule] = {
     ("GET", "/redoc"): PUBLIC,
     ("POST", "/api/v1/auth/login"): PUBLIC,
     ("POST", "/api/v1/auth/refresh"): PUBLIC,
+    ("GET", "/api/v1/auth/registration"): PUBLIC,  # open or not: the sign-in page offers sign-up only then
+    ("POST", "/api/v1/auth/register"): PUBLIC,  # refused `registration_closed` unless an admin opened it
     ("GET", "/"): PUBLIC,  # the dashboard's pages and bundle hold no data: the API behind them is guarded
     ("GET", "/app/{path:path}"): PUBLIC,
     ("GET", "/assets/{path:path}"): PUBLIC,
@@ -109,6 +113,8 @@ HTTP_RULES: dict[tuple[str, str], Rule] = {
     ("GET", "/api/v1/users"): ADMIN_USERS,
     ("POST", "/api/v1/users"): ADMIN_USERS,
     ("GET", "/api/v1/audit"): _r("admin", "audit"),
+    ("GET", "/api/v1/admin/settings"): _r("admin", "settings"),
+    ("PUT", "/api/v1/admin/settings"): _r("admin", "settings"),
     # xWrap
     ("GET", "/xwrap/v1/status"): READ_MARKET,
     ("GET", "/xwrap/v1/exchanges"): READ_MARKET,

@@ -8,14 +8,16 @@ COINWIRE_RATE_LIMIT_RPC (JSON-RPC requests per WebSocket connection, default 100
 COINWIRE_MAX_BODY (bytes, default 1 MiB), COINWIRE_BODY_TIMEOUT (seconds a request body may take
 to arrive, default 10), COINWIRE_CORS_ORIGINS (comma-separated origins
 allowed to call the API from a browser; default none), COINWIRE_METRICS_TOKEN (a bearer token,
-at least 32 characters, that opens `GET /metrics` to a scraper; default none: admins only).
-Buckets live in Redis when the cache does.
+at least 32 characters, that opens `GET /metrics` to a scraper; default none: admins only),
+COINWIRE_REGISTER_PER_HOUR (self-registration attempts per client address an hour, default 10).
+Buckets live in Redis when the cache does. Whether self-registration is open is a runtime
+setting (`auth.site_settings`), its defaults in the configuration.
 """
 
 from __future__ import annotations
 
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import structlog
 
@@ -24,8 +26,10 @@ from coinwire.api.guard import EdgeLimits
 from coinwire.api.ownership import Owners
 from coinwire.auth.audit import AuditLog
 from coinwire.auth.ratelimit import RateLimiter, limiter_from_url
+from coinwire.auth.registration import DEFAULT_PER_HOUR, Registration
 from coinwire.auth.repository import AuthRepository
 from coinwire.auth.service import AuthService
+from coinwire.auth.site_settings import RegistrationSettings, SiteSettings
 from coinwire.auth.tokens import TokenSigner, load_secret
 from coinwire.config import ConfigError, Settings
 from coinwire.store import Store
@@ -66,10 +70,22 @@ def edge_limits(env: Mapping[str, str]) -> EdgeLimits:
                       body_timeout=body_timeout)
 
 
-class Access:
-    """Everything that decides who may call: built with the app, started once the store is open."""
+def _per_hour(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name, "")
+    if not raw:
+        return default
+    if not raw.isdigit() or not 1 <= int(raw) <= 100_000:
+        raise ConfigError(f"{name} must be a whole number from 1 to 100000 (attempts an hour), got {raw!r}")
+    return int(raw)
 
-    def __init__(self, settings: Settings, store: Store, env: Mapping[str, str]) -> None:
+
+class Access:
+    """Everything that decides who may call: built with the app, started once the store is open.
+
+    `currencies` answers the display currencies the FX source knows (a new user's currency is one of them).
+    """
+
+    def __init__(self, settings: Settings, store: Store, env: Mapping[str, str], currencies: Callable[[], set[str]]) -> None:
         ttl = env.get("COINWIRE_ACCESS_TOKEN_TTL", "")
         if ttl and not ttl.isdigit():
             raise ConfigError(f"COINWIRE_ACCESS_TOKEN_TTL must be seconds, got {ttl!r}")
@@ -87,6 +103,10 @@ class Access:
         self.metrics_token = env.get("COINWIRE_METRICS_TOKEN", "")
         if self.metrics_token and len(self.metrics_token) < 32:
             raise ConfigError("COINWIRE_METRICS_TOKEN must be at least 32 characters (it opens /metrics to whoever holds it)")
+        defaults = RegistrationSettings(self_registration=settings.self_registration, registration_role=settings.registration_role)
+        self.site = SiteSettings(store, defaults, serves_live=any(ex.mode == "live" for ex in settings.exchanges))
+        self.registration = Registration(self.service, self.site, self.limiter, currencies,
+                                         per_hour=_per_hour(env, "COINWIRE_REGISTER_PER_HOUR", DEFAULT_PER_HOUR))
         self.settings = settings
 
     async def start(self) -> None:
@@ -96,6 +116,9 @@ class Access:
             # to the console only, never to the log: shown once, then only its argon2id hash exists
             print(f"\ncoinwire: created user 'admin' with the one-time password: {generated}\n"
                   "          sign in and change it: coinwire user passwd admin\n", file=sys.stderr, flush=True)
+        role = await self.site.open_role()  # says so when a stored choice is held closed (a live exchange)
+        if role is not None:
+            log.info("self-registration is open: anyone who reaches this server may create an account", role=role)
         await self.owners.load()
         await self.audit.start()
         await self.connections.start()

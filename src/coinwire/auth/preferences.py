@@ -23,7 +23,7 @@ from coinwire.store import Store
 from coinwire.store.outage import store_unavailable, store_unreachable
 from coinwire.store.tables import preferences
 
-__all__ = ["DEFAULTS", "MAX_DECIMALS", "FIELDS", "PreferencesRepository", "checked"]
+__all__ = ["DEFAULTS", "MAX_DECIMALS", "FIELDS", "PreferencesRepository", "checked", "new_row"]
 
 MAX_DECIMALS = 12  # decimals shown for an amount: 0 to 12 (sizes have at most 8 on most venues; 12 leaves room)
 DEFAULTS: dict[str, Any] = {"time_zone": "UTC", "currency": "USD", "crypto_decimals": 6, "stable_decimals": 2, "mask": False}
@@ -50,6 +50,11 @@ def checked(change: dict[str, Any], currencies: set[str]) -> dict[str, Any]:
         if field in out and not 0 <= out[field] <= MAX_DECIMALS:
             raise InvalidInput("invalid_decimals", f"{field} must be 0 to {MAX_DECIMALS}, got {out[field]}")
     return out
+
+
+def new_row(change: dict[str, Any], now: int) -> dict[str, Any]:
+    """A user's first preferences row (but its `user_id`): `change` (checked) over the defaults, at `now` (ns)."""
+    return DEFAULTS | change | {"updated_at": now}
 
 
 class PreferencesRepository:
@@ -85,7 +90,7 @@ class PreferencesRepository:
         """
         now = int(self.clock())
         dialect = postgresql if self.store.dialect == "postgresql" else sqlite
-        statement = dialect.insert(preferences).values(user_id=user_id, **(DEFAULTS | change), updated_at=now)
+        statement = dialect.insert(preferences).values(user_id=user_id, **new_row(change, now))
         statement = statement.on_conflict_do_update(index_elements=["user_id"], set_=change | {"updated_at": now})
         try:
             async with self.store.engine.begin() as conn:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from sqlalchemy import String, and_, cast, func, insert, select, update
@@ -11,7 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from coinwire.core.errors import Conflict
 from coinwire.store import Store
 from coinwire.store.outage import store_unavailable, store_unreachable
-from coinwire.store.tables import api_keys, orders, owners, sessions, users, wallet_sets
+from coinwire.store.tables import api_keys, orders, owners, preferences, sessions, users, wallet_sets
 
 __all__ = ["AuthRepository"]
 
@@ -44,16 +45,26 @@ class AuthRepository:
     async def count_users(self) -> int:
         return len(await self._rows(select(users.c.id).limit(1)))
 
-    async def add_user(self, username: str, password_hash: str, role: str, plan: str, now: int) -> int:
+    async def add_user(self, username: str, password_hash: str, role: str, plan: str, now: int,
+                       prefs: Mapping[str, Any] | None = None) -> int:
+        """A new user's id; `prefs`, their preferences row but its user_id, is written in the same transaction."""
         try:
             async with self.store.engine.begin() as conn:
-                result = await conn.execute(
-                    insert(users).values(username=username, password_hash=password_hash, role=role, plan=plan,
-                                         disabled=False, created_at=now)
-                )
-                return int(result.inserted_primary_key[0])  # type: ignore[index]
-        except IntegrityError:
-            raise Conflict("user_exists", f"a user named {username!r} already exists") from None
+                try:
+                    result = await conn.execute(
+                        insert(users).values(username=username, password_hash=password_hash, role=role, plan=plan,
+                                             disabled=False, created_at=now)
+                    )
+                except IntegrityError:
+                    raise Conflict("user_exists", f"a user named {username!r} already exists") from None
+                user_id = int(result.inserted_primary_key[0])  # type: ignore[index]
+                if prefs is not None:
+                    await conn.execute(insert(preferences).values(user_id=user_id, **prefs))
+                return user_id
+        except Exception as exc:
+            if store_unreachable(exc):
+                raise store_unavailable() from exc
+            raise
 
     async def user_by_name(self, username: str) -> dict[str, Any] | None:
         rows = await self._rows(select(users).where(users.c.username == username))

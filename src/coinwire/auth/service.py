@@ -18,7 +18,7 @@ import hmac
 import re
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import msgspec
@@ -83,16 +83,27 @@ class AuthService:
         await self.create_user("admin", admin_password or generated or "", "admin", "pro")
         return generated
 
-    async def create_user(self, username: str, password: str, role: str = "trader", plan: str = "free") -> dict[str, Any]:
+    async def create_user(self, username: str, password: str, role: str = "trader", plan: str = "free",
+                          prefs: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """A new user; `prefs`, their first preferences row (`auth.preferences.new_row`), is written with it."""
         check_username(username)
         check_password_rules(password)
         if role not in ROLES:
             raise InvalidInput("invalid_role", f"role must be one of {', '.join(ROLES)}")
         if plan not in PLANS:
             raise InvalidInput("invalid_plan", f"plan must be one of {', '.join(PLANS)}")
-        user_id = await self.repo.add_user(username, hash_password(password), role, plan, self._now())
+        user_id = await self.repo.add_user(username, hash_password(password), role, plan, self._now(), prefs)
         log.info("user created", user=username, role=role, plan=plan)
         return {"id": user_id, "username": username, "role": role, "plan": plan, "disabled": False}
+
+    async def register(self, username: str, password: str, role: str, prefs: Mapping[str, Any], client_ip: str,
+                       client: str = "") -> tuple[dict[str, Any], Principal]:
+        """A user who signed themselves up (`auth.registration` decided they may), signed in: their tokens and principal.
+
+        The user and their preferences are one transaction; the session follows, as at a sign-in.
+        """
+        user = await self.create_user(username, password, role, "free", prefs)
+        return await self._open_session(user["id"], username, role, "free", client_ip, client)
 
     async def list_users(self) -> list[dict[str, Any]]:
         return [
@@ -146,12 +157,17 @@ class AuthService:
         self.throttle.succeeded(name, client_ip)
         if needs_rehash(user["password_hash"]):
             await self.repo.update_user(user["id"], password_hash=hash_password(password))
+        tokens, _ = await self._open_session(user["id"], user["username"], user["role"], user["plan"], client_ip, client)
+        return tokens
+
+    async def _open_session(self, user_id: int, username: str, role: str, plan: str, client_ip: str,
+                            client: str) -> tuple[dict[str, Any], Principal]:
         session_id = secrets.token_hex(16)
         secret = secrets.token_urlsafe(32)
-        await self.repo.add_session(session_id, user["id"], _sha(secret), self._now(), client[:200])
+        await self.repo.add_session(session_id, user_id, _sha(secret), self._now(), client[:200])
         log.info("signed in", user=username, session=session_id, client_ip=client_ip)
-        principal = Principal(user["id"], user["username"], user["role"], user["plan"], session_id=session_id)
-        return self._tokens(principal, f"{session_id}.{secret}")
+        principal = Principal(user_id, username, role, plan, session_id=session_id)
+        return self._tokens(principal, f"{session_id}.{secret}"), principal
 
     def _tokens(self, principal: Principal, refresh: str) -> dict[str, Any]:
         return {

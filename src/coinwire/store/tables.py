@@ -30,7 +30,7 @@ from sqlalchemy import (
 
 __all__ = ["metadata", "accounts", "account_members", "orders", "fills", "wallet_sets", "wallets", "wallet_lines", "candles", "fx_rates", "coin_stats", "meta", "IdType",
            "users", "sessions", "api_keys", "owners", "credentials", "audit", "preferences",
-           "TABLES", "CHANGE_SET_TABLES"]
+           "site_settings", "TABLES", "CHANGE_SET_TABLES"]
 
 # Stable constraint names on both dialects, so migrations can refer to them.
 metadata = MetaData(
@@ -305,6 +305,17 @@ preferences = Table(
     Column("stable_decimals", Integer, nullable=False),
     Column("mask", Boolean, nullable=False),
     Column("updated_at", BigInteger, nullable=False),
+)
+
+# settings an admin changes at runtime (coinwire.auth.site_settings): one row per setting an admin
+# has set, its value as JSON; a setting without a row has the configuration's default
+site_settings = Table(
+    "site_settings",
+    metadata,
+    Column("key", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+    Column("updated_by", BigInteger, nullable=True),
 )
 
 # every state-changing action: who, what, when, from where, outcome (coinwire.auth.audit)

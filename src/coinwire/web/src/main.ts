@@ -13,6 +13,7 @@ import { overviewPage } from "./pages/overview";
 import { exchangesPage } from "./pages/exchanges";
 import { preferencesPage } from "./pages/preferences";
 import { logsPage } from "./pages/logs";
+import { adminPage } from "./pages/admin";
 import { prefs, setPrefs } from "./prefs";
 
 const routes: Route[] = [
@@ -25,6 +26,7 @@ const routes: Route[] = [
   { path: "/app/exchanges", title: "Exchanges", page: exchangesPage, nav: true, needs: ["read", "market"] },
   { path: "/app/logs", title: "Logs", page: logsPage, nav: true, needs: ["read", "self"] },
   { path: "/app/preferences", title: "Preferences", page: preferencesPage, nav: true },
+  { path: "/app/admin", title: "Admin", page: adminPage, nav: true, needs: ["admin", "settings"] },
 ];
 
 const app = new App();

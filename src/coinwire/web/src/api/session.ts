@@ -1,4 +1,4 @@
-// The signed-in session: tokens in localStorage, rotated refresh tokens, one refresh at a time across tabs.
+// The signed-in session: sign-in and sign-up, tokens in localStorage, rotated refresh tokens, one refresh at a time across tabs.
 //
 // The server rotates the refresh token on every refresh and revokes the whole session when a
 // spent one is presented again, so two tabs must never refresh with the same token: refreshes
@@ -6,6 +6,7 @@
 // refreshed it already) before asking the server.
 
 import { ApiError, errorOf } from "./http";
+import type { RegistrationStatus } from "./types";
 import { Signal } from "../ui/dom";
 
 export interface Tokens {
@@ -64,6 +65,26 @@ export class Session {
 
   async login(username: string, password: string): Promise<void> {
     const response = await postJson("/api/v1/auth/login", { username, password });
+    if (!response.ok) throw await errorOf(response);
+    this.endedBecause = "";
+    this.store(tokensOf((await response.json()) as LoginAnswer));
+  }
+
+  /** Whether this server lets anyone create an account (asked before sign-in: the route is public). */
+  async registration(): Promise<RegistrationStatus> {
+    let response: Response;
+    try {
+      response = await fetch("/api/v1/auth/registration");
+    } catch {
+      throw new ApiError(0, "network_error", "cannot reach the coinwire server; is it running?");
+    }
+    if (!response.ok) throw await errorOf(response);
+    return (await response.json()) as RegistrationStatus;
+  }
+
+  /** Create an account (when the server's self-registration is open) and sign in with it. */
+  async register(account: { username: string; password: string; time_zone: string; currency: string }): Promise<void> {
+    const response = await postJson("/api/v1/auth/register", account);
     if (!response.ok) throw await errorOf(response);
     this.endedBecause = "";
     this.store(tokensOf((await response.json()) as LoginAnswer));

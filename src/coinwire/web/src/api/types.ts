@@ -146,3 +146,27 @@ export interface RunSummary {
   status: string;
   [key: string]: unknown;
 }
+
+/** `GET /api/v1/auth/registration`: whether anyone may create an account, and what the form offers. */
+export interface RegistrationStatus {
+  open: boolean;
+  currencies?: string[];
+  password_min_length?: number;
+  password_max_length?: number;
+}
+
+/** `GET/PUT /api/v1/admin/settings`: what an admin changes at runtime. */
+export interface SiteSettings {
+  self_registration: boolean;
+  registration_role: "viewer" | "trader";
+}
+
+/** `GET /api/v1/users` (admins). */
+export interface User {
+  id: number;
+  username: string;
+  role: string;
+  plan: string;
+  disabled: boolean;
+  created_at: number; // unix seconds
+}
