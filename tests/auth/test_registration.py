@@ -34,7 +34,7 @@ class Clock:
 def _registration(store: Store, *, open_: bool = True, role: str = "viewer", per_hour: int = 10,
                   clock: Clock | None = None) -> Registration:
     auth = AuthService(AuthRepository(store), TokenSigner(secrets.token_bytes(32)))
-    site = SiteSettings(store, RegistrationSettings(self_registration=open_, registration_role=role), serves_live=False)
+    site = SiteSettings(store, RegistrationSettings(self_registration=open_, registration_role=role))
     return Registration(auth, site, MemoryBuckets(clock or Clock()), lambda: CURRENCIES, per_hour=per_hour)
 
 

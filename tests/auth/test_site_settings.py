@@ -21,28 +21,28 @@ async def _rows(store: Store) -> dict[str, tuple[str, int | None]]:
 
 
 async def test_the_configuration_gives_the_defaults_until_an_admin_sets_one(store: Store) -> None:
-    assert await SiteSettings(store, CLOSED, serves_live=False).get() == CLOSED
-    assert await SiteSettings(store, OPEN_VIEWERS, serves_live=False).open_role() == "viewer"
-    assert await SiteSettings(store, CLOSED, serves_live=False).open_role() is None
+    assert await SiteSettings(store, CLOSED).get() == CLOSED
+    assert await SiteSettings(store, OPEN_VIEWERS).open_role() == "viewer"
+    assert await SiteSettings(store, CLOSED).open_role() is None
     assert await _rows(store) == {}  # reading writes nothing
 
 
 async def test_an_admins_choice_wins_over_the_configuration_and_outlives_the_process(store: Store) -> None:
-    first = SiteSettings(store, OPEN_VIEWERS, serves_live=False)
+    first = SiteSettings(store, OPEN_VIEWERS)
     now = await first.update({"self_registration": False, "registration_role": None}, user_id=1)
     assert now == CLOSED
     assert await _rows(store) == {"self_registration": ("false", 1)}  # only what was set: the role still follows the config
-    restarted = SiteSettings(store, RegistrationSettings(self_registration=True, registration_role="trader"), serves_live=False)
+    restarted = SiteSettings(store, RegistrationSettings(self_registration=True, registration_role="trader"))
     assert await restarted.get() == RegistrationSettings(self_registration=False, registration_role="trader")
     assert await restarted.open_role() is None
     await restarted.update({"self_registration": True, "registration_role": "viewer"}, user_id=2)
-    assert await SiteSettings(store, CLOSED, serves_live=False).open_role() == "viewer"
+    assert await SiteSettings(store, CLOSED).open_role() == "viewer"
     assert await _rows(store) == {"self_registration": ("true", 2), "registration_role": ('"viewer"', 2)}
 
 
 @pytest.mark.parametrize("role", ["admin", "root", "", "Viewer"])
 async def test_a_role_other_than_viewer_or_trader_is_refused_and_nothing_written(store: Store, role: str) -> None:
-    settings = SiteSettings(store, CLOSED, serves_live=False)
+    settings = SiteSettings(store, CLOSED)
     with pytest.raises(InvalidInput) as refused:
         await settings.update({"self_registration": True, "registration_role": role}, user_id=1)
     assert refused.value.code == "invalid_role"
@@ -50,26 +50,11 @@ async def test_a_role_other_than_viewer_or_trader_is_refused_and_nothing_written
     assert await settings.open_role() is None
 
 
-async def test_no_trader_sign_ups_while_a_live_exchange_is_served(store: Store) -> None:
-    live = SiteSettings(store, CLOSED, serves_live=True)
-    await live.update({"self_registration": True}, user_id=1)  # viewers: fine
-    with pytest.raises(InvalidInput) as refused:
-        await live.update({"registration_role": "trader"}, user_id=1)
-    assert refused.value.code == "live_exchange_served"
-    assert await live.get() == OPEN_VIEWERS  # the refused change wrote nothing
-    # chosen while no live exchange was served, then one is configured: held closed, not open to traders
-    await SiteSettings(store, CLOSED, serves_live=False).update({"registration_role": "trader"}, user_id=1)
-    assert await SiteSettings(store, CLOSED, serves_live=False).open_role() == "trader"
-    assert await live.open_role() is None
-    await live.update({"self_registration": False}, user_id=1)  # closing is always allowed
-    await live.update({"registration_role": "viewer", "self_registration": True}, user_id=1)
-    assert await live.open_role() == "viewer"
-
 
 async def test_a_row_that_is_not_a_valid_setting_falls_back_to_the_configuration(store: Store) -> None:
     async with store.engine.begin() as conn:
         await conn.execute(insert(site_settings).values(key="registration_role", value='"admin"', updated_at=1, updated_by=None))
-    assert await SiteSettings(store, CLOSED, serves_live=False).get() == CLOSED
+    assert await SiteSettings(store, CLOSED).get() == CLOSED
     async with store.engine.begin() as conn:
         await conn.execute(site_settings.update().values(value="not json"))
-    assert await SiteSettings(store, OPEN_VIEWERS, serves_live=False).get() == OPEN_VIEWERS
+    assert await SiteSettings(store, OPEN_VIEWERS).get() == OPEN_VIEWERS

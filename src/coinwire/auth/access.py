@@ -104,7 +104,7 @@ class Access:
         if self.metrics_token and len(self.metrics_token) < 32:
             raise ConfigError("COINWIRE_METRICS_TOKEN must be at least 32 characters (it opens /metrics to whoever holds it)")
         defaults = RegistrationSettings(self_registration=settings.self_registration, registration_role=settings.registration_role)
-        self.site = SiteSettings(store, defaults, serves_live=any(ex.mode == "live" for ex in settings.exchanges))
+        self.site = SiteSettings(store, defaults)
         self.registration = Registration(self.service, self.site, self.limiter, currencies,
                                          per_hour=_per_hour(env, "COINWIRE_REGISTER_PER_HOUR", DEFAULT_PER_HOUR))
         self.settings = settings

@@ -30,7 +30,7 @@ from coinwire.store import Store
 from coinwire.store.outage import store_unavailable, store_unreachable
 from coinwire.store.tables import site_settings
 
-__all__ = ["RegistrationSettings", "SiteSettings", "live_trader_refusal"]
+__all__ = ["RegistrationSettings", "SiteSettings"]
 
 log = structlog.get_logger("coinwire.auth")
 
@@ -45,14 +45,6 @@ class RegistrationSettings(msgspec.Struct, frozen=True, forbid_unknown_fields=Tr
 FIELDS = RegistrationSettings.__struct_fields__
 
 
-def live_trader_refusal(values: RegistrationSettings, serves_live: bool) -> str | None:
-    """Why `values` must not be in force on a server that does (or does not) serve a live exchange; None: they may."""
-    if values.self_registration and values.registration_role == "trader" and serves_live:
-        return ("self-registered users cannot be traders while this server serves a live exchange (its orders spend "
-                "real funds): choose the viewer role, or create traders yourself")
-    return None
-
-
 def _check(change: dict[str, Any]) -> None:
     role = change.get("registration_role")
     if role is not None and role not in REGISTRATION_ROLES:
@@ -62,13 +54,10 @@ def _check(change: dict[str, Any]) -> None:
 class SiteSettings:
     """Reads and writes the runtime settings over a started `Store`; each call is one short transaction."""
 
-    def __init__(self, store: Store, defaults: RegistrationSettings, serves_live: bool,
-                 clock: Callable[[], int] = time.time_ns) -> None:
+    def __init__(self, store: Store, defaults: RegistrationSettings, clock: Callable[[], int] = time.time_ns) -> None:
         self.store = store
         self.defaults = defaults
-        self.serves_live = serves_live  # a live exchange is configured: never open registration to traders
         self.clock = clock
-        self._held = False  # open_role has said why registration is held closed (said once, not on every read)
 
     async def get(self) -> RegistrationSettings:
         """The settings in force: the admin's where set, the configuration's elsewhere."""
@@ -102,10 +91,6 @@ class SiteSettings:
         dialect = postgresql if self.store.dialect == "postgresql" else sqlite
         try:
             async with self.store.engine.begin() as conn:
-                merged = msgspec.structs.replace(await self._read(conn), **change)
-                refusal = live_trader_refusal(merged, self.serves_live)
-                if refusal is not None:
-                    raise InvalidInput("live_exchange_served", refusal)
                 for key, value in change.items():
                     statement = dialect.insert(site_settings).values(key=key, value=msgspec.json.encode(value).decode(),
                                                                      updated_at=now, updated_by=user_id)
@@ -122,11 +107,4 @@ class SiteSettings:
         values = await self.get()
         if not values.self_registration:
             return None
-        refusal = live_trader_refusal(values, self.serves_live)
-        if refusal is not None:
-            if not self._held:
-                log.warning("self-registration is held closed", reason=refusal)
-            self._held = True
-            return None
-        self._held = False
         return values.registration_role

@@ -37,10 +37,8 @@ function registrationCard(app: App, changed: () => void): HTMLElement {
       ? `Open: the sign-in page offers “Create an account”; new accounts are ${s.registration_role}s on the free plan.`
       : "Closed: only admins create accounts (here with POST /api/v1/users, or coinwire user add).";
     state.className = `state ${s.self_registration ? "open" : "closed"}`;
-    const live = app.exchanges.value.some((e) => e.mode === "live");
     warning.textContent = s.registration_role !== "trader" ? ""
-      : live ? "This server serves a live exchange: self-registered users cannot be traders (the server refuses it)."
-      : "Traders trade the paper exchanges' shared unallocated funds and start strategies: give this role to strangers only on a server meant for it.";
+      : "Traders get their own paper accounts and start strategies (a live account only through your grant): give this role to strangers only on a server meant for it.";
   };
   const load = (): void => void app.http.get<SiteSettings>(PATH).then(show, (e: Error) => fill(state, `Settings could not be read: ${e.message}`));
 
