@@ -168,6 +168,18 @@ class Api:
         user_id, is_admin = _caller(ctx)
         return self.gateway.accounts.readable(user_id, is_admin)
 
+    def set_accounts(self, ctx: CallContext, set_id: int, exchanges: Collection[str]) -> None:
+        """Refuse (`account_not_found`) unless the caller may trade the accounts the wallet set holds on `exchanges`.
+
+        Owning a set is not enough: its funds are its accounts' (a grant revoked since, or a set
+        from before accounts, whose funds became the admins').
+        """
+        ledger = self.gateway.ledger
+        for exchange in exchanges:
+            held = ledger.set_account(set_id, exchange) if self.gateway.ledger.find_set(set_id) else None
+            if held is not None:
+                self.account(ctx, held, need="trade")
+
     async def own_accounts(self, ctx: CallContext) -> None:
         """Make the caller's own account on every ready paper exchange (a balance read is a first use)."""
         user_id, _ = _caller(ctx)
@@ -438,6 +450,8 @@ async def make_order(api: Api, p: P.MakeOrderParams, ctx: CallContext) -> Any:
     request.owner_id = ctx.principal.user_id if ctx.principal is not None else None
     if p.account is not None:
         request.account_id = api.account(ctx, p.account, p.exchange)
+    if p.wallet_set_id is not None:  # the set spends its account's funds: the caller must (still) trade that account
+        api.set_accounts(ctx, p.wallet_set_id, (p.exchange,))
     previous = api.notifier.note_origin(request.client_oid, ctx)
     try:
         return await api.gateway.make_order(request)
@@ -526,6 +540,7 @@ async def allocate_to_wallet_set(api: Api, p: P.AllocateToWalletSetParams, ctx: 
     if not p.wallets:
         raise InvalidInput("bad_wallet_config", "allocate_to_wallet_set needs at least one wallet")
     allocations, accounts = _allocations(api, ctx, p.wallets)
+    api.set_accounts(ctx, set_id, {exchange for exchange, _, _ in allocations})
     await api.gateway.allocate_to_wallet_set(set_id, allocations, _caller(ctx)[0], accounts)
     return api.wallets.wallet_set(set_id)
 

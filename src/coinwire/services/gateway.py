@@ -153,6 +153,10 @@ class Gateway:
         self.known_client_oids: dict[int | None, set[str]] = {}  # every key in the store: no read per new order
         self._restored_open: list[Order] = []
         self._lock = asyncio.Lock()  # serialises state changes that await (recovery)
+        # one command's notifications at a time: commits complete in the order their sequence numbers were taken
+        # and this lock is fair, so each account's notifications are published in `seq` order even when a
+        # publish awaits (the in-process bus yields every 1,024 messages; NATS waits for JetStream's ack)
+        self._publishing = asyncio.Lock()
         self._tasks: list[asyncio.Task[Any]] = []
         self._subscriptions: list[Any] = []
         self._persisted_wallets: set[int] = set()
@@ -536,7 +540,11 @@ class Gateway:
         return subj
 
     async def _notify(self, orders: list[Order], fills: list[Fill]) -> list[dict[str, Any]]:
-        """Publish fills and order updates; returns the orders' views (built once, also the answer)."""
+        """Publish fills and order updates, in `seq` order; returns the orders' views (built once, also the answer)."""
+        async with self._publishing:
+            return await self._publish(orders, fills)
+
+    async def _publish(self, orders: list[Order], fills: list[Fill]) -> list[dict[str, Any]]:
         views = []
         for listener in self.listeners:
             listener.on_execution(orders, fills)
