@@ -235,7 +235,7 @@ class LeanRpc:
             self._close_sent = True
         try:
             await asyncio.wait_for(asyncio.shield(self._protocol.closed), timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             self._transport.abort()
 
     def _send_frame(self, opcode: int, payload: bytes) -> None:

@@ -7,7 +7,7 @@ import platform
 import sys
 import time
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -181,7 +181,7 @@ def main() -> None:
         "Written by `make bench` (benchmarks/run.py); do not edit by hand. Figures are from one run on the",
         "machine named below; compare ratios, not absolute numbers, across machines.",
         "",
-        f"- date: {datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}",
+        f"- date: {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}",
         f"- machine: {platform.machine()}, {platform.system()}, {os.cpu_count()} CPUs, Python {sys.version.split()[0]} ({os.path.realpath(sys.executable)})",
         "",
         "| benchmark | result | target | ratio to target | what |",

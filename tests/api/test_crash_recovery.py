@@ -41,7 +41,7 @@ async def storm(url: str, seed: int, acked: dict[str, dict], stop: asyncio.Event
                 except RpcError:
                     continue
                 acked[client_oid] = order
-    except (ConnectionError, OSError, asyncio.TimeoutError, Exception):  # the server dies under us: expected
+    except (TimeoutError, ConnectionError, OSError, Exception):  # the server dies under us: expected
         return
 
 

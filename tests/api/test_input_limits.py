@@ -15,10 +15,10 @@ import msgspec
 import pytest
 import websockets
 
+import coinwire.api.app  # noqa: F401  (mounts every route and registers every method, ohlcv_routes' too)
 from coinwire.api import params as P
 from coinwire.api.client import RpcClient, RpcError
-import coinwire.api.app  # noqa: F401  (mounts every route and registers every method, ohlcv_routes' too)
-from coinwire.api.methods import METHOD_NAMES, _REGISTRY
+from coinwire.api.methods import _REGISTRY, METHOD_NAMES
 from tests.conftest import POSTGRES_URL, require_service
 from tests.server import ServerProcess
 

@@ -19,7 +19,7 @@ async def _drain(client: RpcClient, seconds: float) -> list[Any]:
     try:
         while True:
             got.append(await client.notification("logmessages", timeout=seconds))
-    except (TimeoutError, asyncio.TimeoutError):
+    except TimeoutError:
         return got
 
 

@@ -274,8 +274,8 @@ async def test_cancel_after_expires_a_resting_order(rpc: RpcClient) -> None:
 
 
 async def test_batch_and_notification_requests(rpc: RpcClient, server: ServerProcess) -> None:
-    import websockets
     import msgspec
+    import websockets
 
     async with websockets.connect(server.ws) as ws:
         await ws.send(msgspec.json.encode([
@@ -306,8 +306,8 @@ async def test_logmessages_notifications(rpc: RpcClient) -> None:
 
 
 async def test_the_seeds_args_member_is_refused_naming_params_and_runs_nothing(rpc: RpcClient, server: ServerProcess) -> None:
-    import websockets
     import msgspec
+    import websockets
 
     await rpc.call("subscribe", channels=["echo_ret"])
     before = await rpc.call("list_recent_orders", include_open=True, limit=5)
@@ -367,8 +367,8 @@ async def test_add_virtual_wallet_tx_refuses_wallet_id_rather_than_ignoring_it(r
 
 async def test_an_id_that_cannot_come_back_as_sent_is_refused(server: ServerProcess) -> None:
     """JSON-RPC ids are strings, integers or null: a fraction would come back as text, an object or list is no id."""
-    import websockets
     import msgspec
+    import websockets
 
     async with websockets.connect(server.ws) as ws:
         for raw_id in ("1.5", "1e400", "{\"a\": 1}", "[1]", "true"):

@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from decimal import Decimal
 from collections.abc import AsyncIterator, Awaitable, Callable
+from decimal import Decimal
 from urllib.parse import urlsplit
 
 import pytest

@@ -53,7 +53,7 @@ class LedgerMachine(RuleBasedStateMachine):
         self.ledger = Ledger(EXCHANGES)
         self.ts = 0
         self.ids = 0
-        self.expected: dict[tuple[str, str], int] = {pair: 0 for pair in PAIRS}
+        self.expected: dict[tuple[str, str], int] = dict.fromkeys(PAIRS, 0)
         self.orders: dict[int, OpenOrder] = {}
         # what a caller persists: every returned line, the wallets they name, the sets
         self.stored_lines: list[WalletLine] = []

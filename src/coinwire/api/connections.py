@@ -142,7 +142,7 @@ class OpenConnections:
                 for cid in ids:
                     self._end(cid, exc.code)
                 continue
-            except Exception:  # noqa: BLE001 - a store hiccup: the next round tries again
+            except Exception:  # a store hiccup: the next round tries again
                 log.warning("credential re-check failed", exc_info=True)
                 continue
             checked = time.monotonic()

@@ -31,10 +31,10 @@ from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
 from coinwire.api import params as P
-from coinwire.auth.abilities import SERVER_FILES, can
 from coinwire.api.guard import principal_of
 from coinwire.api.json_input import decode_shape
 from coinwire.api.rest import error_response, json_response
+from coinwire.auth.abilities import SERVER_FILES, can
 from coinwire.config import Settings
 from coinwire.core import frontier as fr
 from coinwire.core.errors import CoinwireError, InvalidInput

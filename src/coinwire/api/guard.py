@@ -24,8 +24,8 @@ from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from coinwire.api import params as P
-from coinwire.auth.audit import AuditLog
 from coinwire.auth.abilities import PUSH_RULES, RPC_RULES, Principal, Rule, denial, http_rule
+from coinwire.auth.audit import AuditLog
 from coinwire.auth.errors import Forbidden, RateLimited, Unauthenticated
 from coinwire.auth.ratelimit import RateLimiter
 from coinwire.auth.service import AuthService

@@ -19,13 +19,13 @@ from coinwire.api import params as P
 from coinwire.api.context import CHANNELS, CallContext
 from coinwire.api.guard import authorize_channel
 from coinwire.api.json_input import refusal
+from coinwire.api.notifier import Notifier
 from coinwire.api.ownership import Owners
+from coinwire.api.wallet_views import WalletViews
 from coinwire.auth.abilities import RPC_RULES
 from coinwire.auth.audit import AuditLog
 from coinwire.auth.errors import Forbidden
 from coinwire.auth.service import AuthService
-from coinwire.api.notifier import Notifier
-from coinwire.api.wallet_views import WalletViews
 from coinwire.bus.subjects import SubjectFilter
 from coinwire.core.errors import CoinwireError, InvalidInput
 from coinwire.core.instruments import Instrument

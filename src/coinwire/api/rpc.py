@@ -33,10 +33,10 @@ from coinwire.api.connections import CREDENTIALS_ENDED
 from coinwire.api.context import CallContext
 from coinwire.api.guard import client_ip, credential_of
 from coinwire.api.json_input import NUL_ESCAPE, NUL_ESCAPE_TEXT, REQUEST_DECODER
+from coinwire.api.methods import Api
 from coinwire.api.ws_protocol import FastWebSocketProtocol
 from coinwire.api.ws_send import ClientGone, text_pusher, text_sender
 from coinwire.auth.errors import RateLimited, Unauthenticated
-from coinwire.api.methods import Api
 from coinwire.core.errors import CoinwireError
 from coinwire.services import metrics
 from coinwire.store.outage import store_unavailable, store_unreachable

@@ -123,7 +123,7 @@ class NatsBus:
             return False
         try:
             await nc.flush(timeout=self._request_timeout)
-        except (nats.errors.Error, asyncio.TimeoutError):
+        except (TimeoutError, nats.errors.Error):
             return False
         return True
 

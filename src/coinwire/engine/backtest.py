@@ -126,7 +126,7 @@ def funded_wallet_set(run_id: str, exchange: str, currencies: set[str], balances
 
 def _price_decimals(series: Sequence[Series]) -> int:
     """The fewest decimals that hold every price of these candles exactly (at most 10)."""
-    for d in range(0, 11):
+    for d in range(11):
         scale = 10.0**d
         if all(np.all(np.abs(np.round(a * scale) - a * scale) < 1e-4) for s in series for a in (s.open, s.high, s.low, s.close)):
             return d

@@ -11,8 +11,8 @@ from typing import Any
 
 import numpy as np
 
-from coinwire.engine.runtime import Runtime
 from coinwire.engine.report import equity_curve
+from coinwire.engine.runtime import Runtime
 
 __all__ = ["write_html_report", "render_html_report"]
 

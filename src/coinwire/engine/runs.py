@@ -13,9 +13,10 @@ import hashlib
 import json
 import os
 import re
-from datetime import datetime, timezone
+from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, NamedTuple, Sequence
+from typing import Any, NamedTuple
 
 import msgspec
 import numpy as np
@@ -73,7 +74,7 @@ def parse_time(value: str | int | None, field: str) -> int | None:
     except ValueError:
         raise CoinwireError("invalid_time", f"{field} must be unix seconds or an ISO 8601 date, got {value!r}") from None
     if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=timezone.utc)
+        parsed = parsed.replace(tzinfo=UTC)
     return int(parsed.timestamp())
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, Final
 
 import numpy as np
@@ -45,7 +45,7 @@ def timeframe_seconds(tf: str) -> int:
 
 def format_time(seconds: int) -> str:
     """Unix seconds as `2021-01-01 00:00 UTC` (error messages and tables)."""
-    moment = datetime.fromtimestamp(int(seconds), tz=timezone.utc)
+    moment = datetime.fromtimestamp(int(seconds), tz=UTC)
     return moment.strftime("%Y-%m-%d %H:%M:%S UTC" if moment.second else "%Y-%m-%d %H:%M UTC")
 
 
@@ -266,7 +266,7 @@ def parse_time(text: str) -> int:
         return number // 1000 if number >= 10**11 else number  # milliseconds are accepted too
     for fmt in _DATE_FORMATS:
         try:
-            return int(datetime.strptime(value, fmt).replace(tzinfo=timezone.utc).timestamp())
+            return int(datetime.strptime(value, fmt).replace(tzinfo=UTC).timestamp())
         except ValueError:
             continue
     try:
@@ -276,5 +276,5 @@ def parse_time(text: str) -> int:
             "invalid_date", f"date must look like 2021-01-01 or 2021-01-01T12:00 (UTC), got {text!r}", value=text
         ) from None
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
+        moment = moment.replace(tzinfo=UTC)
     return int(moment.timestamp())

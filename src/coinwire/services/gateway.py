@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from functools import partial
 from collections.abc import Callable, Sequence
+from functools import partial
 from typing import Any, Protocol
 
 import structlog

@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from datetime import timezone, tzinfo
+from datetime import UTC, tzinfo
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -47,7 +47,7 @@ def ohlcv_points(market: Any, start: int | None, end: int | None, received_befor
     if daily is not None and rows:
         block = np.array([row[:7] for row in rows], dtype=np.int64)
         first, last = int(block[0, 0]), int(block[-1, 0]) + 60
-        rolled = rollup(OHLCV(*block[:, :6].T), bucket_starts(daily, timezone.utc, first, last), last)
+        rolled = rollup(OHLCV(*block[:, :6].T), bucket_starts(daily, UTC, first, last), last)
         received = np.zeros(len(rolled.time), dtype=np.int64)
         np.maximum.at(received, np.searchsorted(rolled.time, block[:, 0], side="right") - 1, block[:, 6])
         rows = [[*map(int, candle), int(at)] for *candle, at in zip(*rolled, received)]

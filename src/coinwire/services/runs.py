@@ -139,7 +139,7 @@ class RunManager:
         try:
             assert process.stdout is not None
             line = await asyncio.wait_for(process.stdout.readline(), HANDSHAKE_SECONDS)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             process.kill()
             line = b""
         answer = _decode_handshake(line)
@@ -253,7 +253,7 @@ class RunManager:
             child.process.send_signal(signal.SIGTERM)
         try:
             await asyncio.wait_for(asyncio.shield(child.done.wait()), self.stop_grace)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             if child.process.returncode is None:
                 child.process.kill()
             await child.done.wait()

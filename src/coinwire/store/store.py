@@ -31,9 +31,9 @@ from coinwire.core.orders import Fill, Order, OrderStatus
 from coinwire.core.wallets import Wallet, WalletLine, WalletSet
 from coinwire.private_files import narrow, private_file
 from coinwire.store import migrate
+from coinwire.store.codec import FILLS, ORDERS, WALLET_LINES, WALLET_SETS, WALLETS, ChangeSet, Rows, encode
 from coinwire.store.journal import Journal
 from coinwire.store.sqlite_writer import SqliteWriter
-from coinwire.store.codec import FILLS, ORDERS, WALLET_LINES, WALLET_SETS, WALLETS, ChangeSet, Rows, encode
 from coinwire.store.tables import CHANGE_SET_TABLES, TABLES, fills, orders, wallet_lines, wallet_sets, wallets
 
 __all__ = ["Store", "StoredState", "normalise_url"]
