@@ -110,7 +110,7 @@ def import_files(
     except CoinwireError as exc:
         _fail(f"{exc.code}: {exc.message}")
     if as_json:
-        rows = [{"files": f, "read": n, **_info_json(i)} for f, n, i in zip(names, read_rows, stored)]
+        rows = [{"files": f, "read": n, **_info_json(i)} for f, n, i in zip(names, read_rows, stored, strict=True)]
         typer.echo(json.dumps(rows))
         return
     console.print(_series_table("Imported (stored series after merging)", stored, {"read": [f"{n:,}" for n in read_rows]}))

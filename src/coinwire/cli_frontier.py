@@ -74,7 +74,7 @@ def frontier_command(
             from coinwire.frontier_plot import write_plot
 
             rc = fr.random_portfolios(est, np.random.default_rng(seed), cloud, risk_free)
-            singles = [{"asset": a, **p.to_dict(est.assets)} for a, p in zip(est.assets, frontier.single_assets(risk_free))]
+            singles = [{"asset": a, **p.to_dict(est.assets)} for a, p in zip(est.assets, frontier.single_assets(risk_free), strict=True)]
             write_plot(plot, summary, rc.vol, rc.ret, singles)
     except CoinwireError as exc:
         _fail(f"{exc.code}: {exc.message}")

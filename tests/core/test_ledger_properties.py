@@ -97,7 +97,7 @@ class LedgerMachine(RuleBasedStateMachine):
 
     @initialize(amounts=st.lists(DEPOSITS, min_size=len(PAIRS), max_size=len(PAIRS)))
     def fund(self, amounts: list[int]) -> None:
-        for pair, amount in zip(PAIRS, amounts):
+        for pair, amount in zip(PAIRS, amounts, strict=True):
             self.deposit(pair, amount)
 
     @rule(pair=st.sampled_from(PAIRS), amount=DEPOSITS)

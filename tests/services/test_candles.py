@@ -131,7 +131,7 @@ async def test_query_reads_hourly_history_for_days_and_minutes_for_kathmandu(tmp
     # London days 27th (GMT), 28th (23 hours: the clocks go forward) and 29th (BST): end 30th 00:00 BST
     london = await query.candles("binance", "BTC/USDT", "1d", "Europe/London", "2021-03-27", "2021-03-29T23:00")
     assert [row[0] for row in london["candles"]] == [1616803200, 1616889600, 1616972400]
-    for row, (lo, hi) in zip(london["candles"], [(1616803200, 1616889600), (1616889600, 1616972400), (1616972400, 1617058800)]):
+    for row, (lo, hi) in zip(london["candles"], [(1616803200, 1616889600), (1616889600, 1616972400), (1616972400, 1617058800)], strict=True):
         day = hourly.slice(lo, hi)
         assert len(day) == (23 if lo == 1616889600 else 24)
         assert row[1:5] == [day.open[0], day.high.max(), day.low.min(), day.close[-1]]

@@ -75,14 +75,14 @@ def align_closes(
     for t in ts[1:]:
         common = np.intersect1d(common, t, assume_unique=False)
     if len(common) < 3:
-        spans = ", ".join(f"{a} {int(t[0])}..{int(t[-1])}" if len(t) else f"{a} empty" for a, t in zip(assets, ts))
+        spans = ", ".join(f"{a} {int(t[0])}..{int(t[-1])}" if len(t) else f"{a} empty" for a, t in zip(assets, ts, strict=True))
         raise InvalidInput(
             "no_overlapping_history",
             f"the assets share {len(common)} timestamps; at least 3 are needed ({spans})",
             assets=list(assets),
         )
     matrix = np.empty((len(common), len(assets)))
-    for j, (t, c) in enumerate(zip(ts, closes)):
+    for j, (t, c) in enumerate(zip(ts, closes, strict=True)):
         values = np.asarray(c, dtype=np.float64)
         matrix[:, j] = values[np.searchsorted(t, common)] if np.all(t[1:] > t[:-1]) else _lookup(t, values, common)
     bad = ~np.isfinite(matrix) | (matrix <= 0)
@@ -239,7 +239,7 @@ class Portfolio:
 
     def to_dict(self, assets: Sequence[str]) -> dict[str, object]:
         return {
-            "weights": {a: float(w) for a, w in zip(assets, self.weights)},
+            "weights": {a: float(w) for a, w in zip(assets, self.weights, strict=True)},
             "return": self.ret,
             "volatility": self.vol,
             "sharpe": self.sharpe,
@@ -356,7 +356,7 @@ class Frontier:
         w = self.weights[::-1]
         k = np.clip(np.searchsorted(rets, targets, side="left"), 1, max(1, len(rets) - 1))
         out = []
-        for target, i in zip(targets, k):
+        for target, i in zip(targets, k, strict=True):
             if len(rets) == 1:
                 weights = w[0].copy()
             else:

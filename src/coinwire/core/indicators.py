@@ -182,7 +182,7 @@ def rsi(x: npt.ArrayLike, n: int = 14) -> FloatArray:
     loss /= n
     gains, losses = [gain], [loss]
     keep = n - 1
-    for up, down in zip(ups[n:], downs[n:]):
+    for up, down in zip(ups[n:], downs[n:], strict=True):
         gain = (gain * keep + up) / n
         loss = (loss * keep + down) / n
         gains.append(gain)

@@ -110,7 +110,7 @@ def _segments(tz: tzinfo, lo: int, hi: int) -> list[tuple[int, int]]:
     """(from, offset) pairs covering [lo, hi): each offset holds from its instant to the next pair's."""
     samples = list(range(lo, hi, _DAY)) + [hi]
     out = [(lo, _offset(tz, lo))]
-    for a, b in zip(samples, samples[1:]):
+    for a, b in zip(samples, samples[1:], strict=False):
         after = _offset(tz, b)
         if after == out[-1][1]:
             continue

@@ -31,7 +31,7 @@ def _polyline(x: np.ndarray, y: np.ndarray, x0: float, x1: float, y0: float, y1:
         return ""
     sx = (x - x0) / ((x1 - x0) or 1) * (_W - 60) + 50
     sy = _H - 20 - (y - y0) / ((y1 - y0) or 1) * (_H - 40)
-    pts = " ".join(f"{a:.1f},{b:.1f}" for a, b in zip(sx, sy))
+    pts = " ".join(f"{a:.1f},{b:.1f}" for a, b in zip(sx, sy, strict=True))
     return f'<polyline fill="none" stroke="{color}" stroke-width="1.2" points="{pts}"/>'
 
 

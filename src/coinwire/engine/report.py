@@ -184,7 +184,7 @@ def keep_extremes(values: np.ndarray, limit: int) -> np.ndarray:
         drawdown = np.where(peak > 0, 1.0 - values / peak, 0.0)
     edges = np.linspace(0, n, max(1, (limit - 2) // 4) + 1).astype(np.int64)
     keep = [0, n - 1]
-    for lo, hi in zip(edges[:-1], edges[1:]):
+    for lo, hi in zip(edges[:-1], edges[1:], strict=True):
         if hi <= lo:
             continue
         deepest = lo + int(np.argmax(drawdown[lo:hi]))

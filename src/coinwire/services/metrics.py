@@ -115,7 +115,7 @@ class LoopHistogram(_LoopMetric):
         family = HistogramMetricFamily(self.name, self.documentation, labels=self.labelnames)
         for values, child in list(self._children.items()):
             cumulative, buckets = 0, []
-            for bound, count in zip(self.bounds, child.counts):
+            for bound, count in zip(self.bounds, child.counts, strict=True):
                 cumulative += count
                 buckets.append(("+Inf" if bound == math.inf else repr(float(bound)), cumulative))
             family.add_metric(list(values), buckets, child.sum)

@@ -50,7 +50,7 @@ def ohlcv_points(market: Any, start: int | None, end: int | None, received_befor
         rolled = rollup(OHLCV(*block[:, :6].T), bucket_starts(daily, UTC, first, last), last)
         received = np.zeros(len(rolled.time), dtype=np.int64)
         np.maximum.at(received, np.searchsorted(rolled.time, block[:, 0], side="right") - 1, block[:, 6])
-        rows = [[*map(int, candle), int(at)] for *candle, at in zip(*rolled, received)]
+        rows = [[*map(int, candle), int(at)] for *candle, at in zip(*rolled, received, strict=True)]
     points = [
         [c[0], inst.price_str(c[3]), inst.price_str(c[2]), inst.price_str(c[1]), inst.price_str(c[4]), inst.size_str(c[5]), c[6]]
         for c in rows

@@ -165,7 +165,7 @@ class RecordCodec(Generic[R]):
 
     def to_row(self, record: R, scale: Scale | None = None) -> Row:
         """The row keyed by column name."""
-        return dict(zip(self.columns, self.to_values(record, scale)))
+        return dict(zip(self.columns, self.to_values(record, scale), strict=True))
 
     def from_row(self, mapping: Mapping[str, Any]) -> R:
         row = {str(key): value for key, value in mapping.items()}  # keys may be str subclasses
@@ -192,7 +192,7 @@ COLUMNS: dict[str, tuple[str, ...]] = {
     table.name: codec.columns
     for table, codec in zip(
         (tables.orders, tables.fills, tables.wallet_sets, tables.wallets, tables.wallet_lines),
-        (ORDERS, FILLS, WALLET_SETS, WALLETS, WALLET_LINES),
+        (ORDERS, FILLS, WALLET_SETS, WALLETS, WALLET_LINES), strict=True,
     )
 }
 COLUMNS["owners"] = tuple(column.name for column in tables.owners.columns)  # (kind, resource_id, user_id)
@@ -274,7 +274,7 @@ class Rows:
     def as_dicts(self, table: str) -> list[Row]:
         """One table's rows keyed by column name (for SQLAlchemy's executemany), as `RecordCodec.to_row`."""
         columns = COLUMNS[table]
-        return [dict(zip(columns, row)) for row in self.by_table.get(table, ())]
+        return [dict(zip(columns, row, strict=True)) for row in self.by_table.get(table, ())]
 
 
 def encode(changes: ChangeSet) -> Rows:

@@ -102,7 +102,7 @@ class EfficientFrontier(Strategy):
         self.computed_at = self.time
         summary = fr.summary(self.frontier, self.points, self.risk_free)
         rc = fr.random_portfolios(est, np.random.default_rng(self.seed), self.cloud, self.risk_free)
-        singles = [{"asset": a, **p.to_dict(self.assets)} for a, p in zip(self.assets, self.frontier.single_assets(self.risk_free))]
+        singles = [{"asset": a, **p.to_dict(self.assets)} for a, p in zip(self.assets, self.frontier.single_assets(self.risk_free), strict=True)]
         rows = [[p["return"], p["volatility"], p["sharpe"], *p["weights"].values()] for p in summary["frontier"]]  # type: ignore[union-attr]
         self.component("frontier", {
             "type": "frontier", "title": f"Efficient frontier of {', '.join(self.assets)}",
@@ -140,7 +140,7 @@ class EfficientFrontier(Strategy):
         shown = self.goal if self.pending is None else self.pending[1]
         spec = {
             "type": "form", "title": "Target portfolio", "status": status, "assets": self.assets,
-            "weights": None if shown is None else dict(zip(self.assets, shown.tolist())),
+            "weights": None if shown is None else dict(zip(self.assets, shown.tolist(), strict=True)),
             "fields": [{"name": "point", "type": "integer", "min": 0, "max": self.points - 1},
                        {"name": "weights", "type": "weights", "assets": self.assets}],
             "actions": [{"name": "pick", "label": "Choose"}, {"name": "confirm", "label": "Trade to it", "confirm": True},
@@ -151,7 +151,7 @@ class EfficientFrontier(Strategy):
     def _set_goal(self, name: str, weights: np.ndarray) -> None:
         self.goal, self.named, self.pending = weights, name, None
         self.phase = "trading"
-        self.log(f"target {name or 'custom'}: " + ", ".join(f"{a} {w:.2%}" for a, w in zip(self.assets, weights) if w > 5e-5))
+        self.log(f"target {name or 'custom'}: " + ", ".join(f"{a} {w:.2%}" for a, w in zip(self.assets, weights, strict=True) if w > 5e-5))
         self._publish_target("trading")
 
     # --- user input ----------------------------------------------------------------------------------
