@@ -41,7 +41,7 @@ async def storm(url: str, seed: int, acked: dict[str, dict], stop: asyncio.Event
                 except RpcError:
                     continue
                 acked[client_oid] = order
-    except (TimeoutError, ConnectionError, OSError, Exception):  # the server dies under us: expected
+    except (TimeoutError, ConnectionError, OSError, Exception):  # noqa: BLE001 - the server dies under us: expected
         return
 
 
@@ -102,7 +102,7 @@ async def test_sigkill_mid_storm_loses_nothing_acknowledged(tmp_path: Path) -> N
             for wallet_id, (balance, _) in sums.items():
                 exchange, currency, _ = wallets[wallet_id]
                 per_wallet[(exchange, currency)] += balance
-            assert {k: v for k, v in per_wallet.items()} == {k: v for k, v in total.items()}
+            assert dict(per_wallet) == dict(total)
             # open orders survived with their holds, and the server trades again
             open_orders = {o["client_order_id"] for o in await rpc.call("list_open_orders")}
             for oid, order in acked.items():

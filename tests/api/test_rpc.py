@@ -372,11 +372,11 @@ async def test_an_id_that_cannot_come_back_as_sent_is_refused(server: ServerProc
 
     async with websockets.connect(server.ws) as ws:
         for raw_id in ("1.5", "1e400", "{\"a\": 1}", "[1]", "true"):
-            await ws.send('{"jsonrpc": "2.0", "method": "echo", "params": {}, "id": %s}' % raw_id)
+            await ws.send('{"jsonrpc": "2.0", "method": "echo", "params": {}, "id": ' + raw_id + "}")
             answer = msgspec.json.decode(await asyncio.wait_for(ws.recv(), 10))
             assert answer["id"] is None and answer["error"]["code"] == -32600, (raw_id, answer)
             assert answer["error"]["data"]["code"] == "invalid_id"
         for good in ('"x-1"', "7", "null"):
-            await ws.send('{"jsonrpc": "2.0", "method": "echo", "params": {"ok": 1}, "id": %s}' % good)
+            await ws.send('{"jsonrpc": "2.0", "method": "echo", "params": {"ok": 1}, "id": ' + good + "}")
             answer = msgspec.json.decode(await asyncio.wait_for(ws.recv(), 10))
             assert answer["result"] == {"ok": 1} and answer["id"] == msgspec.json.decode(good), answer

@@ -167,7 +167,7 @@ def _calendar_starts(tf: Timeframe, tz: tzinfo, start: int, end: int) -> Int64Ar
 
 def _local_midnight(day: date, tz: tzinfo) -> int:
     """The first instant of a local day (the end of the gap when midnight itself is skipped)."""
-    naive = datetime(day.year, day.month, day.day)
+    naive = datetime(day.year, day.month, day.day)  # noqa: DTZ001 - a wall-clock time, compared below
     moment = naive.replace(tzinfo=tz)  # fold=0: the earlier of two midnights
     t = int(moment.timestamp())
     back = datetime.fromtimestamp(t, UTC).astimezone(tz).replace(tzinfo=None)

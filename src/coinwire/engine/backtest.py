@@ -450,14 +450,18 @@ class BacktestRuntime(Runtime):
         parts_t, parts_kind, parts_ref, parts_bar = [], [], [], []
         for ref, (s, _) in enumerate(self._candle_subs):
             bars = np.arange(s.n)
-            parts_t.append(s.close_ns[bars]); parts_kind.append(np.zeros(s.n, np.int64))
-            parts_ref.append(np.full(s.n, ref)); parts_bar.append(bars)
+            parts_t.append(s.close_ns[bars])
+            parts_kind.append(np.zeros(s.n, np.int64))
+            parts_ref.append(np.full(s.n, ref))
+            parts_bar.append(bars)
         for ref, (s, ups, downs, above, below) in enumerate(self._crosses):
             for kind, bars, callback in ((1, ups, above), (2, downs, below)):
                 if callback is None or not len(bars):
                     continue
-                parts_t.append(s.close_ns[bars]); parts_kind.append(np.full(len(bars), kind))
-                parts_ref.append(np.full(len(bars), ref)); parts_bar.append(bars)
+                parts_t.append(s.close_ns[bars])
+                parts_kind.append(np.full(len(bars), kind))
+                parts_ref.append(np.full(len(bars), ref))
+                parts_bar.append(bars)
         if not parts_t:
             return [], [], [], []
         t = np.concatenate(parts_t)

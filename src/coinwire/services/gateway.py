@@ -604,7 +604,7 @@ class Gateway:
                         if expired:
                             try:
                                 await self._finish_orders(expired, now)
-                            except Exception:  # logged by _commit; the loop must go on
+                            except Exception:  # noqa: BLE001 - logged by _commit; the loop must go on
                                 pass
 
     def open_orders(

@@ -196,7 +196,7 @@ class OhlcvQuery:
                 for info in self.history.list()
                 if info.exchange == exchange and info.symbol == symbol and info.rows
             }
-            for interval, info in history.items():
+            for interval in history:
                 options.setdefault(interval, []).append("history")
         for interval in sorted(options, reverse=True):
             anchor = int(history[interval].first) if interval in history and "store" not in options[interval] else 0

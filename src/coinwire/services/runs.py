@@ -131,7 +131,7 @@ class RunManager:
         folder = self.store.folder(job.run_id)
         folder.mkdir(parents=True)
         (folder / "job.json").write_bytes(msgspec.json.encode(job))
-        with open(folder / "output.log", "ab") as output:
+        with open(folder / "output.log", "ab") as output:  # noqa: ASYNC230 - a local file, opened once per run
             process = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "coinwire.engine.worker", str(folder),
                 stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=output, start_new_session=True,
@@ -305,7 +305,7 @@ class RunManager:
     @staticmethod
     async def _wait_gone(pid: int, timeout: float) -> None:
         deadline = time.monotonic() + timeout
-        while Path(f"/proc/{pid}").exists() and _alive(pid):
+        while Path(f"/proc/{pid}").exists() and _alive(pid):  # noqa: ASYNC240 - /proc is in memory
             if time.monotonic() > deadline:
                 os.kill(pid, signal.SIGKILL)
                 deadline = float("inf")
