@@ -182,7 +182,8 @@ def main() -> None:
         "machine named below; compare ratios, not absolute numbers, across machines.",
         "",
         f"- date: {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}",
-        f"- machine: {platform.machine()}, {platform.system()}, {os.cpu_count()} CPUs, Python {sys.version.split()[0]} ({os.path.realpath(sys.executable)})",
+        f"- machine: {platform.machine()}, {platform.system()}, {os.cpu_count()} CPUs,"
+        f" Python {sys.version.split()[0]} ({os.path.realpath(sys.executable)})",
         "",
         "| benchmark | result | target | ratio to target | what |",
         "|---|---|---|---|---|",

@@ -75,7 +75,8 @@ def serve(
         err.print(f"[yellow]warning:[/yellow] binding {settings.host}: put TLS and authentication in front of coinwire")
     console.print(f"coinwire serving on http://{settings.host}:{settings.port}  (data: {settings.data_path})")
     uvicorn.run(
-        create_app(settings), host=settings.host, port=settings.port, log_level="warning", ws_max_size=1 << 20, ws_per_message_deflate=False,
+        create_app(settings), host=settings.host, port=settings.port, log_level="warning",
+        ws_max_size=1 << 20, ws_per_message_deflate=False,
         ws=FastWebSocketProtocol,
     )
 
@@ -207,7 +208,9 @@ def orders(
     table = Table("id", "exchange", "pair", "side", "type", "size", "limit", "filled", "avg price", "status", title="Orders")
     for o in data:
         status = o["status"] + (f" ({o['done_reason']})" if o.get("done_reason") else "")
-        table.add_row(str(o["id"]), o["exchange"], o["pair"], o["side"], o["type"], o["size"], o["limit"], o["filled_size"], o["avg_price"], status)
+        table.add_row(
+            str(o["id"]), o["exchange"], o["pair"], o["side"], o["type"], o["size"], o["limit"], o["filled_size"], o["avg_price"], status
+        )
     console.print(table)
 
 

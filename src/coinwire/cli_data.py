@@ -78,7 +78,9 @@ def _progress() -> Progress:
 @data_app.command("import")
 def import_files(
     ctx: typer.Context,
-    files: list[Path] = typer.Argument(..., help="Candle files: freqtrade/CCXT JSON (.json, .json.gz), Binance CSV (.csv, .zip), raw Binance captures (.gz)."),
+    files: list[Path] = typer.Argument(
+        ..., help="Candle files: freqtrade/CCXT JSON (.json, .json.gz), Binance CSV (.csv, .zip), raw Binance captures (.gz)."
+    ),
     exchange: str | None = ExchangeOption,
     symbol: str | None = SymbolOption,
     timeframe: str | None = TimeframeOption,

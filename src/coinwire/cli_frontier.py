@@ -37,7 +37,9 @@ def _symbols(values: list[str] | None) -> list[str]:
 def frontier_command(
     ctx: typer.Context,
     data: list[Path] | None = typer.Option(None, "--data", "-d", help="Candle files or folders (default: the history store)."),
-    symbols: list[str] | None = typer.Option(None, "--symbols", "-s", help="Assets, e.g. BTC/USDT,ETH/USDT (default: every one in --data)."),
+    symbols: list[str] | None = typer.Option(
+        None, "--symbols", "-s", help="Assets, e.g. BTC/USDT,ETH/USDT (default: every one in --data)."
+    ),
     exchange: str | None = typer.Option(None, "--exchange", "-x", help="Exchange of the stored history (default binance); "
                                            "with --data, labels the files (a frontier of files needs none)."),
     timeframe: str | None = typer.Option(None, "--timeframe", "-t", help="Bar length (default: the files'; 5m for the store)."),

@@ -30,14 +30,16 @@ async def storm(url: str, seed: int, acked: dict[str, dict], stop: asyncio.Event
                 try:
                     if roll < 0.45:
                         price = (bid * Decimal(rng.uniform(0.7, 0.95))).quantize(Decimal("0.01"))
-                        order = await rpc.call("make_order", exchange="demo", pair="BTC_USDT", side="buy", size="0.001", limit=str(price), client_oid=client_oid)
+                        order = await rpc.call("make_order", exchange="demo", pair="BTC_USDT", side="buy", size="0.001", limit=str(price),
+                                               client_oid=client_oid)
                         resting.append(order["id"])
                     elif roll < 0.65 and resting:
                         order = await rpc.call("cancel_order", order_id=resting.pop(rng.randrange(len(resting))))
                         client_oid = order["client_order_id"]
                     else:
                         side = "buy" if roll < 0.85 else "sell"
-                        order = await rpc.call("make_order", exchange="demo", pair="BTC_USDT", side=side, type="market", size="0.001", client_oid=client_oid)
+                        order = await rpc.call("make_order", exchange="demo", pair="BTC_USDT", side=side, type="market", size="0.001",
+                                               client_oid=client_oid)
                 except RpcError:
                     continue
                 acked[client_oid] = order

@@ -1,4 +1,5 @@
-"""Bad input gets a clear error at the edge: slow and deeply nested bodies, non-ASCII digits, exact JSON numbers, strict integers, maximum lengths."""
+"""Bad input gets a clear error at the edge: slow and deeply nested bodies, non-ASCII digits, exact JSON numbers, strict integers,
+maximum lengths."""
 
 from __future__ import annotations
 

@@ -368,16 +368,20 @@ def test_wallet_set_errors(http: httpx.Client) -> None:
     expect_error(http.post("/xwrap/v1/wallets/deactivate", json={"wallet_set_id": 424242}), 404, "wallet_set_not_found")
     before = state(http)
     new = "/xwrap/v1/wallets/new"
-    expect_error(http.post(new, json={"run_id": "x", "wallets": [{"exchange": EX, "currency": "USDT", "allocation": "1e12"}]}), 400, "insufficient_funds")
+    expect_error(http.post(new, json={"run_id": "x", "wallets": [{"exchange": EX, "currency": "USDT", "allocation": "1e12"}]}),
+                 400, "insufficient_funds")
     # all or nothing: the first allocation fits, the second does not
     expect_error(http.post(new, json={"run_id": "x", "wallets": [
         {"exchange": EX, "currency": "USDT", "allocation": "10"},
         {"exchange": EX, "currency": "BTC", "allocation": "1e6"},
     ]}), 400, "insufficient_funds")
-    expect_error(http.post(new, json={"run_id": "x", "wallets": [{"exchange": EX, "currency": "DOGE", "allocation": "1"}]}), 400, "bad_wallet_config")
-    expect_error(http.post(new, json={"run_id": "x", "wallets": [{"exchange": EX, "currency": "USDT", "allocation": "-5"}]}), 400, "bad_wallet_config")
+    expect_error(http.post(new, json={"run_id": "x", "wallets": [{"exchange": EX, "currency": "DOGE", "allocation": "1"}]}),
+                 400, "bad_wallet_config")
+    expect_error(http.post(new, json={"run_id": "x", "wallets": [{"exchange": EX, "currency": "USDT", "allocation": "-5"}]}),
+                 400, "bad_wallet_config")
     expect_error(http.post(new, json={"run_id": "x", "wallets": []}), 400, "bad_wallet_config")
-    expect_error(http.post(new, json={"run_id": "x", "wallets": [{"exchange": "nope", "currency": "USDT", "allocation": "1"}]}), 404, "unknown_exchange")
+    expect_error(http.post(new, json={"run_id": "x", "wallets": [{"exchange": "nope", "currency": "USDT", "allocation": "1"}]}),
+                 404, "unknown_exchange")
     expect_error(http.post(new, json={"run_id": "x", "wallets": [{"exchange": EX, "currency": "USDT"}]}), 400, "invalid_params")
     expect_error(http.post(new, json={"run_id": "x", "wallets": "all of them"}), 400, "invalid_params")
     assert state(http) == before
@@ -412,7 +416,8 @@ def test_deactivate_by_the_seeds_wallet_set_id(http: httpx.Client) -> None:
 
 def test_virtual_wallet_transaction_refuses_a_wallet_id(http: httpx.Client) -> None:
     unchanged = state(http)
-    error = expect_error(http.post("/xwrap/v1/wallets/virtual/transaction", json={"exchange": EX, "base": "SOL", "movement": "3", "wallet_id": 1}),
+    error = expect_error(http.post("/xwrap/v1/wallets/virtual/transaction",
+                                   json={"exchange": EX, "base": "SOL", "movement": "3", "wallet_id": 1}),
                          400, "unsupported_parameter")
     assert error["message"].startswith("wallet_id is not supported yet") and error["field"] == "wallet_id"
     assert state(http) == unchanged
@@ -530,7 +535,8 @@ def test_metrics_after_traffic_on_every_route(http: httpx.Client) -> None:
     response = http.get("/metrics")
     assert response.status_code == 200 and response.headers["content-type"].startswith("text/plain")
     text = response.text
-    for name in ("coinwire_orders_total", "coinwire_request_seconds", "coinwire_book_level_updates_total", "coinwire_event_loop_lag_seconds"):
+    for name in ("coinwire_orders_total", "coinwire_request_seconds", "coinwire_book_level_updates_total",
+                 "coinwire_event_loop_lag_seconds"):
         assert name in text, name
     families = list(text_string_to_metric_families(text))
     orders = [s for s in _samples(families, "coinwire_orders_total") if s.labels["exchange"] == EX]

@@ -88,7 +88,8 @@ async def test_limit_order_rests_lists_and_cancels(rpc: RpcClient) -> None:
     bid, _ = await best(rpc)
     price = (bid * Decimal("0.8")).quantize(Decimal("0.01"))
     client_oid = oid()
-    order = await rpc.call("make_order", exchange=EX, pair="BTC_USDT", side="buy", type="limit", size="0.01", limit=str(price), client_oid=client_oid)
+    order = await rpc.call("make_order", exchange=EX, pair="BTC_USDT", side="buy", type="limit", size="0.01", limit=str(price),
+                           client_oid=client_oid)
     assert order["status"] == "open" and order["filled_size"] == "0" and order["client_order_id"] == client_oid
     note = await rpc.notification("order")
     assert note["id"] == order["id"]
@@ -123,18 +124,23 @@ async def test_market_order_fills_and_settles(rpc: RpcClient) -> None:
 async def test_order_types_ioc_fok_post_only(rpc: RpcClient) -> None:
     bid, ask = await best(rpc)
     far = (bid * Decimal("0.5")).quantize(Decimal("0.01"))
-    ioc = await rpc.call("make_order", exchange=EX, pair="BTC_USDT", side="buy", type="limit-immediate-cancel", size="0.01", limit=str(far), client_oid=oid())
+    ioc = await rpc.call("make_order", exchange=EX, pair="BTC_USDT", side="buy", type="limit-immediate-cancel", size="0.01", limit=str(far),
+                         client_oid=oid())
     assert ioc["status"] == "done" and ioc["done_reason"] == "cancelled" and ioc["filled_size"] == "0"
-    fok = await rpc.call("make_order", exchange=EX, pair="BTC_USDT", side="buy", type="limit-fill-kill", size="0.01", limit=str(far), client_oid=oid())
+    fok = await rpc.call("make_order", exchange=EX, pair="BTC_USDT", side="buy", type="limit-fill-kill", size="0.01", limit=str(far),
+                         client_oid=oid())
     assert fok["status"] == "done" and fok["done_reason"] == "killed"
     high = (ask * Decimal("1.05")).quantize(Decimal("0.01"))
-    fok_ok = await rpc.call("make_order", exchange=EX, pair="BTC_USDT", side="buy", type="limit-fill-kill", size="0.001", limit=str(high), client_oid=oid())
+    fok_ok = await rpc.call("make_order", exchange=EX, pair="BTC_USDT", side="buy", type="limit-fill-kill", size="0.001", limit=str(high),
+                            client_oid=oid())
     assert fok_ok["done_reason"] == "filled"
     await expect_error(
-        rpc.call("make_order", exchange=EX, pair="BTC_USDT", side="buy", type="limit-post-only", size="0.01", limit=str(high), client_oid=oid()),
+        rpc.call("make_order", exchange=EX, pair="BTC_USDT", side="buy", type="limit-post-only", size="0.01", limit=str(high),
+                 client_oid=oid()),
         -32000, "post_only_would_take",
     )
-    po = await rpc.call("make_order", exchange=EX, pair="BTC_USDT", side="buy", type="limit", post_only=True, size="0.01", limit=str(far), client_oid=oid())
+    po = await rpc.call("make_order", exchange=EX, pair="BTC_USDT", side="buy", type="limit", post_only=True, size="0.01", limit=str(far),
+                        client_oid=oid())
     assert po["type"] == "limit-post-only" and po["status"] == "open"
     await rpc.call("cancel_order", client_oid=po["client_order_id"])
 
@@ -204,12 +210,15 @@ async def test_wallet_sets_allocate_trade_and_deactivate(rpc: RpcClient) -> None
     # a set can only spend what it was given
     bid, _ = await best(rpc)
     await expect_error(
-        rpc.call("make_order", exchange=EX, pair="BTC_USDT", side="sell", size="0.6", limit=str(bid), wallet_set_id=set_id, client_oid=oid()),
+        rpc.call("make_order", exchange=EX, pair="BTC_USDT", side="sell", size="0.6", limit=str(bid), wallet_set_id=set_id,
+                 client_oid=oid()),
         -32003, "insufficient_funds",
     )
     far = str((bid * Decimal("0.5")).quantize(Decimal("0.01")))
-    resting = await rpc.call("make_order", exchange=EX, pair="BTC_USDT", side="buy", size="0.01", limit=far, wallet_set_id=set_id, client_oid=oid())
-    filled = await rpc.call("make_order", exchange=EX, pair="BTC_USDT", side="sell", type="market", size="0.1", wallet_set_id=set_id, client_oid=oid())
+    resting = await rpc.call("make_order", exchange=EX, pair="BTC_USDT", side="buy", size="0.01", limit=far, wallet_set_id=set_id,
+                             client_oid=oid())
+    filled = await rpc.call("make_order", exchange=EX, pair="BTC_USDT", side="sell", type="market", size="0.1", wallet_set_id=set_id,
+                            client_oid=oid())
     assert filled["done_reason"] == "filled"
     ws = await rpc.call("get_wallet_set", set_id=set_id)
     balances = {w["currency"]: w for w in ws["wallets"]}
@@ -235,9 +244,12 @@ async def test_wallet_sets_allocate_trade_and_deactivate(rpc: RpcClient) -> None
 
 
 async def test_wallet_set_errors(rpc: RpcClient) -> None:
-    await expect_error(rpc.call("create_wallet_set", run_id="x", wallets=[{"exchange": EX, "currency": "USDT", "allocation": "1e12"}]), -32003, "insufficient_funds")
-    await expect_error(rpc.call("create_wallet_set", run_id="x", wallets=[{"exchange": EX, "currency": "DOGE", "allocation": "1"}]), -32000, "bad_wallet_config")
-    await expect_error(rpc.call("create_wallet_set", run_id="x", wallets=[{"exchange": "nope", "currency": "USDT", "allocation": "1"}]), -32001, "unknown_exchange")
+    await expect_error(rpc.call("create_wallet_set", run_id="x", wallets=[{"exchange": EX, "currency": "USDT", "allocation": "1e12"}]),
+                       -32003, "insufficient_funds")
+    await expect_error(rpc.call("create_wallet_set", run_id="x", wallets=[{"exchange": EX, "currency": "DOGE", "allocation": "1"}]),
+                       -32000, "bad_wallet_config")
+    await expect_error(rpc.call("create_wallet_set", run_id="x", wallets=[{"exchange": "nope", "currency": "USDT", "allocation": "1"}]),
+                       -32001, "unknown_exchange")
     await expect_error(rpc.call("create_wallet_set", run_id="x", wallets=[]), -32602, "bad_wallet_config")
     await expect_error(rpc.call("create_wallet_set", run_id="x", wallets=[{"exchange": EX, "currency": "USDT"}]), -32602, "invalid_params")
 

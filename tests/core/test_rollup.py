@@ -237,7 +237,8 @@ def test_rollup_invariants(candles: OHLCV, zone: str, tf: str) -> None:
 
 
 @settings(max_examples=60, deadline=None)
-@given(candles=minute_series(), zone=st.sampled_from(ZONES), pair=st.sampled_from([("5m", "1h"), ("1h", "4h"), ("4h", "1d"), ("1d", "1w"), ("1d", "1M"), ("15m", "1d")]))
+@given(candles=minute_series(), zone=st.sampled_from(ZONES),
+       pair=st.sampled_from([("5m", "1h"), ("1h", "4h"), ("4h", "1d"), ("1d", "1w"), ("1d", "1M"), ("15m", "1d")]))
 def test_rolling_up_in_steps_equals_rolling_up_at_once(candles: OHLCV, zone: str, pair: tuple[str, str]) -> None:
     tz = ZoneInfo(zone)
     fine, coarse = pair

@@ -24,7 +24,9 @@ import msgspec
 
 from coinwire.core.errors import InvalidInput
 
-__all__ = ["REQUEST_DECODER", "NUL_ESCAPE", "NUL_ESCAPE_TEXT", "decode_json", "has_nul", "no_nul", "decode_shape", "convert_params", "refusal"]
+__all__ = [
+    "REQUEST_DECODER", "NUL_ESCAPE", "NUL_ESCAPE_TEXT", "decode_json", "has_nul", "no_nul", "decode_shape", "convert_params", "refusal",
+]
 
 T = TypeVar("T")
 

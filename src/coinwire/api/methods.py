@@ -459,7 +459,8 @@ async def create_wallet_set(api: Api, p: P.CreateWalletSetParams, ctx: CallConte
 def _set_id_of(p: P.DeactivateWalletSetParams | P.AllocateToWalletSetParams, method_name: str) -> int:
     """`set_id`, or the seed's `wallet_set_id`: exactly one of them (they name the same wallet set)."""
     if p.set_id is not None and p.wallet_set_id is not None:
-        raise InvalidInput("conflicting_parameters", f"{method_name}: give `wallet_set_id` or `set_id`, not both: they name the same wallet set")
+        raise InvalidInput("conflicting_parameters",
+                           f"{method_name}: give `wallet_set_id` or `set_id`, not both: they name the same wallet set")
     set_id = p.set_id if p.set_id is not None else p.wallet_set_id
     if set_id is None:
         raise InvalidInput("missing_parameter", f"{method_name} needs `wallet_set_id` (or `set_id`)")
@@ -468,7 +469,8 @@ def _set_id_of(p: P.DeactivateWalletSetParams | P.AllocateToWalletSetParams, met
 
 @method("allocate_to_wallet_set", P.AllocateToWalletSetParams)
 async def allocate_to_wallet_set(api: Api, p: P.AllocateToWalletSetParams, ctx: CallContext) -> Any:
-    """Moves unallocated funds into an active wallet set (positive allocation) or its available funds back out (negative); all or none. Answers the set."""
+    """Moves unallocated funds into an active wallet set (positive allocation) or its available funds back out (negative);
+    all or none. Answers the set."""
     set_id = _set_id_of(p, "allocate_to_wallet_set")
     if not p.wallets:
         raise InvalidInput("bad_wallet_config", "allocate_to_wallet_set needs at least one wallet")
@@ -495,7 +497,8 @@ async def get_wallet_set(api: Api, p: P.GetWalletSetParams, ctx: CallContext) ->
 
 @method("get_wallet", P.GetWalletParams)
 async def get_wallet(api: Api, p: P.GetWalletParams, ctx: CallContext) -> Any:
-    """One wallet as get_wallet_set shows it: of the set `wallet_set_id`, or without it the exchange wallet (admins: it holds every user's funds)."""
+    """One wallet as get_wallet_set shows it: of the set `wallet_set_id`, or without it the exchange wallet
+    (admins: it holds every user's funds)."""
     if p.currency is not None and p.base is not None and p.currency.upper() != p.base.upper():
         raise InvalidInput("invalid_params", "get_wallet takes currency or base (the seed's name), not two different ones")
     currency = p.currency or p.base

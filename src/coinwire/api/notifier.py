@@ -137,7 +137,8 @@ class Notifier:
             routes[client_oid] = previous
 
     async def broadcast(self, channel: str, payload: Any, user_id: int | None = None, only_user: bool = False) -> int:
-        """Push to every connection listening on `channel` (`only_user`: only those of `user_id`), waiting for none; returns how many were given it."""
+        """Push to every connection listening on `channel` (`only_user`: only those of `user_id`), waiting for none;
+        returns how many were given it."""
         targets = self._listeners(channel)
         if only_user:
             targets = [c for c in targets if (c.principal.user_id if c.principal is not None else None) == user_id]

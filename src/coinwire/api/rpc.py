@@ -190,7 +190,8 @@ async def rpc_asgi(scope: Scope, receive: Receive, send: Send, api: Api) -> None
         if tokens < cost:
             rid = request.get("id") if isinstance(request, dict) else None
             wait = max(1, int((cost - tokens) / rate + 0.999))
-            _start(reply(rpc_error(rid, RATE_LIMITED, "too many requests on this connection", {"code": "rate_limited", "retry_after": wait})))
+            refusal = {"code": "rate_limited", "retry_after": wait}
+            _start(reply(rpc_error(rid, RATE_LIMITED, "too many requests on this connection", refusal)))
             return
         tokens -= cost
         if (NUL_ESCAPE if type(data) is bytes else NUL_ESCAPE_TEXT) in data:  # no column can hold U+0000

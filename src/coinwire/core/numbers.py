@@ -11,7 +11,10 @@ from decimal import MAX_EMAX, MAX_PREC, MIN_EMIN, Context, Decimal, InvalidOpera
 
 from coinwire.core.errors import InvalidInput
 
-__all__ = ["INT64_MAX", "MAX_EXPONENT", "MAX_NUMBER_TEXT", "parse_decimal", "read_int", "ATTO_DECIMALS", "ATTO", "POW10", "to_units", "units_to_str", "atto_to_str", "str_to_atto", "ceil_div"]
+__all__ = [
+    "INT64_MAX", "MAX_EXPONENT", "MAX_NUMBER_TEXT", "parse_decimal", "read_int", "ATTO_DECIMALS", "ATTO", "POW10", "to_units",
+    "units_to_str", "atto_to_str", "str_to_atto", "ceil_div",
+]
 
 ATTO_DECIMALS = 18
 ATTO = 10**ATTO_DECIMALS

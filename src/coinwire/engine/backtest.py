@@ -100,7 +100,8 @@ class Series:
         """Candles of a coarser timeframe from these (UTC buckets): first open, extremes, last close, summed volume."""
         tf = timeframe_ns(timeframe)
         if tf % self.tf_ns:
-            raise InvalidInput("invalid_timeframe", f"{timeframe} is not a multiple of the loaded {self.timeframe} candles of {self.symbol}")
+            raise InvalidInput("invalid_timeframe",
+                               f"{timeframe} is not a multiple of the loaded {self.timeframe} candles of {self.symbol}")
         bucket = self.time_ns // tf
         starts = np.flatnonzero(np.r_[True, bucket[1:] != bucket[:-1]])
         ends = np.r_[starts[1:], self.n] - 1
@@ -271,7 +272,8 @@ class BacktestRuntime(Runtime):
         self._candle_subs.append((self._series(symbol, timeframe), callback))
 
     def subscribe(self, kind: str, symbol: str, callback: Callable[[dict[str, Any]], None]) -> None:
-        raise InvalidInput("not_in_history", f"this backtest has candles only: {kind} of {symbol} needs L2 history (use paper mode on a replay feed)")
+        raise InvalidInput("not_in_history",
+                           f"this backtest has candles only: {kind} of {symbol} needs L2 history (use paper mode on a replay feed)")
 
     def add_indicator(self, kind: Any, symbol: str, timeframe: str, args: tuple[Any, ...], source: str) -> Indicator:
         spec = indicator_spec(kind)
@@ -328,7 +330,8 @@ class BacktestRuntime(Runtime):
             raise NotFound("unknown_symbol", f"no market {symbol} in this backtest (loaded: {', '.join(sorted(self.markets))})")
         args = order_args(market.instrument, side, size=size, funds=funds, limit=limit, type=type, cancel_after=cancel_after)
         ticket = self.new_ticket(symbol, side)
-        self.hub.record(self._now, "out", "venue.make_order", {"client_oid": ticket.client_oid, "symbol": symbol, **args.view(market.instrument)})
+        self.hub.record(self._now, "out", "venue.make_order",
+                        {"client_oid": ticket.client_oid, "symbol": symbol, **args.view(market.instrument)})
         if self.config.fill == "close":
             i = self._visible(market.series)
             self._execute(ticket, args, market, i, market.series.close[i], market.series.volume[i])
@@ -488,7 +491,8 @@ class BacktestRuntime(Runtime):
             if kind == 0:
                 s, callback = subs[ref]
                 candle = {"symbol": s.symbol, "timeframe": s.timeframe, "time": int(s.time_ns[bar] // _NS), "open": float(s.open[bar]),
-                          "high": float(s.high[bar]), "low": float(s.low[bar]), "close": float(s.close[bar]), "volume": float(s.volume[bar])}
+                          "high": float(s.high[bar]), "low": float(s.low[bar]), "close": float(s.close[bar]),
+                          "volume": float(s.volume[bar])}
                 self.hub.record(self._now, "in", "market.candle", candle)
                 self.deliver("on_candle", callback, candle)
             else:
@@ -505,4 +509,6 @@ def _clip(s: Series, start: int | None, end: int | None) -> Series:
     hi = s.n if end is None else int(np.searchsorted(s.time_ns, end * _NS, side="left"))
     if lo == 0 and hi == s.n:
         return s
-    return Series(s.symbol, s.timeframe, s.time_ns[lo:hi] // _NS, s.open[lo:hi], s.high[lo:hi], s.low[lo:hi], s.close[lo:hi], s.volume[lo:hi])
+    return Series(
+        s.symbol, s.timeframe, s.time_ns[lo:hi] // _NS, s.open[lo:hi], s.high[lo:hi], s.low[lo:hi], s.close[lo:hi], s.volume[lo:hi]
+    )

@@ -287,7 +287,8 @@ class RunStore:
         encoder = msgspec.json.Encoder()
         _write(folder / "report.json", encoder.encode(outcome.report))
         _write(folder / "messages.jsonl", b"".join(encoder.encode(m.to_dict()) + b"\n" for m in runtime.hub))
-        _write(folder / "log.jsonl", b"".join(encoder.encode({"ts": ts, "level": lv, "message": msg}) + b"\n" for ts, lv, msg in runtime.logs))
+        _write(folder / "log.jsonl",
+               b"".join(encoder.encode({"ts": ts, "level": lv, "message": msg}) + b"\n" for ts, lv, msg in runtime.logs))
         for component in runtime.components.values():
             _write(folder / "components" / f"{component.id}.json", encoder.encode(component.to_dict()))
         self.write_record(outcome)  # last: the status in run.json says the files above are complete

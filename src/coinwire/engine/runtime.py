@@ -130,7 +130,8 @@ class Runtime:
         if previous is not None:
             component.version = previous.version + 1
         self.components[component_id] = component
-        self.hub.record(self.now_ns(), "out", "ui.component", {"id": component_id, "version": component.version, "spec": component.spec, "rows": len(component.data)})
+        self.hub.record(self.now_ns(), "out", "ui.component",
+                        {"id": component_id, "version": component.version, "spec": component.spec, "rows": len(component.data)})
 
     def update_component(self, component_id: str, spec: dict[str, Any] | None, data: list[list[Any]] | None) -> None:
         component = self.components.get(component_id)

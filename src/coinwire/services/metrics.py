@@ -25,7 +25,8 @@ if TYPE_CHECKING:
     from coinwire.store.journal import Journal
 
 __all__ = [
-    "REQUEST_LATENCY", "ORDERS", "FILLS", "BOOK_UPDATES", "COMMIT_FAILURES", "LOOP_LAG", "JOURNAL_BEHIND", "JOURNAL_RESTARTS", "JOURNAL_REFUSED", "watch_journal", "REFDATA_FETCHES", "REFDATA_AGE",
+    "REQUEST_LATENCY", "ORDERS", "FILLS", "BOOK_UPDATES", "COMMIT_FAILURES", "LOOP_LAG", "JOURNAL_BEHIND", "JOURNAL_RESTARTS",
+    "JOURNAL_REFUSED", "watch_journal", "REFDATA_FETCHES", "REFDATA_AGE",
     "watch_loop_lag", "LoopCounter", "LoopHistogram",
 ]
 
@@ -131,7 +132,9 @@ REQUEST_LATENCY = LoopHistogram(
 ORDERS = LoopCounter("coinwire_orders_total", "Orders accepted by the gateway", ["exchange", "type"])
 FILLS = LoopCounter("coinwire_fills_total", "Fills of our orders", ["exchange"])
 BOOK_UPDATES = LoopCounter("coinwire_book_level_updates_total", "Order book level updates received", ["exchange"])
-COMMIT_FAILURES = Counter("coinwire_commit_failures_total", "Change sets the store refused or failed to commit (each taken back alone, or followed by a reload)")
+COMMIT_FAILURES = Counter(
+    "coinwire_commit_failures_total", "Change sets the store refused or failed to commit (each taken back alone, or followed by a reload)"
+)
 REFDATA_FETCHES = Counter(
     "coinwire_refdata_fetches_total",
     "Reference-data fetches by source and outcome (ok, source_unreachable, source_http_error, source_garbage)",

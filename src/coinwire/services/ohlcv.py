@@ -70,7 +70,9 @@ def zone(name: object) -> tzinfo:
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
-        raise InvalidInput("invalid_timezone", f"unknown time zone {name!r}: use an IANA name like Europe/London, America/New_York or UTC", tz=name) from None
+        raise InvalidInput(
+            "invalid_timezone", f"unknown time zone {name!r}: use an IANA name like Europe/London, America/New_York or UTC", tz=name
+        ) from None
 
 
 MAX_INSTANT = 253_402_300_799_999  # 9999-12-31T23:59:59.999 in milliseconds

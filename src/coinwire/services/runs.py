@@ -1,4 +1,5 @@
-"""RunManager: starts strategy runs (backtests in their own processes, paper and live runs next to the gateway), stops them, passes input on.
+"""RunManager: starts strategy runs (backtests in their own processes, paper and live runs next to the gateway), stops them,
+passes input on.
 
 The run directory (see `engine/runs.py` and `engine/worker.py`) is the source of truth: the
 manager only keeps the child processes it started. A run is `running` until its worker writes
@@ -266,7 +267,8 @@ class RunManager:
             raise Conflict("run_not_running", f"run {run_id} is {record.status}: input reaches running runs only")
         known = [c["id"] for c in self.store.components(run_id)]
         if component_id not in known:
-            raise NotFound("unknown_component", f"run {run_id} has no component {component_id!r} (components: {', '.join(known) or 'none yet'})")
+            raise NotFound("unknown_component",
+                           f"run {run_id} has no component {component_id!r} (components: {', '.join(known) or 'none yet'})")
         line = msgspec.json.encode({"component_id": component_id, "value": value}) + b"\n"
         fd = os.open(self.store.folder(run_id) / "inbox.jsonl", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         try:

@@ -102,7 +102,8 @@ class EfficientFrontier(Strategy):
         self.computed_at = self.time
         summary = fr.summary(self.frontier, self.points, self.risk_free)
         rc = fr.random_portfolios(est, np.random.default_rng(self.seed), self.cloud, self.risk_free)
-        singles = [{"asset": a, **p.to_dict(self.assets)} for a, p in zip(self.assets, self.frontier.single_assets(self.risk_free), strict=True)]
+        singles = [{"asset": a, **p.to_dict(self.assets)}
+                   for a, p in zip(self.assets, self.frontier.single_assets(self.risk_free), strict=True)]
         rows = [[p["return"], p["volatility"], p["sharpe"], *p["weights"].values()] for p in summary["frontier"]]  # type: ignore[union-attr]
         self.component("frontier", {
             "type": "frontier", "title": f"Efficient frontier of {', '.join(self.assets)}",
@@ -127,14 +128,18 @@ class EfficientFrontier(Strategy):
         try:
             value = float(arg)
         except ValueError:
-            raise InvalidInput("invalid_target", f"target must be max_sharpe, min_variance, return:R, volatility:V or point:N, got {name!r}") from None
+            raise InvalidInput("invalid_target",
+                               f"target must be max_sharpe, min_variance, return:R, volatility:V or point:N, got {name!r}") from None
         if kind == "return":
             return self.frontier.at_return(value, self.risk_free).weights
         if kind == "volatility":
             return self.frontier.at_volatility(value, self.risk_free).weights
         if kind == "point" and value.is_integer() and 0 <= value < self.points:
             return self.frontier.points(self.points, self.risk_free)[int(value)].weights
-        raise InvalidInput("invalid_target", f"target must be max_sharpe, min_variance, return:R, volatility:V or point:N (0..{self.points - 1}), got {name!r}")
+        raise InvalidInput(
+            "invalid_target",
+            f"target must be max_sharpe, min_variance, return:R, volatility:V or point:N (0..{self.points - 1}), got {name!r}",
+        )
 
     def _publish_target(self, status: str) -> None:
         shown = self.goal if self.pending is None else self.pending[1]
