@@ -38,6 +38,7 @@ from coinwire.services.ohlcv import ohlcv_points
 
 if TYPE_CHECKING:
     from coinwire.api.connections import OpenConnections
+    from coinwire.api.ohlcv_routes import OhlcvStreams
 
 __all__ = ["Api", "Method", "METHOD_NAMES"]
 
@@ -110,6 +111,7 @@ class Api:
         self.auth: AuthService | None = None  # authenticates WebSocket connections (set by the platform)
         self.connections: OpenConnections | None = None  # ends WebSockets whose credentials end (set with `auth`)
         self.audit: AuditLog | None = None  # state-changing JSON-RPC calls are recorded (HTTP ones by the guard)
+        self.ohlcv_streams: OhlcvStreams | None = None  # live candles for subscribe_ohlcv (set by the platform)
         self.rpc_limit: tuple[float, float] = (1000.0, 5000.0)  # requests/second and burst per WebSocket connection
         self._parsed: dict[tuple[int, str, str], tuple[Instrument, int]] = {}
         self.methods: dict[str, Method] = _REGISTRY  # every method by name (an attribute: read for every call)

@@ -100,7 +100,7 @@ async def handle_rpc_call(api: Api, request: Any, ctx: CallContext) -> dict[str,
     start = time.perf_counter()
     try:
         result = await api.call(name, params, ctx)
-        response: dict[str, Any] = {"jsonrpc": "2.0", "result": result, "id": rid}
+        response = {"jsonrpc": "2.0", "result": result, "id": rid}
     except CoinwireError as exc:
         response = rpc_error(rid, exc.rpc_code, exc.message, exc.to_dict())
     except Exception as exc:
@@ -155,7 +155,7 @@ async def rpc_asgi(scope: Scope, receive: Receive, send: Send, api: Api) -> None
         api.notifier.remove(ctx)
         if direct:
             protocol.on_message = _discard
-        _start(send({"type": "websocket.close", "code": CREDENTIALS_ENDED, "reason": reason}))
+        _start(send({"type": "websocket.close", "code": CREDENTIALS_ENDED, "reason": reason}))  # type: ignore[arg-type]  # uvicorn's is a coroutine
 
     async def run(request: Any) -> None:
         if isinstance(request, list):
@@ -194,7 +194,7 @@ async def rpc_asgi(scope: Scope, receive: Receive, send: Send, api: Api) -> None
             _start(reply(rpc_error(rid, RATE_LIMITED, "too many requests on this connection", refusal)))
             return
         tokens -= cost
-        if (NUL_ESCAPE if type(data) is bytes else NUL_ESCAPE_TEXT) in data:  # no column can hold U+0000
+        if (NUL_ESCAPE in data if type(data) is bytes else NUL_ESCAPE_TEXT in data):  # no column can hold U+0000
             rid = request.get("id") if isinstance(request, dict) else None
             message = "strings must not contain NUL characters (\\u0000)"
             _start(reply(rpc_error(rid, INVALID_PARAMS, message, {"code": "invalid_characters"})))
@@ -208,7 +208,7 @@ async def rpc_asgi(scope: Scope, receive: Receive, send: Send, api: Api) -> None
 
     # messages read by coinwire's WebSocket protocol come straight to on_message; the ASGI
     # receive below still brings the disconnect, and any message that took uvicorn's own path
-    protocol = getattr(receive, "__self__", None)
+    protocol: Any = getattr(receive, "__self__", None)
     direct = isinstance(protocol, FastWebSocketProtocol)
     if direct:
         protocol.on_message = on_message

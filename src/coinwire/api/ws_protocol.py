@@ -131,7 +131,7 @@ class FastWebSocketProtocol(WebSocketsSansIOProtocol):
             self.on_message(data)
             return True
         self.queue.put_nowait(
-            {"type": "websocket.receive", "text": data} if first == _TEXT else {"type": "websocket.receive", "bytes": data}
+            {"type": "websocket.receive", "text": data} if isinstance(data, str) else {"type": "websocket.receive", "bytes": data}
         )
         if not self.read_paused and self.queue.qsize() >= _PAUSE_AT:
             self.read_paused = True

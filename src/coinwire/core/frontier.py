@@ -194,7 +194,7 @@ def _ledoit_wolf(r: FloatArray) -> FloatArray:
     delta_ = float(np.sum(emp**2)) - 2 * target * np.trace(emp) + n * target**2
     beta_ /= t
     shrinkage = 0.0 if delta_ == 0 else min(beta_, delta_) / delta_
-    shrunk = (1 - shrinkage) * emp
+    shrunk: FloatArray = (1 - shrinkage) * emp
     shrunk[np.diag_indices(n)] += shrinkage * target
     return shrunk
 
@@ -206,7 +206,7 @@ def _check_conditioning(assets: Sequence[str], cov: FloatArray) -> None:
     sd = np.sqrt(np.diag(cov))
     corr = cov / np.outer(sd, sd)
     np.fill_diagonal(corr, 0)
-    i, j = np.unravel_index(int(np.argmax(np.abs(corr))), corr.shape)
+    i, j = (int(k) for k in np.unravel_index(int(np.argmax(np.abs(corr))), corr.shape))
     raise InvalidInput(
         "singular_covariance",
         f"the covariance is singular: {assets[i]} and {assets[j]} move together (correlation "
@@ -378,7 +378,8 @@ class Frontier:
         span = rets[i] - rets[i - 1]
         t = np.where(span > 0, (x - rets[i - 1]) / np.where(span > 0, span, 1.0), 0.0)
         weights = w[i - 1] + np.clip(t, 0.0, 1.0)[:, None] * (w[i] - w[i - 1])
-        return np.sqrt(np.maximum(np.einsum("ij,ij->i", weights @ self.est.cov, weights), 0.0))
+        vols: FloatArray = np.sqrt(np.maximum(np.einsum("ij,ij->i", weights @ self.est.cov, weights), 0.0))
+        return vols
 
     def points(self, count: int = 100, risk_free: float = DEFAULT_RISK_FREE) -> list[Portfolio]:
         """`count` portfolios at evenly spaced returns from the minimum-variance return to the maximum."""

@@ -17,7 +17,7 @@ __all__ = [
 ]
 
 ATTO_DECIMALS = 18
-ATTO = 10**ATTO_DECIMALS
+ATTO: int = 10**ATTO_DECIMALS
 POW10: list[int] = [10**i for i in range(40)]  # 10**n by table: scaling by decimals runs on every order
 MAX_EXPONENT = 60  # no price, size or amount needs more than 60 digits either side of the point
 _EXACT = Context(prec=MAX_PREC, Emax=MAX_EMAX, Emin=MIN_EMIN)  # scaling never rounds (default: 28 digits)

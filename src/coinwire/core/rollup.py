@@ -57,7 +57,7 @@ _EPOCH_MONDAY: Final = date(1970, 1, 5).toordinal()
 class Timeframe(NamedTuple):
     """`4h` is Timeframe(4, "h"). `seconds` is exact for s/m/h and nominal (the longest) for d/w/M."""
 
-    count: int
+    count: int  # type: ignore[assignment]  # the field shadows tuple.count on purpose
     unit: str
 
     def __str__(self) -> str:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import heapq
 import math
 from collections.abc import Callable, Sequence
+from functools import partial
 from typing import Any
 
 import msgspec
@@ -156,8 +157,8 @@ class _Market:
         self.instrument = instrument
         self.engine = engine
         self.series = series
-        self.price_scale = 10**instrument.price_decimals
-        self.size_scale = 10**instrument.size_decimals
+        self.price_scale: int = 10**instrument.price_decimals
+        self.size_scale: int = 10**instrument.size_decimals
 
     def price_units(self, value: float) -> int:
         return round(float(value) * self.price_scale)
@@ -406,7 +407,7 @@ class BacktestRuntime(Runtime):
             found = np.flatnonzero(hit(column[start : start + chunk], limit + (1e-9 if order.side is Side.BUY else -1e-9)))
             if len(found):
                 k = start + int(found[0])
-                self._push(int(s.time_ns[k]), _INTRABAR, lambda k=k: self._touch(order, market, k))
+                self._push(int(s.time_ns[k]), _INTRABAR, partial(self._touch, order, market, k))
                 return
             start += chunk
             chunk *= 4
@@ -497,11 +498,11 @@ class BacktestRuntime(Runtime):
                 self.deliver("on_candle", callback, candle)
             else:
                 s, _, _, above, below = crosses[ref]
-                callback = above if kind == 1 else below
+                on_cross = above if kind == 1 else below
                 self.hub.record(self._now, "in", "market.cross", {"symbol": s.symbol, "timeframe": s.timeframe,
                                                                    "direction": "above" if kind == 1 else "below",
                                                                    "time": int(s.time_ns[bar] // _NS)})
-                self.deliver("on_cross", callback)  # type: ignore[arg-type]
+                self.deliver("on_cross", on_cross)  # type: ignore[arg-type]
 
 
 def _clip(s: Series, start: int | None, end: int | None) -> Series:

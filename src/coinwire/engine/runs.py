@@ -9,6 +9,7 @@ twice is the same run with byte-identical files; runs the server starts get a fr
 
 from __future__ import annotations
 
+import builtins
 import hashlib
 import json
 import os
@@ -255,7 +256,7 @@ def finish_backtest(prepared: PreparedRun) -> RunOutcome:
 
 def run_backtest(
     strategy_ref: str, raw_params: dict[str, Any], candles: Sequence[Any], config: BacktestConfig
-) -> tuple[RunOutcome, BacktestRuntime]:
+) -> tuple[RunOutcome, BacktestRuntime | BookBacktestRuntime]:
     """Run a backtest to its end. Bad input raises; a strategy that raises gives a `failed` outcome."""
     prepared = prepare_backtest(strategy_ref, raw_params, candles, config)
     return finish_backtest(prepared), prepared.runtime
@@ -329,13 +330,13 @@ class RunStore:
         meta = folder / "run.json"
         if not meta.is_file():
             raise NotFound("run_not_found", f"no run {run_id!r}")
-        run = json.loads(meta.read_bytes())
+        run: dict[str, Any] = json.loads(meta.read_bytes())
         report = folder / "report.json"
         run["report"] = json.loads(report.read_bytes()) if report.is_file() else None
         return run
 
     def messages(self, run_id: str, offset: int = 0, limit: int = 100, method: str | None = None,
-                 direction: str | None = None) -> tuple[int, list[dict[str, Any]]]:
+                 direction: str | None = None) -> tuple[int, builtins.list[dict[str, Any]]]:
         self.get(run_id)
         lines = _complete_lines(self._dir(run_id) / "messages.jsonl")
         if method is None and direction is None:  # decode just the page
@@ -345,11 +346,11 @@ class RunStore:
         total, selected = page(messages, offset, limit, method, direction)
         return total, [m.to_dict() for m in selected]
 
-    def log(self, run_id: str) -> list[dict[str, Any]]:
+    def log(self, run_id: str) -> builtins.list[dict[str, Any]]:
         self.get(run_id)
         return [json.loads(line) for line in _complete_lines(self._dir(run_id) / "log.jsonl")]
 
-    def components(self, run_id: str) -> list[dict[str, Any]]:
+    def components(self, run_id: str) -> builtins.list[dict[str, Any]]:
         self.get(run_id)
         folder = self._dir(run_id) / "components"
         return [json.loads(p.read_bytes()) for p in sorted(folder.glob("*.json"))] if folder.is_dir() else []

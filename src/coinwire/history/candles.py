@@ -50,7 +50,7 @@ def format_time(seconds: int) -> str:
 
 
 def _frozen(values: Any, dtype: type) -> Any:
-    arr = np.asarray(values, dtype=dtype)
+    arr: np.ndarray = np.asarray(values, dtype=dtype)
     if arr.ndim != 1:
         raise InvalidInput("invalid_candles", f"candle columns must be one-dimensional, got shape {arr.shape}")
     if arr.flags.writeable:
@@ -187,7 +187,7 @@ class Candles:
         if not len(self):
             return
         floats = np.stack([self.open, self.high, self.low, self.close, self.volume])
-        problems: list[tuple[npt.NDArray[np.bool_], str]] = [
+        problems: list[tuple[npt.NDArray[np.bool_] | np.bool_, str]] = [
             (~np.isfinite(floats).all(axis=0), "a price or volume is NaN or infinite"),
             (self.high < np.maximum(self.open, self.close), "high is below open or close"),
             (self.low > np.minimum(self.open, self.close), "low is above open or close"),

@@ -135,7 +135,7 @@ class MarketData:
         now = self.clock()
         oldest = now - int(self.cfg.ticker_max_age * _NS)
         out = [
-            Rate(*view.symbol.split("/"), view.price, f"ticker:{view.exchange}", view.ts)
+            Rate(*view.symbol.split("/"), view.price, f"ticker:{view.exchange}", view.ts)  # type: ignore[call-arg, arg-type]  # BASE/QUOTE
             for view in await self.reader.tickers()
             if view.ts >= oldest
         ]

@@ -106,7 +106,8 @@ def parse_instant(value: object, name: str) -> int | None:
 class FormingSource(Protocol):
     """Candles still forming in memory (services.candles.CandleRecorder)."""
 
-    intervals: tuple[int, ...]
+    @property
+    def intervals(self) -> tuple[int, ...]: ...
 
     def recent(self, exchange: str, symbol: str, interval_s: int) -> OHLCV | None: ...
 
@@ -201,13 +202,13 @@ class OhlcvQuery:
             for interval in history:
                 options.setdefault(interval, []).append("history")
         for interval in sorted(options, reverse=True):
-            anchor = int(history[interval].first) if interval in history and "store" not in options[interval] else 0
+            anchor = int(history[interval].first or 0) if interval in history and "store" not in options[interval] else 0
             if ((boundaries - anchor) % interval).any():
                 continue
             parts: list[OHLCV] = []
             if "history" in options[interval]:
                 info = history[interval]
-                series = self.history.load(exchange, symbol, info.timeframe) if self.history else None  # type: ignore[union-attr]
+                series = self.history.load(exchange, symbol, info.timeframe) if self.history else None
                 if series is not None:
                     part = series.slice(lo, hi)
                     parts.append(OHLCV(part.time, part.open, part.high, part.low, part.close, part.volume))
@@ -220,7 +221,7 @@ class OhlcvQuery:
                 precision = self.forming.precision(exchange, symbol)
                 if recent is not None and precision is not None:
                     keep = (recent.time >= lo) & (recent.time < hi)
-                    parts.append(_scaled(OHLCV(*(col[keep] for col in recent)), *precision))
+                    parts.append(_scaled(OHLCV._make(col[keep] for col in recent), *precision))
             merged = _merge([p for p in parts if len(p.time)], exchange, symbol, interval)
             return (merged, interval) if merged is not None else None
         if not options:
@@ -237,11 +238,11 @@ class OhlcvQuery:
 def _scaled(candles: OHLCV, price_decimals: int, size_decimals: int) -> OHLCV:
     """Integer candles at an instrument's precision as floats (each the double nearest the exact decimal)."""
     price, size = 10.0**price_decimals, 10.0**size_decimals
-    return OHLCV(
+    return OHLCV._make((
         candles.time.astype(np.int64),
         *(np.asarray(col, dtype=np.float64) / price for col in candles[1:5]),
         np.asarray(candles.volume, dtype=np.float64) / size,
-    )
+    ))
 
 
 def _merge(parts: list[OHLCV], exchange: str, symbol: str, interval: int) -> OHLCV | None:

@@ -92,7 +92,7 @@ def _compile_encoder(
     fields pass through; the generated source is plain Python over the struct's own fields.
     """
     values: dict[str, str] = {"price_decimals": "pd", "size_decimals": "sd"}  # columns of scaled records only
-    for field in msgspec.inspect.type_info(record).fields:  # type: ignore[union-attr]
+    for field in msgspec.inspect.type_info(record).fields:  # type: ignore[attr-defined]
         name = field.name
         if name in dropped:
             continue
@@ -167,7 +167,7 @@ class RecordCodec(Generic[R]):
         """The row keyed by column name."""
         return dict(zip(self.columns, self.to_values(record, scale), strict=True))
 
-    def from_row(self, mapping: Mapping[str, Any]) -> R:
+    def from_row(self, mapping: Mapping[Any, Any]) -> R:
         row = {str(key): value for key, value in mapping.items()}  # keys may be str subclasses
         for field, column in self.renames.items():
             row[field] = row.pop(column)
@@ -189,7 +189,7 @@ WALLETS: RecordCodec[Wallet] = RecordCodec(Wallet, tables.wallets, {}, dropped=(
 WALLET_LINES: RecordCodec[WalletLine] = RecordCodec(WalletLine, tables.wallet_lines, {"movement": _ATTO, "hold": _ATTO})
 # the columns of each change-set table, in the order of the tuples `encode` makes for it
 COLUMNS: dict[str, tuple[str, ...]] = {
-    table.name: codec.columns
+    table.name: codec.columns  # type: ignore[attr-defined]  # mypy joins the five codecs to `object`
     for table, codec in zip(
         (tables.orders, tables.fills, tables.wallet_sets, tables.wallets, tables.wallet_lines),
         (ORDERS, FILLS, WALLET_SETS, WALLETS, WALLET_LINES), strict=True,
@@ -263,7 +263,7 @@ class Rows:
             for table, rows in part.by_table.items():
                 merged.setdefault(table, []).extend(rows)
         for table in cls.UPSERTED:
-            rows = merged.get(table)
+            rows = merged.get(table, [])
             if rows and len({row[0] for row in rows}) != len(rows):
                 merged[table] = list({row[0]: row for row in rows}.values())
         owner_rows = merged.get("owners")

@@ -237,7 +237,7 @@ class Store:
             return False
         try:
             async with self.engine.connect() as conn:
-                return (await conn.execute(text("SELECT 1"))).scalar_one() == 1
+                return bool((await conn.execute(text("SELECT 1"))).scalar_one() == 1)
         except (SQLAlchemyError, OSError, RuntimeError):
             return False
 

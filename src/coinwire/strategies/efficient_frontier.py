@@ -104,7 +104,7 @@ class EfficientFrontier(Strategy):
         rc = fr.random_portfolios(est, np.random.default_rng(self.seed), self.cloud, self.risk_free)
         singles = [{"asset": a, **p.to_dict(self.assets)}
                    for a, p in zip(self.assets, self.frontier.single_assets(self.risk_free), strict=True)]
-        rows = [[p["return"], p["volatility"], p["sharpe"], *p["weights"].values()] for p in summary["frontier"]]  # type: ignore[union-attr]
+        rows = [[p["return"], p["volatility"], p["sharpe"], *p["weights"].values()] for p in summary["frontier"]]  # type: ignore[attr-defined]
         self.component("frontier", {
             "type": "frontier", "title": f"Efficient frontier of {', '.join(self.assets)}",
             "columns": ["return", "volatility", "sharpe", *self.assets], "assets": self.assets,
@@ -256,7 +256,7 @@ class EfficientFrontier(Strategy):
         self.order(side, symbol, size=size)
 
     def _trade(self, weights: np.ndarray, equity: float, prices: np.ndarray) -> None:
-        gaps = self.goal - weights  # type: ignore[operator]
+        gaps = self.goal - weights
         for i in np.argsort(gaps):  # sells first: they free quote for the next steps
             if gaps[i] >= 0:
                 break
