@@ -1,4 +1,4 @@
-# coinwire: `make run` starts the platform on embedded defaults; `make test` runs the whole suite.
+# coinwire: `make run` starts the platform on embedded defaults; `make test` lints, type-checks and runs the whole suite.
 # The interpreter the venvs are made with: the distribution's CPython when it is 3.11 or newer and
 # has venv, else python3 from PATH; `make PYTHON=...` picks another (then `make clean` first, as
 # an existing .venv is kept). Debian and Ubuntu build theirs with PGO and LTO and link it
@@ -17,7 +17,7 @@ PEERS_REQS := benchmarks/peers/requirements.txt benchmarks/peers/constraints.txt
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test bench install dev peers web clean
+.PHONY: run test lint bench install dev peers web clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -60,11 +60,17 @@ web: $(WEB)/dist/index.html
 run: $(VENV)/.installed web
 	$(BIN)/coinwire serve --host $(HOST) --port $(PORT)
 
-test: $(STAMP) peers web
+# The linter and the type checker (configured in pyproject.toml) run before the suite, and
+# either failing fails `make test`; mypy keeps its cache in .mypy_cache, so a re-run takes seconds.
+lint: $(STAMP)
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/mypy
+
+test: lint peers web
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 bench: $(STAMP) peers
 	$(BIN)/python -m benchmarks.run
 
 clean:
-	rm -rf $(VENV) $(PEERS_VENV) $(WEB)/node_modules $(WEB)/dist build *.egg-info src/*.egg-info .pytest_cache .hypothesis
+	rm -rf $(VENV) $(PEERS_VENV) $(WEB)/node_modules $(WEB)/dist build *.egg-info src/*.egg-info .pytest_cache .hypothesis .mypy_cache .ruff_cache

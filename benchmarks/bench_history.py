@@ -78,7 +78,8 @@ def run() -> dict[str, Any]:
         lines = [
             f"{t * 1000},{o:.2f},{h:.2f},{lo:.2f},{c:.2f},{v:.4f},{t * 1000 + 59_999},0,0,0,0,0"
             for t, o, h, lo, c, v in zip(
-                part.time.tolist(), part.open.tolist(), part.high.tolist(), part.low.tolist(), part.close.tolist(), part.volume.tolist()
+                part.time.tolist(), part.open.tolist(), part.high.tolist(), part.low.tolist(), part.close.tolist(), part.volume.tolist(),
+                strict=True,
             )
         ]
         csv.write_text("\n".join(lines) + "\n")

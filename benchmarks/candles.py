@@ -113,10 +113,10 @@ async def _chart(path: Path) -> tuple[float, float, int]:
     walk = _walk(7)
     cents = [np.round(col * 100).astype(np.int64) for col in walk[1:5]]
     vol = np.round(walk.volume * 1e8).astype(np.int64)
-    minutes = [_row("BTC/USDT", 60, int(t), *map(int, vals)) for t, *vals in zip(walk.time, *cents, vol)]
+    minutes = [_row("BTC/USDT", 60, int(t), *map(int, vals)) for t, *vals in zip(walk.time, *cents, vol, strict=True)]
     hours_starts = np.arange(YEAR_START, YEAR_START + MINUTES * 60, 3600, dtype=np.int64)
     hourly = rollup(OHLCV(walk.time, *cents, vol), hours_starts)
-    hours = [_row("BTC/USDT", 3600, int(t), *map(int, vals)) for t, *vals in zip(*hourly)]
+    hours = [_row("BTC/USDT", 3600, int(t), *map(int, vals)) for t, *vals in zip(*hourly, strict=True)]
     for i in range(0, len(minutes), 50_000):
         await write_candles(store, minutes[i : i + 50_000])
     await write_candles(store, hours)

@@ -111,7 +111,7 @@ class _Protocol(asyncio.Protocol):
         if not lines[0].startswith("HTTP/1.1 101"):
             raise LeanRpcError(f"handshake refused: {lines[0]!r}")
         headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:])}
-        expected = base64.b64encode(hashlib.sha1(self.key + _GUID).digest()).decode()
+        expected = base64.b64encode(hashlib.sha1(self.key + _GUID, usedforsecurity=False).digest()).decode()
         if headers.get("sec-websocket-accept") != expected:
             raise LeanRpcError("handshake: wrong Sec-WebSocket-Accept")
         if headers.get("sec-websocket-extensions"):
@@ -235,7 +235,7 @@ class LeanRpc:
             self._close_sent = True
         try:
             await asyncio.wait_for(asyncio.shield(self._protocol.closed), timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             self._transport.abort()
 
     def _send_frame(self, opcode: int, payload: bytes) -> None:

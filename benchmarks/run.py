@@ -7,7 +7,7 @@ import platform
 import sys
 import time
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +23,8 @@ BENCHES: list[tuple[str, str, str, float, str, str]] = [
     ("make_order over /rpc", "benchmarks.bench_rpc", "orders_per_s", 5_000, "orders/s",
      "8 concurrent WebSocket clients, each waiting for the committed answer before the next order"),
     ("make_order A/B against a base commit", "benchmarks.bench_rpc_ab", "current_over_base_pct", 90, "% of the base's orders/s",
-     "the same load on this checkout's src and on COINWIRE_BENCH_BASE's (default 2e93ff2), 6 pairs of fresh servers in alternating order; median of the paired ratios"),
+     "the same load on this checkout's src and on COINWIRE_BENCH_BASE's (default 2e93ff2), 6 pairs of fresh servers "
+     "in alternating order; median of the paired ratios"),
     ("History load", "benchmarks.bench_history", "load_candles_per_s", 2_000_000, "candles/s",
      "HistoryStore loading a 1,000,000-bar series (memory-mapped .npy) and reading every column: 0.5 s at target"),
     ("SMA cross backtest, 500k bars", "benchmarks.backtest_sma", "coinwire_speedup_vs_backtesting", 10, "x backtesting.py's speed",
@@ -206,8 +207,9 @@ def main() -> None:
         "Written by `make bench` (benchmarks/run.py); do not edit by hand. Figures are from one run on the",
         "machine named below; compare ratios, not absolute numbers, across machines.",
         "",
-        f"- date: {datetime.now(timezone.utc).strftime('%Y-%m-%d %H:%M UTC')}",
-        f"- machine: {platform.machine()}, {platform.system()}, {os.cpu_count()} CPUs, Python {sys.version.split()[0]} ({os.path.realpath(sys.executable)})",
+        f"- date: {datetime.now(UTC).strftime('%Y-%m-%d %H:%M UTC')}",
+        f"- machine: {platform.machine()}, {platform.system()}, {os.cpu_count()} CPUs,"
+        f" Python {sys.version.split()[0]} ({os.path.realpath(sys.executable)})",
         "",
         "| benchmark | result | target | ratio to target | what |",
         "|---|---|---|---|---|",

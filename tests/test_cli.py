@@ -89,7 +89,9 @@ def test_config_show_defaults(tmp_path: Path) -> None:
 
 def test_config_show_text_is_a_config_file(tmp_path: Path) -> None:
     """`coinwire config show > file` gives back the same configuration through --config."""
-    (tmp_path / "in.toml").write_text('port = 8600\n[[exchanges]]\nname = "alpha"\nsymbols = ["BTC/USDT"]\npaper_funds = { USDT = "12.5" }\n')
+    (tmp_path / "in.toml").write_text(
+        'port = 8600\n[[exchanges]]\nname = "alpha"\nsymbols = ["BTC/USDT"]\npaper_funds = { USDT = "12.5" }\n'
+    )
     text = succeeds("--config", str(tmp_path / "in.toml"), "config", "show", home=tmp_path)
     parsed = tomllib.loads(text)
     assert parsed["port"] == 8600 and parsed["exchanges"][0]["paper_funds"] == {"USDT": "12.5"}

@@ -159,9 +159,12 @@ def test_missing_file(tmp_path: Path) -> None:
         ({"exchanges": [{"name": "binance", "feed": "ccxt"}]}, "exchange binance: a ccxt feed needs symbols"),
         ({"exchanges": [{"name": "a", "feed": "ccxt", "symbols": ["BTC/USDT"]}]}, "CCXT has no exchange 'a'"),
         ({"exchanges": [{"name": "a", "feed": "ccxt", "ccxt_id": "binanse", "symbols": ["BTC/USDT"]}]}, "CCXT has no exchange 'binanse'"),
-        ({"exchanges": [{"name": "binance", "feed": "ccxt", "symbols": ["BTC/USDT"], "poll_interval": 0}]}, "poll_interval and ccxt_timeout must be > 0"),
-        ({"exchanges": [{"name": "binance", "feed": "ccxt", "symbols": ["BTC/USDT"], "ccxt_depth": 0}]}, "ccxt_depth must be between 1 and 5000"),
-        ({"exchanges": [{"name": "binance", "feed": "ccxt", "symbols": ["BTC/USDT"], "ccxt_urls": {"api.public": "ftp://x"}}]}, r"ccxt_urls\['api.public'\] must be an http"),
+        ({"exchanges": [{"name": "binance", "feed": "ccxt", "symbols": ["BTC/USDT"], "poll_interval": 0}]},
+         "poll_interval and ccxt_timeout must be > 0"),
+        ({"exchanges": [{"name": "binance", "feed": "ccxt", "symbols": ["BTC/USDT"], "ccxt_depth": 0}]},
+         "ccxt_depth must be between 1 and 5000"),
+        ({"exchanges": [{"name": "binance", "feed": "ccxt", "symbols": ["BTC/USDT"], "ccxt_urls": {"api.public": "ftp://x"}}]},
+         r"ccxt_urls\['api.public'\] must be an http"),
         ({"exchanges": [{"name": "binance", "feed": "ccxt", "symbols": ["BTC/USDT"], "mode": "live"}]},
          "live trading needs the account's credentials in COINWIRE_BINANCE_API_KEY and COINWIRE_BINANCE_SECRET"),
         ({"exchanges": [{"name": "binance", "feed": "ccxt", "symbols": ["BTC/USDT"], "mode": "live", "paper_funds": {"USDT": "1"}}]},
@@ -189,7 +192,9 @@ def test_a_live_exchange_takes_its_credentials_from_the_environment_only() -> No
     live = {"name": "bn-main", "feed": "ccxt", "ccxt_id": "binance", "symbols": ["BTC/USDT"], "mode": "live"}
     env = {"COINWIRE_BN_MAIN_API_KEY": "k", "COINWIRE_BN_MAIN_SECRET": "s"}
     cfg = load_settings(overrides={"exchanges": [live]}, env=env).exchanges[0]
-    assert (cfg.mode, cfg.credential_env("api_key"), cfg.credential_env("password")) == ("live", "COINWIRE_BN_MAIN_API_KEY", "COINWIRE_BN_MAIN_PASSWORD")
+    assert (cfg.mode, cfg.credential_env("api_key"), cfg.credential_env("password")) == (
+        "live", "COINWIRE_BN_MAIN_API_KEY", "COINWIRE_BN_MAIN_PASSWORD"
+    )
     named = load_settings(overrides={"exchanges": [{**live, "api_key_env": "MY_KEY", "secret_env": "MY_SECRET"}]},
                           env={"MY_KEY": "k", "MY_SECRET": "s"}).exchanges[0]
     assert named.credential_env("secret") == "MY_SECRET"
@@ -216,7 +221,9 @@ paper_funds = {USDT = "1000"}
 """,
     )
     ex = load_settings(path, env={}).exchanges[0]
-    assert (ex.mode, ex.feed, ex.ccxt_id, ex.poll_interval, ex.ccxt_depth, ex.ccxt_websocket) == ("paper", "ccxt", "binance", 2.5, 500, True)
+    assert (ex.mode, ex.feed, ex.ccxt_id, ex.poll_interval, ex.ccxt_depth, ex.ccxt_websocket) == (
+        "paper", "ccxt", "binance", 2.5, 500, True
+    )
     assert ex.ccxt_urls == {"api.public": "http://127.0.0.1:9000/api/v3"}
     assert ex.ccxt_options == {"fetchMarkets": {"types": ["spot"]}}
     from coinwire.app import build_feed

@@ -54,13 +54,13 @@ def resample(frame: pd.DataFrame, timeframe: str, tz: str) -> list[list[float]]:
     out = out[counts.to_numpy() > 0]
     starts = (out.index.tz_convert("UTC").asi8 // 1_000_000_000).tolist()
     columns = [out[name].astype(float).tolist() for name in ("open", "high", "low", "close", "volume")]
-    return [[t, *values] for t, *values in zip(starts, *columns)]
+    return [[t, *values] for t, *values in zip(starts, *columns, strict=True)]
 
 
 def main(argv: list[str]) -> None:
     path, pairs = argv[0], argv[1:]
     frame = load(path)
-    result = {f"{tf} {tz}": resample(frame, tf, tz) for tf, tz in zip(pairs[::2], pairs[1::2])}
+    result = {f"{tf} {tz}": resample(frame, tf, tz) for tf, tz in zip(pairs[::2], pairs[1::2], strict=True)}
     json.dump(result, sys.stdout)
 
 

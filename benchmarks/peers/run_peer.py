@@ -22,15 +22,15 @@ import os
 import sys
 import time
 import warnings
-from datetime import timezone
 from collections.abc import Callable
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 
 if __package__ in (None, ""):  # run as a script: make `benchmarks` importable
     sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from benchmarks.peers.reference import Candles, bar_ms, load_freqtrade_json  # noqa: E402
+from benchmarks.peers.reference import Candles, bar_ms, load_freqtrade_json
 
 Result = dict[str, Any]
 # fraction of equity backtesting.py may spend: its relative sizes must be < 1
@@ -121,7 +121,7 @@ def run_backtrader(c: Candles, fast: int, slow: int, fee: float, fill: str, cash
             if order.status == order.Completed:
                 ex = order.executed
                 side = "buy" if order.isbuy() else "sell"
-                when = bt.num2date(ex.dt).replace(tzinfo=timezone.utc).timestamp() * 1000 + late
+                when = bt.num2date(ex.dt).replace(tzinfo=UTC).timestamp() * 1000 + late
                 trades.append(_trade(when, side, ex.price, ex.size, ex.comm))
             elif order.status in (order.Margin, order.Rejected, order.Canceled):
                 refused.append(f"{bt.num2date(self.data.datetime[0])} {order.getstatusname()} {order.created.size}")

@@ -14,10 +14,10 @@ from coinwire.api.ohlcv_routes import OhlcvStreams
 from coinwire.bus import bus_from_url
 from coinwire.cache import cache_from_url
 from coinwire.config import ExchangeConfig, Settings
-from coinwire.logs import forward_warnings
 from coinwire.feeds.base import HealthHook
 from coinwire.feeds.demo import DemoFeed
 from coinwire.history.store import HistoryStore, default_history_root
+from coinwire.logs import forward_warnings
 from coinwire.private_files import private_dir
 from coinwire.services import metrics
 from coinwire.services.candles import CandleRecorder

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import json
-import sys
-from typing import Any, Optional
+from typing import Any
 
 import httpx
 import typer
@@ -42,8 +41,8 @@ def _fail(message: str, code: int = 2) -> None:
 
 @app.callback()
 def main_options(
-    config: Optional[str] = typer.Option(None, "--config", "-c", help="TOML configuration file."),
-    data_dir: Optional[str] = typer.Option(None, "--data-dir", help="Data directory (store, history, run files)."),
+    config: str | None = typer.Option(None, "--config", "-c", help="TOML configuration file."),
+    data_dir: str | None = typer.Option(None, "--data-dir", help="Data directory (store, history, run files)."),
 ) -> None:
     _state["config"] = config
     _state["data_dir"] = data_dir
@@ -59,8 +58,8 @@ def _settings(**overrides: Any) -> Settings:
 
 @app.command()
 def serve(
-    host: Optional[str] = typer.Option(None, help="Address to bind (default 127.0.0.1)."),
-    port: Optional[int] = typer.Option(None, help="Port to bind (default 8000)."),
+    host: str | None = typer.Option(None, help="Address to bind (default 127.0.0.1)."),
+    port: int | None = typer.Option(None, help="Port to bind (default 8000)."),
 ) -> None:
     """Start the platform (gateway, paper exchanges, API) on the configured ports."""
     import uvicorn
@@ -75,7 +74,8 @@ def serve(
         err.print(f"[yellow]warning:[/yellow] binding {settings.host}: put TLS and authentication in front of coinwire")
     console.print(f"coinwire serving on http://{settings.host}:{settings.port}  (data: {settings.data_path})")
     uvicorn.run(
-        create_app(settings), host=settings.host, port=settings.port, log_level="warning", ws_max_size=1 << 20, ws_per_message_deflate=False,
+        create_app(settings), host=settings.host, port=settings.port, log_level="warning",
+        ws_max_size=1 << 20, ws_per_message_deflate=False,
         ws=FastWebSocketProtocol,
     )
 
@@ -109,7 +109,7 @@ def config_show(as_json: bool = typer.Option(False, "--json", help="Print JSON i
 
 
 # --- views of a running server ---------------------------------------------------------------------
-def _client_url(url: Optional[str]) -> str:
+def _client_url(url: str | None) -> str:
     if url:
         return url.rstrip("/")
     s = _settings()
@@ -117,7 +117,7 @@ def _client_url(url: Optional[str]) -> str:
     return f"http://{host}:{s.port}"
 
 
-def _get(url: Optional[str], path: str, **params: Any) -> Any:
+def _get(url: str | None, path: str, **params: Any) -> Any:
     base = _client_url(url)
     try:
         response = httpx.get(base + path, params={k: v for k, v in params.items() if v is not None}, timeout=10,
@@ -139,7 +139,7 @@ JsonOption = typer.Option(False, "--json", help="Print raw JSON.")
 
 
 @app.command()
-def exchanges(url: Optional[str] = UrlOption, as_json: bool = JsonOption) -> None:
+def exchanges(url: str | None = UrlOption, as_json: bool = JsonOption) -> None:
     """List the exchanges of a running server with their status."""
     data = _get(url, "/xwrap/v1/exchanges")
     if as_json:
@@ -156,7 +156,7 @@ def book(
     exchange: str,
     symbol: str,
     depth: int = typer.Option(10, help="Levels per side."),
-    url: Optional[str] = UrlOption,
+    url: str | None = UrlOption,
     as_json: bool = JsonOption,
 ) -> None:
     """Show the top of a mirrored order book."""
@@ -175,7 +175,7 @@ def book(
 
 
 @app.command()
-def wallets(url: Optional[str] = UrlOption, as_json: bool = JsonOption) -> None:
+def wallets(url: str | None = UrlOption, as_json: bool = JsonOption) -> None:
     """Show total, allocated and unallocated funds, and each wallet set."""
     data = _get(url, "/xwrap/v1/wallets/sets")
     if as_json:
@@ -193,7 +193,7 @@ def wallets(url: Optional[str] = UrlOption, as_json: bool = JsonOption) -> None:
 def orders(
     open_only: bool = typer.Option(False, "--open", help="Only resting orders."),
     limit: int = typer.Option(50, help="How many recent orders."),
-    url: Optional[str] = UrlOption,
+    url: str | None = UrlOption,
     as_json: bool = JsonOption,
 ) -> None:
     """List open or recent orders."""
@@ -207,7 +207,9 @@ def orders(
     table = Table("id", "exchange", "pair", "side", "type", "size", "limit", "filled", "avg price", "status", title="Orders")
     for o in data:
         status = o["status"] + (f" ({o['done_reason']})" if o.get("done_reason") else "")
-        table.add_row(str(o["id"]), o["exchange"], o["pair"], o["side"], o["type"], o["size"], o["limit"], o["filled_size"], o["avg_price"], status)
+        table.add_row(
+            str(o["id"]), o["exchange"], o["pair"], o["side"], o["type"], o["size"], o["limit"], o["filled_size"], o["avg_price"], status
+        )
     console.print(table)
 
 
@@ -216,7 +218,7 @@ def convert(
     amount: str = typer.Argument(..., help="Amount to convert, a decimal number."),
     source: str = typer.Argument(..., metavar="FROM", help="Currency to convert from (BTC, USDT, EUR, ...)."),
     target: str = typer.Argument(..., metavar="TO", help="Currency to convert to (a fiat: USD, EUR, ...)."),
-    url: Optional[str] = UrlOption,
+    url: str | None = UrlOption,
     as_json: bool = JsonOption,
 ) -> None:
     """Convert an amount through the best route of live tickers, FX rates and pegs (asks the running server)."""
@@ -234,4 +236,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
+    main()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Any, NoReturn, Optional
+from typing import Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -78,10 +78,12 @@ def _progress() -> Progress:
 @data_app.command("import")
 def import_files(
     ctx: typer.Context,
-    files: list[Path] = typer.Argument(..., help="Candle files: freqtrade/CCXT JSON (.json, .json.gz), Binance CSV (.csv, .zip), raw Binance captures (.gz)."),
-    exchange: Optional[str] = ExchangeOption,
-    symbol: Optional[str] = SymbolOption,
-    timeframe: Optional[str] = TimeframeOption,
+    files: list[Path] = typer.Argument(
+        ..., help="Candle files: freqtrade/CCXT JSON (.json, .json.gz), Binance CSV (.csv, .zip), raw Binance captures (.gz)."
+    ),
+    exchange: str | None = ExchangeOption,
+    symbol: str | None = SymbolOption,
+    timeframe: str | None = TimeframeOption,
     replace: bool = typer.Option(False, "--replace", help="Replace the stored series instead of merging into it."),
     as_json: bool = JsonOption,
 ) -> None:
@@ -110,7 +112,7 @@ def import_files(
     except CoinwireError as exc:
         _fail(f"{exc.code}: {exc.message}")
     if as_json:
-        rows = [{"files": f, "read": n, **_info_json(i)} for f, n, i in zip(names, read_rows, stored)]
+        rows = [{"files": f, "read": n, **_info_json(i)} for f, n, i in zip(names, read_rows, stored, strict=True)]
         typer.echo(json.dumps(rows))
         return
     console.print(_series_table("Imported (stored series after merging)", stored, {"read": [f"{n:,}" for n in read_rows]}))
@@ -138,8 +140,8 @@ def download_series(
     symbol: str = typer.Argument(..., help="Symbol like BTC/USDT."),
     timeframe: str = typer.Option(..., "--timeframe", "-t", help="Bar length like 5m, 1h, 1d."),
     since: str = typer.Option(..., "--since", help="First bar's open time: 2021-01-01, 2021-01-01T12:00 (UTC) or unix seconds."),
-    until: Optional[str] = typer.Option(None, "--until", help="Stop before this time (default: now; the open bar is never stored)."),
-    api_url: Optional[str] = typer.Option(None, "--api-url", help="Send the REST calls to this host instead (a mirror such as https://data-api.binance.vision)."),
+    until: str | None = typer.Option(None, "--until", help="Stop before this time (default: now; the open bar is never stored)."),
+    api_url: str | None = typer.Option(None, "--api-url", help="Send the REST calls to this host instead (a mirror such as https://data-api.binance.vision)."),
     retries: int = typer.Option(5, "--retries", min=0, help="Retries of a failed request (network, rate limit), with backoff."),
     as_json: bool = JsonOption,
 ) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, NoReturn, Optional
+from typing import Any, NoReturn
 
 import numpy as np
 import typer
@@ -36,21 +36,23 @@ def _symbols(values: list[str] | None) -> list[str]:
 
 def frontier_command(
     ctx: typer.Context,
-    data: Optional[list[Path]] = typer.Option(None, "--data", "-d", help="Candle files or folders (default: the history store)."),
-    symbols: Optional[list[str]] = typer.Option(None, "--symbols", "-s", help="Assets, e.g. BTC/USDT,ETH/USDT (default: every one in --data)."),
-    exchange: Optional[str] = typer.Option(None, "--exchange", "-x", help="Exchange of the stored history (default binance); "
+    data: list[Path] | None = typer.Option(None, "--data", "-d", help="Candle files or folders (default: the history store)."),
+    symbols: list[str] | None = typer.Option(
+        None, "--symbols", "-s", help="Assets, e.g. BTC/USDT,ETH/USDT (default: every one in --data)."
+    ),
+    exchange: str | None = typer.Option(None, "--exchange", "-x", help="Exchange of the stored history (default binance); "
                                            "with --data, labels the files (a frontier of files needs none)."),
-    timeframe: Optional[str] = typer.Option(None, "--timeframe", "-t", help="Bar length (default: the files'; 5m for the store)."),
+    timeframe: str | None = typer.Option(None, "--timeframe", "-t", help="Bar length (default: the files'; 5m for the store)."),
     window: str = typer.Option("180d", "--window", "-w", help="History used: a duration like 180d or 12h, or 'all'."),
     risk_free: float = typer.Option(fr.DEFAULT_RISK_FREE, "--risk-free", help="Annual risk-free rate for Sharpe ratios."),
     points: int = typer.Option(100, "--points", "-n", help="Frontier points at evenly spaced returns."),
     covariance: str = typer.Option("sample", "--covariance", help="sample or ledoit_wolf."),
     returns: str = typer.Option("simple", "--returns", help="simple or log returns of closes."),
-    max_weight: Optional[float] = typer.Option(None, "--max-weight", help="Upper bound on every asset's weight."),
+    max_weight: float | None = typer.Option(None, "--max-weight", help="Upper bound on every asset's weight."),
     cloud: int = typer.Option(10_000, "--cloud", help="Random portfolios drawn under the frontier in --plot."),
     seed: int = typer.Option(1, "--seed", help="Seed of the random cloud."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
-    plot: Optional[Path] = typer.Option(None, "--plot", help="Draw the frontier over the random cloud: FILE.png or FILE.html."),
+    plot: Path | None = typer.Option(None, "--plot", help="Draw the frontier over the random cloud: FILE.png or FILE.html."),
 ) -> None:
     """The exact long-only efficient frontier (Markowitz) of the given assets, with max-Sharpe and min-variance weights."""
     try:
@@ -74,7 +76,7 @@ def frontier_command(
             from coinwire.frontier_plot import write_plot
 
             rc = fr.random_portfolios(est, np.random.default_rng(seed), cloud, risk_free)
-            singles = [{"asset": a, **p.to_dict(est.assets)} for a, p in zip(est.assets, frontier.single_assets(risk_free))]
+            singles = [{"asset": a, **p.to_dict(est.assets)} for a, p in zip(est.assets, frontier.single_assets(risk_free), strict=True)]
             write_plot(plot, summary, rc.vol, rc.ret, singles)
     except CoinwireError as exc:
         _fail(f"{exc.code}: {exc.message}")

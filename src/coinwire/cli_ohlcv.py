@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 from datetime import datetime
-from typing import Any, NoReturn, Optional
+from typing import Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -56,8 +56,8 @@ def ohlcv_command(
     symbol: str = typer.Argument(..., help="Symbol like BTC/USDT or BTC_USDT."),
     timeframe: str = typer.Option("1h", "--timeframe", "-t", help="1m, 5m, 15m, 1h, 4h, 1d, 1w, 1M or e.g. 90m."),
     tz: str = typer.Option("UTC", "--tz", help="IANA time zone: days start at its local midnight."),
-    start: Optional[str] = typer.Option(None, "--start", help="Unix seconds or ISO 8601 (default: as many buckets as one page holds)."),
-    end: Optional[str] = typer.Option(None, "--end", help="Unix seconds or ISO 8601 (default: now)."),
+    start: str | None = typer.Option(None, "--start", help="Unix seconds or ISO 8601 (default: as many buckets as one page holds)."),
+    end: str | None = typer.Option(None, "--end", help="Unix seconds or ISO 8601 (default: now)."),
     as_json: bool = typer.Option(False, "--json", help="Print the answer of GET /api/v1/ohlcv as JSON."),
 ) -> None:
     """Candles of a series in any timeframe and time zone, from the store and the history store."""

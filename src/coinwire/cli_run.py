@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import typer
 from rich.console import Console
@@ -47,16 +47,16 @@ def run_command(
     strategy: str = typer.Argument(..., help="Built-in strategy name (ma_cross, hodl, ...) or path/to/file.py:ClassName."),
     mode: str = typer.Option("backtest", "--mode", "-m", help="backtest, paper (an embedded gateway; --data CAPTURE replays a "
                              "recording) or live (a configured live exchange: real money)."),
-    data: Optional[list[str]] = typer.Option(None, "--data", help="Candle file(s) or directory; default: the history store."),
+    data: list[str] | None = typer.Option(None, "--data", help="Candle file(s) or directory; default: the history store."),
     balance: list[str] = typer.Option([], "--balance", help="EXCHANGE:CURRENCY=AMOUNT, repeatable."),
     param: list[str] = typer.Option([], "--param", "-p", help="Strategy parameter NAME=VALUE, repeatable."),
     fee: str = typer.Option("0.001", "--fee", help="Maker and taker fee rate (0.001 = 0.1%)."),
     fill: str = typer.Option("open", "--fill", help="Market orders fill at the next candle's open, or the signal candle's close."),
     liquidity: str = typer.Option("volume", "--liquidity", help="volume: a candle fills at most its volume; unlimited."),
-    start: Optional[str] = typer.Option(None, "--start", "-s", help="First candle (unix seconds or ISO date)."),
-    end: Optional[str] = typer.Option(None, "--end", "-e", help="End, exclusive (unix seconds or ISO date)."),
+    start: str | None = typer.Option(None, "--start", "-s", help="First candle (unix seconds or ISO date)."),
+    end: str | None = typer.Option(None, "--end", "-e", help="End, exclusive (unix seconds or ISO date)."),
     as_json: bool = typer.Option(False, "--json", help="Print the report as one JSON object."),
-    report: Optional[Path] = typer.Option(None, "--report", help="Write a self-contained HTML report."),
+    report: Path | None = typer.Option(None, "--report", help="Write a self-contained HTML report."),
     save: bool = typer.Option(True, "--save/--no-save", help="Store the run under the data directory."),
     speed: str = typer.Option("max", "--speed", help="Paper replay pace: 1 = as recorded, 10 = ten times faster, max."),
 ) -> None:

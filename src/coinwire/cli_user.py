@@ -6,7 +6,7 @@ import asyncio
 import os
 import sys
 from collections.abc import Awaitable, Callable
-from typing import Any, Optional, TypeVar
+from typing import Any, TypeVar
 
 import typer
 from rich.console import Console
@@ -59,7 +59,7 @@ def _with_service(ctx: typer.Context, work: Callable[[AuthService], Awaitable[T]
         raise typer.Exit(2) from None
 
 
-def _password(given: Optional[str], stdin: bool) -> str:
+def _password(given: str | None, stdin: bool) -> str:
     if stdin:
         return sys.stdin.readline().rstrip("\n")
     if given:

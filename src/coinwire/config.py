@@ -10,8 +10,9 @@ import json
 import os
 import re
 import tomllib
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import msgspec
 import platformdirs
@@ -115,7 +116,7 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
     def to_public(self) -> dict[str, Any]:
         """The settings as `coinwire config show` prints them (resolved defaults included)."""
-        data = msgspec.to_builtins(self)
+        data: dict[str, Any] = msgspec.to_builtins(self)
         data["data_dir"] = str(self.data_path)
         data["store_url"] = _redact(self.resolved_store_url)
         data["bus_url"] = _redact(self.bus_url)

@@ -89,8 +89,8 @@ def _html(summary: dict[str, Any], cloud_vol: np.ndarray, cloud_ret: np.ndarray,
         parts.append(f'<line x1="{_PAD}" y1="{py(gy):.1f}" x2="{_W - _PAD}" y2="{py(gy):.1f}" stroke="#eee"/>'
                      f'<text x="{_PAD - 6}" y="{py(gy) + 4:.1f}" text-anchor="end">{gy:.0%}</text>')
     parts.append("".join(f'<circle cx="{px(x):.1f}" cy="{py(y):.1f}" r="1.3" fill="#7fa7d9" fill-opacity="0.5"/>'
-                         for x, y in zip(cv.tolist(), cr.tolist())))
-    line = " ".join(f"{px(x):.1f},{py(y):.1f}" for x, y in zip(vols, rets))
+                         for x, y in zip(cv.tolist(), cr.tolist(), strict=True)))
+    line = " ".join(f"{px(x):.1f},{py(y):.1f}" for x, y in zip(vols, rets, strict=True))
     parts.append(f'<polyline points="{line}" fill="none" stroke="#d62728" stroke-width="2.5"/>')
     for s in singles:
         parts.append(f'<circle cx="{px(s["volatility"]):.1f}" cy="{py(s["return"]):.1f}" r="3" fill="#555"/>'

@@ -102,7 +102,7 @@ async def _session(settings: Settings, run_id: str, cls: Any, params: Any, excha
         loop.add_signal_handler(signal.SIGINT, runtime.request_stop, "interrupted (Ctrl-C)")
         try:
             if replay:
-                ended = asyncio.gather(*feeds)
+                ended: asyncio.Future[Any] = asyncio.gather(*feeds)
                 await asyncio.wait([ended, asyncio.ensure_future(runtime.done.wait())], return_when=asyncio.FIRST_COMPLETED)
                 await platform.gateway.caught_up(give_up=runtime.done)
                 if not runtime.done.is_set():

@@ -166,7 +166,9 @@ async def test_a_websocket_ends_when_its_access_token_expires(server: ServerProc
         assert not cancelled(conn, order_id)  # nothing of the user's orders after the end
 
 
-async def test_authenticate_by_message_keeps_a_connection_past_its_first_tokens_expiry(server: ServerProcess, users: dict[str, str]) -> None:
+async def test_authenticate_by_message_keeps_a_connection_past_its_first_tokens_expiry(
+    server: ServerProcess, users: dict[str, str]
+) -> None:
     first = login(server, "tina", users["tina"])
     other = login(server, "kim", users["kim"])
     first_exp = jwt.decode(first["access_token"], options={"verify_signature": False})["exp"]

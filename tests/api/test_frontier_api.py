@@ -45,7 +45,7 @@ def test_frontier_from_the_history_store_equals_the_cli(stored: ServerProcess) -
         assert np.allclose(list(out[key]["weights"].values()), list(want[key]["weights"].values()), atol=1e-12)
     assert [p["volatility"] for p in out["frontier"]] == pytest.approx([p["volatility"] for p in want["frontier"]], rel=1e-12)
     front = np.interp([c[1] for c in out["cloud"]], [p["return"] for p in out["frontier"]], [p["volatility"] for p in out["frontier"]])
-    assert all(c[0] >= f * (1 - 1e-3) for c, f in zip(out["cloud"], front))  # chords lie above the curve: a loose check
+    assert all(c[0] >= f * (1 - 1e-3) for c, f in zip(out["cloud"], front, strict=True))  # chords lie above the curve: a loose check
 
 
 def test_server_files_bounds_and_target_volatility(stored: ServerProcess) -> None:

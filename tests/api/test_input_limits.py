@@ -1,4 +1,5 @@
-"""Bad input gets a clear error at the edge: slow and deeply nested bodies, non-ASCII digits, exact JSON numbers, strict integers, maximum lengths."""
+"""Bad input gets a clear error at the edge: slow and deeply nested bodies, non-ASCII digits, exact JSON numbers, strict integers,
+maximum lengths."""
 
 from __future__ import annotations
 
@@ -15,10 +16,10 @@ import msgspec
 import pytest
 import websockets
 
+import coinwire.api.app  # noqa: F401  (mounts every route and registers every method, ohlcv_routes' too)
 from coinwire.api import params as P
 from coinwire.api.client import RpcClient, RpcError
-import coinwire.api.app  # noqa: F401  (mounts every route and registers every method, ohlcv_routes' too)
-from coinwire.api.methods import METHOD_NAMES, _REGISTRY
+from coinwire.api.methods import _REGISTRY, METHOD_NAMES
 from tests.conftest import POSTGRES_URL, require_service
 from tests.server import ServerProcess
 

@@ -19,10 +19,10 @@ from fastapi import FastAPI
 
 from coinwire.api import params as P
 from coinwire.api.context import CallContext
-from coinwire.auth.abilities import Principal
 from coinwire.api.market_routes import add_market_routes, ticker_pattern
 from coinwire.api.methods import Api, subscribe
 from coinwire.api.notifier import Notifier
+from coinwire.auth.abilities import Principal
 from coinwire.bus import MemoryBus
 from coinwire.cache import MemoryCache
 from coinwire.core.errors import InvalidInput

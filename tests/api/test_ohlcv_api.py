@@ -54,7 +54,7 @@ def test_daily_candles_in_new_york_across_the_dst_change(http: httpx.Client) -> 
     assert "X-Next-Start" not in response.headers and "Link" not in response.headers
     # 13th (EST), 14th (23 hours), 15th starts 04:00 UTC (EDT) and is outside [start, end)
     assert [row[0] for row in candles] == [1615611600, 1615698000]
-    for row, (lo, hi) in zip(candles, [(1615611600, 1615698000), (1615698000, 1615780800)]):
+    for row, (lo, hi) in zip(candles, [(1615611600, 1615698000), (1615698000, 1615780800)], strict=True):
         day = hourly.slice(lo, hi)
         assert row[1:] == pytest.approx([day.open[0], day.high.max(), day.low.min(), day.close[-1], day.volume.sum()], rel=1e-12)
         assert row[1:5] == [day.open[0], day.high.max(), day.low.min(), day.close[-1]]

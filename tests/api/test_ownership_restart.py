@@ -81,7 +81,8 @@ def test_wallet_sets_and_runs_keep_their_owner_through_a_sigkill_right_after_the
                 made = tom.post("/xwrap/v1/wallets/new", json={"wallets": [{"exchange": "demo", "currency": "USDT", "allocation": "10"}]})
                 assert made.status_code == 200, made.text
                 set_ids.append(made.json()["id"])
-            started = tom.put("/runnables/hodl/start", json={"mode": "paper", "balances": {"demo:USDT": "100"}, "params": {"timeframe": "1s"}})
+            started = tom.put("/runnables/hodl/start",
+                              json={"mode": "paper", "balances": {"demo:USDT": "100"}, "params": {"timeframe": "1s"}})
             assert started.status_code == 202, started.text
             run_id = started.json()["run_id"]
             server.kill()  # at once: nothing buffered after the answers is written

@@ -32,7 +32,8 @@ ECHOES = 40  # 100 KB answers a stalled client leaves unread: 4 MB, under the 8 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    proc = ServerProcess(Path(tmp_path_factory.mktemp("push-backpressure")), env={"COINWIRE_WS_MAX_PATTERNS": str(MAX_PATTERNS), "COINWIRE_WS_MAX_STREAMS": str(MAX_STREAMS)})
+    proc = ServerProcess(Path(tmp_path_factory.mktemp("push-backpressure")),
+                         env={"COINWIRE_WS_MAX_PATTERNS": str(MAX_PATTERNS), "COINWIRE_WS_MAX_STREAMS": str(MAX_STREAMS)})
     proc.start()
     with proc.client() as admin:
         made = admin.post("/api/v1/users", json={"username": "vera", "password": PASSWORD, "role": "viewer"})
@@ -42,7 +43,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
 
 
 def _viewer_url(server: ServerProcess) -> str:
-    token = httpx.post(server.http + "/api/v1/auth/login", json={"username": "vera", "password": PASSWORD}, timeout=30).json()["access_token"]
+    token = httpx.post(server.http + "/api/v1/auth/login", json={"username": "vera", "password": PASSWORD},
+                       timeout=30).json()["access_token"]
     return f"{server.ws_anonymous}?access_token={token}"
 
 

@@ -368,16 +368,20 @@ def test_wallet_set_errors(http: httpx.Client) -> None:
     expect_error(http.post("/xwrap/v1/wallets/deactivate", json={"wallet_set_id": 424242}), 404, "wallet_set_not_found")
     before = state(http)
     new = "/xwrap/v1/wallets/new"
-    expect_error(http.post(new, json={"run_id": "x", "wallets": [{"exchange": EX, "currency": "USDT", "allocation": "1e12"}]}), 400, "insufficient_funds")
+    expect_error(http.post(new, json={"run_id": "x", "wallets": [{"exchange": EX, "currency": "USDT", "allocation": "1e12"}]}),
+                 400, "insufficient_funds")
     # all or nothing: the first allocation fits, the second does not
     expect_error(http.post(new, json={"run_id": "x", "wallets": [
         {"exchange": EX, "currency": "USDT", "allocation": "10"},
         {"exchange": EX, "currency": "BTC", "allocation": "1e6"},
     ]}), 400, "insufficient_funds")
-    expect_error(http.post(new, json={"run_id": "x", "wallets": [{"exchange": EX, "currency": "DOGE", "allocation": "1"}]}), 400, "bad_wallet_config")
-    expect_error(http.post(new, json={"run_id": "x", "wallets": [{"exchange": EX, "currency": "USDT", "allocation": "-5"}]}), 400, "bad_wallet_config")
+    expect_error(http.post(new, json={"run_id": "x", "wallets": [{"exchange": EX, "currency": "DOGE", "allocation": "1"}]}),
+                 400, "bad_wallet_config")
+    expect_error(http.post(new, json={"run_id": "x", "wallets": [{"exchange": EX, "currency": "USDT", "allocation": "-5"}]}),
+                 400, "bad_wallet_config")
     expect_error(http.post(new, json={"run_id": "x", "wallets": []}), 400, "bad_wallet_config")
-    expect_error(http.post(new, json={"run_id": "x", "wallets": [{"exchange": "nope", "currency": "USDT", "allocation": "1"}]}), 404, "unknown_exchange")
+    expect_error(http.post(new, json={"run_id": "x", "wallets": [{"exchange": "nope", "currency": "USDT", "allocation": "1"}]}),
+                 404, "unknown_exchange")
     expect_error(http.post(new, json={"run_id": "x", "wallets": [{"exchange": EX, "currency": "USDT"}]}), 400, "invalid_params")
     expect_error(http.post(new, json={"run_id": "x", "wallets": "all of them"}), 400, "invalid_params")
     assert state(http) == before
@@ -416,7 +420,8 @@ def test_virtual_wallet_transaction_names_its_wallet_by_id_or_is_refused(http: h
     error = expect_error(http.post(url, json={"exchange": EX, "base": "SOL", "movement": "3", "wallet_id": 10**9}), 404, "wallet_not_found")
     assert error["field"] == "wallet_id"
     sol = http.get(f"/xwrap/v1/wallets/{EX}/SOL").json()  # the caller's account wallet: its id is the unallocated wallet's
-    expect_error(http.post(url, json={"exchange": EX, "base": "BTC", "movement": "3", "wallet_id": sol["id"]}), 400, "conflicting_parameters")
+    expect_error(http.post(url, json={"exchange": EX, "base": "BTC", "movement": "3", "wallet_id": sol["id"]}), 400,
+                 "conflicting_parameters")
     assert state(http) == unchanged
     assert http.post(url, json={"exchange": EX, "movement": "3", "wallet_id": sol["id"]}).status_code == 200
     after = http.get(f"/xwrap/v1/wallets/{EX}/SOL").json()
@@ -536,7 +541,8 @@ def test_metrics_after_traffic_on_every_route(http: httpx.Client) -> None:
     response = http.get("/metrics")
     assert response.status_code == 200 and response.headers["content-type"].startswith("text/plain")
     text = response.text
-    for name in ("coinwire_orders_total", "coinwire_request_seconds", "coinwire_book_level_updates_total", "coinwire_event_loop_lag_seconds"):
+    for name in ("coinwire_orders_total", "coinwire_request_seconds", "coinwire_book_level_updates_total",
+                 "coinwire_event_loop_lag_seconds"):
         assert name in text, name
     families = list(text_string_to_metric_families(text))
     orders = [s for s in _samples(families, "coinwire_orders_total") if s.labels["exchange"] == EX]

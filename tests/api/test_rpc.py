@@ -88,7 +88,8 @@ async def test_limit_order_rests_lists_and_cancels(rpc: RpcClient) -> None:
     bid, _ = await best(rpc)
     price = (bid * Decimal("0.8")).quantize(Decimal("0.01"))
     client_oid = oid()
-    order = await rpc.call("make_order", exchange=EX, pair="BTC_USDT", side="buy", type="limit", size="0.01", limit=str(price), client_oid=client_oid)
+    order = await rpc.call("make_order", exchange=EX, pair="BTC_USDT", side="buy", type="limit", size="0.01", limit=str(price),
+                           client_oid=client_oid)
     assert order["status"] == "open" and order["filled_size"] == "0" and order["client_order_id"] == client_oid
     note = await rpc.notification("order")
     assert note["id"] == order["id"]
@@ -123,18 +124,23 @@ async def test_market_order_fills_and_settles(rpc: RpcClient) -> None:
 async def test_order_types_ioc_fok_post_only(rpc: RpcClient) -> None:
     bid, ask = await best(rpc)
     far = (bid * Decimal("0.5")).quantize(Decimal("0.01"))
-    ioc = await rpc.call("make_order", exchange=EX, pair="BTC_USDT", side="buy", type="limit-immediate-cancel", size="0.01", limit=str(far), client_oid=oid())
+    ioc = await rpc.call("make_order", exchange=EX, pair="BTC_USDT", side="buy", type="limit-immediate-cancel", size="0.01", limit=str(far),
+                         client_oid=oid())
     assert ioc["status"] == "done" and ioc["done_reason"] == "cancelled" and ioc["filled_size"] == "0"
-    fok = await rpc.call("make_order", exchange=EX, pair="BTC_USDT", side="buy", type="limit-fill-kill", size="0.01", limit=str(far), client_oid=oid())
+    fok = await rpc.call("make_order", exchange=EX, pair="BTC_USDT", side="buy", type="limit-fill-kill", size="0.01", limit=str(far),
+                         client_oid=oid())
     assert fok["status"] == "done" and fok["done_reason"] == "killed"
     high = (ask * Decimal("1.05")).quantize(Decimal("0.01"))
-    fok_ok = await rpc.call("make_order", exchange=EX, pair="BTC_USDT", side="buy", type="limit-fill-kill", size="0.001", limit=str(high), client_oid=oid())
+    fok_ok = await rpc.call("make_order", exchange=EX, pair="BTC_USDT", side="buy", type="limit-fill-kill", size="0.001", limit=str(high),
+                            client_oid=oid())
     assert fok_ok["done_reason"] == "filled"
     await expect_error(
-        rpc.call("make_order", exchange=EX, pair="BTC_USDT", side="buy", type="limit-post-only", size="0.01", limit=str(high), client_oid=oid()),
+        rpc.call("make_order", exchange=EX, pair="BTC_USDT", side="buy", type="limit-post-only", size="0.01", limit=str(high),
+                 client_oid=oid()),
         -32000, "post_only_would_take",
     )
-    po = await rpc.call("make_order", exchange=EX, pair="BTC_USDT", side="buy", type="limit", post_only=True, size="0.01", limit=str(far), client_oid=oid())
+    po = await rpc.call("make_order", exchange=EX, pair="BTC_USDT", side="buy", type="limit", post_only=True, size="0.01", limit=str(far),
+                        client_oid=oid())
     assert po["type"] == "limit-post-only" and po["status"] == "open"
     await rpc.call("cancel_order", client_oid=po["client_order_id"])
 
@@ -204,12 +210,15 @@ async def test_wallet_sets_allocate_trade_and_deactivate(rpc: RpcClient) -> None
     # a set can only spend what it was given
     bid, _ = await best(rpc)
     await expect_error(
-        rpc.call("make_order", exchange=EX, pair="BTC_USDT", side="sell", size="0.6", limit=str(bid), wallet_set_id=set_id, client_oid=oid()),
+        rpc.call("make_order", exchange=EX, pair="BTC_USDT", side="sell", size="0.6", limit=str(bid), wallet_set_id=set_id,
+                 client_oid=oid()),
         -32003, "insufficient_funds",
     )
     far = str((bid * Decimal("0.5")).quantize(Decimal("0.01")))
-    resting = await rpc.call("make_order", exchange=EX, pair="BTC_USDT", side="buy", size="0.01", limit=far, wallet_set_id=set_id, client_oid=oid())
-    filled = await rpc.call("make_order", exchange=EX, pair="BTC_USDT", side="sell", type="market", size="0.1", wallet_set_id=set_id, client_oid=oid())
+    resting = await rpc.call("make_order", exchange=EX, pair="BTC_USDT", side="buy", size="0.01", limit=far, wallet_set_id=set_id,
+                             client_oid=oid())
+    filled = await rpc.call("make_order", exchange=EX, pair="BTC_USDT", side="sell", type="market", size="0.1", wallet_set_id=set_id,
+                            client_oid=oid())
     assert filled["done_reason"] == "filled"
     ws = await rpc.call("get_wallet_set", set_id=set_id)
     balances = {w["currency"]: w for w in ws["wallets"]}
@@ -235,9 +244,12 @@ async def test_wallet_sets_allocate_trade_and_deactivate(rpc: RpcClient) -> None
 
 
 async def test_wallet_set_errors(rpc: RpcClient) -> None:
-    await expect_error(rpc.call("create_wallet_set", run_id="x", wallets=[{"exchange": EX, "currency": "USDT", "allocation": "1e12"}]), -32003, "insufficient_funds")
-    await expect_error(rpc.call("create_wallet_set", run_id="x", wallets=[{"exchange": EX, "currency": "DOGE", "allocation": "1"}]), -32000, "bad_wallet_config")
-    await expect_error(rpc.call("create_wallet_set", run_id="x", wallets=[{"exchange": "nope", "currency": "USDT", "allocation": "1"}]), -32001, "unknown_exchange")
+    await expect_error(rpc.call("create_wallet_set", run_id="x", wallets=[{"exchange": EX, "currency": "USDT", "allocation": "1e12"}]),
+                       -32003, "insufficient_funds")
+    await expect_error(rpc.call("create_wallet_set", run_id="x", wallets=[{"exchange": EX, "currency": "DOGE", "allocation": "1"}]),
+                       -32000, "bad_wallet_config")
+    await expect_error(rpc.call("create_wallet_set", run_id="x", wallets=[{"exchange": "nope", "currency": "USDT", "allocation": "1"}]),
+                       -32001, "unknown_exchange")
     await expect_error(rpc.call("create_wallet_set", run_id="x", wallets=[]), -32602, "bad_wallet_config")
     await expect_error(rpc.call("create_wallet_set", run_id="x", wallets=[{"exchange": EX, "currency": "USDT"}]), -32602, "invalid_params")
 
@@ -274,8 +286,8 @@ async def test_cancel_after_expires_a_resting_order(rpc: RpcClient) -> None:
 
 
 async def test_batch_and_notification_requests(rpc: RpcClient, server: ServerProcess) -> None:
-    import websockets
     import msgspec
+    import websockets
 
     async with websockets.connect(server.ws) as ws:
         await ws.send(msgspec.json.encode([
@@ -306,8 +318,8 @@ async def test_logmessages_notifications(rpc: RpcClient) -> None:
 
 
 async def test_the_seeds_args_member_is_refused_naming_params_and_runs_nothing(rpc: RpcClient, server: ServerProcess) -> None:
-    import websockets
     import msgspec
+    import websockets
 
     await rpc.call("subscribe", channels=["echo_ret"])
     before = await rpc.call("list_recent_orders", include_open=True, limit=5)
@@ -371,16 +383,16 @@ async def test_add_virtual_wallet_tx_honours_wallet_id_or_refuses_it(rpc: RpcCli
 
 async def test_an_id_that_cannot_come_back_as_sent_is_refused(server: ServerProcess) -> None:
     """JSON-RPC ids are strings, integers or null: a fraction would come back as text, an object or list is no id."""
-    import websockets
     import msgspec
+    import websockets
 
     async with websockets.connect(server.ws) as ws:
         for raw_id in ("1.5", "1e400", "{\"a\": 1}", "[1]", "true"):
-            await ws.send('{"jsonrpc": "2.0", "method": "echo", "params": {}, "id": %s}' % raw_id)
+            await ws.send('{"jsonrpc": "2.0", "method": "echo", "params": {}, "id": ' + raw_id + "}")
             answer = msgspec.json.decode(await asyncio.wait_for(ws.recv(), 10))
             assert answer["id"] is None and answer["error"]["code"] == -32600, (raw_id, answer)
             assert answer["error"]["data"]["code"] == "invalid_id"
         for good in ('"x-1"', "7", "null"):
-            await ws.send('{"jsonrpc": "2.0", "method": "echo", "params": {"ok": 1}, "id": %s}' % good)
+            await ws.send('{"jsonrpc": "2.0", "method": "echo", "params": {"ok": 1}, "id": ' + good + "}")
             answer = msgspec.json.decode(await asyncio.wait_for(ws.recv(), 10))
             assert answer["result"] == {"ok": 1} and answer["id"] == msgspec.json.decode(good), answer

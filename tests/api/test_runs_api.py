@@ -262,7 +262,8 @@ def test_strategy_files_can_be_switched_off(tmp_path: Path, data: str) -> None:
     try:
         r = httpx.put(f"{server.http}/runnables/{user('Slow')}/start", json=body(data, params={}), timeout=30, headers=server.headers)
         assert r.status_code == 403 and r.json()["error"]["code"] == "user_strategies_disabled"
-        r = httpx.put(f"{server.http}/runnables/hodl/start", json=body(data, params={"timeframe": "1h"}), timeout=30, headers=server.headers)
+        r = httpx.put(f"{server.http}/runnables/hodl/start", json=body(data, params={"timeframe": "1h"}), timeout=30,
+                      headers=server.headers)
         assert r.status_code == 202
     finally:
         server.stop()

@@ -9,7 +9,6 @@ nothing of the other user changed.
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import re
 import uuid
@@ -91,7 +90,7 @@ async def quiet(rpc: RpcClient, method: str, seconds: float = 0.6) -> None:
     """Nothing named `method` arrives within `seconds`."""
     try:
         got = await rpc.notification(method, timeout=seconds)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         return
     raise AssertionError(f"unexpected {method} notification: {got}")
 
@@ -394,7 +393,7 @@ async def test_every_identifier_of_another_user_answers_as_a_nonexistent_one(
                 if not names or path.startswith("/xwrap/"):
                     continue
                 for verb in verbs:
-                    got = [_normal(_http_outcome(rest, verb.upper(), path, {n: v for n in names}), (v,))
+                    got = [_normal(_http_outcome(rest, verb.upper(), path, dict.fromkeys(names, v)), (v,))
                            for v in (theirs[next(iter(names))], fresh("never"))]
                     assert got[0] == got[1], (path, verb, got)
         await quiet(tess, "order", 0.5)  # nothing happened to tess's order

@@ -143,11 +143,15 @@ async def test_get_wallet_answers_a_sets_wallet_as_get_wallet_set_shows_it(serve
         assert await tom.call("get_wallet", exchange=EX, base="eth", wallet_set_id=set_id) == wallets["ETH"]  # the seed's `base`
         # a currency the set does not list, an unknown exchange or currency, bad parameters
         assert (await refusal(tom.call("get_wallet", exchange=EX, currency="BTC", wallet_set_id=set_id)))[:2] == (-32001, "unknown_wallet")
-        assert (await refusal(tom.call("get_wallet", exchange="nope", currency="BTC", wallet_set_id=set_id)))[:2] == (-32001, "unknown_exchange")
-        assert (await refusal(tom.call("get_wallet", exchange=EX, currency="DOGE", wallet_set_id=set_id)))[:2] == (-32001, "currency_not_found")
+        assert (await refusal(tom.call("get_wallet", exchange="nope", currency="BTC",
+                                       wallet_set_id=set_id)))[:2] == (-32001, "unknown_exchange")
+        assert (await refusal(tom.call("get_wallet", exchange=EX, currency="DOGE",
+                                       wallet_set_id=set_id)))[:2] == (-32001, "currency_not_found")
         assert (await refusal(tom.call("get_wallet", exchange=EX, wallet_set_id=set_id)))[:2] == (-32602, "missing_parameter")
-        assert (await refusal(tom.call("get_wallet", exchange=EX, currency="USDT", base="BTC", wallet_set_id=set_id)))[:2] == (-32602, "invalid_params")
-        assert (await refusal(tom.call("get_wallet", exchange=EX, currency="USDT", wallet_set_id=10**9)))[:2] == (-32001, "unknown_wallet_set")
+        assert (await refusal(tom.call("get_wallet", exchange=EX, currency="USDT", base="BTC",
+                                       wallet_set_id=set_id)))[:2] == (-32602, "invalid_params")
+        assert (await refusal(tom.call("get_wallet", exchange=EX, currency="USDT",
+                                       wallet_set_id=10**9)))[:2] == (-32001, "unknown_wallet_set")
         # without a wallet set: the caller's account wallet, all its partitions (allocated + unallocated)
         own = await tom.call("get_wallet", exchange=EX, currency="USDT")
         tom_total = balances(await tom.call("get_total_wallet_set"))
@@ -218,7 +222,8 @@ async def test_a_refused_allocation_changes_nothing(server: ServerProcess) -> No
         cases: list[tuple[dict[str, Any], tuple[int, str]]] = [
             # more back out than the set has available: held funds stay with the order
             ({"set_id": set_id, "wallets": [{"exchange": EX, "currency": "BTC", "allocation": "0"},
-                                             {"exchange": EX, "currency": "USDT", "allocation": str(-(1000 - held) - 1)}]}, (-32003, "insufficient_funds")),
+                                             {"exchange": EX, "currency": "USDT", "allocation": str(-(1000 - held) - 1)}]},
+                                             (-32003, "insufficient_funds")),
             # more in than unallocated holds: all or none, the first wallet is not moved either
             ({"set_id": set_id, "wallets": [{"exchange": EX, "currency": "BTC", "allocation": "1"},
                                              {"exchange": EX, "currency": "USDT", "allocation": "1e15"}]}, (-32003, "insufficient_funds")),
@@ -230,7 +235,8 @@ async def test_a_refused_allocation_changes_nothing(server: ServerProcess) -> No
             ({"set_id": set_id, "wallets": []}, (-32602, "bad_wallet_config")),
             ({"set_id": set_id, "wallets": [{"exchange": EX, "currency": "BTC", "allocation": "abc"}]}, (-32602, "invalid_number")),
             ({"set_id": set_id, "wallets": [{"exchange": EX, "currency": "BTC"}]}, (-32602, "invalid_params")),
-            ({"set_id": set_id, "wallet_set_id": set_id, "wallets": [{"exchange": EX, "currency": "BTC", "allocation": "1"}]}, (-32602, "conflicting_parameters")),
+            ({"set_id": set_id, "wallet_set_id": set_id, "wallets": [{"exchange": EX, "currency": "BTC", "allocation": "1"}]},
+             (-32602, "conflicting_parameters")),
             ({"wallets": [{"exchange": EX, "currency": "BTC", "allocation": "1"}]}, (-32602, "missing_parameter")),
             ({"set_id": 10**9, "wallets": [{"exchange": EX, "currency": "BTC", "allocation": "1"}]}, (-32001, "unknown_wallet_set")),
         ]
@@ -239,15 +245,18 @@ async def test_a_refused_allocation_changes_nothing(server: ServerProcess) -> No
         assert await tom.call("get_wallet_set", set_id=set_id) == before
         assert balances(await tom.call("get_unallocated_wallet_set")) == pool
         # exactly what is available goes back out; the held part stays for the order
-        await tom.call("allocate_to_wallet_set", set_id=set_id, wallets=[{"exchange": EX, "currency": "USDT", "allocation": str(-(1000 - held))}])
+        await tom.call("allocate_to_wallet_set", set_id=set_id,
+                       wallets=[{"exchange": EX, "currency": "USDT", "allocation": str(-(1000 - held))}])
         usdt = await tom.call("get_wallet", exchange=EX, currency="USDT", wallet_set_id=set_id)
         assert (Decimal(usdt["balance"]), usdt["available"]) == (held, "0")
         await tom.call("cancel_order", order_id=order["id"])
         await tom.call("deactivate_wallet_set", set_id=set_id)
-        code, reason, _ = await refusal(tom.call("allocate_to_wallet_set", set_id=set_id, wallets=[{"exchange": EX, "currency": "USDT", "allocation": "1"}]))
+        code, reason, _ = await refusal(tom.call("allocate_to_wallet_set", set_id=set_id,
+                                                 wallets=[{"exchange": EX, "currency": "USDT", "allocation": "1"}]))
         assert (code, reason) == (-32002, "wallet_set_inactive")
     async with as_user(server, "vic") as vic:  # a viewer may read wallets, not move them
-        assert (await refusal(vic.call("allocate_to_wallet_set", set_id=set_id, wallets=[{"exchange": EX, "currency": "USDT", "allocation": "1"}])))[:2] == (-32011, "forbidden")
+        assert (await refusal(vic.call("allocate_to_wallet_set", set_id=set_id,
+                                       wallets=[{"exchange": EX, "currency": "USDT", "allocation": "1"}])))[:2] == (-32011, "forbidden")
 
 
 async def test_acknowledged_allocations_survive_a_sigkill(server: ServerProcess) -> None:

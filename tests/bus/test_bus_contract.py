@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from decimal import Decimal
 from collections.abc import AsyncIterator, Awaitable, Callable
+from decimal import Decimal
 from urllib.parse import urlsplit
 
 import pytest
@@ -87,7 +87,8 @@ async def test_wildcards_select_one_token_or_the_rest(bus: Bus) -> None:
     await bus.subscribe("trade.>", rest)
     await bus.subscribe("*.binance.usdt.btc", first)
     await bus.subscribe("trade.kraken.eur.btc", exact)
-    subjects = ["trade.binance.usdt.btc", "trade.binance.usdt.eth", "trade.kraken.eur.btc", "trade.binance.btc.eth", "book.binance.usdt.btc"]
+    subjects = ["trade.binance.usdt.btc", "trade.binance.usdt.eth", "trade.kraken.eur.btc", "trade.binance.btc.eth",
+                "book.binance.usdt.btc"]
     for n, subject in enumerate(subjects):
         await bus.publish(subject, tick(n))
     await bus.publish("trade.binance.usdt.end", tick(99))  # every collector but `first` and `exact` sees this last
@@ -188,7 +189,8 @@ async def test_no_cross_talk_between_namespaces(make_bus: BusFactory) -> None:
 
 
 async def test_per_subject_order_one_call_at_a_time_under_concurrency(bus: Bus) -> None:
-    subjects = ["trade.binance.usdt.btc", "trade.binance.usdt.eth", "trade.kraken.usd.btc", "order.binance.usdt.btc", "fill.binance.usdt.btc"]
+    subjects = ["trade.binance.usdt.btc", "trade.binance.usdt.eth", "trade.kraken.usd.btc", "order.binance.usdt.btc",
+                "fill.binance.usdt.btc"]
     per_subject = 200  # 1000 messages in all, published by one task per subject at once
     received: dict[str, list[int]] = {s: [] for s in subjects}
     running = 0

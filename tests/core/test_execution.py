@@ -16,8 +16,6 @@ from coinwire.core.matching import MatchingEngine
 from coinwire.core.numbers import ATTO
 from coinwire.core.orders import Order, OrderType, Side
 
-
-
 INST = Instrument(exchange="paper", symbol="BTC/USDT", base="BTC", quote="USDT", price_decimals=2, size_decimals=6,
                   step=10, maker_fee=100_000, taker_fee=150_000)
 

@@ -152,7 +152,7 @@ def test_registry_by_name_and_class() -> None:
 # --- batch == streaming ------------------------------------------------------------------------------
 def stream_values(indicator: object, *inputs: np.ndarray) -> np.ndarray:
     update = indicator.update  # type: ignore[attr-defined]
-    return np.array([update(*row) for row in zip(*(x.tolist() for x in inputs))])
+    return np.array([update(*row) for row in zip(*(x.tolist() for x in inputs), strict=True)])
 
 
 prices = st.lists(st.floats(1e-4, 1e6, allow_nan=False, allow_infinity=False), min_size=0, max_size=120)
@@ -245,8 +245,8 @@ def test_agrees_with_talib() -> None:
         same(ema(close, n), talib.EMA(close, n))
         same(rsi(close, n), talib.RSI(close, n))
         same(atr(high, low, close, n), talib.ATR(high, low, close, n))
-        for ours, theirs in zip(bollinger(close, n, 2.0), talib.BBANDS(close, n, 2.0, 2.0, 0)):
+        for ours, theirs in zip(bollinger(close, n, 2.0), talib.BBANDS(close, n, 2.0, 2.0, 0), strict=True):
             same(ours, theirs)
     # TA-Lib starts MACD's fast EMA late (at the slow one's start); after 20 slow periods both agree
-    for ours, theirs in zip(macd(close, 12, 26, 9), talib.MACD(close, 12, 26, 9)):
+    for ours, theirs in zip(macd(close, 12, 26, 9), talib.MACD(close, 12, 26, 9), strict=True):
         np.testing.assert_allclose(ours[520:], theirs[520:], rtol=1e-6, atol=1e-9 * close.max())

@@ -294,13 +294,15 @@ class AccountsMachine(RuleBasedStateMachine):
         everyone: dict[tuple[str, str], Balance] = defaultdict(Balance)
         for account in ACCOUNTS:
             only = (account,)
-            totals, allocated, unallocated = self.ledger.exchange_totals(only), self.ledger.allocated(accounts=only), self.ledger.unallocated(only)
+            ledger = self.ledger
+            totals, allocated, unallocated = ledger.exchange_totals(only), ledger.allocated(accounts=only), ledger.unallocated(only)
             for pair in PAIRS:
                 total = totals.get(pair, Balance())
                 assert total.balance == self.expected[(account, *pair)], (account, pair)
                 assert total == allocated.get(pair, Balance()) + unallocated.get(pair, Balance()), (account, pair)
                 everyone[pair] += total
-        assert {p: b for p, b in everyone.items() if b != Balance()} == {p: b for p, b in self.ledger.exchange_totals().items() if b != Balance()}
+        nonzero = {p: b for p, b in self.ledger.exchange_totals().items() if b != Balance()}
+        assert {p: b for p, b in everyone.items() if b != Balance()} == nonzero
 
     @invariant()
     def holds_are_their_own_orders(self) -> None:

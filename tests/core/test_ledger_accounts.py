@@ -7,11 +7,11 @@ import pytest
 from coinwire.core.accounts import Account, may
 from coinwire.core.errors import DomainError, InsufficientFunds
 from coinwire.core.execution import place_order, release_hold
+from coinwire.core.ids import IdSequence
 from coinwire.core.instruments import Instrument
 from coinwire.core.ledger import Balance, Ledger, LedgerInvariantError
 from coinwire.core.matching import MatchingEngine
 from coinwire.core.numbers import str_to_atto as atto
-from coinwire.core.ids import IdSequence
 from coinwire.core.orders import Order, OrderType, Side
 
 EX, OTHER = "paper", "other"
@@ -43,7 +43,7 @@ def test_an_order_holds_and_settles_on_its_own_account_only(ledger: Ledger) -> N
     book_engine.on_snapshot([(9_900_00, 1_000_000)], [(10_000_00, 1_000_000)], 1)
     order = Order(id=1, client_oid="a", exchange=EX, symbol="BTC/USDT", side=Side.BUY, type=OrderType.MARKET,
                   size=50_000, account_id=ALICE)  # 0.05 BTC at 10,000: 500 USDT
-    fills, lines = place_order(ledger, book_engine, order, 2)
+    fills, _ = place_order(ledger, book_engine, order, 2)
     assert fills and all(f.account_id == ALICE for f in fills)
     assert ledger.wallet(EX, "BTC", None, ALICE).balance == atto("0.05")
     assert ledger.wallet(EX, "BTC", None, BOB).balance == 0 and ledger.wallet(EX, "USDT", None, BOB).balance == atto("1000")

@@ -53,7 +53,7 @@ class LedgerMachine(RuleBasedStateMachine):
         self.ledger = Ledger(EXCHANGES)
         self.ts = 0
         self.ids = 0
-        self.expected: dict[tuple[str, str], int] = {pair: 0 for pair in PAIRS}
+        self.expected: dict[tuple[str, str], int] = dict.fromkeys(PAIRS, 0)
         self.orders: dict[int, OpenOrder] = {}
         # what a caller persists: every returned line, the wallets they name, the sets
         self.stored_lines: list[WalletLine] = []
@@ -97,7 +97,7 @@ class LedgerMachine(RuleBasedStateMachine):
 
     @initialize(amounts=st.lists(DEPOSITS, min_size=len(PAIRS), max_size=len(PAIRS)))
     def fund(self, amounts: list[int]) -> None:
-        for pair, amount in zip(PAIRS, amounts):
+        for pair, amount in zip(PAIRS, amounts, strict=True):
             self.deposit(pair, amount)
 
     @rule(pair=st.sampled_from(PAIRS), amount=DEPOSITS)

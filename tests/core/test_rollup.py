@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -107,7 +107,7 @@ def _wall_reference(step: int, tz: ZoneInfo, lo: int, hi: int) -> list[int]:
     out = []
     previous_wall = None
     for t in range(lo, hi, 60):
-        offset = datetime.fromtimestamp(t, timezone.utc).astimezone(tz).utcoffset()
+        offset = datetime.fromtimestamp(t, UTC).astimezone(tz).utcoffset()
         wall = t + int(offset.total_seconds())  # type: ignore[union-attr]
         if wall % step == 0:
             out.append(t)
@@ -123,7 +123,7 @@ def _change_days(tz: ZoneInfo) -> list[int]:
     """Unix seconds of the UTC midnights before each offset change of 2018-2021 (the days worth testing)."""
     lo = ts("2018-01-01T00:00+00:00")
     days = [lo + d * 86_400 for d in range(4 * 366)]
-    offsets = [datetime.fromtimestamp(t, timezone.utc).astimezone(tz).utcoffset() for t in days]
+    offsets = [datetime.fromtimestamp(t, UTC).astimezone(tz).utcoffset() for t in days]
     return [days[i - 1] for i in range(1, len(days)) if offsets[i] != offsets[i - 1]]
 
 
@@ -158,8 +158,8 @@ def test_calendar_starts_are_the_first_instants_of_local_days(zone: str, day: in
     got = bucket_starts(Timeframe(1, unit), tz, lo, hi)
     assert got[0] <= lo < (got[1] if len(got) > 1 else hi + 1) and got[-1] < hi
     for t in got.tolist():
-        here = datetime.fromtimestamp(t, timezone.utc).astimezone(tz)
-        before = datetime.fromtimestamp(t - 1, timezone.utc).astimezone(tz)
+        here = datetime.fromtimestamp(t, UTC).astimezone(tz)
+        before = datetime.fromtimestamp(t - 1, UTC).astimezone(tz)
         assert here.date() != before.date(), f"{here} is not the first instant of its day"
         assert unit != "w" or here.weekday() == 0
         assert unit != "M" or here.day == 1
@@ -237,7 +237,8 @@ def test_rollup_invariants(candles: OHLCV, zone: str, tf: str) -> None:
 
 
 @settings(max_examples=60, deadline=None)
-@given(candles=minute_series(), zone=st.sampled_from(ZONES), pair=st.sampled_from([("5m", "1h"), ("1h", "4h"), ("4h", "1d"), ("1d", "1w"), ("1d", "1M"), ("15m", "1d")]))
+@given(candles=minute_series(), zone=st.sampled_from(ZONES),
+       pair=st.sampled_from([("5m", "1h"), ("1h", "4h"), ("4h", "1d"), ("1d", "1w"), ("1d", "1M"), ("15m", "1d")]))
 def test_rolling_up_in_steps_equals_rolling_up_at_once(candles: OHLCV, zone: str, pair: tuple[str, str]) -> None:
     tz = ZoneInfo(zone)
     fine, coarse = pair

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import subprocess
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -71,7 +71,7 @@ def test_5m_rolled_up_to_1h_equals_binance_1h(symbol: str) -> None:
 
 
 def _utc(t: int) -> str:
-    return datetime.fromtimestamp(int(t), timezone.utc).isoformat()
+    return datetime.fromtimestamp(int(t), UTC).isoformat()
 
 
 def _pandas(path: object, cases: list[tuple[str, str]]) -> dict[str, list[list[float]]]:

@@ -17,7 +17,7 @@ import pytest
 from tests.server import ADMIN_PASSWORD, ServerProcess
 
 pytest.importorskip("playwright", reason="playwright (the dev extra) drives the browser")
-from playwright.sync_api import Browser, Page, sync_playwright  # noqa: E402
+from playwright.sync_api import Browser, Page, sync_playwright
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = Path("/usr/bin/chromium")

@@ -167,7 +167,8 @@ def _backtest_form(page: Page, strategy: str, data: str, params: dict[str, str],
 
 def test_backtest_started_and_report_opened(admin_page: Watched) -> None:
     page = admin_page.page
-    form = _backtest_form(page, "ma_cross", str(shared_data("binance-spot-1h/BTC_USDT-1h.json")), {"timeframe": "1h"}, "2021-01-01", "2021-03-01")
+    form = _backtest_form(page, "ma_cross", str(shared_data("binance-spot-1h/BTC_USDT-1h.json")), {"timeframe": "1h"},
+                          "2021-01-01", "2021-03-01")
     form.get_by_role("button", name="Start").click()
     expect(page).to_have_url(re.compile(r"/app/runs/[^/]+$"))
     expect(page.get_by_test_id("run-status")).to_have_text("finished", timeout=60_000)
@@ -365,7 +366,8 @@ def test_backtest_from_fund_rows_shows_equity_drawdown_and_trades_on_the_price_c
     w = open_page(browser, server)
     sign_in(w)
     page = w.page
-    form = _backtest_form(page, "ma_cross", str(shared_data("binance-spot-1h/BTC_USDT-1h.json")), {"fast": "20", "slow": "50", "timeframe": "1h"})
+    form = _backtest_form(page, "ma_cross", str(shared_data("binance-spot-1h/BTC_USDT-1h.json")),
+                          {"fast": "20", "slow": "50", "timeframe": "1h"})
     rows = form.get_by_test_id("fund-rows")
     rows.get_by_label("amount 1").fill("5000")
     form.get_by_test_id("add-fund").click()
@@ -516,7 +518,8 @@ def test_fill_markers_show_the_markets_price_decimals(admin_page: Watched, serve
 
 def test_preferences_set_through_the_api_are_what_the_dashboard_uses_and_its_changes_reach_the_server(
         browser: Browser, server: ServerProcess) -> None:
-    """The user's preferences are the server's: set through the API, they are the dashboard's in a fresh browser; set in the dashboard, the API reads them."""
+    """The user's preferences are the server's: set through the API, they are the dashboard's in a fresh browser; set in the
+    dashboard, the API reads them."""
     pair = httpx.post(server.http + "/api/v1/auth/login", json={"username": TRADER[0], "password": TRADER[1]}).json()
     headers = {"Authorization": f"Bearer {pair['access_token']}"}
     r = httpx.put(server.http + "/api/v1/me/preferences", headers=headers,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from concurrent.futures import ThreadPoolExecutor
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import httpx
 from playwright.sync_api import Browser, expect
@@ -44,7 +44,7 @@ def test_logs_page_shows_warnings_live_to_admins_and_a_trader_only_their_own(bro
     with server.client() as admin:
         recent = admin.get("/api/v1/logs", params={"limit": 1}).json()["logs"][0]
     assert recent["message"] == "sign-in refused"
-    shown = datetime.fromtimestamp(recent["created"], timezone.utc).strftime("%d/%m/%Y, %H:%M:%S")  # the user's zone: UTC
+    shown = datetime.fromtimestamp(recent["created"], UTC).strftime("%d/%m/%Y, %H:%M:%S")  # the user's zone: UTC
     expect(row).to_contain_text(shown)
     shot(w, "logs-admin")
     w.page.context.close()

@@ -237,7 +237,7 @@ def test_an_order_the_wallet_set_cannot_cover_is_rejected_and_nothing_moves() ->
 
 def test_components_and_input_round_trip_through_the_hub() -> None:
     s = series([100.0] * 30, volume=1e6)
-    outcome, rt = run_backtest("component_demo", {}, [s], config())
+    _outcome, rt = run_backtest("component_demo", {}, [s], config())
     assert {"price", "fills", "order_form"} <= set(rt.components)
     rt.deliver_input(rt._strategy, "order_form", {"action": "buy", "fraction": 0.5})
     total, inputs = rt.hub.query(method="ui.input")

@@ -60,7 +60,7 @@ def test_backtest_reaches_the_min_variance_weights_with_fees_and_depth_limited_s
     assert len(path) > 10  # it took many steps: the depth limit sliced the orders
 
     # no slice above the depth limit, and the depth is the volume of the candle that closed at the step
-    volumes = {c.symbol: dict(zip(c.time.tolist(), c.volume.tolist())) for c in load_data_arg(data)}
+    volumes = {c.symbol: dict(zip(c.time.tolist(), c.volume.tolist(), strict=True)) for c in load_data_arg(data)}
     slices = parts["slices"]["data"]
     assert len(slices) > 20
     for time, symbol, side, size, depth, limit in slices:

@@ -175,7 +175,9 @@ async def test_a_raising_strategy_fails_its_paper_run_and_the_gateway_goes_on(tm
         outcome = finish_paper(failing, "raises", {})
         assert outcome.status == "failed" and "boom" in (outcome.error or "")
         # its wallet set was handed back: all 1,000 USDT are unallocated again
-        assert platform.gateway.ledger.wallet("binance", "USDT", None, platform.gateway.accounts.own(None, "binance").id).balance >= 1000 * 10**18
+        platform_account = platform.gateway.accounts.own(None, "binance")
+        assert platform_account is not None
+        assert platform.gateway.ledger.wallet("binance", "USDT", None, platform_account.id).balance >= 1000 * 10**18
     finally:
         await platform.stop()
 

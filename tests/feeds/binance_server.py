@@ -116,8 +116,8 @@ class RecordedBinance:
         self.snapshot_at = next(i for i, m in enumerate(messages) if m["stream"] == "snapshot")
         snapshot = messages[self.snapshot_at]
         self.last_update_id: int = snapshot["lastUpdateId"]
-        self.bids: dict[str, str] = {p: q for p, q in snapshot["bids"]}
-        self.asks: dict[str, str] = {p: q for p, q in snapshot["asks"]}
+        self.bids: dict[str, str] = dict(snapshot["bids"])
+        self.asks: dict[str, str] = dict(snapshot["asks"])
         self.cursor = self.snapshot_at
         self.advance(1)  # the diffs buffered before the snapshot that it does not contain, then the snapshot
         self.faults: dict[str, deque[int | str]] = {}  # endpoint (`depth`, `aggTrades`, ...) -> answers to give

@@ -68,7 +68,7 @@ class KlinesVenue:
 
 def _handler(venue: KlinesVenue) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:  # noqa: N802 - http.server's name
+        def do_GET(self) -> None:
             parsed = urlparse(self.path)
             query = {k: v[-1] for k, v in parse_qs(parsed.query).items()}
             status, body = venue.answer(parsed.path, query)

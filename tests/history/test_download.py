@@ -41,7 +41,7 @@ def test_pages_through_the_whole_history(venue: KlinesVenue) -> None:
     starts = [start for start, _, _ in venue.requests]
     assert len(starts) == 7 and starts[0] == T0 * 1000
     assert [n for n, _ in seen] == [1000, 2000, 3000, 4000, 5000, 5482]
-    for (start, _, limit), previous_last in zip(venue.requests[1:], [last for _, last in seen]):
+    for (start, _, limit), previous_last in zip(venue.requests[1:], [last for _, last in seen], strict=True):
         assert start == (previous_last + H) * 1000 and limit == 1000  # each page starts after the last bar
 
 

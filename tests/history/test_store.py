@@ -10,7 +10,7 @@ import pytest
 from coinwire.core.errors import InvalidInput, NotFound
 from coinwire.history.candles import RECORD_DTYPE
 from coinwire.history.store import HistoryStore
-from tests.history.test_candles import H, T0, make
+from tests.history.test_candles import T0, H, make
 
 
 def test_write_load_and_list(tmp_path: Path) -> None:

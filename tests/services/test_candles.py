@@ -79,7 +79,9 @@ async def test_trades_become_exact_candles_written_when_closed(rig: tuple) -> No
     await writer.flush()
     stored = await load_candles(store, "binance", "BTC/USDT", 60)
     assert stored is not None and (stored.price_decimals, stored.size_decimals) == (2, 5)
-    assert [c.tolist() for c in stored.candles] == [[T0, T0 + 60], [100_00, 101_00], [103_00, 101_00], [99_00, 101_00], [99_00, 101_00], [8, 7]]
+    assert [c.tolist() for c in stored.candles] == [
+        [T0, T0 + 60], [100_00, 101_00], [103_00, 101_00], [99_00, 101_00], [99_00, 101_00], [8, 7]
+    ]
     assert await load_candles(store, "binance", "BTC/USDT", 3600) is None
     # a late trade of minute 1 re-dirties it; the clock closes minute 2 and, an hour later, the hour
     await trade(bus, 62, 110_00, 1)
@@ -131,7 +133,8 @@ async def test_query_reads_hourly_history_for_days_and_minutes_for_kathmandu(tmp
     # London days 27th (GMT), 28th (23 hours: the clocks go forward) and 29th (BST): end 30th 00:00 BST
     london = await query.candles("binance", "BTC/USDT", "1d", "Europe/London", "2021-03-27", "2021-03-29T23:00")
     assert [row[0] for row in london["candles"]] == [1616803200, 1616889600, 1616972400]
-    for row, (lo, hi) in zip(london["candles"], [(1616803200, 1616889600), (1616889600, 1616972400), (1616972400, 1617058800)]):
+    for row, (lo, hi) in zip(london["candles"], [(1616803200, 1616889600), (1616889600, 1616972400), (1616972400, 1617058800)],
+                             strict=True):
         day = hourly.slice(lo, hi)
         assert len(day) == (23 if lo == 1616889600 else 24)
         assert row[1:5] == [day.open[0], day.high.max(), day.low.min(), day.close[-1]]

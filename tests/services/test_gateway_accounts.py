@@ -121,5 +121,5 @@ async def test_orders_spend_their_accounts_funds_and_seqs_are_consecutive_per_ac
     gateway = await running.start()
     assert {account: gateway.seqs[account] for account in last} == last  # restored from the orders' rows
     await gateway.make_order(order(gateway, 1, market=True))
-    assert [seq for acct, seq, _ in running.events if acct == alice.id][0] == last[alice.id] + 1
+    assert next(seq for acct, seq, _ in running.events if acct == alice.id) == last[alice.id] + 1
     assert gateway.accounts.own(1, "demo").id == alice.id  # type: ignore[union-attr]  # the same account, not a new one

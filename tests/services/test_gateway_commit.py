@@ -80,7 +80,8 @@ async def test_a_refused_change_set_fails_its_caller_alone_and_memory_stays_the_
 
     async def alice(i: int) -> None:
         try:
-            alice_ok.append(await gateway.make_order(request(gateway, 1, "alice-run", market=i % 3 == 0, side=Side.BUY if i % 2 else Side.SELL)))
+            alice_ok.append(await gateway.make_order(request(gateway, 1, "alice-run", market=i % 3 == 0,
+                                                             side=Side.BUY if i % 2 else Side.SELL)))
         except Exception as exc:  # noqa: BLE001 - counted: there must be none
             alice_failed.append(exc)
 

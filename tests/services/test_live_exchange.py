@@ -48,7 +48,8 @@ async def server(account: TradingBinance) -> AsyncIterator[ServerRunner]:
 def live_settings(tmp_path: Path, server: ServerRunner, **extra: Any) -> Any:
     exchange = {
         "name": "binance", "mode": "live", "feed": "ccxt", "symbols": [SYMBOL], "poll_interval": 0.05,
-        "ccxt_websocket": extra.pop("ccxt_websocket", False), "ccxt_urls": trading_urls(server), "ccxt_options": OPTIONS, "live_reconcile_interval": 0.2,
+        "ccxt_websocket": extra.pop("ccxt_websocket", False), "ccxt_urls": trading_urls(server), "ccxt_options": OPTIONS,
+        "live_reconcile_interval": 0.2,
         **extra,
     }
     return load_settings(env=ENV, overrides={"data_dir": str(tmp_path), "exchanges": [exchange]})
@@ -137,7 +138,8 @@ async def test_a_resting_order_fills_through_the_report_stream_and_a_cancel_rele
     ex = exchange_of(platform)
     await until(lambda: rest["id"] not in ex.open)  # the report stream (polling here) said it is done
     stored = await gateway.store.get_order(rest["id"])
-    assert stored is not None and (stored.status, stored.filled_size) == (OrderStatus.DONE, ex.markets[SYMBOL].instrument.parse_size(str(filled)))
+    assert stored is not None
+    assert (stored.status, stored.filled_size) == (OrderStatus.DONE, ex.markets[SYMBOL].instrument.parse_size(str(filled)))
     (fill,) = await gateway.store.list_fills(order_id=rest["id"])
     assert (fill.maker, fill.fee_currency, fill.ext_id) == (True, "BTC", str(account.trades[-1]["id"]))
 
@@ -247,7 +249,8 @@ async def test_cli_live_session_trades_the_configured_live_exchange(
     env = {**os.environ, **ENV, "COINWIRE_EXCHANGES": config.read_text()}
     args = [sys.executable, "-m", "coinwire.cli", "--data-dir", str(tmp_path), "run", strategy, "-m", "live",
             "--balance", "binance:USDT=1000", "--json"]
-    refused = await asyncio.create_subprocess_exec(*args[:-1], "--data", str(tmp_path), env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    refused = await asyncio.create_subprocess_exec(*args[:-1], "--data", str(tmp_path), env=env, stdout=asyncio.subprocess.PIPE,
+                                                   stderr=asyncio.subprocess.PIPE)
     _, err = await refused.communicate()
     assert refused.returncode == 2 and b"invalid_params" in err
 

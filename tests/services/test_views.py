@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 from hypothesis import given
 from hypothesis import strategies as st
@@ -14,7 +14,7 @@ from coinwire.store.codec import units_text
 
 def _isoformat(ns: int) -> str:
     seconds, rem = divmod(ns, 1_000_000_000)
-    return datetime.fromtimestamp(seconds, timezone.utc).replace(microsecond=rem // 1000).isoformat()
+    return datetime.fromtimestamp(seconds, UTC).replace(microsecond=rem // 1000).isoformat()
 
 
 @given(st.integers(0, 253_402_300_799_999_999_999))  # up to 9999-12-31T23:59:59.999999999

@@ -21,9 +21,9 @@ from hypothesis import strategies as st
 from coinwire.core.errors import NotReady
 from coinwire.store import ChangeSet, Store
 from coinwire.store.codec import encode
+from coinwire.store.journal import HELPER_NICENESS, MAGIC, Journal, JournalRefused, complete_records, frame, journal_dir
 from coinwire.store.sqlite_writer import SqliteWriter
 from coinwire.store.store import sqlite_write_statements
-from coinwire.store.journal import HELPER_NICENESS, MAGIC, Journal, JournalRefused, complete_records, frame, journal_dir
 from tests.store.test_store_contract import BTC_USDT, count, fill, ledger, order
 
 REPO = Path(__file__).resolve().parents[2]

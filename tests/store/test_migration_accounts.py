@@ -125,11 +125,15 @@ async def store_at_0009(db: Database, legacy: Legacy, with_users: bool) -> None:
                 values = [{k: v for k, v in row.items() if k not in NEW_COLUMNS} for row in rows.as_dicts(table)]
                 await conn.execute(sa.insert(sa.table(table, *(sa.column(name) for name in values[0]))), values)
             if with_users:
-                users = sa.table("users", *(sa.column(c) for c in ("id", "username", "password_hash", "role", "plan", "disabled", "created_at")))
+                columns = ("id", "username", "password_hash", "role", "plan", "disabled", "created_at")
+                users = sa.table("users", *(sa.column(c) for c in columns))
                 await conn.execute(sa.insert(users), [
-                    {"id": TRADER, "username": "tina", "password_hash": "x", "role": "trader", "plan": "free", "disabled": False, "created_at": T0},
-                    {"id": ADMIN, "username": "ada", "password_hash": "x", "role": "admin", "plan": "free", "disabled": False, "created_at": T0},
-                    {"id": SECOND_ADMIN, "username": "abe", "password_hash": "x", "role": "admin", "plan": "free", "disabled": False, "created_at": T0},
+                    {"id": TRADER, "username": "tina", "password_hash": "x", "role": "trader", "plan": "free", "disabled": False,
+                     "created_at": T0},
+                    {"id": ADMIN, "username": "ada", "password_hash": "x", "role": "admin", "plan": "free", "disabled": False,
+                     "created_at": T0},
+                    {"id": SECOND_ADMIN, "username": "abe", "password_hash": "x", "role": "admin", "plan": "free", "disabled": False,
+                     "created_at": T0},
                 ])
 
 
@@ -165,7 +169,8 @@ async def gateway_on(store: Store, tmp_path: Path) -> AsyncIterator[Gateway]:
 async def check_upgraded_rows(store: Store, legacy: Legacy, owner: int | None) -> dict[str, int]:
     """One account per exchange, owned by `owner`, holding every wallet, order and fill of that exchange; the seqs at 0."""
     async with store.engine.connect() as conn:
-        accounts = [dict(r) for r in (await conn.execute(sa.text("SELECT id, exchange, kind, name, owner_id, active FROM accounts"))).mappings()]
+        query = sa.text("SELECT id, exchange, kind, name, owner_id, active FROM accounts")
+        accounts = [dict(r) for r in (await conn.execute(query)).mappings()]
         of = {a["exchange"]: a["id"] for a in accounts}
         assert sorted(accounts, key=lambda a: a["id"]) == [
             {"id": of[ex], "exchange": ex, "kind": "paper", "name": ex, "owner_id": owner, "active": True} for ex in ("demo", "demo2")]

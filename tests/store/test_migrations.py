@@ -39,7 +39,7 @@ def test_packaged_scripts_have_one_head_matching_the_code() -> None:
     assert (migrate.SCRIPT_LOCATION / "env.py").is_file()
 
 
-async def test_start_migrates_to_head_and_the_schema_matches_the_tables(database: Database) -> None:
+async def test_start_migrates_to_head_and_the_schema_matches_the_tables(database: Database) -> None:  # noqa: F811
     async with database.store() as store:
         assert await _scalar(store, "SELECT version_num FROM alembic_version") == migrate.HEAD
         async with store.engine.connect() as conn:
@@ -50,7 +50,7 @@ async def test_start_migrates_to_head_and_the_schema_matches_the_tables(database
         assert await _scalar(store, "SELECT value FROM meta WHERE key = 'ledger_decimals'") == "18"
 
 
-async def test_starting_again_is_a_no_op_and_keeps_data(database: Database) -> None:
+async def test_starting_again_is_a_no_op_and_keeps_data(database: Database) -> None:  # noqa: F811
     async with database.store() as store:
         await store.apply(ChangeSet(wallet_sets=[WalletSet(id=1, run_id=None, description="kept", created_at=1)]))
     async with database.store() as store:
@@ -61,7 +61,7 @@ async def test_starting_again_is_a_no_op_and_keeps_data(database: Database) -> N
 
 
 @pytest.mark.parametrize("database", ["sqlite", "postgresql"], indirect=True)  # a journal has one server (test_journal)
-async def test_concurrent_starts_on_a_fresh_database_both_succeed(database: Database) -> None:
+async def test_concurrent_starts_on_a_fresh_database_both_succeed(database: Database) -> None:  # noqa: F811
     first, second = database.store(), database.store()
     try:
         await asyncio.gather(first.start(), second.start())
@@ -71,7 +71,7 @@ async def test_concurrent_starts_on_a_fresh_database_both_succeed(database: Data
         await second.close()
 
 
-async def test_downgrade_to_base_and_upgrade_again(database: Database) -> None:
+async def test_downgrade_to_base_and_upgrade_again(database: Database) -> None:  # noqa: F811
     async with database.store() as store:
         async with store.engine.begin() as conn:
             await conn.run_sync(migrate.downgrade, "base")

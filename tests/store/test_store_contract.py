@@ -255,7 +255,8 @@ async def test_list_orders_filters_and_pages_newest_first(store: Store) -> None:
     for i in range(1, 26):
         status = OrderStatus.DONE if i % 5 == 0 else OrderStatus.OPEN
         reason = DoneReason.FILLED if status is OrderStatus.DONE else None
-        changes.add_order(order(i, status, done_reason=reason, wallet_set_id=1 + i % 2, exchange="kraken" if i > 20 else "binance"), BTC_USDT)
+        changes.add_order(order(i, status, done_reason=reason, wallet_set_id=1 + i % 2, exchange="kraken" if i > 20 else "binance"),
+                          BTC_USDT)
     await store.apply(changes)
 
     pages: list[list[int]] = []

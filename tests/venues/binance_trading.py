@@ -134,7 +134,7 @@ class TradingBinance:
         self.api_key = api_key
         self.secret = secret
         self.free: dict[str, Decimal] = {asset: Decimal(amount) for asset, amount in balances.items()}
-        self.locked: dict[str, Decimal] = {asset: _ZERO for asset in balances}
+        self.locked: dict[str, Decimal] = dict.fromkeys(balances, _ZERO)
         self.orders: dict[int, dict[str, Any]] = {}  # orderId -> the order in Binance's fields
         self.trades: list[dict[str, Any]] = []  # the account's trades (myTrades shape)
         self.taken: dict[tuple[str, Decimal], Decimal] = {}  # (bids|asks, price) -> size our orders took there

@@ -15,14 +15,14 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.types import Receive, Scope, Send
 
 from coinwire import __version__
-from coinwire.api.rest import add_xwrap_routes, json_response
-from coinwire.api.rpc import rpc_asgi
 from coinwire.api.auth_routes import add_auth_routes
 from coinwire.api.frontier_routes import add_frontier_routes
 from coinwire.api.guard import GuardMiddleware
 from coinwire.api.market_routes import add_market_routes
-from coinwire.api.prefs_routes import add_preferences_routes
 from coinwire.api.ohlcv_routes import add_ohlcv_routes
+from coinwire.api.prefs_routes import add_preferences_routes
+from coinwire.api.rest import add_xwrap_routes, json_response
+from coinwire.api.rpc import rpc_asgi
 from coinwire.api.runs_routes import add_runs_routes
 from coinwire.api.trades_routes import add_trades_routes
 from coinwire.api.web_routes import add_web_routes

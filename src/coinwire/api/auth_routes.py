@@ -108,7 +108,7 @@ def add_auth_routes(app: FastAPI, auth: AuthService, audit: AuditLog, logs: LogR
         endpoint.__doc__ = handler.__doc__
         openapi: dict[str, Any] = {}
         if shape is not None:
-            (schema,), defs = msgspec.json.schema_components([shape], ref_template="#/components/schemas/{name}")
+            (_schema,), defs = msgspec.json.schema_components([shape], ref_template="#/components/schemas/{name}")
             openapi["requestBody"] = {"content": {"application/json": {"schema": defs[shape.__name__]}}, "required": True}
         app.add_api_route(path, endpoint, methods=[method], tags=["auth"], summary=handler.__name__, openapi_extra=openapi)
 

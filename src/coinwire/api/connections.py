@@ -128,8 +128,8 @@ class OpenConnections:
     async def recheck_all(self) -> None:
         """Confirm each open connection's session or key once (one read per credential); end those that ended."""
         groups: dict[tuple[str | None, str | None], list[int]] = {}
-        for cid, entry in self._open.items():
-            principal = entry.ctx.principal
+        for cid, opened in self._open.items():
+            principal = opened.ctx.principal
             if principal is not None:
                 groups.setdefault((principal.session_id, principal.key_id), []).append(cid)
         for ids in groups.values():
@@ -142,7 +142,7 @@ class OpenConnections:
                 for cid in ids:
                     self._end(cid, exc.code)
                 continue
-            except Exception:  # noqa: BLE001 - a store hiccup: the next round tries again
+            except Exception:  # a store hiccup: the next round tries again
                 log.warning("credential re-check failed", exc_info=True)
                 continue
             checked = time.monotonic()

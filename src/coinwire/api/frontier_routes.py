@@ -31,10 +31,10 @@ from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
 from coinwire.api import params as P
-from coinwire.auth.abilities import SERVER_FILES, can
 from coinwire.api.guard import principal_of
 from coinwire.api.json_input import decode_shape
 from coinwire.api.rest import error_response, json_response
+from coinwire.auth.abilities import SERVER_FILES, can
 from coinwire.config import Settings
 from coinwire.core import frontier as fr
 from coinwire.core.errors import CoinwireError, InvalidInput
@@ -96,7 +96,7 @@ def compute_frontier(req: FrontierRequest, history_root: Path, confined: bool = 
     assets = est.assets
     frontier = fr.efficient_frontier(est, _bound(req.lower, assets, 0.0, "lower"), _bound(req.upper, assets, 1.0, "upper"))
     out = fr.summary(frontier, req.points, req.risk_free)
-    out["single_assets"] = [{"asset": a, **p.to_dict(assets)} for a, p in zip(assets, frontier.single_assets(req.risk_free))]
+    out["single_assets"] = [{"asset": a, **p.to_dict(assets)} for a, p in zip(assets, frontier.single_assets(req.risk_free), strict=True)]
     if req.target_return is not None:
         out["target"] = frontier.at_return(req.target_return, req.risk_free).to_dict(assets)
     elif req.target_volatility is not None:

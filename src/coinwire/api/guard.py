@@ -24,8 +24,8 @@ from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from coinwire.api import params as P
-from coinwire.auth.audit import AuditLog
 from coinwire.auth.abilities import PUSH_RULES, RPC_RULES, Principal, Rule, denial, http_rule
+from coinwire.auth.audit import AuditLog
 from coinwire.auth.errors import Forbidden, RateLimited, Unauthenticated
 from coinwire.auth.ratelimit import RateLimiter
 from coinwire.auth.service import AuthService
@@ -89,7 +89,7 @@ def authorize_channel(principal: Principal | None, channel: str) -> None:
 def _header(scope: Scope, name: bytes) -> str | None:
     for key, value in scope.get("headers", ()):
         if key == name:
-            return value.decode("latin-1")
+            return str(value, "latin-1")
     return None
 
 
@@ -102,7 +102,7 @@ def credential_of(scope: Scope, allow_query: bool = False) -> str | None:
     if allow_query:
         from urllib.parse import parse_qs
 
-        values = parse_qs(scope.get("query_string", b"").decode("latin-1")).get("access_token")
+        values: list[str] | None = parse_qs(scope.get("query_string", b"").decode("latin-1")).get("access_token")
         if values:
             return values[0]
     return None

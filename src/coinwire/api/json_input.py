@@ -24,7 +24,9 @@ import msgspec
 
 from coinwire.core.errors import InvalidInput
 
-__all__ = ["REQUEST_DECODER", "NUL_ESCAPE", "NUL_ESCAPE_TEXT", "decode_json", "has_nul", "no_nul", "decode_shape", "convert_params", "refusal"]
+__all__ = [
+    "REQUEST_DECODER", "NUL_ESCAPE", "NUL_ESCAPE_TEXT", "decode_json", "has_nul", "no_nul", "decode_shape", "convert_params", "refusal",
+]
 
 T = TypeVar("T")
 
@@ -77,7 +79,7 @@ def _too_deep_or(refused: InvalidInput, data: bytes) -> InvalidInput:
 
 def has_nul(data: bytes | str) -> bool:
     """True when raw request JSON writes a NUL character in a string (one search of the text)."""
-    return (NUL_ESCAPE if isinstance(data, bytes) else NUL_ESCAPE_TEXT) in data
+    return NUL_ESCAPE in data if isinstance(data, bytes) else NUL_ESCAPE_TEXT in data
 
 
 def no_nul(data: bytes | str) -> None:

@@ -19,12 +19,12 @@ from coinwire.api import params as P
 from coinwire.api.context import CHANNELS, CallContext
 from coinwire.api.guard import authorize_channel
 from coinwire.api.json_input import refusal
+from coinwire.api.notifier import Notifier
 from coinwire.api.ownership import Owners
+from coinwire.api.wallet_views import WalletViews
 from coinwire.auth.abilities import RPC_RULES
 from coinwire.auth.audit import AuditLog
 from coinwire.auth.service import AuthService
-from coinwire.api.notifier import Notifier
-from coinwire.api.wallet_views import WalletViews
 from coinwire.bus.subjects import SubjectFilter
 from coinwire.core.accounts import Need
 from coinwire.core.errors import CoinwireError, InvalidInput, NotFound
@@ -38,6 +38,7 @@ from coinwire.services.ohlcv import ohlcv_points
 
 if TYPE_CHECKING:
     from coinwire.api.connections import OpenConnections
+    from coinwire.api.ohlcv_routes import OhlcvStreams
 
 __all__ = ["Api", "Method", "METHOD_NAMES"]
 
@@ -110,6 +111,7 @@ class Api:
         self.auth: AuthService | None = None  # authenticates WebSocket connections (set by the platform)
         self.connections: OpenConnections | None = None  # ends WebSockets whose credentials end (set with `auth`)
         self.audit: AuditLog | None = None  # state-changing JSON-RPC calls are recorded (HTTP ones by the guard)
+        self.ohlcv_streams: OhlcvStreams | None = None  # live candles for subscribe_ohlcv (set by the platform)
         self.rpc_limit: tuple[float, float] = (1000.0, 5000.0)  # requests/second and burst per WebSocket connection
         self._parsed: dict[tuple[int, str, str], tuple[Instrument, int]] = {}
         self.methods: dict[str, Method] = _REGISTRY  # every method by name (an attribute: read for every call)
@@ -470,7 +472,8 @@ async def cancel_order(api: Api, p: P.CancelOrderParams, ctx: CallContext) -> An
         order_id=p.order_id, client_oid=p.client_oid or p.client_order_id, exchange=p.exchange,
         owner_id=principal.user_id if principal is not None else None,
         unowned_too=principal is not None and principal.is_admin,  # admins: orders placed before users existed too
-        may_trade=lambda account_id: accounts.may(account_id, user_id, is_admin, "trade") and (p.account is None or account_id == p.account),
+        may_trade=lambda account_id: (accounts.may(account_id, user_id, is_admin, "trade")
+                                      and (p.account is None or account_id == p.account)),
     )
 
 
@@ -499,14 +502,16 @@ def _caller(ctx: CallContext) -> tuple[int | None, bool]:
 
 def _allocations(api: Api, ctx: CallContext, wallets: list[P.WalletAllocation]) -> tuple[list[tuple[str, str, int]], dict[str, int]]:
     """Allocations in ATTO, and the account each exchange's come from when the caller named one (checked: trade)."""
-    allocations, accounts = [], {}
+    allocations: list[tuple[str, str, int]] = []
+    accounts: dict[str, int] = {}
     for w in wallets:
         allocations.append((w.exchange, w.currency.upper(), to_units(_decimal_param(w.allocation, "allocation"), 18, "allocation")))
         if w.account is not None:
-            account_id = api.account(ctx, w.account, w.exchange)
-            if accounts.setdefault(w.exchange, account_id) != account_id:  # type: ignore[arg-type]
+            account_id = api.gateway.accounts.require(w.account, *_caller(ctx), "trade").id
+            api.account(ctx, account_id, w.exchange)  # on that exchange
+            if accounts.setdefault(w.exchange, account_id) != account_id:
                 raise InvalidInput("account_conflict", f"a wallet set holds one account's funds per exchange; {w.exchange} names two")
-    return allocations, accounts  # type: ignore[return-value]
+    return allocations, accounts
 
 
 # --- wallets -------------------------------------------------------------------------------------
@@ -526,7 +531,8 @@ async def create_wallet_set(api: Api, p: P.CreateWalletSetParams, ctx: CallConte
 def _set_id_of(p: P.DeactivateWalletSetParams | P.AllocateToWalletSetParams, method_name: str) -> int:
     """`set_id`, or the seed's `wallet_set_id`: exactly one of them (they name the same wallet set)."""
     if p.set_id is not None and p.wallet_set_id is not None:
-        raise InvalidInput("conflicting_parameters", f"{method_name}: give `wallet_set_id` or `set_id`, not both: they name the same wallet set")
+        raise InvalidInput("conflicting_parameters",
+                           f"{method_name}: give `wallet_set_id` or `set_id`, not both: they name the same wallet set")
     set_id = p.set_id if p.set_id is not None else p.wallet_set_id
     if set_id is None:
         raise InvalidInput("missing_parameter", f"{method_name} needs `wallet_set_id` (or `set_id`)")
@@ -535,7 +541,8 @@ def _set_id_of(p: P.DeactivateWalletSetParams | P.AllocateToWalletSetParams, met
 
 @method("allocate_to_wallet_set", P.AllocateToWalletSetParams)
 async def allocate_to_wallet_set(api: Api, p: P.AllocateToWalletSetParams, ctx: CallContext) -> Any:
-    """Moves unallocated funds into an active wallet set (positive allocation) or its available funds back out (negative); all or none. Answers the set."""
+    """Moves unallocated funds into an active wallet set (positive allocation) or its available funds back out (negative);
+    all or none. Answers the set."""
     set_id = _set_id_of(p, "allocate_to_wallet_set")
     if not p.wallets:
         raise InvalidInput("bad_wallet_config", "allocate_to_wallet_set needs at least one wallet")
@@ -644,7 +651,9 @@ async def get_wallet_set_history(api: Api, p: P.WalletSetIdParams, ctx: CallCont
 
 @method("add_virtual_wallet_tx", P.VirtualTxParams)
 async def add_virtual_wallet_tx(api: Api, p: P.VirtualTxParams, ctx: CallContext) -> Any:
-    """Credits (positive) or debits (negative) the unallocated wallet of a paper account the caller owns (admins: any); answers {"id": line id}.
+    """Credits (positive) or debits (negative) the unallocated wallet of a paper account the caller owns (admins: any).
+
+    Answers {"id": line id}.
 
     The wallet is named by exchange and currency (or `base`), in `account` or the caller's own
     account there, or by the seed's `wallet_id` (an unallocated wallet of such an account).
@@ -670,7 +679,8 @@ async def add_virtual_wallet_tx(api: Api, p: P.VirtualTxParams, ctx: CallContext
     if not is_admin and account.owner_id != user_id:  # members, even trading ones, never mint funds
         raise NotFound("account_not_found", f"no account {account_id}")
     movement = to_units(_decimal_param(p.movement, "movement"), 18, "movement")
-    line_id = await api.gateway.add_virtual_wallet_tx(exchange=p.exchange, currency=currency.upper(), movement=movement, account_id=account_id)
+    line_id = await api.gateway.add_virtual_wallet_tx(exchange=p.exchange, currency=currency.upper(), movement=movement,
+                                                      account_id=account_id)
     return {"id": line_id}
 
 

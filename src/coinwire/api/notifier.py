@@ -144,7 +144,8 @@ class Notifier:
             routes[client_oid] = previous
 
     async def broadcast(self, channel: str, payload: Any, user_id: int | None = None, only_user: bool = False) -> int:
-        """Push to every connection listening on `channel` (`only_user`: only those of `user_id`), waiting for none; returns how many were given it."""
+        """Push to every connection listening on `channel` (`only_user`: only those of `user_id`), waiting for none;
+        returns how many were given it."""
         targets = self._listeners(channel)
         if only_user:
             targets = [c for c in targets if (c.principal.user_id if c.principal is not None else None) == user_id]
@@ -189,12 +190,12 @@ class Notifier:
         kind = type(message)
         if kind is OrderUpdate:
             order = message.order  # type: ignore[union-attr]
-            targets = self._owner_and_readers("order", order, message, done=order.get("status") == "done")
+            targets = self._owner_and_readers("order", order, message, done=order.get("status") == "done")  # type: ignore[arg-type]
             if targets:
                 _push_all(targets, notification("order", order))
         elif kind is FillEvent:
             trade = message.trade  # type: ignore[union-attr]
-            targets = self._owner_and_readers("trade", trade, message, done=False)
+            targets = self._owner_and_readers("trade", trade, message, done=False)  # type: ignore[arg-type]
             if targets:
                 _push_all(targets, notification("trade", trade))
         elif isinstance(message, ExchangeStatusChanged):

@@ -154,7 +154,7 @@ class OhlcvStreams:
         edges = bucket_starts(sub.tf, sub.tz, t, t + sub.tf.seconds + 1)
         sub.bucket = (int(edges[0]), int(edges[1]) if len(edges) > 1 else int(edges[0]) + sub.tf.seconds)
         seeded = await self.query.candles(sub.exchange, sub.symbol, "1m", "UTC", sub.bucket[0], sub.bucket[1])
-        sub.minutes = {int(row[0]): tuple(row[1:]) for row in seeded["candles"]}  # type: ignore[misc]
+        sub.minutes = {int(row[0]): tuple(row[1:]) for row in seeded["candles"]}
 
     def _on_candle(self, exchange: str, symbol: str, interval: int, candle: Candle) -> None:
         if interval != 60:
@@ -213,10 +213,10 @@ class OhlcvStreams:
 
 
 def _streams(api: Api) -> OhlcvStreams:
-    streams = getattr(api, "ohlcv_streams", None)
+    streams = api.ohlcv_streams
     if streams is None:
         raise NotReady("ohlcv_unavailable", "live OHLCV streams are not running in this process")
-    return streams  # type: ignore[no-any-return]
+    return streams
 
 
 @method("subscribe_ohlcv", SubscribeOhlcvParams)

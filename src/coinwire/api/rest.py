@@ -19,8 +19,8 @@ from starlette.exceptions import HTTPException
 from coinwire.api.context import CallContext
 from coinwire.api.guard import principal_of
 from coinwire.api.json_input import decode_json
-from coinwire.api.query_values import read_int
 from coinwire.api.methods import Api
+from coinwire.api.query_values import read_int
 from coinwire.core.errors import CoinwireError
 from coinwire.services import metrics
 from coinwire.store.outage import store_unavailable, store_unreachable

@@ -33,10 +33,10 @@ from coinwire.api.connections import CREDENTIALS_ENDED
 from coinwire.api.context import CallContext
 from coinwire.api.guard import client_ip, credential_of
 from coinwire.api.json_input import NUL_ESCAPE, NUL_ESCAPE_TEXT, REQUEST_DECODER
+from coinwire.api.methods import Api
 from coinwire.api.ws_protocol import FastWebSocketProtocol
 from coinwire.api.ws_send import ClientGone, text_pusher, text_sender
 from coinwire.auth.errors import RateLimited, Unauthenticated
-from coinwire.api.methods import Api
 from coinwire.core.errors import CoinwireError
 from coinwire.services import metrics
 from coinwire.store.outage import store_unavailable, store_unreachable
@@ -100,7 +100,7 @@ async def handle_rpc_call(api: Api, request: Any, ctx: CallContext) -> dict[str,
     start = time.perf_counter()
     try:
         result = await api.call(name, params, ctx)
-        response: dict[str, Any] = {"jsonrpc": "2.0", "result": result, "id": rid}
+        response = {"jsonrpc": "2.0", "result": result, "id": rid}
     except CoinwireError as exc:
         response = rpc_error(rid, exc.rpc_code, exc.message, exc.to_dict())
     except Exception as exc:
@@ -155,7 +155,7 @@ async def rpc_asgi(scope: Scope, receive: Receive, send: Send, api: Api) -> None
         api.notifier.remove(ctx)
         if direct:
             protocol.on_message = _discard
-        _start(send({"type": "websocket.close", "code": CREDENTIALS_ENDED, "reason": reason}))
+        _start(send({"type": "websocket.close", "code": CREDENTIALS_ENDED, "reason": reason}))  # type: ignore[arg-type]  # uvicorn's is a coroutine
 
     async def run(request: Any) -> None:
         if isinstance(request, list):
@@ -190,10 +190,11 @@ async def rpc_asgi(scope: Scope, receive: Receive, send: Send, api: Api) -> None
         if tokens < cost:
             rid = request.get("id") if isinstance(request, dict) else None
             wait = max(1, int((cost - tokens) / rate + 0.999))
-            _start(reply(rpc_error(rid, RATE_LIMITED, "too many requests on this connection", {"code": "rate_limited", "retry_after": wait})))
+            refusal = {"code": "rate_limited", "retry_after": wait}
+            _start(reply(rpc_error(rid, RATE_LIMITED, "too many requests on this connection", refusal)))
             return
         tokens -= cost
-        if (NUL_ESCAPE if type(data) is bytes else NUL_ESCAPE_TEXT) in data:  # no column can hold U+0000
+        if (NUL_ESCAPE in data if type(data) is bytes else NUL_ESCAPE_TEXT in data):  # no column can hold U+0000
             rid = request.get("id") if isinstance(request, dict) else None
             message = "strings must not contain NUL characters (\\u0000)"
             _start(reply(rpc_error(rid, INVALID_PARAMS, message, {"code": "invalid_characters"})))
@@ -207,7 +208,7 @@ async def rpc_asgi(scope: Scope, receive: Receive, send: Send, api: Api) -> None
 
     # messages read by coinwire's WebSocket protocol come straight to on_message; the ASGI
     # receive below still brings the disconnect, and any message that took uvicorn's own path
-    protocol = getattr(receive, "__self__", None)
+    protocol: Any = getattr(receive, "__self__", None)
     direct = isinstance(protocol, FastWebSocketProtocol)
     if direct:
         protocol.on_message = on_message

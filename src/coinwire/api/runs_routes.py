@@ -30,8 +30,8 @@ from fastapi.responses import Response
 from coinwire.api import params as P
 from coinwire.api.guard import principal_of
 from coinwire.api.json_input import decode_json
-from coinwire.api.query_values import query_int
 from coinwire.api.ownership import Owners
+from coinwire.api.query_values import query_int
 from coinwire.api.rest import error_response, json_response
 from coinwire.auth.abilities import SERVER_FILES, Principal, can
 from coinwire.auth.errors import Forbidden

@@ -45,7 +45,7 @@ class WalletViews:
                 book = market.engine.book
                 price = book.best_bid() if side == "bid" else book.best_ask()
                 if price is not None:
-                    return price * 10 ** (18 - inst.price_decimals)
+                    return int(price * 10 ** (18 - inst.price_decimals))
         return None
 
     def convert_to_usd(self, currency: str, amount: int, side: str = "bid") -> str | None:

@@ -130,7 +130,9 @@ class FastWebSocketProtocol(WebSocketsSansIOProtocol):
         if self.on_message is not None and not self.queue.qsize():
             self.on_message(data)
             return True
-        self.queue.put_nowait({"type": "websocket.receive", "text": data} if first == _TEXT else {"type": "websocket.receive", "bytes": data})
+        self.queue.put_nowait(
+            {"type": "websocket.receive", "text": data} if isinstance(data, str) else {"type": "websocket.receive", "bytes": data}
+        )
         if not self.read_paused and self.queue.qsize() >= _PAUSE_AT:
             self.read_paused = True
             self.transport.pause_reading()

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 import structlog
@@ -106,7 +106,7 @@ def offer_of(pusher: Callable[[bytes], None]) -> Callable[[str, bytes], None]:
 
 
 def task_pusher(
-    sender: Sender, unread_limit: int = SLOW_CONSUMER_BYTES, close: Callable[[], Awaitable[None]] | None = None
+    sender: Sender, unread_limit: int = SLOW_CONSUMER_BYTES, close: Callable[[], Coroutine[Any, Any, None]] | None = None
 ) -> Callable[[bytes], None]:
     """A pusher over any async sender: messages sent in order by one task, never more than `unread_limit` bytes waiting.
 
@@ -121,7 +121,7 @@ class _Queued:
 
     __slots__ = ("_sender", "_limit", "_close", "_queue", "_latest", "_bytes", "_task", "_gone", "_closing")
 
-    def __init__(self, sender: Sender, unread_limit: int, close: Callable[[], Awaitable[None]] | None) -> None:
+    def __init__(self, sender: Sender, unread_limit: int, close: Callable[[], Coroutine[Any, Any, None]] | None) -> None:
         self._sender, self._limit, self._close = sender, unread_limit, close
         self._queue: deque[bytes] = deque()
         self._latest: dict[str, bytes] = {}  # market data while the sender is busy: a subject's latest only

@@ -132,5 +132,5 @@ class Access:
         for close in (self.connections.close, self.audit.close, self.owners.close, self.limiter.close):
             try:
                 await close()
-            except Exception:  # noqa: BLE001
+            except Exception:
                 log.exception("access layer did not close cleanly")

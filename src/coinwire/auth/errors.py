@@ -32,4 +32,4 @@ class RateLimited(DomainError):
 
     @property
     def retry_after(self) -> int:
-        return int(self.data["retry_after"])  # type: ignore[call-overload]
+        return int(self.data["retry_after"])  # type: ignore[call-overload, no-any-return]

@@ -41,11 +41,11 @@ class RowBuffer:
         while not self._closing.is_set():
             try:
                 await asyncio.wait_for(self._closing.wait(), self.interval)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
             try:
                 await self.flush()
-            except Exception:  # noqa: BLE001 - the rows stay buffered; the next round retries
+            except Exception:  # the rows stay buffered; the next round retries
                 log.exception("buffered rows not written yet", rows=self.name)
 
     async def flush(self) -> None:

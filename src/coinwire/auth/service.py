@@ -71,7 +71,7 @@ class AuthService:
         for listener in self.listeners:
             try:
                 listener(ending)
-            except Exception:  # noqa: BLE001 - a listener's bug must not undo the revocation
+            except Exception:  # a listener's bug must not undo the revocation
                 log.exception("credential ending not delivered", reason=ending.reason)
 
     # --- users -------------------------------------------------------------------------------

@@ -114,7 +114,7 @@ class NatsBus:
         nc, self._nc, self._js = self._nc, None, None
         if nc is not None and not nc.is_closed:
             with contextlib.suppress(nats.errors.Error, asyncio.TimeoutError):
-                await nc.flush(timeout=self._request_timeout)
+                await nc.flush(timeout=self._request_timeout)  # type: ignore[arg-type]  # seconds: a float works
             await nc.close()
 
     async def ping(self) -> bool:
@@ -122,8 +122,8 @@ class NatsBus:
         if nc is None or not nc.is_connected:
             return False
         try:
-            await nc.flush(timeout=self._request_timeout)
-        except (nats.errors.Error, asyncio.TimeoutError):
+            await nc.flush(timeout=self._request_timeout)  # type: ignore[arg-type]  # seconds: a float works
+        except (TimeoutError, nats.errors.Error):
             return False
         return True
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from typing import cast
 
 import redis.asyncio
 import redis.exceptions
@@ -25,7 +26,7 @@ class RedisCache:
         self._client = redis.asyncio.Redis.from_url(url)
 
     async def get(self, key: str) -> bytes | None:
-        value: bytes | None = await self._client.get(self._key(key))
+        value = cast("bytes | None", await self._client.get(self._key(key)))  # no decode_responses: bytes
         return value
 
     async def set(self, key: str, value: bytes, ttl: float | None = None) -> None:
@@ -38,7 +39,7 @@ class RedisCache:
         names = list(keys)
         if not names:
             return {}
-        values = await self._client.mget([self._key(k) for k in names])
+        values = cast("list[bytes | None]", await self._client.mget([self._key(k) for k in names]))
         return {k: v for k, v in zip(names, values, strict=True) if v is not None}
 
     async def set_many(self, mapping: Mapping[str, bytes], ttl: float | None = None) -> None:

@@ -75,14 +75,14 @@ def align_closes(
     for t in ts[1:]:
         common = np.intersect1d(common, t, assume_unique=False)
     if len(common) < 3:
-        spans = ", ".join(f"{a} {int(t[0])}..{int(t[-1])}" if len(t) else f"{a} empty" for a, t in zip(assets, ts))
+        spans = ", ".join(f"{a} {int(t[0])}..{int(t[-1])}" if len(t) else f"{a} empty" for a, t in zip(assets, ts, strict=True))
         raise InvalidInput(
             "no_overlapping_history",
             f"the assets share {len(common)} timestamps; at least 3 are needed ({spans})",
             assets=list(assets),
         )
     matrix = np.empty((len(common), len(assets)))
-    for j, (t, c) in enumerate(zip(ts, closes)):
+    for j, (t, c) in enumerate(zip(ts, closes, strict=True)):
         values = np.asarray(c, dtype=np.float64)
         matrix[:, j] = values[np.searchsorted(t, common)] if np.all(t[1:] > t[:-1]) else _lookup(t, values, common)
     bad = ~np.isfinite(matrix) | (matrix <= 0)
@@ -194,7 +194,7 @@ def _ledoit_wolf(r: FloatArray) -> FloatArray:
     delta_ = float(np.sum(emp**2)) - 2 * target * np.trace(emp) + n * target**2
     beta_ /= t
     shrinkage = 0.0 if delta_ == 0 else min(beta_, delta_) / delta_
-    shrunk = (1 - shrinkage) * emp
+    shrunk: FloatArray = (1 - shrinkage) * emp
     shrunk[np.diag_indices(n)] += shrinkage * target
     return shrunk
 
@@ -206,7 +206,7 @@ def _check_conditioning(assets: Sequence[str], cov: FloatArray) -> None:
     sd = np.sqrt(np.diag(cov))
     corr = cov / np.outer(sd, sd)
     np.fill_diagonal(corr, 0)
-    i, j = np.unravel_index(int(np.argmax(np.abs(corr))), corr.shape)
+    i, j = (int(k) for k in np.unravel_index(int(np.argmax(np.abs(corr))), corr.shape))
     raise InvalidInput(
         "singular_covariance",
         f"the covariance is singular: {assets[i]} and {assets[j]} move together (correlation "
@@ -239,7 +239,7 @@ class Portfolio:
 
     def to_dict(self, assets: Sequence[str]) -> dict[str, object]:
         return {
-            "weights": {a: float(w) for a, w in zip(assets, self.weights)},
+            "weights": {a: float(w) for a, w in zip(assets, self.weights, strict=True)},
             "return": self.ret,
             "volatility": self.vol,
             "sharpe": self.sharpe,
@@ -356,7 +356,7 @@ class Frontier:
         w = self.weights[::-1]
         k = np.clip(np.searchsorted(rets, targets, side="left"), 1, max(1, len(rets) - 1))
         out = []
-        for target, i in zip(targets, k):
+        for target, i in zip(targets, k, strict=True):
             if len(rets) == 1:
                 weights = w[0].copy()
             else:
@@ -378,7 +378,8 @@ class Frontier:
         span = rets[i] - rets[i - 1]
         t = np.where(span > 0, (x - rets[i - 1]) / np.where(span > 0, span, 1.0), 0.0)
         weights = w[i - 1] + np.clip(t, 0.0, 1.0)[:, None] * (w[i] - w[i - 1])
-        return np.sqrt(np.maximum(np.einsum("ij,ij->i", weights @ self.est.cov, weights), 0.0))
+        vols: FloatArray = np.sqrt(np.maximum(np.einsum("ij,ij->i", weights @ self.est.cov, weights), 0.0))
+        return vols
 
     def points(self, count: int = 100, risk_free: float = DEFAULT_RISK_FREE) -> list[Portfolio]:
         """`count` portfolios at evenly spaced returns from the minimum-variance return to the maximum."""

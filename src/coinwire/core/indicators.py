@@ -182,7 +182,7 @@ def rsi(x: npt.ArrayLike, n: int = 14) -> FloatArray:
     loss /= n
     gains, losses = [gain], [loss]
     keep = n - 1
-    for up, down in zip(ups[n:], downs[n:]):
+    for up, down in zip(ups[n:], downs[n:], strict=True):
         gain = (gain * keep + up) / n
         loss = (loss * keep + down) / n
         gains.append(gain)
@@ -329,7 +329,7 @@ class SMA(Indicator):
         self._suffix: list[float] = []  # suffix sums of the previous block (length n), or empty
         self._count = 0
 
-    def update(self, value: float) -> float:
+    def update(self, value: float) -> float:  # type: ignore[override]
         value = float(value)
         if not _check_update(value, self._count > 0):
             return self.value
@@ -366,7 +366,7 @@ class EMA(Indicator):
         self._seed = 0.0
         self._count = 0
 
-    def update(self, value: float) -> float:
+    def update(self, value: float) -> float:  # type: ignore[override]
         value = float(value)
         if not _check_update(value, self._count > 0):
             return self.value
@@ -395,7 +395,7 @@ class RSI(Indicator):
         self._loss = 0.0
         self._count = 0
 
-    def update(self, value: float) -> float:
+    def update(self, value: float) -> float:  # type: ignore[override]
         value = float(value)
         if not _check_update(value, self._count > 0):
             return self.value
@@ -435,7 +435,7 @@ class MACD(Indicator):
         self.warmup = slow + signal - 1
         self.value = self.signal = self.hist = NAN
 
-    def update(self, value: float) -> float:
+    def update(self, value: float) -> float:  # type: ignore[override]
         fast = self._fast.update(value)
         slow = self._slow.update(value)
         self.value = fast - slow
@@ -469,7 +469,7 @@ class Bollinger(Indicator):
         self._s2 = 0.0
         self._since = 0
 
-    def update(self, value: float) -> float:
+    def update(self, value: float) -> float:  # type: ignore[override]
         value = float(value)
         if not _check_update(value, bool(self._window)):
             return self.value

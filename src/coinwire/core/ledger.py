@@ -401,8 +401,8 @@ class Ledger:
         set_accounts: dict[tuple[int, str], int] = {}  # one account per exchange in each set
         for wallet in self._wallets.values():
             if wallet.wallet_set_id is not None:
-                held = set_accounts.setdefault((wallet.wallet_set_id, wallet.exchange), wallet.account_id)
-                if held != wallet.account_id:
+                first = set_accounts.setdefault((wallet.wallet_set_id, wallet.exchange), wallet.account_id)
+                if first != wallet.account_id:
                     raise LedgerInvariantError(f"wallet set {wallet.wallet_set_id} holds {wallet.exchange} funds of two accounts")
         allocations: dict[tuple[int, str, str], int] = defaultdict(int)
         for wallet in self._wallets.values():

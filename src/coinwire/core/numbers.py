@@ -11,10 +11,13 @@ from decimal import MAX_EMAX, MAX_PREC, MIN_EMIN, Context, Decimal, InvalidOpera
 
 from coinwire.core.errors import InvalidInput
 
-__all__ = ["INT64_MAX", "MAX_EXPONENT", "MAX_NUMBER_TEXT", "parse_decimal", "read_int", "ATTO_DECIMALS", "ATTO", "POW10", "to_units", "units_to_str", "atto_to_str", "str_to_atto", "ceil_div"]
+__all__ = [
+    "INT64_MAX", "MAX_EXPONENT", "MAX_NUMBER_TEXT", "parse_decimal", "read_int", "ATTO_DECIMALS", "ATTO", "POW10", "to_units",
+    "units_to_str", "atto_to_str", "str_to_atto", "ceil_div",
+]
 
 ATTO_DECIMALS = 18
-ATTO = 10**ATTO_DECIMALS
+ATTO: int = 10**ATTO_DECIMALS
 POW10: list[int] = [10**i for i in range(40)]  # 10**n by table: scaling by decimals runs on every order
 MAX_EXPONENT = 60  # no price, size or amount needs more than 60 digits either side of the point
 _EXACT = Context(prec=MAX_PREC, Emax=MAX_EMAX, Emin=MIN_EMIN)  # scaling never rounds (default: 28 digits)

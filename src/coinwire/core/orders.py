@@ -22,7 +22,7 @@ class Side(str, enum.Enum):
     SELL = "sell"
 
     @property
-    def opposite(self) -> "Side":
+    def opposite(self) -> Side:
         return _SELL if self is _BUY else _BUY
 
 

@@ -26,7 +26,7 @@ most once a day, which holds for every zone of the tz database since 1970.
 from __future__ import annotations
 
 import re
-from datetime import date, datetime, timezone, tzinfo
+from datetime import UTC, date, datetime, tzinfo
 from typing import Final, NamedTuple
 
 import numpy as np
@@ -57,7 +57,7 @@ _EPOCH_MONDAY: Final = date(1970, 1, 5).toordinal()
 class Timeframe(NamedTuple):
     """`4h` is Timeframe(4, "h"). `seconds` is exact for s/m/h and nominal (the longest) for d/w/M."""
 
-    count: int
+    count: int  # type: ignore[assignment]  # the field shadows tuple.count on purpose
     unit: str
 
     def __str__(self) -> str:
@@ -101,7 +101,7 @@ def bucket_starts(tf: Timeframe, tz: tzinfo, start: int, end: int) -> Int64Array
 
 
 def _offset(tz: tzinfo, t: int) -> int:
-    moment = datetime.fromtimestamp(t, timezone.utc).astimezone(tz)
+    moment = datetime.fromtimestamp(t, UTC).astimezone(tz)
     offset = moment.utcoffset()
     return int(offset.total_seconds()) if offset is not None else 0
 
@@ -110,7 +110,7 @@ def _segments(tz: tzinfo, lo: int, hi: int) -> list[tuple[int, int]]:
     """(from, offset) pairs covering [lo, hi): each offset holds from its instant to the next pair's."""
     samples = list(range(lo, hi, _DAY)) + [hi]
     out = [(lo, _offset(tz, lo))]
-    for a, b in zip(samples, samples[1:]):
+    for a, b in zip(samples, samples[1:], strict=False):
         after = _offset(tz, b)
         if after == out[-1][1]:
             continue
@@ -145,8 +145,8 @@ def _wall_clock_starts(step: int, tz: tzinfo, lo: int, hi: int) -> Int64Array:
 
 def _calendar_starts(tf: Timeframe, tz: tzinfo, start: int, end: int) -> Int64Array:
     """Local midnights of the day, week or month buckets overlapping [start, end)."""
-    first_day = datetime.fromtimestamp(start, timezone.utc).astimezone(tz).date()
-    last_day = datetime.fromtimestamp(end - 1, timezone.utc).astimezone(tz).date()
+    first_day = datetime.fromtimestamp(start, UTC).astimezone(tz).date()
+    last_day = datetime.fromtimestamp(end - 1, UTC).astimezone(tz).date()
     days: list[date] = []
     if tf.unit == "M":
         index = (first_day.year - 1970) * 12 + first_day.month - 1
@@ -167,10 +167,10 @@ def _calendar_starts(tf: Timeframe, tz: tzinfo, start: int, end: int) -> Int64Ar
 
 def _local_midnight(day: date, tz: tzinfo) -> int:
     """The first instant of a local day (the end of the gap when midnight itself is skipped)."""
-    naive = datetime(day.year, day.month, day.day)
+    naive = datetime(day.year, day.month, day.day)  # noqa: DTZ001 - a wall-clock time, compared below
     moment = naive.replace(tzinfo=tz)  # fold=0: the earlier of two midnights
     t = int(moment.timestamp())
-    back = datetime.fromtimestamp(t, timezone.utc).astimezone(tz).replace(tzinfo=None)
+    back = datetime.fromtimestamp(t, UTC).astimezone(tz).replace(tzinfo=None)
     if back != naive:  # midnight falls in a gap: the day begins when the clocks jump
         t = _segments(tz, t - _DAY, t + 1)[-1][0]
     return t

@@ -19,6 +19,7 @@ from __future__ import annotations
 import heapq
 import math
 from collections.abc import Callable, Sequence
+from functools import partial
 from typing import Any
 
 import msgspec
@@ -100,7 +101,8 @@ class Series:
         """Candles of a coarser timeframe from these (UTC buckets): first open, extremes, last close, summed volume."""
         tf = timeframe_ns(timeframe)
         if tf % self.tf_ns:
-            raise InvalidInput("invalid_timeframe", f"{timeframe} is not a multiple of the loaded {self.timeframe} candles of {self.symbol}")
+            raise InvalidInput("invalid_timeframe",
+                               f"{timeframe} is not a multiple of the loaded {self.timeframe} candles of {self.symbol}")
         bucket = self.time_ns // tf
         starts = np.flatnonzero(np.r_[True, bucket[1:] != bucket[:-1]])
         ends = np.r_[starts[1:], self.n] - 1
@@ -126,7 +128,7 @@ def funded_wallet_set(run_id: str, exchange: str, currencies: set[str], balances
 
 def _price_decimals(series: Sequence[Series]) -> int:
     """The fewest decimals that hold every price of these candles exactly (at most 10)."""
-    for d in range(0, 11):
+    for d in range(11):
         scale = 10.0**d
         if all(np.all(np.abs(np.round(a * scale) - a * scale) < 1e-4) for s in series for a in (s.open, s.high, s.low, s.close)):
             return d
@@ -155,8 +157,8 @@ class _Market:
         self.instrument = instrument
         self.engine = engine
         self.series = series
-        self.price_scale = 10**instrument.price_decimals
-        self.size_scale = 10**instrument.size_decimals
+        self.price_scale: int = 10**instrument.price_decimals
+        self.size_scale: int = 10**instrument.size_decimals
 
     def price_units(self, value: float) -> int:
         return round(float(value) * self.price_scale)
@@ -271,7 +273,8 @@ class BacktestRuntime(Runtime):
         self._candle_subs.append((self._series(symbol, timeframe), callback))
 
     def subscribe(self, kind: str, symbol: str, callback: Callable[[dict[str, Any]], None]) -> None:
-        raise InvalidInput("not_in_history", f"this backtest has candles only: {kind} of {symbol} needs L2 history (use paper mode on a replay feed)")
+        raise InvalidInput("not_in_history",
+                           f"this backtest has candles only: {kind} of {symbol} needs L2 history (use paper mode on a replay feed)")
 
     def add_indicator(self, kind: Any, symbol: str, timeframe: str, args: tuple[Any, ...], source: str) -> Indicator:
         spec = indicator_spec(kind)
@@ -328,7 +331,8 @@ class BacktestRuntime(Runtime):
             raise NotFound("unknown_symbol", f"no market {symbol} in this backtest (loaded: {', '.join(sorted(self.markets))})")
         args = order_args(market.instrument, side, size=size, funds=funds, limit=limit, type=type, cancel_after=cancel_after)
         ticket = self.new_ticket(symbol, side)
-        self.hub.record(self._now, "out", "venue.make_order", {"client_oid": ticket.client_oid, "symbol": symbol, **args.view(market.instrument)})
+        self.hub.record(self._now, "out", "venue.make_order",
+                        {"client_oid": ticket.client_oid, "symbol": symbol, **args.view(market.instrument)})
         if self.config.fill == "close":
             i = self._visible(market.series)
             self._execute(ticket, args, market, i, market.series.close[i], market.series.volume[i])
@@ -403,7 +407,7 @@ class BacktestRuntime(Runtime):
             found = np.flatnonzero(hit(column[start : start + chunk], limit + (1e-9 if order.side is Side.BUY else -1e-9)))
             if len(found):
                 k = start + int(found[0])
-                self._push(int(s.time_ns[k]), _INTRABAR, lambda k=k: self._touch(order, market, k))
+                self._push(int(s.time_ns[k]), _INTRABAR, partial(self._touch, order, market, k))
                 return
             start += chunk
             chunk *= 4
@@ -450,14 +454,18 @@ class BacktestRuntime(Runtime):
         parts_t, parts_kind, parts_ref, parts_bar = [], [], [], []
         for ref, (s, _) in enumerate(self._candle_subs):
             bars = np.arange(s.n)
-            parts_t.append(s.close_ns[bars]); parts_kind.append(np.zeros(s.n, np.int64))
-            parts_ref.append(np.full(s.n, ref)); parts_bar.append(bars)
+            parts_t.append(s.close_ns[bars])
+            parts_kind.append(np.zeros(s.n, np.int64))
+            parts_ref.append(np.full(s.n, ref))
+            parts_bar.append(bars)
         for ref, (s, ups, downs, above, below) in enumerate(self._crosses):
             for kind, bars, callback in ((1, ups, above), (2, downs, below)):
                 if callback is None or not len(bars):
                     continue
-                parts_t.append(s.close_ns[bars]); parts_kind.append(np.full(len(bars), kind))
-                parts_ref.append(np.full(len(bars), ref)); parts_bar.append(bars)
+                parts_t.append(s.close_ns[bars])
+                parts_kind.append(np.full(len(bars), kind))
+                parts_ref.append(np.full(len(bars), ref))
+                parts_bar.append(bars)
         if not parts_t:
             return [], [], [], []
         t = np.concatenate(parts_t)
@@ -484,16 +492,17 @@ class BacktestRuntime(Runtime):
             if kind == 0:
                 s, callback = subs[ref]
                 candle = {"symbol": s.symbol, "timeframe": s.timeframe, "time": int(s.time_ns[bar] // _NS), "open": float(s.open[bar]),
-                          "high": float(s.high[bar]), "low": float(s.low[bar]), "close": float(s.close[bar]), "volume": float(s.volume[bar])}
+                          "high": float(s.high[bar]), "low": float(s.low[bar]), "close": float(s.close[bar]),
+                          "volume": float(s.volume[bar])}
                 self.hub.record(self._now, "in", "market.candle", candle)
                 self.deliver("on_candle", callback, candle)
             else:
                 s, _, _, above, below = crosses[ref]
-                callback = above if kind == 1 else below
+                on_cross = above if kind == 1 else below
                 self.hub.record(self._now, "in", "market.cross", {"symbol": s.symbol, "timeframe": s.timeframe,
                                                                    "direction": "above" if kind == 1 else "below",
                                                                    "time": int(s.time_ns[bar] // _NS)})
-                self.deliver("on_cross", callback)  # type: ignore[arg-type]
+                self.deliver("on_cross", on_cross)  # type: ignore[arg-type]
 
 
 def _clip(s: Series, start: int | None, end: int | None) -> Series:
@@ -501,4 +510,6 @@ def _clip(s: Series, start: int | None, end: int | None) -> Series:
     hi = s.n if end is None else int(np.searchsorted(s.time_ns, end * _NS, side="left"))
     if lo == 0 and hi == s.n:
         return s
-    return Series(s.symbol, s.timeframe, s.time_ns[lo:hi] // _NS, s.open[lo:hi], s.high[lo:hi], s.low[lo:hi], s.close[lo:hi], s.volume[lo:hi])
+    return Series(
+        s.symbol, s.timeframe, s.time_ns[lo:hi] // _NS, s.open[lo:hi], s.high[lo:hi], s.low[lo:hi], s.close[lo:hi], s.volume[lo:hi]
+    )

@@ -11,8 +11,8 @@ from typing import Any
 
 import numpy as np
 
-from coinwire.engine.runtime import Runtime
 from coinwire.engine.report import equity_curve
+from coinwire.engine.runtime import Runtime
 
 __all__ = ["write_html_report", "render_html_report"]
 
@@ -31,7 +31,7 @@ def _polyline(x: np.ndarray, y: np.ndarray, x0: float, x1: float, y0: float, y1:
         return ""
     sx = (x - x0) / ((x1 - x0) or 1) * (_W - 60) + 50
     sy = _H - 20 - (y - y0) / ((y1 - y0) or 1) * (_H - 40)
-    pts = " ".join(f"{a:.1f},{b:.1f}" for a, b in zip(sx, sy))
+    pts = " ".join(f"{a:.1f},{b:.1f}" for a, b in zip(sx, sy, strict=True))
     return f'<polyline fill="none" stroke="{color}" stroke-width="1.2" points="{pts}"/>'
 
 
@@ -61,7 +61,10 @@ def render_html_report(outcome: Any, runtime: Runtime) -> str:
     drawdown = -(1 - equity / peak) * 100 if len(equity) else equity
     market = next(iter(runtime.report_markets().values()))
     s = market.series
-    marks = [(f.ts / 1e9, f.price / 10**market.instrument.price_decimals, f.side.value) for f in runtime.fills if f.symbol == market.instrument.symbol]
+    marks = [
+        (f.ts / 1e9, f.price / 10**market.instrument.price_decimals, f.side.value)
+        for f in runtime.fills if f.symbol == market.instrument.symbol
+    ]
     rows = "".join(
         f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(rep.get(k)))}</td></tr>"
         for k in ("run_id", "strategy", "status", "initial_equity", "final_equity", "total_return", "cagr", "sharpe", "sortino",
@@ -71,7 +74,8 @@ def render_html_report(outcome: Any, runtime: Runtime) -> str:
         f"<tr><td>{tr['time']}</td><td>{tr['side']}</td><td>{tr['price']}</td><td>{tr['size']}</td><td>{tr['fee']}</td></tr>"
         for tr in rep.get("trades", [])[:2000]
     )
-    return f"""<!doctype html><html lang="en"><head><meta charset="utf-8"><title>coinwire report {html.escape(str(rep.get('run_id')))}</title>
+    title = f"coinwire report {html.escape(str(rep.get('run_id')))}"
+    return f"""<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{title}</title>
 <style>body{{font:14px system-ui,sans-serif;max-width:1000px;margin:2em auto;color:#111}}table{{border-collapse:collapse}}
 th,td{{padding:2px 10px;border-bottom:1px solid #ddd;text-align:left}}</style></head><body>
 <h1>{html.escape(str(rep.get('strategy')))} {html.escape(str(rep.get('mode', 'backtest')))}</h1><table>{rows}</table>

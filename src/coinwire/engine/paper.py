@@ -14,13 +14,14 @@ ends when asked to stop, at `end`, or when the strategy raises (the run is then 
 from __future__ import annotations
 
 import asyncio
+
 from coinwire.core.errors import CoinwireError, InvalidInput
 from coinwire.core.numbers import ATTO_DECIMALS, to_units
 from coinwire.core.orders import Fill, Order
 from coinwire.engine.order_args import resolve_size
 from coinwire.engine.runtime import StrategyFailed
-from coinwire.engine.stream import StreamRuntime
 from coinwire.engine.strategy import Strategy, StrategyParams
+from coinwire.engine.stream import StreamRuntime
 from coinwire.messages import Markets, Message
 from coinwire.services.gateway import Gateway, OrderRequest
 

@@ -52,5 +52,6 @@ def load_strategy(ref: str) -> type[Strategy]:
         return cls
     builtins = builtin_strategies()
     if ref not in builtins:
-        raise NotFound("strategy_not_found", f"unknown strategy {ref!r}; built-ins: {', '.join(sorted(builtins))}, or use file.py:ClassName")
+        raise NotFound("strategy_not_found",
+                       f"unknown strategy {ref!r}; built-ins: {', '.join(sorted(builtins))}, or use file.py:ClassName")
     return builtins[ref]

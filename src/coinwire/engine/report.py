@@ -18,7 +18,9 @@ from typing import Any
 
 import numpy as np
 
+from coinwire.core.errors import NotFound
 from coinwire.core.funds import fee_in_quote
+from coinwire.core.instruments import Instrument
 from coinwire.core.numbers import ATTO_DECIMALS, units_to_str
 from coinwire.core.orders import Side
 from coinwire.engine.runtime import Runtime
@@ -59,6 +61,14 @@ def equity_curve(rt: Runtime) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndar
     return t, equity, positions
 
 
+def _instrument(rt: Runtime, symbol: str) -> Instrument:
+    """The instrument of a market the run traded (every fill's market has one)."""
+    inst = rt.instrument(symbol)
+    if inst is None:
+        raise NotFound("unknown_symbol", f"no market {symbol} in this run")
+    return inst
+
+
 def _round_trips(rt: Runtime) -> tuple[int, int, list[float]]:
     """Entries (flat -> long), exits (long -> flat) counted per order, and each closed round trip's P&L.
 
@@ -86,7 +96,7 @@ def _round_trips(rt: Runtime) -> tuple[int, int, list[float]]:
         symbol = fills[0].symbol
         before = pos = position.get(symbol, 0)
         for fill in fills:
-            notional, fee = fill.notional / 1e18, fee_in_quote(rt.instrument(fill.symbol), fill) / 1e18
+            notional, fee = fill.notional / 1e18, fee_in_quote(_instrument(rt, fill.symbol), fill) / 1e18
             if fill.side is Side.BUY:
                 pos += fill.size
                 cost[symbol] = cost.get(symbol, 0.0) + notional + fee
@@ -130,10 +140,10 @@ def build_report(rt: Runtime, meta: dict[str, Any]) -> dict[str, Any]:
     in_market = np.zeros(len(t), dtype=bool)
     for held in positions.values():
         in_market |= held > 0
-    fees = sum(fee_in_quote(rt.instrument(f.symbol), f) for f in rt.fills)  # in the quote, whatever each was paid in
+    fees = sum(fee_in_quote(_instrument(rt, f.symbol), f) for f in rt.fills)  # in the quote, whatever each was paid in
     trades = []
     for fill in rt.fills:
-        inst = rt.instrument(fill.symbol)
+        inst = _instrument(rt, fill.symbol)
         trades.append({"time": fill.ts // _NS, "symbol": fill.symbol, "side": fill.side.value, "price": inst.price_str(fill.price),
                        "size": inst.size_str(fill.size), "fee": units_to_str(fill.fee, ATTO_DECIMALS),
                        "fee_currency": fill.fee_currency or inst.quote})
@@ -184,7 +194,7 @@ def keep_extremes(values: np.ndarray, limit: int) -> np.ndarray:
         drawdown = np.where(peak > 0, 1.0 - values / peak, 0.0)
     edges = np.linspace(0, n, max(1, (limit - 2) // 4) + 1).astype(np.int64)
     keep = [0, n - 1]
-    for lo, hi in zip(edges[:-1], edges[1:]):
+    for lo, hi in zip(edges[:-1], edges[1:], strict=True):
         if hi <= lo:
             continue
         deepest = lo + int(np.argmax(drawdown[lo:hi]))

@@ -9,13 +9,15 @@ twice is the same run with byte-identical files; runs the server starts get a fr
 
 from __future__ import annotations
 
+import builtins
 import hashlib
 import json
 import os
 import re
-from datetime import datetime, timezone
+from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, NamedTuple, Sequence
+from typing import Any, NamedTuple
 
 import msgspec
 import numpy as np
@@ -73,7 +75,7 @@ def parse_time(value: str | int | None, field: str) -> int | None:
     except ValueError:
         raise CoinwireError("invalid_time", f"{field} must be unix seconds or an ISO 8601 date, got {value!r}") from None
     if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=timezone.utc)
+        parsed = parsed.replace(tzinfo=UTC)
     return int(parsed.timestamp())
 
 
@@ -254,7 +256,7 @@ def finish_backtest(prepared: PreparedRun) -> RunOutcome:
 
 def run_backtest(
     strategy_ref: str, raw_params: dict[str, Any], candles: Sequence[Any], config: BacktestConfig
-) -> tuple[RunOutcome, BacktestRuntime]:
+) -> tuple[RunOutcome, BacktestRuntime | BookBacktestRuntime]:
     """Run a backtest to its end. Bad input raises; a strategy that raises gives a `failed` outcome."""
     prepared = prepare_backtest(strategy_ref, raw_params, candles, config)
     return finish_backtest(prepared), prepared.runtime
@@ -286,7 +288,8 @@ class RunStore:
         encoder = msgspec.json.Encoder()
         _write(folder / "report.json", encoder.encode(outcome.report))
         _write(folder / "messages.jsonl", b"".join(encoder.encode(m.to_dict()) + b"\n" for m in runtime.hub))
-        _write(folder / "log.jsonl", b"".join(encoder.encode({"ts": ts, "level": lv, "message": msg}) + b"\n" for ts, lv, msg in runtime.logs))
+        _write(folder / "log.jsonl",
+               b"".join(encoder.encode({"ts": ts, "level": lv, "message": msg}) + b"\n" for ts, lv, msg in runtime.logs))
         for component in runtime.components.values():
             _write(folder / "components" / f"{component.id}.json", encoder.encode(component.to_dict()))
         self.write_record(outcome)  # last: the status in run.json says the files above are complete
@@ -327,13 +330,13 @@ class RunStore:
         meta = folder / "run.json"
         if not meta.is_file():
             raise NotFound("run_not_found", f"no run {run_id!r}")
-        run = json.loads(meta.read_bytes())
+        run: dict[str, Any] = json.loads(meta.read_bytes())
         report = folder / "report.json"
         run["report"] = json.loads(report.read_bytes()) if report.is_file() else None
         return run
 
     def messages(self, run_id: str, offset: int = 0, limit: int = 100, method: str | None = None,
-                 direction: str | None = None) -> tuple[int, list[dict[str, Any]]]:
+                 direction: str | None = None) -> tuple[int, builtins.list[dict[str, Any]]]:
         self.get(run_id)
         lines = _complete_lines(self._dir(run_id) / "messages.jsonl")
         if method is None and direction is None:  # decode just the page
@@ -343,11 +346,11 @@ class RunStore:
         total, selected = page(messages, offset, limit, method, direction)
         return total, [m.to_dict() for m in selected]
 
-    def log(self, run_id: str) -> list[dict[str, Any]]:
+    def log(self, run_id: str) -> builtins.list[dict[str, Any]]:
         self.get(run_id)
         return [json.loads(line) for line in _complete_lines(self._dir(run_id) / "log.jsonl")]
 
-    def components(self, run_id: str) -> list[dict[str, Any]]:
+    def components(self, run_id: str) -> builtins.list[dict[str, Any]]:
         self.get(run_id)
         folder = self._dir(run_id) / "components"
         return [json.loads(p.read_bytes()) for p in sorted(folder.glob("*.json"))] if folder.is_dir() else []

@@ -84,6 +84,7 @@ class Runtime:
         self.events = 0  # callbacks delivered
         self._strategy: Strategy | None = None
         self._wants_fills = self._wants_orders = False
+        self.start_ns = self.end_ns = 0  # the run's span on its clock (set by the subclass; end 0: still running)
 
     def use_funds(self, exchange: str, ledger: Ledger, wallet_set_id: int, quote: str) -> None:
         self.exchange = exchange
@@ -130,7 +131,8 @@ class Runtime:
         if previous is not None:
             component.version = previous.version + 1
         self.components[component_id] = component
-        self.hub.record(self.now_ns(), "out", "ui.component", {"id": component_id, "version": component.version, "spec": component.spec, "rows": len(component.data)})
+        self.hub.record(self.now_ns(), "out", "ui.component",
+                        {"id": component_id, "version": component.version, "spec": component.spec, "rows": len(component.data)})
 
     def update_component(self, component_id: str, spec: dict[str, Any] | None, data: list[list[Any]] | None) -> None:
         component = self.components.get(component_id)
@@ -231,6 +233,28 @@ class Runtime:
         return total
 
     # --- subclasses ------------------------------------------------------------------------------
+    def add_timer(self, delay_ns: int, callback: Callable[[], None], repeat: bool) -> None:
+        raise NotImplementedError
+
+    def candles(self, symbol: str, timeframe: str, count: int | None) -> dict[str, np.ndarray]:
+        raise NotImplementedError
+
+    def subscribe_candles(self, symbol: str, timeframe: str, callback: Callable[[dict[str, Any]], None]) -> None:
+        raise NotImplementedError
+
+    def subscribe(self, kind: str, symbol: str, callback: Callable[[dict[str, Any]], None]) -> None:
+        raise NotImplementedError
+
+    def add_cross(self, a: Indicator, b: Indicator | float, above: Callable[[], None] | None, below: Callable[[], None] | None) -> None:
+        raise NotImplementedError
+
+    def submit_order(self, side: str, symbol: str, *, size: Any, funds: Any, limit: Any, type: str | None,
+                     cancel_after: int) -> OrderTicket:
+        raise NotImplementedError
+
+    def cancel_order(self, ticket: OrderTicket) -> None:
+        raise NotImplementedError
+
     def add_indicator(self, kind: Any, symbol: str, timeframe: str, args: tuple[Any, ...], source: str) -> Indicator:
         raise NotImplementedError
 

@@ -28,7 +28,7 @@ from __future__ import annotations
 import difflib
 import math
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -136,7 +136,7 @@ def params_json(params: StrategyParams) -> dict[str, Any]:
 def _convert(name: str, default: Any, value: Any) -> Any:
     kind = type(default)
     try:
-        if default is None or isinstance(value, kind) and not (kind is int and isinstance(value, bool)):
+        if default is None or (isinstance(value, kind) and not (kind is int and isinstance(value, bool))):
             return value
         if kind is bool:
             if isinstance(value, str) and value.lower() in ("1", "true", "yes", "on", "0", "false", "no", "off"):
@@ -201,7 +201,7 @@ class Strategy:
 
     @property
     def now(self) -> datetime:
-        return datetime.fromtimestamp(self._rt.now_ns() / 1e9, tz=timezone.utc)
+        return datetime.fromtimestamp(self._rt.now_ns() / 1e9, tz=UTC)
 
     def every(self, seconds: float, callback: Callable[[], None]) -> None:
         """Call `callback` every `seconds` of the run's clock, first after one period."""

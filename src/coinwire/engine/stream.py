@@ -85,8 +85,8 @@ class CandleStream:
 
     def close_bucket(self) -> dict[str, Any]:
         """Close the open candle: append it, update the indicators; returns the candle as the strategy sees it."""
-        candle = {"symbol": self.symbol, "timeframe": self.timeframe, "time": self.start // _NS, "open": self._o, "high": self._h,
-                  "low": self._l, "close": self._c, "volume": self._v}
+        candle: dict[str, Any] = {"symbol": self.symbol, "timeframe": self.timeframe, "time": self.start // _NS, "open": self._o,
+                                  "high": self._h, "low": self._l, "close": self._c, "volume": self._v}
         self.time.append(self.start // _NS)
         self.open.append(self._o)
         self.high.append(self._h)
@@ -101,7 +101,7 @@ class CandleStream:
 
     def series(self, with_open_bucket: bool) -> Series:
         """The closed candles (and the one still open, for a report at the end) as arrays."""
-        columns = [self.time, self.open, self.high, self.low, self.close, self.volume]
+        columns: list[list[Any]] = [self.time, self.open, self.high, self.low, self.close, self.volume]
         if with_open_bucket and self.start >= 0:
             columns = [c + [v] for c, v in zip(columns, (self.start // _NS, self._o, self._h, self._l, self._c, self._v), strict=True)]
         return Series(self.symbol, self.timeframe, np.array(columns[0], dtype=np.int64), *(np.array(c) for c in columns[1:]))
@@ -176,14 +176,14 @@ class StreamRuntime(Runtime):
             if math.isnan(a0) or math.isnan(a1) or math.isnan(b0) or math.isnan(b1):
                 continue
             if above is not None and a0 <= b0 and a1 > b1:
-                direction, callback = "above", above
+                direction, on_cross = "above", above
             elif below is not None and a0 >= b0 and a1 < b1:
-                direction, callback = "below", below
+                direction, on_cross = "below", below
             else:
                 continue
             self.hub.record(self._now, "in", "market.cross", {"symbol": stream.symbol, "timeframe": stream.timeframe,
                                                                "direction": direction, "time": candle["time"]})
-            self.deliver("on_cross", callback)
+            self.deliver("on_cross", on_cross)
 
     # --- market messages ------------------------------------------------------------------------
     def deliver_market(self, message: Message) -> None:
@@ -279,9 +279,9 @@ class StreamRuntime(Runtime):
         inst = market.instrument
         bid, ask = market.engine.book.best_bid(), market.engine.book.best_ask()
         if bid is not None and ask is not None:
-            return (bid + ask) / 2 / 10**inst.price_decimals
+            return float((bid + ask) / 2 / 10**inst.price_decimals)
         if market.last_trade is not None:
-            return market.last_trade.price / 10**inst.price_decimals
+            return float(market.last_trade.price / 10**inst.price_decimals)
         raise InvalidInput("no_price_yet", f"no book or trade of {symbol} yet")
 
     def subscribe_candles(self, symbol: str, timeframe: str, callback: Callable[[dict[str, Any]], None]) -> None:

@@ -162,7 +162,7 @@ class Backoff:
     def next_delay(self, error: CcxtError | None = None) -> float:
         """The wait before the next attempt (and count this failure)."""
         factor = self.rate_limit_factor if error is not None and error.group is ErrorGroup.RATE_LIMITED else 1.0
-        delay = min(self.cap, self.base * factor * 2 ** min(self.attempts, 30))
+        delay: float = min(self.cap, self.base * factor * 2 ** min(self.attempts, 30))
         self.attempts += 1
         return delay * (1.0 - self.jitter * self._rng.random())
 

@@ -52,7 +52,7 @@ async def close_client(client: Any, exchange: str) -> None:
     if client is not None:
         try:
             await client.close()
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - whatever it is, it must not mask why we close
             log.warning("ccxt close failed", exchange=exchange, error=str(exc))
 
 
@@ -287,7 +287,7 @@ class CcxtFeed:
                 await (watch() if mode == WEBSOCKET else poll())
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - translate() puts every error in its group
                 error = translate(exc, exchange=self.exchange, operation=f"{kind} {symbol} ({mode})")
                 if error.group is ErrorGroup.CLOSED or self._closed:
                     return

@@ -161,7 +161,7 @@ class TickerStreamer:
         while not self._closed:
             try:
                 await self.client.load_markets()
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - translate() puts every error in its group
                 error = self._translate(exc, "load_markets")
                 if error is None:
                     return
@@ -210,7 +210,7 @@ class TickerStreamer:
                         raise bad_response(self.exchange, "fetch_tickers", "no tickers")
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - translate() puts every error in its group
                 error = self._translate(exc, self.mode)
                 if error is None:
                     return

@@ -71,7 +71,7 @@ class _Symbol:
         start = _PROFILES.get(instrument.symbol, _DEFAULT_PROFILE)[0]
         self.mid = start * 10**instrument.price_decimals
         self.spacing = max(1, round(self.mid * _SPACING))  # mean level gap in ticks
-        self.touch_size = max(1, _TOUCH_NOTIONAL * 10**instrument.size_decimals // start)
+        self.touch_size: int = max(1, _TOUCH_NOTIONAL * 10**instrument.size_decimals // start)
         self.book = L2Book()
         self.update_id = 1
         self.trade_id = 0

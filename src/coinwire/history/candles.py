@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, Final
 
 import numpy as np
@@ -45,12 +45,12 @@ def timeframe_seconds(tf: str) -> int:
 
 def format_time(seconds: int) -> str:
     """Unix seconds as `2021-01-01 00:00 UTC` (error messages and tables)."""
-    moment = datetime.fromtimestamp(int(seconds), tz=timezone.utc)
+    moment = datetime.fromtimestamp(int(seconds), tz=UTC)
     return moment.strftime("%Y-%m-%d %H:%M:%S UTC" if moment.second else "%Y-%m-%d %H:%M UTC")
 
 
 def _frozen(values: Any, dtype: type) -> Any:
-    arr = np.asarray(values, dtype=dtype)
+    arr: np.ndarray = np.asarray(values, dtype=dtype)
     if arr.ndim != 1:
         raise InvalidInput("invalid_candles", f"candle columns must be one-dimensional, got shape {arr.shape}")
     if arr.flags.writeable:
@@ -187,7 +187,7 @@ class Candles:
         if not len(self):
             return
         floats = np.stack([self.open, self.high, self.low, self.close, self.volume])
-        problems: list[tuple[npt.NDArray[np.bool_], str]] = [
+        problems: list[tuple[npt.NDArray[np.bool_] | np.bool_, str]] = [
             (~np.isfinite(floats).all(axis=0), "a price or volume is NaN or infinite"),
             (self.high < np.maximum(self.open, self.close), "high is below open or close"),
             (self.low > np.minimum(self.open, self.close), "low is above open or close"),
@@ -266,7 +266,7 @@ def parse_time(text: str) -> int:
         return number // 1000 if number >= 10**11 else number  # milliseconds are accepted too
     for fmt in _DATE_FORMATS:
         try:
-            return int(datetime.strptime(value, fmt).replace(tzinfo=timezone.utc).timestamp())
+            return int(datetime.strptime(value, fmt).replace(tzinfo=UTC).timestamp())
         except ValueError:
             continue
     try:
@@ -276,5 +276,5 @@ def parse_time(text: str) -> int:
             "invalid_date", f"date must look like 2021-01-01 or 2021-01-01T12:00 (UTC), got {text!r}", value=text
         ) from None
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=timezone.utc)
+        moment = moment.replace(tzinfo=UTC)
     return int(moment.timestamp())

@@ -53,7 +53,8 @@ def _pick(candles: list[Candles], symbols: Sequence[str] | None, timeframe: str 
     if missing:
         have = ", ".join(sorted(by_symbol)) or "nothing"
         raise InvalidInput(
-            "unknown_asset", f"no {timeframe + ' ' if timeframe else ''}candles of {', '.join(missing)} in {where} (found: {have})", assets=missing
+            "unknown_asset", f"no {timeframe + ' ' if timeframe else ''}candles of {', '.join(missing)} in {where} (found: {have})",
+            assets=missing,
         )
     return [by_symbol[s] for s in wanted]
 

@@ -46,7 +46,7 @@ class SeriesInfo(msgspec.Struct, frozen=True):
     path: str
 
     def describe(self) -> str:
-        span = f"{format_time(self.first)} .. {format_time(self.last)}" if self.rows else "empty"
+        span = f"{format_time(self.first or 0)} .. {format_time(self.last or 0)}" if self.rows else "empty"
         return f"{self.exchange} {self.symbol} {self.timeframe} ({self.rows} bars, {span})"
 
 

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from functools import partial
 from collections.abc import Callable, Collection, Sequence
+from functools import partial
 from typing import Any, Protocol
 
 import structlog
@@ -708,7 +708,8 @@ class Gateway:
                 order = await self._order_by_client_oid(None, client_oid)
         else:
             raise InvalidInput("missing_parameter", "cancel_order needs order_id or client_oid")
-        if order is None or (exchange is not None and order.exchange != exchange) or (may_trade is not None and not may_trade(order.account_id)):
+        if (order is None or (exchange is not None and order.exchange != exchange)
+                or (may_trade is not None and not may_trade(order.account_id))):
             raise NotFound("order_not_found", f"no order {order_id or client_oid!r}")
         if order.is_done:
             raise Conflict(
@@ -742,7 +743,7 @@ class Gateway:
                         if expired:
                             try:
                                 await self._finish_orders(expired, now)
-                            except Exception:  # logged by _commit; the loop must go on
+                            except Exception:  # noqa: BLE001 - logged by _commit; the loop must go on
                                 pass
 
     def open_orders(
@@ -755,11 +756,13 @@ class Gateway:
                 continue
             for market in ex.markets.values():
                 for order in market.engine.open_orders.values():
-                    if (wallet_set_id is None or order.wallet_set_id == wallet_set_id) and (accounts is None or order.account_id in accounts):
+                    if ((wallet_set_id is None or order.wallet_set_id == wallet_set_id)
+                            and (accounts is None or order.account_id in accounts)):
                         out.append(order_view(order, market.instrument))
             if isinstance(ex, LiveExchange):
                 for order in ex.open.values():
-                    if (wallet_set_id is None or order.wallet_set_id == wallet_set_id) and (accounts is None or order.account_id in accounts):
+                    if ((wallet_set_id is None or order.wallet_set_id == wallet_set_id)
+                            and (accounts is None or order.account_id in accounts)):
                         out.append(order_view(order, ex.markets[order.symbol].instrument))
         out.sort(key=lambda o: o["id"], reverse=True)
         return out

@@ -147,7 +147,7 @@ class Health:
     async def _ping(self, port: Pingable) -> bool:
         try:
             return bool(await asyncio.wait_for(port.ping(), self.timeout))
-        except Exception:  # a port that raises instead of answering is as unreachable as one that says so
+        except Exception:  # noqa: BLE001 - a port that raises instead of answering is as unreachable as one that says so
             return False
 
     async def report(self) -> dict[str, Any]:

@@ -132,5 +132,6 @@ def _context(event: dict[str, Any]) -> dict[str, Any]:
         lowered = key.lower()
         if any(word in lowered for word in _SECRET_WORDS):
             continue
-        context[key] = value if isinstance(value, _PLAIN) and not (isinstance(value, str) and len(value) > _MAX_TEXT) else str(value)[:_MAX_TEXT]
+        plain = isinstance(value, _PLAIN) and not (isinstance(value, str) and len(value) > _MAX_TEXT)
+        context[key] = value if plain else str(value)[:_MAX_TEXT]
     return context

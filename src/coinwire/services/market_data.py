@@ -54,7 +54,8 @@ def ticker_configs(market: MarketDataConfig, exchanges: Sequence[ExchangeConfig]
     """
     named = {t.exchange for t in market.tickers}
     implied = [
-        TickerConfig(exchange=e.name, ccxt_id=e.ccxt_id, symbols=list(e.symbols) or ["*"], websocket=e.ccxt_websocket, timeout=e.ccxt_timeout, urls=dict(e.ccxt_urls), options=dict(e.ccxt_options))
+        TickerConfig(exchange=e.name, ccxt_id=e.ccxt_id, symbols=list(e.symbols) or ["*"], websocket=e.ccxt_websocket,
+                     timeout=e.ccxt_timeout, urls=dict(e.ccxt_urls), options=dict(e.ccxt_options))
         for e in exchanges if e.feed == "ccxt" and e.name not in named
     ]
     return [*market.tickers, *implied]
@@ -134,7 +135,7 @@ class MarketData:
         now = self.clock()
         oldest = now - int(self.cfg.ticker_max_age * _NS)
         out = [
-            Rate(*view.symbol.split("/"), view.price, f"ticker:{view.exchange}", view.ts)
+            Rate(*view.symbol.split("/"), view.price, f"ticker:{view.exchange}", view.ts)  # type: ignore[call-arg, arg-type]  # BASE/QUOTE
             for view in await self.reader.tickers()
             if view.ts >= oldest
         ]

@@ -25,7 +25,8 @@ if TYPE_CHECKING:
     from coinwire.store.journal import Journal
 
 __all__ = [
-    "REQUEST_LATENCY", "ORDERS", "FILLS", "BOOK_UPDATES", "COMMIT_FAILURES", "LOOP_LAG", "JOURNAL_BEHIND", "JOURNAL_RESTARTS", "JOURNAL_REFUSED", "watch_journal", "REFDATA_FETCHES", "REFDATA_AGE",
+    "REQUEST_LATENCY", "ORDERS", "FILLS", "BOOK_UPDATES", "COMMIT_FAILURES", "LOOP_LAG", "JOURNAL_BEHIND", "JOURNAL_RESTARTS",
+    "JOURNAL_REFUSED", "watch_journal", "REFDATA_FETCHES", "REFDATA_AGE",
     "watch_loop_lag", "LoopCounter", "LoopHistogram",
 ]
 
@@ -115,7 +116,7 @@ class LoopHistogram(_LoopMetric):
         family = HistogramMetricFamily(self.name, self.documentation, labels=self.labelnames)
         for values, child in list(self._children.items()):
             cumulative, buckets = 0, []
-            for bound, count in zip(self.bounds, child.counts):
+            for bound, count in zip(self.bounds, child.counts, strict=True):
                 cumulative += count
                 buckets.append(("+Inf" if bound == math.inf else repr(float(bound)), cumulative))
             family.add_metric(list(values), buckets, child.sum)
@@ -131,7 +132,9 @@ REQUEST_LATENCY = LoopHistogram(
 ORDERS = LoopCounter("coinwire_orders_total", "Orders accepted by the gateway", ["exchange", "type"])
 FILLS = LoopCounter("coinwire_fills_total", "Fills of our orders", ["exchange"])
 BOOK_UPDATES = LoopCounter("coinwire_book_level_updates_total", "Order book level updates received", ["exchange"])
-COMMIT_FAILURES = Counter("coinwire_commit_failures_total", "Change sets the store refused or failed to commit (each taken back alone, or followed by a reload)")
+COMMIT_FAILURES = Counter(
+    "coinwire_commit_failures_total", "Change sets the store refused or failed to commit (each taken back alone, or followed by a reload)"
+)
 REFDATA_FETCHES = Counter(
     "coinwire_refdata_fetches_total",
     "Reference-data fetches by source and outcome (ok, source_unreachable, source_http_error, source_garbage)",

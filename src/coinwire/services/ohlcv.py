@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from datetime import timezone, tzinfo
+from datetime import UTC, tzinfo
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -47,10 +47,10 @@ def ohlcv_points(market: Any, start: int | None, end: int | None, received_befor
     if daily is not None and rows:
         block = np.array([row[:7] for row in rows], dtype=np.int64)
         first, last = int(block[0, 0]), int(block[-1, 0]) + 60
-        rolled = rollup(OHLCV(*block[:, :6].T), bucket_starts(daily, timezone.utc, first, last), last)
+        rolled = rollup(OHLCV(*block[:, :6].T), bucket_starts(daily, UTC, first, last), last)
         received = np.zeros(len(rolled.time), dtype=np.int64)
         np.maximum.at(received, np.searchsorted(rolled.time, block[:, 0], side="right") - 1, block[:, 6])
-        rows = [[*map(int, candle), int(at)] for *candle, at in zip(*rolled, received)]
+        rows = [[*map(int, candle), int(at)] for *candle, at in zip(*rolled, received, strict=True)]
     points = [
         [c[0], inst.price_str(c[3]), inst.price_str(c[2]), inst.price_str(c[1]), inst.price_str(c[4]), inst.size_str(c[5]), c[6]]
         for c in rows
@@ -70,7 +70,9 @@ def zone(name: object) -> tzinfo:
     try:
         return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
-        raise InvalidInput("invalid_timezone", f"unknown time zone {name!r}: use an IANA name like Europe/London, America/New_York or UTC", tz=name) from None
+        raise InvalidInput(
+            "invalid_timezone", f"unknown time zone {name!r}: use an IANA name like Europe/London, America/New_York or UTC", tz=name
+        ) from None
 
 
 MAX_INSTANT = 253_402_300_799_999  # 9999-12-31T23:59:59.999 in milliseconds
@@ -104,7 +106,8 @@ def parse_instant(value: object, name: str) -> int | None:
 class FormingSource(Protocol):
     """Candles still forming in memory (services.candles.CandleRecorder)."""
 
-    intervals: tuple[int, ...]
+    @property
+    def intervals(self) -> tuple[int, ...]: ...
 
     def recent(self, exchange: str, symbol: str, interval_s: int) -> OHLCV | None: ...
 
@@ -196,16 +199,16 @@ class OhlcvQuery:
                 for info in self.history.list()
                 if info.exchange == exchange and info.symbol == symbol and info.rows
             }
-            for interval, info in history.items():
+            for interval in history:
                 options.setdefault(interval, []).append("history")
         for interval in sorted(options, reverse=True):
-            anchor = int(history[interval].first) if interval in history and "store" not in options[interval] else 0
+            anchor = int(history[interval].first or 0) if interval in history and "store" not in options[interval] else 0
             if ((boundaries - anchor) % interval).any():
                 continue
             parts: list[OHLCV] = []
             if "history" in options[interval]:
                 info = history[interval]
-                series = self.history.load(exchange, symbol, info.timeframe) if self.history else None  # type: ignore[union-attr]
+                series = self.history.load(exchange, symbol, info.timeframe) if self.history else None
                 if series is not None:
                     part = series.slice(lo, hi)
                     parts.append(OHLCV(part.time, part.open, part.high, part.low, part.close, part.volume))
@@ -218,7 +221,7 @@ class OhlcvQuery:
                 precision = self.forming.precision(exchange, symbol)
                 if recent is not None and precision is not None:
                     keep = (recent.time >= lo) & (recent.time < hi)
-                    parts.append(_scaled(OHLCV(*(col[keep] for col in recent)), *precision))
+                    parts.append(_scaled(OHLCV._make(col[keep] for col in recent), *precision))
             merged = _merge([p for p in parts if len(p.time)], exchange, symbol, interval)
             return (merged, interval) if merged is not None else None
         if not options:
@@ -235,11 +238,11 @@ class OhlcvQuery:
 def _scaled(candles: OHLCV, price_decimals: int, size_decimals: int) -> OHLCV:
     """Integer candles at an instrument's precision as floats (each the double nearest the exact decimal)."""
     price, size = 10.0**price_decimals, 10.0**size_decimals
-    return OHLCV(
+    return OHLCV._make((
         candles.time.astype(np.int64),
         *(np.asarray(col, dtype=np.float64) / price for col in candles[1:5]),
         np.asarray(candles.volume, dtype=np.float64) / size,
-    )
+    ))
 
 
 def _merge(parts: list[OHLCV], exchange: str, symbol: str, interval: int) -> OHLCV | None:

@@ -23,7 +23,6 @@ import secrets
 import time
 from typing import Any
 
-
 from coinwire.core.errors import CoinwireError, Conflict, InvalidInput
 from coinwire.engine.paper import END_REACHED, RECORDING_ENDED, PaperRuntime
 from coinwire.engine.registry import load_strategy, strategy_name

@@ -73,9 +73,9 @@ class PublicTrades:
 
     async def _on_message(self, subject: str, message: Message) -> None:
         if isinstance(message, Markets):
-            for inst in message.instruments:
-                self.instruments[(message.exchange, inst.symbol)] = inst
-                self.rings.setdefault((message.exchange, inst.symbol), deque(maxlen=self.size))
+            for instrument in message.instruments:
+                self.instruments[(message.exchange, instrument.symbol)] = instrument
+                self.rings.setdefault((message.exchange, instrument.symbol), deque(maxlen=self.size))
             return
         if not isinstance(message, TradeTick):
             return

@@ -1,4 +1,5 @@
-"""RunManager: starts strategy runs (backtests in their own processes, paper and live runs next to the gateway), stops them, passes input on.
+"""RunManager: starts strategy runs (backtests in their own processes, paper and live runs next to the gateway), stops them,
+passes input on.
 
 The run directory (see `engine/runs.py` and `engine/worker.py`) is the source of truth: the
 manager only keeps the child processes it started. A run is `running` until its worker writes
@@ -131,7 +132,7 @@ class RunManager:
         folder = self.store.folder(job.run_id)
         folder.mkdir(parents=True)
         (folder / "job.json").write_bytes(msgspec.json.encode(job))
-        with open(folder / "output.log", "ab") as output:
+        with open(folder / "output.log", "ab") as output:  # noqa: ASYNC230 - a local file, opened once per run
             process = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "coinwire.engine.worker", str(folder),
                 stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=output, start_new_session=True,
@@ -139,7 +140,7 @@ class RunManager:
         try:
             assert process.stdout is not None
             line = await asyncio.wait_for(process.stdout.readline(), HANDSHAKE_SECONDS)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             process.kill()
             line = b""
         answer = _decode_handshake(line)
@@ -253,7 +254,7 @@ class RunManager:
             child.process.send_signal(signal.SIGTERM)
         try:
             await asyncio.wait_for(asyncio.shield(child.done.wait()), self.stop_grace)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             if child.process.returncode is None:
                 child.process.kill()
             await child.done.wait()
@@ -266,7 +267,8 @@ class RunManager:
             raise Conflict("run_not_running", f"run {run_id} is {record.status}: input reaches running runs only")
         known = [c["id"] for c in self.store.components(run_id)]
         if component_id not in known:
-            raise NotFound("unknown_component", f"run {run_id} has no component {component_id!r} (components: {', '.join(known) or 'none yet'})")
+            raise NotFound("unknown_component",
+                           f"run {run_id} has no component {component_id!r} (components: {', '.join(known) or 'none yet'})")
         line = msgspec.json.encode({"component_id": component_id, "value": value}) + b"\n"
         fd = os.open(self.store.folder(run_id) / "inbox.jsonl", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         try:
@@ -305,7 +307,7 @@ class RunManager:
     @staticmethod
     async def _wait_gone(pid: int, timeout: float) -> None:
         deadline = time.monotonic() + timeout
-        while Path(f"/proc/{pid}").exists() and _alive(pid):
+        while Path(f"/proc/{pid}").exists() and _alive(pid):  # noqa: ASYNC240 - /proc is in memory
             if time.monotonic() > deadline:
                 os.kill(pid, signal.SIGKILL)
                 deadline = float("inf")

@@ -9,7 +9,7 @@ Enum values are read as `member._value_`: `member.value` is a descriptor call in
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from coinwire.core.instruments import Instrument
@@ -37,7 +37,7 @@ def iso(ns: int | None) -> str | None:
     if prefix is None:
         if len(_SECONDS) >= _MEMO_LIMIT:
             _SECONDS.clear()
-        prefix = _SECONDS[seconds] = datetime.fromtimestamp(seconds, timezone.utc).isoformat()[:-6]
+        prefix = _SECONDS[seconds] = datetime.fromtimestamp(seconds, UTC).isoformat()[:-6]
     micros = rem // 1000
     return f"{prefix}.{micros:06d}+00:00" if micros else f"{prefix}+00:00"
 

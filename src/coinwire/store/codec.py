@@ -94,7 +94,7 @@ def _compile_encoder(
     fields pass through; the generated source is plain Python over the struct's own fields.
     """
     values: dict[str, str] = {"price_decimals": "pd", "size_decimals": "sd"}  # columns of scaled records only
-    for field in msgspec.inspect.type_info(record).fields:  # type: ignore[union-attr]
+    for field in msgspec.inspect.type_info(record).fields:  # type: ignore[attr-defined]
         name = field.name
         if name in dropped:
             continue
@@ -167,9 +167,9 @@ class RecordCodec(Generic[R]):
 
     def to_row(self, record: R, scale: Scale | None = None) -> Row:
         """The row keyed by column name."""
-        return dict(zip(self.columns, self.to_values(record, scale)))
+        return dict(zip(self.columns, self.to_values(record, scale), strict=True))
 
-    def from_row(self, mapping: Mapping[str, Any]) -> R:
+    def from_row(self, mapping: Mapping[Any, Any]) -> R:
         row = {str(key): value for key, value in mapping.items()}  # keys may be str subclasses
         for field, column in self.renames.items():
             row[field] = row.pop(column)
@@ -192,10 +192,10 @@ WALLETS: RecordCodec[Wallet] = RecordCodec(Wallet, tables.wallets, {}, dropped=(
 WALLET_LINES: RecordCodec[WalletLine] = RecordCodec(WalletLine, tables.wallet_lines, {"movement": _ATTO, "hold": _ATTO})
 # the columns of each change-set table, in the order of the tuples `encode` makes for it
 COLUMNS: dict[str, tuple[str, ...]] = {
-    table.name: codec.columns
+    table.name: codec.columns  # type: ignore[attr-defined]  # mypy joins the five codecs to `object`
     for table, codec in zip(
         (tables.accounts, tables.orders, tables.fills, tables.wallet_sets, tables.wallets, tables.wallet_lines),
-        (ACCOUNTS, ORDERS, FILLS, WALLET_SETS, WALLETS, WALLET_LINES),
+        (ACCOUNTS, ORDERS, FILLS, WALLET_SETS, WALLETS, WALLET_LINES), strict=True,
     )
 }
 COLUMNS["owners"] = tuple(column.name for column in tables.owners.columns)  # (kind, resource_id, user_id)
@@ -267,7 +267,7 @@ class Rows:
             for table, rows in part.by_table.items():
                 merged.setdefault(table, []).extend(rows)
         for table in cls.UPSERTED:
-            rows = merged.get(table)
+            rows = merged.get(table, [])
             if rows and len({row[0] for row in rows}) != len(rows):
                 merged[table] = list({row[0]: row for row in rows}.values())
         owner_rows = merged.get("owners")
@@ -278,7 +278,7 @@ class Rows:
     def as_dicts(self, table: str) -> list[Row]:
         """One table's rows keyed by column name (for SQLAlchemy's executemany), as `RecordCodec.to_row`."""
         columns = COLUMNS[table]
-        return [dict(zip(columns, row)) for row in self.by_table.get(table, ())]
+        return [dict(zip(columns, row, strict=True)) for row in self.by_table.get(table, ())]
 
 
 def encode(changes: ChangeSet) -> Rows:
@@ -299,7 +299,8 @@ def encode(changes: ChangeSet) -> Rows:
     if changes.owners:
         by_table["owners"] = [(kind, str(resource_id), user_id) for kind, resource_id, user_id in changes.owners]
     rows = Rows(by_table)
-    if len(changes.orders) > 1 or len(changes.wallet_sets) > 1 or len(changes.owners) > 1 or len(changes.accounts) > 1:  # the same record twice keeps its last state
+    # the same record twice keeps its last state
+    if len(changes.orders) > 1 or len(changes.wallet_sets) > 1 or len(changes.owners) > 1 or len(changes.accounts) > 1:
         return Rows.merge([rows])
     return rows
 

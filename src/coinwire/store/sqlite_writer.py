@@ -45,7 +45,7 @@ __all__ = ["SqliteWriter"]
 # instructions a parameter; orders, fills and lines carry ~9 such values an order). An
 # adapter in the registry ends the walk at its first step. Both store what SQLite stored
 # before: None is NULL (`{}.get(None)` is None, a C call) and a bool its int.
-sqlite3.register_adapter(type(None), {}.get)
+sqlite3.register_adapter(type(None), {}.get)  # type: ignore[arg-type]
 sqlite3.register_adapter(bool, int)
 
 Rows = dict[str, list[tuple[Any, ...]]]  # codec.Rows.by_table: each row its table's columns in order
@@ -121,7 +121,7 @@ class SqliteWriter:
         if cached is None or cached[0] is not statement:
             cached = self._other[key] = (statement, _compile(statement, key[1]))
         sql, pick = cached[1]
-        return {BULK_PREFIX + sql: list(map(pick, rows))}
+        return {BULK_PREFIX + sql: list(map(pick, rows))}  # type: ignore[arg-type]  # _compile always gives a picker
 
     def transaction(self, con: sqlite3.Connection, batches: _Batches) -> None:
         """Everything after a successful BEGIN IMMEDIATE: the statements, then COMMIT (or ROLLBACK)."""

@@ -32,9 +32,9 @@ from coinwire.core.orders import Fill, Order, OrderStatus
 from coinwire.core.wallets import Wallet, WalletLine, WalletSet
 from coinwire.private_files import narrow, private_file
 from coinwire.store import migrate
+from coinwire.store.codec import ACCOUNTS, FILLS, ORDERS, WALLET_LINES, WALLET_SETS, WALLETS, ChangeSet, Rows, encode
 from coinwire.store.journal import Journal
 from coinwire.store.sqlite_writer import SqliteWriter
-from coinwire.store.codec import ACCOUNTS, FILLS, ORDERS, WALLET_LINES, WALLET_SETS, WALLETS, ChangeSet, Rows, encode
 from coinwire.store.tables import CHANGE_SET_TABLES, TABLES, accounts, fills, orders, wallet_lines, wallet_sets, wallets
 
 __all__ = ["Store", "StoredState", "normalise_url"]
@@ -240,7 +240,7 @@ class Store:
             return False
         try:
             async with self.engine.connect() as conn:
-                return (await conn.execute(text("SELECT 1"))).scalar_one() == 1
+                return bool((await conn.execute(text("SELECT 1"))).scalar_one() == 1)
         except (SQLAlchemyError, OSError, RuntimeError):
             return False
 

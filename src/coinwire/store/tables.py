@@ -28,7 +28,8 @@ from sqlalchemy import (
     text,
 )
 
-__all__ = ["metadata", "accounts", "account_members", "orders", "fills", "wallet_sets", "wallets", "wallet_lines", "candles", "fx_rates", "coin_stats", "meta", "IdType",
+__all__ = ["metadata", "accounts", "account_members", "orders", "fills", "wallet_sets", "wallets", "wallet_lines", "candles",
+           "fx_rates", "coin_stats", "meta", "IdType",
            "users", "sessions", "api_keys", "owners", "credentials", "audit", "preferences",
            "site_settings", "TABLES", "CHANGE_SET_TABLES"]
 

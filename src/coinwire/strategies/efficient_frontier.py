@@ -102,8 +102,9 @@ class EfficientFrontier(Strategy):
         self.computed_at = self.time
         summary = fr.summary(self.frontier, self.points, self.risk_free)
         rc = fr.random_portfolios(est, np.random.default_rng(self.seed), self.cloud, self.risk_free)
-        singles = [{"asset": a, **p.to_dict(self.assets)} for a, p in zip(self.assets, self.frontier.single_assets(self.risk_free))]
-        rows = [[p["return"], p["volatility"], p["sharpe"], *p["weights"].values()] for p in summary["frontier"]]  # type: ignore[union-attr]
+        singles = [{"asset": a, **p.to_dict(self.assets)}
+                   for a, p in zip(self.assets, self.frontier.single_assets(self.risk_free), strict=True)]
+        rows = [[p["return"], p["volatility"], p["sharpe"], *p["weights"].values()] for p in summary["frontier"]]  # type: ignore[attr-defined]
         self.component("frontier", {
             "type": "frontier", "title": f"Efficient frontier of {', '.join(self.assets)}",
             "columns": ["return", "volatility", "sharpe", *self.assets], "assets": self.assets,
@@ -127,20 +128,24 @@ class EfficientFrontier(Strategy):
         try:
             value = float(arg)
         except ValueError:
-            raise InvalidInput("invalid_target", f"target must be max_sharpe, min_variance, return:R, volatility:V or point:N, got {name!r}") from None
+            raise InvalidInput("invalid_target",
+                               f"target must be max_sharpe, min_variance, return:R, volatility:V or point:N, got {name!r}") from None
         if kind == "return":
             return self.frontier.at_return(value, self.risk_free).weights
         if kind == "volatility":
             return self.frontier.at_volatility(value, self.risk_free).weights
         if kind == "point" and value.is_integer() and 0 <= value < self.points:
             return self.frontier.points(self.points, self.risk_free)[int(value)].weights
-        raise InvalidInput("invalid_target", f"target must be max_sharpe, min_variance, return:R, volatility:V or point:N (0..{self.points - 1}), got {name!r}")
+        raise InvalidInput(
+            "invalid_target",
+            f"target must be max_sharpe, min_variance, return:R, volatility:V or point:N (0..{self.points - 1}), got {name!r}",
+        )
 
     def _publish_target(self, status: str) -> None:
         shown = self.goal if self.pending is None else self.pending[1]
         spec = {
             "type": "form", "title": "Target portfolio", "status": status, "assets": self.assets,
-            "weights": None if shown is None else dict(zip(self.assets, shown.tolist())),
+            "weights": None if shown is None else dict(zip(self.assets, shown.tolist(), strict=True)),
             "fields": [{"name": "point", "type": "integer", "min": 0, "max": self.points - 1},
                        {"name": "weights", "type": "weights", "assets": self.assets}],
             "actions": [{"name": "pick", "label": "Choose"}, {"name": "confirm", "label": "Trade to it", "confirm": True},
@@ -151,7 +156,7 @@ class EfficientFrontier(Strategy):
     def _set_goal(self, name: str, weights: np.ndarray) -> None:
         self.goal, self.named, self.pending = weights, name, None
         self.phase = "trading"
-        self.log(f"target {name or 'custom'}: " + ", ".join(f"{a} {w:.2%}" for a, w in zip(self.assets, weights) if w > 5e-5))
+        self.log(f"target {name or 'custom'}: " + ", ".join(f"{a} {w:.2%}" for a, w in zip(self.assets, weights, strict=True) if w > 5e-5))
         self._publish_target("trading")
 
     # --- user input ----------------------------------------------------------------------------------
@@ -251,7 +256,7 @@ class EfficientFrontier(Strategy):
         self.order(side, symbol, size=size)
 
     def _trade(self, weights: np.ndarray, equity: float, prices: np.ndarray) -> None:
-        gaps = self.goal - weights  # type: ignore[operator]
+        gaps = self.goal - weights
         for i in np.argsort(gaps):  # sells first: they free quote for the next steps
             if gaps[i] >= 0:
                 break
