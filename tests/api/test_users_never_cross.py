@@ -257,8 +257,12 @@ def test_metrics_are_for_admins_and_the_scrape_token(server: ServerProcess, toke
 
 
 # --- every identifier, with another user's value --------------------------------------------------
-IDS = {"order_id", "client_oid", "client_order_id", "set_id", "wallet_set_id", "run_id"}
-ABSENT = {"order_id": 10**12, "set_id": 10**9, "wallet_set_id": 10**9}
+# identifiers a client sends: ids of orders, wallet sets, runs, accounts and wallets; `wallets.account`
+# is the account of each entry of a `wallets` list (create_wallet_set, allocate_to_wallet_set)
+IDS = {"order_id", "client_oid", "client_order_id", "set_id", "wallet_set_id", "run_id", "account", "wallet_id", "wallets.account",
+       "account_id", "user_id"}
+ABSENT = {"order_id": 10**12, "set_id": 10**9, "wallet_set_id": 10**9, "account": 10**9, "wallet_id": 10**12, "wallets.account": 10**9,
+          "account_id": 10**9, "user_id": 10**9}
 
 
 class Victim(msgspec.Struct):
@@ -268,6 +272,9 @@ class Victim(msgspec.Struct):
     client_oid: str
     set_id: int
     run_id: str
+    account: int  # the account funding her set (not her first one)
+    wallet_id: int  # her first account's unallocated USDT wallet
+    user_id: int
 
 
 def _identifier_methods() -> dict[str, list[str]]:
@@ -276,9 +283,12 @@ def _identifier_methods() -> dict[str, list[str]]:
     for name, entry in api_methods._REGISTRY.items():
         if entry.params is dict or not hasattr(entry.params, "__struct_fields__"):
             continue
-        fields = sorted(IDS & set(entry.params.__struct_fields__))
-        if fields:
-            found[name] = fields
+        fields = set(entry.params.__struct_fields__)
+        if "wallets" in fields:
+            fields.add("wallets.account")
+        named = sorted(IDS & fields)
+        if named:
+            found[name] = named
     return found
 
 
@@ -287,23 +297,50 @@ def test_the_walk_covers_every_owned_parameter() -> None:
     for name, owned in OWNED_PARAMS.items():
         assert {p for _, p in owned} <= set(walked.get(name, ())), name
     assert {"make_order", "cancel_order", "get_wallet_set", "create_wallet_set", "get_wallet", "allocate_to_wallet_set"} <= set(walked)
+    # every method that touches funds or orders takes an account, and the walk names another user's there
+    for name in ("make_order", "cancel_order", "list_open_orders", "list_recent_orders", "get_wallet", "get_all_wallet_sets",
+                 "get_allocated_wallet_set", "get_unallocated_wallet_set", "get_total_wallet_set", "get_unallocated_per_exchange",
+                 "add_virtual_wallet_tx", "subscribe"):
+        assert "account" in walked[name], name
+    assert "wallets.account" in walked["create_wallet_set"] and "wallets.account" in walked["allocate_to_wallet_set"]
+    assert "wallet_id" in walked["add_virtual_wallet_tx"]
 
 
-def _base(method: str, order: dict[str, Any]) -> dict[str, Any]:
-    """Valid parameters of `method` but for the identifier under test (a new method fails here until given some)."""
+def _base(method: str, order: dict[str, Any], own_set: int | None = None) -> dict[str, Any]:
+    """Valid parameters of `method` but for the identifier under test (a new method fails here until given some).
+
+    `own_set`: a wallet set of the caller's, so that allocating names nothing else of anyone's.
+    """
+    wallets = [{"exchange": "demo", "currency": "USDT", "allocation": "1"}]
     samples: dict[str, dict[str, Any]] = {
         "make_order": {**order, "client_oid": fresh("walk")},
         "cancel_order": {},
         "list_open_orders": {},
-        "create_wallet_set": {"wallets": [{"exchange": "demo", "currency": "USDT", "allocation": "1"}]},
+        "list_recent_orders": {},
+        "create_wallet_set": {"wallets": wallets},
         "deactivate_wallet_set": {},
         "get_wallet_set": {},
         "get_wallet_set_history": {},
         "get_wallet": {"exchange": "demo", "currency": "USDT"},
-        "allocate_to_wallet_set": {"wallets": [{"exchange": "demo", "currency": "USDT", "allocation": "1"}]},
+        "allocate_to_wallet_set": {"wallets": wallets, **({"set_id": own_set} if own_set is not None else {})},
+        "get_all_wallet_sets": {},
+        "get_allocated_wallet_set": {},
+        "get_unallocated_wallet_set": {},
+        "get_total_wallet_set": {},
+        "get_unallocated_per_exchange": {},
+        "add_virtual_wallet_tx": {"exchange": "demo", "currency": "USDT", "movement": "1"},
+        "subscribe": {"channels": ["order", "trade"]},
+        "unsubscribe": {"channels": ["public_trades"]},
     }
     assert method in samples, f"{method} takes an identifier: give it sample parameters here"
     return dict(samples[method])
+
+
+def _with(params: dict[str, Any], field: str, value: object) -> dict[str, Any]:
+    """`params` with `field` set to `value` (`wallets.account`: on every entry of `wallets`)."""
+    if field == "wallets.account":
+        return {**params, "wallets": [{**w, "account": value} for w in params["wallets"]]}
+    return {**params, field: value}
 
 
 def _normal(outcome: dict[str, Any], values: tuple[object, ...]) -> dict[str, Any]:
@@ -338,11 +375,34 @@ def _http_outcome(rest: httpx.Client, verb: str, path: str, params: dict[str, An
     return {"status": r.status_code, "code": error["code"], "message": error["message"]}
 
 
+def _balances(view: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
+    """The balances of a wallet-set-shaped view (not their USD values: the market moves those)."""
+    return sorted((w["exchange"], w["currency"], w["balance"], w["available"], w["hold"]) for w in view["wallets"])
+
+
 async def _victim_state(tess: RpcClient, victim: Victim) -> Any:
-    """Tess's open orders and her set's balances (not their USD values: the market moves those)."""
-    orders = sorted((o["id"], o["status"], o["size"], o["limit"]) for o in await tess.call("list_open_orders"))
-    wallets = (await tess.call("get_wallet_set", set_id=victim.set_id))["wallets"]
-    return orders, [(w["currency"], w["balance"], w["available"], w["hold"]) for w in wallets]
+    """Tess's open orders, her set's balances, and every account's of hers: total, allocated and unallocated."""
+    orders = sorted((o["id"], o["account"], o["status"], o["size"], o["limit"]) for o in await tess.call("list_open_orders"))
+    funds = [_balances(await tess.call(f"get_{kind}_wallet_set")) for kind in ("total", "allocated", "unallocated")]
+    return orders, _balances(await tess.call("get_wallet_set", set_id=victim.set_id)), funds
+
+
+async def _make_victim(tess: RpcClient, tess_rest: httpx.Client, order: dict[str, Any], label: str) -> tuple[Victim, str]:
+    """Tess's account (a second one), a wallet set it funds, an order on that set, her first account's USDT wallet, and a
+    spare order whose client_oid others may use (it makes their own order: a client_oid is each user's key)."""
+    account = tess_rest.post("/api/v1/accounts", json={"exchange": "demo", "kind": "paper", "name": fresh(label)}).json()["id"]
+    run_id = fresh(label)
+    made = await tess.call("create_wallet_set", run_id=run_id,
+                           wallets=[{"exchange": "demo", "currency": "USDT", "allocation": "50", "account": account}])
+    oid = fresh(label)
+    placed = await tess.call("make_order", client_oid=oid, wallet_set_id=made["id"], run_id=run_id, **order)
+    assert placed["account"] == account
+    spare = fresh(f"{label}-spare")
+    await tess.call("make_order", client_oid=spare, **order)
+    wallet = await tess.call("get_wallet", exchange="demo", currency="USDT")
+    victim = Victim(order_id=placed["id"], client_oid=oid, set_id=made["id"], run_id=run_id, account=account, wallet_id=wallet["id"],
+                    user_id=tess_rest.get("/api/v1/me").json()["id"])
+    return victim, spare
 
 
 @pytest.mark.parametrize("caller", ["tom", "vic"])
@@ -351,27 +411,24 @@ async def test_every_identifier_of_another_user_answers_as_a_nonexistent_one(
 ) -> None:
     async with connect(server, tokens["tess"]) as tess, connect(server, tokens[caller]) as them:
         order = await resting_params(tess)
-        run_id = fresh("tess-walk")
-        made = await tess.call("create_wallet_set", run_id=run_id, wallets=[{"exchange": "demo", "currency": "USDT", "allocation": "50"}])
-        oid = fresh("tess-walk")
-        placed = await tess.call("make_order", client_oid=oid, wallet_set_id=made["id"], run_id=run_id, **order)
-        # make_order with tess's client_oid makes the caller's own order under it: that walk takes another of hers
-        spare = fresh("tess-spare")
-        await tess.call("make_order", client_oid=spare, **order)
-        victim = Victim(order_id=placed["id"], client_oid=oid, set_id=made["id"], run_id=run_id)
+        with http(server, tokens["tess"]) as tess_rest:
+            victim, spare = await _make_victim(tess, tess_rest, order, "tess-walk")
+        own_set = (await them.call("create_wallet_set", wallets=[{"exchange": "demo", "currency": "USDT", "allocation": "1"}]))["id"] \
+            if caller == "tom" else None
         before = await _victim_state(tess, victim)
         drain(tess)
         theirs = {"order_id": victim.order_id, "client_oid": victim.client_oid, "client_order_id": victim.client_oid,
-                  "set_id": victim.set_id, "wallet_set_id": victim.set_id, "run_id": victim.run_id}
+                  "set_id": victim.set_id, "wallet_set_id": victim.set_id, "run_id": victim.run_id, "account": victim.account,
+                  "wallets.account": victim.account, "wallet_id": victim.wallet_id, "account_id": victim.account, "user_id": victim.user_id}
         routes = {name: [(verb, path) for verb, path, m in XWRAP_ROUTES if m == name] for name in _identifier_methods()}
         with http(server, tokens[caller]) as rest:
             for method, fields in _identifier_methods().items():
                 for field in fields:
                     absent = ABSENT.get(field) or fresh("never")
-                    params = _base(method, order)
+                    params = _base(method, order, own_set)
                     outcomes = []
                     for value in (spare if (method, field) == ("make_order", "client_oid") else theirs[field], absent):
-                        given = {**params, field: value}
+                        given = _with(params, field, value)
                         if method == "make_order":
                             given["client_oid"] = fresh("walk") if field != "client_oid" else value
                         got = await _rpc_outcome(them, method, given)
@@ -387,16 +444,23 @@ async def test_every_identifier_of_another_user_answers_as_a_nonexistent_one(
                     assert outcomes[:half] == outcomes[half:], (caller, method, field, outcomes)
                     for o in outcomes:
                         assert f"order {victim.order_id} " not in str(o) and "already names" not in str(o.get("message", ""))
-            # REST routes with an identifier in the path (runs): the app's routes, from its OpenAPI document
+                    if field in ("account", "wallets.account") and caller == "tom" and method != "unsubscribe":
+                        assert outcomes[0].get("code") == "account_not_found", (method, field, outcomes)
+            # REST routes with an identifier in the path (runs, accounts): the app's routes, from its OpenAPI document
             paths = rest.get("/openapi.json", headers={"Authorization": f"Bearer {tokens['admin']}"}).json()["paths"]
+            walked = set()
             for path, verbs in paths.items():
                 names = set(re.findall(r"{(\w+)}", path)) & IDS
                 if not names or path.startswith("/xwrap/"):
                     continue
+                walked.add(path)
                 for verb in verbs:
-                    got = [_normal(_http_outcome(rest, verb.upper(), path, {n: v for n in names}), (v,))
-                           for v in (theirs[next(iter(names))], fresh("never"))]
+                    body = {"role": "view"} if path.endswith("{user_id}") and verb == "put" else {}
+                    got = []
+                    for values in ({n: theirs[n] for n in names}, {n: ABSENT.get(n) or fresh("never") for n in names}):
+                        got.append(_normal(_http_outcome(rest, verb.upper(), path, {**body, **values}), tuple(values.values())))
                     assert got[0] == got[1], (path, verb, got)
+            assert "/api/v1/accounts/{account_id}/members/{user_id}" in walked and "/runs/{run_id}" in walked
         await quiet(tess, "order", 0.5)  # nothing happened to tess's order
         assert await _victim_state(tess, victim) == before
         assert (await tess.call("cancel_order", client_oid=victim.client_oid))["id"] == victim.order_id
