@@ -190,6 +190,7 @@ def test_an_admin_grants_and_revokes_and_the_grant_opens_exactly_that(server: Se
 @pytest.mark.parametrize(("caller", "target", "body", "status", "code"), [
     ("val", "ben", {"role": "view"}, 404, "account_not_found"),  # cannot read it: not found, before anything else
     ("ben", "ben", {"role": "view"}, 404, "account_not_found"),
+    ("ben", "ben", {"role": "owner"}, 400, "invalid_role"),  # a malformed body first: it says nothing of the account
     ("admin", "nobody", {"role": "view"}, 404, "unknown_user"),
     ("admin", "huge", {"role": "view"}, 404, "unknown_user"),
     ("admin", "ann", {"role": "view"}, 400, "grant_to_owner"),

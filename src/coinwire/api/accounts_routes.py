@@ -10,7 +10,8 @@
 
 An account id is checked where every other one is (`Api.account`): one the caller may not read
 answers 404 `account_not_found`, whether or not it exists, before anything else is said about it
-(a trader who may read an account but is no admin is then refused a grant with 403). Grants are
+(a trader who may read an account but is no admin is then refused a grant with 403); only a
+malformed body, which says nothing of the account, is refused (400) before it. Grants are
 stored (`MembersRepository`) before they take effect in memory (`AccountBook.set_member`), one at
 a time, so what is answered is what a restart loads back; the guard audits every state-changing
 request here like any other.
@@ -163,8 +164,9 @@ def add_accounts_routes(app: FastAPI, api: Api, users: AuthRepository, members: 
 
     async def put_member(request: Request, account_id: int, user_id: int) -> Any:
         """An admin grants a user `view` (read its funds, orders and notifications) or `trade` (also place, cancel, allocate)."""
-        principal, account = grants_of(request, account_id)
+        # the body first: refusing it says nothing of the account, whatever the path names
         role = checked_role(decode_shape(await request.body(), GrantBody, "the request body").role)
+        principal, account = grants_of(request, account_id)
         user = await grantee(user_id)
         if account.owner_id == user_id:
             raise InvalidInput("grant_to_owner", f"user {user_id} owns account {account_id} and may do everything on it already")
