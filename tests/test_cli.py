@@ -202,7 +202,7 @@ def test_accounts_list_open_grant_revoke(server: ServerProcess) -> None:
     assert opened.startswith("opened account ") and "cli desk" in opened
     desk = int(opened.split()[2])
     user_id = mine[0]["owner"]
-    admin_desk = as_json("accounts", "list", "--url", server.http)[0]["id"]  # the admin's own first account
+    admin_desk = next(a["id"] for a in as_json("accounts", "list", "--url", server.http) if a["role"] == "owner")  # the admin's own
     assert succeeds("accounts", "grant", str(admin_desk), name, "--role", "view", "--url", server.http).strip() == \
         f"account {admin_desk} members: {user_id}:view"
     assert admin_desk in [a["id"] for a in as_json("accounts", "list", "--url", server.http, env={"COINWIRE_TOKEN": token})]
