@@ -75,11 +75,24 @@ def _order(rng: random.Random, far: str, client_oid: str) -> dict[str, Any]:
     return params
 
 
+async def _own_orders_only(rpc: LeanRpc) -> None:
+    """Follow this connection's own orders only, as every client did before accounts.
+
+    Since accounts, every connection of a user receives the order and trade notifications of the
+    user's accounts: the 8 clients (one user) would each receive all 8 clients' notifications,
+    8 times the pushes of one order, which measures fan-out, not make_order. A connection that
+    leaves the channels still receives its own orders' (`api.notifier`); on a server from before,
+    the call changes nothing.
+    """
+    await rpc.call("unsubscribe", channels=["order", "trade"])
+
+
 async def _client(url: str, seed: int, deadline: float, warm_until: float, latencies: list[float]) -> int:
     rng = random.Random(seed)
     prefix = uuid.uuid4().hex[:16]  # unique per client; a counter makes each client_oid unique
     done = 0
     async with LeanRpc(url) as rpc:
+        await _own_orders_only(rpc)
         far = await _far_limit(rpc)
         for n in itertools.count():
             now = time.perf_counter()
@@ -172,6 +185,7 @@ async def _fixed_orders(url: str, per_client: int) -> None:
     async def one(seed: int) -> None:
         rng, prefix = random.Random(seed), uuid.uuid4().hex[:16]
         async with LeanRpc(url) as rpc:
+            await _own_orders_only(rpc)
             far = await _far_limit(rpc)
             for n in range(per_client):
                 await rpc.call_raw("make_order", _order(rng, far, f"{prefix}-{n}"))

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import deque
 from collections.abc import Callable, Collection, Sequence
 from functools import partial
 from typing import Any, Protocol
@@ -153,10 +154,9 @@ class Gateway:
         self.known_client_oids: dict[int | None, set[str]] = {}  # every key in the store: no read per new order
         self._restored_open: list[Order] = []
         self._lock = asyncio.Lock()  # serialises state changes that await (recovery)
-        # one command's notifications at a time: commits complete in the order their sequence numbers were taken
-        # and this lock is fair, so each account's notifications are published in `seq` order even when a
-        # publish awaits (the in-process bus yields every 1,024 messages; NATS waits for JetStream's ack)
-        self._publishing = asyncio.Lock()
+        # one command's notifications at a time, in `seq` order: see `_notify`
+        self._publishing = False
+        self._outbox: deque[list[tuple[str, Message]]] = deque()
         self._tasks: list[asyncio.Task[Any]] = []
         self._subscriptions: list[Any] = []
         self._persisted_wallets: set[int] = set()
@@ -540,12 +540,36 @@ class Gateway:
         return subj
 
     async def _notify(self, orders: list[Order], fills: list[Fill]) -> list[dict[str, Any]]:
-        """Publish fills and order updates, in `seq` order; returns the orders' views (built once, also the answer)."""
-        async with self._publishing:
-            return await self._publish(orders, fills)
+        """Publish fills and order updates, in `seq` order; returns the orders' views (built once, also the answer).
 
-    async def _publish(self, orders: list[Order], fills: list[Fill]) -> list[dict[str, Any]]:
+        Commits complete in the order their sequence numbers were taken, and so do the calls
+        here; but a publish may await (the in-process bus yields every 1,024 messages, NATS waits
+        for JetStream's ack), and another command's notifications must not overtake. So one
+        command publishes at a time, and a command that finds another publishing leaves its
+        notifications to it (`_outbox`, published next, in turn) instead of waiting: a lock
+        there queued most commands behind one another once any had waited (a convoy: +6% of an
+        order's server instructions in the make_order benchmark, against none for this).
+        """
+        views, messages = self._notifications(orders, fills)
+        if self._publishing:
+            self._outbox.append(messages)
+            return views
+        self._publishing = True
+        try:
+            for subj, message in messages:
+                await self.bus.publish(subj, message)
+            outbox = self._outbox
+            while outbox:
+                for subj, message in outbox.popleft():
+                    await self.bus.publish(subj, message)
+        finally:
+            self._publishing = False
+        return views
+
+    def _notifications(self, orders: list[Order], fills: list[Fill]) -> tuple[list[dict[str, Any]], list[tuple[str, Message]]]:
+        """The orders' views, and every message to publish for these orders and fills, in order (listeners told now)."""
         views = []
+        messages: list[tuple[str, Message]] = []
         for listener in self.listeners:
             listener.on_execution(orders, fills)
         single = orders[0].owner_id if len(orders) == 1 else None  # make_order's case: every fill is its order's
@@ -556,19 +580,18 @@ class Gateway:
             seq = fill_seqs.pop(fill.id, 0)
             view = fill_view(fill, inst)
             view["seq"] = seq
-            await self.bus.publish(self._subject("fill", fill.account_id, fill.exchange, fill.symbol),
-                                   FillEvent(view, owner_id, fill.account_id, seq))
+            messages.append((self._subject("fill", fill.account_id, fill.exchange, fill.symbol),
+                             FillEvent(view, owner_id, fill.account_id, seq)))
         for order in orders:
-            inst = self.instrument_of(order)
-            view = order_view(order, inst)
+            view = order_view(order, self.instrument_of(order))
             views.append(view)
-            await self.bus.publish(self._subject("order", order.account_id, order.exchange, order.symbol),
-                                   OrderUpdate(view, order.owner_id, order.account_id, order.seq))
+            messages.append((self._subject("order", order.account_id, order.exchange, order.symbol),
+                             OrderUpdate(view, order.owner_id, order.account_id, order.seq)))
             if order.is_done:
                 reason = order.done_reason.value if order.done_reason else "done"
-                await self.publish_log("info", f"user.orders.{order.run_id or 'manual'}", f"Order {order.client_oid} is done ({reason})",
-                                       owner_id=order.owner_id)
-        return views
+                messages.append(self._log_message("info", f"user.orders.{order.run_id or 'manual'}",
+                                                  f"Order {order.client_oid} is done ({reason})", None, order.owner_id))
+        return views, messages
 
     async def publish_log(self, level: str, name: str, message: str, context: dict[str, object] | None = None,
                           owner_id: int | None = None) -> None:
@@ -576,9 +599,14 @@ class Gateway:
 
         `owner_id`: the user it is about (their order), who may read it besides admins.
         """
+        await self.bus.publish(*self._log_message(level, name, message, context, owner_id))
+
+    def _log_message(self, level: str, name: str, message: str, context: dict[str, object] | None,
+                     owner_id: int | None) -> tuple[str, LogMessage]:
+        """A log message's subject and message, kept in `recent_logs` now."""
         entry = LogMessage(level, name, message, self.clock(), context or _NO_CONTEXT, owner_id)
         self.recent_logs.add(entry)
-        await self.bus.publish(subject("log", level), entry)
+        return subject("log", level), entry
 
     # --- settlement -----------------------------------------------------------------------------
     async def _settle_resting(self, market: PaperMarket, fills: list[Fill]) -> None:
