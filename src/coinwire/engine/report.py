@@ -102,6 +102,16 @@ def _round_trips(rt: Runtime) -> tuple[int, int, list[float]]:
     return entries, exits, pnl
 
 
+def _cagr(initial: float, final: float, years: float) -> float | None:
+    """The yearly growth rate; None when it has no value, or no float holds it (a gain over a few seconds, compounded)."""
+    if not (years > 0 and initial and final > 0):
+        return None
+    try:
+        return float((final / initial) ** (1 / years) - 1.0)
+    except OverflowError:
+        return None
+
+
 def _ratio(a: float, b: float) -> float | None:
     return a / b if b else None
 
@@ -146,7 +156,7 @@ def build_report(rt: Runtime, meta: dict[str, Any]) -> dict[str, Any]:
         "final_equity": final,
         "final_equity_exact": str(final_exact),
         "total_return": total_return,
-        "cagr": (final / initial) ** (1 / years) - 1.0 if years > 0 and initial and final > 0 else None,
+        "cagr": _cagr(initial, final, years),
         "sharpe": mean / std * math.sqrt(per_year) if std > 0 else None,
         "sortino": mean / downside * math.sqrt(per_year) if downside > 0 else None,
         "max_drawdown": float(np.max(drawdown)) if len(drawdown) else 0.0,
