@@ -86,7 +86,7 @@ def _round_trips(rt: Runtime) -> tuple[int, int, list[float]]:
         symbol = fills[0].symbol
         before = pos = position.get(symbol, 0)
         for fill in fills:
-            notional, fee = fill.notional / 1e18, fee_in_quote(rt.instrument(fill.symbol), fill) / 1e18
+            notional, fee = fill.notional / 1e18, fee_in_quote(rt.instrument(fill.symbol, fill.exchange), fill) / 1e18
             if fill.side is Side.BUY:
                 pos += fill.size
                 cost[symbol] = cost.get(symbol, 0.0) + notional + fee
@@ -140,12 +140,12 @@ def build_report(rt: Runtime, meta: dict[str, Any]) -> dict[str, Any]:
     in_market = np.zeros(len(t), dtype=bool)
     for held in positions.values():
         in_market |= held > 0
-    fees = sum(fee_in_quote(rt.instrument(f.symbol), f) for f in rt.fills)  # in the quote, whatever each was paid in
+    fees = sum(fee_in_quote(rt.instrument(f.symbol, f.exchange), f) for f in rt.fills)  # in the quote, whatever each was paid in
     trades = []
     for fill in rt.fills:
-        inst = rt.instrument(fill.symbol)
-        trades.append({"time": fill.ts // _NS, "symbol": fill.symbol, "side": fill.side.value, "price": inst.price_str(fill.price),
-                       "size": inst.size_str(fill.size), "fee": units_to_str(fill.fee, ATTO_DECIMALS),
+        inst = rt.instrument(fill.symbol, fill.exchange)
+        trades.append({"time": fill.ts // _NS, "exchange": fill.exchange, "symbol": fill.symbol, "side": fill.side.value,
+                       "price": inst.price_str(fill.price), "size": inst.size_str(fill.size), "fee": units_to_str(fill.fee, ATTO_DECIMALS),
                        "fee_currency": fill.fee_currency or inst.quote})
     return {
         **meta,
