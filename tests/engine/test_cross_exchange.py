@@ -16,10 +16,12 @@ from coinwire.config import load_settings
 from coinwire.core.errors import CoinwireError
 from coinwire.core.ledger import Balance
 from coinwire.core.orders import OrderType, Side
+from coinwire.engine.paper import PaperRuntime
 from coinwire.engine.runs import RunStore, parse_balances, parse_funds
 from coinwire.services.gateway import Gateway, OrderRequest
 from coinwire.services.paper_runs import PaperRuns
 from coinwire.services.runs import StartRequest
+from coinwire.strategies.cross_exchange import CrossExchange
 
 FUNDS = {"USDT": "100000", "BTC": "2"}  # each account's paper funds on each exchange
 RUN_FUNDS = {"demo:USDT": "5000", "demo:BTC": "0.1", "demo2:USDT": "5000", "demo2:BTC": "0.1"}
@@ -132,6 +134,31 @@ async def test_a_run_over_two_paper_exchanges_trades_on_both_from_its_owners_acc
         # the other user's wallets, set and resting order are as they were
         assert snapshot(gateway, set(theirs.values())) == their_wallets
         assert [o["client_order_id"] for o in gateway.open_orders(accounts=set(theirs.values()))] == ["theirs-1"]
+
+
+class StoppedMidCapture(CrossExchange):
+    """`cross_exchange` whose run is asked to stop right after its first capture sent both legs, before they reach the gateway."""
+
+    def capture(self, cheap: str, dear: str, edge: float) -> None:
+        super().capture(cheap, dear, edge)
+        if self.captures == 1:
+            self.stop_run()  # type: ignore[attr-defined]  # set by the test: the run's request_stop
+
+
+@pytest.mark.timeout(60)
+async def test_a_stop_asked_for_within_a_turn_lets_both_legs_of_the_capture_through_first(tmp_path: Path) -> None:
+    async with two_demo_exchanges(tmp_path) as gateway:
+        funds = parse_funds([f"{k}={v}" for k, v in RUN_FUNDS.items()])
+        runtime = PaperRuntime("pp-midway", gateway, funds, owner_id=OWNER)
+        StoppedMidCapture.stop_run = lambda self: runtime.request_stop("stopped within a turn")  # type: ignore[attr-defined]
+        await runtime.open(StoppedMidCapture, {})
+        strategy = await asyncio.wait_for(runtime.run(), 30)  # returns once the run has ended and handed its funds back
+        orders = [o for o in await gateway.recent_orders(include_open=True, limit=1000) if o.get("run_id") == "pp-midway"]
+        assert sorted((o["exchange"], o["side"], o["done_reason"]) for o in orders) == [("demo", "buy", "filled"),
+                                                                                       ("demo2", "sell", "filled")]
+        assert isinstance(strategy, StoppedMidCapture) and strategy.captures == 1 and strategy.unhedged == 0
+        assert not gateway.ledger.wallet_set(runtime.wallet_set_id).active
+        gateway.ledger.check()
 
 
 @pytest.mark.timeout(60)

@@ -67,6 +67,9 @@ class PaperRuntime(StreamRuntime):
         self.end_at = None if end is None else end * _NS
         self.funded = False
         self.done = asyncio.Event()
+        # one strategy turn at a time: a market message and the orders it led to, the input served between
+        # messages, the run's end; so a stop never falls between two orders one callback sent
+        self.turn = asyncio.Lock()
         self.failure: StrategyFailed | None = None
         self.error: CoinwireError | None = None  # the run could not go on (funds refused at start, ...)
         self.stop_reason: str | None = None
@@ -101,28 +104,35 @@ class PaperRuntime(StreamRuntime):
         self.done.set()
 
     async def run(self) -> Strategy | None:
-        """Wait for the end; then `on_stop`, its orders, open orders cancelled and the funds handed back."""
+        """Wait for the end and for the turn under way; then `on_stop`, its orders, open orders cancelled and the funds handed back."""
         await self.done.wait()
-        try:
-            if self.strategy is not None and self.failure is None:
-                try:
-                    self.call("on_stop", self.strategy.on_stop)
-                    await self.drain()
-                except StrategyFailed as failure:
-                    self.failure = failure
-            if self.funded:
-                await self.gateway.deactivate_wallet_set(self.wallet_set_id)  # cancels open orders, funds go back
-        finally:
-            if self in self.gateway.listeners:
-                self.gateway.listeners.remove(self)
-            self.end_ns = self._now
-            self.hub.record(self._now, "in", "run.stop", {"reason": self.stop_reason} if self.stop_reason else {})
+        async with self.turn:
+            try:
+                if self.strategy is not None and self.failure is None:
+                    try:
+                        self.call("on_stop", self.strategy.on_stop)
+                        await self.drain()
+                    except StrategyFailed as failure:
+                        self.failure = failure
+                if self.funded:
+                    await self.gateway.deactivate_wallet_set(self.wallet_set_id)  # cancels open orders, funds go back
+            finally:
+                if self in self.gateway.listeners:
+                    self.gateway.listeners.remove(self)
+                self.end_ns = self._now
+                self.hub.record(self._now, "in", "run.stop", {"reason": self.stop_reason} if self.stop_reason else {})
         return self.strategy
 
     # --- the gateway's listener ---------------------------------------------------------------------------
     async def on_market(self, message: Message) -> None:
         if self.done.is_set() or message.exchange not in self.venues:  # type: ignore[union-attr]
             return
+        async with self.turn:
+            if not self.done.is_set():  # it may have ended while this message waited for its turn
+                await self._take(message)
+
+    async def _take(self, message: Message) -> None:
+        """One market message: fund and start when every exchange is ready, then the strategy's turn and its orders."""
         try:
             if not self.funded and self._can_fund():
                 await self._fund()

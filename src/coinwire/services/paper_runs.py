@@ -128,7 +128,11 @@ class PaperRuns:
         runtime = running.runtime
         while not runtime.done.is_set():
             await asyncio.sleep(FLUSH_SECONDS)
-            if runtime.started:
+            if not runtime.started:
+                continue
+            async with runtime.turn:  # between two market messages, never within one's turn
+                if runtime.done.is_set():
+                    return
                 try:
                     running.control.service(runtime, runtime.strategy)
                     await runtime.drain()
