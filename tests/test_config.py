@@ -170,6 +170,8 @@ def test_missing_file(tmp_path: Path) -> None:
         ({"exchanges": [{"name": "binance", "feed": "ccxt", "symbols": ["BTC/USDT"], "mode": "live", "paper_funds": {"USDT": "1"}}]},
          "paper_funds are for paper exchanges"),
         ({"exchanges": [{"name": "a", "tick_interval": 0}]}, "tick_interval must be > 0"),
+        ({"exchanges": [{"name": "a", "demo_premium_bp": 5001}]}, "exchange a: demo_premium_bp must be between -5000 and 5000"),
+        ({"exchanges": [{"name": "a", "demo_premium_bp": "nan"}]}, "demo_premium_bp must be between"),
         ({"exchanges": [{"name": "a", "feed": "replay", "replay_paths": ["x"], "replay_speed": -2}]}, "replay_speed must be > 0"),
         ({"exchanges": [{"name": "a", "seed": "seven"}]}, r"\$.exchanges\[0\].seed"),
         ({"roles": "gateway"}, r"\$.roles"),

@@ -38,7 +38,8 @@ log = structlog.get_logger("coinwire.app")
 def build_feed(cfg: ExchangeConfig) -> Any:
     """The market-data feed an exchange's configuration asks for."""
     if cfg.feed == "demo":
-        kwargs: dict[str, Any] = {"exchange": cfg.name, "seed": cfg.seed, "interval": cfg.tick_interval}
+        kwargs: dict[str, Any] = {"exchange": cfg.name, "seed": cfg.seed, "interval": cfg.tick_interval,
+                                  "premium_bp": cfg.demo_premium_bp}
         if cfg.symbols:
             kwargs["symbols"] = tuple(cfg.symbols)
         return DemoFeed(**kwargs)

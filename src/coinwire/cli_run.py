@@ -82,11 +82,10 @@ def _run(strategy: str, mode: str, data: list[str] | None, balance: list[str], p
          liquidity: str, start: str | None, end: str | None, report: Path | None, save: bool, settings_fn: Any,
          speed: str = "max") -> Any:
     from coinwire.engine.backtest import BacktestConfig
-    from coinwire.engine.runs import finish_backtest, parse_balances, parse_time, prepare_any_backtest
+    from coinwire.engine.runs import finish_backtest, parse_balances, parse_funds, parse_time, prepare_any_backtest
 
     if mode not in ("backtest", "paper", "live"):
         raise CoinwireError("invalid_mode", f"--mode must be backtest, paper or live, not {mode!r}")
-    exchange, balances = parse_balances(balance)
     if mode in ("paper", "live"):
         from coinwire.paper_session import run_paper_session
 
@@ -94,9 +93,10 @@ def _run(strategy: str, mode: str, data: list[str] | None, balance: list[str], p
             raise CoinwireError("invalid_params", "--start, --fill and --liquidity apply to backtests; a paper session starts now "
                                 "and fills against the book")
         settings = settings_fn()
-        outcome, runtime = run_paper_session(settings, strategy, _params(param), exchange, balances, parse_time(end, "--end"),
+        outcome, runtime = run_paper_session(settings, strategy, _params(param), parse_funds(balance), parse_time(end, "--end"),
                                              data, None if speed == "max" else _speed(speed), mode)
         return _keep(outcome, runtime, save, report, settings_fn)
+    exchange, balances = parse_balances(balance)
     config = BacktestConfig(exchange=exchange, balances=balances, fee=fee, fill=fill, liquidity=liquidity,
                             start=parse_time(start, "--start"), end=parse_time(end, "--end"))
     prepared = prepare_any_backtest(strategy, _params(param), data, config, settings_fn().data_path)

@@ -18,6 +18,7 @@ import msgspec
 import platformdirs
 
 from coinwire.auth.abilities import REGISTRATION_ROLES
+from coinwire.feeds.demo import MAX_PREMIUM_BP
 from coinwire.refdata.config import MarketDataConfig, check_market_data
 
 __all__ = ["ExchangeConfig", "Settings", "load_settings", "ConfigError", "ENV_PREFIX"]
@@ -38,6 +39,9 @@ class ExchangeConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     symbols: list[str] = msgspec.field(default_factory=list)  # empty = every market of the feed
     seed: int = 7  # demo feed
     tick_interval: float = 0.25  # demo feed, seconds between market updates
+    # demo feed: start prices this many basis points above the usual ones (negative: below), so two
+    # demo exchanges quote one market at different prices (see the cross_exchange strategy)
+    demo_premium_bp: float = 0.0
     replay_paths: list[str] = msgspec.field(default_factory=list)
     replay_speed: float | None = 1.0  # None = as fast as possible
     replay_loop: bool = True
@@ -239,6 +243,9 @@ def _check(settings: Settings, env: Mapping[str, str]) -> None:
             raise ConfigError(f"exchange name {ex.name!r} must be lowercase letters, digits, '_' or '-' (like a CCXT id)")
         if ex.tick_interval <= 0:
             raise ConfigError(f"exchange {ex.name}: tick_interval must be > 0 seconds, got {ex.tick_interval}")
+        if not -MAX_PREMIUM_BP <= ex.demo_premium_bp <= MAX_PREMIUM_BP:
+            raise ConfigError(f"exchange {ex.name}: demo_premium_bp must be between -{MAX_PREMIUM_BP} and {MAX_PREMIUM_BP} "
+                              f"basis points, got {ex.demo_premium_bp}")
         if ex.replay_speed is not None and ex.replay_speed <= 0:
             raise ConfigError(f"exchange {ex.name}: replay_speed must be > 0 (null: as fast as possible)")
         if ex.mode not in ("paper", "live"):

@@ -6,6 +6,8 @@ otherwise), funded with exactly the run's balances; the run ends with the record
 it, the configured exchanges trade (the seeded demo market by default) until `--end` in
 market time or Ctrl-C. Either way the gateway is the real one, with its own store in the
 run's folder, so the session's orders, fills and wallet lines are there to inspect after.
+Balances on several configured exchanges (`--balance demo:USDT=1000 --balance demo2:BTC=0.1`)
+give the run one wallet set over all of them (see the `cross_exchange` strategy).
 
 `-m live` trades a configured live exchange (the account's real money, through its venue);
 the run's mode must be the exchange's mode. Its gateway is embedded too: do not run a live
@@ -38,10 +40,13 @@ from coinwire.logs import configure_logging
 __all__ = ["run_paper_session"]
 
 
-def run_paper_session(settings: Settings, strategy_ref: str, raw_params: dict[str, Any], exchange: str, balances: dict[str, str],
+def run_paper_session(settings: Settings, strategy_ref: str, raw_params: dict[str, Any], funds: dict[str, dict[str, str]],
                       end: int | None, data: list[str] | None, speed: float | None,
                       mode: str = "paper") -> tuple[RunOutcome, PaperRuntime]:
-    """Run to the end (recording over, `end`, Ctrl-C or a failure) and return the outcome; bad input raises first."""
+    """Run to the end (recording over, `end`, Ctrl-C or a failure) and return the outcome; bad input raises first.
+
+    `funds`: exchange -> currency -> amount, as `engine.runs.parse_funds` reads `--balance` (the first exchange is the run's default).
+    """
     cls = load_strategy(strategy_ref)
     params = parse_params(cls, raw_params)
     if mode == "live" and data:
@@ -50,19 +55,23 @@ def run_paper_session(settings: Settings, strategy_ref: str, raw_params: dict[st
     folder = settings.data_path / "runs" / run_id
     changes: dict[str, Any] = {"store_url": f"sqlite:///{folder / 'gateway.db'}"}
     if data:
+        if len(funds) != 1:
+            raise InvalidInput("invalid_balance", f"--data replays one recording on one exchange; the balances name {', '.join(funds)}")
+        ((exchange, balances),) = funds.items()
         changes["exchanges"] = [_replay_exchange(exchange, balances, data, speed)]
     session = msgspec.structs.replace(settings, **changes)
-    if exchange not in {e.name for e in session.exchanges}:
-        known = ", ".join(e.name for e in session.exchanges)
-        raise InvalidInput("unknown_exchange", f"no exchange {exchange!r} is configured (exchanges: {known}); or pass --data CAPTURE")
-    cfg = next(e for e in session.exchanges if e.name == exchange)
-    if cfg.mode != mode:
-        raise InvalidInput("mode_mismatch", f"exchange {exchange} is a {cfg.mode} exchange; a {mode} session cannot trade on it")
-    if mode == "paper":
-        _check_funds(cfg, balances)
+    for exchange, balances in funds.items():
+        if exchange not in {e.name for e in session.exchanges}:
+            known = ", ".join(e.name for e in session.exchanges)
+            raise InvalidInput("unknown_exchange", f"no exchange {exchange!r} is configured (exchanges: {known}); or pass --data CAPTURE")
+        cfg = next(e for e in session.exchanges if e.name == exchange)
+        if cfg.mode != mode:
+            raise InvalidInput("mode_mismatch", f"exchange {exchange} is a {cfg.mode} exchange; a {mode} session cannot trade on it")
+        if mode == "paper":
+            _check_funds(cfg, balances)
     folder.mkdir(parents=True, exist_ok=True)
     configure_logging("warning", sys.stderr)  # stdout carries the report
-    runtime = asyncio.run(_session(session, run_id, cls, params, exchange, balances, end, replay=bool(data)))
+    runtime = asyncio.run(_session(session, run_id, cls, params, funds, end, replay=bool(data)))
     from coinwire.services.paper_runs import finish_paper
 
     return finish_paper(runtime, strategy_name(cls), params_json(params)), runtime
@@ -88,14 +97,14 @@ def _replay_exchange(name: str, balances: dict[str, str], data: list[str], speed
                           replay_loop=False, paper_funds=dict(balances))
 
 
-async def _session(settings: Settings, run_id: str, cls: Any, params: Any, exchange: str, balances: dict[str, str],
+async def _session(settings: Settings, run_id: str, cls: Any, params: Any, funds: dict[str, dict[str, str]],
                    end: int | None, replay: bool) -> PaperRuntime:
     from coinwire.app import Platform
 
     platform = Platform(settings)
     await platform.start(feeds=False)
     try:
-        runtime = PaperRuntime(run_id, platform.gateway, exchange, balances, end=end)
+        runtime = PaperRuntime(run_id, platform.gateway, funds, end=end)
         await runtime.open(cls, params)
         feeds = platform.start_feeds()
         loop = asyncio.get_running_loop()

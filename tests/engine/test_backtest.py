@@ -15,6 +15,7 @@ from coinwire.core.errors import InvalidInput, NotFound
 from coinwire.engine.backtest import BacktestConfig, BacktestRuntime, Series
 from coinwire.engine.report import build_report
 from coinwire.engine.runs import run_backtest
+from coinwire.engine.runtime import StrategyFailed
 from coinwire.engine.strategy import Strategy, parse_params
 from coinwire.strategies.ma_cross import MaCross
 from tests.conftest import shared_data
@@ -233,6 +234,32 @@ def test_an_order_the_wallet_set_cannot_cover_is_rejected_and_nothing_moves() ->
     assert strategy.ticket.status == "rejected"
     assert "insufficient_funds" in (strategy.ticket.error or "")
     assert rt.fills == [] and strategy.balance("USDT") == Decimal(10000)
+
+
+class Named(Strategy):
+    def on_start(self) -> None:
+        self.log(f"exchanges {self.exchanges}, fee {self.fee('BTC/USDT', exchange='binance')}")
+        self.on_candle("BTC/USDT", "1h", self.candle)
+
+    def candle(self, candle: dict[str, Any]) -> None:
+        if not self.balance("BTC", "binance"):
+            if not self.open_orders:
+                self.buy("BTC/USDT", size="1", exchange="binance")
+            return
+        self.buy("BTC/USDT", size="1", exchange="kraken")
+
+
+def test_a_backtest_trades_its_one_exchange_by_name_and_refuses_any_other() -> None:
+    rt = BacktestRuntime("named", [series([100.0] * 4, volume=1e6)], config())
+    with pytest.raises(StrategyFailed) as failed:
+        rt.run(Named, {})
+    assert isinstance(failed.value.error, NotFound) and failed.value.error.code == "unknown_exchange"
+    assert "this run trades on binance, not kraken" in str(failed.value)
+    assert rt.logs[0][2] == "exchanges ['binance'], fee 0.001"
+    assert [(t.exchange, t.status) for t in rt.tickets.values()] == [("binance", "filled")]
+    assert [t["exchange"] for t in build_report(rt, {})["trades"]] == ["binance"]
+    two, _ = run_backtest("cross_exchange", {}, [series([100.0] * 4, volume=1e6)], config())
+    assert two.status == "failed" and "needs_two_exchanges" in (two.traceback or "")
 
 
 def test_components_and_input_round_trip_through_the_hub() -> None:

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -12,6 +14,7 @@ import pytest
 from tests.conftest import shared_data
 
 DATA_1H = "binance-spot-1h/BTC_USDT-1h.json"
+CROSS_EXCHANGE = Path(__file__).resolve().parents[2] / "docs" / "examples" / "cross_exchange.toml"
 
 
 def coinwire(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -102,3 +105,19 @@ def test_a_timeframe_the_data_cannot_make_is_refused_before_running(tmp_path: Pa
                       "--param", "fast=5", "--param", "slow=20", "--json")
     assert rolled.returncode == 0, rolled.stderr  # a whole multiple of the data's bars is rolled up
     assert json.loads(rolled.stdout)["status"] == "finished" and "note:" not in rolled.stderr
+
+
+def test_a_paper_session_over_the_example_configs_two_demo_exchanges_trades_on_both(tmp_path: Path) -> None:
+    end = int(time.time()) + 25  # the session needs a few seconds to start (more on a busy machine); it trades at once
+    out = coinwire(tmp_path, "--config", str(CROSS_EXCHANGE), "run", "cross_exchange", "-m", "paper", "--balance", "demo:USDT=5000",
+                   "--balance", "demo2:BTC=0.1", "--end", str(end), "--json")
+    assert out.returncode == 0, out.stderr
+    report = json.loads(out.stdout)
+    assert (report["status"], report["exchanges"]) == ("finished", ["demo", "demo2"])
+    assert {(t["exchange"], t["side"]) for t in report["trades"]} == {("demo", "buy"), ("demo2", "sell")}
+    with sqlite3.connect(tmp_path / "runs" / report["run_id"] / "gateway.db") as db:
+        rows = db.execute("select exchange, count(*) from fills where run_id = ? group by exchange", (report["run_id"],)).fetchall()
+    assert dict(rows) == {"demo": len(report["trades"]) // 2, "demo2": len(report["trades"]) // 2}
+    refused = coinwire(tmp_path, "run", "ma_cross", "--data", str(shared_data() / DATA_1H), "--balance", "binance:USDT=10",
+                       "--balance", "kraken:USDT=10")
+    assert refused.returncode == 2 and "a backtest trades on one exchange" in refused.stderr

@@ -101,7 +101,7 @@ async def test_paper_run_on_the_demo_feed_computes_picks_confirms_and_trades(tmp
     platform = Platform(load_settings(env={}, overrides={"data_dir": str(tmp_path), "exchanges": [exchange]}))
     await platform.start(feeds=False)
     try:
-        run = PaperRuntime("pp-frontier", platform.gateway, "demo", {"USDT": "100000"})
+        run = PaperRuntime("pp-frontier", platform.gateway, {"demo": {"USDT": "100000"}})
         params = {"symbols": "BTC/USDT,ETH/USDT,SOL/USDT", "timeframe": "1s", "history_bars": 8, "cloud": 200,
                   "points": 10, "depth_share": 0.2, "tolerance": 0.05}
         await run.open(EfficientFrontier, params)

@@ -39,7 +39,7 @@ async def paper_session(tmp_path: Path, strategy: type[Strategy], paths: list[Pa
     platform = Platform(replay_settings(tmp_path, paths))
     await platform.start(feeds=False)
     try:
-        run = PaperRuntime("pp-test", platform.gateway, "binance", balances, end=end)
+        run = PaperRuntime("pp-test", platform.gateway, {"binance": balances}, end=end)
         await run.open(strategy, {})
         (feed,) = platform.start_feeds()
         await feed
@@ -158,9 +158,9 @@ async def test_a_raising_strategy_fails_its_paper_run_and_the_gateway_goes_on(tm
     platform = Platform(replay_settings(tmp_path, paths))
     await platform.start(feeds=False)
     try:
-        failing = PaperRuntime("pp-fails", platform.gateway, "binance", {"USDT": "1000"})
+        failing = PaperRuntime("pp-fails", platform.gateway, {"binance": {"USDT": "1000"}})
         await failing.open(Raises, {})
-        healthy = PaperRuntime("pp-healthy", platform.gateway, "binance", {"USDT": "1000"})
+        healthy = PaperRuntime("pp-healthy", platform.gateway, {"binance": {"USDT": "1000"}})
         await healthy.open(load_strategy(PROBE), {})
         (feed,) = platform.start_feeds()
         await asyncio.wait_for(failing.done.wait(), 60)
@@ -189,9 +189,9 @@ async def test_paper_run_refuses_funds_the_exchange_does_not_have(tmp_path: Path
         (feed,) = platform.start_feeds()
         await feed
         with pytest.raises(CoinwireError) as unknown:
-            PaperRuntime("pp-x", platform.gateway, "kraken", {"USDT": "10"})
+            PaperRuntime("pp-x", platform.gateway, {"kraken": {"USDT": "10"}})
         assert unknown.value.code == "unknown_exchange"
-        too_much = PaperRuntime("pp-y", platform.gateway, "binance", {"USDT": "1000000"})
+        too_much = PaperRuntime("pp-y", platform.gateway, {"binance": {"USDT": "1000000"}})
         with pytest.raises(CoinwireError) as refused:
             await too_much.open(load_strategy(PROBE), {})
         assert refused.value.code == "insufficient_funds"
@@ -208,7 +208,7 @@ async def test_a_users_order_under_one_of_a_paper_runs_client_oids_is_not_taken_
         (feed,) = platform.start_feeds()
         await feed
         await platform.gateway.caught_up()
-        run = PaperRuntime("pp-oid", platform.gateway, "binance", {"USDT": "100"})
+        run = PaperRuntime("pp-oid", platform.gateway, {"binance": {"USDT": "100"}})
         await run.open(load_strategy(PROBE), {})
         symbol = next(iter(run.venue_markets))
         ticket = OrderTicket("pp-oid-ticket-1", symbol, "buy")

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from coinwire.engine.backtest import BacktestConfig
-from coinwire.engine.report import MAX_EQUITY_POINTS, MAX_PRICE_BARS, build_report, keep_extremes
+from coinwire.engine.report import MAX_EQUITY_POINTS, MAX_PRICE_BARS, _cagr, build_report, keep_extremes
 from coinwire.engine.runs import run_backtest
 from tests.engine.test_backtest import walk
 
@@ -78,3 +78,10 @@ def test_a_run_funded_with_the_base_counts_its_round_trips_from_that_holding() -
     sells = sum(1 for f in rt.fills if f.side.value == "sell")
     assert base["round_trips"] > 0 and rep["round_trips"] >= sells - 1 > 0  # without the seed: 0 (never flat by fills alone)
     assert rep["win_rate"] is not None
+
+
+def test_a_yearly_rate_that_no_float_holds_is_left_out() -> None:
+    """Half a percent over a second compounds past any float: the report says nothing rather than failing."""
+    assert _cagr(1000.0, 1005.0, 1 / (365.25 * 86400)) is None
+    assert _cagr(1000.0, 1100.0, 1.0) == pytest.approx(0.1)
+    assert _cagr(1000.0, 0.0, 1.0) is None and _cagr(0.0, 5.0, 1.0) is None and _cagr(1000.0, 1005.0, 0.0) is None

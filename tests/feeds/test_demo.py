@@ -113,6 +113,20 @@ def test_prices_wander_like_a_random_walk() -> None:
     assert max(mids) / min(mids) < 1.05  # but not absurdly within ~8 minutes
 
 
+def test_a_premium_quotes_the_same_market_dearer_and_another_exchange_walks_its_own_way() -> None:
+    plain, dear = DemoMarket("demo"), DemoMarket("demo2", premium_bp=80)
+    for symbol, start in (("BTC/USDT", 60_000), ("SOL/USDT", 150)):
+        mid = (plain.book(symbol).best_bid() + plain.book(symbol).best_ask()) / 2  # type: ignore[operator]
+        premium = (dear.book(symbol).best_bid() + dear.book(symbol).best_ask()) / 2  # type: ignore[operator]
+        assert mid == pytest.approx(start * 100, abs=1) and premium / mid == pytest.approx(1.008, abs=1e-4)
+    sides = [[(m.symbol, m.aggressor) for m in run_ticks(market, 200) if isinstance(m, TradeTick)] for market in (plain, dear)]
+    assert sides[0] != sides[1]  # each exchange's market takes its own random walk, not a copy of the other's
+    below = DemoMarket("demo3", symbols=("BTC/USDT",), premium_bp=-100)
+    assert below.book("BTC/USDT").best_ask() < 60_000 * 100 * 0.991  # type: ignore[operator]
+    with pytest.raises(ValueError, match="between -5000 and 5000"):
+        DemoMarket(premium_bp=6000)
+
+
 def test_unknown_symbols_get_a_generic_profile() -> None:
     market = DemoMarket(symbols=("DOGE/USDT",), levels=120)
     run_ticks(market, 50)

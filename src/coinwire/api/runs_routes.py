@@ -101,12 +101,21 @@ def add_runs_routes(app: FastAPI, settings: Settings, gateway: Gateway | None = 
         """Start a run in its own process: body {mode, start, end, balances, params, fee, fill, liquidity, data}.
 
         Only built-ins for callers without SERVER_FILES: a `file.py:Class` runs that file's code on the server.
+        A paper or live run spends the caller's own accounts on the exchanges its balances name,
+        through a wallet set that is the caller's (the gateway stores its owner with it; here it is remembered).
         """
-        confined = not _may_use_server_files(principal_of(request))
+        principal = principal_of(request)
+        confined = not _may_use_server_files(principal)
         if confined and name not in builtin_strategies():
             raise Forbidden("forbidden", "only admins may start a strategy from a file (it runs that file's code on the server); "
                             f"built-in strategies: {', '.join(sorted(builtin_strategies()))}")
-        return await manager.start(name, _bounded(await _json_body(request), "body"), confined=confined)
+
+        def funded(wallet_set_id: int) -> None:
+            if owners is not None and principal is not None:
+                owners.record("wallet_set", wallet_set_id, principal)
+
+        return await manager.start(name, _bounded(await _json_body(request), "body"), confined=confined,
+                                   owner_id=principal.user_id if principal is not None else None, funded=funded)
 
     async def list_runs(request: Request) -> Any:
         """Every run, newest first, with its status and headline metrics."""

@@ -176,6 +176,7 @@ class BacktestRuntime(Runtime):
             raise InvalidInput("history_missing", "a backtest needs candles: pass --data or import history first")
         self.config = config
         self.exchange = config.exchange
+        self.exchanges = [config.exchange]  # a candle backtest trades one exchange
         self.series: dict[tuple[str, str], Series] = {}
         for c in candles:
             s = c if isinstance(c, Series) else Series.from_candles(c)
@@ -260,7 +261,7 @@ class BacktestRuntime(Runtime):
             array.flags.writeable = False
         return out
 
-    def last_price(self, symbol: str) -> float:
+    def last_price(self, symbol: str, exchange: str | None = None) -> float:
         market = self.markets.get(symbol)
         if market is None:
             raise NotFound("unknown_symbol", f"no market {symbol} in this backtest")
@@ -272,7 +273,7 @@ class BacktestRuntime(Runtime):
     def subscribe_candles(self, symbol: str, timeframe: str, callback: Callable[[dict[str, Any]], None]) -> None:
         self._candle_subs.append((self._series(symbol, timeframe), callback))
 
-    def subscribe(self, kind: str, symbol: str, callback: Callable[[dict[str, Any]], None]) -> None:
+    def subscribe(self, kind: str, symbol: str, callback: Callable[[dict[str, Any]], None], exchange: str) -> None:
         raise InvalidInput("not_in_history",
                            f"this backtest has candles only: {kind} of {symbol} needs L2 history (use paper mode on a replay feed)")
 
@@ -319,18 +320,18 @@ class BacktestRuntime(Runtime):
     def report_markets(self) -> dict[str, Any]:
         return self.markets
 
-    def instrument(self, symbol: str) -> Instrument | None:
+    def instrument(self, symbol: str, exchange: str | None = None) -> Instrument | None:
         market = self.markets.get(symbol)
         return None if market is None else market.instrument
 
     # --- orders ------------------------------------------------------------------------------------
-    def submit_order(self, side: str, symbol: str, *, size: Any, funds: Any, limit: Any, type: str | None,
+    def submit_order(self, side: str, symbol: str, *, exchange: str, size: Any, funds: Any, limit: Any, type: str | None,
                      cancel_after: int) -> OrderTicket:
         market = self.markets.get(symbol)
         if market is None:
             raise NotFound("unknown_symbol", f"no market {symbol} in this backtest (loaded: {', '.join(sorted(self.markets))})")
         args = order_args(market.instrument, side, size=size, funds=funds, limit=limit, type=type, cancel_after=cancel_after)
-        ticket = self.new_ticket(symbol, side)
+        ticket = self.new_ticket(symbol, side, exchange)
         self.hub.record(self._now, "out", "venue.make_order",
                         {"client_oid": ticket.client_oid, "symbol": symbol, **args.view(market.instrument)})
         if self.config.fill == "close":

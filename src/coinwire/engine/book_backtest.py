@@ -59,13 +59,12 @@ class BookBacktestRuntime(StreamRuntime):
             raise InvalidInput("invalid_fill", "--fill and --liquidity apply to candle backtests; an L2 backtest fills against the book")
         self.paper = PaperExchange(config.exchange, IdSequence(), "replay")
         (market,) = self.paper.add_instruments([instrument])
-        super().__init__(run_id, self.paper.markets)
+        super().__init__(run_id, {config.exchange: self.paper.markets})
         self.config = config
         self.paths = list(paths)
         self.market = market
         self.order_ids = IdSequence()
         self.orders: dict[int, Order] = {}
-        self.exchange = config.exchange
         self._funds = config.balances
 
     def run(self, strategy_cls: type[Strategy], params: StrategyParams) -> Strategy | None:

@@ -1,19 +1,24 @@
-"""Paper mode: a strategy trading on a paper exchange through the gateway, following its market data step by step.
+"""Paper mode: a strategy trading on paper exchanges through the gateway, following their market data step by step.
 
 The runtime is an `ExecutionListener` of the gateway: it sees each market message right
 after the gateway's book took it, and sends the strategy's orders through
 `Gateway.make_order` before the gateway takes the next message. Its funds are a wallet set
-in the gateway's ledger, created from the exchange's unallocated paper funds when the run
-starts and handed back when it ends, so its orders, fills and wallet lines are the
-gateway's own: visible to every API client, persisted, notified.
+in the gateway's ledger, allocated from the run owner's account on each exchange when the
+run starts and handed back when it ends, so its orders, fills and wallet lines are the
+gateway's own: in the owner's accounts, persisted, notified to whoever may read them.
 
-The run starts on the first market message of its exchange once every book is synced, and
+A run's funds may lie on several exchanges (`funds`: exchange -> currency -> amount), as a
+seed wallet set lists wallets on several exchanges: the run then follows all of them and
+each of its orders names the exchange it goes to (the first one unless the strategy says).
+
+The run starts on the first market message once every book of its exchanges is synced, and
 ends when asked to stop, at `end`, or when the strategy raises (the run is then `failed`).
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable, Mapping
 
 from coinwire.core.errors import CoinwireError, InvalidInput
 from coinwire.core.numbers import ATTO_DECIMALS, to_units
@@ -33,24 +38,38 @@ RECORDING_ENDED = "the recording ended"  # a replay feed has no more messages
 
 
 class PaperRuntime(StreamRuntime):
-    """One paper run on one exchange of the gateway. `open()` checks and attaches; `run()` returns when it ends."""
+    """One paper run on exchanges of the gateway. `open()` checks and attaches; `run()` returns when it ends.
 
-    def __init__(self, run_id: str, gateway: Gateway, exchange: str, balances: dict[str, str], end: int | None = None) -> None:
-        paper = gateway.exchange(exchange)  # unknown exchange: NotFound
-        super().__init__(run_id, paper.markets)
+    `funds`: exchange -> currency -> amount the run is given there (the first exchange is its
+    default); `owner_id`: the user who started it, whose own account on each exchange funds it
+    (None: the platform's own accounts, as for a CLI session). `funded(wallet_set_id)` is called
+    once the funds are taken, which may be after `open()` when an exchange was not ready yet
+    (the API records there that the set is the owner's).
+    """
+
+    def __init__(self, run_id: str, gateway: Gateway, funds: Mapping[str, Mapping[str, str]], end: int | None = None,
+                 owner_id: int | None = None, funded: Callable[[int], None] | None = None) -> None:
+        if not funds:
+            raise InvalidInput("missing_balance", "a paper run needs funds, e.g. demo:USDT=1000")
+        super().__init__(run_id, {exchange: gateway.exchange(exchange).markets for exchange in funds})  # unknown exchange: NotFound
         self.gateway = gateway
-        self.exchange = exchange
+        self.owner_id = owner_id
+        self._on_funded = funded
         self.allocations: list[tuple[str, str, int]] = []
-        for currency, amount in sorted(balances.items()):
-            atto = to_units(amount, ATTO_DECIMALS, f"balance of {currency}")
-            if atto <= 0:
-                raise InvalidInput("invalid_balance", f"the balance of {currency} must be positive, got {amount}")
-            self.allocations.append((exchange, currency.upper(), atto))
+        for exchange, balances in funds.items():
+            for currency, amount in sorted(balances.items()):
+                atto = to_units(amount, ATTO_DECIMALS, f"balance of {currency}")
+                if atto <= 0:
+                    raise InvalidInput("invalid_balance", f"the balance of {currency} on {exchange} must be positive, got {amount}")
+                self.allocations.append((exchange, currency.upper(), atto))
         if not self.allocations:
-            raise InvalidInput("missing_balance", f"a paper run needs funds, e.g. {exchange}:USDT=1000")
+            raise InvalidInput("missing_balance", f"a paper run needs funds, e.g. {self.exchange}:USDT=1000")
         self.end_at = None if end is None else end * _NS
         self.funded = False
         self.done = asyncio.Event()
+        # one strategy turn at a time: a market message and the orders it led to, the input served between
+        # messages, the run's end; so a stop never falls between two orders one callback sent
+        self.turn = asyncio.Lock()
         self.failure: StrategyFailed | None = None
         self.error: CoinwireError | None = None  # the run could not go on (funds refused at start, ...)
         self.stop_reason: str | None = None
@@ -67,52 +86,60 @@ class PaperRuntime(StreamRuntime):
         self.gateway.listeners.append(self)
 
     def _can_fund(self) -> bool:
-        """The exchange knows its markets and its wallets hold what it really has (a live one has read its account)."""
-        return bool(self.venue_markets) and self.gateway.exchanges[self.exchange].funds_known
+        """Every exchange knows its markets and its wallets hold what it really has (a live one has read its account)."""
+        return all(self.venues[name] and self.gateway.exchanges[name].funds_known for name in self.exchanges)
 
     async def _fund(self) -> None:
+        """One wallet set over every exchange of the run, each exchange's share from the owner's own account there."""
         wallet_set = await self.gateway.create_wallet_set(run_id=self.run_id, description=f"paper run {self.run_id}",
-                                                          allocations=self.allocations)
+                                                          allocations=self.allocations, owner_id=self.owner_id)
         quote = next(iter(self.venue_markets.values())).instrument.quote
         self.use_funds(self.exchange, self.gateway.ledger, wallet_set.id, quote)
         self.funded = True
+        if self._on_funded is not None:
+            self._on_funded(wallet_set.id)
 
     def request_stop(self, reason: str = "stopped on request") -> None:
         self.stop_reason = reason
         self.done.set()
 
     async def run(self) -> Strategy | None:
-        """Wait for the end; then `on_stop`, its orders, open orders cancelled and the funds handed back."""
+        """Wait for the end and for the turn under way; then `on_stop`, its orders, open orders cancelled and the funds handed back."""
         await self.done.wait()
-        try:
-            if self.strategy is not None and self.failure is None:
-                try:
-                    self.call("on_stop", self.strategy.on_stop)
-                    await self.drain()
-                except StrategyFailed as failure:
-                    self.failure = failure
-            if self.funded:
-                await self.gateway.deactivate_wallet_set(self.wallet_set_id)  # cancels open orders, funds go back
-        finally:
-            if self in self.gateway.listeners:
-                self.gateway.listeners.remove(self)
-            self.end_ns = self._now
-            self.hub.record(self._now, "in", "run.stop", {"reason": self.stop_reason} if self.stop_reason else {})
+        async with self.turn:
+            try:
+                if self.strategy is not None and self.failure is None:
+                    try:
+                        self.call("on_stop", self.strategy.on_stop)
+                        await self.drain()
+                    except StrategyFailed as failure:
+                        self.failure = failure
+                if self.funded:
+                    await self.gateway.deactivate_wallet_set(self.wallet_set_id)  # cancels open orders, funds go back
+            finally:
+                if self in self.gateway.listeners:
+                    self.gateway.listeners.remove(self)
+                self.end_ns = self._now
+                self.hub.record(self._now, "in", "run.stop", {"reason": self.stop_reason} if self.stop_reason else {})
         return self.strategy
 
     # --- the gateway's listener ---------------------------------------------------------------------------
     async def on_market(self, message: Message) -> None:
-        if self.done.is_set():
+        if self.done.is_set() or message.exchange not in self.venues:  # type: ignore[union-attr]
             return
+        async with self.turn:
+            if not self.done.is_set():  # it may have ended while this message waited for its turn
+                await self._take(message)
+
+    async def _take(self, message: Message) -> None:
+        """One market message: fund and start when every exchange is ready, then the strategy's turn and its orders."""
         try:
-            if message.exchange != self.exchange:  # type: ignore[union-attr]
-                return
             if not self.funded and self._can_fund():
                 await self._fund()
             if isinstance(message, Markets):
                 return
             if not self.started:
-                if not self.funded or not all(m.synced for m in self.venue_markets.values()):
+                if not self.funded or not all(m.synced for markets in self.venues.values() for m in markets.values()):
                     return
                 self._now = message.ts  # type: ignore[union-attr]
                 self._start()
@@ -141,7 +168,7 @@ class PaperRuntime(StreamRuntime):
                 ticket.order_id = order.id
                 self.ticket_of[order.id] = ticket
             try:
-                self.record_fills(order, [f for f in fills if f.order_id == order.id], self.venue_markets[order.symbol].instrument)
+                self.record_fills(order, [f for f in fills if f.order_id == order.id], self.venues[order.exchange][order.symbol].instrument)
             except StrategyFailed as failure:
                 if self.failure is None:
                     self.failure = failure
@@ -159,16 +186,16 @@ class PaperRuntime(StreamRuntime):
                 try:
                     if kind == "cancel":
                         if ticket.order_id is not None and ticket.status in ("pending", "open"):
-                            await self.gateway.cancel_order(order_id=ticket.order_id, client_oid=None, exchange=self.exchange)
+                            await self.gateway.cancel_order(order_id=ticket.order_id, client_oid=None, exchange=ticket.exchange)
                         continue
                     symbol, args = payload
-                    market = self.venue_markets[symbol]
-                    size, budget = resolve_size(args, market.engine, self.ledger, self.exchange, self.wallet_set_id)
+                    market = self.venues[ticket.exchange][symbol]
+                    size, budget = resolve_size(args, market.engine, self.ledger, ticket.exchange, self.wallet_set_id)
                     if size <= 0:
                         self.nothing_to_trade(ticket)
                         continue
                     await self.gateway.make_order(OrderRequest(
-                        exchange=self.exchange, instrument=market.instrument, side=args.side, type=args.type, size=size,
+                        exchange=ticket.exchange, instrument=market.instrument, side=args.side, type=args.type, size=size,
                         limit=args.limit, cancel_after=args.cancel_after, client_oid=ticket.client_oid,
                         wallet_set_id=self.wallet_set_id, run_id=self.run_id, budget=budget))
                 except CoinwireError as exc:

@@ -19,13 +19,14 @@ def strategy_name(cls: type[Strategy]) -> str:
 
 def builtin_strategies() -> dict[str, type[Strategy]]:
     from coinwire.strategies.component_demo import ComponentDemo
+    from coinwire.strategies.cross_exchange import CrossExchange
     from coinwire.strategies.echo import Echo
     from coinwire.strategies.efficient_frontier import EfficientFrontier
     from coinwire.strategies.hodl import Hodl
     from coinwire.strategies.ma_cross import MaCross
     from coinwire.strategies.trade_decider import TradeDecider
 
-    classes: list[type[Strategy]] = [Hodl, Echo, ComponentDemo, MaCross, TradeDecider, EfficientFrontier]
+    classes: list[type[Strategy]] = [Hodl, Echo, ComponentDemo, MaCross, TradeDecider, EfficientFrontier, CrossExchange]
     return {strategy_name(c): c for c in classes}
 
 

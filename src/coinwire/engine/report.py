@@ -61,9 +61,9 @@ def equity_curve(rt: Runtime) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndar
     return t, equity, positions
 
 
-def _instrument(rt: Runtime, symbol: str) -> Instrument:
+def _instrument(rt: Runtime, symbol: str, exchange: str | None = None) -> Instrument:
     """The instrument of a market the run traded (every fill's market has one)."""
-    inst = rt.instrument(symbol)
+    inst = rt.instrument(symbol, exchange)
     if inst is None:
         raise NotFound("unknown_symbol", f"no market {symbol} in this run")
     return inst
@@ -96,7 +96,7 @@ def _round_trips(rt: Runtime) -> tuple[int, int, list[float]]:
         symbol = fills[0].symbol
         before = pos = position.get(symbol, 0)
         for fill in fills:
-            notional, fee = fill.notional / 1e18, fee_in_quote(_instrument(rt, fill.symbol), fill) / 1e18
+            notional, fee = fill.notional / 1e18, fee_in_quote(_instrument(rt, fill.symbol, fill.exchange), fill) / 1e18
             if fill.side is Side.BUY:
                 pos += fill.size
                 cost[symbol] = cost.get(symbol, 0.0) + notional + fee
@@ -110,6 +110,16 @@ def _round_trips(rt: Runtime) -> tuple[int, int, list[float]]:
             exits += 1
             pnl.append(-cost.pop(symbol, 0.0))
     return entries, exits, pnl
+
+
+def _cagr(initial: float, final: float, years: float) -> float | None:
+    """The yearly growth rate; None when it has no value, or no float holds it (a gain over a few seconds, compounded)."""
+    if not (years > 0 and initial and final > 0):
+        return None
+    try:
+        return float((final / initial) ** (1 / years) - 1.0)
+    except OverflowError:
+        return None
 
 
 def _ratio(a: float, b: float) -> float | None:
@@ -140,12 +150,12 @@ def build_report(rt: Runtime, meta: dict[str, Any]) -> dict[str, Any]:
     in_market = np.zeros(len(t), dtype=bool)
     for held in positions.values():
         in_market |= held > 0
-    fees = sum(fee_in_quote(_instrument(rt, f.symbol), f) for f in rt.fills)  # in the quote, whatever each was paid in
+    fees = sum(fee_in_quote(_instrument(rt, f.symbol, f.exchange), f) for f in rt.fills)  # in the quote, whatever each was paid in
     trades = []
     for fill in rt.fills:
-        inst = _instrument(rt, fill.symbol)
-        trades.append({"time": fill.ts // _NS, "symbol": fill.symbol, "side": fill.side.value, "price": inst.price_str(fill.price),
-                       "size": inst.size_str(fill.size), "fee": units_to_str(fill.fee, ATTO_DECIMALS),
+        inst = _instrument(rt, fill.symbol, fill.exchange)
+        trades.append({"time": fill.ts // _NS, "exchange": fill.exchange, "symbol": fill.symbol, "side": fill.side.value,
+                       "price": inst.price_str(fill.price), "size": inst.size_str(fill.size), "fee": units_to_str(fill.fee, ATTO_DECIMALS),
                        "fee_currency": fill.fee_currency or inst.quote})
     return {
         **meta,
@@ -156,7 +166,7 @@ def build_report(rt: Runtime, meta: dict[str, Any]) -> dict[str, Any]:
         "final_equity": final,
         "final_equity_exact": str(final_exact),
         "total_return": total_return,
-        "cagr": (final / initial) ** (1 / years) - 1.0 if years > 0 and initial and final > 0 else None,
+        "cagr": _cagr(initial, final, years),
         "sharpe": mean / std * math.sqrt(per_year) if std > 0 else None,
         "sortino": mean / downside * math.sqrt(per_year) if downside > 0 else None,
         "max_drawdown": float(np.max(drawdown)) if len(drawdown) else 0.0,

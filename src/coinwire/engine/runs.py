@@ -33,7 +33,7 @@ from coinwire.engine.strategy import Strategy, StrategyParams, params_json, pars
 
 __all__ = [
     "HEADLINE", "PreparedRun", "prepare_any_backtest", "RunOutcome", "RunStopped", "RunStore", "backtest_run_id", "finish_backtest",
-    "fit_timeframe", "load_candles", "parse_balances", "parse_time", "prepare_backtest", "run_backtest",
+    "fit_timeframe", "load_candles", "parse_balances", "parse_funds", "parse_time", "prepare_backtest", "run_backtest",
 ]
 
 HEADLINE = ("final_equity", "total_return", "sharpe", "max_drawdown", "entries", "exits", "fees")  # what a run list shows
@@ -41,24 +41,34 @@ HEADLINE = ("final_equity", "total_return", "sharpe", "max_drawdown", "entries",
 _BALANCE = re.compile(r"^(?P<exchange>[a-z0-9_\-]+):(?P<currency>[A-Za-z0-9]+)=(?P<amount>[0-9.]+)$")
 
 
-def parse_balances(values: Sequence[str]) -> tuple[str, dict[str, str]]:
-    """`["binance:USDT=10000", "binance:BTC=0.5"]` -> ("binance", {"USDT": "10000", "BTC": "0.5"})."""
+def parse_funds(values: Sequence[str]) -> dict[str, dict[str, str]]:
+    """`["binance:USDT=10000", "kraken:BTC=0.5"]` -> {"binance": {"USDT": "10000"}, "kraken": {"BTC": "0.5"}}.
+
+    Exchanges keep the order they are first given in: the first is the run's default exchange.
+    """
     if not values:
         raise InvalidInput("missing_balance", "give the run's funds, e.g. --balance binance:USDT=10000")
-    exchanges: set[str] = set()
-    balances: dict[str, str] = {}
+    funds: dict[str, dict[str, str]] = {}
     for value in values:
         m = _BALANCE.match(value.strip())
         if m is None:
             raise InvalidInput("invalid_balance", f"balance {value!r} must look like EXCHANGE:CURRENCY=AMOUNT, e.g. binance:USDT=10000")
-        exchanges.add(m["exchange"])
+        balances = funds.setdefault(m["exchange"], {})
         currency = m["currency"].upper()
         if currency in balances:
-            raise InvalidInput("invalid_balance", f"{currency} is given twice")
+            raise InvalidInput("invalid_balance", f"{currency} on {m['exchange']} is given twice")
         balances[currency] = m["amount"]
-    if len(exchanges) != 1:
-        raise InvalidInput("invalid_balance", f"a backtest trades on one exchange; got {', '.join(sorted(exchanges))}")
-    return exchanges.pop(), balances
+    return funds
+
+
+def parse_balances(values: Sequence[str]) -> tuple[str, dict[str, str]]:
+    """`["binance:USDT=10000", "binance:BTC=0.5"]` -> ("binance", {"USDT": "10000", "BTC": "0.5"}): a backtest's one exchange."""
+    funds = parse_funds(values)
+    if len(funds) != 1:
+        raise InvalidInput("invalid_balance", f"a backtest trades on one exchange; got {', '.join(sorted(funds))} "
+                           "(a paper or live run can trade on several)")
+    ((exchange, balances),) = funds.items()
+    return exchange, balances
 
 
 def parse_time(value: str | int | None, field: str) -> int | None:

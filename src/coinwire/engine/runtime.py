@@ -64,6 +64,11 @@ class Runtime:
     The run's funds are one wallet set on a ledger: the backtest's own, or the gateway's in
     paper mode. What the runtime does with an order's fills and state changes (tickets, the
     hub, `on_fill`/`on_order`, the balance points of the report) is the same in every mode.
+
+    A run trades on `exchanges` (set by the subclass); the first is `exchange`, the one a
+    strategy means when it names none. Backtests have one; a paper run whose wallet set holds
+    funds on several exchanges has them all, and `venue()` is where a name a strategy gives is
+    checked against them.
     """
 
     def __init__(self, run_id: str) -> None:
@@ -75,6 +80,7 @@ class Runtime:
         self._oid_seq = 0
         # funds and what happened to them (set by the subclass with `use_funds`)
         self.exchange = ""
+        self.exchanges: list[str] = []  # every exchange the run trades on, `exchange` first
         self.ledger = Ledger()
         self.wallet_set_id = 0
         self.quote = ""
@@ -157,10 +163,18 @@ class Runtime:
         except Exception as exc:  # a bug, or a refusal (CoinwireError) the strategy did not handle
             raise StrategyFailed(where, exc) from exc
 
+    def venue(self, exchange: str | None) -> str:
+        """The exchange a strategy means: the one it named if the run trades there, else the run's first."""
+        if exchange is None:
+            return self.exchange
+        if exchange not in self.exchanges:
+            raise NotFound("unknown_exchange", f"this run trades on {', '.join(self.exchanges)}, not {exchange}", exchange=exchange)
+        return exchange
+
     # --- orders: shared bookkeeping --------------------------------------------------------------
-    def new_ticket(self, symbol: str, side: str) -> OrderTicket:
+    def new_ticket(self, symbol: str, side: str, exchange: str) -> OrderTicket:
         self._oid_seq += 1
-        ticket = OrderTicket(f"{self.run_id[:12]}-{self._oid_seq}", symbol, side)
+        ticket = OrderTicket(f"{self.run_id[:12]}-{self._oid_seq}", symbol, side, exchange)
         self.tickets[ticket.client_oid] = ticket
         return ticket
 
@@ -183,7 +197,8 @@ class Runtime:
             if fill.ts != now:  # the gateway stamps its own clock; the run reads time by its own
                 fill = msgspec.structs.replace(fill, ts=now)
             self.fills.append(fill)
-            view = {"client_oid": order.client_oid, "symbol": order.symbol, "side": fill.side._value_, "price": inst.price_str(fill.price),
+            view = {"client_oid": order.client_oid, "exchange": order.exchange, "symbol": order.symbol, "side": fill.side._value_,
+                    "price": inst.price_str(fill.price),
                     "size": inst.size_str(fill.size), "fee": units_to_str(fill.fee, ATTO_DECIMALS),
                     "fee_currency": fill.fee_currency or inst.quote, "time": now // _NS}
             self.hub.record(now, "in", "venue.fill", view)
@@ -207,16 +222,21 @@ class Runtime:
 
     # --- funds ------------------------------------------------------------------------------------
     def totals(self) -> dict[str, int]:
-        return {w.currency: w.balance for w in self.ledger.wallets(self.wallet_set_id)}
+        """What the run holds per currency, summed over its exchanges (ATTO)."""
+        out: dict[str, int] = {}
+        for w in self.ledger.wallets(self.wallet_set_id):
+            out[w.currency] = out.get(w.currency, 0) + w.balance
+        return out
 
     def balance(self, currency: str, exchange: str | None, available: bool) -> Decimal:
-        if exchange is not None and exchange != self.exchange:
-            raise NotFound("unknown_exchange", f"this run trades on {self.exchange}, not {exchange}")
-        try:
-            wallet = self.ledger.wallet(self.exchange, currency.upper(), self.wallet_set_id)
-        except CoinwireError:
-            return Decimal(0)
-        amount = wallet.available if available else wallet.balance
+        """On one exchange of the run, or (None) summed over all of them."""
+        amount = 0
+        for name in self.exchanges if exchange is None else (self.venue(exchange),):
+            try:
+                wallet = self.ledger.wallet(name, currency.upper(), self.wallet_set_id)
+            except CoinwireError:
+                continue  # a currency this exchange does not trade: none of it here
+            amount += wallet.available if available else wallet.balance
         return Decimal(amount).scaleb(-ATTO_DECIMALS)
 
     def equity(self, currency: str | None) -> Decimal:
@@ -242,13 +262,13 @@ class Runtime:
     def subscribe_candles(self, symbol: str, timeframe: str, callback: Callable[[dict[str, Any]], None]) -> None:
         raise NotImplementedError
 
-    def subscribe(self, kind: str, symbol: str, callback: Callable[[dict[str, Any]], None]) -> None:
+    def subscribe(self, kind: str, symbol: str, callback: Callable[[dict[str, Any]], None], exchange: str) -> None:
         raise NotImplementedError
 
     def add_cross(self, a: Indicator, b: Indicator | float, above: Callable[[], None] | None, below: Callable[[], None] | None) -> None:
         raise NotImplementedError
 
-    def submit_order(self, side: str, symbol: str, *, size: Any, funds: Any, limit: Any, type: str | None,
+    def submit_order(self, side: str, symbol: str, *, exchange: str, size: Any, funds: Any, limit: Any, type: str | None,
                      cancel_after: int) -> OrderTicket:
         raise NotImplementedError
 
@@ -264,11 +284,11 @@ class Runtime:
     def indicator_values(self, key: int) -> np.ndarray:
         raise NotImplementedError
 
-    def instrument(self, symbol: str) -> Instrument | None:
-        """The instrument of a market this run can trade, or None."""
+    def instrument(self, symbol: str, exchange: str | None = None) -> Instrument | None:
+        """The instrument of a market this run can trade (on `exchange`, else the run's first), or None."""
         raise NotImplementedError
 
-    def last_price(self, symbol: str) -> float:
+    def last_price(self, symbol: str, exchange: str | None = None) -> float:
         raise NotImplementedError
 
     def report_markets(self) -> dict[str, Any]:

@@ -21,6 +21,11 @@ Parameters are the class attributes with plain values; a run overrides them by n
 (a typo gets "did you mean"). Everything a strategy can do goes through `self`, which hands it
 to the run's runtime: the strategy never learns which mode it is in, sees only closed candles
 stamped at or before the clock, and can only spend its run's wallet set.
+
+A run whose wallet set holds funds on several exchanges (a paper or live run started with
+balances on each) lists them in `self.exchanges`; orders, prices, books, tickers, trades,
+fees and balances take `exchange=` to name one, and default to the first. Candles and
+indicators are those of the first exchange.
 """
 
 from __future__ import annotations
@@ -81,13 +86,14 @@ class Indicator:
 
 
 class OrderTicket:
-    """What a strategy holds for an order it sent: ids to cancel it by, its state as last reported."""
+    """What a strategy holds for an order it sent: ids to cancel it by, where it went, its state as last reported."""
 
-    __slots__ = ("client_oid", "order_id", "symbol", "side", "status", "filled", "error")
+    __slots__ = ("client_oid", "order_id", "exchange", "symbol", "side", "status", "filled", "error")
 
-    def __init__(self, client_oid: str, symbol: str, side: str) -> None:
+    def __init__(self, client_oid: str, symbol: str, side: str, exchange: str = "") -> None:
         self.client_oid = client_oid
         self.order_id: int | None = None
+        self.exchange = exchange
         self.symbol = symbol
         self.side = side
         self.status = "pending"
@@ -95,7 +101,8 @@ class OrderTicket:
         self.error: str | None = None
 
     def __repr__(self) -> str:
-        return f"OrderTicket({self.side} {self.symbol} {self.status} filled={self.filled} oid={self.client_oid})"
+        where = f" on {self.exchange}" if self.exchange else ""
+        return f"OrderTicket({self.side} {self.symbol}{where} {self.status} filled={self.filled} oid={self.client_oid})"
 
 
 def _declared_params(cls: type) -> dict[str, Any]:
@@ -214,27 +221,43 @@ class Strategy:
         ts = int(when.timestamp() * 1e9) if isinstance(when, datetime) else int(when) * 1_000_000_000
         self._rt.add_timer(ts - self._rt.now_ns(), callback, repeat=False)
 
+    # --- exchanges ---------------------------------------------------------------------------
+    @property
+    def exchanges(self) -> list[str]:
+        """The exchanges this run trades on, the default one first (one in a backtest)."""
+        return list(self._rt.exchanges)
+
     # --- market data -----------------------------------------------------------------------
     def on_candle(self, symbol: str, timeframe: str, callback: Callable[[dict[str, Any]], None]) -> None:
         """Call `callback(candle)` for every CLOSED candle of symbol/timeframe."""
         self._rt.subscribe_candles(symbol, timeframe, callback)
 
-    def on_book(self, symbol: str, callback: Callable[[dict[str, Any]], None]) -> None:
-        self._rt.subscribe("book", symbol, callback)
+    def on_book(self, symbol: str, callback: Callable[[dict[str, Any]], None], *, exchange: str | None = None) -> None:
+        """Call `callback(book)` when the book of `symbol` changes (top levels of each side)."""
+        self._rt.subscribe("book", symbol, callback, self._rt.venue(exchange))
 
-    def on_trades(self, symbol: str, callback: Callable[[dict[str, Any]], None]) -> None:
-        self._rt.subscribe("trades", symbol, callback)
+    def on_trades(self, symbol: str, callback: Callable[[dict[str, Any]], None], *, exchange: str | None = None) -> None:
+        """Call `callback(trade)` for every public trade of `symbol`."""
+        self._rt.subscribe("trades", symbol, callback, self._rt.venue(exchange))
 
-    def on_ticker(self, symbol: str, callback: Callable[[dict[str, Any]], None]) -> None:
-        self._rt.subscribe("ticker", symbol, callback)
+    def on_ticker(self, symbol: str, callback: Callable[[dict[str, Any]], None], *, exchange: str | None = None) -> None:
+        """Call `callback(ticker)` when the best bid or ask of `symbol` changes."""
+        self._rt.subscribe("ticker", symbol, callback, self._rt.venue(exchange))
 
     def candles(self, symbol: str, timeframe: str, count: int | None = None) -> dict[str, np.ndarray]:
         """Closed candles up to the clock: arrays `time, open, high, low, close, volume` (oldest first)."""
         return self._rt.candles(symbol, timeframe, count)
 
-    def price(self, symbol: str) -> float:
+    def price(self, symbol: str, *, exchange: str | None = None) -> float:
         """The last known price: the newest closed candle's close, or the book's mid in paper and live."""
-        return self._rt.last_price(symbol)
+        return self._rt.last_price(symbol, self._rt.venue(exchange))
+
+    def fee(self, symbol: str, *, exchange: str | None = None) -> Decimal:
+        """The taker fee rate of `symbol`'s market (0.001 is 0.1% of what a fill is worth)."""
+        inst = self._rt.instrument(symbol, self._rt.venue(exchange))
+        if inst is None:
+            raise InvalidInput("unknown_symbol", f"no market {symbol} in this run", symbol=symbol)
+        return Decimal(inst.taker_fee) / 10**8  # rates are kept in units of 1e-8
 
     def indicator(self, kind: str | Callable[..., Any], symbol: str, timeframe: str, *args: Any, source: str = "close") -> Indicator:
         """Declare an indicator once; the runtime computes it in batch where it can, incrementally otherwise."""
@@ -266,14 +289,17 @@ class Strategy:
         limit: float | Decimal | str | None = None,
         type: str | None = None,
         cancel_after: int = 0,
+        exchange: str | None = None,
     ) -> OrderTicket:
         """Buy `size` (base units), or spend `funds` (quote, fee included), or with neither: all available quote.
 
         Without `limit` it is a market order (in a backtest it fills at the next candle's open,
         or at the signal candle's close with `--fill close`); with `limit` a good-till-cancelled
         limit unless `type` says otherwise (`limit-immediate-cancel`, `limit-fill-kill`, `limit-post-only`).
+        `exchange`: where (one of `self.exchanges`; the first by default), spending the run's funds there.
         """
-        return self._rt.submit_order("buy", symbol, size=size, funds=funds, limit=limit, type=type, cancel_after=cancel_after)
+        return self._rt.submit_order("buy", symbol, exchange=self._rt.venue(exchange), size=size, funds=funds, limit=limit, type=type,
+                                     cancel_after=cancel_after)
 
     def sell(
         self,
@@ -283,9 +309,11 @@ class Strategy:
         limit: float | Decimal | str | None = None,
         type: str | None = None,
         cancel_after: int = 0,
+        exchange: str | None = None,
     ) -> OrderTicket:
-        """Sell `size` (base units), or with no size: the whole available position."""
-        return self._rt.submit_order("sell", symbol, size=size, funds=None, limit=limit, type=type, cancel_after=cancel_after)
+        """Sell `size` (base units), or with no size: the whole available position (on `exchange`, the first by default)."""
+        return self._rt.submit_order("sell", symbol, exchange=self._rt.venue(exchange), size=size, funds=None, limit=limit, type=type,
+                                     cancel_after=cancel_after)
 
     def order(self, side: str, symbol: str, **kwargs: Any) -> OrderTicket:
         """`buy` or `sell` by name."""
@@ -302,16 +330,16 @@ class Strategy:
 
     # --- funds -----------------------------------------------------------------------------
     def balance(self, currency: str, exchange: str | None = None) -> Decimal:
-        """Total of `currency` in this run's wallet set (held amounts included)."""
+        """Total of `currency` in this run's wallet set (held amounts included), on `exchange` or all the run's exchanges."""
         return self._rt.balance(currency, exchange, available=False)
 
     def available(self, currency: str, exchange: str | None = None) -> Decimal:
-        """What this run can still spend of `currency` (total minus holds of open orders)."""
+        """What this run can still spend of `currency` (total minus holds of open orders), on `exchange` or all of them."""
         return self._rt.balance(currency, exchange, available=True)
 
-    def position(self, symbol: str) -> Decimal:
-        """The base currency of `symbol` held by this run."""
-        return self.balance(symbol.split("/")[0])
+    def position(self, symbol: str, exchange: str | None = None) -> Decimal:
+        """The base currency of `symbol` held by this run (on `exchange`, or on all its exchanges)."""
+        return self.balance(symbol.split("/")[0], exchange)
 
     def equity(self, currency: str | None = None) -> Decimal:
         """Everything this run holds, valued at last prices in `currency` (the run's quote by default)."""

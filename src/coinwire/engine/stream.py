@@ -10,6 +10,11 @@ The clock is market time: the newest message's timestamp (never running backward
 a message is delivered, every candle that closed and every timer that fell due at or before
 its timestamp fires, in time order: candles close when time passes their end, so a strategy
 sees only closed candles, built from the trades it has already been shown.
+
+A run may follow several exchanges (`venues`: exchange -> its markets; a paper run whose
+wallet set spans them). Book, ticker and trade subscriptions are per exchange and symbol;
+candles, indicators and the report's prices are built from the first exchange's trades only,
+so one market's candles never mix two venues' prices.
 """
 
 from __future__ import annotations
@@ -110,10 +115,14 @@ class CandleStream:
 class StreamRuntime(Runtime):
     """Strategy-facing half of the book-and-trade runtimes; subclasses own the venue and feed messages in."""
 
-    def __init__(self, run_id: str, markets: dict[str, PaperMarket]) -> None:
+    def __init__(self, run_id: str, venues: dict[str, dict[str, PaperMarket]]) -> None:
+        """`venues`: exchange -> symbol -> the venue's market (its book, engine and instrument); the first is the run's default."""
         super().__init__(run_id)
         self._now = 0
-        self.venue_markets = markets  # symbol -> the venue's market (its book, engine and instrument)
+        self.venues = venues
+        self.exchanges = list(venues)
+        self.exchange = self.exchanges[0]
+        self.venue_markets = venues[self.exchange]  # the first exchange's markets: its candles, indicators and report
         self.started = False
         self.start_ns = 0
         self.end_ns = 0
@@ -122,7 +131,8 @@ class StreamRuntime(Runtime):
         self._by_symbol: dict[str, list[CandleStream]] = {}
         self._timers: list[tuple[int, int, int, Callable[[], None]]] = []  # (due, seq, period or 0, callback)
         self._timer_seq = 0
-        self._subs: dict[str, dict[str, list[Callable[[dict[str, Any]], None]]]] = {"book": {}, "trades": {}, "ticker": {}}
+        # kind -> (exchange, symbol) -> callbacks
+        self._subs: dict[str, dict[tuple[str, str], list[Callable[[dict[str, Any]], None]]]] = {"book": {}, "trades": {}, "ticker": {}}
         self._indicators: list[list[float]] = []
         self._reported: dict[str, CandleStream] = {}  # symbol -> candles the report values holdings at
         self._report_markets: dict[str, Any] | None = None
@@ -192,31 +202,33 @@ class StreamRuntime(Runtime):
         if ts > self._now:
             self._advance(ts)
             self._now = ts
-        symbol = message.symbol  # type: ignore[union-attr]
+        exchange, symbol = message.exchange, message.symbol  # type: ignore[union-attr]
+        key = (exchange, symbol)
         if isinstance(message, TradeTick):
-            market = self.venue_markets.get(symbol)
+            market = self.venues.get(exchange, {}).get(symbol)
             if market is None:
                 return
             inst = market.instrument
             price = message.price / 10**inst.price_decimals
             size = message.size / 10**inst.size_decimals
-            for stream in self._by_symbol.get(symbol, ()):
-                stream.add(ts, price, size)
-            subs = self._subs["trades"].get(symbol)
+            if exchange == self.exchange:
+                for stream in self._by_symbol.get(symbol, ()):
+                    stream.add(ts, price, size)
+            subs = self._subs["trades"].get(key)
             if subs:
-                trade = {"symbol": symbol, "time": ts / _NS, "price": price, "size": size, "side": message.aggressor}
+                trade = {"exchange": exchange, "symbol": symbol, "time": ts / _NS, "price": price, "size": size, "side": message.aggressor}
                 self._to_subscribers("market.trade", subs, trade)
         elif isinstance(message, (BookDelta, BookSnapshot)):
-            subs = self._subs["book"].get(symbol)
+            subs = self._subs["book"].get(key)
             if subs:
-                self._to_subscribers("market.book", subs, self._book_view(symbol))
+                self._to_subscribers("market.book", subs, self._book_view(exchange, symbol))
         elif isinstance(message, BookTicker):
-            subs = self._subs["ticker"].get(symbol)
+            subs = self._subs["ticker"].get(key)
             if subs:
-                inst = self.venue_markets[symbol].instrument
+                inst = self.venues[exchange][symbol].instrument
                 ps, ss = 10**inst.price_decimals, 10**inst.size_decimals
-                ticker = {"symbol": symbol, "time": ts / _NS, "bid": message.bid / ps, "bid_size": message.bid_size / ss,
-                          "ask": message.ask / ps, "ask_size": message.ask_size / ss}
+                ticker = {"exchange": exchange, "symbol": symbol, "time": ts / _NS, "bid": message.bid / ps,
+                          "bid_size": message.bid_size / ss, "ask": message.ask / ps, "ask_size": message.ask_size / ss}
                 self._to_subscribers("market.ticker", subs, ticker)
 
     def _to_subscribers(self, method: str, subs: list[Callable[[dict[str, Any]], None]], payload: dict[str, Any]) -> None:
@@ -224,12 +236,12 @@ class StreamRuntime(Runtime):
         for callback in subs:
             self.deliver(method, callback, payload)
 
-    def _book_view(self, symbol: str) -> dict[str, Any]:
-        market = self.venue_markets[symbol]
+    def _book_view(self, exchange: str, symbol: str) -> dict[str, Any]:
+        market = self.venues[exchange][symbol]
         inst = market.instrument
         ps, ss = 10**inst.price_decimals, 10**inst.size_decimals
         book = market.engine.book
-        return {"symbol": symbol, "time": self._now / _NS,
+        return {"exchange": exchange, "symbol": symbol, "time": self._now / _NS,
                 "bids": [[p / ps, s / ss] for p, s in book.levels(Side.BUY, _BOOK_LEVELS)],
                 "asks": [[p / ps, s / ss] for p, s in book.levels(Side.SELL, _BOOK_LEVELS)]}
 
@@ -243,11 +255,14 @@ class StreamRuntime(Runtime):
         return super().start_strategy(strategy_cls, params)
 
     # --- data the strategy reads ------------------------------------------------------------------
-    def _market(self, symbol: str) -> PaperMarket:
-        market = self.venue_markets.get(symbol)
+    def _market(self, symbol: str, exchange: str | None = None) -> PaperMarket:
+        """A market of one of the run's exchanges (the first when `exchange` is None)."""
+        name = self.venue(exchange)
+        markets = self.venues[name]
+        market = markets.get(symbol)
         if market is None:
-            known = ", ".join(sorted(self.venue_markets)) or "none"
-            raise NotFound("unknown_symbol", f"no market {symbol} on {self.exchange} (markets: {known})", symbol=symbol)
+            known = ", ".join(sorted(markets)) or "none"
+            raise NotFound("unknown_symbol", f"no market {symbol} on {name} (markets: {known})", symbol=symbol)
         return market
 
     def _stream(self, symbol: str, timeframe: str) -> CandleStream:
@@ -259,8 +274,8 @@ class StreamRuntime(Runtime):
             self._by_symbol.setdefault(symbol, []).append(stream)
         return stream
 
-    def instrument(self, symbol: str) -> Instrument | None:
-        market = self.venue_markets.get(symbol)
+    def instrument(self, symbol: str, exchange: str | None = None) -> Instrument | None:
+        market = self.venues.get(exchange or self.exchange, {}).get(symbol)
         return None if market is None else market.instrument
 
     def candles(self, symbol: str, timeframe: str, count: int | None) -> dict[str, np.ndarray]:
@@ -273,9 +288,9 @@ class StreamRuntime(Runtime):
             array.flags.writeable = False
         return out
 
-    def last_price(self, symbol: str) -> float:
+    def last_price(self, symbol: str, exchange: str | None = None) -> float:
         """The book's mid when both sides have orders, else the last trade."""
-        market = self._market(symbol)
+        market = self._market(symbol, exchange)
         inst = market.instrument
         bid, ask = market.engine.book.best_bid(), market.engine.book.best_ask()
         if bid is not None and ask is not None:
@@ -287,9 +302,9 @@ class StreamRuntime(Runtime):
     def subscribe_candles(self, symbol: str, timeframe: str, callback: Callable[[dict[str, Any]], None]) -> None:
         self._stream(symbol, timeframe).callbacks.append(callback)
 
-    def subscribe(self, kind: str, symbol: str, callback: Callable[[dict[str, Any]], None]) -> None:
-        self._market(symbol)
-        self._subs[kind].setdefault(symbol, []).append(callback)
+    def subscribe(self, kind: str, symbol: str, callback: Callable[[dict[str, Any]], None], exchange: str) -> None:
+        self._market(symbol, exchange)
+        self._subs[kind].setdefault((exchange, symbol), []).append(callback)
 
     def add_indicator(self, kind: Any, symbol: str, timeframe: str, args: tuple[Any, ...], source: str) -> Indicator:
         spec = indicator_spec(kind)
@@ -324,12 +339,12 @@ class StreamRuntime(Runtime):
         stream.crosses.append((self._indicators[a.key], other, above, below))
 
     # --- orders: queued here, sent by the venue's `drain` -------------------------------------------
-    def submit_order(self, side: str, symbol: str, *, size: Any, funds: Any, limit: Any, type: str | None,
+    def submit_order(self, side: str, symbol: str, *, exchange: str, size: Any, funds: Any, limit: Any, type: str | None,
                      cancel_after: int) -> OrderTicket:
-        market = self._market(symbol)
+        market = self._market(symbol, exchange)
         args = order_args(market.instrument, side, size=size, funds=funds, limit=limit, type=type, cancel_after=cancel_after)
-        ticket = self.new_ticket(symbol, side)
-        self.hub.record(self._now, "out", "venue.make_order", {"client_oid": ticket.client_oid, "symbol": symbol,
+        ticket = self.new_ticket(symbol, side, exchange)
+        self.hub.record(self._now, "out", "venue.make_order", {"client_oid": ticket.client_oid, "exchange": exchange, "symbol": symbol,
                                                                **args.view(market.instrument)})
         self.commands.append(("order", ticket, (symbol, args)))
         return ticket

@@ -10,6 +10,11 @@ consumer holds, the mid takes a random-walk step, the touch is re-anchored aroun
 a handful of levels change size, far levels keep each side at its depth; all level
 changes go out as one `BookDelta` whose update ids chain to the previous one, then a
 `BookTicker` with the new best bid/ask.
+
+Two demo exchanges with different names walk independently (the exchange name is part of
+each symbol's seed), and `premium_bp` starts one exchange's prices that many basis points
+above (or, negative, below) the usual start: the same market quoted at different prices on
+two venues, which is what a cross-exchange strategy looks for.
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ from coinwire.core.orders import Side
 from coinwire.feeds.base import Publish, subject_for
 from coinwire.messages import BookDelta, BookSnapshot, BookTicker, Markets, Message, TradeTick, subject
 
-__all__ = ["DemoMarket", "DemoFeed", "demo_instrument", "DEFAULT_SYMBOLS"]
+__all__ = ["DemoMarket", "DemoFeed", "demo_instrument", "DEFAULT_SYMBOLS", "MAX_PREMIUM_BP"]
 
 DEFAULT_SYMBOLS = ("BTC/USDT", "ETH/USDT", "SOL/USDT")
 # symbol -> (start price in whole quote units, size decimals); prices have 2 decimals, tick 0.01
@@ -38,6 +43,7 @@ _SPACING = 1.5e-5  # mean gap between levels, as a fraction of the price
 _TOUCH_NOTIONAL = 2_000  # quote units resting at the best level, on average
 _GROWTH = 0.04  # each level further from the mid holds 4% more
 _MAX_FILL = 6  # levels added between the old and new touch when the mid jumps
+MAX_PREMIUM_BP = 5_000  # a premium moves the start price by at most half of it, either way
 
 _SetLevel = Callable[[int, int], None]
 
@@ -65,11 +71,11 @@ class _Symbol:
 
     __slots__ = ("instrument", "rng", "book", "update_id", "trade_id", "mid", "spacing", "touch_size")
 
-    def __init__(self, instrument: Instrument, seed: int, levels: int) -> None:
+    def __init__(self, instrument: Instrument, seed: int, levels: int, premium_bp: float = 0.0) -> None:
         self.instrument = instrument
         self.rng = random.Random(f"{seed}:{instrument.exchange}:{instrument.symbol}")
         start = _PROFILES.get(instrument.symbol, _DEFAULT_PROFILE)[0]
-        self.mid = start * 10**instrument.price_decimals
+        self.mid = round(start * 10**instrument.price_decimals * (1 + premium_bp / 10_000))
         self.spacing = max(1, round(self.mid * _SPACING))  # mean level gap in ticks
         self.touch_size: int = max(1, _TOUCH_NOTIONAL * 10**instrument.size_decimals // start)
         self.book = L2Book()
@@ -93,18 +99,24 @@ class _Symbol:
 
 
 class DemoMarket:
-    """Deterministic synthetic books for several symbols; `step(ts)` produces one tick."""
+    """Deterministic synthetic books for several symbols; `step(ts)` produces one tick.
+
+    `premium_bp`: start prices this many basis points above the usual ones (below when negative).
+    """
 
     def __init__(
-        self, exchange: str = "demo", symbols: Iterable[str] = DEFAULT_SYMBOLS, seed: int = 7, levels: int = 150
+        self, exchange: str = "demo", symbols: Iterable[str] = DEFAULT_SYMBOLS, seed: int = 7, levels: int = 150,
+        premium_bp: float = 0.0,
     ) -> None:
         if levels < 2:
             raise ValueError("a demo book needs at least 2 levels a side")
+        if not -MAX_PREMIUM_BP <= premium_bp <= MAX_PREMIUM_BP:
+            raise ValueError(f"a demo premium is between -{MAX_PREMIUM_BP} and {MAX_PREMIUM_BP} basis points, got {premium_bp}")
         self.exchange = exchange
         self.levels = levels
         self.ticks = 0
         self.ts = 0
-        self._symbols = {s: _Symbol(demo_instrument(exchange, s), seed, levels) for s in symbols}
+        self._symbols = {s: _Symbol(demo_instrument(exchange, s), seed, levels, premium_bp) for s in symbols}
 
     def instruments(self) -> list[Instrument]:
         return [state.instrument for state in self._symbols.values()]
@@ -234,12 +246,13 @@ class DemoFeed:
         seed: int = 7,
         interval: float = 0.25,
         levels: int = 150,
+        premium_bp: float = 0.0,
     ) -> None:
         if interval < 0:
             raise ValueError("interval must be >= 0 seconds")
         self.exchange = exchange
         self.interval = interval
-        self.market = DemoMarket(exchange, symbols, seed, levels)
+        self.market = DemoMarket(exchange, symbols, seed, levels, premium_bp)
         self._closed = False
 
     def instruments(self) -> list[Instrument]:

@@ -1,8 +1,13 @@
 """Paper and live runs the server starts: strategies trading through this process's gateway, one asyncio task each.
 
 A live run is a paper run on a live exchange: the same runtime, the gateway sending its
-orders to the venue instead of the paper matching engine. The run's mode must be the
-exchange's mode, so real money never moves by a run started as paper.
+orders to the venue instead of the paper matching engine. The run's mode must be the mode of
+every exchange it is given funds on, so real money never moves by a run started as paper.
+
+A run belongs to the user who started it: its wallet set is funded from that user's own
+account on each exchange of its balances (`demo:USDT=1000` and `demo2:BTC=0.1` make one set
+over two exchanges, each share from the user's account there), and its orders and fills are
+in those accounts, notified to whoever may read them.
 
 A paper run cannot live in its own process the way a backtest does: it follows the
 gateway's market data message by message and places orders between two messages (see
@@ -21,13 +26,14 @@ import asyncio
 import contextlib
 import secrets
 import time
+from collections.abc import Callable
 from typing import Any
 
 from coinwire.core.errors import CoinwireError, Conflict, InvalidInput
 from coinwire.engine.paper import END_REACHED, RECORDING_ENDED, PaperRuntime
 from coinwire.engine.registry import load_strategy, strategy_name
 from coinwire.engine.report import build_report
-from coinwire.engine.runs import RunOutcome, RunStore, parse_balances, parse_time
+from coinwire.engine.runs import RunOutcome, RunStore, parse_funds, parse_time
 from coinwire.engine.runtime import StrategyFailed
 from coinwire.engine.strategy import params_json, parse_params
 from coinwire.engine.worker import FLUSH_SECONDS, Controlled, RunControl
@@ -60,7 +66,12 @@ class PaperRuns:
         self.store = store
         self.running: dict[str, _Running] = {}
 
-    async def start(self, strategy_ref: str, request: Any) -> dict[str, Any]:
+    async def start(self, strategy_ref: str, request: Any, owner_id: int | None = None,
+                    funded: Callable[[int], None] | None = None) -> dict[str, Any]:
+        """Check the request, take the run's funds from `owner_id`'s accounts (refusals raise here), then run it.
+
+        `funded(wallet_set_id)`: called when the run's wallet set exists (see `PaperRuntime`).
+        """
         if request.start is not None:
             raise InvalidInput("invalid_params", "a paper run starts now: `start` applies to backtests")
         if request.data:
@@ -71,15 +82,16 @@ class PaperRuns:
         cls = load_strategy(strategy_ref)
         params = parse_params(cls, request.params)
         balances = request.balances
-        exchange, amounts = parse_balances(balances if isinstance(balances, list) else [f"{k}={v}" for k, v in balances.items()])
-        mode = self.gateway.exchange(exchange).mode
-        if mode != request.mode:
-            raise InvalidInput("mode_mismatch", f"exchange {exchange} is a {mode} exchange; a {request.mode} run cannot trade on it "
-                               f"(start a {mode} run, or pick a {request.mode} exchange)")
+        funds = parse_funds(balances if isinstance(balances, list) else [f"{k}={v}" for k, v in balances.items()])
+        for exchange in funds:
+            mode = self.gateway.exchange(exchange).mode
+            if mode != request.mode:
+                raise InvalidInput("mode_mismatch", f"exchange {exchange} is a {mode} exchange; a {request.mode} run cannot trade on it "
+                                   f"(start a {mode} run, or pick a {request.mode} exchange)")
         end = parse_time(request.end, "end")
         prefix = "lv" if mode == "live" else "pp"
         run_id = f"{prefix}-{secrets.token_hex(5)[:9]}-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}"
-        runtime = ControlledPaper(run_id, self.gateway, exchange, amounts, end=end)
+        runtime = ControlledPaper(run_id, self.gateway, funds, end=end, owner_id=owner_id, funded=funded)
         await runtime.open(cls, params)  # refusals (funds the exchange cannot cover...) raise here, before any file exists
         name = strategy_name(cls)
         created = time.time()
@@ -115,7 +127,11 @@ class PaperRuns:
         runtime = running.runtime
         while not runtime.done.is_set():
             await asyncio.sleep(FLUSH_SECONDS)
-            if runtime.started:
+            if not runtime.started:
+                continue
+            async with runtime.turn:  # between two market messages, never within one's turn
+                if runtime.done.is_set():
+                    return
                 try:
                     running.control.service(runtime, runtime.strategy)
                     await runtime.drain()
@@ -141,7 +157,7 @@ class PaperRuns:
         if running.report_key != key:
             mode = self.gateway.exchange(rt.exchange).mode
             meta = {"run_id": rt.run_id, "strategy": running.name, "mode": mode, "status": "running", "exchange": rt.exchange,
-                    "fills_against": "book"}
+                    "exchanges": rt.exchanges, "fills_against": "book"}
             running.report, running.report_key = build_report(rt, meta), key
         return running.report
 
@@ -177,7 +193,7 @@ def finish_paper(runtime: PaperRuntime, name: str, params: dict[str, Any]) -> Ru
         outcome.status = "stopped"
         outcome.error = runtime.stop_reason
     meta = {"run_id": runtime.run_id, "strategy": name, "mode": mode, "status": outcome.status, "exchange": runtime.exchange,
-            "fills_against": "book"}
+            "exchanges": runtime.exchanges, "fills_against": "book"}
     if runtime.started and runtime.report_markets():
         outcome.report = build_report(runtime, meta)
     else:

@@ -22,6 +22,7 @@ import shutil
 import signal
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -118,16 +119,19 @@ class RunManager:
         return out
 
     # --- start --------------------------------------------------------------------------------
-    async def start(self, name: str, body: Any, confined: bool = False) -> dict[str, Any]:
+    async def start(self, name: str, body: Any, confined: bool = False, owner_id: int | None = None,
+                    funded: Callable[[int], None] | None = None) -> dict[str, Any]:
         """Check the request, start its worker, wait for the worker's own checks; then the run is `running`.
 
         `confined`: the caller may not read the server's other files, so `data` paths must lie in the history directory.
+        `owner_id`: who starts it; a paper or live run spends that user's accounts (a backtest has its own funds), and
+        `funded(wallet_set_id)` is told the wallet set it gets.
         """
         request = _request(body)
         if request.mode in ("paper", "live"):
             if self.paper is None:
                 raise InvalidInput("mode_not_available", f"this server has no gateway to run {request.mode} on")
-            return await self.paper.start(self._strategy_ref(name), request)
+            return await self.paper.start(self._strategy_ref(name), request, owner_id, funded)
         job = self._job(name, request, confined)
         folder = self.store.folder(job.run_id)
         folder.mkdir(parents=True)
