@@ -1,10 +1,14 @@
 """Users never cross: two traders and a viewer on one server, none reaching another's orders, notifications, labels or totals.
 
 Each test reproduces one way one user reached another (client_oid takeover, existence leak
-and silencing, broadcast by anyone, unchecked run labels, whole-account totals, /metrics);
-the last walks every JSON-RPC method and REST route that takes a client-chosen identifier
-with another user's value and checks the answer is that of a nonexistent one, and that
-nothing of the other user changed.
+and silencing, broadcast by anyone, unchecked run labels, whole-account totals, /metrics).
+Then the walks: every JSON-RPC method and REST route that takes a client-chosen identifier
+(orders, client_oids, wallet sets, runs, accounts, wallets, users), called with another user's
+value, answers as for a nonexistent one, and nothing of the other user changes; every HTTP
+route (HTTP_RULES), JSON-RPC method (RPC_RULES) and push channel, called with the other user's
+ids wherever one goes, shows nothing of theirs, changes nothing of theirs, and pushes none of
+their notifications while they trade. Last, accounts: a trader cannot spend or allocate another
+trader's funds, and an admin's grant opens exactly what it says (view, trade, revoked).
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from coinwire.api import methods as api_methods
 from coinwire.api.client import RpcClient, RpcError
 from coinwire.api.ownership import OWNED_PARAMS
 from coinwire.api.rest import XWRAP_ROUTES
+from coinwire.auth.abilities import HTTP_RULES, RPC_RULES
 from tests.server import ServerProcess
 
 METRICS_TOKEN = "scrape-" + "s3cret" * 6
@@ -91,7 +96,7 @@ async def quiet(rpc: RpcClient, method: str, seconds: float = 0.6) -> None:
     """Nothing named `method` arrives within `seconds`."""
     try:
         got = await rpc.notification(method, timeout=seconds)
-    except asyncio.TimeoutError:
+    except TimeoutError:
         return
     raise AssertionError(f"unexpected {method} notification: {got}")
 
@@ -257,8 +262,12 @@ def test_metrics_are_for_admins_and_the_scrape_token(server: ServerProcess, toke
 
 
 # --- every identifier, with another user's value --------------------------------------------------
-IDS = {"order_id", "client_oid", "client_order_id", "set_id", "wallet_set_id", "run_id"}
-ABSENT = {"order_id": 10**12, "set_id": 10**9, "wallet_set_id": 10**9}
+# identifiers a client sends: ids of orders, wallet sets, runs, accounts and wallets; `wallets.account`
+# is the account of each entry of a `wallets` list (create_wallet_set, allocate_to_wallet_set)
+IDS = {"order_id", "client_oid", "client_order_id", "set_id", "wallet_set_id", "run_id", "account", "wallet_id", "wallets.account",
+       "account_id", "user_id"}
+ABSENT = {"order_id": 10**12, "set_id": 10**9, "wallet_set_id": 10**9, "account": 10**9, "wallet_id": 10**12, "wallets.account": 10**9,
+          "account_id": 10**9, "user_id": 10**9}
 
 
 class Victim(msgspec.Struct):
@@ -268,6 +277,9 @@ class Victim(msgspec.Struct):
     client_oid: str
     set_id: int
     run_id: str
+    account: int  # the account funding her set (not her first one)
+    wallet_id: int  # her first account's unallocated USDT wallet
+    user_id: int
 
 
 def _identifier_methods() -> dict[str, list[str]]:
@@ -276,9 +288,12 @@ def _identifier_methods() -> dict[str, list[str]]:
     for name, entry in api_methods._REGISTRY.items():
         if entry.params is dict or not hasattr(entry.params, "__struct_fields__"):
             continue
-        fields = sorted(IDS & set(entry.params.__struct_fields__))
-        if fields:
-            found[name] = fields
+        fields = set(entry.params.__struct_fields__)
+        if "wallets" in fields:
+            fields.add("wallets.account")
+        named = sorted(IDS & fields)
+        if named:
+            found[name] = named
     return found
 
 
@@ -287,23 +302,50 @@ def test_the_walk_covers_every_owned_parameter() -> None:
     for name, owned in OWNED_PARAMS.items():
         assert {p for _, p in owned} <= set(walked.get(name, ())), name
     assert {"make_order", "cancel_order", "get_wallet_set", "create_wallet_set", "get_wallet", "allocate_to_wallet_set"} <= set(walked)
+    # every method that touches funds or orders takes an account, and the walk names another user's there
+    for name in ("make_order", "cancel_order", "list_open_orders", "list_recent_orders", "get_wallet", "get_all_wallet_sets",
+                 "get_allocated_wallet_set", "get_unallocated_wallet_set", "get_total_wallet_set", "get_unallocated_per_exchange",
+                 "add_virtual_wallet_tx", "subscribe"):
+        assert "account" in walked[name], name
+    assert "wallets.account" in walked["create_wallet_set"] and "wallets.account" in walked["allocate_to_wallet_set"]
+    assert "wallet_id" in walked["add_virtual_wallet_tx"]
 
 
-def _base(method: str, order: dict[str, Any]) -> dict[str, Any]:
-    """Valid parameters of `method` but for the identifier under test (a new method fails here until given some)."""
+def _base(method: str, order: dict[str, Any], own_set: int | None = None) -> dict[str, Any]:
+    """Valid parameters of `method` but for the identifier under test (a new method fails here until given some).
+
+    `own_set`: a wallet set of the caller's, so that allocating names nothing else of anyone's.
+    """
+    wallets = [{"exchange": "demo", "currency": "USDT", "allocation": "1"}]
     samples: dict[str, dict[str, Any]] = {
         "make_order": {**order, "client_oid": fresh("walk")},
         "cancel_order": {},
         "list_open_orders": {},
-        "create_wallet_set": {"wallets": [{"exchange": "demo", "currency": "USDT", "allocation": "1"}]},
+        "list_recent_orders": {},
+        "create_wallet_set": {"wallets": wallets},
         "deactivate_wallet_set": {},
         "get_wallet_set": {},
         "get_wallet_set_history": {},
         "get_wallet": {"exchange": "demo", "currency": "USDT"},
-        "allocate_to_wallet_set": {"wallets": [{"exchange": "demo", "currency": "USDT", "allocation": "1"}]},
+        "allocate_to_wallet_set": {"wallets": wallets, **({"set_id": own_set} if own_set is not None else {})},
+        "get_all_wallet_sets": {},
+        "get_allocated_wallet_set": {},
+        "get_unallocated_wallet_set": {},
+        "get_total_wallet_set": {},
+        "get_unallocated_per_exchange": {},
+        "add_virtual_wallet_tx": {"exchange": "demo", "currency": "USDT", "movement": "1"},
+        "subscribe": {"channels": ["order", "trade"]},
+        "unsubscribe": {"channels": ["public_trades"]},
     }
     assert method in samples, f"{method} takes an identifier: give it sample parameters here"
     return dict(samples[method])
+
+
+def _with(params: dict[str, Any], field: str, value: object) -> dict[str, Any]:
+    """`params` with `field` set to `value` (`wallets.account`: on every entry of `wallets`)."""
+    if field == "wallets.account":
+        return {**params, "wallets": [{**w, "account": value} for w in params["wallets"]]}
+    return {**params, field: value}
 
 
 def _normal(outcome: dict[str, Any], values: tuple[object, ...]) -> dict[str, Any]:
@@ -338,11 +380,34 @@ def _http_outcome(rest: httpx.Client, verb: str, path: str, params: dict[str, An
     return {"status": r.status_code, "code": error["code"], "message": error["message"]}
 
 
+def _balances(view: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
+    """The balances of a wallet-set-shaped view (not their USD values: the market moves those)."""
+    return sorted((w["exchange"], w["currency"], w["balance"], w["available"], w["hold"]) for w in view["wallets"])
+
+
 async def _victim_state(tess: RpcClient, victim: Victim) -> Any:
-    """Tess's open orders and her set's balances (not their USD values: the market moves those)."""
-    orders = sorted((o["id"], o["status"], o["size"], o["limit"]) for o in await tess.call("list_open_orders"))
-    wallets = (await tess.call("get_wallet_set", set_id=victim.set_id))["wallets"]
-    return orders, [(w["currency"], w["balance"], w["available"], w["hold"]) for w in wallets]
+    """Tess's open orders, her set's balances, and every account's of hers: total, allocated and unallocated."""
+    orders = sorted((o["id"], o["account"], o["status"], o["size"], o["limit"]) for o in await tess.call("list_open_orders"))
+    funds = [_balances(await tess.call(f"get_{kind}_wallet_set")) for kind in ("total", "allocated", "unallocated")]
+    return orders, _balances(await tess.call("get_wallet_set", set_id=victim.set_id)), funds
+
+
+async def _make_victim(tess: RpcClient, tess_rest: httpx.Client, order: dict[str, Any], label: str) -> tuple[Victim, str]:
+    """Tess's account (a second one), a wallet set it funds, an order on that set, her first account's USDT wallet, and a
+    spare order whose client_oid others may use (it makes their own order: a client_oid is each user's key)."""
+    account = tess_rest.post("/api/v1/accounts", json={"exchange": "demo", "kind": "paper", "name": fresh(label)}).json()["id"]
+    run_id = fresh(label)
+    made = await tess.call("create_wallet_set", run_id=run_id,
+                           wallets=[{"exchange": "demo", "currency": "USDT", "allocation": "50", "account": account}])
+    oid = fresh(label)
+    placed = await tess.call("make_order", client_oid=oid, wallet_set_id=made["id"], run_id=run_id, **order)
+    assert placed["account"] == account
+    spare = fresh(f"{label}-spare")
+    await tess.call("make_order", client_oid=spare, **order)
+    wallet = await tess.call("get_wallet", exchange="demo", currency="USDT")
+    victim = Victim(order_id=placed["id"], client_oid=oid, set_id=made["id"], run_id=run_id, account=account, wallet_id=wallet["id"],
+                    user_id=tess_rest.get("/api/v1/me").json()["id"])
+    return victim, spare
 
 
 @pytest.mark.parametrize("caller", ["tom", "vic"])
@@ -351,27 +416,24 @@ async def test_every_identifier_of_another_user_answers_as_a_nonexistent_one(
 ) -> None:
     async with connect(server, tokens["tess"]) as tess, connect(server, tokens[caller]) as them:
         order = await resting_params(tess)
-        run_id = fresh("tess-walk")
-        made = await tess.call("create_wallet_set", run_id=run_id, wallets=[{"exchange": "demo", "currency": "USDT", "allocation": "50"}])
-        oid = fresh("tess-walk")
-        placed = await tess.call("make_order", client_oid=oid, wallet_set_id=made["id"], run_id=run_id, **order)
-        # make_order with tess's client_oid makes the caller's own order under it: that walk takes another of hers
-        spare = fresh("tess-spare")
-        await tess.call("make_order", client_oid=spare, **order)
-        victim = Victim(order_id=placed["id"], client_oid=oid, set_id=made["id"], run_id=run_id)
+        with http(server, tokens["tess"]) as tess_rest:
+            victim, spare = await _make_victim(tess, tess_rest, order, "tess-walk")
+        own_set = (await them.call("create_wallet_set", wallets=[{"exchange": "demo", "currency": "USDT", "allocation": "1"}]))["id"] \
+            if caller == "tom" else None
         before = await _victim_state(tess, victim)
         drain(tess)
         theirs = {"order_id": victim.order_id, "client_oid": victim.client_oid, "client_order_id": victim.client_oid,
-                  "set_id": victim.set_id, "wallet_set_id": victim.set_id, "run_id": victim.run_id}
+                  "set_id": victim.set_id, "wallet_set_id": victim.set_id, "run_id": victim.run_id, "account": victim.account,
+                  "wallets.account": victim.account, "wallet_id": victim.wallet_id, "account_id": victim.account, "user_id": victim.user_id}
         routes = {name: [(verb, path) for verb, path, m in XWRAP_ROUTES if m == name] for name in _identifier_methods()}
         with http(server, tokens[caller]) as rest:
             for method, fields in _identifier_methods().items():
                 for field in fields:
                     absent = ABSENT.get(field) or fresh("never")
-                    params = _base(method, order)
+                    params = _base(method, order, own_set)
                     outcomes = []
                     for value in (spare if (method, field) == ("make_order", "client_oid") else theirs[field], absent):
-                        given = {**params, field: value}
+                        given = _with(params, field, value)
                         if method == "make_order":
                             given["client_oid"] = fresh("walk") if field != "client_oid" else value
                         got = await _rpc_outcome(them, method, given)
@@ -387,16 +449,23 @@ async def test_every_identifier_of_another_user_answers_as_a_nonexistent_one(
                     assert outcomes[:half] == outcomes[half:], (caller, method, field, outcomes)
                     for o in outcomes:
                         assert f"order {victim.order_id} " not in str(o) and "already names" not in str(o.get("message", ""))
-            # REST routes with an identifier in the path (runs): the app's routes, from its OpenAPI document
+                    if field in ("account", "wallets.account") and caller == "tom" and method != "unsubscribe":
+                        assert outcomes[0].get("code") == "account_not_found", (method, field, outcomes)
+            # REST routes with an identifier in the path (runs, accounts): the app's routes, from its OpenAPI document
             paths = rest.get("/openapi.json", headers={"Authorization": f"Bearer {tokens['admin']}"}).json()["paths"]
+            walked = set()
             for path, verbs in paths.items():
                 names = set(re.findall(r"{(\w+)}", path)) & IDS
                 if not names or path.startswith("/xwrap/"):
                     continue
+                walked.add(path)
                 for verb in verbs:
-                    got = [_normal(_http_outcome(rest, verb.upper(), path, {n: v for n in names}), (v,))
-                           for v in (theirs[next(iter(names))], fresh("never"))]
+                    body = {"role": "view"} if path.endswith("{user_id}") and verb == "put" else {}
+                    got = []
+                    for values in ({n: theirs[n] for n in names}, {n: ABSENT.get(n) or fresh("never") for n in names}):
+                        got.append(_normal(_http_outcome(rest, verb.upper(), path, {**body, **values}), tuple(values.values())))
                     assert got[0] == got[1], (path, verb, got)
+            assert "/api/v1/accounts/{account_id}/members/{user_id}" in walked and "/runs/{run_id}" in walked
         await quiet(tess, "order", 0.5)  # nothing happened to tess's order
         assert await _victim_state(tess, victim) == before
         assert (await tess.call("cancel_order", client_oid=victim.client_oid))["id"] == victim.order_id
@@ -404,3 +473,283 @@ async def test_every_identifier_of_another_user_answers_as_a_nonexistent_one(
         await tess.call("deactivate_wallet_set", set_id=victim.set_id)
         for o in await them.call("list_open_orders") if caller == "tom" else []:
             await them.call("cancel_order", order_id=o["id"])
+
+
+# --- every route, method and channel: nothing of another user's is read, written or pushed ---------
+# Routes the sweep does not call, and why: they take the caller's own credentials and no identifier
+# of anyone's resource, and calling them would end the sweep's own session or start a run.
+NOT_CALLED = {
+    ("POST", "/api/v1/auth/login"): "a user name and a password",
+    ("POST", "/api/v1/auth/refresh"): "the caller's own refresh token",
+    ("POST", "/api/v1/auth/logout"): "ends the caller's own session",
+    ("POST", "/api/v1/auth/logout_all"): "ends the caller's own sessions",
+    ("PUT", "/runnables/{name:path}/start"): "starts a run of the caller's own (its body names no one's resource)",
+}
+PATH_SAMPLES = {"component_id": "c", "name": "hodl", "exchange": "demo", "symbol": "BTC_USDT", "pair": "BTC_USDT", "currency": "USDT",
+                "path": "index.html"}
+# bodies of the routes that are not xWrap methods (those take their method's sample parameters)
+BODY_SAMPLES: dict[tuple[str, str], dict[str, Any]] = {
+    ("PUT", "/api/v1/me/preferences"): {},
+    ("POST", "/api/v1/api_keys"): {"name": "sweep", "scopes": ["read"]},
+    ("POST", "/api/v1/users"): {"username": "sweeper", "password": "sweeper-password"},
+    ("POST", "/api/v1/accounts"): {"exchange": "demo", "kind": "paper", "name": "sweep"},
+    ("PUT", "/api/v1/accounts/{account_id:int}/members/{user_id:int}"): {"role": "view"},
+    ("PUT", "/runs/{run_id}/components/{component_id}"): {"value": 1},
+    ("POST", "/api/v1/frontier"): {"assets": ["BTC", "ETH"]},
+}
+RPC_SAMPLES: dict[str, dict[str, Any]] = {
+    "echo": {"x": 1}, "authenticate": {}, "echo_notify": {"x": 1}, "broadcast_notify": {"x": 1}, "get_status": {},
+    "get_exchanges": {}, "get_pricing": {"exchange": "demo"}, "get_book": {"exchange": "demo", "pair": "BTC_USDT"},
+    "get_ohlcv": {"exchange": "demo", "pair": "BTC_USDT"}, "convert_to_usd": {"currency": "BTC", "value": "1", "side": "bid"},
+    "subscribe_ohlcv": {"exchange": "demo", "symbol": "BTC/USDT", "timeframe": "1m"}, "unsubscribe_ohlcv": {"subscription": 1},
+}
+
+
+class Marks(msgspec.Struct):
+    """What is tess's: the ids a client could name, and what only her things carry (none may reach another user)."""
+
+    ids: dict[str, Any]  # parameter or path name -> her value
+    texts: list[str]  # strings only her things carry: account name, set description, run label, client_oids, key name, token
+    accounts: set[int]
+    user_id: int
+
+
+def _leaks(marks: Marks, answer: Any, sent: dict[str, Any]) -> list[str]:
+    """What of tess's an answer shows: her texts (but for what the caller itself sent), her accounts or her user id."""
+    text = msgspec.json.encode(answer).decode()
+    for value in sent.values():
+        if isinstance(value, str) and value:
+            text = text.replace(value, "<sent>")
+    found = [t for t in marks.texts if t in text]
+    if isinstance(answer, dict) and set(answer) == {"error"}:  # REST's refusal shape
+        answer = answer["error"]
+    if isinstance(answer, dict) and set(answer) <= {"status", "code", "message", "account", "field"}:
+        return found  # a refusal: its data repeats what was sent (`account`), nothing more
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            for key, value in node.items():
+                if type(value) is int and (key == "account" and value in marks.accounts
+                                           or key in ("owner", "owner_id", "user_id") and value == marks.user_id):
+                    found.append(f"{key}={value}")
+                walk(value)
+        elif isinstance(node, list):
+            for item in node:
+                walk(item)
+
+    walk(answer)
+    return found
+
+
+async def _tess_everything(tess: RpcClient, rest: httpx.Client) -> Any:
+    """Everything of tess's a sweep could change: her accounts, each one's balances, orders, sets, API keys, preferences."""
+    accounts = rest.get("/api/v1/accounts").json()
+    balances = {}
+    for account in accounts:
+        view = rest.get(f"/api/v1/accounts/{account['id']}/balances").json()
+        balances[account["id"]] = {k: sorted((w["currency"], w["balance"], w["hold"]) for w in view[k]) for k in ("total", "allocated")}
+    orders = sorted((o["id"], o["account"], o["status"], o["size"]) for o in await tess.call("list_open_orders"))
+    sets = sorted((k, str(_balances(v))) for k, v in (await tess.call("get_all_wallet_sets")).items() if k.isdigit())
+    keys = sorted((k["id"], k.get("revoked_at")) for k in rest.get("/api/v1/api_keys").json())
+    return accounts, balances, orders, sets, keys, rest.get("/api/v1/me/preferences").json()
+
+
+@pytest.mark.parametrize("caller", ["tom", "vic"])
+async def test_no_route_method_or_channel_reads_writes_or_pushes_another_users_things(
+    server: ServerProcess, tokens: dict[str, str], caller: str
+) -> None:
+    """Every HTTP route (HTTP_RULES), JSON-RPC method (RPC_RULES) and push channel, called by tom (a trader) or vic (a viewer)
+    with tess's ids wherever an id goes: no answer shows anything of hers, nothing of hers changes, and none of her order or
+    trade notifications reaches them, while she trades beside them."""
+    async with connect(server, tokens["tess"]) as tess, connect(server, tokens[caller]) as them, \
+            connect(server, tokens["admin"]) as admin_rpc:
+        order = await resting_params(tess)
+        with http(server, tokens["tess"]) as tess_rest, http(server, tokens[caller]) as rest:
+            victim, spare = await _make_victim(tess, tess_rest, order, "sweep")
+            key = tess_rest.post("/api/v1/api_keys", json={"name": fresh("tess-key"), "scopes": ["read"]}).json()
+            account_names = [a["name"] for a in tess_rest.get("/api/v1/accounts").json()]
+            marks = Marks(
+                ids={"order_id": victim.order_id, "client_oid": victim.client_oid, "client_order_id": victim.client_oid,
+                     "set_id": victim.set_id, "wallet_set_id": victim.set_id, "run_id": victim.run_id, "account": victim.account,
+                     "account_id": victim.account, "wallet_id": victim.wallet_id, "user_id": victim.user_id, "key_id": key["id"],
+                     "access_token": tokens["tess"]},
+                texts=[*[n for n in account_names if n.startswith("sweep")], victim.run_id, victim.client_oid, spare, key["name"], key["key"],
+                       tokens["tess"], "Logical Wallet for Run: " + victim.run_id],
+                accounts={a["id"] for a in tess_rest.get("/api/v1/accounts").json()}, user_id=victim.user_id)
+            allowed = rest.get("/api/v1/me/abilities").json()["channels"]
+            await them.call("subscribe", channels=allowed)
+            before = await _tess_everything(tess, tess_rest)
+            drain(tess)
+            leaks: list[tuple[str, list[str]]] = []
+            # every HTTP route, with tess's ids in the path, and in the query (xWrap reads) or the body (xWrap writes); the
+            # xWrap ones also without ids in the query or body, so that their lists of the caller's own are read too
+            methods = {(verb, path): name for verb, path, name in XWRAP_ROUTES}
+            for verb, template in sorted(HTTP_RULES):
+                if (verb, template) in NOT_CALLED:
+                    continue
+                names = re.findall(r"{(\w+)(?::\w+)?}", template)
+                values = {n: marks.ids.get(n, PATH_SAMPLES.get(n)) for n in names}
+                assert all(v is not None for v in values.values()), f"{template}: give its path parameters a sample"
+                path = re.sub(r"{(\w+)(?::\w+)?}", lambda m, values=values: str(values[m.group(1)]), template)
+                method = methods.get((verb, template))
+                variants: list[dict[str, Any]] = [{}]
+                if method is not None and method in _identifier_methods():
+                    fields = set(api_methods._REGISTRY[method].params.__struct_fields__) - set(names)
+                    base = _base(method, order)
+                    variants = [{**base, **{f: marks.ids[f] for f in fields & set(marks.ids)}}, base]
+                elif method is None and verb != "GET":  # a route whose only input is its body must have a sample one
+                    assert names or (verb, template) in BODY_SAMPLES, f"{verb} {template}: give it a sample body (or say in NOT_CALLED why not)"
+                    variants = [BODY_SAMPLES.get((verb, template), {})]
+                for extra in variants:
+                    if verb == "GET":
+                        r = rest.get(path, params={k: str(v) for k, v in extra.items() if not isinstance(v, (list, dict))})
+                    else:
+                        r = rest.request(verb, path, json=extra)
+                    assert r.status_code != 500, (verb, template, r.text)  # 503: the dashboard is not built here
+                    answer = r.json() if r.headers.get("content-type", "").startswith("application/json") else r.text
+                    leaks += [(f"{verb} {template}", found) for found in [_leaks(marks, answer, {**values, **extra})] if found]
+            # every JSON-RPC method, with tess's ids in every parameter that takes one, and without them (the caller's own)
+            for method in sorted(RPC_RULES):
+                entry = api_methods._REGISTRY.get(method)
+                fields = set(getattr(entry.params, "__struct_fields__", ())) if entry is not None else {"access_token"}
+                base = _base(method, order) if method in _identifier_methods() else dict(RPC_SAMPLES[method])
+                named = {**base, **{f: marks.ids[f] for f in fields & set(marks.ids)}}
+                if "wallets" in named:
+                    named = _with(named, "wallets.account", victim.account)
+                for params in (named, base) if named != base else (base,):
+                    try:
+                        answer = await them.call(method, **params)
+                    except RpcError as exc:
+                        answer = {"code": exc.reason, "message": exc.message}
+                    leaks += [(method, found) for found in [_leaks(marks, answer, params)] if found]
+            assert not leaks, leaks
+            await quiet(tess, "order", 0.3)  # nothing happened to her orders
+            assert await _tess_everything(tess, tess_rest) == before
+            # push: she trades on both her accounts, over JSON-RPC and REST; they hear nothing of it, admins and she do
+            await admin_rpc.call("subscribe", channels=["order", "trade"])
+            drain(them), drain(admin_rpc)
+            bought = await tess.call("make_order", exchange="demo", pair="BTC_USDT", side="buy", type="market", size="0.001",
+                                     client_oid=fresh("sweep-mkt"))
+            placed = tess_rest.post("/xwrap/v1/orders/new", json={**order, "account": victim.account, "client_oid": fresh("sweep")}).json()
+            tess_rest.post("/xwrap/v1/orders/cancel", json={"order_id": placed["id"]}).raise_for_status()
+            heard: list[tuple[str, Any]] = []  # the admin, following every account, hears both orders end
+            async with asyncio.timeout(5):
+                while not {placed["id"], bought["id"]} <= {p["id"] for n, p in heard if n == "order" and p["status"] == "done"}:
+                    heard.append(await admin_rpc.notifications.get())
+            assert any(n == "trade" and p["account"] in marks.accounts for n, p in heard), "her market order filled: a trade"
+            await asyncio.sleep(0.5)
+            theirs = [(n, p) for n, p in drain(them) if n in ("order", "trade", "logmessages")]
+            assert not [(n, p) for n, p in theirs if _leaks(marks, p, {}) or p.get("account") in marks.accounts], theirs
+        # clean up: her orders and set, tom's own orders
+        await tess.call("cancel_order", order_id=victim.order_id)
+        await tess.call("cancel_order", client_oid=spare)
+        await tess.call("deactivate_wallet_set", set_id=victim.set_id)
+        for o in await them.call("list_open_orders") if caller == "tom" else []:
+            await them.call("cancel_order", order_id=o["id"])
+
+
+# --- funds are their owner's; a grant opens exactly what it says --------------------------------------
+async def _code(call: Any) -> str | None:
+    return (await error_of(call))["code"]
+
+
+def _funds(rest: httpx.Client, account: int) -> Any:
+    view = rest.get(f"/api/v1/accounts/{account}/balances").json()
+    return {k: sorted((w["currency"], w["balance"], w["hold"]) for w in view[k]) for k in ("total", "allocated", "unallocated")}
+
+
+async def test_a_trader_cannot_spend_or_allocate_another_traders_funds(server: ServerProcess, tokens: dict[str, str]) -> None:
+    async with connect(server, tokens["tess"]) as tess, connect(server, tokens["tom"]) as tom:
+        order = await resting_params(tess)
+        with http(server, tokens["tess"]) as tess_rest, http(server, tokens["tom"]) as tom_rest:
+            accounts = [a["id"] for a in tess_rest.get("/api/v1/accounts").json() if a["role"] == "owner"]
+            before = {a: _funds(tess_rest, a) for a in accounts}
+            own_set = (await tom.call("create_wallet_set", wallets=[{"exchange": "demo", "currency": "USDT", "allocation": "1"}]))["id"]
+            usdt = {"exchange": "demo", "currency": "USDT", "allocation": "100"}
+            for account in accounts:
+                assert await _code(tom.call("make_order", **order, account=account)) == "account_not_found"
+                assert await _code(tom.call("make_order", exchange="demo", pair="BTC_USDT", side="buy", type="market", size="0.001",
+                                            account=account)) == "account_not_found"
+                assert await _code(tom.call("create_wallet_set", wallets=[{**usdt, "account": account}])) == "account_not_found"
+                assert await _code(tom.call("allocate_to_wallet_set", set_id=own_set, wallets=[{**usdt, "account": account}])) == \
+                    "account_not_found"
+                assert await _code(tom.call("add_virtual_wallet_tx", exchange="demo", currency="USDT", movement="-1",
+                                            account=account)) == "account_not_found"
+                for path, body in (("/xwrap/v1/orders/new", {**order, "account": account}),
+                                   ("/xwrap/v1/wallets/new", {"wallets": [{**usdt, "account": account}]})):
+                    r = tom_rest.post(path, json=body)
+                    assert (r.status_code, r.json()["error"]["code"]) == (404, "account_not_found"), path
+            assert {a: _funds(tess_rest, a) for a in accounts} == before
+            await tom.call("deactivate_wallet_set", set_id=own_set)
+
+
+async def test_a_grant_opens_exactly_what_it_says_and_a_revoke_closes_it(server: ServerProcess, tokens: dict[str, str]) -> None:
+    """view: read the account's funds and orders, hear its notifications, trade nothing; trade: place and cancel on it and
+    allocate from it, never mint; revoked: nothing, not even through a wallet set it funds or a channel followed before."""
+    wallets = [{"exchange": "demo", "currency": "USDT", "allocation": "10"}]
+    async with connect(server, tokens["tess"]) as tess, connect(server, tokens["tom"]) as tom, \
+            connect(server, tokens["tom"]) as tom_follows, connect(server, tokens["vic"]) as vic:
+        order = await resting_params(tess)
+        with http(server, tokens["tess"]) as tess_rest, http(server, tokens["tom"]) as tom_rest, \
+                http(server, tokens["admin"]) as admin:
+            desk = tess_rest.post("/api/v1/accounts", json={"exchange": "demo", "kind": "paper", "name": fresh("desk")}).json()["id"]
+            users = {u["username"]: u["id"] for u in admin.get("/api/v1/users").json()}
+            members = f"/api/v1/accounts/{desk}/members"
+            first = await tess.call("make_order", **order, account=desk, client_oid=fresh("desk"))
+            assert await _code(tom.call("get_total_wallet_set", account=desk)) == "account_not_found"  # not yet granted
+
+            # view
+            for name in ("tom", "vic"):
+                admin.put(f"{members}/{users[name]}", json={"role": "view"}).raise_for_status()
+            assert _usdt(await tom.call("get_total_wallet_set", account=desk)) == _usdt(await tess.call("get_total_wallet_set", account=desk))
+            assert first["id"] in {o["id"] for o in await tom.call("list_open_orders", account=desk)}
+            assert first["id"] in {o["id"] for o in await vic.call("list_recent_orders", account=desk, include_open=True)}
+            assert tom_rest.get(f"/api/v1/accounts/{desk}/balances").status_code == 200
+            await tom_follows.call("subscribe", channels=["order"], account=desk)
+            for call in (tom.call("make_order", **order, account=desk), tom.call("create_wallet_set", wallets=[{**wallets[0], "account": desk}]),
+                         tom.call("cancel_order", order_id=first["id"], account=desk),
+                         tom.call("add_virtual_wallet_tx", exchange="demo", currency="USDT", movement="1", account=desk)):
+                assert await _code(call) == "account_not_found"
+            assert await _code(tom.call("cancel_order", order_id=first["id"])) == "order_not_found"
+            drain(tom), drain(tom_follows), drain(vic)
+            second = await tess.call("make_order", **order, account=desk, client_oid=fresh("desk"))
+            for rpc in (tom, tom_follows, vic):  # every reader of the account hears of it, whoever placed it
+                assert (await rpc.notification("order"))["id"] == second["id"]
+
+            # trade
+            admin.put(f"{members}/{users['tom']}", json={"role": "trade"}).raise_for_status()
+            assert admin.put(f"{members}/{users['vic']}", json={"role": "trade"}).json()["error"]["code"] == "grant_exceeds_role"
+            held = _funds(tess_rest, desk)
+            mine = await tom.call("make_order", **order, account=desk, client_oid=fresh("desk"))
+            assert mine["account"] == desk and mine["id"] in {o["id"] for o in await tess.call("list_open_orders", account=desk)}
+            assert _funds(tess_rest, desk) != held  # it holds the account's funds
+            assert (await tom.call("cancel_order", order_id=second["id"]))["status"] == "done"  # hers, on the account: his to cancel now
+            tom_set = (await tom.call("create_wallet_set", wallets=[{**wallets[0], "account": desk}]))["id"]
+            await tom.call("allocate_to_wallet_set", set_id=tom_set, wallets=wallets)  # more from the set's account
+            assert await _code(tom.call("add_virtual_wallet_tx", exchange="demo", currency="USDT", movement="1", account=desk)) == \
+                "account_not_found"  # a member never mints
+
+            # revoked
+            admin.delete(f"{members}/{users['tom']}").raise_for_status()
+            assert desk not in {a["id"] for a in tom_rest.get("/api/v1/accounts").json()}
+            before = _funds(tess_rest, desk)
+            for call in (tom.call("get_total_wallet_set", account=desk), tom.call("list_open_orders", account=desk),
+                         tom.call("make_order", **order, account=desk),
+                         tom.call("make_order", **order, wallet_set_id=tom_set),  # the set he made from it reaches it no more
+                         tom.call("allocate_to_wallet_set", set_id=tom_set, wallets=wallets),
+                         tom.call("cancel_order", order_id=mine["id"], account=desk)):
+                assert await _code(call) == "account_not_found"
+            assert await _code(tom.call("cancel_order", order_id=mine["id"])) == "order_not_found"  # his order, its account not his
+            assert _funds(tess_rest, desk) == before
+            drain(tom), drain(tom_follows), drain(vic)
+            third = await tess.call("make_order", **order, account=desk, client_oid=fresh("desk"))
+            assert (await vic.notification("order"))["id"] == third["id"]  # still a viewer of it
+            await quiet(tom, "order", 0.3)
+            await quiet(tom_follows, "order", 0.1)  # followed while granted: ended by the revoke
+
+            # the desk's funds come home: tess cancels what rests on it, tom gives his set back
+            for o in await tess.call("list_open_orders", account=desk):
+                await tess.call("cancel_order", order_id=o["id"])
+            await tom.call("deactivate_wallet_set", set_id=tom_set)
+            admin.delete(f"{members}/{users['vic']}").raise_for_status()
+            assert _funds(tess_rest, desk)["allocated"] == [] or all(b == "0" for _, b, _ in _funds(tess_rest, desk)["allocated"])

@@ -15,6 +15,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.types import Receive, Scope, Send
 
 from coinwire import __version__
+from coinwire.api.accounts_routes import add_accounts_routes
 from coinwire.api.rest import add_xwrap_routes, json_response
 from coinwire.api.rpc import rpc_asgi
 from coinwire.api.auth_routes import add_auth_routes
@@ -29,6 +30,7 @@ from coinwire.api.web_routes import add_web_routes
 from coinwire.app import Platform
 from coinwire.auth.access import Access
 from coinwire.config import Settings
+from coinwire.services.accounts import MembersRepository
 
 __all__ = ["create_app", "CoinwireApp"]
 
@@ -94,6 +96,7 @@ def create_app(settings: Settings) -> FastAPI:
     add_auth_routes(app, access.service, access.audit, platform.gateway.recent_logs)
     add_preferences_routes(app, platform.store, platform.market)
     add_xwrap_routes(app, platform.api)
+    add_accounts_routes(app, platform.api, access.repo, MembersRepository(platform.store))
     add_runs_routes(app, settings, platform.gateway, access.owners)
     add_frontier_routes(app, settings)
     add_ohlcv_routes(app, platform.ohlcv)

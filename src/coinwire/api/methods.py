@@ -438,6 +438,8 @@ async def make_order(api: Api, p: P.MakeOrderParams, ctx: CallContext) -> Any:
     request.owner_id = ctx.principal.user_id if ctx.principal is not None else None
     if p.account is not None:
         request.account_id = api.account(ctx, p.account, p.exchange)
+    if p.wallet_set_id is not None:
+        _may_trade_set(api, ctx, p.wallet_set_id, (p.exchange,))
     previous = api.notifier.note_origin(request.client_oid, ctx)
     try:
         return await api.gateway.make_order(request)
@@ -451,6 +453,8 @@ async def cancel_order(api: Api, p: P.CancelOrderParams, ctx: CallContext) -> An
     """Cancels a resting order by `order_id` (of an account the caller may trade) or by the caller's own `client_oid`."""
     principal = ctx.principal
     user_id, is_admin = _caller(ctx)
+    if p.account is not None:  # an account the caller may not trade is not found, as on every other call
+        api.account(ctx, p.account, p.exchange)
     accounts = api.gateway.accounts
     return await api.gateway.cancel_order(
         order_id=p.order_id, client_oid=p.client_oid or p.client_order_id, exchange=p.exchange,
@@ -481,6 +485,18 @@ def _caller(ctx: CallContext) -> tuple[int | None, bool]:
     if principal is None:
         return None, True
     return principal.user_id, principal.is_admin
+
+
+def _may_trade_set(api: Api, ctx: CallContext, set_id: int, exchanges: Collection[str]) -> None:
+    """A wallet set spends the funds of the accounts it holds: the caller must (still) trade each (`account_not_found`).
+
+    The set is the caller's (`Owners`), but the account funding it may be another user's that a
+    grant let the caller trade; once the grant is taken back, the set no longer reaches it.
+    """
+    for exchange in exchanges:
+        held = api.gateway.ledger.set_account(set_id, exchange)
+        if held is not None:
+            api.account(ctx, held, exchange)
 
 
 def _allocations(api: Api, ctx: CallContext, wallets: list[P.WalletAllocation]) -> tuple[list[tuple[str, str, int]], dict[str, int]]:
@@ -526,6 +542,7 @@ async def allocate_to_wallet_set(api: Api, p: P.AllocateToWalletSetParams, ctx: 
     if not p.wallets:
         raise InvalidInput("bad_wallet_config", "allocate_to_wallet_set needs at least one wallet")
     allocations, accounts = _allocations(api, ctx, p.wallets)
+    _may_trade_set(api, ctx, set_id, {exchange for exchange, _, _ in allocations if exchange not in accounts})
     await api.gateway.allocate_to_wallet_set(set_id, allocations, _caller(ctx)[0], accounts)
     return api.wallets.wallet_set(set_id)
 

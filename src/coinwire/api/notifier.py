@@ -233,9 +233,11 @@ class Notifier:
         return targets
 
     def _follows(self, ctx: CallContext, account_id: int) -> bool:
-        if ctx.follow_all or account_id in ctx.followed:
+        if ctx.follow_all:
             return True
         principal = ctx.principal
+        if account_id in ctx.followed:  # checked at `subscribe`, and again here: a grant taken back since ends it
+            return principal is None or self.accounts.may(account_id, principal.user_id, principal.is_admin, "view")
         return principal is not None and account_id in self.accounts.personal(principal.user_id)
 
 

@@ -16,7 +16,7 @@ import msgspec
 
 __all__ = [
     "ROLES", "PLANS", "SCOPES", "Principal", "Rule", "HTTP_RULES", "RPC_RULES", "PUSH_RULES",
-    "can", "denial", "abilities", "http_rule", "PUBLIC", "SERVER_FILES",
+    "can", "denial", "abilities", "http_rule", "PUBLIC", "SERVER_FILES", "GRANT_ACCOUNTS",
 ]
 
 ROLES = ("admin", "trader", "viewer")
@@ -24,10 +24,11 @@ PLANS = ("free", "pro")
 SCOPES = ("read", "trade", "admin")
 
 # actions: read (look), trade (orders), manage (create/change own resources), admin (everyone's)
-# subjects: market, order, wallet_set, run, frontier, self (own sessions, keys, abilities), user, ops
+# subjects: market, order, wallet_set, run, account, frontier, self (own sessions, keys, abilities), user, ops
 _ROLE_ABILITIES: dict[str, frozenset[tuple[str, str]]] = {
     "viewer": frozenset({("read", "*"), ("manage", "self")}),
-    "trader": frozenset({("read", "*"), ("manage", "self"), ("trade", "order"), ("manage", "wallet_set"), ("manage", "run")}),
+    "trader": frozenset({("read", "*"), ("manage", "self"), ("trade", "order"), ("manage", "wallet_set"), ("manage", "run"),
+                         ("manage", "account")}),
     "admin": frozenset({("*", "*")}),
 }
 # which API-key scope an action needs (a key never does more than its user could)
@@ -78,6 +79,13 @@ SELF, READ_SELF, ADMIN_USERS = _r("manage", "self"), _r("read", "self"), _r("adm
 # runs that file on the server) and `data` paths outside the history directory (a run's, the
 # frontier's). Checked by those routes on top of their own rule, from the request's content.
 SERVER_FILES = _r("admin", "server_files")
+# Accounts: reading them (which ones, the route or method decides: api.methods.Api.account); managing
+# one's own (opening paper accounts, adding or withdrawing virtual funds on one's own paper accounts:
+# the method checks ownership, admins any); granting others `view` or `trade` on one (GRANT_ACCOUNTS:
+# checked by the grant routes once the account is found readable, so a non-admin who may not read
+# it is answered 404 first, like any other account id, and one who may is refused 403).
+READ_ACCOUNTS, MANAGE_ACCOUNTS = _r("read", "account"), _r("manage", "account")
+GRANT_ACCOUNTS = _r("admin", "account")
 
 # (HTTP method, path template as the router registers it) -> rule
 HTTP_RULES: dict[tuple[str, str], Rule] = {
@@ -109,6 +117,14 @@ HTTP_RULES: dict[tuple[str, str], Rule] = {
     ("GET", "/api/v1/users"): ADMIN_USERS,
     ("POST", "/api/v1/users"): ADMIN_USERS,
     ("GET", "/api/v1/audit"): _r("admin", "audit"),
+    # accounts
+    ("GET", "/api/v1/accounts"): READ_ACCOUNTS,
+    ("POST", "/api/v1/accounts"): MANAGE_ACCOUNTS,
+    ("GET", "/api/v1/accounts/{account_id:int}"): READ_ACCOUNTS,
+    ("GET", "/api/v1/accounts/{account_id:int}/balances"): READ_ACCOUNTS,
+    ("GET", "/api/v1/accounts/{account_id:int}/members"): READ_ACCOUNTS,  # its owner and admins (the route checks)
+    ("PUT", "/api/v1/accounts/{account_id:int}/members/{user_id:int}"): READ_ACCOUNTS,  # then GRANT_ACCOUNTS (the route)
+    ("DELETE", "/api/v1/accounts/{account_id:int}/members/{user_id:int}"): READ_ACCOUNTS,  # then GRANT_ACCOUNTS (the route)
     # xWrap
     ("GET", "/xwrap/v1/status"): READ_MARKET,
     ("GET", "/xwrap/v1/exchanges"): READ_MARKET,
@@ -126,7 +142,7 @@ HTTP_RULES: dict[tuple[str, str], Rule] = {
     ("GET", "/xwrap/v1/wallets/{exchange}/{currency}"): READ_WALLETS,
     ("POST", "/xwrap/v1/wallets/new"): MANAGE_WALLETS,
     ("POST", "/xwrap/v1/wallets/deactivate"): MANAGE_WALLETS,
-    ("POST", "/xwrap/v1/wallets/virtual/transaction"): ADMIN_OPS,  # credits paper funds out of thin air
+    ("POST", "/xwrap/v1/wallets/virtual/transaction"): MANAGE_ACCOUNTS,  # paper funds: the owner's own paper accounts, admins any
     ("GET", "/xwrap/v1/ohlcv/{exchange}/{pair}"): READ_MARKET,
     ("GET", "/xwrap/v1/{exchange}/pricing"): READ_MARKET,
     ("GET", "/xwrap/v1/{exchange}/book/{pair}"): READ_MARKET,
@@ -179,7 +195,7 @@ RPC_RULES: dict[str, Rule] = {
     "get_total_wallet_set": READ_WALLETS,
     "get_unallocated_per_exchange": READ_WALLETS,
     "get_wallet_set_history": READ_WALLETS,
-    "add_virtual_wallet_tx": ADMIN_OPS,
+    "add_virtual_wallet_tx": MANAGE_ACCOUNTS,  # paper funds: the owner's own paper accounts, admins any (the method checks)
 }
 
 # push channels (JSON-RPC `subscribe`); a connection receives its user's accounts' order and trade
@@ -232,7 +248,7 @@ def can(principal: Principal | None, action: str, subject: str, owner_id: int | 
 
 def abilities(principal: Principal) -> dict[str, object]:
     """The rules as the dashboard needs them: each (action, subject) allowed, and on whose resources."""
-    subjects = sorted({r.subject for r in (*HTTP_RULES.values(), *RPC_RULES.values(), *PUSH_RULES.values(), SERVER_FILES)} - {"public"})
+    subjects = sorted({r.subject for r in (*HTTP_RULES.values(), *RPC_RULES.values(), *PUSH_RULES.values(), SERVER_FILES, GRANT_ACCOUNTS)} - {"public"})
     actions = ("read", "trade", "manage", "admin")
     rules = [
         {"action": a, "subject": s, "own_only": not principal.is_admin}
