@@ -30,9 +30,10 @@ export function accountScope(app: App): HTMLElement | null {
   if (!app.can("read", "account")) return null;
   const a = app.accounts.chosen.value;
   if (!a) {
+    // what the API answers without an account: for a user, their own and granted accounts; admins choose one to see another user's
     const n = app.accounts.list.value.length;
-    const whose = app.abilities.value?.user.role === "admin" ? "every user's accounts" : n === 1 ? "your account" : `your ${n} accounts`;
-    return h("p", { class: "scope muted", "data-testid": "account-scope" }, "All accounts", h("span", {}, ` · ${whose}`));
+    const whose = app.abilities.value?.user.role === "admin" ? "" : n === 1 ? " · your account" : ` · your ${n} accounts`;
+    return h("p", { class: "scope muted", "data-testid": "account-scope" }, `All accounts${whose}`);
   }
   return h("p", { class: "scope", "data-testid": "account-scope" }, "Account ", h("strong", {}, app.accounts.label(a)), ` · ${a.exchange}`);
 }
