@@ -193,6 +193,32 @@ def test_orders(server: ServerProcess) -> None:
     assert "cancelled" in succeeds("orders", "--url", server.http)
 
 
+def test_accounts_list_open_grant_revoke(server: ServerProcess) -> None:
+    tokens = server.traders(f"cli-{uuid.uuid4().hex[:8]}")
+    (name, token), = tokens.items()
+    mine = as_json("accounts", "list", "--url", server.http, env={"COINWIRE_TOKEN": token})
+    assert [(a["exchange"], a["kind"], a["role"]) for a in mine] == [("demo", "paper", "owner")]
+    opened = succeeds("accounts", "open", "demo", "cli desk", "--url", server.http, env={"COINWIRE_TOKEN": token})
+    assert opened.startswith("opened account ") and "cli desk" in opened
+    desk = int(opened.split()[2])
+    user_id = mine[0]["owner"]
+    admin_desk = as_json("accounts", "list", "--url", server.http)[0]["id"]  # the admin's own first account
+    assert succeeds("accounts", "grant", str(admin_desk), name, "--role", "view", "--url", server.http).strip() == \
+        f"account {admin_desk} members: {user_id}:view"
+    assert admin_desk in [a["id"] for a in as_json("accounts", "list", "--url", server.http, env={"COINWIRE_TOKEN": token})]
+    table = succeeds("accounts", "list", "--url", server.http)
+    assert f"{user_id}:view" in table and "cli desk" in table
+    assert succeeds("accounts", "revoke", str(admin_desk), str(user_id), "--url", server.http).strip() == \
+        f"account {admin_desk} members: none"
+    assert {a["id"] for a in as_json("accounts", "list", "--url", server.http, env={"COINWIRE_TOKEN": token})} == {mine[0]["id"], desk}
+    refused = coinwire("accounts", "grant", str(admin_desk), "nobody-at-all", "--role", "view", "--url", server.http)
+    assert refused.returncode == 2 and "unknown_user" in refused.stderr
+    refused = coinwire("accounts", "grant", str(desk), "1", "--role", "view", "--url", server.http, env={"COINWIRE_TOKEN": token})
+    assert refused.returncode == 2 and "forbidden" in refused.stderr  # owners do not grant: admins do
+    refused = coinwire("accounts", "open", "demo", "x", "--url", server.http, env={"COINWIRE_TOKEN": "not-a-token"})
+    assert refused.returncode == 2 and "invalid_token" in refused.stderr
+
+
 # --- no server ------------------------------------------------------------------------------------------
 def test_no_server_is_a_clear_error(tmp_path: Path) -> None:
     port = free_port()

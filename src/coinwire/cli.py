@@ -6,17 +6,18 @@ import json
 import sys
 from typing import Any, Optional
 
-import httpx
 import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from coinwire.cli_accounts import accounts_app
 from coinwire.cli_data import data_app
 from coinwire.cli_frontier import frontier_command
+from coinwire.cli_http import server_call, server_url
 from coinwire.cli_ohlcv import ohlcv_command
 from coinwire.cli_run import run_command, runs_app
-from coinwire.cli_user import keys_app, token_headers, user_app
+from coinwire.cli_user import keys_app, user_app
 from coinwire.config import ConfigError, Settings, load_settings
 
 app = typer.Typer(help="coinwire: self-hosted crypto trading and portfolio platform.", no_args_is_help=True)
@@ -28,6 +29,7 @@ app.add_typer(runs_app, name="runs")
 app.add_typer(data_app, name="data")
 app.add_typer(user_app, name="user")
 app.add_typer(keys_app, name="keys")
+app.add_typer(accounts_app, name="accounts")
 app.command("frontier")(frontier_command)
 console = Console()
 err = Console(stderr=True, soft_wrap=True)  # never break a URL or a path across lines
@@ -109,29 +111,8 @@ def config_show(as_json: bool = typer.Option(False, "--json", help="Print JSON i
 
 
 # --- views of a running server ---------------------------------------------------------------------
-def _client_url(url: Optional[str]) -> str:
-    if url:
-        return url.rstrip("/")
-    s = _settings()
-    host = "127.0.0.1" if s.host in ("0.0.0.0", "::") else s.host
-    return f"http://{host}:{s.port}"
-
-
 def _get(url: Optional[str], path: str, **params: Any) -> Any:
-    base = _client_url(url)
-    try:
-        response = httpx.get(base + path, params={k: v for k, v in params.items() if v is not None}, timeout=10,
-                             headers=token_headers())
-    except httpx.HTTPError as exc:
-        _fail(f"cannot reach coinwire at {base}: {exc}. Is `coinwire serve` running?")
-    try:
-        body = response.json()
-    except ValueError:
-        _fail(f"{base}{path} answered HTTP {response.status_code} without JSON: is {base} a coinwire server?")
-    if response.status_code >= 400:
-        error = body.get("error", {}) if isinstance(body, dict) else {}
-        _fail(f"{error.get('code', response.status_code)}: {error.get('message', response.text)}")
-    return body
+    return server_call(server_url(url, _settings), "GET", path, params)
 
 
 UrlOption = typer.Option(None, "--url", help="Server URL (default from the configuration: http://127.0.0.1:8000).")

@@ -579,15 +579,28 @@ async def get_wallet(api: Api, p: P.GetWalletParams, ctx: CallContext) -> Any:
 
 
 async def _funds_scope(api: Api, ctx: CallContext, account: int | None) -> tuple[set[int] | None, Collection[int] | None]:
-    """(wallet sets, accounts) whose funds the caller may see: one account named, or all theirs (None, None: everything)."""
+    """(wallet sets, accounts) whose funds a balance read shows (None: all).
+
+    One account named (one the caller may read; admins: any), else the caller's own and granted
+    accounts, admins included: a balance is what one trades with, not a sum over every user
+    (an admin names an account to read another's). Without users, everything.
+    """
     if account is None:
         await api.own_accounts(ctx)
-    accounts = api.readable_accounts(ctx, account)
     owners, principal = api.owners, ctx.principal
-    if accounts is None or owners is None or principal is None:
-        return None, accounts
-    # a set is seen by its owner; its funds count in the totals of the accounts they came from
-    return {ws.id for ws in api.gateway.ledger.wallet_sets(active_only=True) if owners.visible("wallet_set", ws.id, principal)}, accounts
+    if principal is None:
+        return None, None
+    accounts = api.readable_accounts(ctx, account) if account is not None else api.gateway.accounts.personal(principal.user_id)
+    # the sets listed: those the caller may see that hold funds of the accounts shown (or none yet)
+    ledger = api.gateway.ledger
+    sets = set()
+    for ws in ledger.wallet_sets(active_only=True):
+        if owners is not None and not owners.visible("wallet_set", ws.id, principal):
+            continue
+        held = {w.account_id for w in ledger.wallets(ws.id)}
+        if accounts is None or not held or held & set(accounts):
+            sets.add(ws.id)
+    return sets, accounts
 
 
 @method("get_all_wallet_sets", P.AggregateParams)
