@@ -297,7 +297,7 @@ def test_virtual_deposit_changes_totals_and_a_large_withdrawal_is_refused(admin_
     expect(balance).not_to_have_text("")
     before = balance.inner_text()
     decimals = len(before.split(".")[1])
-    form.get_by_label("Exchange").select_option("demo")
+    expect(form.get_by_label("Account").locator("option:checked")).to_have_text("demo · paper · demo")  # admin's own account there
     form.get_by_label("Currency").select_option("ETH")
     form.get_by_label("Amount").fill("5")
     form.get_by_test_id("virtual-submit").click()

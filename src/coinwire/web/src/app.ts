@@ -1,5 +1,6 @@
-// What every page shares: the session, the REST and JSON-RPC clients, abilities, live tickers, FX.
+// What every page shares: the session, the REST and JSON-RPC clients, abilities, accounts, live tickers, FX.
 
+import { Accounts } from "./accounts";
 import { Http } from "./api/http";
 import { Rpc, channels } from "./api/rpc";
 import { Session } from "./api/session";
@@ -13,6 +14,8 @@ export class App {
   readonly rpc = new Rpc(() => this.session.accessToken());
   readonly abilities = new Signal<Abilities | null>(null);
   readonly exchanges = new Signal<Exchange[]>([]);
+  /** The user's accounts and the one the pages show (all of them when none is chosen). */
+  readonly accounts = new Accounts();
   /** Latest price per `exchange:symbol`, live from the `ticker` channel. */
   readonly tickers = new Signal<Map<string, Ticker>>(new Map());
   /** USD -> the preferred currency (1 for USD, or when no rate is known: then `fxNote` says so). */
@@ -21,20 +24,32 @@ export class App {
 
   /** May the user do `action` on `subject`? (The server's own rules, from /api/v1/me/abilities.) */
   can(action: string, subject: string): boolean {
-    return (this.abilities.value?.rules ?? []).some((r) => r.action === action && r.subject === subject);
+    return this.canWith(this.abilities.value, action, subject);
+  }
+
+  private canWith(abilities: Abilities | null, action: string, subject: string): boolean {
+    return (abilities?.rules ?? []).some((r) => r.action === action && r.subject === subject);
   }
 
   market(exchange: string, symbol: string): Market | undefined {
     return this.exchanges.value.find((e) => e.exchange === exchange)?.markets.find((m) => m.symbol === symbol);
   }
 
-  /** After sign-in: who am I, what may I do, the exchanges, my preferences; then the live connection and its channels. */
+  /** After sign-in: who am I, what may I do, the exchanges, my preferences and accounts; then the live connection and its channels. */
   async begin(): Promise<void> {
     const [abilities, exchanges] = await Promise.all([
       this.http.get<Abilities>("/api/v1/me/abilities"),
       this.http.get<Exchange[]>("/xwrap/v1/exchanges"),
       attachServer(this.http, (message) => this.toast(`Preferences not saved: ${message}`, "error")),
     ]);
+    if (this.canWith(abilities, "read", "account")) {
+      await this.accounts.attach(this.http, abilities.user.id, this.canWith(abilities, "admin", "user"));
+      // a paper account opened elsewhere (another tab, the API), a grant given or taken back: the switcher follows
+      this.live.every(30_000, () => void this.accounts.refresh().catch(() => undefined));
+      const visible = () => { if (document.visibilityState === "visible") void this.accounts.refresh().catch(() => undefined); };
+      document.addEventListener("visibilitychange", visible);
+      this.live.add(() => document.removeEventListener("visibilitychange", visible));
+    }
     this.abilities.set(abilities);
     this.exchanges.set(exchanges);
     const initial = await this.http.get<Ticker[]>("/api/v1/tickers").catch(() => [] as Ticker[]);
@@ -64,6 +79,7 @@ export class App {
     this.live = new Disposer();
     this.rpc.stop();
     this.abilities.set(null);
+    this.accounts.detach();
     detachServer();
   }
 

@@ -15,6 +15,7 @@ import { preferencesPage } from "./pages/preferences";
 import { logsPage } from "./pages/logs";
 import { adminPage } from "./pages/admin";
 import { prefs, setPrefs } from "./prefs";
+import { accountSwitcher } from "./ui/account_switcher";
 
 const routes: Route[] = [
   { path: "/app/overview", title: "Overview", page: overviewPage, nav: true },
@@ -59,6 +60,7 @@ function shell(): { main: HTMLElement } {
     menu,
     h("a", { href: "/app/overview", "data-link": true, class: "brand" }, "coinwire"),
     nav,
+    app.can("read", "account") ? accountSwitcher(app, current) : null,
     h("div", { class: "who" }, status, maskBtn, themeBtn,
       h("span", { class: "user", "data-testid": "user" }, `${user.username} · ${user.role}`),
       h("button", { type: "button", class: "ghost", "data-testid": "sign-out", onclick: () => void app.session.logout() }, "Sign out")),
@@ -129,6 +131,13 @@ app.session.tokens.watch((t) => {
     wasSignedIn = now;
     render();
   }
+});
+// another account chosen: the page is drawn again for it (every page reads its account when it is drawn)
+let shown = app.accounts.chosen.value?.id;
+app.accounts.chosen.watch((a) => {
+  if (a?.id === shown) return;
+  shown = a?.id;
+  if (app.abilities.value) render();
 });
 render();
 export { navigate };

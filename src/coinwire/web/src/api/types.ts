@@ -24,8 +24,21 @@ export interface Exchange {
   markets: Market[];
 }
 
+/** An account (`GET /api/v1/accounts`): one user's funds on one exchange; `role` is what the caller is to it. */
+export interface Account {
+  id: number;
+  exchange: string;
+  kind: string; // paper | live
+  name: string;
+  owner: number | null;
+  created_at: number;
+  active: boolean;
+  role: "owner" | "admin" | "trade" | "view";
+}
+
 export interface Order {
   id: number;
+  account?: number;
   created_at: string;
   wallet_set_id: number | null;
   exchange: string;
@@ -48,6 +61,7 @@ export interface Order {
 
 export interface Fill {
   id: number;
+  account?: number;
   order_id: number;
   exchange: string;
   side: "buy" | "sell";
@@ -63,6 +77,7 @@ export interface Wallet {
   currency: string;
   exchange: string;
   id: number | null;
+  account?: number; // a wallet set's wallets name their account (the aggregates do not)
   balance: string;
   available: string;
   hold: string;

@@ -1,4 +1,4 @@
-// Markets: live candlestick chart (timeframe, time zone, volume, the user's fills), order book, recent public trades, tickers.
+// Markets: live candlestick chart (timeframe, time zone, volume, the shown account's fills), order book, recent public trades, tickers.
 
 import type { App } from "../app";
 import { ohlcvStream } from "../api/rpc";
@@ -6,6 +6,7 @@ import type { Order } from "../api/types";
 import { decimalsOf } from "../decimal";
 import * as fmt from "../format";
 import { prefs, setPrefs } from "../prefs";
+import { accountScope } from "../ui/account_switcher";
 import { CandleChart, type FillMark } from "../ui/chart";
 import { Disposer, fill, h, placeholder, redrawable } from "../ui/dom";
 import { bookPanel, currentMarket, marketPicker, tickerList } from "../ui/market";
@@ -41,7 +42,7 @@ function marketsView(app: App, d: Disposer, redraw: () => void): HTMLElement[] {
       h("div", { class: "side" }, tickerList(app, d, redraw)),
       chartCard,
       h("div", { class: "side" }, bookPanel(app, m, d), publicTradesPanel(app, m, d))),
-    h("section", { class: "card" }, h("h3", {}, `Your fills · ${m.symbol}`), fills),
+    h("section", { class: "card" }, h("h3", {}, `Your fills · ${m.symbol}`), accountScope(app), fills),
   ];
 
   // the chart needs its box in the document to measure itself
@@ -66,27 +67,31 @@ function marketsView(app: App, d: Disposer, redraw: () => void): HTMLElement[] {
       (e) => { status.textContent = e.message; status.className = "error"; }));
     const loadFills = async () => {
       try {
-        const orders = await app.rpc.call<Order[]>("list_recent_orders", { include_open: true, limit: 500, exchange: m.exchange });
+        const orders = await app.rpc.call<Order[]>("list_recent_orders", { include_open: true, limit: 500, exchange: m.exchange, ...app.accounts.scope() });
         const mine = orders.filter((o) => o.symbol === m.symbol && Number(o.filled_size) > 0);
         chart.setFills(mine.map((o): FillMark => ({
           time: Date.parse(o.done_at ?? o.created_at) / 1000, side: o.side, price: o.avg_price, size: o.filled_size })));
-        fill(fills, mine.length ? fillTable(mine, decimalsOf(m.tick), m.base) : placeholder("empty", "No fills on this market yet."));
+        fill(fills, mine.length ? fillTable(app, mine, decimalsOf(m.tick), m.base) : placeholder("empty", "No fills on this market yet."));
       } catch (e) {
         fill(fills, placeholder("error", (e as Error).message));
       }
     };
     void loadFills();
-    d.add(app.rpc.on("trade", (t: { symbol: string }) => { if (t.symbol === m.symbol) void loadFills(); }));
+    d.add(app.rpc.on("trade", (t: { symbol: string; account?: number }) => {
+      if (t.symbol === m.symbol && app.accounts.shows(t.account)) void loadFills();
+    }));
     d.every(10_000, () => void loadFills());
   });
   return view;
 }
 
-function fillTable(orders: Order[], pd: number, base: string): HTMLElement {
+function fillTable(app: App, orders: Order[], pd: number, base: string): HTMLElement {
+  const several = app.accounts.several();
   return h("table", { class: "grid" },
-    h("thead", {}, h("tr", {}, ...["Time", "Side", "Type", "Filled", "Avg price", "Fee"].map((t) => h("th", {}, t)))),
-    h("tbody", {}, ...orders.slice(0, 50).map((o) => h("tr", {},
+    h("thead", {}, h("tr", {}, ...["Time", ...(several ? ["Account"] : []), "Side", "Type", "Filled", "Avg price", "Fee"].map((t) => h("th", {}, t)))),
+    h("tbody", {}, ...orders.slice(0, 50).map((o) => h("tr", { "data-order": o.id },
       h("td", {}, fmt.time(o.done_at ?? o.created_at)),
+      several ? h("td", { class: "muted" }, app.accounts.short(o.account)) : null,
       h("td", { class: o.side }, o.side),
       h("td", {}, o.type),
       h("td", { class: "num" }, fmt.amount(o.filled_size, base)),

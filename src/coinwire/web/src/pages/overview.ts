@@ -1,9 +1,10 @@
 // Overview: total value in the user's currency, its spread over exchanges, wallet sets and assets,
-// recent fills and the running strategies.
+// recent fills (all of the shown account's, or of every account the user may read) and the running strategies.
 
 import type { App } from "../app";
 import type { Order, RunSummary, WalletSet } from "../api/types";
 import * as fmt from "../format";
+import { accountScope } from "../ui/account_switcher";
 import { Disposer, fill, h, placeholder } from "../ui/dom";
 
 function bars(parts: [string, number][], rate: number, currency: string): HTMLElement {
@@ -21,11 +22,12 @@ export function overviewPage(app: App, _p: Record<string, string>, d: Disposer):
   const bySet = h("div", {}, placeholder("loading", "Loading…"));
   const fills = h("div", {}, placeholder("loading", "Loading…"));
   const runs = h("div", {}, placeholder("loading", "Loading…"));
+  const scope = app.accounts.scope();
   const load = async () => {
     const { rate, currency } = app.fx.value;
     if (app.can("read", "wallet_set")) {
       try {
-        const all = await app.rpc.call<Record<string, WalletSet>>("get_all_wallet_sets");
+        const all = await app.rpc.call<Record<string, WalletSet>>("get_all_wallet_sets", scope);
         const usd = (w: { present_value?: { balance_usd: string | null } }) => Number(w.present_value?.balance_usd ?? 0);
         const total = all.total?.wallets ?? [];
         value.textContent = fmt.money(total.reduce((s, w) => s + usd(w), 0), rate, currency);
@@ -36,8 +38,8 @@ export function overviewPage(app: App, _p: Record<string, string>, d: Disposer):
         };
         fill(byExchange, bars(group((w) => w.exchange), rate, currency));
         fill(byAsset, bars(group((w) => w.currency), rate, currency));
-        const sets: [string, number][] = Object.entries(all).filter(([k]) => /^\d+$/.test(k))
-          .map(([, s]) => [`#${s.id} ${s.description}`, s.wallets.reduce((t, w) => t + usd(w), 0)]);
+        const sets: [string, number][] = app.accounts.sets(all)
+          .map((s) => [`#${s.id} ${s.description}`, s.wallets.reduce((t, w) => t + usd(w), 0)]);
         sets.push(["unallocated", (all.unallocated?.wallets ?? []).reduce((t, w) => t + usd(w), 0)]);
         fill(bySet, bars(sets, rate, currency));
       } catch (e) {
@@ -46,9 +48,10 @@ export function overviewPage(app: App, _p: Record<string, string>, d: Disposer):
     }
     if (app.can("read", "order")) {
       try {
-        const orders = (await app.rpc.call<Order[]>("list_recent_orders", { limit: 1000 })).filter((o) => Number(o.filled_size) > 0).slice(0, 10);
+        const orders = (await app.rpc.call<Order[]>("list_recent_orders", { limit: 1000, ...scope })).filter((o) => Number(o.filled_size) > 0).slice(0, 10);
         fill(fills, orders.length ? h("table", { class: "grid" }, h("tbody", {}, ...orders.map((o) => h("tr", {},
           h("td", {}, fmt.time(o.done_at ?? o.created_at)), h("td", { class: o.side }, o.side), h("td", {}, o.symbol),
+          app.accounts.several() ? h("td", { class: "muted" }, app.accounts.short(o.account)) : null,
           h("td", { class: "num" }, fmt.amount(o.filled_size, o.symbol.split("/")[0])), h("td", { class: "num" }, fmt.price(o.avg_price))))))
           : placeholder("empty", "No fills yet."));
       } catch (e) {
@@ -69,7 +72,7 @@ export function overviewPage(app: App, _p: Record<string, string>, d: Disposer):
   void load();
   d.every(5000, () => void load());
   return h("div", { class: "page overview" },
-    h("section", { class: "card hero" }, h("h3", {}, "Total value"), value),
+    h("section", { class: "card hero" }, h("h3", {}, "Total value"), value, accountScope(app)),
     h("div", { class: "cols" },
       h("section", { class: "card" }, h("h3", {}, "By exchange"), byExchange),
       h("section", { class: "card" }, h("h3", {}, "By asset"), byAsset),

@@ -1,11 +1,12 @@
-// Trade: the order ticket (validated before sending), open orders with cancel, and every recent
-// order in a virtualised table.
+// Trade: the order ticket (validated before sending; placed on the shown account, on its exchange),
+// open orders with cancel, and every recent order in a virtualised table.
 
 import type { App } from "../app";
 import { ApiError } from "../api/http";
-import type { Market, Order, Wallet } from "../api/types";
+import type { Account, Market, Order, Wallet } from "../api/types";
 import * as D from "../decimal";
 import * as fmt from "../format";
+import { accountScope } from "../ui/account_switcher";
 import { Disposer, fill, h, placeholder, redrawable } from "../ui/dom";
 import { bookPanel, currentMarket, marketPicker } from "../ui/market";
 import { VirtualTable } from "../ui/vtable";
@@ -21,30 +22,52 @@ export const ORDER_TYPES: [string, string][] = [
 export function tradePage(app: App, _p: Record<string, string>, d: Disposer): HTMLElement {
   const root = h("div", { class: "page trade" });
   return redrawable(root, d, (inner, draw) => {
-    const m = currentMarket(app);
+    const account = app.accounts.chosen.value;
+    const m = tradedMarket(app, account);
     if (!m) {
-      fill(root, placeholder("empty", "No exchange has markets yet."));
+      fill(root, accountScope(app), placeholder("empty", account
+        ? `Account ${account.name} is on ${account.exchange}, which has no markets yet.` : "No exchange has markets yet."));
       return;
     }
-    const canTrade = app.can("trade", "order");
+    const canTrade = app.can("trade", "order") && (!account || account.role !== "view");
     const ticket = canTrade ? orderTicket(app, m, inner) : null;
+    const cannot = app.can("trade", "order") ? `You may view account ${account?.name}, not trade on it: no order ticket.`
+      : "Your role may look, not trade: no order ticket.";
     fill(root,
-      h("div", { class: "toolbar" }, marketPicker(app, draw)),
+      h("div", { class: "toolbar" }, marketPicker(app, draw, m, account?.exchange), accountScope(app)),
       h("div", { class: "grid-trade" },
-        ticket ? ticket.el : h("section", { class: "card" }, placeholder("empty", "Your role may look, not trade: no order ticket.")),
+        ticket ? ticket.el : h("section", { class: "card" }, placeholder("empty", cannot)),
         bookPanel(app, m, inner, ticket?.setPrice)),
       openOrders(app, inner, canTrade),
       recentOrders(app, inner));
   });
 }
 
-/** Funds an order without a wallet set can use: the exchange's unallocated available balance. */
-async function available(app: App, exchange: string): Promise<Map<string, string>> {
-  const per = await app.rpc.call<Record<string, Wallet[]>>("get_unallocated_per_exchange");
+/**
+ * The market the Trade page trades: the last one looked at, but on the shown account's exchange
+ * (the same symbol there when it lists it, else its first market), since an order is placed on
+ * the account's exchange. Choosing an account does not change the market the Markets page shows.
+ */
+function tradedMarket(app: App, account: Account | null): Market | undefined {
+  const m = currentMarket(app);
+  if (!account || m?.exchange === account.exchange) return m;
+  return app.market(account.exchange, m?.symbol ?? "") ?? app.exchanges.value.find((e) => e.exchange === account.exchange)?.markets[0];
+}
+
+/** Funds an order without a wallet set can use: the unallocated available balance of the account it is placed on. */
+async function available(app: App, exchange: string, account: Account | null): Promise<Map<string, string>> {
+  const per = await app.rpc.call<Record<string, Wallet[]>>("get_unallocated_per_exchange", account ? { account: account.id } : {});
   return new Map((per[exchange] ?? []).map((w) => [w.currency, w.available]));
 }
 
+/** Which account the ticket places on, in words (none yet: the server opens the user's paper account with the first order). */
+function accountLine(app: App, exchange: string, account: Account | null): HTMLElement {
+  return h("div", { class: "muted", "data-testid": "ticket-account" }, "Account: ",
+    account ? h("strong", {}, app.accounts.label(account)) : `your own on ${exchange} (opened with your first order)`);
+}
+
 function orderTicket(app: App, m: Market, d: Disposer): { el: HTMLElement; setPrice: (p: string) => void } {
+  const account = app.accounts.forOrders(m.exchange); // fixed while the page shows it: another choice redraws the page
   let side: "buy" | "sell" = "buy";
   let funds = new Map<string, string>();
   const pd = D.decimalsOf(m.tick), sd = D.decimalsOf(m.step);
@@ -126,7 +149,7 @@ function orderTicket(app: App, m: Market, d: Disposer): { el: HTMLElement; setPr
   };
   const refreshFunds = async () => {
     try {
-      funds = await available(app, m.exchange);
+      funds = await available(app, m.exchange, account);
       avail.textContent = `available: ${fmt.amount(funds.get(m.quote) ?? "0", m.quote)} ${m.quote} · ${fmt.amount(funds.get(m.base) ?? "0", m.base)} ${m.base}`;
       recompute();
     } catch (e) {
@@ -142,6 +165,7 @@ function orderTicket(app: App, m: Market, d: Disposer): { el: HTMLElement; setPr
 
   const form = h("form", { class: "card ticket", "aria-label": "order ticket", "data-testid": "ticket", novalidate: true },
     h("h3", {}, `Order · ${m.symbol} · ${m.exchange}`),
+    app.can("read", "account") ? accountLine(app, m.exchange, account) : null,
     h("div", { class: "seg sides" }, ...sideBtns),
     h("label", {}, "Type", type),
     h("label", {}, `Price (${m.quote})`, h("div", { class: "row" }, priceIn,
@@ -156,6 +180,7 @@ function orderTicket(app: App, m: Market, d: Disposer): { el: HTMLElement; setPr
     result.className = "result";
     result.textContent = "Sending…";
     const params: Record<string, unknown> = { exchange: m.exchange, symbol: m.symbol, side, type: type.value, size: sizeIn.value.trim() };
+    if (account) params.account = account.id;
     if (!isMarket()) params.limit = priceIn.value.trim();
     try {
       const o = await app.rpc.call<Order>("make_order", params);
@@ -173,23 +198,25 @@ function orderTicket(app: App, m: Market, d: Disposer): { el: HTMLElement; setPr
   });
   void refreshFunds();
   d.every(5000, () => void refreshFunds());
-  d.add(app.rpc.on("trade", () => void refreshFunds()));
+  d.add(app.rpc.on("trade", (t: { account?: number }) => { if (!account || t.account === account.id) void refreshFunds(); }));
   d.add(app.tickers.watch(() => { if (isMarket()) recompute(); }));
   recompute();
   return { el: form, setPrice: (p: string) => { if (!isMarket()) { priceIn.value = p; recompute(); } } };
 }
 
 function openOrders(app: App, d: Disposer, canTrade: boolean): HTMLElement {
+  const several = app.accounts.several();
   const body = h("div", { "data-testid": "open-orders" }, placeholder("loading", "Loading open orders…"));
   const load = async () => {
     try {
-      const orders = await app.rpc.call<Order[]>("list_open_orders");
+      const orders = await app.rpc.call<Order[]>("list_open_orders", app.accounts.scope());
       if (!orders.length) return fill(body, placeholder("empty", "No open orders."));
       fill(body, h("table", { class: "grid" },
-        h("thead", {}, h("tr", {}, ...["#", "Market", "Side", "Type", "Price", "Amount", "Filled", "Created", ""].map((t) => h("th", {}, t)))),
+        h("thead", {}, h("tr", {}, ...["#", "Market", ...(several ? ["Account"] : []), "Side", "Type", "Price", "Amount", "Filled", "Created", ""]
+          .map((t) => h("th", {}, t)))),
         h("tbody", {}, ...orders.map((o) => {
           const m = app.market(o.exchange, o.symbol);
-          const cancel = canTrade ? h("button", { type: "button", class: "ghost danger", "data-testid": `cancel-${o.id}`, onclick: async (e: Event) => {
+          const cancel = canTrade && app.accounts.byId(o.account)?.role !== "view" ? h("button", { type: "button", class: "ghost danger", "data-testid": `cancel-${o.id}`, onclick: async (e: Event) => {
             (e.currentTarget as HTMLButtonElement).disabled = true;
             try {
               await app.rpc.call("cancel_order", { order_id: o.id });
@@ -200,7 +227,8 @@ function openOrders(app: App, d: Disposer, canTrade: boolean): HTMLElement {
             void load();
           } }, "Cancel") : null;
           return h("tr", { "data-order": o.id },
-            h("td", {}, String(o.id)), h("td", {}, `${o.symbol} · ${o.exchange}`), h("td", { class: o.side }, o.side), h("td", {}, o.type),
+            h("td", {}, String(o.id)), h("td", {}, `${o.symbol} · ${o.exchange}`),
+            several ? h("td", { class: "muted" }, app.accounts.short(o.account)) : null, h("td", { class: o.side }, o.side), h("td", {}, o.type),
             h("td", { class: "num" }, fmt.price(o.limit, m ? D.decimalsOf(m.tick) : 2)), h("td", { class: "num" }, fmt.amount(o.size, m?.base ?? "")),
             h("td", { class: "num" }, fmt.amount(o.filled_size, m?.base ?? "")), h("td", {}, fmt.time(o.created_at)), h("td", {}, cancel));
         }))));
@@ -210,7 +238,7 @@ function openOrders(app: App, d: Disposer, canTrade: boolean): HTMLElement {
   };
   void load();
   d.every(3000, () => void load());
-  d.add(app.rpc.on("order", () => void load()));
+  d.add(app.rpc.on("order", (o: { account?: number }) => { if (app.accounts.shows(o.account)) void load(); }));
   return h("section", { class: "card" }, h("h3", {}, "Open orders"), body);
 }
 
@@ -219,6 +247,7 @@ function recentOrders(app: App, d: Disposer): HTMLElement {
     { key: "id", title: "#", value: (o) => o.id, num: true },
     { key: "time", title: "Time", value: (o) => o.created_at, render: (o) => fmt.time(o.created_at) },
     { key: "symbol", title: "Market", value: (o) => `${o.symbol} · ${o.exchange}` },
+    ...(app.accounts.several() ? [{ key: "account", title: "Account", value: (o: Order) => app.accounts.short(o.account) }] : []),
     { key: "side", title: "Side", value: (o) => o.side, render: (o) => h("span", { class: o.side }, o.side) },
     { key: "type", title: "Type", value: (o) => o.type },
     { key: "status", title: "Status", value: (o) => (o.done_reason ? `${o.status} ${o.done_reason}` : o.status) },
@@ -228,14 +257,18 @@ function recentOrders(app: App, d: Disposer): HTMLElement {
   ], d, undefined, "id");
   const load = async () => {
     try {
-      table.setRows(await app.rpc.call<Order[]>("list_recent_orders", { include_open: true, limit: 1000 }));
+      table.setRows(await app.rpc.call<Order[]>("list_recent_orders", { include_open: true, limit: 1000, ...app.accounts.scope() }));
     } catch (e) {
       app.toast(`Orders: ${(e as Error).message}`, "error");
     }
   };
   void load();
   let timer = 0;
-  d.add(app.rpc.on("order", () => { window.clearTimeout(timer); timer = window.setTimeout(load, 300); }));
+  d.add(app.rpc.on("order", (o: { account?: number }) => {
+    if (!app.accounts.shows(o.account)) return;
+    window.clearTimeout(timer);
+    timer = window.setTimeout(load, 300);
+  }));
   d.every(10_000, () => void load());
   return h("section", { class: "card", "data-testid": "recent-orders" }, h("h3", {}, "Orders and fills"), table.el);
 }

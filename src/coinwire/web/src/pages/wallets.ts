@@ -1,9 +1,10 @@
-// Wallets: total, allocated and unallocated funds with present value; virtual paper funds (admins);
-// wallet sets with their balance history; a new set by sliders.
+// Wallets: total, allocated and unallocated funds with present value (of the shown account, or all the
+// user may read); virtual paper funds; wallet sets with their balance history; a new set by sliders.
 
 import type { App } from "../app";
 import type { Wallet, WalletSet } from "../api/types";
 import * as fmt from "../format";
+import { accountScope } from "../ui/account_switcher";
 import { Allocator } from "../ui/alloc";
 import { Disposer, fill, h, placeholder } from "../ui/dom";
 import { virtualFundsForm } from "../ui/virtual_funds";
@@ -17,20 +18,19 @@ export function walletsPage(app: App, _p: Record<string, string>, d: Disposer): 
   const create = h("div", {});
   const histories = new Map<string, BalanceHistory>(); // per set, kept across refreshes (charts, open or closed)
   d.add(() => histories.forEach((hist) => hist.dispose()));
-  let unallocated: Wallet[] = [];
   const moved = () => {
     delete create.dataset.drawn; // the new-set form's bounds changed with the unallocated funds
     void load();
   };
-  const virtual = app.can("admin", "ops") ? virtualFundsForm(app, () => unallocated, moved) : null;
+  const virtual = app.can("manage", "account") ? virtualFundsForm(app, moved) : null; // owners: their own paper accounts; admins: any
+  const scope = app.accounts.scope();
   const load = async () => {
     try {
-      const all = await app.rpc.call<Sets>("get_all_wallet_sets");
-      unallocated = all.unallocated?.wallets ?? [];
+      const all = await app.rpc.call<Sets>("get_all_wallet_sets", scope);
       drawTotals(app, totals, all);
       virtual?.refresh();
       drawSets(app, sets, all, load, histories);
-      if (app.can("manage", "wallet_set")) drawCreate(app, create, all.unallocated?.wallets ?? [], load);
+      if (app.can("manage", "wallet_set")) void drawCreate(app, create, all.unallocated?.wallets ?? [], load);
     } catch (e) {
       fill(totals, placeholder("error", (e as Error).message));
     }
@@ -38,7 +38,7 @@ export function walletsPage(app: App, _p: Record<string, string>, d: Disposer): 
   void load();
   d.every(5000, () => void load());
   return h("div", { class: "page wallets" },
-    h("section", { class: "card" }, h("h3", {}, "Funds by exchange and currency"), totals),
+    h("section", { class: "card" }, h("h3", {}, "Funds by exchange and currency"), accountScope(app), totals),
     virtual?.el ?? null,
     h("section", { class: "card" }, h("h3", {}, "Wallet sets"), sets),
     create);
@@ -66,7 +66,7 @@ function drawTotals(app: App, el: HTMLElement, all: Sets): void {
 }
 
 function drawSets(app: App, el: HTMLElement, all: Sets, reload: () => void, histories: Map<string, BalanceHistory>): void {
-  const sets = Object.entries(all).filter(([k]) => /^\d+$/.test(k)).map(([, s]) => s);
+  const sets = app.accounts.sets(all);
   for (const [id, hist] of histories) {
     if (!sets.some((s) => String(s.id) === id)) {
       hist.dispose();
@@ -97,10 +97,37 @@ function drawSets(app: App, el: HTMLElement, all: Sets, reload: () => void, hist
     historyOf(s, i))));
 }
 
-function drawCreate(app: App, el: HTMLElement, unallocated: Wallet[], reload: () => void): void {
+/**
+ * What a new wallet set may take: the unallocated funds of each account the user may trade
+ * (the shown one, or all of them), each wallet naming its account, since a set is funded from
+ * accounts and the aggregate of several accounts is more than any one of them holds. Without
+ * accounts (the user may not list them), the unallocated funds the page read (`fallback`).
+ */
+async function fundsToAllocate(app: App, fallback: Wallet[]): Promise<{ wallets: Wallet[]; group: ((w: Wallet) => string) | null }> {
+  if (!app.can("read", "account")) return { wallets: fallback, group: null };
+  const accounts = app.accounts.tradable();
+  const per = await Promise.all(accounts.map((a) =>
+    app.rpc.call<Record<string, Wallet[]>>("get_unallocated_per_exchange", { account: a.id })
+      .then((answer) => (answer[a.exchange] ?? []).map((w) => ({ ...w, account: a.id })))));
+  const named = (w: Wallet) => { const a = app.accounts.byId(w.account); return a ? app.accounts.label(a) : app.accounts.short(w.account); };
+  return { wallets: per.flat(), group: accounts.length > 1 ? named : null };
+}
+
+let drawings = 0; // each drawing of the new-set form; only the latest one is shown
+
+async function drawCreate(app: App, el: HTMLElement, unallocated: Wallet[], reload: () => void): Promise<void> {
   if (el.dataset.drawn) return; // keep the user's slider positions while the page refreshes
-  el.dataset.drawn = "1";
-  const alloc = new Allocator(unallocated);
+  const mine = (el.dataset.drawn = String(++drawings));
+  let funds: Awaited<ReturnType<typeof fundsToAllocate>>;
+  try {
+    funds = await fundsToAllocate(app, unallocated);
+  } catch (e) {
+    if (el.dataset.drawn !== mine) return;
+    delete el.dataset.drawn; // tried again with the page's next refresh
+    return fill(el, h("section", { class: "card" }, h("h3", {}, "New wallet set"), placeholder("error", (e as Error).message)));
+  }
+  if (el.dataset.drawn !== mine) return; // funds moved meanwhile: a later drawing has the new bounds
+  const alloc = new Allocator(funds.wallets, undefined, funds.group);
   const description = h("input", { name: "description", placeholder: "what this set is for", "aria-label": "description" });
   const error = h("p", { class: "error", role: "alert" });
   const form = h("form", { class: "card", "aria-label": "new wallet set", "data-testid": "new-wallet-set" },
@@ -115,7 +142,8 @@ function drawCreate(app: App, el: HTMLElement, unallocated: Wallet[], reload: ()
     const bad = alloc.problem();
     if (bad) return void (error.textContent = bad);
     if (!wallets.length) return void (error.textContent = "Allocate something: move a slider or type an amount.");
-    const summary = h("ul", {}, ...wallets.map((w) => h("li", {}, `${w.allocation} ${w.currency} on ${w.exchange}`)));
+    const from = (w: { account?: number }) => (w.account !== undefined && app.accounts.list.value.length > 1 ? `, from ${app.accounts.short(w.account)}` : "");
+    const summary = h("ul", {}, ...wallets.map((w) => h("li", {}, `${w.allocation} ${w.currency} on ${w.exchange}${from(w)}`)));
     if (!(await app.confirm("Create this wallet set?", summary, "Create"))) return;
     try {
       const made = await app.rpc.call<{ id: number }>("create_wallet_set", { wallets, description: description.value.trim() || undefined });

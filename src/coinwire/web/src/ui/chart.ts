@@ -81,6 +81,8 @@ export class CandleChart {
   private markers: ISeriesMarkersPluginApi<Time>;
   private times: number[] = [];
   private fills: FillMark[] = [];
+  /** Removed: answers that were on their way when the page was left (a market or account switch) are dropped, not drawn. */
+  private gone = false;
 
   /** `priceDecimals`: the market's precision, for the price axis and the fill markers' labels alike. */
   constructor(private el: HTMLElement, private tz: string, private priceDecimals: number) {
@@ -98,15 +100,18 @@ export class CandleChart {
 
   /** Re-read the theme's colours (after a light/dark switch). */
   restyle(): void {
+    if (this.gone) return;
     restyle(this.chart);
   }
 
   setTimeZone(tz: string): void {
+    if (this.gone) return;
     this.tz = tz;
     this.chart.applyOptions({}); // redraw labels with the new formatter zone
   }
 
   setHistory(candles: Candle[]): void {
+    if (this.gone) return;
     this.times = candles.map((c) => c[0]);
     this.candles.setData(candles.map((c) => ({ time: c[0] as UTCTimestamp, open: c[1], high: c[2], low: c[3], close: c[4] })));
     this.volume.setData(candles.map((c) => ({ time: c[0] as UTCTimestamp, value: c[5], color: c[4] >= c[1] ? `${UP}80` : `${DOWN}80` })));
@@ -115,6 +120,7 @@ export class CandleChart {
   }
 
   update(c: Candle): void {
+    if (this.gone) return;
     const last = this.times[this.times.length - 1];
     if (last !== undefined && c[0] < last) return; // an older bucket than the chart's last: ignore
     if (last !== c[0]) this.times.push(c[0]);
@@ -128,6 +134,7 @@ export class CandleChart {
   }
 
   setFills(fills: FillMark[]): void {
+    if (this.gone) return;
     this.fills = fills;
     this.drawFills();
   }
@@ -156,6 +163,7 @@ export class CandleChart {
   }
 
   dispose(): void {
+    this.gone = true;
     this.chart.remove();
   }
 }

@@ -13,10 +13,10 @@ export function currentMarket(app: App): Market | undefined {
   return app.market(p.exchange, p.symbol) ?? app.exchanges.value[0]?.markets[0];
 }
 
-export function marketPicker(app: App, onChange: () => void): HTMLSelectElement {
-  const now = currentMarket(app);
+/** The market select, grouped by exchange; `only`: the markets of one exchange (the Trade page's account's). */
+export function marketPicker(app: App, onChange: () => void, now = currentMarket(app), only?: string): HTMLSelectElement {
   const select = h("select", { "aria-label": "market", "data-testid": "market-select" });
-  for (const ex of app.exchanges.value) {
+  for (const ex of app.exchanges.value.filter((e) => !only || e.exchange === only)) {
     const group = h("optgroup", { label: `${ex.exchange} (${ex.mode})` });
     for (const m of ex.markets) {
       const value = `${m.exchange}|${m.symbol}`;

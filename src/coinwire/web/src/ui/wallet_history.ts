@@ -41,6 +41,7 @@ export class BalanceHistory {
   private again = false;
   private balances: string | null = null;
   private unwatch: () => void;
+  private disposed = false; // the page was left (or shows another account): a late answer draws nothing
 
   constructor(private app: App, private setId: number, open: boolean) {
     this.body = h("div", { class: "history-charts", "data-testid": `history-${setId}` }, placeholder("loading", "Loading the balance history…"));
@@ -77,9 +78,11 @@ export class BalanceHistory {
   private async load(): Promise<void> {
     try {
       const history = await this.app.rpc.call<WalletHistory>("get_wallet_set_history", { set_id: this.setId });
+      if (this.disposed) return;
       this.stale = false;
       this.draw(history);
     } catch (e) {
+      if (this.disposed) return;
       this.clear();
       fill(this.body, placeholder("error", (e as Error).message));
     }
@@ -123,6 +126,7 @@ export class BalanceHistory {
   }
 
   dispose(): void {
+    this.disposed = true;
     this.unwatch();
     this.clear();
   }
