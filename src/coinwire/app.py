@@ -72,7 +72,7 @@ class Platform:
         self.settings = settings
         private_dir(settings.data_path)  # the store, the signing secret and the master keys: owner only
         self.store = Store(settings.resolved_store_url, journal=settings.store_journal)
-        self.bus = bus_from_url(settings.bus_url)
+        self.bus = bus_from_url(settings.bus_url, settings.bus_namespace, settings.bus_max_log)
         self.cache = cache_from_url(settings.cache_url)
         self.gateway = Gateway(settings, self.store, self.bus)
         self.log_feed = LogFeed(self.gateway, settings.log_feed_per_second)  # warnings and errors as `logmessages`
