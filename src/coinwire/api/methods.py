@@ -24,6 +24,7 @@ from coinwire.auth.abilities import RPC_RULES
 from coinwire.auth.audit import AuditLog
 from coinwire.auth.service import AuthService
 from coinwire.api.notifier import Notifier
+from coinwire.api.streams import AccountStreams
 from coinwire.api.wallet_views import WalletViews
 from coinwire.bus.subjects import SubjectFilter
 from coinwire.core.accounts import Need
@@ -101,9 +102,10 @@ def _as_sent(raw: dict[str, Any] | None) -> dict[str, Any]:
 class Api:
     """Validates parameters, calls the gateway, shapes results; shared by every transport."""
 
-    def __init__(self, gateway: Gateway, notifier: Notifier, health: Health) -> None:
+    def __init__(self, gateway: Gateway, notifier: Notifier, health: Health, streams: AccountStreams | None = None) -> None:
         self.gateway = gateway
         self.notifier = notifier
+        self.streams = streams  # `subscribe` with `since`: an account's missed notifications, then live ones
         self.health = health  # get_status's `status` and `reasons`, the same as /readyz's
         self.wallets = WalletViews(gateway)
         self.owners: Owners | None = None  # set by the platform once the store is open
@@ -292,6 +294,8 @@ async def subscribe(api: Api, p: P.SubscribeParams, ctx: CallContext) -> Any:
     `ticker` pushes every latest price; `tickers` (subject patterns like `ticker.binance.usdt.*`) narrows it.
     `public_trades` pushes every market's public trades; `public_trades` patterns (`trade.demo.usdt.btc`) narrow it.
     Each pattern list replaces the one before and holds at most `ws_max_patterns` patterns (`too_many_patterns`).
+    `account` adds that account's order and trade notifications; with `since` (its `seq`), first those after it
+    (`replay_unavailable` when no longer kept), then live ones: send it as the connection's first request.
     """
     unknown = sorted(set(p.channels) - CHANNELS)
     if unknown:
@@ -301,19 +305,31 @@ async def subscribe(api: Api, p: P.SubscribeParams, ctx: CallContext) -> Any:
     for channel in dict.fromkeys(p.channels):  # each once, however often it is named
         authorize_channel(ctx.principal, channel)
     follows = {"order", "trade"} & set(p.channels)
-    if p.account is not None:
-        if not follows:
-            raise InvalidInput("invalid_params", "account narrows the order and trade channels: name one of them")
-        ctx.followed.add(api.account(ctx, p.account, need="view"))  # type: ignore[arg-type]
-    elif follows and _caller(ctx)[1]:
-        ctx.follow_all = True  # an admin asking for the channels without an account: every account's
+    if p.since is not None and p.account is None:
+        raise InvalidInput("invalid_params", "since replays one account: name it in `account`", field="since")
+    if p.since is not None and api.streams is None:
+        raise InvalidInput("not_a_stream", "this server replays nothing: subscribe without since")
     limit = api.notifier.limits.max_patterns
     tickers = None if p.tickers is None else _subject_patterns("ticker", "tickers", p.tickers, limit)
     trades = None if p.public_trades is None else _subject_patterns("trade", "public_trades", p.public_trades, limit)
+    account_id = None
+    if p.account is not None:
+        if not follows:
+            raise InvalidInput("invalid_params", "account narrows the order and trade channels: name one of them")
+        account_id = api.account(ctx, p.account, need="view")
+    replay = None
+    if p.since is not None:  # every check above is passed: the replay changes the connection only when it can run
+        replay = await api.streams.resume(ctx, account_id, p.since, follows)  # type: ignore[union-attr,arg-type]
+    elif account_id is not None:
+        ctx.followed.add(account_id)
+    elif follows and _caller(ctx)[1]:
+        ctx.follow_all = True  # an admin asking for the channels without an account: every account's
     ctx.ticker_patterns = tickers or ctx.ticker_patterns  # both checked before either changes
     ctx.trade_patterns = trades or ctx.trade_patterns
     await api.notifier.listen(ctx, p.channels)
     result: dict[str, Any] = {"channels": sorted(ctx.channels)}
+    if replay is not None:
+        result["replay"] = replay
     if "ticker" in ctx.channels:
         result["tickers"] = list(ctx.ticker_patterns)
     if "public_trades" in ctx.channels:

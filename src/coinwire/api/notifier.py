@@ -22,12 +22,20 @@ behind, only each subject's latest waits for it). See `api.ws_send`.
 Which connections a ticker or public trade reaches is worked out once per subject and kept
 until a connection or a subscription changes, so a message costs the same however many
 patterns its receivers chose (at most `PushLimits.max_patterns` each).
+
+A connection's order and trade notifications can be held back (`hold`): a new /rpc
+connection's until its first request (so `subscribe` with `since` as that request finds
+nothing pushed before it), and one account's while the connection replays what it missed
+(`api.streams`). Held notifications wait in arrival order, up to the connection's unread
+limit, until `release` pushes them (all, or those the replay did not already give). Only
+while some connection holds does a notification look its receivers up: the path of every
+other order stays as it was.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from typing import Any
 
 import msgspec
@@ -35,11 +43,17 @@ import structlog
 
 from coinwire.api.context import CallContext
 from coinwire.bus.base import Bus
-from coinwire.messages import ExchangeStatusChanged, FillEvent, LogMessage, Message, OrderUpdate
+from coinwire.messages import (
+    ExchangeStatusChanged,
+    FillEvent,
+    LogMessage,
+    Message,
+    OrderUpdate,
+)
 from coinwire.services.accounts import AccountBook
 from coinwire.services.log_feed import log_view, visible
 
-__all__ = ["Notifier", "PushLimits", "notification"]
+__all__ = ["Hold", "Notifier", "PushLimits", "notification", "plain_event"]
 
 log = structlog.get_logger("coinwire.notifier")
 
@@ -61,6 +75,54 @@ def notification(channel: str, params: Any) -> bytes:
     return _encode({"jsonrpc": "2.0", "method": channel, "params": params})
 
 
+class _Envelope(msgspec.Struct):
+    method: str
+    params: msgspec.Raw
+
+
+_envelope = msgspec.json.Decoder(_Envelope).decode
+
+
+def plain_event(data: bytes) -> bytes:
+    """A notification from `notification` as the plain JSON object /ws/orders sends: `{"channel": "order", ...params}`.
+
+    The params object is copied as it was encoded, not decoded: one receiver's format costs
+    that receiver a scan of the envelope, nobody else anything.
+    """
+    envelope = _envelope(data)
+    params = bytes(envelope.params)
+    head = b'{"channel":' + _encode(envelope.method)
+    rest = params[1:].lstrip()
+    return head + (b"}" if rest.startswith(b"}") else b"," + rest)
+
+
+class Hold:
+    """Order and trade notifications kept back from one connection, in arrival order (`Notifier.hold`).
+
+    `stage`: "first" (a new connection's, until its first request), "claimed" (that first
+    request replays one account: the others' went out), "replay" (a replay of `accounts` runs).
+    """
+
+    __slots__ = ("accounts", "items", "limit", "overflowed", "size", "stage")
+
+    def __init__(self, accounts: set[int] | None, stage: str, limit: int) -> None:
+        self.accounts = accounts  # None: every account's
+        self.stage = stage
+        self.items: list[tuple[int, int, str, bytes]] = []  # (account, seq, channel, encoded notification)
+        self.size = 0
+        self.limit = limit
+        self.overflowed = False  # more arrived than the unread limit: what was kept is gone
+
+    def covers(self, account_id: int) -> bool:
+        return self.accounts is None or account_id in self.accounts
+
+    def keep(self, account_id: int, seq: int, channel: str, data: bytes) -> bool:
+        """Keep one notification; False when that takes the hold past its limit."""
+        self.items.append((account_id, seq, channel, data))
+        self.size += len(data)
+        return self.size <= self.limit
+
+
 class Notifier:
     def __init__(self, bus: Bus, limits: PushLimits | None = None, accounts: AccountBook | None = None) -> None:
         self.bus = bus
@@ -74,6 +136,7 @@ class Notifier:
         self._listening: dict[str, list[CallContext]] = {}  # channel -> its connections; rebuilt after any change
         self._selected: dict[str, list[CallContext]] = {}  # ticker or trade subject -> its receivers; likewise
         self._readers: dict[tuple[str, int], list[CallContext]] = {}  # (order|trade, account) -> its receivers; likewise
+        self._holds: dict[int, Hold] = {}  # connection id -> what is held back from it (see `hold`); usually empty
 
     async def start(self) -> None:
         # ONE subscription: a bus keeps order per subscription, so an order's trades reach its
@@ -114,10 +177,66 @@ class Notifier:
 
     def remove(self, ctx: CallContext) -> None:
         self.connections.pop(ctx.connection_id, None)
+        self._holds.pop(ctx.connection_id, None)
         self._changed()
         for routes in self.origins.values():
             for oid in [k for k, v in routes.items() if v == ctx.connection_id]:
                 del routes[oid]
+
+    # --- holding a connection's order and trade notifications back -----------------------------
+    def hold(self, ctx: CallContext, accounts: set[int] | None = None, stage: str = "replay") -> Hold:
+        """Keep `ctx`'s order and trade notifications (of `accounts`; None: every account's) back until `release`."""
+        hold = self._holds[ctx.connection_id] = Hold(accounts, stage, self.limits.max_unread_bytes)
+        return hold
+
+    def holding(self, ctx: CallContext) -> Hold | None:
+        return self._holds.get(ctx.connection_id)
+
+    def narrow(self, ctx: CallContext, account_id: int) -> None:
+        """A new connection's first request replays one account: every other account's held notifications go out now."""
+        hold = self._holds.get(ctx.connection_id)
+        if hold is None or hold.stage != "first":
+            return
+        kept = [item for item in hold.items if item[0] == account_id]
+        _push_each(ctx, [item for item in hold.items if item[0] != account_id])
+        hold.accounts, hold.stage, hold.items, hold.size = {account_id}, "claimed", kept, sum(len(i[3]) for i in kept)
+
+    def release(self, ctx: CallContext, skip: Callable[[str, int], bool] | None = None, stages: Collection[str] | None = None) -> Hold | None:
+        """End `ctx`'s hold (only in one of `stages`, when given) and push what it kept, but those `skip(channel, seq)` names."""
+        hold = self._holds.get(ctx.connection_id)
+        if hold is None or (stages is not None and hold.stage not in stages):
+            return None
+        del self._holds[ctx.connection_id]
+        if not hold.overflowed and ctx.connection_id in self.connections:
+            _push_each(ctx, hold.items if skip is None else [i for i in hold.items if not skip(i[2], i[1])])
+        return hold
+
+    def follows(self, ctx: CallContext, account_id: int) -> bool:
+        """Whether `ctx` receives the account's order and trade notifications (on the channels it listens to)."""
+        return self._follows(ctx, account_id)
+
+    def _hold_or_push(self, targets: list[CallContext], data: bytes, channel: str, account_id: int, seq: int) -> None:
+        """`_push_all`, while some connection holds: a receiver holding this account keeps the notification instead."""
+        holds = self._holds
+        pushed = []
+        for target in targets:
+            hold = holds.get(target.connection_id)
+            if hold is None or not hold.covers(account_id):
+                pushed.append(target)
+            elif not hold.overflowed and not hold.keep(account_id, seq, channel, data):
+                self._overflow(target, hold)
+        if pushed:
+            _push_all(pushed, data)
+
+    def _overflow(self, ctx: CallContext, hold: Hold) -> None:
+        """A hold past the unread limit: a new connection's goes out as it is; a replay's connection is dropped as a slow consumer."""
+        if hold.stage == "first":
+            self.release(ctx)
+            return
+        hold.overflowed, hold.items, hold.size = True, [], 0
+        log.warning("websocket dropped: live notifications outgrew its replay's hold", connection=ctx.connection_id)
+        if ctx.drop is not None:
+            ctx.drop()
 
     def note_origin(self, client_oid: str, ctx: CallContext) -> int | None:
         """Route the caller's order `client_oid` to this connection; returns the connection noted before (or None)."""
@@ -191,12 +310,18 @@ class Notifier:
             order = message.order  # type: ignore[union-attr]
             targets = self._owner_and_readers("order", order, message, done=order.get("status") == "done")
             if targets:
-                _push_all(targets, notification("order", order))
+                if self._holds:
+                    self._hold_or_push(targets, notification("order", order), "order", message.account_id, message.seq)  # type: ignore[union-attr]
+                else:
+                    _push_all(targets, notification("order", order))
         elif kind is FillEvent:
             trade = message.trade  # type: ignore[union-attr]
             targets = self._owner_and_readers("trade", trade, message, done=False)
             if targets:
-                _push_all(targets, notification("trade", trade))
+                if self._holds:
+                    self._hold_or_push(targets, notification("trade", trade), "trade", message.account_id, message.seq)  # type: ignore[union-attr]
+                else:
+                    _push_all(targets, notification("trade", trade))
         elif isinstance(message, ExchangeStatusChanged):
             targets = self._listeners("exchstatus")
             if targets:
@@ -233,6 +358,8 @@ class Notifier:
         return targets
 
     def _follows(self, ctx: CallContext, account_id: int) -> bool:
+        if ctx.only_account is not None:
+            return account_id == ctx.only_account
         if ctx.follow_all or account_id in ctx.followed:
             return True
         principal = ctx.principal
@@ -247,6 +374,19 @@ def _push_all(targets: list[CallContext], data: bytes) -> None:
                 push(data)
             except Exception as exc:  # noqa: BLE001 - a closed connection must not stop the others
                 log.debug("notification not delivered", error=str(exc))
+
+
+def _push_each(ctx: CallContext, items: list[tuple[int, int, str, bytes]]) -> None:
+    """Held notifications to their connection, in the order they were kept."""
+    push = ctx.push
+    if push is None:
+        return
+    for item in items:
+        try:
+            push(item[3])
+        except Exception as exc:  # noqa: BLE001 - a closed connection: nothing more to deliver
+            log.debug("notification not delivered", error=str(exc))
+            return
 
 
 def _offer_all(targets: list[CallContext], subject: str, data: bytes) -> None:

@@ -16,6 +16,11 @@ id): the seed's `"args"` answers `-32602` `use_params`, any other member `-32600
 
 A connection ends when its credential does (`api.connections`): close code 4001 with the
 reason (`token_expired`, `session_revoked`, `key_revoked`, `user_disabled`).
+
+A new connection's order and trade notifications wait for its first request (at most
+`streams.FIRST_REQUEST_WAIT` seconds): when that request is `subscribe` with `account` and
+`since`, the account's missed notifications come first, then the held and later ones, none
+twice (`api.streams`); any other first request lets them all go out as it starts.
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ from coinwire.api.ws_protocol import FastWebSocketProtocol
 from coinwire.api.ws_send import ClientGone, text_pusher, text_sender
 from coinwire.auth.errors import RateLimited, Unauthenticated
 from coinwire.api.methods import Api
+from coinwire.api.streams import FIRST_REQUEST_WAIT
 from coinwire.core.errors import CoinwireError
 from coinwire.services import metrics
 from coinwire.store.outage import store_unavailable, store_unreachable
@@ -145,6 +151,12 @@ async def rpc_asgi(scope: Scope, receive: Receive, send: Send, api: Api) -> None
     pending: set[asyncio.Task[None]] = set()
     loop = asyncio.get_running_loop()  # looked up once: asyncio.create_task would per request (a getpid() on 3.11)
     ended = False
+    streams = api.streams
+    first = streams is not None  # the first request decides what the held notifications become
+    first_wait = None
+    if streams is not None:
+        api.notifier.hold(ctx, stage="first")
+        first_wait = loop.call_later(FIRST_REQUEST_WAIT, streams.end_first_wait, ctx)
 
     def end(reason: str) -> None:
         """The credential ended: nothing more is pushed or run; the close frame goes out after what is queued."""
@@ -156,6 +168,15 @@ async def rpc_asgi(scope: Scope, receive: Receive, send: Send, api: Api) -> None
         if direct:
             protocol.on_message = _discard
         _start(send({"type": "websocket.close", "code": CREDENTIALS_ENDED, "reason": reason}))
+
+    async def run_first(request: Any) -> None:
+        """The connection's first request: a `subscribe` with `since` takes over its account's held notifications."""
+        first_wait.cancel()  # type: ignore[union-attr]
+        streams.first_request(ctx, request)  # type: ignore[union-attr]
+        try:
+            await run(request)
+        finally:
+            streams.end_first_wait(ctx)  # type: ignore[union-attr]
 
     async def run(request: Any) -> None:
         if isinstance(request, list):
@@ -173,7 +194,7 @@ async def rpc_asgi(scope: Scope, receive: Receive, send: Send, api: Api) -> None
 
     def on_message(data: str | bytes) -> None:
         """One request message: parsed, charged to this connection's token bucket, then run in a task of its own."""
-        nonlocal tokens, stamp
+        nonlocal tokens, stamp, first
         try:
             request = _json_decode(data)
         except msgspec.DecodeError:
@@ -197,6 +218,10 @@ async def rpc_asgi(scope: Scope, receive: Receive, send: Send, api: Api) -> None
             rid = request.get("id") if isinstance(request, dict) else None
             message = "strings must not contain NUL characters (\\u0000)"
             _start(reply(rpc_error(rid, INVALID_PARAMS, message, {"code": "invalid_characters"})))
+            return
+        if first:
+            first = False
+            _start(run_first(request))
             return
         _start(run(request))
 
@@ -223,6 +248,8 @@ async def rpc_asgi(scope: Scope, receive: Receive, send: Send, api: Api) -> None
             data = message.get("text")
             on_message(data if data is not None else message.get("bytes") or b"")
     finally:
+        if first_wait is not None:
+            first_wait.cancel()
         if direct:
             protocol.on_message = None
         if api.connections is not None:
