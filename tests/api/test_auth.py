@@ -147,18 +147,20 @@ def test_a_viewer_reads_but_cannot_trade_or_create(server: ServerProcess, tokens
         assert error(vera.post("/api/v1/users", json={"username": "eve", "password": "x" * 12})) == (403, "forbidden")
         rules = vera.get("/api/v1/me/abilities").json()
         assert {"action": "read", "subject": "market", "own_only": True} in rules["rules"]
-        assert not any(r["action"] == "trade" for r in rules["rules"]) and "order" not in rules["channels"]
+        # the order channel carries only the accounts a user may read: a viewer's granted ones, none here
+        assert not any(r["action"] == "trade" for r in rules["rules"]) and "order" in rules["channels"]
 
 
-async def test_a_viewer_cannot_trade_or_subscribe_to_orders_over_rpc(server: ServerProcess, tokens: dict[str, str]) -> None:
+async def test_a_viewer_cannot_trade_or_follow_others_orders_over_rpc(server: ServerProcess, tokens: dict[str, str]) -> None:
     async with RpcClient(f"{server.ws_anonymous}?access_token={tokens['vera']}") as rpc:
         assert (await rpc.call("get_status"))["status"] == "online"
         with pytest.raises(RpcError) as refused:
             await rpc.call("make_order", exchange="demo", pair="BTC_USDT", side="buy", type="market", size="0.01")
         assert refused.value.data["code"] == "forbidden"
-        with pytest.raises(RpcError) as channel:
-            await rpc.call("subscribe", channels=["order"])
-        assert channel.value.data["code"] == "forbidden"
+        assert "order" in (await rpc.call("subscribe", channels=["order"]))["channels"]  # the accounts vera may read: none
+        with pytest.raises(RpcError) as other:
+            await rpc.call("subscribe", channels=["order"], account=1)  # an account she was not granted
+        assert other.value.data["code"] == "account_not_found"
         assert "ticker" in (await rpc.call("subscribe", channels=["ticker"]))["channels"]
 
 
@@ -234,7 +236,8 @@ async def test_two_users_never_see_each_others_wallet_sets_and_orders(server: Se
         ]:
             with pytest.raises(RpcError) as hidden:
                 await rpc.call(method, **params)
-            assert hidden.value.code == -32001 and hidden.value.data["code"].startswith("unknown_"), method
+            # an order id answers as an order that does not exist (order_not_found), the rest as unknown resources
+            assert hidden.value.code == -32001 and hidden.value.data["code"].startswith(("unknown_", "order_not_found")), method
         open_ids = [o["id"] for o in await rpc.call("list_open_orders")]
         assert tom["order"] in open_ids and tess["order"] not in open_ids
         recent_ids = [o["id"] for o in await rpc.call("list_recent_orders", include_open=True)]
@@ -243,7 +246,7 @@ async def test_two_users_never_see_each_others_wallet_sets_and_orders(server: Se
         assert str(tom["set"]) in sets and str(tess["set"]) not in sets
     with client(server, tokens["tom"]) as http:
         assert error(http.get(f"/xwrap/v1/wallets/{tess['set']}")) == (404, "unknown_wallet_set")
-        assert error(http.post("/xwrap/v1/orders/cancel", json={"order_id": tess["order"]})) == (404, "unknown_order")
+        assert error(http.post("/xwrap/v1/orders/cancel", json={"order_id": tess["order"]})) == (404, "order_not_found")
     async with RpcClient(server.ws) as admin:  # admins see all
         assert await admin.call("get_wallet_set", set_id=tess["set"])
         await admin.call("cancel_order", order_id=tess["order"])
@@ -281,8 +284,7 @@ async def test_order_pushes_reach_only_their_owner(server: ServerProcess, tokens
 
     async with RpcClient(f"{server.ws_anonymous}?access_token={tokens['tom']}") as tom, \
             RpcClient(f"{server.ws_anonymous}?access_token={tokens['tess']}") as tess:
-        with pytest.raises(RpcError):
-            await tess.call("subscribe", channels=["order", "trade"])
+        await tess.call("subscribe", channels=["order", "trade"])  # her own accounts' only
         ws = await tom.call("create_wallet_set", wallets=[{"exchange": "demo", "currency": "USDT", "allocation": "100"}])
         order = await tom.call("make_order", exchange="demo", pair="BTC_USDT", side="buy", type="limit", size="0.001",
                                limit=far_below(server), wallet_set_id=ws["id"])

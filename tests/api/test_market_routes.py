@@ -171,7 +171,7 @@ async def test_ticker_push_channel_with_patterns(setup: Setup) -> None:
         notifier.add(ctx)
     api = Api(None, notifier, None)  # type: ignore[arg-type]  # `subscribe` needs only the notifier
     answer = await subscribe(api, P.SubscribeParams(channels=["ticker"], tickers=["binance.usdt.*"]), usdt)
-    assert answer == {"channels": ["echo_ret", "exchstatus", "ticker"], "tickers": ["ticker.binance.usdt.*"]}
+    assert answer == {"channels": ["echo_ret", "exchstatus", "order", "ticker", "trade"], "tickers": ["ticker.binance.usdt.*"]}
     await subscribe(api, P.SubscribeParams(channels=["ticker"]), everything)
     with pytest.raises(InvalidInput):
         await subscribe(api, P.SubscribeParams(channels=["ticker"], tickers=["binance..*"]), silent)

@@ -122,7 +122,7 @@ async def test_public_trades_channel_with_patterns(rig: Rig) -> None:
         rig.notifier.add(ctx)
     api = Api(None, rig.notifier, None)  # type: ignore[arg-type]  # `subscribe` needs only the notifier
     answer = await subscribe(api, P.SubscribeParams(channels=["public_trades"], public_trades=["binance.usdt.btc"]), btc_only)
-    assert answer == {"channels": ["echo_ret", "exchstatus", "public_trades"], "public_trades": ["trade.binance.usdt.btc"]}
+    assert answer == {"channels": ["echo_ret", "exchstatus", "order", "public_trades", "trade"], "public_trades": ["trade.binance.usdt.btc"]}
     everything_answer = await subscribe(api, P.SubscribeParams(channels=["public_trades"]), everything)
     assert everything_answer["public_trades"] == ["trade.>"]
     await subscribe(api, P.SubscribeParams(channels=["ticker"]), ticker_only)

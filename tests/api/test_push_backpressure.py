@@ -153,7 +153,7 @@ async def test_subscribe_over_the_pattern_limit_is_refused_and_changes_nothing(s
             assert refused.value.reason == "too_many_patterns" and refused.value.data["limit"] == MAX_PATTERNS  # type: ignore[index]
             assert str(MAX_PATTERNS) in refused.value.message
         unchanged = await flooder.call("subscribe", channels=[])
-        assert unchanged == {"channels": ["echo_ret", "exchstatus", "ticker"], "tickers": ["ticker.demo.usdt.btc"]}
+        assert unchanged == {"channels": ["echo_ret", "exchstatus", "order", "ticker", "trade"], "tickers": ["ticker.demo.usdt.btc"]}
         # at the limit (wildcards, the costly kind, and the one market it wants), the server still serves everyone
         at_limit = [f"demo.*.x{n}" for n in range(MAX_PATTERNS - 1)] + ["demo.usdt.eth"]
         answer = await flooder.call("subscribe", channels=["ticker", "public_trades"], tickers=at_limit, public_trades=at_limit)

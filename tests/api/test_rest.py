@@ -410,12 +410,18 @@ def test_deactivate_by_the_seeds_wallet_set_id(http: httpx.Client) -> None:
     expect_error(http.post(url, json={"wallet_set_id": set_id}), 409, "wallet_set_inactive")
 
 
-def test_virtual_wallet_transaction_refuses_a_wallet_id(http: httpx.Client) -> None:
+def test_virtual_wallet_transaction_names_its_wallet_by_id_or_is_refused(http: httpx.Client) -> None:
     unchanged = state(http)
-    error = expect_error(http.post("/xwrap/v1/wallets/virtual/transaction", json={"exchange": EX, "base": "SOL", "movement": "3", "wallet_id": 1}),
-                         400, "unsupported_parameter")
-    assert error["message"].startswith("wallet_id is not supported yet") and error["field"] == "wallet_id"
+    url = "/xwrap/v1/wallets/virtual/transaction"
+    error = expect_error(http.post(url, json={"exchange": EX, "base": "SOL", "movement": "3", "wallet_id": 10**9}), 404, "wallet_not_found")
+    assert error["field"] == "wallet_id"
+    sol = http.get(f"/xwrap/v1/wallets/{EX}/SOL").json()  # the caller's account wallet: its id is the unallocated wallet's
+    expect_error(http.post(url, json={"exchange": EX, "base": "BTC", "movement": "3", "wallet_id": sol["id"]}), 400, "conflicting_parameters")
     assert state(http) == unchanged
+    assert http.post(url, json={"exchange": EX, "movement": "3", "wallet_id": sol["id"]}).status_code == 200
+    after = http.get(f"/xwrap/v1/wallets/{EX}/SOL").json()
+    assert Decimal(after["balance"]) == Decimal(sol["balance"]) + 3 and after["account"] == sol["account"]
+    assert http.post(url, json={"exchange": EX, "base": "SOL", "movement": "-3"}).status_code == 200
 
 
 # --- robustness -----------------------------------------------------------------------------------------

@@ -352,14 +352,18 @@ async def test_deactivate_wallet_set_takes_the_seeds_wallet_set_id_or_set_id_exa
     await expect_error(rpc.call("deactivate_wallet_set", wallet_set_id=424242), -32001, "wallet_set_not_found")
 
 
-async def test_add_virtual_wallet_tx_refuses_wallet_id_rather_than_ignoring_it(rpc: RpcClient) -> None:
+async def test_add_virtual_wallet_tx_honours_wallet_id_or_refuses_it(rpc: RpcClient) -> None:
     before = await rpc.call("get_total_wallet_set")
     set_id = (await rpc.call("create_wallet_set", wallets=[{"exchange": EX, "currency": "SOL", "allocation": "1"}]))["id"]
     wallet_id = (await rpc.call("get_wallet_set", set_id=set_id))["wallets"][0]["id"]
-    error = await expect_error(
-        rpc.call("add_virtual_wallet_tx", exchange=EX, base="SOL", movement="5", wallet_id=wallet_id), -32602, "unsupported_parameter"
+    error = await expect_error(  # a wallet set's wallet: virtual funds go to an account's unallocated wallet only
+        rpc.call("add_virtual_wallet_tx", exchange=EX, base="SOL", movement="5", wallet_id=wallet_id), -32602, "not_unallocated"
     )
-    assert "wallet_id is not supported yet" in error.message and error.data["field"] == "wallet_id"
+    assert "wallet set" in error.message and error.data["field"] == "wallet_id"
+    unallocated = await rpc.call("get_wallet", exchange=EX, currency="SOL")
+    await rpc.call("add_virtual_wallet_tx", exchange=EX, movement="5", wallet_id=unallocated["id"])  # honoured: that wallet
+    assert Decimal((await rpc.call("get_wallet", exchange=EX, currency="SOL"))["balance"]) == Decimal(unallocated["balance"]) + 5
+    await rpc.call("add_virtual_wallet_tx", exchange=EX, base="SOL", movement="-5")
     await rpc.call("deactivate_wallet_set", set_id=set_id)
     after = await rpc.call("get_total_wallet_set")
     assert [(w["currency"], w["balance"]) for w in after["wallets"]] == [(w["currency"], w["balance"]) for w in before["wallets"]]

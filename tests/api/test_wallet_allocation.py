@@ -148,21 +148,27 @@ async def test_get_wallet_answers_a_sets_wallet_as_get_wallet_set_shows_it(serve
         assert (await refusal(tom.call("get_wallet", exchange=EX, wallet_set_id=set_id)))[:2] == (-32602, "missing_parameter")
         assert (await refusal(tom.call("get_wallet", exchange=EX, currency="USDT", base="BTC", wallet_set_id=set_id)))[:2] == (-32602, "invalid_params")
         assert (await refusal(tom.call("get_wallet", exchange=EX, currency="USDT", wallet_set_id=10**9)))[:2] == (-32001, "unknown_wallet_set")
-        # without a wallet set: the exchange wallet holds every user's funds, so only admins read it
-        code, reason, _ = await refusal(tom.call("get_wallet", exchange=EX, currency="USDT"))
-        assert (code, reason) == (-32011, "wallet_set_required")
+        # without a wallet set: the caller's account wallet, all its partitions (allocated + unallocated)
+        own = await tom.call("get_wallet", exchange=EX, currency="USDT")
+        tom_total = balances(await tom.call("get_total_wallet_set"))
+        assert Decimal(own["balance"]) == tom_total[(EX, "USDT")] and own["account"] == usdt["account"] and own["id"] != usdt["id"]
         await tom.call("cancel_order", order_id=(await tom.call("list_open_orders", wallet_set_id=set_id))[0]["id"])
     with http_as(server, "tom") as rest:
         r = rest.get(f"/xwrap/v1/wallets/{EX}/USDT", params={"wallet_set_id": set_id})
         assert r.status_code == 200 and r.json()["balance"] == "250" and r.json()["id"] == usdt["id"]
         assert rest.get(f"/xwrap/v1/wallets/{EX}/BTC", params={"wallet_set_id": set_id}).json()["error"]["code"] == "unknown_wallet"
         r = rest.get(f"/xwrap/v1/wallets/{EX}/USDT")
-        assert (r.status_code, r.json()["error"]["code"]) == (403, "wallet_set_required")
+        assert r.status_code == 200 and r.json()["account"] == usdt["account"]
+        # another user's account is not found, whether or not it exists
+        r = rest.get(f"/xwrap/v1/wallets/{EX}/USDT", params={"account": usdt["account"] + 1000})
+        assert (r.status_code, r.json()["error"]["code"]) == (404, "account_not_found")
     async with RpcClient(server.ws) as admin:
-        total = balances(await admin.call("get_total_wallet_set"))
-        exchange_wallet = await admin.call("get_wallet", exchange=EX, currency="USDT")
-        assert Decimal(exchange_wallet["balance"]) == total[(EX, "USDT")]
-        assert exchange_wallet["id"] is None and exchange_wallet["exchange"] == EX and "present_value" in exchange_wallet
+        own = await admin.call("get_wallet", exchange=EX, currency="USDT")
+        total = balances(await admin.call("get_total_wallet_set", account=own["account"]))
+        assert Decimal(own["balance"]) == total[(EX, "USDT")] and own["exchange"] == EX and "present_value" in own
+        assert own["account"] != usdt["account"]  # the admin's own account, not tom's
+        tom_wallet = await admin.call("get_wallet", exchange=EX, currency="USDT", account=usdt["account"])  # admins read any
+        assert tom_wallet["account"] == usdt["account"]
     with server.client() as admin_http:
         assert Decimal(admin_http.get(f"/xwrap/v1/wallets/{EX}/usdt").json()["balance"]) == total[(EX, "USDT")]
 

@@ -170,6 +170,18 @@ class Api:
         user_id, is_admin = _caller(ctx)
         return self.gateway.accounts.readable(user_id, is_admin)
 
+    def set_accounts(self, ctx: CallContext, set_id: int, exchanges: Collection[str]) -> None:
+        """Refuse (`account_not_found`) unless the caller may trade the accounts the wallet set holds on `exchanges`.
+
+        Owning a set is not enough: its funds are its accounts' (a grant revoked since, or a set
+        from before accounts, whose funds became the admins').
+        """
+        ledger = self.gateway.ledger
+        for exchange in exchanges:
+            held = ledger.set_account(set_id, exchange) if self.gateway.ledger.find_set(set_id) else None
+            if held is not None:
+                self.account(ctx, held, need="trade")
+
     async def own_accounts(self, ctx: CallContext) -> None:
         """Make the caller's own account on every ready paper exchange (a balance read is a first use)."""
         user_id, _ = _caller(ctx)
@@ -454,6 +466,8 @@ async def make_order(api: Api, p: P.MakeOrderParams, ctx: CallContext) -> Any:
     request.owner_id = ctx.principal.user_id if ctx.principal is not None else None
     if p.account is not None:
         request.account_id = api.account(ctx, p.account, p.exchange)
+    if p.wallet_set_id is not None:  # the set spends its account's funds: the caller must (still) trade that account
+        api.set_accounts(ctx, p.wallet_set_id, (p.exchange,))
     previous = api.notifier.note_origin(request.client_oid, ctx)
     try:
         return await api.gateway.make_order(request)
@@ -542,6 +556,7 @@ async def allocate_to_wallet_set(api: Api, p: P.AllocateToWalletSetParams, ctx: 
     if not p.wallets:
         raise InvalidInput("bad_wallet_config", "allocate_to_wallet_set needs at least one wallet")
     allocations, accounts = _allocations(api, ctx, p.wallets)
+    api.set_accounts(ctx, set_id, {exchange for exchange, _, _ in allocations})
     await api.gateway.allocate_to_wallet_set(set_id, allocations, _caller(ctx)[0], accounts)
     return api.wallets.wallet_set(set_id)
 
@@ -578,15 +593,28 @@ async def get_wallet(api: Api, p: P.GetWalletParams, ctx: CallContext) -> Any:
 
 
 async def _funds_scope(api: Api, ctx: CallContext, account: int | None) -> tuple[set[int] | None, Collection[int] | None]:
-    """(wallet sets, accounts) whose funds the caller may see: one account named, or all theirs (None, None: everything)."""
+    """(wallet sets, accounts) whose funds a balance read shows (None: all).
+
+    One account named (one the caller may read; admins: any), else the caller's own and granted
+    accounts, admins included: a balance is what one trades with, not a sum over every user
+    (an admin names an account to read another's). Without users, everything.
+    """
     if account is None:
         await api.own_accounts(ctx)
-    accounts = api.readable_accounts(ctx, account)
     owners, principal = api.owners, ctx.principal
-    if accounts is None or owners is None or principal is None:
-        return None, accounts
-    # a set is seen by its owner; its funds count in the totals of the accounts they came from
-    return {ws.id for ws in api.gateway.ledger.wallet_sets(active_only=True) if owners.visible("wallet_set", ws.id, principal)}, accounts
+    if principal is None:
+        return None, None
+    accounts = api.readable_accounts(ctx, account) if account is not None else api.gateway.accounts.personal(principal.user_id)
+    # the sets listed: those the caller may see that hold funds of the accounts shown (or none yet)
+    ledger = api.gateway.ledger
+    sets = set()
+    for ws in ledger.wallet_sets(active_only=True):
+        if owners is not None and not owners.visible("wallet_set", ws.id, principal):
+            continue
+        held = {w.account_id for w in ledger.wallets(ws.id)}
+        if accounts is None or not held or held & set(accounts):
+            sets.add(ws.id)
+    return sets, accounts
 
 
 @method("get_all_wallet_sets", P.AggregateParams)

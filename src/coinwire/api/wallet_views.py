@@ -87,6 +87,7 @@ class WalletViews:
             "run_id": wallet_set.run_id,
             "active": wallet_set.active,
             "type": wallet_set.type,
+            "accounts": sorted({w.account_id for w in wallets}),  # whose funds it holds: one account per exchange
         }
         if aggregate_only:
             view["aggregate"] = self._aggregate_by_currency({(w.exchange, w.currency): Balance(w.balance, w.hold) for w in wallets})

@@ -177,6 +177,10 @@ class Ledger:
                 lines += self._allocate(exchange, currency, None, set_id, 0, ts, account)
         return lines
 
+    def find_set(self, set_id: object) -> bool:
+        """Is there a wallet set with this id (active or not)?"""
+        return set_id in self._sets
+
     def set_account(self, set_id: int, exchange: str) -> int | None:
         """The account whose funds the set holds on `exchange` (None: the set has no wallet there)."""
         for wallet_id in self._partitions.get(set_id, ()):
