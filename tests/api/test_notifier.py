@@ -180,7 +180,7 @@ async def test_a_hold_keeps_an_accounts_notifications_back_in_order_and_release_
     await notifier.start()
     held, free = Follower(notifier), Follower(notifier)
     try:
-        notifier.hold(held.ctx, {7})
+        notifier.hold(held.ctx, 7)
         for seq in (1, 2, 3):
             await bus.publish("order.7.demo.usdt.btc", _update(seq))
         await bus.publish("fill.7.demo.usdt.btc", _fill(4))
@@ -195,49 +195,38 @@ async def test_a_hold_keeps_an_accounts_notifications_back_in_order_and_release_
         await bus.close()
 
 
-async def test_a_new_connections_hold_narrowed_to_one_account_lets_the_others_go_and_keeps_that_one() -> None:
+async def test_whether_an_accounts_notifications_may_have_reached_a_connection_since_it_was_added() -> None:
     bus = MemoryBus()
     notifier = Notifier(bus)
     await notifier.start()
-    conn = Follower(notifier)
-    conn.ctx.followed.add(8)
     try:
-        notifier.hold(conn.ctx, stage="first")
-        await bus.publish("order.8.demo.usdt.btc", _update(1, 8))
         await bus.publish("order.7.demo.usdt.btc", _update(1))
-        await bus.publish("order.8.demo.usdt.btc", _update(2, 8))
-        assert conn.pushed == []
-        notifier.narrow(conn.ctx, 7)  # its first request replays account 7
-        assert conn.pushed == [("order", 1), ("order", 2)]  # account 8's, in order
-        await bus.publish("order.8.demo.usdt.btc", _update(3, 8))
+        conn = Follower(notifier)  # added after account 7's first notification, before account 8's
+        assert not notifier.reached_since_added(conn.ctx, 7) and not notifier.reached_since_added(conn.ctx, 8)
+        await bus.publish("fill.8.demo.usdt.btc", _fill(1, 8))
+        assert notifier.reached_since_added(conn.ctx, 8) and not notifier.reached_since_added(conn.ctx, 7)
         await bus.publish("order.7.demo.usdt.btc", _update(2))
-        assert conn.pushed[-1] == ("order", 3)
-        hold = notifier.holding(conn.ctx)
-        assert hold is not None and hold.stage == "claimed" and [i[1] for i in hold.items] == [1, 2]
-        assert notifier.release(conn.ctx, stages=("first",)) is None  # the first-request timer does not end a claimed hold
-        notifier.release(conn.ctx)
-        assert conn.pushed[-2:] == [("order", 1), ("order", 2)]
+        assert notifier.reached_since_added(conn.ctx, 7)
     finally:
         await notifier.close()
         await bus.close()
 
 
-async def test_a_replay_hold_past_the_unread_limit_drops_its_connection_and_a_first_one_lets_everything_go() -> None:
+async def test_a_hold_past_the_unread_limit_drops_its_connection_and_keeps_nothing() -> None:
     bus = MemoryBus()
     notifier = Notifier(bus, PushLimits(max_unread_bytes=2_000))
     await notifier.start()
-    replaying, waiting = Follower(notifier), Follower(notifier)
+    replaying, other = Follower(notifier), Follower(notifier)
     dropped: list[int] = []
     replaying.ctx.drop = lambda: dropped.append(replaying.ctx.connection_id)
     try:
-        replay = notifier.hold(replaying.ctx, {7})
-        notifier.hold(waiting.ctx, stage="first")
+        hold = notifier.hold(replaying.ctx, 7)
         for seq in range(1, 40):
             await bus.publish("order.7.demo.usdt.btc", _update(seq))
-        assert replay.overflowed and replay.items == [] and dropped == [replaying.ctx.connection_id]
-        assert replaying.pushed == []  # what it kept is gone with it, and nothing more is kept or pushed
-        assert notifier.holding(waiting.ctx) is None  # a new connection's wait ended: what it held went out, in order
-        assert waiting.pushed == [("order", seq) for seq in range(1, 40)]
+        assert hold.overflowed and hold.items == [] and dropped == [replaying.ctx.connection_id]
+        notifier.release(replaying.ctx)
+        assert replaying.pushed == []  # what it kept is gone with it
+        assert other.pushed == [("order", seq) for seq in range(1, 40)]  # nobody else waited for it
     finally:
         await notifier.close()
         await bus.close()

@@ -2,14 +2,15 @@
 in-process bus and on NATS JetStream.
 
 Each test runs a real server (tests/server.py) with two traders and a viewer. A storm of orders
-is placed by one connection while another disconnects and comes back with `since`: it must get
-every notification it missed once, in `seq` order, then live ones.
+is placed by one connection while another disconnects and comes back with `?account=&since=`:
+it must get every notification it missed once, in `seq` order, then live ones.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
 import uuid
 from collections.abc import Iterator
@@ -54,8 +55,10 @@ def tokens(server: ServerProcess) -> dict[str, str]:
     return {name: server.login(name, f"{name}-password")["access_token"] for name in names}
 
 
-def rpc(server: ServerProcess, token: str) -> RpcClient:
-    return RpcClient(f"{server.ws_anonymous}?access_token={token}")
+def rpc(server: ServerProcess, token: str, **query: int) -> RpcClient:
+    """An /rpc client of the user; `account=` and `since=` go in the query (a replay from the connection's start)."""
+    extra = "".join(f"&{k}={v}" for k, v in query.items())
+    return RpcClient(f"{server.ws_anonymous}?access_token={token}{extra}")
 
 
 def orders_ws(server: ServerProcess, token: str, **query: int) -> str:
@@ -98,8 +101,6 @@ async def test_a_second_connection_gets_orders_placed_by_the_first_and_by_rest_a
 ) -> None:
     async with rpc(server, tokens["tom"]) as first, rpc(server, tokens["tom"]) as second, \
             rpc(server, tokens["tess"]) as other, rpc(server, tokens["vic"]) as viewer:
-        for client in (first, second, other, viewer):
-            await client.call("get_status")  # each connection's first request: its notifications start
         placed = await market_buy(first, f"rpc-{uuid.uuid4().hex[:8]}")
         with httpx.Client(base_url=server.http, headers={"Authorization": f"Bearer {tokens['tom']}"}, timeout=10) as tom:
             r = tom.post("/xwrap/v1/orders/new", json={"exchange": "demo", "pair": "BTC_USDT", "side": "buy", "type": "market",
@@ -151,10 +152,8 @@ async def test_a_client_that_reconnects_during_a_storm_with_since_gets_each_miss
 ) -> None:
     account, before = await own_account(server, tokens["tom"])
     async with rpc(server, tokens["tom"]) as placer:
-        await placer.call("get_status")
         follower = rpc(server, tokens["tom"])
         await follower.connect()
-        await follower.call("get_status")
         placed = [0]
         storm = asyncio.create_task(_storm(placer, STORM, placed))
         seen: list[int] = []
@@ -167,21 +166,34 @@ async def test_a_client_that_reconnects_during_a_storm_with_since_gets_each_miss
         while placed[0] < STORM // 2:
             await asyncio.sleep(0.01)
         assert not storm.done(), "the storm ended before the follower came back: nothing to test"
-        async with rpc(server, tokens["tom"]) as back:
-            answer = await back.call("subscribe", channels=["order", "trade"], account=account, since=since)
+        async with rpc(server, tokens["tom"], account=account, since=since) as back:
             await storm
             tail = await market_buy(placer)  # a live one after the storm
-            got = events(await drain(back, 1.0))
-        replay = answer["replay"]
-        assert replay["account"] == account and replay["since"] == since
-        seqs = [p["seq"] for _, p in got]
-        last = tail["seq"]
-        bad = next((i for i, s in enumerate(seqs) if s != since + 1 + i), None)
-        assert seqs == list(range(since + 1, last + 1)), (since, last, replay, bad, seqs[bad - 3: bad + 4] if bad else None,
-                                                          [(m, p["client_order_id"], p.get("status")) for m, p in got[bad - 3: bad + 4]] if bad else None)
-        assert all(p["account"] == account for _, p in got)
-        assert sum(1 for m, _ in got if m == "order") >= STORM // 2 and sum(1 for m, _ in got if m == "trade") >= STORM // 2
-        assert replay["replayed"] >= 1 and since < replay["last_seq"] < last
+            notes = await drain(back, 1.0)
+    got = events(notes)
+    seqs = [p["seq"] for _, p in got]
+    last = tail["seq"]
+    assert seqs == list(range(since + 1, last + 1)), [b for a, b in itertools.pairwise(seqs) if b != a + 1][:10]
+    assert all(p["account"] == account for _, p in got)
+    assert sum(1 for m, _ in got if m == "order") >= STORM // 2 and sum(1 for m, _ in got if m == "trade") >= STORM // 2
+    (at, replay), = [(i, p) for i, (m, p) in enumerate(notes) if m == "replayed"]
+    assert replay["account"] == account and replay["since"] == since and since < replay["last_seq"] <= last
+    assert replay["replayed"] == replay["last_seq"] - since
+    assert len(events(notes[:at])) >= replay["replayed"]  # all it counted came before it (live ones may too)
+
+
+async def test_subscribe_with_since_replays_on_a_connection_the_account_has_not_reached_yet(
+    server: ServerProcess, tokens: dict[str, str]
+) -> None:
+    account, since = await own_account(server, tokens["tess"])
+    async with rpc(server, tokens["tess"]) as placer:
+        missed = [await market_buy(placer) for _ in range(3)]
+        async with rpc(server, tokens["tess"]) as back:
+            answer = await back.call("subscribe", channels=["order", "trade"], account=account, since=since)
+            live = await market_buy(placer)
+            got = events(await drain(back, 0.5))
+    assert answer["replay"] == {"account": account, "since": since, "replayed": missed[-1]["seq"] - since, "last_seq": missed[-1]["seq"]}
+    assert [p["seq"] for _, p in got] == list(range(since + 1, live["seq"] + 1))
 
 
 async def test_since_refusals_old_foreign_future_and_not_first(server: ServerProcess, tokens: dict[str, str]) -> None:
@@ -198,13 +210,21 @@ async def test_since_refusals_old_foreign_future_and_not_first(server: ServerPro
         with pytest.raises(RpcError) as alone:
             await tom.call("subscribe", channels=["order", "trade"], since=0)
         assert alone.value.reason == "invalid_params"
-        with pytest.raises(RpcError) as late:  # this connection already receives tom's account live
+        await market_buy(tom)  # its notifications reach this connection live
+        with pytest.raises(RpcError) as late:
             await tom.call("subscribe", channels=["order", "trade"], account=tom_account, since=0)
-        assert late.value.reason == "since_not_first"
+        assert late.value.reason == "since_not_first" and f"account={tom_account}&since=0" in late.value.message
     async with rpc(server, tokens["vic"]) as vic:
         with pytest.raises(RpcError) as viewer:
             await vic.call("subscribe", channels=["order"], account=tess_account, since=0)
         assert viewer.value.reason == "account_not_found"
+    for query, code in (({"account": tom_account, "since": 0}, "account_not_found"), ({"since": 0}, "invalid_params")):
+        async with websockets.connect(rpc(server, tokens["tess"], **query).url) as ws:  # in the query: refused, then closed
+            answer = json.loads(await asyncio.wait_for(ws.recv(), 5))
+            with pytest.raises(websockets.ConnectionClosed) as closed:
+                await asyncio.wait_for(ws.recv(), 5)
+        assert answer["id"] is None and answer["error"]["data"]["code"] == code
+        assert closed.value.rcvd is not None and (closed.value.rcvd.code, closed.value.rcvd.reason) == (1008, code)
 
 
 async def test_ws_orders_replays_then_follows_live_as_plain_objects(server: ServerProcess, tokens: dict[str, str]) -> None:
@@ -248,14 +268,12 @@ async def test_ws_orders_refuses_another_users_account_with_a_reason(server: Ser
             pass
 
 
-async def test_a_connection_that_sends_nothing_still_gets_its_accounts_notifications(server: ServerProcess, tokens: dict[str, str]) -> None:
-    """A new connection's notifications wait for its first request, but not for ever (a listening tab sends none)."""
+async def test_a_connection_that_sends_nothing_gets_its_accounts_notifications(server: ServerProcess, tokens: dict[str, str]) -> None:
+    """A listening tab sends no request; whatever its user places reaches it at once."""
     async with rpc(server, tokens["tess"]) as placer, rpc(server, tokens["tess"]) as listener:
         view = await market_buy(placer)
-        method, params = await asyncio.wait_for(listener.notifications.get(), 10)
-        while method not in ("order", "trade"):
-            method, params = await asyncio.wait_for(listener.notifications.get(), 10)
-        assert params["account"] == view["account"]
+        got = events(await drain(listener, 0.3))
+    assert [p["client_order_id"] for m, p in got if m == "order"] == [view["client_order_id"]]
 
 
 async def test_ws_orders_without_account_follows_every_account_the_user_reads_live(server: ServerProcess, tokens: dict[str, str]) -> None:

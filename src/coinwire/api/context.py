@@ -37,7 +37,7 @@ class CallContext:
     """
 
     __slots__ = ("connection_id", "channels", "send", "push", "offer", "drained", "drop", "transport", "ticker_patterns", "trade_patterns",
-                 "principal", "checked_at", "followed", "follow_all", "only_account", "_allowed", "_allowed_for")
+                 "principal", "checked_at", "followed", "follow_all", "only_account", "added_at", "_allowed", "_allowed_for")
 
     def __init__(
         self, transport: str, send: Push | None = None, principal: Principal | None = None, push: Callable[[bytes], None] | None = None
@@ -59,6 +59,7 @@ class CallContext:
         self.followed: set[int] = set()  # accounts named in `subscribe(account=...)`, checked then (besides the user's own)
         self.follow_all = False  # an admin's `subscribe` to order or trade without an account: every account's
         self.only_account: int | None = None  # /ws/orders?account=: that account's notifications and no other's
+        self.added_at = 0  # the notifier's count of order and trade notifications when it added this connection
         self._allowed: set[str] = set()  # methods `principal` was allowed: a connection calls the same few again and again
         self._allowed_for: Principal | None = None
 

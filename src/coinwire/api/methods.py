@@ -24,7 +24,7 @@ from coinwire.auth.abilities import RPC_RULES
 from coinwire.auth.audit import AuditLog
 from coinwire.auth.service import AuthService
 from coinwire.api.notifier import Notifier
-from coinwire.api.streams import AccountStreams
+from coinwire.api.streams import AccountStreams, StreamQuery, stream_query
 from coinwire.api.wallet_views import WalletViews
 from coinwire.bus.subjects import SubjectFilter
 from coinwire.core.accounts import Need
@@ -162,6 +162,22 @@ class Api:
         if exchange is not None and account.exchange != exchange:
             raise InvalidInput("account_exchange_mismatch", f"account {account_id} is on {account.exchange}, not {exchange}")
         return account.id
+
+    def stream_of(self, ctx: CallContext, query_string: bytes) -> StreamQuery:
+        """A WebSocket's `?account=&since=` (api.streams): checked before the connection receives anything.
+
+        With `since`, the account's notifications to it are held from here on, until its replay
+        has been sent (`AccountStreams.resume` with the returned hold).
+        """
+        account, since = stream_query(query_string)
+        if account is None:
+            return StreamQuery(None, None, None)
+        for channel in ("order", "trade"):
+            authorize_channel(ctx.principal, channel)
+        account_id: int = self.account(ctx, account, need="view")  # type: ignore[assignment]
+        if since is not None and self.streams is None:
+            raise InvalidInput("not_a_stream", "this server replays nothing: connect without since")
+        return StreamQuery(account_id, since, self.notifier.hold(ctx, account_id) if since is not None else None)
 
     def readable_accounts(self, ctx: CallContext, account_id: int | None = None) -> Collection[int] | None:
         """The accounts a read may show: the one named (checked), else every account the caller may read (None: all)."""
@@ -307,7 +323,8 @@ async def subscribe(api: Api, p: P.SubscribeParams, ctx: CallContext) -> Any:
     `public_trades` pushes every market's public trades; `public_trades` patterns (`trade.demo.usdt.btc`) narrow it.
     Each pattern list replaces the one before and holds at most `ws_max_patterns` patterns (`too_many_patterns`).
     `account` adds that account's order and trade notifications; with `since` (its `seq`), first those after it
-    (`replay_unavailable` when no longer kept), then live ones: send it as the connection's first request.
+    (`replay_unavailable` when no longer kept), then live ones, when none of them reached this connection yet
+    (`since_not_first` otherwise: connect with `?account=&since=`).
     """
     unknown = sorted(set(p.channels) - CHANNELS)
     if unknown:

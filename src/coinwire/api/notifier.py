@@ -23,19 +23,18 @@ Which connections a ticker or public trade reaches is worked out once per subjec
 until a connection or a subscription changes, so a message costs the same however many
 patterns its receivers chose (at most `PushLimits.max_patterns` each).
 
-A connection's order and trade notifications can be held back (`hold`): a new /rpc
-connection's until its first request (so `subscribe` with `since` as that request finds
-nothing pushed before it), and one account's while the connection replays what it missed
-(`api.streams`). Held notifications wait in arrival order, up to the connection's unread
-limit, until `release` pushes them (all, or those the replay did not already give). Only
-while some connection holds does a notification look its receivers up: the path of every
-other order stays as it was.
+A connection's notifications of one account can be held back (`hold`) while it replays what
+it missed (`api.streams`): they wait in arrival order, up to the connection's unread limit,
+until `release` pushes those the replay did not already give. Only while some connection
+holds does a notification look its receivers up: the path of every other order stays as it
+was. `reached_since_added` tells whether any notification of an account was handled since a
+connection was added (then some may have reached it, and a replay on it could repeat them).
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import msgspec
@@ -97,24 +96,17 @@ def plain_event(data: bytes) -> bytes:
 
 
 class Hold:
-    """Order and trade notifications kept back from one connection, in arrival order (`Notifier.hold`).
+    """One account's order and trade notifications kept back from one connection while it replays, in arrival order."""
 
-    `stage`: "first" (a new connection's, until its first request), "claimed" (that first
-    request replays one account: the others' went out), "replay" (a replay of `accounts` runs).
-    """
+    __slots__ = ("accounts", "items", "limit", "overflowed", "replaying", "size")
 
-    __slots__ = ("accounts", "items", "limit", "overflowed", "size", "stage")
-
-    def __init__(self, accounts: set[int] | None, stage: str, limit: int) -> None:
-        self.accounts = accounts  # None: every account's
-        self.stage = stage
+    def __init__(self, accounts: set[int], limit: int) -> None:
+        self.accounts = accounts
         self.items: list[tuple[int, int, str, bytes]] = []  # (account, seq, channel, encoded notification)
         self.size = 0
         self.limit = limit
-        self.overflowed = False  # more arrived than the unread limit: what was kept is gone
-
-    def covers(self, account_id: int) -> bool:
-        return self.accounts is None or account_id in self.accounts
+        self.overflowed = False  # more arrived than the unread limit: what was kept is gone, the connection dropped
+        self.replaying = False  # a replay took it over (`api.streams`)
 
     def keep(self, account_id: int, seq: int, channel: str, data: bytes) -> bool:
         """Keep one notification; False when that takes the hold past its limit."""
@@ -137,6 +129,8 @@ class Notifier:
         self._selected: dict[str, list[CallContext]] = {}  # ticker or trade subject -> its receivers; likewise
         self._readers: dict[tuple[str, int], list[CallContext]] = {}  # (order|trade, account) -> its receivers; likewise
         self._holds: dict[int, Hold] = {}  # connection id -> what is held back from it (see `hold`); usually empty
+        self._handled = 0  # order and trade notifications handled so far
+        self._touched: dict[int, int] = {}  # account id -> `_handled` at its latest notification
 
     async def start(self) -> None:
         # ONE subscription: a bus keeps order per subscription, so an order's trades reach its
@@ -173,6 +167,7 @@ class Notifier:
 
     def add(self, ctx: CallContext) -> None:
         self.connections[ctx.connection_id] = ctx
+        ctx.added_at = self._handled
         self._changed()
 
     def remove(self, ctx: CallContext) -> None:
@@ -184,30 +179,18 @@ class Notifier:
                 del routes[oid]
 
     # --- holding a connection's order and trade notifications back -----------------------------
-    def hold(self, ctx: CallContext, accounts: set[int] | None = None, stage: str = "replay") -> Hold:
-        """Keep `ctx`'s order and trade notifications (of `accounts`; None: every account's) back until `release`."""
-        hold = self._holds[ctx.connection_id] = Hold(accounts, stage, self.limits.max_unread_bytes)
+    def hold(self, ctx: CallContext, account_id: int) -> Hold:
+        """Keep `ctx`'s order and trade notifications of the account back until `release`."""
+        hold = self._holds[ctx.connection_id] = Hold({account_id}, self.limits.max_unread_bytes)
         return hold
 
     def holding(self, ctx: CallContext) -> Hold | None:
         return self._holds.get(ctx.connection_id)
 
-    def narrow(self, ctx: CallContext, account_id: int) -> None:
-        """A new connection's first request replays one account: every other account's held notifications go out now."""
-        hold = self._holds.get(ctx.connection_id)
-        if hold is None or hold.stage != "first":
-            return
-        kept = [item for item in hold.items if item[0] == account_id]
-        _push_each(ctx, [item for item in hold.items if item[0] != account_id])
-        hold.accounts, hold.stage, hold.items, hold.size = {account_id}, "claimed", kept, sum(len(i[3]) for i in kept)
-
-    def release(self, ctx: CallContext, skip: Callable[[str, int], bool] | None = None, stages: Collection[str] | None = None) -> Hold | None:
-        """End `ctx`'s hold (only in one of `stages`, when given) and push what it kept, but those `skip(channel, seq)` names."""
-        hold = self._holds.get(ctx.connection_id)
-        if hold is None or (stages is not None and hold.stage not in stages):
-            return None
-        del self._holds[ctx.connection_id]
-        if not hold.overflowed and ctx.connection_id in self.connections:
+    def release(self, ctx: CallContext, skip: Callable[[str, int], bool] | None = None) -> Hold | None:
+        """End `ctx`'s hold and push what it kept, but those `skip(channel, seq)` names; the hold (None when there was none)."""
+        hold = self._holds.pop(ctx.connection_id, None)
+        if hold is not None and not hold.overflowed and ctx.connection_id in self.connections:
             _push_each(ctx, hold.items if skip is None else [i for i in hold.items if not skip(i[2], i[1])])
         return hold
 
@@ -215,13 +198,17 @@ class Notifier:
         """Whether `ctx` receives the account's order and trade notifications (on the channels it listens to)."""
         return self._follows(ctx, account_id)
 
+    def reached_since_added(self, ctx: CallContext, account_id: int) -> bool:
+        """Whether a notification of the account was handled since `ctx` was added (it may have reached it)."""
+        return self._touched.get(account_id, 0) > ctx.added_at
+
     def _hold_or_push(self, targets: list[CallContext], data: bytes, channel: str, account_id: int, seq: int) -> None:
         """`_push_all`, while some connection holds: a receiver holding this account keeps the notification instead."""
         holds = self._holds
         pushed = []
         for target in targets:
             hold = holds.get(target.connection_id)
-            if hold is None or not hold.covers(account_id):
+            if hold is None or account_id not in hold.accounts:
                 pushed.append(target)
             elif not hold.overflowed and not hold.keep(account_id, seq, channel, data):
                 self._overflow(target, hold)
@@ -229,10 +216,7 @@ class Notifier:
             _push_all(pushed, data)
 
     def _overflow(self, ctx: CallContext, hold: Hold) -> None:
-        """A hold past the unread limit: a new connection's goes out as it is; a replay's connection is dropped as a slow consumer."""
-        if hold.stage == "first":
-            self.release(ctx)
-            return
+        """A hold past the unread limit: its connection is dropped as a slow consumer (it can come back with its `since`)."""
         hold.overflowed, hold.items, hold.size = True, [], 0
         log.warning("websocket dropped: live notifications outgrew its replay's hold", connection=ctx.connection_id)
         if ctx.drop is not None:
@@ -306,6 +290,9 @@ class Notifier:
     def _on_message(self, subject: str, message: Message) -> None:
         """Inline, from the bus: encode once, queue to every receiver without waiting for any of them."""
         kind = type(message)
+        if kind is OrderUpdate or kind is FillEvent:
+            handled = self._handled = self._handled + 1
+            self._touched[message.account_id] = handled  # type: ignore[union-attr]
         if kind is OrderUpdate:
             order = message.order  # type: ignore[union-attr]
             targets = self._owner_and_readers("order", order, message, done=order.get("status") == "done")

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 from typing import Any
-from urllib.parse import parse_qs
 
 import msgspec
 import structlog
@@ -33,10 +32,9 @@ from coinwire.api.context import CallContext
 from coinwire.api.guard import authorize_channel, client_ip, credential_of
 from coinwire.api.methods import Api
 from coinwire.api.notifier import plain_event
-from coinwire.api.query_values import query_int
 from coinwire.api.ws_send import drained_of, drop_of, text_pusher, text_sender
 from coinwire.auth.errors import Unauthenticated
-from coinwire.core.errors import CoinwireError, InvalidInput
+from coinwire.core.errors import CoinwireError
 
 __all__ = ["ORDERS_WS_PATH", "orders_ws_asgi"]
 
@@ -46,11 +44,6 @@ _CHANNELS = ("order", "trade")
 
 log = structlog.get_logger("coinwire.ws_orders")
 _encode = msgspec.json.Encoder().encode
-
-
-def _query(scope: Scope) -> dict[str, str]:
-    """The query's values by name (the last of a repeated one); `access_token` is the credential's, not read here."""
-    return {k: v[-1] for k, v in parse_qs(scope.get("query_string", b"").decode("latin-1")).items()}
 
 
 async def orders_ws_asgi(scope: Scope, receive: Receive, send: Send, api: Api) -> None:
@@ -87,7 +80,7 @@ async def orders_ws_asgi(scope: Scope, receive: Receive, send: Send, api: Api) -
         task.add_done_callback(closing.discard)
 
     try:
-        await _follow(api, ctx, _query(scope), pusher)
+        await _follow(api, ctx, scope.get("query_string", b""), pusher)
     except CoinwireError as exc:
         api.notifier.remove(ctx)
         pusher(_encode({"channel": "error", **exc.to_dict()}))
@@ -107,33 +100,23 @@ async def orders_ws_asgi(scope: Scope, receive: Receive, send: Send, api: Api) -
         api.notifier.remove(ctx)
 
 
-async def _follow(api: Api, ctx: CallContext, query: dict[str, str], pusher: Any) -> None:
+async def _follow(api: Api, ctx: CallContext, query_string: bytes, pusher: Any) -> None:
     """Check the query, then follow: one account (after `since` first) or every account the caller may read."""
     for channel in _CHANNELS:
         authorize_channel(ctx.principal, channel)
-    account = query.get("account")
-    account_id = None if account is None else query_int(account, "account", 0, 1, 2**62)
-    since = None if query.get("since") is None else query_int(query["since"], "since", 0, 0, 2**62)
-    if since is not None and account_id is None:
-        raise _invalid("since replays one account: name it in `account`")
+    stream = api.stream_of(ctx, query_string)  # with `since`, the account's notifications are held from here on
     principal = ctx.principal
-    if account_id is not None:
-        ctx.only_account = api.account(ctx, account_id, need="view")
+    if stream.account_id is not None:
+        ctx.only_account = stream.account_id
     elif principal is not None and principal.is_admin:
         ctx.follow_all = True  # an admin's: every account's
     api.notifier.add(ctx)
-    if since is None:
+    if stream.since is None:
         await api.notifier.listen(ctx, _CHANNELS)
         return
-    if api.streams is None:
-        raise _invalid("this server keeps no replay")
-    replay = await api.streams.resume(ctx, account_id, since, _CHANNELS)  # type: ignore[arg-type]
+    replay = await api.streams.resume(ctx, stream.account_id, stream.since, _CHANNELS, stream.hold)  # type: ignore[union-attr,arg-type]
     pusher(_encode({"channel": "replayed", **replay}))
 
 
 async def _close(send: Send, code: int, reason: str) -> None:
     await send({"type": "websocket.close", "code": code, "reason": reason})
-
-
-def _invalid(message: str) -> CoinwireError:
-    return InvalidInput("invalid_params", message, field="since")

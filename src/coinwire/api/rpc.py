@@ -17,10 +17,11 @@ id): the seed's `"args"` answers `-32602` `use_params`, any other member `-32600
 A connection ends when its credential does (`api.connections`): close code 4001 with the
 reason (`token_expired`, `session_revoked`, `key_revoked`, `user_disabled`).
 
-A new connection's order and trade notifications wait for its first request (at most
-`streams.FIRST_REQUEST_WAIT` seconds): when that request is `subscribe` with `account` and
-`since`, the account's missed notifications come first, then the held and later ones, none
-twice (`api.streams`); any other first request lets them all go out as it starts.
+A client that was away connects with `?account=ID&since=SEQ`: the account's notifications after
+SEQ come first, then a `replayed` notification (`{account, since, replayed, last_seq}`), then
+live ones, none twice and in `seq` order (`api.streams`); the connection's calls run meanwhile.
+A query the caller may not use is one error object (`id` null) and a close with code 1008 and
+the error's code as reason (`account_not_found`, `invalid_params`, `replay_unavailable`, ...).
 """
 
 from __future__ import annotations
@@ -42,7 +43,6 @@ from coinwire.api.ws_protocol import FastWebSocketProtocol
 from coinwire.api.ws_send import ClientGone, text_pusher, text_sender
 from coinwire.auth.errors import RateLimited, Unauthenticated
 from coinwire.api.methods import Api
-from coinwire.api.streams import FIRST_REQUEST_WAIT
 from coinwire.core.errors import CoinwireError
 from coinwire.services import metrics
 from coinwire.store.outage import store_unavailable, store_unreachable
@@ -147,16 +147,20 @@ async def rpc_asgi(scope: Scope, receive: Receive, send: Send, api: Api) -> None
     ctx.checked_at = time.monotonic()
     rate, burst = api.rpc_limit
     tokens, stamp = burst, time.monotonic()
+    try:
+        stream = api.stream_of(ctx, scope.get("query_string", b""))  # before anything can reach the connection
+    except CoinwireError as exc:
+        await reply(rpc_error(None, exc.rpc_code, exc.message, exc.to_dict()))
+        await send({"type": "websocket.close", "code": 1008, "reason": exc.code})
+        while (await receive())["type"] == "websocket.receive":  # until the peer's close ends the connection
+            pass
+        return
+    if stream.account_id is not None and stream.since is None:
+        ctx.followed.add(stream.account_id)
     api.notifier.add(ctx)
     pending: set[asyncio.Task[None]] = set()
     loop = asyncio.get_running_loop()  # looked up once: asyncio.create_task would per request (a getpid() on 3.11)
     ended = False
-    streams = api.streams
-    first = streams is not None  # the first request decides what the held notifications become
-    first_wait = None
-    if streams is not None:
-        api.notifier.hold(ctx, stage="first")
-        first_wait = loop.call_later(FIRST_REQUEST_WAIT, streams.end_first_wait, ctx)
 
     def end(reason: str) -> None:
         """The credential ended: nothing more is pushed or run; the close frame goes out after what is queued."""
@@ -169,14 +173,16 @@ async def rpc_asgi(scope: Scope, receive: Receive, send: Send, api: Api) -> None
             protocol.on_message = _discard
         _start(send({"type": "websocket.close", "code": CREDENTIALS_ENDED, "reason": reason}))
 
-    async def run_first(request: Any) -> None:
-        """The connection's first request: a `subscribe` with `since` takes over its account's held notifications."""
-        first_wait.cancel()  # type: ignore[union-attr]
-        streams.first_request(ctx, request)  # type: ignore[union-attr]
+    async def resume(account_id: int, since: int, hold: Any) -> None:
+        """The query's replay, then its `replayed` notification; refused: the error, and the connection closes."""
         try:
-            await run(request)
-        finally:
-            streams.end_first_wait(ctx)  # type: ignore[union-attr]
+            replay = await api.streams.resume(ctx, account_id, since, ("order", "trade"), hold)  # type: ignore[union-attr]
+        except CoinwireError as exc:
+            api.notifier.remove(ctx)
+            await reply(rpc_error(None, exc.rpc_code, exc.message, exc.to_dict()))
+            await send({"type": "websocket.close", "code": 1008, "reason": exc.code})
+            return
+        await reply({"jsonrpc": "2.0", "method": "replayed", "params": replay})
 
     async def run(request: Any) -> None:
         if isinstance(request, list):
@@ -194,7 +200,7 @@ async def rpc_asgi(scope: Scope, receive: Receive, send: Send, api: Api) -> None
 
     def on_message(data: str | bytes) -> None:
         """One request message: parsed, charged to this connection's token bucket, then run in a task of its own."""
-        nonlocal tokens, stamp, first
+        nonlocal tokens, stamp
         try:
             request = _json_decode(data)
         except msgspec.DecodeError:
@@ -219,10 +225,6 @@ async def rpc_asgi(scope: Scope, receive: Receive, send: Send, api: Api) -> None
             message = "strings must not contain NUL characters (\\u0000)"
             _start(reply(rpc_error(rid, INVALID_PARAMS, message, {"code": "invalid_characters"})))
             return
-        if first:
-            first = False
-            _start(run_first(request))
-            return
         _start(run(request))
 
     def _start(coroutine: Coroutine[Any, Any, None]) -> None:
@@ -238,6 +240,8 @@ async def rpc_asgi(scope: Scope, receive: Receive, send: Send, api: Api) -> None
         protocol.on_message = on_message
     if api.connections is not None:
         api.connections.add(ctx, end)
+    if stream.since is not None:
+        _start(resume(stream.account_id, stream.since, stream.hold))  # type: ignore[arg-type]
     try:
         while True:
             message = await receive()
@@ -248,8 +252,6 @@ async def rpc_asgi(scope: Scope, receive: Receive, send: Send, api: Api) -> None
             data = message.get("text")
             on_message(data if data is not None else message.get("bytes") or b"")
     finally:
-        if first_wait is not None:
-            first_wait.cancel()
         if direct:
             protocol.on_message = None
         if api.connections is not None:

@@ -4,12 +4,11 @@ Every order and trade notification carries its account's sequence number `seq` (
 per account, stamped by the gateway) and is published on a durable subject,
 `order.<account>.>` or `fill.<account>.>`, which the bus keeps and can replay (the in-process
 bus its newest `bus_max_log` messages, NATS JetStream what its stream keeps). A client that
-saw up to `seq` S asks for the rest with `subscribe(channels, account, since=S)` over /rpc or
-`/ws/orders?account=&since=S`, and `AccountStreams.resume` then:
+saw up to `seq` S connects with `?account=ID&since=S` (/rpc or /ws/orders), or sends
+`subscribe(channels, account, since=S)`, and `AccountStreams.resume` then:
 
-1. holds the account's live notifications to this connection back (`Notifier.hold`; a new
-   /rpc connection's were held from its start until this, its first request), and follows
-   the account;
+1. holds the account's live notifications to this connection back (`Notifier.hold`), and
+   follows the account;
 2. reads both subjects from the bus a page at a time up to the bus's last sequence at that
    moment, merged by bus sequence (the order live receivers saw), and pushes the
    notifications with `seq` > S, the same bytes as live ones, a page at a time at the pace
@@ -18,7 +17,11 @@ saw up to `seq` S asks for the rest with `subscribe(channels, account, since=S)`
    replay already gave (a set of the sequence numbers sent).
 
 Nothing runs on the path of other connections' notifications: only a connection that holds
-pays for holding. A `since` whose next notifications the bus no longer keeps answers
+pays for holding. Notifications already pushed to a connection cannot be taken back, and what
+it missed would come after them: so with the query the hold starts before the connection
+receives anything, and `subscribe` with `since` answers `since_not_first` when a notification
+of the account may already have reached the connection (every connection receives its user's
+accounts' from the start). A `since` whose next notifications the bus no longer keeps answers
 `replay_unavailable` with `oldest_seq`, the first `seq` it can still give (so `since` may be
 `oldest_seq - 1`); a `since` past the account's latest `seq` is `invalid_since`.
 """
@@ -27,23 +30,42 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Collection
-from typing import Any, NoReturn
+from typing import Any, NamedTuple, NoReturn
+from urllib.parse import parse_qs
 
 import structlog
 
 from coinwire.api.context import CallContext
 from coinwire.api.notifier import Hold, Notifier, notification
+from coinwire.api.query_values import query_int
 from coinwire.bus.base import Bus
 from coinwire.core.errors import CoinwireError, DomainError, InvalidInput, NotReady
 from coinwire.messages import FillEvent, Message, OrderUpdate
 
-__all__ = ["FIRST_REQUEST_WAIT", "REPLAY_PAGE", "AccountStreams", "ReplayUnavailable", "SeqSet"]
+__all__ = ["REPLAY_PAGE", "AccountStreams", "ReplayUnavailable", "SeqSet", "StreamQuery", "stream_query"]
 
 log = structlog.get_logger("coinwire.streams")
 
-FIRST_REQUEST_WAIT = 2.0  # seconds a new /rpc connection's order and trade notifications wait for its first request
 REPLAY_PAGE = 512  # notifications read from the bus, and pushed, at a time
 _SUBJECT_OF = {"order": "order", "trade": "fill"}  # channel -> its durable subject kind
+
+
+def stream_query(query_string: bytes) -> tuple[int | None, int | None]:
+    """`account` and `since` of a WebSocket's query string: whole numbers, `since` only with an `account` (`invalid_params`)."""
+    values = {k: v[-1] for k, v in parse_qs(query_string.decode("latin-1")).items()}
+    account = None if values.get("account") is None else query_int(values["account"], "account", 0, 1, 2**62)
+    since = None if values.get("since") is None else query_int(values["since"], "since", 0, 0, 2**62)
+    if since is not None and account is None:
+        raise InvalidInput("invalid_params", "since replays one account: name it in `account`", field="since")
+    return account, since
+
+
+class StreamQuery(NamedTuple):
+    """What a WebSocket's query asked for: an account (checked), a `since`, and the hold that keeps its notifications back."""
+
+    account_id: int | None
+    since: int | None
+    hold: Hold | None
 
 
 class ReplayUnavailable(DomainError):
@@ -123,26 +145,13 @@ class AccountStreams:
         self.notifier = notifier
         self.latest_seq = latest_seq  # account id -> the seq of its latest notification (the gateway's counters)
 
-    # --- a new /rpc connection: its notifications wait for its first request ---------------------
-    def first_request(self, ctx: CallContext, request: Any) -> None:
-        """The connection's first request: a `subscribe` with `since` keeps its account's notifications held for it; else all go out."""
-        params = request.get("params") if isinstance(request, dict) and request.get("method") == "subscribe" else None
-        account = params.get("account") if isinstance(params, dict) and params.get("since") is not None else None
-        if type(account) is int:
-            self.notifier.narrow(ctx, account)
-        else:
-            self.end_first_wait(ctx)
-
-    def end_first_wait(self, ctx: CallContext) -> None:
-        """The first request has run (or none came in time): what its wait held goes out, unless a replay took it over."""
-        self.notifier.release(ctx, stages=("first", "claimed"))
-
     # --- the replay -------------------------------------------------------------------------------
-    async def resume(self, ctx: CallContext, account_id: int, since: int, channels: Collection[str]) -> dict[str, Any]:
+    async def resume(self, ctx: CallContext, account_id: int, since: int, channels: Collection[str], hold: Hold | None = None) -> dict[str, Any]:
         """Follow the account on `channels` (order, trade) from `since` on: the missed notifications, then live ones.
 
-        The account must already be checked readable by the caller. Answers what was sent
-        before it: `{"account", "since", "replayed", "last_seq"}`.
+        The account must already be checked readable by the caller; `hold`: the one `query`
+        made when the connection started. Answers what was sent before it: `{"account",
+        "since", "replayed", "last_seq"}`.
         """
         kinds = [c for c in ("order", "trade") if c in channels]
         if not kinds:
@@ -152,18 +161,17 @@ class AccountStreams:
             raise InvalidInput("invalid_since", f"since {since} is past account {account_id}'s latest seq {latest}",
                                field="since", latest_seq=latest)
         notifier = self.notifier
-        hold = notifier.holding(ctx)
-        if hold is not None and not (hold.stage == "claimed" and hold.accounts == {account_id}):
-            raise InvalidInput("replay_in_progress", "this connection is already replaying; wait for that answer first")
-        if hold is None and notifier.follows(ctx, account_id) and ctx.channels.intersection(kinds):
-            raise InvalidInput(
-                "since_not_first",
-                f"this connection already receives account {account_id}'s notifications live, so a replay could repeat some: "
-                "open a new connection and send subscribe with since as its first request (or use /ws/orders?since=)",
-            )
         if hold is None:
-            hold = notifier.hold(ctx, {account_id})
-        hold.stage = "replay"
+            if notifier.holding(ctx) is not None:
+                raise InvalidInput("replay_in_progress", "this connection is already replaying; wait for that answer first")
+            if notifier.follows(ctx, account_id) and ctx.channels.intersection(kinds) and notifier.reached_since_added(ctx, account_id):
+                raise InvalidInput(
+                    "since_not_first",
+                    f"account {account_id}'s notifications may already have reached this connection, so a replay could repeat "
+                    f"some and send the rest after them: connect with ?account={account_id}&since={since} instead",
+                )
+            hold = notifier.hold(ctx, account_id)
+        hold.replaying = True
         new_follow = account_id not in ctx.followed
         new_channels = [c for c in kinds if c not in ctx.channels]
         sent = SeqSet(since)
