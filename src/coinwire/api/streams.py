@@ -149,8 +149,8 @@ class AccountStreams:
     async def resume(self, ctx: CallContext, account_id: int, since: int, channels: Collection[str], hold: Hold | None = None) -> dict[str, Any]:
         """Follow the account on `channels` (order, trade) from `since` on: the missed notifications, then live ones.
 
-        The account must already be checked readable by the caller; `hold`: the one `query`
-        made when the connection started. Answers what was sent before it: `{"account",
+        The account must already be checked readable by the caller; `hold`: the one
+        `Api.stream_of` made when the connection started (before anything reached it). Answers what was sent before it: `{"account",
         "since", "replayed", "last_seq"}`.
         """
         kinds = [c for c in ("order", "trade") if c in channels]
