@@ -7,6 +7,7 @@ import os
 import socket
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 
@@ -80,3 +81,31 @@ async def postgres_schema() -> AsyncIterator[str]:
         yield schema
     finally:
         await _admin_sql(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+@contextmanager
+def nats_namespace() -> Iterator[str]:
+    """A bus namespace of its own on the test NATS server (`COINWIRE_BUS_NAMESPACE`), its JetStream stream deleted afterwards."""
+    from urllib.parse import urlsplit
+
+    from coinwire.bus.nats import NatsBus
+
+    url = urlsplit(NATS_URL)
+    require_service("NATS", url.hostname or "127.0.0.1", url.port or 4222)
+    namespace = f"t{uuid.uuid4().hex[:16]}"
+
+    async def delete() -> None:
+        bus = NatsBus(NATS_URL, namespace)
+        await bus.start()
+        try:
+            await bus.delete_stream()
+        finally:
+            await bus.close()
+
+    try:
+        yield namespace
+    finally:
+        # on a thread of its own: this may end inside an async test, whose loop runs here
+        with ThreadPoolExecutor(1) as thread:
+            thread.submit(asyncio.run, delete()).result()
+

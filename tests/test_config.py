@@ -259,3 +259,26 @@ def test_public_view_resolves_defaults(tmp_path: Path) -> None:
     assert public["store_url"] == f"sqlite:///{tmp_path / 'd' / 'coinwire.db'}"
     assert public["exchanges"][0]["name"] == "demo"
     json.dumps(public)
+
+
+def test_the_bus_namespace_and_its_replay_log_are_set_and_checked() -> None:
+    s = load_settings(env={"COINWIRE_BUS_NAMESPACE": "desk-2", "COINWIRE_BUS_MAX_LOG": "5000"})
+    assert (s.bus_namespace, s.bus_max_log) == ("desk-2", 5000)
+    assert (Settings().bus_namespace, Settings().bus_max_log) == ("coinwire", 1_000_000)
+    with pytest.raises(ConfigError, match="bus_namespace"):
+        load_settings(env={"COINWIRE_BUS_NAMESPACE": "a.b"})  # one subject token: a dot would split it
+    with pytest.raises(ConfigError, match="bus_max_log"):
+        load_settings(env={"COINWIRE_BUS_MAX_LOG": "0"})
+
+
+async def test_the_platform_builds_its_bus_from_the_settings(tmp_path: Path) -> None:
+    from coinwire.app import Platform
+    from coinwire.bus import MemoryBus
+    from coinwire.messages import OrderUpdate
+
+    platform = Platform(load_settings(overrides={"data_dir": str(tmp_path), "bus_namespace": "desk-2", "bus_max_log": 3}, env={}))
+    bus = platform.bus
+    assert isinstance(bus, MemoryBus) and bus.namespace == "desk-2"
+    for n in range(5):
+        await bus.publish("order.1.demo.usdt.btc", OrderUpdate({"n": n}))
+    assert [seq for seq, _, _ in await bus.replay(">")] == [3, 4, 5]  # it keeps bus_max_log of them

@@ -11,6 +11,7 @@ import structlog
 from coinwire.api.methods import Api
 from coinwire.api.notifier import Notifier, PushLimits
 from coinwire.api.ohlcv_routes import OhlcvStreams
+from coinwire.api.streams import AccountStreams
 from coinwire.bus import bus_from_url
 from coinwire.cache import cache_from_url
 from coinwire.config import ExchangeConfig, Settings
@@ -73,7 +74,7 @@ class Platform:
         self.settings = settings
         private_dir(settings.data_path)  # the store, the signing secret and the master keys: owner only
         self.store = Store(settings.resolved_store_url, journal=settings.store_journal)
-        self.bus = bus_from_url(settings.bus_url)
+        self.bus = bus_from_url(settings.bus_url, settings.bus_namespace, settings.bus_max_log)
         self.cache = cache_from_url(settings.cache_url)
         self.gateway = Gateway(settings, self.store, self.bus)
         self.log_feed = LogFeed(self.gateway, settings.log_feed_per_second)  # warnings and errors as `logmessages`
@@ -87,7 +88,9 @@ class Platform:
         self.public_trades = PublicTrades(self.bus)
         self.public_trades.listeners.append(self.notifier.on_public_trade)
         self.health = Health(self.store, self.bus, self.cache, self.gateway)  # what /readyz and get_status answer
-        self.api = Api(self.gateway, self.notifier, self.health)
+        # `subscribe` with `since` and /ws/orders?since=: an account's missed notifications, from the bus's durable subjects
+        self.streams = AccountStreams(self.bus, self.notifier, lambda account_id: self.gateway.seqs.get(account_id, 0))
+        self.api = Api(self.gateway, self.notifier, self.health, self.streams)
         self.feeds = [build_feed(cfg) for cfg in settings.exchanges]
         # candles: 1m/1h from public trades, written in batches; charts read them with the history store
         self.candle_writer = CandleWriter(self.store)

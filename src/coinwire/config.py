@@ -18,6 +18,8 @@ import msgspec
 import platformdirs
 
 from coinwire.auth.abilities import REGISTRATION_ROLES
+from coinwire.bus.subjects import validate_namespace
+from coinwire.core.errors import InvalidInput
 from coinwire.feeds.demo import MAX_PREMIUM_BP
 from coinwire.refdata.config import MarketDataConfig, check_market_data
 
@@ -80,6 +82,11 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     # SQLite: acknowledge change sets once in the store's journal; a helper process applies them (store.journal)
     store_journal: bool = True
     bus_url: str = "memory://"
+    # what the bus's subjects start with (NATS: `<namespace>.order...`, stream `<NAMESPACE>`): one per deployment
+    bus_namespace: str = "coinwire"
+    # durable order and fill messages the in-process bus keeps for replay (`subscribe` with `since`,
+    # /ws/orders?since=); a NATS bus keeps what its JetStream stream's limits keep
+    bus_max_log: int = 1_000_000
     cache_url: str = "memory://"
     log_level: str = "info"
     # `logmessages` (services.log_feed): warnings and errors sent a second at most (the rest are
@@ -150,6 +157,8 @@ _ENV_FIELDS = {
     "STORE_URL": "store_url",
     "STORE_JOURNAL": "store_journal",
     "BUS_URL": "bus_url",
+    "BUS_NAMESPACE": "bus_namespace",
+    "BUS_MAX_LOG": "bus_max_log",
     "CACHE_URL": "cache_url",
     "LOG_LEVEL": "log_level",
     "LOG_FEED_PER_SECOND": "log_feed_per_second",
@@ -222,6 +231,12 @@ def _check(settings: Settings, env: Mapping[str, str]) -> None:
     if not 1 <= settings.ws_max_patterns <= 10_000 or not 1 <= settings.ws_max_streams <= 10_000:
         raise ConfigError(f"ws_max_patterns and ws_max_streams must be between 1 and 10000, got {settings.ws_max_patterns}, "
                           f"{settings.ws_max_streams}")
+    if not 1 <= settings.bus_max_log <= 100_000_000:
+        raise ConfigError(f"bus_max_log must be between 1 and 100000000, got {settings.bus_max_log}")
+    try:
+        validate_namespace(settings.bus_namespace)
+    except InvalidInput as exc:
+        raise ConfigError(f"bus_namespace: {exc.message}") from None
     if not 64 << 10 <= settings.ws_max_unread_bytes <= 1 << 30:
         raise ConfigError(f"ws_max_unread_bytes must be between 65536 and 1073741824, got {settings.ws_max_unread_bytes}")
     problems = check_market_data(settings.market_data, env)

@@ -6,8 +6,8 @@ Subjects are dot-separated tokens, lower case, NATS style (`*` one token, `>` th
     trade.<exchange>.<quote>.<base>      TradeTick
     ticker.<exchange>.<quote>.<base>     BookTicker | Ticker
     markets.<exchange>                   Markets (the instruments a feed serves)
-    order.<exchange>.<quote>.<base>      OrderUpdate                  (durable)
-    fill.<exchange>.<quote>.<base>       FillEvent                    (durable)
+    order.<account>.<exchange>.<quote>.<base>  OrderUpdate            (durable)
+    fill.<account>.<exchange>.<quote>.<base>   FillEvent              (durable)
     exchstatus.<exchange>                ExchangeStatusChanged
     log.<level>                          LogMessage
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from coinwire.api.client import RpcClient
-from tests.conftest import postgres_database
+from tests.conftest import NATS_URL, nats_namespace, postgres_database
 from tests.server import ServerProcess
 
 
@@ -34,3 +34,23 @@ def store_env(request: pytest.FixtureRequest) -> Iterator[dict[str, str]]:
         return
     with postgres_database() as url:
         yield {"COINWIRE_STORE_URL": url}
+
+
+@pytest.fixture(scope="module", params=["memory", pytest.param("nats", marks=pytest.mark.services)])
+def bus_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """A real server on the in-process bus, then one on NATS JetStream under a namespace of its own."""
+    if request.param == "memory":
+        proc = ServerProcess(Path(tmp_path_factory.mktemp("memory-bus")))
+        proc.start()
+        yield proc
+        proc.stop()
+        return
+    with nats_namespace() as namespace:
+        proc = ServerProcess(Path(tmp_path_factory.mktemp("nats-bus")), env={"COINWIRE_BUS_URL": NATS_URL,
+                                                                               "COINWIRE_BUS_NAMESPACE": namespace})
+        proc.start()
+        try:
+            yield proc
+        finally:
+            proc.stop()
+

@@ -1,5 +1,6 @@
 """The Notifier delivers an order's notifications to the connection that placed it, in the order they were published;
-market data and echo never wait for a receiver, and receivers follow subscription changes."""
+market data and echo never wait for a receiver, and receivers follow subscription changes; a connection's order and
+trade notifications can be held back and released in order (a replay's seam)."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import asyncio
 import json
 
 from coinwire.api.context import CallContext
-from coinwire.api.notifier import Notifier
+from coinwire.api.notifier import Notifier, PushLimits, notification, plain_event
 from coinwire.bus import MemoryBus
 from coinwire.bus.subjects import SubjectFilter
 from coinwire.messages import FillEvent, OrderUpdate, subject
@@ -145,3 +146,94 @@ async def test_who_receives_a_ticker_follows_subscription_changes() -> None:
     await notifier.on_ticker("ticker.demo.usdt.btc", _View(5))
     await asyncio.sleep(0.01)
     assert got == [2, 4]
+
+
+# --- holding a connection's order and trade notifications back ---------------------------------------
+class Follower:
+    """A connection following account 7 (as `subscribe(account=7)` makes it), recording (method, seq) as pushed."""
+
+    def __init__(self, notifier: Notifier) -> None:
+        self.pushed: list[tuple[str, int]] = []
+        self.ctx = CallContext("rpc", self.send, push=self.push)
+        self.ctx.followed.add(7)
+        notifier.add(self.ctx)
+
+    async def send(self, data: bytes) -> None:
+        self.push(data)
+
+    def push(self, data: bytes) -> None:
+        message = json.loads(data)
+        self.pushed.append((message["method"], message["params"]["seq"]))
+
+
+def _update(seq: int, account: int = 7) -> OrderUpdate:
+    return OrderUpdate({"client_order_id": f"o{seq}", "status": "open", "seq": seq, "account": account}, None, account, seq)
+
+
+def _fill(seq: int, account: int = 7) -> FillEvent:
+    return FillEvent({"client_order_id": f"o{seq}", "seq": seq, "account": account}, None, account, seq)
+
+
+async def test_a_hold_keeps_an_accounts_notifications_back_in_order_and_release_skips_what_it_is_told() -> None:
+    bus = MemoryBus()
+    notifier = Notifier(bus)
+    await notifier.start()
+    held, free = Follower(notifier), Follower(notifier)
+    try:
+        notifier.hold(held.ctx, 7)
+        for seq in (1, 2, 3):
+            await bus.publish("order.7.demo.usdt.btc", _update(seq))
+        await bus.publish("fill.7.demo.usdt.btc", _fill(4))
+        assert held.pushed == [] and free.pushed == [("order", 1), ("order", 2), ("order", 3), ("trade", 4)]
+        released = notifier.release(held.ctx, skip=lambda channel, seq: channel == "order" and seq <= 2)
+        assert released is not None and [i[1] for i in released.items] == [1, 2, 3, 4]
+        assert held.pushed == [("order", 3), ("trade", 4)]
+        await bus.publish("order.7.demo.usdt.btc", _update(5))  # no longer held
+        assert held.pushed[-1] == ("order", 5) and notifier.release(held.ctx) is None
+    finally:
+        await notifier.close()
+        await bus.close()
+
+
+async def test_whether_an_accounts_notifications_may_have_reached_a_connection_since_it_was_added() -> None:
+    bus = MemoryBus()
+    notifier = Notifier(bus)
+    await notifier.start()
+    try:
+        await bus.publish("order.7.demo.usdt.btc", _update(1))
+        conn = Follower(notifier)  # added after account 7's first notification, before account 8's
+        assert not notifier.reached_since_added(conn.ctx, 7) and not notifier.reached_since_added(conn.ctx, 8)
+        await bus.publish("fill.8.demo.usdt.btc", _fill(1, 8))
+        assert notifier.reached_since_added(conn.ctx, 8) and not notifier.reached_since_added(conn.ctx, 7)
+        await bus.publish("order.7.demo.usdt.btc", _update(2))
+        assert notifier.reached_since_added(conn.ctx, 7)
+    finally:
+        await notifier.close()
+        await bus.close()
+
+
+async def test_a_hold_past_the_unread_limit_drops_its_connection_and_keeps_nothing() -> None:
+    bus = MemoryBus()
+    notifier = Notifier(bus, PushLimits(max_unread_bytes=2_000))
+    await notifier.start()
+    replaying, other = Follower(notifier), Follower(notifier)
+    dropped: list[int] = []
+    replaying.ctx.drop = lambda: dropped.append(replaying.ctx.connection_id)
+    try:
+        hold = notifier.hold(replaying.ctx, 7)
+        for seq in range(1, 40):
+            await bus.publish("order.7.demo.usdt.btc", _update(seq))
+        assert hold.overflowed and hold.items == [] and dropped == [replaying.ctx.connection_id]
+        notifier.release(replaying.ctx)
+        assert replaying.pushed == []  # what it kept is gone with it
+        assert other.pushed == [("order", seq) for seq in range(1, 40)]  # nobody else waited for it
+    finally:
+        await notifier.close()
+        await bus.close()
+
+
+def test_plain_event_is_the_notifications_object_with_its_channel_in_front() -> None:
+    view = {"id": 5, "type": "limit", "account": 7, "seq": 42, "size": "0.001", "nested": {"a": [1, 2]}}
+    plain = json.loads(plain_event(notification("order", view)))
+    assert plain == {"channel": "order", **view} and next(iter(plain)) == "channel"
+    assert json.loads(plain_event(notification("trade", {}))) == {"channel": "trade"}

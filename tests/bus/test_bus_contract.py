@@ -270,6 +270,52 @@ async def test_replay_filtered_by_pattern(bus: Bus) -> None:
     assert await bus.replay("order.nowhere.>") == []
 
 
+async def test_replay_pages_with_limit_and_a_reader_resuming_after_its_last_seq_misses_nothing(bus: Bus) -> None:
+    published = []
+    for n in range(25):
+        subject, message = ("order.binance.usdt.btc", order(n)) if n % 4 else ("fill.binance.usdt.btc", fill(n))
+        published.append((await bus.publish(subject, message), subject, message))
+        await bus.publish("trade.binance.usdt.btc", tick(n))  # ephemeral, between them: never in a page
+    orders = [p for p in published if p[1].startswith("order")]
+    assert await bus.replay("order.>", limit=5) == orders[:5]
+    assert await bus.replay(">", from_seq=3, limit=2) == published[2:4]
+    assert await bus.replay("order.>", limit=0) == []
+    paged, next_from = [], 1
+    while True:
+        page = await bus.replay("order.>", next_from, limit=4)
+        paged += page
+        if len(page) < 4:
+            break
+        next_from = page[-1][0] + 1
+    assert paged == orders
+    assert await bus.replay("*.binance.>", from_seq=4, limit=3) == published[3:6]  # two durable kinds, no server filter
+
+
+async def test_publish_many_keeps_each_batch_together_and_in_order_under_concurrency(bus: Bus) -> None:
+    """One command's notifications (fills, then its order) must not be split by another command's on the bus."""
+    heard = Collector()
+    await bus.subscribe(">", heard)
+
+    async def command(n: int) -> list[int | None]:
+        batch: list[tuple[str, Message]] = [("fill.binance.usdt.btc", fill(n * 10 + i)) for i in range(3)]
+        batch.append(("order.binance.usdt.btc", order(n * 10 + 9)))
+        batch.append(("trade.binance.usdt.btc", tick(n)))  # an ephemeral one in a batch: sent, not kept
+        await asyncio.sleep(0)
+        return await bus.publish_many(batch)
+
+    results = await asyncio.gather(*(command(n) for n in range(40)))
+    for seqs in results:
+        assert seqs[-1] is None and seqs[:4] == list(range(seqs[0], seqs[0] + 4))  # type: ignore[operator]
+    kept = await bus.replay(">")
+    numbers = [_number(m) for _, _, m in kept]
+    assert len(numbers) == 160
+    for start in range(0, 160, 4):  # batch by batch, as sent
+        base = numbers[start] - numbers[start] % 10
+        assert numbers[start:start + 4] == [base, base + 1, base + 2, base + 9]
+    await heard.wait_for(200)
+    assert [_number(m) for _, m in heard.got if not isinstance(m, TradeTick)] == numbers
+
+
 async def test_ephemeral_subjects_are_not_replayable(bus: Bus) -> None:
     await bus.publish("trade.binance.usdt.btc", tick(1))
     seq = await bus.publish("order.binance.usdt.btc", order(1))

@@ -1,4 +1,6 @@
-"""The account switcher: a trader with two paper accounts switches between them; balances, orders and fills follow, and the ticket places on the shown one."""
+"""The account switcher: a trader with two paper accounts switches between them.
+
+Balances, orders and fills follow, and the ticket places on the shown one."""
 
 from __future__ import annotations
 
@@ -171,7 +173,8 @@ def test_the_choice_is_per_user_and_other_users_accounts_never_show(browser: Bro
     v = open_page(browser, server)
     sign_in(v, *VIEWER)
     v.page.goto("/app/trade")
-    mine = _accounts(server, httpx.post(server.http + "/api/v1/auth/login", json={"username": VIEWER[0], "password": VIEWER[1]}).json()["access_token"])
+    login = httpx.post(server.http + "/api/v1/auth/login", json={"username": VIEWER[0], "password": VIEWER[1]})
+    mine = _accounts(server, login.json()["access_token"])
     v.page.get_by_test_id("account-select").select_option(str(mine[0]["id"]))
     expect(v.page.get_by_test_id("account-scope")).to_contain_text(f"Account {mine[0]['name']} · paper")
     expect(v.page.get_by_text("Your role may look, not trade")).to_be_visible()

@@ -1,4 +1,5 @@
-"""The HTTP server: JSON-RPC at /rpc, the xWrap REST routes, the web dashboard, OpenAPI, metrics and health checks."""
+"""The HTTP server: JSON-RPC at /rpc, order events at /ws/orders, the xWrap REST routes, the web dashboard, OpenAPI, metrics, health.
+"""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from coinwire.api.frontier_routes import add_frontier_routes
 from coinwire.api.guard import GuardMiddleware
 from coinwire.api.market_routes import add_market_routes
 from coinwire.api.ohlcv_routes import add_ohlcv_routes
+from coinwire.api.orders_ws import ORDERS_WS_PATH, orders_ws_asgi
 from coinwire.api.prefs_routes import add_preferences_routes
 from coinwire.api.rest import add_xwrap_routes, json_response
 from coinwire.api.rpc import rpc_asgi
@@ -38,7 +40,7 @@ RPC_PATH = "/rpc"
 
 
 class CoinwireApp(FastAPI):
-    """FastAPI, except that `/rpc` WebSocket connections go straight to `rpc_asgi`.
+    """FastAPI, except that `/rpc` and `/ws/orders` WebSocket connections go straight to `rpc_asgi` and `orders_ws_asgi`.
 
     Middleware and routing cost nothing much once per connection, but their wrappers sit
     on every message a connection sends; JSON-RPC connections carry thousands a second.
@@ -52,8 +54,12 @@ class CoinwireApp(FastAPI):
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "websocket":
             path, root = scope["path"], scope.get("root_path", "")
-            if (path[len(root):] if root and path.startswith(root) else path) == RPC_PATH:
+            path = path[len(root):] if root and path.startswith(root) else path
+            if path == RPC_PATH:
                 await rpc_asgi(scope, receive, send, self._api)
+                return
+            if path == ORDERS_WS_PATH:
+                await orders_ws_asgi(scope, receive, send, self._api)
                 return
         await super().__call__(scope, receive, send)
 

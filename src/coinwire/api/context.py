@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 from coinwire.api.guard import authorize_rpc
-from coinwire.api.ws_send import offer_of, task_pusher
+from coinwire.api.ws_send import drained_of, drop_of, offer_of, task_pusher
 from coinwire.bus.subjects import SubjectFilter
 
 if TYPE_CHECKING:
@@ -36,8 +36,8 @@ class CallContext:
     Nothing pushed to a connection ever waits for it.
     """
 
-    __slots__ = ("connection_id", "channels", "send", "push", "offer", "transport", "ticker_patterns", "trade_patterns", "principal",
-                 "checked_at", "followed", "follow_all", "_allowed", "_allowed_for")
+    __slots__ = ("connection_id", "channels", "send", "push", "offer", "drained", "drop", "transport", "ticker_patterns", "trade_patterns",
+                 "principal", "checked_at", "followed", "follow_all", "only_account", "added_at", "_allowed", "_allowed_for")
 
     def __init__(
         self, transport: str, send: Push | None = None, principal: Principal | None = None, push: Callable[[bytes], None] | None = None
@@ -51,10 +51,15 @@ class CallContext:
         # `send` without waiting, for notifications the bus delivers inline (`api.ws_send`); made from `send` when not given
         self.push = push if push is not None or send is None else task_pusher(send)
         self.offer = offer_of(self.push) if self.push is not None else None
+        # `await drained()`: until what was pushed has left (a replay's pace); `drop()`: give the connection up as a slow consumer
+        self.drained: Callable[[], Awaitable[None]] | None = drained_of(self.push) if self.push is not None else None
+        self.drop: Callable[[], None] | None = drop_of(self.push) if self.push is not None else None
         self.ticker_patterns: SubjectFilter = ALL_TICKERS  # which tickers the `ticker` channel carries
         self.trade_patterns: SubjectFilter = ALL_TRADES  # which markets the `public_trades` channel carries
         self.followed: set[int] = set()  # accounts named in `subscribe(account=...)`, checked then (besides the user's own)
         self.follow_all = False  # an admin's `subscribe` to order or trade without an account: every account's
+        self.only_account: int | None = None  # /ws/orders?account=: that account's notifications and no other's
+        self.added_at = 0  # the notifier's count of order and trade notifications when it added this connection
         self._allowed: set[str] = set()  # methods `principal` was allowed: a connection calls the same few again and again
         self._allowed_for: Principal | None = None
 

@@ -21,6 +21,7 @@ from coinwire.api.guard import authorize_channel
 from coinwire.api.json_input import refusal
 from coinwire.api.notifier import Notifier
 from coinwire.api.ownership import Owners
+from coinwire.api.streams import AccountStreams, StreamQuery, stream_query
 from coinwire.api.wallet_views import WalletViews
 from coinwire.auth.abilities import RPC_RULES
 from coinwire.auth.audit import AuditLog
@@ -102,9 +103,10 @@ def _as_sent(raw: dict[str, Any] | None) -> dict[str, Any]:
 class Api:
     """Validates parameters, calls the gateway, shapes results; shared by every transport."""
 
-    def __init__(self, gateway: Gateway, notifier: Notifier, health: Health) -> None:
+    def __init__(self, gateway: Gateway, notifier: Notifier, health: Health, streams: AccountStreams | None = None) -> None:
         self.gateway = gateway
         self.notifier = notifier
+        self.streams = streams  # `subscribe` with `since`: an account's missed notifications, then live ones
         self.health = health  # get_status's `status` and `reasons`, the same as /readyz's
         self.wallets = WalletViews(gateway)
         self.owners: Owners | None = None  # set by the platform once the store is open
@@ -162,6 +164,22 @@ class Api:
         if exchange is not None and account.exchange != exchange:
             raise InvalidInput("account_exchange_mismatch", f"account {account_id} is on {account.exchange}, not {exchange}")
         return account.id
+
+    def stream_of(self, ctx: CallContext, query_string: bytes) -> StreamQuery:
+        """A WebSocket's `?account=&since=` (api.streams): checked before the connection receives anything.
+
+        With `since`, the account's notifications to it are held from here on, until its replay
+        has been sent (`AccountStreams.resume` with the returned hold).
+        """
+        account, since = stream_query(query_string)
+        if account is None:
+            return StreamQuery(None, None, None)
+        for channel in ("order", "trade"):
+            authorize_channel(ctx.principal, channel)
+        account_id: int = self.account(ctx, account, need="view")  # type: ignore[assignment]
+        if since is not None and self.streams is None:
+            raise InvalidInput("not_a_stream", "this server replays nothing: connect without since")
+        return StreamQuery(account_id, since, self.notifier.hold(ctx, account_id) if since is not None else None)
 
     def readable_accounts(self, ctx: CallContext, account_id: int | None = None) -> Collection[int] | None:
         """The accounts a read may show: the one named (checked), else every account the caller may read (None: all)."""
@@ -294,6 +312,9 @@ async def subscribe(api: Api, p: P.SubscribeParams, ctx: CallContext) -> Any:
     `ticker` pushes every latest price; `tickers` (subject patterns like `ticker.binance.usdt.*`) narrows it.
     `public_trades` pushes every market's public trades; `public_trades` patterns (`trade.demo.usdt.btc`) narrow it.
     Each pattern list replaces the one before and holds at most `ws_max_patterns` patterns (`too_many_patterns`).
+    `account` adds that account's order and trade notifications; with `since` (its `seq`), first those after it
+    (`replay_unavailable` when no longer kept), then live ones, when none of them reached this connection yet
+    (`since_not_first` otherwise: connect with `?account=&since=`).
     """
     unknown = sorted(set(p.channels) - CHANNELS)
     if unknown:
@@ -303,19 +324,31 @@ async def subscribe(api: Api, p: P.SubscribeParams, ctx: CallContext) -> Any:
     for channel in dict.fromkeys(p.channels):  # each once, however often it is named
         authorize_channel(ctx.principal, channel)
     follows = {"order", "trade"} & set(p.channels)
-    if p.account is not None:
-        if not follows:
-            raise InvalidInput("invalid_params", "account narrows the order and trade channels: name one of them")
-        ctx.followed.add(api.account(ctx, p.account, need="view"))  # type: ignore[arg-type]
-    elif follows and _caller(ctx)[1]:
-        ctx.follow_all = True  # an admin asking for the channels without an account: every account's
+    if p.since is not None and p.account is None:
+        raise InvalidInput("invalid_params", "since replays one account: name it in `account`", field="since")
+    if p.since is not None and api.streams is None:
+        raise InvalidInput("not_a_stream", "this server replays nothing: subscribe without since")
     limit = api.notifier.limits.max_patterns
     tickers = None if p.tickers is None else _subject_patterns("ticker", "tickers", p.tickers, limit)
     trades = None if p.public_trades is None else _subject_patterns("trade", "public_trades", p.public_trades, limit)
+    account_id = None
+    if p.account is not None:
+        if not follows:
+            raise InvalidInput("invalid_params", "account narrows the order and trade channels: name one of them")
+        account_id = api.account(ctx, p.account, need="view")
+    replay = None
+    if p.since is not None:  # every check above is passed: the replay changes the connection only when it can run
+        replay = await api.streams.resume(ctx, account_id, p.since, follows)  # type: ignore[union-attr,arg-type]
+    elif account_id is not None:
+        ctx.followed.add(account_id)
+    elif follows and _caller(ctx)[1]:
+        ctx.follow_all = True  # an admin asking for the channels without an account: every account's
     ctx.ticker_patterns = tickers or ctx.ticker_patterns  # both checked before either changes
     ctx.trade_patterns = trades or ctx.trade_patterns
     await api.notifier.listen(ctx, p.channels)
     result: dict[str, Any] = {"channels": sorted(ctx.channels)}
+    if replay is not None:
+        result["replay"] = replay
     if "ticker" in ctx.channels:
         result["tickers"] = list(ctx.ticker_patterns)
     if "public_trades" in ctx.channels:

@@ -22,6 +22,13 @@ behind, only each subject's latest waits for it). See `api.ws_send`.
 Which connections a ticker or public trade reaches is worked out once per subject and kept
 until a connection or a subscription changes, so a message costs the same however many
 patterns its receivers chose (at most `PushLimits.max_patterns` each).
+
+A connection's notifications of one account can be held back (`hold`) while it replays what
+it missed (`api.streams`): they wait in arrival order, up to the connection's unread limit,
+until `release` pushes those the replay did not already give. Only while some connection
+holds does a notification look its receivers up: the path of every other order stays as it
+was. `reached_since_added` tells whether any notification of an account was handled since a
+connection was added (then some may have reached it, and a replay on it could repeat them).
 """
 
 from __future__ import annotations
@@ -35,11 +42,17 @@ import structlog
 
 from coinwire.api.context import CallContext
 from coinwire.bus.base import Bus
-from coinwire.messages import ExchangeStatusChanged, FillEvent, LogMessage, Message, OrderUpdate
+from coinwire.messages import (
+    ExchangeStatusChanged,
+    FillEvent,
+    LogMessage,
+    Message,
+    OrderUpdate,
+)
 from coinwire.services.accounts import AccountBook
 from coinwire.services.log_feed import log_view, visible
 
-__all__ = ["Notifier", "PushLimits", "notification"]
+__all__ = ["Hold", "Notifier", "PushLimits", "notification", "plain_event"]
 
 log = structlog.get_logger("coinwire.notifier")
 
@@ -61,6 +74,47 @@ def notification(channel: str, params: Any) -> bytes:
     return _encode({"jsonrpc": "2.0", "method": channel, "params": params})
 
 
+class _Envelope(msgspec.Struct):
+    method: str
+    params: msgspec.Raw
+
+
+_envelope = msgspec.json.Decoder(_Envelope).decode
+
+
+def plain_event(data: bytes) -> bytes:
+    """A notification from `notification` as the plain JSON object /ws/orders sends: `{"channel": "order", ...params}`.
+
+    The params object is copied as it was encoded, not decoded: one receiver's format costs
+    that receiver a scan of the envelope, nobody else anything.
+    """
+    envelope = _envelope(data)
+    params = bytes(envelope.params)
+    head = b'{"channel":' + _encode(envelope.method)
+    rest = params[1:].lstrip()
+    return head + (b"}" if rest.startswith(b"}") else b"," + rest)
+
+
+class Hold:
+    """One account's order and trade notifications kept back from one connection while it replays, in arrival order."""
+
+    __slots__ = ("accounts", "items", "limit", "overflowed", "replaying", "size")
+
+    def __init__(self, accounts: set[int], limit: int) -> None:
+        self.accounts = accounts
+        self.items: list[tuple[int, int, str, bytes]] = []  # (account, seq, channel, encoded notification)
+        self.size = 0
+        self.limit = limit
+        self.overflowed = False  # more arrived than the unread limit: what was kept is gone, the connection dropped
+        self.replaying = False  # a replay took it over (`api.streams`)
+
+    def keep(self, account_id: int, seq: int, channel: str, data: bytes) -> bool:
+        """Keep one notification; False when that takes the hold past its limit."""
+        self.items.append((account_id, seq, channel, data))
+        self.size += len(data)
+        return self.size <= self.limit
+
+
 class Notifier:
     def __init__(self, bus: Bus, limits: PushLimits | None = None, accounts: AccountBook | None = None) -> None:
         self.bus = bus
@@ -74,6 +128,9 @@ class Notifier:
         self._listening: dict[str, list[CallContext]] = {}  # channel -> its connections; rebuilt after any change
         self._selected: dict[str, list[CallContext]] = {}  # ticker or trade subject -> its receivers; likewise
         self._readers: dict[tuple[str, int], list[CallContext]] = {}  # (order|trade, account) -> its receivers; likewise
+        self._holds: dict[int, Hold] = {}  # connection id -> what is held back from it (see `hold`); usually empty
+        self._handled = 0  # order and trade notifications handled so far
+        self._touched: dict[int, int] = {}  # account id -> `_handled` at its latest notification
 
     async def start(self) -> None:
         # ONE subscription: a bus keeps order per subscription, so an order's trades reach its
@@ -110,14 +167,60 @@ class Notifier:
 
     def add(self, ctx: CallContext) -> None:
         self.connections[ctx.connection_id] = ctx
+        ctx.added_at = self._handled
         self._changed()
 
     def remove(self, ctx: CallContext) -> None:
         self.connections.pop(ctx.connection_id, None)
+        self._holds.pop(ctx.connection_id, None)
         self._changed()
         for routes in self.origins.values():
             for oid in [k for k, v in routes.items() if v == ctx.connection_id]:
                 del routes[oid]
+
+    # --- holding a connection's order and trade notifications back -----------------------------
+    def hold(self, ctx: CallContext, account_id: int) -> Hold:
+        """Keep `ctx`'s order and trade notifications of the account back until `release`."""
+        hold = self._holds[ctx.connection_id] = Hold({account_id}, self.limits.max_unread_bytes)
+        return hold
+
+    def holding(self, ctx: CallContext) -> Hold | None:
+        return self._holds.get(ctx.connection_id)
+
+    def release(self, ctx: CallContext, skip: Callable[[str, int], bool] | None = None) -> Hold | None:
+        """End `ctx`'s hold and push what it kept, but those `skip(channel, seq)` names; the hold (None when there was none)."""
+        hold = self._holds.pop(ctx.connection_id, None)
+        if hold is not None and not hold.overflowed and ctx.connection_id in self.connections:
+            _push_each(ctx, hold.items if skip is None else [i for i in hold.items if not skip(i[2], i[1])])
+        return hold
+
+    def follows(self, ctx: CallContext, account_id: int) -> bool:
+        """Whether `ctx` receives the account's order and trade notifications (on the channels it listens to)."""
+        return self._follows(ctx, account_id)
+
+    def reached_since_added(self, ctx: CallContext, account_id: int) -> bool:
+        """Whether a notification of the account was handled since `ctx` was added (it may have reached it)."""
+        return self._touched.get(account_id, 0) > ctx.added_at
+
+    def _hold_or_push(self, targets: list[CallContext], data: bytes, channel: str, account_id: int, seq: int) -> None:
+        """`_push_all`, while some connection holds: a receiver holding this account keeps the notification instead."""
+        holds = self._holds
+        pushed = []
+        for target in targets:
+            hold = holds.get(target.connection_id)
+            if hold is None or account_id not in hold.accounts:
+                pushed.append(target)
+            elif not hold.overflowed and not hold.keep(account_id, seq, channel, data):
+                self._overflow(target, hold)
+        if pushed:
+            _push_all(pushed, data)
+
+    def _overflow(self, ctx: CallContext, hold: Hold) -> None:
+        """A hold past the unread limit: its connection is dropped as a slow consumer (it can come back with its `since`)."""
+        hold.overflowed, hold.items, hold.size = True, [], 0
+        log.warning("websocket dropped: live notifications outgrew its replay's hold", connection=ctx.connection_id)
+        if ctx.drop is not None:
+            ctx.drop()
 
     def note_origin(self, client_oid: str, ctx: CallContext) -> int | None:
         """Route the caller's order `client_oid` to this connection; returns the connection noted before (or None)."""
@@ -188,16 +291,25 @@ class Notifier:
     def _on_message(self, subject: str, message: Message) -> None:
         """Inline, from the bus: encode once, queue to every receiver without waiting for any of them."""
         kind = type(message)
+        if kind is OrderUpdate or kind is FillEvent:
+            handled = self._handled = self._handled + 1
+            self._touched[message.account_id] = handled  # type: ignore[union-attr]
         if kind is OrderUpdate:
             order = message.order  # type: ignore[union-attr]
             targets = self._owner_and_readers("order", order, message, done=order.get("status") == "done")  # type: ignore[arg-type]
             if targets:
-                _push_all(targets, notification("order", order))
+                if self._holds:
+                    self._hold_or_push(targets, notification("order", order), "order", message.account_id, message.seq)  # type: ignore[union-attr]
+                else:
+                    _push_all(targets, notification("order", order))
         elif kind is FillEvent:
             trade = message.trade  # type: ignore[union-attr]
             targets = self._owner_and_readers("trade", trade, message, done=False)  # type: ignore[arg-type]
             if targets:
-                _push_all(targets, notification("trade", trade))
+                if self._holds:
+                    self._hold_or_push(targets, notification("trade", trade), "trade", message.account_id, message.seq)  # type: ignore[union-attr]
+                else:
+                    _push_all(targets, notification("trade", trade))
         elif isinstance(message, ExchangeStatusChanged):
             targets = self._listeners("exchstatus")
             if targets:
@@ -234,6 +346,9 @@ class Notifier:
         return targets
 
     def _follows(self, ctx: CallContext, account_id: int) -> bool:
+        if ctx.only_account is not None:
+            return account_id == ctx.only_account and (
+                ctx.principal is None or self.accounts.may(account_id, ctx.principal.user_id, ctx.principal.is_admin, "view"))
         if ctx.follow_all:
             return True
         principal = ctx.principal
@@ -250,6 +365,19 @@ def _push_all(targets: list[CallContext], data: bytes) -> None:
                 push(data)
             except Exception as exc:  # noqa: BLE001 - a closed connection must not stop the others
                 log.debug("notification not delivered", error=str(exc))
+
+
+def _push_each(ctx: CallContext, items: list[tuple[int, int, str, bytes]]) -> None:
+    """Held notifications to their connection, in the order they were kept."""
+    push = ctx.push
+    if push is None:
+        return
+    for item in items:
+        try:
+            push(item[3])
+        except Exception as exc:  # noqa: BLE001 - a closed connection: nothing more to deliver
+            log.debug("notification not delivered", error=str(exc))
+            return
 
 
 def _offer_all(targets: list[CallContext], subject: str, data: bytes) -> None:

@@ -219,6 +219,7 @@ class SubscribeParams(_Params, kw_only=True):
     tickers: list[Pattern] | None = None  # with channel "ticker": subject patterns, e.g. "ticker.binance.usdt.*"
     public_trades: list[Pattern] | None = None  # with channel "public_trades": subject patterns, e.g. "trade.demo.usdt.btc"
     account: Id | None = None  # with channels order/trade: also this account's (one the caller may read)
+    since: Annotated[int, msgspec.Meta(ge=0, le=2**62)] | None = None  # with account: first what came after this seq (api.streams)
 
 
 class OhlcvParams(_Params, kw_only=True):

@@ -16,6 +16,12 @@ id): the seed's `"args"` answers `-32602` `use_params`, any other member `-32600
 
 A connection ends when its credential does (`api.connections`): close code 4001 with the
 reason (`token_expired`, `session_revoked`, `key_revoked`, `user_disabled`).
+
+A client that was away connects with `?account=ID&since=SEQ`: the account's notifications after
+SEQ come first, then a `replayed` notification (`{account, since, replayed, last_seq}`), then
+live ones, none twice and in `seq` order (`api.streams`); the connection's calls run meanwhile.
+A query the caller may not use is one error object (`id` null) and a close with code 1008 and
+the error's code as reason (`account_not_found`, `invalid_params`, `replay_unavailable`, ...).
 """
 
 from __future__ import annotations
@@ -141,6 +147,16 @@ async def rpc_asgi(scope: Scope, receive: Receive, send: Send, api: Api) -> None
     ctx.checked_at = time.monotonic()
     rate, burst = api.rpc_limit
     tokens, stamp = burst, time.monotonic()
+    try:
+        stream = api.stream_of(ctx, scope.get("query_string", b""))  # before anything can reach the connection
+    except CoinwireError as exc:
+        await reply(rpc_error(None, exc.rpc_code, exc.message, exc.to_dict()))
+        await send({"type": "websocket.close", "code": 1008, "reason": exc.code})
+        while (await receive())["type"] == "websocket.receive":  # until the peer's close ends the connection
+            pass
+        return
+    if stream.account_id is not None and stream.since is None:
+        ctx.followed.add(stream.account_id)
     api.notifier.add(ctx)
     pending: set[asyncio.Task[None]] = set()
     loop = asyncio.get_running_loop()  # looked up once: asyncio.create_task would per request (a getpid() on 3.11)
@@ -156,6 +172,17 @@ async def rpc_asgi(scope: Scope, receive: Receive, send: Send, api: Api) -> None
         if direct:
             protocol.on_message = _discard
         _start(send({"type": "websocket.close", "code": CREDENTIALS_ENDED, "reason": reason}))  # type: ignore[arg-type]  # uvicorn's is a coroutine
+
+    async def resume(account_id: int, since: int, hold: Any) -> None:
+        """The query's replay, then its `replayed` notification; refused: the error, and the connection closes."""
+        try:
+            replay = await api.streams.resume(ctx, account_id, since, ("order", "trade"), hold)  # type: ignore[union-attr]
+        except CoinwireError as exc:
+            api.notifier.remove(ctx)
+            await reply(rpc_error(None, exc.rpc_code, exc.message, exc.to_dict()))
+            await send({"type": "websocket.close", "code": 1008, "reason": exc.code})
+            return
+        await reply({"jsonrpc": "2.0", "method": "replayed", "params": replay})
 
     async def run(request: Any) -> None:
         if isinstance(request, list):
@@ -214,6 +241,8 @@ async def rpc_asgi(scope: Scope, receive: Receive, send: Send, api: Api) -> None
         protocol.on_message = on_message
     if api.connections is not None:
         api.connections.add(ctx, end)
+    if stream.since is not None:
+        _start(resume(stream.account_id, stream.since, stream.hold))  # type: ignore[arg-type]
     try:
         while True:
             message = await receive()

@@ -20,6 +20,11 @@ their requests' tasks did), or, as awaited notifications did, everyone else's. T
 WebSocket close, code 1008 and reason `slow_consumer`, queued behind what the peer has not
 read yet; a peer that does not take it within `CLOSE_GRACE` seconds has its socket aborted.
 
+`drained_of(pusher)` waits until what was pushed has left (the transport is writable again,
+or the queue is empty): a replay of many notifications (`api.streams`) goes out a page at a
+time at the pace its peer reads, never past the unread limit. `drop_of(pusher)` drops the
+connection as a slow consumer, as the pusher itself does past its limit.
+
 `offer(subject, data)` is for market data (tickers, public trades, candles): the latest value
 of a subject supersedes the one before. While the connection keeps up it is `push`; while its
 transport is paused (more unsent than the transport's high-water mark) each subject's latest
@@ -41,7 +46,8 @@ from websockets.protocol import OPEN
 
 from coinwire.api.ws_protocol import text_frame
 
-__all__ = ["ClientGone", "text_sender", "text_pusher", "task_pusher", "SLOW_CONSUMER_BYTES", "SLOW_CONSUMER_CLOSE", "offer_of"]
+__all__ = ["ClientGone", "text_sender", "text_pusher", "task_pusher", "SLOW_CONSUMER_BYTES", "SLOW_CONSUMER_CLOSE", "offer_of",
+           "drained_of", "drop_of"]
 
 SLOW_CONSUMER_BYTES = 8 << 20  # notification bytes a connection may leave unread before it is dropped (default)
 SLOW_CONSUMER_CLOSE = (1008, "slow_consumer")  # the close code and reason of a dropped slow consumer
@@ -105,6 +111,32 @@ def offer_of(pusher: Callable[[bytes], None]) -> Callable[[str, bytes], None]:
     return offer
 
 
+def drained_of(pusher: Callable[[bytes], None]) -> Callable[[], Awaitable[None]]:
+    """`await drained()`: until what `pusher` (from `text_pusher` or `task_pusher`) queued has been handed to the socket."""
+    owner = getattr(pusher, "__self__", None)
+    if isinstance(owner, (_Batched, _Queued)):
+        return owner.drained
+
+    async def drained() -> None:
+        await asyncio.sleep(0)
+
+    return drained
+
+
+def drop_of(pusher: Callable[[bytes], None]) -> Callable[[], None]:
+    """`drop()`: give up the pusher's connection as a slow consumer (close 1008 `slow_consumer`), as past its unread limit."""
+    owner = getattr(pusher, "__self__", None)
+    if isinstance(owner, _Batched):
+        return owner.drop
+    if isinstance(owner, _Queued):
+        return owner.give_up
+
+    def drop() -> None:
+        log.warning("a notification stream was given up: its peer does not keep up")
+
+    return drop
+
+
 def task_pusher(
     sender: Sender, unread_limit: int = SLOW_CONSUMER_BYTES, close: Callable[[], Coroutine[Any, Any, None]] | None = None
 ) -> Callable[[bytes], None]:
@@ -134,7 +166,7 @@ class _Queued:
         if self._gone:
             return
         if self._bytes + len(data) > self._limit:
-            self._give_up()
+            self.give_up()
             return
         self._queue.append(data)
         self._bytes += len(data)
@@ -154,6 +186,11 @@ class _Queued:
         if self._task is None:
             self._task = asyncio.get_running_loop().create_task(self._drain())
 
+    async def drained(self) -> None:
+        """Until the queue is empty (or the connection is gone)."""
+        while self._task is not None and not self._gone:
+            await asyncio.wait({self._task})
+
     async def _drain(self) -> None:
         try:
             while not self._gone and (self._queue or self._latest):
@@ -172,7 +209,9 @@ class _Queued:
                 self._queue.clear()
                 self._latest.clear()
 
-    def _give_up(self) -> None:
+    def give_up(self) -> None:
+        if self._gone:
+            return
         log.warning("websocket dropped: its peer does not read its notifications", unread_bytes=self._bytes)
         self._gone = True
         self._queue.clear()
@@ -258,6 +297,16 @@ class _Batched:
         if self._open():
             for data in latest.values():
                 self._append(data)
+
+    async def drained(self) -> None:
+        """Until the frames queued so far are written and the transport takes more (or the connection is gone)."""
+        await asyncio.sleep(0)  # the flush scheduled by the last `_append` runs first
+        await self.protocol.writable.wait()  # set while not paused, and when the connection is lost
+
+    def drop(self) -> None:
+        """Give the connection up as a slow consumer (once)."""
+        if self._open():
+            self._drop()
 
     def _drop(self) -> None:
         """Close a slow consumer: 1008 `slow_consumer` behind what it has not read, its socket aborted if it never reads it."""

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 from coinwire.bus.base import Bus, Handler, Subscription
-from coinwire.bus.memory import MemoryBus
+from coinwire.bus.memory import DEFAULT_MAX_LOG, MemoryBus
 from coinwire.core.errors import InvalidInput
 
 __all__ = ["Bus", "Handler", "Subscription", "MemoryBus", "bus_from_url"]
 
 
-def bus_from_url(url: str | None, namespace: str = "coinwire") -> Bus:
-    """`None` or `memory://` -> MemoryBus; `nats://host:port` (or `tls://`) -> NatsBus (not yet started)."""
+def bus_from_url(url: str | None, namespace: str = "coinwire", max_log: int = DEFAULT_MAX_LOG) -> Bus:
+    """`None` or `memory://` -> MemoryBus (keeping `max_log` durable messages); `nats://host:port` (or `tls://`) -> NatsBus.
+
+    The NatsBus is not started yet."""
     if url is None or url in ("", "memory://", "memory"):
-        return MemoryBus(namespace)
+        return MemoryBus(namespace, max_log=max_log)
     if url.startswith(("nats://", "tls://")):
         from coinwire.bus.nats import NatsBus  # imported on demand: the embedded setup never loads nats-py
 

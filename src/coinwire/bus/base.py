@@ -16,8 +16,11 @@ Delivery contract, identical for every adapter:
   where the message arrives (inside `publish` in process, in the network reader over NATS),
   in order; it must not block. For handlers that only hand the message on (the API's
   notifier queueing bytes to sockets): no inbox, no task, no coroutine per message.
+- `publish_many` sends several messages in order with no other publish of the process
+  between them (one command's notifications stay together, in their sequence order).
 - Messages on durable subjects (`coinwire.messages.DURABLE_SUBJECTS`) get a bus-wide,
-  increasing sequence number and can be replayed from any sequence.
+  increasing sequence number and can be replayed from any sequence, a page at a time
+  (`limit`): a reader that resumes from the last sequence it got plus one misses nothing.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ import asyncio
 import logging
 import typing
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Protocol, runtime_checkable
 
 from coinwire.messages import Message
@@ -75,12 +78,20 @@ class Bus(Protocol):
         """Send `message`; return its sequence number on durable subjects, None otherwise."""
         ...
 
+    async def publish_many(self, messages: Sequence[tuple[str, Message]]) -> list[int | None]:
+        """Send (subject, message) pairs in order, with no other publish of this process between them; their sequence numbers.
+
+        One command's notifications (an order's fills, then the order) keep their account's
+        `seq` order on the bus only if no other command's can come between them.
+        """
+        ...
+
     async def subscribe(
         self, pattern: str, handler: Handler | InlineHandler, *, types: frozenset[type] | None = None, inline: bool = False
     ) -> Subscription: ...
 
-    async def replay(self, pattern: str, from_seq: int = 1) -> list[tuple[int, str, Message]]:
-        """Durable messages matching `pattern` with sequence >= `from_seq`, oldest first."""
+    async def replay(self, pattern: str, from_seq: int = 1, limit: int | None = None) -> list[tuple[int, str, Message]]:
+        """Durable messages matching `pattern` with sequence >= `from_seq`, oldest first; at most `limit` of them (None: all)."""
         ...
 
     async def last_seq(self) -> int:

@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 from collections import deque
+from collections.abc import Sequence
 
 from coinwire.bus.base import DEFAULT_MAX_PENDING, Handler, Inbox, InlineHandler, InlineInbox, check_message, inbox_for
 from coinwire.bus.subjects import is_durable, matcher, validate_namespace, validate_pattern, validate_subject
@@ -82,6 +83,22 @@ class MemoryBus:
         return not self._closed
 
     async def publish(self, subject: str, message: Message) -> int | None:
+        seq = self._deliver(subject, message)
+        self._published += 1
+        if self._published % _YIELD_EVERY == 0:
+            await asyncio.sleep(0)
+        return seq
+
+    async def publish_many(self, messages: Sequence[tuple[str, Message]]) -> list[int | None]:
+        seqs = [self._deliver(subject, message) for subject, message in messages]  # no await between them
+        before = self._published
+        self._published += len(seqs)
+        if self._published // _YIELD_EVERY != before // _YIELD_EVERY:
+            await asyncio.sleep(0)
+        return seqs
+
+    def _deliver(self, subject: str, message: Message) -> int | None:
+        """Log a durable message and hand it to every matching subscription; its sequence number (None: not durable)."""
         if self._closed:
             raise RuntimeError("MemoryBus is closed")
         key = (subject, type(message))
@@ -96,9 +113,6 @@ class MemoryBus:
             self._log.append((seq, subject, encode(message)))
         for inbox in inboxes:
             inbox.put(subject, message)
-        self._published += 1
-        if self._published % _YIELD_EVERY == 0:
-            await asyncio.sleep(0)
         return seq
 
     async def subscribe(
@@ -112,11 +126,12 @@ class MemoryBus:
         self._routes.clear()
         return subscription
 
-    async def replay(self, pattern: str, from_seq: int = 1) -> list[tuple[int, str, Message]]:
+    async def replay(self, pattern: str, from_seq: int = 1, limit: int | None = None) -> list[tuple[int, str, Message]]:
         selects = matcher(pattern)
         log = self._log
         skip = max(0, from_seq - log[0][0]) if log else 0  # sequences in the log are consecutive
-        return [(seq, subj, decode(data)) for seq, subj, data in itertools.islice(log, skip, None) if selects(subj)]
+        matching = ((seq, subj, data) for seq, subj, data in itertools.islice(log, skip, None) if selects(subj))
+        return [(seq, subj, decode(data)) for seq, subj, data in itertools.islice(matching, limit)]
 
     async def last_seq(self) -> int:
         return self._last_seq

@@ -3,7 +3,9 @@
 On the wire every subject is prefixed `<namespace>.` (stripped on receipt), so several
 deployments or test runs share one server without cross-talk. Ephemeral subjects (market
 data, status, logs) use core NATS publish; durable ones (`DURABLE_SUBJECTS`) go through
-JetStream, whose ack carries the stream sequence `publish` returns. Live subscriptions are
+JetStream, whose ack carries the stream sequence `publish` returns; `publish_many` sends a
+batch's messages one after another under a lock and only then waits for their acks, so two
+commands' notifications never interleave in the stream. Live subscriptions are
 core NATS subscriptions, which see JetStream-published messages too, fed into the same
 ordered per-subscription `Inbox` the MemoryBus uses. `replay` reads through a short-lived
 pull consumer starting at the requested stream sequence. Payloads are msgpack
@@ -15,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import msgspec
 import nats.errors
@@ -81,6 +83,7 @@ class NatsBus:
         self._nc: Client | None = None
         self._js: JetStreamContext | None = None
         self._subscriptions: list[NatsSubscription] = []
+        self._sending = asyncio.Lock()  # one `publish_many` sends at a time (their acknowledgements are awaited outside)
 
     async def start(self) -> None:
         """Connect (failing within `connect_timeout`) and make sure the durable stream exists."""
@@ -128,14 +131,33 @@ class NatsBus:
         return True
 
     async def publish(self, subject: str, message: Message) -> int | None:
+        if is_durable(subject):
+            return (await self.publish_many(((subject, message),)))[0]
         nc = self._connection()
         validate_subject(subject)
         check_message(message)
-        if is_durable(subject):
-            ack = await self._jetstream().publish(self._prefix + subject, encode(message), stream=self.stream)
-            return ack.seq
         await nc.publish(self._prefix + subject, encode(message))
         return None
+
+    async def publish_many(self, messages: Sequence[tuple[str, Message]]) -> list[int | None]:
+        """Send every message before waiting for any acknowledgement, under one lock: no other batch's sends come between."""
+        nc = self._connection()
+        js = self._jetstream()
+        for subject, message in messages:
+            validate_subject(subject)
+            check_message(message)
+        acks: list[asyncio.Future[api.PubAck] | None] = []
+        async with self._sending:
+            for subject, message in messages:
+                if is_durable(subject):
+                    acks.append(await js.publish_async(self._prefix + subject, encode(message), stream=self.stream))
+                else:
+                    await nc.publish(self._prefix + subject, encode(message))
+                    acks.append(None)
+        seqs: list[int | None] = []
+        for ack in acks:
+            seqs.append(None if ack is None else (await asyncio.wait_for(ack, self._request_timeout)).seq)
+        return seqs
 
     async def subscribe(
         self, pattern: str, handler: Handler | InlineHandler, *, types: frozenset[type] | None = None, inline: bool = False
@@ -158,7 +180,7 @@ class NatsBus:
         self._subscriptions.append(subscription)
         return subscription
 
-    async def replay(self, pattern: str, from_seq: int = 1) -> list[tuple[int, str, Message]]:
+    async def replay(self, pattern: str, from_seq: int = 1, limit: int | None = None) -> list[tuple[int, str, Message]]:
         validate_pattern(pattern)
         js = self._jetstream()
         filters = [f for f in (intersect(pattern, d) for d in DURABLE_SUBJECTS) if f is not None]
@@ -176,7 +198,7 @@ class NatsBus:
         )
         consumer = await js.add_consumer(self.stream, config)
         try:
-            return await self._read(consumer, matcher(pattern))
+            return await self._read(consumer, matcher(pattern), limit)
         finally:
             with contextlib.suppress(nats.errors.Error):
                 await js.delete_consumer(self.stream, consumer.name)
@@ -190,19 +212,24 @@ class NatsBus:
         with contextlib.suppress(nats.js.errors.NotFoundError):
             await self._jetstream().delete_stream(self.stream)
 
-    async def _read(self, consumer: api.ConsumerInfo, selects: Callable[[str], bool]) -> list[tuple[int, str, Message]]:
+    async def _read(
+        self, consumer: api.ConsumerInfo, selects: Callable[[str], bool], limit: int | None
+    ) -> list[tuple[int, str, Message]]:
         remaining = consumer.num_pending or 0  # what the consumer holds now: a snapshot
+        wanted = remaining if limit is None else limit
         out: list[tuple[int, str, Message]] = []
-        if remaining == 0:
+        if remaining == 0 or wanted <= 0:
             return out
         psub = await self._jetstream().pull_subscribe_bind(consumer=consumer.name, stream=self.stream)
         cut = len(self._prefix)
         try:
-            while remaining > 0:
-                for msg in await psub.fetch(min(remaining, _FETCH_BATCH), timeout=self._request_timeout):
+            while remaining > 0 and len(out) < wanted:
+                # with one server-side filter every message matches: fetch no more than the page needs
+                batch = min(remaining, _FETCH_BATCH, wanted - len(out)) if consumer.config.filter_subject else min(remaining, _FETCH_BATCH)
+                for msg in await psub.fetch(batch, timeout=self._request_timeout):
                     remaining -= 1
                     subject = msg.subject[cut:]
-                    if selects(subject):
+                    if selects(subject) and len(out) < wanted:
                         out.append((msg.metadata.sequence.stream, subject, decode(msg.data)))
         finally:
             await psub.unsubscribe()

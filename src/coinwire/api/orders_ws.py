@@ -1,0 +1,122 @@
+"""/ws/orders: order and trade events as plain JSON objects, for WebSocket clients that do not speak JSON-RPC, with the same replay.
+
+    ws://host/ws/orders?access_token=TOKEN                     every account the user may read, live
+    ws://host/ws/orders?access_token=TOKEN&account=7           account 7 only, live
+    ws://host/ws/orders?access_token=TOKEN&account=7&since=41  account 7 after seq 41, then live
+
+Each event is one text message: the `order` or `trade` notification's object with a
+`channel` member in front, `{"channel": "order", "id": ..., "account": 7, "seq": 42, ...}`
+(`type` is already the order type). With `since`, the missed events come first, then
+`{"channel": "replayed", "account": 7, "since": 41, "replayed": N, "last_seq": L}`, then live
+ones (a few may come before that marker; none repeats one before it). The connection
+authenticates as /rpc does (`Authorization: Bearer` or `?access_token=`; refused before the
+handshake, HTTP 403), needs the order and trade channels' rule (viewers, traders, admins),
+and ends when its credential does (close 4001). A refusal after the handshake is one frame
+`{"channel": "error", "code": ..., "message": ...}` and a close with code 1008 and the code
+as reason: `account_not_found` (an account the caller may not read), `invalid_params`
+(`since` without `account`, a value that is not a whole number), `invalid_since`,
+`replay_unavailable` (with `oldest_seq`), `forbidden`. What the client sends is ignored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import msgspec
+import structlog
+from starlette.types import Receive, Scope, Send
+
+from coinwire.api.connections import CREDENTIALS_ENDED
+from coinwire.api.context import CallContext
+from coinwire.api.guard import authorize_channel, client_ip, credential_of
+from coinwire.api.methods import Api
+from coinwire.api.notifier import plain_event
+from coinwire.api.ws_send import drained_of, drop_of, text_pusher, text_sender
+from coinwire.auth.errors import Unauthenticated
+from coinwire.core.errors import CoinwireError
+
+__all__ = ["ORDERS_WS_PATH", "orders_ws_asgi"]
+
+ORDERS_WS_PATH = "/ws/orders"
+REFUSED = 1008  # close code of a refusal after the handshake (the reason is the stable code)
+_CHANNELS = ("order", "trade")
+
+log = structlog.get_logger("coinwire.ws_orders")
+_encode = msgspec.json.Encoder().encode
+
+
+async def orders_ws_asgi(scope: Scope, receive: Receive, send: Send, api: Api) -> None:
+    """Serve one /ws/orders connection (an ASGI `websocket` scope) until the client leaves."""
+    if (await receive())["type"] != "websocket.connect":
+        return
+    credential = credential_of(scope, allow_query=True)
+    try:
+        if not credential or api.auth is None:
+            raise Unauthenticated("unauthenticated", "sign in first: `Authorization: Bearer <token>` or `?access_token=`")
+        principal = await api.auth.authenticate(credential)
+    except CoinwireError as exc:  # refused before the handshake completes: the client sees HTTP 403
+        log.warning("websocket refused", code=exc.code, client_ip=client_ip(scope))
+        await send({"type": "websocket.close", "code": 1008, "reason": exc.code})
+        return
+    await send({"type": "websocket.accept"})
+    send_bytes = text_sender(send, api.notifier.limits.max_unread_bytes)
+    pusher = text_pusher(send_bytes)
+
+    def push(data: bytes) -> None:
+        pusher(plain_event(data))  # the notifier's JSON-RPC bytes, as this feed's plain objects
+
+    ctx = CallContext("ws_orders", send_bytes, principal, push=push)
+    drained = drained_of(pusher)
+    ctx.drained, ctx.drop = drained, drop_of(pusher)
+    ctx.channels = set()  # nothing until the query is checked
+    closing: set[asyncio.Task[None]] = set()
+
+    def end(reason: str) -> None:
+        """The credential ended: nothing more is pushed; the close frame goes out after what is queued."""
+        api.notifier.remove(ctx)
+        task = asyncio.get_running_loop().create_task(_close(send, CREDENTIALS_ENDED, reason))
+        closing.add(task)
+        task.add_done_callback(closing.discard)
+
+    try:
+        await _follow(api, ctx, scope.get("query_string", b""), pusher)
+    except CoinwireError as exc:
+        api.notifier.remove(ctx)
+        pusher(_encode({"channel": "error", **exc.to_dict()}))
+        await drained()
+        await send({"type": "websocket.close", "code": REFUSED, "reason": exc.code})
+        while (await receive())["type"] == "websocket.receive":  # until the peer's close ends the connection
+            pass
+        return
+    if api.connections is not None:
+        api.connections.add(ctx, end)
+    try:
+        while (await receive())["type"] == "websocket.receive":  # what the client sends is ignored
+            pass
+    finally:
+        if api.connections is not None:
+            api.connections.remove(ctx)
+        api.notifier.remove(ctx)
+
+
+async def _follow(api: Api, ctx: CallContext, query_string: bytes, pusher: Any) -> None:
+    """Check the query, then follow: one account (after `since` first) or every account the caller may read."""
+    for channel in _CHANNELS:
+        authorize_channel(ctx.principal, channel)
+    stream = api.stream_of(ctx, query_string)  # with `since`, the account's notifications are held from here on
+    principal = ctx.principal
+    if stream.account_id is not None:
+        ctx.only_account = stream.account_id
+    elif principal is not None and principal.is_admin:
+        ctx.follow_all = True  # an admin's: every account's
+    api.notifier.add(ctx)
+    if stream.since is None:
+        await api.notifier.listen(ctx, _CHANNELS)
+        return
+    replay = await api.streams.resume(ctx, stream.account_id, stream.since, _CHANNELS, stream.hold)  # type: ignore[union-attr,arg-type]
+    pusher(_encode({"channel": "replayed", **replay}))
+
+
+async def _close(send: Send, code: int, reason: str) -> None:
+    await send({"type": "websocket.close", "code": code, "reason": reason})
