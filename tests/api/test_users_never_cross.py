@@ -485,6 +485,7 @@ NOT_CALLED = {
     ("POST", "/api/v1/auth/logout"): "ends the caller's own session",
     ("POST", "/api/v1/auth/logout_all"): "ends the caller's own sessions",
     ("PUT", "/runnables/{name:path}/start"): "starts a run of the caller's own (its body names no one's resource)",
+    ("POST", "/api/v1/auth/register"): "a new user's name and password (closed here: registration_closed before the body is read)",
 }
 PATH_SAMPLES = {"component_id": "c", "name": "hodl", "exchange": "demo", "symbol": "BTC_USDT", "pair": "BTC_USDT", "currency": "USDT",
                 "path": "index.html"}
@@ -495,6 +496,7 @@ BODY_SAMPLES: dict[tuple[str, str], dict[str, Any]] = {
     ("POST", "/api/v1/users"): {"username": "sweeper", "password": "sweeper-password"},
     ("POST", "/api/v1/accounts"): {"exchange": "demo", "kind": "paper", "name": "sweep"},
     ("PUT", "/api/v1/accounts/{account_id:int}/members/{user_id:int}"): {"role": "view"},
+    ("PUT", "/api/v1/admin/settings"): {"self_registration": False},
     ("PUT", "/runs/{run_id}/components/{component_id}"): {"value": 1},
     ("POST", "/api/v1/frontier"): {"assets": ["BTC", "ETH"]},
 }
