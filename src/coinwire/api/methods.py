@@ -614,7 +614,7 @@ async def get_wallet(api: Api, p: P.GetWalletParams, ctx: CallContext) -> Any:
     account_id = api.account(ctx, p.account, p.exchange, need="view")
     if account_id is None:
         account = await api.gateway.account_for(_caller(ctx)[0], p.exchange)
-        account_id = account.id  # type: ignore[union-attr]  # account_for makes one or raises
+        account_id = account.id
     return api.wallets.account_wallet(p.exchange, currency.upper(), account_id)
 
 
@@ -709,7 +709,7 @@ async def add_virtual_wallet_tx(api: Api, p: P.VirtualTxParams, ctx: CallContext
     if not currency:
         raise InvalidInput("missing_parameter", "add_virtual_wallet_tx needs `base` (or `currency`)")
     if account_id is None:
-        account_id = (await api.gateway.account_for(user_id, p.exchange)).id  # type: ignore[union-attr]
+        account_id = (await api.gateway.account_for(user_id, p.exchange)).id
     account = api.gateway.accounts.accounts[account_id]
     if not is_admin and account.owner_id != user_id:  # members, even trading ones, never mint funds
         raise NotFound("account_not_found", f"no account {account_id}")

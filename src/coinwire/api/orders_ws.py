@@ -29,11 +29,11 @@ from starlette.types import Receive, Scope, Send
 
 from coinwire.api.connections import CREDENTIALS_ENDED
 from coinwire.api.context import CallContext
-from coinwire.api.guard import authorize_channel, client_ip, credential_of
+from coinwire.api.guard import authorize_channel
 from coinwire.api.methods import Api
 from coinwire.api.notifier import plain_event
+from coinwire.api.ws_accept import accept_signed_in
 from coinwire.api.ws_send import drained_of, drop_of, text_pusher, text_sender
-from coinwire.auth.errors import Unauthenticated
 from coinwire.core.errors import CoinwireError
 
 __all__ = ["ORDERS_WS_PATH", "orders_ws_asgi"]
@@ -48,18 +48,9 @@ _encode = msgspec.json.Encoder().encode
 
 async def orders_ws_asgi(scope: Scope, receive: Receive, send: Send, api: Api) -> None:
     """Serve one /ws/orders connection (an ASGI `websocket` scope) until the client leaves."""
-    if (await receive())["type"] != "websocket.connect":
+    principal = await accept_signed_in(scope, receive, send, api)
+    if principal is None:
         return
-    credential = credential_of(scope, allow_query=True)
-    try:
-        if not credential or api.auth is None:
-            raise Unauthenticated("unauthenticated", "sign in first: `Authorization: Bearer <token>` or `?access_token=`")
-        principal = await api.auth.authenticate(credential)
-    except CoinwireError as exc:  # refused before the handshake completes: the client sees HTTP 403
-        log.warning("websocket refused", code=exc.code, client_ip=client_ip(scope))
-        await send({"type": "websocket.close", "code": 1008, "reason": exc.code})
-        return
-    await send({"type": "websocket.accept"})
     send_bytes = text_sender(send, api.notifier.limits.max_unread_bytes)
     pusher = text_pusher(send_bytes)
 

@@ -37,12 +37,12 @@ from starlette.types import Receive, Scope, Send
 
 from coinwire.api.connections import CREDENTIALS_ENDED
 from coinwire.api.context import CallContext
-from coinwire.api.guard import client_ip, credential_of
 from coinwire.api.json_input import NUL_ESCAPE, NUL_ESCAPE_TEXT, REQUEST_DECODER
 from coinwire.api.methods import Api
+from coinwire.api.ws_accept import accept_signed_in
 from coinwire.api.ws_protocol import FastWebSocketProtocol
 from coinwire.api.ws_send import ClientGone, text_pusher, text_sender
-from coinwire.auth.errors import RateLimited, Unauthenticated
+from coinwire.auth.errors import RateLimited
 from coinwire.core.errors import CoinwireError
 from coinwire.services import metrics
 from coinwire.store.outage import store_unavailable, store_unreachable
@@ -122,18 +122,9 @@ async def handle_rpc_call(api: Api, request: Any, ctx: CallContext) -> dict[str,
 
 async def rpc_asgi(scope: Scope, receive: Receive, send: Send, api: Api) -> None:
     """Serve one WebSocket connection (an ASGI `websocket` scope) until the client leaves."""
-    if (await receive())["type"] != "websocket.connect":
+    principal = await accept_signed_in(scope, receive, send, api)
+    if principal is None:
         return
-    credential = credential_of(scope, allow_query=True)
-    try:
-        if not credential or api.auth is None:
-            raise Unauthenticated("unauthenticated", "sign in first: `Authorization: Bearer <token>` or `?access_token=`")
-        principal = await api.auth.authenticate(credential)
-    except CoinwireError as exc:  # refused before the handshake completes: the client sees HTTP 403
-        log.warning("websocket refused", code=exc.code, client_ip=client_ip(scope))
-        await send({"type": "websocket.close", "code": 1008, "reason": exc.code})
-        return
-    await send({"type": "websocket.accept"})
 
     send_bytes = text_sender(send, api.notifier.limits.max_unread_bytes)  # answers and notifications: one socket write a loop turn
 

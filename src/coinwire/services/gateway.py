@@ -312,38 +312,22 @@ class Gateway:
         return self.exchanges[order.exchange].markets[order.symbol].instrument
 
     # --- accounts ---------------------------------------------------------------------------------
-    async def account_for(self, owner_id: int | None, exchange: str, *, create: bool = True) -> Account | None:
+    async def account_for(self, owner_id: int | None, exchange: str) -> Account:
         """The owner's own account on a paper exchange, made and funded with the exchange's `paper_funds` on first use.
 
         The new account is known at once (a second call does not make another) and stored in
         the same change set as its first funds. A live exchange's account is made when it
         connects (`live_account`): someone without one there gets `account_not_found`.
-        `create=False`: None instead of a new account (a read that must not write).
         """
         account = self.accounts.own(owner_id, exchange)
-        if account is not None or not create:
+        if account is not None:
             return account
         ex = self.exchange(exchange)
         if isinstance(ex, LiveExchange):
             if owner_id is None and ex.account_id in self.accounts.accounts:  # the platform itself (no user): the venue's account
                 return self.accounts.accounts[ex.account_id]
             raise NotFound("account_not_found", f"you have no account on {exchange}; a live account comes from your exchange keys")
-        if not ex.markets:
-            raise NotReady("exchange_not_ready", f"exchange {exchange} is {ex.status}, not ready; retry shortly")
-        ts = self.clock()
-        account = self.accounts.new(owner_id, exchange, "paper", exchange, ts)
-        self.accounts.add(account)
-        lines: list[WalletLine] = []
-        try:
-            for currency, amount in self.configs[exchange].paper_funds.items():
-                if currency in ex.currencies():
-                    lines += self.ledger.add_virtual_tx(exchange, currency, str_to_atto(amount), ts, account.id)
-            changes = self._changes(lines=lines)
-            changes.accounts = (account,)
-            await self._commit(changes)
-        except CoinwireError:
-            self.accounts.forget(account)
-            raise
+        account = await self._open_paper(owner_id, ex, exchange)
         log.info("paper account opened", exchange=exchange, account=account.id, owner=owner_id)
         return account
 
@@ -353,16 +337,20 @@ class Gateway:
         if kind != "paper" or ex.mode != "paper":
             raise InvalidInput("unsupported_account_kind", "only paper accounts can be opened here; a live account comes from "
                                "exchange keys (coinwire keys set), on a live exchange")
+        return await self._open_paper(owner_id, ex, name)
+
+    async def _open_paper(self, owner_id: int | None, ex: PaperExchange, name: str) -> Account:
+        """A new paper account, known at once and stored with its `paper_funds` in one change set (forgotten if refused)."""
         if not ex.markets:
-            raise NotReady("exchange_not_ready", f"exchange {exchange} is {ex.status}, not ready; retry shortly")
+            raise NotReady("exchange_not_ready", f"exchange {ex.name} is {ex.status}, not ready; retry shortly")
         ts = self.clock()
-        account = self.accounts.new(owner_id, exchange, "paper", name, ts)
+        account = self.accounts.new(owner_id, ex.name, "paper", name, ts)
         self.accounts.add(account)
         try:
             lines: list[WalletLine] = []
-            for currency, amount in self.configs[exchange].paper_funds.items():
+            for currency, amount in self.configs[ex.name].paper_funds.items():
                 if currency in ex.currencies():
-                    lines += self.ledger.add_virtual_tx(exchange, currency, str_to_atto(amount), ts, account.id)
+                    lines += self.ledger.add_virtual_tx(ex.name, currency, str_to_atto(amount), ts, account.id)
             changes = self._changes(lines=lines)
             changes.accounts = (account,)
             await self._commit(changes)
@@ -654,7 +642,7 @@ class Gateway:
         account_id = self.order_account(request)
         if account_id is None:
             account = self.accounts.own(request.owner_id, request.exchange) or await self.account_for(request.owner_id, request.exchange)
-            account_id = account.id  # type: ignore[union-attr]  # account_for makes one or raises
+            account_id = account.id
         ts = self.clock()
         order = Order(
             id=self.order_ids.next(),
@@ -846,7 +834,7 @@ class Gateway:
                     of[exchange] = held
                 else:
                     account = self.accounts.own(owner_id, exchange) or await self.account_for(owner_id, exchange)
-                    of[exchange] = account.id  # type: ignore[union-attr]  # account_for makes one or raises
+                    of[exchange] = account.id
             elif self.accounts.accounts[of[exchange]].exchange != exchange:
                 raise InvalidInput("account_exchange_mismatch", f"account {of[exchange]} is not on {exchange}")
         return of
