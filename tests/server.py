@@ -76,10 +76,14 @@ class ServerProcess:
 
     def traders(self, *names: str) -> dict[str, str]:
         """New traders `names` (password `<name>-password`), created by admin and signed in: their access tokens."""
+        return self.users(dict.fromkeys(names, "trader"))
+
+    def users(self, roles: dict[str, str]) -> dict[str, str]:
+        """New users named by `roles` with those roles (password `<name>-password`), signed in: their access tokens."""
         with self.client() as admin:
-            for name in names:
-                admin.post("/api/v1/users", json={"username": name, "password": f"{name}-password"}).raise_for_status()
-        return {name: self.login(name, f"{name}-password")["access_token"] for name in names}
+            for name, role in roles.items():
+                admin.post("/api/v1/users", json={"username": name, "password": f"{name}-password", "role": role}).raise_for_status()
+        return {name: self.login(name, f"{name}-password")["access_token"] for name in roles}
 
     @property
     def token(self) -> str:

@@ -35,10 +35,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
 
 @pytest.fixture(scope="module")
 def tokens(server: ServerProcess) -> dict[str, str]:
-    with server.client() as admin:
-        for name, role in USERS.items():
-            admin.post("/api/v1/users", json={"username": name, "password": f"{name}-password", "role": role}).raise_for_status()
-    return {name: server.login(name, f"{name}-password")["access_token"] for name in USERS}
+    return server.users(USERS)
 
 
 def http(server: ServerProcess, token: str) -> httpx.Client:

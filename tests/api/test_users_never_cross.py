@@ -55,10 +55,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
 @pytest.fixture(scope="module")
 def tokens(server: ServerProcess) -> dict[str, str]:
     """Access tokens of two traders, a viewer and the admin."""
-    with server.client() as admin:
-        for name, role in USERS.items():
-            admin.post("/api/v1/users", json={"username": name, "password": f"{name}-password", "role": role}).raise_for_status()
-    out = {n: server.login(n, f"{n}-password")["access_token"] for n in USERS}
+    out = server.users(USERS)
     out["admin"] = server.token
     return out
 
