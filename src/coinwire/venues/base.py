@@ -1,0 +1,133 @@
+"""The one venue contract: what paper, simulated and live venues answer to, and what they ask of their host.
+
+A venue is where one exchange's orders execute. Three kinds implement `Venue`:
+
+- `paper` (`venues/paper.py`): `core.execution` + `core.matching` + `core.ledger` over the
+  books mirrored from a feed;
+- `simulated` (`venues/simulated.py`): the same core on a simulated clock, over candles or a
+  recorded L2 capture (the backtests);
+- `live` (`venues/live.py`): a real account through CCXT; the mirror only checks and holds.
+
+A venue never stores or notifies anything itself: every change it makes (an order accepted,
+filled, cancelled or expired, the wallet lines that settled it) is handed to its host as one
+`Execution` through `VenueHost.record`, which the gateway turns into one change set and then
+notifications, and which a backtest turns into its report. Commands (`place`, `cancel`)
+record their own changes and return them; what the venue does on its own (market data
+filling a resting order, an expiry, an exchange report) is recorded the same way, so the
+host's `record` is the venue's one event stream.
+
+The simulated venue's host never suspends, so a backtest runs a venue coroutine to its end
+at once with `completed` and keeps its synchronous, simulated-clock loop.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Coroutine, Iterable
+from typing import Any, Protocol, TypeVar
+
+from coinwire.core.ids import IdSequence
+from coinwire.core.instruments import Instrument
+from coinwire.core.ledger import Balance, Ledger
+from coinwire.core.orders import DoneReason, Fill, Order
+from coinwire.core.wallets import WalletLine
+
+__all__ = ["Execution", "Venue", "VenueHost", "VenueMarket", "completed"]
+
+T = TypeVar("T")
+
+
+class Execution:
+    """What one step at a venue changed: orders in their new state, the fills, and the ledger lines that settled them.
+
+    `placed`: the order this step created (a placement), which nothing stored refers to yet,
+    so a host whose store refuses the step can take it back alone.
+    """
+
+    __slots__ = ("orders", "fills", "lines", "placed")
+
+    def __init__(
+        self, orders: list[Order] | None = None, fills: list[Fill] | None = None, lines: list[WalletLine] | None = None,
+        placed: Order | None = None,
+    ) -> None:
+        self.orders: list[Order] = orders if orders is not None else []
+        self.fills: list[Fill] = fills if fills is not None else []
+        self.lines: list[WalletLine] = lines if lines is not None else []
+        self.placed = placed
+
+    def __bool__(self) -> bool:
+        return bool(self.orders or self.fills or self.lines)
+
+
+class VenueMarket(Protocol):
+    """One symbol at a venue: its instrument (precision, filters, fees)."""
+
+    @property
+    def instrument(self) -> Instrument: ...
+
+
+class VenueHost(Protocol):
+    """The process a venue runs in: the gateway (paper, live) or a backtest (simulated)."""
+
+    @property
+    def ledger(self) -> Ledger: ...
+
+    @property
+    def fill_ids(self) -> IdSequence: ...
+
+    def now(self) -> int:
+        """The host's clock in ns: wall time for the gateway, the simulated clock in a backtest."""
+        ...
+
+    async def record(self, execution: Execution, *, notify: bool = True) -> None:
+        """Keep what the venue changed (one change set), then, with `notify`, tell its followers.
+
+        `notify=False`: written ahead (a live order before it is sent), to be notified by a later record.
+        Raises the store's refusal; the host has then taken back what it could (see `Execution.placed`).
+        """
+        ...
+
+    async def log(self, level: str, source: str, message: str, owner_id: int | None = None) -> None:
+        """A message for the log feed (`owner_id`: the user whose order it is about, who may read it)."""
+        ...
+
+
+class Venue(Protocol):
+    """Where one exchange's orders execute. Room is left for positions and conditional orders (perpetuals, stops)."""
+
+    name: str
+    kind: str  # "paper" | "simulated" | "live"
+    status: str  # "starting" | "ready" | "degraded" | "stopped"
+
+    def market(self, symbol: str) -> VenueMarket | None: ...
+
+    def currencies(self) -> list[str]: ...
+
+    async def place(self, order: Order, budget: int | None = None) -> Execution:
+        """Place a new order (checked, held and matched as the venue does); recorded through the host before it returns."""
+        ...
+
+    async def cancel(self, order: Order, reason: DoneReason | None = None) -> Execution:
+        """Cancel an order not done; its hold goes back. Recorded through the host before it returns."""
+        ...
+
+    def open_orders(self) -> Iterable[Order]:
+        """The orders not done at this venue (resting, or sent and not yet answered)."""
+        ...
+
+    def balances(self, account: int) -> dict[str, Balance]:
+        """What `account` holds at this venue, per currency (total and held), as the host's ledger keeps it."""
+        ...
+
+    def restore_order(self, order: Order) -> bool:
+        """Take back an order not done from the store after a restart; False while its market is not known yet."""
+        ...
+
+
+def completed(step: Coroutine[Any, Any, T]) -> T:
+    """Run a venue coroutine that never suspends (a simulated venue with a backtest host) to its result, synchronously."""
+    try:
+        step.send(None)
+    except StopIteration as done:
+        return done.value  # type: ignore[no-any-return]
+    step.close()
+    raise RuntimeError("a simulated venue step suspended: its host must not await anything")
