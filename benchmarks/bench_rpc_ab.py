@@ -22,7 +22,7 @@ journal helper's count is listed but moved between counts of the same code (31k-
 at niceness +10, and how much of the orders' changes it has applied when counting stops depends
 on what else the host runs.
 
-`COINWIRE_BENCH_BASE` names the base (default 2e93ff2, the commit before the accounts work).
+`COINWIRE_BENCH_BASE` names the base (default 0b96280, the commit before the venue contract work).
 Outside a git checkout (an sdist), or when the ref is not in it, the result only says why it
 was skipped. `python -m benchmarks.bench_rpc_ab [pairs] [seconds]` runs it alone.
 """
@@ -43,7 +43,7 @@ from benchmarks.bench_rpc import child_pids, instructions_per_order, serve_and_m
 
 ROOT = Path(__file__).resolve().parent.parent
 BASE_ENV = "COINWIRE_BENCH_BASE"
-DEFAULT_BASE = "2e93ff2"  # the commit before the accounts work (issue 21)
+DEFAULT_BASE = "0b96280"  # the commit before the venue contract work (issue 22)
 PAIRS = 6  # 12 fresh servers (~9.5 s each); with the two callgrind counts (~25 s each) about 3 minutes
 SECONDS = 4.0  # of load per round, after bench_rpc's 1 s warm-up: 20,000-40,000 orders
 TOLERANCE = 0.10  # current/base >= 0.90 passes
@@ -54,8 +54,8 @@ class BaseUnavailable(Exception):
     """The base commit's source cannot be written out here (no git checkout, unknown ref, no git or tar)."""
 
 
-def materialise(root: Path, ref: str, into: Path) -> str:
-    """Write `ref`'s `src` folder under `into` (`into/src`); returns the full commit id.
+def materialise(root: Path, ref: str, into: Path, folders: tuple[str, ...] = ("src",)) -> str:
+    """Write `ref`'s `src` folder (and any other `folders`) under `into` (`into/src`); returns the full commit id.
 
     Only a git checkout whose top level is `root` counts: an sdist unpacked inside some other
     repository must not take that repository's history for its own.
@@ -70,7 +70,7 @@ def materialise(root: Path, ref: str, into: Path) -> str:
         commit = _git(root, "rev-parse", "--verify", "--quiet", f"{ref}^{{commit}}").decode().strip()
     except BaseUnavailable:
         raise BaseUnavailable(f"{ref!r} is not a commit of this checkout (a shallow clone?)") from None
-    archive = _git(root, "archive", "--format=tar", commit, "src")
+    archive = _git(root, "archive", "--format=tar", commit, *folders)
     into.mkdir(parents=True, exist_ok=True)
     try:
         subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True, capture_output=True)

@@ -23,8 +23,12 @@ BENCHES: list[tuple[str, str, str, float, str, str]] = [
     ("make_order over /rpc", "benchmarks.bench_rpc", "orders_per_s", 5_000, "orders/s",
      "8 concurrent WebSocket clients, each waiting for the committed answer before the next order"),
     ("make_order A/B against a base commit", "benchmarks.bench_rpc_ab", "current_over_base_pct", 90, "% of the base's orders/s",
-     "the same load on this checkout's src and on COINWIRE_BENCH_BASE's (default 2e93ff2), 6 pairs of fresh servers "
+     "the same load on this checkout's src and on COINWIRE_BENCH_BASE's (default 0b96280), 6 pairs of fresh servers "
      "in alternating order; median of the paired ratios"),
+    ("Matching core and SMA backtest A/B against a base commit", "benchmarks.bench_core_ab", "worst_current_over_base_pct", 90,
+     "% of the base's speed (the lower of the two)",
+     "bench_matching and the SMA backtest's first call, each side on its own commit's src and benchmarks, 5 alternating pairs; "
+     "median of the paired ratios"),
     ("History load", "benchmarks.bench_history", "load_candles_per_s", 2_000_000, "candles/s",
      "HistoryStore loading a 1,000,000-bar series (memory-mapped .npy) and reading every column: 0.5 s at target"),
     ("SMA cross backtest, 500k bars", "benchmarks.backtest_sma", "coinwire_speedup_vs_backtesting", 10, "x backtesting.py's speed",
@@ -54,8 +58,9 @@ NOTES = """
   alternating, read 8,470/8,260, 7,513/8,592, 7,349/7,963 and 6,906/6,474 orders/s (new/old),
   medians 7,431 against 8,111, the pairs spread -13% to +7% with the host: within its noise.
 - make_order A/B against a base commit (benchmarks/bench_rpc_ab.py): the make_order load above
-  on this checkout's `src` and on an earlier commit's (`COINWIRE_BENCH_BASE`, default `2e93ff2`,
-  the commit before the accounts work, written out with `git archive`), in 6 pairs of 4 s rounds,
+  on this checkout's `src` and on an earlier commit's (`COINWIRE_BENCH_BASE`, default `0b96280`,
+  the commit before the venue contract work; it was `2e93ff2`, the commit before the accounts work, for
+  that issue's figures; written out with `git archive`), in 6 pairs of 4 s rounds,
   each in a fresh server with its own empty SQLite store (through the journal) and PYTHONPATH on
   its side's `src`; every round checks that the server and its journal helper import that tree
   and not the venv's editable install. The pairs alternate which side runs first (base, current;
@@ -76,6 +81,12 @@ NOTES = """
   431-437k (+0.9% to +2.1%, seven counts). Under that load the orders/s ratio moved by ~15%
   between runs and the A/B took 4.2-4.5 minutes (~3 on a quiet host); the instruction counts are
   the steady reading.
+- Matching core and SMA backtest A/B (benchmarks/bench_core_ab.py): the same pairing for the two
+  benchmarks whose code the venue contract moved (the backtests now trade on the simulated venue).
+  Each side runs its own commit's `benchmarks` as well as its `src` (both written out by `git
+  archive`), so each is measured by the harness written for it: bench_matching's events/s (best
+  of 3) and backtest_sma's `--coinwire-once` seconds (first call in a fresh process). The headline
+  is the lower of the two medians of paired ratios; at least 90% is within 10%.
 - Candles (benchmarks/candles.py): targets are ingest >= 50,000 rows/s on SQLite and >= 20,000 on
   PostgreSQL (10,000 series closing in one minute are written in well under a second), the
   100-symbol year of minutes (52.6M rows) rolled up to London days in <= 5 s, and a year's daily
