@@ -66,8 +66,8 @@ def serve(
     """Start the platform (gateway, paper exchanges, API) on the configured ports."""
     import uvicorn
 
-    from coinwire.api.app import create_app
     from coinwire.api.ws_protocol import FastWebSocketProtocol
+    from coinwire.app import create_app
     from coinwire.logs import configure_logging
 
     settings = _settings(host=host, port=port)

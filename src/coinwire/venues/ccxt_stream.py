@@ -28,8 +28,8 @@ import structlog
 from coinwire.core.errors import DomainError, NotReady
 from coinwire.core.instruments import Instrument
 from coinwire.core.orders import OrderStatus
-from coinwire.feeds.ccxt_errors import Backoff
 from coinwire.venues.ccxt_convert import order_report
+from coinwire.venues.ccxt_errors import Backoff
 from coinwire.venues.errors import venue_error
 from coinwire.venues.reports import FillReport, OrderReport, Report
 

@@ -32,9 +32,7 @@ from coinwire.core.errors import Conflict, DomainError, InvalidInput, NotFound, 
 from coinwire.core.instruments import Instrument
 from coinwire.core.orders import Order, OrderStatus, Side
 from coinwire.core.symbols import normalize_symbol
-from coinwire.feeds.ccxt_errors import Backoff
-from coinwire.feeds.ccxt_feed import make_client
-from coinwire.feeds.ccxt_markets import instrument_from_market
+from coinwire.venues.ccxt_client import make_client
 from coinwire.venues.ccxt_convert import (
     balances_from_ccxt,
     fill_report,
@@ -42,6 +40,8 @@ from coinwire.venues.ccxt_convert import (
     order_report,
     same_order,
 )
+from coinwire.venues.ccxt_errors import Backoff
+from coinwire.venues.ccxt_markets import instrument_from_market
 from coinwire.venues.ccxt_quirks import TRADES_FROM_ID, check_client_oid, configure
 from coinwire.venues.ccxt_quirks import order_ttl as quirk_order_ttl
 from coinwire.venues.ccxt_stream import ReportStream, VenueState
