@@ -81,7 +81,7 @@ def add_ohlcv_routes(app: FastAPI, query: OhlcvQuery) -> None:
 # --- live stream ---------------------------------------------------------------------------------
 
 
-class SubscribeOhlcvParams(P._Params, kw_only=True):
+class SubscribeOhlcvParams(P.Params, kw_only=True):
     exchange: P.Name
     symbol: P.Symbol
     timeframe: P.Word = "1m"
@@ -90,7 +90,7 @@ class SubscribeOhlcvParams(P._Params, kw_only=True):
     end: int | P.Name | None = None
 
 
-class UnsubscribeOhlcvParams(P._Params, kw_only=True):
+class UnsubscribeOhlcvParams(P.Params, kw_only=True):
     subscription: int
 
 

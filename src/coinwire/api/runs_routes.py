@@ -35,8 +35,8 @@ from coinwire.api.rest import error_response, json_response
 from coinwire.auth.abilities import SERVER_FILES, Principal, can
 from coinwire.auth.errors import Forbidden
 from coinwire.core.errors import CoinwireError, InvalidInput, NotFound
-from coinwire.engine.registry import builtin_strategies
 from coinwire.services.runs import RunManager
+from coinwire.strategies.registry import builtin_strategies
 
 __all__ = ["add_runs_routes"]
 
