@@ -70,9 +70,9 @@ def coinwire_in_process(path: Path, fill: str = "open") -> tuple[float, dict[str
     """
     try:
         from coinwire.engine.backtest import BacktestConfig
-        from coinwire.engine.registry import load_strategy
         from coinwire.engine.runs import run_backtest
         from coinwire.history import load_data_arg
+        from coinwire.strategies.registry import load_strategy
     except ImportError:
         return None
     load_strategy("ma_cross")
@@ -80,7 +80,7 @@ def coinwire_in_process(path: Path, fill: str = "open") -> tuple[float, dict[str
     config = BacktestConfig(exchange="binance", balances={"USDT": str(int(CASH))}, fee=str(FEE), fill=fill)
     params = {"fast": FAST, "slow": SLOW}
     started = time.perf_counter()
-    outcome, _ = run_backtest("ma_cross", params, candles, config)
+    outcome, _ = run_backtest(load_strategy("ma_cross"), params, candles, config)
     seconds = time.perf_counter() - started
     return seconds, dict(outcome.report)
 

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from coinwire.core.book_sync import BookSync
-from coinwire.feeds.binance_capture import BINANCE_BTCUSDT, iter_capture
+from coinwire.history.binance_capture import BINANCE_BTCUSDT, iter_capture
 from coinwire.messages import BookDelta, BookSnapshot
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -1,13 +1,27 @@
-"""Composition root: builds the ports from settings, wires the services, and starts the chosen roles."""
+"""Composition root: builds the ports from settings, wires the services, and starts the chosen roles.
+
+`Platform` is every long-lived service of one process (a paper session runs one without HTTP);
+`create_app` is the server: the platform, the access layer, the API over both and the run
+manager, each given its dependencies in its constructor, and the HTTP app over them. Nothing
+else in coinwire builds a service another package uses, and nothing is assigned after construction.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import gc
+import os
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
 from typing import Any
 
 import msgspec
 import structlog
+from fastapi import FastAPI
 
+from coinwire import metrics
+from coinwire.api.access import Access
+from coinwire.api.app import create_http_app
 from coinwire.api.methods import Api
 from coinwire.api.notifier import Notifier, PushLimits
 from coinwire.api.ohlcv_routes import OhlcvStreams
@@ -20,7 +34,6 @@ from coinwire.feeds.demo import DemoFeed
 from coinwire.history.store import HistoryStore, default_history_root
 from coinwire.logs import forward_warnings
 from coinwire.private_files import private_dir
-from coinwire.services import metrics
 from coinwire.services.candles import CandleRecorder
 from coinwire.services.gateway import Gateway
 from coinwire.services.health import Health
@@ -28,10 +41,11 @@ from coinwire.services.log_feed import LogFeed
 from coinwire.services.market_data import MarketData, build_streamer, ticker_configs
 from coinwire.services.ohlcv import OhlcvQuery
 from coinwire.services.public_trades import PublicTrades
+from coinwire.services.runs import RunManager
 from coinwire.store import Store
 from coinwire.store.candle_writer import CandleWriter
 
-__all__ = ["Platform", "build_feed"]
+__all__ = ["Platform", "build_feed", "create_app"]
 
 log = structlog.get_logger("coinwire.app")
 
@@ -45,8 +59,8 @@ def build_feed(cfg: ExchangeConfig) -> Any:
             kwargs["symbols"] = tuple(cfg.symbols)
         return DemoFeed(**kwargs)
     if cfg.feed == "replay":
-        from coinwire.feeds.binance_capture import BINANCE_BTCUSDT
         from coinwire.feeds.replay import ReplayFeed
+        from coinwire.history.binance_capture import BINANCE_BTCUSDT
 
         instrument = msgspec.structs.replace(BINANCE_BTCUSDT, exchange=cfg.name)
         return ReplayFeed(cfg.replay_paths, instrument, speed=cfg.replay_speed, loop=cfg.replay_loop)
@@ -90,14 +104,13 @@ class Platform:
         self.health = Health(self.store, self.bus, self.cache, self.gateway)  # what /readyz and get_status answer
         # `subscribe` with `since` and /ws/orders?since=: an account's missed notifications, from the bus's durable subjects
         self.streams = AccountStreams(self.bus, self.notifier, lambda account_id: self.gateway.seqs.get(account_id, 0))
-        self.api = Api(self.gateway, self.notifier, self.health, self.streams)
         self.feeds = [build_feed(cfg) for cfg in settings.exchanges]
         # candles: 1m/1h from public trades, written in batches; charts read them with the history store
         self.candle_writer = CandleWriter(self.store)
         self.candles = CandleRecorder(self.bus, self.candle_writer)
         history = HistoryStore(default_history_root(settings.data_path))
         self.ohlcv = OhlcvQuery(self.store, history, self.candles, max_points=settings.ohlcv_max_points)
-        self.ohlcv_streams = self.api.ohlcv_streams = OhlcvStreams(self.api, self.ohlcv, self.candles)
+        self.ohlcv_streams = OhlcvStreams(self.notifier, self.ohlcv, self.candles)  # live candles for subscribe_ohlcv
         self._tasks: list[asyncio.Task[Any]] = []
 
     async def start(self, feeds: bool = True) -> None:
@@ -180,3 +193,35 @@ class Platform:
     async def readiness(self) -> dict[str, Any]:
         """The process's health (services/health.py): `ready` when the store, bus and cache answer; `status` and `reasons`."""
         return await self.health.report()
+
+
+def create_app(settings: Settings, env: Mapping[str, str] | None = None) -> FastAPI:
+    """The server of `coinwire serve`: every service built here, started and stopped by the app's lifespan.
+
+    `env` holds the access layer's settings (COINWIRE_JWT_SECRET, rate limits, ...: api/access.py); the
+    process environment when None.
+    """
+    platform = Platform(settings)
+    access = Access(settings, platform.store, os.environ if env is None else env, platform.market.display_currencies)
+    api = Api(platform.gateway, platform.notifier, platform.health, platform.streams, ohlcv_streams=platform.ohlcv_streams,
+              auth=access.service, owners=access.owners, audit=access.audit, connections=access.connections,
+              rpc_limit=access.rpc_limit)
+    runs = RunManager(settings.data_path, settings.user_strategies_allowed, gateway=platform.gateway)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        await platform.start()
+        await access.start()
+        # What start-up built (modules, tables, settings) lives as long as the process: take it
+        # out of the collector's generations, so full collections walk only what serving made.
+        gc.collect()
+        gc.freeze()
+        await runs.open()
+        try:
+            yield
+        finally:
+            await runs.close()  # its runs stop with the server
+            await access.close()
+            await platform.stop()
+
+    return create_http_app(platform, api, access, runs, lifespan)

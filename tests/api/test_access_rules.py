@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from starlette.routing import Route
 
-from coinwire.api.app import create_app
 from coinwire.api.context import CHANNELS
+from coinwire.app import create_app
 from coinwire.auth.abilities import HTTP_RULES, PUSH_RULES, RPC_RULES, Principal, abilities, can, denial, http_rule
 from coinwire.config import load_settings
 
@@ -37,7 +37,7 @@ def test_every_http_route_has_a_rule_and_every_rule_a_route(app) -> None:  # typ
 
 
 def test_every_rpc_method_and_channel_has_a_rule(app) -> None:  # type: ignore[no-untyped-def]
-    methods = set(app.state.platform.api.methods)
+    methods = set(app.state.api.methods)
     assert not sorted(methods - set(RPC_RULES)), "JSON-RPC methods without a rule in RPC_RULES"
     assert not sorted(set(RPC_RULES) - methods)
     assert set(PUSH_RULES) == set(CHANNELS)

@@ -25,10 +25,10 @@ from coinwire.api.notifier import Notifier
 from coinwire.auth.abilities import Principal
 from coinwire.bus import MemoryBus
 from coinwire.cache import MemoryCache
+from coinwire.config.market_data import MarketDataConfig
 from coinwire.core.errors import InvalidInput
 from coinwire.feeds.base import subject_for
 from coinwire.messages import Ticker
-from coinwire.refdata.config import MarketDataConfig
 from coinwire.services.market_data import MarketData, build_refdata
 from coinwire.store import Store
 from tests.feeds.binance_server import ServerRunner

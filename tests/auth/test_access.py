@@ -1,4 +1,4 @@
-"""auth.access: edge and sign-up limits read from the environment, with clear errors for bad values."""
+"""api.access: edge and sign-up limits read from the environment, with clear errors for bad values."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from coinwire.auth.access import Access, edge_limits
+from coinwire.api.access import Access, edge_limits
 from coinwire.config import ConfigError, load_settings
 from coinwire.store import Store
 

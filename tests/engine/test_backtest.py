@@ -18,6 +18,7 @@ from coinwire.engine.runs import run_backtest
 from coinwire.engine.runtime import StrategyFailed
 from coinwire.engine.strategy import Strategy, parse_params
 from coinwire.strategies.ma_cross import MaCross
+from coinwire.strategies.registry import load_strategy
 from tests.conftest import shared_data
 
 H = 3600
@@ -72,7 +73,7 @@ def walk(n: int, seed: int) -> Series:
 @pytest.mark.parametrize("fill", ["open", "close"])
 def test_ma_cross_matches_an_independent_reference(fill: str) -> None:
     s = walk(6_000, seed=7)
-    outcome, rt = run_backtest("ma_cross", {"fast": "10", "slow": "40", "timeframe": "1h"}, [s], config(fill=fill))
+    outcome, rt = run_backtest(load_strategy("ma_cross"), {"fast": "10", "slow": "40", "timeframe": "1h"}, [s], config(fill=fill))
     entries, final = reference_ma_cross(s.open, s.close, 10, 40, 0.001, fill)
     assert outcome.status == "finished"
     assert entries > 20
@@ -84,7 +85,7 @@ def test_ma_cross_matches_an_independent_reference(fill: str) -> None:
 def test_ma_cross_on_real_binance_5m_candles() -> None:
     rows = np.array(json.loads((shared_data() / "binance-spot-5m" / "BTC_USDT-5m.json").read_bytes()), dtype=float)
     s = Series("BTC/USDT", "5m", (rows[:, 0] // 1000).astype(np.int64), *(rows[:, k] for k in range(1, 6)))
-    outcome, _ = run_backtest("ma_cross", {}, [s], config())
+    outcome, _ = run_backtest(load_strategy("ma_cross"), {}, [s], config())
     entries, final = reference_ma_cross(s.open, s.close, 50, 200, 0.001, "open")
     assert (outcome.report["entries"], outcome.report["exits"]) == (entries, entries - 1)
     assert outcome.report["final_equity"] == pytest.approx(final, rel=1e-9)
@@ -92,7 +93,8 @@ def test_ma_cross_on_real_binance_5m_candles() -> None:
 
 def test_same_inputs_give_byte_identical_reports() -> None:
     s = walk(3_000, seed=3)
-    reports = [msgspec.json.encode(run_backtest("ma_cross", {"fast": "5", "slow": "20", "timeframe": "1h"}, [s], config())[0].report)
+    ma_cross = load_strategy("ma_cross")
+    reports = [msgspec.json.encode(run_backtest(ma_cross, {"fast": "5", "slow": "20", "timeframe": "1h"}, [s], config())[0].report)
                for _ in range(2)]
     assert reports[0] == reports[1]
 
@@ -191,7 +193,7 @@ class Boom(Strategy):
 
 
 def test_a_raising_strategy_fails_its_run_with_the_traceback_in_the_log() -> None:
-    outcome, rt = run_backtest(f"{__file__}:Boom", {}, [series([1.0, 2.0, 3.0])], config())
+    outcome, rt = run_backtest(load_strategy(f"{__file__}:Boom"), {}, [series([1.0, 2.0, 3.0])], config())
     assert outcome.status == "failed"
     assert "ZeroDivisionError: strategy bug" in (outcome.traceback or "")
     assert any("strategy bug" in message for _, level, message in rt.logs if level == "error")
@@ -205,7 +207,7 @@ def test_bad_parameters_are_named() -> None:
         parse_params(MaCross, {"fast": "ten"})
     assert exc.value.code == "invalid_parameter"
     with pytest.raises(NotFound) as nf:
-        run_backtest("no_such_strategy", {}, [series([1.0, 2.0])], config())
+        run_backtest(load_strategy("no_such_strategy"), {}, [series([1.0, 2.0])], config())
     assert nf.value.code == "strategy_not_found"
 
 
@@ -258,13 +260,13 @@ def test_a_backtest_trades_its_one_exchange_by_name_and_refuses_any_other() -> N
     assert rt.logs[0][2] == "exchanges ['binance'], fee 0.001"
     assert [(t.exchange, t.status) for t in rt.tickets.values()] == [("binance", "filled")]
     assert [t["exchange"] for t in build_report(rt, {})["trades"]] == ["binance"]
-    two, _ = run_backtest("cross_exchange", {}, [series([100.0] * 4, volume=1e6)], config())
+    two, _ = run_backtest(load_strategy("cross_exchange"), {}, [series([100.0] * 4, volume=1e6)], config())
     assert two.status == "failed" and "needs_two_exchanges" in (two.traceback or "")
 
 
 def test_components_and_input_round_trip_through_the_hub() -> None:
     s = series([100.0] * 30, volume=1e6)
-    _outcome, rt = run_backtest("component_demo", {}, [s], config())
+    _outcome, rt = run_backtest(load_strategy("component_demo"), {}, [s], config())
     assert {"price", "fills", "order_form"} <= set(rt.components)
     rt.deliver_input(rt._strategy, "order_form", {"action": "buy", "fraction": 0.5})
     total, inputs = rt.hub.query(method="ui.input")
@@ -277,7 +279,7 @@ def test_components_and_input_round_trip_through_the_hub() -> None:
 
 def test_report_metrics_are_consistent() -> None:
     s = walk(4_000, seed=11)
-    outcome, rt = run_backtest("ma_cross", {"fast": "8", "slow": "30", "timeframe": "1h"}, [s], config())
+    outcome, rt = run_backtest(load_strategy("ma_cross"), {"fast": "8", "slow": "30", "timeframe": "1h"}, [s], config())
     rep = outcome.report
     assert rep["total_return"] == pytest.approx(rep["final_equity"] / rep["initial_equity"] - 1)
     assert 0 <= rep["max_drawdown"] < 1 and 0 <= rep["exposure"] <= 1

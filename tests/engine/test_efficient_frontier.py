@@ -18,6 +18,7 @@ from coinwire.engine.paper import PaperRuntime
 from coinwire.engine.runs import finish_backtest, prepare_any_backtest
 from coinwire.history.formats import load_data_arg
 from coinwire.strategies.efficient_frontier import EfficientFrontier
+from coinwire.strategies.registry import load_strategy
 from tests.conftest import shared_data
 
 PAIRS = "BTC/USDT,ETH/USDT,ADA/USDT,DOT/USDT,LINK/USDT,LTC/USDT,SOL/USDT,XRP/USDT"
@@ -36,7 +37,7 @@ def test_backtest_reaches_the_min_variance_weights_with_fees_and_depth_limited_s
     params = {"symbols": PAIRS, "target": "min_variance", "history_bars": 1000, "tolerance": TOLERANCE,
               "depth_share": DEPTH_SHARE, "cloud": 500}
     config = BacktestConfig(exchange="binance", balances={"USDT": "1000000"}, fee=str(FEE), start=START, end=END)
-    prepared = prepare_any_backtest("efficient_frontier", params, [str(data)], config, tmp_path)
+    prepared = prepare_any_backtest(load_strategy("efficient_frontier"), params, [str(data)], config, tmp_path)
     outcome = finish_backtest(prepared)
     assert outcome.status == "finished", outcome.error
     report = outcome.report
@@ -83,7 +84,8 @@ def test_backtest_reaches_the_min_variance_weights_with_fees_and_depth_limited_s
 def test_a_bad_symbols_parameter_fails_the_run_with_a_code(tmp_path: Path) -> None:
     data = shared_data("binance-spot-5m")
     config = BacktestConfig(exchange="binance", balances={"USDT": "1000"}, start=START, end=START + 86_400)
-    outcome = finish_backtest(prepare_any_backtest("efficient_frontier", {"symbols": "BTC/USDT"}, [str(data)], config, tmp_path))
+    frontier = load_strategy("efficient_frontier")
+    outcome = finish_backtest(prepare_any_backtest(frontier, {"symbols": "BTC/USDT"}, [str(data)], config, tmp_path))
     assert outcome.status == "failed" and "symbols must be two or more pairs of one quote" in (outcome.error or "")
 
 

@@ -16,10 +16,10 @@ from coinwire.core.errors import CoinwireError
 from coinwire.core.orders import Order, OrderType, Side
 from coinwire.engine.backtest import BacktestConfig
 from coinwire.engine.paper import PaperRuntime
-from coinwire.engine.registry import load_strategy
 from coinwire.engine.runs import finish_backtest, prepare_any_backtest
 from coinwire.engine.strategy import OrderTicket, Strategy
 from coinwire.services.paper_runs import finish_paper
+from coinwire.strategies.registry import load_strategy
 from tests.conftest import shared_data
 from tests.engine.test_cli_run import coinwire
 
@@ -65,7 +65,7 @@ def trades(report: dict[str, Any]) -> list[tuple[Any, ...]]:
 async def test_one_strategy_file_paper_fills_match_the_l2_backtest(tmp_path: Path) -> None:
     paths = capture()
     config = BacktestConfig(exchange="binance", balances=FUNDS, fee="0.001")
-    backtest = finish_backtest(prepare_any_backtest(PROBE, {}, [str(shared_data("binance-spot-l2"))], config, tmp_path))
+    backtest = finish_backtest(prepare_any_backtest(load_strategy(PROBE), {}, [str(shared_data("binance-spot-l2"))], config, tmp_path))
     assert backtest.status == "finished" and backtest.report is not None
     assert backtest.report["fills_against"] == "book"
 
@@ -89,12 +89,13 @@ async def test_one_strategy_file_paper_fills_match_the_l2_backtest(tmp_path: Pat
 def test_l2_backtest_is_deterministic_and_honours_start_and_end(tmp_path: Path) -> None:
     data = [str(shared_data("binance-spot-l2"))]
     config = BacktestConfig(exchange="binance", balances=FUNDS)
-    first = finish_backtest(prepare_any_backtest(PROBE, {}, data, config, tmp_path))
-    again = finish_backtest(prepare_any_backtest(PROBE, {}, data, config, tmp_path))
+    first = finish_backtest(prepare_any_backtest(load_strategy(PROBE), {}, data, config, tmp_path))
+    again = finish_backtest(prepare_any_backtest(load_strategy(PROBE), {}, data, config, tmp_path))
     assert json.dumps(first.report, sort_keys=True) == json.dumps(again.report, sort_keys=True)
     start = first.report["start"] + 120
     end = start + 240
-    clipped = finish_backtest(prepare_any_backtest(PROBE, {}, data, BacktestConfig(exchange="binance", balances=FUNDS, start=start,
+    probe = load_strategy(PROBE)
+    clipped = finish_backtest(prepare_any_backtest(probe, {}, data, BacktestConfig(exchange="binance", balances=FUNDS, start=start,
                                                                                   end=end), tmp_path))
     assert clipped.report is not None
     assert start <= clipped.report["start"] < start + 2 and clipped.report["end"] < end
@@ -105,11 +106,11 @@ def test_l2_backtest_is_deterministic_and_honours_start_and_end(tmp_path: Path) 
 def test_l2_backtest_refuses_candle_options_and_two_markets(tmp_path: Path) -> None:
     data = [str(shared_data("binance-spot-l2"))]
     with pytest.raises(CoinwireError) as refused:
-        prepare_any_backtest(PROBE, {}, data, BacktestConfig(exchange="binance", balances=FUNDS, fill="close"), tmp_path)
+        prepare_any_backtest(load_strategy(PROBE), {}, data, BacktestConfig(exchange="binance", balances=FUNDS, fill="close"), tmp_path)
     assert refused.value.code == "invalid_fill"
     both = data + [str(shared_data("binance-usdm-l2"))]
     with pytest.raises(CoinwireError) as two:
-        prepare_any_backtest(PROBE, {}, both, BacktestConfig(exchange="binance", balances=FUNDS), tmp_path)
+        prepare_any_backtest(load_strategy(PROBE), {}, both, BacktestConfig(exchange="binance", balances=FUNDS), tmp_path)
     assert two.value.code == "invalid_data" and "binanceusdm" in two.value.message
 
 

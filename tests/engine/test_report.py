@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from coinwire.engine.backtest import BacktestConfig
 from coinwire.engine.report import MAX_EQUITY_POINTS, MAX_PRICE_BARS, _cagr, build_report, keep_extremes
 from coinwire.engine.runs import run_backtest
+from coinwire.strategies.registry import load_strategy
 from tests.engine.test_backtest import walk
 
 
@@ -38,7 +39,7 @@ def test_short_curves_are_kept_whole() -> None:
 def test_a_long_backtest_reports_a_bounded_exact_equity_curve_and_price_bars() -> None:
     s = walk(20_000, seed=5)  # 1h candles: 833 days
     config = BacktestConfig(exchange="binance", balances={"USDT": "10000"}, fee="0.001")
-    outcome, rt = run_backtest("ma_cross", {"fast": "10", "slow": "40", "timeframe": "1h"}, [s], config)
+    outcome, rt = run_backtest(load_strategy("ma_cross"), {"fast": "10", "slow": "40", "timeframe": "1h"}, [s], config)
     rep = outcome.report
     assert rep is not None
     equity = rep["equity"]
@@ -70,9 +71,9 @@ def test_a_run_funded_with_the_base_counts_its_round_trips_from_that_holding() -
     """ma_cross sells the 0.1 BTC it was given with its first exit, then trades in and out: every exit closes a trip."""
     s = walk(5_000, seed=5)
     config = BacktestConfig(exchange="binance", balances={"USDT": "10000", "BTC": "0.1"}, fee="0.001")
-    unfunded, _ = run_backtest("ma_cross", {"fast": "10", "slow": "40", "timeframe": "1h"}, [s],
+    unfunded, _ = run_backtest(load_strategy("ma_cross"), {"fast": "10", "slow": "40", "timeframe": "1h"}, [s],
                                BacktestConfig(exchange="binance", balances={"USDT": "10000"}, fee="0.001"))
-    outcome, rt = run_backtest("ma_cross", {"fast": "10", "slow": "40", "timeframe": "1h"}, [s], config)
+    outcome, rt = run_backtest(load_strategy("ma_cross"), {"fast": "10", "slow": "40", "timeframe": "1h"}, [s], config)
     rep, base = outcome.report, unfunded.report
     assert rep is not None and base is not None
     sells = sum(1 for f in rt.fills if f.side.value == "sell")

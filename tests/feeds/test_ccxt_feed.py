@@ -22,11 +22,12 @@ from coinwire.core.ids import IdSequence
 from coinwire.core.numbers import to_units
 from coinwire.core.orders import Side
 from coinwire.feeds.base import Feed, SnapshotSource
-from coinwire.feeds.binance_capture import BINANCE_BTCUSDT
-from coinwire.feeds.ccxt_errors import Backoff, CcxtError, ErrorGroup, translate
-from coinwire.feeds.ccxt_feed import POLLING, WEBSOCKET, CcxtFeed, make_client
+from coinwire.feeds.ccxt_feed import POLLING, WEBSOCKET, CcxtFeed
+from coinwire.history.binance_capture import BINANCE_BTCUSDT
 from coinwire.messages import BookDelta, BookSnapshot, BookTicker, Markets, Message, TradeTick
 from coinwire.services.paper_exchange import PaperMarket
+from coinwire.venues.ccxt_client import make_client
+from coinwire.venues.ccxt_errors import Backoff, CcxtError, ErrorGroup, translate
 from tests.conftest import shared_data
 from tests.feeds.binance_server import MALFORMED, TIMEOUT, RecordedBinance, ServerRunner, load_capture
 

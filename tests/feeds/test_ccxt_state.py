@@ -8,9 +8,9 @@ import pytest
 
 from coinwire.core.book_sync import BookSync
 from coinwire.core.errors import InvalidInput
-from coinwire.feeds.ccxt_markets import DECIMAL_PLACES, SIGNIFICANT_DIGITS, TICK_SIZE, LevelConverter, instrument_from_market
 from coinwire.feeds.ccxt_state import BookMirror, TradeFilter
 from coinwire.messages import BookDelta, BookSnapshot
+from coinwire.venues.ccxt_markets import DECIMAL_PLACES, SIGNIFICANT_DIGITS, TICK_SIZE, LevelConverter, instrument_from_market
 
 
 def market(**overrides: Any) -> dict[str, Any]:

@@ -15,9 +15,9 @@ from typing import Any
 
 import pytest
 
-from coinwire.feeds.ccxt_errors import Backoff, CcxtError
 from coinwire.feeds.ccxt_tickers import POLLING, WEBSOCKET, TickerStreamer, ticker_from_ccxt
 from coinwire.messages import Message, Ticker
+from coinwire.venues.ccxt_errors import Backoff, CcxtError
 from tests.feeds.binance_server import ServerRunner
 from tests.feeds.ticker_server import TickerVenue
 
@@ -198,7 +198,7 @@ async def test_a_configured_streamer_fills_the_latest_prices(server: ServerRunne
     """`[[market_data.tickers]]` as the platform builds it: streamer -> bus -> cache, read back with ages."""
     from coinwire.bus import MemoryBus
     from coinwire.cache import MemoryCache
-    from coinwire.refdata.config import MarketDataConfig, TickerConfig
+    from coinwire.config.market_data import MarketDataConfig, TickerConfig
     from coinwire.services.market_data import MarketData
     from coinwire.store import Store
 

@@ -11,14 +11,14 @@ import pytest
 from coinwire.core.book_sync import RESYNC, SYNCED, BookSync
 from coinwire.core.errors import InvalidInput
 from coinwire.feeds.base import Feed, SnapshotSource
-from coinwire.feeds.binance_capture import (
+from coinwire.feeds.replay import ReplayFeed
+from coinwire.history.binance_capture import (
     BINANCE_BTCUSDT,
     BINANCE_USDM_BTCUSDT,
     CaptureParser,
     decimal_parser,
     iter_capture,
 )
-from coinwire.feeds.replay import ReplayFeed
 from coinwire.messages import BookDelta, BookSnapshot, BookTicker, Markets, Message, TradeTick
 from tests.conftest import shared_data
 

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from coinwire.core.errors import CoinwireError, InvalidInput
-from coinwire.feeds.ccxt_errors import Backoff
 from coinwire.history.download import MAX_RETRIES, download, make_exchange, rehost_urls
 from coinwire.history.formats import read_candles
+from coinwire.venues.ccxt_errors import Backoff
 from tests.conftest import shared_data
 from tests.history.klines_server import KlinesVenue, serve_klines
 from tests.test_cli import coinwire

@@ -12,7 +12,7 @@ import pytest
 
 from coinwire.core.instruments import Instrument
 from coinwire.core.orders import Order, OrderType, Side
-from coinwire.feeds.ccxt_errors import Backoff
+from coinwire.venues.ccxt_errors import Backoff
 from coinwire.venues.ccxt_venue import CcxtVenue
 from tests.feeds.binance_server import RecordedBinance, ServerRunner
 from tests.feeds.test_ccxt_feed import capture

@@ -9,7 +9,7 @@ import pytest
 
 from coinwire.core.errors import InvalidInput, NotReady
 from coinwire.core.orders import Order, OrderStatus, OrderType, Side
-from coinwire.feeds.binance_capture import BINANCE_BTCUSDT
+from coinwire.history.binance_capture import BINANCE_BTCUSDT
 from coinwire.venues.ccxt_convert import (
     balances_from_ccxt,
     fill_report,

@@ -23,7 +23,7 @@ from coinwire.core.errors import (
 )
 from coinwire.core.instruments import Instrument
 from coinwire.core.orders import DoneReason, OrderStatus, OrderType
-from coinwire.feeds.binance_capture import BINANCE_BTCUSDT
+from coinwire.history.binance_capture import BINANCE_BTCUSDT
 from coinwire.venues.ccxt_venue import CcxtVenue
 from coinwire.venues.reports import Liquidity, OrderReport, ReportReason
 from tests.feeds.binance_server import ServerRunner

@@ -19,7 +19,7 @@ from coinwire.core.errors import (
     NotFound,
     NotReady,
 )
-from coinwire.feeds.ccxt_errors import bad_response
+from coinwire.venues.ccxt_errors import bad_response
 from coinwire.venues.errors import outcome_unknown, venue_error
 
 ROWS: list[tuple[BaseException, type[CoinwireError], str, bool]] = [

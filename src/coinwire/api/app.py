@@ -1,13 +1,14 @@
 """The HTTP server: JSON-RPC at /rpc, order events at /ws/orders, the xWrap REST routes, the web dashboard, OpenAPI, metrics, health.
+
+It mounts routes on what it is given; it builds no service. The composition root (`coinwire.app.create_app`)
+builds the platform, the access layer, the API and the run manager, and hands them here with its lifespan.
 """
 
 from __future__ import annotations
 
-import gc
-import os
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from typing import Any
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
+from typing import Any, Protocol
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
@@ -16,11 +17,13 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.types import Receive, Scope, Send
 
 from coinwire import __version__
+from coinwire.api.access import Access
 from coinwire.api.accounts_routes import add_accounts_routes
 from coinwire.api.auth_routes import add_auth_routes
 from coinwire.api.frontier_routes import add_frontier_routes
 from coinwire.api.guard import GuardMiddleware
 from coinwire.api.market_routes import add_market_routes
+from coinwire.api.methods import Api
 from coinwire.api.ohlcv_routes import add_ohlcv_routes
 from coinwire.api.orders_ws import ORDERS_WS_PATH, orders_ws_asgi
 from coinwire.api.prefs_routes import add_preferences_routes
@@ -29,12 +32,31 @@ from coinwire.api.rpc import rpc_asgi
 from coinwire.api.runs_routes import add_runs_routes
 from coinwire.api.trades_routes import add_trades_routes
 from coinwire.api.web_routes import add_web_routes
-from coinwire.app import Platform
-from coinwire.auth.access import Access
 from coinwire.config import Settings
 from coinwire.services.accounts import MembersRepository
+from coinwire.services.gateway import Gateway
+from coinwire.services.market_data import MarketData
+from coinwire.services.ohlcv import OhlcvQuery
+from coinwire.services.public_trades import PublicTrades
+from coinwire.services.runs import RunManager
+from coinwire.store import Store
 
-__all__ = ["create_app", "CoinwireApp"]
+__all__ = ["create_http_app", "CoinwireApp", "Served"]
+
+Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[None]]
+
+
+class Served(Protocol):
+    """The services the HTTP app serves from (`coinwire.app.Platform` is one), so that api never imports app."""
+
+    settings: Settings
+    store: Store
+    gateway: Gateway
+    market: MarketData
+    ohlcv: OhlcvQuery
+    public_trades: PublicTrades
+
+    async def readiness(self) -> dict[str, Any]: ...
 
 RPC_PATH = "/rpc"
 
@@ -46,10 +68,10 @@ class CoinwireApp(FastAPI):
     on every message a connection sends; JSON-RPC connections carry thousands a second.
     """
 
-    def __init__(self, platform: Platform, **kwargs: Any) -> None:
+    def __init__(self, api: Api, **kwargs: Any) -> None:
         super().__init__(**kwargs)
-        self.state.platform = platform
-        self._api = platform.api
+        self.state.api = api
+        self._api = api
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "websocket":
@@ -64,29 +86,11 @@ class CoinwireApp(FastAPI):
         await super().__call__(scope, receive, send)
 
 
-def create_app(settings: Settings) -> FastAPI:
-    platform = Platform(settings)
-    access = Access(settings, platform.store, os.environ, platform.market.display_currencies)
-    platform.api.auth, platform.api.owners, platform.api.audit = access.service, access.owners, access.audit
-    platform.api.connections = access.connections
-    platform.api.rpc_limit = access.rpc_limit
-
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        await platform.start()
-        await access.start()
-        # What start-up built (modules, tables, settings) lives as long as the process: take it
-        # out of the collector's generations, so full collections walk only what serving made.
-        gc.collect()
-        gc.freeze()
-        try:
-            yield
-        finally:
-            await access.close()
-            await platform.stop()
-
+def create_http_app(platform: Served, api: Api, access: Access, runs: RunManager, lifespan: Lifespan) -> FastAPI:
+    """The FastAPI app over built services; `lifespan` starts and stops them (and the run manager) with the server."""
+    settings = platform.settings
     app = CoinwireApp(
-        platform,
+        api,
         title="coinwire",
         version=__version__,
         description="Exchange gateway: paper exchanges on real order books, logical wallets, orders.",
@@ -101,9 +105,9 @@ def create_app(settings: Settings) -> FastAPI:
                            allow_headers=["Authorization", "Content-Type"], max_age=600)
     add_auth_routes(app, access.service, access.audit, platform.gateway.recent_logs, access.registration)
     add_preferences_routes(app, platform.store, platform.market)
-    add_xwrap_routes(app, platform.api)
-    add_accounts_routes(app, platform.api, access.repo, MembersRepository(platform.store))
-    add_runs_routes(app, settings, platform.gateway, access.owners)
+    add_xwrap_routes(app, api)
+    add_accounts_routes(app, api, access.repo, MembersRepository(platform.store))
+    add_runs_routes(app, runs, access.owners)
     add_frontier_routes(app, settings)
     add_ohlcv_routes(app, platform.ohlcv)
     add_market_routes(app, platform.market)

@@ -103,18 +103,28 @@ def _as_sent(raw: dict[str, Any] | None) -> dict[str, Any]:
 class Api:
     """Validates parameters, calls the gateway, shapes results; shared by every transport."""
 
-    def __init__(self, gateway: Gateway, notifier: Notifier, health: Health, streams: AccountStreams | None = None) -> None:
+    def __init__(
+        self, gateway: Gateway, notifier: Notifier, health: Health, streams: AccountStreams | None = None, *,
+        ohlcv_streams: OhlcvStreams | None = None, auth: AuthService | None = None, owners: Owners | None = None,
+        audit: AuditLog | None = None, connections: OpenConnections | None = None,
+        rpc_limit: tuple[float, float] = (1000.0, 5000.0),
+    ) -> None:
+        """Everything arrives here, from the composition root (`coinwire.app.create_app`); nothing is set afterwards.
+
+        Without `auth` (tests of one method) connections are not authenticated, without `owners` nothing is
+        checked for ownership, without `audit` nothing is recorded.
+        """
         self.gateway = gateway
         self.notifier = notifier
         self.streams = streams  # `subscribe` with `since`: an account's missed notifications, then live ones
         self.health = health  # get_status's `status` and `reasons`, the same as /readyz's
         self.wallets = WalletViews(gateway)
-        self.owners: Owners | None = None  # set by the platform once the store is open
-        self.auth: AuthService | None = None  # authenticates WebSocket connections (set by the platform)
-        self.connections: OpenConnections | None = None  # ends WebSockets whose credentials end (set with `auth`)
-        self.audit: AuditLog | None = None  # state-changing JSON-RPC calls are recorded (HTTP ones by the guard)
-        self.ohlcv_streams: OhlcvStreams | None = None  # live candles for subscribe_ohlcv (set by the platform)
-        self.rpc_limit: tuple[float, float] = (1000.0, 5000.0)  # requests/second and burst per WebSocket connection
+        self.owners = owners  # loaded when the access layer starts (after the store opens)
+        self.auth = auth  # authenticates WebSocket connections
+        self.connections = connections  # ends WebSockets whose credentials end
+        self.audit = audit  # state-changing JSON-RPC calls are recorded (HTTP ones by the guard)
+        self.ohlcv_streams = ohlcv_streams  # live candles for subscribe_ohlcv
+        self.rpc_limit = rpc_limit  # requests/second and burst per WebSocket connection
         self._parsed: dict[tuple[int, str, str], tuple[Instrument, int]] = {}
         self.methods: dict[str, Method] = _REGISTRY  # every method by name (an attribute: read for every call)
 

@@ -36,7 +36,7 @@ from fastapi.responses import Response
 from coinwire.api import params as P
 from coinwire.api.context import CallContext
 from coinwire.api.methods import Api, method
-from coinwire.api.notifier import notification
+from coinwire.api.notifier import Notifier, notification
 from coinwire.api.rest import error_response, json_response
 from coinwire.core.candles import Candle
 from coinwire.core.errors import CoinwireError, InvalidInput, NotReady
@@ -81,7 +81,7 @@ def add_ohlcv_routes(app: FastAPI, query: OhlcvQuery) -> None:
 # --- live stream ---------------------------------------------------------------------------------
 
 
-class SubscribeOhlcvParams(P._Params, kw_only=True):
+class SubscribeOhlcvParams(P.Params, kw_only=True):
     exchange: P.Name
     symbol: P.Symbol
     timeframe: P.Word = "1m"
@@ -90,7 +90,7 @@ class SubscribeOhlcvParams(P._Params, kw_only=True):
     end: int | P.Name | None = None
 
 
-class UnsubscribeOhlcvParams(P._Params, kw_only=True):
+class UnsubscribeOhlcvParams(P.Params, kw_only=True):
     subscription: int
 
 
@@ -108,8 +108,8 @@ class _Subscription:
 class OhlcvStreams:
     """Forming candles of subscribed series, pushed to their WebSocket connections."""
 
-    def __init__(self, api: Api, query: OhlcvQuery, recorder: CandleRecorder, push_interval: float = 0.25) -> None:
-        self.api = api
+    def __init__(self, notifier: Notifier, query: OhlcvQuery, recorder: CandleRecorder, push_interval: float = 0.25) -> None:
+        self.notifier = notifier  # its connections (who is still there) and its per-connection stream limit
         self.query = query
         self.recorder = recorder
         self.push_interval = push_interval
@@ -130,7 +130,7 @@ class OhlcvStreams:
     async def subscribe(self, p: SubscribeOhlcvParams, ctx: CallContext) -> dict[str, Any]:
         if ctx.send is None:
             raise InvalidInput("websocket_only", "subscribe_ohlcv needs a WebSocket connection (/rpc)")
-        limit = self.api.notifier.limits.max_streams
+        limit = self.notifier.limits.max_streams
         if sum(1 for sub in self.subs.values() if sub.ctx is ctx) >= limit:
             raise InvalidInput("too_many_streams", f"at most {limit} subscribe_ohlcv streams per connection", limit=limit)
         tf, tz = parse_timeframe(p.timeframe), zone(p.tz)
@@ -186,7 +186,7 @@ class OhlcvStreams:
     async def push(self) -> int:
         """Send the forming candle of every subscription that changed; returns how many were sent."""
         sent = 0
-        live = self.api.notifier.connections
+        live = self.notifier.connections
         for sub in list(self.subs.values()):
             if sub.ctx.connection_id not in live:
                 self.subs.pop(sub.id, None)  # the socket closed

@@ -84,11 +84,11 @@ Seconds = Annotated[int, msgspec.Meta(le=366 * 86_400)]  # negatives get their o
 Count = Annotated[int, msgspec.Meta(ge=-(2**31), le=2**31)]
 
 
-class _Params(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    pass
+class Params(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """The base of every method's parameters (here and in api/ohlcv_routes.py): an unknown field is refused."""
 
 
-class NoParams(_Params, kw_only=True):
+class NoParams(Params, kw_only=True):
     pass
 
 
@@ -96,22 +96,22 @@ class EchoParams(msgspec.Struct, kw_only=True):  # echo accepts anything by desi
     pass
 
 
-class GetExchangesParams(_Params, kw_only=True):
+class GetExchangesParams(Params, kw_only=True):
     mode: Word | None = None
 
 
-class ExchangeParams(_Params, kw_only=True):
+class ExchangeParams(Params, kw_only=True):
     exchange: Name
 
 
-class BookParams(_Params, kw_only=True):
+class BookParams(Params, kw_only=True):
     exchange: Name
     pair: Symbol | None = None
     symbol: Symbol | None = None
     depth: Count = 100
 
 
-class MakeOrderParams(_Params, kw_only=True):
+class MakeOrderParams(Params, kw_only=True):
     exchange: Name
     side: Word
     size: Number
@@ -128,7 +128,7 @@ class MakeOrderParams(_Params, kw_only=True):
     account: Id | None = None  # the account it spends from (None: its wallet set's, else the caller's own on the exchange)
 
 
-class CancelOrderParams(_Params, kw_only=True):
+class CancelOrderParams(Params, kw_only=True):
     order_id: Id | None = None
     client_oid: Ident | None = None
     client_order_id: Ident | None = None
@@ -136,39 +136,39 @@ class CancelOrderParams(_Params, kw_only=True):
     account: Id | None = None  # with client_oid: look only in this account
 
 
-class ListOpenOrdersParams(_Params, kw_only=True):
+class ListOpenOrdersParams(Params, kw_only=True):
     exchange: Name | None = None
     wallet_set_id: Id | None = None
     account: Id | None = None  # only this account's (None: every account the caller may read)
 
 
-class ListRecentOrdersParams(_Params, kw_only=True):
+class ListRecentOrdersParams(Params, kw_only=True):
     include_open: bool = False
     limit: Count = 100
     exchange: Name | None = None
     account: Id | None = None
 
 
-class WalletAllocation(_Params, kw_only=True):
+class WalletAllocation(Params, kw_only=True):
     exchange: Name
     currency: Name
     allocation: Number
     account: Id | None = None  # the account funding it (None: the caller's own on the exchange, or the set's there)
 
 
-class CreateWalletSetParams(_Params, kw_only=True):
+class CreateWalletSetParams(Params, kw_only=True):
     wallets: Annotated[list[WalletAllocation], msgspec.Meta(max_length=MAX_LIST)]
     run_id: Ident | None = None
     description: Text | None = None
 
 
-class AllocateToWalletSetParams(_Params, kw_only=True):
+class AllocateToWalletSetParams(Params, kw_only=True):
     wallets: Annotated[list[WalletAllocation], msgspec.Meta(max_length=MAX_LIST)]  # allocation: + in, - back out
     set_id: Id | None = None
     wallet_set_id: Id | None = None  # the seed's name for `set_id`: exactly one of the two
 
 
-class GetWalletParams(_Params, kw_only=True):
+class GetWalletParams(Params, kw_only=True):
     exchange: Name
     currency: Name | None = None
     base: Name | None = None  # the seed's name for `currency`
@@ -176,30 +176,30 @@ class GetWalletParams(_Params, kw_only=True):
     account: Id | None = None  # None: the caller's own account on the exchange
 
 
-class WalletSetIdParams(_Params, kw_only=True):
+class WalletSetIdParams(Params, kw_only=True):
     set_id: Id
 
 
-class DeactivateWalletSetParams(_Params, kw_only=True):
+class DeactivateWalletSetParams(Params, kw_only=True):
     set_id: Id | None = None
     wallet_set_id: Id | None = None  # the seed's name for the same id: give exactly one of the two
 
 
-class GetWalletSetParams(_Params, kw_only=True):
+class GetWalletSetParams(Params, kw_only=True):
     set_id: Id
     aggregate_only: bool = False
 
 
-class AggregateParams(_Params, kw_only=True):
+class AggregateParams(Params, kw_only=True):
     aggregate_only: bool = False
     account: Id | None = None  # one account's funds (None: every account the caller may read)
 
 
-class AccountParams(_Params, kw_only=True):
+class AccountParams(Params, kw_only=True):
     account: Id | None = None  # one account's funds (None: every account the caller may read)
 
 
-class VirtualTxParams(_Params, kw_only=True):
+class VirtualTxParams(Params, kw_only=True):
     exchange: Name
     base: Name | None = None
     currency: Name | None = None
@@ -208,13 +208,13 @@ class VirtualTxParams(_Params, kw_only=True):
     account: Id | None = None  # None: the caller's own account on the exchange
 
 
-class ConvertParams(_Params, kw_only=True):
+class ConvertParams(Params, kw_only=True):
     currency: Name
     value: Number
     side: Word = "bid"
 
 
-class SubscribeParams(_Params, kw_only=True):
+class SubscribeParams(Params, kw_only=True):
     channels: Annotated[list[Word], msgspec.Meta(max_length=MAX_LIST)]
     tickers: list[Pattern] | None = None  # with channel "ticker": subject patterns, e.g. "ticker.binance.usdt.*"
     public_trades: list[Pattern] | None = None  # with channel "public_trades": subject patterns, e.g. "trade.demo.usdt.btc"
@@ -222,7 +222,7 @@ class SubscribeParams(_Params, kw_only=True):
     since: Annotated[int, msgspec.Meta(ge=0, le=2**62)] | None = None  # with account: first what came after this seq (api.streams)
 
 
-class OhlcvParams(_Params, kw_only=True):
+class OhlcvParams(Params, kw_only=True):
     exchange: Name
     pair: Symbol
     start: Annotated[int, msgspec.Meta(ge=0, le=2**40)] | None = None

@@ -16,13 +16,13 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException
 
+from coinwire import metrics
 from coinwire.api.context import CallContext
 from coinwire.api.guard import principal_of
 from coinwire.api.json_input import decode_json
 from coinwire.api.methods import Api
 from coinwire.api.query_values import read_int
 from coinwire.core.errors import CoinwireError
-from coinwire.services import metrics
 from coinwire.store.outage import store_unavailable, store_unreachable
 
 __all__ = ["XWRAP_ROUTES", "add_xwrap_routes", "error_response", "json_response"]

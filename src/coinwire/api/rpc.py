@@ -35,6 +35,7 @@ import msgspec
 import structlog
 from starlette.types import Receive, Scope, Send
 
+from coinwire import metrics
 from coinwire.api.connections import CREDENTIALS_ENDED
 from coinwire.api.context import CallContext
 from coinwire.api.json_input import NUL_ESCAPE, NUL_ESCAPE_TEXT, REQUEST_DECODER
@@ -44,7 +45,6 @@ from coinwire.api.ws_protocol import FastWebSocketProtocol
 from coinwire.api.ws_send import ClientGone, text_pusher, text_sender
 from coinwire.auth.errors import RateLimited
 from coinwire.core.errors import CoinwireError
-from coinwire.services import metrics
 from coinwire.store.outage import store_unavailable, store_unreachable
 
 __all__ = ["handle_rpc_call", "rpc_asgi", "rpc_error"]

@@ -19,8 +19,7 @@ directory: `file_not_found`).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import structlog
@@ -35,11 +34,9 @@ from coinwire.api.query_values import query_int
 from coinwire.api.rest import error_response, json_response
 from coinwire.auth.abilities import SERVER_FILES, Principal, can
 from coinwire.auth.errors import Forbidden
-from coinwire.config import Settings
 from coinwire.core.errors import CoinwireError, InvalidInput, NotFound
-from coinwire.engine.registry import builtin_strategies
-from coinwire.services.gateway import Gateway
 from coinwire.services.runs import RunManager
+from coinwire.strategies.registry import builtin_strategies
 
 __all__ = ["add_runs_routes"]
 
@@ -49,25 +46,11 @@ _MAX_PAGE = 1000
 _UNPROCESSABLE_NOT_FOUND = {"history_missing", "no_price_route"}  # "not found" inside a request that exists: 422
 
 
-def add_runs_routes(app: FastAPI, settings: Settings, gateway: Gateway | None = None, owners: Owners | None = None) -> None:
-    """Mount the runs routes and tie the RunManager to the app's lifespan (its runs stop with the server).
+def add_runs_routes(app: FastAPI, manager: RunManager, owners: Owners | None = None) -> None:
+    """Mount the runs routes over `manager` (the composition root opens and closes it with the server).
 
     With `owners`, a run belongs to whoever started it: others get 404 for it and do not see it listed.
     """
-    manager = RunManager(settings.data_path, settings.user_strategies_allowed, gateway=gateway)
-    app.state.runs = manager
-    inner = app.router.lifespan_context
-
-    @asynccontextmanager
-    async def lifespan(a: Any) -> AsyncIterator[Any]:
-        async with inner(a) as state:
-            await manager.open()
-            try:
-                yield state
-            finally:
-                await manager.close()
-
-    app.router.lifespan_context = lifespan
 
     def route(method: str, path: str, handler: Callable[..., Awaitable[Any]], status: int = 200, start: bool = False) -> None:
         async def endpoint(request: Request) -> Response:

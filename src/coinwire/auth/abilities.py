@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import msgspec
 
+from coinwire.config import REGISTRATION_ROLES
+
 __all__ = [
     "ROLES", "PLANS", "SCOPES", "REGISTRATION_ROLES", "Principal", "Rule", "HTTP_RULES", "RPC_RULES", "PUSH_RULES",
     "can", "denial", "abilities", "http_rule", "PUBLIC", "SERVER_FILES", "GRANT_ACCOUNTS",
@@ -22,8 +24,6 @@ __all__ = [
 ROLES = ("admin", "trader", "viewer")
 PLANS = ("free", "pro")
 SCOPES = ("read", "trade", "admin")
-# the roles a self-registered user may be given: never admin (coinwire.auth.site_settings)
-REGISTRATION_ROLES = ("viewer", "trader")
 
 # actions: read (look), trade (orders), manage (create/change own resources), admin (everyone's)
 # subjects: market, order, wallet_set, run, account, frontier, self (own sessions, keys, abilities), user, ops

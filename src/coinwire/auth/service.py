@@ -112,7 +112,8 @@ class AuthService:
             for u in await self.repo.list_users()
         ]
 
-    async def _user(self, username: str) -> dict[str, Any]:
+    async def require_user(self, username: str) -> dict[str, Any]:
+        """The user named `username`, or `unknown_user` (the CLI asks this too)."""
         user = await self.repo.user_by_name(username)
         if user is None:
             raise NotFound("unknown_user", f"no user named {username!r}")
@@ -120,13 +121,13 @@ class AuthService:
 
     async def set_password(self, username: str, password: str) -> None:
         """A new password ends every session of the user."""
-        user = await self._user(username)
+        user = await self.require_user(username)
         await self.repo.update_user(user["id"], password_hash=hash_password(check_password_rules(password)))
         await self.repo.revoke_sessions(self._now(), "password_changed", user_id=user["id"])
         self._ended(CredentialsEnded(reason=SESSION_REVOKED, user_id=user["id"]))
 
     async def set_disabled(self, username: str, disabled: bool = True) -> None:
-        user = await self._user(username)
+        user = await self.require_user(username)
         await self.repo.update_user(user["id"], disabled=disabled)
         if disabled:
             await self.repo.revoke_sessions(self._now(), "user_disabled", user_id=user["id"])

@@ -12,13 +12,13 @@ import re
 from collections.abc import Callable, Iterable, Iterator
 from functools import lru_cache
 
+from coinwire.config import validate_namespace  # the one check, shared with the settings
 from coinwire.core.errors import InvalidInput
 from coinwire.messages import DURABLE_SUBJECTS
 
 __all__ = ["validate_subject", "validate_pattern", "validate_namespace", "matcher", "match", "intersect", "is_durable", "SubjectFilter"]
 
 _BAD_CHARS = re.compile(r"[\s*>]")
-_NAMESPACE = re.compile(r"[A-Za-z0-9_-]+")
 
 
 def _token_problem(token: str) -> str | None:
@@ -58,15 +58,6 @@ def validate_pattern(pattern: str) -> str:
         if problem:
             raise InvalidInput("invalid_pattern", f"pattern {pattern!r} {problem}")
     return pattern
-
-
-def validate_namespace(namespace: str) -> str:
-    """A namespace is one subject token that is also a valid JetStream stream name: letters, digits, `_`, `-`."""
-    if not isinstance(namespace, str) or not _NAMESPACE.fullmatch(namespace):
-        raise InvalidInput(
-            "invalid_namespace", f"namespace must be letters, digits, '_' or '-', got {namespace!r}", namespace=namespace
-        )
-    return namespace
 
 
 @lru_cache(maxsize=4096)

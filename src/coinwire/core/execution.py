@@ -134,7 +134,7 @@ def size_for_funds(engine: MatchingEngine, side: Side, funds: int) -> int:
     inst = engine.instrument
     total = 0
     left = funds
-    for price, available in engine._available(side, None):
+    for price, available in engine.available_levels(side, None):
         take = max_size_within(inst, price, left)
         if take == 0:
             break

@@ -182,7 +182,7 @@ class MatchingEngine:
         fills: list[Fill] = []
         if reaches:  # the displayed book is in reach; what is still available decides the rest
             if kind is _POST_ONLY:
-                if next(self._available(side, limit), None) is not None:
+                if next(self.available_levels(side, limit), None) is not None:
                     raise DomainError(
                         "post_only_would_take",
                         f"post-only {side.value} at {self.instrument.price_str(order.limit)} would take liquidity",
@@ -192,7 +192,7 @@ class MatchingEngine:
                 consumed = self._consumed_asks if side is _BUY else self._consumed_bids
                 fill = self._fill
                 remaining = order.size - order.filled_size
-                for price, available in self._available(side, limit):
+                for price, available in self.available_levels(side, limit):
                     take = available if available < remaining else remaining
                     consumed[price] = consumed.get(price, 0) + take
                     fills.append(fill(order, price, take, False, ts))
@@ -216,7 +216,7 @@ class MatchingEngine:
         """(size that would fill now, its notional in ATTO), changing nothing: for funds checks."""
         filled = 0
         notional = 0
-        for price, available in self._available(side, limit):
+        for price, available in self.available_levels(side, limit):
             take = min(available, size - filled)
             filled += take
             notional += price * take
@@ -286,11 +286,11 @@ class MatchingEngine:
         consumed = self._consumed_bids if side is _BUY else self._consumed_asks
         return max(self.book.size_at(side, price) - consumed.get(price, 0), 0)
 
-    # --- internals ----------------------------------------------------------------------------
-    def _available(self, side: Side, limit: int | None) -> Iterator[Level]:
+    def available_levels(self, side: Side, limit: int | None) -> Iterator[Level]:
         """Opposite levels an order of `side` may take within `limit`, best first, as (price, available).
 
-        Callers may consume at the level just yielded before asking for the next one.
+        Public because core.execution walks them too. Callers may consume at the level just yielded
+        before asking for the next one.
         """
         book = self.book
         if side is _BUY:

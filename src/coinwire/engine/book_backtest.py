@@ -27,7 +27,7 @@ from coinwire.engine.backtest import BacktestConfig, funded_wallet_set
 from coinwire.engine.order_args import resolve_size
 from coinwire.engine.strategy import Strategy, StrategyParams
 from coinwire.engine.stream import StreamRuntime
-from coinwire.feeds.binance_capture import BINANCE_BTCUSDT, BINANCE_USDM_BTCUSDT, iter_capture
+from coinwire.history.binance_capture import BINANCE_BTCUSDT, BINANCE_USDM_BTCUSDT, iter_capture
 from coinwire.services.paper_exchange import PaperExchange, PaperMarket
 
 __all__ = ["BookBacktestRuntime", "capture_instrument"]

@@ -1,4 +1,8 @@
-"""Which strategies can run: the built-ins by name, and user strategies from `path/to/file.py:ClassName`."""
+"""Strategy names, and user strategies loaded from `path/to/file.py:ClassName`.
+
+The built-ins are listed by `coinwire.strategies.registry`, above the engine: the engine runs a
+Strategy class it is given and never imports the strategies themselves.
+"""
 
 from __future__ import annotations
 
@@ -10,49 +14,37 @@ from pathlib import Path
 from coinwire.core.errors import InvalidInput, NotFound
 from coinwire.engine.strategy import Strategy
 
-__all__ = ["builtin_strategies", "load_strategy", "strategy_name"]
+__all__ = ["is_file_ref", "load_strategy_file", "strategy_name"]
 
 
 def strategy_name(cls: type[Strategy]) -> str:
     return cls.name or re.sub(r"(?<!^)(?=[A-Z])", "_", cls.__name__).lower()
 
 
-def builtin_strategies() -> dict[str, type[Strategy]]:
-    from coinwire.strategies.component_demo import ComponentDemo
-    from coinwire.strategies.cross_exchange import CrossExchange
-    from coinwire.strategies.echo import Echo
-    from coinwire.strategies.efficient_frontier import EfficientFrontier
-    from coinwire.strategies.hodl import Hodl
-    from coinwire.strategies.ma_cross import MaCross
-    from coinwire.strategies.trade_decider import TradeDecider
-
-    classes: list[type[Strategy]] = [Hodl, Echo, ComponentDemo, MaCross, TradeDecider, EfficientFrontier, CrossExchange]
-    return {strategy_name(c): c for c in classes}
+def is_file_ref(ref: str) -> bool:
+    """`path/to/file.py:ClassName`, as opposed to a built-in's name."""
+    return ":" in ref and ref.split(":", 1)[0].endswith(".py")
 
 
-def load_strategy(ref: str) -> type[Strategy]:
-    """A built-in name, or `file.py:ClassName` (the file is imported as its own module)."""
-    if ":" in ref and ref.split(":", 1)[0].endswith(".py"):
-        path_text, class_name = ref.rsplit(":", 1)
-        path = Path(path_text)
-        if not path.is_file():
-            raise NotFound("strategy_not_found", f"strategy file {path} does not exist")
-        module_name = f"coinwire_user_{abs(hash(path.resolve()))}"
-        spec = importlib.util.spec_from_file_location(module_name, path)
-        if spec is None or spec.loader is None:
-            raise InvalidInput("strategy_not_loadable", f"cannot import {path}")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[module_name] = module
-        try:
-            spec.loader.exec_module(module)
-        except (Exception, SystemExit) as exc:  # a file that calls exit() at import is refused like one that raises
-            raise InvalidInput("strategy_not_loadable", f"importing {path} failed: {type(exc).__name__}: {exc}") from exc
-        cls = getattr(module, class_name, None)
-        if not (isinstance(cls, type) and issubclass(cls, Strategy)):
-            raise NotFound("strategy_not_found", f"{path} has no Strategy subclass named {class_name}")
-        return cls
-    builtins = builtin_strategies()
-    if ref not in builtins:
-        raise NotFound("strategy_not_found",
-                       f"unknown strategy {ref!r}; built-ins: {', '.join(sorted(builtins))}, or use file.py:ClassName")
-    return builtins[ref]
+def load_strategy_file(ref: str) -> type[Strategy]:
+    """The class `ClassName` of `file.py:ClassName` (the file is imported as its own module)."""
+    if not is_file_ref(ref):
+        raise NotFound("strategy_not_found", f"{ref!r} is not a strategy file reference (file.py:ClassName)")
+    path_text, class_name = ref.rsplit(":", 1)
+    path = Path(path_text)
+    if not path.is_file():
+        raise NotFound("strategy_not_found", f"strategy file {path} does not exist")
+    module_name = f"coinwire_user_{abs(hash(path.resolve()))}"
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    if spec is None or spec.loader is None:
+        raise InvalidInput("strategy_not_loadable", f"cannot import {path}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    try:
+        spec.loader.exec_module(module)
+    except (Exception, SystemExit) as exc:  # a file that calls exit() at import is refused like one that raises
+        raise InvalidInput("strategy_not_loadable", f"importing {path} failed: {type(exc).__name__}: {exc}") from exc
+    cls = getattr(module, class_name, None)
+    if not (isinstance(cls, type) and issubclass(cls, Strategy)):
+        raise NotFound("strategy_not_found", f"{path} has no Strategy subclass named {class_name}")
+    return cls

@@ -26,7 +26,7 @@ from coinwire.core.errors import CoinwireError, InvalidInput, NotFound
 from coinwire.engine.backtest import BacktestConfig, BacktestRuntime, Series, timeframe_ns
 from coinwire.engine.book_backtest import BookBacktestRuntime, capture_instrument
 from coinwire.engine.hub import HubMessage, page
-from coinwire.engine.registry import load_strategy, strategy_name
+from coinwire.engine.registry import strategy_name
 from coinwire.engine.report import build_report
 from coinwire.engine.runtime import Runtime, StrategyFailed
 from coinwire.engine.strategy import Strategy, StrategyParams, params_json, parse_params
@@ -89,7 +89,7 @@ def parse_time(value: str | int | None, field: str) -> int | None:
     return int(parsed.timestamp())
 
 
-def load_candles(data: Sequence[str] | None, exchange: str, strategy_ref: str, params: dict[str, Any], data_path: Path) -> list[Any]:
+def load_candles(data: Sequence[str] | None, exchange: str, cls: type[Strategy], params: dict[str, Any], data_path: Path) -> list[Any]:
     """Candles for a backtest: the given files or folders, else the history store at the strategy's symbol and timeframe."""
     from coinwire.history import load_data_arg
     from coinwire.history.store import HistoryStore, default_history_root
@@ -99,7 +99,7 @@ def load_candles(data: Sequence[str] | None, exchange: str, strategy_ref: str, p
         for item in data:
             candles += load_data_arg(Path(item), exchange=exchange)
         return candles
-    declared = load_strategy(strategy_ref).parameters()
+    declared = cls.parameters()
     symbol = params.get("symbol", declared.get("symbol"))
     timeframe = params.get("timeframe", declared.get("timeframe"))
     if not symbol or not timeframe:
@@ -147,22 +147,24 @@ class PreparedRun(NamedTuple):
 
 
 def prepare_any_backtest(
-    strategy_ref: str, raw_params: dict[str, Any], data: Sequence[str] | None, config: BacktestConfig, data_path: Path,
+    cls: type[Strategy], raw_params: dict[str, Any], data: Sequence[str] | None, config: BacktestConfig, data_path: Path,
     run_id: str | None = None, candle_cls: type[BacktestRuntime] = BacktestRuntime,
     book_cls: type[BookBacktestRuntime] = BookBacktestRuntime,
 ) -> PreparedRun:
-    """A backtest over what `data` holds: recorded order books (raw captures) fill against the book, candles against candles."""
+    """A backtest over what `data` holds: recorded order books (raw captures) fill against the book, candles against candles.
+
+    `cls` is resolved by the caller (`coinwire.strategies.registry.load_strategy`: a built-in's name or a file).
+    """
     from coinwire.history.formats import capture_markets
 
     captures = capture_markets(Path(item) for item in data) if data else []
     if not captures:
-        candles = load_candles(data, config.exchange, strategy_ref, raw_params, data_path)
-        return prepare_backtest(strategy_ref, raw_params, candles, config, run_id=run_id, runtime_cls=candle_cls)
+        candles = load_candles(data, config.exchange, cls, raw_params, data_path)
+        return prepare_backtest(cls, raw_params, candles, config, run_id=run_id, runtime_cls=candle_cls)
     if len(captures) > 1:
         found = ", ".join(f"{symbol} ({exchange})" for symbol, exchange, _ in captures)
         raise InvalidInput("invalid_data", f"an L2 backtest replays one market's recording; the data holds {found}")
     symbol, source, files = captures[0]
-    cls = load_strategy(strategy_ref)
     params = parse_params(cls, raw_params)
     name = strategy_name(cls)
     instrument = capture_instrument(symbol, source, config.exchange, config.fee)
@@ -177,11 +179,10 @@ def prepare_any_backtest(
 
 
 def prepare_backtest(
-    strategy_ref: str, raw_params: dict[str, Any], candles: Sequence[Any], config: BacktestConfig,
+    cls: type[Strategy], raw_params: dict[str, Any], candles: Sequence[Any], config: BacktestConfig,
     run_id: str | None = None, runtime_cls: type[BacktestRuntime] = BacktestRuntime,
 ) -> PreparedRun:
-    """Load the strategy, check its parameters, clip the history and fund the wallet set: bad input raises here."""
-    cls = load_strategy(strategy_ref)
+    """Check the strategy's parameters, clip the history and fund the wallet set: bad input raises here."""
     series = [c if isinstance(c, Series) else Series.from_candles(c) for c in candles]
     name = strategy_name(cls)
     raw_params, note = fit_timeframe(cls, name, raw_params, series)
@@ -265,10 +266,10 @@ def finish_backtest(prepared: PreparedRun) -> RunOutcome:
 
 
 def run_backtest(
-    strategy_ref: str, raw_params: dict[str, Any], candles: Sequence[Any], config: BacktestConfig
+    cls: type[Strategy], raw_params: dict[str, Any], candles: Sequence[Any], config: BacktestConfig
 ) -> tuple[RunOutcome, BacktestRuntime | BookBacktestRuntime]:
     """Run a backtest to its end. Bad input raises; a strategy that raises gives a `failed` outcome."""
-    prepared = prepare_backtest(strategy_ref, raw_params, candles, config)
+    prepared = prepare_backtest(cls, raw_params, candles, config)
     return finish_backtest(prepared), prepared.runtime
 
 

@@ -1,4 +1,4 @@
-"""A run in its own process: `python -m coinwire.engine.worker RUN_DIR` runs the job in `RUN_DIR/job.json`.
+"""A run in its own process: `python -m coinwire.services.run_worker RUN_DIR` runs the job in `RUN_DIR/job.json`.
 
 The server (`services/runs.py`) starts one worker per run, so a strategy that hangs, leaks or
 crashes the interpreter takes only its own run down. The protocol, all through the run directory
@@ -40,6 +40,7 @@ from coinwire.engine.backtest import BacktestConfig, BacktestRuntime
 from coinwire.engine.book_backtest import BookBacktestRuntime
 from coinwire.engine.runs import RunOutcome, RunStopped, RunStore, finish_backtest, prepare_any_backtest
 from coinwire.engine.runtime import Runtime
+from coinwire.engine.strategy import Strategy
 
 __all__ = ["FLUSH_SECONDS", "Controlled", "ControlledBacktest", "ControlledBookBacktest", "Job", "RunControl", "main"]
 
@@ -170,9 +171,10 @@ def write_progress(folder: Path, runtime: Runtime) -> None:
     }))
 
 
-def main(argv: list[str]) -> int:
+def main(argv: list[str], load: Callable[[str], type[Strategy]]) -> int:
+    """The worker process: `load` resolves the job's strategy (the entry point, services/run_worker.py, passes the registry's)."""
     if len(argv) != 1:
-        sys.stderr.write("usage: python -m coinwire.engine.worker RUN_DIR\n")
+        sys.stderr.write("usage: python -m coinwire.services.run_worker RUN_DIR\n")
         return 64
     folder = Path(argv[0])
     job = msgspec.json.decode((folder / "job.json").read_bytes(), type=Job)
@@ -185,7 +187,7 @@ def main(argv: list[str]) -> int:
     try:
         if job.mode != "backtest":
             raise InvalidInput("mode_not_available", f"{job.mode} runs are not available yet; mode must be 'backtest'")
-        prepared = prepare_any_backtest(job.strategy, job.params, job.data, job.config, Path(job.data_path), run_id=job.run_id,
+        prepared = prepare_any_backtest(load(job.strategy), job.params, job.data, job.config, Path(job.data_path), run_id=job.run_id,
                                         candle_cls=ControlledBacktest, book_cls=ControlledBookBacktest)
     except CoinwireError as exc:
         _handshake(pipe, {"error": {**exc.to_dict(), "http_status": exc.http_status}})
@@ -232,7 +234,3 @@ def _replace(path: Path, data: bytes) -> None:
     tmp = path.with_suffix(path.suffix + ".tmp")
     tmp.write_bytes(data)
     os.replace(tmp, path)
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))

@@ -22,8 +22,8 @@ from collections import deque
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from coinwire.feeds.ccxt_markets import LevelConverter, trade_from_ccxt
 from coinwire.messages import BookDelta, BookSnapshot, BookTicker, TradeTick
+from coinwire.venues.ccxt_markets import LevelConverter, trade_from_ccxt
 
 __all__ = ["BookMirror", "TradeFilter"]
 

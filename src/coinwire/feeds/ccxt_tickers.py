@@ -33,8 +33,9 @@ from coinwire.core.errors import InvalidInput
 from coinwire.core.instruments import Instrument
 from coinwire.core.symbols import normalize_symbol
 from coinwire.feeds.base import Publish, subject_for
-from coinwire.feeds.ccxt_errors import Backoff, CcxtError, ErrorGroup, bad_response, translate
 from coinwire.messages import Ticker
+from coinwire.venues.ccxt_client import close_client, make_client
+from coinwire.venues.ccxt_errors import Backoff, CcxtError, ErrorGroup, bad_response, translate
 
 __all__ = ["TickerStreamer", "ticker_from_ccxt", "WEBSOCKET", "POLLING"]
 
@@ -261,14 +262,10 @@ class TickerStreamer:
             self.published += 1
 
     async def _close_client(self) -> None:
-        from coinwire.feeds.ccxt_feed import close_client
-
         client, self.client = self.client, None
         await close_client(client, self.exchange)
 
 
 def _make_client(ccxt_id: str, urls: Mapping[str, str] | None, options: Mapping[str, Any] | None, timeout: float,
                  rate_limit: bool) -> Any:
-    from coinwire.feeds.ccxt_feed import make_client
-
     return make_client(ccxt_id, urls=urls, options=options, timeout=timeout, rate_limit=rate_limit)

@@ -25,6 +25,7 @@ import time
 from collections.abc import Callable, Iterable
 from itertools import takewhile
 
+from coinwire.config import MAX_PREMIUM_BP
 from coinwire.core.book import L2Book
 from coinwire.core.instruments import Instrument
 from coinwire.core.orders import Side
@@ -43,7 +44,6 @@ _SPACING = 1.5e-5  # mean gap between levels, as a fraction of the price
 _TOUCH_NOTIONAL = 2_000  # quote units resting at the best level, on average
 _GROWTH = 0.04  # each level further from the mid holds 4% more
 _MAX_FILL = 6  # levels added between the old and new touch when the mid jumps
-MAX_PREMIUM_BP = 5_000  # a premium moves the start price by at most half of it, either way
 
 _SetLevel = Callable[[int, int], None]
 

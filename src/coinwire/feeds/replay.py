@@ -16,7 +16,7 @@ from coinwire.core.book_sync import BookSync
 from coinwire.core.instruments import Instrument
 from coinwire.core.orders import Side
 from coinwire.feeds.base import Publish, subject_for
-from coinwire.feeds.binance_capture import MarketData, PathArg, capture_paths, iter_capture
+from coinwire.history.binance_capture import MarketData, PathArg, capture_paths, iter_capture
 from coinwire.messages import BookDelta, BookSnapshot, Markets, subject
 
 __all__ = ["ReplayFeed"]

@@ -2,7 +2,7 @@
 
 Why page ourselves rather than CCXT's `paginate`: we stop exactly at `until`, drop the bar
 that is still open (a backtest must never see a bar that later changes), report progress
-as pages arrive, and retry only what the one CCXT error table (feeds.ccxt_errors) calls
+as pages arrive, and retry only what the one CCXT error table (venues.ccxt_errors) calls
 retryable, with its backoff.
 """
 
@@ -16,8 +16,8 @@ import numpy as np
 
 from coinwire.core.errors import InvalidInput
 from coinwire.core.symbols import normalize_symbol
-from coinwire.feeds.ccxt_errors import Backoff, translate
 from coinwire.history.candles import Candles, timeframe_seconds
+from coinwire.venues.ccxt_errors import Backoff, translate
 
 __all__ = ["download", "make_exchange", "rehost_urls"]
 

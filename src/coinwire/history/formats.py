@@ -264,7 +264,7 @@ def _capture_candles(paths: list[Path], symbol: str, exchange: str) -> _Parsed:
     Files are read as one stream because a minute can straddle two files; minutes
     without a trade are absent, never invented (core.candles builds the bars).
     """
-    from coinwire.feeds.binance_capture import iter_capture  # the one capture parser
+    from coinwire.history.binance_capture import iter_capture  # the one capture parser
 
     base, quote = symbol.split("/")
     # 8 decimals is what Binance prints, so no price or size is refused as too precise

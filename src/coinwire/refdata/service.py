@@ -18,9 +18,9 @@ from typing import Any
 import httpx
 import structlog
 
+from coinwire import metrics
 from coinwire.refdata.repository import RefDataRepository
 from coinwire.refdata.sources import CoinSource, CoinStat, FxRates, FxSource, SourceError
-from coinwire.services import metrics
 
 __all__ = ["RefDataService"]
 

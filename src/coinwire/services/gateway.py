@@ -18,6 +18,7 @@ from typing import Any, Protocol
 
 import structlog
 
+from coinwire import metrics
 from coinwire.bus.base import Bus
 from coinwire.config import ExchangeConfig, Settings
 from coinwire.core.accounts import Account
@@ -45,7 +46,6 @@ from coinwire.messages import (
     account_subject,
     subject,
 )
-from coinwire.services import metrics
 from coinwire.services.accounts import AccountBook, MembersRepository
 from coinwire.services.live_credentials import live_credentials
 from coinwire.services.live_exchange import LiveExchange

@@ -38,8 +38,8 @@ from coinwire.venues.reports import FillReport, Liquidity, OrderReport
 
 if TYPE_CHECKING:  # CCXT costs a third of a second to import: only processes with a live exchange pay it
     from coinwire.auth.vault import Credentials
-    from coinwire.feeds.ccxt_errors import Backoff
     from coinwire.services.gateway import Gateway
+    from coinwire.venues.ccxt_errors import Backoff
     from coinwire.venues.ccxt_venue import CcxtVenue
 
 __all__ = ["LiveExchange", "connect_venue"]
@@ -90,7 +90,7 @@ class LiveExchange(PaperExchange):
         self._margin_ppm = round(cfg.live_market_margin * 1_000_000)
         self._lock = asyncio.Lock()  # one application of venue news at a time (a fetch may await inside)
         if backoff is None:
-            from coinwire.feeds.ccxt_errors import Backoff
+            from coinwire.venues.ccxt_errors import Backoff
 
             backoff = Backoff()
         self._backoff = backoff

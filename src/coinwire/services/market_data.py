@@ -1,6 +1,6 @@
 """The market-data role of one process: ticker streamers, latest prices, reference data, and `convert`.
 
-Built from `[market_data]` (coinwire.refdata.config) by the composition root. `convert`
+Built from `[market_data]` (coinwire.config.market_data) by the composition root. `convert`
 gathers every rate it can trust into `core.conversion` edges: the latest ticker of every
 exchange (no older than `ticker_max_age`), the FX source's rates, the coin source's USD
 prices and the configured pegs (USDT = USD), and converts along the best route.
@@ -20,11 +20,11 @@ import structlog
 from coinwire.bus.base import Bus
 from coinwire.cache.base import Cache
 from coinwire.config import ExchangeConfig
+from coinwire.config.market_data import MarketDataConfig, TickerConfig
 from coinwire.core.conversion import Conversion, Rate, best_route, convert
 from coinwire.core.errors import InvalidInput
 from coinwire.core.numbers import parse_decimal
 from coinwire.feeds.ccxt_tickers import TickerStreamer
-from coinwire.refdata.config import MarketDataConfig, TickerConfig
 from coinwire.refdata.repository import RefDataRepository
 from coinwire.refdata.service import RefDataService
 from coinwire.refdata.sources import CoinGecko, CoinMarketCap, CoinSource, EcbRates, FxSource, OpenExchangeRates

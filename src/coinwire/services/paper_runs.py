@@ -31,13 +31,13 @@ from typing import Any
 
 from coinwire.core.errors import CoinwireError, Conflict, InvalidInput
 from coinwire.engine.paper import END_REACHED, RECORDING_ENDED, PaperRuntime
-from coinwire.engine.registry import load_strategy, strategy_name
 from coinwire.engine.report import build_report
 from coinwire.engine.runs import RunOutcome, RunStore, parse_funds, parse_time
 from coinwire.engine.runtime import StrategyFailed
 from coinwire.engine.strategy import params_json, parse_params
 from coinwire.engine.worker import FLUSH_SECONDS, Controlled, RunControl
 from coinwire.services.gateway import Gateway
+from coinwire.strategies.registry import load_strategy, strategy_name
 
 __all__ = ["ControlledPaper", "PaperRuns", "finish_paper"]
 

@@ -1,7 +1,7 @@
 """RunManager: starts strategy runs (backtests in their own processes, paper and live runs next to the gateway), stops them,
 passes input on.
 
-The run directory (see `engine/runs.py` and `engine/worker.py`) is the source of truth: the
+The run directory (see `engine/runs.py`, `engine/worker.py` and `services/run_worker.py`) is the source of truth: the
 manager only keeps the child processes it started. A run is `running` until its worker writes
 `finished`, `failed` or `stopped`; a worker that dies without doing so (a crash, a kill) is
 marked here: `stopped` if a stop was asked for, otherwise `failed` with the process's output
@@ -32,13 +32,14 @@ import msgspec
 
 from coinwire.core.errors import CoinwireError, Conflict, DomainError, InvalidInput, NotFound
 from coinwire.engine.backtest import BacktestConfig
-from coinwire.engine.registry import builtin_strategies
 from coinwire.engine.runs import RunStore, parse_balances, parse_time
 from coinwire.engine.strategy import params_json, parse_params
 from coinwire.engine.worker import Job
 from coinwire.history.store import default_history_root, path_inside
 from coinwire.services.gateway import Gateway
 from coinwire.services.paper_runs import PaperRuns
+from coinwire.services.run_worker import MODULE as WORKER_MODULE
+from coinwire.strategies.registry import builtin_strategies
 
 __all__ = ["RunManager", "StartRequest", "Forbidden", "RUN_STATUSES"]
 
@@ -138,7 +139,7 @@ class RunManager:
         (folder / "job.json").write_bytes(msgspec.json.encode(job))
         with open(folder / "output.log", "ab") as output:  # noqa: ASYNC230 - a local file, opened once per run
             process = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "coinwire.engine.worker", str(folder),
+                sys.executable, "-m", WORKER_MODULE, str(folder),
                 stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=output, start_new_session=True,
             )
         try:
@@ -306,7 +307,7 @@ class RunManager:
         except (OSError, ValueError, KeyError, TypeError):
             return None
         folder = str(self.store.folder(run_id)).encode()
-        return pid if b"coinwire.engine.worker" in cmdline and folder in cmdline else None
+        return pid if WORKER_MODULE.encode() in cmdline and folder in cmdline else None
 
     @staticmethod
     async def _wait_gone(pid: int, timeout: float) -> None:

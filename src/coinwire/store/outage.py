@@ -21,7 +21,7 @@ def store_unreachable(exc: BaseException) -> bool:
 
     A PostgreSQL server that is down refuses the connection with the driver's own
     `ConnectionRefusedError`, not wrapped by SQLAlchemy; at the API's edge every other
-    component's network errors arrive translated (`feeds/ccxt_errors.py`), so a bare
+    component's network errors arrive translated (`venues/ccxt_errors.py`), so a bare
     `ConnectionError` there is the store's.
     """
     if isinstance(exc, (OperationalError, InterfaceError, DisconnectionError, ConnectionError)):

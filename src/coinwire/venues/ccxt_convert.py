@@ -4,7 +4,7 @@ Out: sizes and prices leave as decimal strings rendered from integer units
 (`Instrument.size_str`), so CCXT's `amount_to_precision` / `price_to_precision` see the exact
 decimal and have nothing to round (an order off the instrument's grid is refused before it is
 sent). In: CCXT's numbers are read through their shortest round-trip text, as
-`feeds.ccxt_markets` does, and scaled with `core.numbers.to_units`, which refuses rather than
+`venues.ccxt_markets` does, and scaled with `core.numbers.to_units`, which refuses rather than
 rounds: a venue value off the grid is an error, never a drift. Notionals of fills are computed
 exactly from price x size; an order's cumulative notional is the exact sum of its fills when
 they cover its filled size, the venue's cumulative quote amount otherwise.
@@ -19,7 +19,7 @@ from coinwire.core.errors import Conflict, InvalidInput
 from coinwire.core.instruments import Instrument
 from coinwire.core.numbers import ATTO_DECIMALS, to_units
 from coinwire.core.orders import Order, OrderStatus, OrderType, Side
-from coinwire.feeds.ccxt_errors import bad_response
+from coinwire.venues.ccxt_errors import bad_response
 from coinwire.venues.errors import venue_error
 from coinwire.venues.reports import FillReport, Liquidity, OrderReport, ReportReason
 

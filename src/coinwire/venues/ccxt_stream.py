@@ -28,8 +28,8 @@ import structlog
 from coinwire.core.errors import DomainError, NotReady
 from coinwire.core.instruments import Instrument
 from coinwire.core.orders import OrderStatus
-from coinwire.feeds.ccxt_errors import Backoff
 from coinwire.venues.ccxt_convert import order_report
+from coinwire.venues.ccxt_errors import Backoff
 from coinwire.venues.errors import venue_error
 from coinwire.venues.reports import FillReport, OrderReport, Report
 
@@ -240,7 +240,7 @@ class ReportStream:
         return report if state.track(report) else None
 
     def _fill_news(self, raw: Mapping[str, Any], instrument: Instrument) -> FillReport | None:
-        fill = self.venue._fill(raw, instrument)
+        fill = self.venue.fill(raw, instrument)
         return fill if self.venue.state.new_fill(fill) else None
 
     async def _watching(self, method: str) -> list[Any]:
@@ -277,11 +277,11 @@ class ReportStream:
         venue = self.venue
         for venue_order_id, client_oid, symbol in venue.open_tracked():
             instrument = venue.instruments[symbol]
-            raw = await venue._call("fetch_order", venue_order_id, symbol)
+            raw = await venue.call("fetch_order", venue_order_id, symbol)
             report = order_report(raw, instrument, client_oid=client_oid, fills=())
             known = venue.state.orders.get(venue_order_id)
             if known is not None and report.filled_size > known.filled_size:
-                for fill in await venue._order_fills(venue_order_id, instrument, client_oid):
+                for fill in await venue.order_fills(venue_order_id, instrument, client_oid):
                     if venue.state.new_fill(fill):
                         emit(fill)
             if venue.state.track(report):

@@ -32,9 +32,7 @@ from coinwire.core.errors import Conflict, DomainError, InvalidInput, NotFound, 
 from coinwire.core.instruments import Instrument
 from coinwire.core.orders import Order, OrderStatus, Side
 from coinwire.core.symbols import normalize_symbol
-from coinwire.feeds.ccxt_errors import Backoff
-from coinwire.feeds.ccxt_feed import make_client
-from coinwire.feeds.ccxt_markets import instrument_from_market
+from coinwire.venues.ccxt_client import make_client
 from coinwire.venues.ccxt_convert import (
     balances_from_ccxt,
     fill_report,
@@ -42,6 +40,8 @@ from coinwire.venues.ccxt_convert import (
     order_report,
     same_order,
 )
+from coinwire.venues.ccxt_errors import Backoff
+from coinwire.venues.ccxt_markets import instrument_from_market
 from coinwire.venues.ccxt_quirks import TRADES_FROM_ID, check_client_oid, configure
 from coinwire.venues.ccxt_quirks import order_ttl as quirk_order_ttl
 from coinwire.venues.ccxt_stream import ReportStream, VenueState
@@ -162,7 +162,7 @@ class CcxtVenue:
 
     async def balances(self) -> dict[str, tuple[int, int]]:
         """{currency: (free, used)} in ATTO of each currency; currencies holding nothing are left out."""
-        return balances_from_ccxt(await self._call("fetch_balance"))
+        return balances_from_ccxt(await self.call("fetch_balance"))
 
     # --- orders ----------------------------------------------------------------------------------
     async def place(self, order: Order, instrument: Instrument) -> OrderReport:
@@ -240,7 +240,7 @@ class CcxtVenue:
         """Cancel `order` by client id. An order that finished first is reported as it finished; NotFound otherwise."""
         instrument = self._instrument(order.symbol)
         try:
-            raw = await self._call("cancel_order", None, order.symbol, {"clientOrderId": order.client_oid})
+            raw = await self.call("cancel_order", None, order.symbol, {"clientOrderId": order.client_oid})
         except NotFound:
             report = await self._lookup(order.client_oid, instrument)
             if report is None or not report.is_done:
@@ -249,13 +249,13 @@ class CcxtVenue:
         report = order_report(raw, instrument, client_oid=order.client_oid, fills=())
         if report.filled_size:
             report = order_report(raw, instrument, client_oid=order.client_oid,
-                                  fills=await self._order_fills(report.venue_order_id, instrument, order.client_oid))
+                                  fills=await self.order_fills(report.venue_order_id, instrument, order.client_oid))
         self.state.track(report)
         return report
 
     async def open_orders(self, symbol: str | None = None) -> list[OrderReport]:
         """The account's open orders (of `symbol`, or all), without fills; markets not loaded are left out."""
-        raws = await self._call("fetch_open_orders", normalize_symbol(symbol) if symbol else None)
+        raws = await self.call("fetch_open_orders", normalize_symbol(symbol) if symbol else None)
         reports = []
         for raw in raws:
             instrument = self.instruments.get(raw.get("symbol"))
@@ -277,9 +277,9 @@ class CcxtVenue:
         since: int | None = since_ms
         params: dict[str, Any] = {}
         while True:
-            batch = await self._call("fetch_my_trades", instrument.symbol, since, page, params)
+            batch = await self.call("fetch_my_trades", instrument.symbol, since, page, params)
             for raw in batch:
-                fill = self._fill(raw, instrument)
+                fill = self.fill(raw, instrument)
                 fills.setdefault(fill.trade_id, fill)
             if len(batch) < page:
                 break
@@ -314,7 +314,7 @@ class CcxtVenue:
             )
         return instrument
 
-    async def _call(self, method: str, *args: Any) -> Any:
+    async def call(self, method: str, *args: Any) -> Any:
         """One CCXT call, its failure translated (the only way this adapter talks to CCXT, but create_order)."""
         try:
             return await getattr(self.client, method)(*args)
@@ -324,21 +324,23 @@ class CcxtVenue:
     async def _lookup(self, client_oid: str, instrument: Instrument) -> OrderReport | None:
         """The venue's order with this client id and all its fills, or None when the venue has none."""
         try:
-            raw = await self._call("fetch_order", None, instrument.symbol, {"clientOrderId": client_oid})
+            raw = await self.call("fetch_order", None, instrument.symbol, {"clientOrderId": client_oid})
         except NotFound:
             return None
         report = order_report(raw, instrument, client_oid=client_oid, fills=())
         if report.filled_size:
-            fills = await self._order_fills(report.venue_order_id, instrument, client_oid)
+            fills = await self.order_fills(report.venue_order_id, instrument, client_oid)
             report = order_report(raw, instrument, client_oid=client_oid, fills=fills)
         self.state.track(report)
         return report
 
-    async def _order_fills(self, venue_order_id: str, instrument: Instrument, client_oid: str) -> list[FillReport]:
-        raws = await self._call("fetch_order_trades", venue_order_id, instrument.symbol)
+    async def order_fills(self, venue_order_id: str, instrument: Instrument, client_oid: str) -> list[FillReport]:
+        """The fills of one order, as the venue lists them (the reports stream reconciles with these too)."""
+        raws = await self.call("fetch_order_trades", venue_order_id, instrument.symbol)
         return [fill_report(t, instrument, client_oid=client_oid, venue_order_id=venue_order_id) for t in raws]
 
-    def _fill(self, raw: Mapping[str, Any], instrument: Instrument, side: Side | None = None) -> FillReport:
+    def fill(self, raw: Mapping[str, Any], instrument: Instrument, side: Side | None = None) -> FillReport:
+        """A CCXT trade of ours as a FillReport, with the client order id when the order is known."""
         known = self.state.orders.get(str(raw.get("order")))
         return fill_report(raw, instrument, client_oid=known.client_oid if known else "", side=side)
 

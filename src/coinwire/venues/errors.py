@@ -1,6 +1,6 @@
 """The one place a live venue's CCXT failures become coinwire's errors, by what the caller must do.
 
-`feeds/ccxt_errors.translate` already groups every CCXT exception (temporary, rate limited,
+`venues/ccxt_errors.translate` already groups every CCXT exception (temporary, rate limited,
 operational, invalid order, insufficient funds, closed) with a stable `exchange_*` code. An
 order path needs coinwire's own classes on top, so the gateway answers a live refusal exactly
 as it answers a paper one:
@@ -31,7 +31,7 @@ from coinwire.core.errors import (
     NotFound,
     NotReady,
 )
-from coinwire.feeds.ccxt_errors import CcxtError, ErrorGroup, translate, venue_code
+from coinwire.venues.ccxt_errors import CcxtError, ErrorGroup, translate, venue_code
 
 __all__ = ["outcome_unknown", "venue_error"]
 

@@ -15,18 +15,15 @@ import math
 import time
 from bisect import bisect_left
 from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from prometheus_client import REGISTRY, Counter, Gauge
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector, CollectorRegistry
 
-if TYPE_CHECKING:
-    from coinwire.store.journal import Journal
-
 __all__ = [
     "REQUEST_LATENCY", "ORDERS", "FILLS", "BOOK_UPDATES", "COMMIT_FAILURES", "LOOP_LAG", "JOURNAL_BEHIND", "JOURNAL_RESTARTS",
-    "JOURNAL_REFUSED", "watch_journal", "REFDATA_FETCHES", "REFDATA_AGE",
+    "JOURNAL_REFUSED", "JournalStats", "watch_journal", "REFDATA_FETCHES", "REFDATA_AGE",
     "watch_loop_lag", "LoopCounter", "LoopHistogram",
 ]
 
@@ -147,7 +144,20 @@ JOURNAL_RESTARTS = Gauge("coinwire_store_journal_helper_restarts", "Store journa
 JOURNAL_REFUSED = Gauge("coinwire_store_journal_refused_records", "Acknowledged store journal records the database refused, set aside")
 
 
-def watch_journal(journal: Journal) -> None:
+class JournalStats(Protocol):
+    """What the store's journal (store/journal.py) shows to a scrape; metrics sit below the store and never import it."""
+
+    @property
+    def behind_bytes(self) -> int: ...
+
+    @property
+    def restarts(self) -> int: ...
+
+    @property
+    def refused(self) -> int: ...
+
+
+def watch_journal(journal: JournalStats) -> None:
     """Read the store journal's lag and helper restarts at scrape time (SQLite with its journal only)."""
     JOURNAL_BEHIND.set_function(lambda: journal.behind_bytes)
     JOURNAL_RESTARTS.set_function(lambda: journal.restarts)

@@ -10,7 +10,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from coinwire.cli_http import server_call, server_url
+from coinwire.cli.http import server_call, server_url
 from coinwire.config import ConfigError, Settings, load_settings
 
 __all__ = ["accounts_app"]

@@ -32,10 +32,10 @@ import msgspec
 from coinwire.config import ExchangeConfig, Settings
 from coinwire.core.errors import DomainError, InvalidInput
 from coinwire.engine.paper import RECORDING_ENDED, PaperRuntime
-from coinwire.engine.registry import load_strategy, strategy_name
 from coinwire.engine.runs import RunOutcome
 from coinwire.engine.strategy import params_json, parse_params
 from coinwire.logs import configure_logging
+from coinwire.strategies.registry import load_strategy, strategy_name
 
 __all__ = ["run_paper_session"]
 

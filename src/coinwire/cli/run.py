@@ -83,11 +83,12 @@ def _run(strategy: str, mode: str, data: list[str] | None, balance: list[str], p
          speed: str = "max") -> Any:
     from coinwire.engine.backtest import BacktestConfig
     from coinwire.engine.runs import finish_backtest, parse_balances, parse_funds, parse_time, prepare_any_backtest
+    from coinwire.strategies.registry import load_strategy
 
     if mode not in ("backtest", "paper", "live"):
         raise CoinwireError("invalid_mode", f"--mode must be backtest, paper or live, not {mode!r}")
     if mode in ("paper", "live"):
-        from coinwire.paper_session import run_paper_session
+        from coinwire.cli.paper_session import run_paper_session
 
         if start is not None or fill != "open" or liquidity != "volume":
             raise CoinwireError("invalid_params", "--start, --fill and --liquidity apply to backtests; a paper session starts now "
@@ -99,7 +100,7 @@ def _run(strategy: str, mode: str, data: list[str] | None, balance: list[str], p
     exchange, balances = parse_balances(balance)
     config = BacktestConfig(exchange=exchange, balances=balances, fee=fee, fill=fill, liquidity=liquidity,
                             start=parse_time(start, "--start"), end=parse_time(end, "--end"))
-    prepared = prepare_any_backtest(strategy, _params(param), data, config, settings_fn().data_path)
+    prepared = prepare_any_backtest(load_strategy(strategy), _params(param), data, config, settings_fn().data_path)
     if prepared.timeframe_note is not None:  # on stderr, so --json output stays one object
         err.print(f"[yellow]note:[/yellow] {escape(prepared.timeframe_note)} (--param timeframe=... chooses another)")
     with console.status("running backtest", spinner="dots") if sys.stderr.isatty() else _null():

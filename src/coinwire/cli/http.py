@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-from coinwire.cli_user import token_headers
+from coinwire.cli.user import token_headers
 from coinwire.config import Settings
 
 __all__ = ["server_call", "server_url"]

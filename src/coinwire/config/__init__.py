@@ -17,13 +17,26 @@ from typing import Any
 import msgspec
 import platformdirs
 
-from coinwire.auth.abilities import REGISTRATION_ROLES
-from coinwire.bus.subjects import validate_namespace
+from coinwire.config.market_data import MarketDataConfig, check_market_data
 from coinwire.core.errors import InvalidInput
-from coinwire.feeds.demo import MAX_PREMIUM_BP
-from coinwire.refdata.config import MarketDataConfig, check_market_data
 
-__all__ = ["ExchangeConfig", "Settings", "load_settings", "ConfigError", "ENV_PREFIX"]
+__all__ = ["ExchangeConfig", "Settings", "load_settings", "ConfigError", "ENV_PREFIX", "MAX_PREMIUM_BP", "REGISTRATION_ROLES",
+           "validate_namespace"]
+
+# The limits below are checked here, where settings are read, and again by the packages that use them (the demo
+# feed, the bus, self-registration): they live in config so that config imports none of those packages.
+MAX_PREMIUM_BP = 5_000  # a demo exchange's premium moves its start price by at most half of it, either way
+REGISTRATION_ROLES = ("viewer", "trader")  # the roles a self-registered user may be given: never admin (auth.site_settings)
+_NAMESPACE = re.compile(r"[A-Za-z0-9_-]+")
+
+
+def validate_namespace(namespace: str) -> str:
+    """A bus namespace is one subject token that is also a valid JetStream stream name: letters, digits, `_`, `-`."""
+    if not isinstance(namespace, str) or not _NAMESPACE.fullmatch(namespace):
+        raise InvalidInput(
+            "invalid_namespace", f"namespace must be letters, digits, '_' or '-', got {namespace!r}", namespace=namespace
+        )
+    return namespace
 
 ENV_PREFIX = "COINWIRE_"
 
@@ -109,7 +122,7 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     self_registration: bool = False
     registration_role: str = "viewer"  # viewer | trader: what a self-registered user may do
     exchanges: list[ExchangeConfig] = msgspec.field(default_factory=_default_exchanges)
-    market_data: MarketDataConfig = msgspec.field(default_factory=MarketDataConfig)  # tickers, FX, coins (refdata/config.py)
+    market_data: MarketDataConfig = msgspec.field(default_factory=MarketDataConfig)  # tickers, FX, coins (config/market_data.py)
 
     @property
     def data_path(self) -> Path:

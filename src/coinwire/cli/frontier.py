@@ -73,7 +73,7 @@ def frontier_command(
         frontier = fr.efficient_frontier(est, upper=max_weight)
         summary = fr.summary(frontier, points, risk_free)
         if plot is not None:
-            from coinwire.frontier_plot import write_plot
+            from coinwire.cli.frontier_plot import write_plot
 
             rc = fr.random_portfolios(est, np.random.default_rng(seed), cloud, risk_free)
             singles = [{"asset": a, **p.to_dict(est.assets)} for a, p in zip(est.assets, frontier.single_assets(risk_free), strict=True)]

@@ -147,7 +147,7 @@ def keys_set(ctx: typer.Context, exchange: str, user: str = typer.Option("admin"
     creds = Credentials(api_key=lines[0], secret=lines[1], password=lines[2] if len(lines) > 2 and lines[2] else None)
 
     async def work(vault: Any, service: AuthService) -> None:
-        owner = await service._user(user)
+        owner = await service.require_user(user)
         await vault.put(owner["id"], exchange, creds, int(_time.time()))
 
     _with_vault(ctx, work)
