@@ -147,14 +147,14 @@ class Platform:
         """Marks a symbol stale (exchange `degraded`, orders refused) while its feed is failing."""
 
         async def on_health(symbol: str, healthy: bool) -> None:
-            exchange = self.gateway.exchanges.get(name)
+            exchange = self.gateway.venues.get(name)
             if exchange is None:
                 return
             if healthy:
                 exchange.stale.discard(symbol)
             else:
                 exchange.stale.add(symbol)
-            await self.gateway._refresh_status(exchange)
+            await self.gateway.refresh_status(exchange)
 
         return on_health
 
@@ -166,9 +166,9 @@ class Platform:
         except Exception:
             log.exception("feed stopped with an error", exchange=name)
             self.health.feed_stopped(name)
-            exchange = self.gateway.exchanges.get(name)
+            exchange = self.gateway.venues.get(name)
             if exchange is not None:
-                await self.gateway._set_status(exchange, "degraded")
+                await self.gateway.set_status(exchange, "degraded")
 
     async def stop(self) -> None:
         forward_warnings(None)

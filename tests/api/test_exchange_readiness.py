@@ -108,9 +108,9 @@ async def test_get_exchanges_names_each_exchanges_real_venue(rpc: RpcClient, ser
     assert {name: (e["mode"], e["venue"], e["feed"]) for name, e in exchanges.items()} == {
         "demo": ("paper", "paper", "demo"), "idle": ("paper", "paper", "replay"), "binance": ("live", "live", "ccxt"),
     }
-    assert exchanges["binance"]["class"] == "coinwire.services.live_exchange.LiveExchange"
-    assert exchanges["demo"]["class"] == exchanges["idle"]["class"] == "coinwire.services.paper_exchange.PaperExchange"
+    assert exchanges["binance"]["class"] == "coinwire.venues.live.LiveVenue"
+    assert exchanges["demo"]["class"] == exchanges["idle"]["class"] == "coinwire.venues.paper.PaperVenue"
     assert [e["exchange"] for e in await rpc.call("get_exchanges", mode="live")] == ["binance"]
     with server.client() as http:
         (live,) = http.get("/xwrap/v1/exchanges", params={"mode": "live"}).json()
-        assert (live["venue"], live["class"]) == ("live", "coinwire.services.live_exchange.LiveExchange")
+        assert (live["venue"], live["class"]) == ("live", "coinwire.venues.live.LiveVenue")

@@ -40,7 +40,7 @@ async def two_demo_exchanges(tmp_path: Path) -> AsyncIterator[Gateway]:
     await platform.start()
     try:
         gateway = platform.gateway
-        await wait_for(lambda: all(ex.markets and all(m.synced for m in ex.markets.values()) for ex in gateway.exchanges.values()), 30)
+        await wait_for(lambda: all(ex.markets and all(m.synced for m in ex.markets.values()) for ex in gateway.venues.values()), 30)
         yield gateway
     finally:
         await platform.stop()

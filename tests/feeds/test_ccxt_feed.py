@@ -25,9 +25,9 @@ from coinwire.feeds.base import Feed, SnapshotSource
 from coinwire.feeds.ccxt_feed import POLLING, WEBSOCKET, CcxtFeed
 from coinwire.history.binance_capture import BINANCE_BTCUSDT
 from coinwire.messages import BookDelta, BookSnapshot, BookTicker, Markets, Message, TradeTick
-from coinwire.services.paper_exchange import PaperMarket
 from coinwire.venues.ccxt_client import make_client
 from coinwire.venues.ccxt_errors import Backoff, CcxtError, ErrorGroup, translate
+from coinwire.venues.paper import PaperMarket
 from tests.conftest import shared_data
 from tests.feeds.binance_server import MALFORMED, TIMEOUT, RecordedBinance, ServerRunner, load_capture
 
@@ -412,7 +412,7 @@ async def test_platform_mirrors_binance_and_degrades_while_the_venue_fails(
     await platform.start()
     try:
         await platform.bus.subscribe("exchstatus.>", on_status)
-        exchange = platform.gateway.exchanges["binance"]
+        exchange = platform.gateway.venues["binance"]
         await until(lambda: exchange.status == "ready")
         market = exchange.market(SYMBOL)
         assert market is not None and market.instrument == msgspec.structs.replace(BINANCE_BTCUSDT, max_size=9000 * 10**8)

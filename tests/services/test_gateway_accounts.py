@@ -44,10 +44,10 @@ class Running:
         self.gateway.snapshot_sources["demo"] = self.feed
         self.feeding = asyncio.create_task(self.feed.run(self.bus.publish))
         for _ in range(200):
-            if self.gateway.exchanges["demo"].status == "ready":
+            if self.gateway.venues["demo"].status == "ready":
                 break
             await asyncio.sleep(0.05)
-        assert self.gateway.exchanges["demo"].status == "ready"
+        assert self.gateway.venues["demo"].status == "ready"
         return self.gateway
 
     def _record(self, subject: str, message: Any) -> None:
@@ -77,7 +77,7 @@ async def running(tmp_path: Path) -> AsyncIterator[Running]:
 
 
 def order(gateway: Gateway, owner_id: int, *, market: bool, side: Side = Side.BUY, account_id: int | None = None) -> OrderRequest:
-    market_ = gateway.exchanges["demo"].markets["BTC/USDT"]
+    market_ = gateway.venues["demo"].markets["BTC/USDT"]
     inst, bid = market_.instrument, market_.engine.book.best_bid()
     assert bid is not None
     return OrderRequest(exchange="demo", instrument=inst, side=side, type=OrderType.MARKET if market else OrderType.LIMIT,

@@ -42,10 +42,10 @@ async def gateway(tmp_path: Path) -> AsyncIterator[Gateway]:
         gateway.snapshot_sources["demo"] = feed
         feeding = asyncio.create_task(feed.run(bus.publish))
         for _ in range(200):
-            if gateway.exchanges["demo"].status == "ready":
+            if gateway.venues["demo"].status == "ready":
                 break
             await asyncio.sleep(0.05)
-        assert gateway.exchanges["demo"].status == "ready"
+        assert gateway.venues["demo"].status == "ready"
         yield gateway
     finally:
         await feed.close()
@@ -63,8 +63,8 @@ async def gateway(tmp_path: Path) -> AsyncIterator[Gateway]:
 
 
 def request(gateway: Gateway, owner_id: int, run_id: str, *, market: bool, side: Side = Side.BUY) -> OrderRequest:
-    inst = gateway.exchanges["demo"].markets["BTC/USDT"].instrument
-    bid = gateway.exchanges["demo"].markets["BTC/USDT"].engine.book.best_bid()
+    inst = gateway.venues["demo"].markets["BTC/USDT"].instrument
+    bid = gateway.venues["demo"].markets["BTC/USDT"].engine.book.best_bid()
     assert bid is not None
     return OrderRequest(
         exchange="demo", instrument=inst, side=side, type=OrderType.MARKET if market else OrderType.LIMIT,
@@ -94,7 +94,7 @@ async def test_a_refused_change_set_fails_its_caller_alone_and_memory_stays_the_
             raise AssertionError("the store took a 100-character run_id")
 
     resting_before = await gateway.make_order(request(gateway, 1, "alice-run", market=False))
-    engine = gateway.exchanges["demo"].markets["BTC/USDT"].engine
+    engine = gateway.venues["demo"].markets["BTC/USDT"].engine
     alices_order = engine.open_orders[resting_before["id"]]
     for _ in range(5):  # rounds of concurrent commands: alice's and bob's change sets share group commits
         await asyncio.gather(*(alice(i) for i in range(12)), *(bob(i) for i in range(4)))
@@ -107,7 +107,7 @@ async def test_a_refused_change_set_fails_its_caller_alone_and_memory_stays_the_
     state = await gateway.store.load_state()
     stored = Ledger.restore(state.wallets, state.wallet_sets, state.wallet_lines)
     assert {w.id: (w.balance, w.hold) for w in gateway.ledger.all_wallets()} == {w.id: (w.balance, w.hold) for w in stored.all_wallets()}
-    resting = {o.id for o in gateway.exchanges["demo"].markets["BTC/USDT"].engine.open_orders.values()}
+    resting = {o.id for o in gateway.venues["demo"].markets["BTC/USDT"].engine.open_orders.values()}
     assert resting == {o.id for o in state.open_orders}
     assert {o["id"] for o in alice_ok if o["status"] != "done"} <= resting
     known = {(owner_id, oid) for owner_id, oids in gateway.known_client_oids.items() for oid in oids}

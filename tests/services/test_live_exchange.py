@@ -21,7 +21,7 @@ from coinwire.core.errors import CoinwireError
 from coinwire.core.numbers import str_to_atto
 from coinwire.core.orders import OrderStatus, OrderType, Side
 from coinwire.services.gateway import OrderRequest
-from coinwire.services.live_exchange import LiveExchange
+from coinwire.venues.live import LiveVenue
 from tests.feeds.binance_server import RecordedBinance, ServerRunner
 from tests.feeds.test_ccxt_feed import capture
 from tests.venues.binance_trading import API_KEY, SECRET, TradingBinance, trading_urls
@@ -63,14 +63,14 @@ async def platform(
         monkeypatch.setenv(key, value)
     platform = Platform(live_settings(tmp_path, server, ccxt_websocket=request.param == "websocket"))
     await platform.start()
-    await until(lambda: platform.gateway.exchanges["binance"].status == "ready")
+    await until(lambda: platform.gateway.venues["binance"].status == "ready")
     yield platform
     await platform.stop()
 
 
-def exchange_of(platform: Platform) -> LiveExchange:
-    ex = platform.gateway.exchanges["binance"]
-    assert isinstance(ex, LiveExchange)
+def exchange_of(platform: Platform) -> LiveVenue:
+    ex = platform.gateway.venues["binance"]
+    assert isinstance(ex, LiveVenue)
     return ex
 
 
@@ -127,7 +127,7 @@ async def test_a_resting_order_fills_through_the_report_stream_and_a_cancel_rele
 ) -> None:
     gateway = platform.gateway
     websocket = platform.settings.exchanges[0].ccxt_websocket
-    await until(lambda: exchange_of(platform).venue.report_mode == ("websocket" if websocket else "polling"))
+    await until(lambda: exchange_of(platform).client.report_mode == ("websocket" if websocket else "polling"))
     bid, _ = best(account, "SELL")  # the best bid: a buy there rests and fills when trades reach it
     rest = await gateway.make_order(request(platform, "live-lim-1", Side.BUY, OrderType.LIMIT, "0.001", str(bid)))
     far = await gateway.make_order(request(platform, "live-lim-2", Side.BUY, OrderType.LIMIT, "0.001", str(bid - 1000)))
@@ -178,7 +178,7 @@ async def test_a_restart_applies_what_the_venue_did_while_coinwire_was_down(
         monkeypatch.setenv(key, value)
     first = Platform(live_settings(tmp_path, server))
     await first.start()
-    await until(lambda: first.gateway.exchanges["binance"].status == "ready")
+    await until(lambda: first.gateway.venues["binance"].status == "ready")
     bid, _ = best(account, "SELL")
     view = await first.gateway.make_order(request(first, "live-restart", Side.BUY, OrderType.LIMIT, "0.002", str(bid)))
     await first.stop()
@@ -189,7 +189,7 @@ async def test_a_restart_applies_what_the_venue_did_while_coinwire_was_down(
     second = Platform(live_settings(tmp_path, server))
     await second.start()
     try:
-        await until(lambda: second.gateway.exchanges["binance"].status == "ready")
+        await until(lambda: second.gateway.venues["binance"].status == "ready")
         order = await second.gateway.store.get_order(view["id"])
         assert order is not None and order.filled_size == exchange_of(second).markets[SYMBOL].instrument.parse_size(str(filled))
         assert_ledger_is_the_account(second, account)
@@ -303,7 +303,7 @@ async def test_a_live_exchange_can_take_its_keys_from_a_users_vault_entry(
     platform = Platform(settings)
     await platform.start()
     try:
-        await until(lambda: platform.gateway.exchanges["binance"].status == "ready")
+        await until(lambda: platform.gateway.venues["binance"].status == "ready")
         assert_ledger_is_the_account(platform, account)  # the account was read with the vault's keys
         view = await platform.gateway.make_order(request(platform, "vault-1", Side.BUY, OrderType.MARKET, "0.001"))
         assert view["status"] == "done" and len(account.trades) == 1

@@ -152,10 +152,10 @@ async def gateway_on(store: Store, tmp_path: Path) -> AsyncIterator[Gateway]:
             gateway.snapshot_sources[cfg.name] = feed
             feeds.append((feed, asyncio.create_task(feed.run(bus.publish))))
         for _ in range(200):
-            if all(ex.status == "ready" for ex in gateway.exchanges.values()):
+            if all(ex.status == "ready" for ex in gateway.venues.values()):
                 break
             await asyncio.sleep(0.05)
-        assert all(ex.status == "ready" for ex in gateway.exchanges.values())
+        assert all(ex.status == "ready" for ex in gateway.venues.values())
         yield gateway
     finally:
         for feed, task in feeds:
@@ -200,7 +200,7 @@ def check_restored_ledger(restored: Ledger, legacy: Legacy, of: dict[str, int]) 
 
 
 def market_buy(gateway: Gateway, owner: int | None, client_oid: str) -> OrderRequest:
-    inst = gateway.exchanges["demo"].markets["BTC/USDT"].instrument
+    inst = gateway.venues["demo"].markets["BTC/USDT"].instrument
     return OrderRequest(exchange="demo", instrument=inst, side=Side.BUY, type=OrderType.MARKET, size=inst.parse_size("0.001", "size"),
                         limit=0, cancel_after=0, client_oid=client_oid, wallet_set_id=None, run_id=None, owner_id=owner)
 

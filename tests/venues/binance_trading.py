@@ -164,6 +164,17 @@ class TradingBinance:
             elif stream.endswith("@trade"):
                 self._trade_through(Decimal(message["p"]), Decimal(message["q"]))
 
+    def trade(self, price: Decimal, qty: Decimal) -> None:
+        """A trade at `price` printed now (not from the recording): resting orders at or through it fill."""
+        self._trade_through(price, qty)
+
+    def set_book(self, bids: list[tuple[str, str]], asks: list[tuple[str, str]]) -> None:
+        """Replace the book at the cursor (what orders walk from now on); what our orders took is forgotten."""
+        self.market.bids = dict(bids)
+        self.market.asks = dict(asks)
+        self.market.last_update_id += 1
+        self.taken.clear()
+
     def _trade_through(self, price: Decimal, qty: Decimal) -> None:
         """A recorded trade at `price`: resting orders at or through it fill at their limit, oldest first."""
         resting = sorted(

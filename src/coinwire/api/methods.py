@@ -201,8 +201,8 @@ class Api:
     async def own_accounts(self, ctx: CallContext) -> None:
         """Make the caller's own account on every ready paper exchange (a balance read is a first use)."""
         user_id, _ = _caller(ctx)
-        for name, ex in self.gateway.exchanges.items():
-            if ex.mode == "paper" and ex.markets and self.gateway.accounts.own(user_id, name) is None:
+        for name, ex in self.gateway.venues.items():
+            if ex.virtual_funds and ex.markets and self.gateway.accounts.own(user_id, name) is None:
                 await self.gateway.account_for(user_id, name)
 
     # --- shared parsing ------------------------------------------------------------------------
@@ -378,12 +378,12 @@ async def get_status(api: Api, p: P.NoParams, ctx: CallContext) -> Any:
     """Status of the gateway and its configuration: `online`, or `degraded` with the `reasons` (as /readyz has them)."""
     gw = api.gateway
     health = await api.health.report()
-    currencies = sorted({c for ex in gw.exchanges.values() for c in ex.currencies()})
+    currencies = sorted({c for ex in gw.venues.values() for c in ex.currencies()})
     return {
         "status": health["status"],
         "reasons": health["reasons"],
         "version": __version__,
-        "config": {"currencies": currencies, "exchanges": sorted(gw.exchanges)},
+        "config": {"currencies": currencies, "exchanges": sorted(gw.venues)},
         "exchanges": health["exchanges"],
     }
 
@@ -393,12 +393,12 @@ async def get_status(api: Api, p: P.NoParams, ctx: CallContext) -> Any:
 async def get_exchanges(api: Api, p: P.GetExchangesParams, ctx: CallContext) -> Any:
     """The registered exchanges: status, mode, venue (`paper` or `live`), feed, pairs and currencies (filter with `mode`).
 
-    `class` is the class that handles the exchange, as in the seed: a live exchange's is LiveExchange.
+    `class` is the class that handles the exchange, as in the seed: a live exchange's is LiveVenue.
     """
     if p.mode not in (None, "paper", "live"):
         raise InvalidInput("invalid_mode", f"mode must be 'paper' or 'live', got {p.mode!r}")
     out = []
-    for ex in api.gateway.exchanges.values():
+    for ex in api.gateway.venues.values():
         if p.mode and ex.mode != p.mode:
             continue
         out.append(
@@ -407,7 +407,7 @@ async def get_exchanges(api: Api, p: P.GetExchangesParams, ctx: CallContext) -> 
                 "class": f"{type(ex).__module__}.{type(ex).__qualname__}",
                 "status": ex.status,
                 "mode": ex.mode,
-                "venue": ex.venue_kind,
+                "venue": ex.kind,
                 "feed": ex.feed_name,
                 "pairs": sorted(symbol_token(s) for s in ex.markets),
                 "symbols": sorted(ex.markets),

@@ -37,7 +37,7 @@ class WalletViews:
         return None
 
     def _book_price(self, base: str, quotes: set[str] | frozenset[str], side: str) -> int | None:
-        for ex in self.gateway.exchanges.values():
+        for ex in self.gateway.venues.values():
             for market in ex.markets.values():
                 inst = market.instrument
                 if inst.base != base or inst.quote not in quotes:

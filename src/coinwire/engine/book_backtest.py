@@ -1,6 +1,6 @@
 """The L2 backtest: a strategy against recorded order books and trades, on the paper exchange's own code.
 
-The venue is a `PaperExchange` market (book sync, matching engine with consumed liquidity
+The venue is a `MarketMirror` market (book sync, matching engine with consumed liquidity
 and queue positions) and a ledger, fed the recording one message at a time on a simulated
 clock. After each message the strategy sees it (`StreamRuntime.on_market`) and the orders it
 asked for go to the venue at once, before the next message: exactly what a paper run does
@@ -28,7 +28,7 @@ from coinwire.engine.order_args import resolve_size
 from coinwire.engine.strategy import Strategy, StrategyParams
 from coinwire.engine.stream import StreamRuntime
 from coinwire.history.binance_capture import BINANCE_BTCUSDT, BINANCE_USDM_BTCUSDT, iter_capture
-from coinwire.services.paper_exchange import PaperExchange, PaperMarket
+from coinwire.venues.paper import MarketMirror, PaperMarket
 
 __all__ = ["BookBacktestRuntime", "capture_instrument"]
 
@@ -57,7 +57,7 @@ class BookBacktestRuntime(StreamRuntime):
     def __init__(self, run_id: str, paths: Sequence[Path | str], instrument: Instrument, config: BacktestConfig) -> None:
         if config.fill != "open" or config.liquidity != "volume":
             raise InvalidInput("invalid_fill", "--fill and --liquidity apply to candle backtests; an L2 backtest fills against the book")
-        self.paper = PaperExchange(config.exchange, IdSequence(), "replay")
+        self.paper = MarketMirror(config.exchange, IdSequence(), "replay")
         (market,) = self.paper.add_instruments([instrument])
         super().__init__(run_id, {config.exchange: self.paper.markets})
         self.config = config

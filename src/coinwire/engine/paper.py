@@ -87,7 +87,7 @@ class PaperRuntime(StreamRuntime):
 
     def _can_fund(self) -> bool:
         """Every exchange knows its markets and its wallets hold what it really has (a live one has read its account)."""
-        return all(self.venues[name] and self.gateway.exchanges[name].funds_known for name in self.exchanges)
+        return all(self.venues[name] and self.gateway.venues[name].funds_known for name in self.exchanges)
 
     async def _fund(self) -> None:
         """One wallet set over every exchange of the run, each exchange's share from the owner's own account there."""

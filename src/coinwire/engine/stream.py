@@ -36,7 +36,7 @@ from coinwire.engine.order_args import order_args
 from coinwire.engine.runtime import Runtime
 from coinwire.engine.strategy import Indicator, OrderTicket, Strategy, StrategyParams
 from coinwire.messages import BookDelta, BookSnapshot, BookTicker, Message, TradeTick
-from coinwire.services.paper_exchange import PaperMarket
+from coinwire.venues.paper import PaperMarket
 
 __all__ = ["CandleStream", "Command", "StreamRuntime"]
 

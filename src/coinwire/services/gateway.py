@@ -1,7 +1,12 @@
-"""The exchange gateway (the seed's xWrap): paper exchanges, orders, logical wallets, notifications.
+"""The exchange gateway (the seed's xWrap): the venues, orders, logical wallets, notifications.
 
-Every command runs the pure core synchronously on the event loop (validate, hold, match,
-settle), then persists the resulting rows as ONE transaction through the group-commit
+Each configured exchange is a venue (`venues/paper.py`, `venues/live.py`) that the gateway
+holds as a `HostedVenue` and routes commands, market data and expiry to without knowing
+its kind; the gateway is the venues' host (`GatewayHost`): every change a venue makes comes
+back through `record`, which persists it and then notifies.
+
+Every paper command runs the pure core synchronously on the event loop (validate, hold,
+match, settle), then persists the resulting rows as ONE transaction through the group-commit
 writer, and only after the commit answers the caller and publishes notifications. The
 writer commits in submission order, so the database always holds a prefix of the command
 sequence: a SIGKILL at any instant loses only unacknowledged commands, and the ledger
@@ -12,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from functools import partial
 from typing import Any, Protocol
 
@@ -22,9 +27,7 @@ from coinwire import metrics
 from coinwire.bus.base import Bus
 from coinwire.config import ExchangeConfig, Settings
 from coinwire.core.accounts import Account
-from coinwire.core.book_sync import RESYNC
 from coinwire.core.errors import CoinwireError, Conflict, DomainError, InvalidInput, NotFound, NotReady
-from coinwire.core.execution import place_order, release_hold, settle_fills
 from coinwire.core.ids import IdSequence
 from coinwire.core.instruments import Instrument
 from coinwire.core.ledger import Ledger
@@ -48,13 +51,14 @@ from coinwire.messages import (
 )
 from coinwire.services.accounts import AccountBook, MembersRepository
 from coinwire.services.live_credentials import live_credentials
-from coinwire.services.live_exchange import LiveExchange
 from coinwire.services.log_feed import LogRing
-from coinwire.services.paper_exchange import PaperExchange, PaperMarket
 from coinwire.services.views import fill_view, order_view
 from coinwire.store import ChangeSet, GroupCommitWriter, Store
+from coinwire.venues.base import Execution
+from coinwire.venues.hosted import GatewayHost, HostedVenue
+from coinwire.venues.paper import PaperMarket, PaperVenue
 
-__all__ = ["ExecutionListener", "Gateway", "OrderRequest"]
+__all__ = ["ExecutionListener", "Gateway", "OrderRequest", "VenueFactory", "make_venue"]
 
 log = structlog.get_logger("coinwire.gateway")
 _NO_CONTEXT: dict[str, object] = {}  # shared by every log message without fields (never changed: readers copy it)
@@ -62,6 +66,17 @@ _NO_CONTEXT: dict[str, object] = {}  # shared by every log message without field
 Clock = Callable[[], int]
 
 _MARKET_DATA = frozenset({Markets, BookSnapshot, BookDelta, TradeTick, BookTicker})
+
+VenueFactory = Callable[[ExchangeConfig, GatewayHost, Store, Settings], HostedVenue]
+
+
+def make_venue(cfg: ExchangeConfig, host: GatewayHost, store: Store, settings: Settings) -> HostedVenue:
+    """The venue of one configured exchange: its mode picks the kind, here only (a live one loads CCXT)."""
+    if cfg.mode == "live":
+        from coinwire.venues.live import LiveVenue
+
+        return LiveVenue(cfg, host, partial(live_credentials, cfg, store, settings.data_path))
+    return PaperVenue(cfg.name, host, cfg.feed)
 
 
 class OrderRequest:
@@ -131,7 +146,14 @@ class ExecutionListener(Protocol):
 
 
 class Gateway:
-    def __init__(self, settings: Settings, store: Store, bus: Bus, clock: Clock = time.time_ns) -> None:
+    """The venues' host and the commands' one entry: orders, accounts and wallet sets over every venue.
+
+    `venue_factory` builds each configured exchange's venue (default `make_venue`); a test
+    passes its own to watch what the venues record.
+    """
+
+    def __init__(self, settings: Settings, store: Store, bus: Bus, clock: Clock = time.time_ns,
+                 venue_factory: VenueFactory = make_venue) -> None:
         self.settings = settings
         self.store = store
         self.writer = GroupCommitWriter(store)
@@ -148,7 +170,9 @@ class Gateway:
         self._order_seqs: dict[int, list[int]] = {}
         self.order_ids = IdSequence()
         self.fill_ids = IdSequence()
-        self.exchanges: dict[str, PaperExchange] = {}
+        self.venues: dict[str, HostedVenue] = {}
+        self._venue_factory = venue_factory
+        self._answers: dict[int, dict[str, Any] | None] = {}  # order id -> its latest view, while a command on it waits
         self.configs: dict[str, ExchangeConfig] = {e.name: e for e in settings.exchanges}
         self.orders: dict[int, Order] = {}  # open orders, and every order touched this session
         # a client_oid is its owner's idempotency key: both indexes are per owner_id, then client_oid
@@ -171,12 +195,9 @@ class Gateway:
         await self.writer.start()
         await self._restore()
         for cfg in self.settings.exchanges:
-            if cfg.mode == "live":
-                live = LiveExchange(cfg, self, partial(live_credentials, cfg, self.store, self.settings.data_path))
-                self.exchanges[cfg.name] = live
-                await live.start()  # connects in the background: the exchange is `starting` until its account is read
-            else:
-                self.exchanges[cfg.name] = PaperExchange(cfg.name, self.fill_ids, cfg.feed)
+            venue = self.venues[cfg.name] = self._venue_factory(cfg, self, self.store, self.settings)
+            self._restore_orders(venue)
+            await venue.start()  # a live venue connects in the background: `starting` until its account is read
         # ONE subscription for every kind of market data: a bus keeps order per subscription, so
         # trades and book changes reach the matching engine in the order the feed sent them
         # (and only market data: the gateway's own orders, fills and logs never come back to it)
@@ -189,10 +210,9 @@ class Gateway:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        for ex in self.exchanges.values():
-            if isinstance(ex, LiveExchange):
-                await ex.close()
-            await self._set_status(ex, "stopped")
+        for venue in self.venues.values():
+            await venue.close()
+            await self.set_status(venue, "stopped")
         await self.writer.close()
 
     async def _restore(self) -> None:
@@ -219,63 +239,61 @@ class Gateway:
 
     # --- market data ------------------------------------------------------------------------
     async def _on_market_message(self, subj: str, message: Message) -> None:
+        await self.apply_market(message)
+
+    async def apply_market(self, message: Message) -> None:
+        """One market message to its venue (markets, books, trades, tickers), then to the listeners.
+
+        The bus subscription calls it for every market message, in the feed's order; a feed
+        of one's own (a test's) may call it directly.
+        """
         if isinstance(message, Markets):
             await self._on_markets(message)
-            for listener in self.listeners:
-                await listener.on_market(message)
-            return
-        exchange = self.exchanges.get(getattr(message, "exchange", ""))
-        if exchange is None:
-            return
-        market = exchange.market(message.symbol)  # type: ignore[union-attr]
-        if market is None:
-            return
-        fills = market.on_market(message)  # type: ignore[arg-type]
-        if isinstance(message, (BookDelta, BookSnapshot)):
-            metrics.BOOK_UPDATES.labels(exchange.name).inc(len(message.bids) + len(message.asks))
-            if market.sync.state == RESYNC:  # a gap: ask the source (before the first book, the feed sends one)
-                await self._resync(exchange, market)
-            await self._refresh_status(exchange)
-        if fills:
-            await self._settle_resting(market, fills)
+        else:
+            venue = self.venues.get(getattr(message, "exchange", ""))
+            if venue is None:
+                return
+            if isinstance(message, (BookDelta, BookSnapshot)):
+                metrics.BOOK_UPDATES.labels(venue.name).inc(len(message.bids) + len(message.asks))
+            if not await venue.on_market(message):  # type: ignore[arg-type]
+                return  # a symbol the exchange does not trade here
         for listener in self.listeners:
             await listener.on_market(message)
 
     async def _on_markets(self, message: Markets) -> None:
-        exchange = self.exchanges.get(message.exchange)
-        if exchange is None:
+        venue = self.venues.get(message.exchange)
+        if venue is None:
             return
-        cfg = self.configs[exchange.name]
+        cfg = self.configs[venue.name]
         wanted = {normalize_symbol(s) for s in cfg.symbols}
         instruments = [i for i in message.instruments if not wanted or i.symbol in wanted]
-        exchange.add_instruments(instruments)
-        self.ledger.add_exchange(exchange.name, exchange.currencies())
-        for order in [o for o in self._restored_open if o.exchange == exchange.name]:
-            if exchange.restore_order(order):
+        venue.add_instruments(instruments)
+        self.ledger.add_exchange(venue.name, venue.currencies())
+        self._restore_orders(venue)
+
+    def _restore_orders(self, venue: HostedVenue) -> None:
+        """Hand the venue the orders not done the store holds for it (those of markets it does not know yet wait)."""
+        for order in [o for o in self._restored_open if o.exchange == venue.name]:
+            if venue.restore_order(order):
                 self._restored_open.remove(order)
 
-    async def _resync(self, exchange: PaperExchange, market: PaperMarket) -> None:
-        source = self.snapshot_sources.get(exchange.name)
-        if source is None:
-            return
-        snapshot = source.snapshot(exchange.name, market.instrument.symbol)
-        if snapshot is not None:
-            fills = market.on_book(snapshot)
-            if fills:
-                await self._settle_resting(market, fills)
+    def snapshot(self, exchange: str, symbol: str) -> BookSnapshot | None:
+        """A fresh book from the exchange's feed (its snapshot source), for a book that lost its sync."""
+        source = self.snapshot_sources.get(exchange)
+        return source.snapshot(exchange, symbol) if source is not None else None
 
-    async def _refresh_status(self, exchange: PaperExchange) -> None:
-        status = exchange.computed_status()
-        if status != exchange.status:
-            await self._set_status(exchange, status)
+    async def refresh_status(self, venue: HostedVenue) -> None:
+        status = venue.computed_status()
+        if status != venue.status:
+            await self.set_status(venue, status)
 
-    async def _set_status(self, exchange: PaperExchange, status: str) -> None:
-        previous, exchange.status = exchange.status, status
-        log.info("exchange status", exchange=exchange.name, previous=previous, status=status)
+    async def set_status(self, venue: HostedVenue, status: str) -> None:
+        previous, venue.status = venue.status, status
+        log.info("exchange status", exchange=venue.name, previous=previous, status=status)
         level = "warning" if status in ("degraded", "stopped") else "info"
-        await self.publish_log(level, "coinwire.gateway", f"exchange {exchange.name}: {previous} -> {status}")
+        await self.publish_log(level, "coinwire.gateway", f"exchange {venue.name}: {previous} -> {status}")
         await self.bus.publish(
-            subject("exchstatus", exchange.name), ExchangeStatusChanged(exchange.name, previous, status, self.clock())
+            subject("exchstatus", venue.name), ExchangeStatusChanged(venue.name, previous, status, self.clock())
         )
 
     async def caught_up(self, give_up: asyncio.Event | None = None) -> None:
@@ -284,10 +302,10 @@ class Gateway:
             await asyncio.sleep(0.02)
 
     # --- helpers -----------------------------------------------------------------------------
-    def exchange(self, name: object) -> PaperExchange:
-        if not isinstance(name, str) or name not in self.exchanges:
-            raise NotFound("unknown_exchange", f"unknown exchange {name!r}; known: {sorted(self.exchanges)}")
-        return self.exchanges[name]
+    def exchange(self, name: object) -> HostedVenue:
+        if not isinstance(name, str) or name not in self.venues:
+            raise NotFound("unknown_exchange", f"unknown exchange {name!r}; known: {sorted(self.venues)}")
+        return self.venues[name]
 
     def market(self, exchange: str, symbol: object) -> PaperMarket:
         ex = self.exchange(exchange)
@@ -302,14 +320,14 @@ class Gateway:
             raise NotFound("unknown_symbol", f"exchange {exchange} has no market {sym}", exchange=exchange, symbol=sym)
         return market
 
-    def ready_exchange(self, name: object) -> PaperExchange:
+    def ready_exchange(self, name: object) -> HostedVenue:
         ex = self.exchange(name)
         if ex.status != "ready":
             raise NotReady("exchange_not_ready", f"exchange {ex.name} is {ex.status}, not ready; retry shortly")
         return ex
 
     def instrument_of(self, order: Order) -> Instrument:
-        return self.exchanges[order.exchange].markets[order.symbol].instrument
+        return self.venues[order.exchange].markets[order.symbol].instrument
 
     # --- accounts ---------------------------------------------------------------------------------
     async def account_for(self, owner_id: int | None, exchange: str) -> Account:
@@ -323,7 +341,7 @@ class Gateway:
         if account is not None:
             return account
         ex = self.exchange(exchange)
-        if isinstance(ex, LiveExchange):
+        if not ex.virtual_funds:
             if owner_id is None and ex.account_id in self.accounts.accounts:  # the platform itself (no user): the venue's account
                 return self.accounts.accounts[ex.account_id]
             raise NotFound("account_not_found", f"you have no account on {exchange}; a live account comes from your exchange keys")
@@ -334,12 +352,12 @@ class Gateway:
     async def open_account(self, owner_id: int | None, exchange: str, kind: str, name: str) -> Account:
         """A further account of the owner on a paper exchange (`POST /api/v1/accounts`), funded like the first."""
         ex = self.exchange(exchange)
-        if kind != "paper" or ex.mode != "paper":
+        if kind != "paper" or not ex.virtual_funds:
             raise InvalidInput("unsupported_account_kind", "only paper accounts can be opened here; a live account comes from "
                                "exchange keys (coinwire keys set), on a live exchange")
         return await self._open_paper(owner_id, ex, name)
 
-    async def _open_paper(self, owner_id: int | None, ex: PaperExchange, name: str) -> Account:
+    async def _open_paper(self, owner_id: int | None, ex: HostedVenue, name: str) -> Account:
         """A new paper account, known at once and stored with its `paper_funds` in one change set (forgotten if refused)."""
         if not ex.markets:
             raise NotReady("exchange_not_ready", f"exchange {ex.name} is {ex.status}, not ready; retry shortly")
@@ -359,8 +377,14 @@ class Gateway:
             raise
         return account
 
-    async def live_account(self, exchange: str, owner_id: int | None) -> Account:
-        """The live exchange's account (whose keys it trades with), made when it first connects."""
+    async def live_account(self, exchange: str, user_name: str | None) -> Account:
+        """The live exchange's account (whose keys it trades with: `user_name`'s, None: the platform's), made when it first connects."""
+        owner_id = None
+        if user_name:
+            from coinwire.auth.repository import AuthRepository
+
+            user = await AuthRepository(self.store).user_by_name(user_name)
+            owner_id = int(user["id"]) if user is not None else None
         account = self.accounts.own(owner_id, exchange)
         if account is None:
             account = self.accounts.new(owner_id, exchange, "live", exchange, self.clock())
@@ -427,7 +451,7 @@ class Gateway:
             if notified:
                 seq = seqs[fill.account_id] = seqs.get(fill.account_id, 0) + 1
                 self._fill_seqs[fill.id] = seq
-            changes.add_fill(fill, self.exchanges[fill.exchange].markets[fill.symbol].instrument)
+            changes.add_fill(fill, self.venues[fill.exchange].markets[fill.symbol].instrument)
         for order in orders:
             if notified:
                 order.seq = seqs[order.account_id] = seqs.get(order.account_id, 0) + 1
@@ -497,9 +521,7 @@ class Gateway:
                 return False
         if placed is not None:
             self._order_seqs.pop(placed.id, None)  # never notified
-            market = self.exchanges[placed.exchange].markets[placed.symbol]
-            if placed.id in market.engine.open_orders:
-                market.engine.cancel(placed.id, placed.last_updated_at)
+            self.venues[placed.exchange].take_back(placed)
             self.orders.pop(placed.id, None)
             mine = self.by_client_oid.get(placed.owner_id)
             if mine is not None and mine.get(placed.client_oid) == placed.id:
@@ -515,14 +537,11 @@ class Gateway:
         async with self._lock:
             self.orders.clear()
             self.by_client_oid.clear()
-            for ex in self.exchanges.values():
-                for market in ex.markets.values():
-                    market.engine.clear_orders()
+            for venue in self.venues.values():
+                venue.forget_orders()
             await self._restore()
-            for ex in self.exchanges.values():
-                for order in list(self._restored_open):
-                    if order.exchange == ex.name and ex.restore_order(order):
-                        self._restored_open.remove(order)
+            for venue in self.venues.values():
+                self._restore_orders(venue)
 
     def _subject(self, kind: str, account_id: int, exchange: str, symbol: str) -> str:
         """`messages.account_subject`, memoised per (kind, account, exchange, symbol): it runs for every notification."""
@@ -548,7 +567,7 @@ class Gateway:
         fill_seqs = self._fill_seqs
         batch: list[tuple[str, Message]] = []
         for fill in fills:
-            inst = self.exchanges[fill.exchange].markets[fill.symbol].instrument
+            inst = self.venues[fill.exchange].markets[fill.symbol].instrument
             owner_id = single if len(orders) == 1 else _owner_of(orders, fill.order_id)
             seq = fill_seqs.pop(fill.id, 0)
             view = fill_view(fill, inst)
@@ -590,24 +609,49 @@ class Gateway:
         self.recent_logs.add(entry)
         return subject("log", level), entry
 
-    # --- settlement -----------------------------------------------------------------------------
-    async def _settle_resting(self, market: PaperMarket, fills: list[Fill]) -> None:
-        """Fills of resting orders caused by market data (trades, book moves)."""
-        ts = fills[-1].ts
-        by_order: dict[int, list[Fill]] = {}
-        for fill in fills:
-            by_order.setdefault(fill.order_id, []).append(fill)
-        lines: list[WalletLine] = []
-        orders: list[Order] = []
-        for order_id, order_fills in by_order.items():
-            order = self.orders.get(order_id) or market.engine.open_orders.get(order_id)
-            if order is None:  # pragma: no cover - an engine fill always names a known order
-                continue
-            lines += settle_fills(self.ledger, market.instrument, order, order_fills, ts)
-            orders.append(order)
-        metrics.FILLS.labels(market.instrument.exchange).inc(len(fills))
-        await self._commit(self._changes(orders, fills, lines))
-        await self._notify(orders, fills)
+    # --- the venues' host ----------------------------------------------------------------------
+    def now(self) -> int:
+        return self.clock()
+
+    async def record(self, execution: Execution, *, notify: bool = True) -> None:
+        """Persist what a venue changed as one change set, then notify (`VenueHost.record`).
+
+        The order a placement made is remembered (found by id and client_oid) before its commit;
+        an order done is forgotten once notified. The views notified of an order a command waits
+        on (`_answered`) become that command's answer, so a view is built once.
+        """
+        placed = execution.placed
+        if placed is not None:
+            self.remember(placed)
+        orders, fills = execution.orders, execution.fills
+        await self._commit(self._changes(orders, fills, execution.lines, notified=notify), placed)
+        if fills:
+            metrics.FILLS.labels(fills[0].exchange).inc(len(fills))
+        if not notify:
+            return
+        views = await self._notify(orders, fills)
+        answers = self._answers
+        for order, view in zip(orders, views, strict=True):
+            if order.id in answers:
+                answers[order.id] = view
+            if order.is_done:
+                self.orders.pop(order.id, None)
+
+    async def log(self, level: str, source: str, message: str, owner_id: int | None = None) -> None:
+        await self.publish_log(level, source, message, owner_id=owner_id)
+
+    async def order_fills(self, order_id: int) -> list[Fill]:
+        return await self.store.list_fills(order_id=order_id, limit=1_000_000)
+
+    async def _answered(self, order: Order, step: Awaitable[object]) -> dict[str, Any]:
+        """Run a venue command on `order`; its answer is the order's view as last notified by it (built now if none was)."""
+        answers = self._answers
+        answers[order.id] = None
+        try:
+            await step
+        finally:
+            view = answers.pop(order.id)
+        return view if view is not None else order_view(order, self.instrument_of(order))
 
     # --- commands: orders -----------------------------------------------------------------------
     def existing_order(self, client_oid: str, owner_id: int | None = None) -> Order | None:
@@ -634,8 +678,7 @@ class Gateway:
                 f"client_oid {request.client_oid!r} already names order {existing.id} with other parameters",
                 order_id=existing.id,
             )
-        ex = self.ready_exchange(request.exchange)
-        market = ex.markets[request.instrument.symbol]
+        venue = self.ready_exchange(request.exchange)
         inst = request.instrument
         if request.wallet_set_id is not None:
             self.require_active_set(request.wallet_set_id)
@@ -661,19 +704,14 @@ class Gateway:
             owner_id=request.owner_id,
             account_id=account_id,
         )
-        if isinstance(ex, LiveExchange):
-            metrics.ORDERS.labels(order.exchange, order.type._value_).inc()
-            return await ex.place(order, market, request.budget)
-        fills, lines = place_order(self.ledger, market.engine, order, ts, budget=request.budget)
-        self.remember(order)
-        await self._commit(self._changes([order], fills, lines), order)
+        answers = self._answers  # `_answered`, inline: this is every order's path
+        answers[order.id] = None
+        try:
+            await venue.place(order, request.budget)
+        finally:
+            view = answers.pop(order.id)
         metrics.ORDERS.labels(order.exchange, order.type._value_).inc()
-        if fills:
-            metrics.FILLS.labels(order.exchange).inc(len(fills))
-        (view,) = await self._notify([order], fills)
-        if order.is_done:
-            self.orders.pop(order.id, None)
-        return view
+        return view if view is not None else order_view(order, inst)
 
     def remember(self, order: Order) -> None:
         """An accepted order of this session: found by id and client_oid until it is done."""
@@ -689,16 +727,6 @@ class Gateway:
         if mine is None:
             mine = self.by_client_oid[order.owner_id] = {}
         mine[order.client_oid] = order.id
-
-    async def _finish_orders(self, orders: list[Order], ts: int) -> list[dict[str, Any]]:
-        lines: list[WalletLine] = []
-        for order in orders:
-            lines += release_hold(self.ledger, self.instrument_of(order), order, ts)
-        await self._commit(self._changes(orders, [], lines))
-        views = await self._notify(orders, [])
-        for order in orders:
-            self.orders.pop(order.id, None)
-        return views
 
     async def cancel_order(
         self, *, order_id: int | None, client_oid: str | None, exchange: str | None, owner_id: int | None = None,
@@ -727,13 +755,7 @@ class Gateway:
                 f"order {order.id} is already done ({order.done_reason.value if order.done_reason else ''})",
                 order_id=order.id,
             )
-        ex = self.exchanges[order.exchange]
-        if isinstance(ex, LiveExchange):
-            return await ex.cancel(ex.open.get(order.id, order))
-        market = ex.markets[order.symbol]
-        ts = self.clock()
-        market.engine.cancel(order.id, ts)
-        return (await self._finish_orders([order], ts))[0]
+        return await self._answered(order, self.venues[order.exchange].cancel(order))
 
     async def _order_by_client_oid(self, owner_id: int | None, client_oid: str) -> Order | None:
         order = self.existing_order(client_oid, owner_id)
@@ -744,36 +766,29 @@ class Gateway:
     async def _expiry_loop(self) -> None:
         while True:
             await asyncio.sleep(0.1)
-            now = self.clock()
-            for ex in self.exchanges.values():
-                for market in ex.markets.values():
-                    nxt = market.engine.next_expiry()
-                    if nxt is not None and nxt <= now:
-                        expired = market.engine.expire(now)
-                        if expired:
-                            try:
-                                await self._finish_orders(expired, now)
-                            except Exception:  # noqa: BLE001 - logged by _commit; the loop must go on
-                                pass
+            await self.expire_due()
+
+    async def expire_due(self) -> None:
+        """Ask every venue to retire the orders whose `cancel_after` deadline has passed."""
+        now = self.clock()
+        for venue in self.venues.values():
+            try:
+                await venue.expire(now)
+            except Exception:  # noqa: BLE001 - a failed commit is logged by _commit; the loop must go on
+                pass
 
     def open_orders(
         self, *, exchange: str | None = None, wallet_set_id: int | None = None, accounts: Collection[int] | None = None
     ) -> list[dict[str, Any]]:
         """Resting orders, newest first; `accounts`: only those accounts' (None: every account's)."""
         out = []
-        for ex in self.exchanges.values():
-            if exchange is not None and ex.name != exchange:
+        for venue in self.venues.values():
+            if exchange is not None and venue.name != exchange:
                 continue
-            for market in ex.markets.values():
-                for order in market.engine.open_orders.values():
-                    if ((wallet_set_id is None or order.wallet_set_id == wallet_set_id)
-                            and (accounts is None or order.account_id in accounts)):
-                        out.append(order_view(order, market.instrument))
-            if isinstance(ex, LiveExchange):
-                for order in ex.open.values():
-                    if ((wallet_set_id is None or order.wallet_set_id == wallet_set_id)
-                            and (accounts is None or order.account_id in accounts)):
-                        out.append(order_view(order, ex.markets[order.symbol].instrument))
+            for order in venue.open_orders():
+                if ((wallet_set_id is None or order.wallet_set_id == wallet_set_id)
+                        and (accounts is None or order.account_id in accounts)):
+                    out.append(order_view(order, venue.markets[order.symbol].instrument))
         out.sort(key=lambda o: o["id"], reverse=True)
         return out
 
@@ -788,8 +803,8 @@ class Gateway:
         for order in rows:
             live = self.orders.get(order.id)
             order = live or order
-            ex = self.exchanges.get(order.exchange)
-            market = ex.market(order.symbol) if ex else None
+            venue = self.venues.get(order.exchange)
+            market = venue.market(order.symbol) if venue else None
             if market is not None:
                 out.append(order_view(order, market.instrument))
         return out
@@ -797,8 +812,7 @@ class Gateway:
     # --- commands: wallets ---------------------------------------------------------------------------
     async def add_virtual_wallet_tx(self, *, exchange: str, currency: str, movement: int, account_id: int) -> int:
         """A deposit (+) or withdrawal (-) of virtual funds on a paper account's unallocated wallet."""
-        ex = self.exchange(exchange)
-        if ex.mode != "paper":
+        if not self.exchange(exchange).virtual_funds:
             raise DomainError("not_paper", f"exchange {exchange} is not a paper exchange")
         lines = self.ledger.add_virtual_tx(exchange, currency, movement, self.clock(), account_id)
         await self._commit(self._changes(lines=lines))
@@ -851,19 +865,9 @@ class Gateway:
     async def deactivate_wallet_set(self, set_id: int) -> WalletSet:
         """Cancel the set's open orders (their holds go), then return its funds to unallocated."""
         wallet_set = self.require_active_set(set_id)
-        ts = self.clock()
-        cancelled: list[Order] = []
-        for ex in self.exchanges.values():
-            for market in ex.markets.values():
-                for order in [o for o in market.engine.open_orders.values() if o.wallet_set_id == set_id]:
-                    market.engine.cancel(order.id, ts)
-                    cancelled.append(order)
-        if cancelled:
-            await self._finish_orders(cancelled, ts)
-        for ex in self.exchanges.values():
-            if isinstance(ex, LiveExchange):
-                for order in ex.open_of_set(set_id):
-                    await ex.cancel(order)  # a refusal keeps the set active: its money is still in orders at the venue
+        for venue in self.venues.values():
+            for order in [o for o in venue.open_orders() if o.wallet_set_id == set_id]:
+                await venue.cancel(order)  # a refusal keeps the set active: its money is still in orders at the venue
         ts = self.clock()
         lines = self.ledger.deactivate_wallet_set(set_id, ts)
         wallet_set = self.ledger.wallet_set(set_id)  # the ledger hands out copies: take the new state

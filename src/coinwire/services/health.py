@@ -25,8 +25,8 @@ import msgspec
 
 if TYPE_CHECKING:
     from coinwire.services.gateway import Gateway
-    from coinwire.services.paper_exchange import PaperExchange
     from coinwire.store import Store
+    from coinwire.venues.hosted import HostedVenue
 
 __all__ = ["Health", "Reason", "PING_TTL", "PING_TIMEOUT", "ONLINE", "DEGRADED"]
 
@@ -65,7 +65,7 @@ def _symbols(symbols: list[str]) -> str:
     return shown if len(symbols) <= _LISTED else f"{shown} and {len(symbols) - _LISTED} more"
 
 
-def exchange_reasons(exchange: PaperExchange, feed_stopped: bool = False) -> list[Reason]:
+def exchange_reasons(exchange: HostedVenue, feed_stopped: bool = False) -> list[Reason]:
     """Why an exchange is not `ready`, from what the gateway knows of it (empty when it is ready)."""
     name = exchange.name
     if exchange.status == "stopped":
@@ -166,7 +166,7 @@ class Health:
             reasons.append(Reason("store_journal_refused", f"{journal.refused} acknowledged change set(s) the database refused were "
                                                            "set aside, not applied (see the server log); they are missing from the "
                                                            "database"))
-        exchanges = self.gateway.exchanges
+        exchanges = self.gateway.venues
         for name, exchange in exchanges.items():
             reasons += exchange_reasons(exchange, name in self.feeds_stopped)
         return {

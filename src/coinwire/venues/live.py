@@ -1,13 +1,16 @@
-"""A live exchange: the gateway's orders on a real account through a CcxtVenue, its reports in the ledger.
+"""The live venue: the gateway's orders on a real account through a CcxtVenue, its reports in the ledger.
 
 The markets are mirrored from the exchange's public feed exactly as for a paper exchange
-(books, trades, status), but nothing is matched here. An order is checked and its hold
+(a `MarketMirror`: books, trades, status), but nothing is matched here. An order is checked and its hold
 taken on the mirror (`core.execution.accept_order`), written ahead as `pending` so that a
-crash cannot forget an order the venue may have, sent to the venue, and from then on it
+crash cannot forget an order the venue may have (`VenueHost.record(..., notify=False)`),
+sent to the venue, and from then on it
 changes only by what the venue reports: the answer to place / cancel / fetch, the report
 stream (user data WebSocket, or polling), and a reconciliation loop. Fills are applied once
 each by the venue's trade id and settled on the order's wallet set like paper fills; the
-status follows the venue's cumulative report.
+status follows the venue's cumulative report. Everything it needs of the gateway comes
+through the `GatewayHost` port it is built with (venues/hosted.py): ledger, fill ids, clock,
+record, log, the live account, the stored fills of an order.
 
 The account's balances become the exchange's wallets: at every start the unallocated
 wallets are brought to what the venue holds (`venue_sync` lines), so deposits and
@@ -22,31 +25,32 @@ continuously.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Sequence
-from typing import TYPE_CHECKING, Any, ClassVar
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any
 
 import structlog
 
 from coinwire.config import ExchangeConfig
-from coinwire.core.errors import CoinwireError, NotFound, NotReady
+from coinwire.core.book_sync import RESYNC
+from coinwire.core.errors import CoinwireError, Conflict, NotFound, NotReady
 from coinwire.core.execution import accept_order, release_hold, settle_fills
+from coinwire.core.ledger import Balance
 from coinwire.core.orders import DoneReason, Fill, Order, OrderStatus, OrderType, Side
 from coinwire.core.wallets import WalletLine
-from coinwire.services.paper_exchange import PaperExchange, PaperMarket
-from coinwire.services.views import order_view
+from coinwire.messages import BookDelta, BookSnapshot, BookTicker, TradeTick
+from coinwire.venues.base import Execution
+from coinwire.venues.hosted import GatewayHost
+from coinwire.venues.paper import MarketMirror
 from coinwire.venues.reports import FillReport, Liquidity, OrderReport
 
 if TYPE_CHECKING:  # CCXT costs a third of a second to import: only processes with a live exchange pay it
     from coinwire.auth.vault import Credentials
-    from coinwire.services.gateway import Gateway
     from coinwire.venues.ccxt_errors import Backoff
     from coinwire.venues.ccxt_venue import CcxtVenue
 
-__all__ = ["LiveExchange", "connect_venue"]
+__all__ = ["LiveVenue", "connect_venue"]
 
 log = structlog.get_logger("coinwire.gateway.live")
-
-_EXPIRY_CHECK = 0.2  # seconds between checks of `cancel_after` deadlines
 
 
 def connect_venue(cfg: ExchangeConfig, creds: Credentials) -> CcxtVenue:
@@ -68,20 +72,26 @@ def connect_venue(cfg: ExchangeConfig, creds: Credentials) -> CcxtVenue:
     )
 
 
-class LiveExchange(PaperExchange):
-    """One live account: mirrored markets for checks and strategies, orders and funds at the venue."""
+class LiveVenue(MarketMirror):
+    """One live account: mirrored markets for checks and strategies, orders and funds at the venue.
 
-    venue_kind: ClassVar[str] = "live"  # orders execute at the real exchange, through CCXT
+    Client order ids: a new order naming the client_oid of an order of the same owner still
+    open here is refused (`duplicate_client_oid`) before anything is written, as Binance
+    refuses a client id an open order has; the gateway answers repeated commands.
+    """
+
+    kind = "live"  # orders execute at the real exchange, through CCXT
+    mode = "live"
+    virtual_funds = False
 
     def __init__(
-        self, cfg: ExchangeConfig, gateway: Gateway, credentials: Callable[[], Awaitable[Credentials]], backoff: Backoff | None = None
+        self, cfg: ExchangeConfig, host: GatewayHost, credentials: Callable[[], Awaitable[Credentials]], backoff: Backoff | None = None
     ) -> None:
-        super().__init__(cfg.name, gateway.fill_ids, cfg.feed)
-        self.mode = "live"
+        super().__init__(cfg.name, host.fill_ids, cfg.feed)
         self.cfg = cfg
-        self.gateway = gateway
+        self.host = host
         self._credentials = credentials
-        self.venue: CcxtVenue = _NotConnected(cfg.name)  # type: ignore[assignment]  # until _connect has the keys
+        self.client: CcxtVenue = _NotConnected(cfg.name)  # type: ignore[assignment]  # until _connect has the keys
         self.open: dict[int, Order] = {}  # not done: pending (written ahead) and open at the venue
         self.account_synced = False
         self.account_id = 0  # the live account (whose keys these are), known once connected
@@ -98,8 +108,22 @@ class LiveExchange(PaperExchange):
 
     # --- lifecycle ------------------------------------------------------------------------------
     def restore_order(self, order: Order) -> bool:
-        self.open[order.id] = order  # followed at the venue, never matched here
+        """Follow an order a previous run left not done (at once: it is asked about at the venue, never matched here)."""
+        self.open[order.id] = order
         return True
+
+    def open_orders(self) -> Iterable[Order]:
+        return self.open.values()
+
+    def balances(self, account: int) -> dict[str, Balance]:
+        return {currency: balance for (exchange, currency), balance in self.host.ledger.exchange_totals((account,)).items()
+                if exchange == self.name}
+
+    def take_back(self, order: Order) -> None:
+        self._forget(order)
+
+    def forget_orders(self) -> None:
+        """Nothing to drop: the orders restored from the store replace those followed (the trade ids applied stay)."""
 
     @property
     def funds_known(self) -> bool:
@@ -116,39 +140,27 @@ class LiveExchange(PaperExchange):
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        await self.venue.close()
+        await self.client.close()
 
-    async def _open_venue(self) -> None:
-        self.venue = connect_venue(self.cfg, await self._credentials())  # decrypted here, kept by the signing client only
+    async def _open_client(self) -> None:
+        self.client = connect_venue(self.cfg, await self._credentials())  # decrypted here, kept by the signing client only
 
     async def _connect(self) -> None:
         """Keys, markets, balances and the orders a previous run left, then follow the venue's reports."""
-        await self._retrying(self._open_venue)
-        instruments = await self._retrying(self.venue.load_instruments, self.cfg.symbols or None)
-        g = self.gateway
+        await self._retrying(self._open_client)
+        instruments = await self._retrying(self.client.load_instruments, self.cfg.symbols or None)
+        host = self.host
         self.add_instruments(instruments)
-        g.ledger.add_exchange(self.name, self.currencies())
-        self.account_id = (await g.live_account(self.name, await self._owner_id())).id
-        for order in [o for o in g._restored_open if o.exchange == self.name]:
-            g._restored_open.remove(order)
-            self.open[order.id] = order
-        for order in self.open.values():
-            self._trades[order.id] = {f.ext_id for f in await g.store.list_fills(order_id=order.id, limit=1_000_000) if f.ext_id}
+        host.ledger.add_exchange(self.name, self.currencies())
+        self.account_id = (await host.live_account(self.name, self.cfg.credentials_user or None)).id
+        for order in list(self.open.values()):
+            self._trades[order.id] = {f.ext_id for f in await host.order_fills(order.id) if f.ext_id}
         await self._retrying(self.reconcile, True)  # first what our orders did while away: the sync sees only the rest
         await self._retrying(self.sync_balances)
         self.account_synced = True
-        await g._refresh_status(self)
+        await host.refresh_status(self)
         self._tasks.append(asyncio.create_task(self._follow_reports(), name=f"live-reports-{self.name}"))
         self._tasks.append(asyncio.create_task(self._housekeeping(), name=f"live-housekeeping-{self.name}"))
-
-    async def _owner_id(self) -> int | None:
-        """Whose account this is: the user whose vault keys it trades with (None: keys from the environment, the admins')."""
-        if not self.cfg.credentials_user:
-            return None
-        from coinwire.auth.repository import AuthRepository
-
-        user = await AuthRepository(self.gateway.store).user_by_name(self.cfg.credentials_user)
-        return int(user["id"]) if user is not None else None
 
     async def _retrying(self, step: Any, *args: Any) -> Any:
         """Run a start-up step until the venue answers (the exchange stays `starting` meanwhile)."""
@@ -163,12 +175,12 @@ class LiveExchange(PaperExchange):
 
     async def sync_balances(self) -> None:
         """Bring each unallocated wallet to the venue's total (free + used) for the currencies traded here."""
-        g = self.gateway
-        balances = await self.venue.balances()
+        host = self.host
+        balances = await self.client.balances()
         only = (self.account_id,)
-        totals = g.ledger.exchange_totals(only)
-        unallocated = g.ledger.unallocated(only)
-        ts = g.clock()
+        totals = host.ledger.exchange_totals(only)
+        unallocated = host.ledger.unallocated(only)
+        ts = host.now()
         lines: list[WalletLine] = []
         for currency in self.currencies():
             free, used = balances.get(currency, (0, 0))
@@ -179,26 +191,46 @@ class LiveExchange(PaperExchange):
                 take = min(-diff, spare.available if spare else 0)
                 if take < -diff:
                     log.error("the account holds less than coinwire's wallet sets", exchange=self.name, currency=currency)
-                    await g.publish_log("error", "coinwire.gateway", f"exchange {self.name}: the account holds less {currency} "
-                                        "than its wallet sets were given; deallocate before trading")
+                    await host.log("error", "coinwire.gateway", f"exchange {self.name}: the account holds less {currency} "
+                                   "than its wallet sets were given; deallocate before trading")
                 diff = -take
             if diff:
-                lines += g.ledger.sync_venue(self.name, currency, diff, ts, self.account_id)
+                lines += host.ledger.sync_venue(self.name, currency, diff, ts, self.account_id)
         if lines:
-            await g._commit(g._changes(lines=lines))
+            await host.record(Execution(lines=lines))
             log.info("live balances synced", exchange=self.name, lines=len(lines))
 
+    # --- market data: the mirror only ------------------------------------------------------------
+    async def on_market(self, message: BookSnapshot | BookDelta | TradeTick | BookTicker) -> bool:
+        """Keep the mirrored book (checks, holds, strategies); nothing rests on it, so nothing fills here."""
+        market = self.markets.get(message.symbol)
+        if market is None:
+            return False
+        market.on_market(message)
+        if isinstance(message, (BookDelta, BookSnapshot)):
+            if market.sync.state == RESYNC:
+                snapshot = self.host.snapshot(self.name, market.instrument.symbol)
+                if snapshot is not None:
+                    market.on_book(snapshot)
+            await self.host.refresh_status(self)
+        return True
+
     # --- orders ------------------------------------------------------------------------------------
-    async def place(self, order: Order, market: PaperMarket, budget: int | None) -> dict[str, Any]:
+    async def place(self, order: Order, budget: int | None = None) -> Execution:
         """Check and hold on the mirror, write ahead, send; the venue's answer decides what happened."""
-        g = self.gateway
-        lines = accept_order(g.ledger, market.engine, order, order.created_at, budget=budget, margin_ppm=self._margin_ppm)
-        g.remember(order)  # only once accepted: a refusal here leaves no trace
+        host = self.host
+        for other in self.open.values():
+            if other.client_oid == order.client_oid and other.owner_id == order.owner_id:
+                raise Conflict("duplicate_client_oid", f"client_oid {order.client_oid!r} names an order open on {self.name}",
+                               order_id=other.id)
+        market = self.markets[order.symbol]
+        lines = accept_order(host.ledger, market.engine, order, order.created_at, budget=budget, margin_ppm=self._margin_ppm)
         self.open[order.id] = order
         self._trades[order.id] = set()
-        await g._commit(g._changes([order], [], lines, notified=False))  # written ahead: notified once the venue answers
+        # written ahead (notified once the venue answers); a refusal by the store takes it back (`take_back`)
+        await host.record(Execution([order], [], lines, placed=order), notify=False)
         try:
-            report = await self.venue.place(order, market.instrument)
+            report = await self.client.place(order, market.instrument)
         except NotReady as exc:
             if exc.code == "order_state_unknown":
                 log.warning("live order outcome unknown; reconciliation will find it", exchange=self.name, order_id=order.id)
@@ -210,34 +242,41 @@ class LiveExchange(PaperExchange):
             raise
         return await self.apply(order, report.fills, report)
 
-    async def cancel(self, order: Order, reason: DoneReason | None = None) -> dict[str, Any]:
+    async def cancel(self, order: Order, reason: DoneReason | None = None) -> Execution:
+        order = self.open.get(order.id, order)  # the order followed here, not a copy read from the store
         if order.status is OrderStatus.PENDING:
             raise NotReady("order_pending", f"order {order.id} is not acknowledged by {self.name} yet; cancel it again shortly")
-        report = await self.venue.cancel(order)
+        report = await self.client.cancel(order)
         return await self.apply(order, report.fills, report, reason=reason)
 
+    async def expire(self, now: int) -> None:
+        """`cancel_after` deadlines: the venue has no such order type, so they are cancels sent from here."""
+        for order in [o for o in self.open.values() if o.status is OrderStatus.OPEN and o.expires_at and o.expires_at <= now]:
+            try:
+                await self.cancel(order, DoneReason.EXPIRED)
+            except CoinwireError as exc:
+                log.warning("cannot expire a live order now", exchange=self.name, order_id=order.id, error=str(exc))
+
     async def _reject(self, order: Order, cause: CoinwireError) -> None:
-        g = self.gateway
-        ts = g.clock()
+        host = self.host
+        ts = host.now()
         order.move(OrderStatus.DONE, ts, DoneReason.REJECTED)
-        lines = release_hold(g.ledger, self.markets[order.symbol].instrument, order, ts)
+        lines = release_hold(host.ledger, self.markets[order.symbol].instrument, order, ts)
         self._forget(order)
-        await g._commit(g._changes([order], [], lines))
-        await g._notify([order], [])
-        await g.publish_log("warning", f"user.orders.{order.run_id or 'manual'}",
-                            f"Order {order.client_oid} was refused by {self.name}: {cause.message}", owner_id=order.owner_id)
+        await host.record(Execution([order], [], lines))
+        await host.log("warning", f"user.orders.{order.run_id or 'manual'}",
+                       f"Order {order.client_oid} was refused by {self.name}: {cause.message}", owner_id=order.owner_id)
 
     def _forget(self, order: Order) -> None:
         self.open.pop(order.id, None)
         self._trades.pop(order.id, None)
-        self.gateway.orders.pop(order.id, None)
 
     # --- venue news --------------------------------------------------------------------------------
     async def apply(
         self, order: Order, fills: Sequence[FillReport], report: OrderReport | None, reason: DoneReason | None = None
-    ) -> dict[str, Any]:
-        """Apply what the venue says of `order` (new fills once each, then its status); answers its view."""
-        g = self.gateway
+    ) -> Execution:
+        """Apply what the venue says of `order` (new fills once each, then its status); what changed, recorded."""
+        host = self.host
         inst = self.markets[order.symbol].instrument
         async with self._lock:
             seen = self._trades.setdefault(order.id, set())
@@ -245,9 +284,9 @@ class LiveExchange(PaperExchange):
                 self._by_venue_id[report.venue_order_id] = order.id
                 unseen = sum(f.size for f in fills if f.trade_id not in seen)
                 if report.filled_size > order.filled_size + unseen:  # fills still on their way: ask for all of them
-                    report = await self.venue.fetch(order)
+                    report = await self.client.fetch(order)
                     fills = report.fills
-            ts = report.ts if report is not None else max((f.ts for f in fills), default=g.clock())
+            ts = report.ts if report is not None else max((f.ts for f in fills), default=host.now())
             new = [self._fill(order, inst, f) for f in fills if f.trade_id not in seen and self._fits(order, f)]
             spent = 0
             for fill, raw in new:
@@ -262,20 +301,17 @@ class LiveExchange(PaperExchange):
                 order.move(OrderStatus.DONE, ts, reason or report.done_reason(order.type) or DoneReason.REJECTED)
                 changed = True
             if not changed:
-                return self._view(order)
+                return Execution()
             market_cost = None
             if order.type is OrderType.MARKET and order.side is Side.BUY and not order.is_done:
-                market_cost = max(0, g.ledger.hold_of(order.id) - spent)
+                market_cost = max(0, host.ledger.hold_of(order.id) - spent)
             fill_list = [fill for fill, _ in new]
-            lines = settle_fills(g.ledger, inst, order, fill_list, ts, market_cost=market_cost)
+            lines = settle_fills(host.ledger, inst, order, fill_list, ts, market_cost=market_cost)
             if order.is_done:
                 self._forget(order)
-            await g._commit(g._changes([order], fill_list, lines))
-        (view,) = await g._notify([order], fill_list)
-        return view
-
-    def _view(self, order: Order) -> dict[str, Any]:
-        return order_view(order, self.markets[order.symbol].instrument)
+            execution = Execution([order], fill_list, lines)
+            await host.record(execution)
+        return execution
 
     def _fits(self, order: Order, report: FillReport) -> bool:
         if report.size <= order.remaining:
@@ -292,7 +328,7 @@ class LiveExchange(PaperExchange):
             log.warning("fee in a third currency is not in the ledger", exchange=self.name, currency=fee_currency)
             fee, fee_currency = 0, None
         fill = Fill(
-            id=self.gateway.fill_ids.next(), order_id=order.id, client_oid=order.client_oid, exchange=self.name,
+            id=self.host.fill_ids.next(), order_id=order.id, client_oid=order.client_oid, exchange=self.name,
             symbol=order.symbol, side=order.side, order_type=order.type, price=report.price, size=report.size,
             notional=report.notional, fee=fee, maker=report.liquidity is Liquidity.MAKER, ts=report.ts,
             run_id=order.run_id, wallet_set_id=order.wallet_set_id, ext_id=report.trade_id, fee_currency=fee_currency,
@@ -309,7 +345,7 @@ class LiveExchange(PaperExchange):
     async def _follow_reports(self) -> None:
         while True:
             try:
-                async for report in self.venue.reports():
+                async for report in self.client.reports():
                     self._backoff.reset()
                     order = self._order_of(report)
                     if order is None:
@@ -322,7 +358,7 @@ class LiveExchange(PaperExchange):
                 raise
             except Exception as exc:
                 log.exception("live report stream failed; restarting it", exchange=self.name)
-                await self.gateway.publish_log("error", "coinwire.gateway", f"exchange {self.name}: report stream failed ({exc})")
+                await self.host.log("error", "coinwire.gateway", f"exchange {self.name}: report stream failed ({exc})")
                 await asyncio.sleep(self._backoff.next_delay())
 
     async def reconcile(self, strict: bool = False) -> None:
@@ -331,12 +367,12 @@ class LiveExchange(PaperExchange):
         `strict` (at start, before the balances are synced) fails when the venue cannot be asked,
         because an order's fills missed here would be counted again as a deposit by the sync.
         """
-        now = self.gateway.clock()
+        now = self.host.now()
         for order in list(self.open.values()):
             try:
-                report = await self.venue.fetch(order)
+                report = await self.client.fetch(order)
             except NotFound:
-                if order.status is OrderStatus.PENDING and now - order.created_at > self.venue.order_ttl * 1e9:
+                if order.status is OrderStatus.PENDING and now - order.created_at > self.client.order_ttl * 1e9:
                     await self._reject(order, NotFound("exchange_order_not_found", "the order never reached the venue"))
                 elif order.status is OrderStatus.OPEN:
                     log.error("an open order is unknown to the venue", exchange=self.name, order_id=order.id)
@@ -349,23 +385,10 @@ class LiveExchange(PaperExchange):
             await self.apply(order, report.fills, report)
 
     async def _housekeeping(self) -> None:
-        """`cancel_after` deadlines (the venue has no such order type) and the periodic reconciliation."""
-        loop = asyncio.get_running_loop()
-        last = loop.time()
+        """The periodic reconciliation (the host's expiry loop asks `expire` for `cancel_after` deadlines)."""
         while True:
-            await asyncio.sleep(_EXPIRY_CHECK)
-            now = self.gateway.clock()
-            for order in [o for o in self.open.values() if o.status is OrderStatus.OPEN and o.expires_at and o.expires_at <= now]:
-                try:
-                    await self.cancel(order, DoneReason.EXPIRED)
-                except CoinwireError as exc:
-                    log.warning("cannot expire a live order now", exchange=self.name, order_id=order.id, error=str(exc))
-            if loop.time() - last >= self.cfg.live_reconcile_interval:
-                last = loop.time()
-                await self.reconcile()
-
-    def open_of_set(self, wallet_set_id: int) -> list[Order]:
-        return [o for o in self.open.values() if o.wallet_set_id == wallet_set_id]
+            await asyncio.sleep(self.cfg.live_reconcile_interval)
+            await self.reconcile()
 
 
 class _NotConnected:

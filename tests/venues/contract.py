@@ -1,0 +1,280 @@
+"""The venue contract as scenarios: what every `Venue` (paper, simulated, live) must do, run against each by its harness.
+
+A scenario is a plain `async def scenario_x(h: VenueHarness) -> None` that acts through the
+harness (funds, the book the venue sees, trades printed at the venue, its clock) and the
+venue itself (`place`, `cancel`, `open_orders`, `balances`, `restore_order` through
+`restart`), then checks what the venue recorded with its host, the orders, and the host's
+ledger. Each implementation's `test_contract_<kind>.py` builds its harness and runs every
+scenario of `SCENARIOS`; one it genuinely cannot run is skipped there, with its reason, in
+one explicit table.
+
+The book in every scenario is BTC/USDT around 100 USDT, sizes in BTC, on the grid of
+Binance's BTCUSDT (tick 0.01, step 0.00001, minimum notional 5 USDT); the scenarios assert
+on sizes, prices, statuses and the ledger's balance, not on fee amounts, so venues whose
+fees differ run them alike.
+
+Idempotency: a venue refuses a new order naming the client_oid of an order of the same
+owner still open there (`duplicate_client_oid`), as exchanges do. Whether the client_oid of
+a done order is free again is the host's to say (the gateway's store keeps every order's);
+answering a repeated command with the order it made (over done orders and restarts) is the
+gateway's (`Gateway.make_order`, tests/api and tests/services).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Protocol
+
+import pytest
+
+from coinwire.core.errors import CoinwireError
+from coinwire.core.instruments import Instrument
+from coinwire.core.ledger import Balance, Ledger
+from coinwire.core.orders import DoneReason, Fill, Order, OrderStatus, OrderType
+from coinwire.venues.base import Execution, Venue
+
+__all__ = ["SCENARIOS", "Scenario", "VenueHarness"]
+
+
+class VenueHarness(Protocol):
+    venue: Venue  # the venue under test
+    recorded: list[Execution]  # what the venue handed its host's record(), in order
+    ledger: Ledger  # the host's ledger
+    account: int  # the account the harness funded
+    symbol: str  # e.g. "BTC/USDT"
+
+    async def fund(self, currency: str, amount: str) -> None: ...
+
+    async def set_book(self, bids: list[tuple[str, str]], asks: list[tuple[str, str]]) -> None:
+        """The book the venue sees (and, for a venue with a book of its own, its book)."""
+        ...
+
+    async def trade(self, price: str, size: str, aggressor: str) -> None:
+        """A market trade at the venue ("buy"/"sell" aggressor); returns once the venue has applied what it caused."""
+        ...
+
+    async def advance(self, seconds: float) -> None:
+        """The venue's clock moves on (cancel_after); returns once the venue has acted on it."""
+        ...
+
+    def order(
+        self, side: str, type: str, size: str, limit: str = "0", cancel_after: int = 0, client_oid: str | None = None
+    ) -> Order: ...
+
+    async def restart(self) -> None:
+        """A new venue from what the host kept (store/ledger), open orders restored."""
+        ...
+
+
+Scenario = Callable[[VenueHarness], Awaitable[None]]
+
+BIDS = [("100.00", "1"), ("99.00", "2")]
+ASKS = [("101.00", "1"), ("102.00", "2")]
+
+
+# --- helpers --------------------------------------------------------------------------------------
+def instrument(h: VenueHarness) -> Instrument:
+    market = h.venue.market(h.symbol)
+    assert market is not None, f"the venue has no market {h.symbol}"
+    return market.instrument
+
+
+def size(h: VenueHarness, text: str) -> int:
+    return instrument(h).parse_size(text)
+
+
+def price(h: VenueHarness, text: str) -> int:
+    return instrument(h).parse_price(text)
+
+
+def fills_of(h: VenueHarness, order: Order) -> list[Fill]:
+    return [fill for execution in h.recorded for fill in execution.fills if fill.order_id == order.id]
+
+
+def open_ids(h: VenueHarness) -> set[int]:
+    return {o.id for o in h.venue.open_orders()}
+
+
+def state(h: VenueHarness) -> tuple[dict[str, Balance], dict[int, int], int]:
+    """What a refused command must leave as it was: the account's balances, every hold, the ledger's lines."""
+    return h.venue.balances(h.account), h.ledger.holds(), len(h.ledger.lines())
+
+
+async def funded_with_book(h: VenueHarness, usdt: str = "1000", btc: str | None = None) -> None:
+    await h.fund("USDT", usdt)
+    if btc is not None:
+        await h.fund("BTC", btc)
+    await h.set_book(BIDS, ASKS)
+
+
+async def refused(h: VenueHarness, order: Order, code: str) -> None:
+    """The venue refuses `order` with `code` and leaves the account, its holds and its open orders as they were."""
+    before, orders_before, recorded_before = state(h), open_ids(h), len(h.recorded)
+    with pytest.raises(CoinwireError) as refusal:
+        await h.venue.place(order)
+    assert refusal.value.code == code, refusal.value
+    assert state(h) == before
+    assert open_ids(h) == orders_before
+    assert all(not execution.lines for execution in h.recorded[recorded_before:]), "a refusal moved money"
+    h.ledger.check()
+
+
+# --- scenarios ----------------------------------------------------------------------------------------
+async def scenario_limit_rests_and_fills(h: VenueHarness) -> None:
+    await funded_with_book(h)
+    order = h.order("buy", OrderType.LIMIT.value, "0.5", "100.50")
+    await h.venue.place(order)
+    assert order.status is OrderStatus.OPEN and order.filled_size == 0
+    assert order.id in open_ids(h)
+    assert h.ledger.hold_of(order.id) > 0
+    assert h.venue.balances(h.account)["USDT"].hold == h.ledger.hold_of(order.id)
+
+    await h.trade("100.50", "1", "sell")
+
+    assert (order.status, order.done_reason, order.filled_size) == (OrderStatus.DONE, DoneReason.FILLED, size(h, "0.5"))
+    assert [(f.price, f.size, f.maker) for f in fills_of(h, order)] == [(price(h, "100.50"), size(h, "0.5"), True)]
+    assert order.id not in open_ids(h) and h.ledger.hold_of(order.id) == 0
+    assert h.venue.balances(h.account)["BTC"].balance > 0
+    h.ledger.check()
+
+
+async def scenario_market_walks_the_book(h: VenueHarness) -> None:
+    await funded_with_book(h)
+    order = h.order("buy", OrderType.MARKET.value, "1.5")
+    await h.venue.place(order)
+    assert (order.status, order.done_reason, order.filled_size) == (OrderStatus.DONE, DoneReason.FILLED, size(h, "1.5"))
+    assert [(f.price, f.size, f.maker) for f in fills_of(h, order)] == [
+        (price(h, "101.00"), size(h, "1"), False), (price(h, "102.00"), size(h, "0.5"), False)]
+    usdt = h.venue.balances(h.account)["USDT"]
+    assert usdt.hold == 0 and usdt.balance <= 1000 * 10**18 - 152 * 10**18  # 152 USDT spent (a fee in USDT too, or in BTC)
+    assert h.ledger.holds() == {}
+    h.ledger.check()
+
+
+async def scenario_ioc_takes_what_it_can(h: VenueHarness) -> None:
+    await funded_with_book(h, btc="2")
+    order = h.order("sell", OrderType.IOC.value, "1.5", "100.00")  # 1 BTC is bid at 100, the rest lower
+    await h.venue.place(order)
+    assert (order.status, order.done_reason, order.filled_size) == (OrderStatus.DONE, DoneReason.CANCELLED, size(h, "1"))
+    assert [(f.price, f.size) for f in fills_of(h, order)] == [(price(h, "100.00"), size(h, "1"))]
+    assert h.ledger.holds() == {} and not open_ids(h)
+    h.ledger.check()
+
+
+async def scenario_fok_fills_all_or_nothing(h: VenueHarness) -> None:
+    await funded_with_book(h)
+    killed = h.order("buy", OrderType.FOK.value, "1.5", "101.00")  # only 1 BTC is offered at 101
+    await h.venue.place(killed)
+    assert (killed.status, killed.done_reason, killed.filled_size) == (OrderStatus.DONE, DoneReason.KILLED, 0)
+    assert fills_of(h, killed) == [] and h.ledger.holds() == {}
+    filled = h.order("buy", OrderType.FOK.value, "0.8", "101.00")
+    await h.venue.place(filled)
+    assert (filled.status, filled.done_reason, filled.filled_size) == (OrderStatus.DONE, DoneReason.FILLED, size(h, "0.8"))
+    assert h.ledger.holds() == {}
+    h.ledger.check()
+
+
+async def scenario_post_only_that_would_take_is_refused(h: VenueHarness) -> None:
+    await funded_with_book(h)
+    await refused(h, h.order("buy", OrderType.POST_ONLY.value, "0.1", "101.00"), "post_only_would_take")
+    resting = h.order("buy", OrderType.POST_ONLY.value, "0.1", "100.50")
+    await h.venue.place(resting)
+    assert resting.status is OrderStatus.OPEN and resting.id in open_ids(h)
+
+
+async def scenario_cancel_returns_the_hold(h: VenueHarness) -> None:
+    await funded_with_book(h)
+    before = h.venue.balances(h.account)["USDT"]
+    order = h.order("buy", OrderType.LIMIT.value, "1", "99.50")
+    await h.venue.place(order)
+    assert h.venue.balances(h.account)["USDT"].hold > 0
+    recorded = len(h.recorded)
+    await h.venue.cancel(order)
+    assert (order.status, order.done_reason) == (OrderStatus.DONE, DoneReason.CANCELLED)
+    assert any(order in execution.orders for execution in h.recorded[recorded:])  # recorded (by the cancel or a report of it)
+    assert order.id not in open_ids(h) and h.venue.balances(h.account)["USDT"] == before
+    h.ledger.check()
+
+
+async def scenario_cancel_after_expires(h: VenueHarness) -> None:
+    await funded_with_book(h)
+    before = h.venue.balances(h.account)["USDT"]
+    order = h.order("buy", OrderType.LIMIT.value, "1", "99.50", cancel_after=5)
+    await h.venue.place(order)
+    await h.advance(2)
+    assert order.status is OrderStatus.OPEN
+    await h.advance(4)
+    assert (order.status, order.done_reason) == (OrderStatus.DONE, DoneReason.EXPIRED)
+    assert order.id not in open_ids(h) and h.venue.balances(h.account)["USDT"] == before
+    h.ledger.check()
+
+
+async def scenario_partial_fills(h: VenueHarness) -> None:
+    await funded_with_book(h, btc="1")
+    order = h.order("sell", OrderType.LIMIT.value, "1", "100.50")
+    await h.venue.place(order)
+    assert h.venue.balances(h.account)["BTC"].hold == 10**18
+
+    await h.trade("100.50", "0.3", "buy")
+    assert (order.status, order.filled_size) == (OrderStatus.OPEN, size(h, "0.3"))
+    assert h.venue.balances(h.account)["BTC"].hold == 7 * 10**17  # the remainder's hold
+    assert order.id in open_ids(h)
+
+    await h.trade("100.50", "0.7", "buy")
+    assert (order.status, order.done_reason, order.filled_size) == (OrderStatus.DONE, DoneReason.FILLED, size(h, "1"))
+    assert [f.size for f in fills_of(h, order)] == [size(h, "0.3"), size(h, "0.7")]
+    assert h.venue.balances(h.account)["BTC"] == Balance(0, 0) and h.ledger.holds() == {}
+    h.ledger.check()
+
+
+async def scenario_insufficient_funds_changes_nothing(h: VenueHarness) -> None:
+    await funded_with_book(h, usdt="50")
+    await refused(h, h.order("buy", OrderType.LIMIT.value, "1", "99.50"), "insufficient_funds")
+    await refused(h, h.order("sell", OrderType.LIMIT.value, "0.1", "105.00"), "insufficient_funds")  # no BTC at all
+
+
+async def scenario_duplicate_client_oid_of_an_open_order(h: VenueHarness) -> None:
+    await funded_with_book(h)
+    first = h.order("buy", OrderType.LIMIT.value, "1", "99.50", client_oid="same-oid")
+    await h.venue.place(first)
+    await refused(h, h.order("buy", OrderType.LIMIT.value, "1", "99.50", client_oid="same-oid"), "duplicate_client_oid")
+    assert [o.id for o in h.venue.open_orders() if o.client_oid == "same-oid"] == [first.id]
+    other = h.order("buy", OrderType.LIMIT.value, "1", "99.50", client_oid="other-oid")
+    await h.venue.place(other)  # only the open order's client_oid is taken
+    assert other.status is OrderStatus.OPEN
+
+
+async def scenario_restart_restores_open_orders(h: VenueHarness) -> None:
+    await funded_with_book(h, btc="1")
+    buy = h.order("buy", OrderType.LIMIT.value, "1", "99.50")
+    sell = h.order("sell", OrderType.LIMIT.value, "0.5", "103.00")
+    await h.venue.place(buy)
+    await h.venue.place(sell)
+    balances = h.venue.balances(h.account)
+
+    await h.restart()
+
+    assert {(o.id, o.client_oid, o.status) for o in h.venue.open_orders()} == {
+        (buy.id, buy.client_oid, OrderStatus.OPEN), (sell.id, sell.client_oid, OrderStatus.OPEN)}
+    assert h.venue.balances(h.account) == balances
+    h.ledger.check()
+    restored = next(o for o in h.venue.open_orders() if o.id == buy.id)
+    await h.venue.cancel(restored)
+    assert restored.status is OrderStatus.DONE and open_ids(h) == {sell.id}
+    assert h.venue.balances(h.account)["USDT"].hold == 0
+    h.ledger.check()
+
+
+SCENARIOS: list[Scenario] = [
+    scenario_limit_rests_and_fills,
+    scenario_market_walks_the_book,
+    scenario_ioc_takes_what_it_can,
+    scenario_fok_fills_all_or_nothing,
+    scenario_post_only_that_would_take_is_refused,
+    scenario_cancel_returns_the_hold,
+    scenario_cancel_after_expires,
+    scenario_partial_fills,
+    scenario_insufficient_funds_changes_nothing,
+    scenario_duplicate_client_oid_of_an_open_order,
+    scenario_restart_restores_open_orders,
+]
