@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import structlog
 
@@ -44,13 +44,25 @@ from coinwire.venues.paper import MarketMirror
 from coinwire.venues.reports import FillReport, Liquidity, OrderReport
 
 if TYPE_CHECKING:  # CCXT costs a third of a second to import: only processes with a live exchange pay it
-    from coinwire.auth.vault import Credentials
     from coinwire.venues.ccxt_errors import Backoff
     from coinwire.venues.ccxt_venue import CcxtVenue
 
 __all__ = ["LiveVenue", "connect_venue"]
 
 log = structlog.get_logger("coinwire.gateway.live")
+
+
+class Credentials(Protocol):
+    """The keys a live venue signs with (the vault's `auth.vault.Credentials` is one; venues sit below auth)."""
+
+    @property
+    def api_key(self) -> str: ...
+
+    @property
+    def secret(self) -> str: ...
+
+    @property
+    def password(self) -> str | None: ...
 
 
 def connect_venue(cfg: ExchangeConfig, creds: Credentials) -> CcxtVenue:
