@@ -15,10 +15,10 @@ from coinwire.app import Platform
 from coinwire.config import load_settings
 from coinwire.core.errors import CoinwireError
 from coinwire.core.ledger import Balance
-from coinwire.core.orders import OrderType, Side
+from coinwire.core.orders import OrderRequest, OrderType, Side
 from coinwire.engine.paper import PaperRuntime
 from coinwire.engine.runs import RunStore, parse_balances, parse_funds
-from coinwire.services.gateway import Gateway, OrderRequest
+from coinwire.services.gateway import Gateway
 from coinwire.services.paper_runs import PaperRuns
 from coinwire.services.runs import StartRequest
 from coinwire.strategies.cross_exchange import CrossExchange

@@ -16,9 +16,9 @@ from coinwire.bus.memory import MemoryBus
 from coinwire.config import load_settings
 from coinwire.core.errors import CoinwireError
 from coinwire.core.numbers import str_to_atto
-from coinwire.core.orders import OrderType, Side
+from coinwire.core.orders import OrderRequest, OrderType, Side
 from coinwire.messages import FillEvent, OrderUpdate
-from coinwire.services.gateway import Gateway, OrderRequest
+from coinwire.services.gateway import Gateway
 
 EXCHANGE = {"name": "demo", "feed": "demo", "tick_interval": 0.05, "seed": 11, "paper_funds": {"USDT": "1000", "BTC": "1"}}
 

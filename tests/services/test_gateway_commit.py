@@ -16,8 +16,8 @@ from coinwire.bus.memory import MemoryBus
 from coinwire.config import load_settings
 from coinwire.core.errors import CoinwireError
 from coinwire.core.ledger import Ledger
-from coinwire.core.orders import OrderType, Side
-from coinwire.services.gateway import Gateway, OrderRequest
+from coinwire.core.orders import OrderRequest, OrderType, Side
+from coinwire.services.gateway import Gateway
 from coinwire.store import Store
 from tests.conftest import POSTGRES_URL, require_service
 

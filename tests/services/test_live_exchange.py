@@ -19,8 +19,7 @@ from coinwire.app import Platform
 from coinwire.config import load_settings
 from coinwire.core.errors import CoinwireError
 from coinwire.core.numbers import str_to_atto
-from coinwire.core.orders import OrderStatus, OrderType, Side
-from coinwire.services.gateway import OrderRequest
+from coinwire.core.orders import OrderRequest, OrderStatus, OrderType, Side
 from coinwire.venues.live import LiveVenue
 from tests.feeds.binance_server import RecordedBinance, ServerRunner
 from tests.feeds.test_ccxt_feed import capture

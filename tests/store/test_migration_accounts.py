@@ -34,10 +34,10 @@ from coinwire.core.ids import IdSequence
 from coinwire.core.ledger import Ledger
 from coinwire.core.matching import MatchingEngine
 from coinwire.core.numbers import ATTO
-from coinwire.core.orders import Order, OrderType, Side
+from coinwire.core.orders import Order, OrderRequest, OrderType, Side
 from coinwire.core.wallets import WalletLine
 from coinwire.feeds.demo import demo_instrument
-from coinwire.services.gateway import Gateway, OrderRequest
+from coinwire.services.gateway import Gateway
 from coinwire.store import ChangeSet, Scale, Store, migrate
 from coinwire.store.codec import encode
 from tests.store.test_store_contract import Database, database  # noqa: F401 - the parametrised fixture

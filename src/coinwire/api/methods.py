@@ -31,9 +31,9 @@ from coinwire.core.accounts import Need
 from coinwire.core.errors import CoinwireError, InvalidInput, NotFound
 from coinwire.core.instruments import Instrument
 from coinwire.core.numbers import to_units
-from coinwire.core.orders import OrderType, Side
+from coinwire.core.orders import OrderRequest, OrderType, Side
 from coinwire.core.symbols import symbol_token
-from coinwire.services.gateway import Gateway, OrderRequest
+from coinwire.services.gateway import Gateway
 from coinwire.services.health import Health
 from coinwire.services.ohlcv import ohlcv_points
 

@@ -14,7 +14,9 @@ import enum
 
 import msgspec
 
-__all__ = ["Side", "OrderType", "OrderStatus", "DoneReason", "Order", "Fill", "InvalidTransition", "TRANSITIONS"]
+from coinwire.core.instruments import Instrument
+
+__all__ = ["Side", "OrderType", "OrderStatus", "DoneReason", "Order", "Fill", "InvalidTransition", "TRANSITIONS", "OrderRequest"]
 
 
 class Side(str, enum.Enum):
@@ -173,3 +175,55 @@ class Fill(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     ext_id: str | None = None  # the venue's trade id (live exchanges)
     fee_currency: str | None = None  # None: the quote currency
     account_id: int = 0  # the order's account
+
+
+class OrderRequest:
+    """A make_order request after parsing: exact units, known instrument (what the gateway takes from the api and the paper runtime)."""
+
+    __slots__ = ("exchange", "instrument", "side", "type", "size", "limit", "cancel_after", "client_oid", "wallet_set_id", "run_id",
+                 "budget", "owner_id", "account_id")
+
+    def __init__(
+        self,
+        *,
+        exchange: str,
+        instrument: Instrument,
+        side: Side,
+        type: OrderType,
+        size: int,
+        limit: int,
+        cancel_after: int,
+        client_oid: str,
+        wallet_set_id: int | None,
+        run_id: str | None,
+        budget: int | None = None,
+        owner_id: int | None = None,
+        account_id: int | None = None,
+    ) -> None:
+        self.exchange = exchange
+        self.instrument = instrument
+        self.side = side
+        self.type = type
+        self.size = size
+        self.limit = limit
+        self.cancel_after = cancel_after
+        self.client_oid = client_oid
+        self.wallet_set_id = wallet_set_id
+        self.run_id = run_id
+        self.budget = budget  # ATTO of the quote a market buy may spend (its hold): an all-in buy sized on the book
+        self.owner_id = owner_id  # the placing user, stored in the order row with the order
+        # the account it spends from, already checked for the caller (None: the wallet set's account on the
+        # exchange, else the owner's own account there, made on first use)
+        self.account_id = account_id
+
+    def same_as(self, order: Order) -> bool:
+        return (
+            order.exchange == self.exchange
+            and order.symbol == self.instrument.symbol
+            and order.side is self.side
+            and order.type is self.type
+            and order.size == self.size
+            and order.limit == self.limit
+            and order.wallet_set_id == self.wallet_set_id
+            and (self.account_id is None or order.account_id == self.account_id)
+        )

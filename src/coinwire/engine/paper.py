@@ -19,22 +19,46 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Mapping
+from typing import Any, Protocol
 
 from coinwire.core.errors import CoinwireError, InvalidInput
+from coinwire.core.ledger import Ledger
 from coinwire.core.numbers import ATTO_DECIMALS, to_units
-from coinwire.core.orders import Fill, Order
+from coinwire.core.orders import Fill, Order, OrderRequest
+from coinwire.core.wallets import WalletSet
 from coinwire.engine.order_args import resolve_size
 from coinwire.engine.runtime import StrategyFailed
 from coinwire.engine.strategy import Strategy, StrategyParams
 from coinwire.engine.stream import StreamRuntime
 from coinwire.messages import Markets, Message
-from coinwire.services.gateway import Gateway, OrderRequest
+from coinwire.venues.hosted import HostedVenue
 
 __all__ = ["END_REACHED", "RECORDING_ENDED", "PaperRuntime"]
 
 _NS = 1_000_000_000
 END_REACHED = "the run reached its end time"
 RECORDING_ENDED = "the recording ended"  # a replay feed has no more messages
+
+
+class OrderDesk(Protocol):
+    """What a paper run needs of the gateway it trades through (services.gateway.Gateway is it; the engine sits below it)."""
+
+    ledger: Ledger
+    listeners: list[Any]  # followers of every market message and execution, in this process
+
+    @property
+    def venues(self) -> Mapping[str, HostedVenue]: ...
+
+    def exchange(self, name: object) -> HostedVenue: ...
+
+    async def make_order(self, request: OrderRequest) -> dict[str, Any]: ...
+
+    async def cancel_order(self, *, order_id: int | None, client_oid: str | None, exchange: str | None) -> dict[str, Any]: ...
+
+    async def create_wallet_set(self, *, run_id: str | None, description: str, allocations: list[tuple[str, str, int]],
+                                owner_id: int | None = None) -> WalletSet: ...
+
+    async def deactivate_wallet_set(self, set_id: int) -> WalletSet: ...
 
 
 class PaperRuntime(StreamRuntime):
@@ -47,7 +71,7 @@ class PaperRuntime(StreamRuntime):
     (the API records there that the set is the owner's).
     """
 
-    def __init__(self, run_id: str, gateway: Gateway, funds: Mapping[str, Mapping[str, str]], end: int | None = None,
+    def __init__(self, run_id: str, gateway: OrderDesk, funds: Mapping[str, Mapping[str, str]], end: int | None = None,
                  owner_id: int | None = None, funded: Callable[[int], None] | None = None) -> None:
         if not funds:
             raise InvalidInput("missing_balance", "a paper run needs funds, e.g. demo:USDT=1000")

@@ -32,7 +32,7 @@ from coinwire.core.ids import IdSequence
 from coinwire.core.instruments import Instrument
 from coinwire.core.ledger import Ledger
 from coinwire.core.numbers import str_to_atto
-from coinwire.core.orders import Fill, Order, OrderType, Side
+from coinwire.core.orders import Fill, Order, OrderRequest
 from coinwire.core.symbols import normalize_symbol
 from coinwire.core.wallets import Wallet, WalletLine, WalletSet
 from coinwire.messages import (
@@ -58,7 +58,7 @@ from coinwire.venues.base import Execution
 from coinwire.venues.hosted import GatewayHost, HostedVenue
 from coinwire.venues.paper import PaperMarket, PaperVenue
 
-__all__ = ["ExecutionListener", "Gateway", "OrderRequest", "VenueFactory", "make_venue"]
+__all__ = ["ExecutionListener", "Gateway", "VenueFactory", "make_venue"]
 
 log = structlog.get_logger("coinwire.gateway")
 _NO_CONTEXT: dict[str, object] = {}  # shared by every log message without fields (never changed: readers copy it)
@@ -77,58 +77,6 @@ def make_venue(cfg: ExchangeConfig, host: GatewayHost, store: Store, settings: S
 
         return LiveVenue(cfg, host, partial(live_credentials, cfg, store, settings.data_path))
     return PaperVenue(cfg.name, host, cfg.feed)
-
-
-class OrderRequest:
-    """A make_order request after parsing: exact units, known instrument."""
-
-    __slots__ = ("exchange", "instrument", "side", "type", "size", "limit", "cancel_after", "client_oid", "wallet_set_id", "run_id",
-                 "budget", "owner_id", "account_id")
-
-    def __init__(
-        self,
-        *,
-        exchange: str,
-        instrument: Instrument,
-        side: Side,
-        type: OrderType,
-        size: int,
-        limit: int,
-        cancel_after: int,
-        client_oid: str,
-        wallet_set_id: int | None,
-        run_id: str | None,
-        budget: int | None = None,
-        owner_id: int | None = None,
-        account_id: int | None = None,
-    ) -> None:
-        self.exchange = exchange
-        self.instrument = instrument
-        self.side = side
-        self.type = type
-        self.size = size
-        self.limit = limit
-        self.cancel_after = cancel_after
-        self.client_oid = client_oid
-        self.wallet_set_id = wallet_set_id
-        self.run_id = run_id
-        self.budget = budget  # ATTO of the quote a market buy may spend (its hold): an all-in buy sized on the book
-        self.owner_id = owner_id  # the placing user, stored in the order row with the order
-        # the account it spends from, already checked for the caller (None: the wallet set's account on the
-        # exchange, else the owner's own account there, made on first use)
-        self.account_id = account_id
-
-    def same_as(self, order: Order) -> bool:
-        return (
-            order.exchange == self.exchange
-            and order.symbol == self.instrument.symbol
-            and order.side is self.side
-            and order.type is self.type
-            and order.size == self.size
-            and order.limit == self.limit
-            and order.wallet_set_id == self.wallet_set_id
-            and (self.account_id is None or order.account_id == self.account_id)
-        )
 
 
 class ExecutionListener(Protocol):
