@@ -32,6 +32,7 @@ from coinwire.core.errors import CoinwireError, NotFound, NotReady
 from coinwire.core.execution import accept_order, release_hold, settle_fills
 from coinwire.core.orders import DoneReason, Fill, Order, OrderStatus, OrderType, Side
 from coinwire.core.wallets import WalletLine
+from coinwire.messages import OrderView
 from coinwire.services.paper_exchange import PaperExchange, PaperMarket
 from coinwire.services.views import order_view
 from coinwire.venues.reports import FillReport, Liquidity, OrderReport
@@ -189,7 +190,7 @@ class LiveExchange(PaperExchange):
             log.info("live balances synced", exchange=self.name, lines=len(lines))
 
     # --- orders ------------------------------------------------------------------------------------
-    async def place(self, order: Order, market: PaperMarket, budget: int | None) -> dict[str, Any]:
+    async def place(self, order: Order, market: PaperMarket, budget: int | None) -> OrderView:
         """Check and hold on the mirror, write ahead, send; the venue's answer decides what happened."""
         g = self.gateway
         lines = accept_order(g.ledger, market.engine, order, order.created_at, budget=budget, margin_ppm=self._margin_ppm)
@@ -210,7 +211,7 @@ class LiveExchange(PaperExchange):
             raise
         return await self.apply(order, report.fills, report)
 
-    async def cancel(self, order: Order, reason: DoneReason | None = None) -> dict[str, Any]:
+    async def cancel(self, order: Order, reason: DoneReason | None = None) -> OrderView:
         if order.status is OrderStatus.PENDING:
             raise NotReady("order_pending", f"order {order.id} is not acknowledged by {self.name} yet; cancel it again shortly")
         report = await self.venue.cancel(order)
@@ -235,7 +236,7 @@ class LiveExchange(PaperExchange):
     # --- venue news --------------------------------------------------------------------------------
     async def apply(
         self, order: Order, fills: Sequence[FillReport], report: OrderReport | None, reason: DoneReason | None = None
-    ) -> dict[str, Any]:
+    ) -> OrderView:
         """Apply what the venue says of `order` (new fills once each, then its status); answers its view."""
         g = self.gateway
         inst = self.markets[order.symbol].instrument
@@ -274,7 +275,7 @@ class LiveExchange(PaperExchange):
         (view,) = await g._notify([order], fill_list)
         return view
 
-    def _view(self, order: Order) -> dict[str, Any]:
+    def _view(self, order: Order) -> OrderView:
         return order_view(order, self.markets[order.symbol].instrument)
 
     def _fits(self, order: Order, report: FillReport) -> bool:
