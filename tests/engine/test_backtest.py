@@ -103,8 +103,8 @@ class Peeker(Strategy):
     def on_start(self) -> None:
         self.seen: list[tuple[int, int, int, int]] = []
         self.ind = self.indicator("sma", "BTC/USDT", "1h", 3)
-        self.on_candle("BTC/USDT", "1h", self.candle)
-        self.on_candle("BTC/USDT", "4h", self.candle)
+        self.subscribe_candles("BTC/USDT", "1h", self.candle)
+        self.subscribe_candles("BTC/USDT", "4h", self.candle)
 
     def candle(self, candle: dict[str, Any]) -> None:
         c = self.candles("BTC/USDT", "1h")
@@ -131,7 +131,7 @@ def test_a_strategy_sees_only_closed_candles_up_to_the_clock() -> None:
 class LimitBuyer(Strategy):
     def on_start(self) -> None:
         self.done = False
-        self.on_candle("BTC/USDT", "1h", self.candle)
+        self.subscribe_candles("BTC/USDT", "1h", self.candle)
 
     def candle(self, candle: dict[str, Any]) -> None:
         if not self.done:
@@ -157,7 +157,7 @@ def test_a_resting_limit_fills_at_its_limit_on_the_first_candle_reaching_it() ->
 
 class AllIn(Strategy):
     def on_start(self) -> None:
-        self.on_candle("BTC/USDT", "1h", self.candle)
+        self.subscribe_candles("BTC/USDT", "1h", self.candle)
 
     def candle(self, candle: dict[str, Any]) -> None:
         if not self.open_orders and self.balance("BTC") == 0:
@@ -184,7 +184,7 @@ def test_unlimited_liquidity_spends_everything_and_never_overdraws() -> None:
 
 class Boom(Strategy):
     def on_start(self) -> None:
-        self.on_candle("BTC/USDT", "1h", self.candle)
+        self.subscribe_candles("BTC/USDT", "1h", self.candle)
 
     def candle(self, candle: dict[str, Any]) -> None:
         raise ZeroDivisionError("strategy bug")
@@ -221,7 +221,7 @@ def test_ranges_outside_the_history_and_empty_ranges_are_refused() -> None:
 
 class Spender(Strategy):
     def on_start(self) -> None:
-        self.on_candle("BTC/USDT", "1h", self.candle)
+        self.subscribe_candles("BTC/USDT", "1h", self.candle)
 
     def candle(self, candle: dict[str, Any]) -> None:
         if not hasattr(self, "ticket"):
@@ -239,7 +239,7 @@ def test_an_order_the_wallet_set_cannot_cover_is_rejected_and_nothing_moves() ->
 class Named(Strategy):
     def on_start(self) -> None:
         self.log(f"exchanges {self.exchanges}, fee {self.fee('BTC/USDT', exchange='binance')}")
-        self.on_candle("BTC/USDT", "1h", self.candle)
+        self.subscribe_candles("BTC/USDT", "1h", self.candle)
 
     def candle(self, candle: dict[str, Any]) -> None:
         if not self.balance("BTC", "binance"):

@@ -72,7 +72,7 @@ def test_a_failing_strategy_exits_1_with_the_cause(tmp_path: Path) -> None:
         "from coinwire.engine.strategy import Strategy\n"
         "class Bad(Strategy):\n"
         "    def on_start(self):\n"
-        "        self.on_candle('BTC/USDT', '1h', self.candle)\n"
+        "        self.subscribe_candles('BTC/USDT', '1h', self.candle)\n"
         "    def candle(self, c):\n"
         "        raise RuntimeError('kaput')\n"
     )

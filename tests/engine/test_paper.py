@@ -145,7 +145,7 @@ class Raises(Strategy):
     symbol = "BTC/USDT"
 
     def on_start(self) -> None:
-        self.on_trades(self.symbol, self.trade)
+        self.subscribe_trades(self.symbol, self.trade)
         self.seen = 0
 
     def trade(self, trade: dict[str, Any]) -> None:

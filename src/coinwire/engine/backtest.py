@@ -2,7 +2,7 @@
 
 Event-driven semantics at close to vectorised speed. Indicators are computed in batch over
 the whole history once, but a strategy can only read them up to the last closed candle.
-Conditions (`on_cross`) are evaluated in batch too, so the clock jumps straight from one
+Conditions (`watch_cross`) are evaluated in batch too, so the clock jumps straight from one
 candle where something can happen to the next: a condition firing, a subscribed candle, a
 timer, a pending order reaching the next open, a resting order's price being reached.
 
@@ -305,7 +305,7 @@ class BacktestRuntime(Runtime):
         if isinstance(b, Indicator):
             sb, vb = self._indicators[b.key]
             if sb is not sa:
-                raise InvalidInput("invalid_condition", "on_cross compares indicators of the same symbol and timeframe")
+                raise InvalidInput("invalid_condition", "watch_cross compares indicators of the same symbol and timeframe")
         else:
             vb = np.full_like(va, float(b))
         with np.errstate(invalid="ignore"):
@@ -496,14 +496,14 @@ class BacktestRuntime(Runtime):
                           "high": float(s.high[bar]), "low": float(s.low[bar]), "close": float(s.close[bar]),
                           "volume": float(s.volume[bar])}
                 self.hub.record(self._now, "in", "market.candle", candle)
-                self.deliver("on_candle", callback, candle)
+                self.deliver("market.candle", callback, candle)
             else:
                 s, _, _, above, below = crosses[ref]
                 on_cross = above if kind == 1 else below
                 self.hub.record(self._now, "in", "market.cross", {"symbol": s.symbol, "timeframe": s.timeframe,
                                                                    "direction": "above" if kind == 1 else "below",
                                                                    "time": int(s.time_ns[bar] // _NS)})
-                self.deliver("on_cross", on_cross)  # type: ignore[arg-type]
+                self.deliver("market.cross", on_cross)  # type: ignore[arg-type]
 
 
 def _clip(s: Series, start: int | None, end: int | None) -> Series:

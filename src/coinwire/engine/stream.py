@@ -177,7 +177,7 @@ class StreamRuntime(Runtime):
         if stream.callbacks:
             self.hub.record(self._now, "in", "market.candle", candle)
             for callback in stream.callbacks:
-                self.deliver("on_candle", callback, candle)
+                self.deliver("market.candle", callback, candle)
         for a, b, above, below in stream.crosses:
             if len(a) < 2:
                 continue
@@ -193,7 +193,7 @@ class StreamRuntime(Runtime):
                 continue
             self.hub.record(self._now, "in", "market.cross", {"symbol": stream.symbol, "timeframe": stream.timeframe,
                                                                "direction": direction, "time": candle["time"]})
-            self.deliver("on_cross", on_cross)
+            self.deliver("market.cross", on_cross)
 
     # --- market messages ------------------------------------------------------------------------
     def deliver_market(self, message: Message) -> None:
@@ -334,7 +334,7 @@ class StreamRuntime(Runtime):
     def add_cross(self, a: Indicator, b: Indicator | float, above: Callable[[], None] | None, below: Callable[[], None] | None) -> None:
         stream = self._streams[(a.symbol, a.timeframe)]
         if isinstance(b, Indicator) and (b.symbol, b.timeframe) != (a.symbol, a.timeframe):
-            raise InvalidInput("invalid_condition", "on_cross compares indicators of the same symbol and timeframe")
+            raise InvalidInput("invalid_condition", "watch_cross compares indicators of the same symbol and timeframe")
         other = self._indicators[b.key] if isinstance(b, Indicator) else float(b)
         stream.crosses.append((self._indicators[a.key], other, above, below))
 
