@@ -13,11 +13,11 @@ from collections.abc import Iterable
 from typing import ClassVar
 
 from coinwire.core.book_sync import BookSync
-from coinwire.core.candles import CandleSeries
 from coinwire.core.ids import IdSequence
 from coinwire.core.instruments import Instrument
 from coinwire.core.matching import MatchingEngine
 from coinwire.core.orders import Fill, Order, Side
+from coinwire.core.trade_candles import TradeCandles
 from coinwire.messages import BookDelta, BookSnapshot, BookTicker, TradeTick
 
 __all__ = ["PaperMarket", "PaperExchange", "STATUSES"]
@@ -39,7 +39,7 @@ class PaperMarket:
         self.last_trade: TradeTick | None = None
         self.ticker: BookTicker | None = None
         self.updates = 0  # level updates applied, for metrics
-        self.candles = CandleSeries(60)
+        self.candles = TradeCandles(60)
 
     def _apply_levels(self, bids: list[tuple[int, int]], asks: list[tuple[int, int]]) -> None:
         self.updates += len(bids) + len(asks)
