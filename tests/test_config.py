@@ -275,10 +275,11 @@ async def test_the_platform_builds_its_bus_from_the_settings(tmp_path: Path) -> 
     from coinwire.app import Platform
     from coinwire.bus import MemoryBus
     from coinwire.messages import OrderUpdate
+    from tests.events import order_view
 
     platform = Platform(load_settings(overrides={"data_dir": str(tmp_path), "bus_namespace": "desk-2", "bus_max_log": 3}, env={}))
     bus = platform.bus
     assert isinstance(bus, MemoryBus) and bus.namespace == "desk-2"
     for n in range(5):
-        await bus.publish("order.1.demo.usdt.btc", OrderUpdate({"n": n}))
+        await bus.publish("order.1.demo.usdt.btc", OrderUpdate(order_view(id=n)))
     assert [seq for seq, _, _ in await bus.replay(">")] == [3, 4, 5]  # it keeps bus_max_log of them

@@ -34,7 +34,7 @@ from coinwire.feeds.demo import DemoFeed
 from coinwire.history.store import HistoryStore, default_history_root
 from coinwire.logs import forward_warnings
 from coinwire.private_files import private_dir
-from coinwire.services.candles import CandleRecorder
+from coinwire.services.candle_recorder import CandleRecorder
 from coinwire.services.gateway import Gateway
 from coinwire.services.health import Health
 from coinwire.services.log_feed import LogFeed

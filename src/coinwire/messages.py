@@ -32,6 +32,8 @@ __all__ = [
     "TradeTick",
     "BookTicker",
     "Ticker",
+    "OrderView",
+    "FillView",
     "OrderUpdate",
     "FillEvent",
     "ExchangeStatusChanged",
@@ -120,10 +122,65 @@ class Ticker(msgspec.Struct, frozen=True, tag="ticker_stats"):
     quote_volume: Decimal | None = None
 
 
-class OrderUpdate(msgspec.Struct, frozen=True, tag="order"):
-    """The seed's `order` notification: Order.to_dict() fields, amounts as decimal strings."""
+class OrderView(msgspec.Struct, frozen=True, gc=False):
+    """One order as clients see it (the seed's `order` notification and every order answer): money as decimal strings,
+    times as ISO 8601 UTC text. The fields, in this order, are the JSON object's keys (services.views builds it)."""
 
-    order: dict[str, object]
+    id: int
+    created_at: str
+    wallet_set_id: int | None
+    exchange: str
+    client_order_id: str
+    run_id: str | None
+    type: str  # limit | market | limit-immediate-cancel | limit-fill-kill | limit-post-only
+    pair: str  # BTC_USDT
+    symbol: str  # BTC/USDT
+    size: str
+    side: str  # buy | sell
+    limit: str  # "0" for market orders
+    cancel_after: int  # seconds, 0: never
+    status: str  # pending | open | done
+    done_reason: str | None
+    done_at: str | None
+    exchange_at: str | None
+    last_updated_at: str
+    filled_size: str
+    avg_price: str  # volume-weighted, "0" before any fill
+    fee: str
+    fee_currency: str
+    account: int
+    seq: int  # its account's sequence number of the order's latest notification
+
+
+class FillView(msgspec.Struct, frozen=True, gc=False):
+    """One fill of one of our orders as clients see it (the seed's `trade` notification), keys in this order."""
+
+    id: int
+    order_id: int
+    client_order_id: str
+    run_id: str | None
+    wallet_set_id: int | None
+    account: int
+    exchange: str
+    type: str  # the order's type
+    side: str
+    pair: str
+    symbol: str
+    exec_amount: str
+    exec_price: str
+    notional: str
+    fee: str
+    fee_currency: str
+    maker: bool
+    ext_id: str | None  # the venue's trade id (live exchanges)
+    timestamp: str
+    seq: int  # its account's sequence number of this notification
+
+
+class OrderUpdate(msgspec.Struct, frozen=True, tag="order"):
+    """The seed's `order` notification: the order's view (its JSON is the notification's params)."""
+
+    order: OrderView
     owner_id: int | None = None  # the placing user: its connections get the notification (never in the payload)
     account_id: int = 0  # the order's account: the connections that may read it get the notification
     seq: int = 0  # the account's sequence number of this notification (also in the payload)
@@ -132,7 +189,7 @@ class OrderUpdate(msgspec.Struct, frozen=True, tag="order"):
 class FillEvent(msgspec.Struct, frozen=True, tag="trade_fill"):
     """The seed's `trade` notification: one fill of one of our orders."""
 
-    trade: dict[str, object]
+    trade: FillView
     owner_id: int | None = None  # the order's owner, as in OrderUpdate
     account_id: int = 0
     seq: int = 0

@@ -18,7 +18,7 @@ class Slow(Strategy):
     delay = 0.05
 
     def on_start(self) -> None:
-        self.on_candle(self.symbol, self.timeframe, self.candle)
+        self.subscribe_candles(self.symbol, self.timeframe, self.candle)
 
     def candle(self, candle: dict[str, Any]) -> None:
         time.sleep(self.delay)

@@ -12,6 +12,7 @@ from coinwire.api.notifier import Notifier, PushLimits, notification, plain_even
 from coinwire.bus import MemoryBus
 from coinwire.bus.subjects import SubjectFilter
 from coinwire.messages import FillEvent, OrderUpdate, subject
+from tests.events import fill_view, order_view
 
 ORDER = subject("order", "demo", "BTC/USDT")
 FILL = subject("fill", "demo", "BTC/USDT")
@@ -55,10 +56,10 @@ async def test_a_done_orders_trades_reach_its_connection_before_its_done_even_be
             notifier.add(conn.ctx)
             notifier.note_origin(oid, conn.ctx)
         # one event-loop turn, as the gateway publishes after a group commit answers two orders
-        await bus.publish(ORDER, OrderUpdate({"client_order_id": "limit-1", "status": "open"}))
-        await bus.publish(FILL, FillEvent({"client_order_id": "market-1", "id": 1}))
-        await bus.publish(FILL, FillEvent({"client_order_id": "market-1", "id": 2}))
-        await bus.publish(ORDER, OrderUpdate({"client_order_id": "market-1", "status": "done"}))
+        await bus.publish(ORDER, OrderUpdate(order_view(client_order_id="limit-1", status="open")))
+        await bus.publish(FILL, FillEvent(fill_view(client_order_id="market-1", id=1)))
+        await bus.publish(FILL, FillEvent(fill_view(client_order_id="market-1", id=2)))
+        await bus.publish(ORDER, OrderUpdate(order_view(client_order_id="market-1", status="done")))
         await _settled(bus)
         assert market.received == [("trade", "market-1", None), ("trade", "market-1", None), ("order", "market-1", "done")]
         assert resting.received == [("order", "limit-1", "open")]
@@ -167,11 +168,11 @@ class Follower:
 
 
 def _update(seq: int, account: int = 7) -> OrderUpdate:
-    return OrderUpdate({"client_order_id": f"o{seq}", "status": "open", "seq": seq, "account": account}, None, account, seq)
+    return OrderUpdate(order_view(client_order_id=f"o{seq}", status="open", seq=seq, account=account), None, account, seq)
 
 
 def _fill(seq: int, account: int = 7) -> FillEvent:
-    return FillEvent({"client_order_id": f"o{seq}", "seq": seq, "account": account}, None, account, seq)
+    return FillEvent(fill_view(client_order_id=f"o{seq}", seq=seq, account=account), None, account, seq)
 
 
 async def test_a_hold_keeps_an_accounts_notifications_back_in_order_and_release_skips_what_it_is_told() -> None:

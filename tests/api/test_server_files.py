@@ -126,7 +126,11 @@ def test_an_admins_strategy_file_that_prints_or_exits_at_import_is_a_stable_refu
     chatty.write_text('print("The Zen of Python, by Tim Peters")\n' + MARKER_STRATEGY)
     exits = tmp_path / "exits.py"
     exits.write_text("raise SystemExit(3)\n")
-    cases = ((f"{chatty}:X", 404, "strategy_not_found"), (f"{exits}:X", 422, "strategy_not_loadable"))
+    misnamed = tmp_path / "misnamed.py"  # the callback style of the other `on_*` methods: refused, never a silent run
+    misnamed.write_text("from coinwire.engine.strategy import Strategy\n\n\n"
+                        "class M(Strategy):\n    def on_candle(self, candle):\n        pass\n")
+    cases = ((f"{chatty}:X", 404, "strategy_not_found"), (f"{exits}:X", 422, "strategy_not_loadable"),
+             (f"{misnamed}:M", 422, "strategy_callback_misnamed"))
     with server.client(timeout=60) as admin:
         for ref, status, code in cases:
             r = admin.put(f"/runnables/{quote(ref, safe='')}/start", json=_backtest(str(shared_data(DATA_1H)), params={}))

@@ -18,6 +18,7 @@ from coinwire.core.errors import InvalidInput
 from coinwire.messages import BookTicker, FillEvent, Message, OrderUpdate, Ticker, TradeTick
 from coinwire.messages import subject as make_subject
 from tests.conftest import NATS_URL, require_service
+from tests.events import fill_view, order_view
 
 BusFactory = Callable[[], Awaitable[Bus]]
 
@@ -74,11 +75,11 @@ def tick(n: int, exchange: str = "binance", symbol: str = "BTC/USDT") -> TradeTi
 
 
 def order(n: int) -> OrderUpdate:
-    return OrderUpdate(order={"id": n, "status": "open", "price": "60000.5"})
+    return OrderUpdate(order=order_view(id=n, status="open", limit="60000.5"))
 
 
 def fill(n: int) -> FillEvent:
-    return FillEvent(trade={"id": n, "order_id": n, "size": "0.001"})
+    return FillEvent(trade=fill_view(id=n, order_id=n, exec_amount="0.001"))
 
 
 async def test_wildcards_select_one_token_or_the_rest(bus: Bus) -> None:
@@ -126,7 +127,7 @@ async def test_an_inline_subscription_gets_its_types_in_order_and_survives_a_rai
 
     def handler(subject: str, message: Message) -> None:
         got.append((subject, message))
-        if isinstance(message, FillEvent) and message.trade["id"] == 3:
+        if isinstance(message, FillEvent) and message.trade.id == 3:
             raise RuntimeError("a handler bug must not end the subscription")
 
     await bus.subscribe("*.binance.>", handler, types=frozenset({FillEvent, OrderUpdate}), inline=True)
@@ -224,9 +225,9 @@ async def test_per_subject_order_one_call_at_a_time_under_concurrency(bus: Bus) 
 
 def _number(message: Message) -> int:
     if isinstance(message, OrderUpdate):
-        return int(str(message.order["id"]))
+        return message.order.id
     if isinstance(message, FillEvent):
-        return int(str(message.trade["id"]))
+        return message.trade.id
     assert isinstance(message, TradeTick)
     return message.ts
 

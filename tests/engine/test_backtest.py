@@ -105,8 +105,8 @@ class Peeker(Strategy):
     def on_start(self) -> None:
         self.seen: list[tuple[int, int, int, int]] = []
         self.ind = self.indicator("sma", "BTC/USDT", "1h", 3)
-        self.on_candle("BTC/USDT", "1h", self.candle)
-        self.on_candle("BTC/USDT", "4h", self.candle)
+        self.subscribe_candles("BTC/USDT", "1h", self.candle)
+        self.subscribe_candles("BTC/USDT", "4h", self.candle)
 
     def candle(self, candle: dict[str, Any]) -> None:
         c = self.candles("BTC/USDT", "1h")
@@ -133,7 +133,7 @@ def test_a_strategy_sees_only_closed_candles_up_to_the_clock() -> None:
 class LimitBuyer(Strategy):
     def on_start(self) -> None:
         self.done = False
-        self.on_candle("BTC/USDT", "1h", self.candle)
+        self.subscribe_candles("BTC/USDT", "1h", self.candle)
 
     def candle(self, candle: dict[str, Any]) -> None:
         if not self.done:
@@ -159,7 +159,7 @@ def test_a_resting_limit_fills_at_its_limit_on_the_first_candle_reaching_it() ->
 
 class AllIn(Strategy):
     def on_start(self) -> None:
-        self.on_candle("BTC/USDT", "1h", self.candle)
+        self.subscribe_candles("BTC/USDT", "1h", self.candle)
 
     def candle(self, candle: dict[str, Any]) -> None:
         if not self.open_orders and self.balance("BTC") == 0:
@@ -186,7 +186,7 @@ def test_unlimited_liquidity_spends_everything_and_never_overdraws() -> None:
 
 class Boom(Strategy):
     def on_start(self) -> None:
-        self.on_candle("BTC/USDT", "1h", self.candle)
+        self.subscribe_candles("BTC/USDT", "1h", self.candle)
 
     def candle(self, candle: dict[str, Any]) -> None:
         raise ZeroDivisionError("strategy bug")
@@ -223,7 +223,7 @@ def test_ranges_outside_the_history_and_empty_ranges_are_refused() -> None:
 
 class Spender(Strategy):
     def on_start(self) -> None:
-        self.on_candle("BTC/USDT", "1h", self.candle)
+        self.subscribe_candles("BTC/USDT", "1h", self.candle)
 
     def candle(self, candle: dict[str, Any]) -> None:
         if not hasattr(self, "ticket"):
@@ -241,7 +241,7 @@ def test_an_order_the_wallet_set_cannot_cover_is_rejected_and_nothing_moves() ->
 class Named(Strategy):
     def on_start(self) -> None:
         self.log(f"exchanges {self.exchanges}, fee {self.fee('BTC/USDT', exchange='binance')}")
-        self.on_candle("BTC/USDT", "1h", self.candle)
+        self.subscribe_candles("BTC/USDT", "1h", self.candle)
 
     def candle(self, candle: dict[str, Any]) -> None:
         if not self.balance("BTC", "binance"):
@@ -287,3 +287,72 @@ def test_report_metrics_are_consistent() -> None:
     assert rep["fees"] == pytest.approx(sum(float(t["fee"]) for t in rep["trades"]))
     assert rep["round_trips"] == rep["exits"]
     build_report(rt, {})  # can be built again: pure
+
+
+def _epoch_rollup(s: Series, seconds: int) -> tuple[np.ndarray, ...]:
+    """The backtest's own rollup before it used core.rollup (buckets counted from the epoch), kept here as the reference."""
+    bucket = s.time_ns // (seconds * 10**9)
+    starts = np.flatnonzero(np.r_[True, bucket[1:] != bucket[:-1]])
+    ends = np.r_[starts[1:], s.n] - 1
+    return (bucket[starts] * seconds, s.open[starts], np.maximum.reduceat(s.high, starts), np.minimum.reduceat(s.low, starts),
+            s.close[ends], np.add.reduceat(s.volume, starts))
+
+
+def _binance_1h() -> Series:
+    rows = np.array(json.loads((shared_data() / "binance-spot-1h" / "BTC_USDT-1h.json").read_bytes()), dtype=float)
+    return Series("BTC/USDT", "1h", (rows[:, 0] // 1000).astype(np.int64), *(rows[:, k] for k in range(1, 6)))
+
+
+@pytest.mark.parametrize("tf", ["2h", "4h", "12h", "1d", "2d", "3d"])
+def test_rolling_up_through_core_rollup_gives_the_same_bytes_as_the_epoch_buckets_it_replaced(tf: str) -> None:
+    s = _binance_1h()
+    rolled = s.rollup(tf)
+    expected = _epoch_rollup(s, {"2h": 7200, "4h": 14400, "12h": 43200, "1d": 86400, "2d": 172800, "3d": 259200}[tf])
+    got = (rolled.time_ns // 10**9, rolled.open, rolled.high, rolled.low, rolled.close, rolled.volume)
+    assert all(a.tobytes() == b.astype(a.dtype).tobytes() for a, b in zip(got, expected, strict=True))
+    assert (rolled.close_ns == rolled.time_ns + rolled.tf_ns).all()
+
+
+class Monthly(Strategy):
+    """Hears monthly and weekly candles rolled up from the loaded hourly ones."""
+
+    def on_start(self) -> None:
+        self.months: list[tuple[int, dict[str, Any]]] = []
+        self.weeks: list[int] = []
+        self.subscribe_candles("BTC/USDT", "1M", self.month)
+        self.subscribe_candles("BTC/USDT", "1w", lambda candle: self.weeks.append(candle["time"]))
+
+    def month(self, candle: dict[str, Any]) -> None:
+        self.months.append((self.time, candle))
+
+
+def test_a_backtest_takes_calendar_months_and_monday_weeks_rolled_up_from_hours() -> None:
+    from datetime import UTC, datetime
+
+    s = _binance_1h()
+    rt = BacktestRuntime("monthly", [s], config())
+    strategy = rt.run(Monthly, {})
+    first, last = (datetime.fromtimestamp(int(t) // 10**9, UTC) for t in (s.time_ns[0], s.time_ns[-1]))
+    assert len(strategy.months) >= 6
+    for (now, candle), (next_now, _) in zip(strategy.months, strategy.months[1:], strict=False):
+        opened, closed = datetime.fromtimestamp(candle["time"], UTC), datetime.fromtimestamp(now, UTC)
+        assert opened.day == 1 and opened.hour == 0 and closed == datetime(opened.year + opened.month // 12, opened.month % 12 + 1, 1,
+                                                                               tzinfo=UTC)
+        assert next_now > now
+        hours = (s.time_ns // 10**9 >= candle["time"]) & (s.time_ns // 10**9 < now)
+        assert candle["open"] == s.open[hours][0] and candle["close"] == s.close[hours][-1]
+        assert candle["high"] == s.high[hours].max() and candle["volume"] == pytest.approx(s.volume[hours].sum(), rel=1e-12)
+    assert datetime.fromtimestamp(strategy.months[0][1]["time"], UTC) <= first.replace(day=1, hour=0)  # the first month, partly
+    assert datetime.fromtimestamp(strategy.months[-1][1]["time"], UTC) == last.replace(day=1, hour=0)  # the last month, as far as it goes
+    assert {datetime.fromtimestamp(t, UTC).weekday() for t in strategy.weeks[1:]} == {0}  # weeks start on Monday
+
+
+def test_a_timeframe_that_does_not_nest_in_the_data_is_refused_with_the_right_code() -> None:
+    s = _binance_1h()
+    with pytest.raises(InvalidInput) as caught:
+        s.rollup("90m")
+    assert caught.value.code == "invalid_timeframe"
+    with pytest.raises(InvalidInput) as caught:
+        s.rollup("1x")
+    assert caught.value.code == "invalid_timeframe"
+    assert s.rollup("1M").n >= 6 and s.rollup("3M").n >= 2

@@ -72,7 +72,7 @@ def test_a_failing_strategy_exits_1_with_the_cause(tmp_path: Path) -> None:
         "from coinwire.engine.strategy import Strategy\n"
         "class Bad(Strategy):\n"
         "    def on_start(self):\n"
-        "        self.on_candle('BTC/USDT', '1h', self.candle)\n"
+        "        self.subscribe_candles('BTC/USDT', '1h', self.candle)\n"
         "    def candle(self, c):\n"
         "        raise RuntimeError('kaput')\n"
     )
@@ -105,6 +105,13 @@ def test_a_timeframe_the_data_cannot_make_is_refused_before_running(tmp_path: Pa
                       "--param", "fast=5", "--param", "slow=20", "--json")
     assert rolled.returncode == 0, rolled.stderr  # a whole multiple of the data's bars is rolled up
     assert json.loads(rolled.stdout)["status"] == "finished" and "note:" not in rolled.stderr
+    for timeframe in ("1w", "1M"):  # the grammar of /ohlcv: Monday weeks and calendar months roll up from hours too
+        monthly = coinwire(tmp_path, "run", "ma_cross", "--data", data, "--balance", "binance:USDT=10000", "--param",
+                           f"timeframe={timeframe}", "--param", "fast=2", "--param", "slow=3", "--json")
+        assert monthly.returncode == 0, monthly.stderr
+        assert json.loads(monthly.stdout)["status"] == "finished"
+    odd = coinwire(tmp_path, "run", "ma_cross", "--data", data, "--balance", "binance:USDT=10000", "--param", "timeframe=90m", "--json")
+    assert odd.returncode == 2 and "timeframe_unavailable" in odd.stderr
 
 
 def test_a_paper_session_over_the_example_configs_two_demo_exchanges_trades_on_both(tmp_path: Path) -> None:

@@ -96,13 +96,13 @@ async def test_a_run_over_two_paper_exchanges_trades_on_both_from_its_owners_acc
         record = runs.store.get(run_id)
         assert record["status"] == "stopped" and record["report"]["exchanges"] == ["demo", "demo2"]
         assert {t["exchange"] for t in record["report"]["trades"]} == {"demo", "demo2"}
-        orders = [o for o in await gateway.recent_orders(include_open=True, limit=1000) if o.get("run_id") == run_id]
+        orders = [o for o in await gateway.recent_orders(include_open=True, limit=1000) if o.run_id == run_id]
         assert len(orders) == 2 * strategy.captures >= 6
         # each order names its exchange and spends the owner's account there; demo2 quotes dearer: buy on demo, sell on demo2
-        assert {(o["exchange"], o["side"], o["account"]) for o in orders} == {("demo", "buy", mine["demo"]),
+        assert {(o.exchange, o.side, o.account) for o in orders} == {("demo", "buy", mine["demo"]),
                                                                                 ("demo2", "sell", mine["demo2"])}
-        assert all(o["status"] == "done" and o["type"] == "limit-fill-kill" for o in orders)
-        assert strategy.unhedged == sum(1 for o in orders if o["done_reason"] != "filled")
+        assert all(o.status == "done" and o.type == "limit-fill-kill" for o in orders)
+        assert strategy.unhedged == sum(1 for o in orders if o.done_reason != "filled")
 
         # the books balance, per account too; the run's set is handed back to the accounts it came from
         gateway.ledger.check()
@@ -133,7 +133,7 @@ async def test_a_run_over_two_paper_exchanges_trades_on_both_from_its_owners_acc
             assert gained > 0
         # the other user's wallets, set and resting order are as they were
         assert snapshot(gateway, set(theirs.values())) == their_wallets
-        assert [o["client_order_id"] for o in gateway.open_orders(accounts=set(theirs.values()))] == ["theirs-1"]
+        assert [o.client_order_id for o in gateway.open_orders(accounts=set(theirs.values()))] == ["theirs-1"]
 
 
 class StoppedMidCapture(CrossExchange):
@@ -153,8 +153,8 @@ async def test_a_stop_asked_for_within_a_turn_lets_both_legs_of_the_capture_thro
         StoppedMidCapture.stop_run = lambda self: runtime.request_stop("stopped within a turn")  # type: ignore[attr-defined]
         await runtime.open(StoppedMidCapture, {})
         strategy = await asyncio.wait_for(runtime.run(), 30)  # returns once the run has ended and handed its funds back
-        orders = [o for o in await gateway.recent_orders(include_open=True, limit=1000) if o.get("run_id") == "pp-midway"]
-        assert sorted((o["exchange"], o["side"], o["done_reason"]) for o in orders) == [("demo", "buy", "filled"),
+        orders = [o for o in await gateway.recent_orders(include_open=True, limit=1000) if o.run_id == "pp-midway"]
+        assert sorted((o.exchange, o.side, o.done_reason) for o in orders) == [("demo", "buy", "filled"),
                                                                                        ("demo2", "sell", "filled")]
         assert isinstance(strategy, StoppedMidCapture) and strategy.captures == 1 and strategy.unhedged == 0
         assert not gateway.ledger.wallet_set(runtime.wallet_set_id).active

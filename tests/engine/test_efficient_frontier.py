@@ -120,7 +120,7 @@ async def test_paper_run_on_the_demo_feed_computes_picks_confirms_and_trades(tmp
         run.request_stop("test over")
         await run.run()
         assert run.failure is None and run.error is None
-        orders = [o for o in await platform.gateway.recent_orders(include_open=True, limit=1000) if o.get("run_id") == run.run_id]
+        orders = [o for o in await platform.gateway.recent_orders(include_open=True, limit=1000) if o.run_id == run.run_id]
         slices = run.components["slices"].data
         assert orders and len(orders) == len(slices)
         assert all(size <= limit * (1 + 1e-12) for _, _, _, size, _, limit in slices)

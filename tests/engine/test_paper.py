@@ -18,6 +18,7 @@ from coinwire.engine.backtest import BacktestConfig
 from coinwire.engine.paper import PaperRuntime
 from coinwire.engine.runs import finish_backtest, prepare_any_backtest
 from coinwire.engine.strategy import OrderTicket, Strategy
+from coinwire.messages import OrderView
 from coinwire.services.paper_runs import finish_paper
 from coinwire.strategies.registry import load_strategy
 from tests.conftest import shared_data
@@ -34,7 +35,7 @@ def replay_settings(tmp_path: Path, paths: list[Path], funds: dict[str, str] = F
 
 
 async def paper_session(tmp_path: Path, strategy: type[Strategy], paths: list[Path], balances: dict[str, str] = FUNDS,
-                        end: int | None = None) -> tuple[PaperRuntime, list[dict[str, Any]], dict[str, Any]]:
+                        end: int | None = None) -> tuple[PaperRuntime, list[OrderView], dict[str, Any]]:
     """Replay the recording through a platform's gateway with a paper run attached before the first message."""
     platform = Platform(replay_settings(tmp_path, paths))
     await platform.start(feeds=False)
@@ -48,7 +49,7 @@ async def paper_session(tmp_path: Path, strategy: type[Strategy], paths: list[Pa
         await run.run()
         orders = await platform.gateway.recent_orders(include_open=True, limit=10_000)
         wallets = {w.currency: w.balance for w in platform.gateway.ledger.wallets(None)}
-        return run, [o for o in orders if o.get("run_id") == run.run_id], wallets
+        return run, [o for o in orders if o.run_id == run.run_id], wallets
     finally:
         await platform.stop()
 
@@ -79,8 +80,8 @@ async def test_one_strategy_file_paper_fills_match_the_l2_backtest(tmp_path: Pat
     assert paper.report["final_equity_exact"] == backtest.report["final_equity_exact"]
     # and every paper order is the gateway's own: persisted with the run id, filled through its ledger
     assert len(orders) == backtest.report["orders"] == paper.report["orders"]
-    assert sum(1 for o in orders if o["status"] == "done") == len(orders)  # the run's end cancelled what still rested
-    filled = sum(float(o["filled_size"]) for o in orders)
+    assert sum(1 for o in orders if o.status == "done") == len(orders)  # the run's end cancelled what still rested
+    filled = sum(float(o.filled_size) for o in orders)
     assert filled == pytest.approx(sum(float(t["size"]) for t in paper.report["trades"]))
     # the wallet set went back to unallocated when the run ended: the exchange holds what the run ended with
     assert str(wallets["USDT"] / 10**18)[:10] == str(run.balance_points[-1][1]["USDT"] / 10**18)[:10]
@@ -145,7 +146,7 @@ class Raises(Strategy):
     symbol = "BTC/USDT"
 
     def on_start(self) -> None:
-        self.on_trades(self.symbol, self.trade)
+        self.subscribe_trades(self.symbol, self.trade)
         self.seen = 0
 
     def trade(self, trade: dict[str, Any]) -> None:

@@ -54,7 +54,7 @@ class Running:
         kind = "order" if isinstance(message, OrderUpdate) else "trade"
         assert subject.startswith(f"{'order' if kind == 'order' else 'fill'}.{message.account_id}.demo.")
         payload = message.order if kind == "order" else message.trade
-        assert (payload["account"], payload["seq"]) == (message.account_id, message.seq)
+        assert (payload.account, payload.seq) == (message.account_id, message.seq)
         self.events.append((message.account_id, message.seq, kind))
 
     async def stop(self) -> None:

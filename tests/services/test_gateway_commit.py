@@ -17,6 +17,7 @@ from coinwire.config import load_settings
 from coinwire.core.errors import CoinwireError
 from coinwire.core.ledger import Ledger
 from coinwire.core.orders import OrderRequest, OrderType, Side
+from coinwire.messages import OrderView
 from coinwire.services.gateway import Gateway
 from coinwire.store import Store
 from tests.conftest import POSTGRES_URL, require_service
@@ -74,7 +75,7 @@ def request(gateway: Gateway, owner_id: int, run_id: str, *, market: bool, side:
 
 
 async def test_a_refused_change_set_fails_its_caller_alone_and_memory_stays_the_stores(gateway: Gateway) -> None:
-    alice_ok: list[dict] = []
+    alice_ok: list[OrderView] = []
     alice_failed: list[BaseException] = []
     bob_refused: list[BaseException] = []
 
@@ -95,7 +96,7 @@ async def test_a_refused_change_set_fails_its_caller_alone_and_memory_stays_the_
 
     resting_before = await gateway.make_order(request(gateway, 1, "alice-run", market=False))
     engine = gateway.venues["demo"].markets["BTC/USDT"].engine
-    alices_order = engine.open_orders[resting_before["id"]]
+    alices_order = engine.open_orders[resting_before.id]
     for _ in range(5):  # rounds of concurrent commands: alice's and bob's change sets share group commits
         await asyncio.gather(*(alice(i) for i in range(12)), *(bob(i) for i in range(4)))
 
@@ -109,8 +110,8 @@ async def test_a_refused_change_set_fails_its_caller_alone_and_memory_stays_the_
     assert {w.id: (w.balance, w.hold) for w in gateway.ledger.all_wallets()} == {w.id: (w.balance, w.hold) for w in stored.all_wallets()}
     resting = {o.id for o in gateway.venues["demo"].markets["BTC/USDT"].engine.open_orders.values()}
     assert resting == {o.id for o in state.open_orders}
-    assert {o["id"] for o in alice_ok if o["status"] != "done"} <= resting
+    assert {o.id for o in alice_ok if o.status != "done"} <= resting
     known = {(owner_id, oid) for owner_id, oids in gateway.known_client_oids.items() for oid in oids}
     assert known == await gateway.store.client_oids()
     # and bob's refusals were taken back alone: nobody else's state was rebuilt from the store meanwhile
-    assert engine.open_orders[resting_before["id"]] is alices_order
+    assert engine.open_orders[resting_before.id] is alices_order

@@ -108,7 +108,7 @@ async def test_the_ledger_starts_as_the_account_and_a_market_buy_settles_with_th
 
     view = await gateway.make_order(request(platform, "live-mkt-1", Side.BUY, OrderType.MARKET, "0.01", wallet_set_id=wallet_set.id))
 
-    assert (view["status"], view["done_reason"], view["filled_size"], view["fee_currency"]) == ("done", "filled", "0.01", "BTC")
+    assert (view.status, view.done_reason, view.filled_size, view.fee_currency) == ("done", "filled", "0.01", "BTC")
     (trade,) = account.trades
     fills = await gateway.store.list_fills()
     assert [(f.ext_id, f.fee_currency, f.fee) for f in fills] == [(str(trade["id"]), "BTC", str_to_atto(trade["commission"]))]
@@ -130,20 +130,20 @@ async def test_a_resting_order_fills_through_the_report_stream_and_a_cancel_rele
     bid, _ = best(account, "SELL")  # the best bid: a buy there rests and fills when trades reach it
     rest = await gateway.make_order(request(platform, "live-lim-1", Side.BUY, OrderType.LIMIT, "0.001", str(bid)))
     far = await gateway.make_order(request(platform, "live-lim-2", Side.BUY, OrderType.LIMIT, "0.001", str(bid - 1000)))
-    assert (rest["status"], far["status"]) == ("open", "open")
-    assert {o["client_order_id"] for o in gateway.open_orders(exchange="binance")} == {"live-lim-1", "live-lim-2"}
+    assert (rest.status, far.status) == ("open", "open")
+    assert {o.client_order_id for o in gateway.open_orders(exchange="binance")} == {"live-lim-1", "live-lim-2"}
 
     filled = await trade_until_filled(account, "live-lim-1")
     ex = exchange_of(platform)
-    await until(lambda: rest["id"] not in ex.open)  # the report stream (polling here) said it is done
-    stored = await gateway.store.get_order(rest["id"])
+    await until(lambda: rest.id not in ex.open)  # the report stream (polling here) said it is done
+    stored = await gateway.store.get_order(rest.id)
     assert stored is not None
     assert (stored.status, stored.filled_size) == (OrderStatus.DONE, ex.markets[SYMBOL].instrument.parse_size(str(filled)))
-    (fill,) = await gateway.store.list_fills(order_id=rest["id"])
+    (fill,) = await gateway.store.list_fills(order_id=rest.id)
     assert (fill.maker, fill.fee_currency, fill.ext_id) == (True, "BTC", str(account.trades[-1]["id"]))
 
-    cancelled = await gateway.cancel_order(order_id=far["id"], client_oid=None, exchange=None)
-    assert (cancelled["status"], cancelled["done_reason"]) == ("done", "cancelled")
+    cancelled = await gateway.cancel_order(order_id=far.id, client_oid=None, exchange=None)
+    assert (cancelled.status, cancelled.done_reason) == ("done", "cancelled")
     assert not [o for o in account.open_orders() if o["clientOrderId"] == "live-lim-2"]
     assert_ledger_is_the_account(platform, account)
 
@@ -189,7 +189,7 @@ async def test_a_restart_applies_what_the_venue_did_while_coinwire_was_down(
     await second.start()
     try:
         await until(lambda: second.gateway.venues["binance"].status == "ready")
-        order = await second.gateway.store.get_order(view["id"])
+        order = await second.gateway.store.get_order(view.id)
         assert order is not None and order.filled_size == exchange_of(second).markets[SYMBOL].instrument.parse_size(str(filled))
         assert_ledger_is_the_account(second, account)
     finally:
@@ -305,7 +305,7 @@ async def test_a_live_exchange_can_take_its_keys_from_a_users_vault_entry(
         await until(lambda: platform.gateway.venues["binance"].status == "ready")
         assert_ledger_is_the_account(platform, account)  # the account was read with the vault's keys
         view = await platform.gateway.make_order(request(platform, "vault-1", Side.BUY, OrderType.MARKET, "0.001"))
-        assert view["status"] == "done" and len(account.trades) == 1
+        assert view.status == "done" and len(account.trades) == 1
     finally:
         await platform.stop()
     log = "\n".join(p.read_text(errors="replace") for p in tmp_path.rglob("*") if p.is_file() and p.suffix in (".log", ".jsonl"))

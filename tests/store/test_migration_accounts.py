@@ -230,8 +230,8 @@ async def test_0010_gives_existing_funds_orders_and_fills_to_the_first_admins_ac
 
             # the first admin trades from the migrated funds; the account's stream starts at 1
             bought = await gateway.make_order(market_buy(gateway, owner, "after-upgrade"))
-            assert bought["account"] == of["demo"] and bought["status"] == "done"
-            assert 1 < bought["seq"] == gateway.seqs[of["demo"]]  # its fills' seqs, then its own
+            assert bought.account == of["demo"] and bought.status == "done"
+            assert 1 < bought.seq == gateway.seqs[of["demo"]]  # its fills' seqs, then its own
             assert gateway.ledger.wallet("demo", "USDT", None, of["demo"]).balance < migrated_usdt.balance
 
             # the migrated resting buy (a trader's before the upgrade) is cancelled by the account's owner: the hold comes back there
@@ -240,13 +240,13 @@ async def test_0010_gives_existing_funds_orders_and_fills_to_the_first_admins_ac
             cancelled = await gateway.cancel_order(
                 order_id=2, client_oid=None, exchange=None, owner_id=owner,
                 may_trade=lambda account: gateway.accounts.may(account, owner, owner is None, "trade"))
-            assert cancelled["account"] == of["demo"] and cancelled["status"] == "done"
+            assert cancelled.account == of["demo"] and cancelled.status == "done"
             assert gateway.ledger.wallet("demo", "USDT", None, of["demo"]).hold == 0
 
             if with_users:  # a trader's first order opens an account of their own, funded apart from the migrated one
                 before = gateway.ledger.exchange_totals((of["demo"],))
                 theirs = await gateway.make_order(market_buy(gateway, TRADER, "trader-first"))
-                account = gateway.accounts.accounts[theirs["account"]]
+                account = gateway.accounts.accounts[theirs.account]
                 assert account.id not in of.values()
                 assert (account.owner_id, account.exchange, account.kind) == (TRADER, "demo", "paper")
                 assert gateway.ledger.exchange_totals((of["demo"],)) == before

@@ -296,7 +296,7 @@ class Notifier:
             self._touched[message.account_id] = handled  # type: ignore[union-attr]
         if kind is OrderUpdate:
             order = message.order  # type: ignore[union-attr]
-            targets = self._owner_and_readers("order", order, message, done=order.get("status") == "done")  # type: ignore[arg-type]
+            targets = self._owner_and_readers("order", order.client_order_id, message, done=order.status == "done")  # type: ignore[arg-type]
             if targets:
                 if self._holds:
                     self._hold_or_push(targets, notification("order", order), "order", message.account_id, message.seq)  # type: ignore[union-attr]
@@ -304,7 +304,7 @@ class Notifier:
                     _push_all(targets, notification("order", order))
         elif kind is FillEvent:
             trade = message.trade  # type: ignore[union-attr]
-            targets = self._owner_and_readers("trade", trade, message, done=False)  # type: ignore[arg-type]
+            targets = self._owner_and_readers("trade", trade.client_order_id, message, done=False)  # type: ignore[arg-type]
             if targets:
                 if self._holds:
                     self._hold_or_push(targets, notification("trade", trade), "trade", message.account_id, message.seq)  # type: ignore[union-attr]
@@ -322,12 +322,11 @@ class Notifier:
                 if targets:
                     _push_all(targets, notification("logmessages", log_view(message)))
 
-    def _owner_and_readers(self, channel: str, payload: dict[str, Any], message: OrderUpdate | FillEvent, done: bool) -> list[CallContext]:
-        """Who gets an order's or trade's notification: its account's readers, and the connection that placed the order."""
+    def _owner_and_readers(self, channel: str, oid: str, message: OrderUpdate | FillEvent, done: bool) -> list[CallContext]:
+        """Who gets an order's or trade's notification: its account's readers, and the connection that placed the order `oid`."""
         routes = self.origins.get(message.owner_id)
         origin = None
         if routes is not None:
-            oid = str(payload.get("client_order_id"))
             origin = routes.pop(oid, None) if done else routes.get(oid)
         targets = self.readers(channel, message.account_id)
         owner = self.connections.get(origin) if origin is not None else None

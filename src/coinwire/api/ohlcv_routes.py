@@ -38,11 +38,11 @@ from coinwire.api.context import CallContext
 from coinwire.api.methods import Api, method
 from coinwire.api.notifier import Notifier, notification
 from coinwire.api.rest import error_response, json_response
-from coinwire.core.candles import Candle
 from coinwire.core.errors import CoinwireError, InvalidInput, NotReady
 from coinwire.core.rollup import Timeframe, bucket_starts, parse_timeframe
 from coinwire.core.symbols import normalize_symbol
-from coinwire.services.candles import CandleRecorder
+from coinwire.core.trade_candles import TradeCandle
+from coinwire.services.candle_recorder import CandleRecorder
 from coinwire.services.ohlcv import OhlcvQuery, zone
 
 __all__ = ["OhlcvStreams", "add_ohlcv_routes"]
@@ -156,7 +156,7 @@ class OhlcvStreams:
         seeded = await self.query.candles(sub.exchange, sub.symbol, "1m", "UTC", sub.bucket[0], sub.bucket[1])
         sub.minutes = {int(row[0]): tuple(row[1:]) for row in seeded["candles"]}
 
-    def _on_candle(self, exchange: str, symbol: str, interval: int, candle: Candle) -> None:
+    def _on_candle(self, exchange: str, symbol: str, interval: int, candle: TradeCandle) -> None:
         if interval != 60:
             return
         precision = None

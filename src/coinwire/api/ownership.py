@@ -26,6 +26,7 @@ from typing import Any
 from coinwire.auth.abilities import Principal
 from coinwire.auth.repository import AuthRepository
 from coinwire.core.errors import NotFound
+from coinwire.messages import OrderView
 
 __all__ = ["Owners", "OWNED_PARAMS"]
 
@@ -142,9 +143,9 @@ class Owners:
         """Record what a call created; narrow list results to the caller's own."""
         if method == "create_wallet_set":
             self.record("wallet_set", result["id"], principal)
-        elif method == "make_order" and isinstance(result, dict):
-            self.record("order", result.get("id"), principal)
-            self.record("order_oid", result.get("client_order_id"), principal)
+        elif method == "make_order" and isinstance(result, OrderView):
+            self.record("order", result.id, principal)
+            self.record("order_oid", result.client_order_id, principal)
         elif method == "get_all_wallet_sets" and not principal.is_admin:
             return {k: v for k, v in result.items() if not str(k).isdigit() or self.visible("wallet_set", k, principal)}
         return result

@@ -37,11 +37,14 @@ from coinwire.core.errors import InvalidInput
 __all__ = [
     "OHLCV",
     "Timeframe",
+    "bucket_ends",
     "bucket_starts",
     "combine",
+    "nests",
     "parse_timeframe",
     "reduce_runs",
     "rollup",
+    "utc_bucket",
 ]
 
 Int64Array = npt.NDArray[np.int64]
@@ -52,6 +55,8 @@ _TIMEFRAME: Final = re.compile(r"([1-9][0-9]{0,5})([smhdwM])")
 _DAY: Final = 86_400
 _EPOCH_DAY: Final = date(1970, 1, 1).toordinal()
 _EPOCH_MONDAY: Final = date(1970, 1, 5).toordinal()
+_UTC_UNITS: Final = {**_FIXED_UNITS, "d": _DAY, "w": 7 * _DAY}
+_MONDAY_OFFSET: Final = 4 * _DAY  # 1970-01-05, the first Monday, in unix seconds
 
 
 class Timeframe(NamedTuple):
@@ -67,6 +72,12 @@ class Timeframe(NamedTuple):
     def calendar(self) -> bool:
         """Days, weeks and months: buckets start at local midnight, their length varies with DST."""
         return self.unit in _CALENDAR_UNITS
+
+    @property
+    def utc_seconds(self) -> int | None:
+        """Exact length of every bucket in UTC (days and weeks have no DST there); None for months."""
+        unit = _UTC_UNITS.get(self.unit)
+        return None if unit is None else self.count * unit
 
     @property
     def seconds(self) -> int:
@@ -86,6 +97,44 @@ def parse_timeframe(text: object) -> Timeframe:
             timeframe=str(text),
         )
     return Timeframe(int(match.group(1)), match.group(2))
+
+
+def nests(fine: Timeframe, coarse: Timeframe) -> bool:
+    """Whether every UTC bucket of `coarse` is a whole run of `fine` buckets (so `rollup` can make it from them).
+
+    A coarse bucket's every start must be a fine bucket's start: `15m` nests in `1h`, `1d`, `1w`
+    and `1M`; `1d` in `1w` and `1M`; `7m` in neither `1h` nor `1d`; `2d` in no week (they count
+    from 1970-01-01, a Thursday) and `1w` in no month.
+    """
+    f, c = fine.utc_seconds, coarse.utc_seconds
+    if f is None:  # months nest only in months
+        return c is None and coarse.count % fine.count == 0
+    if c is None:  # a month starts at a UTC midnight, any day of the week
+        return _DAY % f == 0
+    if coarse.unit == "w" and fine.unit != "w":  # weeks start on Mondays, 4 days after the epoch
+        return _MONDAY_OFFSET % f == 0 and c % f == 0
+    if fine.unit == "w" and coarse.unit != "w":  # Monday-based weeks tile no epoch-based bucket
+        return False
+    return c % f == 0
+
+
+def utc_bucket(tf: Timeframe, t: int) -> tuple[int, int]:
+    """The UTC bucket [start, end) (unix s) holding the instant `t`: the buckets of `bucket_starts(tf, UTC, ...)`, one at a time."""
+    seconds = tf.utc_seconds
+    if seconds is not None:
+        start = t - (t - (_MONDAY_OFFSET if tf.unit == "w" else 0)) % seconds
+        return start, start + seconds
+    starts = bucket_starts(tf, UTC, t, t + tf.seconds + 1)
+    return int(starts[0]), int(starts[1])
+
+
+def bucket_ends(tf: Timeframe, tz: tzinfo, times: Int64Array) -> Int64Array:
+    """The end (the next bucket's start, unix s) of the bucket holding each of `times` (ascending unix s)."""
+    times = np.asarray(times, dtype=np.int64)
+    if not len(times):
+        return np.empty(0, np.int64)
+    starts = bucket_starts(tf, tz, int(times[0]), int(times[-1]) + tf.seconds + 1)
+    return starts[np.searchsorted(starts, times, side="right")]
 
 
 def bucket_starts(tf: Timeframe, tz: tzinfo, start: int, end: int) -> Int64Array:

@@ -2,7 +2,7 @@
 
 Event-driven semantics at close to vectorised speed. Indicators are computed in batch over
 the whole history once, but a strategy can only read them up to the last closed candle.
-Conditions (`on_cross`) are evaluated in batch too, so the clock jumps straight from one
+Conditions (`watch_cross`) are evaluated in batch too, so the clock jumps straight from one
 candle where something can happen to the next: a condition firing, a subscribed candle, a
 timer, a pending order reaching the next open, a resting order's price being reached.
 
@@ -19,6 +19,7 @@ from __future__ import annotations
 import heapq
 import math
 from collections.abc import Callable, Sequence
+from datetime import UTC
 from functools import partial
 from typing import Any
 
@@ -34,21 +35,26 @@ from coinwire.core.ledger import Ledger
 from coinwire.core.matching import MatchingEngine
 from coinwire.core.numbers import ATTO_DECIMALS, to_units
 from coinwire.core.orders import Order, Side
+from coinwire.core.rollup import OHLCV, bucket_ends, bucket_starts, nests, parse_timeframe, rollup
 from coinwire.engine.order_args import OrderArgs, order_args, resolve_size
 from coinwire.engine.runtime import Runtime
 from coinwire.engine.strategy import Indicator, OrderTicket, Strategy, StrategyParams
-from coinwire.history.candles import timeframe_seconds
 
 __all__ = ["BacktestConfig", "BacktestRuntime", "Series", "instrument_for", "timeframe_ns"]
 
 _NS = 1_000_000_000
 _CLOSE, _OPEN, _INTRABAR = 0, 1, 2  # event priorities at one instant: closes, then next opens, then intrabar
 _UNLIMITED = 10**30
+_MONTH_NS = 365 * 86_400 * _NS // 12
 
 
 def timeframe_ns(timeframe: str) -> int:
-    """`5m` -> 300e9. Months are not a fixed length, so a backtest clock does not take them."""
-    return timeframe_seconds(timeframe) * _NS
+    """`5m` -> 300e9, in core.rollup's grammar: exact for s, m, h, d and w (UTC), for months (`1M`, `3M`) a twelfth
+    of a 365-day year each: a nominal length that orders timeframes and counts periods a year, never a clock's step
+    (a month's candle closes at the next month's first instant, `Series.close_ns`)."""
+    tf = parse_timeframe(timeframe)
+    seconds = tf.utc_seconds
+    return seconds * _NS if seconds is not None else tf.count * _MONTH_NS
 
 
 class BacktestConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -74,7 +80,12 @@ class BacktestConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
 
 class Series:
-    """One symbol/timeframe of candles as arrays, with close instants for the clock."""
+    """The engine's candles: one symbol/timeframe as float arrays, with each bar's close instant for the clock.
+
+    Not history.Candles (the validated, stored series a backtest loads: this is built from
+    one, or rolled up from a finer Series, or from a paper run's trades) and not
+    core.trade_candles (exact integer candles the market data service builds from trades).
+    """
 
     __slots__ = ("symbol", "timeframe", "time_ns", "close_ns", "open", "high", "low", "close", "volume", "tf_ns", "n")
 
@@ -84,7 +95,11 @@ class Series:
         self.timeframe = timeframe
         self.tf_ns = timeframe_ns(timeframe)
         self.time_ns = np.asarray(time_s, dtype=np.int64) * _NS
-        self.close_ns = self.time_ns + self.tf_ns
+        tf = parse_timeframe(timeframe)
+        if tf.utc_seconds is not None:
+            self.close_ns = self.time_ns + self.tf_ns
+        else:  # months: each bar closes when the next calendar month (quarter, ...) begins
+            self.close_ns = bucket_ends(tf, UTC, self.time_ns // _NS) * _NS
         self.open, self.high, self.low, self.close, self.volume = (np.asarray(a, dtype=np.float64) for a in (o, h, low, c, v))
         self.n = len(self.time_ns)
 
@@ -98,18 +113,16 @@ class Series:
         return getattr(self, name)  # type: ignore[no-any-return]
 
     def rollup(self, timeframe: str) -> Series:
-        """Candles of a coarser timeframe from these (UTC buckets): first open, extremes, last close, summed volume."""
-        tf = timeframe_ns(timeframe)
-        if tf % self.tf_ns:
+        """Candles of a coarser timeframe from these, by core.rollup in UTC buckets (weeks from Monday, calendar months)."""
+        tf = parse_timeframe(timeframe)
+        if not nests(parse_timeframe(self.timeframe), tf):
             raise InvalidInput("invalid_timeframe",
-                               f"{timeframe} is not a multiple of the loaded {self.timeframe} candles of {self.symbol}")
-        bucket = self.time_ns // tf
-        starts = np.flatnonzero(np.r_[True, bucket[1:] != bucket[:-1]])
-        ends = np.r_[starts[1:], self.n] - 1
-        return Series(
-            self.symbol, timeframe, bucket[starts] * (tf // _NS), self.open[starts], np.maximum.reduceat(self.high, starts),
-            np.minimum.reduceat(self.low, starts), self.close[ends], np.add.reduceat(self.volume, starts),
-        )
+                               f"{timeframe} cannot be made from the loaded {self.timeframe} candles of {self.symbol}: "
+                               f"its UTC buckets are not whole runs of them")
+        time_s = self.time_ns // _NS
+        starts = bucket_starts(tf, UTC, int(time_s[0]), int(time_s[-1]) + 1) if self.n else np.empty(0, np.int64)
+        rolled = rollup(OHLCV(time_s, self.open, self.high, self.low, self.close, self.volume), starts)
+        return Series(self.symbol, timeframe, *rolled)
 
 
 def funded_wallet_set(run_id: str, exchange: str, currencies: set[str], balances: dict[str, str], ts: int) -> tuple[Ledger, int]:
@@ -305,7 +318,7 @@ class BacktestRuntime(Runtime):
         if isinstance(b, Indicator):
             sb, vb = self._indicators[b.key]
             if sb is not sa:
-                raise InvalidInput("invalid_condition", "on_cross compares indicators of the same symbol and timeframe")
+                raise InvalidInput("invalid_condition", "watch_cross compares indicators of the same symbol and timeframe")
         else:
             vb = np.full_like(va, float(b))
         with np.errstate(invalid="ignore"):
@@ -496,14 +509,14 @@ class BacktestRuntime(Runtime):
                           "high": float(s.high[bar]), "low": float(s.low[bar]), "close": float(s.close[bar]),
                           "volume": float(s.volume[bar])}
                 self.hub.record(self._now, "in", "market.candle", candle)
-                self.deliver("on_candle", callback, candle)
+                self.deliver("market.candle", callback, candle)
             else:
                 s, _, _, above, below = crosses[ref]
                 on_cross = above if kind == 1 else below
                 self.hub.record(self._now, "in", "market.cross", {"symbol": s.symbol, "timeframe": s.timeframe,
                                                                    "direction": "above" if kind == 1 else "below",
                                                                    "time": int(s.time_ns[bar] // _NS)})
-                self.deliver("on_cross", on_cross)  # type: ignore[arg-type]
+                self.deliver("market.cross", on_cross)  # type: ignore[arg-type]
 
 
 def _clip(s: Series, start: int | None, end: int | None) -> Series:

@@ -30,7 +30,7 @@ from coinwire.engine.order_args import resolve_size
 from coinwire.engine.runtime import StrategyFailed
 from coinwire.engine.strategy import Strategy, StrategyParams
 from coinwire.engine.stream import StreamRuntime
-from coinwire.messages import Markets, Message
+from coinwire.messages import Markets, Message, OrderView
 from coinwire.venues.hosted import HostedVenue
 
 __all__ = ["END_REACHED", "RECORDING_ENDED", "PaperRuntime"]
@@ -51,9 +51,9 @@ class OrderDesk(Protocol):
 
     def exchange(self, name: object) -> HostedVenue: ...
 
-    async def make_order(self, request: OrderRequest) -> dict[str, Any]: ...
+    async def make_order(self, request: OrderRequest) -> OrderView: ...
 
-    async def cancel_order(self, *, order_id: int | None, client_oid: str | None, exchange: str | None) -> dict[str, Any]: ...
+    async def cancel_order(self, *, order_id: int | None, client_oid: str | None, exchange: str | None) -> OrderView: ...
 
     async def create_wallet_set(self, *, run_id: str | None, description: str, allocations: list[tuple[str, str, int]],
                                 owner_id: int | None = None) -> WalletSet: ...

@@ -23,6 +23,7 @@ import msgspec
 import numpy as np
 
 from coinwire.core.errors import CoinwireError, InvalidInput, NotFound
+from coinwire.core.rollup import nests, parse_timeframe
 from coinwire.engine.backtest import BacktestConfig, BacktestRuntime, Series, timeframe_ns
 from coinwire.engine.book_backtest import BookBacktestRuntime, capture_instrument
 from coinwire.engine.hub import HubMessage, page
@@ -203,7 +204,7 @@ def fit_timeframe(
     `BTC_USDT-1h.json` it used to run the whole backtest and fail at the end. So with no
     `timeframe` given, the data's own timeframe is used (unless the declared one is loaded
     as it is), and a note says so; a `timeframe` given that the loaded candles cannot make
-    (only whole multiples of the finest loaded bars can be rolled up) is refused with
+    (only timeframes whose UTC buckets are whole runs of the finest loaded bars, core.rollup.nests) is refused with
     `timeframe_unavailable`, naming the data's timeframe. Strategies without a `timeframe`
     parameter, or whose symbol is not in the data, are left to the runtime.
     """
@@ -229,12 +230,12 @@ def fit_timeframe(
         chosen = data_timeframes[0]
         return {**raw_params, "timeframe": chosen}, (
             f"timeframe {chosen}, the data's: {name}'s default {default} is not in the {what}")
-    step = timeframe_ns(str(given))
-    if str(given) in loaded or all(step % s.tf_ns == 0 for s in finest.values()):
+    wanted = parse_timeframe(str(given))
+    if str(given) in loaded or all(nests(parse_timeframe(s.timeframe), wanted) for s in finest.values()):
         return raw_params, None
     raise InvalidInput(
         "timeframe_unavailable",
-        f"timeframe {given} cannot be made from the {what} (only {data_timeframes[-1]} or a whole multiple of it): "
+        f"timeframe {given} cannot be made from the {what} (only {data_timeframes[-1]} or what rolls up from it): "
         f"use timeframe={data_timeframes[-1]}",
         timeframe=str(given), data_timeframe=data_timeframes[-1],
     )

@@ -9,13 +9,21 @@
         def on_start(self) -> None:
             fast = self.indicator("sma", self.symbol, self.timeframe, self.fast)
             slow = self.indicator("sma", self.symbol, self.timeframe, self.slow)
-            self.on_cross(fast, slow, above=self.golden, below=self.death)
+            self.watch_cross(fast, slow, above=self.golden, below=self.death)
 
         def golden(self) -> None:
             self.buy(self.symbol)          # all available quote, sized at the fill price, fee included
 
         def death(self) -> None:
             self.sell(self.symbol)         # the whole position
+
+One style of callback: the `on_*` methods (`on_start`, `on_stop`, `on_fill`, `on_order`,
+`on_input`) are hooks a strategy overrides and the run calls; everything else it wants to hear
+about it asks for in `on_start` with a verb that takes a callback of any name
+(`subscribe_candles`, `subscribe_book`, `subscribe_trades`, `subscribe_ticker`, `watch_cross`,
+`every`, `at`). A class that defines any other `on_*` method (`def on_candle(self, candle)`,
+which would otherwise never be called: a silent run with no trades) is refused when it is
+defined, with `strategy_callback_misnamed` and the name of the right call.
 
 Parameters are the class attributes with plain values; a run overrides them by name and type
 (a typo gets "did you mean"). Everything a strategy can do goes through `self`, which hands it
@@ -44,11 +52,51 @@ from coinwire.core.errors import InvalidInput
 if TYPE_CHECKING:
     from coinwire.engine.runtime import Runtime
 
-__all__ = ["Strategy", "Indicator", "OrderTicket", "StrategyParams", "parse_params", "params_json"]
+__all__ = ["HOOKS", "Strategy", "Indicator", "OrderTicket", "StrategyParams", "parse_params", "params_json"]
 
 _PARAM_TYPES = (bool, int, float, str, Decimal)
 
 StrategyParams = dict[str, Any]
+
+# The methods a strategy overrides and the run calls; no other name may start with `on_`.
+HOOKS: frozenset[str] = frozenset({"on_start", "on_stop", "on_fill", "on_order", "on_input"})
+
+# What an author who defines one of these meant, and the call that does it.
+_SUBSCRIPTIONS: dict[str, str] = {
+    "on_candle": "self.subscribe_candles(symbol, timeframe, self.{handler})",
+    "on_candles": "self.subscribe_candles(symbol, timeframe, self.{handler})",
+    "on_bar": "self.subscribe_candles(symbol, timeframe, self.{handler})",
+    "on_book": "self.subscribe_book(symbol, self.{handler})",
+    "on_trade": "self.subscribe_trades(symbol, self.{handler})",
+    "on_trades": "self.subscribe_trades(symbol, self.{handler})",
+    "on_ticker": "self.subscribe_ticker(symbol, self.{handler})",
+    "on_tick": "self.subscribe_ticker(symbol, self.{handler})",
+    "on_cross": "self.watch_cross(a, b, above=self.{handler}, below=...)",
+    "on_timer": "self.every(seconds, self.{handler})",
+}
+
+
+def misnamed_callback(class_name: str, name: str) -> InvalidInput | None:
+    """The refusal of a strategy method called `name`, or None when the name is allowed.
+
+    Why refuse rather than ignore: a method the run never calls looks exactly like one it
+    does, and the run it spoils finishes without an error and without a trade.
+    """
+    if not name.startswith("on_") or name in HOOKS:
+        return None
+    handler = name[3:] or "handler"
+    call = _SUBSCRIPTIONS.get(name)
+    if call is not None:
+        right = call.format(handler=handler)
+        message = (f"{class_name}.{name} would never be called: a strategy subscribes in on_start with "
+                   f"{right} and names its callback anything but on_* (e.g. def {handler}(self, ...))")
+    else:
+        hint = difflib.get_close_matches(name, sorted(HOOKS), n=1, cutoff=0.8)
+        guess = f"did you mean {hint[0]}? " if hint else ""
+        message = (f"{class_name}.{name} would never be called: {guess}the methods named on_* are the hooks the run calls "
+                   f"({', '.join(sorted(HOOKS))}); name a callback you pass to subscribe_*, watch_cross, every or at "
+                   f"anything else (e.g. {handler})")
+    return InvalidInput("strategy_callback_misnamed", message, method=name, expected=sorted(HOOKS))
 
 
 class Indicator:
@@ -174,6 +222,14 @@ class Strategy:
 
     name: ClassVar[str] = ""  # registry name; the class name in snake case when empty
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """Refuse an `on_*` method the run would never call, when the class is defined (see `misnamed_callback`)."""
+        super().__init_subclass__(**kwargs)
+        for name in vars(cls):
+            error = misnamed_callback(cls.__name__, name)
+            if error is not None:
+                raise error
+
     def __init__(self, runtime: Runtime, params: StrategyParams | None = None) -> None:
         self._rt = runtime
         for key, value in (params or {}).items():
@@ -228,19 +284,19 @@ class Strategy:
         return list(self._rt.exchanges)
 
     # --- market data -----------------------------------------------------------------------
-    def on_candle(self, symbol: str, timeframe: str, callback: Callable[[dict[str, Any]], None]) -> None:
+    def subscribe_candles(self, symbol: str, timeframe: str, callback: Callable[[dict[str, Any]], None]) -> None:
         """Call `callback(candle)` for every CLOSED candle of symbol/timeframe."""
         self._rt.subscribe_candles(symbol, timeframe, callback)
 
-    def on_book(self, symbol: str, callback: Callable[[dict[str, Any]], None], *, exchange: str | None = None) -> None:
+    def subscribe_book(self, symbol: str, callback: Callable[[dict[str, Any]], None], *, exchange: str | None = None) -> None:
         """Call `callback(book)` when the book of `symbol` changes (top levels of each side)."""
         self._rt.subscribe("book", symbol, callback, self._rt.venue(exchange))
 
-    def on_trades(self, symbol: str, callback: Callable[[dict[str, Any]], None], *, exchange: str | None = None) -> None:
+    def subscribe_trades(self, symbol: str, callback: Callable[[dict[str, Any]], None], *, exchange: str | None = None) -> None:
         """Call `callback(trade)` for every public trade of `symbol`."""
         self._rt.subscribe("trades", symbol, callback, self._rt.venue(exchange))
 
-    def on_ticker(self, symbol: str, callback: Callable[[dict[str, Any]], None], *, exchange: str | None = None) -> None:
+    def subscribe_ticker(self, symbol: str, callback: Callable[[dict[str, Any]], None], *, exchange: str | None = None) -> None:
         """Call `callback(ticker)` when the best bid or ask of `symbol` changes."""
         self._rt.subscribe("ticker", symbol, callback, self._rt.venue(exchange))
 
@@ -263,7 +319,7 @@ class Strategy:
         """Declare an indicator once; the runtime computes it in batch where it can, incrementally otherwise."""
         return self._rt.add_indicator(kind, symbol, timeframe, args, source)
 
-    def on_cross(
+    def watch_cross(
         self,
         a: Indicator,
         b: Indicator | float,
@@ -276,7 +332,7 @@ class Strategy:
         and `a[-1] > b[-1]` is a cross above. The backtest jumps straight to these candles.
         """
         if above is None and below is None:
-            raise InvalidInput("invalid_condition", "on_cross needs an `above` or a `below` callback")
+            raise InvalidInput("invalid_condition", "watch_cross needs an `above` or a `below` callback")
         self._rt.add_cross(a, b, above, below)
 
     # --- orders ----------------------------------------------------------------------------

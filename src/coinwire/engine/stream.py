@@ -31,7 +31,8 @@ from coinwire.core.indicators import Indicator as StreamIndicator
 from coinwire.core.indicators import indicator_spec
 from coinwire.core.instruments import Instrument
 from coinwire.core.orders import Side
-from coinwire.engine.backtest import Series, timeframe_ns
+from coinwire.core.rollup import parse_timeframe, utc_bucket
+from coinwire.engine.backtest import Series
 from coinwire.engine.order_args import order_args
 from coinwire.engine.runtime import Runtime
 from coinwire.engine.strategy import Indicator, OrderTicket, Strategy, StrategyParams
@@ -51,14 +52,15 @@ Command = tuple[str, OrderTicket, Any]  # ("order", ticket, (symbol, OrderArgs))
 class CandleStream:
     """Candles of one symbol and timeframe built from trades, with the indicators and crosses read on them."""
 
-    __slots__ = ("callbacks", "close", "closed", "crosses", "high", "indicators", "low", "open", "start", "symbol", "tf_ns",
+    __slots__ = ("callbacks", "close", "closed", "crosses", "end", "high", "indicators", "low", "open", "start", "symbol", "tf",
                  "time", "timeframe", "volume", "_c", "_h", "_l", "_o", "_v")
 
     def __init__(self, symbol: str, timeframe: str) -> None:
         self.symbol = symbol
         self.timeframe = timeframe
-        self.tf_ns = timeframe_ns(timeframe)
+        self.tf = parse_timeframe(timeframe)
         self.start = -1  # open bucket's start (ns); -1 when no trade since the last close
+        self.end = _NEVER  # open bucket's end (ns): core.rollup's UTC buckets (weeks from Monday, calendar months)
         self._o = self._h = self._l = self._c = self._v = 0.0
         self.time: list[int] = []  # closed candles, oldest first (start, unix seconds)
         self.open: list[float] = []
@@ -72,12 +74,13 @@ class CandleStream:
         self.callbacks: list[Callable[[dict[str, Any]], None]] = []
 
     def next_close(self) -> int:
-        return self.start + self.tf_ns if self.start >= 0 else _NEVER
+        return self.end if self.start >= 0 else _NEVER
 
     def add(self, ts: int, price: float, size: float) -> None:
         """A trade at `ts`; the caller has closed the bucket before if `ts` is past its end."""
         if self.start < 0:
-            self.start = ts - ts % self.tf_ns
+            start, end = utc_bucket(self.tf, ts // _NS)
+            self.start, self.end = start * _NS, end * _NS
             self._o = self._h = self._l = self._c = price
             self._v = size
             return
@@ -153,7 +156,7 @@ class StreamRuntime(Runtime):
         streams = self._streams.values()
         timers = self._timers
         while True:
-            close_at = min((s.start + s.tf_ns for s in streams if s.start >= 0), default=_NEVER)
+            close_at = min((s.end for s in streams if s.start >= 0), default=_NEVER)
             timer_at = timers[0][0] if timers else _NEVER
             due = close_at if close_at <= timer_at else timer_at
             if due > ts:
@@ -162,7 +165,7 @@ class StreamRuntime(Runtime):
                 self._now = due
             if close_at <= timer_at:
                 for stream in list(streams):
-                    if stream.start >= 0 and stream.start + stream.tf_ns == close_at:
+                    if stream.start >= 0 and stream.end == close_at:
                         self._close(stream)
             else:
                 _, _, period, callback = heapq.heappop(timers)
@@ -177,7 +180,7 @@ class StreamRuntime(Runtime):
         if stream.callbacks:
             self.hub.record(self._now, "in", "market.candle", candle)
             for callback in stream.callbacks:
-                self.deliver("on_candle", callback, candle)
+                self.deliver("market.candle", callback, candle)
         for a, b, above, below in stream.crosses:
             if len(a) < 2:
                 continue
@@ -193,7 +196,7 @@ class StreamRuntime(Runtime):
                 continue
             self.hub.record(self._now, "in", "market.cross", {"symbol": stream.symbol, "timeframe": stream.timeframe,
                                                                "direction": direction, "time": candle["time"]})
-            self.deliver("on_cross", on_cross)
+            self.deliver("market.cross", on_cross)
 
     # --- market messages ------------------------------------------------------------------------
     def deliver_market(self, message: Message) -> None:
@@ -334,7 +337,7 @@ class StreamRuntime(Runtime):
     def add_cross(self, a: Indicator, b: Indicator | float, above: Callable[[], None] | None, below: Callable[[], None] | None) -> None:
         stream = self._streams[(a.symbol, a.timeframe)]
         if isinstance(b, Indicator) and (b.symbol, b.timeframe) != (a.symbol, a.timeframe):
-            raise InvalidInput("invalid_condition", "on_cross compares indicators of the same symbol and timeframe")
+            raise InvalidInput("invalid_condition", "watch_cross compares indicators of the same symbol and timeframe")
         other = self._indicators[b.key] if isinstance(b, Indicator) else float(b)
         stream.crosses.append((self._indicators[a.key], other, above, below))
 

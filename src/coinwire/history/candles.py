@@ -1,4 +1,8 @@
-"""Candles: an immutable, validated columnar OHLCV series of one symbol and timeframe on one exchange.
+"""Candles: an immutable, validated columnar OHLCV series of one symbol and timeframe on one exchange (the history layer's candles).
+
+Not core.trade_candles (integer rows built from trades) nor engine.backtest.Series (what an
+engine runs on, built from these). Timeframes follow core.rollup's grammar; a stored series
+needs a fixed bar length, so `1M` is refused here and made by rolling up (`Series.rollup`).
 
 Why columns of NumPy arrays: backtests and batch indicators read whole columns at once, and a
 stored series maps straight into them without a per-row object. Times are the bars' open
@@ -8,7 +12,6 @@ strategy or cached by the engine cannot be changed behind anyone's back.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any, Final
@@ -17,6 +20,7 @@ import numpy as np
 import numpy.typing as npt
 
 from coinwire.core.errors import InvalidInput
+from coinwire.core.rollup import parse_timeframe
 from coinwire.core.symbols import normalize_symbol
 
 __all__ = ["COLUMNS", "RECORD_DTYPE", "Candles", "concat", "format_time", "parse_time", "timeframe_seconds"]
@@ -25,22 +29,23 @@ COLUMNS: Final = ("time", "open", "high", "low", "close", "volume")
 # one row of a stored series (history.store): the columns side by side
 RECORD_DTYPE: Final = np.dtype([("time", "<i8")] + [(name, "<f8") for name in COLUMNS[1:]])
 
-_UNITS: Final = {"s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 604_800}
-_TIMEFRAME: Final = re.compile(r"([1-9][0-9]*)([smhdw])")
 
 Int64Array = npt.NDArray[np.int64]
 FloatArray = npt.NDArray[np.float64]
 
 
 def timeframe_seconds(tf: str) -> int:
-    """`1m` -> 60, `4h` -> 14400, `1w` -> 604800 (CCXT spelling). Months have no fixed length: refused."""
-    match = _TIMEFRAME.fullmatch(tf) if isinstance(tf, str) else None
-    if match is None:
-        hint = " (months have no fixed length; use 1w or 1d)" if isinstance(tf, str) and tf.endswith("M") else ""
-        raise InvalidInput(
-            "invalid_timeframe", f"timeframe must look like 1m, 5m, 1h, 4h, 1d or 1w, got {tf!r}{hint}", timeframe=str(tf)
-        )
-    return int(match.group(1)) * _UNITS[match.group(2)]
+    """`1m` -> 60, `4h` -> 14400, `1w` -> 604800: the grammar of core.rollup, and a series of stored bars needs a fixed length.
+
+    Months are a timeframe (a backtest or a chart rolls finer candles up to them) but not one
+    a stored series can have: bars a month apart are not evenly spaced.
+    """
+    seconds = parse_timeframe(tf).utc_seconds
+    if seconds is None:
+        raise InvalidInput("invalid_timeframe",
+                           f"candle files and stored series need a fixed bar length, got {tf!r}: months have none "
+                           "(load 1d or finer candles; a backtest rolls them up to 1M)", timeframe=str(tf))
+    return seconds
 
 
 def format_time(seconds: int) -> str:

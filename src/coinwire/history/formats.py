@@ -25,10 +25,10 @@ from typing import Any, Final, NamedTuple
 import msgspec
 import numpy as np
 
-from coinwire.core.candles import CandleSeries
 from coinwire.core.errors import InvalidInput
 from coinwire.core.instruments import Instrument
 from coinwire.core.symbols import normalize_symbol
+from coinwire.core.trade_candles import TradeCandles
 from coinwire.history.candles import RECORD_DTYPE, Candles, concat, timeframe_seconds
 from coinwire.messages import TradeTick
 
@@ -262,14 +262,14 @@ def _capture_candles(paths: list[Path], symbol: str, exchange: str) -> _Parsed:
     """The `trade` messages of capture files (one stream, in order) as 1-minute candles.
 
     Files are read as one stream because a minute can straddle two files; minutes
-    without a trade are absent, never invented (core.candles builds the bars).
+    without a trade are absent, never invented (core.trade_candles builds the bars).
     """
     from coinwire.history.binance_capture import iter_capture  # the one capture parser
 
     base, quote = symbol.split("/")
     # 8 decimals is what Binance prints, so no price or size is refused as too precise
     instrument = Instrument(exchange=exchange, symbol=symbol, base=base, quote=quote, price_decimals=8, size_decimals=8)
-    series = CandleSeries(60, keep=1 << 40)
+    series = TradeCandles(60, keep=1 << 40)
     for _, message in iter_capture(paths, instrument):
         if type(message) is TradeTick:
             series.add(message.ts, message.price, message.size)

@@ -45,6 +45,7 @@ from coinwire.messages import (
     Markets,
     Message,
     OrderUpdate,
+    OrderView,
     TradeTick,
     account_subject,
     subject,
@@ -120,7 +121,7 @@ class Gateway:
         self.fill_ids = IdSequence()
         self.venues: dict[str, HostedVenue] = {}
         self._venue_factory = venue_factory
-        self._answers: dict[int, dict[str, Any] | None] = {}  # order id -> its latest view, while a command on it waits
+        self._answers: dict[int, OrderView | None] = {}  # order id -> its latest view, while a command on it waits
         self.configs: dict[str, ExchangeConfig] = {e.name: e for e in settings.exchanges}
         self.orders: dict[int, Order] = {}  # open orders, and every order touched this session
         # a client_oid is its owner's idempotency key: both indexes are per owner_id, then client_oid
@@ -501,14 +502,14 @@ class Gateway:
             subj = self._subjects[key] = account_subject(kind, account_id, exchange, symbol)
         return subj
 
-    async def _notify(self, orders: list[Order], fills: list[Fill]) -> list[dict[str, Any]]:
+    async def _notify(self, orders: list[Order], fills: list[Fill]) -> list[OrderView]:
         """Publish fills and order updates; returns the orders' views (built once, also the answer).
 
         In one `publish_many`: commands resume from their commits in the order they took their
         sequence numbers, so with nothing of another command between them each account's
         notifications reach the bus in `seq` order (what a replay and a live follower rely on).
         """
-        views = []
+        views: list[OrderView] = []
         for listener in self.listeners:
             listener.on_execution(orders, fills)
         single = orders[0].owner_id if len(orders) == 1 else None  # make_order's case: every fill is its order's
@@ -518,20 +519,18 @@ class Gateway:
             inst = self.venues[fill.exchange].markets[fill.symbol].instrument
             owner_id = single if len(orders) == 1 else _owner_of(orders, fill.order_id)
             seq = fill_seqs.pop(fill.id, 0)
-            view = fill_view(fill, inst)
-            view["seq"] = seq
             batch.append((self._subject("fill", fill.account_id, fill.exchange, fill.symbol),
-                          FillEvent(view, owner_id, fill.account_id, seq)))
+                          FillEvent(fill_view(fill, inst, seq), owner_id, fill.account_id, seq)))
         order_seqs = self._order_seqs
         for order in orders:
-            view = order_view(order, self.instrument_of(order))
             stamped = order_seqs.get(order.id)
             if stamped:  # this command's own sequence (commands reach here in the order they took them)
-                seq = view["seq"] = stamped.pop(0)
+                seq = stamped.pop(0)
                 if not stamped:
                     del order_seqs[order.id]
             else:
                 seq = order.seq
+            view = order_view(order, self.instrument_of(order), seq)
             views.append(view)
             batch.append((self._subject("order", order.account_id, order.exchange, order.symbol),
                           OrderUpdate(view, order.owner_id, order.account_id, seq)))
@@ -591,7 +590,7 @@ class Gateway:
     async def order_fills(self, order_id: int) -> list[Fill]:
         return await self.store.list_fills(order_id=order_id, limit=1_000_000)
 
-    async def _answered(self, order: Order, step: Awaitable[object]) -> dict[str, Any]:
+    async def _answered(self, order: Order, step: Awaitable[object]) -> OrderView:
         """Run a venue command on `order`; its answer is the order's view as last notified by it (built now if none was)."""
         answers = self._answers
         answers[order.id] = None
@@ -613,7 +612,7 @@ class Gateway:
         mine = self.known_client_oids.get(owner_id)
         return mine is not None and client_oid in mine
 
-    async def make_order(self, request: OrderRequest) -> dict[str, Any]:
+    async def make_order(self, request: OrderRequest) -> OrderView:
         """Place an order; a repeat of the owner's client_oid answers that owner's order, never another user's."""
         existing = self.existing_order(request.client_oid, request.owner_id)
         if existing is None and self._known(request.owner_id, request.client_oid):
@@ -679,7 +678,7 @@ class Gateway:
     async def cancel_order(
         self, *, order_id: int | None, client_oid: str | None, exchange: str | None, owner_id: int | None = None,
         unowned_too: bool = False, may_trade: Callable[[int], bool] | None = None,
-    ) -> dict[str, Any]:
+    ) -> OrderView:
         """Cancel by order id, or by the client_oid of `owner_id` (with `unowned_too`, of no owner next: admins).
 
         `may_trade(account_id)`: whether the caller may trade the order's account (None: anyone,
@@ -727,7 +726,7 @@ class Gateway:
 
     def open_orders(
         self, *, exchange: str | None = None, wallet_set_id: int | None = None, accounts: Collection[int] | None = None
-    ) -> list[dict[str, Any]]:
+    ) -> list[OrderView]:
         """Resting orders, newest first; `accounts`: only those accounts' (None: every account's)."""
         out = []
         for venue in self.venues.values():
@@ -737,12 +736,12 @@ class Gateway:
                 if ((wallet_set_id is None or order.wallet_set_id == wallet_set_id)
                         and (accounts is None or order.account_id in accounts)):
                     out.append(order_view(order, venue.markets[order.symbol].instrument))
-        out.sort(key=lambda o: o["id"], reverse=True)
+        out.sort(key=lambda o: o.id, reverse=True)
         return out
 
     async def recent_orders(
         self, *, include_open: bool, limit: int, exchange: str | None = None, accounts: Collection[int] | None = None
-    ) -> list[dict[str, Any]]:
+    ) -> list[OrderView]:
         """The newest `limit` orders; `accounts`: those accounts' newest (selected in the query, before the limit)."""
         if accounts is not None and not accounts:
             return []

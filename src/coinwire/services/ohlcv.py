@@ -2,7 +2,7 @@
 
 `OhlcvQuery.candles` reads the finest-needed base candles from the store's `candles` table
 (1-minute and 1-hour candles recorded from trades), the history store (imported or
-downloaded series) and the candles still forming in memory (services.candles), merges
+downloaded series) and the candles still forming in memory (services.candle_recorder), merges
 them (store over history, forming over both) and rolls them up with core.rollup. It picks
 the COARSEST base whose grid every requested bucket boundary lies on, so a year of daily
 candles in Europe/London reads 8,760 hourly rows, not 525,600 minutes, while a daily chart
@@ -104,7 +104,7 @@ def parse_instant(value: object, name: str) -> int | None:
 
 
 class FormingSource(Protocol):
-    """Candles still forming in memory (services.candles.CandleRecorder)."""
+    """Candles still forming in memory (services.candle_recorder.CandleRecorder)."""
 
     @property
     def intervals(self) -> tuple[int, ...]: ...

@@ -30,7 +30,7 @@ class ComponentDemo(Strategy):
             "fields": [{"name": "fraction", "type": "slider", "min": 0.01, "max": 1, "step": 0.01, "value": 0.1}],
             "actions": [{"name": "buy", "label": "Buy", "confirm": True}],
         })
-        self.on_candle(self.symbol, self.timeframe, self.candle)
+        self.subscribe_candles(self.symbol, self.timeframe, self.candle)
 
     def candle(self, candle: dict[str, Any]) -> None:
         self.points.append([candle["time"], candle["close"]])

@@ -53,7 +53,7 @@ class CrossExchange(Strategy):
         self.captures = 0
         self.unhedged = 0  # legs that did not fill
         for exchange in self.pair:
-            self.on_ticker(self.symbol, self.quoted, exchange=exchange)
+            self.subscribe_ticker(self.symbol, self.quoted, exchange=exchange)
 
     def quoted(self, ticker: dict[str, Any]) -> None:
         self.quotes[ticker["exchange"]] = ticker

@@ -16,7 +16,7 @@ class Echo(Strategy):
 
     def on_start(self) -> None:
         self.log(f"echo started on {self.symbol} {self.timeframe}")
-        self.on_candle(self.symbol, self.timeframe, self.candle)
+        self.subscribe_candles(self.symbol, self.timeframe, self.candle)
 
     def candle(self, candle: dict[str, Any]) -> None:
         self.log(f"candle {candle['time']} close {candle['close']}", level="debug")

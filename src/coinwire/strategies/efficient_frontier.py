@@ -70,7 +70,7 @@ class EfficientFrontier(Strategy):
         self.books: dict[str, dict[str, Any]] | None = {}
         for symbol in self.assets:
             try:
-                self.on_book(symbol, self._book)
+                self.subscribe_book(symbol, self._book)
             except InvalidInput as exc:
                 if exc.code != "not_in_history":
                     raise
@@ -85,7 +85,7 @@ class EfficientFrontier(Strategy):
         self.path: list[list[Any]] = []
         self.slices: list[list[Any]] = []
         self.reached: list[list[Any]] = []
-        self.on_candle(self.assets[0], self.timeframe, self._step)
+        self.subscribe_candles(self.assets[0], self.timeframe, self._step)
 
     def _book(self, book: dict[str, Any]) -> None:
         assert self.books is not None

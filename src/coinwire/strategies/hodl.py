@@ -16,7 +16,7 @@ class Hodl(Strategy):
 
     def on_start(self) -> None:
         self.bought = False
-        self.on_candle(self.symbol, self.timeframe, self.first_candle)
+        self.subscribe_candles(self.symbol, self.timeframe, self.first_candle)
 
     def first_candle(self, candle: dict[str, Any]) -> None:
         if not self.bought:

@@ -31,7 +31,7 @@ class MaCross(Strategy):
         self.last_signal: str | None = None
         fast = self.indicator("sma", self.symbol, self.timeframe, self.fast)
         slow = self.indicator("sma", self.symbol, self.timeframe, self.slow)
-        self.on_cross(fast, slow, above=self.golden_cross, below=self.death_cross)
+        self.watch_cross(fast, slow, above=self.golden_cross, below=self.death_cross)
 
     def golden_cross(self) -> None:
         if self.last_signal != "buy":

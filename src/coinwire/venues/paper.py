@@ -19,7 +19,6 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from coinwire.core.book_sync import RESYNC, BookSync
-from coinwire.core.candles import CandleSeries
 from coinwire.core.errors import Conflict
 from coinwire.core.execution import place_order, release_hold, settle_fills
 from coinwire.core.ids import IdSequence
@@ -27,6 +26,7 @@ from coinwire.core.instruments import Instrument
 from coinwire.core.ledger import Balance
 from coinwire.core.matching import MatchingEngine
 from coinwire.core.orders import DoneReason, Fill, Order, Side
+from coinwire.core.trade_candles import TradeCandles
 from coinwire.core.wallets import WalletLine
 from coinwire.messages import BookDelta, BookSnapshot, BookTicker, TradeTick
 from coinwire.venues.base import Execution
@@ -53,7 +53,7 @@ class PaperMarket:
         self.last_trade: TradeTick | None = None
         self.ticker: BookTicker | None = None
         self.updates = 0  # level updates applied, for metrics
-        self.candles = CandleSeries(60)
+        self.candles = TradeCandles(60)
 
     def _apply_levels(self, bids: list[tuple[int, int]], asks: list[tuple[int, int]]) -> None:
         self.updates += len(bids) + len(asks)

@@ -16,7 +16,7 @@ class L2Probe(Strategy):
     def on_start(self) -> None:
         fast = self.indicator("sma", self.symbol, self.timeframe, self.fast)
         slow = self.indicator("sma", self.symbol, self.timeframe, self.slow)
-        self.on_cross(fast, slow, above=self.up, below=self.down)
+        self.watch_cross(fast, slow, above=self.up, below=self.down)
         self.every(40, self.rest_bid)
         self.resting: OrderTicket | None = None
 

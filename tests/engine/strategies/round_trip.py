@@ -13,7 +13,7 @@ class RoundTrip(Strategy):
 
     def on_start(self) -> None:
         self.stage = "waiting"
-        self.on_trades(self.symbol, self.first_trade)
+        self.subscribe_trades(self.symbol, self.first_trade)
 
     def first_trade(self, trade: Any) -> None:
         if self.stage == "waiting":

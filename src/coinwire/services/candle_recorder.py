@@ -1,7 +1,7 @@
 """CandleRecorder: 1-minute and 1-hour candles from the public trades on the bus, written when they close.
 
 Every `trade.<exchange>.<quote>.<base>` message is folded into its minute and its hour
-(core.candles.CandleSeries, exact integers at the instrument's precision, learnt from the
+(core.trade_candles.TradeCandles, exact integers at the instrument's precision, learnt from the
 feed's `markets.<exchange>` message). A candle is CLOSED when a later bucket of the same
 series has started (market time: right for replays at any speed) or when its end is
 `grace` seconds behind the clock (wall time: a quiet market still gets its candle written).
@@ -25,9 +25,9 @@ import numpy as np
 import structlog
 
 from coinwire.bus.base import Bus
-from coinwire.core.candles import Candle, CandleSeries
 from coinwire.core.instruments import Instrument
 from coinwire.core.rollup import OHLCV
+from coinwire.core.trade_candles import TradeCandle, TradeCandles
 from coinwire.messages import Markets, Message, TradeTick
 from coinwire.store.candle_writer import CandleWriter
 from coinwire.store.candles import CandleRow
@@ -38,14 +38,14 @@ log = structlog.get_logger("coinwire.candles")
 
 INTERVALS = (60, 3600)
 _KEEP = 4  # buckets kept in memory per series: the forming one and a few closed, for late trades
-Listener = Callable[[str, str, int, Candle], None]  # exchange, symbol, interval_s, candle
+Listener = Callable[[str, str, int, TradeCandle], None]  # exchange, symbol, interval_s, candle
 
 
 class _Series:
     __slots__ = ("series", "dirty")
 
     def __init__(self, interval: int) -> None:
-        self.series = CandleSeries(interval, keep=_KEEP)
+        self.series = TradeCandles(interval, keep=_KEEP)
         self.dirty: set[int] = set()  # bucket starts changed since last written
 
 
@@ -156,7 +156,7 @@ class CandleRecorder:
         return OHLCV(*(np.ascontiguousarray(block[:, i]) for i in range(6)))
 
 
-def _row(exchange: str, symbol: str, interval: int, inst: Instrument, candle: Candle) -> CandleRow:
+def _row(exchange: str, symbol: str, interval: int, inst: Instrument, candle: TradeCandle) -> CandleRow:
     start, o, h, low, c, v, last_s, trades = candle
     return CandleRow(
         exchange=exchange, symbol=symbol, interval_s=interval, open_time=start, close_time=start + interval,

@@ -1,18 +1,22 @@
-"""Trade-built candles: exact OHLCV per fixed bucket (rollups to coarser buckets: core.rollup).
+"""Trade candles: exact integer OHLCV rows built from public trades, per fixed bucket (rollups to coarser buckets: core.rollup).
 
 Buckets are aligned to the epoch (UTC). A bucket with no trade is absent, never invented.
+The candle concepts, one a layer: these (core, the live rows the market data service keeps
+and the history importer builds from captured trades), store.candles.CandleRow (a stored
+row), history.Candles (a validated float series of a candle file or the history store) and
+engine.backtest.Series (the engine's series: float arrays with close instants for a clock).
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
 
-__all__ = ["Candle", "CandleSeries"]
+__all__ = ["TradeCandle", "TradeCandles"]
 
-Candle = list[int]  # [bucket_start_s, open, high, low, close, volume, last_update_s, trades]
+TradeCandle = list[int]  # [bucket_start_s, open, high, low, close, volume, last_update_s, trades]
 
 
-class CandleSeries:
+class TradeCandles:
     """Candles of one symbol at `seconds` resolution, keeping the newest `keep` buckets."""
 
     __slots__ = ("seconds", "keep", "candles")
@@ -20,9 +24,9 @@ class CandleSeries:
     def __init__(self, seconds: int = 60, keep: int = 10_080) -> None:
         self.seconds = seconds
         self.keep = keep
-        self.candles: OrderedDict[int, Candle] = OrderedDict()
+        self.candles: OrderedDict[int, TradeCandle] = OrderedDict()
 
-    def add(self, ts_ns: int, price: int, size: int) -> Candle | None:
+    def add(self, ts_ns: int, price: int, size: int) -> TradeCandle | None:
         """Fold a trade into its bucket; returns that candle, or None for a trade too late to count."""
         now_s = ts_ns // 1_000_000_000
         start = now_s - now_s % self.seconds
@@ -45,7 +49,7 @@ class CandleSeries:
         candle[7] += 1
         return candle
 
-    def between(self, start_s: int | None, end_s: int | None, received_before: int | None = None) -> list[Candle]:
+    def between(self, start_s: int | None, end_s: int | None, received_before: int | None = None) -> list[TradeCandle]:
         out = []
         for bucket, candle in self.candles.items():
             if start_s is not None and bucket < start_s:

@@ -15,7 +15,7 @@ from coinwire.core.instruments import Instrument
 from coinwire.history.formats import read_candles
 from coinwire.history.store import HistoryStore
 from coinwire.messages import Markets, TradeTick, subject
-from coinwire.services.candles import CandleRecorder
+from coinwire.services.candle_recorder import CandleRecorder
 from coinwire.services.ohlcv import OhlcvQuery
 from coinwire.store import Store
 from coinwire.store.candle_writer import CandleWriter
