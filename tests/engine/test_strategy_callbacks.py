@@ -13,9 +13,9 @@ import pytest
 
 from coinwire.core.errors import CoinwireError, InvalidInput
 from coinwire.engine.backtest import BacktestConfig, BacktestRuntime
-from coinwire.engine.registry import builtin_strategies, load_strategy
 from coinwire.engine.strategy import HOOKS, Strategy
 from coinwire.history.candles import Candles
+from coinwire.strategies.registry import builtin_strategies, load_strategy
 
 
 def _refusal(body: str) -> InvalidInput:
@@ -93,3 +93,18 @@ def test_the_right_style_hears_every_closed_candle() -> None:
     runtime = BacktestRuntime("r", [candles], BacktestConfig(exchange="binance", balances={"USDT": "100"}))
     strategy = runtime.run(Right, {})
     assert strategy.seen == [i * hour for i in range(6)]  # type: ignore[attr-defined]
+
+
+def test_calling_the_old_registering_style_names_the_subscription() -> None:
+    class Old(Strategy):
+        def on_start(self) -> None:
+            self.on_candle("BTC/USDT", "1h", self.candle)  # type: ignore[attr-defined]
+
+        def candle(self, candle: dict[str, object]) -> None:
+            pass
+
+    strategy = Old.__new__(Old)
+    with pytest.raises(AttributeError, match=r"subscribe with self\.subscribe_candles\(symbol, timeframe"):
+        strategy.on_start()
+    with pytest.raises(AttributeError, match="has no attribute 'nothing_here'"):
+        strategy.nothing_here  # type: ignore[attr-defined]  # noqa: B018

@@ -42,6 +42,8 @@ def load_strategy_file(ref: str) -> type[Strategy]:
     sys.modules[module_name] = module
     try:
         spec.loader.exec_module(module)
+    except CoinwireError:  # a strategy class refused as it was defined (strategy.misnamed_callback): its own code
+        raise
     except (Exception, SystemExit) as exc:  # a file that calls exit() at import is refused like one that raises
         raise InvalidInput("strategy_not_loadable", f"importing {path} failed: {type(exc).__name__}: {exc}") from exc
     cls = getattr(module, class_name, None)

@@ -230,6 +230,15 @@ class Strategy:
             if error is not None:
                 raise error
 
+    if not TYPE_CHECKING:  # the type checker keeps reporting unknown attributes itself
+
+        def __getattr__(self, name: str) -> Any:
+            """A missing `on_*` (the old registering style, `self.on_candle(...)`) names the call that does it now."""
+            call = _SUBSCRIPTIONS.get(name)
+            if call is not None:
+                raise AttributeError(f"{type(self).__name__} has no {name}: subscribe with {call.format(handler='handler')}")
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
     def __init__(self, runtime: Runtime, params: StrategyParams | None = None) -> None:
         self._rt = runtime
         for key, value in (params or {}).items():
