@@ -11,7 +11,7 @@ import re
 import sys
 from pathlib import Path
 
-from coinwire.core.errors import InvalidInput, NotFound
+from coinwire.core.errors import CoinwireError, InvalidInput, NotFound
 from coinwire.engine.strategy import Strategy
 
 __all__ = ["is_file_ref", "load_strategy_file", "strategy_name"]
