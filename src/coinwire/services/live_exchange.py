@@ -230,7 +230,7 @@ class LiveExchange(PaperExchange):
     def _forget(self, order: Order) -> None:
         self.open.pop(order.id, None)
         self._trades.pop(order.id, None)
-        self.gateway.orders.pop(order.id, None)
+        self.gateway.retire(order)
 
     # --- venue news --------------------------------------------------------------------------------
     async def apply(
