@@ -166,6 +166,7 @@ class Gateway:
         self.client_oid_filter = KeyFilter(settings.client_oid_filter_bytes)  # every key stored (or maybe): else no read
         self._checkpointed = 0  # the last line id the store's checkpoint had folded in when last written here
         self._checkpointed_at = 0.0
+        self._checkpointing = asyncio.Lock()
         self._restored_open: list[Order] = []
         self._lock = asyncio.Lock()  # serialises state changes that await (recovery)
         self._tasks: list[asyncio.Task[Any]] = []
@@ -227,10 +228,10 @@ class Gateway:
         usable = stored is not None and len(stored) == size  # a filter of another size is rebuilt from every key
         self.client_oid_filter = KeyFilter(size, stored if usable else None)
         added = await self.store.each_client_oid_after(state.client_oids_mark if usable else 0, self.client_oid_filter.add)
-        if state.lines_after_checkpoint or added or not usable:
-            await self.checkpoint()  # what this start had to read beyond the checkpoint, the next one will not
-        else:
-            self._checkpointed, self._checkpointed_at = self.ledger.line_ids.last, time.monotonic()
+        self._checkpointed, self._checkpointed_at = self.ledger.line_ids.last, time.monotonic()
+        if state.lines_after_checkpoint or added or not usable:  # what this start read beyond the checkpoint, the next will not
+            self._checkpointed = 0
+            self._checkpointed_at = -self.settings.checkpoint_seconds  # the checkpoint loop's first turn, in the background
 
     async def checkpoint(self) -> None:
         """Have the store fold the lines written since its last checkpoint into its totals, with the client_oid filter.
@@ -239,7 +240,8 @@ class Gateway:
         """
         mark = self.ledger.line_ids.last
         try:
-            folded = await self.store.checkpoint_ledger(self.client_oid_filter.to_bytes, self.clock())
+            async with self._checkpointing:
+                folded = await self.store.checkpoint_ledger(self.client_oid_filter.to_bytes, self.clock())
         except Exception:  # the store's lines are intact; the next checkpoint folds them
             log.exception("ledger checkpoint failed")
             return
@@ -249,10 +251,10 @@ class Gateway:
     async def _checkpoint_loop(self) -> None:
         lines, seconds = self.settings.checkpoint_lines, self.settings.checkpoint_seconds
         while True:
-            await asyncio.sleep(min(1.0, seconds))
             written = self.ledger.line_ids.last - self._checkpointed
             if written >= lines or (written and time.monotonic() - self._checkpointed_at >= seconds):
                 await self.checkpoint()
+            await asyncio.sleep(min(1.0, seconds))
 
     # --- market data ------------------------------------------------------------------------
     async def _on_market_message(self, subj: str, message: Message) -> None:

@@ -61,6 +61,7 @@ __all__ = ["Store", "StoredState", "normalise_url"]
 _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 _BEGIN_OPTION = "coinwire_sqlite_begin"
 _MIGRATION_LOCK = 0x636F696E77697265  # "coinwire": serialises concurrent starts on PostgreSQL
+_CHECKPOINT_LOCK = _MIGRATION_LOCK + 1  # serialises ledger checkpoints
 
 
 class StoredState(msgspec.Struct, kw_only=True):
@@ -360,12 +361,13 @@ class Store:
             wallet_rows = (await conn.execute(select(wallets).order_by(wallets.c.id))).mappings()
             found = {w.id: w for w in map(WALLETS.from_row, wallet_rows)}
             marks = await _checkpoint_marks(conn)
-            totals, folded = await _totals_after(conn, marks)
+            totals, _ = await _totals_after(conn, marks, fold=False)
             open_query = select(orders).where(orders.c.status != OrderStatus.DONE.value).order_by(orders.c.id)
             open_orders = [ORDERS.from_row(r) for r in (await conn.execute(open_query)).mappings()]
             keys = marks.get("client_oids")
             highs = select(*(select(func.coalesce(func.max(t.c.id), 0)).scalar_subquery() for t in TABLES))
             _, last_set, last_wallet, last_order, last_fill, last_line = (await conn.execute(highs)).one()
+            folded = await self._fold(conn, totals, int(last_line))
         totals.last_line_id = max(totals.last_line_id, int(last_line))
         for wallet in found.values():
             wallet.balance, wallet.hold, _ = totals.balance(wallet.id)
@@ -407,7 +409,8 @@ class Store:
             marks = await _checkpoint_marks(conn)
             kept, _ = await _totals_after(conn, marks, fold=False)
             totals = LineTotals(kept.wallets, kept.holds, kept.last_line_id)  # a copy, folded on
-            folded = await _fold_after(conn, totals)
+            last_line = int((await conn.execute(select(func.coalesce(func.max(wallet_lines.c.id), 0)))).scalar_one())
+            folded = await self._fold(conn, totals, last_line)
             last_order = int((await conn.execute(select(func.coalesce(func.max(orders.c.id), 0)))).scalar_one())
         data = client_oid_filter() if client_oid_filter is not None else None
         changed_wallets = [w for w, total in totals.wallets.items() if kept.wallets.get(w) != total]
@@ -415,6 +418,8 @@ class Store:
         changed_holds = [(o, h) for o, h in totals.holds.items() if kept.holds.get(o) != h]
         ledger_mark = marks.get("ledger")
         async with (self._writer or self.engine).begin() as conn:
+            if self.dialect == "postgresql":  # one checkpoint at a time; SQLite's BEGIN IMMEDIATE already is
+                await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _CHECKPOINT_LOCK})
             current = await _checkpoint_marks(conn)
             if current.get("ledger", (0, None))[0] != (ledger_mark[0] if ledger_mark else 0):
                 return 0  # another checkpoint got there first: its totals stand
@@ -442,8 +447,20 @@ class Store:
         """The sums of EVERY stored line, folded now (O(lines)): what the kept totals and a ledger must equal."""
         await self.settled()
         async with self.engine.connect() as conn:
-            totals, _ = await _totals_after(conn, {})
+            totals = LineTotals()
+            await self._fold(conn, totals, int((await conn.execute(select(func.coalesce(func.max(wallet_lines.c.id), 0)))).scalar_one()))
         return totals
+
+    async def _fold(self, conn: Any, totals: LineTotals, upto: int) -> int:
+        """Fold the stored lines after `totals.last_line_id` up to `upto` into `totals`; returns how many.
+
+        On SQLite in a worker thread over its own read-only connection (lines commit in id order,
+        so those up to `upto` are the ones `conn`'s snapshot holds): ~5x faster than through the
+        async driver, and off the event loop. On PostgreSQL through `conn`.
+        """
+        if self.dialect == "sqlite":
+            return await asyncio.get_running_loop().run_in_executor(None, _fold_sqlite, self._database, totals, upto)
+        return await _fold_after(conn, totals, upto)
 
     async def get_order(self, order_id: int) -> Order | None:
         return await self._one_order(orders.c.id == order_id)
@@ -539,26 +556,65 @@ async def _totals_after(conn: Any, marks: dict[str, tuple[int, bytes | None]], f
             totals.wallets[int(wallet_id)] = [_atto(balance), _atto(hold), _atto(allocated)]
         for order_id, wallet_id, amount in await conn.execute(select(hold_totals)):
             totals.holds[int(order_id)] = (int(wallet_id), _atto(amount))
-    return totals, (await _fold_after(conn, totals) if fold else 0)
+    return totals, (await _fold_after(conn, totals, None) if fold else 0)
 
 
-async def _fold_after(conn: Any, totals: LineTotals) -> int:
-    """Fold every stored line after `totals.last_line_id` into `totals`, in id order; returns how many."""
+async def _fold_after(conn: Any, totals: LineTotals, upto: int | None) -> int:
+    """Fold every stored line after `totals.last_line_id` (up to `upto`) into `totals`, in id order; returns how many."""
     c = wallet_lines.c
     query = select(c.id, c.wallet_id, c.kind, c.movement, c.hold, c.order_id).where(c.id > totals.last_line_id).order_by(c.id)
+    if upto is not None:
+        query = query.where(c.id <= upto)
+    return _fold_rows(totals, await conn.execute(query))
+
+
+_FOLD_SQL = "SELECT id, wallet_id, kind, movement, hold, order_id FROM wallet_lines WHERE id > ? AND id <= ? ORDER BY id"
+
+
+def _fold_sqlite(database: str, totals: LineTotals, upto: int) -> int:
+    """`_fold_after` over a plain read-only sqlite3 connection (run in a worker thread)."""
+    connection = sqlite3.connect(f"{Path(database).resolve().as_uri()}?mode=ro", uri=True, check_same_thread=False)
+    try:
+        connection.execute("PRAGMA busy_timeout=10000")
+        cursor = connection.execute(_FOLD_SQL, (totals.last_line_id, upto))
+        cursor.arraysize = 10_000
+        folded = 0
+        while rows := cursor.fetchmany():
+            folded += _fold_rows(totals, rows)
+        return folded
+    finally:
+        connection.close()
+
+
+def _fold_rows(totals: LineTotals, rows: Any) -> int:
     folded = 0
     add = totals.add
     try:
-        for line_id, wallet_id, kind, movement, hold, order_id in await conn.execute(query):
-            add(line_id, wallet_id, kind, _atto(movement), 0 if hold == "0" else _atto(hold), order_id)
+        for line_id, wallet_id, kind, movement, hold, order_id in rows:
+            add(line_id, wallet_id, kind, _atto(movement), _atto(hold), order_id)
             folded += 1
     except TotalsError as exc:
         raise RuntimeError(f"the stored wallet lines do not add up: {exc}") from exc
     return folded
 
 
+_ATTO_TEXTS: dict[str, int] = {"0": 0}  # amounts repeat (sizes, their notionals at a few prices): a start folds many
+_ATTO_TEXTS_LIMIT = 65_536
+
+
 def _atto(text: str) -> int:
     """Stored ATTO text ("-12.5") to an int, exactly; the plain shape fast, anything else through `to_units` (which refuses)."""
+    value = _ATTO_TEXTS.get(text)
+    if value is not None:
+        return value
+    if len(_ATTO_TEXTS) >= _ATTO_TEXTS_LIMIT:
+        _ATTO_TEXTS.clear()
+        _ATTO_TEXTS["0"] = 0
+    value = _ATTO_TEXTS[text] = _parse_atto(text)
+    return value
+
+
+def _parse_atto(text: str) -> int:
     whole, _, frac = text.partition(".")
     digits = whole[1:] if whole.startswith("-") else whole
     if digits.isdigit() and (not frac or frac.isdigit()) and len(frac) <= ATTO_DECIMALS and digits.isascii() and frac.isascii():
