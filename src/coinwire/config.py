@@ -86,7 +86,7 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     bus_namespace: str = "coinwire"
     # durable order and fill messages the in-process bus keeps for replay (`subscribe` with `since`,
     # /ws/orders?since=); a NATS bus keeps what its JetStream stream's limits keep
-    bus_max_log: int = 100_000  # a bounded window: ~0.5 KB each, ~50 MB at most; older history is read from the store
+    bus_max_log: int = 50_000  # a bounded window: ~0.6 KB each, ~30 MB at most; older history is read from the store
     cache_url: str = "memory://"
     log_level: str = "info"
     # `logmessages` (services.log_feed): warnings and errors sent a second at most (the rest are

@@ -16,12 +16,13 @@ import hashlib
 __all__ = ["KeyFilter"]
 
 _HASHES = 7
+_ROUNDS = range(_HASHES)
 
 
 class KeyFilter:
     """`add(owner, key)` and `may_contain(owner, key)` over a bit array of `size_bytes` bytes."""
 
-    __slots__ = ("bits", "_m")
+    __slots__ = ("bits", "_m", "_last")
 
     def __init__(self, size_bytes: int, data: bytes | None = None) -> None:
         if size_bytes < 1:
@@ -30,16 +31,22 @@ class KeyFilter:
             raise ValueError(f"stored filter has {len(data)} bytes, not {size_bytes}")
         self.bits = bytearray(data) if data is not None else bytearray(size_bytes)
         self._m = size_bytes * 8
+        self._last: tuple[int | None, str, list[int]] = (None, "", [])  # a new key is asked about, then added: hashed once
 
     @property
     def size_bytes(self) -> int:
         return len(self.bits)
 
     def _positions(self, owner: int | None, key: str) -> list[int]:
+        last_owner, last_key, positions = self._last
+        if last_key == key and last_owner == owner and positions:
+            return positions
         digest = hashlib.blake2b(f"{'' if owner is None else owner}\x00{key}".encode(), digest_size=16).digest()
         h1, h2 = int.from_bytes(digest[:8], "little"), int.from_bytes(digest[8:], "little") | 1
         m = self._m
-        return [(h1 + i * h2) % m for i in range(_HASHES)]
+        positions = [(h1 + i * h2) % m for i in _ROUNDS]
+        self._last = (owner, key, positions)
+        return positions
 
     def add(self, owner: int | None, key: str) -> None:
         bits = self.bits
@@ -49,7 +56,10 @@ class KeyFilter:
     def may_contain(self, owner: int | None, key: str) -> bool:
         """False: the key was never added. True: it may have been (look it up)."""
         bits = self.bits
-        return all(bits[p >> 3] & (1 << (p & 7)) for p in self._positions(owner, key))
+        for p in self._positions(owner, key):
+            if not bits[p >> 3] & (1 << (p & 7)):
+                return False
+        return True
 
     def to_bytes(self) -> bytes:
         return bytes(self.bits)
