@@ -81,6 +81,18 @@ NOTES = """
   431-437k (+0.9% to +2.1%, seven counts). Under that load the orders/s ratio moved by ~15%
   between runs and the A/B took 4.2-4.5 minutes (~3 on a quiet host); the instruction counts are
   the steady reading.
+- Memory and restart (benchmarks/bench_memory.py): a gateway in-process on SQLite (no journal)
+  takes 1,000,000 orders in concurrent batches of 64 (market orders that fill, every 50th a far
+  limit cancelled two batches later), each phase in its own child process; VmRSS after a full
+  collection. First runs (2026-12-07, run alone with `python -m benchmarks.bench_memory`, on a
+  host at a load of 6-10 from other work): resident memory 201.8 MB after 10,048 orders and
+  258.3 MB after 1,000,000 (ratio 1.28; 2,119 orders/s in-process), restart on that store
+  0.41 s after a SIGKILL (the lines after the last checkpoint folded in; 5.0 s until the demo
+  feed's book made the exchange ready) and 0.24 s after a clean close, 180.9 MB after the
+  restart. With the bus's replay window at 100,000 messages the ratio read 1.48 (297.9 MB),
+  hence its default of 50,000. The code before (a7d1d9a) at 200,000 orders in the same run as
+  the 100,000 one: 189.4 MB after 10,048 orders, 645.5 MB after 200,000 (ratio 3.41, ~2.3 KB
+  an order), restart 32.1 s after a SIGKILL and 33.2 s after a close, 565 MB after restarting.
 - Candles (benchmarks/candles.py): targets are ingest >= 50,000 rows/s on SQLite and >= 20,000 on
   PostgreSQL (10,000 series closing in one minute are written in well under a second), the
   100-symbol year of minutes (52.6M rows) rolled up to London days in <= 5 s, and a year's daily
