@@ -264,7 +264,7 @@ def test_public_view_resolves_defaults(tmp_path: Path) -> None:
 def test_the_bus_namespace_and_its_replay_log_are_set_and_checked() -> None:
     s = load_settings(env={"COINWIRE_BUS_NAMESPACE": "desk-2", "COINWIRE_BUS_MAX_LOG": "5000"})
     assert (s.bus_namespace, s.bus_max_log) == ("desk-2", 5000)
-    assert (Settings().bus_namespace, Settings().bus_max_log) == ("coinwire", 1_000_000)
+    assert (Settings().bus_namespace, Settings().bus_max_log) == ("coinwire", 50_000)
     with pytest.raises(ConfigError, match="bus_namespace"):
         load_settings(env={"COINWIRE_BUS_NAMESPACE": "a.b"})  # one subject token: a dot would split it
     with pytest.raises(ConfigError, match="bus_max_log"):

@@ -5,7 +5,8 @@ of them, place, cancel and trade from all four accounts (some orders name the ac
 their wallet set, some neither) and now and then try the other trader's account, wallet set or
 order, which must be refused. Then the server is killed. The store as the kill left it (read as
 the next start reads it: `Store.load_state` then `Ledger.restore`) must show, per account:
-the books balance (`Ledger.check`: total = allocated + unallocated, lines summing to wallets);
+the books balance (`Ledger.check`: total = allocated + unallocated; the balances a start restores
+from the store's checkpoint and the lines after it equal the sums of every stored line);
 every acknowledged order present exactly once, in the account its answer named, of its own
 trader; no funds moved between accounts (each account holds its paper funding plus what its own
 fills moved, recomputed from the fills table); and every sequence number a client saw stored.
@@ -30,7 +31,7 @@ from sqlalchemy import select
 
 from coinwire.api.client import RpcClient, RpcError
 from coinwire.core.ledger import Balance, Ledger
-from coinwire.core.wallets import LineKind
+from coinwire.core.wallets import LineKind, WalletLine
 from coinwire.store import Store
 from coinwire.store.tables import accounts, fills, orders
 from tests.server import DEMO_EXCHANGES, ServerProcess
@@ -189,7 +190,8 @@ def seqs_per_account(seen: list[Notified]) -> dict[int, list[int]]:
 class Stored:
     """The store as the next start finds it."""
 
-    ledger: Ledger  # restored from the wallets, sets and lines, and checked
+    ledger: Ledger  # restored from the wallets, sets and the sums of lines (checkpoint + lines after it), and checked
+    lines: list[WalletLine]  # every stored line
     last_seqs: dict[int, int]  # account -> the seq of its latest stored notification
     orders: list[dict[str, Any]]
     fills: list[dict[str, Any]]
@@ -200,7 +202,10 @@ async def state_at_the_kill(url: str, journal: bool) -> Stored:
     """Read as the next start reads it (the SQLite journal applied first): `Store.load_state`, then `Ledger.restore`."""
     async with Store(url, journal=journal) as store:
         state = await store.load_state()
-        ledger = Ledger.restore(state.wallets, state.wallet_sets, state.wallet_lines)  # raises unless every account balances
+        ledger = Ledger.restore(state.wallets, state.wallet_sets, state.totals)  # raises unless every account balances
+        every_line = await store.line_totals()  # the source of truth: what the kept totals must equal
+        assert ledger.totals().wallets == every_line.wallets and state.totals.holds == every_line.holds
+        lines = await store.wallet_lines([w.id for w in state.wallets])
         async with store.engine.connect() as conn:
             order_rows = [dict(r) for r in (await conn.execute(select(
                 orders.c.id, orders.c.client_oid, orders.c.owner_id, orders.c.account_id, orders.c.exchange, orders.c.status,
@@ -209,7 +214,7 @@ async def state_at_the_kill(url: str, journal: bool) -> Stored:
                 fills.c.id, fills.c.order_id, fills.c.account_id, fills.c.exchange, fills.c.symbol, fills.c.side, fills.c.size,
                 fills.c.notional, fills.c.fee, fills.c.fee_currency))).mappings()]
             account_rows = {r["id"]: dict(r) for r in (await conn.execute(select(accounts))).mappings()}
-    return Stored(ledger, dict(state.last_seqs), order_rows, fill_rows, account_rows)
+    return Stored(ledger, lines, dict(state.last_seqs), order_rows, fill_rows, account_rows)
 
 
 def expected_totals(account_rows: dict[int, dict[str, Any]], fill_rows: list[dict[str, Any]]) -> dict[int, dict[str, Decimal]]:
@@ -275,7 +280,7 @@ def check_no_funds_crossed(stored: Stored) -> None:
         assert fill_account[row["id"]] == order_account[row["order_id"]], row
     wallets = {w.id: w for w in ledger.all_wallets()}
     funded: dict[int, dict[str, int]] = defaultdict(lambda: defaultdict(int))
-    for line in ledger.lines():
+    for line in stored.lines:
         wallet = wallets[line.wallet_id]
         if line.order_id is not None:
             assert order_account[line.order_id] == wallet.account_id, (line, wallet)

@@ -11,10 +11,10 @@ from coinwire.core.execution import max_limit_buy_size, max_size_within, place_o
 from coinwire.core.funds import max_buy_cost
 from coinwire.core.ids import IdSequence
 from coinwire.core.instruments import Instrument
-from coinwire.core.ledger import Ledger
 from coinwire.core.matching import MatchingEngine
 from coinwire.core.numbers import ATTO
 from coinwire.core.orders import Order, OrderType, Side
+from tests.core.stored_ledger import StoredLedger
 
 INST = Instrument(exchange="paper", symbol="BTC/USDT", base="BTC", quote="USDT", price_decimals=2, size_decimals=6,
                   step=10, maker_fee=100_000, taker_fee=150_000)
@@ -37,7 +37,7 @@ def test_a_market_buy_sized_by_funds_costs_at_most_the_funds_and_one_more_step_w
     assert size % INST.step == 0
     if size == 0:
         return
-    ledger = Ledger({"paper": {"BTC", "USDT"}})
+    ledger = StoredLedger({"paper": {"BTC", "USDT"}})
     ledger.add_virtual_tx("paper", "USDT", funds, 0)
     order = Order(id=1, client_oid="a", exchange="paper", symbol="BTC/USDT", side=Side.BUY, type=OrderType.MARKET, size=size)
     fills, _ = place_order(ledger, engine, order, 1, budget=funds)
@@ -67,7 +67,7 @@ def test_a_limit_buy_sized_by_funds_can_always_be_held(limit, funds) -> None:
 
 def test_a_refused_order_changes_nothing() -> None:
     engine = _engine([(10000, 1000)])
-    ledger = Ledger({"paper": {"BTC", "USDT"}})
+    ledger = StoredLedger({"paper": {"BTC", "USDT"}})
     ledger.add_virtual_tx("paper", "USDT", 5 * ATTO, 0)
     order = Order(id=1, client_oid="a", exchange="paper", symbol="BTC/USDT", side=Side.BUY, type=OrderType.LIMIT,
                   size=10**6, limit=10000)

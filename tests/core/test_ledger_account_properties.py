@@ -38,6 +38,7 @@ from coinwire.core.instruments import Instrument
 from coinwire.core.ledger import Balance, Ledger
 from coinwire.core.orders import Fill, Order, OrderType, Side
 from coinwire.core.wallets import Wallet, WalletLine, WalletSet
+from tests.core.stored_ledger import StoredLedger
 
 ACCOUNTS = (1, 2, 3)
 EXCHANGES = {"paper": ["BTC", "USDT", "ETH"], "other": ["BTC", "USDT"]}
@@ -67,7 +68,7 @@ class AccountsMachine(RuleBasedStateMachine):
 
     def __init__(self) -> None:
         super().__init__()
-        self.ledger = Ledger(EXCHANGES)
+        self.ledger = StoredLedger(EXCHANGES)
         self.ts = 0
         self.ids = 0
         self.expected: dict[Key, int] = defaultdict(int)  # each account's own deposits, withdrawals and fills
@@ -318,7 +319,7 @@ class AccountsMachine(RuleBasedStateMachine):
 
     @invariant()
     def restore_reproduces_the_ledger(self) -> None:
-        restored = Ledger.restore(self.stored_wallets.values(), self.stored_sets.values(), self.stored_lines)
+        restored = Ledger.replay(self.stored_wallets.values(), self.stored_sets.values(), self.stored_lines)
         assert restored.all_wallets() == self.ledger.all_wallets()
         assert restored.holds() == self.ledger.holds()
 

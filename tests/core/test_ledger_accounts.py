@@ -13,6 +13,7 @@ from coinwire.core.ledger import Balance, Ledger, LedgerInvariantError
 from coinwire.core.matching import MatchingEngine
 from coinwire.core.numbers import str_to_atto as atto
 from coinwire.core.orders import Order, OrderType, Side
+from tests.core.stored_ledger import StoredLedger
 
 EX, OTHER = "paper", "other"
 BTC_USDT = Instrument(exchange=EX, symbol="BTC/USDT", base="BTC", quote="USDT", price_decimals=2, size_decimals=6)
@@ -22,7 +23,7 @@ ALICE, BOB, ALICE_OTHER = 1, 2, 3  # account ids: Alice's and Bob's on `paper`, 
 @pytest.fixture
 def ledger() -> Ledger:
     """Alice's and Bob's accounts on one exchange, 1,000 USDT each; Alice's second account elsewhere, 500 USDT."""
-    ledger = Ledger({EX: ["BTC", "USDT"], OTHER: ["USDT"]})
+    ledger = StoredLedger({EX: ["BTC", "USDT"], OTHER: ["USDT"]})
     ledger.add_virtual_tx(EX, "USDT", atto("1000"), 1, ALICE)
     ledger.add_virtual_tx(EX, "USDT", atto("1000"), 1, BOB)
     ledger.add_virtual_tx(OTHER, "USDT", atto("500"), 1, ALICE_OTHER)
@@ -75,7 +76,7 @@ def test_a_wallet_set_spans_two_accounts_of_two_exchanges_one_account_each(ledge
 
 def test_restore_keeps_each_wallets_account_and_check_catches_a_cross_account_allocation(ledger: Ledger) -> None:
     wallet_set, _ = ledger.create_wallet_set(None, "a", [(EX, "USDT", atto("100"))], 2, {EX: BOB})
-    restored = Ledger.restore(ledger.all_wallets(), ledger.wallet_sets(active_only=False), ledger.lines())
+    restored = Ledger.replay(ledger.all_wallets(), ledger.wallet_sets(active_only=False), ledger.lines())
     assert restored.unallocated((BOB,)) == ledger.unallocated((BOB,)) and restored.set_account(wallet_set.id, EX) == BOB
     # an allocation line pair whose halves sit in two accounts would move money between users: refused on restore
     from coinwire.core.wallets import LineKind, Wallet, WalletLine
@@ -83,7 +84,7 @@ def test_restore_keeps_each_wallets_account_and_check_catches_a_cross_account_al
     wallets = ledger.all_wallets() + [Wallet(id=99, exchange=EX, currency="USDT", wallet_set_id=None, account_id=ALICE)]
     lines = ledger.lines() + [WalletLine(id=1000, wallet_id=99, ts=3, kind=LineKind.ALLOCATE, movement=atto("1"))]
     with pytest.raises(LedgerInvariantError):
-        Ledger.restore(wallets, ledger.wallet_sets(active_only=False), lines)
+        Ledger.replay(wallets, ledger.wallet_sets(active_only=False), lines)
 
 
 def test_who_may_use_an_account() -> None:

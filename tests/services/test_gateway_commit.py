@@ -104,14 +104,17 @@ async def test_a_refused_change_set_fails_its_caller_alone_and_memory_stays_the_
     assert len(alice_ok) == 60 and len(bob_refused) == 20
     for exc in bob_refused:
         assert isinstance(exc, CoinwireError) and exc.code == "store_value_refused", repr(exc)
-    # memory is what the store holds: the ledger, the resting orders, the idempotency index
+    # memory is what the store holds: the ledger (the sums of the stored lines), the resting orders, the idempotency keys
     state = await gateway.store.load_state()
-    stored = Ledger.restore(state.wallets, state.wallet_sets, state.wallet_lines)
+    stored = Ledger.restore(state.wallets, state.wallet_sets, state.totals)
+    every_line = await gateway.store.line_totals()
+    assert gateway.ledger.totals().wallets == every_line.wallets and gateway.ledger.holds() == stored.holds()
     assert {w.id: (w.balance, w.hold) for w in gateway.ledger.all_wallets()} == {w.id: (w.balance, w.hold) for w in stored.all_wallets()}
     resting = {o.id for o in gateway.venues["demo"].markets["BTC/USDT"].engine.open_orders.values()}
     assert resting == {o.id for o in state.open_orders}
     assert {o.id for o in alice_ok if o.status != "done"} <= resting
-    known = {(owner_id, oid) for owner_id, oids in gateway.known_client_oids.items() for oid in oids}
-    assert known == await gateway.store.client_oids()
+    keys: list[tuple[int | None, str]] = []
+    await gateway.store.each_client_oid_after(0, lambda owner, oid: keys.append((owner, oid)))
+    assert len(keys) == 61 and all(gateway.client_oid_filter.may_contain(owner, oid) for owner, oid in keys)
     # and bob's refusals were taken back alone: nobody else's state was rebuilt from the store meanwhile
     assert engine.open_orders[resting_before.id] is alices_order

@@ -18,7 +18,8 @@ from coinwire.store import ChangeSet, Store, migrate
 from coinwire.store.tables import metadata
 from tests.store.test_store_contract import Database, database  # noqa: F401 - the parametrised fixture
 
-TABLES = {"orders", "fills", "wallet_sets", "wallets", "wallet_lines", "candles", "fx_rates", "coin_stats", "meta",
+TABLES = {"orders", "fills", "wallet_sets", "wallets", "wallet_lines",
+          "wallet_totals", "hold_totals", "checkpoints", "candles", "fx_rates", "coin_stats", "meta",
           "users", "sessions", "api_keys", "owners", "credentials", "audit", "preferences", "accounts", "account_members",
           "site_settings", "alembic_version"}
 

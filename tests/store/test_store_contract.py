@@ -236,7 +236,10 @@ async def test_a_client_oid_is_unique_per_owner_and_found_only_in_its_owners_key
         assert raised.value.code == "duplicate_client_oid"
     found = {owner: await store.get_order_by_client_oid("shared", owner) for owner in (7, 8, None, 9)}
     assert {owner: o.id if o else None for owner, o in found.items()} == {7: 1, 8: 2, None: 3, 9: None}
-    assert await store.client_oids() == {(7, "shared"), (8, "shared"), (None, "shared")}
+    keys: list[tuple[int | None, str]] = []
+    assert await store.each_client_oid_after(0, lambda owner, oid: keys.append((owner, oid))) == 3
+    assert sorted(keys, key=str) == sorted([(7, "shared"), (8, "shared"), (None, "shared")], key=str)
+    assert await store.each_client_oid_after(2, lambda owner, oid: keys.append((owner, oid))) == 1
 
 
 @CHECKED_AT_COMMIT
@@ -300,7 +303,7 @@ async def test_wallet_lines_in_time_order_since_a_timestamp(store: Store) -> Non
     assert await store.wallet_lines([]) == []
 
 
-async def test_load_state_has_open_orders_all_lines_and_id_high_marks(store: Store) -> None:
+async def test_load_state_has_open_orders_the_sums_of_all_lines_and_id_high_marks(store: Store) -> None:
     empty = await store.load_state()
     assert (empty.last_order_id, empty.last_fill_id, empty.last_wallet_line_id) == (0, 0, 0)
     assert (empty.open_orders, empty.wallets, empty.wallet_sets) == ([], [], [])
@@ -322,12 +325,51 @@ async def test_load_state_has_open_orders_all_lines_and_id_high_marks(store: Sto
 
     state = await store.load_state()
     assert [o.id for o in state.open_orders] == [1, 2]
-    assert [line.id for line in state.wallet_lines] == [1, 2, 8, 9]
+    assert state.lines_after_checkpoint == 4 and state.client_oid_filter is None and state.client_oids_mark == 0
+    assert state.totals.wallets == {3: [BIG - ATTO, 0, -ATTO], 10: [ATTO, ATTO // 2, ATTO]}
+    assert state.totals.holds == {2: (10, ATTO // 2)} and state.totals.last_line_id == 9
     assert [s.id for s in state.wallet_sets] == [1, 4]
     balances = {w.id: (w.balance, w.hold) for w in state.wallets}
     assert balances == {3: (BIG - ATTO, 0), 10: (ATTO, ATTO // 2), 11: (0, 0)}
     assert (state.last_order_id, state.last_fill_id, state.last_wallet_line_id) == (9, 5, 9)
     assert (state.last_wallet_id, state.last_wallet_set_id) == (11, 4)
+
+
+async def test_a_checkpoint_keeps_the_sums_of_lines_so_a_start_reads_only_the_lines_after_it(store: Store) -> None:
+    """The kept totals come from the stored lines: checkpoint, more lines (a hold released, a new one), a start folds the tail."""
+    changes = ledger(1)
+    changes.wallets.append(Wallet(id=3, exchange="binance", currency="USDT"))
+    changes.add_order(order(2, OrderStatus.OPEN), BTC_USDT)
+    changes.wallet_lines = [
+        WalletLine(id=1, wallet_id=3, ts=T0, kind=LineKind.VIRTUAL_TX, movement=BIG),
+        WalletLine(id=2, wallet_id=3, ts=T0 + 1, kind=LineKind.ALLOCATE, movement=-ATTO),
+        WalletLine(id=3, wallet_id=10, ts=T0 + 1, kind=LineKind.ALLOCATE, movement=ATTO),
+        WalletLine(id=4, wallet_id=10, ts=T0 + 2, kind=LineKind.HOLD, hold=ATTO // 2, order_id=2),
+    ]
+    await store.apply(changes)
+    assert await store.checkpoint_ledger(lambda: b"\x01\x02", now=T0) == 4
+    state = await store.load_state()
+    assert state.lines_after_checkpoint == 0 and state.totals.wallets == (await store.line_totals()).wallets
+    assert state.totals.holds == {2: (10, ATTO // 2)} and state.totals.last_line_id == 4
+    assert (state.client_oid_filter, state.client_oids_mark) == (b"\x01\x02", 2)
+    assert await store.checkpoint_ledger() == 0  # nothing new: the same totals
+    later = ChangeSet(wallet_lines=[
+        WalletLine(id=5, wallet_id=10, ts=T0 + 3, kind=LineKind.HOLD, hold=-(ATTO // 2), order_id=2),  # released
+        WalletLine(id=6, wallet_id=10, ts=T0 + 3, kind=LineKind.TRADE, movement=-3, order_id=2, fill_id=1),
+        WalletLine(id=8, wallet_id=3, ts=T0 + 4, kind=LineKind.HOLD, hold=7, order_id=5),  # 7: a gap is fine
+    ])
+    await store.apply(later)
+    state = await store.load_state()
+    every = await store.line_totals()
+    assert state.lines_after_checkpoint == 3
+    assert state.totals.wallets == every.wallets == {3: [BIG - ATTO, 7, -ATTO], 10: [ATTO - 3, 0, ATTO]}
+    assert state.totals.holds == every.holds == {5: (3, 7)} and state.totals.last_line_id == 8
+    balances = {w.id: (w.balance, w.hold) for w in state.wallets}
+    assert balances[3] == (BIG - ATTO, 7) and balances[10] == (ATTO - 3, 0)
+    assert await store.checkpoint_ledger() == 3
+    again = await store.load_state()
+    assert again.lines_after_checkpoint == 0 and again.totals.wallets == every.wallets and again.totals.holds == every.holds
+    assert again.client_oid_filter == b"\x01\x02"  # kept when a checkpoint has no filter to give
 
 
 async def test_ping_and_lifecycle(database: Database) -> None:

@@ -691,7 +691,7 @@ async def get_unallocated_per_exchange(api: Api, p: P.AccountParams, ctx: CallCo
 @method("get_wallet_set_history", P.WalletSetIdParams)
 async def get_wallet_set_history(api: Api, p: P.WalletSetIdParams, ctx: CallContext) -> Any:
     """A wallet set's current state and its balance after every movement."""
-    return api.wallets.history(p.set_id)
+    return await api.wallets.history(p.set_id)
 
 
 @method("add_virtual_wallet_tx", P.VirtualTxParams)

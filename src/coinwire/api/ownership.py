@@ -10,9 +10,10 @@ per API method, which parameter names an owned resource, what a result creates, 
 results are lists to narrow to the caller's own; `Api.call` applies them, so a method is
 covered by adding a line here, not by code in the method. Admins see everything.
 
-A client_oid is its owner's key, not a global name: the `order_oid` kind is kept per user
-(a set of client_oids each), so another user's client_oid is simply unknown here (and free
-for the caller to use). A run_id is a run's (its owner: who started it) or a
+Nothing here is kept per order (memory follows what is open, not history): an order id is
+checked by its account (the gateway's cancel asks whether the caller may trade it), and a
+client_oid is its owner's key, looked up by the gateway in the caller's own key space only, so
+another user's client_oid is simply not found (and free for the caller to use). A run_id is a run's (its owner: who started it) or a
 free-form label: a label never seen before becomes the caller's on first use, and another
 user's answers like an unknown run. An owner, once recorded, never changes.
 A label claimed on first use is kept by what it labels: the orders and wallet sets that carry it
@@ -26,7 +27,6 @@ from typing import Any
 from coinwire.auth.abilities import Principal
 from coinwire.auth.repository import AuthRepository
 from coinwire.core.errors import NotFound
-from coinwire.messages import OrderView
 
 __all__ = ["Owners", "OWNED_PARAMS"]
 
@@ -39,18 +39,15 @@ OWNED_PARAMS: dict[str, list[tuple[str, str]]] = {
     "get_wallet": [("wallet_set", "wallet_set_id")],
     "make_order": [("wallet_set", "wallet_set_id"), ("run", "run_id")],
     "list_open_orders": [("wallet_set", "wallet_set_id")],
-    # an order id: its account decides (the gateway's cancel checks the caller may trade it); a client_oid: the caller's own
-    "cancel_order": [("order_oid", "client_oid"), ("order_oid", "client_order_id")],
+    # cancel_order: an order id's account decides, a client_oid is looked up among the caller's own (both in the gateway)
     "create_wallet_set": [("run", "run_id")],
 }
 # kinds a caller may name before anyone owns them: the first user to name one owns it from then on
 _CLAIMED_ON_FIRST_USE = frozenset({"run"})
 # kinds whose owner the resource's own transaction stores (written with it): memory only here
-_STORED_WITH_RESOURCE = frozenset({"order", "order_oid", "wallet_set"})
+_STORED_WITH_RESOURCE = frozenset({"wallet_set"})
 _NOT_FOUND = {
     "wallet_set": ("unknown_wallet_set", "no wallet set {id}"),
-    "order": ("unknown_order", "no order {id}"),
-    "order_oid": ("unknown_order", "no order with client_oid {id}"),
     "run": ("unknown_run", "no run {id}"),
 }
 
@@ -61,31 +58,22 @@ class Owners:
     def __init__(self, repo: AuthRepository) -> None:
         self.repo = repo
         self._owner: dict[tuple[str, str], int] = {}
-        self._oids: dict[int, set[str]] = {}  # the `order_oid` kind: each user's client_oids, a key space per user
         self._statement = repo.owner_upsert()
 
     async def load(self) -> None:
-        self._owner, self._oids = {}, {}
+        self._owner = {}
         for r in await self.repo.all_owners():  # the owners table's rows first: what it says stands
-            if r["kind"] == "order_oid":
-                self._oids.setdefault(int(r["user_id"]), set()).add(r["resource_id"])
-            else:
+            if r["kind"] not in ("order", "order_oid"):  # rows of old versions: orders are their accounts' now
                 self._owner.setdefault((r["kind"], r["resource_id"]), int(r["user_id"]))
 
     async def close(self) -> None:
         """Nothing is buffered: every owner row is committed before its resource is acknowledged."""
 
     def record(self, kind: str, resource_id: object, principal: Principal) -> None:
-        """Remember the owner of a resource whose own transaction stored it (orders, wallet sets), or of a label claimed.
+        """Remember the owner of a resource whose own transaction stored it (wallet sets), or of a label claimed.
 
         An owner, once recorded, never changes.
         """
-        if kind == "order_oid":  # in the caller's own key space: nobody else's can be touched
-            oids = self._oids.get(principal.user_id)
-            if oids is None:
-                oids = self._oids[principal.user_id] = set()
-            oids.add(str(resource_id))
-            return
         if kind not in _STORED_WITH_RESOURCE and kind not in _CLAIMED_ON_FIRST_USE:
             raise ValueError(f"the owner of a {kind} is not stored with it: use Owners.save")
         self._owner.setdefault((kind, str(resource_id)), principal.user_id)
@@ -103,8 +91,6 @@ class Owners:
         """Admins see all; others see what they own (resources made before users existed belong to admins)."""
         if principal.is_admin:
             return True
-        if kind == "order_oid":  # the caller's own key space: another user's client_oid is not there
-            return str(resource_id) in self._oids.get(principal.user_id, ())
         return self._owner.get((kind, str(resource_id))) == principal.user_id
 
     def require(self, kind: str, resource_id: object, principal: Principal) -> None:
@@ -143,9 +129,6 @@ class Owners:
         """Record what a call created; narrow list results to the caller's own."""
         if method == "create_wallet_set":
             self.record("wallet_set", result["id"], principal)
-        elif method == "make_order" and isinstance(result, OrderView):
-            self.record("order", result.id, principal)
-            self.record("order_oid", result.client_order_id, principal)
         elif method == "get_all_wallet_sets" and not principal.is_admin:
             return {k: v for k, v in result.items() if not str(k).isdigit() or self.visible("wallet_set", k, principal)}
         return result

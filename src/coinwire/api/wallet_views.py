@@ -6,7 +6,7 @@ from collections.abc import Collection
 from typing import Any
 
 from coinwire.core.errors import NotFound
-from coinwire.core.ledger import Balance
+from coinwire.core.ledger import Balance, history
 from coinwire.core.numbers import ATTO, atto_to_str
 from coinwire.core.wallets import Wallet, WalletSet
 from coinwire.services.gateway import Gateway
@@ -165,13 +165,17 @@ class WalletViews:
             for exchange, currencies in sorted(per.items())
         }
 
-    def history(self, set_id: int) -> dict[str, Any]:
-        """The set now, and `[ts_seconds, wallet]` after each movement (the seed's wallet-set history)."""
+    async def history(self, set_id: int) -> dict[str, Any]:
+        """The set now, and `[ts_seconds, wallet]` after each movement (the seed's wallet-set history), read from the store.
+
+        The ledger keeps balances, not lines: the set's lines are read from the store, where they are kept.
+        """
         ledger = self.gateway.ledger
         current = self.wallet_set(set_id)
+        wallets = {w.id: w for w in ledger.wallets(set_id)}
         data = []
-        for point in ledger.history(set_id):
-            wallet = ledger.wallet_by_id(point.wallet_id)
+        for point in history(await self.gateway.store.wallet_lines(sorted(wallets))):
+            wallet = wallets[point.wallet_id]
             data.append(
                 [
                     point.ts // 1_000_000_000,

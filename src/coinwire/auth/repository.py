@@ -160,7 +160,7 @@ class AuthRepository:
         return statement.on_conflict_do_update(index_elements=["kind", "resource_id"], set_={"user_id": statement.excluded.user_id})
 
     async def all_owners(self) -> list[dict[str, Any]]:
-        """Every owner row, orders' included: those live in the order rows (`orders.owner_id`).
+        """Every owner row, and the run_id labels orders and wallet sets carry (an order's own owner is its row's).
 
         The owners table's rows come first. After them, the run_id labels orders and wallet sets
         carry, each with its order's or set's owner (0, admins, for orders placed without a user): a label's first
@@ -168,9 +168,6 @@ class AuthRepository:
         """
         await self.store.settled()  # owner and order rows may still be on their way from the store's journal
         rows = await self._rows(select(owners))
-        for r in await self._rows(select(orders.c.id, orders.c.client_oid, orders.c.owner_id).where(orders.c.owner_id.is_not(None))):
-            rows.append({"kind": "order", "resource_id": str(r["id"]), "user_id": r["owner_id"]})
-            rows.append({"kind": "order_oid", "resource_id": r["client_oid"], "user_id": r["owner_id"]})
         labels = select(orders.c.run_id, func.min(func.coalesce(orders.c.owner_id, 0)).label("owner_id"))
         for r in await self._rows(labels.where(orders.c.run_id.is_not(None)).group_by(orders.c.run_id)):
             rows.append({"kind": "run", "resource_id": r["run_id"], "user_id": r["owner_id"]})

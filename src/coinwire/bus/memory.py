@@ -33,7 +33,7 @@ __all__ = ["MemoryBus", "MemorySubscription"]
 
 _MAX_ROUTES = 65_536  # distinct subjects remembered before the routing cache starts over
 _YIELD_EVERY = 1024  # a publisher in a tight loop lets subscribers run this often
-DEFAULT_MAX_LOG = 1_000_000  # durable messages kept for replay (a few hundred MB at most)
+DEFAULT_MAX_LOG = 50_000  # durable messages kept for replay (~0.6 KB each: ~30 MB at most)
 
 
 class MemorySubscription:

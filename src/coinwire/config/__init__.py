@@ -99,13 +99,24 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     bus_namespace: str = "coinwire"
     # durable order and fill messages the in-process bus keeps for replay (`subscribe` with `since`,
     # /ws/orders?since=); a NATS bus keeps what its JetStream stream's limits keep
-    bus_max_log: int = 1_000_000
+    bus_max_log: int = 50_000  # a bounded window: ~0.6 KB each, ~30 MB at most; older history is read from the store
     cache_url: str = "memory://"
     log_level: str = "info"
     # `logmessages` (services.log_feed): warnings and errors sent a second at most (the rest are
     # counted in coinwire_log_messages_dropped_total), and recent messages kept for GET /api/v1/logs
     log_feed_per_second: int = 20
     log_feed_recent: int = 1_000
+    # the gateway's memory is bounded by what is open, not by history (docs/ARCHITECTURE.md, "Memory and restart"):
+    # done orders answered from memory to a repeated client_oid (the newest `idempotency_window`, none older than
+    # `idempotency_window_seconds`); an older repeat is looked up in the store, found by the client_oid filter
+    # (`client_oid_filter_bytes`, fixed: ~1% of new keys cost a store read at a million keys a MiB)
+    idempotency_window: int = 10_000
+    idempotency_window_seconds: float = 600.0
+    client_oid_filter_bytes: int = 4 * 1024 * 1024
+    # the store folds the wallet lines written since its last checkpoint into kept totals after this many lines or
+    # seconds (what a start reads beyond the totals, and the gateway's work to write them)
+    checkpoint_lines: int = 100_000
+    checkpoint_seconds: float = 60.0
     roles: list[str] = msgspec.field(default_factory=lambda: ["gateway", "api"])
     book_depth: int = 100  # levels per side served by get_book by default
     ohlcv_max_points: int = 5_000  # candles per answer of GET /api/v1/ohlcv; longer ranges are paged (`next`)
@@ -176,6 +187,11 @@ _ENV_FIELDS = {
     "LOG_LEVEL": "log_level",
     "LOG_FEED_PER_SECOND": "log_feed_per_second",
     "LOG_FEED_RECENT": "log_feed_recent",
+    "IDEMPOTENCY_WINDOW": "idempotency_window",
+    "IDEMPOTENCY_WINDOW_SECONDS": "idempotency_window_seconds",
+    "CLIENT_OID_FILTER_BYTES": "client_oid_filter_bytes",
+    "CHECKPOINT_LINES": "checkpoint_lines",
+    "CHECKPOINT_SECONDS": "checkpoint_seconds",
     "ROLES": "roles",
     "BOOK_DEPTH": "book_depth",
     "OHLCV_MAX_POINTS": "ohlcv_max_points",
@@ -259,6 +275,12 @@ def _check(settings: Settings, env: Mapping[str, str]) -> None:
         raise ConfigError(f"log_feed_per_second must be between 1 and 10000, got {settings.log_feed_per_second}")
     if not 1 <= settings.log_feed_recent <= 100_000:
         raise ConfigError(f"log_feed_recent must be between 1 and 100000, got {settings.log_feed_recent}")
+    if not 0 <= settings.idempotency_window <= 10_000_000 or not 0 <= settings.idempotency_window_seconds <= 86_400 * 30:
+        raise ConfigError("idempotency_window must be between 0 and 10000000 orders, idempotency_window_seconds between 0 and 30 days")
+    if not 1024 <= settings.client_oid_filter_bytes <= 1 << 30:
+        raise ConfigError(f"client_oid_filter_bytes must be between 1024 and {1 << 30}, got {settings.client_oid_filter_bytes}")
+    if settings.checkpoint_lines < 1 or settings.checkpoint_seconds <= 0:
+        raise ConfigError("checkpoint_lines must be at least 1 and checkpoint_seconds above 0")
     if settings.registration_role not in REGISTRATION_ROLES:
         raise ConfigError(f"registration_role must be one of {', '.join(REGISTRATION_ROLES)}, got {settings.registration_role!r}")
     if settings.log_level.lower() not in _LOG_LEVELS:

@@ -2,8 +2,11 @@
 
 Pure and deterministic. Every state change validates everything first, then RETURNS the new
 `WalletLine`s (and the `WalletSet` it creates) so the caller persists them in one
-transaction; a refused command changes nothing. Balances are only ever sums of lines, so
-`Ledger.restore` rebuilds the exact state from the persisted wallets, sets and lines.
+transaction; a refused command changes nothing. Balances are only ever sums of lines, and
+the ledger keeps the sums, not the lines: the store's lines are the source of truth, and
+`Ledger.restore` rebuilds the exact state from the persisted wallets and sets and the sums of
+their lines (`core.line_totals`, kept by the store at its checkpoints); `history` turns a
+wallet set's stored lines into its balance history.
 
 Wallet records are created on their first line; a caller persisting lines also upserts
 `wallet_by_id(line.wallet_id)` for wallet ids it has not stored yet, and re-stores
@@ -30,11 +33,12 @@ from coinwire.core.errors import Conflict, DomainError, InsufficientFunds, Inval
 from coinwire.core.funds import fill_movements, hold_currency
 from coinwire.core.ids import IdSequence
 from coinwire.core.instruments import Instrument
+from coinwire.core.line_totals import LineTotals, TotalsError
 from coinwire.core.numbers import atto_to_str
 from coinwire.core.orders import Fill
 from coinwire.core.wallets import LineKind, Wallet, WalletLine, WalletSet
 
-__all__ = ["Ledger", "Balance", "HistoryPoint", "LedgerInvariantError"]
+__all__ = ["Ledger", "Balance", "HistoryPoint", "LedgerInvariantError", "history"]
 
 Pair = tuple[str, str]  # (exchange, currency)
 _Key = tuple[str, str, int | None, int]  # (exchange, currency, wallet_set_id, account_id)
@@ -76,7 +80,9 @@ class Ledger:
     settlement move funds only within one account, so `total = allocated + unallocated` holds
     per account. A wallet set may hold wallets of several accounts, one account per exchange.
 
-    Lines stay in memory (history and `check` read them): about 200 bytes each.
+    Memory is per wallet and per open hold, never per line: each wallet keeps its balance,
+    hold and the sum of its allocation lines (what `check` needs); lines are handed to the
+    caller to store, and history is read back from the store (`history`).
     """
 
     def __init__(self, exchanges: Mapping[str, Iterable[str]] | None = None) -> None:
@@ -85,7 +91,7 @@ class Ledger:
         self._by_key: dict[_Key, int] = {}
         self._sets: dict[int, WalletSet] = {}
         self._partitions: dict[int | None, list[int]] = {None: []}  # wallet ids per set (None: unallocated)
-        self._lines: dict[int, list[WalletLine]] = {}  # per wallet, in id order
+        self._allocated: dict[int, int] = {}  # wallet id -> the sum of its ALLOCATE movements
         self._holds: dict[int, tuple[int, int]] = {}  # order_id -> (wallet_id, amount > 0)
         self.wallet_ids = IdSequence()
         self.set_ids = IdSequence()
@@ -267,12 +273,11 @@ class Ledger:
         frees funds), which is what lets one refused command leave everyone else's alone.
         """
         for line in reversed(lines):
-            wallet = self._wallets[line.wallet_id]
-            kept = self._lines[wallet.id]
-            at = next((i for i in range(len(kept) - 1, -1, -1) if kept[i] is line), None)  # recent: look from the end
-            if at is None:
-                raise LedgerInvariantError(f"line {line.id} is not one of wallet {wallet.id}'s")
-            del kept[at]
+            wallet = self._wallets.get(line.wallet_id)
+            if wallet is None:
+                raise LedgerInvariantError(f"line {line.id} belongs to unknown wallet {line.wallet_id}")
+            if line.kind is LineKind.ALLOCATE:
+                self._allocated[wallet.id] -= line.movement
             if line.order_id is not None and line.hold:
                 _, current = self._holds.get(line.order_id, (wallet.id, 0))  # a released hold is taken back too
                 if current - line.hold:
@@ -285,7 +290,7 @@ class Ledger:
             for wallet_id in self._partitions.pop(wallet_set_id, []):
                 wallet = self._wallets.pop(wallet_id)
                 del self._by_key[(wallet.exchange, wallet.currency, wallet_set_id, wallet.account_id)]
-                del self._lines[wallet_id]
+                del self._allocated[wallet_id]
             self._sets.pop(wallet_set_id, None)
 
     # --- queries ---------------------------------------------------------------------------
@@ -353,34 +358,27 @@ class Ledger:
             result.setdefault(exchange, {})[currency] = balance
         return result
 
-    def lines(self) -> list[WalletLine]:
-        """Every line, in id order (what a restore replays)."""
-        return sorted((line for lines in self._lines.values() for line in lines), key=_line_id)
-
-    def history(self, wallet_set_id: int | None) -> list[HistoryPoint]:
-        """A set's (or unallocated's) wallets after each of their lines, in line order."""
-        if wallet_set_id is not None:
-            self._set(wallet_set_id)
-        lines = sorted((line for w in self._partitions[wallet_set_id] for line in self._lines[w]), key=_line_id)
-        running: dict[int, Balance] = defaultdict(Balance)
-        points = []
-        for line in lines:
-            state = running[line.wallet_id] = running[line.wallet_id] + Balance(line.movement, line.hold)
-            points.append(HistoryPoint(line.ts, line.wallet_id, state.balance, state.available, state.hold))
-        return points
+    def totals(self) -> LineTotals:
+        """What this ledger's lines sum to (per wallet, per open hold): equal to the store's sums of the same lines."""
+        wallets = {w.id: (w.balance, w.hold, self._allocated[w.id]) for w in self._wallets.values()}
+        return LineTotals(wallets, self._holds, self.line_ids.last)
 
     # --- invariants and restore -------------------------------------------------------------
-    def check(self) -> None:
-        """Raise LedgerInvariantError unless the books balance exactly (cheap enough for tests, O(lines))."""
+    def check(self, accounts: Collection[int] | None = None) -> None:
+        """Raise LedgerInvariantError unless the books of `accounts` (None: all) balance exactly; O(wallets + holds).
+
+        Per wallet: hold = the sum of its orders' holds, 0 <= hold <= balance, empty when its set
+        is inactive. Per account: total = allocated + unallocated, and its allocation lines cancel
+        out per currency (funds only move between partitions of one account). That balances are
+        the sums of the stored lines is the store's to show (`Store.line_totals` against `totals`).
+        """
         held: dict[int, int] = defaultdict(int)
         for order_id, (wallet_id, amount) in self._holds.items():
             if amount <= 0 or wallet_id not in self._wallets:
                 raise LedgerInvariantError(f"order {order_id} holds {amount} on wallet {wallet_id}")
             held[wallet_id] += amount
-        for wallet in self._wallets.values():
-            lines = self._lines[wallet.id]
-            if (wallet.balance, wallet.hold) != (sum(x.movement for x in lines), sum(x.hold for x in lines)):
-                raise LedgerInvariantError(f"wallet {wallet.id}: balance/hold differ from the sums of its lines")
+        checked = [w for w in self._wallets.values() if accounts is None or w.account_id in accounts]
+        for wallet in checked:
             if wallet.hold < 0 or wallet.available < 0:
                 raise LedgerInvariantError(f"wallet {wallet.id}: hold {wallet.hold}, available {wallet.available}")
             if wallet.hold != held[wallet.id]:
@@ -388,7 +386,7 @@ class Ledger:
             owner = self._sets.get(wallet.wallet_set_id) if wallet.wallet_set_id is not None else None
             if owner is not None and not owner.active and (wallet.balance or wallet.hold):
                 raise LedgerInvariantError(f"wallet {wallet.id} of inactive set {owner.id} is not empty")
-        for account in {w.account_id for w in self._wallets.values()}:
+        for account in {w.account_id for w in checked}:
             only = (account,)
             totals, allocated, unallocated = self.exchange_totals(only), self.allocated(accounts=only), self.unallocated(only)
             for pair, total in totals.items():
@@ -401,10 +399,8 @@ class Ledger:
                 if first != wallet.account_id:
                     raise LedgerInvariantError(f"wallet set {wallet.wallet_set_id} holds {wallet.exchange} funds of two accounts")
         allocations: dict[tuple[int, str, str], int] = defaultdict(int)
-        for wallet in self._wallets.values():
-            for line in self._lines[wallet.id]:
-                if line.kind is LineKind.ALLOCATE:
-                    allocations[(wallet.account_id, wallet.exchange, wallet.currency)] += line.movement
+        for wallet in checked:
+            allocations[(wallet.account_id, wallet.exchange, wallet.currency)] += self._allocated[wallet.id]
         if any(allocations.values()):
             raise LedgerInvariantError(f"allocation lines do not cancel out within each account: {dict(allocations)}")
 
@@ -413,13 +409,14 @@ class Ledger:
         cls,
         wallets: Iterable[Wallet],
         wallet_sets: Iterable[WalletSet],
-        lines: Iterable[WalletLine],
+        totals: LineTotals,
         exchanges: Mapping[str, Iterable[str]] | None = None,
     ) -> Ledger:
-        """Rebuild a ledger from persisted records: balances and per-order holds come from the lines.
+        """Rebuild a ledger from persisted records and the sums of their lines (`totals`, up to its `last_line_id`).
 
-        The stored `balance`/`hold` of each wallet are ignored (they are a cache); the
-        currencies of stored wallets become known; the result is checked before it is returned.
+        Balances, holds and per-order holds come from `totals`; the stored wallets' own
+        `balance`/`hold` are ignored; the currencies of stored wallets become known; new line
+        ids follow `totals.last_line_id`. The result is checked before it is returned.
         """
         ledger = cls(exchanges)
         for wallet_set in sorted(wallet_sets, key=lambda s: s.id):
@@ -428,14 +425,30 @@ class Ledger:
             ledger.set_ids.advance_to(wallet_set.id)
         for stored in sorted(wallets, key=lambda w: w.id):
             ledger.add_exchange(stored.exchange, [stored.currency])
-            ledger._add_wallet(stored.id, (stored.exchange, stored.currency, stored.wallet_set_id, stored.account_id))
-        for line in sorted(lines, key=_line_id):
-            if line.wallet_id not in ledger._wallets:
-                raise LedgerInvariantError(f"line {line.id} belongs to unknown wallet {line.wallet_id}")
-            ledger._apply(line)
-            ledger.line_ids.advance_to(line.id)
+            wallet = ledger._add_wallet(stored.id, (stored.exchange, stored.currency, stored.wallet_set_id, stored.account_id))
+            wallet.balance, wallet.hold, ledger._allocated[wallet.id] = totals.balance(wallet.id)
+        unknown = set(totals.wallets) - set(ledger._wallets)
+        if unknown:
+            raise LedgerInvariantError(f"lines belong to unknown wallets {sorted(unknown)[:10]}")
+        ledger._holds = dict(totals.holds)
+        ledger.line_ids.advance_to(totals.last_line_id)
         ledger.check()
         return ledger
+
+    @classmethod
+    def replay(
+        cls,
+        wallets: Iterable[Wallet],
+        wallet_sets: Iterable[WalletSet],
+        lines: Iterable[WalletLine],
+        exchanges: Mapping[str, Iterable[str]] | None = None,
+    ) -> Ledger:
+        """`restore` from every line (a test's or an import's whole list; a server reads the store's sums instead)."""
+        try:
+            totals = LineTotals().add_lines(lines)
+        except TotalsError as exc:
+            raise LedgerInvariantError(str(exc)) from exc
+        return cls.restore(wallets, wallet_sets, totals, exchanges)
 
     # --- internals --------------------------------------------------------------------------
     def _require_pair(self, exchange: str, currency: str) -> None:
@@ -536,7 +549,7 @@ class Ledger:
         self._wallets[wallet_id] = wallet
         self._by_key[key] = wallet_id
         self._partitions[key[2]].append(wallet_id)
-        self._lines[wallet_id] = []
+        self._allocated[wallet_id] = 0
         self.wallet_ids.advance_to(wallet_id)
         return wallet
 
@@ -586,7 +599,8 @@ class Ledger:
                 del self._holds[line.order_id]
         wallet.balance += line.movement
         wallet.hold += line.hold
-        self._lines[wallet.id].append(line)
+        if line.kind is _ALLOCATE:
+            self._allocated[wallet.id] += line.movement
 
     @staticmethod
     def _aggregate(wallets: Iterable[Wallet], accounts: Collection[int] | None = None) -> dict[Pair, Balance]:
@@ -599,7 +613,17 @@ class Ledger:
         return dict(sorted(result.items()))
 
 
-_HOLD = LineKind.HOLD  # a module constant: enum member lookups through the class are slow on 3.11
+_HOLD, _ALLOCATE = LineKind.HOLD, LineKind.ALLOCATE  # module constants: enum member lookups through the class are slow on 3.11
+
+
+def history(lines: Iterable[WalletLine]) -> list[HistoryPoint]:
+    """Wallets after each of their lines, in line order: every line of each wallet from its first, as the store keeps them."""
+    running: dict[int, Balance] = defaultdict(Balance)
+    points = []
+    for line in sorted(lines, key=_line_id):
+        state = running[line.wallet_id] = running[line.wallet_id] + Balance(line.movement, line.hold)
+        points.append(HistoryPoint(line.ts, line.wallet_id, state.balance, state.available, state.hold))
+    return points
 
 
 def _line_id(line: WalletLine) -> int:

@@ -10,7 +10,13 @@ match, settle), then persists the resulting rows as ONE transaction through the 
 writer, and only after the commit answers the caller and publishes notifications. The
 writer commits in submission order, so the database always holds a prefix of the command
 sequence: a SIGKILL at any instant loses only unacknowledged commands, and the ledger
-rebuilt from its lines on the next start balances by construction.
+rebuilt from the sums of its lines on the next start balances by construction.
+
+Memory follows what is open, not history: orders not done, balances and holds, a bounded
+window of recently done orders for idempotent repeats, and a fixed-size filter of every
+client_oid that sends possible repeats beyond the window to the store. The store's ledger
+checkpoints (`Store.checkpoint_ledger`, run here every `checkpoint_lines` lines or
+`checkpoint_seconds`) keep a start's reading to what was written since the last one.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ from coinwire.core.accounts import Account
 from coinwire.core.errors import CoinwireError, Conflict, DomainError, InvalidInput, NotFound, NotReady
 from coinwire.core.ids import IdSequence
 from coinwire.core.instruments import Instrument
+from coinwire.core.key_filter import KeyFilter
 from coinwire.core.ledger import Ledger
 from coinwire.core.numbers import str_to_atto
 from coinwire.core.orders import Fill, Order, OrderRequest
@@ -53,6 +60,7 @@ from coinwire.messages import (
 from coinwire.services.accounts import AccountBook, MembersRepository
 from coinwire.services.live_credentials import live_credentials
 from coinwire.services.log_feed import LogRing
+from coinwire.services.recent_orders import RecentOrders
 from coinwire.services.views import fill_view, order_view
 from coinwire.store import ChangeSet, GroupCommitWriter, Store
 from coinwire.venues.base import Execution
@@ -123,11 +131,15 @@ class Gateway:
         self._venue_factory = venue_factory
         self._answers: dict[int, OrderView | None] = {}  # order id -> its latest view, while a command on it waits
         self.configs: dict[str, ExchangeConfig] = {e.name: e for e in settings.exchanges}
-        self.orders: dict[int, Order] = {}  # open orders, and every order touched this session
-        # a client_oid is its owner's idempotency key: both indexes are per owner_id, then client_oid
-        # (nested, not keyed by a pair: no tuple to build per order, none to keep per stored order)
-        self.by_client_oid: dict[int | None, dict[str, int]] = {}  # orders of this session (committed or in flight)
-        self.known_client_oids: dict[int | None, set[str]] = {}  # every key in the store: no read per new order
+        self.orders: dict[int, Order] = {}  # orders not done (open, pending, or in a command in flight)
+        # a client_oid is its owner's idempotency key: the index is per owner_id, then client_oid
+        # (nested, not keyed by a pair: no tuple to build per order)
+        self.by_client_oid: dict[int | None, dict[str, int]] = {}  # the keys of `orders`
+        self.recent = RecentOrders(settings.idempotency_window, settings.idempotency_window_seconds)  # done lately
+        self.client_oid_filter = KeyFilter(settings.client_oid_filter_bytes)  # every key stored (or maybe): else no read
+        self._checkpointed = 0  # the last line id the store's checkpoint had folded in when last written here
+        self._checkpointed_at = 0.0
+        self._checkpointing = asyncio.Lock()
         self._restored_open: list[Order] = []
         self._lock = asyncio.Lock()  # serialises state changes that await (recovery)
         self._tasks: list[asyncio.Task[Any]] = []
@@ -152,6 +164,7 @@ class Gateway:
         # (and only market data: the gateway's own orders, fills and logs never come back to it)
         self._subscriptions.append(await self.bus.subscribe(">", self._on_market_message, types=_MARKET_DATA))
         self._tasks.append(asyncio.create_task(self._expiry_loop(), name="gateway-expiry"))
+        self._tasks.append(asyncio.create_task(self._checkpoint_loop(), name="gateway-checkpoint"))
 
     async def close(self) -> None:
         for sub in self._subscriptions:
@@ -163,6 +176,7 @@ class Gateway:
             await venue.close()
             await self.set_status(venue, "stopped")
         await self.writer.close()
+        await self.checkpoint()  # the next start reads no line twice
 
     async def _restore(self) -> None:
         """Rebuild the ledger, id sequences and resting orders from the store (crash recovery)."""
@@ -170,7 +184,7 @@ class Gateway:
         self.accounts.load(state.accounts, await MembersRepository(self.store).all())
         self.seqs = dict(state.last_seqs)
         self._order_seqs.clear()  # commands whose notifications will not come (a failed commit reloads from the store)
-        self.ledger = Ledger.restore(state.wallets, state.wallet_sets, state.wallet_lines)
+        self.ledger = Ledger.restore(state.wallets, state.wallet_sets, state.totals)
         self._persisted_wallets = {w.id for w in state.wallets}
         self.order_ids.advance_to(state.last_order_id)
         self.fill_ids.advance_to(state.last_fill_id)
@@ -178,13 +192,38 @@ class Gateway:
         for order in self._restored_open:
             self.orders[order.id] = order
             self._index(order)
-        known: dict[int | None, set[str]] = {}
-        for owner_id, client_oid in await self.store.client_oids():
-            oids = known.get(owner_id)
-            if oids is None:
-                oids = known[owner_id] = set()
-            oids.add(client_oid)
-        self.known_client_oids = known
+        self.recent.clear()
+        size, stored = self.settings.client_oid_filter_bytes, state.client_oid_filter
+        usable = stored is not None and len(stored) == size  # a filter of another size is rebuilt from every key
+        self.client_oid_filter = KeyFilter(size, stored if usable else None)
+        added = await self.store.each_client_oid_after(state.client_oids_mark if usable else 0, self.client_oid_filter.add)
+        self._checkpointed, self._checkpointed_at = self.ledger.line_ids.last, time.monotonic()
+        if state.lines_after_checkpoint or added or not usable:  # what this start read beyond the checkpoint, the next will not
+            self._checkpointed = 0
+            self._checkpointed_at = -self.settings.checkpoint_seconds  # the checkpoint loop's first turn, in the background
+
+    async def checkpoint(self) -> None:
+        """Have the store fold the lines written since its last checkpoint into its totals, with the client_oid filter.
+
+        Never raises: a failed checkpoint only leaves the next start more to read (logged).
+        """
+        mark = self.ledger.line_ids.last
+        try:
+            async with self._checkpointing:
+                folded = await self.store.checkpoint_ledger(self.client_oid_filter.to_bytes, self.clock())
+        except Exception:  # the store's lines are intact; the next checkpoint folds them
+            log.exception("ledger checkpoint failed")
+            return
+        self._checkpointed, self._checkpointed_at = mark, time.monotonic()
+        log.debug("ledger checkpoint", lines=folded)
+
+    async def _checkpoint_loop(self) -> None:
+        lines, seconds = self.settings.checkpoint_lines, self.settings.checkpoint_seconds
+        while True:
+            written = self.ledger.line_ids.last - self._checkpointed
+            if written >= lines or (written and time.monotonic() - self._checkpointed_at >= seconds):
+                await self.checkpoint()
+            await asyncio.sleep(min(1.0, seconds))
 
     # --- market data ------------------------------------------------------------------------
     async def _on_market_message(self, subj: str, message: Message) -> None:
@@ -474,8 +513,7 @@ class Gateway:
             self.orders.pop(placed.id, None)
             mine = self.by_client_oid.get(placed.owner_id)
             if mine is not None and mine.get(placed.client_oid) == placed.id:
-                del mine[placed.client_oid]
-                self.known_client_oids.get(placed.owner_id, set()).discard(placed.client_oid)
+                del mine[placed.client_oid]  # its key stays in the filter: a "maybe" costs one store read
         self.ledger.revert(changes.wallet_lines, set_id)
         for wallet in changes.wallets:
             self._persisted_wallets.discard(wallet.id)
@@ -582,7 +620,7 @@ class Gateway:
             if order.id in answers:
                 answers[order.id] = view
             if order.is_done:
-                self.orders.pop(order.id, None)
+                self.retire(order)
 
     async def log(self, level: str, source: str, message: str, owner_id: int | None = None) -> None:
         await self.publish_log(level, source, message, owner_id=owner_id)
@@ -602,15 +640,16 @@ class Gateway:
 
     # --- commands: orders -----------------------------------------------------------------------
     def existing_order(self, client_oid: str, owner_id: int | None = None) -> Order | None:
-        """The order of this session that `owner_id`'s `client_oid` names, if any."""
+        """The order in memory that `owner_id`'s `client_oid` names: not done, or done within the idempotency window."""
         mine = self.by_client_oid.get(owner_id)
         order_id = mine.get(client_oid) if mine is not None else None
-        return self.orders.get(order_id) if order_id is not None else None
+        if order_id is not None:
+            return self.orders.get(order_id)
+        return self.recent.get(owner_id, client_oid)
 
     def _known(self, owner_id: int | None, client_oid: str) -> bool:
-        """Does the store hold an order of `owner_id` under `client_oid` (no read: the index loaded at start)?"""
-        mine = self.known_client_oids.get(owner_id)
-        return mine is not None and client_oid in mine
+        """May the store hold an order of `owner_id` under `client_oid` (no read: False means surely not)?"""
+        return self.client_oid_filter.may_contain(owner_id, client_oid)
 
     async def make_order(self, request: OrderRequest) -> OrderView:
         """Place an order; a repeat of the owner's client_oid answers that owner's order, never another user's."""
@@ -661,13 +700,20 @@ class Gateway:
         return view if view is not None else order_view(order, inst)
 
     def remember(self, order: Order) -> None:
-        """An accepted order of this session: found by id and client_oid until it is done."""
+        """An accepted order: found by id and client_oid until it is done, its key in the filter for good."""
         self.orders[order.id] = order
         self._index(order)
-        known = self.known_client_oids.get(order.owner_id)
-        if known is None:
-            known = self.known_client_oids[order.owner_id] = set()
-        known.add(order.client_oid)
+        self.client_oid_filter.add(order.owner_id, order.client_oid)
+
+    def retire(self, order: Order) -> None:
+        """A done order whose command is over: out of the open orders, into the idempotency window (then the store's)."""
+        self.orders.pop(order.id, None)
+        mine = self.by_client_oid.get(order.owner_id)
+        if mine is not None and mine.get(order.client_oid) == order.id:
+            del mine[order.client_oid]
+            if not mine:
+                del self.by_client_oid[order.owner_id]
+        self.recent.add(order, self.clock())
 
     def _index(self, order: Order) -> None:
         mine = self.by_client_oid.get(order.owner_id)
@@ -708,6 +754,8 @@ class Gateway:
         order = self.existing_order(client_oid, owner_id)
         if order is None and self._known(owner_id, client_oid):
             order = await self.store.get_order_by_client_oid(client_oid, owner_id)
+            if order is not None:
+                order = self.orders.get(order.id, order)  # one not done is the one in memory
         return order
 
     async def _expiry_loop(self) -> None:

@@ -5,6 +5,11 @@ statement is dialect-specific. `start()` migrates the database to the packaged A
 head, so a fresh file or schema is ready without a separate step. Every write is a
 ChangeSet applied in ONE transaction with one executemany statement per table: a command
 is stored entirely or not at all, which is what makes crash recovery (`load_state`) exact.
+
+A start reads what is in play, not history: wallets with the sums of their lines kept at the
+last checkpoint plus the lines written after it (`checkpoint_ledger` folds those in, from the
+stored lines themselves), orders not done, each account's latest sequence (an index), and the
+client_oid filter kept at the checkpoint plus the keys of the orders after it.
 """
 
 from __future__ import annotations
@@ -13,12 +18,12 @@ import asyncio
 import re
 import sqlite3
 import time
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from pathlib import Path
 from typing import Any
 
 import msgspec
-from sqlalchemy import ColumnElement, Select, Table, and_, event, func, insert, select, text
+from sqlalchemy import ColumnElement, Select, Table, and_, delete, event, func, insert, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, SQLAlchemyError
@@ -28,6 +33,8 @@ from sqlalchemy.sql.dml import Insert
 
 from coinwire.core.accounts import Account
 from coinwire.core.errors import Conflict, InvalidInput
+from coinwire.core.line_totals import LineTotals, TotalsError
+from coinwire.core.numbers import ATTO_DECIMALS, atto_to_str, to_units
 from coinwire.core.orders import Fill, Order, OrderStatus
 from coinwire.core.wallets import Wallet, WalletLine, WalletSet
 from coinwire.private_files import narrow, private_file
@@ -35,28 +42,46 @@ from coinwire.store import migrate
 from coinwire.store.codec import ACCOUNTS, FILLS, ORDERS, WALLET_LINES, WALLET_SETS, WALLETS, ChangeSet, Rows, encode
 from coinwire.store.journal import Journal
 from coinwire.store.sqlite_writer import SqliteWriter
-from coinwire.store.tables import CHANGE_SET_TABLES, TABLES, accounts, fills, orders, wallet_lines, wallet_sets, wallets
+from coinwire.store.tables import (
+    CHANGE_SET_TABLES,
+    TABLES,
+    accounts,
+    checkpoints,
+    fills,
+    hold_totals,
+    orders,
+    wallet_lines,
+    wallet_sets,
+    wallet_totals,
+    wallets,
+)
 
 __all__ = ["Store", "StoredState", "normalise_url"]
 
 _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 _BEGIN_OPTION = "coinwire_sqlite_begin"
 _MIGRATION_LOCK = 0x636F696E77697265  # "coinwire": serialises concurrent starts on PostgreSQL
+_CHECKPOINT_LOCK = _MIGRATION_LOCK + 1  # serialises ledger checkpoints
 
 
 class StoredState(msgspec.Struct, kw_only=True):
     """What a restarting process needs: the ledger, the orders still in play, and id high marks.
 
-    Each Wallet's `balance` and `hold` are already the sums of its lines; `wallet_lines`
-    are all lines in (wallet_id, ts, id) order for whoever rebuilds finer state.
-    `open_orders` are those not done (pending and open). `last_*_id` are 0 on an empty store.
+    `totals` are the sums of every stored line (checkpoint + the lines after it; `Ledger.restore`
+    takes them), and each Wallet's `balance` and `hold` are already its sums. `open_orders` are
+    those not done (pending and open). `client_oid_filter`: the filter kept at the checkpoint
+    (None: none yet), covering the orders up to `client_oids_mark` (the keys after it:
+    `each_client_oid_after`). `last_*_id` are 0 on an empty store.
     """
 
     wallet_sets: list[WalletSet]
     accounts: list[Account]
     last_seqs: dict[int, int]  # account id -> the stream sequence of its latest notification
     wallets: list[Wallet]
-    wallet_lines: list[WalletLine]
+    totals: LineTotals
+    lines_after_checkpoint: int  # lines read beyond the ledger checkpoint (what a checkpoint would fold in)
+    client_oid_filter: bytes | None
+    client_oids_mark: int
     open_orders: list[Order]
     last_order_id: int
     last_fill_id: int
@@ -320,7 +345,7 @@ class Store:
             return [dict(row) for row in (await conn.execute(query)).mappings()]
 
     async def load_state(self) -> StoredState:
-        """Everything crash recovery needs, read in one transaction (a consistent snapshot)."""
+        """Everything crash recovery needs, read in one transaction (a consistent snapshot); O(what is in play)."""
         await self.settled()
         async with self.engine.connect() as conn:
             if self.dialect == "postgresql":  # READ COMMITTED would give each statement its own snapshot
@@ -328,28 +353,33 @@ class Store:
             await conn.begin()
             account_rows = (await conn.execute(select(accounts).order_by(accounts.c.id))).mappings()
             stored_accounts = [ACCOUNTS.from_row(r) for r in account_rows]
-            seq_rows = await conn.execute(select(orders.c.account_id, func.max(orders.c.seq)).group_by(orders.c.account_id))
-            last_seqs = {int(account_id): int(seq or 0) for account_id, seq in seq_rows}
+            latest = select(func.max(orders.c.seq)).where(orders.c.account_id == accounts.c.id).scalar_subquery()
+            seq_rows = await conn.execute(select(accounts.c.id, latest))  # one index probe per account
+            last_seqs = {int(account_id): int(seq) for account_id, seq in seq_rows if seq is not None}
             set_rows = (await conn.execute(select(wallet_sets).order_by(wallet_sets.c.id))).mappings()
             sets = [WALLET_SETS.from_row(r) for r in set_rows]
             wallet_rows = (await conn.execute(select(wallets).order_by(wallets.c.id))).mappings()
             found = {w.id: w for w in map(WALLETS.from_row, wallet_rows)}
-            line_query = select(wallet_lines).order_by(wallet_lines.c.wallet_id, wallet_lines.c.ts, wallet_lines.c.id)
-            lines = [WALLET_LINES.from_row(r) for r in (await conn.execute(line_query)).mappings()]
+            marks = await _checkpoint_marks(conn)
+            totals, _ = await _totals_after(conn, marks, fold=False)
             open_query = select(orders).where(orders.c.status != OrderStatus.DONE.value).order_by(orders.c.id)
             open_orders = [ORDERS.from_row(r) for r in (await conn.execute(open_query)).mappings()]
+            keys = marks.get("client_oids")
             highs = select(*(select(func.coalesce(func.max(t.c.id), 0)).scalar_subquery() for t in TABLES))
             _, last_set, last_wallet, last_order, last_fill, last_line = (await conn.execute(highs)).one()
-        for line in lines:
-            wallet = found[line.wallet_id]
-            wallet.balance += line.movement
-            wallet.hold += line.hold
+            folded = await self._fold(conn, totals, int(last_line))
+        totals.last_line_id = max(totals.last_line_id, int(last_line))
+        for wallet in found.values():
+            wallet.balance, wallet.hold, _ = totals.balance(wallet.id)
         return StoredState(
             wallet_sets=sets,
             accounts=stored_accounts,
             last_seqs=last_seqs,
             wallets=list(found.values()),
-            wallet_lines=lines,
+            totals=totals,
+            lines_after_checkpoint=folded,
+            client_oid_filter=keys[1] if keys is not None else None,
+            client_oids_mark=keys[0] if keys is not None else 0,
             open_orders=open_orders,
             last_order_id=last_order,
             last_fill_id=last_fill,
@@ -358,14 +388,95 @@ class Store:
             last_wallet_set_id=last_set,
         )
 
+    async def checkpoint_ledger(self, client_oid_filter: Callable[[], bytes] | None = None, now: int = 0) -> int:
+        """Fold the lines stored since the last checkpoint into `wallet_totals` / `hold_totals`; returns how many.
+
+        Read in one snapshot, written in one short transaction (a writer waits only for the
+        writes): the totals come from the stored lines, never from memory, so they cannot say
+        other than the lines. Lines are folded in id order and a checkpoint covers every line up
+        to the highest it read, which holds because a store's lines commit in id order (one
+        gateway, whose group commit writes its change sets in the order it made them).
+
+        `client_oid_filter`: called after the snapshot is read, it returns the filter of every
+        client_oid the caller has accepted so far, stored as covering the orders in that
+        snapshot (each order's key is added before its row is committed).
+        """
+        await self.settled()
+        async with self.engine.connect() as conn:
+            if self.dialect == "postgresql":
+                conn = await conn.execution_options(isolation_level="REPEATABLE READ")
+            await conn.begin()
+            marks = await _checkpoint_marks(conn)
+            kept, _ = await _totals_after(conn, marks, fold=False)
+            totals = LineTotals(kept.wallets, kept.holds, kept.last_line_id)  # a copy, folded on
+            last_line = int((await conn.execute(select(func.coalesce(func.max(wallet_lines.c.id), 0)))).scalar_one())
+            folded = await self._fold(conn, totals, last_line)
+            last_order = int((await conn.execute(select(func.coalesce(func.max(orders.c.id), 0)))).scalar_one())
+        data = client_oid_filter() if client_oid_filter is not None else None
+        changed_wallets = [w for w, total in totals.wallets.items() if kept.wallets.get(w) != total]
+        gone_holds = [o for o in kept.holds if o not in totals.holds]
+        changed_holds = [(o, h) for o, h in totals.holds.items() if kept.holds.get(o) != h]
+        ledger_mark = marks.get("ledger")
+        async with (self._writer or self.engine).begin() as conn:
+            if self.dialect == "postgresql":  # one checkpoint at a time; SQLite's BEGIN IMMEDIATE already is
+                await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _CHECKPOINT_LOCK})
+            current = await _checkpoint_marks(conn)
+            if current.get("ledger", (0, None))[0] != (ledger_mark[0] if ledger_mark else 0):
+                return 0  # another checkpoint got there first: its totals stand
+            if changed_wallets:
+                await conn.execute(self._upsert(wallet_totals, ["wallet_id"]), [
+                    {"wallet_id": w, "balance": atto_to_str(totals.wallets[w][0]), "hold": atto_to_str(totals.wallets[w][1]),
+                     "allocated": atto_to_str(totals.wallets[w][2])} for w in changed_wallets])
+            for chunk in range(0, len(gone_holds), 500):
+                await conn.execute(delete(hold_totals).where(hold_totals.c.order_id.in_(gone_holds[chunk:chunk + 500])))
+            if changed_holds:
+                await conn.execute(self._upsert(hold_totals, ["order_id"]), [
+                    {"order_id": o, "wallet_id": w, "amount": atto_to_str(a)} for o, (w, a) in changed_holds])
+            rows = [{"name": "ledger", "last_id": totals.last_line_id, "data": None, "updated_at": now}]
+            if data is not None:
+                rows.append({"name": "client_oids", "last_id": last_order, "data": data, "updated_at": now})
+            await conn.execute(self._upsert(checkpoints, ["name"]), rows)
+        return folded
+
+    def _upsert(self, table: Table, keys: list[str]) -> Insert:
+        statement = (sqlite.insert if self.dialect == "sqlite" else postgresql.insert)(table)
+        updates = {c.name: statement.excluded[c.name] for c in table.columns if c.name not in keys}
+        return statement.on_conflict_do_update(index_elements=keys, set_=updates)
+
+    async def line_totals(self) -> LineTotals:
+        """The sums of EVERY stored line, folded now (O(lines)): what the kept totals and a ledger must equal."""
+        await self.settled()
+        async with self.engine.connect() as conn:
+            totals = LineTotals()
+            await self._fold(conn, totals, int((await conn.execute(select(func.coalesce(func.max(wallet_lines.c.id), 0)))).scalar_one()))
+        return totals
+
+    async def _fold(self, conn: Any, totals: LineTotals, upto: int) -> int:
+        """Fold the stored lines after `totals.last_line_id` up to `upto` into `totals`; returns how many.
+
+        On SQLite in a worker thread over its own read-only connection (lines commit in id order,
+        so those up to `upto` are the ones `conn`'s snapshot holds): ~5x faster than through the
+        async driver, and off the event loop. On PostgreSQL through `conn`.
+        """
+        if self.dialect == "sqlite":
+            return await asyncio.get_running_loop().run_in_executor(None, _fold_sqlite, self._database, totals, upto)
+        return await _fold_after(conn, totals, upto)
+
     async def get_order(self, order_id: int) -> Order | None:
         return await self._one_order(orders.c.id == order_id)
 
-    async def client_oids(self) -> set[tuple[int | None, str]]:
-        """Every (owner_id, client_oid) ever stored: the gateway's in-memory idempotency index, loaded on start."""
+    async def each_client_oid_after(self, order_id: int, add: Callable[[int | None, str], None]) -> int:
+        """Call `add(owner_id, client_oid)` for every order after `order_id`, streamed (never all in memory); returns how many."""
         await self.settled()
+        count = 0
+        query = select(orders.c.owner_id, orders.c.client_oid).where(orders.c.id > order_id)
         async with self.engine.connect() as conn:
-            return {(row[0], row[1]) for row in await conn.execute(select(orders.c.owner_id, orders.c.client_oid))}
+            result = await conn.stream(query.execution_options(yield_per=10_000))
+            async for partition in result.partitions():
+                for owner_id, client_oid in partition:
+                    add(owner_id, client_oid)
+                count += len(partition)
+        return count
 
     async def get_order_by_client_oid(self, client_oid: str, owner_id: int | None = None) -> Order | None:
         """Look an order up by its idempotency key, which is its owner's (a retried request finds the first one).
@@ -429,6 +540,86 @@ class Store:
             query = query.where(wallet_lines.c.ts >= since_ts)
         query = query.order_by(wallet_lines.c.ts, wallet_lines.c.id)
         return [WALLET_LINES.from_row(row) for row in await self._all(query)]
+
+
+async def _checkpoint_marks(conn: Any) -> dict[str, tuple[int, bytes | None]]:
+    rows = await conn.execute(select(checkpoints.c.name, checkpoints.c.last_id, checkpoints.c.data))
+    return {name: (int(last_id), data) for name, last_id, data in rows}
+
+
+async def _totals_after(conn: Any, marks: dict[str, tuple[int, bytes | None]], fold: bool = True) -> tuple[LineTotals, int]:
+    """The totals kept at the ledger checkpoint, plus (with `fold`) every line after it; and how many lines that was."""
+    mark = marks.get("ledger")
+    totals = LineTotals(last_line_id=mark[0] if mark else 0)
+    if mark is not None:
+        for wallet_id, balance, hold, allocated in await conn.execute(select(wallet_totals)):
+            totals.wallets[int(wallet_id)] = [_atto(balance), _atto(hold), _atto(allocated)]
+        for order_id, wallet_id, amount in await conn.execute(select(hold_totals)):
+            totals.holds[int(order_id)] = (int(wallet_id), _atto(amount))
+    return totals, (await _fold_after(conn, totals, None) if fold else 0)
+
+
+async def _fold_after(conn: Any, totals: LineTotals, upto: int | None) -> int:
+    """Fold every stored line after `totals.last_line_id` (up to `upto`) into `totals`, in id order; returns how many."""
+    c = wallet_lines.c
+    query = select(c.id, c.wallet_id, c.kind, c.movement, c.hold, c.order_id).where(c.id > totals.last_line_id).order_by(c.id)
+    if upto is not None:
+        query = query.where(c.id <= upto)
+    return _fold_rows(totals, await conn.execute(query))
+
+
+_FOLD_SQL = "SELECT id, wallet_id, kind, movement, hold, order_id FROM wallet_lines WHERE id > ? AND id <= ? ORDER BY id"
+
+
+def _fold_sqlite(database: str, totals: LineTotals, upto: int) -> int:
+    """`_fold_after` over a plain read-only sqlite3 connection (run in a worker thread)."""
+    connection = sqlite3.connect(f"{Path(database).resolve().as_uri()}?mode=ro", uri=True, check_same_thread=False)
+    try:
+        connection.execute("PRAGMA busy_timeout=10000")
+        cursor = connection.execute(_FOLD_SQL, (totals.last_line_id, upto))
+        cursor.arraysize = 10_000
+        folded = 0
+        while rows := cursor.fetchmany():
+            folded += _fold_rows(totals, rows)
+        return folded
+    finally:
+        connection.close()
+
+
+def _fold_rows(totals: LineTotals, rows: Any) -> int:
+    folded = 0
+    add = totals.add
+    try:
+        for line_id, wallet_id, kind, movement, hold, order_id in rows:
+            add(line_id, wallet_id, kind, _atto(movement), _atto(hold), order_id)
+            folded += 1
+    except TotalsError as exc:
+        raise RuntimeError(f"the stored wallet lines do not add up: {exc}") from exc
+    return folded
+
+
+_ATTO_TEXTS: dict[str, int] = {"0": 0}  # amounts repeat (sizes, their notionals at a few prices): a start folds many
+_ATTO_TEXTS_LIMIT = 65_536
+
+
+def _atto(text: str) -> int:
+    """Stored ATTO text ("-12.5") to an int, exactly; the plain shape fast, anything else through `to_units` (which refuses)."""
+    value = _ATTO_TEXTS.get(text)
+    if value is not None:
+        return value
+    if len(_ATTO_TEXTS) >= _ATTO_TEXTS_LIMIT:
+        _ATTO_TEXTS.clear()
+        _ATTO_TEXTS["0"] = 0
+    value = _ATTO_TEXTS[text] = _parse_atto(text)
+    return value
+
+
+def _parse_atto(text: str) -> int:
+    whole, _, frac = text.partition(".")
+    digits = whole[1:] if whole.startswith("-") else whole
+    if digits.isdigit() and (not frac or frac.isdigit()) and len(frac) <= ATTO_DECIMALS and digits.isascii() and frac.isascii():
+        return int(whole + frac.ljust(ATTO_DECIMALS, "0"))
+    return to_units(text, ATTO_DECIMALS, "amount")
 
 
 def _is_data_error(exc: DBAPIError) -> bool:

@@ -21,6 +21,7 @@ from sqlalchemy import (
     ForeignKey,
     Index,
     Integer,
+    LargeBinary,
     MetaData,
     String,
     Table,
@@ -28,7 +29,8 @@ from sqlalchemy import (
     text,
 )
 
-__all__ = ["metadata", "accounts", "account_members", "orders", "fills", "wallet_sets", "wallets", "wallet_lines", "candles",
+__all__ = ["metadata", "accounts", "account_members", "orders", "fills", "wallet_sets", "wallets", "wallet_lines",
+           "wallet_totals", "hold_totals", "checkpoints", "candles",
            "fx_rates", "coin_stats", "meta", "IdType",
            "users", "sessions", "api_keys", "owners", "credentials", "audit", "preferences",
            "site_settings", "TABLES", "CHANGE_SET_TABLES"]
@@ -131,6 +133,7 @@ orders = Table(
     Index("ix_orders_open", "status", sqlite_where=text("status != 'done'"), postgresql_where=text("status != 'done'")),
     Index(None, "wallet_set_id"),
     Index(None, "exchange", "symbol"),
+    Index(None, "account_id", "seq"),  # each account's latest sequence at start, without reading every order
 )
 # a client_oid is unique per owner; SQL's NULLs are all distinct, so the orders without an owner
 # (placed before users existed, or by the platform's paper runs) have their own partial index
@@ -176,6 +179,39 @@ wallet_lines = Table(
     Column("order_id", BigInteger, nullable=True),
     Column("fill_id", BigInteger, nullable=True),
     Index(None, "wallet_id", "ts"),
+)
+
+# The sums of the wallet lines up to the `ledger` checkpoint (`checkpoints.last_id`, a line id): a start
+# reads these and only the lines after them (coinwire.core.line_totals), never every line. Rewritten by
+# Store.checkpoint_ledger from the stored lines themselves, so they never say other than the lines do.
+wallet_totals = Table(
+    "wallet_totals",
+    metadata,
+    Column("wallet_id", BigInteger, ForeignKey("wallets.id"), primary_key=True, autoincrement=False),
+    Column("balance", Text, nullable=False),
+    Column("hold", Text, nullable=False),
+    Column("allocated", Text, nullable=False),  # the sum of its ALLOCATE movements
+)
+
+# each order's hold at the `ledger` checkpoint, while it holds anything (orders not done)
+hold_totals = Table(
+    "hold_totals",
+    metadata,
+    Column("order_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("wallet_id", BigInteger, nullable=False),
+    Column("amount", Text, nullable=False),
+)
+
+# what a start picks up from instead of reading everything: `ledger` (last_id: the last line folded
+# into wallet_totals), `client_oids` (last_id: the last order whose key is in `data`, the gateway's
+# client_oid filter, coinwire.core.key_filter)
+checkpoints = Table(
+    "checkpoints",
+    metadata,
+    Column("name", String(32), primary_key=True),
+    Column("last_id", BigInteger, nullable=False),
+    Column("data", LargeBinary, nullable=True),
+    Column("updated_at", BigInteger, nullable=False),
 )
 
 # 1-minute (and coarser) candles of market data, built from public trades or fetched. Prices
