@@ -14,7 +14,7 @@ itself (a crash: no final checkpoint, so the restart folds what the last checkpo
 figure: target under 5 s at 1,000,000 orders), then until the exchange is ready, reads memory,
 and closes cleanly; a second `restart` times a start after that clean close
 (`restart_after_close_s`). The same phases run on the code before this work (`COINWIRE_BENCH_MEMORY_BASE`, default
-a7d1d9a, written out with `git archive`) at `BASE_ORDERS` when the checkout has it, to show the change side by side.
+0b96280, written out with `git archive`) at `BASE_ORDERS` when the checkout has it, to show the change side by side.
 
 `python -m benchmarks.bench_memory [orders] [base_orders]` runs it alone (defaults 1,000,000 and 200,000).
 """
@@ -37,10 +37,21 @@ ROOT = Path(__file__).resolve().parent.parent
 ORDERS = 1_000_000
 EARLY = 10_000
 BASE_ORDERS = 200_000
-BASE_REF = os.environ.get("COINWIRE_BENCH_MEMORY_BASE", "a7d1d9a")
+BASE_REF = os.environ.get("COINWIRE_BENCH_MEMORY_BASE", "0b96280")  # the commit before the venue contract work
 BATCH = 64
 EXCHANGE = {"name": "demo", "feed": "demo", "tick_interval": 0.05, "seed": 7,
             "paper_funds": {"USDT": "1000000000000", "BTC": "1000000000"}}
+
+
+def _venue(gateway: Any, name: str) -> Any:
+    """The gateway's venue `name` (`gateway.exchanges` in the code before the venue contract)."""
+    venues = getattr(gateway, "venues", None)
+    return (venues if venues is not None else gateway.exchanges)[name]
+
+
+def _field(view: Any, name: str) -> Any:
+    """A field of an order view: a struct now, a dict in the code before the typed events."""
+    return view[name] if isinstance(view, dict) else getattr(view, name)
 
 
 def vm_rss_mb() -> float:
@@ -72,7 +83,7 @@ async def _gateway(data_dir: str) -> tuple[Any, Any, Any, Any, asyncio.Task[None
     feed = build_feed(settings.exchanges[0])
     gateway.snapshot_sources["demo"] = feed
     feeding = asyncio.create_task(feed.run(bus.publish))
-    while gateway.exchanges["demo"].status != "ready":
+    while _venue(gateway, "demo").status != "ready":
         await asyncio.sleep(0.02)
     return store, bus, gateway, feed, feeding, start_s
 
@@ -88,10 +99,14 @@ async def _close(store: Any, bus: Any, gateway: Any, feed: Any, feeding: asyncio
 
 async def fill(data_dir: str, total: int) -> dict[str, Any]:
     from coinwire.core.orders import OrderType, Side
-    from coinwire.services.gateway import OrderRequest
+
+    try:
+        from coinwire.core.orders import OrderRequest  # type: ignore[attr-defined,unused-ignore]
+    except ImportError:  # the code before the venue contract
+        from coinwire.services.gateway import OrderRequest  # type: ignore[attr-defined,no-redef,unused-ignore]
 
     *_, gateway, _feed, _feeding, _ = await _gateway(data_dir)
-    market = gateway.exchanges["demo"].markets["BTC/USDT"]
+    market = _venue(gateway, "demo").markets["BTC/USDT"]
     inst = market.instrument
     size = inst.parse_size("0.001", "size")
     result: dict[str, Any] = {"rss_start_mb": round(vm_rss_mb(), 1)}
@@ -110,10 +125,10 @@ async def fill(data_dir: str, total: int) -> dict[str, Any]:
                 type=OrderType.LIMIT if far else OrderType.MARKET, size=size, limit=bid // 2 if far else 0, cancel_after=0,
                 client_oid=f"o{n}", wallet_set_id=None, run_id=None, owner_id=None))
         answers = await asyncio.gather(*(gateway.make_order(r) for r in requests), return_exceptions=True)
-        ok = [a for a in answers if isinstance(a, dict)]
+        ok = [a for a in answers if not isinstance(a, BaseException)]
         placed += len(ok)
         refused += len(answers) - len(ok)
-        resting.append([a["id"] for a in ok if a["status"] != "done"])
+        resting.append([_field(a, "id") for a in ok if _field(a, "status") != "done"])
         if len(resting) > 2:
             await asyncio.gather(*(gateway.cancel_order(order_id=order_id, client_oid=None, exchange=None)
                                    for order_id in resting.pop(0)))

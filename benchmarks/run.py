@@ -41,7 +41,7 @@ BENCHES: list[tuple[str, str, str, float, str, str]] = [
      "2,000 series closing together each minute through the batched CandleWriter; also PostgreSQL, 100x1y 1m->1d rollup, 1y daily chart"),
     ("Memory and restart", "benchmarks.bench_memory", "rss_ratio", 1.5, "x the resident memory after 10,000 orders",
      "a gateway's VmRSS after 1,000,000 orders (SQLite, in-process); restart_after_kill_s (< 5 s) is its start on that store "
-     "after a SIGKILL; base_* the code before (a7d1d9a) at 200,000"),
+     "after a SIGKILL; base_* the code before (COINWIRE_BENCH_MEMORY_BASE, default 0b96280) at 200,000"),
 ]
 # benchmarks whose figure must stay at or below its target (the others: at or above)
 AT_MOST = frozenset({"Memory and restart"})

@@ -19,8 +19,8 @@ from coinwire.bus.memory import MemoryBus
 from coinwire.config import load_settings
 from coinwire.core.errors import Conflict
 from coinwire.core.ledger import Ledger
-from coinwire.core.orders import OrderType, Side
-from coinwire.services.gateway import Gateway, OrderRequest
+from coinwire.core.orders import OrderRequest, OrderType, Side
+from coinwire.services.gateway import Gateway
 from coinwire.store import Store
 from tests.conftest import POSTGRES_URL, require_service
 
@@ -60,10 +60,10 @@ async def running(tmp_path: Path, url: str, schema: str | None, **overrides: Any
         gateway.snapshot_sources["demo"] = feed
         feeding = asyncio.create_task(feed.run(bus.publish))
         for _ in range(200):
-            if gateway.exchanges["demo"].status == "ready":
+            if gateway.venues["demo"].status == "ready":
                 break
             await asyncio.sleep(0.05)
-        assert gateway.exchanges["demo"].status == "ready"
+        assert gateway.venues["demo"].status == "ready"
         yield gateway
     finally:
         await feed.close()
@@ -76,7 +76,7 @@ async def running(tmp_path: Path, url: str, schema: str | None, **overrides: Any
 
 
 def request(gateway: Gateway, client_oid: str, *, market: bool, side: Side = Side.BUY, size: str = "0.001") -> OrderRequest:
-    market_ = gateway.exchanges["demo"].markets["BTC/USDT"]
+    market_ = gateway.venues["demo"].markets["BTC/USDT"]
     bid = market_.engine.book.best_bid()
     assert bid is not None
     return OrderRequest(
@@ -98,15 +98,15 @@ async def test_memory_holds_open_orders_and_a_window_and_an_older_repeat_answers
         for i in range(40):  # a storm of orders that fill at once, in concurrent rounds
             await asyncio.gather(*(gateway.make_order(request(gateway, f"m{i}-{j}", market=True, side=sides[j % 2]))
                                    for j in range(5)))
-        assert first["status"] == "done" and resting["status"] == "open"
-        assert set(gateway.orders) == {resting["id"]}  # only what is not done
+        assert first.status == "done" and resting.status == "open"
+        assert set(gateway.orders) == {resting.id}  # only what is not done
         assert len(gateway.recent) == WINDOW and gateway.existing_order("first", 7) is None  # "first" fell out of the window
         again = await gateway.make_order(request(gateway, "first", market=True))  # found through the store
         assert again == first and gateway.ledger.check() is None
         with pytest.raises(Conflict) as other:
             await gateway.make_order(request(gateway, "first", market=True, size="0.002"))
-        assert other.value.code == "duplicate_client_oid" and other.value.data["order_id"] == first["id"]
-        assert (await gateway.make_order(resting_request))["id"] == resting["id"]  # not done: from memory
+        assert other.value.code == "duplicate_client_oid" and other.value.data["order_id"] == first.id
+        assert (await gateway.make_order(resting_request)).id == resting.id  # not done: from memory
         # the balances kept are the sums of the stored lines (the store's source of truth), per wallet and per hold
         every_line = await gateway.store.line_totals()
         assert gateway.ledger.totals().wallets == every_line.wallets and gateway.ledger.holds() == {
@@ -117,11 +117,11 @@ async def test_memory_holds_open_orders_and_a_window_and_an_older_repeat_answers
         state = await gateway.store.load_state()
         assert state.lines_after_checkpoint == 0
         assert [(w.id, w.balance, w.hold) for w in gateway.ledger.all_wallets()] == [(w.id, w.balance, w.hold) for w in kept]
-        assert set(gateway.orders) == {resting["id"]} and len(gateway.recent) == 0
+        assert set(gateway.orders) == {resting.id} and len(gateway.recent) == 0
         again = await gateway.make_order(request(gateway, "first", market=True))
-        assert again["id"] == first["id"] and again["status"] == "done"
+        assert again.id == first.id and again.status == "done"
         cancelled = await gateway.cancel_order(order_id=None, client_oid="resting", exchange=None, owner_id=7)
-        assert cancelled["status"] == "done" and gateway.orders == {}
+        assert cancelled.status == "done" and gateway.orders == {}
         assert gateway.ledger.totals().wallets == (await gateway.store.line_totals()).wallets
 
 
@@ -139,4 +139,4 @@ async def test_a_start_after_a_crash_folds_the_lines_after_the_checkpoint(store_
         last = gateway.order_ids.last
     async with running(tmp_path, url, schema) as gateway:
         assert gateway.ledger.totals().wallets == before and gateway.order_ids.last == last
-        assert (await gateway.make_order(request(gateway, "m3", market=True, side=Side.SELL)))["id"] == last - 6
+        assert (await gateway.make_order(request(gateway, "m3", market=True, side=Side.SELL))).id == last - 6

@@ -95,9 +95,9 @@ def open_ids(h: VenueHarness) -> set[int]:
     return {o.id for o in h.venue.open_orders()}
 
 
-def state(h: VenueHarness) -> tuple[dict[str, Balance], dict[int, int], int]:
-    """What a refused command must leave as it was: the account's balances, every hold, the ledger's lines."""
-    return h.venue.balances(h.account), h.ledger.holds(), len(h.ledger.lines())
+def state(h: VenueHarness) -> tuple[dict[str, Balance], dict[int, int], dict[int, tuple[int, ...]]]:
+    """What a refused command must leave as it was: the account's balances, every hold, what every wallet's lines sum to."""
+    return h.venue.balances(h.account), h.ledger.holds(), {w: tuple(t) for w, t in h.ledger.totals().wallets.items()}
 
 
 async def funded_with_book(h: VenueHarness, usdt: str = "1000", btc: str | None = None) -> None:
