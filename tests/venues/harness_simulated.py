@@ -144,12 +144,14 @@ class BookHarness(_Host):
 
     async def set_book(self, bids: list[tuple[str, str]], asks: list[tuple[str, str]]) -> None:
         self.update_id += 1
-        await self.venue.on_market(BookSnapshot(EXCHANGE, SYMBOL, self.clock_ns, self.update_id, self._levels(bids), self._levels(asks)))
+        snapshot = BookSnapshot(EXCHANGE, SYMBOL, self.clock_ns, self.update_id, self._levels(bids), self._levels(asks))
+        await self.venue.settle(self.venue.on_market(snapshot))
 
     async def trade(self, price: str, size: str, aggressor: str) -> None:
         self.update_id += 1
         price_units, size_units = to_units(price, INSTRUMENT.price_decimals), to_units(size, INSTRUMENT.size_decimals)
-        await self.venue.on_market(TradeTick(EXCHANGE, SYMBOL, self.clock_ns, str(self.update_id), price_units, size_units, aggressor))
+        trade = TradeTick(EXCHANGE, SYMBOL, self.clock_ns, str(self.update_id), price_units, size_units, aggressor)
+        await self.venue.settle(self.venue.on_market(trade))
 
     async def advance(self, seconds: float) -> None:
         """Market time moves on as the L2 backtest moves it: orders due by then expire."""

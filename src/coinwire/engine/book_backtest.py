@@ -74,6 +74,7 @@ class BookBacktestRuntime(StreamRuntime):
         start = None if self.config.start is None else self.config.start * _NS
         end = None if self.config.end is None else self.config.end * _NS
         market, venue = self.market, self.sim
+        feed = market.on_market  # the venue's one market takes each message (BookVenue.on_market without the lookup)
         strategy: Strategy | None = None
         for _, message in iter_capture(self.paths, market.instrument):
             ts = message.ts
@@ -84,7 +85,9 @@ class BookBacktestRuntime(StreamRuntime):
                 if due is not None and due <= ts:
                     self._now = max(self._now, due)
                     completed(venue.expire(ts))
-            completed(venue.on_market(message))
+            fills = feed(message)
+            if fills:
+                completed(venue.settle(fills))
             if strategy is None:
                 if not market.synced or (start is not None and ts < start):
                     continue  # the book warms up; the strategy starts on the first message after `start` with a synced book
