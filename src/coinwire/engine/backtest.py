@@ -170,7 +170,7 @@ class BacktestRuntime(Runtime):
             raise InvalidInput("history_missing", "no candles fall inside the requested start and end")
         self.start_ns = int(min(s.time_ns[0] for s in self.series.values()))
         self.end_ns = int(max(s.close_ns[-1] for s in self.series.values()))
-        # the clock, shared with the venue: one ledger, one matching engine per symbol, all funds in the run's wallet set
+        # the simulated venue and the clock it shares with the run: one matching engine per symbol, all funds in the run's wallet set
         self.clock = SimClock(self.start_ns)
         self.host = RunHost(self, IdSequence())
         self.order_ids = IdSequence()
