@@ -170,7 +170,8 @@ class _SimulatedVenue(Generic[M]):
     # --- what each kind adds ------------------------------------------------------------------
     def _placeable(self, symbol: str) -> M:
         """The market an order for `symbol` can be placed on now (raises when there is none)."""
-        return self._market(symbol)
+        market = self.markets.get(symbol)
+        return market if market is not None else self._market(symbol)
 
     def _placed(self, market: M, order: Order) -> None:
         """After a placement is recorded: what the venue does about an order left resting."""
@@ -221,15 +222,20 @@ class CandleVenue(_SimulatedVenue[CandleMarket]):
             await self._settle(market.instrument, fills)
 
     async def candle_book(self, symbol: str, side: Side, bar: int, price: float, volume: float) -> CandleMarket:
-        """The book an order of `side` arriving at candle `bar` meets: one level at `price` holding the candle's volume."""
+        """The book an order of `side` arriving at candle `bar` meets: one level at `price` holding the candle's volume.
+
+        As `set_book`, inlined: it runs for every order of a candle backtest.
+        """
         market = self._market(symbol)
         market.bar = bar
-        depth = market.liquidity(volume, self.unlimited)
-        level = [(market.price_units(price), depth)] if depth > 0 else []
+        depth = _UNLIMITED if self.unlimited else int(volume * market.size_scale)
+        level = [(round(float(price) * market.price_scale), depth)] if depth > 0 else []
         if side is Side.BUY:
-            await self.set_book(symbol, [], level)
+            fills = market.engine.on_snapshot([], level, self.host.now())
         else:
-            await self.set_book(symbol, level, [])
+            fills = market.engine.on_snapshot(level, [], self.host.now())
+        if fills:
+            await self._settle(market.instrument, fills)
         return market
 
     async def trade(self, symbol: str, price: int, size: int, aggressor: Side) -> None:
