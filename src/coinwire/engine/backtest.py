@@ -6,12 +6,16 @@ Conditions (`watch_cross`) are evaluated in batch too, so the clock jumps straig
 candle where something can happen to the next: a condition firing, a subscribed candle, a
 timer, a pending order reaching the next open, a resting order's price being reached.
 
-Fills go through the same `core.execution.place_order`, matching engine and ledger as the
-paper exchange. A candle becomes the book the order meets: a market order placed when a
-candle closes fills at the next candle's open (or at the signal candle's close with
-`fill="close"`), against a level holding that candle's volume (`liquidity="volume"`, the
-default; `"unlimited"` for peers' semantics). Resting limit orders fill at their limit on
-the first candle whose low (buys) or high (sells) reaches it, up to that candle's volume.
+Orders trade on the simulated venue (`venues/simulated.py`, `CandleVenue`): the same
+`core.execution.place_order`, matching engine and ledger as the paper venue, with this
+runtime as its host (`engine/venue_host.py`) turning each change into the report's events.
+A candle becomes the book the order meets: a market order placed when a candle closes
+fills at the next candle's open (or at the signal candle's close with `fill="close"`),
+against a level holding that candle's volume (`liquidity="volume"`, the default;
+`"unlimited"` for peers' semantics). Resting limit orders fill at their limit on the first
+candle whose low (buys) or high (sells) reaches it, up to that candle's volume. The venue's
+wake-ups (a touch, an expiry) and the run's (timers, an order reaching the next open) share
+one `SimClock`.
 """
 
 from __future__ import annotations
@@ -20,31 +24,29 @@ import heapq
 import math
 from collections.abc import Callable, Sequence
 from datetime import UTC
-from functools import partial
 from typing import Any
 
 import msgspec
 import numpy as np
 
 from coinwire.core.errors import CoinwireError, InvalidInput, NotFound
-from coinwire.core.execution import place_order, release_hold, settle_fills
 from coinwire.core.ids import IdSequence
 from coinwire.core.indicators import indicator_spec
 from coinwire.core.instruments import Instrument
 from coinwire.core.ledger import Ledger
-from coinwire.core.matching import MatchingEngine
 from coinwire.core.numbers import ATTO_DECIMALS, to_units
-from coinwire.core.orders import Order, Side
+from coinwire.core.orders import Order
 from coinwire.core.rollup import OHLCV, bucket_ends, bucket_starts, nests, parse_timeframe, rollup
 from coinwire.engine.order_args import OrderArgs, order_args, resolve_size
 from coinwire.engine.runtime import Runtime
 from coinwire.engine.strategy import Indicator, OrderTicket, Strategy, StrategyParams
+from coinwire.engine.venue_host import RunHost
+from coinwire.venues.base import completed
+from coinwire.venues.simulated import CLOSE, OPEN, CandleMarket, CandleVenue, SimClock
 
 __all__ = ["BacktestConfig", "BacktestRuntime", "Series", "instrument_for", "timeframe_ns"]
 
 _NS = 1_000_000_000
-_CLOSE, _OPEN, _INTRABAR = 0, 1, 2  # event priorities at one instant: closes, then next opens, then intrabar
-_UNLIMITED = 10**30
 _MONTH_NS = 365 * 86_400 * _NS // 12
 
 
@@ -161,25 +163,6 @@ def instrument_for(exchange: str, symbol: str, series: Sequence[Series], fee: st
                       size_decimals=min(12, ATTO_DECIMALS - pd), maker_fee=rate, taker_fee=rate)
 
 
-class _Market:
-    """One symbol at the simulated venue: its instrument, matching engine and the series it fills against."""
-
-    __slots__ = ("instrument", "engine", "series", "price_scale", "size_scale")
-
-    def __init__(self, instrument: Instrument, engine: MatchingEngine, series: Series) -> None:
-        self.instrument = instrument
-        self.engine = engine
-        self.series = series
-        self.price_scale: int = 10**instrument.price_decimals
-        self.size_scale: int = 10**instrument.size_decimals
-
-    def price_units(self, value: float) -> int:
-        return round(float(value) * self.price_scale)
-
-    def liquidity(self, volume: float, unlimited: bool) -> int:
-        return _UNLIMITED if unlimited else int(volume * self.size_scale)
-
-
 class BacktestRuntime(Runtime):
     """Runs one strategy over candles. `run()` returns when the history is exhausted or the strategy fails."""
 
@@ -200,50 +183,43 @@ class BacktestRuntime(Runtime):
             raise InvalidInput("history_missing", "no candles fall inside the requested start and end")
         self.start_ns = int(min(s.time_ns[0] for s in self.series.values()))
         self.end_ns = int(max(s.close_ns[-1] for s in self.series.values()))
-        self._now = self.start_ns
-        # the venue: one ledger, one matching engine per symbol, all funds in the run's wallet set
-        self.fill_ids = IdSequence()
+        # the simulated venue and the clock it shares with the run: one matching engine per symbol, all funds in the run's wallet set
+        self.clock = SimClock(self.start_ns)
+        self.host = RunHost(self, IdSequence())
         self.order_ids = IdSequence()
-        self.markets: dict[str, _Market] = {}
+        self.sim = CandleVenue(config.exchange, self.host, self.clock, unlimited=config.liquidity == "unlimited")
+        self.markets: dict[str, CandleMarket] = self.sim.markets
         by_symbol: dict[str, list[Series]] = {}
         for s in self.series.values():
             by_symbol.setdefault(s.symbol, []).append(s)
         for symbol, group in by_symbol.items():
             finest = min(group, key=lambda s: s.tf_ns)
-            inst = instrument_for(self.exchange, symbol, group, config.fee)
-            self.markets[symbol] = _Market(inst, MatchingEngine(inst, self.fill_ids), finest)
-        currencies = {c for m in self.markets.values() for c in (m.instrument.base, m.instrument.quote)}
-        ledger, set_id = funded_wallet_set(run_id, self.exchange, currencies, config.balances, self.start_ns)
+            self.sim.add_market(instrument_for(self.exchange, symbol, group, config.fee), finest)
+        ledger, set_id = funded_wallet_set(run_id, self.exchange, set(self.sim.currencies()), config.balances, self.start_ns)
         self.use_funds(self.exchange, ledger, set_id, next(iter(self.markets.values())).instrument.quote)
-        self.orders: dict[int, Order] = {}
+        self.orders: dict[int, Order] = self.host.orders
         # event machinery
-        self._heap: list[tuple[int, int, int, Callable[[], None]]] = []
-        self._seq = 0
         self._candle_subs: list[tuple[Series, Callable[[dict[str, Any]], None]]] = []
         self._crosses: list[tuple[Series, np.ndarray, np.ndarray, Callable[[], None] | None, Callable[[], None] | None]] = []
         self._indicators: list[tuple[Series, np.ndarray]] = []
 
     # --- clock ---------------------------------------------------------------------------------
     def now_ns(self) -> int:
-        return self._now
-
-    def _push(self, ts: int, priority: int, action: Callable[[], None]) -> None:
-        self._seq += 1
-        heapq.heappush(self._heap, (ts, priority, self._seq, action))
+        return self.clock.now
 
     def add_timer(self, delay_ns: int, callback: Callable[[], None], repeat: bool) -> None:
         if delay_ns < 0:
             raise InvalidInput("timer_in_past", "at() needs a time after the run's clock")
-        first = self._now + delay_ns
+        first = self.clock.now + delay_ns
 
-        def fire(at: int = first) -> None:
+        async def fire(at: int = first) -> None:
             self.hub.record(at, "in", "clock.timer", {})
             self.deliver("timer", callback)
             if repeat and at + delay_ns <= self.end_ns:
-                self._push(at + delay_ns, _CLOSE, lambda: fire(at + delay_ns))
+                self.clock.at(at + delay_ns, CLOSE, lambda: fire(at + delay_ns))
 
         if first <= self.end_ns:
-            self._push(first, _CLOSE, fire)
+            self.clock.at(first, CLOSE, fire)
 
     # --- data ----------------------------------------------------------------------------------
     def _series(self, symbol: str, timeframe: str) -> Series:
@@ -255,13 +231,13 @@ class BacktestRuntime(Runtime):
         if market is None:
             known = ", ".join(sorted(self.markets)) or "none"
             raise NotFound("history_missing", f"no candles for {symbol} in this backtest (loaded: {known})", symbol=symbol)
-        rolled = market.series.rollup(timeframe)
+        rolled: Series = market.series.rollup(timeframe)
         self.series[key] = rolled
         return rolled
 
     def _visible(self, s: Series) -> int:
         """Index of the newest candle of `s` closed at or before the clock (-1 before the first)."""
-        return int(s.close_ns.searchsorted(self._now, "right")) - 1
+        return int(s.close_ns.searchsorted(self.clock.now, "right")) - 1
 
     def candles(self, symbol: str, timeframe: str, count: int | None) -> dict[str, np.ndarray]:
         s = self._series(symbol, timeframe)
@@ -280,7 +256,7 @@ class BacktestRuntime(Runtime):
             raise NotFound("unknown_symbol", f"no market {symbol} in this backtest")
         i = self._visible(market.series)
         if i < 0:
-            raise InvalidInput("no_price_yet", f"no closed candle of {symbol} before {self._now // _NS}")
+            raise InvalidInput("no_price_yet", f"no closed candle of {symbol} before {self.clock.now // _NS}")
         return float(market.series.close[i])
 
     def subscribe_candles(self, symbol: str, timeframe: str, callback: Callable[[dict[str, Any]], None]) -> None:
@@ -337,7 +313,7 @@ class BacktestRuntime(Runtime):
         market = self.markets.get(symbol)
         return None if market is None else market.instrument
 
-    # --- orders ------------------------------------------------------------------------------------
+    # --- orders: sent to the simulated venue ----------------------------------------------------
     def submit_order(self, side: str, symbol: str, *, exchange: str, size: Any, funds: Any, limit: Any, type: str | None,
                      cancel_after: int) -> OrderTicket:
         market = self.markets.get(symbol)
@@ -345,109 +321,52 @@ class BacktestRuntime(Runtime):
             raise NotFound("unknown_symbol", f"no market {symbol} in this backtest (loaded: {', '.join(sorted(self.markets))})")
         args = order_args(market.instrument, side, size=size, funds=funds, limit=limit, type=type, cancel_after=cancel_after)
         ticket = self.new_ticket(symbol, side, exchange)
-        self.hub.record(self._now, "out", "venue.make_order",
-                        {"client_oid": ticket.client_oid, "symbol": symbol, **args.view(market.instrument)})
+        now = self.clock.now
+        self.hub.record(now, "out", "venue.make_order", {"client_oid": ticket.client_oid, "symbol": symbol, **args.view(market.instrument)})
+        s = market.series
         if self.config.fill == "close":
-            i = self._visible(market.series)
-            self._execute(ticket, args, market, i, market.series.close[i], market.series.volume[i])
+            i = self._visible(s)
+            completed(self._execute(ticket, args, market, i, s.close[i], s.volume[i]))
         else:
-            j = int(market.series.time_ns.searchsorted(self._now, "left"))
-            if j >= market.series.n:
+            j = int(s.time_ns.searchsorted(now, "left"))
+            if j >= s.n:
                 self.finish_unsent(ticket, "expired", "no candle after the signal: the order never reached the venue")
             else:
-                self._push(int(market.series.time_ns[j]), _OPEN, lambda: self._at_open(ticket, args, market, j))
+                self.clock.at(int(s.time_ns[j]), OPEN, lambda: self._at_open(ticket, args, market, j))
         return ticket
 
     def cancel_order(self, ticket: OrderTicket) -> None:
-        self.hub.record(self._now, "out", "venue.cancel_order", {"client_oid": ticket.client_oid})
+        self.hub.record(self.clock.now, "out", "venue.cancel_order", {"client_oid": ticket.client_oid})
         if ticket.status == "pending" and ticket.order_id is None:
             self.finish_unsent(ticket, "cancelled", None)
             return
         order = self.orders.get(ticket.order_id or -1)
         if order is None or order.is_done:
             raise InvalidInput("order_done", f"order {ticket.client_oid} is already {ticket.status}")
-        market = self.markets[order.symbol]
-        market.engine.cancel(order.id, self._now)
-        release_hold(self.ledger, market.instrument, order, self._now)
-        self.order_update(order)
+        completed(self.sim.cancel(order))
 
-    def _at_open(self, ticket: OrderTicket, pending: OrderArgs, market: _Market, j: int) -> None:
+    async def _at_open(self, ticket: OrderTicket, pending: OrderArgs, market: CandleMarket, j: int) -> None:
         if ticket.status != "pending":
             return  # cancelled before it reached the venue
-        s = market.series
-        self._now = int(s.time_ns[j])
-        self._execute(ticket, pending, market, j, s.open[j], s.volume[j])
+        self.clock.now = int(market.series.time_ns[j])
+        await self._execute(ticket, pending, market, j, market.series.open[j], market.series.volume[j])
 
-    def _execute(self, ticket: OrderTicket, pending: OrderArgs, market: _Market, j: int, price: float, volume: float) -> None:
+    async def _execute(self, ticket: OrderTicket, pending: OrderArgs, market: CandleMarket, j: int, price: float, volume: float) -> None:
         """The order reaches the venue when the book is this candle's price with its volume."""
-        inst = market.instrument
-        engine = market.engine
-        px = market.price_units(price)
-        depth = market.liquidity(volume, self.config.liquidity == "unlimited")
-        level = [(px, depth)] if depth > 0 else []
-        if pending.side is Side.BUY:
-            engine.on_snapshot([], level, self._now)
-        else:
-            engine.on_snapshot(level, [], self._now)
-        size, budget = resolve_size(pending, engine, self.ledger, self.exchange, self.wallet_set_id)
+        await self.sim.candle_book(market.instrument.symbol, pending.side, j, price, volume)
+        size, budget = resolve_size(pending, market.engine, self.ledger, self.exchange, self.wallet_set_id)
         if size <= 0:
             self.finish_unsent(ticket, "rejected", "nothing to trade: no funds or no liquidity for this order")
             return
-        order = Order(id=self.order_ids.next(), client_oid=ticket.client_oid, exchange=self.exchange, symbol=inst.symbol,
+        now = self.clock.now
+        order = Order(id=self.order_ids.next(), client_oid=ticket.client_oid, exchange=self.exchange, symbol=market.instrument.symbol,
                       side=pending.side, type=pending.type, size=size, limit=pending.limit, cancel_after=pending.cancel_after,
-                      wallet_set_id=self.wallet_set_id, run_id=self.run_id, created_at=self._now, last_updated_at=self._now)
+                      wallet_set_id=self.wallet_set_id, run_id=self.run_id, created_at=now, last_updated_at=now)
         ticket.order_id = order.id
         try:
-            fills, _ = place_order(self.ledger, engine, order, self._now, budget=budget)
+            await self.sim.place(order, budget)
         except CoinwireError as exc:
             self.finish_unsent(ticket, "rejected", f"{exc.code}: {exc.message}")
-            return
-        self.orders[order.id] = order
-        self.ticket_of[order.id] = ticket
-        self.record_fills(order, fills, inst)
-        if not order.is_done:
-            if order.expires_at is not None:
-                self._push(order.expires_at, _OPEN, lambda: self._expire(order, market))
-            self._schedule_touch(order, market, j)
-
-    def _schedule_touch(self, order: Order, market: _Market, first: int) -> None:
-        """Jump to the first candle from `first` on whose range reaches the resting order's limit."""
-        s = market.series
-        limit = order.limit / market.price_scale
-        column, hit = (s.low, np.less_equal) if order.side is Side.BUY else (s.high, np.greater_equal)
-        chunk = 256
-        start = first
-        while start < s.n:
-            found = np.flatnonzero(hit(column[start : start + chunk], limit + (1e-9 if order.side is Side.BUY else -1e-9)))
-            if len(found):
-                k = start + int(found[0])
-                self._push(int(s.time_ns[k]), _INTRABAR, partial(self._touch, order, market, k))
-                return
-            start += chunk
-            chunk *= 4
-
-    def _touch(self, order: Order, market: _Market, k: int) -> None:
-        if order.is_done:
-            return
-        s = market.series
-        self._now = int(s.time_ns[k])
-        extreme = s.low[k] if order.side is Side.BUY else s.high[k]
-        depth = market.liquidity(s.volume[k], self.config.liquidity == "unlimited")
-        aggressor = Side.SELL if order.side is Side.BUY else Side.BUY
-        fills = market.engine.on_trade(market.price_units(extreme), depth, aggressor, self._now) if depth > 0 else []
-        if fills:
-            settle_fills(self.ledger, market.instrument, order, fills, self._now)
-            self.record_fills(order, fills, market.instrument)
-        if not order.is_done and k + 1 < s.n:
-            self._schedule_touch(order, market, k + 1)
-
-    def _expire(self, order: Order, market: _Market) -> None:
-        if order.is_done:
-            return
-        self._now = max(self._now, order.expires_at or self._now)
-        for expired in market.engine.expire(self._now):
-            release_hold(self.ledger, market.instrument, expired, self._now)
-            self.order_update(expired)
 
     # --- the run ----------------------------------------------------------------------------------
     def run(self, strategy_cls: type[Strategy], params: StrategyParams) -> Strategy:
@@ -455,12 +374,12 @@ class BacktestRuntime(Runtime):
         strategy = self.start_strategy(strategy_cls, params)
         times, kinds, refs, bars = self._wake_plan()
         self._loop(times, kinds, refs, bars)
-        self._now = max(self._now, self.end_ns)
+        self.clock.now = max(self.clock.now, self.end_ns)
         self.call("on_stop", strategy.on_stop)
         for ticket in self.open_orders():
             if ticket.status == "pending" and ticket.order_id is None:
                 self.finish_unsent(ticket, "expired", "the backtest ended before the order reached the venue")
-        self.hub.record(self._now, "in", "run.stop", {})
+        self.hub.record(self.clock.now, "in", "run.stop", {})
         return strategy
 
     def _wake_plan(self) -> tuple[list[int], list[int], list[int], list[int]]:
@@ -488,19 +407,20 @@ class BacktestRuntime(Runtime):
                 np.concatenate(parts_ref)[order].tolist(), np.concatenate(parts_bar)[order].tolist())
 
     def _loop(self, times: list[int], kinds: list[int], refs: list[int], bars: list[int]) -> None:
-        heap = self._heap
+        clock = self.clock
+        heap = clock.events
         n = len(times)
         i = 0
         subs = self._candle_subs
         crosses = self._crosses
         while i < n or heap:
-            if heap and (i >= n or heap[0][0] < times[i] or (heap[0][0] == times[i] and heap[0][1] == _CLOSE)):
-                ts, _, _, action = heapq.heappop(heap)
-                if ts > self._now:
-                    self._now = ts
-                action()
+            if heap and (i >= n or heap[0][0] < times[i] or (heap[0][0] == times[i] and heap[0][1] == CLOSE)):
+                ts, _, _, step = heapq.heappop(heap)
+                if ts > clock.now:
+                    clock.now = ts
+                completed(step())
                 continue
-            self._now = times[i]
+            now = clock.now = times[i]
             kind, ref, bar = kinds[i], refs[i], bars[i]
             i += 1
             if kind == 0:
@@ -508,12 +428,12 @@ class BacktestRuntime(Runtime):
                 candle = {"symbol": s.symbol, "timeframe": s.timeframe, "time": int(s.time_ns[bar] // _NS), "open": float(s.open[bar]),
                           "high": float(s.high[bar]), "low": float(s.low[bar]), "close": float(s.close[bar]),
                           "volume": float(s.volume[bar])}
-                self.hub.record(self._now, "in", "market.candle", candle)
+                self.hub.record(now, "in", "market.candle", candle)
                 self.deliver("market.candle", callback, candle)
             else:
                 s, _, _, above, below = crosses[ref]
                 on_cross = above if kind == 1 else below
-                self.hub.record(self._now, "in", "market.cross", {"symbol": s.symbol, "timeframe": s.timeframe,
+                self.hub.record(now, "in", "market.cross", {"symbol": s.symbol, "timeframe": s.timeframe,
                                                                    "direction": "above" if kind == 1 else "below",
                                                                    "time": int(s.time_ns[bar] // _NS)})
                 self.deliver("market.cross", on_cross)  # type: ignore[arg-type]

@@ -1,10 +1,12 @@
-"""The L2 backtest: a strategy against recorded order books and trades, on the paper exchange's own code.
+"""The L2 backtest: a strategy against recorded order books and trades, on the simulated venue.
 
-The venue is a `MarketMirror` market (book sync, matching engine with consumed liquidity
-and queue positions) and a ledger, fed the recording one message at a time on a simulated
-clock. After each message the strategy sees it (`StreamRuntime.on_market`) and the orders it
-asked for go to the venue at once, before the next message: exactly what a paper run does
-through the gateway, so the two give the same fills over the same recording.
+The venue is the simulated venue over a capture (`venues/simulated.py`, `BookVenue`: the
+paper exchange's book sync and matching engine, consumed liquidity and queue positions
+included) on the run's ledger, with this runtime as its host (`engine/venue_host.py`), fed
+the recording one message at a time on a simulated clock. After each message the strategy
+sees it (`StreamRuntime.on_market`) and the orders it asked for go to the venue at once,
+before the next message: exactly what a paper run does through the gateway, so the two give
+the same fills over the same recording.
 
 Messages before `start` build the book but reach no strategy; the run ends at `end` or with
 the recording. Orders rest, fill and expire on market time.
@@ -14,21 +16,21 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import msgspec
 
-from coinwire.core.errors import CoinwireError, InvalidInput, NotReady
-from coinwire.core.execution import place_order, release_hold, settle_fills
+from coinwire.core.errors import CoinwireError, InvalidInput
 from coinwire.core.ids import IdSequence
 from coinwire.core.instruments import Instrument
-from coinwire.core.orders import Fill, Order
+from coinwire.core.orders import Order
 from coinwire.engine.backtest import BacktestConfig, funded_wallet_set
-from coinwire.engine.order_args import resolve_size
-from coinwire.engine.strategy import Strategy, StrategyParams
+from coinwire.engine.order_args import OrderArgs, resolve_size
+from coinwire.engine.strategy import OrderTicket, Strategy, StrategyParams
 from coinwire.engine.stream import StreamRuntime
+from coinwire.engine.venue_host import RunHost
 from coinwire.history.binance_capture import BINANCE_BTCUSDT, BINANCE_USDM_BTCUSDT, iter_capture
-from coinwire.venues.paper import MarketMirror, PaperMarket
+from coinwire.venues.base import completed
+from coinwire.venues.simulated import BookVenue
 
 __all__ = ["BookBacktestRuntime", "capture_instrument"]
 
@@ -57,36 +59,40 @@ class BookBacktestRuntime(StreamRuntime):
     def __init__(self, run_id: str, paths: Sequence[Path | str], instrument: Instrument, config: BacktestConfig) -> None:
         if config.fill != "open" or config.liquidity != "volume":
             raise InvalidInput("invalid_fill", "--fill and --liquidity apply to candle backtests; an L2 backtest fills against the book")
-        self.paper = MarketMirror(config.exchange, IdSequence(), "replay")
-        (market,) = self.paper.add_instruments([instrument])
-        super().__init__(run_id, {config.exchange: self.paper.markets})
+        self.host = RunHost(self, IdSequence())
+        self.sim = BookVenue(config.exchange, self.host)
+        self.market = self.sim.add_market(instrument)
+        super().__init__(run_id, {config.exchange: self.sim.markets})
         self.config = config
         self.paths = list(paths)
-        self.market = market
         self.order_ids = IdSequence()
-        self.orders: dict[int, Order] = {}
+        self.orders: dict[int, Order] = self.host.orders
         self._funds = config.balances
 
     def run(self, strategy_cls: type[Strategy], params: StrategyParams) -> Strategy | None:
         """Replay the recording; raises StrategyFailed when the strategy raises."""
         start = None if self.config.start is None else self.config.start * _NS
         end = None if self.config.end is None else self.config.end * _NS
-        market = self.market
+        market, venue = self.market, self.sim
+        feed = market.on_market  # the venue's one market takes each message (BookVenue.on_market without the lookup)
         strategy: Strategy | None = None
         for _, message in iter_capture(self.paths, market.instrument):
             ts = message.ts
             if end is not None and ts >= end:
                 break
             if strategy is not None:
-                self._expire(ts)
-            fills = market.on_market(message)
+                due = venue.next_expiry()
+                if due is not None and due <= ts:
+                    self._now = max(self._now, due)
+                    completed(venue.expire(ts))
+            fills = feed(message)
+            if fills:
+                completed(venue.settle(fills))
             if strategy is None:
                 if not market.synced or (start is not None and ts < start):
                     continue  # the book warms up; the strategy starts on the first message after `start` with a synced book
                 self._now = ts
                 strategy = self._start(strategy_cls, params)
-            elif fills:
-                self._settle(fills)
             self.deliver_market(message)
             self.drain()
         if strategy is None:
@@ -103,7 +109,7 @@ class BookBacktestRuntime(StreamRuntime):
         self.use_funds(self.exchange, ledger, set_id, inst.quote)
         return self.start_strategy(strategy_cls, params)
 
-    # --- the venue ------------------------------------------------------------------------------------
+    # --- orders: sent to the simulated venue ------------------------------------------------------
     def drain(self) -> None:
         """Send what the strategy asked for, in order, against the book as it is now."""
         while self.commands:
@@ -112,17 +118,14 @@ class BookBacktestRuntime(StreamRuntime):
                     order = self.orders.get(ticket.order_id or -1)
                     if order is None or order.is_done:
                         continue  # filled before the cancel arrived
-                    self.market.engine.cancel(order.id, self._now)
-                    release_hold(self.ledger, self.market.instrument, order, self._now)
-                    self.order_update(order)
+                    completed(self.sim.cancel(order))
                     continue
                 symbol, args = payload
-                self._place(ticket, self.venue_markets[symbol], args)
+                self._place(ticket, symbol, args)
 
-    def _place(self, ticket: Any, market: PaperMarket, args: Any) -> None:
+    def _place(self, ticket: OrderTicket, symbol: str, args: OrderArgs) -> None:
         try:
-            if not market.synced:
-                raise NotReady("exchange_not_ready", f"exchange {self.exchange} is resyncing its book; retry shortly")
+            market = self.sim.ready_market(symbol)
             size, budget = resolve_size(args, market.engine, self.ledger, self.exchange, self.wallet_set_id)
             if size <= 0:
                 self.nothing_to_trade(ticket)
@@ -131,32 +134,6 @@ class BookBacktestRuntime(StreamRuntime):
             order = Order(id=self.order_ids.next(), client_oid=ticket.client_oid, exchange=self.exchange, symbol=inst.symbol,
                           side=args.side, type=args.type, size=size, limit=args.limit, cancel_after=args.cancel_after,
                           wallet_set_id=self.wallet_set_id, run_id=self.run_id, created_at=self._now, last_updated_at=self._now)
-            fills, _ = place_order(self.ledger, market.engine, order, self._now, budget=budget)
+            completed(self.sim.place(order, budget))
         except CoinwireError as exc:
             self.refused(ticket, exc)
-            return
-        ticket.order_id = order.id
-        self.orders[order.id] = order
-        self.ticket_of[order.id] = ticket
-        self.record_fills(order, fills, inst)
-
-    def _settle(self, fills: list[Fill]) -> None:
-        """Fills of resting orders that this message caused (a trade through them, the book moving)."""
-        inst = self.market.instrument
-        by_order: dict[int, list[Fill]] = {}
-        for fill in fills:
-            by_order.setdefault(fill.order_id, []).append(fill)
-        for order_id, order_fills in by_order.items():
-            order = self.orders[order_id]
-            settle_fills(self.ledger, inst, order, order_fills, self._now)
-            self.record_fills(order, order_fills, inst)
-
-    def _expire(self, ts: int) -> None:
-        engine = self.market.engine
-        due = engine.next_expiry()
-        if due is None or due > ts:
-            return
-        self._now = max(self._now, due)
-        for order in engine.expire(ts):
-            release_hold(self.ledger, self.market.instrument, order, self._now)
-            self.order_update(order)

@@ -21,8 +21,8 @@ from __future__ import annotations
 
 import heapq
 import math
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -30,6 +30,7 @@ from coinwire.core.errors import InvalidInput, NotFound
 from coinwire.core.indicators import Indicator as StreamIndicator
 from coinwire.core.indicators import indicator_spec
 from coinwire.core.instruments import Instrument
+from coinwire.core.matching import MatchingEngine
 from coinwire.core.orders import Side
 from coinwire.core.rollup import parse_timeframe, utc_bucket
 from coinwire.engine.backtest import Series
@@ -37,9 +38,8 @@ from coinwire.engine.order_args import order_args
 from coinwire.engine.runtime import Runtime
 from coinwire.engine.strategy import Indicator, OrderTicket, Strategy, StrategyParams
 from coinwire.messages import BookDelta, BookSnapshot, BookTicker, Message, TradeTick
-from coinwire.venues.paper import PaperMarket
 
-__all__ = ["CandleStream", "Command", "StreamRuntime"]
+__all__ = ["CandleStream", "Command", "StreamMarket", "StreamRuntime"]
 
 _NS = 1_000_000_000
 _NEVER = 1 << 62
@@ -47,6 +47,22 @@ _BOOK_LEVELS = 10  # levels a side in a book callback
 REPORT_TIMEFRAME = "1m"  # the candles a stream run's report values its holdings at
 
 Command = tuple[str, OrderTicket, Any]  # ("order", ticket, (symbol, OrderArgs)) | ("cancel", ticket, None)
+
+
+class StreamMarket(Protocol):
+    """What the runtime reads of a venue's market (a paper or simulated venue's): its instrument, book, last trade, sync state."""
+
+    @property
+    def instrument(self) -> Instrument: ...
+
+    @property
+    def engine(self) -> MatchingEngine: ...
+
+    @property
+    def last_trade(self) -> TradeTick | None: ...
+
+    @property
+    def synced(self) -> bool: ...
 
 
 class CandleStream:
@@ -118,7 +134,7 @@ class CandleStream:
 class StreamRuntime(Runtime):
     """Strategy-facing half of the book-and-trade runtimes; subclasses own the venue and feed messages in."""
 
-    def __init__(self, run_id: str, venues: dict[str, dict[str, PaperMarket]]) -> None:
+    def __init__(self, run_id: str, venues: Mapping[str, Mapping[str, StreamMarket]]) -> None:
         """`venues`: exchange -> symbol -> the venue's market (its book, engine and instrument); the first is the run's default."""
         super().__init__(run_id)
         self._now = 0
@@ -258,7 +274,7 @@ class StreamRuntime(Runtime):
         return super().start_strategy(strategy_cls, params)
 
     # --- data the strategy reads ------------------------------------------------------------------
-    def _market(self, symbol: str, exchange: str | None = None) -> PaperMarket:
+    def _market(self, symbol: str, exchange: str | None = None) -> StreamMarket:
         """A market of one of the run's exchanges (the first when `exchange` is None)."""
         name = self.venue(exchange)
         markets = self.venues[name]
