@@ -33,7 +33,7 @@ from typing import Any, Generic, Protocol, TypeVar
 
 import numpy as np
 
-from coinwire.core.errors import NotFound, NotReady
+from coinwire.core.errors import Conflict, NotFound, NotReady
 from coinwire.core.execution import place_order, release_hold, settle_fills
 from coinwire.core.instruments import Instrument
 from coinwire.core.ledger import Balance
@@ -85,7 +85,12 @@ class SimClock:
 
 
 class _SimulatedVenue(Generic[M]):
-    """What both simulated venues share: the Venue protocol over one matching engine per symbol and the host's ledger."""
+    """What both simulated venues share: the Venue protocol over one matching engine per symbol and the host's ledger.
+
+    Client order ids as at the paper venue: a new order naming the client_oid of an order of
+    the same owner still open here is refused (`duplicate_client_oid`), so a strategy that
+    reuses one meets in a backtest the refusal it would meet on an exchange.
+    """
 
     kind = "simulated"
 
@@ -95,6 +100,7 @@ class _SimulatedVenue(Generic[M]):
         self.host = host
         self.markets: dict[str, M] = {}
         self.orders: dict[int, Order] = {}  # orders not done, by id: what later fills and expiries refer to
+        self._oids: dict[int | None, dict[str, int]] = {}  # owner -> client_oid -> id, of the orders not done
 
     def market(self, symbol: str) -> M | None:
         return self.markets.get(symbol)
@@ -116,8 +122,21 @@ class _SimulatedVenue(Generic[M]):
         if market is None:
             return False
         market.engine.restore(order)
-        self.orders[order.id] = order
+        self._keep(order)
         return True
+
+    def _keep(self, order: Order) -> None:
+        self.orders[order.id] = order
+        mine = self._oids.get(order.owner_id)
+        if mine is None:
+            mine = self._oids[order.owner_id] = {}
+        mine[order.client_oid] = order.id
+
+    def _drop(self, order: Order) -> None:
+        self.orders.pop(order.id, None)
+        mine = self._oids.get(order.owner_id)
+        if mine is not None and mine.get(order.client_oid) == order.id:
+            del mine[order.client_oid]
 
     def _market(self, symbol: str) -> M:
         market = self.markets.get(symbol)
@@ -129,10 +148,14 @@ class _SimulatedVenue(Generic[M]):
     async def place(self, order: Order, budget: int | None = None) -> Execution:
         """Check, hold and match `order` against the book as it is now; refused orders change nothing and raise."""
         market = self._placeable(order.symbol)
+        mine = self._oids.get(order.owner_id)
+        if mine is not None and order.client_oid in mine:
+            raise Conflict("duplicate_client_oid", f"client_oid {order.client_oid!r} names an order open on {self.name}",
+                           order_id=mine[order.client_oid])
         fills, lines = place_order(self.host.ledger, market.engine, order, self.host.now(), budget=budget)
         execution = Execution([order], fills, lines, placed=order)
         if not order.is_done:
-            self.orders[order.id] = order
+            self._keep(order)
         await self.host.record(execution)  # a backtest host keeps everything: raising here ends the run (the strategy failed)
         self._placed(market, order)
         return execution
@@ -144,7 +167,7 @@ class _SimulatedVenue(Generic[M]):
         market.engine.cancel(order.id, now)
         if reason is not None:
             order.done_reason = reason
-        self.orders.pop(order.id, None)
+        self._drop(order)
         execution = Execution([order], lines=release_hold(self.host.ledger, market.instrument, order, now))
         await self.host.record(execution)
         return execution
@@ -159,12 +182,12 @@ class _SimulatedVenue(Generic[M]):
             order = self.orders[order_id]
             lines = settle_fills(ledger, instrument, order, order_fills, now)
             if order.is_done:
-                del self.orders[order_id]
+                self._drop(order)
             await self.host.record(Execution([order], order_fills, lines))
 
     async def _expired(self, instrument: Instrument, orders: list[Order], now: int) -> None:
         for order in orders:
-            self.orders.pop(order.id, None)
+            self._drop(order)
             await self.host.record(Execution([order], lines=release_hold(self.host.ledger, instrument, order, now)))
 
     # --- what each kind adds ------------------------------------------------------------------
