@@ -227,6 +227,25 @@ async def scenario_partial_fills(h: VenueHarness) -> None:
     h.ledger.check()
 
 
+async def scenario_one_trade_fills_two_resting_orders_each_with_its_own_fills(h: VenueHarness) -> None:
+    await funded_with_book(h)
+    first, second = h.order("buy", OrderType.LIMIT.value, "0.2", "100.50"), h.order("buy", OrderType.LIMIT.value, "0.3", "100.20")
+    await h.venue.place(first)
+    await h.venue.place(second)
+    recorded = len(h.recorded)
+
+    await h.trade("100.20", "1", "sell")  # through the first's price, at the second's
+
+    for order, limit, wanted in ((first, "100.50", "0.2"), (second, "100.20", "0.3")):
+        assert (order.status, order.done_reason, order.filled_size) == (OrderStatus.DONE, DoneReason.FILLED, size(h, wanted))
+        assert [(f.price, f.size, f.maker) for f in fills_of(h, order)] == [(price(h, limit), size(h, wanted), True)]
+    for execution in h.recorded[recorded:]:  # every fill is recorded with the order it fills
+        assert {f.order_id for f in execution.fills} <= {o.id for o in execution.orders}
+    assert not open_ids(h) and h.ledger.holds() == {}
+    assert h.venue.balances(h.account)["BTC"].balance > 0
+    h.ledger.check()
+
+
 async def scenario_insufficient_funds_changes_nothing(h: VenueHarness) -> None:
     await funded_with_book(h, usdt="50")
     await refused(h, h.order("buy", OrderType.LIMIT.value, "1", "99.50"), "insufficient_funds")
@@ -274,6 +293,7 @@ SCENARIOS: list[Scenario] = [
     scenario_cancel_returns_the_hold,
     scenario_cancel_after_expires,
     scenario_partial_fills,
+    scenario_one_trade_fills_two_resting_orders_each_with_its_own_fills,
     scenario_insufficient_funds_changes_nothing,
     scenario_duplicate_client_oid_of_an_open_order,
     scenario_restart_restores_open_orders,

@@ -2,7 +2,9 @@
 
 Each harness is the venue's host, as a backtest runtime is: it owns the ledger, the fill ids
 and the simulated clock, and keeps every `Execution` the venue records (`recorded`) and the
-orders it placed, which is what `restart` builds a new venue from.
+orders it placed, which is what `restart` builds a new venue from. Both keep the contract's
+`VenueHarness` protocol (tests/venues/contract.py) on its market: BTC/USDT on the grid of
+Binance's BTCUSDT (tick 0.01, step 0.00001, minimum notional 5 USDT), fees 0.1%.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import numpy as np
 from coinwire.core.ids import IdSequence
 from coinwire.core.instruments import Instrument
 from coinwire.core.ledger import Ledger
-from coinwire.core.numbers import ATTO_DECIMALS, to_units
+from coinwire.core.numbers import ATTO_DECIMALS, str_to_atto, to_units
 from coinwire.core.orders import Order, OrderType, Side
 from coinwire.engine.backtest import Series
 from coinwire.messages import BookSnapshot, TradeTick
@@ -27,8 +29,8 @@ __all__ = ["BookHarness", "SimulatedHarness", "INSTRUMENT"]
 NS = 1_000_000_000
 EXCHANGE = "sim"
 SYMBOL = "BTC/USDT"
-INSTRUMENT = Instrument(exchange=EXCHANGE, symbol=SYMBOL, base="BTC", quote="USDT", price_decimals=2, size_decimals=4,
-                        maker_fee=100_000, taker_fee=100_000)  # 0.1%
+INSTRUMENT = Instrument(exchange=EXCHANGE, symbol=SYMBOL, base="BTC", quote="USDT", price_decimals=2, size_decimals=5,
+                        min_notional=str_to_atto("5"), maker_fee=100_000, taker_fee=100_000)  # 0.1%
 T0 = 1_700_000_000 * NS
 
 
@@ -46,6 +48,7 @@ class _Host:
         self.logged: list[tuple[str, str, str]] = []
         self.account = 3
         self.symbol = SYMBOL
+        self.book: tuple[list[tuple[str, str]], list[tuple[str, str]]] = ([], [])  # the last set_book, for restart
 
     # --- VenueHost ---------------------------------------------------------------------------
     def now(self) -> int:
@@ -101,6 +104,7 @@ class SimulatedHarness(_Host):
         return self.clock.now
 
     async def set_book(self, bids: list[tuple[str, str]], asks: list[tuple[str, str]]) -> None:
+        self.book = (bids, asks)
         await self.venue.set_book(SYMBOL, self._levels(bids), self._levels(asks))
 
     async def trade(self, price: str, size: str, aggressor: str) -> None:
@@ -118,11 +122,12 @@ class SimulatedHarness(_Host):
         self.clock.now = max(self.clock.now, until)
 
     async def restart(self) -> None:
-        """A new clock and venue; the orders not done come back from what the host kept."""
+        """A new clock and venue; the orders not done come back from what the host kept, the book as it was."""
         self.clock = SimClock(self.clock.now)
         self.venue = self._new_venue()
         for order in self._restored():
             assert self.venue.restore_order(order)
+        await self.set_book(*self.book)
 
 
 class BookHarness(_Host):
@@ -143,6 +148,7 @@ class BookHarness(_Host):
         return self.clock_ns
 
     async def set_book(self, bids: list[tuple[str, str]], asks: list[tuple[str, str]]) -> None:
+        self.book = (bids, asks)
         self.update_id += 1
         snapshot = BookSnapshot(EXCHANGE, SYMBOL, self.clock_ns, self.update_id, self._levels(bids), self._levels(asks))
         await self.venue.settle(self.venue.on_market(snapshot))
@@ -161,7 +167,8 @@ class BookHarness(_Host):
             await self.venue.expire(self.clock_ns)
 
     async def restart(self) -> None:
-        """A new venue; its book waits for the next snapshot, the orders not done come back from what the host kept."""
+        """A new venue; the orders not done come back from what the host kept, then the feed's next snapshot (the book as it was)."""
         self.venue = self._new_venue()
         for order in self._restored():
             assert self.venue.restore_order(order)
+        await self.set_book(*self.book)
