@@ -14,7 +14,7 @@ class TwoBids(Strategy):
 
     def on_start(self) -> None:
         self.tickets: list[OrderTicket] = []
-        self.on_candle("BTC/USDT", "1h", self.candle)
+        self.subscribe_candles("BTC/USDT", "1h", self.candle)
 
     def candle(self, candle: dict[str, Any]) -> None:
         if not self.tickets:
