@@ -11,16 +11,13 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from coinwire.app import build_feed
-from coinwire.bus.memory import MemoryBus
-from coinwire.config import load_settings
 from coinwire.core.errors import CoinwireError
 from coinwire.core.ledger import Ledger
 from coinwire.core.orders import OrderRequest, OrderType, Side
 from coinwire.messages import OrderView
 from coinwire.services.gateway import Gateway
-from coinwire.store import Store
 from tests.conftest import POSTGRES_URL, require_service
+from tests.services.gateway_running import running_gateway
 
 EXCHANGE = {"name": "demo", "feed": "demo", "tick_interval": 0.05, "seed": 11, "paper_funds": {"USDT": "1000000", "BTC": "10"}}
 
@@ -30,32 +27,10 @@ async def gateway(tmp_path: Path) -> AsyncIterator[Gateway]:
     """A gateway over a throwaway PostgreSQL schema, fed by the demo feed until its exchange is ready."""
     require_service("PostgreSQL", "127.0.0.1", 5432)
     schema = f"cw_{uuid.uuid4().hex[:16]}"
-    settings = load_settings(env={}, overrides={"data_dir": str(tmp_path), "exchanges": [EXCHANGE]})
-    store = Store(POSTGRES_URL, schema=schema)
-    await store.start()
-    bus = MemoryBus()
-    await bus.start()
-    gateway = Gateway(settings, store, bus)
-    feed = build_feed(settings.exchanges[0])
-    feeding: asyncio.Task[None] | None = None
     try:
-        await gateway.start()
-        gateway.snapshot_sources["demo"] = feed
-        feeding = asyncio.create_task(feed.run(bus.publish))
-        for _ in range(200):
-            if gateway.venues["demo"].status == "ready":
-                break
-            await asyncio.sleep(0.05)
-        assert gateway.venues["demo"].status == "ready"
-        yield gateway
+        async with running_gateway(tmp_path, POSTGRES_URL, schema, EXCHANGE) as gateway:
+            yield gateway
     finally:
-        await feed.close()
-        if feeding is not None:
-            feeding.cancel()
-            await asyncio.gather(feeding, return_exceptions=True)
-        await gateway.close()
-        await bus.close()
-        await store.close()
         conn = await asyncpg.connect(POSTGRES_URL)
         try:
             await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')

@@ -14,15 +14,12 @@ from typing import Any
 import asyncpg
 import pytest
 
-from coinwire.app import build_feed
-from coinwire.bus.memory import MemoryBus
-from coinwire.config import load_settings
 from coinwire.core.errors import Conflict
 from coinwire.core.ledger import Ledger
 from coinwire.core.orders import OrderRequest, OrderType, Side
 from coinwire.services.gateway import Gateway
-from coinwire.store import Store
 from tests.conftest import POSTGRES_URL, require_service
+from tests.services.gateway_running import running_gateway
 
 EXCHANGE = {"name": "demo", "feed": "demo", "tick_interval": 0.05, "seed": 11, "paper_funds": {"USDT": "1000000", "BTC": "10"}}
 WINDOW = 3
@@ -45,34 +42,9 @@ async def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIter
 
 @asynccontextmanager
 async def running(tmp_path: Path, url: str, schema: str | None, **overrides: Any) -> AsyncIterator[Gateway]:
-    """A gateway on the store at `url`, fed by the demo feed until its exchange is ready; closed (and checkpointed) after."""
-    settings = load_settings(env={}, overrides={"data_dir": str(tmp_path), "exchanges": [EXCHANGE],
-                                                "idempotency_window": WINDOW, **overrides})
-    store = Store(url, schema=schema)
-    await store.start()
-    bus = MemoryBus()
-    await bus.start()
-    gateway = Gateway(settings, store, bus)
-    feed = build_feed(settings.exchanges[0])
-    feeding: asyncio.Task[None] | None = None
-    try:
-        await gateway.start()
-        gateway.snapshot_sources["demo"] = feed
-        feeding = asyncio.create_task(feed.run(bus.publish))
-        for _ in range(200):
-            if gateway.venues["demo"].status == "ready":
-                break
-            await asyncio.sleep(0.05)
-        assert gateway.venues["demo"].status == "ready"
+    """A gateway on the store at `url` with a small idempotency window, its exchange ready; closed (and checkpointed) after."""
+    async with running_gateway(tmp_path, url, schema, EXCHANGE, idempotency_window=WINDOW, **overrides) as gateway:
         yield gateway
-    finally:
-        await feed.close()
-        if feeding is not None:
-            feeding.cancel()
-            await asyncio.gather(feeding, return_exceptions=True)
-        await gateway.close()
-        await bus.close()
-        await store.close()
 
 
 def request(gateway: Gateway, client_oid: str, *, market: bool, side: Side = Side.BUY, size: str = "0.001") -> OrderRequest:
