@@ -344,6 +344,10 @@ class Ledger:
         """Each exchange wallet as a whole: the sum of all its partitions (= allocated + unallocated), of `accounts` when given."""
         return self._aggregate(self._wallets.values(), accounts)
 
+    def account_balances(self, exchange: str, account: int) -> dict[str, Balance]:
+        """What one account holds on one exchange, per currency (every venue's `balances`)."""
+        return {currency: balance for (ex, currency), balance in self.exchange_totals((account,)).items() if ex == exchange}
+
     def allocated(self, set_ids: Collection[int] | None = None, accounts: Collection[int] | None = None) -> dict[Pair, Balance]:
         """The sum of the active sets' wallets per exchange wallet (only of `set_ids`, and of `accounts`, when given)."""
         active = (s.id for s in self._sets.values() if s.active and (set_ids is None or s.id in set_ids))

@@ -128,8 +128,7 @@ class LiveVenue(MarketMirror):
         return self.open.values()
 
     def balances(self, account: int) -> dict[str, Balance]:
-        return {currency: balance for (exchange, currency), balance in self.host.ledger.exchange_totals((account,)).items()
-                if exchange == self.name}
+        return self.host.ledger.account_balances(self.name, account)
 
     def take_back(self, order: Order) -> None:
         self._forget(order)

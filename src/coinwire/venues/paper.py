@@ -267,8 +267,7 @@ class PaperVenue(MarketMirror):
         return self.open.values()
 
     def balances(self, account: int) -> dict[str, Balance]:
-        return {currency: balance for (exchange, currency), balance in self.host.ledger.exchange_totals((account,)).items()
-                if exchange == self.name}
+        return self.host.ledger.account_balances(self.name, account)
 
     def restore_order(self, order: Order) -> bool:
         """Put a resting order recovered from the store back into its engine (False until its market is known)."""

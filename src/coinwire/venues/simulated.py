@@ -113,8 +113,7 @@ class _SimulatedVenue(Generic[M]):
             yield from market.engine.open_orders.values()
 
     def balances(self, account: int) -> dict[str, Balance]:
-        return {currency: balance for (exchange, currency), balance in self.host.ledger.exchange_totals([account]).items()
-                if exchange == self.name}
+        return self.host.ledger.account_balances(self.name, account)
 
     def restore_order(self, order: Order) -> bool:
         """Take back a resting order the host kept (a restart); it rejoins its price's queue at the back."""
