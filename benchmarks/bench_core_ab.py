@@ -9,7 +9,9 @@ best of 3) and backtest_sma.py's `--coinwire-once` (the SMA 50/200 backtest on t
 500,000-bar walk, the first call in a fresh process, candles loaded). Pairs alternate which
 side goes first (A B B A ...); each pair gives a ratio current/base of speed (events/s, and
 1/seconds for the backtest); the median of the ratios is the figure and at least 0.90 is
-within 10%.
+within 10%. Both sides' modules are compiled before the first round (`compile_side`), as for
+make_order: where PYTHONDONTWRITEBYTECODE is set, a freshly written-out base would otherwise
+compile every module in every process while the checkout imports cached bytecode.
 
 `COINWIRE_BENCH_BASE` names the base (default: bench_rpc_ab's). `python -m
 benchmarks.bench_core_ab [pairs]` runs it alone.
@@ -28,7 +30,18 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.bench_rpc_ab import BASE_ENV, DEFAULT_BASE, ROOT, SIDES, TOLERANCE, BaseUnavailable, _current_label, materialise, pair_order
+from benchmarks.bench_rpc_ab import (
+    BASE_ENV,
+    DEFAULT_BASE,
+    ROOT,
+    SIDES,
+    TOLERANCE,
+    BaseUnavailable,
+    _current_label,
+    compile_side,
+    materialise,
+    pair_order,
+)
 from benchmarks.random_walk import BENCH_BARS, ensure_walk
 
 PAIRS = 5  # ~10 s a matching round, ~2 s a backtest round: about 2 minutes in all
@@ -79,6 +92,8 @@ def run(pairs: int = PAIRS, base: str | None = None, root: Path = ROOT) -> dict[
         except BaseUnavailable as e:
             return {"base": ref, "skipped": f"base not available: {e}"}
         trees = {"base": Path(tmp), "current": root}
+        for tree in trees.values():  # both sides import compiled modules (PYTHONDONTWRITEBYTECODE would leave one without)
+            compile_side(tree / "src")
         started = time.perf_counter()
         matching: list[dict[str, float]] = []
         sma: list[dict[str, float]] = []

@@ -86,12 +86,30 @@ NOTES = """
   431-437k (+0.9% to +2.1%, seven counts). Under that load the orders/s ratio moved by ~15%
   between runs and the A/B took 4.2-4.5 minutes (~3 on a quiet host); the instruction counts are
   the steady reading.
+- The venue contract work (issue 22) against 0b96280, in the table's run: make_order at 90.0% of
+  the base's orders/s (median of the pairs; pairs 0.85-0.955, 7,071 against 7,705), server CPU an
+  order +11%, callgrind's server instructions an order 478.7k against 450.1k (+6.4%; two earlier
+  counts read 475.5k-479.0k against 448.8k-449.8k). Where it goes: a command now reaches its venue
+  through `venue.place` and comes back through `Gateway.record` (the venue helper measured +2.9%
+  for that alone), and the client_oid filter hashes each new key (blake2b, ~3-7 us an order) so
+  that no key history is kept in memory; the typed order views gave -2.6%. It is at the edge of
+  the 10%: the next place to win it back is the filter's hash.
 - Matching core and SMA backtest A/B (benchmarks/bench_core_ab.py): the same pairing for the two
   benchmarks whose code the venue contract moved (the backtests now trade on the simulated venue).
   Each side runs its own commit's `benchmarks` as well as its `src` (both written out by `git
   archive`), so each is measured by the harness written for it: bench_matching's events/s (best
   of 3) and backtest_sma's `--coinwire-once` seconds (first call in a fresh process). The headline
   is the lower of the two medians of paired ratios; at least 90% is within 10%.
+  The venue contract work (issue 22, 2026-12-06, current = 0b61221 against 0b96280): the `make
+  bench` run in the table read the SMA backtest at 75.1% (pairs 0.70-0.91) and matching at 110.4%.
+  In that run the base's modules were not compiled (PYTHONDONTWRITEBYTECODE is set on this host, so
+  its processes compiled every module while the checkout's imported cached bytecode); the harness
+  compiles both sides since. Run again alone right after, with both compiled: SMA 100.9% (pairs
+  0.75-1.38, the memory benchmark running beside it) and 90.7% (pairs 0.65-1.10, alone, on a slow
+  host: matching read 268k events/s against 371k in the table), matching 107.8% and 113.5%. Four
+  fresh processes of each, alternated by hand with both compiled, read 0.231/0.242, 0.274/0.286,
+  0.277/0.278 and 0.282/0.219 s (base/current). The medians meet the 10%, the spread of the pairs
+  is the host's; why the uncompiled base ran faster in the table's run is not understood.
 - Memory and restart (benchmarks/bench_memory.py): a gateway in-process on SQLite (no journal)
   takes 1,000,000 orders in concurrent batches of 64 (market orders that fill, every 50th a far
   limit cancelled two batches later), each phase in its own child process; VmRSS after a full
