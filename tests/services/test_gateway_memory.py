@@ -47,14 +47,16 @@ async def running(tmp_path: Path, url: str, schema: str | None, **overrides: Any
         yield gateway
 
 
-def request(gateway: Gateway, client_oid: str, *, market: bool, side: Side = Side.BUY, size: str = "0.001") -> OrderRequest:
+def request(
+    gateway: Gateway, client_oid: str, *, market: bool, side: Side = Side.BUY, size: str = "0.001", owner_id: int = 7
+) -> OrderRequest:
     market_ = gateway.venues["demo"].markets["BTC/USDT"]
     bid = market_.engine.book.best_bid()
     assert bid is not None
     return OrderRequest(
         exchange="demo", instrument=market_.instrument, side=side, type=OrderType.MARKET if market else OrderType.LIMIT,
         size=market_.instrument.parse_size(size, "size"), limit=0 if market else bid * 8 // 10, cancel_after=0,
-        client_oid=client_oid, wallet_set_id=None, run_id=None, owner_id=7,
+        client_oid=client_oid, wallet_set_id=None, run_id=None, owner_id=owner_id,
     )
 
 
@@ -112,3 +114,19 @@ async def test_a_start_after_a_crash_folds_the_lines_after_the_checkpoint(store_
     async with running(tmp_path, url, schema) as gateway:
         assert gateway.ledger.totals().wallets == before and gateway.order_ids.last == last
         assert (await gateway.make_order(request(gateway, "m3", market=True, side=Side.SELL))).id == last - 6
+
+
+async def test_a_client_oid_is_its_owners_in_the_window_the_filter_and_the_store(store_url: tuple[str, str | None], tmp_path: Path) -> None:
+    """Another user's equal client_oid makes that user's own order wherever the first one is found (memory, store)."""
+    url, schema = store_url
+    async with running(tmp_path, url, schema, idempotency_window_seconds=3600, client_oid_filter_bytes=2048) as gateway:
+        assert gateway.recent.max_age == 3600 * 10**9 and gateway.client_oid_filter.size_bytes == 2048  # the settings are read
+        alices = await gateway.make_order(request(gateway, "same", market=True, owner_id=7))
+        assert gateway.existing_order("same", 7) is not None and gateway.existing_order("same", 8) is None
+        bobs = await gateway.make_order(request(gateway, "same", market=True, size="0.002", owner_id=8))  # in alice's window
+        assert bobs.id != alices.id and bobs.size != alices.size
+    async with running(tmp_path, url, schema) as gateway:  # the windows are empty: both answered from the store
+        assert (await gateway.make_order(request(gateway, "same", market=True, owner_id=7))).id == alices.id
+        assert (await gateway.make_order(request(gateway, "same", market=True, size="0.002", owner_id=8))).id == bobs.id
+        carols = await gateway.make_order(request(gateway, "same", market=True, owner_id=9))
+        assert carols.id not in (alices.id, bobs.id)
