@@ -25,13 +25,14 @@ from __future__ import annotations
 from collections.abc import Coroutine, Iterable
 from typing import Any, Protocol, TypeVar
 
+from coinwire.core.errors import Conflict
 from coinwire.core.ids import IdSequence
 from coinwire.core.instruments import Instrument
 from coinwire.core.ledger import Balance, Ledger
 from coinwire.core.orders import DoneReason, Fill, Order
 from coinwire.core.wallets import WalletLine
 
-__all__ = ["Execution", "Venue", "VenueHost", "VenueMarket", "completed"]
+__all__ = ["Execution", "OpenOrders", "Venue", "VenueHost", "VenueMarket", "completed"]
 
 T = TypeVar("T")
 
@@ -56,6 +57,41 @@ class Execution:
 
     def __bool__(self) -> bool:
         return bool(self.orders or self.fills or self.lines)
+
+
+class OpenOrders(dict[int, Order]):
+    """A venue's orders not done, by id, with each owner's client_oids: a second open order under one is refused.
+
+    The client_oid index follows `keep` and `drop` only: a venue adds and removes orders through them.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._oids: dict[int | None, dict[str, int]] = {}  # owner -> client_oid -> id (nested: no tuple per order)
+
+    def refuse_duplicate(self, order: Order, venue: str) -> None:
+        """Raise `duplicate_client_oid` when the owner has an order open here under `order`'s client_oid, as exchanges do."""
+        mine = self._oids.get(order.owner_id)
+        if mine is not None and order.client_oid in mine:
+            raise Conflict("duplicate_client_oid", f"client_oid {order.client_oid!r} names an order open on {venue}",
+                           order_id=mine[order.client_oid])
+
+    def keep(self, order: Order) -> None:
+        self[order.id] = order
+        mine = self._oids.get(order.owner_id)
+        if mine is None:
+            mine = self._oids[order.owner_id] = {}
+        mine[order.client_oid] = order.id
+
+    def drop(self, order: Order) -> None:
+        self.pop(order.id, None)
+        mine = self._oids.get(order.owner_id)
+        if mine is not None and mine.get(order.client_oid) == order.id:
+            del mine[order.client_oid]
+
+    def clear(self) -> None:
+        super().clear()
+        self._oids.clear()
 
 
 class VenueMarket(Protocol):

@@ -19,7 +19,6 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from coinwire.core.book_sync import RESYNC, BookSync
-from coinwire.core.errors import Conflict
 from coinwire.core.execution import place_order, release_hold, settle_fills
 from coinwire.core.ids import IdSequence
 from coinwire.core.instruments import Instrument
@@ -29,7 +28,7 @@ from coinwire.core.orders import DoneReason, Fill, Order, Side
 from coinwire.core.trade_candles import TradeCandles
 from coinwire.core.wallets import WalletLine
 from coinwire.messages import BookDelta, BookSnapshot, BookTicker, TradeTick
-from coinwire.venues.base import Execution
+from coinwire.venues.base import Execution, OpenOrders
 
 if TYPE_CHECKING:
     from coinwire.venues.hosted import GatewayHost
@@ -153,8 +152,7 @@ class PaperVenue(MarketMirror):
     def __init__(self, name: str, host: GatewayHost, feed_name: str) -> None:
         super().__init__(name, host.fill_ids, feed_name)
         self.host = host
-        self.open: dict[int, Order] = {}  # order id -> order resting here
-        self._oids: dict[int | None, dict[str, int]] = {}  # owner -> client_oid -> id, of the orders resting here
+        self.open = OpenOrders()  # order id -> order resting here, with each owner's client_oids
 
     @property
     def funds_known(self) -> bool:
@@ -170,10 +168,7 @@ class PaperVenue(MarketMirror):
     # --- commands -------------------------------------------------------------------------------
     async def place(self, order: Order, budget: int | None = None) -> Execution:
         """Checks, hold, match on the mirrored book and settle (`place_order`), then record; a refusal changes nothing."""
-        mine = self._oids.get(order.owner_id)
-        if mine is not None and order.client_oid in mine:
-            raise Conflict("duplicate_client_oid", f"client_oid {order.client_oid!r} names an order open on {self.name}",
-                           order_id=mine[order.client_oid])
+        self.open.refuse_duplicate(order, self.name)
         fills, lines = place_order(self.host.ledger, self.markets[order.symbol].engine, order, order.created_at, budget=budget)
         if not order.is_done:
             self._keep(order)
@@ -251,17 +246,10 @@ class PaperVenue(MarketMirror):
 
     # --- state ------------------------------------------------------------------------------------
     def _keep(self, order: Order) -> None:
-        self.open[order.id] = order
-        mine = self._oids.get(order.owner_id)
-        if mine is None:
-            mine = self._oids[order.owner_id] = {}
-        mine[order.client_oid] = order.id
+        self.open.keep(order)
 
     def _drop(self, order: Order) -> None:
-        self.open.pop(order.id, None)
-        mine = self._oids.get(order.owner_id)
-        if mine is not None and mine.get(order.client_oid) == order.id:
-            del mine[order.client_oid]
+        self.open.drop(order)
 
     def open_orders(self) -> Iterable[Order]:
         return self.open.values()
@@ -288,4 +276,3 @@ class PaperVenue(MarketMirror):
         for market in self.markets.values():
             market.engine.clear_orders()
         self.open.clear()
-        self._oids.clear()

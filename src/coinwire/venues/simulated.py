@@ -33,14 +33,14 @@ from typing import Any, Generic, Protocol, TypeVar
 
 import numpy as np
 
-from coinwire.core.errors import Conflict, NotFound, NotReady
+from coinwire.core.errors import NotFound, NotReady
 from coinwire.core.execution import place_order, release_hold, settle_fills
 from coinwire.core.instruments import Instrument
 from coinwire.core.ledger import Balance
 from coinwire.core.matching import Levels, MatchingEngine
 from coinwire.core.orders import DoneReason, Fill, Order, Side
 from coinwire.messages import BookDelta, BookSnapshot, BookTicker, TradeTick
-from coinwire.venues.base import Execution, VenueHost
+from coinwire.venues.base import Execution, OpenOrders, VenueHost
 from coinwire.venues.paper import PaperMarket
 
 __all__ = ["BookVenue", "CandleMarket", "CandleVenue", "SimClock", "Step", "CLOSE", "OPEN", "INTRABAR"]
@@ -99,8 +99,7 @@ class _SimulatedVenue(Generic[M]):
         self.status = "ready"
         self.host = host
         self.markets: dict[str, M] = {}
-        self.orders: dict[int, Order] = {}  # orders not done, by id: what later fills and expiries refer to
-        self._oids: dict[int | None, dict[str, int]] = {}  # owner -> client_oid -> id, of the orders not done
+        self.orders = OpenOrders()  # orders not done, by id (what later fills and expiries refer to), with their client_oids
 
     def market(self, symbol: str) -> M | None:
         return self.markets.get(symbol)
@@ -125,17 +124,10 @@ class _SimulatedVenue(Generic[M]):
         return True
 
     def _keep(self, order: Order) -> None:
-        self.orders[order.id] = order
-        mine = self._oids.get(order.owner_id)
-        if mine is None:
-            mine = self._oids[order.owner_id] = {}
-        mine[order.client_oid] = order.id
+        self.orders.keep(order)
 
     def _drop(self, order: Order) -> None:
-        self.orders.pop(order.id, None)
-        mine = self._oids.get(order.owner_id)
-        if mine is not None and mine.get(order.client_oid) == order.id:
-            del mine[order.client_oid]
+        self.orders.drop(order)
 
     def _market(self, symbol: str) -> M:
         market = self.markets.get(symbol)
@@ -147,10 +139,7 @@ class _SimulatedVenue(Generic[M]):
     async def place(self, order: Order, budget: int | None = None) -> Execution:
         """Check, hold and match `order` against the book as it is now; refused orders change nothing and raise."""
         market = self._placeable(order.symbol)
-        mine = self._oids.get(order.owner_id)
-        if mine is not None and order.client_oid in mine:
-            raise Conflict("duplicate_client_oid", f"client_oid {order.client_oid!r} names an order open on {self.name}",
-                           order_id=mine[order.client_oid])
+        self.orders.refuse_duplicate(order, self.name)
         fills, lines = place_order(self.host.ledger, market.engine, order, self.host.now(), budget=budget)
         execution = Execution([order], fills, lines, placed=order)
         if not order.is_done:
