@@ -33,7 +33,7 @@ __all__ = ["metadata", "accounts", "account_members", "orders", "fills", "wallet
            "wallet_totals", "hold_totals", "checkpoints", "candles",
            "fx_rates", "coin_stats", "meta", "IdType",
            "users", "sessions", "api_keys", "owners", "credentials", "audit", "preferences",
-           "site_settings", "TABLES", "CHANGE_SET_TABLES"]
+           "site_settings", "rates", "TABLES", "CHANGE_SET_TABLES"]
 
 # Stable constraint names on both dialects, so migrations can refer to them.
 metadata = MetaData(
@@ -383,3 +383,17 @@ TABLES: tuple[Table, ...] = (accounts, wallet_sets, wallets, orders, fills, wall
 # What one change set may write: TABLES, then the owners of what it created (a wallet set's owner is
 # committed with the set). Not in TABLES, which are the tables with an id sequence.
 CHANGE_SET_TABLES: tuple[Table, ...] = TABLES + (owners,)
+
+# Rates (coinwire.store.rates, services/rates.py): one price per market per minute, the minute's
+# start in unix ms; a repeat of the same minute writes nothing. `price` is exact decimal TEXT,
+# `source` where it came from ("ticker": the ticker cache, "ccxt": fetched), `received_ms` when.
+rates = Table(
+    "rates",
+    metadata,
+    Column("exchange", String(64), primary_key=True),
+    Column("symbol", String(64), primary_key=True),
+    Column("minute_ms", BigInteger, primary_key=True, autoincrement=False),
+    Column("price", Text, nullable=False),
+    Column("source", String(16), nullable=False),
+    Column("received_ms", BigInteger, nullable=False),
+)
