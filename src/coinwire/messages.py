@@ -9,6 +9,7 @@ Subjects are dot-separated tokens, lower case, NATS style (`*` one token, `>` th
     order.<account>.<exchange>.<quote>.<base>  OrderUpdate            (durable)
     fill.<account>.<exchange>.<quote>.<base>   FillEvent              (durable)
     exchstatus.<exchange>                ExchangeStatusChanged
+    rate.<exchange>.<quote>.<base>       Rate (a market's stored rate of one minute)
     log.<level>                          LogMessage
 
 So `ticker.binance.usdt.*` receives every USDT pair of binance. Market-data messages carry
@@ -38,6 +39,7 @@ __all__ = [
     "FillEvent",
     "ExchangeStatusChanged",
     "LogMessage",
+    "Rate",
     "Message",
     "DURABLE_SUBJECTS",
     "subject",
@@ -211,6 +213,20 @@ class LogMessage(msgspec.Struct, frozen=True, tag="logmessages"):
     owner_id: int | None = None  # the user the message is about (their order), None: admins only
 
 
+class Rate(msgspec.Struct, frozen=True, tag="rate"):
+    """A market's rate of one minute, published once when it is first stored (the seed's RateUpdate event).
+
+    `time` is the minute's start in unix ms; `price` the last trade price or the mid of the
+    touch, exact; `source` where it came from: "ticker" (the ticker cache) or "ccxt" (fetched).
+    """
+
+    exchange: str
+    symbol: str
+    time: int
+    price: Decimal
+    source: str
+
+
 Message = (
     Markets
     | BookSnapshot
@@ -222,6 +238,7 @@ Message = (
     | FillEvent
     | ExchangeStatusChanged
     | LogMessage
+    | Rate
 )
 
 # Subjects whose messages a bus keeps and can replay from a sequence number.
