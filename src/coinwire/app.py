@@ -29,6 +29,7 @@ from coinwire.api.streams import AccountStreams
 from coinwire.bus import bus_from_url
 from coinwire.cache import cache_from_url
 from coinwire.config import ExchangeConfig, Settings
+from coinwire.core.errors import InvalidInput
 from coinwire.feeds.base import HealthHook
 from coinwire.feeds.demo import DemoFeed
 from coinwire.history.store import HistoryStore, default_history_root
@@ -41,9 +42,12 @@ from coinwire.services.log_feed import LogFeed
 from coinwire.services.market_data import MarketData, build_streamer, ticker_configs
 from coinwire.services.ohlcv import OhlcvQuery
 from coinwire.services.public_trades import PublicTrades
+from coinwire.services.rate_history import RateHistory
+from coinwire.services.rates import CcxtPrices, Rates
 from coinwire.services.runs import RunManager
 from coinwire.store import Store
 from coinwire.store.candle_writer import CandleWriter
+from coinwire.venues.ccxt_client import make_client
 
 __all__ = ["Platform", "build_feed", "create_app"]
 
@@ -111,6 +115,12 @@ class Platform:
         history = HistoryStore(default_history_root(settings.data_path))
         self.ohlcv = OhlcvQuery(self.store, history, self.candles, max_points=settings.ohlcv_max_points)
         self.ohlcv_streams = OhlcvStreams(self.notifier, self.ohlcv, self.candles)  # live candles for subscribe_ohlcv
+        # rates: one a minute per market, stored once (`rates.retrieve`, the scheduler's job), read back and pushed (`rate`)
+        self.rate_prices = CcxtPrices(self._ccxt_client)  # markets no feed runs for
+        self.rates = Rates(self.store, self.bus, self.market.reader, self.rate_prices, self._feed_markets,
+                           max_age=settings.rates_max_age)
+        self.rate_history = RateHistory(self.store, lambda: {n: v.markets for n, v in self.gateway.venues.items()},
+                                        max_points=settings.rates_max_points)
         self._tasks: list[asyncio.Task[Any]] = []
 
     async def start(self, feeds: bool = True) -> None:
@@ -142,6 +152,20 @@ class Platform:
             tasks.append(asyncio.create_task(self._run_feed(cfg.name, feed), name=f"feed-{cfg.name}"))
         self._tasks += tasks
         return tasks
+
+    def _feed_markets(self) -> list[tuple[str, str]]:
+        """The markets of every exchange whose feed runs: what the rate retriever records when not told which."""
+        stopped = self.health.feeds_stopped
+        return [(name, symbol) for name, venue in self.gateway.venues.items() if name not in stopped for symbol in sorted(venue.markets)]
+
+    def _ccxt_client(self, exchange: str) -> Any:
+        """A CCXT client for a market's rates: a configured ccxt exchange's settings, else the name as CCXT's id."""
+        cfg = next((c for c in self.settings.exchanges if c.name == exchange), None)
+        if cfg is None:
+            return make_client(exchange)
+        if cfg.feed != "ccxt":
+            raise InvalidInput("rates_unavailable", f"exchange {exchange} has a {cfg.feed} feed, no CCXT source", exchange=exchange)
+        return make_client(cfg.ccxt_id or cfg.name, urls=cfg.ccxt_urls, options=cfg.ccxt_options, timeout=cfg.ccxt_timeout)
 
     def _health_hook(self, name: str) -> HealthHook:
         """Marks a symbol stale (exchange `degraded`, orders refused) while its feed is failing."""
@@ -182,6 +206,7 @@ class Platform:
         await self.public_trades.close()
         await self.notifier.close()
         await self.ohlcv_streams.close()
+        await self.rate_prices.close()
         await self.health.close()
         await self.candles.close()
         await self.candle_writer.close()
@@ -205,7 +230,7 @@ def create_app(settings: Settings, env: Mapping[str, str] | None = None) -> Fast
     access = Access(settings, platform.store, os.environ if env is None else env, platform.market.display_currencies)
     api = Api(platform.gateway, platform.notifier, platform.health, platform.streams, ohlcv_streams=platform.ohlcv_streams,
               auth=access.service, owners=access.owners, audit=access.audit, connections=access.connections,
-              rpc_limit=access.rpc_limit)
+              rpc_limit=access.rpc_limit, rates=platform.rate_history)
     runs = RunManager(settings.data_path, settings.user_strategies_allowed, gateway=platform.gateway)
 
     @asynccontextmanager

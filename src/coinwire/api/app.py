@@ -27,6 +27,7 @@ from coinwire.api.methods import Api
 from coinwire.api.ohlcv_routes import add_ohlcv_routes
 from coinwire.api.orders_ws import ORDERS_WS_PATH, orders_ws_asgi
 from coinwire.api.prefs_routes import add_preferences_routes
+from coinwire.api.rates_routes import add_rates_routes
 from coinwire.api.rest import add_xwrap_routes, json_response
 from coinwire.api.rpc import rpc_asgi
 from coinwire.api.runs_routes import add_runs_routes
@@ -38,6 +39,7 @@ from coinwire.services.gateway import Gateway
 from coinwire.services.market_data import MarketData
 from coinwire.services.ohlcv import OhlcvQuery
 from coinwire.services.public_trades import PublicTrades
+from coinwire.services.rate_history import RateHistory
 from coinwire.services.runs import RunManager
 from coinwire.store import Store
 
@@ -55,6 +57,7 @@ class Served(Protocol):
     market: MarketData
     ohlcv: OhlcvQuery
     public_trades: PublicTrades
+    rate_history: RateHistory
 
     async def readiness(self) -> dict[str, Any]: ...
 
@@ -112,6 +115,7 @@ def create_http_app(platform: Served, api: Api, access: Access, runs: RunManager
     add_ohlcv_routes(app, platform.ohlcv)
     add_market_routes(app, platform.market)
     add_trades_routes(app, platform.public_trades)
+    add_rates_routes(app, platform.rate_history)
     add_web_routes(app)  # the dashboard at / and /app/...
 
     @app.get("/healthz", tags=["ops"])

@@ -15,10 +15,11 @@ if TYPE_CHECKING:
 
 __all__ = ["CallContext", "CHANNELS", "DEFAULT_CHANNELS", "Push"]
 
-CHANNELS = frozenset({"order", "trade", "exchstatus", "logmessages", "echo_ret", "ticker", "public_trades"})
+CHANNELS = frozenset({"order", "trade", "exchstatus", "logmessages", "echo_ret", "ticker", "public_trades", "rate"})
 # every connection receives its user's accounts' order and trade notifications, whichever connection placed the order
 DEFAULT_CHANNELS = frozenset({"exchstatus", "echo_ret", "order", "trade"})
 ALL_TICKERS, ALL_TRADES = SubjectFilter(["ticker.>"]), SubjectFilter(["trade.>"])  # what the channels carry until narrowed
+ALL_RATES = SubjectFilter(["rate.>"])
 _ids = itertools.count(1)
 
 
@@ -37,6 +38,7 @@ class CallContext:
     """
 
     __slots__ = ("connection_id", "channels", "send", "push", "offer", "drained", "drop", "transport", "ticker_patterns", "trade_patterns",
+                 "rate_patterns",
                  "principal", "checked_at", "followed", "follow_all", "only_account", "added_at", "_allowed", "_allowed_for")
 
     def __init__(
@@ -56,6 +58,7 @@ class CallContext:
         self.drop: Callable[[], None] | None = drop_of(self.push) if self.push is not None else None
         self.ticker_patterns: SubjectFilter = ALL_TICKERS  # which tickers the `ticker` channel carries
         self.trade_patterns: SubjectFilter = ALL_TRADES  # which markets the `public_trades` channel carries
+        self.rate_patterns: SubjectFilter = ALL_RATES  # which markets the `rate` channel carries
         self.followed: set[int] = set()  # accounts named in `subscribe(account=...)`, checked then (besides the user's own)
         self.follow_all = False  # an admin's `subscribe` to order or trade without an account: every account's
         self.only_account: int | None = None  # /ws/orders?account=: that account's notifications and no other's

@@ -40,6 +40,7 @@ from coinwire.services.ohlcv import ohlcv_points
 if TYPE_CHECKING:
     from coinwire.api.connections import OpenConnections
     from coinwire.api.ohlcv_routes import OhlcvStreams
+    from coinwire.services.rate_history import RateHistory
 
 __all__ = ["Api", "Method", "METHOD_NAMES"]
 
@@ -107,7 +108,7 @@ class Api:
         self, gateway: Gateway, notifier: Notifier, health: Health, streams: AccountStreams | None = None, *,
         ohlcv_streams: OhlcvStreams | None = None, auth: AuthService | None = None, owners: Owners | None = None,
         audit: AuditLog | None = None, connections: OpenConnections | None = None,
-        rpc_limit: tuple[float, float] = (1000.0, 5000.0),
+        rpc_limit: tuple[float, float] = (1000.0, 5000.0), rates: RateHistory | None = None,
     ) -> None:
         """Everything arrives here, from the composition root (`coinwire.app.create_app`); nothing is set afterwards.
 
@@ -125,6 +126,7 @@ class Api:
         self.audit = audit  # state-changing JSON-RPC calls are recorded (HTTP ones by the guard)
         self.ohlcv_streams = ohlcv_streams  # live candles for subscribe_ohlcv
         self.rpc_limit = rpc_limit  # requests/second and burst per WebSocket connection
+        self.rates = rates  # get_rates: stored rates (api.rates_routes)
         self._parsed: dict[tuple[int, str, str], tuple[Instrument, int]] = {}
         self.methods: dict[str, Method] = _REGISTRY  # every method by name (an attribute: read for every call)
 
@@ -317,10 +319,11 @@ def _subject_patterns(kind: str, field: str, given: list[str], limit: int) -> Su
 
 @method("subscribe", P.SubscribeParams)
 async def subscribe(api: Api, p: P.SubscribeParams, ctx: CallContext) -> Any:
-    """Adds notification channels (order, trade, exchstatus, logmessages, echo_ret, ticker, public_trades) to this connection.
+    """Adds notification channels (order, trade, exchstatus, logmessages, echo_ret, ticker, public_trades, rate) to this connection.
 
     `ticker` pushes every latest price; `tickers` (subject patterns like `ticker.binance.usdt.*`) narrows it.
     `public_trades` pushes every market's public trades; `public_trades` patterns (`trade.demo.usdt.btc`) narrow it.
+    `rate` pushes each rate the retriever stores; `rates` patterns (`rate.binance.usdt.*`) narrow it.
     Each pattern list replaces the one before and holds at most `ws_max_patterns` patterns (`too_many_patterns`).
     `account` adds that account's order and trade notifications; with `since` (its `seq`), first those after it
     (`replay_unavailable` when no longer kept), then live ones, when none of them reached this connection yet
@@ -341,6 +344,7 @@ async def subscribe(api: Api, p: P.SubscribeParams, ctx: CallContext) -> Any:
     limit = api.notifier.limits.max_patterns
     tickers = None if p.tickers is None else _subject_patterns("ticker", "tickers", p.tickers, limit)
     trades = None if p.public_trades is None else _subject_patterns("trade", "public_trades", p.public_trades, limit)
+    rates = None if p.rates is None else _subject_patterns("rate", "rates", p.rates, limit)
     account_id = None
     if p.account is not None:
         if not follows:
@@ -355,6 +359,7 @@ async def subscribe(api: Api, p: P.SubscribeParams, ctx: CallContext) -> Any:
         ctx.follow_all = True  # an admin asking for the channels without an account: every account's
     ctx.ticker_patterns = tickers or ctx.ticker_patterns  # both checked before either changes
     ctx.trade_patterns = trades or ctx.trade_patterns
+    ctx.rate_patterns = rates or ctx.rate_patterns
     await api.notifier.listen(ctx, p.channels)
     result: dict[str, Any] = {"channels": sorted(ctx.channels)}
     if replay is not None:
@@ -363,6 +368,8 @@ async def subscribe(api: Api, p: P.SubscribeParams, ctx: CallContext) -> Any:
         result["tickers"] = list(ctx.ticker_patterns)
     if "public_trades" in ctx.channels:
         result["public_trades"] = list(ctx.trade_patterns)
+    if "rate" in ctx.channels:
+        result["rates"] = list(ctx.rate_patterns)
     return result
 
 

@@ -10,7 +10,8 @@ message, so two users' equal client_oids never share or steal each other's notif
 `echo_notify` only the caller's own; `logmessages` an admin's every one, another user's only
 those about their own orders: `services.log_feed.visible`, here and nowhere else). `ticker` notifications (latest prices, from the
 ticker service) reach connections subscribed to `ticker` whose patterns select the subject;
-`public_trades` (each market's public trades, from `services.public_trades`) likewise.
+`public_trades` (each market's public trades, from `services.public_trades`) likewise; `rate` (each rate
+the rate retriever stores, `services.rates`, from the bus's `rate.>`) likewise, pushed (each one is a record).
 
 Each notification is encoded to its JSON-RPC message once and the same bytes go to every
 receiver, and no notification ever waits for a receiver: one connection that reads slowly
@@ -48,11 +49,12 @@ from coinwire.messages import (
     LogMessage,
     Message,
     OrderUpdate,
+    Rate,
 )
 from coinwire.services.accounts import AccountBook
 from coinwire.services.log_feed import log_view, visible
 
-__all__ = ["Hold", "Notifier", "PushLimits", "notification", "plain_event"]
+__all__ = ["Hold", "Notifier", "PushLimits", "notification", "plain_event", "rate_view"]
 
 log = structlog.get_logger("coinwire.notifier")
 
@@ -138,6 +140,8 @@ class Notifier:
         # Inline: each message is encoded and queued to its connections where the bus receives
         # it, with no inbox, task or coroutine between (a fifth of an order's notification work)
         self._subs.append(await self.bus.subscribe(">", self._on_message, types=_NOTIFIED, inline=True))
+        # stored rates on a subscription of their own: nothing of them touches the order path above
+        self._subs.append(await self.bus.subscribe("rate.>", self._on_rate, types=frozenset({Rate}), inline=True))
 
     async def listen(self, ctx: CallContext, channels: Iterable[str]) -> None:
         """Add channels to a connection (the `subscribe` method); the one way they are added after it connects."""
@@ -288,6 +292,14 @@ class Notifier:
         if targets:
             _offer_all(targets, subject, notification("public_trades", trade))
 
+    def _on_rate(self, subject: str, message: Message) -> None:
+        """Inline, from the bus: a stored rate to the `rate` connections whose patterns select its market."""
+        if not isinstance(message, Rate):
+            return
+        targets = self._selecting("rate", subject, _rate_patterns)
+        if targets:
+            _push_all(targets, notification("rate", rate_view(message)))
+
     def _on_message(self, subject: str, message: Message) -> None:
         """Inline, from the bus: encode once, queue to every receiver without waiting for any of them."""
         kind = type(message)
@@ -395,3 +407,13 @@ def _ticker_patterns(ctx: CallContext) -> Callable[[str], bool]:
 
 def _trade_patterns(ctx: CallContext) -> Callable[[str], bool]:
     return ctx.trade_patterns
+
+
+def _rate_patterns(ctx: CallContext) -> Callable[[str], bool]:
+    return ctx.rate_patterns
+
+
+def rate_view(rate: Rate) -> dict[str, Any]:
+    """A `rate` notification's params: the market, the minute's start (unix ms), the price as exact decimal text."""
+    return {"exchange": rate.exchange, "symbol": rate.symbol, "pair": rate.symbol.replace("/", "_"), "time": rate.time,
+            "price": str(rate.price), "source": rate.source}

@@ -218,6 +218,7 @@ class SubscribeParams(Params, kw_only=True):
     channels: Annotated[list[Word], msgspec.Meta(max_length=MAX_LIST)]
     tickers: list[Pattern] | None = None  # with channel "ticker": subject patterns, e.g. "ticker.binance.usdt.*"
     public_trades: list[Pattern] | None = None  # with channel "public_trades": subject patterns, e.g. "trade.demo.usdt.btc"
+    rates: list[Pattern] | None = None  # with channel "rate": subject patterns, e.g. "rate.binance.usdt.*"
     account: Id | None = None  # with channels order/trade: also this account's (one the caller may read)
     since: Annotated[int, msgspec.Meta(ge=0, le=2**62)] | None = None  # with account: first what came after this seq (api.streams)
 

@@ -169,6 +169,7 @@ HTTP_RULES: dict[tuple[str, str], Rule] = {
     ("GET", "/api/v1/trades/{exchange}/{symbol}"): READ_MARKET,
     ("GET", "/api/v1/convert"): READ_MARKET,
     ("GET", "/api/v1/refdata"): READ_MARKET,
+    ("GET", "/api/v1/rates/{exchange}/{symbol}"): READ_MARKET,  # stored rates: market data, not a user's
 }
 
 RPC_RULES: dict[str, Rule] = {
@@ -186,6 +187,7 @@ RPC_RULES: dict[str, Rule] = {
     "convert_to_usd": READ_MARKET,
     "subscribe_ohlcv": READ_MARKET,
     "unsubscribe_ohlcv": READ_MARKET,
+    "get_rates": READ_MARKET,
     "make_order": TRADE,
     "cancel_order": TRADE,
     "list_open_orders": READ_ORDERS,
@@ -210,6 +212,7 @@ PUSH_RULES: dict[str, Rule] = {
     "exchstatus": READ_MARKET,
     "ticker": READ_MARKET,
     "public_trades": READ_MARKET,  # the market's public trades (the `trade` channel is the users' fills)
+    "rate": READ_MARKET,  # each rate the retriever stores (services/rates.py)
     "echo_ret": READ_SELF,
     "logmessages": READ_SELF,  # admins every message; others only their own orders' (api.notifier, services.log_feed)
     "order": READ_ORDERS,  # the accounts the caller may read (api.notifier); admins without an account: every account's

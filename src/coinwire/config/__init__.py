@@ -120,6 +120,10 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     roles: list[str] = msgspec.field(default_factory=lambda: ["gateway", "api"])
     book_depth: int = 100  # levels per side served by get_book by default
     ohlcv_max_points: int = 5_000  # candles per answer of GET /api/v1/ohlcv; longer ranges are paged (`next`)
+    # rates (services/rates.py): per answer of GET /api/v1/rates (paged beyond), and how old a ticker may be
+    # (seconds before the minute asked) to be that minute's rate
+    rates_max_points: int = 20_160
+    rates_max_age: float = 120.0
     # per /rpc connection (docs/SECURITY.md, "Push streams"): patterns in each `subscribe` list
     # (tickers, public_trades), subscribe_ohlcv streams, and pushed bytes left unread before a drop
     ws_max_patterns: int = 100
@@ -195,6 +199,8 @@ _ENV_FIELDS = {
     "ROLES": "roles",
     "BOOK_DEPTH": "book_depth",
     "OHLCV_MAX_POINTS": "ohlcv_max_points",
+    "RATES_MAX_POINTS": "rates_max_points",
+    "RATES_MAX_AGE": "rates_max_age",
     "WS_MAX_PATTERNS": "ws_max_patterns",
     "WS_MAX_STREAMS": "ws_max_streams",
     "WS_MAX_UNREAD_BYTES": "ws_max_unread_bytes",
@@ -257,6 +263,10 @@ def _check(settings: Settings, env: Mapping[str, str]) -> None:
         raise ConfigError(f"port must be between 1 and 65535, got {settings.port}")
     if not 1 <= settings.ohlcv_max_points <= 100_000:
         raise ConfigError(f"ohlcv_max_points must be between 1 and 100000, got {settings.ohlcv_max_points}")
+    if not 1 <= settings.rates_max_points <= 100_000:
+        raise ConfigError(f"rates_max_points must be between 1 and 100000, got {settings.rates_max_points}")
+    if not 1 <= settings.rates_max_age <= 3600:
+        raise ConfigError(f"rates_max_age must be between 1 and 3600 seconds, got {settings.rates_max_age}")
     if not 1 <= settings.ws_max_patterns <= 10_000 or not 1 <= settings.ws_max_streams <= 10_000:
         raise ConfigError(f"ws_max_patterns and ws_max_streams must be between 1 and 10000, got {settings.ws_max_patterns}, "
                           f"{settings.ws_max_streams}")

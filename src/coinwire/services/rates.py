@@ -28,7 +28,7 @@ import msgspec
 import structlog
 
 from coinwire.bus.base import Bus
-from coinwire.core.errors import InvalidInput
+from coinwire.core.errors import CoinwireError, InvalidInput
 from coinwire.core.symbols import normalize_symbol
 from coinwire.feeds.ccxt_tickers import ticker_from_ccxt
 from coinwire.messages import Rate, subject
@@ -36,7 +36,7 @@ from coinwire.services.tickers import TickerReader, view_of_ticker
 from coinwire.store.rates import MINUTE_MS, RateRow, insert_rates
 from coinwire.store.store import Store
 from coinwire.venues.ccxt_client import close_client
-from coinwire.venues.ccxt_errors import Backoff, CcxtError, bad_response, translate
+from coinwire.venues.ccxt_errors import Backoff, bad_response, translate
 
 __all__ = ["CcxtPrices", "FetchedPrice", "PriceFetch", "Rates", "DEFAULT_MAX_AGE"]
 
@@ -179,7 +179,7 @@ class Rates:
         assert self.fetch is not None
         try:
             prices = await self.fetch(exchange, symbols)
-        except CcxtError as exc:
+        except CoinwireError as exc:  # CcxtError, or no CCXT exchange of that name: that exchange's rates are missed
             for symbol in symbols:
                 self._miss(exchange, symbol, minute, exc.code)
             return []

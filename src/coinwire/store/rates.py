@@ -22,7 +22,7 @@ from sqlalchemy.sql.dml import Insert
 from coinwire.store.store import Store
 from coinwire.store.tables import rates
 
-__all__ = ["RateRow", "insert_rates", "load_rates"]
+__all__ = ["MINUTE_MS", "RateRow", "has_rates", "insert_rates", "load_rates"]
 
 MINUTE_MS = 60_000
 
@@ -90,3 +90,14 @@ async def load_rates(store: Store, exchange: str, symbol: str, start_ms: int, en
         RateRow(exchange=e, symbol=s, minute_ms=int(m), price=Decimal(p), source=src, received_ms=int(r))
         for e, s, m, p, src, r in found
     ]
+
+
+async def has_rates(store: Store, exchange: str, symbol: str | None = None) -> bool:
+    """Whether any rate of the exchange (of its `symbol`, when given) is stored: one primary-key seek."""
+    c = rates.c
+    query = select(c.minute_ms).where(c.exchange == exchange)
+    if symbol is not None:
+        query = query.where(c.symbol == symbol)
+    await store.settled()
+    async with store.engine.connect() as conn:
+        return (await conn.execute(query.limit(1))).first() is not None
