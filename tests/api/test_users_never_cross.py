@@ -502,6 +502,7 @@ RPC_SAMPLES: dict[str, dict[str, Any]] = {
     "get_exchanges": {}, "get_pricing": {"exchange": "demo"}, "get_book": {"exchange": "demo", "pair": "BTC_USDT"},
     "get_ohlcv": {"exchange": "demo", "pair": "BTC_USDT"}, "convert_to_usd": {"currency": "BTC", "value": "1", "side": "bid"},
     "subscribe_ohlcv": {"exchange": "demo", "symbol": "BTC/USDT", "timeframe": "1m"}, "unsubscribe_ohlcv": {"subscription": 1},
+    "get_rates": {"exchange": "demo", "symbol": "BTC_USDT", "since": "7d"},
 }
 
 

@@ -273,3 +273,36 @@ async def test_a_market_whose_feed_runs_is_never_fetched(venue: tuple[TickerVenu
         assert "ticker" not in served.requests
     finally:
         await fetch.close()
+
+
+# --- as the platform wires it ---------------------------------------------------------------------------------------------
+
+
+async def test_the_platform_records_every_market_whose_feed_runs_and_reads_its_settings(tmp_path: Path) -> None:
+    """`Platform.rates` with no markets named takes the running feeds' markets; `rates_max_age` bounds a ticker's age."""
+    import time
+
+    from coinwire.app import Platform
+    from coinwire.config import load_settings
+
+    settings = load_settings(overrides={"data_dir": str(tmp_path), "exchanges": [
+        {"name": "demo", "tick_interval": 0.05, "symbols": ["BTC/USDT", "ETH/USDT"]}]},
+        env={"COINWIRE_RATES_MAX_AGE": "30", "COINWIRE_RATES_MAX_POINTS": "7"})
+    assert (settings.rates_max_age, settings.rates_max_points) == (30.0, 7)
+    platform = Platform(settings)
+    assert platform.rate_history.max_points == 7
+    await platform.start()
+    try:
+        async with asyncio.timeout(20):
+            while len(await platform.market.reader.tickers("ticker.demo.>")) < 2:
+                await asyncio.sleep(0.05)
+        if time.time_ns() // 1_000_000 % MINUTE > 50_000:  # a ticker of the next minute is no rate of this one: not near its end
+            await asyncio.sleep(11)
+        now = time.time_ns() // 1_000_000
+        assert await platform.rates.retrieve(now + 40_000) == 0  # 40 s after every ticker: older than rates_max_age (30 s)
+        assert await platform.rates.retrieve(now) == 2
+        assert await platform.rates.retrieve(now) == 0
+        answer = await platform.rate_history.read("demo", "ETH_USDT", "1h")
+        assert [r["time"] for r in answer["rates"]] == [now - now % MINUTE] and answer["rates"][0]["source"] == "ticker"
+    finally:
+        await platform.stop()
