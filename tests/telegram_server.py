@@ -3,7 +3,7 @@
 It serves `/bot<token>/<method>` on 127.0.0.1 at an ephemeral port, as Telegram does: an
 unknown token answers 401, a chat the bot cannot reach 400 ("chat not found") and a chat that
 blocked it 403. Tests register bots and chats, enqueue incoming messages (`say`), read what the
-bots sent (`sent`), and make sendMessage fail the next N times with 429 (retry_after) or a 5xx.
+bots sent (`sent`), and make a method (sendMessage, getUpdates) fail its next N calls with 429 (retry_after) or a 5xx.
 Parameters arrive as python-telegram-bot posts them: form fields, JSON values as text.
 """
 
@@ -41,7 +41,7 @@ class _Bot:
     chats: set[str] = field(default_factory=set)  # chats the bot may write to
     blocked: set[str] = field(default_factory=set)  # chats whose user blocked the bot (403)
     updates: list[dict[str, Any]] = field(default_factory=list)
-    failures: list[tuple[int, int]] = field(default_factory=list)  # (status, retry_after) for the next sendMessages
+    failures: dict[str, list[tuple[int, int]]] = field(default_factory=dict)  # method -> (status, retry_after) of its next calls
     polls: int = 0
 
 
@@ -78,8 +78,9 @@ class TelegramServer:
     def block(self, token: str, chat_id: str) -> None:
         self.bots[token].blocked.add(chat_id)
 
-    def fail_next(self, token: str, times: int, status: int, retry_after: int = 1) -> None:
-        self.bots[token].failures += [(status, retry_after)] * times
+    def fail_next(self, token: str, times: int, status: int, retry_after: int = 1, method: str = "sendMessage") -> None:
+        """The bot's next `times` calls of `method` answer `status` (429: with `retry_after`) instead."""
+        self.bots[token].failures.setdefault(method, []).extend([(status, retry_after)] * times)
 
     async def say(self, token: str, chat_id: str, text: str, from_id: int | None = None, date: int | None = None) -> None:
         """A user writes `text` in `chat_id` to the bot: an update its next getUpdates returns."""
@@ -125,6 +126,12 @@ class TelegramServer:
         if bot is None:
             return _error(401, "Unauthorized")
         params = await self._params(request)
+        failures = bot.failures.get(method)
+        if failures:
+            status, retry_after = failures.pop(0)
+            if status == 429:
+                return _error(429, f"Too Many Requests: retry after {retry_after}", retry_after=retry_after)
+            return _error(status, "Internal Server Error" if status == 500 else "Bad Gateway")
         if method == "getMe":
             return JSONResponse({"ok": True, "result": {"id": bot.bot_id, "is_bot": True, "first_name": bot.username,
                                                          "username": bot.username}})
@@ -158,11 +165,6 @@ class TelegramServer:
         return list(bot.updates)
 
     def _send(self, token: str, bot: _Bot, params: dict[str, str]) -> JSONResponse:
-        if bot.failures:
-            status, retry_after = bot.failures.pop(0)
-            if status == 429:
-                return _error(429, f"Too Many Requests: retry after {retry_after}", retry_after=retry_after)
-            return _error(status, "Internal Server Error" if status == 500 else "Bad Gateway")
         chat_id, text = params.get("chat_id", ""), params.get("text", "")
         if chat_id in bot.blocked:
             return _error(403, "Forbidden: bot was blocked by the user")

@@ -29,7 +29,8 @@ from telegram.warnings import PTBDeprecationWarning
 
 from coinwire.services.notifications.channels import Delivery, DeliveryFailed
 
-__all__ = ["DEFAULT_API_BASE", "MAX_TEXT", "TelegramChannel", "bot_for", "redact_library_logs", "scrub"]
+__all__ = ["DEFAULT_API_BASE", "MAX_TEXT", "TelegramChannel", "bot_for", "classify", "redact_library_logs", "retry_seconds", "scrub",
+           "send_text"]
 
 DEFAULT_API_BASE = "https://api.telegram.org"
 MAX_TEXT = 4096  # characters Telegram accepts in one message
@@ -75,17 +76,23 @@ def bot_for(api_base: str, token: str, read_timeout: float = 10.0) -> tuple[Bot,
     """A Bot on `api_base` (Telegram's or a local Bot API server) and the one HTTP client it uses; shut the client down after."""
     redact_library_logs()
     request = HTTPXRequest(connection_pool_size=4, read_timeout=read_timeout, connect_timeout=10.0)
-    return Bot(token, base_url=f"{api_base.rstrip('/')}/bot", request=request, get_updates_request=request), request
+    base = api_base.rstrip("/")
+    bot = Bot(token, base_url=f"{base}/bot", base_file_url=f"{base}/file/bot", request=request, get_updates_request=request)
+    return bot, request
+
+
+def retry_seconds(exc: RetryAfter) -> float:
+    """The seconds Telegram asks us to wait (the attribute's type changes from int to timedelta in a later major version)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", PTBDeprecationWarning)
+        wait = exc.retry_after
+    return wait.total_seconds() if isinstance(wait, timedelta) else float(wait)
 
 
 def classify(exc: TelegramError, token: str) -> DeliveryFailed:
     """A python-telegram-bot error as the notifier's DeliveryFailed: retryable or not, its reason without the token."""
     if isinstance(exc, RetryAfter):
-        with warnings.catch_warnings():  # the attribute's type changes (int -> timedelta) in a later major version
-            warnings.simplefilter("ignore", PTBDeprecationWarning)
-            wait = exc.retry_after
-        seconds = wait.total_seconds() if isinstance(wait, timedelta) else float(wait)
-        return DeliveryFailed(f"telegram rate limit: retry after {seconds:g} s", retryable=True)
+        return DeliveryFailed(f"telegram rate limit: retry after {retry_seconds(exc):g} s", retryable=True)
     if isinstance(exc, InvalidToken):
         return DeliveryFailed("telegram refused the bot token (unknown or revoked): set a new one", retryable=False)
     if isinstance(exc, Forbidden):
