@@ -128,8 +128,11 @@ class TelegramBots:
                 delay = min(delay * 2, self.max_backoff)
                 continue
             for update in updates:
-                poller.offset = update.update_id + 1
-                await self._handle(poller, update.message)
+                poller.offset = update.update_id + 1  # confirmed at the next getUpdates: a message is handled once
+                try:
+                    await self._handle(poller, update.message)
+                except Exception:  # a bug answering one message must not end the user's polling
+                    log.exception("telegram message not handled", user=poller.user_id)
 
     async def _handle(self, poller: _Poller, message: object) -> None:
         text = getattr(message, "text", None)
