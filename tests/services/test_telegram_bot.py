@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -29,6 +29,7 @@ from coinwire.services.accounts import MembersRepository
 from coinwire.services.notifications.telegram_bot import TelegramBots
 from coinwire.services.notifications.telegram_commands import StoreFills, TelegramCommands
 from coinwire.services.runs import RunManager
+from tests.conftest import postgres_database
 from tests.telegram_server import TelegramServer
 
 ALICE_TOKEN = "111111:AAA-alicesecretsecretsecret_x1"
@@ -69,13 +70,24 @@ async def wait_ready(platform: Platform) -> None:
     raise AssertionError("the demo exchange never became ready")
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest) -> Iterator[str | None]:
+    """The platform's store: its default SQLite file, or a database of its own on the test PostgreSQL server."""
+    if request.param == "sqlite":
+        yield None
+        return
+    with postgres_database() as url:
+        yield url
+
+
 @pytest.fixture
-async def world(tmp_path: Path) -> AsyncIterator[World]:
+async def world(tmp_path: Path, store_url: str | None) -> AsyncIterator[World]:
     async with TelegramServer() as tg:
         for token, chat in zip(TOKENS, (ALICE_CHAT, BOB_CHAT, CAROL_CHAT), strict=True):
             tg.add_bot(token, chat, STRANGER_CHAT)
         # the setting the composition root passes to TelegramBots and TelegramChannel, read from the environment here
-        settings = load_settings(env={"COINWIRE_TELEGRAM_API_BASE": tg.api_base}, overrides={"data_dir": str(tmp_path)})
+        settings = load_settings(env={"COINWIRE_TELEGRAM_API_BASE": tg.api_base},
+                                 overrides={"data_dir": str(tmp_path), "store_url": store_url})
         platform = Platform(settings)
         await platform.start()
         runs = RunManager(settings.data_path, False, stop_grace=5.0, gateway=platform.gateway)
@@ -191,6 +203,13 @@ async def test_each_user_sees_only_their_own_accounts_runs_and_fills(world: Worl
         positions = await ask(tg, ALICE_TOKEN, ALICE_CHAT, "/positions")
         assert positions.startswith("Spot holdings (perpetual futures positions are not supported yet)")
         assert "BTC " in positions and " USD" in positions
+
+        # a user who masks balances sees currencies without amounts, as in the dashboard
+        await PreferencesRepository(world.platform.store).update(users["carol"], {"mask": True})
+        masked = await ask(tg, CAROL_TOKEN, CAROL_CHAT, "/balance")
+        assert "  USDT ••••• (available •••••)" in masked and not any(ch.isdigit() for ch in masked.split(":", 1)[1])
+        masked_daily = await ask(tg, CAROL_TOKEN, CAROL_CHAT, "/daily")
+        assert "volume ••••• USDT (••••• USD), cash flow ••••• USDT (••••• USD)" in masked_daily
 
         status = await ask(tg, BOB_TOKEN, BOB_CHAT, "/status")
         assert status.splitlines()[0] in ("Server: online", "Server: degraded") and "Exchange demo: ready" in status

@@ -41,6 +41,7 @@ __all__ = ["TelegramCommands", "StoreFills", "FillRow", "COMMANDS", "CONFIRM_SEC
 log = structlog.get_logger("coinwire.telegram")
 
 CONFIRM_SECONDS = 60.0
+MASKED = "•••••"
 _LISTED_RUNS = 10
 COMMANDS = {
     "status": "the exchanges' status and the server's health",
@@ -128,6 +129,20 @@ def _amount(value: Decimal | int) -> str:
     return text if "." not in text else text.rstrip("0").rstrip(".")
 
 
+def _masked(value: Decimal | int) -> str:
+    return MASKED
+
+
+def _shown(prefs: Mapping[str, Any]) -> Callable[[Decimal | int], str]:
+    """How amounts are written for this user: exact, or `•••••` when they mask balances (as the dashboard does)."""
+    return _masked if prefs.get("mask") else _amount
+
+
+def _cents(prefs: Mapping[str, Any]) -> Callable[[Decimal | int], str]:
+    """How values in the display currency (already rounded to cents) are written for this user."""
+    return _masked if prefs.get("mask") else str
+
+
 class TelegramCommands:
     """Answers one user's commands; `answer` returns the reply text (None: nothing to say)."""
 
@@ -159,7 +174,7 @@ class TelegramCommands:
             if command == "status":
                 return await self.status()
             if command == "balance":
-                return self.balance(user_id)
+                return await self.balance(user_id)
             if command == "positions":
                 return await self.positions(user_id)
             if command == "runs":
@@ -192,22 +207,24 @@ class TelegramCommands:
         book = self.gateway.accounts
         return [book.accounts[i] for i in sorted(book.personal(user_id)) if i in book.accounts]
 
-    def balance(self, user_id: int) -> str:
+    async def balance(self, user_id: int) -> str:
         accounts = self._accounts(user_id)
         if not accounts:
             return "You have no accounts yet."
+        shown = _shown(await self.preferences.get(user_id))
         lines = []
         for account in accounts:
             lines.append(f"Account {account.id} {account.name} ({account.exchange}, {account.kind}):")
             held = {c: b for c, b in sorted(self.gateway.ledger.account_balances(account.exchange, account.id).items()) if b.balance}
-            lines += [f"  {c} {_amount(b.balance)} (available {_amount(b.available)})" for c, b in held.items()] or ["  no funds"]
+            lines += [f"  {c} {shown(b.balance)} (available {shown(b.available)})" for c, b in held.items()] or ["  no funds"]
         return "\n".join(lines)
 
     async def positions(self, user_id: int) -> str:
         accounts = self._accounts(user_id)
         if not accounts:
             return "You have no accounts yet."
-        display = (await self.preferences.get(user_id))["currency"]
+        prefs = await self.preferences.get(user_id)
+        display, shown, cents = prefs["currency"], _shown(prefs), _cents(prefs)
         lines = ["Spot holdings (perpetual futures positions are not supported yet):"]
         for account in accounts:
             held = {c: b for c, b in sorted(self.gateway.ledger.account_balances(account.exchange, account.id).items()) if b.balance}
@@ -216,10 +233,11 @@ class TelegramCommands:
                 lines.append("  nothing held")
             for currency, balance in held.items():
                 value = await self._value(Decimal(_amount(balance.balance)), currency, display)
-                lines.append(f"  {currency} {_amount(balance.balance)}" + (f" = {value} {display}" if value is not None else ""))
+                lines.append(f"  {currency} {shown(balance.balance)}"
+                             + (f" = {cents(value)} {display}" if value is not None else ""))
         return "\n".join(lines)
 
-    async def _value(self, amount: Decimal, currency: str, display: str) -> str | None:
+    async def _value(self, amount: Decimal, currency: str, display: str) -> Decimal | None:
         """`amount` of `currency` in `display`, rounded to cents; None when there is no route (or no converter)."""
         if currency == display:
             return None
@@ -229,7 +247,7 @@ class TelegramCommands:
             result = (await self.converter.convert(str(abs(amount)), currency, display)).result
         except CoinwireError:
             return None
-        return f"{(-result if amount < 0 else result).quantize(Decimal('0.01'))}"
+        return (-result if amount < 0 else result).quantize(Decimal("0.01"))
 
     def _own_runs(self, user_id: int) -> list[dict[str, Any]]:
         return [r for r in self.runs.list() if self.run_owner(str(r.get("run_id"))) == user_id]
@@ -275,7 +293,7 @@ class TelegramCommands:
         if not accounts:
             return "You have no accounts yet."
         prefs = await self.preferences.get(user_id)
-        zone, display = zoneinfo.ZoneInfo(prefs["time_zone"]), prefs["currency"]
+        zone, display, shown, cents = zoneinfo.ZoneInfo(prefs["time_zone"]), prefs["currency"], _shown(prefs), _cents(prefs)
         now = datetime.fromtimestamp(self.wall_clock() / 1e9, zone)
         midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
         since = int(midnight.timestamp()) * 1_000_000_000
@@ -298,7 +316,9 @@ class TelegramCommands:
                     other_fees[row.fee_currency] = other_fees.get(row.fee_currency, Decimal(0)) + row.fee
             for quote, (volume, flow) in sorted(per_quote.items()):
                 shown_volume, shown_flow = await self._value(volume, quote, display), await self._value(flow, quote, display)
-                lines.append(f"  volume {_amount(volume)} {quote}" + (f" ({shown_volume} {display})" if shown_volume else "")
-                             + f", cash flow {_amount(flow)} {quote}" + (f" ({shown_flow} {display})" if shown_flow else ""))
-            lines += [f"  fees paid in {c}: {_amount(fee)}" for c, fee in sorted(other_fees.items())]
+                lines.append(f"  volume {shown(volume)} {quote}"
+                             + (f" ({cents(shown_volume)} {display})" if shown_volume is not None else "")
+                             + f", cash flow {shown(flow)} {quote}"
+                             + (f" ({cents(shown_flow)} {display})" if shown_flow is not None else ""))
+            lines += [f"  fees paid in {c}: {shown(fee)}" for c, fee in sorted(other_fees.items())]
         return "\n".join(lines)
