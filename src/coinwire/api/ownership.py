@@ -87,6 +87,10 @@ class Owners:
         await self.repo.store.write_many(self._statement, [{"kind": kind, "resource_id": key[1], "user_id": principal.user_id}])
         self._owner[key] = principal.user_id
 
+    def owner_of(self, kind: str, resource_id: object) -> int | None:
+        """The user who owns a resource (None: no one recorded); for services that act for one user, like the Telegram commands."""
+        return self._owner.get((kind, str(resource_id)))
+
     def visible(self, kind: str, resource_id: object, principal: Principal) -> bool:
         """Admins see all; others see what they own (resources made before users existed belong to admins)."""
         if principal.is_admin:

@@ -136,6 +136,8 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     # runtime (PUT /api/v1/admin/settings, kept in the store, which wins from then on)
     self_registration: bool = False
     registration_role: str = "viewer"  # viewer | trader: what a self-registered user may do
+    # the Bot API server users' Telegram bots talk to (notifications and chat commands); a local Bot API server or a test's
+    telegram_api_base: str = "https://api.telegram.org"
     exchanges: list[ExchangeConfig] = msgspec.field(default_factory=_default_exchanges)
     market_data: MarketDataConfig = msgspec.field(default_factory=MarketDataConfig)  # tickers, FX, coins (config/market_data.py)
 
@@ -207,6 +209,7 @@ _ENV_FIELDS = {
     "ALLOW_USER_STRATEGIES": "allow_user_strategies",
     "SELF_REGISTRATION": "self_registration",
     "REGISTRATION_ROLE": "registration_role",
+    "TELEGRAM_API_BASE": "telegram_api_base",
     "EXCHANGES": "exchanges",
 }
 
@@ -293,6 +296,9 @@ def _check(settings: Settings, env: Mapping[str, str]) -> None:
         raise ConfigError("checkpoint_lines must be at least 1 and checkpoint_seconds above 0")
     if settings.registration_role not in REGISTRATION_ROLES:
         raise ConfigError(f"registration_role must be one of {', '.join(REGISTRATION_ROLES)}, got {settings.registration_role!r}")
+    if not settings.telegram_api_base.startswith(("http://", "https://")) or settings.telegram_api_base.endswith("/"):
+        raise ConfigError(f"telegram_api_base must be an http(s) URL without a trailing slash, like https://api.telegram.org, "
+                          f"got {settings.telegram_api_base!r}")
     if settings.log_level.lower() not in _LOG_LEVELS:
         raise ConfigError(f"log_level must be one of {', '.join(_LOG_LEVELS)}, got {settings.log_level!r}")
     names = [e.name for e in settings.exchanges]
