@@ -29,6 +29,7 @@ from coinwire.api.streams import AccountStreams
 from coinwire.bus import bus_from_url
 from coinwire.cache import cache_from_url
 from coinwire.config import ExchangeConfig, Settings
+from coinwire.engine.warmup import HistorySource
 from coinwire.feeds.base import HealthHook
 from coinwire.feeds.demo import DemoFeed
 from coinwire.history.store import HistoryStore, default_history_root
@@ -42,6 +43,7 @@ from coinwire.services.market_data import MarketData, build_streamer, ticker_con
 from coinwire.services.ohlcv import OhlcvQuery
 from coinwire.services.public_trades import PublicTrades
 from coinwire.services.runs import RunManager
+from coinwire.services.warm_history import warm_sources
 from coinwire.store import Store
 from coinwire.store.candle_writer import CandleWriter
 
@@ -111,6 +113,7 @@ class Platform:
         history = HistoryStore(default_history_root(settings.data_path))
         self.ohlcv = OhlcvQuery(self.store, history, self.candles, max_points=settings.ohlcv_max_points)
         self.ohlcv_streams = OhlcvStreams(self.notifier, self.ohlcv, self.candles)  # live candles for subscribe_ohlcv
+        self.history = history
         self._tasks: list[asyncio.Task[Any]] = []
 
     async def start(self, feeds: bool = True) -> None:
@@ -131,6 +134,10 @@ class Platform:
         if feeds:
             self.start_feeds()
         log.info("coinwire started", exchanges=[c.name for c in self.settings.exchanges], store=self.store.dialect)
+
+    def warm_sources(self) -> list[HistorySource]:
+        """Where paper and live runs find their warm-up candles, in the order tried (services/warm_history.py)."""
+        return warm_sources(self.history, self.ohlcv, self.settings.exchanges, self.feeds)
 
     def start_feeds(self) -> list[asyncio.Task[Any]]:
         """One task per exchange's feed; a recorded feed's task ends with its recording."""
@@ -206,7 +213,8 @@ def create_app(settings: Settings, env: Mapping[str, str] | None = None) -> Fast
     api = Api(platform.gateway, platform.notifier, platform.health, platform.streams, ohlcv_streams=platform.ohlcv_streams,
               auth=access.service, owners=access.owners, audit=access.audit, connections=access.connections,
               rpc_limit=access.rpc_limit)
-    runs = RunManager(settings.data_path, settings.user_strategies_allowed, gateway=platform.gateway)
+    runs = RunManager(settings.data_path, settings.user_strategies_allowed, gateway=platform.gateway,
+                      history=platform.warm_sources())
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
