@@ -37,6 +37,7 @@ __all__ = ["POLICIES", "HistorySource", "Loaded", "Need", "as_dict", "describe",
            "unavailable", "window"]
 
 POLICIES = ("best_effort", "required")
+_SLACK = 10  # buckets asked for beyond the candles needed, at least (see load_warmup)
 _DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86_400, "w": 7 * 86_400}
 
 
@@ -114,7 +115,10 @@ def window(timeframe: str, bars: int | None, seconds: int | None) -> int:
 
 
 async def load_warmup(sources: Sequence[HistorySource], exchange: str, needs: Sequence[Need], at: int) -> list[Loaded]:
-    """Each need's candles closed at or before `at` (unix s), from the first source that has them all.
+    """Each need's newest candles closed at or before `at` (unix s), from the first source that has them all.
+
+    The window asked for reaches a quarter further back than the candles needed, so a series
+    with a few buckets without trades still gives its full count.
 
     When none has them all, the source with the most is kept (the run log says what is
     missing). A source that fails (a download refused, a network error) counts as one that
@@ -124,7 +128,8 @@ async def load_warmup(sources: Sequence[HistorySource], exchange: str, needs: Se
     for need in needs:
         tf = parse_timeframe(need.timeframe)
         end = utc_bucket(tf, at)[0]  # the start of the bucket still forming at `at`: candles before it are closed
-        start = end - need.bars * tf.seconds
+        # a quarter more buckets than candles: a bucket without a trade has no candle, so real series have gaps
+        start = end - (need.bars + max(_SLACK, need.bars // 4)) * tf.seconds
         best: Loaded | None = None
         reasons: list[str] = []
         for source in sources:
