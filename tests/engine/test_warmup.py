@@ -29,7 +29,7 @@ FUNDS = {"demo": {"USDT": "10000", "BTC": "0.1"}}
 
 
 def settings(tmp_path: Path) -> Any:
-    exchange = {"name": "demo", "feed": "demo", "symbols": ["BTC/USDT"], "paper_funds": {"USDT": "100000", "BTC": "2"}}
+    exchange = {"name": "demo", "feed": "demo", "symbols": ["BTC/USDT", "ETH/USDT"], "paper_funds": {"USDT": "100000", "BTC": "2"}}
     return load_settings(env={}, overrides={"data_dir": str(tmp_path), "exchanges": [exchange]})
 
 
@@ -168,6 +168,31 @@ async def test_best_effort_with_no_source_starts_and_logs_the_shortfall(tmp_path
     assert any(level == "warning" for _, level, message in run.logs if message == line)
 
 
+class Short(MaCross):
+    """ma_cross with an explicit warm-up: it replaces the 200 its slow average would ask for."""
+
+    warmup = 30
+
+
+async def test_an_explicit_warmup_replaces_the_derived_one_and_is_a_parameter(tmp_path: Path) -> None:
+    run = await paper_run(tmp_path, Short, {"timeframe": "1m"}, seconds=2)
+    assert warm_lines(run)[0].startswith("warm-up: BTC/USDT 1m 30 candles from the demo feed's past ")
+    again = await paper_run(tmp_path / "again", Short, {"timeframe": "1m", "warmup": 45}, seconds=2)
+    assert warm_lines(again)[0].startswith("warm-up: BTC/USDT 1m 45 candles from ")
+
+
+async def test_efficient_frontier_computes_and_trades_in_its_first_minute(tmp_path: Path) -> None:
+    from coinwire.strategies.efficient_frontier import EfficientFrontier
+
+    run = await paper_run(tmp_path, EfficientFrontier, {"target": "min_variance"}, seconds=70)
+    assert run.failure is None and run.error is None
+    lines = warm_lines(run)
+    assert len(lines) == 2 and all(" 5m 2016 candles from the demo feed's past " in line for line in lines)
+    assert "frontier" in run.components and run.components["frontier"].spec["observations"] == 2015
+    sent = [m for m in run.hub.messages if m.method == "venue.make_order"]
+    assert sent and all(m.ts <= run.start_ns + 61 * NS for m in sent[:1])
+
+
 # --- declarations and policy ----------------------------------------------------------------------------------
 def test_explicit_warmup_and_windows_are_read_as_candles() -> None:
     assert explicit_bars(None, "1h") is None and explicit_bars("", "1h") is None
@@ -200,3 +225,21 @@ def test_the_demo_past_is_deterministic_and_ends_at_the_start_price() -> None:
     other = DemoMarket(symbols=["BTC/USDT"], seed=8)
     other.step(T0 * NS)
     assert not np.array_equal(other.candles("BTC/USDT", T0 - 3600, T0).close, hour.close)
+
+
+# --- the CLI ------------------------------------------------------------------------------------------------
+def test_cli_paper_session_warms_up_and_refuses_a_bad_policy(tmp_path: Path) -> None:
+    import json
+    import time
+
+    from tests.engine.test_cli_run import coinwire
+
+    bad = coinwire(tmp_path, "run", "ma_cross", "-m", "paper", "--balance", "demo:USDT=100", "--warmup", "sometimes")
+    assert bad.returncode == 2 and "invalid_warmup" in bad.stderr
+    end = str(int(time.time()) + 4)
+    done = coinwire(tmp_path, "run", "ma_cross", "-m", "paper", "--balance", "demo:USDT=100", "--param", "timeframe=1m",
+                    "--warmup", "required", "--end", end, "--json")
+    assert done.returncode == 0, done.stderr
+    run_id = json.loads(done.stdout)["run_id"]
+    log = [json.loads(line)["message"] for line in (tmp_path / "runs" / run_id / "log.jsonl").read_text().splitlines()]
+    assert any(line.startswith("warm-up: BTC/USDT 1m 200 candles from the demo feed's past ") for line in log), log
