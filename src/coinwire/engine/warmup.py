@@ -178,10 +178,10 @@ def _empty() -> OHLCV:
     return OHLCV(np.empty(0, np.int64), *(np.empty(0, np.float64) for _ in range(5)))
 
 
-def describe(item: Loaded, symbol_note: str = "") -> str:
+def describe(item: Loaded) -> str:
     """The run log's line for one loaded series."""
     need = item.need
-    head = f"warm-up: {need.symbol} {need.timeframe}{symbol_note}"
+    head = f"warm-up: {need.symbol} {need.timeframe}"
     if not item.taken:
         return f"{head}: no candles loaded, {item.missing}"
     first, last = int(item.candles.time[0]), int(item.candles.time[-1])
