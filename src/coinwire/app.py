@@ -30,6 +30,7 @@ from coinwire.bus import bus_from_url
 from coinwire.cache import cache_from_url
 from coinwire.config import ExchangeConfig, Settings
 from coinwire.core.errors import InvalidInput
+from coinwire.engine.warmup import HistorySource
 from coinwire.feeds.base import HealthHook
 from coinwire.feeds.demo import DemoFeed
 from coinwire.history.store import HistoryStore, default_history_root
@@ -45,6 +46,7 @@ from coinwire.services.public_trades import PublicTrades
 from coinwire.services.rate_history import RateHistory
 from coinwire.services.rates import CcxtPrices, Rates
 from coinwire.services.runs import RunManager
+from coinwire.services.warm_history import warm_sources
 from coinwire.store import Store
 from coinwire.store.candle_writer import CandleWriter
 from coinwire.venues.ccxt_client import make_client
@@ -121,6 +123,7 @@ class Platform:
                            max_age=settings.rates_max_age)
         self.rate_history = RateHistory(self.store, lambda: {n: v.markets for n, v in self.gateway.venues.items()},
                                         max_points=settings.rates_max_points)
+        self.history = history
         self._tasks: list[asyncio.Task[Any]] = []
 
     async def start(self, feeds: bool = True) -> None:
@@ -141,6 +144,10 @@ class Platform:
         if feeds:
             self.start_feeds()
         log.info("coinwire started", exchanges=[c.name for c in self.settings.exchanges], store=self.store.dialect)
+
+    def warm_sources(self) -> list[HistorySource]:
+        """Where paper and live runs find their warm-up candles, in the order tried (services/warm_history.py)."""
+        return warm_sources(self.history, self.ohlcv, self.settings.exchanges, self.feeds)
 
     def start_feeds(self) -> list[asyncio.Task[Any]]:
         """One task per exchange's feed; a recorded feed's task ends with its recording."""
@@ -231,7 +238,8 @@ def create_app(settings: Settings, env: Mapping[str, str] | None = None) -> Fast
     api = Api(platform.gateway, platform.notifier, platform.health, platform.streams, ohlcv_streams=platform.ohlcv_streams,
               auth=access.service, owners=access.owners, audit=access.audit, connections=access.connections,
               rpc_limit=access.rpc_limit, rates=platform.rate_history)
-    runs = RunManager(settings.data_path, settings.user_strategies_allowed, gateway=platform.gateway)
+    runs = RunManager(settings.data_path, settings.user_strategies_allowed, gateway=platform.gateway,
+                      history=platform.warm_sources())
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -42,7 +42,7 @@ __all__ = ["run_paper_session"]
 
 def run_paper_session(settings: Settings, strategy_ref: str, raw_params: dict[str, Any], funds: dict[str, dict[str, str]],
                       end: int | None, data: list[str] | None, speed: float | None,
-                      mode: str = "paper") -> tuple[RunOutcome, PaperRuntime]:
+                      mode: str = "paper", warmup: str = "best_effort") -> tuple[RunOutcome, PaperRuntime]:
     """Run to the end (recording over, `end`, Ctrl-C or a failure) and return the outcome; bad input raises first.
 
     `funds`: exchange -> currency -> amount, as `engine.runs.parse_funds` reads `--balance` (the first exchange is the run's default).
@@ -71,7 +71,7 @@ def run_paper_session(settings: Settings, strategy_ref: str, raw_params: dict[st
             _check_funds(cfg, balances)
     folder.mkdir(parents=True, exist_ok=True)
     configure_logging("warning", sys.stderr)  # stdout carries the report
-    runtime = asyncio.run(_session(session, run_id, cls, params, funds, end, replay=bool(data)))
+    runtime = asyncio.run(_session(session, run_id, cls, params, funds, end, replay=bool(data), warmup=warmup))
     from coinwire.services.paper_runs import finish_paper
 
     return finish_paper(runtime, strategy_name(cls), params_json(params)), runtime
@@ -98,13 +98,13 @@ def _replay_exchange(name: str, balances: dict[str, str], data: list[str], speed
 
 
 async def _session(settings: Settings, run_id: str, cls: Any, params: Any, funds: dict[str, dict[str, str]],
-                   end: int | None, replay: bool) -> PaperRuntime:
+                   end: int | None, replay: bool, warmup: str = "best_effort") -> PaperRuntime:
     from coinwire.app import Platform
 
     platform = Platform(settings)
     await platform.start(feeds=False)
     try:
-        runtime = PaperRuntime(run_id, platform.gateway, funds, end=end)
+        runtime = PaperRuntime(run_id, platform.gateway, funds, end=end, history=platform.warm_sources(), warmup=warmup)
         await runtime.open(cls, params)
         feeds = platform.start_feeds()
         loop = asyncio.get_running_loop()

@@ -59,11 +59,13 @@ def run_command(
     report: Path | None = typer.Option(None, "--report", help="Write a self-contained HTML report."),
     save: bool = typer.Option(True, "--save/--no-save", help="Store the run under the data directory."),
     speed: str = typer.Option("max", "--speed", help="Paper replay pace: 1 = as recorded, 10 = ten times faster, max."),
+    warmup: str = typer.Option("best_effort", "--warmup", help="Paper and live: best_effort starts without the history it could "
+                               "not load (the run log says what is missing); required refuses to start (warmup_unavailable)."),
 ) -> None:
     """Run a strategy; backtests print total return, Sharpe, drawdown and trades."""
     try:
         outcome = _run(strategy, mode, data, balance, param, fee, fill, liquidity, start, end, report, save, lambda: _settings_of(ctx),
-                       speed)
+                       speed, warmup)
     except CoinwireError as exc:
         err.print(f"[red]error:[/red] {escape(exc.message)} [dim]({exc.code})[/dim]")
         if exc.code == "timeframe_unavailable":
@@ -80,11 +82,13 @@ def run_command(
 
 def _run(strategy: str, mode: str, data: list[str] | None, balance: list[str], param: list[str], fee: str, fill: str,
          liquidity: str, start: str | None, end: str | None, report: Path | None, save: bool, settings_fn: Any,
-         speed: str = "max") -> Any:
+         speed: str = "max", warmup: str = "best_effort") -> Any:
     from coinwire.engine.backtest import BacktestConfig
     from coinwire.engine.runs import finish_backtest, parse_balances, parse_funds, parse_time, prepare_any_backtest
+    from coinwire.engine.warmup import parse_policy
     from coinwire.strategies.registry import load_strategy
 
+    parse_policy(warmup)
     if mode not in ("backtest", "paper", "live"):
         raise CoinwireError("invalid_mode", f"--mode must be backtest, paper or live, not {mode!r}")
     if mode in ("paper", "live"):
@@ -95,7 +99,7 @@ def _run(strategy: str, mode: str, data: list[str] | None, balance: list[str], p
                                 "and fills against the book")
         settings = settings_fn()
         outcome, runtime = run_paper_session(settings, strategy, _params(param), parse_funds(balance), parse_time(end, "--end"),
-                                             data, None if speed == "max" else _speed(speed), mode)
+                                             data, None if speed == "max" else _speed(speed), mode, warmup)
         return _keep(outcome, runtime, save, report, settings_fn)
     exchange, balances = parse_balances(balance)
     config = BacktestConfig(exchange=exchange, balances=balances, fee=fee, fill=fill, liquidity=liquidity,

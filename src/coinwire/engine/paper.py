@@ -13,27 +13,38 @@ each of its orders names the exchange it goes to (the first one unless the strat
 
 The run starts on the first market message once every book of its exchanges is synced, and
 ends when asked to stop, at `end`, or when the strategy raises (the run is then `failed`).
+
+Warm-up (engine/warmup.py): `open()` reads what history the strategy's series need (a
+declaration pass of its `on_start`), loads it from the run's `HistorySource`s, and refuses a
+`required` warm-up that came up short with `warmup_unavailable`, before anything is funded or
+followed; at the start the candles are put under the run's series and the run log says what
+came from where.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping
+import time
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
+
+import numpy as np
 
 from coinwire.core.errors import CoinwireError, InvalidInput
 from coinwire.core.ledger import Ledger
 from coinwire.core.numbers import ATTO_DECIMALS, to_units
 from coinwire.core.orders import Fill, Order, OrderRequest
+from coinwire.core.rollup import OHLCV
 from coinwire.core.wallets import WalletSet
 from coinwire.engine.order_args import resolve_size
 from coinwire.engine.runtime import StrategyFailed
 from coinwire.engine.strategy import Strategy, StrategyParams
-from coinwire.engine.stream import StreamRuntime
+from coinwire.engine.stream import StreamMarket, StreamRuntime
+from coinwire.engine.warmup import HistorySource, Loaded, Need, as_dict, describe, load_warmup, parse_policy, unavailable
 from coinwire.messages import Markets, Message, OrderView
 from coinwire.venues.hosted import HostedVenue
 
-__all__ = ["END_REACHED", "RECORDING_ENDED", "PaperRuntime"]
+__all__ = ["END_REACHED", "RECORDING_ENDED", "PaperRuntime", "declared_needs"]
 
 _NS = 1_000_000_000
 END_REACHED = "the run reached its end time"
@@ -72,7 +83,11 @@ class PaperRuntime(StreamRuntime):
     """
 
     def __init__(self, run_id: str, gateway: OrderDesk, funds: Mapping[str, Mapping[str, str]], end: int | None = None,
-                 owner_id: int | None = None, funded: Callable[[int], None] | None = None) -> None:
+                 owner_id: int | None = None, funded: Callable[[int], None] | None = None,
+                 history: Sequence[HistorySource] = (), warmup: str = "best_effort",
+                 clock: Callable[[], int] = time.time_ns) -> None:
+        """`history`: where warm-up candles come from, tried in order; `warmup`: `best_effort` or `required`;
+        `clock`: wall time (ns), the instant the warm-up's candles end at (they are loaded in `open()`)."""
         if not funds:
             raise InvalidInput("missing_balance", "a paper run needs funds, e.g. demo:USDT=1000")
         super().__init__(run_id, {exchange: gateway.exchange(exchange).markets for exchange in funds})  # unknown exchange: NotFound
@@ -100,14 +115,30 @@ class PaperRuntime(StreamRuntime):
         self._cls: type[Strategy] | None = None
         self._params: StrategyParams = {}
         self.strategy: Strategy | None = None
+        self.history = tuple(history)
+        self.warmup = parse_policy(warmup)
+        self._clock = clock
+        self.warm: list[Loaded] = []  # what `open()` loaded, put under the series at the start
 
     # --- life ------------------------------------------------------------------------------------------
     async def open(self, strategy_cls: type[Strategy], params: StrategyParams) -> None:
         """Take the run's funds now if the exchange is up (refusals raise here), then follow the gateway."""
         self._cls, self._params = strategy_cls, params
+        await self._load_warmup(strategy_cls, params)
         if self._can_fund():
             await self._fund()
         self.gateway.listeners.append(self)
+
+    async def _load_warmup(self, strategy_cls: type[Strategy], params: StrategyParams) -> None:
+        """The history the strategy's series need, loaded now; a `required` warm-up that is short refuses the run here."""
+        needs = declared_needs(strategy_cls, params, self.run_id, self.venues)
+        if not needs:
+            return
+        self.warm = await load_warmup(self.history, self.exchange, needs, self._clock() // _NS)
+        if self.warmup == "required":
+            refusal = unavailable(self.exchange, self.warm)
+            if refusal is not None:
+                raise refusal
 
     def _can_fund(self) -> bool:
         """Every exchange knows its markets and its wallets hold what it really has (a live one has read its account)."""
@@ -201,6 +232,25 @@ class PaperRuntime(StreamRuntime):
     def _start(self) -> None:
         assert self._cls is not None
         self.strategy = self.start_strategy(self._cls, self._params)
+        self._seed_warmup(self.strategy)
+
+    def _seed_warmup(self, strategy: Strategy) -> None:
+        """Put the loaded history under the series `on_start` declared, and say in the run log what came from where."""
+        loaded = {(item.need.symbol, item.need.timeframe): item for item in self.warm}
+        seen: list[dict[str, object]] = []
+        for need in self.warm_needs(strategy):
+            item = loaded.get((need.symbol, need.timeframe))
+            if item is None:
+                item = Loaded(need, _nothing(), "", "not loaded: the series was not declared when the run was opened")
+            elif item.need.bars > need.bars:
+                item = item._replace(need=need, candles=type(item.candles)._make(col[-need.bars:] for col in item.candles))
+            taken = self.seed_history(need.symbol, need.timeframe, item.candles)
+            if taken != item.taken:
+                item = item._replace(candles=type(item.candles)._make(col[:taken] for col in item.candles))
+            self.log("info" if item.complete else "warning", describe(item))
+            seen.append(as_dict(item))
+        if seen:
+            self.hub.record(self._now, "in", "run.warmup", {"policy": self.warmup, "series": seen})
 
     # --- the venue: the gateway -----------------------------------------------------------------------------
     async def drain(self) -> None:
@@ -228,3 +278,40 @@ class PaperRuntime(StreamRuntime):
                     # a cancel that lost the race with a fill: the order is done already, nothing to undo
 
 
+
+
+def declared_needs(strategy_cls: type[Strategy], params: StrategyParams, run_id: str,
+                   venues: Mapping[str, Mapping[str, StreamMarket]]) -> list[Need]:
+    """The series a strategy's `on_start` declares and the history each needs, read from a run of it that trades nothing.
+
+    Why a declaration pass: indicators and windows are declared in `on_start`, and a run must
+    know them before it starts to refuse a `required` warm-up cleanly. The pass runs on a
+    runtime of its own (its orders are never sent, its log and components are dropped); a
+    strategy whose `on_start` raises here gets what it declared before raising, and its real
+    run raises again at its start and fails as it always has.
+    """
+    probe = _Declaring(f"{run_id}-declare", venues)
+    strategy = probe.attach(strategy_cls, params)
+    try:
+        probe.call("on_start", strategy.on_start)
+    except StrategyFailed:
+        pass
+    return probe.warm_needs(strategy)
+
+
+class _Declaring(StreamRuntime):
+    """The declaration pass's runtime: an exchange whose markets are not known yet (its feed has not said) takes any symbol.
+
+    A run may be opened before its exchange's feed has listed its markets (a CLI session opens
+    first, then starts the feeds); its series are declared all the same, and a symbol the
+    exchange turns out not to have fails the real run at its start, as it always did.
+    """
+
+    def _market(self, symbol: str, exchange: str | None = None) -> StreamMarket:
+        if not self.venues[self.venue(exchange)]:
+            return None  # type: ignore[return-value]  # only checked for existence while declaring
+        return super()._market(symbol, exchange)
+
+
+def _nothing() -> OHLCV:
+    return OHLCV(np.empty(0, np.int64), *(np.empty(0, np.float64) for _ in range(5)))

@@ -23,6 +23,7 @@ from coinwire.core.numbers import ATTO_DECIMALS, units_to_str
 from coinwire.core.orders import Fill, Order
 from coinwire.engine.hub import MessageHub
 from coinwire.engine.strategy import Indicator, OrderTicket, Strategy, StrategyParams, params_json
+from coinwire.engine.warmup import window
 
 __all__ = ["Runtime", "StrategyFailed", "LogLine", "Component"]
 
@@ -91,6 +92,7 @@ class Runtime:
         self._strategy: Strategy | None = None
         self._wants_fills = self._wants_orders = False
         self.start_ns = self.end_ns = 0  # the run's span on its clock (set by the subclass; end 0: still running)
+        self.windows: dict[tuple[str, str], int] = {}  # (symbol, timeframe) -> candles of history declared by `warm_up`
 
     def use_funds(self, exchange: str, ledger: Ledger, wallet_set_id: int, quote: str) -> None:
         self.exchange = exchange
@@ -251,6 +253,12 @@ class Runtime:
                     raise NotFound("no_price_route", f"cannot value {cur} in {quote} in this run")
                 total += Decimal(amount).scaleb(-ATTO_DECIMALS) * Decimal(repr(self.last_price(symbol)))
         return total
+
+    def declare_window(self, symbol: str, timeframe: str, bars: int | None, seconds: int | None) -> None:
+        """A strategy's `warm_up`: kept per series (the largest wins); a paper or live run loads it before its first event."""
+        count = window(timeframe, bars, seconds)
+        key = (symbol, timeframe)
+        self.windows[key] = max(count, self.windows.get(key, 0))
 
     # --- subclasses ------------------------------------------------------------------------------
     def add_timer(self, delay_ns: int, callback: Callable[[], None], repeat: bool) -> None:

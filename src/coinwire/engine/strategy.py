@@ -221,6 +221,10 @@ class Strategy:
     """Base class of every strategy. Override `on_start` (declare data, indicators, timers) and `on_stop`."""
 
     name: ClassVar[str] = ""  # registry name; the class name in snake case when empty
+    # History each candle series needs before the first event in paper and live runs (see engine/warmup.py):
+    # None derives it from the indicators and `warm_up` windows; a subclass may set a number of candles
+    # (`warmup = 500`) or a duration (`warmup = "7d"`), which replaces the derived figure and is a parameter.
+    warmup: ClassVar[int | str | None] = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         """Refuse an `on_*` method the run would never call, when the class is defined (see `misnamed_callback`)."""
@@ -323,6 +327,15 @@ class Strategy:
         if inst is None:
             raise InvalidInput("unknown_symbol", f"no market {symbol} in this run", symbol=symbol)
         return Decimal(inst.taker_fee) / 10**8  # rates are kept in units of 1e-8
+
+    def warm_up(self, symbol: str, timeframe: str, *, bars: int | None = None, seconds: int | None = None) -> None:
+        """Declare a window of history: a paper or live run loads `bars` closed candles (or `seconds` of them) before its first event.
+
+        Indicators declare their own (SMA 200 needs 200 candles); this is for what a strategy
+        reads itself with `candles()`, e.g. a week of hourly closes. Backtests read their data
+        range as it is and ignore it.
+        """
+        self._rt.declare_window(symbol, timeframe, bars, seconds)
 
     def indicator(self, kind: str | Callable[..., Any], symbol: str, timeframe: str, *args: Any, source: str = "close") -> Indicator:
         """Declare an indicator once; the runtime computes it in batch where it can, incrementally otherwise."""

@@ -32,11 +32,12 @@ from coinwire.core.indicators import indicator_spec
 from coinwire.core.instruments import Instrument
 from coinwire.core.matching import MatchingEngine
 from coinwire.core.orders import Side
-from coinwire.core.rollup import parse_timeframe, utc_bucket
+from coinwire.core.rollup import OHLCV, parse_timeframe, utc_bucket
 from coinwire.engine.backtest import Series
 from coinwire.engine.order_args import order_args
 from coinwire.engine.runtime import Runtime
 from coinwire.engine.strategy import Indicator, OrderTicket, Strategy, StrategyParams
+from coinwire.engine.warmup import Need, explicit_bars
 from coinwire.messages import BookDelta, BookSnapshot, BookTicker, Message, TradeTick
 
 __all__ = ["CandleStream", "Command", "StreamMarket", "StreamRuntime"]
@@ -122,6 +123,25 @@ class CandleStream:
         for indicator, values, inputs in self.indicators:
             values.append(indicator.update(*(candle[name] for name in inputs)))
         return candle
+
+    def seed(self, candles: OHLCV) -> int:
+        """Closed candles of the past, taken before the stream has seen any trade (a run's warm-up); returns how many.
+
+        Indicators are updated through them as if they had closed live; no callback and no
+        cross fires for them (they are the past, not events). A stream that has seen trades
+        already takes none, so history never overlaps or reorders what the run saw itself.
+        """
+        if self.closed or self.start >= 0:
+            return 0
+        n = len(candles.time)
+        self.time.extend(int(t) for t in candles.time)
+        for name, col in zip(("open", "high", "low", "close", "volume"), candles[1:], strict=True):
+            getattr(self, name).extend(float(v) for v in col)
+        for i in range(n):
+            for indicator, values, inputs in self.indicators:
+                values.append(indicator.update(*(getattr(self, name)[i] for name in inputs)))
+        self.closed = n
+        return n
 
     def series(self, with_open_bucket: bool) -> Series:
         """The closed candles (and the one still open, for a report at the end) as arrays."""
@@ -340,6 +360,31 @@ class StreamRuntime(Runtime):
         stream.indicators.append((streaming, values, inputs))
         self._indicators.append(values)
         return Indicator(self, spec.stream.name, symbol, timeframe, args, len(self._indicators) - 1)
+
+    def series_needs(self) -> dict[tuple[str, str], int]:
+        """(symbol, timeframe) -> candles of history each series wants: its indicators' warm-up, and windows declared by `warm_up`."""
+        out: dict[tuple[str, str], int] = {}
+        for key, stream in self._streams.items():
+            if stream.indicators or stream.callbacks:
+                out[key] = max((indicator.warmup for indicator, _, _ in stream.indicators), default=0)
+        for key, bars in self.windows.items():
+            out[key] = max(bars, out.get(key, 0))
+        return out
+
+    def warm_needs(self, strategy: Strategy) -> list[Need]:
+        """The history this run's series need now that `strategy.on_start` has run; the strategy's `warmup` replaces the derived figure."""
+        out = []
+        explicit = getattr(strategy, "warmup", None)
+        for (symbol, timeframe), bars in self.series_needs().items():
+            override = explicit_bars(explicit, timeframe)
+            bars = bars if override is None else override
+            if bars > 0:
+                out.append(Need(symbol, timeframe, bars))
+        return out
+
+    def seed_history(self, symbol: str, timeframe: str, candles: OHLCV) -> int:
+        """Put closed candles of the past under one series (see `CandleStream.seed`); returns how many were taken."""
+        return self._stream(symbol, timeframe).seed(candles)
 
     def indicator_value(self, key: int, index: int) -> float:
         values = self._indicators[key]

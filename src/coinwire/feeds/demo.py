@@ -11,6 +11,11 @@ a handful of levels change size, far levels keep each side at its depth; all lev
 changes go out as one `BookDelta` whose update ids chain to the previous one, then a
 `BookTicker` with the new best bid/ask.
 
+Its past (`DemoMarket.candles`): one-minute candles before the market's first tick come from
+a backward random walk of the same volatility, seeded by the same seed, exchange and symbol and
+ending at the start price, so a run's warm-up on the demo feed is the same every time; candles
+since the first tick are those of the trades it produced.
+
 Two demo exchanges with different names walk independently (the exchange name is part of
 each symbol's seed), and `premium_bp` starts one exchange's prices that many basis points
 above (or, negative, below) the usual start: the same market quoted at different prices on
@@ -20,15 +25,20 @@ two venues, which is what a cross-exchange strategy looks for.
 from __future__ import annotations
 
 import asyncio
+import math
 import random
 import time
+import zlib
 from collections.abc import Callable, Iterable
 from itertools import takewhile
+
+import numpy as np
 
 from coinwire.config import MAX_PREMIUM_BP
 from coinwire.core.book import L2Book
 from coinwire.core.instruments import Instrument
 from coinwire.core.orders import Side
+from coinwire.core.rollup import OHLCV
 from coinwire.feeds.base import Publish, subject_for
 from coinwire.messages import BookDelta, BookSnapshot, BookTicker, Markets, Message, TradeTick, subject
 
@@ -69,13 +79,17 @@ def demo_instrument(exchange: str, symbol: str) -> Instrument:
 class _Symbol:
     """One symbol's generator state."""
 
-    __slots__ = ("instrument", "rng", "book", "update_id", "trade_id", "mid", "spacing", "touch_size")
+    __slots__ = ("instrument", "rng", "book", "update_id", "trade_id", "mid", "spacing", "touch_size", "start_mid", "past_seed",
+                 "minutes")
 
     def __init__(self, instrument: Instrument, seed: int, levels: int, premium_bp: float = 0.0) -> None:
         self.instrument = instrument
         self.rng = random.Random(f"{seed}:{instrument.exchange}:{instrument.symbol}")
         start = _PROFILES.get(instrument.symbol, _DEFAULT_PROFILE)[0]
         self.mid = round(start * 10**instrument.price_decimals * (1 + premium_bp / 10_000))
+        self.start_mid = self.mid
+        self.past_seed = zlib.crc32(f"{seed}:{instrument.exchange}:{instrument.symbol}:past".encode())
+        self.minutes: dict[int, list[float]] = {}  # minute start (unix s) -> [open, high, low, close, volume] of its trades
         self.spacing = max(1, round(self.mid * _SPACING))  # mean level gap in ticks
         self.touch_size: int = max(1, _TOUCH_NOTIONAL * 10**instrument.size_decimals // start)
         self.book = L2Book()
@@ -106,8 +120,9 @@ class DemoMarket:
 
     def __init__(
         self, exchange: str = "demo", symbols: Iterable[str] = DEFAULT_SYMBOLS, seed: int = 7, levels: int = 150,
-        premium_bp: float = 0.0,
+        premium_bp: float = 0.0, tick_seconds: float = 0.25,
     ) -> None:
+        """`tick_seconds`: the time between two ticks, which sets how far the past's minutes walk."""
         if levels < 2:
             raise ValueError("a demo book needs at least 2 levels a side")
         if not -MAX_PREMIUM_BP <= premium_bp <= MAX_PREMIUM_BP:
@@ -116,6 +131,8 @@ class DemoMarket:
         self.levels = levels
         self.ticks = 0
         self.ts = 0
+        self.origin: int | None = None  # unix s of the first tick (or stamped snapshot): where the past ends
+        self._minute_vol = _VOL_PER_TICK * math.sqrt(60 / max(tick_seconds, 0.001))
         self._symbols = {s: _Symbol(demo_instrument(exchange, s), seed, levels, premium_bp) for s in symbols}
 
     def instruments(self) -> list[Instrument]:
@@ -129,6 +146,8 @@ class DemoMarket:
         """The full current book of `symbol` (stamped with the last tick's time by default)."""
         state = self._symbols[symbol]
         book = state.book
+        if ts is not None and self.origin is None:
+            self.origin = ts // 1_000_000_000
         return BookSnapshot(
             self.exchange,
             symbol,
@@ -142,6 +161,8 @@ class DemoMarket:
         """The next tick for every symbol: trades, one delta, one ticker each."""
         self.ticks += 1
         self.ts = ts
+        if self.origin is None:
+            self.origin = ts // 1_000_000_000
         out: list[Message] = []
         for symbol, state in self._symbols.items():
             self._step_symbol(symbol, state, ts, out)
@@ -172,6 +193,7 @@ class DemoMarket:
             taken = resting if rng.random() < 0.2 else max(1, round(resting * rng.uniform(0.02, 0.5)))
             state.trade_id += 1
             out.append(TradeTick(self.exchange, symbol, ts, str(state.trade_id), price, taken, "sell" if sell else "buy"))
+            self._record(state, ts, price, taken)
             (set_bid if sell else set_ask)(price, resting - taken)
 
         # 2. the mid takes a random-walk step; 3. the touch follows it
@@ -206,6 +228,60 @@ class DemoMarket:
         )
         (bid, bid_size), (ask, ask_size) = book.levels(Side.BUY, 1)[0], book.levels(Side.SELL, 1)[0]
         out.append(BookTicker(self.exchange, symbol, ts, state.update_id, bid, bid_size, ask, ask_size))
+
+    @staticmethod
+    def _record(state: _Symbol, ts: int, price: int, size: int) -> None:
+        """The trade in its minute's candle (the market's own history since its first tick)."""
+        inst = state.instrument
+        p, q = price / 10**inst.price_decimals, size / 10**inst.size_decimals
+        minute = ts // 1_000_000_000 // 60 * 60
+        row = state.minutes.get(minute)
+        if row is None:
+            state.minutes[minute] = [p, p, p, p, q]
+        else:
+            row[1], row[2], row[3], row[4] = max(row[1], p), min(row[2], p), p, row[4] + q
+
+    def candles(self, symbol: str, start: int, end: int) -> OHLCV:
+        """One-minute candles of `symbol` starting in [start, end) (unix s), oldest first, prices in quote units.
+
+        Before the first tick: the past, a backward walk from the start price (same for the same
+        seed, exchange and symbol, whatever the range asked: minute k before the start is drawn
+        from its own day's generator). Since: the minutes in which the market traded.
+        """
+        state = self._symbols[symbol]
+        origin = (self.origin if self.origin is not None else end) // 60 * 60
+        start, end = start // 60 * 60, -(-end // 60) * 60
+        rows: list[tuple[float, ...]] = []
+        if start < origin:
+            rows.extend(self._past(state, origin, start, min(end, origin)))
+        rows.extend((float(t), *state.minutes[t]) for t in sorted(state.minutes) if max(start, origin) <= t < end)
+        if not rows:
+            return OHLCV(np.empty(0, np.int64), *(np.empty(0, np.float64) for _ in range(5)))
+        block = np.array(rows, dtype=np.float64)
+        return OHLCV(block[:, 0].astype(np.int64), *(block[:, i] for i in range(1, 6)))
+
+    def _past(self, state: _Symbol, origin: int, start: int, end: int) -> list[tuple[float, ...]]:
+        """Minutes in [start, end) before `origin`: minute k before it (k = 1, 2, ...) closes at price(origin - 60 (k - 1))."""
+        deepest = (origin - start) // 60
+        days = -(-deepest // 1440)
+        steps = np.concatenate([np.random.default_rng([state.past_seed, day]).standard_normal((1440, 4)) for day in range(days)])
+        vol = self._minute_vol
+        inst = state.instrument
+        tick = 10.0**-inst.price_decimals
+        # closes[k] is the price at origin - 60 k; walking back divides by each minute's move
+        log_moves = np.concatenate([[0.0], np.cumsum(steps[:deepest, 0] * vol)])
+        closes = state.start_mid * tick * np.exp(-log_moves)
+        k = np.arange(deepest, 0, -1)  # oldest first
+        t = origin - 60 * k
+        keep = (t >= start) & (t < end)
+        k, t = k[keep], t[keep]
+        close, opened, z = closes[k - 1], closes[k], steps[k - 1]
+        high = np.maximum(opened, close) * (1 + np.abs(z[:, 1]) * vol / 2)
+        low = np.minimum(opened, close) * (1 - np.abs(z[:, 2]) * vol / 2)
+        volume = np.round(np.abs(z[:, 3]) * _TOUCH_NOTIONAL / close * 4, inst.size_decimals) + 10.0**-inst.size_decimals
+        d = inst.price_decimals
+        columns = (t.astype(np.float64), np.round(opened, d), np.round(high, d), np.round(low, d), np.round(close, d), volume)
+        return [tuple(float(v) for v in row) for row in zip(*columns, strict=True)]
 
     @staticmethod
     def _fill_touch(state: _Symbol, best: int | None, target: int, away: int, set_level: _SetLevel) -> None:
@@ -252,7 +328,7 @@ class DemoFeed:
             raise ValueError("interval must be >= 0 seconds")
         self.exchange = exchange
         self.interval = interval
-        self.market = DemoMarket(exchange, symbols, seed, levels, premium_bp)
+        self.market = DemoMarket(exchange, symbols, seed, levels, premium_bp, tick_seconds=interval or 0.25)
         self._closed = False
 
     def instruments(self) -> list[Instrument]:

@@ -26,7 +26,7 @@ import asyncio
 import contextlib
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from coinwire.core.errors import CoinwireError, Conflict, InvalidInput
@@ -35,6 +35,7 @@ from coinwire.engine.report import build_report
 from coinwire.engine.runs import RunOutcome, RunStore, parse_funds, parse_time
 from coinwire.engine.runtime import StrategyFailed
 from coinwire.engine.strategy import params_json, parse_params
+from coinwire.engine.warmup import HistorySource
 from coinwire.engine.worker import FLUSH_SECONDS, Controlled, RunControl
 from coinwire.services.gateway import Gateway
 from coinwire.strategies.registry import load_strategy, strategy_name
@@ -61,9 +62,11 @@ class _Running:
 class PaperRuns:
     """The paper runs of this server: start, stop, pass input on, save each when it ends."""
 
-    def __init__(self, gateway: Gateway, store: RunStore) -> None:
+    def __init__(self, gateway: Gateway, store: RunStore, history: Sequence[HistorySource] = ()) -> None:
+        """`history`: where a run's warm-up candles come from, in the order tried (engine/warmup.py)."""
         self.gateway = gateway
         self.store = store
+        self.history = tuple(history)
         self.running: dict[str, _Running] = {}
 
     async def start(self, strategy_ref: str, request: Any, owner_id: int | None = None,
@@ -91,8 +94,10 @@ class PaperRuns:
         end = parse_time(request.end, "end")
         prefix = "lv" if mode == "live" else "pp"
         run_id = f"{prefix}-{secrets.token_hex(5)[:9]}-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}"
-        runtime = ControlledPaper(run_id, self.gateway, funds, end=end, owner_id=owner_id, funded=funded)
-        await runtime.open(cls, params)  # refusals (funds the exchange cannot cover...) raise here, before any file exists
+        runtime = ControlledPaper(run_id, self.gateway, funds, end=end, owner_id=owner_id, funded=funded, history=self.history,
+                                  warmup=getattr(request, "warmup", "best_effort"))
+        # refusals (a required warm-up that is short, funds the exchange cannot cover...) raise here, before any file exists
+        await runtime.open(cls, params)
         name = strategy_name(cls)
         created = time.time()
         self.store.write_record(RunOutcome(run_id=run_id, strategy=name, mode=mode, status="running", params=params_json(params),

@@ -22,7 +22,7 @@ import shutil
 import signal
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -34,6 +34,7 @@ from coinwire.core.errors import CoinwireError, Conflict, DomainError, InvalidIn
 from coinwire.engine.backtest import BacktestConfig
 from coinwire.engine.runs import RunStore, parse_balances, parse_time
 from coinwire.engine.strategy import params_json, parse_params
+from coinwire.engine.warmup import HistorySource, parse_policy
 from coinwire.engine.worker import Job
 from coinwire.history.store import default_history_root, path_inside
 from coinwire.services.gateway import Gateway
@@ -68,6 +69,9 @@ class StartRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     fill: str = "open"
     liquidity: str = "volume"
     data: str | list[str] | None = None
+    # paper and live runs: `best_effort` starts without the history it could not load (the run log says what is
+    # missing); `required` refuses to start with `warmup_unavailable` (engine/warmup.py)
+    warmup: str = "best_effort"
 
 
 @dataclass
@@ -82,13 +86,14 @@ class RunManager:
     """Runs under `<data_dir>/runs`, and the worker processes of those this server started."""
 
     def __init__(self, data_path: Path, allow_user_strategies: bool, stop_grace: float = STOP_GRACE_SECONDS,
-                 gateway: Gateway | None = None) -> None:
+                 gateway: Gateway | None = None, history: Sequence[HistorySource] = ()) -> None:
+        """`history`: where paper and live runs find their warm-up candles, in the order tried (services/warm_history.py)."""
         self.data_path = data_path
         self.store = RunStore(data_path / "runs")
         self.allow_user_strategies = allow_user_strategies
         self.stop_grace = stop_grace
         self._children: dict[str, _Child] = {}
-        self.paper = PaperRuns(gateway, self.store) if gateway is not None else None
+        self.paper = PaperRuns(gateway, self.store, history) if gateway is not None else None
 
     # --- lifecycle ----------------------------------------------------------------------------
     async def open(self) -> None:
@@ -331,9 +336,11 @@ def _request(body: Any) -> StartRequest:
     if not isinstance(body, dict):
         raise InvalidInput("invalid_params", "the request body must be a JSON object")
     try:
-        return msgspec.convert(body, StartRequest)
+        request = msgspec.convert(body, StartRequest)
     except msgspec.ValidationError as exc:
         raise InvalidInput("invalid_params", f"invalid start request: {exc}") from None
+    parse_policy(request.warmup)
+    return request
 
 
 def _decode_handshake(line: bytes) -> dict[str, Any]:

@@ -12,6 +12,10 @@ Picking: post `{"action": "pick", "point": N}` (a frontier row), `{"action": "pi
 (`max_sharpe`, `min_variance`, `return:0.8`, `volatility:0.9`, `point:12`) preselects one,
 confirmed, so a backtest runs unattended.
 
+Warm-up: the strategy declares `history_bars` candles of every asset (`warm_up`), so a paper or
+live run loads them before it starts, and takes its first step one minute after its start
+instead of waiting for the window to fill.
+
 Trading: at every closed candle of the first asset (one step), with no order of the previous
 step still open, the current weights come from the wallet set at last prices; every asset
 further from its target than `tolerance` gets one market order: sells first, then buys within
@@ -86,6 +90,10 @@ class EfficientFrontier(Strategy):
         self.slices: list[list[Any]] = []
         self.reached: list[list[Any]] = []
         self.subscribe_candles(self.assets[0], self.timeframe, self._step)
+        for symbol in self.assets:  # a paper or live run loads the window before it starts (engine/warmup.py)
+            self.warm_up(symbol, self.timeframe, bars=self.history_bars)
+        if self.books is not None:  # paper and live: a first step after one minute on the warm window, not a candle later
+            self.at(self.time + 60, lambda: self._step({}))
 
     def _book(self, book: dict[str, Any]) -> None:
         assert self.books is not None

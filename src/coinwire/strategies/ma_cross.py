@@ -29,9 +29,10 @@ class MaCross(Strategy):
         if not self.long_only:
             raise InvalidInput("invalid_parameter", "spot markets cannot be shorted: ma_cross runs long-only")
         self.last_signal: str | None = None
-        fast = self.indicator("sma", self.symbol, self.timeframe, self.fast)
-        slow = self.indicator("sma", self.symbol, self.timeframe, self.slow)
-        self.watch_cross(fast, slow, above=self.golden_cross, below=self.death_cross)
+        # a paper or live run loads `slow` closed candles before its first event (their warm-up), so both are defined at once
+        self.fast_sma = self.indicator("sma", self.symbol, self.timeframe, self.fast)
+        self.slow_sma = self.indicator("sma", self.symbol, self.timeframe, self.slow)
+        self.watch_cross(self.fast_sma, self.slow_sma, above=self.golden_cross, below=self.death_cross)
 
     def golden_cross(self) -> None:
         if self.last_signal != "buy":

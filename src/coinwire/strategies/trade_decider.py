@@ -2,7 +2,9 @@
 
 Each period it compares the last price with the mean of the last week's closes: more than
 `threshold` below the mean buys `fraction` of the available quote; more than `threshold`
-above sells `fraction` of the position. It needs candles of `timeframe` covering a week.
+above sells `fraction` of the position. It needs candles of `timeframe` covering a week, and
+declares that window (`warm_up`), so a paper or live run loads the week before it starts and
+decides from its first minute.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ class TradeDecider(Strategy):
     fraction = 0.25  # share of the available quote (buy) or position (sell) traded per decision
 
     def on_start(self) -> None:
+        self.warm_up(self.symbol, self.timeframe, seconds=_WEEK)
         self.every(self.interval, self.decide)
 
     def decide(self) -> None:
