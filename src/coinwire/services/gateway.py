@@ -690,6 +690,7 @@ class Gateway:
             last_updated_at=ts,
             owner_id=request.owner_id,
             account_id=account_id,
+            funds=request.funds,
         )
         answers = self._answers  # `_answered`, inline: this is every order's path
         answers[order.id] = None
