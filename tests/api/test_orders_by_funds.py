@@ -16,6 +16,7 @@ from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from coinwire.api.client import RpcClient, RpcError
@@ -99,6 +100,25 @@ async def test_ten_of_the_quote_buys_what_the_book_sells_for_it_fee_included(ser
         assert Decimal(after["hold"]) == Decimal(before["hold"])  # the hold (the funds) is gone with the order
         fill = await tom.notification("trade", timeout=5)
         assert fill["funds"] == "10" and fill["settled"] is True and fill["filled_size"] == fill["exec_amount"]
+        pushed = await tom.notification("order", timeout=5)
+        assert {k: pushed[k] for k in ("id", "funds", "executed_value", "fill_fees", "settled")} == {
+            k: order[k] for k in ("id", "funds", "executed_value", "fill_fees", "settled")}
+        stored = next(o for o in await tom.call("list_recent_orders", limit=10) if o["id"] == order["id"])
+        assert stored == {**order, "seq": stored["seq"]}  # read back from the store: the same Trade fields
+
+
+def test_the_rest_order_route_takes_funds_and_an_idempotency_key(server, tokens) -> None:
+    with httpx.Client(base_url=server.http, timeout=10, headers={"Authorization": f"Bearer {tokens['tom']}"}) as http:
+        key = fresh()
+        body = {"exchange": "demo", "pair": "BTC_GBP", "side": "buy", "type": "market", "funds": "10.00", "idempotency_key": key}
+        first = http.post("/xwrap/v1/orders/new", json=body)
+        assert first.status_code == 200, first.text
+        order = first.json()
+        assert order["client_order_id"] == key and order["funds"] == "10" and order["settled"] is True
+        assert Decimal(order["executed_value"]) + Decimal(order["fill_fees"]) <= 10
+        assert http.post("/xwrap/v1/orders/new", json=body).json()["id"] == order["id"]  # the key answers its order
+        refused = http.post("/xwrap/v1/orders/new", json={**body, "idempotency_key": fresh(), "funds": "0"})
+        assert refused.status_code == 400 and refused.json()["error"]["code"] == "funds_not_positive"
 
 
 async def test_bad_funds_are_refused_with_a_code_and_nothing_is_stored(server, tokens) -> None:
