@@ -504,7 +504,10 @@ async def get_ohlcv(api: Api, p: P.OhlcvParams, ctx: CallContext) -> Any:
 # --- orders ---------------------------------------------------------------------------------------
 @method("make_order", P.MakeOrderParams)
 async def make_order(api: Api, p: P.MakeOrderParams, ctx: CallContext) -> Any:
-    """Places an order (limit, market, limit-immediate-cancel, limit-fill-kill, limit-post-only)."""
+    """Places an order (limit, market, limit-immediate-cancel, limit-fill-kill, limit-post-only).
+
+    A market buy may give `funds` (the quote to spend, fee included) instead of `size`; `idempotency_key` is another name for `client_oid`.
+    """
     request = api.order_request(p)
     request.owner_id = ctx.principal.user_id if ctx.principal is not None else None
     if p.account is not None:
