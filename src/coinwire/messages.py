@@ -152,6 +152,11 @@ class OrderView(msgspec.Struct, frozen=True, gc=False):
     fee_currency: str
     account: int
     seq: int  # its account's sequence number of the order's latest notification
+    # the seed's Trade shape (kripto): `filled_size` is above; appended, so the keys before keep their places
+    funds: str | None = None  # a market buy by amount: the quote it was given, fee included (None: sized by `size`)
+    executed_value: str = "0"  # quote spent on fills, fee excluded (the fills' notional)
+    fill_fees: str = "0"  # fees of its fills, in `fee_currency`
+    settled: bool = False  # done, every fill settled on the ledger: nothing more will change
 
 
 class FillView(msgspec.Struct, frozen=True, gc=False):
@@ -177,6 +182,12 @@ class FillView(msgspec.Struct, frozen=True, gc=False):
     ext_id: str | None  # the venue's trade id (live exchanges)
     timestamp: str
     seq: int  # its account's sequence number of this notification
+    # the seed's Trade shape (kripto), for this fill: appended, so the keys before keep their places
+    funds: str | None = None  # its order's funds when that order was a buy by amount
+    filled_size: str = "0"  # = exec_amount
+    executed_value: str = "0"  # = notional
+    fill_fees: str = "0"  # = fee
+    settled: bool = True  # a fill is notified once the ledger settled it
 
 
 class OrderUpdate(msgspec.Struct, frozen=True, tag="order"):

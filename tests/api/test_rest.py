@@ -513,7 +513,8 @@ def test_openapi_document(http: httpx.Client) -> None:
     for ref in refs:
         assert isinstance(_resolve(doc, ref), dict), ref
     make_order = doc["components"]["schemas"]["MakeOrderParams"]
-    assert {"exchange", "side", "size"} <= set(make_order["required"])
+    assert {"exchange", "side"} <= set(make_order["required"])
+    assert {"size", "funds", "idempotency_key"} <= set(make_order["properties"])  # exactly one of size and funds (checked)
     json.dumps(doc)  # plain JSON all the way down
 
 

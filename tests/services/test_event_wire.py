@@ -2,6 +2,9 @@
 
 The expected JSON is what the views gave when they were dicts (a7d1d9a), byte for byte: the
 dashboard, the API pushes and the replay of NATS-kept notifications all read these objects.
+The kripto Trade fields (`funds`, `executed_value`, `fill_fees`, `settled`, and `filled_size`
+on fills) were appended after `seq`, so every key before keeps its place, and a notification
+kept before they existed still decodes (with their defaults).
 """
 
 from __future__ import annotations
@@ -30,13 +33,15 @@ ORDER_JSON = (
     b'","run_id":null,"type":"limit","pair":"BTC_USDT","symbol":"BTC/USDT","size":"1.5","side":"buy","limit":"60000.5","cancel'
     b'_after":30,"status":"done","done_reason":"filled","done_at":"2025-11-22T14:00:02.123456+00:00","exchange_at":"2025-11-22'
     b'T14:00:00.123456+00:00","last_updated_at":"2025-11-22T14:00:02.123456+00:00","filled_size":"1.5","avg_price":"60000.5","'
-    b'fee":"0.09000075","fee_currency":"USDT","account":7,"seq":13}'
+    b'fee":"0.09000075","fee_currency":"USDT","account":7,"seq":13,"funds":null,"executed_value":"90000.75","fill_fees":"0.0900007'
+    b'5","settled":true}'
 )
+OLD_ORDER_JSON = ORDER_JSON[:ORDER_JSON.index(b',"funds"')] + b"}"
 FILL_JSON = (
     b'{"id":9,"order_id":41,"client_order_id":"mkt-1","run_id":"r-1","wallet_set_id":3,"account":7,"exchange":"binance","type"'
     b':"limit","side":"buy","pair":"BTC_USDT","symbol":"BTC/USDT","exec_amount":"1.5","exec_price":"60000.5","notional":"90000'
     b'.75","fee":"0.09000075","fee_currency":"BNB","maker":true,"ext_id":null,"timestamp":"2025-11-22T14:00:02.123456+00:00","'
-    b'seq":11}'
+    b'seq":11,"funds":null,"filled_size":"1.5","executed_value":"90000.75","fill_fees":"0.09000075","settled":true}'
 )
 
 
@@ -58,3 +63,18 @@ def test_bus_messages_keep_their_msgpack_bytes_and_decode_to_typed_views() -> No
     decoded_fill = messages.decode(messages.encode(event))
     assert decoded_fill == event and isinstance(decoded_fill, FillEvent) and isinstance(decoded_fill.trade, FillView)
     assert decoded_fill.trade.fee_currency == "BNB" and decoded.order.avg_price == "60000.5"
+
+
+def test_a_buy_by_funds_shows_its_funds_on_the_order_and_its_fills() -> None:
+    by_funds = msgspec.structs.replace(ORDER, type=OrderType.MARKET, limit=0, funds=90_100 * 10**18)
+    view = order_view(by_funds, INST)
+    assert (view.funds, view.executed_value, view.fill_fees, view.filled_size, view.settled) == (
+        "90100", "90000.75", "0.09000075", "1.5", True)
+    assert fill_view(FILL, INST, 1, by_funds.funds).funds == "90100"
+    open_order = msgspec.structs.replace(ORDER, status=OrderStatus.OPEN, done_reason=None, done_at=None)
+    assert order_view(open_order, INST).settled is False
+
+
+def test_an_order_notification_kept_before_the_trade_fields_still_decodes() -> None:
+    old = msgspec.json.decode(OLD_ORDER_JSON, type=OrderView)
+    assert old.funds is None and old.executed_value == "0" and old.settled is False and old.seq == 13

@@ -4,7 +4,8 @@ It composes with `tests/feeds/binance_server.RecordedBinance` (the public market
 book at the cursor, the recorded trades) and adds one account, in Binance's own shapes, as a
 real `ccxt.binance` calls them:
 
-- signed `GET /api/v3/account`, `POST /api/v3/order` (MARKET, LIMIT with timeInForce
+- signed `GET /api/v3/account`, `POST /api/v3/order` (MARKET by `quantity` or, for a BUY, by
+  `quoteOrderQty`: the quote to spend, the quantity the book gives for it on LOT_SIZE; LIMIT with timeInForce
   GTC/IOC/FOK, LIMIT_MAKER; `newClientOrderId`; `newOrderRespType` ACK/RESULT/FULL),
   `DELETE /api/v3/order`, `GET /api/v3/order`, `GET /api/v3/openOrders`, `GET /api/v3/myTrades`;
   every one checks the `X-MBX-APIKEY` header (-2014/-2015, HTTP 401), the HMAC-SHA256
@@ -42,7 +43,7 @@ import re
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
-from decimal import ROUND_UP, Decimal
+from decimal import ROUND_DOWN, ROUND_UP, Decimal
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -337,7 +338,20 @@ class TradingBinance:
                 400, -1100,
                 "Illegal characters found in parameter 'newClientOrderId'; legal range is '^[\\.A-Z\\:/a-z0-9_-]{1,36}$'.",
             )
-        qty = _decimal(params, "quantity")
+        quote_qty = _decimal(params, "quoteOrderQty") if kind == "MARKET" and "quoteOrderQty" in params else None
+        if quote_qty is not None:  # a quote amount: the quantity is what the book gives for it on the step grid
+            if "quantity" in params:
+                raise BinanceError(400, -1106, "Parameter 'quantity' sent when not required.")
+            if side != "BUY":
+                raise BinanceError(400, -1013, "quoteOrderQty of a SELL is not served by this test venue.")
+            if quote_qty < MIN_NOTIONAL:
+                raise _filter_failure("NOTIONAL")
+            fills = _walk_quote(self.book_side(side), quote_qty)
+            qty = sum((q for _, q in fills), _ZERO)
+            if not qty:
+                raise _filter_failure("LOT_SIZE")
+        else:
+            qty = _decimal(params, "quantity")
         price = _decimal(params, "price") if kind != "MARKET" else None
         self._check_filters(kind, qty, price)
         if any(o["clientOrderId"] == client_id for o in self.open_orders()):
@@ -346,14 +360,15 @@ class TradingBinance:
         available = self.book_side(side)
         if kind == "LIMIT_MAKER" and available and self._crosses(side, price, available[0][0]):  # type: ignore[arg-type]
             raise BinanceError(400, -2010, "Order would immediately match and take.")
-        fills = [] if kind == "LIMIT_MAKER" else _walk(available, qty, side, price)
+        if quote_qty is None:
+            fills = [] if kind == "LIMIT_MAKER" else _walk(available, qty, side, price)
         filled = sum((q for _, q in fills), _ZERO)
         if kind == "MARKET":
             cost = sum((p * q for p, q in fills), _ZERO)
             best = available[0][0] if available else None
             if best is None or best * qty < MIN_NOTIONAL:
                 raise _filter_failure("NOTIONAL")
-            need = (QUOTE, cost) if side == "BUY" else (BASE, qty)
+            need = (QUOTE, quote_qty if quote_qty is not None else cost) if side == "BUY" else (BASE, qty)
         else:
             need = (QUOTE, qty * price) if side == "BUY" else (BASE, qty)  # type: ignore[operator]
         if self.free.get(need[0], _ZERO) < need[1]:
@@ -381,7 +396,7 @@ class TradingBinance:
             "updateTime": now,
             "isWorking": True,
             "workingTime": now,
-            "origQuoteOrderQty": _fmt(_ZERO),
+            "origQuoteOrderQty": _fmt(quote_qty or _ZERO),
             "selfTradePreventionMode": "NONE",
         }
         self.orders[order["orderId"]] = order
@@ -667,6 +682,25 @@ def _walk(levels: list[tuple[Decimal, Decimal]], qty: Decimal, side: str, limit:
         take = min(qty, available)
         fills.append((price, take))
         qty -= take
+    return fills
+
+
+def _walk_quote(levels: list[tuple[Decimal, Decimal]], quote: Decimal) -> list[tuple[Decimal, Decimal]]:
+    """The fills a MARKET BUY with `quoteOrderQty` takes: best first, notional never above `quote`, quantities on LOT_SIZE.
+
+    As Binance documents it: the quantity is determined by the market's liquidity and the quote
+    amount, without breaking LOT_SIZE; the commission is then charged in the asset received.
+    """
+    fills = []
+    left = quote
+    for price, available in levels:
+        take = min(available, (left / price / STEP).to_integral_value(rounding=ROUND_DOWN) * STEP)
+        if take <= 0:
+            break
+        fills.append((price, take))
+        left -= price * take
+        if take < available:
+            break
     return fills
 
 

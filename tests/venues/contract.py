@@ -284,6 +284,37 @@ async def scenario_restart_restores_open_orders(h: VenueHarness) -> None:
     h.ledger.check()
 
 
+async def scenario_market_buy_by_funds(h: VenueHarness) -> None:
+    """A market buy of 152.50 USDT, fee included: the venue sizes it on the book, spends at most the funds, holds them meanwhile."""
+    await funded_with_book(h)
+    inst = instrument(h)
+    funds = 15_250 * 10**16  # 152.50 USDT
+    order = h.order("buy", OrderType.MARKET.value, "1")
+    order.size, order.funds = 0, funds
+    await h.venue.place(order)
+    fills = fills_of(h, order)
+    assert (order.status, order.done_reason) == (OrderStatus.DONE, DoneReason.FILLED)
+    assert [(f.price, f.size) for f in fills][:1] == [(price(h, "101.00"), size(h, "1"))]  # the best level whole, then 102
+    assert len(fills) == 2 and fills[1].price == price(h, "102.00") and 0 < fills[1].size < size(h, "2")
+    assert order.size == order.filled_size == sum(f.size for f in fills) and order.filled_size % inst.step == 0
+    notional = sum(f.notional for f in fills)
+    quote_fees = sum(f.fee for f in fills if f.fee_currency in (None, inst.quote))
+    assert notional + quote_fees <= funds  # fee included, whichever currency the venue charges it in
+    # close to the funds: less than a fee and two steps at 102 short of them
+    one_step = inst.notional_atto(price(h, "102.00"), inst.step)
+    assert funds - notional - quote_fees < funds * inst.taker_fee * 2 // 10**8 + 2 * one_step + 10**16
+    usdt = h.venue.balances(h.account)["USDT"]
+    assert usdt.hold == 0 and usdt.balance == 1000 * 10**18 - notional - quote_fees
+    assert h.ledger.holds() == {} and order.funds == funds
+    h.ledger.check()
+    too_little = h.order("buy", OrderType.MARKET.value, "1")
+    too_little.size, too_little.funds = 0, 5 * 10**18  # 5 USDT less the fee is under the minimum notional of 5
+    await refused(h, too_little, "funds_below_min_notional")
+    sell = h.order("sell", OrderType.MARKET.value, "1")
+    sell.size, sell.funds = 0, funds
+    await refused(h, sell, "funds_market_buy_only")
+
+
 SCENARIOS: list[Scenario] = [
     scenario_limit_rests_and_fills,
     scenario_market_walks_the_book,
@@ -297,4 +328,5 @@ SCENARIOS: list[Scenario] = [
     scenario_insufficient_funds_changes_nothing,
     scenario_duplicate_client_oid_of_an_open_order,
     scenario_restart_restores_open_orders,
+    scenario_market_buy_by_funds,
 ]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import time
+from decimal import Decimal
 from typing import Any
 
 import aiohttp
@@ -98,3 +99,24 @@ async def test_the_websocket_api_subscription_is_signed_too(server: ServerRunner
         await ws.send_json({"id": "2", "method": "userDataStream.subscribe.signature", "params": good})
         assert await ws.receive_json() == {"id": "2", "status": 200, "result": {"subscriptionId": 0}}
         assert exchange.subscribed == 1
+
+
+async def test_a_market_buy_by_quote_order_qty_spends_at_most_that_quote_on_the_lot_size_grid(
+    server: ServerRunner, exchange: TradingBinance
+) -> None:
+    """As Binance documents quoteOrderQty: the quantity follows from the book and the quote amount, never breaking LOT_SIZE."""
+    body = signed(f"symbol=BTCUSDT&side=BUY&type=MARKET&quoteOrderQty=100.00&newClientOrderId=q-1&timestamp={now_ms()}")
+    status, order = await call(server, "POST", "/api/v3/order", body=body)
+    assert status == 200, order
+    assert (order["status"], order["origQuoteOrderQty"]) == ("FILLED", "100.00000000")
+    qty, spent = Decimal(order["executedQty"]), Decimal(order["cummulativeQuoteQty"])
+    assert qty == Decimal(order["origQty"]) > 0 and qty % Decimal("0.00001") == 0
+    assert spent == sum(Decimal(f["price"]) * Decimal(f["qty"]) for f in order["fills"]) <= 100
+    assert 100 - spent < Decimal(order["fills"][-1]["price"]) * Decimal("0.00001")  # one more step would not fit
+    assert {f["commissionAsset"] for f in order["fills"]} == {"BTC"}  # the fee is in the asset received
+    both = signed(f"symbol=BTCUSDT&side=BUY&type=MARKET&quoteOrderQty=100&quantity=0.001&timestamp={now_ms()}")
+    status, refusal = await call(server, "POST", "/api/v3/order", body=both)
+    assert (status, refusal["code"]) == (400, -1106)
+    small = signed(f"symbol=BTCUSDT&side=BUY&type=MARKET&quoteOrderQty=4.99&timestamp={now_ms()}")
+    status, refusal = await call(server, "POST", "/api/v3/order", body=small)
+    assert (status, refusal["code"]) == (400, -1013)

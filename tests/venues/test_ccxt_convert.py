@@ -8,6 +8,7 @@ import msgspec
 import pytest
 
 from coinwire.core.errors import InvalidInput, NotReady
+from coinwire.core.numbers import to_units
 from coinwire.core.orders import Order, OrderStatus, OrderType, Side
 from coinwire.history.binance_capture import BINANCE_BTCUSDT
 from coinwire.venues.ccxt_convert import (
@@ -141,3 +142,17 @@ def test_balances_are_atto_and_empty_currencies_are_left_out() -> None:
         "BTC": (12_345_678 * 10**10, 0),
         "USDT": (1_000_005 * 10**17, 6_183_763 * 10**12),
     }
+
+
+def test_a_market_buy_by_funds_sends_the_funds_less_the_taker_fee_as_its_cost() -> None:
+    by_funds = msgspec.structs.replace(order(OrderType.MARKET, limit=None), size=0, funds=10 * ATTO)
+    rate = BTC.taker_fee  # 1e-8 units
+    cost = 10 * ATTO * 10**8 // (10**8 + rate)
+    ccxt_type, side, amount, price, params = order_args(by_funds, BTC)
+    assert (ccxt_type, side, price) == ("market", "buy", None)
+    assert amount == params["cost"] and params["clientOrderId"] == "cw-1"
+    sent = to_units(params["cost"], 18)
+    assert sent == cost and sent + sent * rate // 10**8 <= 10 * ATTO  # what the venue may spend, its fee on top, fits
+    with pytest.raises(InvalidInput) as refusal:
+        order_args(msgspec.structs.replace(by_funds, side=Side.SELL), BTC)
+    assert refusal.value.code == "funds_market_buy_only"

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from coinwire.config import load_settings
+from coinwire.core.orders import OrderStatus, OrderType
 from coinwire.venues.live import LiveVenue
 from tests.feeds.binance_server import RecordedBinance, ServerRunner
 from tests.feeds.test_ccxt_feed import capture
@@ -94,3 +95,19 @@ async def test_live_venue_keeps_the_contract(harness: LiveHarness, scenario: Sce
     if scenario.__name__ in SKIPPED:
         pytest.skip(SKIPPED[scenario.__name__])
     await scenario(harness)
+
+
+async def test_a_buy_by_funds_reaches_binance_as_quote_order_qty_of_the_funds_less_the_fee(harness: LiveHarness) -> None:
+    """Fee included, live: quoteOrderQty is funds / (1 + taker fee), truncated; Binance's fee, in BTC, comes on top of it."""
+    await harness.fund("USDT", "1000")
+    await harness.set_book([("100.00", "1")], [("101.00", "1"), ("102.00", "2")])
+    order = harness.order("buy", OrderType.MARKET.value, "1")
+    order.size, order.funds = 0, 15_250 * 10**16  # 152.50 USDT
+    await harness.venue.place(order)
+    sent = next(o for o in harness.binance.orders.values() if o["clientOrderId"] == order.client_oid)
+    assert sent["origQuoteOrderQty"] == "152.34000000"  # 152.50 / 1.001 = 152.3476..., truncated to the cent
+    assert order.status is OrderStatus.DONE and order.size == order.filled_size
+    assert Decimal(sent["executedQty"]) == Decimal(order.filled_size).scaleb(-harness.instrument.size_decimals)
+    assert Decimal(sent["cummulativeQuoteQty"]) <= Decimal("152.34")
+    assert order.fee_currency == "BTC"  # Binance's fee is in the asset received: the quote spent is the notional
+    assert harness.venue.balances(harness.account)["USDT"].balance == 1000 * 10**18 - order.filled_notional

@@ -29,8 +29,9 @@ from coinwire.auth.service import AuthService
 from coinwire.bus.subjects import SubjectFilter
 from coinwire.core.accounts import Need
 from coinwire.core.errors import CoinwireError, InvalidInput, NotFound
+from coinwire.core.execution import check_funds
 from coinwire.core.instruments import Instrument
-from coinwire.core.numbers import to_units
+from coinwire.core.numbers import ATTO_DECIMALS, to_units
 from coinwire.core.orders import OrderRequest, OrderType, Side
 from coinwire.core.symbols import symbol_token
 from coinwire.services.gateway import Gateway
@@ -242,7 +243,13 @@ class Api:
             if order_type not in (OrderType.LIMIT, OrderType.POST_ONLY):
                 raise InvalidInput("invalid_params", "post_only applies to limit orders only")
             order_type = OrderType.POST_ONLY
-        size = self._units(inst, "size", _decimal_param(p.size, "size"))
+        funds = 0
+        if p.funds is None:  # the size path: one check more than before
+            if p.size is None:
+                raise InvalidInput("missing_parameter", "make_order needs `size` (or `funds` for a market buy)")
+            size = self._units(inst, "size", _decimal_param(p.size, "size"))
+        else:
+            size, funds = _funds_param(inst, side, order_type, p)
         raw_limit = p.limit if p.limit is not None else p.price
         if order_type is _MARKET:
             if raw_limit not in (None, 0, "0", ""):
@@ -256,7 +263,13 @@ class Api:
             raise InvalidInput("invalid_cancel_after", "cancel_after must be >= 0 seconds")
         if p.cancel_after and not order_type.rests:
             raise InvalidInput("invalid_cancel_after", "cancel_after applies to resting (limit, post-only) orders")
-        client_oid = p.client_oid or str(uuid.uuid4())
+        client_oid = p.client_oid
+        if p.idempotency_key is not None:
+            if client_oid is not None and client_oid != p.idempotency_key:
+                raise InvalidInput("idempotency_key_mismatch",
+                                   "idempotency_key is another name for client_oid; give one, or both the same")
+            client_oid = p.idempotency_key
+        client_oid = client_oid or str(uuid.uuid4())
         if not 0 < len(client_oid) <= 64:
             raise InvalidInput("invalid_client_oid", "client_oid must be 1 to 64 characters")
         return OrderRequest(
@@ -270,7 +283,20 @@ class Api:
             client_oid=client_oid,
             wallet_set_id=p.wallet_set_id,
             run_id=p.run_id,
+            funds=funds,
         )
+
+
+def _funds_param(inst: Instrument, side: Side, order_type: OrderType, p: P.MakeOrderParams) -> tuple[int, int]:
+    """(0, funds in ATTO of the quote) of a market buy by amount, refused with a code when it cannot be one.
+
+    The size is left to the venue, which walks the book for the funds (`core.execution.size_funds_order`).
+    """
+    if p.size is not None:
+        raise InvalidInput("size_and_funds", "give size or funds, not both")
+    funds = to_units(_decimal_param(p.funds, "funds"), ATTO_DECIMALS, "funds")
+    check_funds(inst, side, order_type, funds)
+    return 0, funds
 
 
 METHOD_NAMES: list[str] = []
@@ -485,7 +511,10 @@ async def get_ohlcv(api: Api, p: P.OhlcvParams, ctx: CallContext) -> Any:
 # --- orders ---------------------------------------------------------------------------------------
 @method("make_order", P.MakeOrderParams)
 async def make_order(api: Api, p: P.MakeOrderParams, ctx: CallContext) -> Any:
-    """Places an order (limit, market, limit-immediate-cancel, limit-fill-kill, limit-post-only)."""
+    """Places an order (limit, market, limit-immediate-cancel, limit-fill-kill, limit-post-only).
+
+    A market buy may give `funds` (the quote to spend, fee included) instead of `size`; `idempotency_key` is another name for `client_oid`.
+    """
     request = api.order_request(p)
     request.owner_id = ctx.principal.user_id if ctx.principal is not None else None
     if p.account is not None:

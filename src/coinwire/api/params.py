@@ -114,7 +114,8 @@ class BookParams(Params, kw_only=True):
 class MakeOrderParams(Params, kw_only=True):
     exchange: Name
     side: Word
-    size: Number
+    size: Number = None  # base to buy or sell; exactly one of size and funds
+    funds: Number = None  # a market buy by amount: quote to spend, fee included (kripto's "£10.00 of BTC")
     pair: Symbol | None = None
     symbol: Symbol | None = None
     type: Word = "limit"
@@ -122,6 +123,7 @@ class MakeOrderParams(Params, kw_only=True):
     price: Number | None = None  # accepted spelling of `limit` for CCXT users
     cancel_after: Seconds = 0
     client_oid: Ident | None = None
+    idempotency_key: Ident | None = None  # another name for client_oid (kripto's); both given must agree
     wallet_set_id: Id | None = None
     run_id: Ident | None = None
     post_only: bool = False

@@ -18,10 +18,12 @@ from coinwire.core.funds import max_buy_cost, required_hold
 from coinwire.core.instruments import FEE_SCALE, Instrument
 from coinwire.core.ledger import Ledger
 from coinwire.core.matching import MatchingEngine
+from coinwire.core.numbers import ATTO_DECIMALS, units_to_str
 from coinwire.core.orders import Fill, Order, OrderType, Side
 from coinwire.core.wallets import WalletLine
 
-__all__ = ["place_order", "accept_order", "settle_fills", "release_hold", "size_for_funds", "max_size_within", "max_limit_buy_size"]
+__all__ = ["place_order", "accept_order", "settle_fills", "release_hold", "size_for_funds", "max_size_within", "max_limit_buy_size",
+           "check_funds", "size_funds_order"]
 
 _BUY, _SELL, _MARKET, _POST_ONLY = Side.BUY, Side.SELL, OrderType.MARKET, OrderType.POST_ONLY  # see core.orders
 
@@ -53,6 +55,8 @@ def accept_order(
     """
     inst = engine.instrument
     market_cost: int | None = None
+    if order.funds:  # a market buy by amount: the book sizes it, the funds are its hold (never on the size path)
+        budget = size_funds_order(engine, order)
     if order.type is _POST_ONLY and engine.preview(order.side, order.size, order.limit)[0] > 0:
         raise DomainError("post_only_would_take", "a post-only order must not take liquidity; it would cross the book now")
     if order.type is _MARKET:
@@ -97,6 +101,41 @@ def release_hold(ledger: Ledger, instrument: Instrument, order: Order, ts: int) 
     return ledger.set_hold(order.id, order.exchange, currency, order.wallet_set_id, need, ts, order.account_id)
 
 
+def check_funds(instrument: Instrument, side: Side, type_: OrderType, funds: int) -> None:
+    """Refuse a `funds` (ATTO of the quote, fee included) that cannot make an order, before anything is written.
+
+    Only a market buy spends an amount; the amount must be positive; and what it leaves for the
+    notional once the taker fee is taken out must reach the market's minimum notional.
+    """
+    if side is not _BUY or type_ is not _MARKET:
+        raise InvalidInput("funds_market_buy_only", "funds (an amount of the quote to spend) applies to market buys only; "
+                           "give size for a sell or a limit order")
+    if funds <= 0:
+        raise InvalidInput("funds_not_positive", "funds must be a positive amount of the quote currency")
+    if funds * FEE_SCALE // (FEE_SCALE + instrument.taker_fee) < instrument.min_notional:
+        raise InvalidInput("funds_below_min_notional",
+                           f"funds leave less than the minimum order value of {instrument.symbol} once the fee is paid",
+                           min_notional=units_to_str(instrument.min_notional, ATTO_DECIMALS))
+
+
+def size_funds_order(engine: MatchingEngine, order: Order) -> int:
+    """Give a market buy by funds the size the book sells for them now, fee included; returns the funds (its hold).
+
+    The size is what `submit` then fills level by level, each fill with its own fee rounded up,
+    so spent + fees <= funds; a book that sells less than one step for the funds refuses the order.
+    """
+    inst = engine.instrument
+    check_funds(inst, order.side, order.type, order.funds)
+    size = size_for_funds(engine, _BUY, order.funds)
+    if size <= 0 or size < inst.min_size:
+        if next(engine.available_levels(_BUY, None), None) is None:
+            raise DomainError("no_liquidity", f"no liquidity on the sell side of {inst.symbol}")
+        raise InvalidInput("funds_below_min_size", f"funds buy less than the minimum size of {inst.symbol} at the book's prices",
+                           min_size=inst.size_str(max(inst.min_size, inst.step)))
+    order.size = size
+    return order.funds
+
+
 def max_size_within(instrument: Instrument, price: int, funds: int, maker: bool = False) -> int:
     """The largest size on the step grid whose notional at `price` plus its fee fits in `funds` ATTO."""
     if funds <= 0 or price <= 0:
@@ -129,7 +168,9 @@ def size_for_funds(engine: MatchingEngine, side: Side, funds: int) -> int:
     """How much a market order of `side` can take from the book now with `funds` ATTO of quote, fees included.
 
     Walks the available levels best first, each level one fill with its own (rounded up) fee,
-    exactly as `MatchingEngine.submit` will fill it. Capped by `max_size` when the instrument has one.
+    exactly as `MatchingEngine.submit` will fill it: a level it cannot take whole (the funds end
+    there, or its size is off the step grid) is its last, so `submit` takes the same sizes at
+    the same prices. Capped by `max_size` when the instrument has one (rounded down to the step).
     """
     inst = engine.instrument
     total = 0
@@ -141,12 +182,12 @@ def size_for_funds(engine: MatchingEngine, side: Side, funds: int) -> int:
         if take >= available:
             take = available - available % inst.step
         if take <= 0:
-            continue
+            break
         notional = inst.notional_atto(price, take)
         left -= notional + inst.fee_atto(notional, maker=False)
         total += take
         if take < available:
             break
     if inst.max_size and total > inst.max_size:
-        total = inst.max_size
+        total = inst.max_size - inst.max_size % inst.step
     return total

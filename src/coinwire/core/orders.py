@@ -105,6 +105,9 @@ class Order(msgspec.Struct, kw_only=True, gc=False):
     owner_id: int | None = None  # the user who placed it (None: no user, e.g. before users existed; admins see it)
     account_id: int = 0  # the account whose funds it spends (0: a single-account ledger, as a backtest's)
     seq: int = 0  # the account's stream sequence of this order's latest notification (restores the counter at start)
+    # ATTO of the quote a market buy by amount may spend, fee included (0: sized by `size`); its `size` is then
+    # what the book gave for it when accepted (a live venue's fills may set it higher: the venue sizes it)
+    funds: int = 0
 
     @property
     def remaining(self) -> int:
@@ -181,7 +184,7 @@ class OrderRequest:
     """A make_order request after parsing: exact units, known instrument (what the gateway takes from the api and the paper runtime)."""
 
     __slots__ = ("exchange", "instrument", "side", "type", "size", "limit", "cancel_after", "client_oid", "wallet_set_id", "run_id",
-                 "budget", "owner_id", "account_id")
+                 "budget", "owner_id", "account_id", "funds")
 
     def __init__(
         self,
@@ -199,6 +202,7 @@ class OrderRequest:
         budget: int | None = None,
         owner_id: int | None = None,
         account_id: int | None = None,
+        funds: int = 0,
     ) -> None:
         self.exchange = exchange
         self.instrument = instrument
@@ -215,6 +219,7 @@ class OrderRequest:
         # the account it spends from, already checked for the caller (None: the wallet set's account on the
         # exchange, else the owner's own account there, made on first use)
         self.account_id = account_id
+        self.funds = funds  # ATTO of the quote a market buy spends, fee included (0: `size` says how much); size is then 0
 
     def same_as(self, order: Order) -> bool:
         return (
@@ -222,8 +227,9 @@ class OrderRequest:
             and order.symbol == self.instrument.symbol
             and order.side is self.side
             and order.type is self.type
-            and order.size == self.size
+            and (order.size == self.size or self.funds > 0)  # a buy by funds: the book sized it
             and order.limit == self.limit
+            and order.funds == self.funds
             and order.wallet_set_id == self.wallet_set_id
             and (self.account_id is None or order.account_id == self.account_id)
         )

@@ -33,7 +33,7 @@ import numpy as np
 from coinwire.core.errors import CoinwireError, InvalidInput
 from coinwire.core.ledger import Ledger
 from coinwire.core.numbers import ATTO_DECIMALS, to_units
-from coinwire.core.orders import Fill, Order, OrderRequest
+from coinwire.core.orders import Fill, Order, OrderRequest, OrderType
 from coinwire.core.rollup import OHLCV
 from coinwire.core.wallets import WalletSet
 from coinwire.engine.order_args import resolve_size
@@ -271,7 +271,8 @@ class PaperRuntime(StreamRuntime):
                     await self.gateway.make_order(OrderRequest(
                         exchange=ticket.exchange, instrument=market.instrument, side=args.side, type=args.type, size=size,
                         limit=args.limit, cancel_after=args.cancel_after, client_oid=ticket.client_oid,
-                        wallet_set_id=self.wallet_set_id, run_id=self.run_id, budget=budget))
+                        wallet_set_id=self.wallet_set_id, run_id=self.run_id, budget=budget,
+                        funds=args.funds if args.funds is not None and args.type is OrderType.MARKET else 0))  # the venue sizes it
                 except CoinwireError as exc:
                     if kind == "order" and ticket.order_id is None:
                         self.refused(ticket, exc)

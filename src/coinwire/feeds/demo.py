@@ -46,7 +46,8 @@ __all__ = ["DemoMarket", "DemoFeed", "demo_instrument", "DEFAULT_SYMBOLS", "MAX_
 
 DEFAULT_SYMBOLS = ("BTC/USDT", "ETH/USDT", "SOL/USDT")
 # symbol -> (start price in whole quote units, size decimals); prices have 2 decimals, tick 0.01
-_PROFILES: dict[str, tuple[int, int]] = {"BTC/USDT": (60_000, 5), "ETH/USDT": (3_000, 4), "SOL/USDT": (150, 3)}
+_PROFILES: dict[str, tuple[int, int]] = {"BTC/USDT": (60_000, 5), "ETH/USDT": (3_000, 4), "SOL/USDT": (150, 3),
+                                         "BTC/GBP": (47_000, 8)}  # kripto's market, when configured
 _DEFAULT_PROFILE = (100, 3)
 _PRICE_DECIMALS = 2
 _VOL_PER_TICK = 0.5e-4  # mid moves ~0.5 bp per tick (about 55% a year at 4 ticks a second)

@@ -557,8 +557,9 @@ class Gateway:
             inst = self.venues[fill.exchange].markets[fill.symbol].instrument
             owner_id = single if len(orders) == 1 else _owner_of(orders, fill.order_id)
             seq = fill_seqs.pop(fill.id, 0)
+            funds = orders[0].funds if len(orders) == 1 else _funds_of(orders, fill.order_id)
             batch.append((self._subject("fill", fill.account_id, fill.exchange, fill.symbol),
-                          FillEvent(fill_view(fill, inst, seq), owner_id, fill.account_id, seq)))
+                          FillEvent(fill_view(fill, inst, seq, funds), owner_id, fill.account_id, seq)))
         order_seqs = self._order_seqs
         for order in orders:
             stamped = order_seqs.get(order.id)
@@ -689,6 +690,7 @@ class Gateway:
             last_updated_at=ts,
             owner_id=request.owner_id,
             account_id=account_id,
+            funds=request.funds,
         )
         answers = self._answers  # `_answered`, inline: this is every order's path
         answers[order.id] = None
@@ -876,3 +878,11 @@ def _owner_of(orders: list[Order], order_id: int) -> int | None:
         if order.id == order_id:
             return order.owner_id
     return None
+
+
+def _funds_of(orders: list[Order], order_id: int) -> int:
+    """The funds of the order a fill belongs to (0: sized by size, or not among the orders notified with it)."""
+    for order in orders:
+        if order.id == order_id:
+            return order.funds
+    return 0

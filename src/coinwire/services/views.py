@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 
 from coinwire.core.instruments import Instrument
 from coinwire.core.numbers import ATTO, ATTO_DECIMALS
-from coinwire.core.orders import Fill, Order
+from coinwire.core.orders import Fill, Order, OrderStatus
 from coinwire.core.symbols import symbol_token
 from coinwire.messages import FillView, OrderView
 from coinwire.store.codec import units_text
@@ -23,6 +23,7 @@ __all__ = ["iso", "order_view", "fill_view", "avg_price_str"]
 _SECONDS: dict[int, str] = {}  # whole second -> "YYYY-MM-DDTHH:MM:SS"
 _TOKENS: dict[str, str] = {}  # "BTC/USDT" -> "BTC_USDT"
 _MEMO_LIMIT = 4096
+_DONE = OrderStatus.DONE  # a module constant: see core.orders
 
 
 def iso(ns: int | None) -> str | None:
@@ -68,6 +69,7 @@ def order_view(order: Order, instrument: Instrument, seq: int | None = None) -> 
     updated = order.last_updated_at
     created_iso = _iso(created)
     done_reason = order.done_reason
+    fee = units_text(order.fee, ATTO_DECIMALS)
     return OrderView(
         order.id,
         created_iso,
@@ -89,15 +91,22 @@ def order_view(order: Order, instrument: Instrument, seq: int | None = None) -> 
         created_iso if updated == created else _iso(updated),
         units_text(order.filled_size, sd),
         avg_price_str(instrument, order.filled_size, order.filled_notional),
-        units_text(order.fee, ATTO_DECIMALS),
+        fee,
         order.fee_currency or instrument.quote,
         order.account_id,
         order.seq if seq is None else seq,
+        units_text(order.funds, ATTO_DECIMALS) if order.funds else None,
+        units_text(order.filled_notional, ATTO_DECIMALS),
+        fee,
+        order.status is _DONE,
     )
 
 
-def fill_view(fill: Fill, instrument: Instrument, seq: int) -> FillView:
-    """The fill's view in the notification numbered `seq` of its account."""
+def fill_view(fill: Fill, instrument: Instrument, seq: int, funds: int = 0) -> FillView:
+    """The fill's view in the notification numbered `seq` of its account; `funds`: its order's (0: none)."""
+    amount = units_text(fill.size, instrument.size_decimals)
+    notional = units_text(fill.notional, ATTO_DECIMALS)
+    fee = units_text(fill.fee, ATTO_DECIMALS)
     return FillView(
         fill.id,
         fill.order_id,
@@ -110,13 +119,18 @@ def fill_view(fill: Fill, instrument: Instrument, seq: int) -> FillView:
         fill.side._value_,
         _token(fill.symbol),
         fill.symbol,
-        units_text(fill.size, instrument.size_decimals),
+        amount,
         units_text(fill.price, instrument.price_decimals),
-        units_text(fill.notional, ATTO_DECIMALS),
-        units_text(fill.fee, ATTO_DECIMALS),
+        notional,
+        fee,
         fill.fee_currency or instrument.quote,
         fill.maker,
         fill.ext_id,
         _iso(fill.ts),
         seq,
+        units_text(funds, ATTO_DECIMALS) if funds else None,
+        amount,
+        notional,
+        fee,
+        True,
     )

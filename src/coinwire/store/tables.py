@@ -128,6 +128,7 @@ orders = Table(
     Column("owner_id", BigInteger, nullable=True),  # the user who placed it, in the order's own transaction; NULL: admins'
     Column("account_id", BigInteger, nullable=False),  # the account whose funds it spends
     Column("seq", BigInteger, nullable=False),  # its account's stream sequence of its latest notification
+    Column("funds", Text, nullable=False, server_default="0"),  # a market buy by amount: ATTO of the quote, fee included
     # Only what queries use: every index is written by every order. Open orders (the start-up
     # read) through a partial index holding just them; recent lists walk the primary key.
     Index("ix_orders_open", "status", sqlite_where=text("status != 'done'"), postgresql_where=text("status != 'done'")),

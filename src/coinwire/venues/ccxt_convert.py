@@ -16,14 +16,14 @@ from collections.abc import Iterable, Mapping
 from typing import Any, Final
 
 from coinwire.core.errors import Conflict, InvalidInput
-from coinwire.core.instruments import Instrument
-from coinwire.core.numbers import ATTO_DECIMALS, to_units
+from coinwire.core.instruments import FEE_SCALE, Instrument
+from coinwire.core.numbers import ATTO_DECIMALS, to_units, units_to_str
 from coinwire.core.orders import Order, OrderStatus, OrderType, Side
 from coinwire.venues.ccxt_errors import bad_response
 from coinwire.venues.errors import venue_error
 from coinwire.venues.reports import FillReport, Liquidity, OrderReport, ReportReason
 
-__all__ = ["ORDER_ARGS", "balances_from_ccxt", "fill_report", "ms_to_ns", "order_args", "order_report", "same_order"]
+__all__ = ["ORDER_ARGS", "balances_from_ccxt", "fill_report", "ms_to_ns", "order_args", "order_report", "quote_to_send", "same_order"]
 
 _NS_PER_MS: Final = 1_000_000
 
@@ -76,12 +76,35 @@ def order_args(order: Order, instrument: Instrument) -> tuple[str, str, str, str
         raise InvalidInput(
             "instrument_mismatch", f"order {order.client_oid} is for {order.symbol}, instrument is {instrument.symbol}"
         )
+    if order.funds:
+        return _funds_args(order, instrument)
     ccxt_type, extra = ORDER_ARGS[order.type]
     amount = instrument.size_str(instrument.parse_size(instrument.size_str(order.size)))
     price = None
     if order.type is not OrderType.MARKET:
         price = instrument.price_str(instrument.parse_price(instrument.price_str(order.limit), "limit"))
     return ccxt_type, order.side.value, amount, price, {**extra, "clientOrderId": order.client_oid}
+
+
+def quote_to_send(instrument: Instrument, funds: int) -> int:
+    """The quote amount (ATTO) a market buy by `funds` asks the venue to spend: the funds less the taker fee on it.
+
+    A venue's quote-amount market buy (Binance's `quoteOrderQty`) spends up to that amount on the
+    notional and charges its fee on top (in the asset received on Binance, in the quote
+    elsewhere); at most the taker rate of the notional, so notional + fee <= funds either way.
+    """
+    return funds * FEE_SCALE // (FEE_SCALE + instrument.taker_fee)
+
+
+def _funds_args(order: Order, instrument: Instrument) -> tuple[str, str, str, str | None, dict[str, Any]]:
+    """CCXT's create_order arguments of a market buy by funds: the quote amount as `cost` (Binance: `quoteOrderQty`).
+
+    CCXT truncates the amount to the market's quote precision, so what is sent never exceeds `quote_to_send`.
+    """
+    if order.type is not OrderType.MARKET or order.side is not Side.BUY:
+        raise InvalidInput("funds_market_buy_only", "funds applies to market buys only")
+    cost = units_to_str(quote_to_send(instrument, order.funds), ATTO_DECIMALS)
+    return "market", "buy", cost, None, {"cost": cost, "clientOrderId": order.client_oid}
 
 
 def fill_report(
@@ -179,7 +202,7 @@ def order_report(
 
 def same_order(order: Order, report: OrderReport) -> OrderReport:
     """The venue's order under `order`'s client id, if it is this order; Conflict if the id names another one."""
-    if report.side is not order.side or report.size != order.size or report.limit != order.limit:
+    if report.side is not order.side or (report.size != order.size and not order.funds) or report.limit != order.limit:
         raise Conflict(
             "duplicate_client_oid",
             f"client_oid {order.client_oid} already names a different order at the venue "

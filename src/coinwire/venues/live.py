@@ -298,6 +298,8 @@ class LiveVenue(MarketMirror):
                     report = await self.client.fetch(order)
                     fills = report.fills
             ts = report.ts if report is not None else max((f.ts for f in fills), default=host.now())
+            if order.funds:  # a buy by funds: the venue sizes it from the quote amount; the mirror's preview only held it
+                self._venue_sized(order, fills, report, seen)
             new = [self._fill(order, inst, f) for f in fills if f.trade_id not in seen and self._fits(order, f)]
             spent = 0
             for fill, raw in new:
@@ -323,6 +325,16 @@ class LiveVenue(MarketMirror):
             execution = Execution([order], fill_list, lines)
             await host.record(execution)
         return execution
+
+    @staticmethod
+    def _venue_sized(order: Order, fills: Sequence[FillReport], report: OrderReport | None, seen: set[str]) -> None:
+        """Size a buy by funds as the venue did: its reported quantity, or at least what it filled."""
+        filled = order.filled_size + sum(f.size for f in fills if f.trade_id not in seen)
+        size = max(filled, report.filled_size if report is not None else 0)
+        if report is not None and report.is_done:
+            order.size = size  # done: exactly what it bought
+        elif size > order.size:
+            order.size = size
 
     def _fits(self, order: Order, report: FillReport) -> bool:
         if report.size <= order.remaining:
