@@ -25,7 +25,9 @@ from coinwire.api.app import create_http_app
 from coinwire.api.methods import Api
 from coinwire.api.notifier import Notifier, PushLimits
 from coinwire.api.ohlcv_routes import OhlcvStreams
+from coinwire.api.schedules_routes import OwnersForSchedules
 from coinwire.api.streams import AccountStreams
+from coinwire.auth.preferences import PreferencesRepository
 from coinwire.bus import bus_from_url
 from coinwire.cache import cache_from_url
 from coinwire.config import ExchangeConfig, Settings
@@ -46,6 +48,7 @@ from coinwire.services.public_trades import PublicTrades
 from coinwire.services.rate_history import RateHistory
 from coinwire.services.rates import CcxtPrices, Rates
 from coinwire.services.runs import RunManager
+from coinwire.services.scheduler import Housekeeping, JobKind, RetrieveRates, RunStrategy, Scheduler, StrategyStep
 from coinwire.services.warm_history import warm_sources
 from coinwire.store import Store
 from coinwire.store.candle_writer import CandleWriter
@@ -235,11 +238,18 @@ def create_app(settings: Settings, env: Mapping[str, str] | None = None) -> Fast
     """
     platform = Platform(settings)
     access = Access(settings, platform.store, os.environ if env is None else env, platform.market.display_currencies)
-    api = Api(platform.gateway, platform.notifier, platform.health, platform.streams, ohlcv_streams=platform.ohlcv_streams,
-              auth=access.service, owners=access.owners, audit=access.audit, connections=access.connections,
-              rpc_limit=access.rpc_limit, rates=platform.rate_history)
     runs = RunManager(settings.data_path, settings.user_strategies_allowed, gateway=platform.gateway,
                       history=platform.warm_sources())
+    # the scheduler and its job kinds (services/scheduler.py); `retrieve_rates` stores a rate a minute (services/rates.py)
+    run_owners = OwnersForSchedules(access.owners)
+    schedule_kinds: list[JobKind] = [RunStrategy(runs, run_owners), StrategyStep(runs, run_owners),
+                      Housekeeping(platform.store, int(settings.schedule_ticks_kept_days * 86_400_000)),
+                      RetrieveRates(platform.rates)]
+    scheduler = Scheduler(platform.store, {k.name: k for k in schedule_kinds}, record_rates=settings.record_rates,
+                          preferences=PreferencesRepository(platform.store), users=access.repo)
+    api = Api(platform.gateway, platform.notifier, platform.health, platform.streams, ohlcv_streams=platform.ohlcv_streams,
+              auth=access.service, owners=access.owners, audit=access.audit, connections=access.connections,
+              rpc_limit=access.rpc_limit, rates=platform.rate_history, scheduler=scheduler)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -250,9 +260,11 @@ def create_app(settings: Settings, env: Mapping[str, str] | None = None) -> Fast
         gc.collect()
         gc.freeze()
         await runs.open()
+        await scheduler.start()
         try:
             yield
         finally:
+            await scheduler.close()
             await runs.close()  # its runs stop with the server
             await access.close()
             await platform.stop()

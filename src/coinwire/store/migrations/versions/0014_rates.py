@@ -1,7 +1,7 @@
 """Rates: one price per market per minute, written once (a repeat of the same minute writes nothing).
 
 Revision ID: 0014_rates
-Revises: 0012
+Revises: 0013_schedules
 Create Date: 2026-12-06
 
 The primary key (exchange, symbol, minute_ms) is what makes the rate retriever idempotent:
@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0014_rates"
-down_revision = "0012"
+down_revision = "0013_schedules"
 branch_labels = None
 depends_on = None
 
