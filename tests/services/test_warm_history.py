@@ -80,3 +80,35 @@ async def test_the_history_store_comes_first_and_rolls_up_finer_series(tmp_path:
     # a series the store does not hold falls through to the download
     (eth,) = await load_warmup([HistoryStoreSource(store)], "binance", [Need("ETH/USDT", "1h", 5)], at)
     assert eth.taken == 0 and eth.missing.endswith("(no source serves this market)")
+
+
+async def test_stored_rates_warm_a_series_up_as_candles_of_their_minutes(tmp_path: Path) -> None:
+    """Ten minutes of rates are two 5m candles: open the first rate, close the last, high/low the extremes, no volume."""
+    from decimal import Decimal
+
+    from coinwire.services.warm_history import StoredRatesSource
+    from coinwire.store import Store
+    from coinwire.store.rates import RateRow, insert_rates
+
+    t0 = 1_733_479_200  # 2024-12-06 10:00 UTC, a 5m bucket's start
+    prices = ["100", "101.5", "99", "102", "100.5", "100.25", "103", "98.75", "101", "100"]
+    store = Store(f"sqlite+aiosqlite:///{tmp_path / 'rates.db'}")
+    await store.start()
+    try:
+        await insert_rates(store, [RateRow(exchange="demo", symbol="BTC/USDT", minute_ms=(t0 + 60 * i) * 1000,
+                                           price=Decimal(p), source="ticker", received_ms=(t0 + 60 * i) * 1000 + 5)
+                                   for i, p in enumerate(prices)])
+        source = StoredRatesSource(store)
+        assert await source.candles("demo", "ETH/USDT", "5m", t0, t0 + 600) is None  # nothing stored: not a source
+        (loaded,) = await load_warmup([source], "demo", [Need("BTC/USDT", "5m", 2)], t0 + 600)
+        assert loaded.complete and loaded.source == "stored rates"
+        assert loaded.candles.time.tolist() == [t0, t0 + 300]
+        assert loaded.candles.open.tolist() == [100.0, 100.25]
+        assert loaded.candles.high.tolist() == [102.0, 103.0]
+        assert loaded.candles.low.tolist() == [99.0, 98.75]
+        assert loaded.candles.close.tolist() == [100.5, 100.0]
+        assert loaded.candles.volume.tolist() == [0.0, 0.0]
+        minutes = await source.candles("demo", "BTC/USDT", "1m", t0, t0 + 600)
+        assert minutes is not None and minutes.close.tolist() == [float(p) for p in prices]
+    finally:
+        await store.close()

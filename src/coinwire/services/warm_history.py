@@ -8,14 +8,15 @@ tries them (the first that has every candle a series needs wins, see `load_warmu
 2. `StoredCandlesSource`: the candles this server recorded from public trades
    (services/candle_recorder.py, the `candles` table and the ones still forming), read
    through the charts' own query (services/ohlcv.OhlcvQuery).
-3. `CcxtDownloadSource`: `fetch_ohlcv` of an exchange whose feed is `ccxt`, through the
+4. `CcxtDownloadSource`: `fetch_ohlcv` of an exchange whose feed is `ccxt`, through the
    CCXT client the feed makes (venues/ccxt_client.py; errors through venues/ccxt_errors.py).
-4. `DemoPastSource`: a demo feed's own deterministic past (feeds/demo.DemoMarket.candles).
+5. `DemoPastSource`: a demo feed's own deterministic past (feeds/demo.DemoMarket.candles).
 
-Rates (one price per market per minute, the `rates` series) are not a source yet: a rate is a
-price without highs, lows or volume, and a run that warms up from them would compute its
-indicators on different candles than it sees live. Where they would go is marked by
-`RATES_SOURCE_SLOT` below, and docs/ENGINE.md says so.
+3. `StoredRatesSource`: the rates this server stored (services/rates.py, one price per market
+   per minute), as candles: a minute's rate is its open, high, low and close, its volume 0, then
+   rolled up. Close-based windows (moving averages, the decider's weekly mean) see the prices
+   they would have seen live; high/low ranges are narrower and volume is absent, so it comes
+   after the recorded candles, which have both.
 """
 
 from __future__ import annotations
@@ -34,13 +35,13 @@ from coinwire.engine.warmup import HistorySource
 from coinwire.feeds.demo import DemoFeed
 from coinwire.history.store import HistoryStore
 from coinwire.services.ohlcv import OhlcvQuery
+from coinwire.store import Store
+from coinwire.store.rates import load_rates
 from coinwire.venues.ccxt_client import close_client, make_client
 from coinwire.venues.ccxt_errors import translate
 
-__all__ = ["RATES_SOURCE_SLOT", "CcxtDownloadSource", "DemoPastSource", "HistoryStoreSource", "StoredCandlesSource", "warm_sources"]
+__all__ = ["CcxtDownloadSource", "DemoPastSource", "HistoryStoreSource", "StoredCandlesSource", "StoredRatesSource", "warm_sources"]
 
-# The place in `warm_sources`' order a rates source would take (after the stored candles, before a download).
-RATES_SOURCE_SLOT = 2
 
 def _empty() -> OHLCV:
     return OHLCV(np.empty(0, np.int64), *(np.empty(0, np.float64) for _ in range(5)))
@@ -102,6 +103,25 @@ class StoredCandlesSource:
             return _empty()
         block = np.array(rows, dtype=np.float64)
         return OHLCV(block[:, 0].astype(np.int64), *(block[:, i] for i in range(1, 6)))
+
+
+class StoredRatesSource:
+    """The stored rates (store/rates.py) as candles: each minute's rate its open, high, low and close, volume 0."""
+
+    name = "stored rates"
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    async def candles(self, exchange: str, symbol: str, timeframe: str, start: int, end: int) -> OHLCV | None:
+        limit = (end - start) // 60 + 1
+        rows = await load_rates(self.store, exchange, symbol, start * 1000, end * 1000, limit)
+        if not rows:
+            return None
+        time = np.array([row.minute_ms // 1000 for row in rows], dtype=np.int64)
+        price = np.array([float(row.price) for row in rows], dtype=np.float64)
+        minutes = OHLCV(time, price, price.copy(), price.copy(), price.copy(), np.zeros(len(rows)))
+        return minutes if timeframe == "1m" else _roll(minutes, timeframe, start, end)
 
 
 class CcxtDownloadSource:
@@ -170,6 +190,7 @@ def warm_sources(history: HistoryStore | None, query: OhlcvQuery | None, exchang
         sources.append(HistoryStoreSource(history))
     if query is not None:
         sources.append(StoredCandlesSource(query))
+        sources.append(StoredRatesSource(query.store))
     by_name = {cfg.name: cfg for cfg in exchanges}
     if any(cfg.feed == "ccxt" for cfg in exchanges):
         sources.append(CcxtDownloadSource(by_name))
