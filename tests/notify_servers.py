@@ -12,8 +12,8 @@ import json
 import ssl
 import threading
 from collections import Counter
-from email import message_from_bytes
-from email.message import Message
+from email import message_from_bytes, policy
+from email.message import EmailMessage
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -68,7 +68,7 @@ class SmtpReceiver:
 
     def __init__(self, folder: Path, security: str = "none", login: tuple[str, str] | None = None, port: int | None = None) -> None:
         self.port = port or free_port()
-        self.messages: list[Message] = []
+        self.messages: list[EmailMessage] = []
         self.recipients: list[list[str]] = []
         self._lock = threading.Lock()
         self.cert = None
@@ -90,13 +90,24 @@ class SmtpReceiver:
                 return AuthResult(success=ok, handled=False)
 
             kwargs["authenticator"] = authenticate
-            kwargs["auth_require_tls"] = security != "none"
+            # STARTTLS: AUTH only after it; implicit TLS is encrypted from the first byte, which aiosmtpd's
+            # session does not know, so it must not hold AUTH back there
+            kwargs["auth_require_tls"] = security == "starttls"
         self.controller = Controller(_Handler(self), hostname="127.0.0.1", port=self.port, **kwargs)
 
     def add(self, raw: bytes, rcpt: list[str]) -> None:
         with self._lock:
-            self.messages.append(message_from_bytes(raw))
+            message = message_from_bytes(raw, policy=policy.default)
+            assert isinstance(message, EmailMessage)
+            self.messages.append(message)
             self.recipients.append(rcpt)
+
+    @staticmethod
+    def body(message: EmailMessage, kind: str) -> str:
+        """The message's `plain` or `html` part."""
+        part = message.get_body((kind,))
+        assert part is not None, f"no {kind} part"
+        return str(part.get_content()).replace("\r\n", "\n")
 
     def start(self) -> SmtpReceiver:
         self.controller.start()
@@ -109,9 +120,9 @@ class SmtpReceiver:
         with self._lock:
             return Counter(str(m["Message-ID"]) for m in self.messages)
 
-    def distinct(self) -> dict[str, Message]:
+    def distinct(self) -> dict[str, EmailMessage]:
         """The messages by Message-ID, the first of each."""
-        out: dict[str, Message] = {}
+        out: dict[str, EmailMessage] = {}
         with self._lock:
             for m in self.messages:
                 out.setdefault(str(m["Message-ID"]), m)

@@ -44,9 +44,10 @@ def check_address(address: object) -> str | None:
 
 
 def message_id(key: str, sender: str) -> str:
-    """`<key@host>`: the same for every send of one delivery. The key's characters outside an id's are replaced."""
+    """`<key@host>`: the same for every send of one delivery. Characters a Message-ID cannot hold (the key's `:`)
+    become `.`: `trade_receipt:7:email` -> `<trade_receipt.7.email@host>`."""
     host = sender.rpartition("@")[2].strip(" >") or "coinwire.local"
-    return f"<{re.sub(r'[^A-Za-z0-9._:+-]', '-', key)}@{host}>"
+    return f"<{re.sub(r'[^A-Za-z0-9_+-]', '.', key)}@{host}>"
 
 
 def vault_password(store: Store, keys: MasterKeys, reference: str) -> PasswordSource:
