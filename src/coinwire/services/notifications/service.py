@@ -52,6 +52,7 @@ __all__ = ["NotificationService", "OrderSource", "GatewayOrders", "Preferences",
 
 log = structlog.get_logger("coinwire.notifications")
 
+MARKETS_PATIENCE = 120.0  # seconds the recovery scan waits for the exchanges' markets at start
 _TYPES = frozenset({OrderUpdate, FillEvent, ExchangeStatusChanged})
 _DEGRADED = frozenset({"degraded", "offline"})
 
@@ -76,6 +77,11 @@ class GatewayOrders:
         return [fill_view(f, self.gateway.market(f.exchange, f.symbol).instrument, 0) for f in sorted(fills, key=lambda f: f.id)]
 
     async def recent_done_orders(self, limit: int) -> list[OrderView]:
+        """The newest done orders, once every exchange knows its markets (an order's view needs its instrument)."""
+        for _ in range(int(MARKETS_PATIENCE / 0.1)):
+            if all(venue.markets for venue in self.gateway.venues.values()):
+                break
+            await asyncio.sleep(0.1)
         await self.gateway.store.settled()
         return await self.gateway.recent_orders(include_open=False, limit=limit)
 
@@ -106,6 +112,7 @@ class NotificationService:
         self._subs: list[Subscription] = []
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._recovery: asyncio.Task[None] | None = None
 
     # --- life ------------------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -114,17 +121,29 @@ class NotificationService:
         if released:
             log.info("notifications in flight at the last stop will be sent again under their keys", rows=released)
         self._subs.append(await self.bus.subscribe(">", self._on_message, types=_TYPES))
-        await self.recover()
         self._task = asyncio.create_task(self._work(), name="notifications")
+        self._recovery = asyncio.create_task(self._recover_logged(), name="notifications-recovery")
 
     async def close(self) -> None:
         for sub in self._subs:
             await sub.unsubscribe()
         self._subs.clear()
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
+        tasks = [t for t in (self._task, self._recovery) if t is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._task = self._recovery = None
+
+    async def _recover_logged(self) -> None:
+        try:
+            added = await self.recover()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("notification recovery scan failed")
+            return
+        if added:
+            log.info("notifications recovered at start", rows=added)
 
     async def recover(self) -> int:
         """Derive the events of the newest done orders again: rows a crash kept from being written are added now."""
