@@ -229,7 +229,8 @@ def create_app(settings: Settings, env: Mapping[str, str] | None = None) -> Fast
     api = Api(platform.gateway, platform.notifier, platform.health, platform.streams, ohlcv_streams=platform.ohlcv_streams,
               auth=access.service, owners=access.owners, audit=access.audit, connections=access.connections,
               rpc_limit=access.rpc_limit)
-    runs = RunManager(settings.data_path, settings.user_strategies_allowed, gateway=platform.gateway)
+    runs = RunManager(settings.data_path, settings.user_strategies_allowed, gateway=platform.gateway,
+                      listeners=[platform.notifications.on_run])
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

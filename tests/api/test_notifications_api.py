@@ -197,3 +197,30 @@ def test_no_secret_reaches_the_log_or_an_answer(server: ServerProcess, users: di
         assert secret not in log
     stored = b"".join(p.read_bytes() for p in server.data_dir.glob("coinwire.db*") if p.is_file())
     assert SECRET.encode() not in stored and BOT_TOKEN.encode() not in stored  # sealed in the store
+
+
+def test_a_runs_start_and_stop_reach_its_owner_only(server: ServerProcess, users: dict[str, dict[str, str]]) -> None:
+    toms, tess = WebhookReceiver(SECRET).start(), WebhookReceiver(SECRET).start()
+    try:
+        events = {"run_started": ["webhook"], "run_stopped": ["webhook"], "run_failed": ["webhook"]}
+        for name, receiver in (("tom", toms), ("tess", tess)):
+            r = httpx.put(server.http + PATH, headers=users[name],
+                          json={"channels": {"webhook": {"url": receiver.url, "secret": SECRET}}, "events": events})
+            assert r.status_code == 200, r.text
+        with httpx.Client(base_url=server.http, headers=users["tom"], timeout=30) as tom:
+            started = tom.put("/runnables/hodl/start", json={"mode": "paper", "balances": {"demo:USDT": "100"},
+                                                              "params": {"timeframe": "1s"}})
+            assert started.status_code == 202, started.text
+            run_id = started.json()["run_id"]
+            assert tom.put(f"/runs/{run_id}/stop").status_code == 200
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and len(toms.delivered()) < 2:
+            time.sleep(0.1)
+        got = [(r["headers"]["x-coinwire-event"], r["json"]["run_id"], r["headers"]["x-coinwire-delivery"]) for r in toms.delivered()]
+        assert sorted(got) == [("run_started", run_id, f"run_started:{run_id}:webhook"),
+                               ("run_stopped", run_id, f"run_stopped:{run_id}:webhook")]
+        assert all(r["verified"] for r in toms.requests)
+        assert tess.requests == []  # tom's run is no one else's news
+    finally:
+        toms.stop()
+        tess.stop()
