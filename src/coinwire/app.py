@@ -228,7 +228,7 @@ def create_app(settings: Settings, env: Mapping[str, str] | None = None) -> Fast
     access = Access(settings, platform.store, os.environ if env is None else env, platform.market.display_currencies)
     api = Api(platform.gateway, platform.notifier, platform.health, platform.streams, ohlcv_streams=platform.ohlcv_streams,
               auth=access.service, owners=access.owners, audit=access.audit, connections=access.connections,
-              rpc_limit=access.rpc_limit)
+              rpc_limit=access.rpc_limit, notifications=platform.notifications)
     runs = RunManager(settings.data_path, settings.user_strategies_allowed, gateway=platform.gateway,
                       listeners=[platform.notifications.on_run])
 

@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
-from coinwire.api.client import RpcClient
+from coinwire.api.client import RpcClient, RpcError
 from coinwire.services.notifications.channels import EVENTS
 from tests.notify_servers import SmtpReceiver, WebhookReceiver
 from tests.server import ServerProcess
@@ -224,3 +224,21 @@ def test_a_runs_start_and_stop_reach_its_owner_only(server: ServerProcess, users
     finally:
         toms.stop()
         tess.stop()
+
+
+async def _rpc(server: ServerProcess, headers: dict[str, str], method: str, **params: Any) -> Any:
+    async with RpcClient(f"{server.ws_anonymous}?access_token={headers['Authorization'].split()[1]}") as rpc:
+        return await rpc.call(method, **params)
+
+
+def test_json_rpc_reads_and_sets_the_callers_own_like_rest(server: ServerProcess, users: dict[str, dict[str, str]]) -> None:
+    body = {"channels": {"webhook": {"url": "https://example.org/vic", "secret": SECRET}}, "events": {"order_done": ["webhook"]}}
+    answer = asyncio.run(_rpc(server, users["vic"], "set_notifications", **body))  # a viewer's own: allowed
+    assert answer["channels"] == {"webhook": {"url": "https://example.org/vic", "secret": "set"}}
+    assert asyncio.run(_rpc(server, users["vic"], "get_notifications")) == httpx.get(server.http + PATH, headers=users["vic"]).json()
+    assert SECRET not in str(answer)
+    with pytest.raises(RpcError) as refused:
+        asyncio.run(_rpc(server, users["vic"], "set_notifications", channels={}, events={"nope": []}))
+    assert refused.value.data["code"] == "unknown_event"
+    assert httpx.get(server.http + PATH, headers=users["vic"]).json()["channels"] == answer["channels"]  # nothing stored
+    assert asyncio.run(_rpc(server, users["tess"], "get_notifications"))["channels"] != answer["channels"]
