@@ -301,3 +301,26 @@ async def test_a_receipt_missed_while_the_notifier_was_down_is_recovered_at_its_
             assert len(hook.requests) == (1 if recovery_orders else 0)
     finally:
         hook.stop()
+
+
+async def test_order_done_and_exchange_degraded_reach_those_who_chose_them(tmp_path: Path) -> None:
+    toms, tess = WebhookReceiver(SECRET).start(), WebhookReceiver(SECRET).start()
+    try:
+        async with platform(tmp_path) as p:
+            service = p.notifications
+            await service.put_settings(TOM, {"channels": {"webhook": {"url": toms.url, "secret": SECRET}},
+                                             "events": {"order_done": ["webhook"], "exchange_degraded": ["webhook"]}})
+            await service.put_settings(TESS, {"channels": {"webhook": {"url": tess.url, "secret": SECRET}},
+                                              "events": {"order_filled": ["webhook"]}})
+            order = await market_buy(p, TOM)
+            await p.gateway.set_status(p.gateway.venues["demo"], "degraded")
+            await wait_for(lambda: len(toms.delivered()) == 2, 20)
+            got = {r["headers"]["x-coinwire-event"]: r["json"] for r in toms.delivered()}
+            assert got["order_done"]["order"]["id"] == order.id and got["order_done"]["order"]["status"] == "done"
+            assert (got["exchange_degraded"]["exchange"], got["exchange_degraded"]["to"]) == ("demo", "degraded")
+            await asyncio.sleep(0.5)
+            assert tess.requests == []  # she chose fills of her own orders only: tom's order and the status are not hers
+            assert len(toms.requests) == 2
+    finally:
+        toms.stop()
+        tess.stop()
