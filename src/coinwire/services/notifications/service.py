@@ -191,8 +191,8 @@ class NotificationService:
         fill = message.trade
         self._fills.setdefault(fill.order_id, []).append(fill)
         user = self.owner_of(message.account_id)
-        if user is None:
-            return
+        if user is None or not await self.chosen(user, "order_filled"):
+            return  # the usual case under load: nothing built, nothing read from the store
         text = f"{fill.side} {fill.exec_amount} {fill.symbol} at {fill.exec_price} on {fill.exchange} (order {fill.order_id})"
         await self.notify(user, "order_filled", f"fill:{fill.id}", f"Order {fill.order_id} filled: {text}", text,
                           {"event": "order_filled", "fill": _builtins(fill)})
@@ -209,10 +209,12 @@ class NotificationService:
             since = recovering[user]
             if since is None or _ns(order.done_at) < since:
                 return 0  # done before the user set their channels: nothing was owed
-        done_text = f"Order {order.id} ({order.side} {order.size} {order.symbol} on {order.exchange}) is done: " \
-                    f"{order.done_reason or 'done'}, filled {order.filled_size}"
-        added = await self.notify(user, "order_done", f"order:{order.id}", f"Order {order.id} done ({order.done_reason})",
-                                  done_text, {"event": "order_done", "order": _builtins(order)})
+        added = 0
+        if await self.chosen(user, "order_done"):
+            done_text = f"Order {order.id} ({order.side} {order.size} {order.symbol} on {order.exchange}) is done: " \
+                        f"{order.done_reason or 'done'}, filled {order.filled_size}"
+            added += await self.notify(user, "order_done", f"order:{order.id}", f"Order {order.id} done ({order.done_reason})",
+                                       done_text, {"event": "order_done", "order": _builtins(order)})
         if Decimal(order.filled_size) > 0 and await self.chosen(user, "trade_receipt"):
             if sum((Decimal(f.exec_amount) for f in fills), Decimal(0)) != Decimal(order.filled_size):
                 fills = await self.orders.order_fill_views(order.id)  # some fills came before this process did
