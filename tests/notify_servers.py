@@ -12,6 +12,7 @@ import json
 import ssl
 import threading
 from collections import Counter
+from collections.abc import Callable
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -56,6 +57,8 @@ class _Handler:
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         self.receiver.add(envelope.content, list(envelope.rcpt_tos))
+        if self.receiver.on_message is not None:  # before the 250: the sender has not yet heard it was accepted
+            self.receiver.on_message(len(self.receiver.messages))
         return "250 OK"
 
 
@@ -68,6 +71,7 @@ class SmtpReceiver:
 
     def __init__(self, folder: Path, security: str = "none", login: tuple[str, str] | None = None, port: int | None = None) -> None:
         self.port = port or free_port()
+        self.on_message: Callable[[int], None] | None = None  # told the count of messages kept, before the answer
         self.messages: list[EmailMessage] = []
         self.recipients: list[list[str]] = []
         self._lock = threading.Lock()

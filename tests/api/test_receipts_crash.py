@@ -11,6 +11,8 @@ Duplicates. The receiver keeps every message it got (`raw`) and dedupes them on 
 relay and `sent` after, one row at a time, so the kill can interrupt at most ONE row between
 the relay's acceptance and its `sent` record: after the restart that row is sent again with
 the same Message-ID. Hence `raw <= distinct + 1`, and `distinct` is exactly the completed orders.
+The test makes that instant happen: the SMTP server kills the coinwire server while it holds the
+12th receipt and before it answers, and that receipt must then arrive twice, under one Message-ID.
 """
 
 from __future__ import annotations
@@ -73,16 +75,19 @@ def test_one_receipt_per_completed_order_across_a_sigkill(tmp_path: Path, store_
                       json={"channels": {"email": {"address": "tom@example.org"}}, "events": {"trade_receipt": ["email"]}})
         assert r.status_code == 200, r.text
 
-        # mid-stream: the kill comes once a dozen receipts arrived, while orders are still being placed
-        def kill_now() -> bool:
-            if len(smtp.distinct()) > 10:
-                server.kill()
-                return True
-            return False
+        # mid-stream, at the worst instant: the SMTP server has the 12th receipt and kills the coinwire server before it
+        # answers 250, so that receipt is sent but its row still says `sending`
+        killed: list[str] = []
 
-        before = asyncio.run(place(server, token, ORDERS, stop_when=kill_now))
-        assert server.proc is not None and server.proc.poll() is not None, "the server was not killed mid-stream"
-        assert 10 < len(before) < ORDERS
+        def kill_on_the_12th(count: int) -> None:
+            if count == 12 and not killed:
+                killed.append(str(smtp.messages[-1]["Message-ID"]))
+                server.kill()
+
+        smtp.on_message = kill_on_the_12th
+        before = asyncio.run(place(server, token, ORDERS, stop_when=lambda: bool(killed)))
+        assert killed and server.proc is not None and server.proc.poll() is not None, "the server was not killed mid-stream"
+        assert 12 <= len(before) < ORDERS
         server.start()
         token = server.login("tom", "tom-password")["access_token"]
         done = asyncio.run(completed(server, token))
@@ -99,6 +104,7 @@ def test_one_receipt_per_completed_order_across_a_sigkill(tmp_path: Path, store_
         assert set(smtp.distinct()) == expected  # exactly one receipt per completed order, no other
         raw = sum(smtp.ids().values())
         assert raw <= len(expected) + 1, smtp.ids().most_common(3)  # at most the one row in flight at the kill
+        assert smtp.ids()[killed[0]] == 2  # that one: sent again after the restart, under the same Message-ID
         assert all(rcpt == ["tom@example.org"] for rcpt in smtp.recipients)
     finally:
         server.stop()
