@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Any
+
+import msgspec
 
 from coinwire.messages import FillView, OrderView
 from coinwire.services.notifications.receipts import render_receipt, summarise, trade_json
 
 
-def _order(**changes: object) -> OrderView:
-    fields = dict(id=42, created_at="2020-05-19T19:39:00+00:00", wallet_set_id=None, exchange="coinbase", client_order_id="c-1",
-                  run_id=None, type="market", pair="BTC_GBP", symbol="BTC/GBP", size="0.00125952", side="buy", limit="0",
-                  cancel_after=0, status="done", done_reason="filled", done_at="2020-05-19T19:39:01+00:00",
-                  exchange_at=None, last_updated_at="2020-05-19T19:39:01+00:00", filled_size="0.00125952", avg_price="7899.99",
-                  fee="0.049751102976", fee_currency="GBP", account=1, seq=3)
-    fields.update(changes)
-    return OrderView(**fields)  # type: ignore[arg-type]
+_BASE = OrderView(42, "2020-05-19T19:39:00+00:00", None, "coinbase", "c-1", None, "market", "BTC_GBP", "BTC/GBP", "0.00125952",
+                  "buy", "0", 0, "done", "filled", "2020-05-19T19:39:01+00:00", None, "2020-05-19T19:39:01+00:00", "0.00125952",
+                  "7899.99", "0.049751102976", "GBP", 1, 3)
+
+
+def _order(**changes: Any) -> OrderView:
+    return msgspec.structs.replace(_BASE, **changes)
 
 
 def _fill(fill_id: int, size: str, price: str, notional: str, fee: str) -> FillView:
