@@ -10,7 +10,6 @@ import msgspec
 from coinwire.messages import FillView, OrderView
 from coinwire.services.notifications.receipts import render_receipt, summarise, trade_json
 
-
 _BASE = OrderView(42, "2020-05-19T19:39:00+00:00", None, "coinbase", "c-1", None, "market", "BTC_GBP", "BTC/GBP", "0.00125952",
                   "buy", "0", 0, "done", "filled", "2020-05-19T19:39:01+00:00", None, "2020-05-19T19:39:01+00:00", "0.00125952",
                   "7899.99", "0.049751102976", "GBP", 1, 3)
