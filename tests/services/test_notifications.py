@@ -32,7 +32,7 @@ from coinwire.services.notifications.webhook import sign, verify_signature
 from tests.notify_servers import SmtpReceiver, WebhookReceiver
 from tests.server import free_port
 
-TOM, TESS = 501, 502
+TOM, TESS, VIC = 501, 502, 503
 SECRET = "whsec-0123456789abcdef-tom"
 PASSWORD = "smtp-secret-pass-99"
 FUNDS = {"USDT": "100000000", "BTC": "10"}
@@ -304,7 +304,7 @@ async def test_a_receipt_missed_while_the_notifier_was_down_is_recovered_at_its_
 
 
 async def test_order_done_and_exchange_degraded_reach_those_who_chose_them(tmp_path: Path) -> None:
-    toms, tess = WebhookReceiver(SECRET).start(), WebhookReceiver(SECRET).start()
+    toms, tess, vics = WebhookReceiver(SECRET).start(), WebhookReceiver(SECRET).start(), WebhookReceiver(SECRET).start()
     try:
         async with platform(tmp_path) as p:
             service = p.notifications
@@ -312,9 +312,15 @@ async def test_order_done_and_exchange_degraded_reach_those_who_chose_them(tmp_p
                                              "events": {"order_done": ["webhook"], "exchange_degraded": ["webhook"]}})
             await service.put_settings(TESS, {"channels": {"webhook": {"url": tess.url, "secret": SECRET}},
                                               "events": {"order_filled": ["webhook"]}})
+            await service.put_settings(VIC, {"channels": {"webhook": {"url": vics.url, "secret": SECRET}},
+                                             "events": {"exchange_degraded": ["webhook"]}})
             order = await market_buy(p, TOM)
             await p.gateway.set_status(p.gateway.venues["demo"], "degraded")
-            await wait_for(lambda: len(toms.delivered()) == 2, 20)
+            await wait_for(lambda: len(toms.delivered()) == 2 and len(vics.delivered()) == 1, 20)
+            # one status change, two users who chose it: each gets it (their keys differ by user)
+            keys = {r["headers"]["x-coinwire-delivery"] for r in vics.delivered() + toms.delivered()
+                    if r["headers"]["x-coinwire-event"] == "exchange_degraded"}
+            assert len(keys) == 2
             got = {r["headers"]["x-coinwire-event"]: r["json"] for r in toms.delivered()}
             assert got["order_done"]["order"]["id"] == order.id and got["order_done"]["order"]["status"] == "done"
             assert (got["exchange_degraded"]["exchange"], got["exchange_degraded"]["to"]) == ("demo", "degraded")
@@ -324,3 +330,4 @@ async def test_order_done_and_exchange_degraded_reach_those_who_chose_them(tmp_p
     finally:
         toms.stop()
         tess.stop()
+        vics.stop()

@@ -56,6 +56,7 @@ SUBSCRIPTIONS_TTL = 2.0  # seconds a user's subscriptions are kept in memory (an
 CLOSE_PATIENCE = 10.0  # seconds a stop waits for the delivery in hand
 MARKETS_PATIENCE = 120.0  # seconds the recovery scan waits for the exchanges' markets at start
 _TYPES = frozenset({OrderUpdate, FillEvent, ExchangeStatusChanged})
+_ONE_USERS = frozenset({"order_filled", "order_done", "trade_receipt", "run_started", "run_stopped", "run_failed"})
 _DEGRADED = frozenset({"degraded", "offline"})
 
 
@@ -106,10 +107,9 @@ class NotificationService:
 
     def __init__(self, outbox: NotificationStore, bus: Bus, accounts: AccountBook, channels: Mapping[str, Channel],
                  cfg: NotificationsConfig, orders: OrderSource, preferences: Preferences, convert: Converter,
-                 users: Callable[[], Awaitable[Sequence[int]]] | None = None, clock: Callable[[], int] = time.time_ns) -> None:
+                 clock: Callable[[], int] = time.time_ns) -> None:
         self.outbox, self.bus, self.accounts, self.channels = outbox, bus, accounts, dict(channels)
         self.cfg, self.orders, self.preferences, self.convert, self.clock = cfg, orders, preferences, convert, clock
-        self._users = users
         self._fills: dict[int, list[FillView]] = {}  # order id -> the fills seen of an order not yet done
         self._subs: list[Subscription] = []
         # user -> (read at, event -> channels): every order and fill asks this; a user without subscriptions (most, under
@@ -142,7 +142,7 @@ class NotificationService:
         if self._task is not None:
             try:
                 await asyncio.wait_for(asyncio.shield(self._task), CLOSE_PATIENCE)
-            except (TimeoutError, asyncio.CancelledError):
+            except TimeoutError:
                 pass
         tasks = [t for t in (self._task, self._recovery) if t is not None]
         for task in tasks:
@@ -269,15 +269,19 @@ class NotificationService:
 
     async def notify(self, user_id: int, event: str, occurrence: str, subject: str, text: str, data: dict[str, Any],
                      html: str | None = None) -> int:
-        """One event occurrence of one user: a row per channel they chose for it (its key `event:occurrence:channel`).
+        """One event occurrence of one user: a row per channel they chose for it (its key `event:occurrence:channel`,
+        `event:occurrence:u<user>:channel` for events not tied to one user's order or run).
 
         The other services' way in (rules, imports, daily stats). How many rows were new.
         """
         if event not in EVENTS:
             raise ValueError(f"unknown event {event!r}")
         rows = []
+        # an order's, fill's or run's id is one user's already; any other occurrence (an exchange's status change, a
+        # day's stats) is everyone's, so the user goes into its key, or the second user's row would be the first's
+        scope = occurrence if event in _ONE_USERS else f"{occurrence}:u{user_id}"
         for channel in await self.chosen(user_id, event):
-            key = f"{event}:{occurrence}:{channel}"
+            key = f"{event}:{scope}:{channel}"
             rows.append((channel, Delivery(key=key, user_id=user_id, event=event, subject=subject, text=text, html=html,
                                            data=data)))
         added = await self.outbox.enqueue(rows)
