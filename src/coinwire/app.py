@@ -13,6 +13,7 @@ import gc
 import os
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
+from decimal import Decimal
 from typing import Any
 
 import msgspec
@@ -28,6 +29,7 @@ from coinwire.api.ohlcv_routes import OhlcvStreams
 from coinwire.api.schedules_routes import OwnersForSchedules
 from coinwire.api.streams import AccountStreams
 from coinwire.auth.preferences import PreferencesRepository
+from coinwire.auth.vault import MasterKeys
 from coinwire.bus import bus_from_url
 from coinwire.cache import cache_from_url
 from coinwire.config import ExchangeConfig, Settings
@@ -43,6 +45,10 @@ from coinwire.services.gateway import Gateway
 from coinwire.services.health import Health
 from coinwire.services.log_feed import LogFeed
 from coinwire.services.market_data import MarketData, build_streamer, ticker_configs
+from coinwire.services.notifications.email import EmailChannel, vault_password
+from coinwire.services.notifications.outbox import NotificationStore
+from coinwire.services.notifications.service import GatewayOrders, NotificationService
+from coinwire.services.notifications.webhook import WebhookChannel
 from coinwire.services.ohlcv import OhlcvQuery
 from coinwire.services.public_trades import PublicTrades
 from coinwire.services.rate_history import RateHistory
@@ -127,7 +133,20 @@ class Platform:
         self.rate_history = RateHistory(self.store, lambda: {n: v.markets for n, v in self.gateway.venues.items()},
                                         max_points=settings.rates_max_points)
         self.history = history
+        # notifications (services/notifications): e-mail and webhook channels, the outbox in the store, receipts
+        notify = settings.notifications
+        keys = MasterKeys.load(settings.data_path, os.environ)  # the vault's keys seal channel secrets
+        self.webhook = WebhookChannel()
+        email = EmailChannel(notify.smtp, vault_password(self.store, keys, notify.smtp.password_vault)
+                             if notify.smtp.password_vault else None)
+        self.notifications = NotificationService(
+            NotificationStore(self.store, keys), self.bus, self.gateway.accounts, {"email": email, "webhook": self.webhook},
+            notify, GatewayOrders(self.gateway), PreferencesRepository(self.store),
+            lambda amount, source, target: self._converted(amount, source, target))
         self._tasks: list[asyncio.Task[Any]] = []
+
+    async def _converted(self, amount: Decimal, source: str, target: str) -> Decimal:
+        return (await self.market.convert(amount, source, target)).result
 
     async def start(self, feeds: bool = True) -> None:
         """Start every service; with `feeds=False` the market data waits for `start_feeds()` (a run attaches first)."""
@@ -143,6 +162,7 @@ class Platform:
         await self.candle_writer.start()
         await self.candles.start()
         await self.ohlcv_streams.start()
+        await self.notifications.start()
         self._tasks.append(asyncio.create_task(metrics.watch_loop_lag(), name="loop-lag"))
         if feeds:
             self.start_feeds()
@@ -215,6 +235,8 @@ class Platform:
         await self.market.close()
         await self.public_trades.close()
         await self.notifier.close()
+        await self.notifications.close()
+        await self.webhook.close()
         await self.ohlcv_streams.close()
         await self.rate_prices.close()
         await self.health.close()
@@ -239,7 +261,7 @@ def create_app(settings: Settings, env: Mapping[str, str] | None = None) -> Fast
     platform = Platform(settings)
     access = Access(settings, platform.store, os.environ if env is None else env, platform.market.display_currencies)
     runs = RunManager(settings.data_path, settings.user_strategies_allowed, gateway=platform.gateway,
-                      history=platform.warm_sources())
+                      history=platform.warm_sources(), listeners=[platform.notifications.on_run])
     # the scheduler and its job kinds (services/scheduler.py); `retrieve_rates` stores a rate a minute (services/rates.py)
     run_owners = OwnersForSchedules(access.owners)
     schedule_kinds: list[JobKind] = [RunStrategy(runs, run_owners), StrategyStep(runs, run_owners),
@@ -249,7 +271,8 @@ def create_app(settings: Settings, env: Mapping[str, str] | None = None) -> Fast
                           preferences=PreferencesRepository(platform.store), users=access.repo)
     api = Api(platform.gateway, platform.notifier, platform.health, platform.streams, ohlcv_streams=platform.ohlcv_streams,
               auth=access.service, owners=access.owners, audit=access.audit, connections=access.connections,
-              rpc_limit=access.rpc_limit, rates=platform.rate_history, scheduler=scheduler)
+              rpc_limit=access.rpc_limit, rates=platform.rate_history, scheduler=scheduler,
+              notifications=platform.notifications)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -190,7 +190,8 @@ def warm_sources(history: HistoryStore | None, query: OhlcvQuery | None, exchang
         sources.append(HistoryStoreSource(history))
     if query is not None:
         sources.append(StoredCandlesSource(query))
-        sources.append(StoredRatesSource(query.store))
+        if query.store is not None:
+            sources.append(StoredRatesSource(query.store))
     by_name = {cfg.name: cfg for cfg in exchanges}
     if any(cfg.feed == "ccxt" for cfg in exchanges):
         sources.append(CcxtDownloadSource(by_name))

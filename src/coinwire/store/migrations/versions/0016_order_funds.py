@@ -1,7 +1,7 @@
 """Funds on orders: the amount of the quote a market buy by amount was given to spend, fee included.
 
 Revision ID: 0016_order_funds
-Revises: 0014_rates
+Revises: 0015_notifications
 Create Date: 2026-12-06
 
 ATTO of the quote as decimal text, like the other amounts; "0" keeps the meaning every
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0016_order_funds"
-down_revision = "0014_rates"
+down_revision = "0015_notifications"
 branch_labels = None
 depends_on = None
 
