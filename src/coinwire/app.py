@@ -48,6 +48,9 @@ from coinwire.services.market_data import MarketData, build_streamer, ticker_con
 from coinwire.services.notifications.email import EmailChannel, vault_password
 from coinwire.services.notifications.outbox import NotificationStore
 from coinwire.services.notifications.service import GatewayOrders, NotificationService
+from coinwire.services.notifications.telegram import TelegramChannel
+from coinwire.services.notifications.telegram_bot import StoredBots, TelegramBots
+from coinwire.services.notifications.telegram_commands import StoreFills, TelegramCommands
 from coinwire.services.notifications.webhook import WebhookChannel
 from coinwire.services.ohlcv import OhlcvQuery
 from coinwire.services.public_trades import PublicTrades
@@ -140,7 +143,8 @@ class Platform:
         email = EmailChannel(notify.smtp, vault_password(self.store, keys, notify.smtp.password_vault)
                              if notify.smtp.password_vault else None)
         self.notifications = NotificationService(
-            NotificationStore(self.store, keys), self.bus, self.gateway.accounts, {"email": email, "webhook": self.webhook},
+            NotificationStore(self.store, keys), self.bus, self.gateway.accounts,
+            {"email": email, "webhook": self.webhook, "telegram": TelegramChannel(settings.telegram_api_base)},
             notify, GatewayOrders(self.gateway), PreferencesRepository(self.store),
             lambda amount, source, target: self._converted(amount, source, target))
         self._tasks: list[asyncio.Task[Any]] = []
@@ -269,6 +273,11 @@ def create_app(settings: Settings, env: Mapping[str, str] | None = None) -> Fast
                       RetrieveRates(platform.rates)]
     scheduler = Scheduler(platform.store, {k.name: k for k in schedule_kinds}, record_rates=settings.record_rates,
                           preferences=PreferencesRepository(platform.store), users=access.repo)
+    # each user's Telegram bot answers their chat's commands (/status, /balance, /runs, /stop, ...), following the stored settings
+    commands = TelegramCommands(platform.gateway, runs, lambda run_id: access.owners.owner_of("run", run_id), platform.health,
+                                StoreFills(platform.store), PreferencesRepository(platform.store), platform.market)
+    telegram = StoredBots(TelegramBots(settings.telegram_api_base, commands), platform.notifications.outbox)
+    platform.notifications.settings_listeners.append(telegram.user_changed)
     api = Api(platform.gateway, platform.notifier, platform.health, platform.streams, ohlcv_streams=platform.ohlcv_streams,
               auth=access.service, owners=access.owners, audit=access.audit, connections=access.connections,
               rpc_limit=access.rpc_limit, rates=platform.rate_history, scheduler=scheduler,
@@ -284,9 +293,11 @@ def create_app(settings: Settings, env: Mapping[str, str] | None = None) -> Fast
         gc.freeze()
         await runs.open()
         await scheduler.start()
+        await telegram.start()
         try:
             yield
         finally:
+            await telegram.close()
             await scheduler.close()
             await runs.close()  # its runs stop with the server
             await access.close()

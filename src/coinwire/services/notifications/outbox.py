@@ -147,6 +147,12 @@ class NotificationStore:
             target[SECRET_FIELDS[kind]] = self._unseal(dict(values))
         return target
 
+    async def users_with(self, kind: str) -> list[int]:
+        """Every user who has set a channel of this kind (a process's Telegram bots at its start)."""
+        async with self.store.engine.connect() as conn:
+            rows = (await conn.execute(select(notify_channels.c.user_id).where(notify_channels.c.kind == kind))).all()
+        return sorted(r.user_id for r in rows)
+
     async def subscribed(self, user_id: int, event: str) -> list[str]:
         """The channels the user chose for `event`."""
         async with self.store.engine.connect() as conn:

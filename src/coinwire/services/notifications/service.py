@@ -116,6 +116,8 @@ class NotificationService:
         # load) must cost no store read per message. Kept SUBSCRIPTIONS_TTL seconds; this process's own changes drop it.
         self._chosen: dict[int, tuple[float, dict[str, list[str]]]] = {}
         self._wake = asyncio.Event()
+        # told the user id after a user's channels change (the Telegram bots follow the stored bot and chat)
+        self.settings_listeners: list[Callable[[int], Awaitable[None]]] = []
         self._closing = False
         self._task: asyncio.Task[None] | None = None
         self._recovery: asyncio.Task[None] | None = None
@@ -367,6 +369,8 @@ class NotificationService:
         channels, events = checked_settings(body, available, stored)
         await self.outbox.replace(user_id, channels, events)
         self._chosen.pop(user_id, None)
+        for listener in self.settings_listeners:
+            await listener(user_id)
         return await self.get_settings(user_id)
 
     async def dead_letters(self, user_id: int, limit: int = 100) -> list[dict[str, Any]]:

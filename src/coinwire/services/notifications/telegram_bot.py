@@ -24,7 +24,7 @@ from telegram.request import HTTPXRequest
 
 from coinwire.services.notifications.telegram import bot_for, retry_seconds, scrub
 
-__all__ = ["TelegramBots", "CommandAnswerer"]
+__all__ = ["CommandAnswerer", "StoredBots", "TelegramBots", "TelegramTargets"]
 
 log = structlog.get_logger("coinwire.telegram")
 
@@ -155,3 +155,40 @@ class TelegramBots:
         except TelegramError as exc:  # the answer is lost, the poller goes on; the user can ask again
             log.warning("telegram answer not sent", user=poller.user_id, error=scrub(str(exc), poller.token))
 
+
+
+class TelegramTargets(Protocol):
+    """Where the users' Telegram settings are kept (services/notifications/outbox.NotificationStore)."""
+
+    async def users_with(self, kind: str) -> list[int]: ...
+
+    async def target(self, user_id: int, kind: str) -> dict[str, object] | None: ...
+
+
+class StoredBots:
+    """Keeps `TelegramBots` polling exactly the bots the users stored: all of them at start, one user's after a change.
+
+    The stored channel is the truth (the settings API writes it, in any process); this process
+    polls what it says, so a removed channel stops its poller and a new token replaces the old.
+    """
+
+    def __init__(self, bots: TelegramBots, targets: TelegramTargets) -> None:
+        self.bots = bots
+        self.targets = targets
+
+    async def start(self) -> None:
+        await self.bots.start()
+        for user_id in await self.targets.users_with("telegram"):
+            await self.user_changed(user_id)
+
+    async def user_changed(self, user_id: int) -> None:
+        """Poll the user's stored bot from their stored chat, or nothing when they have none (a settings listener)."""
+        target = await self.targets.target(user_id, "telegram")
+        token = None if target is None else target.get("bot_token")
+        if target is None or not isinstance(token, str) or not token:
+            await self.bots.remove(user_id)
+            return
+        await self.bots.configure(user_id, token, str(target.get("chat_id", "")))
+
+    async def close(self) -> None:
+        await self.bots.close()
