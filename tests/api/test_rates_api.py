@@ -36,7 +36,7 @@ DAY = 86_400_000
 def served(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ServerProcess, str]]:
     """A server with `rates_max_points` 50, on its SQLite file or a PostgreSQL database, and its store's URL."""
     data_dir = Path(tmp_path_factory.mktemp("rates"))
-    env = {"COINWIRE_RATES_MAX_POINTS": "50"}
+    env = {"COINWIRE_RATES_MAX_POINTS": "50", "COINWIRE_RECORD_RATES": "false"}  # only the rates a test writes are stored
     if request.param == "sqlite":
         proc = ServerProcess(data_dir, env=env)
         proc.start()
@@ -178,7 +178,7 @@ def test_bad_input_answers_its_code_and_nobody_signed_out_reads(served: tuple[Se
 def nats_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ServerProcess, str]]:
     with nats_namespace() as namespace:
         proc = ServerProcess(Path(tmp_path_factory.mktemp("rates-nats")),
-                             env={"COINWIRE_BUS_URL": NATS_URL, "COINWIRE_BUS_NAMESPACE": namespace})
+                             env={"COINWIRE_BUS_URL": NATS_URL, "COINWIRE_BUS_NAMESPACE": namespace, "COINWIRE_RECORD_RATES": "false"})
         proc.start()
         try:
             yield proc, namespace
