@@ -185,3 +185,43 @@ export interface User {
   disabled: boolean;
   created_at: number; // unix seconds
 }
+
+/** What a schedule runs: its kind and the fields that kind needs. */
+export interface ScheduleJob {
+  kind: "retrieve_rates" | "run_strategy" | "strategy_step" | "housekeeping" | string;
+  [field: string]: unknown;
+}
+
+/** `GET /api/v1/schedules`: one of the user's schedules, with its next runs (ISO times or unix seconds). */
+export interface Schedule {
+  id: string | number;
+  name: string;
+  cron?: string | null;
+  every?: string | null;
+  timezone: string;
+  job: ScheduleJob;
+  misfire?: { policy: "skip" | "catch_up" | string; limit?: number | null } | null;
+  state?: string; // "active" | "paused"
+  paused?: boolean;
+  next_runs?: (string | number)[];
+  last_outcome?: unknown;
+  [key: string]: unknown;
+}
+
+/** `GET/PUT /api/v1/me/notifications`: a user's channels and which events go to which. Secrets come back as "set". */
+export interface NotificationSettings {
+  channels: {
+    email?: { address?: string | null } | null;
+    telegram?: { bot_token?: string | null; chat_id?: string | number | null } | null;
+    webhook?: { url?: string | null; secret?: string | null } | null;
+  };
+  events: Record<string, string[]>;
+}
+
+/** A notification that could not be delivered after its retries, kept for the user to see and retry. */
+export interface DeadLetter {
+  id: string | number;
+  channel: string;
+  event: string;
+  [key: string]: unknown;
+}
