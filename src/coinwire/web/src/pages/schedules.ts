@@ -168,7 +168,7 @@ function addForm(app: App, added: () => Promise<void>): HTMLElement {
   const error = h("p", { class: "error", role: "alert", "data-testid": "schedule-form-error" });
   const showHow = () => {
     spec.placeholder = how.value === "cron" ? "*/5 * * * *" : "1m, 15m, 1h, 1d";
-    hint.textContent = how.value === "cron" ? "minute hour day month weekday, in the time zone below (DST-correct)" : "a number and a unit: s, m, h, d";
+    hint.textContent = how.value === "cron" ? "minute hour day month weekday, in the chosen time zone (DST-correct)" : "a number and a unit: s, m, h, d";
   };
   how.addEventListener("change", () => {
     spec.value = how.value === "cron" ? "*/5 * * * *" : "1m";
