@@ -22,7 +22,7 @@ from playwright.sync_api import Browser, Page, sync_playwright
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = Path(os.environ.get("COINWIRE_TEST_CHROMIUM", "/usr/bin/chromium"))  # another build: its path here
-SHOTS = Path(__file__).resolve().parent / "screenshots"
+SHOTS = Path(os.environ.get("COINWIRE_TEST_SHOTS", Path(__file__).resolve().parent / "screenshots"))
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
         "--no-first-run", "--disable-sync", "--disable-quic"]
 DESKTOP = {"width": 1400, "height": 900}
