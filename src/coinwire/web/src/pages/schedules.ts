@@ -5,6 +5,7 @@ import type { Runnable, RunSummary, Schedule, ScheduleJob } from "../api/types";
 import * as fmt from "../format";
 import { prefs } from "../prefs";
 import { ZONES } from "./markets";
+import { toSeconds } from "../ui/series";
 import { Disposer, fill, h, placeholder } from "../ui/dom";
 
 const PATH = "/api/v1/schedules";
@@ -32,6 +33,11 @@ export function schedulesPage(app: App, _p: Record<string, string>, d: Disposer)
   return h("div", { class: "page schedules" },
     h("section", { class: "card" }, h("h3", {}, "Schedules"), error, list),
     addForm(app, load));
+}
+
+/** A time the API gives (ISO, or unix seconds or milliseconds) as the user reads it, in their zone. */
+function when(t: string | number): string {
+  return fmt.time(typeof t === "number" ? toSeconds(t) : t);
 }
 
 /** "*\/5 * * * *" or "every 1m": what the schedule's times are made of. */
@@ -63,9 +69,9 @@ function outcomeOf(s: Schedule): { text: string; cls: string; title: string } {
   if (typeof o !== "object") return { text: String(o), cls: String(o), title: "" };
   const r = o as Record<string, unknown>;
   const status = String(r.outcome ?? r.status ?? r.state ?? "");
-  const at = r.at ?? r.finished_at ?? r.ran_at ?? r.tick ?? null;
+  const at = r.at ?? r.finished_at ?? r.ran_at ?? r.tick_at ?? r.tick ?? null;
   const why = r.error ?? r.message ?? r.detail ?? "";
-  const text = [status, at !== null ? fmt.time(at as string | number) : ""].filter(Boolean).join(" · ");
+  const text = [status, at !== null ? when(at as string | number) : ""].filter(Boolean).join(" · ");
   return { text: text || "–", cls: status, title: String(why ?? "") };
 }
 
@@ -99,7 +105,7 @@ function schedulesTable(app: App, schedules: Schedule[], reload: () => Promise<v
       h("td", { "data-testid": "schedule-job" }, jobSummary(s.job)),
       h("td", {}, h("span", { class: `badge ${state === "active" ? "running" : "stopped"}`, "data-testid": "schedule-state" }, state)),
       h("td", { "data-testid": "schedule-next" }, next.length
-        ? h("ol", { class: "next-runs" }, ...next.map((t) => h("li", {}, fmt.time(t))))
+        ? h("ol", { class: "next-runs" }, ...next.map((t) => h("li", {}, when(t))))
         : h("span", { class: "muted" }, state === "paused" ? "paused" : "none")),
       h("td", { title: outcome.title, "data-testid": "schedule-outcome" }, h("span", { class: `badge ${outcome.cls}` }, outcome.text)),
       h("td", {}, h("div", { class: "row" }, toggle, remove)));
@@ -167,8 +173,8 @@ function addForm(app: App, added: () => Promise<void>): HTMLElement {
   const job = jobFields(app);
   const error = h("p", { class: "error", role: "alert", "data-testid": "schedule-form-error" });
   const showHow = () => {
-    spec.placeholder = how.value === "cron" ? "*/5 * * * *" : "1m, 15m, 1h, 1d";
-    hint.textContent = how.value === "cron" ? "minute hour day month weekday, in the chosen time zone (DST-correct)" : "a number and a unit: s, m, h, d";
+    spec.placeholder = how.value === "cron" ? "*/5 * * * *" : "1m, 15m, 1h, 1d, 1w";
+    hint.textContent = how.value === "cron" ? "minute hour day month weekday, in the chosen time zone (DST-correct)" : "a count and a unit: s, m, h, d, w (30s, 1m, 1h, 1d, 1w)";
   };
   how.addEventListener("change", () => {
     spec.value = how.value === "cron" ? "*/5 * * * *" : "1m";
@@ -205,7 +211,7 @@ function addForm(app: App, added: () => Promise<void>): HTMLElement {
     try {
       const made = await app.http.post<Schedule>(PATH, body);
       const first = made.next_runs?.[0];
-      app.toast(first !== undefined ? `${made.name} added; next run ${fmt.time(first)}.` : `${made.name} added.`);
+      app.toast(first !== undefined ? `${made.name} added; next run ${when(first)}.` : `${made.name} added.`);
       name.value = "";
       await added();
     } catch (err) {
