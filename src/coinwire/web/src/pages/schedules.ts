@@ -100,15 +100,17 @@ function schedulesTable(app: App, schedules: Schedule[], reload: () => Promise<v
     } }, "Remove");
     return h("tr", { "data-testid": "schedule-row", "data-schedule": String(s.id) },
       h("td", {}, s.name),
-      h("td", { class: "mono", "data-testid": "schedule-spec" }, specOf(s)),
+      h("td", {}, h("span", { class: "mono", "data-testid": "schedule-spec" }, specOf(s)),
+        s.misfire?.policy === "catch_up" ? h("div", { class: "muted why" }, `catches up at most ${s.misfire.limit ?? "?"} missed`) : null),
       h("td", {}, s.timezone),
       h("td", { "data-testid": "schedule-job" }, jobSummary(s.job)),
       h("td", {}, h("span", { class: `badge ${state === "active" ? "running" : "stopped"}`, "data-testid": "schedule-state" }, state)),
       h("td", { "data-testid": "schedule-next" }, next.length
         ? h("ol", { class: "next-runs" }, ...next.map((t) => h("li", {}, when(t))))
         : h("span", { class: "muted" }, state === "paused" ? "paused" : "none")),
-      h("td", { title: outcome.title, "data-testid": "schedule-outcome" }, h("span", { class: `badge ${outcome.cls}` }, outcome.text)),
-      h("td", {}, h("div", { class: "row" }, toggle, remove)));
+      h("td", { title: outcome.title, "data-testid": "schedule-outcome" }, h("span", { class: `badge ${outcome.cls}` }, outcome.text),
+        outcome.title ? h("div", { class: "muted why" }, outcome.title) : null),
+      h("td", {}, h("div", { class: "row nowrap" }, toggle, remove)));
   });
   return h("div", { class: "table-wrap" }, h("table", { class: "grid" },
     h("thead", {}, h("tr", {}, ...["Name", "Spec", "Time zone", "Job", "State", `Next runs (${prefs.value.tz})`, "Last outcome", ""].map((t) => h("th", {}, t)))),
