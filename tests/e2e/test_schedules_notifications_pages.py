@@ -2,17 +2,92 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
+from email import message_from_bytes
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from aiosmtpd.controller import Controller
 from playwright.sync_api import Browser, Page, expect
 
 from tests.e2e.conftest import PHONE, TRADER, VIEWER, Watched, open_page, shot, sign_in
-from tests.server import ServerProcess
+from tests.server import ServerProcess, free_port
 
 TESS = ("tess", "tess-password-1")  # a second trader
+
+
+class _Mailbox:
+    """An SMTP server's handler (aiosmtpd): every message it accepts, parsed."""
+
+    def __init__(self) -> None:
+        self.messages: list[Any] = []
+        self.port = free_port()
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        self.messages.append(message_from_bytes(envelope.content))
+        return "250 OK"
+
+
+class _Hooks:
+    """A webhook receiver: answers `status` (500: down) and keeps what reached it while it answered 200."""
+
+    def __init__(self) -> None:
+        self.status = 200
+        self.received: list[tuple[dict[str, str], bytes]] = []
+        hooks = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                if hooks.status == 200:
+                    hooks.received.append((dict(self.headers), body))
+                self.send_response(hooks.status)
+                self.end_headers()
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+
+@pytest.fixture(scope="module")
+def mailbox() -> Iterator[_Mailbox]:
+    box = _Mailbox()
+    smtp = Controller(box, hostname="127.0.0.1", port=box.port)
+    smtp.start()
+    yield box
+    smtp.stop()
+
+
+@pytest.fixture(scope="module")
+def hooks() -> Iterator[_Hooks]:
+    h = _Hooks()
+    yield h
+    h.server.shutdown()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory, dashboard_built: Path, mailbox: _Mailbox) -> Iterator[ServerProcess]:
+    """The e2e server (the conftest's users), its SMTP relay the local one above, retries short enough to park a dead letter in seconds."""
+    env = {"COINWIRE_NOTIFICATIONS_SMTP_HOST": "127.0.0.1", "COINWIRE_NOTIFICATIONS_SMTP_PORT": str(mailbox.port),
+           "COINWIRE_NOTIFICATIONS_SMTP_SECURITY": "none", "COINWIRE_NOTIFICATIONS_SMTP_SENDER": "coinwire@example.org",
+           "COINWIRE_NOTIFICATIONS_ATTEMPTS": "2", "COINWIRE_NOTIFICATIONS_BASE_DELAY": "0.2", "COINWIRE_NOTIFICATIONS_MAX_DELAY": "0.5"}
+    proc = ServerProcess(Path(tmp_path_factory.mktemp("web-notify")), env=env)
+    proc.start()
+    with proc.client() as admin:
+        for name, password, role in ((*VIEWER, "viewer"), (*TRADER, "trader")):
+            r = admin.post("/api/v1/users", json={"username": name, "password": password, "role": role, "plan": "free"})
+            assert r.status_code in (200, 201), r.text
+    try:
+        yield proc
+    finally:
+        proc.stop()
 
 
 @pytest.fixture(scope="module")
