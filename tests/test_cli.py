@@ -221,6 +221,32 @@ def test_accounts_list_open_grant_revoke(server: ServerProcess) -> None:
     assert refused.returncode == 2 and "invalid_token" in refused.stderr
 
 
+def test_schedule_add_list_pause_resume_remove(server: ServerProcess) -> None:
+    tokens = server.traders(f"cli-{uuid.uuid4().hex[:8]}")
+    ((_, token),) = tokens.items()
+    env = {"COINWIRE_TOKEN": token}
+    job = json.dumps({"kind": "run_strategy", "strategy": "hodl", "mode": "backtest", "for": "1h"})
+    added = succeeds("schedule", "add", "nightly", "--cron", "30 1 * * *", "--timezone", "Europe/London", "--job", job,
+                     "--url", server.http, env=env)
+    assert added.startswith("added schedule ") and "cron 30 1 * * * in Europe/London" in added
+    schedule_id = int(added.split()[2])
+    (listed,) = as_json("schedule", "list", "--url", server.http, env=env)
+    assert (listed["id"], listed["job"]["kind"], listed["next_runs"][0]["at"][11:16]) == (schedule_id, "run_strategy", "01:30")
+    assert "nightly" in succeeds("schedule", "list", "--url", server.http, env=env)
+    assert succeeds("schedule", "pause", str(schedule_id), "--url", server.http, env=env).strip() == f"paused schedule {schedule_id}"
+    assert as_json("schedule", "list", "--url", server.http, env=env)[0]["paused"] is True
+    assert succeeds("schedule", "resume", str(schedule_id), "--url", server.http, env=env).startswith(f"resumed schedule {schedule_id}")
+    refused = coinwire("schedule", "add", "bad", "--cron", "61 * * * *", "--job", job, "--url", server.http, env=env)
+    assert refused.returncode == 2 and "invalid_cron" in refused.stderr
+    refused = coinwire("schedule", "add", "bad", "--every", "1m", "--job", "{not json", "--url", server.http, env=env)
+    assert refused.returncode == 2 and "invalid_job" in refused.stderr
+    others = server.traders(f"cli-{uuid.uuid4().hex[:8]}")
+    refused = coinwire("schedule", "remove", str(schedule_id), "--url", server.http, env={"COINWIRE_TOKEN": next(iter(others.values()))})
+    assert refused.returncode == 2 and "schedule_not_found" in refused.stderr
+    assert succeeds("schedule", "remove", str(schedule_id), "--url", server.http, env=env).strip() == f"removed schedule {schedule_id}"
+    assert as_json("schedule", "list", "--url", server.http, env=env) == []
+
+
 # --- no server ------------------------------------------------------------------------------------------
 def test_no_server_is_a_clear_error(tmp_path: Path) -> None:
     port = free_port()

@@ -283,3 +283,14 @@ async def test_the_platform_builds_its_bus_from_the_settings(tmp_path: Path) -> 
     for n in range(5):
         await bus.publish("order.1.demo.usdt.btc", OrderUpdate(order_view(id=n)))
     assert [seq for seq, _, _ in await bus.replay(">")] == [3, 4, 5]  # it keeps bus_max_log of them
+
+
+def test_scheduler_settings_default_env_and_bounds() -> None:
+    """record_rates (the system `rates` schedule) and schedule_ticks_kept_days (housekeeping's retention): read, overridden, checked."""
+    defaults = load_settings(env={})
+    assert (defaults.record_rates, defaults.schedule_ticks_kept_days) == (True, 30.0)
+    changed = load_settings(env={"COINWIRE_RECORD_RATES": "false", "COINWIRE_SCHEDULE_TICKS_KEPT_DAYS": "7"})
+    assert (changed.record_rates, changed.schedule_ticks_kept_days) == (False, 7.0)
+    for days in ("0", "4000"):
+        with pytest.raises(ConfigError, match="schedule_ticks_kept_days"):
+            load_settings(env={"COINWIRE_SCHEDULE_TICKS_KEPT_DAYS": days})

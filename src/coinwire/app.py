@@ -25,7 +25,9 @@ from coinwire.api.app import create_http_app
 from coinwire.api.methods import Api
 from coinwire.api.notifier import Notifier, PushLimits
 from coinwire.api.ohlcv_routes import OhlcvStreams
+from coinwire.api.schedules_routes import OwnersForSchedules
 from coinwire.api.streams import AccountStreams
+from coinwire.auth.preferences import PreferencesRepository
 from coinwire.bus import bus_from_url
 from coinwire.cache import cache_from_url
 from coinwire.config import ExchangeConfig, Settings
@@ -42,6 +44,7 @@ from coinwire.services.market_data import MarketData, build_streamer, ticker_con
 from coinwire.services.ohlcv import OhlcvQuery
 from coinwire.services.public_trades import PublicTrades
 from coinwire.services.runs import RunManager
+from coinwire.services.scheduler import Housekeeping, JobKind, RunStrategy, Scheduler, StrategyStep
 from coinwire.store import Store
 from coinwire.store.candle_writer import CandleWriter
 
@@ -203,10 +206,16 @@ def create_app(settings: Settings, env: Mapping[str, str] | None = None) -> Fast
     """
     platform = Platform(settings)
     access = Access(settings, platform.store, os.environ if env is None else env, platform.market.display_currencies)
+    runs = RunManager(settings.data_path, settings.user_strategies_allowed, gateway=platform.gateway)
+    # the scheduler and its job kinds (services/scheduler.py); the rates service registers `retrieve_rates` (RetrieveRates)
+    run_owners = OwnersForSchedules(access.owners)
+    schedule_kinds: list[JobKind] = [RunStrategy(runs, run_owners), StrategyStep(runs, run_owners),
+                      Housekeeping(platform.store, int(settings.schedule_ticks_kept_days * 86_400_000))]
+    scheduler = Scheduler(platform.store, {k.name: k for k in schedule_kinds}, record_rates=settings.record_rates,
+                          preferences=PreferencesRepository(platform.store))
     api = Api(platform.gateway, platform.notifier, platform.health, platform.streams, ohlcv_streams=platform.ohlcv_streams,
               auth=access.service, owners=access.owners, audit=access.audit, connections=access.connections,
-              rpc_limit=access.rpc_limit)
-    runs = RunManager(settings.data_path, settings.user_strategies_allowed, gateway=platform.gateway)
+              rpc_limit=access.rpc_limit, scheduler=scheduler)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -217,9 +226,11 @@ def create_app(settings: Settings, env: Mapping[str, str] | None = None) -> Fast
         gc.collect()
         gc.freeze()
         await runs.open()
+        await scheduler.start()
         try:
             yield
         finally:
+            await scheduler.close()
             await runs.close()  # its runs stop with the server
             await access.close()
             await platform.stop()

@@ -263,9 +263,11 @@ def test_metrics_are_for_admins_and_the_scrape_token(server: ServerProcess, toke
 # identifiers a client sends: ids of orders, wallet sets, runs, accounts and wallets; `wallets.account`
 # is the account of each entry of a `wallets` list (create_wallet_set, allocate_to_wallet_set)
 IDS = {"order_id", "client_oid", "client_order_id", "set_id", "wallet_set_id", "run_id", "account", "wallet_id", "wallets.account",
-       "account_id", "user_id"}
+       "account_id", "user_id", "schedule_id"}
 ABSENT = {"order_id": 10**12, "set_id": 10**9, "wallet_set_id": 10**9, "account": 10**9, "wallet_id": 10**12, "wallets.account": 10**9,
-          "account_id": 10**9, "user_id": 10**9}
+          "account_id": 10**9, "user_id": 10**9, "schedule_id": 10**12}
+# a schedule of tess's (its JSON-RPC methods name it `id`): a yearly one, so its next runs do not move during a sweep
+SCHEDULE = {"every": None, "cron": "0 0 1 1 *", "timezone": "UTC", "job": {"kind": "run_strategy", "strategy": "hodl", "for": "1h"}}
 
 
 class Victim(msgspec.Struct):
@@ -278,6 +280,7 @@ class Victim(msgspec.Struct):
     account: int  # the account funding her set (not her first one)
     wallet_id: int  # her first account's unallocated USDT wallet
     user_id: int
+    schedule_id: int
 
 
 def _identifier_methods() -> dict[str, list[str]]:
@@ -403,8 +406,9 @@ async def _make_victim(tess: RpcClient, tess_rest: httpx.Client, order: dict[str
     spare = fresh(f"{label}-spare")
     await tess.call("make_order", client_oid=spare, **order)
     wallet = await tess.call("get_wallet", exchange="demo", currency="USDT")
+    schedule = tess_rest.post("/api/v1/schedules", json={**{k: v for k, v in SCHEDULE.items() if v}, "name": fresh(label)})
     victim = Victim(order_id=placed["id"], client_oid=oid, set_id=made["id"], run_id=run_id, account=account, wallet_id=wallet["id"],
-                    user_id=tess_rest.get("/api/v1/me").json()["id"])
+                    user_id=tess_rest.get("/api/v1/me").json()["id"], schedule_id=schedule.json()["id"])
     return victim, spare
 
 
@@ -422,7 +426,8 @@ async def test_every_identifier_of_another_user_answers_as_a_nonexistent_one(
         drain(tess)
         theirs = {"order_id": victim.order_id, "client_oid": victim.client_oid, "client_order_id": victim.client_oid,
                   "set_id": victim.set_id, "wallet_set_id": victim.set_id, "run_id": victim.run_id, "account": victim.account,
-                  "wallets.account": victim.account, "wallet_id": victim.wallet_id, "account_id": victim.account, "user_id": victim.user_id}
+                  "wallets.account": victim.account, "wallet_id": victim.wallet_id, "account_id": victim.account, "user_id": victim.user_id,
+                  "schedule_id": victim.schedule_id}
         routes = {name: [(verb, path) for verb, path, m in XWRAP_ROUTES if m == name] for name in _identifier_methods()}
         with http(server, tokens[caller]) as rest:
             for method, fields in _identifier_methods().items():
@@ -464,6 +469,7 @@ async def test_every_identifier_of_another_user_answers_as_a_nonexistent_one(
                         got.append(_normal(_http_outcome(rest, verb.upper(), path, {**body, **values}), tuple(values.values())))
                     assert got[0] == got[1], (path, verb, got)
             assert "/api/v1/accounts/{account_id}/members/{user_id}" in walked and "/runs/{run_id}" in walked
+            assert "/api/v1/schedules/{schedule_id}/pause" in walked
         await quiet(tess, "order", 0.5)  # nothing happened to tess's order
         assert await _victim_state(tess, victim) == before
         assert (await tess.call("cancel_order", client_oid=victim.client_oid))["id"] == victim.order_id
@@ -496,12 +502,15 @@ BODY_SAMPLES: dict[tuple[str, str], dict[str, Any]] = {
     ("PUT", "/api/v1/admin/settings"): {"self_registration": False},
     ("PUT", "/runs/{run_id}/components/{component_id}"): {"value": 1},
     ("POST", "/api/v1/frontier"): {"assets": ["BTC", "ETH"]},
+    ("POST", "/api/v1/schedules"): {**{k: v for k, v in SCHEDULE.items() if v}, "name": "sweep"},
 }
 RPC_SAMPLES: dict[str, dict[str, Any]] = {
     "echo": {"x": 1}, "authenticate": {}, "echo_notify": {"x": 1}, "broadcast_notify": {"x": 1}, "get_status": {},
     "get_exchanges": {}, "get_pricing": {"exchange": "demo"}, "get_book": {"exchange": "demo", "pair": "BTC_USDT"},
     "get_ohlcv": {"exchange": "demo", "pair": "BTC_USDT"}, "convert_to_usd": {"currency": "BTC", "value": "1", "side": "bid"},
     "subscribe_ohlcv": {"exchange": "demo", "symbol": "BTC/USDT", "timeframe": "1m"}, "unsubscribe_ohlcv": {"subscription": 1},
+    "list_schedules": {}, "get_schedule": {"id": 10**12}, "remove_schedule": {"id": 10**12}, "pause_schedule": {"id": 10**12},
+    "resume_schedule": {"id": 10**12}, "add_schedule": {**{k: v for k, v in SCHEDULE.items() if v}, "name": "sweep-rpc"},
 }
 
 
@@ -551,7 +560,8 @@ async def _tess_everything(tess: RpcClient, rest: httpx.Client) -> Any:
     orders = sorted((o["id"], o["account"], o["status"], o["size"]) for o in await tess.call("list_open_orders"))
     sets = sorted((k, str(_balances(v))) for k, v in (await tess.call("get_all_wallet_sets")).items() if k.isdigit())
     keys = sorted((k["id"], k.get("revoked_at")) for k in rest.get("/api/v1/api_keys").json())
-    return accounts, balances, orders, sets, keys, rest.get("/api/v1/me/preferences").json()
+    schedules = rest.get("/api/v1/schedules").json()
+    return accounts, balances, orders, sets, keys, rest.get("/api/v1/me/preferences").json(), schedules
 
 
 @pytest.mark.parametrize("caller", ["tom", "vic"])
@@ -572,10 +582,11 @@ async def test_no_route_method_or_channel_reads_writes_or_pushes_another_users_t
                 ids={"order_id": victim.order_id, "client_oid": victim.client_oid, "client_order_id": victim.client_oid,
                      "set_id": victim.set_id, "wallet_set_id": victim.set_id, "run_id": victim.run_id, "account": victim.account,
                      "account_id": victim.account, "wallet_id": victim.wallet_id, "user_id": victim.user_id, "key_id": key["id"],
-                     "access_token": tokens["tess"]},
+                     "access_token": tokens["tess"], "schedule_id": victim.schedule_id, "id": victim.schedule_id},
                 texts=[*[n for n in account_names if n.startswith("sweep")], victim.run_id, victim.client_oid, spare, key["name"],
                        key["key"],
-                       tokens["tess"], "Logical Wallet for Run: " + victim.run_id],
+                       tokens["tess"], "Logical Wallet for Run: " + victim.run_id,
+                       tess_rest.get(f"/api/v1/schedules/{victim.schedule_id}").json()["name"]],
                 accounts={a["id"] for a in tess_rest.get("/api/v1/accounts").json()}, user_id=victim.user_id)
             allowed = rest.get("/api/v1/me/abilities").json()["channels"]
             await them.call("subscribe", channels=allowed)

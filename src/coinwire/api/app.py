@@ -30,6 +30,7 @@ from coinwire.api.prefs_routes import add_preferences_routes
 from coinwire.api.rest import add_xwrap_routes, json_response
 from coinwire.api.rpc import rpc_asgi
 from coinwire.api.runs_routes import add_runs_routes
+from coinwire.api.schedules_routes import add_schedules_routes
 from coinwire.api.trades_routes import add_trades_routes
 from coinwire.api.web_routes import add_web_routes
 from coinwire.config import Settings
@@ -108,6 +109,7 @@ def create_http_app(platform: Served, api: Api, access: Access, runs: RunManager
     add_xwrap_routes(app, api)
     add_accounts_routes(app, api, access.repo, MembersRepository(platform.store))
     add_runs_routes(app, runs, access.owners)
+    add_schedules_routes(app, api)
     add_frontier_routes(app, settings)
     add_ohlcv_routes(app, platform.ohlcv)
     add_market_routes(app, platform.market)

@@ -36,6 +36,7 @@ from coinwire.core.symbols import symbol_token
 from coinwire.services.gateway import Gateway
 from coinwire.services.health import Health
 from coinwire.services.ohlcv import ohlcv_points
+from coinwire.services.scheduler import SYSTEM, AddSchedule, Scheduler
 
 if TYPE_CHECKING:
     from coinwire.api.connections import OpenConnections
@@ -107,7 +108,7 @@ class Api:
         self, gateway: Gateway, notifier: Notifier, health: Health, streams: AccountStreams | None = None, *,
         ohlcv_streams: OhlcvStreams | None = None, auth: AuthService | None = None, owners: Owners | None = None,
         audit: AuditLog | None = None, connections: OpenConnections | None = None,
-        rpc_limit: tuple[float, float] = (1000.0, 5000.0),
+        rpc_limit: tuple[float, float] = (1000.0, 5000.0), scheduler: Scheduler | None = None,
     ) -> None:
         """Everything arrives here, from the composition root (`coinwire.app.create_app`); nothing is set afterwards.
 
@@ -125,6 +126,7 @@ class Api:
         self.audit = audit  # state-changing JSON-RPC calls are recorded (HTTP ones by the guard)
         self.ohlcv_streams = ohlcv_streams  # live candles for subscribe_ohlcv
         self.rpc_limit = rpc_limit  # requests/second and burst per WebSocket connection
+        self.scheduler = scheduler  # the schedule methods (None: this server schedules nothing)
         self._parsed: dict[tuple[int, str, str], tuple[Instrument, int]] = {}
         self.methods: dict[str, Method] = _REGISTRY  # every method by name (an attribute: read for every call)
 
@@ -727,6 +729,59 @@ async def add_virtual_wallet_tx(api: Api, p: P.VirtualTxParams, ctx: CallContext
     line_id = await api.gateway.add_virtual_wallet_tx(exchange=p.exchange, currency=currency.upper(), movement=movement,
                                                       account_id=account_id)
     return {"id": line_id}
+
+
+# --- schedules (services.scheduler: owner-scoped there, `schedule_not_found` for anyone else's) ----------------
+class ScheduleIdParams(P.Params, kw_only=True):
+    id: int
+
+
+def _scheduler(api: Api, ctx: CallContext) -> tuple[Scheduler, Any]:
+    if api.scheduler is None:
+        raise NotFound("not_available", "this server runs no scheduler")
+    return api.scheduler, ctx.principal or SYSTEM  # no principal: a server without users, whose caller is its operator
+
+
+@method("list_schedules", P.NoParams)
+async def list_schedules(api: Api, p: P.NoParams, ctx: CallContext) -> Any:
+    """The caller's schedules (admins: every one), each with its next run and its latest tick's outcome."""
+    scheduler, user = _scheduler(api, ctx)
+    return await scheduler.listed(user)
+
+
+@method("get_schedule", ScheduleIdParams)
+async def get_schedule(api: Api, p: ScheduleIdParams, ctx: CallContext) -> Any:
+    """One schedule of the caller with its next 5 run times (`next_runs`: ISO in its time zone, and ms)."""
+    scheduler, user = _scheduler(api, ctx)
+    return await scheduler.get(p.id, user)
+
+
+@method("add_schedule", AddSchedule)
+async def add_schedule(api: Api, p: AddSchedule, ctx: CallContext) -> Any:
+    """Adds a schedule: {name, cron | every, timezone, job: {kind, ...}, misfire: {policy, limit}}; nothing is stored on a refusal."""
+    scheduler, user = _scheduler(api, ctx)
+    return await scheduler.add(p, user)
+
+
+@method("remove_schedule", ScheduleIdParams)
+async def remove_schedule(api: Api, p: ScheduleIdParams, ctx: CallContext) -> Any:
+    """Removes one of the caller's schedules with its tick history."""
+    scheduler, user = _scheduler(api, ctx)
+    return await scheduler.remove(p.id, user)
+
+
+@method("pause_schedule", ScheduleIdParams)
+async def pause_schedule(api: Api, p: ScheduleIdParams, ctx: CallContext) -> Any:
+    """Pauses one of the caller's schedules: no tick runs until it is resumed."""
+    scheduler, user = _scheduler(api, ctx)
+    return await scheduler.pause(p.id, user)
+
+
+@method("resume_schedule", ScheduleIdParams)
+async def resume_schedule(api: Api, p: ScheduleIdParams, ctx: CallContext) -> Any:
+    """Resumes one of the caller's schedules from now (the ticks the pause skipped are not run)."""
+    scheduler, user = _scheduler(api, ctx)
+    return await scheduler.resume(p.id, user)
 
 
 METHOD_NAMES.extend(_REGISTRY)

@@ -30,7 +30,7 @@ SCOPES = ("read", "trade", "admin")
 _ROLE_ABILITIES: dict[str, frozenset[tuple[str, str]]] = {
     "viewer": frozenset({("read", "*"), ("manage", "self")}),
     "trader": frozenset({("read", "*"), ("manage", "self"), ("trade", "order"), ("manage", "wallet_set"), ("manage", "run"),
-                         ("manage", "account")}),
+                         ("manage", "account"), ("manage", "schedule")}),
     "admin": frozenset({("*", "*")}),
 }
 # which API-key scope an action needs (a key never does more than its user could)
@@ -88,6 +88,8 @@ SERVER_FILES = _r("admin", "server_files")
 # it is answered 404 first, like any other account id, and one who may is refused 403).
 READ_ACCOUNTS, MANAGE_ACCOUNTS = _r("read", "account"), _r("manage", "account")
 GRANT_ACCOUNTS = _r("admin", "account")
+# Schedules (services.scheduler): viewers list their own, traders add, remove, pause and resume their own; admins everyone's
+READ_SCHEDULES, MANAGE_SCHEDULES = _r("read", "schedule"), _r("manage", "schedule")
 
 # (HTTP method, path template as the router registers it) -> rule
 HTTP_RULES: dict[tuple[str, str], Rule] = {
@@ -169,6 +171,13 @@ HTTP_RULES: dict[tuple[str, str], Rule] = {
     ("GET", "/api/v1/trades/{exchange}/{symbol}"): READ_MARKET,
     ("GET", "/api/v1/convert"): READ_MARKET,
     ("GET", "/api/v1/refdata"): READ_MARKET,
+    # schedules
+    ("GET", "/api/v1/schedules"): READ_SCHEDULES,
+    ("POST", "/api/v1/schedules"): MANAGE_SCHEDULES,
+    ("GET", "/api/v1/schedules/{schedule_id:int}"): READ_SCHEDULES,
+    ("DELETE", "/api/v1/schedules/{schedule_id:int}"): MANAGE_SCHEDULES,
+    ("POST", "/api/v1/schedules/{schedule_id:int}/pause"): MANAGE_SCHEDULES,
+    ("POST", "/api/v1/schedules/{schedule_id:int}/resume"): MANAGE_SCHEDULES,
 }
 
 RPC_RULES: dict[str, Rule] = {
@@ -202,6 +211,12 @@ RPC_RULES: dict[str, Rule] = {
     "get_unallocated_per_exchange": READ_WALLETS,
     "get_wallet_set_history": READ_WALLETS,
     "add_virtual_wallet_tx": MANAGE_ACCOUNTS,  # paper funds: the owner's own paper accounts, admins any (the method checks)
+    "list_schedules": READ_SCHEDULES,
+    "get_schedule": READ_SCHEDULES,
+    "add_schedule": MANAGE_SCHEDULES,
+    "remove_schedule": MANAGE_SCHEDULES,
+    "pause_schedule": MANAGE_SCHEDULES,
+    "resume_schedule": MANAGE_SCHEDULES,
 }
 
 # push channels (JSON-RPC `subscribe`); a connection receives its user's accounts' order and trade

@@ -1,5 +1,5 @@
 """The `coinwire` command: one Typer app, one module per command group (serve, config, the views of a running
-server, run and runs, ohlcv, data, user and keys, accounts, frontier).
+server, run and runs, ohlcv, data, user and keys, accounts, schedule, frontier).
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from coinwire.cli.data import data_app
 from coinwire.cli.frontier import frontier_command
 from coinwire.cli.ohlcv import ohlcv_command
 from coinwire.cli.run import run_command, runs_app
+from coinwire.cli.schedule import schedule_app
 from coinwire.cli.serve import serve
 from coinwire.cli.server import book, convert, exchanges, orders, wallets
 from coinwire.cli.user import keys_app, user_app
@@ -37,6 +38,7 @@ app.add_typer(data_app, name="data")
 app.add_typer(user_app, name="user")
 app.add_typer(keys_app, name="keys")
 app.add_typer(accounts_app, name="accounts")
+app.add_typer(schedule_app, name="schedule")
 app.command("frontier")(frontier_command)
 for command in (serve, exchanges, book, wallets, orders, convert):
     app.command()(command)

@@ -132,6 +132,10 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     # runtime (PUT /api/v1/admin/settings, kept in the store, which wins from then on)
     self_registration: bool = False
     registration_role: str = "viewer"  # viewer | trader: what a self-registered user may do
+    # scheduler (services.scheduler): keep the system schedule `rates` (every minute, the rate of every market with a
+    # running feed); claimed ticks older than `schedule_ticks_kept_days` are pruned by the daily housekeeping job
+    record_rates: bool = True
+    schedule_ticks_kept_days: float = 30.0
     exchanges: list[ExchangeConfig] = msgspec.field(default_factory=_default_exchanges)
     market_data: MarketDataConfig = msgspec.field(default_factory=MarketDataConfig)  # tickers, FX, coins (config/market_data.py)
 
@@ -202,6 +206,8 @@ _ENV_FIELDS = {
     "SELF_REGISTRATION": "self_registration",
     "REGISTRATION_ROLE": "registration_role",
     "EXCHANGES": "exchanges",
+    "RECORD_RATES": "record_rates",
+    "SCHEDULE_TICKS_KEPT_DAYS": "schedule_ticks_kept_days",
 }
 
 
@@ -281,6 +287,8 @@ def _check(settings: Settings, env: Mapping[str, str]) -> None:
         raise ConfigError(f"client_oid_filter_bytes must be between 1024 and {1 << 30}, got {settings.client_oid_filter_bytes}")
     if settings.checkpoint_lines < 1 or settings.checkpoint_seconds <= 0:
         raise ConfigError("checkpoint_lines must be at least 1 and checkpoint_seconds above 0")
+    if not 1 / 24 <= settings.schedule_ticks_kept_days <= 3650:
+        raise ConfigError(f"schedule_ticks_kept_days must be between 1/24 (an hour) and 3650, got {settings.schedule_ticks_kept_days}")
     if settings.registration_role not in REGISTRATION_ROLES:
         raise ConfigError(f"registration_role must be one of {', '.join(REGISTRATION_ROLES)}, got {settings.registration_role!r}")
     if settings.log_level.lower() not in _LOG_LEVELS:

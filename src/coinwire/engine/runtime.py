@@ -153,6 +153,11 @@ class Runtime:
         self.hub.record(self.now_ns(), "in", "ui.input", {"id": component_id, "value": value})
         self.call("on_input", strategy.on_input, component_id, value)
 
+    def deliver_step(self, strategy: Any, name: str) -> None:
+        """A scheduled step (services.scheduler's `strategy_step`) reaches the strategy as a message, then `on_step`."""
+        self.hub.record(self.now_ns(), "in", "schedule.step", {"name": name})
+        self.call("on_step", strategy.on_step, name)
+
     # --- callbacks ------------------------------------------------------------------------------
     def call(self, where: str, callback: Callable[..., Any], *args: Any) -> Any:
         """Run strategy code; anything it raises becomes StrategyFailed (this run only)."""

@@ -59,7 +59,7 @@ _PARAM_TYPES = (bool, int, float, str, Decimal)
 StrategyParams = dict[str, Any]
 
 # The methods a strategy overrides and the run calls; no other name may start with `on_`.
-HOOKS: frozenset[str] = frozenset({"on_start", "on_stop", "on_fill", "on_order", "on_input"})
+HOOKS: frozenset[str] = frozenset({"on_start", "on_stop", "on_fill", "on_order", "on_input", "on_step"})
 
 # What an author who defines one of these meant, and the call that does it.
 _SUBSCRIPTIONS: dict[str, str] = {
@@ -264,6 +264,13 @@ class Strategy:
 
     def on_input(self, component_id: str, value: Any) -> None:
         """The user posted `value` to one of this run's UI components."""
+
+    def on_step(self, name: str) -> None:
+        """A schedule of the run's owner fired (`strategy_step` job): do the scheduled step called `name`.
+
+        Delivered at the next event boundary, like input; a run that wants to act at fixed wall-clock
+        times (a decision every day at 09:00 in the owner's zone) does it here.
+        """
 
     # --- time ------------------------------------------------------------------------------
     @property

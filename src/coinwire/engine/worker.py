@@ -12,7 +12,9 @@ except the first line:
 - While it runs it appends hub messages and log lines, rewrites changed components and
   `progress.json` at least every FLUSH_SECONDS, so the API can show a run in progress.
 - User input arrives as lines `{"component_id", "value"}` appended to `inbox.jsonl`; it reaches
-  the strategy through `Runtime.deliver_input` (the only entry) at the next event boundary.
+  the strategy through `Runtime.deliver_input` (the only entry) at the next event boundary;
+  a scheduled step (services.scheduler's `strategy_step`) as a line `{"step": name}`, delivered
+  by `Runtime.deliver_step` (the strategy's `on_step`) at the same boundary.
 - SIGTERM stops the run at the next event boundary: status `stopped`, with its partial report.
 - At the end `RunStore.save` writes every file; `run.json` last.
 
@@ -68,6 +70,7 @@ class RunControl:
         self.folder = folder
         self.inbox = folder / "inbox.jsonl"
         self.inputs: deque[tuple[str, Any]] = deque()
+        self.steps: deque[str] = deque()  # scheduled steps (`{"step": name}` lines), delivered as on_step
         self.stop_requested = False
         self._next_flush = 0.0  # flush at the first event boundary: components made in on_start show at once
         self._offset = 0
@@ -81,7 +84,7 @@ class RunControl:
         self.stop_requested = True
 
     def due(self) -> bool:
-        return self.stop_requested or bool(self.inputs) or time.monotonic() >= self._next_flush
+        return self.stop_requested or bool(self.inputs) or bool(self.steps) or time.monotonic() >= self._next_flush
 
     def service(self, runtime: Runtime, strategy: Any) -> None:
         """At an event boundary: stop if asked, deliver queued input, write what changed."""
@@ -94,6 +97,8 @@ class RunControl:
                 runtime.deliver_input(strategy, component_id, value)
             except CoinwireError as exc:  # e.g. a component the strategy has since replaced
                 runtime.logs.append((runtime.now_ns(), "warning", f"input to {component_id!r} refused: {exc.message}"))
+        while self.steps and strategy is not None:
+            runtime.deliver_step(strategy, self.steps.popleft())
         self.flush(runtime)
 
     def flush(self, runtime: Runtime) -> None:
@@ -138,7 +143,10 @@ class RunControl:
         for line in data[:end].splitlines():
             try:
                 item = json.loads(line)
-                self.inputs.append((str(item["component_id"]), item.get("value")))
+                if "step" in item:
+                    self.steps.append(str(item["step"]))
+                else:
+                    self.inputs.append((str(item["component_id"]), item.get("value")))
             except (ValueError, KeyError, TypeError):
                 continue  # the server writes whole JSON lines; anything else is not ours
         self._offset += end

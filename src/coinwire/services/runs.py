@@ -191,6 +191,10 @@ class RunManager:
         return Job(run_id=run_id, mode=request.mode, strategy=strategy, params=request.params, config=config, data=data,
                    data_path=str(self.data_path.resolve()), created_at=time.time())
 
+    def strategy_ref(self, name: str) -> str:
+        """What `name` runs: a built-in's name, or a strategy file's resolved `path:Class`; refused as `start` would refuse it."""
+        return self._strategy_ref(name)
+
     def _strategy_ref(self, name: str) -> str:
         if ":" in name and name.split(":", 1)[0].endswith(".py"):
             if not self.allow_user_strategies:
@@ -274,13 +278,24 @@ class RunManager:
         if component_id not in known:
             raise NotFound("unknown_component",
                            f"run {run_id} has no component {component_id!r} (components: {', '.join(known) or 'none yet'})")
-        line = msgspec.json.encode({"component_id": component_id, "value": value}) + b"\n"
+        self._to_inbox(run_id, {"component_id": component_id, "value": value})
+        return {"run_id": run_id, "component_id": component_id, "status": "queued"}
+
+    def post_step(self, run_id: str, name: str) -> dict[str, Any]:
+        """Queue a scheduled step for a running run; its worker calls the strategy's `on_step(name)` at the next event boundary."""
+        record = self.store.record(run_id)
+        if record.status != "running":
+            raise Conflict("run_not_running", f"run {run_id} is {record.status}: scheduled steps reach running runs only")
+        self._to_inbox(run_id, {"step": name})
+        return {"run_id": run_id, "step": name, "status": "queued"}
+
+    def _to_inbox(self, run_id: str, item: dict[str, Any]) -> None:
+        line = msgspec.json.encode(item) + b"\n"
         fd = os.open(self.store.folder(run_id) / "inbox.jsonl", os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         try:
             os.write(fd, line)  # one write with O_APPEND: whole lines, even with several writers
         finally:
             os.close(fd)
-        return {"run_id": run_id, "component_id": component_id, "status": "queued"}
 
     # --- reading ------------------------------------------------------------------------------
     def list(self) -> list[dict[str, Any]]:

@@ -26,6 +26,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    UniqueConstraint,
     text,
 )
 
@@ -33,7 +34,7 @@ __all__ = ["metadata", "accounts", "account_members", "orders", "fills", "wallet
            "wallet_totals", "hold_totals", "checkpoints", "candles",
            "fx_rates", "coin_stats", "meta", "IdType",
            "users", "sessions", "api_keys", "owners", "credentials", "audit", "preferences",
-           "site_settings", "TABLES", "CHANGE_SET_TABLES"]
+           "site_settings", "TABLES", "CHANGE_SET_TABLES", "schedules", "schedule_ticks"]
 
 # Stable constraint names on both dialects, so migrations can refer to them.
 metadata = MetaData(
@@ -376,6 +377,45 @@ meta = Table(
     metadata,
     Column("key", String(64), primary_key=True),
     Column("value", Text, nullable=False),
+)
+
+# --- schedules (coinwire.services.scheduler) ---------------------------------------------------------
+# A user's scheduled jobs: a cron expression or an interval in a time zone, a job kind and its
+# parameters (JSON), a misfire policy; `next_at` (ms) is the first tick not yet handled. owner_id 0
+# is the server's own (the `rates` recorder): admins see it, no user owns it.
+schedules = Table(
+    "schedules",
+    metadata,
+    Column("id", IdType, primary_key=True, autoincrement=True),
+    Column("owner_id", BigInteger, nullable=False),
+    Column("name", String(64), nullable=False),
+    Column("cron", String(200), nullable=True),
+    Column("every", String(16), nullable=True),
+    Column("timezone", String(64), nullable=False),
+    Column("job_kind", String(32), nullable=False),
+    Column("job_params", Text, nullable=False),
+    Column("misfire_policy", String(16), nullable=False),
+    Column("misfire_limit", Integer, nullable=False),
+    Column("paused", Boolean, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("next_at", BigInteger, nullable=False),
+    UniqueConstraint("owner_id", "name"),
+    Index(None, "next_at"),
+)
+
+# One row per tick a scheduler claimed: inserting it IS the claim, so the primary key makes a tick
+# run at most once, across restarts and processes. finished_at NULL: claimed, not (yet) finished.
+schedule_ticks = Table(
+    "schedule_ticks",
+    metadata,
+    Column("schedule_id", BigInteger, ForeignKey("schedules.id", ondelete="CASCADE"), primary_key=True, autoincrement=False),
+    Column("tick_at", BigInteger, primary_key=True, autoincrement=False),
+    Column("claimed_at", BigInteger, nullable=False),
+    Column("claimed_by", String(64), nullable=False),
+    Column("finished_at", BigInteger, nullable=True),
+    Column("outcome", String(16), nullable=True),
+    Column("error", Text, nullable=True),
+    Index(None, "tick_at"),
 )
 
 # Parents before children: the order in which one transaction writes them.
