@@ -13,6 +13,7 @@ import gc
 import os
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
+from decimal import Decimal
 from typing import Any
 
 import msgspec
@@ -28,6 +29,7 @@ from coinwire.api.ohlcv_routes import OhlcvStreams
 from coinwire.api.schedules_routes import OwnersForSchedules
 from coinwire.api.streams import AccountStreams
 from coinwire.auth.preferences import PreferencesRepository
+from coinwire.auth.vault import MasterKeys
 from coinwire.bus import bus_from_url
 from coinwire.cache import cache_from_url
 from coinwire.config import ExchangeConfig, Settings
@@ -41,6 +43,10 @@ from coinwire.services.gateway import Gateway
 from coinwire.services.health import Health
 from coinwire.services.log_feed import LogFeed
 from coinwire.services.market_data import MarketData, build_streamer, ticker_configs
+from coinwire.services.notifications.email import EmailChannel, vault_password
+from coinwire.services.notifications.outbox import NotificationStore
+from coinwire.services.notifications.service import GatewayOrders, NotificationService
+from coinwire.services.notifications.webhook import WebhookChannel
 from coinwire.services.ohlcv import OhlcvQuery
 from coinwire.services.public_trades import PublicTrades
 from coinwire.services.runs import RunManager
@@ -114,7 +120,20 @@ class Platform:
         history = HistoryStore(default_history_root(settings.data_path))
         self.ohlcv = OhlcvQuery(self.store, history, self.candles, max_points=settings.ohlcv_max_points)
         self.ohlcv_streams = OhlcvStreams(self.notifier, self.ohlcv, self.candles)  # live candles for subscribe_ohlcv
+        # notifications (services/notifications): e-mail and webhook channels, the outbox in the store, receipts
+        notify = settings.notifications
+        keys = MasterKeys.load(settings.data_path, os.environ)  # the vault's keys seal channel secrets
+        self.webhook = WebhookChannel()
+        email = EmailChannel(notify.smtp, vault_password(self.store, keys, notify.smtp.password_vault)
+                             if notify.smtp.password_vault else None)
+        self.notifications = NotificationService(
+            NotificationStore(self.store, keys), self.bus, self.gateway.accounts, {"email": email, "webhook": self.webhook},
+            notify, GatewayOrders(self.gateway), PreferencesRepository(self.store),
+            lambda amount, source, target: self._converted(amount, source, target))
         self._tasks: list[asyncio.Task[Any]] = []
+
+    async def _converted(self, amount: Decimal, source: str, target: str) -> Decimal:
+        return (await self.market.convert(amount, source, target)).result
 
     async def start(self, feeds: bool = True) -> None:
         """Start every service; with `feeds=False` the market data waits for `start_feeds()` (a run attaches first)."""
@@ -130,6 +149,7 @@ class Platform:
         await self.candle_writer.start()
         await self.candles.start()
         await self.ohlcv_streams.start()
+        await self.notifications.start()
         self._tasks.append(asyncio.create_task(metrics.watch_loop_lag(), name="loop-lag"))
         if feeds:
             self.start_feeds()
@@ -184,6 +204,8 @@ class Platform:
         await self.market.close()
         await self.public_trades.close()
         await self.notifier.close()
+        await self.notifications.close()
+        await self.webhook.close()
         await self.ohlcv_streams.close()
         await self.health.close()
         await self.candles.close()

@@ -21,7 +21,8 @@ from tests.store.test_store_contract import Database, database  # noqa: F401 - t
 TABLES = {"orders", "fills", "wallet_sets", "wallets", "wallet_lines",
           "wallet_totals", "hold_totals", "checkpoints", "candles", "fx_rates", "coin_stats", "meta",
           "users", "sessions", "api_keys", "owners", "credentials", "audit", "preferences", "accounts", "account_members",
-          "site_settings", "schedules", "schedule_ticks", "alembic_version"}
+          "site_settings", "schedules", "schedule_ticks", "alembic_version",
+          "notify_channels", "notify_subscriptions", "notify_outbox"}
 
 
 def _diff(connection: Connection) -> list[object]:

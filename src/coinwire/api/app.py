@@ -24,6 +24,7 @@ from coinwire.api.frontier_routes import add_frontier_routes
 from coinwire.api.guard import GuardMiddleware
 from coinwire.api.market_routes import add_market_routes
 from coinwire.api.methods import Api
+from coinwire.api.notifications_routes import add_notification_routes
 from coinwire.api.ohlcv_routes import add_ohlcv_routes
 from coinwire.api.orders_ws import ORDERS_WS_PATH, orders_ws_asgi
 from coinwire.api.prefs_routes import add_preferences_routes
@@ -37,6 +38,7 @@ from coinwire.config import Settings
 from coinwire.services.accounts import MembersRepository
 from coinwire.services.gateway import Gateway
 from coinwire.services.market_data import MarketData
+from coinwire.services.notifications.service import NotificationService
 from coinwire.services.ohlcv import OhlcvQuery
 from coinwire.services.public_trades import PublicTrades
 from coinwire.services.runs import RunManager
@@ -56,6 +58,7 @@ class Served(Protocol):
     market: MarketData
     ohlcv: OhlcvQuery
     public_trades: PublicTrades
+    notifications: NotificationService
 
     async def readiness(self) -> dict[str, Any]: ...
 
@@ -106,6 +109,7 @@ def create_http_app(platform: Served, api: Api, access: Access, runs: RunManager
                            allow_headers=["Authorization", "Content-Type"], max_age=600)
     add_auth_routes(app, access.service, access.audit, platform.gateway.recent_logs, access.registration)
     add_preferences_routes(app, platform.store, platform.market)
+    add_notification_routes(app, platform.notifications)
     add_xwrap_routes(app, api)
     add_accounts_routes(app, api, access.repo, MembersRepository(platform.store))
     add_runs_routes(app, runs, access.owners)

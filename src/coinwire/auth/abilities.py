@@ -117,6 +117,12 @@ HTTP_RULES: dict[tuple[str, str], Rule] = {
     ("GET", "/api/v1/me/abilities"): READ_SELF,
     ("GET", "/api/v1/me/preferences"): READ_SELF,
     ("PUT", "/api/v1/me/preferences"): SELF,
+    # the caller's own notification channels, subscriptions and dead letters (viewers too: they are theirs)
+    ("GET", "/api/v1/me/notifications"): READ_SELF,
+    ("PUT", "/api/v1/me/notifications"): SELF,
+    ("POST", "/api/v1/me/notifications/test"): SELF,
+    ("GET", "/api/v1/me/notifications/dead_letters"): READ_SELF,
+    ("POST", "/api/v1/me/notifications/dead_letters/{letter_id}/retry"): SELF,
     ("GET", "/api/v1/api_keys"): READ_SELF,
     ("POST", "/api/v1/api_keys"): SELF,
     ("DELETE", "/api/v1/api_keys/{key_id}"): SELF,

@@ -18,6 +18,7 @@ import msgspec
 import platformdirs
 
 from coinwire.config.market_data import MarketDataConfig, check_market_data
+from coinwire.config.notifications import NotificationsConfig, check_notifications, notifications_env, public_notifications
 from coinwire.core.errors import InvalidInput
 
 __all__ = ["ExchangeConfig", "Settings", "load_settings", "ConfigError", "ENV_PREFIX", "MAX_PREMIUM_BP", "REGISTRATION_ROLES",
@@ -138,6 +139,7 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     schedule_ticks_kept_days: float = 30.0
     exchanges: list[ExchangeConfig] = msgspec.field(default_factory=_default_exchanges)
     market_data: MarketDataConfig = msgspec.field(default_factory=MarketDataConfig)  # tickers, FX, coins (config/market_data.py)
+    notifications: NotificationsConfig = msgspec.field(default_factory=NotificationsConfig)  # SMTP relay, retries (config/notifications.py)
 
     @property
     def data_path(self) -> Path:
@@ -160,6 +162,7 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
         data["store_url"] = _redact(self.resolved_store_url)
         data["bus_url"] = _redact(self.bus_url)
         data["cache_url"] = _redact(self.cache_url)
+        data["notifications"] = public_notifications(self.notifications)
         return data
 
 
@@ -245,6 +248,13 @@ def load_settings(
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
     merged.update(_env_overrides(os.environ if env is None else env))
+    notify_env = notifications_env(os.environ if env is None else env)  # nested: merged key by key into the file's table
+    if notify_env:
+        table = dict(merged.get("notifications") or {})
+        table.update({k: v for k, v in notify_env.items() if k != "smtp"})
+        if "smtp" in notify_env:
+            table["smtp"] = dict(table.get("smtp") or {}) | notify_env["smtp"]
+        merged["notifications"] = table
     merged.update({k: v for k, v in (overrides or {}).items() if v is not None})
     try:
         settings = msgspec.convert(merged, Settings, strict=False)
@@ -274,7 +284,7 @@ def _check(settings: Settings, env: Mapping[str, str]) -> None:
         raise ConfigError(f"bus_namespace: {exc.message}") from None
     if not 64 << 10 <= settings.ws_max_unread_bytes <= 1 << 30:
         raise ConfigError(f"ws_max_unread_bytes must be between 65536 and 1073741824, got {settings.ws_max_unread_bytes}")
-    problems = check_market_data(settings.market_data, env)
+    problems = check_market_data(settings.market_data, env) + check_notifications(settings.notifications)
     if problems:
         raise ConfigError(problems[0])
     if not 1 <= settings.log_feed_per_second <= 10_000:

@@ -34,7 +34,8 @@ __all__ = ["metadata", "accounts", "account_members", "orders", "fills", "wallet
            "wallet_totals", "hold_totals", "checkpoints", "candles",
            "fx_rates", "coin_stats", "meta", "IdType",
            "users", "sessions", "api_keys", "owners", "credentials", "audit", "preferences",
-           "site_settings", "TABLES", "CHANGE_SET_TABLES", "schedules", "schedule_ticks"]
+           "site_settings", "TABLES", "CHANGE_SET_TABLES", "schedules", "schedule_ticks",
+           "notify_channels", "notify_subscriptions", "notify_outbox"]
 
 # Stable constraint names on both dialects, so migrations can refer to them.
 metadata = MetaData(
@@ -416,6 +417,49 @@ schedule_ticks = Table(
     Column("outcome", String(16), nullable=True),
     Column("error", Text, nullable=True),
     Index(None, "tick_at"),
+)
+
+# Notifications (coinwire.services.notifications): each user's channels, which events go to which
+# channel, and the outbox every notification passes through. A channel's secret (a Telegram bot
+# token, a webhook's signing secret) is sealed with the credential vault's master keys (AES-GCM,
+# the user and channel as associated data), never stored in the clear.
+notify_channels = Table(
+    "notify_channels",
+    metadata,
+    Column("user_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("kind", String(16), primary_key=True),  # email | telegram | webhook
+    Column("settings", Text, nullable=False),  # JSON of the channel's public settings (address, chat id, url)
+    Column("key_id", String(32), nullable=True),  # the sealed secret's master key, nonce and ciphertext
+    Column("nonce", String(32), nullable=True),
+    Column("ciphertext", Text, nullable=True),
+    Column("updated_at", BigInteger, nullable=False),
+)
+notify_subscriptions = Table(
+    "notify_subscriptions",
+    metadata,
+    Column("user_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("event", String(32), primary_key=True),
+    Column("channel", String(16), primary_key=True),
+)
+# One row per (user, channel, event occurrence): `key` is UNIQUE, so an event derived twice (a bus
+# replay, a restart's recovery scan) never makes a second row. state: pending | sending | sent | dead.
+notify_outbox = Table(
+    "notify_outbox",
+    metadata,
+    Column("id", IdType, primary_key=True, autoincrement=True),
+    Column("key", String(200), nullable=False, unique=True),
+    Column("user_id", BigInteger, nullable=False),
+    Column("channel", String(16), nullable=False),
+    Column("event", String(32), nullable=False),
+    Column("payload", Text, nullable=False),  # the Delivery as JSON (no secret: targets are read at send time)
+    Column("state", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("next_at", BigInteger, nullable=False),  # ns: when a pending row is due
+    Column("last_error", Text, nullable=True),  # DeliveryFailed.reason: never a secret
+    Column("created_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+    Index("ix_notify_outbox_state_next_at", "state", "next_at"),
+    Index("ix_notify_outbox_user_id_state", "user_id", "state"),
 )
 
 # Parents before children: the order in which one transaction writes them.

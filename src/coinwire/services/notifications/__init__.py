@@ -1,0 +1,1 @@
+"""Notifications: channels (e-mail, Telegram, webhooks), receipts, the outbox and its worker."""
