@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
+import hmac
+import json
 import threading
+import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from email import message_from_bytes
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -14,6 +20,7 @@ import pytest
 from aiosmtpd.controller import Controller
 from playwright.sync_api import Browser, Page, expect
 
+from coinwire.api.client import RpcClient
 from tests.e2e.conftest import PHONE, TRADER, VIEWER, Watched, open_page, shot, sign_in
 from tests.server import ServerProcess, free_port
 
@@ -128,13 +135,22 @@ def signed_in(browser: Browser, server: ServerProcess) -> Iterator[Any]:
         assert not [e for e in w.errors if not any(x in e for x in expected)], f"console errors: {w.errors}"
 
 
+# retrieve_rates is registered by the rates service once it is wired to the scheduler: these schedules start a
+# strategy instead, at times that do not come during a test (a run would start as the schedule's owner)
+JOB = {"kind": "run_strategy", "strategy": "hodl", "mode": "paper", "balances": {"demo:USDT": "100"}, "params": {}, "for": "1h"}
+
+
 def _add_schedule(page: Page, name: str, spec: str, *, every: bool = False, zone: str = "UTC") -> None:
     form = page.get_by_test_id("add-schedule")
-    form.get_by_label("name").fill(name)
-    form.get_by_label("repeat by").select_option("every" if every else "cron")
-    form.get_by_label("cron or interval").fill(spec)
-    form.get_by_label("time zone").select_option(zone)
-    form.get_by_label("job kind").select_option("retrieve_rates")
+    form.get_by_label("name", exact=True).fill(name)
+    form.get_by_label("repeat by", exact=True).select_option("every" if every else "cron")
+    form.get_by_label("cron or interval", exact=True).fill(spec)
+    form.get_by_label("time zone", exact=True).select_option(zone)
+    form.get_by_label("job kind", exact=True).select_option("run_strategy")
+    form.get_by_label("strategy", exact=True).select_option("hodl")
+    form.get_by_label("mode", exact=True).select_option("paper")
+    form.get_by_label("each run lasts", exact=True).fill("1h")
+    form.get_by_label("funds", exact=True).fill("demo:USDT=100")
     form.get_by_role("button", name="Add schedule").click()
 
 
@@ -148,7 +164,7 @@ def test_schedules_page_adds_shows_next_runs_pauses_and_keeps_users_apart(
 
     # a bad cron: the API's own message, and nothing stored
     with _client(server, TRADER) as tom:
-        bad = {"name": "bad", "cron": "61 * * * *", "timezone": "UTC", "job": {"kind": "retrieve_rates"}}
+        bad = {"name": "bad", "cron": "61 * * * *", "timezone": "UTC", "job": JOB}
         refused = tom.post("/api/v1/schedules", json=bad)
         assert refused.status_code == 400, refused.text
         message = refused.json()["error"]["message"]
@@ -158,37 +174,44 @@ def test_schedules_page_adds_shows_next_runs_pauses_and_keeps_users_apart(
         assert tom.get("/api/v1/schedules").json() == []
 
     # a good one: its row with the next runs the API computed, in the user's zone
-    _add_schedule(page, "tom rates", "*/5 * * * *", zone="Europe/London")
+    _add_schedule(page, "tom rates", "30 3 * * *", zone="Europe/London")
     row = page.get_by_test_id("schedule-row").filter(has_text="tom rates")
     expect(row).to_be_visible()
     with _client(server, TRADER) as tom:
-        [mine] = tom.get("/api/v1/schedules").json()
-    assert mine["name"] == "tom rates" and mine["cron"] == "*/5 * * * *" and mine["timezone"] == "Europe/London"
-    assert len(mine["next_runs"]) >= 3
+        [listed] = tom.get("/api/v1/schedules").json()
+        mine = tom.get(f"/api/v1/schedules/{listed['id']}").json()
+    assert mine["name"] == "tom rates" and mine["cron"] == "30 3 * * *" and mine["timezone"] == "Europe/London"
+    assert mine["job"] == JOB
+    assert len(mine["next_runs"]) == 5
     next_runs = row.get_by_test_id("schedule-next").locator("li")
-    expect(next_runs).to_have_count(min(5, len(mine["next_runs"])))
-    expect(next_runs.first).to_have_text(_shown(page, mine["next_runs"][0]))
-    expect(row.get_by_test_id("schedule-spec")).to_have_text("*/5 * * * *")
+    expect(next_runs).to_have_count(5)
+    for i, run in enumerate(mine["next_runs"]):  # 03:30 in London each day, shown in the user's zone (UTC)
+        assert "T03:30:00" in run["at"]
+        expect(next_runs.nth(i)).to_have_text(_shown(page, run["ms"] / 1000))
+    expect(row.get_by_test_id("schedule-spec")).to_have_text("30 3 * * *")
+    expect(row.get_by_test_id("schedule-job")).to_have_text("Run a strategy for a period · hodl · paper · for 1h")
     expect(row.get_by_test_id("schedule-state")).to_have_text("active")
 
-    _add_schedule(page, "tom every minute", "1m", every=True)
+    _add_schedule(page, "tom every minute", "1d", every=True)
     expect(page.get_by_test_id("schedule-row")).to_have_count(2)
-    expect(page.get_by_test_id("schedule-row").filter(has_text="tom every minute").get_by_test_id("schedule-spec")).to_have_text("every 1m")
+    expect(page.get_by_test_id("schedule-row").filter(has_text="tom every minute").get_by_test_id("schedule-spec")).to_have_text("every 1d")
 
     # pause and resume
     row.get_by_role("button", name="Pause").click()
     expect(row.get_by_test_id("schedule-state")).to_have_text("paused")
     with _client(server, TRADER) as tom:
-        assert next(s for s in tom.get("/api/v1/schedules").json() if s["name"] == "tom rates")["state"] == "paused"
+        assert next(s for s in tom.get("/api/v1/schedules").json() if s["name"] == "tom rates")["paused"] is True
+    expect(row.get_by_test_id("schedule-next")).to_have_text("paused")
     row.get_by_role("button", name="Resume").click()
     expect(row.get_by_test_id("schedule-state")).to_have_text("active")
+    expect(row.get_by_test_id("schedule-next").locator("li")).to_have_count(5)
     shot(w, "schedules-trader")
 
     # another trader sees none of tom's, and adds her own
     t = signed_in(tess)
     t.page.goto("/app/schedules")
     expect(t.page.get_by_test_id("schedules-list")).to_contain_text("No schedules yet")
-    _add_schedule(t.page, "tess rates", "0 * * * *")
+    _add_schedule(t.page, "tess rates", "0 4 * * *")
     expect(t.page.get_by_test_id("schedule-row")).to_have_count(1)
     expect(t.page.get_by_test_id("schedule-row")).to_contain_text("tess rates")
     with _client(server, tess) as her:
@@ -204,11 +227,14 @@ def test_schedules_page_adds_shows_next_runs_pauses_and_keeps_users_apart(
     v.page.goto("/app/schedules")
     expect(v.page.get_by_test_id("schedules-list")).to_contain_text("No schedules yet")
     with _client(server, VIEWER) as vera:
-        answer = vera.post("/api/v1/schedules", json={"name": "v", "every": "1m", "timezone": "UTC", "job": {"kind": "retrieve_rates"}})
+        answer = vera.post("/api/v1/schedules", json={"name": "v", "every": "1d", "timezone": "UTC", "job": JOB})
         assert answer.status_code == 403, answer.text
         refusal = answer.json()["error"]["message"]
-    _add_schedule(v.page, "v", "1m", every=True)
+    expect(v.page.get_by_test_id("schedules-read-only")).to_be_visible()
+    _add_schedule(v.page, "v", "1d", every=True)
     expect(v.page.get_by_test_id("schedule-form-error")).to_have_text(refusal)
+    with _client(server, VIEWER) as vera:
+        assert vera.get("/api/v1/schedules").json() == []
     shot(v, "schedules-viewer")
 
     # removed, after the modal
@@ -227,19 +253,22 @@ def test_notifications_page_round_trips_keeps_secrets_write_only_and_users_apart
     page.get_by_role("link", name="Notifications").click()
     form = page.get_by_test_id("notifications-form")
     expect(form).to_be_visible()
-    bot_token = "123456:tom-secret-bot-token"
+    bot_token = "123456:tom_secret_bot_token_0123456789"
     hook_secret = "tom-webhook-signing-secret"
 
     # a URL that is not http(s): the API's message
     form.get_by_label("webhook URL").fill("ftp://example.org/hook")
+    form.get_by_label("Signing secret (HMAC-SHA256)").fill(hook_secret)
     form.get_by_role("checkbox", name="Run failed by Webhook").check()
     with _client(server, TRADER) as tom:
-        bad = {"channels": {"webhook": {"url": "ftp://example.org/hook"}}, "events": {"run_failed": ["webhook"]}}
+        bad = {"channels": {"webhook": {"url": "ftp://example.org/hook", "secret": hook_secret}}, "events": {"run_failed": ["webhook"]}}
         refused = tom.put("/api/v1/me/notifications", json=bad)
         assert refused.status_code == 400, refused.text
         message = refused.json()["error"]["message"]
     form.get_by_role("button", name="Save").click()
     expect(page.get_by_test_id("notifications-error")).to_have_text(message)
+    with _client(server, TRADER) as tom:
+        assert tom.get("/api/v1/me/notifications").json()["channels"] == {}  # nothing stored
 
     form.get_by_label("e-mail address").fill("tom@example.org")
     form.get_by_label("Bot token").fill(bot_token)
@@ -250,14 +279,16 @@ def test_notifications_page_round_trips_keeps_secrets_write_only_and_users_apart
     form.get_by_role("checkbox", name="Run failed by Telegram").check()
     form.get_by_role("button", name="Save").click()
     expect(page.get_by_test_id("telegram_bot_token-state")).to_contain_text("set")
+    expect(form.get_by_label("Bot token")).to_have_value("")
 
     with _client(server, TRADER) as tom:
         saved = tom.get("/api/v1/me/notifications").json()
     assert saved["channels"]["email"]["address"] == "tom@example.org"
-    assert saved["channels"]["telegram"]["chat_id"] in ("424242", 424242)
+    assert saved["channels"]["telegram"]["chat_id"] == "424242"
     assert saved["channels"]["telegram"]["bot_token"] == "set" and saved["channels"]["webhook"]["secret"] == "set"
     assert saved["channels"]["webhook"]["url"] == "https://hooks.example.org/tom"
-    assert sorted(saved["events"]["run_failed"]) == ["telegram", "webhook"] and saved["events"]["trade_receipt"] == ["email"]
+    assert saved["events"]["run_failed"] == ["telegram", "webhook"] and saved["events"]["trade_receipt"] == ["email"]
+    assert saved["events"]["order_filled"] == []
 
     page.reload()
     form = page.get_by_test_id("notifications-form")
@@ -296,6 +327,84 @@ def test_notifications_page_round_trips_keeps_secrets_write_only_and_users_apart
             theirs = them.get("/api/v1/me/notifications").json()
         assert "tom@example.org" not in str(theirs)
     expect(page.get_by_test_id("dead-letters")).to_be_visible()
+
+
+def _order_done(server: ServerProcess, user: tuple[str, str], client_oid: str) -> None:
+    """`user` places a limit order far below the market and cancels it: one order_done (in a worker thread, off Playwright's loop)."""
+    token = server.login(*user)["access_token"]
+
+    async def run() -> None:
+        async with RpcClient(f"{server.ws_anonymous}?access_token={token}") as rpc:
+            bid = float((await rpc.call("get_pricing", exchange="demo"))["BTC_USDT"]["bid"])
+            await rpc.call("make_order", exchange="demo", pair="BTC_USDT", side="buy", type="limit", size="0.001",
+                           limit=f"{bid * 0.5:.2f}", client_oid=client_oid)
+            await rpc.call("cancel_order", client_oid=client_oid)
+
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, run()).result(timeout=60)
+
+
+def test_send_test_per_channel_and_a_dead_letter_retried(
+    signed_in: Any, server: ServerProcess, tess: tuple[str, str], mailbox: _Mailbox, hooks: _Hooks,
+) -> None:
+    secret = "tess-webhook-signing-secret"
+    w = signed_in(tess)
+    page = w.page
+    page.goto("/app/notifications")
+    form = page.get_by_test_id("notifications-form")
+    form.get_by_label("e-mail address").fill("tess@example.org")
+    form.get_by_label("webhook URL").fill(hooks.url)
+    form.get_by_label("Signing secret (HMAC-SHA256)").fill(secret)
+    form.get_by_role("checkbox", name="Order done by Webhook").check()
+    expect(page.get_by_test_id("dead-letters")).to_contain_text("None")
+
+    # "Send test" saves what is on screen first, then the local SMTP server gets one message for tess
+    form.locator("[data-test-channel=email]").click()
+    expect(page.get_by_test_id("test-result-email")).to_have_text("Sent: check that it arrived.")
+    deadline = time.monotonic() + 10
+    while not any(m["To"] == "tess@example.org" for m in mailbox.messages) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert [m["To"] for m in mailbox.messages].count("tess@example.org") == 1
+    with _client(server, tess) as her:
+        assert her.get("/api/v1/me/notifications").json()["events"]["order_done"] == ["webhook"]
+
+    # a webhook that is down: the test says why it was not sent
+    hooks.status = 500
+    form.locator("[data-test-channel=webhook]").click()
+    expect(page.get_by_test_id("test-result-webhook")).to_contain_text("Not sent:")
+    expect(page.get_by_test_id("test-result-webhook")).to_contain_text("500")
+
+    # an order of hers is done while it is down: two attempts, then a dead letter on her page only
+    _order_done(server, tess, "tess-dead-letter-1")
+    with _client(server, tess) as her:
+        deadline = time.monotonic() + 20
+        while not her.get("/api/v1/me/notifications/dead_letters").json()["dead_letters"] and time.monotonic() < deadline:
+            time.sleep(0.2)
+        [letter] = her.get("/api/v1/me/notifications/dead_letters").json()["dead_letters"]
+    page.reload()
+    row = page.get_by_test_id("dead-letter")
+    expect(row).to_have_count(1)
+    expect(row).to_contain_text("webhook")
+    expect(row).to_contain_text("order_done")
+    expect(row).to_contain_text(letter["last_error"])
+    shot(w, "notifications-dead-letter")
+    for other in (TRADER, VIEWER):
+        with _client(server, other) as them:
+            assert them.get("/api/v1/me/notifications/dead_letters").json()["dead_letters"] == []
+            assert them.post(f"/api/v1/me/notifications/dead_letters/{letter['id']}/retry").status_code == 404
+
+    # the receiver is back: Retry delivers it once, signed with her secret
+    hooks.status = 200
+    row.get_by_role("button", name="Retry").click()
+    deadline = time.monotonic() + 10
+    while not hooks.received and time.monotonic() < deadline:
+        time.sleep(0.1)
+    [(headers, body)] = hooks.received
+    signature = {k.lower(): v for k, v in headers.items()}["x-coinwire-signature"]
+    assert signature == "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    assert json.loads(body)["event"] == "order_done"
+    page.reload()
+    expect(page.get_by_test_id("dead-letters")).to_contain_text("None")
 
 
 def test_pages_at_phone_width(signed_in: Any) -> None:

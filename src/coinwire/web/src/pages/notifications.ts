@@ -1,7 +1,7 @@
 // Notifications: the user's channels (e-mail, Telegram, webhook), which events go to which, a test per channel, and dead letters.
 
 import type { App } from "../app";
-import type { DeadLetter, NotificationSettings } from "../api/types";
+import type { DeadLetter, NotificationSettings, TestAnswer } from "../api/types";
 import * as fmt from "../format";
 import { Disposer, fill, h, placeholder } from "../ui/dom";
 
@@ -156,9 +156,9 @@ function settingsForm(app: App, s: NotificationSettings, afterSave: () => void):
     out.className = "result";
     out.textContent = "sending…";
     try {
-      const answer = await app.http.post<Record<string, unknown>>(`${PATH}/test`, { channel });
-      out.className = "result ok";
-      out.textContent = String(answer.message ?? answer.detail ?? answer.status ?? "sent");
+      const answer = await app.http.post<TestAnswer>(`${PATH}/test`, { channel });
+      out.className = `result ${answer.sent ? "ok" : "error"}`;
+      out.textContent = answer.sent ? "Sent: check that it arrived." : `Not sent: ${answer.reason ?? "no reason given"}`;
     } catch (e) {
       out.className = "result error";
       out.textContent = (e as Error).message;
@@ -190,7 +190,7 @@ function settingsForm(app: App, s: NotificationSettings, afterSave: () => void):
 async function deadLetters(app: App, box: HTMLElement, reload: () => void): Promise<void> {
   let list: DeadLetter[];
   try {
-    list = await app.http.get<DeadLetter[]>(`${PATH}/dead_letters`);
+    list = (await app.http.get<{ dead_letters: DeadLetter[] }>(`${PATH}/dead_letters`)).dead_letters;
   } catch (e) {
     fill(box, h("h3", {}, "Dead letters"), placeholder("error", `Dead letters could not be read: ${(e as Error).message}`));
     return;
@@ -208,14 +208,13 @@ async function deadLetters(app: App, box: HTMLElement, reload: () => void): Prom
     }
     reload();
   };
-  const when = (d: DeadLetter) => (d.failed_at ?? d.parked_at ?? d.created_at ?? null) as string | number | null;
   fill(box, h("h3", {}, `Dead letters (${list.length})`),
     h("p", { class: "muted" }, "Notifications that failed every retry. Fix the channel, then retry."),
     h("div", { class: "table-wrap" }, h("table", { class: "grid" },
-      h("thead", {}, h("tr", {}, ...["When", "Channel", "Event", "Attempts", "Last error", ""].map((t) => h("th", {}, t)))),
+      h("thead", {}, h("tr", {}, ...["Parked", "Channel", "Event", "What", "Attempts", "Last error", ""].map((t) => h("th", {}, t)))),
       h("tbody", {}, ...list.map((d) => h("tr", { "data-testid": "dead-letter", "data-dead-letter": String(d.id) },
-        h("td", {}, fmt.time(when(d))), h("td", {}, d.channel), h("td", {}, d.event),
-        h("td", { class: "num" }, String(d.attempts ?? "–")),
-        h("td", { class: "wrap" }, String(d.error ?? d.last_error ?? "")),
+        h("td", {}, fmt.time(d.updated_at / 1e9)), h("td", {}, d.channel), h("td", {}, d.event), h("td", { class: "wrap" }, d.subject),
+        h("td", { class: "num" }, String(d.attempts)),
+        h("td", { class: "wrap" }, d.last_error ?? ""),
         h("td", {}, h("button", { type: "button", class: "ghost", "data-action": "retry", onclick: () => void retry(d) }, "Retry"))))))));
 }

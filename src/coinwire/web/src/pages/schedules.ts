@@ -5,16 +5,14 @@ import type { Runnable, RunSummary, Schedule, ScheduleJob } from "../api/types";
 import * as fmt from "../format";
 import { prefs } from "../prefs";
 import { ZONES } from "./markets";
-import { toSeconds } from "../ui/series";
 import { Disposer, fill, h, placeholder } from "../ui/dom";
 
 const PATH = "/api/v1/schedules";
-const NEXT_SHOWN = 5;
 const JOB_KINDS: [string, string][] = [
   ["retrieve_rates", "Retrieve rates"],
   ["run_strategy", "Run a strategy for a period"],
   ["strategy_step", "A running strategy's step"],
-  ["housekeeping", "Housekeeping"],
+  ["housekeeping", "Housekeeping (admins)"],
 ];
 
 export function schedulesPage(app: App, _p: Record<string, string>, d: Disposer): HTMLElement {
@@ -22,22 +20,27 @@ export function schedulesPage(app: App, _p: Record<string, string>, d: Disposer)
   const error = h("p", { class: "error", role: "alert", "data-testid": "schedules-error" });
   const load = async (): Promise<void> => {
     try {
-      const schedules = await app.http.get<Schedule[]>(PATH);
-      fill(list, schedules.length ? schedulesTable(app, schedules, load, error) : placeholder("empty", "No schedules yet: add one below."));
+      const listed = await app.http.get<Schedule[]>(PATH);
+      // a list carries each schedule's next run; one schedule's own answer its next five
+      const full = await Promise.all(listed.map((s) => app.http.get<Schedule>(`${PATH}/${s.id}`).catch(() => s)));
+      fill(list, full.length ? schedulesTable(app, full, load, error) : placeholder("empty", "No schedules yet: add one below."));
     } catch (e) {
       fill(list, placeholder("error", `Schedules could not be read: ${(e as Error).message}`));
     }
   };
   void load();
   d.every(30_000, () => void load()); // the next runs move on
+  const admin = app.can("admin", "user");
   return h("div", { class: "page schedules" },
-    h("section", { class: "card" }, h("h3", {}, "Schedules"), error, list),
+    h("section", { class: "card" }, h("h3", {}, "Schedules"),
+      admin ? h("p", { class: "muted" }, "As an admin you see every user's schedules and the server's own.") : null,
+      error, list),
     addForm(app, load));
 }
 
-/** A time the API gives (ISO, or unix seconds or milliseconds) as the user reads it, in their zone. */
-function when(t: string | number): string {
-  return fmt.time(typeof t === "number" ? toSeconds(t) : t);
+/** A time of the API (epoch ms) as the user reads it, in their time zone. */
+function when(ms: number): string {
+  return fmt.time(ms / 1000);
 }
 
 /** "*\/5 * * * *" or "every 1m": what the schedule's times are made of. */
@@ -45,37 +48,29 @@ function specOf(s: Schedule): string {
   return s.cron ? s.cron : s.every ? `every ${s.every}` : "–";
 }
 
-function stateOf(s: Schedule): "active" | "paused" {
-  return s.state === "paused" || s.paused === true ? "paused" : "active";
-}
-
-/** One line on what the job does: its kind and the fields that say which strategy, run or step. */
+/** One line on what the job does: its kind and what it names (strategy, run, step, markets). */
 export function jobSummary(job: ScheduleJob): string {
-  const label = JOB_KINDS.find(([k]) => k === job.kind)?.[1] ?? job.kind;
+  const label = JOB_KINDS.find(([k]) => k === job.kind)?.[1].replace(" (admins)", "") ?? job.kind;
   const s = (k: string) => (job[k] === undefined || job[k] === null || job[k] === "" ? "" : String(job[k]));
-  if (job.kind === "run_strategy") return [label, s("strategy"), s("period") && `for ${s("period")}`].filter(Boolean).join(" · ");
-  if (job.kind === "strategy_step") return [label, s("run_id") || s("run"), s("step") && `step ${s("step")}`].filter(Boolean).join(" · ");
+  if (job.kind === "run_strategy") return [label, s("strategy"), s("mode"), s("for") && `for ${s("for")}`].filter(Boolean).join(" · ");
+  if (job.kind === "strategy_step") return [label, s("run_id"), s("step") && `step ${s("step")}`].filter(Boolean).join(" · ");
   if (job.kind === "retrieve_rates") {
-    const where = [s("exchange"), Array.isArray(job.symbols) ? (job.symbols as unknown[]).join(", ") : s("symbols")].filter(Boolean).join(" ");
-    return where ? `${label} · ${where}` : `${label} · every market with a running feed`;
+    const markets = Array.isArray(job.markets) ? (job.markets as string[][]).map(([e, sym]) => `${e}:${sym}`) : [];
+    return `${label} · ${markets.length ? markets.join(", ") : "every market with a running feed"}`;
   }
   return label;
 }
 
-/** The last run's outcome as the API gives it: a word, or an object with a status (and when, and why). */
-function outcomeOf(s: Schedule): { text: string; cls: string; title: string } {
-  const o = s.last_outcome ?? s.last_run ?? null;
-  if (o === null || o === undefined || o === "") return { text: "not run yet", cls: "", title: "" };
-  if (typeof o !== "object") return { text: String(o), cls: String(o), title: "" };
-  const r = o as Record<string, unknown>;
-  const status = String(r.outcome ?? r.status ?? r.state ?? "");
-  const at = r.at ?? r.finished_at ?? r.ran_at ?? r.tick_at ?? r.tick ?? null;
-  const why = r.error ?? r.message ?? r.detail ?? "";
-  const text = [status, at !== null ? when(at as string | number) : ""].filter(Boolean).join(" · ");
-  return { text: text || "–", cls: status, title: String(why ?? "") };
+/** The latest tick: its outcome (ok, error, unfinished), when, and the error's words. */
+function outcomeOf(s: Schedule): { text: string; cls: string; why: string } {
+  const t = s.last_tick;
+  if (!t) return { text: "not run yet", cls: "", why: "" };
+  return { text: `${t.outcome} · ${when(t.tick_at)}`, cls: t.outcome, why: t.error ?? "" };
 }
 
 function schedulesTable(app: App, schedules: Schedule[], reload: () => Promise<void>, error: HTMLElement): HTMLElement {
+  const me = app.abilities.value?.user.id;
+  const manage = app.can("manage", "schedule");
   const act = async (what: string, run: () => Promise<unknown>, done: string): Promise<void> => {
     error.textContent = "";
     try {
@@ -87,48 +82,79 @@ function schedulesTable(app: App, schedules: Schedule[], reload: () => Promise<v
     await reload();
   };
   const rows = schedules.map((s) => {
-    const id = encodeURIComponent(String(s.id));
-    const state = stateOf(s);
+    const path = `${PATH}/${s.id}`;
+    const state = s.paused ? "paused" : "active";
     const outcome = outcomeOf(s);
-    const next = (s.next_runs ?? []).slice(0, NEXT_SHOWN);
-    const toggle = h("button", { type: "button", class: "ghost", "data-action": state === "paused" ? "resume" : "pause",
-      onclick: () => void act(state === "paused" ? "Resume" : "Pause", () => app.http.post(`${PATH}/${id}/${state === "paused" ? "resume" : "pause"}`),
-        `${s.name} ${state === "paused" ? "resumed" : "paused"}.`) }, state === "paused" ? "Resume" : "Pause");
+    const toggle = h("button", { type: "button", class: "ghost", "data-action": s.paused ? "resume" : "pause",
+      onclick: () => void act(s.paused ? "Resume" : "Pause", () => app.http.post(`${path}/${s.paused ? "resume" : "pause"}`),
+        `${s.name} ${s.paused ? "resumed" : "paused"}.`) }, s.paused ? "Resume" : "Pause");
     const remove = h("button", { type: "button", class: "ghost danger", "data-action": "remove", onclick: async () => {
-      if (!(await app.confirm(`Remove ${s.name}?`, "The schedule stops and is deleted; runs it started are kept.", "Remove"))) return;
-      await act("Remove", () => app.http.delete(`${PATH}/${id}`), `${s.name} removed.`);
+      if (!(await app.confirm(`Remove ${s.name}?`, "The schedule and its history of runs are deleted; runs it started are kept.", "Remove"))) return;
+      await act("Remove", () => app.http.delete(path), `${s.name} removed.`);
     } }, "Remove");
+    const whose = s.system ? h("span", { class: "badge" }, "server") : s.owner_id !== me ? h("span", { class: "badge" }, `user ${s.owner_id}`) : null;
     return h("tr", { "data-testid": "schedule-row", "data-schedule": String(s.id) },
-      h("td", {}, s.name),
+      h("td", {}, s.name, " ", whose),
       h("td", {}, h("span", { class: "mono", "data-testid": "schedule-spec" }, specOf(s)),
-        s.misfire?.policy === "catch_up" ? h("div", { class: "muted why" }, `catches up at most ${s.misfire.limit ?? "?"} missed`) : null),
+        s.misfire.policy === "catch_up" ? h("div", { class: "muted why" }, `catches up at most ${s.misfire.limit} missed`) : null),
       h("td", {}, s.timezone),
       h("td", { "data-testid": "schedule-job" }, jobSummary(s.job)),
-      h("td", {}, h("span", { class: `badge ${state === "active" ? "running" : "stopped"}`, "data-testid": "schedule-state" }, state)),
-      h("td", { "data-testid": "schedule-next" }, next.length
-        ? h("ol", { class: "next-runs" }, ...next.map((t) => h("li", {}, when(t))))
-        : h("span", { class: "muted" }, state === "paused" ? "paused" : "none")),
-      h("td", { title: outcome.title, "data-testid": "schedule-outcome" }, h("span", { class: `badge ${outcome.cls}` }, outcome.text),
-        outcome.title ? h("div", { class: "muted why" }, outcome.title) : null),
-      h("td", {}, h("div", { class: "row nowrap" }, toggle, remove)));
+      h("td", {}, h("span", { class: `badge ${s.paused ? "stopped" : "running"}`, "data-testid": "schedule-state" }, state)),
+      h("td", { "data-testid": "schedule-next" }, s.next_runs.length
+        ? h("ol", { class: "next-runs" }, ...s.next_runs.map((t) => h("li", { title: t.at }, when(t.ms))))
+        : h("span", { class: "muted" }, s.paused ? "paused" : "none")),
+      h("td", { "data-testid": "schedule-outcome" }, h("span", { class: `badge ${outcome.cls}` }, outcome.text),
+        outcome.why ? h("div", { class: "muted why" }, outcome.why) : null),
+      h("td", {}, manage ? h("div", { class: "row nowrap" }, toggle, remove) : null));
   });
   return h("div", { class: "table-wrap" }, h("table", { class: "grid" },
-    h("thead", {}, h("tr", {}, ...["Name", "Spec", "Time zone", "Job", "State", `Next runs (${prefs.value.tz})`, "Last outcome", ""].map((t) => h("th", {}, t)))),
+    h("thead", {}, h("tr", {}, ...["Name", "Spec", "Time zone", "Job", "State", `Next runs (${prefs.value.tz})`, "Last run", ""].map((t) => h("th", {}, t)))),
     h("tbody", {}, ...rows)));
+}
+
+/** "demo:BTC/USDT, binance:ETH/USDT" as the job's [[exchange, symbol], ...]; or why it cannot be read. */
+function marketsOf(text: string): string[][] | string | undefined {
+  const items = text.split(/[\s,]+/).filter(Boolean);
+  if (!items.length) return undefined;
+  const out: string[][] = [];
+  for (const item of items) {
+    const m = /^([a-z0-9_-]+):([A-Za-z0-9]+[/_][A-Za-z0-9]+)$/.exec(item);
+    if (!m) return `"${item}" is not exchange:symbol (e.g. demo:BTC/USDT).`;
+    out.push([m[1], m[2].replace("_", "/").toUpperCase()]);
+  }
+  return out;
+}
+
+/** "demo:USDT=1000, demo:BTC=0.1" as a run's balances {"demo:USDT": "1000", ...}; or why it cannot be read. */
+function balancesOf(text: string): Record<string, string> | string {
+  const out: Record<string, string> = {};
+  for (const item of text.split(/[\s,]+/).filter(Boolean)) {
+    const m = /^([a-z0-9_-]+):([A-Za-z0-9]+)=([0-9]+(?:\.[0-9]+)?)$/.exec(item);
+    if (!m) return `"${item}" is not exchange:CURRENCY=amount (e.g. demo:USDT=1000).`;
+    out[`${m[1]}:${m[2].toUpperCase()}`] = m[3];
+  }
+  return Object.keys(out).length ? out : "Give the run its funds, e.g. demo:USDT=1000.";
 }
 
 /** The job's own fields for each kind, and how to read them into the job object (or why they cannot be sent). */
 function jobFields(app: App): { el: HTMLElement; kind: HTMLSelectElement; read: () => ScheduleJob | string } {
-  const kind = h("select", { name: "job_kind", "aria-label": "job kind" }, ...JOB_KINDS.map(([k, label]) => h("option", { value: k }, label)));
+  const kinds = JOB_KINDS.filter(([k]) => k !== "housekeeping" || app.can("admin", "user"));
+  const kind = h("select", { name: "job_kind", "aria-label": "job kind" }, ...kinds.map(([k, label]) => h("option", { value: k }, label)));
+  const markets = h("input", { name: "markets", "aria-label": "markets", placeholder: "empty: every market with a running feed; or demo:BTC/USDT, …", autocomplete: "off" });
   const strategy = h("select", { name: "strategy", "aria-label": "strategy" });
-  const period = h("input", { name: "period", "aria-label": "period", placeholder: "e.g. 1d, 7d, 4h", autocomplete: "off" });
-  const run = h("select", { name: "run", "aria-label": "run" });
-  const step = h("input", { name: "step", "aria-label": "step name", placeholder: "the strategy's scheduled step", autocomplete: "off" });
+  const period = h("input", { name: "for", "aria-label": "each run lasts", placeholder: "e.g. 30m, 8h, 1d", autocomplete: "off" });
+  const mode = h("select", { name: "mode", "aria-label": "mode" }, ...["paper", "live", "backtest"].map((m) => h("option", { value: m }, m)));
+  const balances = h("input", { name: "balances", "aria-label": "funds", placeholder: "demo:USDT=1000, demo:BTC=0.1", autocomplete: "off" });
+  const params = h("input", { name: "params", "aria-label": "parameters", class: "mono", placeholder: '{"fast": 20, "slow": 50} (empty: the defaults)', autocomplete: "off" });
+  const run = h("select", { name: "run_id", "aria-label": "run" });
+  const step = h("input", { name: "step", "aria-label": "step name", value: "step", autocomplete: "off" });
   const groups: Record<string, HTMLElement[]> = {
-    run_strategy: [h("label", {}, "Strategy", strategy), h("label", {}, "Period", period)],
-    strategy_step: [h("label", {}, "Run", run), h("label", {}, "Step", step)],
-    retrieve_rates: [h("p", { class: "muted wide" }, "Stores one rate a minute for every market with a running feed.")],
-    housekeeping: [h("p", { class: "muted wide" }, "The server's own clean-up, on your schedule.")],
+    retrieve_rates: [h("label", { class: "wide" }, "Markets", markets)],
+    run_strategy: [h("label", {}, "Strategy", strategy), h("label", {}, "Mode", mode), h("label", {}, "Each run lasts", period),
+      h("label", {}, "Funds", balances), h("label", { class: "wide" }, "Parameters (JSON)", params)],
+    strategy_step: [h("label", {}, "Run", run), h("label", {}, "Step", step),
+      h("p", { class: "muted wide" }, "Each tick calls the running strategy's on_step with this name.")],
+    housekeeping: [h("p", { class: "muted wide" }, "Deletes finished ticks older than the server's retention, keeping each schedule's latest.")],
   };
   const show = () => {
     for (const [k, els] of Object.entries(groups)) for (const el of els) el.hidden = k !== kind.value;
@@ -146,10 +172,25 @@ function jobFields(app: App): { el: HTMLElement; kind: HTMLSelectElement; read: 
     el: h("div", { class: "form-grid" }, ...Object.values(groups).flat()),
     kind,
     read: () => {
+      if (kind.value === "retrieve_rates") {
+        const m = marketsOf(markets.value);
+        return typeof m === "string" ? m : m ? { kind: kind.value, markets: m } : { kind: kind.value };
+      }
       if (kind.value === "run_strategy") {
         if (!strategy.value) return "Choose a strategy to run.";
-        if (!period.value.trim()) return "Give the period the strategy runs for (e.g. 1d).";
-        return { kind: kind.value, strategy: strategy.value, period: period.value.trim() };
+        if (!period.value.trim()) return "Say how long each run lasts (e.g. 1h).";
+        const b = balancesOf(balances.value);
+        if (typeof b === "string") return b;
+        let p: unknown = {};
+        if (params.value.trim()) {
+          try {
+            p = JSON.parse(params.value);
+          } catch {
+            return "Parameters: a JSON object, e.g. {\"fast\": 20}.";
+          }
+          if (typeof p !== "object" || p === null || Array.isArray(p)) return "Parameters: a JSON object, e.g. {\"fast\": 20}.";
+        }
+        return { kind: kind.value, strategy: strategy.value, mode: mode.value, balances: b, params: p, for: period.value.trim() };
       }
       if (kind.value === "strategy_step") {
         if (!run.value) return "Choose a running run.";
@@ -162,14 +203,14 @@ function jobFields(app: App): { el: HTMLElement; kind: HTMLSelectElement; read: 
 }
 
 function addForm(app: App, added: () => Promise<void>): HTMLElement {
-  const name = h("input", { name: "name", "aria-label": "name", placeholder: "e.g. rates every minute", autocomplete: "off", required: true });
+  const name = h("input", { name: "name", "aria-label": "name", placeholder: "e.g. rates every minute", autocomplete: "off" });
   const how = h("select", { name: "how", "aria-label": "repeat by" }, h("option", { value: "cron" }, "Cron expression"), h("option", { value: "every" }, "Every (interval)"));
   const spec = h("input", { name: "spec", "aria-label": "cron or interval", class: "mono", value: "*/5 * * * *", autocomplete: "off" });
   const zones = [...new Set([prefs.value.tz, ...ZONES])];
   const tz = h("select", { name: "timezone", "aria-label": "time zone" }, ...zones.map((z) => h("option", { value: z, selected: z === prefs.value.tz }, z)));
   const policy = h("select", { name: "misfire", "aria-label": "misfire policy" },
-    h("option", { value: "skip" }, "Skip missed runs"), h("option", { value: "catch_up" }, "Catch up missed runs"));
-  const limit = h("input", { name: "limit", "aria-label": "catch-up limit", type: "number", min: 1, max: 1000, value: 3 });
+    h("option", { value: "skip" }, "Run the latest missed one"), h("option", { value: "catch_up" }, "Catch up missed runs"));
+  const limit = h("input", { name: "limit", "aria-label": "catch-up limit", type: "number", min: 1, max: 1000, value: 10 });
   const limitLabel = h("label", {}, "At most (missed runs caught up)", limit);
   const hint = h("small", { class: "muted" });
   const job = jobFields(app);
@@ -198,7 +239,8 @@ function addForm(app: App, added: () => Promise<void>): HTMLElement {
       limitLabel,
       h("label", {}, "Job", job.kind)),
     job.el,
-    !app.can("manage", "run") ? h("p", { class: "muted" }, `Your role (${app.abilities.value?.user.role ?? "?"}) may look at schedules; the server decides whether it may add them.`) : null,
+    !app.can("manage", "schedule") ? h("p", { class: "muted", "data-testid": "schedules-read-only" },
+      `Your role (${app.abilities.value?.user.role ?? "?"}) lists schedules; adding and changing them is for traders.`) : null,
     error, submit);
   form.addEventListener("submit", async (e) => {
     e.preventDefault();
@@ -208,12 +250,12 @@ function addForm(app: App, added: () => Promise<void>): HTMLElement {
     const j = job.read();
     if (typeof j === "string") return void (error.textContent = j);
     const body: Record<string, unknown> = { name: name.value.trim(), [how.value]: spec.value.trim(), timezone: tz.value, job: j,
-      misfire: policy.value === "catch_up" ? { policy: "catch_up", limit: Math.max(1, Math.round(Number(limit.value) || 1)) } : { policy: "skip" } };
+      misfire: policy.value === "catch_up" ? { policy: "catch_up", limit: Math.round(Number(limit.value)) } : { policy: "skip" } };
     submit.disabled = true;
     try {
       const made = await app.http.post<Schedule>(PATH, body);
-      const first = made.next_runs?.[0];
-      app.toast(first !== undefined ? `${made.name} added; next run ${when(first)}.` : `${made.name} added.`);
+      const first = made.next_runs[0];
+      app.toast(first ? `${made.name} added; next run ${when(first.ms)}.` : `${made.name} added.`);
       name.value = "";
       await added();
     } catch (err) {
