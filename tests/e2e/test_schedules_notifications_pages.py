@@ -174,13 +174,13 @@ def test_schedules_page_adds_shows_next_runs_pauses_and_keeps_users_apart(
         assert tom.get("/api/v1/schedules").json() == []
 
     # a good one: its row with the next runs the API computed, in the user's zone
-    _add_schedule(page, "tom rates", "30 3 * * *", zone="Europe/London")
-    row = page.get_by_test_id("schedule-row").filter(has_text="tom rates")
+    _add_schedule(page, "tom nightly", "30 3 * * *", zone="Europe/London")
+    row = page.get_by_test_id("schedule-row").filter(has_text="tom nightly")
     expect(row).to_be_visible()
     with _client(server, TRADER) as tom:
         [listed] = tom.get("/api/v1/schedules").json()
         mine = tom.get(f"/api/v1/schedules/{listed['id']}").json()
-    assert mine["name"] == "tom rates" and mine["cron"] == "30 3 * * *" and mine["timezone"] == "Europe/London"
+    assert mine["name"] == "tom nightly" and mine["cron"] == "30 3 * * *" and mine["timezone"] == "Europe/London"
     assert mine["job"] == JOB
     assert len(mine["next_runs"]) == 5
     next_runs = row.get_by_test_id("schedule-next").locator("li")
@@ -192,15 +192,15 @@ def test_schedules_page_adds_shows_next_runs_pauses_and_keeps_users_apart(
     expect(row.get_by_test_id("schedule-job")).to_have_text("Run a strategy for a period · hodl · paper · for 1h")
     expect(row.get_by_test_id("schedule-state")).to_have_text("active")
 
-    _add_schedule(page, "tom every minute", "1d", every=True)
+    _add_schedule(page, "tom daily", "1d", every=True)
     expect(page.get_by_test_id("schedule-row")).to_have_count(2)
-    expect(page.get_by_test_id("schedule-row").filter(has_text="tom every minute").get_by_test_id("schedule-spec")).to_have_text("every 1d")
+    expect(page.get_by_test_id("schedule-row").filter(has_text="tom daily").get_by_test_id("schedule-spec")).to_have_text("every 1d")
 
     # pause and resume
     row.get_by_role("button", name="Pause").click()
     expect(row.get_by_test_id("schedule-state")).to_have_text("paused")
     with _client(server, TRADER) as tom:
-        assert next(s for s in tom.get("/api/v1/schedules").json() if s["name"] == "tom rates")["paused"] is True
+        assert next(s for s in tom.get("/api/v1/schedules").json() if s["name"] == "tom nightly")["paused"] is True
     expect(row.get_by_test_id("schedule-next")).to_have_text("paused")
     row.get_by_role("button", name="Resume").click()
     expect(row.get_by_test_id("schedule-state")).to_have_text("active")
@@ -211,21 +211,21 @@ def test_schedules_page_adds_shows_next_runs_pauses_and_keeps_users_apart(
     t = signed_in(tess)
     t.page.goto("/app/schedules")
     expect(t.page.get_by_test_id("schedules-list")).to_contain_text("No schedules yet")
-    _add_schedule(t.page, "tess rates", "0 4 * * *")
+    _add_schedule(t.page, "tess early", "0 4 * * *")
     expect(t.page.get_by_test_id("schedule-row")).to_have_count(1)
-    expect(t.page.get_by_test_id("schedule-row")).to_contain_text("tess rates")
+    expect(t.page.get_by_test_id("schedule-row")).to_contain_text("tess early")
     with _client(server, tess) as her:
-        assert [s["name"] for s in her.get("/api/v1/schedules").json()] == ["tess rates"]
+        assert [s["name"] for s in her.get("/api/v1/schedules").json()] == ["tess early"]
         tom_id = mine["id"]
         assert her.delete(f"/api/v1/schedules/{tom_id}").status_code == 404  # not hers: not found, not removed
     page.reload()
     expect(page.get_by_test_id("schedule-row")).to_have_count(2)
-    assert page.get_by_test_id("schedule-row").filter(has_text="tess rates").count() == 0
+    assert page.get_by_test_id("schedule-row").filter(has_text="tess early").count() == 0
 
     # a viewer: an empty list, and the API's refusal shown when they try to add one
     v = signed_in(VIEWER)
     v.page.goto("/app/schedules")
-    expect(v.page.get_by_test_id("schedules-list")).to_contain_text("No schedules yet")
+    expect(v.page.get_by_test_id("schedules-list")).to_have_text("No schedules.")
     with _client(server, VIEWER) as vera:
         answer = vera.post("/api/v1/schedules", json={"name": "v", "every": "1d", "timezone": "UTC", "job": JOB})
         assert answer.status_code == 403, answer.text
@@ -242,7 +242,7 @@ def test_schedules_page_adds_shows_next_runs_pauses_and_keeps_users_apart(
     page.get_by_test_id("modal-confirm").click()
     expect(page.get_by_test_id("schedule-row")).to_have_count(1)
     with _client(server, TRADER) as tom:
-        assert [s["name"] for s in tom.get("/api/v1/schedules").json()] == ["tom every minute"]
+        assert [s["name"] for s in tom.get("/api/v1/schedules").json()] == ["tom daily"]
 
 
 def test_notifications_page_round_trips_keeps_secrets_write_only_and_users_apart(

@@ -23,7 +23,8 @@ export function schedulesPage(app: App, _p: Record<string, string>, d: Disposer)
       const listed = await app.http.get<Schedule[]>(PATH);
       // a list carries each schedule's next run; one schedule's own answer its next five
       const full = await Promise.all(listed.map((s) => app.http.get<Schedule>(`${PATH}/${s.id}`).catch(() => s)));
-      fill(list, full.length ? schedulesTable(app, full, load, error) : placeholder("empty", "No schedules yet: add one below."));
+      fill(list, full.length ? schedulesTable(app, full, load, error)
+        : placeholder("empty", app.can("manage", "schedule") ? "No schedules yet: add one below." : "No schedules."));
     } catch (e) {
       fill(list, placeholder("error", `Schedules could not be read: ${(e as Error).message}`));
     }
@@ -94,20 +95,20 @@ function schedulesTable(app: App, schedules: Schedule[], reload: () => Promise<v
     } }, "Remove");
     const whose = s.system ? h("span", { class: "badge" }, "server") : s.owner_id !== me ? h("span", { class: "badge" }, `user ${s.owner_id}`) : null;
     return h("tr", { "data-testid": "schedule-row", "data-schedule": String(s.id) },
-      h("td", {}, s.name, " ", whose),
-      h("td", {}, h("span", { class: "mono", "data-testid": "schedule-spec" }, specOf(s)),
+      h("td", { "data-label": "Name" }, s.name, " ", whose),
+      h("td", { "data-label": "Spec" }, h("span", { class: "mono", "data-testid": "schedule-spec" }, specOf(s)),
         s.misfire.policy === "catch_up" ? h("div", { class: "muted why" }, `catches up at most ${s.misfire.limit} missed`) : null),
-      h("td", {}, s.timezone),
-      h("td", { "data-testid": "schedule-job" }, jobSummary(s.job)),
-      h("td", {}, h("span", { class: `badge ${s.paused ? "stopped" : "running"}`, "data-testid": "schedule-state" }, state)),
-      h("td", { "data-testid": "schedule-next" }, s.next_runs.length
+      h("td", { "data-label": "Time zone" }, s.timezone),
+      h("td", { "data-label": "Job", "data-testid": "schedule-job" }, jobSummary(s.job)),
+      h("td", { "data-label": "State" }, h("span", { class: `badge ${s.paused ? "stopped" : "running"}`, "data-testid": "schedule-state" }, state)),
+      h("td", { "data-label": "Next runs", "data-testid": "schedule-next" }, s.next_runs.length
         ? h("ol", { class: "next-runs" }, ...s.next_runs.map((t) => h("li", { title: t.at }, when(t.ms))))
         : h("span", { class: "muted" }, s.paused ? "paused" : "none")),
-      h("td", { "data-testid": "schedule-outcome" }, h("span", { class: `badge ${outcome.cls}` }, outcome.text),
+      h("td", { "data-label": "Last run", "data-testid": "schedule-outcome" }, h("span", { class: `badge ${outcome.cls}` }, outcome.text),
         outcome.why ? h("div", { class: "muted why" }, outcome.why) : null),
       h("td", {}, manage ? h("div", { class: "row nowrap" }, toggle, remove) : null));
   });
-  return h("div", { class: "table-wrap" }, h("table", { class: "grid" },
+  return h("div", { class: "table-wrap" }, h("table", { class: "grid stack" },
     h("thead", {}, h("tr", {}, ...["Name", "Spec", "Time zone", "Job", "State", `Next runs (${prefs.value.tz})`, "Last run", ""].map((t) => h("th", {}, t)))),
     h("tbody", {}, ...rows)));
 }
@@ -140,7 +141,7 @@ function balancesOf(text: string): Record<string, string> | string {
 function jobFields(app: App): { el: HTMLElement; kind: HTMLSelectElement; read: () => ScheduleJob | string } {
   const kinds = JOB_KINDS.filter(([k]) => k !== "housekeeping" || app.can("admin", "user"));
   const kind = h("select", { name: "job_kind", "aria-label": "job kind" }, ...kinds.map(([k, label]) => h("option", { value: k }, label)));
-  const markets = h("input", { name: "markets", "aria-label": "markets", placeholder: "empty: every market with a running feed; or demo:BTC/USDT, …", autocomplete: "off" });
+  const markets = h("input", { name: "markets", "aria-label": "markets", placeholder: "demo:BTC/USDT, … (empty: every running feed)", autocomplete: "off" });
   const strategy = h("select", { name: "strategy", "aria-label": "strategy" });
   const period = h("input", { name: "for", "aria-label": "each run lasts", placeholder: "e.g. 30m, 8h, 1d", autocomplete: "off" });
   const mode = h("select", { name: "mode", "aria-label": "mode" }, ...["paper", "live", "backtest"].map((m) => h("option", { value: m }, m)));
