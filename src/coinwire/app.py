@@ -234,7 +234,7 @@ def create_app(settings: Settings, env: Mapping[str, str] | None = None) -> Fast
     schedule_kinds: list[JobKind] = [RunStrategy(runs, run_owners), StrategyStep(runs, run_owners),
                       Housekeeping(platform.store, int(settings.schedule_ticks_kept_days * 86_400_000))]
     scheduler = Scheduler(platform.store, {k.name: k for k in schedule_kinds}, record_rates=settings.record_rates,
-                          preferences=PreferencesRepository(platform.store))
+                          preferences=PreferencesRepository(platform.store), users=access.repo)
     api = Api(platform.gateway, platform.notifier, platform.health, platform.streams, ohlcv_streams=platform.ohlcv_streams,
               auth=access.service, owners=access.owners, audit=access.audit, connections=access.connections,
               rpc_limit=access.rpc_limit, scheduler=scheduler)

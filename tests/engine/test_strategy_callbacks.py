@@ -42,7 +42,7 @@ def test_defining_a_data_callback_as_a_hook_is_refused_naming_the_subscription(n
 def test_a_misspelt_hook_gets_did_you_mean_and_any_other_on_name_the_hooks() -> None:
     assert "did you mean on_fill?" in _refusal("    def on_fills(self, fill):\n        pass\n").message
     error = _refusal("    def on_golden(self):\n        pass\n")
-    assert "did you mean" not in error.message and "on_fill, on_input, on_order, on_start, on_stop" in error.message
+    assert "did you mean" not in error.message and "on_fill, on_input, on_order, on_start, on_step, on_stop" in error.message
     _refusal("    on_candle = print\n")  # any attribute of that name, not only a def
 
 

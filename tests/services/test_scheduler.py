@@ -290,3 +290,40 @@ class _EffectCheck:
 
     async def run(self, job: Job, tick_ms: int) -> None:
         raise AssertionError("the parent never runs ticks")
+
+
+async def test_the_loop_wakes_for_a_new_schedule_and_runs_it_on_the_wall_clock(store: Store) -> None:
+    kind = Recorder()
+    scheduler = Scheduler(store, {"record": kind}, record_rates=False, max_wait=30.0)  # it must not wait 30 s for a new schedule
+    await scheduler.start()
+    try:
+        await asyncio.sleep(0.2)  # the loop is asleep: nothing was due
+        made = await scheduler.add({"name": "each second", "every": "1s", "job": {"kind": "record"}}, TOM)
+        deadline = time.monotonic() + 10
+        while len(kind.ticks) < 2 and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        ticks = [t for _, t in kind.ticks]
+        assert len(ticks) >= 2 and ticks == sorted(set(ticks)) and all(t % 1000 == 0 for t in ticks)
+        assert {i for i, _ in kind.ticks} == {made["id"]}
+    finally:
+        await scheduler.close()
+
+
+async def test_each_tick_runs_as_its_owner_is_now_disabled_or_demoted_owners_run_nothing(store: Store) -> None:
+    from coinwire.auth.repository import AuthRepository
+
+    users = AuthRepository(store)
+    admin_id = await users.add_user("ada", "x", "admin", "pro", 1)
+    ada = Principal(user_id=admin_id, username="ada", role="admin", plan="pro")
+    clock = Clock()
+    scheduler = Scheduler(store, {"housekeeping": Housekeeping(store, MINUTE)}, clock, record_rates=False, users=users)
+    made = await scheduler.add({"name": "tidy", "every": "1m", "job": {"kind": "housekeeping"}}, ada)  # admins only
+    outcomes = []
+    for minute, change in ((1, {}), (2, {"role": "trader"}), (3, {"role": "admin", "disabled": True}), (4, {"disabled": False})):
+        if change:
+            await users.update_user(admin_id, **change)
+        clock.now = T0 + minute * MINUTE
+        await scheduler.run_due(clock.now)
+        tick = (await scheduler.get(made["id"], SYSTEM))["last_tick"]
+        outcomes.append((tick["outcome"], (tick["error"] or "").split(":")[0]))
+    assert outcomes == [("ok", ""), ("error", "forbidden"), ("error", "owner_disabled"), ("ok", "")]

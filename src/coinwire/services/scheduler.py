@@ -34,6 +34,7 @@ import structlog
 from coinwire.auth.abilities import Principal, can
 from coinwire.auth.errors import Forbidden
 from coinwire.auth.preferences import PreferencesRepository
+from coinwire.auth.repository import AuthRepository
 from coinwire.core.errors import CoinwireError, Conflict, InvalidInput, NotFound
 from coinwire.core.rollup import parse_timeframe
 from coinwire.core.schedules import Misfire, Spec, due_ticks, next_after, next_runs, parse_misfire, parse_spec
@@ -131,16 +132,19 @@ class Scheduler:
 
     def __init__(self, store: Store, kinds: Mapping[str, JobKind], clock: Callable[[], int] = wall_ms, *,
                  record_rates: bool = True, preferences: PreferencesRepository | None = None,
-                 max_wait: float = MAX_WAIT_SECONDS, process_id: str | None = None) -> None:
+                 users: AuthRepository | None = None, max_wait: float = MAX_WAIT_SECONDS, process_id: str | None = None) -> None:
         """`clock`: epoch ms. `record_rates`: keep the system schedule `rates` (every minute, every market with a feed).
 
         `preferences`: where an owner's time zone is read when a schedule names none (UTC without it).
+        `users`: where each tick finds its owner as they are now: a disabled owner's ticks do not run, and the job is
+        checked again with the owner's current role (a trader made viewer starts no more runs). Without it, as they were.
         """
         self.repo = ScheduleStore(store)
         self.kinds = dict(kinds)
         self.clock = clock
         self.record_rates = record_rates
         self.preferences = preferences
+        self.users = users
         self.max_wait = max_wait
         self.process_id = process_id or f"{socket.gethostname()}:{os.getpid()}"
         self._task: asyncio.Task[None] | None = None
@@ -217,6 +221,17 @@ class Scheduler:
         results = await asyncio.gather(*(self._run_ticks(row, ticks) for row, ticks in claimed))
         return sum(results)
 
+    async def _owner(self, row: ScheduleRow) -> Principal | None:
+        """The schedule's owner as they are now (`owner_disabled` when they are disabled or gone); None: not known here."""
+        if row.owner_id == SYSTEM_OWNER:
+            return SYSTEM
+        if self.users is None:
+            return None
+        user = await self.users.user_by_id(row.owner_id)
+        if user is None or user.get("disabled"):
+            raise Forbidden("owner_disabled", "the schedule's owner is disabled or removed: its jobs do not run")
+        return Principal(user_id=row.owner_id, username=str(user["username"]), role=str(user["role"]), plan=str(user["plan"]))
+
     async def _run_ticks(self, row: ScheduleRow, ticks: list[int]) -> int:
         for tick in ticks:
             outcome, error = "ok", None
@@ -224,6 +239,9 @@ class Scheduler:
             try:
                 if kind is None:
                     raise NotFound("unknown_job_kind", f"no job kind {row.job_kind!r} is registered on this server")
+                owner = await self._owner(row)
+                if owner is not None:  # checked again as the owner may now: a role, a run's owner can change
+                    kind.check(dict(row.job_params), owner)
                 await kind.run(row, tick)
             except CoinwireError as exc:
                 outcome, error = "error", f"{exc.code}: {exc.message}"
