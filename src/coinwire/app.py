@@ -228,7 +228,8 @@ def create_app(settings: Settings, env: Mapping[str, str] | None = None) -> Fast
     """
     platform = Platform(settings)
     access = Access(settings, platform.store, os.environ if env is None else env, platform.market.display_currencies)
-    runs = RunManager(settings.data_path, settings.user_strategies_allowed, gateway=platform.gateway)
+    runs = RunManager(settings.data_path, settings.user_strategies_allowed, gateway=platform.gateway,
+                      listeners=[platform.notifications.on_run])
     # the scheduler and its job kinds (services/scheduler.py); the rates service registers `retrieve_rates` (RetrieveRates)
     run_owners = OwnersForSchedules(access.owners)
     schedule_kinds: list[JobKind] = [RunStrategy(runs, run_owners), StrategyStep(runs, run_owners),
@@ -237,7 +238,7 @@ def create_app(settings: Settings, env: Mapping[str, str] | None = None) -> Fast
                           preferences=PreferencesRepository(platform.store), users=access.repo)
     api = Api(platform.gateway, platform.notifier, platform.health, platform.streams, ohlcv_streams=platform.ohlcv_streams,
               auth=access.service, owners=access.owners, audit=access.audit, connections=access.connections,
-              rpc_limit=access.rpc_limit, scheduler=scheduler)
+              rpc_limit=access.rpc_limit, scheduler=scheduler, notifications=platform.notifications)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

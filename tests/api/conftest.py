@@ -9,12 +9,19 @@ import pytest
 
 from coinwire.api.client import RpcClient
 from tests.conftest import NATS_URL, nats_namespace, postgres_database
-from tests.server import ServerProcess
+from tests.server import ServerProcess, free_port
+
+# the shared server's SMTP relay: a login whose password the secret-grep tests look for, at a port where nothing
+# listens (a send is refused at once, and must say so without the password)
+SMTP_PASSWORD = "smtp-relay-password-never-shown-31337"
+SMTP_ENV = {"COINWIRE_NOTIFICATIONS_SMTP_HOST": "127.0.0.1", "COINWIRE_NOTIFICATIONS_SMTP_PORT": str(free_port()),
+            "COINWIRE_NOTIFICATIONS_SMTP_SECURITY": "none", "COINWIRE_NOTIFICATIONS_SMTP_USERNAME": "coinwire",
+            "COINWIRE_NOTIFICATIONS_SMTP_PASSWORD": SMTP_PASSWORD}
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    proc = ServerProcess(Path(tmp_path_factory.mktemp("server")))
+    proc = ServerProcess(Path(tmp_path_factory.mktemp("server")), env=SMTP_ENV)
     proc.start()
     yield proc
     proc.stop()

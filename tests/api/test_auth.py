@@ -15,6 +15,7 @@ import websockets
 import websockets.exceptions
 
 from coinwire.api.client import RpcClient, RpcError
+from tests.api.conftest import SMTP_PASSWORD
 from tests.server import ADMIN_PASSWORD, ServerProcess
 
 
@@ -254,9 +255,22 @@ async def test_two_users_never_see_each_others_wallet_sets_and_orders(server: Se
 
 
 def test_secrets_never_reach_the_log(server: ServerProcess, users: dict[str, str], tokens: dict[str, str]) -> None:
+    # notification secrets: a webhook secret and a bot token saved, read back, used; the SMTP relay's password used
+    bot_token, webhook_secret = "987654321:AAE-notify-bot-token-never-shown_x1", "webhook-secret-never-shown-0042"
+    with client(server, tokens["tom"]) as tom:
+        saved = tom.put("/api/v1/me/notifications", json={"channels": {
+            "email": {"address": "tom@example.org"}, "telegram": {"bot_token": bot_token, "chat_id": "77"},
+            "webhook": {"url": "http://127.0.0.1:9/hook", "secret": webhook_secret}}, "events": {"trade_receipt": ["email"]}})
+        assert saved.status_code == 200, saved.text
+        answers = [saved.text, tom.get("/api/v1/me/notifications").text]
+        for channel in ("email", "webhook", "telegram"):
+            answers.append(tom.post("/api/v1/me/notifications/test", json={"channel": channel}).text)
+        assert '"sent":false' in answers[2].replace(" ", "")  # the relay refused: said without its password
+    for answer in answers:
+        assert bot_token not in answer and webhook_secret not in answer and SMTP_PASSWORD not in answer
     log = server.log_path.read_text(errors="replace")
     assert "request refused" in log  # the log did capture this session's refusals
-    for secret in [ADMIN_PASSWORD, *users.values(), *tokens.values(), server.token]:
+    for secret in [ADMIN_PASSWORD, *users.values(), *tokens.values(), server.token, bot_token, webhook_secret, SMTP_PASSWORD]:
         assert secret not in log
 
 

@@ -15,7 +15,7 @@ from typing import Any
 import httpx
 import pytest
 
-from coinwire.api.client import RpcClient
+from coinwire.api.client import RpcClient, RpcError
 from coinwire.services.notifications.channels import EVENTS
 from tests.notify_servers import SmtpReceiver, WebhookReceiver
 from tests.server import ServerProcess
@@ -197,3 +197,48 @@ def test_no_secret_reaches_the_log_or_an_answer(server: ServerProcess, users: di
         assert secret not in log
     stored = b"".join(p.read_bytes() for p in server.data_dir.glob("coinwire.db*") if p.is_file())
     assert SECRET.encode() not in stored and BOT_TOKEN.encode() not in stored  # sealed in the store
+
+
+def test_a_runs_start_and_stop_reach_its_owner_only(server: ServerProcess, users: dict[str, dict[str, str]]) -> None:
+    toms, tess = WebhookReceiver(SECRET).start(), WebhookReceiver(SECRET).start()
+    try:
+        events = {"run_started": ["webhook"], "run_stopped": ["webhook"], "run_failed": ["webhook"]}
+        for name, receiver in (("tom", toms), ("tess", tess)):
+            r = httpx.put(server.http + PATH, headers=users[name],
+                          json={"channels": {"webhook": {"url": receiver.url, "secret": SECRET}}, "events": events})
+            assert r.status_code == 200, r.text
+        with httpx.Client(base_url=server.http, headers=users["tom"], timeout=30) as tom:
+            started = tom.put("/runnables/hodl/start", json={"mode": "paper", "balances": {"demo:USDT": "100"},
+                                                              "params": {"timeframe": "1s"}})
+            assert started.status_code == 202, started.text
+            run_id = started.json()["run_id"]
+            assert tom.put(f"/runs/{run_id}/stop").status_code == 200
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and len(toms.delivered()) < 2:
+            time.sleep(0.1)
+        got = [(r["headers"]["x-coinwire-event"], r["json"]["run_id"], r["headers"]["x-coinwire-delivery"]) for r in toms.delivered()]
+        assert sorted(got) == [("run_started", run_id, f"run_started:{run_id}:webhook"),
+                               ("run_stopped", run_id, f"run_stopped:{run_id}:webhook")]
+        assert all(r["verified"] for r in toms.requests)
+        assert tess.requests == []  # tom's run is no one else's news
+    finally:
+        toms.stop()
+        tess.stop()
+
+
+async def _rpc(server: ServerProcess, headers: dict[str, str], method: str, **params: Any) -> Any:
+    async with RpcClient(f"{server.ws_anonymous}?access_token={headers['Authorization'].split()[1]}") as rpc:
+        return await rpc.call(method, **params)
+
+
+def test_json_rpc_reads_and_sets_the_callers_own_like_rest(server: ServerProcess, users: dict[str, dict[str, str]]) -> None:
+    body = {"channels": {"webhook": {"url": "https://example.org/vic", "secret": SECRET}}, "events": {"order_done": ["webhook"]}}
+    answer = asyncio.run(_rpc(server, users["vic"], "set_notifications", **body))  # a viewer's own: allowed
+    assert answer["channels"] == {"webhook": {"url": "https://example.org/vic", "secret": "set"}}
+    assert asyncio.run(_rpc(server, users["vic"], "get_notifications")) == httpx.get(server.http + PATH, headers=users["vic"]).json()
+    assert SECRET not in str(answer)
+    with pytest.raises(RpcError) as refused:
+        asyncio.run(_rpc(server, users["vic"], "set_notifications", channels={}, events={"nope": []}))
+    assert refused.value.data["code"] == "unknown_event"
+    assert httpx.get(server.http + PATH, headers=users["vic"]).json()["channels"] == answer["channels"]  # nothing stored
+    assert asyncio.run(_rpc(server, users["tess"], "get_notifications"))["channels"] != answer["channels"]

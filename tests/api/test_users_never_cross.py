@@ -31,6 +31,7 @@ from coinwire.api.client import RpcClient, RpcError
 from coinwire.api.ownership import OWNED_PARAMS
 from coinwire.api.rest import XWRAP_ROUTES
 from coinwire.auth.abilities import HTTP_RULES, RPC_RULES
+from tests.api.conftest import SMTP_ENV
 from tests.server import ServerProcess
 
 METRICS_TOKEN = "scrape-" + "s3cret" * 6
@@ -46,7 +47,7 @@ def fresh(prefix: str) -> str:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    proc = ServerProcess(Path(tmp_path_factory.mktemp("cross")), env={"COINWIRE_METRICS_TOKEN": METRICS_TOKEN})
+    proc = ServerProcess(Path(tmp_path_factory.mktemp("cross")), env={"COINWIRE_METRICS_TOKEN": METRICS_TOKEN, **SMTP_ENV})
     proc.start()
     yield proc
     proc.stop()
@@ -491,10 +492,12 @@ NOT_CALLED = {
     ("POST", "/api/v1/auth/register"): "a new user's name and password (closed here: registration_closed before the body is read)",
 }
 PATH_SAMPLES = {"component_id": "c", "name": "hodl", "exchange": "demo", "symbol": "BTC_USDT", "pair": "BTC_USDT", "currency": "USDT",
-                "path": "index.html"}
+                "path": "index.html", "letter_id": "1"}
 # bodies of the routes that are not xWrap methods (those take their method's sample parameters)
 BODY_SAMPLES: dict[tuple[str, str], dict[str, Any]] = {
     ("PUT", "/api/v1/me/preferences"): {},
+    ("PUT", "/api/v1/me/notifications"): {},  # the caller's own, emptied
+    ("POST", "/api/v1/me/notifications/test"): {"channel": "webhook"},
     ("POST", "/api/v1/api_keys"): {"name": "sweep", "scopes": ["read"]},
     ("POST", "/api/v1/users"): {"username": "sweeper", "password": "sweeper-password"},
     ("POST", "/api/v1/accounts"): {"exchange": "demo", "kind": "paper", "name": "sweep"},
@@ -511,6 +514,7 @@ RPC_SAMPLES: dict[str, dict[str, Any]] = {
     "subscribe_ohlcv": {"exchange": "demo", "symbol": "BTC/USDT", "timeframe": "1m"}, "unsubscribe_ohlcv": {"subscription": 1},
     "list_schedules": {}, "get_schedule": {"id": 10**12}, "remove_schedule": {"id": 10**12}, "pause_schedule": {"id": 10**12},
     "resume_schedule": {"id": 10**12}, "add_schedule": {**{k: v for k, v in SCHEDULE.items() if v}, "name": "sweep-rpc"},
+    "get_notifications": {}, "set_notifications": {},  # the caller's own (no id to name)
 }
 
 
@@ -561,7 +565,8 @@ async def _tess_everything(tess: RpcClient, rest: httpx.Client) -> Any:
     sets = sorted((k, str(_balances(v))) for k, v in (await tess.call("get_all_wallet_sets")).items() if k.isdigit())
     keys = sorted((k["id"], k.get("revoked_at")) for k in rest.get("/api/v1/api_keys").json())
     schedules = rest.get("/api/v1/schedules").json()
-    return accounts, balances, orders, sets, keys, rest.get("/api/v1/me/preferences").json(), schedules
+    return (accounts, balances, orders, sets, keys, rest.get("/api/v1/me/preferences").json(), schedules,
+            rest.get("/api/v1/me/notifications").json())
 
 
 @pytest.mark.parametrize("caller", ["tom", "vic"])
@@ -577,6 +582,10 @@ async def test_no_route_method_or_channel_reads_writes_or_pushes_another_users_t
         with http(server, tokens["tess"]) as tess_rest, http(server, tokens[caller]) as rest:
             victim, spare = await _make_victim(tess, tess_rest, order, "sweep")
             key = tess_rest.post("/api/v1/api_keys", json={"name": fresh("tess-key"), "scopes": ["read"]}).json()
+            hook, mailbox = f"https://example.org/{fresh('tess-hook')}", f"{fresh('tess')}@example.org"
+            tess_rest.put("/api/v1/me/notifications", json={
+                "channels": {"email": {"address": mailbox}, "webhook": {"url": hook, "secret": fresh("tess-webhook-secret")}},
+                "events": {"trade_receipt": ["email"], "order_filled": ["webhook"]}}).raise_for_status()
             account_names = [a["name"] for a in tess_rest.get("/api/v1/accounts").json()]
             marks = Marks(
                 ids={"order_id": victim.order_id, "client_oid": victim.client_oid, "client_order_id": victim.client_oid,
@@ -586,7 +595,7 @@ async def test_no_route_method_or_channel_reads_writes_or_pushes_another_users_t
                 texts=[*[n for n in account_names if n.startswith("sweep")], victim.run_id, victim.client_oid, spare, key["name"],
                        key["key"],
                        tokens["tess"], "Logical Wallet for Run: " + victim.run_id,
-                       tess_rest.get(f"/api/v1/schedules/{victim.schedule_id}").json()["name"]],
+                       tess_rest.get(f"/api/v1/schedules/{victim.schedule_id}").json()["name"], hook, mailbox],
                 accounts={a["id"] for a in tess_rest.get("/api/v1/accounts").json()}, user_id=victim.user_id)
             allowed = rest.get("/api/v1/me/abilities").json()["channels"]
             await them.call("subscribe", channels=allowed)

@@ -7,6 +7,9 @@ HTTP server for webhooks. The platform is coinwire's own (store, bus, gateway, d
 from __future__ import annotations
 
 import asyncio
+import os
+import socket
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -18,6 +21,8 @@ import pytest
 
 from coinwire.app import Platform
 from coinwire.auth.preferences import PreferencesRepository
+from coinwire.auth.repository import AuthRepository
+from coinwire.auth.vault import Credentials, MasterKeys, Vault
 from coinwire.config import load_settings
 from coinwire.config.notifications import SmtpConfig
 from coinwire.core.orders import OrderRequest, OrderType, Side
@@ -34,9 +39,11 @@ FUNDS = {"USDT": "100000000", "BTC": "10"}
 
 
 @asynccontextmanager
-async def platform(tmp_path: Path, smtp_port: int = 0, **notifications: Any) -> AsyncIterator[Platform]:
+async def platform(tmp_path: Path, smtp_port: int = 0, smtp: dict[str, Any] | None = None, **notifications: Any
+                   ) -> AsyncIterator[Platform]:
     """A platform with the demo exchange ready and the notifier running; SMTP to 127.0.0.1:`smtp_port` when given."""
-    smtp = {"host": "127.0.0.1", "port": smtp_port, "security": "none", "sender": "coinwire <bot@coinwire.test>"} if smtp_port else {}
+    if smtp is None:
+        smtp = {"host": "127.0.0.1", "port": smtp_port, "security": "none", "sender": "coinwire <bot@coinwire.test>"} if smtp_port else {}
     settings = load_settings(env={}, overrides={
         "data_dir": str(tmp_path / "data"),
         "exchanges": [{"name": "demo", "tick_interval": 0.02, "paper_funds": FUNDS}],
@@ -225,3 +232,95 @@ async def test_email_over_starttls_and_tls_with_a_login(tmp_path: Path, security
         assert len(smtp.messages) == 1
     finally:
         smtp.stop()
+
+
+async def test_the_smtp_password_can_come_from_the_vault(tmp_path: Path) -> None:
+    smtp = SmtpReceiver(tmp_path, login=("coinwire", PASSWORD)).start()
+    try:
+        async with platform(tmp_path, smtp.port, smtp={"host": "127.0.0.1", "port": smtp.port, "security": "none",
+                                                       "username": "coinwire", "password_vault": "postmaster/smtp",
+                                                       "sender": "bot@coinwire.test"}) as p:
+            service = p.notifications
+            await service.put_settings(TOM, {"channels": {"email": {"address": "tom@example.org"}}})
+            missing = await service.send_test(TOM, "email")  # no such user yet: said plainly, no password anywhere
+            assert missing == {"channel": "email", "sent": False,
+                               "reason": "notifications.smtp.password_vault names no user 'postmaster'"}
+            user_id = await AuthRepository(p.store).add_user("postmaster", "x", "admin", "free", 0)
+            vault = Vault(p.store, MasterKeys.load(p.settings.data_path, os.environ))
+            await vault.put(user_id, "smtp", Credentials(api_key="coinwire", secret=PASSWORD), 0)
+            assert await service.send_test(TOM, "email") == {"channel": "email", "sent": True}
+            assert len(smtp.messages) == 1 and smtp.recipients == [["tom@example.org"]]
+    finally:
+        smtp.stop()
+
+
+async def test_verify_off_trusts_any_certificate_and_timeout_bounds_a_silent_relay(tmp_path: Path) -> None:
+    smtp = SmtpReceiver(tmp_path, security="tls").start()
+    delivery = Delivery(key="k:1", user_id=TOM, event="daily_stats", subject="s", text="t")
+    try:
+        await EmailChannel(SmtpConfig(host="127.0.0.1", port=smtp.port, security="tls", verify=False)).send(
+            {"address": "tom@example.org"}, delivery)
+        assert len(smtp.messages) == 1
+    finally:
+        smtp.stop()
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen()  # accepts connections and never says a word
+    try:
+        started = time.monotonic()
+        with pytest.raises(DeliveryFailed):
+            await EmailChannel(SmtpConfig(host="127.0.0.1", port=silent.getsockname()[1], security="none", timeout=0.3)).send(
+                {"address": "tom@example.org"}, delivery)
+        assert time.monotonic() - started < 3
+    finally:
+        silent.close()
+
+
+@pytest.mark.parametrize("recovery_orders", [1000, 0])
+async def test_a_receipt_missed_while_the_notifier_was_down_is_recovered_at_its_start(tmp_path: Path, recovery_orders: int) -> None:
+    hook = WebhookReceiver(SECRET).start()
+    try:
+        async with platform(tmp_path, recovery_orders=recovery_orders) as p:
+            service = p.notifications
+            await service.put_settings(TOM, {"channels": {"webhook": {"url": hook.url, "secret": SECRET}},
+                                             "events": {"trade_receipt": ["webhook"]}})
+            await service.close()  # as if the process died after the gateway's commit, before the outbox row
+            order = await market_buy(p, TOM)
+            await asyncio.sleep(0.3)
+            assert hook.requests == []
+            await service.start()
+            if recovery_orders:
+                await wait_for(lambda: len(hook.delivered()) == 1, 20)
+                assert hook.delivered()[0]["headers"]["x-coinwire-delivery"] == f"trade_receipt:{order.id}:webhook"
+            else:  # the scan is off: nothing is derived again
+                await asyncio.sleep(1.0)
+                assert hook.requests == []
+            await service.close()
+            await service.start()  # a second start derives the same key again: no second row, no second delivery
+            await asyncio.sleep(1.0)
+            assert len(hook.requests) == (1 if recovery_orders else 0)
+    finally:
+        hook.stop()
+
+
+async def test_order_done_and_exchange_degraded_reach_those_who_chose_them(tmp_path: Path) -> None:
+    toms, tess = WebhookReceiver(SECRET).start(), WebhookReceiver(SECRET).start()
+    try:
+        async with platform(tmp_path) as p:
+            service = p.notifications
+            await service.put_settings(TOM, {"channels": {"webhook": {"url": toms.url, "secret": SECRET}},
+                                             "events": {"order_done": ["webhook"], "exchange_degraded": ["webhook"]}})
+            await service.put_settings(TESS, {"channels": {"webhook": {"url": tess.url, "secret": SECRET}},
+                                              "events": {"order_filled": ["webhook"]}})
+            order = await market_buy(p, TOM)
+            await p.gateway.set_status(p.gateway.venues["demo"], "degraded")
+            await wait_for(lambda: len(toms.delivered()) == 2, 20)
+            got = {r["headers"]["x-coinwire-event"]: r["json"] for r in toms.delivered()}
+            assert got["order_done"]["order"]["id"] == order.id and got["order_done"]["order"]["status"] == "done"
+            assert (got["exchange_degraded"]["exchange"], got["exchange_degraded"]["to"]) == ("demo", "degraded")
+            await asyncio.sleep(0.5)
+            assert tess.requests == []  # she chose fills of her own orders only: tom's order and the status are not hers
+            assert len(toms.requests) == 2
+    finally:
+        toms.stop()
+        tess.stop()

@@ -35,6 +35,7 @@ from coinwire.core.orders import OrderRequest, OrderType, Side
 from coinwire.core.symbols import symbol_token
 from coinwire.services.gateway import Gateway
 from coinwire.services.health import Health
+from coinwire.services.notifications.service import NotificationService
 from coinwire.services.ohlcv import ohlcv_points
 from coinwire.services.scheduler import SYSTEM, AddSchedule, Scheduler
 
@@ -109,6 +110,7 @@ class Api:
         ohlcv_streams: OhlcvStreams | None = None, auth: AuthService | None = None, owners: Owners | None = None,
         audit: AuditLog | None = None, connections: OpenConnections | None = None,
         rpc_limit: tuple[float, float] = (1000.0, 5000.0), scheduler: Scheduler | None = None,
+        notifications: NotificationService | None = None,
     ) -> None:
         """Everything arrives here, from the composition root (`coinwire.app.create_app`); nothing is set afterwards.
 
@@ -127,6 +129,7 @@ class Api:
         self.ohlcv_streams = ohlcv_streams  # live candles for subscribe_ohlcv
         self.rpc_limit = rpc_limit  # requests/second and burst per WebSocket connection
         self.scheduler = scheduler  # the schedule methods (None: this server schedules nothing)
+        self.notifications = notifications  # get_notifications / set_notifications: the caller's own
         self._parsed: dict[tuple[int, str, str], tuple[Instrument, int]] = {}
         self.methods: dict[str, Method] = _REGISTRY  # every method by name (an attribute: read for every call)
 
@@ -296,6 +299,29 @@ async def echo_notify(api: Api, p: dict[str, Any], ctx: CallContext) -> Any:
     user_id = ctx.principal.user_id if ctx.principal is not None else None
     receivers = await api.notifier.broadcast("echo_ret", _notification_payload(p), user_id=user_id, only_user=True)
     return {"status": "ok", "receivers": receivers}
+
+
+# --- the caller's own notifications (as /api/v1/me/notifications: docs/NOTIFICATIONS.md) ---------------------------
+def _notifications_of(api: Api, ctx: CallContext) -> tuple[NotificationService, int]:
+    if api.notifications is None:
+        raise InvalidInput("method_not_available", "this server has no notifier")
+    if ctx.principal is None:
+        raise InvalidInput("unauthenticated", "sign in to read or change your notifications")
+    return api.notifications, ctx.principal.user_id
+
+
+@method("get_notifications", P.NoParams)
+async def get_notifications(api: Api, p: P.NoParams, ctx: CallContext) -> Any:
+    """The caller's notification channels (secrets shown as "set") and the channels of each event."""
+    service, user_id = _notifications_of(api, ctx)
+    return await service.get_settings(user_id)
+
+
+@method("set_notifications", P.SetNotificationsParams)
+async def set_notifications(api: Api, p: P.SetNotificationsParams, ctx: CallContext) -> Any:
+    """Set exactly these channels and subscriptions (a secret left out is kept); the settings now in force."""
+    service, user_id = _notifications_of(api, ctx)
+    return await service.put_settings(user_id, {"channels": p.channels, "events": p.events})
 
 
 @method("broadcast_notify", P.EchoParams)

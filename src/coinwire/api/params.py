@@ -96,6 +96,13 @@ class EchoParams(msgspec.Struct, kw_only=True):  # echo accepts anything by desi
     pass
 
 
+class SetNotificationsParams(Params, kw_only=True):
+    """set_notifications: the body of PUT /api/v1/me/notifications (checked by services.notifications.user_settings)."""
+
+    channels: dict[str, dict[str, Any]] = {}
+    events: dict[str, list[str]] = {}
+
+
 class GetExchangesParams(Params, kw_only=True):
     mode: Word | None = None
 

@@ -194,6 +194,8 @@ RPC_RULES: dict[str, Rule] = {
     "subscribe": READ_SELF,  # each channel is checked against PUSH_RULES
     "unsubscribe": READ_SELF,
     "get_status": READ_MARKET,
+    "get_notifications": READ_SELF,  # the caller's own (viewers too)
+    "set_notifications": SELF,
     "get_exchanges": READ_MARKET,
     "get_pricing": READ_MARKET,
     "get_book": READ_MARKET,

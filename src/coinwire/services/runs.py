@@ -22,7 +22,7 @@ import shutil
 import signal
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
@@ -41,7 +41,11 @@ from coinwire.services.paper_runs import PaperRuns
 from coinwire.services.run_worker import MODULE as WORKER_MODULE
 from coinwire.strategies.registry import builtin_strategies
 
-__all__ = ["RunManager", "StartRequest", "Forbidden", "RUN_STATUSES"]
+__all__ = ["RunManager", "StartRequest", "Forbidden", "RUN_STATUSES", "RunListener"]
+
+# told `run_started`, `run_stopped` (finished or stopped) or `run_failed` with the run's id, owner, strategy, mode,
+# status and error (the notifier's `on_run`); a listener's failure is its own, never the run's
+RunListener = Callable[[str, dict[str, Any]], Awaitable[None]]
 
 RUN_STATUSES = ("running", "finished", "failed", "stopped")
 HANDSHAKE_SECONDS = 120.0  # a worker loads its history before it answers; big files take a while
@@ -82,13 +86,39 @@ class RunManager:
     """Runs under `<data_dir>/runs`, and the worker processes of those this server started."""
 
     def __init__(self, data_path: Path, allow_user_strategies: bool, stop_grace: float = STOP_GRACE_SECONDS,
-                 gateway: Gateway | None = None) -> None:
+                 gateway: Gateway | None = None, listeners: Sequence[RunListener] = ()) -> None:
         self.data_path = data_path
         self.store = RunStore(data_path / "runs")
         self.allow_user_strategies = allow_user_strategies
         self.stop_grace = stop_grace
         self._children: dict[str, _Child] = {}
         self.paper = PaperRuns(gateway, self.store) if gateway is not None else None
+        self.listeners = list(listeners)
+        self._owners: dict[str, int | None] = {}  # run id -> who started it (this server's runs)
+
+    async def _tell(self, event: str, run_id: str) -> None:
+        """The listeners hear of a run's start or end, with what its record says."""
+        if not self.listeners:
+            return
+        try:
+            run = self.store.get(run_id)
+        except NotFound:
+            return
+        info = {"run_id": run_id, "owner_id": self._owners.get(run_id), "strategy": run.get("strategy"), "mode": run.get("mode"),
+                "status": run.get("status"), "reason": run.get("error")}
+        for listener in self.listeners:
+            try:
+                await listener(event, info)
+            except Exception:  # noqa: BLE001 - a listener's failure must not fail the run's start or stop
+                pass
+
+    async def _ended(self, run_id: str) -> None:
+        try:
+            status = self.store.record(run_id).status
+        except NotFound:
+            return
+        if status != "running":
+            await self._tell("run_failed" if status == "failed" else "run_stopped", run_id)
 
     # --- lifecycle ----------------------------------------------------------------------------
     async def open(self) -> None:
@@ -132,7 +162,10 @@ class RunManager:
         if request.mode in ("paper", "live"):
             if self.paper is None:
                 raise InvalidInput("mode_not_available", f"this server has no gateway to run {request.mode} on")
-            return await self.paper.start(self._strategy_ref(name), request, owner_id, funded)
+            started = await self.paper.start(self._strategy_ref(name), request, owner_id, funded)
+            self._owners[started["run_id"]] = owner_id
+            await self._tell("run_started", started["run_id"])
+            return started
         job = self._job(name, request, confined)
         folder = self.store.folder(job.run_id)
         folder.mkdir(parents=True)
@@ -158,6 +191,8 @@ class RunManager:
         child = _Child(process)
         self._children[job.run_id] = child
         child.watcher = asyncio.create_task(self._watch(job.run_id, child), name=f"run {job.run_id}")
+        self._owners[job.run_id] = owner_id
+        await self._tell("run_started", job.run_id)
         return {"run_id": job.run_id, "status": "running"}
 
     def _job(self, name: str, request: StartRequest, confined: bool = False) -> Job:
@@ -221,6 +256,7 @@ class RunManager:
         finally:
             self._children.pop(run_id, None)
             child.done.set()
+        await self._ended(run_id)
 
     def _settle(self, run_id: str, stopped: bool, reason: str) -> None:
         """A worker is gone: if it did not write its final status, write it here, with its output in the run log."""
@@ -249,6 +285,7 @@ class RunManager:
             raise Conflict("run_not_running", f"run {run_id} is already {record.status}")
         if self.paper is not None and self.paper.owns(run_id):
             await self.paper.stop(run_id)
+            await self._ended(run_id)
             return self.store.get(run_id)
         child = self._children.get(run_id)
         if child is None:  # running per its record, but not ours (a previous server's): settle it

@@ -52,6 +52,8 @@ __all__ = ["NotificationService", "OrderSource", "GatewayOrders", "Preferences",
 
 log = structlog.get_logger("coinwire.notifications")
 
+SUBSCRIPTIONS_TTL = 2.0  # seconds a user's subscriptions are kept in memory (another process's change shows after it)
+CLOSE_PATIENCE = 10.0  # seconds a stop waits for the delivery in hand
 MARKETS_PATIENCE = 120.0  # seconds the recovery scan waits for the exchanges' markets at start
 _TYPES = frozenset({OrderUpdate, FillEvent, ExchangeStatusChanged})
 _DEGRADED = frozenset({"degraded", "offline"})
@@ -110,7 +112,11 @@ class NotificationService:
         self._users = users
         self._fills: dict[int, list[FillView]] = {}  # order id -> the fills seen of an order not yet done
         self._subs: list[Subscription] = []
+        # user -> (read at, event -> channels): every order and fill asks this; a user without subscriptions (most, under
+        # load) must cost no store read per message. Kept SUBSCRIPTIONS_TTL seconds; this process's own changes drop it.
+        self._chosen: dict[int, tuple[float, dict[str, list[str]]]] = {}
         self._wake = asyncio.Event()
+        self._closing = False
         self._task: asyncio.Task[None] | None = None
         self._recovery: asyncio.Task[None] | None = None
 
@@ -120,6 +126,7 @@ class NotificationService:
         released = await self.outbox.release_sending()
         if released:
             log.info("notifications in flight at the last stop will be sent again under their keys", rows=released)
+        self._closing = False
         self._subs.append(await self.bus.subscribe(">", self._on_message, types=_TYPES))
         self._task = asyncio.create_task(self._work(), name="notifications")
         self._recovery = asyncio.create_task(self._recover_logged(), name="notifications-recovery")
@@ -128,6 +135,15 @@ class NotificationService:
         for sub in self._subs:
             await sub.unsubscribe()
         self._subs.clear()
+        # the worker finishes the delivery in hand (a send then its record) before it stops: a stop leaves no row
+        # `sending`; one that takes longer than CLOSE_PATIENCE is cancelled, and sent again under its key at the next start
+        self._closing = True
+        self._wake.set()
+        if self._task is not None:
+            try:
+                await asyncio.wait_for(asyncio.shield(self._task), CLOSE_PATIENCE)
+            except (TimeoutError, asyncio.CancelledError):
+                pass
         tasks = [t for t in (self._task, self._recovery) if t is not None]
         for task in tasks:
             task.cancel()
@@ -148,9 +164,10 @@ class NotificationService:
     async def recover(self) -> int:
         """Derive the events of the newest done orders again: rows a crash kept from being written are added now."""
         added = 0
+        since: dict[int, int | None] = {}  # user -> when they last set their channels (read once per user)
         if self.cfg.recovery_orders:
             for view in await self.orders.recent_done_orders(self.cfg.recovery_orders):
-                added += await self._order_done(view, recovering=True)
+                added += await self._order_done(view, since)
         return added
 
     # --- events in -------------------------------------------------------------------------------------
@@ -174,25 +191,31 @@ class NotificationService:
         fill = message.trade
         self._fills.setdefault(fill.order_id, []).append(fill)
         user = self.owner_of(message.account_id)
-        if user is None:
-            return
+        if user is None or not await self.chosen(user, "order_filled"):
+            return  # the usual case under load: nothing built, nothing read from the store
         text = f"{fill.side} {fill.exec_amount} {fill.symbol} at {fill.exec_price} on {fill.exchange} (order {fill.order_id})"
         await self.notify(user, "order_filled", f"fill:{fill.id}", f"Order {fill.order_id} filled: {text}", text,
                           {"event": "order_filled", "fill": _builtins(fill)})
 
-    async def _order_done(self, order: OrderView, recovering: bool = False) -> int:
+    async def _order_done(self, order: OrderView, recovering: dict[int, int | None] | None = None) -> int:
+        """An order's `order_done` and, with a fill, `trade_receipt`; `recovering`: from the start's scan (its cache)."""
         fills = self._fills.pop(order.id, [])
         user = self.owner_of(order.account)
         if user is None:
             return 0
-        since = await self.outbox.channels_since(user) if recovering else 0
-        if recovering and (since is None or _ns(order.done_at) < since):
-            return 0  # done before the user set their channels: nothing was owed
-        done_text = f"Order {order.id} ({order.side} {order.size} {order.symbol} on {order.exchange}) is done: " \
-                    f"{order.done_reason or 'done'}, filled {order.filled_size}"
-        added = await self.notify(user, "order_done", f"order:{order.id}", f"Order {order.id} done ({order.done_reason})",
-                                  done_text, {"event": "order_done", "order": _builtins(order)})
-        if Decimal(order.filled_size) > 0 and await self.outbox.subscribed(user, "trade_receipt"):
+        if recovering is not None:
+            if user not in recovering:
+                recovering[user] = await self.outbox.channels_since(user)
+            since = recovering[user]
+            if since is None or _ns(order.done_at) < since:
+                return 0  # done before the user set their channels: nothing was owed
+        added = 0
+        if await self.chosen(user, "order_done"):
+            done_text = f"Order {order.id} ({order.side} {order.size} {order.symbol} on {order.exchange}) is done: " \
+                        f"{order.done_reason or 'done'}, filled {order.filled_size}"
+            added += await self.notify(user, "order_done", f"order:{order.id}", f"Order {order.id} done ({order.done_reason})",
+                                       done_text, {"event": "order_done", "order": _builtins(order)})
+        if Decimal(order.filled_size) > 0 and await self.chosen(user, "trade_receipt"):
             if sum((Decimal(f.exec_amount) for f in fills), Decimal(0)) != Decimal(order.filled_size):
                 fills = await self.orders.order_fill_views(order.id)  # some fills came before this process did
             added += await self._receipt(user, order, fills)
@@ -233,6 +256,17 @@ class NotificationService:
         except Exception:
             log.exception("run notification not recorded", run_id=run_id)
 
+    async def chosen(self, user_id: int, event: str) -> list[str]:
+        """The channels the user chose for `event` (from memory, at most SUBSCRIPTIONS_TTL seconds old)."""
+        now = time.monotonic()
+        kept = self._chosen.get(user_id)
+        if kept is None or now - kept[0] > SUBSCRIPTIONS_TTL:
+            if len(self._chosen) > 100_000:
+                self._chosen.clear()
+            kept = (now, (await self.outbox.settings(user_id))[1])
+            self._chosen[user_id] = kept
+        return kept[1].get(event, [])
+
     async def notify(self, user_id: int, event: str, occurrence: str, subject: str, text: str, data: dict[str, Any],
                      html: str | None = None) -> int:
         """One event occurrence of one user: a row per channel they chose for it (its key `event:occurrence:channel`).
@@ -242,7 +276,7 @@ class NotificationService:
         if event not in EVENTS:
             raise ValueError(f"unknown event {event!r}")
         rows = []
-        for channel in await self.outbox.subscribed(user_id, event):
+        for channel in await self.chosen(user_id, event):
             key = f"{event}:{occurrence}:{channel}"
             rows.append((channel, Delivery(key=key, user_id=user_id, event=event, subject=subject, text=text, html=html,
                                            data=data)))
@@ -257,10 +291,12 @@ class NotificationService:
         return float(min(self.cfg.base_delay * 2 ** (attempt - 1), self.cfg.max_delay))
 
     async def _work(self) -> None:
-        while True:
+        while not self._closing:
             try:
                 rows = await self.outbox.due()
                 for row in rows:
+                    if self._closing:
+                        return
                     await self.deliver(row)
                 if rows:
                     continue
@@ -274,6 +310,8 @@ class NotificationService:
                 log.exception("notification worker round failed; trying again")
                 wait = self.cfg.poll_interval
             self._wake.clear()
+            if self._closing:
+                return
             try:
                 await asyncio.wait_for(self._wake.wait(), wait)
             except TimeoutError:
@@ -324,6 +362,7 @@ class NotificationService:
         available = [k for k in CHANNEL_KINDS if getattr(self.channels.get(k), "configured", True)]
         channels, events = checked_settings(body, available, stored)
         await self.outbox.replace(user_id, channels, events)
+        self._chosen.pop(user_id, None)
         return await self.get_settings(user_id)
 
     async def dead_letters(self, user_id: int, limit: int = 100) -> list[dict[str, Any]]:
