@@ -7,6 +7,7 @@ Screenshots go to tests/e2e/screenshots/ (git-ignored), desktop and phone width.
 
 from __future__ import annotations
 
+import os
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,8 +21,8 @@ pytest.importorskip("playwright", reason="playwright (the dev extra) drives the 
 from playwright.sync_api import Browser, Page, sync_playwright
 
 ROOT = Path(__file__).resolve().parents[2]
-CHROMIUM = Path("/usr/bin/chromium")
-SHOTS = Path(__file__).resolve().parent / "screenshots"
+CHROMIUM = Path(os.environ.get("COINWIRE_TEST_CHROMIUM", "/usr/bin/chromium"))  # another build: its path here
+SHOTS = Path(os.environ.get("COINWIRE_TEST_SHOTS", Path(__file__).resolve().parent / "screenshots"))
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
         "--no-first-run", "--disable-sync", "--disable-quic"]
 DESKTOP = {"width": 1400, "height": 900}
@@ -57,7 +58,7 @@ def server(tmp_path_factory: pytest.TempPathFactory, dashboard_built: Path) -> I
 @pytest.fixture(scope="module")  # not session: Playwright's sync API keeps an event loop running in this thread
 def browser() -> Iterator[Browser]:  # until it stops, and every later asyncio test would then fail to start its own
     if not CHROMIUM.exists():
-        pytest.fail("Debian's chromium is not installed: apt-get install -y chromium (.ci/run does it)")
+        pytest.fail(f"no Chromium at {CHROMIUM}: apt-get install -y chromium (.ci/run does it), or COINWIRE_TEST_CHROMIUM=path")
     with sync_playwright() as pw:
         b = pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS, headless=True)
         yield b

@@ -17,7 +17,7 @@ from tests.conftest import shared_data
 from tests.e2e.conftest import DESKTOP, PHONE, TRADER, VIEWER, Watched, open_page, shot, sign_in
 from tests.server import ServerProcess
 
-PAGES = ["overview", "markets", "trade", "wallets", "runs", "exchanges", "preferences"]
+PAGES = ["overview", "markets", "trade", "wallets", "runs", "exchanges", "schedules", "notifications", "preferences"]
 
 
 def test_pages_and_api_share_the_server_without_shadowing(server: ServerProcess, dashboard_built: Path) -> None:

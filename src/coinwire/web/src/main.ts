@@ -14,6 +14,8 @@ import { exchangesPage } from "./pages/exchanges";
 import { preferencesPage } from "./pages/preferences";
 import { logsPage } from "./pages/logs";
 import { adminPage } from "./pages/admin";
+import { schedulesPage } from "./pages/schedules";
+import { notificationsPage } from "./pages/notifications";
 import { prefs, setPrefs } from "./prefs";
 import { accountSwitcher } from "./ui/account_switcher";
 
@@ -25,6 +27,8 @@ const routes: Route[] = [
   { path: "/app/runs", title: "Runs", page: runsPage, nav: true, needs: ["read", "run"] },
   { path: "/app/runs/:id", title: "Run", page: runPage, needs: ["read", "run"] },
   { path: "/app/exchanges", title: "Exchanges", page: exchangesPage, nav: true, needs: ["read", "market"] },
+  { path: "/app/schedules", title: "Schedules", page: schedulesPage, nav: true },
+  { path: "/app/notifications", title: "Notifications", page: notificationsPage, nav: true },
   { path: "/app/logs", title: "Logs", page: logsPage, nav: true, needs: ["read", "self"] },
   { path: "/app/preferences", title: "Preferences", page: preferencesPage, nav: true },
   { path: "/app/admin", title: "Admin", page: adminPage, nav: true, needs: ["admin", "settings"] },

@@ -69,6 +69,9 @@ export class Http {
   put<T>(path: string, body?: unknown): Promise<T> {
     return this.request<T>("PUT", path, { body });
   }
+  delete<T>(path: string): Promise<T> {
+    return this.request<T>("DELETE", path);
+  }
 
   private async send(method: string, url: string, body: unknown, token: string): Promise<Response> {
     const headers: Record<string, string> = { Authorization: `Bearer ${token}` };

@@ -185,3 +185,57 @@ export interface User {
   disabled: boolean;
   created_at: number; // unix seconds
 }
+
+/** What a schedule runs: its kind and the fields that kind needs (docs/SCHEDULING.md). */
+export interface ScheduleJob {
+  kind: "retrieve_rates" | "run_strategy" | "strategy_step" | "housekeeping" | string;
+  [field: string]: unknown;
+}
+
+/** `GET /api/v1/schedules[/{id}]`: one schedule; `next_runs` has one entry in lists, five for one schedule, none while paused. */
+export interface Schedule {
+  id: number;
+  name: string;
+  owner_id: number;
+  system: boolean; // the server's own (owner 0): only admins see it
+  cron: string | null;
+  every: string | null;
+  timezone: string;
+  job: ScheduleJob;
+  misfire: { policy: "skip" | "catch_up"; limit: number };
+  paused: boolean;
+  created_at: number; // ms
+  next_runs: { at: string; ms: number }[];
+  last_tick: { tick_at: number; at: string; finished_at: number | null; outcome: string; error: string | null } | null;
+}
+
+/** `GET/PUT /api/v1/me/notifications`: a user's channels and which events go to which. Secrets come back as "set" (or null). */
+export interface NotificationSettings {
+  channels: {
+    email?: { address: string };
+    telegram?: { bot_token?: string | null; chat_id: string };
+    webhook?: { url: string; secret?: string | null };
+  };
+  events: Record<string, string[]>;
+}
+
+/** A notification parked after its attempts were spent (`GET /api/v1/me/notifications/dead_letters`); times in ns. */
+export interface DeadLetter {
+  id: number;
+  key: string;
+  channel: string;
+  event: string;
+  subject: string;
+  state: string;
+  attempts: number;
+  last_error: string | null;
+  created_at: number;
+  updated_at: number;
+}
+
+/** `POST /api/v1/me/notifications/test`: sent, or the reason it was not. */
+export interface TestAnswer {
+  channel: string;
+  sent: boolean;
+  reason?: string;
+}
