@@ -10,8 +10,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from coinwire.cli.http import server_call, server_url
-from coinwire.config import ConfigError, Settings, load_settings
+from coinwire.cli.http import UrlOption, server_base, server_call
 
 __all__ = ["accounts_app"]
 
@@ -19,20 +18,6 @@ accounts_app = typer.Typer(help="Accounts of a running server: list, open paper 
                            no_args_is_help=True)
 _out = Console()
 _err = Console(stderr=True, soft_wrap=True)
-UrlOption = typer.Option(None, "--url", help="Server URL (default from the configuration: http://127.0.0.1:8000).")
-
-
-def _base(ctx: typer.Context, url: str | None) -> str:
-    options = ctx.find_root().params or {}
-
-    def settings() -> Settings:
-        try:
-            return load_settings(options.get("config"), {"data_dir": options.get("data_dir")})
-        except ConfigError as exc:
-            _err.print(f"[red]error:[/red] {escape(str(exc))}")
-            raise typer.Exit(2) from None
-
-    return server_url(url, settings)
 
 
 def _user_id(base: str, user: str) -> int:
@@ -54,7 +39,7 @@ def _members(account: dict[str, Any]) -> str:
 def list_accounts(ctx: typer.Context, url: str | None = UrlOption,
                   as_json: bool = typer.Option(False, "--json", help="Print raw JSON.")) -> None:
     """The accounts you may read (admins: every account), with your role on each and, where you may see them, its members."""
-    accounts = server_call(_base(ctx, url), "GET", "/api/v1/accounts")
+    accounts = server_call(server_base(ctx, url), "GET", "/api/v1/accounts")
     if as_json:
         typer.echo(json.dumps(accounts))
         return
@@ -67,7 +52,7 @@ def list_accounts(ctx: typer.Context, url: str | None = UrlOption,
 @accounts_app.command("open")
 def open_account(ctx: typer.Context, exchange: str, name: str, url: str | None = UrlOption) -> None:
     """Open a further paper account of yours on a paper exchange, funded with its paper funds."""
-    made = server_call(_base(ctx, url), "POST", "/api/v1/accounts", body={"exchange": exchange, "kind": "paper", "name": name})
+    made = server_call(server_base(ctx, url), "POST", "/api/v1/accounts", body={"exchange": exchange, "kind": "paper", "name": name})
     typer.echo(f"opened account {made['id']} on {made['exchange']}: {made['name']}")
 
 
@@ -76,7 +61,7 @@ def grant(ctx: typer.Context, account: int, user: str,
           role: str = typer.Option(..., "--role", help="view (read its funds, orders, notifications) or trade (also trade on it)."),
           url: str | None = UrlOption) -> None:
     """Admins: let USER (a name or an id) view or trade ACCOUNT."""
-    base = _base(ctx, url)
+    base = server_base(ctx, url)
     answer = server_call(base, "PUT", f"/api/v1/accounts/{account}/members/{_user_id(base, user)}", body={"role": role})
     typer.echo(f"account {answer['account']} members: {_members(answer) or 'none'}")
 
@@ -84,6 +69,6 @@ def grant(ctx: typer.Context, account: int, user: str,
 @accounts_app.command("revoke")
 def revoke(ctx: typer.Context, account: int, user: str, url: str | None = UrlOption) -> None:
     """Admins: take USER's (a name or an id) grant on ACCOUNT back."""
-    base = _base(ctx, url)
+    base = server_base(ctx, url)
     answer = server_call(base, "DELETE", f"/api/v1/accounts/{account}/members/{_user_id(base, user)}")
     typer.echo(f"account {answer['account']} members: {_members(answer) or 'none'}")

@@ -11,9 +11,9 @@ from rich.console import Console
 from rich.markup import escape
 
 from coinwire.cli.user import token_headers
-from coinwire.config import Settings
+from coinwire.config import ConfigError, Settings, load_settings
 
-__all__ = ["server_call", "server_url"]
+__all__ = ["UrlOption", "server_base", "server_call", "server_url"]
 
 _err = Console(stderr=True, soft_wrap=True)  # never break a URL across lines
 
@@ -21,6 +21,23 @@ _err = Console(stderr=True, soft_wrap=True)  # never break a URL across lines
 def _fail(message: str) -> None:
     _err.print(f"[red]error:[/red] {escape(message)}")
     raise typer.Exit(2)
+
+
+UrlOption = typer.Option(None, "--url", help="Server URL (default from the configuration: http://127.0.0.1:8000).")
+
+
+def server_base(ctx: typer.Context, url: str | None) -> str:
+    """The server a command talks to: `--url`, else the one the root options' configuration names (read only then)."""
+    options = ctx.find_root().params or {}
+
+    def settings() -> Settings:
+        try:
+            return load_settings(options.get("config"), {"data_dir": options.get("data_dir")})
+        except ConfigError as exc:
+            _fail(str(exc))
+            raise  # _fail exits
+
+    return server_url(url, settings)
 
 
 def server_url(url: str | None, settings: Callable[[], Settings]) -> str:

@@ -10,8 +10,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from coinwire.cli.http import server_call, server_url
-from coinwire.config import ConfigError, Settings, load_settings
+from coinwire.cli.http import UrlOption, server_base, server_call
 
 __all__ = ["schedule_app"]
 
@@ -19,20 +18,6 @@ schedule_app = typer.Typer(help="Schedules of a running server: list, add, remov
                            no_args_is_help=True)
 _out = Console()
 _err = Console(stderr=True, soft_wrap=True)
-UrlOption = typer.Option(None, "--url", help="Server URL (default from the configuration: http://127.0.0.1:8000).")
-
-
-def _base(ctx: typer.Context, url: str | None) -> str:
-    options = ctx.find_root().params or {}
-
-    def settings() -> Settings:
-        try:
-            return load_settings(options.get("config"), {"data_dir": options.get("data_dir")})
-        except ConfigError as exc:
-            _err.print(f"[red]error:[/red] {escape(str(exc))}")
-            raise typer.Exit(2) from None
-
-    return server_url(url, settings)
 
 
 def _when(schedule: dict[str, Any]) -> str:
@@ -54,7 +39,7 @@ def _last(schedule: dict[str, Any]) -> str:
 def list_schedules(ctx: typer.Context, url: str | None = UrlOption,
                    as_json: bool = typer.Option(False, "--json", help="Print raw JSON.")) -> None:
     """Your schedules (admins: every one), with their next run and their latest tick."""
-    schedules = server_call(_base(ctx, url), "GET", "/api/v1/schedules")
+    schedules = server_call(server_base(ctx, url), "GET", "/api/v1/schedules")
     if as_json:
         typer.echo(json.dumps(schedules))
         return
@@ -83,26 +68,26 @@ def add(ctx: typer.Context, name: str,
         raise typer.Exit(2) from None
     body: dict[str, Any] = {"name": name, "job": job_body, "misfire": {"policy": misfire, "limit": limit}, "paused": paused}
     body.update({k: v for k, v in (("cron", cron), ("every", every), ("timezone", timezone)) if v is not None})
-    made = server_call(_base(ctx, url), "POST", "/api/v1/schedules", body=body)
+    made = server_call(server_base(ctx, url), "POST", "/api/v1/schedules", body=body)
     typer.echo(f"added schedule {made['id']} {made['name']}: {_when(made)} in {made['timezone']}, next {_next(made)}")
 
 
 @schedule_app.command("remove")
 def remove(ctx: typer.Context, schedule_id: int, url: str | None = UrlOption) -> None:
     """Remove one of your schedules (with its tick history)."""
-    server_call(_base(ctx, url), "DELETE", f"/api/v1/schedules/{schedule_id}")
+    server_call(server_base(ctx, url), "DELETE", f"/api/v1/schedules/{schedule_id}")
     typer.echo(f"removed schedule {schedule_id}")
 
 
 @schedule_app.command("pause")
 def pause(ctx: typer.Context, schedule_id: int, url: str | None = UrlOption) -> None:
     """Pause one of your schedules: nothing runs until it is resumed."""
-    server_call(_base(ctx, url), "POST", f"/api/v1/schedules/{schedule_id}/pause")
+    server_call(server_base(ctx, url), "POST", f"/api/v1/schedules/{schedule_id}/pause")
     typer.echo(f"paused schedule {schedule_id}")
 
 
 @schedule_app.command("resume")
 def resume(ctx: typer.Context, schedule_id: int, url: str | None = UrlOption) -> None:
     """Resume one of your schedules from now (the ticks it missed while paused do not run)."""
-    made = server_call(_base(ctx, url), "POST", f"/api/v1/schedules/{schedule_id}/resume")
+    made = server_call(server_base(ctx, url), "POST", f"/api/v1/schedules/{schedule_id}/resume")
     typer.echo(f"resumed schedule {schedule_id}, next {_next(made)}")

@@ -10,7 +10,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from coinwire.cli.common import console, root_settings
-from coinwire.cli.http import server_call, server_url
+from coinwire.cli.http import UrlOption, server_call, server_url
 
 __all__ = ["book", "convert", "exchanges", "orders", "wallets"]
 
@@ -19,7 +19,6 @@ def _get(ctx: typer.Context, url: str | None, path: str, **params: Any) -> Any:
     return server_call(server_url(url, lambda: root_settings(ctx)), "GET", path, params)
 
 
-UrlOption = typer.Option(None, "--url", help="Server URL (default from the configuration: http://127.0.0.1:8000).")
 JsonOption = typer.Option(False, "--json", help="Print raw JSON.")
 
 
