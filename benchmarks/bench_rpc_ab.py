@@ -22,7 +22,7 @@ journal helper's count is listed but moved between counts of the same code (31k-
 at niceness +10, and how much of the orders' changes it has applied when counting stops depends
 on what else the host runs.
 
-`COINWIRE_BENCH_BASE` names the base (default 0b96280, the commit before the venue contract work).
+`COINWIRE_BENCH_BASE` names the base (default ff79a03, the commit before the scheduled trading work).
 Outside a git checkout (an sdist), or when the ref is not in it, the result only says why it
 was skipped. `python -m benchmarks.bench_rpc_ab [pairs] [seconds]` runs it alone.
 """
@@ -43,7 +43,7 @@ from benchmarks.bench_rpc import child_pids, instructions_per_order, serve_and_m
 
 ROOT = Path(__file__).resolve().parent.parent
 BASE_ENV = "COINWIRE_BENCH_BASE"
-DEFAULT_BASE = "0b96280"  # the commit before the venue contract work (issue 22)
+DEFAULT_BASE = "ff79a03"  # the commit before the scheduled trading work (issue 23); 0b96280 for issue 22's figures
 PAIRS = 6  # 12 fresh servers (~9.5 s each); with the two callgrind counts (~25 s each) about 3 minutes
 SECONDS = 4.0  # of load per round, after bench_rpc's 1 s warm-up: 20,000-40,000 orders
 TOLERANCE = 0.10  # current/base >= 0.90 passes

@@ -23,7 +23,7 @@ BENCHES: list[tuple[str, str, str, float, str, str]] = [
     ("make_order over /rpc", "benchmarks.bench_rpc", "orders_per_s", 5_000, "orders/s",
      "8 concurrent WebSocket clients, each waiting for the committed answer before the next order"),
     ("make_order A/B against a base commit", "benchmarks.bench_rpc_ab", "current_over_base_pct", 90, "% of the base's orders/s",
-     "the same load on this checkout's src and on COINWIRE_BENCH_BASE's (default 0b96280), 6 pairs of fresh servers "
+     "the same load on this checkout's src and on COINWIRE_BENCH_BASE's (default ff79a03), 6 pairs of fresh servers "
      "in alternating order; median of the paired ratios"),
     ("Matching core and SMA backtest A/B against a base commit", "benchmarks.bench_core_ab", "worst_current_over_base_pct", 90,
      "% of the base's speed (the lower of the two)",
@@ -63,9 +63,9 @@ NOTES = """
   alternating, read 8,470/8,260, 7,513/8,592, 7,349/7,963 and 6,906/6,474 orders/s (new/old),
   medians 7,431 against 8,111, the pairs spread -13% to +7% with the host: within its noise.
 - make_order A/B against a base commit (benchmarks/bench_rpc_ab.py): the make_order load above
-  on this checkout's `src` and on an earlier commit's (`COINWIRE_BENCH_BASE`, default `0b96280`,
-  the commit before the venue contract work; it was `2e93ff2`, the commit before the accounts work, for
-  that issue's figures; written out with `git archive`), in 6 pairs of 4 s rounds,
+  on this checkout's `src` and on an earlier commit's (`COINWIRE_BENCH_BASE`, default `ff79a03`,
+  the commit before the scheduled trading work; it was `0b96280` for the venue contract work's
+  figures and `2e93ff2`, the commit before the accounts work, for that issue's; written out with `git archive`), in 6 pairs of 4 s rounds,
   each in a fresh server with its own empty SQLite store (through the journal) and PYTHONPATH on
   its side's `src`; every round checks that the server and its journal helper import that tree
   and not the venv's editable install. The pairs alternate which side runs first (base, current;
