@@ -90,7 +90,7 @@ NOTES = """
   the base's orders/s (median of the pairs; pairs 0.85-0.955, 7,071 against 7,705), server CPU an
   order +11%, callgrind's server instructions an order 478.7k against 450.1k (+6.4%; two earlier
   counts read 475.5k-479.0k against 448.8k-449.8k). Where it goes: a command now reaches its venue
-  through `venue.place` and comes back through `Gateway.record` (the venue helper measured +2.9%
+  through `venue.place` and comes back through `Gateway.record` (+2.9% measured
   for that alone), and the client_oid filter hashes each new key (blake2b, ~3-7 us an order) so
   that no key history is kept in memory; the typed order views gave -2.6%. It is at the edge of
   the 10%: the next place to win it back is the filter's hash.
