@@ -126,7 +126,7 @@ SIGN_OUT = ("/api/v1/auth/logout", "/api/v1/auth/logout_all")  # take no body, a
 def _fill(path: str) -> str:
     """Path parameters filled with plausible values: a route must refuse the body, whatever it names."""
     values = {"set_id": "1", "name": "hodl", "run_id": "r1", "component_id": "c1", "key_id": "k1", "exchange": EX,
-              "account_id": "1", "user_id": "1"}
+              "account_id": "1", "user_id": "1", "schedule_id": "1", "letter_id": "1"}
     for name, value in values.items():
         path = path.replace("{" + name + "}", value)
     return path

@@ -77,6 +77,7 @@ def hooks() -> Iterator[_Hooks]:
     h = _Hooks()
     yield h
     h.server.shutdown()
+    h.server.server_close()  # its listening socket too: left to the collector it warns in whichever test runs then
 
 
 @pytest.fixture(scope="module")

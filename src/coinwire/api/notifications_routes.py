@@ -22,6 +22,7 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
+from coinwire.api import params as P
 from coinwire.api.guard import principal_of
 from coinwire.api.json_input import decode_shape
 from coinwire.api.rest import error_response, json_response
@@ -36,7 +37,7 @@ log = structlog.get_logger("coinwire.notifications")
 
 
 class _TestBody(msgspec.Struct, forbid_unknown_fields=True):
-    channel: str
+    channel: P.Word
 
 
 def _user_of(request: Request) -> int:
@@ -96,6 +97,8 @@ def add_notification_routes(app: FastAPI, service: NotificationService) -> None:
         """Put one of the caller's dead letters back in the queue."""
         async def work() -> Any:
             user_id = _user_of(request)
+            if await request.body():  # nothing to say but which letter: a body is a mistake, refused before anything
+                raise InvalidInput("invalid_params", "retrying a dead letter takes no body")
             if not letter_id.isascii() or not letter_id.isdigit() or len(letter_id) > 18:
                 raise InvalidInput("invalid_id", "a dead letter's id is a number")
             return await service.retry_dead_letter(user_id, int(letter_id))

@@ -68,6 +68,8 @@ def add_schedules_routes(app: FastAPI, api: Api) -> None:
                 if principal is None:
                     raise Unauthenticated("unauthenticated", "sign in to use schedules")
                 raw: dict[str, Any] = {}
+                if not body and await request.body():  # the path says everything: a body is a mistake, refused first
+                    raise InvalidInput("invalid_params", f"{name} takes no body")
                 if body:
                     given = decode_json(await request.body(), exact=False) if await request.body() else None
                     if not isinstance(given, dict):

@@ -25,7 +25,7 @@ import socket
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import Annotated, Any, Protocol
 from zoneinfo import ZoneInfo
 
 import msgspec
@@ -92,19 +92,26 @@ class RunOwnership(Protocol):
     def funded(self, wallet_set_id: int, user_id: int) -> None: ...
 
 
+# what the edge's length limits allow (a longer string is refused `too_long` before any check)
+_Name = Annotated[str, msgspec.Meta(max_length=MAX_NAME)]
+_Cron = Annotated[str, msgspec.Meta(max_length=200)]  # the schedules table's column
+_Every = Annotated[str, msgspec.Meta(max_length=16)]
+_Word = Annotated[str, msgspec.Meta(max_length=32)]
+
+
 class MisfireBody(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    policy: str = "skip"
+    policy: _Word = "skip"
     limit: int | None = None
 
 
 class AddSchedule(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     """The body of `POST /api/v1/schedules` (and `add_schedule`): exactly one of `cron` and `every`."""
 
-    name: str
+    name: _Name
     job: dict[str, Any]
-    cron: str | None = None
-    every: str | None = None
-    timezone: str | None = None  # default: the owner's preference time zone
+    cron: _Cron | None = None
+    every: _Every | None = None
+    timezone: _Name | None = None  # default: the owner's preference time zone
     misfire: MisfireBody | None = None
     paused: bool = False
 
