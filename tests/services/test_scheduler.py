@@ -231,6 +231,12 @@ def _child(url: str, folder: Path, schema: str | None) -> subprocess.Popen[bytes
                             cwd=ROOT, env=env)
 
 
+def _set_clock(folder: Path, ms: int) -> None:
+    """The child's clock, replaced in one step: a child reading while it is written sees the old time or the new, never ''."""
+    (folder / "clock.new").write_text(str(ms))
+    os.replace(folder / "clock.new", folder / "clock")
+
+
 @pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
 async def test_exactly_once_per_tick_across_a_sigkill_and_a_restart(tmp_path: Path, backend: str) -> None:
     """A child scheduler is killed in the middle of the third tick's job (its effect done, its finish not recorded);
@@ -242,7 +248,7 @@ async def test_exactly_once_per_tick_across_a_sigkill_and_a_restart(tmp_path: Pa
             clock = Clock()
             scheduler = Scheduler(store, {"effect": _EffectCheck()}, clock, record_rates=False)
             made = await scheduler.add({"name": "every minute", "every": "1m", "job": {"kind": "effect"}}, TOM)
-        (tmp_path / "clock").write_text(str(T0))
+        _set_clock(tmp_path, T0)
         (tmp_path / "hang").write_text(str(T0 + 3 * MINUTE))
         effects = tmp_path / "effects"
 
@@ -253,7 +259,7 @@ async def test_exactly_once_per_tick_across_a_sigkill_and_a_restart(tmp_path: Pa
         try:
             _wait_for(lambda: (tmp_path / f"ready-{first.pid}").exists(), "the first scheduler")
             for minute in (1, 2, 3):
-                (tmp_path / "clock").write_text(str(T0 + minute * MINUTE))
+                _set_clock(tmp_path, T0 + minute * MINUTE)
                 _wait_for(lambda m=minute: len(effect_lines()) == m, f"tick {minute}")
             time.sleep(0.2)  # the third job hangs after its effect
         finally:
@@ -263,7 +269,7 @@ async def test_exactly_once_per_tick_across_a_sigkill_and_a_restart(tmp_path: Pa
         try:
             _wait_for(lambda: (tmp_path / f"ready-{second.pid}").exists(), "the second scheduler")
             for minute in (4, 5):
-                (tmp_path / "clock").write_text(str(T0 + minute * MINUTE))
+                _set_clock(tmp_path, T0 + minute * MINUTE)
                 _wait_for(lambda m=minute: len(effect_lines()) == m, f"tick {minute}")
             time.sleep(0.3)  # time for a wrong second run of tick 3 to show
         finally:
