@@ -94,6 +94,13 @@ NOTES = """
   for that alone), and the client_oid filter hashes each new key (blake2b, ~3-7 us an order) so
   that no key history is kept in memory; the typed order views gave -2.6%. It is at the edge of
   the 10%: the next place to win it back is the filter's hash.
+- Scheduled trading and notifications (issue 23) against ff79a03, in the table's run (current =
+  7c57614): make_order at 96.2% of the base's orders/s (median of the pairs; pairs 0.90-1.03,
+  7,362 against 7,662), server CPU an order +4.7%, callgrind's server instructions an order
+  518.7k against 479.1k (+8.3%). Every order now also reaches the notifier service's bus
+  subscription (it reads each order and fill message to find the users who chose an event, and
+  builds nothing when none did), and each view formats the Trade shape's `executed_value`,
+  `fill_fees` and `funds`. Matching 98.9%, SMA backtest 98.4%: both unchanged within noise.
 - Matching core and SMA backtest A/B (benchmarks/bench_core_ab.py): the same pairing for the two
   benchmarks whose code the venue contract moved (the backtests now trade on the simulated venue).
   Each side runs its own commit's `benchmarks` as well as its `src` (both written out by `git
