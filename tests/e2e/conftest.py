@@ -41,9 +41,9 @@ def dashboard_built() -> Path:
     return dist
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory, dashboard_built: Path) -> Iterator[ServerProcess]:
-    proc = ServerProcess(Path(tmp_path_factory.mktemp("web")))
+def serve_with_users(folder: Path, env: dict[str, str] | None = None) -> Iterator[ServerProcess]:
+    """A started server with the viewer and the trader the pages sign in as; stopped when the fixture ends."""
+    proc = ServerProcess(folder, env=env)
     proc.start()
     with proc.client() as admin:
         for name, password, role in ((*VIEWER, "viewer"), (*TRADER, "trader")):
@@ -53,6 +53,11 @@ def server(tmp_path_factory: pytest.TempPathFactory, dashboard_built: Path) -> I
         yield proc
     finally:
         proc.stop()
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory, dashboard_built: Path) -> Iterator[ServerProcess]:
+    yield from serve_with_users(Path(tmp_path_factory.mktemp("web")))
 
 
 @pytest.fixture(scope="module")  # not session: Playwright's sync API keeps an event loop running in this thread

@@ -21,7 +21,7 @@ from aiosmtpd.controller import Controller
 from playwright.sync_api import Browser, Page, expect
 
 from coinwire.api.client import RpcClient
-from tests.e2e.conftest import PHONE, TRADER, VIEWER, Watched, open_page, shot, sign_in
+from tests.e2e.conftest import PHONE, TRADER, VIEWER, Watched, open_page, serve_with_users, shot, sign_in
 from tests.server import ServerProcess, free_port
 
 TESS = ("tess", "tess-password-1")  # a second trader
@@ -86,16 +86,7 @@ def server(tmp_path_factory: pytest.TempPathFactory, dashboard_built: Path, mail
     env = {"COINWIRE_NOTIFICATIONS_SMTP_HOST": "127.0.0.1", "COINWIRE_NOTIFICATIONS_SMTP_PORT": str(mailbox.port),
            "COINWIRE_NOTIFICATIONS_SMTP_SECURITY": "none", "COINWIRE_NOTIFICATIONS_SMTP_SENDER": "coinwire@example.org",
            "COINWIRE_NOTIFICATIONS_ATTEMPTS": "2", "COINWIRE_NOTIFICATIONS_BASE_DELAY": "0.2", "COINWIRE_NOTIFICATIONS_MAX_DELAY": "0.5"}
-    proc = ServerProcess(Path(tmp_path_factory.mktemp("web-notify")), env=env)
-    proc.start()
-    with proc.client() as admin:
-        for name, password, role in ((*VIEWER, "viewer"), (*TRADER, "trader")):
-            r = admin.post("/api/v1/users", json={"username": name, "password": password, "role": role, "plan": "free"})
-            assert r.status_code in (200, 201), r.text
-    try:
-        yield proc
-    finally:
-        proc.stop()
+    yield from serve_with_users(Path(tmp_path_factory.mktemp("web-notify")), env)
 
 
 @pytest.fixture(scope="module")

@@ -37,7 +37,7 @@ from coinwire.api import params as P
 from coinwire.api.context import CallContext
 from coinwire.api.methods import Api, method
 from coinwire.api.notifier import Notifier, notification
-from coinwire.api.rest import error_response, json_response
+from coinwire.api.rest import error_response, json_response, paged_response
 from coinwire.core.errors import CoinwireError, InvalidInput, NotReady
 from coinwire.core.rollup import Timeframe, bucket_starts, parse_timeframe
 from coinwire.core.symbols import normalize_symbol
@@ -63,12 +63,8 @@ def add_ohlcv_routes(app: FastAPI, query: OhlcvQuery) -> None:
                 raise InvalidInput("invalid_params", f"unknown query parameter(s) {unknown}; use timeframe, tz, start, end")
             q = request.query_params
             result = await query.candles(exchange, symbol, q.get("timeframe", "1h"), q.get("tz", "UTC"), q.get("start"), q.get("end"))
-            response = json_response(result["candles"])
-            if result["next"] is not None:
-                response.headers["X-Next-Start"] = str(result["next"])
-                link = request.url.include_query_params(start=result["next"], end=result["end"])
-                response.headers["Link"] = f'<{link.path}?{link.query}>; rel="next"'
-            return response
+            return paged_response(result["candles"], request, "X-Next-Start", result["next"],
+                                  {"start": result["next"], "end": result["end"]})
         except CoinwireError as exc:
             return error_response(exc)
         except Exception:  # a bug: log it, and still answer in the documented error shape

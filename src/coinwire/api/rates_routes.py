@@ -23,7 +23,7 @@ from fastapi.responses import Response
 from coinwire.api import params as P
 from coinwire.api.context import CallContext
 from coinwire.api.methods import Api, method
-from coinwire.api.rest import error_response, json_response
+from coinwire.api.rest import error_response, json_response, paged_response
 from coinwire.core.errors import CoinwireError, InvalidInput, NotReady
 from coinwire.services.rate_history import RateHistory
 
@@ -45,12 +45,7 @@ def add_rates_routes(app: FastAPI, history: RateHistory) -> None:
                 raise InvalidInput("invalid_params", f"unknown query parameter(s) {unknown}; use since, until")
             q = request.query_params
             answer = await history.read(exchange, symbol, q.get("since"), q.get("until"))
-            response = json_response(answer)
-            if answer["next"] is not None:
-                response.headers["X-Next-Since"] = str(answer["next"])
-                link = request.url.include_query_params(since=answer["next"], until=answer["until"])
-                response.headers["Link"] = f'<{link.path}?{link.query}>; rel="next"'
-            return response
+            return paged_response(answer, request, "X-Next-Since", answer["next"], {"since": answer["next"], "until": answer["until"]})
         except CoinwireError as exc:
             return error_response(exc)
         except Exception:  # a bug: log it, and still answer in the documented error shape

@@ -25,7 +25,7 @@ from coinwire.api.query_values import read_int
 from coinwire.core.errors import CoinwireError
 from coinwire.store.outage import store_unavailable, store_unreachable
 
-__all__ = ["XWRAP_ROUTES", "add_xwrap_routes", "error_response", "json_response"]
+__all__ = ["XWRAP_ROUTES", "add_xwrap_routes", "error_response", "json_response", "paged_response"]
 
 log = structlog.get_logger("coinwire.rest")
 
@@ -58,6 +58,17 @@ XWRAP_ROUTES: list[tuple[str, str, str]] = [
 
 def json_response(payload: Any, status: int = 200) -> Response:
     return Response(_encode(payload), status_code=status, media_type="application/json")
+
+
+def paged_response(payload: Any, request: Request, header: str, start: Any, next_query: dict[str, Any]) -> Response:
+    """`payload`, and when the answer was capped (`start` not None) where the next page starts: `header: start` and a
+    `Link: <...>; rel="next"` of the request's own URL with `next_query` in its query (rates, candles)."""
+    response = json_response(payload)
+    if start is not None:
+        response.headers[header] = str(start)
+        link = request.url.include_query_params(**next_query)
+        response.headers["Link"] = f'<{link.path}?{link.query}>; rel="next"'
+    return response
 
 
 def error_response(exc: CoinwireError) -> Response:
