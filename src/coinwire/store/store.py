@@ -187,6 +187,19 @@ class Store:
             raise RuntimeError("Store is not started: await store.start() first")
         return self._engine
 
+    @property
+    def writer(self) -> AsyncEngine:
+        """The engine for a transaction that writes: `async with store.writer.begin()`.
+
+        On SQLite it begins IMMEDIATE, taking the write lock before the first read. A deferred
+        transaction that reads and then writes fails at once ("database is locked", without
+        waiting) when another connection committed in between; with the lock taken up front it
+        waits its turn instead. On PostgreSQL it is the engine itself.
+        """
+        if self._writer is None:
+            raise RuntimeError("Store is not started: await store.start() first")
+        return self._writer
+
     async def start(self) -> None:
         """Connect and migrate to head (a no-op when already there). Idempotent."""
         if self._engine is not None:

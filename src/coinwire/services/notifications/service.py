@@ -370,7 +370,10 @@ class NotificationService:
         await self.outbox.replace(user_id, channels, events)
         self._chosen.pop(user_id, None)
         for listener in self.settings_listeners:
-            await listener(user_id)
+            try:  # the settings are stored: a listener that fails (a bot poller) is logged, the answer stands
+                await listener(user_id)
+            except Exception:
+                log.exception("a notification settings listener failed", user=user_id)
         return await self.get_settings(user_id)
 
     async def dead_letters(self, user_id: int, limit: int = 100) -> list[dict[str, Any]]:
