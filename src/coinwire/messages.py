@@ -157,6 +157,18 @@ class OrderView(msgspec.Struct, frozen=True, gc=False):
     executed_value: str = "0"  # quote spent on fills, fee excluded (the fills' notional)
     fill_fees: str = "0"  # fees of its fills, in `fee_currency`
     settled: bool = False  # done, every fill settled on the ledger: nothing more will change
+    # conditional orders (docs/ORDERS.md); a plain order has the defaults
+    stop_price: str | None = None  # the trigger level (a trailing stop's current one; None before it activates)
+    trigger: str | None = None  # last | mark | bid_ask
+    trailing_delta: str | None = None  # "1.5%" or a price distance
+    activation_price: str | None = None
+    time_in_force: str = "GTC"  # of the limit a conditional limit fires; GTD: until expire_at
+    expire_at: str | None = None
+    triggered_at: str | None = None  # when it fired (status untriggered until then)
+    oco_id: int | None = None  # an OCO's legs share it
+    parent_id: int | None = None  # a bracket's child: its parent
+    emulated: bool = False  # fired by coinwire from the mirrored market, not by the exchange
+    reduce_only: bool = False
 
 
 class FillView(msgspec.Struct, frozen=True, gc=False):

@@ -1,11 +1,16 @@
-"""Orders and their explicit state machine: pending -> open -> done, nothing else.
+"""Orders and their explicit state machine: pending -> (untriggered -> triggered ->) open -> done.
 
     pending ──accept──▶ open ──fill (partial)──▶ open
-       │                  │
-       └──────────────────┴──fill (complete) / cancel / expire / kill──▶ done
+       │  │               │
+       │  └─accept (conditional)─▶ untriggered ──trigger──▶ triggered ──child rests──▶ open
+       │                          │                        │
+       └──────────────────────────┴────────────────────────┴──fill (complete) / cancel / expire / kill──▶ done
 
-`done` is terminal and carries a `done_reason`. Invalid requests never become orders:
-they are refused at the edge with a stable error code and nothing is written.
+A conditional order (stop, take-profit, trailing stop) waits `untriggered`, holding its
+funds, until its trigger price is reached; it then fires once and lives on as its child (a
+market or a limit order) under the same id. `done` is terminal and carries a `done_reason`.
+Invalid requests never become orders: they are refused at the edge with a stable error code
+and nothing is written.
 """
 
 from __future__ import annotations
@@ -16,7 +21,8 @@ import msgspec
 
 from coinwire.core.instruments import Instrument
 
-__all__ = ["Side", "OrderType", "OrderStatus", "DoneReason", "Order", "Fill", "InvalidTransition", "TRANSITIONS", "OrderRequest"]
+__all__ = ["Side", "OrderType", "OrderStatus", "DoneReason", "TriggerSource", "TimeInForce", "Order", "Fill", "InvalidTransition",
+           "TRANSITIONS", "OrderRequest", "CONDITIONAL_TYPES"]
 
 
 class Side(str, enum.Enum):
@@ -34,16 +40,56 @@ class OrderType(str, enum.Enum):
     IOC = "limit-immediate-cancel"  # takes what it can at the limit, cancels the rest
     FOK = "limit-fill-kill"  # fills entirely at the limit or not at all
     POST_ONLY = "limit-post-only"  # rests only; refused if it would take liquidity
+    # conditional: wait untriggered for `stop_price`, then live on as a market or a limit order (`time_in_force`)
+    STOP_MARKET = "stop-market"  # a sell fires at or below stop_price, a buy at or above
+    STOP_LIMIT = "stop-limit"
+    TAKE_PROFIT_MARKET = "take-profit-market"  # the mirror image: a sell fires at or above stop_price, a buy at or below
+    TAKE_PROFIT_LIMIT = "take-profit-limit"
+    TRAILING_STOP = "trailing-stop"  # a stop that follows the best price seen since activation; fires a market order
 
     @property
     def rests(self) -> bool:
         return self is _LIMIT or self is _POST_ONLY
 
+    @property
+    def conditional(self) -> bool:
+        """Waits for a trigger before it reaches the book."""
+        return self in CONDITIONAL_TYPES
+
+    @property
+    def takes_profit(self) -> bool:
+        """Fires when the price moves the order's way (a sell at or above its price), not against it."""
+        return self is OrderType.TAKE_PROFIT_MARKET or self is OrderType.TAKE_PROFIT_LIMIT
+
+    @property
+    def child_is_limit(self) -> bool:
+        """Fires a limit order at `limit` (else a market order)."""
+        return self is OrderType.STOP_LIMIT or self is OrderType.TAKE_PROFIT_LIMIT
+
 
 class OrderStatus(str, enum.Enum):
     PENDING = "pending"
+    UNTRIGGERED = "untriggered"  # a conditional order waiting for its trigger, holding its funds
+    TRIGGERED = "triggered"  # fired; its child is on its way to the book (a live venue may take a moment)
     OPEN = "open"
     DONE = "done"
+
+
+class TriggerSource(str, enum.Enum):
+    """Which price fires a conditional order."""
+
+    LAST = "last"  # trades (the default)
+    MARK = "mark"  # a perpetual's mark price
+    BID_ASK = "bid_ask"  # the touch of the side the order would take: the bid for a sell, the ask for a buy
+
+
+class TimeInForce(str, enum.Enum):
+    """How long the limit order a conditional order fires lives (plain limits say it in their type)."""
+
+    GTC = "GTC"  # until cancelled
+    IOC = "IOC"  # takes what it can at once, the rest is cancelled
+    FOK = "FOK"  # all at once or nothing
+    GTD = "GTD"  # until `expire_at`
 
 
 class DoneReason(str, enum.Enum):
@@ -60,9 +106,15 @@ _BUY, _SELL = Side.BUY, Side.SELL
 _LIMIT, _POST_ONLY = OrderType.LIMIT, OrderType.POST_ONLY
 _OPEN, _DONE = OrderStatus.OPEN, OrderStatus.DONE
 
+CONDITIONAL_TYPES = frozenset({OrderType.STOP_MARKET, OrderType.STOP_LIMIT, OrderType.TAKE_PROFIT_MARKET,
+                               OrderType.TAKE_PROFIT_LIMIT, OrderType.TRAILING_STOP})
+
 
 TRANSITIONS: dict[OrderStatus, frozenset[OrderStatus]] = {
-    OrderStatus.PENDING: frozenset({OrderStatus.OPEN, OrderStatus.DONE}),
+    OrderStatus.PENDING: frozenset({OrderStatus.OPEN, OrderStatus.UNTRIGGERED, OrderStatus.DONE}),
+    # untriggered -> untriggered: a trailing stop's level moved; a fired order never goes back
+    OrderStatus.UNTRIGGERED: frozenset({OrderStatus.UNTRIGGERED, OrderStatus.TRIGGERED, OrderStatus.DONE}),
+    OrderStatus.TRIGGERED: frozenset({OrderStatus.OPEN, OrderStatus.DONE}),
     OrderStatus.OPEN: frozenset({OrderStatus.OPEN, OrderStatus.DONE}),
     OrderStatus.DONE: frozenset(),
 }
@@ -108,6 +160,21 @@ class Order(msgspec.Struct, kw_only=True, gc=False):
     # ATTO of the quote a market buy by amount may spend, fee included (0: sized by `size`); its `size` is then
     # what the book gave for it when accepted (a live venue's fills may set it higher: the venue sizes it)
     funds: int = 0
+    # --- conditional orders (0 / None / False: a plain order) ---
+    stop_price: int = 0  # the trigger level in price units; a trailing stop's current level (0 until it is activated)
+    trigger: TriggerSource = TriggerSource.LAST
+    trail_ppm: int = 0  # a trailing stop's distance in millionths of the best price (1.5% = 15_000) ...
+    trail_delta: int = 0  # ... or in price units: exactly one of the two is set for a trailing stop
+    activation_price: int = 0  # a trailing stop starts following once this is reached (0: at once)
+    trail_best: int = 0  # the best price a trailing stop has seen since activation (0: not active yet)
+    time_in_force: TimeInForce = TimeInForce.GTC  # of the limit order a conditional limit fires
+    expire_at: int = 0  # nanoseconds: good till this instant (GTD), whatever its state; 0: no date
+    triggered_at: int | None = None  # when it fired
+    list_id: int = 0  # an OCO's legs share it (the first leg's id): one filling or firing cancels the other
+    parent_id: int = 0  # a bracket's child: its parent's id (children are placed once the parent has filled)
+    bracket: str | None = None  # a bracket parent's children to place: core.conditional.Bracket as JSON, integer units
+    emulated: bool = False  # a live venue lacks the type: coinwire fires it from the mirrored market
+    reduce_only: bool = False  # may only shrink a position (enforced for derivatives)
 
     @property
     def remaining(self) -> int:
@@ -119,10 +186,15 @@ class Order(msgspec.Struct, kw_only=True, gc=False):
 
     @property
     def expires_at(self) -> int | None:
-        """Nanosecond instant at which `cancel_after` cancels the order, if it has one."""
+        """Nanosecond instant at which `cancel_after` or `expire_at` (the earlier) ends the order, if it has one."""
         if not self.cancel_after:
-            return None
-        return self.created_at + self.cancel_after * 1_000_000_000
+            return self.expire_at or None
+        after = self.created_at + self.cancel_after * 1_000_000_000
+        return min(after, self.expire_at) if self.expire_at else after
+
+    @property
+    def is_untriggered(self) -> bool:
+        return self.status is OrderStatus.UNTRIGGERED
 
     def move(self, status: OrderStatus, ts: int, reason: DoneReason | None = None) -> None:
         """Follow one edge of the state machine, or fail loudly (a bug, never user input)."""

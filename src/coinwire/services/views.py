@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import msgspec
+
 from coinwire.core.instruments import Instrument
 from coinwire.core.numbers import ATTO, ATTO_DECIMALS
 from coinwire.core.orders import Fill, Order, OrderStatus
@@ -70,7 +72,7 @@ def order_view(order: Order, instrument: Instrument, seq: int | None = None) -> 
     created_iso = _iso(created)
     done_reason = order.done_reason
     fee = units_text(order.fee, ATTO_DECIMALS)
-    return OrderView(
+    view = OrderView(
         order.id,
         created_iso,
         order.wallet_set_id,
@@ -100,6 +102,30 @@ def order_view(order: Order, instrument: Instrument, seq: int | None = None) -> 
         fee,
         order.status is _DONE,
     )
+    if order.stop_price or order.trail_ppm or order.trail_delta or order.list_id or order.parent_id or order.expire_at \
+            or order.reduce_only:
+        return _conditional(view, order, instrument)
+    return view  # a plain order: the conditional fields keep their defaults
+
+
+def _conditional(view: OrderView, order: Order, instrument: Instrument) -> OrderView:
+    """The view with its conditional fields (stops, trailing stops, OCO legs, bracket children, good-till-date)."""
+    pd = instrument.price_decimals
+    trailing = (f"{order.trail_ppm / 10_000:g}%" if order.trail_ppm else
+                units_text(order.trail_delta, pd) if order.trail_delta else None)
+    return msgspec.structs.replace(
+        view,
+        stop_price=units_text(order.stop_price, pd) if order.stop_price else None,
+        trigger=order.trigger._value_ if order.type.conditional else None,
+        trailing_delta=trailing,
+        activation_price=units_text(order.activation_price, pd) if order.activation_price else None,
+        time_in_force=order.time_in_force._value_,
+        expire_at=iso(order.expire_at or None),
+        triggered_at=iso(order.triggered_at),
+        oco_id=order.list_id or None,
+        parent_id=order.parent_id or None,
+        emulated=order.emulated,
+        reduce_only=order.reduce_only)
 
 
 def fill_view(fill: Fill, instrument: Instrument, seq: int, funds: int = 0) -> FillView:

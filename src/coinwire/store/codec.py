@@ -182,7 +182,8 @@ class RecordCodec(Generic[R]):
 ORDERS: RecordCodec[Order] = RecordCodec(
     Order,
     tables.orders,
-    {"size": _SIZE, "limit": _PRICE, "filled_size": _SIZE, "filled_notional": _ATTO, "fee": _ATTO, "funds": _ATTO},
+    {"size": _SIZE, "limit": _PRICE, "filled_size": _SIZE, "filled_notional": _ATTO, "fee": _ATTO, "funds": _ATTO,
+     "stop_price": _PRICE, "trail_delta": _PRICE, "activation_price": _PRICE, "trail_best": _PRICE},
     renames={"limit": "limit_price"},
 )
 FILLS: RecordCodec[Fill] = RecordCodec(Fill, tables.fills, {"price": _PRICE, "size": _SIZE, "notional": _ATTO, "fee": _ATTO})

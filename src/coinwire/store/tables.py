@@ -27,6 +27,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
     text,
 )
 
@@ -131,6 +132,21 @@ orders = Table(
     Column("account_id", BigInteger, nullable=False),  # the account whose funds it spends
     Column("seq", BigInteger, nullable=False),  # its account's stream sequence of its latest notification
     Column("funds", Text, nullable=False, server_default="0"),  # a market buy by amount: ATTO of the quote, fee included
+    # conditional orders (0017_conditional_orders; core.orders.Order says what each is): prices at the price decimals
+    Column("stop_price", Text, nullable=False, server_default="0"),
+    Column("trigger", String(8), nullable=False, server_default="last"),
+    Column("trail_ppm", BigInteger, nullable=False, server_default="0"),
+    Column("trail_delta", Text, nullable=False, server_default="0"),
+    Column("activation_price", Text, nullable=False, server_default="0"),
+    Column("trail_best", Text, nullable=False, server_default="0"),
+    Column("time_in_force", String(4), nullable=False, server_default="GTC"),
+    Column("expire_at", BigInteger, nullable=False, server_default="0"),
+    Column("triggered_at", BigInteger, nullable=True),
+    Column("list_id", BigInteger, nullable=False, server_default="0"),
+    Column("parent_id", BigInteger, nullable=False, server_default="0"),
+    Column("bracket", Text, nullable=True),
+    Column("emulated", Boolean, nullable=False, server_default=false()),
+    Column("reduce_only", Boolean, nullable=False, server_default=false()),
     # Only what queries use: every index is written by every order. Open orders (the start-up
     # read) through a partial index holding just them; recent lists walk the primary key.
     Index("ix_orders_open", "status", sqlite_where=text("status != 'done'"), postgresql_where=text("status != 'done'")),
