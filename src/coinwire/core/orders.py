@@ -256,7 +256,8 @@ class OrderRequest:
     """A make_order request after parsing: exact units, known instrument (what the gateway takes from the api and the paper runtime)."""
 
     __slots__ = ("exchange", "instrument", "side", "type", "size", "limit", "cancel_after", "client_oid", "wallet_set_id", "run_id",
-                 "budget", "owner_id", "account_id", "funds")
+                 "budget", "owner_id", "account_id", "funds", "stop_price", "trigger", "trail_ppm", "trail_delta", "activation_price",
+                 "time_in_force", "expire_at", "allow_immediate", "reduce_only", "bracket")
 
     def __init__(
         self,
@@ -275,6 +276,16 @@ class OrderRequest:
         owner_id: int | None = None,
         account_id: int | None = None,
         funds: int = 0,
+        stop_price: int = 0,
+        trigger: TriggerSource = TriggerSource.LAST,
+        trail_ppm: int = 0,
+        trail_delta: int = 0,
+        activation_price: int = 0,
+        time_in_force: TimeInForce = TimeInForce.GTC,
+        expire_at: int = 0,
+        allow_immediate: bool = False,
+        reduce_only: bool = False,
+        bracket: str | None = None,
     ) -> None:
         self.exchange = exchange
         self.instrument = instrument
@@ -292,6 +303,17 @@ class OrderRequest:
         # exchange, else the owner's own account there, made on first use)
         self.account_id = account_id
         self.funds = funds  # ATTO of the quote a market buy spends, fee included (0: `size` says how much); size is then 0
+        # a conditional order's (Order says what each is); allow_immediate: accept a stop the market has already passed
+        self.stop_price = stop_price
+        self.trigger = trigger
+        self.trail_ppm = trail_ppm
+        self.trail_delta = trail_delta
+        self.activation_price = activation_price
+        self.time_in_force = time_in_force
+        self.expire_at = expire_at
+        self.allow_immediate = allow_immediate
+        self.reduce_only = reduce_only
+        self.bracket = bracket  # a parent's children (core.conditional.Bracket as JSON), placed as an OCO once it filled
 
     def same_as(self, order: Order) -> bool:
         return (
@@ -302,6 +324,10 @@ class OrderRequest:
             and (order.size == self.size or self.funds > 0)  # a buy by funds: the book sized it
             and order.limit == self.limit
             and order.funds == self.funds
+            and (order.stop_price == self.stop_price or self.trail_ppm > 0 or self.trail_delta > 0)  # a trailing level moves
+            and order.trail_ppm == self.trail_ppm
+            and order.trail_delta == self.trail_delta
+            and order.bracket == self.bracket
             and order.wallet_set_id == self.wallet_set_id
             and (self.account_id is None or order.account_id == self.account_id)
         )
