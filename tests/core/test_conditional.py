@@ -621,3 +621,35 @@ def test_holds_never_count_the_same_funds_twice_and_the_ledger_balances_after_ev
                 assert ledger.hold_of(order.id) >= required_hold(INST, order)[1]  # a trailing buy's need only shrinks
             else:
                 assert order.status is not OrderStatus.TRIGGERED  # fired straight away
+
+
+def test_the_book_lists_the_trailing_stops_a_price_moved() -> None:
+    book = TriggerBook(INST)
+    trailing = _untriggered(1, type=TR, trail_delta=100)
+    book.add(trailing)
+    book.add(_untriggered(2, stop_price=9_000))
+    book.on_price(LAST, 10_000, 1)
+    assert book.moved == [trailing]
+    book.on_price(LAST, 9_990, 2)
+    assert book.moved == []
+    book.on_price(MARK, 20_000, 3)
+    assert book.moved == [] and trailing.stop_price == 9_900
+
+
+def test_a_trailing_buy_accepted_at_the_current_price_follows_it_and_holds_at_its_level() -> None:
+    order = _order(side=BUY, type=TR, trail_delta=100)
+    need = max_buy_cost(INST, conditional_market_level(INST, _order(side=BUY, type=SM, stop_price=10_100)), 1_000)
+    ledger = _ledger(quote=need)
+    accept_conditional(ledger, INST, order, 1, price=10_000)
+    assert (order.trail_best, order.stop_price, ledger.hold_of(1)) == (10_000, 10_100, need)
+    poor = _order(2, side=BUY, type=TR, trail_delta=100)
+    with pytest.raises(InsufficientFunds):
+        accept_conditional(ledger, INST, poor, 1, price=10_000)
+    assert (poor.trail_best, poor.stop_price, poor.status) == (0, 0, OrderStatus.PENDING)  # as it came
+    settle_fills(ledger, INST, order, [], 2)  # no change: the hold stays
+    book = TriggerBook(INST)
+    book.add(order)
+    book.on_price(LAST, 9_000, 3)
+    settle_fills(ledger, INST, order, [], 3)  # its level fell: its hold shrinks to the new need
+    assert ledger.hold_of(1) == required_hold(INST, order)[1] < need
+    ledger.check()

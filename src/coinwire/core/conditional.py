@@ -21,7 +21,7 @@ Levels derived from percentages are rounded to the tick half-up (`level`).
 from __future__ import annotations
 
 from bisect import bisect_left, insort
-from heapq import heappop, heappush
+from heapq import heapify, heappop, heappush
 
 import msgspec
 
@@ -140,8 +140,8 @@ class _Ladder:
         self.up: list[tuple[int, int]] = []  # fire when the price rises to the level or above
         self.trailing: dict[int, Order] = {}
 
-    def see(self, price: int, tick: int, ts: int, fired: list[int]) -> None:
-        """Follow the trailing stops with `price`, then collect the ids of every order it fires (taken off the ladder)."""
+    def see(self, price: int, tick: int, ts: int, fired: list[int], moved: list[Order]) -> None:
+        """Follow the trailing stops with `price` (collecting those whose level moved), then collect the ids it fires."""
         down = self.down
         if down and down[-1][0] >= price:
             i = bisect_left(down, (price,))  # the first level >= price
@@ -158,6 +158,7 @@ class _Ladder:
             for oid, order in trailing.items():
                 if follow(order, price, tick):
                     order.move(_UNTRIGGERED, ts)  # its level moved: the order changed
+                    moved.append(order)
                 elif fires(order, price):
                     gone.append(oid)
             for oid in gone:
@@ -174,12 +175,16 @@ class TriggerBook:
     source. A fired order leaves the book `triggered` and cannot come back (`add` takes only
     untriggered orders, and the state machine has no way back): it fires at most once, ever.
     Change a held order's level only by `remove` and `add` again.
+
+    `moved` lists the trailing stops whose level the latest `on_price` / `on_touch` moved: a
+    venue stores them (their level survives a restart) and may lower a trailing buy's hold.
     """
 
-    __slots__ = ("instrument", "_orders", "_ladders", "_expiries")
+    __slots__ = ("instrument", "moved", "_orders", "_ladders", "_expiries")
 
     def __init__(self, instrument: Instrument) -> None:
         self.instrument = instrument
+        self.moved: list[Order] = []
         self._orders: dict[int, Order] = {}
         self._ladders: dict[tuple[TriggerSource, Side], _Ladder] = {}
         self._expiries: list[tuple[int, int]] = []  # heap of (expires_at, id); entries of orders gone are skipped
@@ -211,7 +216,11 @@ class TriggerBook:
         self._orders[order.id] = order
         expires_at = order.expires_at
         if expires_at is not None:
-            heappush(self._expiries, (expires_at, order.id))
+            heap = self._expiries
+            heappush(heap, (expires_at, order.id))
+            if len(heap) > 64 + 2 * len(self._orders):  # mostly orders gone (fired, removed): rebuild
+                heap[:] = [entry for entry in heap if entry[1] in self._orders]
+                heapify(heap)
 
     def remove(self, order_id: int) -> Order | None:
         """Take an order off the book (a cancel, an OCO sibling firing); its state is the caller's business."""
@@ -234,22 +243,26 @@ class TriggerBook:
         if source is _BID_ASK:
             return self.on_touch(price, price, ts)
         fired: list[int] = []
+        moved: list[Order] = []
+        self.moved = moved
         tick = self.instrument.tick
         ladders = self._ladders
         for side in (_BUY, _SELL):
             ladder = ladders.get((source, side))
             if ladder is not None:
-                ladder.see(price, tick, ts, fired)
+                ladder.see(price, tick, ts, fired, moved)
         return self._fire(fired, ts) if fired else []
 
     def on_touch(self, bid: int | None, ask: int | None, ts: int) -> list[Order]:
         """New touches for the BID_ASK orders: sells watch the bid, buys the ask (None: that side is unchanged)."""
         fired: list[int] = []
+        moved: list[Order] = []
+        self.moved = moved
         tick = self.instrument.tick
         if bid is not None and (ladder := self._ladders.get((_BID_ASK, _SELL))) is not None:
-            ladder.see(bid, tick, ts, fired)
+            ladder.see(bid, tick, ts, fired, moved)
         if ask is not None and (ladder := self._ladders.get((_BID_ASK, _BUY))) is not None:
-            ladder.see(ask, tick, ts, fired)
+            ladder.see(ask, tick, ts, fired, moved)
         return self._fire(fired, ts) if fired else []
 
     def expire(self, ts: int) -> list[Order]:

@@ -13,6 +13,7 @@ quote-quantity market order, computed exactly so fee included it never exceeds t
 
 from __future__ import annotations
 
+from coinwire.core.conditional import follow
 from coinwire.core.errors import DomainError, InvalidInput
 from coinwire.core.funds import max_buy_cost, required_hold
 from coinwire.core.instruments import FEE_SCALE, Instrument
@@ -110,16 +111,27 @@ def release_hold(ledger: Ledger, instrument: Instrument, order: Order, ts: int) 
     return ledger.set_hold(order.id, order.exchange, currency, order.wallet_set_id, need, ts, order.account_id)
 
 
-def accept_conditional(ledger: Ledger, instrument: Instrument, order: Order, ts: int, *, hold: int | None = None) -> list[WalletLine]:
+def accept_conditional(
+    ledger: Ledger, instrument: Instrument, order: Order, ts: int, *, hold: int | None = None, price: int | None = None
+) -> list[WalletLine]:
     """Hold a conditional order's funds from acceptance and make it untriggered; refuses only what the ledger refuses.
 
     The request checks are `core.conditional.check_conditional`'s (made first, by the caller).
     `hold` replaces the order's own need (`funds.required_hold`): an OCO leg's share from
-    `funds.oco_holds`. Raises InsufficientFunds changing nothing when the funds are not there.
+    `funds.oco_holds`. `price` (an addition: its current trigger price) is shown to a trailing
+    stop first, so one without an activation price starts following now and a trailing buy
+    has a level to hold at. Raises InsufficientFunds changing nothing when the funds are not there.
     """
-    currency, need = required_hold(instrument, order)
-    lines = ledger.set_hold(order.id, order.exchange, currency, order.wallet_set_id, need if hold is None else hold, ts,
-                            order.account_id)
+    trail = (order.trail_best, order.stop_price)
+    if price is not None and order.type is OrderType.TRAILING_STOP:
+        follow(order, price, instrument.tick)
+    try:
+        currency, need = required_hold(instrument, order)
+        lines = ledger.set_hold(order.id, order.exchange, currency, order.wallet_set_id, need if hold is None else hold, ts,
+                                order.account_id)
+    except BaseException:
+        order.trail_best, order.stop_price = trail  # refused: the order is as it came
+        raise
     order.move(OrderStatus.UNTRIGGERED, ts)
     return lines
 
