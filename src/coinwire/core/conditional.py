@@ -108,9 +108,7 @@ def follow(order: Order, price: int, tick: int) -> bool:
     old = order.stop_price
     if sell:
         new = min(new, best - tick)
-        if new < tick:
-            new = tick  # a positive level: 0 means "not active"
-        if new <= old:
+        if new <= old:  # also a level of 0 or less (a best of one tick): none yet, it never fires
             return False
     else:
         new = max(new, best + tick)
