@@ -136,6 +136,18 @@ async def test_a_trailing_stop_records_its_level_only_when_it_moves_and_keeps_it
     h.ledger.check()
 
 
+async def test_a_trailing_buys_hold_shrinks_as_its_level_falls_and_it_buys_within_it(h: Followed) -> None:
+    view = await h.gw.make_order(request("buy", OrderType.TRAILING_STOP, "0.5", trail_delta=p("2.00"), client_oid="trail-buy"))
+    assert view.stop_price == "102"
+    first = h.ledger.hold_of(view.id)
+    await h.trade("99.00", "0.1", "sell")
+    assert h.of(view.id)[-1].stop_price == "101" and 0 < h.ledger.hold_of(view.id) < first
+    await h.trade("101.00", "0.1", "buy")
+    assert h.of(view.id)[-1].status == "done" and h.of(view.id)[-1].filled_size == "0.5"
+    assert h.ledger.holds() == {}
+    h.ledger.check()
+
+
 async def test_make_oco_places_both_legs_at_once_and_cancel_of_either_cancels_the_list(h: Followed) -> None:
     legs = await h.gw.make_oco(
         request("sell", OrderType.LIMIT, "0.5", limit="102.50", client_oid="oco:limit"),

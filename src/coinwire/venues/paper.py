@@ -27,7 +27,6 @@ from coinwire.core.conditional import (
     check_oco,
     decode_bracket,
     fires,
-    follow,
     trigger_price,
 )
 from coinwire.core.errors import DomainError, InvalidInput
@@ -178,8 +177,6 @@ class PaperVenue(MarketMirror):
         self.host = host
         self.open = OpenOrders()  # order id -> order resting (or waiting for its trigger) here, with each owner's client_oids
         self.lists: dict[int, list[Order]] = {}  # OCO list id -> its two legs, until one fills, fires or ends
-        # symbol -> trailing stop id -> the level last recorded: a level move is recorded, a trade that moves none is not
-        self._levels: dict[str, dict[int, int]] = {}
 
     @property
     def funds_known(self) -> bool:
@@ -291,13 +288,10 @@ class PaperVenue(MarketMirror):
             check_bracket(order, decode_bracket(bracket), order.limit or order.stop_price or self._entry(market, order),
                           instrument=inst)
         price = trigger_price(order, last=last, bid=bid, ask=ask, mark=last)
-        if order.type is _TRAILING:
-            if price is not None:
-                follow(order, price, inst.tick)
-            elif order.side is _BUY and not order.activation_price:
-                raise DomainError("no_trigger_price", f"no {order.trigger.value} price of {inst.symbol} is known yet to start "
-                                  "a trailing buy from; retry shortly")
-        lines = accept_conditional(self.host.ledger, inst, order, ts)
+        if price is None and order.type is _TRAILING and order.side is _BUY and not order.activation_price:
+            raise DomainError("no_trigger_price", f"no {order.trigger.value} price of {inst.symbol} is known yet to start "
+                              "a trailing buy from; retry shortly")
+        lines = accept_conditional(self.host.ledger, inst, order, ts, price=price)  # a trailing stop follows it at once
         execution = Execution([order], [], lines, placed=order)
         self._keep(order)
         if allow_immediate and price is not None and fires(order, price):
@@ -310,14 +304,9 @@ class PaperVenue(MarketMirror):
 
     def _watch(self, market: PaperMarket, order: Order) -> None:
         market.triggers.add(order)
-        if order.type is _TRAILING:
-            self._levels.setdefault(order.symbol, {})[order.id] = order.stop_price
 
     def _fire(self, market: PaperMarket, order: Order, execution: Execution, ts: int) -> None:
         """A triggered order becomes its child on the engine (`core.execution.fire`), its OCO sibling cancelled first."""
-        levels = self._levels.get(order.symbol)
-        if levels:
-            levels.pop(order.id, None)
         if order.list_id and order.list_id in self.lists:
             self._resolve(market, order, execution, ts)  # before it spends: the list's one hold moves to it
         fills, lines = fire(self.host.ledger, market.engine, order, ts)
@@ -334,9 +323,6 @@ class PaperVenue(MarketMirror):
         sibling = legs[0] if legs[1] is leg else legs[1]
         if market.triggers.remove(sibling.id) is None and sibling.id in market.engine.open_orders:
             market.engine.cancel(sibling.id, ts)
-        levels = self._levels.get(sibling.symbol)
-        if levels:
-            levels.pop(sibling.id, None)
         execution.lines += resolve_oco(self.host.ledger, market.instrument, leg, sibling, ts)
         self._drop(sibling)
         if not any(o is sibling for o in execution.orders):
@@ -365,8 +351,6 @@ class PaperVenue(MarketMirror):
                 continue
             if leg.type in _CONDITIONAL:
                 price = trigger_price(leg, last=last, bid=bid, ask=ask, mark=last)
-                if leg.type is _TRAILING and price is not None:
-                    follow(leg, price, inst.tick)
                 if price is not None and fires(leg, price):
                     leg.move(_TRIGGERED, ts)
                     leg.triggered_at = ts
@@ -409,17 +393,22 @@ class PaperVenue(MarketMirror):
         ts = message.ts
         if isinstance(message, TradeTick):
             fired = triggers.on_price(_LAST, message.price, ts)
+            moved = triggers.moved
             if len(triggers):
                 fired += triggers.on_price(_MARK, message.price, ts)  # a spot market's mark is its last trade
+                moved = moved + triggers.moved
         elif isinstance(message, BookTicker):
             fired = triggers.on_touch(message.bid, message.ask, ts)
+            moved = triggers.moved
         else:
             book = market.engine.book
             fired = triggers.on_touch(book.best_bid(), book.best_ask(), ts)
+            moved = triggers.moved
         executions: list[Execution] = []
-        moved = self._moved(market)
-        if moved:
-            executions.append(Execution(moved, [], []))
+        if moved:  # trailing stops whose level moved: stored (a trade that moves none writes nothing); a buy's hold shrinks
+            ledger, inst = self.host.ledger, market.instrument
+            lines = [line for order in moved if not order.list_id for line in settle_fills(ledger, inst, order, [], ts)]
+            executions.append(Execution(list(moved), [], lines))
         for order in fired:
             if order.is_done:  # its OCO sibling fired first at this price
                 continue
@@ -427,20 +416,6 @@ class PaperVenue(MarketMirror):
             self._fire(market, order, execution, ts)
             executions.append(execution)
         return executions
-
-    def _moved(self, market: PaperMarket) -> list[Order]:
-        """Trailing stops whose level moved since it was last recorded (the new level is now the recorded one)."""
-        levels = self._levels.get(market.instrument.symbol)
-        if not levels:
-            return []
-        moved = []
-        for oid, level in levels.items():
-            order = self.open.get(oid)
-            if order is not None and order.status is _UNTRIGGERED and order.stop_price != level:
-                moved.append(order)
-        for order in moved:
-            levels[order.id] = order.stop_price
-        return moved
 
     # --- market data ----------------------------------------------------------------------------
     async def on_market(self, message: BookSnapshot | BookDelta | TradeTick | BookTicker) -> bool:
@@ -527,9 +502,6 @@ class PaperVenue(MarketMirror):
         engine = market.engine
         if market.triggers.remove(order.id) is None and order.id in engine.open_orders:
             engine.cancel(order.id, order.last_updated_at)
-        levels = self._levels.get(order.symbol)
-        if levels:
-            levels.pop(order.id, None)
         if order.list_id:
             self.lists.pop(order.list_id, None)
         self._drop(order)
@@ -540,7 +512,6 @@ class PaperVenue(MarketMirror):
             market.triggers = TriggerBook(market.instrument)
         self.open.clear()
         self.lists.clear()
-        self._levels.clear()
 
 
 def _prices(market: PaperMarket) -> tuple[int | None, int | None, int | None]:
