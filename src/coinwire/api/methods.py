@@ -73,7 +73,7 @@ def method(name: str, params: type) -> Callable[[Handler], Handler]:
 _SIDES = {side.value: side for side in Side}
 _MARKET = OrderType.MARKET  # a module constant: see core.orders
 _LIMIT = OrderType.LIMIT
-_CONDITIONAL = CONDITIONAL_TYPES
+_CONDITIONAL_NAMES = frozenset(t.value for t in CONDITIONAL_TYPES)  # tested by the text: a str hash is C, an Enum's Python
 _ORDER_TYPES = {t.value: t for t in OrderType}
 _PARSED_LIMIT = 4096
 ECHO_PAYLOAD_LIMIT = 4096  # bytes of JSON an echo_notify / broadcast_notify may send to each receiver
@@ -247,6 +247,7 @@ class Api:
         if order_type is None:
             known = ", ".join(t.value for t in OrderType)
             raise InvalidInput("unknown_order_type", f"unknown order type {p.type!r}; use one of {known}")
+        conditional = p.type in _CONDITIONAL_NAMES
         if p.post_only:
             if order_type not in (OrderType.LIMIT, OrderType.POST_ONLY):
                 raise InvalidInput("invalid_params", "post_only applies to limit orders only")
@@ -263,7 +264,7 @@ class Api:
             if raw_limit not in (None, 0, "0", ""):
                 raise InvalidInput("invalid_params", "a market order takes no limit price")
             limit = 0
-        elif order_type in _CONDITIONAL:  # its limit is that of the order it fires: only the *-limit types need one
+        elif conditional:  # its limit is that of the order it fires: only the *-limit types need one
             limit = 0 if raw_limit is None else price_units(inst, "limit", raw_limit)
         else:
             if raw_limit in (None, "", 0, "0"):
@@ -271,7 +272,7 @@ class Api:
             limit = self._units(inst, "limit", _decimal_param(raw_limit, "limit"))
         if p.cancel_after < 0:
             raise InvalidInput("invalid_cancel_after", "cancel_after must be >= 0 seconds")
-        if p.cancel_after and not order_type.rests and order_type not in _CONDITIONAL:
+        if p.cancel_after and not order_type.rests and not conditional:
             raise InvalidInput("invalid_cancel_after", "cancel_after applies to resting (limit, post-only) and conditional orders")
         client_oid = p.client_oid
         if p.idempotency_key is not None:
@@ -296,7 +297,7 @@ class Api:
             funds=funds,
         )
         # a plain order names none of these: their defaults cost it these tests only (api.order_params does the rest)
-        if (order_type in _CONDITIONAL or p.time_in_force is not None or p.expire_at is not None or p.stop_price is not None
+        if (conditional or p.time_in_force is not None or p.expire_at is not None or p.stop_price is not None
                 or p.trailing_delta is not None or p.activation_price is not None or p.trigger is not None
                 or p.take_profit is not None or p.stop_loss is not None or p.reduce_only or p.allow_immediate):
             apply_conditions(request, p, market)

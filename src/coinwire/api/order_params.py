@@ -213,6 +213,7 @@ def _plain_time_in_force(request: OrderRequest, tif: TimeInForce, p: P.MakeOrder
                                field="time_in_force")
         if not request.expire_at:
             raise InvalidInput("time_in_force_invalid", "time_in_force GTD needs expire_at", field="time_in_force")
+        request.time_in_force = _GTD  # its view says so; the venue expires it at expire_at, as any order with one
         return
     if p.expire_at is not None:
         raise InvalidInput("time_in_force_invalid", f"expire_at needs time_in_force GTD, not {tif.value}", field="expire_at")
