@@ -39,7 +39,7 @@ from coinwire.core.instruments import Instrument
 from coinwire.core.key_filter import KeyFilter
 from coinwire.core.ledger import Ledger
 from coinwire.core.numbers import str_to_atto
-from coinwire.core.orders import Fill, Order, OrderRequest
+from coinwire.core.orders import CONDITIONAL_TYPES, Fill, Order, OrderRequest, TimeInForce
 from coinwire.core.symbols import normalize_symbol
 from coinwire.core.wallets import Wallet, WalletLine, WalletSet
 from coinwire.messages import (
@@ -75,6 +75,7 @@ _NO_CONTEXT: dict[str, object] = {}  # shared by every log message without field
 Clock = Callable[[], int]
 
 _MARKET_DATA = frozenset({Markets, BookSnapshot, BookDelta, TradeTick, BookTicker})
+_CONDITIONAL, _GTC = CONDITIONAL_TYPES, TimeInForce.GTC  # module constants: see core.orders
 
 VenueFactory = Callable[[ExchangeConfig, GatewayHost, Store, Settings], HostedVenue]
 
@@ -699,16 +700,10 @@ class Gateway:
             owner_id=request.owner_id,
             account_id=account_id,
             funds=request.funds,
-            stop_price=request.stop_price,
-            trigger=request.trigger,
-            trail_ppm=request.trail_ppm,
-            trail_delta=request.trail_delta,
-            activation_price=request.activation_price,
-            time_in_force=request.time_in_force,
-            expire_at=request.expire_at,
-            reduce_only=request.reduce_only,
-            bracket=request.bracket,
         )
+        if (request.type in _CONDITIONAL or request.bracket is not None or request.expire_at or request.reduce_only
+                or request.time_in_force is not _GTC):
+            _carry_conditional(order, request)  # plain orders skip the fields they leave at their defaults
         answers = self._answers  # `_answered`, inline: this is every order's path
         answers[order.id] = None
         try:
@@ -766,12 +761,13 @@ class Gateway:
     def _new_order(self, request: OrderRequest, account_id: int) -> Order:
         """A new pending order of a request (not make_order's path, which builds its own inline)."""
         ts = self.clock()
-        return Order(
+        order = Order(
             id=self.order_ids.next(), client_oid=request.client_oid, exchange=request.exchange, symbol=request.instrument.symbol,
             side=request.side, type=request.type, size=request.size, limit=request.limit, cancel_after=request.cancel_after,
             wallet_set_id=request.wallet_set_id, run_id=request.run_id, created_at=ts, last_updated_at=ts,
-            owner_id=request.owner_id, account_id=account_id, stop_price=request.stop_price, trigger=request.trigger,
-            time_in_force=request.time_in_force, expire_at=request.expire_at, reduce_only=request.reduce_only)
+            owner_id=request.owner_id, account_id=account_id)
+        _carry_conditional(order, request)
+        return order
 
     def remember(self, order: Order) -> None:
         """An accepted order: found by id and client_oid until it is done, its key in the filter for good."""
@@ -942,6 +938,19 @@ class Gateway:
         wallet_set = self.ledger.wallet_set(set_id)  # the ledger hands out copies: take the new state
         await self._commit(self._changes(lines=lines, wallet_sets=[wallet_set]))
         return wallet_set
+
+
+def _carry_conditional(order: Order, request: OrderRequest) -> None:
+    """The request's conditional fields onto its new order (stop, trigger, trailing, time in force, expiry, bracket)."""
+    order.stop_price = request.stop_price
+    order.trigger = request.trigger
+    order.trail_ppm = request.trail_ppm
+    order.trail_delta = request.trail_delta
+    order.activation_price = request.activation_price
+    order.time_in_force = request.time_in_force
+    order.expire_at = request.expire_at
+    order.reduce_only = request.reduce_only
+    order.bracket = request.bracket
 
 
 def _owner_of(orders: list[Order], order_id: int) -> int | None:

@@ -35,7 +35,7 @@ from coinwire.core.book_sync import RESYNC
 from coinwire.core.errors import CoinwireError, Conflict, DomainError, NotFound, NotReady
 from coinwire.core.execution import accept_order, release_hold, settle_fills
 from coinwire.core.ledger import Balance
-from coinwire.core.orders import DoneReason, Fill, Order, OrderStatus, OrderType, Side
+from coinwire.core.orders import CONDITIONAL_TYPES, DoneReason, Fill, Order, OrderStatus, OrderType, Side
 from coinwire.core.wallets import WalletLine
 from coinwire.messages import BookDelta, BookSnapshot, BookTicker, TradeTick
 from coinwire.venues.base import Execution
@@ -229,7 +229,7 @@ class LiveVenue(MarketMirror):
     # --- orders ------------------------------------------------------------------------------------
     async def place(self, order: Order, budget: int | None = None, *, allow_immediate: bool = False) -> Execution:
         """Check and hold on the mirror, write ahead, send; the venue's answer decides what happened."""
-        if order.type.conditional:
+        if order.type in CONDITIONAL_TYPES:
             raise DomainError("order_type_unsupported", f"{order.type.value} orders are not offered on live exchanges yet")
         host = self.host
         for other in self.open.values():
