@@ -207,3 +207,46 @@ async def test_a_bracket_whose_stop_is_above_a_longs_entry_is_refused(h: Followe
         await h.gw.make_order(request("buy", OrderType.LIMIT, "0.4", limit="100.50", client_oid="bad", bracket=bracket))
     assert refusal.value.code == "bracket_stop_wrong_side"
     assert h.ledger.holds() == {}
+
+
+async def test_deactivating_a_wallet_set_ends_its_oco_once(h: Followed) -> None:
+    wallet_set = await h.gw.create_wallet_set(run_id=None, description="oco", allocations=[(EXCHANGE, "BTC", 5 * 10**17)])
+    limit_leg = request("sell", OrderType.LIMIT, "0.5", limit="102.50", client_oid="set:limit")
+    stop_leg = request("sell", OrderType.STOP_MARKET, "0.5", stop_price=p("99.00"), client_oid="set:stop")
+    limit_leg.wallet_set_id = stop_leg.wallet_set_id = wallet_set.id
+    legs = await h.gw.make_oco(limit_leg, stop_leg)
+    done = await h.gw.deactivate_wallet_set(wallet_set.id)
+    assert not done.active and [h.of(v.id)[-1].status for v in legs] == ["done", "done"]
+    assert h.ledger.holds() == {}
+    h.ledger.check()
+
+
+async def test_an_oco_whose_limit_leg_filled_partly_before_a_restart_is_a_list_no_more(h: Followed) -> None:
+    limit_view, stop_view = await h.gw.make_oco(
+        request("sell", OrderType.LIMIT, "0.5", limit="102.50", client_oid="part:limit"),
+        request("sell", OrderType.STOP_MARKET, "0.5", stop_price=p("99.00"), client_oid="part:stop"))
+    await h.trade("102.50", "0.2", "buy")
+    assert h.of(stop_view.id)[-1].status == "done" and h.venue.balances(h.account)["BTC"].hold == 3 * 10**17
+
+    await h.restart()
+
+    assert [o.id for o in h.venue.open_orders()] == [limit_view.id]
+    await h.trade("102.50", "0.1", "buy")  # fills it further: nothing to resolve
+    assert h.venue.balances(h.account)["BTC"].hold == 2 * 10**17
+    cancelled = await h.gw.cancel_order(order_id=limit_view.id, client_oid=None, exchange=None)
+    assert (cancelled.status, cancelled.filled_size) == ("done", "0.3")
+    assert h.ledger.holds() == {}
+    h.ledger.check()
+
+
+async def test_bracket_children_the_account_cannot_hold_are_logged_and_the_parents_fill_stands(h: Followed) -> None:
+    await h.fund("USDT", "-1000")  # a short's buy-back needs quote it does not have
+    bracket = encode_bracket(Bracket(take_profit_type=OrderType.LIMIT, take_profit_price=p("96.00"),
+                                     stop_loss_type=OrderType.STOP_MARKET, stop_loss_price=p("104.00")))
+    parent = await h.gw.make_order(request("sell", OrderType.MARKET, "0.5", client_oid="short", bracket=bracket))
+    assert (parent.status, parent.filled_size) == ("done", "0.5")
+    assert [v for v in h.updates if v.parent_id == parent.id] == [] and not list(h.venue.open_orders())
+    logged = [m for m in h.gw.recent_logs.messages if m.level == "warning" and "short" in m.message]
+    assert len(logged) == 1 and "insufficient_funds" in logged[0].message
+    assert h.ledger.holds() == {}
+    h.ledger.check()

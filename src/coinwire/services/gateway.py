@@ -932,7 +932,8 @@ class Gateway:
         wallet_set = self.require_active_set(set_id)
         for venue in self.venues.values():
             for order in [o for o in venue.open_orders() if o.wallet_set_id == set_id]:
-                await venue.cancel(order)  # a refusal keeps the set active: its money is still in orders at the venue
+                if not order.is_done:  # an OCO leg ends with its sibling's cancel
+                    await venue.cancel(order)  # a refusal keeps the set active: its money is still in orders at the venue
         ts = self.clock()
         lines = self.ledger.deactivate_wallet_set(set_id, ts)
         wallet_set = self.ledger.wallet_set(set_id)  # the ledger hands out copies: take the new state

@@ -29,7 +29,7 @@ from coinwire.core.conditional import (
     fires,
     trigger_price,
 )
-from coinwire.core.errors import DomainError, InvalidInput
+from coinwire.core.errors import CoinwireError, DomainError, InvalidInput
 from coinwire.core.execution import accept_conditional, fire, place_order, release_hold, resolve_oco, settle_fills
 from coinwire.core.funds import hold_currency, oco_holds
 from coinwire.core.ids import IdSequence
@@ -177,6 +177,7 @@ class PaperVenue(MarketMirror):
         self.host = host
         self.open = OpenOrders()  # order id -> order resting (or waiting for its trigger) here, with each owner's client_oids
         self.lists: dict[int, list[Order]] = {}  # OCO list id -> its two legs, until one fills, fires or ends
+        self.unplaced: list[tuple[int | None, str]] = []  # (owner, why) of bracket children a step could not place
 
     @property
     def funds_known(self) -> bool:
@@ -211,6 +212,8 @@ class PaperVenue(MarketMirror):
             elif bracket is not None and order.filled_size:
                 self._open_children(market, order, execution, order.created_at)
         await self.host.record(execution)
+        if self.unplaced:
+            await self._log_unplaced()
         return execution
 
     async def place_oco(self, limit_leg: Order, stop_leg: Order) -> Execution:
@@ -319,8 +322,12 @@ class PaperVenue(MarketMirror):
 
     def _resolve(self, market: PaperMarket, leg: Order, execution: Execution, ts: int) -> None:
         """`leg` filled, fired or ended: its OCO sibling is taken off the books and cancelled, the list's hold follows (resolve_oco)."""
-        legs = self.lists.pop(leg.list_id)
-        sibling = legs[0] if legs[1] is leg else legs[1]
+        others = [o for o in self.lists.pop(leg.list_id, ()) if o is not leg]
+        if not others:  # its sibling ended before a restart: a list of one
+            if leg.is_done:
+                execution.lines += release_hold(self.host.ledger, market.instrument, leg, ts)
+            return
+        sibling = others[0]
         if market.triggers.remove(sibling.id) is None and sibling.id in market.engine.open_orders:
             market.engine.cancel(sibling.id, ts)
         execution.lines += resolve_oco(self.host.ledger, market.instrument, leg, sibling, ts)
@@ -367,16 +374,31 @@ class PaperVenue(MarketMirror):
                     self._drop(leg)
 
     def _open_children(self, market: PaperMarket, parent: Order, execution: Execution, ts: int) -> None:
-        """A bracket parent completed with a fill: its take-profit and stop-loss, sized to the fill, as an OCO, in this step."""
+        """A bracket parent completed with a fill: its take-profit and stop-loss, sized to the fill, as an OCO, in this step.
+
+        Children the account cannot hold (a short's buy-back beyond its quote) are not placed: the
+        parent's fill stands, and the refusal goes to the log feed (`unplaced`).
+        """
         assert parent.bracket is not None
         ids = self.host.order_ids
         first = ids.next()
         ids.next()
         take_profit, stop_loss = bracket_children(parent, decode_bracket(parent.bracket), first, ts)
+        try:
+            self._place_list(market, take_profit, stop_loss, execution, ts)  # a refusal comes before it changes anything
+        except CoinwireError as exc:
+            self.unplaced.append((parent.owner_id, f"order {parent.client_oid}: its bracket's children were not placed: "
+                                                   f"{exc.code}: {exc.message}"))
+            return
         if execution.created is None:
             execution.created = []
         execution.created += (take_profit, stop_loss)
-        self._place_list(market, take_profit, stop_loss, execution, ts)
+
+    async def _log_unplaced(self) -> None:
+        """After a step is recorded: log what it could not place (bracket children the account could not hold)."""
+        while self.unplaced:
+            owner, message = self.unplaced.pop(0)
+            await self.host.log("warning", "coinwire.venues.paper", message, owner)
 
     def _entry(self, market: PaperMarket, order: Order) -> int:
         """The price a market parent is taken to enter at, for its bracket's checks: the touch it takes, else the last trade."""
@@ -441,6 +463,8 @@ class PaperVenue(MarketMirror):
         if len(market.triggers) and (market.synced or isinstance(message, TradeTick)):
             for execution in self._triggered(market, message):
                 await self.host.record(execution)
+            if self.unplaced:
+                await self._log_unplaced()
         return True
 
     async def _settle(self, market: PaperMarket, fills: list[Fill]) -> None:
@@ -468,6 +492,8 @@ class PaperVenue(MarketMirror):
                 if order.bracket is not None and order.filled_size:
                     self._open_children(market, order, execution, ts)
         await self.host.record(execution)
+        if self.unplaced:
+            await self._log_unplaced()
 
     # --- state ------------------------------------------------------------------------------------
     def _keep(self, order: Order) -> None:
@@ -493,8 +519,8 @@ class PaperVenue(MarketMirror):
         else:
             market.engine.restore(order)
         self._keep(order)
-        if order.list_id:
-            self.lists.setdefault(order.list_id, []).append(order)
+        if order.list_id and (order.status is _UNTRIGGERED or (order.triggered_at is None and order.filled_size == 0)):
+            self.lists.setdefault(order.list_id, []).append(order)  # a leg whose list no fill or firing has ended yet
         return True
 
     def take_back(self, order: Order) -> None:
