@@ -8,7 +8,7 @@ killed with SIGKILL (no shutdown). After the restart: the same orders are open, 
 the same states and levels, OCO and bracket links intact, and the account's balances and holds
 are exactly what they were. The demo market walks about 2 bp a second, so one of the two
 trailing stops activates and fires within seconds: they are armed. Cancelling every other
-order then frees every hold.
+order then frees every hold. On SQLite and on PostgreSQL.
 """
 
 from __future__ import annotations
@@ -39,8 +39,9 @@ async def _wallets(rpc: RpcClient) -> dict[str, Any]:
     return {c: {k: v for k, v in w.items() if k != "present_value"} for c, w in wallets.items()}
 
 
-async def test_conditional_orders_survive_a_sigkill_once_each_armed_and_holding_what_they_held(tmp_path: Path) -> None:
-    server = ServerProcess(tmp_path)
+async def test_conditional_orders_survive_a_sigkill_once_each_armed_and_holding_what_they_held(
+        tmp_path: Path, store_env: dict[str, str]) -> None:
+    server = ServerProcess(tmp_path, env=store_env)
     server.start()
     try:
         token = server.traders("tom")["tom"]
