@@ -250,3 +250,21 @@ async def test_bracket_children_the_account_cannot_hold_are_logged_and_the_paren
     assert len(logged) == 1 and "insufficient_funds" in logged[0].message
     assert h.ledger.holds() == {}
     h.ledger.check()
+
+
+async def test_a_fired_stop_limit_resting_on_the_book_is_restored_to_it(h: Followed) -> None:
+    view = await h.gw.make_order(request("sell", OrderType.STOP_LIMIT, "0.4", limit="100.50", stop_price=p("99.50"),
+                                         client_oid="rests"))
+    await h.trade("99.50", "0.1", "sell")
+    assert (h.of(view.id)[-1].status, h.of(view.id)[-1].filled_size) == ("open", "0")
+    held = h.venue.balances(h.account)["BTC"]
+
+    await h.restart()
+
+    restored = h.gw.orders[view.id]
+    assert restored.status.value == "open" and restored.triggered_at is not None
+    assert h.venue.balances(h.account)["BTC"] == held
+    await h.trade("100.50", "1", "buy")  # on the book again: it fills as a maker at its limit
+    assert restored.is_done and restored.filled_size == INSTRUMENT.parse_size("0.4")
+    assert h.ledger.holds() == {}
+    h.ledger.check()

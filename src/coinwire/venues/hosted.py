@@ -95,7 +95,8 @@ class HostedVenue(Venue, Protocol):
         ...
 
     async def expire(self, now: int) -> None:
-        """Retire the orders whose `cancel_after` deadline is at or before `now` (recorded through the host)."""
+        """Retire the orders whose `cancel_after` or `expire_at` deadline is at or before `now`, untriggered ones too
+        (recorded through the host)."""
         ...
 
     def take_back(self, order: Order) -> None:
