@@ -15,7 +15,7 @@ import pytest
 from coinwire.core.conditional import Bracket, encode_bracket
 from coinwire.core.errors import CoinwireError
 from coinwire.core.orders import OrderRequest, OrderType, Side, TimeInForce, TriggerSource
-from coinwire.messages import Message, OrderUpdate, OrderView
+from coinwire.messages import BracketLegView, BracketView, Message, OrderUpdate, OrderView
 from tests.venues.paper_harness import EXCHANGE, INSTRUMENT, PaperHarness
 
 BIDS = [("100.00", "1"), ("99.00", "2")]
@@ -187,6 +187,7 @@ async def test_a_bracket_market_parent_opens_its_children_in_its_own_step_and_th
                                      stop_loss_type=OrderType.STOP_MARKET, stop_loss_price=p("97.00")))
     parent = await h.gw.make_order(request("buy", OrderType.MARKET, "0.4", client_oid="entry", bracket=bracket))
     assert (parent.status, parent.filled_size) == ("done", "0.4")
+    assert parent.bracket == BracketView(BracketLegView("take-profit-market", "104", None), BracketLegView("stop-market", "97"))
     children = sorted((v for v in h.updates if v.parent_id == parent.id), key=lambda v: v.id)
     assert [(v.client_order_id, v.side, v.size, v.status, v.stop_price) for v in children] == [
         ("entry:tp", "sell", "0.4", "untriggered", "104"), ("entry:sl", "sell", "0.4", "untriggered", "97")]
