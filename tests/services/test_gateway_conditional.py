@@ -175,6 +175,8 @@ async def test_make_oco_refuses_legs_that_disagree_or_sit_on_the_wrong_side(h: F
          request("sell", OrderType.STOP_MARKET, "0.4", stop_price=p("99.00"), client_oid="a2"), "oco_legs_disagree"),
         (request("sell", OrderType.LIMIT, "0.5", limit="99.50", client_oid="b1"),
          request("sell", OrderType.STOP_MARKET, "0.5", stop_price=p("99.00"), client_oid="b2"), "oco_prices_wrong_side"),
+        (request("sell", OrderType.LIMIT, "0.5", limit="102.50", client_oid="c1"),
+         request("sell", OrderType.TAKE_PROFIT_MARKET, "0.5", stop_price=p("101.00"), client_oid="c2"), "oco_legs_disagree"),
     ):
         with pytest.raises(CoinwireError) as refusal:
             await h.gw.make_oco(limit_leg, stop_leg)

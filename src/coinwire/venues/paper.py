@@ -52,6 +52,7 @@ _CONDITIONAL = CONDITIONAL_TYPES  # one set lookup on every order's path: the pl
 _BUY, _DONE, _CANCELLED = Side.BUY, OrderStatus.DONE, DoneReason.CANCELLED  # module constants: see core.orders
 _UNTRIGGERED, _TRIGGERED = OrderStatus.UNTRIGGERED, OrderStatus.TRIGGERED
 _TRAILING, _LIMIT_TYPE = OrderType.TRAILING_STOP, OrderType.LIMIT
+_STOP_TYPES = (OrderType.STOP_MARKET, OrderType.STOP_LIMIT)
 _LAST, _MARK = TriggerSource.LAST, TriggerSource.MARK
 
 
@@ -223,9 +224,9 @@ class PaperVenue(MarketMirror):
         market = self.markets[limit_leg.symbol]
         inst = market.instrument
         last, bid, ask = _prices(market)
+        if limit_leg.type is not _LIMIT_TYPE or stop_leg.type not in _STOP_TYPES:
+            raise InvalidInput("oco_legs_disagree", "an OCO is a limit leg and a stop-market or stop-limit leg")
         check_oco(limit_leg, stop_leg, last=last, bid=bid, ask=ask)
-        if limit_leg.type is not _LIMIT_TYPE:
-            raise InvalidInput("oco_legs_disagree", "an OCO's first leg is a limit order")
         check_conditional(stop_leg, inst, last=last, bid=bid, ask=ask, now=stop_leg.created_at, mark=last)
         if limit_leg.limit % inst.tick or limit_leg.limit <= 0:
             raise InvalidInput("limit_off_tick", f"limit is not a positive multiple of the tick for {inst.symbol}", field="limit")
