@@ -21,7 +21,7 @@ from coinwire.core.numbers import ATTO_DECIMALS, to_units, units_to_str
 from coinwire.core.orders import Order, OrderStatus, OrderType, Side, TimeInForce
 from coinwire.venues.ccxt_errors import bad_response
 from coinwire.venues.errors import venue_error
-from coinwire.venues.native_orders import WORKING_FLAGS, NativePlan
+from coinwire.venues.native_orders import WORKING_FLAGS, WORKING_TIMES, NativePlan
 from coinwire.venues.reports import FillReport, Liquidity, OrderReport, ReportReason
 
 __all__ = ["ORDER_ARGS", "balances_from_ccxt", "child_type", "fill_report", "ms_to_ns", "order_args", "order_report",
@@ -235,6 +235,9 @@ def _working(order: Mapping[str, Any]) -> bool:
             flag = info.get(key)
             if isinstance(flag, bool):
                 return flag
+        for key in WORKING_TIMES:
+            if info.get(key) == -1:
+                return False
     return True
 
 

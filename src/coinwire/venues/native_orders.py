@@ -17,11 +17,13 @@ import msgspec
 from coinwire.core.instruments import Instrument
 from coinwire.core.orders import Order, OrderType, Side, TimeInForce, TriggerSource
 
-__all__ = ["NATIVE", "WORKING_FLAGS", "NativeOrders", "NativePlan", "OcoPlan", "native_plan", "oco_plan"]
+__all__ = ["NATIVE", "WORKING_FLAGS", "WORKING_TIMES", "NativeOrders", "NativePlan", "OcoPlan", "native_plan", "oco_plan"]
 
 # keys of a venue's raw order that say whether a conditional order is working yet (triggered): Binance's
-# REST order (`isWorking`) and its user data stream's executionReport (`w`)
+# REST order (`isWorking`) and its user data stream's executionReport (`w`); the answer to a new order has
+# neither, only the time it started working (`workingTime`, -1 while it waits)
 WORKING_FLAGS: Final = ("isWorking", "w")
+WORKING_TIMES: Final = ("workingTime",)
 
 _PPM_PER_BIP: Final = 100  # one basis point is 100 millionths
 
