@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from decimal import Decimal
 from pathlib import Path
 
@@ -74,8 +75,9 @@ class LiveHarness(GatewayHarness):
         await self.mirror_book(*self.book)
 
 
-@pytest.fixture
-async def harness(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[LiveHarness]:
+@asynccontextmanager
+async def live_harness(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[LiveHarness]:
+    """A gateway with the live venue on a fresh local Binance account holding nothing."""
     for key, value in ENV.items():
         monkeypatch.setenv(key, value)
     account = TradingBinance(RecordedBinance(capture()), {"BTC": "0", "USDT": "0"})
@@ -88,6 +90,12 @@ async def harness(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncItera
     finally:
         await h.close()
         await server.stop()
+
+
+@pytest.fixture
+async def harness(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[LiveHarness]:
+    async with live_harness(tmp_path, monkeypatch) as h:
+        yield h
 
 
 @pytest.mark.parametrize("scenario", SCENARIOS, ids=lambda s: s.__name__.removeprefix("scenario_"))

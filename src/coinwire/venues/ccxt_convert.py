@@ -18,13 +18,13 @@ from typing import Any, Final
 from coinwire.core.errors import Conflict, InvalidInput
 from coinwire.core.instruments import FEE_SCALE, Instrument
 from coinwire.core.numbers import ATTO_DECIMALS, to_units, units_to_str
-from coinwire.core.orders import Order, OrderStatus, OrderType, Side, TimeInForce
+from coinwire.core.orders import Order, OrderStatus, OrderType, Side
 from coinwire.venues.ccxt_errors import bad_response
 from coinwire.venues.errors import venue_error
 from coinwire.venues.native_orders import WORKING_FLAGS, WORKING_TIMES, NativePlan
 from coinwire.venues.reports import FillReport, Liquidity, OrderReport, ReportReason
 
-__all__ = ["ORDER_ARGS", "balances_from_ccxt", "child_type", "fill_report", "ms_to_ns", "order_args", "order_report",
+__all__ = ["ORDER_ARGS", "balances_from_ccxt", "fill_report", "ms_to_ns", "order_args", "order_report",
            "quote_to_send", "same_order"]
 
 _NS_PER_MS: Final = 1_000_000
@@ -96,20 +96,6 @@ def order_args(
 
 def _limit_str(order: Order, instrument: Instrument) -> str:
     return instrument.price_str(instrument.parse_price(instrument.price_str(order.limit), "limit"))
-
-
-def child_type(order: Order) -> OrderType:
-    """The plain order a triggered conditional order becomes: market, or a limit per its time in force.
-
-    GTD is a limit good till cancelled here: the live venue cancels it at `expire_at`.
-    """
-    if not order.type.child_is_limit:
-        return OrderType.MARKET
-    return _TIF_TYPES[order.time_in_force]
-
-
-_TIF_TYPES: Final = {TimeInForce.GTC: OrderType.LIMIT, TimeInForce.GTD: OrderType.LIMIT, TimeInForce.IOC: OrderType.IOC,
-                     TimeInForce.FOK: OrderType.FOK}
 
 
 def quote_to_send(instrument: Instrument, funds: int) -> int:

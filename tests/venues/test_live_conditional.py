@@ -1,0 +1,144 @@
+"""Conditional orders on the live venue, in a real gateway, on the local signed Binance: native where Binance has them, else emulated.
+
+Each test checks the venue's state (the server's orders, what it holds locked) beside ours
+(the order's status, the ledger's holds): a native stop-limit and a native OCO rest at the
+venue and fire on its trades; an emulated trailing stop (an absolute distance: Binance trails
+in basis points only) fires on the mirrored market's trades and sends its market child once,
+even when the venue refuses the first attempts; stops resting across a restart, native and
+emulated, are still there and still fire.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from decimal import Decimal
+from pathlib import Path
+
+import msgspec
+import pytest
+
+from coinwire.core.orders import DoneReason, Order, OrderStatus, OrderType
+from coinwire.messages import TradeTick
+from tests.venues.conftest import until
+from tests.venues.test_contract_live import LiveHarness, live_harness
+
+BIDS = [("100.00", "1"), ("99.00", "2")]
+ASKS = [("101.00", "1"), ("102.00", "2")]
+
+
+@pytest.fixture
+async def h(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[LiveHarness]:
+    async with live_harness(tmp_path, monkeypatch) as harness:
+        yield harness
+
+
+def conditional(h: LiveHarness, side: str, kind: OrderType, size: str, limit: str = "0", **prices: str | int) -> Order:
+    order = h.order(side, kind.value, size, limit)
+    inst = h.instrument
+    fields = {k: inst.parse_price(v) if isinstance(v, str) else v for k, v in prices.items()}
+    return msgspec.structs.replace(order, **fields)
+
+
+def at_venue(h: LiveHarness, order: Order) -> dict[str, object]:
+    return next(o for o in h.binance.orders.values() if o["clientOrderId"] == order.client_oid)
+
+
+def held(h: LiveHarness, currency: str) -> int:
+    return h.venue.balances(h.account)[currency].hold
+
+
+async def mirror_trade(h: LiveHarness, price: str, size: str = "0.01") -> None:
+    """A public trade on the mirrored market (the feed's view), as the gateway hands it to the venue."""
+    h.t += 1_000_000
+    inst = h.instrument
+    await h.gw.apply_market(TradeTick(h.exchange, h.symbol, h.t, f"t{h.t}", inst.parse_price(price), inst.parse_size(size), "sell"))
+
+
+async def start(h: LiveHarness) -> None:
+    await h.fund("BTC", "1")
+    await h.fund("USDT", "1000")
+    await h.set_book(BIDS, ASKS)
+    h.binance.trade(Decimal("100.50"), Decimal("0.001"))  # the venue's last price
+    await mirror_trade(h, "100.50")
+
+
+async def test_a_native_stop_limit_rests_at_binance_untriggered_then_fires_on_its_trades(h: LiveHarness) -> None:
+    await start(h)
+    order = conditional(h, "sell", OrderType.STOP_LIMIT, "0.1", "99.00", stop_price="99.50")
+    await h.venue.place(order)
+    sent = at_venue(h, order)
+    assert (sent["type"], sent["isWorking"], sent["stopPrice"], sent["price"]) == (
+        "STOP_LOSS_LIMIT", False, "99.50000000", "99.00000000")
+    assert (order.status, order.emulated) == (OrderStatus.UNTRIGGERED, False)
+    assert held(h, "BTC") == 10**17 and h.binance.locked["BTC"] == Decimal("0.1")  # held here and there
+    await h.trade("99.50", "0.01", "sell")  # the trade at the stop fires it at Binance: it sells into the bids
+    assert sent["status"] == "FILLED" and sent["isWorking"] is True
+    assert (order.status, order.done_reason, order.filled_size) == (OrderStatus.DONE, DoneReason.FILLED, order.size)
+    assert order.triggered_at is not None
+    fills = await h.gw.order_fills(order.id)
+    assert [(f.price, f.size) for f in fills] == [(h.instrument.parse_price("100.00"), order.size)]
+    assert held(h, "BTC") == 0 and h.venue.balances(h.account)["BTC"].balance == 9 * 10**17
+
+
+async def test_a_native_oco_holds_once_and_a_limit_fill_ends_the_stop_at_binance_and_here(h: LiveHarness) -> None:
+    await start(h)
+    limit_leg = h.order("sell", "limit", "0.1", "105.00")
+    stop_leg = conditional(h, "sell", OrderType.STOP_MARKET, "0.1", stop_price="98.00")
+    limit_leg.list_id = stop_leg.list_id = limit_leg.id
+    await h.live.place_oco(limit_leg, stop_leg)
+    legs = at_venue(h, limit_leg), at_venue(h, stop_leg)
+    assert [leg["type"] for leg in legs] == ["LIMIT_MAKER", "STOP_LOSS"]
+    assert legs[0]["orderListId"] == legs[1]["orderListId"] != -1
+    assert (limit_leg.status, stop_leg.status) == (OrderStatus.OPEN, OrderStatus.UNTRIGGERED)
+    assert held(h, "BTC") == 10**17 and h.binance.locked["BTC"] == Decimal("0.1")  # once, not twice
+    await h.trade("105.00", "0.04", "buy")  # the limit leg fills in part: Binance ends the stop leg, so do we
+    assert legs[1]["status"] == "EXPIRED"
+    assert (stop_leg.status, stop_leg.done_reason) == (OrderStatus.DONE, DoneReason.CANCELLED)
+    assert (limit_leg.status, limit_leg.filled_size) == (OrderStatus.OPEN, h.instrument.parse_size("0.04"))
+    assert held(h, "BTC") == 6 * 10**16 and h.binance.locked["BTC"] == Decimal("0.06")
+    await h.venue.cancel(limit_leg)
+    assert held(h, "BTC") == 0 and h.binance.locked["BTC"] == 0
+
+
+async def test_an_emulated_trailing_stop_follows_the_mirror_and_sends_one_market_order(h: LiveHarness) -> None:
+    await start(h)
+    order = conditional(h, "sell", OrderType.TRAILING_STOP, "0.1", trail_delta=h.instrument.parse_price("2.00"))
+    await h.venue.place(order)
+    assert (order.status, order.emulated, order.stop_price) == (OrderStatus.UNTRIGGERED, True, h.instrument.parse_price("98.50"))
+    assert not any(o["clientOrderId"] == order.client_oid for o in h.binance.orders.values())  # nothing at Binance yet
+    assert held(h, "BTC") == 10**17
+    await mirror_trade(h, "103.00")  # the best price: its stop follows to 101.00
+    await mirror_trade(h, "101.50")
+    assert (order.status, order.stop_price) == (OrderStatus.UNTRIGGERED, h.instrument.parse_price("101.00"))
+    h.binance.fail("order", 429, 429)  # the venue cannot take the child at first: retried, reported, not dropped
+    await mirror_trade(h, "101.00")
+    assert order.status is not OrderStatus.UNTRIGGERED and order.triggered_at is not None
+    await until(lambda: order.is_done)
+    sent = [o for o in h.binance.orders.values() if o["clientOrderId"] == order.client_oid]
+    assert [(o["type"], o["status"], o["executedQty"]) for o in sent] == [("MARKET", "FILLED", "0.10000000")]
+    assert h.binance.requests.count("POST /api/v3/order") == 3  # two refused (rate limited), then sent once
+    assert (order.done_reason, order.filled_size, order.type) == (DoneReason.FILLED, order.size, OrderType.TRAILING_STOP)
+    await mirror_trade(h, "90.00")  # it never fires again
+    assert len([o for o in h.binance.orders.values() if o["clientOrderId"] == order.client_oid]) == 1
+    assert held(h, "BTC") == 0
+
+
+async def test_stops_resting_across_a_restart_are_followed_again_and_fire(h: LiveHarness) -> None:
+    await start(h)
+    native = conditional(h, "sell", OrderType.STOP_LIMIT, "0.1", "99.00", stop_price="99.50")
+    emulated = conditional(h, "sell", OrderType.TRAILING_STOP, "0.2", trail_delta=h.instrument.parse_price("1.00"))
+    await h.venue.place(native)
+    await h.venue.place(emulated)
+    assert held(h, "BTC") == 3 * 10**17
+    await h.restart()
+    await mirror_trade(h, "100.50")
+    restored = {o.id: o for o in h.venue.open_orders()}
+    assert {k: (o.status, o.emulated) for k, o in restored.items()} == {
+        native.id: (OrderStatus.UNTRIGGERED, False), emulated.id: (OrderStatus.UNTRIGGERED, True)}
+    assert held(h, "BTC") == 3 * 10**17 and at_venue(h, native)["isWorking"] is False
+    await h.trade("99.50", "0.01", "sell")  # Binance fires the native stop
+    assert restored[native.id].status is OrderStatus.DONE and restored[native.id].filled_size == native.size
+    await mirror_trade(h, "99.50")  # and the mirror fires the emulated one (99.50 <= 100.50 - 1.00)
+    await until(lambda: restored[emulated.id].is_done)
+    assert at_venue(h, restored[emulated.id])["type"] == "MARKET"
+    assert held(h, "BTC") == 0
