@@ -17,7 +17,7 @@ from pathlib import Path
 import msgspec
 import pytest
 
-from coinwire.core.orders import DoneReason, Order, OrderStatus, OrderType
+from coinwire.core.orders import DoneReason, Order, OrderStatus, OrderType, TriggerSource
 from coinwire.messages import TradeTick
 from tests.venues.conftest import until
 from tests.venues.test_contract_live import LiveHarness, live_harness
@@ -32,10 +32,12 @@ async def h(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Li
         yield harness
 
 
-def conditional(h: LiveHarness, side: str, kind: OrderType, size: str, limit: str = "0", **prices: str | int) -> Order:
+def conditional(h: LiveHarness, side: str, kind: OrderType, size: str, limit: str = "0", **prices: object) -> Order:
+    """One of our conditional orders; prices given as decimal text are parsed on the instrument's grid."""
     order = h.order(side, kind.value, size, limit)
     inst = h.instrument
-    fields = {k: inst.parse_price(v) if isinstance(v, str) else v for k, v in prices.items()}
+    fields = {k: inst.parse_price(v) if isinstance(v, str) and not isinstance(v, TriggerSource) else v
+              for k, v in prices.items()}
     return msgspec.structs.replace(order, **fields)
 
 
@@ -142,3 +144,22 @@ async def test_stops_resting_across_a_restart_are_followed_again_and_fire(h: Liv
     await until(lambda: restored[emulated.id].is_done)
     assert at_venue(h, restored[emulated.id])["type"] == "MARKET"
     assert held(h, "BTC") == 0
+
+
+async def test_an_oco_binance_cannot_list_rests_its_limit_there_and_fires_its_stop_here(h: LiveHarness) -> None:
+    """A stop leg on the touch (Binance fires on trades only): the limit leg at Binance, the stop leg emulated, held once."""
+    await start(h)
+    limit_leg = h.order("sell", "limit", "0.1", "105.00")
+    stop_leg = conditional(h, "sell", OrderType.STOP_MARKET, "0.1", stop_price="99.50", trigger=TriggerSource.BID_ASK)
+    limit_leg.list_id = stop_leg.list_id = limit_leg.id
+    await h.live.place_oco(limit_leg, stop_leg)
+    assert (limit_leg.status, stop_leg.status, stop_leg.emulated) == (OrderStatus.OPEN, OrderStatus.UNTRIGGERED, True)
+    assert at_venue(h, limit_leg)["type"] == "LIMIT" and held(h, "BTC") == 10**17
+    assert not any(o["clientOrderId"] == stop_leg.client_oid for o in h.binance.orders.values())
+    await h.set_book([("99.50", "1"), ("99.00", "2")], ASKS)  # the bid falls to the stop: it fires on the mirror
+    await until(lambda: stop_leg.is_done)
+    assert at_venue(h, limit_leg)["status"] == "CANCELED"  # the limit leg went first, at Binance
+    assert (limit_leg.status, limit_leg.done_reason) == (OrderStatus.DONE, DoneReason.CANCELLED)
+    sent = at_venue(h, stop_leg)
+    assert (sent["type"], sent["status"], stop_leg.filled_size) == ("MARKET", "FILLED", stop_leg.size)
+    assert held(h, "BTC") == 0 and h.binance.locked["BTC"] == 0

@@ -323,9 +323,10 @@ class LiveVenue(MarketMirror):
         inst = market.instrument
         if order.type is OrderType.TRAILING_STOP and not order.activation_price and not order.trail_best:
             price = self._trigger_price(market, order)
-            if price is None:
-                raise NotReady("no_market_price", f"{self.name} {order.symbol} has no price to start a trailing stop from yet")
-            follow(order, price, inst.tick)  # it follows from now: its level (and a buy's hold) starts here
+            if price is not None:
+                follow(order, price, inst.tick)  # it follows from now: its level (and a buy's hold) starts here
+            elif order.side is Side.BUY:
+                raise NotReady("no_market_price", f"{self.name} {order.symbol} has no price to hold a trailing buy at yet")
         plan = self.client.native(order, inst)
         if plan is None:
             return await self._arm_new(order)
@@ -607,7 +608,11 @@ class LiveVenue(MarketMirror):
         ends = filled or order.status is OrderStatus.TRIGGERED or (report is not None and report.is_done)
         if not ends:
             return changed, [], []
-        if report is not None and report.is_done and not order.is_done and not filled and not report.filled_size:
+        unfilled_end = report is not None and report.is_done and not filled and not report.filled_size
+        if unfilled_end and sibling.status is OrderStatus.TRIGGERED and not order.is_done:
+            # the sibling fired here and had this leg cancelled at the venue first: the sibling lives on, holding the list's funds
+            return True, [sibling], resolve_oco(self.host.ledger, inst, sibling, order, ts)
+        if unfilled_end and not order.is_done:
             order.move(OrderStatus.DONE, ts, report.done_reason(order.type, order.time_in_force) or DoneReason.CANCELLED)
         lines = resolve_oco(self.host.ledger, inst, order, sibling, ts)
         self._forget(sibling)
