@@ -612,7 +612,7 @@ class LiveVenue(MarketMirror):
         if unfilled_end and sibling.status is OrderStatus.TRIGGERED and not order.is_done:
             # the sibling fired here and had this leg cancelled at the venue first: the sibling lives on, holding the list's funds
             return True, [sibling], resolve_oco(self.host.ledger, inst, sibling, order, ts)
-        if unfilled_end and not order.is_done:
+        if report is not None and unfilled_end and not order.is_done:
             order.move(OrderStatus.DONE, ts, report.done_reason(order.type, order.time_in_force) or DoneReason.CANCELLED)
         lines = resolve_oco(self.host.ledger, inst, order, sibling, ts)
         self._forget(sibling)
