@@ -17,6 +17,7 @@ from pathlib import Path
 import msgspec
 import pytest
 
+from coinwire.core.errors import InvalidInput
 from coinwire.core.orders import DoneReason, Order, OrderStatus, OrderType, TriggerSource
 from coinwire.messages import TradeTick
 from tests.venues.conftest import until
@@ -163,3 +164,17 @@ async def test_an_oco_binance_cannot_list_rests_its_limit_there_and_fires_its_st
     sent = at_venue(h, stop_leg)
     assert (sent["type"], sent["status"], stop_leg.filled_size) == ("MARKET", "FILLED", stop_leg.size)
     assert held(h, "BTC") == 0 and h.binance.locked["BTC"] == 0
+
+
+async def test_a_stop_past_its_level_is_refused_unless_allowed_then_it_fires_at_once(h: LiveHarness) -> None:
+    await start(h)
+    late = conditional(h, "sell", OrderType.STOP_MARKET, "0.1", stop_price="100.60")  # the last trade is 100.50: past it
+    with pytest.raises(InvalidInput) as refused:
+        await h.venue.place(late)
+    assert refused.value.code == "stop_would_trigger"
+    assert late.status is OrderStatus.PENDING and held(h, "BTC") == 0 and not h.binance.orders  # nothing held or sent
+    allowed = conditional(h, "sell", OrderType.STOP_MARKET, "0.1", stop_price="100.60")
+    await h.venue.place(allowed, allow_immediate=True)
+    await until(lambda: allowed.is_done)
+    assert (allowed.emulated, allowed.done_reason, allowed.filled_size) == (True, DoneReason.FILLED, allowed.size)
+    assert [o["type"] for o in h.binance.orders.values() if o["clientOrderId"] == allowed.client_oid] == ["MARKET"]

@@ -45,7 +45,7 @@ import structlog
 
 from coinwire.config import ExchangeConfig
 from coinwire.core.book_sync import RESYNC
-from coinwire.core.conditional import TriggerBook, follow
+from coinwire.core.conditional import TriggerBook, check_conditional, check_oco, fires, follow, trigger_price
 from coinwire.core.errors import CoinwireError, Conflict, NotFound, NotReady
 from coinwire.core.execution import accept_conditional, accept_order, child_type, release_hold, resolve_oco, settle_fills
 from coinwire.core.funds import oco_holds, required_hold
@@ -272,15 +272,17 @@ class LiveVenue(MarketMirror):
         return []
 
     # --- orders ------------------------------------------------------------------------------------
-    async def place(self, order: Order, budget: int | None = None) -> Execution:
+    async def place(self, order: Order, budget: int | None = None, *, allow_immediate: bool = False) -> Execution:
         """Check and hold on the mirror, write ahead, send; the venue's answer decides what happened.
 
-        A conditional order is held from acceptance and sent as the venue's own type where the
-        venue has it (`CcxtVenue.native`), else armed here on the mirror (`emulated`).
+        A conditional order is checked on the mirror (`check_conditional`), held from acceptance
+        and sent as the venue's own type where the venue has it (`CcxtVenue.native`), else armed
+        here on the mirror (`emulated`). `allow_immediate`: one whose trigger price has already
+        passed its level is accepted and fires at once (emulated: exchanges refuse such stops).
         """
         self._refuse_duplicate(order)
         if order.type.conditional:
-            return await self._place_conditional(order)
+            return await self._place_conditional(order, allow_immediate)
         market = self.markets[order.symbol]
         lines = accept_order(self.host.ledger, market.engine, order, order.created_at, budget=budget,
                              margin_ppm=self._margin_ppm)
@@ -318,9 +320,21 @@ class LiveVenue(MarketMirror):
         return self.host.ledger.set_hold(order.id, order.exchange, currency, order.wallet_set_id, need if hold is None else hold,
                                          ts, order.account_id)
 
-    async def _place_conditional(self, order: Order) -> Execution:
+    async def _place_conditional(self, order: Order, allow_immediate: bool) -> Execution:
         market = self.markets[order.symbol]
         inst = market.instrument
+        last, bid, ask = self._prices(market)
+        check_conditional(order, inst, last=last, bid=bid, ask=ask, now=order.created_at, allow_immediate=allow_immediate,
+                          mark=last)
+        now_price = trigger_price(order, last=last, bid=bid, ask=ask, mark=last)
+        if allow_immediate and now_price is not None and fires(order, now_price):
+            execution = await self._arm_new(order)  # past its level already: it fires here, now
+            fired = self._triggers[order.symbol].remove(order.id)
+            if fired is not None:
+                order.move(OrderStatus.TRIGGERED, order.created_at)
+                order.triggered_at = order.created_at
+                await self._triggered(order)
+            return execution
         if order.type is OrderType.TRAILING_STOP and not order.activation_price and not order.trail_best:
             price = self._trigger_price(market, order)
             if price is not None:
@@ -332,6 +346,13 @@ class LiveVenue(MarketMirror):
             return await self._arm_new(order)
         lines = self._hold(order, order.created_at)
         return await self._send_new(order, lines, lambda: self.client.place(order, inst, plan))
+
+    @staticmethod
+    def _prices(market: PaperMarket) -> tuple[int | None, int | None, int | None]:
+        """The mirror's last trade price and touch (None: not known yet)."""
+        book = market.engine.book
+        last = market.last_trade.price if market.last_trade is not None else None
+        return last, book.best_bid(), book.best_ask()
 
     @staticmethod
     def _trigger_price(market: PaperMarket, order: Order) -> int | None:
@@ -364,6 +385,9 @@ class LiveVenue(MarketMirror):
             self._refuse_duplicate(leg)
         market = self.markets[limit_leg.symbol]
         inst = market.instrument
+        last, bid, ask = self._prices(market)
+        check_oco(limit_leg, stop_leg, last=last, bid=bid, ask=ask)
+        check_conditional(stop_leg, inst, last=last, bid=bid, ask=ask, now=stop_leg.created_at, mark=last)
         limit_hold, stop_hold = oco_holds(inst, limit_leg, stop_leg)
         ledger, ts = self.host.ledger, limit_leg.created_at
         if not self.client.native_oco(limit_leg, stop_leg, inst):
