@@ -262,9 +262,14 @@ class LiveVenue(MarketMirror):
 
     @staticmethod
     def _fired(book: TriggerBook, market: PaperMarket, message: BookSnapshot | BookDelta | TradeTick | BookTicker) -> list[Order]:
-        """The armed orders this market message fires: trades fire `last` triggers, the touch fires `bid_ask` ones."""
+        """The armed orders this market message fires: trades fire `last` (and, on spot, `mark`) triggers, the touch `bid_ask`."""
         if isinstance(message, TradeTick):
-            return book.on_price(TriggerSource.LAST, message.price, message.ts)
+            fired = book.on_price(TriggerSource.LAST, message.price, message.ts)
+            moved = book.moved
+            if len(book):  # a spot market's mark is its last trade (as on paper)
+                fired += book.on_price(TriggerSource.MARK, message.price, message.ts)
+                book.moved = moved + book.moved
+            return fired
         if isinstance(message, BookTicker):
             return book.on_touch(message.bid, message.ask, message.ts)
         if market.synced:
@@ -485,6 +490,8 @@ class LiveVenue(MarketMirror):
     # --- emulated orders firing --------------------------------------------------------------------
     async def _triggered(self, order: Order) -> None:
         """An armed order fired on the mirror: written triggered (never to fire again), an OCO sibling resolved, then sent."""
+        if order.is_done:
+            return  # its OCO sibling fired first at this price: that cancelled it
         host = self.host
         inst = self.markets[order.symbol].instrument
         sibling = self._sibling(order)
