@@ -45,8 +45,18 @@ import structlog
 
 from coinwire.config import ExchangeConfig
 from coinwire.core.book_sync import RESYNC
-from coinwire.core.conditional import TriggerBook, check_conditional, check_oco, fires, follow, trigger_price
-from coinwire.core.errors import CoinwireError, Conflict, NotFound, NotReady
+from coinwire.core.conditional import (
+    TriggerBook,
+    bracket_children,
+    check_bracket,
+    check_conditional,
+    check_oco,
+    decode_bracket,
+    fires,
+    follow,
+    trigger_price,
+)
+from coinwire.core.errors import CoinwireError, Conflict, DomainError, NotFound, NotReady
 from coinwire.core.execution import accept_conditional, accept_order, child_type, release_hold, resolve_oco, settle_fills
 from coinwire.core.funds import oco_holds, required_hold
 from coinwire.core.ledger import Balance
@@ -289,6 +299,8 @@ class LiveVenue(MarketMirror):
         if order.type.conditional:
             return await self._place_conditional(order, allow_immediate)
         market = self.markets[order.symbol]
+        if order.bracket is not None:
+            check_bracket(order, decode_bracket(order.bracket), self._entry(market, order), instrument=market.instrument)
         lines = accept_order(self.host.ledger, market.engine, order, order.created_at, budget=budget,
                              margin_ppm=self._margin_ppm)
         return await self._send_new(order, lines, lambda: self.client.place(order, market.instrument))
@@ -334,11 +346,7 @@ class LiveVenue(MarketMirror):
         now_price = trigger_price(order, last=last, bid=bid, ask=ask, mark=last)
         if allow_immediate and now_price is not None and fires(order, now_price):
             execution = await self._arm_new(order)  # past its level already: it fires here, now
-            fired = self._triggers[order.symbol].remove(order.id)
-            if fired is not None:
-                order.move(OrderStatus.TRIGGERED, order.created_at)
-                order.triggered_at = order.created_at
-                await self._triggered(order)
+            await self._fire_if_passed(market, order)
             return execution
         if order.type is OrderType.TRAILING_STOP and not order.activation_price and not order.trail_best:
             price = self._trigger_price(market, order)
@@ -393,14 +401,30 @@ class LiveVenue(MarketMirror):
         last, bid, ask = self._prices(market)
         check_oco(limit_leg, stop_leg, last=last, bid=bid, ask=ask)
         check_conditional(stop_leg, inst, last=last, bid=bid, ask=ask, now=stop_leg.created_at, mark=last)
+        return await self._place_list(limit_leg, stop_leg)
+
+    async def _place_list(self, limit_leg: Order, stop_leg: Order) -> Execution:
+        """Hold and place an OCO's legs, unchecked (a bracket's children the market passed since the parent still live).
+
+        Two conditional legs (a bracket's take-profit trigger and stop-loss) are both emulated.
+        """
+        market = self.markets[limit_leg.symbol]
+        inst = market.instrument
         limit_hold, stop_hold = oco_holds(inst, limit_leg, stop_leg)
         ledger, ts = self.host.ledger, limit_leg.created_at
+        if limit_leg.type.conditional:
+            first = await self._arm_new(limit_leg, limit_hold)
+            second = await self._arm_new(stop_leg, stop_hold)
+            for leg in (limit_leg, stop_leg):
+                await self._fire_if_passed(market, leg)
+            return Execution(first.orders + second.orders, [], first.lines + second.lines)
         if not self.client.native_oco(limit_leg, stop_leg, inst):
             lines = accept_order(ledger, market.engine, limit_leg, ts, hold=limit_hold, margin_ppm=self._margin_ppm)
             placed = await self._send_new(limit_leg, lines, lambda: self.client.place(limit_leg, inst))
             if limit_leg.is_done or limit_leg.filled_size:
                 return placed  # it filled at once: the stop leg never lives
             armed = await self._arm_new(stop_leg, stop_hold)
+            await self._fire_if_passed(market, stop_leg)
             return Execution(placed.orders + armed.orders, placed.fills, placed.lines + armed.lines)
         lines = accept_order(ledger, market.engine, limit_leg, ts, hold=limit_hold, margin_ppm=self._margin_ppm)
         lines += self._hold(stop_leg, ts, stop_hold)
@@ -422,6 +446,48 @@ class LiveVenue(MarketMirror):
         first = await self.apply(limit_leg, limit_report.fills, limit_report)
         second = await self.apply(stop_leg, stop_report.fills, stop_report)
         return Execution(first.orders + second.orders, first.fills + second.fills, first.lines + second.lines)
+
+    async def _fire_if_passed(self, market: PaperMarket, order: Order) -> None:
+        """An armed order whose level the market has already passed fires now (a bracket child, `allow_immediate`)."""
+        if order.is_done or order.status is not OrderStatus.UNTRIGGERED:
+            return
+        last, bid, ask = self._prices(market)
+        price = trigger_price(order, last=last, bid=bid, ask=ask, mark=last)
+        if price is None or not fires(order, price):
+            return
+        book = self._triggers.get(order.symbol)
+        if book is not None and book.remove(order.id) is not None:
+            ts = self.host.now()
+            order.move(OrderStatus.TRIGGERED, ts)
+            order.triggered_at = ts
+            await self._triggered(order)
+
+    # --- brackets ----------------------------------------------------------------------------------
+    def _entry(self, market: PaperMarket, order: Order) -> int:
+        """The price a bracket parent is taken to enter at: its limit, else the touch it takes, else the last trade."""
+        if order.limit:
+            return order.limit
+        last, bid, ask = self._prices(market)
+        touch = ask if order.side is Side.BUY else bid
+        price = touch if touch is not None else last
+        if price is None:
+            raise DomainError("no_liquidity", f"no price of {market.instrument.symbol} is known to check the bracket against")
+        return price
+
+    async def _open_children(self, parent: Order) -> None:
+        """A bracket parent finished with a fill: its take-profit and stop-loss, sized to the fill, as an OCO."""
+        assert parent.bracket is not None
+        ids = self.host.order_ids
+        first = ids.next()
+        ids.next()  # the stop-loss child's id: first + 1
+        take_profit, stop_loss = bracket_children(parent, decode_bracket(parent.bracket), first, self.host.now())
+        try:
+            await self._place_list(take_profit, stop_loss)
+        except CoinwireError as exc:  # refused at the venue: the parent stands, its owner is told
+            log.warning("a bracket's children were not placed", exchange=self.name, order_id=parent.id, error=str(exc))
+            await self.host.log("error", f"user.orders.{parent.run_id or 'manual'}",
+                                f"The take-profit and stop-loss of order {parent.client_oid} were not placed on {self.name}: "
+                                f"{exc.message}", owner_id=parent.owner_id)
 
     async def _reject_legs(self, limit_leg: Order, stop_leg: Order, cause: CoinwireError) -> None:
         await self._reject(stop_leg, cause)  # first the leg holding nothing, so the other's release is what remains
@@ -449,9 +515,18 @@ class LiveVenue(MarketMirror):
         if book is not None:
             book.remove(order.id)
         order.move(OrderStatus.DONE, ts, reason)
-        lines = release_hold(host.ledger, self.markets[order.symbol].instrument, order, ts)
+        inst = self.markets[order.symbol].instrument
+        lines = release_hold(host.ledger, inst, order, ts)
+        orders = [order]
+        sibling = self._sibling(order)
+        if sibling is not None and not sibling.is_done:  # an emulated list: cancelling a leg cancels the list
+            if book is not None:
+                book.remove(sibling.id)
+            lines += resolve_oco(host.ledger, inst, order, sibling, ts)
+            self._forget(sibling)
+            orders.append(sibling)
         self._forget(order)
-        execution = Execution([order], [], lines)
+        execution = Execution(orders, [], lines)
         await host.record(execution)
         return execution
 
@@ -602,6 +677,8 @@ class LiveVenue(MarketMirror):
                 self._forget(order)
             execution = Execution([order, *others], fill_list, lines)
             await host.record(execution)
+        if order.bracket is not None and order.is_done and order.filled_size:
+            await self._open_children(order)  # the parent's final step: its children exist from now
         return execution
 
     @staticmethod
