@@ -19,6 +19,7 @@ import pytest
 
 from coinwire.config import load_settings
 from coinwire.core.orders import OrderStatus, OrderType
+from coinwire.messages import TradeTick
 from coinwire.venues.live import LiveVenue
 from tests.feeds.binance_server import RecordedBinance, ServerRunner
 from tests.feeds.test_ccxt_feed import capture
@@ -65,7 +66,13 @@ class LiveHarness(GatewayHarness):
         await self.mirror_book(bids, asks)
 
     async def trade(self, price: str, size: str, aggressor: str) -> None:
+        """The trade at Binance, then on the mirror (as the feed shows it: emulated orders fire there); the venue catches up."""
         self.binance.trade(Decimal(price), Decimal(size))
+        inst = self.instrument
+        self.t += 1
+        await self.gw.apply_market(TradeTick(self.exchange, SYMBOL, self.t, f"t{self.t}", inst.parse_price(price),
+                                             inst.parse_size(size), aggressor))
+        await asyncio.gather(*self.live._sending.values())  # children of orders the mirror fired, sent
         await self.live.reconcile()
 
     async def restart(self) -> None:

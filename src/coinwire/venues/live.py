@@ -66,7 +66,7 @@ from coinwire.messages import BookDelta, BookSnapshot, BookTicker, TradeTick
 from coinwire.venues.base import Execution
 from coinwire.venues.hosted import GatewayHost
 from coinwire.venues.paper import MarketMirror, PaperMarket
-from coinwire.venues.reports import FillReport, Liquidity, OrderReport
+from coinwire.venues.reports import FillReport, Liquidity, OrderReport, ReportReason
 
 if TYPE_CHECKING:  # CCXT costs a third of a second to import: only processes with a live exchange pay it
     from coinwire.venues.ccxt_errors import Backoff
@@ -664,6 +664,9 @@ class LiveVenue(MarketMirror):
                 order.move(OrderStatus.DONE, ts,
                            reason or report.done_reason(order.type, order.time_in_force) or DoneReason.REJECTED)
                 changed = True
+            elif new and order.remaining == 0 and not order.is_done and not order.funds:
+                order.move(OrderStatus.DONE, ts, DoneReason.FILLED)  # filled whole: done, whichever report comes first
+                changed = True
             if not changed:
                 return Execution()
             market_cost = None
@@ -717,8 +720,11 @@ class LiveVenue(MarketMirror):
         if not ends:
             return changed, [], []
         unfilled_end = report is not None and report.is_done and not filled and not report.filled_size
-        if unfilled_end and sibling.status is OrderStatus.TRIGGERED and not order.is_done:
-            # the sibling fired here and had this leg cancelled at the venue first: the sibling lives on, holding the list's funds
+        ended_for_sibling = sibling.status is OrderStatus.TRIGGERED or (
+            report is not None and report.reason is ReportReason.EXPIRED and not sibling.emulated)
+        if unfilled_end and ended_for_sibling and not order.is_done:
+            # the sibling fired here and had this leg cancelled at the venue first, or the venue ended this leg because
+            # its sibling filled or fired there (its own report may come later): the sibling lives on with the list's hold
             return True, [sibling], resolve_oco(self.host.ledger, inst, sibling, order, ts)
         if report is not None and unfilled_end and not order.is_done:
             order.move(OrderStatus.DONE, ts, report.done_reason(order.type, order.time_in_force) or DoneReason.CANCELLED)
