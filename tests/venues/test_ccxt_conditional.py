@@ -15,11 +15,14 @@ import pytest
 from coinwire.core.instruments import Instrument
 from coinwire.core.orders import Order, OrderStatus, OrderType, TimeInForce, TriggerSource
 from coinwire.history.binance_capture import BINANCE_BTCUSDT
+from coinwire.venues.ccxt_stream import WEBSOCKET
 from coinwire.venues.ccxt_venue import CcxtVenue
 from coinwire.venues.native_orders import native_plan, oco_plan
 from coinwire.venues.reports import ReportReason
+from tests.feeds.binance_server import ServerRunner
 from tests.venues.binance_trading import TradingBinance
-from tests.venues.conftest import best, make_order
+from tests.venues.conftest import SYMBOL, best, make_order, make_venue, until
+from tests.venues.test_ccxt_stream import Collector
 
 
 def conditional(instrument: Instrument, oid: str, side: str, kind: OrderType, size: str, **fields: object) -> Order:
@@ -174,3 +177,28 @@ async def test_a_native_trailing_stop_follows_the_highest_trade_and_fires_on_its
     exchange.trade(high * Decimal("0.99"), Decimal("0.001"))  # 1% below the highest trade: fires, sells at market
     done = await venue.fetch(order)
     assert (done.status, done.working, done.filled_size) == (OrderStatus.DONE, True, order.size)
+
+
+async def test_the_user_data_stream_says_when_a_native_stop_starts_working(server: ServerRunner, exchange: TradingBinance) -> None:
+    """Binance's executionReport `w` (is working) turns true when the stop fires: news on the stream, with no poll."""
+    venue = make_venue(server, reconcile_interval=60.0)
+    (btc,) = await venue.load_instruments([SYMBOL])
+    collector = Collector(venue)
+    try:
+        await until(lambda: exchange.subscribed == 1)
+        bid, _ = best(exchange, "SELL")
+        exchange.trade(bid, Decimal("0.001"))
+        order = conditional(btc, "ws-stop", "sell", OrderType.STOP_LIMIT, "0.01", stop_price=bid - 5, limit=bid - 1000)
+        placed = await venue.place(order, btc, venue.native(order, btc))
+        assert not placed.working  # its NEW event on the stream says the same: no news
+        exchange.trade(bid - 5, Decimal("0.001"))
+        await until(collector.done)
+        assert venue.report_mode == WEBSOCKET
+    finally:
+        await collector.stop()
+        await venue.close()
+    states = [(r.status, r.working, r.filled_size) for r in collector.orders()]
+    assert states[0] == (OrderStatus.OPEN, True, 0)  # fired: working, then filled
+    assert states[-1] == (OrderStatus.DONE, False, order.size)  # a finished order is not working either
+    assert sum(f.size for f in collector.fills()) == order.size
+    assert "GET /api/v3/order" not in exchange.requests
