@@ -38,7 +38,7 @@ continuously; emulated orders fire only while coinwire runs.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 import structlog
@@ -60,6 +60,7 @@ from coinwire.core.errors import CoinwireError, Conflict, DomainError, NotFound,
 from coinwire.core.execution import accept_conditional, accept_order, child_type, release_hold, resolve_oco, settle_fills
 from coinwire.core.funds import oco_holds, required_hold
 from coinwire.core.ledger import Balance
+from coinwire.core.numbers import ATTO_DECIMALS, ceil_div
 from coinwire.core.orders import DoneReason, Fill, Order, OrderStatus, OrderType, Side, TriggerSource
 from coinwire.core.wallets import WalletLine
 from coinwire.messages import BookDelta, BookSnapshot, BookTicker, TradeTick
@@ -73,6 +74,11 @@ if TYPE_CHECKING:  # CCXT costs a third of a second to import: only processes wi
     from coinwire.venues.ccxt_venue import CcxtVenue
 
 __all__ = ["LiveVenue", "connect_venue"]
+
+# how an OCO's legs go to the venue (`LiveVenue._hold_list`)
+_ARMED = "armed"  # both emulated
+_LIST = "list"  # one order list at the venue
+_LIMIT = "limit"  # the limit leg at the venue, the stop leg emulated
 
 log = structlog.get_logger("coinwire.gateway.live")
 
@@ -143,7 +149,7 @@ class LiveVenue(MarketMirror):
         self._backoff = backoff
         self._tasks: list[asyncio.Task[Any]] = []
         self._triggers: dict[str, TriggerBook] = {}  # symbol -> the emulated conditional orders armed on its mirror
-        self._sending: dict[int, asyncio.Task[None]] = {}  # emulated orders fired whose child is on its way
+        self._sending: dict[int, asyncio.Task[None]] = {}  # fired emulated orders' children, a bracket's, on their way
 
     # --- lifecycle ------------------------------------------------------------------------------
     def restore_order(self, order: Order) -> bool:
@@ -318,6 +324,10 @@ class LiveVenue(MarketMirror):
         self._trades[order.id] = set()
         # written ahead (notified once the venue answers); a refusal by the store takes it back (`take_back`)
         await host.record(Execution([order], [], lines, placed=order), notify=False)
+        return await self._send_written(order, send)
+
+    async def _send_written(self, order: Order, send: Callable[[], Awaitable[OrderReport]]) -> Execution:
+        """Send an order written ahead `pending`; the venue's answer is applied, its refusal rejects the order."""
         try:
             report = await send()
         except NotReady as exc:
@@ -349,9 +359,8 @@ class LiveVenue(MarketMirror):
             await self._fire_if_passed(market, order)
             return execution
         if order.type is OrderType.TRAILING_STOP and not order.activation_price and not order.trail_best:
-            price = self._trigger_price(market, order)
-            if price is not None:
-                follow(order, price, inst.tick)  # it follows from now: its level (and a buy's hold) starts here
+            if now_price is not None:
+                follow(order, now_price, inst.tick)  # it follows from now: its level (and a buy's hold) starts here
             elif order.side is Side.BUY:
                 raise NotReady("no_market_price", f"{self.name} {order.symbol} has no price to hold a trailing buy at yet")
         plan = self.client.native(order, inst)
@@ -367,19 +376,9 @@ class LiveVenue(MarketMirror):
         last = market.last_trade.price if market.last_trade is not None else None
         return last, book.best_bid(), book.best_ask()
 
-    @staticmethod
-    def _trigger_price(market: PaperMarket, order: Order) -> int | None:
-        if order.trigger is TriggerSource.BID_ASK:
-            book = market.engine.book
-            return book.best_bid() if order.side is Side.SELL else book.best_ask()
-        return market.last_trade.price if market.last_trade is not None else None
-
     async def _arm_new(self, order: Order, hold: int | None = None) -> Execution:
         """Emulate a conditional order: hold, arm it on the mirror, record it (it is not at the venue until it fires)."""
-        order.emulated = True
-        lines = accept_conditional(self.host.ledger, self.markets[order.symbol].instrument, order, order.created_at, hold=hold)
-        self.open[order.id] = order
-        self._arm(order)
+        lines = self._armed(order, hold, order.created_at)
         execution = Execution([order], [], lines, placed=order)
         await self.host.record(execution)
         return execution
@@ -401,51 +400,73 @@ class LiveVenue(MarketMirror):
         last, bid, ask = self._prices(market)
         check_oco(limit_leg, stop_leg, last=last, bid=bid, ask=ask)
         check_conditional(stop_leg, inst, last=last, bid=bid, ask=ask, now=stop_leg.created_at, mark=last)
-        return await self._place_list(limit_leg, stop_leg)
+        ts = limit_leg.created_at
+        mode, lines = self._hold_list(limit_leg, stop_leg, ts)
+        written = Execution([limit_leg, stop_leg], [], lines, placed=limit_leg, created=[stop_leg])
+        # written ahead (the legs the venue must acknowledge are notified once it answers)
+        await self.host.record(written, notify=mode == _ARMED)
+        await self._send_list(limit_leg, stop_leg, mode)
+        return Execution([limit_leg, stop_leg])
 
-    async def _place_list(self, limit_leg: Order, stop_leg: Order) -> Execution:
-        """Hold and place an OCO's legs, unchecked (a bracket's children the market passed since the parent still live).
+    def _hold_list(self, limit_leg: Order, stop_leg: Order, ts: int) -> tuple[str, list[WalletLine]]:
+        """Hold an OCO's legs once (`oco_holds`) and follow them: how they go to the venue, and the lines.
 
-        Two conditional legs (a bracket's take-profit trigger and stop-loss) are both emulated.
+        `_ARMED`: two conditional legs (a bracket's take-profit trigger and stop-loss), both
+        emulated; `_LIST`: one order list at the venue, both legs written ahead `pending`;
+        `_LIMIT`: the limit leg `pending` for the venue, the stop leg emulated. Unchecked: a
+        bracket's children the market passed since the parent was placed still live (and fire).
         """
         market = self.markets[limit_leg.symbol]
-        inst = market.instrument
+        inst, ledger = market.instrument, self.host.ledger
         limit_hold, stop_hold = oco_holds(inst, limit_leg, stop_leg)
-        ledger, ts = self.host.ledger, limit_leg.created_at
         if limit_leg.type.conditional:
-            first = await self._arm_new(limit_leg, limit_hold)
-            second = await self._arm_new(stop_leg, stop_hold)
-            for leg in (limit_leg, stop_leg):
-                await self._fire_if_passed(market, leg)
-            return Execution(first.orders + second.orders, [], first.lines + second.lines)
-        if not self.client.native_oco(limit_leg, stop_leg, inst):
-            lines = accept_order(ledger, market.engine, limit_leg, ts, hold=limit_hold, margin_ppm=self._margin_ppm)
-            placed = await self._send_new(limit_leg, lines, lambda: self.client.place(limit_leg, inst))
-            if limit_leg.is_done or limit_leg.filled_size:
-                return placed  # it filled at once: the stop leg never lives
-            armed = await self._arm_new(stop_leg, stop_hold)
-            await self._fire_if_passed(market, stop_leg)
-            return Execution(placed.orders + armed.orders, placed.fills, placed.lines + armed.lines)
+            lines = self._armed(limit_leg, limit_hold, ts)
+            return _ARMED, lines + self._armed(stop_leg, stop_hold, ts)
         lines = accept_order(ledger, market.engine, limit_leg, ts, hold=limit_hold, margin_ppm=self._margin_ppm)
-        lines += self._hold(stop_leg, ts, stop_hold)
+        self._follow(limit_leg)
+        if self.client.native_oco(limit_leg, stop_leg, inst):
+            lines += self._hold(stop_leg, ts, stop_hold)
+            self._follow(stop_leg)
+            return _LIST, lines
+        return _LIMIT, lines + self._armed(stop_leg, stop_hold, ts)
+
+    def _follow(self, order: Order) -> None:
+        self.open[order.id] = order
+        self._trades[order.id] = set()
+
+    def _armed(self, order: Order, hold: int | None, ts: int) -> list[WalletLine]:
+        """Hold and arm an emulated conditional order (untriggered from now)."""
+        order.emulated = True
+        lines = accept_conditional(self.host.ledger, self.markets[order.symbol].instrument, order, ts, hold=hold)
+        self.open[order.id] = order
+        self._arm(order)
+        return lines
+
+    async def _send_list(self, limit_leg: Order, stop_leg: Order, mode: str) -> None:
+        """Send the legs `_hold_list` wrote ahead; emulated legs already past their level fire now."""
+        market = self.markets[limit_leg.symbol]
+        inst = market.instrument
+        if mode == _LIST:
+            try:
+                limit_report, stop_report = await self.client.place_oco(limit_leg, stop_leg, inst)
+            except NotReady as exc:
+                if exc.code == "order_state_unknown":
+                    raise  # both legs stay pending: the reconciliation loop asks the venue
+                await self._reject_legs(limit_leg, stop_leg, exc)
+                raise
+            except CoinwireError as exc:
+                await self._reject_legs(limit_leg, stop_leg, exc)
+                raise
+            await self.apply(limit_leg, limit_report.fills, limit_report)
+            await self.apply(stop_leg, stop_report.fills, stop_report)
+            return
+        if mode == _LIMIT:
+            await self._send_written(limit_leg, lambda: self.client.place(limit_leg, inst))
+            if not stop_leg.is_done:
+                await self.host.record(Execution([stop_leg]))  # armed: told once its limit leg is at the venue
         for leg in (limit_leg, stop_leg):
-            self.open[leg.id] = leg
-            self._trades[leg.id] = set()
-        await self.host.record(Execution([limit_leg], [], lines, placed=limit_leg), notify=False)
-        await self.host.record(Execution([stop_leg], [], [], placed=stop_leg), notify=False)
-        try:
-            limit_report, stop_report = await self.client.place_oco(limit_leg, stop_leg, inst)
-        except NotReady as exc:
-            if exc.code == "order_state_unknown":
-                raise  # both legs stay pending: the reconciliation loop asks the venue
-            await self._reject_legs(limit_leg, stop_leg, exc)
-            raise
-        except CoinwireError as exc:
-            await self._reject_legs(limit_leg, stop_leg, exc)
-            raise
-        first = await self.apply(limit_leg, limit_report.fills, limit_report)
-        second = await self.apply(stop_leg, stop_report.fills, stop_report)
-        return Execution(first.orders + second.orders, first.fills + second.fills, first.lines + second.lines)
+            if leg.emulated:
+                await self._fire_if_passed(market, leg)
 
     async def _fire_if_passed(self, market: PaperMarket, order: Order) -> None:
         """An armed order whose level the market has already passed fires now (a bracket child, `allow_immediate`)."""
@@ -474,20 +495,37 @@ class LiveVenue(MarketMirror):
             raise DomainError("no_liquidity", f"no price of {market.instrument.symbol} is known to check the bracket against")
         return price
 
-    async def _open_children(self, parent: Order) -> None:
-        """A bracket parent finished with a fill: its take-profit and stop-loss, sized to the fill, as an OCO."""
+    async def _children(self, parent: Order, ts: int) -> tuple[Order, Order, str, list[WalletLine]] | None:
+        """A bracket parent finished with a fill: its take-profit and stop-loss, sized to the fill, held as an OCO now.
+
+        They are written in the parent's last step (so they exist from its fill, over a crash
+        too) and sent after it (`_send_list`). A buy's fee kept in the base (Binance) sizes them to
+        what the fill left, on the step. None, and the owner told, when they cannot be held.
+        """
         assert parent.bracket is not None
         ids = self.host.order_ids
         first = ids.next()
         ids.next()  # the stop-loss child's id: first + 1
-        take_profit, stop_loss = bracket_children(parent, decode_bracket(parent.bracket), first, self.host.now())
+        take_profit, stop_loss = bracket_children(parent, decode_bracket(parent.bracket), first, ts)
+        inst = self.markets[parent.symbol].instrument
+        if parent.fee_currency == inst.base and parent.fee:  # the venue kept its fee out of the base bought
+            fee_units = ceil_div(parent.fee, 10 ** (ATTO_DECIMALS - inst.size_decimals))
+            left = parent.filled_size - fee_units
+            take_profit.size = stop_loss.size = left - left % inst.step  # what the fill left to sell, on the step
         try:
-            await self._place_list(take_profit, stop_loss)
-        except CoinwireError as exc:  # refused at the venue: the parent stands, its owner is told
-            log.warning("a bracket's children were not placed", exchange=self.name, order_id=parent.id, error=str(exc))
-            await self.host.log("error", f"user.orders.{parent.run_id or 'manual'}",
-                                f"The take-profit and stop-loss of order {parent.client_oid} were not placed on {self.name}: "
-                                f"{exc.message}", owner_id=parent.owner_id)
+            mode, lines = self._hold_list(take_profit, stop_loss, ts)
+        except CoinwireError as exc:
+            for child in (take_profit, stop_loss):
+                self._forget(child)
+            await self._child_trouble(parent, exc)
+            return None
+        return take_profit, stop_loss, mode, lines
+
+    async def _child_trouble(self, parent: Order, exc: CoinwireError) -> None:
+        log.warning("a bracket's children were not placed", exchange=self.name, order_id=parent.id, error=str(exc))
+        await self.host.log("error", f"user.orders.{parent.run_id or 'manual'}",
+                            f"The take-profit and stop-loss of order {parent.client_oid} were not placed on {self.name}: "
+                            f"{exc.message}", owner_id=parent.owner_id)
 
     async def _reject_legs(self, limit_leg: Order, stop_leg: Order, cause: CoinwireError) -> None:
         await self._reject(stop_leg, cause)  # first the leg holding nothing, so the other's release is what remains
@@ -594,10 +632,16 @@ class LiveVenue(MarketMirror):
         self._start_child(order)
 
     def _start_child(self, order: Order) -> None:
-        if order.id not in self._sending:
-            task = asyncio.create_task(self._send_child(order), name=f"live-child-{self.name}-{order.id}")
-            self._sending[order.id] = task
-            task.add_done_callback(lambda _: self._sending.pop(order.id, None))
+        self._spawn(order.id, self._send_child(order))
+
+    def _spawn(self, order_id: int, step: Coroutine[Any, Any, None]) -> None:
+        """Send an order's child (or a bracket's children) in the background, once at a time per order."""
+        if order_id in self._sending:
+            step.close()
+            return
+        task = asyncio.create_task(step, name=f"live-child-{self.name}-{order_id}")
+        self._sending[order_id] = task
+        task.add_done_callback(lambda _: self._sending.pop(order_id, None))
 
     async def _send_child(self, order: Order) -> None:
         """Send a fired emulated order's child until the venue has it; unreachable venues are retried and reported."""
@@ -678,11 +722,25 @@ class LiveVenue(MarketMirror):
             # else: a waiting OCO leg or untriggered order keeps the hold it was given
             if order.is_done:
                 self._forget(order)
-            execution = Execution([order, *others], fill_list, lines)
+            children = None
+            if order.bracket is not None and order.is_done and order.filled_size:
+                children = await self._children(order, ts)  # the parent's final step: its children exist from now
+            if children is None:
+                execution = Execution([order, *others], fill_list, lines)
+            else:
+                take_profit, stop_loss, mode, child_lines = children
+                execution = Execution([order, *others, take_profit, stop_loss], fill_list, lines + child_lines,
+                                      created=[take_profit, stop_loss])
             await host.record(execution)
-        if order.bracket is not None and order.is_done and order.filled_size:
-            await self._open_children(order)  # the parent's final step: its children exist from now
+        if children is not None:  # sent beside the report that finished the parent (the stream goes on meanwhile)
+            self._spawn(take_profit.id, self._send_children(order, take_profit, stop_loss, mode))
         return execution
+
+    async def _send_children(self, parent: Order, take_profit: Order, stop_loss: Order, mode: str) -> None:
+        try:
+            await self._send_list(take_profit, stop_loss, mode)
+        except CoinwireError as exc:  # refused at the venue (the legs are rejected): the parent stands
+            await self._child_trouble(parent, exc)
 
     @staticmethod
     def _market_child(order: Order) -> bool:
