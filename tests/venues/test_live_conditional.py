@@ -17,8 +17,9 @@ from pathlib import Path
 import msgspec
 import pytest
 
+from coinwire.core.conditional import Bracket, encode_bracket
 from coinwire.core.errors import InvalidInput
-from coinwire.core.orders import DoneReason, Order, OrderStatus, OrderType, TriggerSource
+from coinwire.core.orders import DoneReason, Order, OrderStatus, OrderType, TimeInForce, TriggerSource
 from coinwire.messages import TradeTick
 from tests.venues.conftest import until
 from tests.venues.test_contract_live import LiveHarness, live_harness
@@ -37,8 +38,7 @@ def conditional(h: LiveHarness, side: str, kind: OrderType, size: str, limit: st
     """One of our conditional orders; prices given as decimal text are parsed on the instrument's grid."""
     order = h.order(side, kind.value, size, limit)
     inst = h.instrument
-    fields = {k: inst.parse_price(v) if isinstance(v, str) and not isinstance(v, TriggerSource) else v
-              for k, v in prices.items()}
+    fields = {k: inst.parse_price(v) if type(v) is str else v for k, v in prices.items()}  # enums pass as they are
     return msgspec.structs.replace(order, **fields)
 
 
@@ -178,3 +178,79 @@ async def test_a_stop_past_its_level_is_refused_unless_allowed_then_it_fires_at_
     await until(lambda: allowed.is_done)
     assert (allowed.emulated, allowed.done_reason, allowed.filled_size) == (True, DoneReason.FILLED, allowed.size)
     assert [o["type"] for o in h.binance.orders.values() if o["clientOrderId"] == allowed.client_oid] == ["MARKET"]
+
+
+async def test_a_bracket_s_children_go_to_binance_as_an_order_list_sized_to_what_the_fill_left(h: LiveHarness) -> None:
+    await start(h)
+    parent = h.order("buy", "limit", "0.1", "101.00")
+    parent.bracket = encode_bracket(Bracket(
+        take_profit_type=OrderType.LIMIT, take_profit_price=h.instrument.parse_price("105.00"),
+        stop_loss_type=OrderType.STOP_MARKET, stop_loss_price=h.instrument.parse_price("98.00")))
+    await h.venue.place(parent)  # it takes the ask at 101.00 at once
+    await h.settled()
+    assert (parent.status, parent.filled_size, parent.fee_currency) == (OrderStatus.DONE, parent.size, "BTC")
+    take, stop = sorted((o for o in h.venue.open_orders() if o.parent_id == parent.id), key=lambda o: o.id)
+    left = h.instrument.parse_size("0.0999")  # 0.1 less Binance's 0.1% fee, kept in BTC
+    assert (take.size, stop.size, take.list_id, stop.list_id) == (left, left, take.id, take.id)
+    legs = at_venue(h, take), at_venue(h, stop)
+    assert [(o["type"], o["origQty"]) for o in legs] == [("LIMIT_MAKER", "0.09990000"), ("STOP_LOSS", "0.09990000")]
+    assert legs[0]["orderListId"] == legs[1]["orderListId"] != -1
+    assert (take.status, stop.status, stop.emulated) == (OrderStatus.OPEN, OrderStatus.UNTRIGGERED, False)
+    await h.trade("98.00", "0.01", "sell")  # Binance fires the stop-loss and ends the take-profit
+    assert (stop.status, stop.filled_size, take.status) == (OrderStatus.DONE, left, OrderStatus.DONE)
+    assert held(h, "BTC") == 0 and h.binance.locked["BTC"] == 0
+
+
+async def test_a_bracket_with_a_take_profit_trigger_arms_both_children_here(h: LiveHarness) -> None:
+    await start(h)
+    parent = h.order("buy", "limit", "0.1", "101.00")
+    parent.bracket = encode_bracket(Bracket(
+        take_profit_type=OrderType.TAKE_PROFIT_MARKET, take_profit_price=h.instrument.parse_price("104.00"),
+        stop_loss_type=OrderType.STOP_MARKET, stop_loss_price=h.instrument.parse_price("98.00")))
+    await h.venue.place(parent)
+    await h.settled()
+    take, stop = sorted((o for o in h.venue.open_orders() if o.parent_id == parent.id), key=lambda o: o.id)
+    assert {(o.status, o.emulated) for o in (take, stop)} == {(OrderStatus.UNTRIGGERED, True)}
+    assert not any(o["clientOrderId"] in (take.client_oid, stop.client_oid) for o in h.binance.orders.values())
+    await h.set_book([("104.00", "1")], [("105.00", "1")])
+    await h.trade("104.00", "0.01", "buy")  # the take-profit fires on the mirror: a market sell; the stop-loss goes
+    assert (take.status, take.filled_size, stop.status, stop.done_reason) == (
+        OrderStatus.DONE, take.size, OrderStatus.DONE, DoneReason.CANCELLED)
+    assert at_venue(h, take)["type"] == "MARKET" and held(h, "BTC") == 0
+
+
+async def test_a_fired_order_the_venue_never_got_is_sent_once_after_a_restart(h: LiveHarness) -> None:
+    """Written triggered before its child is sent: a restart finds no order under its client id at Binance, and sends it."""
+    await start(h)
+    order = conditional(h, "sell", OrderType.STOP_MARKET, "0.1", stop_price="99.50", trigger=TriggerSource.BID_ASK)
+    await h.venue.place(order)
+    assert order.emulated
+    h.binance.fail("order", *[429] * 100)  # Binance takes no order for now
+    await h.set_book([("99.50", "1")], ASKS)  # the bid reaches the stop: it fires on the mirror
+    assert order.status is OrderStatus.TRIGGERED
+    await until(lambda: h.binance.requests.count("POST /api/v3/order") >= 2)  # tried, refused, retried
+    await h.restart()
+    h.binance.faults.clear()
+    restored = next(o for o in h.venue.open_orders() if o.id == order.id)
+    assert (restored.status, restored.triggered_at) == (OrderStatus.TRIGGERED, order.triggered_at)  # fired once, kept
+    await h.live.reconcile()  # no order under its client id at Binance: its child is sent now
+    await h.settled()
+    assert restored.status is OrderStatus.DONE and restored.filled_size == order.size
+    assert [o["type"] for o in h.binance.orders.values() if o["clientOrderId"] == order.client_oid] == ["MARKET"]
+    await h.trade("99.00", "0.01", "sell")
+    assert len([o for o in h.binance.orders.values() if o["clientOrderId"] == order.client_oid]) == 1
+
+
+async def test_a_native_gtd_stop_is_cancelled_at_binance_when_its_date_passes(h: LiveHarness) -> None:
+    """Binance spot has no GTD: the stop rests GTC there and coinwire cancels it at expire_at."""
+    await start(h)
+    order = conditional(h, "sell", OrderType.STOP_LIMIT, "0.1", "99.00", stop_price="99.50",
+                        time_in_force=TimeInForce.GTD, expire_at=h.t + 60 * 10**9)
+    await h.venue.place(order)
+    sent = at_venue(h, order)
+    assert (sent["type"], sent["timeInForce"], order.status) == ("STOP_LOSS_LIMIT", "GTC", OrderStatus.UNTRIGGERED)
+    await h.advance(30)
+    assert order.status is OrderStatus.UNTRIGGERED
+    await h.advance(31)
+    assert (order.status, order.done_reason, sent["status"]) == (OrderStatus.DONE, DoneReason.EXPIRED, "CANCELED")
+    assert held(h, "BTC") == 0 and h.binance.locked["BTC"] == 0
