@@ -6,7 +6,9 @@ real `ccxt.binance` calls them:
 
 - signed `GET /api/v3/account`, `POST /api/v3/order` (MARKET by `quantity` or, for a BUY, by
   `quoteOrderQty`: the quote to spend, the quantity the book gives for it on LOT_SIZE; LIMIT with timeInForce
-  GTC/IOC/FOK, LIMIT_MAKER; `newClientOrderId`; `newOrderRespType` ACK/RESULT/FULL),
+  GTC/IOC/FOK, LIMIT_MAKER; STOP_LOSS, STOP_LOSS_LIMIT, TAKE_PROFIT, TAKE_PROFIT_LIMIT with `stopPrice`
+  and/or `trailingDelta`; `newClientOrderId`; `newOrderRespType` ACK/RESULT/FULL),
+  `POST /api/v3/orderList/oco` (a LIMIT_MAKER leg and a STOP_LOSS(_LIMIT) leg, above and below),
   `DELETE /api/v3/order`, `GET /api/v3/order`, `GET /api/v3/openOrders`, `GET /api/v3/myTrades`;
   every one checks the `X-MBX-APIKEY` header (-2014/-2015, HTTP 401), the HMAC-SHA256
   `signature` of the query string plus body (-1022), and `timestamp` against `recvWindow`
@@ -24,6 +26,18 @@ maker. Fees are 0.1% (maker and taker), charged in the asset received, as on Bin
 BNB. Errors are Binance's: -2010 insufficient balance, duplicate client id, post-only that
 would take; -2011 cancel of an unknown order; -2013 unknown order; -1013 filter failures;
 -1121 invalid symbol.
+
+Conditional orders wait with status NEW and `isWorking` false (`workingTime` -1) and fire on
+the trades that happen here (`advance`, `trade`), as Binance documents them: a STOP_LOSS sell
+at or below its stopPrice, a buy at or above; TAKE_PROFIT the mirror image; a trailingDelta
+(BIPS, 10..2000) follows the best trade price from placement, or from the trade reaching its
+stopPrice, and fires on a move of that many BIPS against it. A fired order is working
+(`isWorking` true, an executionReport says so) and takes the book like a MARKET order
+(STOP_LOSS, TAKE_PROFIT) or a LIMIT with its timeInForce. A stop that would fire at the last
+trade price at once is refused (-2010). An OCO holds its funds once; one leg filling or
+firing expires the other; cancelling a leg cancels the list. Funds held: a sell holds its
+base, a limit buy its quantity at its price; a market-type buy stop holds nothing and expires
+unfilled if the quote is missing when it fires.
 
 Faults (`fail(endpoint, ...)`): an HTTP status (answered with Binance's body for it),
 `LOST_RESPONSE` (the order is processed, the answer comes after `fault_delay`: the client times
@@ -71,6 +85,10 @@ _EIGHT = Decimal("0.00000001")
 _ZERO = Decimal(0)
 _CLIENT_ID = re.compile(r"^[\.A-Z\:/a-z0-9_-]{1,36}$")
 _DEFAULT_RECV_WINDOW = 5000
+_STOP_TYPES = ("STOP_LOSS", "STOP_LOSS_LIMIT", "TAKE_PROFIT", "TAKE_PROFIT_LIMIT")
+_MARKET_TYPES = ("MARKET", "STOP_LOSS", "TAKE_PROFIT")  # take the book at once, rest nothing
+_BIPS = Decimal(10000)
+_TRAILING_BIPS = (10, 2000)  # the TRAILING_DELTA filter of BTCUSDT
 _MAX_RECV_WINDOW = 60000
 
 
@@ -139,6 +157,10 @@ class TradingBinance:
         self.orders: dict[int, dict[str, Any]] = {}  # orderId -> the order in Binance's fields
         self.trades: list[dict[str, Any]] = []  # the account's trades (myTrades shape)
         self.taken: dict[tuple[str, Decimal], Decimal] = {}  # (bids|asks, price) -> size our orders took there
+        self.held: dict[int, tuple[str, Decimal]] = {}  # orderId -> (asset, amount) it holds locked
+        self.lists: dict[int, list[int]] = {}  # orderListId -> its legs' orderIds
+        self.trailing: dict[int, Decimal | None] = {}  # orderId -> best trade price since it started following
+        self.last: Decimal | None = None  # the last trade price (stops that would fire at it are refused)
         self.faults: dict[str, deque[int | str]] = {}
         self.fault_delay = 1.0
         self.requests: list[str] = []  # `METHOD path` of every trading request, in arrival order
@@ -177,20 +199,99 @@ class TradingBinance:
         self.taken.clear()
 
     def _trade_through(self, price: Decimal, qty: Decimal) -> None:
-        """A recorded trade at `price`: resting orders at or through it fill at their limit, oldest first."""
+        """A trade at `price`: resting orders at or through it fill at their limit, oldest first; then stops fire."""
+        self.last = price
         resting = sorted(
-            (o for o in self.orders.values() if o["status"] in ("NEW", "PARTIALLY_FILLED")),
+            (o for o in self.open_orders() if o["isWorking"] and o["type"] not in _MARKET_TYPES),
             key=lambda o: o["orderId"],
         )
+        now = _now_ms()
         for order in resting:
             if qty <= 0:
                 break
+            if order["status"] not in ("NEW", "PARTIALLY_FILLED"):
+                continue  # an OCO leg expired by its sibling's fill in this trade
             limit = Decimal(order["price"])
             if (order["side"] == "BUY" and price > limit) or (order["side"] == "SELL" and price < limit):
                 continue
             fill = min(qty, Decimal(order["origQty"]) - Decimal(order["executedQty"]))
             qty -= fill
-            self._fill(order, limit, fill, maker=True, now=_now_ms())
+            self._fill(order, limit, fill, maker=True, now=now)
+        for order in sorted((o for o in self.open_orders() if not o["isWorking"]), key=lambda o: o["orderId"]):
+            if order["status"] == "NEW" and self._fires(order, price):
+                self._fire(order, now)
+
+    def _fires(self, order: dict[str, Any], price: Decimal) -> bool:
+        """Whether the trade at `price` fires this waiting order (trailing ones follow it first)."""
+        sell = order["side"] == "SELL"
+        take_profit = order["type"].startswith("TAKE_PROFIT")
+        stop = Decimal(order["stopPrice"])
+        reached = (price >= stop) if (sell == take_profit) else (price <= stop)
+        if order["orderId"] not in self.trailing:
+            return reached
+        best = self.trailing[order["orderId"]]
+        if best is None:  # waiting for its stopPrice before it follows
+            if stop and not reached:
+                return False
+            self.trailing[order["orderId"]] = price
+            return False
+        delta = Decimal(order["trailingDelta"]) / _BIPS
+        if sell:
+            if price > best:
+                self.trailing[order["orderId"]] = price
+                return False
+            return price <= best * (1 - delta)
+        if price < best:
+            self.trailing[order["orderId"]] = price
+            return False
+        return price >= best * (1 + delta)
+
+    def _fire(self, order: dict[str, Any], now: int) -> None:
+        """A waiting order is triggered: its OCO sibling goes, then it takes the book as its type says."""
+        order["isWorking"] = True
+        order["workingTime"] = now
+        order["updateTime"] = now
+        self.trailing.pop(order["orderId"], None)
+        self._end_siblings(order, now)
+        side, qty = order["side"], Decimal(order["origQty"])
+        limit = None if order["type"] in _MARKET_TYPES else Decimal(order["price"])
+        if side == "BUY" and limit is not None and order["orderId"] not in self.held:
+            if self.free.get(QUOTE, _ZERO) < qty * limit:
+                self._finish(order, "EXPIRED", now)
+                return
+            self._lock(order, QUOTE, qty * limit)
+        self._report(order, "NEW", now)  # working now
+        fills = _walk(self.book_side(side), qty, side, limit)
+        if order["timeInForce"] == "FOK" and sum((q for _, q in fills), _ZERO) < qty:
+            fills = []
+        if limit is None and side == "BUY" and self.free.get(QUOTE, _ZERO) < sum((p * q for p, q in fills), _ZERO):
+            fills = []  # a market-type buy stop holds nothing: without the quote now, it fills nothing
+        self._take(order, fills, now)
+        if (limit is None or order["timeInForce"] in ("IOC", "FOK")) and order["status"] != "FILLED":
+            self._finish(order, "EXPIRED", now)
+
+    def _take(self, order: dict[str, Any], fills: list[tuple[Decimal, Decimal]], now: int) -> list[dict[str, Any]]:
+        """Fill `order` as a taker at these book levels (size taken there is gone for later orders)."""
+        book_key = "asks" if order["side"] == "BUY" else "bids"
+        trades = []
+        for fill_price, fill_qty in fills:
+            level = (book_key, fill_price)
+            self.taken[level] = self.taken.get(level, _ZERO) + fill_qty
+            trades.append(self._fill(order, fill_price, fill_qty, maker=False, now=now))
+        return trades
+
+    def _end_siblings(self, order: dict[str, Any], now: int) -> None:
+        """An OCO leg filled or fired: the other leg expires; a sell list's one hold moves to this leg."""
+        legs = self.lists.get(order["orderListId"], [])
+        for other_id in legs:
+            other = self.orders[other_id]
+            if other_id == order["orderId"] or other["status"] not in ("NEW", "PARTIALLY_FILLED"):
+                continue
+            held = self.held.get(other_id)
+            if held is not None and held[0] == BASE and order["orderId"] not in self.held:
+                self.held[order["orderId"]] = self.held.pop(other_id)  # the same base, held once
+            self._finish(other, "EXPIRED", now)
+            self.trailing.pop(other_id, None)
 
     @property
     def subscribed(self) -> int:
@@ -217,6 +318,7 @@ class TradingBinance:
         app = self.market.app()
         app.router.add_get("/api/v3/account", self._route("account", self._account))
         app.router.add_post("/api/v3/order", self._route("order", self._new_order))
+        app.router.add_post("/api/v3/orderList/oco", self._route("oco", self._new_oco))
         app.router.add_delete("/api/v3/order", self._route("cancel", self._cancel))
         app.router.add_get("/api/v3/order", self._route("query", self._query))
         app.router.add_get("/api/v3/openOrders", self._route("openOrders", self._open_orders))
@@ -236,8 +338,8 @@ class TradingBinance:
             queue = self.faults.get(endpoint)
             fault = queue.popleft() if queue else None
             if isinstance(fault, int):
-                body = ERROR_BODIES.get(fault, {"code": -1000, "msg": "An unknown error occurred."})
-                return web.json_response(body, status=fault)
+                refusal = ERROR_BODIES.get(fault, {"code": -1000, "msg": "An unknown error occurred."})
+                return web.json_response(refusal, status=fault)
             body = await request.text() if request.can_read_body else ""  # the request has arrived whole
             if fault == LATE:
                 await asyncio.sleep(self.fault_delay)  # ... and waits in the venue's queue
@@ -313,6 +415,25 @@ class TradingBinance:
             "uid": 354937868,
         }
 
+    def _lock(self, order: dict[str, Any], asset: str, amount: Decimal) -> None:
+        self._move(asset, free=-amount, locked=amount)
+        held = self.held.get(order["orderId"], (asset, _ZERO))[1]
+        self.held[order["orderId"]] = (asset, held + amount)
+
+    def _unlock(self, order: dict[str, Any], amount: Decimal | None = None) -> Decimal:
+        """Take `amount` (all, when None) of what `order` holds out of the locked balance; what was taken."""
+        held = self.held.get(order["orderId"])
+        if held is None:
+            return _ZERO
+        asset, left = held
+        take = left if amount is None else min(amount, left)
+        self._move(asset, locked=-take)
+        if left - take:
+            self.held[order["orderId"]] = (asset, left - take)
+        else:
+            del self.held[order["orderId"]]
+        return take
+
     def _move(self, asset: str, free: Decimal = _ZERO, locked: Decimal = _ZERO) -> None:
         self.free[asset] = self.free.get(asset, _ZERO) + free
         self.locked[asset] = self.locked.get(asset, _ZERO) + locked
@@ -327,17 +448,13 @@ class TradingBinance:
         if side not in ("BUY", "SELL"):
             raise BinanceError(400, -1100, "Illegal characters found in parameter 'side'; legal range is 'BUY, SELL'.")
         kind = params.get("type")
-        if kind not in ("MARKET", "LIMIT", "LIMIT_MAKER"):
+        if kind not in ("MARKET", "LIMIT", "LIMIT_MAKER", *_STOP_TYPES):
             raise BinanceError(400, -1116, "Invalid orderType.")
-        tif = params.get("timeInForce") if kind == "LIMIT" else None
-        if kind == "LIMIT" and tif not in ("GTC", "IOC", "FOK"):
+        limit_kind = kind in ("LIMIT", "STOP_LOSS_LIMIT", "TAKE_PROFIT_LIMIT")
+        tif = params.get("timeInForce") if limit_kind else None
+        if limit_kind and tif not in ("GTC", "IOC", "FOK"):
             raise _mandatory("timeInForce")
-        client_id = params.get("newClientOrderId") or f"web_{next(self._ids)}"
-        if not _CLIENT_ID.match(client_id):
-            raise BinanceError(
-                400, -1100,
-                "Illegal characters found in parameter 'newClientOrderId'; legal range is '^[\\.A-Z\\:/a-z0-9_-]{1,36}$'.",
-            )
+        client_id = self._client_id(params.get("newClientOrderId"))
         quote_qty = _decimal(params, "quoteOrderQty") if kind == "MARKET" and "quoteOrderQty" in params else None
         if quote_qty is not None:  # a quote amount: the quantity is what the book gives for it on the step grid
             if "quantity" in params:
@@ -352,10 +469,13 @@ class TradingBinance:
                 raise _filter_failure("LOT_SIZE")
         else:
             qty = _decimal(params, "quantity")
-        price = _decimal(params, "price") if kind != "MARKET" else None
+        price = _decimal(params, "price") if kind not in _MARKET_TYPES else None
         self._check_filters(kind, qty, price)
         if any(o["clientOrderId"] == client_id for o in self.open_orders()):
             raise BinanceError(400, -2010, "Duplicate order sent.")
+        if kind in _STOP_TYPES:
+            stop, trailing = self._stop_params(params, kind, side, qty)
+            return self._waiting(params, client_id, kind, side, qty, price, tif, stop, trailing, -1)
 
         available = self.book_side(side)
         if kind == "LIMIT_MAKER" and available and self._crosses(side, price, available[0][0]):  # type: ignore[arg-type]
@@ -377,10 +497,34 @@ class TradingBinance:
             fills = []
 
         now = _now_ms()
-        order = {
+        order = self._order(client_id, kind, side, qty, price, tif, now, quote_qty=quote_qty)
+        if kind != "MARKET":  # a limit order locks what its whole size can cost; fills release it
+            self._lock(order, *need)
+        self._report(order, "NEW", now)
+        new_fills = self._take(order, fills, now)
+        if (kind == "MARKET" or tif in ("IOC", "FOK")) and order["status"] != "FILLED":
+            self._finish(order, "EXPIRED", now)  # the unfilled remainder of a taker-only order
+        return self._answer(order, params.get("newOrderRespType", "FULL"), new_fills)
+
+    def _client_id(self, given: str | None) -> str:
+        client_id = given or f"web_{next(self._ids)}"
+        if not _CLIENT_ID.match(client_id):
+            raise BinanceError(
+                400, -1100,
+                "Illegal characters found in parameter 'newClientOrderId'; legal range is '^[\\.A-Z\\:/a-z0-9_-]{1,36}$'.",
+            )
+        return client_id
+
+    def _order(
+        self, client_id: str, kind: str, side: str, qty: Decimal, price: Decimal | None, tif: str | None, now: int,
+        *, quote_qty: Decimal | None = None, stop: Decimal = _ZERO, trailing: int = 0, list_id: int = -1,
+    ) -> dict[str, Any]:
+        """A new order in Binance's fields, kept; a stop waits (`isWorking` false) until it fires."""
+        waiting = kind in _STOP_TYPES
+        order: dict[str, Any] = {
             "symbol": SYMBOL,
             "orderId": next(self._ids),
-            "orderListId": -1,
+            "orderListId": list_id,
             "clientOrderId": client_id,
             "price": _fmt(price or _ZERO),
             "origQty": _fmt(qty),
@@ -390,31 +534,109 @@ class TradingBinance:
             "timeInForce": tif or "GTC",
             "type": kind,
             "side": side,
-            "stopPrice": _fmt(_ZERO),
+            "stopPrice": _fmt(stop),
             "icebergQty": _fmt(_ZERO),
             "time": now,
             "updateTime": now,
-            "isWorking": True,
-            "workingTime": now,
+            "isWorking": not waiting,
+            "workingTime": -1 if waiting else now,
             "origQuoteOrderQty": _fmt(quote_qty or _ZERO),
             "selfTradePreventionMode": "NONE",
         }
+        if trailing:
+            order["trailingDelta"] = trailing
+            self.trailing[order["orderId"]] = None  # follows from the next trade, or from the one reaching stopPrice
         self.orders[order["orderId"]] = order
-        if kind != "MARKET":  # a limit order locks what its whole size can cost; fills release it
-            if side == "BUY":
-                self._move(QUOTE, free=-qty * price, locked=qty * price)  # type: ignore[operator]
-            else:
-                self._move(BASE, free=-qty, locked=qty)
+        return order
+
+    def _stop_params(self, params: dict[str, str], kind: str, side: str, qty: Decimal) -> tuple[Decimal, int]:
+        """(stopPrice or 0, trailingDelta in BIPS or 0) of a new stop, checked as Binance does."""
+        trailing = 0
+        if params.get("trailingDelta"):
+            text = params["trailingDelta"]
+            if not text.isdigit():
+                raise BinanceError(400, -1100, "Illegal characters found in parameter 'trailingDelta'.")
+            trailing = int(text)
+            if not _TRAILING_BIPS[0] <= trailing <= _TRAILING_BIPS[1]:
+                raise _filter_failure("TRAILING_DELTA")
+        stop = _decimal(params, "stopPrice") if params.get("stopPrice") or not trailing else _ZERO
+        if stop and (stop < MIN_PRICE or stop > MAX_PRICE or stop % TICK):
+            raise _filter_failure("PRICE_FILTER")
+        if stop and not trailing and self.last is not None:
+            take_profit = kind.startswith("TAKE_PROFIT")
+            sell = side == "SELL"
+            if (self.last >= stop) if (sell == take_profit) else (self.last <= stop):
+                raise BinanceError(400, -2010, "Stop price would trigger immediately.")
+        reference = stop or self.last or _ZERO
+        if kind in ("STOP_LOSS", "TAKE_PROFIT") and reference * qty and reference * qty < MIN_NOTIONAL:
+            raise _filter_failure("NOTIONAL")
+        return stop, trailing
+
+    def _waiting(
+        self, params: dict[str, str], client_id: str, kind: str, side: str, qty: Decimal, price: Decimal | None,
+        tif: str | None, stop: Decimal, trailing: int, list_id: int, *, hold: bool = True,
+    ) -> dict[str, Any]:
+        """A stop accepted: it holds its funds (a sell its base, a limit buy its cost) and waits."""
+        need: tuple[str, Decimal] | None = (BASE, qty) if side == "SELL" else ((QUOTE, qty * price) if price else None)
+        if need is not None and hold and self.free.get(need[0], _ZERO) < need[1]:
+            raise BinanceError(400, -2010, "Account has insufficient balance for requested action.")
+        now = _now_ms()
+        order = self._order(client_id, kind, side, qty, price, tif, now, stop=stop, trailing=trailing, list_id=list_id)
+        if need is not None and hold:
+            self._lock(order, *need)
         self._report(order, "NEW", now)
-        new_fills = []
-        for fill_price, fill_qty in fills:
-            book_key = "asks" if side == "BUY" else "bids"
-            level = (book_key, fill_price)
-            self.taken[level] = self.taken.get(level, _ZERO) + fill_qty
-            new_fills.append(self._fill(order, fill_price, fill_qty, maker=False, now=now))
-        if (kind == "MARKET" or tif in ("IOC", "FOK")) and order["status"] != "FILLED":
-            self._finish(order, "EXPIRED", now)  # the unfilled remainder of a taker-only order
-        return self._answer(order, params.get("newOrderRespType", "FULL"), new_fills)
+        return self._answer(order, params.get("newOrderRespType", "FULL"), [])
+
+    def _new_oco(self, params: dict[str, str]) -> dict[str, Any]:
+        """POST /api/v3/orderList/oco: a LIMIT_MAKER leg and a STOP_LOSS(_LIMIT) leg; a sell's limit above, stop below."""
+        if params.get("symbol") != SYMBOL:
+            raise BinanceError(400, -1121, "Invalid symbol.")
+        side = params.get("side")
+        if side not in ("BUY", "SELL"):
+            raise BinanceError(400, -1100, "Illegal characters found in parameter 'side'; legal range is 'BUY, SELL'.")
+        limit_pos, stop_pos = ("above", "below") if side == "SELL" else ("below", "above")
+        if params.get(f"{limit_pos}Type") != "LIMIT_MAKER" or params.get(f"{stop_pos}Type") not in ("STOP_LOSS",
+                                                                                                     "STOP_LOSS_LIMIT"):
+            raise BinanceError(400, -1116, "Invalid orderType.")
+        qty = _decimal(params, "quantity")
+        limit = _decimal(params, f"{limit_pos}Price")
+        stop = _decimal(params, f"{stop_pos}StopPrice")
+        stop_kind = params[f"{stop_pos}Type"]
+        stop_limit = _decimal(params, f"{stop_pos}Price") if stop_kind == "STOP_LOSS_LIMIT" else None
+        stop_tif = params.get(f"{stop_pos}TimeInForce") if stop_limit is not None else None
+        if stop_limit is not None and stop_tif not in ("GTC", "IOC", "FOK"):
+            raise _mandatory(f"{stop_pos}TimeInForce")
+        self._check_filters("LIMIT_MAKER", qty, limit)
+        self._check_filters(stop_kind, qty, stop_limit)
+        last = self.last
+        if last is not None and not ((limit > last > stop) if side == "SELL" else (limit < last < stop)):
+            raise BinanceError(400, -2010, "The relationship of the prices for the orders is not correct.")
+        ids = [self._client_id(params.get(f"{pos}ClientOrderId")) for pos in (limit_pos, stop_pos)]
+        if any(o["clientOrderId"] in ids for o in self.open_orders()):
+            raise BinanceError(400, -2010, "Duplicate order sent.")
+        need = (BASE, qty) if side == "SELL" else (QUOTE, qty * limit)
+        if self.free.get(need[0], _ZERO) < need[1]:
+            raise BinanceError(400, -2010, "Account has insufficient balance for requested action.")
+        list_id = next(self._ids)
+        now = _now_ms()
+        limit_leg = self._order(ids[0], "LIMIT_MAKER", side, qty, limit, None, now, list_id=list_id)
+        self._lock(limit_leg, *need)  # the list holds once: the limit leg's hold, which moves to a fired stop
+        self._report(limit_leg, "NEW", now)
+        stop_leg = self._order(ids[1], stop_kind, side, qty, stop_limit, stop_tif, now, stop=stop, list_id=list_id)
+        self._report(stop_leg, "NEW", now)
+        self.lists[list_id] = [stop_leg["orderId"], limit_leg["orderId"]]
+        legs = [stop_leg, limit_leg] if side == "SELL" else [limit_leg, stop_leg]  # below first
+        return {
+            "orderListId": list_id,
+            "contingencyType": "OCO",
+            "listStatusType": "EXEC_STARTED",
+            "listOrderStatus": "EXECUTING",
+            "listClientOrderId": params.get("listClientOrderId") or f"list_{list_id}",
+            "transactionTime": now,
+            "symbol": SYMBOL,
+            "orders": [{k: o[k] for k in ("symbol", "orderId", "clientOrderId")} for o in legs],
+            "orderReports": [self._answer(o, "RESULT", []) for o in legs],
+        }
 
     @staticmethod
     def _crosses(side: str, price: Decimal, best: Decimal) -> bool:
@@ -426,7 +648,7 @@ class TradingBinance:
             raise _filter_failure("PRICE_FILTER")
         if qty < MIN_QTY or qty > MAX_QTY or qty % STEP:
             raise _filter_failure("LOT_SIZE")
-        if kind == "MARKET" and qty > MARKET_MAX_QTY:
+        if kind in _MARKET_TYPES and qty > MARKET_MAX_QTY:
             raise _filter_failure("MARKET_LOT_SIZE")
         if price is not None and price * qty < MIN_NOTIONAL:
             raise _filter_failure("NOTIONAL")
@@ -436,18 +658,12 @@ class TradingBinance:
         buy = order["side"] == "BUY"
         notional = price * qty
         fee = ((qty if buy else notional) * FEE_RATE).quantize(_EIGHT, rounding=ROUND_UP)
-        if buy:
-            if order["type"] == "MARKET":
-                self._move(QUOTE, free=-notional)
-            else:  # release the lock at the limit price, pay at the fill price
-                limit = Decimal(order["price"])
-                self._move(QUOTE, free=(limit - price) * qty, locked=-limit * qty)
+        if buy:  # release the lock at the limit price (if it holds one), pay at the fill price
+            limit = Decimal(order["price"])
+            self._move(QUOTE, free=self._unlock(order, limit * qty) - notional)
             self._move(BASE, free=qty - fee)
         else:
-            if order["type"] == "MARKET":
-                self._move(BASE, free=-qty)
-            else:
-                self._move(BASE, locked=-qty)
+            self._move(BASE, free=self._unlock(order, qty) - qty)
             self._move(QUOTE, free=notional - fee)
         executed = Decimal(order["executedQty"]) + qty
         order["executedQty"] = _fmt(executed)
@@ -458,7 +674,7 @@ class TradingBinance:
             "symbol": SYMBOL,
             "id": next(self._trade_ids),
             "orderId": order["orderId"],
-            "orderListId": -1,
+            "orderListId": order["orderListId"],
             "price": _fmt(price),
             "qty": _fmt(qty),
             "quoteQty": _fmt(notional),
@@ -471,20 +687,22 @@ class TradingBinance:
         }
         self.trades.append(trade)
         self._report(order, "TRADE", now, trade)
+        self._end_siblings(order, now)
         return trade
 
     def _finish(self, order: dict[str, Any], status: str, now: int, cancel_id: str = "") -> None:
-        """CANCELED or EXPIRED: what the unfilled remainder still held is free again."""
-        remaining = Decimal(order["origQty"]) - Decimal(order["executedQty"])
-        if order["type"] != "MARKET" and remaining:
-            if order["side"] == "BUY":
-                held = remaining * Decimal(order["price"])
-                self._move(QUOTE, free=held, locked=-held)
-            else:
-                self._move(BASE, free=remaining, locked=-remaining)
+        """CANCELED or EXPIRED: what the order still held is free again."""
+        self._move(*self._held_back(order))
         order["status"] = status
         order["updateTime"] = now
+        self.trailing.pop(order["orderId"], None)
         self._report(order, status, now, cancel_id=cancel_id)
+
+    def _held_back(self, order: dict[str, Any]) -> tuple[str, Decimal]:
+        held = self.held.get(order["orderId"])
+        if held is None:
+            return QUOTE, _ZERO
+        return held[0], self._unlock(order)
 
     @staticmethod
     def _answer(order: dict[str, Any], kind: str, fills: list[dict[str, Any]]) -> dict[str, Any]:
@@ -496,8 +714,11 @@ class TradingBinance:
         result = {
             **ack,
             **{k: order[k] for k in ("price", "origQty", "executedQty", "origQuoteOrderQty", "cummulativeQuoteQty",
-                                     "status", "timeInForce", "type", "side", "workingTime", "selfTradePreventionMode")},
+                                     "status", "timeInForce", "type", "side", "stopPrice", "workingTime",
+                                     "selfTradePreventionMode")},
         }
+        if "trailingDelta" in order:
+            result["trailingDelta"] = order["trailingDelta"]
         if kind == "FULL":
             result["fills"] = [
                 {"price": t["price"], "qty": t["qty"], "commission": t["commission"],
@@ -533,7 +754,10 @@ class TradingBinance:
             raise unknown
         cancel_id = params.get("newClientOrderId") or f"cancel_{next(self._ids)}"
         now = _now_ms()
-        self._finish(order, "CANCELED", now, cancel_id=cancel_id)
+        for leg_id in self.lists.get(order["orderListId"], [order["orderId"]]):  # a leg of a list cancels the list
+            leg = self.orders[leg_id]
+            if leg["status"] in ("NEW", "PARTIALLY_FILLED"):
+                self._finish(leg, "CANCELED", now, cancel_id=cancel_id if leg is order else "")
         answer = {k: order[k] for k in ("symbol", "orderId", "orderListId", "price", "origQty", "executedQty",
                                         "cummulativeQuoteQty", "status", "timeInForce", "type", "side",
                                         "selfTradePreventionMode")}
@@ -579,9 +803,9 @@ class TradingBinance:
             "f": order["timeInForce"],
             "q": order["origQty"],
             "p": order["price"],
-            "P": "0.00000000",
+            "P": order["stopPrice"],
             "F": "0.00000000",
-            "g": -1,
+            "g": order["orderListId"],
             "C": order["clientOrderId"] if cancel_id else "",
             "x": execution,
             "X": order["status"],
@@ -595,7 +819,7 @@ class TradingBinance:
             "T": now,
             "t": trade["id"] if trade else -1,
             "I": next(self._ids),
-            "w": order["status"] in ("NEW", "PARTIALLY_FILLED"),
+            "w": order["isWorking"] and order["status"] in ("NEW", "PARTIALLY_FILLED"),
             "m": trade["isMaker"] if trade else False,
             "M": False,
             "O": order["time"],
@@ -605,6 +829,8 @@ class TradingBinance:
             "W": order["workingTime"],
             "V": "NONE",
         }
+        if "trailingDelta" in order:
+            event["d"] = order["trailingDelta"]
         for subscription, queue in self._subscriptions.items():
             queue.put_nowait({"subscriptionId": subscription, "event": event})
 

@@ -21,9 +21,11 @@ from coinwire.core.numbers import ATTO_DECIMALS, to_units, units_to_str
 from coinwire.core.orders import Order, OrderStatus, OrderType, Side
 from coinwire.venues.ccxt_errors import bad_response
 from coinwire.venues.errors import venue_error
+from coinwire.venues.native_orders import WORKING_FLAGS, WORKING_TIMES, NativePlan
 from coinwire.venues.reports import FillReport, Liquidity, OrderReport, ReportReason
 
-__all__ = ["ORDER_ARGS", "balances_from_ccxt", "fill_report", "ms_to_ns", "order_args", "order_report", "quote_to_send", "same_order"]
+__all__ = ["ORDER_ARGS", "balances_from_ccxt", "fill_report", "ms_to_ns", "order_args", "order_report",
+           "quote_to_send", "same_order"]
 
 _NS_PER_MS: Final = 1_000_000
 
@@ -65,12 +67,16 @@ def _bad(instrument: Instrument, what: str, detail: str) -> Exception:
     return venue_error(bad_response(instrument.exchange, what, detail), exchange=instrument.exchange, operation=what)
 
 
-def order_args(order: Order, instrument: Instrument) -> tuple[str, str, str, str | None, dict[str, Any]]:
+def order_args(
+    order: Order, instrument: Instrument, plan: NativePlan | None = None, as_type: OrderType | None = None
+) -> tuple[str, str, str, str | None, dict[str, Any]]:
     """(type, side, amount, price, params) for CCXT's create_order, after checking the grid.
 
     The size and limit are re-parsed from their decimal text by the instrument, so an order off
     its tick/step or outside its size limits is refused here (InvalidInput, the instrument's codes)
-    and never reaches the venue to be truncated there.
+    and never reaches the venue to be truncated there. A conditional order goes as `plan` says
+    (`native_orders`); `as_type`: send the order as this plain type instead of its own (the
+    market or limit child an emulated conditional order fires).
     """
     if order.symbol != instrument.symbol:
         raise InvalidInput(
@@ -78,12 +84,18 @@ def order_args(order: Order, instrument: Instrument) -> tuple[str, str, str, str
         )
     if order.funds:
         return _funds_args(order, instrument)
-    ccxt_type, extra = ORDER_ARGS[order.type]
     amount = instrument.size_str(instrument.parse_size(instrument.size_str(order.size)))
-    price = None
-    if order.type is not OrderType.MARKET:
-        price = instrument.price_str(instrument.parse_price(instrument.price_str(order.limit), "limit"))
+    if plan is not None:
+        price = _limit_str(order, instrument) if plan.limit else None
+        return plan.venue_type, order.side.value, amount, price, {**plan.params, "clientOrderId": order.client_oid}
+    kind = as_type or order.type
+    ccxt_type, extra = ORDER_ARGS[kind]
+    price = None if kind is OrderType.MARKET else _limit_str(order, instrument)
     return ccxt_type, order.side.value, amount, price, {**extra, "clientOrderId": order.client_oid}
+
+
+def _limit_str(order: Order, instrument: Instrument) -> str:
+    return instrument.price_str(instrument.parse_price(instrument.price_str(order.limit), "limit"))
 
 
 def quote_to_send(instrument: Instrument, funds: int) -> int:
@@ -197,7 +209,22 @@ def order_report(
         average_price=average,
         ts=ts,
         fills=fills,
+        working=_working(order),
     )
+
+
+def _working(order: Mapping[str, Any]) -> bool:
+    """False while the venue holds a conditional order untriggered (its raw order's working flag, `native_orders`)."""
+    info = order.get("info")
+    if isinstance(info, Mapping):
+        for key in WORKING_FLAGS:
+            flag = info.get(key)
+            if isinstance(flag, bool):
+                return flag
+        for key in WORKING_TIMES:
+            if info.get(key) == -1:
+                return False
+    return True
 
 
 def same_order(order: Order, report: OrderReport) -> OrderReport:

@@ -47,12 +47,13 @@ _FILLS_KEPT: Final = 100_000
 
 
 class Known(msgspec.Struct):
-    """What the adapter last reported about one order."""
+    """What the adapter last reported about one order (a conditional order triggering at the venue is news too)."""
 
     client_oid: str
     symbol: str
     status: OrderStatus
     filled_size: int
+    working: bool = True  # False while the venue holds it untriggered
 
 
 class VenueState:
@@ -69,11 +70,13 @@ class VenueState:
             self.new_fill(fill)
         known = self.orders.get(report.venue_order_id)
         client_oid = report.client_oid or (known.client_oid if known else "")
-        news = known is None or known.status is not report.status or known.filled_size != report.filled_size
+        news = (known is None or known.status is not report.status or known.filled_size != report.filled_size
+                or known.working is not report.working)
         if known is not None and known.status is OrderStatus.DONE:
             news = False  # a late echo of an order already finished
         else:
-            self.orders[report.venue_order_id] = Known(client_oid, report.symbol, report.status, report.filled_size)
+            self.orders[report.venue_order_id] = Known(client_oid, report.symbol, report.status, report.filled_size,
+                                                       report.working)
             if report.is_done:
                 self.orders.move_to_end(report.venue_order_id)
         if client_oid:

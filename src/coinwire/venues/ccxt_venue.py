@@ -30,7 +30,7 @@ import structlog
 
 from coinwire.core.errors import Conflict, DomainError, InvalidInput, NotFound, NotReady
 from coinwire.core.instruments import Instrument
-from coinwire.core.orders import Order, OrderStatus, Side
+from coinwire.core.orders import Order, OrderStatus, OrderType, Side
 from coinwire.core.symbols import normalize_symbol
 from coinwire.venues.ccxt_client import make_client
 from coinwire.venues.ccxt_convert import (
@@ -40,12 +40,13 @@ from coinwire.venues.ccxt_convert import (
     order_report,
     same_order,
 )
-from coinwire.venues.ccxt_errors import Backoff
+from coinwire.venues.ccxt_errors import Backoff, bad_response
 from coinwire.venues.ccxt_markets import instrument_from_market
 from coinwire.venues.ccxt_quirks import TRADES_FROM_ID, check_client_oid, configure
 from coinwire.venues.ccxt_quirks import order_ttl as quirk_order_ttl
 from coinwire.venues.ccxt_stream import ReportStream, VenueState
 from coinwire.venues.errors import outcome_unknown, venue_error
+from coinwire.venues.native_orders import NativePlan, native_plan, oco_plan
 from coinwire.venues.reports import FillReport, OrderReport, Report
 
 __all__ = ["CcxtVenue"]
@@ -165,16 +166,34 @@ class CcxtVenue:
         return balances_from_ccxt(await self.call("fetch_balance"))
 
     # --- orders ----------------------------------------------------------------------------------
-    async def place(self, order: Order, instrument: Instrument) -> OrderReport:
+    def native(self, order: Order, instrument: Instrument) -> NativePlan | None:
+        """How this venue holds the conditional `order` itself (venues/native_orders.py), or None: emulate it."""
+        return native_plan(self.ccxt_id, order, instrument, self._order_types(instrument.symbol))
+
+    def native_oco(self, limit_leg: Order, stop_leg: Order, instrument: Instrument) -> bool:
+        """Whether this venue takes the OCO as one order list."""
+        return oco_plan(self.ccxt_id, limit_leg, stop_leg, instrument, limit_leg.client_oid) is not None
+
+    def _order_types(self, symbol: str) -> frozenset[str] | None:
+        """The venue's order types of this market, when the exchange lists them (Binance `orderTypes`)."""
+        market = (self.client.markets or {}).get(symbol) or {}
+        types = (market.get("info") or {}).get("orderTypes")
+        return frozenset(types) if isinstance(types, list) else None
+
+    async def place(
+        self, order: Order, instrument: Instrument, plan: NativePlan | None = None, as_type: OrderType | None = None
+    ) -> OrderReport:
         """Place `order` (its client_oid is the venue's client id) and report what the venue did at once.
 
+        `plan`: a conditional order the venue holds natively (`native`); `as_type`: send it as
+        this plain type (the child an emulated conditional order fires).
         Refusals: InvalidInput (off the grid, bad client id, or the venue refused the order as
         placed: filters, post-only that would take), InsufficientFunds, Conflict (the client id is
         taken by a different open order), NotReady (retry later; `order_state_unknown` when the
         outcome could not be learnt: `fetch` before placing again).
         """
         check_client_oid(self.ccxt_id, self.exchange, order.client_oid)
-        args = order_args(order, instrument)
+        args = order_args(order, instrument, plan, as_type)
         self.instruments.setdefault(instrument.symbol, instrument)
         if order.client_oid in self.state.by_client:
             report = await self._lookup(order.client_oid, instrument)
@@ -215,6 +234,49 @@ class CcxtVenue:
         report = order_report(raw, instrument, client_oid=order.client_oid)
         self.state.track(report)
         return report
+
+    async def place_oco(self, limit_leg: Order, stop_leg: Order, instrument: Instrument) -> tuple[OrderReport, OrderReport]:
+        """Place an OCO as one order list (the list's client id is the limit leg's); both legs' reports.
+
+        The list is never sent twice: when its outcome is unknown, its limit leg is looked up
+        by client id, and if the venue cannot be asked the caller gets NotReady
+        `order_state_unknown` (the live venue's reconciliation finds the legs, or rejects them
+        once the request can no longer arrive).
+        """
+        for leg in (limit_leg, stop_leg):
+            check_client_oid(self.ccxt_id, self.exchange, leg.client_oid)
+        plan = oco_plan(self.ccxt_id, limit_leg, stop_leg, instrument, limit_leg.client_oid)
+        if plan is None:
+            raise InvalidInput("oco_not_native", f"{self.exchange} takes no order list for this OCO")
+        self.instruments.setdefault(instrument.symbol, instrument)
+        request = {**plan.request, "symbol": self.client.market_id(instrument.symbol)}
+        try:
+            raw = await getattr(self.client, plan.method)(request)
+        except Exception as exc:
+            error = venue_error(exc, exchange=self.exchange, operation=f"order list {limit_leg.client_oid}")
+            if not outcome_unknown(error):
+                raise error from exc
+            limit_report = await self._lookup_after(limit_leg, instrument, error)
+            if limit_report is None:
+                raise NotReady("order_state_unknown", f"{self.exchange}: the order list {limit_leg.client_oid} may "
+                               "not have arrived; it is looked up again before anything is resent",
+                               client_oid=limit_leg.client_oid) from exc
+            stop_report = await self._lookup_after(stop_leg, instrument, error)
+            if stop_report is None:
+                raise venue_error(bad_response(self.exchange, "order list", "a leg of the list is missing"),
+                                  exchange=self.exchange, operation="order list") from exc
+            return limit_report, stop_report
+        market = self.client.market(instrument.symbol)
+        by_client: dict[str, OrderReport] = {}
+        for leg_raw in raw.get("orderReports") or ():
+            report = order_report(self.client.parse_order(leg_raw, market), instrument)
+            self.state.track(report)
+            by_client[report.client_oid] = report
+        try:
+            return by_client[limit_leg.client_oid], by_client[stop_leg.client_oid]
+        except KeyError:
+            raise venue_error(bad_response(self.exchange, "order list", f"the answer lacks a leg: {sorted(by_client)}"),
+                              exchange=self.exchange, operation="order list") from None
 
     async def _lookup_after(self, order: Order, instrument: Instrument, cause: Exception) -> OrderReport | None:
         try:

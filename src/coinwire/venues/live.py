@@ -17,37 +17,68 @@ wallets are brought to what the venue holds (`venue_sync` lines), so deposits an
 withdrawals made elsewhere show up, and wallet sets partition the real money the same way
 they partition paper money.
 
+Conditional orders (stops, take-profits, trailing stops, OCO): where the exchange holds the
+type itself (`venues/native_orders.py`, the table, and `CcxtVenue.native`) the order is sent
+as the venue's own and its reports move it: untriggered while the venue says it is not working,
+triggered once it is, then the child's fills; an OCO goes as one order list and the leg the
+venue ends when the other fills or fires is resolved here with `core.execution.resolve_oco`
+(the list holds its funds once). Such orders keep protecting the account while coinwire is
+down. Anything else is emulated (`Order.emulated`): held with `accept_conditional`, armed in a
+`core.conditional.TriggerBook` on the mirrored market, and, when the mirror's prices fire it,
+written `triggered` before its child (market, or a limit per its time in force) is sent, so it
+never fires twice; a child the venue cannot take now is retried with the backoff and logged
+until it is sent, never dropped, and a restart sends it if the venue has no order under its
+client id.
+
 Known limits (docs/VENUES.md): fees paid in a third currency (BNB) are not in the ledger;
 orders placed outside coinwire are not followed; balances are synced at start, not
-continuously.
+continuously; emulated orders fire only while coinwire runs.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 import structlog
 
 from coinwire.config import ExchangeConfig
 from coinwire.core.book_sync import RESYNC
+from coinwire.core.conditional import (
+    TriggerBook,
+    bracket_children,
+    check_bracket,
+    check_conditional,
+    check_oco,
+    decode_bracket,
+    fires,
+    follow,
+    trigger_price,
+)
 from coinwire.core.errors import CoinwireError, Conflict, DomainError, NotFound, NotReady
-from coinwire.core.execution import accept_order, release_hold, settle_fills
+from coinwire.core.execution import accept_conditional, accept_order, child_type, release_hold, resolve_oco, settle_fills
+from coinwire.core.funds import oco_holds, required_hold
 from coinwire.core.ledger import Balance
-from coinwire.core.orders import CONDITIONAL_TYPES, DoneReason, Fill, Order, OrderStatus, OrderType, Side
+from coinwire.core.numbers import ATTO_DECIMALS, ceil_div
+from coinwire.core.orders import DoneReason, Fill, Order, OrderStatus, OrderType, Side, TriggerSource
 from coinwire.core.wallets import WalletLine
 from coinwire.messages import BookDelta, BookSnapshot, BookTicker, TradeTick
 from coinwire.venues.base import Execution
 from coinwire.venues.hosted import GatewayHost
-from coinwire.venues.paper import MarketMirror
-from coinwire.venues.reports import FillReport, Liquidity, OrderReport
+from coinwire.venues.paper import MarketMirror, PaperMarket
+from coinwire.venues.reports import FillReport, Liquidity, OrderReport, ReportReason
 
 if TYPE_CHECKING:  # CCXT costs a third of a second to import: only processes with a live exchange pay it
     from coinwire.venues.ccxt_errors import Backoff
     from coinwire.venues.ccxt_venue import CcxtVenue
 
 __all__ = ["LiveVenue", "connect_venue"]
+
+# how an OCO's legs go to the venue (`LiveVenue._hold_list`)
+_ARMED = "armed"  # both emulated
+_LIST = "list"  # one order list at the venue
+_LIMIT = "limit"  # the limit leg at the venue, the stop leg emulated
 
 log = structlog.get_logger("coinwire.gateway.live")
 
@@ -117,11 +148,18 @@ class LiveVenue(MarketMirror):
             backoff = Backoff()
         self._backoff = backoff
         self._tasks: list[asyncio.Task[Any]] = []
+        self._triggers: dict[str, TriggerBook] = {}  # symbol -> the emulated conditional orders armed on its mirror
+        self._sending: dict[int, asyncio.Task[None]] = {}  # fired emulated orders' children, a bracket's, on their way
 
     # --- lifecycle ------------------------------------------------------------------------------
     def restore_order(self, order: Order) -> bool:
-        """Follow an order a previous run left not done (at once: it is asked about at the venue, never matched here)."""
+        """Follow an order a previous run left not done (at once: it is asked about at the venue, never matched here).
+
+        An emulated order still untriggered is armed again on its mirrored market once the market is known.
+        """
         self.open[order.id] = order
+        if order.emulated and order.status is OrderStatus.UNTRIGGERED and order.symbol in self.markets:
+            self._arm(order)
         return True
 
     def open_orders(self) -> Iterable[Order]:
@@ -148,9 +186,10 @@ class LiveVenue(MarketMirror):
         self._tasks.append(asyncio.create_task(self._connect(), name=f"live-{self.name}"))
 
     async def close(self) -> None:
-        for task in self._tasks:
+        tasks = [*self._tasks, *self._sending.values()]
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
         await self.client.close()
 
     async def _open_client(self) -> None:
@@ -162,6 +201,9 @@ class LiveVenue(MarketMirror):
         instruments = await self._retrying(self.client.load_instruments, self.cfg.symbols or None)
         host = self.host
         self.add_instruments(instruments)
+        for order in list(self.open.values()):
+            if order.emulated and order.status is OrderStatus.UNTRIGGERED:
+                self._arm(order)
         host.ledger.add_exchange(self.name, self.currencies())
         self.account_id = (await host.live_account(self.name, self.cfg.credentials_user or None)).id
         for order in list(self.open.values()):
@@ -224,26 +266,70 @@ class LiveVenue(MarketMirror):
                 if snapshot is not None:
                     market.on_book(snapshot)
             await self.host.refresh_status(self)
+        book = self._triggers.get(message.symbol)
+        if book:  # emulated conditional orders armed on this market
+            fired = self._fired(book, market, message)
+            moved = [o for o in book.moved if o.status is OrderStatus.UNTRIGGERED]
+            if moved:  # trailing stops whose level moved: stored, so a restart arms them where they were
+                await self.host.record(Execution(moved))
+            for order in fired:
+                await self._triggered(order)
         return True
+
+    @staticmethod
+    def _fired(book: TriggerBook, market: PaperMarket, message: BookSnapshot | BookDelta | TradeTick | BookTicker) -> list[Order]:
+        """The armed orders this market message fires: trades fire `last` (and, on spot, `mark`) triggers, the touch `bid_ask`."""
+        if isinstance(message, TradeTick):
+            fired = book.on_price(TriggerSource.LAST, message.price, message.ts)
+            moved = book.moved
+            if len(book):  # a spot market's mark is its last trade (as on paper)
+                fired += book.on_price(TriggerSource.MARK, message.price, message.ts)
+                book.moved = moved + book.moved
+            return fired
+        if isinstance(message, BookTicker):
+            return book.on_touch(message.bid, message.ask, message.ts)
+        if market.synced:
+            return book.on_touch(market.engine.book.best_bid(), market.engine.book.best_ask(), message.ts)
+        return []
 
     # --- orders ------------------------------------------------------------------------------------
     async def place(self, order: Order, budget: int | None = None, *, allow_immediate: bool = False) -> Execution:
-        """Check and hold on the mirror, write ahead, send; the venue's answer decides what happened."""
-        if order.type in CONDITIONAL_TYPES:
-            raise DomainError("order_type_unsupported", f"{order.type.value} orders are not offered on live exchanges yet")
-        host = self.host
+        """Check and hold on the mirror, write ahead, send; the venue's answer decides what happened.
+
+        A conditional order is checked on the mirror (`check_conditional`), held from acceptance
+        and sent as the venue's own type where the venue has it (`CcxtVenue.native`), else armed
+        here on the mirror (`emulated`). `allow_immediate`: one whose trigger price has already
+        passed its level is accepted and fires at once (emulated: exchanges refuse such stops).
+        """
+        self._refuse_duplicate(order)
+        if order.type.conditional:
+            return await self._place_conditional(order, allow_immediate)
+        market = self.markets[order.symbol]
+        if order.bracket is not None:
+            check_bracket(order, decode_bracket(order.bracket), self._entry(market, order), instrument=market.instrument)
+        lines = accept_order(self.host.ledger, market.engine, order, order.created_at, budget=budget,
+                             margin_ppm=self._margin_ppm)
+        return await self._send_new(order, lines, lambda: self.client.place(order, market.instrument))
+
+    def _refuse_duplicate(self, order: Order) -> None:
         for other in self.open.values():
             if other.client_oid == order.client_oid and other.owner_id == order.owner_id:
                 raise Conflict("duplicate_client_oid", f"client_oid {order.client_oid!r} names an order open on {self.name}",
                                order_id=other.id)
-        market = self.markets[order.symbol]
-        lines = accept_order(host.ledger, market.engine, order, order.created_at, budget=budget, margin_ppm=self._margin_ppm)
+
+    async def _send_new(self, order: Order, lines: list[WalletLine], send: Callable[[], Awaitable[OrderReport]]) -> Execution:
+        """Write `order` ahead (pending, with its hold) and send it; the venue's answer is applied."""
+        host = self.host
         self.open[order.id] = order
         self._trades[order.id] = set()
         # written ahead (notified once the venue answers); a refusal by the store takes it back (`take_back`)
         await host.record(Execution([order], [], lines, placed=order), notify=False)
+        return await self._send_written(order, send)
+
+    async def _send_written(self, order: Order, send: Callable[[], Awaitable[OrderReport]]) -> Execution:
+        """Send an order written ahead `pending`; the venue's answer is applied, its refusal rejects the order."""
         try:
-            report = await self.client.place(order, market.instrument)
+            report = await send()
         except NotReady as exc:
             if exc.code == "order_state_unknown":
                 log.warning("live order outcome unknown; reconciliation will find it", exchange=self.name, order_id=order.id)
@@ -255,20 +341,243 @@ class LiveVenue(MarketMirror):
             raise
         return await self.apply(order, report.fills, report)
 
+    def _hold(self, order: Order, ts: int, hold: int | None = None) -> list[WalletLine]:
+        """A conditional order's hold while it is written ahead `pending` (`accept_conditional`'s, without its state move)."""
+        currency, need = required_hold(self.markets[order.symbol].instrument, order)
+        return self.host.ledger.set_hold(order.id, order.exchange, currency, order.wallet_set_id, need if hold is None else hold,
+                                         ts, order.account_id)
+
+    async def _place_conditional(self, order: Order, allow_immediate: bool) -> Execution:
+        market = self.markets[order.symbol]
+        inst = market.instrument
+        last, bid, ask = self._prices(market)
+        check_conditional(order, inst, last=last, bid=bid, ask=ask, now=order.created_at, allow_immediate=allow_immediate,
+                          mark=last)
+        now_price = trigger_price(order, last=last, bid=bid, ask=ask, mark=last)
+        if allow_immediate and now_price is not None and fires(order, now_price):
+            execution = await self._arm_new(order)  # past its level already: it fires here, now
+            await self._fire_if_passed(market, order)
+            return execution
+        if order.type is OrderType.TRAILING_STOP and not order.activation_price and not order.trail_best:
+            if now_price is not None:
+                follow(order, now_price, inst.tick)  # it follows from now: its level (and a buy's hold) starts here
+            elif order.side is Side.BUY:
+                raise NotReady("no_market_price", f"{self.name} {order.symbol} has no price to hold a trailing buy at yet")
+        plan = self.client.native(order, inst)
+        if plan is None:
+            return await self._arm_new(order)
+        lines = self._hold(order, order.created_at)
+        return await self._send_new(order, lines, lambda: self.client.place(order, inst, plan))
+
+    @staticmethod
+    def _prices(market: PaperMarket) -> tuple[int | None, int | None, int | None]:
+        """The mirror's last trade price and touch (None: not known yet)."""
+        book = market.engine.book
+        last = market.last_trade.price if market.last_trade is not None else None
+        return last, book.best_bid(), book.best_ask()
+
+    async def _arm_new(self, order: Order, hold: int | None = None) -> Execution:
+        """Emulate a conditional order: hold, arm it on the mirror, record it (it is not at the venue until it fires)."""
+        lines = self._armed(order, hold, order.created_at)
+        execution = Execution([order], [], lines, placed=order)
+        await self.host.record(execution)
+        return execution
+
+    def _arm(self, order: Order) -> None:
+        book = self._triggers.get(order.symbol)
+        if book is None:
+            book = self._triggers[order.symbol] = TriggerBook(self.markets[order.symbol].instrument)
+        if order.id not in book:
+            book.add(order)
+
     async def place_oco(self, limit_leg: Order, stop_leg: Order) -> Execution:
-        """OCO lists are not offered on live exchanges yet: refused before anything is held or sent."""
-        raise DomainError("order_type_unsupported", "OCO orders are not offered on live exchanges yet")
+        """An OCO: one order list where the venue has them (`CcxtVenue.native_oco`), else the limit leg at the venue and
+        the stop leg emulated; the pair holds its funds once (`core.funds.oco_holds`), either way."""
+        for leg in (limit_leg, stop_leg):
+            self._refuse_duplicate(leg)
+        market = self.markets[limit_leg.symbol]
+        inst = market.instrument
+        last, bid, ask = self._prices(market)
+        check_oco(limit_leg, stop_leg, last=last, bid=bid, ask=ask)
+        check_conditional(stop_leg, inst, last=last, bid=bid, ask=ask, now=stop_leg.created_at, mark=last)
+        ts = limit_leg.created_at
+        mode, lines = self._hold_list(limit_leg, stop_leg, ts)
+        written = Execution([limit_leg, stop_leg], [], lines, placed=limit_leg, created=[stop_leg])
+        # written ahead (the legs the venue must acknowledge are notified once it answers)
+        await self.host.record(written, notify=mode == _ARMED)
+        await self._send_list(limit_leg, stop_leg, mode)
+        return Execution([limit_leg, stop_leg])
+
+    def _hold_list(self, limit_leg: Order, stop_leg: Order, ts: int) -> tuple[str, list[WalletLine]]:
+        """Hold an OCO's legs once (`oco_holds`) and follow them: how they go to the venue, and the lines.
+
+        `_ARMED`: two conditional legs (a bracket's take-profit trigger and stop-loss), both
+        emulated; `_LIST`: one order list at the venue, both legs written ahead `pending`;
+        `_LIMIT`: the limit leg `pending` for the venue, the stop leg emulated. Unchecked: a
+        bracket's children the market passed since the parent was placed still live (and fire).
+        """
+        market = self.markets[limit_leg.symbol]
+        inst, ledger = market.instrument, self.host.ledger
+        limit_hold, stop_hold = oco_holds(inst, limit_leg, stop_leg)
+        if limit_leg.type.conditional:
+            lines = self._armed(limit_leg, limit_hold, ts)
+            return _ARMED, lines + self._armed(stop_leg, stop_hold, ts)
+        lines = accept_order(ledger, market.engine, limit_leg, ts, hold=limit_hold, margin_ppm=self._margin_ppm)
+        self._follow(limit_leg)
+        if self.client.native_oco(limit_leg, stop_leg, inst):
+            lines += self._hold(stop_leg, ts, stop_hold)
+            self._follow(stop_leg)
+            return _LIST, lines
+        return _LIMIT, lines + self._armed(stop_leg, stop_hold, ts)
+
+    def _follow(self, order: Order) -> None:
+        self.open[order.id] = order
+        self._trades[order.id] = set()
+
+    def _armed(self, order: Order, hold: int | None, ts: int) -> list[WalletLine]:
+        """Hold and arm an emulated conditional order (untriggered from now)."""
+        order.emulated = True
+        lines = accept_conditional(self.host.ledger, self.markets[order.symbol].instrument, order, ts, hold=hold)
+        self.open[order.id] = order
+        self._arm(order)
+        return lines
+
+    async def _send_list(self, limit_leg: Order, stop_leg: Order, mode: str) -> None:
+        """Send the legs `_hold_list` wrote ahead; emulated legs already past their level fire now."""
+        market = self.markets[limit_leg.symbol]
+        inst = market.instrument
+        if mode == _LIST:
+            try:
+                limit_report, stop_report = await self.client.place_oco(limit_leg, stop_leg, inst)
+            except NotReady as exc:
+                if exc.code == "order_state_unknown":
+                    raise  # both legs stay pending: the reconciliation loop asks the venue
+                await self._reject_legs(limit_leg, stop_leg, exc)
+                raise
+            except CoinwireError as exc:
+                await self._reject_legs(limit_leg, stop_leg, exc)
+                raise
+            await self.apply(limit_leg, limit_report.fills, limit_report)
+            await self.apply(stop_leg, stop_report.fills, stop_report)
+            return
+        if mode == _LIMIT:
+            await self._send_written(limit_leg, lambda: self.client.place(limit_leg, inst))
+            if not stop_leg.is_done:
+                await self.host.record(Execution([stop_leg]))  # armed: told once its limit leg is at the venue
+        for leg in (limit_leg, stop_leg):
+            if leg.emulated:
+                await self._fire_if_passed(market, leg)
+
+    async def _fire_if_passed(self, market: PaperMarket, order: Order) -> None:
+        """An armed order whose level the market has already passed fires now (a bracket child, `allow_immediate`)."""
+        if order.is_done or order.status is not OrderStatus.UNTRIGGERED:
+            return
+        last, bid, ask = self._prices(market)
+        price = trigger_price(order, last=last, bid=bid, ask=ask, mark=last)
+        if price is None or not fires(order, price):
+            return
+        book = self._triggers.get(order.symbol)
+        if book is not None and book.remove(order.id) is not None:
+            ts = self.host.now()
+            order.move(OrderStatus.TRIGGERED, ts)
+            order.triggered_at = ts
+            await self._triggered(order)
+
+    # --- brackets ----------------------------------------------------------------------------------
+    def _entry(self, market: PaperMarket, order: Order) -> int:
+        """The price a bracket parent is taken to enter at: its limit, else the touch it takes, else the last trade."""
+        if order.limit:
+            return order.limit
+        last, bid, ask = self._prices(market)
+        touch = ask if order.side is Side.BUY else bid
+        price = touch if touch is not None else last
+        if price is None:
+            raise DomainError("no_liquidity", f"no price of {market.instrument.symbol} is known to check the bracket against")
+        return price
+
+    async def _children(self, parent: Order, ts: int) -> tuple[Order, Order, str, list[WalletLine]] | None:
+        """A bracket parent finished with a fill: its take-profit and stop-loss, sized to the fill, held as an OCO now.
+
+        They are written in the parent's last step (so they exist from its fill, over a crash
+        too) and sent after it (`_send_list`). A buy's fee kept in the base (Binance) sizes them to
+        what the fill left, on the step. None, and the owner told, when they cannot be held.
+        """
+        assert parent.bracket is not None
+        ids = self.host.order_ids
+        first = ids.next()
+        ids.next()  # the stop-loss child's id: first + 1
+        take_profit, stop_loss = bracket_children(parent, decode_bracket(parent.bracket), first, ts)
+        inst = self.markets[parent.symbol].instrument
+        if parent.fee_currency == inst.base and parent.fee:  # the venue kept its fee out of the base bought
+            fee_units = ceil_div(parent.fee, 10 ** (ATTO_DECIMALS - inst.size_decimals))
+            left = parent.filled_size - fee_units
+            take_profit.size = stop_loss.size = left - left % inst.step  # what the fill left to sell, on the step
+        try:
+            mode, lines = self._hold_list(take_profit, stop_loss, ts)
+        except CoinwireError as exc:
+            for child in (take_profit, stop_loss):
+                self._forget(child)
+            await self._child_trouble(parent, exc)
+            return None
+        return take_profit, stop_loss, mode, lines
+
+    async def _child_trouble(self, parent: Order, exc: CoinwireError) -> None:
+        log.warning("a bracket's children were not placed", exchange=self.name, order_id=parent.id, error=str(exc))
+        await self.host.log("error", f"user.orders.{parent.run_id or 'manual'}",
+                            f"The take-profit and stop-loss of order {parent.client_oid} were not placed on {self.name}: "
+                            f"{exc.message}", owner_id=parent.owner_id)
+
+    async def _reject_legs(self, limit_leg: Order, stop_leg: Order, cause: CoinwireError) -> None:
+        await self._reject(stop_leg, cause)  # first the leg holding nothing, so the other's release is what remains
+        await self._reject(limit_leg, cause)
 
     async def cancel(self, order: Order, reason: DoneReason | None = None) -> Execution:
+        """Cancel at the venue, or disarm an emulated order not fired; an OCO leg cancels its list."""
         order = self.open.get(order.id, order)  # the order followed here, not a copy read from the store
-        if order.status is OrderStatus.PENDING:
+        if order.status is OrderStatus.PENDING or (order.emulated and order.status is OrderStatus.TRIGGERED):
             raise NotReady("order_pending", f"order {order.id} is not acknowledged by {self.name} yet; cancel it again shortly")
+        if order.emulated and order.status is OrderStatus.UNTRIGGERED:
+            sibling = self._sibling(order)
+            if sibling is not None and not sibling.emulated:
+                await self.cancel(sibling, reason)  # the list's leg at the venue: its cancel resolves this one
+                if order.is_done:
+                    return Execution([order])
+            return await self._disarm(order, reason or DoneReason.CANCELLED)
         report = await self.client.cancel(order)
         return await self.apply(order, report.fills, report, reason=reason)
 
+    async def _disarm(self, order: Order, reason: DoneReason) -> Execution:
+        host = self.host
+        ts = host.now()
+        book = self._triggers.get(order.symbol)
+        if book is not None:
+            book.remove(order.id)
+        order.move(OrderStatus.DONE, ts, reason)
+        inst = self.markets[order.symbol].instrument
+        lines = release_hold(host.ledger, inst, order, ts)
+        orders = [order]
+        sibling = self._sibling(order)
+        if sibling is not None and not sibling.is_done:  # an emulated list: cancelling a leg cancels the list
+            if book is not None:
+                book.remove(sibling.id)
+            lines += resolve_oco(host.ledger, inst, order, sibling, ts)
+            self._forget(sibling)
+            orders.append(sibling)
+        self._forget(order)
+        execution = Execution(orders, [], lines)
+        await host.record(execution)
+        return execution
+
+    def _sibling(self, order: Order) -> Order | None:
+        """The other leg of `order`'s OCO list, while it is followed here."""
+        if not order.list_id:
+            return None
+        return next((o for o in self.open.values() if o.list_id == order.list_id and o.id != order.id), None)
+
     async def expire(self, now: int) -> None:
-        """`cancel_after` deadlines: the venue has no such order type, so they are cancels sent from here."""
-        for order in [o for o in self.open.values() if o.status is OrderStatus.OPEN and o.expires_at and o.expires_at <= now]:
+        """`cancel_after` and GTD deadlines: the venue has no such order type, so they are cancels sent from here."""
+        waiting = (OrderStatus.OPEN, OrderStatus.UNTRIGGERED)
+        for order in [o for o in self.open.values() if o.status in waiting and o.expires_at and o.expires_at <= now]:
             try:
                 await self.cancel(order, DoneReason.EXPIRED)
             except CoinwireError as exc:
@@ -287,6 +596,75 @@ class LiveVenue(MarketMirror):
     def _forget(self, order: Order) -> None:
         self.open.pop(order.id, None)
         self._trades.pop(order.id, None)
+        book = self._triggers.get(order.symbol)
+        if book is not None:
+            book.remove(order.id)
+
+    # --- emulated orders firing --------------------------------------------------------------------
+    async def _triggered(self, order: Order) -> None:
+        """An armed order fired on the mirror: written triggered (never to fire again), an OCO sibling resolved, then sent."""
+        if order.is_done:
+            return  # its OCO sibling fired first at this price: that cancelled it
+        host = self.host
+        inst = self.markets[order.symbol].instrument
+        sibling = self._sibling(order)
+        if sibling is not None and not sibling.is_done and not sibling.emulated:
+            try:  # the list's limit leg rests at the venue: it must be gone before this leg's child may trade
+                report = await self.client.cancel(sibling)
+            except NotFound:
+                report = None
+            except CoinwireError as exc:
+                log.warning("cannot cancel an OCO leg at the venue; its fired sibling waits", exchange=self.name,
+                            order_id=sibling.id, error=str(exc))
+                report = None
+            if report is not None:
+                await self.apply(sibling, report.fills, report)
+            if order.is_done:  # the limit leg had filled: that cancelled this one
+                return
+        lines: list[WalletLine] = []
+        orders = [order]
+        sibling = self._sibling(order)
+        if sibling is not None and not sibling.is_done:
+            lines = resolve_oco(host.ledger, inst, order, sibling, order.triggered_at or host.now())
+            self._forget(sibling)
+            orders.append(sibling)
+        await host.record(Execution(orders, [], lines))  # triggered, persisted before the child is sent
+        self._start_child(order)
+
+    def _start_child(self, order: Order) -> None:
+        self._spawn(order.id, self._send_child(order))
+
+    def _spawn(self, order_id: int, step: Coroutine[Any, Any, None]) -> None:
+        """Send an order's child (or a bracket's children) in the background, once at a time per order."""
+        if order_id in self._sending:
+            step.close()
+            return
+        task = asyncio.create_task(step, name=f"live-child-{self.name}-{order_id}")
+        self._sending[order_id] = task
+        task.add_done_callback(lambda _: self._sending.pop(order_id, None))
+
+    async def _send_child(self, order: Order) -> None:
+        """Send a fired emulated order's child until the venue has it; unreachable venues are retried and reported."""
+        host = self.host
+        inst = self.markets[order.symbol].instrument
+        kind = child_type(order)
+        while order.status is OrderStatus.TRIGGERED and order.id in self.open:
+            try:
+                report = await self.client.place(order, inst, None, kind)
+            except NotReady as exc:  # unreachable, or the outcome unknown: `place` looks the client id up before resending
+                log.warning("a triggered order's child could not be sent; retrying", exchange=self.name, order_id=order.id,
+                            code=exc.code)
+                await host.log("error", f"user.orders.{order.run_id or 'manual'}",
+                               f"Order {order.client_oid} triggered but {self.name} cannot take it now ({exc.message}); "
+                               "retrying", owner_id=order.owner_id)
+                await asyncio.sleep(self._backoff.next_delay())
+                continue
+            except CoinwireError as exc:  # refused (funds, filters): it ends here
+                await self._reject(order, exc)
+                return
+            self._backoff.reset()
+            await self.apply(order, report.fills, report)
+            return
 
     # --- venue news --------------------------------------------------------------------------------
     async def apply(
@@ -296,6 +674,8 @@ class LiveVenue(MarketMirror):
         host = self.host
         inst = self.markets[order.symbol].instrument
         async with self._lock:
+            if order.is_done:
+                return Execution()  # already finished here (an OCO leg its sibling ended): late news changes nothing
             seen = self._trades.setdefault(order.id, set())
             if report is not None:
                 self._by_venue_id[report.venue_order_id] = order.id
@@ -307,30 +687,108 @@ class LiveVenue(MarketMirror):
             if order.funds:  # a buy by funds: the venue sizes it from the quote amount; the mirror's preview only held it
                 self._venue_sized(order, fills, report, seen)
             new = [self._fill(order, inst, f) for f in fills if f.trade_id not in seen and self._fits(order, f)]
+            changed = False
+            others: list[Order] = []
+            lines: list[WalletLine] = []
+            if order.list_id or order.type.conditional:  # plain orders pay these two attribute checks
+                changed, others, lines = self._contingent(order, inst, report, bool(new), ts)
             spent = 0
             for fill, raw in new:
                 seen.add(raw.trade_id)
                 order.record_fill(fill.price, fill.size, fill.notional, fill.fee, fill.ts, fill.fee_currency)
                 spent += fill.notional + (fill.fee if fill.fee_currency is None else 0)
-            changed = bool(new)
+            changed = changed or bool(new)
             if order.status is OrderStatus.PENDING and (report is not None or new):
                 order.move(OrderStatus.OPEN, ts)
                 changed = True
+            if order.status is OrderStatus.TRIGGERED and (new or (report is not None and report.working)):
+                order.move(OrderStatus.OPEN, ts)  # its child is at the venue
+                changed = True
             if report is not None and report.is_done and not order.is_done:
-                order.move(OrderStatus.DONE, ts, reason or report.done_reason(order.type) or DoneReason.REJECTED)
+                order.move(OrderStatus.DONE, ts,
+                           reason or report.done_reason(order.type, order.time_in_force) or DoneReason.REJECTED)
+                changed = True
+            elif new and order.remaining == 0 and not order.is_done and not order.funds:
+                order.move(OrderStatus.DONE, ts, DoneReason.FILLED)  # filled whole: done, whichever report comes first
                 changed = True
             if not changed:
                 return Execution()
             market_cost = None
-            if order.type is OrderType.MARKET and order.side is Side.BUY and not order.is_done:
+            if order.side is Side.BUY and not order.is_done and self._market_child(order):
                 market_cost = max(0, host.ledger.hold_of(order.id) - spent)
             fill_list = [fill for fill, _ in new]
-            lines = settle_fills(host.ledger, inst, order, fill_list, ts, market_cost=market_cost)
+            if new or order.is_done or not (order.list_id or order.status is OrderStatus.UNTRIGGERED):
+                lines += settle_fills(host.ledger, inst, order, fill_list, ts, market_cost=market_cost)
+            # else: a waiting OCO leg or untriggered order keeps the hold it was given
             if order.is_done:
                 self._forget(order)
-            execution = Execution([order], fill_list, lines)
+            children = None
+            if order.bracket is not None and order.is_done and order.filled_size:
+                children = await self._children(order, ts)  # the parent's final step: its children exist from now
+            if children is None:
+                execution = Execution([order, *others], fill_list, lines)
+            else:
+                take_profit, stop_loss, mode, child_lines = children
+                execution = Execution([order, *others, take_profit, stop_loss], fill_list, lines + child_lines,
+                                      created=[take_profit, stop_loss])
             await host.record(execution)
+        if children is not None:  # sent beside the report that finished the parent (the stream goes on meanwhile)
+            self._spawn(take_profit.id, self._send_children(order, take_profit, stop_loss, mode))
         return execution
+
+    async def _send_children(self, parent: Order, take_profit: Order, stop_loss: Order, mode: str) -> None:
+        try:
+            await self._send_list(take_profit, stop_loss, mode)
+        except CoinwireError as exc:  # refused at the venue (the legs are rejected): the parent stands
+            await self._child_trouble(parent, exc)
+
+    @staticmethod
+    def _market_child(order: Order) -> bool:
+        """A market order, or a conditional order whose child is one and is at the venue (a buy's hold is its budget)."""
+        kind = order.type
+        if kind is OrderType.MARKET:
+            return True
+        return kind.conditional and not kind.child_is_limit and order.status is OrderStatus.OPEN
+
+    def _contingent(
+        self, order: Order, inst: Any, report: OrderReport | None, filled: bool, ts: int
+    ) -> tuple[bool, list[Order], list[WalletLine]]:
+        """A conditional order's or OCO leg's news before its fills: untriggered / triggered, and the sibling resolved.
+
+        A venue holding the order untriggered says it is not working; working, a fill, or a
+        finished report with fills means it fired. An OCO leg that fills, fires or ends takes
+        its sibling with it (`resolve_oco`, before the fills settle, so the hold is one).
+        """
+        changed = False
+        if order.type.conditional:
+            if order.status is OrderStatus.PENDING and report is not None and not report.is_done:
+                order.move(OrderStatus.UNTRIGGERED, ts)
+                changed = True
+            fired = filled or (report is not None and (report.working or (report.is_done and report.filled_size > 0)))
+            if order.status in (OrderStatus.PENDING, OrderStatus.UNTRIGGERED) and fired:
+                if order.status is OrderStatus.PENDING:
+                    order.move(OrderStatus.UNTRIGGERED, ts)
+                order.move(OrderStatus.TRIGGERED, ts)
+                order.triggered_at = ts
+                changed = True
+        sibling = self._sibling(order) if order.list_id else None
+        if sibling is None or sibling.is_done:
+            return changed, [], []
+        ends = filled or order.status is OrderStatus.TRIGGERED or (report is not None and report.is_done)
+        if not ends:
+            return changed, [], []
+        unfilled_end = report is not None and report.is_done and not filled and not report.filled_size
+        ended_for_sibling = sibling.status is OrderStatus.TRIGGERED or (
+            report is not None and report.reason is ReportReason.EXPIRED and not sibling.emulated)
+        if unfilled_end and ended_for_sibling and not order.is_done:
+            # the sibling fired here and had this leg cancelled at the venue first, or the venue ended this leg because
+            # its sibling filled or fired there (its own report may come later): the sibling lives on with the list's hold
+            return True, [sibling], resolve_oco(self.host.ledger, inst, sibling, order, ts)
+        if report is not None and unfilled_end and not order.is_done:
+            order.move(OrderStatus.DONE, ts, report.done_reason(order.type, order.time_in_force) or DoneReason.CANCELLED)
+        lines = resolve_oco(self.host.ledger, inst, order, sibling, ts)
+        self._forget(sibling)
+        return True, [sibling], lines
 
     @staticmethod
     def _venue_sized(order: Order, fills: Sequence[FillReport], report: OrderReport | None, seen: set[str]) -> None:
@@ -398,12 +856,16 @@ class LiveVenue(MarketMirror):
         """
         now = self.host.now()
         for order in list(self.open.values()):
+            if order.id not in self.open or (order.emulated and order.status is OrderStatus.UNTRIGGERED):
+                continue  # ended meanwhile (an OCO sibling), or armed here: the venue has nothing of it yet
             try:
                 report = await self.client.fetch(order)
             except NotFound:
-                if order.status is OrderStatus.PENDING and now - order.created_at > self.client.order_ttl * 1e9:
+                if order.emulated and order.status is OrderStatus.TRIGGERED:
+                    self._start_child(order)  # fired, its child not at the venue: send it (once: by its client id)
+                elif order.status is OrderStatus.PENDING and now - order.created_at > self.client.order_ttl * 1e9:
                     await self._reject(order, NotFound("exchange_order_not_found", "the order never reached the venue"))
-                elif order.status is OrderStatus.OPEN:
+                elif order.status in (OrderStatus.OPEN, OrderStatus.UNTRIGGERED):
                     log.error("an open order is unknown to the venue", exchange=self.name, order_id=order.id)
                 continue
             except CoinwireError as exc:

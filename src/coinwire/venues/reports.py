@@ -13,7 +13,7 @@ import enum
 
 import msgspec
 
-from coinwire.core.orders import DoneReason, OrderStatus, OrderType, Side
+from coinwire.core.orders import DoneReason, OrderStatus, OrderType, Side, TimeInForce
 
 __all__ = ["FillReport", "Liquidity", "OrderReport", "Report", "ReportReason"]
 
@@ -56,6 +56,8 @@ class OrderReport(msgspec.Struct, frozen=True, kw_only=True):
     known when the report was made (all of them for `place`, `fetch` and `cancel`; none for a
     streamed status update, whose fills arrive as separate FillReports). `average_price` is
     filled_notional / filled_size rounded to the nearest price unit (0 before any fill).
+    `working` is False while the venue holds a conditional order untriggered (Binance:
+    `isWorking` false, status NEW), True once it triggered and for every plain order.
     """
 
     client_oid: str
@@ -71,22 +73,25 @@ class OrderReport(msgspec.Struct, frozen=True, kw_only=True):
     average_price: int
     ts: int  # ns: the venue's last update of the order
     fills: tuple[FillReport, ...] = ()
+    working: bool = True
 
     @property
     def is_done(self) -> bool:
         return self.status is OrderStatus.DONE
 
-    def done_reason(self, order_type: OrderType) -> DoneReason | None:
+    def done_reason(self, order_type: OrderType, time_in_force: TimeInForce = TimeInForce.GTC) -> DoneReason | None:
         """coinwire's DoneReason for this report of an order of `order_type` (None while open or rejected).
 
-        A venue `expired` is coinwire's `killed` for a fill-or-kill and `cancelled` for the unfilled
-        rest of a market or IOC order; a venue rejection is not a done order in coinwire (the
-        gateway reports it as a refusal).
+        A venue `expired` is coinwire's `killed` for a fill-or-kill (a FOK order, or a triggered
+        limit whose `time_in_force` is FOK) and `cancelled` for the unfilled rest of a market or
+        IOC order, or an OCO leg the venue ended when the other one went; a venue rejection is
+        not a done order in coinwire (the gateway reports it as a refusal).
         """
         if self.reason is None or self.reason is ReportReason.REJECTED:
             return None
         if self.reason is ReportReason.EXPIRED:
-            return DoneReason.KILLED if order_type is OrderType.FOK else DoneReason.CANCELLED
+            killed = order_type is OrderType.FOK or (time_in_force is TimeInForce.FOK and order_type.child_is_limit)
+            return DoneReason.KILLED if killed else DoneReason.CANCELLED
         return DoneReason.FILLED if self.reason is ReportReason.FILLED else DoneReason.CANCELLED
 
 
