@@ -231,7 +231,7 @@ class Runtime:
         status = order.done_reason._value_ if order.is_done and order.done_reason else order.status._value_
         if order.stop_price:  # a conditional order: its level (a trailing stop's moves) and whether it fired
             inst = self.instrument(order.symbol, order.exchange)
-            level = Decimal(order.stop_price).scaleb(-inst.price_decimals) if inst is not None else None
+            level = Decimal(inst.price_str(order.stop_price)) if inst is not None else None
             fired = order.triggered_at is not None
             if status == ticket.status and level == ticket.stop_price and fired == ticket.triggered:
                 return

@@ -372,7 +372,7 @@ class _SimulatedVenue(Generic[M]):
         execution = Execution([*orders, order], fills, lines + more)  # one step: triggered, executed, settled
         await self.host.record(execution)
         if not order.is_done:
-            self._placed(market, order)
+            self._rested(market, order)
 
     def _done(self, market: M, order: Order, execution: Execution, now: int) -> list[Order]:
         """An order became done: an entry waiting for it places its exits in the same step."""
@@ -423,6 +423,10 @@ class _SimulatedVenue(Generic[M]):
 
     def _placed(self, market: M, order: Order) -> None:
         """After a placement is recorded: what the venue does about an order left resting."""
+
+    def _rested(self, market: M, order: Order) -> None:
+        """A fired order's limit child rests: as `_placed`."""
+        self._placed(market, order)
 
     def _can_trigger(self, market: M, order: Order) -> None:
         """Refuse (before anything is held) a conditional order this venue's market data cannot fire."""
@@ -624,6 +628,12 @@ class CandleVenue(_SimulatedVenue[CandleMarket]):
 
     def _price_now(self, market: CandleMarket) -> int:
         return market.here[2]
+
+    def _rested(self, market: CandleMarket, order: Order) -> None:
+        """A fired limit child waits for the next bar: whether this bar's range reached its limit before the trigger is unknown."""
+        if order.expires_at is not None:
+            self.clock.at(order.expires_at, OPEN, partial(self._expire, order, market))
+        self._schedule_touch(order, market, market.here[0] + 1)
 
     async def _arm(self, market: CandleMarket, orders: list[Order]) -> None:
         """Walk the rest of the bar the venue is in, then watch the bars after it."""
