@@ -229,7 +229,7 @@ FLAT_BAR = (100.0, 100.0, 100.0, 100.0)
 
 @pytest.mark.parametrize(("spec", "code"), [
     ({"side": "sell", "size": "1", "stop_price": "101"}, "stop_would_trigger"),  # the market (100) is already below it
-    ({"side": "sell", "size": "1", "stop_price": "95", "trigger": "mark"}, "trigger_unavailable"),
+    ({"side": "sell", "size": "1", "stop_price": "95", "trigger": "bid_ask"}, "trigger_unavailable"),
     ({"side": "buy", "size": "1", "stop_loss": "101"}, "bracket_stop_wrong_side"),
     ({"side": "buy", "size": "1", "take_profit": "99"}, "bracket_take_profit_wrong_side"),
 ])

@@ -90,7 +90,7 @@ class BookBacktestRuntime(StreamRuntime):
             fills = feed(message)
             if venue.armed:
                 venue.watch(message)
-            if fills or venue.fired:
+            if fills or venue.fired or venue.moved:
                 completed(venue.settle(fills))
             if strategy is None:
                 if not market.synced or (start is not None and ts < start):

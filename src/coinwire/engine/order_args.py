@@ -26,7 +26,8 @@ from coinwire.core.matching import MatchingEngine
 from coinwire.core.numbers import ATTO_DECIMALS, to_units, units_to_str
 from coinwire.core.orders import CONDITIONAL_TYPES, Order, OrderType, Side, TimeInForce, TriggerSource
 
-__all__ = ["Conditional", "Exits", "OrderArgs", "grid_units", "order_args", "order_type", "parse_distance", "resolve_size"]
+__all__ = ["Conditional", "Exits", "OrderArgs", "grid_units", "order_args", "order_type", "parse_distance", "prepare_conditional",
+           "request_fields", "resolve_size"]
 
 _PPM = 1_000_000
 _NS = 1_000_000_000
@@ -135,6 +136,27 @@ class Exits:
             out[0].list_id = 0
         parent.bracket = encode_bracket(bracket)
         return out
+
+    @property
+    def fixed_pair(self) -> bool:
+        """A stop-loss and a take-profit both given as prices: core's Bracket says it as it is."""
+        return bool(self.stop_loss and self.take_profit and not self.has_trailing)
+
+    def bracket(self, entry_side: Side, reference: int, tick: int) -> str:
+        """These exits as core's Bracket (JSON, fixed levels; percentages of `reference`): what the gateway places for an entry.
+
+        Paper and live runs send exits this way, so a percentage there is one of the entry's
+        price when it is sent (its limit, or the market), not of its fill; a trailing exit or a
+        lone one has no Bracket and is refused (`exits_unsupported`).
+        """
+        from coinwire.core.conditional import Bracket, encode_bracket
+
+        if self.has_trailing or not (self.has_stop and self.has_take_profit):
+            raise InvalidInput("exits_unsupported", "paper and live runs place exits as a bracket: give both stop_loss and "
+                               "take_profit (a trailing exit, or one alone, runs in backtests only)")
+        stop, take = self.levels(entry_side, reference, tick)
+        return encode_bracket(Bracket(take_profit_type=OrderType.TAKE_PROFIT_MARKET, take_profit_price=take,
+                                      stop_loss_type=OrderType.STOP_MARKET, stop_loss_price=stop))
 
     def view(self, inst: Instrument) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -331,8 +353,28 @@ def prepare_conditional(order: Order, args: OrderArgs, inst: Instrument, referen
     exits = args.exits
     if exits is None:
         return None
+    if exits.fixed_pair:  # core's bracket, as the gateway takes it: the venue checks and places it
+        order.bracket = exits.bracket(order.side, order.limit or reference, inst.tick)
+        return None
     exits.check(order.side, order.limit or reference, inst.tick)
     return partial(exits.children, ids=ids, tick=inst.tick)
+
+
+def request_fields(args: OrderArgs, inst: Instrument, reference: int) -> dict[str, Any]:
+    """A conditional order's and an entry's exits' fields of an `OrderRequest` (the gateway's), from a strategy's arguments.
+
+    `reference`: the entry's price when it is sent (its limit, or the market), which
+    percentage exits are taken from there (see `Exits.bracket`).
+    """
+    out: dict[str, Any] = {}
+    cond = args.cond
+    if cond is not None:
+        out.update(stop_price=cond.stop_price, trigger=cond.trigger, trail_ppm=cond.trail_ppm, trail_delta=cond.trail_delta,
+                   activation_price=cond.activation_price, time_in_force=cond.time_in_force, expire_at=cond.expire_at,
+                   allow_immediate=cond.allow_immediate)
+    if args.exits is not None:
+        out["bracket"] = args.exits.bracket(args.side, args.limit or reference, inst.tick)
+    return out
 
 
 def order_type(kind: str | None, limit: Any) -> OrderType:

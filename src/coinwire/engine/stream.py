@@ -419,7 +419,7 @@ class StreamRuntime(Runtime):
         if ticket.status == "pending" and ticket.order_id is None:
             self.finish_unsent(ticket, "cancelled", None)  # not sent yet: its command is skipped
             return
-        if ticket.status not in ("pending", "open"):
+        if ticket.status not in ("pending", "untriggered", "triggered", "open"):
             raise InvalidInput("order_done", f"order {ticket.client_oid} is already {ticket.status}")
         self.commands.append(("cancel", ticket, None))
 

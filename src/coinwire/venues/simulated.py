@@ -231,11 +231,9 @@ class _SimulatedVenue(Generic[M]):
         if not limit_leg.is_done:
             self._keep(limit_leg)
         lines += more
-        if fills:  # the limit leg took at once: the stop goes
-            sibling_orders, sibling_lines = self._cancel_sibling(market, limit_leg, now)
-            lines += sibling_lines
-            del sibling_orders
-        execution = Execution(orders, fills, lines, placed=limit_leg)
+        if fills:  # the limit leg took at once: the stop goes (it is in this step already)
+            lines += self._cancel_sibling(market, limit_leg, now)[1]
+        execution = Execution(orders, fills, lines, placed=limit_leg, created=[stop_leg])
         await self.host.record(execution)
         self._placed(market, limit_leg)
         if stop_leg.status is _UNTRIGGERED:
@@ -291,7 +289,7 @@ class _SimulatedVenue(Generic[M]):
         from coinwire.core.conditional import bracket_children, decode_bracket
 
         bracket = decode_bracket(order.bracket or "")
-        check_bracket(order, bracket, self._price_now(market) or order.limit, instrument=market.instrument)
+        check_bracket(order, bracket, self._entry(market, order), instrument=market.instrument)
         ids = self.host.order_ids
 
         def children(parent: Order, entry: int, ts: int) -> list[Order]:
@@ -322,6 +320,7 @@ class _SimulatedVenue(Generic[M]):
                 execution.lines += lines
             self._keep(child)
             execution.orders.append(child)
+        execution.created = [*(execution.created or []), *children]
         return children
 
     async def _arm_children(self, market: M, children: list[Order]) -> None:
@@ -369,7 +368,7 @@ class _SimulatedVenue(Generic[M]):
         fills, more = fire(self.host.ledger, market.engine, order, now)
         if order.is_done:
             self._drop(order)
-        execution = Execution([*orders, order], fills, lines + more)  # one step: triggered, executed, settled
+        execution = Execution([order, *orders], fills, lines + more)  # one step: triggered, executed, settled (and its sibling)
         await self.host.record(execution)
         if not order.is_done:
             self._rested(market, order)
@@ -434,6 +433,10 @@ class _SimulatedVenue(Generic[M]):
     def _price_now(self, market: M) -> int:
         """The last price of `market` (0: none yet)."""
         return 0
+
+    def _entry(self, market: M, order: Order) -> int:
+        """The price a market entry is taken to enter at, for its bracket's checks (a limit entry's is its limit)."""
+        return self._price_now(market)
 
     async def _arm(self, market: M, orders: list[Order]) -> None:
         """Watch untriggered `orders` (one, or an OCO's two legs) and fire them when their level is reached."""
@@ -622,9 +625,9 @@ class CandleVenue(_SimulatedVenue[CandleMarket]):
 
     # --- conditional orders over candles --------------------------------------------------------
     def _can_trigger(self, market: CandleMarket, order: Order) -> None:
-        if order.trigger is not TriggerSource.LAST:
-            raise InvalidInput("trigger_unavailable", f"candles are trades: a candle backtest fires orders on the last price, "
-                               f"not {order.trigger.value}")
+        if order.trigger is TriggerSource.BID_ASK:  # a spot market's mark is its last trade, as at the paper venue
+            raise InvalidInput("trigger_unavailable", "candles are trades: a candle backtest fires orders on the last price "
+                               "(or the mark, the same on spot), not on a bid or ask it does not have")
 
     def _price_now(self, market: CandleMarket) -> int:
         return market.here[2]
@@ -758,6 +761,7 @@ class BookVenue(_SimulatedVenue[PaperMarket]):
         self.triggers: dict[str, TriggerBook] = {}
         self.armed = 0  # untriggered orders held: the host asks `watch` only while there are any
         self.fired: list[Order] = []  # triggered by the last message, for `settle`
+        self.moved: list[Order] = []  # trailing stops whose level the last message moved, for `settle`
 
     def add_market(self, instrument: Instrument) -> PaperMarket:
         market = PaperMarket(instrument, self.host.fill_ids)
@@ -766,32 +770,42 @@ class BookVenue(_SimulatedVenue[PaperMarket]):
         return market
 
     def watch(self, message: BookSnapshot | BookDelta | TradeTick | BookTicker) -> None:
-        """A message the book took may fire untriggered orders: a trade their LAST price, a best bid/ask update their BID_ASK one."""
+        """What a message the book took fires, as the paper venue has it: a trade is the last price (and a spot market's mark),
+        a best bid/ask update or a book change the touch of the BID_ASK orders."""
         book = self.triggers.get(message.symbol)
         if book is None or not len(book):
             return
         if isinstance(message, TradeTick):
             fired = book.on_price(TriggerSource.LAST, message.price, message.ts)
+            moved = book.moved
+            if len(book):
+                fired += book.on_price(TriggerSource.MARK, message.price, message.ts)
+                moved = moved + book.moved
         elif isinstance(message, BookTicker):
-            fired = book.on_touch(message.bid or None, message.ask or None, message.ts)
+            fired = book.on_touch(message.bid, message.ask, message.ts)
+            moved = book.moved
         else:
-            return
+            mirror = self.markets[message.symbol].engine.book
+            fired = book.on_touch(mirror.best_bid(), mirror.best_ask(), message.ts)
+            moved = book.moved
+        if moved:
+            self.moved += moved
         if fired:
             self.armed -= len(fired)
             self.fired += fired
-
-    def _can_trigger(self, market: PaperMarket, order: Order) -> None:
-        if order.trigger is TriggerSource.MARK:
-            raise InvalidInput("trigger_unavailable", "a spot capture has no mark price: use the last price or bid_ask")
 
     def _price_now(self, market: PaperMarket) -> int:
         trade = market.last_trade
         return trade.price if trade is not None else 0
 
     def _prices(self, market: PaperMarket) -> tuple[int | None, int | None, int | None]:
-        bid = next(market.engine.available_levels(Side.SELL, None), None)
-        ask = next(market.engine.available_levels(Side.BUY, None), None)
-        return self._price_now(market) or None, bid[0] if bid else None, ask[0] if ask else None
+        book = market.engine.book
+        return self._price_now(market) or None, book.best_bid(), book.best_ask()
+
+    def _entry(self, market: PaperMarket, order: Order) -> int:
+        last, bid, ask = self._prices(market)
+        touch = ask if order.side is Side.BUY else bid
+        return touch if touch is not None else last or 0
 
     def _rearm(self, market: PaperMarket, order: Order) -> None:
         self.triggers[market.instrument.symbol].add(order)
@@ -840,6 +854,12 @@ class BookVenue(_SimulatedVenue[PaperMarket]):
         """
         if fills:
             await self._settle(self.markets[fills[0].symbol].instrument, fills)
+        if self.moved:  # a trailing buy's hold follows its level down
+            moved, self.moved = self.moved, []
+            ledger, now = self.host.ledger, self.host.now()
+            lines = [line for order in moved if not order.list_id
+                     for line in settle_fills(ledger, self.markets[order.symbol].instrument, order, [], now)]
+            await self.host.record(Execution(moved, [], lines))
         while self.fired:
             order = self.fired.pop(0)
             if order.is_done:
