@@ -6,7 +6,7 @@ Conditions (`watch_cross`) are evaluated in batch too, so the clock jumps straig
 candle where something can happen to the next: a condition firing, a subscribed candle, a
 timer, a pending order reaching the next open, a resting order's price being reached.
 
-Orders trade on the simulated venue (`venues/simulated.py`, `CandleVenue`): the same
+Orders trade on the simulated venue (`venues/simulated_candles.py`, `CandleVenue`): the same
 `core.execution.place_order`, matching engine and ledger as the paper venue, with this
 runtime as its host (`engine/venue_host.py`) turning each change into the report's events.
 A candle becomes the book the order meets: a market order placed when a candle closes
@@ -43,7 +43,8 @@ from coinwire.engine.strategy import Indicator, OrderTicket, Strategy, StrategyP
 from coinwire.engine.venue_host import RunHost
 from coinwire.venues.base import completed
 from coinwire.venues.intrabar import check_mode
-from coinwire.venues.simulated import CLOSE, OPEN, CandleMarket, CandleVenue, SimClock
+from coinwire.venues.simulated import CLOSE, OPEN, SimClock
+from coinwire.venues.simulated_candles import CandleMarket, CandleVenue
 
 __all__ = ["BacktestConfig", "BacktestRuntime", "Series", "instrument_for", "timeframe_ns"]
 

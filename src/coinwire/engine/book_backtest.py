@@ -1,6 +1,6 @@
 """The L2 backtest: a strategy against recorded order books and trades, on the simulated venue.
 
-The venue is the simulated venue over a capture (`venues/simulated.py`, `BookVenue`: the
+The venue is the simulated venue over a capture (`venues/simulated_book.py`, `BookVenue`: the
 paper exchange's book sync and matching engine, consumed liquidity and queue positions
 included) on the run's ledger, with this runtime as its host (`engine/venue_host.py`), fed
 the recording one message at a time on a simulated clock. After each message the strategy
@@ -31,7 +31,7 @@ from coinwire.engine.venue_host import RunHost
 from coinwire.history.binance_capture import BINANCE_BTCUSDT, BINANCE_USDM_BTCUSDT, iter_capture
 from coinwire.venues.base import completed
 from coinwire.venues.paper import PaperMarket
-from coinwire.venues.simulated import BookVenue
+from coinwire.venues.simulated_book import BookVenue
 
 __all__ = ["BookBacktestRuntime", "capture_instrument"]
 
