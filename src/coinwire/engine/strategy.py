@@ -30,6 +30,11 @@ Parameters are the class attributes with plain values; a run overrides them by n
 to the run's runtime: the strategy never learns which mode it is in, sees only closed candles
 stamped at or before the clock, and can only spend its run's wallet set.
 
+Orders are keyword calls: `buy`, `sell` and `order` take every order type, conditional ones
+included (stops, take-profits, trailing stops with their trigger and time in force), and an
+entry's exits (`stop_loss=`, `take_profit=`, `trailing=`: prices, or `"3%"` of its fill);
+tickets say whether a conditional order has fired (`trigger_state`).
+
 A run whose wallet set holds funds on several exchanges (a paper or live run started with
 balances on each) lists them in `self.exchanges`; orders, prices, books, tickers, trades,
 fees and balances take `exchange=` to name one, and default to the first. Candles and
