@@ -59,8 +59,10 @@ def test_stops_and_targets_by_the_cli_state_their_intrabar_assumption(tmp_path: 
     both = reports["pessimistic"]["bars_with_both_legs"]
     assert both > 0 and reports["ohlc"]["bars_with_both_legs"] == both  # the bars it decided, whichever way
     assert reports["ohlc"]["final_equity"] > reports["pessimistic"]["final_equity"]  # ohlc takes the target there: it flatters
-    table = coinwire(tmp_path, *base[:-2], "--no-save")
+    table = coinwire(tmp_path, *base[:-2], "--no-save", "--report", str(tmp_path / "report.html"))
     assert "bars_with_both_legs" in table.stdout and "pessimistic" in table.stdout
+    page = (tmp_path / "report.html").read_text()
+    assert f"<th>bars_with_both_legs</th><td>{both}</td>" in page and "<td>pessimistic</td>" in page
 
 
 @pytest.mark.parametrize(
