@@ -157,7 +157,8 @@ class CandleVenue(SimulatedVenue[CandleMarket]):
     def restore_order(self, order: Order) -> bool:
         if not super().restore_order(order):
             return False
-        self._placed(self.markets[order.symbol], order)
+        if order.status is not _UNTRIGGERED:  # an untriggered one is watched by `_rearm`
+            self._placed(self.markets[order.symbol], order)
         return True
 
     def _placed(self, market: CandleMarket, order: Order) -> None:
