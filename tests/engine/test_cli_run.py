@@ -46,6 +46,25 @@ def test_run_prints_the_report_as_json_and_stores_the_run(tmp_path: Path) -> Non
     assert (stored / "messages.jsonl").read_text().count("venue.fill") == len(report["trades"])
 
 
+def test_stops_and_targets_by_the_cli_state_their_intrabar_assumption(tmp_path: Path) -> None:
+    data = str(shared_data() / DATA_1H)
+    base = ["run", "ma_cross", "--data", data, "--balance", "binance:USDT=10000", "--param", "fast=10", "--param", "slow=30",
+            "--param", "timeframe=1h", "--param", "stop_loss=1", "--param", "take_profit=1.5", "--json", "--no-save"]
+    reports = {}
+    for mode in ("pessimistic", "ohlc"):
+        done = coinwire(tmp_path, *base, "--intrabar", mode)
+        assert done.returncode == 0, done.stderr
+        reports[mode] = json.loads(done.stdout)
+        assert reports[mode]["intrabar"] == mode
+    both = reports["pessimistic"]["bars_with_both_legs"]
+    assert both > 0 and reports["ohlc"]["bars_with_both_legs"] == both  # the bars it decided, whichever way
+    assert reports["ohlc"]["final_equity"] > reports["pessimistic"]["final_equity"]  # ohlc takes the target there: it flatters
+    table = coinwire(tmp_path, *base[:-2], "--no-save", "--report", str(tmp_path / "report.html"))
+    assert "bars_with_both_legs" in table.stdout and "pessimistic" in table.stdout
+    page = (tmp_path / "report.html").read_text()
+    assert f"<th>bars_with_both_legs</th><td>{both}</td>" in page and "<td>pessimistic</td>" in page
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
@@ -55,6 +74,7 @@ def test_run_prints_the_report_as_json_and_stores_the_run(tmp_path: Path) -> Non
         (["run", "ma_cross", "--balance", "binance:USDT=1", "--data", "/no/such/file.json"], "no such file"),
         (["run", "ma_cross", "--balance", "binance:USDT=1", "--data", "DATA", "-s", "2030-01-01"], "no candles"),
         (["run", "ma_cross", "--balance", "binance:USDT=1", "--data", "DATA", "-s", "2021-01-02", "-e", "2021-01-01"], "after its start"),
+        (["run", "ma_cross", "--balance", "binance:USDT=1", "--data", "DATA", "--intrabar", "random"], "pessimistic, ohlc or olhc"),
     ],
 )
 def test_bad_input_is_a_clear_error(tmp_path: Path, args: list[str], message: str) -> None:

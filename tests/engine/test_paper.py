@@ -25,6 +25,7 @@ from tests.conftest import shared_data
 from tests.engine.test_cli_run import coinwire
 
 PROBE = str(Path(__file__).parent / "strategies" / "l2_probe.py") + ":L2Probe"
+EXITS = str(Path(__file__).parent / "strategies" / "l2_exits.py") + ":L2Exits"
 FUNDS = {"USDT": "5000"}
 
 
@@ -63,20 +64,30 @@ def trades(report: dict[str, Any]) -> list[tuple[Any, ...]]:
     return [(t["time"], t["side"], t["price"], t["size"], t["fee"]) for t in report["trades"]]
 
 
-async def test_one_strategy_file_paper_fills_match_the_l2_backtest(tmp_path: Path) -> None:
+@pytest.mark.parametrize(("strategy", "name", "least"), [(PROBE, "l2_probe", 40), (EXITS, "l2_exits", 12)], ids=["plain", "exits"])
+async def test_one_strategy_file_paper_fills_match_the_l2_backtest(tmp_path: Path, strategy: str, name: str, least: int) -> None:
+    """`exits`: brackets (stop-loss and take-profit), trailing stops and bid/ask stops fire at the same messages in both."""
     paths = capture()
     config = BacktestConfig(exchange="binance", balances=FUNDS, fee="0.001")
-    backtest = finish_backtest(prepare_any_backtest(load_strategy(PROBE), {}, [str(shared_data("binance-spot-l2"))], config, tmp_path))
+    prepared = prepare_any_backtest(load_strategy(strategy), {}, [str(shared_data("binance-spot-l2"))], config, tmp_path)
+    backtest = finish_backtest(prepared)
     assert backtest.status == "finished" and backtest.report is not None
     assert backtest.report["fills_against"] == "book"
 
-    run, orders, wallets = await paper_session(tmp_path, load_strategy(PROBE), paths)
-    paper = finish_paper(run, "l2_probe", {})
+    run, orders, wallets = await paper_session(tmp_path, load_strategy(strategy), paths)
+    paper = finish_paper(run, name, {})
     assert run.failure is None and run.error is None
     assert paper.report is not None
     # the same fills: time (market time), side, price, size and fee, in the same order
-    assert len(backtest.report["trades"]) >= 40
+    assert len(backtest.report["trades"]) >= least
     assert trades(paper.report) == trades(backtest.report)
+    if name == "l2_exits":  # every kind fired: a bracket's stop, a trailing stop or a bid/ask stop, in both runs alike
+        kinds = {(t.type, t.trigger_state, t.status) for t in run.tickets.values()}
+        assert {("stop-market", "triggered", "filled"), ("take-profit-market", "untriggered", "cancelled")} <= kinds
+        assert any(kind[0] == "trailing-stop" for kind in kinds)
+        seen, expected = states(run), states(prepared.runtime)
+        assert seen[: len(expected)] == expected and len(expected) >= 15  # what on_order saw, in order
+        assert all(status == "cancelled" for _, status, _ in seen[len(expected) :])  # the paper run's end cancels what waits
     assert paper.report["final_equity_exact"] == backtest.report["final_equity_exact"]
     # and every paper order is the gateway's own: persisted with the run id, filled through its ledger
     assert len(orders) == backtest.report["orders"] == paper.report["orders"]
@@ -85,6 +96,11 @@ async def test_one_strategy_file_paper_fills_match_the_l2_backtest(tmp_path: Pat
     assert filled == pytest.approx(sum(float(t["size"]) for t in paper.report["trades"]))
     # the wallet set went back to unallocated when the run ended: the exchange holds what the run ended with
     assert str(wallets["USDT"] / 10**18)[:10] == str(run.balance_points[-1][1]["USDT"] / 10**18)[:10]
+
+
+def states(runtime: Any) -> list[tuple[str, str, str | None]]:
+    """The (order, status, trigger state) a strategy's on_order saw, its orders named without the run id."""
+    return [(oid[oid.rindex("-") + 1 :], status, trigger) for oid, status, trigger in runtime._strategy.states]
 
 
 def test_l2_backtest_is_deterministic_and_honours_start_and_end(tmp_path: Path) -> None:

@@ -22,7 +22,9 @@ from coinwire.core.orders import Order, OrderType, Side
 from coinwire.engine.backtest import Series
 from coinwire.messages import BookSnapshot, TradeTick
 from coinwire.venues.base import Execution
-from coinwire.venues.simulated import BookVenue, CandleVenue, SimClock
+from coinwire.venues.simulated import SimClock
+from coinwire.venues.simulated_book import BookVenue
+from coinwire.venues.simulated_candles import CandleVenue
 
 __all__ = ["BookHarness", "SimulatedHarness", "INSTRUMENT"]
 

@@ -81,7 +81,7 @@ def add_runs_routes(app: FastAPI, manager: RunManager, owners: Owners | None = N
         return manager.runnables()
 
     async def start_run(request: Request, name: str) -> Any:
-        """Start a run in its own process: body {mode, start, end, balances, params, fee, fill, liquidity, data}.
+        """Start a run in its own process: body {mode, start, end, balances, params, fee, fill, liquidity, intrabar, data}.
 
         Only built-ins for callers without SERVER_FILES: a `file.py:Class` runs that file's code on the server.
         A paper or live run spends the caller's own accounts on the exchanges its balances name,

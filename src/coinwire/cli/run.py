@@ -53,6 +53,8 @@ def run_command(
     fee: str = typer.Option("0.001", "--fee", help="Maker and taker fee rate (0.001 = 0.1%)."),
     fill: str = typer.Option("open", "--fill", help="Market orders fill at the next candle's open, or the signal candle's close."),
     liquidity: str = typer.Option("volume", "--liquidity", help="volume: a candle fills at most its volume; unlimited."),
+    intrabar: str = typer.Option("pessimistic", "--intrabar", help="The path assumed inside a candle, where stops and targets "
+                                 "fire: pessimistic (what hurts the position more comes first), ohlc or olhc."),
     start: str | None = typer.Option(None, "--start", "-s", help="First candle (unix seconds or ISO date)."),
     end: str | None = typer.Option(None, "--end", "-e", help="End, exclusive (unix seconds or ISO date)."),
     as_json: bool = typer.Option(False, "--json", help="Print the report as one JSON object."),
@@ -65,7 +67,7 @@ def run_command(
     """Run a strategy; backtests print total return, Sharpe, drawdown and trades."""
     try:
         outcome = _run(strategy, mode, data, balance, param, fee, fill, liquidity, start, end, report, save, lambda: _settings_of(ctx),
-                       speed, warmup)
+                       speed, warmup, intrabar)
     except CoinwireError as exc:
         err.print(f"[red]error:[/red] {escape(exc.message)} [dim]({exc.code})[/dim]")
         if exc.code == "timeframe_unavailable":
@@ -82,7 +84,7 @@ def run_command(
 
 def _run(strategy: str, mode: str, data: list[str] | None, balance: list[str], param: list[str], fee: str, fill: str,
          liquidity: str, start: str | None, end: str | None, report: Path | None, save: bool, settings_fn: Any,
-         speed: str = "max", warmup: str = "best_effort") -> Any:
+         speed: str = "max", warmup: str = "best_effort", intrabar: str = "pessimistic") -> Any:
     from coinwire.engine.backtest import BacktestConfig
     from coinwire.engine.runs import finish_backtest, parse_balances, parse_funds, parse_time, prepare_any_backtest
     from coinwire.engine.warmup import parse_policy
@@ -94,16 +96,16 @@ def _run(strategy: str, mode: str, data: list[str] | None, balance: list[str], p
     if mode in ("paper", "live"):
         from coinwire.cli.paper_session import run_paper_session
 
-        if start is not None or fill != "open" or liquidity != "volume":
-            raise CoinwireError("invalid_params", "--start, --fill and --liquidity apply to backtests; a paper session starts now "
-                                "and fills against the book")
+        if start is not None or fill != "open" or liquidity != "volume" or intrabar != "pessimistic":
+            raise CoinwireError("invalid_params", "--start, --fill, --liquidity and --intrabar apply to backtests; a paper session "
+                                "starts now and fills against the book")
         settings = settings_fn()
         outcome, runtime = run_paper_session(settings, strategy, _params(param), parse_funds(balance), parse_time(end, "--end"),
                                              data, None if speed == "max" else _speed(speed), mode, warmup)
         return _keep(outcome, runtime, save, report, settings_fn)
     exchange, balances = parse_balances(balance)
     config = BacktestConfig(exchange=exchange, balances=balances, fee=fee, fill=fill, liquidity=liquidity,
-                            start=parse_time(start, "--start"), end=parse_time(end, "--end"))
+                            intrabar=intrabar, start=parse_time(start, "--start"), end=parse_time(end, "--end"))
     prepared = prepare_any_backtest(load_strategy(strategy), _params(param), data, config, settings_fn().data_path)
     if prepared.timeframe_note is not None:  # on stderr, so --json output stays one object
         err.print(f"[yellow]note:[/yellow] {escape(prepared.timeframe_note)} (--param timeframe=... chooses another)")
@@ -146,7 +148,10 @@ class _null:
 def _print_summary(rep: dict[str, Any], status: str, error: str | None) -> None:
     table = Table("metric", "value", title=f"{rep.get('strategy')} {rep.get('mode', 'backtest')} {rep.get('run_id')} ({status})")
     for key in ("start", "end", "initial_equity", "final_equity", "total_return", "cagr", "sharpe", "sortino", "max_drawdown",
-                "entries", "exits", "win_rate", "profit_factor", "exposure", "fees", "orders", "candles"):
+                "entries", "exits", "win_rate", "profit_factor", "exposure", "fees", "orders", "candles", "intrabar",
+                "bars_with_both_legs"):
+        if key in ("intrabar", "bars_with_both_legs") and key not in rep:
+            continue  # candle backtests only
         value = rep.get(key)
         if isinstance(value, float):
             value = f"{value:.6g}" if key not in ("total_return", "cagr", "max_drawdown", "win_rate", "exposure") else f"{value:.2%}"

@@ -6,7 +6,7 @@ Conditions (`watch_cross`) are evaluated in batch too, so the clock jumps straig
 candle where something can happen to the next: a condition firing, a subscribed candle, a
 timer, a pending order reaching the next open, a resting order's price being reached.
 
-Orders trade on the simulated venue (`venues/simulated.py`, `CandleVenue`): the same
+Orders trade on the simulated venue (`venues/simulated_candles.py`, `CandleVenue`): the same
 `core.execution.place_order`, matching engine and ledger as the paper venue, with this
 runtime as its host (`engine/venue_host.py`) turning each change into the report's events.
 A candle becomes the book the order meets: a market order placed when a candle closes
@@ -37,12 +37,14 @@ from coinwire.core.ledger import Ledger
 from coinwire.core.numbers import ATTO_DECIMALS, to_units
 from coinwire.core.orders import Order
 from coinwire.core.rollup import OHLCV, bucket_ends, bucket_starts, nests, parse_timeframe, rollup
-from coinwire.engine.order_args import OrderArgs, order_args, resolve_size
+from coinwire.engine.order_args import OrderArgs, order_args, prepare_conditional, resolve_size
 from coinwire.engine.runtime import Runtime
 from coinwire.engine.strategy import Indicator, OrderTicket, Strategy, StrategyParams
 from coinwire.engine.venue_host import RunHost
 from coinwire.venues.base import completed
-from coinwire.venues.simulated import CLOSE, OPEN, CandleMarket, CandleVenue, SimClock
+from coinwire.venues.intrabar import check_mode
+from coinwire.venues.simulated import CLOSE, OPEN, SimClock
+from coinwire.venues.simulated_candles import CandleMarket, CandleVenue
 
 __all__ = ["BacktestConfig", "BacktestRuntime", "Series", "instrument_for", "timeframe_ns"]
 
@@ -67,6 +69,7 @@ class BacktestConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     fee: str = "0.001"
     fill: str = "open"  # "open": next candle's open; "close": the signal candle's close
     liquidity: str = "volume"  # "volume": a candle's volume is the most it can fill; "unlimited"
+    intrabar: str = "pessimistic"  # the path inside a bar stops and targets meet: "pessimistic", "ohlc", "olhc" (venues/intrabar.py)
     start: int | None = None  # unix seconds, inclusive (bar open time)
     end: int | None = None  # unix seconds, exclusive
 
@@ -75,6 +78,7 @@ class BacktestConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
             raise InvalidInput("invalid_fill", f"fill must be 'open' or 'close', got {self.fill!r}")
         if self.liquidity not in ("volume", "unlimited"):
             raise InvalidInput("invalid_liquidity", f"liquidity must be 'volume' or 'unlimited', got {self.liquidity!r}")
+        check_mode(self.intrabar)
         if not self.balances:
             raise InvalidInput("missing_balance", "a backtest needs a starting balance, e.g. --balance binance:USDT=10000")
         if self.start is not None and self.end is not None and self.end <= self.start:
@@ -185,9 +189,10 @@ class BacktestRuntime(Runtime):
         self.end_ns = int(max(s.close_ns[-1] for s in self.series.values()))
         # the simulated venue and the clock it shares with the run: one matching engine per symbol, all funds in the run's wallet set
         self.clock = SimClock(self.start_ns)
-        self.host = RunHost(self, IdSequence())
         self.order_ids = IdSequence()
-        self.sim = CandleVenue(config.exchange, self.host, self.clock, unlimited=config.liquidity == "unlimited")
+        self.host = RunHost(self, IdSequence(), self.order_ids)
+        self.sim = CandleVenue(config.exchange, self.host, self.clock, unlimited=config.liquidity == "unlimited",
+                               intrabar=config.intrabar)
         self.markets: dict[str, CandleMarket] = self.sim.markets
         by_symbol: dict[str, list[Series]] = {}
         for s in self.series.values():
@@ -315,18 +320,19 @@ class BacktestRuntime(Runtime):
 
     # --- orders: sent to the simulated venue ----------------------------------------------------
     def submit_order(self, side: str, symbol: str, *, exchange: str, size: Any, funds: Any, limit: Any, type: str | None,
-                     cancel_after: int) -> OrderTicket:
+                     cancel_after: int, **conditional: Any) -> OrderTicket:
         market = self.markets.get(symbol)
         if market is None:
             raise NotFound("unknown_symbol", f"no market {symbol} in this backtest (loaded: {', '.join(sorted(self.markets))})")
-        args = order_args(market.instrument, side, size=size, funds=funds, limit=limit, type=type, cancel_after=cancel_after)
-        ticket = self.new_ticket(symbol, side, exchange)
+        args = order_args(market.instrument, side, size=size, funds=funds, limit=limit, type=type, cancel_after=cancel_after,
+                          **conditional)
+        ticket = self.new_ticket(symbol, side, exchange, args.type._value_)
         now = self.clock.now
         self.hub.record(now, "out", "venue.make_order", {"client_oid": ticket.client_oid, "symbol": symbol, **args.view(market.instrument)})
         s = market.series
         if self.config.fill == "close":
             i = self._visible(s)
-            completed(self._execute(ticket, args, market, i, s.close[i], s.volume[i]))
+            completed(self._execute(ticket, args, market, i, s.close[i], s.volume[i], point=3))
         else:
             j = int(s.time_ns.searchsorted(now, "left"))
             if j >= s.n:
@@ -351,20 +357,25 @@ class BacktestRuntime(Runtime):
         self.clock.now = int(market.series.time_ns[j])
         await self._execute(ticket, pending, market, j, market.series.open[j], market.series.volume[j])
 
-    async def _execute(self, ticket: OrderTicket, pending: OrderArgs, market: CandleMarket, j: int, price: float, volume: float) -> None:
-        """The order reaches the venue when the book is this candle's price with its volume."""
-        await self.sim.candle_book(market.instrument.symbol, pending.side, j, price, volume)
+    async def _execute(self, ticket: OrderTicket, pending: OrderArgs, market: CandleMarket, j: int, price: float, volume: float,
+                       point: int = 0) -> None:
+        """The order reaches the venue when the book is this candle's price with its volume (at its open, or `point` 3: its close)."""
+        await self.sim.candle_book(market.instrument.symbol, pending.side, j, price, volume, point)
         size, budget = resolve_size(pending, market.engine, self.ledger, self.exchange, self.wallet_set_id)
         if size <= 0:
             self.finish_unsent(ticket, "rejected", "nothing to trade: no funds or no liquidity for this order")
             return
         now = self.clock.now
-        order = Order(id=self.order_ids.next(), client_oid=ticket.client_oid, exchange=self.exchange, symbol=market.instrument.symbol,
+        inst = market.instrument
+        order = Order(id=self.order_ids.next(), client_oid=ticket.client_oid, exchange=self.exchange, symbol=inst.symbol,
                       side=pending.side, type=pending.type, size=size, limit=pending.limit, cancel_after=pending.cancel_after,
                       wallet_set_id=self.wallet_set_id, run_id=self.run_id, created_at=now, last_updated_at=now)
         ticket.order_id = order.id
         try:
-            await self.sim.place(order, budget)
+            exits = None
+            if pending.cond is not None or pending.exits is not None:
+                exits = prepare_conditional(order, pending, inst, market.here[2], self.order_ids)
+            await self.sim.place(order, budget, exits, allow_immediate=pending.cond is not None and pending.cond.allow_immediate)
         except CoinwireError as exc:
             self.finish_unsent(ticket, "rejected", f"{exc.code}: {exc.message}")
 

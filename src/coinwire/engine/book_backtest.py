@@ -1,6 +1,6 @@
 """The L2 backtest: a strategy against recorded order books and trades, on the simulated venue.
 
-The venue is the simulated venue over a capture (`venues/simulated.py`, `BookVenue`: the
+The venue is the simulated venue over a capture (`venues/simulated_book.py`, `BookVenue`: the
 paper exchange's book sync and matching engine, consumed liquidity and queue positions
 included) on the run's ledger, with this runtime as its host (`engine/venue_host.py`), fed
 the recording one message at a time on a simulated clock. After each message the strategy
@@ -22,15 +22,16 @@ import msgspec
 from coinwire.core.errors import CoinwireError, InvalidInput
 from coinwire.core.ids import IdSequence
 from coinwire.core.instruments import Instrument
-from coinwire.core.orders import Order
+from coinwire.core.orders import Order, Side
 from coinwire.engine.backtest import BacktestConfig, funded_wallet_set
-from coinwire.engine.order_args import OrderArgs, resolve_size
+from coinwire.engine.order_args import OrderArgs, prepare_conditional, resolve_size
 from coinwire.engine.strategy import OrderTicket, Strategy, StrategyParams
 from coinwire.engine.stream import StreamRuntime
 from coinwire.engine.venue_host import RunHost
 from coinwire.history.binance_capture import BINANCE_BTCUSDT, BINANCE_USDM_BTCUSDT, iter_capture
 from coinwire.venues.base import completed
-from coinwire.venues.simulated import BookVenue
+from coinwire.venues.paper import PaperMarket
+from coinwire.venues.simulated_book import BookVenue
 
 __all__ = ["BookBacktestRuntime", "capture_instrument"]
 
@@ -57,15 +58,16 @@ class BookBacktestRuntime(StreamRuntime):
     """Runs one strategy over recorded book and trade messages of one market. `run()` returns at the end."""
 
     def __init__(self, run_id: str, paths: Sequence[Path | str], instrument: Instrument, config: BacktestConfig) -> None:
-        if config.fill != "open" or config.liquidity != "volume":
-            raise InvalidInput("invalid_fill", "--fill and --liquidity apply to candle backtests; an L2 backtest fills against the book")
-        self.host = RunHost(self, IdSequence())
+        if config.fill != "open" or config.liquidity != "volume" or config.intrabar != "pessimistic":
+            raise InvalidInput("invalid_fill", "--fill, --liquidity and --intrabar apply to candle backtests; an L2 backtest fills "
+                               "against the book and fires stops on the recorded trades and book")
+        self.order_ids = IdSequence()
+        self.host = RunHost(self, IdSequence(), self.order_ids)
         self.sim = BookVenue(config.exchange, self.host)
         self.market = self.sim.add_market(instrument)
         super().__init__(run_id, {config.exchange: self.sim.markets})
         self.config = config
         self.paths = list(paths)
-        self.order_ids = IdSequence()
         self.orders: dict[int, Order] = self.host.orders
         self._funds = config.balances
 
@@ -86,7 +88,9 @@ class BookBacktestRuntime(StreamRuntime):
                     self._now = max(self._now, due)
                     completed(venue.expire(ts))
             fills = feed(message)
-            if fills:
+            if venue.armed:
+                venue.watch(message)
+            if fills or venue.fired or venue.moved:
                 completed(venue.settle(fills))
             if strategy is None:
                 if not market.synced or (start is not None and ts < start):
@@ -134,6 +138,21 @@ class BookBacktestRuntime(StreamRuntime):
             order = Order(id=self.order_ids.next(), client_oid=ticket.client_oid, exchange=self.exchange, symbol=inst.symbol,
                           side=args.side, type=args.type, size=size, limit=args.limit, cancel_after=args.cancel_after,
                           wallet_set_id=self.wallet_set_id, run_id=self.run_id, created_at=self._now, last_updated_at=self._now)
-            completed(self.sim.place(order, budget))
+            exits = None
+            if args.cond is not None or args.exits is not None:
+                exits = prepare_conditional(order, args, inst, self._reference(market, args.side), self.order_ids)
+            completed(self.sim.place(order, budget, exits, allow_immediate=args.cond is not None and args.cond.allow_immediate))
         except CoinwireError as exc:
             self.refused(ticket, exc)
+
+    def _reference(self, market: PaperMarket, side: Side) -> int:
+        """The market price an order is checked against: the last trade, else the touch it would take."""
+        if market.last_trade is not None:
+            return market.last_trade.price
+        return _touch(market, side.opposite) or 0
+
+
+def _touch(market: PaperMarket, side: Side) -> int | None:
+    """The best price of `side` of the book (None: that side is empty)."""
+    level = next(market.engine.available_levels(side.opposite, None), None)
+    return level[0] if level is not None else None

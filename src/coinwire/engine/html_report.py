@@ -68,7 +68,9 @@ def render_html_report(outcome: Any, runtime: Runtime) -> str:
     rows = "".join(
         f"<tr><th>{html.escape(k)}</th><td>{html.escape(str(rep.get(k)))}</td></tr>"
         for k in ("run_id", "strategy", "status", "initial_equity", "final_equity", "total_return", "cagr", "sharpe", "sortino",
-                  "max_drawdown", "entries", "exits", "win_rate", "profit_factor", "exposure", "fees", "orders", "candles")
+                  "max_drawdown", "entries", "exits", "win_rate", "profit_factor", "exposure", "fees", "orders", "candles",
+                  "intrabar", "bars_with_both_legs")
+        if k in rep or k not in ("intrabar", "bars_with_both_legs")  # the candle backtest's stated assumption
     )
     trades = "".join(
         f"<tr><td>{tr['time']}</td><td>{tr['side']}</td><td>{tr['price']}</td><td>{tr['size']}</td><td>{tr['fee']}</td></tr>"

@@ -33,10 +33,10 @@ import numpy as np
 from coinwire.core.errors import CoinwireError, InvalidInput
 from coinwire.core.ledger import Ledger
 from coinwire.core.numbers import ATTO_DECIMALS, to_units
-from coinwire.core.orders import Fill, Order, OrderRequest, OrderType
+from coinwire.core.orders import Fill, Order, OrderRequest, OrderType, Side
 from coinwire.core.rollup import OHLCV
 from coinwire.core.wallets import WalletSet
-from coinwire.engine.order_args import resolve_size
+from coinwire.engine.order_args import request_fields, resolve_size
 from coinwire.engine.runtime import StrategyFailed
 from coinwire.engine.strategy import Strategy, StrategyParams
 from coinwire.engine.stream import StreamMarket, StreamRuntime
@@ -217,6 +217,8 @@ class PaperRuntime(StreamRuntime):
             if order.wallet_set_id != self.wallet_set_id or order.owner_id is not None:
                 continue  # the run's orders are the platform's: a user's order with one of its client_oids is not one
             ticket = self.tickets.get(order.client_oid)
+            if ticket is None and order.parent_id in self.ticket_of:
+                ticket = self.exit_ticket(order)  # an exit the gateway placed for one of the strategy's entries
             if ticket is None:
                 continue  # an order of this wallet set that the strategy did not send
             if ticket.order_id is None:
@@ -259,7 +261,7 @@ class PaperRuntime(StreamRuntime):
             for kind, ticket, payload in self.take_commands():
                 try:
                     if kind == "cancel":
-                        if ticket.order_id is not None and ticket.status in ("pending", "open"):
+                        if ticket.order_id is not None and ticket.status in ("pending", "untriggered", "triggered", "open"):
                             await self.gateway.cancel_order(order_id=ticket.order_id, client_oid=None, exchange=ticket.exchange)
                         continue
                     symbol, args = payload
@@ -268,17 +270,28 @@ class PaperRuntime(StreamRuntime):
                     if size <= 0:
                         self.nothing_to_trade(ticket)
                         continue
+                    extra = {} if args.cond is None and args.exits is None else request_fields(args, market.instrument, _price(market))
                     await self.gateway.make_order(OrderRequest(
                         exchange=ticket.exchange, instrument=market.instrument, side=args.side, type=args.type, size=size,
                         limit=args.limit, cancel_after=args.cancel_after, client_oid=ticket.client_oid,
                         wallet_set_id=self.wallet_set_id, run_id=self.run_id, budget=budget,
-                        funds=args.funds if args.funds is not None and args.type is OrderType.MARKET else 0))  # the venue sizes it
+                        funds=args.funds if args.funds is not None and args.type is OrderType.MARKET else 0,  # the venue sizes it
+                        **extra))
                 except CoinwireError as exc:
                     if kind == "order" and ticket.order_id is None:
                         self.refused(ticket, exc)
                     # a cancel that lost the race with a fill: the order is done already, nothing to undo
 
 
+
+
+def _price(market: StreamMarket) -> int:
+    """The market an entry is sent at: the last trade, else the book's mid (0: neither yet)."""
+    if market.last_trade is not None:
+        return market.last_trade.price
+    bid = next(market.engine.available_levels(Side.SELL, None), None)
+    ask = next(market.engine.available_levels(Side.BUY, None), None)
+    return (bid[0] + ask[0]) // 2 if bid and ask else 0
 
 
 def declared_needs(strategy_cls: type[Strategy], params: StrategyParams, run_id: str,

@@ -262,6 +262,9 @@ def finish_backtest(prepared: PreparedRun) -> RunOutcome:
         runtime.logs.append((runtime.now_ns(), "warning", outcome.error))
     if isinstance(runtime, BookBacktestRuntime):
         meta["fills_against"] = "book"
+    else:  # the path assumed inside a bar, and how many bars it decided (both legs of an OCO inside the bar's range)
+        meta["intrabar"] = runtime.config.intrabar
+        meta["bars_with_both_legs"] = runtime.sim.bars_with_both_legs
     outcome.report = build_report(runtime, {"run_id": run_id, "strategy": name, "mode": "backtest", "status": outcome.status, **meta})
     return outcome
 

@@ -57,6 +57,7 @@ class Component:
 
 
 _NS = 1_000_000_000
+_LIVE = frozenset({"pending", "untriggered", "triggered", "open"})  # a ticket's states before it is done
 
 
 class Runtime:
@@ -179,14 +180,23 @@ class Runtime:
         return exchange
 
     # --- orders: shared bookkeeping --------------------------------------------------------------
-    def new_ticket(self, symbol: str, side: str, exchange: str) -> OrderTicket:
+    def new_ticket(self, symbol: str, side: str, exchange: str, type: str = "market") -> OrderTicket:
         self._oid_seq += 1
-        ticket = OrderTicket(f"{self.run_id[:12]}-{self._oid_seq}", symbol, side, exchange)
+        ticket = OrderTicket(f"{self.run_id[:12]}-{self._oid_seq}", symbol, side, exchange, type)
         self.tickets[ticket.client_oid] = ticket
         return ticket
 
+    def exit_ticket(self, order: Order) -> OrderTicket:
+        """The ticket of an exit the venue placed for an entry (a bracket child): the strategy never asked for it by itself."""
+        parent = self.ticket_of.get(order.parent_id)
+        ticket = OrderTicket(order.client_oid, order.symbol, order.side._value_, order.exchange, order.type._value_, parent)
+        self.tickets[ticket.client_oid] = ticket
+        if parent is not None:
+            parent.exits.append(ticket)
+        return ticket
+
     def open_orders(self) -> list[OrderTicket]:
-        return [t for t in self.tickets.values() if t.status in ("pending", "open")]
+        return [t for t in self.tickets.values() if t.status in _LIVE]
 
     def finish_unsent(self, ticket: OrderTicket, status: str, error: str | None) -> None:
         """An order that never reached the venue: refused, cancelled or expired before it got there."""
@@ -219,11 +229,21 @@ class Runtime:
     def order_update(self, order: Order) -> None:
         ticket = self.ticket_of[order.id]
         status = order.done_reason._value_ if order.is_done and order.done_reason else order.status._value_
-        if status == ticket.status:
+        if order.stop_price:  # a conditional order: its level (a trailing stop's moves) and whether it fired
+            inst = self.instrument(order.symbol, order.exchange)
+            level = Decimal(inst.price_str(order.stop_price)) if inst is not None else None
+            fired = order.triggered_at is not None
+            if status == ticket.status and level == ticket.stop_price and fired == ticket.triggered:
+                return
+            ticket.stop_price, ticket.triggered = level, fired
+        elif status == ticket.status:
             return
         ticket.status = status
-        self.hub.record(self.now_ns(), "in", "venue.order", {"client_oid": ticket.client_oid, "status": status,
-                                                             "filled": str(ticket.filled)})
+        message: dict[str, Any] = {"client_oid": ticket.client_oid, "status": status, "filled": str(ticket.filled)}
+        if ticket.stop_price is not None:
+            message["stop_price"] = str(ticket.stop_price)
+            message["trigger_state"] = ticket.trigger_state
+        self.hub.record(self.now_ns(), "in", "venue.order", message)
         if self._wants_orders:
             self.deliver("on_order", self._strategy.on_order, ticket)  # type: ignore[union-attr]
 
@@ -282,7 +302,8 @@ class Runtime:
         raise NotImplementedError
 
     def submit_order(self, side: str, symbol: str, *, exchange: str, size: Any, funds: Any, limit: Any, type: str | None,
-                     cancel_after: int) -> OrderTicket:
+                     cancel_after: int, **conditional: Any) -> OrderTicket:
+        """Send an order; `conditional` holds `order_args`' conditional fields and exits (stop_price, stop_loss, ...)."""
         raise NotImplementedError
 
     def cancel_order(self, ticket: OrderTicket) -> None:

@@ -30,6 +30,11 @@ Parameters are the class attributes with plain values; a run overrides them by n
 to the run's runtime: the strategy never learns which mode it is in, sees only closed candles
 stamped at or before the clock, and can only spend its run's wallet set.
 
+Orders are keyword calls: `buy`, `sell` and `order` take every order type, conditional ones
+included (stops, take-profits, trailing stops with their trigger and time in force), and an
+entry's exits (`stop_loss=`, `take_profit=`, `trailing=`: prices, or `"3%"` of its fill);
+tickets say whether a conditional order has fired (`trigger_state`).
+
 A run whose wallet set holds funds on several exchanges (a paper or live run started with
 balances on each) lists them in `self.exchanges`; orders, prices, books, tickers, trades,
 fees and balances take `exchange=` to name one, and default to the first. Candles and
@@ -136,21 +141,40 @@ class Indicator:
 class OrderTicket:
     """What a strategy holds for an order it sent: ids to cancel it by, where it went, its state as last reported."""
 
-    __slots__ = ("client_oid", "order_id", "exchange", "symbol", "side", "status", "filled", "error")
+    __slots__ = ("client_oid", "order_id", "exchange", "symbol", "side", "status", "filled", "error", "type", "stop_price",
+                 "triggered", "parent", "exits")
 
-    def __init__(self, client_oid: str, symbol: str, side: str, exchange: str = "") -> None:
+    def __init__(self, client_oid: str, symbol: str, side: str, exchange: str = "", type: str = "market",
+                 parent: OrderTicket | None = None) -> None:
         self.client_oid = client_oid
         self.order_id: int | None = None
         self.exchange = exchange
         self.symbol = symbol
         self.side = side
+        # pending, untriggered (a conditional order waiting for its level), triggered, open, then how it ended
         self.status = "pending"
         self.filled = Decimal(0)
         self.error: str | None = None
+        self.type = type
+        self.stop_price: Decimal | None = None  # a conditional order's level (a trailing stop's as it moves)
+        self.triggered = False  # a conditional order fired (it then lives on as its market or limit order)
+        self.parent = parent  # an exit's entry (stop_loss=, take_profit=, trailing=)
+        self.exits: list[OrderTicket] = []  # an entry's exits, once it filled
+
+    @property
+    def trigger_state(self) -> str | None:
+        """`untriggered` or `triggered` for a conditional order (None for a plain one)."""
+        if self.stop_price is None and self.type not in _CONDITIONAL_TYPES:
+            return None
+        return "triggered" if self.triggered else "untriggered"
 
     def __repr__(self) -> str:
         where = f" on {self.exchange}" if self.exchange else ""
-        return f"OrderTicket({self.side} {self.symbol}{where} {self.status} filled={self.filled} oid={self.client_oid})"
+        stop = f" stop={self.stop_price} {self.trigger_state}" if self.trigger_state else ""
+        return f"OrderTicket({self.side} {self.type} {self.symbol}{where} {self.status}{stop} filled={self.filled} oid={self.client_oid})"
+
+
+_CONDITIONAL_TYPES = frozenset({"stop-market", "stop-limit", "take-profit-market", "take-profit-limit", "trailing-stop"})
 
 
 def _declared_params(cls: type) -> dict[str, Any]:
@@ -264,7 +288,11 @@ class Strategy:
         """A fill of one of this run's orders (price, size, fee as decimal strings)."""
 
     def on_order(self, order: OrderTicket) -> None:
-        """An order of this run changed state (open, done, rejected)."""
+        """An order of this run changed state (untriggered, triggered, open, filled, cancelled, rejected...).
+
+        A conditional order's `trigger_state` says whether it fired; an entry's exits arrive
+        here as tickets of their own (`ticket.parent` is the entry's).
+        """
 
     def on_input(self, component_id: str, value: Any) -> None:
         """The user posted `value` to one of this run's UI components."""
@@ -375,6 +403,16 @@ class Strategy:
         type: str | None = None,
         cancel_after: int = 0,
         exchange: str | None = None,
+        stop_price: float | Decimal | str | None = None,
+        trigger: str | None = None,
+        trailing_delta: float | Decimal | str | None = None,
+        activation_price: float | Decimal | str | None = None,
+        time_in_force: str | None = None,
+        expire_at: int | datetime | None = None,
+        allow_immediate: bool = False,
+        stop_loss: float | Decimal | str | None = None,
+        take_profit: float | Decimal | str | None = None,
+        trailing: float | Decimal | str | None = None,
     ) -> OrderTicket:
         """Buy `size` (base units), or spend `funds` (quote, fee included), or with neither: all available quote.
 
@@ -382,9 +420,26 @@ class Strategy:
         or at the signal candle's close with `--fill close`); with `limit` a good-till-cancelled
         limit unless `type` says otherwise (`limit-immediate-cancel`, `limit-fill-kill`, `limit-post-only`).
         `exchange`: where (one of `self.exchanges`; the first by default), spending the run's funds there.
+
+        Conditional orders wait, holding their funds, until the `trigger` price (`last` trades,
+        the default; `mark`; `bid_ask`) reaches their level: `type="stop-market"` (a buy fires at
+        or above `stop_price`), `"stop-limit"` (then a limit at `limit`, living per
+        `time_in_force`: GTC, IOC, FOK, or GTD until `expire_at`), `"take-profit-market"`,
+        `"take-profit-limit"` (a buy fires at or below), `"trailing-stop"` (`trailing_delta`:
+        `"1.5%"` or a price distance; following from `activation_price` if given). `stop_price`
+        alone implies stop-market, with `limit` stop-limit. A conditional buy needs a `size`.
+
+        Exits of a market or limit entry, placed once it has filled and sized to its fill:
+        `stop_loss` (a stop-market), `take_profit` (a take-profit-market) and `trailing` (a
+        trailing stop, instead of `stop_loss`), each a price, or a percentage of the entry's
+        average fill price as a string: `stop_loss="3%"` is 3% below a long's fill, rounded
+        to the tick half-up. With both a stop and a take-profit they are an OCO: one firing
+        cancels the other. They show in `ticket.exits` and reach `on_order` as tickets of their own.
         """
         return self._rt.submit_order("buy", symbol, exchange=self._rt.venue(exchange), size=size, funds=funds, limit=limit, type=type,
-                                     cancel_after=cancel_after)
+                                     cancel_after=cancel_after, stop_price=stop_price, trigger=trigger, trailing_delta=trailing_delta,
+                                     activation_price=activation_price, time_in_force=time_in_force, expire_at=expire_at,
+                                     allow_immediate=allow_immediate, stop_loss=stop_loss, take_profit=take_profit, trailing=trailing)
 
     def sell(
         self,
@@ -395,13 +450,29 @@ class Strategy:
         type: str | None = None,
         cancel_after: int = 0,
         exchange: str | None = None,
+        stop_price: float | Decimal | str | None = None,
+        trigger: str | None = None,
+        trailing_delta: float | Decimal | str | None = None,
+        activation_price: float | Decimal | str | None = None,
+        time_in_force: str | None = None,
+        expire_at: int | datetime | None = None,
+        allow_immediate: bool = False,
+        stop_loss: float | Decimal | str | None = None,
+        take_profit: float | Decimal | str | None = None,
+        trailing: float | Decimal | str | None = None,
     ) -> OrderTicket:
-        """Sell `size` (base units), or with no size: the whole available position (on `exchange`, the first by default)."""
+        """Sell `size` (base units), or with no size: the whole available position (on `exchange`, the first by default).
+
+        The conditional types and exits are `buy`'s, mirrored: a sell stop fires at or below its
+        level, a sell take-profit at or above; a short's exits are buys above (stop) and below.
+        """
         return self._rt.submit_order("sell", symbol, exchange=self._rt.venue(exchange), size=size, funds=None, limit=limit, type=type,
-                                     cancel_after=cancel_after)
+                                     cancel_after=cancel_after, stop_price=stop_price, trigger=trigger, trailing_delta=trailing_delta,
+                                     activation_price=activation_price, time_in_force=time_in_force, expire_at=expire_at,
+                                     allow_immediate=allow_immediate, stop_loss=stop_loss, take_profit=take_profit, trailing=trailing)
 
     def order(self, side: str, symbol: str, **kwargs: Any) -> OrderTicket:
-        """`buy` or `sell` by name."""
+        """`buy` or `sell` by name, with any of their arguments (every order type, conditional ones included)."""
         if side not in ("buy", "sell"):
             raise InvalidInput("invalid_side", f"side must be 'buy' or 'sell', got {side!r}")
         return self.buy(symbol, **kwargs) if side == "buy" else self.sell(symbol, **kwargs)

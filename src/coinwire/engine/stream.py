@@ -404,10 +404,11 @@ class StreamRuntime(Runtime):
 
     # --- orders: queued here, sent by the venue's `drain` -------------------------------------------
     def submit_order(self, side: str, symbol: str, *, exchange: str, size: Any, funds: Any, limit: Any, type: str | None,
-                     cancel_after: int) -> OrderTicket:
+                     cancel_after: int, **conditional: Any) -> OrderTicket:
         market = self._market(symbol, exchange)
-        args = order_args(market.instrument, side, size=size, funds=funds, limit=limit, type=type, cancel_after=cancel_after)
-        ticket = self.new_ticket(symbol, side, exchange)
+        args = order_args(market.instrument, side, size=size, funds=funds, limit=limit, type=type, cancel_after=cancel_after,
+                          **conditional)
+        ticket = self.new_ticket(symbol, side, exchange, args.type._value_)
         self.hub.record(self._now, "out", "venue.make_order", {"client_oid": ticket.client_oid, "exchange": exchange, "symbol": symbol,
                                                                **args.view(market.instrument)})
         self.commands.append(("order", ticket, (symbol, args)))
@@ -418,7 +419,7 @@ class StreamRuntime(Runtime):
         if ticket.status == "pending" and ticket.order_id is None:
             self.finish_unsent(ticket, "cancelled", None)  # not sent yet: its command is skipped
             return
-        if ticket.status not in ("pending", "open"):
+        if ticket.status not in ("pending", "untriggered", "triggered", "open"):
             raise InvalidInput("order_done", f"order {ticket.client_oid} is already {ticket.status}")
         self.commands.append(("cancel", ticket, None))
 

@@ -24,11 +24,12 @@ __all__ = ["RunHost"]
 class RunHost:
     """The `VenueHost` of a backtest: `orders` is what it kept of the venue's orders (by id), as a store would."""
 
-    __slots__ = ("runtime", "fill_ids", "orders")
+    __slots__ = ("runtime", "fill_ids", "order_ids", "orders")
 
-    def __init__(self, runtime: Runtime, fill_ids: IdSequence) -> None:
+    def __init__(self, runtime: Runtime, fill_ids: IdSequence, order_ids: IdSequence) -> None:
         self.runtime = runtime
         self.fill_ids = fill_ids
+        self.order_ids = order_ids  # the run's: the venue numbers the exits it places from them
         self.orders: dict[int, Order] = {}
 
     @property
@@ -48,6 +49,11 @@ class RunHost:
             rt.ticket_of[placed.id] = ticket
         orders, fills = execution.orders, execution.fills
         for order in orders:
+            if order.id not in rt.ticket_of:  # an exit the venue placed for an entry in this step: a ticket of its own
+                ticket = rt.exit_ticket(order)
+                ticket.order_id = order.id
+                self.orders[order.id] = order
+                rt.ticket_of[order.id] = ticket
             mine = fills if len(orders) == 1 else [f for f in fills if f.order_id == order.id]
             instrument = rt.instrument(order.symbol, order.exchange)
             assert instrument is not None  # the venue only trades markets the run has

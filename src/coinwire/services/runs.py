@@ -72,6 +72,7 @@ class StartRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     fee: str | float = "0.001"
     fill: str = "open"
     liquidity: str = "volume"
+    intrabar: str = "pessimistic"  # candle backtests: the path assumed inside a bar (pessimistic, ohlc, olhc)
     data: str | list[str] | None = None
     # paper and live runs: `best_effort` starts without the history it could not load (the run log says what is
     # missing); `required` refuses to start with `warmup_unavailable` (engine/warmup.py)
@@ -217,7 +218,7 @@ class RunManager:
             if not positive:
                 raise InvalidInput("invalid_balance", f"the balance of {currency} must be a positive amount, got {amount!r}")
         config = BacktestConfig(exchange=exchange, balances=amounts, fee=str(request.fee), fill=request.fill, liquidity=request.liquidity,
-                                start=parse_time(request.start, "start"), end=parse_time(request.end, "end"))
+                                intrabar=request.intrabar, start=parse_time(request.start, "start"), end=parse_time(request.end, "end"))
         data = [request.data] if isinstance(request.data, str) else list(request.data or [])
         for i, item in enumerate(data):
             if confined:  # outside the history directory answers like a missing file: existence is not told
