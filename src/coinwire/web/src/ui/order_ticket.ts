@@ -42,7 +42,7 @@ export function orderTicket(app: App, m: Market, d: Disposer): { el: HTMLElement
       s === "buy" ? "Buy" : "Sell"));
   const type = h("select", { name: "type", "aria-label": "order type" }, ...options(C.TICKET_TYPES));
   const priceIn = priceInput("price", `price (${q})`);
-  const stopIn = priceInput("stop_price", `stop price (${q})`);
+  const stopIn = priceInput("stop_price", `trigger level (${q})`);
   const stopLimitIn = priceInput("stop_limit", `optional (${q})`);
   const trailIn = h("input", { name: "trailing_delta", placeholder: `1.5% or a distance in ${q}`, autocomplete: "off" });
   const activationIn = priceInput("activation_price", `optional (${q})`);
@@ -51,7 +51,7 @@ export function orderTicket(app: App, m: Market, d: Disposer): { el: HTMLElement
   const expireIn = h("input", { type: "datetime-local", name: "expire_at", "aria-label": "expires" });
   const allowNow = h("input", { type: "checkbox", name: "allow_immediate" });
   const withBracket = h("input", { type: "checkbox", name: "bracket" });
-  const tpKind = h("select", { name: "take_profit_type", "aria-label": "take profit type" },
+  const tpKind = h("select", { name: "take_profit_type", "aria-label": "take profit as" },
     ...options<C.TakeProfitKind>([["limit", "Limit"], ["take-profit-market", "Take-profit market"], ["take-profit-limit", "Take-profit limit"]]));
   const tpPrice = priceInput("take_profit", `take profit (${q})`);
   const tpLimit = priceInput("take_profit_limit", `limit (${q})`);
@@ -81,7 +81,7 @@ export function orderTicket(app: App, m: Market, d: Disposer): { el: HTMLElement
   const bracketField = h("label", { class: "check" }, withBracket, "Attach a take profit and a stop loss");
   const tpLimitField = h("label", {}, `Take profit's limit (${q})`, tpLimit);
   const bracketBox = h("fieldset", { class: "bracket", "data-testid": "bracket" },
-    h("legend", {}, "Bracket: placed as an OCO once this order fills, for what it filled"),
+    h("legend", {}, "Bracket: an OCO placed once this order fills"),
     h("label", {}, "Take profit as", tpKind), h("label", {}, `Take profit (${q})`, tpPrice), tpLimitField,
     h("label", {}, `Stop loss trigger (${q})`, slStop), h("label", {}, `Stop loss limit (${q}, empty: stop-market)`, slLimit));
 

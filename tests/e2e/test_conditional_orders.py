@@ -1,0 +1,102 @@
+"""Conditional orders on the dashboard against a real server: the ticket's checks, a stop-limit listed with its
+trigger line, a bracket and an OCO each shown as one row with their orders under it."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from concurrent.futures import ThreadPoolExecutor
+from decimal import ROUND_FLOOR, Decimal
+
+from playwright.sync_api import expect
+
+from coinwire.api.client import RpcClient
+from tests.e2e.conftest import Watched, shot
+from tests.server import ServerProcess
+
+
+def _rpc(server: ServerProcess, method: str, **params: object) -> object:
+    """One JSON-RPC call as admin from a worker thread (Playwright's sync API owns this thread's loop)."""
+    async def run() -> object:
+        async with RpcClient(server.ws) as rpc:
+            return await rpc.call(method, **params)
+
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, run()).result(timeout=60)
+
+
+def _market(server: ServerProcess) -> tuple[Decimal, Decimal]:
+    """The demo BTC/USDT market's last price and tick, as the server answers them now."""
+    with server.client() as c:
+        ticker = next(t for t in c.get("/api/v1/tickers").json() if t["exchange"] == "demo" and t["symbol"] == "BTC/USDT")
+        exchange = next(e for e in c.get("/xwrap/v1/exchanges").json() if e["exchange"] == "demo")
+    tick = Decimal(next(m for m in exchange["markets"] if m["symbol"] == "BTC/USDT")["tick"])
+    return Decimal(ticker["price"]), tick
+
+
+def _on_tick(price: Decimal, tick: Decimal) -> Decimal:
+    return (price / tick).to_integral_value(ROUND_FLOOR) * tick
+
+
+def _grouped(price: Decimal) -> str:
+    """A price as the ticket's reasons word it: "62,000", "61,500.5"."""
+    whole, _, frac = format(price.normalize(), "f").partition(".")
+    return f"{int(whole):,}" + (f".{frac}" if frac else "")
+
+
+def _open_orders(server: ServerProcess) -> list[dict[str, object]]:
+    orders = _rpc(server, "list_open_orders")
+    assert isinstance(orders, list)
+    return orders
+
+
+def test_wrong_side_stop_and_bad_fields_refused_before_sending(admin_page: Watched, server: ServerProcess) -> None:
+    page = admin_page.page
+    page.goto("/app/trade")
+    ticket = page.get_by_test_id("ticket")
+    problems = page.get_by_test_id("ticket-problems")
+    before = len(_open_orders(server))
+    ticket.get_by_label("Type").select_option("stop-limit")
+    page.locator("[data-side=sell]").click()
+    ticket.get_by_label("Amount (BTC)").fill("0.01")
+    # only the stop-limit's fields show: a stop price, its trigger, a limit and time in force; no trailing delta, no bracket
+    expect(ticket.get_by_placeholder("trigger level (USDT)")).to_be_visible()
+    expect(ticket.get_by_label("Time in force")).to_be_visible()
+    expect(ticket.locator("input[name=trailing_delta]")).to_be_hidden()
+    expect(ticket.get_by_test_id("bracket")).to_be_hidden()
+    last, tick = _market(server)
+    stop = _on_tick(last * Decimal("1.2"), tick)  # far above the market: the demo price does not walk that far meanwhile
+    ticket.get_by_placeholder("trigger level (USDT)").fill(str(stop))
+    ticket.get_by_placeholder("price (USDT)").fill(str(stop))
+    reason = re.compile(rf"A sell stop at {re.escape(_grouped(stop))} would trigger now: the last price is [\d,.]+\.")
+    expect(problems).to_contain_text(reason)
+    expect(page.get_by_test_id("place-order")).to_be_disabled()
+    shot(admin_page, "ticket-stop-would-trigger")
+    # off the tick
+    ticket.get_by_placeholder("trigger level (USDT)").fill(str(_on_tick(last * Decimal("0.8"), tick) + tick / 3))
+    expect(problems).to_contain_text(f"The stop price must be a multiple of {tick} USDT.")
+    # a trailing stop: its delta is above 0 and below 100%
+    ticket.get_by_label("Type").select_option("trailing-stop")
+    expect(ticket.get_by_placeholder("price (USDT)")).to_be_hidden()
+    ticket.locator("input[name=trailing_delta]").fill("150%")
+    expect(problems).to_contain_text("A trailing delta in percent must be above 0% and below 100%.")
+    ticket.locator("input[name=trailing_delta]").fill("1.5%")
+    expect(problems).to_be_empty()
+    # good till date: the expiry must be in the future
+    ticket.get_by_label("Type").select_option("limit")
+    ticket.get_by_placeholder("price (USDT)").fill(str(_on_tick(last * Decimal("1.2"), tick)))
+    ticket.get_by_label("Time in force").select_option("GTD")
+    expect(problems).to_contain_text("Good till date needs an expiry date and time.")
+    ticket.get_by_label("Expires").fill("2020-01-01T00:00")
+    expect(problems).to_contain_text("The expiry must be in the future.")
+    # a bracket on a long: its stop loss below the entry
+    ticket.get_by_label("Time in force").select_option("GTC")
+    page.locator("[data-side=buy]").click()
+    entry = _on_tick(last * Decimal("0.9"), tick)
+    ticket.get_by_placeholder("price (USDT)").fill(str(entry))
+    ticket.get_by_label("Attach a take profit and a stop loss").check()
+    ticket.get_by_placeholder("take profit (USDT)").fill(str(entry + 100 * tick))
+    ticket.get_by_placeholder("stop loss (USDT)").fill(str(entry + 10 * tick))
+    expect(problems).to_contain_text(f"A long's stop loss must be below its entry ({_grouped(entry)}).")
+    shot(admin_page, "ticket-bracket-refused")
+    assert len(_open_orders(server)) == before  # nothing was sent
