@@ -44,6 +44,11 @@ def _grouped(price: Decimal) -> str:
     return f"{int(whole):,}" + (f".{frac}" if frac else "")
 
 
+def _shown(price: Decimal, tick: Decimal) -> str:
+    """A price as the tables and the chart show it: grouped, at the market's decimals."""
+    return f"{price:,.{max(0, -int(tick.normalize().as_tuple().exponent))}f}"
+
+
 def _open_orders(server: ServerProcess) -> list[dict[str, object]]:
     orders = _rpc(server, "list_open_orders")
     assert isinstance(orders, list)
@@ -100,3 +105,86 @@ def test_wrong_side_stop_and_bad_fields_refused_before_sending(admin_page: Watch
     expect(problems).to_contain_text(f"A long's stop loss must be below its entry ({_grouped(entry)}).")
     shot(admin_page, "ticket-bracket-refused")
     assert len(_open_orders(server)) == before  # nothing was sent
+
+
+def test_stop_limit_from_the_ticket_listed_untriggered_with_its_line_on_the_chart(admin_page: Watched, server: ServerProcess) -> None:
+    page = admin_page.page
+    page.goto("/app/trade")
+    ticket = page.get_by_test_id("ticket")
+    last, tick = _market(server)
+    stop = _on_tick(last * Decimal("0.8"), tick)
+    ticket.get_by_label("Type").select_option("stop-limit")
+    page.locator("[data-side=sell]").click()
+    ticket.get_by_label("Amount (BTC)").fill("0.01")
+    ticket.get_by_placeholder("trigger level (USDT)").fill(str(stop))
+    ticket.get_by_placeholder("price (USDT)", exact=True).fill(str(stop - 10 * tick))
+    expect(page.get_by_test_id("ticket-problems")).to_be_empty()
+    page.get_by_test_id("place-order").click()
+    expect(page.get_by_test_id("ticket-result")).to_contain_text("untriggered")
+    placed = [o for o in _open_orders(server) if o["type"] == "stop-limit"]
+    assert len(placed) == 1 and placed[0]["status"] == "untriggered" and Decimal(str(placed[0]["stop_price"])) == stop
+    oid = placed[0]["id"]
+    expect(page.get_by_test_id(f"state-{oid}")).to_have_text("untriggered")
+    expect(page.get_by_test_id(f"stop-{oid}")).to_have_text(_shown(stop, tick))
+    shot(admin_page, "open-orders-stop-limit")
+    page.goto("/app/markets")
+    chart = page.get_by_test_id("chart")
+    expect(chart).to_have_attribute("data-trigger-lines", re.compile(rf"^Stop sell [\d.]+ #{oid} @ {re.escape(_shown(stop, tick))}$"))
+    page.wait_for_function("() => document.querySelectorAll('[data-testid=chart] canvas').length > 0")
+    shot(admin_page, "markets-trigger-line")
+    page.goto("/app/trade")
+    page.get_by_test_id(f"cancel-{oid}").click()
+    expect(page.get_by_test_id("open-orders")).to_contain_text("No open orders")
+    page.goto("/app/markets")
+    expect(page.get_by_test_id("chart")).to_have_attribute("data-trigger-lines", "")
+
+
+def test_bracket_children_shown_as_one_row_and_cancelled_together(admin_page: Watched, server: ServerProcess) -> None:
+    page = admin_page.page
+    last, tick = _market(server)
+    take_profit, stop_loss = _on_tick(last * Decimal("1.2"), tick), _on_tick(last * Decimal("0.8"), tick)
+    parent = _rpc(server, "make_order", exchange="demo", pair="BTC_USDT", side="buy", type="market", size="0.01",
+                  take_profit={"limit": str(take_profit)}, stop_loss={"stop_price": str(stop_loss)})
+    assert isinstance(parent, dict)
+    pid = parent["id"]
+    page.goto("/app/trade")
+    head = page.locator(f"tr[data-group-head='bracket:{pid}']")
+    expect(head).to_be_visible()
+    children = page.locator(f"tr[data-group='bracket:{pid}']")
+    expect(children).to_have_count(2)
+    expect(children.first).to_be_hidden()  # one row until it is opened
+    expect(page.get_by_test_id(f"summary-bracket-{pid}")).to_contain_text(f"children of #{pid}")
+    page.get_by_test_id(f"expand-bracket-{pid}").click()
+    expect(children.nth(0)).to_be_visible()
+    expect(children.nth(1)).to_be_visible()
+    states = sorted(children.locator("td.state").all_inner_texts())
+    assert states == ["open", "untriggered"], states  # the take profit rests as a limit, the stop loss waits
+    shot(admin_page, "open-orders-bracket")
+    page.get_by_test_id(f"cancel-group-bracket-{pid}").click()
+    expect(page.get_by_test_id("open-orders")).to_contain_text("No open orders")
+    assert not [o for o in _open_orders(server) if o.get("parent_id") == pid]
+
+
+def test_oco_from_the_ticket_is_one_row_and_a_leg_cancel_cancels_the_list(admin_page: Watched, server: ServerProcess) -> None:
+    page = admin_page.page
+    page.goto("/app/trade")
+    ticket = page.get_by_test_id("ticket")
+    last, tick = _market(server)
+    ticket.get_by_label("Type").select_option("oco")
+    page.locator("[data-side=sell]").click()
+    ticket.get_by_label("Amount (BTC)").fill("0.01")
+    ticket.get_by_placeholder("price (USDT)", exact=True).fill(str(_on_tick(last * Decimal("1.2"), tick)))
+    ticket.get_by_placeholder("trigger level (USDT)").fill(str(_on_tick(last * Decimal("0.8"), tick)))
+    expect(page.get_by_test_id("ticket-problems")).to_be_empty()
+    page.get_by_test_id("place-order").click()
+    expect(page.get_by_test_id("ticket-result")).to_contain_text("OCO #")
+    legs = [o for o in _open_orders(server) if o.get("oco_id")]
+    assert len(legs) == 2 and len({o["oco_id"] for o in legs}) == 1
+    list_id = legs[0]["oco_id"]
+    expect(page.locator(f"tr[data-group-head='oco:{list_id}']")).to_be_visible()
+    page.get_by_test_id(f"expand-oco-{list_id}").click()
+    expect(page.locator(f"tr[data-group='oco:{list_id}']")).to_have_count(2)
+    shot(admin_page, "open-orders-oco")
+    page.get_by_test_id(f"cancel-{legs[1]['id']}").click()  # one leg: the list goes
+    expect(page.get_by_test_id("open-orders")).to_contain_text("No open orders")
+    assert not [o for o in _open_orders(server) if o.get("oco_id") == list_id]
