@@ -13,38 +13,44 @@ quote-quantity market order, computed exactly so fee included it never exceeds t
 
 from __future__ import annotations
 
+from coinwire.core.conditional import follow
 from coinwire.core.errors import DomainError, InvalidInput
 from coinwire.core.funds import max_buy_cost, required_hold
 from coinwire.core.instruments import FEE_SCALE, Instrument
 from coinwire.core.ledger import Ledger
 from coinwire.core.matching import MatchingEngine
 from coinwire.core.numbers import ATTO_DECIMALS, units_to_str
-from coinwire.core.orders import Fill, Order, OrderType, Side
+from coinwire.core.orders import DoneReason, Fill, InvalidTransition, Order, OrderStatus, OrderType, Side, TimeInForce
 from coinwire.core.wallets import WalletLine
 
 __all__ = ["place_order", "accept_order", "settle_fills", "release_hold", "size_for_funds", "max_size_within", "max_limit_buy_size",
-           "check_funds", "size_funds_order"]
+           "check_funds", "size_funds_order", "accept_conditional", "fire", "child_type", "resolve_oco"]
 
 _BUY, _SELL, _MARKET, _POST_ONLY = Side.BUY, Side.SELL, OrderType.MARKET, OrderType.POST_ONLY  # see core.orders
+_CHILD_LIMIT_TYPES = {TimeInForce.GTC: OrderType.LIMIT, TimeInForce.GTD: OrderType.LIMIT, TimeInForce.IOC: OrderType.IOC,
+                      TimeInForce.FOK: OrderType.FOK}
 
 
 def place_order(
-    ledger: Ledger, engine: MatchingEngine, order: Order, ts: int, *, budget: int | None = None
+    ledger: Ledger, engine: MatchingEngine, order: Order, ts: int, *, budget: int | None = None, hold: int | None = None
 ) -> tuple[list[Fill], list[WalletLine]]:
     """Accept a pending order: checks, hold, match now, settle; returns its fills and ledger lines.
 
     `budget` (ATTO of the quote) caps what a market buy may spend and becomes its hold; without
     it a market buy holds what walking the book for its size can cost. Raises before changing
-    anything when the order is refused (the ledger and the book are untouched).
+    anything when the order is refused (the ledger and the book are untouched). `hold`: see `accept_order`;
+    it stays while the order rests unfilled (an OCO leg holding for the list), else it is trimmed as usual.
     """
-    lines = accept_order(ledger, engine, order, ts, budget=budget)
+    lines = accept_order(ledger, engine, order, ts, budget=budget, hold=hold)
     fills = engine.submit(order, ts)
-    lines += settle_fills(ledger, engine.instrument, order, fills, ts)
+    if fills or hold is None or order.is_done:  # an OCO leg resting unfilled keeps the list's hold
+        lines += settle_fills(ledger, engine.instrument, order, fills, ts)
     return fills, lines
 
 
 def accept_order(
-    ledger: Ledger, engine: MatchingEngine, order: Order, ts: int, *, budget: int | None = None, margin_ppm: int = 0
+    ledger: Ledger, engine: MatchingEngine, order: Order, ts: int, *, budget: int | None = None, margin_ppm: int = 0,
+    hold: int | None = None,
 ) -> list[WalletLine]:
     """The checks and the hold of `place_order`, without matching: a live venue matches the order.
 
@@ -52,6 +58,8 @@ def accept_order(
     book (post-only would take, nothing to take, minimum notional) are made on it. A market
     buy without a budget holds its previewed cost plus `margin_ppm` millionths: the venue's
     book may have moved by the time the order gets there.
+
+    `hold` replaces the order's own need: an OCO's limit leg holds what `funds.oco_holds` gives.
     """
     inst = engine.instrument
     market_cost: int | None = None
@@ -75,6 +83,8 @@ def accept_order(
     elif inst.notional_atto(order.limit, order.size) < inst.min_notional:
         raise InvalidInput("notional_below_minimum", f"order value is below the minimum notional for {inst.symbol}")
     hold_currency, hold_amount = required_hold(inst, order, market_cost)
+    if hold is not None:
+        hold_amount = hold
     return ledger.set_hold(order.id, order.exchange, hold_currency, order.wallet_set_id, hold_amount, ts, order.account_id)
 
 
@@ -99,6 +109,78 @@ def release_hold(ledger: Ledger, instrument: Instrument, order: Order, ts: int) 
     """After a cancel or expiry: the hold goes back to what the (now done) order needs, i.e. nothing."""
     currency, need = required_hold(instrument, order)
     return ledger.set_hold(order.id, order.exchange, currency, order.wallet_set_id, need, ts, order.account_id)
+
+
+def accept_conditional(
+    ledger: Ledger, instrument: Instrument, order: Order, ts: int, *, hold: int | None = None, price: int | None = None
+) -> list[WalletLine]:
+    """Hold a conditional order's funds from acceptance and make it untriggered; refuses only what the ledger refuses.
+
+    The request checks are `core.conditional.check_conditional`'s (made first, by the caller).
+    `hold` replaces the order's own need (`funds.required_hold`): an OCO leg's share from
+    `funds.oco_holds`. `price` (an addition: its current trigger price) is shown to a trailing
+    stop first, so one without an activation price starts following now and a trailing buy
+    has a level to hold at. Raises InsufficientFunds changing nothing when the funds are not there.
+    """
+    trail = (order.trail_best, order.stop_price)
+    if price is not None and order.type is OrderType.TRAILING_STOP:
+        follow(order, price, instrument.tick)
+    try:
+        currency, need = required_hold(instrument, order)
+        lines = ledger.set_hold(order.id, order.exchange, currency, order.wallet_set_id, need if hold is None else hold, ts,
+                                order.account_id)
+    except BaseException:
+        order.trail_best, order.stop_price = trail  # refused: the order is as it came
+        raise
+    order.move(OrderStatus.UNTRIGGERED, ts)
+    return lines
+
+
+def child_type(order: Order) -> OrderType:
+    """The order a conditional order becomes when it fires: MARKET, or LIMIT / IOC / FOK per its time in force."""
+    if order.type.child_is_limit:
+        return _CHILD_LIMIT_TYPES[order.time_in_force]
+    return _MARKET
+
+
+def fire(ledger: Ledger, engine: MatchingEngine, order: Order, ts: int) -> tuple[list[Fill], list[WalletLine]]:
+    """Execute a triggered conditional order as its child on the engine now; it keeps its type, its status follows the child.
+
+    A market child walks the book (a buy spends at most its hold: it takes no more than that
+    buys, the rest is cancelled); a limit child takes what its limit reaches, then rests
+    (GTC, GTD until expire_at), or is cancelled (IOC) or killed (FOK). Fills settle on the
+    ledger and the hold is trimmed to what the remainder needs, as for any order.
+    """
+    if order.status is not OrderStatus.TRIGGERED:
+        raise InvalidTransition(f"order {order.id}: only a triggered order fires, not a {order.status.value} one")
+    kind = child_type(order)
+    cap: int | None = None
+    if kind is _MARKET and order.side is _BUY:
+        cap = size_for_funds(engine, _BUY, ledger.hold_of(order.id))
+        if cap <= 0:  # its budget buys nothing (no liquidity, or the market gapped far past the level)
+            order.exchange_at = ts
+            order.move(OrderStatus.DONE, ts, DoneReason.CANCELLED)
+            return [], release_hold(ledger, engine.instrument, order, ts)
+    fills = engine.submit(order, ts, as_type=kind, max_size=cap)
+    return fills, settle_fills(ledger, engine.instrument, order, fills, ts)
+
+
+def resolve_oco(ledger: Ledger, instrument: Instrument, done_leg: Order, sibling: Order, ts: int) -> list[WalletLine]:
+    """One OCO leg filled (even partly), fired or was cancelled: cancel the sibling and move the hold to the leg that lives on.
+
+    Call it on the leg's first fill or its firing, BEFORE settling the fill or firing it, so the
+    leg that lives on holds what it needs now (`funds.required_hold` of it) and the sibling
+    nothing: the pair never holds more than the one hold it had. A leg cancelled by the user
+    (done) cancels the list: both end holding nothing. Take the sibling off the engine or the
+    trigger book first (there it may already be cancelled); it is cancelled here otherwise.
+    """
+    if done_leg.list_id == 0 or done_leg.list_id != sibling.list_id or done_leg.id == sibling.id:
+        raise ValueError(f"orders {done_leg.id} and {sibling.id} are not the two legs of one OCO list")
+    if not sibling.is_done:
+        sibling.move(OrderStatus.DONE, ts, DoneReason.CANCELLED)
+    lines = release_hold(ledger, instrument, sibling, ts)  # first the release, so the move never needs new funds
+    currency, need = required_hold(instrument, done_leg)
+    return lines + ledger.set_hold(done_leg.id, done_leg.exchange, currency, done_leg.wallet_set_id, need, ts, done_leg.account_id)
 
 
 def check_funds(instrument: Instrument, side: Side, type_: OrderType, funds: int) -> None:

@@ -23,12 +23,21 @@ from __future__ import annotations
 import msgspec
 
 from coinwire.core.instruments import Instrument
+from coinwire.core.numbers import ceil_div
 from coinwire.core.orders import Fill, Order, OrderType, Side
 from coinwire.core.wallets import LineKind
 
-__all__ = ["Movement", "hold_currency", "unit_fee_atto", "max_buy_cost", "required_hold", "fill_movements", "fee_in_quote"]
+__all__ = ["Movement", "hold_currency", "unit_fee_atto", "max_buy_cost", "required_hold", "fill_movements", "fee_in_quote",
+           "CONDITIONAL_MARKET_MARGIN_PPM", "conditional_market_level", "oco_holds"]
+
+# The most a triggered market buy (stop-market, take-profit-market, trailing buy) may spend is what
+# its size costs at its stop level raised by this many millionths (5%), fees included: the hold it
+# keeps while untriggered, and the budget its market order is then given. A market that gaps further
+# past the level fills less than the order's size rather than spending funds nobody held.
+CONDITIONAL_MARKET_MARGIN_PPM = 50_000
 
 _BUY, _SELL, _MARKET = Side.BUY, Side.SELL, OrderType.MARKET  # module constants: see core.orders
+_TRAILING = OrderType.TRAILING_STOP
 _TRADE, _FEE = LineKind.TRADE, LineKind.FEE
 
 
@@ -69,6 +78,12 @@ def required_hold(instrument: Instrument, order: Order, market_cost: int | None 
     budget (fees included) that the gateway previews from the book for the remaining size
     (best computed with `max_buy_cost` at the worst level reached), because no limit bounds
     its price.
+
+    A conditional buy with a limit child (stop-limit, take-profit-limit) holds as a limit buy at
+    its limit. A conditional market buy holds `max_buy_cost` at `conditional_market_level` (its
+    level raised by CONDITIONAL_MARKET_MARGIN_PPM), or `market_cost` when given (a live venue's
+    triggered market buy still open). A conditional sell holds its base, as any sell. OCO legs
+    hold once: see `oco_holds`. Plain orders pay one attribute check for all this.
     """
     if order.exchange != instrument.exchange or order.symbol != instrument.symbol:
         raise ValueError(f"order {order.id} is on {order.exchange} {order.symbol}, not {instrument.symbol}")
@@ -82,7 +97,51 @@ def required_hold(instrument: Instrument, order: Order, market_cost: int | None 
         if market_cost is None or market_cost < 0:
             raise ValueError(f"market buy {order.id} needs a non-negative market_cost, got {market_cost!r}")
         return currency, market_cost
-    return currency, max_buy_cost(instrument, order.limit, remaining)
+    limit = order.limit
+    if limit:
+        return currency, max_buy_cost(instrument, limit, remaining)
+    if market_cost is not None:  # a conditional market buy: no limit, its level bounds the price
+        return currency, market_cost
+    return currency, max_buy_cost(instrument, conditional_market_level(instrument, order), remaining)
+
+
+def conditional_market_level(instrument: Instrument, order: Order) -> int:
+    """The highest price a conditional market buy's hold pays for: its level plus CONDITIONAL_MARKET_MARGIN_PPM, on the tick.
+
+    A trailing buy's level only falls once active; before, it is taken as the highest level its
+    activation could set (the activation price plus its distance), so its hold never grows. A
+    trailing buy activating at the first price it sees has no level until it has seen one
+    (`core.conditional.follow` it with the current price before holding).
+    """
+    base = order.stop_price
+    if order.type is _TRAILING and order.trail_best == 0:
+        activation = order.activation_price
+        if not activation:
+            raise ValueError(f"trailing buy {order.id} has no level yet: follow it with the current price first")
+        if order.trail_delta:
+            base = activation + order.trail_delta
+        else:
+            base = activation + ceil_div(activation * order.trail_ppm, 1_000_000)
+        base += instrument.tick  # follow rounds half-up and stays one tick away at least
+    if base <= 0:
+        raise ValueError(f"conditional buy {order.id} has no stop level")
+    raised = ceil_div(base * (1_000_000 + CONDITIONAL_MARKET_MARGIN_PPM), 1_000_000)
+    return ceil_div(raised, instrument.tick) * instrument.tick
+
+
+def oco_holds(instrument: Instrument, a: Order, b: Order) -> tuple[int, int]:
+    """The holds of an OCO's two legs (ATTO of the currency they spend): one hold for the pair, never two.
+
+    Only one leg can ever execute (one filling or firing cancels the other), so the leg whose
+    id is the list's id holds the larger of the two legs' needs and the other holds nothing;
+    `core.execution.resolve_oco` then moves the hold to the leg that lives on.
+    """
+    need = max(required_hold(instrument, a)[1], required_hold(instrument, b)[1])
+    if a.id == a.list_id:
+        return need, 0
+    if b.id == b.list_id:
+        return 0, need
+    raise ValueError(f"orders {a.id} and {b.id} are not the legs of one OCO list ({a.list_id}, {b.list_id})")
 
 
 def fill_movements(instrument: Instrument, fill: Fill) -> list[Movement]:

@@ -39,6 +39,7 @@ _SELL = Side.SELL
 _OPEN = OrderStatus.OPEN
 _DONE = OrderStatus.DONE
 _PENDING = OrderStatus.PENDING
+_TRIGGERED = OrderStatus.TRIGGERED
 _LIMIT = OrderType.LIMIT
 _MARKET = OrderType.MARKET
 _FOK = OrderType.FOK
@@ -160,16 +161,20 @@ class MatchingEngine:
         return fills
 
     # --- orders -----------------------------------------------------------------------------
-    def submit(self, order: Order, ts: int) -> list[Fill]:
+    def submit(self, order: Order, ts: int, as_type: OrderType | None = None, max_size: int | None = None) -> list[Fill]:
         """Execute a validated, funded pending order now; rest what a LIMIT or POST_ONLY leaves.
 
         MARKET walks the book with no limit, IOC within its limit, and both cancel what is
         left; FOK fills completely within its limit or is killed with no fills; POST_ONLY
         raises `post_only_would_take` before touching anything if it would take liquidity.
+
+        A triggered conditional order is executed as its child: `as_type` (MARKET, LIMIT, IOC
+        or FOK) says which, and the order keeps its own `type`. `max_size` caps what a MARKET
+        takes (a triggered market buy's budget buys no more); the rest is cancelled.
         """
-        if order.status is not _PENDING:
+        if order.status is not _PENDING and (as_type is None or order.status is not _TRIGGERED):
             raise InvalidTransition(f"order {order.id}: submit needs a pending order, not {order.status.value}")
-        kind = order.type
+        kind = order.type if as_type is None else as_type
         side = order.side
         limit = None if kind is _MARKET else order.limit
         book = self.book
@@ -192,6 +197,8 @@ class MatchingEngine:
                 consumed = self._consumed_asks if side is _BUY else self._consumed_bids
                 fill = self._fill
                 remaining = order.size - order.filled_size
+                if max_size is not None and max_size < remaining:
+                    remaining = max_size
                 for price, available in self.available_levels(side, limit):
                     take = available if available < remaining else remaining
                     consumed[price] = consumed.get(price, 0) + take
@@ -258,9 +265,11 @@ class MatchingEngine:
     def restore(self, order: Order) -> None:
         """Put back an open order recovered from storage; it rejoins the queue at the back.
 
+        A triggered stop-limit or take-profit-limit whose limit child rests is open too.
+
         If the book already crosses it, it fills as maker at the next change of the opposite side.
         """
-        if order.status is not _OPEN or not order.type.rests or order.id in self.open_orders:
+        if order.status is not _OPEN or not (order.type.rests or order.type.child_is_limit) or order.id in self.open_orders:
             raise InvalidTransition(f"order {order.id}: only an open resting order not already here can be restored")
         self._rest(order)
 
