@@ -195,6 +195,33 @@ def test_orders(server: ServerProcess) -> None:
     assert "cancelled" in succeeds("orders", "--url", server.http)
 
 
+def test_order_place_and_cancel_and_its_refusals(server: ServerProcess) -> None:
+    """`order place` sends make_order's parameters under their CLI names; a refusal prints the server's code, exit 2."""
+    bid = Decimal(httpx.get(f"{server.http}/xwrap/v1/demo/pricing", headers=server.headers).json()["BTC_USDT"]["bid"])
+    low = str((bid / 2).quantize(Decimal("0.01")))
+    key = uuid.uuid4().hex
+    placed = as_json("order", "place", "demo", "BTC/USDT", "buy", "0.01", "--limit", low, "--time-in-force", "GTC", "--client-oid", key,
+                     "--url", server.http)
+    assert (placed["type"], placed["status"], placed["client_order_id"], Decimal(placed["limit"])) == ("limit", "open", key, Decimal(low))
+    ioc = as_json("order", "place", "demo", "BTC_USDT", "buy", "0.01", "--limit", low, "--time-in-force", "IOC", "--url", server.http)
+    assert (ioc["type"], ioc["status"]) == ("limit-immediate-cancel", "done")
+    cancelled = succeeds("order", "cancel", str(placed["id"]), "--url", server.http)
+    assert str(placed["id"]) in cancelled and "cancelled" in cancelled
+    above = str((bid * 2).quantize(Decimal("0.01")))
+    for args, code in ((("sell", "0.01", "--type", "stop-market", "--stop-price", above), "stop_would_trigger"),
+                       (("sell", "0.01", "--type", "trailing-stop", "--trailing-delta", "100%"), "trailing_delta_out_of_range"),
+                       (("buy", "0.01", "--limit", low, "--expire-at", "2020-01-01T00:00:00Z"), "expire_at_in_past"),
+                       (("buy", "0.01", "--limit", low, "--take-profit", above, "--stop-loss", above), "bracket_stop_wrong_side")):
+        refused = coinwire("order", "place", "demo", "BTC_USDT", *args, "--url", server.http)
+        assert refused.returncode == 2 and code in refused.stderr, (args, refused.stderr)
+    malformed = coinwire("order", "place", "demo", "BTC_USDT", "buy", "0.01", "--limit", low, "--take-profit", "stop=1,stop=2",
+                         "--url", "http://127.0.0.1:9")  # refused before anything is sent
+    assert malformed.returncode == 2 and "--take-profit" in malformed.stderr and "stop=PRICE" in malformed.stderr
+    wrong = coinwire("order", "oco", "demo", "BTC_USDT", "sell", "0.01", "--limit", low, "--stop-price", "100", "--url", server.http)
+    assert wrong.returncode == 2 and "oco_prices_wrong_side" in wrong.stderr
+    assert as_json("orders", "--open", "--url", server.http) == []
+
+
 def test_accounts_list_open_grant_revoke(server: ServerProcess) -> None:
     tokens = server.traders(f"cli-{uuid.uuid4().hex[:8]}")
     (name, token), = tokens.items()

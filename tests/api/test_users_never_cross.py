@@ -18,6 +18,7 @@ import itertools
 import re
 import uuid
 from collections.abc import Iterator
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -303,9 +304,10 @@ def test_the_walk_covers_every_owned_parameter() -> None:
     walked = _identifier_methods()
     for name, owned in OWNED_PARAMS.items():
         assert {p for _, p in owned} <= set(walked.get(name, ())), name
-    assert {"make_order", "cancel_order", "get_wallet_set", "create_wallet_set", "get_wallet", "allocate_to_wallet_set"} <= set(walked)
+    assert {"make_order", "make_oco", "cancel_order", "get_wallet_set", "create_wallet_set", "get_wallet", "allocate_to_wallet_set"} \
+        <= set(walked)
     # every method that touches funds or orders takes an account, and the walk names another user's there
-    for name in ("make_order", "cancel_order", "list_open_orders", "list_recent_orders", "get_wallet", "get_all_wallet_sets",
+    for name in ("make_order", "make_oco", "cancel_order", "list_open_orders", "list_recent_orders", "get_wallet", "get_all_wallet_sets",
                  "get_allocated_wallet_set", "get_unallocated_wallet_set", "get_total_wallet_set", "get_unallocated_per_exchange",
                  "add_virtual_wallet_tx", "subscribe"):
         assert "account" in walked[name], name
@@ -321,6 +323,9 @@ def _base(method: str, order: dict[str, Any], own_set: int | None = None) -> dic
     wallets = [{"exchange": "demo", "currency": "USDT", "allocation": "1"}]
     samples: dict[str, dict[str, Any]] = {
         "make_order": {**order, "client_oid": fresh("walk")},
+        # a buy OCO: its limit leg rests far under the market, its stop leg far over it
+        "make_oco": {**{k: v for k, v in order.items() if k != "type"}, "stop_price": f"{Decimal(order['limit']) * 3:.2f}",
+                     "client_oid": fresh("walk")},
         "cancel_order": {},
         "list_open_orders": {},
         "list_recent_orders": {},
@@ -438,14 +443,14 @@ async def test_every_identifier_of_another_user_answers_as_a_nonexistent_one(
                     outcomes = []
                     for value in (spare if (method, field) == ("make_order", "client_oid") else theirs[field], absent):
                         given = _with(params, field, value)
-                        if method == "make_order":
+                        if method in ("make_order", "make_oco"):
                             given["client_oid"] = fresh("walk") if field != "client_oid" else value
                         got = await _rpc_outcome(them, method, given)
                         outcomes.append(_normal(got, (value,)))
                         for verb, path in routes[method]:
                             outcomes.append(_normal(_http_outcome(rest, verb, path, given), (value,)))
                     half = len(outcomes) // 2
-                    if field == "run_id" and method in ("make_order", "create_wallet_set"):
+                    if field == "run_id" and method in ("make_order", "make_oco", "create_wallet_set"):
                         # a label never used is the caller's on first use; another user's answers as an unknown run
                         expected = "unknown_run" if caller == "tom" else "forbidden"
                         assert all(o.get("code") == expected for o in outcomes[:half]), (method, outcomes)
@@ -778,3 +783,24 @@ async def test_a_grant_opens_exactly_what_it_says_and_a_revoke_closes_it(server:
             await tom.call("deactivate_wallet_set", set_id=tom_set)
             admin.delete(f"{members}/{users['vic']}").raise_for_status()
             assert _funds(tess_rest, desk)["allocated"] == [] or all(b == "0" for _, b, _ in _funds(tess_rest, desk)["allocated"])
+
+
+# --- conditional orders: a viewer places none; legs and children are their owner's ---------------------------------
+async def test_a_viewer_places_no_conditional_order_oco_or_bracket(server: ServerProcess, tokens: dict[str, str]) -> None:
+    async with connect(server, tokens["vic"]) as vic, connect(server, tokens["tess"]) as tess:
+        order = await resting_params(tess)
+        low, high = order["limit"], f"{Decimal(order['limit']) * 3:.2f}"
+        base = {k: v for k, v in order.items() if k not in ("type", "limit")}
+        calls = [
+            ("make_order", "/xwrap/v1/orders/new", {**base, "side": "sell", "type": "stop-market", "stop_price": low}),
+            ("make_order", "/xwrap/v1/orders/new", {**base, "type": "trailing-stop", "trailing_delta": "1%"}),
+            ("make_order", "/xwrap/v1/orders/new", {**order, "take_profit": {"limit": high},
+                                                     "stop_loss": {"stop_price": f"{Decimal(low) / 2:.2f}"}}),
+            ("make_oco", "/xwrap/v1/orders/oco", {**base, "limit": low, "stop_price": high}),
+        ]
+        with http(server, tokens["vic"]) as rest:
+            for method, path, params in calls:
+                assert await _code(vic.call(method, **params, client_oid=fresh("vic"))) == "forbidden", (method, params)
+                r = rest.post(path, json={**params, "client_oid": fresh("vic")})
+                assert (r.status_code, r.json()["error"]["code"]) == (403, "forbidden"), (path, r.text)
+            assert rest.get("/xwrap/v1/orders/open").json() == []

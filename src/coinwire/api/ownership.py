@@ -38,6 +38,7 @@ OWNED_PARAMS: dict[str, list[tuple[str, str]]] = {
     "allocate_to_wallet_set": [("wallet_set", "set_id"), ("wallet_set", "wallet_set_id")],
     "get_wallet": [("wallet_set", "wallet_set_id")],
     "make_order": [("wallet_set", "wallet_set_id"), ("run", "run_id")],
+    "make_oco": [("wallet_set", "wallet_set_id"), ("run", "run_id")],
     "list_open_orders": [("wallet_set", "wallet_set_id")],
     # cancel_order: an order id's account decides, a client_oid is looked up among the caller's own (both in the gateway)
     "create_wallet_set": [("run", "run_id")],

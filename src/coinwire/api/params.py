@@ -38,6 +38,9 @@ __all__ = [
     "ExchangeParams",
     "BookParams",
     "MakeOrderParams",
+    "TakeProfitParams",
+    "StopLossParams",
+    "MakeOcoParams",
     "CancelOrderParams",
     "ListOpenOrdersParams",
     "ListRecentOrdersParams",
@@ -82,6 +85,8 @@ Number = Annotated[Any, msgspec.Meta(extra_json_schema={"anyOf": [{"type": "stri
 Id = Annotated[int, msgspec.Meta(ge=1, le=2**62)]
 Seconds = Annotated[int, msgspec.Meta(le=366 * 86_400)]  # negatives get their own, clearer, error
 Count = Annotated[int, msgspec.Meta(ge=-(2**31), le=2**31)]
+# An instant: ISO 8601 text, or epoch milliseconds (non-negative, before the year 285,000)
+Instant = Annotated[str, msgspec.Meta(max_length=MAX_ID)] | Annotated[int, msgspec.Meta(ge=0, le=2**53)]
 
 
 class Params(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -135,6 +140,50 @@ class MakeOrderParams(Params, kw_only=True):
     run_id: Ident | None = None
     post_only: bool = False
     account: Id | None = None  # the account it spends from (None: its wallet set's, else the caller's own on the exchange)
+    # conditional orders and time in force (docs/ORDERS.md, API): None / False leaves a plain order as it was
+    stop_price: Number | None = None  # stop-*, take-profit-*: the trigger level
+    trigger: Word | None = None  # last (default), mark, bid_ask
+    trailing_delta: Number | None = None  # trailing-stop: "1.5%" of the best price, or "25.5" (a price distance)
+    activation_price: Number | None = None  # trailing-stop: follows the market once this is reached
+    time_in_force: Word | None = None  # GTC, IOC, FOK, GTD (with expire_at)
+    expire_at: Instant | None = None  # ISO 8601 or epoch milliseconds
+    allow_immediate: bool = False  # accept a stop the market has already reached (it fires at once)
+    reduce_only: bool = False
+    take_profit: TakeProfitParams | None = None  # with stop_loss: a bracket, placed as an OCO once this order filled
+    stop_loss: StopLossParams | None = None
+
+
+class TakeProfitParams(Params, kw_only=True):
+    """A bracket's take-profit: {"limit": p} (a limit order), or {"stop_price": p} (+ "limit": l) for take-profit-market/-limit."""
+
+    limit: Number | None = None
+    stop_price: Number | None = None
+    type: Word | None = None  # limit, take-profit-market, take-profit-limit (None: what the prices given say)
+
+
+class StopLossParams(Params, kw_only=True):
+    """A bracket's stop-loss: {"stop_price": p} (stop-market), or with "limit": l (stop-limit)."""
+
+    stop_price: Number | None = None
+    limit: Number | None = None
+
+
+class MakeOcoParams(Params, kw_only=True):
+    """make_oco: a limit leg and a stop leg for the same size; one filling or firing cancels the other."""
+
+    exchange: Name
+    side: Word
+    size: Number = None
+    limit: Number = None  # the limit leg's price
+    stop_price: Number = None  # the stop leg's trigger level
+    stop_limit: Number | None = None  # the stop leg's limit: a stop-limit leg (None: stop-market)
+    pair: Symbol | None = None
+    symbol: Symbol | None = None
+    trigger: Word | None = None  # of the stop leg: last (default), mark, bid_ask
+    client_oid: Ident | None = None  # the legs' are `<client_oid>:limit` and `<client_oid>:stop`
+    wallet_set_id: Id | None = None
+    run_id: Ident | None = None
+    account: Id | None = None
 
 
 class CancelOrderParams(Params, kw_only=True):

@@ -38,6 +38,7 @@ XWRAP_ROUTES: list[tuple[str, str, str]] = [
     ("GET", "/xwrap/v1/orders/open", "list_open_orders"),
     ("GET", "/xwrap/v1/orders/recent", "list_recent_orders"),
     ("POST", "/xwrap/v1/orders/new", "make_order"),
+    ("POST", "/xwrap/v1/orders/oco", "make_oco"),
     ("POST", "/xwrap/v1/orders/cancel", "cancel_order"),
     ("GET", "/xwrap/v1/wallets/sets", "get_all_wallet_sets"),
     ("GET", "/xwrap/v1/wallets/allocated", "get_allocated_wallet_set"),

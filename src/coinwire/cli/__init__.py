@@ -1,5 +1,5 @@
 """The `coinwire` command: one Typer app, one module per command group (serve, config, the views of a running
-server, run and runs, ohlcv, data, user and keys, accounts, schedule, frontier).
+server, order, run and runs, ohlcv, data, user and keys, accounts, schedule, frontier).
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from coinwire.cli.config import config_app
 from coinwire.cli.data import data_app
 from coinwire.cli.frontier import frontier_command
 from coinwire.cli.ohlcv import ohlcv_command
+from coinwire.cli.order import order_app
 from coinwire.cli.run import run_command, runs_app
 from coinwire.cli.schedule import schedule_app
 from coinwire.cli.serve import serve
@@ -38,6 +39,7 @@ app.add_typer(data_app, name="data")
 app.add_typer(user_app, name="user")
 app.add_typer(keys_app, name="keys")
 app.add_typer(accounts_app, name="accounts")
+app.add_typer(order_app, name="order")
 app.add_typer(schedule_app, name="schedule")
 app.command("frontier")(frontier_command)
 for command in (serve, exchanges, book, wallets, orders, convert):
