@@ -112,7 +112,7 @@ def test_stop_limit_from_the_ticket_listed_untriggered_with_its_line_on_the_char
     page.goto("/app/trade")
     ticket = page.get_by_test_id("ticket")
     last, tick = _market(server)
-    stop = _on_tick(last * Decimal("0.8"), tick)
+    stop = _on_tick(last * Decimal("0.95"), tick)
     ticket.get_by_label("Type").select_option("stop-limit")
     page.locator("[data-side=sell]").click()
     ticket.get_by_label("Amount (BTC)").fill("0.01")

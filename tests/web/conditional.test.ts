@@ -93,6 +93,7 @@ test("a bracket's stop loss and take profit on the right sides of the entry", ()
   assert.deepEqual(p({ type: "market", bracket: { ...b, tpPrice: "61000" } }), ["A long's take profit must be above its entry (61,500.5)."]);
   assert.deepEqual(p({ bracket: { ...b, tpKind: "take-profit-limit" } }), ["Enter the take profit's limit."]);
   assert.ok(!FIELDS["stop-limit"].bracket); // brackets ride on limit and market orders only
+  assert.ok(!FIELDS.oco.trigger && FIELDS.oco.stop && FIELDS["stop-market"].trigger);
   assert.deepEqual(p({ type: "stop-limit", side: "sell", stopPrice: "61000", bracket: { ...b, slStop: "70000" } }), []);
 });
 

@@ -54,7 +54,7 @@ export const FIELDS: Record<TicketType, TypeFields> = {
   "take-profit-market": F(false, true, false),
   "take-profit-limit": F(true, true, true),
   "trailing-stop": F(false, false, false, { trailing: true, trigger: true }),
-  "oco": F(true, true, false, { stopLimit: true }),
+  "oco": F(true, true, false, { stopLimit: true, trigger: false }), // make_oco: its stop leg fires on the last price
 };
 
 export interface BracketInput {

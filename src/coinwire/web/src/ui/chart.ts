@@ -10,6 +10,7 @@ import {
   createChart,
   createSeriesMarkers,
   type IChartApi,
+  type AutoscaleInfo,
   type IPriceLine,
   type ISeriesApi,
   type ISeriesMarkersPluginApi,
@@ -86,6 +87,7 @@ export class CandleChart {
   private times: number[] = [];
   private fills: FillMark[] = [];
   private lines: IPriceLine[] = [];
+  private linePrices: number[] = [];
   /** Removed: answers that were on their way when the page was left (a market or account switch) are dropped, not drawn. */
   private gone = false;
 
@@ -97,6 +99,13 @@ export class CandleChart {
     this.candles = this.chart.addSeries(CandlestickSeries, {
       upColor: UP, downColor: DOWN, wickUpColor: UP, wickDownColor: DOWN, borderVisible: false,
       priceFormat: { type: "price", precision: priceDecimals, minMove },
+      // the price axis reaches the trigger lines too: a stop 5% away is seen, not drawn off the chart
+      autoscaleInfoProvider: (base: () => AutoscaleInfo | null) => {
+        const info = base();
+        if (!info?.priceRange || !this.linePrices.length) return info;
+        const { minValue, maxValue } = info.priceRange;
+        return { ...info, priceRange: { minValue: Math.min(minValue, ...this.linePrices), maxValue: Math.max(maxValue, ...this.linePrices) } };
+      },
     });
     this.volume = this.chart.addSeries(HistogramSeries, { priceScaleId: "vol", priceFormat: { type: "volume" } });
     this.chart.priceScale("vol").applyOptions({ scaleMargins: { top: 0.8, bottom: 0 } });
@@ -149,6 +158,7 @@ export class CandleChart {
   setTriggerLines(lines: TriggerLine[]): void {
     if (this.gone) return;
     for (const l of this.lines) this.candles.removePriceLine(l);
+    this.linePrices = lines.map((l) => Number(l.price));
     this.lines = lines.map((l) => this.candles.createPriceLine({
       price: Number(l.price), color: LINE_COLOURS[l.kind], lineWidth: 1, lineStyle: LineStyle.Dashed, axisLabelVisible: true, title: l.label }));
     this.el.dataset.triggerLines = lines.map((l) => `${l.label} @ ${fmt.price(l.price, this.priceDecimals)}`).join("\n");
