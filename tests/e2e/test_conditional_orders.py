@@ -127,13 +127,21 @@ def test_stop_limit_from_the_ticket_listed_untriggered_with_its_line_on_the_char
     expect(page.get_by_test_id(f"state-{oid}")).to_have_text("untriggered")
     expect(page.get_by_test_id(f"stop-{oid}")).to_have_text(_shown(stop, tick))
     shot(admin_page, "open-orders-stop-limit")
+    # a trailing stop follows the market from its acceptance: its line sits at its current level
+    trailing = _rpc(server, "make_order", exchange="demo", pair="BTC_USDT", side="sell", type="trailing-stop", size="0.01",
+                    trailing_delta="2%")
+    assert isinstance(trailing, dict) and trailing["stop_price"]
+    tid = trailing["id"]
+    expect(page.get_by_test_id(f"stop-{tid}")).to_contain_text("· trails 2%")
     page.goto("/app/markets")
     chart = page.get_by_test_id("chart")
-    expect(chart).to_have_attribute("data-trigger-lines", re.compile(rf"^Stop sell [\d.]+ #{oid} @ {re.escape(_shown(stop, tick))}$"))
+    expect(chart).to_have_attribute("data-trigger-lines", re.compile(
+        rf"^Stop sell [\d.]+ #{oid} @ {re.escape(_shown(stop, tick))}\nTrail sell [\d.]+ #{tid} @ [\d,.]+$"))
     page.wait_for_function("() => document.querySelectorAll('[data-testid=chart] canvas').length > 0")
     shot(admin_page, "markets-trigger-line")
     page.goto("/app/trade")
     page.get_by_test_id(f"cancel-{oid}").click()
+    page.get_by_test_id(f"cancel-{tid}").click()
     expect(page.get_by_test_id("open-orders")).to_contain_text("No open orders")
     page.goto("/app/markets")
     expect(page.get_by_test_id("chart")).to_have_attribute("data-trigger-lines", "")

@@ -131,7 +131,7 @@ test("trigger lines: untriggered orders of the market, a trailing stop at its cu
     order({ id: 6, type: "stop-market", status: "untriggered", stop_price: "60000", symbol: "ETH/USDT" }),
     order({ id: 7, type: "limit", status: "open", limit: "64000" }),
   ];
-  assert.deepEqual(triggerLines(orders, "demo", "BTC/USDT").map((l) => [l.order, l.price, l.kind, l.label]), [
+  assert.deepEqual(triggerLines([...orders].reverse(), "demo", "BTC/USDT").map((l) => [l.order, l.price, l.kind, l.label]), [
     [1, "60000", "stop", "Stop sell 0.01 #1"],
     [2, "65000", "take-profit", "TP sell 0.01 #2"],
     [3, "60500", "trailing", "Trail sell 0.01 #3"],

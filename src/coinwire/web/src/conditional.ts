@@ -302,7 +302,7 @@ export function triggerLines(orders: Order[], exchange: string, symbol: string):
     const name = kind === "trailing" && !o.stop_price ? "Trail from" : LINE_NAMES[kind];
     out.push({ order: o.id, price, kind, label: `${name} ${o.side} ${o.size} #${o.id}` });
   }
-  return out;
+  return out.sort((a, b) => a.order - b.order); // oldest first, however the list came
 }
 
 export interface OrderGroup {
