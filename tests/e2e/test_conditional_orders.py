@@ -10,7 +10,7 @@ from decimal import ROUND_FLOOR, Decimal
 
 from playwright.sync_api import expect
 
-from coinwire.api.client import RpcClient
+from coinwire.api.client import RpcClient, RpcError
 from tests.e2e.conftest import Watched, shot
 from tests.server import ServerProcess
 
@@ -196,3 +196,32 @@ def test_oco_from_the_ticket_is_one_row_and_a_leg_cancel_cancels_the_list(admin_
     page.get_by_test_id(f"cancel-{legs[1]['id']}").click()  # one leg: the list goes
     expect(page.get_by_test_id("open-orders")).to_contain_text("No open orders")
     assert not [o for o in _open_orders(server) if o.get("oco_id") == list_id]
+
+
+def test_a_refusal_only_the_server_can_make_is_shown_in_its_words(admin_page: Watched, server: ServerProcess) -> None:
+    """The page has no mark price, so a mark-triggered stop goes to the server, which refuses one that would fire now."""
+    page = admin_page.page
+    page.goto("/app/trade")
+    ticket = page.get_by_test_id("ticket")
+    last, tick = _market(server)
+    stop = _on_tick(last * Decimal("1.2"), tick)
+    try:
+        _rpc(server, "make_order", exchange="demo", pair="BTC_USDT", side="sell", type="stop-market", size="0.01",
+             stop_price=str(stop), trigger="mark")
+        raise AssertionError("the server took a sell stop above the market")
+    except RpcError as e:
+        words = str(e.data.get("message") or e.message)
+        assert e.data.get("reason", e.data.get("code")) == "stop_would_trigger", e.data
+    ticket.get_by_label("Type").select_option("stop-market")
+    page.locator("[data-side=sell]").click()
+    ticket.get_by_label("Amount (BTC)").fill("0.01")
+    ticket.get_by_placeholder("trigger level (USDT)").fill(str(stop))
+    ticket.locator("select[name=trigger]").select_option("mark")
+    expect(page.get_by_test_id("ticket-problems")).to_be_empty()
+    page.get_by_test_id("place-order").click()
+    result = page.get_by_test_id("ticket-result")
+    mark = re.search(r"the mark price is ([\d.]+)", words)  # the server's sentence, the market moving meanwhile
+    assert mark, words
+    expect(result).to_have_text(re.compile("^Refused: " + re.escape(words).replace(re.escape(mark.group(1)), r"[\d.]+") + "$"))
+    expect(result).to_have_attribute("title", "stop_would_trigger")
+    assert not [o for o in _open_orders(server) if o["type"] == "stop-market"]
