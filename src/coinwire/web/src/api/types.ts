@@ -57,6 +57,18 @@ export interface Order {
   avg_price: string;
   fee: string;
   fee_currency: string;
+  // conditional orders (docs/ORDERS.md): absent or null on a plain order
+  stop_price?: string | null; // the trigger level; a trailing stop's current one (null before it activates)
+  trigger?: string | null; // last | mark | bid_ask
+  trailing_delta?: string | null; // "1.5%" or a price distance
+  activation_price?: string | null;
+  time_in_force?: string;
+  expire_at?: string | null;
+  triggered_at?: string | null;
+  oco_id?: number | null; // an OCO's legs share it
+  parent_id?: number | null; // a bracket's child: its parent
+  emulated?: boolean;
+  reduce_only?: boolean;
 }
 
 export interface Fill {

@@ -1,8 +1,9 @@
-// Markets: live candlestick chart (timeframe, time zone, volume, the shown account's fills), order book, recent public trades, tickers.
+// Markets: live candlestick chart (timeframe, time zone, volume, the shown account's fills and trigger lines), order book, recent public trades, tickers.
 
 import type { App } from "../app";
 import { ohlcvStream } from "../api/rpc";
 import type { Order } from "../api/types";
+import { triggerLines } from "../conditional";
 import { decimalsOf } from "../decimal";
 import * as fmt from "../format";
 import { prefs, setPrefs } from "../prefs";
@@ -77,6 +78,25 @@ function marketsView(app: App, d: Disposer, redraw: () => void): HTMLElement[] {
       }
     };
     void loadFills();
+    let busy = false;
+    const loadLines = async () => {
+      if (busy) return;
+      busy = true;
+      try {
+        const open = await app.rpc.call<Order[]>("list_open_orders", app.accounts.scope());
+        chart.setTriggerLines(triggerLines(open, m.exchange, m.symbol));
+      } catch (e) {
+        status.textContent = `trigger lines: ${(e as Error).message}`;
+      } finally {
+        busy = false;
+      }
+    };
+    void loadLines();
+    // an order push (placed, triggered, cancelled, a trailing stop's level moved) draws the lines again
+    d.add(app.rpc.on("order", (o: { symbol?: string; account?: number }) => {
+      if (o.symbol === m.symbol && app.accounts.shows(o.account)) void loadLines();
+    }));
+    d.every(10_000, () => void loadLines());
     d.add(app.rpc.on("trade", (t: { symbol: string; account?: number }) => {
       if (t.symbol === m.symbol && app.accounts.shows(t.account)) void loadFills();
     }));

@@ -5,10 +5,13 @@ import {
   CandlestickSeries,
   ColorType,
   HistogramSeries,
+  LineStyle,
   TickMarkType,
   createChart,
   createSeriesMarkers,
   type IChartApi,
+  type AutoscaleInfo,
+  type IPriceLine,
   type ISeriesApi,
   type ISeriesMarkersPluginApi,
   type SeriesMarker,
@@ -16,6 +19,7 @@ import {
   type UTCTimestamp,
 } from "lightweight-charts";
 import type { Candle } from "../api/rpc";
+import type { TriggerLine } from "../conditional";
 import * as fmt from "../format";
 
 export interface FillMark {
@@ -27,6 +31,7 @@ export interface FillMark {
 
 const UP = "#26a69a";
 const DOWN = "#ef5350";
+const LINE_COLOURS = { "stop": DOWN, "take-profit": UP, "trailing": "#f0a030" } as const;
 const MAX_LABELS = 40; // fills beyond this are arrows without their price: the labels would hide the candles
 
 export function cssVar(name: string): string {
@@ -81,6 +86,8 @@ export class CandleChart {
   private markers: ISeriesMarkersPluginApi<Time>;
   private times: number[] = [];
   private fills: FillMark[] = [];
+  private lines: IPriceLine[] = [];
+  private linePrices: number[] = [];
   /** Removed: answers that were on their way when the page was left (a market or account switch) are dropped, not drawn. */
   private gone = false;
 
@@ -92,6 +99,13 @@ export class CandleChart {
     this.candles = this.chart.addSeries(CandlestickSeries, {
       upColor: UP, downColor: DOWN, wickUpColor: UP, wickDownColor: DOWN, borderVisible: false,
       priceFormat: { type: "price", precision: priceDecimals, minMove },
+      // the price axis reaches the trigger lines too: a stop 5% away is seen, not drawn off the chart
+      autoscaleInfoProvider: (base: () => AutoscaleInfo | null) => {
+        const info = base();
+        if (!info?.priceRange || !this.linePrices.length) return info;
+        const { minValue, maxValue } = info.priceRange;
+        return { ...info, priceRange: { minValue: Math.min(minValue, ...this.linePrices), maxValue: Math.max(maxValue, ...this.linePrices) } };
+      },
     });
     this.volume = this.chart.addSeries(HistogramSeries, { priceScaleId: "vol", priceFormat: { type: "volume" } });
     this.chart.priceScale("vol").applyOptions({ scaleMargins: { top: 0.8, bottom: 0 } });
@@ -137,6 +151,17 @@ export class CandleChart {
     if (this.gone) return;
     this.fills = fills;
     this.drawFills();
+  }
+
+  /** The user's untriggered orders' trigger levels as labelled horizontal lines (the set replaces the last one).
+   * Their labels are also on the box's `data-trigger-lines`, one per line, for the same reason as the markers'. */
+  setTriggerLines(lines: TriggerLine[]): void {
+    if (this.gone) return;
+    for (const l of this.lines) this.candles.removePriceLine(l);
+    this.linePrices = lines.map((l) => Number(l.price));
+    this.lines = lines.map((l) => this.candles.createPriceLine({
+      price: Number(l.price), color: LINE_COLOURS[l.kind], lineWidth: 1, lineStyle: LineStyle.Dashed, axisLabelVisible: true, title: l.label }));
+    this.el.dataset.triggerLines = lines.map((l) => `${l.label} @ ${fmt.price(l.price, this.priceDecimals)}`).join("\n");
   }
 
   /** Each fill marked on the bar whose bucket holds its time, labelled with its price at the market's precision
