@@ -153,4 +153,33 @@ test("groups: an OCO's legs together, a bracket's children under their parent, t
     ["oco", 11, null, [11, 12]],
     ["bracket", 20, 20, [21, 22]],
   ]);
+  assert.ok(rows.every((r) => r.pending.length === 0)); // no bracket spec on these, and placed children are the real ones
+});
+
+const BRACKET = { take_profit: { type: "take-profit-limit", stop_price: "72000", limit: "71900" },
+  stop_loss: { type: "stop-market", stop_price: "50000", limit: null }, trigger: "bid_ask" };
+
+test("a bracket parent before its fill heads its pending children, on the other side, the trigger on triggered legs only", () => {
+  const [g] = groupOrders([order({ id: 30, side: "buy", limit: "60000", bracket: BRACKET })]);
+  assert.deepEqual([g.kind, g.id, g.head?.id, g.orders], ["bracket", 30, 30, []]);
+  assert.deepEqual(g.pending, [
+    { role: "take-profit", side: "sell", type: "take-profit-limit", stop_price: "72000", limit: "71900", trigger: "bid_ask" },
+    { role: "stop-loss", side: "sell", type: "stop-market", stop_price: "50000", limit: null, trigger: "bid_ask" },
+  ]);
+  // a short's take profit as a plain limit: a buy, nothing to trigger
+  const [short] = groupOrders([order({ id: 31, side: "sell", type: "market",
+    bracket: { ...BRACKET, take_profit: { type: "limit", limit: "50000" }, stop_loss: { type: "stop-limit", stop_price: "70000", limit: "70100" } } })]);
+  assert.deepEqual(short.pending.map((c) => [c.role, c.side, c.type, c.stop_price, c.limit, c.trigger]), [
+    ["take-profit", "buy", "limit", null, "50000", null],
+    ["stop-loss", "buy", "stop-limit", "70000", "70100", "bid_ask"],
+  ]);
+});
+
+test("once a bracket's children are listed they replace its pending ones", () => {
+  const [g] = groupOrders([
+    order({ id: 40, side: "buy", status: "open", filled_size: "0.005", bracket: BRACKET }),
+    order({ id: 41, type: "take-profit-limit", status: "untriggered", oco_id: 41, parent_id: 40 }),
+    order({ id: 42, type: "stop-market", status: "untriggered", oco_id: 41, parent_id: 40 }),
+  ]);
+  assert.deepEqual([g.head?.id, g.orders.map((o) => o.id), g.pending], [40, [41, 42], []]);
 });

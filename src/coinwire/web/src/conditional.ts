@@ -4,7 +4,7 @@
 // same ones tests/web checks. The server checks everything again (docs/ORDERS.md); the ticket's
 // checks exist so that a stop on the wrong side of the market is refused with the reason, not sent.
 
-import type { Order } from "./api/types";
+import type { BracketLeg, Order } from "./api/types";
 import * as D from "./decimal";
 
 export type Side = "buy" | "sell";
@@ -308,17 +308,40 @@ export function triggerLines(orders: Order[], exchange: string, symbol: string):
 export interface OrderGroup {
   key: string;
   kind: "order" | "oco" | "bracket";
-  /** The bracket's parent when it is still open (part filled), else null; a plain order's own. */
+  /** The bracket's parent when it is still open, else null; a plain order's own. */
   head: Order | null;
   /** An OCO's legs or a bracket's children (a plain order: itself). */
   orders: Order[];
+  /** A bracket parent's take profit and stop loss while none of its children is listed: placed once it fills. */
+  pending: PendingChild[];
   id: number; // the OCO's list id, the bracket parent's id, or the order's
+}
+
+/** A bracket child not placed yet, as its parent's `bracket` describes it: it sells what a buy bought, and so on. */
+export interface PendingChild {
+  role: "take-profit" | "stop-loss";
+  side: "buy" | "sell";
+  type: string;
+  stop_price: string | null;
+  limit: string | null;
+  trigger: string | null; // null: a plain limit, nothing to trigger
+}
+
+/** The children a bracket parent will place, take profit first (none for an order without a bracket). */
+export function pendingChildren(parent: Order): PendingChild[] {
+  const b = parent.bracket;
+  if (!b) return [];
+  const side = parent.side === "buy" ? "sell" : "buy";
+  const child = (role: PendingChild["role"], leg: BracketLeg): PendingChild =>
+    ({ role, side, type: leg.type, stop_price: leg.stop_price ?? null, limit: leg.limit ?? null, trigger: leg.stop_price ? b.trigger : null });
+  return [child("take-profit", b.take_profit), child("stop-loss", b.stop_loss)];
 }
 
 /**
  * Open orders as the table shows them: a bracket's children under their parent, an OCO's legs
  * together (a bracket's children are themselves an OCO: they group under the parent), every other
- * order alone; in the order the first member came.
+ * order alone; in the order the first member came. A bracket parent whose children are not listed
+ * yet heads a group of its pending ones.
  */
 export function groupOrders(orders: Order[]): OrderGroup[] {
   const groups = new Map<string, OrderGroup>();
@@ -326,14 +349,15 @@ export function groupOrders(orders: Order[]): OrderGroup[] {
   for (const o of orders) {
     let key: string, kind: OrderGroup["kind"], id: number;
     if (o.parent_id) [key, kind, id] = [`bracket:${o.parent_id}`, "bracket", o.parent_id];
-    else if (parents.has(o.id)) [key, kind, id] = [`bracket:${o.id}`, "bracket", o.id];
+    else if (parents.has(o.id) || o.bracket) [key, kind, id] = [`bracket:${o.id}`, "bracket", o.id];
     else if (o.oco_id) [key, kind, id] = [`oco:${o.oco_id}`, "oco", o.oco_id];
     else [key, kind, id] = [`order:${o.id}`, "order", o.id];
     let g = groups.get(key);
-    if (!g) groups.set(key, (g = { key, kind, id, head: null, orders: [] }));
+    if (!g) groups.set(key, (g = { key, kind, id, head: null, orders: [], pending: [] }));
     if (kind === "bracket" && o.id === id) g.head = o;
     else g.orders.push(o);
     if (kind === "order") g.head = o;
   }
+  for (const g of groups.values()) if (g.head && !g.orders.length) g.pending = pendingChildren(g.head);
   return [...groups.values()];
 }

@@ -69,6 +69,20 @@ export interface Order {
   parent_id?: number | null; // a bracket's child: its parent
   emulated?: boolean;
   reduce_only?: boolean;
+  bracket?: Bracket | null; // a bracket parent: the children it places (as an OCO) once it has filled
+}
+
+/** One child a bracket parent places once filled: its type, trigger level and limit (null: not its kind). */
+export interface BracketLeg {
+  type: string; // limit | take-profit-market | take-profit-limit | stop-market | stop-limit
+  stop_price?: string | null;
+  limit?: string | null;
+}
+
+export interface Bracket {
+  take_profit: BracketLeg;
+  stop_loss: BracketLeg;
+  trigger: string; // last | mark | bid_ask
 }
 
 export interface Fill {

@@ -1,4 +1,4 @@
-// Open orders with their state and trigger: an OCO's legs and a bracket's children as one row that opens, cancel per row.
+// Open orders with their state and trigger: an OCO's legs and a bracket's children (placed, or pending its fill) as one row that opens.
 
 import type { App } from "../app";
 import type { Order } from "../api/types";
@@ -14,6 +14,12 @@ function stopText(o: Order, pd: number): string {
     return `${level} · trails ${o.trailing_delta ?? "?"}`;
   }
   return o.stop_price ? fmt.price(o.stop_price, pd) : "";
+}
+
+/** A bracket leg's level: its trigger, or a take profit's limit. */
+function legLevel(leg: { stop_price?: string | null; limit?: string | null }, pd: number): string {
+  const level = leg.stop_price ?? leg.limit;
+  return level ? fmt.price(level, pd) : "";
 }
 
 function stateText(o: Order): string {
@@ -38,16 +44,30 @@ export function openOrders(app: App, d: Disposer, canTrade: boolean): HTMLElemen
       void load();
     } }, label) : null;
 
-  const row = (o: Order, attrs: Record<string, string | boolean>, first: HTMLElement | string, cancel: HTMLElement | null): HTMLElement => {
+  const row = (o: Order, attrs: Record<string, string | boolean>, first: HTMLElement | string, cancel: HTMLElement | null,
+    stop: HTMLElement | string = ""): HTMLElement => {
     const m = app.market(o.exchange, o.symbol);
     const pd = m ? decimalsOf(m.tick) : 2;
     return h("tr", { "data-order": o.id, ...attrs },
       h("td", {}, first), h("td", {}, `${o.symbol} · ${o.exchange}`),
       several ? h("td", { class: "muted" }, app.accounts.short(o.account)) : null, h("td", { class: o.side }, o.side), h("td", {}, o.type),
       h("td", { class: `state ${o.status}`, "data-testid": `state-${o.id}` }, stateText(o)), h("td", {}, o.trigger ?? ""),
-      h("td", { class: "num", "data-testid": `stop-${o.id}` }, stopText(o, pd)),
+      h("td", { class: "num", "data-testid": `stop-${o.id}` }, stopText(o, pd) || stop),
       h("td", { class: "num" }, Number(o.limit) ? fmt.price(o.limit, pd) : "market"), h("td", { class: "num" }, fmt.amount(o.size, m?.base ?? "")),
       h("td", { class: "num" }, fmt.amount(o.filled_size, m?.base ?? "")), h("td", {}, fmt.time(o.created_at)), h("td", {}, cancel));
+  };
+
+  /** A bracket child its parent places once filled: greyed, sized by the fill, cancelled with its parent. */
+  const pendingRow = (parent: Order, c: C.PendingChild, attrs: Record<string, string | boolean>): HTMLElement => {
+    const m = app.market(parent.exchange, parent.symbol);
+    const pd = m ? decimalsOf(m.tick) : 2;
+    return h("tr", { class: "child pending", "data-pending": `${parent.id}:${c.role}`, ...attrs },
+      h("td", {}, `↳ ${c.role === "take-profit" ? "TP" : "SL"}`), h("td", {}, `${parent.symbol} · ${parent.exchange}`),
+      several ? h("td", {}, app.accounts.short(parent.account)) : null, h("td", {}, c.side), h("td", {}, c.type),
+      h("td", { class: "state" }, "placed once filled"), h("td", {}, c.trigger ?? ""),
+      h("td", { class: "num" }, c.stop_price ? fmt.price(c.stop_price, pd) : ""),
+      h("td", { class: "num" }, c.limit ? fmt.price(c.limit, pd) : "market"), h("td", { class: "num" }, "as filled"),
+      h("td", {}, ""), h("td", {}, ""), h("td", {}, ""));
   };
 
   /** One group: a plain order's row, or a head row (the bracket's parent, or a summary) with its members under it. */
@@ -60,12 +80,20 @@ export function openOrders(app: App, d: Disposer, canTrade: boolean): HTMLElemen
       onclick: () => { if (open) expanded.delete(g.key); else expanded.add(g.key); redraw(); } },
       `${open ? "▾" : "▸"} ${g.kind === "oco" ? "OCO" : "Bracket"} #${g.id}`);
     const members = g.orders.map((o) => row(o, { class: "child", hidden: !open, "data-group": g.key }, `↳ ${o.id}`, cancelBtn(o, `cancel-${o.id}`)));
+    if (g.head && g.pending.length) members.push(...g.pending.map((c) => pendingRow(g.head!, c, { hidden: !open, "data-group": g.key })));
     // cancelling any leg cancels the list; a bracket's parent is cancelled with its children's spec, its children with their OCO
     const target = g.head ?? g.orders[0];
     const groupCancel = target ? cancelBtn(target, `cancel-group-${tag}`, g.kind === "oco" ? "Cancel OCO" : "Cancel bracket") : null;
     let head: HTMLElement;
-    if (g.head) head = row(g.head, { class: "group", "data-group-head": g.key }, toggle, groupCancel);
-    else {
+    if (g.head) {
+      // the pending children's levels at a glance, in the parent's Stop cell (a bracket parent is a limit or market order)
+      const m = app.market(g.head.exchange, g.head.symbol);
+      const pd = m ? decimalsOf(m.tick) : 2;
+      const [tp, sl] = g.pending;
+      const levels = tp && sl ? h("span", { class: "pending", "data-testid": `pending-${tag}`, title: "placed once filled" },
+        `TP ${legLevel(tp, pd)} · SL ${legLevel(sl, pd)}`) : "";
+      head = row(g.head, { class: "group", "data-group-head": g.key }, toggle, groupCancel, levels);
+    } else {
       const first = g.orders[0];
       const m = app.market(first.exchange, first.symbol);
       const pd = m ? decimalsOf(m.tick) : 2;
