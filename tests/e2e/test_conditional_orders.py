@@ -1,5 +1,6 @@
 """Conditional orders on the dashboard against a real server: the ticket's checks, a stop-limit listed with its
-trigger line, a bracket and an OCO each shown as one row with their orders under it."""
+trigger line, a bracket (its children pending before the parent fills) and an OCO each shown as one row with their
+orders under it."""
 
 from __future__ import annotations
 
@@ -171,6 +172,44 @@ def test_bracket_children_shown_as_one_row_and_cancelled_together(admin_page: Wa
     page.get_by_test_id(f"cancel-group-bracket-{pid}").click()
     expect(page.get_by_test_id("open-orders")).to_contain_text("No open orders")
     assert not [o for o in _open_orders(server) if o.get("parent_id") == pid]
+
+
+def test_bracket_parent_before_its_fill_shows_its_pending_children(admin_page: Watched, server: ServerProcess) -> None:
+    page = admin_page.page
+    last, tick = _market(server)
+    entry = _on_tick(last * Decimal("0.9"), tick)  # a resting buy well below the market: it does not fill meanwhile
+    take_profit, stop_loss = _on_tick(last * Decimal("1.2"), tick), _on_tick(last * Decimal("0.8"), tick)
+    parent = _rpc(server, "make_order", exchange="demo", pair="BTC_USDT", side="buy", type="limit", size="0.01",
+                  limit=str(entry), take_profit={"limit": str(take_profit)}, stop_loss={"stop_price": str(stop_loss)})
+    assert isinstance(parent, dict) and parent["status"] == "open", parent
+    assert parent["bracket"]["take_profit"]["type"] == "limit" and parent["bracket"]["stop_loss"]["type"] == "stop-market"
+    pid = parent["id"]
+    page.goto("/app/trade")
+    head = page.locator(f"tr[data-group-head='bracket:{pid}']")
+    expect(head).to_be_visible()
+    levels = page.get_by_test_id(f"pending-bracket-{pid}")
+    expect(levels).to_have_text(re.compile(f"^TP {re.escape(_shown(take_profit, tick))}\\s+SL {re.escape(_shown(stop_loss, tick))}$"))
+    pending = page.locator(f"tr.pending[data-group='bracket:{pid}']")
+    expect(pending).to_have_count(2)
+    expect(pending.first).to_be_hidden()  # one row until it is opened
+    page.get_by_test_id(f"expand-bracket-{pid}").click()
+    take, stop = page.locator(f"tr[data-pending='{pid}:take-profit']"), page.locator(f"tr[data-pending='{pid}:stop-loss']")
+    expect(take).to_be_visible()
+    expect(stop).to_be_visible()
+    for row in (take, stop):
+        expect(row.locator("td.state")).to_have_text("placed once filled")
+        expect(row).to_contain_text("sell")
+        expect(row).to_contain_text("as filled")
+    expect(take).to_contain_text(_shown(take_profit, tick))
+    expect(stop).to_contain_text("stop-market")
+    expect(stop).to_contain_text(_shown(stop_loss, tick))
+    color = "e => getComputedStyle(e).color"
+    assert take.locator("td").nth(1).evaluate(color) != head.locator("td").nth(1).evaluate(color)  # greyed beside its parent
+    assert not [o for o in _open_orders(server) if o.get("parent_id") == pid]  # nothing placed yet
+    shot(admin_page, "open-orders-bracket-pending")
+    page.get_by_test_id(f"cancel-group-bracket-{pid}").click()
+    expect(page.get_by_test_id("open-orders")).to_contain_text("No open orders")
+    assert not [o for o in _open_orders(server) if o["id"] == pid or o.get("parent_id") == pid]
 
 
 def test_oco_from_the_ticket_is_one_row_and_a_leg_cancel_cancels_the_list(admin_page: Watched, server: ServerProcess) -> None:

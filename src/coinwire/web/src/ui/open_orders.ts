@@ -91,7 +91,7 @@ export function openOrders(app: App, d: Disposer, canTrade: boolean): HTMLElemen
       const pd = m ? decimalsOf(m.tick) : 2;
       const [tp, sl] = g.pending;
       const levels = tp && sl ? h("span", { class: "pending", "data-testid": `pending-${tag}`, title: "placed once filled" },
-        `TP ${legLevel(tp, pd)} · SL ${legLevel(sl, pd)}`) : "";
+        `TP ${legLevel(tp, pd)}\nSL ${legLevel(sl, pd)}`) : "";
       head = row(g.head, { class: "group", "data-group-head": g.key }, toggle, groupCancel, levels);
     } else {
       const first = g.orders[0];
