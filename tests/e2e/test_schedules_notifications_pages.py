@@ -269,6 +269,7 @@ def test_notifications_page_round_trips_keeps_secrets_write_only_and_users_apart
     form.get_by_label("Signing secret (HMAC-SHA256)").fill(hook_secret)
     form.get_by_role("checkbox", name="Trade receipt by E-mail").check()
     form.get_by_role("checkbox", name="Run failed by Telegram").check()
+    form.get_by_role("checkbox", name="Order triggered by Telegram").check()
     form.get_by_role("button", name="Save").click()
     expect(page.get_by_test_id("telegram_bot_token-state")).to_contain_text("set")
     expect(form.get_by_label("Bot token")).to_have_value("")
@@ -280,7 +281,13 @@ def test_notifications_page_round_trips_keeps_secrets_write_only_and_users_apart
     assert saved["channels"]["telegram"]["bot_token"] == "set" and saved["channels"]["webhook"]["secret"] == "set"
     assert saved["channels"]["webhook"]["url"] == "https://hooks.example.org/tom"
     assert saved["events"]["run_failed"] == ["telegram", "webhook"] and saved["events"]["trade_receipt"] == ["email"]
-    assert saved["events"]["order_filled"] == []
+    assert saved["events"]["order_filled"] == [] and saved["events"]["order_triggered"] == ["telegram"]
+    # the matrix offers every event the server knows (its answer lists them all), each with its label and when it is sent
+    rows = form.locator("[data-testid=event-matrix] tbody tr")
+    assert rows.evaluate_all("rs => rs.map(r => r.dataset.event)") == list(saved["events"])
+    triggered = form.locator("tr[data-event=order_triggered]")
+    expect(triggered).to_contain_text("Order triggered")
+    expect(triggered.locator("small.about")).to_contain_text("a stop, take-profit or trailing stop fired")
 
     page.reload()
     form = page.get_by_test_id("notifications-form")
@@ -291,6 +298,7 @@ def test_notifications_page_round_trips_keeps_secrets_write_only_and_users_apart
     expect(form.get_by_label("Signing secret (HMAC-SHA256)")).to_have_attribute("placeholder", "set — replace")
     expect(form.get_by_role("checkbox", name="Trade receipt by E-mail")).to_be_checked()
     expect(form.get_by_role("checkbox", name="Run failed by Telegram")).to_be_checked()
+    expect(form.get_by_role("checkbox", name="Order triggered by Telegram")).to_be_checked()
     expect(form.get_by_role("checkbox", name="Run failed by Webhook")).to_be_checked()
     expect(form.get_by_role("checkbox", name="Order filled by E-mail")).not_to_be_checked()
     assert bot_token not in page.content() and hook_secret not in page.content()

@@ -8,17 +8,19 @@ import { Disposer, fill, h, placeholder } from "../ui/dom";
 const PATH = "/api/v1/me/notifications";
 const CHANNELS: [Channel, string][] = [["email", "E-mail"], ["telegram", "Telegram"], ["webhook", "Webhook"]];
 type Channel = "email" | "telegram" | "webhook";
-export const EVENTS: [string, string][] = [
-  ["order_filled", "Order filled"],
-  ["order_done", "Order done"],
-  ["trade_receipt", "Trade receipt"],
-  ["run_started", "Run started"],
-  ["run_stopped", "Run stopped"],
-  ["run_failed", "Run failed"],
-  ["rule_fired", "Rule fired"],
-  ["import_finished", "Import finished"],
-  ["daily_stats", "Daily stats"],
-  ["exchange_degraded", "Exchange degraded"],
+/** Every event the server sends (services/notifications/channels.EVENTS), its label and when it is sent (docs/NOTIFICATIONS.md). */
+export const EVENTS: [event: string, label: string, description: string][] = [
+  ["order_filled", "Order filled", "each fill of one of your orders"],
+  ["order_triggered", "Order triggered", "a stop, take-profit or trailing stop fired and became its market or limit order (shared accounts' too)"],
+  ["order_done", "Order done", "an order filled, cancelled, expired or rejected"],
+  ["trade_receipt", "Trade receipt", "an order done with any fill, a partly filled then cancelled one included"],
+  ["run_started", "Run started", "a run you started began"],
+  ["run_stopped", "Run stopped", "a run you started finished or was stopped"],
+  ["run_failed", "Run failed", "a run you started failed"],
+  ["rule_fired", "Rule fired", "a rule of yours fired"],
+  ["import_finished", "Import finished", "an import of yours finished"],
+  ["daily_stats", "Daily stats", "your day's figures"],
+  ["exchange_degraded", "Exchange degraded", "an exchange went degraded or offline"],
 ];
 
 export function notificationsPage(app: App, _p: Record<string, string>, _d: Disposer): HTMLElement {
@@ -72,7 +74,8 @@ function settingsForm(app: App, s: NotificationSettings, afterSave: () => void):
   const chosen = s.events ?? {};
   const matrix = h("div", { class: "table-wrap" }, h("table", { class: "grid matrix", "data-testid": "event-matrix" },
     h("thead", {}, h("tr", {}, h("th", {}, "Event"), ...CHANNELS.map(([, label]) => h("th", { class: "center" }, label)))),
-    h("tbody", {}, ...EVENTS.map(([event, label]) => h("tr", { "data-event": event }, h("td", {}, label, " ", h("small", { class: "muted mono code" }, event)),
+    h("tbody", {}, ...EVENTS.map(([event, label, about]) => h("tr", { "data-event": event }, h("td", {}, label, " ", h("small", { class: "muted mono code" }, event),
+      h("small", { class: "muted about" }, about)),
       ...CHANNELS.map(([channel, clabel]) => {
         const box = h("input", { type: "checkbox", "aria-label": `${label} by ${clabel}`, "data-event": event, "data-channel": channel });
         box.checked = (chosen[event] ?? []).includes(channel);
