@@ -187,8 +187,10 @@ def test_a_percent_trailing_buy_activates_at_its_price_and_rounds_to_the_tick_ha
 def test_a_trailing_level_is_at_least_a_tick_away_and_a_sell_level_stays_positive() -> None:
     order = _order(type=TR, trail_delta=1)
     assert follow(order, 1_000, INST.tick) and order.stop_price == 990
-    tiny = _order(type=TR, trail_ppm=999_999)
-    assert follow(tiny, 10, INST.tick) and tiny.stop_price == INST.tick
+    tiny = _order(type=TR, trail_ppm=500_000)
+    assert follow(tiny, 20, INST.tick) and tiny.stop_price == INST.tick
+    floor = _order(type=TR, trail_delta=10)
+    assert not follow(floor, INST.tick, INST.tick) and floor.stop_price == 0 and not fires(floor, INST.tick)
 
 
 def test_level_rounds_half_up() -> None:
@@ -200,14 +202,13 @@ def test_level_rounds_half_up() -> None:
 
 @settings(max_examples=300, deadline=None)
 @given(side=st.sampled_from([BUY, SELL]), delta=st.integers(1, 500), ppm=st.integers(1, 999_999), use_ppm=st.booleans(),
-       activation=st.integers(0, 2_000), path=st.lists(st.integers(1, 2_000), max_size=60))
+       activation=st.integers(0, 2_000), path=st.lists(st.integers(1, 20_000), max_size=60))
 def test_a_trailing_level_is_monotone_and_never_fires_on_the_price_that_set_it(side: Side, delta: int, ppm: int, use_ppm: bool,
                                                                                activation: int, path: list[int]) -> None:
     order = _order(side=side, type=TR, trail_ppm=ppm if use_ppm else 0, trail_delta=0 if use_ppm else delta,
                    activation_price=activation * 10)
     previous = 0
-    for raw in path:
-        price = raw * 10
+    for price in path:  # off the tick too: a mark price need not be on it
         changed = follow(order, price, INST.tick)
         if changed:
             assert not fires(order, price)
@@ -653,3 +654,20 @@ def test_a_trailing_buy_accepted_at_the_current_price_follows_it_and_holds_at_it
     settle_fills(ledger, INST, order, [], 3)  # its level fell: its hold shrinks to the new need
     assert ledger.hold_of(1) == required_hold(INST, order)[1] < need
     ledger.check()
+
+
+@settings(max_examples=200, deadline=None)
+@given(levels=st.lists(st.tuples(st.sampled_from(FIXED), st.sampled_from([BUY, SELL]), st.integers(98, 102)), max_size=30),
+       removed=st.sets(st.integers(1, 30)))
+def test_removed_orders_never_fire_and_every_other_one_fires_once_over_a_full_sweep(
+        levels: list[tuple[OrderType, Side, int]], removed: set[int]) -> None:
+    book = TriggerBook(INST)
+    for oid, (kind, side, lvl) in enumerate(levels, start=1):  # many orders share a level: removal finds the right one
+        book.add(_untriggered(oid, type=kind, side=side, stop_price=lvl * 100, limit=lvl * 100 if kind.child_is_limit else 0))
+    for oid in removed:
+        order = book.remove(oid)
+        assert (order is not None) == (oid <= len(levels)) and oid not in book
+    fired = [o.id for o in book.on_price(LAST, 10_000, 1)]
+    fired += [o.id for o in book.on_price(LAST, 1, 2)] + [o.id for o in book.on_price(LAST, 10**6, 3)]
+    fired += [o.id for o in book.on_price(LAST, 1, 4)]
+    assert sorted(fired) == [oid for oid in range(1, len(levels) + 1) if oid not in removed] and len(book) == 0

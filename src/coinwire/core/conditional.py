@@ -86,8 +86,9 @@ def follow(order: Order, price: int, tick: int) -> bool:
     It activates once `activation_price` is reached (a sell at or above it, a buy at or below;
     0: at the first price), then remembers the best price seen (`trail_best`: a sell's highest,
     a buy's lowest) and sets its level `trail_delta` (or `trail_ppm` of the best) away from it,
-    rounded to the tick half-up and at least one tick away, so it never fires on the price that
-    set it. The level never moves back: a sell's only rises, a buy's only falls.
+    rounded to the tick half-up and strictly beyond the best (on the tick grid even when the
+    trigger price, a mark, is not), so it never fires on the price that set it. The level never
+    moves back: a sell's only rises, a buy's only falls.
     """
     sell = order.side is _SELL
     best = order.trail_best
@@ -107,13 +108,11 @@ def follow(order: Order, price: int, tick: int) -> bool:
         new = level(best, order.trail_ppm, not sell, tick)
     old = order.stop_price
     if sell:
-        new = min(new, best - tick)
-        if new < tick:
-            new = tick  # a positive level: 0 means "not active"
-        if new <= old:
+        new = min(new, (best - 1) // tick * tick)  # strictly below the best, on the tick
+        if new <= old:  # also a level of 0 or less (a best of one tick): none yet, it never fires
             return False
     else:
-        new = max(new, best + tick)
+        new = max(new, (best // tick + 1) * tick)  # strictly above the best, on the tick
         if old and new >= old:
             return False
     order.stop_price = new

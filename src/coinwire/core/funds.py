@@ -122,7 +122,7 @@ def conditional_market_level(instrument: Instrument, order: Order) -> int:
             base = activation + order.trail_delta
         else:
             base = activation + ceil_div(activation * order.trail_ppm, 1_000_000)
-        base += instrument.tick  # follow rounds half-up and stays one tick away at least
+        base += instrument.tick  # follow rounds half-up, or steps one tick past the best
     if base <= 0:
         raise ValueError(f"conditional buy {order.id} has no stop level")
     raised = ceil_div(base * (1_000_000 + CONDITIONAL_MARKET_MARGIN_PPM), 1_000_000)
