@@ -124,6 +124,22 @@ class Ticker(msgspec.Struct, frozen=True, tag="ticker_stats"):
     quote_volume: Decimal | None = None
 
 
+class BracketLegView(msgspec.Struct, frozen=True, gc=False):
+    """One child a bracket parent places once it has filled: its type, trigger level and limit (None: not its kind)."""
+
+    type: str  # limit | take-profit-market | take-profit-limit | stop-market | stop-limit
+    stop_price: str | None = None
+    limit: str | None = None
+
+
+class BracketView(msgspec.Struct, frozen=True, gc=False):
+    """A bracket parent's children, as `make_order`'s `take_profit` and `stop_loss` gave them."""
+
+    take_profit: BracketLegView
+    stop_loss: BracketLegView
+    trigger: str = "last"
+
+
 class OrderView(msgspec.Struct, frozen=True, gc=False):
     """One order as clients see it (the seed's `order` notification and every order answer): money as decimal strings,
     times as ISO 8601 UTC text. The fields, in this order, are the JSON object's keys (services.views builds it)."""
@@ -169,6 +185,7 @@ class OrderView(msgspec.Struct, frozen=True, gc=False):
     parent_id: int | None = None  # a bracket's child: its parent
     emulated: bool = False  # fired by coinwire from the mirrored market, not by the exchange
     reduce_only: bool = False
+    bracket: BracketView | None = None  # a bracket parent: the children it places (as an OCO) once it has filled
 
 
 class FillView(msgspec.Struct, frozen=True, gc=False):

@@ -3,7 +3,8 @@
 The expected JSON is what the views gave when they were dicts (a7d1d9a), byte for byte: the
 dashboard, the API pushes and the replay of NATS-kept notifications all read these objects.
 The kripto Trade fields (`funds`, `executed_value`, `fill_fees`, `settled`, and `filled_size`
-on fills) were appended after `seq`, then the conditional orders' fields after `settled`, so
+on fills) were appended after `seq`, then the conditional orders' fields after `settled` (a
+bracket parent's `bracket` last), so
 every key before keeps its place, and a notification kept before they existed still decodes
 (with their defaults).
 """
@@ -36,7 +37,7 @@ ORDER_JSON = (
     b'T14:00:00.123456+00:00","last_updated_at":"2025-11-22T14:00:02.123456+00:00","filled_size":"1.5","avg_price":"60000.5","'
     b'fee":"0.09000075","fee_currency":"USDT","account":7,"seq":13,"funds":null,"executed_value":"90000.75","fill_fees":"0.0900007'
     b'5","settled":true,"stop_price":null,"trigger":null,"trailing_delta":null,"activation_price":null,"time_in_force":"GTC","ex'
-    b'pire_at":null,"triggered_at":null,"oco_id":null,"parent_id":null,"emulated":false,"reduce_only":false}'
+    b'pire_at":null,"triggered_at":null,"oco_id":null,"parent_id":null,"emulated":false,"reduce_only":false,"bracket":null}'
 )
 OLD_ORDER_JSON = ORDER_JSON[:ORDER_JSON.index(b',"funds"')] + b"}"
 FILL_JSON = (

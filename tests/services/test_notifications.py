@@ -25,10 +25,14 @@ from coinwire.auth.repository import AuthRepository
 from coinwire.auth.vault import Credentials, MasterKeys, Vault
 from coinwire.config import load_settings
 from coinwire.config.notifications import SmtpConfig
-from coinwire.core.orders import OrderRequest, OrderType, Side
+from coinwire.core.instruments import Instrument
+from coinwire.core.orders import Order, OrderRequest, OrderType, Side, TimeInForce, TriggerSource
+from coinwire.services.accounts import MembersRepository
 from coinwire.services.notifications.channels import Delivery, DeliveryFailed
 from coinwire.services.notifications.email import EmailChannel
+from coinwire.services.notifications.receipts import grouped, render_triggered
 from coinwire.services.notifications.webhook import sign, verify_signature
+from coinwire.services.views import order_view
 from tests.notify_servers import SmtpReceiver, WebhookReceiver
 from tests.server import free_port
 
@@ -331,3 +335,53 @@ async def test_order_done_and_exchange_degraded_reach_those_who_chose_them(tmp_p
         toms.stop()
         tess.stop()
         vics.stop()
+
+
+async def test_order_triggered_reaches_the_owner_and_who_may_read_the_account_only(tmp_path: Path) -> None:
+    toms, tess, vics = WebhookReceiver(SECRET).start(), WebhookReceiver(SECRET).start(), WebhookReceiver(SECRET).start()
+    try:
+        async with platform(tmp_path) as p:
+            service = p.notifications
+            for user, hook in ((TOM, toms), (TESS, tess), (VIC, vics)):
+                await service.put_settings(user, {"channels": {"webhook": {"url": hook.url, "secret": SECRET}},
+                                                  "events": {"order_triggered": ["webhook"]}})
+            account = await p.gateway.account_for(TOM, "demo")
+            await MembersRepository(p.store).put(account.id, VIC, "view", None)  # as the grant route does: stored, then in effect
+            p.gateway.accounts.set_member(account.id, VIC, "view")
+            await p.gateway.account_for(TESS, "demo")
+            market = p.gateway.market("demo", "BTC/USDT")
+            inst = market.instrument
+            bid = market.engine.book.best_bid()
+            assert bid is not None
+            stop = bid + 10 * inst.tick  # a sell stop above the bid: it fires at once, as allowed
+            view = await p.gateway.make_order(OrderRequest(
+                exchange="demo", instrument=inst, side=Side.SELL, type=OrderType.STOP_MARKET, size=inst.parse_size("0.01"),
+                limit=0, cancel_after=0, client_oid="tom-stop", wallet_set_id=None, run_id=None, owner_id=TOM,
+                account_id=account.id, stop_price=stop, trigger=TriggerSource.BID_ASK, allow_immediate=True))
+            assert view.triggered_at is not None
+            await wait_for(lambda: len(toms.delivered()) == 1 and len(vics.delivered()) == 1, 20)
+            level = grouped(inst.price_str(stop))
+            for hook in (toms, vics):
+                body = hook.delivered()[0]
+                assert body["headers"]["x-coinwire-event"] == "order_triggered"
+                assert body["json"]["text"] == f"Your stop-market sell of 0.01 BTC triggered at {level} and became a market order"
+                assert body["json"]["order"]["id"] == view.id
+            assert toms.delivered()[0]["headers"]["x-coinwire-delivery"] != vics.delivered()[0]["headers"]["x-coinwire-delivery"]
+            await asyncio.sleep(0.5)
+            assert tess.requests == []  # another trader's order: never hers
+            assert len(toms.requests) == 1 and len(vics.requests) == 1  # fired once, told once
+    finally:
+        toms.stop()
+        tess.stop()
+        vics.stop()
+
+
+def test_the_triggered_text_names_the_level_and_what_the_order_became() -> None:
+    assert grouped("61234.5") == "61,234.50" and grouped("0.00012345") == "0.00012345" and grouped("7") == "7.00"
+    inst = Instrument("demo", "BTC/USDT", "BTC", "USDT", price_decimals=2, size_decimals=5)
+    order = Order(id=7, client_oid="c", exchange="demo", symbol="BTC/USDT", side=Side.BUY, type=OrderType.STOP_LIMIT,
+                  size=inst.parse_size("0.25"), limit=inst.parse_price("61300"), stop_price=inst.parse_price("61234.50"),
+                  time_in_force=TimeInForce.IOC)
+    subject, text = render_triggered(order_view(order, inst))
+    assert text == "Your stop-limit buy of 0.25 BTC triggered at 61,234.50 and became a IOC limit order at 61,300.00"
+    assert subject.startswith("Order 7 triggered: stop-limit buy 0.25 BTC at 61,234.50")

@@ -18,22 +18,26 @@ owner still open there (`duplicate_client_oid`), as exchanges do. Whether the cl
 a done order is free again is the host's to say (the gateway's store keeps every order's);
 answering a repeated command with the order it made (over done orders and restarts) is the
 gateway's (`Gateway.make_order`, tests/api and tests/services).
+
+Conditional orders (stops, take-profits, trailing stops, OCO lists, brackets) fire on the
+venue's trades (`trigger` last); an OCO is placed through the venue's `place_oco`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import pytest
 
+from coinwire.core.conditional import Bracket, encode_bracket
 from coinwire.core.errors import CoinwireError
 from coinwire.core.instruments import Instrument
 from coinwire.core.ledger import Balance, Ledger
 from coinwire.core.orders import DoneReason, Fill, Order, OrderStatus, OrderType
 from coinwire.venues.base import Execution, Venue
 
-__all__ = ["SCENARIOS", "Scenario", "VenueHarness"]
+__all__ = ["CONDITIONAL_SCENARIOS", "SCENARIOS", "Scenario", "VenueHarness"]
 
 
 class VenueHarness(Protocol):
@@ -67,6 +71,13 @@ class VenueHarness(Protocol):
 
 
 Scenario = Callable[[VenueHarness], Awaitable[None]]
+
+
+@runtime_checkable
+class ListVenue(Protocol):
+    """A venue that places OCO lists."""
+
+    async def place_oco(self, limit_leg: Order, stop_leg: Order) -> Execution: ...
 
 BIDS = [("100.00", "1"), ("99.00", "2")]
 ASKS = [("101.00", "1"), ("102.00", "2")]
@@ -315,6 +326,217 @@ async def scenario_market_buy_by_funds(h: VenueHarness) -> None:
     await refused(h, sell, "funds_market_buy_only")
 
 
+# --- conditional orders ---------------------------------------------------------------------------------
+def conditional(h: VenueHarness, side: str, type: OrderType, size_: str, stop: str = "0", limit: str = "0",
+                trail_delta: str = "0") -> Order:
+    """A conditional order of the harness's account (`trigger` last)."""
+    order = h.order(side, type.value, size_, limit)
+    order.stop_price = price(h, stop) if stop != "0" else 0
+    order.trail_delta = price(h, trail_delta) if trail_delta != "0" else 0
+    return order
+
+
+def executions_of(h: VenueHarness, order: Order, since: int = 0) -> list[Execution]:
+    return [e for e in h.recorded[since:] if any(o.id == order.id for o in e.orders)]
+
+
+async def scenario_stop_market_fires_once(h: VenueHarness) -> None:
+    await funded_with_book(h, btc="1")
+    stop = conditional(h, "sell", OrderType.STOP_MARKET, "0.5", stop="99.50")
+    await h.venue.place(stop)
+    assert stop.status is OrderStatus.UNTRIGGERED and stop.id in open_ids(h)
+    assert h.venue.balances(h.account)["BTC"].hold == 5 * 10**17  # a stop sell holds the base it would sell
+    await h.trade("100.00", "0.1", "sell")
+    assert stop.status is OrderStatus.UNTRIGGERED and fills_of(h, stop) == []
+    recorded = len(h.recorded)
+
+    await h.trade("99.50", "0.1", "sell")  # at the level: it fires, a market sell on the book (bid 100.00)
+
+    assert (stop.status, stop.done_reason, stop.filled_size) == (OrderStatus.DONE, DoneReason.FILLED, size(h, "0.5"))
+    assert stop.type is OrderType.STOP_MARKET and stop.triggered_at is not None
+    assert [(f.price, f.size, f.maker) for f in fills_of(h, stop)] == [(price(h, "100.00"), size(h, "0.5"), False)]
+    fired = executions_of(h, stop, recorded)
+    assert len(fired) == 1 and fired[0].fills and fired[0].lines  # one execution: triggered, filled, settled
+    await h.trade("99.00", "0.1", "sell")
+    await h.trade("99.60", "0.1", "buy")
+    assert len(fills_of(h, stop)) == 1 and executions_of(h, stop, recorded) == fired  # fired once, ever
+    assert h.ledger.holds() == {} and stop.id not in open_ids(h)
+    h.ledger.check()
+
+
+async def scenario_stop_limit_rests_after_firing(h: VenueHarness) -> None:
+    await funded_with_book(h, btc="1")
+    stop = conditional(h, "sell", OrderType.STOP_LIMIT, "0.5", stop="99.50", limit="100.50")
+    await h.venue.place(stop)
+    await h.trade("99.40", "0.1", "sell")  # through the level: its limit sell at 100.50 is above the bid, so it rests
+    assert (stop.status, stop.filled_size, stop.type) == (OrderStatus.OPEN, 0, OrderType.STOP_LIMIT)
+    assert stop.triggered_at is not None and stop.id in open_ids(h)
+    assert h.venue.balances(h.account)["BTC"].hold == 5 * 10**17
+    await h.trade("100.50", "1", "buy")
+    assert (stop.status, stop.done_reason, stop.filled_size) == (OrderStatus.DONE, DoneReason.FILLED, size(h, "0.5"))
+    assert [(f.price, f.maker) for f in fills_of(h, stop)] == [(price(h, "100.50"), True)]
+    assert h.ledger.holds() == {}
+    h.ledger.check()
+
+
+async def scenario_take_profit_fires_as_the_price_rises(h: VenueHarness) -> None:
+    await funded_with_book(h, btc="1")
+    take = conditional(h, "sell", OrderType.TAKE_PROFIT_MARKET, "0.5", stop="101.50")
+    await h.venue.place(take)
+    await h.trade("101.00", "0.1", "buy")
+    await h.trade("99.00", "0.1", "sell")  # a sell take-profit never fires as the price falls
+    assert take.status is OrderStatus.UNTRIGGERED
+    await h.trade("101.50", "0.1", "buy")
+    assert (take.status, take.done_reason, take.filled_size) == (OrderStatus.DONE, DoneReason.FILLED, size(h, "0.5"))
+    assert [f.price for f in fills_of(h, take)] == [price(h, "100.00")]
+    h.ledger.check()
+
+
+async def scenario_trailing_stop_follows_and_fires(h: VenueHarness) -> None:
+    await funded_with_book(h, btc="1")
+    await h.trade("100.00", "0.1", "buy")
+    trail = conditional(h, "sell", OrderType.TRAILING_STOP, "0.5", trail_delta="1.00")
+    await h.venue.place(trail)
+    assert trail.status is OrderStatus.UNTRIGGERED and trail.stop_price == price(h, "99.00")  # from the last trade
+    await h.trade("101.20", "0.1", "buy")
+    assert trail.stop_price == price(h, "100.20")
+    await h.trade("100.60", "0.1", "sell")  # not a new best, not the level: nothing moves, nothing fires
+    assert (trail.status, trail.stop_price) == (OrderStatus.UNTRIGGERED, price(h, "100.20"))
+    await h.trade("100.20", "0.1", "sell")
+    assert (trail.status, trail.done_reason, trail.filled_size) == (OrderStatus.DONE, DoneReason.FILLED, size(h, "0.5"))
+    assert trail.stop_price == price(h, "100.20") and len(fills_of(h, trail)) == 1
+    h.ledger.check()
+
+
+async def scenario_oco_one_cancels_the_other(h: VenueHarness) -> None:
+    await funded_with_book(h, btc="1")
+    await h.trade("100.00", "0.1", "buy")
+    venue = h.venue
+    assert isinstance(venue, ListVenue)
+    limit_leg = h.order("sell", OrderType.LIMIT.value, "0.5", "102.50")
+    stop_leg = conditional(h, "sell", OrderType.STOP_MARKET, "0.5", stop="99.00")
+    limit_leg.list_id = stop_leg.list_id = limit_leg.id
+    await venue.place_oco(limit_leg, stop_leg)
+    assert (limit_leg.status, stop_leg.status) == (OrderStatus.OPEN, OrderStatus.UNTRIGGERED)
+    assert open_ids(h) >= {limit_leg.id, stop_leg.id}
+    assert h.venue.balances(h.account)["BTC"].hold == 5 * 10**17  # the pair holds once
+    recorded = len(h.recorded)
+
+    await h.trade("102.50", "0.2", "buy")  # a partial fill of the limit leg cancels the stop
+
+    assert (limit_leg.status, limit_leg.filled_size) == (OrderStatus.OPEN, size(h, "0.2"))
+    assert (stop_leg.status, stop_leg.done_reason) == (OrderStatus.DONE, DoneReason.CANCELLED)
+    assert any(stop_leg in e.orders and limit_leg in e.orders for e in h.recorded[recorded:])  # in one execution
+    assert h.venue.balances(h.account)["BTC"].hold == 3 * 10**17
+    await h.trade("98.00", "0.1", "sell")
+    assert fills_of(h, stop_leg) == [] and stop_leg.id not in open_ids(h)
+    await h.venue.cancel(limit_leg)
+    assert h.ledger.holds() == {}
+    h.ledger.check()
+
+
+async def scenario_oco_stop_firing_cancels_the_limit(h: VenueHarness) -> None:
+    await funded_with_book(h, btc="1")
+    await h.trade("100.00", "0.1", "buy")
+    venue = h.venue
+    assert isinstance(venue, ListVenue)
+    limit_leg = h.order("sell", OrderType.LIMIT.value, "0.5", "102.50")
+    stop_leg = conditional(h, "sell", OrderType.STOP_MARKET, "0.5", stop="99.00")
+    limit_leg.list_id = stop_leg.list_id = limit_leg.id
+    await venue.place_oco(limit_leg, stop_leg)
+    await h.trade("99.00", "0.1", "sell")
+    assert (stop_leg.status, stop_leg.filled_size) == (OrderStatus.DONE, size(h, "0.5"))
+    assert (limit_leg.status, limit_leg.done_reason, limit_leg.filled_size) == (OrderStatus.DONE, DoneReason.CANCELLED, 0)
+    await h.trade("102.50", "1", "buy")
+    assert fills_of(h, limit_leg) == [] and not open_ids(h) and h.ledger.holds() == {}
+    h.ledger.check()
+
+
+async def scenario_oco_cancel_of_a_leg_cancels_the_list(h: VenueHarness) -> None:
+    await funded_with_book(h, btc="1")
+    await h.trade("100.00", "0.1", "buy")
+    venue = h.venue
+    assert isinstance(venue, ListVenue)
+    before = h.venue.balances(h.account)["BTC"]
+    limit_leg = h.order("sell", OrderType.LIMIT.value, "0.5", "102.50")
+    stop_leg = conditional(h, "sell", OrderType.STOP_MARKET, "0.5", stop="99.00")
+    limit_leg.list_id = stop_leg.list_id = limit_leg.id
+    await venue.place_oco(limit_leg, stop_leg)
+    await h.venue.cancel(stop_leg)
+    assert {(o.status, o.done_reason) for o in (limit_leg, stop_leg)} == {(OrderStatus.DONE, DoneReason.CANCELLED)}
+    assert not open_ids(h) and h.venue.balances(h.account)["BTC"] == before and h.ledger.holds() == {}
+    h.ledger.check()
+
+
+async def scenario_bracket_children_after_the_fill(h: VenueHarness) -> None:
+    await funded_with_book(h)
+    parent = h.order("buy", OrderType.LIMIT.value, "0.5", "100.50")
+    parent.bracket = encode_bracket(Bracket(
+        take_profit_type=OrderType.LIMIT, take_profit_price=price(h, "103.00"),
+        stop_loss_type=OrderType.STOP_MARKET, stop_loss_price=price(h, "98.00")))
+    await h.venue.place(parent)
+    assert parent.status is OrderStatus.OPEN and open_ids(h) == {parent.id}  # no children before a fill
+    recorded = len(h.recorded)
+
+    await h.trade("100.50", "1", "sell")
+
+    assert (parent.status, parent.filled_size) == (OrderStatus.DONE, size(h, "0.5"))
+    children = [o for e in h.recorded[recorded:] for o in e.orders if o.parent_id == parent.id]
+    take, stop = sorted({o.id: o for o in children}.values(), key=lambda o: o.id)
+    assert any(parent in e.orders and take in e.orders and stop in e.orders for e in h.recorded[recorded:])  # the same step
+    assert (take.type, take.side, take.size, take.limit, take.status) == (
+        OrderType.LIMIT, parent.side.opposite, parent.filled_size, price(h, "103.00"), OrderStatus.OPEN)
+    assert (stop.type, stop.size, stop.stop_price, stop.status) == (
+        OrderType.STOP_MARKET, parent.filled_size, price(h, "98.00"), OrderStatus.UNTRIGGERED)
+    assert take.list_id == stop.list_id == take.id and open_ids(h) == {take.id, stop.id}
+    assert h.venue.balances(h.account)["BTC"].hold == h.venue.balances(h.account)["BTC"].balance  # held once
+    await h.trade("98.00", "0.1", "sell")
+    assert (stop.status, stop.filled_size) == (OrderStatus.DONE, size(h, "0.5"))
+    assert (take.status, take.done_reason) == (OrderStatus.DONE, DoneReason.CANCELLED)
+    assert h.venue.balances(h.account)["BTC"] == Balance(0, 0) and h.ledger.holds() == {}
+    h.ledger.check()
+
+
+async def scenario_cancel_untriggered_releases_the_hold(h: VenueHarness) -> None:
+    await funded_with_book(h)
+    before = h.venue.balances(h.account)["USDT"]
+    stop = conditional(h, "buy", OrderType.STOP_MARKET, "0.5", stop="101.50")
+    await h.venue.place(stop)
+    usdt = h.venue.balances(h.account)["USDT"]
+    assert usdt.hold >= 50 * 10**18  # at least what 0.5 costs at its level
+    await h.venue.cancel(stop)
+    assert (stop.status, stop.done_reason) == (OrderStatus.DONE, DoneReason.CANCELLED)
+    assert stop.id not in open_ids(h) and h.venue.balances(h.account)["USDT"] == before
+    await h.trade("102.00", "0.1", "buy")
+    assert fills_of(h, stop) == [] and h.ledger.holds() == {}
+    h.ledger.check()
+
+
+async def scenario_untriggered_orders_survive_a_restart(h: VenueHarness) -> None:
+    await funded_with_book(h, btc="1")
+    await h.trade("100.00", "0.1", "buy")
+    stop = conditional(h, "sell", OrderType.STOP_MARKET, "0.3", stop="99.50")
+    trail = conditional(h, "sell", OrderType.TRAILING_STOP, "0.2", trail_delta="1.00")
+    await h.venue.place(stop)
+    await h.venue.place(trail)
+    await h.trade("100.80", "0.1", "buy")
+    assert trail.stop_price == price(h, "99.80")
+    balances, holds = h.venue.balances(h.account), h.ledger.holds()
+
+    await h.restart()
+
+    armed = {o.id: o for o in h.venue.open_orders()}
+    assert {(o.id, o.status, o.stop_price) for o in armed.values()} == {
+        (stop.id, OrderStatus.UNTRIGGERED, stop.stop_price), (trail.id, OrderStatus.UNTRIGGERED, price(h, "99.80"))}
+    assert h.venue.balances(h.account) == balances and h.ledger.holds() == holds
+    await h.trade("99.80", "0.1", "sell")  # the trailing stop's level as it was: it fires, the stop does not
+    assert armed[trail.id].status is OrderStatus.DONE and armed[stop.id].status is OrderStatus.UNTRIGGERED
+    await h.trade("99.50", "0.1", "sell")
+    assert armed[stop.id].status is OrderStatus.DONE and not open_ids(h) and h.ledger.holds() == {}
+    assert h.venue.balances(h.account)["BTC"].balance == 5 * 10**17
+    h.ledger.check()
+
+
 SCENARIOS: list[Scenario] = [
     scenario_limit_rests_and_fills,
     scenario_market_walks_the_book,
@@ -329,4 +551,16 @@ SCENARIOS: list[Scenario] = [
     scenario_duplicate_client_oid_of_an_open_order,
     scenario_restart_restores_open_orders,
     scenario_market_buy_by_funds,
+    scenario_stop_market_fires_once,
+    scenario_stop_limit_rests_after_firing,
+    scenario_take_profit_fires_as_the_price_rises,
+    scenario_trailing_stop_follows_and_fires,
+    scenario_oco_one_cancels_the_other,
+    scenario_oco_stop_firing_cancels_the_limit,
+    scenario_oco_cancel_of_a_leg_cancels_the_list,
+    scenario_bracket_children_after_the_fill,
+    scenario_cancel_untriggered_releases_the_hold,
+    scenario_untriggered_orders_survive_a_restart,
 ]
+
+CONDITIONAL_SCENARIOS = [s.__name__ for s in SCENARIOS[SCENARIOS.index(scenario_stop_market_fires_once):]]

@@ -44,6 +44,10 @@ class RecordingHost:
     def fill_ids(self) -> IdSequence:
         return self.gateway.fill_ids
 
+    @property
+    def order_ids(self) -> IdSequence:
+        return self.gateway.order_ids
+
     def now(self) -> int:
         return self.gateway.now()
 

@@ -3,7 +3,7 @@
 The harnesses (tests/venues/harness_simulated.py) are the venue's host as a backtest runtime
 is: the candle venue's book is what the scenario sets (its candles lie beyond the scenario's
 time), the L2 venue is fed the book as a snapshot and trades as trade messages. Every
-scenario runs with both: none is skipped.
+scenario runs with both but the conditional orders' (SKIPPED).
 """
 
 from __future__ import annotations
@@ -12,11 +12,12 @@ from collections.abc import Callable
 
 import pytest
 
-from tests.venues.contract import SCENARIOS, Scenario, VenueHarness
+from tests.venues.contract import CONDITIONAL_SCENARIOS, SCENARIOS, Scenario, VenueHarness
 from tests.venues.harness_simulated import BookHarness, SimulatedHarness
 
 HARNESSES: dict[str, Callable[[], VenueHarness]] = {"candles": SimulatedHarness, "l2": BookHarness}
-SKIPPED: dict[tuple[str, str], str] = {}  # (harness, scenario) -> why that venue cannot run it (none)
+SKIPPED: dict[tuple[str, str], str] = {  # (harness, scenario) -> why that venue cannot run it
+    (kind, name): "conditional orders: cond-bt/cond-live" for kind in ("candles", "l2") for name in CONDITIONAL_SCENARIOS}
 
 
 @pytest.mark.parametrize("kind", list(HARNESSES))

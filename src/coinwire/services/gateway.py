@@ -39,7 +39,7 @@ from coinwire.core.instruments import Instrument
 from coinwire.core.key_filter import KeyFilter
 from coinwire.core.ledger import Ledger
 from coinwire.core.numbers import str_to_atto
-from coinwire.core.orders import Fill, Order, OrderRequest
+from coinwire.core.orders import CONDITIONAL_TYPES, Fill, Order, OrderRequest, TimeInForce
 from coinwire.core.symbols import normalize_symbol
 from coinwire.core.wallets import Wallet, WalletLine, WalletSet
 from coinwire.messages import (
@@ -75,6 +75,7 @@ _NO_CONTEXT: dict[str, object] = {}  # shared by every log message without field
 Clock = Callable[[], int]
 
 _MARKET_DATA = frozenset({Markets, BookSnapshot, BookDelta, TradeTick, BookTicker})
+_CONDITIONAL, _GTC = CONDITIONAL_TYPES, TimeInForce.GTC  # module constants: see core.orders
 
 VenueFactory = Callable[[ExchangeConfig, GatewayHost, Store, Settings], HostedVenue]
 
@@ -457,17 +458,19 @@ class Gateway:
             raise Conflict("wallet_set_inactive", f"wallet set {set_id} is deactivated")
         return wallet_set
 
-    async def _commit(self, changes: ChangeSet, placed: Order | None = None, created: WalletSet | None = None) -> None:
+    async def _commit(self, changes: ChangeSet, placed: Order | None = None, created: WalletSet | None = None,
+                      made: list[Order] | None = None) -> None:
         """Submit one command's rows; on a refusal take back only that command, or else reload from the store.
 
         `placed` / `created`: the order or wallet set this command made (nothing stored refers
-        to them yet), which is what lets a refused command be taken back alone.
+        to them yet), which is what lets a refused command be taken back alone; `made`: further
+        orders it made with `placed` (an OCO's other leg).
         """
         try:
             await self.writer.submit(changes)
         except CoinwireError as exc:  # the store refused this change set alone: the writer isolates each one
             metrics.COMMIT_FAILURES.inc()
-            if self._take_back(changes, placed, created):
+            if self._take_back(changes, placed, created, made):
                 log.warning("change set refused by the store; taken back", code=exc.code, error=exc.message)
                 raise
             log.error("change set refused by the store; rebuilding state from the store", code=exc.code, error=exc.message)
@@ -481,7 +484,8 @@ class Gateway:
             await self._recover_after_failed_commit()
             raise
 
-    def _take_back(self, changes: ChangeSet, placed: Order | None, created: WalletSet | None) -> bool:
+    def _take_back(self, changes: ChangeSet, placed: Order | None, created: WalletSet | None,
+                   made: list[Order] | None = None) -> bool:
         """Undo in memory a new order's or wallet set's command the store refused; False when it cannot be undone alone.
 
         Lines written since by others stay: a hold, fill or allocation taken back only returns
@@ -491,7 +495,8 @@ class Gateway:
         """
         if placed is None and created is None:
             return False
-        if placed is not None and placed.filled_size != sum(fill.size for fill, _ in changes.fills):
+        mine = [placed, *(made or ())] if placed is not None else []
+        if sum(order.filled_size for order in mine) != sum(fill.size for fill, _ in changes.fills):
             return False  # market data filled it further meanwhile: those lines rest on this command's
         set_id = created.id if created is not None else None
         if any(wallet.wallet_set_id != set_id or set_id is None for wallet in changes.wallets):
@@ -507,13 +512,13 @@ class Gateway:
             wallet = self.ledger.wallet_by_id(wallet_id)
             if wallet.balance - movement - (wallet.hold - hold) < 0 or wallet.hold - hold < 0:
                 return False
-        if placed is not None:
-            self._order_seqs.pop(placed.id, None)  # never notified
-            self.venues[placed.exchange].take_back(placed)
-            self.orders.pop(placed.id, None)
-            mine = self.by_client_oid.get(placed.owner_id)
-            if mine is not None and mine.get(placed.client_oid) == placed.id:
-                del mine[placed.client_oid]  # its key stays in the filter: a "maybe" costs one store read
+        for order in mine:
+            self._order_seqs.pop(order.id, None)  # never notified
+            self.venues[order.exchange].take_back(order)
+            self.orders.pop(order.id, None)
+            keys = self.by_client_oid.get(order.owner_id)
+            if keys is not None and keys.get(order.client_oid) == order.id:
+                del keys[order.client_oid]  # its key stays in the filter: a "maybe" costs one store read
         self.ledger.revert(changes.wallet_lines, set_id)
         for wallet in changes.wallets:
             self._persisted_wallets.discard(wallet.id)
@@ -609,8 +614,12 @@ class Gateway:
         placed = execution.placed
         if placed is not None:
             self.remember(placed)
+        created = execution.created
+        if created is not None:  # an OCO's second leg, a bracket's children
+            for order in created:
+                self.remember(order)
         orders, fills = execution.orders, execution.fills
-        await self._commit(self._changes(orders, fills, execution.lines, notified=notify), placed)
+        await self._commit(self._changes(orders, fills, execution.lines, notified=notify), placed, made=created)
         if fills:
             metrics.FILLS.labels(fills[0].exchange).inc(len(fills))
         if not notify:
@@ -692,14 +701,73 @@ class Gateway:
             account_id=account_id,
             funds=request.funds,
         )
+        if (request.type in _CONDITIONAL or request.bracket is not None or request.expire_at or request.reduce_only
+                or request.time_in_force is not _GTC):
+            _carry_conditional(order, request)  # plain orders skip the fields they leave at their defaults
         answers = self._answers  # `_answered`, inline: this is every order's path
         answers[order.id] = None
         try:
-            await venue.place(order, request.budget)
+            if request.allow_immediate:
+                await venue.place(order, request.budget, allow_immediate=True)
+            else:
+                await venue.place(order, request.budget)
         finally:
             view = answers.pop(order.id)
         metrics.ORDERS.labels(order.exchange, order.type._value_).inc()
         return view if view is not None else order_view(order, inst)
+
+    async def make_oco(self, limit_leg: OrderRequest, stop_leg: OrderRequest) -> list[OrderView]:
+        """Place an OCO (a limit leg and a stop leg, same side and size) in one step: one hold, `oco_id` the limit leg's id.
+
+        A repeat of the limit leg's client_oid answers the list it made (both legs' views, limit first).
+        """
+        existing = await self._existing(limit_leg)
+        if existing is not None:
+            if not limit_leg.same_as(existing) or not existing.list_id:
+                raise Conflict("duplicate_client_oid",
+                               f"client_oid {limit_leg.client_oid!r} already names order {existing.id} with other parameters",
+                               order_id=existing.id)
+            sibling = await self._order_by_client_oid(existing.owner_id, stop_leg.client_oid)
+            legs = [existing] + ([sibling] if sibling is not None and sibling.list_id == existing.list_id else [])
+            return [order_view(o, limit_leg.instrument) for o in legs]
+        venue = self.ready_exchange(limit_leg.exchange)
+        if limit_leg.wallet_set_id is not None:
+            self.require_active_set(limit_leg.wallet_set_id)
+        account_id = self.order_account(limit_leg)
+        if account_id is None:
+            account_id = (self.accounts.own(limit_leg.owner_id, limit_leg.exchange)
+                          or await self.account_for(limit_leg.owner_id, limit_leg.exchange)).id
+        first = self._new_order(limit_leg, account_id)
+        second = self._new_order(stop_leg, account_id)
+        first.list_id = second.list_id = first.id
+        for order in (first, second):
+            self._answers[order.id] = None
+        try:
+            await venue.place_oco(first, second)
+        finally:
+            views = [self._answers.pop(first.id), self._answers.pop(second.id)]
+        metrics.ORDERS.labels(first.exchange, first.type._value_).inc()
+        metrics.ORDERS.labels(second.exchange, second.type._value_).inc()
+        return [view if view is not None else order_view(order, limit_leg.instrument)
+                for order, view in zip((first, second), views, strict=True)]
+
+    async def _existing(self, request: OrderRequest) -> Order | None:
+        """The order the request's client_oid already names for its owner (memory, then the store when it may be there)."""
+        existing = self.existing_order(request.client_oid, request.owner_id)
+        if existing is None and self._known(request.owner_id, request.client_oid):
+            existing = await self.store.get_order_by_client_oid(request.client_oid, request.owner_id)
+        return existing
+
+    def _new_order(self, request: OrderRequest, account_id: int) -> Order:
+        """A new pending order of a request (not make_order's path, which builds its own inline)."""
+        ts = self.clock()
+        order = Order(
+            id=self.order_ids.next(), client_oid=request.client_oid, exchange=request.exchange, symbol=request.instrument.symbol,
+            side=request.side, type=request.type, size=request.size, limit=request.limit, cancel_after=request.cancel_after,
+            wallet_set_id=request.wallet_set_id, run_id=request.run_id, created_at=ts, last_updated_at=ts,
+            owner_id=request.owner_id, account_id=account_id)
+        _carry_conditional(order, request)
+        return order
 
     def remember(self, order: Order) -> None:
         """An accepted order: found by id and client_oid until it is done, its key in the filter for good."""
@@ -864,12 +932,26 @@ class Gateway:
         wallet_set = self.require_active_set(set_id)
         for venue in self.venues.values():
             for order in [o for o in venue.open_orders() if o.wallet_set_id == set_id]:
-                await venue.cancel(order)  # a refusal keeps the set active: its money is still in orders at the venue
+                if not order.is_done:  # an OCO leg ends with its sibling's cancel
+                    await venue.cancel(order)  # a refusal keeps the set active: its money is still in orders at the venue
         ts = self.clock()
         lines = self.ledger.deactivate_wallet_set(set_id, ts)
         wallet_set = self.ledger.wallet_set(set_id)  # the ledger hands out copies: take the new state
         await self._commit(self._changes(lines=lines, wallet_sets=[wallet_set]))
         return wallet_set
+
+
+def _carry_conditional(order: Order, request: OrderRequest) -> None:
+    """The request's conditional fields onto its new order (stop, trigger, trailing, time in force, expiry, bracket)."""
+    order.stop_price = request.stop_price
+    order.trigger = request.trigger
+    order.trail_ppm = request.trail_ppm
+    order.trail_delta = request.trail_delta
+    order.activation_price = request.activation_price
+    order.time_in_force = request.time_in_force
+    order.expire_at = request.expire_at
+    order.reduce_only = request.reduce_only
+    order.bracket = request.bracket
 
 
 def _owner_of(orders: list[Order], order_id: int) -> int | None:

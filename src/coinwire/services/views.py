@@ -13,11 +13,12 @@ from datetime import UTC, datetime
 
 import msgspec
 
+from coinwire.core.conditional import decode_bracket
 from coinwire.core.instruments import Instrument
 from coinwire.core.numbers import ATTO, ATTO_DECIMALS
-from coinwire.core.orders import Fill, Order, OrderStatus
+from coinwire.core.orders import Fill, Order, OrderStatus, OrderType
 from coinwire.core.symbols import symbol_token
-from coinwire.messages import FillView, OrderView
+from coinwire.messages import BracketLegView, BracketView, FillView, OrderView
 from coinwire.store.codec import units_text
 
 __all__ = ["iso", "order_view", "fill_view", "avg_price_str"]
@@ -103,7 +104,7 @@ def order_view(order: Order, instrument: Instrument, seq: int | None = None) -> 
         order.status is _DONE,
     )
     if order.stop_price or order.trail_ppm or order.trail_delta or order.list_id or order.parent_id or order.expire_at \
-            or order.reduce_only:
+            or order.reduce_only or order.bracket is not None:
         return _conditional(view, order, instrument)
     return view  # a plain order: the conditional fields keep their defaults
 
@@ -125,7 +126,21 @@ def _conditional(view: OrderView, order: Order, instrument: Instrument) -> Order
         oco_id=order.list_id or None,
         parent_id=order.parent_id or None,
         emulated=order.emulated,
-        reduce_only=order.reduce_only)
+        reduce_only=order.reduce_only,
+        bracket=_bracket(order.bracket, pd) if order.bracket is not None else None)
+
+
+def _bracket(text: str, pd: int) -> BracketView:
+    """A parent's stored bracket (`core.conditional.Bracket` as JSON, integer units) as its view shows it."""
+    b = decode_bracket(text)
+
+    def leg(kind: OrderType, price: int, limit: int) -> BracketLegView:
+        if kind is OrderType.LIMIT:
+            return BracketLegView(kind._value_, None, units_text(price, pd))
+        return BracketLegView(kind._value_, units_text(price, pd), units_text(limit, pd) if limit else None)
+
+    return BracketView(leg(b.take_profit_type, b.take_profit_price, b.take_profit_limit),
+                       leg(b.stop_loss_type, b.stop_loss_price, b.stop_loss_limit), b.trigger._value_)
 
 
 def fill_view(fill: Fill, instrument: Instrument, seq: int, funds: int = 0) -> FillView:

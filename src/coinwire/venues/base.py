@@ -41,19 +41,22 @@ class Execution:
     """What one step at a venue changed: orders in their new state, the fills, and the ledger lines that settled them.
 
     `placed`: the order this step created (a placement), which nothing stored refers to yet,
-    so a host whose store refuses the step can take it back alone.
+    so a host whose store refuses the step can take it back alone. `created`: further orders
+    the step made (an OCO's second leg, a bracket's children), which the host keeps as it keeps
+    `placed` (found by id and client_oid until done); None on every plain step.
     """
 
-    __slots__ = ("orders", "fills", "lines", "placed")
+    __slots__ = ("orders", "fills", "lines", "placed", "created")
 
     def __init__(
         self, orders: list[Order] | None = None, fills: list[Fill] | None = None, lines: list[WalletLine] | None = None,
-        placed: Order | None = None,
+        placed: Order | None = None, created: list[Order] | None = None,
     ) -> None:
         self.orders: list[Order] = orders if orders is not None else []
         self.fills: list[Fill] = fills if fills is not None else []
         self.lines: list[WalletLine] = lines if lines is not None else []
         self.placed = placed
+        self.created = created
 
     def __bool__(self) -> bool:
         return bool(self.orders or self.fills or self.lines)
@@ -128,7 +131,7 @@ class VenueHost(Protocol):
 
 
 class Venue(Protocol):
-    """Where one exchange's orders execute. Room is left for positions and conditional orders (perpetuals, stops)."""
+    """Where one exchange's orders execute. Room is left for positions (perpetuals)."""
 
     name: str
     kind: str  # "paper" | "simulated" | "live"

@@ -5,7 +5,8 @@ A venue the gateway runs has more to it, and the gateway reaches all of it throu
 `HostedVenue` without knowing which kind it holds: the markets a feed mirrors (its checks,
 a strategy's books, the status), a life (`start`, `close`), market data (`on_market`, which
 fills resting orders), `cancel_after` deadlines (`expire`), and what it says of itself
-(`virtual_funds`: users open funded paper accounts on it; `funds_known`; `account_id`).
+(`virtual_funds`: users open funded paper accounts on it; `funds_known`; `account_id`), and
+OCO lists (`place_oco`) and conditional orders accepted past their trigger (`allow_immediate`).
 
 `GatewayHost` is the gateway as such a venue sees it: the `VenueHost` port plus the few
 things a mirror or a real account needs (a snapshot on a book gap, the status announced,
@@ -18,10 +19,11 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Protocol
 
 from coinwire.core.accounts import Account
+from coinwire.core.ids import IdSequence
 from coinwire.core.instruments import Instrument
 from coinwire.core.orders import Fill, Order
 from coinwire.messages import BookDelta, BookSnapshot, BookTicker, TradeTick
-from coinwire.venues.base import Venue, VenueHost
+from coinwire.venues.base import Execution, Venue, VenueHost
 
 if TYPE_CHECKING:
     from coinwire.venues.paper import PaperMarket
@@ -32,6 +34,11 @@ MarketMessage = BookSnapshot | BookDelta | TradeTick | BookTicker
 
 
 class GatewayHost(VenueHost, Protocol):
+    @property
+    def order_ids(self) -> IdSequence:
+        """The ids of new orders: those a venue makes itself (a bracket's children once the parent filled)."""
+        ...
+
     def snapshot(self, exchange: str, symbol: str) -> BookSnapshot | None:
         """A fresh book from the feed's snapshot source, for a book that lost its sync (None: no source)."""
         ...
@@ -64,6 +71,14 @@ class HostedVenue(Venue, Protocol):
 
     def market(self, symbol: str) -> PaperMarket | None: ...
 
+    async def place(self, order: Order, budget: int | None = None, *, allow_immediate: bool = False) -> Execution:
+        """`Venue.place`; `allow_immediate`: a conditional order its trigger price has already passed is accepted and fires at once."""
+        ...
+
+    async def place_oco(self, limit_leg: Order, stop_leg: Order) -> Execution:
+        """Place an OCO's two legs at once (one hold, a shared `list_id`: the limit leg's id); recorded before it returns."""
+        ...
+
     def add_instruments(self, instruments: Iterable[Instrument]) -> list[PaperMarket]: ...
 
     def computed_status(self) -> str: ...
@@ -80,7 +95,8 @@ class HostedVenue(Venue, Protocol):
         ...
 
     async def expire(self, now: int) -> None:
-        """Retire the orders whose `cancel_after` deadline is at or before `now` (recorded through the host)."""
+        """Retire the orders whose `cancel_after` or `expire_at` deadline is at or before `now`, untriggered ones too
+        (recorded through the host)."""
         ...
 
     def take_back(self, order: Order) -> None:

@@ -32,10 +32,10 @@ import structlog
 
 from coinwire.config import ExchangeConfig
 from coinwire.core.book_sync import RESYNC
-from coinwire.core.errors import CoinwireError, Conflict, NotFound, NotReady
+from coinwire.core.errors import CoinwireError, Conflict, DomainError, NotFound, NotReady
 from coinwire.core.execution import accept_order, release_hold, settle_fills
 from coinwire.core.ledger import Balance
-from coinwire.core.orders import DoneReason, Fill, Order, OrderStatus, OrderType, Side
+from coinwire.core.orders import CONDITIONAL_TYPES, DoneReason, Fill, Order, OrderStatus, OrderType, Side
 from coinwire.core.wallets import WalletLine
 from coinwire.messages import BookDelta, BookSnapshot, BookTicker, TradeTick
 from coinwire.venues.base import Execution
@@ -227,8 +227,10 @@ class LiveVenue(MarketMirror):
         return True
 
     # --- orders ------------------------------------------------------------------------------------
-    async def place(self, order: Order, budget: int | None = None) -> Execution:
+    async def place(self, order: Order, budget: int | None = None, *, allow_immediate: bool = False) -> Execution:
         """Check and hold on the mirror, write ahead, send; the venue's answer decides what happened."""
+        if order.type in CONDITIONAL_TYPES:
+            raise DomainError("order_type_unsupported", f"{order.type.value} orders are not offered on live exchanges yet")
         host = self.host
         for other in self.open.values():
             if other.client_oid == order.client_oid and other.owner_id == order.owner_id:
@@ -252,6 +254,10 @@ class LiveVenue(MarketMirror):
             await self._reject(order, exc)
             raise
         return await self.apply(order, report.fills, report)
+
+    async def place_oco(self, limit_leg: Order, stop_leg: Order) -> Execution:
+        """OCO lists are not offered on live exchanges yet: refused before anything is held or sent."""
+        raise DomainError("order_type_unsupported", "OCO orders are not offered on live exchanges yet")
 
     async def cancel(self, order: Order, reason: DoneReason | None = None) -> Execution:
         order = self.open.get(order.id, order)  # the order followed here, not a copy read from the store

@@ -17,6 +17,7 @@ __all__ = ["EVENTS", "Channel", "Delivery", "DeliveryFailed"]
 
 EVENTS = (
     "order_filled",
+    "order_triggered",
     "order_done",
     "trade_receipt",
     "run_started",

@@ -19,7 +19,7 @@ import msgspec
 
 from coinwire.messages import FillView, OrderView
 
-__all__ = ["MASK", "TradeSummary", "render_receipt", "summarise", "trade_json"]
+__all__ = ["MASK", "TradeSummary", "grouped", "render_receipt", "render_triggered", "summarise", "trade_json"]
 
 MASK = "****"
 
@@ -125,3 +125,28 @@ def render_receipt(s: TradeSummary, *, display: str, rate: Decimal | None, mask:
     body = (f"<html><body><h2>{html.escape(verb)} {html.escape(size)} {html.escape(s.base)}</h2>"
             f"<table>{cells}</table><p style=\"color:#666\">coinwire trade receipt</p></body></html>")
     return subject, text, body
+
+
+def grouped(number: str) -> str:
+    """A decimal text with thousands separators and at least two decimals: "61234.5" -> "61,234.50"."""
+    whole, _, fraction = number.partition(".")
+    sign = "-" if whole.startswith("-") else ""
+    return f"{sign}{int(whole.lstrip('-') or 0):,}.{fraction.ljust(2, '0')}"
+
+
+def render_triggered(order: OrderView) -> tuple[str, str]:
+    """(subject, text) of `order_triggered`: which order fired, at which level, and what it became.
+
+    The level is the order's stop price when it fired (a trailing stop's level then); what it
+    became is its child: a market order, or a limit order at its limit (with its time in force unless GTC).
+    """
+    base = order.symbol.partition("/")[0]
+    level = grouped(order.stop_price) if order.stop_price else "its level"
+    if order.type in ("stop-limit", "take-profit-limit"):
+        became = f"a {order.time_in_force} limit order at {grouped(order.limit)}" if order.time_in_force != "GTC" else \
+            f"a limit order at {grouped(order.limit)}"
+    else:
+        became = "a market order"
+    text = f"Your {order.type} {order.side} of {order.size} {base} triggered at {level} and became {became}"
+    subject = f"Order {order.id} triggered: {order.type} {order.side} {order.size} {base} at {level} on {order.exchange}"
+    return subject, text

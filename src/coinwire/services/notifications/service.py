@@ -3,6 +3,8 @@
 Events and where they come from:
 
 - `order_filled`: a fill of one of a user's orders (a `FillEvent` on `fill.>`);
+- `order_triggered`: a conditional order fired (the `OrderUpdate` of the step that fired it:
+  its `triggered_at` is that update's time); to the account's owner and every user it was shared with;
 - `order_done`: an order reached `done` (an `OrderUpdate` on `order.>`);
 - `trade_receipt`: an order reached `done` with any fill, a partly filled then cancelled one included;
 - `exchange_degraded`: an exchange's status went to `degraded` or `offline` (`ExchangeStatusChanged`);
@@ -44,7 +46,7 @@ from coinwire.services.accounts import AccountBook
 from coinwire.services.gateway import Gateway
 from coinwire.services.notifications.channels import EVENTS, Channel, Delivery, DeliveryFailed
 from coinwire.services.notifications.outbox import NotificationStore, OutboxRow
-from coinwire.services.notifications.receipts import render_receipt, summarise, trade_json
+from coinwire.services.notifications.receipts import render_receipt, render_triggered, summarise, trade_json
 from coinwire.services.notifications.user_settings import CHANNEL_KINDS, checked_settings, settings_view
 from coinwire.services.views import fill_view
 
@@ -182,8 +184,11 @@ class NotificationService:
             if isinstance(message, FillEvent):
                 await self._on_fill(message)
             elif isinstance(message, OrderUpdate):
-                if message.order.status == "done":
-                    await self._order_done(message.order)
+                order = message.order
+                if order.triggered_at is not None and order.triggered_at == order.last_updated_at:
+                    await self._triggered(order)
+                if order.status == "done":
+                    await self._order_done(order)
             elif isinstance(message, ExchangeStatusChanged) and message.to_status in _DEGRADED:
                 await self._on_status(message)
         except Exception:  # one event's failure (the store away) must not stop the next ones; recovery covers receipts
@@ -198,6 +203,16 @@ class NotificationService:
         text = f"{fill.side} {fill.exec_amount} {fill.symbol} at {fill.exec_price} on {fill.exchange} (order {fill.order_id})"
         await self.notify(user, "order_filled", f"fill:{fill.id}", f"Order {fill.order_id} filled: {text}", text,
                           {"event": "order_filled", "fill": _builtins(fill)})
+
+    async def _triggered(self, order: OrderView) -> None:
+        """`order_triggered` to whoever may read the order's account: its owner and the users it was shared with."""
+        owner = self.owner_of(order.account)
+        readers = ([owner] if owner is not None else []) + sorted(self.accounts.members_of(order.account))
+        subject, text = render_triggered(order)
+        for user in readers:
+            if await self.chosen(user, "order_triggered"):
+                await self.notify(user, "order_triggered", f"order:{order.id}", subject, text,
+                                  {"event": "order_triggered", "text": text, "order": _builtins(order)})
 
     async def _order_done(self, order: OrderView, recovering: dict[int, int | None] | None = None) -> int:
         """An order's `order_done` and, with a fill, `trade_receipt`; `recovering`: from the start's scan (its cache)."""
