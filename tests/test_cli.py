@@ -222,6 +222,31 @@ def test_order_place_and_cancel_and_its_refusals(server: ServerProcess) -> None:
     assert as_json("orders", "--open", "--url", server.http) == []
 
 
+def test_order_place_conditional_bracket_and_oco(server: ServerProcess) -> None:
+    """Stops, trailing stops, brackets and OCOs from the command line rest as the server answered them, and cancel."""
+    bid = Decimal(httpx.get(f"{server.http}/xwrap/v1/demo/pricing", headers=server.headers).json()["BTC_USDT"]["bid"])
+    low, lower, high = (str((bid * f).quantize(Decimal("0.01"))) for f in (Decimal("0.5"), Decimal("0.4"), Decimal(2)))
+    url = ("--url", server.http)
+    stop = as_json("order", "place", "demo", "BTC/USDT", "sell", "0.01", "--type", "stop-limit", "--stop-price", low, "--limit", lower,
+                   "--time-in-force", "GTD", "--expire-at", "2099-01-01T00:00:00Z", "--trigger", "bid_ask", *url)
+    assert (stop["status"], stop["time_in_force"], stop["trigger"], stop["expire_at"][:10]) == \
+        ("untriggered", "GTD", "bid_ask", "2099-01-01")
+    trailing = as_json("order", "place", "demo", "BTC_USDT", "sell", "0.01", "--type", "trailing-stop", "--trailing-delta", "2.5%",
+                       "--activation-price", high, *url)
+    assert (trailing["status"], trailing["trailing_delta"]) == ("untriggered", "2.5%")
+    parent = as_json("order", "place", "demo", "BTC_USDT", "buy", "0.01", "--limit", low, "--take-profit", f"stop={high},limit={high}",
+                     "--stop-loss", lower, *url)
+    assert (parent["bracket"]["take_profit"]["type"], parent["bracket"]["stop_loss"]["type"]) == ("take-profit-limit", "stop-market")
+    legs = as_json("order", "oco", "demo", "BTC_USDT", "sell", "0.01", "--limit", high, "--stop-price", low, "--stop-limit", lower,
+                   "--client-oid", "cli-oco", *url)
+    assert [(o["type"], o["client_order_id"]) for o in legs] == [("limit", "cli-oco:limit"), ("stop-limit", "cli-oco:stop")]
+    table = succeeds("orders", "--open", *url)
+    assert "stop-limit" in table and "trailing-stop" in table and "untriggered" in table
+    for order in (stop, trailing, parent, legs[0]):
+        assert "done" in succeeds("order", "cancel", str(order["id"]), *url)
+    assert as_json("orders", "--open", *url) == []
+
+
 def test_accounts_list_open_grant_revoke(server: ServerProcess) -> None:
     tokens = server.traders(f"cli-{uuid.uuid4().hex[:8]}")
     (name, token), = tokens.items()

@@ -804,3 +804,37 @@ async def test_a_viewer_places_no_conditional_order_oco_or_bracket(server: Serve
                 r = rest.post(path, json={**params, "client_oid": fresh("vic")})
                 assert (r.status_code, r.json()["error"]["code"]) == (403, "forbidden"), (path, r.text)
             assert rest.get("/xwrap/v1/orders/open").json() == []
+
+
+@pytest.mark.parametrize("caller", ["tom", "vic"])
+async def test_another_users_oco_legs_and_bracket_children_are_not_found(
+    server: ServerProcess, tokens: dict[str, str], caller: str
+) -> None:
+    """Tess's OCO legs and the children her filled bracket placed: by id or by client_oid, to tom or vic they do not exist."""
+    async with connect(server, tokens["tess"]) as tess, connect(server, tokens[caller]) as them:
+        order = await resting_params(tess)
+        low, high = Decimal(order["limit"]), Decimal(order["limit"]) * 3
+        key = fresh("tess-oco")
+        legs = await tess.call("make_oco", exchange="demo", pair="BTC_USDT", side="buy", size="0.001", limit=f"{low:.2f}",
+                               stop_price=f"{high:.2f}", client_oid=key)
+        parent = await tess.call("make_order", exchange="demo", pair="BTC_USDT", side="buy", type="market", size="0.001",
+                                 client_oid=fresh("tess-bracket"), take_profit={"limit": f"{high:.2f}"},
+                                 stop_loss={"stop_price": f"{low:.2f}"})
+        async with asyncio.timeout(10):
+            while len(children := [o for o in await tess.call("list_open_orders") if o["parent_id"] == parent["id"]]) < 2:
+                await asyncio.sleep(0.1)
+        hers = [*legs, *children]
+        before = sorted((o["id"], o["status"]) for o in await tess.call("list_open_orders"))
+        refused = "order_not_found" if caller == "tom" else "forbidden"  # a viewer cancels nothing at all
+        with http(server, tokens[caller]) as rest:
+            for o in hers:
+                assert await _code(them.call("cancel_order", order_id=o["id"])) == refused, o
+                assert await _code(them.call("cancel_order", client_oid=o["client_order_id"])) == refused, o
+                r = rest.post("/xwrap/v1/orders/cancel", json={"order_id": o["id"]})
+                assert r.json()["error"]["code"] == refused, r.text
+            assert not {o["id"] for o in hers} & {o["id"] for o in rest.get("/xwrap/v1/orders/open").json()}
+            assert not {o["id"] for o in hers} & {o["id"] for o in rest.get("/xwrap/v1/orders/recent?include_open=true").json()}
+        assert sorted((o["id"], o["status"]) for o in await tess.call("list_open_orders")) == before
+        for first in (legs[0], children[0]):  # each cancels its list
+            await tess.call("cancel_order", order_id=first["id"])
+        assert not {o["id"] for o in hers} & {o["id"] for o in await tess.call("list_open_orders")}

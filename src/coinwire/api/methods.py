@@ -609,10 +609,7 @@ async def make_oco(api: Api, p: P.MakeOcoParams, ctx: CallContext) -> Any:
             leg.account_id = account_id
         previous.append(api.notifier.note_origin(leg.client_oid, ctx))
     try:
-        place = getattr(api.gateway, "make_oco", None)  # the paper venue's OCO (cond-paper) replaces this guard on merge
-        if place is None:
-            raise NotFound("method_not_available", "this server places no OCO yet")
-        return await place(*legs)
+        return await api.gateway.make_oco(*legs)
     except CoinwireError:
         for leg, before in zip(legs, previous, strict=True):
             api.notifier.restore_origin(leg.client_oid, ctx, before)
