@@ -9,7 +9,6 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Collection
-from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -20,7 +19,7 @@ from coinwire.api.context import CHANNELS, CallContext
 from coinwire.api.guard import authorize_channel
 from coinwire.api.json_input import refusal
 from coinwire.api.notifier import Notifier
-from coinwire.api.order_params import apply_conditions, check_oco_legs, oco_client_oids, price_units
+from coinwire.api.order_params import apply_conditions, check_oco_legs, decimal_param, oco_client_oids, price_units
 from coinwire.api.ownership import Owners
 from coinwire.api.streams import AccountStreams, StreamQuery, stream_query
 from coinwire.api.wallet_views import WalletViews
@@ -78,22 +77,6 @@ _ORDER_TYPES = {t.value: t for t in OrderType}
 _PARSED_LIMIT = 4096
 ECHO_PAYLOAD_LIMIT = 4096  # bytes of JSON an echo_notify / broadcast_notify may send to each receiver
 _encode = msgspec.json.Encoder().encode
-
-
-def _decimal_param(value: object, field: str) -> str:
-    """A decimal parameter as text for the exact parser (`core.numbers.to_units`), which refuses all but decimals.
-
-    Strings pass as sent; JSON numbers arrive as exact `Decimal`s (`api.json_input`) or ints;
-    a float (a Python caller) is its repr, the shortest decimal that reads back the same.
-    Any other JSON type (true, null, a list, an object) is the wrong type: `invalid_params`.
-    """
-    if type(value) is str:
-        return value
-    if isinstance(value, float):
-        return repr(value)
-    if isinstance(value, (int, Decimal)) and not isinstance(value, bool):
-        return str(value)
-    raise InvalidInput("invalid_params", f"{field} must be a decimal string or a JSON number, got {type(value).__name__}", field=field)
 
 
 _NUMBERS_AS_NUMBERS = msgspec.json.Encoder(decimal_format="number")
@@ -256,7 +239,7 @@ class Api:
         if p.funds is None:  # the size path: one check more than before
             if p.size is None:
                 raise InvalidInput("missing_parameter", "make_order needs `size` (or `funds` for a market buy)")
-            size = self._units(inst, "size", _decimal_param(p.size, "size"))
+            size = self._units(inst, "size", decimal_param(p.size, "size"))
         else:
             size, funds = _funds_param(inst, side, order_type, p)
         raw_limit = p.limit if p.limit is not None else p.price
@@ -269,7 +252,7 @@ class Api:
         else:
             if raw_limit in (None, "", 0, "0"):
                 raise InvalidInput("missing_limit", f"a {order_type.value} order needs a limit price")
-            limit = self._units(inst, "limit", _decimal_param(raw_limit, "limit"))
+            limit = self._units(inst, "limit", decimal_param(raw_limit, "limit"))
         if p.cancel_after < 0:
             raise InvalidInput("invalid_cancel_after", "cancel_after must be >= 0 seconds")
         if p.cancel_after and not order_type.rests and not conditional:
@@ -328,7 +311,7 @@ def _funds_param(inst: Instrument, side: Side, order_type: OrderType, p: P.MakeO
     """
     if p.size is not None:
         raise InvalidInput("size_and_funds", "give size or funds, not both")
-    funds = to_units(_decimal_param(p.funds, "funds"), ATTO_DECIMALS, "funds")
+    funds = to_units(decimal_param(p.funds, "funds"), ATTO_DECIMALS, "funds")
     check_funds(inst, side, order_type, funds)
     return 0, funds
 
@@ -554,7 +537,7 @@ async def convert_to_usd(api: Api, p: P.ConvertParams, ctx: CallContext) -> Any:
     """Value of an amount of a currency in USD (stablecoins count as USD); null when no route exists."""
     if p.side not in ("bid", "ask"):
         raise InvalidInput("invalid_side", "side must be 'bid' or 'ask'")
-    amount = to_units(_decimal_param(p.value, "value"), 18, "value")
+    amount = to_units(decimal_param(p.value, "value"), 18, "value")
     return api.wallets.convert_to_usd(p.currency.upper(), amount, p.side)
 
 
@@ -673,7 +656,7 @@ def _allocations(api: Api, ctx: CallContext, wallets: list[P.WalletAllocation]) 
     allocations: list[tuple[str, str, int]] = []
     accounts: dict[str, int] = {}
     for w in wallets:
-        allocations.append((w.exchange, w.currency.upper(), to_units(_decimal_param(w.allocation, "allocation"), 18, "allocation")))
+        allocations.append((w.exchange, w.currency.upper(), to_units(decimal_param(w.allocation, "allocation"), 18, "allocation")))
         if w.account is not None:
             account_id = api.gateway.accounts.require(w.account, *_caller(ctx), "trade").id
             api.account(ctx, account_id, w.exchange)  # on that exchange
@@ -846,7 +829,7 @@ async def add_virtual_wallet_tx(api: Api, p: P.VirtualTxParams, ctx: CallContext
     account = api.gateway.accounts.accounts[account_id]
     if not is_admin and account.owner_id != user_id:  # members, even trading ones, never mint funds
         raise NotFound("account_not_found", f"no account {account_id}")
-    movement = to_units(_decimal_param(p.movement, "movement"), 18, "movement")
+    movement = to_units(decimal_param(p.movement, "movement"), 18, "movement")
     line_id = await api.gateway.add_virtual_wallet_tx(exchange=p.exchange, currency=currency.upper(), movement=movement,
                                                       account_id=account_id)
     return {"id": line_id}

@@ -26,7 +26,7 @@ from coinwire.core.orders import CONDITIONAL_TYPES, Order, OrderRequest, OrderTy
 if TYPE_CHECKING:
     from coinwire.venues.paper import PaperMarket
 
-__all__ = ["apply_conditions", "price_units", "parse_trailing_delta", "parse_instant", "oco_client_oids", "check_oco_legs",
+__all__ = ["apply_conditions", "decimal_param", "price_units", "parse_trailing_delta", "parse_instant", "oco_client_oids", "check_oco_legs",
            "PERCENT_DECIMALS"]
 
 PERCENT_DECIMALS = 4  # a trailing percentage's places: 1 ppm of the price (100% == 10**6 ppm)
@@ -41,8 +41,13 @@ _TP_TYPES = {"limit": _LIMIT, "take-profit-market": OrderType.TAKE_PROFIT_MARKET
 _NS_PER_MS = 1_000_000
 
 
-def _text(value: object, field: str) -> str:
-    """A decimal parameter as text (strings as sent, JSON numbers exactly); any other JSON type is `invalid_params`."""
+def decimal_param(value: object, field: str) -> str:
+    """A decimal parameter as text for the exact parser (`core.numbers.to_units`), which refuses all but decimals.
+
+    Strings pass as sent; JSON numbers arrive as exact `Decimal`s (`api.json_input`) or ints;
+    a float (a Python caller) is its repr, the shortest decimal that reads back the same.
+    Any other JSON type (true, null, a list, an object) is the wrong type: `invalid_params`.
+    """
     if type(value) is str:
         return value
     if isinstance(value, float):
@@ -58,7 +63,7 @@ def price_units(inst: Instrument, field: str, value: object) -> int:
     More decimals than the price has is off the tick too (the grid has no such point), so a
     client learns one code per field, not two. Text that is not a decimal is `invalid_number`.
     """
-    text = _text(value, field)
+    text = decimal_param(value, field)
     try:
         units = to_units(text, inst.price_decimals, field)
     except InvalidInput as exc:
@@ -77,7 +82,7 @@ def parse_trailing_delta(inst: Instrument, value: object) -> tuple[int, int]:
     Exact: a percentage has at most 4 decimals (1 ppm), a distance lies on the tick
     (`trailing_delta_off_tick`). Zero, negative, or 100% and more is `trailing_delta_out_of_range`.
     """
-    text = _text(value, "trailing_delta").strip()
+    text = decimal_param(value, "trailing_delta").strip()
     if text.endswith("%"):
         number = text[:-1].strip()
         try:
