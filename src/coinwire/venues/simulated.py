@@ -173,13 +173,13 @@ class SimulatedVenue(Generic[M]):
         self.orders.refuse_duplicate(order, self.name)
         if is_conditional(order):
             return await self._place_conditional(market, order, allow_immediate)
+        if exits is None and order.bracket is not None:
+            exits = self._bracket_plan(market, order)  # checked before anything changes: a refusal writes nothing
         now = self.host.now()
         fills, lines = place_order(self.host.ledger, market.engine, order, now, budget=budget)
         execution = Execution([order], fills, lines, placed=order)
         if not order.is_done:
             self._keep(order)
-        if exits is None and order.bracket is not None:
-            exits = self._bracket_plan(market, order)
         children: list[Order] = []
         if exits is not None:
             if order.is_done:
