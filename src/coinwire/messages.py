@@ -125,18 +125,23 @@ class Ticker(msgspec.Struct, frozen=True, tag="ticker_stats"):
 
 
 class BracketLegView(msgspec.Struct, frozen=True, gc=False):
-    """One child a bracket parent places once it has filled: its type, trigger level and limit (None: not its kind)."""
+    """One child a bracket parent places once it has filled: its type, trigger level and limit (None: not its kind).
+
+    A level given as a percentage of the parent's average fill price is `percent` (`"3"`: 3%)
+    and its price (`stop_price`, or `limit` for a limit take-profit) is None until the fill sets it.
+    """
 
     type: str  # limit | take-profit-market | take-profit-limit | stop-market | stop-limit
     stop_price: str | None = None
     limit: str | None = None
+    percent: str | None = None
 
 
 class BracketView(msgspec.Struct, frozen=True, gc=False):
     """A bracket parent's children, as `make_order`'s `take_profit` and `stop_loss` gave them."""
 
-    take_profit: BracketLegView
-    stop_loss: BracketLegView
+    take_profit: BracketLegView | None  # None: the bracket has no take-profit (a lone stop-loss)
+    stop_loss: BracketLegView | None  # None: no stop-loss (a lone take-profit)
     trigger: str = "last"
 
 

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import math
+from fractions import Fraction
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from coinwire.core.conditional import (
+    PPM,
     Bracket,
     TriggerBook,
     bracket_children,
@@ -15,6 +19,7 @@ from coinwire.core.conditional import (
     check_oco,
     decode_bracket,
     encode_bracket,
+    fill_price,
     fires,
     follow,
     level,
@@ -414,10 +419,24 @@ def test_a_bracket_round_trips_and_malformed_text_is_refused() -> None:
     full = Bracket(take_profit_type=TPL, take_profit_price=11_000, take_profit_limit=10_990, stop_loss_type=SL,
                    stop_loss_price=9_000, stop_loss_limit=8_990, trigger=MARK)
     assert decode_bracket(encode_bracket(full)) == full and decode_bracket(encode_bracket(BRACKET)) == BRACKET
-    for text in ("{", '{"take_profit_type": "limit"}', encode_bracket(BRACKET)[:-1] + ', "x": 1}'):
+    for text in ("{", '{"take_profit_type": "stop"}', encode_bracket(BRACKET)[:-1] + ', "x": 1}'):
         with pytest.raises(InvalidInput) as info:
             decode_bracket(text)
         assert info.value.code == "bracket_invalid"
+    # a leg without a level is well-formed JSON but no bracket: refused when checked
+    with pytest.raises(InvalidInput) as info:
+        check_bracket(_order(side=BUY, type=OrderType.LIMIT, limit=10_000), decode_bracket('{"take_profit_type": "limit"}'), 10_000)
+    assert info.value.code == "bracket_invalid"
+
+
+def test_brackets_stored_before_percentages_and_lone_legs_decode_unchanged() -> None:
+    stored = ('{"take_profit_type":"take-profit-market","take_profit_price":10400,"stop_loss_type":"stop-market",'
+              '"stop_loss_price":9800,"take_profit_limit":0,"stop_loss_limit":0,"trigger":"last"}')
+    bracket = decode_bracket(stored)
+    assert bracket == Bracket(take_profit_type=TPM, take_profit_price=10_400, stop_loss_type=SM, stop_loss_price=9_800)
+    assert bracket.legs == 2 and bracket.take_profit_ppm == bracket.stop_loss_ppm == 0
+    lone = Bracket(stop_loss_type=SM, stop_loss_ppm=30_000)
+    assert decode_bracket(encode_bracket(lone)) == lone and lone.legs == 1
 
 
 @pytest.mark.parametrize(("side", "limit", "bracket", "code"), [
@@ -434,6 +453,22 @@ def test_a_bracket_round_trips_and_malformed_text_is_refused() -> None:
      "bracket_type_invalid"),
     (BUY, 10_000, Bracket(take_profit_type=TPL, take_profit_price=11_000, stop_loss_type=SM, stop_loss_price=9_000),
      "limit_required"),
+    # percentages of the fill: always on the right side, for a long and a short alike
+    (BUY, 10_000, Bracket(take_profit_type=TPM, take_profit_ppm=60_000, stop_loss_type=SM, stop_loss_ppm=30_000), None),
+    (SELL, 10_000, Bracket(take_profit_type=TPM, take_profit_ppm=60_000, stop_loss_type=SM, stop_loss_ppm=30_000), None),
+    (BUY, 0, Bracket(take_profit_type=OrderType.LIMIT, take_profit_ppm=60_000), None),
+    # a lone leg: only a stop, or only a target; its side is still checked when it is a price
+    (BUY, 10_000, Bracket(stop_loss_type=SM, stop_loss_price=9_000), None),
+    (BUY, 10_000, Bracket(take_profit_type=TPM, take_profit_price=11_000), None),
+    (BUY, 10_000, Bracket(stop_loss_type=SM, stop_loss_price=10_500), "bracket_stop_wrong_side"),
+    (SELL, 10_000, Bracket(take_profit_type=TPM, take_profit_price=10_500), "bracket_take_profit_wrong_side"),
+    (BUY, 10_000, Bracket(take_profit_type=TPM, take_profit_ppm=50_000, stop_loss_type=SM, stop_loss_price=10_000),
+     "bracket_stop_wrong_side"),
+    (BUY, 10_000, Bracket(), "bracket_incomplete"),
+    (BUY, 10_000, Bracket(stop_loss_type=SM, stop_loss_price=9_000, stop_loss_ppm=30_000), "bracket_invalid"),
+    (BUY, 10_000, Bracket(stop_loss_type=SM, stop_loss_ppm=1_000_000), "bracket_invalid"),
+    (BUY, 10_000, Bracket(stop_loss_type=SM, stop_loss_ppm=-5), "bracket_invalid"),
+    (BUY, 10_000, Bracket(stop_loss_type=SL, stop_loss_ppm=30_000, stop_loss_limit=9_000), "bracket_type_invalid"),
 ])
 def test_bracket_checks(side: Side, limit: int, bracket: Bracket, code: str | None) -> None:
     parent = _order(side=side, type=OrderType.LIMIT if limit else OrderType.MARKET, limit=limit)
@@ -466,6 +501,75 @@ def test_bracket_children_close_what_the_parent_filled() -> None:
         assert child.side is SELL and child.size == 400 and child.status is OrderStatus.PENDING
         assert (child.run_id, child.owner_id, child.account_id, child.created_at) == ("r", 3, 2, 5)
     assert (tp.client_oid, sl.client_oid) == ("c7:tp", "c7:sl")
+
+
+def _filled(side: Side, fills: list[tuple[int, int]]) -> Order:
+    parent = _order(7, side=side, type=OrderType.MARKET, size=sum(size for _, size in fills))
+    for ts, (price, size) in enumerate(fills, start=1):
+        parent.record_fill(price, size, INST.notional_atto(price, size), 0, ts)
+    return parent
+
+
+# (entry side, fills (price, size), take-profit ppm, stop-loss ppm) -> (take-profit level, stop-loss level); tick 10
+@pytest.mark.parametrize(("side", "fills", "tp_ppm", "sl_ppm", "levels"), [
+    (BUY, [(10_000, 100)], 60_000, 30_000, (10_600, 9_700)),  # 100.00: +6% 106.00, -3% 97.00
+    (SELL, [(10_000, 100)], 60_000, 30_000, (9_400, 10_300)),  # a short: the mirror
+    (BUY, [(10_000, 100), (10_100, 100)], 60_000, 30_000, (10_650, 9_750)),  # average 100.50: 106.53 -> 106.50, 97.485 -> 97.50
+    (BUY, [(10_010, 300), (10_020, 100)], 10_000, 10_000, (10_110, 9_910)),  # average 100.125 -> 100.10 on the tick; +-1%
+    (BUY, [(12_340, 10)], 25_000, 0, (12_650, 0)),  # 123.40 * 1.025 = 126.485 -> 126.50 (half-up)
+    (BUY, [(12_340, 10)], 0, 25_000, (0, 12_030)),  # 123.40 * 0.975 = 120.315 -> 120.30
+])
+def test_percentage_levels_come_from_the_average_fill_rounded_to_the_tick_half_up(
+        side: Side, fills: list[tuple[int, int]], tp_ppm: int, sl_ppm: int, levels: tuple[int, int]) -> None:
+    parent = _filled(side, fills)
+    entry = fill_price(parent, INST)
+    bracket = Bracket(take_profit_type=TPM if tp_ppm else None, take_profit_ppm=tp_ppm,
+                      stop_loss_type=SM if sl_ppm else None, stop_loss_ppm=sl_ppm)
+    children = bracket_children(parent, bracket, 20, 9, instrument=INST)
+    by_kind = {c.type: c for c in children}
+    got = (by_kind[TPM].stop_price if TPM in by_kind else 0, by_kind[SM].stop_price if SM in by_kind else 0)
+    assert got == levels
+    assert got == (level(entry, tp_ppm, side is BUY, INST.tick) if tp_ppm else 0,
+                   level(entry, sl_ppm, side is not BUY, INST.tick) if sl_ppm else 0)
+    if len(children) == 2:
+        assert [c.id for c in children] == [20, 21] and all(c.list_id == 20 for c in children)
+    else:
+        assert children[0].id == 20 and children[0].list_id == 0  # one alone is no OCO
+    with pytest.raises(ValueError):
+        bracket_children(parent, bracket, 20, 9)  # percentages need the instrument to resolve them
+
+
+def test_a_lone_child_is_a_plain_order_sized_to_the_fill() -> None:
+    parent = _filled(BUY, [(10_000, 400)])
+    (stop,) = bracket_children(parent, Bracket(stop_loss_type=SM, stop_loss_price=9_000), 30, 5)
+    assert (stop.id, stop.list_id, stop.parent_id, stop.side, stop.size, stop.stop_price) == (30, 0, 7, SELL, 400, 9_000)
+    assert stop.client_oid == "c7:sl"
+    (take,) = bracket_children(parent, Bracket(take_profit_type=OrderType.LIMIT, take_profit_ppm=50_000), 31, 5, instrument=INST)
+    assert (take.id, take.list_id, take.type, take.limit, take.stop_price) == (31, 0, OrderType.LIMIT, 10_500, 0)
+
+
+@settings(max_examples=300, deadline=None)
+@given(fills=st.lists(st.tuples(st.integers(1, 100_000).map(lambda p: p * 10), st.integers(1, 1000).map(lambda s: s * 10)),
+                      min_size=1, max_size=5),
+       long=st.booleans(), tp_ppm=st.integers(1, PPM - 1), sl_ppm=st.integers(1, PPM - 1))
+def test_percentage_children_sit_on_the_tick_half_up_from_the_fill_on_their_sides(
+        fills: list[tuple[int, int]], long: bool, tp_ppm: int, sl_ppm: int) -> None:
+    parent = _filled(BUY if long else SELL, fills)
+    tick = INST.tick
+    # the average fill price, independently: exact rational, then the nearest tick, halves up
+    total = sum(size for _, size in fills)
+    exact_avg = Fraction(sum(price * size for price, size in fills), total)
+    entry = math.floor(exact_avg / tick + Fraction(1, 2)) * tick
+    assert fill_price(parent, INST) == entry
+    tp, sl = bracket_children(parent, Bracket(take_profit_type=TPM, take_profit_ppm=tp_ppm, stop_loss_type=SM,
+                                              stop_loss_ppm=sl_ppm), 1, 2, instrument=INST)
+    up = Fraction(PPM + tp_ppm, PPM) if long else Fraction(PPM - tp_ppm, PPM)
+    down = Fraction(PPM - sl_ppm, PPM) if long else Fraction(PPM + sl_ppm, PPM)
+    for child, factor in ((tp, up), (sl, down)):
+        expected = max(math.floor(entry * factor / tick + Fraction(1, 2)) * tick, tick)
+        assert child.stop_price == expected and child.stop_price % tick == 0 and child.size == parent.filled_size
+    # a long's target at or above its entry and its stop at or below (rounding may meet the entry, never cross it)
+    assert (tp.stop_price >= entry >= sl.stop_price) if long else (tp.stop_price <= entry <= sl.stop_price)
 
 
 # --- properties over price paths ---------------------------------------------------------------
@@ -564,7 +668,7 @@ def test_bracket_children_exist_only_from_a_parent_fill_and_never_exceed_it(size
     ledger = _ledger(quote=max_buy_cost(INST, 10_000, size))
     engine = _engine([(9_000, 10**6)], [(11_000, 10**6)])
     place_order(ledger, engine, parent, 1)
-    children: tuple[Order, Order] | None = None
+    children: tuple[Order, ...] | None = None
     for ts, trade in enumerate(trades, start=2):
         fills = engine.on_trade(10_000, trade, Side.SELL, ts)
         settle_fills(ledger, INST, parent, fills, ts)

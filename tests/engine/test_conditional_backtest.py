@@ -238,6 +238,7 @@ def test_refusals_at_the_venue_reject_the_ticket_with_their_code(spec: dict[str,
     ticket = rt._strategy.ticket
     assert outcome.status == "finished" and ticket.status == "rejected" and ticket.error.startswith(code)
     assert rt.ledger.holds() == {} and outcome.report["trades"] == []
+    assert rt.ledger.wallet(rt.exchange, "BTC", rt.wallet_set_id).available == 2 * 10**18  # nothing traded, not even unrecorded
 
 
 def test_allow_immediate_accepts_a_stop_the_market_has_passed() -> None:

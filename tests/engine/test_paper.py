@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
+from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any
 
@@ -17,15 +18,17 @@ from coinwire.core.orders import Order, OrderType, Side
 from coinwire.engine.backtest import BacktestConfig
 from coinwire.engine.paper import PaperRuntime
 from coinwire.engine.runs import finish_backtest, prepare_any_backtest
-from coinwire.engine.strategy import OrderTicket, Strategy
+from coinwire.engine.strategy import OrderTicket, Strategy, StrategyParams, parse_params
 from coinwire.messages import OrderView
 from coinwire.services.paper_runs import finish_paper
+from coinwire.strategies.ma_cross import MaCross
 from coinwire.strategies.registry import load_strategy
 from tests.conftest import shared_data
 from tests.engine.test_cli_run import coinwire
 
 PROBE = str(Path(__file__).parent / "strategies" / "l2_probe.py") + ":L2Probe"
 EXITS = str(Path(__file__).parent / "strategies" / "l2_exits.py") + ":L2Exits"
+PERCENT_EXITS = str(Path(__file__).parent / "strategies" / "l2_exits.py") + ":L2PercentExits"
 FUNDS = {"USDT": "5000"}
 
 
@@ -36,13 +39,14 @@ def replay_settings(tmp_path: Path, paths: list[Path], funds: dict[str, str] = F
 
 
 async def paper_session(tmp_path: Path, strategy: type[Strategy], paths: list[Path], balances: dict[str, str] = FUNDS,
-                        end: int | None = None) -> tuple[PaperRuntime, list[OrderView], dict[str, Any]]:
+                        end: int | None = None, params: StrategyParams | None = None
+                        ) -> tuple[PaperRuntime, list[OrderView], dict[str, Any]]:
     """Replay the recording through a platform's gateway with a paper run attached before the first message."""
     platform = Platform(replay_settings(tmp_path, paths))
     await platform.start(feeds=False)
     try:
         run = PaperRuntime("pp-test", platform.gateway, {"binance": balances}, end=end)
-        await run.open(strategy, {})
+        await run.open(strategy, params or {})
         (feed,) = platform.start_feeds()
         await feed
         await platform.gateway.caught_up(give_up=run.done)  # the gateway takes the rest of the recording
@@ -64,7 +68,9 @@ def trades(report: dict[str, Any]) -> list[tuple[Any, ...]]:
     return [(t["time"], t["side"], t["price"], t["size"], t["fee"]) for t in report["trades"]]
 
 
-@pytest.mark.parametrize(("strategy", "name", "least"), [(PROBE, "l2_probe", 40), (EXITS, "l2_exits", 12)], ids=["plain", "exits"])
+@pytest.mark.parametrize(("strategy", "name", "least"), [(PROBE, "l2_probe", 40), (EXITS, "l2_exits", 12),
+                                                           (PERCENT_EXITS, "l2_percent_exits", 12)],
+                         ids=["plain", "exits", "percent-exits"])
 async def test_one_strategy_file_paper_fills_match_the_l2_backtest(tmp_path: Path, strategy: str, name: str, least: int) -> None:
     """`exits`: brackets (stop-loss and take-profit), trailing stops and bid/ask stops fire at the same messages in both."""
     paths = capture()
@@ -81,12 +87,15 @@ async def test_one_strategy_file_paper_fills_match_the_l2_backtest(tmp_path: Pat
     # the same fills: time (market time), side, price, size and fee, in the same order
     assert len(backtest.report["trades"]) >= least
     assert trades(paper.report) == trades(backtest.report)
-    if name == "l2_exits":  # every kind fired: a bracket's stop, a trailing stop or a bid/ask stop, in both runs alike
+    if name != "l2_probe":  # every kind fired: a bracket's stop, a trailing stop or a bid/ask stop, in both runs alike
         kinds = {(t.type, t.trigger_state, t.status) for t in run.tickets.values()}
         assert {("stop-market", "triggered", "filled"), ("take-profit-market", "untriggered", "cancelled")} <= kinds
         assert any(kind[0] == "trailing-stop" for kind in kinds)
         seen, expected = states(run), states(prepared.runtime)
-        assert seen[: len(expected)] == expected and len(expected) >= 15  # what on_order saw, in order
+        assert seen[: len(expected)] == expected  # what on_order saw, in order
+        assert len(expected) >= (15 if name == "l2_exits" else 12)
+        if name == "l2_percent_exits":  # a lone stop-loss (no OCO) as well as pairs
+            assert {len(t.exits) for t in run.tickets.values() if t.exits} == {1, 2}
         assert all(status == "cancelled" for _, status, _ in seen[len(expected) :])  # the paper run's end cancels what waits
     assert paper.report["final_equity_exact"] == backtest.report["final_equity_exact"]
     # and every paper order is the gateway's own: persisted with the run id, filled through its ledger
@@ -96,6 +105,30 @@ async def test_one_strategy_file_paper_fills_match_the_l2_backtest(tmp_path: Pat
     assert filled == pytest.approx(sum(float(t["size"]) for t in paper.report["trades"]))
     # the wallet set went back to unallocated when the run ended: the exchange holds what the run ended with
     assert str(wallets["USDT"] / 10**18)[:10] == str(run.balance_points[-1][1]["USDT"] / 10**18)[:10]
+
+
+def _on_tick_half_up(price: Decimal, tick: Decimal) -> Decimal:
+    return (price / tick).quantize(Decimal(1), ROUND_HALF_UP) * tick
+
+
+async def test_ma_cross_exits_in_a_paper_run_sit_at_levels_from_the_entry_fill(tmp_path: Path) -> None:
+    """`stop_loss=0.02` / `take_profit=0.03` through the gateway: each entry's children are that far from its average fill."""
+    params = {"timeframe": "15s", "fast": "3", "slow": "8", "stop_loss": "0.02", "take_profit": "0.03"}
+    run, orders, _ = await paper_session(tmp_path, MaCross, capture(), params=parse_params(MaCross, params))
+    assert run.failure is None and run.error is None
+    tick = Decimal("0.01")  # BTC/USDT's in the capture
+    entries = [o for o in orders if o.bracket is not None and Decimal(o.filled_size) > 0]
+    assert entries
+    for entry in entries:
+        assert entry.bracket is not None and entry.bracket.stop_loss is not None and entry.bracket.take_profit is not None
+        assert (entry.bracket.stop_loss.percent, entry.bracket.take_profit.percent) == ("0.02", "0.03")
+        fill = _on_tick_half_up(Decimal(entry.avg_price), tick)  # the entry's average fill price, on the tick
+        children = {o.type: o for o in orders if o.parent_id == entry.id}
+        assert set(children) == {"stop-market", "take-profit-market"}
+        stop, take = children["stop-market"], children["take-profit-market"]
+        assert Decimal(stop.stop_price or "0") == _on_tick_half_up(fill * Decimal("0.9998"), tick)
+        assert Decimal(take.stop_price or "0") == _on_tick_half_up(fill * Decimal("1.0003"), tick)
+        assert stop.oco_id == take.oco_id == take.id and stop.size == take.size == entry.filled_size
 
 
 def states(runtime: Any) -> list[tuple[str, str, str | None]]:

@@ -203,6 +203,20 @@ async def test_a_bracket_market_parent_opens_its_children_in_its_own_step_and_th
     h.ledger.check()
 
 
+async def test_a_lone_percent_take_profit_is_one_limit_order_at_its_level_from_the_average_fill(h: Followed) -> None:
+    bracket = encode_bracket(Bracket(take_profit_type=OrderType.LIMIT, take_profit_ppm=20_000))
+    parent = await h.gw.make_order(request("buy", OrderType.MARKET, "1.5", client_oid="lone", bracket=bracket))
+    assert (parent.status, parent.filled_size) == ("done", "1.5")  # 1 at 101.00, 0.5 at 102.00: 101.333.. on average
+    assert parent.bracket == BracketView(BracketLegView("limit", None, None, "2"), None)
+    (child,) = (v for v in h.updates if v.parent_id == parent.id)
+    assert (child.client_order_id, child.type, child.side, child.size, child.limit, child.oco_id) == (
+        "lone:tp", "limit", "sell", "1.5", "103.36", None)  # 101.33 * 1.02 = 103.3566, on the tick half-up
+    assert h.venue.balances(h.account)["BTC"].hold == INSTRUMENT.base_atto(INSTRUMENT.parse_size("1.5"))
+    await h.trade("103.36", "2", "buy")  # a trade through its price fills it
+    assert h.of(child.id)[-1].status == "done" and h.ledger.holds() == {}
+    h.ledger.check()
+
+
 async def test_a_bracket_whose_stop_is_above_a_longs_entry_is_refused(h: Followed) -> None:
     bracket = encode_bracket(Bracket(take_profit_type=OrderType.LIMIT, take_profit_price=p("104.00"),
                                      stop_loss_type=OrderType.STOP_MARKET, stop_loss_price=p("100.60")))

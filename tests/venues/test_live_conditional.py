@@ -219,6 +219,43 @@ async def test_a_bracket_with_a_take_profit_trigger_arms_both_children_here(h: L
     assert at_venue(h, take)["type"] == "MARKET" and held(h, "BTC") == 0
 
 
+async def test_a_lone_percent_stop_loss_goes_to_binance_at_its_level_from_the_fill(h: LiveHarness) -> None:
+    """A bracket of only a stop-loss, 2% under the parent's fill: one native stop, no order list, its level from the fill."""
+    await start(h)
+    parent = h.order("buy", "limit", "0.1", "102.00")
+    parent.bracket = encode_bracket(Bracket(stop_loss_type=OrderType.STOP_MARKET, stop_loss_ppm=20_000))
+    await h.venue.place(parent)  # it takes the ask at 101.00 at once: its fill, not its limit, sets the level
+    await h.settled()
+    assert (parent.status, parent.filled_size) == (OrderStatus.DONE, parent.size)
+    (stop,) = (o for o in h.venue.open_orders() if o.parent_id == parent.id)
+    assert stop.stop_price == h.instrument.parse_price("98.98")  # 101.00 * 0.98
+    assert (stop.list_id, stop.emulated, stop.status) == (0, False, OrderStatus.UNTRIGGERED)
+    sent = at_venue(h, stop)
+    assert (sent["type"], sent["stopPrice"], sent["origQty"], sent["orderListId"]) == (
+        "STOP_LOSS", "98.98000000", "0.09990000", -1)
+    await h.trade("98.90", "0.01", "sell")  # Binance fires it
+    assert (stop.status, stop.filled_size) == (OrderStatus.DONE, stop.size) and held(h, "BTC") == 0
+
+
+async def test_a_lone_take_profit_on_the_touch_is_armed_here_and_fires_on_the_mirror(h: LiveHarness) -> None:
+    """Binance triggers on trades only: a take-profit on the bid is emulated, alone, 3% over the parent's fill."""
+    await start(h)
+    parent = h.order("buy", "limit", "0.1", "101.00")
+    parent.bracket = encode_bracket(Bracket(take_profit_type=OrderType.TAKE_PROFIT_MARKET, take_profit_ppm=30_000,
+                                            trigger=TriggerSource.BID_ASK))
+    await h.venue.place(parent)
+    await h.settled()
+    (take,) = (o for o in h.venue.open_orders() if o.parent_id == parent.id)
+    assert take.stop_price == h.instrument.parse_price("104.03")  # 101.00 * 1.03
+    assert (take.list_id, take.status, take.emulated) == (0, OrderStatus.UNTRIGGERED, True)
+    assert held(h, "BTC") == h.instrument.base_atto(take.size)
+    assert not any(o["clientOrderId"] == take.client_oid for o in h.binance.orders.values())
+    await h.set_book([("104.03", "1")], [("105.00", "1")])  # the bid reaches it: a market sell at Binance
+    await until(lambda: take.is_done)
+    assert (take.status, take.filled_size) == (OrderStatus.DONE, take.size) and held(h, "BTC") == 0
+    assert at_venue(h, take)["type"] == "MARKET"
+
+
 async def test_a_fired_order_the_venue_never_got_is_sent_once_after_a_restart(h: LiveHarness) -> None:
     """Written triggered before its child is sent: a restart finds no order under its client id at Binance, and sends it."""
     await start(h)

@@ -262,15 +262,21 @@ def _bracket(request: OrderRequest, p: P.MakeOrderParams, parent: Order, last: i
         raise InvalidInput("invalid_params", f"a bracket's parent is a plain order, not a {request.type.value} order",
                            field="take_profit")
     inst = request.instrument
+    tp_ppm = _bracket_percent(tp.percent, "take_profit", tp.stop_price, tp.limit)
+    sl_ppm = _bracket_percent(sl.percent, "stop_loss", sl.stop_price, sl.limit)
     tp_limit = 0 if tp.limit is None else price_units(inst, "take_profit_limit" if tp.stop_price is not None else "take_profit",
                                                       tp.limit)
     if tp.type is not None:
         tp_type = _keyword(_TP_TYPES, tp.type, "take_profit.type", "bracket_type_invalid")
-    elif tp.stop_price is None:
+    elif tp.stop_price is None and not tp_ppm:
         tp_type = _LIMIT
     else:
         tp_type = OrderType.TAKE_PROFIT_MARKET if tp.limit is None else OrderType.TAKE_PROFIT_LIMIT
-    if tp_type is _LIMIT:
+    if tp_ppm:
+        if tp_type is OrderType.TAKE_PROFIT_LIMIT:
+            raise InvalidInput("bracket_type_invalid", "a take-profit-limit takes prices, not a percent", field="take_profit")
+        tp_price = 0
+    elif tp_type is _LIMIT:
         if tp.stop_price is not None:
             raise InvalidInput("invalid_params", "a limit take-profit has no stop_price: give take_profit {\"limit\": p}",
                                field="take_profit")
@@ -283,13 +289,14 @@ def _bracket(request: OrderRequest, p: P.MakeOrderParams, parent: Order, last: i
         tp_price = price_units(inst, "take_profit", tp.stop_price)
         if tp_type is OrderType.TAKE_PROFIT_MARKET and tp_limit:
             raise InvalidInput("invalid_params", "a take-profit-market fires a market order: it takes no limit", field="take_profit")
-    if sl.stop_price is None:
-        raise InvalidInput("stop_price_required", "stop_loss needs stop_price", field="stop_loss")
+    if sl.stop_price is None and not sl_ppm:
+        raise InvalidInput("stop_price_required", "stop_loss needs stop_price (or percent)", field="stop_loss")
     bracket = Bracket(
-        take_profit_type=tp_type, take_profit_price=tp_price, take_profit_limit=tp_limit,
+        take_profit_type=tp_type, take_profit_price=tp_price, take_profit_limit=tp_limit, take_profit_ppm=tp_ppm,
         stop_loss_type=OrderType.STOP_MARKET if sl.limit is None else OrderType.STOP_LIMIT,
-        stop_loss_price=price_units(inst, "stop_loss", sl.stop_price),
+        stop_loss_price=0 if sl_ppm else price_units(inst, "stop_loss", sl.stop_price),
         stop_loss_limit=0 if sl.limit is None else price_units(inst, "stop_loss_limit", sl.limit),
+        stop_loss_ppm=sl_ppm,
         trigger=request.trigger,
     )
     reference = parent.limit
@@ -299,6 +306,29 @@ def _bracket(request: OrderRequest, p: P.MakeOrderParams, parent: Order, last: i
     if reference:
         check_bracket(parent, bracket, reference, instrument=inst)
     return bracket
+
+
+def _bracket_percent(value: object, field: str, stop_price: object, limit: object) -> int:
+    """A bracket leg's `percent` of the parent's average fill price, in millionths (0: not given).
+
+    Above 0 and below 100, at most 4 decimals (`bracket_invalid` otherwise); a leg given as a
+    percent takes no price besides (`invalid_params`).
+    """
+    if value is None:
+        return 0
+    if stop_price is not None or limit is not None:
+        raise InvalidInput("invalid_params", f"{field} is a percent or prices, not both", field=field)
+    text = decimal_param(value, f"{field}.percent").strip()
+    try:
+        ppm = to_units(text, PERCENT_DECIMALS, f"{field}.percent")
+    except InvalidInput as exc:
+        if exc.code != "too_precise":
+            raise
+        ppm = -1
+    if not 0 < ppm < PPM:
+        raise InvalidInput("bracket_invalid", f"{field} percent {text} must be above 0 and below 100, with at most "
+                           f"{PERCENT_DECIMALS} decimals", field=field)
+    return ppm
 
 
 def oco_client_oids(client_oid: str) -> tuple[str, str]:

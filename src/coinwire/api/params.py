@@ -154,18 +154,22 @@ class MakeOrderParams(Params, kw_only=True):
 
 
 class TakeProfitParams(Params, kw_only=True):
-    """A bracket's take-profit: {"limit": p} (a limit order), or {"stop_price": p} (+ "limit": l) for take-profit-market/-limit."""
+    """A bracket's take-profit: {"limit": p} (a limit order), or {"stop_price": p} (+ "limit": l) for take-profit-market/-limit;
+    {"percent": "6"}: 6% beyond the parent's average fill price (take-profit-market, or with "type": "limit" a limit)."""
 
     limit: Number | None = None
     stop_price: Number | None = None
     type: Word | None = None  # limit, take-profit-market, take-profit-limit (None: what the prices given say)
+    percent: Number | None = None
 
 
 class StopLossParams(Params, kw_only=True):
-    """A bracket's stop-loss: {"stop_price": p} (stop-market), or with "limit": l (stop-limit)."""
+    """A bracket's stop-loss: {"stop_price": p} (stop-market), or with "limit": l (stop-limit); {"percent": "3"}: a stop-market
+    3% beyond the parent's average fill price, against the position."""
 
     stop_price: Number | None = None
     limit: Number | None = None
+    percent: Number | None = None
 
 
 class MakeOcoParams(Params, kw_only=True):

@@ -12,7 +12,8 @@ questions, so an order fires at the same price everywhere:
   fires nothing costs O(log n); firing moves an order to `triggered` exactly once.
 * `check_conditional`, `check_oco`, `check_bracket`: the refusals, each with a stable code
   (JSON-RPC -32602), made before anything is written.
-* `Bracket`, `bracket_children`: what a bracket parent places once it has filled.
+* `Bracket`, `bracket_children`: what a bracket parent places once it has filled (levels as
+  prices, or percentages of its average fill price, `fill_price`).
 
 Prices are integer units of the instrument; percentages are integer millionths (ppm).
 Levels derived from percentages are rounded to the tick half-up (`level`).
@@ -40,7 +41,7 @@ from coinwire.core.orders import (
 )
 
 __all__ = ["fires", "follow", "trigger_price", "level", "TriggerBook", "check_conditional", "check_oco", "Bracket",
-           "encode_bracket", "decode_bracket", "check_bracket", "bracket_children", "PPM"]
+           "encode_bracket", "decode_bracket", "check_bracket", "fill_price", "bracket_children", "PPM"]
 
 PPM = 1_000_000  # percentages are integer millionths: 1.5% == 15_000
 
@@ -384,20 +385,31 @@ def check_oco(limit_leg: Order, stop_leg: Order, *, last: int | None, bid: int |
 
 # --- brackets --------------------------------------------------------------------------------
 
-class Bracket(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    """A bracket parent's two children, placed as an OCO once the parent has filled (what `Order.bracket` holds, as JSON).
+class Bracket(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """A bracket parent's children, placed once the parent has filled (what `Order.bracket` holds, as JSON).
 
-    `take_profit_price` is the take-profit's limit (LIMIT) or its trigger level; `*_limit` is
-    the limit of a *-LIMIT child (0 otherwise). Integer price units.
+    A leg is there when its type is: both make an OCO, one alone is a single order. Each
+    leg's level is a price (`*_price`: the take-profit's limit for a LIMIT, else its trigger
+    level) or a percentage of the parent's average fill price (`*_ppm`, millionths), resolved
+    when the children are made (`bracket_children`), so it is the fill's in every venue.
+    `*_limit` is the limit of a *-LIMIT child (0 otherwise). Integer price units. Stored
+    brackets from before percentages and lone legs decode unchanged.
     """
 
-    take_profit_type: OrderType
-    take_profit_price: int
-    stop_loss_type: OrderType
-    stop_loss_price: int
+    take_profit_type: OrderType | None = None
+    take_profit_price: int = 0
+    stop_loss_type: OrderType | None = None
+    stop_loss_price: int = 0
     take_profit_limit: int = 0
     stop_loss_limit: int = 0
     trigger: TriggerSource = TriggerSource.LAST
+    take_profit_ppm: int = 0
+    stop_loss_ppm: int = 0
+
+    @property
+    def legs(self) -> int:
+        """How many children it makes (the ids a venue reserves for them)."""
+        return (self.take_profit_type is not None) + (self.stop_loss_type is not None)
 
 
 _TP_TYPES = frozenset({OrderType.LIMIT, OrderType.TAKE_PROFIT_MARKET, OrderType.TAKE_PROFIT_LIMIT})
@@ -420,55 +432,113 @@ def decode_bracket(text: str) -> Bracket:
         raise InvalidInput("bracket_invalid", f"bracket is not JSON: {exc}", field="bracket") from None
 
 
+def _check_leg(kind: OrderType, price: int, ppm: int, limit: int, field: str, instrument: Instrument | None) -> None:
+    """One leg: exactly one level (a price, or a percentage in (0, 100%)); its limit when it fires a limit order."""
+    if (price != 0) == (ppm != 0) or price < 0 or not 0 <= ppm < PPM:
+        raise InvalidInput("bracket_invalid", f"{field} needs one level: a price, or a percentage of the entry's fill "
+                           "above 0% and below 100%", field=field)
+    if kind.child_is_limit:
+        if limit <= 0:
+            raise InvalidInput("limit_required", f"a {kind.value} needs its limit", field=field)
+        if ppm:
+            raise InvalidInput("bracket_type_invalid", f"a {kind.value} {field} takes a price, not a percentage "
+                               "(its limit is a price)", field=field)
+    if instrument is not None:
+        if price:
+            _on_tick(price, instrument, field)
+        if limit:
+            _on_tick(limit, instrument, f"{field}_limit")
+
+
 def check_bracket(parent: Order, bracket: Bracket, reference: int, *, instrument: Instrument | None = None) -> None:
     """Refuse a bracket whose children could not protect the parent's position, with a stable code.
 
     The entry is the parent's limit, or `reference` (the market) for a market parent. A long's
     (a buy parent's) stop-loss must be below the entry and its take-profit above; a short's
-    the mirror. The children's types must be a take-profit kind and a stop kind, and a *-LIMIT
-    child needs its limit. With `instrument` (an addition), every price must be on its tick.
+    the mirror. Levels given as percentages of the fill are on the right side by construction;
+    only prices are compared. A leg's type must be a take-profit kind or a stop kind, and a
+    *-LIMIT child needs its limit. With `instrument` (an addition), every price must be on its tick.
     """
-    if bracket.take_profit_type not in _TP_TYPES or bracket.stop_loss_type not in _SL_TYPES:
+    tp_type, sl_type = bracket.take_profit_type, bracket.stop_loss_type
+    if tp_type is None and sl_type is None:
+        raise InvalidInput("bracket_incomplete", "a bracket needs a take_profit, a stop_loss or both", field="bracket")
+    if (tp_type is not None and tp_type not in _TP_TYPES) or (sl_type is not None and sl_type not in _SL_TYPES):
         raise InvalidInput("bracket_type_invalid", "a bracket's take-profit is limit, take-profit-market or take-profit-limit; "
                            "its stop-loss stop-market or stop-limit", field="bracket")
-    if bracket.take_profit_type is OrderType.TAKE_PROFIT_LIMIT and bracket.take_profit_limit <= 0:
-        raise InvalidInput("limit_required", "a take-profit-limit needs its limit", field="take_profit")
-    if bracket.stop_loss_type is OrderType.STOP_LIMIT and bracket.stop_loss_limit <= 0:
-        raise InvalidInput("limit_required", "a stop-limit needs its limit", field="stop_loss")
-    if instrument is not None:
-        for value, field in ((bracket.take_profit_price, "take_profit"), (bracket.stop_loss_price, "stop_loss"),
-                             (bracket.take_profit_limit, "take_profit_limit"), (bracket.stop_loss_limit, "stop_loss_limit")):
-            if value or not field.endswith("_limit"):
-                _on_tick(value, instrument, field)
+    if tp_type is not None:
+        _check_leg(tp_type, bracket.take_profit_price, bracket.take_profit_ppm, bracket.take_profit_limit, "take_profit",
+                   instrument)
+    if sl_type is not None:
+        _check_leg(sl_type, bracket.stop_loss_price, bracket.stop_loss_ppm, bracket.stop_loss_limit, "stop_loss", instrument)
     entry = parent.limit or reference
     long = parent.side is _BUY
-    if (bracket.stop_loss_price >= entry) if long else (bracket.stop_loss_price <= entry):
+    stop = bracket.stop_loss_price
+    if sl_type is not None and stop and ((stop >= entry) if long else (stop <= entry)):
         raise InvalidInput("bracket_stop_wrong_side", f"a {'long' if long else 'short'}'s stop-loss must be "
                            f"{'below' if long else 'above'} its entry price", field="stop_loss")
-    if (bracket.take_profit_price <= entry) if long else (bracket.take_profit_price >= entry):
+    take = bracket.take_profit_price
+    if tp_type is not None and take and ((take <= entry) if long else (take >= entry)):
         raise InvalidInput("bracket_take_profit_wrong_side", f"a {'long' if long else 'short'}'s take-profit must be "
                            f"{'above' if long else 'below'} its entry price", field="take_profit")
 
 
-def bracket_children(parent: Order, bracket: Bracket, first_id: int, ts: int) -> tuple[Order, Order]:
-    """The take-profit and stop-loss children of a parent that has filled, as a pending OCO (ids first_id, first_id + 1).
+def fill_price(order: Order, instrument: Instrument) -> int:
+    """An order's average fill price in price units, rounded to the tick half-up (0 before any fill).
+
+    The entry price percentage exits are taken from, the same in every venue.
+    """
+    if order.filled_size <= 0:
+        return 0
+    raw = instrument.notional_atto(1, order.filled_size)  # ATTO of one price unit times the filled size
+    tick = instrument.tick
+    return (2 * order.filled_notional + raw * tick) // (2 * raw * tick) * tick
+
+
+def bracket_children(parent: Order, bracket: Bracket, first_id: int, ts: int, *,
+                     instrument: Instrument | None = None) -> tuple[Order, ...]:
+    """The children of a parent that has filled: the take-profit then the stop-loss, those the bracket has.
 
     They close what the parent opened: the opposite side, sized to what it filled (never
-    more), in its partition and run; `list_id` is the take-profit's id. A parent with no
-    fill has no children (a bug to ask).
+    more), in its partition and run. Two make a pending OCO (ids first_id, first_id + 1;
+    `list_id` is the take-profit's id); one alone is a plain conditional (or limit) order with
+    id first_id. A percentage level is `level(fill_price(parent), ppm)` away from the fill (a
+    long's stop below, its take-profit above), tick half-up, never below one tick; it needs
+    `instrument`. A parent with no fill has no children (a bug to ask).
     """
     if parent.filled_size <= 0:
         raise ValueError(f"order {parent.id} has not filled: a bracket's children exist only from a parent fill")
-    def child(oid: int, suffix: str, kind: OrderType, stop_price: int, limit: int) -> Order:
-        return Order(id=oid, client_oid=f"{parent.client_oid}:{suffix}", exchange=parent.exchange, symbol=parent.symbol,
-                     side=parent.side.opposite, type=kind, size=parent.filled_size, limit=limit, stop_price=stop_price,
-                     trigger=bracket.trigger, wallet_set_id=parent.wallet_set_id, run_id=parent.run_id, owner_id=parent.owner_id,
-                     account_id=parent.account_id, list_id=first_id, parent_id=parent.id, created_at=ts, last_updated_at=ts)
+    long = parent.side is _BUY
+    entry = 0
+    if bracket.take_profit_ppm or bracket.stop_loss_ppm:
+        if instrument is None:
+            raise ValueError("a bracket with percentage levels needs the instrument to resolve them from the fill")
+        entry = fill_price(parent, instrument)
+
+    def resolved(price: int, ppm: int, up: bool) -> int:
+        if price or instrument is None:
+            return price
+        return max(level(entry, ppm, up, instrument.tick), instrument.tick)
+
+    two = bracket.legs == 2
+    children: list[Order] = []
+
+    def child(suffix: str, kind: OrderType, stop_price: int, limit: int) -> None:
+        oid = first_id + len(children)
+        children.append(Order(
+            id=oid, client_oid=f"{parent.client_oid}:{suffix}", exchange=parent.exchange, symbol=parent.symbol,
+            side=parent.side.opposite, type=kind, size=parent.filled_size, limit=limit, stop_price=stop_price,
+            trigger=bracket.trigger, wallet_set_id=parent.wallet_set_id, run_id=parent.run_id, owner_id=parent.owner_id,
+            account_id=parent.account_id, list_id=first_id if two else 0, parent_id=parent.id, created_at=ts,
+            last_updated_at=ts))
 
     tp_type = bracket.take_profit_type
-    if tp_type is OrderType.LIMIT:
-        take_profit = child(first_id, "tp", tp_type, 0, bracket.take_profit_price)
-    else:
-        take_profit = child(first_id, "tp", tp_type, bracket.take_profit_price, bracket.take_profit_limit)
-    stop_loss = child(first_id + 1, "sl", bracket.stop_loss_type, bracket.stop_loss_price, bracket.stop_loss_limit)
-    return take_profit, stop_loss
+    if tp_type is not None:
+        take = resolved(bracket.take_profit_price, bracket.take_profit_ppm, long)
+        if tp_type is OrderType.LIMIT:
+            child("tp", tp_type, 0, take)
+        else:
+            child("tp", tp_type, take, bracket.take_profit_limit)
+    sl_type = bracket.stop_loss_type
+    if sl_type is not None:
+        child("sl", sl_type, resolved(bracket.stop_loss_price, bracket.stop_loss_ppm, not long), bracket.stop_loss_limit)
+    return tuple(children)

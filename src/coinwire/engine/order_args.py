@@ -17,6 +17,7 @@ from typing import Any
 
 import msgspec
 
+from coinwire.core.conditional import Bracket, bracket_children, check_bracket, encode_bracket, level
 from coinwire.core.errors import InvalidInput
 from coinwire.core.execution import max_limit_buy_size, size_for_funds
 from coinwire.core.ids import IdSequence
@@ -96,8 +97,6 @@ class Exits:
 
     def levels(self, entry_side: Side, entry: int, tick: int) -> tuple[int, int]:
         """(stop-loss level, take-profit level) for an entry of `entry_side` filled at `entry` (0: that exit is not asked for)."""
-        from coinwire.core.conditional import level  # the one rounding of derived levels (tick half-up)
-
         long = entry_side is Side.BUY
         stop = self.stop_loss or (level(entry, self.stop_loss_ppm, not long, tick) if self.stop_loss_ppm else 0)
         take = self.take_profit or (level(entry, self.take_profit_ppm, long, tick) if self.take_profit_ppm else 0)
@@ -105,58 +104,42 @@ class Exits:
 
     def check(self, entry_side: Side, reference: int, tick: int) -> None:
         """Refuse levels given as prices on the wrong side of the entry (`reference`: its limit, or the market now)."""
-        from coinwire.core.conditional import Bracket, check_bracket
-
-        if not (self.stop_loss or self.take_profit):
-            return  # percentages are always on the right side of the fill
-        away = tick if entry_side is Side.BUY else -tick
-        bracket = Bracket(take_profit_type=OrderType.TAKE_PROFIT_MARKET, take_profit_price=self.take_profit or reference + away,
-                          stop_loss_type=OrderType.STOP_MARKET, stop_loss_price=self.stop_loss or reference - away)
-        check_bracket(_Probe(entry_side), bracket, reference)  # type: ignore[arg-type]
+        if self.stop_loss or self.take_profit:  # percentages are always on the right side of the fill
+            check_bracket(_Probe(entry_side), self._bracket(), reference)  # type: ignore[arg-type]
 
     def children(self, parent: Order, entry: int, ts: int, *, ids: IdSequence, tick: int) -> list[Order]:
-        """The exits of `parent` (done with a fill at `entry` on average): core's bracket children, the asked-for ones only.
-
-        Both a take-profit and a stop (or trailing stop) make an OCO (core.conditional.bracket_children);
-        one alone is a plain conditional order. `parent.bracket` records the levels placed.
-        """
-        from coinwire.core.conditional import Bracket, bracket_children, encode_bracket
-
-        stop, take = self.levels(parent.side, entry, tick)
-        bracket = Bracket(take_profit_type=OrderType.TAKE_PROFIT_MARKET, take_profit_price=take,
-                          stop_loss_type=OrderType.STOP_MARKET, stop_loss_price=stop)
+        """The exits of `parent` (done with a fill at `entry` on average) with a trailing stop: core's bracket children, the
+        stop a trailing stop. Both it and a take-profit make an OCO; the trailing stop alone is a plain conditional order."""
+        _, take = self.levels(parent.side, entry, tick)
+        bracket = Bracket(take_profit_type=OrderType.TAKE_PROFIT_MARKET if take else None, take_profit_price=take,
+                          stop_loss_type=OrderType.STOP_MARKET, stop_loss_price=tick)  # its level is the trailing stop's own
         first = ids.next()
-        ids.next()
-        tp, sl = bracket_children(parent, bracket, first, ts)
-        if self.has_trailing:
-            sl = msgspec.structs.replace(sl, type=OrderType.TRAILING_STOP, stop_price=0, trail_ppm=self.trail_ppm,
-                                         trail_delta=self.trail_delta)
-        out = ([tp] if take else []) + ([sl] if stop or self.has_trailing else [])
-        if len(out) == 1:
-            out[0].list_id = 0
-        parent.bracket = encode_bracket(bracket)
+        if bracket.legs == 2:
+            ids.next()
+        *out, sl = bracket_children(parent, bracket, first, ts)
+        out.append(msgspec.structs.replace(sl, type=OrderType.TRAILING_STOP, stop_price=0, trail_ppm=self.trail_ppm,
+                                           trail_delta=self.trail_delta))
         return out
 
-    @property
-    def fixed_pair(self) -> bool:
-        """A stop-loss and a take-profit both given as prices: core's Bracket says it as it is."""
-        return bool(self.stop_loss and self.take_profit and not self.has_trailing)
+    def _bracket(self) -> Bracket:
+        return Bracket(take_profit_type=OrderType.TAKE_PROFIT_MARKET if self.has_take_profit else None,
+                       take_profit_price=self.take_profit, take_profit_ppm=self.take_profit_ppm,
+                       stop_loss_type=OrderType.STOP_MARKET if self.has_stop else None,
+                       stop_loss_price=self.stop_loss, stop_loss_ppm=self.stop_loss_ppm)
 
-    def bracket(self, entry_side: Side, reference: int, tick: int) -> str:
-        """These exits as core's Bracket (JSON, fixed levels; percentages of `reference`): what the gateway places for an entry.
+    def bracket(self) -> str:
+        """These exits as core's Bracket (JSON): what a venue places once the entry filled, in every mode.
 
-        Paper and live runs send exits this way, so a percentage there is one of the entry's
-        price when it is sent (its limit, or the market), not of its fill; a trailing exit or a
-        lone one has no Bracket and is refused (`exits_unsupported`).
+        A percentage stays one (of the entry's average fill price, resolved by the venue with
+        `core.conditional.bracket_children`), so paper and live runs take it from the fill as
+        backtests do; one exit alone is a single child. A trailing exit has no Bracket: backtests
+        place it themselves (`children`), paper and live runs refuse it (`exits_unsupported`).
         """
-        from coinwire.core.conditional import Bracket, encode_bracket
-
-        if self.has_trailing or not (self.has_stop and self.has_take_profit):
-            raise InvalidInput("exits_unsupported", "paper and live runs place exits as a bracket: give both stop_loss and "
-                               "take_profit (a trailing exit, or one alone, runs in backtests only)")
-        stop, take = self.levels(entry_side, reference, tick)
-        return encode_bracket(Bracket(take_profit_type=OrderType.TAKE_PROFIT_MARKET, take_profit_price=take,
-                                      stop_loss_type=OrderType.STOP_MARKET, stop_loss_price=stop))
+        if self.has_trailing:
+            raise InvalidInput("exits_unsupported", "paper and live runs place exits as a bracket of a stop-loss and a "
+                               "take-profit; a trailing exit runs in backtests only (send a trailing-stop order once the "
+                               "entry has filled)")
+        return encode_bracket(self._bracket())
 
     def view(self, inst: Instrument) -> dict[str, Any]:
         out: dict[str, Any] = {}
@@ -353,18 +336,18 @@ def prepare_conditional(order: Order, args: OrderArgs, inst: Instrument, referen
     exits = args.exits
     if exits is None:
         return None
-    if exits.fixed_pair:  # core's bracket, as the gateway takes it: the venue checks and places it
-        order.bracket = exits.bracket(order.side, order.limit or reference, inst.tick)
+    if not exits.has_trailing:  # core's bracket, as the gateway takes it: the venue checks and places it
+        order.bracket = exits.bracket()
         return None
     exits.check(order.side, order.limit or reference, inst.tick)
     return partial(exits.children, ids=ids, tick=inst.tick)
 
 
-def request_fields(args: OrderArgs, inst: Instrument, reference: int) -> dict[str, Any]:
+def request_fields(args: OrderArgs) -> dict[str, Any]:
     """A conditional order's and an entry's exits' fields of an `OrderRequest` (the gateway's), from a strategy's arguments.
 
-    `reference`: the entry's price when it is sent (its limit, or the market), which
-    percentage exits are taken from there (see `Exits.bracket`).
+    Exits go as core's Bracket with their percentages as they are: the venue takes them from
+    the entry's fill (see `Exits.bracket`).
     """
     out: dict[str, Any] = {}
     cond = args.cond
@@ -373,7 +356,7 @@ def request_fields(args: OrderArgs, inst: Instrument, reference: int) -> dict[st
                    activation_price=cond.activation_price, time_in_force=cond.time_in_force, expire_at=cond.expire_at,
                    allow_immediate=cond.allow_immediate)
     if args.exits is not None:
-        out["bracket"] = args.exits.bracket(args.side, args.limit or reference, inst.tick)
+        out["bracket"] = args.exits.bracket()
     return out
 
 

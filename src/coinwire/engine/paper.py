@@ -33,7 +33,7 @@ import numpy as np
 from coinwire.core.errors import CoinwireError, InvalidInput
 from coinwire.core.ledger import Ledger
 from coinwire.core.numbers import ATTO_DECIMALS, to_units
-from coinwire.core.orders import Fill, Order, OrderRequest, OrderType, Side
+from coinwire.core.orders import Fill, Order, OrderRequest, OrderType
 from coinwire.core.rollup import OHLCV
 from coinwire.core.wallets import WalletSet
 from coinwire.engine.order_args import request_fields, resolve_size
@@ -270,7 +270,7 @@ class PaperRuntime(StreamRuntime):
                     if size <= 0:
                         self.nothing_to_trade(ticket)
                         continue
-                    extra = {} if args.cond is None and args.exits is None else request_fields(args, market.instrument, _price(market))
+                    extra = {} if args.cond is None and args.exits is None else request_fields(args)
                     await self.gateway.make_order(OrderRequest(
                         exchange=ticket.exchange, instrument=market.instrument, side=args.side, type=args.type, size=size,
                         limit=args.limit, cancel_after=args.cancel_after, client_oid=ticket.client_oid,
@@ -283,15 +283,6 @@ class PaperRuntime(StreamRuntime):
                     # a cancel that lost the race with a fill: the order is done already, nothing to undo
 
 
-
-
-def _price(market: StreamMarket) -> int:
-    """The market an entry is sent at: the last trade, else the book's mid (0: neither yet)."""
-    if market.last_trade is not None:
-        return market.last_trade.price
-    bid = next(market.engine.available_levels(Side.SELL, None), None)
-    ask = next(market.engine.available_levels(Side.BUY, None), None)
-    return (bid[0] + ask[0]) // 2 if bid and ask else 0
 
 
 def declared_needs(strategy_cls: type[Strategy], params: StrategyParams, run_id: str,

@@ -10,6 +10,7 @@ Enum values are read as `member._value_`: `member.value` is a descriptor call in
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from decimal import Decimal
 
 import msgspec
 
@@ -134,13 +135,17 @@ def _bracket(text: str, pd: int) -> BracketView:
     """A parent's stored bracket (`core.conditional.Bracket` as JSON, integer units) as its view shows it."""
     b = decode_bracket(text)
 
-    def leg(kind: OrderType, price: int, limit: int) -> BracketLegView:
+    def leg(kind: OrderType | None, price: int, limit: int, ppm: int) -> BracketLegView | None:
+        if kind is None:
+            return None
+        percent = f"{Decimal(ppm).scaleb(-4).normalize():f}" if ppm else None
+        level = units_text(price, pd) if price else None
         if kind is OrderType.LIMIT:
-            return BracketLegView(kind._value_, None, units_text(price, pd))
-        return BracketLegView(kind._value_, units_text(price, pd), units_text(limit, pd) if limit else None)
+            return BracketLegView(kind._value_, None, level, percent)
+        return BracketLegView(kind._value_, level, units_text(limit, pd) if limit else None, percent)
 
-    return BracketView(leg(b.take_profit_type, b.take_profit_price, b.take_profit_limit),
-                       leg(b.stop_loss_type, b.stop_loss_price, b.stop_loss_limit), b.trigger._value_)
+    return BracketView(leg(b.take_profit_type, b.take_profit_price, b.take_profit_limit, b.take_profit_ppm),
+                       leg(b.stop_loss_type, b.stop_loss_price, b.stop_loss_limit, b.stop_loss_ppm), b.trigger._value_)
 
 
 def fill_view(fill: Fill, instrument: Instrument, seq: int, funds: int = 0) -> FillView:

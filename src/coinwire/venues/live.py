@@ -79,6 +79,7 @@ __all__ = ["LiveVenue", "connect_venue"]
 _ARMED = "armed"  # both emulated
 _LIST = "list"  # one order list at the venue
 _LIMIT = "limit"  # the limit leg at the venue, the stop leg emulated
+_ONE = "one"  # a bracket's lone child at the venue (a limit, or a conditional order the venue holds)
 
 log = structlog.get_logger("coinwire.gateway.live")
 
@@ -495,31 +496,62 @@ class LiveVenue(MarketMirror):
             raise DomainError("no_liquidity", f"no price of {market.instrument.symbol} is known to check the bracket against")
         return price
 
-    async def _children(self, parent: Order, ts: int) -> tuple[Order, Order, str, list[WalletLine]] | None:
-        """A bracket parent finished with a fill: its take-profit and stop-loss, sized to the fill, held as an OCO now.
+    async def _children(self, parent: Order, ts: int) -> tuple[tuple[Order, ...], str, list[WalletLine]] | None:
+        """A bracket parent finished with a fill: its take-profit and stop-loss (held as an OCO) or its lone child, now.
 
-        They are written in the parent's last step (so they exist from its fill, over a crash
-        too) and sent after it (`_send_list`). A buy's fee kept in the base (Binance) sizes them to
+        Sized to the fill, at the levels its average fill price gives percentages. They are
+        written in the parent's last step (so they exist from its fill, over a crash too) and
+        sent after it (`_send_children`). A buy's fee kept in the base (Binance) sizes them to
         what the fill left, on the step. None, and the owner told, when they cannot be held.
         """
         assert parent.bracket is not None
+        bracket = decode_bracket(parent.bracket)
         ids = self.host.order_ids
         first = ids.next()
-        ids.next()  # the stop-loss child's id: first + 1
-        take_profit, stop_loss = bracket_children(parent, decode_bracket(parent.bracket), first, ts)
+        if bracket.legs == 2:
+            ids.next()  # the stop-loss child's id: first + 1
         inst = self.markets[parent.symbol].instrument
+        children = bracket_children(parent, bracket, first, ts, instrument=inst)
         if parent.fee_currency == inst.base and parent.fee:  # the venue kept its fee out of the base bought
             fee_units = ceil_div(parent.fee, 10 ** (ATTO_DECIMALS - inst.size_decimals))
             left = parent.filled_size - fee_units
-            take_profit.size = stop_loss.size = left - left % inst.step  # what the fill left to sell, on the step
+            for child in children:
+                child.size = left - left % inst.step  # what the fill left to sell, on the step
         try:
-            mode, lines = self._hold_list(take_profit, stop_loss, ts)
+            if len(children) == 2:
+                mode, lines = self._hold_list(children[0], children[1], ts)
+            else:
+                mode, lines = self._hold_one(children[0], ts)
         except CoinwireError as exc:
-            for child in (take_profit, stop_loss):
+            for child in children:
                 self._forget(child)
             await self._child_trouble(parent, exc)
             return None
-        return take_profit, stop_loss, mode, lines
+        return children, mode, lines
+
+    def _hold_one(self, child: Order, ts: int) -> tuple[str, list[WalletLine]]:
+        """Hold a bracket's lone child and follow it: `_ONE` (written ahead `pending` for the venue: a limit, or a
+        conditional order the venue holds itself) or `_ARMED` (emulated here)."""
+        market = self.markets[child.symbol]
+        inst = market.instrument
+        if child.type.conditional:
+            if self.client.native(child, inst) is None:
+                return _ARMED, self._armed(child, None, ts)
+            lines = self._hold(child, ts)
+        else:
+            lines = accept_order(self.host.ledger, market.engine, child, ts, margin_ppm=self._margin_ppm)
+        self._follow(child)
+        return _ONE, lines
+
+    async def _send_one(self, child: Order, mode: str) -> None:
+        """Send the lone child `_hold_one` wrote ahead; an emulated one already past its level fires now."""
+        market = self.markets[child.symbol]
+        inst = market.instrument
+        if mode == _ARMED:
+            await self._fire_if_passed(market, child)
+            return
+        plan = self.client.native(child, inst) if child.type.conditional else None
+        await self._send_written(child, lambda: self.client.place(child, inst, plan))
 
     async def _child_trouble(self, parent: Order, exc: CoinwireError) -> None:
         log.warning("a bracket's children were not placed", exchange=self.name, order_id=parent.id, error=str(exc))
@@ -728,17 +760,19 @@ class LiveVenue(MarketMirror):
             if children is None:
                 execution = Execution([order, *others], fill_list, lines)
             else:
-                take_profit, stop_loss, mode, child_lines = children
-                execution = Execution([order, *others, take_profit, stop_loss], fill_list, lines + child_lines,
-                                      created=[take_profit, stop_loss])
+                legs, mode, child_lines = children
+                execution = Execution([order, *others, *legs], fill_list, lines + child_lines, created=list(legs))
             await host.record(execution)
         if children is not None:  # sent beside the report that finished the parent (the stream goes on meanwhile)
-            self._spawn(take_profit.id, self._send_children(order, take_profit, stop_loss, mode))
+            self._spawn(legs[0].id, self._send_children(order, legs, mode))
         return execution
 
-    async def _send_children(self, parent: Order, take_profit: Order, stop_loss: Order, mode: str) -> None:
+    async def _send_children(self, parent: Order, legs: tuple[Order, ...], mode: str) -> None:
         try:
-            await self._send_list(take_profit, stop_loss, mode)
+            if len(legs) == 2:
+                await self._send_list(legs[0], legs[1], mode)
+            else:
+                await self._send_one(legs[0], mode)
         except CoinwireError as exc:  # refused at the venue (the legs are rejected): the parent stands
             await self._child_trouble(parent, exc)
 

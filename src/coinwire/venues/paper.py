@@ -31,7 +31,7 @@ from coinwire.core.conditional import (
 )
 from coinwire.core.errors import CoinwireError, DomainError, InvalidInput
 from coinwire.core.execution import accept_conditional, fire, place_order, release_hold, resolve_oco, settle_fills
-from coinwire.core.funds import hold_currency, oco_holds
+from coinwire.core.funds import hold_currency, oco_holds, required_hold
 from coinwire.core.ids import IdSequence
 from coinwire.core.instruments import Instrument
 from coinwire.core.ledger import Balance
@@ -231,7 +231,7 @@ class PaperVenue(MarketMirror):
         if limit_leg.limit % inst.tick or limit_leg.limit <= 0:
             raise InvalidInput("limit_off_tick", f"limit is not a positive multiple of the tick for {inst.symbol}", field="limit")
         execution = Execution(placed=limit_leg, created=[stop_leg])
-        self._place_list(market, limit_leg, stop_leg, execution, limit_leg.created_at)
+        self._place_list(market, (limit_leg, stop_leg), execution, limit_leg.created_at)
         await self.host.record(execution)
         return execution
 
@@ -336,13 +336,13 @@ class PaperVenue(MarketMirror):
         if not any(o is sibling for o in execution.orders):
             execution.orders.append(sibling)
 
-    def _place_list(self, market: PaperMarket, first: Order, second: Order, execution: Execution, ts: int) -> None:
-        """Hold and place an OCO's legs (`first`, whose id is the list's, holds for both): a limit leg goes to the book
-        (and may take at once), a conditional leg to the trigger book (and may fire at once: no check refuses a bracket's
-        child the market has passed since its parent was placed)."""
+    def _place_list(self, market: PaperMarket, legs: tuple[Order, ...], execution: Execution, ts: int) -> None:
+        """Hold and place an OCO's two legs (the first, whose id is the list's, holds for both) or a bracket's lone child: a
+        limit leg goes to the book (and may take at once), a conditional leg to the trigger book (and may fire at once: no
+        check refuses a bracket's child the market has passed since its parent was placed)."""
         ledger, inst = self.host.ledger, market.instrument
-        first_hold, second_hold = oco_holds(inst, first, second)
-        for leg, hold in ((first, first_hold), (second, second_hold)):
+        holds = oco_holds(inst, legs[0], legs[1]) if len(legs) == 2 else (required_hold(inst, legs[0])[1],)
+        for leg, hold in zip(legs, holds, strict=True):
             if leg.type in _CONDITIONAL:
                 execution.lines += accept_conditional(ledger, inst, leg, ts, hold=hold)
             else:
@@ -352,9 +352,10 @@ class PaperVenue(MarketMirror):
                                                    leg.account_id)
             execution.orders.append(leg)
             self._keep(leg)
-        self.lists[first.list_id] = [first, second]
+        if len(legs) == 2:
+            self.lists[legs[0].list_id] = list(legs)
         last, bid, ask = _prices(market)
-        for leg in (first, second):
+        for leg in legs:
             if leg.is_done:  # its sibling took or fired at once
                 continue
             if leg.type in _CONDITIONAL:
@@ -368,32 +369,36 @@ class PaperVenue(MarketMirror):
             else:
                 fills = market.engine.submit(leg, ts)
                 if fills:
-                    self._resolve(market, leg, execution, ts)
+                    if leg.list_id:
+                        self._resolve(market, leg, execution, ts)
                     execution.fills += fills
                     execution.lines += settle_fills(ledger, inst, leg, fills, ts)
                 if leg.is_done:
                     self._drop(leg)
 
     def _open_children(self, market: PaperMarket, parent: Order, execution: Execution, ts: int) -> None:
-        """A bracket parent completed with a fill: its take-profit and stop-loss, sized to the fill, as an OCO, in this step.
+        """A bracket parent completed with a fill: its take-profit and stop-loss (an OCO) or its lone child, sized to the fill,
+        at the levels its fill gives percentages, in this step.
 
         Children the account cannot hold (a short's buy-back beyond its quote) are not placed: the
         parent's fill stands, and the refusal goes to the log feed (`unplaced`).
         """
         assert parent.bracket is not None
         ids = self.host.order_ids
+        bracket = decode_bracket(parent.bracket)
         first = ids.next()
-        ids.next()
-        take_profit, stop_loss = bracket_children(parent, decode_bracket(parent.bracket), first, ts)
+        if bracket.legs == 2:
+            ids.next()
+        children = bracket_children(parent, bracket, first, ts, instrument=market.instrument)
         try:
-            self._place_list(market, take_profit, stop_loss, execution, ts)  # a refusal comes before it changes anything
+            self._place_list(market, children, execution, ts)  # a refusal comes before it changes anything
         except CoinwireError as exc:
             self.unplaced.append((parent.owner_id, f"order {parent.client_oid}: its bracket's children were not placed: "
                                                    f"{exc.code}: {exc.message}"))
             return
         if execution.created is None:
             execution.created = []
-        execution.created += (take_profit, stop_loss)
+        execution.created += children
 
     async def _log_unplaced(self) -> None:
         """After a step is recorded: log what it could not place (bracket children the account could not hold)."""

@@ -32,7 +32,7 @@ import heapq
 from collections.abc import Callable, Coroutine, Iterator
 from typing import Any, Generic, Protocol, TypeVar
 
-from coinwire.core.conditional import check_bracket, check_conditional, check_oco
+from coinwire.core.conditional import check_bracket, check_conditional, check_oco, fill_price
 from coinwire.core.errors import NotFound
 from coinwire.core.execution import accept_conditional, fire, place_order, release_hold, resolve_oco, settle_fills
 from coinwire.core.funds import oco_holds
@@ -173,13 +173,13 @@ class SimulatedVenue(Generic[M]):
         self.orders.refuse_duplicate(order, self.name)
         if is_conditional(order):
             return await self._place_conditional(market, order, allow_immediate)
+        if exits is None and order.bracket is not None:
+            exits = self._bracket_plan(market, order)  # checked before anything changes: a refusal writes nothing
         now = self.host.now()
         fills, lines = place_order(self.host.ledger, market.engine, order, now, budget=budget)
         execution = Execution([order], fills, lines, placed=order)
         if not order.is_done:
             self._keep(order)
-        if exits is None and order.bracket is not None:
-            exits = self._bracket_plan(market, order)
         children: list[Order] = []
         if exits is not None:
             if order.is_done:
@@ -271,13 +271,15 @@ class SimulatedVenue(Generic[M]):
         from coinwire.core.conditional import bracket_children, decode_bracket
 
         bracket = decode_bracket(order.bracket or "")
-        check_bracket(order, bracket, self._entry(market, order), instrument=market.instrument)
+        inst = market.instrument
+        check_bracket(order, bracket, self._entry(market, order), instrument=inst)
         ids = self.host.order_ids
 
         def children(parent: Order, entry: int, ts: int) -> list[Order]:
             first = ids.next()
-            ids.next()
-            return list(bracket_children(parent, bracket, first, ts))
+            if bracket.legs == 2:
+                ids.next()
+            return list(bracket_children(parent, bracket, first, ts, instrument=inst))
 
         return children
 
@@ -286,8 +288,7 @@ class SimulatedVenue(Generic[M]):
         if parent.filled_size <= 0:
             return []
         inst = market.instrument
-        raw = inst.notional_atto(1, parent.filled_size)
-        entry = (2 * parent.filled_notional + raw * inst.tick) // (2 * raw * inst.tick) * inst.tick  # its average price, tick half-up
+        entry = fill_price(parent, inst)  # its average price, tick half-up: what percentage exits are taken from
         children = plan(parent, entry, now)
         holds: tuple[int | None, ...] = (None,) * len(children)
         if len(children) == 2:

@@ -49,3 +49,16 @@ class L2Exits(Strategy):
 
     def on_order(self, order: OrderTicket) -> None:
         self.states.append((order.client_oid, order.status, order.trigger_state))
+
+
+class L2PercentExits(L2Exits):
+    """The same entries with exits in percent of each entry's fill: both (an OCO), or every other time a lone stop-loss."""
+
+    def up(self) -> None:
+        self.ups += 1
+        if self.ups % 2 == 0:
+            self.buy(self.symbol, funds=self.funds)
+        elif self.ups % 4 == 1:
+            self.buy(self.symbol, funds=self.funds, stop_loss="0.02%", take_profit="0.03%")
+        else:
+            self.buy(self.symbol, funds=self.funds, stop_loss="0.02%")

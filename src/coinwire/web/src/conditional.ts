@@ -324,6 +324,7 @@ export interface PendingChild {
   type: string;
   stop_price: string | null;
   limit: string | null;
+  percent: string | null; // the level in percent of the parent's fill (its price comes with the fill)
   trigger: string | null; // null: a plain limit, nothing to trigger
 }
 
@@ -333,8 +334,12 @@ export function pendingChildren(parent: Order): PendingChild[] {
   if (!b) return [];
   const side = parent.side === "buy" ? "sell" : "buy";
   const child = (role: PendingChild["role"], leg: BracketLeg): PendingChild =>
-    ({ role, side, type: leg.type, stop_price: leg.stop_price ?? null, limit: leg.limit ?? null, trigger: leg.stop_price ? b.trigger : null });
-  return [child("take-profit", b.take_profit), child("stop-loss", b.stop_loss)];
+    ({ role, side, type: leg.type, stop_price: leg.stop_price ?? null, limit: leg.limit ?? null, percent: leg.percent ?? null,
+       trigger: leg.type === "limit" ? null : b.trigger });
+  const children: PendingChild[] = [];
+  if (b.take_profit) children.push(child("take-profit", b.take_profit));
+  if (b.stop_loss) children.push(child("stop-loss", b.stop_loss));
+  return children;
 }
 
 /**

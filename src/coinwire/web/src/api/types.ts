@@ -77,11 +77,12 @@ export interface BracketLeg {
   type: string; // limit | take-profit-market | take-profit-limit | stop-market | stop-limit
   stop_price?: string | null;
   limit?: string | null;
+  percent?: string | null; // a level in percent of the parent's average fill ("3": 3%); its price is null until the fill
 }
 
 export interface Bracket {
-  take_profit: BracketLeg;
-  stop_loss: BracketLeg;
+  take_profit: BracketLeg | null; // a bracket may have one leg
+  stop_loss: BracketLeg | null;
   trigger: string; // last | mark | bid_ask
 }
 

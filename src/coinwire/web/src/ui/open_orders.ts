@@ -17,9 +17,10 @@ function stopText(o: Order, pd: number): string {
 }
 
 /** A bracket leg's level: its trigger, or a take profit's limit. */
-function legLevel(leg: { stop_price?: string | null; limit?: string | null }, pd: number): string {
+function legLevel(leg: { stop_price?: string | null; limit?: string | null; percent?: string | null } | null, pd: number): string {
+  if (!leg) return "";
   const level = leg.stop_price ?? leg.limit;
-  return level ? fmt.price(level, pd) : "";
+  return level ? fmt.price(level, pd) : leg.percent ? `${leg.percent}% of fill` : "";
 }
 
 function stateText(o: Order): string {
@@ -65,8 +66,9 @@ export function openOrders(app: App, d: Disposer, canTrade: boolean): HTMLElemen
       h("td", {}, `↳ ${c.role === "take-profit" ? "TP" : "SL"}`), h("td", {}, `${parent.symbol} · ${parent.exchange}`),
       several ? h("td", {}, app.accounts.short(parent.account)) : null, h("td", {}, c.side), h("td", {}, c.type),
       h("td", { class: "state" }, "placed once filled"), h("td", {}, c.trigger ?? ""),
-      h("td", { class: "num" }, c.stop_price ? fmt.price(c.stop_price, pd) : ""),
-      h("td", { class: "num" }, c.limit ? fmt.price(c.limit, pd) : "market"), h("td", { class: "num" }, "as filled"),
+      h("td", { class: "num" }, c.stop_price ? fmt.price(c.stop_price, pd) : c.percent && c.type !== "limit" ? `${c.percent}% of fill` : ""),
+      h("td", { class: "num" }, c.limit ? fmt.price(c.limit, pd) : c.percent && c.type === "limit" ? `${c.percent}% of fill` : "market"),
+      h("td", { class: "num" }, "as filled"),
       h("td", {}, ""), h("td", {}, ""), h("td", {}, ""));
   };
 
@@ -89,9 +91,8 @@ export function openOrders(app: App, d: Disposer, canTrade: boolean): HTMLElemen
       // the pending children's levels at a glance, in the parent's Stop cell (a bracket parent is a limit or market order)
       const m = app.market(g.head.exchange, g.head.symbol);
       const pd = m ? decimalsOf(m.tick) : 2;
-      const [tp, sl] = g.pending;
-      const levels = tp && sl ? h("span", { class: "pending", "data-testid": `pending-${tag}`, title: "placed once filled" },
-        `TP ${legLevel(tp, pd)}\nSL ${legLevel(sl, pd)}`) : "";
+      const text = g.pending.map((c) => `${c.role === "take-profit" ? "TP" : "SL"} ${legLevel(c, pd)}`).join("\n");
+      const levels = text ? h("span", { class: "pending", "data-testid": `pending-${tag}`, title: "placed once filled" }, text) : "";
       head = row(g.head, { class: "group", "data-group-head": g.key }, toggle, groupCancel, levels);
     } else {
       const first = g.orders[0];
