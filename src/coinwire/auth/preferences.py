@@ -93,7 +93,7 @@ class PreferencesRepository:
         statement = dialect.insert(preferences).values(user_id=user_id, **new_row(change, now))
         statement = statement.on_conflict_do_update(index_elements=["user_id"], set_=change | {"updated_at": now})
         try:
-            async with self.store.writer.begin() as conn:
+            async with self.store.engine.begin() as conn:
                 await conn.execute(statement)
                 return await self._read(conn, user_id)
         except Exception as exc:

@@ -34,7 +34,7 @@ class AuthRepository:
 
     async def _write(self, statement: Any) -> int:
         try:
-            async with self.store.writer.begin() as conn:
+            async with self.store.engine.begin() as conn:
                 return int((await conn.execute(statement)).rowcount or 0)
         except Exception as exc:
             if store_unreachable(exc):
@@ -49,7 +49,7 @@ class AuthRepository:
                        prefs: Mapping[str, Any] | None = None) -> int:
         """A new user's id; `prefs`, their preferences row but its user_id, is written in the same transaction."""
         try:
-            async with self.store.writer.begin() as conn:
+            async with self.store.engine.begin() as conn:
                 try:
                     result = await conn.execute(
                         insert(users).values(username=username, password_hash=password_hash, role=role, plan=plan,

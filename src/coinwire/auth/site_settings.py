@@ -90,7 +90,7 @@ class SiteSettings:
         now = int(self.clock())
         dialect = postgresql if self.store.dialect == "postgresql" else sqlite
         try:
-            async with self.store.writer.begin() as conn:
+            async with self.store.engine.begin() as conn:
                 for key, value in change.items():
                     statement = dialect.insert(site_settings).values(key=key, value=msgspec.json.encode(value).decode(),
                                                                      updated_at=now, updated_by=user_id)

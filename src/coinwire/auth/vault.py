@@ -128,7 +128,7 @@ class Vault:
         statement = statement.on_conflict_do_update(
             index_elements=["user_id", "exchange"], set_={k: statement.excluded[k] for k in ("key_id", "nonce", "ciphertext", "updated_at")}
         )
-        async with self.store.writer.begin() as conn:
+        async with self.store.engine.begin() as conn:
             await conn.execute(statement)
 
     async def open(self, user_id: int, exchange: str) -> Credentials:
@@ -149,7 +149,7 @@ class Vault:
             return [dict(r._mapping) for r in await conn.execute(statement.order_by(credentials.c.user_id, credentials.c.exchange))]
 
     async def delete(self, user_id: int, exchange: str) -> bool:
-        async with self.store.writer.begin() as conn:
+        async with self.store.engine.begin() as conn:
             result = await conn.execute(
                 delete(credentials).where(and_(credentials.c.user_id == user_id, credentials.c.exchange == exchange)))
         return bool(result.rowcount)
@@ -157,7 +157,7 @@ class Vault:
     async def rotate(self) -> dict[str, Any]:
         """A new master key; every record re-encrypted under it in one transaction. Old keys stay readable."""
         new_id = self.keys.add_new()
-        async with self.store.writer.begin() as conn:
+        async with self.store.writer.begin() as conn:  # reads, then writes: Store.writer says why
             rows = [dict(r._mapping) for r in await conn.execute(select(credentials))]
             for row in rows:
                 sealed = self._seal(row["user_id"], row["exchange"], self._unseal(row))

@@ -35,7 +35,7 @@ class RefDataRepository:
         statement = insert.on_conflict_do_update(
             index_elements=[c.name for c in table.primary_key.columns], set_={"fetched_at": insert.excluded.fetched_at}
         )
-        async with self.store.writer.begin() as conn:
+        async with self.store.engine.begin() as conn:
             await conn.execute(statement, rows)
 
     async def save_fx(self, rates: FxRates, fetched_at: int) -> None:

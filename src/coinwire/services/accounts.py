@@ -178,7 +178,7 @@ class MembersRepository:
 
     async def _run(self, statement: Any) -> None:
         try:
-            async with self.store.writer.begin() as conn:
+            async with self.store.engine.begin() as conn:
                 await conn.execute(statement)
         except Exception as exc:
             if store_unreachable(exc):

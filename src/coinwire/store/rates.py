@@ -68,7 +68,7 @@ async def insert_rates(store: Store, rows: Sequence[RateRow]) -> list[RateRow]:
          "received_ms": r.received_ms}
         for r in offered.values()
     ]
-    async with store.writer.begin() as conn:
+    async with store.engine.begin() as conn:
         result = await conn.execute(_insert_statement(store.dialect), params)
         written = {(e, s, int(m)) for e, s, m in result.all()}
     return [row for key, row in offered.items() if key in written]

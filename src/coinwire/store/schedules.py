@@ -80,7 +80,7 @@ class ScheduleStore:
         values.pop("id")
         values["job_params"] = msgspec.json.encode(row.job_params).decode()
         try:
-            async with self.store.writer.begin() as conn:
+            async with self.store.engine.begin() as conn:
                 result = await conn.execute(insert(schedules).values(**values).returning(schedules.c.id))
                 new_id = int(result.scalar_one())
         except (IntegrityError, sqlite3.IntegrityError):
@@ -108,7 +108,7 @@ class ScheduleStore:
 
     async def remove(self, schedule_id: int) -> bool:
         """Delete a schedule and its ticks in one transaction; False when there was none."""
-        async with self.store.writer.begin() as conn:
+        async with self.store.engine.begin() as conn:
             await conn.execute(delete(schedule_ticks).where(schedule_ticks.c.schedule_id == schedule_id))
             result = await conn.execute(delete(schedules).where(schedules.c.id == schedule_id))
         return bool(result.rowcount)
@@ -118,7 +118,7 @@ class ScheduleStore:
         values: dict[str, Any] = {"paused": paused}
         if next_at is not None:
             values["next_at"] = next_at
-        async with self.store.writer.begin() as conn:
+        async with self.store.engine.begin() as conn:
             result = await conn.execute(update(schedules).where(schedules.c.id == schedule_id).values(**values))
         return bool(result.rowcount)
 
@@ -138,7 +138,7 @@ class ScheduleStore:
     async def claim(self, schedule_id: int, tick_at: int, now: int, by: str) -> bool:
         """Claim a tick (insert its row); False when it was claimed before, by anyone, or its schedule is gone."""
         try:
-            async with self.store.writer.begin() as conn:
+            async with self.store.engine.begin() as conn:
                 await conn.execute(insert(schedule_ticks).values(schedule_id=schedule_id, tick_at=tick_at, claimed_at=now,
                                                                  claimed_by=by[:64]))
         except (IntegrityError, sqlite3.IntegrityError):
@@ -147,14 +147,14 @@ class ScheduleStore:
 
     async def finish(self, schedule_id: int, tick_at: int, now: int, outcome: str, error: str | None = None) -> None:
         """Record how a claimed tick ended: `ok` or `error` (with the error's text)."""
-        async with self.store.writer.begin() as conn:
+        async with self.store.engine.begin() as conn:
             await conn.execute(update(schedule_ticks).where(and_(schedule_ticks.c.schedule_id == schedule_id,
                                                                  schedule_ticks.c.tick_at == tick_at))
                                .values(finished_at=now, outcome=outcome, error=None if error is None else error[:2000]))
 
     async def advance(self, schedule_id: int, expected: int, next_at: int) -> bool:
         """Move `next_at` from `expected` to `next_at`; False when another scheduler moved it first."""
-        async with self.store.writer.begin() as conn:
+        async with self.store.engine.begin() as conn:
             result = await conn.execute(update(schedules).where(and_(schedules.c.id == schedule_id, schedules.c.next_at == expected))
                                         .values(next_at=next_at))
         return bool(result.rowcount)
@@ -184,6 +184,6 @@ class ScheduleStore:
         newest = select(func.max(other.c.tick_at)).where(other.c.schedule_id == schedule_ticks.c.schedule_id).scalar_subquery()
         statement = delete(schedule_ticks).where(and_(schedule_ticks.c.tick_at < before, schedule_ticks.c.finished_at.is_not(None),
                                                       schedule_ticks.c.tick_at < newest))
-        async with self.store.writer.begin() as conn:
+        async with self.store.engine.begin() as conn:
             result = await conn.execute(statement)
         return int(result.rowcount or 0)

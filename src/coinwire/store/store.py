@@ -189,12 +189,15 @@ class Store:
 
     @property
     def writer(self) -> AsyncEngine:
-        """The engine for a transaction that writes: `async with store.writer.begin()`.
+        """The engine for a transaction that reads and then writes: `async with store.writer.begin()`.
 
         On SQLite it begins IMMEDIATE, taking the write lock before the first read. A deferred
         transaction that reads and then writes fails at once ("database is locked", without
         waiting) when another connection committed in between; with the lock taken up front it
-        waits its turn instead. On PostgreSQL it is the engine itself.
+        waits its turn instead. A transaction whose first statement writes takes the lock (and
+        waits for it) at that statement, so it begins on `engine` as before: an IMMEDIATE begin
+        waits inside BEGIN, where a task cancelled at shutdown would wait out the busy timeout.
+        On PostgreSQL it is the engine itself.
         """
         if self._writer is None:
             raise RuntimeError("Store is not started: await store.start() first")

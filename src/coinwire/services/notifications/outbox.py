@@ -117,7 +117,7 @@ class NotificationStore:
         `channels`: kind -> (public settings, secret); a secret of None keeps the stored one.
         """
         now = int(self.clock())
-        async with self.store.writer.begin() as conn:
+        async with self.store.writer.begin() as conn:  # reads, then writes: Store.writer says why
             kept = {r.kind: dict(r._mapping) for r in (await conn.execute(
                 select(notify_channels).where(notify_channels.c.user_id == user_id))).all()}
             await conn.execute(delete(notify_channels).where(notify_channels.c.user_id == user_id))
@@ -185,14 +185,14 @@ class NotificationStore:
             return 0
         statement = self._dialect().insert(notify_outbox).on_conflict_do_nothing(index_elements=["key"])
         added = 0
-        async with self.store.writer.begin() as conn:
+        async with self.store.engine.begin() as conn:
             for row in rows:
                 added += (await conn.execute(statement, row)).rowcount or 0
         return added
 
     async def release_sending(self) -> int:
         """At start: rows left `sending` by a crash go back to pending, to be sent again under the same key."""
-        async with self.store.writer.begin() as conn:
+        async with self.store.engine.begin() as conn:
             result = await conn.execute(update(notify_outbox).where(notify_outbox.c.state == "sending")
                                         .values(state="pending", updated_at=int(self.clock())))
         return result.rowcount or 0
@@ -215,7 +215,7 @@ class NotificationStore:
     async def claim(self, row_id: int) -> int | None:
         """Mark a pending row `sending` and count its attempt (recorded before the send); its attempt number, or
         None when another worker claimed it first."""
-        async with self.store.writer.begin() as conn:
+        async with self.store.engine.begin() as conn:
             result = await conn.execute(update(notify_outbox).where(
                 and_(notify_outbox.c.id == row_id, notify_outbox.c.state == "pending"))
                 .values(state="sending", attempts=notify_outbox.c.attempts + 1, updated_at=int(self.clock())))
@@ -234,7 +234,7 @@ class NotificationStore:
             await self._set(row_id, state="pending", last_error=reason, next_at=next_at)
 
     async def _set(self, row_id: int, **values: Any) -> None:
-        async with self.store.writer.begin() as conn:
+        async with self.store.engine.begin() as conn:
             await conn.execute(update(notify_outbox).where(notify_outbox.c.id == row_id)
                                .values(updated_at=int(self.clock()), **values))
 
@@ -251,7 +251,7 @@ class NotificationStore:
 
     async def retry(self, user_id: int, row_id: int) -> OutboxRow:
         """A user's dead letter back to pending, its attempts counted afresh; NotFound for anyone else's or a live row."""
-        async with self.store.writer.begin() as conn:
+        async with self.store.engine.begin() as conn:
             result = await conn.execute(update(notify_outbox).where(and_(
                 notify_outbox.c.id == row_id, notify_outbox.c.user_id == user_id, notify_outbox.c.state == "dead"))
                 .values(state="pending", attempts=0, next_at=int(self.clock()), updated_at=int(self.clock())))
