@@ -43,7 +43,7 @@ from benchmarks.bench_rpc import child_pids, instructions_per_order, serve_and_m
 
 ROOT = Path(__file__).resolve().parent.parent
 BASE_ENV = "COINWIRE_BENCH_BASE"
-DEFAULT_BASE = "ff79a03"  # the commit before the scheduled trading work (issue 23); 0b96280 for issue 22's figures
+DEFAULT_BASE = "6bed7c9"  # the commit before conditional orders (issue 24); ff79a03 for issue 23's figures, 0b96280 for issue 22's
 PAIRS = 6  # 12 fresh servers (~9.5 s each); with the two callgrind counts (~25 s each) about 3 minutes
 SECONDS = 4.0  # of load per round, after bench_rpc's 1 s warm-up: 20,000-40,000 orders
 TOLERANCE = 0.10  # current/base >= 0.90 passes
