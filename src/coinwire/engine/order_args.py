@@ -122,6 +122,11 @@ class Exits:
         return out
 
     def _bracket(self) -> Bracket:
+        if self.has_trailing:  # the stop-loss is the trailing stop (a strategy gives one or the other: `order_args`)
+            return Bracket(take_profit_type=OrderType.TAKE_PROFIT_MARKET if self.has_take_profit else None,
+                           take_profit_price=self.take_profit, take_profit_ppm=self.take_profit_ppm,
+                           stop_loss_type=OrderType.TRAILING_STOP, stop_loss_trail_ppm=self.trail_ppm,
+                           stop_loss_trail_delta=self.trail_delta)
         return Bracket(take_profit_type=OrderType.TAKE_PROFIT_MARKET if self.has_take_profit else None,
                        take_profit_price=self.take_profit, take_profit_ppm=self.take_profit_ppm,
                        stop_loss_type=OrderType.STOP_MARKET if self.has_stop else None,
@@ -132,13 +137,9 @@ class Exits:
 
         A percentage stays one (of the entry's average fill price, resolved by the venue with
         `core.conditional.bracket_children`), so paper and live runs take it from the fill as
-        backtests do; one exit alone is a single child. A trailing exit has no Bracket: backtests
-        place it themselves (`children`), paper and live runs refuse it (`exits_unsupported`).
+        backtests do; one exit alone is a single child. A trailing exit is the bracket's
+        stop-loss: a trailing stop that follows from the entry's fill.
         """
-        if self.has_trailing:
-            raise InvalidInput("exits_unsupported", "paper and live runs place exits as a bracket of a stop-loss and a "
-                               "take-profit; a trailing exit runs in backtests only (send a trailing-stop order once the "
-                               "entry has filled)")
         return encode_bracket(self._bracket())
 
     def view(self, inst: Instrument) -> dict[str, Any]:
