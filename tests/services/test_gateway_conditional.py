@@ -208,6 +208,8 @@ async def test_a_bracket_with_a_trailing_exit_follows_from_the_fill_fires_once_a
                                      stop_loss_type=OrderType.TRAILING_STOP, stop_loss_trail_ppm=20_000))
     parent = await h.gw.make_order(request("buy", OrderType.MARKET, "0.4", client_oid="trail", bracket=bracket))
     assert (parent.status, parent.filled_size) == ("done", "0.4")  # at 101.00
+    assert parent.bracket == BracketView(BracketLegView("take-profit-market", "104", None),
+                                         BracketLegView("trailing-stop", trailing_delta="2%"))
     take_view, stop_view = sorted((v for v in h.updates if v.parent_id == parent.id), key=lambda v: v.id)
     assert (stop_view.client_order_id, stop_view.type, stop_view.status, stop_view.stop_price) == (
         "trail:sl", "trailing-stop", "untriggered", "98.98")  # 2% below the fill, at once
