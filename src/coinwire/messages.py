@@ -129,12 +129,15 @@ class BracketLegView(msgspec.Struct, frozen=True, gc=False):
 
     A level given as a percentage of the parent's average fill price is `percent` (`"3"`: 3%)
     and its price (`stop_price`, or `limit` for a limit take-profit) is None until the fill sets it.
+    A trailing stop-loss has `trailing_delta` (`"2%"` of the best price, or a price distance) and
+    no level: it follows from the fill.
     """
 
-    type: str  # limit | take-profit-market | take-profit-limit | stop-market | stop-limit
+    type: str  # limit | take-profit-market | take-profit-limit | stop-market | stop-limit | trailing-stop
     stop_price: str | None = None
     limit: str | None = None
     percent: str | None = None
+    trailing_delta: str | None = None
 
 
 class BracketView(msgspec.Struct, frozen=True, gc=False):

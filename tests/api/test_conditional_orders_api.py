@@ -147,8 +147,10 @@ async def test_a_bracket_parent_rests_with_its_children_pending_and_a_cancel_end
     legs = {k: {f: Decimal(v) if f != "type" and v is not None else v for f, v in leg.items()}
             for k, leg in parent["bracket"].items() if k != "trigger"}
     assert (legs, parent["bracket"]["trigger"]) == ({  # the children as parsed: a take-profit-limit and a stop-market
-        "take_profit": {"type": "take-profit-limit", "stop_price": Decimal(price(entry * 2)), "limit": Decimal(price(entry * 2))},
-        "stop_loss": {"type": "stop-market", "stop_price": Decimal(price(entry * Decimal("0.9"))), "limit": None}}, "last")
+        "take_profit": {"type": "take-profit-limit", "stop_price": Decimal(price(entry * 2)), "limit": Decimal(price(entry * 2)),
+                        "percent": None, "trailing_delta": None},
+        "stop_loss": {"type": "stop-market", "stop_price": Decimal(price(entry * Decimal("0.9"))), "limit": None, "percent": None,
+                      "trailing_delta": None}}, "last")
     assert (await rpc.call("cancel_order", order_id=parent["id"]))["status"] == "done"
     assert holds(http) == before
     market = http.post("/xwrap/v1/orders/new", json={**PAIR, "side": "buy", "size": "0.001", "type": "market", "client_oid": oid(),

@@ -775,3 +775,68 @@ def test_removed_orders_never_fire_and_every_other_one_fires_once_over_a_full_sw
     fired += [o.id for o in book.on_price(LAST, 1, 2)] + [o.id for o in book.on_price(LAST, 10**6, 3)]
     fired += [o.id for o in book.on_price(LAST, 1, 4)]
     assert sorted(fired) == [oid for oid in range(1, len(levels) + 1) if oid not in removed] and len(book) == 0
+
+
+# --- a trailing stop-loss in a bracket ---------------------------------------------------------
+
+TRAIL_BRACKET = Bracket(take_profit_type=TPM, take_profit_ppm=60_000, stop_loss_type=OrderType.TRAILING_STOP,
+                        stop_loss_trail_ppm=20_000)
+
+
+@pytest.mark.parametrize(("bracket", "code"), [
+    (TRAIL_BRACKET, None),
+    (Bracket(stop_loss_type=OrderType.TRAILING_STOP, stop_loss_trail_delta=50), None),  # a lone trailing stop, a price distance
+    (Bracket(stop_loss_type=OrderType.TRAILING_STOP), "trailing_delta_out_of_range"),
+    (Bracket(stop_loss_type=OrderType.TRAILING_STOP, stop_loss_trail_ppm=PPM), "trailing_delta_out_of_range"),
+    (Bracket(stop_loss_type=OrderType.TRAILING_STOP, stop_loss_trail_delta=-10), "trailing_delta_out_of_range"),
+    (Bracket(stop_loss_type=OrderType.TRAILING_STOP, stop_loss_trail_ppm=10_000, stop_loss_trail_delta=50),
+     "trailing_delta_out_of_range"),
+    (Bracket(stop_loss_type=OrderType.TRAILING_STOP, stop_loss_trail_ppm=10_000, stop_loss_price=9_000), "bracket_invalid"),
+])
+def test_a_trailing_stop_loss_needs_one_distance(bracket: Bracket, code: str | None) -> None:
+    parent = _order(side=BUY, type=OrderType.LIMIT, limit=10_000)
+    assert decode_bracket(encode_bracket(bracket)) == bracket
+    if code is None:
+        check_bracket(parent, bracket, 10_000, instrument=INST)
+        return
+    with pytest.raises(InvalidInput) as info:
+        check_bracket(parent, bracket, 10_000, instrument=INST)
+    assert info.value.code == code
+
+
+def test_a_trailing_child_follows_from_the_fill_at_once() -> None:
+    parent = _filled(BUY, [(10_000, 100), (10_100, 100)])  # average 100.50
+    tp, sl = bracket_children(parent, TRAIL_BRACKET, 20, 9, instrument=INST)
+    assert (tp.type, tp.stop_price, tp.list_id, sl.list_id) == (TPM, 10_650, 20, 20)
+    assert (sl.type, sl.side, sl.size, sl.trail_ppm, sl.trail_delta) == (OrderType.TRAILING_STOP, SELL, 200, 20_000, 0)
+    assert sl.trail_best == 10_050 and sl.stop_price == level(10_050, 20_000, False, INST.tick) == 9_850
+    short = _filled(SELL, [(10_000, 100)])
+    (buy_back,) = bracket_children(short, Bracket(stop_loss_type=OrderType.TRAILING_STOP, stop_loss_trail_delta=300), 30, 9,
+                                   instrument=INST)
+    assert (buy_back.side, buy_back.trail_best, buy_back.stop_price, buy_back.list_id) == (BUY, 10_000, 10_300, 0)
+    with pytest.raises(ValueError):
+        bracket_children(parent, TRAIL_BRACKET, 20, 9)  # the fill price needs the instrument
+
+
+@settings(max_examples=300, deadline=None)
+@given(fills=st.lists(st.tuples(st.integers(50, 200).map(lambda p: p * 100), st.integers(1, 100).map(lambda s: s * 10)),
+                      min_size=1, max_size=4),
+       long=st.booleans(), ppm=st.integers(1_000, 200_000), path=st.lists(st.integers(40, 250).map(lambda p: p * 100), max_size=30))
+def test_a_trailing_child_starts_from_the_fill_and_its_level_never_moves_back(
+        fills: list[tuple[int, int]], long: bool, ppm: int, path: list[int]) -> None:
+    parent = _filled(BUY if long else SELL, fills)
+    entry = fill_price(parent, INST)
+    (stop,) = bracket_children(parent, Bracket(stop_loss_type=OrderType.TRAILING_STOP, stop_loss_trail_ppm=ppm), 10, 9,
+                               instrument=INST)
+    assert stop.trail_best == entry and stop.stop_price % INST.tick == 0
+    assert (stop.stop_price < entry) if long else (stop.stop_price > entry)  # a level at once, beyond the fill
+    best, previous = entry, stop.stop_price
+    for price in path:
+        if fires(stop, price):
+            assert (price <= stop.stop_price) if long else (price >= stop.stop_price)
+            break
+        follow(stop, price, INST.tick)
+        best = max(best, price) if long else min(best, price)
+        assert stop.trail_best == best
+        assert (stop.stop_price >= previous) if long else (stop.stop_price <= previous)  # never back
+        previous = stop.stop_price

@@ -29,6 +29,7 @@ from tests.engine.test_cli_run import coinwire
 PROBE = str(Path(__file__).parent / "strategies" / "l2_probe.py") + ":L2Probe"
 EXITS = str(Path(__file__).parent / "strategies" / "l2_exits.py") + ":L2Exits"
 PERCENT_EXITS = str(Path(__file__).parent / "strategies" / "l2_exits.py") + ":L2PercentExits"
+TRAILING_EXITS = str(Path(__file__).parent / "strategies" / "l2_exits.py") + ":L2TrailingExits"
 FUNDS = {"USDT": "5000"}
 
 
@@ -69,8 +70,9 @@ def trades(report: dict[str, Any]) -> list[tuple[Any, ...]]:
 
 
 @pytest.mark.parametrize(("strategy", "name", "least"), [(PROBE, "l2_probe", 40), (EXITS, "l2_exits", 12),
-                                                           (PERCENT_EXITS, "l2_percent_exits", 12)],
-                         ids=["plain", "exits", "percent-exits"])
+                                                           (PERCENT_EXITS, "l2_percent_exits", 12),
+                                                           (TRAILING_EXITS, "l2_trailing_exits", 8)],
+                         ids=["plain", "exits", "percent-exits", "trailing-exits"])
 async def test_one_strategy_file_paper_fills_match_the_l2_backtest(tmp_path: Path, strategy: str, name: str, least: int) -> None:
     """`exits`: brackets (stop-loss and take-profit), trailing stops and bid/ask stops fire at the same messages in both."""
     paths = capture()
@@ -89,12 +91,15 @@ async def test_one_strategy_file_paper_fills_match_the_l2_backtest(tmp_path: Pat
     assert trades(paper.report) == trades(backtest.report)
     if name != "l2_probe":  # every kind fired: a bracket's stop, a trailing stop or a bid/ask stop, in both runs alike
         kinds = {(t.type, t.trigger_state, t.status) for t in run.tickets.values()}
-        assert {("stop-market", "triggered", "filled"), ("take-profit-market", "untriggered", "cancelled")} <= kinds
+        stop = "trailing-stop" if name == "l2_trailing_exits" else "stop-market"  # the bracket's stop-loss fired
+        assert {(stop, "triggered", "filled"), ("take-profit-market", "untriggered", "cancelled")} <= kinds
         assert any(kind[0] == "trailing-stop" for kind in kinds)
         seen, expected = states(run), states(prepared.runtime)
         assert seen[: len(expected)] == expected  # what on_order saw, in order
         assert len(expected) >= (15 if name == "l2_exits" else 12)
-        if name == "l2_percent_exits":  # a lone stop-loss (no OCO) as well as pairs
+        if name == "l2_trailing_exits":  # an entry's trailing exit (not only the strategy's own trailing stops) fired
+            assert any(t.type == "trailing-stop" and t.status == "filled" for t in run.tickets.values() if t.parent is not None)
+        if name in ("l2_percent_exits", "l2_trailing_exits"):  # a lone stop-loss (no OCO) as well as pairs
             assert {len(t.exits) for t in run.tickets.values() if t.exits} == {1, 2}
         assert all(status == "cancelled" for _, status, _ in seen[len(expected) :])  # the paper run's end cancels what waits
     assert paper.report["final_equity_exact"] == backtest.report["final_equity_exact"]

@@ -14,7 +14,7 @@ import pytest
 
 from coinwire.core.conditional import Bracket, encode_bracket
 from coinwire.core.errors import CoinwireError
-from coinwire.core.orders import OrderRequest, OrderType, Side, TimeInForce, TriggerSource
+from coinwire.core.orders import DoneReason, OrderRequest, OrderType, Side, TimeInForce, TriggerSource
 from coinwire.messages import BracketLegView, BracketView, Message, OrderUpdate, OrderView
 from tests.venues.paper_harness import EXCHANGE, INSTRUMENT, PaperHarness
 
@@ -200,6 +200,34 @@ async def test_a_bracket_market_parent_opens_its_children_in_its_own_step_and_th
 
     await h.gw.cancel_order(order_id=take.id, client_oid=None, exchange=None)
     assert take.is_done and stop.is_done and h.ledger.holds() == {}
+    h.ledger.check()
+
+
+async def test_a_bracket_with_a_trailing_exit_follows_from_the_fill_fires_once_and_cancels_its_take_profit(h: Followed) -> None:
+    bracket = encode_bracket(Bracket(take_profit_type=OrderType.TAKE_PROFIT_MARKET, take_profit_price=p("104.00"),
+                                     stop_loss_type=OrderType.TRAILING_STOP, stop_loss_trail_ppm=20_000))
+    parent = await h.gw.make_order(request("buy", OrderType.MARKET, "0.4", client_oid="trail", bracket=bracket))
+    assert (parent.status, parent.filled_size) == ("done", "0.4")  # at 101.00
+    assert parent.bracket == BracketView(BracketLegView("take-profit-market", "104", None),
+                                         BracketLegView("trailing-stop", trailing_delta="2%"))
+    take_view, stop_view = sorted((v for v in h.updates if v.parent_id == parent.id), key=lambda v: v.id)
+    assert (stop_view.client_order_id, stop_view.type, stop_view.status, stop_view.stop_price) == (
+        "trail:sl", "trailing-stop", "untriggered", "98.98")  # 2% below the fill, at once
+    assert stop_view.oco_id == take_view.oco_id is not None
+    take, stop = h.gw.orders[take_view.id], h.gw.orders[stop_view.id]
+    assert h.venue.balances(h.account)["BTC"].hold == INSTRUMENT.base_atto(INSTRUMENT.parse_size("0.4"))  # held once
+
+    await h.trade("103.00", "0.1", "buy")  # the price rises: the level follows, the take-profit (104) waits
+    assert stop.stop_price == p("100.94") and not stop.is_done and not take.is_done
+    await h.trade("102.00", "0.1", "sell")  # falls, not to the level: it stays
+    assert stop.stop_price == p("100.94") and not stop.is_done
+    await h.trade("100.90", "0.1", "sell")  # down through the level: it fires, sells into the bid
+    await h.trade("99.00", "0.1", "sell")
+    assert (stop.filled_size, stop.done_reason, take.done_reason) == (
+        INSTRUMENT.parse_size("0.4"), DoneReason.FILLED, DoneReason.CANCELLED)
+    assert [v.status for v in h.of(stop.id)].count("done") == 1 and h.of(stop.id)[-1].triggered_at is not None
+    assert h.of(take.id)[-1].status == "done" and h.of(take.id)[-1].done_reason == "cancelled"
+    assert h.ledger.holds() == {}
     h.ledger.check()
 
 

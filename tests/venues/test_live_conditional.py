@@ -219,6 +219,51 @@ async def test_a_bracket_with_a_take_profit_trigger_arms_both_children_here(h: L
     assert at_venue(h, take)["type"] == "MARKET" and held(h, "BTC") == 0
 
 
+async def test_a_bracket_s_trailing_exit_is_emulated_from_the_fill_and_ends_its_take_profit_at_binance(h: LiveHarness) -> None:
+    """A limit take-profit rests at Binance, the trailing stop-loss follows the mirror from the parent's fill (no venue
+    order list takes a trailing leg); it fires once, a market sell, and the take-profit is cancelled there."""
+    await start(h)
+    parent = h.order("buy", "limit", "0.1", "101.00")
+    parent.bracket = encode_bracket(Bracket(take_profit_type=OrderType.LIMIT, take_profit_price=h.instrument.parse_price("105.00"),
+                                            stop_loss_type=OrderType.TRAILING_STOP, stop_loss_trail_ppm=20_000))
+    await h.venue.place(parent)  # it takes the ask at 101.00 at once
+    await h.settled()
+    take, stop = sorted((o for o in h.venue.open_orders() if o.parent_id == parent.id), key=lambda o: o.id)
+    assert (stop.type, stop.emulated, stop.status, stop.list_id) == (OrderType.TRAILING_STOP, True, OrderStatus.UNTRIGGERED, take.id)
+    assert (stop.trail_best, stop.stop_price) == (h.instrument.parse_price("101.00"), h.instrument.parse_price("98.98"))
+    assert (take.status, take.emulated, at_venue(h, take)["orderListId"]) == (OrderStatus.OPEN, False, -1)
+    assert not any(o["clientOrderId"] == stop.client_oid for o in h.binance.orders.values())
+    assert held(h, "BTC") == h.instrument.base_atto(take.size)  # once for both
+    await mirror_trade(h, "103.00")  # the best price: the level follows to 100.94
+    await mirror_trade(h, "102.00")
+    assert (stop.status, stop.stop_price) == (OrderStatus.UNTRIGGERED, h.instrument.parse_price("100.94"))
+    await mirror_trade(h, "100.90")  # through the level: it fires, a market sell at Binance
+    await until(lambda: stop.is_done and take.is_done)
+    assert (stop.done_reason, stop.filled_size, take.done_reason) == (DoneReason.FILLED, stop.size, DoneReason.CANCELLED)
+    assert [o["type"] for o in h.binance.orders.values() if o["clientOrderId"] == stop.client_oid] == ["MARKET"]
+    assert at_venue(h, take)["status"] == "CANCELED"
+    await mirror_trade(h, "90.00")  # it never fires again
+    assert len([o for o in h.binance.orders.values() if o["clientOrderId"] == stop.client_oid]) == 1
+    assert held(h, "BTC") == 0 and h.binance.locked["BTC"] == 0
+
+
+async def test_a_lone_trailing_exit_is_emulated_though_binance_trails_in_basis_points(h: LiveHarness) -> None:
+    """2% is 200 basis points, which Binance could trail itself, but from where it is placed: the child follows from the
+    parent's fill here, so it is emulated."""
+    await start(h)
+    parent = h.order("buy", "limit", "0.1", "102.00")
+    parent.bracket = encode_bracket(Bracket(stop_loss_type=OrderType.TRAILING_STOP, stop_loss_trail_ppm=20_000))
+    await h.venue.place(parent)  # it takes the ask at 101.00 at once
+    await h.settled()
+    (stop,) = (o for o in h.venue.open_orders() if o.parent_id == parent.id)
+    assert (stop.list_id, stop.emulated, stop.status, stop.stop_price) == (
+        0, True, OrderStatus.UNTRIGGERED, h.instrument.parse_price("98.98"))
+    assert not any(o["clientOrderId"] == stop.client_oid for o in h.binance.orders.values())
+    await mirror_trade(h, "98.90")
+    await until(lambda: stop.is_done)
+    assert (stop.done_reason, stop.filled_size) == (DoneReason.FILLED, stop.size) and held(h, "BTC") == 0
+
+
 async def test_a_lone_percent_stop_loss_goes_to_binance_at_its_level_from_the_fill(h: LiveHarness) -> None:
     """A bracket of only a stop-loss, 2% under the parent's fill: one native stop, no order list, its level from the fill."""
     await start(h)

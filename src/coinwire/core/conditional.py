@@ -392,8 +392,10 @@ class Bracket(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=T
     leg's level is a price (`*_price`: the take-profit's limit for a LIMIT, else its trigger
     level) or a percentage of the parent's average fill price (`*_ppm`, millionths), resolved
     when the children are made (`bracket_children`), so it is the fill's in every venue.
-    `*_limit` is the limit of a *-LIMIT child (0 otherwise). Integer price units. Stored
-    brackets from before percentages and lone legs decode unchanged.
+    `*_limit` is the limit of a *-LIMIT child (0 otherwise). Integer price units. A stop-loss
+    of type TRAILING_STOP has no level of its own but one distance (`stop_loss_trail_ppm` of
+    the best price, or `stop_loss_trail_delta` in price units): it follows from the parent's
+    fill. Stored brackets from before percentages, lone legs and trailing legs decode unchanged.
     """
 
     take_profit_type: OrderType | None = None
@@ -405,6 +407,8 @@ class Bracket(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=T
     trigger: TriggerSource = TriggerSource.LAST
     take_profit_ppm: int = 0
     stop_loss_ppm: int = 0
+    stop_loss_trail_ppm: int = 0
+    stop_loss_trail_delta: int = 0
 
     @property
     def legs(self) -> int:
@@ -413,7 +417,7 @@ class Bracket(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=T
 
 
 _TP_TYPES = frozenset({OrderType.LIMIT, OrderType.TAKE_PROFIT_MARKET, OrderType.TAKE_PROFIT_LIMIT})
-_SL_TYPES = frozenset({OrderType.STOP_MARKET, OrderType.STOP_LIMIT})
+_SL_TYPES = frozenset({OrderType.STOP_MARKET, OrderType.STOP_LIMIT, _TRAILING})
 _bracket_decoder = msgspec.json.Decoder(Bracket)
 
 
@@ -450,6 +454,17 @@ def _check_leg(kind: OrderType, price: int, ppm: int, limit: int, field: str, in
             _on_tick(limit, instrument, f"{field}_limit")
 
 
+def _check_trailing_leg(bracket: Bracket) -> None:
+    """A trailing stop-loss: no level (the fill gives it) and one distance, as `check_conditional` wants of a trailing stop."""
+    ppm, delta = bracket.stop_loss_trail_ppm, bracket.stop_loss_trail_delta
+    if bracket.stop_loss_price or bracket.stop_loss_ppm or bracket.stop_loss_limit:
+        raise InvalidInput("bracket_invalid", "a trailing stop_loss has no level of its own: it follows from the entry's "
+                           "fill at its distance", field="stop_loss")
+    if ppm < 0 or delta < 0 or ppm >= PPM or (ppm != 0) == (delta != 0):
+        raise InvalidInput("trailing_delta_out_of_range", "a trailing stop_loss needs one positive distance: "
+                           "a percentage below 100% or a price", field="stop_loss")
+
+
 def check_bracket(parent: Order, bracket: Bracket, reference: int, *, instrument: Instrument | None = None) -> None:
     """Refuse a bracket whose children could not protect the parent's position, with a stable code.
 
@@ -457,18 +472,21 @@ def check_bracket(parent: Order, bracket: Bracket, reference: int, *, instrument
     (a buy parent's) stop-loss must be below the entry and its take-profit above; a short's
     the mirror. Levels given as percentages of the fill are on the right side by construction;
     only prices are compared. A leg's type must be a take-profit kind or a stop kind, and a
-    *-LIMIT child needs its limit. With `instrument` (an addition), every price must be on its tick.
+    *-LIMIT child needs its limit; a trailing stop-loss one distance (`trailing_delta_out_of_range`).
+    With `instrument` (an addition), every price must be on its tick.
     """
     tp_type, sl_type = bracket.take_profit_type, bracket.stop_loss_type
     if tp_type is None and sl_type is None:
         raise InvalidInput("bracket_incomplete", "a bracket needs a take_profit, a stop_loss or both", field="bracket")
     if (tp_type is not None and tp_type not in _TP_TYPES) or (sl_type is not None and sl_type not in _SL_TYPES):
         raise InvalidInput("bracket_type_invalid", "a bracket's take-profit is limit, take-profit-market or take-profit-limit; "
-                           "its stop-loss stop-market or stop-limit", field="bracket")
+                           "its stop-loss stop-market, stop-limit or trailing-stop", field="bracket")
     if tp_type is not None:
         _check_leg(tp_type, bracket.take_profit_price, bracket.take_profit_ppm, bracket.take_profit_limit, "take_profit",
                    instrument)
-    if sl_type is not None:
+    if sl_type is _TRAILING:
+        _check_trailing_leg(bracket)
+    elif sl_type is not None:
         _check_leg(sl_type, bracket.stop_loss_price, bracket.stop_loss_ppm, bracket.stop_loss_limit, "stop_loss", instrument)
     entry = parent.limit or reference
     long = parent.side is _BUY
@@ -503,15 +521,19 @@ def bracket_children(parent: Order, bracket: Bracket, first_id: int, ts: int, *,
     `list_id` is the take-profit's id); one alone is a plain conditional (or limit) order with
     id first_id. A percentage level is `level(fill_price(parent), ppm)` away from the fill (a
     long's stop below, its take-profit above), tick half-up, never below one tick; it needs
-    `instrument`. A parent with no fill has no children (a bug to ask).
+    `instrument`. A trailing stop-loss child follows from the fill price at once (`follow`):
+    it has its level, strictly beyond the fill, from the start (it too needs `instrument`).
+    A parent with no fill has no children (a bug to ask).
     """
     if parent.filled_size <= 0:
         raise ValueError(f"order {parent.id} has not filled: a bracket's children exist only from a parent fill")
     long = parent.side is _BUY
     entry = 0
-    if bracket.take_profit_ppm or bracket.stop_loss_ppm:
+    sl_type = bracket.stop_loss_type
+    if bracket.take_profit_ppm or bracket.stop_loss_ppm or sl_type is _TRAILING:
         if instrument is None:
-            raise ValueError("a bracket with percentage levels needs the instrument to resolve them from the fill")
+            raise ValueError("a bracket with percentage levels or a trailing stop needs the instrument to resolve them "
+                             "from the fill")
         entry = fill_price(parent, instrument)
 
     def resolved(price: int, ppm: int, up: bool) -> int:
@@ -538,7 +560,12 @@ def bracket_children(parent: Order, bracket: Bracket, first_id: int, ts: int, *,
             child("tp", tp_type, 0, take)
         else:
             child("tp", tp_type, take, bracket.take_profit_limit)
-    sl_type = bracket.stop_loss_type
-    if sl_type is not None:
+    if sl_type is _TRAILING:
+        child("sl", sl_type, 0, 0)
+        stop = children[-1]
+        stop.trail_ppm, stop.trail_delta = bracket.stop_loss_trail_ppm, bracket.stop_loss_trail_delta
+        assert instrument is not None
+        follow(stop, entry, instrument.tick)  # from the fill: its level is there at once, every venue alike
+    elif sl_type is not None:
         child("sl", sl_type, resolved(bracket.stop_loss_price, bracket.stop_loss_ppm, not long), bracket.stop_loss_limit)
     return tuple(children)

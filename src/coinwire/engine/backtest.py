@@ -372,10 +372,9 @@ class BacktestRuntime(Runtime):
                       wallet_set_id=self.wallet_set_id, run_id=self.run_id, created_at=now, last_updated_at=now)
         ticket.order_id = order.id
         try:
-            exits = None
             if pending.cond is not None or pending.exits is not None:
-                exits = prepare_conditional(order, pending, inst, market.here[2], self.order_ids)
-            await self.sim.place(order, budget, exits, allow_immediate=pending.cond is not None and pending.cond.allow_immediate)
+                prepare_conditional(order, pending)
+            await self.sim.place(order, budget, allow_immediate=pending.cond is not None and pending.cond.allow_immediate)
         except CoinwireError as exc:
             self.finish_unsent(ticket, "rejected", f"{exc.code}: {exc.message}")
 

@@ -22,7 +22,7 @@ import msgspec
 from coinwire.core.errors import CoinwireError, InvalidInput
 from coinwire.core.ids import IdSequence
 from coinwire.core.instruments import Instrument
-from coinwire.core.orders import Order, Side
+from coinwire.core.orders import Order
 from coinwire.engine.backtest import BacktestConfig, funded_wallet_set
 from coinwire.engine.order_args import OrderArgs, prepare_conditional, resolve_size
 from coinwire.engine.strategy import OrderTicket, Strategy, StrategyParams
@@ -30,7 +30,6 @@ from coinwire.engine.stream import StreamRuntime
 from coinwire.engine.venue_host import RunHost
 from coinwire.history.binance_capture import BINANCE_BTCUSDT, BINANCE_USDM_BTCUSDT, iter_capture
 from coinwire.venues.base import completed
-from coinwire.venues.paper import PaperMarket
 from coinwire.venues.simulated_book import BookVenue
 
 __all__ = ["BookBacktestRuntime", "capture_instrument"]
@@ -138,21 +137,8 @@ class BookBacktestRuntime(StreamRuntime):
             order = Order(id=self.order_ids.next(), client_oid=ticket.client_oid, exchange=self.exchange, symbol=inst.symbol,
                           side=args.side, type=args.type, size=size, limit=args.limit, cancel_after=args.cancel_after,
                           wallet_set_id=self.wallet_set_id, run_id=self.run_id, created_at=self._now, last_updated_at=self._now)
-            exits = None
             if args.cond is not None or args.exits is not None:
-                exits = prepare_conditional(order, args, inst, self._reference(market, args.side), self.order_ids)
-            completed(self.sim.place(order, budget, exits, allow_immediate=args.cond is not None and args.cond.allow_immediate))
+                prepare_conditional(order, args)
+            completed(self.sim.place(order, budget, allow_immediate=args.cond is not None and args.cond.allow_immediate))
         except CoinwireError as exc:
             self.refused(ticket, exc)
-
-    def _reference(self, market: PaperMarket, side: Side) -> int:
-        """The market price an order is checked against: the last trade, else the touch it would take."""
-        if market.last_trade is not None:
-            return market.last_trade.price
-        return _touch(market, side.opposite) or 0
-
-
-def _touch(market: PaperMarket, side: Side) -> int | None:
-    """The best price of `side` of the book (None: that side is empty)."""
-    level = next(market.engine.available_levels(side.opposite, None), None)
-    return level[0] if level is not None else None

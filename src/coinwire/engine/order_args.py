@@ -9,18 +9,13 @@ levels may be percentages of the entry's fill price and so are only known once i
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
-from functools import partial
 from typing import Any
 
-import msgspec
-
-from coinwire.core.conditional import Bracket, bracket_children, check_bracket, encode_bracket, level
+from coinwire.core.conditional import Bracket, encode_bracket
 from coinwire.core.errors import InvalidInput
 from coinwire.core.execution import max_limit_buy_size, size_for_funds
-from coinwire.core.ids import IdSequence
 from coinwire.core.instruments import Instrument
 from coinwire.core.ledger import Ledger
 from coinwire.core.matching import MatchingEngine
@@ -69,7 +64,7 @@ class Exits:
 
     Each level is a price in units, or millionths of the entry's fill price (`"3%"` is
     30_000): a long's stop-loss 3% below its fill, its take-profit 6% above; a short's the
-    mirror. Levels from percentages are rounded to the tick half-up (`levels`).
+    mirror. Levels from percentages are rounded to the tick half-up (`core.conditional.level`, by the venue).
     """
 
     __slots__ = ("stop_loss", "stop_loss_ppm", "take_profit", "take_profit_ppm", "trail_delta", "trail_ppm")
@@ -95,33 +90,12 @@ class Exits:
     def has_trailing(self) -> bool:
         return bool(self.trail_delta or self.trail_ppm)
 
-    def levels(self, entry_side: Side, entry: int, tick: int) -> tuple[int, int]:
-        """(stop-loss level, take-profit level) for an entry of `entry_side` filled at `entry` (0: that exit is not asked for)."""
-        long = entry_side is Side.BUY
-        stop = self.stop_loss or (level(entry, self.stop_loss_ppm, not long, tick) if self.stop_loss_ppm else 0)
-        take = self.take_profit or (level(entry, self.take_profit_ppm, long, tick) if self.take_profit_ppm else 0)
-        return stop, take
-
-    def check(self, entry_side: Side, reference: int, tick: int) -> None:
-        """Refuse levels given as prices on the wrong side of the entry (`reference`: its limit, or the market now)."""
-        if self.stop_loss or self.take_profit:  # percentages are always on the right side of the fill
-            check_bracket(_Probe(entry_side), self._bracket(), reference)  # type: ignore[arg-type]
-
-    def children(self, parent: Order, entry: int, ts: int, *, ids: IdSequence, tick: int) -> list[Order]:
-        """The exits of `parent` (done with a fill at `entry` on average) with a trailing stop: core's bracket children, the
-        stop a trailing stop. Both it and a take-profit make an OCO; the trailing stop alone is a plain conditional order."""
-        _, take = self.levels(parent.side, entry, tick)
-        bracket = Bracket(take_profit_type=OrderType.TAKE_PROFIT_MARKET if take else None, take_profit_price=take,
-                          stop_loss_type=OrderType.STOP_MARKET, stop_loss_price=tick)  # its level is the trailing stop's own
-        first = ids.next()
-        if bracket.legs == 2:
-            ids.next()
-        *out, sl = bracket_children(parent, bracket, first, ts)
-        out.append(msgspec.structs.replace(sl, type=OrderType.TRAILING_STOP, stop_price=0, trail_ppm=self.trail_ppm,
-                                           trail_delta=self.trail_delta))
-        return out
-
     def _bracket(self) -> Bracket:
+        if self.has_trailing:  # the stop-loss is the trailing stop (a strategy gives one or the other: `order_args`)
+            return Bracket(take_profit_type=OrderType.TAKE_PROFIT_MARKET if self.has_take_profit else None,
+                           take_profit_price=self.take_profit, take_profit_ppm=self.take_profit_ppm,
+                           stop_loss_type=OrderType.TRAILING_STOP, stop_loss_trail_ppm=self.trail_ppm,
+                           stop_loss_trail_delta=self.trail_delta)
         return Bracket(take_profit_type=OrderType.TAKE_PROFIT_MARKET if self.has_take_profit else None,
                        take_profit_price=self.take_profit, take_profit_ppm=self.take_profit_ppm,
                        stop_loss_type=OrderType.STOP_MARKET if self.has_stop else None,
@@ -132,13 +106,9 @@ class Exits:
 
         A percentage stays one (of the entry's average fill price, resolved by the venue with
         `core.conditional.bracket_children`), so paper and live runs take it from the fill as
-        backtests do; one exit alone is a single child. A trailing exit has no Bracket: backtests
-        place it themselves (`children`), paper and live runs refuse it (`exits_unsupported`).
+        backtests do; one exit alone is a single child. A trailing exit is the bracket's
+        stop-loss: a trailing stop that follows from the entry's fill.
         """
-        if self.has_trailing:
-            raise InvalidInput("exits_unsupported", "paper and live runs place exits as a bracket of a stop-loss and a "
-                               "take-profit; a trailing exit runs in backtests only (send a trailing-stop order once the "
-                               "entry has filled)")
         return encode_bracket(self._bracket())
 
     def view(self, inst: Instrument) -> dict[str, Any]:
@@ -150,16 +120,6 @@ class Exits:
         if self.has_trailing:
             out["trailing"] = _distance_str(inst, self.trail_ppm, self.trail_delta)
         return out
-
-
-class _Probe:
-    """What `check_bracket` reads of a parent before the parent exists: its side, and no limit (the reference is the entry)."""
-
-    __slots__ = ("side", "limit")
-
-    def __init__(self, side: Side) -> None:
-        self.side = side
-        self.limit = 0
 
 
 def _distance_str(inst: Instrument, ppm: int, units: int) -> str:
@@ -320,27 +280,19 @@ def parse_distance(value: Any, inst: Instrument, field: str, code: str | None = 
     return 0, grid_units(value, inst.price_decimals, inst.tick, field)
 
 
-def prepare_conditional(order: Order, args: OrderArgs, inst: Instrument, reference: int,
-                        ids: IdSequence) -> Callable[[Order, int, int], list[Order]] | None:
-    """Give `order` its conditional fields; check its exits' price levels against `reference`; returns the exits' plan, if any.
+def prepare_conditional(order: Order, args: OrderArgs) -> None:
+    """Give `order` its conditional fields and its exits as core's bracket.
 
-    The conditional request itself is checked by the venue (`core.conditional.check_conditional`
-    at its own prices), as the gateway's venues check it. `reference`: the entry's price, its
-    limit or the market now.
+    Both are checked by the venue (`core.conditional.check_conditional`, `check_bracket`, at
+    its own prices), as the gateway's venues check them, so a backtest refuses what they do.
     """
     cond = args.cond
     if cond is not None:
         order.stop_price, order.trigger = cond.stop_price, cond.trigger
         order.trail_ppm, order.trail_delta, order.activation_price = cond.trail_ppm, cond.trail_delta, cond.activation_price
         order.time_in_force, order.expire_at = cond.time_in_force, cond.expire_at
-    exits = args.exits
-    if exits is None:
-        return None
-    if not exits.has_trailing:  # core's bracket, as the gateway takes it: the venue checks and places it
-        order.bracket = exits.bracket()
-        return None
-    exits.check(order.side, order.limit or reference, inst.tick)
-    return partial(exits.children, ids=ids, tick=inst.tick)
+    if args.exits is not None:
+        order.bracket = args.exits.bracket()
 
 
 def request_fields(args: OrderArgs) -> dict[str, Any]:

@@ -144,8 +144,13 @@ def _bracket(text: str, pd: int) -> BracketView:
             return BracketLegView(kind._value_, None, level, percent)
         return BracketLegView(kind._value_, level, units_text(limit, pd) if limit else None, percent)
 
-    return BracketView(leg(b.take_profit_type, b.take_profit_price, b.take_profit_limit, b.take_profit_ppm),
-                       leg(b.stop_loss_type, b.stop_loss_price, b.stop_loss_limit, b.stop_loss_ppm), b.trigger._value_)
+    stop_loss = leg(b.stop_loss_type, b.stop_loss_price, b.stop_loss_limit, b.stop_loss_ppm)
+    if b.stop_loss_type is OrderType.TRAILING_STOP:
+        trail = (f"{Decimal(b.stop_loss_trail_ppm).scaleb(-4).normalize():f}%" if b.stop_loss_trail_ppm
+                 else units_text(b.stop_loss_trail_delta, pd))
+        stop_loss = BracketLegView(OrderType.TRAILING_STOP._value_, trailing_delta=trail)
+    return BracketView(leg(b.take_profit_type, b.take_profit_price, b.take_profit_limit, b.take_profit_ppm), stop_loss,
+                       b.trigger._value_)
 
 
 def fill_view(fill: Fill, instrument: Instrument, seq: int, funds: int = 0) -> FillView:

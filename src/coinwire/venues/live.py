@@ -414,7 +414,8 @@ class LiveVenue(MarketMirror):
 
         `_ARMED`: two conditional legs (a bracket's take-profit trigger and stop-loss), both
         emulated; `_LIST`: one order list at the venue, both legs written ahead `pending`;
-        `_LIMIT`: the limit leg `pending` for the venue, the stop leg emulated. Unchecked: a
+        `_LIMIT`: the limit leg `pending` for the venue, the stop leg emulated (a trailing one
+        always: no venue's order list takes it, `native_orders.oco_plan`). Unchecked: a
         bracket's children the market passed since the parent was placed still live (and fire).
         """
         market = self.markets[limit_leg.symbol]
@@ -535,7 +536,9 @@ class LiveVenue(MarketMirror):
         market = self.markets[child.symbol]
         inst = market.instrument
         if child.type.conditional:
-            if self.client.native(child, inst) is None:
+            # a trailing child follows from the parent's fill already (core's bracket_children): a venue's own would
+            # start again from where it is placed, so it is emulated
+            if child.type is OrderType.TRAILING_STOP or self.client.native(child, inst) is None:
                 return _ARMED, self._armed(child, None, ts)
             lines = self._hold(child, ts)
         else:

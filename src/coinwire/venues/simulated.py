@@ -21,8 +21,8 @@ untested path through every command.
 Conditional orders take core's path: `check_conditional` refuses (with the venue's prices),
 `accept_conditional` holds their funds and arms them, `fire` executes a triggered one as its
 child on the matching engine, `resolve_oco` cancels an OCO's other leg and moves the pair's
-one hold (`place_oco`). An entry placed with exits (an `ExitPlan`, or core's Bracket in
-`order.bracket`) places them once it is done with a fill, sized to that fill, in the step
+one hold (`place_oco`). An entry placed with exits (core's Bracket in `order.bracket`)
+places them once it is done with a fill, sized to that fill, in the step
 that fills it: an OCO of a take-profit and a stop when it asked for both.
 """
 
@@ -160,20 +160,20 @@ class SimulatedVenue(Generic[M]):
                            symbol=symbol)
         return market
 
-    async def place(self, order: Order, budget: int | None = None, exits: ExitPlan | None = None, *,
-                    allow_immediate: bool = False) -> Execution:
+    async def place(self, order: Order, budget: int | None = None, *, allow_immediate: bool = False) -> Execution:
         """Check, hold and match `order` against the book as it is now; refused orders change nothing and raise.
 
         A conditional order is checked (`core.conditional.check_conditional` at this venue's
         prices; `allow_immediate` accepts one that would fire at once), held and armed instead.
-        `exits` (else the children of `order.bracket`) are placed once the order is done with a
-        fill, in the step that fills it.
+        The children of `order.bracket` are placed once the order is done with a fill, in the
+        step that fills it.
         """
         market = self._placeable(order.symbol)
         self.orders.refuse_duplicate(order, self.name)
         if is_conditional(order):
             return await self._place_conditional(market, order, allow_immediate)
-        if exits is None and order.bracket is not None:
+        exits = None
+        if order.bracket is not None:
             exits = self._bracket_plan(market, order)  # checked before anything changes: a refusal writes nothing
         now = self.host.now()
         fills, lines = place_order(self.host.ledger, market.engine, order, now, budget=budget)

@@ -62,3 +62,16 @@ class L2PercentExits(L2Exits):
             self.buy(self.symbol, funds=self.funds, stop_loss="0.02%", take_profit="0.03%")
         else:
             self.buy(self.symbol, funds=self.funds, stop_loss="0.02%")
+
+
+class L2TrailingExits(L2Exits):
+    """The same entries with a trailing exit from each entry's fill: with a take-profit (an OCO), or every other time alone."""
+
+    def up(self) -> None:
+        self.ups += 1
+        if self.ups % 2 == 0:
+            self.buy(self.symbol, funds=self.funds)
+        elif self.ups % 4 == 1:
+            self.buy(self.symbol, funds=self.funds, trailing="0.02%", take_profit="0.03%")
+        else:
+            self.buy(self.symbol, funds=self.funds, trailing="0.02%")
