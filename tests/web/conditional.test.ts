@@ -163,8 +163,9 @@ test("a bracket parent before its fill heads its pending children, on the other 
   const [g] = groupOrders([order({ id: 30, side: "buy", limit: "60000", bracket: BRACKET })]);
   assert.deepEqual([g.kind, g.id, g.head?.id, g.orders], ["bracket", 30, 30, []]);
   assert.deepEqual(g.pending, [
-    { role: "take-profit", side: "sell", type: "take-profit-limit", stop_price: "72000", limit: "71900", percent: null, trigger: "bid_ask" },
-    { role: "stop-loss", side: "sell", type: "stop-market", stop_price: "50000", limit: null, percent: null, trigger: "bid_ask" },
+    { role: "take-profit", side: "sell", type: "take-profit-limit", stop_price: "72000", limit: "71900", percent: null, trailing_delta: null, trigger: "bid_ask" },
+    { role: "stop-loss", side: "sell", type: "stop-market", stop_price: "50000", limit: null, percent: null, trailing_delta: null,
+      trigger: "bid_ask" },
   ]);
   // one leg in percent of the fill: a lone stop loss, its price still unknown
   const [lone] = groupOrders([order({ id: 32, side: "buy", type: "market",
@@ -172,6 +173,10 @@ test("a bracket parent before its fill heads its pending children, on the other 
   assert.deepEqual(lone.pending.map((c) => [c.role, c.side, c.stop_price, c.percent, c.trigger]), [
     ["stop-loss", "sell", null, "3", "bid_ask"],
   ]);
+  // a trailing stop loss follows from the fill: its distance, no level yet
+  const [trailing] = groupOrders([order({ id: 33, side: "buy", type: "market",
+    bracket: { ...BRACKET, take_profit: null, stop_loss: { type: "trailing-stop", trailing_delta: "2%" } } })]);
+  assert.deepEqual(trailing.pending.map((c) => [c.type, c.stop_price, c.trailing_delta]), [["trailing-stop", null, "2%"]]);
   // a short's take profit as a plain limit: a buy, nothing to trigger
   const [short] = groupOrders([order({ id: 31, side: "sell", type: "market",
     bracket: { ...BRACKET, take_profit: { type: "limit", limit: "50000" }, stop_loss: { type: "stop-limit", stop_price: "70000", limit: "70100" } } })]);

@@ -325,6 +325,7 @@ export interface PendingChild {
   stop_price: string | null;
   limit: string | null;
   percent: string | null; // the level in percent of the parent's fill (its price comes with the fill)
+  trailing_delta: string | null; // a trailing stop-loss's distance (it follows from the fill)
   trigger: string | null; // null: a plain limit, nothing to trigger
 }
 
@@ -335,6 +336,7 @@ export function pendingChildren(parent: Order): PendingChild[] {
   const side = parent.side === "buy" ? "sell" : "buy";
   const child = (role: PendingChild["role"], leg: BracketLeg): PendingChild =>
     ({ role, side, type: leg.type, stop_price: leg.stop_price ?? null, limit: leg.limit ?? null, percent: leg.percent ?? null,
+       trailing_delta: leg.trailing_delta ?? null,
        trigger: leg.type === "limit" ? null : b.trigger });
   const children: PendingChild[] = [];
   if (b.take_profit) children.push(child("take-profit", b.take_profit));

@@ -78,6 +78,7 @@ export interface BracketLeg {
   stop_price?: string | null;
   limit?: string | null;
   percent?: string | null; // a level in percent of the parent's average fill ("3": 3%); its price is null until the fill
+  trailing_delta?: string | null; // a trailing stop-loss: "2%" or a price distance, following from the fill
 }
 
 export interface Bracket {

@@ -17,10 +17,13 @@ function stopText(o: Order, pd: number): string {
 }
 
 /** A bracket leg's level: its trigger, or a take profit's limit. */
-function legLevel(leg: { stop_price?: string | null; limit?: string | null; percent?: string | null } | null, pd: number): string {
+function legLevel(leg: { stop_price?: string | null; limit?: string | null; percent?: string | null; trailing_delta?: string | null } | null,
+                  pd: number): string {
   if (!leg) return "";
   const level = leg.stop_price ?? leg.limit;
-  return level ? fmt.price(level, pd) : leg.percent ? `${leg.percent}% of fill` : "";
+  if (level) return fmt.price(level, pd);
+  if (leg.percent) return `${leg.percent}% of fill`;
+  return leg.trailing_delta ? `trailing ${leg.trailing_delta} from fill` : "";
 }
 
 function stateText(o: Order): string {
@@ -66,7 +69,8 @@ export function openOrders(app: App, d: Disposer, canTrade: boolean): HTMLElemen
       h("td", {}, `↳ ${c.role === "take-profit" ? "TP" : "SL"}`), h("td", {}, `${parent.symbol} · ${parent.exchange}`),
       several ? h("td", {}, app.accounts.short(parent.account)) : null, h("td", {}, c.side), h("td", {}, c.type),
       h("td", { class: "state" }, "placed once filled"), h("td", {}, c.trigger ?? ""),
-      h("td", { class: "num" }, c.stop_price ? fmt.price(c.stop_price, pd) : c.percent && c.type !== "limit" ? `${c.percent}% of fill` : ""),
+      h("td", { class: "num" }, c.stop_price ? fmt.price(c.stop_price, pd) : c.percent && c.type !== "limit" ? `${c.percent}% of fill`
+        : c.trailing_delta ? `trailing ${c.trailing_delta}` : ""),
       h("td", { class: "num" }, c.limit ? fmt.price(c.limit, pd) : c.percent && c.type === "limit" ? `${c.percent}% of fill` : "market"),
       h("td", { class: "num" }, "as filled"),
       h("td", {}, ""), h("td", {}, ""), h("td", {}, ""));
