@@ -254,7 +254,10 @@ def serve_and_measure(
         server.start()
         try:
             pid = server.proc.pid if server.proc else None
-            result = _run_loop(_measure(server.ws, seconds, pid))
+            try:
+                result = _run_loop(_measure(server.ws, seconds, pid))
+            except Exception as exc:  # the server's folder goes with the round: say what its log said first
+                raise RuntimeError(f"{exc!r}; the server's log ends:\n{server.log()}") from exc
             if check is not None and pid is not None:
                 check(pid)
             return result
