@@ -408,15 +408,21 @@ async def scenario_trailing_stop_follows_and_fires(h: VenueHarness) -> None:
     h.ledger.check()
 
 
-async def scenario_oco_one_cancels_the_other(h: VenueHarness) -> None:
-    await funded_with_book(h, btc="1")
-    await h.trade("100.00", "0.1", "buy")
+async def _sell_oco(h: VenueHarness) -> tuple[Order, Order]:
+    """A sell OCO of 0.5: a limit leg at 102.50 and a stop-market leg at 99.00, placed as one list."""
     venue = h.venue
     assert isinstance(venue, ListVenue)
     limit_leg = h.order("sell", OrderType.LIMIT.value, "0.5", "102.50")
     stop_leg = conditional(h, "sell", OrderType.STOP_MARKET, "0.5", stop="99.00")
     limit_leg.list_id = stop_leg.list_id = limit_leg.id
     await venue.place_oco(limit_leg, stop_leg)
+    return limit_leg, stop_leg
+
+
+async def scenario_oco_one_cancels_the_other(h: VenueHarness) -> None:
+    await funded_with_book(h, btc="1")
+    await h.trade("100.00", "0.1", "buy")
+    limit_leg, stop_leg = await _sell_oco(h)
     assert (limit_leg.status, stop_leg.status) == (OrderStatus.OPEN, OrderStatus.UNTRIGGERED)
     assert open_ids(h) >= {limit_leg.id, stop_leg.id}
     assert h.venue.balances(h.account)["BTC"].hold == 5 * 10**17  # the pair holds once
@@ -438,12 +444,7 @@ async def scenario_oco_one_cancels_the_other(h: VenueHarness) -> None:
 async def scenario_oco_stop_firing_cancels_the_limit(h: VenueHarness) -> None:
     await funded_with_book(h, btc="1")
     await h.trade("100.00", "0.1", "buy")
-    venue = h.venue
-    assert isinstance(venue, ListVenue)
-    limit_leg = h.order("sell", OrderType.LIMIT.value, "0.5", "102.50")
-    stop_leg = conditional(h, "sell", OrderType.STOP_MARKET, "0.5", stop="99.00")
-    limit_leg.list_id = stop_leg.list_id = limit_leg.id
-    await venue.place_oco(limit_leg, stop_leg)
+    limit_leg, stop_leg = await _sell_oco(h)
     await h.trade("99.00", "0.1", "sell")
     assert (stop_leg.status, stop_leg.filled_size) == (OrderStatus.DONE, size(h, "0.5"))
     assert (limit_leg.status, limit_leg.done_reason, limit_leg.filled_size) == (OrderStatus.DONE, DoneReason.CANCELLED, 0)
@@ -455,13 +456,8 @@ async def scenario_oco_stop_firing_cancels_the_limit(h: VenueHarness) -> None:
 async def scenario_oco_cancel_of_a_leg_cancels_the_list(h: VenueHarness) -> None:
     await funded_with_book(h, btc="1")
     await h.trade("100.00", "0.1", "buy")
-    venue = h.venue
-    assert isinstance(venue, ListVenue)
     before = h.venue.balances(h.account)["BTC"]
-    limit_leg = h.order("sell", OrderType.LIMIT.value, "0.5", "102.50")
-    stop_leg = conditional(h, "sell", OrderType.STOP_MARKET, "0.5", stop="99.00")
-    limit_leg.list_id = stop_leg.list_id = limit_leg.id
-    await venue.place_oco(limit_leg, stop_leg)
+    limit_leg, stop_leg = await _sell_oco(h)
     await h.venue.cancel(stop_leg)
     assert {(o.status, o.done_reason) for o in (limit_leg, stop_leg)} == {(OrderStatus.DONE, DoneReason.CANCELLED)}
     assert not open_ids(h) and h.venue.balances(h.account)["BTC"] == before and h.ledger.holds() == {}
