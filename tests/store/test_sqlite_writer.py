@@ -12,6 +12,7 @@ import pytest
 
 from coinwire.core.errors import Conflict
 from coinwire.store import ChangeSet, Store
+from coinwire.store.candles import upsert_statement
 from coinwire.store.sqlite_writer import SqliteWriter
 from tests.store.test_store_contract import BTC_USDT, count, ledger, order
 
@@ -51,6 +52,46 @@ async def test_a_locked_database_is_waited_for_in_a_thread_while_the_loop_runs(s
     await store.apply(ChangeSet().add_order(order(2), BTC_USDT))  # and the next write is back on the loop
     assert _writer(store).locked_waits == 1
     assert await count(store, "orders") == 2
+
+
+async def test_a_write_made_while_another_waits_in_the_thread_queues_behind_it(sqlite_store: tuple[Store, Path]) -> None:
+    """One connection, one transaction at a time: a write on the loop never begins inside the thread's.
+
+    Bulk rows (an owner, an audit line) and the group commit share the connection; when one
+    found the database locked and moved to the thread, the next one must not start a
+    transaction on the loop while the thread's is open ("cannot start a transaction within a
+    transaction", which an order's request answered as internal_error).
+    """
+    store, path = sqlite_store
+    writer = _writer(store)
+    rows = [_candle(i) for i in range(60_000)]  # a transaction long enough to be caught open
+    other = sqlite3.connect(path, isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")
+        bulk = asyncio.ensure_future(store.write_many(upsert_statement("sqlite"), rows))
+        await asyncio.sleep(0.05)
+        assert writer.locked_waits == 1 and not bulk.done()
+        other.execute("COMMIT")
+        deadline = time.monotonic() + 5
+        while not (writer._con is not None and writer._con.in_transaction) and time.monotonic() < deadline:
+            await asyncio.sleep(0)
+        assert not bulk.done()  # the thread's transaction is open now
+        await asyncio.wait_for(store.apply(ChangeSet().add_order(order(1), BTC_USDT)), 10)
+        assert bulk.done()  # it waited its turn behind the bulk write
+        await bulk
+    finally:
+        other.close()
+    assert await count(store, "orders") == 1
+    assert await count(store, "candles") == len(rows)
+    await store.apply(ChangeSet().add_order(order(2), BTC_USDT))  # with the thread idle again, writes are back on the loop
+    assert writer.locked_waits == 1 + 1  # the order above queued behind the bulk write; this one did not
+
+
+def _candle(i: int) -> dict[str, object]:
+    return {
+        "exchange": "binance", "symbol": "BTC/USDT", "interval_s": 60, "open_time": 60 * i, "close_time": 60 * i + 60,
+        "price_decimals": 2, "size_decimals": 8, "open": 1, "high": 2, "low": 1, "close": 2, "volume": 3, "trades": 1, "updated_at": i,
+    }
 
 
 async def test_a_lock_held_past_busy_timeout_fails_that_write_only(sqlite_store: tuple[Store, Path]) -> None:

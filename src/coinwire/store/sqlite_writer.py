@@ -19,7 +19,10 @@ two things that can take long stay off the loop:
   (which never blocks the writer) shortly after writes, with the GIL released throughout;
 - waiting for another process's write lock: BEGIN IMMEDIATE is tried without waiting, and
   only when the database is locked does that transaction move to a thread, which waits for
-  the lock (up to `busy_timeout` seconds) there.
+  the lock (up to `busy_timeout` seconds) there. Until the thread is done, later writes
+  queue behind it in the same thread: the connection holds one transaction at a time, and
+  one begun on the loop while the thread's is open fails ("cannot start a transaction
+  within a transaction").
 """
 
 from __future__ import annotations
@@ -77,9 +80,10 @@ class SqliteWriter:
         self.path = path
         self.busy_timeout = busy_timeout
         self.checkpoint_delay = checkpoint_delay
-        self.locked_waits = 0  # transactions that found the database locked and waited in a thread
+        self.locked_waits = 0  # transactions that waited in the thread: for the lock, or behind one that did
         self.checkpoints = 0
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="coinwire-sqlite-lock-wait")
+        self._in_thread = 0  # transactions handed to the thread and not finished: while any, the loop writes none
         # rows of the change-set tables are tuples of every column in the table's order (store.codec.encode)
         self._sql: dict[str, _Compiled] = {table.name: _as_tuples(table, statements[table.name]) for table in CHANGE_SET_TABLES}
         self._other: dict[tuple[int, tuple[str, ...]], tuple[Any, _Compiled]] = {}  # write_many's, by statement and keys
@@ -163,15 +167,25 @@ class SqliteWriter:
 
     async def _write(self, batches: _Batches) -> None:
         con = self._connection()
-        try:
-            con.execute("BEGIN IMMEDIATE")
-        except sqlite3.OperationalError as exc:
-            if not _is_busy(exc):
-                raise
-            self.locked_waits += 1
-            await asyncio.get_running_loop().run_in_executor(self._executor, self._write_waiting, batches)
-            return
-        self.transaction(con, batches)
+        if not self._in_thread:
+            try:
+                con.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as exc:
+                if not _is_busy(exc):
+                    raise
+            else:
+                self.transaction(con, batches)
+                return
+        self.locked_waits += 1
+        self._in_thread += 1
+        # one worker: transactions handed over run one after another, in the order they came;
+        # counted done when the thread is, even if the caller stopped waiting (cancelled)
+        done = asyncio.wrap_future(self._executor.submit(self._write_waiting, batches))
+        done.add_done_callback(self._thread_done)
+        await asyncio.shield(done)
+
+    def _thread_done(self, _: object) -> None:
+        self._in_thread -= 1
 
     def _checkpoint_loop(self) -> None:
         con = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
