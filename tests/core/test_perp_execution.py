@@ -13,12 +13,14 @@ from coinwire.core.ledger import Ledger
 from coinwire.core.margin import bankruptcy_price, bracket_for, funding_payment, liquidation_price
 from coinwire.core.matching import MatchingEngine
 from coinwire.core.numbers import ATTO
-from coinwire.core.orders import Order, OrderType, PositionSide, Side
+from coinwire.core.orders import DoneReason, Order, OrderStatus, OrderType, PositionSide, Side
 from coinwire.core.perp_execution import (
     PerpStep,
+    accept_perp_order,
     adjust_margin,
     available_margin,
     close_position_order,
+    fire_perp,
     liquidations,
     place_perp_order,
     pool_state,
@@ -360,4 +362,25 @@ def test_liquidation_happens_at_the_computed_price_not_a_tick_before(leverage: i
     step = liquidations(venue.ledger, BTC, lp, 3, venue.order_ids, IdSequence(200))
     assert len(step.fills) == 1 and venue.position().size == 0
     event("liquidated at the price")
+    venue.ledger.check()
+
+
+def test_a_reduce_only_stop_fires_for_what_is_left_of_the_position() -> None:
+    venue = Venue()
+    venue.order(Side.BUY, 100)
+    stop = Order(id=venue.order_ids.next(), client_oid="stop", exchange=EX, symbol=BTC.symbol, side=Side.SELL,
+                 type=OrderType.STOP_MARKET, size=500, stop_price=590_000, account_id=1, reduce_only=True)
+    accept_perp_order(venue.ledger, venue.engine, stop, 2, mark=venue.mark)
+    assert stop.size == 100 and venue.ledger.hold_of(stop.id) == 0  # cut to the position; closing holds no margin
+    stop.move(OrderStatus.UNTRIGGERED, 2)
+    venue.order(Side.SELL, 40, reduce_only=True)
+    venue.book_at(589_000)
+    stop.move(OrderStatus.TRIGGERED, 3)
+    step = fire_perp(venue.ledger, venue.engine, stop, 3, mark=venue.mark)
+    assert [f.size for f in step.fills] == [60] and venue.position().size == 0 and stop.is_done
+    again = Order(id=venue.order_ids.next(), client_oid="late", exchange=EX, symbol=BTC.symbol, side=Side.SELL,
+                  type=OrderType.STOP_MARKET, size=10, stop_price=580_000, account_id=1, reduce_only=True,
+                  status=OrderStatus.TRIGGERED)
+    assert not fire_perp(venue.ledger, venue.engine, again, 4, mark=venue.mark).fills
+    assert again.done_reason is DoneReason.CANCELLED
     venue.ledger.check()

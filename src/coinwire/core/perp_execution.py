@@ -25,6 +25,7 @@ from __future__ import annotations
 import msgspec
 
 from coinwire.core.errors import DomainError, InvalidInput, NotFound
+from coinwire.core.execution import child_type
 from coinwire.core.ids import IdSequence
 from coinwire.core.instruments import Instrument
 from coinwire.core.ledger import Ledger
@@ -41,11 +42,11 @@ from coinwire.core.margin import (
 )
 from coinwire.core.matching import MatchingEngine
 from coinwire.core.numbers import atto_to_str, ceil_div
-from coinwire.core.orders import DoneReason, Fill, Order, OrderStatus, OrderType, PositionSide, Side
+from coinwire.core.orders import DoneReason, Fill, InvalidTransition, Order, OrderStatus, OrderType, PositionSide, Side
 from coinwire.core.positions import MarginMode, Position, PositionBook, PositionSettings, unrealised_pnl
 from coinwire.core.wallets import LineKind, WalletLine
 
-__all__ = ["PerpStep", "place_perp_order", "accept_perp_order", "settle_perp_fills", "release_perp_hold", "settle_funding",
+__all__ = ["PerpStep", "place_perp_order", "accept_perp_order", "settle_perp_fills", "fire_perp", "release_perp_hold", "settle_funding",
            "liquidations", "set_leverage", "set_margin_mode", "set_hedge_mode", "adjust_margin", "close_position_order",
            "available_margin", "pool_state", "PoolState"]
 
@@ -195,6 +196,28 @@ def settle_perp_fills(ledger: Ledger, inst: Instrument, order: Order, fills: lis
         step.lines += ledger.set_hold(order.id, order.exchange, currency, order.wallet_set_id, need, ts, order.account_id)
     step.touched(pos)
     return step
+
+
+def fire_perp(ledger: Ledger, engine: MatchingEngine, order: Order, ts: int, *, mark: int) -> PerpStep:
+    """Execute a triggered conditional perpetual order (a reduce-only stop, a take-profit) as its child, then settle it.
+
+    A reduce-only order is cut first to what its position still holds (it may have shrunk while
+    the order waited), and does nothing when the position is gone (cancelled, its hold released).
+    """
+    if order.status is not OrderStatus.TRIGGERED:
+        raise InvalidTransition(f"order {order.id}: only a triggered order fires, not a {order.status.value} one")
+    pos = ledger.positions.get(order.account_id, order.exchange, order.symbol, order.position_side, order.wallet_set_id)
+    if order.reduce_only or _closes_leg(order):
+        closable = _closable(pos, order, order.remaining)
+        if closable == 0:
+            order.exchange_at = ts
+            order.move(OrderStatus.DONE, ts, DoneReason.CANCELLED)
+            step = PerpStep()
+            step.lines += release_perp_hold(ledger, engine.instrument, order, ts)
+            return step
+        order.size = order.filled_size + closable
+    fills = engine.submit(order, ts, as_type=child_type(order))
+    return settle_perp_fills(ledger, engine.instrument, order, fills, ts, mark=mark)
 
 
 def release_perp_hold(ledger: Ledger, inst: Instrument, order: Order, ts: int) -> list[WalletLine]:
