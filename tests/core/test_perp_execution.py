@@ -24,6 +24,7 @@ from coinwire.core.perp_execution import (
     liquidations,
     place_perp_order,
     pool_state,
+    position_risk,
     set_hedge_mode,
     set_leverage,
     set_margin_mode,
@@ -383,4 +384,40 @@ def test_a_reduce_only_stop_fires_for_what_is_left_of_the_position() -> None:
                   status=OrderStatus.TRIGGERED)
     assert not fire_perp(venue.ledger, venue.engine, again, 4, mark=venue.mark).fills
     assert again.done_reason is DoneReason.CANCELLED
+    venue.ledger.check()
+
+
+def test_position_risk_is_what_the_venue_acts_on() -> None:
+    venue = Venue()
+    set_margin_mode(venue.ledger, BTC, 1, MarginMode.ISOLATED, open_orders=False)
+    set_leverage(venue.ledger, BTC, 1, 25, 0, mark=venue.mark)
+    venue.order(Side.SELL, 200)
+    pos = venue.position()
+    risk = position_risk(venue.ledger, pos, {BTC.symbol: 610_000})
+    assert risk.notional == BTC.contract_notional(610_000, 200)
+    assert risk.unrealised_pnl == pos.entry_cost - risk.notional
+    assert risk.margin_ratio == -(-risk.maintenance_margin * FEE_SCALE // (pos.isolated_margin + risk.unrealised_pnl))
+    assert risk.liquidation_price == liquidation_price(BTC, pos, wallet_balance=pos.isolated_margin, mark=610_000)
+    assert risk.liquidation_price is not None
+    assert not liquidations(venue.ledger, BTC, risk.liquidation_price - BTC.tick, 2, venue.order_ids, IdSequence(10)).fills
+    assert liquidations(venue.ledger, BTC, risk.liquidation_price, 3, venue.order_ids, IdSequence(20)).fills
+    assert position_risk(venue.ledger, venue.position()).liquidation_price is None
+
+
+def test_a_wallet_set_trades_perpetuals_inside_its_partition() -> None:
+    venue = Venue()
+    wallet_set, _ = venue.ledger.create_wallet_set("run-1", "perp run", [(EX, "USDT", 1_000 * ATTO)], 1, accounts={EX: 1})
+    venue.order(Side.BUY, 100, wallet_set_id=wallet_set.id)
+    inside = venue.ledger.positions.get(1, EX, BTC.symbol, PositionSide.BOTH, wallet_set.id)
+    assert inside is not None and inside.size == 100 and venue.ledger.positions.get(1, EX, BTC.symbol) is None
+    assert venue.balance() == DEPOSIT - 1_000 * ATTO  # the unallocated wallet paid nothing
+    assert venue.ledger.wallet(EX, "USDT", wallet_set.id, 1).hold == venue.ledger.hold_of(inside.hold_id) > 0
+    with pytest.raises(CoinwireError) as refused:
+        venue.ledger.deactivate_wallet_set(wallet_set.id, 2)  # its margin is held while the position is open
+    assert refused.value.code == "wallet_set_busy"
+    with pytest.raises(CoinwireError) as refused:
+        venue.order(Side.BUY, 2_000, wallet_set_id=wallet_set.id)  # 120000 notional at 20x: beyond the set's 1000
+    assert refused.value.code == "insufficient_margin"
+    venue.order(Side.SELL, 100, reduce_only=True, wallet_set_id=wallet_set.id)
+    venue.ledger.deactivate_wallet_set(wallet_set.id, 3)
     venue.ledger.check()

@@ -30,25 +30,22 @@ from coinwire.core.ids import IdSequence
 from coinwire.core.instruments import Instrument
 from coinwire.core.ledger import Ledger
 from coinwire.core.margin import (
-    LIQUIDATE_RATIO,
     bankruptcy_price,
     bracket_for,
     funding_payment,
     initial_margin,
-    liquidation_price,
-    maintenance_margin,
-    margin_ratio,
     order_margin,
 )
 from coinwire.core.matching import MatchingEngine
 from coinwire.core.numbers import atto_to_str, ceil_div
 from coinwire.core.orders import DoneReason, Fill, InvalidTransition, Order, OrderStatus, OrderType, PositionSide, Side
+from coinwire.core.position_risk import PoolState, PositionRisk, available_margin, liquidation_reached, pool_of, pool_state, position_risk
 from coinwire.core.positions import MarginMode, Position, PositionBook, PositionSettings, unrealised_pnl
 from coinwire.core.wallets import LineKind, WalletLine
 
 __all__ = ["PerpStep", "place_perp_order", "accept_perp_order", "settle_perp_fills", "fire_perp", "release_perp_hold", "settle_funding",
            "liquidations", "set_leverage", "set_margin_mode", "set_hedge_mode", "adjust_margin", "close_position_order",
-           "available_margin", "pool_state", "PoolState"]
+           "available_margin", "pool_state", "PoolState", "position_risk", "PositionRisk"]
 
 _BUY, _SELL = Side.BUY, Side.SELL
 _PNL, _FEE, _FUNDING, _LIQUIDATION = LineKind.PNL, LineKind.FEE, LineKind.FUNDING, LineKind.LIQUIDATION
@@ -269,45 +266,6 @@ def settle_funding(ledger: Ledger, inst: Instrument, rate: int, mark: int, ts: i
     return step
 
 
-class PoolState(msgspec.Struct, frozen=True):
-    """A margin pool at the marks: one isolated position, or an account partition's cross positions."""
-
-    wallet_balance: int  # the isolated margin, or the cross wallet balance (available + the cross margin holds)
-    unrealised: int
-    maintenance: int
-    initial: int
-
-    @property
-    def margin_balance(self) -> int:
-        return self.wallet_balance + self.unrealised
-
-    @property
-    def ratio(self) -> int:
-        """Maintenance / margin balance, in 1e-8 (100% = FEE_SCALE: liquidation)."""
-        return margin_ratio(self.maintenance, self.margin_balance)
-
-
-def pool_state(ledger: Ledger, pos: Position, marks: dict[str, int] | None = None) -> PoolState:
-    """The margin pool `pos` belongs to, valued at `marks` (symbol -> mark; else each position's last mark)."""
-    book = ledger.positions
-    members = _pool(book, pos)
-    marks = marks or {}
-    unrealised = maintenance = initial = 0
-    for member in members:
-        inst = book.instrument(member.exchange, member.symbol)
-        at = marks.get(member.symbol, member.mark)
-        unrealised += unrealised_pnl(member, inst, at)
-        maintenance += maintenance_margin(inst, member, at)
-        initial += initial_margin(inst, member, at)
-    if pos.margin_mode is MarginMode.ISOLATED:
-        wallet_balance = pos.isolated_margin
-    else:
-        settle = book.instrument(pos.exchange, pos.symbol).settle
-        wallet_balance = ledger.available_of(pos.exchange, settle, pos.wallet_set_id, pos.account_id)
-        wallet_balance += sum(ledger.hold_of(m.hold_id) for m in members)
-    return PoolState(wallet_balance, unrealised, maintenance, initial)
-
-
 def liquidations(ledger: Ledger, inst: Instrument, mark: int, ts: int, order_ids: IdSequence, fill_ids: IdSequence) -> PerpStep:
     """Liquidate what the mark puts at a margin ratio of 100% or more: each such isolated position, each such cross pool.
 
@@ -325,8 +283,8 @@ def liquidations(ledger: Ledger, inst: Instrument, mark: int, ts: int, order_ids
         if pos.id in done or pos.size == 0:
             continue
         marks = {inst.symbol: mark}
-        members = _pool(book, pos)
-        if not _reached(ledger, inst, pos, members, marks):
+        members = pool_of(book, pos)
+        if not liquidation_reached(ledger, pos, marks):
             continue
         done.update(m.id for m in members)
         step.extend(_liquidate(ledger, members, marks, ts, order_ids, fill_ids))
@@ -430,21 +388,6 @@ def adjust_margin(ledger: Ledger, inst: Instrument, account: int, position_side:
     return step
 
 
-def available_margin(ledger: Ledger, account: int, exchange: str, settle: str, wallet_set_id: int | None,
-                     marks: dict[str, int] | None = None) -> int:
-    """What new orders may use: the wallet's available funds (position margins and order margins held) less the
-    cross positions' unrealised losses at `marks` (each position's last mark otherwise); profits are not lent."""
-    free = ledger.available_of(exchange, settle, wallet_set_id, account)
-    book = ledger.positions
-    losses = 0
-    for pos in book.of_account(account, exchange):
-        if pos.size and pos.wallet_set_id == wallet_set_id and pos.margin_mode is MarginMode.CROSS:
-            inst = book.instrument(pos.exchange, pos.symbol)
-            if inst.settle == settle:
-                losses += min(0, unrealised_pnl(pos, inst, (marks or {}).get(pos.symbol, pos.mark)))
-    return max(0, free + losses)
-
-
 # --- internals ---------------------------------------------------------------------------------------
 def _check_position_side(book: PositionBook, order: Order) -> None:
     hedge = book.hedge_mode(order.account_id, order.exchange)
@@ -539,34 +482,6 @@ def _reduce(inst: Instrument, pos: Position, closing: int, price: int) -> tuple[
     pnl = exit_value - removed if pos.size > 0 else removed - exit_value
     freed = pos.isolated_margin if whole else pos.isolated_margin * closing // abs(pos.size)
     return removed, pnl, freed
-
-
-def _pool(book: PositionBook, pos: Position) -> list[Position]:
-    """The positions sharing `pos`'s margin: itself when isolated, else the partition's open cross positions in its settle currency."""
-    if pos.margin_mode is MarginMode.ISOLATED:
-        return [pos]
-    settle = book.instrument(pos.exchange, pos.symbol).settle
-    return [p for p in book.of_account(pos.account_id, pos.exchange)
-            if p.size and p.margin_mode is MarginMode.CROSS and p.wallet_set_id == pos.wallet_set_id
-            and book.instrument(p.exchange, p.symbol).settle == settle]
-
-
-def _reached(ledger: Ledger, inst: Instrument, pos: Position, members: list[Position], marks: dict[str, int]) -> bool:
-    """Has the mark reached the pool's liquidation price (rounded towards the mark), or its margin ratio 100%?"""
-    state = pool_state(ledger, pos, marks)
-    if state.ratio >= LIQUIDATE_RATIO:
-        return True
-    legs = [m for m in members if m.symbol == inst.symbol]
-    others = [m for m in members if m.symbol != inst.symbol]
-    book = ledger.positions
-    other_mm = sum(maintenance_margin(book.instrument(m.exchange, m.symbol), m, marks.get(m.symbol, m.mark)) for m in others)
-    other_upnl = sum(unrealised_pnl(m, book.instrument(m.exchange, m.symbol), marks.get(m.symbol, m.mark)) for m in others)
-    price = liquidation_price(inst, legs, wallet_balance=state.wallet_balance, mark=marks[inst.symbol], other_mm=other_mm,
-                              other_upnl=other_upnl)
-    net = sum(m.size for m in legs)
-    if price is None or net == 0:
-        return False
-    return marks[inst.symbol] <= price if net > 0 else marks[inst.symbol] >= price
 
 
 def _liquidate(ledger: Ledger, members: list[Position], marks: dict[str, int], ts: int, order_ids: IdSequence,
