@@ -66,6 +66,12 @@ class Venue:
                       wallet_set_id=wallet_set_id, created_at=ts)
         return place_perp_order(self.ledger, self.engine, order, ts, mark=self.mark)
 
+    def configure(self, mode: MarginMode, leverage: int, hedge: bool = False, account: int = 1) -> None:
+        """The account's margin mode, leverage and position mode for BTC, as a user sets them before trading."""
+        set_margin_mode(self.ledger, BTC, account, mode, open_orders=False)
+        set_hedge_mode(self.ledger, account, EX, hedge, open_orders=False)
+        set_leverage(self.ledger, BTC, account, leverage, 0, mark=self.mark)
+
     def position(self, account: int = 1, side: PositionSide = PositionSide.BOTH) -> Position:
         pos = self.ledger.positions.get(account, EX, BTC.symbol, side)
         assert pos is not None
@@ -186,8 +192,7 @@ def test_funding_lines_are_the_payments() -> None:
 def test_fifty_x_long_through_a_sharp_drop_is_liquidated_at_the_documented_price_with_the_fee() -> None:
     """Isolated 50x long of 0.5 BTC at 60000.1: liquidation at Binance's price, closed at the bankruptcy price, margin lost."""
     venue = Venue()
-    set_margin_mode(venue.ledger, BTC, 1, MarginMode.ISOLATED, open_orders=False)
-    set_leverage(venue.ledger, BTC, 1, 50, 0, mark=venue.mark)
+    venue.configure(MarginMode.ISOLATED, 50)
     venue.order(Side.BUY, 500)
     pos = venue.position()
     margin = pos.isolated_margin
@@ -198,7 +203,7 @@ def test_fifty_x_long_through_a_sharp_drop_is_liquidated_at_the_documented_price
     assert lp is not None and abs(lp / 10 - exact) <= 0.1
     before = venue.balance()
     for price in range(600_000, lp, -500):  # the mark falls: nothing happens above the price
-        assert not liquidations(venue.ledger, BTC, price, 2, venue.order_ids, venue.engine._fill_ids).fills
+        assert not liquidations(venue.ledger, BTC, price, 2, venue.order_ids, IdSequence(50)).fills
     step = liquidations(venue.ledger, BTC, lp, 3, venue.order_ids, IdSequence(100))
     assert [o.type for o in step.orders] == [OrderType.LIQUIDATION] and step.orders[0].is_done
     bp = bankruptcy_price(BTC, Position(account_id=1, exchange=EX, symbol=BTC.symbol, size=500,
@@ -389,8 +394,7 @@ def test_a_reduce_only_stop_fires_for_what_is_left_of_the_position() -> None:
 
 def test_position_risk_is_what_the_venue_acts_on() -> None:
     venue = Venue()
-    set_margin_mode(venue.ledger, BTC, 1, MarginMode.ISOLATED, open_orders=False)
-    set_leverage(venue.ledger, BTC, 1, 25, 0, mark=venue.mark)
+    venue.configure(MarginMode.ISOLATED, 25)
     venue.order(Side.SELL, 200)
     pos = venue.position()
     risk = position_risk(venue.ledger, pos, {BTC.symbol: 610_000})

@@ -9,7 +9,7 @@ from coinwire.core.instruments import Instrument
 from coinwire.core.margin import liquidation_price
 from coinwire.core.numbers import ATTO
 from coinwire.core.orders import PositionSide, Side
-from coinwire.core.perp_execution import liquidations, pool_state, set_hedge_mode, set_leverage, set_margin_mode, settle_funding
+from coinwire.core.perp_execution import liquidations, pool_state, settle_funding
 from coinwire.core.positions import MarginMode, Position
 from coinwire.refdata.brackets import perpetual_fields
 from tests.core import perp_reference as ref
@@ -92,9 +92,7 @@ SCENARIOS = {
 def test_scenario_agrees_on_pnl_funding_fees_and_liquidation(name: str) -> None:
     mode, hedge, leverage, steps = SCENARIOS[name]
     venue = Venue(deposit=10_000 * ATTO)
-    set_margin_mode(venue.ledger, BTC, 1, mode, open_orders=False)
-    set_hedge_mode(venue.ledger, 1, EX, hedge, open_orders=False)
-    set_leverage(venue.ledger, BTC, 1, leverage, 0, mark=venue.mark)
+    venue.configure(mode, leverage, hedge)
     account = ref.Account(wallet=10_000.0, tiers=ref.binance_tiers("BTCUSDT"), fee=0.0005, hedge=hedge,
                           isolated=mode is MarginMode.ISOLATED, leverage=leverage,
                           clearance_fee=ref.binance_clearance_fee("BTCUSDT"))
