@@ -25,6 +25,7 @@ from coinwire.core.perp_execution import (
     place_perp_order,
     pool_state,
     position_risk,
+    release_perp_hold,
     set_hedge_mode,
     set_leverage,
     set_margin_mode,
@@ -424,4 +425,19 @@ def test_a_wallet_set_trades_perpetuals_inside_its_partition() -> None:
     assert refused.value.code == "insufficient_margin"
     venue.order(Side.SELL, 100, reduce_only=True, wallet_set_id=wallet_set.id)
     venue.ledger.deactivate_wallet_set(wallet_set.id, 3)
+    venue.ledger.check()
+
+
+def test_a_resting_limit_order_holds_its_margin_and_makes_no_position() -> None:
+    venue = Venue()
+    venue.configure(MarginMode.CROSS, 10)
+    step = venue.order(Side.BUY, 100, type=OrderType.LIMIT, limit=590_000)  # rests below the book
+    order_id = venue.order_ids.last
+    assert not step.fills and not step.positions and venue.ledger.positions.get(1, EX, BTC.symbol) is None
+    notional = BTC.contract_notional(600_000, 100)  # counted at the mark, above its limit
+    assert venue.ledger.hold_of(order_id) == -(-notional // 10) + BTC.fee_atto(notional, maker=False)
+    assert available_margin(venue.ledger, 1, EX, "USDT", None) == DEPOSIT - venue.ledger.hold_of(order_id)
+    order = venue.engine.cancel(order_id, 2)
+    release_perp_hold(venue.ledger, BTC, order, 2)
+    assert venue.ledger.hold_of(order_id) == 0
     venue.ledger.check()

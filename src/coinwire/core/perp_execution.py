@@ -145,9 +145,12 @@ def settle_perp_fills(ledger: Ledger, inst: Instrument, order: Order, fills: lis
     book.register(inst)
     step = PerpStep()
     settings = book.settings(order.account_id, order.exchange, order.symbol, inst)
+    currency = inst.settle
+    if not fills:  # an order that only rests leaves no position record behind
+        step.lines += _trim_order_hold(ledger, inst, order, settings, ts, mark)
+        return step
     pos = book.open_or_get(order.account_id, order.exchange, order.symbol, order.position_side, order.wallet_set_id,
                            settings, ts)
-    currency = inst.settle
     for fill in fills:
         fill = _perp_fill(inst, fill, order.position_side)
         delta = fill.size if fill.side is _BUY else -fill.size
@@ -188,11 +191,18 @@ def settle_perp_fills(ledger: Ledger, inst: Instrument, order: Order, fills: lis
             movements=[(_PNL, pnl, order.id, fill.id), (_FEE, -fill.fee, order.id, fill.id)],
         )
         step.fills.append(fill)
-    need = min(ledger.hold_of(order.id), _order_need(inst, book, order, settings, mark)) if not order.is_done else 0
-    if ledger.hold_of(order.id) != need:
-        step.lines += ledger.set_hold(order.id, order.exchange, currency, order.wallet_set_id, need, ts, order.account_id)
+    step.lines += _trim_order_hold(ledger, inst, order, settings, ts, mark)
     step.touched(pos)
     return step
+
+
+def _trim_order_hold(ledger: Ledger, inst: Instrument, order: Order, settings: PositionSettings, ts: int, mark: int) -> list[WalletLine]:
+    """Lower the order's margin hold to what its remainder needs now (never raise it: it was checked at acceptance)."""
+    held = ledger.hold_of(order.id)
+    need = min(held, _order_need(inst, ledger.positions, order, settings, mark)) if not order.is_done else 0
+    if held == need:
+        return []
+    return ledger.set_hold(order.id, order.exchange, inst.settle, order.wallet_set_id, need, ts, order.account_id)
 
 
 def fire_perp(ledger: Ledger, engine: MatchingEngine, order: Order, ts: int, *, mark: int) -> PerpStep:
