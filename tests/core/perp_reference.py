@@ -209,3 +209,21 @@ class Account:
 
     def equity(self, mark: float) -> float:
         return self.wallet + sum(leg.upnl(mark) for leg in self.legs.values() if leg.size > 0)
+
+    def available(self, mark: float) -> float:
+        """Binance's available balance: wallet - position initial margins (+ cross unrealised losses; no profit lent)."""
+        free = self.wallet
+        for leg in self.legs.values():
+            if leg.size > 0:
+                free -= leg.margin if leg.isolated else leg.entry * leg.size / leg.leverage
+                if not leg.isolated:
+                    free += min(0.0, leg.upnl(mark))
+        return max(0.0, free)
+
+
+def max_open_size(price: float, funds: float, leverage: int, fee: float, step: float) -> float:
+    """The largest multiple of `step` whose initial margin (notional / leverage) plus fee (notional x fee) fits in `funds`."""
+    steps = int(funds / (price * step * (1 / leverage + fee)) + 1e-9)
+    while steps > 0 and steps * step * price * (1 / leverage + fee) > funds * (1 + 1e-12):
+        steps -= 1
+    return steps * step

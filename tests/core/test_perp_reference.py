@@ -6,7 +6,7 @@ import pytest
 
 from coinwire.core.ids import IdSequence
 from coinwire.core.instruments import Instrument
-from coinwire.core.margin import liquidation_price
+from coinwire.core.margin import liquidation_price, max_open_size
 from coinwire.core.numbers import ATTO
 from coinwire.core.orders import PositionSide, Side
 from coinwire.core.perp_execution import liquidations, pool_state, settle_funding
@@ -135,3 +135,11 @@ def test_scenario_agrees_on_pnl_funding_fees_and_liquidation(name: str) -> None:
             assert (ours is None) == (theirs is None)
             if ours is not None and theirs is not None:
                 assert abs(ours / 10 - theirs) <= 0.1 + 1e-9
+
+
+@pytest.mark.parametrize(("price", "funds", "leverage"), [(600_000, 1_000, 1), (600_123, 2_345, 3), (612_345, 10_000, 20),
+                                                         (599_999, 77, 125), (600_000, 50, 50)])
+def test_position_sizing_agrees(price: int, funds: int, leverage: int) -> None:
+    ours = max_open_size(BTC, price, funds * ATTO, leverage)
+    theirs = ref.max_open_size(price / 10, float(funds), leverage, 0.0005, 0.001)
+    assert ours == round(theirs * 1_000)
