@@ -441,3 +441,17 @@ def test_a_resting_limit_order_holds_its_margin_and_makes_no_position() -> None:
     release_perp_hold(venue.ledger, BTC, order, 2)
     assert venue.ledger.hold_of(order_id) == 0
     venue.ledger.check()
+
+
+def test_a_liquidation_order_is_never_a_clients() -> None:
+    from coinwire.core.orders import CLIENT_ORDER_TYPES
+    from coinwire.engine.order_args import order_type
+
+    assert "liquidation" not in CLIENT_ORDER_TYPES and set(CLIENT_ORDER_TYPES.values()) == set(OrderType) - {OrderType.LIQUIDATION}
+    with pytest.raises(CoinwireError) as refused:
+        order_type("liquidation", None)
+    assert refused.value.code == "unknown_order_type"
+    venue = Venue()
+    with pytest.raises(CoinwireError) as refused:
+        venue.order(Side.SELL, 10, type=OrderType.LIQUIDATION)
+    assert refused.value.code == "invalid_order_type"
