@@ -457,3 +457,13 @@ def test_a_liquidation_order_is_never_a_clients() -> None:
     with pytest.raises(CoinwireError) as refused:
         venue.order(Side.SELL, 10, type=OrderType.LIQUIDATION)
     assert refused.value.code == "invalid_order_type"
+
+
+def test_a_refused_reduce_only_order_keeps_its_size() -> None:
+    venue = Venue()
+    venue.order(Side.BUY, 100)
+    order = Order(id=venue.order_ids.next(), client_oid="po", exchange=EX, symbol=BTC.symbol, side=Side.SELL,
+                  type=OrderType.POST_ONLY, size=500, limit=590_000, account_id=1, reduce_only=True)
+    with pytest.raises(CoinwireError) as refused:
+        accept_perp_order(venue.ledger, venue.engine, order, 2, mark=venue.mark)  # would take the bid at 59999.9
+    assert refused.value.code == "post_only_would_take" and order.size == 500
