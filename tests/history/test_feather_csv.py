@@ -6,11 +6,14 @@ import json
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.feather as feather
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from coinwire.core.errors import InvalidInput
 from coinwire.history.candles import Candles
@@ -197,3 +200,33 @@ def test_cli_import_of_a_bad_file_fails_cleanly(tmp_path: Path) -> None:
     result = coinwire("--data-dir", str(data), "data", "import", "--exchange", "binance", "--symbol", "BTC/USDT", str(bad))
     assert result.returncode == 2 and "missing_column" in result.stderr and "Traceback" not in result.stderr
     assert HistoryStore(data / "history").list() == []  # nothing half-written
+
+
+price_text = st.decimals(min_value=Decimal("0.00000001"), max_value=Decimal("99999999"), places=8).map(lambda d: f"{d:f}")
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    order=st.permutations(["timestamp", "open", "high", "low", "close", "volume"]),
+    start_hour=st.integers(300_000, 600_000),  # 2004 to 2038: epoch units are told apart by size
+    rows=st.lists(st.tuples(st.lists(price_text, min_size=4, max_size=4), price_text, st.sampled_from(range(5))), min_size=1, max_size=20),
+)
+def test_header_csv_any_order_any_time_spelling(tmp_path: Path, order: list[str], start_hour: int, rows: list[Any]) -> None:
+    """Property: whatever the column order and time spelling (ISO naive = UTC, Z, +00:00, epoch s, ms), every value reads exactly."""
+    lines = [",".join(order)]
+    expected = []
+    for i, (prices, volume, spelling) in enumerate(rows):
+        ts = (start_hour + i) * 3600
+        moment = datetime.fromtimestamp(ts, UTC)
+        when = [moment.strftime("%Y-%m-%d %H:%M:%S"), moment.strftime("%Y-%m-%dT%H:%M:%SZ"),
+                moment.isoformat(), str(ts), str(ts * 1000)][spelling]  # fmt: skip
+        ordered = sorted(prices, key=Decimal)
+        cells = {"timestamp": when, "open": ordered[1], "high": ordered[3], "low": ordered[0], "close": ordered[2], "volume": volume}
+        lines.append(",".join(cells[name] for name in order))
+        expected.append((ts, [float(cells[name]) for name in ("open", "high", "low", "close", "volume")]))
+    path = tmp_path / "any.csv"
+    path.write_text("\n".join(lines) + "\n")
+    candles = read_candles(path, "binance", "BTC/USDT", "1h")
+    assert candles.time.tolist() == [ts for ts, _ in expected]
+    got = np.stack([candles.open, candles.high, candles.low, candles.close, candles.volume], axis=1).tolist()
+    assert got == [values for _, values in expected]
