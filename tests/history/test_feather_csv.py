@@ -54,7 +54,7 @@ def test_every_shared_futures_feather_file_reads_exactly() -> None:
         path = folder / name
         assert detect_format(path) == "feather"
         candles = read_candles(path)
-        assert candles.key == ("binance", "XRP/USDT:USDT", timeframe) and candles.kind == kind and len(candles) == rows
+        assert candles.key == ("binanceusdm", "XRP/USDT:USDT", timeframe) and candles.kind == kind and len(candles) == rows
         assert_same_as_pyarrow(path, candles)
 
 

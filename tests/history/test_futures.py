@@ -30,7 +30,7 @@ def recorded_funding() -> list[FundingRate]:
 
 def test_five_minute_perpetual_with_funding_gap_and_no_mark_file() -> None:
     data = load_futures(shared_data(FUTURES), "XRP/USDT:USDT", "5m")
-    assert data.candles.key == ("binance", "XRP/USDT:USDT", "5m") and len(data.candles) == 1999
+    assert data.candles.key == ("binanceusdm", "XRP/USDT:USDT", "5m") and len(data.candles) == 1999  # from the folder name
     assert data.mark_candles is None  # the folder has 1h and 8h mark files only
     assert data.funding == recorded_funding() and len(data.funding) == 91
     assert data.funding[0] == FundingRate(ns(2021, 11, 18), 10_000)  # 0.0001
