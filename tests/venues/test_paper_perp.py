@@ -145,6 +145,8 @@ async def test_a_market_buy_opens_a_long_whose_unrealised_pnl_follows_the_mark_a
     assert h.gw.positions() == [view]  # an admin (no account filter) sees every account's
     first_seq = h.positions[-1].seq
     await h.mark("60510.00")
+    assert h.gw.venues[EX].mark_rule(SYMBOL) == "feed's own"  # type: ignore[attr-defined]
+    assert [m.message for m in h.gw.recent_logs.messages if "mark price" in m.message][-1].endswith("is the feed's own")
     await h.mark("59510.00")
     marked = [v for v in h.positions if v.account == h.alice]
     assert [v.unrealised_pnl for v in marked[-2:]] == ["50", "-50"]  # 0.1 x (mark - 60010)
@@ -160,6 +162,8 @@ async def test_a_market_buy_opens_a_long_whose_unrealised_pnl_follows_the_mark_a
 async def test_without_a_feed_mark_the_median_rule_prices_the_position(h: Perp) -> None:
     await h.order(ALICE, "buy", "0.1")
     assert h.gw.venues[EX].mark_rule(SYMBOL) == "median of best bid, best ask and last trade"  # type: ignore[attr-defined]
+    said = [m.message for m in h.gw.recent_logs.messages if "mark price" in m.message]
+    assert said == ["exchange perp: the mark price of BTC/USDT:USDT is the median of best bid, best ask and last trade"]
     h.t += S
     await h.book("60490.00", "60510.00")  # median(60490, 60510, last 60000) = 60490
     [view] = h.mine(h.alice)
@@ -287,3 +291,21 @@ def test_the_unrealised_pnl_in_a_view_is_the_cores() -> None:
                    entry_cost=inst.contract_notional(inst.parse_price("60010"), inst.parse_size("0.1")), leverage=20,
                    margin_mode=MarginMode.CROSS)
     assert unrealised_pnl(pos, inst, inst.parse_price("60510")) == str_to_atto("50")
+
+
+async def test_a_viewer_of_alices_account_reads_her_position_and_funding_but_may_not_act_on_it(h: Perp) -> None:
+    viewer = 3
+    h.gw.accounts.set_member(h.alice, viewer, "view")  # granted view only
+    await h.order(ALICE, "buy", "0.1")
+    await h.order(BOB, "sell", "0.1")
+    await h.mark("60000.00", next_funding=h.t + 2 * S)
+    await h.mark("60000.00", seconds=3)
+    readable = h.gw.accounts.readable(viewer, False)
+    assert readable == {h.alice}
+    assert [v.account for v in h.gw.positions(accounts=readable)] == [h.alice]
+    assert {f.account for f in await h.gw.funding_history(accounts=readable)} == {h.alice}
+    assert h.gw.accounts.may(h.alice, viewer, False, "view") and not h.gw.accounts.may(h.alice, viewer, False, "trade")
+    assert not h.gw.accounts.may(h.bob, ALICE, False, "view")  # alice never reads bob's
+    assert {v.account for v in h.gw.positions(accounts=h.gw.accounts.readable(BOB, False))} == {h.bob}
+    # every position notification names its account: a connection gets those of the accounts it may read
+    assert {v.account for v in h.positions} == {h.alice, h.bob}

@@ -49,7 +49,7 @@ if TYPE_CHECKING:
 
 __all__ = ["PaperPerps", "PerpState", "MARK_FEED", "MARK_MEDIAN"]
 
-MARK_FEED = "feed"  # the feed's own mark price
+MARK_FEED = "feed's own"  # the feed's mark price messages
 MARK_MEDIAN = "median of best bid, best ask and last trade"  # core.margin.mark_price
 _MARK_NOTIFY_NS = 250_000_000  # a quarter of a second of market time between two mark-only position notifications
 
@@ -57,7 +57,7 @@ _MARK_NOTIFY_NS = 250_000_000  # a quarter of a second of market time between tw
 class PerpState:
     """One perpetual market's mark, funding schedule and when its positions were last told of a mark."""
 
-    __slots__ = ("feed_mark", "mark", "rate", "next_funding", "notified_at")
+    __slots__ = ("feed_mark", "mark", "rate", "next_funding", "notified_at", "announced")
 
     def __init__(self) -> None:
         self.feed_mark: int | None = None  # the feed's latest mark (None: it sends none)
@@ -65,6 +65,7 @@ class PerpState:
         self.rate: int | None = None  # the funding rate announced for `next_funding` (None: the feed has none)
         self.next_funding = 0  # ns; 0: none announced
         self.notified_at = 0
+        self.announced = ""  # the mark rule last said in the exchange's log
 
 
 class PaperPerps:
@@ -85,6 +86,15 @@ class PaperPerps:
     def mark_rule(self, symbol: str) -> str:
         """Where the market's mark comes from: the feed, or the median rule."""
         return MARK_FEED if self.state(symbol).feed_mark is not None else MARK_MEDIAN
+
+    def rule_changed(self, symbol: str) -> str | None:
+        """The mark rule, when it is not the one last announced (then it counts as announced); None otherwise."""
+        state = self.state(symbol)
+        rule = self.mark_rule(symbol)
+        if rule == state.announced:
+            return None
+        state.announced = rule
+        return rule
 
     def mark(self, market: PaperMarket) -> int | None:
         """The mark in force: the feed's, else the median rule over the mirror (None: nothing known yet)."""
