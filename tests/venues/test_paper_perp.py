@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 
-from coinwire.bus.memory import MemoryBus
 from coinwire.config import load_settings
 from coinwire.core.errors import CoinwireError
 from coinwire.core.instruments import Instrument
@@ -23,8 +22,7 @@ from coinwire.core.positions import MarginMode, unrealised_pnl
 from coinwire.core.wallets import LineKind
 from coinwire.feeds.demo import demo_instrument
 from coinwire.messages import BookSnapshot, Markets, MarkPrice, Message, OrderUpdate, PositionUpdate, PositionView, TradeTick
-from coinwire.services.gateway import Gateway
-from coinwire.store import Store
+from tests.venues.gateway_harness import GatewayHarness
 
 EX = "perp"
 SYMBOL = "BTC/USDT:USDT"
@@ -32,27 +30,22 @@ ALICE, BOB = 1, 2
 S = 1_000_000_000
 
 
-class Perp:
-    """A gateway with one paper perpetual market (the demo's BTC/USDT:USDT), two users' accounts, every notification kept."""
+class Perp(GatewayHarness):
+    """The gateway harness with one paper perpetual market (the demo's BTC/USDT:USDT), two users' accounts, and every
+    position and order notification kept."""
 
     def __init__(self, tmp_path: Path) -> None:
-        self.tmp_path = tmp_path
-        self.settings = load_settings(env={}, overrides={
-            "data_dir": str(tmp_path), "exchanges": [{"name": EX, "feed": "demo", "symbols": [SYMBOL], "paper_funds": {}}]})
-        self.store = Store(f"sqlite:///{tmp_path / 'perp.db'}")
-        self.bus = MemoryBus()
+        super().__init__(load_settings(env={}, overrides={
+            "data_dir": str(tmp_path), "exchanges": [{"name": EX, "feed": "demo", "symbols": [SYMBOL], "paper_funds": {}}]}),
+            tmp_path)
         self.t = 1_800_000_000 * S
         self.inst: Instrument = demo_instrument(EX, SYMBOL)
         self.positions: list[PositionView] = []
         self.orders: list[OrderUpdate] = []
-        self.gateway: Gateway | None = None
         self.book_id = 0
         self.trades = 0
 
     async def open(self) -> None:
-        await self.store.start()
-        await self.bus.start()
-
         def keep(subject: str, message: Message) -> None:
             if isinstance(message, PositionUpdate):
                 assert message.position.account == message.account_id and subject.startswith(f"position.{message.account_id}.")
@@ -62,30 +55,20 @@ class Perp:
 
         await self.bus.subscribe("position.>", keep, types=frozenset({PositionUpdate}), inline=True)
         await self.bus.subscribe("order.>", keep, types=frozenset({OrderUpdate}), inline=True)
-        await self.start()
+        await super().open()
+        await self.markets()
 
-    async def start(self) -> None:
-        self.gateway = Gateway(self.settings, self.store, self.bus, clock=lambda: self.t)
-        await self.gateway.start()
+    async def markets(self) -> None:
+        """The feed's markets, then each user's account (opened on first use)."""
         await self.gw.apply_market(Markets(EX, [self.inst]))
         self.alice = (await self.gw.account_for(ALICE, EX)).id
         self.bob = (await self.gw.account_for(BOB, EX)).id
 
     async def restart(self) -> None:
         await self.gw.close()
-        await self.start()
+        await self._start_gateway()
+        await self.markets()
         await self.book(*self.last_book)  # the feed's book again: the exchange is ready once it is synced
-
-    async def close(self) -> None:
-        if self.gateway is not None:
-            await self.gateway.close()
-        await self.bus.close()
-        await self.store.close()
-
-    @property
-    def gw(self) -> Gateway:
-        assert self.gateway is not None
-        return self.gateway
 
     def p(self, text: str) -> int:
         return self.inst.parse_price(text)
