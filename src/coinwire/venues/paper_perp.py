@@ -27,7 +27,6 @@ from coinwire.core.margin import mark_price
 from coinwire.core.orders import Fill, Order, PositionSide
 from coinwire.core.perp_execution import (
     PerpStep,
-    accept_perp_order,
     adjust_margin,
     liquidations,
     place_perp_order,
@@ -117,10 +116,6 @@ class PaperPerps:
         step = place_perp_order(self.host.ledger, market.engine, order, order.created_at, mark=self._required_mark(market))
         return self._execution(step, [order], placed=order)
 
-    def accept(self, market: PaperMarket, order: Order) -> list[WalletLine]:
-        """Checks and the initial margin hold without matching (a conditional order armed on a perpetual)."""
-        return accept_perp_order(self.host.ledger, market.engine, order, order.created_at, mark=self._required_mark(market))
-
     def settle(self, market: PaperMarket, order: Order, fills: list[Fill], ts: int, execution: Execution) -> None:
         """Fills of a resting order into its position (`settle_perp_fills`), added to `execution`."""
         mark = self.mark(market) or fills[-1].price
@@ -185,13 +180,19 @@ class PaperPerps:
         inst = market.instrument
         before = {id(p): (p.funding, p.size) for p in self.host.ledger.positions.open_positions(self.exchange, inst.symbol)}
         step = settle_funding(self.host.ledger, inst, rate, mark, ts)
-        lines = [line for line in step.lines if line.kind is LineKind.FUNDING]
+        lines = iter([line for line in step.lines if line.kind is LineKind.FUNDING])  # in the positions' order
         payments = []
-        for pos, line in zip(step.positions, lines, strict=False):
+        for pos in step.positions:
             paid, size = before.get(id(pos), (0, pos.size))
+            amount = pos.funding - paid
+            if not amount:  # nothing it could pay: no line
+                continue
+            line = next(lines)
+            if line.movement != amount:  # pragma: no cover - core writes one line per paying position, in order
+                raise RuntimeError(f"funding line {line.id} moves {line.movement}, its position {amount}")
             payments.append(FundingPayment(id=line.id, account_id=pos.account_id, exchange=pos.exchange, symbol=pos.symbol,
                                            side=pos.side, wallet_set_id=pos.wallet_set_id, ts=ts, size=size, rate=rate,
-                                           mark=mark, amount=pos.funding - paid))
+                                           mark=mark, amount=amount))
         execution = self._execution(step, [])
         execution.funding = payments
         return execution
