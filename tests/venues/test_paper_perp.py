@@ -243,8 +243,9 @@ async def test_settings_are_checked_and_refusals_change_nothing(h: Perp) -> None
 
 async def test_positions_settings_and_funding_come_back_after_a_restart(h: Perp) -> None:
     await h.gw.set_leverage(account_id=h.bob, exchange=EX, symbol=SYMBOL, leverage=5)
+    await h.gw.set_hedge_mode(account_id=h.bob, exchange=EX, hedge=True)
     await h.order(ALICE, "buy", "0.2")
-    await h.order(BOB, "sell", "0.1")
+    await h.order(BOB, "sell", "0.1", position_side=PositionSide.SHORT)
     await h.mark("60100.00", next_funding=h.t + 5 * S)
     await h.mark("60100.00", seconds=6)
     before = h.gw.positions(include_flat=True)
@@ -258,10 +259,37 @@ async def test_positions_settings_and_funding_come_back_after_a_restart(h: Perp)
     assert {a: h.gw.ledger.wallet(EX, "USDT", None, a) for a in (h.alice, h.bob)} == balances
     assert h.gw.ledger.holds() == holds
     assert h.gw.position_settings(h.bob, EX, SYMBOL).leverage == 5
+    assert h.gw.ledger.positions.hedge_mode(h.bob, EX) and not h.gw.ledger.positions.hedge_mode(h.alice, EX)
     assert len(await h.gw.funding_history()) == 2
     next_seq = max(v.seq for v in after if v.account == h.bob) + 1
-    await h.order(BOB, "buy", "0.1", reduce_only=True)
+    await h.order(BOB, "buy", "0.1", position_side=PositionSide.SHORT)
     assert h.positions[-1].seq >= next_seq  # the account's sequence goes on from where it stopped
+    h.gw.ledger.check()
+
+
+async def test_isolated_margin_is_added_and_removed_within_the_initial_margin(h: Perp) -> None:
+    await h.gw.set_margin_mode(account_id=h.alice, exchange=EX, symbol=SYMBOL, mode="isolated")
+    await h.gw.set_leverage(account_id=h.alice, exchange=EX, symbol=SYMBOL, leverage=50)
+    await h.order(ALICE, "buy", "0.1")
+    [before] = h.mine(h.alice)
+    free = h.gw.ledger.available_of(EX, "USDT", None, h.alice)
+    after = await h.gw.adjust_margin(account_id=h.alice, exchange=EX, symbol=SYMBOL, amount=str_to_atto("100"))
+    assert str_to_atto(after.isolated_margin or "0") == str_to_atto(before.isolated_margin or "0") + str_to_atto("100")
+    assert Decimal(after.liquidation_price or "0") < Decimal(before.liquidation_price or "0")  # more margin: further away
+    assert h.gw.ledger.available_of(EX, "USDT", None, h.alice) == free - str_to_atto("100")
+    assert h.positions[-1] == after  # notified as it answered
+    with pytest.raises(CoinwireError) as too_much:
+        await h.gw.adjust_margin(account_id=h.alice, exchange=EX, symbol=SYMBOL, amount=-str_to_atto("200"))
+    assert too_much.value.code == "margin_below_initial"
+    back = await h.gw.adjust_margin(account_id=h.alice, exchange=EX, symbol=SYMBOL, amount=-str_to_atto("50"))
+    assert str_to_atto(back.isolated_margin or "0") == str_to_atto(before.isolated_margin or "0") + str_to_atto("50")
+    await h.order(BOB, "sell", "0.1")
+    with pytest.raises(CoinwireError) as cross:
+        await h.gw.adjust_margin(account_id=h.bob, exchange=EX, symbol=SYMBOL, amount=str_to_atto("1"))
+    assert cross.value.code == "margin_mode_not_isolated"
+    stored = {p.id: p for p in (await h.store.load_state()).positions}
+    [alice] = [p for p in h.gw.ledger.positions.all() if p.account_id == h.alice]
+    assert stored[alice.id].isolated_margin == alice.isolated_margin == h.gw.ledger.hold_of(alice.hold_id)
     h.gw.ledger.check()
 
 
