@@ -17,7 +17,7 @@ from coinwire.config import load_settings
 from coinwire.core.errors import CoinwireError
 from coinwire.core.instruments import Instrument
 from coinwire.core.numbers import str_to_atto
-from coinwire.core.orders import OrderRequest, OrderType, PositionSide, Side
+from coinwire.core.orders import OrderRequest, OrderType, PositionSide, Side, TriggerSource
 from coinwire.core.positions import MarginMode, unrealised_pnl
 from coinwire.core.wallets import LineKind
 from coinwire.feeds.demo import demo_instrument
@@ -264,6 +264,29 @@ async def test_positions_settings_and_funding_come_back_after_a_restart(h: Perp)
     next_seq = max(v.seq for v in after if v.account == h.bob) + 1
     await h.order(BOB, "buy", "0.1", position_side=PositionSide.SHORT)
     assert h.positions[-1].seq >= next_seq  # the account's sequence goes on from where it stopped
+    h.gw.ledger.check()
+
+
+async def test_a_reduce_only_stop_on_the_mark_closes_the_position_and_one_left_without_a_position_does_nothing(h: Perp) -> None:
+    await h.order(ALICE, "buy", "0.1")
+    stop = OrderRequest(exchange=EX, instrument=h.inst, side=Side.SELL, type=OrderType.STOP_MARKET, size=h.inst.parse_size("0.5"),
+                        limit=0, cancel_after=0, client_oid="protect", wallet_set_id=None, run_id=None, owner_id=ALICE,
+                        reduce_only=True, stop_price=h.p("59000.00"), trigger=TriggerSource.MARK)
+    armed = await h.gw.make_order(stop)
+    assert (armed.status, armed.size, armed.trigger) == ("untriggered", "0.1", "mark")  # cut to the position
+    assert h.gw.ledger.hold_of(armed.id) == 0  # closing needs no margin
+    await h.mark("59100.00")
+    assert h.mine(h.alice) != []
+    await h.book("58980.00", "59000.00")
+    await h.mark("58990.00")  # the mark crosses the stop: it fires against the book
+    done = [u.order for u in h.orders if u.order.id == armed.id][-1]
+    assert done.status == "done" and done.filled_size == "0.1" and h.mine(h.alice) == []
+    with pytest.raises(CoinwireError) as nothing:
+        await h.gw.make_order(OrderRequest(exchange=EX, instrument=h.inst, side=Side.SELL, type=OrderType.STOP_MARKET,
+                                           size=h.inst.parse_size("0.1"), limit=0, cancel_after=0, client_oid="late",
+                                           wallet_set_id=None, run_id=None, owner_id=ALICE, reduce_only=True,
+                                           stop_price=h.p("58000.00")))
+    assert nothing.value.code == "reduce_only_would_open"
     h.gw.ledger.check()
 
 
