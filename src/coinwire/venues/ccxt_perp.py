@@ -121,7 +121,7 @@ class PerpAccount:
         await self.venue.call(method, inst.symbol, float(text), params)
 
     async def positions(self, instruments: Iterable[Instrument]) -> list[PositionReport]:
-        """Every leg the venue reports for these perpetuals (flat legs included: they say 'nothing here')."""
+        """The open legs the venue reports for these perpetuals (CCXT lists no flat leg: one not listed is flat)."""
         by_symbol = {inst.symbol: inst for inst in instruments}
         if not by_symbol:
             return []

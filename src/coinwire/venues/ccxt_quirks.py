@@ -10,7 +10,10 @@ from typing import Any, Final, NamedTuple
 
 from coinwire.core.errors import InvalidInput
 
-__all__ = ["PERP_LEGS", "TRADES_FROM_ID", "PerpLegs", "check_client_oid", "configure", "order_ttl", "perp_order_params"]
+__all__ = [
+    "ORDER_TRADES_PARAM", "PERP_LEGS", "TRADES_FROM_ID", "WALLET_BALANCE",
+    "PerpLegs", "check_client_oid", "configure", "order_ttl", "perp_order_params",
+]
 
 # CCXT options the adapter relies on, merged into the client's own
 _CLIENT_OPTIONS: Final[dict[str, dict[str, Any]]] = {
@@ -28,6 +31,11 @@ _CLIENT_OID: Final[dict[str, re.Pattern[str]]] = {
 }
 # the parameter that pages our trades by trade id (where paging by time could stall on one millisecond)
 TRADES_FROM_ID: Final[dict[str, str]] = {"binance": "fromId", "binanceusdm": "fromId"}
+# where CCXT's fetch_order_trades is spot-only: the fetch_my_trades param that filters our trades by order id
+ORDER_TRADES_PARAM: Final[dict[str, str]] = {"binanceusdm": "orderId"}
+
+# derivatives accounts: (list of the raw balance's assets, its currency key, its wallet balance key), per exchange
+WALLET_BALANCE: Final[dict[str, tuple[str, str, str]]] = {"binanceusdm": ("assets", "asset", "walletBalance")}
 
 
 class PerpLegs(NamedTuple):
