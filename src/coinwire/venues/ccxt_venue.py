@@ -56,13 +56,6 @@ log = structlog.get_logger("coinwire.venues.ccxt")
 _TRADES_PAGE: Final = 1000
 
 
-def _unified(symbol: str) -> str:
-    """A spot symbol in coinwire's form (`btc_usdt` -> `BTC/USDT`); a perpetual's CCXT form (`BTC/USDT:USDT`) as it is."""
-    if ":" in symbol:
-        return symbol.strip().upper()
-    return normalize_symbol(symbol)
-
-
 class CcxtVenue:
     """One exchange account through CCXT: instruments, balances, orders and their execution reports.
 
@@ -151,7 +144,7 @@ class CcxtVenue:
         except Exception as exc:
             raise venue_error(exc, exchange=self.exchange, operation="load_markets") from exc
         markets: Mapping[str, Any] = self.client.markets or {}
-        wanted = None if symbols is None else [_unified(s) for s in symbols]
+        wanted = None if symbols is None else [normalize_symbol(s) for s in symbols]
         perpetuals = [s for s in wanted or () if (markets.get(s) or {}).get("swap")]
         tiers: Mapping[str, Any] = await self.call("fetch_leverage_tiers", perpetuals) if perpetuals else {}
         out: list[Instrument] = []
@@ -343,7 +336,7 @@ class CcxtVenue:
 
     async def open_orders(self, symbol: str | None = None) -> list[OrderReport]:
         """The account's open orders (of `symbol`, or all), without fills; markets not loaded are left out."""
-        raws = await self.call("fetch_open_orders", _unified(symbol) if symbol else None)
+        raws = await self.call("fetch_open_orders", normalize_symbol(symbol) if symbol else None)
         reports = []
         for raw in raws:
             instrument = self.instruments.get(raw.get("symbol"))
@@ -359,7 +352,7 @@ class CcxtVenue:
         Pages continue by trade id where the venue allows it (Binance `fromId`), else by time
         (repeats at the page boundary are dropped by trade id).
         """
-        instrument = self._instrument(_unified(symbol))
+        instrument = self._instrument(normalize_symbol(symbol))
         by_id = TRADES_FROM_ID.get(self.ccxt_id)
         fills: dict[str, FillReport] = {}
         since: int | None = since_ms

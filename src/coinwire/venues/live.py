@@ -41,6 +41,7 @@ import asyncio
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
+import msgspec
 import structlog
 
 from coinwire.config import ExchangeConfig
@@ -56,21 +57,26 @@ from coinwire.core.conditional import (
     follow,
     trigger_price,
 )
-from coinwire.core.errors import CoinwireError, Conflict, DomainError, NotFound, NotReady
+from coinwire.core.errors import CoinwireError, Conflict, DomainError, InvalidInput, NotFound, NotReady
 from coinwire.core.execution import accept_conditional, accept_order, child_type, release_hold, resolve_oco, settle_fills
 from coinwire.core.funds import oco_holds, required_hold
+from coinwire.core.instruments import Instrument
 from coinwire.core.ledger import Balance
+from coinwire.core.margin import mark_price as median_mark
+from coinwire.core.margin import order_margin
 from coinwire.core.numbers import ATTO_DECIMALS, ceil_div
-from coinwire.core.orders import DoneReason, Fill, Order, OrderStatus, OrderType, Side, TriggerSource
+from coinwire.core.orders import DoneReason, Fill, Order, OrderStatus, OrderType, PositionSide, Side, TriggerSource
+from coinwire.core.positions import MarginMode
 from coinwire.core.wallets import WalletLine
 from coinwire.messages import BookDelta, BookSnapshot, BookTicker, TradeTick
-from coinwire.venues.base import Execution
+from coinwire.venues.base import Execution, HedgeMode
 from coinwire.venues.hosted import GatewayHost
 from coinwire.venues.paper import MarketMirror, PaperMarket
 from coinwire.venues.reports import FillReport, Liquidity, OrderReport, ReportReason
 
 if TYPE_CHECKING:  # CCXT costs a third of a second to import: only processes with a live exchange pay it
     from coinwire.venues.ccxt_errors import Backoff
+    from coinwire.venues.ccxt_perp import PerpAccount
     from coinwire.venues.ccxt_venue import CcxtVenue
 
 __all__ = ["LiveVenue", "connect_venue"]
@@ -151,6 +157,7 @@ class LiveVenue(MarketMirror):
         self._tasks: list[asyncio.Task[Any]] = []
         self._triggers: dict[str, TriggerBook] = {}  # symbol -> the emulated conditional orders armed on its mirror
         self._sending: dict[int, asyncio.Task[None]] = {}  # fired emulated orders' children, a bracket's, on their way
+        self._marks: dict[str, int] = {}  # perpetual symbol -> the venue's latest mark price (its position reports)
 
     # --- lifecycle ------------------------------------------------------------------------------
     def restore_order(self, order: Order) -> bool:
@@ -210,6 +217,8 @@ class LiveVenue(MarketMirror):
         for order in list(self.open.values()):
             self._trades[order.id] = {f.ext_id for f in await host.order_fills(order.id) if f.ext_id}
         await self._retrying(self.reconcile, True)  # first what our orders did while away: the sync sees only the rest
+        if self._perpetuals():
+            await self._retrying(self.refresh_positions, True)  # the venue's positions over the stored ones
         await self._retrying(self.sync_balances)
         self.account_synced = True
         await host.refresh_status(self)
@@ -303,9 +312,11 @@ class LiveVenue(MarketMirror):
         passed its level is accepted and fires at once (emulated: exchanges refuse such stops).
         """
         self._refuse_duplicate(order)
+        market = self.markets[order.symbol]
+        if market.instrument.is_perpetual:  # the one branch a perpetual's order takes off the spot path
+            return await self._place_perp(order, market)
         if order.type.conditional:
             return await self._place_conditional(order, allow_immediate)
-        market = self.markets[order.symbol]
         if order.bracket is not None:
             check_bracket(order, decode_bracket(order.bracket), self._entry(market, order), instrument=market.instrument)
         lines = accept_order(self.host.ledger, market.engine, order, order.created_at, budget=budget,
@@ -622,7 +633,8 @@ class LiveVenue(MarketMirror):
         host = self.host
         ts = host.now()
         order.move(OrderStatus.DONE, ts, DoneReason.REJECTED)
-        lines = release_hold(host.ledger, self.markets[order.symbol].instrument, order, ts)
+        inst = self.markets[order.symbol].instrument
+        lines = self._perp_hold(order, inst, 0, ts) if inst.is_perpetual else release_hold(host.ledger, inst, order, ts)
         self._forget(order)
         await host.record(Execution([order], [], lines))
         await host.log("warning", f"user.orders.{order.run_id or 'manual'}",
@@ -701,6 +713,153 @@ class LiveVenue(MarketMirror):
             await self.apply(order, report.fills, report)
             return
 
+    # --- perpetuals ----------------------------------------------------------------------------------
+    def _perpetuals(self) -> dict[str, Instrument]:
+        return {symbol: m.instrument for symbol, m in self.markets.items() if m.instrument.is_perpetual}
+
+    def _perp_account(self) -> PerpAccount:
+        from coinwire.venues.ccxt_perp import PerpAccount
+
+        return PerpAccount(self.client)
+
+    def _perp_hold(self, order: Order, inst: Instrument, amount: int, ts: int) -> list[WalletLine]:
+        """A perpetual order's margin hold (on the settle currency): what opening it needs, 0 when it is done."""
+        return self.host.ledger.set_hold(order.id, order.exchange, inst.settle, order.wallet_set_id, amount, ts,
+                                         order.account_id)
+
+    def _instrument_of(self, account: int, symbol: str) -> Instrument:
+        """The perpetual `symbol` of this live account (not_a_perpetual / account_not_found otherwise)."""
+        if account != self.account_id:
+            raise NotFound("account_not_found", f"account {account} does not trade on {self.name}", account=account)
+        market = self.markets.get(symbol)
+        if market is None or not market.instrument.is_perpetual:
+            raise InvalidInput("not_a_perpetual", f"{self.name} {symbol} is not a perpetual market", symbol=symbol)
+        return market.instrument
+
+    async def _place_perp(self, order: Order, market: PaperMarket) -> Execution:
+        """A perpetual order: the leg checked against the account's mode, its initial margin held, then sent.
+
+        The venue is the authority on margin and on what reduce-only may close (a reduce-only
+        order larger than the position is cut there); its refusals come back with the same codes
+        as the paper venue's (`venues/errors.py`).
+        """
+        inst = market.instrument
+        if order.type not in (OrderType.MARKET, OrderType.LIMIT, OrderType.IOC, OrderType.FOK):
+            raise InvalidInput("unsupported_order_type", f"live perpetual orders are market or limit, not {order.type.value}",
+                               order_type=order.type.value)
+        book = self.host.ledger.positions
+        hedge = book.hedge_mode(order.account_id, self.name)
+        if hedge and order.position_side is PositionSide.BOTH:
+            raise InvalidInput("position_side_required", "in hedge mode an order names its leg: long or short")
+        if not hedge and order.position_side is not PositionSide.BOTH:
+            raise InvalidInput("position_side_in_one_way_mode", "the account is in one-way mode: an order names no leg")
+        closes_leg = order.position_side is not PositionSide.BOTH and (
+            (order.position_side is PositionSide.LONG) == (order.side is Side.SELL))
+        hold = 0
+        if not (order.reduce_only or closes_leg):
+            last, bid, ask = self._prices(market)
+            price = order.limit or (ask if order.side is Side.BUY else bid) or last
+            if not price:
+                raise DomainError("no_liquidity", f"no price on {inst.symbol} to hold this order's margin at")
+            leverage = book.settings(order.account_id, self.name, inst.symbol, inst).leverage
+            hold = order_margin(inst, price, order.size, leverage)
+        lines = self._perp_hold(order, inst, hold, order.created_at)
+        return await self._send_new(order, lines, lambda: self.client.place(order, inst))
+
+    async def refresh_positions(self, strict: bool = False) -> None:
+        """Bring the account's positions (and its settle wallets) to what the venue reports now.
+
+        `strict` (at start) lets a failure to ask the venue propagate, so the exchange stays
+        `starting` rather than trading on positions that may be wrong.
+        """
+        del strict  # every failure propagates; the caller decides whether it retries or only logs
+        from coinwire.venues.live_positions import reconcile_positions
+
+        perpetuals = self._perpetuals()
+        account = self._perp_account()
+        reports = await account.positions(perpetuals.values())
+        hedge = await account.hedge_mode()
+        host = self.host
+        async with self._lock:
+            result = reconcile_positions(host.ledger, self.account_id, self.name, perpetuals, reports, host.now(),
+                                         hedge_mode=hedge)
+            for report in reports:
+                self._marks[report.symbol] = report.mark
+            for drift in result.drifts:
+                log.warning("a live position differs from the venue's; the venue's is taken", exchange=self.name,
+                            symbol=drift.symbol, leg=drift.leg.value, stored=drift.stored, venue=drift.venue)
+            if result.positions or result.lines:
+                settings = [host.ledger.positions.settings(self.account_id, self.name, s) for s in perpetuals]
+                modes = [HedgeMode(account_id=self.account_id, exchange=self.name, hedge_mode=hedge)]
+                await host.record(Execution(lines=result.lines, positions=result.positions, settings=settings, modes=modes))
+        await self.sync_balances()
+
+    async def set_leverage(self, account: int, symbol: str, leverage: int) -> Execution:
+        """Set the leverage at the venue (checked against the market's brackets first), then in the book."""
+        inst = self._instrument_of(account, symbol)
+        if not 1 <= leverage <= inst.max_leverage:
+            raise InvalidInput("leverage_above_maximum", f"{symbol} allows leverage 1 to {inst.max_leverage}, not {leverage}",
+                               leverage=leverage, maximum=inst.max_leverage)
+        await self._perp_account().set_leverage(inst, leverage)
+        return await self._settings_set(account, inst, leverage=leverage)
+
+    async def set_margin_mode(self, account: int, symbol: str, mode: MarginMode) -> Execution:
+        """Set isolated or cross at the venue (which refuses it with a position or orders open), then in the book."""
+        inst = self._instrument_of(account, symbol)
+        await self._perp_account().set_margin_mode(inst, MarginMode(mode).value)
+        return await self._settings_set(account, inst, margin_mode=MarginMode(mode))
+
+    async def set_hedge_mode(self, account: int, hedge: bool) -> Execution:
+        """Switch hedge / one-way mode at the venue (refused there with positions or orders open), then in the book."""
+        if account != self.account_id:
+            raise NotFound("account_not_found", f"account {account} does not trade on {self.name}", account=account)
+        await self._perp_account().set_hedge_mode(hedge)
+        self.host.ledger.positions.put_hedge_mode(account, self.name, hedge)
+        execution = Execution(modes=[HedgeMode(account_id=account, exchange=self.name, hedge_mode=hedge)])
+        await self.host.record(execution)
+        return execution
+
+    async def adjust_margin(self, account: int, symbol: str, amount: int, side: PositionSide,
+                            wallet_set_id: int | None = None) -> Execution:
+        """Add or remove isolated margin at the venue, then take the venue's position (and its margin) into the book."""
+        inst = self._instrument_of(account, symbol)
+        if wallet_set_id is not None:
+            raise InvalidInput("wallet_set_margin_not_supported",
+                               "a live venue keeps one position per leg: adjust the account's (unallocated) position")
+        await self._perp_account().adjust_margin(inst, amount, side.value)
+        await self.refresh_positions()
+        pos = self.host.ledger.positions.get(account, self.name, symbol, side)
+        return Execution(positions=[pos] if pos is not None else [])
+
+    def mark_price(self, symbol: str) -> int | None:
+        """The venue's latest mark price of `symbol` (from its position reports), else the median rule on the mirror."""
+        mark = self._marks.get(symbol)
+        if mark:
+            return mark
+        market = self.markets.get(symbol)
+        if market is None:
+            return None
+        last, bid, ask = self._prices(market)
+        return median_mark(bid, ask, last)
+
+    async def _settings_set(self, account: int, inst: Instrument, *, leverage: int | None = None,
+                            margin_mode: MarginMode | None = None) -> Execution:
+        """Store a setting the venue took, on the symbol's settings and on each of the account's positions there."""
+        book = self.host.ledger.positions
+        now = self.host.now()
+        current = book.settings(account, self.name, inst.symbol, inst)
+        settings = msgspec.structs.replace(current, leverage=leverage or current.leverage,
+                                           margin_mode=margin_mode or current.margin_mode)
+        book.put_settings(settings)
+        changed = []
+        for pos in book.of_account(account, self.name):
+            if pos.symbol == inst.symbol and (pos.leverage, pos.margin_mode) != (settings.leverage, settings.margin_mode):
+                pos.leverage, pos.margin_mode, pos.updated_at = settings.leverage, settings.margin_mode, now
+                changed.append(pos)
+        execution = Execution(positions=changed, settings=[settings])
+        await self.host.record(execution)
+        return execution
+
     # --- venue news --------------------------------------------------------------------------------
     async def apply(
         self, order: Order, fills: Sequence[FillReport], report: OrderReport | None, reason: DoneReason | None = None
@@ -752,7 +911,9 @@ class LiveVenue(MarketMirror):
             if order.side is Side.BUY and not order.is_done and self._market_child(order):
                 market_cost = max(0, host.ledger.hold_of(order.id) - spent)
             fill_list = [fill for fill, _ in new]
-            if new or order.is_done or not (order.list_id or order.status is OrderStatus.UNTRIGGERED):
+            if inst.is_perpetual:  # the venue settles it: its margin hold goes with it; the position follows the venue
+                lines += self._perp_hold(order, inst, 0, ts) if order.is_done else []
+            elif new or order.is_done or not (order.list_id or order.status is OrderStatus.UNTRIGGERED):
                 lines += settle_fills(host.ledger, inst, order, fill_list, ts, market_cost=market_cost)
             # else: a waiting OCO leg or untriggered order keeps the hold it was given
             if order.is_done:
@@ -768,6 +929,8 @@ class LiveVenue(MarketMirror):
             await host.record(execution)
         if children is not None:  # sent beside the report that finished the parent (the stream goes on meanwhile)
             self._spawn(legs[0].id, self._send_children(order, legs, mode))
+        if new and inst.is_perpetual:
+            await self.refresh_positions()  # the venue's position and wallet after these fills
         return execution
 
     async def _send_children(self, parent: Order, legs: tuple[Order, ...], mode: str) -> None:
@@ -856,7 +1019,7 @@ class LiveVenue(MarketMirror):
             symbol=order.symbol, side=order.side, order_type=order.type, price=report.price, size=report.size,
             notional=report.notional, fee=fee, maker=report.liquidity is Liquidity.MAKER, ts=report.ts,
             run_id=order.run_id, wallet_set_id=order.wallet_set_id, ext_id=report.trade_id, fee_currency=fee_currency,
-            account_id=order.account_id,
+            account_id=order.account_id, position_side=order.position_side,
         )
         return fill, report
 
@@ -917,6 +1080,11 @@ class LiveVenue(MarketMirror):
         while True:
             await asyncio.sleep(self.cfg.live_reconcile_interval)
             await self.reconcile()
+            if self._perpetuals():
+                try:
+                    await self.refresh_positions()  # liquidations, funding and hand trades at the venue show up
+                except CoinwireError as exc:
+                    log.warning("cannot reconcile live positions now", exchange=self.name, error=str(exc))
 
 
 class _NotConnected:
