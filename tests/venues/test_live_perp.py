@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from coinwire.config import load_settings
-from coinwire.core.errors import Conflict, InvalidInput
+from coinwire.core.errors import DomainError, InvalidInput
 from coinwire.core.instruments import Instrument
 from coinwire.core.orders import DoneReason, Order, OrderStatus, OrderType, PositionSide, Side
 from coinwire.core.positions import MarginMode, Position
@@ -124,7 +124,7 @@ async def test_leverage_and_margin_mode_are_set_at_the_venue_and_kept_across_a_r
     await h.live.set_margin_mode(h.account, PERP, MarginMode.ISOLATED)
     assert (h.usdm.leverage, h.usdm.margin_type) == (10, "isolated")
     sent = len(h.usdm.requests)
-    with pytest.raises(InvalidInput) as raised:
+    with pytest.raises(DomainError) as raised:
         await h.live.set_leverage(h.account, PERP, 150)
     assert raised.value.code == "leverage_above_maximum" and len(h.usdm.requests) == sent  # refused before sending
     await h.restart()
@@ -148,7 +148,7 @@ async def test_an_order_goes_to_a_fill_and_the_position_comes_from_the_venue(h: 
     # the wallet is the venue's (10000 less the fee); the isolated margin the venue gave the position is held
     assert h.usdt() == (10_000 * ATTO - fee, Decimal("100.01") * ATTO)
     assert h.live.mark_price(PERP) == 1_000_050  # now the venue's mark, from its position report
-    with pytest.raises(Conflict) as raised:
+    with pytest.raises(DomainError) as raised:
         await h.live.set_margin_mode(h.account, PERP, MarginMode.CROSS)
     assert raised.value.code == "margin_mode_change_with_open_position"
 
@@ -162,7 +162,7 @@ async def test_a_reduce_only_order_larger_than_the_position_is_cut_and_closes_it
     assert pos is not None and pos.size == 0 and pos.entry_cost == 0
     assert h.usdt()[1] == 0  # no position, no order: nothing held
     assert h.usdm.wallet * ATTO == h.usdt()[0]  # realised PnL and fees: the venue's wallet, exactly
-    with pytest.raises(InvalidInput) as raised:
+    with pytest.raises(DomainError) as raised:
         await h.live.place(h.perp_order("sell", "0.010", reduce_only=True))
     assert raised.value.code == "reduce_only_would_open"
 

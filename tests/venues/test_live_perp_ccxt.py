@@ -11,7 +11,7 @@ from decimal import Decimal
 
 import pytest
 
-from coinwire.core.errors import Conflict, InsufficientFunds, InvalidInput
+from coinwire.core.errors import DomainError, InvalidInput
 from coinwire.core.instruments import Instrument, LeverageBracket
 from coinwire.core.orders import DoneReason, OrderType, PositionSide
 from coinwire.venues.ccxt_perp import PerpAccount
@@ -79,22 +79,22 @@ async def test_a_market_order_fills_and_the_position_comes_from_the_venue(
 
 async def test_refusals_carry_the_perpetual_codes(venue: CcxtVenue, perp: Instrument, usdm: UsdmBinance) -> None:
     account = PerpAccount(venue)
-    with pytest.raises(InvalidInput) as raised:
+    with pytest.raises(DomainError) as raised:
         await venue.place(perp_order(perp, "ro-1", "sell", "0.010", reduce_only=True), perp)
     assert raised.value.code == "reduce_only_would_open"  # flat: a reduce-only order has nothing to reduce
     with pytest.raises(InvalidInput) as raised:
         await venue.place(perp_order(perp, "leg-1", "buy", "0.010", leg=PositionSide.LONG), perp)
     assert raised.value.code == "position_side_mismatch"  # a hedge leg in one-way mode
-    with pytest.raises(InsufficientFunds) as funds:
+    with pytest.raises(DomainError) as funds:
         await venue.place(perp_order(perp, "big-1", "buy", "3.000"), perp)  # 300k notional at 20x needs 15k
     assert funds.value.code == "insufficient_margin"
     await venue.place(perp_order(perp, "open-1", "buy", "0.010"), perp)
-    with pytest.raises(Conflict) as conflict:
+    with pytest.raises(DomainError) as conflict:
         await account.set_margin_mode(perp, "isolated")
     assert conflict.value.code == "margin_mode_change_with_open_position"
-    with pytest.raises(Conflict) as conflict:
+    with pytest.raises(DomainError) as conflict:
         await account.set_hedge_mode(True)
-    assert conflict.value.code == "hedge_mode_change_with_open_position"
+    assert conflict.value.code == "position_mode_change_with_open_position"
     assert usdm.refusals == [("/fapi/v1/order", -2022), ("/fapi/v1/order", -4061), ("/fapi/v1/order", -2019),
                              ("/fapi/v1/marginType", -4048), ("/fapi/v1/positionSide/dual", -4068)]
 
@@ -145,6 +145,6 @@ async def test_isolated_margin_is_added_and_removed_on_the_leg(
     await account.adjust_margin(perp, -25 * ATTO, "both")
     [pos] = await account.positions([perp])
     assert pos.isolated_margin == (Decimal("100.01") + 25) * ATTO
-    with pytest.raises(InsufficientFunds) as raised:
+    with pytest.raises(DomainError) as raised:
         await account.adjust_margin(perp, -1000 * ATTO, "both")
-    assert raised.value.code == "insufficient_margin"
+    assert raised.value.code == "margin_below_initial"

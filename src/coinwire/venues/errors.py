@@ -10,8 +10,8 @@ as it answers a paper one:
     unknown order                              -> NotFound      (exchange_order_not_found)
     client id already used by an open order    -> Conflict      (exchange_duplicate_client_oid)
     perpetuals: leverage, margin mode, position side, reduce-only, margin (Binance USD-M codes)
-                                               -> InvalidInput / Conflict / InsufficientFunds with the
-                                                  codes the paper venue uses (leverage_above_maximum, ...)
+                                               -> DomainError / InvalidInput with the codes and
+                                                  classes of core.perp_execution (leverage_above_maximum, ...)
     network, timeout, maintenance, rate limit  -> NotReady      (exchange_timeout, exchange_network_error, ...)
     credentials, permissions, anything else    -> DomainError   (exchange_auth_failed, exchange_error, ...)
 
@@ -45,18 +45,18 @@ _VENUE_CODES: Final[dict[tuple[str, str], str]] = {
     ("binanceusdm", "-1121"): "exchange_bad_symbol",
     ("binanceusdm", "-4116"): "exchange_duplicate_client_oid",  # "ClientOrderId is duplicated." (an open order has it)
 }
-# (CCXT exchange id, venue error code) -> (our class, our code): the perpetual refusals, in the words of core's checks
+# (CCXT exchange id, venue error code) -> (our class, our code): the perpetual refusals, as core's checks name them
 _PERP_CODES: Final[dict[tuple[str, str], tuple[type[CoinwireError], str]]] = {
-    ("binanceusdm", "-4028"): (InvalidInput, "leverage_above_maximum"),  # "Leverage 150 is not valid"
-    ("binanceusdm", "-2027"): (InvalidInput, "leverage_above_maximum"),  # the position is above the new leverage's cap
-    ("binanceusdm", "-4047"): (Conflict, "margin_mode_change_with_open_orders"),
-    ("binanceusdm", "-4048"): (Conflict, "margin_mode_change_with_open_position"),
-    ("binanceusdm", "-4067"): (Conflict, "hedge_mode_change_with_open_orders"),
-    ("binanceusdm", "-4068"): (Conflict, "hedge_mode_change_with_open_position"),
+    ("binanceusdm", "-4028"): (DomainError, "leverage_above_maximum"),  # "Leverage 150 is not valid"
+    ("binanceusdm", "-2027"): (DomainError, "leverage_above_maximum"),  # the position is above the new leverage's cap
+    ("binanceusdm", "-4047"): (DomainError, "margin_mode_change_with_open_position"),  # ... with open orders
+    ("binanceusdm", "-4048"): (DomainError, "margin_mode_change_with_open_position"),
+    ("binanceusdm", "-4067"): (DomainError, "position_mode_change_with_open_position"),  # ... with open orders
+    ("binanceusdm", "-4068"): (DomainError, "position_mode_change_with_open_position"),
     ("binanceusdm", "-4061"): (InvalidInput, "position_side_mismatch"),  # the leg does not match the account's mode
-    ("binanceusdm", "-2022"): (InvalidInput, "reduce_only_would_open"),  # "ReduceOnly Order is rejected."
-    ("binanceusdm", "-2019"): (InsufficientFunds, "insufficient_margin"),  # "Margin is insufficient."
-    ("binanceusdm", "-4051"): (InsufficientFunds, "insufficient_margin"),  # "Isolated balance insufficient."
+    ("binanceusdm", "-2022"): (DomainError, "reduce_only_would_open"),  # "ReduceOnly Order is rejected."
+    ("binanceusdm", "-2019"): (DomainError, "insufficient_margin"),  # "Margin is insufficient."
+    ("binanceusdm", "-4051"): (DomainError, "margin_below_initial"),  # "Isolated balance insufficient."
 }
 # (CCXT exchange id, venue error code) of a setting request that changes nothing because it is already so
 _ALREADY_SET: Final = frozenset({("binanceusdm", "-4046"), ("binanceusdm", "-4059")})
@@ -81,9 +81,7 @@ def venue_error(exc: BaseException, *, exchange: str, operation: str) -> Coinwir
     perp = _PERP_CODES.get(venue_code(str(exc)) or ("", ""))
     if perp is not None:
         cls, perp_code = perp
-        refusal = InsufficientFunds(error.message, **data) if cls is InsufficientFunds else cls(perp_code, error.message, **data)
-        refusal.code = perp_code  # insufficient_margin: a refusal of funds, named for what is short
-        return refusal
+        return cls(perp_code, error.message, **data)
     code = _refined(str(exc)) or error.code
     if code == "exchange_order_not_found":
         return NotFound(code, error.message, **data)

@@ -41,7 +41,6 @@ import asyncio
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
-import msgspec
 import structlog
 
 from coinwire.config import ExchangeConfig
@@ -63,9 +62,12 @@ from coinwire.core.funds import oco_holds, required_hold
 from coinwire.core.instruments import Instrument
 from coinwire.core.ledger import Balance
 from coinwire.core.margin import mark_price as median_mark
-from coinwire.core.margin import order_margin
 from coinwire.core.numbers import ATTO_DECIMALS, ceil_div
 from coinwire.core.orders import DoneReason, Fill, Order, OrderStatus, OrderType, PositionSide, Side, TriggerSource
+from coinwire.core.perp_execution import accept_perp_order, release_perp_hold, settle_perp_fills
+from coinwire.core.perp_execution import set_hedge_mode as core_set_hedge_mode
+from coinwire.core.perp_execution import set_leverage as core_set_leverage
+from coinwire.core.perp_execution import set_margin_mode as core_set_margin_mode
 from coinwire.core.positions import MarginMode
 from coinwire.core.wallets import WalletLine
 from coinwire.messages import BookDelta, BookSnapshot, BookTicker, TradeTick
@@ -634,7 +636,7 @@ class LiveVenue(MarketMirror):
         ts = host.now()
         order.move(OrderStatus.DONE, ts, DoneReason.REJECTED)
         inst = self.markets[order.symbol].instrument
-        lines = self._perp_hold(order, inst, 0, ts) if inst.is_perpetual else release_hold(host.ledger, inst, order, ts)
+        lines = release_perp_hold(host.ledger, inst, order, ts) if inst.is_perpetual else release_hold(host.ledger, inst, order, ts)
         self._forget(order)
         await host.record(Execution([order], [], lines))
         await host.log("warning", f"user.orders.{order.run_id or 'manual'}",
@@ -722,11 +724,6 @@ class LiveVenue(MarketMirror):
 
         return PerpAccount(self.client)
 
-    def _perp_hold(self, order: Order, inst: Instrument, amount: int, ts: int) -> list[WalletLine]:
-        """A perpetual order's margin hold (on the settle currency): what opening it needs, 0 when it is done."""
-        return self.host.ledger.set_hold(order.id, order.exchange, inst.settle, order.wallet_set_id, amount, ts,
-                                         order.account_id)
-
     def _instrument_of(self, account: int, symbol: str) -> Instrument:
         """The perpetual `symbol` of this live account (not_a_perpetual / account_not_found otherwise)."""
         if account != self.account_id:
@@ -737,33 +734,16 @@ class LiveVenue(MarketMirror):
         return market.instrument
 
     async def _place_perp(self, order: Order, market: PaperMarket) -> Execution:
-        """A perpetual order: the leg checked against the account's mode, its initial margin held, then sent.
+        """A perpetual order: core's checks and margin hold on the mirror (`accept_perp_order`), then sent with its leg.
 
-        The venue is the authority on margin and on what reduce-only may close (a reduce-only
-        order larger than the position is cut there); its refusals come back with the same codes
-        as the paper venue's (`venues/errors.py`).
+        The venue stays the authority on margin and on what reduce-only may close; its refusals
+        come back with the codes the paper venue uses (`venues/errors.py`).
         """
         inst = market.instrument
         if order.type not in (OrderType.MARKET, OrderType.LIMIT, OrderType.IOC, OrderType.FOK):
             raise InvalidInput("unsupported_order_type", f"live perpetual orders are market or limit, not {order.type.value}",
                                order_type=order.type.value)
-        book = self.host.ledger.positions
-        hedge = book.hedge_mode(order.account_id, self.name)
-        if hedge and order.position_side is PositionSide.BOTH:
-            raise InvalidInput("position_side_required", "in hedge mode an order names its leg: long or short")
-        if not hedge and order.position_side is not PositionSide.BOTH:
-            raise InvalidInput("position_side_in_one_way_mode", "the account is in one-way mode: an order names no leg")
-        closes_leg = order.position_side is not PositionSide.BOTH and (
-            (order.position_side is PositionSide.LONG) == (order.side is Side.SELL))
-        hold = 0
-        if not (order.reduce_only or closes_leg):
-            last, bid, ask = self._prices(market)
-            price = order.limit or (ask if order.side is Side.BUY else bid) or last
-            if not price:
-                raise DomainError("no_liquidity", f"no price on {inst.symbol} to hold this order's margin at")
-            leverage = book.settings(order.account_id, self.name, inst.symbol, inst).leverage
-            hold = order_margin(inst, price, order.size, leverage)
-        lines = self._perp_hold(order, inst, hold, order.created_at)
+        lines = accept_perp_order(self.host.ledger, market.engine, order, order.created_at, mark=self.mark_price(inst.symbol) or 0)
         return await self._send_new(order, lines, lambda: self.client.place(order, inst))
 
     async def refresh_positions(self, strict: bool = False) -> None:
@@ -795,26 +775,33 @@ class LiveVenue(MarketMirror):
         await self.sync_balances()
 
     async def set_leverage(self, account: int, symbol: str, leverage: int) -> Execution:
-        """Set the leverage at the venue (checked against the market's brackets first), then in the book."""
+        """Set the leverage at the venue (checked against the market's brackets first), then in the book (core's rules)."""
         inst = self._instrument_of(account, symbol)
         if not 1 <= leverage <= inst.max_leverage:
-            raise InvalidInput("leverage_above_maximum", f"{symbol} allows leverage 1 to {inst.max_leverage}, not {leverage}",
-                               leverage=leverage, maximum=inst.max_leverage)
+            raise DomainError("leverage_above_maximum", f"{symbol} allows leverage 1 to {inst.max_leverage}, not {leverage}",
+                              symbol=symbol, maximum=inst.max_leverage)
         await self._perp_account().set_leverage(inst, leverage)
-        return await self._settings_set(account, inst, leverage=leverage)
+        settings, step = core_set_leverage(self.host.ledger, inst, account, leverage, self.host.now(),
+                                           mark=self.mark_price(symbol) or 0)
+        execution = Execution(lines=step.lines, positions=step.positions, settings=[settings])
+        await self.host.record(execution)
+        return execution
 
     async def set_margin_mode(self, account: int, symbol: str, mode: MarginMode) -> Execution:
         """Set isolated or cross at the venue (which refuses it with a position or orders open), then in the book."""
         inst = self._instrument_of(account, symbol)
         await self._perp_account().set_margin_mode(inst, MarginMode(mode).value)
-        return await self._settings_set(account, inst, margin_mode=MarginMode(mode))
+        settings = core_set_margin_mode(self.host.ledger, inst, account, MarginMode(mode), open_orders=False)
+        execution = Execution(settings=[settings])
+        await self.host.record(execution)
+        return execution
 
     async def set_hedge_mode(self, account: int, hedge: bool) -> Execution:
         """Switch hedge / one-way mode at the venue (refused there with positions or orders open), then in the book."""
         if account != self.account_id:
             raise NotFound("account_not_found", f"account {account} does not trade on {self.name}", account=account)
         await self._perp_account().set_hedge_mode(hedge)
-        self.host.ledger.positions.put_hedge_mode(account, self.name, hedge)
+        core_set_hedge_mode(self.host.ledger, account, self.name, hedge, open_orders=False)
         execution = Execution(modes=[HedgeMode(account_id=account, exchange=self.name, hedge_mode=hedge)])
         await self.host.record(execution)
         return execution
@@ -841,24 +828,6 @@ class LiveVenue(MarketMirror):
             return None
         last, bid, ask = self._prices(market)
         return median_mark(bid, ask, last)
-
-    async def _settings_set(self, account: int, inst: Instrument, *, leverage: int | None = None,
-                            margin_mode: MarginMode | None = None) -> Execution:
-        """Store a setting the venue took, on the symbol's settings and on each of the account's positions there."""
-        book = self.host.ledger.positions
-        now = self.host.now()
-        current = book.settings(account, self.name, inst.symbol, inst)
-        settings = msgspec.structs.replace(current, leverage=leverage or current.leverage,
-                                           margin_mode=margin_mode or current.margin_mode)
-        book.put_settings(settings)
-        changed = []
-        for pos in book.of_account(account, self.name):
-            if pos.symbol == inst.symbol and (pos.leverage, pos.margin_mode) != (settings.leverage, settings.margin_mode):
-                pos.leverage, pos.margin_mode, pos.updated_at = settings.leverage, settings.margin_mode, now
-                changed.append(pos)
-        execution = Execution(positions=changed, settings=[settings])
-        await self.host.record(execution)
-        return execution
 
     # --- venue news --------------------------------------------------------------------------------
     async def apply(
@@ -911,8 +880,11 @@ class LiveVenue(MarketMirror):
             if order.side is Side.BUY and not order.is_done and self._market_child(order):
                 market_cost = max(0, host.ledger.hold_of(order.id) - spent)
             fill_list = [fill for fill, _ in new]
-            if inst.is_perpetual:  # the venue settles it: its margin hold goes with it; the position follows the venue
-                lines += self._perp_hold(order, inst, 0, ts) if order.is_done else []
+            positions = None
+            if inst.is_perpetual:  # into the position (realised PnL, fee, margin); the venue's report then has the last word
+                if new or order.is_done:
+                    step = settle_perp_fills(host.ledger, inst, order, fill_list, ts, mark=self.mark_price(inst.symbol) or 0)
+                    fill_list, lines, positions = step.fills, lines + step.lines, step.positions
             elif new or order.is_done or not (order.list_id or order.status is OrderStatus.UNTRIGGERED):
                 lines += settle_fills(host.ledger, inst, order, fill_list, ts, market_cost=market_cost)
             # else: a waiting OCO leg or untriggered order keeps the hold it was given
@@ -922,7 +894,7 @@ class LiveVenue(MarketMirror):
             if order.bracket is not None and order.is_done and order.filled_size:
                 children = await self._children(order, ts)  # the parent's final step: its children exist from now
             if children is None:
-                execution = Execution([order, *others], fill_list, lines)
+                execution = Execution([order, *others], fill_list, lines, positions=positions)
             else:
                 legs, mode, child_lines = children
                 execution = Execution([order, *others, *legs], fill_list, lines + child_lines, created=list(legs))
