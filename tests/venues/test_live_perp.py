@@ -153,11 +153,14 @@ async def test_an_order_goes_to_a_fill_and_the_position_comes_from_the_venue(h: 
     assert raised.value.code == "margin_mode_change_with_open_position"
 
 
-async def test_a_reduce_only_order_larger_than_the_position_is_cut_and_closes_it(h: PerpHarness) -> None:
+async def test_a_reduce_only_order_larger_than_the_position_is_cut_to_it_and_closes_it(h: PerpHarness) -> None:
     await h.live.place(h.perp_order("buy", "0.010"))
     order = h.perp_order("sell", "0.025", reduce_only=True)
     await h.live.place(order)
-    assert (order.status, order.filled_size, order.done_reason) == (OrderStatus.DONE, 10, DoneReason.CANCELLED)
+    # cut to the position before it is sent (the venue would cut it too), then filled
+    assert (order.status, order.size, order.filled_size, order.done_reason) == (OrderStatus.DONE, 10, 10, DoneReason.FILLED)
+    [sent] = [o for o in h.usdm.orders.values() if o["clientOrderId"] == order.client_oid]
+    assert (sent["origQty"], sent["reduceOnly"]) == ("0.010", True)
     pos = h.position()
     assert pos is not None and pos.size == 0 and pos.entry_cost == 0
     assert h.usdt()[1] == 0  # no position, no order: nothing held

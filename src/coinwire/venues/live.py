@@ -215,6 +215,8 @@ class LiveVenue(MarketMirror):
             if order.emulated and order.status is OrderStatus.UNTRIGGERED:
                 self._arm(order)
         host.ledger.add_exchange(self.name, self.currencies())
+        for inst in self._perpetuals().values():
+            host.ledger.positions.register(inst)  # a cross pool's margin reads every symbol's brackets
         self.account_id = (await host.live_account(self.name, self.cfg.credentials_user or None)).id
         for order in list(self.open.values()):
             self._trades[order.id] = {f.ext_id for f in await host.order_fills(order.id) if f.ext_id}
