@@ -748,19 +748,18 @@ class LiveVenue(MarketMirror):
         lines = accept_perp_order(self.host.ledger, market.engine, order, order.created_at, mark=self.mark_price(inst.symbol) or 0)
         return await self._send_new(order, lines, lambda: self.client.place(order, inst))
 
-    async def refresh_positions(self, strict: bool = False) -> None:
+    async def refresh_positions(self, at_start: bool = False) -> None:
         """Bring the account's positions (and its settle wallets) to what the venue reports now.
 
-        `strict` (at start) lets a failure to ask the venue propagate, so the exchange stays
-        `starting` rather than trading on positions that may be wrong.
+        `at_start` also reads the account's position mode (a request Binance weighs heavily);
+        afterwards the mode changes only through `set_hedge_mode`, and a hedge leg reported says so.
         """
-        del strict  # every failure propagates; the caller decides whether it retries or only logs
         from coinwire.venues.live_positions import reconcile_positions
 
         perpetuals = self._perpetuals()
         account = self._perp_account()
         reports = await account.positions(perpetuals.values())
-        hedge = await account.hedge_mode()
+        hedge = await account.hedge_mode() if at_start else None
         host = self.host
         async with self._lock:
             result = reconcile_positions(host.ledger, self.account_id, self.name, perpetuals, reports, host.now(),
@@ -770,10 +769,11 @@ class LiveVenue(MarketMirror):
             for drift in result.drifts:
                 log.warning("a live position differs from the venue's; the venue's is taken", exchange=self.name,
                             symbol=drift.symbol, leg=drift.leg.value, stored=drift.stored, venue=drift.venue)
-            if result.positions or result.lines:
+            if result.positions or result.lines or hedge is not None:
                 settings = [host.ledger.positions.settings(self.account_id, self.name, s) for s in perpetuals]
-                modes = [HedgeMode(account_id=self.account_id, exchange=self.name, hedge_mode=hedge)]
-                await host.record(Execution(lines=result.lines, positions=result.positions, settings=settings, modes=modes))
+                mode = host.ledger.positions.hedge_mode(self.account_id, self.name)
+                await host.record(Execution(lines=result.lines, positions=result.positions, settings=settings,
+                                            modes=[HedgeMode(account_id=self.account_id, exchange=self.name, hedge_mode=mode)]))
         await self.sync_balances()
 
     async def set_leverage(self, account: int, symbol: str, leverage: int) -> Execution:
