@@ -200,3 +200,37 @@ async def test_reconcile_after_restart_takes_the_venues_positions(h: PerpHarness
     pos = h.position()
     assert pos is not None and (pos.size, pos.entry_cost) == (20, stored.entry_cost * 2 // 3)
     assert h.usdt()[1] == -(-(stored.entry_cost * 2 // 3) // 20)  # cross: the initial margin at entry, held
+
+
+async def test_a_resting_limit_is_followed_to_its_fill_by_the_order_resolver(h: PerpHarness) -> None:
+    await h.live.set_leverage(h.account, PERP, 10)
+    order = h.perp_order("buy", "0.020", limit="99900.0")
+    await h.live.place(order)
+    [sent] = [o for o in h.usdm.orders.values() if o["clientOrderId"] == order.client_oid]
+    assert order.status is OrderStatus.OPEN and sent["status"] == "NEW"
+    # held: initial margin plus the worst fee rate, at the higher of its limit and the mark (the mirror's mid, 100005.0)
+    notional = Decimal("0.02") * 100_005 * ATTO
+    assert h.usdt()[1] == notional / 10 + notional * Decimal("0.0005")
+    h.usdm.trade("99900.0", "0.005")  # a partial fill at the venue, then the rest
+    await until(lambda: order.filled_size == 5, timeout=10)
+    h.usdm.trade("99850.0", "1")
+    await until(lambda: order.is_done, timeout=10)
+    assert (order.done_reason, order.filled_size) == (DoneReason.FILLED, 20)
+    await until(lambda: (h.position() or Position(account_id=0, exchange="", symbol="", leverage=1,
+                                                  margin_mode=MarginMode.CROSS)).size == 20, timeout=10)
+    pos = h.position()
+    assert pos is not None and (pos.entry_cost, pos.leverage) == (inst_notional(h, "99900.0", "0.020"), 10)
+
+
+async def test_a_cancelled_limit_frees_its_margin(h: PerpHarness) -> None:
+    order = h.perp_order("sell", "0.010", limit="100500.0")
+    await h.live.place(order)
+    assert h.usdt()[1] > 0
+    await h.live.cancel(order)
+    assert (order.status, order.done_reason) == (OrderStatus.DONE, DoneReason.CANCELLED)
+    assert h.usdt()[1] == 0 and h.usdm.orders[max(h.usdm.orders)]["status"] == "CANCELED"
+
+
+def inst_notional(h: PerpHarness, price: str, size: str) -> int:
+    inst = h.instrument
+    return inst.contract_notional(inst.parse_price(price), inst.parse_size(size))

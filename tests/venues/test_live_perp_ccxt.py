@@ -15,6 +15,7 @@ from coinwire.core.errors import DomainError, InvalidInput
 from coinwire.core.instruments import Instrument, LeverageBracket
 from coinwire.core.orders import DoneReason, OrderType, PositionSide
 from coinwire.venues.ccxt_perp import PerpAccount
+from coinwire.venues.ccxt_quirks import perp_order_params
 from coinwire.venues.ccxt_venue import CcxtVenue
 from coinwire.venues.reports import ReportReason
 from tests.venues.binance_usdm import UsdmBinance
@@ -148,3 +149,25 @@ async def test_isolated_margin_is_added_and_removed_on_the_leg(
     with pytest.raises(DomainError) as raised:
         await account.adjust_margin(perp, -1000 * ATTO, "both")
     assert raised.value.code == "margin_below_initial"
+
+
+@pytest.mark.parametrize(("ccxt_id", "leg", "side_closes", "reduce_only", "params"), [
+    ("binanceusdm", "both", False, False, {"positionSide": "BOTH"}),
+    ("binanceusdm", "both", False, True, {"positionSide": "BOTH", "reduceOnly": True}),
+    ("binanceusdm", "long", True, True, {"positionSide": "LONG"}),  # Binance refuses reduceOnly in hedge mode
+    ("binanceusdm", "short", False, False, {"positionSide": "SHORT"}),
+    ("bybit", "both", False, True, {"reduceOnly": True}),
+    ("bybit", "long", False, False, {"hedged": True}),  # CCXT: positionIdx 1 for a buy that opens
+    ("bybit", "long", True, False, {"hedged": True, "reduceOnly": True}),  # a sell of the long leg closes it
+    ("bitget", "short", True, True, {"hedged": True, "reduceOnly": True}),  # CCXT: tradeSide close
+])
+def test_each_exchange_names_a_perpetual_orders_leg_as_its_quirks_row_says(
+    ccxt_id: str, leg: str, side_closes: bool, reduce_only: bool, params: dict[str, object]
+) -> None:
+    assert perp_order_params(ccxt_id, leg=leg, reduce_only=reduce_only, closes_leg=side_closes) == params
+
+
+def test_an_exchange_without_a_perpetual_row_is_refused() -> None:
+    with pytest.raises(InvalidInput) as raised:
+        perp_order_params("kraken", leg="both", reduce_only=False, closes_leg=False)
+    assert raised.value.code == "perpetuals_not_supported"
