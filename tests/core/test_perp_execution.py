@@ -13,15 +13,19 @@ from coinwire.core.ledger import Ledger
 from coinwire.core.margin import bankruptcy_price, bracket_for, funding_payment, liquidation_price
 from coinwire.core.matching import MatchingEngine
 from coinwire.core.numbers import ATTO
-from coinwire.core.orders import Order, OrderType, PositionSide, Side
+from coinwire.core.orders import DoneReason, Order, OrderStatus, OrderType, PositionSide, Side
 from coinwire.core.perp_execution import (
     PerpStep,
+    accept_perp_order,
     adjust_margin,
     available_margin,
     close_position_order,
+    fire_perp,
     liquidations,
     place_perp_order,
     pool_state,
+    position_risk,
+    release_perp_hold,
     set_hedge_mode,
     set_leverage,
     set_margin_mode,
@@ -62,6 +66,12 @@ class Venue:
                       type=type, size=size, limit=limit, account_id=account, reduce_only=reduce_only, position_side=position_side,
                       wallet_set_id=wallet_set_id, created_at=ts)
         return place_perp_order(self.ledger, self.engine, order, ts, mark=self.mark)
+
+    def configure(self, mode: MarginMode, leverage: int, hedge: bool = False, account: int = 1) -> None:
+        """The account's margin mode, leverage and position mode for BTC, as a user sets them before trading."""
+        set_margin_mode(self.ledger, BTC, account, mode, open_orders=False)
+        set_hedge_mode(self.ledger, account, EX, hedge, open_orders=False)
+        set_leverage(self.ledger, BTC, account, leverage, 0, mark=self.mark)
 
     def position(self, account: int = 1, side: PositionSide = PositionSide.BOTH) -> Position:
         pos = self.ledger.positions.get(account, EX, BTC.symbol, side)
@@ -183,8 +193,7 @@ def test_funding_lines_are_the_payments() -> None:
 def test_fifty_x_long_through_a_sharp_drop_is_liquidated_at_the_documented_price_with_the_fee() -> None:
     """Isolated 50x long of 0.5 BTC at 60000.1: liquidation at Binance's price, closed at the bankruptcy price, margin lost."""
     venue = Venue()
-    set_margin_mode(venue.ledger, BTC, 1, MarginMode.ISOLATED, open_orders=False)
-    set_leverage(venue.ledger, BTC, 1, 50, 0, mark=venue.mark)
+    venue.configure(MarginMode.ISOLATED, 50)
     venue.order(Side.BUY, 500)
     pos = venue.position()
     margin = pos.isolated_margin
@@ -195,7 +204,7 @@ def test_fifty_x_long_through_a_sharp_drop_is_liquidated_at_the_documented_price
     assert lp is not None and abs(lp / 10 - exact) <= 0.1
     before = venue.balance()
     for price in range(600_000, lp, -500):  # the mark falls: nothing happens above the price
-        assert not liquidations(venue.ledger, BTC, price, 2, venue.order_ids, venue.engine._fill_ids).fills
+        assert not liquidations(venue.ledger, BTC, price, 2, venue.order_ids, IdSequence(50)).fills
     step = liquidations(venue.ledger, BTC, lp, 3, venue.order_ids, IdSequence(100))
     assert [o.type for o in step.orders] == [OrderType.LIQUIDATION] and step.orders[0].is_done
     bp = bankruptcy_price(BTC, Position(account_id=1, exchange=EX, symbol=BTC.symbol, size=500,
@@ -360,4 +369,75 @@ def test_liquidation_happens_at_the_computed_price_not_a_tick_before(leverage: i
     step = liquidations(venue.ledger, BTC, lp, 3, venue.order_ids, IdSequence(200))
     assert len(step.fills) == 1 and venue.position().size == 0
     event("liquidated at the price")
+    venue.ledger.check()
+
+
+def test_a_reduce_only_stop_fires_for_what_is_left_of_the_position() -> None:
+    venue = Venue()
+    venue.order(Side.BUY, 100)
+    stop = Order(id=venue.order_ids.next(), client_oid="stop", exchange=EX, symbol=BTC.symbol, side=Side.SELL,
+                 type=OrderType.STOP_MARKET, size=500, stop_price=590_000, account_id=1, reduce_only=True)
+    accept_perp_order(venue.ledger, venue.engine, stop, 2, mark=venue.mark)
+    assert stop.size == 100 and venue.ledger.hold_of(stop.id) == 0  # cut to the position; closing holds no margin
+    stop.move(OrderStatus.UNTRIGGERED, 2)
+    venue.order(Side.SELL, 40, reduce_only=True)
+    venue.book_at(589_000)
+    stop.move(OrderStatus.TRIGGERED, 3)
+    step = fire_perp(venue.ledger, venue.engine, stop, 3, mark=venue.mark)
+    assert [f.size for f in step.fills] == [60] and venue.position().size == 0 and stop.is_done
+    again = Order(id=venue.order_ids.next(), client_oid="late", exchange=EX, symbol=BTC.symbol, side=Side.SELL,
+                  type=OrderType.STOP_MARKET, size=10, stop_price=580_000, account_id=1, reduce_only=True,
+                  status=OrderStatus.TRIGGERED)
+    assert not fire_perp(venue.ledger, venue.engine, again, 4, mark=venue.mark).fills
+    assert again.done_reason is DoneReason.CANCELLED
+    venue.ledger.check()
+
+
+def test_position_risk_is_what_the_venue_acts_on() -> None:
+    venue = Venue()
+    venue.configure(MarginMode.ISOLATED, 25)
+    venue.order(Side.SELL, 200)
+    pos = venue.position()
+    risk = position_risk(venue.ledger, pos, {BTC.symbol: 610_000})
+    assert risk.notional == BTC.contract_notional(610_000, 200)
+    assert risk.unrealised_pnl == pos.entry_cost - risk.notional
+    assert risk.margin_ratio == -(-risk.maintenance_margin * FEE_SCALE // (pos.isolated_margin + risk.unrealised_pnl))
+    assert risk.liquidation_price == liquidation_price(BTC, pos, wallet_balance=pos.isolated_margin, mark=610_000)
+    assert risk.liquidation_price is not None
+    assert not liquidations(venue.ledger, BTC, risk.liquidation_price - BTC.tick, 2, venue.order_ids, IdSequence(10)).fills
+    assert liquidations(venue.ledger, BTC, risk.liquidation_price, 3, venue.order_ids, IdSequence(20)).fills
+    assert position_risk(venue.ledger, venue.position()).liquidation_price is None
+
+
+def test_a_wallet_set_trades_perpetuals_inside_its_partition() -> None:
+    venue = Venue()
+    wallet_set, _ = venue.ledger.create_wallet_set("run-1", "perp run", [(EX, "USDT", 1_000 * ATTO)], 1, accounts={EX: 1})
+    venue.order(Side.BUY, 100, wallet_set_id=wallet_set.id)
+    inside = venue.ledger.positions.get(1, EX, BTC.symbol, PositionSide.BOTH, wallet_set.id)
+    assert inside is not None and inside.size == 100 and venue.ledger.positions.get(1, EX, BTC.symbol) is None
+    assert venue.balance() == DEPOSIT - 1_000 * ATTO  # the unallocated wallet paid nothing
+    assert venue.ledger.wallet(EX, "USDT", wallet_set.id, 1).hold == venue.ledger.hold_of(inside.hold_id) > 0
+    with pytest.raises(CoinwireError) as refused:
+        venue.ledger.deactivate_wallet_set(wallet_set.id, 2)  # its margin is held while the position is open
+    assert refused.value.code == "wallet_set_busy"
+    with pytest.raises(CoinwireError) as refused:
+        venue.order(Side.BUY, 2_000, wallet_set_id=wallet_set.id)  # 120000 notional at 20x: beyond the set's 1000
+    assert refused.value.code == "insufficient_margin"
+    venue.order(Side.SELL, 100, reduce_only=True, wallet_set_id=wallet_set.id)
+    venue.ledger.deactivate_wallet_set(wallet_set.id, 3)
+    venue.ledger.check()
+
+
+def test_a_resting_limit_order_holds_its_margin_and_makes_no_position() -> None:
+    venue = Venue()
+    venue.configure(MarginMode.CROSS, 10)
+    step = venue.order(Side.BUY, 100, type=OrderType.LIMIT, limit=590_000)  # rests below the book
+    order_id = venue.order_ids.last
+    assert not step.fills and not step.positions and venue.ledger.positions.get(1, EX, BTC.symbol) is None
+    notional = BTC.contract_notional(600_000, 100)  # counted at the mark, above its limit
+    assert venue.ledger.hold_of(order_id) == -(-notional // 10) + BTC.fee_atto(notional, maker=False)
+    assert available_margin(venue.ledger, 1, EX, "USDT", None) == DEPOSIT - venue.ledger.hold_of(order_id)
+    order = venue.engine.cancel(order_id, 2)
+    release_perp_hold(venue.ledger, BTC, order, 2)
+    assert venue.ledger.hold_of(order_id) == 0
     venue.ledger.check()
