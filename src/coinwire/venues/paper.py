@@ -517,17 +517,20 @@ class PaperVenue(MarketMirror):
         if market.instrument.kind != _PERPETUAL:
             return False
         perps = self.perps
-        first = message.symbol not in perps.states or perps.states[message.symbol].feed_mark is None
         perps.on_mark(message)
-        if first:
-            await self.host.log("info", "coinwire.venues.paper", f"exchange {self.name}: the mark price of {message.symbol} "
-                                "is the feed's")
         await self._perp_market(market, message.ts)
         perps.schedule(message)
         return True
 
     async def _perp_market(self, market: PaperMarket, ts: int) -> None:
-        """After a message on a perpetual market: funding due and liquidations recorded, moved marks told."""
+        """After a message on a perpetual market: funding due and liquidations recorded, moved marks told.
+
+        The exchange's log says where each perpetual's mark comes from, and again when that changes.
+        """
+        rule = self.perps.rule_changed(market.instrument.symbol)
+        if rule is not None:
+            await self.host.log("info", "coinwire.venues.paper", f"exchange {self.name}: the mark price of "
+                                f"{market.instrument.symbol} is the {rule}")
         executions, marked = self.perps.after_market(market, ts)
         for execution in executions:
             for order in execution.created or ():
