@@ -5,7 +5,7 @@ REST API), from payload shapes recorded from the venue:
 
 - public `GET /fapi/v1/exchangeInfo` (BTCUSDT PERPETUAL: PRICE_FILTER 0.10, LOT_SIZE 0.001,
   MIN_NOTIONAL 100), `GET /fapi/v1/premiumIndex` (mark price, last funding rate);
-- signed `POST/GET/DELETE /fapi/v1/order` (MARKET and LIMIT GTC/IOC, `reduceOnly`,
+- signed `POST/GET/DELETE /fapi/v1/order` (MARKET and LIMIT GTC/IOC/FOK/GTX, `reduceOnly`,
   `positionSide`, `newClientOrderId`), `GET /fapi/v1/openOrders`, `GET /fapi/v1/userTrades`,
   `GET /fapi/v2/positionRisk` and `/fapi/v3/positionRisk`, `POST /fapi/v1/leverage`,
   `POST /fapi/v1/marginType`, `GET/POST /fapi/v1/positionSide/dual`, `POST /fapi/v1/positionMargin`,
@@ -20,7 +20,7 @@ prints at or through it (maker 0.02%). Fills move the position like Binance: an 
 on the way up, realised PnL into the wallet on the way down, an isolated wallet of
 notional / leverage per open. Refusals are Binance's: -4028 leverage not valid, -4046 no need
 to change margin type, -4047/-4048 margin type with open orders / a position, -4059/-4067/-4068
-position side, -4061 position side not matching the mode, -1106 reduceOnly in hedge mode,
+position side, -4061 position side not matching the mode, -1106 reduceOnly in hedge mode, -5022 post-only that would take,
 -2022 reduce-only rejected, -2019 margin insufficient, -2011/-2013 unknown order, -1121 symbol.
 The liquidation price shown is computed here from Binance's published formula
 (maintenance brackets below), not by coinwire. Nothing here imports coinwire.
@@ -404,7 +404,7 @@ class UsdmBinance:
         if reduce_only and self.dual:
             raise BinanceError(400, -1106, "Parameter 'reduceonly' sent when not required.")
         tif = params.get("timeInForce") if kind == "LIMIT" else None
-        if kind == "LIMIT" and tif not in ("GTC", "IOC"):
+        if kind == "LIMIT" and tif not in ("GTC", "IOC", "FOK", "GTX"):
             raise BinanceError(400, -1102, "Mandatory parameter 'timeInForce' was not sent, was empty/null, or malformed.")
         qty = Decimal(params.get("quantity") or "0")
         price = Decimal(params["price"]) if kind == "LIMIT" else None
@@ -433,6 +433,11 @@ class UsdmBinance:
                 raise BinanceError(400, -2022, "ReduceOnly Order is rejected.")
             qty = min(qty, reducible)  # cut to the position
         fills = _walk(levels, qty, side, price)
+        if tif == "GTX" and fills:
+            raise BinanceError(400, -5022, "Due to the order could not be executed as maker, the Post Only order will be "
+                               "rejected.")
+        if tif == "FOK" and sum((q for _, q in fills), _ZERO) < qty:
+            fills = []  # all or nothing
         opening = self._opening(side, leg, qty)
         if opening and opening * reference / self.leverage + opening * reference * TAKER > self.available():
             raise BinanceError(400, -2019, "Margin is insufficient.")
@@ -440,7 +445,7 @@ class UsdmBinance:
         for fill_price, fill_qty in fills:
             self._take(levels, fill_price, fill_qty)
             self._fill(order, fill_price, fill_qty, maker=False)
-        if order["status"] != "FILLED" and (kind == "MARKET" or tif == "IOC" or (reduce_only and qty < Decimal(
+        if order["status"] != "FILLED" and (kind == "MARKET" or tif in ("IOC", "FOK") or (reduce_only and qty < Decimal(
                 order["origQty"]) and not self._reducible(order))):
             order["status"] = "EXPIRED"
         return dict(order)

@@ -234,3 +234,11 @@ async def test_a_cancelled_limit_frees_its_margin(h: PerpHarness) -> None:
 def inst_notional(h: PerpHarness, price: str, size: str) -> int:
     inst = h.instrument
     return inst.contract_notional(inst.parse_price(price), inst.parse_size(size))
+
+
+async def test_conditional_orders_and_lists_are_refused_on_a_live_perpetual(h: PerpHarness) -> None:
+    stop = h.perp_order("sell", "0.010")
+    stop.type, stop.stop_price = OrderType.STOP_MARKET, h.instrument.parse_price("99000.0")
+    with pytest.raises(InvalidInput) as raised:
+        await h.live.place(stop)
+    assert raised.value.code == "unsupported_on_perpetual" and h.usdm.orders == {}

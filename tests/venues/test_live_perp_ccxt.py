@@ -19,6 +19,7 @@ from coinwire.venues.ccxt_quirks import perp_order_params
 from coinwire.venues.ccxt_venue import CcxtVenue
 from coinwire.venues.reports import ReportReason
 from tests.venues.binance_usdm import UsdmBinance
+from tests.venues.conftest import make_order
 from tests.venues.usdm_helpers import ATTO, PERP, perp, perp_order, server, usdm, venue
 
 __all__ = ["perp", "server", "usdm", "venue"]  # the fixtures these tests use
@@ -171,3 +172,16 @@ def test_an_exchange_without_a_perpetual_row_is_refused() -> None:
     with pytest.raises(InvalidInput) as raised:
         perp_order_params("kraken", leg="both", reduce_only=False, closes_leg=False)
     assert raised.value.code == "perpetuals_not_supported"
+
+
+async def test_time_in_force_and_post_only_reach_the_venue(venue: CcxtVenue, perp: Instrument, usdm: UsdmBinance) -> None:
+    kill = make_order(perp, "fok-1", "buy", OrderType.FOK, "1.500", "100010.0")  # the book has 1 up to 100010.0: nothing
+    report = await venue.place(kill, perp)
+    assert (report.filled_size, report.reason) == (0, ReportReason.EXPIRED)
+    assert report.done_reason(OrderType.FOK) is DoneReason.KILLED
+    fok = make_order(perp, "fok-2", "buy", OrderType.FOK, "0.500", "100010.0")
+    report = await venue.place(fok, perp)
+    assert (report.filled_size, report.reason) == (500, ReportReason.FILLED)
+    with pytest.raises(DomainError) as raised:
+        await venue.place(make_order(perp, "gtx-1", "buy", OrderType.POST_ONLY, "0.010", "100020.0"), perp)
+    assert raised.value.code == "post_only_would_take"

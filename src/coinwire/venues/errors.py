@@ -57,6 +57,7 @@ _PERP_CODES: Final[dict[tuple[str, str], tuple[type[CoinwireError], str]]] = {
     ("binanceusdm", "-2022"): (DomainError, "reduce_only_would_open"),  # "ReduceOnly Order is rejected."
     ("binanceusdm", "-2019"): (DomainError, "insufficient_margin"),  # "Margin is insufficient."
     ("binanceusdm", "-4051"): (DomainError, "margin_below_initial"),  # "Isolated balance insufficient."
+    ("binanceusdm", "-5022"): (DomainError, "post_only_would_take"),  # a GTX order that would take
 }
 # (CCXT exchange id, venue error code) of a setting request that changes nothing because it is already so
 _ALREADY_SET: Final = frozenset({("binanceusdm", "-4046"), ("binanceusdm", "-4059")})

@@ -412,6 +412,9 @@ class LiveVenue(MarketMirror):
         for leg in (limit_leg, stop_leg):
             self._refuse_duplicate(leg)
         market = self.markets[limit_leg.symbol]
+        if market.instrument.is_perpetual:
+            raise InvalidInput("unsupported_on_perpetual", f"OCO lists are not available on the live perpetual "
+                               f"{limit_leg.symbol} yet", field="type")
         inst = market.instrument
         last, bid, ask = self._prices(market)
         check_oco(limit_leg, stop_leg, last=last, bid=bid, ask=ask)
@@ -742,9 +745,9 @@ class LiveVenue(MarketMirror):
         come back with the codes the paper venue uses (`venues/errors.py`).
         """
         inst = market.instrument
-        if order.type not in (OrderType.MARKET, OrderType.LIMIT, OrderType.IOC, OrderType.FOK):
-            raise InvalidInput("unsupported_order_type", f"live perpetual orders are market or limit, not {order.type.value}",
-                               order_type=order.type.value)
+        if order.type.conditional or order.bracket is not None or order.list_id:
+            raise InvalidInput("unsupported_on_perpetual", f"{order.type.value} orders, brackets and OCO lists are not "
+                               f"available on the live perpetual {inst.symbol} yet", field="type")
         lines = accept_perp_order(self.host.ledger, market.engine, order, order.created_at, mark=self.mark_price(inst.symbol) or 0)
         return await self._send_new(order, lines, lambda: self.client.place(order, inst))
 
