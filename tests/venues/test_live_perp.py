@@ -242,3 +242,27 @@ async def test_conditional_orders_and_lists_are_refused_on_a_live_perpetual(h: P
     with pytest.raises(InvalidInput) as raised:
         await h.live.place(stop)
     assert raised.value.code == "unsupported_on_perpetual" and h.usdm.orders == {}
+
+
+async def test_isolated_margin_added_at_the_venue_is_held_here(h: PerpHarness) -> None:
+    await h.live.set_leverage(h.account, PERP, 10)
+    await h.live.set_margin_mode(h.account, PERP, MarginMode.ISOLATED)
+    await h.live.place(h.perp_order("buy", "0.010"))
+    await h.live.adjust_margin(h.account, PERP, 50 * ATTO, PositionSide.BOTH)
+    pos = h.position()
+    assert pos is not None and pos.isolated_margin == (Decimal("100.01") + 50) * ATTO == h.usdt()[1]
+    assert h.usdm.positions["BOTH"]["isolated"] == Decimal("150.01")
+
+
+async def test_a_liquidation_at_the_venue_reaches_the_book_and_the_wallet(h: PerpHarness) -> None:
+    await h.live.set_leverage(h.account, PERP, 10)
+    await h.live.set_margin_mode(h.account, PERP, MarginMode.ISOLATED)
+    await h.live.place(h.perp_order("buy", "0.010"))
+    # the venue liquidates the position: its isolated wallet is lost (and it reports nothing for the leg)
+    leg = h.usdm.positions["BOTH"]
+    h.usdm.wallet -= leg["isolated"]
+    leg.update(amt=Decimal(0), entry=Decimal(0), isolated=Decimal(0))
+    await h.live.refresh_positions()  # what the reconciliation tick does
+    pos = h.position()
+    assert pos is not None and (pos.size, pos.entry_cost, pos.isolated_margin) == (0, 0, 0)
+    assert h.usdt() == (h.usdm.wallet * ATTO, 0)

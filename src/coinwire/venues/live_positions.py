@@ -6,7 +6,8 @@ one account on one exchange (summed over its wallet sets, per symbol and leg) wi
 `PositionReport`s and makes the book agree, the way `LiveVenue.sync_balances` makes the
 wallets agree: a difference in size goes to the account's unallocated position (wallet set
 None), which a wallet set never owns; its margin hold follows it (the isolated wallet the venue
-reports, or for cross the initial margin at entry). Leverage, margin mode, mark and the
+reports, or for cross the initial margin at entry), and the account's position alone on a leg
+takes the venue's isolated wallet when only that differs (margin added or removed). Leverage, margin mode, mark and the
 account's hedge mode are taken from the venue for every position of the symbol. A leg the
 venue does not list is flat there.
 
@@ -96,6 +97,13 @@ def reconcile_positions(
             out.lines += _hold(ledger, inst, spare, report, ts)
             if spare not in changed:
                 changed.append(spare)
+        elif report is not None and len(positions) == 1 and positions[0].wallet_set_id is None and positions[0].size:
+            pos = positions[0]  # the account's own position alone on this leg: its isolated margin is the venue's
+            if pos.margin_mode is MarginMode.ISOLATED and pos.isolated_margin != report.isolated_margin:
+                out.lines += _hold(ledger, inst, pos, report, ts)
+                pos.updated_at = ts
+                if pos not in changed:
+                    changed.append(pos)
         out.positions += changed
     return out
 
@@ -129,11 +137,12 @@ def _resize(pos: Position, inst: Instrument, size: int, report: PositionReport |
 
 
 def _hold(ledger: Ledger, inst: Instrument, pos: Position, report: PositionReport | None, ts: int) -> list[WalletLine]:
-    """The unallocated position's margin hold: its isolated wallet at the venue, or its initial margin at entry (cross)."""
+    """The unallocated position's margin hold: its isolated wallet at the venue (also its `isolated_margin`), or its
+    initial margin at entry (cross)."""
     if not pos.size:
-        amount = 0
+        amount = pos.isolated_margin = 0
     elif pos.margin_mode is MarginMode.ISOLATED and report is not None and report.isolated_margin:
-        amount = report.isolated_margin
+        amount = pos.isolated_margin = report.isolated_margin
     else:
         amount = ceil_div(pos.entry_cost, pos.leverage)  # initial margin at entry: entry notional / leverage, rounded up
     return ledger.set_hold(pos.hold_id, pos.exchange, inst.settle, None, amount, ts, pos.account_id)
