@@ -539,15 +539,8 @@ class UsdmBinance:
         return dict(order)
 
     def _user_trades(self, params: dict[str, str]) -> list[dict[str, Any]]:
-        self._symbol(params)
-        trades = self.trades
-        if "orderId" in params:
-            trades = [t for t in trades if t["orderId"] == int(params["orderId"])]
-        if "fromId" in params:
-            trades = [t for t in trades if t["id"] >= int(params["fromId"])]
-        if "startTime" in params:
-            trades = [t for t in trades if t["time"] >= int(params["startTime"])]
-        return [dict(t) for t in trades[: int(params.get("limit", "500"))]]
+        """`userTrades` filters as the spot `myTrades` does (symbol, orderId, fromId, startTime, endTime, limit)."""
+        return _Spot._my_trades(self, params)  # type: ignore[arg-type]  # the same filters on the same trade fields
 
     @staticmethod
     def _symbol(params: dict[str, str]) -> None:
