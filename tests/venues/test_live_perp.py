@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 from decimal import Decimal
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from coinwire.config import load_settings
@@ -266,3 +267,11 @@ async def test_a_liquidation_at_the_venue_reaches_the_book_and_the_wallet(h: Per
     pos = h.position()
     assert pos is not None and (pos.size, pos.entry_cost, pos.isolated_margin) == (0, 0, 0)
     assert h.usdt() == (h.usdm.wallet * ATTO, 0)
+
+
+async def test_a_perpetual_is_mirrored_with_the_accounts_brackets_whoever_announces_it(h: PerpHarness) -> None:
+    own = h.instrument
+    public = msgspec.structs.replace(own, brackets=(), liquidation_fee=0)  # what a public feed can know of it
+    del h.live.markets[PERP]
+    h.live.add_instruments([public])  # the feed's Markets arriving after a restart of the mirror
+    assert h.instrument == own and h.instrument.max_leverage == 125

@@ -160,6 +160,7 @@ class LiveVenue(MarketMirror):
         self._triggers: dict[str, TriggerBook] = {}  # symbol -> the emulated conditional orders armed on its mirror
         self._sending: dict[int, asyncio.Task[None]] = {}  # fired emulated orders' children, a bracket's, on their way
         self._marks: dict[str, int] = {}  # perpetual symbol -> the venue's latest mark price (its position reports)
+        self._own: dict[str, Instrument] = {}  # perpetual symbol -> the instrument the account loaded (with its brackets)
 
     # --- lifecycle ------------------------------------------------------------------------------
     def restore_order(self, order: Order) -> bool:
@@ -174,6 +175,10 @@ class LiveVenue(MarketMirror):
 
     def open_orders(self) -> Iterable[Order]:
         return self.open.values()
+
+    def add_instruments(self, instruments: Iterable[Instrument]) -> list[PaperMarket]:
+        """Mirror these markets; a perpetual is always the account's own instrument (its brackets are a signed read)."""
+        return super().add_instruments(self._own.get(i.symbol, i) for i in instruments)
 
     def balances(self, account: int) -> dict[str, Balance]:
         return self.host.ledger.account_balances(self.name, account)
@@ -210,6 +215,12 @@ class LiveVenue(MarketMirror):
         await self._retrying(self._open_client)
         instruments = await self._retrying(self.client.load_instruments, self.cfg.symbols or None)
         host = self.host
+        for inst in instruments:
+            if inst.is_perpetual:
+                self._own[inst.symbol] = inst
+                market = self.markets.get(inst.symbol)
+                if market is not None and market.instrument != inst:  # the feed's copy, without the account's brackets
+                    del self.markets[inst.symbol]  # mirrored again with the venue's (the book resyncs from a snapshot)
         self.add_instruments(instruments)
         for order in list(self.open.values()):
             if order.emulated and order.status is OrderStatus.UNTRIGGERED:
