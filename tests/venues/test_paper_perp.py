@@ -17,7 +17,7 @@ from coinwire.config import load_settings
 from coinwire.core.errors import CoinwireError
 from coinwire.core.instruments import Instrument
 from coinwire.core.numbers import str_to_atto
-from coinwire.core.orders import OrderRequest, OrderType, PositionSide, Side
+from coinwire.core.orders import OrderRequest, OrderType, PositionSide, Side, TriggerSource
 from coinwire.core.positions import MarginMode, unrealised_pnl
 from coinwire.core.wallets import LineKind
 from coinwire.feeds.demo import demo_instrument
@@ -243,8 +243,9 @@ async def test_settings_are_checked_and_refusals_change_nothing(h: Perp) -> None
 
 async def test_positions_settings_and_funding_come_back_after_a_restart(h: Perp) -> None:
     await h.gw.set_leverage(account_id=h.bob, exchange=EX, symbol=SYMBOL, leverage=5)
+    await h.gw.set_hedge_mode(account_id=h.bob, exchange=EX, hedge=True)
     await h.order(ALICE, "buy", "0.2")
-    await h.order(BOB, "sell", "0.1")
+    await h.order(BOB, "sell", "0.1", position_side=PositionSide.SHORT)
     await h.mark("60100.00", next_funding=h.t + 5 * S)
     await h.mark("60100.00", seconds=6)
     before = h.gw.positions(include_flat=True)
@@ -258,10 +259,60 @@ async def test_positions_settings_and_funding_come_back_after_a_restart(h: Perp)
     assert {a: h.gw.ledger.wallet(EX, "USDT", None, a) for a in (h.alice, h.bob)} == balances
     assert h.gw.ledger.holds() == holds
     assert h.gw.position_settings(h.bob, EX, SYMBOL).leverage == 5
+    assert h.gw.ledger.positions.hedge_mode(h.bob, EX) and not h.gw.ledger.positions.hedge_mode(h.alice, EX)
     assert len(await h.gw.funding_history()) == 2
     next_seq = max(v.seq for v in after if v.account == h.bob) + 1
-    await h.order(BOB, "buy", "0.1", reduce_only=True)
+    await h.order(BOB, "buy", "0.1", position_side=PositionSide.SHORT)
     assert h.positions[-1].seq >= next_seq  # the account's sequence goes on from where it stopped
+    h.gw.ledger.check()
+
+
+async def test_a_reduce_only_stop_on_the_mark_closes_the_position_and_one_left_without_a_position_does_nothing(h: Perp) -> None:
+    await h.order(ALICE, "buy", "0.1")
+    stop = OrderRequest(exchange=EX, instrument=h.inst, side=Side.SELL, type=OrderType.STOP_MARKET, size=h.inst.parse_size("0.5"),
+                        limit=0, cancel_after=0, client_oid="protect", wallet_set_id=None, run_id=None, owner_id=ALICE,
+                        reduce_only=True, stop_price=h.p("59000.00"), trigger=TriggerSource.MARK)
+    armed = await h.gw.make_order(stop)
+    assert (armed.status, armed.size, armed.trigger) == ("untriggered", "0.1", "mark")  # cut to the position
+    assert h.gw.ledger.hold_of(armed.id) == 0  # closing needs no margin
+    await h.mark("59100.00")
+    assert h.mine(h.alice) != []
+    await h.book("58980.00", "59000.00")
+    await h.mark("58990.00")  # the mark crosses the stop: it fires against the book
+    done = [u.order for u in h.orders if u.order.id == armed.id][-1]
+    assert done.status == "done" and done.filled_size == "0.1" and h.mine(h.alice) == []
+    with pytest.raises(CoinwireError) as nothing:
+        await h.gw.make_order(OrderRequest(exchange=EX, instrument=h.inst, side=Side.SELL, type=OrderType.STOP_MARKET,
+                                           size=h.inst.parse_size("0.1"), limit=0, cancel_after=0, client_oid="late",
+                                           wallet_set_id=None, run_id=None, owner_id=ALICE, reduce_only=True,
+                                           stop_price=h.p("58000.00")))
+    assert nothing.value.code == "reduce_only_would_open"
+    h.gw.ledger.check()
+
+
+async def test_isolated_margin_is_added_and_removed_within_the_initial_margin(h: Perp) -> None:
+    await h.gw.set_margin_mode(account_id=h.alice, exchange=EX, symbol=SYMBOL, mode="isolated")
+    await h.gw.set_leverage(account_id=h.alice, exchange=EX, symbol=SYMBOL, leverage=50)
+    await h.order(ALICE, "buy", "0.1")
+    [before] = h.mine(h.alice)
+    free = h.gw.ledger.available_of(EX, "USDT", None, h.alice)
+    after = await h.gw.adjust_margin(account_id=h.alice, exchange=EX, symbol=SYMBOL, amount=str_to_atto("100"))
+    assert str_to_atto(after.isolated_margin or "0") == str_to_atto(before.isolated_margin or "0") + str_to_atto("100")
+    assert Decimal(after.liquidation_price or "0") < Decimal(before.liquidation_price or "0")  # more margin: further away
+    assert h.gw.ledger.available_of(EX, "USDT", None, h.alice) == free - str_to_atto("100")
+    assert h.positions[-1] == after  # notified as it answered
+    with pytest.raises(CoinwireError) as too_much:
+        await h.gw.adjust_margin(account_id=h.alice, exchange=EX, symbol=SYMBOL, amount=-str_to_atto("200"))
+    assert too_much.value.code == "margin_below_initial"
+    back = await h.gw.adjust_margin(account_id=h.alice, exchange=EX, symbol=SYMBOL, amount=-str_to_atto("50"))
+    assert str_to_atto(back.isolated_margin or "0") == str_to_atto(before.isolated_margin or "0") + str_to_atto("50")
+    await h.order(BOB, "sell", "0.1")
+    with pytest.raises(CoinwireError) as cross:
+        await h.gw.adjust_margin(account_id=h.bob, exchange=EX, symbol=SYMBOL, amount=str_to_atto("1"))
+    assert cross.value.code == "margin_mode_not_isolated"
+    stored = {p.id: p for p in (await h.store.load_state()).positions}
+    [alice] = [p for p in h.gw.ledger.positions.all() if p.account_id == h.alice]
+    assert stored[alice.id].isolated_margin == alice.isolated_margin == h.gw.ledger.hold_of(alice.hold_id)
     h.gw.ledger.check()
 
 

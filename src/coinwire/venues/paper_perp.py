@@ -27,7 +27,9 @@ from coinwire.core.margin import mark_price
 from coinwire.core.orders import Fill, Order, PositionSide
 from coinwire.core.perp_execution import (
     PerpStep,
+    accept_perp_order,
     adjust_margin,
+    fire_perp,
     liquidations,
     place_perp_order,
     release_perp_hold,
@@ -115,6 +117,17 @@ class PaperPerps:
         """Checks, initial margin held, matched and settled into the position (`place_perp_order`); a refusal changes nothing."""
         step = place_perp_order(self.host.ledger, market.engine, order, order.created_at, mark=self._required_mark(market))
         return self._execution(step, [order], placed=order)
+
+    def accept(self, market: PaperMarket, order: Order) -> list[WalletLine]:
+        """Checks and the margin hold without matching (`accept_perp_order`): a stop or take-profit being armed."""
+        return accept_perp_order(self.host.ledger, market.engine, order, order.created_at, mark=self._required_mark(market))
+
+    def fire(self, market: PaperMarket, order: Order, ts: int, execution: Execution) -> None:
+        """A triggered stop or take-profit as its child, into its position (`fire_perp`), added to `execution`."""
+        step = fire_perp(self.host.ledger, market.engine, order, ts, mark=self.mark(market) or 0)
+        execution.fills += step.fills
+        execution.lines += step.lines
+        _merge_positions(execution, step.positions)
 
     def settle(self, market: PaperMarket, order: Order, fills: list[Fill], ts: int, execution: Execution) -> None:
         """Fills of a resting order into its position (`settle_perp_fills`), added to `execution`."""
