@@ -153,7 +153,7 @@ def fill_report(
         side=fill_side,
         price=price,
         size=size,
-        notional=instrument.notional_atto(price, size),
+        notional=instrument.contract_notional(price, size) if instrument.is_perpetual else instrument.notional_atto(price, size),
         fee=_units(fee_cost, ATTO_DECIMALS, "fee"),
         fee_currency=str(fee.get("currency") or "") if fee_cost else "",
         liquidity=Liquidity.MAKER if trade.get("takerOrMaker") == "maker" else Liquidity.TAKER,
@@ -239,10 +239,19 @@ def same_order(order: Order, report: OrderReport) -> OrderReport:
     return report
 
 
-def balances_from_ccxt(balance: Mapping[str, Any]) -> dict[str, tuple[int, int]]:
-    """CCXT's balance structure as {currency: (free, used)} in ATTO, currencies with nothing left out."""
+def balances_from_ccxt(balance: Mapping[str, Any], wallet: tuple[str, str, str] | None = None) -> dict[str, tuple[int, int]]:
+    """CCXT's balance structure as {currency: (free, used)} in ATTO, currencies with nothing left out.
+
+    `wallet` (a derivatives account's row of `ccxt_quirks.WALLET_BALANCE`): read each asset's
+    wallet balance from the venue's raw answer instead, as (wallet balance, 0).
+    """
     free = balance.get("free") or {}
     used = balance.get("used") or {}
+    if wallet is not None:
+        assets, key, field = wallet
+        info = balance.get("info") or {}
+        free = {str(a.get(key)): a.get(field) for a in info.get(assets) or ()}
+        used = {}
     out: dict[str, tuple[int, int]] = {}
     for currency in sorted(set(free) | set(used)):
         amounts = (

@@ -73,6 +73,8 @@ _TABLE: Final[tuple[tuple[type[BaseException], ErrorGroup, str], ...]] = (
 _VENUE_CODES: Final[dict[tuple[str, str], tuple[ErrorGroup, str]]] = {
     ("binance", "-1008"): (ErrorGroup.TEMPORARY, "exchange_busy"),  # SERVER_BUSY: "try again in a few minutes"
     ("binance", "-1003"): (ErrorGroup.RATE_LIMITED, "exchange_rate_limited"),  # TOO_MANY_REQUESTS
+    ("binanceusdm", "-1008"): (ErrorGroup.TEMPORARY, "exchange_busy"),  # the same codes on the futures API
+    ("binanceusdm", "-1003"): (ErrorGroup.RATE_LIMITED, "exchange_rate_limited"),
 }
 _VENUE_CODE = re.compile(r'"code"\s*:\s*"?(-?\w+)')
 

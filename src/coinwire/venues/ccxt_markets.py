@@ -14,7 +14,7 @@ from decimal import Decimal
 from typing import Any, Final
 
 from coinwire.core.errors import InvalidInput
-from coinwire.core.instruments import Instrument
+from coinwire.core.instruments import FEE_SCALE, PERPETUAL, Instrument, LeverageBracket
 from coinwire.core.numbers import ATTO_DECIMALS, to_units
 from coinwire.core.symbols import normalize_symbol
 from coinwire.messages import TradeTick
@@ -24,6 +24,7 @@ __all__ = [
     "SIGNIFICANT_DIGITS",
     "TICK_SIZE",
     "instrument_from_market",
+    "brackets_from_tiers",
     "grid",
     "LevelConverter",
     "trade_from_ccxt",
@@ -80,29 +81,92 @@ def _fee(value: object, field: str) -> int:
     return max(0, Instrument.fee_rate(repr(value) if isinstance(value, float) else str(value)))
 
 
-def instrument_from_market(exchange: str, market: Mapping[str, Any], precision_mode: int) -> Instrument:
+# the raw market field holding a perpetual's liquidation (clearance) fee rate, and its funding interval, per exchange
+_LIQUIDATION_FEE: Final[dict[str, str]] = {"binanceusdm": "liquidationFee"}
+_FUNDING_INTERVAL_S: Final[dict[str, int]] = {"binanceusdm": 28_800, "bybit": 28_800, "bitget": 28_800}
+
+
+def _rate(value: object, field: str) -> int:
+    """A rate (0.004, "0.0125") as integer 1e-8, exactly."""
+    return to_units(repr(value) if isinstance(value, float) else str(value), 8, field)
+
+
+def brackets_from_tiers(tiers: Sequence[Mapping[str, Any]], field: str) -> tuple[LeverageBracket, ...]:
+    """CCXT's unified leverage tiers of one market as LeverageBrackets, lowest first.
+
+    The maintenance amount is derived as Binance defines its "cum" (the amount that makes the
+    maintenance margin continuous where the rate steps up: cum_i = cum_{i-1} + floor_i x
+    (rate_i - rate_{i-1})), so every exchange's tiers get it whether or not the venue sends it.
+    The last tier has no cap.
+    """
+    out: list[LeverageBracket] = []
+    amount = 0
+    previous_rate = 0
+    for index, tier in enumerate(sorted(tiers, key=lambda t: float(t.get("minNotional") or 0))):
+        floor = _optional_units(tier.get("minNotional") or 0, ATTO_DECIMALS, f"{field} tier floor")
+        rate = _rate(tier.get("maintenanceMarginRate"), f"{field} maintenance margin rate")
+        amount += floor * (rate - previous_rate) // FEE_SCALE
+        previous_rate = rate
+        last = index == len(tiers) - 1
+        cap = 0 if last else _optional_units(tier.get("maxNotional"), ATTO_DECIMALS, f"{field} tier cap")
+        out.append(LeverageBracket(floor=floor, cap=cap, max_leverage=int(float(tier.get("maxLeverage") or 1)), mmr=rate,
+                                   maint_amount=amount))
+    return tuple(out)
+
+
+def _perpetual_fields(
+    exchange: str, ccxt_id: str, market: Mapping[str, Any], brackets: tuple[LeverageBracket, ...]
+) -> dict[str, Any]:
+    """The Instrument fields of a linear perpetual: settle currency, contract size, brackets, funding, clearance fee."""
+    if not market.get("linear") or market.get("type") != "swap":
+        raise InvalidInput("unsupported_market", f"{exchange} market {market.get('symbol')!r} is not a linear perpetual "
+                           "(inverse contracts and dated futures are not supported)", symbol=market.get("symbol"))
+    fee_field = _LIQUIDATION_FEE.get(ccxt_id)
+    info = market.get("info") or {}
+    return {
+        "kind": PERPETUAL,
+        "settle": str(market.get("settle") or ""),
+        "contract_size": _rate(market.get("contractSize") or 1, "contract size"),
+        "brackets": brackets,
+        "funding_interval_s": _FUNDING_INTERVAL_S.get(ccxt_id, 28_800),
+        "liquidation_fee": _rate(info[fee_field], "liquidation fee") if fee_field and info.get(fee_field) else 0,
+    }
+
+
+def instrument_from_market(
+    exchange: str,
+    market: Mapping[str, Any],
+    precision_mode: int,
+    *,
+    ccxt_id: str = "",
+    brackets: tuple[LeverageBracket, ...] = (),
+) -> Instrument:
     """The Instrument for one CCXT unified market (`exchange.markets[symbol]`), exactly.
 
     Sizes are kept at the finer of the lot step and the base asset's precision (Binance books
     show 8-decimal sizes of orders placed before a lot-size change, while orders step in
     0.00001), as long as price and size decimals fit in 18 (ATTO); the step still governs
-    orders. Fails with `invalid_market` / `unsupported_precision_mode` when the venue's
+    orders. A linear perpetual (`BTC/USDT:USDT`, CCXT's `swap`) keeps CCXT's symbol and gains its
+    settle currency, contract size, `brackets` (the venue's leverage tiers, `brackets_from_tiers`),
+    funding interval and clearance fee (per `ccxt_id`'s row). Fails with `invalid_market` / `unsupported_precision_mode` when the venue's
     numbers cannot be represented exactly.
     """
     symbol = str(market.get("symbol", ""))
+    perpetual = bool(market.get("swap") or market.get("contract"))  # sizes in contracts, on the lot step only
     try:
-        normalized = normalize_symbol(symbol)
+        normalized = symbol if perpetual else normalize_symbol(symbol)
     except InvalidInput:
         raise InvalidInput(
             "unsupported_market", f"{exchange} market {symbol!r} is not a spot BASE/QUOTE pair", symbol=symbol
         ) from None
+    extra = _perpetual_fields(exchange, ccxt_id, market, brackets) if perpetual else {}
     precision = market.get("precision") or {}
     limits = market.get("limits") or {}
     price_decimals, tick = grid(precision.get("price"), precision_mode, f"{symbol} price precision")
     step_decimals, step = grid(precision.get("amount"), precision_mode, f"{symbol} amount precision")
     size_decimals = step_decimals
     base_precision = precision.get("base")
-    if base_precision is not None and precision_mode in (DECIMAL_PLACES, TICK_SIZE):
+    if base_precision is not None and precision_mode in (DECIMAL_PLACES, TICK_SIZE) and not perpetual:
         base_decimals = grid(base_precision, precision_mode, f"{symbol} base precision")[0]
         if base_decimals > step_decimals and price_decimals + base_decimals <= ATTO_DECIMALS:
             step *= 10 ** (base_decimals - step_decimals)
@@ -116,8 +180,8 @@ def instrument_from_market(exchange: str, market: Mapping[str, Any], precision_m
     return Instrument(
         exchange=exchange,
         symbol=normalized,
-        base=normalized.partition("/")[0],
-        quote=normalized.partition("/")[2],
+        base=str(market.get("base")) if perpetual else normalized.partition("/")[0],
+        quote=str(market.get("quote")) if perpetual else normalized.partition("/")[2],
         price_decimals=price_decimals,
         size_decimals=size_decimals,
         tick=tick,
@@ -127,6 +191,7 @@ def instrument_from_market(exchange: str, market: Mapping[str, Any], precision_m
         min_notional=_optional_units(cost.get("min"), ATTO_DECIMALS, f"{symbol} min cost"),
         maker_fee=_fee(market.get("maker"), f"{symbol} maker fee"),
         taker_fee=_fee(market.get("taker"), f"{symbol} taker fee"),
+        **extra,
     )
 
 

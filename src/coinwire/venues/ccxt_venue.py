@@ -30,7 +30,7 @@ import structlog
 
 from coinwire.core.errors import Conflict, DomainError, InvalidInput, NotFound, NotReady
 from coinwire.core.instruments import Instrument
-from coinwire.core.orders import Order, OrderStatus, OrderType, Side
+from coinwire.core.orders import Order, OrderStatus, OrderType, PositionSide, Side
 from coinwire.core.symbols import normalize_symbol
 from coinwire.venues.ccxt_client import make_client
 from coinwire.venues.ccxt_convert import (
@@ -41,8 +41,8 @@ from coinwire.venues.ccxt_convert import (
     same_order,
 )
 from coinwire.venues.ccxt_errors import Backoff, bad_response
-from coinwire.venues.ccxt_markets import instrument_from_market
-from coinwire.venues.ccxt_quirks import TRADES_FROM_ID, check_client_oid, configure
+from coinwire.venues.ccxt_markets import brackets_from_tiers, instrument_from_market
+from coinwire.venues.ccxt_quirks import ORDER_TRADES_PARAM, TRADES_FROM_ID, WALLET_BALANCE, check_client_oid, configure, perp_order_params
 from coinwire.venues.ccxt_quirks import order_ttl as quirk_order_ttl
 from coinwire.venues.ccxt_stream import ReportStream, VenueState
 from coinwire.venues.errors import outcome_unknown, venue_error
@@ -136,7 +136,8 @@ class CcxtVenue:
         """The venue's spot markets as exact Instruments (`symbols`: only these, each required to exist).
 
         Without `symbols`, markets coinwire cannot represent exactly (derivatives, significant-digit
-        precision) are left out; a named symbol that cannot be represented is an error.
+        precision) are left out; a named symbol that cannot be represented is an error. A named
+        linear perpetual (`BTC/USDT:USDT`) comes with the venue's own leverage tiers.
         """
         try:
             await self.client.load_markets()
@@ -144,6 +145,8 @@ class CcxtVenue:
             raise venue_error(exc, exchange=self.exchange, operation="load_markets") from exc
         markets: Mapping[str, Any] = self.client.markets or {}
         wanted = None if symbols is None else [normalize_symbol(s) for s in symbols]
+        perpetuals = [s for s in wanted or () if (markets.get(s) or {}).get("swap")]
+        tiers: Mapping[str, Any] = await self.call("fetch_leverage_tiers", perpetuals) if perpetuals else {}
         out: list[Instrument] = []
         for symbol in wanted if wanted is not None else sorted(markets):
             market = markets.get(symbol)
@@ -152,7 +155,10 @@ class CcxtVenue:
             if wanted is None and not market.get("spot"):
                 continue
             try:
-                instrument = instrument_from_market(self.exchange, market, self.client.precisionMode)
+                brackets = brackets_from_tiers(tiers[symbol], symbol) if symbol in tiers else ()
+                instrument = instrument_from_market(
+                    self.exchange, market, self.client.precisionMode, ccxt_id=self.ccxt_id, brackets=brackets
+                )
             except InvalidInput:
                 if wanted is not None:
                     raise
@@ -162,8 +168,13 @@ class CcxtVenue:
         return out
 
     async def balances(self) -> dict[str, tuple[int, int]]:
-        """{currency: (free, used)} in ATTO of each currency; currencies holding nothing are left out."""
-        return balances_from_ccxt(await self.call("fetch_balance"))
+        """{currency: (free, used)} in ATTO of each currency; currencies holding nothing are left out.
+
+        On a derivatives account (`WALLET_BALANCE` has a row) a margin currency's total is its
+        wallet balance (deposits, realised PnL, fees, funding), not CCXT's margin balance, which
+        adds the open positions' unrealised PnL: the ledger realises PnL only when a position closes.
+        """
+        return balances_from_ccxt(await self.call("fetch_balance"), WALLET_BALANCE.get(self.ccxt_id))
 
     # --- orders ----------------------------------------------------------------------------------
     def native(self, order: Order, instrument: Instrument) -> NativePlan | None:
@@ -194,6 +205,11 @@ class CcxtVenue:
         """
         check_client_oid(self.ccxt_id, self.exchange, order.client_oid)
         args = order_args(order, instrument, plan, as_type)
+        if instrument.is_perpetual:  # the leg it trades and its reduce-only flag, as this exchange names them
+            args[4].update(perp_order_params(
+                self.ccxt_id, leg=order.position_side.value, reduce_only=order.reduce_only,
+                closes_leg=(order.position_side is PositionSide.LONG) == (order.side is Side.SELL),
+            ))
         self.instruments.setdefault(instrument.symbol, instrument)
         if order.client_oid in self.state.by_client:
             report = await self._lookup(order.client_oid, instrument)
@@ -232,6 +248,9 @@ class CcxtVenue:
                         client_oid=order.client_oid)
             return await self._send(order, instrument, args, resends - 1)
         report = order_report(raw, instrument, client_oid=order.client_oid)
+        if report.filled_size > sum(f.size for f in report.fills):  # the answer lists no fills (Binance USD-M): ask
+            fills = await self.order_fills(report.venue_order_id, instrument, order.client_oid)
+            report = order_report(raw, instrument, client_oid=order.client_oid, fills=fills)
         self.state.track(report)
         return report
 
@@ -398,7 +417,11 @@ class CcxtVenue:
 
     async def order_fills(self, venue_order_id: str, instrument: Instrument, client_oid: str) -> list[FillReport]:
         """The fills of one order, as the venue lists them (the reports stream reconciles with these too)."""
-        raws = await self.call("fetch_order_trades", venue_order_id, instrument.symbol)
+        by_param = ORDER_TRADES_PARAM.get(self.ccxt_id)
+        if by_param is None:
+            raws = await self.call("fetch_order_trades", venue_order_id, instrument.symbol)
+        else:  # an exchange whose CCXT class has no fetch_order_trades here: our trades filtered by the order's id
+            raws = await self.call("fetch_my_trades", instrument.symbol, None, None, {by_param: venue_order_id})
         return [fill_report(t, instrument, client_oid=client_oid, venue_order_id=venue_order_id) for t in raws]
 
     def fill(self, raw: Mapping[str, Any], instrument: Instrument, side: Side | None = None) -> FillReport:

@@ -9,6 +9,9 @@ as it answers a paper one:
     order refused as placed, unknown symbol    -> InvalidInput  (exchange_invalid_order, exchange_bad_symbol, ...)
     unknown order                              -> NotFound      (exchange_order_not_found)
     client id already used by an open order    -> Conflict      (exchange_duplicate_client_oid)
+    perpetuals: leverage, margin mode, position side, reduce-only, margin (Binance USD-M codes)
+                                               -> DomainError / InvalidInput with the codes and
+                                                  classes of core.perp_execution (leverage_above_maximum, ...)
     network, timeout, maintenance, rate limit  -> NotReady      (exchange_timeout, exchange_network_error, ...)
     credentials, permissions, anything else    -> DomainError   (exchange_auth_failed, exchange_error, ...)
 
@@ -33,13 +36,31 @@ from coinwire.core.errors import (
 )
 from coinwire.venues.ccxt_errors import CcxtError, ErrorGroup, translate, venue_code
 
-__all__ = ["outcome_unknown", "venue_error"]
+__all__ = ["already_set", "outcome_unknown", "venue_error"]
 
 # (CCXT exchange id, venue error code) -> our code, where CCXT's class is less precise than the venue
 _VENUE_CODES: Final[dict[tuple[str, str], str]] = {
     ("binance", "-1013"): "exchange_invalid_order",  # filter failures (NOTIONAL, LOT_SIZE, ...): CCXT says BadRequest
     ("binance", "-1121"): "exchange_bad_symbol",
+    ("binanceusdm", "-1121"): "exchange_bad_symbol",
+    ("binanceusdm", "-4116"): "exchange_duplicate_client_oid",  # "ClientOrderId is duplicated." (an open order has it)
 }
+# (CCXT exchange id, venue error code) -> (our class, our code): the perpetual refusals, as core's checks name them
+_PERP_CODES: Final[dict[tuple[str, str], tuple[type[CoinwireError], str]]] = {
+    ("binanceusdm", "-4028"): (DomainError, "leverage_above_maximum"),  # "Leverage 150 is not valid"
+    ("binanceusdm", "-2027"): (DomainError, "leverage_above_maximum"),  # the position is above the new leverage's cap
+    ("binanceusdm", "-4047"): (DomainError, "margin_mode_change_with_open_position"),  # ... with open orders
+    ("binanceusdm", "-4048"): (DomainError, "margin_mode_change_with_open_position"),
+    ("binanceusdm", "-4067"): (DomainError, "position_mode_change_with_open_position"),  # ... with open orders
+    ("binanceusdm", "-4068"): (DomainError, "position_mode_change_with_open_position"),
+    ("binanceusdm", "-4061"): (InvalidInput, "position_side_mismatch"),  # the leg does not match the account's mode
+    ("binanceusdm", "-2022"): (DomainError, "reduce_only_would_open"),  # "ReduceOnly Order is rejected."
+    ("binanceusdm", "-2019"): (DomainError, "insufficient_margin"),  # "Margin is insufficient."
+    ("binanceusdm", "-4051"): (DomainError, "margin_below_initial"),  # "Isolated balance insufficient."
+    ("binanceusdm", "-5022"): (DomainError, "post_only_would_take"),  # a GTX order that would take
+}
+# (CCXT exchange id, venue error code) of a setting request that changes nothing because it is already so
+_ALREADY_SET: Final = frozenset({("binanceusdm", "-4046"), ("binanceusdm", "-4059")})
 # (CCXT exchange id, text in the venue's message) -> our code
 _VENUE_MESSAGES: Final[tuple[tuple[str, str, str], ...]] = (
     ("binance", "Duplicate order sent.", "exchange_duplicate_client_oid"),  # -2010 with an open order's client id
@@ -57,8 +78,12 @@ def venue_error(exc: BaseException, *, exchange: str, operation: str) -> Coinwir
     if isinstance(exc, CoinwireError) and not isinstance(exc, CcxtError):
         return exc
     error = translate(exc, exchange=exchange, operation=operation)
-    code = _refined(str(exc)) or error.code
     data = dict(error.data)
+    perp = _PERP_CODES.get(venue_code(str(exc)) or ("", ""))
+    if perp is not None:
+        cls, perp_code = perp
+        return cls(perp_code, error.message, **data)
+    code = _refined(str(exc)) or error.code
     if code == "exchange_order_not_found":
         return NotFound(code, error.message, **data)
     if code == "exchange_duplicate_client_oid":
@@ -79,6 +104,11 @@ def outcome_unknown(error: CoinwireError) -> bool:
     never by sending it again blindly. A rate-limit refusal or a closed client did not reach the venue.
     """
     return isinstance(error, NotReady) and error.data.get("group") == ErrorGroup.TEMPORARY.value
+
+
+def already_set(exc: BaseException) -> bool:
+    """True when a CCXT failure says the setting asked for is already the account's (nothing to change)."""
+    return venue_code(str(exc)) in _ALREADY_SET
 
 
 def _refined(detail: str) -> str | None:

@@ -56,21 +56,29 @@ from coinwire.core.conditional import (
     follow,
     trigger_price,
 )
-from coinwire.core.errors import CoinwireError, Conflict, DomainError, NotFound, NotReady
+from coinwire.core.errors import CoinwireError, Conflict, DomainError, InvalidInput, NotFound, NotReady
 from coinwire.core.execution import accept_conditional, accept_order, child_type, release_hold, resolve_oco, settle_fills
 from coinwire.core.funds import oco_holds, required_hold
+from coinwire.core.instruments import Instrument
 from coinwire.core.ledger import Balance
+from coinwire.core.margin import mark_price as median_mark
 from coinwire.core.numbers import ATTO_DECIMALS, ceil_div
-from coinwire.core.orders import DoneReason, Fill, Order, OrderStatus, OrderType, Side, TriggerSource
+from coinwire.core.orders import DoneReason, Fill, Order, OrderStatus, OrderType, PositionSide, Side, TriggerSource
+from coinwire.core.perp_execution import accept_perp_order, release_perp_hold, settle_perp_fills
+from coinwire.core.perp_execution import set_hedge_mode as core_set_hedge_mode
+from coinwire.core.perp_execution import set_leverage as core_set_leverage
+from coinwire.core.perp_execution import set_margin_mode as core_set_margin_mode
+from coinwire.core.positions import MarginMode
 from coinwire.core.wallets import WalletLine
 from coinwire.messages import BookDelta, BookSnapshot, BookTicker, TradeTick
-from coinwire.venues.base import Execution
+from coinwire.venues.base import Execution, HedgeMode
 from coinwire.venues.hosted import GatewayHost
 from coinwire.venues.paper import MarketMirror, PaperMarket
 from coinwire.venues.reports import FillReport, Liquidity, OrderReport, ReportReason
 
 if TYPE_CHECKING:  # CCXT costs a third of a second to import: only processes with a live exchange pay it
     from coinwire.venues.ccxt_errors import Backoff
+    from coinwire.venues.ccxt_perp import PerpAccount
     from coinwire.venues.ccxt_venue import CcxtVenue
 
 __all__ = ["LiveVenue", "connect_venue"]
@@ -151,6 +159,8 @@ class LiveVenue(MarketMirror):
         self._tasks: list[asyncio.Task[Any]] = []
         self._triggers: dict[str, TriggerBook] = {}  # symbol -> the emulated conditional orders armed on its mirror
         self._sending: dict[int, asyncio.Task[None]] = {}  # fired emulated orders' children, a bracket's, on their way
+        self._marks: dict[str, int] = {}  # perpetual symbol -> the venue's latest mark price (its position reports)
+        self._own: dict[str, Instrument] = {}  # perpetual symbol -> the instrument the account loaded (with its brackets)
 
     # --- lifecycle ------------------------------------------------------------------------------
     def restore_order(self, order: Order) -> bool:
@@ -165,6 +175,10 @@ class LiveVenue(MarketMirror):
 
     def open_orders(self) -> Iterable[Order]:
         return self.open.values()
+
+    def add_instruments(self, instruments: Iterable[Instrument]) -> list[PaperMarket]:
+        """Mirror these markets; a perpetual is always the account's own instrument (its brackets are a signed read)."""
+        return super().add_instruments(self._own.get(i.symbol, i) for i in instruments)
 
     def balances(self, account: int) -> dict[str, Balance]:
         return self.host.ledger.account_balances(self.name, account)
@@ -201,15 +215,25 @@ class LiveVenue(MarketMirror):
         await self._retrying(self._open_client)
         instruments = await self._retrying(self.client.load_instruments, self.cfg.symbols or None)
         host = self.host
+        for inst in instruments:
+            if inst.is_perpetual:
+                self._own[inst.symbol] = inst
+                market = self.markets.get(inst.symbol)
+                if market is not None and market.instrument != inst:  # the feed's copy, without the account's brackets
+                    del self.markets[inst.symbol]  # mirrored again with the venue's (the book resyncs from a snapshot)
         self.add_instruments(instruments)
         for order in list(self.open.values()):
             if order.emulated and order.status is OrderStatus.UNTRIGGERED:
                 self._arm(order)
         host.ledger.add_exchange(self.name, self.currencies())
+        for inst in self._perpetuals().values():
+            host.ledger.positions.register(inst)  # a cross pool's margin reads every symbol's brackets
         self.account_id = (await host.live_account(self.name, self.cfg.credentials_user or None)).id
         for order in list(self.open.values()):
             self._trades[order.id] = {f.ext_id for f in await host.order_fills(order.id) if f.ext_id}
         await self._retrying(self.reconcile, True)  # first what our orders did while away: the sync sees only the rest
+        if self._perpetuals():
+            await self._retrying(self.refresh_positions, True)  # the venue's positions over the stored ones
         await self._retrying(self.sync_balances)
         self.account_synced = True
         await host.refresh_status(self)
@@ -303,9 +327,11 @@ class LiveVenue(MarketMirror):
         passed its level is accepted and fires at once (emulated: exchanges refuse such stops).
         """
         self._refuse_duplicate(order)
+        market = self.markets[order.symbol]
+        if market.instrument.is_perpetual:  # the one branch a perpetual's order takes off the spot path
+            return await self._place_perp(order, market)
         if order.type.conditional:
             return await self._place_conditional(order, allow_immediate)
-        market = self.markets[order.symbol]
         if order.bracket is not None:
             check_bracket(order, decode_bracket(order.bracket), self._entry(market, order), instrument=market.instrument)
         lines = accept_order(self.host.ledger, market.engine, order, order.created_at, budget=budget,
@@ -397,6 +423,9 @@ class LiveVenue(MarketMirror):
         for leg in (limit_leg, stop_leg):
             self._refuse_duplicate(leg)
         market = self.markets[limit_leg.symbol]
+        if market.instrument.is_perpetual:
+            raise InvalidInput("unsupported_on_perpetual", f"OCO lists are not available on the live perpetual "
+                               f"{limit_leg.symbol} yet", field="type")
         inst = market.instrument
         last, bid, ask = self._prices(market)
         check_oco(limit_leg, stop_leg, last=last, bid=bid, ask=ask)
@@ -622,7 +651,8 @@ class LiveVenue(MarketMirror):
         host = self.host
         ts = host.now()
         order.move(OrderStatus.DONE, ts, DoneReason.REJECTED)
-        lines = release_hold(host.ledger, self.markets[order.symbol].instrument, order, ts)
+        inst = self.markets[order.symbol].instrument
+        lines = release_perp_hold(host.ledger, inst, order, ts) if inst.is_perpetual else release_hold(host.ledger, inst, order, ts)
         self._forget(order)
         await host.record(Execution([order], [], lines))
         await host.log("warning", f"user.orders.{order.run_id or 'manual'}",
@@ -701,6 +731,120 @@ class LiveVenue(MarketMirror):
             await self.apply(order, report.fills, report)
             return
 
+    # --- perpetuals ----------------------------------------------------------------------------------
+    def _perpetuals(self) -> dict[str, Instrument]:
+        return {symbol: m.instrument for symbol, m in self.markets.items() if m.instrument.is_perpetual}
+
+    def _perp_account(self) -> PerpAccount:
+        from coinwire.venues.ccxt_perp import PerpAccount
+
+        return PerpAccount(self.client)
+
+    def _instrument_of(self, account: int, symbol: str) -> Instrument:
+        """The perpetual `symbol` of this live account (not_a_perpetual / account_not_found otherwise)."""
+        if account != self.account_id:
+            raise NotFound("account_not_found", f"account {account} does not trade on {self.name}", account=account)
+        market = self.markets.get(symbol)
+        if market is None or not market.instrument.is_perpetual:
+            raise InvalidInput("not_a_perpetual", f"{self.name} {symbol} is not a perpetual market", symbol=symbol)
+        return market.instrument
+
+    async def _place_perp(self, order: Order, market: PaperMarket) -> Execution:
+        """A perpetual order: core's checks and margin hold on the mirror (`accept_perp_order`), then sent with its leg.
+
+        The venue stays the authority on margin and on what reduce-only may close; its refusals
+        come back with the codes the paper venue uses (`venues/errors.py`).
+        """
+        inst = market.instrument
+        if order.type.conditional or order.bracket is not None or order.list_id:
+            raise InvalidInput("unsupported_on_perpetual", f"{order.type.value} orders, brackets and OCO lists are not "
+                               f"available on the live perpetual {inst.symbol} yet", field="type")
+        lines = accept_perp_order(self.host.ledger, market.engine, order, order.created_at, mark=self.mark_price(inst.symbol) or 0)
+        return await self._send_new(order, lines, lambda: self.client.place(order, inst))
+
+    async def refresh_positions(self, at_start: bool = False) -> None:
+        """Bring the account's positions (and its settle wallets) to what the venue reports now.
+
+        `at_start` also reads the account's position mode (a request Binance weighs heavily);
+        afterwards the mode changes only through `set_hedge_mode`, and a hedge leg reported says so.
+        """
+        from coinwire.venues.live_positions import reconcile_positions
+
+        perpetuals = self._perpetuals()
+        account = self._perp_account()
+        reports = await account.positions(perpetuals.values())
+        hedge = await account.hedge_mode() if at_start else None
+        host = self.host
+        async with self._lock:
+            result = reconcile_positions(host.ledger, self.account_id, self.name, perpetuals, reports, host.now(),
+                                         hedge_mode=hedge)
+            for report in reports:
+                self._marks[report.symbol] = report.mark
+            for drift in result.drifts:
+                log.warning("a live position differs from the venue's; the venue's is taken", exchange=self.name,
+                            symbol=drift.symbol, leg=drift.leg.value, stored=drift.stored, venue=drift.venue)
+            if result.positions or result.lines or hedge is not None:
+                settings = [host.ledger.positions.settings(self.account_id, self.name, s) for s in perpetuals]
+                mode = host.ledger.positions.hedge_mode(self.account_id, self.name)
+                await host.record(Execution(lines=result.lines, positions=result.positions, settings=settings,
+                                            modes=[HedgeMode(account_id=self.account_id, exchange=self.name, hedge_mode=mode)]))
+        await self.sync_balances()
+
+    async def set_leverage(self, account: int, symbol: str, leverage: int) -> Execution:
+        """Set the leverage at the venue (checked against the market's brackets first), then in the book (core's rules)."""
+        inst = self._instrument_of(account, symbol)
+        if not 1 <= leverage <= inst.max_leverage:
+            raise DomainError("leverage_above_maximum", f"{symbol} allows leverage 1 to {inst.max_leverage}, not {leverage}",
+                              symbol=symbol, maximum=inst.max_leverage)
+        await self._perp_account().set_leverage(inst, leverage)
+        settings, step = core_set_leverage(self.host.ledger, inst, account, leverage, self.host.now(),
+                                           mark=self.mark_price(symbol) or 0)
+        execution = Execution(lines=step.lines, positions=step.positions, settings=[settings])
+        await self.host.record(execution)
+        return execution
+
+    async def set_margin_mode(self, account: int, symbol: str, mode: MarginMode) -> Execution:
+        """Set isolated or cross at the venue (which refuses it with a position or orders open), then in the book."""
+        inst = self._instrument_of(account, symbol)
+        await self._perp_account().set_margin_mode(inst, MarginMode(mode).value)
+        settings = core_set_margin_mode(self.host.ledger, inst, account, MarginMode(mode), open_orders=False)
+        execution = Execution(settings=[settings])
+        await self.host.record(execution)
+        return execution
+
+    async def set_hedge_mode(self, account: int, hedge: bool) -> Execution:
+        """Switch hedge / one-way mode at the venue (refused there with positions or orders open), then in the book."""
+        if account != self.account_id:
+            raise NotFound("account_not_found", f"account {account} does not trade on {self.name}", account=account)
+        await self._perp_account().set_hedge_mode(hedge)
+        core_set_hedge_mode(self.host.ledger, account, self.name, hedge, open_orders=False)
+        execution = Execution(modes=[HedgeMode(account_id=account, exchange=self.name, hedge_mode=hedge)])
+        await self.host.record(execution)
+        return execution
+
+    async def adjust_margin(self, account: int, symbol: str, amount: int, side: PositionSide,
+                            wallet_set_id: int | None = None) -> Execution:
+        """Add or remove isolated margin at the venue, then take the venue's position (and its margin) into the book."""
+        inst = self._instrument_of(account, symbol)
+        if wallet_set_id is not None:
+            raise InvalidInput("wallet_set_margin_not_supported",
+                               "a live venue keeps one position per leg: adjust the account's (unallocated) position")
+        await self._perp_account().adjust_margin(inst, amount, side.value)
+        await self.refresh_positions()
+        pos = self.host.ledger.positions.get(account, self.name, symbol, side)
+        return Execution(positions=[pos] if pos is not None else [])
+
+    def mark_price(self, symbol: str) -> int | None:
+        """The venue's latest mark price of `symbol` (from its position reports), else the median rule on the mirror."""
+        mark = self._marks.get(symbol)
+        if mark:
+            return mark
+        market = self.markets.get(symbol)
+        if market is None:
+            return None
+        last, bid, ask = self._prices(market)
+        return median_mark(bid, ask, last)
+
     # --- venue news --------------------------------------------------------------------------------
     async def apply(
         self, order: Order, fills: Sequence[FillReport], report: OrderReport | None, reason: DoneReason | None = None
@@ -752,7 +896,12 @@ class LiveVenue(MarketMirror):
             if order.side is Side.BUY and not order.is_done and self._market_child(order):
                 market_cost = max(0, host.ledger.hold_of(order.id) - spent)
             fill_list = [fill for fill, _ in new]
-            if new or order.is_done or not (order.list_id or order.status is OrderStatus.UNTRIGGERED):
+            positions = None
+            if inst.is_perpetual:  # into the position (realised PnL, fee, margin); the venue's report then has the last word
+                if new or order.is_done:
+                    step = settle_perp_fills(host.ledger, inst, order, fill_list, ts, mark=self.mark_price(inst.symbol) or 0)
+                    fill_list, lines, positions = step.fills, lines + step.lines, step.positions
+            elif new or order.is_done or not (order.list_id or order.status is OrderStatus.UNTRIGGERED):
                 lines += settle_fills(host.ledger, inst, order, fill_list, ts, market_cost=market_cost)
             # else: a waiting OCO leg or untriggered order keeps the hold it was given
             if order.is_done:
@@ -761,13 +910,15 @@ class LiveVenue(MarketMirror):
             if order.bracket is not None and order.is_done and order.filled_size:
                 children = await self._children(order, ts)  # the parent's final step: its children exist from now
             if children is None:
-                execution = Execution([order, *others], fill_list, lines)
+                execution = Execution([order, *others], fill_list, lines, positions=positions)
             else:
                 legs, mode, child_lines = children
                 execution = Execution([order, *others, *legs], fill_list, lines + child_lines, created=list(legs))
             await host.record(execution)
         if children is not None:  # sent beside the report that finished the parent (the stream goes on meanwhile)
             self._spawn(legs[0].id, self._send_children(order, legs, mode))
+        if new and inst.is_perpetual:
+            await self.refresh_positions()  # the venue's position and wallet after these fills
         return execution
 
     async def _send_children(self, parent: Order, legs: tuple[Order, ...], mode: str) -> None:
@@ -856,7 +1007,7 @@ class LiveVenue(MarketMirror):
             symbol=order.symbol, side=order.side, order_type=order.type, price=report.price, size=report.size,
             notional=report.notional, fee=fee, maker=report.liquidity is Liquidity.MAKER, ts=report.ts,
             run_id=order.run_id, wallet_set_id=order.wallet_set_id, ext_id=report.trade_id, fee_currency=fee_currency,
-            account_id=order.account_id,
+            account_id=order.account_id, position_side=order.position_side,
         )
         return fill, report
 
@@ -917,6 +1068,11 @@ class LiveVenue(MarketMirror):
         while True:
             await asyncio.sleep(self.cfg.live_reconcile_interval)
             await self.reconcile()
+            if self._perpetuals():
+                try:
+                    await self.refresh_positions()  # liquidations, funding and hand trades at the venue show up
+                except CoinwireError as exc:
+                    log.warning("cannot reconcile live positions now", exchange=self.name, error=str(exc))
 
 
 class _NotConnected:

@@ -15,7 +15,7 @@ import msgspec
 
 from coinwire.core.orders import DoneReason, OrderStatus, OrderType, Side, TimeInForce
 
-__all__ = ["FillReport", "Liquidity", "OrderReport", "Report", "ReportReason"]
+__all__ = ["FillReport", "Liquidity", "OrderReport", "PositionReport", "Report", "ReportReason"]
 
 
 class Liquidity(str, enum.Enum):
@@ -96,3 +96,25 @@ class OrderReport(msgspec.Struct, frozen=True, kw_only=True):
 
 
 Report = OrderReport | FillReport
+
+
+class PositionReport(msgspec.Struct, frozen=True, kw_only=True):
+    """The venue's view of one perpetual position leg: what it holds, at what entry, with which settings.
+
+    The venue is the authority on a live account's positions: the live venue compares these with
+    the PositionBook's and takes the venue's word (`venues/live_positions.py`). `size` is signed
+    (> 0 long, < 0 short) in size units; prices in price units; money in ATTO of the settle
+    currency. `leg` is `both` in one-way mode, `long` / `short` in hedge mode.
+    """
+
+    symbol: str
+    leg: str  # both | long | short
+    size: int
+    entry_price: int
+    mark: int
+    leverage: int
+    margin_mode: str  # isolated | cross
+    isolated_margin: int  # the isolated wallet (0 for cross)
+    unrealised_pnl: int
+    liquidation_price: int  # 0: none (flat, or the account cannot be liquidated)
+    ts: int  # ns
