@@ -16,7 +16,7 @@ from decimal import Decimal
 from coinwire.core import margin
 from coinwire.core.instruments import Instrument
 from coinwire.core.numbers import ATTO_DECIMALS, atto_to_str
-from coinwire.core.positions import MarginMode, Position, entry_price, unrealised_pnl
+from coinwire.core.positions import MarginMode, Position, entry_price, notional_at, unrealised_pnl
 from coinwire.messages import PositionView
 
 __all__ = ["RATIO_DECIMALS", "margin_ratio_text", "position_view"]
@@ -73,7 +73,7 @@ def position_view(
             liquidation = margin.liquidation_price(inst, pos, wallet_balance=pos.isolated_margin)
         else:
             liquidation = margin.liquidation_price(inst, pos, wallet_balance=wallet_balance, others=list(others))
-    notional = inst.notional_atto(mark, size) * inst.contract_size // _CONTRACT_UNIT
+    notional = notional_at(inst, size, mark)
     side = "flat" if not pos.size else "long" if pos.size > 0 else "short"
     return PositionView(
         account=pos.account_id,
@@ -102,7 +102,7 @@ def position_view(
     )
 
 
-_CONTRACT_UNIT = 10**8  # contract_size's scale (FEE_SCALE: 1 contract = 1 base at 10**8)
+
 
 
 def _entry_units(pos: Position, inst: Instrument) -> int:
