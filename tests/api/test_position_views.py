@@ -9,8 +9,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from coinwire.api.position_views import margin_ratio_text, position_view
+from coinwire.api.position_views import margin_ratio_text, position_view, views_of
 from coinwire.core.instruments import Instrument, LeverageBracket
+from coinwire.core.ledger import Ledger
 from coinwire.core.orders import PositionSide
 from coinwire.core.positions import MarginMode, Position
 
@@ -113,3 +114,26 @@ def test_margin_ratio_text_is_the_fraction() -> None:
     assert margin_ratio_text(2_400_000) == "0.024"
     assert margin_ratio_text(100_000_000) == "1"
     assert margin_ratio_text(0) == "0"
+
+
+def test_views_of_a_ledger_pool_a_cross_accounts_positions_and_keep_users_apart() -> None:
+    eth = msgspec.structs.replace(BTC, symbol="ETH/USDT:USDT", base="ETH")
+    ledger = Ledger({"demo": ["USDT"]})
+    ledger.add_virtual_tx("demo", "USDT", 2_000 * ATTO, 1, account=7)
+    ledger.add_virtual_tx("demo", "USDT", 900 * ATTO, 1, account=8)
+    btc_pos = _pos(-0.2, 60_000, 59_000, leverage=20, mode=MarginMode.CROSS)
+    eth_pos = msgspec.structs.replace(_pos(2.0, 3_000, 2_900, mode=MarginMode.CROSS), symbol=eth.symbol)
+    isolated = msgspec.structs.replace(_pos(0.1, 60_000, 59_000, margin=700), account_id=8)
+    for pos in (btc_pos, eth_pos, isolated):
+        ledger.positions.put(pos)
+    instruments = {BTC.symbol: BTC, eth.symbol: eth}
+
+    def instrument_of(exchange: str, symbol: str) -> Instrument:
+        return instruments[symbol]
+
+    views = {(v.account, v.symbol): v for v in views_of(ledger, instrument_of, None)}
+    assert views[(7, BTC.symbol)] == position_view(btc_pos, BTC, wallet_balance=2_000 * ATTO, others=[(eth_pos, eth)])
+    assert views[(7, eth.symbol)] == position_view(eth_pos, eth, wallet_balance=2_000 * ATTO, others=[(btc_pos, BTC)])
+    assert views[(8, BTC.symbol)] == position_view(isolated, BTC)
+    assert [v.account for v in views_of(ledger, instrument_of, [8])] == [8]  # one user's accounts only
+    assert views_of(ledger, instrument_of, [7], "demo", eth.symbol) == [views[(7, eth.symbol)]]

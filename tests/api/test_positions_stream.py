@@ -18,7 +18,7 @@ from coinwire.auth.abilities import Principal
 from coinwire.bus.memory import MemoryBus
 from coinwire.core.accounts import Account
 from coinwire.core.errors import InvalidInput
-from coinwire.messages import OrderUpdate, OrderView, PositionUpdate, PositionView
+from coinwire.messages import OrderUpdate, OrderView, PositionUpdate, PositionView, account_subject
 from coinwire.services.accounts import AccountBook
 
 ALICE = Principal(user_id=1, username="alice", role="trader", plan="free")
@@ -51,7 +51,8 @@ class World:
     async def change(self, account: int, size: str = "0.010") -> int:
         seq = self.seqs[account] = self.seqs[account] + 1
         owner = 1 if account == 1 else 2
-        await self.bus.publish(f"position.{account}.demo.usdt.btc", PositionUpdate(_view(account, seq, size), owner, account, seq))
+        subject = account_subject("position", account, "demo", "BTC/USDT:USDT")
+        await self.bus.publish(subject, PositionUpdate(_view(account, seq, size), owner, account, seq))
         return seq
 
     def connect(self, principal: Principal) -> tuple[CallContext, list[dict[str, object]]]:

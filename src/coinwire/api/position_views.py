@@ -10,16 +10,17 @@ balance plus the uPnL of every cross position, against all their maintenance mar
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Collection, Sequence
 from decimal import Decimal
 
 from coinwire.core import margin
 from coinwire.core.instruments import Instrument
+from coinwire.core.ledger import Ledger
 from coinwire.core.numbers import ATTO_DECIMALS, atto_to_str
 from coinwire.core.positions import MarginMode, Position, entry_price, notional_at, unrealised_pnl
 from coinwire.messages import PositionView
 
-__all__ = ["RATIO_DECIMALS", "margin_ratio_text", "position_view"]
+__all__ = ["RATIO_DECIMALS", "margin_ratio_text", "position_view", "pool_view", "views_of"]
 
 RATIO_DECIMALS = 8  # margin_ratio's scale (core.margin: 1e-8 units)
 
@@ -92,6 +93,43 @@ def position_view(
         updated_at=pos.updated_at,
         seq=seq or pos.seq,
     )
+
+
+def pool_view(ledger: Ledger, pos: Position, instrument_of: Callable[[str, str], Instrument], seq: int = 0) -> PositionView:
+    """`position_view` of a position in the ledger, with what shares its margin there.
+
+    A cross position's pool is its account's cross positions on the exchange in the same
+    partition (wallet set, or the account's unallocated funds), backed by that partition's
+    settle wallet balance; hedge legs of its symbol are `legs`, other symbols `others`.
+    """
+    inst = instrument_of(pos.exchange, pos.symbol)
+    if pos.margin_mode is MarginMode.ISOLATED:
+        return position_view(pos, inst, seq=seq)
+    legs: list[Position] = []
+    others: list[tuple[Position, Instrument]] = []
+    for other in ledger.positions.of_account(pos.account_id, pos.exchange):
+        if other is pos or other.size == 0 or other.margin_mode is not MarginMode.CROSS or other.wallet_set_id != pos.wallet_set_id:
+            continue
+        if other.symbol == pos.symbol:
+            legs.append(other)
+        else:
+            others.append((other, instrument_of(other.exchange, other.symbol)))
+    settle = inst.settle or inst.quote
+    balance = ledger.wallet(pos.exchange, settle, pos.wallet_set_id, pos.account_id).balance
+    return position_view(pos, inst, seq=seq, wallet_balance=balance, legs=legs, others=others)
+
+
+def views_of(ledger: Ledger, instrument_of: Callable[[str, str], Instrument], accounts: Collection[int] | None,
+             exchange: str | None = None, symbol: str | None = None) -> list[PositionView]:
+    """The open positions of `accounts` (None: every account), optionally of one exchange and symbol, as views."""
+    views = []
+    for pos in ledger.positions.all():
+        if pos.size == 0 or (accounts is not None and pos.account_id not in accounts):
+            continue
+        if (exchange is not None and pos.exchange != exchange) or (symbol is not None and pos.symbol != symbol):
+            continue
+        views.append(pool_view(ledger, pos, instrument_of))
+    return views
 
 
 def _entry_units(pos: Position, inst: Instrument) -> int:
