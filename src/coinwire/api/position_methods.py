@@ -15,7 +15,7 @@ from coinwire.api import params as P
 from coinwire.api.context import CallContext
 from coinwire.api.methods import Api, caller, method
 from coinwire.api.order_params import decimal_param, parse_position_side
-from coinwire.api.position_views import views_of
+from coinwire.api.position_views import funding_view, views_of
 from coinwire.core.errors import InvalidInput
 from coinwire.core.instruments import Instrument
 from coinwire.core.numbers import to_units
@@ -131,7 +131,8 @@ async def close_position(api: Api, p: P.ClosePositionParams, ctx: CallContext) -
 
 @method("get_funding", P.GetFundingParams)
 async def get_funding(api: Api, p: P.GetFundingParams, ctx: CallContext) -> Any:
-    """Funding payments of the accounts the caller may read, newest first (received positive, paid negative)."""
+    """Funding payments of the accounts the caller may read, newest first (received positive, paid negative);
+    `before_id`: the page after the one whose last `id` it is."""
     if not 1 <= p.limit <= FUNDING_LIMIT:
         raise InvalidInput("invalid_limit", f"limit must be between 1 and {FUNDING_LIMIT}", field="limit")
     symbol = _symbol(p, "get_funding", required=False)
@@ -141,5 +142,7 @@ async def get_funding(api: Api, p: P.GetFundingParams, ctx: CallContext) -> Any:
         symbol = api.gateway.market(p.exchange, symbol).instrument.symbol
     elif p.exchange is not None:
         api.gateway.exchange(p.exchange)
-    return await api.gateway.funding_history(accounts=api.readable_accounts(ctx, p.account), exchange=p.exchange, symbol=symbol,
-                                             limit=p.limit)
+    gateway = api.gateway
+    payments = await gateway.store.funding_history(api.readable_accounts(ctx, p.account), p.exchange, symbol, p.limit, p.before_id)
+    instrument_of = _instrument_of(api)
+    return [funding_view(payment, instrument_of(payment.exchange, payment.symbol)) for payment in payments]

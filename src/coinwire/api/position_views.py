@@ -1,6 +1,6 @@
 """The position view: one perpetual position as JSON clients see it, computed exactly with `coinwire.core.margin`.
 
-Pure (core and messages only), so whatever publishes a position change (the gateway, a live
+Pure (core, messages and the venue contract's records only), so whatever publishes a position change (the gateway, a live
 venue's reconciliation) builds the same view as `get_positions` answers. Money is the settle
 currency's decimal text (ATTO exact), prices the instrument's, `margin_ratio` a fraction
 ("0.0123" = 1.23%, "1" = liquidation): maintenance margin over the margin balance that backs
@@ -19,8 +19,9 @@ from coinwire.core.ledger import Ledger
 from coinwire.core.numbers import ATTO_DECIMALS, atto_to_str
 from coinwire.core.positions import MarginMode, Position, entry_price, notional_at, unrealised_pnl
 from coinwire.messages import PositionView
+from coinwire.venues.base import FundingPayment
 
-__all__ = ["RATIO_DECIMALS", "margin_ratio_text", "position_view", "pool_view", "views_of"]
+__all__ = ["RATIO_DECIMALS", "funding_view", "margin_ratio_text", "position_view", "pool_view", "views_of"]
 
 RATIO_DECIMALS = 8  # margin_ratio's scale (core.margin: 1e-8 units)
 
@@ -130,6 +131,16 @@ def views_of(ledger: Ledger, instrument_of: Callable[[str, str], Instrument], ac
             continue
         views.append(pool_view(ledger, pos, instrument_of))
     return views
+
+
+def funding_view(payment: FundingPayment, inst: Instrument) -> dict[str, object]:
+    """One funding payment as JSON: `amount` received (+) or paid (-) in the settle currency, `rate` as a fraction."""
+    return {
+        "id": payment.id, "account": payment.account_id, "exchange": payment.exchange, "symbol": payment.symbol,
+        "position_side": payment.side.value, "wallet_set_id": payment.wallet_set_id, "time": payment.ts,
+        "size": inst.size_str(payment.size), "rate": margin_ratio_text(payment.rate), "mark_price": inst.price_str(payment.mark),
+        "amount": atto_to_str(payment.amount), "currency": inst.settle or inst.quote,
+    }
 
 
 def _entry_units(pos: Position, inst: Instrument) -> int:
