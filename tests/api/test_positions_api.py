@@ -85,8 +85,11 @@ async def test_bad_parameters_answer_stable_codes_over_json_rpc(server: ServerPr
             assert await code_of(rpc, method, **params) == code, (method, params)
 
 
-@pytest.mark.parametrize(("value", "field"), [(v, f) for v, f in itertools.product(
-    [None, True, -1, 2**70, 1.5, "", "x" * 5000, [], {}, "\u0000"], ["leverage", "amount", "mode", "position_side", "account", "pair"])])
+FUZZ_VALUES: list[Any] = [None, True, -1, 2**70, 1.5, "", "x" * 5000, [], {}, "\u0000"]
+FUZZ_FIELDS = ["leverage", "amount", "mode", "position_side", "account", "pair"]
+
+
+@pytest.mark.parametrize(("value", "field"), list(itertools.product(FUZZ_VALUES, FUZZ_FIELDS)))
 def test_fuzzed_values_of_the_new_parameters_never_crash_the_rest_routes(server: ServerProcess, tokens: dict[str, str], value: Any,
                                                                          field: str) -> None:
     body = {"leverage": 3, "amount": "1", "mode": "cross", "position_side": "long", field: value}

@@ -141,7 +141,7 @@ async def test_users_never_cross_on_positions_and_a_viewer_reads_only(server: Se
             assert [p["account"] for p in await vik.call("get_positions", account=account)] == [account]
             with contextlib.suppress(TimeoutError):
                 got = await asyncio.wait_for(foreign.recv(), 0.6)
-                raise AssertionError(f"another user's position reached /ws/positions: {got}")
+                raise AssertionError(f"another user's position reached /ws/positions: {got!r}")
             with pytest.raises(TimeoutError):
                 await pol.notification("positions_updated", timeout=0.3)
         assert await pol.call("get_positions") == []
