@@ -12,11 +12,11 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 import websockets
 
-from coinwire.api.client import RpcClient, RpcError
+from coinwire.api.client import RpcClient
+from tests.api.signed_in import code_of, http, rpc
 from tests.server import ServerProcess
 
 PERP = "BTC_USDT:USDT"
@@ -38,25 +38,12 @@ def tokens(server: ServerProcess) -> dict[str, str]:
     return server.users(USERS)
 
 
-def rpc(server: ServerProcess, token: str) -> RpcClient:
-    return RpcClient(f"{server.ws_anonymous}?access_token={token}")
-
 
 def positions_ws(server: ServerProcess, token: str, **query: int) -> str:
     extra = "".join(f"&{k}={v}" for k, v in query.items())
     return f"ws://127.0.0.1:{server.port}/ws/positions?access_token={token}{extra}"
 
 
-def http(server: ServerProcess, token: str) -> httpx.Client:
-    return httpx.Client(base_url=server.http, timeout=10, headers={"Authorization": f"Bearer {token}"})
-
-
-async def code_of(client: RpcClient, method: str, **params: Any) -> str:
-    try:
-        await client.call(method, **params)
-    except RpcError as exc:
-        return str(exc.data.get("code") if exc.data else exc.code)
-    raise AssertionError(f"{method} was not refused")
 
 
 async def frames_until(ws: Any, done: Any, timeout: float = 10.0) -> list[dict[str, Any]]:

@@ -43,6 +43,18 @@ def _symbol(p: P.PositionParams | P.GetPositionsParams | P.GetFundingParams, nam
     return symbol
 
 
+def _read_market(api: Api, p: P.GetPositionsParams | P.GetFundingParams, name: str) -> str | None:
+    """A read's market: None (every market, of `exchange` if named: checked), or the symbol `pair` names on `exchange`."""
+    symbol = _symbol(p, name, required=False)
+    if symbol is None:
+        if p.exchange is not None:
+            api.gateway.exchange(p.exchange)
+        return None
+    if p.exchange is None:
+        raise InvalidInput("missing_parameter", f"{name}: a `pair` is on an exchange: name it in `exchange`")
+    return api.gateway.market(p.exchange, symbol).instrument.symbol
+
+
 async def _perpetual(api: Api, ctx: CallContext, p: P.PositionParams, name: str) -> tuple[int, str, Any]:
     """(account, symbol, instrument) of a change: a perpetual market, an account the caller may trade on that exchange."""
     account_id = api.account(ctx, p.account, need="trade")  # first: another user's account is not found, whatever else is asked
@@ -68,13 +80,7 @@ def _settings(settings: PositionSettings) -> dict[str, Any]:
 async def get_positions(api: Api, p: P.GetPositionsParams, ctx: CallContext) -> Any:
     """Open positions of the accounts the caller may read (one `account`, one `exchange`, one `pair`), as position views."""
     accounts = api.readable_accounts(ctx, p.account)  # first: another user's account is not found, whatever else is asked
-    symbol = _symbol(p, "get_positions", required=False)
-    if symbol is not None:
-        if p.exchange is None:
-            raise InvalidInput("missing_parameter", "get_positions: a `pair` is on an exchange: name it in `exchange`")
-        symbol = api.gateway.market(p.exchange, symbol).instrument.symbol
-    elif p.exchange is not None:
-        api.gateway.exchange(p.exchange)
+    symbol = _read_market(api, p, "get_positions")
     return api.gateway.positions(accounts=accounts, exchange=p.exchange, symbol=symbol, include_flat=p.include_flat)
 
 
@@ -140,11 +146,5 @@ async def get_funding(api: Api, p: P.GetFundingParams, ctx: CallContext) -> Any:
     if not 1 <= p.limit <= FUNDING_LIMIT:
         raise InvalidInput("invalid_limit", f"limit must be between 1 and {FUNDING_LIMIT}", field="limit")
     accounts = api.readable_accounts(ctx, p.account)  # first, as get_positions
-    symbol = _symbol(p, "get_funding", required=False)
-    if symbol is not None:
-        if p.exchange is None:
-            raise InvalidInput("missing_parameter", "get_funding: a `pair` is on an exchange: name it in `exchange`")
-        symbol = api.gateway.market(p.exchange, symbol).instrument.symbol
-    elif p.exchange is not None:
-        api.gateway.exchange(p.exchange)
+    symbol = _read_market(api, p, "get_funding")
     return await api.gateway.funding_history(accounts=accounts, exchange=p.exchange, symbol=symbol, limit=p.limit, before_id=p.before_id)
