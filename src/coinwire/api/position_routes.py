@@ -24,7 +24,7 @@ from coinwire.api.context import CallContext
 from coinwire.api.guard import principal_of
 from coinwire.api.json_input import decode_json
 from coinwire.api.methods import Api
-from coinwire.api.rest import error_response, json_response, query_kinds, typed_query
+from coinwire.api.rest import add_components, error_response, json_response, openapi_entry, query_kinds, typed_query
 from coinwire.core.errors import CoinwireError, InvalidInput
 
 __all__ = ["POSITION_ROUTES", "add_position_routes"]
@@ -45,8 +45,11 @@ POSITION_ROUTES: list[tuple[str, str, str]] = [
 
 def add_position_routes(app: FastAPI, api: Api) -> None:
     """Mount the position routes; reads take the query string, changes a JSON object body plus the path."""
+    components: dict[str, Any] = {}
     for http_method, path, name in POSITION_ROUTES:
-        app.add_api_route(path, _endpoint(api, http_method, path, name), methods=[http_method], tags=["positions"], summary=name)
+        app.add_api_route(path, _endpoint(api, http_method, path, name), methods=[http_method], tags=["positions"], summary=name,
+                          openapi_extra=openapi_entry(api, name, http_method, path, components))
+    add_components(app, components)
 
 
 def _endpoint(api: Api, http_method: str, path: str, name: str) -> Any:
