@@ -1,14 +1,12 @@
 """Position methods and routes at the edge: stable codes for bad input (never a 500), viewers read only, users never cross.
 
-A real server; each refusal is checked over JSON-RPC and over REST, and a fuzz of the new
+A real server (the module's, from conftest.py); each refusal is checked over JSON-RPC and over REST, and a fuzz of the new
 parameters' types and values answers only documented codes.
 """
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -19,14 +17,6 @@ from tests.server import ServerProcess
 
 USERS = {"pam": "trader", "pete": "trader", "val": "viewer"}
 SPOT = "BTC_USDT"
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    proc = ServerProcess(Path(tmp_path_factory.mktemp("positions")))
-    proc.start()
-    yield proc
-    proc.stop()
 
 
 @pytest.fixture(scope="module")
