@@ -142,3 +142,46 @@ async def test_users_never_cross_on_positions_and_a_viewer_reads_only(server: Se
         while final["size"] != "0":
             final = await vik.notification("positions_updated", timeout=10)
         assert final["side"] == "flat"
+
+
+async def test_orders_executed_is_each_orders_acceptance_and_orders_updated_every_change(server: ServerProcess,
+                                                                                        tokens: dict[str, str]) -> None:
+    async with rpc(server, tokens["pol"]) as pol:
+        await pol.call("subscribe", channels=["orders_executed", "orders_updated"])
+        bid = Decimal((await pol.call("get_pricing", exchange="demo"))["BTC_USDT"]["bid"])
+        resting = await pol.call("make_order", exchange="demo", pair="BTC_USDT", side="buy", type="limit", size="0.001",
+                                 limit=str((bid / 2).quantize(Decimal("0.01"))))
+        await pol.call("cancel_order", order_id=resting["id"])
+        filled = await pol.call("make_order", **market("buy", "0.001"))
+        updated: list[dict[str, Any]] = []
+        executed: list[dict[str, Any]] = []
+        while not updated or updated[-1]["id"] != filled["id"] or updated[-1]["status"] != "done":
+            method, params = await asyncio.wait_for(pol.notifications.get(), 10)
+            if method == "orders_updated":
+                updated.append(params)
+            elif method == "orders_executed":
+                executed.append(params)
+        with contextlib.suppress(TimeoutError):
+            while True:
+                method, params = await asyncio.wait_for(pol.notifications.get(), 0.5)
+                if method == "orders_executed":
+                    executed.append(params)
+        assert [(o["id"], o["status"]) for o in executed] == [(resting["id"], "open"), (filled["id"], "done")]
+        assert [o["status"] for o in updated if o["id"] == resting["id"]] == ["open", "done"]
+        assert {o["id"] for o in updated} == {resting["id"], filled["id"]}
+
+
+async def test_subscribe_with_since_replays_positions_over_json_rpc_as_ws_positions_does(server: ServerProcess,
+                                                                                        tokens: dict[str, str]) -> None:
+    async with rpc(server, tokens["pia"]) as pia:
+        account = await own_account(pia)
+        await pia.call("make_order", **market("buy", "0.003"))
+        await pia.call("close_position", exchange="demo", pair=PERP)
+        await asyncio.sleep(0.3)
+    async with websockets.connect(positions_ws(server, tokens["pia"], account=account, since=0)) as ws:
+        frames = [f for f in await frames_until(ws, lambda f: f["channel"] == "replayed") if f["channel"] == "positions_updated"]
+    async with rpc(server, tokens["pia"]) as fresh:
+        answer = await fresh.call("subscribe", channels=["positions_updated"], account=account, since=0)
+        notes = [await fresh.notification("positions_updated", timeout=10) for _ in range(answer["replay"]["replayed"])]
+    assert answer["replay"]["replayed"] == len(frames) >= 2
+    assert [{**n, "channel": "positions_updated"} for n in notes] == frames
