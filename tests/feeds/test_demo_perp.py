@@ -50,3 +50,18 @@ def test_the_same_seed_replays_the_same_marks() -> None:
     first, second = DemoMarket("demo", PERPETUAL_SYMBOLS, seed=3), DemoMarket("demo", PERPETUAL_SYMBOLS, seed=3)
     for n in range(20):
         assert first.step(T0 + n * S) == second.step(T0 + n * S)
+
+
+def test_the_perpetual_feed_settings_are_checked_where_they_are_read() -> None:
+    import pytest
+
+    from coinwire.app import build_feed
+    from coinwire.config import ConfigError, load_settings
+
+    for bad, why in (({"funding_speedup": 0}, "funding_speedup"), ({"replay_market": "kraken"}, "replay_market")):
+        with pytest.raises(ConfigError, match=why):
+            load_settings(env={}, overrides={"exchanges": [{"name": "x", "feed": "demo", **bad}]})
+    settings = load_settings(env={}, overrides={"exchanges": [{"name": "x", "feed": "demo", "symbols": ["BTC/USDT:USDT"],
+                                                               "funding_speedup": 480}]})
+    feed = build_feed(settings.exchanges[0])
+    assert feed.market.funding_period_ns(feed.instruments()[0]) == 60 * S  # 8 hours / 480: a minute

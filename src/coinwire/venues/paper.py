@@ -49,6 +49,7 @@ from coinwire.core.orders import (
 )
 from coinwire.core.positions import MarginMode
 from coinwire.core.trade_candles import TradeCandles
+from coinwire.core.wallets import WalletLine
 from coinwire.messages import BookDelta, BookSnapshot, BookTicker, MarkPrice, TradeTick
 from coinwire.venues.base import Execution, OpenOrders
 from coinwire.venues.paper_perp import PaperPerps
@@ -262,16 +263,8 @@ class PaperVenue(MarketMirror):
         check_conditional(order, inst, last=last, bid=bid, ask=ask, now=ts, allow_immediate=allow_immediate, mark=mark)
         lines = self.perps.accept(market, order)
         order.move(_UNTRIGGERED, ts)
-        execution = Execution([order], [], lines, placed=order)
-        self._keep(order)
         price = trigger_price(order, last=last, bid=bid, ask=ask, mark=mark)
-        if allow_immediate and price is not None and fires(order, price):
-            order.move(_TRIGGERED, ts)
-            order.triggered_at = ts
-            self._fire(market, order, execution, ts)
-        else:
-            self._watch(market, order)
-        return execution
+        return self._armed(market, order, lines, price, allow_immediate)
 
     async def place_oco(self, limit_leg: Order, stop_leg: Order) -> Execution:
         """Both legs in one step: checked against the mirror (`check_oco`, `check_conditional`), one hold, one record."""
@@ -355,6 +348,12 @@ class PaperVenue(MarketMirror):
             raise DomainError("no_trigger_price", f"no {order.trigger.value} price of {inst.symbol} is known yet to start "
                               "a trailing buy from; retry shortly")
         lines = accept_conditional(self.host.ledger, inst, order, ts, price=price)  # a trailing stop follows it at once
+        return self._armed(market, order, lines, price, allow_immediate)
+
+    def _armed(self, market: PaperMarket, order: Order, lines: list[WalletLine], price: int | None,
+               allow_immediate: bool) -> Execution:
+        """An accepted conditional order (held, untriggered): fired at once when allowed and its price is passed, else watched."""
+        ts = order.created_at
         execution = Execution([order], [], lines, placed=order)
         self._keep(order)
         if allow_immediate and price is not None and fires(order, price):
