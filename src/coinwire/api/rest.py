@@ -25,7 +25,8 @@ from coinwire.api.query_values import read_int
 from coinwire.core.errors import CoinwireError
 from coinwire.store.outage import store_unavailable, store_unreachable
 
-__all__ = ["XWRAP_ROUTES", "add_xwrap_routes", "error_response", "json_response", "paged_response"]
+__all__ = ["XWRAP_ROUTES", "add_xwrap_routes", "error_response", "json_response", "paged_response", "query_kinds", "typed_query",
+           "openapi_entry", "add_components"]
 
 log = structlog.get_logger("coinwire.rest")
 
@@ -86,7 +87,7 @@ def _bad_request(code: str, message: str) -> Response:
 _BOOL_TEXT = {"true": True, "false": False, "1": True, "0": False}
 
 
-def _query_kinds(shape: type) -> dict[str, type]:
+def query_kinds(shape: type) -> dict[str, type]:
     """The fields of a parameter shape that take an integer or a boolean (read from query-string text)."""
     kinds: dict[str, type] = {}
     info = msgspec.inspect.type_info(shape)
@@ -100,7 +101,7 @@ def _query_kinds(shape: type) -> dict[str, type]:
     return kinds
 
 
-def _typed_query(query: Any, kinds: dict[str, type]) -> dict[str, Any]:
+def typed_query(query: Any, kinds: dict[str, type]) -> dict[str, Any]:
     """Query strings are text: integers and booleans are read here, so JSON bodies can stay strict."""
     params: dict[str, Any] = {}
     for name, text in query.items():
@@ -115,11 +116,11 @@ def _typed_query(query: Any, kinds: dict[str, type]) -> dict[str, Any]:
 
 
 def _endpoint(api: Api, method_name: str, path: str) -> Any:
-    kinds = _query_kinds(api.methods[method_name].params)
+    kinds = query_kinds(api.methods[method_name].params)
 
     async def endpoint(request: Request) -> Response:
         start = time.perf_counter()
-        params: dict[str, Any] = _typed_query(request.query_params, kinds) if request.query_params else {}
+        params: dict[str, Any] = typed_query(request.query_params, kinds) if request.query_params else {}
         try:
             if request.method == "POST":
                 body = await request.body()
@@ -149,7 +150,7 @@ def _endpoint(api: Api, method_name: str, path: str) -> Any:
 _REF_TEMPLATE = "#/components/schemas/{name}"
 
 
-def _openapi(api: Api, method_name: str, http_method: str, path: str, components: dict[str, Any]) -> dict[str, Any]:
+def openapi_entry(api: Api, method_name: str, http_method: str, path: str, components: dict[str, Any]) -> dict[str, Any]:
     """One operation's OpenAPI entry; parameter shapes go to `components` so every `$ref` resolves."""
     entry = api.methods[method_name]
     (schema,), defs = msgspec.json.schema_components([entry.params], ref_template=_REF_TEMPLATE)
@@ -161,7 +162,7 @@ def _openapi(api: Api, method_name: str, http_method: str, path: str, components
         {"name": seg[0], "in": "path", "required": True, "schema": {"type": "integer" if seg[1:] == ["int"] else "string"}}
         for seg in segments
     ]
-    if http_method == "POST":
+    if http_method in ("POST", "PUT"):
         extra["requestBody"] = {"content": {"application/json": {"schema": schema}}, "required": True}
     else:
         props = defs.get(entry.params.__name__, {}).get("properties", {})
@@ -181,10 +182,10 @@ def add_xwrap_routes(app: FastAPI, api: Api) -> None:
             methods=[http_method],
             summary=f"{method_name}",
             tags=["xwrap"],
-            openapi_extra=_openapi(api, method_name, http_method, path, components),
+            openapi_extra=openapi_entry(api, method_name, http_method, path, components),
             response_class=JSONResponse,
         )
-    _add_components(app, components)
+    add_components(app, components)
     app.add_exception_handler(HTTPException, _http_error)  # type: ignore[arg-type]
 
     async def uri_map() -> Response:
@@ -199,7 +200,7 @@ def add_xwrap_routes(app: FastAPI, api: Api) -> None:
     app.add_api_route("/uri_map", uri_map, methods=["GET"], tags=["xwrap"], summary="uri_map")
 
 
-def _add_components(app: FastAPI, components: dict[str, Any]) -> None:
+def add_components(app: FastAPI, components: dict[str, Any]) -> None:
     """Put the parameter schemas under `components/schemas`, where the operations' `$ref`s point."""
     build = app.openapi
 
