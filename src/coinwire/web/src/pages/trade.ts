@@ -25,7 +25,7 @@ export function tradePage(app: App, _p: Record<string, string>, d: Disposer): HT
     }
     const canTrade = app.can("trade", "order") && (!account || account.role !== "view");
     const perp = isPerpetual(m) ? livePositions(app, inner) : null; // a spot market adds nothing to the page
-    const ticket = canTrade ? orderTicket(app, m, inner, perp?.list) : null;
+    const ticket = canTrade ? orderTicket(app, m, inner, perp ?? undefined) : null;
     const cannot = app.can("trade", "order") ? `You may view account ${account?.name}, not trade on it: no order ticket.`
       : "Your role may look, not trade: no order ticket.";
     fill(root,

@@ -2,12 +2,13 @@
 
 import type { App } from "../app";
 import { ApiError } from "../api/http";
-import type { Account, Market, Order, PositionSide, PositionView, Wallet } from "../api/types";
+import type { Account, Market, Order, PositionSide, Wallet } from "../api/types";
 import * as C from "../conditional";
 import * as D from "../decimal";
 import * as fmt from "../format";
 import * as P from "../positions";
-import { Disposer, Signal, fill, h } from "./dom";
+import { Disposer, fill, h } from "./dom";
+import type { LivePositions } from "./positions";
 
 /** Funds an order without a wallet set can use: the unallocated available balance of the account it is placed on. */
 async function available(app: App, exchange: string, account: Account | null): Promise<Map<string, string>> {
@@ -35,7 +36,7 @@ function localMs(value: string): number | null {
  * `positions`: the account's live positions when `m` is a perpetual (its reduce-only box and, in hedge
  * mode, the position side; funds are then margin in the settle currency), absent on a spot market.
  */
-export function orderTicket(app: App, m: Market, d: Disposer, positions?: Signal<PositionView[] | null>): { el: HTMLElement; setPrice: (p: string) => void } {
+export function orderTicket(app: App, m: Market, d: Disposer, live?: LivePositions): { el: HTMLElement; setPrice: (p: string) => void } {
   const account = app.accounts.forOrders(m.exchange); // fixed while the page shows it: another choice redraws the page
   let side: C.Side = "buy";
   let funds = new Map<string, string>();
@@ -62,12 +63,13 @@ export function orderTicket(app: App, m: Market, d: Disposer, positions?: Signal
   const tpLimit = priceInput("take_profit_limit", `limit (${q})`);
   const slStop = priceInput("stop_loss", `stop loss (${q})`);
   const slLimit = priceInput("stop_loss_limit", `optional (${q})`);
+  const positions = live?.list;
   const reduceOnly = h("input", { type: "checkbox", name: "reduce_only" });
   const positionSide = h("select", { name: "position_side", "aria-label": "position side" },
     ...options<PositionSide>([["long", "Long leg"], ["short", "Short leg"]]));
   const reduceField = h("label", { class: "check" }, reduceOnly, "Reduce-only: never increase the position (cut to its size)");
   const sideField = h("label", { "data-testid": "position-side" }, "Position side (hedge mode)", positionSide);
-  const hedge = () => positions !== undefined && P.hedgeModeOf(positions.value ?? [], account?.id ?? null, m.exchange);
+  const hedge = () => live !== undefined && (live.hedge.value ?? P.hedgeModeOf(live.list.value ?? [], account?.id ?? null, m.exchange));
   const perpBox = positions ? h("div", { class: "perp", "data-testid": "ticket-perp" }, reduceField, sideField) : null;
   const sizeIn = h("input", { name: "size", inputmode: "decimal", placeholder: `amount (${m.base})`, autocomplete: "off" });
   const pct = h("input", { type: "range", name: "percent", min: 0, max: 100, step: 1, value: 0, "aria-label": "percent of available" });
@@ -255,7 +257,10 @@ export function orderTicket(app: App, m: Market, d: Disposer, positions?: Signal
   void refreshFunds();
   d.every(5000, () => void refreshFunds());
   d.add(app.rpc.on("trade", (t: { account?: number }) => { if (!account || t.account === account.id) void refreshFunds(); }));
-  if (positions) d.add(positions.watch(() => recompute()));
+  if (live) {
+    d.add(live.list.watch(() => recompute()));
+    d.add(live.hedge.watch(() => recompute()));
+  }
   d.add(app.tickers.watch(() => { if (kind() !== "limit" && kind() !== "limit-post-only" || withBracket.checked) recompute(); }));
   recompute();
   return { el: form, setPrice: (p: string) => { if (C.FIELDS[kind()].limit) { priceIn.value = p; recompute(); } } };

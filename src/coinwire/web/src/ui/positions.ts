@@ -15,9 +15,27 @@ import { Disposer, Signal, fill, h, placeholder } from "./dom";
  * (mark, uPnL, margin ratio and liquidation price move with the mark), read again on every (re)connection
  * so nothing missed while disconnected stays wrong. Null until the first answer.
  */
-export function livePositions(app: App, d: Disposer): { list: Signal<PositionView[] | null>; error: Signal<string>; reload: () => Promise<void> } {
+export interface LivePositions {
+  list: Signal<PositionView[] | null>;
+  error: Signal<string>;
+  /** Hedge mode as last set from this page (null: not set here; the positions' legs tell). */
+  hedge: Signal<boolean | null>;
+  reload: () => Promise<void>;
+}
+
+/**
+ * The accounts whose pushes a connection must ask for by id: a connection follows the user's own
+ * accounts (an admin's, every one) without it, but an account granted to the user only when named.
+ */
+function granted(app: App): number[] {
+  const chosen = app.accounts.chosen.value;
+  return (chosen ? [chosen] : app.accounts.list.value).filter((a) => a.role === "view" || a.role === "trade").map((a) => a.id);
+}
+
+export function livePositions(app: App, d: Disposer): LivePositions {
   const list = new Signal<PositionView[] | null>(null);
   const error = new Signal("");
+  const hedge = new Signal<boolean | null>(null);
   const reload = async () => {
     try {
       list.set(P.openPositions(await app.rpc.call<PositionView[]>("get_positions", app.accounts.scope())));
@@ -26,13 +44,20 @@ export function livePositions(app: App, d: Disposer): { list: Signal<PositionVie
       error.set((e as Error).message);
     }
   };
-  d.add(app.rpc.keep({ open: async (rpc) => { await channels(["positions_updated"]).open(rpc); await reload(); },
-    close: (rpc) => channels(["positions_updated"]).close!(rpc) }));
+  const standing = channels(["positions_updated"]);
+  d.add(app.rpc.keep({
+    open: async (rpc) => {
+      await standing.open(rpc);
+      for (const account of granted(app)) await rpc.call("subscribe", { channels: ["positions_updated"], account });
+      await reload();
+    },
+    close: (rpc) => standing.close!(rpc),
+  }));
   d.add(app.rpc.on("positions_updated", (p: PositionView) => {
     if (!app.accounts.shows(p.account) || list.value === null) return;
     list.set(P.mergePosition(list.value, p));
   }));
-  return { list, error, reload };
+  return { list, error, hedge, reload };
 }
 
 /** Who may change a position: a trader on an account they own or trade (a viewer, or a view grant, sees it only). */
@@ -60,7 +85,7 @@ function answerLine(testid: string): { el: HTMLElement; ok: (t: string) => void;
 }
 
 /** The positions table; `only` narrows it to one market (the Trade page's). */
-export function positionsPanel(app: App, d: Disposer, live: ReturnType<typeof livePositions>,
+export function positionsPanel(app: App, d: Disposer, live: LivePositions,
   only?: { exchange: string; symbol: string }): HTMLElement {
   const body = h("div", {});
   const answer = answerLine("positions-result");
@@ -146,12 +171,14 @@ export function positionsPanel(app: App, d: Disposer, live: ReturnType<typeof li
  * Leverage and margin mode of one perpetual market on the ticket's account: the current values from its
  * position (a market without one shows the last value set here, else asks), the server's refusal as worded.
  */
-export function leverageControls(app: App, d: Disposer, m: Market, account: Account | null, live: ReturnType<typeof livePositions>): HTMLElement {
+export function leverageControls(app: App, d: Disposer, m: Market, account: Account | null, live: LivePositions): HTMLElement {
   const canChange = mayTrade(app, account);
   const levIn = h("input", { name: "leverage", inputmode: "numeric", placeholder: m.max_leverage ? `1–${m.max_leverage}` : "e.g. 10", "aria-label": "leverage", autocomplete: "off", disabled: !canChange });
   const mode = h("select", { name: "margin_mode", "aria-label": "margin mode", disabled: !canChange },
     h("option", { value: "cross" }, "Cross"), h("option", { value: "isolated" }, "Isolated"));
   const current = h("span", { class: "muted", "data-testid": "leverage-current" }, "");
+  const posMode = h("select", { name: "position_mode", "aria-label": "position mode", disabled: !canChange },
+    h("option", { value: "one-way" }, "One-way"), h("option", { value: "hedge" }, "Hedge (long and short legs)"));
   const answer = answerLine("leverage-result");
   const accountId = () => account?.id ?? null;
   const show = (list: PositionView[] | null) => {
@@ -159,6 +186,7 @@ export function leverageControls(app: App, d: Disposer, m: Market, account: Acco
     current.textContent = p ? `now ${p.leverage}x · ${p.margin_mode}` : "";
     if (p && document.activeElement !== levIn && !levIn.value) levIn.value = String(p.leverage);
     if (p) mode.value = p.margin_mode;
+    if (live.hedge.value === null) posMode.value = P.hedgeModeOf(list ?? [], account?.id ?? null, m.exchange) ? "hedge" : "one-way";
   };
   d.add(live.list.watch(show));
   const setLev = h("button", { type: "button", "data-testid": "leverage-set", disabled: !canChange, onclick: async () => {
@@ -180,11 +208,22 @@ export function leverageControls(app: App, d: Disposer, m: Market, account: Acco
       await live.reload();
     } catch (e) { answer.fail(e); }
   } }, "Set mode");
+  const setPosMode = h("button", { type: "button", "data-testid": "position-mode-set", disabled: !canChange, onclick: async () => {
+    const on = posMode.value === "hedge";
+    const params: Record<string, unknown> = { exchange: m.exchange, hedge_mode: on };
+    if (account) params.account = account.id;
+    try {
+      await app.rpc.call("set_position_mode", params);
+      live.hedge.set(on);
+      answer.ok(`Position mode on ${m.exchange}: ${on ? "hedge (long and short legs)" : "one-way"}.`);
+    } catch (e) { answer.fail(e); }
+  } }, "Set");
   return h("section", { class: "card leverage", "data-testid": "leverage" },
     h("h3", {}, `Leverage · ${m.symbol} `, current),
     canChange ? null : h("p", { class: "muted" }, "You may view this account's positions, not change them."),
     h("div", { class: "row" }, h("label", {}, "Leverage (x)", levIn), setLev),
     h("div", { class: "row" }, h("label", {}, "Margin mode", mode), setMode),
+    h("div", { class: "row" }, h("label", {}, `Position mode on ${m.exchange}`, posMode), setPosMode),
     answer.el);
 }
 
