@@ -9,9 +9,25 @@ import msgspec
 from coinwire.core.errors import InvalidInput
 from coinwire.core.numbers import ATTO_DECIMALS, POW10, ceil_div, to_units, units_to_str
 
-__all__ = ["Instrument", "FEE_SCALE"]
+__all__ = ["Instrument", "FEE_SCALE", "LeverageBracket", "SPOT", "PERPETUAL"]
 
 FEE_SCALE = 10**8  # fee rates are integers of 1e-8 (0.1% == 100_000)
+SPOT, PERPETUAL = "spot", "perpetual"
+
+
+class LeverageBracket(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """One notional tier of a perpetual: Binance's `GET /fapi/v1/leverageBracket` entry, in exact units.
+
+    A position whose notional (ATTO of the settle currency) lies in [floor, cap) may use at most
+    `max_leverage` and needs maintenance margin `notional * mmr / 1e8 - maint_amount` (Binance's
+    "cum", which makes the tiers join without a jump). `cap` 0: the last tier, no cap.
+    """
+
+    floor: int
+    cap: int
+    max_leverage: int
+    mmr: int
+    maint_amount: int
 
 
 class Instrument(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -35,12 +51,47 @@ class Instrument(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     min_notional: int = 0
     maker_fee: int = 100_000
     taker_fee: int = 100_000
+    # --- perpetual futures (the defaults keep a spot market as it was) ---
+    kind: str = SPOT  # "spot" | "perpetual" (linear: margined and settled in `settle`)
+    settle: str = ""  # a perpetual's margin and settlement currency (e.g. "USDT"); "" for spot
+    contract_size: int = FEE_SCALE  # base per contract, in 1e-8 (FEE_SCALE: one contract is one base unit)
+    brackets: tuple[LeverageBracket, ...] = ()  # notional tiers, lowest first
+    funding_interval_s: int = 0  # seconds between funding times (28_800 on Binance)
+    liquidation_fee: int = 0  # the clearance fee on a liquidated notional, in 1e-8
 
     def __post_init__(self) -> None:
         if self.price_decimals < 0 or self.size_decimals < 0 or self.price_decimals + self.size_decimals > ATTO_DECIMALS:
             raise ValueError(f"{self.symbol}: price and size decimals must be >= 0 and add up to at most 18")
         if self.tick <= 0 or self.step <= 0:
             raise ValueError(f"{self.symbol}: tick and step must be positive")
+        if self.kind not in (SPOT, PERPETUAL):
+            raise ValueError(f"{self.symbol}: kind must be spot or perpetual, not {self.kind!r}")
+        if self.kind == PERPETUAL:
+            if not self.settle:
+                raise ValueError(f"{self.symbol}: a perpetual needs its settle currency")
+            scale = POW10[ATTO_DECIMALS - self.price_decimals - self.size_decimals] * self.contract_size
+            if self.contract_size <= 0 or scale % FEE_SCALE:
+                raise ValueError(f"{self.symbol}: the contract size must make every notional a whole number of ATTO")
+            floor = 0
+            for bracket in self.brackets:
+                if bracket.floor != floor or (bracket.cap and bracket.cap <= bracket.floor) or bracket.max_leverage < 1:
+                    raise ValueError(f"{self.symbol}: leverage brackets must be contiguous from 0, each with a leverage >= 1")
+                floor = bracket.cap
+            if self.brackets and self.brackets[-1].cap:
+                raise ValueError(f"{self.symbol}: the last leverage bracket must have no cap (0)")
+
+    @property
+    def is_perpetual(self) -> bool:
+        return self.kind == PERPETUAL
+
+    @property
+    def max_leverage(self) -> int:
+        """The highest leverage any position of this market may use (its first bracket's); 1 without brackets."""
+        return self.brackets[0].max_leverage if self.brackets else 1
+
+    def contract_notional(self, price: int, size: int) -> int:
+        """A perpetual's notional of `size` contracts at `price`, in ATTO of the settle currency (exact: checked at creation)."""
+        return price * size * POW10[ATTO_DECIMALS - self.price_decimals - self.size_decimals] * self.contract_size // FEE_SCALE
 
     # --- parsing user input -------------------------------------------------------------
     def parse_price(self, value: object, field: str = "price") -> int:
@@ -135,6 +186,22 @@ class Instrument(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
             "min_notional": units_to_str(self.min_notional, ATTO_DECIMALS),
             "maker_fee": units_to_str(self.maker_fee, 8),
             "taker_fee": units_to_str(self.taker_fee, 8),
+        } | (self._perpetual_public() if self.kind == PERPETUAL else {})
+
+    def _perpetual_public(self) -> dict[str, object]:
+        return {
+            "kind": self.kind,
+            "settle": self.settle,
+            "contract_size": units_to_str(self.contract_size, 8),
+            "max_leverage": self.max_leverage,
+            "funding_interval_s": self.funding_interval_s,
+            "liquidation_fee": units_to_str(self.liquidation_fee, 8),
+            "brackets": [
+                {"floor": units_to_str(b.floor, ATTO_DECIMALS), "cap": units_to_str(b.cap, ATTO_DECIMALS) if b.cap else None,
+                 "max_leverage": b.max_leverage, "mmr": units_to_str(b.mmr, 8),
+                 "maint_amount": units_to_str(b.maint_amount, ATTO_DECIMALS)}
+                for b in self.brackets
+            ],
         }
 
 

@@ -36,6 +36,7 @@ from coinwire.core.instruments import Instrument
 from coinwire.core.line_totals import LineTotals, TotalsError
 from coinwire.core.numbers import atto_to_str
 from coinwire.core.orders import Fill
+from coinwire.core.positions import Position, PositionBook, PositionSettings
 from coinwire.core.wallets import LineKind, Wallet, WalletLine, WalletSet
 
 __all__ = ["Ledger", "Balance", "HistoryPoint", "LedgerInvariantError", "history"]
@@ -92,7 +93,8 @@ class Ledger:
         self._sets: dict[int, WalletSet] = {}
         self._partitions: dict[int | None, list[int]] = {None: []}  # wallet ids per set (None: unallocated)
         self._allocated: dict[int, int] = {}  # wallet id -> the sum of its ALLOCATE movements
-        self._holds: dict[int, tuple[int, int]] = {}  # order_id -> (wallet_id, amount > 0)
+        self._holds: dict[int, tuple[int, int]] = {}  # order_id (< 0: a position's margin) -> (wallet_id, amount > 0)
+        self.positions = PositionBook()  # perpetual positions and settings (core.perp_execution keeps them with the holds)
         self.wallet_ids = IdSequence()
         self.set_ids = IdSequence()
         self.line_ids = IdSequence()
@@ -415,14 +417,21 @@ class Ledger:
         wallet_sets: Iterable[WalletSet],
         totals: LineTotals,
         exchanges: Mapping[str, Iterable[str]] | None = None,
+        *,
+        positions: Iterable[Position] = (),
+        position_settings: Iterable[PositionSettings] = (),
+        hedge_modes: Iterable[tuple[int, str, bool]] = (),
     ) -> Ledger:
         """Rebuild a ledger from persisted records and the sums of their lines (`totals`, up to its `last_line_id`).
 
         Balances, holds and per-order holds come from `totals`; the stored wallets' own
         `balance`/`hold` are ignored; the currencies of stored wallets become known; new line
-        ids follow `totals.last_line_id`. The result is checked before it is returned.
+        ids follow `totals.last_line_id`. Perpetual positions, their settings and the accounts'
+        hedge modes come back into `positions` (their margin holds are among `totals.holds`,
+        under each position's `hold_id`). The result is checked before it is returned.
         """
         ledger = cls(exchanges)
+        ledger.positions.restore(positions, position_settings, hedge_modes)
         for wallet_set in sorted(wallet_sets, key=lambda s: s.id):
             ledger._sets[wallet_set.id] = msgspec.structs.replace(wallet_set)
             ledger._partitions[wallet_set.id] = []
@@ -446,13 +455,18 @@ class Ledger:
         wallet_sets: Iterable[WalletSet],
         lines: Iterable[WalletLine],
         exchanges: Mapping[str, Iterable[str]] | None = None,
+        *,
+        positions: Iterable[Position] = (),
+        position_settings: Iterable[PositionSettings] = (),
+        hedge_modes: Iterable[tuple[int, str, bool]] = (),
     ) -> Ledger:
         """`restore` from every line (a test's or an import's whole list; a server reads the store's sums instead)."""
         try:
             totals = LineTotals().add_lines(lines)
         except TotalsError as exc:
             raise LedgerInvariantError(str(exc)) from exc
-        return cls.restore(wallets, wallet_sets, totals, exchanges)
+        return cls.restore(wallets, wallet_sets, totals, exchanges, positions=positions, position_settings=position_settings,
+                           hedge_modes=hedge_modes)
 
     # --- internals --------------------------------------------------------------------------
     def _require_pair(self, exchange: str, currency: str) -> None:

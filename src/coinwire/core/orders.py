@@ -21,7 +21,8 @@ import msgspec
 
 from coinwire.core.instruments import Instrument
 
-__all__ = ["Side", "OrderType", "OrderStatus", "DoneReason", "TriggerSource", "TimeInForce", "Order", "Fill", "InvalidTransition",
+__all__ = ["Side", "PositionSide",
+           "OrderType", "OrderStatus", "DoneReason", "TriggerSource", "TimeInForce", "Order", "Fill", "InvalidTransition",
            "TRANSITIONS", "OrderRequest", "CONDITIONAL_TYPES"]
 
 
@@ -32,6 +33,14 @@ class Side(str, enum.Enum):
     @property
     def opposite(self) -> Side:
         return _SELL if self is _BUY else _BUY
+
+
+class PositionSide(str, enum.Enum):
+    """Which position of a perpetual an order trades: the one net position (one-way mode) or a hedge-mode leg."""
+
+    BOTH = "both"  # one-way mode: buys and sells net into one signed position
+    LONG = "long"  # hedge mode: the long leg (a buy opens it, a sell closes it)
+    SHORT = "short"  # hedge mode: the short leg (a sell opens it, a buy closes it)
 
 
 class OrderType(str, enum.Enum):
@@ -46,6 +55,7 @@ class OrderType(str, enum.Enum):
     TAKE_PROFIT_MARKET = "take-profit-market"  # the mirror image: a sell fires at or above stop_price, a buy at or below
     TAKE_PROFIT_LIMIT = "take-profit-limit"
     TRAILING_STOP = "trailing-stop"  # a stop that follows the best price seen since activation; fires a market order
+    LIQUIDATION = "liquidation"  # made by the venue to close a liquidated position; never accepted from a client
 
     @property
     def rests(self) -> bool:
@@ -98,6 +108,7 @@ class DoneReason(str, enum.Enum):
     EXPIRED = "expired"  # cancel_after elapsed
     KILLED = "killed"  # a fill-or-kill that could not fill completely
     REJECTED = "rejected"  # a live venue refused the order (the refusal is also the make_order answer)
+    LIQUIDATED = "liquidated"  # cancelled because its position was liquidated, or a liquidation order's own end
 
 
 # Members as module constants for the order path: on Python 3.11 `Enum.MEMBER` goes through
@@ -175,6 +186,7 @@ class Order(msgspec.Struct, kw_only=True, gc=False):
     bracket: str | None = None  # a bracket parent's children to place: core.conditional.Bracket as JSON, integer units
     emulated: bool = False  # a live venue lacks the type: coinwire fires it from the mirrored market
     reduce_only: bool = False  # may only shrink a position (enforced for derivatives)
+    position_side: PositionSide = PositionSide.BOTH  # a perpetual's position it trades (hedge mode: LONG or SHORT)
 
     @property
     def remaining(self) -> int:
@@ -250,6 +262,7 @@ class Fill(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     ext_id: str | None = None  # the venue's trade id (live exchanges)
     fee_currency: str | None = None  # None: the quote currency
     account_id: int = 0  # the order's account
+    position_side: PositionSide = PositionSide.BOTH  # a perpetual fill's position (hedge mode: its leg)
 
 
 class OrderRequest:
@@ -257,7 +270,7 @@ class OrderRequest:
 
     __slots__ = ("exchange", "instrument", "side", "type", "size", "limit", "cancel_after", "client_oid", "wallet_set_id", "run_id",
                  "budget", "owner_id", "account_id", "funds", "stop_price", "trigger", "trail_ppm", "trail_delta", "activation_price",
-                 "time_in_force", "expire_at", "allow_immediate", "reduce_only", "bracket")
+                 "time_in_force", "expire_at", "allow_immediate", "reduce_only", "bracket", "position_side")
 
     def __init__(
         self,
@@ -286,6 +299,7 @@ class OrderRequest:
         allow_immediate: bool = False,
         reduce_only: bool = False,
         bracket: str | None = None,
+        position_side: PositionSide = PositionSide.BOTH,
     ) -> None:
         self.exchange = exchange
         self.instrument = instrument
@@ -314,6 +328,7 @@ class OrderRequest:
         self.allow_immediate = allow_immediate
         self.reduce_only = reduce_only
         self.bracket = bracket  # a parent's children (core.conditional.Bracket as JSON), placed as an OCO once it filled
+        self.position_side = position_side  # a perpetual order's position (hedge mode: LONG or SHORT)
 
     def same_as(self, order: Order) -> bool:
         return (
@@ -328,6 +343,7 @@ class OrderRequest:
             and order.trail_ppm == self.trail_ppm
             and order.trail_delta == self.trail_delta
             and order.bracket == self.bracket
+            and order.position_side is self.position_side
             and order.wallet_set_id == self.wallet_set_id
             and (self.account_id is None or order.account_id == self.account_id)
         )

@@ -31,6 +31,9 @@ class LineKind(str, enum.Enum):
     HOLD = "hold"  # hold placed, changed or released for an order (movement 0)
     TRADE = "trade"  # a fill's base or quote movement
     FEE = "fee"  # a fill's fee (negative movement)
+    PNL = "pnl"  # a perpetual position's realised profit (+) or loss (-), in the settle currency
+    FUNDING = "funding"  # a perpetual's funding payment: received (+) or paid (-)
+    LIQUIDATION = "liquidation"  # the clearance fee of a liquidated position (what its margin had left)
 
 
 class Wallet(msgspec.Struct, kw_only=True):
