@@ -8,6 +8,7 @@ Subjects are dot-separated tokens, lower case, NATS style (`*` one token, `>` th
     markets.<exchange>                   Markets (the instruments a feed serves)
     order.<account>.<exchange>.<quote>.<base>  OrderUpdate            (durable)
     fill.<account>.<exchange>.<quote>.<base>   FillEvent              (durable)
+    position.<account>.<exchange>.<quote>.<base>  PositionUpdate      (durable; perpetuals)
     exchstatus.<exchange>                ExchangeStatusChanged
     rate.<exchange>.<quote>.<base>       Rate (a market's stored rate of one minute)
     log.<level>                          LogMessage
@@ -37,6 +38,8 @@ __all__ = [
     "FillView",
     "OrderUpdate",
     "FillEvent",
+    "PositionView",
+    "PositionUpdate",
     "ExchangeStatusChanged",
     "LogMessage",
     "Rate",
@@ -245,6 +248,47 @@ class FillEvent(msgspec.Struct, frozen=True, tag="trade_fill"):
     seq: int = 0
 
 
+class PositionView(msgspec.Struct, frozen=True, gc=False):
+    """One perpetual position as clients see it (the `positions_updated` notification and get_positions' items).
+
+    Money and prices as decimal strings (money in the settle currency), `margin_ratio` as a
+    fraction ("0.0123" = 1.23%; "1" = liquidation). `api.position_views.position_view` builds it.
+    """
+
+    account: int
+    exchange: str
+    symbol: str  # BTC/USDT:USDT
+    position_side: str  # both (one-way mode) | long | short (hedge mode legs)
+    side: str  # long | short | flat
+    size: str  # absolute
+    entry_price: str
+    mark_price: str
+    notional: str
+    unrealised_pnl: str
+    realised_pnl: str
+    funding: str  # received +, paid -
+    fees: str
+    leverage: int
+    margin_mode: str  # isolated | cross
+    isolated_margin: str | None
+    initial_margin: str
+    maintenance_margin: str
+    margin_ratio: str
+    liquidation_price: str | None
+    wallet_set_id: int | None
+    updated_at: int  # ns
+    seq: int  # its account's sequence number of this notification (shared with orders and fills)
+
+
+class PositionUpdate(msgspec.Struct, frozen=True, tag="position"):
+    """The `positions_updated` notification: a position of an account changed (size, mark, margin, funding, liquidation)."""
+
+    position: PositionView
+    owner_id: int | None = None  # the account's owner (never in the payload)
+    account_id: int = 0
+    seq: int = 0  # the account's sequence number of this notification (also in the payload)
+
+
 class ExchangeStatusChanged(msgspec.Struct, frozen=True, tag="exchstatus"):
     exchange: str
     from_status: str
@@ -284,17 +328,18 @@ Message = (
     | Ticker
     | OrderUpdate
     | FillEvent
+    | PositionUpdate
     | ExchangeStatusChanged
     | LogMessage
     | Rate
 )
 
 # Subjects whose messages a bus keeps and can replay from a sequence number.
-DURABLE_SUBJECTS: tuple[str, ...] = ("order.>", "fill.>")
+DURABLE_SUBJECTS: tuple[str, ...] = ("order.>", "fill.>", "position.>")
 
 
 def account_subject(kind: str, account_id: int, exchange: str, symbol: str) -> str:
-    """An account's order or fill subject: `account_subject("order", 7, "binance", "BTC/USDT")` -> `order.7.binance.usdt.btc`.
+    """An account's order, fill or position subject: `account_subject("order", 7, "binance", "BTC/USDT")` -> `order.7.binance.usdt.btc`.
 
     The account comes first so one account's stream is one filter (`order.7.>`), which JetStream
     applies on the server when a client replays what it missed.

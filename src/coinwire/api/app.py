@@ -26,7 +26,8 @@ from coinwire.api.market_routes import add_market_routes
 from coinwire.api.methods import Api
 from coinwire.api.notifications_routes import add_notification_routes
 from coinwire.api.ohlcv_routes import add_ohlcv_routes
-from coinwire.api.orders_ws import ORDERS_WS_PATH, orders_ws_asgi
+from coinwire.api.orders_ws import ORDERS_WS_PATH, POSITIONS_WS_PATH, orders_ws_asgi, positions_ws_asgi
+from coinwire.api.position_routes import add_position_routes
 from coinwire.api.prefs_routes import add_preferences_routes
 from coinwire.api.rates_routes import add_rates_routes
 from coinwire.api.rest import add_xwrap_routes, json_response
@@ -90,6 +91,9 @@ class CoinwireApp(FastAPI):
             if path == ORDERS_WS_PATH:
                 await orders_ws_asgi(scope, receive, send, self._api)
                 return
+            if path == POSITIONS_WS_PATH:
+                await positions_ws_asgi(scope, receive, send, self._api)
+                return
         await super().__call__(scope, receive, send)
 
 
@@ -117,6 +121,7 @@ def create_http_app(platform: Served, api: Api, access: Access, runs: RunManager
     add_accounts_routes(app, api, access.repo, MembersRepository(platform.store))
     add_runs_routes(app, runs, access.owners)
     add_schedules_routes(app, api)
+    add_position_routes(app, api)
     add_frontier_routes(app, settings)
     add_ohlcv_routes(app, platform.ohlcv)
     add_market_routes(app, platform.market)

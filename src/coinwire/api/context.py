@@ -13,9 +13,12 @@ from coinwire.bus.subjects import SubjectFilter
 if TYPE_CHECKING:
     from coinwire.auth.abilities import Principal
 
-__all__ = ["CallContext", "CHANNELS", "DEFAULT_CHANNELS", "Push"]
+__all__ = ["CallContext", "ACCOUNT_CHANNELS", "CHANNELS", "DEFAULT_CHANNELS", "Push"]
 
-CHANNELS = frozenset({"order", "trade", "exchstatus", "logmessages", "echo_ret", "ticker", "public_trades", "rate"})
+CHANNELS = frozenset({"order", "trade", "exchstatus", "logmessages", "echo_ret", "ticker", "public_trades", "rate",
+                      "orders_executed", "orders_updated", "positions_updated"})
+# account channels: an account's notifications, each with the account's `seq`, replayable from an offset (api.streams)
+ACCOUNT_CHANNELS = frozenset({"order", "trade", "orders_executed", "orders_updated", "positions_updated"})
 # every connection receives its user's accounts' order and trade notifications, whichever connection placed the order
 DEFAULT_CHANNELS = frozenset({"exchstatus", "echo_ret", "order", "trade"})
 ALL_TICKERS, ALL_TRADES = SubjectFilter(["ticker.>"]), SubjectFilter(["trade.>"])  # what the channels carry until narrowed

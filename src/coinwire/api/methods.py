@@ -15,11 +15,18 @@ import msgspec
 
 from coinwire import __version__
 from coinwire.api import params as P
-from coinwire.api.context import CHANNELS, CallContext
+from coinwire.api.context import ACCOUNT_CHANNELS, CHANNELS, CallContext
 from coinwire.api.guard import authorize_channel
 from coinwire.api.json_input import refusal
 from coinwire.api.notifier import Notifier
-from coinwire.api.order_params import apply_conditions, check_oco_legs, decimal_param, oco_client_oids, price_units
+from coinwire.api.order_params import (
+    apply_conditions,
+    apply_position_side,
+    check_oco_legs,
+    decimal_param,
+    oco_client_oids,
+    price_units,
+)
 from coinwire.api.ownership import Owners
 from coinwire.api.streams import AccountStreams, StreamQuery, stream_query
 from coinwire.api.wallet_views import WalletViews
@@ -45,7 +52,7 @@ if TYPE_CHECKING:
     from coinwire.api.ohlcv_routes import OhlcvStreams
     from coinwire.services.rate_history import RateHistory
 
-__all__ = ["Api", "Method", "METHOD_NAMES"]
+__all__ = ["Api", "Method", "METHOD_NAMES", "caller", "method"]
 
 Handler = Callable[["Api", Any, CallContext], Awaitable[Any]]
 SESSION_RECHECK = 10.0  # seconds between checks that a WebSocket's session is still open
@@ -163,13 +170,13 @@ class Api:
         """
         if account_id is None:
             return None
-        user_id, is_admin = _caller(ctx)
+        user_id, is_admin = caller(ctx)
         account = self.gateway.accounts.require(account_id, user_id, is_admin, need)
         if exchange is not None and account.exchange != exchange:
             raise InvalidInput("account_exchange_mismatch", f"account {account_id} is on {account.exchange}, not {exchange}")
         return account.id
 
-    def stream_of(self, ctx: CallContext, query_string: bytes) -> StreamQuery:
+    def stream_of(self, ctx: CallContext, query_string: bytes, channels: Collection[str] = ("order", "trade")) -> StreamQuery:
         """A WebSocket's `?account=&since=` (api.streams): checked before the connection receives anything.
 
         With `since`, the account's notifications to it are held from here on, until its replay
@@ -178,7 +185,7 @@ class Api:
         account, since = stream_query(query_string)
         if account is None:
             return StreamQuery(None, None, None)
-        for channel in ("order", "trade"):
+        for channel in channels:
             authorize_channel(ctx.principal, channel)
         account_id: int = self.account(ctx, account, need="view")  # type: ignore[assignment]
         if since is not None and self.streams is None:
@@ -189,12 +196,12 @@ class Api:
         """The accounts a read may show: the one named (checked), else every account the caller may read (None: all)."""
         if account_id is not None:
             return (self.account(ctx, account_id, need="view"),)  # type: ignore[return-value]
-        user_id, is_admin = _caller(ctx)
+        user_id, is_admin = caller(ctx)
         return self.gateway.accounts.readable(user_id, is_admin)
 
     async def own_accounts(self, ctx: CallContext) -> None:
         """Make the caller's own account on every ready paper exchange (a balance read is a first use)."""
-        user_id, _ = _caller(ctx)
+        user_id, _ = caller(ctx)
         for name, ex in self.gateway.venues.items():
             if ex.virtual_funds and ex.markets and self.gateway.accounts.own(user_id, name) is None:
                 await self.gateway.account_for(user_id, name)
@@ -284,6 +291,8 @@ class Api:
                 or p.trailing_delta is not None or p.activation_price is not None or p.trigger is not None
                 or p.take_profit is not None or p.stop_loss is not None or p.reduce_only or p.allow_immediate):
             apply_conditions(request, p, market)
+        if p.position_side is not None:  # perpetuals only; the account's mode is checked by the core (position_side_in_one_way_mode)
+            apply_position_side(request, p.position_side)
         return request
 
     def oco_requests(self, p: P.MakeOcoParams) -> tuple[OrderRequest, OrderRequest]:
@@ -385,13 +394,15 @@ def _subject_patterns(kind: str, field: str, given: list[str], limit: int) -> Su
 
 @method("subscribe", P.SubscribeParams)
 async def subscribe(api: Api, p: P.SubscribeParams, ctx: CallContext) -> Any:
-    """Adds notification channels (order, trade, exchstatus, logmessages, echo_ret, ticker, public_trades, rate) to this connection.
+    """Adds notification channels (order, trade, exchstatus, logmessages, echo_ret, ticker, public_trades, rate,
+    orders_executed, orders_updated, positions_updated) to this connection.
 
     `ticker` pushes every latest price; `tickers` (subject patterns like `ticker.binance.usdt.*`) narrows it.
     `public_trades` pushes every market's public trades; `public_trades` patterns (`trade.demo.usdt.btc`) narrow it.
     `rate` pushes each rate the retriever stores; `rates` patterns (`rate.binance.usdt.*`) narrow it.
     Each pattern list replaces the one before and holds at most `ws_max_patterns` patterns (`too_many_patterns`).
-    `account` adds that account's order and trade notifications; with `since` (its `seq`), first those after it
+    `account` adds that account's notifications on the account channels (order, trade, orders_executed,
+    orders_updated, positions_updated); with `since` (its `seq`), first those after it
     (`replay_unavailable` when no longer kept), then live ones, when none of them reached this connection yet
     (`since_not_first` otherwise: connect with `?account=&since=`).
     """
@@ -402,7 +413,7 @@ async def subscribe(api: Api, p: P.SubscribeParams, ctx: CallContext) -> Any:
         raise InvalidInput("not_a_stream", "subscribe needs a WebSocket connection")
     for channel in dict.fromkeys(p.channels):  # each once, however often it is named
         authorize_channel(ctx.principal, channel)
-    follows = {"order", "trade"} & set(p.channels)
+    follows = ACCOUNT_CHANNELS & set(p.channels)
     if p.since is not None and p.account is None:
         raise InvalidInput("invalid_params", "since replays one account: name it in `account`", field="since")
     if p.since is not None and api.streams is None:
@@ -414,14 +425,15 @@ async def subscribe(api: Api, p: P.SubscribeParams, ctx: CallContext) -> Any:
     account_id = None
     if p.account is not None:
         if not follows:
-            raise InvalidInput("invalid_params", "account narrows the order and trade channels: name one of them")
+            raise InvalidInput("invalid_params", "account narrows the account channels (order, trade, orders_executed, "
+                               "orders_updated, positions_updated): name one of them")
         account_id = api.account(ctx, p.account, need="view")
     replay = None
     if p.since is not None:  # every check above is passed: the replay changes the connection only when it can run
         replay = await api.streams.resume(ctx, account_id, p.since, follows)  # type: ignore[union-attr,arg-type]
     elif account_id is not None:
         ctx.followed.add(account_id)
-    elif follows and _caller(ctx)[1]:
+    elif follows and caller(ctx)[1]:
         ctx.follow_all = True  # an admin asking for the channels without an account: every account's
     ctx.ticker_patterns = tickers or ctx.ticker_patterns  # both checked before either changes
     ctx.trade_patterns = trades or ctx.trade_patterns
@@ -603,7 +615,7 @@ async def make_oco(api: Api, p: P.MakeOcoParams, ctx: CallContext) -> Any:
 async def cancel_order(api: Api, p: P.CancelOrderParams, ctx: CallContext) -> Any:
     """Cancels a resting order by `order_id` (of an account the caller may trade) or by the caller's own `client_oid`."""
     principal = ctx.principal
-    user_id, is_admin = _caller(ctx)
+    user_id, is_admin = caller(ctx)
     if p.account is not None:  # an account the caller may not trade is not found, as on every other call
         api.account(ctx, p.account, p.exchange)
     accounts = api.gateway.accounts
@@ -631,7 +643,7 @@ async def list_recent_orders(api: Api, p: P.ListRecentOrdersParams, ctx: CallCon
                                            accounts=api.readable_accounts(ctx, p.account))
 
 
-def _caller(ctx: CallContext) -> tuple[int | None, bool]:
+def caller(ctx: CallContext) -> tuple[int | None, bool]:
     """(user id, is admin) of the caller; without users (no principal) everything is the caller's, as an admin's."""
     principal = ctx.principal
     if principal is None:
@@ -658,7 +670,7 @@ def _allocations(api: Api, ctx: CallContext, wallets: list[P.WalletAllocation]) 
     for w in wallets:
         allocations.append((w.exchange, w.currency.upper(), to_units(decimal_param(w.allocation, "allocation"), 18, "allocation")))
         if w.account is not None:
-            account_id = api.gateway.accounts.require(w.account, *_caller(ctx), "trade").id
+            account_id = api.gateway.accounts.require(w.account, *caller(ctx), "trade").id
             api.account(ctx, account_id, w.exchange)  # on that exchange
             if accounts.setdefault(w.exchange, account_id) != account_id:
                 raise InvalidInput("account_conflict", f"a wallet set holds one account's funds per exchange; {w.exchange} names two")
@@ -699,7 +711,7 @@ async def allocate_to_wallet_set(api: Api, p: P.AllocateToWalletSetParams, ctx: 
         raise InvalidInput("bad_wallet_config", "allocate_to_wallet_set needs at least one wallet")
     allocations, accounts = _allocations(api, ctx, p.wallets)
     _may_trade_set(api, ctx, set_id, {exchange for exchange, _, _ in allocations if exchange not in accounts})
-    await api.gateway.allocate_to_wallet_set(set_id, allocations, _caller(ctx)[0], accounts)
+    await api.gateway.allocate_to_wallet_set(set_id, allocations, caller(ctx)[0], accounts)
     return api.wallets.wallet_set(set_id)
 
 
@@ -729,7 +741,7 @@ async def get_wallet(api: Api, p: P.GetWalletParams, ctx: CallContext) -> Any:
         return api.wallets.set_wallet(p.exchange, currency.upper(), p.wallet_set_id)
     account_id = api.account(ctx, p.account, p.exchange, need="view")
     if account_id is None:
-        account = await api.gateway.account_for(_caller(ctx)[0], p.exchange)
+        account = await api.gateway.account_for(caller(ctx)[0], p.exchange)
         account_id = account.id
     return api.wallets.account_wallet(p.exchange, currency.upper(), account_id)
 
@@ -809,7 +821,7 @@ async def add_virtual_wallet_tx(api: Api, p: P.VirtualTxParams, ctx: CallContext
     The wallet is named by exchange and currency (or `base`), in `account` or the caller's own
     account there, or by the seed's `wallet_id` (an unallocated wallet of such an account).
     """
-    user_id, is_admin = _caller(ctx)
+    user_id, is_admin = caller(ctx)
     currency = p.currency or p.base
     account_id = api.account(ctx, p.account, p.exchange, need="trade")
     if p.wallet_id is not None:
@@ -887,5 +899,7 @@ async def resume_schedule(api: Api, p: ScheduleIdParams, ctx: CallContext) -> An
     scheduler, user = _scheduler(api, ctx)
     return await scheduler.resume(p.id, user)
 
+
+from coinwire.api import position_methods  # noqa: E402, F401 - registers the position methods on import
 
 METHOD_NAMES.extend(_REGISTRY)

@@ -49,17 +49,20 @@ from coinwire.messages import (
     LogMessage,
     Message,
     OrderUpdate,
+    OrderView,
+    PositionUpdate,
     Rate,
 )
 from coinwire.services.accounts import AccountBook
 from coinwire.services.log_feed import log_view, visible
 
-__all__ = ["Hold", "Notifier", "PushLimits", "notification", "plain_event", "rate_view"]
+__all__ = ["ORDER_ALIASES", "Hold", "Notifier", "PushLimits", "is_acceptance", "notification", "plain_event", "rate_view"]
 
 log = structlog.get_logger("coinwire.notifier")
 
 _encode = msgspec.json.Encoder().encode
-_NOTIFIED = frozenset({OrderUpdate, FillEvent, ExchangeStatusChanged})
+_NOTIFIED = frozenset({OrderUpdate, FillEvent, PositionUpdate, ExchangeStatusChanged})
+ORDER_ALIASES = ("orders_updated", "orders_executed")  # the seed's names of order notifications (subscribed to)
 _SELECTED_LIMIT = 16_384  # subjects whose receivers are remembered; past it the memory starts afresh
 
 
@@ -133,6 +136,7 @@ class Notifier:
         self._holds: dict[int, Hold] = {}  # connection id -> what is held back from it (see `hold`); usually empty
         self._handled = 0  # order and trade notifications handled so far
         self._touched: dict[int, int] = {}  # account id -> `_handled` at its latest notification
+        self._aliased = False  # some connection listens to orders_updated or orders_executed (else they cost nothing)
 
     async def start(self) -> None:
         # ONE subscription: a bus keeps order per subscription, so an order's trades reach its
@@ -161,6 +165,7 @@ class Notifier:
 
     def _changed(self) -> None:
         """A connection, its channels or its patterns changed: who receives what is worked out afresh."""
+        self._aliased = any(not c.channels.isdisjoint(ORDER_ALIASES) for c in self.connections.values())
         self._listening.clear()
         self._selected.clear()
         self._readers.clear()
@@ -303,7 +308,7 @@ class Notifier:
     def _on_message(self, subject: str, message: Message) -> None:
         """Inline, from the bus: encode once, queue to every receiver without waiting for any of them."""
         kind = type(message)
-        if kind is OrderUpdate or kind is FillEvent:
+        if kind is OrderUpdate or kind is FillEvent or kind is PositionUpdate:
             handled = self._handled = self._handled + 1
             self._touched[message.account_id] = handled  # type: ignore[union-attr]
         if kind is OrderUpdate:
@@ -314,6 +319,8 @@ class Notifier:
                     self._hold_or_push(targets, notification("order", order), "order", message.account_id, message.seq)  # type: ignore[union-attr]
                 else:
                     _push_all(targets, notification("order", order))
+            if self._aliased:
+                self._order_aliases(message)  # type: ignore[arg-type]
         elif kind is FillEvent:
             trade = message.trade  # type: ignore[union-attr]
             targets = self._owner_and_readers("trade", trade.client_order_id, message, done=False)  # type: ignore[arg-type]
@@ -322,6 +329,8 @@ class Notifier:
                     self._hold_or_push(targets, notification("trade", trade), "trade", message.account_id, message.seq)  # type: ignore[union-attr]
                 else:
                     _push_all(targets, notification("trade", trade))
+        elif kind is PositionUpdate:
+            self._account_push("positions_updated", message.account_id, message.seq, message.position)  # type: ignore[union-attr]
         elif isinstance(message, ExchangeStatusChanged):
             targets = self._listeners("exchstatus")
             if targets:
@@ -333,6 +342,23 @@ class Notifier:
                 targets = [c for c in targets if visible(c.principal, message)]  # admins all; users their own
                 if targets:
                     _push_all(targets, notification("logmessages", log_view(message)))
+
+    def _order_aliases(self, message: OrderUpdate) -> None:
+        """An order notification under the seed's names: `orders_updated` always, `orders_executed` at its acceptance."""
+        order = message.order
+        self._account_push("orders_updated", message.account_id, message.seq, order)
+        if is_acceptance(order):
+            self._account_push("orders_executed", message.account_id, message.seq, order)
+
+    def _account_push(self, channel: str, account_id: int, seq: int, payload: Any) -> None:
+        """One account notification on `channel` to the connections that follow the account there (held while they replay)."""
+        targets = self.readers(channel, account_id)
+        if targets:
+            data = notification(channel, payload)
+            if self._holds:
+                self._hold_or_push(targets, data, channel, account_id, seq)
+            else:
+                _push_all(targets, data)
 
     def _owner_and_readers(self, channel: str, oid: str, message: OrderUpdate | FillEvent, done: bool) -> list[CallContext]:
         """Who gets an order's or trade's notification: its account's readers, and the connection that placed the order `oid`."""
@@ -366,6 +392,15 @@ class Notifier:
         if account_id in ctx.followed:  # checked at `subscribe`, and again here: a grant taken back since ends it
             return principal is None or self.accounts.may(account_id, principal.user_id, principal.is_admin, "view")
         return principal is not None and account_id in self.accounts.personal(principal.user_id)
+
+
+def is_acceptance(order: OrderView) -> bool:
+    """Whether an order notification is the venue's acceptance of the order (the seed's `orders_executed`).
+
+    It is the notification made when the venue acknowledged the order: `exchange_at` set and the
+    latest change (an order filled at once is accepted and done in one notification).
+    """
+    return order.exchange_at is not None and order.exchange_at == order.last_updated_at and order.status != "pending"
 
 
 def _push_all(targets: list[CallContext], data: bytes) -> None:

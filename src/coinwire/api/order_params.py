@@ -21,7 +21,7 @@ from coinwire.core.conditional import PPM, Bracket, check_bracket, check_conditi
 from coinwire.core.errors import InvalidInput
 from coinwire.core.instruments import Instrument
 from coinwire.core.numbers import to_units
-from coinwire.core.orders import CONDITIONAL_TYPES, Order, OrderRequest, OrderType, Side, TimeInForce, TriggerSource
+from coinwire.core.orders import CONDITIONAL_TYPES, Order, OrderRequest, OrderType, PositionSide, Side, TimeInForce, TriggerSource
 
 if TYPE_CHECKING:
     from coinwire.venues.paper import PaperMarket
@@ -343,3 +343,31 @@ def check_oco_legs(limit_leg: OrderRequest, stop_leg: OrderRequest, market: Pape
     """The core's OCO refusals (`oco_legs_disagree`, `oco_prices_wrong_side`) against the mirrored market."""
     last, bid, ask = _market_prices(market)
     check_oco(_probe(limit_leg), _probe(stop_leg), last=last, bid=bid, ask=ask)
+
+
+_POSITION_SIDES = {side.value: side for side in PositionSide}
+
+
+def parse_position_side(text: str | None) -> PositionSide | None:
+    """`both`, `long` or `short` (any case), None when not given; anything else `invalid_position_side`."""
+    if text is None:
+        return None
+    side = _POSITION_SIDES.get(text.lower())
+    if side is None:
+        raise InvalidInput("invalid_position_side", f"position_side must be one of {sorted(_POSITION_SIDES)}, got {text!r}",
+                           field="position_side")
+    return side
+
+
+def apply_position_side(request: OrderRequest, text: str) -> None:
+    """make_order's `position_side` on a perpetual's order (`not_a_perpetual` on a spot market, which has no positions).
+
+    Whether the account's mode allows it (hedge mode needs long or short, one-way mode takes only
+    `both`) is the core's check when the order is placed, against the account's settings then.
+    """
+    side = parse_position_side(text)
+    inst = request.instrument
+    if not inst.is_perpetual:
+        raise InvalidInput("not_a_perpetual", f"{inst.symbol} is a spot market: position_side applies to perpetuals",
+                           field="position_side")
+    request.position_side = side  # type: ignore[assignment]

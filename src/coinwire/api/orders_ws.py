@@ -16,6 +16,12 @@ and ends when its credential does (close 4001). A refusal after the handshake is
 as reason: `account_not_found` (an account the caller may not read), `invalid_params`
 (`since` without `account`, a value that is not a whole number), `invalid_since`,
 `replay_unavailable` (with `oldest_seq`), `forbidden`. What the client sends is ignored.
+
+/ws/positions is the same feed for perpetual positions: each event is a `positions_updated`
+notification's object (the position view, docs/DERIVATIVES.md) with `"channel":
+"positions_updated"` in front, and `since` replays an account's position changes after that
+`seq` (positions share their account's sequence with its orders and fills, so the `seq`s one
+sees there have gaps: the orders' and fills').
 """
 
 from __future__ import annotations
@@ -36,17 +42,19 @@ from coinwire.api.ws_accept import accept_signed_in
 from coinwire.api.ws_send import drained_of, drop_of, text_pusher, text_sender
 from coinwire.core.errors import CoinwireError
 
-__all__ = ["ORDERS_WS_PATH", "orders_ws_asgi"]
+__all__ = ["ORDERS_WS_PATH", "POSITIONS_WS_PATH", "orders_ws_asgi", "positions_ws_asgi"]
 
 ORDERS_WS_PATH = "/ws/orders"
+POSITIONS_WS_PATH = "/ws/positions"
 REFUSED = 1008  # close code of a refusal after the handshake (the reason is the stable code)
 _CHANNELS = ("order", "trade")
+_POSITION_CHANNELS = ("positions_updated",)
 
 log = structlog.get_logger("coinwire.ws_orders")
 _encode = msgspec.json.Encoder().encode
 
 
-async def orders_ws_asgi(scope: Scope, receive: Receive, send: Send, api: Api) -> None:
+async def orders_ws_asgi(scope: Scope, receive: Receive, send: Send, api: Api, channels: tuple[str, ...] = _CHANNELS) -> None:
     """Serve one /ws/orders connection (an ASGI `websocket` scope) until the client leaves."""
     principal = await accept_signed_in(scope, receive, send, api)
     if principal is None:
@@ -71,7 +79,7 @@ async def orders_ws_asgi(scope: Scope, receive: Receive, send: Send, api: Api) -
         task.add_done_callback(closing.discard)
 
     try:
-        await _follow(api, ctx, scope.get("query_string", b""), pusher)
+        await _follow(api, ctx, scope.get("query_string", b""), pusher, channels)
     except CoinwireError as exc:
         api.notifier.remove(ctx)
         pusher(_encode({"channel": "error", **exc.to_dict()}))
@@ -91,11 +99,16 @@ async def orders_ws_asgi(scope: Scope, receive: Receive, send: Send, api: Api) -
         api.notifier.remove(ctx)
 
 
-async def _follow(api: Api, ctx: CallContext, query_string: bytes, pusher: Any) -> None:
+async def positions_ws_asgi(scope: Scope, receive: Receive, send: Send, api: Api) -> None:
+    """Serve one /ws/positions connection: /ws/orders' protocol on the `positions_updated` channel."""
+    await orders_ws_asgi(scope, receive, send, api, _POSITION_CHANNELS)
+
+
+async def _follow(api: Api, ctx: CallContext, query_string: bytes, pusher: Any, channels: tuple[str, ...]) -> None:
     """Check the query, then follow: one account (after `since` first) or every account the caller may read."""
-    for channel in _CHANNELS:
+    for channel in channels:
         authorize_channel(ctx.principal, channel)
-    stream = api.stream_of(ctx, query_string)  # with `since`, the account's notifications are held from here on
+    stream = api.stream_of(ctx, query_string, channels)  # with `since`, the account's notifications are held from here on
     principal = ctx.principal
     if stream.account_id is not None:
         ctx.only_account = stream.account_id
@@ -103,9 +116,9 @@ async def _follow(api: Api, ctx: CallContext, query_string: bytes, pusher: Any) 
         ctx.follow_all = True  # an admin's: every account's
     api.notifier.add(ctx)
     if stream.since is None:
-        await api.notifier.listen(ctx, _CHANNELS)
+        await api.notifier.listen(ctx, channels)
         return
-    replay = await api.streams.resume(ctx, stream.account_id, stream.since, _CHANNELS, stream.hold)  # type: ignore[union-attr,arg-type]
+    replay = await api.streams.resume(ctx, stream.account_id, stream.since, channels, stream.hold)  # type: ignore[union-attr,arg-type]
     pusher(_encode({"channel": "replayed", **replay}))
 
 

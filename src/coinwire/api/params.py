@@ -56,6 +56,14 @@ __all__ = [
     "ConvertParams",
     "SubscribeParams",
     "OhlcvParams",
+    "GetPositionsParams",
+    "PositionParams",
+    "SetLeverageParams",
+    "SetMarginModeParams",
+    "SetPositionModeParams",
+    "AdjustMarginParams",
+    "ClosePositionParams",
+    "GetFundingParams",
 ]
 
 # Maximum lengths (characters) of client-chosen strings
@@ -149,6 +157,7 @@ class MakeOrderParams(Params, kw_only=True):
     expire_at: Instant | None = None  # ISO 8601 or epoch milliseconds
     allow_immediate: bool = False  # accept a stop the market has already reached (it fires at once)
     reduce_only: bool = False
+    position_side: Word | None = None  # perpetuals: both (one-way mode), long or short (hedge mode: required)
     take_profit: TakeProfitParams | None = None  # with stop_loss: a bracket, placed as an OCO once this order filled
     stop_loss: StopLossParams | None = None
 
@@ -292,3 +301,52 @@ class OhlcvParams(Params, kw_only=True):
     end: Annotated[int, msgspec.Meta(ge=0, le=2**40)] | None = None
     received_before: Annotated[int, msgspec.Meta(ge=0, le=2**40)] | None = None
     freq: Word = "highest"
+
+
+# --- perpetual positions (docs/DERIVATIVES.md, API and streams) -----------------------------------
+class GetPositionsParams(Params, kw_only=True):
+    account: Id | None = None  # one account's (None: every account the caller may read)
+    exchange: Name | None = None
+    pair: Symbol | None = None  # BTC_USDT:USDT (or `symbol`, BTC/USDT:USDT)
+    symbol: Symbol | None = None
+
+
+class PositionParams(Params, kw_only=True):
+    """One market of one account: `pair` or `symbol`, and `account` (None: the caller's own on the exchange)."""
+
+    exchange: Name
+    pair: Symbol | None = None
+    symbol: Symbol | None = None
+    account: Id | None = None
+
+
+class SetLeverageParams(PositionParams, kw_only=True):
+    leverage: Annotated[int, msgspec.Meta(ge=-(2**31), le=2**31)]
+
+
+class SetMarginModeParams(PositionParams, kw_only=True):
+    mode: Word  # isolated | cross
+
+
+class SetPositionModeParams(Params, kw_only=True):
+    exchange: Name
+    hedge_mode: bool  # true: long and short legs (Binance's dual side position); false: one-way
+    account: Id | None = None
+
+
+class AdjustMarginParams(PositionParams, kw_only=True):
+    amount: Number  # settle currency: positive adds isolated margin, negative removes it
+    position_side: Word | None = None
+
+
+class ClosePositionParams(PositionParams, kw_only=True):
+    position_side: Word | None = None
+    client_oid: Ident | None = None
+
+
+class GetFundingParams(Params, kw_only=True):
+    account: Id | None = None
+    exchange: Name | None = None
+    pair: Symbol | None = None
+    symbol: Symbol | None = None
+    limit: Annotated[int, msgspec.Meta(ge=-(2**31), le=2**31)] = 100

@@ -25,7 +25,7 @@ from coinwire.api.query_values import read_int
 from coinwire.core.errors import CoinwireError
 from coinwire.store.outage import store_unavailable, store_unreachable
 
-__all__ = ["XWRAP_ROUTES", "add_xwrap_routes", "error_response", "json_response", "paged_response"]
+__all__ = ["XWRAP_ROUTES", "add_xwrap_routes", "error_response", "json_response", "paged_response", "query_kinds", "typed_query"]
 
 log = structlog.get_logger("coinwire.rest")
 
@@ -86,7 +86,7 @@ def _bad_request(code: str, message: str) -> Response:
 _BOOL_TEXT = {"true": True, "false": False, "1": True, "0": False}
 
 
-def _query_kinds(shape: type) -> dict[str, type]:
+def query_kinds(shape: type) -> dict[str, type]:
     """The fields of a parameter shape that take an integer or a boolean (read from query-string text)."""
     kinds: dict[str, type] = {}
     info = msgspec.inspect.type_info(shape)
@@ -100,7 +100,7 @@ def _query_kinds(shape: type) -> dict[str, type]:
     return kinds
 
 
-def _typed_query(query: Any, kinds: dict[str, type]) -> dict[str, Any]:
+def typed_query(query: Any, kinds: dict[str, type]) -> dict[str, Any]:
     """Query strings are text: integers and booleans are read here, so JSON bodies can stay strict."""
     params: dict[str, Any] = {}
     for name, text in query.items():
@@ -115,11 +115,11 @@ def _typed_query(query: Any, kinds: dict[str, type]) -> dict[str, Any]:
 
 
 def _endpoint(api: Api, method_name: str, path: str) -> Any:
-    kinds = _query_kinds(api.methods[method_name].params)
+    kinds = query_kinds(api.methods[method_name].params)
 
     async def endpoint(request: Request) -> Response:
         start = time.perf_counter()
-        params: dict[str, Any] = _typed_query(request.query_params, kinds) if request.query_params else {}
+        params: dict[str, Any] = typed_query(request.query_params, kinds) if request.query_params else {}
         try:
             if request.method == "POST":
                 body = await request.body()

@@ -38,18 +38,20 @@ from urllib.parse import parse_qs
 import structlog
 
 from coinwire.api.context import CallContext
-from coinwire.api.notifier import Hold, Notifier, notification
+from coinwire.api.notifier import Hold, Notifier, is_acceptance, notification
 from coinwire.api.query_values import query_int
 from coinwire.bus.base import Bus
 from coinwire.core.errors import CoinwireError, DomainError, InvalidInput, NotReady
-from coinwire.messages import FillEvent, Message, OrderUpdate
+from coinwire.messages import FillEvent, Message, OrderUpdate, PositionUpdate
 
 __all__ = ["REPLAY_PAGE", "AccountStreams", "ReplayUnavailable", "SeqSet", "StreamQuery", "stream_query"]
 
 log = structlog.get_logger("coinwire.streams")
 
 REPLAY_PAGE = 512  # notifications read from the bus, and pushed, at a time
-_SUBJECT_OF = {"order": "order", "trade": "fill"}  # channel -> its durable subject kind
+# channel -> its durable subject kind (the account channels: api.context.ACCOUNT_CHANNELS)
+_SUBJECT_OF = {"order": "order", "trade": "fill", "orders_updated": "order", "orders_executed": "order",
+               "positions_updated": "position"}
 
 
 def stream_query(query_string: bytes) -> tuple[int | None, int | None]:
@@ -118,10 +120,11 @@ class _Cursor:
     ended would let one subject run ahead of the other (an order before its own fill).
     """
 
-    __slots__ = ("bound", "buffer", "bus", "done", "next_from", "pattern")
+    __slots__ = ("bound", "buffer", "bus", "channel", "done", "next_from", "pattern")
 
-    def __init__(self, bus: Bus, pattern: str, bound: int) -> None:
+    def __init__(self, bus: Bus, channel: str, pattern: str, bound: int) -> None:
         self.bus = bus
+        self.channel = channel
         self.pattern = pattern
         self.bound = bound
         self.next_from = 1
@@ -156,9 +159,10 @@ class AccountStreams:
         `Api.stream_of` made when the connection started (before anything reached it). Answers what was sent before it: `{"account",
         "since", "replayed", "last_seq"}`.
         """
-        kinds = [c for c in ("order", "trade") if c in channels]
+        kinds = [c for c in _SUBJECT_OF if c in channels]
         if not kinds:
-            raise InvalidInput("invalid_params", "since replays the order and trade channels: name one of them", field="channels")
+            raise InvalidInput("invalid_params", "since replays an account's channels (order, trade, orders_executed, orders_updated, "
+                               "positions_updated): name one of them", field="channels")
         latest = self.latest_seq(account_id)
         if since > latest:
             raise InvalidInput("invalid_since", f"since {since} is past account {account_id}'s latest seq {latest}",
@@ -177,7 +181,7 @@ class AccountStreams:
         hold.replaying = True
         new_follow = account_id not in ctx.followed
         new_channels = [c for c in kinds if c not in ctx.channels]
-        sent = SeqSet(since)
+        sent = {kind: SeqSet(since) for kind in kinds}  # per channel: orders_updated repeats order's seqs
         replayed, last = 0, since
         try:
             ctx.followed.add(account_id)
@@ -185,7 +189,7 @@ class AccountStreams:
             try:
                 # nothing missed (since == latest): no history to read; what is in flight arrives live, held until the end
                 bound = await self.bus.last_seq() if since < latest else 0
-                cursors = [_Cursor(self.bus, f"{_SUBJECT_OF[c]}.{account_id}.>", bound) for c in kinds]
+                cursors = [_Cursor(self.bus, c, f"{_SUBJECT_OF[c]}.{account_id}.>", bound) for c in kinds]
                 await self._check_kept(account_id, since, latest)
                 merged = _merged(cursors)
                 first = await anext(merged, None)
@@ -197,9 +201,9 @@ class AccountStreams:
             page: list[bytes] = []
             item = first
             while item is not None:
-                seq, data = item
-                if seq > since and seq not in sent:
-                    sent.add(seq)
+                channel, seq, data = item
+                if seq > since and seq not in sent[channel]:
+                    sent[channel].add(seq)
                     page.append(data)
                     replayed, last = replayed + 1, max(last, seq)
                     if len(page) >= REPLAY_PAGE:
@@ -212,11 +216,11 @@ class AccountStreams:
             if page:
                 await self._push_page(ctx, page, hold)
             replayed_kinds = frozenset(kinds)
-            released = notifier.release(ctx, skip=lambda channel, seq: channel in replayed_kinds and (seq <= since or seq in sent))
+            released = notifier.release(ctx, skip=lambda channel, seq: channel in replayed_kinds and (seq <= since or seq in sent[channel]))
             if released is not None:
                 for _, seq, channel, _ in released.items:
-                    if channel in replayed_kinds and seq not in sent:
-                        sent.add(seq)
+                    if channel in replayed_kinds and seq not in sent[channel]:
+                        sent[channel].add(seq)
                         replayed, last = replayed + 1, max(last, seq)
         finally:
             if notifier.holding(ctx) is hold:  # refused or interrupted: what was held goes out if the connection still follows it
@@ -231,7 +235,7 @@ class AccountStreams:
         if since == latest:
             return
         firsts = []
-        for kind in ("order", "fill"):  # the oldest kept of either tells how far back the account's history goes
+        for kind in ("order", "fill", "position"):  # the oldest kept of any tells how far back the account's history goes
             first = await self.bus.replay(f"{kind}.{account_id}.>", 1, 1)
             if first:
                 firsts.append(_seq(first[0][2]))
@@ -262,20 +266,24 @@ def _raise_bus_failure(exc: BaseException) -> NoReturn:
 
 
 def _seq(message: Message) -> int:
-    return message.seq if isinstance(message, (OrderUpdate, FillEvent)) else 0
+    return message.seq if isinstance(message, (OrderUpdate, FillEvent, PositionUpdate)) else 0
 
 
-def _encoded(message: Message) -> bytes | None:
-    """A replayed message as its live notification's bytes (`Notifier` encodes the same dict the same way)."""
+def _encoded(channel: str, message: Message) -> bytes | None:
+    """A replayed message as its live notification's bytes on `channel` (`Notifier` encodes the same dict the same way)."""
     if isinstance(message, OrderUpdate):
-        return notification("order", message.order)
+        if channel == "orders_executed" and not is_acceptance(message.order):
+            return None
+        return notification(channel, message.order)
     if isinstance(message, FillEvent):
-        return notification("trade", message.trade)
+        return notification(channel, message.trade)
+    if isinstance(message, PositionUpdate):
+        return notification(channel, message.position)
     return None
 
 
-async def _merged(cursors: list[_Cursor]) -> AsyncIterator[tuple[int, bytes]]:
-    """(seq, notification bytes) of every cursor's messages, merged by bus sequence."""
+async def _merged(cursors: list[_Cursor]) -> AsyncIterator[tuple[str, int, bytes]]:
+    """(channel, seq, notification bytes) of every cursor's messages, merged by bus sequence."""
     while True:
         for cursor in cursors:
             await cursor.fill()
@@ -284,6 +292,6 @@ async def _merged(cursors: list[_Cursor]) -> AsyncIterator[tuple[int, bytes]]:
             return
         cursor = min(live, key=lambda c: c.buffer[0][0])
         _, _, message = cursor.buffer.popleft()
-        data = _encoded(message)
+        data = _encoded(cursor.channel, message)
         if data is not None:
-            yield _seq(message), data
+            yield cursor.channel, _seq(message), data

@@ -179,6 +179,14 @@ HTTP_RULES: dict[tuple[str, str], Rule] = {
     ("GET", "/api/v1/convert"): READ_MARKET,
     ("GET", "/api/v1/refdata"): READ_MARKET,
     ("GET", "/api/v1/rates/{exchange}/{symbol}"): READ_MARKET,  # stored rates: market data, not a user's
+    # perpetual positions (api.position_routes): reads of readable accounts, changes of tradable ones (the methods check)
+    ("GET", "/api/v1/positions"): READ_ORDERS,
+    ("PUT", "/api/v1/positions/{exchange}/{pair}/leverage"): TRADE,
+    ("PUT", "/api/v1/positions/{exchange}/{pair}/margin-mode"): TRADE,
+    ("PUT", "/api/v1/positions/{exchange}/mode"): TRADE,
+    ("POST", "/api/v1/positions/{exchange}/{pair}/margin"): TRADE,
+    ("POST", "/api/v1/positions/{exchange}/{pair}/close"): TRADE,
+    ("GET", "/api/v1/funding"): READ_ORDERS,
     # schedules
     ("GET", "/api/v1/schedules"): READ_SCHEDULES,
     ("POST", "/api/v1/schedules"): MANAGE_SCHEDULES,
@@ -229,6 +237,13 @@ RPC_RULES: dict[str, Rule] = {
     "remove_schedule": MANAGE_SCHEDULES,
     "pause_schedule": MANAGE_SCHEDULES,
     "resume_schedule": MANAGE_SCHEDULES,
+    "get_positions": READ_ORDERS,
+    "get_funding": READ_ORDERS,
+    "set_leverage": TRADE,
+    "set_margin_mode": TRADE,
+    "set_position_mode": TRADE,
+    "adjust_margin": TRADE,
+    "close_position": TRADE,
 }
 
 # push channels (JSON-RPC `subscribe`); a connection receives its user's accounts' order and trade
@@ -242,6 +257,10 @@ PUSH_RULES: dict[str, Rule] = {
     "logmessages": READ_SELF,  # admins every message; others only their own orders' (api.notifier, services.log_feed)
     "order": READ_ORDERS,  # the accounts the caller may read (api.notifier); admins without an account: every account's
     "trade": READ_ORDERS,
+    # perpetuals (docs/DERIVATIVES.md): the same accounts as order and trade
+    "orders_executed": READ_ORDERS,  # an order the venue accepted (its acknowledgement's notification)
+    "orders_updated": READ_ORDERS,  # every status change of an order (the `order` notification under the seed's name)
+    "positions_updated": READ_ORDERS,  # every change of a position (api.position_views)
 }
 
 
