@@ -9,27 +9,14 @@ overflow.
 
 from __future__ import annotations
 
-import asyncio
-from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 from typing import Any
 
 import httpx
 from playwright.sync_api import Browser, Page, expect
 
-from coinwire.api.client import RpcClient
-from tests.e2e.conftest import PHONE, VIEWER, open_page, shot, sign_in
+from tests.e2e.conftest import PHONE, VIEWER, open_page, rpc_as, shot, sign_in
 from tests.server import ServerProcess
-
-
-def _rpc_as(server: ServerProcess, token: str, calls: list[tuple[str, dict[str, Any]]]) -> list[Any]:
-    """JSON-RPC calls as the token's user, from a worker thread (Playwright's sync API owns this thread's loop)."""
-    async def run() -> list[Any]:
-        async with RpcClient(f"{server.ws_anonymous}?access_token={token}") as rpc:
-            return [await rpc.call(method, **params) for method, params in calls]
-
-    with ThreadPoolExecutor(1) as pool:
-        return pool.submit(asyncio.run, run()).result(timeout=60)
 
 
 def _perpetual(server: ServerProcess) -> dict[str, Any]:
@@ -93,7 +80,7 @@ def test_open_see_change_leverage_reduce_and_close_a_position(browser: Browser, 
     expect(row.get_by_test_id("position-mark")).not_to_have_text("–")
     expect(row.get_by_test_id("position-ratio")).to_contain_text("%")
     expect(row.get_by_test_id("position-liq")).not_to_have_text("–")
-    held = _rpc_as(server, token, [("get_positions", {})])[0]
+    held = rpc_as(server, token, [("get_positions", {})])[0]
     assert len(held) == 1 and held[0]["side"] == "long" and Decimal(held[0]["size"]) == size and held[0]["leverage"] == 5, held
     first_seq = held[0]["seq"]
     shot(w, "positions-trade-open-desktop")
@@ -121,7 +108,7 @@ def test_open_see_change_leverage_reduce_and_close_a_position(browser: Browser, 
     reduce_in.fill(str(half))
     row.get_by_test_id("position-reduce").click()
     expect(result).to_contain_text(f"Reduced {symbol}")
-    left = _rpc_as(server, token, [("get_positions", {})])[0]
+    left = rpc_as(server, token, [("get_positions", {})])[0]
     assert len(left) == 1 and Decimal(left[0]["size"]) == size - half and left[0]["seq"] > first_seq, left
     expect(row.get_by_test_id("position-size")).to_contain_text(str(Decimal(left[0]["size"])))
 
@@ -156,7 +143,7 @@ def test_open_see_change_leverage_reduce_and_close_a_position(browser: Browser, 
     page.get_by_test_id("modal-confirm").click()
     expect(page.get_by_test_id("positions-result")).to_contain_text(f"Closing {symbol}")
     expect(page.get_by_test_id("positions")).to_contain_text(f"No open position on {symbol}.")
-    assert _rpc_as(server, token, [("get_positions", {})])[0] == []
+    assert rpc_as(server, token, [("get_positions", {})])[0] == []
     shot(w, "positions-trade-closed-desktop")
     w.page.context.close()
     assert not w.errors, f"console errors: {w.errors}"
@@ -166,7 +153,7 @@ def test_positions_at_phone_width(browser: Browser, server: ServerProcess) -> No
     token = server.traders("pim")["pim"]
     market = _perpetual(server)
     size = max(Decimal(market["min_size"]), Decimal(market["step"])) * 2
-    opened = _rpc_as(server, token, [("make_order", {"exchange": "demo", "symbol": market["symbol"], "side": "sell",
+    opened = rpc_as(server, token, [("make_order", {"exchange": "demo", "symbol": market["symbol"], "side": "sell",
                                                      "type": "market", "size": str(size)})])[0]
     assert opened["status"] == "done", opened
     w = open_page(browser, server, PHONE)
