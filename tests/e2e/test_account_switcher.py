@@ -33,7 +33,7 @@ def _two_accounts(server: ServerProcess, name: str) -> tuple[str, dict[str, Any]
     mine = {a["name"]: a for a in _accounts(server, token)}
     assert set(mine) == {"demo", "Second"} and all(a["role"] == "owner" for a in mine.values()), mine
     rpc_as(server, server.token, [("add_virtual_wallet_tx", {"exchange": "demo", "currency": "ETH", "movement": "7",
-                                                                "account": mine["Second"]["id"]})])
+                                                               "account": mine["Second"]["id"]})])
     return token, mine["demo"], mine["Second"]
 
 
@@ -42,7 +42,7 @@ def test_switching_accounts_changes_balances_orders_and_fills_and_the_ticket_pla
     token, first, second = _two_accounts(server, "ada")
     bid = float(rpc_as(server, token, [("get_pricing", {"exchange": "demo"})])[0]["BTC_USDT"]["bid"])
     resting = rpc_as(server, token, [("make_order", {"exchange": "demo", "pair": "BTC_USDT", "side": "buy", "type": "limit",
-                                                      "size": "0.01", "limit": f"{bid * 0.5:.2f}", "account": first["id"]})])[0]
+                                                     "size": "0.01", "limit": f"{bid * 0.5:.2f}", "account": first["id"]})])[0]
     assert resting["status"] == "open" and resting["account"] == first["id"], resting
 
     w = open_page(browser, server)
@@ -99,7 +99,7 @@ def test_switching_accounts_changes_balances_orders_and_fills_and_the_ticket_pla
     expect(page.get_by_test_id("recent-orders")).to_contain_text("done filled")
     shot(w, "accounts-trade-second-desktop")
     on_second, on_first = rpc_as(server, token, [("list_recent_orders", {"include_open": True, "account": second["id"]}),
-                                                  ("list_recent_orders", {"include_open": True, "account": first["id"]})])
+                                                 ("list_recent_orders", {"include_open": True, "account": first["id"]})])
     assert {o["id"] for o in on_second} == {placed, filled} and {o["account"] for o in on_second} == {second["id"]}
     assert {o["id"] for o in on_first} == {resting["id"]}
     _choose(page, "demo · paper")  # the first account's orders: not the ones just placed

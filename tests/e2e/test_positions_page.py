@@ -154,7 +154,7 @@ def test_positions_at_phone_width(browser: Browser, server: ServerProcess) -> No
     market = _perpetual(server)
     size = max(Decimal(market["min_size"]), Decimal(market["step"])) * 2
     opened = rpc_as(server, token, [("make_order", {"exchange": "demo", "symbol": market["symbol"], "side": "sell",
-                                                     "type": "market", "size": str(size)})])[0]
+                                                    "type": "market", "size": str(size)})])[0]
     assert opened["status"] == "done", opened
     w = open_page(browser, server, PHONE)
     sign_in(w, "pim", "pim-password")
