@@ -75,7 +75,7 @@ def test_open_see_change_leverage_reduce_and_close_a_position(browser: Browser, 
     expect(ticket.get_by_test_id("ticket-result")).to_contain_text("done")
     row = page.get_by_test_id("positions").get_by_test_id("position-row")
     expect(row).to_have_count(1)
-    expect(row.locator("td").nth(1)).to_have_text("Long 5x")
+    expect(row.get_by_test_id("position-side")).to_have_text("Long 5x")
     expect(row.get_by_test_id("position-size")).to_contain_text(base)
     expect(row.get_by_test_id("position-mark")).not_to_have_text("–")
     expect(row.get_by_test_id("position-ratio")).to_contain_text("%")
@@ -96,7 +96,7 @@ def test_open_see_change_leverage_reduce_and_close_a_position(browser: Browser, 
     lev.get_by_label("leverage").fill("10")
     lev.get_by_test_id("leverage-set").click()
     expect(answer).to_have_text(f"Leverage on {symbol} set to 10x.")
-    expect(row.locator("td").nth(1)).to_have_text("Long 10x")
+    expect(row.get_by_test_id("position-side")).to_have_text("Long 10x")
 
     # reduce: more than the position refused first, then half of it
     reduce_in = row.get_by_label("reduce by")
@@ -161,7 +161,7 @@ def test_positions_at_phone_width(browser: Browser, server: ServerProcess) -> No
     w.page.goto("/app/positions")
     row = w.page.get_by_test_id("position-row")
     expect(row).to_have_count(1)
-    expect(row.locator("td").nth(1)).to_contain_text("Short")
+    expect(row.get_by_test_id("position-side")).to_contain_text("Short")
     _no_overflow(w.page)
     shot(w, "positions-page-phone")
     w.page.goto("/app/trade")

@@ -89,28 +89,58 @@ export function positionsPanel(app: App, d: Disposer, live: LivePositions,
   only?: { exchange: string; symbol: string }): HTMLElement {
   const body = h("div", {});
   const answer = answerLine("positions-result");
+  // rows are updated in place (a push comes with every mark move): a reduce amount being typed keeps its text and focus
+  interface Drawn { tr: HTMLTableRowElement; ref: { p: PositionView }; data: HTMLElement[] }
+  const drawn = new Map<string, Drawn>();
+  let tbody: HTMLElement | null = null;
+  let shape = "";
   const draw = () => {
     const all = live.list.value;
-    if (all === null) return fill(body, live.error.value ? placeholder("error", `Positions: ${live.error.value}`) : placeholder("loading", "Loading positions…"));
+    const empty = (el: HTMLElement) => { shape = ""; fill(body, el); };
+    if (all === null) return empty(live.error.value ? placeholder("error", `Positions: ${live.error.value}`) : placeholder("loading", "Loading positions…"));
     const rows = all.filter((p) => !only || (p.exchange === only.exchange && p.symbol === only.symbol));
-    if (!rows.length) return fill(body, placeholder("empty", only ? `No open position on ${only.symbol}.` : "No open positions."));
+    if (!rows.length) return empty(placeholder("empty", only ? `No open position on ${only.symbol}.` : "No open positions."));
     const several = app.accounts.several();
     const controls = rows.some((p) => mayTrade(app, p.account));
-    fill(body, h("table", { class: "grid stack positions", "data-testid": "positions-table" },
-      h("thead", {}, h("tr", {}, ...["Market", ...(several ? ["Account"] : []), "Side", "Size", "Entry", "Mark", "Notional", "uPnL (ROE)",
-        "Realised", "Funding", "Margin", "Margin ratio", "Liq. price", ...(controls ? [""] : [])].map((t) => h("th", {}, t)))),
-      h("tbody", {}, ...rows.map((p) => row(p, several, controls)))));
+    if (`${several}|${controls}` !== shape || !tbody) {
+      shape = `${several}|${controls}`;
+      drawn.clear();
+      tbody = h("tbody", {});
+      fill(body, h("table", { class: "grid stack positions", "data-testid": "positions-table" },
+        h("thead", {}, h("tr", {}, ...["Market", ...(several ? ["Account"] : []), "Side", "Size", "Entry", "Mark", "Notional", "uPnL (ROE)",
+          "Realised", "Funding", "Margin", "Margin ratio", "Liq. price", ...(controls ? [""] : [])].map((t) => h("th", {}, t)))),
+        tbody));
+    }
+    const keys = new Set(rows.map(P.positionKey));
+    for (const [k, r] of drawn) if (!keys.has(k)) { r.tr.remove(); drawn.delete(k); }
+    rows.forEach((p, i) => {
+      const key = P.positionKey(p);
+      let r = drawn.get(key);
+      if (!r) {
+        const data = cells(p, several);
+        const ref = { p };
+        const tr = h("tr", { "data-testid": "position-row", "data-key": key, "data-symbol": p.symbol }, ...data,
+          controls ? h("td", {}, mayTrade(app, p.account) ? actions(ref) : "") : null);
+        drawn.set(key, r = { tr, ref, data });
+      } else {
+        r.ref.p = p;
+        const data = cells(p, several);
+        r.data.forEach((td, j) => td.replaceWith(data[j]));
+        r.data = data;
+      }
+      r.tr.dataset.side = p.side;
+      if (tbody!.children[i] !== r.tr) tbody!.insertBefore(r.tr, tbody!.children[i] ?? null);
+    });
   };
   const masked = (t: string) => (prefs.value.mask ? MASK : t);
-  const row = (p: PositionView, several: boolean, controls: boolean) => {
+  const cells = (p: PositionView, several: boolean): HTMLElement[] => {
     const r = P.positionRow(p, priceDecimals(app, p));
-    const m = app.market(p.exchange, p.symbol);
-    const base = m?.base ?? "";
+    const base = app.market(p.exchange, p.symbol)?.base ?? "";
     const td = (label: string, attrs: Record<string, string>, ...kids: (Node | string)[]) => h("td", { "data-label": label, ...attrs }, ...kids);
-    return h("tr", { "data-testid": "position-row", "data-key": r.key, "data-symbol": p.symbol, "data-side": r.side },
+    return [
       td("Market", {}, r.market, h("div", { class: "muted small" }, r.leg)),
       several ? td("Account", {}, app.accounts.short(p.account)) : null,
-      td("Side", { class: r.side === "long" ? "buy" : "sell" }, r.sideText),
+      td("Side", { class: r.side === "long" ? "buy" : "sell", "data-testid": "position-side" }, r.sideText),
       td("Size", { class: "num", "data-testid": "position-size" }, masked(`${r.size} ${base}`)),
       td("Entry", { class: "num" }, r.entry),
       td("Mark", { class: "num", "data-testid": "position-mark" }, r.mark),
@@ -121,13 +151,17 @@ export function positionsPanel(app: App, d: Disposer, live: LivePositions,
       td("Margin", { "data-testid": "position-margin" }, masked(r.margin)),
       td("Margin ratio", { class: `num risk-${r.risk}`, "data-testid": "position-ratio" }, r.marginRatio),
       td("Liq. price", { class: "num", "data-testid": "position-liq" }, r.liquidation),
-      controls ? h("td", {}, mayTrade(app, p.account) ? actions(p, m) : "") : null);
+    ].filter((x): x is HTMLTableCellElement => x !== null);
   };
-  const actions = (p: PositionView, m: Market | undefined) => {
+  /** A row's controls, made once; each acts on the row's position as it is now (`ref.p`, replaced by every push). */
+  const actions = (ref: { p: PositionView }) => {
+    const first = ref.p;
+    const m = app.market(first.exchange, first.symbol);
     const step = m?.step ?? "0.001";
     const settle = m?.settle ?? m?.quote ?? "";
     const reduceIn = h("input", { name: "reduce", inputmode: "decimal", placeholder: `amount (${m?.base ?? ""})`, "aria-label": "reduce by", autocomplete: "off" });
     const reduce = h("button", { type: "button", "data-testid": "position-reduce", onclick: async () => {
+      const p = ref.p;
       const problem = P.reduceProblem(reduceIn.value, p, step, m?.base ?? "");
       if (problem) return answer.fail(new ApiError(0, "invalid_input", problem));
       const call = P.reduceCall(p, reduceIn.value);
@@ -137,6 +171,7 @@ export function positionsPanel(app: App, d: Disposer, live: LivePositions,
       } catch (e) { answer.fail(e); }
     } }, "Reduce");
     const close = h("button", { type: "button", class: "danger", "data-testid": "position-close", onclick: async () => {
+      const p = ref.p;
       if (!(await app.confirm(`Close ${p.symbol}`, `A reduce-only market order for the whole ${p.side} position (${p.size} ${m?.base ?? ""}) at the market.`, "Close position"))) return;
       const call = P.closeCall(p);
       try {
@@ -145,9 +180,10 @@ export function positionsPanel(app: App, d: Disposer, live: LivePositions,
       } catch (e) { answer.fail(e); }
     } }, "Close");
     const cells: HTMLElement[] = [h("div", { class: "row nowrap" }, reduceIn, reduce, close)];
-    if (p.margin_mode === "isolated") {
+    if (first.margin_mode === "isolated") {
       const marginIn = h("input", { name: "margin", inputmode: "decimal", placeholder: `± ${settle}`, "aria-label": "margin change", autocomplete: "off" });
       cells.push(h("div", { class: "row nowrap" }, marginIn, h("button", { type: "button", "data-testid": "position-margin-apply", onclick: async () => {
+        const p = ref.p;
         const problem = P.marginProblem(marginIn.value, p, settle);
         if (problem) return answer.fail(new ApiError(0, "invalid_input", problem));
         const call = P.marginCall(p, marginIn.value);
