@@ -106,6 +106,8 @@ def test_open_see_change_leverage_reduce_and_close_a_position(browser: Browser, 
     expect(result).to_contain_text("reduce by at most that, or close it")
     half = (size / 2).quantize(step)
     reduce_in.fill(str(half))
+    page.wait_for_timeout(1500)  # mark pushes meanwhile update the row in place: the amount typed stays
+    expect(reduce_in).to_have_value(str(half))
     row.get_by_test_id("position-reduce").click()
     expect(result).to_contain_text(f"Reduced {symbol}")
     left = rpc_as(server, token, [("get_positions", {})])[0]

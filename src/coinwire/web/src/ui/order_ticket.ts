@@ -68,7 +68,7 @@ export function orderTicket(app: App, m: Market, d: Disposer, live?: LivePositio
   const positionSide = h("select", { name: "position_side", "aria-label": "position side" },
     ...options<PositionSide>([["long", "Long leg"], ["short", "Short leg"]]));
   const reduceField = h("label", { class: "check" }, reduceOnly, "Reduce-only: never increase the position (cut to its size)");
-  const sideField = h("label", { "data-testid": "position-side" }, "Position side (hedge mode)", positionSide);
+  const sideField = h("label", { "data-testid": "ticket-position-side" }, "Position side (hedge mode)", positionSide);
   const hedge = () => live !== undefined && (live.hedge.value ?? P.hedgeModeOf(live.list.value ?? [], account?.id ?? null, m.exchange));
   const perpBox = positions ? h("div", { class: "perp", "data-testid": "ticket-perp" }, reduceField, sideField) : null;
   const sizeIn = h("input", { name: "size", inputmode: "decimal", placeholder: `amount (${m.base})`, autocomplete: "off" });
