@@ -18,7 +18,7 @@ from coinwire.auth.abilities import Principal
 from coinwire.bus.memory import MemoryBus
 from coinwire.core.accounts import Account
 from coinwire.core.errors import InvalidInput
-from coinwire.messages import PositionUpdate, PositionView
+from coinwire.messages import OrderUpdate, OrderView, PositionUpdate, PositionView, account_subject
 from coinwire.services.accounts import AccountBook
 
 ALICE = Principal(user_id=1, username="alice", role="trader", plan="free")
@@ -51,7 +51,8 @@ class World:
     async def change(self, account: int, size: str = "0.010") -> int:
         seq = self.seqs[account] = self.seqs[account] + 1
         owner = 1 if account == 1 else 2
-        await self.bus.publish(f"position.{account}.demo.usdt.btc", PositionUpdate(_view(account, seq, size), owner, account, seq))
+        subject = account_subject("position", account, "demo", "BTC/USDT:USDT")
+        await self.bus.publish(subject, PositionUpdate(_view(account, seq, size), owner, account, seq))
         return seq
 
     def connect(self, principal: Principal) -> tuple[CallContext, list[dict[str, object]]]:
@@ -127,3 +128,32 @@ async def test_since_past_the_latest_or_on_no_account_channel_is_refused(world: 
     with pytest.raises(InvalidInput) as exc:
         await world.streams.resume(ctx, 1, 0, ["ticker"])
     assert exc.value.code == "invalid_params"
+
+
+def _order(account: int, seq: int, status: str, accepted: bool) -> OrderView:
+    created, later = "2026-12-06T10:00:00.000000Z", "2026-12-06T10:00:01.000000Z"
+    return OrderView(
+        id=seq, created_at=created, wallet_set_id=None, exchange="demo", client_order_id=f"c{seq}", run_id=None, type="limit",
+        pair="BTC_USDT:USDT", symbol="BTC/USDT:USDT", size="0.010", side="buy", limit="60000", cancel_after=0, status=status,
+        done_reason=None, done_at=None, exchange_at=created, last_updated_at=created if accepted else later, filled_size="0",
+        avg_price="0", fee="0", fee_currency="USDT", account=account, seq=seq,
+    )
+
+
+async def test_orders_updated_carries_every_change_and_orders_executed_the_acceptance_live_and_replayed(world: World) -> None:
+    alice, got = world.connect(ALICE)
+    bob, bob_got = world.connect(BOB)
+    for ctx in (alice, bob):
+        await world.notifier.listen(ctx, ["orders_updated", "orders_executed"])
+    for status, accepted in (("open", True), ("open", False), ("done", False)):
+        world.seqs[1] += 1
+        seq = world.seqs[1]
+        await world.bus.publish("order.1.demo.usdt.btc", OrderUpdate(_order(1, seq, status, accepted), 1, 1, seq))
+    await asyncio.sleep(0)
+    assert [(m["method"], m["params"]["seq"]) for m in got] == [  # type: ignore[index]
+        ("orders_updated", 1), ("orders_executed", 1), ("orders_updated", 2), ("orders_updated", 3)]
+    assert bob_got == []  # another user's account: nothing
+    again, again_got = world.connect(ALICE)
+    await world.streams.resume(again, 1, 0, ["orders_executed", "orders_updated"])
+    assert sorted((m["method"], m["params"]["seq"]) for m in again_got) == sorted(  # type: ignore[index]
+        [("orders_updated", 1), ("orders_executed", 1), ("orders_updated", 2), ("orders_updated", 3)])

@@ -350,3 +350,4 @@ class GetFundingParams(Params, kw_only=True):
     pair: Symbol | None = None
     symbol: Symbol | None = None
     limit: Annotated[int, msgspec.Meta(ge=-(2**31), le=2**31)] = 100
+    before_id: Id | None = None  # the next page: payments older than this id

@@ -8,14 +8,18 @@ exist. Without `account` a change goes to the caller's own account on the exchan
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from coinwire.api import params as P
 from coinwire.api.context import CallContext
 from coinwire.api.methods import Api, caller, method
 from coinwire.api.order_params import decimal_param, parse_position_side
+from coinwire.api.position_views import funding_view, views_of
 from coinwire.core.errors import InvalidInput
+from coinwire.core.instruments import Instrument
 from coinwire.core.numbers import to_units
+from coinwire.core.orders import PositionSide
 from coinwire.core.positions import MarginMode
 
 __all__ = ["FUNDING_LIMIT", "parse_margin_mode"]
@@ -64,7 +68,14 @@ async def get_positions(api: Api, p: P.GetPositionsParams, ctx: CallContext) -> 
         symbol = api.gateway.market(p.exchange, symbol).instrument.symbol
     elif p.exchange is not None:
         api.gateway.exchange(p.exchange)
-    return api.gateway.position_views(accounts=api.readable_accounts(ctx, p.account), exchange=p.exchange, symbol=symbol)
+    return views_of(api.gateway.ledger, _instrument_of(api), api.readable_accounts(ctx, p.account), p.exchange, symbol)
+
+
+def _instrument_of(api: Api) -> Callable[[str, str], Instrument]:
+    def instrument_of(exchange: str, symbol: str) -> Instrument:
+        return api.gateway.market(exchange, symbol).instrument
+
+    return instrument_of
 
 
 @method("set_leverage", P.SetLeverageParams)
@@ -104,7 +115,7 @@ async def adjust_margin(api: Api, p: P.AdjustMarginParams, ctx: CallContext) -> 
     if amount == 0:
         raise InvalidInput("invalid_amount", "amount must not be zero: positive adds margin, negative removes it", field="amount")
     account_id, symbol, _ = await _perpetual(api, ctx, p, "adjust_margin")
-    return await api.gateway.adjust_margin(account_id, p.exchange, symbol, amount, side)
+    return await api.gateway.adjust_margin(account_id, p.exchange, symbol, amount, side or PositionSide.BOTH)
 
 
 @method("close_position", P.ClosePositionParams)
@@ -114,12 +125,14 @@ async def close_position(api: Api, p: P.ClosePositionParams, ctx: CallContext) -
     side = parse_position_side(p.position_side)
     account_id, symbol, _ = await _perpetual(api, ctx, p, "close_position")
     owner_id = ctx.principal.user_id if ctx.principal is not None else None
-    return await api.gateway.close_position(account_id, p.exchange, symbol, side, client_oid=p.client_oid, owner_id=owner_id)
+    return await api.gateway.close_position(account_id, p.exchange, symbol, side or PositionSide.BOTH, client_oid=p.client_oid,
+                                            owner_id=owner_id)
 
 
 @method("get_funding", P.GetFundingParams)
 async def get_funding(api: Api, p: P.GetFundingParams, ctx: CallContext) -> Any:
-    """Funding payments of the accounts the caller may read, newest first (received positive, paid negative)."""
+    """Funding payments of the accounts the caller may read, newest first (received positive, paid negative);
+    `before_id`: the page after the one whose last `id` it is."""
     if not 1 <= p.limit <= FUNDING_LIMIT:
         raise InvalidInput("invalid_limit", f"limit must be between 1 and {FUNDING_LIMIT}", field="limit")
     symbol = _symbol(p, "get_funding", required=False)
@@ -129,5 +142,7 @@ async def get_funding(api: Api, p: P.GetFundingParams, ctx: CallContext) -> Any:
         symbol = api.gateway.market(p.exchange, symbol).instrument.symbol
     elif p.exchange is not None:
         api.gateway.exchange(p.exchange)
-    return await api.gateway.funding_history(accounts=api.readable_accounts(ctx, p.account), exchange=p.exchange, symbol=symbol,
-                                             limit=p.limit)
+    gateway = api.gateway
+    payments = await gateway.store.funding_history(api.readable_accounts(ctx, p.account), p.exchange, symbol, p.limit, p.before_id)
+    instrument_of = _instrument_of(api)
+    return [funding_view(payment, instrument_of(payment.exchange, payment.symbol)) for payment in payments]

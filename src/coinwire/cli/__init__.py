@@ -12,6 +12,7 @@ from coinwire.cli.data import data_app
 from coinwire.cli.frontier import frontier_command
 from coinwire.cli.ohlcv import ohlcv_command
 from coinwire.cli.order import order_app
+from coinwire.cli.position import position_app
 from coinwire.cli.run import run_command, runs_app
 from coinwire.cli.schedule import schedule_app
 from coinwire.cli.serve import serve
@@ -40,6 +41,7 @@ app.add_typer(user_app, name="user")
 app.add_typer(keys_app, name="keys")
 app.add_typer(accounts_app, name="accounts")
 app.add_typer(order_app, name="order")
+app.add_typer(position_app, name="position")
 app.add_typer(schedule_app, name="schedule")
 app.command("frontier")(frontier_command)
 for command in (serve, exchanges, book, wallets, orders, convert):

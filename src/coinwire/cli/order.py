@@ -86,6 +86,7 @@ def place(
     stop_loss: str | None = typer.Option(None, "--stop-loss", help="Bracket: PRICE (stop-market) or PRICE,limit=L (stop-limit)."),
     allow_immediate: bool = typer.Option(False, "--allow-immediate", help="Accept a stop the market has already reached."),
     reduce_only: bool = typer.Option(False, "--reduce-only", help="May only shrink a position."),
+    position_side: str | None = typer.Option(None, "--position-side", help="Perpetuals: both (one-way), long or short (hedge mode)."),
     client_oid: str | None = typer.Option(None, "--client-oid", help="Idempotency key (a repeat answers the same order)."),
     account: int | None = typer.Option(None, "--account", help="The account it spends from."),
     url: str | None = UrlOption,
@@ -96,7 +97,7 @@ def place(
         "exchange": exchange, "pair": pair, "side": _side(side), "size": size, "type": order_type, "limit": limit,
         "stop_price": stop_price, "trailing_delta": trailing_delta, "activation_price": activation_price, "trigger": trigger,
         "time_in_force": time_in_force, "client_oid": client_oid, "account": account,
-        "allow_immediate": allow_immediate or None, "reduce_only": reduce_only or None,
+        "allow_immediate": allow_immediate or None, "reduce_only": reduce_only or None, "position_side": position_side,
     }
     if expire_at is not None:
         body["expire_at"] = int(expire_at) if expire_at.isdigit() else expire_at

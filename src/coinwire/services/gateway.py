@@ -39,7 +39,7 @@ from coinwire.core.instruments import Instrument
 from coinwire.core.key_filter import KeyFilter
 from coinwire.core.ledger import Ledger
 from coinwire.core.numbers import str_to_atto
-from coinwire.core.orders import CONDITIONAL_TYPES, Fill, Order, OrderRequest, TimeInForce
+from coinwire.core.orders import CONDITIONAL_TYPES, Fill, Order, OrderRequest, PositionSide, TimeInForce
 from coinwire.core.symbols import normalize_symbol
 from coinwire.core.wallets import Wallet, WalletLine, WalletSet
 from coinwire.messages import (
@@ -75,7 +75,7 @@ _NO_CONTEXT: dict[str, object] = {}  # shared by every log message without field
 Clock = Callable[[], int]
 
 _MARKET_DATA = frozenset({Markets, BookSnapshot, BookDelta, TradeTick, BookTicker})
-_CONDITIONAL, _GTC = CONDITIONAL_TYPES, TimeInForce.GTC  # module constants: see core.orders
+_CONDITIONAL, _GTC, _BOTH = CONDITIONAL_TYPES, TimeInForce.GTC, PositionSide.BOTH  # module constants: see core.orders
 
 VenueFactory = Callable[[ExchangeConfig, GatewayHost, Store, Settings], HostedVenue]
 
@@ -185,7 +185,9 @@ class Gateway:
         self.accounts.load(state.accounts, await MembersRepository(self.store).all())
         self.seqs = dict(state.last_seqs)
         self._order_seqs.clear()  # commands whose notifications will not come (a failed commit reloads from the store)
-        self.ledger = Ledger.restore(state.wallets, state.wallet_sets, state.totals)
+        self.ledger = Ledger.restore(state.wallets, state.wallet_sets, state.totals, positions=state.positions,
+                                     position_settings=state.position_settings,
+                                     hedge_modes=[(m.account_id, m.exchange, m.hedge_mode) for m in state.position_modes])
         self._persisted_wallets = {w.id for w in state.wallets}
         self.order_ids.advance_to(state.last_order_id)
         self.fill_ids.advance_to(state.last_fill_id)
@@ -702,7 +704,7 @@ class Gateway:
             funds=request.funds,
         )
         if (request.type in _CONDITIONAL or request.bracket is not None or request.expire_at or request.reduce_only
-                or request.time_in_force is not _GTC):
+                or request.time_in_force is not _GTC or request.position_side is not _BOTH):
             _carry_conditional(order, request)  # plain orders skip the fields they leave at their defaults
         answers = self._answers  # `_answered`, inline: this is every order's path
         answers[order.id] = None
@@ -942,7 +944,8 @@ class Gateway:
 
 
 def _carry_conditional(order: Order, request: OrderRequest) -> None:
-    """The request's conditional fields onto its new order (stop, trigger, trailing, time in force, expiry, bracket)."""
+    """The request's conditional and perpetual fields onto its new order (stop, trigger, trailing, time in force, expiry,
+    bracket, reduce-only, position side)."""
     order.stop_price = request.stop_price
     order.trigger = request.trigger
     order.trail_ppm = request.trail_ppm
@@ -952,6 +955,7 @@ def _carry_conditional(order: Order, request: OrderRequest) -> None:
     order.expire_at = request.expire_at
     order.reduce_only = request.reduce_only
     order.bracket = request.bracket
+    order.position_side = request.position_side
 
 
 def _owner_of(orders: list[Order], order_id: int) -> int | None:
