@@ -267,6 +267,44 @@ class Ledger:
             lines.append(line)
         return lines
 
+    def settle_margin(
+        self,
+        exchange: str,
+        currency: str,
+        wallet_set_id: int | None,
+        account: int,
+        ts: int,
+        *,
+        holds: Sequence[tuple[int, int]] = (),
+        movements: Sequence[tuple[LineKind, int, int | None, int | None]] = (),
+    ) -> list[WalletLine]:
+        """A perpetual's settlement on one wallet in one step: holds set to new amounts, then signed movements.
+
+        `holds`: (hold id, new amount): an order's id or a position's `hold_id`; `movements`:
+        (kind, ATTO, order_id, fill_id), e.g. realised PnL, a fee, funding. All or nothing:
+        refuses, changing nothing, a result that would leave the wallet's available negative
+        (the caller sizes what it asks so that never happens). Lowered holds are written first.
+        """
+        self._require_pair(exchange, currency)
+        key: _Key = (exchange, currency, wallet_set_id, account)
+        deltas = [(hold_id, self._hold_delta(hold_id, key, _amount(amount, "hold"))) for hold_id, amount in holds]
+        if any(amount < 0 for _, amount in holds):
+            raise InvalidInput("invalid_amount", "a hold must not be negative", field="hold")
+        change = sum(_amount(amount, "movement") for _, amount, _, _ in movements) - sum(delta for _, delta in deltas)
+        available = self._available(key)
+        if available + change < 0:
+            raise LedgerInvariantError(f"settlement on {currency} of {exchange} (set {wallet_set_id}, account {account}) would "
+                                       f"leave available at {atto_to_str(available + change)}")
+        lines = [self._post(key, _HOLD, ts, hold=delta, order_id=hold_id) for hold_id, delta in deltas if delta < 0]
+        lines += [self._post(key, kind, ts, movement=amount, order_id=order_id, fill_id=fill_id)
+                  for kind, amount, order_id, fill_id in movements if amount]
+        lines += [self._post(key, _HOLD, ts, hold=delta, order_id=hold_id) for hold_id, delta in deltas if delta > 0]
+        return lines
+
+    def available_of(self, exchange: str, currency: str, wallet_set_id: int | None, account: int = 0) -> int:
+        """What the wallet at that partition has available (0 if it has no wallet yet)."""
+        return self._available((exchange, currency, wallet_set_id, account))
+
     def revert(self, lines: Sequence[WalletLine], wallet_set_id: int | None = None) -> None:
         """Take back lines this ledger wrote that were never stored (their commit was refused), newest first.
 
