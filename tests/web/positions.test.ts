@@ -161,10 +161,10 @@ test("reduce-only on the ticket must face a position it reduces", () => {
 });
 
 test("funding rows: the rate in percent, the amount signed", () => {
-  const f: FundingEntry = { account: 7, exchange: "demo", symbol: "BTC/USDT:USDT", position_side: "both", rate: "0.0001",
+  const f: FundingEntry = { id: 3, account: 7, wallet_set_id: null, size: "0.010", currency: "USDT", exchange: "demo", symbol: "BTC/USDT:USDT", position_side: "both", rate: "0.0001",
     mark_price: "61000", amount: "-0.061", time: 1_800_000_000_000_000_000 };
   const r = P.fundingRow(f, 1);
-  assert.deepEqual(r, { time: f.time, market: "BTC/USDT:USDT · demo", leg: "one-way", rate: "0.0100%", mark: "61,000.0",
-    amount: "-0.06", amountClass: "neg" });
-  assert.equal(P.fundingRow({ ...f, amount: "0.061" }, 1).amount, "+0.06");
+  assert.deepEqual(r, { time: f.time, market: "BTC/USDT:USDT · demo", leg: "one-way", size: "0.010", rate: "0.0100%", mark: "61,000.0",
+    amount: "-0.06 USDT", amountClass: "neg" });
+  assert.equal(P.fundingRow({ ...f, amount: "0.061" }, 1).amount, "+0.06 USDT");
 });

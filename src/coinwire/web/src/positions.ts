@@ -246,6 +246,7 @@ export interface FundingRow {
   time: number; // ns
   market: string;
   leg: string;
+  size: string;
   rate: string;
   mark: string;
   amount: string;
@@ -257,9 +258,10 @@ export function fundingRow(f: FundingEntry, priceDecimals: number, moneyDecimals
     time: f.time,
     market: `${f.symbol} · ${f.exchange}`,
     leg: f.position_side === "both" ? "one-way" : `${f.position_side} leg`,
+    size: f.size,
     rate: percentText(f.rate, 4),
     mark: fixedText(f.mark_price, priceDecimals),
-    amount: signedText(f.amount, moneyDecimals),
+    amount: `${signedText(f.amount, moneyDecimals)} ${f.currency}`,
     amountClass: sign(f.amount),
   };
 }

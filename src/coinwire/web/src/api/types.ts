@@ -307,7 +307,11 @@ export interface PositionView {
 
 /** `get_funding`: one funding payment of one position. */
 export interface FundingEntry {
+  id: number;
   account: number;
+  wallet_set_id: number | null;
+  size: string; // the position's size when it was settled
+  currency: string; // the settle currency
   exchange: string;
   symbol: string;
   position_side: PositionSide;

@@ -274,12 +274,13 @@ export function fundingPanel(app: App, d: Disposer, only?: { exchange: string; s
       const rows = [...list].sort((a, b) => b.time - a.time).slice(0, 200);
       if (!rows.length) return fill(body, placeholder("empty", "No funding paid or received yet."));
       fill(body, h("table", { class: "grid small stack", "data-testid": "funding-table" },
-        h("thead", {}, h("tr", {}, ...["Time", "Market", "Rate", "Mark", "Amount"].map((t) => h("th", {}, t)))),
+        h("thead", {}, h("tr", {}, ...["Time", "Market", "Size", "Rate", "Mark", "Amount"].map((t) => h("th", {}, t)))),
         h("tbody", {}, ...rows.map((f) => {
           const r = P.fundingRow(f, priceDecimals(app, f));
           return h("tr", { "data-testid": "funding-row" },
             h("td", { "data-label": "Time" }, new Date(r.time / 1e6).toLocaleString("en-GB", { timeZone: prefs.value.tz, hour12: false })),
             h("td", { "data-label": "Market" }, r.market, h("div", { class: "muted small" }, r.leg)),
+            h("td", { class: "num", "data-label": "Size" }, prefs.value.mask ? MASK : r.size),
             h("td", { class: "num", "data-label": "Rate" }, r.rate),
             h("td", { class: "num", "data-label": "Mark" }, r.mark),
             h("td", { class: `num ${r.amountClass}`, "data-label": "Amount" }, prefs.value.mask ? MASK : r.amount));
