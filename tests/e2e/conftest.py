@@ -45,9 +45,10 @@ def dashboard_built() -> Path:
     return dist
 
 
-def serve_with_users(folder: Path, env: dict[str, str] | None = None) -> Iterator[ServerProcess]:
+def serve_with_users(folder: Path, env: dict[str, str] | None = None,
+                     exchanges: list[dict[str, Any]] | None = None) -> Iterator[ServerProcess]:
     """A started server with the viewer and the trader the pages sign in as; stopped when the fixture ends."""
-    proc = ServerProcess(folder, env=env)
+    proc = ServerProcess(folder, exchanges=exchanges, env=env)
     proc.start()
     with proc.client() as admin:
         for name, password, role in ((*VIEWER, "viewer"), (*TRADER, "trader")):

@@ -9,14 +9,25 @@ overflow.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from tests.e2e.conftest import PHONE, VIEWER, open_page, rpc_as, shot, sign_in
-from tests.server import ServerProcess
+from tests.e2e.conftest import PHONE, VIEWER, open_page, rpc_as, serve_with_users, shot, sign_in
+from tests.server import DEMO_EXCHANGES, ServerProcess
+
+# the test servers' demo exchange, trading the demo feed's perpetuals beside a spot market
+PERP_EXCHANGES = [{**DEMO_EXCHANGES[0], "symbols": ["BTC/USDT", "BTC/USDT:USDT", "ETH/USDT:USDT"]}]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory, dashboard_built: Path) -> Iterator[ServerProcess]:
+    yield from serve_with_users(Path(tmp_path_factory.mktemp("perp")), exchanges=PERP_EXCHANGES)
 
 
 def _perpetual(server: ServerProcess) -> dict[str, Any]:

@@ -30,7 +30,7 @@ export function tradePage(app: App, _p: Record<string, string>, d: Disposer): HT
       : "Your role may look, not trade: no order ticket.";
     fill(root,
       h("div", { class: "toolbar" }, marketPicker(app, draw, m, account?.exchange), accountScope(app)),
-      h("div", { class: "grid-trade" },
+      h("div", { class: perp ? "grid-trade with-perp" : "grid-trade" },
         ticket ? ticket.el : h("section", { class: "card" }, placeholder("empty", cannot)),
         bookPanel(app, m, inner, ticket?.setPrice),
         perp ? leverageControls(app, inner, m, app.accounts.forOrders(m.exchange) ?? account, perp) : null),
