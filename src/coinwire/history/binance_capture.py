@@ -3,7 +3,9 @@
 A capture interleaves combined-stream messages `{"stream": "btcusdt@depth@100ms", "data": ...}`
 (`depth` diffs, `trade`, `bookTicker`) with the REST depth snapshot `{"lastUpdateId", "bids",
 "asks"}` taken while the diffs were buffered. Spot and USD-M futures captures share the
-format; futures diffs carry `pu`, which becomes `BookDelta.prev_update_id`.
+format; futures diffs carry `pu`, which becomes `BookDelta.prev_update_id` (core.book_sync chains
+on `pu == previous u`, Binance's futures book sync). The recorded USD-M capture has no
+`markPrice` stream, so its mark comes from the documented rule (core.margin.mark_price).
 
 Decimal strings become integers at the instrument's precision exactly: a string with
 non-zero digits beyond that precision is refused, never rounded.
@@ -19,13 +21,14 @@ from typing import Any, Final, Generic, TypeVar
 import msgspec
 
 from coinwire.core.errors import InvalidInput
-from coinwire.core.instruments import Instrument
+from coinwire.core.instruments import PERPETUAL, Instrument
 from coinwire.core.numbers import POW10
 from coinwire.messages import BookDelta, BookSnapshot, BookTicker, TradeTick
 
 __all__ = [
     "BINANCE_BTCUSDT",
     "BINANCE_USDM_BTCUSDT",
+    "BINANCE_USDM_BTCUSDT_PERP",
     "CaptureParser",
     "MarketData",
     "PathArg",
@@ -65,6 +68,13 @@ BINANCE_USDM_BTCUSDT: Final = Instrument(
     min_notional=100 * 10**18,
     maker_fee=20_000,
     taker_fee=50_000,
+)
+
+# The same market as the linear perpetual it is, in CCXT's unified form: what paper and backtests of
+# perpetuals replay the capture as. Its leverage brackets and clearance fee are data
+# (refdata.brackets.perpetual_fields, a layer above this one), added by whoever builds the venue.
+BINANCE_USDM_BTCUSDT_PERP: Final = msgspec.structs.replace(
+    BINANCE_USDM_BTCUSDT, symbol="BTC/USDT:USDT", kind=PERPETUAL, settle="USDT", funding_interval_s=8 * 3600
 )
 
 _CACHE_LIMIT: Final = 1 << 18  # distinct strings remembered per converter before starting over

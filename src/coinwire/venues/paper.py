@@ -33,13 +33,25 @@ from coinwire.core.errors import CoinwireError, DomainError, InvalidInput
 from coinwire.core.execution import accept_conditional, fire, place_order, release_hold, resolve_oco, settle_fills
 from coinwire.core.funds import hold_currency, oco_holds, required_hold
 from coinwire.core.ids import IdSequence
-from coinwire.core.instruments import Instrument
+from coinwire.core.instruments import PERPETUAL, Instrument
 from coinwire.core.ledger import Balance
 from coinwire.core.matching import MatchingEngine
-from coinwire.core.orders import CONDITIONAL_TYPES, DoneReason, Fill, Order, OrderStatus, OrderType, Side, TriggerSource
+from coinwire.core.orders import (
+    CONDITIONAL_TYPES,
+    DoneReason,
+    Fill,
+    Order,
+    OrderStatus,
+    OrderType,
+    PositionSide,
+    Side,
+    TriggerSource,
+)
+from coinwire.core.positions import MarginMode
 from coinwire.core.trade_candles import TradeCandles
-from coinwire.messages import BookDelta, BookSnapshot, BookTicker, TradeTick
+from coinwire.messages import BookDelta, BookSnapshot, BookTicker, MarkPrice, TradeTick
 from coinwire.venues.base import Execution, OpenOrders
+from coinwire.venues.paper_perp import PaperPerps
 
 if TYPE_CHECKING:
     from coinwire.venues.hosted import GatewayHost
@@ -54,6 +66,7 @@ _UNTRIGGERED, _TRIGGERED = OrderStatus.UNTRIGGERED, OrderStatus.TRIGGERED
 _TRAILING, _LIMIT_TYPE = OrderType.TRAILING_STOP, OrderType.LIMIT
 _STOP_TYPES = (OrderType.STOP_MARKET, OrderType.STOP_LIMIT)
 _LAST, _MARK = TriggerSource.LAST, TriggerSource.MARK
+_PERPETUAL = PERPETUAL  # compared by value: an instrument that came over the bus holds its own string
 
 
 class PaperMarket:
@@ -166,6 +179,10 @@ class PaperVenue(MarketMirror):
     their market's `TriggerBook`: trades fire the `last` (and, on a spot market, `mark`) ones,
     book and ticker changes the `bid_ask` ones. A fired order becomes its child on the engine
     in one `Execution` (with its OCO sibling's cancel, or the bracket children it opens).
+
+    Perpetual markets (docs/DERIVATIVES.md, "Paper") branch off once per order, on the
+    instrument's kind, to `core.perp_execution` through `PaperPerps` (mark, funding,
+    liquidations, position commands); spot orders never reach it.
     """
 
     kind = "paper"
@@ -179,6 +196,7 @@ class PaperVenue(MarketMirror):
         self.open = OpenOrders()  # order id -> order resting (or waiting for its trigger) here, with each owner's client_oids
         self.lists: dict[int, list[Order]] = {}  # OCO list id -> its two legs, until one fills, fires or ends
         self.unplaced: list[tuple[int | None, str]] = []  # (owner, why) of bracket children a step could not place
+        self.perps = PaperPerps(name, host)  # the perpetual markets' marks, funding and position commands
 
     @property
     def funds_known(self) -> bool:
@@ -200,6 +218,8 @@ class PaperVenue(MarketMirror):
         """
         self.open.refuse_duplicate(order, self.name)
         market = self.markets[order.symbol]
+        if market.instrument.kind == _PERPETUAL:
+            return await self._place_perp(market, order)
         if order.type in _CONDITIONAL:
             execution = self._arm(market, order, allow_immediate)
         else:
@@ -215,6 +235,17 @@ class PaperVenue(MarketMirror):
         await self.host.record(execution)
         if self.unplaced:
             await self._log_unplaced()
+        return execution
+
+    async def _place_perp(self, market: PaperMarket, order: Order) -> Execution:
+        """A perpetual order: checked, margin held, matched and settled into its position in one step (`PaperPerps.place`)."""
+        if order.type in _CONDITIONAL or order.bracket is not None or order.list_id:
+            raise InvalidInput("unsupported_on_perpetual", f"{order.type.value} orders, brackets and OCO lists are not "
+                               f"available on the paper perpetual {market.instrument.symbol} yet", field="type")
+        execution = self.perps.place(market, order)
+        if not order.is_done:
+            self._keep(order)
+        await self.host.record(execution)
         return execution
 
     async def place_oco(self, limit_leg: Order, stop_leg: Order) -> Execution:
@@ -266,9 +297,12 @@ class PaperVenue(MarketMirror):
         """
         execution = Execution(list(orders), [], [])
         ledger = self.host.ledger
+        perpetual = market.instrument.kind == _PERPETUAL
         for order in orders:
             self._drop(order)
-            if order.list_id and order.list_id in self.lists:
+            if perpetual:
+                execution.lines += self.perps.release(market, order, ts)
+            elif order.list_id and order.list_id in self.lists:
                 self._resolve(market, order, execution, ts)
             else:
                 execution.lines += release_hold(ledger, market.instrument, order, ts)
@@ -455,6 +489,8 @@ class PaperVenue(MarketMirror):
         market = self.markets.get(message.symbol)
         if market is None:
             return False
+        if isinstance(message, MarkPrice):
+            return await self._on_mark(market, message)
         fills = market.on_market(message)
         if isinstance(message, (BookDelta, BookSnapshot)):
             if market.sync.state == RESYNC:
@@ -466,12 +502,81 @@ class PaperVenue(MarketMirror):
             await self.host.refresh_status(self)
         if fills:
             await self._settle(market, fills)
+        if market.instrument.kind == _PERPETUAL:
+            await self._perp_market(market, message.ts)
+            return True
         if len(market.triggers) and (market.synced or isinstance(message, TradeTick)):
             for execution in self._triggered(market, message):
                 await self.host.record(execution)
             if self.unplaced:
                 await self._log_unplaced()
         return True
+
+    async def _on_mark(self, market: PaperMarket, message: MarkPrice) -> bool:
+        """The feed's mark of a perpetual: liquidations and due funding at it, then its next funding time."""
+        if market.instrument.kind != _PERPETUAL:
+            return False
+        perps = self.perps
+        first = message.symbol not in perps.states or perps.states[message.symbol].feed_mark is None
+        perps.on_mark(message)
+        if first:
+            await self.host.log("info", "coinwire.venues.paper", f"exchange {self.name}: the mark price of {message.symbol} "
+                                "is the feed's")
+        await self._perp_market(market, message.ts)
+        perps.schedule(message)
+        return True
+
+    async def _perp_market(self, market: PaperMarket, ts: int) -> None:
+        """After a message on a perpetual market: funding due and liquidations recorded, moved marks told."""
+        executions, marked = self.perps.after_market(market, ts)
+        for execution in executions:
+            for order in execution.created or ():
+                if not order.is_done:  # pragma: no cover - a liquidation order is done in its own step
+                    self._keep(order)
+            await self.host.record(execution)
+        if marked:
+            await self.host.publish_marks(marked)
+
+    def mark_price(self, symbol: str) -> int | None:
+        market = self.markets.get(symbol)
+        return self.perps.mark(market) if market is not None and market.instrument.kind == _PERPETUAL else None
+
+    def mark_rule(self, symbol: str) -> str:
+        """Where a perpetual's mark comes from here: the feed's own, or the median rule (what the exchange's status says)."""
+        return self.perps.mark_rule(symbol)
+
+    # --- position commands (perpetuals) ----------------------------------------------------------------
+    def _perp(self, symbol: str) -> PaperMarket:
+        market = self.markets.get(symbol)
+        if market is None or market.instrument.kind != _PERPETUAL:
+            raise InvalidInput("not_a_perpetual", f"{symbol} on {self.name} is not a perpetual market", field="pair")
+        return market
+
+    async def set_leverage(self, account: int, symbol: str, leverage: int) -> Execution:
+        execution = self.perps.set_leverage(account, self._perp(symbol), leverage)
+        await self.host.record(execution)
+        return execution
+
+    async def set_margin_mode(self, account: int, symbol: str, mode: MarginMode) -> Execution:
+        execution = self.perps.set_margin_mode(account, self._perp(symbol), mode, self._has_open_orders(account, symbol))
+        await self.host.record(execution)
+        return execution
+
+    async def set_hedge_mode(self, account: int, hedge: bool) -> Execution:
+        execution = self.perps.set_hedge_mode(account, hedge, self._has_open_orders(account, None))
+        await self.host.record(execution)
+        return execution
+
+    async def adjust_margin(self, account: int, symbol: str, amount: int, side: PositionSide,
+                            wallet_set_id: int | None = None) -> Execution:
+        execution = self.perps.adjust_margin(account, self._perp(symbol), amount, side, wallet_set_id)
+        await self.host.record(execution)
+        return execution
+
+    def _has_open_orders(self, account: int, symbol: str | None) -> bool:
+        """Whether the account has perpetual orders open here (on `symbol`): a margin or position mode change waits for them."""
+        return any(order.account_id == account and (symbol is None or order.symbol == symbol)
+                   and self.markets[order.symbol].instrument.kind == _PERPETUAL for order in self.open.values())
 
     async def _settle(self, market: PaperMarket, fills: list[Fill]) -> None:
         """Fills of resting orders caused by market data (trades, book moves), as one execution.
@@ -488,6 +593,12 @@ class PaperVenue(MarketMirror):
         for order_id, order_fills in by_order.items():
             order = self.open.get(order_id)
             if order is None:  # pragma: no cover - an engine fill always names an order resting here
+                continue
+            if market.instrument.kind == _PERPETUAL:
+                self.perps.settle(market, order, order_fills, ts, execution)
+                orders.append(order)
+                if order.is_done:
+                    self._drop(order)
                 continue
             if order.list_id and order.list_id in self.lists:
                 self._resolve(market, order, execution, ts)  # before settling: the list's hold moves to this leg
