@@ -30,6 +30,7 @@ import coinwire.api.ohlcv_routes  # noqa: F401 - registers its JSON-RPC methods 
 from coinwire.api import methods as api_methods
 from coinwire.api.client import RpcClient, RpcError
 from coinwire.api.ownership import OWNED_PARAMS
+from coinwire.api.position_routes import POSITION_ROUTES
 from coinwire.api.rest import XWRAP_ROUTES
 from coinwire.auth.abilities import HTTP_RULES, RPC_RULES
 from tests.api.conftest import SMTP_ENV
@@ -37,6 +38,7 @@ from tests.server import ServerProcess
 
 METRICS_TOKEN = "scrape-" + "s3cret" * 6
 USERS = {"tom": "trader", "tess": "trader", "vic": "viewer"}
+PERP = "BTC_USDT:USDT"  # the demo exchange's perpetual, where it has one (else the calls are refused before any account)
 _serial = itertools.count(1)
 _RUN = uuid.uuid4().hex[:6]
 
@@ -309,7 +311,8 @@ def test_the_walk_covers_every_owned_parameter() -> None:
     # every method that touches funds or orders takes an account, and the walk names another user's there
     for name in ("make_order", "make_oco", "cancel_order", "list_open_orders", "list_recent_orders", "get_wallet", "get_all_wallet_sets",
                  "get_allocated_wallet_set", "get_unallocated_wallet_set", "get_total_wallet_set", "get_unallocated_per_exchange",
-                 "add_virtual_wallet_tx", "subscribe"):
+                 "add_virtual_wallet_tx", "subscribe", "get_positions", "get_funding", "set_leverage", "set_margin_mode",
+                 "set_position_mode", "adjust_margin", "close_position"):
         assert "account" in walked[name], name
     assert "wallets.account" in walked["create_wallet_set"] and "wallets.account" in walked["allocate_to_wallet_set"]
     assert "wallet_id" in walked["add_virtual_wallet_tx"]
@@ -343,6 +346,14 @@ def _base(method: str, order: dict[str, Any], own_set: int | None = None) -> dic
         "add_virtual_wallet_tx": {"exchange": "demo", "currency": "USDT", "movement": "1"},
         "subscribe": {"channels": ["order", "trade"]},
         "unsubscribe": {"channels": ["public_trades"]},
+        # perpetual positions: another user's account must read and change nothing of theirs
+        "get_positions": {},
+        "get_funding": {},
+        "set_leverage": {"exchange": "demo", "pair": PERP, "leverage": 3},
+        "set_margin_mode": {"exchange": "demo", "pair": PERP, "mode": "isolated"},
+        "set_position_mode": {"exchange": "demo", "hedge_mode": True},
+        "adjust_margin": {"exchange": "demo", "pair": PERP, "amount": "1"},
+        "close_position": {"exchange": "demo", "pair": PERP},
     }
     assert method in samples, f"{method} takes an identifier: give it sample parameters here"
     return dict(samples[method])
@@ -610,7 +621,7 @@ async def test_no_route_method_or_channel_reads_writes_or_pushes_another_users_t
             leaks: list[tuple[str, list[str]]] = []
             # every HTTP route, with tess's ids in the path, and in the query (xWrap reads) or the body (xWrap writes); the
             # xWrap ones also without ids in the query or body, so that their lists of the caller's own are read too
-            methods = {(verb, path): name for verb, path, name in XWRAP_ROUTES}
+            methods = {(verb, path): name for verb, path, name in [*XWRAP_ROUTES, *POSITION_ROUTES]}
             for verb, template in sorted(HTTP_RULES):
                 if (verb, template) in NOT_CALLED:
                     continue

@@ -47,20 +47,23 @@ def _symbol(p: P.PositionParams | P.GetPositionsParams | P.GetFundingParams, nam
 
 async def _perpetual(api: Api, ctx: CallContext, p: P.PositionParams, name: str) -> tuple[int, str, Any]:
     """(account, symbol, instrument) of a change: a perpetual market, an account the caller may trade on that exchange."""
+    account_id = api.account(ctx, p.account, need="trade")  # first: another user's account is not found, whatever else is asked
     market = api.gateway.market(p.exchange, _symbol(p, name))
     inst = market.instrument
     if not inst.is_perpetual:
         raise InvalidInput("not_a_perpetual", f"{inst.symbol} on {p.exchange} is a spot market: {name} applies to perpetuals",
                            exchange=p.exchange, symbol=inst.symbol)
-    account_id = api.account(ctx, p.account, p.exchange, need="trade")
     if account_id is None:
         account_id = (await api.gateway.account_for(caller(ctx)[0], p.exchange)).id
+    else:
+        api.account(ctx, account_id, p.exchange, need="trade")  # on that exchange (account_exchange_mismatch)
     return account_id, inst.symbol, inst
 
 
 @method("get_positions", P.GetPositionsParams)
 async def get_positions(api: Api, p: P.GetPositionsParams, ctx: CallContext) -> Any:
     """Open positions of the accounts the caller may read (one `account`, one `exchange`, one `pair`), as position views."""
+    accounts = api.readable_accounts(ctx, p.account)  # first: another user's account is not found, whatever else is asked
     symbol = _symbol(p, "get_positions", required=False)
     if symbol is not None:
         if p.exchange is None:
@@ -68,7 +71,7 @@ async def get_positions(api: Api, p: P.GetPositionsParams, ctx: CallContext) -> 
         symbol = api.gateway.market(p.exchange, symbol).instrument.symbol
     elif p.exchange is not None:
         api.gateway.exchange(p.exchange)
-    return views_of(api.gateway.ledger, _instrument_of(api), api.readable_accounts(ctx, p.account), p.exchange, symbol)
+    return views_of(api.gateway.ledger, _instrument_of(api), accounts, p.exchange, symbol)
 
 
 def _instrument_of(api: Api) -> Callable[[str, str], Instrument]:
@@ -100,9 +103,11 @@ async def set_margin_mode(api: Api, p: P.SetMarginModeParams, ctx: CallContext) 
 async def set_position_mode(api: Api, p: P.SetPositionModeParams, ctx: CallContext) -> Any:
     """Hedge mode (long and short legs, Binance's dual side position) or one-way for the account on the exchange;
     refused while it has open positions or orders there."""
+    account_id = api.account(ctx, p.account, need="trade")
     api.gateway.exchange(p.exchange)
-    account_id = api.account(ctx, p.account, p.exchange, need="trade")
-    if account_id is None:
+    if account_id is not None:
+        api.account(ctx, account_id, p.exchange, need="trade")
+    else:
         account_id = (await api.gateway.account_for(caller(ctx)[0], p.exchange)).id
     return await api.gateway.set_hedge_mode(account_id, p.exchange, p.hedge_mode)
 
@@ -135,6 +140,7 @@ async def get_funding(api: Api, p: P.GetFundingParams, ctx: CallContext) -> Any:
     `before_id`: the page after the one whose last `id` it is."""
     if not 1 <= p.limit <= FUNDING_LIMIT:
         raise InvalidInput("invalid_limit", f"limit must be between 1 and {FUNDING_LIMIT}", field="limit")
+    accounts = api.readable_accounts(ctx, p.account)  # first, as get_positions
     symbol = _symbol(p, "get_funding", required=False)
     if symbol is not None:
         if p.exchange is None:
@@ -143,6 +149,6 @@ async def get_funding(api: Api, p: P.GetFundingParams, ctx: CallContext) -> Any:
     elif p.exchange is not None:
         api.gateway.exchange(p.exchange)
     gateway = api.gateway
-    payments = await gateway.store.funding_history(api.readable_accounts(ctx, p.account), p.exchange, symbol, p.limit, p.before_id)
+    payments = await gateway.store.funding_history(accounts, p.exchange, symbol, p.limit, p.before_id)
     instrument_of = _instrument_of(api)
     return [funding_view(payment, instrument_of(payment.exchange, payment.symbol)) for payment in payments]
