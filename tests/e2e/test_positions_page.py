@@ -40,6 +40,15 @@ def _perpetual(server: ServerProcess) -> dict[str, Any]:
     return dict(perps[0])
 
 
+def _size_for(server: ServerProcess, market: dict[str, Any], notional: Decimal) -> Decimal:
+    """An order size on the market's step worth about `notional` of the quote at the last price (at least its minimum)."""
+    r = httpx.get(server.http + "/api/v1/tickers", headers=server.headers)
+    assert r.status_code == 200, r.text
+    last = next(Decimal(t["price"]) for t in r.json() if t["exchange"] == "demo" and t["symbol"] == market["symbol"])
+    step = Decimal(market["step"])
+    return max((notional / last / step).to_integral_value() * step, Decimal(market["min_size"]), step)
+
+
 def _no_overflow(page: Page) -> None:
     width = page.evaluate("document.documentElement.scrollWidth - document.documentElement.clientWidth")
     assert width <= 1, f"the page scrolls sideways by {width}px"
@@ -49,7 +58,7 @@ def test_open_see_change_leverage_reduce_and_close_a_position(browser: Browser, 
     token = server.traders("pia")["pia"]
     market = _perpetual(server)
     symbol, base, step = market["symbol"], market["base"], Decimal(market["step"])
-    size = max(Decimal(market["min_size"]), step) * 4
+    size = _size_for(server, market, Decimal(200)) * 2  # even, so half of it is on the step
 
     w = open_page(browser, server)
     sign_in(w, "pia", "pia-password")
@@ -72,12 +81,16 @@ def test_open_see_change_leverage_reduce_and_close_a_position(browser: Browser, 
     lev.get_by_label("leverage").fill("5")
     lev.get_by_test_id("leverage-set").click()
     expect(answer).to_have_text(f"Leverage on {symbol} set to 5x.")
+    lev.get_by_label("margin mode").select_option("isolated")
+    lev.get_by_test_id("margin-mode-set").click()
+    expect(answer).to_have_text(f"Margin mode on {symbol} set to isolated.")
 
     # reduce-only with no position: refused on the ticket, nothing sent
     ticket.get_by_label("order type").select_option("market")
     ticket.get_by_label(f"Amount ({base})").fill(str(size))
     ticket.locator("input[name=reduce_only]").check()
-    expect(ticket.get_by_test_id("ticket-problems")).to_contain_text(f"there is no long position on {symbol}")
+    expect(ticket.get_by_test_id("ticket-problems")).to_have_text(
+        f"Reduce-only: there is no short position on {symbol} for this buy to reduce.")
     expect(ticket.get_by_test_id("place-order")).to_be_disabled()
     ticket.locator("input[name=reduce_only]").uncheck()
 
@@ -87,21 +100,36 @@ def test_open_see_change_leverage_reduce_and_close_a_position(browser: Browser, 
     row = page.get_by_test_id("positions").get_by_test_id("position-row")
     expect(row).to_have_count(1)
     expect(row.get_by_test_id("position-side")).to_have_text("Long 5x")
+    expect(row.get_by_test_id("position-margin")).to_contain_text("Isolated")
     expect(row.get_by_test_id("position-size")).to_contain_text(base)
     expect(row.get_by_test_id("position-mark")).not_to_have_text("–")
     expect(row.get_by_test_id("position-ratio")).to_contain_text("%")
     expect(row.get_by_test_id("position-liq")).not_to_have_text("–")
     held = rpc_as(server, token, [("get_positions", {})])[0]
     assert len(held) == 1 and held[0]["side"] == "long" and Decimal(held[0]["size"]) == size and held[0]["leverage"] == 5, held
+    assert held[0]["margin_mode"] == "isolated" and held[0]["liquidation_price"] is not None, held
     first_seq = held[0]["seq"]
     shot(w, "positions-trade-open-desktop")
 
     # a margin-mode change with the position open: the server's refusal, as worded
-    lev.get_by_label("margin mode").select_option("isolated")
+    lev.get_by_label("margin mode").select_option("cross")
     lev.get_by_test_id("margin-mode-set").click()
     expect(answer).to_contain_text("Refused:")
     refusal = answer.inner_text()
     assert "margin" in refusal.lower(), refusal
+    assert answer.get_attribute("title") == "margin_mode_change_with_open_position"
+
+    # isolated margin: removing more than there is refused first, then 10 USDT added
+    margin_in = row.get_by_label("margin change")
+    result = page.get_by_test_id("positions-result")
+    margin_in.fill("-1000000")
+    row.get_by_test_id("position-margin-apply").click()
+    expect(result).to_contain_text("can be removed: the position's isolated margin.")
+    margin_in.fill("10")
+    row.get_by_test_id("position-margin-apply").click()
+    expect(result).to_have_text(f"Isolated margin of {symbol} changed by 10 {market['settle']}.")
+    added = rpc_as(server, token, [("get_positions", {})])[0][0]
+    assert Decimal(added["isolated_margin"]) == Decimal(held[0]["isolated_margin"]) + 10, (held, added)
 
     # leverage changed with the position open: the row follows
     lev.get_by_label("leverage").fill("10")
@@ -113,7 +141,6 @@ def test_open_see_change_leverage_reduce_and_close_a_position(browser: Browser, 
     reduce_in = row.get_by_label("reduce by")
     reduce_in.fill(str(size * 2))
     row.get_by_test_id("position-reduce").click()
-    result = page.get_by_test_id("positions-result")
     expect(result).to_contain_text("reduce by at most that, or close it")
     half = (size / 2).quantize(step)
     reduce_in.fill(str(half))
@@ -165,7 +192,7 @@ def test_open_see_change_leverage_reduce_and_close_a_position(browser: Browser, 
 def test_positions_at_phone_width(browser: Browser, server: ServerProcess) -> None:
     token = server.traders("pim")["pim"]
     market = _perpetual(server)
-    size = max(Decimal(market["min_size"]), Decimal(market["step"])) * 2
+    size = _size_for(server, market, Decimal(300))
     opened = rpc_as(server, token, [("make_order", {"exchange": "demo", "symbol": market["symbol"], "side": "sell",
                                                     "type": "market", "size": str(size)})])[0]
     assert opened["status"] == "done", opened

@@ -68,6 +68,11 @@ test("a position's row: side and leverage, signed PnL with its ROE, margin, liqu
   assert.equal(s.roe, "-50.00%");
   assert.equal(s.margin, "Isolated 61.20");
   assert.equal(s.liquidation, "–");
+  // a loss too small to show is not coloured as one
+  const tiny = P.positionRow(pos({ unrealised_pnl: "-0.0001", initial_margin: "61" }), 1);
+  assert.equal(tiny.upnl, "0.00");
+  assert.equal(tiny.upnlClass, "");
+  assert.equal(tiny.roe, "0.00%");
   assert.equal(s.risk, "danger");
 });
 
@@ -167,4 +172,5 @@ test("funding rows: the rate in percent, the amount signed", () => {
   assert.deepEqual(r, { time: f.time, market: "BTC/USDT:USDT · demo", leg: "one-way", size: "0.010", rate: "0.0100%", mark: "61,000.0",
     amount: "-0.06 USDT", amountClass: "neg" });
   assert.equal(P.fundingRow({ ...f, amount: "0.061" }, 1).amount, "+0.06 USDT");
+  assert.equal(P.fundingRow({ ...f, amount: "-0.001" }, 1).amountClass, ""); // shown as 0.00: no colour
 });

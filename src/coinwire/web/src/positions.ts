@@ -77,6 +77,12 @@ export function percentText(ratio: string | null | undefined, decimals = 2): str
   return `${fixedText(D.toString({ units: d.units * 100n, scale: d.scale }), decimals)}%`;
 }
 
+/** A signed ratio in percent ("+16.39%", "-50.00%", "0.00%"). */
+function signedPercent(ratio: string): string {
+  const t = percentText(ratio);
+  return t.startsWith("-") || !/[1-9]/.test(t) ? t : `+${t}`;
+}
+
 /** How close a position is to liquidation by its margin ratio (100% liquidates): calm below 50%, then a warning, danger from 80%. */
 export function risk(ratio: string | null | undefined): "ok" | "warn" | "danger" {
   const d = ratio ? D.parse(ratio) : null;
@@ -85,10 +91,8 @@ export function risk(ratio: string | null | undefined): "ok" | "warn" | "danger"
   return D.cmp(d, { units: 5n, scale: 1 }) >= 0 ? "warn" : "ok";
 }
 
-const sign = (text: string | null | undefined): "pos" | "neg" | "" => {
-  const d = text ? D.parse(text) : null;
-  return !d || d.units === 0n ? "" : d.units > 0n ? "pos" : "neg";
-};
+/** The colour of a shown amount: by its text as rounded for display, so "-0.00" never reads as a loss. */
+const sign = (shown: string): "pos" | "neg" | "" => (!/[1-9]/.test(shown) ? "" : shown.startsWith("-") ? "neg" : "pos");
 
 /** What a position's row shows, as text (prices at the market's decimals, money at `moneyDecimals`). */
 export interface PositionRow {
@@ -117,6 +121,7 @@ export function positionRow(p: PositionView, priceDecimals: number, moneyDecimal
   const side = p.side === "short" ? "short" : "long";
   const im = D.parse(p.initial_margin), upnl = D.parse(p.unrealised_pnl);
   const roe = im && im.units > 0n && upnl ? D.toString(D.divFloor(upnl, im, 6)) : null;
+  const upnlText = signedText(p.unrealised_pnl, moneyDecimals), fundingText = signedText(p.funding, moneyDecimals);
   return {
     key: positionKey(p),
     market: `${p.symbol} · ${p.exchange}`,
@@ -127,12 +132,12 @@ export function positionRow(p: PositionView, priceDecimals: number, moneyDecimal
     entry: fixedText(p.entry_price, priceDecimals),
     mark: fixedText(p.mark_price, priceDecimals),
     notional: fixedText(p.notional, moneyDecimals),
-    upnl: signedText(p.unrealised_pnl, moneyDecimals),
-    upnlClass: sign(p.unrealised_pnl),
-    roe: roe === null ? "–" : (roe.startsWith("-") ? "" : "+") + percentText(roe),
+    upnl: upnlText,
+    upnlClass: sign(upnlText),
+    roe: roe === null ? "–" : signedPercent(roe),
     realised: signedText(p.realised_pnl, moneyDecimals),
-    funding: signedText(p.funding, moneyDecimals),
-    fundingClass: sign(p.funding),
+    funding: fundingText,
+    fundingClass: sign(fundingText),
     margin: p.margin_mode === "isolated" ? `Isolated ${fixedText(p.isolated_margin, moneyDecimals)}` : "Cross",
     marginRatio: percentText(p.margin_ratio),
     risk: risk(p.margin_ratio),
@@ -262,6 +267,6 @@ export function fundingRow(f: FundingEntry, priceDecimals: number, moneyDecimals
     rate: percentText(f.rate, 4),
     mark: fixedText(f.mark_price, priceDecimals),
     amount: `${signedText(f.amount, moneyDecimals)} ${f.currency}`,
-    amountClass: sign(f.amount),
+    amountClass: sign(signedText(f.amount, moneyDecimals)),
   };
 }

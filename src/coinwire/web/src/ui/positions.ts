@@ -159,7 +159,7 @@ export function positionsPanel(app: App, d: Disposer, live: LivePositions,
     const m = app.market(first.exchange, first.symbol);
     const step = m?.step ?? "0.001";
     const settle = m?.settle ?? m?.quote ?? "";
-    const reduceIn = h("input", { name: "reduce", inputmode: "decimal", placeholder: `amount (${m?.base ?? ""})`, "aria-label": "reduce by", autocomplete: "off" });
+    const reduceIn = h("input", { name: "reduce", inputmode: "decimal", placeholder: m?.base ?? "amount", title: "amount to reduce by", "aria-label": "reduce by", autocomplete: "off" });
     const reduce = h("button", { type: "button", "data-testid": "position-reduce", onclick: async () => {
       const p = ref.p;
       const problem = P.reduceProblem(reduceIn.value, p, step, m?.base ?? "");
@@ -255,7 +255,7 @@ export function leverageControls(app: App, d: Disposer, m: Market, account: Acco
     } catch (e) { answer.fail(e); }
   } }, "Set");
   return h("section", { class: "card leverage", "data-testid": "leverage" },
-    h("h3", {}, `Leverage · ${m.symbol} `, current),
+    h("h3", {}, `Leverage · ${m.symbol}`), current,
     canChange ? null : h("p", { class: "muted" }, "You may view this account's positions, not change them."),
     h("div", { class: "row" }, h("label", {}, "Leverage (x)", levIn), setLev),
     h("div", { class: "row" }, h("label", {}, "Margin mode", mode), setMode),
