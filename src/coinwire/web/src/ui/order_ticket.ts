@@ -40,6 +40,7 @@ export function orderTicket(app: App, m: Market, d: Disposer, live?: LivePositio
   const account = app.accounts.forOrders(m.exchange); // fixed while the page shows it: another choice redraws the page
   let side: C.Side = "buy";
   let funds = new Map<string, string>();
+  let fundsRead = false; // the ticket's funds line waits for the first answer
   const pd = D.decimalsOf(m.tick), sd = D.decimalsOf(m.step);
   const q = m.quote;
   const sideBtns = (["buy", "sell"] as const).map((s) =>
@@ -197,12 +198,17 @@ export function orderTicket(app: App, m: Market, d: Disposer, live?: LivePositio
   /** The leverage of the ticket's market (1 on spot, and on a perpetual without a position to read it from). */
   const leverage = (): number => (positions?.value ?? []).find((p) => p.exchange === m.exchange && p.symbol === m.symbol
     && (account === null || p.account === account.id))?.leverage ?? 1;
+  const showFunds = () => {
+    if (!fundsRead) return;
+    avail.textContent = positions // a perpetual's margin is in its settle currency; it holds no base
+      ? `available margin: ${fmt.amount(funds.get(m.settle ?? q) ?? "0", q)} ${m.settle ?? q} · leverage ${leverage()}x`
+      : `available: ${fmt.amount(funds.get(q) ?? "0", q)} ${q} · ${fmt.amount(funds.get(m.base) ?? "0", m.base)} ${m.base}`;
+  };
   const refreshFunds = async () => {
     try {
       funds = await available(app, m.exchange, account);
-      avail.textContent = positions // a perpetual's margin is in its settle currency; it holds no base
-        ? `available margin: ${fmt.amount(funds.get(m.settle ?? q) ?? "0", q)} ${m.settle ?? q} · leverage ${leverage()}x`
-        : `available: ${fmt.amount(funds.get(q) ?? "0", q)} ${q} · ${fmt.amount(funds.get(m.base) ?? "0", m.base)} ${m.base}`;
+      fundsRead = true;
+      showFunds();
       recompute();
     } catch (e) {
       avail.textContent = `available: ${(e as Error).message}`;
@@ -258,7 +264,7 @@ export function orderTicket(app: App, m: Market, d: Disposer, live?: LivePositio
   d.every(5000, () => void refreshFunds());
   d.add(app.rpc.on("trade", (t: { account?: number }) => { if (!account || t.account === account.id) void refreshFunds(); }));
   if (live) {
-    d.add(live.list.watch(() => recompute()));
+    d.add(live.list.watch(() => { showFunds(); recompute(); }));
     d.add(live.hedge.watch(() => recompute()));
   }
   d.add(app.tickers.watch(() => { if (kind() !== "limit" && kind() !== "limit-post-only" || withBracket.checked) recompute(); }));

@@ -136,7 +136,8 @@ export function positionsPanel(app: App, d: Disposer, live: LivePositions,
   const cells = (p: PositionView, several: boolean): HTMLElement[] => {
     const r = P.positionRow(p, priceDecimals(app, p));
     const base = app.market(p.exchange, p.symbol)?.base ?? "";
-    const td = (label: string, attrs: Record<string, string>, ...kids: (Node | string)[]) => h("td", { "data-label": label, ...attrs }, ...kids);
+    // one span per cell: at phone width a cell is a grid of its label and its content
+    const td = (label: string, attrs: Record<string, string>, ...kids: (Node | string)[]) => h("td", { "data-label": label, ...attrs }, h("span", {}, ...kids));
     return [
       td("Market", {}, r.market, h("div", { class: "muted small" }, r.leg)),
       several ? td("Account", {}, app.accounts.short(p.account)) : null,
@@ -279,7 +280,7 @@ export function fundingPanel(app: App, d: Disposer, only?: { exchange: string; s
           const r = P.fundingRow(f, priceDecimals(app, f));
           return h("tr", { "data-testid": "funding-row" },
             h("td", { "data-label": "Time" }, new Date(r.time / 1e6).toLocaleString("en-GB", { timeZone: prefs.value.tz, hour12: false })),
-            h("td", { "data-label": "Market" }, r.market, h("div", { class: "muted small" }, r.leg)),
+            h("td", { "data-label": "Market" }, h("span", {}, r.market, h("div", { class: "muted small" }, r.leg))),
             h("td", { class: "num", "data-label": "Size" }, prefs.value.mask ? MASK : r.size),
             h("td", { class: "num", "data-label": "Rate" }, r.rate),
             h("td", { class: "num", "data-label": "Mark" }, r.mark),
