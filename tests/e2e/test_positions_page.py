@@ -9,8 +9,9 @@ overflow.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any
 
@@ -118,6 +119,7 @@ def test_open_see_change_leverage_reduce_and_close_a_position(browser: Browser, 
     refusal = answer.inner_text()
     assert "margin" in refusal.lower(), refusal
     assert answer.get_attribute("title") == "margin_mode_change_with_open_position"
+    expect(lev.get_by_label("margin mode")).to_have_value("isolated")  # the mode it still is
 
     # isolated margin: removing more than there is refused first, then 10 USDT added
     margin_in = row.get_by_label("margin change")
@@ -130,6 +132,10 @@ def test_open_see_change_leverage_reduce_and_close_a_position(browser: Browser, 
     expect(result).to_have_text(f"Isolated margin of {symbol} changed by 10 {market['settle']}.")
     added = rpc_as(server, token, [("get_positions", {})])[0][0]
     assert Decimal(added["isolated_margin"]) == Decimal(held[0]["isolated_margin"]) + 10, (held, added)
+    # a change made elsewhere (here through the API) reaches the row by its positions_updated push
+    more = rpc_as(server, token, [("adjust_margin", {"exchange": "demo", "pair": symbol.replace("/", "_"), "amount": "5"})])[0]
+    shown = Decimal(more["isolated_margin"]).quantize(Decimal("0.01"), ROUND_HALF_UP)
+    expect(row.get_by_test_id("position-margin")).to_have_text(f"Isolated {shown:,}")
 
     # leverage changed with the position open: the row follows
     lev.get_by_label("leverage").fill("10")
@@ -209,5 +215,60 @@ def test_positions_at_phone_width(browser: Browser, server: ServerProcess) -> No
     expect(w.page.get_by_test_id("leverage")).to_be_visible()
     _no_overflow(w.page)
     shot(w, "positions-trade-phone")
+    w.page.context.close()
+    assert not w.errors, f"console errors: {w.errors}"
+
+
+def test_hedge_mode_legs_from_the_ticket(browser: Browser, server: ServerProcess) -> None:
+    token = server.traders("hal")["hal"]
+    market = _perpetual(server)
+    symbol, base = market["symbol"], market["base"]
+    size = _size_for(server, market, Decimal(150))
+    w = open_page(browser, server)
+    sign_in(w, "hal", "hal-password")
+    page = w.page
+    page.goto("/app/trade")
+    page.get_by_test_id("market-select").select_option(f"demo|{symbol}")
+    ticket, lev = page.get_by_test_id("ticket"), page.get_by_test_id("leverage")
+    expect(ticket.get_by_test_id("ticket-position-side")).to_be_hidden()  # one-way: no leg to choose
+    lev.get_by_label("position mode").select_option("hedge")
+    lev.get_by_test_id("position-mode-set").click()
+    expect(lev.get_by_test_id("leverage-result")).to_have_text("Position mode on demo: hedge (long and short legs).")
+    expect(ticket.get_by_test_id("ticket-position-side")).to_be_visible()
+
+    ticket.get_by_label("order type").select_option("market")
+    ticket.get_by_label(f"Amount ({base})").fill(str(size))
+    ticket.get_by_label("position side").select_option("long")
+    ticket.get_by_test_id("place-order").click()  # buy: opens the long leg
+    expect(ticket.get_by_test_id("ticket-result")).to_contain_text("done")
+    ticket.get_by_role("button", name="Sell", exact=True).click()
+    ticket.get_by_label("position side").select_option("short")
+    ticket.get_by_test_id("place-order").click()  # sell on the short leg: opens it beside the long
+    expect(ticket.get_by_test_id("ticket-result")).to_contain_text("done")
+    rows = page.get_by_test_id("positions").get_by_test_id("position-row")
+    expect(rows).to_have_count(2)
+    expect(rows.get_by_test_id("position-side")).to_have_text([re.compile("^Long"), re.compile("^Short")])
+    legs = rpc_as(server, token, [("get_positions", {})])[0]
+    assert sorted((p["position_side"], p["side"]) for p in legs) == [("long", "long"), ("short", "short")], legs
+
+    # reduce-only on the wrong leg is refused on the ticket; a changed mode with legs open, by the server
+    ticket.locator("input[name=reduce_only]").check()
+    ticket.get_by_label("position side").select_option("long")
+    ticket.get_by_role("button", name="Buy", exact=True).click()
+    expect(ticket.get_by_test_id("ticket-problems")).to_contain_text(
+        "A reduce-only buy reduces a short position: choose the short side, or untick reduce-only.")
+    lev.get_by_label("position mode").select_option("one-way")
+    lev.get_by_test_id("position-mode-set").click()
+    expect(lev.get_by_test_id("leverage-result")).to_contain_text("Refused:")
+    expect(lev.get_by_label("position mode")).to_have_value("hedge")  # the mode it still is
+    expect(page.get_by_test_id("recent-orders")).to_contain_text("2 of 2 rows")
+    shot(w, "positions-hedge-desktop")
+
+    # each leg closes on its own
+    for _ in range(2):
+        rows.first.get_by_test_id("position-close").click()
+        page.get_by_test_id("modal-confirm").click()
+    expect(page.get_by_test_id("positions")).to_contain_text(f"No open position on {symbol}.")
+    assert rpc_as(server, token, [("get_positions", {})])[0] == []
     w.page.context.close()
     assert not w.errors, f"console errors: {w.errors}"

@@ -216,14 +216,18 @@ export function leverageControls(app: App, d: Disposer, m: Market, account: Acco
   const current = h("span", { class: "muted", "data-testid": "leverage-current" }, "");
   const posMode = h("select", { name: "position_mode", "aria-label": "position mode", disabled: !canChange },
     h("option", { value: "one-way" }, "One-way"), h("option", { value: "hedge" }, "Hedge (long and short legs)"));
+  let posModeChosen = false, modeChosen = false; // a choice being made is not overwritten by a push
+  mode.addEventListener("change", () => { modeChosen = true; });
+  posMode.addEventListener("change", () => { posModeChosen = true; });
   const answer = answerLine("leverage-result");
   const accountId = () => account?.id ?? null;
   const show = (list: PositionView[] | null) => {
     const p = (list ?? []).find((x) => x.exchange === m.exchange && x.symbol === m.symbol && (account === null || x.account === account.id));
     current.textContent = p ? `now ${p.leverage}x · ${p.margin_mode}` : "";
     if (p && document.activeElement !== levIn && !levIn.value) levIn.value = String(p.leverage);
-    if (p) mode.value = p.margin_mode;
-    if (live.hedge.value === null) posMode.value = P.hedgeModeOf(list ?? [], account?.id ?? null, m.exchange) ? "hedge" : "one-way";
+    if (p && !modeChosen) mode.value = p.margin_mode;
+    // the positions' legs tell the mode until it is set here, unless the trader is choosing one
+    if (live.hedge.value === null && !posModeChosen) posMode.value = P.hedgeModeOf(list ?? [], account?.id ?? null, m.exchange) ? "hedge" : "one-way";
   };
   d.add(live.list.watch(show));
   const setLev = h("button", { type: "button", "data-testid": "leverage-set", disabled: !canChange, onclick: async () => {
@@ -242,8 +246,9 @@ export function leverageControls(app: App, d: Disposer, m: Market, account: Acco
     try {
       await app.rpc.call(call.method, call.params);
       answer.ok(`Margin mode on ${m.symbol} set to ${mode.value}.`);
-      await live.reload();
     } catch (e) { answer.fail(e); }
+    modeChosen = false;
+    await live.reload(); // refused: the position's mode shows again
   } }, "Set mode");
   const setPosMode = h("button", { type: "button", "data-testid": "position-mode-set", disabled: !canChange, onclick: async () => {
     const on = posMode.value === "hedge";
@@ -253,7 +258,10 @@ export function leverageControls(app: App, d: Disposer, m: Market, account: Acco
       await app.rpc.call("set_position_mode", params);
       live.hedge.set(on);
       answer.ok(`Position mode on ${m.exchange}: ${on ? "hedge (long and short legs)" : "one-way"}.`);
-    } catch (e) { answer.fail(e); }
+    } catch (e) {
+      answer.fail(e);
+      posMode.value = on ? "one-way" : "hedge"; // refused: the mode it still is
+    }
   } }, "Set");
   return h("section", { class: "card leverage", "data-testid": "leverage" },
     h("h3", {}, `Leverage · ${m.symbol}`), current,
