@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from coinwire.api.client import RpcClient, RpcError
+from tests.api.signed_in import code_of, http, rpc
 from tests.server import ServerProcess
 
 USERS = {"pam": "trader", "pete": "trader", "val": "viewer"}
@@ -34,24 +34,11 @@ def tokens(server: ServerProcess) -> dict[str, str]:
     return server.users(USERS)
 
 
-def connect(server: ServerProcess, token: str) -> RpcClient:
-    return RpcClient(f"{server.ws_anonymous}?access_token={token}")
 
-
-def http(server: ServerProcess, token: str) -> httpx.Client:
-    return httpx.Client(base_url=server.http, timeout=10, headers={"Authorization": f"Bearer {token}"})
-
-
-async def code_of(rpc: RpcClient, method: str, **params: Any) -> str:
-    try:
-        await rpc.call(method, **params)
-    except RpcError as exc:
-        return str(exc.data.get("code") if exc.data else exc.code)
-    raise AssertionError(f"{method}({params}) was not refused")
 
 
 async def test_bad_parameters_answer_stable_codes_over_json_rpc(server: ServerProcess, tokens: dict[str, str]) -> None:
-    async with connect(server, tokens["pam"]) as rpc:
+    async with rpc(server, tokens["pam"]) as pam:
         cases: list[tuple[str, dict[str, Any], str]] = [
             ("set_leverage", {"exchange": "demo", "pair": SPOT, "leverage": 0}, "invalid_leverage"),
             ("set_leverage", {"exchange": "demo", "pair": SPOT, "leverage": "10"}, "invalid_params"),
@@ -82,11 +69,14 @@ async def test_bad_parameters_answer_stable_codes_over_json_rpc(server: ServerPr
                             "position_side": 1}, "invalid_params"),
         ]
         for method, params, code in cases:
-            assert await code_of(rpc, method, **params) == code, (method, params)
+            assert await code_of(pam, method, **params) == code, (method, params)
 
 
-@pytest.mark.parametrize(("value", "field"), [(v, f) for v, f in itertools.product(
-    [None, True, -1, 2**70, 1.5, "", "x" * 5000, [], {}, "\u0000"], ["leverage", "amount", "mode", "position_side", "account", "pair"])])
+FUZZ_VALUES: list[Any] = [None, True, -1, 2**70, 1.5, "", "x" * 5000, [], {}, "\u0000"]
+FUZZ_FIELDS = ["leverage", "amount", "mode", "position_side", "account", "pair"]
+
+
+@pytest.mark.parametrize(("value", "field"), list(itertools.product(FUZZ_VALUES, FUZZ_FIELDS)))
 def test_fuzzed_values_of_the_new_parameters_never_crash_the_rest_routes(server: ServerProcess, tokens: dict[str, str], value: Any,
                                                                          field: str) -> None:
     body = {"leverage": 3, "amount": "1", "mode": "cross", "position_side": "long", field: value}
@@ -134,12 +124,12 @@ def test_viewers_are_refused_every_change_and_nobody_signed_out_gets_anything(se
 
 
 async def test_another_users_account_is_not_found_for_reads_and_changes(server: ServerProcess, tokens: dict[str, str]) -> None:
-    async with connect(server, tokens["pete"]) as pete:
+    async with rpc(server, tokens["pete"]) as pete:
         pete_account = (await pete.call("get_wallet", exchange="demo", currency="USDT"))["account"]
-    async with connect(server, tokens["pam"]) as pam:
+    async with rpc(server, tokens["pam"]) as pam:
         assert await code_of(pam, "get_positions", account=pete_account) == "account_not_found"
         assert await code_of(pam, "get_funding", account=pete_account) == "account_not_found"
         assert await code_of(pam, "set_position_mode", exchange="demo", hedge_mode=True, account=pete_account) == "account_not_found"
-    async with connect(server, tokens["val"]) as val:
+    async with rpc(server, tokens["val"]) as val:
         assert await code_of(val, "get_positions", account=pete_account) == "account_not_found"
         assert await code_of(val, "subscribe", channels=["positions_updated"], account=pete_account) == "account_not_found"

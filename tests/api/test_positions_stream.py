@@ -90,7 +90,7 @@ async def test_position_changes_reach_the_accounts_readers_only(world: World) ->
     await asyncio.sleep(0)
     assert [m["params"]["account"] for m in alice_got] == [1]  # type: ignore[index]
     assert [m["params"]["account"] for m in bob_got] == [2]  # type: ignore[index]
-    assert [m["params"]["account"] for m in vera_got] == [1]  # the viewer reads alice's account, never bob's
+    assert [m["params"]["account"] for m in vera_got] == [1]  # type: ignore[index]  # the viewer reads alice's, never bob's
     assert alice_got[0]["params"]["liquidation_price"] == "80.5"  # type: ignore[index]
 
 

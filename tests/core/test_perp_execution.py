@@ -13,15 +13,19 @@ from coinwire.core.ledger import Ledger
 from coinwire.core.margin import bankruptcy_price, bracket_for, funding_payment, liquidation_price
 from coinwire.core.matching import MatchingEngine
 from coinwire.core.numbers import ATTO
-from coinwire.core.orders import Order, OrderType, PositionSide, Side
+from coinwire.core.orders import DoneReason, Order, OrderStatus, OrderType, PositionSide, Side
 from coinwire.core.perp_execution import (
     PerpStep,
+    accept_perp_order,
     adjust_margin,
     available_margin,
     close_position_order,
+    fire_perp,
     liquidations,
     place_perp_order,
     pool_state,
+    position_risk,
+    release_perp_hold,
     set_hedge_mode,
     set_leverage,
     set_margin_mode,
@@ -62,6 +66,12 @@ class Venue:
                       type=type, size=size, limit=limit, account_id=account, reduce_only=reduce_only, position_side=position_side,
                       wallet_set_id=wallet_set_id, created_at=ts)
         return place_perp_order(self.ledger, self.engine, order, ts, mark=self.mark)
+
+    def configure(self, mode: MarginMode, leverage: int, hedge: bool = False, account: int = 1) -> None:
+        """The account's margin mode, leverage and position mode for BTC, as a user sets them before trading."""
+        set_margin_mode(self.ledger, BTC, account, mode, open_orders=False)
+        set_hedge_mode(self.ledger, account, EX, hedge, open_orders=False)
+        set_leverage(self.ledger, BTC, account, leverage, 0, mark=self.mark)
 
     def position(self, account: int = 1, side: PositionSide = PositionSide.BOTH) -> Position:
         pos = self.ledger.positions.get(account, EX, BTC.symbol, side)
@@ -183,8 +193,7 @@ def test_funding_lines_are_the_payments() -> None:
 def test_fifty_x_long_through_a_sharp_drop_is_liquidated_at_the_documented_price_with_the_fee() -> None:
     """Isolated 50x long of 0.5 BTC at 60000.1: liquidation at Binance's price, closed at the bankruptcy price, margin lost."""
     venue = Venue()
-    set_margin_mode(venue.ledger, BTC, 1, MarginMode.ISOLATED, open_orders=False)
-    set_leverage(venue.ledger, BTC, 1, 50, 0, mark=venue.mark)
+    venue.configure(MarginMode.ISOLATED, 50)
     venue.order(Side.BUY, 500)
     pos = venue.position()
     margin = pos.isolated_margin
@@ -195,7 +204,7 @@ def test_fifty_x_long_through_a_sharp_drop_is_liquidated_at_the_documented_price
     assert lp is not None and abs(lp / 10 - exact) <= 0.1
     before = venue.balance()
     for price in range(600_000, lp, -500):  # the mark falls: nothing happens above the price
-        assert not liquidations(venue.ledger, BTC, price, 2, venue.order_ids, venue.engine._fill_ids).fills
+        assert not liquidations(venue.ledger, BTC, price, 2, venue.order_ids, IdSequence(50)).fills
     step = liquidations(venue.ledger, BTC, lp, 3, venue.order_ids, IdSequence(100))
     assert [o.type for o in step.orders] == [OrderType.LIQUIDATION] and step.orders[0].is_done
     bp = bankruptcy_price(BTC, Position(account_id=1, exchange=EX, symbol=BTC.symbol, size=500,
@@ -270,12 +279,12 @@ def test_restore_rebuilds_positions_and_holds() -> None:
     assert available_margin(restored, 1, EX, "USDT", None) == available_margin(ledger, 1, EX, "USDT", None)
 
 
-actions = st.lists(st.tuples(st.sampled_from(["buy", "sell", "reduce", "mark", "fund", "liq"]), st.integers(1, 400),
-                             st.integers(-150_000, 150_000)), min_size=1, max_size=25)
+actions = st.lists(st.tuples(st.sampled_from(["buy", "sell", "reduce", "mark", "fund", "liq"]), st.integers(1, 200),
+                             st.sampled_from([-250, -120, -60, -25, -8, -1, 1, 8, 25, 60, 120, 250])), min_size=1, max_size=25)
 
 
-@settings(max_examples=120, deadline=None)
-@given(actions, st.sampled_from([MarginMode.CROSS, MarginMode.ISOLATED]), st.integers(1, 100), st.booleans())
+@settings(max_examples=300, deadline=None)
+@given(actions, st.sampled_from([MarginMode.CROSS, MarginMode.ISOLATED]), st.integers(2, 100), st.booleans())
 def test_random_paths_keep_the_books_balanced(script: list[tuple[str, int, int]], mode: MarginMode, leverage: int,
                                                hedge: bool) -> None:
     """Any path of orders, marks, funding and liquidation: the ledger balances, no wallet goes negative, reduce-only never
@@ -312,14 +321,16 @@ def test_random_paths_keep_the_books_balanced(script: list[tuple[str, int, int]]
                         continue
                     assert abs(pos.size) <= before and (pos.size == 0 or (pos.size > 0) == (side is Side.SELL))
         elif action == "mark":  # a venue checks liquidations at every mark
-            venue.book_at(max(10_000, venue.mark + move))
+            venue.book_at(venue.mark * (1_000 + move) // 1_000)  # moves in thousandths
             liquidated = liquidations(venue.ledger, BTC, venue.mark, ts, venue.order_ids, IdSequence(10_000 + ts * 10))
             event("liquidated" if liquidated.fills else "not liquidated")
+            for pos in venue.ledger.positions.open_positions(EX):  # what survives the check has margin left at the mark
+                assert pool_state(venue.ledger, pos, {BTC.symbol: venue.mark}).margin_balance > 0
         elif action == "fund":
             open_now = venue.ledger.positions.open_positions(EX)
-            expected = {p.id: funding_payment(BTC, p, venue.mark, move // 10) for p in open_now}
+            expected = {p.id: funding_payment(BTC, p, venue.mark, move * 97) for p in open_now}
             before_funding = {p.id: p.funding for p in open_now}
-            step = settle_funding(venue.ledger, BTC, move // 10, venue.mark, ts)
+            step = settle_funding(venue.ledger, BTC, move * 97, venue.mark, ts)
             paid = sum(line.movement for line in step.lines if line.kind is LineKind.FUNDING)
             assert paid == sum(p.funding - before_funding[p.id] for p in step.positions)
             for p in step.positions:  # exactly the payment; only a payer with nothing left pays less
@@ -361,3 +372,98 @@ def test_liquidation_happens_at_the_computed_price_not_a_tick_before(leverage: i
     assert len(step.fills) == 1 and venue.position().size == 0
     event("liquidated at the price")
     venue.ledger.check()
+
+
+def test_a_reduce_only_stop_fires_for_what_is_left_of_the_position() -> None:
+    venue = Venue()
+    venue.order(Side.BUY, 100)
+    stop = Order(id=venue.order_ids.next(), client_oid="stop", exchange=EX, symbol=BTC.symbol, side=Side.SELL,
+                 type=OrderType.STOP_MARKET, size=500, stop_price=590_000, account_id=1, reduce_only=True)
+    accept_perp_order(venue.ledger, venue.engine, stop, 2, mark=venue.mark)
+    assert stop.size == 100 and venue.ledger.hold_of(stop.id) == 0  # cut to the position; closing holds no margin
+    stop.move(OrderStatus.UNTRIGGERED, 2)
+    venue.order(Side.SELL, 40, reduce_only=True)
+    venue.book_at(589_000)
+    stop.move(OrderStatus.TRIGGERED, 3)
+    step = fire_perp(venue.ledger, venue.engine, stop, 3, mark=venue.mark)
+    assert [f.size for f in step.fills] == [60] and venue.position().size == 0 and stop.is_done
+    again = Order(id=venue.order_ids.next(), client_oid="late", exchange=EX, symbol=BTC.symbol, side=Side.SELL,
+                  type=OrderType.STOP_MARKET, size=10, stop_price=580_000, account_id=1, reduce_only=True,
+                  status=OrderStatus.TRIGGERED)
+    assert not fire_perp(venue.ledger, venue.engine, again, 4, mark=venue.mark).fills
+    assert again.done_reason is DoneReason.CANCELLED
+    venue.ledger.check()
+
+
+def test_position_risk_is_what_the_venue_acts_on() -> None:
+    venue = Venue()
+    venue.configure(MarginMode.ISOLATED, 25)
+    venue.order(Side.SELL, 200)
+    pos = venue.position()
+    risk = position_risk(venue.ledger, pos, {BTC.symbol: 610_000})
+    assert risk.notional == BTC.contract_notional(610_000, 200)
+    assert risk.unrealised_pnl == pos.entry_cost - risk.notional
+    assert risk.margin_ratio == -(-risk.maintenance_margin * FEE_SCALE // (pos.isolated_margin + risk.unrealised_pnl))
+    assert risk.liquidation_price == liquidation_price(BTC, pos, wallet_balance=pos.isolated_margin, mark=610_000)
+    assert risk.liquidation_price is not None
+    assert not liquidations(venue.ledger, BTC, risk.liquidation_price - BTC.tick, 2, venue.order_ids, IdSequence(10)).fills
+    assert liquidations(venue.ledger, BTC, risk.liquidation_price, 3, venue.order_ids, IdSequence(20)).fills
+    assert position_risk(venue.ledger, venue.position()).liquidation_price is None
+
+
+def test_a_wallet_set_trades_perpetuals_inside_its_partition() -> None:
+    venue = Venue()
+    wallet_set, _ = venue.ledger.create_wallet_set("run-1", "perp run", [(EX, "USDT", 1_000 * ATTO)], 1, accounts={EX: 1})
+    venue.order(Side.BUY, 100, wallet_set_id=wallet_set.id)
+    inside = venue.ledger.positions.get(1, EX, BTC.symbol, PositionSide.BOTH, wallet_set.id)
+    assert inside is not None and inside.size == 100 and venue.ledger.positions.get(1, EX, BTC.symbol) is None
+    assert venue.balance() == DEPOSIT - 1_000 * ATTO  # the unallocated wallet paid nothing
+    assert venue.ledger.wallet(EX, "USDT", wallet_set.id, 1).hold == venue.ledger.hold_of(inside.hold_id) > 0
+    with pytest.raises(CoinwireError) as refused:
+        venue.ledger.deactivate_wallet_set(wallet_set.id, 2)  # its margin is held while the position is open
+    assert refused.value.code == "wallet_set_busy"
+    with pytest.raises(CoinwireError) as refused:
+        venue.order(Side.BUY, 2_000, wallet_set_id=wallet_set.id)  # 120000 notional at 20x: beyond the set's 1000
+    assert refused.value.code == "insufficient_margin"
+    venue.order(Side.SELL, 100, reduce_only=True, wallet_set_id=wallet_set.id)
+    venue.ledger.deactivate_wallet_set(wallet_set.id, 3)
+    venue.ledger.check()
+
+
+def test_a_resting_limit_order_holds_its_margin_and_makes_no_position() -> None:
+    venue = Venue()
+    venue.configure(MarginMode.CROSS, 10)
+    step = venue.order(Side.BUY, 100, type=OrderType.LIMIT, limit=590_000)  # rests below the book
+    order_id = venue.order_ids.last
+    assert not step.fills and not step.positions and venue.ledger.positions.get(1, EX, BTC.symbol) is None
+    notional = BTC.contract_notional(600_000, 100)  # counted at the mark, above its limit
+    assert venue.ledger.hold_of(order_id) == -(-notional // 10) + BTC.fee_atto(notional, maker=False)
+    assert available_margin(venue.ledger, 1, EX, "USDT", None) == DEPOSIT - venue.ledger.hold_of(order_id)
+    order = venue.engine.cancel(order_id, 2)
+    release_perp_hold(venue.ledger, BTC, order, 2)
+    assert venue.ledger.hold_of(order_id) == 0
+    venue.ledger.check()
+
+
+def test_a_liquidation_order_is_never_a_clients() -> None:
+    from coinwire.core.orders import CLIENT_ORDER_TYPES
+    from coinwire.engine.order_args import order_type
+
+    assert "liquidation" not in CLIENT_ORDER_TYPES and set(CLIENT_ORDER_TYPES.values()) == set(OrderType) - {OrderType.LIQUIDATION}
+    with pytest.raises(CoinwireError) as refused:
+        order_type("liquidation", None)
+    assert refused.value.code == "unknown_order_type"
+    venue = Venue()
+    with pytest.raises(CoinwireError) as refused:
+        venue.order(Side.SELL, 10, type=OrderType.LIQUIDATION)
+    assert refused.value.code == "invalid_order_type"
+
+
+def test_a_refused_reduce_only_order_keeps_its_size() -> None:
+    venue = Venue()
+    venue.order(Side.BUY, 100)
+    order = Order(id=venue.order_ids.next(), client_oid="po", exchange=EX, symbol=BTC.symbol, side=Side.SELL,
+                  type=OrderType.POST_ONLY, size=500, limit=590_000, account_id=1, reduce_only=True)
+    with pytest.raises(CoinwireError) as refused:
+        accept_perp_order(venue.ledger, venue.engine, order, 2, mark=venue.mark)  # would take the bid at 59999.9
+    assert refused.value.code == "post_only_would_take" and order.size == 500

@@ -13,18 +13,16 @@ from pathlib import Path
 
 import pytest
 
-from coinwire.bus.memory import MemoryBus
 from coinwire.config import load_settings
 from coinwire.core.errors import CoinwireError
 from coinwire.core.instruments import Instrument
 from coinwire.core.numbers import str_to_atto
-from coinwire.core.orders import OrderRequest, OrderType, PositionSide, Side
+from coinwire.core.orders import OrderRequest, OrderType, PositionSide, Side, TriggerSource
 from coinwire.core.positions import MarginMode, unrealised_pnl
 from coinwire.core.wallets import LineKind
 from coinwire.feeds.demo import demo_instrument
 from coinwire.messages import BookSnapshot, Markets, MarkPrice, Message, OrderUpdate, PositionUpdate, PositionView, TradeTick
-from coinwire.services.gateway import Gateway
-from coinwire.store import Store
+from tests.venues.gateway_harness import GatewayHarness
 
 EX = "perp"
 SYMBOL = "BTC/USDT:USDT"
@@ -32,27 +30,22 @@ ALICE, BOB = 1, 2
 S = 1_000_000_000
 
 
-class Perp:
-    """A gateway with one paper perpetual market (the demo's BTC/USDT:USDT), two users' accounts, every notification kept."""
+class Perp(GatewayHarness):
+    """The gateway harness with one paper perpetual market (the demo's BTC/USDT:USDT), two users' accounts, and every
+    position and order notification kept."""
 
     def __init__(self, tmp_path: Path) -> None:
-        self.tmp_path = tmp_path
-        self.settings = load_settings(env={}, overrides={
-            "data_dir": str(tmp_path), "exchanges": [{"name": EX, "feed": "demo", "symbols": [SYMBOL], "paper_funds": {}}]})
-        self.store = Store(f"sqlite:///{tmp_path / 'perp.db'}")
-        self.bus = MemoryBus()
+        super().__init__(load_settings(env={}, overrides={
+            "data_dir": str(tmp_path), "exchanges": [{"name": EX, "feed": "demo", "symbols": [SYMBOL], "paper_funds": {}}]}),
+            tmp_path)
         self.t = 1_800_000_000 * S
         self.inst: Instrument = demo_instrument(EX, SYMBOL)
         self.positions: list[PositionView] = []
         self.orders: list[OrderUpdate] = []
-        self.gateway: Gateway | None = None
         self.book_id = 0
         self.trades = 0
 
     async def open(self) -> None:
-        await self.store.start()
-        await self.bus.start()
-
         def keep(subject: str, message: Message) -> None:
             if isinstance(message, PositionUpdate):
                 assert message.position.account == message.account_id and subject.startswith(f"position.{message.account_id}.")
@@ -62,30 +55,20 @@ class Perp:
 
         await self.bus.subscribe("position.>", keep, types=frozenset({PositionUpdate}), inline=True)
         await self.bus.subscribe("order.>", keep, types=frozenset({OrderUpdate}), inline=True)
-        await self.start()
+        await super().open()
+        await self.markets()
 
-    async def start(self) -> None:
-        self.gateway = Gateway(self.settings, self.store, self.bus, clock=lambda: self.t)
-        await self.gateway.start()
+    async def markets(self) -> None:
+        """The feed's markets, then each user's account (opened on first use)."""
         await self.gw.apply_market(Markets(EX, [self.inst]))
         self.alice = (await self.gw.account_for(ALICE, EX)).id
         self.bob = (await self.gw.account_for(BOB, EX)).id
 
     async def restart(self) -> None:
         await self.gw.close()
-        await self.start()
+        await self._start_gateway()
+        await self.markets()
         await self.book(*self.last_book)  # the feed's book again: the exchange is ready once it is synced
-
-    async def close(self) -> None:
-        if self.gateway is not None:
-            await self.gateway.close()
-        await self.bus.close()
-        await self.store.close()
-
-    @property
-    def gw(self) -> Gateway:
-        assert self.gateway is not None
-        return self.gateway
 
     def p(self, text: str) -> int:
         return self.inst.parse_price(text)
@@ -145,6 +128,8 @@ async def test_a_market_buy_opens_a_long_whose_unrealised_pnl_follows_the_mark_a
     assert h.gw.positions() == [view]  # an admin (no account filter) sees every account's
     first_seq = h.positions[-1].seq
     await h.mark("60510.00")
+    assert h.gw.venues[EX].mark_rule(SYMBOL) == "feed's own"  # type: ignore[attr-defined]
+    assert [m.message for m in h.gw.recent_logs.messages if "mark price" in m.message][-1].endswith("is the feed's own")
     await h.mark("59510.00")
     marked = [v for v in h.positions if v.account == h.alice]
     assert [v.unrealised_pnl for v in marked[-2:]] == ["50", "-50"]  # 0.1 x (mark - 60010)
@@ -160,6 +145,8 @@ async def test_a_market_buy_opens_a_long_whose_unrealised_pnl_follows_the_mark_a
 async def test_without_a_feed_mark_the_median_rule_prices_the_position(h: Perp) -> None:
     await h.order(ALICE, "buy", "0.1")
     assert h.gw.venues[EX].mark_rule(SYMBOL) == "median of best bid, best ask and last trade"  # type: ignore[attr-defined]
+    said = [m.message for m in h.gw.recent_logs.messages if "mark price" in m.message]
+    assert said == ["exchange perp: the mark price of BTC/USDT:USDT is the median of best bid, best ask and last trade"]
     h.t += S
     await h.book("60490.00", "60510.00")  # median(60490, 60510, last 60000) = 60490
     [view] = h.mine(h.alice)
@@ -256,8 +243,9 @@ async def test_settings_are_checked_and_refusals_change_nothing(h: Perp) -> None
 
 async def test_positions_settings_and_funding_come_back_after_a_restart(h: Perp) -> None:
     await h.gw.set_leverage(account_id=h.bob, exchange=EX, symbol=SYMBOL, leverage=5)
+    await h.gw.set_hedge_mode(account_id=h.bob, exchange=EX, hedge=True)
     await h.order(ALICE, "buy", "0.2")
-    await h.order(BOB, "sell", "0.1")
+    await h.order(BOB, "sell", "0.1", position_side=PositionSide.SHORT)
     await h.mark("60100.00", next_funding=h.t + 5 * S)
     await h.mark("60100.00", seconds=6)
     before = h.gw.positions(include_flat=True)
@@ -271,10 +259,60 @@ async def test_positions_settings_and_funding_come_back_after_a_restart(h: Perp)
     assert {a: h.gw.ledger.wallet(EX, "USDT", None, a) for a in (h.alice, h.bob)} == balances
     assert h.gw.ledger.holds() == holds
     assert h.gw.position_settings(h.bob, EX, SYMBOL).leverage == 5
+    assert h.gw.ledger.positions.hedge_mode(h.bob, EX) and not h.gw.ledger.positions.hedge_mode(h.alice, EX)
     assert len(await h.gw.funding_history()) == 2
     next_seq = max(v.seq for v in after if v.account == h.bob) + 1
-    await h.order(BOB, "buy", "0.1", reduce_only=True)
+    await h.order(BOB, "buy", "0.1", position_side=PositionSide.SHORT)
     assert h.positions[-1].seq >= next_seq  # the account's sequence goes on from where it stopped
+    h.gw.ledger.check()
+
+
+async def test_a_reduce_only_stop_on_the_mark_closes_the_position_and_one_left_without_a_position_does_nothing(h: Perp) -> None:
+    await h.order(ALICE, "buy", "0.1")
+    stop = OrderRequest(exchange=EX, instrument=h.inst, side=Side.SELL, type=OrderType.STOP_MARKET, size=h.inst.parse_size("0.5"),
+                        limit=0, cancel_after=0, client_oid="protect", wallet_set_id=None, run_id=None, owner_id=ALICE,
+                        reduce_only=True, stop_price=h.p("59000.00"), trigger=TriggerSource.MARK)
+    armed = await h.gw.make_order(stop)
+    assert (armed.status, armed.size, armed.trigger) == ("untriggered", "0.1", "mark")  # cut to the position
+    assert h.gw.ledger.hold_of(armed.id) == 0  # closing needs no margin
+    await h.mark("59100.00")
+    assert h.mine(h.alice) != []
+    await h.book("58980.00", "59000.00")
+    await h.mark("58990.00")  # the mark crosses the stop: it fires against the book
+    done = [u.order for u in h.orders if u.order.id == armed.id][-1]
+    assert done.status == "done" and done.filled_size == "0.1" and h.mine(h.alice) == []
+    with pytest.raises(CoinwireError) as nothing:
+        await h.gw.make_order(OrderRequest(exchange=EX, instrument=h.inst, side=Side.SELL, type=OrderType.STOP_MARKET,
+                                           size=h.inst.parse_size("0.1"), limit=0, cancel_after=0, client_oid="late",
+                                           wallet_set_id=None, run_id=None, owner_id=ALICE, reduce_only=True,
+                                           stop_price=h.p("58000.00")))
+    assert nothing.value.code == "reduce_only_would_open"
+    h.gw.ledger.check()
+
+
+async def test_isolated_margin_is_added_and_removed_within_the_initial_margin(h: Perp) -> None:
+    await h.gw.set_margin_mode(account_id=h.alice, exchange=EX, symbol=SYMBOL, mode="isolated")
+    await h.gw.set_leverage(account_id=h.alice, exchange=EX, symbol=SYMBOL, leverage=50)
+    await h.order(ALICE, "buy", "0.1")
+    [before] = h.mine(h.alice)
+    free = h.gw.ledger.available_of(EX, "USDT", None, h.alice)
+    after = await h.gw.adjust_margin(account_id=h.alice, exchange=EX, symbol=SYMBOL, amount=str_to_atto("100"))
+    assert str_to_atto(after.isolated_margin or "0") == str_to_atto(before.isolated_margin or "0") + str_to_atto("100")
+    assert Decimal(after.liquidation_price or "0") < Decimal(before.liquidation_price or "0")  # more margin: further away
+    assert h.gw.ledger.available_of(EX, "USDT", None, h.alice) == free - str_to_atto("100")
+    assert h.positions[-1] == after  # notified as it answered
+    with pytest.raises(CoinwireError) as too_much:
+        await h.gw.adjust_margin(account_id=h.alice, exchange=EX, symbol=SYMBOL, amount=-str_to_atto("200"))
+    assert too_much.value.code == "margin_below_initial"
+    back = await h.gw.adjust_margin(account_id=h.alice, exchange=EX, symbol=SYMBOL, amount=-str_to_atto("50"))
+    assert str_to_atto(back.isolated_margin or "0") == str_to_atto(before.isolated_margin or "0") + str_to_atto("50")
+    await h.order(BOB, "sell", "0.1")
+    with pytest.raises(CoinwireError) as cross:
+        await h.gw.adjust_margin(account_id=h.bob, exchange=EX, symbol=SYMBOL, amount=str_to_atto("1"))
+    assert cross.value.code == "margin_mode_not_isolated"
+    stored = {p.id: p for p in (await h.store.load_state()).positions}
+    [alice] = [p for p in h.gw.ledger.positions.all() if p.account_id == h.alice]
+    assert stored[alice.id].isolated_margin == alice.isolated_margin == h.gw.ledger.hold_of(alice.hold_id)
     h.gw.ledger.check()
 
 
@@ -287,3 +325,21 @@ def test_the_unrealised_pnl_in_a_view_is_the_cores() -> None:
                    entry_cost=inst.contract_notional(inst.parse_price("60010"), inst.parse_size("0.1")), leverage=20,
                    margin_mode=MarginMode.CROSS)
     assert unrealised_pnl(pos, inst, inst.parse_price("60510")) == str_to_atto("50")
+
+
+async def test_a_viewer_of_alices_account_reads_her_position_and_funding_but_may_not_act_on_it(h: Perp) -> None:
+    viewer = 3
+    h.gw.accounts.set_member(h.alice, viewer, "view")  # granted view only
+    await h.order(ALICE, "buy", "0.1")
+    await h.order(BOB, "sell", "0.1")
+    await h.mark("60000.00", next_funding=h.t + 2 * S)
+    await h.mark("60000.00", seconds=3)
+    readable = h.gw.accounts.readable(viewer, False)
+    assert readable == {h.alice}
+    assert [v.account for v in h.gw.positions(accounts=readable)] == [h.alice]
+    assert {f.account for f in await h.gw.funding_history(accounts=readable)} == {h.alice}
+    assert h.gw.accounts.may(h.alice, viewer, False, "view") and not h.gw.accounts.may(h.alice, viewer, False, "trade")
+    assert not h.gw.accounts.may(h.bob, ALICE, False, "view")  # alice never reads bob's
+    assert {v.account for v in h.gw.positions(accounts=h.gw.accounts.readable(BOB, False))} == {h.bob}
+    # every position notification names its account: a connection gets those of the accounts it may read
+    assert {v.account for v in h.positions} == {h.alice, h.bob}

@@ -309,6 +309,7 @@ class GetPositionsParams(Params, kw_only=True):
     exchange: Name | None = None
     pair: Symbol | None = None  # BTC_USDT:USDT (or `symbol`, BTC/USDT:USDT)
     symbol: Symbol | None = None
+    include_flat: bool = False  # closed positions too (their realised PnL and funding stay)
 
 
 class PositionParams(Params, kw_only=True):

@@ -1,5 +1,6 @@
 """The perpetual-position methods of the API (get_positions, set_leverage, set_margin_mode, set_position_mode, adjust_margin,
-close_position, get_funding): validated here, run by the gateway, shaped by `api.position_views`.
+close_position, get_funding): validated here, run by the gateway, shaped by `services.position_views` (the same views
+`positions_updated` carries).
 
 Every account a client names is checked by `Api.account` (the one place): reads need `view`,
 changes `trade`, and another user's account answers `account_not_found` like one that does not
@@ -8,19 +9,16 @@ exist. Without `account` a change goes to the caller's own account on the exchan
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from coinwire.api import params as P
 from coinwire.api.context import CallContext
 from coinwire.api.methods import Api, caller, method
 from coinwire.api.order_params import decimal_param, parse_position_side
-from coinwire.api.position_views import funding_view, views_of
 from coinwire.core.errors import InvalidInput
-from coinwire.core.instruments import Instrument
 from coinwire.core.numbers import to_units
 from coinwire.core.orders import PositionSide
-from coinwire.core.positions import MarginMode
+from coinwire.core.positions import MarginMode, PositionSettings
 
 __all__ = ["FUNDING_LIMIT", "parse_margin_mode"]
 
@@ -45,6 +43,18 @@ def _symbol(p: P.PositionParams | P.GetPositionsParams | P.GetFundingParams, nam
     return symbol
 
 
+def _read_market(api: Api, p: P.GetPositionsParams | P.GetFundingParams, name: str) -> str | None:
+    """A read's market: None (every market, of `exchange` if named: checked), or the symbol `pair` names on `exchange`."""
+    symbol = _symbol(p, name, required=False)
+    if symbol is None:
+        if p.exchange is not None:
+            api.gateway.exchange(p.exchange)
+        return None
+    if p.exchange is None:
+        raise InvalidInput("missing_parameter", f"{name}: a `pair` is on an exchange: name it in `exchange`")
+    return api.gateway.market(p.exchange, symbol).instrument.symbol
+
+
 async def _perpetual(api: Api, ctx: CallContext, p: P.PositionParams, name: str) -> tuple[int, str, Any]:
     """(account, symbol, instrument) of a change: a perpetual market, an account the caller may trade on that exchange."""
     account_id = api.account(ctx, p.account, need="trade")  # first: another user's account is not found, whatever else is asked
@@ -60,25 +70,18 @@ async def _perpetual(api: Api, ctx: CallContext, p: P.PositionParams, name: str)
     return account_id, inst.symbol, inst
 
 
+def _settings(settings: PositionSettings) -> dict[str, Any]:
+    """A market's settings as JSON, named as the position view names them."""
+    return {"account": settings.account_id, "exchange": settings.exchange, "symbol": settings.symbol, "leverage": settings.leverage,
+            "margin_mode": settings.margin_mode.value}
+
+
 @method("get_positions", P.GetPositionsParams)
 async def get_positions(api: Api, p: P.GetPositionsParams, ctx: CallContext) -> Any:
     """Open positions of the accounts the caller may read (one `account`, one `exchange`, one `pair`), as position views."""
     accounts = api.readable_accounts(ctx, p.account)  # first: another user's account is not found, whatever else is asked
-    symbol = _symbol(p, "get_positions", required=False)
-    if symbol is not None:
-        if p.exchange is None:
-            raise InvalidInput("missing_parameter", "get_positions: a `pair` is on an exchange: name it in `exchange`")
-        symbol = api.gateway.market(p.exchange, symbol).instrument.symbol
-    elif p.exchange is not None:
-        api.gateway.exchange(p.exchange)
-    return views_of(api.gateway.ledger, _instrument_of(api), accounts, p.exchange, symbol)
-
-
-def _instrument_of(api: Api) -> Callable[[str, str], Instrument]:
-    def instrument_of(exchange: str, symbol: str) -> Instrument:
-        return api.gateway.market(exchange, symbol).instrument
-
-    return instrument_of
+    symbol = _read_market(api, p, "get_positions")
+    return api.gateway.positions(accounts=accounts, exchange=p.exchange, symbol=symbol, include_flat=p.include_flat)
 
 
 @method("set_leverage", P.SetLeverageParams)
@@ -87,7 +90,7 @@ async def set_leverage(api: Api, p: P.SetLeverageParams, ctx: CallContext) -> An
     if p.leverage < 1:
         raise InvalidInput("invalid_leverage", f"leverage must be a whole number from 1, got {p.leverage}", field="leverage")
     account_id, symbol, _ = await _perpetual(api, ctx, p, "set_leverage")
-    return await api.gateway.set_leverage(account_id, p.exchange, symbol, p.leverage)
+    return _settings(await api.gateway.set_leverage(account_id=account_id, exchange=p.exchange, symbol=symbol, leverage=p.leverage))
 
 
 @method("set_margin_mode", P.SetMarginModeParams)
@@ -96,7 +99,7 @@ async def set_margin_mode(api: Api, p: P.SetMarginModeParams, ctx: CallContext) 
     (`margin_mode_change_with_open_position`). Answers the settings."""
     mode = parse_margin_mode(p.mode)
     account_id, symbol, _ = await _perpetual(api, ctx, p, "set_margin_mode")
-    return await api.gateway.set_margin_mode(account_id, p.exchange, symbol, mode)
+    return _settings(await api.gateway.set_margin_mode(account_id=account_id, exchange=p.exchange, symbol=symbol, mode=mode))
 
 
 @method("set_position_mode", P.SetPositionModeParams)
@@ -109,7 +112,8 @@ async def set_position_mode(api: Api, p: P.SetPositionModeParams, ctx: CallConte
         api.account(ctx, account_id, p.exchange, need="trade")
     else:
         account_id = (await api.gateway.account_for(caller(ctx)[0], p.exchange)).id
-    return await api.gateway.set_hedge_mode(account_id, p.exchange, p.hedge_mode)
+    hedge = await api.gateway.set_hedge_mode(account_id=account_id, exchange=p.exchange, hedge=p.hedge_mode)
+    return {"account": account_id, "exchange": p.exchange, "hedge_mode": hedge}
 
 
 @method("adjust_margin", P.AdjustMarginParams)
@@ -120,7 +124,8 @@ async def adjust_margin(api: Api, p: P.AdjustMarginParams, ctx: CallContext) -> 
     if amount == 0:
         raise InvalidInput("invalid_amount", "amount must not be zero: positive adds margin, negative removes it", field="amount")
     account_id, symbol, _ = await _perpetual(api, ctx, p, "adjust_margin")
-    return await api.gateway.adjust_margin(account_id, p.exchange, symbol, amount, side or PositionSide.BOTH)
+    return await api.gateway.adjust_margin(account_id=account_id, exchange=p.exchange, symbol=symbol, amount=amount,
+                                           position_side=side or PositionSide.BOTH)
 
 
 @method("close_position", P.ClosePositionParams)
@@ -130,8 +135,8 @@ async def close_position(api: Api, p: P.ClosePositionParams, ctx: CallContext) -
     side = parse_position_side(p.position_side)
     account_id, symbol, _ = await _perpetual(api, ctx, p, "close_position")
     owner_id = ctx.principal.user_id if ctx.principal is not None else None
-    return await api.gateway.close_position(account_id, p.exchange, symbol, side or PositionSide.BOTH, client_oid=p.client_oid,
-                                            owner_id=owner_id)
+    return await api.gateway.close_position(account_id=account_id, exchange=p.exchange, symbol=symbol,
+                                            position_side=side or PositionSide.BOTH, client_oid=p.client_oid, owner_id=owner_id)
 
 
 @method("get_funding", P.GetFundingParams)
@@ -141,14 +146,5 @@ async def get_funding(api: Api, p: P.GetFundingParams, ctx: CallContext) -> Any:
     if not 1 <= p.limit <= FUNDING_LIMIT:
         raise InvalidInput("invalid_limit", f"limit must be between 1 and {FUNDING_LIMIT}", field="limit")
     accounts = api.readable_accounts(ctx, p.account)  # first, as get_positions
-    symbol = _symbol(p, "get_funding", required=False)
-    if symbol is not None:
-        if p.exchange is None:
-            raise InvalidInput("missing_parameter", "get_funding: a `pair` is on an exchange: name it in `exchange`")
-        symbol = api.gateway.market(p.exchange, symbol).instrument.symbol
-    elif p.exchange is not None:
-        api.gateway.exchange(p.exchange)
-    gateway = api.gateway
-    payments = await gateway.store.funding_history(accounts, p.exchange, symbol, p.limit, p.before_id)
-    instrument_of = _instrument_of(api)
-    return [funding_view(payment, instrument_of(payment.exchange, payment.symbol)) for payment in payments]
+    symbol = _read_market(api, p, "get_funding")
+    return await api.gateway.funding_history(accounts=accounts, exchange=p.exchange, symbol=symbol, limit=p.limit, before_id=p.before_id)

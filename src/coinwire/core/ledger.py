@@ -36,7 +36,7 @@ from coinwire.core.instruments import Instrument
 from coinwire.core.line_totals import LineTotals, TotalsError
 from coinwire.core.numbers import atto_to_str
 from coinwire.core.orders import Fill
-from coinwire.core.positions import Position, PositionBook, PositionSettings
+from coinwire.core.positions import MarginMode, Position, PositionBook, PositionSettings
 from coinwire.core.wallets import LineKind, Wallet, WalletLine, WalletSet
 
 __all__ = ["Ledger", "Balance", "HistoryPoint", "LedgerInvariantError", "history"]
@@ -413,7 +413,8 @@ class Ledger:
 
         Per wallet: hold = the sum of its orders' holds, 0 <= hold <= balance, empty when its set
         is inactive. Per account: total = allocated + unallocated, and its allocation lines cancel
-        out per currency (funds only move between partitions of one account). That balances are
+        out per currency (funds only move between partitions of one account). Per perpetual position:
+        a flat one holds no margin, an isolated one holds exactly its isolated margin. That balances are
         the sums of the stored lines is the store's to show (`Store.line_totals` against `totals`).
         """
         held: dict[int, int] = defaultdict(int)
@@ -442,6 +443,13 @@ class Ledger:
                 first = set_accounts.setdefault((wallet.wallet_set_id, wallet.exchange), wallet.account_id)
                 if first != wallet.account_id:
                     raise LedgerInvariantError(f"wallet set {wallet.wallet_set_id} holds {wallet.exchange} funds of two accounts")
+        for pos in self.positions.all():  # a position's margin hold is its isolated margin, and a flat one holds nothing
+            if accounts is not None and pos.account_id not in accounts:
+                continue
+            held_margin = self._holds.get(pos.hold_id, (0, 0))[1]
+            if (pos.size == 0 and held_margin) or (pos.margin_mode is MarginMode.ISOLATED and held_margin != pos.isolated_margin):
+                raise LedgerInvariantError(f"position {pos.id} ({pos.symbol}, size {pos.size}) holds {held_margin} of margin, "
+                                           f"isolated margin {pos.isolated_margin}")
         allocations: dict[tuple[int, str, str], int] = defaultdict(int)
         for wallet in checked:
             allocations[(wallet.account_id, wallet.exchange, wallet.currency)] += self._allocated[wallet.id]

@@ -25,29 +25,27 @@ from __future__ import annotations
 import msgspec
 
 from coinwire.core.errors import DomainError, InvalidInput, NotFound
+from coinwire.core.execution import child_type
 from coinwire.core.ids import IdSequence
 from coinwire.core.instruments import Instrument
 from coinwire.core.ledger import Ledger
 from coinwire.core.margin import (
-    LIQUIDATE_RATIO,
     bankruptcy_price,
     bracket_for,
     funding_payment,
     initial_margin,
-    liquidation_price,
-    maintenance_margin,
-    margin_ratio,
     order_margin,
 )
 from coinwire.core.matching import MatchingEngine
 from coinwire.core.numbers import atto_to_str, ceil_div
-from coinwire.core.orders import DoneReason, Fill, Order, OrderStatus, OrderType, PositionSide, Side
+from coinwire.core.orders import DoneReason, Fill, InvalidTransition, Order, OrderStatus, OrderType, PositionSide, Side
+from coinwire.core.position_risk import PoolState, PositionRisk, available_margin, liquidation_reached, pool_of, pool_state, position_risk
 from coinwire.core.positions import MarginMode, Position, PositionBook, PositionSettings, unrealised_pnl
 from coinwire.core.wallets import LineKind, WalletLine
 
-__all__ = ["PerpStep", "place_perp_order", "accept_perp_order", "settle_perp_fills", "release_perp_hold", "settle_funding",
+__all__ = ["PerpStep", "place_perp_order", "accept_perp_order", "settle_perp_fills", "fire_perp", "release_perp_hold", "settle_funding",
            "liquidations", "set_leverage", "set_margin_mode", "set_hedge_mode", "adjust_margin", "close_position_order",
-           "available_margin", "pool_state", "PoolState"]
+           "available_margin", "pool_state", "PoolState", "position_risk", "PositionRisk"]
 
 _BUY, _SELL = Side.BUY, Side.SELL
 _PNL, _FEE, _FUNDING, _LIQUIDATION = LineKind.PNL, LineKind.FEE, LineKind.FUNDING, LineKind.LIQUIDATION
@@ -95,6 +93,16 @@ def accept_perp_order(ledger: Ledger, engine: MatchingEngine, order: Order, ts: 
     after the order is in a bracket that allows less), `insufficient_margin`, and the book
     checks of spot orders (`post_only_would_take`, `no_liquidity`, `notional_below_minimum`).
     """
+    size = order.size
+    try:
+        return _accept(ledger, engine, order, ts, mark)
+    except BaseException:
+        order.size = size  # refused: the order is as it came (a reduce-only cut included)
+        raise
+
+
+def _accept(ledger: Ledger, engine: MatchingEngine, order: Order, ts: int, mark: int) -> list[WalletLine]:
+    """`accept_perp_order`'s checks in order; may cut a reduce-only order's size before a later check refuses it."""
     inst = engine.instrument
     book = ledger.positions
     book.register(inst)
@@ -147,9 +155,12 @@ def settle_perp_fills(ledger: Ledger, inst: Instrument, order: Order, fills: lis
     book.register(inst)
     step = PerpStep()
     settings = book.settings(order.account_id, order.exchange, order.symbol, inst)
+    currency = inst.settle
+    if not fills:  # an order that only rests leaves no position record behind
+        step.lines += _trim_order_hold(ledger, inst, order, settings, ts, mark)
+        return step
     pos = book.open_or_get(order.account_id, order.exchange, order.symbol, order.position_side, order.wallet_set_id,
                            settings, ts)
-    currency = inst.settle
     for fill in fills:
         fill = _perp_fill(inst, fill, order.position_side)
         delta = fill.size if fill.side is _BUY else -fill.size
@@ -190,11 +201,40 @@ def settle_perp_fills(ledger: Ledger, inst: Instrument, order: Order, fills: lis
             movements=[(_PNL, pnl, order.id, fill.id), (_FEE, -fill.fee, order.id, fill.id)],
         )
         step.fills.append(fill)
-    need = min(ledger.hold_of(order.id), _order_need(inst, book, order, settings, mark)) if not order.is_done else 0
-    if ledger.hold_of(order.id) != need:
-        step.lines += ledger.set_hold(order.id, order.exchange, currency, order.wallet_set_id, need, ts, order.account_id)
+    step.lines += _trim_order_hold(ledger, inst, order, settings, ts, mark)
     step.touched(pos)
     return step
+
+
+def _trim_order_hold(ledger: Ledger, inst: Instrument, order: Order, settings: PositionSettings, ts: int, mark: int) -> list[WalletLine]:
+    """Lower the order's margin hold to what its remainder needs now (never raise it: it was checked at acceptance)."""
+    held = ledger.hold_of(order.id)
+    need = min(held, _order_need(inst, ledger.positions, order, settings, mark)) if not order.is_done else 0
+    if held == need:
+        return []
+    return ledger.set_hold(order.id, order.exchange, inst.settle, order.wallet_set_id, need, ts, order.account_id)
+
+
+def fire_perp(ledger: Ledger, engine: MatchingEngine, order: Order, ts: int, *, mark: int) -> PerpStep:
+    """Execute a triggered conditional perpetual order (a reduce-only stop, a take-profit) as its child, then settle it.
+
+    A reduce-only order is cut first to what its position still holds (it may have shrunk while
+    the order waited), and does nothing when the position is gone (cancelled, its hold released).
+    """
+    if order.status is not OrderStatus.TRIGGERED:
+        raise InvalidTransition(f"order {order.id}: only a triggered order fires, not a {order.status.value} one")
+    pos = ledger.positions.get(order.account_id, order.exchange, order.symbol, order.position_side, order.wallet_set_id)
+    if order.reduce_only or _closes_leg(order):
+        closable = _closable(pos, order, order.remaining)
+        if closable == 0:
+            order.exchange_at = ts
+            order.move(OrderStatus.DONE, ts, DoneReason.CANCELLED)
+            step = PerpStep()
+            step.lines += release_perp_hold(ledger, engine.instrument, order, ts)
+            return step
+        order.size = order.filled_size + closable
+    fills = engine.submit(order, ts, as_type=child_type(order))
+    return settle_perp_fills(ledger, engine.instrument, order, fills, ts, mark=mark)
 
 
 def release_perp_hold(ledger: Ledger, inst: Instrument, order: Order, ts: int) -> list[WalletLine]:
@@ -246,45 +286,6 @@ def settle_funding(ledger: Ledger, inst: Instrument, rate: int, mark: int, ts: i
     return step
 
 
-class PoolState(msgspec.Struct, frozen=True):
-    """A margin pool at the marks: one isolated position, or an account partition's cross positions."""
-
-    wallet_balance: int  # the isolated margin, or the cross wallet balance (available + the cross margin holds)
-    unrealised: int
-    maintenance: int
-    initial: int
-
-    @property
-    def margin_balance(self) -> int:
-        return self.wallet_balance + self.unrealised
-
-    @property
-    def ratio(self) -> int:
-        """Maintenance / margin balance, in 1e-8 (100% = FEE_SCALE: liquidation)."""
-        return margin_ratio(self.maintenance, self.margin_balance)
-
-
-def pool_state(ledger: Ledger, pos: Position, marks: dict[str, int] | None = None) -> PoolState:
-    """The margin pool `pos` belongs to, valued at `marks` (symbol -> mark; else each position's last mark)."""
-    book = ledger.positions
-    members = _pool(book, pos)
-    marks = marks or {}
-    unrealised = maintenance = initial = 0
-    for member in members:
-        inst = book.instrument(member.exchange, member.symbol)
-        at = marks.get(member.symbol, member.mark)
-        unrealised += unrealised_pnl(member, inst, at)
-        maintenance += maintenance_margin(inst, member, at)
-        initial += initial_margin(inst, member, at)
-    if pos.margin_mode is MarginMode.ISOLATED:
-        wallet_balance = pos.isolated_margin
-    else:
-        settle = book.instrument(pos.exchange, pos.symbol).settle
-        wallet_balance = ledger.available_of(pos.exchange, settle, pos.wallet_set_id, pos.account_id)
-        wallet_balance += sum(ledger.hold_of(m.hold_id) for m in members)
-    return PoolState(wallet_balance, unrealised, maintenance, initial)
-
-
 def liquidations(ledger: Ledger, inst: Instrument, mark: int, ts: int, order_ids: IdSequence, fill_ids: IdSequence) -> PerpStep:
     """Liquidate what the mark puts at a margin ratio of 100% or more: each such isolated position, each such cross pool.
 
@@ -302,8 +303,8 @@ def liquidations(ledger: Ledger, inst: Instrument, mark: int, ts: int, order_ids
         if pos.id in done or pos.size == 0:
             continue
         marks = {inst.symbol: mark}
-        members = _pool(book, pos)
-        if not _reached(ledger, inst, pos, members, marks):
+        members = pool_of(book, pos)
+        if not liquidation_reached(ledger, pos, marks):
             continue
         done.update(m.id for m in members)
         step.extend(_liquidate(ledger, members, marks, ts, order_ids, fill_ids))
@@ -407,21 +408,6 @@ def adjust_margin(ledger: Ledger, inst: Instrument, account: int, position_side:
     return step
 
 
-def available_margin(ledger: Ledger, account: int, exchange: str, settle: str, wallet_set_id: int | None,
-                     marks: dict[str, int] | None = None) -> int:
-    """What new orders may use: the wallet's available funds (position margins and order margins held) less the
-    cross positions' unrealised losses at `marks` (each position's last mark otherwise); profits are not lent."""
-    free = ledger.available_of(exchange, settle, wallet_set_id, account)
-    book = ledger.positions
-    losses = 0
-    for pos in book.of_account(account, exchange):
-        if pos.size and pos.wallet_set_id == wallet_set_id and pos.margin_mode is MarginMode.CROSS:
-            inst = book.instrument(pos.exchange, pos.symbol)
-            if inst.settle == settle:
-                losses += min(0, unrealised_pnl(pos, inst, (marks or {}).get(pos.symbol, pos.mark)))
-    return max(0, free + losses)
-
-
 # --- internals ---------------------------------------------------------------------------------------
 def _check_position_side(book: PositionBook, order: Order) -> None:
     hedge = book.hedge_mode(order.account_id, order.exchange)
@@ -516,34 +502,6 @@ def _reduce(inst: Instrument, pos: Position, closing: int, price: int) -> tuple[
     pnl = exit_value - removed if pos.size > 0 else removed - exit_value
     freed = pos.isolated_margin if whole else pos.isolated_margin * closing // abs(pos.size)
     return removed, pnl, freed
-
-
-def _pool(book: PositionBook, pos: Position) -> list[Position]:
-    """The positions sharing `pos`'s margin: itself when isolated, else the partition's open cross positions in its settle currency."""
-    if pos.margin_mode is MarginMode.ISOLATED:
-        return [pos]
-    settle = book.instrument(pos.exchange, pos.symbol).settle
-    return [p for p in book.of_account(pos.account_id, pos.exchange)
-            if p.size and p.margin_mode is MarginMode.CROSS and p.wallet_set_id == pos.wallet_set_id
-            and book.instrument(p.exchange, p.symbol).settle == settle]
-
-
-def _reached(ledger: Ledger, inst: Instrument, pos: Position, members: list[Position], marks: dict[str, int]) -> bool:
-    """Has the mark reached the pool's liquidation price (rounded towards the mark), or its margin ratio 100%?"""
-    state = pool_state(ledger, pos, marks)
-    if state.ratio >= LIQUIDATE_RATIO:
-        return True
-    legs = [m for m in members if m.symbol == inst.symbol]
-    others = [m for m in members if m.symbol != inst.symbol]
-    book = ledger.positions
-    other_mm = sum(maintenance_margin(book.instrument(m.exchange, m.symbol), m, marks.get(m.symbol, m.mark)) for m in others)
-    other_upnl = sum(unrealised_pnl(m, book.instrument(m.exchange, m.symbol), marks.get(m.symbol, m.mark)) for m in others)
-    price = liquidation_price(inst, legs, wallet_balance=state.wallet_balance, mark=marks[inst.symbol], other_mm=other_mm,
-                              other_upnl=other_upnl)
-    net = sum(m.size for m in legs)
-    if price is None or net == 0:
-        return False
-    return marks[inst.symbol] <= price if net > 0 else marks[inst.symbol] >= price
 
 
 def _liquidate(ledger: Ledger, members: list[Position], marks: dict[str, int], ts: int, order_ids: IdSequence,

@@ -13,24 +13,16 @@ from collections.abc import Iterable, Iterator
 import msgspec
 
 from coinwire.core.book_sync import BookSync
-from coinwire.core.instruments import PERPETUAL, Instrument
+from coinwire.core.instruments import Instrument
 from coinwire.core.orders import Side
 from coinwire.feeds.base import Publish, subject_for
-from coinwire.history.binance_capture import BINANCE_USDM_BTCUSDT, MarketData, PathArg, capture_paths, iter_capture
+from coinwire.history.binance_capture import MarketData, PathArg, capture_paths, iter_capture
 from coinwire.messages import BookDelta, BookSnapshot, Markets, subject
-from coinwire.refdata.brackets import perpetual_fields
 
-__all__ = ["ReplayFeed", "usdm_perpetual"]
+__all__ = ["ReplayFeed"]
 
 _NS = 1_000_000_000
 _MIN_SLEEP = 0.001  # seconds; smaller waits are not worth a trip through the event loop
-
-
-def usdm_perpetual() -> Instrument:
-    """The recorded USD-M capture's market as the perpetual it is: `BTC/USDT:USDT`, settled in USDT, with Binance's
-    published leverage brackets, clearance fee and 8-hour funding (the capture itself has no mark or funding stream)."""
-    return msgspec.structs.replace(BINANCE_USDM_BTCUSDT, symbol="BTC/USDT:USDT", kind=PERPETUAL, settle="USDT",
-                                   **perpetual_fields("binanceusdm", "BTC/USDT:USDT"))
 
 
 class ReplayFeed:

@@ -508,7 +508,7 @@ class Gateway:
         the caller reloads). An order's fills against the mirrored book leave that book's
         consumed liquidity as it is until the next book update, as a cancel would.
         """
-        if placed is None and created is None:
+        if (placed is None and created is None) or changes.positions:  # a position's change is undone by a reload only
             return False
         mine = [placed, *(made or ())] if placed is not None else []
         if sum(order.filled_size for order in mine) != sum(fill.size for fill, _ in changes.fills):

@@ -219,7 +219,7 @@ class PaperVenue(MarketMirror):
         self.open.refuse_duplicate(order, self.name)
         market = self.markets[order.symbol]
         if market.instrument.kind == _PERPETUAL:
-            return await self._place_perp(market, order)
+            return await self._place_perp(market, order, allow_immediate)
         if order.type in _CONDITIONAL:
             execution = self._arm(market, order, allow_immediate)
         else:
@@ -237,15 +237,40 @@ class PaperVenue(MarketMirror):
             await self._log_unplaced()
         return execution
 
-    async def _place_perp(self, market: PaperMarket, order: Order) -> Execution:
-        """A perpetual order: checked, margin held, matched and settled into its position in one step (`PaperPerps.place`)."""
-        if order.type in _CONDITIONAL or order.bracket is not None or order.list_id:
-            raise InvalidInput("unsupported_on_perpetual", f"{order.type.value} orders, brackets and OCO lists are not "
-                               f"available on the paper perpetual {market.instrument.symbol} yet", field="type")
-        execution = self.perps.place(market, order)
-        if not order.is_done:
-            self._keep(order)
+    async def _place_perp(self, market: PaperMarket, order: Order, allow_immediate: bool) -> Execution:
+        """A perpetual order: checked, margin held, matched and settled into its position in one step (`PaperPerps.place`);
+        a stop or take-profit is checked against the mark and armed (`_arm_perp`)."""
+        if order.bracket is not None or order.list_id or order.type is _TRAILING:
+            raise InvalidInput("unsupported_on_perpetual", f"trailing stops, brackets and OCO lists are not available on the "
+                               f"paper perpetual {market.instrument.symbol} yet", field="type")
+        if order.type in _CONDITIONAL:
+            execution = self._arm_perp(market, order, allow_immediate)
+        else:
+            execution = self.perps.place(market, order)
+            if not order.is_done:
+                self._keep(order)
         await self.host.record(execution)
+        return execution
+
+    def _arm_perp(self, market: PaperMarket, order: Order, allow_immediate: bool) -> Execution:
+        """A perpetual's stop or take-profit: checked (`check_conditional`, its `mark` trigger at the perpetual's mark), its
+        margin held (`accept_perp_order`: a reduce-only one is cut to its position and holds nothing), then watched."""
+        inst = market.instrument
+        ts = order.created_at
+        last, bid, ask = _prices(market)
+        mark = self.perps.mark(market)
+        check_conditional(order, inst, last=last, bid=bid, ask=ask, now=ts, allow_immediate=allow_immediate, mark=mark)
+        lines = self.perps.accept(market, order)
+        order.move(_UNTRIGGERED, ts)
+        execution = Execution([order], [], lines, placed=order)
+        self._keep(order)
+        price = trigger_price(order, last=last, bid=bid, ask=ask, mark=mark)
+        if allow_immediate and price is not None and fires(order, price):
+            order.move(_TRIGGERED, ts)
+            order.triggered_at = ts
+            self._fire(market, order, execution, ts)
+        else:
+            self._watch(market, order)
         return execution
 
     async def place_oco(self, limit_leg: Order, stop_leg: Order) -> Execution:
@@ -344,7 +369,14 @@ class PaperVenue(MarketMirror):
         market.triggers.add(order)
 
     def _fire(self, market: PaperMarket, order: Order, execution: Execution, ts: int) -> None:
-        """A triggered order becomes its child on the engine (`core.execution.fire`), its OCO sibling cancelled first."""
+        """A triggered order becomes its child on the engine (`core.execution.fire`), its OCO sibling cancelled first.
+
+        On a perpetual it fires into its position (`fire_perp`: a reduce-only one cut to what is left of it)."""
+        if market.instrument.kind == _PERPETUAL:
+            self.perps.fire(market, order, ts, execution)
+            if order.is_done:
+                self._drop(order)
+            return
         if order.list_id and order.list_id in self.lists:
             self._resolve(market, order, execution, ts)  # before it spends: the list's one hold moves to it
         fills, lines = fire(self.host.ledger, market.engine, order, ts)
@@ -456,7 +488,7 @@ class PaperVenue(MarketMirror):
         if isinstance(message, TradeTick):
             fired = triggers.on_price(_LAST, message.price, ts)
             moved = triggers.moved
-            if len(triggers):
+            if len(triggers) and market.instrument.kind != _PERPETUAL:
                 fired += triggers.on_price(_MARK, message.price, ts)  # a spot market's mark is its last trade
                 moved = moved + triggers.moved
         elif isinstance(message, BookTicker):
@@ -502,14 +534,13 @@ class PaperVenue(MarketMirror):
             await self.host.refresh_status(self)
         if fills:
             await self._settle(market, fills)
-        if market.instrument.kind == _PERPETUAL:
-            await self._perp_market(market, message.ts)
-            return True
         if len(market.triggers) and (market.synced or isinstance(message, TradeTick)):
             for execution in self._triggered(market, message):
                 await self.host.record(execution)
             if self.unplaced:
                 await self._log_unplaced()
+        if market.instrument.kind == _PERPETUAL:
+            await self._perp_market(market, message.ts)
         return True
 
     async def _on_mark(self, market: PaperMarket, message: MarkPrice) -> bool:
@@ -517,18 +548,28 @@ class PaperVenue(MarketMirror):
         if market.instrument.kind != _PERPETUAL:
             return False
         perps = self.perps
-        first = message.symbol not in perps.states or perps.states[message.symbol].feed_mark is None
         perps.on_mark(message)
-        if first:
-            await self.host.log("info", "coinwire.venues.paper", f"exchange {self.name}: the mark price of {message.symbol} "
-                                "is the feed's")
         await self._perp_market(market, message.ts)
         perps.schedule(message)
         return True
 
     async def _perp_market(self, market: PaperMarket, ts: int) -> None:
-        """After a message on a perpetual market: funding due and liquidations recorded, moved marks told."""
+        """After a message on a perpetual market: funding due and liquidations recorded, moved marks told.
+
+        The exchange's log says where each perpetual's mark comes from, and again when that changes.
+        """
+        rule = self.perps.rule_changed(market.instrument.symbol)
+        if rule is not None:
+            await self.host.log("info", "coinwire.venues.paper", f"exchange {self.name}: the mark price of "
+                                f"{market.instrument.symbol} is the {rule}")
         executions, marked = self.perps.after_market(market, ts)
+        mark = self.perps.mark(market)
+        if len(market.triggers) and mark is not None:  # stops and take-profits on the mark
+            for order in market.triggers.on_price(_MARK, mark, ts):
+                if not order.is_done:
+                    execution = Execution([order], [], [])
+                    self._fire(market, order, execution, ts)
+                    executions.append(execution)
         for execution in executions:
             for order in execution.created or ():
                 if not order.is_done:  # pragma: no cover - a liquidation order is done in its own step

@@ -29,6 +29,7 @@ from coinwire.core.perp_execution import (
     PerpStep,
     accept_perp_order,
     adjust_margin,
+    fire_perp,
     liquidations,
     place_perp_order,
     release_perp_hold,
@@ -49,7 +50,7 @@ if TYPE_CHECKING:
 
 __all__ = ["PaperPerps", "PerpState", "MARK_FEED", "MARK_MEDIAN"]
 
-MARK_FEED = "feed"  # the feed's own mark price
+MARK_FEED = "feed's own"  # the feed's mark price messages
 MARK_MEDIAN = "median of best bid, best ask and last trade"  # core.margin.mark_price
 _MARK_NOTIFY_NS = 250_000_000  # a quarter of a second of market time between two mark-only position notifications
 
@@ -57,7 +58,7 @@ _MARK_NOTIFY_NS = 250_000_000  # a quarter of a second of market time between tw
 class PerpState:
     """One perpetual market's mark, funding schedule and when its positions were last told of a mark."""
 
-    __slots__ = ("feed_mark", "mark", "rate", "next_funding", "notified_at")
+    __slots__ = ("feed_mark", "mark", "rate", "next_funding", "notified_at", "announced")
 
     def __init__(self) -> None:
         self.feed_mark: int | None = None  # the feed's latest mark (None: it sends none)
@@ -65,6 +66,7 @@ class PerpState:
         self.rate: int | None = None  # the funding rate announced for `next_funding` (None: the feed has none)
         self.next_funding = 0  # ns; 0: none announced
         self.notified_at = 0
+        self.announced = ""  # the mark rule last said in the exchange's log
 
 
 class PaperPerps:
@@ -85,6 +87,15 @@ class PaperPerps:
     def mark_rule(self, symbol: str) -> str:
         """Where the market's mark comes from: the feed, or the median rule."""
         return MARK_FEED if self.state(symbol).feed_mark is not None else MARK_MEDIAN
+
+    def rule_changed(self, symbol: str) -> str | None:
+        """The mark rule, when it is not the one last announced (then it counts as announced); None otherwise."""
+        state = self.state(symbol)
+        rule = self.mark_rule(symbol)
+        if rule == state.announced:
+            return None
+        state.announced = rule
+        return rule
 
     def mark(self, market: PaperMarket) -> int | None:
         """The mark in force: the feed's, else the median rule over the mirror (None: nothing known yet)."""
@@ -108,8 +119,15 @@ class PaperPerps:
         return self._execution(step, [order], placed=order)
 
     def accept(self, market: PaperMarket, order: Order) -> list[WalletLine]:
-        """Checks and the initial margin hold without matching (a conditional order armed on a perpetual)."""
+        """Checks and the margin hold without matching (`accept_perp_order`): a stop or take-profit being armed."""
         return accept_perp_order(self.host.ledger, market.engine, order, order.created_at, mark=self._required_mark(market))
+
+    def fire(self, market: PaperMarket, order: Order, ts: int, execution: Execution) -> None:
+        """A triggered stop or take-profit as its child, into its position (`fire_perp`), added to `execution`."""
+        step = fire_perp(self.host.ledger, market.engine, order, ts, mark=self.mark(market) or 0)
+        execution.fills += step.fills
+        execution.lines += step.lines
+        _merge_positions(execution, step.positions)
 
     def settle(self, market: PaperMarket, order: Order, fills: list[Fill], ts: int, execution: Execution) -> None:
         """Fills of a resting order into its position (`settle_perp_fills`), added to `execution`."""
@@ -175,13 +193,19 @@ class PaperPerps:
         inst = market.instrument
         before = {id(p): (p.funding, p.size) for p in self.host.ledger.positions.open_positions(self.exchange, inst.symbol)}
         step = settle_funding(self.host.ledger, inst, rate, mark, ts)
-        lines = [line for line in step.lines if line.kind is LineKind.FUNDING]
+        lines = iter([line for line in step.lines if line.kind is LineKind.FUNDING])  # in the positions' order
         payments = []
-        for pos, line in zip(step.positions, lines, strict=False):
+        for pos in step.positions:
             paid, size = before.get(id(pos), (0, pos.size))
+            amount = pos.funding - paid
+            if not amount:  # nothing it could pay: no line
+                continue
+            line = next(lines)
+            if line.movement != amount:  # pragma: no cover - core writes one line per paying position, in order
+                raise RuntimeError(f"funding line {line.id} moves {line.movement}, its position {amount}")
             payments.append(FundingPayment(id=line.id, account_id=pos.account_id, exchange=pos.exchange, symbol=pos.symbol,
                                            side=pos.side, wallet_set_id=pos.wallet_set_id, ts=ts, size=size, rate=rate,
-                                           mark=mark, amount=pos.funding - paid))
+                                           mark=mark, amount=amount))
         execution = self._execution(step, [])
         execution.funding = payments
         return execution
