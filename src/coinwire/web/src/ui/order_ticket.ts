@@ -47,7 +47,10 @@ export function orderTicket(app: App, m: Market, d: Disposer, live?: LivePositio
     h("button", { type: "button", class: `side-${s} ${s === side ? "on" : ""}`, "aria-pressed": s === side, "data-side": s,
       onclick: () => { side = s; sideBtns.forEach((b) => { b.classList.toggle("on", b.dataset.side === s); b.setAttribute("aria-pressed", String(b.dataset.side === s)); }); submit.textContent = `${s === "buy" ? "Buy" : "Sell"} ${m.base}`; submit.className = `side-${s}`; recompute(); } },
       s === "buy" ? "Buy" : "Sell"));
-  const type = h("select", { name: "type", "aria-label": "order type" }, ...options(C.TICKET_TYPES));
+  // paper perpetuals take no trailing stops, OCO lists or brackets yet (`unsupported_on_perpetual`): not offered
+  const onPerp = live !== undefined;
+  const type = h("select", { name: "type", "aria-label": "order type" },
+    ...options(onPerp ? C.TICKET_TYPES.filter(([t]) => t !== "trailing-stop" && t !== "oco") : C.TICKET_TYPES));
   const priceIn = priceInput("price", `price (${q})`);
   const stopIn = priceInput("stop_price", `trigger level (${q})`);
   const stopLimitIn = priceInput("stop_limit", `optional (${q})`);
@@ -115,7 +118,7 @@ export function orderTicket(app: App, m: Market, d: Disposer, live?: LivePositio
       type: kind(), side, size: sizeIn.value, limit: priceIn.value, stopPrice: stopIn.value, stopLimit: stopLimitIn.value,
       trigger: trigger.value as C.Trigger, trailingDelta: trailIn.value, activationPrice: activationIn.value,
       tif: tif.value as C.TimeInForce, expireAt: localMs(expireIn.value), allowImmediate: allowNow.checked,
-      bracket: f.bracket && withBracket.checked
+      bracket: f.bracket && !onPerp && withBracket.checked
         ? { tpKind: tpKind.value as C.TakeProfitKind, tpPrice: tpPrice.value, tpLimit: tpLimit.value, slStop: slStop.value, slLimit: slLimit.value }
         : null,
       reduceOnly: positions !== undefined && reduceOnly.checked,
@@ -136,8 +139,8 @@ export function orderTicket(app: App, m: Market, d: Disposer, live?: LivePositio
     allowField.hidden = !f.trigger;
     tifField.hidden = !f.tif;
     expireField.hidden = !f.tif || tif.value !== "GTD";
-    bracketField.hidden = !f.bracket;
-    bracketBox.hidden = !f.bracket || !withBracket.checked;
+    bracketField.hidden = !f.bracket || onPerp;
+    bracketBox.hidden = !f.bracket || onPerp || !withBracket.checked;
     tpLimitField.hidden = tpKind.value !== "take-profit-limit";
     sideField.hidden = !hedge();
     if (!f.limit) priceIn.value = "";
