@@ -7,14 +7,18 @@ Screenshots go to tests/e2e/screenshots/ (git-ignored), desktop and phone width.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
+from coinwire.api.client import RpcClient
 from tests.server import ADMIN_PASSWORD, ServerProcess
 
 pytest.importorskip("playwright", reason="playwright (the dev extra) drives the browser")
@@ -41,9 +45,10 @@ def dashboard_built() -> Path:
     return dist
 
 
-def serve_with_users(folder: Path, env: dict[str, str] | None = None) -> Iterator[ServerProcess]:
+def serve_with_users(folder: Path, env: dict[str, str] | None = None,
+                     exchanges: list[dict[str, Any]] | None = None) -> Iterator[ServerProcess]:
     """A started server with the viewer and the trader the pages sign in as; stopped when the fixture ends."""
-    proc = ServerProcess(folder, env=env)
+    proc = ServerProcess(folder, exchanges=exchanges, env=env)
     proc.start()
     with proc.client() as admin:
         for name, password, role in ((*VIEWER, "viewer"), (*TRADER, "trader")):
@@ -112,3 +117,13 @@ def admin_page(browser: Browser, server: ServerProcess) -> Iterator[Watched]:
 
 def api(server: ServerProcess) -> httpx.Client:
     return server.client()
+
+
+def rpc_as(server: ServerProcess, token: str, calls: list[tuple[str, dict[str, Any]]]) -> list[Any]:
+    """JSON-RPC calls as the token's user, one after another, from a worker thread (Playwright's sync API owns this one's loop)."""
+    async def run() -> list[Any]:
+        async with RpcClient(f"{server.ws_anonymous}?access_token={token}") as rpc:
+            return [await rpc.call(method, **params) for method, params in calls]
+
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, run()).result(timeout=60)

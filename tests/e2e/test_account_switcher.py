@@ -4,26 +4,13 @@ Balances, orders and fills follow, and the ticket places on the shown one."""
 
 from __future__ import annotations
 
-import asyncio
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import httpx
 from playwright.sync_api import Browser, Page, expect
 
-from coinwire.api.client import RpcClient
-from tests.e2e.conftest import DESKTOP, PHONE, TRADER, VIEWER, open_page, shot, sign_in
+from tests.e2e.conftest import DESKTOP, PHONE, TRADER, VIEWER, open_page, rpc_as, shot, sign_in
 from tests.server import ServerProcess
-
-
-def _rpc_as(server: ServerProcess, token: str, calls: list[tuple[str, dict[str, Any]]]) -> list[Any]:
-    """JSON-RPC calls as the token's user, one after another, from a worker thread (Playwright's sync API owns this one's loop)."""
-    async def run() -> list[Any]:
-        async with RpcClient(f"{server.ws_anonymous}?access_token={token}") as rpc:
-            return [await rpc.call(method, **params) for method, params in calls]
-
-    with ThreadPoolExecutor(1) as pool:
-        return pool.submit(asyncio.run, run()).result(timeout=60)
 
 
 def _accounts(server: ServerProcess, token: str) -> list[dict[str, Any]]:
@@ -45,17 +32,17 @@ def _two_accounts(server: ServerProcess, name: str) -> tuple[str, dict[str, Any]
     assert opened.status_code == 201, opened.text
     mine = {a["name"]: a for a in _accounts(server, token)}
     assert set(mine) == {"demo", "Second"} and all(a["role"] == "owner" for a in mine.values()), mine
-    _rpc_as(server, server.token, [("add_virtual_wallet_tx", {"exchange": "demo", "currency": "ETH", "movement": "7",
-                                                                "account": mine["Second"]["id"]})])
+    rpc_as(server, server.token, [("add_virtual_wallet_tx", {"exchange": "demo", "currency": "ETH", "movement": "7",
+                                                               "account": mine["Second"]["id"]})])
     return token, mine["demo"], mine["Second"]
 
 
 def test_switching_accounts_changes_balances_orders_and_fills_and_the_ticket_places_on_the_shown_one(
         browser: Browser, server: ServerProcess) -> None:
     token, first, second = _two_accounts(server, "ada")
-    bid = float(_rpc_as(server, token, [("get_pricing", {"exchange": "demo"})])[0]["BTC_USDT"]["bid"])
-    resting = _rpc_as(server, token, [("make_order", {"exchange": "demo", "pair": "BTC_USDT", "side": "buy", "type": "limit",
-                                                      "size": "0.01", "limit": f"{bid * 0.5:.2f}", "account": first["id"]})])[0]
+    bid = float(rpc_as(server, token, [("get_pricing", {"exchange": "demo"})])[0]["BTC_USDT"]["bid"])
+    resting = rpc_as(server, token, [("make_order", {"exchange": "demo", "pair": "BTC_USDT", "side": "buy", "type": "limit",
+                                                     "size": "0.01", "limit": f"{bid * 0.5:.2f}", "account": first["id"]})])[0]
     assert resting["status"] == "open" and resting["account"] == first["id"], resting
 
     w = open_page(browser, server)
@@ -111,8 +98,8 @@ def test_switching_accounts_changes_balances_orders_and_fills_and_the_ticket_pla
     filled = int(page.get_by_test_id("ticket-result").inner_text().split("#")[1].split(" ")[0])
     expect(page.get_by_test_id("recent-orders")).to_contain_text("done filled")
     shot(w, "accounts-trade-second-desktop")
-    on_second, on_first = _rpc_as(server, token, [("list_recent_orders", {"include_open": True, "account": second["id"]}),
-                                                  ("list_recent_orders", {"include_open": True, "account": first["id"]})])
+    on_second, on_first = rpc_as(server, token, [("list_recent_orders", {"include_open": True, "account": second["id"]}),
+                                                 ("list_recent_orders", {"include_open": True, "account": first["id"]})])
     assert {o["id"] for o in on_second} == {placed, filled} and {o["account"] for o in on_second} == {second["id"]}
     assert {o["id"] for o in on_first} == {resting["id"]}
     _choose(page, "demo · paper")  # the first account's orders: not the ones just placed
@@ -212,7 +199,7 @@ def test_switcher_and_account_pages_at_phone_width_and_a_wallet_set_from_the_sho
     page.get_by_test_id("modal-confirm").click()
     expect(page.get_by_test_id("wallet-sets")).to_contain_text("cy second set")
     expect(page.locator("tr[data-wallet='demo:USDT'] td").nth(3)).to_have_text("250.00")  # allocated, of this account
-    sets = _rpc_as(server, token, [("get_all_wallet_sets", {"account": second["id"]}), ("get_all_wallet_sets", {"account": first["id"]})])
+    sets = rpc_as(server, token, [("get_all_wallet_sets", {"account": second["id"]}), ("get_all_wallet_sets", {"account": first["id"]})])
     made = [s for k, s in sets[0].items() if k.isdigit()]
     assert [(s["description"], {w["account"] for w in s["wallets"]}) for s in made] == [("cy second set", {second["id"]})]
     assert sets[1]["allocated"]["wallets"] == []  # nothing of the first account's was allocated

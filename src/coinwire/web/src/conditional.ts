@@ -79,6 +79,9 @@ export interface TicketInput {
   expireAt: number | null; // epoch ms (null: not set or not a date)
   allowImmediate: boolean;
   bracket: BracketInput | null;
+  // a perpetual's (docs/DERIVATIVES.md): absent on a spot market
+  reduceOnly?: boolean; // never increases the position; the server cuts one larger than it
+  positionSide?: "both" | "long" | "short"; // hedge mode's leg; `both` (one-way) is not sent
 }
 
 /** The market's prices as the page knows them now (strings as the API sends them). */
@@ -260,6 +263,8 @@ export function ticketCall(x: TicketInput, market: { exchange: string; symbol: s
   }
   if (f.trigger) params.trigger = x.trigger;
   if (isConditional(x.type) && x.allowImmediate) params.allow_immediate = true;
+  if (x.reduceOnly) params.reduce_only = true;
+  if (x.positionSide && x.positionSide !== "both") params.position_side = x.positionSide;
   if (f.bracket && x.bracket) {
     const b = x.bracket;
     params.take_profit = b.tpKind === "limit" ? { limit: b.tpPrice.trim() }

@@ -7,6 +7,7 @@ import { Disposer, fill, h, placeholder } from "./ui/dom";
 import { loginPage } from "./pages/login";
 import { marketsPage } from "./pages/markets";
 import { tradePage } from "./pages/trade";
+import { positionsPage } from "./pages/positions";
 import { walletsPage } from "./pages/wallets";
 import { runsPage, runPage } from "./pages/runs";
 import { overviewPage } from "./pages/overview";
@@ -23,6 +24,7 @@ const routes: Route[] = [
   { path: "/app/overview", title: "Overview", page: overviewPage, nav: true },
   { path: "/app/markets", title: "Markets", page: marketsPage, nav: true, needs: ["read", "market"] },
   { path: "/app/trade", title: "Trade", page: tradePage, nav: true, needs: ["read", "order"] },
+  { path: "/app/positions", title: "Positions", page: positionsPage, nav: true, needs: ["read", "order"] },
   { path: "/app/wallets", title: "Wallets", page: walletsPage, nav: true, needs: ["read", "wallet_set"] },
   { path: "/app/runs", title: "Runs", page: runsPage, nav: true, needs: ["read", "run"] },
   { path: "/app/runs/:id", title: "Run", page: runPage, needs: ["read", "run"] },

@@ -12,6 +12,12 @@ export interface Market {
   min_notional: string;
   maker_fee: string;
   taker_fee: string;
+  // perpetuals (docs/DERIVATIVES.md): absent on a spot market
+  kind?: "spot" | "perpetual";
+  settle?: string;
+  contract_size?: string;
+  max_leverage?: number | null;
+  funding_interval_s?: number | null;
 }
 
 export interface Exchange {
@@ -69,6 +75,7 @@ export interface Order {
   parent_id?: number | null; // a bracket's child: its parent
   emulated?: boolean;
   reduce_only?: boolean;
+  position_side?: PositionSide;
   bracket?: Bracket | null; // a bracket parent: the children it places (as an OCO) once it has filled
 }
 
@@ -266,4 +273,50 @@ export interface TestAnswer {
   channel: string;
   sent: boolean;
   reason?: string;
+}
+
+/** A perpetual position's leg: `both` in one-way mode, `long` or `short` in hedge mode. */
+export type PositionSide = "both" | "long" | "short";
+
+/** `get_positions` and the `positions_updated` push: one position, money in the settle currency (docs/DERIVATIVES.md). */
+export interface PositionView {
+  account: number;
+  exchange: string;
+  symbol: string;
+  position_side: PositionSide;
+  side: "long" | "short" | "flat";
+  size: string; // absolute
+  entry_price: string;
+  mark_price: string;
+  notional: string;
+  unrealised_pnl: string;
+  realised_pnl: string;
+  funding: string; // received +, paid -
+  fees: string;
+  leverage: number;
+  margin_mode: "isolated" | "cross";
+  isolated_margin: string | null;
+  initial_margin: string;
+  maintenance_margin: string;
+  margin_ratio: string; // "0.0123" = 1.23%; 1 liquidates
+  liquidation_price: string | null;
+  wallet_set_id: number | null;
+  updated_at: number; // ns
+  seq: number;
+}
+
+/** `get_funding`: one funding payment of one position. */
+export interface FundingEntry {
+  id: number;
+  account: number;
+  wallet_set_id: number | null;
+  size: string; // the position's size when it was settled
+  currency: string; // the settle currency
+  exchange: string;
+  symbol: string;
+  position_side: PositionSide;
+  rate: string; // "0.0001" = 0.01%
+  mark_price: string;
+  amount: string; // received +, paid -
+  time: number; // ns
 }

@@ -9,6 +9,8 @@ import { Disposer, fill, h, placeholder, redrawable } from "../ui/dom";
 import { bookPanel, currentMarket, marketPicker } from "../ui/market";
 import { openOrders } from "../ui/open_orders";
 import { orderTicket } from "../ui/order_ticket";
+import { fundingPanel, leverageControls, livePositions, positionsPanel } from "../ui/positions";
+import { isPerpetual } from "../positions";
 import { VirtualTable } from "../ui/vtable";
 
 export function tradePage(app: App, _p: Record<string, string>, d: Disposer): HTMLElement {
@@ -22,15 +24,19 @@ export function tradePage(app: App, _p: Record<string, string>, d: Disposer): HT
       return;
     }
     const canTrade = app.can("trade", "order") && (!account || account.role !== "view");
-    const ticket = canTrade ? orderTicket(app, m, inner) : null;
+    const perp = isPerpetual(m) ? livePositions(app, inner) : null; // a spot market adds nothing to the page
+    const ticket = canTrade ? orderTicket(app, m, inner, perp ?? undefined) : null;
     const cannot = app.can("trade", "order") ? `You may view account ${account?.name}, not trade on it: no order ticket.`
       : "Your role may look, not trade: no order ticket.";
     fill(root,
       h("div", { class: "toolbar" }, marketPicker(app, draw, m, account?.exchange), accountScope(app)),
-      h("div", { class: "grid-trade" },
+      h("div", { class: perp ? "grid-trade with-perp" : "grid-trade" },
         ticket ? ticket.el : h("section", { class: "card" }, placeholder("empty", cannot)),
-        bookPanel(app, m, inner, ticket?.setPrice)),
+        bookPanel(app, m, inner, ticket?.setPrice),
+        perp ? leverageControls(app, inner, m, app.accounts.forOrders(m.exchange) ?? account, perp) : null),
+      perp ? positionsPanel(app, inner, perp, m) : null,
       openOrders(app, inner, canTrade),
+      perp ? fundingPanel(app, inner, m) : null,
       recentOrders(app, inner));
   });
 }

@@ -2,11 +2,13 @@
 
 import type { App } from "../app";
 import { ApiError } from "../api/http";
-import type { Account, Market, Order, Wallet } from "../api/types";
+import type { Account, Market, Order, PositionSide, Wallet } from "../api/types";
 import * as C from "../conditional";
 import * as D from "../decimal";
 import * as fmt from "../format";
+import * as P from "../positions";
 import { Disposer, fill, h } from "./dom";
+import type { LivePositions } from "./positions";
 
 /** Funds an order without a wallet set can use: the unallocated available balance of the account it is placed on. */
 async function available(app: App, exchange: string, account: Account | null): Promise<Map<string, string>> {
@@ -30,17 +32,25 @@ function localMs(value: string): number | null {
   return Number.isFinite(ms) ? ms : null;
 }
 
-export function orderTicket(app: App, m: Market, d: Disposer): { el: HTMLElement; setPrice: (p: string) => void } {
+/**
+ * `positions`: the account's live positions when `m` is a perpetual (its reduce-only box and, in hedge
+ * mode, the position side; funds are then margin in the settle currency), absent on a spot market.
+ */
+export function orderTicket(app: App, m: Market, d: Disposer, live?: LivePositions): { el: HTMLElement; setPrice: (p: string) => void } {
   const account = app.accounts.forOrders(m.exchange); // fixed while the page shows it: another choice redraws the page
   let side: C.Side = "buy";
   let funds = new Map<string, string>();
+  let fundsRead = false; // the ticket's funds line waits for the first answer
   const pd = D.decimalsOf(m.tick), sd = D.decimalsOf(m.step);
   const q = m.quote;
   const sideBtns = (["buy", "sell"] as const).map((s) =>
     h("button", { type: "button", class: `side-${s} ${s === side ? "on" : ""}`, "aria-pressed": s === side, "data-side": s,
       onclick: () => { side = s; sideBtns.forEach((b) => { b.classList.toggle("on", b.dataset.side === s); b.setAttribute("aria-pressed", String(b.dataset.side === s)); }); submit.textContent = `${s === "buy" ? "Buy" : "Sell"} ${m.base}`; submit.className = `side-${s}`; recompute(); } },
       s === "buy" ? "Buy" : "Sell"));
-  const type = h("select", { name: "type", "aria-label": "order type" }, ...options(C.TICKET_TYPES));
+  // paper perpetuals take no trailing stops, OCO lists or brackets yet (`unsupported_on_perpetual`): not offered
+  const onPerp = live !== undefined;
+  const type = h("select", { name: "type", "aria-label": "order type" },
+    ...options(onPerp ? C.TICKET_TYPES.filter(([t]) => t !== "trailing-stop" && t !== "oco") : C.TICKET_TYPES));
   const priceIn = priceInput("price", `price (${q})`);
   const stopIn = priceInput("stop_price", `trigger level (${q})`);
   const stopLimitIn = priceInput("stop_limit", `optional (${q})`);
@@ -57,6 +67,14 @@ export function orderTicket(app: App, m: Market, d: Disposer): { el: HTMLElement
   const tpLimit = priceInput("take_profit_limit", `limit (${q})`);
   const slStop = priceInput("stop_loss", `stop loss (${q})`);
   const slLimit = priceInput("stop_loss_limit", `optional (${q})`);
+  const positions = live?.list;
+  const reduceOnly = h("input", { type: "checkbox", name: "reduce_only" });
+  const positionSide = h("select", { name: "position_side", "aria-label": "position side" },
+    ...options<PositionSide>([["long", "Long leg"], ["short", "Short leg"]]));
+  const reduceField = h("label", { class: "check" }, reduceOnly, "Reduce-only: never increase the position (cut to its size)");
+  const sideField = h("label", { "data-testid": "ticket-position-side" }, "Position side (hedge mode)", positionSide);
+  const hedge = () => live !== undefined && (live.hedge.value ?? P.hedgeModeOf(live.list.value ?? [], account?.id ?? null, m.exchange));
+  const perpBox = positions ? h("div", { class: "perp", "data-testid": "ticket-perp" }, reduceField, sideField) : null;
   const sizeIn = h("input", { name: "size", inputmode: "decimal", placeholder: `amount (${m.base})`, autocomplete: "off" });
   const pct = h("input", { type: "range", name: "percent", min: 0, max: 100, step: 1, value: 0, "aria-label": "percent of available" });
   const pctLabel = h("span", { class: "muted" }, "0%");
@@ -100,9 +118,11 @@ export function orderTicket(app: App, m: Market, d: Disposer): { el: HTMLElement
       type: kind(), side, size: sizeIn.value, limit: priceIn.value, stopPrice: stopIn.value, stopLimit: stopLimitIn.value,
       trigger: trigger.value as C.Trigger, trailingDelta: trailIn.value, activationPrice: activationIn.value,
       tif: tif.value as C.TimeInForce, expireAt: localMs(expireIn.value), allowImmediate: allowNow.checked,
-      bracket: f.bracket && withBracket.checked
+      bracket: f.bracket && !onPerp && withBracket.checked
         ? { tpKind: tpKind.value as C.TakeProfitKind, tpPrice: tpPrice.value, tpLimit: tpLimit.value, slStop: slStop.value, slLimit: slLimit.value }
         : null,
+      reduceOnly: positions !== undefined && reduceOnly.checked,
+      positionSide: hedge() ? (positionSide.value as PositionSide) : "both",
     };
   };
 
@@ -119,9 +139,10 @@ export function orderTicket(app: App, m: Market, d: Disposer): { el: HTMLElement
     allowField.hidden = !f.trigger;
     tifField.hidden = !f.tif;
     expireField.hidden = !f.tif || tif.value !== "GTD";
-    bracketField.hidden = !f.bracket;
-    bracketBox.hidden = !f.bracket || !withBracket.checked;
+    bracketField.hidden = !f.bracket || onPerp;
+    bracketBox.hidden = !f.bracket || onPerp || !withBracket.checked;
     tpLimitField.hidden = tpKind.value !== "take-profit-limit";
+    sideField.hidden = !hedge();
     if (!f.limit) priceIn.value = "";
   };
 
@@ -138,6 +159,10 @@ export function orderTicket(app: App, m: Market, d: Disposer): { el: HTMLElement
     }
     const x = input();
     out.push(...C.ticketProblems(x, m, now(), Date.now()));
+    if (x.reduceOnly) {
+      const p = P.reduceOnlyProblem(side, x.positionSide ?? "both", positions?.value ?? null, { exchange: m.exchange, symbol: m.symbol, account: account?.id ?? null });
+      if (p) out.push(p);
+    }
     const px = C.valuePrice(x, touch());
     if (size && size.units > 0n && px) {
       const value = D.mul(size, px);
@@ -145,7 +170,8 @@ export function orderTicket(app: App, m: Market, d: Disposer): { el: HTMLElement
       if (D.cmp(value, D.parse(m.min_notional)!) < 0) out.push(`The order value must be at least ${m.min_notional} ${q}.`);
       const have = D.parse(funds.get(side === "buy" ? q : m.base) ?? "0")!;
       const need = side === "buy" ? value : size;
-      if (funds.size && D.cmp(need, have) > 0) out.push(`Not enough ${side === "buy" ? q : m.base}: ${D.toString(need)} needed, ${D.toString(have)} available.`);
+      // a perpetual's order needs margin (value / leverage, in the settle currency): the server checks it
+      if (!positions && funds.size && D.cmp(need, have) > 0) out.push(`Not enough ${side === "buy" ? q : m.base}: ${D.toString(need)} needed, ${D.toString(have)} available.`);
     } else notional.textContent = "";
     return out;
   };
@@ -159,29 +185,39 @@ export function orderTicket(app: App, m: Market, d: Disposer): { el: HTMLElement
     pctLabel.textContent = `${pct.value}%`;
     const share = D.parse(pct.value)!;
     const step = D.parse(m.step)!;
-    if (side === "sell") {
+    if (side === "sell" && !positions) {
       const have = D.parse(funds.get(m.base) ?? "0")!;
       sizeIn.value = D.toString(D.floorTo(D.divFloor(D.mul(have, share), { units: 100n, scale: 0 }, sd + 2), step));
     } else {
       const px = C.valuePrice(input(), touch());
       if (!px) return;
-      const have = D.parse(funds.get(q) ?? "0")!;
+      const have = D.mul(D.parse(funds.get(q) ?? "0")!, { units: BigInt(leverage()), scale: 0 }); // a perpetual: margin x leverage
       const fee = 1 + Number(m.taker_fee); // leave room for the fee
       const spend = D.divFloor(D.mul(have, share), { units: BigInt(Math.round(100 * fee * 1e6)), scale: 6 }, 12);
       sizeIn.value = D.toString(D.floorTo(D.divFloor(spend, px, sd + 2), step));
     }
     recompute();
   };
+  /** The leverage of the ticket's market (1 on spot, and on a perpetual without a position to read it from). */
+  const leverage = (): number => (positions?.value ?? []).find((p) => p.exchange === m.exchange && p.symbol === m.symbol
+    && (account === null || p.account === account.id))?.leverage ?? 1;
+  const showFunds = () => {
+    if (!fundsRead) return;
+    avail.textContent = positions // a perpetual's margin is in its settle currency; it holds no base
+      ? `available margin: ${fmt.amount(funds.get(m.settle ?? q) ?? "0", q)} ${m.settle ?? q} · leverage ${leverage()}x`
+      : `available: ${fmt.amount(funds.get(q) ?? "0", q)} ${q} · ${fmt.amount(funds.get(m.base) ?? "0", m.base)} ${m.base}`;
+  };
   const refreshFunds = async () => {
     try {
       funds = await available(app, m.exchange, account);
-      avail.textContent = `available: ${fmt.amount(funds.get(q) ?? "0", q)} ${q} · ${fmt.amount(funds.get(m.base) ?? "0", m.base)} ${m.base}`;
+      fundsRead = true;
+      showFunds();
       recompute();
     } catch (e) {
       avail.textContent = `available: ${(e as Error).message}`;
     }
   };
-  for (const el of [type, trigger, tif, tpKind, withBracket, allowNow, expireIn]) el.addEventListener("change", recompute);
+  for (const el of [type, trigger, tif, tpKind, withBracket, allowNow, expireIn, reduceOnly, positionSide]) el.addEventListener("change", recompute);
   for (const el of [priceIn, stopIn, stopLimitIn, trailIn, activationIn, expireIn, tpPrice, tpLimit, slStop, slLimit]) el.addEventListener("input", recompute);
   sizeIn.addEventListener("input", () => { pct.value = "0"; pctLabel.textContent = "0%"; recompute(); });
   pct.addEventListener("input", fromPercent);
@@ -196,7 +232,7 @@ export function orderTicket(app: App, m: Market, d: Disposer): { el: HTMLElement
     stopField, triggerField, trailField, activationField, priceField, stopLimitField, tifField, expireField,
     h("label", {}, `Amount (${m.base})`, sizeIn),
     h("label", {}, h("span", {}, "% of available ", pctLabel), pct), quick,
-    allowField, bracketField, bracketBox,
+    allowField, perpBox, bracketField, bracketBox,
     avail, notional, problems, submit, result);
   form.addEventListener("submit", async (e) => {
     e.preventDefault();
@@ -230,6 +266,10 @@ export function orderTicket(app: App, m: Market, d: Disposer): { el: HTMLElement
   void refreshFunds();
   d.every(5000, () => void refreshFunds());
   d.add(app.rpc.on("trade", (t: { account?: number }) => { if (!account || t.account === account.id) void refreshFunds(); }));
+  if (live) {
+    d.add(live.list.watch(() => { showFunds(); recompute(); }));
+    d.add(live.hedge.watch(() => recompute()));
+  }
   d.add(app.tickers.watch(() => { if (kind() !== "limit" && kind() !== "limit-post-only" || withBracket.checked) recompute(); }));
   recompute();
   return { el: form, setPrice: (p: string) => { if (C.FIELDS[kind()].limit) { priceIn.value = p; recompute(); } } };
