@@ -214,6 +214,7 @@ class OrderView(msgspec.Struct, frozen=True, gc=False):
     emulated: bool = False  # fired by coinwire from the mirrored market, not by the exchange
     reduce_only: bool = False
     bracket: BracketView | None = None  # a bracket parent: the children it places (as an OCO) once it has filled
+    position_side: str | None = None  # a perpetual order in hedge mode: long | short (None: one-way mode, or spot)
 
 
 class FillView(msgspec.Struct, frozen=True, gc=False):

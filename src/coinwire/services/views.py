@@ -17,7 +17,7 @@ import msgspec
 from coinwire.core.conditional import decode_bracket
 from coinwire.core.instruments import Instrument
 from coinwire.core.numbers import ATTO, ATTO_DECIMALS
-from coinwire.core.orders import Fill, Order, OrderStatus, OrderType
+from coinwire.core.orders import Fill, Order, OrderStatus, OrderType, PositionSide
 from coinwire.core.symbols import symbol_token
 from coinwire.messages import BracketLegView, BracketView, FillView, OrderView
 from coinwire.store.codec import units_text
@@ -28,7 +28,7 @@ __all__ = ["iso", "order_view", "fill_view", "avg_price_str", "FundingView", "fu
 _SECONDS: dict[int, str] = {}  # whole second -> "YYYY-MM-DDTHH:MM:SS"
 _TOKENS: dict[str, str] = {}  # "BTC/USDT" -> "BTC_USDT"
 _MEMO_LIMIT = 4096
-_DONE = OrderStatus.DONE  # a module constant: see core.orders
+_DONE, _BOTH = OrderStatus.DONE, PositionSide.BOTH  # module constants: see core.orders
 
 
 def iso(ns: int | None) -> str | None:
@@ -106,7 +106,7 @@ def order_view(order: Order, instrument: Instrument, seq: int | None = None) -> 
         order.status is _DONE,
     )
     if order.stop_price or order.trail_ppm or order.trail_delta or order.list_id or order.parent_id or order.expire_at \
-            or order.reduce_only or order.bracket is not None:
+            or order.reduce_only or order.bracket is not None or order.position_side is not _BOTH:
         return _conditional(view, order, instrument)
     return view  # a plain order: the conditional fields keep their defaults
 
@@ -129,6 +129,7 @@ def _conditional(view: OrderView, order: Order, instrument: Instrument) -> Order
         parent_id=order.parent_id or None,
         emulated=order.emulated,
         reduce_only=order.reduce_only,
+        position_side=order.position_side._value_ if order.position_side is not _BOTH else None,
         bracket=_bracket(order.bracket, pd) if order.bracket is not None else None)
 
 
