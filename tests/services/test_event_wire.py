@@ -17,7 +17,7 @@ import msgspec
 
 from coinwire import messages
 from coinwire.core.instruments import Instrument
-from coinwire.core.orders import DoneReason, Fill, Order, OrderStatus, OrderType, Side
+from coinwire.core.orders import DoneReason, Fill, Order, OrderStatus, OrderType, PositionSide, Side
 from coinwire.messages import FillEvent, FillView, OrderUpdate, OrderView
 from coinwire.services.views import fill_view, order_view
 
@@ -37,7 +37,7 @@ ORDER_JSON = (
     b'T14:00:00.123456+00:00","last_updated_at":"2025-11-22T14:00:02.123456+00:00","filled_size":"1.5","avg_price":"60000.5","'
     b'fee":"0.09000075","fee_currency":"USDT","account":7,"seq":13,"funds":null,"executed_value":"90000.75","fill_fees":"0.0900007'
     b'5","settled":true,"stop_price":null,"trigger":null,"trailing_delta":null,"activation_price":null,"time_in_force":"GTC","ex'
-    b'pire_at":null,"triggered_at":null,"oco_id":null,"parent_id":null,"emulated":false,"reduce_only":false,"bracket":null}'
+    b'pire_at":null,"triggered_at":null,"oco_id":null,"parent_id":null,"emulated":false,"reduce_only":false,"bracket":null,"position_side":null}'
 )
 OLD_ORDER_JSON = ORDER_JSON[:ORDER_JSON.index(b',"funds"')] + b"}"
 FILL_JSON = (
@@ -81,3 +81,12 @@ def test_a_buy_by_funds_shows_its_funds_on_the_order_and_its_fills() -> None:
 def test_an_order_notification_kept_before_the_trade_fields_still_decodes() -> None:
     old = msgspec.json.decode(OLD_ORDER_JSON, type=OrderView)
     assert old.funds is None and old.executed_value == "0" and old.settled is False and old.seq == 13
+
+
+def test_a_hedge_mode_leg_says_its_side_and_a_one_way_order_says_none() -> None:
+    perp = Instrument(exchange="binance", symbol="BTC/USDT:USDT", base="BTC", quote="USDT", price_decimals=1, size_decimals=3,
+                      kind="perpetual", settle="USDT")
+    leg = msgspec.structs.replace(ORDER, symbol="BTC/USDT:USDT", size=10, position_side=PositionSide.SHORT)
+    assert order_view(leg, perp).position_side == "short"
+    assert order_view(msgspec.structs.replace(leg, position_side=PositionSide.BOTH), perp).position_side is None
+    assert order_view(ORDER, INST).position_side is None
