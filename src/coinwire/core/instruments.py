@@ -20,7 +20,8 @@ class LeverageBracket(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
 
     A position whose notional (ATTO of the settle currency) lies in [floor, cap) may use at most
     `max_leverage` and needs maintenance margin `notional * mmr / 1e8 - maint_amount` (Binance's
-    "cum", which makes the tiers join without a jump). `cap` 0: the last tier, no cap.
+    "cum", which makes the tiers join without a jump). `cap` 0: no cap; a notional beyond the
+    last tier's cap is beyond what the venue allows, and is refused an opening order.
     """
 
     floor: int
@@ -77,8 +78,6 @@ class Instrument(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
                 if bracket.floor != floor or (bracket.cap and bracket.cap <= bracket.floor) or bracket.max_leverage < 1:
                     raise ValueError(f"{self.symbol}: leverage brackets must be contiguous from 0, each with a leverage >= 1")
                 floor = bracket.cap
-            if self.brackets and self.brackets[-1].cap:
-                raise ValueError(f"{self.symbol}: the last leverage bracket must have no cap (0)")
 
     @property
     def is_perpetual(self) -> bool:
