@@ -143,7 +143,7 @@ def test_folder_selects_by_symbol_and_timeframe() -> None:
 def test_name_hints() -> None:
     assert name_hints("BTC_USDT-5m.json") == ("BTC/USDT", "5m")
     assert name_hints("x/BTC_USDT-1h.json.gz") == ("BTC/USDT", "1h")
-    assert name_hints("BTC_USDT_USDT-1h-futures.json") == ("BTC/USDT", "1h")
+    assert name_hints("BTC_USDT_USDT-1h-futures.json") == ("BTC/USDT:USDT", "1h")  # a perpetual
     assert name_hints("BTCUSDT-1m-2024-08-09.zip") == ("BTC/USDT", "1m")
     assert name_hints("prices.json") == (None, None)
 

@@ -15,7 +15,7 @@ from rich.table import Table
 
 from coinwire.config import ConfigError, load_settings
 from coinwire.core.errors import CoinwireError
-from coinwire.history.candles import format_time, parse_time
+from coinwire.history.candles import KINDS, format_time, parse_time
 from coinwire.history.store import HistoryStore, SeriesInfo, default_history_root
 
 __all__ = ["data_app"]
@@ -50,6 +50,7 @@ def _info_json(info: SeriesInfo) -> dict[str, Any]:
         "exchange": info.exchange,
         "symbol": info.symbol,
         "timeframe": info.timeframe,
+        "kind": info.kind,
         "rows": info.rows,
         "first": info.first,
         "last": info.last,
@@ -61,11 +62,12 @@ def _info_json(info: SeriesInfo) -> dict[str, Any]:
 
 def _series_table(title: str, infos: list[SeriesInfo], extra: dict[str, list[str]] | None = None) -> Table:
     extra = extra or {}
-    table = Table("exchange", "symbol", "tf", *extra, "bars", "first (UTC)", "last (UTC)", title=title)
+    table = Table("exchange", "symbol", "tf", "kind", *extra, "bars", "first (UTC)", "last (UTC)", title=title)
     for i, info in enumerate(infos):
         first = format_time(info.first).removesuffix(" UTC") if info.first is not None else ""
         last = format_time(info.last).removesuffix(" UTC") if info.last is not None else ""
-        table.add_row(info.exchange, info.symbol, info.timeframe, *(v[i] for v in extra.values()), f"{info.rows:,}", first, last)
+        row = (info.exchange, info.symbol, info.timeframe, info.kind, *(v[i] for v in extra.values()))
+        table.add_row(*row, f"{info.rows:,}", first, last)
     return table
 
 
@@ -79,7 +81,9 @@ def _progress() -> Progress:
 def import_files(
     ctx: typer.Context,
     files: list[Path] = typer.Argument(
-        ..., help="Candle files: freqtrade/CCXT JSON (.json, .json.gz), Binance CSV (.csv, .zip), raw Binance captures (.gz)."
+        ...,
+        help="Candle files: freqtrade/CCXT JSON (.json, .json.gz), freqtrade feather (.feather, futures layout too), "
+        "Binance CSV (.csv, .zip), CSV with a header (any column order, ISO-8601 or epoch times), raw Binance captures (.gz).",
     ),
     exchange: str | None = ExchangeOption,
     symbol: str | None = SymbolOption,
@@ -104,7 +108,7 @@ def import_files(
                 label = group[0].name + (f" (+{len(group) - 1})" if len(group) > 1 else "")
                 progress.update(task, description=f"reading {label}")
                 for candles in read_files(group, exchange, symbol, timeframe):
-                    progress.update(task, description=f"storing {candles.symbol} {candles.timeframe}")
+                    progress.update(task, description=f"storing {candles.symbol} {candles.timeframe} {candles.kind}")
                     stored.append(store.write(candles, merge=not replace))
                     read_rows.append(len(candles))
                     names.append(label)
@@ -123,7 +127,7 @@ def import_files(
 def list_series(ctx: typer.Context, as_json: bool = JsonOption) -> None:
     """List the stored candle series."""
     store = _store(ctx)
-    infos = store.list()
+    infos = store.list(KINDS)
     if as_json:
         typer.echo(json.dumps([_info_json(i) for i in infos]))
         return

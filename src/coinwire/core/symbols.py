@@ -8,14 +8,19 @@ __all__ = ["normalize_symbol", "symbol_token", "split_symbol"]
 
 
 def normalize_symbol(symbol: object) -> str:
-    """Return the CCXT unified form `BASE/QUOTE` (upper case) of `BTC/USDT`, `btc_usdt`, ..."""
+    """Return the CCXT unified form `BASE/QUOTE` (upper case) of `BTC/USDT`, `btc_usdt`, ...
+
+    A linear perpetual keeps its settle currency: `BTC/USDT:USDT` (`btc_usdt:usdt`).
+    """
     if not isinstance(symbol, str) or not symbol:
         raise InvalidInput("invalid_symbol", f"symbol must be a string like 'BTC/USDT', got {symbol!r}")
     text = symbol.strip().upper().replace("_", "/")
+    text, colon, settle = text.partition(":")
     base, sep, quote = text.partition("/")
-    if not sep or not base or not quote or "/" in quote or not base.isalnum() or not quote.isalnum():
-        raise InvalidInput("invalid_symbol", f"symbol must look like 'BTC/USDT' or 'BTC_USDT', got {symbol!r}")
-    return f"{base}/{quote}"
+    if (not sep or not base or not quote or "/" in quote or not base.isalnum() or not quote.isalnum()
+            or (colon and not (settle.isalnum() and settle.isascii()))):
+        raise InvalidInput("invalid_symbol", f"symbol must look like 'BTC/USDT', 'BTC_USDT' or 'BTC/USDT:USDT', got {symbol!r}")
+    return f"{base}/{quote}:{settle}" if colon else f"{base}/{quote}"
 
 
 def symbol_token(symbol: str) -> str:
@@ -24,5 +29,6 @@ def symbol_token(symbol: str) -> str:
 
 
 def split_symbol(symbol: str) -> tuple[str, str]:
-    base, _, quote = normalize_symbol(symbol).partition("/")
+    """(base, quote) currencies; a perpetual's settle currency is left out (`BTC/USDT:USDT` -> ("BTC", "USDT"))."""
+    base, _, quote = normalize_symbol(symbol).partition(":")[0].partition("/")
     return base, quote

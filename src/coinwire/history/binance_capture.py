@@ -3,7 +3,9 @@
 A capture interleaves combined-stream messages `{"stream": "btcusdt@depth@100ms", "data": ...}`
 (`depth` diffs, `trade`, `bookTicker`) with the REST depth snapshot `{"lastUpdateId", "bids",
 "asks"}` taken while the diffs were buffered. Spot and USD-M futures captures share the
-format; futures diffs carry `pu`, which becomes `BookDelta.prev_update_id`.
+format; futures diffs carry `pu`, which becomes `BookDelta.prev_update_id` (core.book_sync chains
+on `pu == previous u`, Binance's futures book sync). The recorded USD-M capture has no
+`markPrice` stream, so its mark comes from the documented rule (core.margin.mark_price).
 
 Decimal strings become integers at the instrument's precision exactly: a string with
 non-zero digits beyond that precision is refused, never rounded.

@@ -23,11 +23,14 @@ from coinwire.core.errors import InvalidInput
 from coinwire.core.rollup import parse_timeframe
 from coinwire.core.symbols import normalize_symbol
 
-__all__ = ["COLUMNS", "RECORD_DTYPE", "Candles", "concat", "format_time", "parse_time", "timeframe_seconds"]
+__all__ = ["COLUMNS", "KINDS", "RECORD_DTYPE", "Candles", "concat", "format_time", "parse_time", "timeframe_seconds"]
 
 COLUMNS: Final = ("time", "open", "high", "low", "close", "volume")
 # one row of a stored series (history.store): the columns side by side
 RECORD_DTYPE: Final = np.dtype([("time", "<i8")] + [(name, "<f8") for name in COLUMNS[1:]])
+# What a series' prices are (freqtrade's candle types): traded prices (spot or a perpetual's own
+# trades), a perpetual's mark or index price, or its funding rates (the rate in `open`, the rest 0).
+KINDS: Final = ("trade", "mark", "index", "premium_index", "funding_rate")
 
 
 Int64Array = npt.NDArray[np.int64]
@@ -72,11 +75,12 @@ class Candles:
     validated when it was stored.
     """
 
-    __slots__ = ("exchange", "symbol", "timeframe", "time", "open", "high", "low", "close", "volume")
+    __slots__ = ("exchange", "symbol", "timeframe", "kind", "time", "open", "high", "low", "close", "volume")
 
     exchange: str
     symbol: str
     timeframe: str
+    kind: str
     time: Int64Array
     open: FloatArray
     high: FloatArray
@@ -97,6 +101,7 @@ class Candles:
         volume: npt.ArrayLike,
         *,
         validate: bool = True,
+        kind: str = "trade",
     ) -> None:
         if not isinstance(exchange, str) or not exchange:
             raise InvalidInput("invalid_exchange", f"exchange must be a name like 'binance', got {exchange!r}")
@@ -105,6 +110,9 @@ class Candles:
         set_(self, "exchange", exchange)
         set_(self, "symbol", normalize_symbol(symbol))
         set_(self, "timeframe", timeframe)
+        if kind not in KINDS:
+            raise InvalidInput("invalid_kind", f"candle kind must be one of {', '.join(KINDS)}, got {kind!r}", kind=kind)
+        set_(self, "kind", kind)
         set_(self, "time", _frozen(time, np.int64))
         for name, values in (("open", open), ("high", high), ("low", low), ("close", close), ("volume", volume)):
             set_(self, name, _frozen(values, np.float64))
@@ -121,10 +129,11 @@ class Candles:
     # --- construction ---------------------------------------------------------------------------
     @classmethod
     def from_records(
-        cls, exchange: str, symbol: str, timeframe: str, records: np.ndarray, *, validate: bool = True
+        cls, exchange: str, symbol: str, timeframe: str, records: np.ndarray, *, validate: bool = True, kind: str = "trade"
     ) -> Candles:
         """From a structured array of RECORD_DTYPE (the stored form); columns stay views of it."""
-        return cls(exchange, symbol, timeframe, *(np.asarray(records[name]) for name in COLUMNS), validate=validate)
+        columns = (np.asarray(records[name]) for name in COLUMNS)
+        return cls(exchange, symbol, timeframe, *columns, validate=validate, kind=kind)
 
     @classmethod
     def empty(cls, exchange: str, symbol: str, timeframe: str) -> Candles:
@@ -143,12 +152,18 @@ class Candles:
 
     def __repr__(self) -> str:
         span = f"{format_time(self.first)} .. {format_time(self.last)}" if len(self) else "empty"
-        return f"<Candles {self.exchange} {self.symbol} {self.timeframe}: {len(self)} bars, {span}>"
+        kind = "" if self.kind == "trade" else f" {self.kind}"
+        return f"<Candles {self.exchange} {self.symbol} {self.timeframe}{kind}: {len(self)} bars, {span}>"
 
     @property
     def key(self) -> tuple[str, str, str]:
         """(exchange, symbol, timeframe): what identifies the series."""
         return self.exchange, self.symbol, self.timeframe
+
+    @property
+    def series_key(self) -> tuple[str, str, str, str]:
+        """(exchange, symbol, timeframe, kind): a perpetual's trade, mark and funding series share `key`."""
+        return self.exchange, self.symbol, self.timeframe, self.kind
 
     @property
     def timeframe_seconds(self) -> int:
@@ -179,7 +194,7 @@ class Candles:
         hi = len(self) if end_s is None else int(np.searchsorted(self.time, end_s, side="left"))
         hi = max(lo, hi)
         columns = (getattr(self, name)[lo:hi] for name in COLUMNS)
-        return Candles(self.exchange, self.symbol, self.timeframe, *columns, validate=False)
+        return Candles(self.exchange, self.symbol, self.timeframe, *columns, validate=False, kind=self.kind)
 
     def merge(self, *others: Candles) -> Candles:
         """This series and others as one: sorted by time, one bar per time, a later source winning."""
@@ -188,16 +203,20 @@ class Candles:
     # --- validation -----------------------------------------------------------------------------
     def validate(self) -> None:
         """Refuse NaN, high below open/close, low above open/close, negative volume, and times that
-        do not increase by whole timeframes; the error names the first bad row and its time."""
+        do not increase by whole timeframes; the error names the first bad row and its time.
+        Funding rates are signed and carry zeros beside the rate, so only NaN and time are checked."""
         if not len(self):
             return
         floats = np.stack([self.open, self.high, self.low, self.close, self.volume])
         problems: list[tuple[npt.NDArray[np.bool_] | np.bool_, str]] = [
             (~np.isfinite(floats).all(axis=0), "a price or volume is NaN or infinite"),
-            (self.high < np.maximum(self.open, self.close), "high is below open or close"),
-            (self.low > np.minimum(self.open, self.close), "low is above open or close"),
-            (self.volume < 0, "volume is negative"),
         ]
+        if self.kind != "funding_rate":
+            problems += [
+                (self.high < np.maximum(self.open, self.close), "high is below open or close"),
+                (self.low > np.minimum(self.open, self.close), "low is above open or close"),
+                (self.volume < 0, "volume is negative"),
+            ]
         bad_rows = [(int(np.argmax(mask)), why) for mask, why in problems if mask.any()]
         if bad_rows:
             row, why = min(bad_rows)
@@ -227,7 +246,8 @@ class Candles:
             )
 
     def _where(self, row: int) -> str:
-        return f"{self.exchange} {self.symbol} {self.timeframe} row {row} ({format_time(self.time[row])})"
+        kind = "" if self.kind == "trade" else f" {self.kind}"
+        return f"{self.exchange} {self.symbol} {self.timeframe}{kind} row {row} ({format_time(self.time[row])})"
 
 
 def concat(parts: Iterable[Candles]) -> Candles:
@@ -239,11 +259,11 @@ def concat(parts: Iterable[Candles]) -> Candles:
     series: Sequence[Candles] = list(parts)
     if not series:
         raise InvalidInput("invalid_candles", "nothing to merge")
-    key = series[0].key
+    key = series[0].series_key
     for other in series[1:]:
-        if other.key != key:
+        if other.series_key != key:
             raise InvalidInput(
-                "series_mismatch", f"cannot merge {' '.join(other.key)} into {' '.join(key)}", expected=list(key)
+                "series_mismatch", f"cannot merge {' '.join(other.series_key)} into {' '.join(key)}", expected=list(key)
             )
     if len(series) == 1:
         return series[0]
@@ -254,7 +274,7 @@ def concat(parts: Iterable[Candles]) -> Candles:
     keep[:-1] = time[1:] != time[:-1]
     pick = order[keep]
     columns = [np.concatenate([getattr(s, name) for s in series])[pick] for name in COLUMNS[1:]]
-    return Candles(*key, time[keep], *columns)
+    return Candles(*key[:3], time[keep], *columns, kind=key[3])
 
 
 _DATE_FORMATS: Final = ("%Y-%m-%d", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S")

@@ -1,14 +1,16 @@
-"""Candle file readers: freqtrade/CCXT OHLCV JSON, Binance kline CSV and JSON, raw Binance captures, stored `.npy`.
+"""Candle file readers: freqtrade/CCXT OHLCV JSON, freqtrade feather, Binance kline CSV, CSV with a header, raw Binance captures, `.npy`.
 
 Why sniff content rather than trust names alone: the same `.gz` ending holds a freqtrade
 candle file or a raw websocket capture, and a CSV may or may not have a header. The names
 still carry what the rows cannot: the symbol and timeframe of `BTC_USDT-5m.json`
-(freqtrade) or `BTCUSDT-1h-2024-01.zip` (data.binance.vision). Explicit arguments override
+(freqtrade) or `BTCUSDT-1h-2024-01.zip` (data.binance.vision), and freqtrade's futures names
+say a perpetual (`XRP_USDT_USDT-1h-futures`: `XRP/USDT:USDT`) and what the prices are
+(`-mark`, `-funding_rate`: the series' kind). Explicit arguments override
 both; a timeframe that contradicts the rows' spacing is refused, never silently relabelled.
 
 Every failure is an InvalidInput with a stable code: `unknown_format`, `empty_file`,
-`invalid_row` (naming file and line or row), `timeframe_mismatch`, `symbol_required`,
-`exchange_required`, `no_candle_files`.
+`invalid_row` (naming file and line or row), `missing_column`, `timeframe_mismatch`,
+`symbol_required`, `exchange_required`, `no_candle_files`.
 """
 
 from __future__ import annotations
@@ -30,10 +32,12 @@ from coinwire.core.instruments import Instrument
 from coinwire.core.symbols import normalize_symbol
 from coinwire.core.trade_candles import TradeCandles
 from coinwire.history.candles import RECORD_DTYPE, Candles, concat, timeframe_seconds
+from coinwire.history.columnar import FEATHER_MAGIC, epoch_seconds, is_header_csv, read_feather, read_header_csv
 from coinwire.messages import TradeTick
 
 __all__ = [
     "CANDLE_SUFFIXES",
+    "candle_kind",
     "capture_markets",
     "NameHints",
     "detect_format",
@@ -45,15 +49,21 @@ __all__ = [
     "timeframe_of_seconds",
 ]
 
-CANDLE_SUFFIXES: Final = (".json", ".json.gz", ".csv", ".csv.gz", ".zip", ".npy", ".gz")
+CANDLE_SUFFIXES: Final = (".json", ".json.gz", ".csv", ".csv.gz", ".zip", ".npy", ".feather", ".gz")
 # quote currencies tried, longest first, to split a Binance market id like BTCUSDT
 _QUOTES: Final = (
     "FDUSD", "USDT", "USDC", "BUSD", "TUSD", "USDP", "DAI", "BTC", "ETH", "BNB", "EUR", "TRY", "BRL", "GBP",
     "AUD", "JPY", "RUB", "UAH", "ZAR", "IDR", "PLN", "RON", "ARS", "MXN", "COP", "USD", "XRP", "DOGE", "TRX",
 )  # fmt: skip
 _FREQTRADE_NAME: Final = re.compile(
-    r"(?P<base>[A-Za-z0-9]+)_(?P<quote>[A-Za-z0-9]+)(?:_[A-Za-z0-9]+)?-(?P<timeframe>[1-9][0-9]*[smhdwM])(?:-[a-z]+)?"
+    r"(?P<base>[A-Za-z0-9]+)_(?P<quote>[A-Za-z0-9]+)(?:_(?P<settle>[A-Za-z0-9]+))?"
+    r"-(?P<timeframe>[1-9][0-9]*[smhdwM])(?:-(?P<kind>[A-Za-z_]+))?"
 )
+# freqtrade's candle types in file names -> the series' kind (history.candles.KINDS)
+_KIND_OF_NAME: Final = {
+    None: "trade", "futures": "trade", "spot": "trade", "mark": "mark", "index": "index",
+    "premiumindex": "premium_index", "funding_rate": "funding_rate",
+}  # fmt: skip
 _BINANCE_NAME: Final = re.compile(
     r"(?P<market>[A-Z0-9]+)-(?P<timeframe>[1-9][0-9]*[smhdwM])-\d{4}-\d{2}(?:-\d{2})?"
 )
@@ -61,7 +71,7 @@ _CAPTURE_LINE: Final = re.compile(rb"\d+ \{")
 _STREAM: Final = re.compile(rb'"stream":"([a-z0-9]+)@')
 _HEAD: Final = 1 << 16  # bytes sniffed to identify a capture
 _CSV_HEADER: Final = re.compile(rb"[A-Za-z_\"]")
-_TIME_UNITS: Final = ((10**15, 1_000_000), (10**11, 1_000), (0, 1))  # µs, ms, s -> divisor
+_BINANCE_HEADER: Final = b"open_time,open,high,low,close,volume,close_time"  # data.binance.vision's kline header
 
 
 class NameHints(NamedTuple):
@@ -73,7 +83,7 @@ class NameHints(NamedTuple):
 
 def _stem(path: Path) -> str:
     name = path.name
-    for suffix in (".json.gz", ".csv.gz", ".json", ".csv", ".zip", ".npy", ".gz"):
+    for suffix in (".json.gz", ".csv.gz", ".json", ".csv", ".zip", ".npy", ".feather", ".gz"):
         if name.endswith(suffix):
             return name[: -len(suffix)]
     return path.stem
@@ -93,11 +103,25 @@ def name_hints(path: Path | str) -> NameHints:
     stem = _stem(Path(path))
     match = _FREQTRADE_NAME.fullmatch(stem)
     if match:
-        return NameHints(f"{match['base']}/{match['quote']}".upper(), match["timeframe"])
+        settle = f":{match['settle']}" if match["settle"] else ""
+        return NameHints(f"{match['base']}/{match['quote']}{settle}".upper(), match["timeframe"])
     match = _BINANCE_NAME.fullmatch(stem)
     if match:
         return NameHints(split_market(match["market"]), match["timeframe"])
     return NameHints(None, None)
+
+
+def candle_kind(path: Path | str) -> str:
+    """What a file's prices are, from freqtrade's name: `-mark` mark, `-funding_rate` funding rates, else trades."""
+    match = _FREQTRADE_NAME.fullmatch(_stem(Path(path)))
+    suffix = match["kind"].lower() if match and match["kind"] else None
+    kind = _KIND_OF_NAME.get(suffix)
+    if kind is None:
+        raise InvalidInput(
+            "unknown_format", f"{path}: unknown candle type -{suffix} (known: futures, mark, index, premiumIndex, funding_rate)",
+            path=str(path),
+        )  # fmt: skip
+    return kind
 
 
 def timeframe_of_seconds(seconds: int) -> str:
@@ -134,11 +158,13 @@ def _read_bytes(path: Path) -> bytes:
 
 
 def detect_format(path: Path | str, content: bytes | None = None) -> str:
-    """`ohlcv_json`, `binance_csv`, `binance_capture` or `npy`, from the (unpacked) content."""
+    """`ohlcv_json`, `feather`, `binance_csv`, `header_csv`, `binance_capture` or `npy`, from the (unpacked) content."""
     path = Path(path)
     if path.name.endswith(".npy"):
         return "npy"
     data = _read_bytes(path) if content is None else content
+    if data.startswith(FEATHER_MAGIC):
+        return "feather"
     head = data[:4096].lstrip()
     if not head:
         raise InvalidInput("empty_file", f"{path} is empty", path=str(path))
@@ -146,12 +172,22 @@ def detect_format(path: Path | str, content: bytes | None = None) -> str:
         return "ohlcv_json"
     if _CAPTURE_LINE.match(head):
         return "binance_capture"
-    first_line = head.split(b"\n", 1)[0]
+    first_line = head.split(b"\n", 1)[0].strip()
+    if b"," in first_line and _CSV_HEADER.match(first_line) and not first_line.startswith(_BINANCE_HEADER):
+        if is_header_csv(first_line):
+            return "header_csv"
+        raise InvalidInput(
+            "missing_column",
+            f"{path}: a CSV header must name a time column (date/timestamp/time) and open, high, low, close"
+            f" (volume optional), got {first_line[:200].decode('utf-8', 'replace')!r}",
+            path=str(path),
+        )
     if first_line.count(b",") >= 5:
         return "binance_csv"
     raise InvalidInput(
         "unknown_format",
-        f"{path}: not a known candle format (freqtrade/CCXT OHLCV JSON, Binance kline CSV, raw Binance capture, .npy)",
+        f"{path}: not a known candle format (freqtrade/CCXT OHLCV JSON, freqtrade feather, Binance kline CSV, "
+        f"CSV with a header, raw Binance capture, .npy)",
         path=str(path),
     )
 
@@ -163,17 +199,6 @@ class _Parsed(NamedTuple):
     symbol: str | None = None
     timeframe: str | None = None
     exchange: str | None = None
-
-
-def _time_seconds(raw: np.ndarray) -> np.ndarray:
-    """Open times in s from ms (freqtrade, CCXT, Binance), µs (Binance files from 2025) or s."""
-    if not len(raw):
-        return raw.astype(np.int64)
-    first = int(raw[0])
-    for threshold, divisor in _TIME_UNITS:
-        if first >= threshold:
-            return raw.astype(np.int64) // divisor
-    return raw.astype(np.int64)  # pragma: no cover - the last threshold is 0
 
 
 def _rows_to_arrays(rows: list[Any], where: str) -> tuple[np.ndarray, np.ndarray]:
@@ -194,7 +219,7 @@ def _rows_to_arrays(rows: list[Any], where: str) -> tuple[np.ndarray, np.ndarray
                 raise InvalidInput("invalid_row", f"{where} row {number}: {exc}", row=number) from None
         raise  # pragma: no cover - a failure above always names its row
     raw_time = np.array([row[0] for row in rows], dtype=np.int64)
-    return _time_seconds(raw_time), block[:, 1:]
+    return epoch_seconds(raw_time), block[:, 1:]
 
 
 def _parse_json(path: Path, data: bytes) -> _Parsed:
@@ -239,7 +264,20 @@ def _parse_csv(path: Path, data: bytes) -> _Parsed:
             except ValueError as exc:
                 raise InvalidInput("invalid_row", f"{path}:{number}: {exc}", path=str(path), line=number) from None
         raise  # pragma: no cover - a failure above always names its line
-    return _Parsed(_time_seconds(table[:, 0]), table[:, 1:], exchange="binance")
+    return _Parsed(epoch_seconds(table[:, 0]), table[:, 1:], exchange="binance")
+
+
+def _parse_feather(path: Path, data: bytes) -> _Parsed:
+    return _Parsed(*read_feather(path, data))
+
+
+def _parse_header_csv(path: Path, data: bytes) -> _Parsed:
+    return _Parsed(*read_header_csv(path, data))
+
+
+_PARSERS: Final = {
+    "ohlcv_json": _parse_json, "feather": _parse_feather, "binance_csv": _parse_csv, "header_csv": _parse_header_csv,
+}  # fmt: skip
 
 
 def _capture_identity(path: Path, head: bytes) -> tuple[str, str]:
@@ -332,7 +370,7 @@ def read_candles(
         return Candles.from_records(*key, records)
     data = _read_bytes(path)
     kind = detect_format(path, data)
-    parsed = {"ohlcv_json": _parse_json, "binance_csv": _parse_csv, "binance_capture": _parse_capture}[kind](path, data)
+    parsed = _PARSERS.get(kind, _parse_capture)(path, data)
     return _build(path, kind, parsed, exchange, symbol, timeframe, default_exchange)
 
 
@@ -363,8 +401,12 @@ def _build(
             rows_timeframe=timeframe_of_seconds(spacing),
         )
     cols = parsed.columns
+    series_kind = "trade" if kind == "binance_capture" else candle_kind(path)
     try:
-        return Candles(exchange_, symbol_, timeframe_, parsed.time, cols[:, 0], cols[:, 1], cols[:, 2], cols[:, 3], cols[:, 4])
+        return Candles(
+            exchange_, symbol_, timeframe_, parsed.time, cols[:, 0], cols[:, 1], cols[:, 2], cols[:, 3], cols[:, 4],
+            kind=series_kind,
+        )  # fmt: skip
     except InvalidInput as exc:
         raise InvalidInput(exc.code, f"{path}: {exc.message}", path=str(path), **exc.data) from None
 
@@ -448,7 +490,7 @@ def read_files(
 ) -> list[Candles]:
     """Candles of several files, one per series (sorted by key): parts of a series are merged,
     later files winning, and capture files of one market are read as one stream."""
-    series: dict[tuple[str, str, str], list[Candles]] = defaultdict(list)
+    series: dict[tuple[str, str, str, str], list[Candles]] = defaultdict(list)
     for group in file_groups(paths):
         if len(group) == 1:
             candles = read_candles(group[0], exchange, symbol, timeframe, default_exchange=default_exchange)
@@ -456,7 +498,7 @@ def read_files(
             head = _capture_head(group[0]) or b""
             parsed = _capture_candles(group, *_capture_identity(group[0], head))
             candles = _build(group[0], "binance_capture", parsed, exchange, symbol, timeframe, default_exchange)
-        series[candles.key].append(candles)
+        series[candles.series_key].append(candles)
     return [concat(parts) for _, parts in sorted(series.items())]
 
 
@@ -489,6 +531,7 @@ def load_data_arg(
         c
         for c in read_files(chosen, exchange, default_exchange=default_exchange)
         if (wanted_symbol is None or c.symbol == wanted_symbol) and (timeframe is None or c.timeframe == timeframe)
+        and c.kind == "trade"  # a perpetual's mark and funding files are read by history.futures
     ]
     if not found:
         wanted = " ".join(x for x in (wanted_symbol, timeframe) if x) or "candles"

@@ -3,7 +3,9 @@
 Why `.npy` of a structured array: loading is a header read plus a memory map, so a million
 bars are ready in milliseconds and only the pages a backtest touches are ever read; the
 format is NumPy's own, documented and readable without coinwire. Layout:
-`<root>/<exchange>/<BASE>_<QUOTE>-<timeframe>.npy` (freqtrade-like names).
+`<root>/<exchange>/<BASE>_<QUOTE>-<timeframe>.npy` (freqtrade-like names); a perpetual's
+series are `<BASE>_<QUOTE>_<SETTLE>-<timeframe>[-mark|-funding_rate|...].npy`, its trade
+candles without a suffix (freqtrade's futures layout, less `-futures`).
 
 Writes are atomic (temporary file, fsync, `os.replace`) and serialised per series with an
 advisory lock, so a reader sees the old series or the new one, never half of either, and two
@@ -25,12 +27,14 @@ import msgspec
 import numpy as np
 
 from coinwire.core.errors import InvalidInput, NotFound
-from coinwire.core.symbols import normalize_symbol, symbol_token
-from coinwire.history.candles import RECORD_DTYPE, Candles, concat, format_time, timeframe_seconds
+from coinwire.core.symbols import normalize_symbol
+from coinwire.history.candles import KINDS, RECORD_DTYPE, Candles, concat, format_time, timeframe_seconds
 
 __all__ = ["HistoryStore", "SeriesInfo", "default_history_root"]
 
-_FILE: Final = re.compile(r"(?P<symbol>[A-Z0-9]+_[A-Z0-9]+)-(?P<timeframe>[1-9][0-9]*[smhdw])\.npy")
+_FILE: Final = re.compile(
+    r"(?P<symbol>[A-Z0-9]+_[A-Z0-9]+)(?:_(?P<settle>[A-Z0-9]+))?-(?P<timeframe>[1-9][0-9]*[smhdw])(?:-(?P<kind>[a-z_]+))?\.npy"
+)
 _EXCHANGE: Final = re.compile(r"[a-z0-9][a-z0-9_-]*")
 
 
@@ -44,10 +48,12 @@ class SeriesInfo(msgspec.Struct, frozen=True):
     first: int | None
     last: int | None
     path: str
+    kind: str = "trade"  # history.candles.KINDS
 
     def describe(self) -> str:
         span = f"{format_time(self.first or 0)} .. {format_time(self.last or 0)}" if self.rows else "empty"
-        return f"{self.exchange} {self.symbol} {self.timeframe} ({self.rows} bars, {span})"
+        kind = "" if self.kind == "trade" else f" {self.kind}"
+        return f"{self.exchange} {self.symbol} {self.timeframe}{kind} ({self.rows} bars, {span})"
 
 
 def default_history_root(data_path: Path) -> Path:
@@ -74,25 +80,29 @@ class HistoryStore:
         self.root = Path(root)
 
     # --- paths ----------------------------------------------------------------------------------
-    def path(self, exchange: str, symbol: str, timeframe: str) -> Path:
+    def path(self, exchange: str, symbol: str, timeframe: str, kind: str = "trade") -> Path:
         if not isinstance(exchange, str) or not _EXCHANGE.fullmatch(exchange):
             raise InvalidInput("invalid_exchange", f"exchange must be a lowercase id like 'binance', got {exchange!r}")
         timeframe_seconds(timeframe)
-        return self.root / exchange / f"{symbol_token(symbol)}-{timeframe}.npy"
+        if kind not in KINDS:
+            raise InvalidInput("invalid_kind", f"candle kind must be one of {', '.join(KINDS)}, got {kind!r}", kind=kind)
+        token = normalize_symbol(symbol).replace("/", "_").replace(":", "_")
+        return self.root / exchange / f"{token}-{timeframe}{'' if kind == 'trade' else '-' + kind}.npy"
 
     # --- reading --------------------------------------------------------------------------------
-    def has(self, exchange: str, symbol: str, timeframe: str) -> bool:
-        return self.path(exchange, symbol, timeframe).is_file()
+    def has(self, exchange: str, symbol: str, timeframe: str, kind: str = "trade") -> bool:
+        return self.path(exchange, symbol, timeframe, kind).is_file()
 
     def load(
-        self, exchange: str, symbol: str, timeframe: str, start: int | None = None, end: int | None = None
+        self, exchange: str, symbol: str, timeframe: str, start: int | None = None, end: int | None = None,
+        kind: str = "trade",
     ) -> Candles:
         """Bars with start <= open time < end (unix s; None: unbounded), memory-mapped and read-only.
 
         Raises NotFound `history_missing` naming what was asked for and what is stored
         instead, when the series is absent or has no bar in the range.
         """
-        path = self.path(exchange, symbol, timeframe)
+        path = self.path(exchange, symbol, timeframe, kind)
         symbol = normalize_symbol(symbol)
         try:
             records = np.load(path, mmap_mode="r", allow_pickle=False)
@@ -102,7 +112,7 @@ class HistoryStore:
             raise InvalidInput("corrupt_history", f"{path} is not a readable .npy file: {exc}", path=str(path)) from exc
         if records.dtype != RECORD_DTYPE:
             raise InvalidInput("corrupt_history", f"{path} holds {records.dtype}, not candle records", path=str(path))
-        candles = Candles.from_records(exchange, symbol, timeframe, records, validate=False)
+        candles = Candles.from_records(exchange, symbol, timeframe, records, validate=False, kind=kind)
         if start is None and end is None:
             return candles
         part = candles.slice(start, end)
@@ -133,15 +143,18 @@ class HistoryStore:
             timeframe=timeframe,
         )
 
-    def list(self) -> list[SeriesInfo]:
-        """Every stored series, sorted by exchange, symbol and timeframe length."""
+    def list(self, kinds: tuple[str, ...] = ("trade",)) -> list[SeriesInfo]:
+        """Every stored series of `kinds`, sorted by exchange, symbol, timeframe length and kind.
+
+        Trade candles by default: charts and warm-up read those; a perpetual's mark and funding
+        series are listed when asked for (`coinwire data list`)."""
         out: list[SeriesInfo] = []
         if not self.root.is_dir():
             return out
         for exchange_dir in sorted(p for p in self.root.iterdir() if p.is_dir() and _EXCHANGE.fullmatch(p.name)):
             for path in exchange_dir.iterdir():
                 match = _FILE.fullmatch(path.name)
-                if match is None:
+                if match is None or (match["kind"] or "trade") not in kinds:
                     continue
                 try:
                     records = np.load(path, mmap_mode="r", allow_pickle=False)
@@ -151,26 +164,27 @@ class HistoryStore:
                 out.append(
                     SeriesInfo(
                         exchange=exchange_dir.name,
-                        symbol=normalize_symbol(match["symbol"]),
+                        symbol=normalize_symbol(match["symbol"] + (f":{match['settle']}" if match["settle"] else "")),
                         timeframe=match["timeframe"],
                         rows=rows,
                         first=int(records["time"][0]) if rows else None,
                         last=int(records["time"][-1]) if rows else None,
                         path=str(path),
+                        kind=match["kind"] or "trade",
                     )
                 )
-        out.sort(key=lambda i: (i.exchange, i.symbol, timeframe_seconds(i.timeframe)))
+        out.sort(key=lambda i: (i.exchange, i.symbol, timeframe_seconds(i.timeframe), KINDS.index(i.kind)))
         return out
 
     # --- writing --------------------------------------------------------------------------------
     def write(self, candles: Candles, merge: bool = True) -> SeriesInfo:
         """Store a series, merged with what is stored (the new bars win on equal times) unless
         merge=False replaces it; returns what is stored afterwards."""
-        path = self.path(*candles.key)
+        path = self.path(*candles.series_key)
         path.parent.mkdir(parents=True, exist_ok=True)
         with _locked(path):
             if merge and path.exists():
-                stored = self.load(*candles.key)
+                stored = self.load(*candles.key, kind=candles.kind)
                 candles = concat([stored, candles])
             _atomic_save(path, candles.to_records())
         return SeriesInfo(
@@ -181,11 +195,12 @@ class HistoryStore:
             first=candles.first if len(candles) else None,
             last=candles.last if len(candles) else None,
             path=str(path),
+            kind=candles.kind,
         )
 
-    def delete(self, exchange: str, symbol: str, timeframe: str) -> bool:
+    def delete(self, exchange: str, symbol: str, timeframe: str, kind: str = "trade") -> bool:
         """Remove a stored series; False when there was none."""
-        path = self.path(exchange, symbol, timeframe)
+        path = self.path(exchange, symbol, timeframe, kind)
         with _locked(path):
             try:
                 path.unlink()
