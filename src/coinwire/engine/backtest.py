@@ -37,15 +37,16 @@ from coinwire.core.ledger import Ledger
 from coinwire.core.numbers import ATTO_DECIMALS, to_units
 from coinwire.core.orders import Order
 from coinwire.core.rollup import OHLCV, bucket_ends, bucket_starts, nests, parse_timeframe, rollup
-from coinwire.refdata.brackets import perpetual_fields
 from coinwire.engine.order_args import OrderArgs, order_args, prepare_conditional, resolve_size
 from coinwire.engine.runtime import Runtime
 from coinwire.engine.strategy import Indicator, OrderTicket, Strategy, StrategyParams
 from coinwire.engine.venue_host import RunHost
+from coinwire.refdata.brackets import perpetual_fields
 from coinwire.venues.base import completed
 from coinwire.venues.intrabar import check_mode
 from coinwire.venues.simulated import CLOSE, OPEN, SimClock
 from coinwire.venues.simulated_candles import CandleMarket, CandleVenue
+from coinwire.venues.simulated_perp import PerpFeed
 
 __all__ = ["BacktestConfig", "BacktestRuntime", "PerpHistory", "Series", "instrument_for", "perpetual_instrument", "timeframe_ns"]
 

@@ -24,17 +24,16 @@ from coinwire.core.errors import CoinwireError, InvalidInput
 from coinwire.core.ids import IdSequence
 from coinwire.core.instruments import PERPETUAL, Instrument
 from coinwire.core.orders import Order
-from coinwire.core.perp_execution import position_liquidation_price
 from coinwire.engine.backtest import BacktestConfig, funded_wallet_set
 from coinwire.engine.order_args import OrderArgs, prepare_conditional, resolve_size
 from coinwire.engine.strategy import OrderTicket, Strategy, StrategyParams
 from coinwire.engine.stream import StreamRuntime
 from coinwire.engine.venue_host import RunHost
-from coinwire.refdata.brackets import perpetual_fields
 from coinwire.history.binance_capture import BINANCE_BTCUSDT, BINANCE_USDM_BTCUSDT, iter_capture
+from coinwire.refdata.brackets import perpetual_fields
 from coinwire.venues.base import completed
 from coinwire.venues.simulated_book import BookVenue
-from coinwire.venues.simulated_perp import funding_gaps
+from coinwire.venues.simulated_perp import funding_gaps, position_liquidation_price
 
 __all__ = ["BookBacktestRuntime", "capture_instrument"]
 

@@ -18,8 +18,9 @@ from coinwire.core.errors import InvalidInput
 from coinwire.core.execution import max_limit_buy_size, size_for_funds
 from coinwire.core.instruments import FEE_SCALE, Instrument
 from coinwire.core.ledger import Ledger
+from coinwire.core.margin import order_margin
 from coinwire.core.matching import MatchingEngine
-from coinwire.core.numbers import ATTO_DECIMALS, ceil_div, to_units, units_to_str
+from coinwire.core.numbers import ATTO_DECIMALS, to_units, units_to_str
 from coinwire.core.orders import CONDITIONAL_TYPES, Order, OrderType, Side, TimeInForce, TriggerSource
 
 __all__ = ["Conditional", "Exits", "OrderArgs", "grid_units", "leveraged_size", "order_args", "order_type", "parse_distance",
@@ -367,27 +368,27 @@ def resolve_size(args: OrderArgs, engine: MatchingEngine, ledger: Ledger, exchan
     return size - size % inst.step, None
 
 
-def leveraged_size(engine: MatchingEngine, side: Side, available: int, leverage: int) -> int:
+def leveraged_size(engine: MatchingEngine, side: Side, available: int, leverage: int, mark: int = 0) -> int:
     """The size of a new perpetual position worth `leverage` times the `available` margin at the book's best price, fee included.
 
     `notional / leverage + fee(notional) <= available`, i.e. `notional = leverage * available /
-    (1 + leverage * fee)`, rounded down to the step, then capped by what the best level holds
-    (a candle's volume, a book's top). The margin is rounded up and the fee as the venue rounds it.
+    (1 + leverage * fee)`, rounded down to the step and capped by what the best level holds (a
+    candle's volume, a book's top). The venue counts an order's initial margin at the higher of
+    its price and the `mark` (core.margin.order_margin): when the mark is higher the size is
+    what that price allows, so the venue never refuses the order for a few ATTO.
     """
     inst = engine.instrument
     best = next(iter(engine.available_levels(side, None)), None)
     if available <= 0 or best is None:
         return 0
     price, depth = best
-    unit = inst.contract_notional(price, 1)
+    at = max(price, mark)
+    rate = max(inst.maker_fee, inst.taker_fee)  # the worst fee, as the margin check counts it
+    unit = inst.contract_notional(at, 1)
     if unit <= 0:
         return 0
-    size = leverage * available * FEE_SCALE // (unit * (FEE_SCALE + leverage * inst.taker_fee))
-    size = min(size, depth)
+    size = min(leverage * available * FEE_SCALE // (unit * (FEE_SCALE + leverage * rate)), depth)
     size -= size % inst.step
-    while size > 0:
-        notional = unit * size
-        if ceil_div(notional, leverage) + inst.fee_atto(notional, maker=False) <= available:
-            break
+    while size > 0 and order_margin(inst, at, size, leverage) > available:  # the rounding up of margin and fee: a step or two
         size -= inst.step
     return max(size, 0)

@@ -120,6 +120,11 @@ class PaperRuntime(StreamRuntime):
         self._clock = clock
         self.warm: list[Loaded] = []  # what `open()` loaded, put under the series at the start
 
+    def set_leverage(self, symbol: str, leverage: int, exchange: str) -> None:
+        """The gateway's ledger is the exchange's: its leverage changes through the gateway (and its store), not here."""
+        raise InvalidInput("not_supported", "set_leverage in a paper or live run goes through the gateway, which does not take "
+                           "it from strategies yet: set it with the API (set_leverage) before the run")
+
     # --- life ------------------------------------------------------------------------------------------
     async def open(self, strategy_cls: type[Strategy], params: StrategyParams) -> None:
         """Take the run's funds now if the exchange is up (refusals raise here), then follow the gateway."""
@@ -266,7 +271,10 @@ class PaperRuntime(StreamRuntime):
                         continue
                     symbol, args = payload
                     market = self.venues[ticket.exchange][symbol]
-                    size, budget = resolve_size(args, market.engine, self.ledger, ticket.exchange, self.wallet_set_id)
+                    if market.instrument.is_perpetual:
+                        size, budget = self.perp_size(market.instrument, market.engine, args), None
+                    else:
+                        size, budget = resolve_size(args, market.engine, self.ledger, ticket.exchange, self.wallet_set_id)
                     if size <= 0:
                         self.nothing_to_trade(ticket)
                         continue
@@ -276,7 +284,7 @@ class PaperRuntime(StreamRuntime):
                         limit=args.limit, cancel_after=args.cancel_after, client_oid=ticket.client_oid,
                         wallet_set_id=self.wallet_set_id, run_id=self.run_id, budget=budget,
                         funds=args.funds if args.funds is not None and args.type is OrderType.MARKET else 0,  # the venue sizes it
-                        **extra))
+                        reduce_only=args.reduce_only, **extra))
                 except CoinwireError as exc:
                     if kind == "order" and ticket.order_id is None:
                         self.refused(ticket, exc)

@@ -118,6 +118,13 @@ def _round_trips(rt: Runtime) -> tuple[int, int, list[float]]:
     return entries, exits, pnl
 
 
+def _returns(values: np.ndarray) -> np.ndarray:
+    """Per-candle returns; 0 after an equity of 0 (a perpetual account wiped out by its liquidation has nothing left to grow)."""
+    before = values[:-1]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(before != 0, np.diff(values) / np.where(before != 0, before, 1.0), 0.0)
+
+
 def _cagr(initial: float, final: float, years: float) -> float | None:
     """The yearly growth rate; None when it has no value, or no float holds it (a gain over a few seconds, compounded)."""
     if not (years > 0 and initial and final > 0):
@@ -139,7 +146,7 @@ def build_report(rt: Runtime, meta: dict[str, Any]) -> dict[str, Any]:
     initial = _initial_equity(rt)
     final_exact = _final_equity(rt)
     final = float(final_exact)
-    returns = np.diff(np.r_[initial, equity]) / np.r_[initial, equity][:-1] if len(equity) else np.array([])
+    returns = _returns(np.r_[initial, equity]) if len(equity) else np.array([])
     tf_ns = first_market.series.tf_ns
     per_year = YEAR_NS / tf_ns
     std = float(np.std(returns, ddof=1)) if len(returns) > 1 else 0.0

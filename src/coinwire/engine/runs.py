@@ -173,7 +173,7 @@ def prepare_any_backtest(
     symbol, source, files = captures[0]
     params = parse_params(cls, raw_params)
     name = strategy_name(cls)
-    wanted = str(params.get("symbol", ""))
+    wanted = str(params.get("symbol", cls.parameters().get("symbol", "")))
     perpetual = source == "binanceusdm" and wanted.partition(":")[0] == symbol and ":" in wanted
     instrument = capture_instrument(symbol, source, config.exchange, config.fee, perpetual=perpetual)
     if run_id is None:

@@ -19,15 +19,14 @@ import numpy as np
 from coinwire.core.errors import CoinwireError, InvalidInput, NotFound
 from coinwire.core.instruments import Instrument
 from coinwire.core.ledger import Ledger
+from coinwire.core.matching import MatchingEngine
 from coinwire.core.numbers import ATTO_DECIMALS, units_to_str
-from coinwire.core.orders import Fill, Order
+from coinwire.core.orders import Fill, Order, PositionSide, Side
+from coinwire.core.perp_execution import PerpStep, available_margin, set_leverage
+from coinwire.core.positions import entry_price, unrealised_pnl
 from coinwire.engine.hub import MessageHub
 from coinwire.engine.order_args import OrderArgs, leveraged_size
 from coinwire.engine.perp_report import PerpRecord
-from coinwire.core.matching import MatchingEngine
-from coinwire.core.orders import PositionSide, Side
-from coinwire.core.perp_execution import PerpStep, available_margin, set_leverage
-from coinwire.core.positions import entry_price, unrealised_pnl
 from coinwire.engine.strategy import Indicator, OrderTicket, PositionView, Strategy, StrategyParams, params_json
 from coinwire.engine.warmup import window
 
@@ -338,9 +337,9 @@ class Runtime:
             closes = pos is not None and (pos.size > 0) == (args.side is Side.SELL)
             return abs(pos.size) if pos is not None and closes else 0
         leverage = book.settings(account, inst.exchange, inst.symbol, inst).leverage
-        marks = {inst.symbol: self.mark_units(inst)}
-        available = available_margin(self.ledger, account, inst.exchange, inst.settle, self.wallet_set_id, marks)
-        return leveraged_size(engine, args.side, available, leverage)
+        mark = self.mark_units(inst)
+        available = available_margin(self.ledger, account, inst.exchange, inst.settle, self.wallet_set_id, {inst.symbol: mark})
+        return leveraged_size(engine, args.side, available, leverage, mark)
 
     def set_leverage(self, symbol: str, leverage: int, exchange: str) -> None:
         """Set the leverage on the run's own ledger (a backtest's); a mode whose ledger is a venue's asks the venue instead."""
@@ -348,7 +347,7 @@ class Runtime:
         if inst is None or not inst.is_perpetual:
             raise InvalidInput("not_perpetual", f"{symbol} is not a perpetual in this run: leverage applies to perpetuals")
         self.hub.record(self.now_ns(), "out", "venue.set_leverage", {"symbol": symbol, "leverage": leverage})
-        set_leverage(self.ledger, inst, self.account_of(exchange), exchange, leverage, self.now_ns())
+        set_leverage(self.ledger, inst, self.account_of(exchange), leverage, self.now_ns(), mark=self.mark_units(inst))
 
     def on_perp(self, inst: Instrument, step: PerpStep, why: str) -> None:
         """A simulated venue's perpetual step (an order's fills, a funding time, a liquidation), for the report."""

@@ -41,7 +41,7 @@ from coinwire.core.instruments import PERPETUAL, Instrument
 from coinwire.core.ledger import Balance
 from coinwire.core.matching import MatchingEngine
 from coinwire.core.orders import DoneReason, Fill, Order, OrderStatus, OrderType
-from coinwire.core.perp_execution import PerpStep, place_perp_order, settle_perp_fills
+from coinwire.core.perp_execution import PerpStep, place_perp_order, release_perp_hold, settle_perp_fills
 from coinwire.core.wallets import WalletLine
 from coinwire.venues.base import Execution, OpenOrders, VenueHost
 
@@ -219,6 +219,12 @@ class SimulatedVenue(Generic[M]):
             await self.host.record(Execution(list(step.orders), step.fills, step.lines, created=list(step.orders) or None))
         await self._positions_changed(market, step, why)
 
+    def _release(self, inst: Instrument, order: Order, now: int) -> list[WalletLine]:
+        """A cancelled or expired order's hold goes back (a perpetual's margin hold through core.perp_execution)."""
+        if inst.kind == _PERPETUAL:
+            return release_perp_hold(self.host.ledger, inst, order, now)
+        return release_hold(self.host.ledger, inst, order, now)
+
     def mark_now(self, market: M) -> int:
         """The mark price of a perpetual now, in price units (each kind of venue knows where it comes from)."""
         return self._price_now(market)
@@ -274,7 +280,7 @@ class SimulatedVenue(Generic[M]):
         self._drop(order)
         siblings, lines = self._cancel_sibling(market, order, now) if order.list_id else ([], [])
         if not siblings:
-            lines = release_hold(self.host.ledger, market.instrument, order, now)
+            lines = self._release(market.instrument, order, now)
         execution = Execution([order, *siblings], lines=lines)
         children = self._done(market, order, execution, now)
         await self.host.record(execution)
@@ -375,7 +381,7 @@ class SimulatedVenue(Generic[M]):
         self._drop(order)
         siblings, lines = self._cancel_sibling(market, order, now) if order.list_id else ([], [])
         if not siblings:
-            lines = release_hold(self.host.ledger, market.instrument, order, now)
+            lines = self._release(market.instrument, order, now)
         execution = Execution([order, *siblings], lines=lines)
         await self.host.record(execution)
         return execution
@@ -434,7 +440,7 @@ class SimulatedVenue(Generic[M]):
             self._drop(order)
             siblings, lines = self._cancel_sibling(market, order, now) if order.list_id else ([], [])
             if not siblings:
-                lines = release_hold(self.host.ledger, instrument, order, now)
+                lines = self._release(instrument, order, now)
             execution = Execution([order, *siblings], lines=lines)
             children = self._done(market, order, execution, now)
             await self.host.record(execution)

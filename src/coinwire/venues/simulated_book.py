@@ -14,11 +14,12 @@ from coinwire.core.execution import settle_fills
 from coinwire.core.instruments import Instrument
 from coinwire.core.margin import mark_price
 from coinwire.core.orders import DoneReason, Fill, Order, OrderStatus, Side, TriggerSource
-from coinwire.core.perp_execution import PerpStep, liquidations, position_liquidation_price
+from coinwire.core.perp_execution import PerpStep, liquidations
 from coinwire.messages import BookDelta, BookSnapshot, BookTicker, TradeTick
 from coinwire.venues.base import Execution
 from coinwire.venues.paper import PaperMarket
 from coinwire.venues.simulated import SimulatedHost, SimulatedVenue
+from coinwire.venues.simulated_perp import position_liquidation_price
 
 __all__ = ["BookVenue"]
 

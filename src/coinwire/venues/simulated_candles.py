@@ -21,11 +21,11 @@ from coinwire.core.errors import InvalidInput
 from coinwire.core.instruments import Instrument
 from coinwire.core.matching import Levels, MatchingEngine
 from coinwire.core.orders import DoneReason, Order, OrderStatus, OrderType, Side, TriggerSource
-from coinwire.core.perp_execution import PerpStep, liquidations, position_liquidation_price, settle_funding
+from coinwire.core.perp_execution import PerpStep, liquidations, settle_funding
 from coinwire.core.positions import Position
 from coinwire.venues.intrabar import Hit, check_mode, first_hit, path
 from coinwire.venues.simulated import CLOSE, INTRABAR, OPEN, SimClock, SimulatedHost, SimulatedVenue
-from coinwire.venues.simulated_perp import PerpFeed
+from coinwire.venues.simulated_perp import PerpFeed, position_liquidation_price
 
 __all__ = ["CandleMarket", "CandleVenue"]
 

@@ -6,13 +6,16 @@ holds the last two for one market (`PerpFeed`) and answers what the venue needs 
 
 - `mark_at(ts)`: the mark when something happens at `ts` (an order reaching the venue, a
   funding time): the close of the last mark candle closed at or before `ts`, else the open of
-  the mark candle `ts` falls in; without mark candles, the trade candles' (the price itself).
+  the mark candle `ts` falls in; where the mark candles do not cover `ts` (none, or a file
+  that ends before the trades), the trade candles' (the price itself).
 - `funding_due(start, end)`: the funding times inside the run with their recorded rates. A
   missing rate is reported (the data's gaps; `funding_gaps` for a recording without any),
   never invented: nothing is paid at a gap.
 - `first_breach(...)`: the first mark candle from a bar on whose worst price for the position
   (its low for a long, its high for a short) reaches a liquidation price, found with NumPy;
   that is where the venue tests the position against core's liquidation rule.
+- `position_liquidation_price`: that price, for a position as the ledger holds it now
+  (core.margin's formula on its margin pool, core.perp_execution's pool state).
 
 Positions, margin, funding payments and liquidations themselves are core's
 (`core.perp_execution`), the one path every venue takes.
@@ -25,9 +28,13 @@ from typing import Any
 
 import numpy as np
 
-from coinwire.core.margin import funding_times
+from coinwire.core.instruments import Instrument
+from coinwire.core.ledger import Ledger
+from coinwire.core.margin import funding_times, liquidation_price, maintenance_margin
+from coinwire.core.perp_execution import pool_state
+from coinwire.core.positions import MarginMode, Position, unrealised_pnl
 
-__all__ = ["PerpFeed", "funding_gaps"]
+__all__ = ["PerpFeed", "funding_gaps", "position_liquidation_price"]
 
 _NS = 1_000_000_000
 
@@ -49,21 +56,28 @@ def funding_gaps(times_ns: Sequence[int], interval_s: int, start_ns: int, end_ns
 class PerpFeed:
     """A perpetual market's mark candles (an engine.backtest.Series, or None) and funding rates (ns, 1e-8) for the venue."""
 
-    __slots__ = ("mark", "funding", "price_scale", "_low", "_high")
+    __slots__ = ("mark", "funding", "price_scale", "_units")
 
     def __init__(self, mark: Any | None, funding: Sequence[tuple[int, int]], price_decimals: int) -> None:
         self.mark = mark
         self.funding = sorted(funding)
         self.price_scale = 10**price_decimals
-        self._low: np.ndarray | None = None
-        self._high: np.ndarray | None = None
+        self._units: dict[int, tuple[np.ndarray, np.ndarray]] = {}
 
     def price_units(self, value: float) -> int:
         return round(float(value) * self.price_scale)
 
+    def _covering(self, ts: int, fallback: Any) -> Any:
+        """The mark candles when they cover `ts` (from their first open to their last close), else the trade candles."""
+        s = self.mark
+        if s is not None and s.n and int(s.time_ns[0]) <= ts <= int(s.close_ns[-1]):
+            return s
+        return fallback
+
     def mark_at(self, ts: int, fallback: Any) -> int:
-        """The mark price at `ts` in price units, from the mark candles (or `fallback`, the trade candles, when there are none)."""
-        s = self.mark if self.mark is not None and self.mark.n else fallback
+        """The mark price at `ts` in price units, from the mark candles (or `fallback`, the trade candles, where they do not cover
+        `ts`: a mark file that ends before the trades is never held at its last price)."""
+        s = self._covering(ts, fallback)
         i = int(s.close_ns.searchsorted(ts, "right")) - 1
         if i >= 0:
             return self.price_units(s.close[i])
@@ -74,17 +88,40 @@ class PerpFeed:
         return [(ts, rate) for ts, rate in self.funding if start_ns <= ts < end_ns]
 
     def first_breach(self, fallback: Any, from_ns: int, long: bool, price: int) -> tuple[int, int, int] | None:
-        """(open ns, close ns, worst price in units) of the first mark candle closing after `from_ns` whose worst price for a
-        long (its low) or a short (its high) reaches `price`; None when none does."""
-        s = self.mark if self.mark is not None and self.mark.n else fallback
-        if self._low is None:
-            self._low = np.round(s.low * self.price_scale).astype(np.int64)
-            self._high = np.round(s.high * self.price_scale).astype(np.int64)
-        assert self._high is not None
-        first = max(0, int(s.close_ns.searchsorted(from_ns, "right")))
-        column = self._low[first:] if long else self._high[first:]
+        """(open ns, close ns, worst price in units) of the first candle closing after `from_ns` whose worst price for a long
+        (its low) or a short (its high) reaches `price`: the mark candles where they cover the time, the trade candles elsewhere."""
+        mark = self.mark if self.mark is not None and self.mark.n else None
+        spans: list[tuple[Any, int, int]] = []  # (series, from ns, until ns): where each one stands for the mark
+        if mark is None:
+            spans.append((fallback, from_ns, 2**63 - 1))
+        else:
+            first, last = int(mark.time_ns[0]), int(mark.close_ns[-1])
+            if from_ns < first:
+                spans.append((fallback, from_ns, first))
+            spans.append((mark, max(from_ns, first), last))
+            spans.append((fallback, max(from_ns, last), 2**63 - 1))
+        for s, start, until in spans:
+            found = self._breach(s, start, until, long, price)
+            if found is not None:
+                return found
+        return None
+
+    def _breach(self, s: Any, start: int, until: int, long: bool, price: int) -> tuple[int, int, int] | None:
+        low, high = self._extremes(s)
+        first = int(s.close_ns.searchsorted(start, "right"))
+        stop = int(s.time_ns.searchsorted(until, "left"))
+        column = low[first:stop] if long else high[first:stop]
         found = np.flatnonzero(column <= price if long else column >= price)
         if not len(found):
             return None
         k = first + int(found[0])
         return int(s.time_ns[k]), int(s.close_ns[k]), int(column[found[0]])
+
+    def _extremes(self, s: Any) -> tuple[np.ndarray, np.ndarray]:
+        """Lows and highs of `s` in price units, made once per series."""
+        key = id(s)
+        cached = self._units.get(key)
+        if cached is None:
+            cached = self._units[key] = (np.round(s.low * self.price_scale).astype(np.int64),
+                                         np.round(s.high * self.price_scale).astype(np.int64))
+        return cached
