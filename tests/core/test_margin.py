@@ -17,6 +17,7 @@ from coinwire.core.margin import (
     maintenance_margin,
     margin_ratio,
     mark_price,
+    max_open_size,
 )
 from coinwire.core.numbers import ATTO
 from coinwire.core.orders import PositionSide
@@ -123,3 +124,15 @@ def test_funding_times_are_the_utc_eight_hour_marks() -> None:
     assert funding_times(28_800, 0, 24 * hour) == [8 * hour, 16 * hour, 24 * hour]
     assert funding_times(28_800, 8 * hour, 16 * hour - 1) == []
     assert funding_times(28_800, 8 * hour - 1, 8 * hour) == [8 * hour]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(1, 10**6), st.integers(1, 10**6), st.integers(1, 125), st.booleans())
+def test_max_open_size_is_the_largest_that_fits(price: int, funds_usdt: int, leverage: int, maker: bool) -> None:
+    funds = funds_usdt * ATTO // 100
+    size = max_open_size(BTC, price, funds, leverage, maker=maker)
+    def cost(s: int) -> int:
+        notional = BTC.contract_notional(price, s)
+        return -(-notional // leverage) + BTC.fee_atto(notional, maker)
+    assert size % BTC.step == 0 and (size == 0 or cost(size) <= funds)
+    assert cost(size + BTC.step) > funds

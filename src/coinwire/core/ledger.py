@@ -36,7 +36,7 @@ from coinwire.core.instruments import Instrument
 from coinwire.core.line_totals import LineTotals, TotalsError
 from coinwire.core.numbers import atto_to_str
 from coinwire.core.orders import Fill
-from coinwire.core.positions import Position, PositionBook, PositionSettings
+from coinwire.core.positions import MarginMode, Position, PositionBook, PositionSettings
 from coinwire.core.wallets import LineKind, Wallet, WalletLine, WalletSet
 
 __all__ = ["Ledger", "Balance", "HistoryPoint", "LedgerInvariantError", "history"]
@@ -267,6 +267,44 @@ class Ledger:
             lines.append(line)
         return lines
 
+    def settle_margin(
+        self,
+        exchange: str,
+        currency: str,
+        wallet_set_id: int | None,
+        account: int,
+        ts: int,
+        *,
+        holds: Sequence[tuple[int, int]] = (),
+        movements: Sequence[tuple[LineKind, int, int | None, int | None]] = (),
+    ) -> list[WalletLine]:
+        """A perpetual's settlement on one wallet in one step: holds set to new amounts, then signed movements.
+
+        `holds`: (hold id, new amount): an order's id or a position's `hold_id`; `movements`:
+        (kind, ATTO, order_id, fill_id), e.g. realised PnL, a fee, funding. All or nothing:
+        refuses, changing nothing, a result that would leave the wallet's available negative
+        (the caller sizes what it asks so that never happens). Lowered holds are written first.
+        """
+        self._require_pair(exchange, currency)
+        key: _Key = (exchange, currency, wallet_set_id, account)
+        deltas = [(hold_id, self._hold_delta(hold_id, key, _amount(amount, "hold"))) for hold_id, amount in holds]
+        if any(amount < 0 for _, amount in holds):
+            raise InvalidInput("invalid_amount", "a hold must not be negative", field="hold")
+        change = sum(_amount(amount, "movement") for _, amount, _, _ in movements) - sum(delta for _, delta in deltas)
+        available = self._available(key)
+        if available + change < 0:
+            raise LedgerInvariantError(f"settlement on {currency} of {exchange} (set {wallet_set_id}, account {account}) would "
+                                       f"leave available at {atto_to_str(available + change)}")
+        lines = [self._post(key, _HOLD, ts, hold=delta, order_id=hold_id) for hold_id, delta in deltas if delta < 0]
+        lines += [self._post(key, kind, ts, movement=amount, order_id=order_id, fill_id=fill_id)
+                  for kind, amount, order_id, fill_id in movements if amount]
+        lines += [self._post(key, _HOLD, ts, hold=delta, order_id=hold_id) for hold_id, delta in deltas if delta > 0]
+        return lines
+
+    def available_of(self, exchange: str, currency: str, wallet_set_id: int | None, account: int = 0) -> int:
+        """What the wallet at that partition has available (0 if it has no wallet yet)."""
+        return self._available((exchange, currency, wallet_set_id, account))
+
     def revert(self, lines: Sequence[WalletLine], wallet_set_id: int | None = None) -> None:
         """Take back lines this ledger wrote that were never stored (their commit was refused), newest first.
 
@@ -375,7 +413,8 @@ class Ledger:
 
         Per wallet: hold = the sum of its orders' holds, 0 <= hold <= balance, empty when its set
         is inactive. Per account: total = allocated + unallocated, and its allocation lines cancel
-        out per currency (funds only move between partitions of one account). That balances are
+        out per currency (funds only move between partitions of one account). Per perpetual position:
+        a flat one holds no margin, an isolated one holds exactly its isolated margin. That balances are
         the sums of the stored lines is the store's to show (`Store.line_totals` against `totals`).
         """
         held: dict[int, int] = defaultdict(int)
@@ -404,6 +443,13 @@ class Ledger:
                 first = set_accounts.setdefault((wallet.wallet_set_id, wallet.exchange), wallet.account_id)
                 if first != wallet.account_id:
                     raise LedgerInvariantError(f"wallet set {wallet.wallet_set_id} holds {wallet.exchange} funds of two accounts")
+        for pos in self.positions.all():  # a position's margin hold is its isolated margin, and a flat one holds nothing
+            if accounts is not None and pos.account_id not in accounts:
+                continue
+            held_margin = self._holds.get(pos.hold_id, (0, 0))[1]
+            if (pos.size == 0 and held_margin) or (pos.margin_mode is MarginMode.ISOLATED and held_margin != pos.isolated_margin):
+                raise LedgerInvariantError(f"position {pos.id} ({pos.symbol}, size {pos.size}) holds {held_margin} of margin, "
+                                           f"isolated margin {pos.isolated_margin}")
         allocations: dict[tuple[int, str, str], int] = defaultdict(int)
         for wallet in checked:
             allocations[(wallet.account_id, wallet.exchange, wallet.currency)] += self._allocated[wallet.id]

@@ -32,7 +32,7 @@ from coinwire.core.numbers import ceil_div
 from coinwire.core.positions import Position
 
 __all__ = ["bracket_for", "initial_margin", "maintenance_margin", "margin_ratio", "liquidation_price", "bankruptcy_price",
-           "mark_price", "funding_payment", "funding_times", "order_margin", "LIQUIDATE_RATIO", "NO_BRACKET"]
+           "mark_price", "funding_payment", "funding_times", "order_margin", "max_open_size", "LIQUIDATE_RATIO", "NO_BRACKET"]
 
 LIQUIDATE_RATIO = FEE_SCALE  # a margin ratio (1e-8 units) at or above this liquidates
 NO_BRACKET = LeverageBracket(floor=0, cap=0, max_leverage=1, mmr=0, maint_amount=0)  # an instrument without brackets
@@ -59,6 +59,29 @@ def order_margin(inst: Instrument, price: int, size: int, leverage: int) -> int:
     """What opening `size` at `price` needs: its initial margin (rounded up) plus the taker fee on it (the worst rate)."""
     notional = inst.contract_notional(price, size)
     return ceil_div(notional, leverage) + inst.fee_atto(notional, maker=inst.maker_fee > inst.taker_fee)
+
+
+def max_open_size(inst: Instrument, price: int, funds: int, leverage: int, *, maker: bool = False) -> int:
+    """The largest size on the step grid whose initial margin at `price` plus its fee fits in `funds` (ATTO).
+
+    How a strategy sizes a position at `leverage` times its available margin, fee included:
+    notional / leverage (rounded up) + the fee on the notional (`maker` or taker) <= funds.
+    Capped by the instrument's `max_size`; 0 when not even one step fits.
+    """
+    if funds <= 0 or price <= 0 or leverage < 1:
+        return 0
+    unit = inst.contract_notional(price, inst.step)  # the notional of one step
+    rate = inst.maker_fee if maker else inst.taker_fee
+    # notional x (1/leverage + rate/1e8) <= funds, before rounding; then step down until exact
+    steps = funds * leverage * FEE_SCALE // (unit * (FEE_SCALE + rate * leverage))
+    if inst.max_size:
+        steps = min(steps, inst.max_size // inst.step)
+    while steps > 0:
+        notional = unit * steps
+        if ceil_div(notional, leverage) + inst.fee_atto(notional, maker) <= funds:
+            return steps * inst.step
+        steps -= 1
+    return 0
 
 
 def maintenance_margin(inst: Instrument, pos: Position, mark: int) -> int:

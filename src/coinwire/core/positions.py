@@ -131,7 +131,19 @@ class PositionBook:
         self._positions: dict[PositionKey, Position] = {}
         self._settings: dict[tuple[int, str, str], PositionSettings] = {}
         self._hedge: dict[tuple[int, str], bool] = {}
+        self._instruments: dict[tuple[str, str], Instrument] = {}
         self.position_ids = IdSequence()
+
+    def register(self, inst: Instrument) -> None:
+        """Know a perpetual's instrument: a cross pool's margin needs the brackets of every symbol it holds."""
+        self._instruments[(inst.exchange, inst.symbol)] = inst
+
+    def instrument(self, exchange: str, symbol: str) -> Instrument:
+        """A registered perpetual (the venue registers its markets at start; a missing one is a bug)."""
+        found = self._instruments.get((exchange, symbol))
+        if found is None:
+            raise LookupError(f"perpetual {symbol} of {exchange} is not registered with the position book")
+        return found
 
     # --- reading ---------------------------------------------------------------------------
     def get(self, account: int, exchange: str, symbol: str, side: PositionSide = PositionSide.BOTH,
