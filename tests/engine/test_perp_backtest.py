@@ -95,15 +95,16 @@ def test_funding_applied_from_the_series_and_gaps_reported(tmp_path: Path) -> No
     fill_ns = (start + 3600) * NS
     due = [f for f in data.funding if fill_ns < f.ts < end_ns]
     assert len(due) == rep["funding_events"] > 0
-    # the position pays size x mark x rate at each (rate > 0: a long pays), marks from the mark candles
+    # the position pays size x mark x rate at each (rate > 0: a long pays): the mark candle ending then, or the trade
+    # candle's close where the recorded mark file (which ends before the trades) does not reach
     size = Decimal(rep["trades"][0]["size"])
     mark = data.mark_candles
     assert mark is not None
+    closes = {int(t) + 3600: float(c) for t, c in zip(data.candles.time, data.candles.close, strict=True)}
+    closes.update({int(t) + 3600: float(c) for t, c in zip(mark.time, mark.close, strict=True)})
     expected = Decimal(0)
     for f in due:
-        i = int(np.searchsorted(mark.time + 3600, f.ts // NS, side="right")) - 1
-        price = Decimal(repr(float(mark.close[i])))
-        expected -= size * price * Decimal(f.rate) / Decimal(10**8)
+        expected -= size * Decimal(repr(closes[f.ts // NS])) * Decimal(f.rate) / Decimal(10**8)
     assert Decimal(rep["funding_total"]) == pytest.approx(expected, abs=Decimal("1e-12"))
     assert Decimal(rep["funding_paid"]) == -Decimal(rep["funding_total"]) and Decimal(rep["funding_received"]) == 0
     assert [e["position_side"] for e in rep["funding"]] == ["both"] * len(due)
@@ -299,4 +300,4 @@ def test_ma_cross_long_short_with_leverage_equals_the_float_reference(tmp_path: 
     assert float(rep["funding_total"]) == pytest.approx(acct.funding_total, rel=1e-9)
     assert rep["final_equity"] == pytest.approx(acct.equity(float(c[-1])), rel=1e-9)
     assert rep["long_exposure"] > 0 and rep["short_exposure"] > 0
-    assert 2.5 < rep["max_leverage_used"] <= 3.01
+    assert 2.9 < rep["max_leverage_used"] < 3.5  # opened at 3x; a loss since raises the effective leverage a little

@@ -24,6 +24,7 @@ from coinwire.core.errors import CoinwireError, InvalidInput
 from coinwire.core.ids import IdSequence
 from coinwire.core.instruments import PERPETUAL, Instrument
 from coinwire.core.orders import Order
+from coinwire.core.position_risk import pool_liquidation_price
 from coinwire.engine.backtest import BacktestConfig, funded_wallet_set
 from coinwire.engine.order_args import OrderArgs, prepare_conditional, resolve_size
 from coinwire.engine.strategy import OrderTicket, Strategy, StrategyParams
@@ -33,7 +34,7 @@ from coinwire.history.binance_capture import BINANCE_BTCUSDT, BINANCE_USDM_BTCUS
 from coinwire.refdata.brackets import perpetual_fields
 from coinwire.venues.base import completed
 from coinwire.venues.simulated_book import BookVenue
-from coinwire.venues.simulated_perp import funding_gaps, position_liquidation_price
+from coinwire.venues.simulated_perp import funding_gaps
 
 __all__ = ["BookBacktestRuntime", "capture_instrument"]
 
@@ -138,7 +139,7 @@ class BookBacktestRuntime(StreamRuntime):
         return super().mark_units(inst) if market is None else self.sim.mark_now(market)
 
     def liquidation_units(self, inst: Instrument, pos: Any, mark: int) -> int | None:
-        return position_liquidation_price(self.ledger, inst, pos, {inst.symbol: mark})
+        return pool_liquidation_price(self.ledger, pos, {inst.symbol: mark})
 
     # --- orders: sent to the simulated venue ------------------------------------------------------
     def drain(self) -> None:

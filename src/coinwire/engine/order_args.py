@@ -16,9 +16,9 @@ from typing import Any
 from coinwire.core.conditional import Bracket, encode_bracket
 from coinwire.core.errors import InvalidInput
 from coinwire.core.execution import max_limit_buy_size, size_for_funds
-from coinwire.core.instruments import FEE_SCALE, Instrument
+from coinwire.core.instruments import Instrument
 from coinwire.core.ledger import Ledger
-from coinwire.core.margin import order_margin
+from coinwire.core.margin import max_open_size
 from coinwire.core.matching import MatchingEngine
 from coinwire.core.numbers import ATTO_DECIMALS, to_units, units_to_str
 from coinwire.core.orders import CONDITIONAL_TYPES, Order, OrderType, Side, TimeInForce, TriggerSource
@@ -146,7 +146,7 @@ class OrderArgs:
 
     def view(self, inst: Instrument) -> dict[str, Any]:
         """The `venue.make_order` message the hub records."""
-        out = {"side": self.side._value_, "type": self.type._value_,
+        out: dict[str, Any] = {"side": self.side._value_, "type": self.type._value_,
                "size": None if self.size is None else inst.size_str(self.size),
                "funds": None if self.funds is None else units_to_str(self.funds, ATTO_DECIMALS),
                "limit": inst.price_str(self.limit) if self.limit else None}
@@ -371,24 +371,16 @@ def resolve_size(args: OrderArgs, engine: MatchingEngine, ledger: Ledger, exchan
 def leveraged_size(engine: MatchingEngine, side: Side, available: int, leverage: int, mark: int = 0) -> int:
     """The size of a new perpetual position worth `leverage` times the `available` margin at the book's best price, fee included.
 
-    `notional / leverage + fee(notional) <= available`, i.e. `notional = leverage * available /
-    (1 + leverage * fee)`, rounded down to the step and capped by what the best level holds (a
-    candle's volume, a book's top). The venue counts an order's initial margin at the higher of
-    its price and the `mark` (core.margin.order_margin): when the mark is higher the size is
-    what that price allows, so the venue never refuses the order for a few ATTO.
+    `notional / leverage + fee(notional) <= available` (core.margin.max_open_size: `notional =
+    leverage * available / (1 + leverage * fee)` on the step grid), capped by what the best
+    level holds (a candle's volume, a book's top). The venue counts an order's initial margin
+    at the higher of its price and the `mark`, so that is the price it is sized at when the mark
+    is higher: the venue never refuses it for a few ATTO.
     """
-    inst = engine.instrument
     best = next(iter(engine.available_levels(side, None)), None)
     if available <= 0 or best is None:
         return 0
     price, depth = best
-    at = max(price, mark)
-    rate = max(inst.maker_fee, inst.taker_fee)  # the worst fee, as the margin check counts it
-    unit = inst.contract_notional(at, 1)
-    if unit <= 0:
-        return 0
-    size = min(leverage * available * FEE_SCALE // (unit * (FEE_SCALE + leverage * rate)), depth)
-    size -= size % inst.step
-    while size > 0 and order_margin(inst, at, size, leverage) > available:  # the rounding up of margin and fee: a step or two
-        size -= inst.step
-    return max(size, 0)
+    inst = engine.instrument
+    size = min(max_open_size(inst, max(price, mark), available, leverage), depth)
+    return size - size % inst.step

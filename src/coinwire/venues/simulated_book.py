@@ -15,11 +15,11 @@ from coinwire.core.instruments import Instrument
 from coinwire.core.margin import mark_price
 from coinwire.core.orders import DoneReason, Fill, Order, OrderStatus, Side, TriggerSource
 from coinwire.core.perp_execution import PerpStep, liquidations
+from coinwire.core.position_risk import pool_liquidation_price
 from coinwire.messages import BookDelta, BookSnapshot, BookTicker, TradeTick
 from coinwire.venues.base import Execution
 from coinwire.venues.paper import PaperMarket
 from coinwire.venues.simulated import SimulatedHost, SimulatedVenue
-from coinwire.venues.simulated_perp import position_liquidation_price
 
 __all__ = ["BookVenue"]
 
@@ -92,7 +92,7 @@ class BookVenue(SimulatedVenue[PaperMarket]):
             if not inst.is_perpetual:
                 continue
             for pos in self.host.ledger.positions.open_positions(self.name, symbol):
-                price = position_liquidation_price(self.host.ledger, inst, pos, {symbol: self.mark_now(market)})
+                price = pool_liquidation_price(self.host.ledger, pos, {symbol: self.mark_now(market)})
                 if price is not None and price > 0:
                     self.liquidation_levels[symbol] = (pos.size > 0, price)
 

@@ -22,10 +22,11 @@ from coinwire.core.instruments import Instrument
 from coinwire.core.matching import Levels, MatchingEngine
 from coinwire.core.orders import DoneReason, Order, OrderStatus, OrderType, Side, TriggerSource
 from coinwire.core.perp_execution import PerpStep, liquidations, settle_funding
+from coinwire.core.position_risk import pool_liquidation_price
 from coinwire.core.positions import Position
 from coinwire.venues.intrabar import Hit, check_mode, first_hit, path
 from coinwire.venues.simulated import CLOSE, INTRABAR, OPEN, SimClock, SimulatedHost, SimulatedVenue
-from coinwire.venues.simulated_perp import PerpFeed, position_liquidation_price
+from coinwire.venues.simulated_perp import PerpFeed
 
 __all__ = ["CandleMarket", "CandleVenue"]
 
@@ -124,7 +125,7 @@ class CandleVenue(SimulatedVenue[CandleMarket]):
 
     def liquidation_price(self, inst: Instrument, pos: Position) -> int | None:
         """Where core's rule liquidates `pos` given the ledger as it is now (None: nowhere, e.g. a fully covered long)."""
-        return position_liquidation_price(self.host.ledger, inst, pos, self._marks())
+        return pool_liquidation_price(self.host.ledger, pos, self._marks())
 
     def _marks(self) -> dict[str, int]:
         return {symbol: self.mark_now(self.markets[symbol]) for symbol in self.feeds}

@@ -14,8 +14,6 @@ holds the last two for one market (`PerpFeed`) and answers what the venue needs 
 - `first_breach(...)`: the first mark candle from a bar on whose worst price for the position
   (its low for a long, its high for a short) reaches a liquidation price, found with NumPy;
   that is where the venue tests the position against core's liquidation rule.
-- `position_liquidation_price`: that price, for a position as the ledger holds it now
-  (core.margin's formula on its margin pool, core.perp_execution's pool state).
 
 Positions, margin, funding payments and liquidations themselves are core's
 (`core.perp_execution`), the one path every venue takes.
@@ -28,13 +26,9 @@ from typing import Any
 
 import numpy as np
 
-from coinwire.core.instruments import Instrument
-from coinwire.core.ledger import Ledger
-from coinwire.core.margin import funding_times, liquidation_price, maintenance_margin
-from coinwire.core.perp_execution import pool_state
-from coinwire.core.positions import MarginMode, Position, unrealised_pnl
+from coinwire.core.margin import funding_times
 
-__all__ = ["PerpFeed", "funding_gaps", "position_liquidation_price"]
+__all__ = ["PerpFeed", "funding_gaps"]
 
 _NS = 1_000_000_000
 
@@ -61,7 +55,7 @@ class PerpFeed:
     def __init__(self, mark: Any | None, funding: Sequence[tuple[int, int]], price_decimals: int) -> None:
         self.mark = mark
         self.funding = sorted(funding)
-        self.price_scale = 10**price_decimals
+        self.price_scale: int = 10**price_decimals
         self._units: dict[int, tuple[np.ndarray, np.ndarray]] = {}
 
     def price_units(self, value: float) -> int:
