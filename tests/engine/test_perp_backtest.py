@@ -9,13 +9,23 @@ from typing import Any
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from coinwire.core.orders import OrderType
+from coinwire.core.errors import CoinwireError
+from coinwire.core.ids import IdSequence
+from coinwire.core.instruments import Instrument
+from coinwire.core.margin import order_margin
+from coinwire.core.matching import MatchingEngine
+from coinwire.core.orders import OrderType, Side
 from coinwire.core.positions import MarginMode
 from coinwire.engine.backtest import BacktestConfig
+from coinwire.engine.order_args import leveraged_size
 from coinwire.engine.runs import finish_backtest, prepare_any_backtest
-from coinwire.engine.strategy import PositionView, Strategy
+from coinwire.engine.runtime import StrategyFailed
+from coinwire.engine.strategy import PositionView, Strategy, parse_params
 from coinwire.history.futures import load_futures
+from coinwire.refdata.brackets import perpetual_fields
 from coinwire.strategies.ma_cross import MaCross
 from tests.conftest import shared_data
 
@@ -301,3 +311,66 @@ def test_ma_cross_long_short_with_leverage_equals_the_float_reference(tmp_path: 
     assert rep["final_equity"] == pytest.approx(acct.equity(float(c[-1])), rel=1e-9)
     assert rep["long_exposure"] > 0 and rep["short_exposure"] > 0
     assert 2.9 < rep["max_leverage_used"] < 3.5  # opened at 3x; a loss since raises the effective leverage a little
+
+
+# --- sizing: leverage x available margin at the fill price, fee included ------------------------------------------------
+_PERP = Instrument(exchange="binance", symbol=XRP, base="XRP", quote="USDT", price_decimals=5, size_decimals=12, maker_fee=50_000,
+                   taker_fee=50_000, kind="perpetual", settle="USDT", brackets=perpetual_fields("binance", XRP)["brackets"])  # type: ignore[arg-type]
+
+
+@settings(max_examples=300, deadline=None)
+@given(price=st.integers(50_000, 300_000), mark_off=st.integers(-2_000, 2_000), available=st.integers(1, 10**23),
+       leverage=st.integers(1, 75), depth=st.integers(1, 10**18), buy=st.booleans())
+def test_leveraged_size_fits_the_margin_and_one_step_more_does_not(price: int, mark_off: int, available: int, leverage: int,
+                                                                   depth: int, buy: bool) -> None:
+    engine = MatchingEngine(_PERP, IdSequence())
+    level = [(price, depth)]
+    engine.on_snapshot(level if not buy else [], level if buy else [], 0)
+    mark = max(1, price + mark_off)
+    side = Side.BUY if buy else Side.SELL
+    size = leveraged_size(engine, side, available, leverage, mark)
+    at = max(price, mark)  # the venue's margin check counts the higher of the fill price and the mark
+    assert 0 <= size <= depth and size % _PERP.step == 0
+    assert order_margin(_PERP, at, size, leverage) <= available
+    if size + _PERP.step <= depth:  # not cut by the level's depth: the next step would not fit
+        assert order_margin(_PERP, at, size + _PERP.step, leverage) > available
+
+
+# --- bad input: stable codes, nothing half-done ---------------------------------------------------------------------------
+class Misuse(Strategy):
+    symbol = XRP
+    timeframe = "1h"
+    what = ""
+
+    def on_start(self) -> None:
+        if self.what == "leverage_zero":
+            self.set_leverage(self.symbol, 0)
+        elif self.what == "leverage_spot":
+            self.set_leverage("BTC/USDT", 2)
+        elif self.what == "reduce_only_spot":
+            self.order("sell", "BTC/USDT", size="1", reduce_only=True)
+        elif self.what == "stop_on_perp":
+            self.sell(self.symbol, size="10", stop_price="1.0")
+        elif self.what == "close_flat":
+            assert self.close(self.symbol) is None
+            assert self.position(self.symbol).side == "flat" and self.is_perpetual(self.symbol)
+            assert not self.is_perpetual("BTC/USDT")
+
+
+@pytest.mark.parametrize(("what", "code"), [("leverage_zero", "invalid_leverage"), ("leverage_spot", "not_perpetual"),
+                                             ("reduce_only_spot", "invalid_params"), ("stop_on_perp", "not_supported")])
+def test_misuse_is_refused_with_a_stable_code(what: str, code: str, tmp_path: Path) -> None:
+    spot = what.endswith("_spot")
+    data = shared_data("binance-spot-1h") if spot else futures_dir()
+    params = {"what": what, **({"symbol": "BTC/USDT"} if spot else {})}
+    rt = prepare_any_backtest(Misuse, params, [str(data)], config(), tmp_path).runtime
+    with pytest.raises(StrategyFailed) as failed:
+        rt.run(Misuse, parse_params(Misuse, params))
+    assert isinstance(failed.value.error, CoinwireError) and failed.value.error.code == code
+    assert rt.fills == [] and not rt.ledger.positions.has_open(0, "binance")
+
+
+def test_close_when_flat_is_nothing(tmp_path: Path) -> None:
+    outcome, rt = run(Misuse, {"what": "close_flat"}, [str(futures_dir())], config(), tmp_path)
+    assert outcome.status == "finished", outcome.error
+    assert rt.tickets == {}

@@ -453,6 +453,7 @@ class Strategy:
         stop_loss: float | Decimal | str | None = None,
         take_profit: float | Decimal | str | None = None,
         trailing: float | Decimal | str | None = None,
+        reduce_only: bool = False,
     ) -> OrderTicket:
         """Buy `size` (base units), or spend `funds` (quote, fee included), or with neither: all available quote.
 
@@ -475,11 +476,15 @@ class Strategy:
         average fill price as a string: `stop_loss="3%"` is 3% below a long's fill, rounded
         to the tick half-up. With both a stop and a take-profit they are an OCO: one firing
         cancels the other. They show in `ticket.exits` and reach `on_order` as tickets of their own.
+
+        Perpetuals: without a size, a new position of leverage x available margin (docs/ENGINE.md
+        "Perpetual futures"); `reduce_only=True` only shrinks the position (cut to it; without a size: all of it).
         """
         return self._rt.submit_order("buy", symbol, exchange=self._rt.venue(exchange), size=size, funds=funds, limit=limit, type=type,
                                      cancel_after=cancel_after, stop_price=stop_price, trigger=trigger, trailing_delta=trailing_delta,
                                      activation_price=activation_price, time_in_force=time_in_force, expire_at=expire_at,
-                                     allow_immediate=allow_immediate, stop_loss=stop_loss, take_profit=take_profit, trailing=trailing)
+                                     allow_immediate=allow_immediate, stop_loss=stop_loss, take_profit=take_profit, trailing=trailing,
+                                     **({"reduce_only": True} if reduce_only else {}))
 
     def sell(
         self,
@@ -500,6 +505,7 @@ class Strategy:
         stop_loss: float | Decimal | str | None = None,
         take_profit: float | Decimal | str | None = None,
         trailing: float | Decimal | str | None = None,
+        reduce_only: bool = False,
     ) -> OrderTicket:
         """Sell `size` (base units), or with no size: the whole available position (on `exchange`, the first by default).
 
@@ -509,7 +515,8 @@ class Strategy:
         return self._rt.submit_order("sell", symbol, exchange=self._rt.venue(exchange), size=size, funds=None, limit=limit, type=type,
                                      cancel_after=cancel_after, stop_price=stop_price, trigger=trigger, trailing_delta=trailing_delta,
                                      activation_price=activation_price, time_in_force=time_in_force, expire_at=expire_at,
-                                     allow_immediate=allow_immediate, stop_loss=stop_loss, take_profit=take_profit, trailing=trailing)
+                                     allow_immediate=allow_immediate, stop_loss=stop_loss, take_profit=take_profit, trailing=trailing,
+                                     **({"reduce_only": True} if reduce_only else {}))
 
     def order(self, side: str, symbol: str, **kwargs: Any) -> OrderTicket:
         """`buy` or `sell` by name, with any of their arguments (every order type, conditional ones included)."""
@@ -562,8 +569,7 @@ class Strategy:
         if inst is None or not inst.is_perpetual:
             raise InvalidInput("spot_cannot_short", f"{symbol} is a spot market: it cannot be shorted (a perpetual can, "
                                f"e.g. BTC/USDT:USDT)")
-        return self._rt.submit_order("sell", symbol, exchange=exchange, size=size, funds=None, limit=limit, type=type,
-                                     cancel_after=cancel_after)
+        return self.sell(symbol, size=size, limit=limit, type=type, cancel_after=cancel_after, exchange=exchange)
 
     def close(self, symbol: str, *, exchange: str | None = None) -> OrderTicket | None:
         """Close the position in `symbol`: a reduce-only market order for all of it (None when there is nothing to close).
