@@ -175,6 +175,7 @@ async def test_client_oid_is_an_idempotency_key(rpc: RpcClient) -> None:
         ({"pair": "BTC_USDT", "side": "buy", "size": "0.01", "limit": "100.001"}, -32602, "too_precise"),
         ({"pair": "BTC_USDT", "side": "buy", "size": "0.000001", "limit": "100"}, -32602, "too_precise"),
         ({"pair": "BTC_USDT", "side": "buy", "size": "0.01", "limit": "100", "type": "stop"}, -32602, "unknown_order_type"),
+        ({"pair": "BTC_USDT", "side": "sell", "size": "0.01", "type": "liquidation"}, -32602, "unknown_order_type"),
         ({"pair": "BTC_USDT", "side": "up", "size": "0.01", "limit": "100"}, -32602, "invalid_side"),
         ({"pair": "BTC_USDT", "side": "buy", "size": "0.01", "type": "limit"}, -32602, "missing_limit"),
         ({"pair": "BTC_USDT", "side": "buy", "size": "5000", "limit": "100000"}, -32003, "insufficient_funds"),

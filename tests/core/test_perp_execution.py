@@ -279,12 +279,12 @@ def test_restore_rebuilds_positions_and_holds() -> None:
     assert available_margin(restored, 1, EX, "USDT", None) == available_margin(ledger, 1, EX, "USDT", None)
 
 
-actions = st.lists(st.tuples(st.sampled_from(["buy", "sell", "reduce", "mark", "fund", "liq"]), st.integers(1, 400),
-                             st.integers(-150_000, 150_000)), min_size=1, max_size=25)
+actions = st.lists(st.tuples(st.sampled_from(["buy", "sell", "reduce", "mark", "fund", "liq"]), st.integers(1, 200),
+                             st.sampled_from([-250, -120, -60, -25, -8, -1, 1, 8, 25, 60, 120, 250])), min_size=1, max_size=25)
 
 
-@settings(max_examples=120, deadline=None)
-@given(actions, st.sampled_from([MarginMode.CROSS, MarginMode.ISOLATED]), st.integers(1, 100), st.booleans())
+@settings(max_examples=300, deadline=None)
+@given(actions, st.sampled_from([MarginMode.CROSS, MarginMode.ISOLATED]), st.integers(2, 100), st.booleans())
 def test_random_paths_keep_the_books_balanced(script: list[tuple[str, int, int]], mode: MarginMode, leverage: int,
                                                hedge: bool) -> None:
     """Any path of orders, marks, funding and liquidation: the ledger balances, no wallet goes negative, reduce-only never
@@ -321,14 +321,16 @@ def test_random_paths_keep_the_books_balanced(script: list[tuple[str, int, int]]
                         continue
                     assert abs(pos.size) <= before and (pos.size == 0 or (pos.size > 0) == (side is Side.SELL))
         elif action == "mark":  # a venue checks liquidations at every mark
-            venue.book_at(max(10_000, venue.mark + move))
+            venue.book_at(venue.mark * (1_000 + move) // 1_000)  # moves in thousandths
             liquidated = liquidations(venue.ledger, BTC, venue.mark, ts, venue.order_ids, IdSequence(10_000 + ts * 10))
             event("liquidated" if liquidated.fills else "not liquidated")
+            for pos in venue.ledger.positions.open_positions(EX):  # what survives the check has margin left at the mark
+                assert pool_state(venue.ledger, pos, {BTC.symbol: venue.mark}).margin_balance > 0
         elif action == "fund":
             open_now = venue.ledger.positions.open_positions(EX)
-            expected = {p.id: funding_payment(BTC, p, venue.mark, move // 10) for p in open_now}
+            expected = {p.id: funding_payment(BTC, p, venue.mark, move * 97) for p in open_now}
             before_funding = {p.id: p.funding for p in open_now}
-            step = settle_funding(venue.ledger, BTC, move // 10, venue.mark, ts)
+            step = settle_funding(venue.ledger, BTC, move * 97, venue.mark, ts)
             paid = sum(line.movement for line in step.lines if line.kind is LineKind.FUNDING)
             assert paid == sum(p.funding - before_funding[p.id] for p in step.positions)
             for p in step.positions:  # exactly the payment; only a payer with nothing left pays less
@@ -441,3 +443,27 @@ def test_a_resting_limit_order_holds_its_margin_and_makes_no_position() -> None:
     release_perp_hold(venue.ledger, BTC, order, 2)
     assert venue.ledger.hold_of(order_id) == 0
     venue.ledger.check()
+
+
+def test_a_liquidation_order_is_never_a_clients() -> None:
+    from coinwire.core.orders import CLIENT_ORDER_TYPES
+    from coinwire.engine.order_args import order_type
+
+    assert "liquidation" not in CLIENT_ORDER_TYPES and set(CLIENT_ORDER_TYPES.values()) == set(OrderType) - {OrderType.LIQUIDATION}
+    with pytest.raises(CoinwireError) as refused:
+        order_type("liquidation", None)
+    assert refused.value.code == "unknown_order_type"
+    venue = Venue()
+    with pytest.raises(CoinwireError) as refused:
+        venue.order(Side.SELL, 10, type=OrderType.LIQUIDATION)
+    assert refused.value.code == "invalid_order_type"
+
+
+def test_a_refused_reduce_only_order_keeps_its_size() -> None:
+    venue = Venue()
+    venue.order(Side.BUY, 100)
+    order = Order(id=venue.order_ids.next(), client_oid="po", exchange=EX, symbol=BTC.symbol, side=Side.SELL,
+                  type=OrderType.POST_ONLY, size=500, limit=590_000, account_id=1, reduce_only=True)
+    with pytest.raises(CoinwireError) as refused:
+        accept_perp_order(venue.ledger, venue.engine, order, 2, mark=venue.mark)  # would take the bid at 59999.9
+    assert refused.value.code == "post_only_would_take" and order.size == 500

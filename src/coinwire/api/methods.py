@@ -32,7 +32,7 @@ from coinwire.core.errors import CoinwireError, InvalidInput, NotFound
 from coinwire.core.execution import check_funds
 from coinwire.core.instruments import Instrument
 from coinwire.core.numbers import ATTO_DECIMALS, to_units
-from coinwire.core.orders import CONDITIONAL_TYPES, OrderRequest, OrderType, Side
+from coinwire.core.orders import CLIENT_ORDER_TYPES, CONDITIONAL_TYPES, OrderRequest, OrderType, Side
 from coinwire.core.symbols import symbol_token
 from coinwire.services.gateway import Gateway
 from coinwire.services.health import Health
@@ -73,7 +73,7 @@ _SIDES = {side.value: side for side in Side}
 _MARKET = OrderType.MARKET  # a module constant: see core.orders
 _LIMIT = OrderType.LIMIT
 _CONDITIONAL_NAMES = frozenset(t.value for t in CONDITIONAL_TYPES)  # tested by the text: a str hash is C, an Enum's Python
-_ORDER_TYPES = {t.value: t for t in OrderType}
+_ORDER_TYPES = CLIENT_ORDER_TYPES  # a liquidation order is the venue's, never a client's
 _PARSED_LIMIT = 4096
 ECHO_PAYLOAD_LIMIT = 4096  # bytes of JSON an echo_notify / broadcast_notify may send to each receiver
 _encode = msgspec.json.Encoder().encode
@@ -228,7 +228,7 @@ class Api:
             raise InvalidInput("invalid_side", f"side must be 'buy' or 'sell', got {p.side!r}")
         order_type = _ORDER_TYPES.get(p.type)
         if order_type is None:
-            known = ", ".join(t.value for t in OrderType)
+            known = ", ".join(CLIENT_ORDER_TYPES)
             raise InvalidInput("unknown_order_type", f"unknown order type {p.type!r}; use one of {known}")
         conditional = p.type in _CONDITIONAL_NAMES
         if p.post_only:

@@ -23,7 +23,7 @@ from coinwire.core.instruments import Instrument
 
 __all__ = ["Side", "PositionSide",
            "OrderType", "OrderStatus", "DoneReason", "TriggerSource", "TimeInForce", "Order", "Fill", "InvalidTransition",
-           "TRANSITIONS", "OrderRequest", "CONDITIONAL_TYPES"]
+           "TRANSITIONS", "OrderRequest", "CONDITIONAL_TYPES", "CLIENT_ORDER_TYPES"]
 
 
 class Side(str, enum.Enum):
@@ -119,6 +119,8 @@ _OPEN, _DONE = OrderStatus.OPEN, OrderStatus.DONE
 
 CONDITIONAL_TYPES = frozenset({OrderType.STOP_MARKET, OrderType.STOP_LIMIT, OrderType.TAKE_PROFIT_MARKET,
                                OrderType.TAKE_PROFIT_LIMIT, OrderType.TRAILING_STOP})
+# what a client may ask for: every type but LIQUIDATION, which only a venue makes (parse client input against this)
+CLIENT_ORDER_TYPES: dict[str, OrderType] = {t.value: t for t in OrderType if t is not OrderType.LIQUIDATION}
 
 
 TRANSITIONS: dict[OrderStatus, frozenset[OrderStatus]] = {

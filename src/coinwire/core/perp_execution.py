@@ -93,6 +93,16 @@ def accept_perp_order(ledger: Ledger, engine: MatchingEngine, order: Order, ts: 
     after the order is in a bracket that allows less), `insufficient_margin`, and the book
     checks of spot orders (`post_only_would_take`, `no_liquidity`, `notional_below_minimum`).
     """
+    size = order.size
+    try:
+        return _accept(ledger, engine, order, ts, mark)
+    except BaseException:
+        order.size = size  # refused: the order is as it came (a reduce-only cut included)
+        raise
+
+
+def _accept(ledger: Ledger, engine: MatchingEngine, order: Order, ts: int, mark: int) -> list[WalletLine]:
+    """`accept_perp_order`'s checks in order; may cut a reduce-only order's size before a later check refuses it."""
     inst = engine.instrument
     book = ledger.positions
     book.register(inst)

@@ -21,7 +21,7 @@ from coinwire.core.ledger import Ledger
 from coinwire.core.margin import max_open_size
 from coinwire.core.matching import MatchingEngine
 from coinwire.core.numbers import ATTO_DECIMALS, to_units, units_to_str
-from coinwire.core.orders import CONDITIONAL_TYPES, Order, OrderType, Side, TimeInForce, TriggerSource
+from coinwire.core.orders import CLIENT_ORDER_TYPES, CONDITIONAL_TYPES, Order, OrderType, Side, TimeInForce, TriggerSource
 
 __all__ = ["Conditional", "Exits", "OrderArgs", "grid_units", "leveraged_size", "order_args", "order_type", "parse_distance",
            "prepare_conditional", "request_fields", "resolve_size"]
@@ -326,11 +326,10 @@ def request_fields(args: OrderArgs) -> dict[str, Any]:
 def order_type(kind: str | None, limit: Any) -> OrderType:
     if kind is None:
         return OrderType.MARKET if limit is None else OrderType.LIMIT
-    try:
-        found = OrderType(kind)
-    except ValueError:
-        known = ", ".join(t.value for t in OrderType)
-        raise InvalidInput("unknown_order_type", f"unknown order type {kind!r}; use one of {known}") from None
+    found = CLIENT_ORDER_TYPES.get(kind)  # a liquidation order is the venue's, never a strategy's
+    if found is None:
+        known = ", ".join(CLIENT_ORDER_TYPES)
+        raise InvalidInput("unknown_order_type", f"unknown order type {kind!r}; use one of {known}")
     return found
 
 
