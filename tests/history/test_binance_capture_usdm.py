@@ -10,10 +10,11 @@ from itertools import pairwise
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 
 from coinwire.core.errors import InvalidInput
-from coinwire.history.binance_capture import BINANCE_USDM_BTCUSDT, iter_capture
+from coinwire.history.binance_capture import BINANCE_USDM_BTCUSDT, BINANCE_USDM_BTCUSDT_PERP, iter_capture
 from coinwire.messages import BookDelta, BookSnapshot, BookTicker, TradeTick
 from tests.conftest import shared_data
 
@@ -99,6 +100,19 @@ def test_pu_chain_after_the_snapshot(recorded: list[tuple[int, dict[str, Any]]])
     breaks = [(a.last_update_id, b.prev_update_id) for a, b in pairwise(kept) if b.prev_update_id != a.last_update_id]
     assert breaks == []
     assert all(d.prev_update_id > 0 for d in diffs)
+
+
+def test_the_capture_as_the_perpetual() -> None:
+    """Replayed as `BTC/USDT:USDT` (kind perpetual, settled in USDT), every message is the same but for its symbol."""
+    inst = BINANCE_USDM_BTCUSDT_PERP
+    assert inst.is_perpetual and inst.settle == "USDT" and inst.funding_interval_s == 28_800
+    spot_like = iter_capture(usdm_file(), BINANCE_USDM_BTCUSDT)
+    count = 0
+    for (recv, perp), (recv2, plain) in zip(iter_capture(usdm_file(), inst), spot_like, strict=True):
+        assert recv == recv2 and perp.symbol == "BTC/USDT:USDT"
+        assert msgspec.structs.replace(perp, symbol=plain.symbol) == plain
+        count += 1
+    assert count == 93_954
 
 
 def write_capture(path: Path, lines: list[str]) -> Path:

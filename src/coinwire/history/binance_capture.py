@@ -21,13 +21,14 @@ from typing import Any, Final, Generic, TypeVar
 import msgspec
 
 from coinwire.core.errors import InvalidInput
-from coinwire.core.instruments import Instrument
+from coinwire.core.instruments import PERPETUAL, Instrument
 from coinwire.core.numbers import POW10
 from coinwire.messages import BookDelta, BookSnapshot, BookTicker, TradeTick
 
 __all__ = [
     "BINANCE_BTCUSDT",
     "BINANCE_USDM_BTCUSDT",
+    "BINANCE_USDM_BTCUSDT_PERP",
     "CaptureParser",
     "MarketData",
     "PathArg",
@@ -67,6 +68,13 @@ BINANCE_USDM_BTCUSDT: Final = Instrument(
     min_notional=100 * 10**18,
     maker_fee=20_000,
     taker_fee=50_000,
+)
+
+# The same market as the linear perpetual it is, in CCXT's unified form: what paper and backtests of
+# perpetuals replay the capture as. Its leverage brackets and clearance fee are data
+# (refdata.brackets.perpetual_fields, a layer above this one), added by whoever builds the venue.
+BINANCE_USDM_BTCUSDT_PERP: Final = msgspec.structs.replace(
+    BINANCE_USDM_BTCUSDT, symbol="BTC/USDT:USDT", kind=PERPETUAL, settle="USDT", funding_interval_s=8 * 3600
 )
 
 _CACHE_LIMIT: Final = 1 << 18  # distinct strings remembered per converter before starting over

@@ -439,12 +439,14 @@ def _key(
 
 
 def _exchange_from_folder(path: Path, default: str | None = None) -> str:
-    """freqtrade keeps `user_data/data/<exchange>/`; shared data names folders `binance-spot-1h`.
+    """freqtrade keeps `user_data/data/<exchange>/`; shared data names folders `binance-spot-1h` and
+    `binance-usdm-futures` (CCXT's `binanceusdm`, tried before `binance`).
     A folder named otherwise gives `default`, for readers that need no exchange (the frontier)."""
     import ccxt  # only when no exchange was given: importing it takes most of a second
 
     folder = path.resolve().parent.name.lower()
-    for candidate in (folder, re.split(r"[-_.]", folder)[0]):
+    words = re.split(r"[-_.]", folder)
+    for candidate in (folder, "".join(words[:2]), words[0]):
         if candidate in ccxt.exchanges:
             return str(candidate)
     if default is not None:
