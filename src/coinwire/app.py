@@ -72,15 +72,20 @@ def build_feed(cfg: ExchangeConfig) -> Any:
     """The market-data feed an exchange's configuration asks for."""
     if cfg.feed == "demo":
         kwargs: dict[str, Any] = {"exchange": cfg.name, "seed": cfg.seed, "interval": cfg.tick_interval,
-                                  "premium_bp": cfg.demo_premium_bp}
+                                  "premium_bp": cfg.demo_premium_bp, "funding_speedup": cfg.funding_speedup}
         if cfg.symbols:
             kwargs["symbols"] = tuple(cfg.symbols)
         return DemoFeed(**kwargs)
     if cfg.feed == "replay":
         from coinwire.feeds.replay import ReplayFeed
-        from coinwire.history.binance_capture import BINANCE_BTCUSDT
+        from coinwire.history.binance_capture import BINANCE_BTCUSDT, BINANCE_USDM_BTCUSDT_PERP
+        from coinwire.refdata.brackets import perpetual_fields
 
-        instrument = msgspec.structs.replace(BINANCE_BTCUSDT, exchange=cfg.name)
+        if cfg.replay_market == "binanceusdm":  # the USD-M perpetual, with Binance's published brackets and clearance fee
+            instrument = msgspec.structs.replace(BINANCE_USDM_BTCUSDT_PERP, exchange=cfg.name,
+                                                 **perpetual_fields("binanceusdm", BINANCE_USDM_BTCUSDT_PERP.symbol))
+        else:
+            instrument = msgspec.structs.replace(BINANCE_BTCUSDT, exchange=cfg.name)
         return ReplayFeed(cfg.replay_paths, instrument, speed=cfg.replay_speed, loop=cfg.replay_loop)
     if cfg.feed == "ccxt":
         from coinwire.feeds.ccxt_feed import CcxtFeed

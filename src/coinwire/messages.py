@@ -5,13 +5,16 @@ Subjects are dot-separated tokens, lower case, NATS style (`*` one token, `>` th
     book.<exchange>.<quote>.<base>       BookSnapshot | BookDelta     (market data)
     trade.<exchange>.<quote>.<base>      TradeTick
     ticker.<exchange>.<quote>.<base>     BookTicker | Ticker
+    mark.<exchange>.<quote>.<base>       MarkPrice (a perpetual's mark price and funding rate)
     markets.<exchange>                   Markets (the instruments a feed serves)
     order.<account>.<exchange>.<quote>.<base>  OrderUpdate            (durable)
     fill.<account>.<exchange>.<quote>.<base>   FillEvent              (durable)
+    position.<account>.<exchange>.<quote>.<base>  PositionUpdate      (durable)
     exchstatus.<exchange>                ExchangeStatusChanged
     rate.<exchange>.<quote>.<base>       Rate (a market's stored rate of one minute)
     log.<level>                          LogMessage
 
+A perpetual's quote token names its settle currency too (`BTC/USDT:USDT` -> `usdt:usdt.btc`).
 So `ticker.binance.usdt.*` receives every USDT pair of binance. Market-data messages carry
 prices and sizes as integers at the instrument's precision, together with that precision,
 so they are exact on any wire. Notifications carry decimal strings (they go to people).
@@ -33,6 +36,9 @@ __all__ = [
     "TradeTick",
     "BookTicker",
     "Ticker",
+    "MarkPrice",
+    "PositionView",
+    "PositionUpdate",
     "OrderView",
     "FillView",
     "OrderUpdate",
@@ -101,6 +107,20 @@ class BookTicker(msgspec.Struct, frozen=True, tag="ticker"):
     bid_size: int
     ask: int
     ask_size: int
+
+
+class MarkPrice(msgspec.Struct, frozen=True, tag="mark_price"):
+    """A perpetual's mark price (Binance's `markPriceUpdate`), with the funding rate of the next funding time.
+
+    `funding_rate` in 1e-8 units (0.0001 = 10_000); `next_funding_time` ns (0: not known).
+    """
+
+    exchange: str
+    symbol: str
+    ts: int
+    mark: int
+    funding_rate: int = 0
+    next_funding_time: int = 0
 
 
 class Ticker(msgspec.Struct, frozen=True, tag="ticker_stats"):
@@ -245,6 +265,44 @@ class FillEvent(msgspec.Struct, frozen=True, tag="trade_fill"):
     seq: int = 0
 
 
+class PositionView(msgspec.Struct, frozen=True, gc=False):
+    """One perpetual position as clients see it (the `positions_updated` notification and every position answer):
+    money and sizes as decimal strings; keys in this order (services.views builds it)."""
+
+    account: int
+    exchange: str
+    symbol: str
+    position_side: str  # both | long | short
+    side: str  # long | short | flat
+    size: str  # absolute
+    entry_price: str
+    mark_price: str
+    notional: str
+    unrealised_pnl: str
+    realised_pnl: str
+    funding: str
+    fees: str
+    leverage: int
+    margin_mode: str  # isolated | cross
+    isolated_margin: str | None
+    initial_margin: str
+    maintenance_margin: str
+    margin_ratio: str  # "0.0123" = 1.23%; 1 = liquidation
+    liquidation_price: str | None
+    wallet_set_id: int | None
+    updated_at: int  # ns
+    seq: int
+
+
+class PositionUpdate(msgspec.Struct, frozen=True, tag="position"):
+    """The `positions_updated` notification: one position changed (a fill, funding, a liquidation, a new mark)."""
+
+    position: PositionView
+    owner_id: int | None = None  # the account's owner (never in the payload)
+    account_id: int = 0
+    seq: int = 0
+
+
 class ExchangeStatusChanged(msgspec.Struct, frozen=True, tag="exchstatus"):
     exchange: str
     from_status: str
@@ -282,15 +340,17 @@ Message = (
     | TradeTick
     | BookTicker
     | Ticker
+    | MarkPrice
     | OrderUpdate
     | FillEvent
+    | PositionUpdate
     | ExchangeStatusChanged
     | LogMessage
     | Rate
 )
 
 # Subjects whose messages a bus keeps and can replay from a sequence number.
-DURABLE_SUBJECTS: tuple[str, ...] = ("order.>", "fill.>")
+DURABLE_SUBJECTS: tuple[str, ...] = ("order.>", "fill.>", "position.>")
 
 
 def account_subject(kind: str, account_id: int, exchange: str, symbol: str) -> str:
@@ -299,16 +359,26 @@ def account_subject(kind: str, account_id: int, exchange: str, symbol: str) -> s
     The account comes first so one account's stream is one filter (`order.7.>`), which JetStream
     applies on the server when a client replays what it missed.
     """
-    base, quote = split_symbol(symbol)
-    return f"{kind}.{account_id}.{exchange.lower()}.{quote.lower()}.{base.lower()}"
+    quote, base = _tokens(symbol)
+    return f"{kind}.{account_id}.{exchange.lower()}.{quote}.{base}"
 
 
 def subject(kind: str, exchange: str, symbol: str | None = None) -> str:
     """Build a subject: `subject("ticker", "binance", "BTC/USDT")` -> `ticker.binance.usdt.btc`."""
     if symbol is None:
         return f"{kind}.{exchange.lower()}"
+    quote, base = _tokens(symbol)
+    return f"{kind}.{exchange.lower()}.{quote}.{base}"
+
+
+def _tokens(symbol: str) -> tuple[str, str]:
+    """A symbol's quote and base subject tokens; a perpetual's quote token names its settle currency too
+    (`BTC/USDT:USDT` -> `usdt:usdt`, `btc`), so `ticker.binance.usdt.*` is the spot markets alone."""
     base, quote = split_symbol(symbol)
-    return f"{kind}.{exchange.lower()}.{quote.lower()}.{base.lower()}"
+    _, colon, settle = symbol.partition(":")
+    if colon:
+        return f"{quote.lower()}:{settle.strip().lower()}", base.lower()
+    return quote.lower(), base.lower()
 
 
 _encoder = msgspec.msgpack.Encoder()

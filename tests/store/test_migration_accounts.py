@@ -48,8 +48,9 @@ CURRENCIES = ["BTC", "ETH", "SOL", "USDT"]
 T0 = 1_790_000_000 * 10**9
 TRADER, ADMIN, SECOND_ADMIN = 1, 2, 3  # the first admin is not the first user
 NEW_COLUMNS = {"account_id", "seq", "funds", "stop_price", "trigger", "trail_ppm", "trail_delta", "activation_price", "trail_best",
-               "time_in_force", "expire_at", "triggered_at", "list_id", "parent_id", "bracket", "emulated", "reduce_only"}
-# what 0010 adds to wallets, orders and fills; 0016_order_funds and 0017_conditional_orders to orders
+               "time_in_force", "expire_at", "triggered_at", "list_id", "parent_id", "bracket", "emulated", "reduce_only",
+               "position_side"}
+# what 0010 adds to wallets, orders and fills; 0016_order_funds, 0017_conditional_orders and 0018_perpetuals to orders (and fills)
 EXCHANGES = [
     {"name": name, "feed": "demo", "tick_interval": 0.05, "seed": seed, "paper_funds": {"USDT": "5000", "BTC": "1"}}
     for name, seed in (("demo", 11), ("demo2", 23))

@@ -22,7 +22,8 @@ TABLES = {"orders", "fills", "wallet_sets", "wallets", "wallet_lines",
           "wallet_totals", "hold_totals", "checkpoints", "candles", "fx_rates", "coin_stats", "meta",
           "users", "sessions", "api_keys", "owners", "credentials", "audit", "preferences", "accounts", "account_members",
           "site_settings", "rates", "schedules", "schedule_ticks", "alembic_version",
-          "notify_channels", "notify_subscriptions", "notify_outbox"}
+          "notify_channels", "notify_subscriptions", "notify_outbox",
+          "positions", "position_settings", "position_modes", "funding_payments"}
 
 
 def _diff(connection: Connection) -> list[object]:

@@ -20,6 +20,7 @@ from coinwire.core.ids import IdSequence
 from coinwire.core.instruments import Instrument
 from coinwire.core.ledger import Ledger
 from coinwire.core.orders import Fill, Order, OrderType, Side
+from coinwire.core.positions import Position
 from coinwire.messages import BookSnapshot
 from coinwire.services.gateway import Gateway, make_venue
 from coinwire.store import Store
@@ -69,6 +70,9 @@ class RecordingHost:
 
     async def order_fills(self, order_id: int) -> list[Fill]:
         return await self.gateway.order_fills(order_id)
+
+    async def publish_marks(self, positions: list[Position]) -> None:
+        await self.gateway.publish_marks(positions)
 
 
 class GatewayHarness:

@@ -59,6 +59,10 @@ class ExchangeConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     # demo exchanges quote one market at different prices (see the cross_exchange strategy)
     demo_premium_bp: float = 0.0
     replay_paths: list[str] = msgspec.field(default_factory=list)
+    # replay feed: what the capture records: "binance" (spot BTC/USDT) or "binanceusdm" (the USD-M perpetual BTC/USDT:USDT)
+    replay_market: str = "binance"
+    # demo feed: perpetuals' funding comes this many times more often than their 8-hour interval (60: every 8 minutes)
+    funding_speedup: int = 60
     replay_speed: float | None = 1.0  # None = as fast as possible
     replay_loop: bool = True
     paper_funds: dict[str, str] = msgspec.field(default_factory=dict)  # credited once on an empty store
@@ -334,6 +338,10 @@ def _check(settings: Settings, env: Mapping[str, str]) -> None:
             raise ConfigError(f"exchange {ex.name}: replay_speed must be > 0 (null: as fast as possible)")
         if ex.mode not in ("paper", "live"):
             raise ConfigError(f"exchange {ex.name}: mode must be 'paper' or 'live', got {ex.mode!r}")
+        if ex.replay_market not in ("binance", "binanceusdm"):
+            raise ConfigError(f"exchange {ex.name}: replay_market must be 'binance' or 'binanceusdm', got {ex.replay_market!r}")
+        if ex.funding_speedup < 1:
+            raise ConfigError(f"exchange {ex.name}: funding_speedup must be a whole number >= 1, got {ex.funding_speedup}")
         if ex.feed not in ("demo", "replay", "ccxt"):
             raise ConfigError(f"exchange {ex.name}: feed must be 'demo', 'replay' or 'ccxt', got {ex.feed!r}")
         if ex.feed == "replay" and not ex.replay_paths:

@@ -16,14 +16,15 @@ from functools import lru_cache
 from typing import Protocol, runtime_checkable
 
 from coinwire.core.instruments import Instrument
-from coinwire.messages import BookDelta, BookSnapshot, BookTicker, Markets, Message, Ticker, TradeTick, subject
+from coinwire.messages import BookDelta, BookSnapshot, BookTicker, Markets, MarkPrice, Message, Ticker, TradeTick, subject
 
 __all__ = ["Feed", "SnapshotSource", "Publish", "HealthHook", "subject_for"]
 
 Publish = Callable[[str, Message], Awaitable[object]]
 HealthHook = Callable[[str, bool], Awaitable[object]]  # (symbol, healthy) on every change
 
-_KIND_BY_TYPE: dict[type, str] = {BookSnapshot: "book", BookDelta: "book", TradeTick: "trade", BookTicker: "ticker", Ticker: "ticker"}
+_KIND_BY_TYPE: dict[type, str] = {BookSnapshot: "book", BookDelta: "book", TradeTick: "trade", BookTicker: "ticker", Ticker: "ticker",
+                                 MarkPrice: "mark"}
 
 
 @runtime_checkable

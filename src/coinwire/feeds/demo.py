@@ -16,6 +16,13 @@ a backward random walk of the same volatility, seeded by the same seed, exchange
 ending at the start price, so a run's warm-up on the demo feed is the same every time; candles
 since the first tick are those of the trades it produced.
 
+Perpetual markets (`BTC/USDT:USDT`, `ETH/USDT:USDT`: a symbol with a settle currency) walk like
+the spot ones and also send a `MarkPrice` every tick: the mark is the mid, and the funding rate
+walks around Binance's 0.01% (never beyond +-0.05%) on its own seeded generator, so spot markets
+replay as before. Funding is due every `funding_interval_s` of the instrument (8 hours, as on
+Binance), compressed by `funding_speedup` for the demo (60 by default: every 8 minutes); the
+next funding time goes out with each mark.
+
 Two demo exchanges with different names walk independently (the exchange name is part of
 each symbol's seed), and `premium_bp` starts one exchange's prices that many basis points
 above (or, negative, below) the usual start: the same market quoted at different prices on
@@ -31,20 +38,29 @@ import time
 import zlib
 from collections.abc import Callable, Iterable
 from itertools import takewhile
+from typing import Any
 
 import numpy as np
 
 from coinwire.config import MAX_PREMIUM_BP
 from coinwire.core.book import L2Book
-from coinwire.core.instruments import Instrument
+from coinwire.core.instruments import PERPETUAL, Instrument
 from coinwire.core.orders import Side
 from coinwire.core.rollup import OHLCV
 from coinwire.feeds.base import Publish, subject_for
-from coinwire.messages import BookDelta, BookSnapshot, BookTicker, Markets, Message, TradeTick, subject
+from coinwire.messages import BookDelta, BookSnapshot, BookTicker, Markets, MarkPrice, Message, TradeTick, subject
+from coinwire.refdata.brackets import perpetual_fields
 
-__all__ = ["DemoMarket", "DemoFeed", "demo_instrument", "DEFAULT_SYMBOLS", "MAX_PREMIUM_BP"]
+__all__ = ["DemoMarket", "DemoFeed", "demo_instrument", "DEFAULT_SYMBOLS", "PERPETUAL_SYMBOLS", "MAX_PREMIUM_BP",
+           "FUNDING_SPEEDUP"]
 
 DEFAULT_SYMBOLS = ("BTC/USDT", "ETH/USDT", "SOL/USDT")
+PERPETUAL_SYMBOLS = ("BTC/USDT:USDT", "ETH/USDT:USDT")  # what a demo exchange configured with them trades
+FUNDING_SPEEDUP = 60  # the demo's funding schedule runs this much faster than the instrument's (8 h -> 8 min)
+_FUNDING_INTERVAL_S = 28_800  # Binance's 8 hours
+_FUNDING_BASE, _FUNDING_STEP, _FUNDING_CAP = 10_000, 500, 50_000  # 0.01%, its walk per tick, +-0.05% (1e-8 units)
+_PERP_FEES = (20_000, 50_000)  # Binance USD-M maker 0.02%, taker 0.05%
+_LIQUIDATION_FEE = 500_000  # 0.5% of the liquidated notional (the clearance fee)
 # symbol -> (start price in whole quote units, size decimals); prices have 2 decimals, tick 0.01
 _PROFILES: dict[str, tuple[int, int]] = {"BTC/USDT": (60_000, 5), "ETH/USDT": (3_000, 4), "SOL/USDT": (150, 3),
                                          "BTC/GBP": (47_000, 8)}  # kripto's market, when configured
@@ -59,10 +75,29 @@ _MAX_FILL = 6  # levels added between the old and new touch when the mid jumps
 _SetLevel = Callable[[int, int], None]
 
 
+def _profile(symbol: str) -> tuple[int, int]:
+    """A market's start price and size decimals: a perpetual's are its spot market's."""
+    return _PROFILES.get(symbol.partition(":")[0], _DEFAULT_PROFILE)
+
+
 def demo_instrument(exchange: str, symbol: str) -> Instrument:
-    """The demo market for `symbol`: tick 0.01, a step suited to its price, 0.1% fees."""
-    base, _, quote = symbol.partition("/")
-    size_decimals = _PROFILES.get(symbol, _DEFAULT_PROFILE)[1]
+    """The demo market for `symbol`: tick 0.01, a step suited to its price, 0.1% fees.
+
+    A perpetual (`BTC/USDT:USDT`): linear, settled in USDT, one contract one base unit, Binance's
+    USD-M fees and published leverage brackets of the same symbol, 8-hour funding.
+    """
+    pair, _, settle = symbol.partition(":")
+    base, _, quote = pair.partition("/")
+    size_decimals = _profile(symbol)[1]
+    if settle:
+        maker, taker = _PERP_FEES
+        published: dict[str, Any] = {"funding_interval_s": _FUNDING_INTERVAL_S, "liquidation_fee": _LIQUIDATION_FEE}
+        published |= perpetual_fields("binanceusdm", symbol)  # Binance's tiers and clearance fee where shipped
+        return Instrument(
+            exchange=exchange, symbol=symbol, base=base, quote=quote, price_decimals=_PRICE_DECIMALS,
+            size_decimals=size_decimals, min_size=1, min_notional=5 * 10**18, maker_fee=maker, taker_fee=taker,
+            kind=PERPETUAL, settle=settle, **published,
+        )
     return Instrument(
         exchange=exchange,
         symbol=symbol,
@@ -81,12 +116,15 @@ class _Symbol:
     """One symbol's generator state."""
 
     __slots__ = ("instrument", "rng", "book", "update_id", "trade_id", "mid", "spacing", "touch_size", "start_mid", "past_seed",
-                 "minutes")
+                 "minutes", "funding_rng", "funding_rate")
 
     def __init__(self, instrument: Instrument, seed: int, levels: int, premium_bp: float = 0.0) -> None:
         self.instrument = instrument
         self.rng = random.Random(f"{seed}:{instrument.exchange}:{instrument.symbol}")
-        start = _PROFILES.get(instrument.symbol, _DEFAULT_PROFILE)[0]
+        # a perpetual's funding walks on a generator of its own: the book's draws stay the spot market's
+        self.funding_rng = random.Random(f"{seed}:{instrument.exchange}:{instrument.symbol}:funding")
+        self.funding_rate = _FUNDING_BASE
+        start = _profile(instrument.symbol)[0]
         self.mid = round(start * 10**instrument.price_decimals * (1 + premium_bp / 10_000))
         self.start_mid = self.mid
         self.past_seed = zlib.crc32(f"{seed}:{instrument.exchange}:{instrument.symbol}:past".encode())
@@ -121,15 +159,21 @@ class DemoMarket:
 
     def __init__(
         self, exchange: str = "demo", symbols: Iterable[str] = DEFAULT_SYMBOLS, seed: int = 7, levels: int = 150,
-        premium_bp: float = 0.0, tick_seconds: float = 0.25,
+        premium_bp: float = 0.0, tick_seconds: float = 0.25, funding_speedup: int = FUNDING_SPEEDUP,
     ) -> None:
-        """`tick_seconds`: the time between two ticks, which sets how far the past's minutes walk."""
+        """`tick_seconds`: the time between two ticks, which sets how far the past's minutes walk.
+
+        `funding_speedup`: perpetuals' funding comes this many times more often than their instrument's interval.
+        """
+        if funding_speedup < 1:
+            raise ValueError("funding_speedup must be a positive integer")
         if levels < 2:
             raise ValueError("a demo book needs at least 2 levels a side")
         if not -MAX_PREMIUM_BP <= premium_bp <= MAX_PREMIUM_BP:
             raise ValueError(f"a demo premium is between -{MAX_PREMIUM_BP} and {MAX_PREMIUM_BP} basis points, got {premium_bp}")
         self.exchange = exchange
         self.levels = levels
+        self.funding_speedup = funding_speedup
         self.ticks = 0
         self.ts = 0
         self.origin: int | None = None  # unix s of the first tick (or stamped snapshot): where the past ends
@@ -229,6 +273,20 @@ class DemoMarket:
         )
         (bid, bid_size), (ask, ask_size) = book.levels(Side.BUY, 1)[0], book.levels(Side.SELL, 1)[0]
         out.append(BookTicker(self.exchange, symbol, ts, state.update_id, bid, bid_size, ask, ask_size))
+        if state.instrument.kind == PERPETUAL:
+            out.append(self._mark(state, ts, (bid + ask) // 2))
+
+    def funding_period_ns(self, instrument: Instrument) -> int:
+        """The demo's time between two funding times of a perpetual: its interval, compressed."""
+        return max(1, instrument.funding_interval_s * 1_000_000_000 // self.funding_speedup)
+
+    def _mark(self, state: _Symbol, ts: int, mid: int) -> MarkPrice:
+        """The perpetual's mark (the mid) and the funding rate of its next funding time, which walks a little each tick."""
+        rng = state.funding_rng
+        step = rng.randint(-_FUNDING_STEP, _FUNDING_STEP) + (_FUNDING_BASE - state.funding_rate) // 50  # pulled back to 0.01%
+        state.funding_rate = max(-_FUNDING_CAP, min(_FUNDING_CAP, state.funding_rate + step))
+        period = self.funding_period_ns(state.instrument)
+        return MarkPrice(self.exchange, state.instrument.symbol, ts, mid, state.funding_rate, (ts // period + 1) * period)
 
     @staticmethod
     def _record(state: _Symbol, ts: int, price: int, size: int) -> None:
@@ -324,12 +382,14 @@ class DemoFeed:
         interval: float = 0.25,
         levels: int = 150,
         premium_bp: float = 0.0,
+        funding_speedup: int = FUNDING_SPEEDUP,
     ) -> None:
         if interval < 0:
             raise ValueError("interval must be >= 0 seconds")
         self.exchange = exchange
         self.interval = interval
-        self.market = DemoMarket(exchange, symbols, seed, levels, premium_bp, tick_seconds=interval or 0.25)
+        self.market = DemoMarket(exchange, symbols, seed, levels, premium_bp, tick_seconds=interval or 0.25,
+                                 funding_speedup=funding_speedup)
         self._closed = False
 
     def instruments(self) -> list[Instrument]:

@@ -39,7 +39,9 @@ from coinwire.core.instruments import Instrument
 from coinwire.core.key_filter import KeyFilter
 from coinwire.core.ledger import Ledger
 from coinwire.core.numbers import str_to_atto
-from coinwire.core.orders import CONDITIONAL_TYPES, Fill, Order, OrderRequest, TimeInForce
+from coinwire.core.orders import CONDITIONAL_TYPES, Fill, Order, OrderRequest, PositionSide, TimeInForce
+from coinwire.core.perp_execution import close_position_order
+from coinwire.core.positions import MarginMode, Position, PositionSettings
 from coinwire.core.symbols import normalize_symbol
 from coinwire.core.wallets import Wallet, WalletLine, WalletSet
 from coinwire.messages import (
@@ -50,9 +52,12 @@ from coinwire.messages import (
     FillEvent,
     LogMessage,
     Markets,
+    MarkPrice,
     Message,
     OrderUpdate,
     OrderView,
+    PositionUpdate,
+    PositionView,
     TradeTick,
     account_subject,
     subject,
@@ -60,10 +65,11 @@ from coinwire.messages import (
 from coinwire.services.accounts import AccountBook, MembersRepository
 from coinwire.services.live_credentials import live_credentials
 from coinwire.services.log_feed import LogRing
+from coinwire.services.position_views import position_views
 from coinwire.services.recent_orders import RecentOrders
-from coinwire.services.views import fill_view, order_view
+from coinwire.services.views import FundingView, fill_view, funding_view, order_view
 from coinwire.store import ChangeSet, GroupCommitWriter, Store
-from coinwire.venues.base import Execution
+from coinwire.venues.base import Execution, PerpVenue
 from coinwire.venues.hosted import GatewayHost, HostedVenue
 from coinwire.venues.paper import PaperMarket, PaperVenue
 
@@ -74,8 +80,8 @@ _NO_CONTEXT: dict[str, object] = {}  # shared by every log message without field
 
 Clock = Callable[[], int]
 
-_MARKET_DATA = frozenset({Markets, BookSnapshot, BookDelta, TradeTick, BookTicker})
-_CONDITIONAL, _GTC = CONDITIONAL_TYPES, TimeInForce.GTC  # module constants: see core.orders
+_MARKET_DATA = frozenset({Markets, BookSnapshot, BookDelta, TradeTick, BookTicker, MarkPrice})
+_CONDITIONAL, _GTC, _BOTH = CONDITIONAL_TYPES, TimeInForce.GTC, PositionSide.BOTH  # module constants: see core.orders
 
 VenueFactory = Callable[[ExchangeConfig, GatewayHost, Store, Settings], HostedVenue]
 
@@ -185,7 +191,9 @@ class Gateway:
         self.accounts.load(state.accounts, await MembersRepository(self.store).all())
         self.seqs = dict(state.last_seqs)
         self._order_seqs.clear()  # commands whose notifications will not come (a failed commit reloads from the store)
-        self.ledger = Ledger.restore(state.wallets, state.wallet_sets, state.totals)
+        self.ledger = Ledger.restore(state.wallets, state.wallet_sets, state.totals, positions=state.positions,
+                                     position_settings=state.position_settings,
+                                     hedge_modes=[(m.account_id, m.exchange, m.hedge_mode) for m in state.position_modes])
         self._persisted_wallets = {w.id for w in state.wallets}
         self.order_ids.advance_to(state.last_order_id)
         self.fill_ids.advance_to(state.last_fill_id)
@@ -258,7 +266,14 @@ class Gateway:
         instruments = [i for i in message.instruments if not wanted or i.symbol in wanted]
         venue.add_instruments(instruments)
         self.ledger.add_exchange(venue.name, venue.currencies())
+        self._register_perpetuals(venue)
         self._restore_orders(venue)
+
+    def _register_perpetuals(self, venue: HostedVenue) -> None:
+        """The position book knows each perpetual of the venue (a cross pool's margin reads every symbol's brackets)."""
+        for market in venue.markets.values():
+            if market.instrument.is_perpetual:
+                self.ledger.positions.register(market.instrument)
 
     def _restore_orders(self, venue: HostedVenue) -> None:
         """Hand the venue the orders not done the store holds for it (those of markets it does not know yet wait)."""
@@ -493,7 +508,7 @@ class Gateway:
         the caller reloads). An order's fills against the mirrored book leave that book's
         consumed liquidity as it is until the next book update, as a cancel would.
         """
-        if placed is None and created is None:
+        if (placed is None and created is None) or changes.positions:  # a position's change is undone by a reload only
             return False
         mine = [placed, *(made or ())] if placed is not None else []
         if sum(order.filled_size for order in mine) != sum(fill.size for fill, _ in changes.fills):
@@ -533,6 +548,7 @@ class Gateway:
                 venue.forget_orders()
             await self._restore()
             for venue in self.venues.values():
+                self._register_perpetuals(venue)
                 self._restore_orders(venue)
 
     def _subject(self, kind: str, account_id: int, exchange: str, symbol: str) -> str:
@@ -545,8 +561,52 @@ class Gateway:
             subj = self._subjects[key] = account_subject(kind, account_id, exchange, symbol)
         return subj
 
-    async def _notify(self, orders: list[Order], fills: list[Fill]) -> list[OrderView]:
-        """Publish fills and order updates; returns the orders' views (built once, also the answer).
+    def _perp_changes(self, changes: ChangeSet, execution: Execution, notified: bool) -> list[tuple[str, Message]]:
+        """A perpetual step's rows (positions, settings, modes, funding) into `changes`; returns its position notifications.
+
+        Each changed position takes its account's next sequence number here, as orders do, and
+        its view is built now, at the state this change set stores (a later step may move it
+        before this one's notification goes out).
+        """
+        positions = execution.positions or []
+        for pos in positions:
+            changes.add_position(pos, self.venues[pos.exchange].markets[pos.symbol].instrument)
+            if notified:
+                pos.seq = self.seqs[pos.account_id] = self.seqs.get(pos.account_id, 0) + 1
+        if execution.settings:
+            changes.settings = list(execution.settings)
+        if execution.modes:
+            changes.modes = list(execution.modes)
+        for payment in execution.funding or ():
+            changes.add_funding(payment, self.venues[payment.exchange].markets[payment.symbol].instrument)
+        return self._position_messages(positions) if notified else []
+
+    def _position_messages(self, positions: list[Position], seq: Callable[[Position], int] | None = None) -> list[tuple[str, Message]]:
+        """`positions_updated` notifications of these positions (each at its mark), to its account's followers."""
+        views = position_views(self.ledger, positions, self._position_instrument, seq)
+        return [(self._subject("position", pos.account_id, pos.exchange, pos.symbol),
+                 PositionUpdate(view, self._account_owner(pos.account_id), pos.account_id, view.seq))
+                for pos, view in zip(positions, views, strict=True)]
+
+    def _account_owner(self, account_id: int) -> int | None:
+        account = self.accounts.accounts.get(account_id)
+        return account.owner_id if account is not None else None
+
+    def _position_instrument(self, pos: Position) -> Instrument:
+        return self.venues[pos.exchange].markets[pos.symbol].instrument
+
+    async def publish_marks(self, positions: list[Position]) -> None:
+        """`positions_updated` for positions only their mark moved (uPnL, margin ratio): not stored, no new sequence number.
+
+        They carry the sequence of the position's latest stored change, so a follower replaying
+        from a sequence number misses nothing stored; the mark itself is stored with the next change.
+        """
+        if positions:
+            await self.bus.publish_many(self._position_messages(positions))
+
+    async def _notify(self, orders: list[Order], fills: list[Fill],
+                      positions: list[tuple[str, Message]] | None = None) -> list[OrderView]:
+        """Publish fills, order updates and position updates; returns the orders' views (built once, also the answer).
 
         In one `publish_many`: commands resume from their commits in the order they took their
         sequence numbers, so with nothing of another command between them each account's
@@ -582,6 +642,8 @@ class Gateway:
                 reason = order.done_reason.value if order.done_reason else "done"
                 batch.append(self._log_message("info", f"user.orders.{order.run_id or 'manual'}",
                                                f"Order {order.client_oid} is done ({reason})", None, order.owner_id))
+        if positions:
+            batch += positions
         await self.bus.publish_many(batch)
         return views
 
@@ -619,12 +681,16 @@ class Gateway:
             for order in created:
                 self.remember(order)
         orders, fills = execution.orders, execution.fills
-        await self._commit(self._changes(orders, fills, execution.lines, notified=notify), placed, made=created)
+        changes = self._changes(orders, fills, execution.lines, notified=notify)
+        moved: list[tuple[str, Message]] | None = None
+        if execution.positions is not None or execution.settings or execution.modes or execution.funding:
+            moved = self._perp_changes(changes, execution, notify)  # a spot step never comes here
+        await self._commit(changes, placed, made=created)
         if fills:
             metrics.FILLS.labels(fills[0].exchange).inc(len(fills))
         if not notify:
             return
-        views = await self._notify(orders, fills)
+        views = await self._notify(orders, fills, moved)
         answers = self._answers
         for order, view in zip(orders, views, strict=True):
             if order.id in answers:
@@ -702,7 +768,7 @@ class Gateway:
             funds=request.funds,
         )
         if (request.type in _CONDITIONAL or request.bracket is not None or request.expire_at or request.reduce_only
-                or request.time_in_force is not _GTC):
+                or request.time_in_force is not _GTC or request.position_side is not _BOTH):
             _carry_conditional(order, request)  # plain orders skip the fields they leave at their defaults
         answers = self._answers  # `_answered`, inline: this is every order's path
         answers[order.id] = None
@@ -874,6 +940,103 @@ class Gateway:
                 out.append(order_view(order, market.instrument))
         return out
 
+    # --- positions (perpetuals) --------------------------------------------------------------------
+    def positions(self, *, accounts: Collection[int] | None = None, exchange: str | None = None, symbol: str | None = None,
+                  include_flat: bool = False) -> list[PositionView]:
+        """Positions at their latest mark; `accounts`: only those accounts' (None: every account's, admins).
+
+        Flat positions (closed, with their realised PnL and funding) only with `include_flat`.
+        """
+        if accounts is not None and not accounts:
+            return []
+        wanted = normalize_symbol(symbol) if symbol is not None else None
+        book = self.ledger.positions
+        found = [p for p in book.all()
+                 if (accounts is None or p.account_id in accounts) and (exchange is None or p.exchange == exchange)
+                 and (wanted is None or p.symbol == wanted) and (include_flat or p.size)
+                 and p.exchange in self.venues and self.venues[p.exchange].market(p.symbol) is not None]
+        return position_views(self.ledger, found, self._position_instrument)
+
+    def position_settings(self, account_id: int, exchange: str, symbol: str) -> PositionSettings:
+        """The account's leverage and margin mode on a perpetual (the defaults until set)."""
+        market = self._perp_market(exchange, symbol)
+        return self.ledger.positions.settings(account_id, exchange, market.instrument.symbol, market.instrument)
+
+    def _perp_market(self, exchange: str, symbol: object) -> PaperMarket:
+        market = self.market(exchange, symbol)
+        if not market.instrument.is_perpetual:
+            raise InvalidInput("not_a_perpetual", f"{market.instrument.symbol} on {exchange} is not a perpetual market",
+                               field="pair")
+        return market
+
+    def _perp_venue(self, exchange: str) -> PerpVenue:
+        venue = self.ready_exchange(exchange)
+        if not isinstance(venue, PerpVenue):
+            raise InvalidInput("perpetuals_unsupported", f"exchange {exchange} does not trade perpetuals here")
+        return venue
+
+    async def set_leverage(self, *, account_id: int, exchange: str, symbol: str, leverage: object) -> PositionSettings:
+        """Set the account's leverage on a perpetual (`leverage_above_maximum` beyond the bracket's)."""
+        if type(leverage) is not int or leverage < 1:
+            raise InvalidInput("invalid_leverage", f"leverage must be a whole number >= 1, got {leverage!r}", field="leverage")
+        market = self._perp_market(exchange, symbol)
+        await self._perp_venue(exchange).set_leverage(account_id, market.instrument.symbol, leverage)
+        return self.position_settings(account_id, exchange, market.instrument.symbol)
+
+    async def set_margin_mode(self, *, account_id: int, exchange: str, symbol: str, mode: object) -> PositionSettings:
+        """Isolated or cross on a perpetual (`margin_mode_change_with_open_position` while a position or order is open)."""
+        try:
+            margin_mode = MarginMode(mode)
+        except ValueError:
+            raise InvalidInput("invalid_margin_mode", f"margin mode must be isolated or cross, got {mode!r}",
+                               field="mode") from None
+        market = self._perp_market(exchange, symbol)
+        await self._perp_venue(exchange).set_margin_mode(account_id, market.instrument.symbol, margin_mode)
+        return self.position_settings(account_id, exchange, market.instrument.symbol)
+
+    async def set_hedge_mode(self, *, account_id: int, exchange: str, hedge: object) -> bool:
+        """Hedge or one-way mode on an exchange's perpetuals; refused with positions or orders open there."""
+        if type(hedge) is not bool:
+            raise InvalidInput("invalid_hedge_mode", f"hedge_mode must be true or false, got {hedge!r}", field="hedge_mode")
+        await self._perp_venue(exchange).set_hedge_mode(account_id, hedge)
+        return self.ledger.positions.hedge_mode(account_id, exchange)
+
+    async def adjust_margin(self, *, account_id: int, exchange: str, symbol: str, amount: int,
+                            position_side: PositionSide = PositionSide.BOTH, wallet_set_id: int | None = None) -> PositionView:
+        """Add (+) or remove (-) isolated margin (ATTO of the settle currency) on a position; answers its new view."""
+        market = self._perp_market(exchange, symbol)
+        sym = market.instrument.symbol
+        await self._perp_venue(exchange).adjust_margin(account_id, sym, amount, position_side, wallet_set_id)
+        pos = self.ledger.positions.get(account_id, exchange, sym, position_side, wallet_set_id)
+        if pos is None:  # pragma: no cover - the venue refuses a margin change of a position it does not have
+            raise NotFound("no_position", f"no {position_side.value} position in {sym}")
+        return position_views(self.ledger, [pos], self._position_instrument)[0]
+
+    async def close_position(self, *, account_id: int, exchange: str, symbol: str,
+                             position_side: PositionSide = PositionSide.BOTH, wallet_set_id: int | None = None,
+                             owner_id: int | None = None, client_oid: str | None = None) -> OrderView:
+        """Close a position with a reduce-only market order for all of it (`no_position` when it is flat)."""
+        market = self._perp_market(exchange, symbol)
+        inst = market.instrument
+        order_id = self.order_ids.next()
+        order = close_position_order(self.ledger, inst, account_id, inst.symbol, position_side, wallet_set_id, order_id,
+                                     client_oid or f"close-{order_id}", self.clock())
+        order.owner_id = owner_id
+        return await self._answered(order, self.ready_exchange(exchange).place(order))
+
+    async def funding_history(self, *, accounts: Collection[int] | None = None, exchange: str | None = None,
+                              symbol: str | None = None, limit: int = 100, before_id: int | None = None) -> list[FundingView]:
+        """Funding payments settled on positions, newest first; `accounts`: only theirs (None: everyone's, admins)."""
+        wanted = normalize_symbol(symbol) if symbol is not None else None
+        rows = await self.store.funding_history(accounts, exchange, wanted, limit, before_id)
+        out = []
+        for payment in rows:
+            venue = self.venues.get(payment.exchange)
+            market = venue.market(payment.symbol) if venue is not None else None
+            if market is not None:
+                out.append(funding_view(payment, market.instrument))
+        return out
+
     # --- commands: wallets ---------------------------------------------------------------------------
     async def add_virtual_wallet_tx(self, *, exchange: str, currency: str, movement: int, account_id: int) -> int:
         """A deposit (+) or withdrawal (-) of virtual funds on a paper account's unallocated wallet."""
@@ -942,7 +1105,8 @@ class Gateway:
 
 
 def _carry_conditional(order: Order, request: OrderRequest) -> None:
-    """The request's conditional fields onto its new order (stop, trigger, trailing, time in force, expiry, bracket)."""
+    """The request's conditional and perpetual fields onto its new order (stop, trigger, trailing, time in force, expiry,
+    bracket, reduce-only, position side)."""
     order.stop_price = request.stop_price
     order.trigger = request.trigger
     order.trail_ppm = request.trail_ppm
@@ -952,6 +1116,7 @@ def _carry_conditional(order: Order, request: OrderRequest) -> None:
     order.expire_at = request.expire_at
     order.reduce_only = request.reduce_only
     order.bracket = request.bracket
+    order.position_side = request.position_side
 
 
 def _owner_of(orders: list[Order], order_id: int) -> int | None:

@@ -21,8 +21,9 @@ from coinwire.core.orders import Fill, Order, OrderStatus, OrderType
 from coinwire.core.symbols import symbol_token
 from coinwire.messages import BracketLegView, BracketView, FillView, OrderView
 from coinwire.store.codec import units_text
+from coinwire.venues.base import FundingPayment
 
-__all__ = ["iso", "order_view", "fill_view", "avg_price_str"]
+__all__ = ["iso", "order_view", "fill_view", "avg_price_str", "FundingView", "funding_view"]
 
 _SECONDS: dict[int, str] = {}  # whole second -> "YYYY-MM-DDTHH:MM:SS"
 _TOKENS: dict[str, str] = {}  # "BTC/USDT" -> "BTC_USDT"
@@ -184,4 +185,33 @@ def fill_view(fill: Fill, instrument: Instrument, seq: int, funds: int = 0) -> F
         notional,
         fee,
         True,
+    )
+
+
+class FundingView(msgspec.Struct, frozen=True, gc=False):
+    """One funding payment as clients see it (`get_funding`): the position it was settled on, the rate, the mark, the amount."""
+
+    id: int
+    account: int
+    exchange: str
+    symbol: str
+    position_side: str
+    wallet_set_id: int | None
+    timestamp: str
+    ts: int
+    size: str  # the position's signed size then
+    rate: str  # "0.0001" = 0.01%
+    mark_price: str
+    amount: str  # received +, paid -
+
+
+def funding_view(payment: FundingPayment, instrument: Instrument) -> FundingView:
+    """A stored funding payment's view."""
+    return FundingView(
+        id=payment.id, account=payment.account_id, exchange=payment.exchange, symbol=payment.symbol,
+        position_side=payment.side.value, wallet_set_id=payment.wallet_set_id, timestamp=_iso(payment.ts), ts=payment.ts,
+        size=units_text(payment.size, instrument.size_decimals),
+        rate=format(Decimal(payment.rate).scaleb(-8).normalize(), "f"),
+        mark_price=units_text(payment.mark, instrument.price_decimals),
+        amount=units_text(payment.amount, ATTO_DECIMALS),
     )

@@ -18,8 +18,10 @@ from sqlalchemy import Table
 from coinwire.core.accounts import Account
 from coinwire.core.numbers import ATTO_DECIMALS, to_units, units_to_str
 from coinwire.core.orders import Fill, Order
+from coinwire.core.positions import Position, PositionSettings
 from coinwire.core.wallets import Wallet, WalletLine, WalletSet
 from coinwire.store import tables
+from coinwire.venues.base import FundingPayment, HedgeMode
 
 __all__ = [
     "Scale",
@@ -34,6 +36,10 @@ __all__ = [
     "WALLET_SETS",
     "WALLETS",
     "WALLET_LINES",
+    "POSITIONS",
+    "POSITION_SETTINGS",
+    "POSITION_MODES",
+    "FUNDING_PAYMENTS",
     "COLUMNS",
 ]
 
@@ -85,15 +91,21 @@ def units_text(units: int, decimals: int) -> str:
 
 
 def _compile_encoder(
-    record: type[msgspec.Struct], money: dict[str, str], renames: dict[str, str], dropped: tuple[str, ...], columns: tuple[str, ...]
+    record: type[msgspec.Struct], money: dict[str, str], renames: dict[str, str], dropped: tuple[str, ...], columns: tuple[str, ...],
+    derived: Mapping[str, Callable[[Any], Any]] | None = None,
 ) -> Callable[[Any, int, int], Values]:
     """Build `encode(record, price_decimals, size_decimals) -> values` for one record type: the
     tuple of its table's `columns`, in that order.
 
     Enums become their values, money fields decimal text at their kind's decimals, other
     fields pass through; the generated source is plain Python over the struct's own fields.
+    `derived`: columns computed from the whole record (a position's key).
     """
     values: dict[str, str] = {"price_decimals": "pd", "size_decimals": "sd"}  # columns of scaled records only
+    namespace: dict[str, Any] = {"_text": units_text, "_texts": _TEXTS}
+    for column, function in (derived or {}).items():
+        namespace[f"_derived_{column}"] = function
+        values[column] = f"_derived_{column}(r)"
     for field in msgspec.inspect.type_info(record).fields:  # type: ignore[attr-defined]
         name = field.name
         if name in dropped:
@@ -113,7 +125,6 @@ def _compile_encoder(
     if missing:
         raise ValueError(f"{record.__name__} has no value for the columns {missing}")
     source = "def encode(r, pd, sd):\n    return (" + "".join(f"{values[c]}, " for c in columns) + ")\n"
-    namespace: dict[str, Any] = {"_text": units_text, "_texts": _TEXTS}
     exec(compile(source, f"<codec {record.__name__}>", "exec"), namespace)  # noqa: S102 - our own field names
     return namespace["encode"]  # type: ignore[no-any-return]
 
@@ -140,7 +151,7 @@ class RecordCodec(Generic[R]):
     writer binds it as it is, with no dict to build and pick the parameters from.
     """
 
-    __slots__ = ("record", "money", "renames", "columns", "_encode", "_scaled")
+    __slots__ = ("record", "money", "renames", "columns", "derived", "_encode", "_scaled")
 
     def __init__(
         self,
@@ -149,13 +160,16 @@ class RecordCodec(Generic[R]):
         money: dict[str, str],
         renames: dict[str, str] | None = None,
         dropped: tuple[str, ...] = (),
+        derived: Mapping[str, Callable[[R], Any]] | None = None,
     ) -> None:
         self.record = record
         self.money = money
         self.renames = renames or {}
+        self.derived = tuple(derived or ())  # columns computed from the record, not read back
         self.columns: tuple[str, ...] = tuple(c.name for c in table.columns)
         self._scaled = any(kind != _ATTO for kind in money.values())  # needs the instrument's Scale to write
-        self._encode: Callable[[R, int, int], Values] = _compile_encoder(record, money, self.renames, dropped, self.columns)
+        self._encode: Callable[[R, int, int], Values] = _compile_encoder(record, money, self.renames, dropped, self.columns,
+                                                                         derived)
 
     def to_values(self, record: R, scale: Scale | None = None) -> Values:
         """The row as a tuple in the table's column order (`columns`)."""
@@ -171,6 +185,8 @@ class RecordCodec(Generic[R]):
 
     def from_row(self, mapping: Mapping[Any, Any]) -> R:
         row = {str(key): value for key, value in mapping.items()}  # keys may be str subclasses
+        for column in self.derived:
+            row.pop(column, None)
         for field, column in self.renames.items():
             row[field] = row.pop(column)
         scale = Scale(row["price_decimals"], row["size_decimals"]) if "price_decimals" in row else None
@@ -191,12 +207,27 @@ ACCOUNTS: RecordCodec[Account] = RecordCodec(Account, tables.accounts, {})
 WALLET_SETS: RecordCodec[WalletSet] = RecordCodec(WalletSet, tables.wallet_sets, {})
 WALLETS: RecordCodec[Wallet] = RecordCodec(Wallet, tables.wallets, {}, dropped=("balance", "hold"))  # balances are sums of lines
 WALLET_LINES: RecordCodec[WalletLine] = RecordCodec(WalletLine, tables.wallet_lines, {"movement": _ATTO, "hold": _ATTO})
+
+
+POSITIONS: RecordCodec[Position] = RecordCodec(
+    Position, tables.positions,
+    {"size": _SIZE, "entry_cost": _ATTO, "isolated_margin": _ATTO, "realised_pnl": _ATTO, "funding": _ATTO, "fees": _ATTO,
+     "mark": _PRICE},
+)
+POSITION_SETTINGS: RecordCodec[PositionSettings] = RecordCodec(
+    PositionSettings, tables.position_settings, {}, derived={"id": lambda s: f"{s.account_id}:{s.exchange}:{s.symbol}"})
+POSITION_MODES: RecordCodec[HedgeMode] = RecordCodec(
+    HedgeMode, tables.position_modes, {}, derived={"id": lambda m: f"{m.account_id}:{m.exchange}"})
+FUNDING_PAYMENTS: RecordCodec[FundingPayment] = RecordCodec(
+    FundingPayment, tables.funding_payments, {"size": _SIZE, "mark": _PRICE, "amount": _ATTO})
 # the columns of each change-set table, in the order of the tuples `encode` makes for it
 COLUMNS: dict[str, tuple[str, ...]] = {
-    table.name: codec.columns  # type: ignore[attr-defined]  # mypy joins the five codecs to `object`
+    table.name: codec.columns  # type: ignore[attr-defined]  # mypy joins the codecs to `object`
     for table, codec in zip(
-        (tables.accounts, tables.orders, tables.fills, tables.wallet_sets, tables.wallets, tables.wallet_lines),
-        (ACCOUNTS, ORDERS, FILLS, WALLET_SETS, WALLETS, WALLET_LINES), strict=True,
+        (tables.accounts, tables.orders, tables.fills, tables.wallet_sets, tables.wallets, tables.wallet_lines,
+         tables.positions, tables.position_settings, tables.position_modes, tables.funding_payments),
+        (ACCOUNTS, ORDERS, FILLS, WALLET_SETS, WALLETS, WALLET_LINES, POSITIONS, POSITION_SETTINGS, POSITION_MODES,
+         FUNDING_PAYMENTS), strict=True,
     )
 }
 COLUMNS["owners"] = tuple(column.name for column in tables.owners.columns)  # (kind, resource_id, user_id)
@@ -219,6 +250,12 @@ class ChangeSet(msgspec.Struct, kw_only=True):
     # (kind, resource id, user id) of what this command created for a user: committed with it, so an
     # acknowledged wallet set can never come back after a crash without its owner
     owners: tuple[tuple[str, str, int], ...] = ()  # a tuple: no list allocated for every order's change set
+    # perpetuals (None on a spot command: nothing allocated per order): positions in their new state, with
+    # their instrument's Scale (upserted by key), leverage and margin mode, hedge mode, funding payments
+    positions: list[tuple[Position, Scale]] | None = None
+    settings: list[PositionSettings] | None = None
+    modes: list[HedgeMode] | None = None
+    funding: list[tuple[FundingPayment, Scale]] | None = None
 
     def add_order(self, order: Order, instrument: HasDecimals) -> ChangeSet:
         """Add an order's current state (upserted by id); returns self for chaining."""
@@ -229,8 +266,22 @@ class ChangeSet(msgspec.Struct, kw_only=True):
         self.fills.append((fill, Scale.of(instrument)))
         return self
 
+    def add_position(self, position: Position, instrument: HasDecimals) -> ChangeSet:
+        """Add a position's current state (upserted by its id); returns self for chaining."""
+        if self.positions is None:
+            self.positions = []
+        self.positions.append((position, Scale.of(instrument)))
+        return self
+
+    def add_funding(self, payment: FundingPayment, instrument: HasDecimals) -> ChangeSet:
+        if self.funding is None:
+            self.funding = []
+        self.funding.append((payment, Scale.of(instrument)))
+        return self
+
     def is_empty(self) -> bool:
-        return not (self.orders or self.fills or self.wallet_sets or self.wallets or self.wallet_lines or self.owners or self.accounts)
+        return not (self.orders or self.fills or self.wallet_sets or self.wallets or self.wallet_lines or self.owners or self.accounts
+                    or self.positions or self.settings or self.modes or self.funding)
 
 
 if any(COLUMNS[name][0] != "id" for name in ("accounts", "orders", "wallet_sets")):  # pragma: no cover - a schema edit
@@ -245,7 +296,7 @@ class Rows:
 
     __slots__ = ("by_table",)
 
-    UPSERTED = ("accounts", "orders", "wallet_sets")
+    UPSERTED = ("accounts", "orders", "wallet_sets", "positions", "position_settings", "position_modes")
 
     def __init__(self, by_table: dict[str, list[Values]]) -> None:
         self.by_table = by_table
@@ -299,11 +350,27 @@ def encode(changes: ChangeSet) -> Rows:
         by_table["wallet_lines"] = [WALLET_LINES.to_values(line) for line in changes.wallet_lines]
     if changes.owners:
         by_table["owners"] = [(kind, str(resource_id), user_id) for kind, resource_id, user_id in changes.owners]
+    perpetual = changes.positions or changes.settings or changes.modes or changes.funding
+    if perpetual:
+        _encode_perpetual(changes, by_table)
     rows = Rows(by_table)
     # the same record twice keeps its last state
-    if len(changes.orders) > 1 or len(changes.wallet_sets) > 1 or len(changes.owners) > 1 or len(changes.accounts) > 1:
+    if (len(changes.orders) > 1 or len(changes.wallet_sets) > 1 or len(changes.owners) > 1 or len(changes.accounts) > 1
+            or perpetual):
         return Rows.merge([rows])
     return rows
+
+
+def _encode_perpetual(changes: ChangeSet, by_table: dict[str, list[Values]]) -> None:
+    """The perpetuals' rows of a change set (only called when it has some: a spot order pays nothing here)."""
+    if changes.positions:
+        by_table["positions"] = [POSITIONS.to_values(p, _checked(scale)) for p, scale in changes.positions]
+    if changes.settings:
+        by_table["position_settings"] = [POSITION_SETTINGS.to_values(s) for s in changes.settings]
+    if changes.modes:
+        by_table["position_modes"] = [POSITION_MODES.to_values(m) for m in changes.modes]
+    if changes.funding:
+        by_table["funding_payments"] = [FUNDING_PAYMENTS.to_values(f, _checked(scale)) for f, scale in changes.funding]
 
 
 def _checked(scale: Scale) -> Scale:

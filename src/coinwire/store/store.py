@@ -36,10 +36,25 @@ from coinwire.core.errors import Conflict, InvalidInput
 from coinwire.core.line_totals import LineTotals, TotalsError
 from coinwire.core.numbers import ATTO_DECIMALS, atto_to_str, to_units
 from coinwire.core.orders import Fill, Order, OrderStatus
+from coinwire.core.positions import Position, PositionSettings
 from coinwire.core.wallets import Wallet, WalletLine, WalletSet
 from coinwire.private_files import narrow, private_file
 from coinwire.store import migrate
-from coinwire.store.codec import ACCOUNTS, FILLS, ORDERS, WALLET_LINES, WALLET_SETS, WALLETS, ChangeSet, Rows, encode
+from coinwire.store.codec import (
+    ACCOUNTS,
+    FILLS,
+    FUNDING_PAYMENTS,
+    ORDERS,
+    POSITION_MODES,
+    POSITION_SETTINGS,
+    POSITIONS,
+    WALLET_LINES,
+    WALLET_SETS,
+    WALLETS,
+    ChangeSet,
+    Rows,
+    encode,
+)
 from coinwire.store.journal import Journal
 from coinwire.store.sqlite_writer import SqliteWriter
 from coinwire.store.tables import (
@@ -48,13 +63,18 @@ from coinwire.store.tables import (
     accounts,
     checkpoints,
     fills,
+    funding_payments,
     hold_totals,
     orders,
+    position_modes,
+    position_settings,
+    positions,
     wallet_lines,
     wallet_sets,
     wallet_totals,
     wallets,
 )
+from coinwire.venues.base import FundingPayment, HedgeMode
 
 __all__ = ["Store", "StoredState", "normalise_url"]
 
@@ -88,6 +108,10 @@ class StoredState(msgspec.Struct, kw_only=True):
     last_wallet_line_id: int
     last_wallet_id: int
     last_wallet_set_id: int
+    # perpetuals: every stored position (flat ones too: their realised PnL and funding stay), the settings and modes set
+    positions: list[Position] = msgspec.field(default_factory=list)
+    position_settings: list[PositionSettings] = msgspec.field(default_factory=list)
+    position_modes: list[HedgeMode] = msgspec.field(default_factory=list)
 
 
 def normalise_url(url: str) -> str:
@@ -372,6 +396,13 @@ class Store:
             latest = select(func.max(orders.c.seq)).where(orders.c.account_id == accounts.c.id).scalar_subquery()
             seq_rows = await conn.execute(select(accounts.c.id, latest))  # one index probe per account
             last_seqs = {int(account_id): int(seq) for account_id, seq in seq_rows if seq is not None}
+            stored_positions = [POSITIONS.from_row(r) for r in (await conn.execute(select(positions))).mappings()]
+            for position in stored_positions:  # a position's notification may be an account's latest
+                if position.seq > last_seqs.get(position.account_id, 0):
+                    last_seqs[position.account_id] = position.seq
+            settings_rows = (await conn.execute(select(position_settings))).mappings()
+            stored_settings = [POSITION_SETTINGS.from_row(r) for r in settings_rows]
+            stored_modes = [POSITION_MODES.from_row(r) for r in (await conn.execute(select(position_modes))).mappings()]
             set_rows = (await conn.execute(select(wallet_sets).order_by(wallet_sets.c.id))).mappings()
             sets = [WALLET_SETS.from_row(r) for r in set_rows]
             wallet_rows = (await conn.execute(select(wallets).order_by(wallets.c.id))).mappings()
@@ -402,6 +433,9 @@ class Store:
             last_wallet_line_id=last_line,
             last_wallet_id=last_wallet,
             last_wallet_set_id=last_set,
+            positions=stored_positions,
+            position_settings=stored_settings,
+            position_modes=stored_modes,
         )
 
     async def checkpoint_ledger(self, client_oid_filter: Callable[[], bytes] | None = None, now: int = 0) -> int:
@@ -546,6 +580,25 @@ class Store:
         if before_id is not None:
             query = query.where(fills.c.id < before_id)
         return [FILLS.from_row(row) for row in await self._all(query)]
+
+    async def funding_history(
+        self, accounts: Collection[int] | None = None, exchange: str | None = None, symbol: str | None = None,
+        limit: int = 100, before_id: int | None = None,
+    ) -> list[FundingPayment]:
+        """Funding payments, newest first (`accounts`: only theirs, chosen before the limit); page on with `before_id`."""
+        if accounts is not None and not accounts:
+            return []
+        c = funding_payments.c
+        query = select(funding_payments).order_by(c.id.desc()).limit(_check_limit(limit))
+        if accounts is not None:
+            query = query.where(c.account_id.in_(sorted(accounts)))
+        if exchange is not None:
+            query = query.where(c.exchange == exchange)
+        if symbol is not None:
+            query = query.where(c.symbol == symbol)
+        if before_id is not None:
+            query = query.where(c.id < before_id)
+        return [FUNDING_PAYMENTS.from_row(row) for row in await self._all(query)]
 
     async def wallet_lines(self, wallet_ids: Sequence[int], since_ts: int | None = None) -> list[WalletLine]:
         """Lines of these wallets in time order (ts, then id): the raw material of balance history."""

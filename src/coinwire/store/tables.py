@@ -36,7 +36,8 @@ __all__ = ["metadata", "accounts", "account_members", "orders", "fills", "wallet
            "fx_rates", "coin_stats", "meta", "IdType",
            "users", "sessions", "api_keys", "owners", "credentials", "audit", "preferences",
            "site_settings", "rates", "TABLES", "CHANGE_SET_TABLES", "schedules", "schedule_ticks", "notify_channels",
-           "notify_subscriptions", "notify_outbox"]
+           "notify_subscriptions", "notify_outbox",
+           "positions", "position_settings", "position_modes", "funding_payments", "PERP_TABLES"]
 
 # Stable constraint names on both dialects, so migrations can refer to them.
 metadata = MetaData(
@@ -147,6 +148,7 @@ orders = Table(
     Column("bracket", Text, nullable=True),
     Column("emulated", Boolean, nullable=False, server_default=false()),
     Column("reduce_only", Boolean, nullable=False, server_default=false()),
+    Column("position_side", String(8), nullable=False, server_default="both"),  # 0018_perpetuals: both | long | short
     # Only what queries use: every index is written by every order. Open orders (the start-up
     # read) through a partial index holding just them; recent lists walk the primary key.
     Index("ix_orders_open", "status", sqlite_where=text("status != 'done'"), postgresql_where=text("status != 'done'")),
@@ -183,6 +185,7 @@ fills = Table(
     Column("ext_id", String(128), nullable=True),
     Column("fee_currency", String(16), nullable=True),  # NULL: the quote currency
     Column("account_id", BigInteger, nullable=False),
+    Column("position_side", String(8), nullable=False, server_default="both"),  # 0018_perpetuals
     Index(None, "order_id"),
 )
 
@@ -198,6 +201,79 @@ wallet_lines = Table(
     Column("order_id", BigInteger, nullable=True),
     Column("fill_id", BigInteger, nullable=True),
     Index(None, "wallet_id", "ts"),
+)
+
+# Perpetual positions (0018_perpetuals; coinwire.core.positions.Position): one row per account, exchange, symbol,
+# position side (both: one-way mode; long, short: hedge legs) and wallet set, upserted by its id (the position book's,
+# which also names its margin hold) with every change a step makes. Sizes and the mark at the instrument's decimals
+# (the row carries them), money in ATTO of the settle currency.
+positions = Table(
+    "positions",
+    metadata,
+    Column("id", IdType, primary_key=True, autoincrement=False),
+    Column("account_id", BigInteger, nullable=False),
+    Column("exchange", String(64), nullable=False),
+    Column("symbol", String(64), nullable=False),
+    Column("side", String(8), nullable=False),
+    Column("wallet_set_id", BigInteger, nullable=True),
+    Column("price_decimals", Integer, nullable=False),
+    Column("size_decimals", Integer, nullable=False),
+    Column("size", Text, nullable=False),  # signed: > 0 long, < 0 short
+    Column("entry_cost", Text, nullable=False),
+    Column("leverage", Integer, nullable=False),
+    Column("margin_mode", String(16), nullable=False),
+    Column("isolated_margin", Text, nullable=False),
+    Column("realised_pnl", Text, nullable=False),
+    Column("funding", Text, nullable=False),
+    Column("fees", Text, nullable=False),
+    Column("mark", Text, nullable=False),
+    Column("opened_at", BigInteger, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
+    Column("seq", BigInteger, nullable=False),  # its account's stream sequence of its latest notification
+    Index(None, "account_id", "exchange"),
+)
+
+# Leverage and margin mode per account, exchange and symbol (`id` = "account:exchange:symbol"), once set.
+position_settings = Table(
+    "position_settings",
+    metadata,
+    Column("id", String(200), primary_key=True),
+    Column("account_id", BigInteger, nullable=False),
+    Column("exchange", String(64), nullable=False),
+    Column("symbol", String(64), nullable=False),
+    Column("leverage", Integer, nullable=False),
+    Column("margin_mode", String(16), nullable=False),
+)
+
+# Hedge mode per account and exchange (`id` = "account:exchange"), once set; no row: one-way mode.
+position_modes = Table(
+    "position_modes",
+    metadata,
+    Column("id", String(200), primary_key=True),
+    Column("account_id", BigInteger, nullable=False),
+    Column("exchange", String(64), nullable=False),
+    Column("hedge_mode", Boolean, nullable=False),
+)
+
+# Every funding payment settled on a position (the history `funding_history` answers): one per FUNDING wallet
+# line (`id` is the line's id), with what made it: the symbol, side, the rate (1e-8 units) and the mark.
+funding_payments = Table(
+    "funding_payments",
+    metadata,
+    Column("id", IdType, primary_key=True, autoincrement=False),
+    Column("account_id", BigInteger, nullable=False),
+    Column("exchange", String(64), nullable=False),
+    Column("symbol", String(64), nullable=False),
+    Column("side", String(8), nullable=False),
+    Column("wallet_set_id", BigInteger, nullable=True),
+    Column("price_decimals", Integer, nullable=False),
+    Column("size_decimals", Integer, nullable=False),
+    Column("ts", BigInteger, nullable=False),
+    Column("size", Text, nullable=False),  # the position's signed size at that time
+    Column("rate", BigInteger, nullable=False),
+    Column("mark", Text, nullable=False),
+    Column("amount", Text, nullable=False),  # ATTO: received +, paid -
+    Index(None, "account_id", "ts"),
 )
 
 # The sums of the wallet lines up to the `ledger` checkpoint (`checkpoints.last_id`, a line id): a start
@@ -481,9 +557,12 @@ notify_outbox = Table(
 
 # Parents before children: the order in which one transaction writes them.
 TABLES: tuple[Table, ...] = (accounts, wallet_sets, wallets, orders, fills, wallet_lines)
-# What one change set may write: TABLES, then the owners of what it created (a wallet set's owner is
-# committed with the set). Not in TABLES, which are the tables with an id sequence.
-CHANGE_SET_TABLES: tuple[Table, ...] = TABLES + (owners,)
+# The perpetuals' records a change set writes after those: positions and settings (upserted by their key), funding
+# payments (inserted). Not in TABLES: their ids are keys or line ids, not sequences of their own.
+PERP_TABLES: tuple[Table, ...] = (positions, position_settings, position_modes, funding_payments)
+# What one change set may write: TABLES, the perpetuals' records, then the owners of what it created (a wallet
+# set's owner is committed with the set).
+CHANGE_SET_TABLES: tuple[Table, ...] = TABLES + PERP_TABLES + (owners,)
 
 # Rates (coinwire.store.rates, services/rates.py): one price per market per minute, the minute's
 # start in unix ms; a repeat of the same minute writes nothing. `price` is exact decimal TEXT,

@@ -23,18 +23,51 @@ at once with `completed` and keeps its synchronous, simulated-clock loop.
 from __future__ import annotations
 
 from collections.abc import Coroutine, Iterable
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar, runtime_checkable
+
+import msgspec
 
 from coinwire.core.errors import Conflict
 from coinwire.core.ids import IdSequence
 from coinwire.core.instruments import Instrument
 from coinwire.core.ledger import Balance, Ledger
-from coinwire.core.orders import DoneReason, Fill, Order
+from coinwire.core.orders import DoneReason, Fill, Order, PositionSide
+from coinwire.core.positions import MarginMode, Position, PositionSettings
 from coinwire.core.wallets import WalletLine
 
-__all__ = ["Execution", "OpenOrders", "Venue", "VenueHost", "VenueMarket", "completed"]
+__all__ = ["Execution", "FundingPayment", "HedgeMode", "OpenOrders", "PerpVenue", "Venue", "VenueHost", "VenueMarket",
+           "completed"]
 
 T = TypeVar("T")
+
+
+class FundingPayment(msgspec.Struct, kw_only=True):
+    """One funding payment settled on one position: what `funding_history` answers, stored beside its ledger line.
+
+    `id` is the FUNDING wallet line's id; `size` the position's signed size then, `rate` in 1e-8
+    units, `mark` at the instrument's price decimals, `amount` ATTO of the settle currency
+    (received +, paid -).
+    """
+
+    id: int
+    account_id: int
+    exchange: str
+    symbol: str
+    side: PositionSide
+    wallet_set_id: int | None
+    ts: int
+    size: int
+    rate: int
+    mark: int
+    amount: int
+
+
+class HedgeMode(msgspec.Struct, kw_only=True):
+    """An account's position mode on one exchange: hedge (long and short legs) or one-way (False, the default)."""
+
+    account_id: int
+    exchange: str
+    hedge_mode: bool
 
 
 class Execution:
@@ -42,24 +75,34 @@ class Execution:
 
     `placed`: the order this step created (a placement), which nothing stored refers to yet,
     so a host whose store refuses the step can take it back alone. `created`: further orders
-    the step made (an OCO's second leg, a bracket's children), which the host keeps as it keeps
-    `placed` (found by id and client_oid until done); None on every plain step.
+    the step made (an OCO's second leg, a bracket's children, a liquidation's order), which the
+    host keeps as it keeps `placed` (found by id and client_oid until done); None on every plain step.
+
+    Perpetuals: `positions` each position the step changed, in its new state; `settings` and
+    `modes` leverage, margin mode and hedge mode it set; `funding` the payments it settled.
+    All None on a spot step (no list made per spot order).
     """
 
-    __slots__ = ("orders", "fills", "lines", "placed", "created")
+    __slots__ = ("orders", "fills", "lines", "placed", "created", "positions", "settings", "modes", "funding")
 
     def __init__(
         self, orders: list[Order] | None = None, fills: list[Fill] | None = None, lines: list[WalletLine] | None = None,
-        placed: Order | None = None, created: list[Order] | None = None,
+        placed: Order | None = None, created: list[Order] | None = None, positions: list[Position] | None = None,
+        settings: list[PositionSettings] | None = None, modes: list[HedgeMode] | None = None,
+        funding: list[FundingPayment] | None = None,
     ) -> None:
         self.orders: list[Order] = orders if orders is not None else []
         self.fills: list[Fill] = fills if fills is not None else []
         self.lines: list[WalletLine] = lines if lines is not None else []
         self.placed = placed
         self.created = created
+        self.positions = positions
+        self.settings = settings
+        self.modes = modes
+        self.funding = funding
 
     def __bool__(self) -> bool:
-        return bool(self.orders or self.fills or self.lines)
+        return bool(self.orders or self.fills or self.lines or self.positions or self.settings or self.modes)
 
 
 class OpenOrders(dict[int, Order]):
@@ -131,7 +174,7 @@ class VenueHost(Protocol):
 
 
 class Venue(Protocol):
-    """Where one exchange's orders execute. Room is left for positions (perpetuals)."""
+    """Where one exchange's orders execute. A venue with perpetual markets is also a `PerpVenue`."""
 
     name: str
     kind: str  # "paper" | "simulated" | "live"
@@ -159,6 +202,37 @@ class Venue(Protocol):
 
     def restore_order(self, order: Order) -> bool:
         """Take back an order not done from the store after a restart; False while its market is not known yet."""
+        ...
+
+
+@runtime_checkable
+class PerpVenue(Protocol):
+    """The position commands of a venue with perpetual markets (docs/DERIVATIVES.md); orders go through `Venue.place`.
+
+    Each names the account it acts for (the host checked the caller may trade it), is recorded
+    through the host before it returns, and refuses with stable codes (`leverage_above_maximum`,
+    `margin_mode_change_with_open_position`, `not_a_perpetual`, ...).
+    """
+
+    async def set_leverage(self, account: int, symbol: str, leverage: int) -> Execution:
+        """Set the account's leverage on a perpetual (an open position's margin follows, as the venue does)."""
+        ...
+
+    async def set_margin_mode(self, account: int, symbol: str, mode: MarginMode) -> Execution:
+        """Isolated or cross on a perpetual; refused while the account has a position or an order there."""
+        ...
+
+    async def set_hedge_mode(self, account: int, hedge: bool) -> Execution:
+        """Hedge (long and short legs) or one-way mode on this exchange; refused with positions or orders open."""
+        ...
+
+    async def adjust_margin(self, account: int, symbol: str, amount: int, side: PositionSide,
+                            wallet_set_id: int | None = None) -> Execution:
+        """Add (+) or remove (-) ATTO of isolated margin on a position."""
+        ...
+
+    def mark_price(self, symbol: str) -> int | None:
+        """The latest mark price of a perpetual (None: not known yet)."""
         ...
 
 

@@ -22,6 +22,7 @@ from coinwire.core.accounts import Account
 from coinwire.core.ids import IdSequence
 from coinwire.core.instruments import Instrument
 from coinwire.core.orders import Fill, Order
+from coinwire.core.positions import Position
 from coinwire.messages import BookDelta, BookSnapshot, BookTicker, TradeTick
 from coinwire.venues.base import Execution, Venue, VenueHost
 
@@ -53,6 +54,10 @@ class GatewayHost(VenueHost, Protocol):
 
     async def order_fills(self, order_id: int) -> list[Fill]:
         """The stored fills of an order (a live venue's trade ids already applied before a restart)."""
+        ...
+
+    async def publish_marks(self, positions: list[Position]) -> None:
+        """Tell the followers of these positions that their mark moved (uPnL, margin ratio), without storing anything."""
         ...
 
 

@@ -33,13 +33,26 @@ from coinwire.core.errors import CoinwireError, DomainError, InvalidInput
 from coinwire.core.execution import accept_conditional, fire, place_order, release_hold, resolve_oco, settle_fills
 from coinwire.core.funds import hold_currency, oco_holds, required_hold
 from coinwire.core.ids import IdSequence
-from coinwire.core.instruments import Instrument
+from coinwire.core.instruments import PERPETUAL, Instrument
 from coinwire.core.ledger import Balance
 from coinwire.core.matching import MatchingEngine
-from coinwire.core.orders import CONDITIONAL_TYPES, DoneReason, Fill, Order, OrderStatus, OrderType, Side, TriggerSource
+from coinwire.core.orders import (
+    CONDITIONAL_TYPES,
+    DoneReason,
+    Fill,
+    Order,
+    OrderStatus,
+    OrderType,
+    PositionSide,
+    Side,
+    TriggerSource,
+)
+from coinwire.core.positions import MarginMode
 from coinwire.core.trade_candles import TradeCandles
-from coinwire.messages import BookDelta, BookSnapshot, BookTicker, TradeTick
+from coinwire.core.wallets import WalletLine
+from coinwire.messages import BookDelta, BookSnapshot, BookTicker, MarkPrice, TradeTick
 from coinwire.venues.base import Execution, OpenOrders
+from coinwire.venues.paper_perp import PaperPerps
 
 if TYPE_CHECKING:
     from coinwire.venues.hosted import GatewayHost
@@ -54,6 +67,7 @@ _UNTRIGGERED, _TRIGGERED = OrderStatus.UNTRIGGERED, OrderStatus.TRIGGERED
 _TRAILING, _LIMIT_TYPE = OrderType.TRAILING_STOP, OrderType.LIMIT
 _STOP_TYPES = (OrderType.STOP_MARKET, OrderType.STOP_LIMIT)
 _LAST, _MARK = TriggerSource.LAST, TriggerSource.MARK
+_PERPETUAL = PERPETUAL  # compared by value: an instrument that came over the bus holds its own string
 
 
 class PaperMarket:
@@ -166,6 +180,10 @@ class PaperVenue(MarketMirror):
     their market's `TriggerBook`: trades fire the `last` (and, on a spot market, `mark`) ones,
     book and ticker changes the `bid_ask` ones. A fired order becomes its child on the engine
     in one `Execution` (with its OCO sibling's cancel, or the bracket children it opens).
+
+    Perpetual markets (docs/DERIVATIVES.md, "Paper") branch off once per order, on the
+    instrument's kind, to `core.perp_execution` through `PaperPerps` (mark, funding,
+    liquidations, position commands); spot orders never reach it.
     """
 
     kind = "paper"
@@ -179,6 +197,7 @@ class PaperVenue(MarketMirror):
         self.open = OpenOrders()  # order id -> order resting (or waiting for its trigger) here, with each owner's client_oids
         self.lists: dict[int, list[Order]] = {}  # OCO list id -> its two legs, until one fills, fires or ends
         self.unplaced: list[tuple[int | None, str]] = []  # (owner, why) of bracket children a step could not place
+        self.perps = PaperPerps(name, host)  # the perpetual markets' marks, funding and position commands
 
     @property
     def funds_known(self) -> bool:
@@ -200,6 +219,8 @@ class PaperVenue(MarketMirror):
         """
         self.open.refuse_duplicate(order, self.name)
         market = self.markets[order.symbol]
+        if market.instrument.kind == _PERPETUAL:
+            return await self._place_perp(market, order, allow_immediate)
         if order.type in _CONDITIONAL:
             execution = self._arm(market, order, allow_immediate)
         else:
@@ -216,6 +237,34 @@ class PaperVenue(MarketMirror):
         if self.unplaced:
             await self._log_unplaced()
         return execution
+
+    async def _place_perp(self, market: PaperMarket, order: Order, allow_immediate: bool) -> Execution:
+        """A perpetual order: checked, margin held, matched and settled into its position in one step (`PaperPerps.place`);
+        a stop or take-profit is checked against the mark and armed (`_arm_perp`)."""
+        if order.bracket is not None or order.list_id or order.type is _TRAILING:
+            raise InvalidInput("unsupported_on_perpetual", f"trailing stops, brackets and OCO lists are not available on the "
+                               f"paper perpetual {market.instrument.symbol} yet", field="type")
+        if order.type in _CONDITIONAL:
+            execution = self._arm_perp(market, order, allow_immediate)
+        else:
+            execution = self.perps.place(market, order)
+            if not order.is_done:
+                self._keep(order)
+        await self.host.record(execution)
+        return execution
+
+    def _arm_perp(self, market: PaperMarket, order: Order, allow_immediate: bool) -> Execution:
+        """A perpetual's stop or take-profit: checked (`check_conditional`, its `mark` trigger at the perpetual's mark), its
+        margin held (`accept_perp_order`: a reduce-only one is cut to its position and holds nothing), then watched."""
+        inst = market.instrument
+        ts = order.created_at
+        last, bid, ask = _prices(market)
+        mark = self.perps.mark(market)
+        check_conditional(order, inst, last=last, bid=bid, ask=ask, now=ts, allow_immediate=allow_immediate, mark=mark)
+        lines = self.perps.accept(market, order)
+        order.move(_UNTRIGGERED, ts)
+        price = trigger_price(order, last=last, bid=bid, ask=ask, mark=mark)
+        return self._armed(market, order, lines, price, allow_immediate)
 
     async def place_oco(self, limit_leg: Order, stop_leg: Order) -> Execution:
         """Both legs in one step: checked against the mirror (`check_oco`, `check_conditional`), one hold, one record."""
@@ -266,9 +315,12 @@ class PaperVenue(MarketMirror):
         """
         execution = Execution(list(orders), [], [])
         ledger = self.host.ledger
+        perpetual = market.instrument.kind == _PERPETUAL
         for order in orders:
             self._drop(order)
-            if order.list_id and order.list_id in self.lists:
+            if perpetual:
+                execution.lines += self.perps.release(market, order, ts)
+            elif order.list_id and order.list_id in self.lists:
                 self._resolve(market, order, execution, ts)
             else:
                 execution.lines += release_hold(ledger, market.instrument, order, ts)
@@ -296,6 +348,12 @@ class PaperVenue(MarketMirror):
             raise DomainError("no_trigger_price", f"no {order.trigger.value} price of {inst.symbol} is known yet to start "
                               "a trailing buy from; retry shortly")
         lines = accept_conditional(self.host.ledger, inst, order, ts, price=price)  # a trailing stop follows it at once
+        return self._armed(market, order, lines, price, allow_immediate)
+
+    def _armed(self, market: PaperMarket, order: Order, lines: list[WalletLine], price: int | None,
+               allow_immediate: bool) -> Execution:
+        """An accepted conditional order (held, untriggered): fired at once when allowed and its price is passed, else watched."""
+        ts = order.created_at
         execution = Execution([order], [], lines, placed=order)
         self._keep(order)
         if allow_immediate and price is not None and fires(order, price):
@@ -310,7 +368,14 @@ class PaperVenue(MarketMirror):
         market.triggers.add(order)
 
     def _fire(self, market: PaperMarket, order: Order, execution: Execution, ts: int) -> None:
-        """A triggered order becomes its child on the engine (`core.execution.fire`), its OCO sibling cancelled first."""
+        """A triggered order becomes its child on the engine (`core.execution.fire`), its OCO sibling cancelled first.
+
+        On a perpetual it fires into its position (`fire_perp`: a reduce-only one cut to what is left of it)."""
+        if market.instrument.kind == _PERPETUAL:
+            self.perps.fire(market, order, ts, execution)
+            if order.is_done:
+                self._drop(order)
+            return
         if order.list_id and order.list_id in self.lists:
             self._resolve(market, order, execution, ts)  # before it spends: the list's one hold moves to it
         fills, lines = fire(self.host.ledger, market.engine, order, ts)
@@ -422,7 +487,7 @@ class PaperVenue(MarketMirror):
         if isinstance(message, TradeTick):
             fired = triggers.on_price(_LAST, message.price, ts)
             moved = triggers.moved
-            if len(triggers):
+            if len(triggers) and market.instrument.kind != _PERPETUAL:
                 fired += triggers.on_price(_MARK, message.price, ts)  # a spot market's mark is its last trade
                 moved = moved + triggers.moved
         elif isinstance(message, BookTicker):
@@ -455,6 +520,8 @@ class PaperVenue(MarketMirror):
         market = self.markets.get(message.symbol)
         if market is None:
             return False
+        if isinstance(message, MarkPrice):
+            return await self._on_mark(market, message)
         fills = market.on_market(message)
         if isinstance(message, (BookDelta, BookSnapshot)):
             if market.sync.state == RESYNC:
@@ -471,7 +538,85 @@ class PaperVenue(MarketMirror):
                 await self.host.record(execution)
             if self.unplaced:
                 await self._log_unplaced()
+        if market.instrument.kind == _PERPETUAL:
+            await self._perp_market(market, message.ts)
         return True
+
+    async def _on_mark(self, market: PaperMarket, message: MarkPrice) -> bool:
+        """The feed's mark of a perpetual: liquidations and due funding at it, then its next funding time."""
+        if market.instrument.kind != _PERPETUAL:
+            return False
+        perps = self.perps
+        perps.on_mark(message)
+        await self._perp_market(market, message.ts)
+        perps.schedule(message)
+        return True
+
+    async def _perp_market(self, market: PaperMarket, ts: int) -> None:
+        """After a message on a perpetual market: funding due and liquidations recorded, moved marks told.
+
+        The exchange's log says where each perpetual's mark comes from, and again when that changes.
+        """
+        rule = self.perps.rule_changed(market.instrument.symbol)
+        if rule is not None:
+            await self.host.log("info", "coinwire.venues.paper", f"exchange {self.name}: the mark price of "
+                                f"{market.instrument.symbol} is the {rule}")
+        executions, marked = self.perps.after_market(market, ts)
+        mark = self.perps.mark(market)
+        if len(market.triggers) and mark is not None:  # stops and take-profits on the mark
+            for order in market.triggers.on_price(_MARK, mark, ts):
+                if not order.is_done:
+                    execution = Execution([order], [], [])
+                    self._fire(market, order, execution, ts)
+                    executions.append(execution)
+        for execution in executions:
+            for order in execution.created or ():
+                if not order.is_done:  # pragma: no cover - a liquidation order is done in its own step
+                    self._keep(order)
+            await self.host.record(execution)
+        if marked:
+            await self.host.publish_marks(marked)
+
+    def mark_price(self, symbol: str) -> int | None:
+        market = self.markets.get(symbol)
+        return self.perps.mark(market) if market is not None and market.instrument.kind == _PERPETUAL else None
+
+    def mark_rule(self, symbol: str) -> str:
+        """Where a perpetual's mark comes from here: the feed's own, or the median rule (what the exchange's status says)."""
+        return self.perps.mark_rule(symbol)
+
+    # --- position commands (perpetuals) ----------------------------------------------------------------
+    def _perp(self, symbol: str) -> PaperMarket:
+        market = self.markets.get(symbol)
+        if market is None or market.instrument.kind != _PERPETUAL:
+            raise InvalidInput("not_a_perpetual", f"{symbol} on {self.name} is not a perpetual market", field="pair")
+        return market
+
+    async def set_leverage(self, account: int, symbol: str, leverage: int) -> Execution:
+        execution = self.perps.set_leverage(account, self._perp(symbol), leverage)
+        await self.host.record(execution)
+        return execution
+
+    async def set_margin_mode(self, account: int, symbol: str, mode: MarginMode) -> Execution:
+        execution = self.perps.set_margin_mode(account, self._perp(symbol), mode, self._has_open_orders(account, symbol))
+        await self.host.record(execution)
+        return execution
+
+    async def set_hedge_mode(self, account: int, hedge: bool) -> Execution:
+        execution = self.perps.set_hedge_mode(account, hedge, self._has_open_orders(account, None))
+        await self.host.record(execution)
+        return execution
+
+    async def adjust_margin(self, account: int, symbol: str, amount: int, side: PositionSide,
+                            wallet_set_id: int | None = None) -> Execution:
+        execution = self.perps.adjust_margin(account, self._perp(symbol), amount, side, wallet_set_id)
+        await self.host.record(execution)
+        return execution
+
+    def _has_open_orders(self, account: int, symbol: str | None) -> bool:
+        """Whether the account has perpetual orders open here (on `symbol`): a margin or position mode change waits for them."""
+        return any(order.account_id == account and (symbol is None or order.symbol == symbol)
+                   and self.markets[order.symbol].instrument.kind == _PERPETUAL for order in self.open.values())
 
     async def _settle(self, market: PaperMarket, fills: list[Fill]) -> None:
         """Fills of resting orders caused by market data (trades, book moves), as one execution.
@@ -488,6 +633,12 @@ class PaperVenue(MarketMirror):
         for order_id, order_fills in by_order.items():
             order = self.open.get(order_id)
             if order is None:  # pragma: no cover - an engine fill always names an order resting here
+                continue
+            if market.instrument.kind == _PERPETUAL:
+                self.perps.settle(market, order, order_fills, ts, execution)
+                orders.append(order)
+                if order.is_done:
+                    self._drop(order)
                 continue
             if order.list_id and order.list_id in self.lists:
                 self._resolve(market, order, execution, ts)  # before settling: the list's hold moves to this leg
