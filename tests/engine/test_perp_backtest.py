@@ -357,7 +357,7 @@ class Misuse(Strategy):
             assert not self.is_perpetual("BTC/USDT")
 
 
-@pytest.mark.parametrize(("what", "code"), [("leverage_zero", "invalid_leverage"), ("leverage_spot", "not_perpetual"),
+@pytest.mark.parametrize(("what", "code"), [("leverage_zero", "invalid_leverage"), ("leverage_spot", "not_a_perpetual"),
                                              ("reduce_only_spot", "invalid_params"), ("stop_on_perp", "not_supported")])
 def test_misuse_is_refused_with_a_stable_code(what: str, code: str, tmp_path: Path) -> None:
     spot = what.endswith("_spot")

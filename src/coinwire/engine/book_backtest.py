@@ -22,7 +22,7 @@ import msgspec
 
 from coinwire.core.errors import CoinwireError, InvalidInput
 from coinwire.core.ids import IdSequence
-from coinwire.core.instruments import PERPETUAL, Instrument
+from coinwire.core.instruments import Instrument
 from coinwire.core.orders import Order
 from coinwire.core.position_risk import pool_liquidation_price
 from coinwire.engine.backtest import BacktestConfig, funded_wallet_set
@@ -30,7 +30,7 @@ from coinwire.engine.order_args import OrderArgs, prepare_conditional, resolve_s
 from coinwire.engine.strategy import OrderTicket, Strategy, StrategyParams
 from coinwire.engine.stream import StreamRuntime
 from coinwire.engine.venue_host import RunHost
-from coinwire.history.binance_capture import BINANCE_BTCUSDT, BINANCE_USDM_BTCUSDT, iter_capture
+from coinwire.history.binance_capture import BINANCE_BTCUSDT, BINANCE_USDM_BTCUSDT, BINANCE_USDM_BTCUSDT_PERP, iter_capture
 from coinwire.refdata.brackets import perpetual_fields
 from coinwire.venues.base import completed
 from coinwire.venues.simulated_book import BookVenue
@@ -48,17 +48,18 @@ def capture_instrument(symbol: str, exchange: str, name: str, fee: str | None, *
     clearance fee and funding interval for it (refdata).
     """
     known = {("BTC/USDT", "binance"): BINANCE_BTCUSDT, ("BTC/USDT", "binanceusdm"): BINANCE_USDM_BTCUSDT}.get((symbol, exchange))
+    if perpetual and known is BINANCE_USDM_BTCUSDT:
+        known = BINANCE_USDM_BTCUSDT_PERP
     if known is None:
         base, quote = symbol.split("/")
         known = Instrument(exchange=name, symbol=symbol, base=base, quote=quote, price_decimals=8, size_decimals=8,
                            maker_fee=100_000, taker_fee=100_000)
     inst = msgspec.structs.replace(known, exchange=name)
-    if perpetual:
-        contract = f"{symbol}:{inst.quote}"
-        fields = perpetual_fields(exchange, contract)
-        if not fields:
-            raise InvalidInput("unknown_perpetual", f"coinwire has no leverage brackets for {contract}")
-        inst = msgspec.structs.replace(inst, symbol=contract, kind=PERPETUAL, settle=inst.quote, **fields)
+    if perpetual:  # the capture's market as the linear perpetual it is, with the brackets and clearance fee coinwire ships
+        fields = perpetual_fields(exchange, inst.symbol)
+        if not inst.is_perpetual or not fields:
+            raise InvalidInput("unknown_perpetual", f"coinwire has no perpetual {symbol}:{inst.quote} for a {exchange} capture")
+        inst = msgspec.structs.replace(inst, **fields)
     if fee is not None:
         rate = Instrument.fee_rate(fee)
         if rate < 0 or rate >= 10**8:

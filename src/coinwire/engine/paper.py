@@ -71,6 +71,8 @@ class OrderDesk(Protocol):
 
     async def deactivate_wallet_set(self, set_id: int) -> WalletSet: ...
 
+    async def set_leverage(self, *, account_id: int, exchange: str, symbol: str, leverage: object) -> Any: ...
+
 
 class PaperRuntime(StreamRuntime):
     """One paper run on exchanges of the gateway. `open()` checks and attaches; `run()` returns when it ends.
@@ -121,9 +123,13 @@ class PaperRuntime(StreamRuntime):
         self.warm: list[Loaded] = []  # what `open()` loaded, put under the series at the start
 
     def set_leverage(self, symbol: str, leverage: int, exchange: str) -> None:
-        """The gateway's ledger is the exchange's: its leverage changes through the gateway (and its store), not here."""
-        raise InvalidInput("not_supported", "set_leverage in a paper or live run goes through the gateway, which does not take "
-                           "it from strategies yet: set it with the API (set_leverage) before the run")
+        """The gateway's ledger is the exchange's: the leverage changes through the gateway (and its store), sent in order with
+        the run's orders, so an order the strategy places next is sized and margined at it. A refusal is logged."""
+        inst = self.instrument(symbol, exchange)
+        if inst is None or not inst.is_perpetual:
+            raise InvalidInput("not_a_perpetual", f"{symbol} on {exchange} is not a perpetual market: leverage applies to perpetuals")
+        self.hub.record(self._now, "out", "venue.set_leverage", {"exchange": exchange, "symbol": symbol, "leverage": leverage})
+        self.commands.append(("leverage", None, (exchange, symbol, leverage)))  # type: ignore[arg-type]
 
     # --- life ------------------------------------------------------------------------------------------
     async def open(self, strategy_cls: type[Strategy], params: StrategyParams) -> None:
@@ -265,6 +271,11 @@ class PaperRuntime(StreamRuntime):
         while self.commands and self.failure is None:
             for kind, ticket, payload in self.take_commands():
                 try:
+                    if kind == "leverage":
+                        exchange, symbol, leverage = payload
+                        await self.gateway.set_leverage(account_id=self.account_of(exchange), exchange=exchange, symbol=symbol,
+                                                        leverage=leverage)
+                        continue
                     if kind == "cancel":
                         if ticket.order_id is not None and ticket.status in ("pending", "untriggered", "triggered", "open"):
                             await self.gateway.cancel_order(order_id=ticket.order_id, client_oid=None, exchange=ticket.exchange)
@@ -286,7 +297,9 @@ class PaperRuntime(StreamRuntime):
                         funds=args.funds if args.funds is not None and args.type is OrderType.MARKET else 0,  # the venue sizes it
                         reduce_only=args.reduce_only, **extra))
                 except CoinwireError as exc:
-                    if kind == "order" and ticket.order_id is None:
+                    if kind == "leverage":
+                        self.log("error", f"set_leverage refused: {exc.code}: {exc.message}")
+                    elif kind == "order" and ticket.order_id is None:
                         self.refused(ticket, exc)
                     # a cancel that lost the race with a fill: the order is done already, nothing to undo
 

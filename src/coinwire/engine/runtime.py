@@ -345,7 +345,7 @@ class Runtime:
         """Set the leverage on the run's own ledger (a backtest's); a mode whose ledger is a venue's asks the venue instead."""
         inst = self.instrument(symbol, exchange)
         if inst is None or not inst.is_perpetual:
-            raise InvalidInput("not_perpetual", f"{symbol} is not a perpetual in this run: leverage applies to perpetuals")
+            raise InvalidInput("not_a_perpetual", f"{symbol} is not a perpetual in this run: leverage applies to perpetuals")
         self.hub.record(self.now_ns(), "out", "venue.set_leverage", {"symbol": symbol, "leverage": leverage})
         set_leverage(self.ledger, inst, self.account_of(exchange), leverage, self.now_ns(), mark=self.mark_units(inst))
 
