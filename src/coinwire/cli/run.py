@@ -145,16 +145,21 @@ class _null:
         return None
 
 
+_PERPETUAL_KEYS = ("funding_paid", "funding_received", "funding_gaps", "liquidation_count", "max_leverage_used", "long_exposure",
+                   "short_exposure")
+
+
 def _print_summary(rep: dict[str, Any], status: str, error: str | None) -> None:
     table = Table("metric", "value", title=f"{rep.get('strategy')} {rep.get('mode', 'backtest')} {rep.get('run_id')} ({status})")
     for key in ("start", "end", "initial_equity", "final_equity", "total_return", "cagr", "sharpe", "sortino", "max_drawdown",
                 "entries", "exits", "win_rate", "profit_factor", "exposure", "fees", "orders", "candles", "intrabar",
-                "bars_with_both_legs"):
-        if key in ("intrabar", "bars_with_both_legs") and key not in rep:
-            continue  # candle backtests only
+                "bars_with_both_legs", *_PERPETUAL_KEYS):
+        if key in ("intrabar", "bars_with_both_legs", *_PERPETUAL_KEYS) and key not in rep:
+            continue  # candle backtests only; perpetual runs only
         value = rep.get(key)
         if isinstance(value, float):
-            value = f"{value:.6g}" if key not in ("total_return", "cagr", "max_drawdown", "win_rate", "exposure") else f"{value:.2%}"
+            value = f"{value:.6g}" if key not in ("total_return", "cagr", "max_drawdown", "win_rate", "exposure", "long_exposure",
+                                                 "short_exposure") else f"{value:.2%}"
         table.add_row(key, "-" if value is None else str(value))
     console.print(table)
     if error:

@@ -22,9 +22,9 @@ from __future__ import annotations
 
 import heapq
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC
-from typing import Any
+from typing import Any, NamedTuple
 
 import msgspec
 import numpy as np
@@ -32,7 +32,7 @@ import numpy as np
 from coinwire.core.errors import CoinwireError, InvalidInput, NotFound
 from coinwire.core.ids import IdSequence
 from coinwire.core.indicators import indicator_spec
-from coinwire.core.instruments import Instrument
+from coinwire.core.instruments import PERPETUAL, Instrument
 from coinwire.core.ledger import Ledger
 from coinwire.core.numbers import ATTO_DECIMALS, to_units
 from coinwire.core.orders import Order
@@ -41,12 +41,14 @@ from coinwire.engine.order_args import OrderArgs, order_args, prepare_conditiona
 from coinwire.engine.runtime import Runtime
 from coinwire.engine.strategy import Indicator, OrderTicket, Strategy, StrategyParams
 from coinwire.engine.venue_host import RunHost
+from coinwire.refdata.brackets import perpetual_fields
 from coinwire.venues.base import completed
 from coinwire.venues.intrabar import check_mode
 from coinwire.venues.simulated import CLOSE, OPEN, SimClock
 from coinwire.venues.simulated_candles import CandleMarket, CandleVenue
+from coinwire.venues.simulated_perp import PerpFeed
 
-__all__ = ["BacktestConfig", "BacktestRuntime", "Series", "instrument_for", "timeframe_ns"]
+__all__ = ["BacktestConfig", "BacktestRuntime", "PerpHistory", "Series", "instrument_for", "perpetual_instrument", "timeframe_ns"]
 
 _NS = 1_000_000_000
 _MONTH_NS = 365 * 86_400 * _NS // 12
@@ -167,10 +169,33 @@ def instrument_for(exchange: str, symbol: str, series: Sequence[Series], fee: st
                       size_decimals=min(12, ATTO_DECIMALS - pd), maker_fee=rate, taker_fee=rate)
 
 
+class PerpHistory(NamedTuple):
+    """A perpetual's two other recorded series beside its trade candles: mark-price candles and funding rates (ns, 1e-8)."""
+
+    mark: Series | None
+    funding: list[tuple[int, int]]
+    gaps: list[tuple[int, int]]  # (first, last) funding times (ns) the series lacks
+
+
+def perpetual_instrument(exchange: str, symbol: str, series: Sequence[Series], fee: str) -> Instrument:
+    """A backtest's linear perpetual `BASE/QUOTE:SETTLE`: the spot grid rules of `instrument_for`, one base per contract, and
+    the exchange's leverage brackets, clearance fee and funding interval for the symbol as coinwire ships them (refdata;
+    Binance USD-M's for an exchange it ships none for)."""
+    if ":" not in symbol:
+        raise InvalidInput("invalid_symbol", f"a perpetual's symbol looks like XRP/USDT:USDT, got {symbol!r}")
+    pair, settle = symbol.split(":", 1)
+    spot = instrument_for(exchange, pair, series, fee)
+    fields = perpetual_fields(exchange, symbol) or perpetual_fields("binanceusdm", symbol)
+    if not fields:
+        raise InvalidInput("unknown_perpetual", f"coinwire has no leverage brackets for {symbol}: a backtest of it cannot margin it")
+    return msgspec.structs.replace(spot, symbol=symbol, kind=PERPETUAL, settle=settle, **fields)
+
+
 class BacktestRuntime(Runtime):
     """Runs one strategy over candles. `run()` returns when the history is exhausted or the strategy fails."""
 
-    def __init__(self, run_id: str, candles: Sequence[Any], config: BacktestConfig) -> None:
+    def __init__(self, run_id: str, candles: Sequence[Any], config: BacktestConfig,
+                 perpetuals: Mapping[str, PerpHistory] | None = None) -> None:
         super().__init__(run_id)
         if not candles:
             raise InvalidInput("history_missing", "a backtest needs candles: pass --data or import history first")
@@ -199,7 +224,18 @@ class BacktestRuntime(Runtime):
             by_symbol.setdefault(s.symbol, []).append(s)
         for symbol, group in by_symbol.items():
             finest = min(group, key=lambda s: s.tf_ns)
-            self.sim.add_market(instrument_for(self.exchange, symbol, group, config.fee), finest)
+            history = (perpetuals or {}).get(symbol)
+            if history is None:
+                self.sim.add_market(instrument_for(self.exchange, symbol, group, config.fee), finest)
+                continue
+            mark = None if history.mark is None else _clip(history.mark, config.start, config.end)
+            inst = perpetual_instrument(self.exchange, symbol, [*group, *([mark] if mark is not None and mark.n else [])], config.fee)
+            self.sim.add_market(inst, finest)
+            self.sim.add_feed(symbol, PerpFeed(mark, history.funding, inst.price_decimals))
+            self.perp.gaps[symbol] = [(max(a, self.start_ns), min(b, self.end_ns - 1)) for a, b in history.gaps
+                                      if b >= self.start_ns and a < self.end_ns]
+        if self.sim.feeds:
+            self.sim.on_perp = self.on_perp
         ledger, set_id = funded_wallet_set(run_id, self.exchange, set(self.sim.currencies()), config.balances, self.start_ns)
         self.use_funds(self.exchange, ledger, set_id, next(iter(self.markets.values())).instrument.quote)
         self.orders: dict[int, Order] = self.host.orders
@@ -318,6 +354,14 @@ class BacktestRuntime(Runtime):
         market = self.markets.get(symbol)
         return None if market is None else market.instrument
 
+    # --- perpetuals -----------------------------------------------------------------------------
+    def mark_units(self, inst: Instrument) -> int:
+        market = self.markets.get(inst.symbol)
+        return super().mark_units(inst) if market is None else self.sim.mark_now(market)
+
+    def liquidation_units(self, inst: Instrument, pos: Any, mark: int) -> int | None:
+        return self.sim.liquidation_price(inst, pos)
+
     # --- orders: sent to the simulated venue ----------------------------------------------------
     def submit_order(self, side: str, symbol: str, *, exchange: str, size: Any, funds: Any, limit: Any, type: str | None,
                      cancel_after: int, **conditional: Any) -> OrderTicket:
@@ -361,7 +405,10 @@ class BacktestRuntime(Runtime):
                        point: int = 0) -> None:
         """The order reaches the venue when the book is this candle's price with its volume (at its open, or `point` 3: its close)."""
         await self.sim.candle_book(market.instrument.symbol, pending.side, j, price, volume, point)
-        size, budget = resolve_size(pending, market.engine, self.ledger, self.exchange, self.wallet_set_id)
+        if market.instrument.is_perpetual:
+            size, budget = self.perp_size(market.instrument, market.engine, pending), None
+        else:
+            size, budget = resolve_size(pending, market.engine, self.ledger, self.exchange, self.wallet_set_id)
         if size <= 0:
             self.finish_unsent(ticket, "rejected", "nothing to trade: no funds or no liquidity for this order")
             return
@@ -369,7 +416,8 @@ class BacktestRuntime(Runtime):
         inst = market.instrument
         order = Order(id=self.order_ids.next(), client_oid=ticket.client_oid, exchange=self.exchange, symbol=inst.symbol,
                       side=pending.side, type=pending.type, size=size, limit=pending.limit, cancel_after=pending.cancel_after,
-                      wallet_set_id=self.wallet_set_id, run_id=self.run_id, created_at=now, last_updated_at=now)
+                      wallet_set_id=self.wallet_set_id, run_id=self.run_id, created_at=now, last_updated_at=now,
+                      reduce_only=pending.reduce_only)
         ticket.order_id = order.id
         try:
             if pending.cond is not None or pending.exits is not None:
@@ -382,6 +430,7 @@ class BacktestRuntime(Runtime):
     def run(self, strategy_cls: type[Strategy], params: StrategyParams) -> Strategy:
         """Start, replay history to the end, stop. Raises StrategyFailed when the strategy raises."""
         strategy = self.start_strategy(strategy_cls, params)
+        self.sim.start_funding(self.start_ns, self.end_ns)
         times, kinds, refs, bars = self._wake_plan()
         self._loop(times, kinds, refs, bars)
         self.clock.now = max(self.clock.now, self.end_ns)

@@ -18,12 +18,13 @@ from coinwire.core.errors import InvalidInput
 from coinwire.core.execution import max_limit_buy_size, size_for_funds
 from coinwire.core.instruments import Instrument
 from coinwire.core.ledger import Ledger
+from coinwire.core.margin import max_open_size
 from coinwire.core.matching import MatchingEngine
 from coinwire.core.numbers import ATTO_DECIMALS, to_units, units_to_str
 from coinwire.core.orders import CLIENT_ORDER_TYPES, CONDITIONAL_TYPES, Order, OrderType, Side, TimeInForce, TriggerSource
 
-__all__ = ["Conditional", "Exits", "OrderArgs", "grid_units", "order_args", "order_type", "parse_distance", "prepare_conditional",
-           "request_fields", "resolve_size"]
+__all__ = ["Conditional", "Exits", "OrderArgs", "grid_units", "leveraged_size", "order_args", "order_type", "parse_distance",
+           "prepare_conditional", "request_fields", "resolve_size"]
 
 _PPM = 1_000_000
 _NS = 1_000_000_000
@@ -129,10 +130,10 @@ def _distance_str(inst: Instrument, ppm: int, units: int) -> str:
 class OrderArgs:
     """What `buy`/`sell` asked for, in units: size (base), or funds (quote ATTO), or neither (all in)."""
 
-    __slots__ = ("side", "type", "size", "funds", "limit", "cancel_after", "cond", "exits")
+    __slots__ = ("side", "type", "size", "funds", "limit", "cancel_after", "cond", "exits", "reduce_only")
 
     def __init__(self, side: Side, type_: OrderType, size: int | None, funds: int | None, limit: int, cancel_after: int,
-                 cond: Conditional | None = None, exits: Exits | None = None) -> None:
+                 cond: Conditional | None = None, exits: Exits | None = None, reduce_only: bool = False) -> None:
         self.side = side
         self.type = type_
         self.size = size
@@ -141,10 +142,11 @@ class OrderArgs:
         self.cancel_after = cancel_after
         self.cond = cond  # a conditional order's fields (None: a plain order)
         self.exits = exits  # exits placed once this entry filled (None: none)
+        self.reduce_only = reduce_only  # perpetuals: may only shrink the position (a close)
 
     def view(self, inst: Instrument) -> dict[str, Any]:
         """The `venue.make_order` message the hub records."""
-        out = {"side": self.side._value_, "type": self.type._value_,
+        out: dict[str, Any] = {"side": self.side._value_, "type": self.type._value_,
                "size": None if self.size is None else inst.size_str(self.size),
                "funds": None if self.funds is None else units_to_str(self.funds, ATTO_DECIMALS),
                "limit": inst.price_str(self.limit) if self.limit else None}
@@ -152,13 +154,15 @@ class OrderArgs:
             out.update(self.cond.view(inst))
         if self.exits is not None:
             out.update(self.exits.view(inst))
+        if self.reduce_only:
+            out["reduce_only"] = True
         return out
 
 
 def order_args(inst: Instrument, side: str, *, size: Any, funds: Any, limit: Any, type: str | None, cancel_after: int,
                stop_price: Any = None, trigger: str | None = None, trailing_delta: Any = None, activation_price: Any = None,
                time_in_force: str | None = None, expire_at: int | datetime | None = None, allow_immediate: bool = False,
-               stop_loss: Any = None, take_profit: Any = None, trailing: Any = None) -> OrderArgs:
+               stop_loss: Any = None, take_profit: Any = None, trailing: Any = None, reduce_only: bool = False) -> OrderArgs:
     """Check a strategy's order request against the instrument; refuse it before anything is sent.
 
     A conditional type is named by `type`, or implied: `stop_price` alone makes a stop-market
@@ -207,7 +211,14 @@ def order_args(inst: Instrument, side: str, *, size: Any, funds: Any, limit: Any
         tp_ppm, tp = parse_distance(take_profit, inst, "take_profit")
         tr_ppm, tr = parse_distance(trailing, inst, "trailing")
         exits = Exits(sl, sl_ppm, tp, tp_ppm, tr, tr_ppm)
-    return OrderArgs(order_side, kind, size_units, funds_atto, limit_units, cancel_after, cond, exits)
+    if reduce_only and not inst.is_perpetual:
+        raise InvalidInput("invalid_params", f"reduce_only applies to perpetuals; {inst.symbol} is a spot market")
+    if not inst.is_perpetual:
+        return OrderArgs(order_side, kind, size_units, funds_atto, limit_units, cancel_after, cond, exits)
+    if cond is not None or exits is not None or funds_atto is not None:
+        raise InvalidInput("not_supported", "a strategy trades perpetuals with market and limit orders by size or by leverage; "
+                           "conditional orders, exits and funds are for spot markets")
+    return OrderArgs(order_side, kind, size_units, funds_atto, limit_units, cancel_after, None, None, bool(reduce_only))
 
 
 def _conditional(inst: Instrument, kind: OrderType, limit: int, stop_price: Any, trigger: str | None, trailing_delta: Any,
@@ -354,3 +365,21 @@ def resolve_size(args: OrderArgs, engine: MatchingEngine, ledger: Ledger, exchan
         return max_limit_buy_size(inst, args.limit, budget), None
     size = ledger.wallet(exchange, inst.base, wallet_set_id).available // inst.size_to_atto
     return size - size % inst.step, None
+
+
+def leveraged_size(engine: MatchingEngine, side: Side, available: int, leverage: int, mark: int = 0) -> int:
+    """The size of a new perpetual position worth `leverage` times the `available` margin at the book's best price, fee included.
+
+    `notional / leverage + fee(notional) <= available` (core.margin.max_open_size: `notional =
+    leverage * available / (1 + leverage * fee)` on the step grid), capped by what the best
+    level holds (a candle's volume, a book's top). The venue counts an order's initial margin
+    at the higher of its price and the `mark`, so that is the price it is sized at when the mark
+    is higher: the venue never refuses it for a few ATTO.
+    """
+    best = next(iter(engine.available_levels(side, None)), None)
+    if available <= 0 or best is None:
+        return 0
+    price, depth = best
+    inst = engine.instrument
+    size = min(max_open_size(inst, max(price, mark), available, leverage), depth)
+    return size - size % inst.step

@@ -71,6 +71,8 @@ class OrderDesk(Protocol):
 
     async def deactivate_wallet_set(self, set_id: int) -> WalletSet: ...
 
+    async def set_leverage(self, *, account_id: int, exchange: str, symbol: str, leverage: object) -> Any: ...
+
 
 class PaperRuntime(StreamRuntime):
     """One paper run on exchanges of the gateway. `open()` checks and attaches; `run()` returns when it ends.
@@ -119,6 +121,15 @@ class PaperRuntime(StreamRuntime):
         self.warmup = parse_policy(warmup)
         self._clock = clock
         self.warm: list[Loaded] = []  # what `open()` loaded, put under the series at the start
+
+    def set_leverage(self, symbol: str, leverage: int, exchange: str) -> None:
+        """The gateway's ledger is the exchange's: the leverage changes through the gateway (and its store), sent in order with
+        the run's orders, so an order the strategy places next is sized and margined at it. A refusal is logged."""
+        inst = self.instrument(symbol, exchange)
+        if inst is None or not inst.is_perpetual:
+            raise InvalidInput("not_a_perpetual", f"{symbol} on {exchange} is not a perpetual market: leverage applies to perpetuals")
+        self.hub.record(self._now, "out", "venue.set_leverage", {"exchange": exchange, "symbol": symbol, "leverage": leverage})
+        self.commands.append(("leverage", None, (exchange, symbol, leverage)))  # type: ignore[arg-type]
 
     # --- life ------------------------------------------------------------------------------------------
     async def open(self, strategy_cls: type[Strategy], params: StrategyParams) -> None:
@@ -260,13 +271,21 @@ class PaperRuntime(StreamRuntime):
         while self.commands and self.failure is None:
             for kind, ticket, payload in self.take_commands():
                 try:
+                    if kind == "leverage":
+                        exchange, symbol, leverage = payload
+                        await self.gateway.set_leverage(account_id=self.account_of(exchange), exchange=exchange, symbol=symbol,
+                                                        leverage=leverage)
+                        continue
                     if kind == "cancel":
                         if ticket.order_id is not None and ticket.status in ("pending", "untriggered", "triggered", "open"):
                             await self.gateway.cancel_order(order_id=ticket.order_id, client_oid=None, exchange=ticket.exchange)
                         continue
                     symbol, args = payload
                     market = self.venues[ticket.exchange][symbol]
-                    size, budget = resolve_size(args, market.engine, self.ledger, ticket.exchange, self.wallet_set_id)
+                    if market.instrument.is_perpetual:
+                        size, budget = self.perp_size(market.instrument, market.engine, args), None
+                    else:
+                        size, budget = resolve_size(args, market.engine, self.ledger, ticket.exchange, self.wallet_set_id)
                     if size <= 0:
                         self.nothing_to_trade(ticket)
                         continue
@@ -276,9 +295,11 @@ class PaperRuntime(StreamRuntime):
                         limit=args.limit, cancel_after=args.cancel_after, client_oid=ticket.client_oid,
                         wallet_set_id=self.wallet_set_id, run_id=self.run_id, budget=budget,
                         funds=args.funds if args.funds is not None and args.type is OrderType.MARKET else 0,  # the venue sizes it
-                        **extra))
+                        reduce_only=args.reduce_only, **extra))
                 except CoinwireError as exc:
-                    if kind == "order" and ticket.order_id is None:
+                    if kind == "leverage":
+                        self.log("error", f"set_leverage refused: {exc.code}: {exc.message}")
+                    elif kind == "order" and ticket.order_id is None:
                         self.refused(ticket, exc)
                     # a cancel that lost the race with a fill: the order is done already, nothing to undo
 

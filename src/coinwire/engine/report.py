@@ -23,6 +23,7 @@ from coinwire.core.funds import fee_in_quote
 from coinwire.core.instruments import Instrument
 from coinwire.core.numbers import ATTO_DECIMALS, units_to_str
 from coinwire.core.orders import Side
+from coinwire.engine.perp_report import perp_report, position_values, upnl_at
 from coinwire.engine.runtime import Runtime
 from coinwire.history.candles import timeframe_seconds
 
@@ -58,6 +59,11 @@ def equity_curve(rt: Runtime) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndar
             idx = np.clip(np.searchsorted(s.close_ns, t, side="right") - 1, 0, s.n - 1)
             equity += held[inst.base] * s.close[idx]
         positions[inst.symbol] = held[inst.base]
+    record = rt.perp
+    if record:
+        upnl, sizes = position_values(rt, record, t)
+        equity += upnl
+        positions.update(sizes)
     return t, equity, positions
 
 
@@ -70,7 +76,7 @@ def _instrument(rt: Runtime, symbol: str, exchange: str | None = None) -> Instru
 
 
 def _round_trips(rt: Runtime) -> tuple[int, int, list[float]]:
-    """Entries (flat -> long), exits (long -> flat) counted per order, and each closed round trip's P&L.
+    """Entries (flat -> long or short), exits (back to flat) counted per order, and each closed round trip's P&L.
 
     A run funded with some of a market's base starts long: that holding, valued at the first
     open, is the position its first exit closes (otherwise a strategy that sells it all and
@@ -104,12 +110,19 @@ def _round_trips(rt: Runtime) -> tuple[int, int, list[float]]:
                 pos -= fill.size
                 cost[symbol] = cost.get(symbol, 0.0) - (notional - fee)
         position[symbol] = pos
-        if before == 0 and pos > 0:
+        if before == 0 and pos != 0:  # a perpetual's short is a position too (the cash flows read the same)
             entries += 1
-        elif before > 0 and pos == 0:
+        elif before != 0 and pos == 0:
             exits += 1
             pnl.append(-cost.pop(symbol, 0.0))
     return entries, exits, pnl
+
+
+def _returns(values: np.ndarray) -> np.ndarray:
+    """Per-candle returns; 0 after an equity of 0 (a perpetual account wiped out by its liquidation has nothing left to grow)."""
+    before = values[:-1]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(before != 0, np.diff(values) / np.where(before != 0, before, 1.0), 0.0)
 
 
 def _cagr(initial: float, final: float, years: float) -> float | None:
@@ -133,7 +146,7 @@ def build_report(rt: Runtime, meta: dict[str, Any]) -> dict[str, Any]:
     initial = _initial_equity(rt)
     final_exact = _final_equity(rt)
     final = float(final_exact)
-    returns = np.diff(np.r_[initial, equity]) / np.r_[initial, equity][:-1] if len(equity) else np.array([])
+    returns = _returns(np.r_[initial, equity]) if len(equity) else np.array([])
     tf_ns = first_market.series.tf_ns
     per_year = YEAR_NS / tf_ns
     std = float(np.std(returns, ddof=1)) if len(returns) > 1 else 0.0
@@ -149,14 +162,19 @@ def build_report(rt: Runtime, meta: dict[str, Any]) -> dict[str, Any]:
     losses = [p for p in pnl if p <= 0]
     in_market = np.zeros(len(t), dtype=bool)
     for held in positions.values():
-        in_market |= held > 0
+        in_market |= held != 0  # a short perpetual position is in the market too
     fees = sum(fee_in_quote(_instrument(rt, f.symbol, f.exchange), f) for f in rt.fills)  # in the quote, whatever each was paid in
     trades = []
     for fill in rt.fills:
         inst = _instrument(rt, fill.symbol, fill.exchange)
-        trades.append({"time": fill.ts // _NS, "exchange": fill.exchange, "symbol": fill.symbol, "side": fill.side.value,
-                       "price": inst.price_str(fill.price), "size": inst.size_str(fill.size), "fee": units_to_str(fill.fee, ATTO_DECIMALS),
-                       "fee_currency": fill.fee_currency or inst.quote})
+        trade = {"time": fill.ts // _NS, "exchange": fill.exchange, "symbol": fill.symbol, "side": fill.side.value,
+                 "price": inst.price_str(fill.price), "size": inst.size_str(fill.size), "fee": units_to_str(fill.fee, ATTO_DECIMALS),
+                 "fee_currency": fill.fee_currency or inst.quote}
+        if inst.is_perpetual:
+            trade["position_side"] = fill.position_side.value
+        trades.append(trade)
+    perpetual = {s for s, m in rt.report_markets().items() if m.instrument.is_perpetual}
+    extra = perp_report(rt, rt.perp, {s: h for s, h in positions.items() if s in perpetual}) if perpetual else {}
     return {
         **meta,
         "start": int(rt.start_ns // _NS),
@@ -185,6 +203,7 @@ def build_report(rt: Runtime, meta: dict[str, Any]) -> dict[str, Any]:
         "equity_sampled_from": len(equity) + 1,
         "equity": equity_points(rt, t, equity, initial),
         "prices": price_bars(rt, {f.symbol for f in rt.fills}),
+        **extra,
     }
 
 
@@ -234,7 +253,7 @@ def equity_points(rt: Runtime, t: np.ndarray, equity: np.ndarray, initial: float
             s = markets[symbol].series
             return Decimal(repr(float(s.close[max(0, int(np.searchsorted(s.close_ns, ts, side="right")) - 1)])))
 
-        out.append([ts // _NS, _plain(_value(rt, totals, close_then))])
+        out.append([ts // _NS, _plain(_value(rt, totals, close_then) + _upnl(rt, ts, close_then))])
     return out
 
 
@@ -295,4 +314,10 @@ def _final_equity(rt: Runtime) -> Decimal:
     def last_close(symbol: str) -> Decimal:
         return Decimal(repr(float(rt.report_markets()[symbol].series.close[-1])))
 
-    return _value(rt, rt.balance_points[-1][1], last_close)
+    return _value(rt, rt.balance_points[-1][1], last_close) + _upnl(rt, None, last_close)
+
+
+def _upnl(rt: Runtime, ts: int | None, price: Any) -> Decimal:
+    """Perpetual positions' unrealised PnL at `ts` (None: the end) valued at `price(symbol)`: 0 in a spot run."""
+    record = rt.perp
+    return Decimal(upnl_at(rt, record, ts, price)).scaleb(-ATTO_DECIMALS) if record else Decimal(0)

@@ -24,7 +24,7 @@ import numpy as np
 
 from coinwire.core.errors import CoinwireError, InvalidInput, NotFound
 from coinwire.core.rollup import nests, parse_timeframe
-from coinwire.engine.backtest import BacktestConfig, BacktestRuntime, Series, timeframe_ns
+from coinwire.engine.backtest import BacktestConfig, BacktestRuntime, PerpHistory, Series, timeframe_ns
 from coinwire.engine.book_backtest import BookBacktestRuntime, capture_instrument
 from coinwire.engine.hub import HubMessage, page
 from coinwire.engine.registry import strategy_name
@@ -39,6 +39,7 @@ __all__ = [
 
 HEADLINE = ("final_equity", "total_return", "sharpe", "max_drawdown", "entries", "exits", "fees")  # what a run list shows
 
+_FUTURES_FILE = re.compile(r"^.+-(\w+)-futures\.(?:feather|json|json\.gz)$")  # freqtrade's PAIR-TF-futures trade candles
 _BALANCE = re.compile(r"^(?P<exchange>[a-z0-9_\-]+):(?P<currency>[A-Za-z0-9]+)=(?P<amount>[0-9.]+)$")
 
 
@@ -160,6 +161,10 @@ def prepare_any_backtest(
 
     captures = capture_markets(Path(item) for item in data) if data else []
     if not captures:
+        futures = load_perpetual(data, config.exchange, cls, raw_params) if data else None
+        if futures is not None:
+            candles, perpetuals = futures
+            return prepare_backtest(cls, raw_params, candles, config, run_id=run_id, runtime_cls=candle_cls, perpetuals=perpetuals)
         candles = load_candles(data, config.exchange, cls, raw_params, data_path)
         return prepare_backtest(cls, raw_params, candles, config, run_id=run_id, runtime_cls=candle_cls)
     if len(captures) > 1:
@@ -168,7 +173,9 @@ def prepare_any_backtest(
     symbol, source, files = captures[0]
     params = parse_params(cls, raw_params)
     name = strategy_name(cls)
-    instrument = capture_instrument(symbol, source, config.exchange, config.fee)
+    wanted = str(params.get("symbol", cls.parameters().get("symbol", "")))
+    perpetual = source == "binanceusdm" and wanted.partition(":")[0] == symbol and ":" in wanted
+    instrument = capture_instrument(symbol, source, config.exchange, config.fee, perpetual=perpetual)
     if run_id is None:
         digest = hashlib.blake2b(digest_size=8)
         digest.update(json.dumps([name, {k: str(v) for k, v in sorted(params.items())}, msgspec.to_builtins(config)],
@@ -179,16 +186,49 @@ def prepare_any_backtest(
     return PreparedRun(cls, params, name, book_cls(run_id, files, instrument, config))
 
 
+def load_perpetual(data: Sequence[str], exchange: str, cls: type[Strategy],
+                   params: dict[str, Any]) -> tuple[list[Any], dict[str, PerpHistory]] | None:
+    """A perpetual's trade candles, mark candles and funding rates when `data` is one folder in freqtrade's futures layout
+    holding the strategy's symbol (`XRP/USDT:USDT`); None otherwise (a spot backtest's data).
+
+    The timeframe is the strategy's `timeframe` when given, else its default when the folder has it, else the finest there.
+    """
+    from coinwire.history.futures import load_futures
+
+    declared = cls.parameters()
+    symbol = str(params.get("symbol", declared.get("symbol", "")))
+    if len(data) != 1 or ":" not in symbol or not Path(data[0]).is_dir():
+        return None
+    folder = Path(data[0])
+    token = symbol.replace("/", "_").replace(":", "_")
+    found = sorted({m.group(1) for p in folder.iterdir() if (m := _FUTURES_FILE.match(p.name)) and p.name.startswith(f"{token}-")},
+                   key=timeframe_ns)
+    if not found:
+        return None
+    timeframe = str(params.get("timeframe", declared.get("timeframe", found[0])))
+    if "timeframe" not in params and timeframe not in found:
+        timeframe = found[0]
+    loaded = load_futures(folder, symbol, timeframe, exchange)
+    mark = None if loaded.mark_candles is None else Series.from_candles(loaded.mark_candles)
+    candles = Series.from_candles(loaded.candles)
+    return [candles], {candles.symbol: PerpHistory(mark, [(f.ts, f.rate) for f in loaded.funding], loaded.gaps)}
+
+
 def prepare_backtest(
     cls: type[Strategy], raw_params: dict[str, Any], candles: Sequence[Any], config: BacktestConfig,
     run_id: str | None = None, runtime_cls: type[BacktestRuntime] = BacktestRuntime,
+    perpetuals: dict[str, PerpHistory] | None = None,
 ) -> PreparedRun:
-    """Check the strategy's parameters, clip the history and fund the wallet set: bad input raises here."""
+    """Check the strategy's parameters, clip the history and fund the wallet set: bad input raises here.
+
+    `perpetuals`: the symbols of `candles` that are perpetuals, with their mark candles and funding rates.
+    """
     series = [c if isinstance(c, Series) else Series.from_candles(c) for c in candles]
     name = strategy_name(cls)
     raw_params, note = fit_timeframe(cls, name, raw_params, series)
     params = parse_params(cls, raw_params)
-    runtime = runtime_cls(run_id or backtest_run_id(name, params, config, series), series, config)
+    run_id = run_id or backtest_run_id(name, params, config, series)
+    runtime = runtime_cls(run_id, series, config, perpetuals) if perpetuals else runtime_cls(run_id, series, config)
     if note is None:
         return PreparedRun(cls, params, name, runtime)
     runtime.logs.append((runtime.now_ns(), "info", note))

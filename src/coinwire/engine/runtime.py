@@ -19,10 +19,15 @@ import numpy as np
 from coinwire.core.errors import CoinwireError, InvalidInput, NotFound
 from coinwire.core.instruments import Instrument
 from coinwire.core.ledger import Ledger
+from coinwire.core.matching import MatchingEngine
 from coinwire.core.numbers import ATTO_DECIMALS, units_to_str
-from coinwire.core.orders import Fill, Order
+from coinwire.core.orders import Fill, Order, PositionSide, Side
+from coinwire.core.perp_execution import PerpStep, available_margin, set_leverage
+from coinwire.core.positions import entry_price, unrealised_pnl
 from coinwire.engine.hub import MessageHub
-from coinwire.engine.strategy import Indicator, OrderTicket, Strategy, StrategyParams, params_json
+from coinwire.engine.order_args import OrderArgs, leveraged_size
+from coinwire.engine.perp_report import PerpRecord
+from coinwire.engine.strategy import Indicator, OrderTicket, PositionView, Strategy, StrategyParams, params_json
 from coinwire.engine.warmup import window
 
 __all__ = ["Runtime", "StrategyFailed", "LogLine", "Component"]
@@ -94,6 +99,7 @@ class Runtime:
         self._wants_fills = self._wants_orders = False
         self.start_ns = self.end_ns = 0  # the run's span on its clock (set by the subclass; end 0: still running)
         self.windows: dict[tuple[str, str], int] = {}  # (symbol, timeframe) -> candles of history declared by `warm_up`
+        self.perp = PerpRecord()  # perpetuals: funding, liquidations and positions over the run (empty on spot)
 
     def use_funds(self, exchange: str, ledger: Ledger, wallet_set_id: int, quote: str) -> None:
         self.exchange = exchange
@@ -277,7 +283,86 @@ class Runtime:
                 if self.instrument(symbol) is None:
                     raise NotFound("no_price_route", f"cannot value {cur} in {quote} in this run")
                 total += Decimal(amount).scaleb(-ATTO_DECIMALS) * Decimal(repr(self.last_price(symbol)))
+        for pos in self.ledger.positions.all():  # perpetuals: the open positions' unrealised PnL at the mark
+            inst = self.instrument(pos.symbol, pos.exchange) if pos.size and pos.wallet_set_id == self.wallet_set_id else None
+            if inst is not None and inst.settle == quote:
+                total += Decimal(unrealised_pnl(pos, inst, self.mark_units(inst))).scaleb(-ATTO_DECIMALS)
         return total
+
+    # --- positions ------------------------------------------------------------------------------
+    def position(self, symbol: str, exchange: str | None) -> PositionView:
+        """Spot: the base the run holds, as it always was; a perpetual: the run's position with its details (`perp_position`)."""
+        inst = self.instrument(symbol, None if exchange is None else self.venue(exchange))
+        if inst is not None and inst.is_perpetual:
+            return self.perp_position(inst)
+        held = self.balance(symbol.split("/")[0], exchange, available=False)
+        return PositionView(held, side="long" if held > 0 else "flat")
+
+    def perp_position(self, inst: Instrument) -> PositionView:
+        """The run's one-way position in a perpetual, valued at the mark (`mark_units`), from the ledger's position book."""
+        pos = self.ledger.positions.get(self.account_of(inst.exchange), inst.exchange, inst.symbol, PositionSide.BOTH,
+                                        self.wallet_set_id)
+        settings = self.ledger.positions.settings(self.account_of(inst.exchange), inst.exchange, inst.symbol, inst)
+        if pos is None or pos.size == 0:
+            return PositionView(Decimal(0), side="flat", leverage=settings.leverage, margin_mode=settings.margin_mode.value)
+        mark = self.mark_units(inst)
+        size = Decimal(pos.size).scaleb(-inst.size_decimals)
+        liq = self.liquidation_units(inst, pos, mark)
+        return PositionView(size, side="long" if pos.size > 0 else "short", entry=entry_price(pos, inst),
+                            upnl=Decimal(unrealised_pnl(pos, inst, mark)).scaleb(-ATTO_DECIMALS),
+                            liquidation_price=None if liq is None else Decimal(liq).scaleb(-inst.price_decimals),
+                            leverage=pos.leverage, margin_mode=pos.margin_mode.value, position_side=pos.side.value)
+
+    def account_of(self, exchange: str) -> int:
+        """The account the run's wallet set trades on `exchange` (0 in a backtest's own ledger)."""
+        return self.ledger.set_account(self.wallet_set_id, exchange) or 0
+
+    def mark_units(self, inst: Instrument) -> int:
+        """The perpetual's mark price in price units now (the last price unless the mode knows a mark)."""
+        return round(Decimal(repr(self.last_price(inst.symbol, inst.exchange))).scaleb(inst.price_decimals))
+
+    def liquidation_units(self, inst: Instrument, pos: Any, mark: int) -> int | None:
+        """The position's liquidation price (None: none), against the run's margin balance."""
+        return None
+
+    def perp_size(self, inst: Instrument, engine: MatchingEngine, args: OrderArgs) -> int:
+        """The size of a perpetual order as it reaches the venue: the one asked for; for a reduce-only order without one,
+        the whole position it reduces (0: none); otherwise a new position's: leverage x available margin at the book's price."""
+        if args.size is not None:
+            return args.size
+        account = self.account_of(inst.exchange)
+        book = self.ledger.positions
+        if args.reduce_only:
+            pos = book.get(account, inst.exchange, inst.symbol, PositionSide.BOTH, self.wallet_set_id)
+            closes = pos is not None and (pos.size > 0) == (args.side is Side.SELL)
+            return abs(pos.size) if pos is not None and closes else 0
+        leverage = book.settings(account, inst.exchange, inst.symbol, inst).leverage
+        mark = self.mark_units(inst)
+        available = available_margin(self.ledger, account, inst.exchange, inst.settle, self.wallet_set_id, {inst.symbol: mark})
+        return leveraged_size(engine, args.side, available, leverage, mark)
+
+    def set_leverage(self, symbol: str, leverage: int, exchange: str) -> None:
+        """Set the leverage on the run's own ledger (a backtest's); a mode whose ledger is a venue's asks the venue instead."""
+        inst = self.instrument(symbol, exchange)
+        if inst is None or not inst.is_perpetual:
+            raise InvalidInput("not_a_perpetual", f"{symbol} is not a perpetual in this run: leverage applies to perpetuals")
+        self.hub.record(self.now_ns(), "out", "venue.set_leverage", {"symbol": symbol, "leverage": leverage})
+        set_leverage(self.ledger, inst, self.account_of(exchange), leverage, self.now_ns(), mark=self.mark_units(inst))
+
+    def on_perp(self, inst: Instrument, step: PerpStep, why: str) -> None:
+        """A simulated venue's perpetual step (an order's fills, a funding time, a liquidation), for the report."""
+        now = self.now_ns()
+        self.perp.record(self, inst, step, why, now)
+        if step.lines and not step.fills:  # a fill's balance point is `record_fills`'
+            self.balance_points.append((now, self.totals()))
+
+    def close_position(self, symbol: str, exchange: str) -> OrderTicket | None:
+        """A reduce-only market order for the whole one-way position (None when flat)."""
+        view = self.position(symbol, exchange)
+        if view.side == "flat":
+            return None
+        return self.submit_order("sell" if view.side == "long" else "buy", symbol, exchange=exchange, size=view.size, funds=None,
+                                 limit=None, type=None, cancel_after=0, reduce_only=True)
 
     def declare_window(self, symbol: str, timeframe: str, bars: int | None, seconds: int | None) -> None:
         """A strategy's `warm_up`: kept per series (the largest wins); a paper or live run loads it before its first event."""

@@ -57,7 +57,7 @@ from coinwire.core.errors import InvalidInput
 if TYPE_CHECKING:
     from coinwire.engine.runtime import Runtime
 
-__all__ = ["HOOKS", "Strategy", "Indicator", "OrderTicket", "StrategyParams", "parse_params", "params_json"]
+__all__ = ["HOOKS", "Strategy", "Indicator", "OrderTicket", "PositionView", "StrategyParams", "parse_params", "params_json"]
 
 _PARAM_TYPES = (bool, int, float, str, Decimal)
 
@@ -136,6 +136,41 @@ class Indicator:
 
     def __repr__(self) -> str:
         return f"Indicator({self.name}{self.args} on {self.symbol} {self.timeframe} = {self.value})"
+
+
+class PositionView(Decimal):
+    """A position as the number spot strategies always compared (`self.position(s) > 0`), carrying a perpetual's details.
+
+    A `Decimal` subclass so that code written for spot keeps working: its value is the base
+    held (spot) or the signed size (perpetual: negative when short).
+    """
+
+    side: str
+    size: Decimal
+    entry: Decimal | None
+    upnl: Decimal
+    liquidation_price: Decimal | None
+    leverage: int
+    margin_mode: str | None
+    position_side: str
+
+    def __new__(cls, value: Decimal, *, side: str, entry: Decimal | None = None, upnl: Decimal = Decimal(0),
+                liquidation_price: Decimal | None = None, leverage: int = 1, margin_mode: str | None = None,
+                position_side: str = "both") -> PositionView:
+        view = super().__new__(cls, value)
+        view.side = side
+        view.size = abs(Decimal(value))
+        view.entry = entry
+        view.upnl = upnl
+        view.liquidation_price = liquidation_price
+        view.leverage = leverage
+        view.margin_mode = margin_mode
+        view.position_side = position_side
+        return view
+
+    def __repr__(self) -> str:
+        return (f"PositionView(side={self.side!r}, size={self.size}, entry={self.entry}, upnl={self.upnl}, "
+                f"liquidation_price={self.liquidation_price}, leverage={self.leverage})")
 
 
 class OrderTicket:
@@ -356,6 +391,11 @@ class Strategy:
         """The last known price: the newest closed candle's close, or the book's mid in paper and live."""
         return self._rt.last_price(symbol, self._rt.venue(exchange))
 
+    def is_perpetual(self, symbol: str, *, exchange: str | None = None) -> bool:
+        """Whether `symbol` is a perpetual future here (it can be shorted and leveraged); False for spot and unknown markets."""
+        inst = self._rt.instrument(symbol, self._rt.venue(exchange))
+        return inst is not None and inst.is_perpetual
+
     def fee(self, symbol: str, *, exchange: str | None = None) -> Decimal:
         """The taker fee rate of `symbol`'s market (0.001 is 0.1% of what a fill is worth)."""
         inst = self._rt.instrument(symbol, self._rt.venue(exchange))
@@ -413,6 +453,7 @@ class Strategy:
         stop_loss: float | Decimal | str | None = None,
         take_profit: float | Decimal | str | None = None,
         trailing: float | Decimal | str | None = None,
+        reduce_only: bool = False,
     ) -> OrderTicket:
         """Buy `size` (base units), or spend `funds` (quote, fee included), or with neither: all available quote.
 
@@ -435,11 +476,15 @@ class Strategy:
         average fill price as a string: `stop_loss="3%"` is 3% below a long's fill, rounded
         to the tick half-up. With both a stop and a take-profit they are an OCO: one firing
         cancels the other. They show in `ticket.exits` and reach `on_order` as tickets of their own.
+
+        Perpetuals: without a size, a new position of leverage x available margin (docs/ENGINE.md
+        "Perpetual futures"); `reduce_only=True` only shrinks the position (cut to it; without a size: all of it).
         """
         return self._rt.submit_order("buy", symbol, exchange=self._rt.venue(exchange), size=size, funds=funds, limit=limit, type=type,
                                      cancel_after=cancel_after, stop_price=stop_price, trigger=trigger, trailing_delta=trailing_delta,
                                      activation_price=activation_price, time_in_force=time_in_force, expire_at=expire_at,
-                                     allow_immediate=allow_immediate, stop_loss=stop_loss, take_profit=take_profit, trailing=trailing)
+                                     allow_immediate=allow_immediate, stop_loss=stop_loss, take_profit=take_profit, trailing=trailing,
+                                     **({"reduce_only": True} if reduce_only else {}))
 
     def sell(
         self,
@@ -460,6 +505,7 @@ class Strategy:
         stop_loss: float | Decimal | str | None = None,
         take_profit: float | Decimal | str | None = None,
         trailing: float | Decimal | str | None = None,
+        reduce_only: bool = False,
     ) -> OrderTicket:
         """Sell `size` (base units), or with no size: the whole available position (on `exchange`, the first by default).
 
@@ -469,7 +515,8 @@ class Strategy:
         return self._rt.submit_order("sell", symbol, exchange=self._rt.venue(exchange), size=size, funds=None, limit=limit, type=type,
                                      cancel_after=cancel_after, stop_price=stop_price, trigger=trigger, trailing_delta=trailing_delta,
                                      activation_price=activation_price, time_in_force=time_in_force, expire_at=expire_at,
-                                     allow_immediate=allow_immediate, stop_loss=stop_loss, take_profit=take_profit, trailing=trailing)
+                                     allow_immediate=allow_immediate, stop_loss=stop_loss, take_profit=take_profit, trailing=trailing,
+                                     **({"reduce_only": True} if reduce_only else {}))
 
     def order(self, side: str, symbol: str, **kwargs: Any) -> OrderTicket:
         """`buy` or `sell` by name, with any of their arguments (every order type, conditional ones included)."""
@@ -493,9 +540,53 @@ class Strategy:
         """What this run can still spend of `currency` (total minus holds of open orders), on `exchange` or all of them."""
         return self._rt.balance(currency, exchange, available=True)
 
-    def position(self, symbol: str, exchange: str | None = None) -> Decimal:
-        """The base currency of `symbol` held by this run (on `exchange`, or on all its exchanges)."""
-        return self.balance(symbol.split("/")[0], exchange)
+    def position(self, symbol: str, exchange: str | None = None) -> PositionView:
+        """The run's position in `symbol`: a number (spot: the base held; perpetual: the signed size) with its details.
+
+        `side` ("long", "short", "flat"), `size` (absolute), `entry`, `upnl`,
+        `liquidation_price` and `leverage` (None and 1 on spot, where the position is what the
+        wallet set holds of the base, on `exchange` or on all the run's exchanges).
+        """
+        return self._rt.position(symbol, exchange)
+
+    def short(
+        self,
+        symbol: str,
+        *,
+        size: float | Decimal | str | None = None,
+        limit: float | Decimal | str | None = None,
+        type: str | None = None,
+        cancel_after: int = 0,
+        exchange: str | None = None,
+    ) -> OrderTicket:
+        """Open or add to a short on a perpetual: a sell of `size`, or with no size the leverage times the available margin.
+
+        Spot markets cannot be shorted (`spot_cannot_short`). A sell on a perpetual is the same
+        order; `short` says what the strategy means and never only closes a long.
+        """
+        exchange = self._rt.venue(exchange)
+        inst = self._rt.instrument(symbol, exchange)
+        if inst is None or not inst.is_perpetual:
+            raise InvalidInput("spot_cannot_short", f"{symbol} is a spot market: it cannot be shorted (a perpetual can, "
+                               f"e.g. BTC/USDT:USDT)")
+        return self.sell(symbol, size=size, limit=limit, type=type, cancel_after=cancel_after, exchange=exchange)
+
+    def close(self, symbol: str, *, exchange: str | None = None) -> OrderTicket | None:
+        """Close the position in `symbol`: a reduce-only market order for all of it (None when there is nothing to close).
+
+        On spot this sells the whole available base, as `sell(symbol)` does.
+        """
+        exchange = self._rt.venue(exchange)
+        inst = self._rt.instrument(symbol, exchange)
+        if inst is None or not inst.is_perpetual:
+            return self.sell(symbol, exchange=exchange) if self.position(symbol, exchange) > 0 else None
+        return self._rt.close_position(symbol, exchange)
+
+    def set_leverage(self, symbol: str, leverage: int, *, exchange: str | None = None) -> None:
+        """The leverage of `symbol`'s perpetual (1 to its bracket's maximum: `leverage_above_maximum` beyond)."""
+        if isinstance(leverage, bool) or not isinstance(leverage, int) or leverage < 1:
+            raise InvalidInput("invalid_leverage", f"leverage is a whole number from 1, got {leverage!r}")
+        self._rt.set_leverage(symbol, leverage, self._rt.venue(exchange))
 
     def equity(self, currency: str | None = None) -> Decimal:
         """Everything this run holds, valued at last prices in `currency` (the run's quote by default)."""

@@ -33,14 +33,15 @@ from collections.abc import Callable, Coroutine, Iterator
 from typing import Any, Generic, Protocol, TypeVar
 
 from coinwire.core.conditional import check_bracket, check_conditional, check_oco, fill_price
-from coinwire.core.errors import NotFound
+from coinwire.core.errors import InvalidInput, NotFound
 from coinwire.core.execution import accept_conditional, fire, place_order, release_hold, resolve_oco, settle_fills
 from coinwire.core.funds import oco_holds
 from coinwire.core.ids import IdSequence
-from coinwire.core.instruments import Instrument
+from coinwire.core.instruments import PERPETUAL, Instrument
 from coinwire.core.ledger import Balance
 from coinwire.core.matching import MatchingEngine
 from coinwire.core.orders import DoneReason, Fill, Order, OrderStatus, OrderType
+from coinwire.core.perp_execution import PerpStep, place_perp_order, release_perp_hold, settle_perp_fills
 from coinwire.core.wallets import WalletLine
 from coinwire.venues.base import Execution, OpenOrders, VenueHost
 
@@ -53,6 +54,7 @@ Step = Callable[[], Coroutine[Any, Any, None]]
 ExitPlan = Callable[[Order, int, int], list[Order]]
 _UNTRIGGERED, _TRIGGERED, _DONE = OrderStatus.UNTRIGGERED, OrderStatus.TRIGGERED, OrderStatus.DONE
 _TRAILING = OrderType.TRAILING_STOP
+_PERPETUAL = PERPETUAL
 
 
 def is_conditional(order: Order) -> bool:
@@ -118,6 +120,8 @@ class SimulatedVenue(Generic[M]):
         self.orders = OpenOrders()  # orders not done, by id (what later fills and expiries refer to), with their client_oids
         self.exit_plans: dict[int, ExitPlan] = {}  # entries still open whose exits wait for them to be done
         self.lists: dict[int, tuple[int, int]] = {}  # OCO list id -> its two legs' ids
+        # perpetuals: told of every step that changed positions (instrument, step, "order" | "funding" | "liquidation")
+        self.on_perp: Callable[[Instrument, PerpStep, str], None] | None = None
 
     def market(self, symbol: str) -> M | None:
         return self.markets.get(symbol)
@@ -170,6 +174,8 @@ class SimulatedVenue(Generic[M]):
         """
         market = self._placeable(order.symbol)
         self.orders.refuse_duplicate(order, self.name)
+        if market.instrument.kind == _PERPETUAL:
+            return await self._place_perp(market, order)
         if is_conditional(order):
             return await self._place_conditional(market, order, allow_immediate)
         exits = None
@@ -191,6 +197,42 @@ class SimulatedVenue(Generic[M]):
         if children:
             await self._arm_children(market, children)
         return execution
+
+    # --- perpetuals: core.perp_execution's path --------------------------------------------------
+    async def _place_perp(self, market: M, order: Order) -> Execution:
+        """A perpetual's market or limit order: checked, margin held and matched by core at the mark now; refusals raise."""
+        if is_conditional(order) or order.bracket is not None:
+            raise InvalidInput("not_supported", "a simulated perpetual takes market and limit orders (no stops or exits yet)")
+        now = self.host.now()
+        step = place_perp_order(self.host.ledger, market.engine, order, now, mark=self.mark_now(market))
+        if not order.is_done:
+            self._keep(order)
+        execution = Execution([order, *step.orders], step.fills, step.lines, placed=order, created=step.orders or None)
+        await self.host.record(execution)
+        self._placed(market, order)
+        await self._positions_changed(market, step, "order")
+        return execution
+
+    async def perp_step(self, market: M, step: PerpStep, why: str) -> None:
+        """Record what a funding time or a liquidation changed (`step`'s orders are the venue's own: liquidation orders)."""
+        if step.orders or step.fills or step.lines:
+            await self.host.record(Execution(list(step.orders), step.fills, step.lines, created=list(step.orders) or None))
+        await self._positions_changed(market, step, why)
+
+    def _release(self, inst: Instrument, order: Order, now: int) -> list[WalletLine]:
+        """A cancelled or expired order's hold goes back (a perpetual's margin hold through core.perp_execution)."""
+        if inst.kind == _PERPETUAL:
+            return release_perp_hold(self.host.ledger, inst, order, now)
+        return release_hold(self.host.ledger, inst, order, now)
+
+    def mark_now(self, market: M) -> int:
+        """The mark price of a perpetual now, in price units (each kind of venue knows where it comes from)."""
+        return self._price_now(market)
+
+    async def _positions_changed(self, market: M, step: PerpStep, why: str) -> None:
+        """After a perpetual's step: the host hears of the positions it changed (`on_perp`), and the venue watches them."""
+        if self.on_perp is not None:
+            self.on_perp(market.instrument, step, why)
 
     async def place_oco(self, limit_leg: Order, stop_leg: Order, *, allow_immediate: bool = False) -> Execution:
         """Place an OCO list: a limit leg and a stop leg of one size, holding once; one filling or firing cancels the other."""
@@ -238,7 +280,7 @@ class SimulatedVenue(Generic[M]):
         self._drop(order)
         siblings, lines = self._cancel_sibling(market, order, now) if order.list_id else ([], [])
         if not siblings:
-            lines = release_hold(self.host.ledger, market.instrument, order, now)
+            lines = self._release(market.instrument, order, now)
         execution = Execution([order, *siblings], lines=lines)
         children = self._done(market, order, execution, now)
         await self.host.record(execution)
@@ -339,7 +381,7 @@ class SimulatedVenue(Generic[M]):
         self._drop(order)
         siblings, lines = self._cancel_sibling(market, order, now) if order.list_id else ([], [])
         if not siblings:
-            lines = release_hold(self.host.ledger, market.instrument, order, now)
+            lines = self._release(market.instrument, order, now)
         execution = Execution([order, *siblings], lines=lines)
         await self.host.record(execution)
         return execution
@@ -376,6 +418,13 @@ class SimulatedVenue(Generic[M]):
             if order.list_id:  # an OCO's limit leg filling: the other leg goes first (the first time)
                 siblings, lines = self._cancel_sibling(market, order, now)
                 orders += siblings
+            if instrument.kind == _PERPETUAL:
+                step = settle_perp_fills(ledger, instrument, order, order_fills, now, mark=self.mark_now(market))
+                if order.is_done:
+                    self._drop(order)
+                await self.host.record(Execution([order, *step.orders], order_fills, step.lines, created=step.orders or None))
+                await self._positions_changed(market, step, "order")
+                continue
             lines += settle_fills(ledger, instrument, order, order_fills, now)
             if order.is_done:
                 self._drop(order)
@@ -391,7 +440,7 @@ class SimulatedVenue(Generic[M]):
             self._drop(order)
             siblings, lines = self._cancel_sibling(market, order, now) if order.list_id else ([], [])
             if not siblings:
-                lines = release_hold(self.host.ledger, instrument, order, now)
+                lines = self._release(instrument, order, now)
             execution = Execution([order, *siblings], lines=lines)
             children = self._done(market, order, execution, now)
             await self.host.record(execution)

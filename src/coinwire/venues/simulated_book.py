@@ -12,7 +12,10 @@ from coinwire.core.conditional import TriggerBook
 from coinwire.core.errors import NotReady
 from coinwire.core.execution import settle_fills
 from coinwire.core.instruments import Instrument
+from coinwire.core.margin import mark_price
 from coinwire.core.orders import DoneReason, Fill, Order, OrderStatus, Side, TriggerSource
+from coinwire.core.perp_execution import PerpStep, liquidations
+from coinwire.core.position_risk import pool_liquidation_price
 from coinwire.messages import BookDelta, BookSnapshot, BookTicker, TradeTick
 from coinwire.venues.base import Execution
 from coinwire.venues.paper import PaperMarket
@@ -38,6 +41,7 @@ class BookVenue(SimulatedVenue[PaperMarket]):
         self.armed = 0  # untriggered orders held: the host asks `watch` only while there are any
         self.fired: list[Order] = []  # triggered by the last message, for `settle`
         self.moved: list[Order] = []  # trailing stops whose level the last message moved, for `settle`
+        self.liquidation_levels: dict[str, tuple[bool, int]] = {}  # perpetuals: symbol -> (long?, liquidation price) of its position
 
     def add_market(self, instrument: Instrument) -> PaperMarket:
         market = PaperMarket(instrument, self.host.fill_ids)
@@ -69,6 +73,42 @@ class BookVenue(SimulatedVenue[PaperMarket]):
         if fired:
             self.armed -= len(fired)
             self.fired += fired
+
+    # --- perpetuals: the mark by the median rule, liquidation when the mark reaches a position's price ------------
+    def mark_now(self, market: PaperMarket) -> int:
+        """The recording carries no mark stream: the median of best bid, best ask and last trade (core.margin.mark_price)."""
+        book = market.engine.book
+        return mark_price(book.best_bid(), book.best_ask(), self._price_now(market) or None) or 0
+
+    async def _positions_changed(self, market: PaperMarket, step: PerpStep, why: str) -> None:
+        await super()._positions_changed(market, step, why)
+        self.watch_liquidations()
+
+    def watch_liquidations(self) -> None:
+        """Each open position's liquidation price now (`liquidation_levels`): the host checks the mark against them per message."""
+        self.liquidation_levels = {}
+        for symbol, market in self.markets.items():
+            inst = market.instrument
+            if not inst.is_perpetual:
+                continue
+            for pos in self.host.ledger.positions.open_positions(self.name, symbol):
+                price = pool_liquidation_price(self.host.ledger, pos, {symbol: self.mark_now(market)})
+                if price is not None and price > 0:
+                    self.liquidation_levels[symbol] = (pos.size > 0, price)
+
+    async def check_liquidations(self, symbol: str) -> None:
+        """After a message of `symbol`: a mark at or beyond a position's liquidation price hands it to core's liquidation."""
+        level = self.liquidation_levels.get(symbol)
+        if level is None:
+            return
+        market = self.markets[symbol]
+        mark = self.mark_now(market)
+        long, price = level
+        if not mark or (mark > price if long else mark < price):
+            return
+        step = liquidations(self.host.ledger, market.instrument, mark, self.host.now(), self.host.order_ids, self.host.fill_ids)
+        if step.orders or step.lines:
+            await self.perp_step(market, step, "liquidation")
 
     def _price_now(self, market: PaperMarket) -> int:
         trade = market.last_trade

@@ -21,8 +21,12 @@ from coinwire.core.errors import InvalidInput
 from coinwire.core.instruments import Instrument
 from coinwire.core.matching import Levels, MatchingEngine
 from coinwire.core.orders import DoneReason, Order, OrderStatus, OrderType, Side, TriggerSource
+from coinwire.core.perp_execution import PerpStep, liquidations, settle_funding
+from coinwire.core.position_risk import pool_liquidation_price
+from coinwire.core.positions import Position
 from coinwire.venues.intrabar import Hit, check_mode, first_hit, path
-from coinwire.venues.simulated import INTRABAR, OPEN, SimClock, SimulatedHost, SimulatedVenue
+from coinwire.venues.simulated import CLOSE, INTRABAR, OPEN, SimClock, SimulatedHost, SimulatedVenue
+from coinwire.venues.simulated_perp import PerpFeed
 
 __all__ = ["CandleMarket", "CandleVenue"]
 
@@ -88,10 +92,76 @@ class CandleVenue(SimulatedVenue[CandleMarket]):
         self.unlimited = unlimited
         self.intrabar = check_mode(intrabar)
         self.both_legs: set[tuple[str, int]] = set()  # (symbol, bar) where both legs of an OCO were inside the range
+        self.feeds: dict[str, PerpFeed] = {}  # perpetual markets: their mark candles and funding rates
+        self.liquidation_watch = 0  # bumped on every position change: older liquidation wake-ups lapse
 
     @property
     def bars_with_both_legs(self) -> int:
         return len(self.both_legs)
+
+    # --- perpetuals: mark candles, funding times, liquidation on the mark's worst price -------------
+    def add_feed(self, symbol: str, feed: PerpFeed) -> None:
+        """A perpetual market's mark candles and funding rates (venues/simulated_perp.py)."""
+        self.feeds[symbol] = feed
+
+    def start_funding(self, start_ns: int, end_ns: int) -> None:
+        """Wake up at every recorded funding time of the run (none at a gap: a missing rate is never invented)."""
+        for symbol, feed in self.feeds.items():
+            market = self.markets[symbol]
+            for ts, rate in feed.funding_due(start_ns, end_ns):
+                self.clock.at(ts, CLOSE, partial(self._fund, market, ts, rate))
+
+    async def _fund(self, market: CandleMarket, ts: int, rate: int) -> None:
+        now = self.clock.now = max(self.clock.now, ts)
+        inst = market.instrument
+        step = settle_funding(self.host.ledger, inst, rate, self.mark_now(market), now)
+        await self.perp_step(market, step, "funding")
+
+    def mark_now(self, market: CandleMarket) -> int:
+        feed = self.feeds.get(market.instrument.symbol)
+        if feed is None:
+            return market.here[2]
+        return feed.mark_at(self.clock.now, market.series)
+
+    def liquidation_price(self, inst: Instrument, pos: Position) -> int | None:
+        """Where core's rule liquidates `pos` given the ledger as it is now (None: nowhere, e.g. a fully covered long)."""
+        return pool_liquidation_price(self.host.ledger, pos, self._marks())
+
+    def _marks(self) -> dict[str, int]:
+        return {symbol: self.mark_now(self.markets[symbol]) for symbol in self.feeds}
+
+    async def _positions_changed(self, market: CandleMarket, step: PerpStep, why: str) -> None:
+        await super()._positions_changed(market, step, why)
+        self._watch_liquidations()
+
+    def _watch_liquidations(self, after: int | None = None) -> None:
+        """Wake up at the first mark candle (closing after `after`, else the clock) whose worst price reaches an open position's
+        liquidation price; older wake-ups lapse (a change since may have moved the price)."""
+        self.liquidation_watch += 1
+        version = self.liquidation_watch
+        now = self.clock.now
+        for symbol, feed in self.feeds.items():
+            market = self.markets[symbol]
+            inst = market.instrument
+            for pos in self.host.ledger.positions.open_positions(self.name, symbol):
+                price = self.liquidation_price(inst, pos)
+                if price is None or price <= 0:
+                    continue
+                breach = feed.first_breach(market.series, now if after is None else after, pos.size > 0, price)
+                if breach is not None:
+                    opens, closes, worst = breach
+                    self.clock.at(max(opens, now), INTRABAR, partial(self._liquidation_check, market, version, closes, worst))
+
+    async def _liquidation_check(self, market: CandleMarket, version: int, closes: int, worst: int) -> None:
+        """The mark reached its worst price in this bar: core liquidates what its margin rule says at that mark."""
+        if version != self.liquidation_watch:
+            return  # positions or balances changed since: a newer watch holds
+        inst = market.instrument
+        step = liquidations(self.host.ledger, inst, worst, self.clock.now, self.host.order_ids, self.host.fill_ids)
+        if step.orders or step.lines:
+            await self.perp_step(market, step, "liquidation")
+            return
+        self._watch_liquidations(closes)  # core's rule kept it open at this mark (a rounding apart): from the next bar on
 
     def add_market(self, instrument: Instrument, series: Any) -> CandleMarket:
         """Trade `instrument` against `series` (the finest candles of its symbol, an engine.backtest.Series)."""
