@@ -163,6 +163,15 @@ def openapi_entry(api: Api, method_name: str, http_method: str, path: str, compo
         for seg in segments
     ]
     if http_method in ("POST", "PUT"):
+        if path_params:  # the body holds the rest: what the path names is not asked for twice
+            name = entry.params.__name__
+            full = defs[name]
+            body = {**full, "properties": {k: v for k, v in full.get("properties", {}).items() if k not in path_params}}
+            body["required"] = [k for k in full.get("required", []) if k not in path_params]
+            if not body["required"]:
+                del body["required"]  # OpenAPI 3.0 wants a non-empty list or none
+            components[name + "Body"] = body
+            schema = {"$ref": _REF_TEMPLATE.format(name=name + "Body")}
         extra["requestBody"] = {"content": {"application/json": {"schema": schema}}, "required": True}
     else:
         props = defs.get(entry.params.__name__, {}).get("properties", {})

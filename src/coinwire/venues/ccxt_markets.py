@@ -154,10 +154,12 @@ def instrument_from_market(
     symbol = str(market.get("symbol", ""))
     perpetual = bool(market.get("swap") or market.get("contract"))  # sizes in contracts, on the lot step only
     try:
+        if not perpetual and ":" in symbol:  # a settle currency, on a market CCXT does not call a swap (a future, an option)
+            raise InvalidInput("unsupported_market", symbol)
         normalized = symbol if perpetual else normalize_symbol(symbol)
     except InvalidInput:
         raise InvalidInput(
-            "unsupported_market", f"{exchange} market {symbol!r} is not a spot BASE/QUOTE pair", symbol=symbol
+            "unsupported_market", f"{exchange} market {symbol!r} is neither a spot BASE/QUOTE pair nor a perpetual swap", symbol=symbol
         ) from None
     extra = _perpetual_fields(exchange, ccxt_id, market, brackets) if perpetual else {}
     precision = market.get("precision") or {}
