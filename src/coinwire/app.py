@@ -79,7 +79,7 @@ def build_feed(cfg: ExchangeConfig) -> Any:
     if cfg.feed == "replay":
         from coinwire.feeds.replay import ReplayFeed
         from coinwire.history.binance_capture import BINANCE_BTCUSDT, BINANCE_USDM_BTCUSDT_PERP
-        from coinwire.refdata.brackets import perpetual_fields
+        from coinwire.venues.brackets import perpetual_fields
 
         if cfg.replay_market == "binanceusdm":  # the USD-M perpetual, with Binance's published brackets and clearance fee
             instrument = msgspec.structs.replace(BINANCE_USDM_BTCUSDT_PERP, exchange=cfg.name,

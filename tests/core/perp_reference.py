@@ -27,7 +27,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-BRACKETS_FILE = Path(__file__).resolve().parents[2] / "src" / "coinwire" / "refdata" / "data" / "binance_usdm_brackets.json"
+BRACKETS_FILE = Path(__file__).resolve().parents[2] / "src" / "coinwire" / "venues" / "data" / "binance_usdm_brackets.json"
 
 
 @dataclass(frozen=True)

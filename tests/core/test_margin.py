@@ -22,7 +22,7 @@ from coinwire.core.margin import (
 from coinwire.core.numbers import ATTO
 from coinwire.core.orders import PositionSide
 from coinwire.core.positions import MarginMode, Position, unrealised_pnl
-from coinwire.refdata.brackets import perpetual_fields
+from coinwire.venues.brackets import perpetual_fields
 
 BTC = Instrument(exchange="binanceusdm", symbol="BTC/USDT:USDT", base="BTC", quote="USDT", price_decimals=1, size_decimals=3,
                  kind="perpetual", settle="USDT", maker_fee=20_000, taker_fee=50_000,

@@ -33,7 +33,7 @@ from coinwire.core.perp_execution import (
 )
 from coinwire.core.positions import MarginMode, Position
 from coinwire.core.wallets import LineKind
-from coinwire.refdata.brackets import perpetual_fields
+from coinwire.venues.brackets import perpetual_fields
 
 EX = "binanceusdm"
 BTC = Instrument(exchange=EX, symbol="BTC/USDT:USDT", base="BTC", quote="USDT", price_decimals=1, size_decimals=3,

@@ -11,7 +11,7 @@ from coinwire.core.numbers import ATTO
 from coinwire.core.orders import PositionSide, Side
 from coinwire.core.perp_execution import liquidations, pool_state, settle_funding
 from coinwire.core.positions import MarginMode, Position
-from coinwire.refdata.brackets import perpetual_fields
+from coinwire.venues.brackets import perpetual_fields
 from tests.core import perp_reference as ref
 from tests.core.test_perp_execution import BTC, EX, Venue
 

@@ -12,10 +12,9 @@ from coinwire.core.errors import Conflict
 from coinwire.core.instruments import PERPETUAL, Instrument
 from coinwire.core.numbers import str_to_atto
 from coinwire.core.orders import Fill, OrderType, PositionSide, Side
-from coinwire.core.positions import MarginMode, Position, PositionSettings
+from coinwire.core.positions import FundingPayment, HedgeMode, MarginMode, Position, PositionSettings
 from coinwire.store import ChangeSet
 from coinwire.store.codec import POSITIONS, Scale, encode
-from coinwire.venues.base import FundingPayment, HedgeMode
 from tests.store.test_store_contract import CHECKED_AT_COMMIT, T0, Database, database, order  # noqa: F401 - the fixture
 
 PERP = Instrument(exchange="binanceusdm", symbol="BTC/USDT:USDT", base="BTC", quote="USDT", price_decimals=1, size_decimals=3,

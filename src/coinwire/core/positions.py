@@ -26,8 +26,8 @@ from coinwire.core.ids import IdSequence
 from coinwire.core.instruments import Instrument
 from coinwire.core.orders import PositionSide
 
-__all__ = ["MarginMode", "Position", "PositionSettings", "PositionBook", "PositionKey", "entry_price", "unrealised_pnl",
-           "notional_at", "DEFAULT_LEVERAGE", "DEFAULT_MARGIN_MODE"]
+__all__ = ["MarginMode", "Position", "PositionSettings", "HedgeMode", "FundingPayment", "PositionBook", "PositionKey", "entry_price",
+           "unrealised_pnl", "notional_at", "DEFAULT_LEVERAGE", "DEFAULT_MARGIN_MODE"]
 
 
 class MarginMode(str, enum.Enum):
@@ -96,6 +96,35 @@ class PositionSettings(msgspec.Struct, kw_only=True, frozen=True):
     symbol: str
     leverage: int
     margin_mode: MarginMode
+
+
+class HedgeMode(msgspec.Struct, kw_only=True):
+    """An account's position mode on one exchange: hedge (long and short legs) or one-way (False, the default)."""
+
+    account_id: int
+    exchange: str
+    hedge_mode: bool
+
+
+class FundingPayment(msgspec.Struct, kw_only=True):
+    """One funding payment settled on one position: what `funding_history` answers, stored beside its ledger line.
+
+    `id` is the FUNDING wallet line's id; `size` the position's signed size then, `rate` in 1e-8
+    units, `mark` at the instrument's price decimals, `amount` ATTO of the settle currency
+    (received +, paid -).
+    """
+
+    id: int
+    account_id: int
+    exchange: str
+    symbol: str
+    side: PositionSide
+    wallet_set_id: int | None
+    ts: int
+    size: int
+    rate: int
+    mark: int
+    amount: int
 
 
 def notional_at(inst: Instrument, size: int, price: int) -> int:

@@ -41,7 +41,7 @@ from coinwire.engine.order_args import OrderArgs, order_args, prepare_conditiona
 from coinwire.engine.runtime import Runtime
 from coinwire.engine.strategy import Indicator, OrderTicket, Strategy, StrategyParams
 from coinwire.engine.venue_host import RunHost
-from coinwire.refdata.brackets import perpetual_fields
+from coinwire.venues.brackets import perpetual_fields
 from coinwire.venues.base import completed
 from coinwire.venues.intrabar import check_mode
 from coinwire.venues.simulated import CLOSE, OPEN, SimClock

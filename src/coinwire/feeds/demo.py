@@ -49,7 +49,7 @@ from coinwire.core.orders import Side
 from coinwire.core.rollup import OHLCV
 from coinwire.feeds.base import Publish, subject_for
 from coinwire.messages import BookDelta, BookSnapshot, BookTicker, Markets, MarkPrice, Message, TradeTick, subject
-from coinwire.refdata.brackets import perpetual_fields
+from coinwire.venues.brackets import perpetual_fields
 
 __all__ = ["DemoMarket", "DemoFeed", "demo_instrument", "DEFAULT_SYMBOLS", "PERPETUAL_SYMBOLS", "MAX_PREMIUM_BP",
            "FUNDING_SPEEDUP"]

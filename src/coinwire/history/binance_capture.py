@@ -72,7 +72,7 @@ BINANCE_USDM_BTCUSDT: Final = Instrument(
 
 # The same market as the linear perpetual it is, in CCXT's unified form: what paper and backtests of
 # perpetuals replay the capture as. Its leverage brackets and clearance fee are data
-# (refdata.brackets.perpetual_fields, a layer above this one), added by whoever builds the venue.
+# (venues.brackets.perpetual_fields), added by whoever builds the venue.
 BINANCE_USDM_BTCUSDT_PERP: Final = msgspec.structs.replace(
     BINANCE_USDM_BTCUSDT, symbol="BTC/USDT:USDT", kind=PERPETUAL, settle="USDT", funding_interval_s=8 * 3600
 )

@@ -970,10 +970,8 @@ class Gateway:
         return market
 
     def _perp_venue(self, exchange: str) -> PerpVenue:
-        venue = self.ready_exchange(exchange)
-        if not isinstance(venue, PerpVenue):
-            raise InvalidInput("perpetuals_unsupported", f"exchange {exchange} does not trade perpetuals here")
-        return venue
+        """Every hosted venue (paper, live) takes the position commands; a spot-only market refuses them (`not_a_perpetual`)."""
+        return self.ready_exchange(exchange)
 
     async def set_leverage(self, *, account_id: int, exchange: str, symbol: str, leverage: object) -> PositionSettings:
         """Set the account's leverage on a perpetual (`leverage_above_maximum` beyond the bracket's)."""

@@ -18,10 +18,10 @@ from coinwire.core.conditional import decode_bracket
 from coinwire.core.instruments import Instrument
 from coinwire.core.numbers import ATTO, ATTO_DECIMALS
 from coinwire.core.orders import Fill, Order, OrderStatus, OrderType, PositionSide
+from coinwire.core.positions import FundingPayment
 from coinwire.core.symbols import symbol_token
 from coinwire.messages import BracketLegView, BracketView, FillView, OrderView
 from coinwire.store.codec import units_text
-from coinwire.venues.base import FundingPayment
 
 __all__ = ["iso", "order_view", "fill_view", "avg_price_str", "FundingView", "funding_view"]
 

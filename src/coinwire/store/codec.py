@@ -18,10 +18,9 @@ from sqlalchemy import Table
 from coinwire.core.accounts import Account
 from coinwire.core.numbers import ATTO_DECIMALS, to_units, units_to_str
 from coinwire.core.orders import Fill, Order
-from coinwire.core.positions import Position, PositionSettings
+from coinwire.core.positions import FundingPayment, HedgeMode, Position, PositionSettings
 from coinwire.core.wallets import Wallet, WalletLine, WalletSet
 from coinwire.store import tables
-from coinwire.venues.base import FundingPayment, HedgeMode
 
 __all__ = [
     "Scale",

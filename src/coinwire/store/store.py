@@ -36,7 +36,7 @@ from coinwire.core.errors import Conflict, InvalidInput
 from coinwire.core.line_totals import LineTotals, TotalsError
 from coinwire.core.numbers import ATTO_DECIMALS, atto_to_str, to_units
 from coinwire.core.orders import Fill, Order, OrderStatus
-from coinwire.core.positions import Position, PositionSettings
+from coinwire.core.positions import FundingPayment, HedgeMode, Position, PositionSettings
 from coinwire.core.wallets import Wallet, WalletLine, WalletSet
 from coinwire.private_files import narrow, private_file
 from coinwire.store import migrate
@@ -74,7 +74,6 @@ from coinwire.store.tables import (
     wallet_totals,
     wallets,
 )
-from coinwire.venues.base import FundingPayment, HedgeMode
 
 __all__ = ["Store", "StoredState", "normalise_url"]
 

@@ -25,49 +25,18 @@ from __future__ import annotations
 from collections.abc import Coroutine, Iterable
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
-import msgspec
-
 from coinwire.core.errors import Conflict
 from coinwire.core.ids import IdSequence
 from coinwire.core.instruments import Instrument
 from coinwire.core.ledger import Balance, Ledger
 from coinwire.core.orders import DoneReason, Fill, Order, PositionSide
-from coinwire.core.positions import MarginMode, Position, PositionSettings
+from coinwire.core.positions import FundingPayment, HedgeMode, MarginMode, Position, PositionSettings
 from coinwire.core.wallets import WalletLine
 
-__all__ = ["Execution", "FundingPayment", "HedgeMode", "OpenOrders", "PerpVenue", "Venue", "VenueHost", "VenueMarket",
+__all__ = ["Execution", "OpenOrders", "PerpVenue", "Venue", "VenueHost", "VenueMarket",
            "completed"]
 
 T = TypeVar("T")
-
-
-class FundingPayment(msgspec.Struct, kw_only=True):
-    """One funding payment settled on one position: what `funding_history` answers, stored beside its ledger line.
-
-    `id` is the FUNDING wallet line's id; `size` the position's signed size then, `rate` in 1e-8
-    units, `mark` at the instrument's price decimals, `amount` ATTO of the settle currency
-    (received +, paid -).
-    """
-
-    id: int
-    account_id: int
-    exchange: str
-    symbol: str
-    side: PositionSide
-    wallet_set_id: int | None
-    ts: int
-    size: int
-    rate: int
-    mark: int
-    amount: int
-
-
-class HedgeMode(msgspec.Struct, kw_only=True):
-    """An account's position mode on one exchange: hedge (long and short legs) or one-way (False, the default)."""
-
-    account_id: int
-    exchange: str
-    hedge_mode: bool
 
 
 class Execution:

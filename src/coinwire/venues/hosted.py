@@ -24,7 +24,7 @@ from coinwire.core.instruments import Instrument
 from coinwire.core.orders import Fill, Order
 from coinwire.core.positions import Position
 from coinwire.messages import BookDelta, BookSnapshot, BookTicker, TradeTick
-from coinwire.venues.base import Execution, Venue, VenueHost
+from coinwire.venues.base import Execution, PerpVenue, Venue, VenueHost
 
 if TYPE_CHECKING:
     from coinwire.venues.paper import PaperMarket
@@ -61,7 +61,7 @@ class GatewayHost(VenueHost, Protocol):
         ...
 
 
-class HostedVenue(Venue, Protocol):
+class HostedVenue(Venue, PerpVenue, Protocol):
     mode: str  # the exchange's configured mode ("paper" | "live"): what a run of that mode may trade on
     feed_name: str
     markets: dict[str, PaperMarket]  # the mirror: checks, holds, strategies' books

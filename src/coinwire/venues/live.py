@@ -68,10 +68,10 @@ from coinwire.core.perp_execution import accept_perp_order, release_perp_hold, s
 from coinwire.core.perp_execution import set_hedge_mode as core_set_hedge_mode
 from coinwire.core.perp_execution import set_leverage as core_set_leverage
 from coinwire.core.perp_execution import set_margin_mode as core_set_margin_mode
-from coinwire.core.positions import MarginMode
+from coinwire.core.positions import HedgeMode, MarginMode
 from coinwire.core.wallets import WalletLine
 from coinwire.messages import BookDelta, BookSnapshot, BookTicker, TradeTick
-from coinwire.venues.base import Execution, HedgeMode
+from coinwire.venues.base import Execution
 from coinwire.venues.hosted import GatewayHost
 from coinwire.venues.paper import MarketMirror, PaperMarket
 from coinwire.venues.reports import FillReport, Liquidity, OrderReport, ReportReason

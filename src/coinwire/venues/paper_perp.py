@@ -39,10 +39,10 @@ from coinwire.core.perp_execution import (
     settle_funding,
     settle_perp_fills,
 )
-from coinwire.core.positions import MarginMode, Position
+from coinwire.core.positions import FundingPayment, HedgeMode, MarginMode, Position
 from coinwire.core.wallets import LineKind, WalletLine
 from coinwire.messages import MarkPrice
-from coinwire.venues.base import Execution, FundingPayment, HedgeMode
+from coinwire.venues.base import Execution
 
 if TYPE_CHECKING:
     from coinwire.venues.hosted import GatewayHost

@@ -74,7 +74,7 @@ def load_brackets(exchange: str) -> BracketTable | None:
     name = _FILES.get(exchange)
     if name is None:
         return None
-    text = resources.files("coinwire.refdata").joinpath("data", name).read_text(encoding="utf-8")
+    text = resources.files("coinwire.venues").joinpath("data", name).read_text(encoding="utf-8")
     document = json.loads(text)
     fees = {symbol: to_units(rate, 8, "liquidation_fee") for symbol, rate in document["liquidation_fee"].items()}
     return BracketTable(parse_leverage_brackets(document["brackets"]), fees)
