@@ -64,6 +64,9 @@ def market(side: str, size: str, **extra: Any) -> dict[str, Any]:
 async def test_a_position_through_its_life_over_rpc_rest_and_ws_positions(server: ServerProcess, tokens: dict[str, str]) -> None:
     async with rpc(server, tokens["pia"]) as pia:
         account = await own_account(pia)
+        (demo,) = await pia.call("get_exchanges")
+        sources = {m["symbol"]: m.get("mark_price_source") for m in demo["markets"]}
+        assert sources == {"BTC/USDT": None, "BTC/USDT:USDT": "feed's own"}  # the demo feed sends marks; spot has none
         settings = await pia.call("set_leverage", exchange="demo", pair=PERP, leverage=5)
         assert settings == {"account": account, "exchange": "demo", "symbol": "BTC/USDT:USDT", "leverage": 5, "margin_mode": "cross"}
         assert (await pia.call("set_margin_mode", exchange="demo", pair=PERP, mode="isolated"))["margin_mode"] == "isolated"

@@ -25,8 +25,8 @@ from coinwire.engine.runs import finish_backtest, prepare_any_backtest
 from coinwire.engine.runtime import StrategyFailed
 from coinwire.engine.strategy import PositionView, Strategy, parse_params
 from coinwire.history.futures import load_futures
-from coinwire.venues.brackets import perpetual_fields
 from coinwire.strategies.ma_cross import MaCross
+from coinwire.venues.brackets import perpetual_fields
 from tests.conftest import shared_data
 
 XRP = "XRP/USDT:USDT"

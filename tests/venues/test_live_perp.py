@@ -23,6 +23,7 @@ from coinwire.core.instruments import Instrument
 from coinwire.core.orders import DoneReason, Order, OrderStatus, OrderType, PositionSide, Side
 from coinwire.core.positions import MarginMode, Position
 from coinwire.messages import BookSnapshot
+from coinwire.venues.base import MARK_MEDIAN, MARK_VENUE
 from coinwire.venues.live import LiveVenue
 from tests.feeds.binance_server import ServerRunner
 from tests.venues.binance_trading import API_KEY, SECRET
@@ -118,6 +119,7 @@ async def test_the_account_starts_with_the_venues_wallet_and_no_position(h: Perp
     assert h.usdt() == (10_000 * ATTO, 0)
     assert h.ledger.positions.of_account(h.account, EX) == []
     assert h.live.mark_price(PERP) == 1_000_050  # no position reported yet: the median of bid, ask (and no last)
+    assert h.live.mark_rule(PERP) == MARK_MEDIAN
 
 
 async def test_leverage_and_margin_mode_are_set_at_the_venue_and_kept_across_a_restart(h: PerpHarness) -> None:
@@ -149,6 +151,7 @@ async def test_an_order_goes_to_a_fill_and_the_position_comes_from_the_venue(h: 
     # the wallet is the venue's (10000 less the fee); the isolated margin the venue gave the position is held
     assert h.usdt() == (10_000 * ATTO - fee, Decimal("100.01") * ATTO)
     assert h.live.mark_price(PERP) == 1_000_050  # now the venue's mark, from its position report
+    assert h.live.mark_rule(PERP) == MARK_VENUE
     with pytest.raises(DomainError) as raised:
         await h.live.set_margin_mode(h.account, PERP, MarginMode.CROSS)
     assert raised.value.code == "margin_mode_change_with_open_position"

@@ -497,7 +497,9 @@ async def get_exchanges(api: Api, p: P.GetExchangesParams, ctx: CallContext) -> 
                 "pairs": sorted(symbol_token(s) for s in ex.markets),
                 "symbols": sorted(ex.markets),
                 "currencies": ex.currencies(),
-                "markets": [m.instrument.to_public() for m in ex.markets.values()],
+                # a perpetual's says where its mark price comes from (the feed's, the venue's, or the median rule)
+                "markets": [m.instrument.to_public() | ({"mark_price_source": ex.mark_rule(s)} if m.instrument.is_perpetual else {})
+                            for s, m in ex.markets.items()],
             }
         )
     return out

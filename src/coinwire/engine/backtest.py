@@ -41,8 +41,8 @@ from coinwire.engine.order_args import OrderArgs, order_args, prepare_conditiona
 from coinwire.engine.runtime import Runtime
 from coinwire.engine.strategy import Indicator, OrderTicket, Strategy, StrategyParams
 from coinwire.engine.venue_host import RunHost
-from coinwire.venues.brackets import perpetual_fields
 from coinwire.venues.base import completed
+from coinwire.venues.brackets import perpetual_fields
 from coinwire.venues.intrabar import check_mode
 from coinwire.venues.simulated import CLOSE, OPEN, SimClock
 from coinwire.venues.simulated_candles import CandleMarket, CandleVenue

@@ -31,8 +31,8 @@ from coinwire.engine.strategy import OrderTicket, Strategy, StrategyParams
 from coinwire.engine.stream import StreamRuntime
 from coinwire.engine.venue_host import RunHost
 from coinwire.history.binance_capture import BINANCE_BTCUSDT, BINANCE_USDM_BTCUSDT, BINANCE_USDM_BTCUSDT_PERP, iter_capture
-from coinwire.venues.brackets import perpetual_fields
 from coinwire.venues.base import completed
+from coinwire.venues.brackets import perpetual_fields
 from coinwire.venues.simulated_book import BookVenue
 from coinwire.venues.simulated_perp import funding_gaps
 

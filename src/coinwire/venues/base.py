@@ -33,8 +33,13 @@ from coinwire.core.orders import DoneReason, Fill, Order, PositionSide
 from coinwire.core.positions import FundingPayment, HedgeMode, MarginMode, Position, PositionSettings
 from coinwire.core.wallets import WalletLine
 
-__all__ = ["Execution", "OpenOrders", "PerpVenue", "Venue", "VenueHost", "VenueMarket",
+__all__ = ["MARK_FEED", "MARK_VENUE", "MARK_MEDIAN", "Execution", "OpenOrders", "PerpVenue", "Venue", "VenueHost", "VenueMarket",
            "completed"]
+
+# Where a perpetual's mark price comes from, as a venue's status says it (PerpVenue.mark_rule)
+MARK_FEED = "feed's own"  # the feed's mark price messages (paper)
+MARK_VENUE = "venue's own"  # the exchange's mark, from its position reports (live)
+MARK_MEDIAN = "median of best bid, best ask and last trade"  # core.margin.mark_price, when neither is known
 
 T = TypeVar("T")
 
@@ -202,6 +207,10 @@ class PerpVenue(Protocol):
 
     def mark_price(self, symbol: str) -> int | None:
         """The latest mark price of a perpetual (None: not known yet)."""
+        ...
+
+    def mark_rule(self, symbol: str) -> str:
+        """Where that mark comes from (`MARK_FEED`, `MARK_VENUE` or `MARK_MEDIAN`): what the exchange's status says."""
         ...
 
 

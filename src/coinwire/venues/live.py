@@ -71,7 +71,7 @@ from coinwire.core.perp_execution import set_margin_mode as core_set_margin_mode
 from coinwire.core.positions import HedgeMode, MarginMode
 from coinwire.core.wallets import WalletLine
 from coinwire.messages import BookDelta, BookSnapshot, BookTicker, TradeTick
-from coinwire.venues.base import Execution
+from coinwire.venues.base import MARK_MEDIAN, MARK_VENUE, Execution
 from coinwire.venues.hosted import GatewayHost
 from coinwire.venues.paper import MarketMirror, PaperMarket
 from coinwire.venues.reports import FillReport, Liquidity, OrderReport, ReportReason
@@ -833,6 +833,10 @@ class LiveVenue(MarketMirror):
         await self.refresh_positions()
         pos = self.host.ledger.positions.get(account, self.name, symbol, side)
         return Execution(positions=[pos] if pos is not None else [])
+
+    def mark_rule(self, symbol: str) -> str:
+        """The venue's mark once a position report carried one, else the median rule on the mirror."""
+        return MARK_VENUE if self._marks.get(symbol) else MARK_MEDIAN
 
     def mark_price(self, symbol: str) -> int | None:
         """The venue's latest mark price of `symbol` (from its position reports), else the median rule on the mirror."""

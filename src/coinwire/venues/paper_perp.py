@@ -42,16 +42,14 @@ from coinwire.core.perp_execution import (
 from coinwire.core.positions import FundingPayment, HedgeMode, MarginMode, Position
 from coinwire.core.wallets import LineKind, WalletLine
 from coinwire.messages import MarkPrice
-from coinwire.venues.base import Execution
+from coinwire.venues.base import MARK_FEED, MARK_MEDIAN, Execution
 
 if TYPE_CHECKING:
     from coinwire.venues.hosted import GatewayHost
     from coinwire.venues.paper import PaperMarket
 
-__all__ = ["PaperPerps", "PerpState", "MARK_FEED", "MARK_MEDIAN"]
+__all__ = ["PaperPerps", "PerpState"]
 
-MARK_FEED = "feed's own"  # the feed's mark price messages
-MARK_MEDIAN = "median of best bid, best ask and last trade"  # core.margin.mark_price
 _MARK_NOTIFY_NS = 250_000_000  # a quarter of a second of market time between two mark-only position notifications
 
 
