@@ -22,7 +22,7 @@ journal helper's count is listed but moved between counts of the same code (31k-
 at niceness +10, and how much of the orders' changes it has applied when counting stops depends
 on what else the host runs.
 
-`COINWIRE_BENCH_BASE` names the base (default ff79a03, the commit before the scheduled trading work).
+`COINWIRE_BENCH_BASE` names the base (default 6bed7c9, the commit before the conditional orders work).
 Outside a git checkout (an sdist), or when the ref is not in it, the result only says why it
 was skipped. `python -m benchmarks.bench_rpc_ab [pairs] [seconds]` runs it alone.
 """
