@@ -64,8 +64,9 @@ NOTES = """
   medians 7,431 against 8,111, the pairs spread -13% to +7% with the host: within its noise.
 - make_order A/B against a base commit (benchmarks/bench_rpc_ab.py): the make_order load above
   on this checkout's `src` and on an earlier commit's (`COINWIRE_BENCH_BASE`, default `6bed7c9`,
-  the commit before the conditional orders work; it was `ff79a03` for the scheduled trading work's figures, `0b96280` for the venue contract work's
-  figures and `2e93ff2`, the commit before the accounts work, for that issue's; written out with `git archive`), in 6 pairs of 4 s rounds,
+  the commit before the conditional orders work; it was `ff79a03` for the scheduled trading
+  work's figures, `0b96280` for the venue contract work's figures and `2e93ff2`, the commit
+  before the accounts work, for that issue's; written out with `git archive`), in 6 pairs of 4 s rounds,
   each in a fresh server with its own empty SQLite store (through the journal) and PYTHONPATH on
   its side's `src`; every round checks that the server and its journal helper import that tree
   and not the venv's editable install. The pairs alternate which side runs first (base, current;
