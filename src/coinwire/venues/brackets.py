@@ -51,7 +51,10 @@ def venue_symbol(symbol: str) -> str:
 
 
 def parse_leverage_brackets(payload: list[dict[str, Any]]) -> dict[str, tuple[LeverageBracket, ...]]:
-    """Binance's `/fapi/v1/leverageBracket` payload -> exact brackets by venue symbol (a live venue reuses this)."""
+    """Binance's `/fapi/v1/leverageBracket` payload -> exact brackets by venue symbol (the shipped file's form).
+
+    A live account's tiers arrive through CCXT's unified form instead: `ccxt_markets.brackets_from_tiers`.
+    """
     result: dict[str, tuple[LeverageBracket, ...]] = {}
     for entry in payload:
         tiers = sorted(entry["brackets"], key=lambda b: Decimal(str(b["notionalFloor"])))
