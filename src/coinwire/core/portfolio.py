@@ -86,9 +86,10 @@ def bucket_end(ts_ns: int) -> int:
 
 def quantize_value(value: Decimal) -> int:
     """A value as the stored integer of 10**-VALUE_DECIMALS units, rounded half to even."""
-    exponent = value.as_tuple().exponent
-    if isinstance(exponent, int) and exponent >= -VALUE_DECIMALS:  # already on the grid (every tracked value is): exact
-        return int(value.scaleb(VALUE_DECIMALS))
+    scaled = value.scaleb(VALUE_DECIMALS)
+    units = int(scaled)
+    if scaled == units:  # already on the grid (every value the tracker makes is): nothing to round
+        return units
     return int(value.quantize(_QUANTUM, rounding=ROUND_HALF_EVEN).scaleb(VALUE_DECIMALS))
 
 
