@@ -77,9 +77,9 @@ async def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIter
 
 
 @asynccontextmanager
-async def rig(tmp_path: Path, url: str, schema: str | None, clock: Clock) -> AsyncIterator[Rig]:
+async def rig(tmp_path: Path, url: str, schema: str | None, clock: Clock, exchange: dict[str, object] = EXCHANGE) -> AsyncIterator[Rig]:
     """A gateway whose demo book is loaded once, then only moved by the test; the tracker on the same clock."""
-    settings = load_settings(env={}, overrides={"data_dir": str(tmp_path), "exchanges": [EXCHANGE]})
+    settings = load_settings(env={}, overrides={"data_dir": str(tmp_path), "exchanges": [exchange]})
     store = Store(url, schema=schema)
     await store.start()
     bus = MemoryBus()
@@ -381,3 +381,39 @@ async def test_wallet_sets_and_runs_are_portfolios_of_their_own_funds(tmp_path: 
         assert untouched is not None and untouched.candles.volume.tolist() == [0]  # user 2 traded nothing
         with pytest.raises(NotFound):
             r.tracker.forming("wallet_set", "999")
+
+
+async def test_a_perpetual_position_counts_at_its_mark_with_its_unrealised_pnl(tmp_path: Path) -> None:
+    """Wallets (the position's margin included) plus the open position's unrealised PnL at the venue's mark."""
+    t0 = time.time_ns() // S // BUCKET_S * BUCKET_S
+    clock = Clock(t0 * S + 30 * S)
+    exchange = {**EXCHANGE, "symbols": ["BTC/USDT", "BTC/USDT:USDT"]}
+    async with rig(tmp_path, f"sqlite:///{tmp_path / 'cw.db'}", None, clock, exchange) as r:
+        g = r.gateway
+        account = await g.account_for(1, "demo")
+        mid = await set_book(r, "30000", "30002")
+        venue = g.venues["demo"]
+        perp = venue.markets["BTC/USDT:USDT"].instrument
+        fills: list[Fill] = []
+
+        class Recorder:
+            async def on_market(self, message: object) -> None: ...
+
+            def on_execution(self, orders: object, new: list[Fill]) -> None:
+                fills.extend(new)
+
+        g.listeners.append(Recorder())
+        await g.make_order(OrderRequest(
+            exchange="demo", instrument=perp, side=Side.BUY, type=OrderType.MARKET, size=perp.parse_size("0.01", "size"),
+            limit=0, cancel_after=0, client_oid="long", wallet_set_id=None, run_id=None, owner_id=1))  # fmt: skip
+        await r.tracker.start(loop=False)
+        (fill,) = fills
+        mark = venue.mark_price("BTC/USDT:USDT")
+        assert mark is not None
+        size = Decimal(fill.size).scaleb(-perp.size_decimals) * Decimal(perp.contract_size).scaleb(-8)
+        pnl = (Decimal(mark) - Decimal(fill.price)).scaleb(-perp.price_decimals) * size
+        assert pnl != 0  # the fill paid the ask, the mark is elsewhere: the position is worth something else than its cost
+        usdt = Decimal(10_000) - Decimal(fill.fee).scaleb(-18)
+        want = (Decimal(1) * mid + usdt + pnl).quantize(Q, rounding=ROUND_HALF_EVEN)
+        assert r.tracker.value_now("account", str(account.id)) == want
+        assert r.tracker.holdings("account", str(account.id))["USDT"] == usdt + pnl
