@@ -264,6 +264,11 @@ async def test_the_forming_candle_arrives_live_and_a_viewers_stream_ends_with_th
         while Decimal(str(mine["candle"][5])) < bid * Decimal("0.01") * Decimal("0.9") and time.monotonic() < deadline:
             mine = await val.notification("portfolio_ohlcv", timeout=20)  # the fill's notional shows as volume
         assert Decimal(str(mine["candle"][5])) >= bid * Decimal("0.01") * Decimal("0.9")
+        with http(server, world["tokens"]["ann"]) as rest:  # the GET answers the forming bucket too, as the feed pushed it
+            bucket = int(mine["candle"][0])
+            forming = ok(rest.get(url("account", account), params={"timeframe": "15m", "tz": "UTC", "start": bucket}))
+            assert forming and forming[-1][0] >= bucket
+            _bounded(forming[-1])
         with server.client() as admin:
             assert admin.delete(f"/api/v1/accounts/{account}/members/{world['user']['val']}").status_code in (200, 204)
         await ann.call("make_order", exchange="demo", pair="BTC_USDT", side="sell", type="market", size="0.01", account=account)
