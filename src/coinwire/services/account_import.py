@@ -36,6 +36,7 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
+from pathlib import Path
 from typing import Any, Final
 
 import msgspec
@@ -45,11 +46,11 @@ from coinwire.config import ExchangeConfig
 from coinwire.core.accounts import Account
 from coinwire.core.errors import CoinwireError, Conflict, InvalidInput
 from coinwire.core.history_value import PastTrade, PastTransfer, PriceSeries, rebuild_history
-from coinwire.core.portfolio import PortfolioCandle
 from coinwire.core.rollup import parse_timeframe
 from coinwire.history.candles import Candles
 from coinwire.history.download import download, make_exchange
 from coinwire.history.store import HistoryStore
+from coinwire.services.live_credentials import live_credentials
 from coinwire.store import Store
 from coinwire.store.account_imports import (
     ImportRow,
@@ -64,9 +65,11 @@ from coinwire.store.account_imports import (
     save_import,
     unfinished_imports,
 )
+from coinwire.store.portfolio_candles import PortfolioCandleRow, write_portfolio_candles
+from coinwire.venues.ccxt_client import close_client, make_client
 from coinwire.venues.ccxt_errors import Backoff, translate
 
-__all__ = ["STEPS", "WINDOW_MS", "AccountImports", "CandleSink", "ImportSettings", "progress_view"]
+__all__ = ["STEPS", "WINDOW_MS", "AccountImports", "ImportSettings", "history_start_ms", "live_clients", "progress_view"]
 
 log = structlog.get_logger("coinwire.services.account_import")
 
@@ -75,7 +78,6 @@ WINDOW_MS: Final = 90 * 86_400_000  # deposit and withdrawal history is asked fo
 MAX_RETRIES: Final = 5
 
 ClientFactory = Callable[[ExchangeConfig], Awaitable[Any]]
-CandleSink = Callable[[int, str, Sequence[PortfolioCandle]], Awaitable[None]]  # (account id, currency, candles)
 Notify = Callable[[int, str, str, str, str, dict[str, Any]], Awaitable[int]]
 Listener = Callable[[dict[str, Any]], None]
 
@@ -110,7 +112,6 @@ class AccountImports:
         exchanges: Sequence[ExchangeConfig],
         connect: ClientFactory,
         history: HistoryStore,
-        write_candles: CandleSink,
         notify: Notify | None = None,
         settings: ImportSettings | None = None,
         *,
@@ -121,7 +122,6 @@ class AccountImports:
         self.exchanges = {cfg.name: cfg for cfg in exchanges}
         self.connect = connect
         self.history = history
-        self.write_candles = write_candles
         self.notify = notify
         self.settings = settings or ImportSettings()
         self.clock = clock
@@ -216,8 +216,6 @@ class AccountImports:
             await self._tell(row, "failed", reason)
         finally:
             if client is not None:
-                from coinwire.venues.ccxt_client import close_client
-
                 await close_client(client, account.exchange)
 
     async def _tell(self, row: ImportRow, how: str, detail: str) -> None:
@@ -430,8 +428,10 @@ class _Job:
         events += [_past_transfer(t) for t in transfers if t.status == "ok"]
         prices, end_s = self._prices(currency, self.cursor.get("candles_done", []))
         candles = rebuild_history(now, events, prices, currency, end_s)
-        if candles:
-            await self.owner.write_candles(self.account.id, currency, candles)
+        if candles:  # the tracker's own upsert: a second rebuild writes the same rows again, nothing twice
+            now_ns = self.owner.clock()
+            rows = [PortfolioCandleRow.of("account", str(self.account.id), currency, c, now_ns) for c in candles]
+            await write_portfolio_candles(self.store, rows)
         self.cursor["candles_written"] = len(candles)
         await self.save(1, 1)
 
@@ -479,3 +479,18 @@ def history_start_ms(text: str) -> int:
         return int(datetime.strptime(text, "%Y-%m-%d").replace(tzinfo=UTC).timestamp()) * 1000
     except ValueError:
         raise InvalidInput("invalid_import_history_start", f"import_history_start must be YYYY-MM-DD, got {text!r}") from None
+
+
+def live_clients(store: Store, data_path: Path, env: Mapping[str, str] | None = None) -> ClientFactory:
+    """How imports reach a live exchange: a CCXT client made as the live venue makes its own, signing with the same keys."""
+
+    async def connect(cfg: ExchangeConfig) -> Any:
+        credentials = await live_credentials(cfg, store, data_path, env)
+        client = make_client(cfg.ccxt_id or cfg.name, urls=cfg.ccxt_urls, options=cfg.ccxt_options, timeout=cfg.ccxt_timeout)
+        client.apiKey = credentials.api_key
+        client.secret = credentials.secret
+        if credentials.password is not None:
+            client.password = credentials.password
+        return client
+
+    return connect
