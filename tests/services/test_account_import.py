@@ -77,14 +77,10 @@ def exchange(server: ServerRunner) -> ExchangeConfig:
                           ccxt_options=OPTIONS)
 
 
-def imports(store: Store, server: ServerRunner, tmp_path: Path, notes: list[tuple[Any, ...]] | None = None) -> AccountImports:
-    async def notify(*args: Any) -> int:
-        if notes is not None:
-            notes.append(args)
-        return 1
-
+def imports(store: Store, server: ServerRunner, tmp_path: Path) -> AccountImports:
+    """The service as the platform builds it, without notifications (tests/api/test_import_api.py has the e-mail)."""
     return AccountImports(store, [exchange(server)], live_clients(store, tmp_path, ENV), HistoryStore(tmp_path / "history"),
-                          notify, SETTINGS, backoff=FastBackoff)
+                          None, SETTINGS, backoff=FastBackoff)
 
 
 def forward_holdings(seeded: SeededHistory, ts_ms: int) -> dict[str, Decimal]:
@@ -124,8 +120,7 @@ def reference_close(seeded: SeededHistory, boundary: int) -> Decimal:
 async def test_the_import_reproduces_the_recorded_trades_and_transfers_and_values_every_boundary_independently(
     seeded: SeededHistory, venue: TradingBinance, server: ServerRunner, store: Store, tmp_path: Path
 ) -> None:
-    notes: list[tuple[Any, ...]] = []
-    service = imports(store, server, tmp_path, notes)
+    service = imports(store, server, tmp_path)
     progress: list[dict[str, Any]] = []
     service.listeners.append(progress.append)
     row = await service.begin(ACCOUNT, 1)
@@ -170,9 +165,6 @@ async def test_the_import_reproduces_the_recorded_trades_and_transfers_and_value
     steps_seen = [p["step"] for p in progress]
     assert steps_seen.index("deposits") < steps_seen.index("trades") < steps_seen.index("candles") < steps_seen.index("rebuild")
     assert any(p["eta_s"] is not None for p in progress if p["step"] == "trades")
-    ((user, event, _occurrence, _subject, text, data),) = notes
-    assert (user, event, data["state"], data["import_id"]) == (1, "import_finished", "done", row.id)
-    assert "new trades" in text
 
 
 async def test_a_second_import_adds_nothing_twice(
@@ -199,8 +191,7 @@ async def test_a_second_import_adds_nothing_twice(
 async def test_a_venue_failing_part_way_fails_the_import_with_the_reason_and_a_retry_resumes_at_its_cursor(
     seeded: SeededHistory, venue: TradingBinance, server: ServerRunner, store: Store, tmp_path: Path
 ) -> None:
-    notes: list[tuple[Any, ...]] = []
-    service = imports(store, server, tmp_path, notes)
+    service = imports(store, server, tmp_path)
     progress: list[dict[str, Any]] = []
 
     def break_after_first_market(view: dict[str, Any]) -> None:
@@ -216,7 +207,6 @@ async def test_a_venue_failing_part_way_fails_the_import_with_the_reason_and_a_r
     assert failed.error is not None and "Invalid symbol" in failed.error
     assert len(failed.cursor["trades_done"]) == 1
     assert progress[-1]["state"] == "failed"
-    assert notes[-1][5]["state"] == "failed"
     kept = len(await load_trades(store, ACCOUNT.id))
     assert 0 < kept < len(seeded.all_trades())
 
