@@ -179,7 +179,6 @@ class Platform:
         await self.candles.start()
         await self.ohlcv_streams.start()
         await self.notifications.start()
-        await self.imports.start(self.gateway.accounts.accounts)
         self._tasks.append(asyncio.create_task(metrics.watch_loop_lag(), name="loop-lag"))
         if feeds:
             self.start_feeds()
@@ -300,6 +299,7 @@ def create_app(settings: Settings, env: Mapping[str, str] | None = None) -> Fast
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await platform.start()
+        await platform.imports.start(platform.gateway.accounts.accounts)  # the server resumes imports; a paper session does not
         await access.start()
         # What start-up built (modules, tables, settings) lives as long as the process: take it
         # out of the collector's generations, so full collections walk only what serving made.
