@@ -27,7 +27,7 @@ from coinwire.store import Store
 from coinwire.store.account_imports import load_trades, load_transfers
 from coinwire.store.portfolio_candles import load_portfolio_candles
 from coinwire.venues.ccxt_errors import Backoff
-from tests.conftest import shared_data
+from tests.conftest import POSTGRES_URL, postgres_schema, shared_data
 from tests.feeds.binance_server import RecordedBinance, ServerRunner
 from tests.feeds.test_ccxt_feed import capture
 from tests.venues.binance_history import SeededHistory, seeded_history
@@ -66,9 +66,13 @@ async def server(venue: TradingBinance) -> AsyncIterator[ServerRunner]:
     await runner.stop()
 
 
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    async with Store(f"sqlite:///{tmp_path / 'import.db'}") as store:
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
+    if request.param == "sqlite":
+        async with Store(f"sqlite:///{tmp_path / 'import.db'}") as store:
+            yield store
+        return
+    async with postgres_schema() as schema, Store(POSTGRES_URL, schema=schema) as store:
         yield store
 
 
@@ -179,7 +183,8 @@ async def test_a_second_import_adds_nothing_twice(
 
     second = await service.begin(ACCOUNT, 1)
     await service.idle()
-    assert second.id != first.id and (await service.status(ACCOUNT.id)).state == "done"  # type: ignore[union-attr]
+    done = await service.status(ACCOUNT.id)
+    assert done is not None and second.id != first.id and done.state == "done" and done.cursor["candles_written"] == 0
     assert len(venue.requests) > asked  # it asked the venue again ...
     assert await load_trades(store, ACCOUNT.id) == trades  # ... and stored nothing twice
     assert await load_transfers(store, ACCOUNT.id) == transfers

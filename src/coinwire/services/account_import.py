@@ -20,7 +20,8 @@ The steps, in order:
 4. `candles`: each held asset's candles against the value currency through the history download
    (history/download.py, `import_timeframe`), stored in the history store;
 5. `rebuild`: core.history_value rebuilds the 15-minute value candles from the stored trades and
-   completed transfers, written as the account's portfolio candles.
+   completed transfers, written as the account's portfolio candles where none is stored yet (a
+   bucket the tracker watched live keeps what it saw; a second import writes nothing new).
 
 The value currency is the quote most of the account's trades were made in (USDT when there are
 none). Progress is `{"account_id", "import_id", "step", "done", "total", "eta_s", "state"}`,
@@ -65,7 +66,7 @@ from coinwire.store.account_imports import (
     save_import,
     unfinished_imports,
 )
-from coinwire.store.portfolio_candles import PortfolioCandleRow, write_portfolio_candles
+from coinwire.store.portfolio_candles import PortfolioCandleRow, load_portfolio_candles, write_portfolio_candles
 from coinwire.venues.ccxt_client import close_client, make_client
 from coinwire.venues.ccxt_errors import Backoff, translate
 
@@ -428,11 +429,14 @@ class _Job:
         events += [_past_transfer(t) for t in transfers if t.status == "ok"]
         prices, end_s = self._prices(currency, self.cursor.get("candles_done", []))
         candles = rebuild_history(now, events, prices, currency, end_s)
-        if candles:  # the tracker's own upsert: a second rebuild writes the same rows again, nothing twice
-            now_ns = self.owner.clock()
-            rows = [PortfolioCandleRow.of("account", str(self.account.id), currency, c, now_ns) for c in candles]
+        # only buckets not stored yet: what the tracker watched live (or an earlier import wrote) stays as it is
+        stored = await load_portfolio_candles(self.store, "account", str(self.account.id), currency)
+        known = set(stored.candles.time.tolist()) if stored is not None else set()
+        now_ns = self.owner.clock()
+        rows = [PortfolioCandleRow.of("account", str(self.account.id), currency, c, now_ns) for c in candles if c.open_time not in known]
+        if rows:
             await write_portfolio_candles(self.store, rows)
-        self.cursor["candles_written"] = len(candles)
+        self.cursor["candles_written"] = len(rows)
         await self.save(1, 1)
 
     def _prices(self, currency: str, symbols: Sequence[str]) -> tuple[dict[str, PriceSeries], int]:
