@@ -23,6 +23,7 @@ from fastapi import FastAPI
 from coinwire import metrics
 from coinwire.api.access import Access
 from coinwire.api.app import create_http_app
+from coinwire.api.import_routes import ImportProgressPush
 from coinwire.api.methods import Api
 from coinwire.api.notifier import Notifier, PushLimits
 from coinwire.api.ohlcv_routes import OhlcvStreams
@@ -41,6 +42,7 @@ from coinwire.feeds.demo import DemoFeed
 from coinwire.history.store import HistoryStore, default_history_root
 from coinwire.logs import forward_warnings
 from coinwire.private_files import private_dir
+from coinwire.services.account_import import AccountImports, ImportSettings, history_start_ms, live_clients
 from coinwire.services.candle_recorder import CandleRecorder
 from coinwire.services.gateway import Gateway
 from coinwire.services.health import Health
@@ -167,6 +169,11 @@ class Platform:
         self.portfolio_ohlcv = PortfolioOhlcv(self.store, self.portfolio, max_points=settings.ohlcv_max_points)
         self.portfolio_streams = (PortfolioStreams(self.notifier, self.portfolio_ohlcv, self.portfolio)
                                   if self.portfolio is not None else None)
+        # account imports (services/account_import.py): a live account's history with progress, resumed at start-up
+        self.imports = AccountImports(
+            self.store, settings.exchanges, live_clients(self.store, settings.data_path), history, self.notifications.notify,
+            ImportSettings(settings.import_page_limit, history_start_ms(settings.import_history_start), settings.import_timeframe))
+        self.imports.listeners.append(ImportProgressPush(self.notifier))  # the `import_progress` channel
         self._tasks: list[asyncio.Task[Any]] = []
 
     async def _converted(self, amount: Decimal, source: str, target: str) -> Decimal:
@@ -255,6 +262,7 @@ class Platform:
 
     async def stop(self) -> None:
         forward_warnings(None)
+        await self.imports.close()  # a running import stays `running` in the store: the next start resumes it
         await self.log_feed.close()
         for feed in self.feeds:
             await feed.close()
@@ -317,6 +325,7 @@ def create_app(settings: Settings, env: Mapping[str, str] | None = None) -> Fast
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await platform.start()
+        await platform.imports.start(platform.gateway.accounts.accounts)  # the server resumes imports; a paper session does not
         await access.start()
         # What start-up built (modules, tables, settings) lives as long as the process: take it
         # out of the collector's generations, so full collections walk only what serving made.

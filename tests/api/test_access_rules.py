@@ -95,8 +95,8 @@ def test_ownership_scopes_and_plan() -> None:
     admin_key = Principal(1, "admin", "admin", "pro", scopes=("read",))
     assert not admin_key.is_admin and not can(admin_key, "read", "wallet_set", owner_id=3)
     # logmessages, order, trade: their own accounts' only
-    assert abilities(tom)["channels"] == ["echo_ret", "exchstatus", "logmessages", "order", "orders_executed", "orders_updated",
-                                          "positions_updated", "public_trades", "rate", "ticker", "trade"]
+    assert abilities(tom)["channels"] == ["echo_ret", "exchstatus", "import_progress", "logmessages", "order", "orders_executed",
+                                          "orders_updated", "positions_updated", "public_trades", "rate", "ticker", "trade"]
 
 
 def test_the_secret_file_is_private(tmp_path: Path) -> None:

@@ -1,0 +1,225 @@
+"""Import over the API: a real server with a live Binance account on the local signed Binance (seeded with a recorded past).
+
+Who may do what: the admins' live account is granted to ann (trade) and vic (view); bob has
+nothing on it. Ann starts the import, vic reads it, bob sees nothing of it (404 as for any
+account he may not use), and only ann's and vic's connections hear its progress. Then the
+server is SIGKILLed in the middle of an import and started again: the import resumes where it
+stopped and the store ends with every seeded trade once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from coinwire.api.client import RpcClient
+from tests.conftest import shared_data
+from tests.feeds.binance_server import RecordedBinance, ServerRunner
+from tests.feeds.test_ccxt_feed import capture
+from tests.notify_servers import SmtpReceiver
+from tests.server import DEMO_EXCHANGES, ServerProcess
+from tests.venues.binance_history import SeededHistory, seeded_history
+from tests.venues.binance_trading import API_KEY, LOST_RESPONSE, SECRET, TradingBinance, trading_urls
+from tests.venues.conftest import OPTIONS
+
+ENV = {"COINWIRE_BINANCE_API_KEY": API_KEY, "COINWIRE_BINANCE_SECRET": SECRET, "COINWIRE_IMPORT_PAGE_LIMIT": "50",
+       "COINWIRE_IMPORT_TIMEFRAME": "5m", "COINWIRE_IMPORT_HISTORY_START": "2020-12-01"}
+
+
+class ThreadedVenue:
+    """The local Binance on a loop of its own thread, so a blocking test (and the server process) can use it."""
+
+    def __init__(self, venue: TradingBinance) -> None:
+        self.venue = venue
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.runner = ServerRunner(venue)
+
+    def __enter__(self) -> ServerRunner:
+        self.thread.start()
+        asyncio.run_coroutine_threadsafe(self.runner.start(), self.loop).result(10)
+        return self.runner
+
+    def __exit__(self, *exc: object) -> None:
+        asyncio.run_coroutine_threadsafe(self.runner.stop(), self.loop).result(10)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)
+        self.loop.close()
+
+
+@pytest.fixture(scope="module")
+def seeded() -> SeededHistory:
+    shared_data("binance-spot-5m", "BTC_USDT-5m.json")
+    return seeded_history()
+
+
+@pytest.fixture
+def venue(seeded: SeededHistory) -> Iterator[tuple[TradingBinance, ServerRunner]]:
+    trading = TradingBinance(RecordedBinance(capture()), dict(seeded.balances), history=seeded.history)
+    trading.trades.extend(seeded.btc_trades)
+    with ThreadedVenue(trading) as runner:
+        yield trading, runner
+
+
+@pytest.fixture
+def smtp(tmp_path: Path) -> Iterator[SmtpReceiver]:
+    receiver = SmtpReceiver(tmp_path / "smtp").start()
+    yield receiver
+    receiver.stop()
+
+
+@pytest.fixture
+def server(tmp_path: Path, venue: tuple[TradingBinance, ServerRunner], smtp: SmtpReceiver) -> Iterator[ServerProcess]:
+    live = {"name": "binance", "mode": "live", "feed": "ccxt", "symbols": ["BTC/USDT"], "poll_interval": 0.2,
+            "ccxt_websocket": False, "ccxt_urls": trading_urls(venue[1]), "ccxt_options": OPTIONS}
+    mail = {"COINWIRE_NOTIFICATIONS_SMTP_HOST": "127.0.0.1", "COINWIRE_NOTIFICATIONS_SMTP_PORT": str(smtp.port),
+            "COINWIRE_NOTIFICATIONS_SMTP_SECURITY": "none", "COINWIRE_NOTIFICATIONS_SMTP_SENDER": "coinwire <bot@coinwire.test>"}
+    (tmp_path / "server").mkdir()
+    proc = ServerProcess(tmp_path / "server", exchanges=[*DEMO_EXCHANGES, live], env={**ENV, **mail})
+    proc.start(timeout=60)
+    yield proc
+    proc.stop()
+
+
+def live_account(server: ServerProcess) -> int:
+    with server.client() as admin:
+        (account,) = [a for a in admin.get("/api/v1/accounts").json() if a["exchange"] == "binance"]
+    return int(account["id"])
+
+
+def people(server: ServerProcess, account: int) -> dict[str, str]:
+    tokens = server.users({"ann": "trader", "bob": "trader", "vic": "viewer"})
+    with server.client() as admin:
+        for name, role in (("ann", "trade"), ("vic", "view")):
+            user = me(server, tokens[name])["id"]
+            admin.put(f"/api/v1/accounts/{account}/members/{user}", json={"role": role}).raise_for_status()
+    return tokens
+
+
+def me(server: ServerProcess, token: str) -> dict[str, Any]:
+    return dict(httpx.get(server.http + "/api/v1/me", headers={"Authorization": f"Bearer {token}"}, timeout=10).json())
+
+
+def as_user(server: ServerProcess, token: str) -> httpx.Client:
+    return httpx.Client(base_url=server.http, headers={"Authorization": f"Bearer {token}"}, timeout=10)
+
+
+def wait_for(server: ServerProcess, token: str, account: int, state: str, timeout: float = 90) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    body: dict[str, Any] = {}
+    with as_user(server, token) as client:
+        while time.monotonic() < deadline:
+            answer = client.get(f"/api/v1/accounts/{account}/import")
+            if answer.status_code == 200:
+                body = answer.json()
+                if body["state"] == state:
+                    return body
+            time.sleep(0.1)
+    raise AssertionError(f"import not {state} in {timeout}s: {body}\n{server.log()}")
+
+
+def stored_trades(server: ServerProcess) -> list[tuple[str, str]]:
+    with sqlite3.connect(server.data_dir / "coinwire.db") as db:
+        return [(s, t) for s, t in db.execute("SELECT symbol, trade_id FROM account_trades")]
+
+
+async def listen(server: ServerProcess, token: str, out: list[dict[str, Any]], ready: asyncio.Event, stop: asyncio.Event) -> None:
+    async with RpcClient(f"{server.ws_anonymous}?access_token={token}") as rpc:
+        await rpc.call("subscribe", channels=["import_progress"])
+        ready.set()
+        while not stop.is_set():
+            try:
+                out.append(await rpc.notification("import_progress", timeout=0.2))
+            except TimeoutError:
+                continue
+
+
+async def test_ann_imports_vic_watches_and_bob_sees_nothing_of_it(
+    seeded: SeededHistory, server: ServerProcess, smtp: SmtpReceiver
+) -> None:
+    account = live_account(server)
+    tokens = people(server, account)
+    for name in ("ann", "vic"):  # both want to hear of finished imports by e-mail: only the one who started it is told
+        with as_user(server, tokens[name]) as client:
+            client.put("/api/v1/me/notifications", json={"channels": {"email": {"address": f"{name}@example.org"}},
+                                                         "events": {"import_finished": ["email"]}}).raise_for_status()
+    heard: dict[str, list[dict[str, Any]]] = {name: [] for name in tokens}
+    ready = {name: asyncio.Event() for name in tokens}
+    stop = asyncio.Event()
+    listeners = [asyncio.create_task(listen(server, tokens[n], heard[n], ready[n], stop)) for n in tokens]
+    await asyncio.wait_for(asyncio.gather(*(r.wait() for r in ready.values())), 10)
+
+    with as_user(server, tokens["bob"]) as bob, as_user(server, tokens["vic"]) as vic, as_user(server, tokens["ann"]) as ann:
+        assert ann.get(f"/api/v1/accounts/{account}/import").json()["error"]["code"] == "import_not_found"
+        for refused in (bob.post(f"/api/v1/accounts/{account}/import"), bob.get(f"/api/v1/accounts/{account}/import")):
+            assert (refused.status_code, refused.json()["error"]["code"]) == (404, "account_not_found")
+        assert vic.post(f"/api/v1/accounts/{account}/import").status_code in (403, 404)  # a viewer starts nothing
+        bobs_own = bob.get("/api/v1/accounts").json()[0]["id"]  # his paper account: no history to import
+        assert bob.post(f"/api/v1/accounts/{bobs_own}/import").json()["error"]["code"] == "import_unavailable"
+
+        started = ann.post(f"/api/v1/accounts/{account}/import")
+        assert started.status_code == 202, started.text
+        import_id = started.json()["import_id"]
+        again = ann.post(f"/api/v1/accounts/{account}/import")
+        assert again.status_code in (202, 409)  # 409 import_running while it runs (it may be done already)
+        if again.status_code == 409:
+            assert again.json()["error"]["code"] == "import_running"
+
+        done = wait_for(server, tokens["vic"], account, "done")
+        assert done["import_id"] in (import_id, import_id + 1) and done["currency"] == "USDT"
+        assert done["markets"] == ["BTC/USDT", "ETH/USDT", "SOL/USDT"] and done["candles"] > 200
+        assert bob.get(f"/api/v1/accounts/{account}/import").status_code == 404
+
+    await asyncio.sleep(0.5)
+    stop.set()
+    await asyncio.gather(*listeners)
+    for name in ("ann", "vic"):
+        assert {m["account_id"] for m in heard[name]} == {account}
+        assert heard[name][-1]["state"] == "done" and {"balances", "trades", "rebuild"} <= {m["step"] for m in heard[name]}
+    assert heard["bob"] == []
+    deadline = time.monotonic() + 20
+    while not smtp.messages and time.monotonic() < deadline:
+        await asyncio.sleep(0.1)
+    await asyncio.sleep(0.5)
+    (mail,) = smtp.distinct().values()
+    assert smtp.recipients[0] == ["ann@example.org"]
+    assert f"account {account}" in SmtpReceiver.body(mail, "plain") and "finished" in SmtpReceiver.body(mail, "plain")
+    assert sorted(stored_trades(server)) == sorted(
+        (t["symbol"].removesuffix("USDT") + "/USDT", str(t["id"])) for t in seeded.all_trades())
+
+
+def test_a_kill_mid_import_resumes_at_restart_without_duplicates(
+    seeded: SeededHistory, venue: tuple[TradingBinance, ServerRunner], server: ServerProcess
+) -> None:
+    trading, _ = venue
+    account = live_account(server)
+    trading.fault_delay = 0.3
+    trading.fail("myTrades", *[LOST_RESPONSE] * 40)  # each page of trades takes a while: the kill lands among them
+    with server.client() as admin:
+        started = admin.post(f"/api/v1/accounts/{account}/import")
+        assert started.status_code == 202, started.text
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            body = admin.get(f"/api/v1/accounts/{account}/import").json()
+            if body["step"] == "trades" and body["done"] >= 1:
+                break
+            time.sleep(0.05)
+        else:
+            raise AssertionError(f"the import never got into its trades: {body}")
+    before = len(stored_trades(server))
+    server.kill()
+    assert 0 < before < len(seeded.all_trades())
+
+    server.start(timeout=60)
+    done = wait_for(server, server.token, account, "done")
+    assert done["import_id"] == started.json()["import_id"]  # the same import, resumed
+    trades = stored_trades(server)
+    assert len(trades) == len(set(trades)) == len(seeded.all_trades())
