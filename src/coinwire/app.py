@@ -41,6 +41,7 @@ from coinwire.history.store import HistoryStore, default_history_root
 from coinwire.logs import forward_warnings
 from coinwire.private_files import private_dir
 from coinwire.services.candle_recorder import CandleRecorder
+from coinwire.services.daily_stats import DailyStatsRecorder
 from coinwire.services.gateway import Gateway
 from coinwire.services.health import Health
 from coinwire.services.log_feed import LogFeed
@@ -152,6 +153,9 @@ class Platform:
             {"email": email, "webhook": self.webhook, "telegram": TelegramChannel(settings.telegram_api_base)},
             notify, GatewayOrders(self.gateway), PreferencesRepository(self.store),
             lambda amount, source, target: self._converted(amount, source, target))
+        # daily stats (services/daily_stats.py): each portfolio's days, recorded once its owner's local midnight has passed
+        self.daily_stats = DailyStatsRecorder(self.store, self.market, pegs=settings.market_data.pegs,
+                                              pass_seconds=settings.daily_stats_pass_seconds)
         self._tasks: list[asyncio.Task[Any]] = []
 
     async def _converted(self, amount: Decimal, source: str, target: str) -> Decimal:
@@ -172,6 +176,7 @@ class Platform:
         await self.candles.start()
         await self.ohlcv_streams.start()
         await self.notifications.start()
+        await self.daily_stats.start()
         self._tasks.append(asyncio.create_task(metrics.watch_loop_lag(), name="loop-lag"))
         if feeds:
             self.start_feeds()
@@ -245,6 +250,7 @@ class Platform:
         await self.public_trades.close()
         await self.notifier.close()
         await self.notifications.close()
+        await self.daily_stats.close()
         await self.webhook.close()
         await self.ohlcv_streams.close()
         await self.rate_prices.close()
