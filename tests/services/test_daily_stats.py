@@ -39,6 +39,8 @@ ALLOCATED_AT = int(datetime(2026, 3, 15, 9, tzinfo=UTC).timestamp()) * NS  # run
 BUY_AT, SELL_AT = (int(datetime(2026, 3, 12, h, tzinfo=UTC).timestamp()) * NS for h in (10, 20))
 DROPPED = int(datetime(2026, 3, 19, 18, 15, tzinfo=UTC).timestamp())  # account 13: no candle ends at Kathmandu's midnight
 MISSING = int(datetime(2026, 3, 10, tzinfo=UTC).timestamp())  # account 12: the candle ending at London's midnight is "missing"
+STOPPED = int(datetime(2026, 3, 20, tzinfo=UTC).timestamp())  # account 12: "partial", stored before its end
+STARTED = int(datetime(2026, 3, 22, tzinfo=UTC).timestamp())  # account 12: "partial", the tracker came up inside it
 
 
 def value(scope_id: str, end: int) -> Decimal:
@@ -58,9 +60,15 @@ def candles(scope: str, scope_id: str) -> list[PortfolioCandleRow]:
         if scope_id == "13" and end == DROPPED:
             continue
         close = value(scope_id, end)
-        status = "missing" if scope_id == "12" and end == MISSING else "complete"
+        status, written = "complete", end * NS
+        if scope_id == "12" and end == MISSING:
+            status = "missing"
+        if scope_id == "12" and end == STOPPED:  # stored when the server stopped inside it: not the value at its end
+            status, written = "partial", (end - 60) * NS
+        if scope_id == "12" and end == STARTED:  # the server came up inside it: its close is the value at its end
+            status = "partial"
         candle = PortfolioCandle(open_time, close, close, close, close, Decimal(0), status)
-        rows.append(PortfolioCandleRow.of(scope, scope_id, "USD", candle, end * NS))
+        rows.append(PortfolioCandleRow.of(scope, scope_id, "USD", candle, written))
     return rows
 
 
@@ -164,7 +172,7 @@ async def test_every_day_equals_an_independent_computation_and_missed_days_are_c
             start = int(datetime.combine(d, datetime.min.time(), tz).timestamp())
             end = int(datetime.combine(d + timedelta(days=1), datetime.min.time(), tz).timestamp())
             assert (got.start, got.end) == (start, end)
-            if (scope_id, end) in {("13", DROPPED), ("12", MISSING)}:
+            if (scope_id, end) in {("13", DROPPED), ("12", MISSING), ("12", STOPPED)}:
                 assert got.status == "missing" and got.closing is None and got.pnl is None
                 continue
             assert got.status == "recorded" and got.closing == value(scope_id, end)
@@ -174,7 +182,7 @@ async def test_every_day_equals_an_independent_computation_and_missed_days_are_c
             if scope_id == "run-x" and start * NS < ALLOCATED_AT <= end * NS:
                 moved_in = Decimal(200)
             assert got.deposits == moved_in and got.withdrawals == 0
-            opening_missing = start <= FIRST or (scope_id, start) in {("13", DROPPED), ("12", MISSING)}
+            opening_missing = start <= FIRST or (scope_id, start) in {("13", DROPPED), ("12", MISSING), ("12", STOPPED)}
             if opening_missing:
                 assert got.opening is None and got.pnl is None
             else:

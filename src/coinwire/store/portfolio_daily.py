@@ -160,12 +160,18 @@ async def owner_zones(store: Store, portfolios: Sequence[Tracked]) -> dict[tuple
 
 
 async def closes_at(store: Store, scope: str, scope_id: str, currency: str, ends: Sequence[int]) -> dict[int, Decimal]:
-    """The close of each portfolio candle ending at one of `ends` (unix s) that holds a captured value (not "missing")."""
+    """The close of each portfolio candle ending at one of `ends` (unix s) whose close is the value at that instant.
+
+    That is a "complete" candle, or a "partial" one written at or after its end (the tracker came up inside it);
+    not a "missing" one (it carries an older close), nor a "partial" one stored before its end (the server
+    stopped inside it: its close is the last value seen, not the value at the boundary).
+    """
     if not ends:
         return {}
     c = portfolio_candles.c
+    captured = (c.status == "complete") | ((c.status == "partial") & (c.updated_at >= c.close_time * 1_000_000_000))
     query = select(c.close_time, c.close).where(
-        c.scope == scope, c.scope_id == scope_id, c.currency == currency, c.close_time.in_(list(ends)), c.status != "missing")
+        c.scope == scope, c.scope_id == scope_id, c.currency == currency, c.close_time.in_(list(ends)), captured)
     return {int(r["close_time"]): value_from_int(int(r["close"])) for r in await _rows(store, query)}
 
 
