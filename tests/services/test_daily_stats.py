@@ -198,3 +198,26 @@ async def test_every_day_equals_an_independent_computation_and_missed_days_are_c
     # the allocation is the run's deposit, and nothing for the account it came from
     account12 = (await days_of(store, "account", "12"))["2026-03-15"]
     assert account12.deposits == 0 and account12.withdrawals == 0
+
+
+async def test_a_pass_with_no_midnight_since_the_last_reads_nothing_and_a_waiting_day_is_looked_at_again(
+        recorder: DailyStatsRecorder, store: Store) -> None:  # noqa: F811
+    first = utc("2026-03-12T06:00")  # after New York's (04:00 UTC) and before everyone else's next midnight
+    assert await recorder.run_pass(first * NS) > 0
+    newcomer = [r for r in candles("account", "11") if r.open_time < first]
+    await write_portfolio_candles(store, [PortfolioCandleRow.of("wallet_set", "500", "USD", r.candle(), r.updated_at)
+                                          for r in newcomer])
+    assert await recorder.run_pass((first + 900) * NS) == 0  # no midnight since: the new portfolio waits
+    kathmandu_midnight = utc("2026-03-12T18:15")
+    assert await recorder.run_pass((kathmandu_midnight + SETTLE) * NS) > 0  # one zone's midnight: every due day
+    assert "2026-03-11" in await days_of(store, "wallet_set", "500")  # London's day (its owner's zone)
+
+    # a day whose closing candle the tracker has not stored yet waits, and is looked at on the next pass
+    london_midnight = utc("2026-03-13T00:00")
+    await recorder.run_pass((london_midnight + SETTLE) * NS)
+    assert "2026-03-12" not in await days_of(store, "wallet_set", "500")  # the set's candles stop before it
+    late = [r for r in candles("account", "11") if first <= r.open_time < london_midnight]
+    await write_portfolio_candles(store, [PortfolioCandleRow.of("wallet_set", "500", "USD", r.candle(), r.updated_at)
+                                          for r in late])
+    assert await recorder.run_pass((london_midnight + 900) * NS) > 0  # no midnight since, but a day was waiting
+    assert (await days_of(store, "wallet_set", "500"))["2026-03-12"].closing == value("11", london_midnight)

@@ -14,7 +14,9 @@ status "missing" and no figures: a closing value is never invented. A day needin
 rate source cannot convert is not recorded yet; the next pass tries again. Passes fall on multiples
 of `pass_seconds` (900: each :00, :15, :30 and :45 UTC, which are the local quarters of every zone),
 so a day lands within one pass of its midnight plus `settle_seconds`, the time the candle writer has
-to store the midnight candle.
+to store the midnight candle. A pass after which no owner's midnight has passed (in any zone a user
+chose, or UTC) reads nothing more, unless a day waited: the grouped read of every portfolio's
+candles runs about once per zone and day, not every pass.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from coinwire.store.portfolio_daily import (
     Tracked,
     closes_at,
     last_days,
+    owner_zone_names,
     owner_zones,
     scope_fills,
     scope_lines,
@@ -51,6 +54,7 @@ __all__ = ["DailyStatsRecorder", "RateSource"]
 log = structlog.get_logger("coinwire.daily_stats")
 
 _NS = 1_000_000_000
+_RECENT_S = 86_400  # a portfolio with a candle this recent is still tracked: a day it is behind on is worth a look each pass
 
 
 class RateSource(Protocol):
@@ -80,6 +84,8 @@ class DailyStatsRecorder:
         self.settle_seconds = settle_seconds
         self.clock = clock
         self._task: asyncio.Task[None] | None = None
+        self._last_pass: int | None = None  # ns: when the previous pass ran (None: none yet in this process)
+        self._pending = False  # a day was due but waited (no rate yet, the tracker behind): look again next pass
 
     async def start(self) -> None:
         if self._task is None:
@@ -106,6 +112,10 @@ class DailyStatsRecorder:
     async def run_pass(self, now_ns: int | None = None) -> int:
         """Record every day due at `now_ns` (the clock's now by default); returns how many days were written."""
         now = self.clock() if now_ns is None else now_ns
+        last_pass, self._last_pass = self._last_pass, now
+        if last_pass is not None and not self._pending and not await self._midnight_between(last_pass, now):
+            return 0  # no owner's midnight since the previous pass: no day can have become due
+        self._pending = False
         portfolios = await tracked_portfolios(self.store)
         zones = await owner_zones(self.store, portfolios)
         last = await last_days(self.store)
@@ -128,6 +138,9 @@ class DailyStatsRecorder:
         while day_bounds(day, tz)[1] <= due_before:
             days.append(day)
             day = next_day(day)
+        waiting = day_bounds(day, tz)[1] <= now_ns / _NS - self.settle_seconds
+        if waiting and p.last_open + BUCKET_S >= now_ns / _NS - _RECENT_S:
+            self._pending = True  # its midnight passed, but the tracker (still writing) has not stored that candle yet
         if not days:
             return 0
         bounds = [day_bounds(d, tz) for d in days]
@@ -155,6 +168,7 @@ class DailyStatsRecorder:
             except KeyError as missing:
                 log.warning("daily stats: no rate yet", scope=p.scope, scope_id=p.scope_id, day=d.isoformat(),
                             currency=str(missing))
+                self._pending = True
                 break  # this day and the later ones wait for the next pass
             out.append(stats)
             peak, last_close = stats.peak, closing
@@ -164,6 +178,12 @@ class DailyStatsRecorder:
     def _cash(self, currency: str) -> frozenset[str]:
         """The display currency and the coins pegged to it: what the portfolio holds as cash."""
         return frozenset({currency, *(coin for coin, fiat in self.pegs.items() if fiat == currency)})
+
+    async def _midnight_between(self, earlier_ns: int, later_ns: int) -> bool:
+        """Whether a day became due between two passes in any zone an owner uses (each one's midnight plus the settle time)."""
+        earlier, later = earlier_ns / _NS - self.settle_seconds, later_ns / _NS - self.settle_seconds
+        return any(day_of(int(earlier), tz) != day_of(int(later), tz)
+                   for tz in map(_zone, await owner_zone_names(self.store)))
 
     async def _rates(self, currencies: set[str], target: str) -> dict[str, Decimal]:
         """One unit of each currency in `target`, now; a currency the source cannot convert is left out."""

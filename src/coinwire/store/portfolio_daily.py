@@ -23,7 +23,7 @@ from coinwire.core.wallets import LineKind
 from coinwire.store.store import Store
 from coinwire.store.tables import accounts, fills, owners, portfolio_candles, portfolio_daily, preferences, wallet_sets, wallets
 
-__all__ = ["FIGURES", "Tracked", "closes_at", "last_days", "load_days", "owner_zones", "scope_fills", "scope_lines",
+__all__ = ["FIGURES", "Tracked", "closes_at", "last_days", "load_days", "owner_zone_names", "owner_zones", "scope_fills", "scope_lines",
            "scope_wallets", "tracked_portfolios", "write_days"]
 
 FIGURES: Final = ("closing", "opening", "pnl", "realised", "unrealised", "fees", "funding", "deposits", "withdrawals",
@@ -157,6 +157,12 @@ async def owner_zones(store: Store, portfolios: Sequence[Tracked]) -> dict[tuple
     zones = {int(r["user_id"]): str(r["time_zone"]) for r in await _rows(
         store, select(preferences.c.user_id, preferences.c.time_zone).where(preferences.c.user_id.in_(user_ids)))} if user_ids else {}
     return {key: zones.get(owner, "UTC") if owner is not None else "UTC" for key, owner in owners_of.items()}
+
+
+async def owner_zone_names(store: Store) -> set[str]:
+    """Every time zone a user has chosen, and UTC (everyone else's): where a midnight can make a day due."""
+    rows = await _rows(store, select(preferences.c.time_zone).distinct())
+    return {"UTC", *(str(r["time_zone"]) for r in rows)}
 
 
 async def closes_at(store: Store, scope: str, scope_id: str, currency: str, ends: Sequence[int]) -> dict[int, Decimal]:
