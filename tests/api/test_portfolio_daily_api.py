@@ -5,19 +5,23 @@ from __future__ import annotations
 
 import asyncio
 import time
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import httpx
 
+from coinwire.api.portfolio_daily_routes import MAX_DAYS
+from coinwire.core.daily_stats import missing_day
 from coinwire.core.portfolio import BUCKET_S, PortfolioCandle
 from coinwire.store.portfolio_candles import PortfolioCandleRow, write_portfolio_candles
+from coinwire.store.portfolio_daily import write_days
 from coinwire.store.store import Store
 from tests.server import ServerProcess
 
 FIRST = int(datetime(2026, 11, 1, 12, tzinfo=UTC).timestamp())
+PAST = date(2026, 10, 31) - timedelta(days=MAX_DAYS + 4)  # tess's days recorded before, up to the day before the candles
 LAST_CLOSE = int(datetime(2026, 11, 4, 12, tzinfo=UTC).timestamp())
 
 
@@ -61,6 +65,9 @@ def test_days_are_the_owners_and_land_at_their_midnight(tmp_path: Path, store_en
     async def write() -> None:  # what the tracker would have written those days
         async with Store(url, journal=url.startswith("sqlite")) as store:
             await write_portfolio_candles(store, candles(str(accounts["tom"])) + candles(str(accounts["tess"])))
+            # and a long past of tess's days (as an earlier server recorded them, up to 2026-10-31): more than a page
+            await write_days(store, "account", str(accounts["tess"]), [
+                missing_day(PAST + timedelta(days=i), UTC, "USD") for i in range(MAX_DAYS + 5)], now_ns=1)
 
     asyncio.run(write())
     server.start()  # its first daily stats pass records the days since
@@ -91,8 +98,16 @@ def test_days_are_the_owners_and_land_at_their_midnight(tmp_path: Path, store_en
             refused(who.get(mine), 404, "not_found")
         refused(tom.get("/api/v1/portfolio/account/987654/daily"), 404, "not_found")
         refused(tom.get(f"/api/v1/portfolio/planet/{accounts['tom']}/daily"), 404, "not_found")
-        hers = days_of(tess, f"/api/v1/portfolio/account/{accounts['tess']}/daily", end="2026-11-03")  # UTC: her own days, her own zone
-        assert [d["day"] for d in hers] == ["2026-11-01", "2026-11-02", "2026-11-03"] and hers[0]["start"] % 86_400 == 0
+        hers = days_of(tess, f"/api/v1/portfolio/account/{accounts['tess']}/daily", start="2026-11-01", end="2026-11-03")
+        assert [d["day"] for d in hers] == ["2026-11-01", "2026-11-02", "2026-11-03"] and hers[0]["start"] % 86_400 == 0  # UTC
+        page = tess.get(f"/api/v1/portfolio/account/{accounts['tess']}/daily", params={"end": "2026-11-03"})
+        assert len(page.json()) == MAX_DAYS and page.json()[0]["day"] == PAST.isoformat()
+        following = (PAST + timedelta(days=MAX_DAYS)).isoformat()
+        assert page.headers["X-Next-Start"] == following and 'rel="next"' in page.headers["Link"]
+        rest = tess.get(page.headers["Link"].split(">")[0].lstrip("<"))
+        assert [d["day"] for d in rest.json()] == [(PAST + timedelta(days=MAX_DAYS + i)).isoformat()
+                                                   for i in range(5)] + ["2026-11-01", "2026-11-02", "2026-11-03"]
+        assert "X-Next-Start" not in rest.headers
         # a view grant lets the viewer read it; the admin reads any
         with server.client() as admin:
             grant = admin.put(f"/api/v1/accounts/{accounts['tom']}/members/{ids['vic']}", json={"role": "view"})
