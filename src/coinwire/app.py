@@ -26,6 +26,7 @@ from coinwire.api.app import create_http_app
 from coinwire.api.methods import Api
 from coinwire.api.notifier import Notifier, PushLimits
 from coinwire.api.ohlcv_routes import OhlcvStreams
+from coinwire.api.portfolio_routes import PortfolioStreams
 from coinwire.api.schedules_routes import OwnersForSchedules
 from coinwire.api.streams import AccountStreams
 from coinwire.auth.preferences import PreferencesRepository
@@ -54,6 +55,7 @@ from coinwire.services.notifications.telegram_bot import StoredBots, TelegramBot
 from coinwire.services.notifications.telegram_commands import StoreFills, TelegramCommands
 from coinwire.services.notifications.webhook import WebhookChannel
 from coinwire.services.ohlcv import OhlcvQuery
+from coinwire.services.portfolio_ohlcv import PortfolioOhlcv
 from coinwire.services.portfolio_tracker import PortfolioTracker
 from coinwire.services.public_trades import PublicTrades
 from coinwire.services.rate_history import RateHistory
@@ -161,6 +163,11 @@ class Platform:
         self.portfolio = (PortfolioTracker(self.gateway, self.market, self.store, self.portfolio_writer,
                                            sample_interval=settings.portfolio_sample_interval)
                           if settings.portfolio_tracking else None)
+        # portfolio charts: stored 15-minute buckets and the forming one, rolled up (GET /api/v1/portfolio/{scope}/{id}/ohlcv),
+        # and the forming bucket live (subscribe_portfolio_ohlcv; none when tracking is off)
+        self.portfolio_ohlcv = PortfolioOhlcv(self.store, self.portfolio, max_points=settings.ohlcv_max_points)
+        self.portfolio_streams = (PortfolioStreams(self.notifier, self.portfolio_ohlcv, self.portfolio)
+                                  if self.portfolio is not None else None)
         # daily stats (services/daily_stats.py): each portfolio's days, recorded once its owner's local midnight has passed
         self.daily_stats = DailyStatsRecorder(self.store, self.market, pegs=settings.market_data.pegs,
                                               pass_seconds=settings.daily_stats_pass_seconds)
@@ -187,6 +194,8 @@ class Platform:
         await self.portfolio_writer.start()
         if self.portfolio is not None:
             await self.portfolio.start()
+        if self.portfolio_streams is not None:
+            await self.portfolio_streams.start()
         await self.daily_stats.start()
         self._tasks.append(asyncio.create_task(metrics.watch_loop_lag(), name="loop-lag"))
         if feeds:
@@ -257,6 +266,8 @@ class Platform:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self.portfolio_streams is not None:
+            await self.portfolio_streams.close()
         if self.portfolio is not None:
             await self.portfolio.close()  # its forming buckets, stored as partial, through the writer
         await self.market.close()
@@ -306,7 +317,8 @@ def create_app(settings: Settings, env: Mapping[str, str] | None = None) -> Fast
     api = Api(platform.gateway, platform.notifier, platform.health, platform.streams, ohlcv_streams=platform.ohlcv_streams,
               auth=access.service, owners=access.owners, audit=access.audit, connections=access.connections,
               rpc_limit=access.rpc_limit, rates=platform.rate_history, scheduler=scheduler,
-              notifications=platform.notifications, portfolio=platform.portfolio)
+              notifications=platform.notifications, portfolio=platform.portfolio,
+              portfolio_streams=platform.portfolio_streams)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

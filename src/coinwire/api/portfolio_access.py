@@ -24,7 +24,7 @@ from coinwire.core.errors import NotFound
 if TYPE_CHECKING:
     from coinwire.api.methods import Api
 
-__all__ = ["PORTFOLIO_SCOPES", "PortfolioScope", "portfolio_scope", "scope_not_found"]
+__all__ = ["PORTFOLIO_SCOPES", "PortfolioScope", "portfolio_scope", "scope_not_found", "still_readable"]
 
 PORTFOLIO_SCOPES = ("account", "wallet_set", "run", "user")  # the same names as core.portfolio.SCOPES
 _MAX_ID = 128  # characters of an id a client may send (a run label is free-form text)
@@ -76,10 +76,10 @@ async def _owner(api: Api, principal: Principal | None, scope: str, scope_id: st
         return _owned(api, principal, "run", scope_id)
     if scope == "user":
         wanted = _int_id(scope, scope_id)
+        if principal is not None and wanted == principal.user_id:
+            return str(wanted), wanted  # the caller's own (signed in: the user exists)
         if principal is not None and not principal.is_admin:
-            if wanted != principal.user_id:
-                raise scope_not_found(scope, scope_id)
-            return str(wanted), wanted
+            raise scope_not_found(scope, scope_id)
         if await AuthRepository(api.gateway.store).user_by_id(wanted) is None:
             raise scope_not_found(scope, scope_id)
         return str(wanted), wanted
@@ -114,3 +114,18 @@ async def portfolio_scope(api: Api, principal: Principal | None, scope: str, sco
         prefs = await PreferencesRepository(api.gateway.store).get(owner_id)
     return PortfolioScope(scope=scope, scope_id=canonical, owner_id=owner_id,
                           time_zone=str(prefs["time_zone"]), currency=str(prefs["currency"]))
+
+
+def still_readable(api: Api, principal: Principal | None, scope: PortfolioScope) -> bool:
+    """Whether `principal` may still read a scope `portfolio_scope` once gave it (a live feed asks before each push).
+
+    From memory only (the account book and the owners), so it costs nothing per push: a revoked
+    grant ends a viewer's account feed at its next candle.
+    """
+    if principal is None or principal.is_admin:
+        return True
+    if scope.scope == "account":
+        return api.gateway.accounts.may(int(scope.scope_id), principal.user_id, False, "view")
+    if scope.scope in ("wallet_set", "run"):
+        return api.owners is None or api.owners.visible(scope.scope, scope.scope_id, principal)
+    return scope.owner_id == principal.user_id
