@@ -62,9 +62,9 @@ def _bad_date(value: str, field: str) -> str:
 
 
 def add_portfolio_daily_routes(app: FastAPI, api: Api) -> None:
-    """Mount GET /api/v1/portfolio/{scope}/{scope_id}/daily."""
+    """Mount GET /api/v1/portfolio/{scope}/{id}/daily."""
 
-    async def daily(request: Request, scope: str, scope_id: str) -> Response:
+    async def daily(request: Request, scope: str, id: str) -> Response:
         """A portfolio's daily stats in its owner's local days, paged."""
         try:
             unknown = sorted(set(request.query_params) - _QUERY_PARAMS)
@@ -74,7 +74,7 @@ def add_portfolio_daily_routes(app: FastAPI, api: Api) -> None:
             end = _date(request.query_params.get("end"), "end")
             if start is not None and end is not None and start > end:
                 raise InvalidInput("invalid_range", f"start {start} is after end {end}")
-            target = await portfolio_scope(api, principal_of(request), scope, scope_id)
+            target = await portfolio_scope(api, principal_of(request), scope, id)
             days = await load_days(api.gateway.store, target.scope, target.scope_id, start=start, end=end,
                                    limit=MAX_DAYS + 1)
             following = days[MAX_DAYS].day if len(days) > MAX_DAYS else None
@@ -86,5 +86,5 @@ def add_portfolio_daily_routes(app: FastAPI, api: Api) -> None:
             log.exception("daily stats route failed")
             return json_response({"error": {"code": "internal_error", "message": "Internal error"}}, 500)
 
-    app.add_api_route("/api/v1/portfolio/{scope}/{scope_id}/daily", daily, methods=["GET"], tags=["portfolio"],
+    app.add_api_route("/api/v1/portfolio/{scope}/{id}/daily", daily, methods=["GET"], tags=["portfolio"],
                       summary="portfolio daily stats")
