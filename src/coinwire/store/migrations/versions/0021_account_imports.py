@@ -1,7 +1,7 @@
 """Account imports: a live account's history fetched once, with progress and a cursor per step; its trades and transfers.
 
 Revision ID: 0021_account_imports
-Revises: 0019_portfolio_candles
+Revises: 0020_portfolio_daily
 Create Date: 2026-12-06
 
 `account_trades` and `account_transfers` are keyed by the venue's own ids (per account, per
@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0021_account_imports"
-down_revision = "0019_portfolio_candles"
+down_revision = "0020_portfolio_daily"
 branch_labels = None
 depends_on = None
 
