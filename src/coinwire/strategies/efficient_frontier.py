@@ -185,8 +185,9 @@ class EfficientFrontier(Strategy):
             "weights": None if shown is None else dict(zip(self.assets, shown.tolist(), strict=True)),
             "fields": [{"name": "weights", "type": "weights", "assets": self.assets,
                         "value": None if shown is None else dict(zip(self.assets, shown.tolist(), strict=True))}],
-            "actions": [{"name": "pick", "label": "Choose these weights"}, {"name": "confirm", "label": "Trade to it", "confirm": True},
-                        {"name": "cancel", "label": "Cancel"}, {**switch, "confirm": True}],
+            "actions": [{"name": "pick", "label": "Choose these weights"},
+                        {"name": "confirm", "label": "Trade to it", "confirm": True, "fields": False},
+                        {"name": "cancel", "label": "Cancel", "fields": False}, {**switch, "confirm": True, "fields": False}],
         }
         self.component("target", spec)
 
