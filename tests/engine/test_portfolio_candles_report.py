@@ -175,3 +175,25 @@ async def test_a_paper_run_reports_the_same_candles_as_the_l2_backtest_of_its_re
     assert candles[0][0] == paper["start"] // B * B and Decimal(candles[-1][4]) == q(Decimal(paper["final_equity_exact"]))
     assert abs(sum(Decimal(c[5]) for c in candles) - sum(Decimal(t["price"]) * Decimal(t["size"]) for t in paper["trades"])) \
         <= len(candles) * Decimal("0.5e-8")
+
+
+def test_a_perpetual_runs_candles_close_at_its_exact_equity_with_unrealised_pnl(tmp_path: Path) -> None:
+    """A leveraged long: each hour's candle closes at the report's exact equity point there (funding paid, PnL at the close)."""
+    from tests.engine.test_perp_backtest import XRP, LongAt, config, futures_dir, load_futures, run
+
+    data = load_futures(futures_dir(), XRP, "1h")
+    start = int(data.candles.time[0])
+    outcome, _ = run(LongAt, {"leverage": "3", "at": str(start + 3600)}, [str(futures_dir())], config(), tmp_path)
+    assert outcome.status == "finished", outcome.error
+    rep = outcome.report
+    candles = rep["portfolio"]["candles"]
+    assert len(candles) == (rep["end"] - rep["start"]) // B and candles[0][0] == rep["start"]
+    closing = {c[0] + B: Decimal(c[4]) for c in candles}
+    points = rep["equity"][1:]
+    assert len(points) >= 100
+    for t, value in points:
+        assert closing[t] == q(Decimal(value)), t
+    assert Decimal(candles[-1][4]) == q(Decimal(rep["final_equity_exact"]))
+    fill = rep["trades"][0]
+    at = next(c for c in candles if c[0] + B == fill["time"])
+    assert Decimal(at[5]) == q(Decimal(fill["price"]) * Decimal(fill["size"]))

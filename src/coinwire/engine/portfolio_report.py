@@ -36,17 +36,17 @@ _BUCKET_NS = BUCKET_S * _NS
 
 def portfolio_block(rt: Runtime) -> dict[str, Any]:
     """`{"timeframe": "15m", "currency": quote, "candles": [[open s, o, h, l, c, v], ...]}`: every candle, uncapped."""
-    texts: dict[Decimal, str] = {}  # flat candles repeat one value: format each value once
+    candles = portfolio_candles(rt)
+    texts: dict[int, str] = {}  # a bucket opens at the previous close and flat ones repeat it: one value object, formatted once
 
     def text(value: Decimal) -> str:
-        found = texts.get(value)
+        found = texts.get(id(value))  # every value stays alive in `candles` meanwhile: no id is reused
         if found is None:
-            found = texts[value] = plain_decimal(value_from_int(quantize_value(value)))
+            found = texts[id(value)] = plain_decimal(value_from_int(quantize_value(value)))
         return found
 
     return {"timeframe": "15m", "currency": rt.quote,
-            "candles": [[c.open_time, text(c.open), text(c.high), text(c.low), text(c.close), text(c.volume)]
-                        for c in portfolio_candles(rt)]}
+            "candles": [[c.open_time, text(c.open), text(c.high), text(c.low), text(c.close), text(c.volume)] for c in candles]}
 
 
 def portfolio_candles(rt: Runtime) -> list[PortfolioCandle]:
