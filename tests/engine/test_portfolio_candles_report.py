@@ -149,7 +149,8 @@ def test_hourly_data_gives_flat_candles_and_a_fill_at_a_boundary_counts_in_the_b
 def test_cli_json_carries_every_candle_beyond_the_equity_cap(tmp_path: Path) -> None:
     data = shared_data() / "binance-spot-1h" / "BTC_USDT-1h.json"
     done = coinwire(tmp_path, "run", "ma_cross", "-m", "backtest", "--data", str(data), "--balance", "binance:USDT=10000",
-                    "--param", "fast=20", "--param", "slow=50", "--param", "timeframe=1h", "--json", "--no-save")
+                    "--param", "fast=20", "--param", "slow=50", "--param", "timeframe=1h", "--json", "--no-save",
+                    "--report", str(tmp_path / "report.html"))
     assert done.returncode == 0, done.stderr
     rep = json.loads(done.stdout)
     candles = rep["portfolio"]["candles"]
