@@ -46,7 +46,8 @@ def test_backtest_reaches_the_min_variance_weights_with_fees_and_depth_limited_s
     assert set(parts) == {"frontier", "cloud", "target", "path", "slices"}
     frontier = parts["frontier"]
     assets = frontier["spec"]["assets"]
-    assert assets == PAIRS.split(",") and len(frontier["data"]) == 50 and len(parts["cloud"]["data"]) == 500
+    assert assets == PAIRS.split(",") and frontier["spec"]["curve_rows"] == 50 and len(parts["cloud"]["data"]) == 500
+    assert len(frontier["data"]) == 50 + len(parts["path"]["data"])  # the curve, then the weight path
     assert len(frontier["spec"]["covariance"]) == 8 and len(frontier["spec"]["single_assets"]) == 8
     goal = np.array([parts["target"]["spec"]["weights"][a] for a in assets])
     mv = frontier["spec"]["min_variance"]["weights"]

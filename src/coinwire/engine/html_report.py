@@ -1,4 +1,4 @@
-"""A backtest's self-contained HTML report: metrics, equity, drawdown and price with trades, as inline SVG.
+"""A backtest's self-contained HTML report: metrics, equity, drawdown, 15-minute portfolio closes and price with trades, as inline SVG.
 
 No script and no external file: the page opens offline, prints, and can be mailed.
 """
@@ -76,6 +76,10 @@ def render_html_report(outcome: Any, runtime: Runtime) -> str:
         f"<tr><td>{tr['time']}</td><td>{tr['side']}</td><td>{tr['price']}</td><td>{tr['size']}</td><td>{tr['fee']}</td></tr>"
         for tr in rep.get("trades", [])[:2000]
     )
+    candles = rep.get("portfolio", {}).get("candles", [])
+    pt = np.array([c[0] + 900 for c in candles], dtype=np.float64)  # each bucket's close instant
+    portfolio = _chart(f"Portfolio value at 15-minute closes ({runtime.quote}, {len(candles)} candles)", pt,
+                       np.array([float(c[4]) for c in candles]), "#7c3aed")
     title = f"coinwire report {html.escape(str(rep.get('run_id')))}"
     return f"""<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{title}</title>
 <style>body{{font:14px system-ui,sans-serif;max-width:1000px;margin:2em auto;color:#111}}table{{border-collapse:collapse}}
@@ -83,6 +87,7 @@ th,td{{padding:2px 10px;border-bottom:1px solid #ddd;text-align:left}}</style></
 <h1>{html.escape(str(rep.get('strategy')))} {html.escape(str(rep.get('mode', 'backtest')))}</h1><table>{rows}</table>
 {_chart("Equity (" + runtime.quote + ")", x, equity, "#2563eb")}
 {_chart("Drawdown (%)", x, drawdown, "#dc2626")}
+{portfolio}
 {_chart(market.instrument.symbol + " close with fills", s.close_ns / 1e9, s.close, "#374151", marks)}
 <h2>Trades</h2><table><tr><th>time</th><th>side</th><th>price</th><th>size</th><th>fee</th></tr>{trades}</table>
 </body></html>"""

@@ -23,8 +23,10 @@ from coinwire.core.funds import fee_in_quote
 from coinwire.core.instruments import Instrument
 from coinwire.core.numbers import ATTO_DECIMALS, units_to_str
 from coinwire.core.orders import Side
-from coinwire.engine.perp_report import perp_report, position_values, upnl_at
+from coinwire.engine.perp_report import perp_report
+from coinwire.engine.portfolio_report import portfolio_block
 from coinwire.engine.runtime import Runtime
+from coinwire.engine.valuation import holdings_value, plain_decimal, upnl_value, value_at, values_at
 from coinwire.history.candles import timeframe_seconds
 
 __all__ = ["build_report", "equity_curve", "equity_points", "keep_extremes", "price_bars", "MAX_EQUITY_POINTS",
@@ -39,31 +41,8 @@ _CHART_TIMEFRAMES = ("1m", "5m", "15m", "30m", "1h", "2h", "4h", "6h", "12h", "1
 
 def equity_curve(rt: Runtime) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
     """(close instants ns, equity in the run's quote, base holdings per symbol) at every candle of the clock series."""
-    markets = list(rt.report_markets().values())
-    clock = markets[0].series
-    t = clock.close_ns
-    points_ts = np.array([ts for ts, _ in rt.balance_points], dtype=np.int64)
-    at = np.searchsorted(points_ts, t, side="right") - 1
-    currencies = sorted({c for _, totals in rt.balance_points for c in totals})
-    held = {c: np.array([totals.get(c, 0) / 1e18 for _, totals in rt.balance_points])[at] for c in currencies}
-    equity = held.get(rt.quote, np.zeros(len(t))).copy()
-    positions: dict[str, np.ndarray] = {}
-    for market in markets:
-        inst = market.instrument
-        if inst.quote != rt.quote or inst.base not in held:
-            continue
-        s = market.series
-        if s is clock:  # the clock's own closes: no search (500,000 bars cost ~10 ms of binary search)
-            equity += held[inst.base] * s.close
-        else:
-            idx = np.clip(np.searchsorted(s.close_ns, t, side="right") - 1, 0, s.n - 1)
-            equity += held[inst.base] * s.close[idx]
-        positions[inst.symbol] = held[inst.base]
-    record = rt.perp
-    if record:
-        upnl, sizes = position_values(rt, record, t)
-        equity += upnl
-        positions.update(sizes)
+    t = next(iter(rt.report_markets().values())).series.close_ns
+    equity, positions = values_at(rt, t)
     return t, equity, positions
 
 
@@ -203,6 +182,7 @@ def build_report(rt: Runtime, meta: dict[str, Any]) -> dict[str, Any]:
         "equity_sampled_from": len(equity) + 1,
         "equity": equity_points(rt, t, equity, initial),
         "prices": price_bars(rt, {f.symbol for f in rt.fills}),
+        "portfolio": portfolio_block(rt),
         **extra,
     }
 
@@ -239,21 +219,13 @@ def equity_points(rt: Runtime, t: np.ndarray, equity: np.ndarray, initial: float
     exactly, like `final_equity_exact`: the holdings then, at that candle's close.
     """
     keep = keep_extremes(np.r_[initial, equity], limit)
-    points_ts = np.array([ts for ts, _ in rt.balance_points], dtype=np.int64)
-    markets = rt.report_markets()
     out: list[list[Any]] = []
     for i in keep.tolist():
         if i == 0:
-            out.append([int(rt.start_ns // _NS), _plain(_value(rt, rt.balance_points[0][1], lambda sym: _price_at_start(rt, sym)))])
+            out.append([int(rt.start_ns // _NS), plain_decimal(_start_value(rt))])
             continue
         ts = int(t[i - 1])
-        totals = rt.balance_points[int(np.searchsorted(points_ts, ts, side="right")) - 1][1]
-
-        def close_then(symbol: str, ts: int = ts) -> Decimal:
-            s = markets[symbol].series
-            return Decimal(repr(float(s.close[max(0, int(np.searchsorted(s.close_ns, ts, side="right")) - 1)])))
-
-        out.append([ts // _NS, _plain(_value(rt, totals, close_then) + _upnl(rt, ts, close_then))])
+        out.append([ts // _NS, plain_decimal(value_at(rt, ts))])
     return out
 
 
@@ -282,42 +254,22 @@ def price_bars(rt: Runtime, traded: set[str], limit: int = MAX_PRICE_BARS) -> di
     return out
 
 
-def _plain(value: Decimal) -> str:
-    """A decimal as plain digits (no exponent, no trailing zeros): `1E+4` -> `10000`, `0E-18` -> `0`."""
-    text = format(value, "f")
-    return text.rstrip("0").rstrip(".") if "." in text else text
-
-
 def _price_at_start(rt: Runtime, symbol: str) -> Decimal:
     s = rt.report_markets()[symbol].series
     return Decimal(repr(float(s.open[0])))
 
 
-def _value(rt: Runtime, totals: dict[str, int], price: Any) -> Decimal:
-    total = Decimal(0)
-    for currency, amount in totals.items():
-        units = Decimal(amount).scaleb(-ATTO_DECIMALS)
-        if currency == rt.quote:
-            total += units
-        elif amount:
-            symbol = f"{currency}/{rt.quote}"
-            if symbol in rt.report_markets():
-                total += units * price(symbol)
-    return total
+def _start_value(rt: Runtime) -> Decimal:
+    """The run's funds at its first instant, each base at its market's first open."""
+    return holdings_value(rt, rt.balance_points[0][1], lambda sym: _price_at_start(rt, sym))
 
 
 def _initial_equity(rt: Runtime) -> float:
-    return float(_value(rt, rt.balance_points[0][1], lambda sym: _price_at_start(rt, sym)))
+    return float(_start_value(rt))
 
 
 def _final_equity(rt: Runtime) -> Decimal:
     def last_close(symbol: str) -> Decimal:
         return Decimal(repr(float(rt.report_markets()[symbol].series.close[-1])))
 
-    return _value(rt, rt.balance_points[-1][1], last_close) + _upnl(rt, None, last_close)
-
-
-def _upnl(rt: Runtime, ts: int | None, price: Any) -> Decimal:
-    """Perpetual positions' unrealised PnL at `ts` (None: the end) valued at `price(symbol)`: 0 in a spot run."""
-    record = rt.perp
-    return Decimal(upnl_at(rt, record, ts, price)).scaleb(-ATTO_DECIMALS) if record else Decimal(0)
+    return holdings_value(rt, rt.balance_points[-1][1], last_close) + upnl_value(rt, None, last_close)

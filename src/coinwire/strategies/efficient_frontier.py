@@ -4,13 +4,23 @@ Once `history_bars` closed candles of every asset are visible, the strategy comp
 frontier (`coinwire.core.frontier`) and publishes UI components: `frontier` (points with
 return, volatility, Sharpe and weights; max-Sharpe, min-variance, single-asset portfolios,
 covariance and correlation in the spec), `cloud` (random portfolios), `target` (the form the
-user posts to) and `path` (the weights over time: the path to the frontier).
+user posts to) and `path` (the weights over time: the path to the frontier). The frontier's
+first `curve_rows` rows are the curve; the rows after them are the weight path, the weights
+the run held at each step as a point of the same risk/return plane (`[return, volatility,
+sharpe, *weights, time]`, the quote counted as cash with no return), valued again with the
+estimates whenever the frontier is recomputed.
 
 Picking: post `{"action": "pick", "point": N}` (a frontier row), `{"action": "pick", "target":
 "max_sharpe" | "min_variance"}` or `{"action": "pick", "weights": {"BTC/USDT": 0.6, ...}}` to
-`target`, then `{"action": "confirm"}` (or `{"action": "cancel"}`). The parameter `target`
+`target`, then `{"action": "confirm"}` (or `{"action": "cancel"}`). `{"action": "choose", ...}`
+with the same keys picks and confirms at once: what the dashboard sends to `frontier` when a
+point of the curve is clicked (its own modal was the confirmation). The parameter `target`
 (`max_sharpe`, `min_variance`, `return:0.8`, `volatility:0.9`, `point:12`) preselects one,
 confirmed, so a backtest runs unattended.
+
+Pausing: `{"action": "pause"}` to `target` stops the rebalancing (no order is placed, a drift
+does not resume it, the path is not extended) until `{"action": "resume"}`; the state is the
+target form's `paused` and a log line, and a target chosen while paused waits for the resume.
 
 Warm-up: the strategy declares `history_bars` candles of every asset (`warm_up`), so a paper or
 live run loads them before it starts, and takes its first step one minute after its start
@@ -29,6 +39,7 @@ recorded each step. Once every weight is within `tolerance` the target is reache
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -60,6 +71,7 @@ class EfficientFrontier(Strategy):
     min_notional = 10.0
     recompute_every = 0  # seconds; 0: compute once
     drift = 0.0  # resume trading when a weight drifts further than this from its target; 0: off
+    paused = False  # start with the rebalancing paused (resume from the target form)
 
     # --- start ----------------------------------------------------------------------------------
     def on_start(self) -> None:
@@ -87,6 +99,10 @@ class EfficientFrontier(Strategy):
         self.pending: tuple[str, np.ndarray] | None = None
         self.computed_at = 0
         self.path: list[list[Any]] = []
+        self.held: list[tuple[int, np.ndarray]] = []  # (time, weights) at each step: the weight path on the frontier plot
+        self.path_rows: list[list[Any]] = []  # `held` on the current frontier's plane
+        self.curve: list[list[Any]] = []
+        self.paused = bool(self.paused)
         self.slices: list[list[Any]] = []
         self.reached: list[list[Any]] = []
         self.subscribe_candles(self.assets[0], self.timeframe, self._step)
@@ -112,14 +128,14 @@ class EfficientFrontier(Strategy):
         rc = fr.random_portfolios(est, np.random.default_rng(self.seed), self.cloud, self.risk_free)
         singles = [{"asset": a, **p.to_dict(self.assets)}
                    for a, p in zip(self.assets, self.frontier.single_assets(self.risk_free), strict=True)]
-        rows = [[p["return"], p["volatility"], p["sharpe"], *p["weights"].values()] for p in summary["frontier"]]  # type: ignore[attr-defined]
+        self.curve = [[p["return"], p["volatility"], p["sharpe"], *p["weights"].values()] for p in summary["frontier"]]  # type: ignore[attr-defined]
         self.component("frontier", {
             "type": "frontier", "title": f"Efficient frontier of {', '.join(self.assets)}",
-            "columns": ["return", "volatility", "sharpe", *self.assets], "assets": self.assets,
+            "columns": ["return", "volatility", "sharpe", *self.assets, "time"], "assets": self.assets, "curve_rows": len(self.curve),
             "max_sharpe": summary["max_sharpe"], "min_variance": summary["min_variance"], "single_assets": singles,
             "covariance": est.cov.tolist(), "correlation": est.corr.tolist(), "observations": est.observations,
             "from": int(times[0]), "to": int(times[-1]), "risk_free": self.risk_free,
-        }, rows)
+        }, self.curve + self._revalue_path())
         self.component("cloud", {"type": "scatter", "title": "Random portfolios", "columns": ["volatility", "return", "sharpe"]},
                        np.column_stack([rc.vol, rc.ret, rc.sharpe]).tolist())
         self.log(f"frontier computed from {est.observations} returns: {len(self.frontier.rets)} turning points")
@@ -149,15 +165,29 @@ class EfficientFrontier(Strategy):
             f"target must be max_sharpe, min_variance, return:R, volatility:V or point:N (0..{self.points - 1}), got {name!r}",
         )
 
+    def _revalue_path(self) -> list[list[Any]]:
+        self.path_rows = [self._path_point(t, w) for t, w in self.held]
+        return self.path_rows
+
+    def _path_point(self, time: int, weights: np.ndarray) -> list[Any]:
+        """Held weights as a point of the frontier's plane: the quote is cash (no return, no risk), so it may lie inside."""
+        assert self.frontier is not None
+        est = self.frontier.est
+        ret = float(weights @ est.mu)
+        vol = math.sqrt(max(float(weights @ est.cov @ weights), 0.0))
+        return [ret, vol, (ret - self.risk_free) / vol if vol > 0 else None, *weights.tolist(), time]
+
     def _publish_target(self, status: str) -> None:
         shown = self.goal if self.pending is None else self.pending[1]
+        switch = {"name": "resume", "label": "Resume rebalancing"} if self.paused else {"name": "pause", "label": "Pause rebalancing"}
         spec = {
-            "type": "form", "title": "Target portfolio", "status": status, "assets": self.assets,
+            "type": "form", "title": "Target portfolio", "status": status, "assets": self.assets, "paused": self.paused,
             "weights": None if shown is None else dict(zip(self.assets, shown.tolist(), strict=True)),
-            "fields": [{"name": "point", "type": "integer", "min": 0, "max": self.points - 1},
-                       {"name": "weights", "type": "weights", "assets": self.assets}],
-            "actions": [{"name": "pick", "label": "Choose"}, {"name": "confirm", "label": "Trade to it", "confirm": True},
-                        {"name": "cancel", "label": "Cancel"}],
+            "fields": [{"name": "weights", "type": "weights", "assets": self.assets,
+                        "value": None if shown is None else dict(zip(self.assets, shown.tolist(), strict=True))}],
+            "actions": [{"name": "pick", "label": "Choose these weights"},
+                        {"name": "confirm", "label": "Trade to it", "confirm": True, "fields": False},
+                        {"name": "cancel", "label": "Cancel", "fields": False}, {**switch, "confirm": True, "fields": False}],
         }
         self.component("target", spec)
 
@@ -169,15 +199,19 @@ class EfficientFrontier(Strategy):
 
     # --- user input ----------------------------------------------------------------------------------
     def on_input(self, component_id: str, value: Any) -> None:
-        if component_id != "target" or not isinstance(value, dict) or self.frontier is None:
+        if component_id not in ("target", "frontier") or not isinstance(value, dict) or self.frontier is None:
             self.log(f"ignored input to {component_id}: {value!r}", level="warning")
             return
         action = value.get("action")
         try:
             if action == "pick":
                 self._pick(value)
+            elif action == "choose":
+                self._set_goal(*self._pick(value))
             elif action == "confirm" and self.pending is not None:
                 self._set_goal(*self.pending)
+            elif action in ("pause", "resume"):
+                self._pause(action == "pause")
             elif action == "cancel":
                 self.pending = None
                 self._publish_target(self.phase)
@@ -186,19 +220,30 @@ class EfficientFrontier(Strategy):
         except InvalidInput as exc:
             self.log(f"{exc.code}: {exc.message}", level="warning")
 
-    def _pick(self, value: dict[str, Any]) -> None:
+    def _pause(self, paused: bool) -> None:
+        """Stop or restart the rebalancing; orders already sent go on (a market order fills at once)."""
+        if paused == self.paused:
+            raise InvalidInput("invalid_input", f"the rebalancing is already {'paused' if paused else 'running'}")
+        self.paused = paused
+        self.log("rebalancing paused: no order until it is resumed" if paused else "rebalancing resumed")
+        self._publish_target(self.phase)
+
+    def _pick(self, value: dict[str, Any]) -> tuple[str, np.ndarray]:
         assert self.frontier is not None
         if "weights" in value:
             given = value["weights"]
-            if not isinstance(given, dict) or set(given) - set(self.assets):
+            if (not isinstance(given, dict) or set(given) - set(self.assets)
+                    or not all(isinstance(w, (int, float)) and not isinstance(w, bool) for w in given.values())):
                 raise InvalidInput("invalid_weights", f"weights map assets of this run ({', '.join(self.assets)}) to numbers")
             weights = fr.portfolio([float(given.get(a, 0.0)) for a in self.assets], self.frontier.est, self.risk_free).weights
-            self.pending = ("", weights)
+            pending: tuple[str, np.ndarray] = ("", weights)
         else:
             name = f"point:{value['point']}" if "point" in value else str(value.get("target", ""))
-            self.pending = (name, self._resolve(name))
+            pending = (name, self._resolve(name))
+        self.pending = pending
         self.phase = "confirming" if self.phase in ("choosing", "confirming") else self.phase
         self._publish_target("confirming")
+        return pending
 
     # --- one step -------------------------------------------------------------------------------------
     def _step(self, candle: dict[str, Any]) -> None:
@@ -215,7 +260,7 @@ class EfficientFrontier(Strategy):
                 self._set_goal(self.target, self._resolve(self.target))
         elif self.recompute_every and self.time - self.computed_at >= self.recompute_every and self._compute() and self.named:
             self.goal = self._resolve(self.named)
-        if self.goal is None or self.open_orders:
+        if self.goal is None or self.open_orders or self.paused:
             return
         weights, equity, prices = self._weights()
         distance = float(np.abs(weights - self.goal).max())
@@ -227,6 +272,9 @@ class EfficientFrontier(Strategy):
                 return
         self.path.append([self.time, *weights.tolist(), max(0.0, 1.0 - float(weights.sum())), distance])
         self.update_component("path", data=self.path)
+        self.held.append((self.time, weights))
+        self.path_rows.append(self._path_point(self.time, weights))
+        self.update_component("frontier", data=self.curve + self.path_rows)
         if distance <= self.tolerance:
             self.phase = "holding"
             self.reached.append([self.time, *weights.tolist()])

@@ -50,7 +50,7 @@ export function componentView(host: Host, c: RunComponent): View {
   const body = /chart|^line$|^area$/.test(kind) ? timeChartView(c)
     : kind === "table" ? tableView(c)
     : kind === "scatter" ? scatterView(c)
-    : kind === "frontier" ? frontierView(c)
+    : kind === "frontier" ? frontierView(host, c)
     : kind === "form" ? formView(host, c)
     : kind === "slider" ? formView(host, { ...c, spec: { ...c.spec, fields: [{ ...c.spec, name: "value", type: "slider" }], single: true } })
     : kind === "button" ? formView(host, { ...c, spec: { ...c.spec, actions: [{ name: String(c.spec.action ?? c.id), label: String(c.spec.label ?? c.spec.title ?? c.id), confirm: true }] } })
@@ -137,31 +137,65 @@ function scatterView(c: RunComponent): View {
 
 interface Portfolio { return: number; volatility: number; sharpe: number; weights: Record<string, number> }
 
-/** The efficient frontier: the curve, its max-Sharpe and min-variance portfolios, the single assets, and their weights. */
-function frontierView(c: RunComponent): View {
+/** Send `value` to a component of the running strategy (after the caller's confirmation). */
+async function sendInput(host: Host, componentId: string, value: unknown): Promise<void> {
+  try {
+    await host.app.http.put(`/runs/${encodeURIComponent(host.runId)}/components/${encodeURIComponent(componentId)}`, { value });
+    host.app.toast("Sent to the strategy.");
+  } catch (err) {
+    host.app.toast((err as Error).message, "error");
+  }
+}
+
+/** The efficient frontier: the curve (click a point to choose it), its max-Sharpe and min-variance portfolios, the single
+ *  assets, and the run's weight path (the rows after `curve_rows`: the weights it held, drawn as a line with markers). */
+function frontierView(host: Host, c: RunComponent): View {
   const el = h("div", { class: "plot" });
+  const allowed = host.live && host.app.can("manage", "run");
   const draw = (n: RunComponent) => {
-    const s = n.spec as RunComponent["spec"] & { assets?: string[]; max_sharpe?: Portfolio; min_variance?: Portfolio; single_assets?: (Portfolio & { asset: string })[] };
+    const s = n.spec as RunComponent["spec"] & { assets?: string[]; max_sharpe?: Portfolio; min_variance?: Portfolio; single_assets?: (Portfolio & { asset: string })[]; curve_rows?: number };
     const assets = s.assets ?? [];
-    const curve = n.data.map((r) => [Number(r[1]), Number(r[0])] as [number, number]); // x volatility, y return
+    const rows = typeof s.curve_rows === "number" ? n.data.slice(0, s.curve_rows) : n.data;
+    const held = typeof s.curve_rows === "number" ? n.data.slice(s.curve_rows) : [];
+    const curve = rows.map((r) => [Number(r[1]), Number(r[0])] as [number, number]); // x volatility, y return
+    const path = held.map((r) => [Number(r[1]), Number(r[0])] as [number, number]);
     const named = [["max Sharpe", s.max_sharpe], ["min variance", s.min_variance]].filter((p): p is [string, Portfolio] => !!p[1]);
     const singles = s.single_assets ?? [];
+    const weightsOf = (r: unknown[]) => Object.fromEntries(assets.map((a, i) => [a, Number(r[3 + i])]));
+    const choose = async (i: number) => {
+      const r = rows[i];
+      const weights = weightsOf(r);
+      const what = h("div", { "data-testid": "frontier-choice" },
+        h("p", {}, `Point ${i} of the frontier: return ${pct(Number(r[0]))}, volatility ${pct(Number(r[1]))}, Sharpe ${num(r[2])} (a year).`),
+        h("table", { class: "grid small" }, h("tbody", {}, ...assets.filter((a) => weights[a] > 5e-5).map((a) =>
+          h("tr", {}, h("td", {}, a), h("td", { class: "num" }, pct(weights[a])))))),
+        h("p", { class: "muted" }, "The run trades towards these weights, slice by slice."));
+      if (await host.app.confirm("Trade to this portfolio?", what, "Trade to it")) await sendInput(host, n.id, { action: "choose", point: i });
+    };
     const series: XYSeries[] = [
       { points: curve, kind: "line", cls: "frontier-line" },
-      { points: curve, kind: "dots", cls: "frontier-dots", r: 3, titles: n.data.map((r, i) => `point ${i}: return ${pct(Number(r[0]))}, volatility ${pct(Number(r[1]))}, Sharpe ${num(r[2])}`) },
+      { points: path, kind: "line", cls: "weight-path" },
+      { points: path, kind: "dots", cls: "weight-path-dots", r: 2.5,
+        titles: held.map((r) => `held at ${fmt.time(toSeconds(Number(r[r.length - 1])))}: return ${pct(Number(r[0]))}, volatility ${pct(Number(r[1]))}`) },
+      { points: curve, kind: "dots", cls: "frontier-dots", r: 3.5, titles: rows.map((r, i) => `point ${i}: return ${pct(Number(r[0]))}, volatility ${pct(Number(r[1]))}, Sharpe ${num(r[2])}`),
+        onPick: allowed ? (i) => void choose(i) : undefined },
       { points: singles.map((p) => [p.volatility, p.return]), kind: "dots", cls: "single-assets", r: 3.5, labels: singles.map((p) => p.asset.split("/")[0]) },
       { points: named.map(([, p]) => [p.volatility, p.return]), kind: "dots", cls: "named-portfolios", r: 5, labels: named.map(([name]) => name),
         titles: named.map(([name, p]) => `${name}: return ${pct(p.return)}, volatility ${pct(p.volatility)}, Sharpe ${num(p.sharpe)}`) },
     ];
-    fill(el, xyPlot("volatility (a year)", "return (a year)", series, pct),
-      named.length ? h("table", { class: "grid small" },
+    if (path.length) series.push({ points: path.slice(-1), kind: "dots", cls: "weight-path-now", r: 5, labels: ["held now"] });
+    const plot = xyPlot("volatility (a year)", "return (a year)", series, pct);
+    plot.dataset.path = String(path.length);
+    fill(el, plot,
+      named.length ? h("div", { class: "table-wrap" }, h("table", { class: "grid small" },
         h("thead", {}, h("tr", {}, h("th", {}, "portfolio"), h("th", { class: "num" }, "return"), h("th", { class: "num" }, "volatility"),
           h("th", { class: "num" }, "Sharpe"), ...assets.map((a) => h("th", { class: "num" }, a)))),
         h("tbody", {}, ...named.map(([name, p]) => h("tr", {}, h("td", {}, name), h("td", { class: "num" }, pct(p.return)),
           h("td", { class: "num" }, pct(p.volatility)), h("td", { class: "num" }, num(p.sharpe)),
-          ...assets.map((a) => h("td", { class: "num" }, pct(p.weights[a] ?? 0)))))))
+          ...assets.map((a) => h("td", { class: "num" }, pct(p.weights[a] ?? 0))))))))
         : null,
-      h("p", { class: "muted" }, `${n.data.length} frontier points (hover one for its figures; its number picks it in the target form).`));
+      h("p", { class: "muted" }, `${rows.length} frontier points` + (path.length ? `, ${path.length} steps of the run's weight path (orange)` : "") +
+        (allowed ? ". Click a point to trade to it." : ". Hover a point for its figures.")));
   };
   draw(c);
   return { el, update: draw };
@@ -170,7 +204,7 @@ function frontierView(c: RunComponent): View {
 // --- inputs ------------------------------------------------------------------------------------------
 
 interface Field { name: string; type?: string; label?: string; min?: number; max?: number; step?: number; value?: unknown; options?: unknown[]; assets?: string[] }
-interface Action { name: string; label?: string; confirm?: boolean }
+interface Action { name: string; label?: string; confirm?: boolean; fields?: boolean } // fields: false sends the action alone
 
 /** One field's input element(s) and how to read its value (undefined: left empty, not sent). */
 function fieldInput(f: Field, id: string): { el: HTMLElement; read: () => unknown } {
@@ -186,17 +220,7 @@ function fieldInput(f: Field, id: string): { el: HTMLElement; read: () => unknow
     shown.addEventListener("input", () => (slider.value = shown.value));
     return { el: h("label", { class: "field slider-field" }, label, h("div", { class: "row" }, slider, shown)), read: () => Number(shown.value) };
   }
-  if (type === "weights") {
-    const inputs = (f.assets ?? []).map((a) => h("input", { inputmode: "decimal", placeholder: "0", "aria-label": `${label} ${a}`, "data-weight": a }));
-    return {
-      el: h("fieldset", { class: "field weights" }, h("legend", {}, `${label} (fractions, e.g. 0.25)`),
-        ...inputs.map((input, i) => h("label", {}, f.assets![i], input))),
-      read: () => {
-        const given = inputs.filter((i) => i.value.trim() !== "");
-        return given.length ? Object.fromEntries(given.map((i) => [i.dataset.weight!, Number(i.value)])) : undefined;
-      },
-    };
-  }
+  if (type === "weights") return weightSliders(f, label);
   if (type === "bool" || type === "boolean" || type === "checkbox") {
     const box = h("input", { type: "checkbox", "aria-label": aria, "data-field": f.name });
     box.checked = f.value === true;
@@ -216,36 +240,61 @@ function fieldInput(f: Field, id: string): { el: HTMLElement; read: () => unknow
   };
 }
 
+/** A slider per asset, in percent, that always sum to 100%: moving one rescales the others in proportion. */
+function weightSliders(f: Field, label: string): { el: HTMLElement; read: () => unknown } {
+  const assets = f.assets ?? [];
+  const given = f.value && typeof f.value === "object" ? (f.value as Record<string, number>) : null;
+  let pcts = assets.map((a) => (given ? Number(given[a] ?? 0) * 100 : 100 / Math.max(1, assets.length)));
+  const sliders = assets.map((a) => h("input", { type: "range", min: 0, max: 100, step: 0.1, "aria-label": `${label} ${a}`, "data-weight": a }));
+  const shown = assets.map((a) => h("input", { inputmode: "decimal", class: "slider-value", "aria-label": `${label} ${a} percent`, "data-weight-value": a }));
+  const total = h("span", { class: "muted", "data-testid": "weights-total" });
+  const show = () => {
+    pcts.forEach((p, i) => { sliders[i].value = String(p); shown[i].value = p.toFixed(1); });
+    total.textContent = `total ${pcts.reduce((x, y) => x + y, 0).toFixed(1)}%`;
+  };
+  const set = (i: number, v: number) => {
+    if (!Number.isFinite(v)) return;
+    const value = Math.min(100, Math.max(0, v));
+    const others = pcts.reduce((x, y, j) => (j === i ? x : x + y), 0);
+    const rest = 100 - value;
+    pcts = pcts.map((p, j) => (j === i ? value : others > 0 ? (p * rest) / others : rest / Math.max(1, assets.length - 1)));
+    show();
+  };
+  sliders.forEach((s, i) => s.addEventListener("input", () => set(i, Number(s.value))));
+  shown.forEach((s, i) => s.addEventListener("change", () => set(i, Number(s.value))));
+  show();
+  return {
+    el: h("fieldset", { class: "field weights sliders" }, h("legend", {}, `${label} (sliders sum to 100%) `, total),
+      ...assets.map((a, i) => h("label", { class: "slider-field" }, a, h("div", { class: "row" }, sliders[i], shown[i], "%")))),
+    read: () => Object.fromEntries(assets.map((a, i) => [a, pcts[i] / 100])),
+  };
+}
+
 /** A form (fields and action buttons), a lone slider or a lone button: each send is confirmed in a modal first. */
 function formView(host: Host, c: RunComponent): View {
-  const { app, runId, live } = host;
-  const spec = c.spec as RunComponent["spec"] & { fields?: Field[]; actions?: Action[]; status?: string; weights?: Record<string, number> | null; single?: boolean };
+  const { app, live } = host;
+  const spec = c.spec as RunComponent["spec"] & { fields?: Field[]; actions?: Action[]; status?: string; weights?: Record<string, number> | null; single?: boolean; paused?: boolean };
   const allowed = live && app.can("manage", "run");
   const fields = (spec.fields ?? []).map((f) => fieldInput(f, c.id));
   const actions: Action[] = spec.actions?.length ? spec.actions : [{ name: "", label: "Send" }];
   const note = !live ? "The run is not running: its inputs are closed." : !app.can("manage", "run") ? "Your role may look, not change runs." : "";
   const send = async (action: Action) => {
     const value: Record<string, unknown> = action.name ? { action: action.name } : {};
-    fields.forEach((f, i) => {
+    if (action.fields !== false) fields.forEach((f, i) => {
       const v = f.read();
       if (v !== undefined && !(typeof v === "number" && Number.isNaN(v))) value[spec.fields![i].name] = v;
     });
     const sent: unknown = spec.single ? value.value : value;
     const what = h("div", {}, h("p", {}, `The running strategy gets this input on “${spec.title ?? c.id}”:`), h("pre", { class: "mono" }, JSON.stringify(sent, null, 1)));
-    if (!(await app.confirm(`${action.label ?? action.name ?? "Send"}?`, what, action.label ?? "Send"))) return;
-    try {
-      await app.http.put(`/runs/${encodeURIComponent(runId)}/components/${encodeURIComponent(c.id)}`, { value: sent });
-      app.toast("Sent to the strategy.");
-    } catch (err) {
-      app.toast((err as Error).message, "error");
-    }
+    if (await app.confirm(`${action.label ?? action.name ?? "Send"}?`, what, action.label ?? "Send")) await sendInput(host, c.id, sent);
   };
   const buttons = actions.map((a) => h("button", { type: "button", class: a.confirm ? "primary" : "", disabled: !allowed, "data-action": a.name || "send",
     onclick: () => void send(a) }, a.label ?? a.name));
   for (const f of fields) for (const input of f.el.querySelectorAll("input, select")) (input as HTMLInputElement).disabled = !allowed;
   const weights = spec.weights ? h("ul", { class: "chips" }, ...Object.entries(spec.weights).filter(([, w]) => w > 5e-5).map(([a, w]) => h("li", {}, `${a} ${pct(w)}`))) : null;
   const el = h("div", { class: "component-form" },
-    spec.status ? h("p", {}, "Status: ", h("span", { class: "badge", "data-testid": `component-status-${c.id}` }, spec.status)) : null,
+    spec.status ? h("p", {}, "Status: ", h("span", { class: "badge", "data-testid": `component-status-${c.id}` }, spec.status),
+      spec.paused ? h("span", { class: "badge stopped", "data-testid": `component-paused-${c.id}` }, "rebalancing paused") : null) : null,
     weights, h("div", { class: "fields" }, fields.map((f) => f.el)), h("div", { class: "row" }, buttons), note ? h("p", { class: "muted" }, note) : null);
   return { el };
 }

@@ -11,6 +11,7 @@ export interface XYSeries {
   fills?: string[]; // a colour per point (overrides the class's fill)
   titles?: string[]; // a tooltip per point
   labels?: string[]; // text drawn next to each point
+  onPick?: (i: number) => void; // a click (or Enter / Space on a focused point) picks point i
 }
 
 export function svg<K extends keyof SVGElementTagNameMap>(tag: K, attrs: Record<string, string | number>, ...children: (Node | string)[]): SVGElementTagNameMap[K] {
@@ -59,6 +60,12 @@ export function xyPlot(x: string, y: string, series: XYSeries[], fmt: (v: number
     pts.forEach(([a, b], i) => {
       const dot = svg("circle", { cx: sx(a).toFixed(1), cy: sy(b).toFixed(1), r: s.r ?? 2.5 }, ...(s.titles?.[i] ? [svg("title", {}, s.titles[i])] : []));
       if (s.fills?.[i]) dot.setAttribute("fill", s.fills[i]);
+      if (s.onPick) {
+        const pick = s.onPick;
+        for (const [k, v] of Object.entries({ class: "pick", tabindex: 0, role: "button", "data-point": i, "aria-label": s.titles?.[i] ?? `point ${i}` })) dot.setAttribute(k, String(v));
+        dot.addEventListener("click", () => pick(i));
+        dot.addEventListener("keydown", (e) => { if (e.key === "Enter" || e.key === " ") { e.preventDefault(); pick(i); } });
+      }
       g.append(dot);
       if (s.labels?.[i]) g.append(svg("text", { x: sx(a) + 6, y: sy(b) - 6, class: "point-label" }, s.labels[i]));
     });
