@@ -29,7 +29,7 @@ from coinwire.api.ohlcv_routes import OhlcvStreams
 from coinwire.api.schedules_routes import OwnersForSchedules
 from coinwire.api.streams import AccountStreams
 from coinwire.auth.preferences import PreferencesRepository
-from coinwire.auth.vault import MasterKeys
+from coinwire.auth.vault import MasterKeys, Vault
 from coinwire.bus import bus_from_url
 from coinwire.cache import cache_from_url
 from coinwire.config import ExchangeConfig, Settings
@@ -41,6 +41,7 @@ from coinwire.history.store import HistoryStore, default_history_root
 from coinwire.logs import forward_warnings
 from coinwire.private_files import private_dir
 from coinwire.services.candle_recorder import CandleRecorder
+from coinwire.services.external_accounts import ExternalAccounts
 from coinwire.services.gateway import Gateway
 from coinwire.services.health import Health
 from coinwire.services.log_feed import LogFeed
@@ -152,6 +153,8 @@ class Platform:
             {"email": email, "webhook": self.webhook, "telegram": TelegramChannel(settings.telegram_api_base)},
             notify, GatewayOrders(self.gateway), PreferencesRepository(self.store),
             lambda amount, source, target: self._converted(amount, source, target))
+        # external accounts: webhook secrets sealed in the vault, signed trades applied once (services/external_accounts)
+        self.external = ExternalAccounts(self.gateway, self.store, Vault(self.store, keys))
         self._tasks: list[asyncio.Task[Any]] = []
 
     async def _converted(self, amount: Decimal, source: str, target: str) -> Decimal:
@@ -164,6 +167,7 @@ class Platform:
             metrics.watch_journal(self.store.journal)
         await self.bus.start()
         await self.gateway.start()
+        await self.external.start()  # the accounts are loaded: open their webhook secrets
         forward_warnings(self.log_feed.forward)
         await self.notifier.start()
         await self.market.start()

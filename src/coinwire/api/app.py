@@ -36,8 +36,10 @@ from coinwire.api.runs_routes import add_runs_routes
 from coinwire.api.schedules_routes import add_schedules_routes
 from coinwire.api.trades_routes import add_trades_routes
 from coinwire.api.web_routes import add_web_routes
+from coinwire.api.webhook_routes import add_webhook_routes
 from coinwire.config import Settings
 from coinwire.services.accounts import MembersRepository
+from coinwire.services.external_accounts import ExternalAccounts
 from coinwire.services.gateway import Gateway
 from coinwire.services.market_data import MarketData
 from coinwire.services.notifications.service import NotificationService
@@ -63,6 +65,7 @@ class Served(Protocol):
     public_trades: PublicTrades
     rate_history: RateHistory
     notifications: NotificationService
+    external: ExternalAccounts
 
     async def readiness(self) -> dict[str, Any]: ...
 
@@ -118,7 +121,8 @@ def create_http_app(platform: Served, api: Api, access: Access, runs: RunManager
     add_preferences_routes(app, platform.store, platform.market)
     add_notification_routes(app, platform.notifications)
     add_xwrap_routes(app, api)
-    add_accounts_routes(app, api, access.repo, MembersRepository(platform.store))
+    add_accounts_routes(app, api, access.repo, MembersRepository(platform.store), platform.external)
+    add_webhook_routes(app, api, platform.external)
     add_runs_routes(app, runs, access.owners)
     add_schedules_routes(app, api)
     add_position_routes(app, api)

@@ -139,6 +139,10 @@ HTTP_RULES: dict[tuple[str, str], Rule] = {
     ("GET", "/api/v1/accounts/{account_id:int}/members"): READ_ACCOUNTS,  # its owner and admins (the route checks)
     ("PUT", "/api/v1/accounts/{account_id:int}/members/{user_id:int}"): READ_ACCOUNTS,  # then GRANT_ACCOUNTS (the route)
     ("DELETE", "/api/v1/accounts/{account_id:int}/members/{user_id:int}"): READ_ACCOUNTS,  # then GRANT_ACCOUNTS (the route)
+    # external accounts' webhooks: the delivery is signed (the signature is its credential: services.external_accounts)
+    ("POST", "/api/v1/webhooks/{account_id:int}"): PUBLIC,
+    ("POST", "/api/v1/accounts/{account_id:int}/webhook-secret"): TRADE,  # trade right on the account (the route checks)
+    ("GET", "/api/v1/accounts/{account_id:int}/webhook-trades"): READ_ACCOUNTS,
     # xWrap
     ("GET", "/xwrap/v1/status"): READ_MARKET,
     ("GET", "/xwrap/v1/exchanges"): READ_MARKET,
