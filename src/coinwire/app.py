@@ -54,6 +54,7 @@ from coinwire.services.notifications.telegram_bot import StoredBots, TelegramBot
 from coinwire.services.notifications.telegram_commands import StoreFills, TelegramCommands
 from coinwire.services.notifications.webhook import WebhookChannel
 from coinwire.services.ohlcv import OhlcvQuery
+from coinwire.services.portfolio_tracker import PortfolioTracker
 from coinwire.services.public_trades import PublicTrades
 from coinwire.services.rate_history import RateHistory
 from coinwire.services.rates import CcxtPrices, Rates
@@ -62,6 +63,7 @@ from coinwire.services.scheduler import Housekeeping, JobKind, RetrieveRates, Ru
 from coinwire.services.warm_history import warm_sources
 from coinwire.store import Store
 from coinwire.store.candle_writer import CandleWriter
+from coinwire.store.portfolio_candles import PortfolioCandleWriter
 from coinwire.venues.ccxt_client import make_client
 
 __all__ = ["Platform", "build_feed", "create_app"]
@@ -153,6 +155,12 @@ class Platform:
             {"email": email, "webhook": self.webhook, "telegram": TelegramChannel(settings.telegram_api_base)},
             notify, GatewayOrders(self.gateway), PreferencesRepository(self.store),
             lambda amount, source, target: self._converted(amount, source, target))
+        # portfolio candles (services/portfolio_tracker.py): every account, wallet set, run and user total valued in its
+        # owner's currency, captured at 15-minute boundaries, written in batches; None when `portfolio_tracking` is off
+        self.portfolio_writer = PortfolioCandleWriter(self.store)
+        self.portfolio = (PortfolioTracker(self.gateway, self.market, self.store, self.portfolio_writer,
+                                           sample_interval=settings.portfolio_sample_interval)
+                          if settings.portfolio_tracking else None)
         # external accounts: webhook secrets sealed in the vault, signed trades applied once (services/external_accounts)
         self.external = ExternalAccounts(self.gateway, self.store, Vault(self.store, keys))
         self._tasks: list[asyncio.Task[Any]] = []
@@ -176,6 +184,9 @@ class Platform:
         await self.candles.start()
         await self.ohlcv_streams.start()
         await self.notifications.start()
+        await self.portfolio_writer.start()
+        if self.portfolio is not None:
+            await self.portfolio.start()
         self._tasks.append(asyncio.create_task(metrics.watch_loop_lag(), name="loop-lag"))
         if feeds:
             self.start_feeds()
@@ -245,6 +256,8 @@ class Platform:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self.portfolio is not None:
+            await self.portfolio.close()  # its forming buckets, stored as partial, through the writer
         await self.market.close()
         await self.public_trades.close()
         await self.notifier.close()
@@ -255,6 +268,7 @@ class Platform:
         await self.health.close()
         await self.candles.close()
         await self.candle_writer.close()
+        await self.portfolio_writer.close()
         await self.gateway.close()
         await self.bus.close()
         await self.cache.close()
@@ -290,7 +304,7 @@ def create_app(settings: Settings, env: Mapping[str, str] | None = None) -> Fast
     api = Api(platform.gateway, platform.notifier, platform.health, platform.streams, ohlcv_streams=platform.ohlcv_streams,
               auth=access.service, owners=access.owners, audit=access.audit, connections=access.connections,
               rpc_limit=access.rpc_limit, rates=platform.rate_history, scheduler=scheduler,
-              notifications=platform.notifications)
+              notifications=platform.notifications, portfolio=platform.portfolio)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

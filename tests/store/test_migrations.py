@@ -23,8 +23,9 @@ TABLES = {"orders", "fills", "wallet_sets", "wallets", "wallet_lines",
           "users", "sessions", "api_keys", "owners", "credentials", "audit", "preferences", "accounts", "account_members",
           "site_settings", "rates", "schedules", "schedule_ticks", "alembic_version",
           "notify_channels", "notify_subscriptions", "notify_outbox",
-          "positions", "position_settings", "position_modes", "funding_payments",
-          "external_trades"}
+          "positions", "position_settings", "position_modes", "funding_payments"}
+TABLES |= {"portfolio_candles"}
+TABLES |= {"external_trades"}
 
 
 def _diff(connection: Connection) -> list[object]:

@@ -1,7 +1,7 @@
 """External accounts: the trades their signed webhooks delivered, one row per (account, sender's trade id).
 
 Revision ID: 0022_external_accounts
-Revises: 0018_perpetuals
+Revises: 0019_portfolio_candles
 Create Date: 2026-12-06
 
 The primary key is the idempotency key: a trade id delivered twice is stored (and applied to
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0022_external_accounts"
-down_revision = "0018_perpetuals"
+down_revision = "0019_portfolio_candles"
 branch_labels = None
 depends_on = None
 
