@@ -193,6 +193,7 @@ HTTP_RULES: dict[tuple[str, str], Rule] = {
     ("GET", "/api/v1/funding"): READ_ORDERS,
     # portfolio candles (api.portfolio_routes): the scope and id are checked by api.portfolio_access
     ("GET", "/api/v1/portfolio/{scope}/{id}/ohlcv"): READ_ORDERS,
+    ("GET", "/api/v1/portfolio/user/{id}/balance"): READ_ORDERS,  # market-cap balance; the id checked by portfolio_access
     # schedules
     ("GET", "/api/v1/schedules"): READ_SCHEDULES,
     ("POST", "/api/v1/schedules"): MANAGE_SCHEDULES,
