@@ -287,6 +287,8 @@ def test_other_users_and_viewers(server: ServerProcess, users: dict[str, dict[st
 def test_rotating_the_secret(server: ServerProcess, users: dict[str, dict[str, Any]], hopper: dict[str, Any]) -> None:
     account, old = hopper["id"], hopper["webhook_secret"]
     with client(server, users["ann"]["token"]) as ann:
+        refused(ann.post(f"/api/v1/accounts/{account}/webhook-secret", content=b'{"secret": "mine"}'), 400, "invalid_params")
+        ok(post(server, account, body_of(dict(KRIPTO, id="before-rotate")), old), 201)  # a refused rotation changed nothing
         rotated = ok(ann.post(f"/api/v1/accounts/{account}/webhook-secret"))
         paper = min(a["id"] for a in ok(ann.get("/api/v1/accounts")) if a["kind"] == "paper")
         refused(ann.post(f"/api/v1/accounts/{paper}/webhook-secret"), 400, "not_external")

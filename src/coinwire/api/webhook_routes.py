@@ -70,6 +70,8 @@ def add_webhook_routes(app: FastAPI, api: Api, external: ExternalAccounts) -> No
 
     async def rotate(request: Request, account_id: int) -> tuple[Any, int]:
         """A new webhook secret (the old one stops working now), answered this once."""
+        if (await request.body()).strip():  # refused before the account is looked at: it says nothing of it
+            raise InvalidInput("invalid_params", "this route takes no body")
         account = external_account(request, account_id, "trade")
         secret = await external.rotate(account)
         return {"account": account.id, "webhook_secret": secret, "webhook_url": f"/api/v1/webhooks/{account.id}"}, 200
