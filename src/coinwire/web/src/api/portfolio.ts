@@ -31,7 +31,8 @@ export function portfolioGet<T>(http: Http, q: ScopeRef, what: string, query?: R
 
 /**
  * A live portfolio stream, as `ohlcvStream` is for markets: `history` at every (re)subscription (a
- * gap after a reconnect fills), then the forming candle on every `portfolio_ohlcv` push.
+ * gap after a reconnect fills), then the forming candle on every `portfolio_ohlcv` push (values are JSON numbers
+ * holding every digit of the exact decimal; drawn as floats, which a chart's pixels cannot tell apart).
  */
 export function portfolioStream(
   rpc: Rpc,
@@ -41,8 +42,11 @@ export function portfolioStream(
   failed: (e: Error) => void,
 ): () => void {
   let sub: number | null = null;
-  const off = rpc.on("portfolio_ohlcv", (p: { subscription?: number; candle?: (string | number)[] }) => {
-    if (p.subscription !== sub || !p.candle) return;
+  const off = rpc.on("portfolio_ohlcv", (p: { subscription?: number; candle?: (string | number)[]; ended?: string }) => {
+    if (p.subscription !== sub) return;
+    // the portfolio may no longer be read (a grant taken back): the server ends the stream and says so
+    if (p.ended) return failed(new Error(p.ended === "not_found" ? "this portfolio is no longer yours to see" : `stream ended: ${p.ended}`));
+    if (!p.candle) return;
     const [c] = toCandles([p.candle]);
     if (c) candle(c);
   });

@@ -84,6 +84,7 @@ function chartView(app: App, d: Disposer, redraw: () => void, ref: ScopeRef, tit
         box.dataset.candles = String(chart.candleCount);
         box.dataset.updates = String(Number(box.dataset.updates ?? 0) + 1);
         box.dataset.close = String(c[4]);
+        box.dataset.volume = String(c[5]); // the canvas is not readable text: the forming candle's figures for tests
         describe();
       },
       (e) => { status.textContent = e.message; status.className = "error"; }));

@@ -1,0 +1,142 @@
+"""The portfolio pages against a real server: value candles updating live, masking, scopes kept per user, the Overview's chart."""
+
+from __future__ import annotations
+
+import re
+
+import httpx
+from playwright.sync_api import Browser, Page, expect
+
+from tests.e2e.conftest import PHONE, TRADER, Watched, open_page, rpc_as, shot, sign_in
+from tests.server import ServerProcess
+
+MASK = "•••••"
+
+
+def _dataset(page: Page, testid: str, key: str) -> str | None:
+    value = page.evaluate(f"() => document.querySelector('[data-testid={testid}]')?.dataset.{key} ?? null")
+    return None if value is None else str(value)
+
+
+def _wait_live(page: Page, updates: int = 2) -> None:
+    """The chart has its history and the forming candle has changed `updates` times since."""
+    page.wait_for_function("() => Number(document.querySelector('[data-testid=portfolio-chart]')?.dataset.candles || 0) >= 1")
+    page.wait_for_function(
+        f"() => Number(document.querySelector('[data-testid=portfolio-chart]')?.dataset.updates || 0) >= {updates}", timeout=30_000)
+
+
+def _no_sideways_overflow(page: Page) -> None:
+    width = page.evaluate("() => document.documentElement.scrollWidth")
+    assert width <= PHONE["width"], f"the page is {width} px wide at {PHONE['width']}"
+
+
+def _buy(server: ServerProcess, token: str, size: str) -> None:
+    """A market buy on the demo exchange: the portfolio then holds BTC (its value moves with the price) and traded volume."""
+    rpc_as(server, token, [("make_order", {"exchange": "demo", "pair": "BTC_USDT", "side": "buy", "type": "market", "size": size})])
+
+
+def test_portfolio_candles_update_live_switch_and_fit_a_phone(admin_page: Watched, browser: Browser, server: ServerProcess) -> None:
+    _buy(server, server.token, "0.02")
+    page = admin_page.page
+    page.goto("/app/portfolio")
+    expect(page.get_by_test_id("scope-picker")).to_have_value(re.compile(r"^user:\d+$"))
+    _wait_live(page, updates=2)
+    before = float(_dataset(page, "portfolio-chart", "volume") or 0)
+    _buy(server, server.token, "0.01")  # a fill: the forming candle's volume grows by its notional (at least 0.01 BTC's worth)
+    page.wait_for_function(f"() => Number(document.querySelector('[data-testid=portfolio-chart]')?.dataset.volume || 0) > {before}",
+                           timeout=30_000)
+    assert float(_dataset(page, "portfolio-chart", "close") or 0) > 0
+    expect(page.get_by_test_id("portfolio-status")).to_have_text("live")
+    expect(page.get_by_test_id("portfolio-value")).to_contain_text(re.compile(r"\d"))
+    shot(admin_page, "portfolio-desktop")
+
+    # the REST history agrees with what the page drew: one candle per bucket, the last close the page's value
+    me = httpx.get(server.http + "/api/v1/me", headers=server.headers).json()
+    rows = httpx.get(f"{server.http}/api/v1/portfolio/user/{me['id']}/ohlcv", params={"timeframe": "15m"}, headers=server.headers).json()
+    assert len(rows) >= 1 and all(len(r) == 6 for r in rows)
+
+    page.locator(".portfolio-chart [data-tf='1h']").click()
+    expect(page.locator(".portfolio-chart [data-tf='1h']")).to_have_attribute("aria-pressed", "true")
+    page.get_by_test_id("portfolio-tz").select_option("Asia/Kolkata")
+    page.wait_for_function("() => Number(document.querySelector('[data-testid=portfolio-chart]')?.dataset.candles || 0) >= 1")
+    expect(page.get_by_test_id("portfolio-status")).to_contain_text(re.compile(r"1h · Asia/Kolkata|live"))
+
+    # the scope picker lists the user's own account; choosing it draws that portfolio
+    picker = page.get_by_test_id("scope-picker")
+    account = picker.locator("option[value^='account:']").first
+    value = account.get_attribute("value")
+    assert value
+    picker.select_option(value)
+    expect(page).to_have_url(re.compile(r"/app/portfolio\?scope=account&id=\d+$"))
+    page.wait_for_function("() => Number(document.querySelector('[data-testid=portfolio-chart]')?.dataset.candles || 0) >= 1")
+
+    phone = open_page(browser, server, PHONE)
+    try:
+        sign_in(phone)
+        phone.page.goto("/app/portfolio")
+        _wait_live(phone.page, updates=1)
+        _no_sideways_overflow(phone.page)
+        shot(phone, "portfolio-phone")
+    finally:
+        phone.page.context.close()
+    assert not phone.errors, phone.errors
+
+
+def _drawn_columns(page: Page) -> int:
+    """Columns of the chart's first row that are drawn (the pane, and the value axis unless it is hidden)."""
+    return int(page.evaluate("""() => [...(document.querySelector('[data-testid=portfolio-chart] table tr')?.children ?? [])]
+        .filter((td) => td.querySelector('canvas') && td.getBoundingClientRect().width > 0).length"""))
+
+
+def test_masking_hides_portfolio_values_volumes_and_axis(admin_page: Watched) -> None:
+    page = admin_page.page
+    page.goto("/app/portfolio")
+    _wait_live(page, updates=1)
+    expect(page.get_by_test_id("portfolio-chart")).to_have_attribute("data-masked", "false")
+    expect(page.get_by_test_id("portfolio-value")).to_contain_text(re.compile(r"\d"))
+    assert _drawn_columns(page) == 2  # the pane and the value axis
+    page.get_by_test_id("mask-toggle").click()
+    try:
+        expect(page.locator("html")).to_have_class(re.compile("masked"))
+        chart = page.get_by_test_id("portfolio-chart")
+        expect(chart).to_have_attribute("data-masked", "true")
+        expect(page.get_by_test_id("portfolio-value")).to_have_text(MASK)
+        expect(page.get_by_test_id("portfolio-change")).not_to_contain_text(re.compile(r"^[+-]?\d[\d,]*\.\d+ "))
+        page.wait_for_function("""() => [...(document.querySelector('[data-testid=portfolio-chart] table tr')?.children ?? [])]
+            .filter((td) => td.querySelector('canvas') && td.getBoundingClientRect().width > 0).length === 1""")  # no value axis
+        shot(admin_page, "portfolio-masked-desktop")
+        # a new view (the Overview's chart) starts masked too
+        page.goto("/app/overview")
+        page.wait_for_function("() => document.querySelector('[data-testid=portfolio-chart]')?.dataset.masked === 'true'")
+        expect(page.get_by_test_id("portfolio-value")).to_have_text(MASK)
+        expect(page.get_by_test_id("total-value")).to_have_text(MASK)
+    finally:
+        page.get_by_test_id("mask-toggle").click()  # unmasked again for the tests after this one
+        expect(page.locator("html")).not_to_have_class(re.compile("masked"))
+
+
+def test_overview_draws_the_users_portfolio_candles(admin_page: Watched) -> None:
+    page = admin_page.page
+    page.goto("/app/overview")
+    page.wait_for_function("() => Number(document.querySelector('[data-testid=portfolio-chart]')?.dataset.candles || 0) >= 1")
+    expect(page.get_by_test_id("total-value")).to_contain_text("USD")
+    expect(page.get_by_test_id("portfolio-value")).to_contain_text(re.compile(r"\d"))
+    shot(admin_page, "overview-portfolio-desktop")
+
+
+def test_another_users_portfolio_is_not_found_on_the_page(browser: Browser, server: ServerProcess) -> None:
+    admin_accounts = httpx.get(server.http + "/api/v1/accounts", headers=server.headers).json()
+    theirs = next(a for a in admin_accounts if a["owner"] is not None and a["kind"] == "paper")
+    w = open_page(browser, server)
+    sign_in(w, *TRADER)
+    page = w.page
+    page.goto("/app/portfolio")
+    options = page.get_by_test_id("scope-picker").locator("option")
+    expect(options.first).not_to_have_text("loading…")
+    assert f"account:{theirs['id']}" not in [o.get_attribute("value") for o in options.all()]
+    page.goto(f"/app/portfolio?scope=account&id={theirs['id']}")
+    expect(page.get_by_test_id("portfolio-status")).to_have_class("error")
+    expect(page.get_by_test_id("portfolio-chart")).not_to_have_attribute("data-candles", re.compile(r"[1-9]"))
+    w.page.context.close()
+    # the refused daily stats and balance reads are the page's only console errors (the browser logs each 404)
+    assert not [e for e in w.errors if "404" not in e], w.errors
