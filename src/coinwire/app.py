@@ -53,6 +53,7 @@ from coinwire.services.notifications.telegram_bot import StoredBots, TelegramBot
 from coinwire.services.notifications.telegram_commands import StoreFills, TelegramCommands
 from coinwire.services.notifications.webhook import WebhookChannel
 from coinwire.services.ohlcv import OhlcvQuery
+from coinwire.services.portfolio_ohlcv import PortfolioOhlcv
 from coinwire.services.public_trades import PublicTrades
 from coinwire.services.rate_history import RateHistory
 from coinwire.services.rates import CcxtPrices, Rates
@@ -134,6 +135,8 @@ class Platform:
         history = HistoryStore(default_history_root(settings.data_path))
         self.ohlcv = OhlcvQuery(self.store, history, self.candles, max_points=settings.ohlcv_max_points)
         self.ohlcv_streams = OhlcvStreams(self.notifier, self.ohlcv, self.candles)  # live candles for subscribe_ohlcv
+        # portfolio candles: stored 15-minute buckets rolled up (GET /api/v1/portfolio/{scope}/{id}/ohlcv)
+        self.portfolio_ohlcv = PortfolioOhlcv(self.store, None, max_points=settings.ohlcv_max_points)
         # rates: one a minute per market, stored once (`rates.retrieve`, the scheduler's job), read back and pushed (`rate`)
         self.rate_prices = CcxtPrices(self._ccxt_client)  # markets no feed runs for
         self.rates = Rates(self.store, self.bus, self.market.reader, self.rate_prices, self._feed_markets,

@@ -24,6 +24,7 @@ TABLES = {"orders", "fills", "wallet_sets", "wallets", "wallet_lines",
           "site_settings", "rates", "schedules", "schedule_ticks", "alembic_version",
           "notify_channels", "notify_subscriptions", "notify_outbox",
           "positions", "position_settings", "position_modes", "funding_payments"}
+TABLES |= {"portfolio_candles"}
 
 
 def _diff(connection: Connection) -> list[object]:

@@ -27,6 +27,7 @@ from coinwire.api.methods import Api
 from coinwire.api.notifications_routes import add_notification_routes
 from coinwire.api.ohlcv_routes import add_ohlcv_routes
 from coinwire.api.orders_ws import ORDERS_WS_PATH, POSITIONS_WS_PATH, orders_ws_asgi, positions_ws_asgi
+from coinwire.api.portfolio_routes import add_portfolio_routes
 from coinwire.api.position_routes import add_position_routes
 from coinwire.api.prefs_routes import add_preferences_routes
 from coinwire.api.rates_routes import add_rates_routes
@@ -42,6 +43,7 @@ from coinwire.services.gateway import Gateway
 from coinwire.services.market_data import MarketData
 from coinwire.services.notifications.service import NotificationService
 from coinwire.services.ohlcv import OhlcvQuery
+from coinwire.services.portfolio_ohlcv import PortfolioOhlcv
 from coinwire.services.public_trades import PublicTrades
 from coinwire.services.rate_history import RateHistory
 from coinwire.services.runs import RunManager
@@ -60,6 +62,7 @@ class Served(Protocol):
     gateway: Gateway
     market: MarketData
     ohlcv: OhlcvQuery
+    portfolio_ohlcv: PortfolioOhlcv
     public_trades: PublicTrades
     rate_history: RateHistory
     notifications: NotificationService
@@ -124,6 +127,7 @@ def create_http_app(platform: Served, api: Api, access: Access, runs: RunManager
     add_position_routes(app, api)
     add_frontier_routes(app, settings)
     add_ohlcv_routes(app, platform.ohlcv)
+    add_portfolio_routes(app, api, platform.portfolio_ohlcv)
     add_market_routes(app, platform.market)
     add_trades_routes(app, platform.public_trades)
     add_rates_routes(app, platform.rate_history)

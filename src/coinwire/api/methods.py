@@ -50,6 +50,7 @@ from coinwire.services.scheduler import SYSTEM, AddSchedule, Scheduler
 if TYPE_CHECKING:
     from coinwire.api.connections import OpenConnections
     from coinwire.api.ohlcv_routes import OhlcvStreams
+    from coinwire.api.portfolio_routes import PortfolioStreams
     from coinwire.services.rate_history import RateHistory
 
 __all__ = ["Api", "Method", "METHOD_NAMES", "caller", "method"]
@@ -106,6 +107,7 @@ class Api:
         audit: AuditLog | None = None, connections: OpenConnections | None = None,
         rpc_limit: tuple[float, float] = (1000.0, 5000.0), rates: RateHistory | None = None,
         scheduler: Scheduler | None = None, notifications: NotificationService | None = None,
+        portfolio_streams: PortfolioStreams | None = None,
     ) -> None:
         """Everything arrives here, from the composition root (`coinwire.app.create_app`); nothing is set afterwards.
 
@@ -122,6 +124,7 @@ class Api:
         self.connections = connections  # ends WebSockets whose credentials end
         self.audit = audit  # state-changing JSON-RPC calls are recorded (HTTP ones by the guard)
         self.ohlcv_streams = ohlcv_streams  # live candles for subscribe_ohlcv
+        self.portfolio_streams = portfolio_streams  # live portfolio candles for subscribe_portfolio_ohlcv
         self.rpc_limit = rpc_limit  # requests/second and burst per WebSocket connection
         self.rates = rates  # get_rates: stored rates (api.rates_routes)
         self.scheduler = scheduler  # the schedule methods (None: this server schedules nothing)

@@ -187,6 +187,8 @@ HTTP_RULES: dict[tuple[str, str], Rule] = {
     ("POST", "/api/v1/positions/{exchange}/{pair}/margin"): TRADE,
     ("POST", "/api/v1/positions/{exchange}/{pair}/close"): TRADE,
     ("GET", "/api/v1/funding"): READ_ORDERS,
+    # portfolio candles (api.portfolio_routes): the scope and id are checked by api.portfolio_access
+    ("GET", "/api/v1/portfolio/{scope}/{id}/ohlcv"): READ_ORDERS,
     # schedules
     ("GET", "/api/v1/schedules"): READ_SCHEDULES,
     ("POST", "/api/v1/schedules"): MANAGE_SCHEDULES,
@@ -244,6 +246,9 @@ RPC_RULES: dict[str, Rule] = {
     "set_position_mode": TRADE,
     "adjust_margin": TRADE,
     "close_position": TRADE,
+    # portfolio candles live (api.portfolio_routes): the scope and id are checked by api.portfolio_access
+    "subscribe_portfolio_ohlcv": READ_ORDERS,
+    "unsubscribe_portfolio_ohlcv": READ_ORDERS,
 }
 
 # push channels (JSON-RPC `subscribe`); a connection receives its user's accounts' order and trade

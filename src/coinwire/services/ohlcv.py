@@ -15,10 +15,11 @@ import math
 import time
 from collections.abc import Callable
 from datetime import UTC, tzinfo
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import numpy as np
+import numpy.typing as npt
 
 from coinwire.core.errors import InvalidInput, NotFound
 from coinwire.core.numbers import read_int
@@ -29,7 +30,7 @@ from coinwire.history.store import HistoryStore
 from coinwire.store.candles import load_candles, stored_intervals
 from coinwire.store.store import Store
 
-__all__ = ["DEFAULT_MAX_POINTS", "FormingSource", "OhlcvQuery", "ohlcv_points", "parse_instant", "zone"]
+__all__ = ["DEFAULT_MAX_POINTS", "BucketPage", "FormingSource", "OhlcvQuery", "bucket_page", "ohlcv_points", "parse_instant", "zone"]
 
 _FREQS = {"highest": None, "daily": Timeframe(1, "d")}
 DEFAULT_MAX_POINTS = 5_000
@@ -103,6 +104,46 @@ def parse_instant(value: object, name: str) -> int | None:
         raise InvalidInput("invalid_time", f"{name} must be unix seconds or an ISO 8601 time, got {value!r}", field=name) from None
 
 
+class BucketPage(NamedTuple):
+    """One page of a candle query: its timeframe and zone, the range it answers, and where the next page starts."""
+
+    tf: Timeframe
+    tz: tzinfo
+    start: int  # unix s, as asked (or the default)
+    end: int
+    buckets: npt.NDArray[np.int64]  # the page's bucket starts and, last, the end of its last bucket (empty: none)
+    next: int | None  # the next page's start (None: this is the last)
+
+
+def bucket_page(timeframe: object, tz: object, start: object, end: object, max_points: int, now_ns: int) -> BucketPage:
+    """The buckets a candle query answers (market and portfolio candles alike), checked and paged.
+
+    Errors: `invalid_timeframe`, `invalid_timezone`, `invalid_time`, `invalid_range`. Buckets
+    overlap [start, end) and are whole (the first may begin before `start`); at most
+    `max_points` of them, `next` being the start of the next page. start/end default to the
+    last `max_points` buckets up to `now_ns`.
+    """
+    tf = parse_timeframe(timeframe)
+    zone_info = zone(tz)
+    start_s, end_s = parse_instant(start, "start"), parse_instant(end, "end")
+    if end_s is None:
+        end_s = now_ns // 1_000_000_000 + 1
+    if start_s is None:  # the newest page: its first bucket may begin before this
+        start_s = end_s - (max_points - 1) * tf.seconds
+    if start_s > end_s:
+        raise InvalidInput("invalid_range", f"start ({start_s}) is after end ({end_s})", start=start_s, end=end_s)
+    if start_s == end_s:
+        return BucketPage(tf, zone_info, start_s, end_s, np.empty(0, np.int64), None)
+    grid = bucket_starts(tf, zone_info, start_s, end_s + tf.seconds + 1)
+    count = int(np.searchsorted(grid, end_s, side="left"))
+    following = None
+    if count > max_points:
+        count = max_points
+        following = int(grid[count])
+    buckets = grid[: count + 1] if count < len(grid) else np.r_[grid, grid[-1] + tf.seconds]
+    return BucketPage(tf, zone_info, start_s, end_s, buckets, following)
+
+
 class FormingSource(Protocol):
     """Candles still forming in memory (services.candle_recorder.CandleRecorder)."""
 
@@ -153,27 +194,14 @@ class OhlcvQuery:
         if not isinstance(exchange, str) or not exchange:
             raise InvalidInput("invalid_exchange", f"exchange must be a name like 'binance', got {exchange!r}")
         symbol = normalize_symbol(symbol)
-        tf = parse_timeframe(timeframe)
-        zone_info = zone(tz)
-        start_s, end_s = parse_instant(start, "start"), parse_instant(end, "end")
-        if end_s is None:
-            end_s = self.clock() // 1_000_000_000 + 1
-        if start_s is None:  # the newest page: its first bucket may begin before this
-            start_s = end_s - (self.max_points - 1) * tf.seconds
-        if start_s > end_s:
-            raise InvalidInput("invalid_range", f"start ({start_s}) is after end ({end_s})", start=start_s, end=end_s)
+        page = bucket_page(timeframe, tz, start, end, self.max_points, self.clock())
         answer: dict[str, Any] = {
-            "exchange": exchange, "symbol": symbol, "timeframe": str(tf), "tz": str(tz),
-            "start": start_s, "end": end_s, "candles": [], "next": None,
+            "exchange": exchange, "symbol": symbol, "timeframe": str(page.tf), "tz": str(tz),
+            "start": page.start, "end": page.end, "candles": [], "next": page.next,
         }  # fmt: skip
-        if start_s == end_s:
+        if not len(page.buckets):
             return answer
-        grid = bucket_starts(tf, zone_info, start_s, end_s + tf.seconds + 1)
-        count = int(np.searchsorted(grid, end_s, side="left"))
-        if count > self.max_points:
-            count = self.max_points
-            answer["next"] = int(grid[count])
-        buckets = grid[: count + 1] if count < len(grid) else np.r_[grid, grid[-1] + tf.seconds]
+        buckets = page.buckets
         base = await self._base(exchange, symbol, buckets)
         if base is not None:
             rolled = rollup(base[0], buckets[:-1], int(buckets[-1]))

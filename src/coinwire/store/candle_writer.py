@@ -1,5 +1,9 @@
 """Candle writes through a queue drained by a small fixed pool of writers, each batching rows into one upsert.
 
+`BatchWriter` is the mechanism for any row shape with a series key and an upsert;
+`CandleWriter` is it for market candles (store.candles), and the portfolio candles of
+store.portfolio_candles use the same one.
+
 Why: at the top of every minute thousands of series close at the same instant. One
 transaction per candle would need thousands of connections (PostgreSQL) or thousands of
 lock round trips (SQLite); here `put` only queues, and each of `writers` tasks takes
@@ -16,23 +20,41 @@ from __future__ import annotations
 
 import asyncio
 import zlib
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from typing import Generic, TypeVar
 
 import structlog
+from sqlalchemy.sql.dml import Insert
 
 from coinwire.store.candles import CandleRow, upsert_statement, write_candles
 from coinwire.store.store import Store
 
-__all__ = ["CandleWriter"]
+__all__ = ["BatchWriter", "CandleWriter"]
 
 log = structlog.get_logger("coinwire.candles")
 
+Row = TypeVar("Row")
 
-class CandleWriter:
-    """`await start()`, `put(rows)` from anywhere on the loop, `await flush()` to wait for the commits, `await close()`."""
+
+class BatchWriter(Generic[Row]):
+    """`await start()`, `put(rows)` from anywhere on the loop, `await flush()` to wait for the commits, `await close()`.
+
+    `series(row)` names the series a row belongs to (its versions must commit in order: one
+    writer per series); `write(store, rows, statement)` upserts one batch in one transaction.
+    """
 
     def __init__(
-        self, store: Store, writers: int | None = None, max_batch: int = 5_000, retries: int = 3, retry_delay: float = 0.5
+        self,
+        store: Store,
+        *,
+        series: Callable[[Row], str],
+        write: Callable[[Store, Sequence[Row], Insert], Awaitable[None]],
+        statement: Insert,
+        name: str = "candle",
+        writers: int | None = None,
+        max_batch: int = 5_000,
+        retries: int = 3,
+        retry_delay: float = 0.5,
     ) -> None:
         if max_batch < 1:
             raise ValueError("max_batch must be at least 1")
@@ -48,24 +70,28 @@ class CandleWriter:
         self.rows_written = 0
         self.transactions = 0
         self.failed_rows = 0
-        self._queues: list[asyncio.Queue[CandleRow]] = [asyncio.Queue() for _ in range(self.writers)]
+        self._queues: list[asyncio.Queue[Row]] = [asyncio.Queue() for _ in range(self.writers)]
         self._tasks: list[asyncio.Task[None]] = []
-        self._statement = upsert_statement(store.dialect)
+        self._statement = statement
+        self._series = series
+        self._write_batch = write
+        self._name = name
 
     async def start(self) -> None:
         if not self._tasks:
             self._tasks = [
-                asyncio.create_task(self._drain(queue), name=f"coinwire-candle-writer-{i}") for i, queue in enumerate(self._queues)
+                asyncio.create_task(self._drain(queue), name=f"coinwire-{self._name}-writer-{i}") for i, queue in enumerate(self._queues)
             ]
 
-    def put(self, rows: Iterable[CandleRow]) -> None:
+    def put(self, rows: Iterable[Row]) -> None:
         """Queue rows for writing; returns at once."""
         if not self._tasks:
-            raise RuntimeError("CandleWriter is not running: await writer.start() first")
+            raise RuntimeError(f"{type(self).__name__} is not running: await writer.start() first")
         queues = self._queues
         n = len(queues)
+        series = self._series
         for row in rows:
-            shard = zlib.crc32(f"{row.exchange}\0{row.symbol}".encode()) % n if n > 1 else 0
+            shard = zlib.crc32(series(row).encode()) % n if n > 1 else 0
             queues[shard].put_nowait(row)
             self.rows_put += 1
 
@@ -87,7 +113,7 @@ class CandleWriter:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks = []
 
-    async def _drain(self, queue: asyncio.Queue[CandleRow]) -> None:
+    async def _drain(self, queue: asyncio.Queue[Row]) -> None:
         while True:
             batch = [await queue.get()]
             while len(batch) < self.max_batch and not queue.empty():
@@ -98,20 +124,42 @@ class CandleWriter:
                 for _ in batch:
                     queue.task_done()
 
-    async def _write(self, batch: list[CandleRow]) -> None:
+    async def _write(self, batch: list[Row]) -> None:
         for attempt in range(self.retries + 1):
             try:
-                await write_candles(self.store, batch, self._statement)
+                await self._write_batch(self.store, batch, self._statement)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - a database failure must not end the writer
                 if attempt == self.retries:
                     self.failed_rows += len(batch)
-                    log.error("candle rows dropped after retries", rows=len(batch), error=str(exc))
+                    log.error("candle rows dropped after retries", kind=self._name, rows=len(batch), error=str(exc))
                     return
-                log.warning("candle write failed, retrying", rows=len(batch), attempt=attempt + 1, error=str(exc))
+                log.warning("candle write failed, retrying", kind=self._name, rows=len(batch), attempt=attempt + 1, error=str(exc))
                 await asyncio.sleep(self.retry_delay * 2**attempt)
             else:
                 self.transactions += 1
                 self.rows_written += len(batch)
                 return
+
+
+def _market_series(row: CandleRow) -> str:
+    return f"{row.exchange}\0{row.symbol}"
+
+
+class CandleWriter(BatchWriter[CandleRow]):
+    """The batched writer of market candles (store.candles)."""
+
+    def __init__(
+        self, store: Store, writers: int | None = None, max_batch: int = 5_000, retries: int = 3, retry_delay: float = 0.5
+    ) -> None:
+        super().__init__(
+            store,
+            series=_market_series,
+            write=write_candles,
+            statement=upsert_statement(store.dialect),
+            writers=writers,
+            max_batch=max_batch,
+            retries=retries,
+            retry_delay=retry_delay,
+        )

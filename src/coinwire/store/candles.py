@@ -24,8 +24,6 @@ from coinwire.store.tables import candles
 
 __all__ = ["CandleRow", "StoredCandles", "load_candles", "stored_intervals", "upsert_statement", "write_candles"]
 
-_KEY = ("exchange", "symbol", "interval_s", "open_time")
-
 
 class CandleRow(msgspec.Struct, frozen=True, kw_only=True):
     """One closed (or re-written) candle: [open_time, close_time) in unix seconds, prices and volume as
@@ -61,14 +59,15 @@ class StoredCandles(msgspec.Struct, frozen=True):
 
 @lru_cache(maxsize=8)
 def upsert_statement(dialect: str, table: Table = candles) -> Insert:
-    """INSERT .. ON CONFLICT (the key) DO UPDATE every other column, on SQLite or PostgreSQL.
+    """INSERT .. ON CONFLICT (the table's primary key) DO UPDATE every other column, on SQLite or PostgreSQL.
 
     One statement object per dialect and table: the SQLite writer compiles each statement
     it meets once and keeps it, so a fresh object per call would be compiled every time.
     """
     statement = (sqlite.insert if dialect == "sqlite" else postgresql.insert)(table)
-    updates = {c.name: statement.excluded[c.name] for c in table.columns if c.name not in _KEY}
-    return statement.on_conflict_do_update(index_elements=[table.c[name] for name in _KEY], set_=updates)
+    key = list(table.primary_key.columns)
+    updates = {c.name: statement.excluded[c.name] for c in table.columns if not c.primary_key}
+    return statement.on_conflict_do_update(index_elements=key, set_=updates)
 
 
 async def write_candles(store: Store, rows: Sequence[CandleRow], statement: Insert | None = None) -> None:

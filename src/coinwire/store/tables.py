@@ -37,7 +37,8 @@ __all__ = ["metadata", "accounts", "account_members", "orders", "fills", "wallet
            "users", "sessions", "api_keys", "owners", "credentials", "audit", "preferences",
            "site_settings", "rates", "TABLES", "CHANGE_SET_TABLES", "schedules", "schedule_ticks", "notify_channels",
            "notify_subscriptions", "notify_outbox",
-           "positions", "position_settings", "position_modes", "funding_payments", "PERP_TABLES"]
+           "positions", "position_settings", "position_modes", "funding_payments", "PERP_TABLES",
+           "portfolio_candles"]
 
 # Stable constraint names on both dialects, so migrations can refer to them.
 metadata = MetaData(
@@ -576,4 +577,27 @@ rates = Table(
     Column("price", Text, nullable=False),
     Column("source", String(16), nullable=False),
     Column("received_ms", BigInteger, nullable=False),
+)
+
+# --- Portfolio candles (coinwire.store.portfolio_candles, services/portfolio_tracker.py) ---
+# 15-minute candles of a portfolio's value in its owner's display currency: scope is one of
+# core.portfolio.SCOPES ("account", "wallet_set", "run", "user"), scope_id that thing's id as text.
+# Values and volume are integers at core.portfolio.VALUE_DECIMALS; times unix SECONDS (the bucket's
+# open and close), `updated_at` ns; status "complete", "partial" or "missing". Not in TABLES:
+# written by the batched writer, not ChangeSets.
+portfolio_candles = Table(
+    "portfolio_candles",
+    metadata,
+    Column("scope", String(16), primary_key=True),
+    Column("scope_id", String(64), primary_key=True),
+    Column("currency", String(16), primary_key=True),
+    Column("open_time", BigInteger, primary_key=True, autoincrement=False),
+    Column("close_time", BigInteger, nullable=False),
+    Column("open", BigInteger, nullable=False),
+    Column("high", BigInteger, nullable=False),
+    Column("low", BigInteger, nullable=False),
+    Column("close", BigInteger, nullable=False),
+    Column("volume", BigInteger, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("updated_at", BigInteger, nullable=False),
 )
