@@ -52,8 +52,8 @@ test("time left reads at a glance and says nothing when unknown", () => {
 });
 
 test("daily stats show only the columns the server sends, in the fixed order", () => {
-  const cols = P.dailyColumns([{ trades: 3, date: "2026-12-05", close: "10.5", pnl: "0.5" }, { date: "2026-12-06", win_rate: "0.5" }]);
-  assert.deepEqual(cols.map(([k]) => k), ["date", "close", "pnl", "trades", "win_rate"]);
+  const cols = P.dailyColumns([{ trades: 3, day: "2026-12-05", closing: "10.5", pnl: "0.5" }, { day: "2026-12-06", win_rate: "0.5" }]);
+  assert.deepEqual(cols.map(([k]) => k), ["day", "closing", "pnl", "trades", "win_rate"]);
   assert.deepEqual(P.dailyColumns([]), []);
 });
 

@@ -81,18 +81,21 @@ export function progressOf(p: ImportProgress): { fraction: number; text: string 
 
 // --- daily stats ----------------------------------------------------------------------------
 
-/** The daily stats' columns in the order shown: [field, heading, kind]. `money` is masked, `count` and `ratio` are not. */
-export const DAILY_COLUMNS: readonly [string, string, "date" | "money" | "count" | "ratio"][] = [
-  ["date", "Day", "date"],
-  ["close", "Close", "money"],
+/** The daily stats' columns in the order shown: [field, heading, kind]. `money` is masked, `count` and `ratio` are not
+ * (shares and counts say nothing of the amounts). `status` is "recorded", or "missing" when no value was captured. */
+export const DAILY_COLUMNS: readonly [string, string, "date" | "money" | "count" | "ratio" | "text"][] = [
+  ["day", "Day", "date"],
+  ["status", "", "text"],
+  ["closing", "Close", "money"],
   ["pnl", "PnL", "money"],
-  ["realised_pnl", "Realised", "money"],
-  ["unrealised_pnl", "Unrealised", "money"],
+  ["realised", "Realised", "money"],
+  ["unrealised", "Unrealised", "money"],
   ["fees", "Fees", "money"],
   ["funding", "Funding", "money"],
   ["trades", "Trades", "count"],
   ["win_rate", "Win rate", "ratio"],
-  ["exposure", "Exposure", "money"],
+  ["exposure", "Exposure", "ratio"],
+  ["peak", "Peak", "money"],
   ["drawdown", "Drawdown", "ratio"],
   ["deposits", "Deposits", "money"],
   ["withdrawals", "Withdrawals", "money"],

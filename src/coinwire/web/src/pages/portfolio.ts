@@ -171,8 +171,7 @@ function dailyCard(app: App, d: Disposer, ref: ScopeRef): HTMLElement {
   };
   const load = async () => {
     try {
-      const answer = await portfolioGet<DailyRow[] | { days: DailyRow[] }>(app.http, ref, "daily");
-      rows = Array.isArray(answer) ? answer : answer.days ?? [];
+      rows = await portfolioGet<DailyRow[]>(app.http, ref, "daily");
       draw();
     } catch (e) {
       fill(body, placeholder("error", `Daily stats could not be read: ${(e as Error).message}`));
@@ -187,8 +186,8 @@ function dailyCard(app: App, d: Disposer, ref: ScopeRef): HTMLElement {
 function cell(row: DailyRow, key: string, kind: string): string {
   const v = row[key];
   if (v === null || v === undefined) return "–";
-  if (kind === "date") return String(v);
-  if (kind === "count") return String(v);
+  if (kind === "date" || kind === "count") return String(v);
+  if (kind === "text") return v === "recorded" ? "" : String(v);
   if (kind === "ratio") return fmt.percent(Number(v));
   return prefs.value.mask ? fmt.MASK : fmt.fixed(v, prefs.value.stableDecimals);
 }
@@ -226,7 +225,7 @@ function dailyChart(rows: DailyRow[]): SVGElement {
     bar.setAttribute("height", String(Math.max(size, 0.5)));
     bar.setAttribute("class", x >= 0 ? "up" : "down");
     const tip = document.createElementNS(ns, "title");
-    tip.textContent = `${rows[i].date ?? ""}: ${prefs.value.mask ? fmt.MASK : fmt.fixed(x, prefs.value.stableDecimals)}`;
+    tip.textContent = `${rows[i].day ?? ""}: ${prefs.value.mask ? fmt.MASK : fmt.fixed(x, prefs.value.stableDecimals)}`;
     bar.append(tip);
     svg.append(bar);
   });
