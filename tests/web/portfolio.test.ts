@@ -77,3 +77,13 @@ test("the once-shown secret is read from the answer's field; an answer without o
   assert.equal(P.secretOf({ id: 3, secret: "" }), null);
   assert.equal(P.secretOf({ id: 3 }), null);
 });
+
+test("opening holdings are read exactly as typed, and a bad one is refused in words", () => {
+  assert.deepEqual(P.parseHoldings(""), {});
+  assert.deepEqual(P.parseHoldings("btc=0.5, USDT = 1000\nETH:2.000000000000000001"),
+    { BTC: "0.5", USDT: "1000", ETH: "2.000000000000000001" });
+  assert.equal(P.parseHoldings("BTC=0.5, btc=1"), "BTC is named twice.");
+  assert.equal(P.parseHoldings("BTC=0"), "BTC: the amount must be above zero.");
+  assert.match(P.parseHoldings("BTC=-1") as string, /^"BTC=-1": write each holding as CURRENCY=amount/);
+  assert.match(P.parseHoldings("half a bitcoin") as string, /write each holding/);
+});

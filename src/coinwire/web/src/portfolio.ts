@@ -146,3 +146,18 @@ export function secretOf(answer: Record<string, unknown>): string | null {
   }
   return null;
 }
+
+/** An external account's opening holdings typed as "BTC=0.5, USDT=1000": currency -> the exact decimal string, or the
+ * words saying what is wrong. Empty text: none. The server checks again (`invalid_holdings`). */
+export function parseHoldings(text: string): Record<string, string> | string {
+  const out: Record<string, string> = {};
+  for (const part of text.split(/[,\n]/).map((p) => p.trim()).filter(Boolean)) {
+    const m = /^([A-Za-z0-9]{1,16})\s*[=:]\s*(\d+(?:\.\d+)?)$/.exec(part);
+    if (!m) return `"${part}": write each holding as CURRENCY=amount, e.g. BTC=0.5.`;
+    const code = m[1].toUpperCase();
+    if (code in out) return `${code} is named twice.`;
+    if (!/[1-9]/.test(m[2])) return `${code}: the amount must be above zero.`;
+    out[code] = m[2];
+  }
+  return out;
+}

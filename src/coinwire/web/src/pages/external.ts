@@ -3,7 +3,7 @@
 
 import type { App } from "../app";
 import type { Account } from "../api/types";
-import { secretOf } from "../portfolio";
+import { parseHoldings, secretOf } from "../portfolio";
 import { Disposer, fill, h, placeholder } from "../ui/dom";
 
 function hookUrl(id: number): string {
@@ -60,24 +60,28 @@ export function externalPage(app: App, _p: Record<string, string>, d: Disposer):
 
   const name = h("input", { name: "name", "aria-label": "account name", placeholder: "e.g. Cryptohopper main", autocomplete: "off" });
   const tracks = h("input", { name: "exchange", "aria-label": "what it tracks", placeholder: "e.g. cryptohopper", autocomplete: "off" });
+  const holdings = h("input", { name: "holdings", "aria-label": "opening holdings", placeholder: "e.g. BTC=0.5, USDT=1000", autocomplete: "off" });
   const error = h("p", { class: "error", role: "alert", "data-testid": "external-error" });
   const submit = h("button", { type: "submit", class: "primary" }, "Add external account");
   const form = h("form", { class: "card", "aria-label": "add an external account", "data-testid": "external-form" },
     h("h3", {}, "Add an external account"),
     h("p", { class: "muted" }, "For a bot or exchange coinwire does not trade for: its holdings follow the trades it sends, and it is tracked like any account."),
-    h("div", { class: "form-grid" }, h("label", {}, "Name", name), h("label", {}, "Tracks (bot or exchange)", tracks)),
+    h("div", { class: "form-grid" }, h("label", {}, "Name", name), h("label", {}, "Tracks (bot or exchange)", tracks),
+      h("label", {}, "What it holds now (optional)", holdings)),
     error, submit);
   form.addEventListener("submit", async (e) => {
     e.preventDefault();
     error.textContent = "";
     if (!name.value.trim()) return void (error.textContent = "Give the account a name.");
     if (!tracks.value.trim()) return void (error.textContent = "Say what it tracks, e.g. cryptohopper.");
+    const opening = parseHoldings(holdings.value);
+    if (typeof opening === "string") return void (error.textContent = opening);
     submit.disabled = true;
     try {
       const made = await app.http.post<Record<string, unknown> & { id: number }>("/api/v1/accounts",
-        { exchange: tracks.value.trim(), kind: "external", name: name.value.trim() });
+        { exchange: tracks.value.trim(), kind: "external", name: name.value.trim(), ...(Object.keys(opening).length ? { holdings: opening } : {}) });
       reveal(made.id, made);
-      name.value = tracks.value = "";
+      name.value = tracks.value = holdings.value = "";
       await app.accounts.refresh();
     } catch (err) {
       error.textContent = (err as Error).message;
