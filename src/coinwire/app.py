@@ -23,6 +23,7 @@ from fastapi import FastAPI
 from coinwire import metrics
 from coinwire.api.access import Access
 from coinwire.api.app import create_http_app
+from coinwire.api.import_routes import ImportProgressPush
 from coinwire.api.methods import Api
 from coinwire.api.notifier import Notifier, PushLimits
 from coinwire.api.ohlcv_routes import OhlcvStreams
@@ -40,6 +41,7 @@ from coinwire.feeds.demo import DemoFeed
 from coinwire.history.store import HistoryStore, default_history_root
 from coinwire.logs import forward_warnings
 from coinwire.private_files import private_dir
+from coinwire.services.account_import import AccountImports, ImportSettings, history_start_ms, live_clients
 from coinwire.services.candle_recorder import CandleRecorder
 from coinwire.services.gateway import Gateway
 from coinwire.services.health import Health
@@ -155,6 +157,11 @@ class Platform:
             {"email": email, "webhook": self.webhook, "telegram": TelegramChannel(settings.telegram_api_base)},
             notify, GatewayOrders(self.gateway), PreferencesRepository(self.store),
             lambda amount, source, target: self._converted(amount, source, target))
+        # account imports (services/account_import.py): a live account's history with progress, resumed at start-up
+        self.imports = AccountImports(
+            self.store, settings.exchanges, live_clients(self.store, settings.data_path), history, self.notifications.notify,
+            ImportSettings(settings.import_page_limit, history_start_ms(settings.import_history_start), settings.import_timeframe))
+        self.imports.listeners.append(ImportProgressPush(self.notifier))  # the `import_progress` channel
         self._tasks: list[asyncio.Task[Any]] = []
 
     async def _converted(self, amount: Decimal, source: str, target: str) -> Decimal:
@@ -175,6 +182,7 @@ class Platform:
         await self.candles.start()
         await self.ohlcv_streams.start()
         await self.notifications.start()
+        await self.imports.start(self.gateway.accounts.accounts)
         self._tasks.append(asyncio.create_task(metrics.watch_loop_lag(), name="loop-lag"))
         if feeds:
             self.start_feeds()
@@ -238,6 +246,7 @@ class Platform:
 
     async def stop(self) -> None:
         forward_warnings(None)
+        await self.imports.close()  # a running import stays `running` in the store: the next start resumes it
         await self.log_feed.close()
         for feed in self.feeds:
             await feed.close()

@@ -126,6 +126,7 @@ class RecordedBinance:
         self.ws_refuse = 0  # HTTP status refusing WebSocket upgrades (0: accept)
         self.ws_until = len(messages)  # WebSocket pushes messages before this index
         self.ws_connections = 0
+        self.exchange_info: dict[str, Any] = EXCHANGE_INFO  # what exchangeInfo answers (a venue may list more markets)
 
     # --- the venue moving on ---------------------------------------------------------------
     def advance(self, count: int) -> None:
@@ -188,7 +189,7 @@ class RecordedBinance:
 
     async def _exchange_info(self, request: web.Request) -> web.StreamResponse:
         self.requests.append("exchangeInfo")
-        return await self._fault("exchangeInfo") or web.json_response(EXCHANGE_INFO)
+        return await self._fault("exchangeInfo") or web.json_response(self.exchange_info)
 
     async def _depth(self, request: web.Request) -> web.StreamResponse:
         self.requests.append("depth")

@@ -25,6 +25,7 @@ TABLES = {"orders", "fills", "wallet_sets", "wallets", "wallet_lines",
           "notify_channels", "notify_subscriptions", "notify_outbox",
           "positions", "position_settings", "position_modes", "funding_payments"}
 TABLES |= {"portfolio_candles"}
+TABLES |= {"account_imports", "account_trades", "account_transfers"}  # account imports (0021)
 
 
 def _diff(connection: Connection) -> list[object]:

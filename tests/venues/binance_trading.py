@@ -57,15 +57,16 @@ import re
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
 from decimal import ROUND_DOWN, ROUND_UP, Decimal
 from typing import Any
 from urllib.parse import parse_qsl
 
 from aiohttp import WSMsgType, web
 
-from tests.feeds.binance_server import ERROR_BODIES, RecordedBinance, ServerRunner, accept_ws
+from tests.feeds.binance_server import ERROR_BODIES, EXCHANGE_INFO, RecordedBinance, ServerRunner, accept_ws
 
-__all__ = ["API_KEY", "LATE", "LOST_RESPONSE", "SECRET", "TradingBinance", "trading_urls"]
+__all__ = ["API_KEY", "LATE", "LOST_RESPONSE", "SECRET", "AccountHistory", "TradingBinance", "trading_urls"]
 
 API_KEY = "vmPUZE6mv9SD5VNHk4HlWFsOr6aKE2zvsw0MuIgwCIPy6utIco14y7Ju91duEh8A"
 SECRET = "NhqPtmdSJYdKjVHjA7PZj4Mge3R5YNiP1e3UZjInClVN65XAbvqqM6A7H5fATj0j"
@@ -148,8 +149,12 @@ class TradingBinance:
         *,
         api_key: str = API_KEY,
         secret: str = SECRET,
+        history: AccountHistory | None = None,
     ) -> None:
         self.market = market
+        self.history = history  # the account's past on more markets, deposits, withdrawals, klines (the block at the end)
+        if history is not None:
+            market.exchange_info = history.exchange_info(market.exchange_info)
         self.api_key = api_key
         self.secret = secret
         self.free: dict[str, Decimal] = {asset: Decimal(amount) for asset, amount in balances.items()}
@@ -324,6 +329,8 @@ class TradingBinance:
         app.router.add_get("/api/v3/openOrders", self._route("openOrders", self._open_orders))
         app.router.add_get("/api/v3/myTrades", self._route("myTrades", self._my_trades))
         app.router.add_get("/ws-api/v3", self._ws_api)
+        if self.history is not None:
+            self.history.add_routes(app, self._route)
         return app
 
     def fail(self, endpoint: str, *answers: int | str) -> None:
@@ -772,10 +779,12 @@ class TradingBinance:
     def _my_trades(self, params: dict[str, str]) -> list[dict[str, Any]]:
         if not params.get("symbol"):
             raise _mandatory("symbol")
-        if params["symbol"] != SYMBOL:
-            raise BinanceError(400, -1121, "Invalid symbol.")
-        limit = min(int(params.get("limit", "500")), 1000)
         trades: Iterable[dict[str, Any]] = self.trades
+        if params["symbol"] != SYMBOL:
+            if self.history is None or params["symbol"] not in self.history.trades:
+                raise BinanceError(400, -1121, "Invalid symbol.")
+            trades = self.history.trades[params["symbol"]]
+        limit = min(int(params.get("limit", "500")), 1000)
         if "orderId" in params:
             trades = [t for t in trades if t["orderId"] == int(params["orderId"])]
         if "fromId" in params:
@@ -940,3 +949,111 @@ def trading_urls(runner: ServerRunner) -> dict[str, str]:
         "api.ws.spot": f"ws://127.0.0.1:{runner.port}/stream/ws",
         "api.ws.ws-api.spot": f"ws://127.0.0.1:{runner.port}/ws-api/v3",
     }
+
+
+# --- An account's past: more markets' trades, deposits, withdrawals, klines ----------------------------------------
+# A separate block: TradingBinance given an AccountHistory also answers these, and nothing above changes without one.
+
+_DAY_MS = 86_400_000
+_WINDOW_MS = 90 * _DAY_MS  # deposit and withdrawal history: at most 90 days between startTime and endTime
+_KLINE_MS = {"1m": 60_000, "5m": 300_000, "15m": 900_000, "1h": 3_600_000}
+
+
+def _market_info(symbol: str, base: str, quote: str) -> dict[str, Any]:
+    """An exchangeInfo entry for another spot market: BTCUSDT's shape and filters with its own assets."""
+    info: dict[str, Any] = json.loads(json.dumps(EXCHANGE_INFO["symbols"][0]))
+    info.update(symbol=symbol, baseAsset=base, quoteAsset=quote)
+    return info
+
+
+def _apply_ms(text: str) -> int:
+    """A withdrawal's `applyTime` ("2021-04-15 12:09:16", UTC) in unix ms."""
+    return int(datetime.strptime(text, "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC).timestamp()) * 1000
+
+
+class AccountHistory:
+    """What an account did before anyone watched it, in Binance's shapes, for the signed history endpoints.
+
+    - `GET /api/v3/myTrades` of the markets in `trades` (symbol id -> trades in myTrades' shape), besides
+      BTCUSDT's own (TradingBinance.trades);
+    - signed `GET /sapi/v1/capital/deposit/hisrec` (records with `id, amount, coin, network, status, address,
+      addressTag, txId, insertTime, transferType, confirmTimes, unlockConfirm, walletType`) and
+      `GET /sapi/v1/capital/withdraw/history` (`id, amount, transactionFee, coin, status, address, txId,
+      applyTime` "YYYY-MM-DD HH:MM:SS" UTC, `network, transferType, completeTime`), each with `coin`,
+      `startTime`/`endTime` (at most 90 days apart, -1127 beyond; none sent: the last 90 days), `offset` and
+      `limit` (default 1000, at most 1000), oldest first;
+    - public `GET /api/v3/klines` of the markets in `klines` (symbol id -> `[open_ms, o, h, l, c, v]` rows of
+      `interval`), with `startTime`, `endTime`, `limit` (default 500, at most 1000), 12 cells a kline;
+    - exchangeInfo lists every market of `markets` (symbol id -> (base, quote)) after BTCUSDT.
+    """
+
+    def __init__(
+        self,
+        markets: dict[str, tuple[str, str]],
+        trades: dict[str, list[dict[str, Any]]],
+        deposits: list[dict[str, Any]],
+        withdrawals: list[dict[str, Any]],
+        klines: dict[str, list[list[float]]],
+        interval: str = "5m",
+    ) -> None:
+        self.markets = markets
+        self.trades = trades
+        self.deposits = deposits
+        self.withdrawals = withdrawals
+        self.klines = klines
+        self.interval = interval
+        self.kline_requests: list[tuple[str, int | None, int]] = []  # (symbol, startTime, limit)
+
+    def exchange_info(self, base_info: dict[str, Any]) -> dict[str, Any]:
+        extra = [_market_info(symbol, base, quote) for symbol, (base, quote) in self.markets.items() if symbol != SYMBOL]
+        return {**base_info, "symbols": [*base_info["symbols"], *extra]}
+
+    def add_routes(self, app: web.Application, signed: Callable[[str, Callable[[dict[str, str]], Any]], Any]) -> None:
+        app.router.add_get("/sapi/v1/capital/deposit/hisrec", signed("deposits", self._deposits))
+        app.router.add_get("/sapi/v1/capital/withdraw/history", signed("withdrawals", self._withdrawals))
+        app.router.add_get("/api/v3/klines", self._klines)
+
+    @staticmethod
+    def _window(params: dict[str, str], records: list[dict[str, Any]], stamp: Callable[[dict[str, Any]], int]) -> list[dict[str, Any]]:
+        end = int(params["endTime"]) if "endTime" in params else None
+        start = int(params["startTime"]) if "startTime" in params else None
+        if start is None and end is None:
+            end = _now_ms()
+        if start is None:
+            start = end - _WINDOW_MS  # type: ignore[operator]
+        if end is None:
+            end = start + _WINDOW_MS
+        if end - start > _WINDOW_MS:
+            raise BinanceError(400, -1127, "More than 90 days between startTime and endTime.")
+        coin = params.get("coin")
+        chosen = sorted((r for r in records if start <= stamp(r) <= end and (coin is None or r["coin"] == coin)), key=stamp)
+        offset = int(params.get("offset", "0"))
+        limit = min(int(params.get("limit", "1000")), 1000)
+        return chosen[offset : offset + limit]
+
+    def _deposits(self, params: dict[str, str]) -> list[dict[str, Any]]:
+        return self._window(params, self.deposits, lambda r: int(r["insertTime"]))
+
+    def _withdrawals(self, params: dict[str, str]) -> list[dict[str, Any]]:
+        return self._window(params, self.withdrawals, lambda r: _apply_ms(r["applyTime"]))
+
+    async def _klines(self, request: web.Request) -> web.StreamResponse:
+        query = request.query
+        symbol = query.get("symbol", "")
+        if symbol not in self.klines:
+            return web.json_response({"code": -1121, "msg": "Invalid symbol."}, status=400)
+        if query.get("interval") != self.interval:
+            return web.json_response({"code": -1120, "msg": "Invalid interval."}, status=400)
+        step = _KLINE_MS[self.interval]
+        start = int(query["startTime"]) if "startTime" in query else None
+        end = int(query["endTime"]) if "endTime" in query else None
+        limit = min(int(query.get("limit", "500")), 1000)
+        self.kline_requests.append((symbol, start, limit))
+        out: list[list[Any]] = []
+        for row in self.klines[symbol]:
+            t = int(row[0])
+            if (start is None or t >= start) and (end is None or t <= end):
+                out.append([t, *(f"{v:.8f}" for v in row[1:6]), t + step - 1, "0", 0, "0", "0", "0"])
+                if len(out) == limit:
+                    break
+        return web.json_response(out)

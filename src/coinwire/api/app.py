@@ -22,6 +22,7 @@ from coinwire.api.accounts_routes import add_accounts_routes
 from coinwire.api.auth_routes import add_auth_routes
 from coinwire.api.frontier_routes import add_frontier_routes
 from coinwire.api.guard import GuardMiddleware
+from coinwire.api.import_routes import add_import_routes
 from coinwire.api.market_routes import add_market_routes
 from coinwire.api.methods import Api
 from coinwire.api.notifications_routes import add_notification_routes
@@ -38,6 +39,7 @@ from coinwire.api.schedules_routes import add_schedules_routes
 from coinwire.api.trades_routes import add_trades_routes
 from coinwire.api.web_routes import add_web_routes
 from coinwire.config import Settings
+from coinwire.services.account_import import AccountImports
 from coinwire.services.accounts import MembersRepository
 from coinwire.services.gateway import Gateway
 from coinwire.services.market_data import MarketData
@@ -66,6 +68,7 @@ class Served(Protocol):
     public_trades: PublicTrades
     rate_history: RateHistory
     notifications: NotificationService
+    imports: AccountImports
 
     async def readiness(self) -> dict[str, Any]: ...
 
@@ -122,6 +125,7 @@ def create_http_app(platform: Served, api: Api, access: Access, runs: RunManager
     add_notification_routes(app, platform.notifications)
     add_xwrap_routes(app, api)
     add_accounts_routes(app, api, access.repo, MembersRepository(platform.store))
+    add_import_routes(app, api, platform.imports)
     add_runs_routes(app, runs, access.owners)
     add_schedules_routes(app, api)
     add_position_routes(app, api)

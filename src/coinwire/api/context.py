@@ -16,7 +16,7 @@ if TYPE_CHECKING:
 __all__ = ["CallContext", "ACCOUNT_CHANNELS", "CHANNELS", "DEFAULT_CHANNELS", "Push"]
 
 CHANNELS = frozenset({"order", "trade", "exchstatus", "logmessages", "echo_ret", "ticker", "public_trades", "rate",
-                      "orders_executed", "orders_updated", "positions_updated"})
+                      "orders_executed", "orders_updated", "positions_updated", "import_progress"})
 # account channels: an account's notifications, each with the account's `seq`, replayable from an offset (api.streams)
 ACCOUNT_CHANNELS = frozenset({"order", "trade", "orders_executed", "orders_updated", "positions_updated"})
 # every connection receives its user's accounts' order and trade notifications, whichever connection placed the order

@@ -139,6 +139,9 @@ HTTP_RULES: dict[tuple[str, str], Rule] = {
     ("GET", "/api/v1/accounts/{account_id:int}/members"): READ_ACCOUNTS,  # its owner and admins (the route checks)
     ("PUT", "/api/v1/accounts/{account_id:int}/members/{user_id:int}"): READ_ACCOUNTS,  # then GRANT_ACCOUNTS (the route)
     ("DELETE", "/api/v1/accounts/{account_id:int}/members/{user_id:int}"): READ_ACCOUNTS,  # then GRANT_ACCOUNTS (the route)
+    # a live account's history import (api.import_routes): reading it needs view on the account, starting it trade
+    ("GET", "/api/v1/accounts/{account_id:int}/import"): READ_ACCOUNTS,
+    ("POST", "/api/v1/accounts/{account_id:int}/import"): MANAGE_ACCOUNTS,
     # xWrap
     ("GET", "/xwrap/v1/status"): READ_MARKET,
     ("GET", "/xwrap/v1/exchanges"): READ_MARKET,
@@ -266,6 +269,7 @@ PUSH_RULES: dict[str, Rule] = {
     "orders_executed": READ_ORDERS,  # an order the venue accepted (its acknowledgement's notification)
     "orders_updated": READ_ORDERS,  # every status change of an order (the `order` notification under the seed's name)
     "positions_updated": READ_ORDERS,  # every change of a position (api.position_views)
+    "import_progress": READ_ACCOUNTS,  # an account import's progress, to those who may view the account (api.import_routes)
 }
 
 

@@ -147,6 +147,11 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     # running feed); claimed ticks older than `schedule_ticks_kept_days` are pruned by the daily housekeeping job
     record_rates: bool = True
     schedule_ticks_kept_days: float = 30.0
+    # account imports (services/account_import.py): records a page, how far back the history is asked for (UTC date),
+    # and the candles that value the past (a timeframe dividing 15 minutes: 1m, 3m, 5m or 15m)
+    import_page_limit: int = 500
+    import_history_start: str = "2017-07-01"
+    import_timeframe: str = "15m"
     exchanges: list[ExchangeConfig] = msgspec.field(default_factory=_default_exchanges)
     market_data: MarketDataConfig = msgspec.field(default_factory=MarketDataConfig)  # tickers, FX, coins (config/market_data.py)
     notifications: NotificationsConfig = msgspec.field(default_factory=NotificationsConfig)  # SMTP relay, retries (config/notifications.py)
@@ -223,6 +228,9 @@ _ENV_FIELDS = {
     "TELEGRAM_API_BASE": "telegram_api_base",
     "EXCHANGES": "exchanges",
     "RECORD_RATES": "record_rates",
+    "IMPORT_PAGE_LIMIT": "import_page_limit",
+    "IMPORT_HISTORY_START": "import_history_start",
+    "IMPORT_TIMEFRAME": "import_timeframe",
     "SCHEDULE_TICKS_KEPT_DAYS": "schedule_ticks_kept_days",
 }
 
@@ -288,6 +296,12 @@ def _check(settings: Settings, env: Mapping[str, str]) -> None:
         raise ConfigError(f"ohlcv_max_points must be between 1 and 100000, got {settings.ohlcv_max_points}")
     if not 1 <= settings.rates_max_points <= 100_000:
         raise ConfigError(f"rates_max_points must be between 1 and 100000, got {settings.rates_max_points}")
+    if not 1 <= settings.import_page_limit <= 1000:
+        raise ConfigError(f"import_page_limit must be between 1 and 1000, got {settings.import_page_limit}")
+    if settings.import_timeframe not in ("1m", "3m", "5m", "15m"):
+        raise ConfigError(f"import_timeframe must be 1m, 3m, 5m or 15m, got {settings.import_timeframe!r}")
+    if not re.fullmatch(r"(19|20)[0-9]{2}-[01][0-9]-[0-3][0-9]", settings.import_history_start):
+        raise ConfigError(f"import_history_start must be a date YYYY-MM-DD, got {settings.import_history_start!r}")
     if not 1 <= settings.rates_max_age <= 3600:
         raise ConfigError(f"rates_max_age must be between 1 and 3600 seconds, got {settings.rates_max_age}")
     if not 1 <= settings.ws_max_patterns <= 10_000 or not 1 <= settings.ws_max_streams <= 10_000:

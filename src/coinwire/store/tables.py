@@ -38,7 +38,8 @@ __all__ = ["metadata", "accounts", "account_members", "orders", "fills", "wallet
            "site_settings", "rates", "TABLES", "CHANGE_SET_TABLES", "schedules", "schedule_ticks", "notify_channels",
            "notify_subscriptions", "notify_outbox",
            "positions", "position_settings", "position_modes", "funding_payments", "PERP_TABLES",
-           "portfolio_candles"]
+           "portfolio_candles",
+           "account_imports", "account_trades", "account_transfers"]
 
 # Stable constraint names on both dialects, so migrations can refer to them.
 metadata = MetaData(
@@ -600,4 +601,54 @@ portfolio_candles = Table(
     Column("volume", BigInteger, nullable=False),
     Column("status", String(16), nullable=False),
     Column("updated_at", BigInteger, nullable=False),
+)
+
+# --- Account imports (coinwire.store.account_imports, services/account_import.py) -------------------------------
+# One row per import of a live account's history: its state, the step it is at, each step's cursor
+# (JSON: where a resumed import picks up), progress and, when it failed, why. The account's past
+# trades and transfers are kept by their venue ids, so a second import (or a resumed one) adds nothing
+# twice. Amounts are exact decimal TEXT, times unix ms as the venue stamps them.
+account_imports = Table(
+    "account_imports",
+    metadata,
+    Column("id", IdType, primary_key=True, autoincrement=True),
+    Column("account_id", BigInteger, nullable=False),
+    Column("user_id", BigInteger, nullable=True),  # who started it (told when it finishes)
+    Column("state", String(16), nullable=False),  # running | done | failed
+    Column("step", String(16), nullable=False),
+    Column("cursor", Text, nullable=False),  # JSON: the steps' cursors and what earlier steps found
+    Column("done", Integer, nullable=False),
+    Column("total", Integer, nullable=False),
+    Column("error", Text, nullable=True),
+    Column("started_at", BigInteger, nullable=False),  # ns
+    Column("updated_at", BigInteger, nullable=False),  # ns
+    Column("finished_at", BigInteger, nullable=True),  # ns
+    Index("ix_account_imports_account_id", "account_id"),
+)
+account_trades = Table(
+    "account_trades",
+    metadata,
+    Column("account_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("symbol", String(64), primary_key=True),
+    Column("trade_id", String(64), primary_key=True),  # the venue's id (Binance numbers trades per market)
+    Column("order_id", String(64), nullable=True),
+    Column("side", String(4), nullable=False),
+    Column("price", Text, nullable=False),
+    Column("amount", Text, nullable=False),
+    Column("cost", Text, nullable=False),
+    Column("fee", Text, nullable=False),
+    Column("fee_currency", String(32), nullable=False),
+    Column("ts_ms", BigInteger, nullable=False),
+)
+account_transfers = Table(
+    "account_transfers",
+    metadata,
+    Column("account_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("kind", String(10), primary_key=True),  # deposit | withdrawal
+    Column("transfer_id", String(128), primary_key=True),
+    Column("asset", String(32), nullable=False),
+    Column("amount", Text, nullable=False),
+    Column("fee", Text, nullable=False),
+    Column("status", String(16), nullable=False),  # ccxt's: ok | pending | failed | canceled
+    Column("ts_ms", BigInteger, nullable=False),
 )
