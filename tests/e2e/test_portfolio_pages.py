@@ -2,13 +2,25 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
+import pytest
 from playwright.sync_api import Browser, Page, expect
+from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
-from tests.e2e.conftest import PHONE, TRADER, Watched, open_page, rpc_as, shot, sign_in
-from tests.server import ServerProcess
+from tests.e2e.conftest import ADMIN_PASSWORD, PHONE, TRADER, Watched, open_page, rpc_as, shot, sign_in
+from tests.feeds.binance_server import RecordedBinance, ServerRunner
+from tests.feeds.test_ccxt_feed import capture
+from tests.server import DEMO_EXCHANGES, ServerProcess
+from tests.venues.binance_history import seeded_history
+from tests.venues.binance_trading import API_KEY, SECRET, TradingBinance, trading_urls
+from tests.venues.conftest import OPTIONS
 
 MASK = "•••••"
 
@@ -140,3 +152,88 @@ def test_another_users_portfolio_is_not_found_on_the_page(browser: Browser, serv
     w.page.context.close()
     # the refused daily stats and balance reads are the page's only console errors (the browser logs each 404)
     assert not [e for e in w.errors if "404" not in e], w.errors
+
+
+# --- import with progress, against the local signed Binance holding a recorded past ------------------------------
+
+
+@pytest.fixture(scope="module")
+def binance() -> Iterator[ServerRunner]:
+    """The local signed Binance (recorded book, a seeded past of trades, deposits and withdrawals), on its own loop."""
+    seeded = seeded_history()
+    venue = TradingBinance(RecordedBinance(capture()), dict(seeded.balances), history=seeded.history)
+    venue.trades.extend(seeded.btc_trades)
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    runner = ServerRunner(venue)
+    asyncio.run_coroutine_threadsafe(runner.start(), loop).result(30)
+    try:
+        yield runner
+    finally:
+        asyncio.run_coroutine_threadsafe(runner.stop(), loop).result(30)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+
+
+@pytest.fixture(scope="module")
+def live_server(tmp_path_factory: pytest.TempPathFactory, dashboard_built: Path, binance: ServerRunner) -> Iterator[ServerProcess]:
+    exchanges = [*DEMO_EXCHANGES, {"name": "binance", "mode": "live", "feed": "ccxt", "symbols": ["BTC/USDT"],
+                                   "ccxt_websocket": False, "ccxt_urls": trading_urls(binance), "ccxt_options": OPTIONS}]
+    env = {"COINWIRE_BINANCE_API_KEY": API_KEY, "COINWIRE_BINANCE_SECRET": SECRET, "COINWIRE_IMPORT_PAGE_LIMIT": "20",
+           "COINWIRE_IMPORT_HISTORY_START": "2020-10-01", "COINWIRE_IMPORT_TIMEFRAME": "5m"}
+    proc = ServerProcess(Path(tmp_path_factory.mktemp("web-live")), exchanges=exchanges, env=env)
+    proc.start(wait_ready=False)  # the local Binance has no ticker route: its market feed never reads `ready`, trading does
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(proc.http + "/readyz", timeout=1.0).json()["exchanges"].get("demo") == "ready":
+                    break
+            except (httpx.HTTPError, ValueError, KeyError):
+                pass
+            time.sleep(0.2)
+        else:
+            raise TimeoutError(f"server not up:\n{proc.log()}")
+        yield proc
+    finally:
+        proc.stop()
+
+
+def test_importing_page_shows_progress_and_the_end(browser: Browser, live_server: ServerProcess) -> None:
+    w = open_page(browser, live_server)
+    sign_in(w, "admin", ADMIN_PASSWORD)
+    page = w.page
+    page.goto("/app/importing")
+    row = page.get_by_test_id("import-row").first
+    expect(row).to_be_visible(timeout=30_000)
+    account = int(row.get_attribute("data-account") or 0)
+    # every text the progress line shows, kept as it changes (the pushes come faster than a test polls)
+    page.evaluate("""() => { window.seen = []; const el = document.querySelector('[data-testid=import-text]');
+        new MutationObserver(() => window.seen.push(el.textContent)).observe(el, {childList: true, characterData: true, subtree: true}); }""")
+    row.get_by_test_id("import-start").click()
+    try:  # a picture of it under way (the steps may outrun the status reads: then only the end is pictured)
+        page.wait_for_function("() => / of \\d+/.test(document.querySelector('[data-testid=import-text]').textContent)", timeout=20_000)
+        shot(w, "importing-running-desktop")
+    except PlaywrightTimeout:
+        pass
+    expect(row).to_have_attribute("data-state", "done", timeout=120_000)
+    expect(row.get_by_test_id("import-text")).to_have_text("Finished: your history is in.")
+    expect(row.get_by_role("link", name="See its portfolio")).to_have_attribute("href", f"/app/portfolio?scope=account&id={account}")
+    assert page.evaluate("() => document.querySelector('[data-testid=import-bar]').value") == 1
+    seen: list[str] = page.evaluate("() => window.seen")
+    counted = [t for t in seen if re.search(r" · \d+ of \d+", t)]
+    assert counted, f"no progress with done of total was shown: {seen}"
+    # the platform's own live account is owned by no one: an admin gets no `import_progress` push for it (the channel
+    # follows the accounts a user owns or was granted), so the page's status reads carried the progress here
+    shot(w, "importing-desktop")
+    status = httpx.get(f"{live_server.http}/api/v1/accounts/{account}/import", headers=live_server.headers).json()
+    assert status["state"] == "done"
+    # a second import adds nothing twice, and the page says it finished again
+    row.get_by_test_id("import-start").click()
+    expect(row).to_have_attribute("data-state", "done", timeout=120_000)
+    page.set_viewport_size(PHONE)
+    _no_sideways_overflow(page)
+    shot(w, "importing-phone")
+    w.page.context.close()
+    assert not [e for e in w.errors if "404" not in e], w.errors  # the first status read: no import yet (404)

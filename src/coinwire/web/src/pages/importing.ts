@@ -33,6 +33,7 @@ function importRow(app: App, d: Disposer, a: Account): HTMLElement {
   const bar = h("progress", { max: 1, value: 0, "aria-label": `import progress of ${a.name}`, "data-testid": "import-bar" });
   const words = h("span", { class: "muted", "data-testid": "import-text", "aria-live": "polite" }, "Not imported yet.");
   const button = h("button", { type: "button", class: "primary", "data-testid": "import-start" }, "Import");
+  const see = h("a", { href: `/app/portfolio?scope=account&id=${a.id}`, "data-link": true, hidden: true }, "See its portfolio");
   let last: ImportProgress | null = null;
   const show = (p: ImportProgress | null) => {
     last = p;
@@ -43,6 +44,7 @@ function importRow(app: App, d: Disposer, a: Account): HTMLElement {
     row.dataset.state = p.state;
     button.textContent = p.state === "failed" ? "Resume" : p.state === "done" ? "Import again" : "Importing…";
     button.disabled = p.state === "running";
+    see.hidden = p.state !== "done";
   };
   const read = async () => {
     try {
@@ -66,6 +68,6 @@ function importRow(app: App, d: Disposer, a: Account): HTMLElement {
   void read();
   const row = h("div", { class: "import-row", "data-testid": "import-row", "data-account": a.id },
     h("div", { class: "row" }, h("strong", {}, a.name), h("span", { class: "muted" }, ` ${a.exchange}`), button),
-    bar, words);
+    bar, h("div", { class: "row" }, words, see));
   return row;
 }
