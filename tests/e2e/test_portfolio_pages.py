@@ -210,7 +210,8 @@ def test_importing_page_shows_progress_and_the_end(browser: Browser, live_server
     account = int(row.get_attribute("data-account") or 0)
     # every text the progress line shows, kept as it changes (the pushes come faster than a test polls)
     page.evaluate("""() => { window.seen = []; const el = document.querySelector('[data-testid=import-text]');
-        new MutationObserver(() => window.seen.push(el.textContent)).observe(el, {childList: true, characterData: true, subtree: true}); }""")
+        new MutationObserver(() => window.seen.push(el.textContent))
+          .observe(el, {childList: true, characterData: true, subtree: true}); }""")
     row.get_by_test_id("import-start").click()
     try:  # a picture of it under way (the steps may outrun the status reads: then only the end is pictured)
         page.wait_for_function("() => / of \\d+/.test(document.querySelector('[data-testid=import-text]').textContent)", timeout=20_000)
