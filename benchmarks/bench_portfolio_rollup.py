@@ -3,9 +3,11 @@
 A year (35,040 buckets) of seeded 15-minute value candles of one user's total is stored with
 the portfolio candle writer's upsert in the server's SQLite store before it starts; then
 GET /api/v1/portfolio/user/{id}/ohlcv?timeframe=1d&tz=America/New_York over the year is asked
-of a real server (signed in, over a local socket, through the guard): median ms of 20 calls
-(target 50 ms). `daily_1y_kathmandu_ms` is the same in +05:45 (its days lie on the 15-minute grid
-too, so it reads the same rows).
+of a real server with no exchange configured (so no feed competes for the CPU), signed in, over a
+local socket, through the guard: median ms of 20 calls
+(target 50 ms); the first call reads the year from the store (`first_call_ms`), the others
+find it in memory and read only the rows written since. `daily_1y_kathmandu_ms` is the same
+in +05:45 (its days lie on the 15-minute grid too).
 """
 
 from __future__ import annotations
@@ -54,12 +56,25 @@ async def _store_year(url: str, user_id: int) -> None:
         await store.close()
 
 
+def _ready(server: ServerProcess, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(server.http + "/readyz", timeout=2).json().get("ready"):
+                return
+        except (httpx.HTTPError, ValueError):
+            pass
+        time.sleep(0.2)
+    raise TimeoutError(f"server not ready in {timeout}s:\n{server.log()}")
+
+
 def run() -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         url = f"sqlite:///{Path(tmp) / 'portfolio.db'}"
         asyncio.run(_store_year(url, 1))  # admin, the first user, is id 1 on a new store
-        server = ServerProcess(Path(tmp), env={"COINWIRE_STORE_URL": url})
-        server.start()
+        server = ServerProcess(Path(tmp), exchanges=[], env={"COINWIRE_STORE_URL": url})  # no feed competing for the CPU
+        server.start(wait_ready=False)  # ready means every exchange synced: here there is none
+        _ready(server)
         try:
             timings: dict[str, list[float]] = {"America/New_York": [], "Asia/Kathmandu": []}
             days = 0
@@ -79,6 +94,7 @@ def run() -> dict[str, Any]:
     return {
         "daily_1y_new_york_ms": round(statistics.median(timings["America/New_York"]), 2),
         "daily_1y_kathmandu_ms": round(statistics.median(timings["Asia/Kathmandu"]), 2),
+        "first_call_ms": round(timings["America/New_York"][0], 2),
         "stored_15m_candles": BUCKETS,
         "days": days,
     }

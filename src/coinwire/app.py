@@ -27,6 +27,7 @@ from coinwire.api.import_routes import ImportProgressPush
 from coinwire.api.methods import Api
 from coinwire.api.notifier import Notifier, PushLimits
 from coinwire.api.ohlcv_routes import OhlcvStreams
+from coinwire.api.portfolio_routes import PortfolioStreams
 from coinwire.api.schedules_routes import OwnersForSchedules
 from coinwire.api.streams import AccountStreams
 from coinwire.auth.preferences import PreferencesRepository
@@ -56,6 +57,7 @@ from coinwire.services.notifications.telegram_commands import StoreFills, Telegr
 from coinwire.services.notifications.webhook import WebhookChannel
 from coinwire.services.ohlcv import OhlcvQuery
 from coinwire.services.portfolio_ohlcv import PortfolioOhlcv
+from coinwire.services.portfolio_tracker import PortfolioTracker
 from coinwire.services.public_trades import PublicTrades
 from coinwire.services.rate_history import RateHistory
 from coinwire.services.rates import CcxtPrices, Rates
@@ -64,6 +66,7 @@ from coinwire.services.scheduler import Housekeeping, JobKind, RetrieveRates, Ru
 from coinwire.services.warm_history import warm_sources
 from coinwire.store import Store
 from coinwire.store.candle_writer import CandleWriter
+from coinwire.store.portfolio_candles import PortfolioCandleWriter
 from coinwire.venues.ccxt_client import make_client
 
 __all__ = ["Platform", "build_feed", "create_app"]
@@ -137,8 +140,6 @@ class Platform:
         history = HistoryStore(default_history_root(settings.data_path))
         self.ohlcv = OhlcvQuery(self.store, history, self.candles, max_points=settings.ohlcv_max_points)
         self.ohlcv_streams = OhlcvStreams(self.notifier, self.ohlcv, self.candles)  # live candles for subscribe_ohlcv
-        # portfolio candles: stored 15-minute buckets rolled up (GET /api/v1/portfolio/{scope}/{id}/ohlcv)
-        self.portfolio_ohlcv = PortfolioOhlcv(self.store, None, max_points=settings.ohlcv_max_points)
         # rates: one a minute per market, stored once (`rates.retrieve`, the scheduler's job), read back and pushed (`rate`)
         self.rate_prices = CcxtPrices(self._ccxt_client)  # markets no feed runs for
         self.rates = Rates(self.store, self.bus, self.market.reader, self.rate_prices, self._feed_markets,
@@ -162,6 +163,17 @@ class Platform:
             self.store, settings.exchanges, live_clients(self.store, settings.data_path), history, self.notifications.notify,
             ImportSettings(settings.import_page_limit, history_start_ms(settings.import_history_start), settings.import_timeframe))
         self.imports.listeners.append(ImportProgressPush(self.notifier))  # the `import_progress` channel
+        # portfolio candles (services/portfolio_tracker.py): every account, wallet set, run and user total valued in its
+        # owner's currency, captured at 15-minute boundaries, written in batches; None when `portfolio_tracking` is off
+        self.portfolio_writer = PortfolioCandleWriter(self.store)
+        self.portfolio = (PortfolioTracker(self.gateway, self.market, self.store, self.portfolio_writer,
+                                           sample_interval=settings.portfolio_sample_interval)
+                          if settings.portfolio_tracking else None)
+        # portfolio charts: stored 15-minute buckets and the forming one, rolled up (GET /api/v1/portfolio/{scope}/{id}/ohlcv),
+        # and the forming bucket live (subscribe_portfolio_ohlcv; none when tracking is off)
+        self.portfolio_ohlcv = PortfolioOhlcv(self.store, self.portfolio, max_points=settings.ohlcv_max_points)
+        self.portfolio_streams = (PortfolioStreams(self.notifier, self.portfolio_ohlcv, self.portfolio)
+                                  if self.portfolio is not None else None)
         self._tasks: list[asyncio.Task[Any]] = []
 
     async def _converted(self, amount: Decimal, source: str, target: str) -> Decimal:
@@ -183,6 +195,11 @@ class Platform:
         await self.ohlcv_streams.start()
         await self.notifications.start()
         await self.imports.start(self.gateway.accounts.accounts)
+        await self.portfolio_writer.start()
+        if self.portfolio is not None:
+            await self.portfolio.start()
+        if self.portfolio_streams is not None:
+            await self.portfolio_streams.start()
         self._tasks.append(asyncio.create_task(metrics.watch_loop_lag(), name="loop-lag"))
         if feeds:
             self.start_feeds()
@@ -253,6 +270,10 @@ class Platform:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self.portfolio_streams is not None:
+            await self.portfolio_streams.close()
+        if self.portfolio is not None:
+            await self.portfolio.close()  # its forming buckets, stored as partial, through the writer
         await self.market.close()
         await self.public_trades.close()
         await self.notifier.close()
@@ -263,6 +284,7 @@ class Platform:
         await self.health.close()
         await self.candles.close()
         await self.candle_writer.close()
+        await self.portfolio_writer.close()
         await self.gateway.close()
         await self.bus.close()
         await self.cache.close()
@@ -298,7 +320,8 @@ def create_app(settings: Settings, env: Mapping[str, str] | None = None) -> Fast
     api = Api(platform.gateway, platform.notifier, platform.health, platform.streams, ohlcv_streams=platform.ohlcv_streams,
               auth=access.service, owners=access.owners, audit=access.audit, connections=access.connections,
               rpc_limit=access.rpc_limit, rates=platform.rate_history, scheduler=scheduler,
-              notifications=platform.notifications)
+              notifications=platform.notifications, portfolio=platform.portfolio,
+              portfolio_streams=platform.portfolio_streams)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -9,6 +9,7 @@ ben (a trader), val (a viewer granted `view` on ann's account) and the admin.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -21,7 +22,7 @@ import pytest
 from coinwire.core.portfolio import BUCKET_S, PortfolioCandle
 from coinwire.store import Store
 from coinwire.store.portfolio_candles import PortfolioCandleRow, write_portfolio_candles
-from tests.api.signed_in import http
+from tests.api.signed_in import code_of, http, rpc
 from tests.conftest import postgres_database
 from tests.server import ServerProcess
 
@@ -217,3 +218,66 @@ def test_bad_queries_answer_400_with_the_market_routes_codes(server: ServerProce
 def test_an_unsigned_caller_is_refused(server: ServerProcess, world: dict[str, Any]) -> None:
     response = httpx.get(server.http + url("account", world["ann_account"]))
     assert response.status_code == 401
+
+
+# --- the live feed over /rpc ---------------------------------------------------------------------
+async def test_subscribe_checks_the_scope_like_the_route(server: ServerProcess, world: dict[str, Any]) -> None:
+    async with rpc(server, world["tokens"]["ben"]) as ben:
+        assert await code_of(ben, "subscribe_portfolio_ohlcv", scope="account", id=world["ann_account"]) == "not_found"
+        assert await code_of(ben, "subscribe_portfolio_ohlcv", scope="user", id=world["user"]["ann"]) == "not_found"
+        assert await code_of(ben, "subscribe_portfolio_ohlcv", scope="planet", id=1) == "not_found"
+        assert await code_of(ben, "subscribe_portfolio_ohlcv", scope="account", id=world["ben_account"], timeframe="5m") == \
+            "invalid_timeframe"
+        answer = await ben.call("subscribe_portfolio_ohlcv", scope="account", id=world["ben_account"], timeframe="15m",
+                                tz="UTC", **RANGE)
+        assert (answer["scope"], answer["id"], answer["currency"], answer["tz"]) == ("account", str(world["ben_account"]), "USD", "UTC")
+        assert [[r[0], *(Decimal(str(v)) for v in r[1:])] for r in answer["candles"]] == \
+            rows(world["candles"][("account", str(world["ben_account"]))])
+        assert await ben.call("unsubscribe_portfolio_ohlcv", subscription=answer["subscription"]) is True
+        assert await ben.call("unsubscribe_portfolio_ohlcv", subscription=answer["subscription"]) is False
+
+
+def _bounded(candle: list[Any]) -> None:
+    o, h, lo, c, v = (Decimal(str(x)) for x in candle[1:])
+    assert lo <= min(o, c) and h >= max(o, c) and v >= 0, candle
+
+
+async def test_the_forming_candle_arrives_live_and_a_viewers_stream_ends_with_the_grant(server: ServerProcess,
+                                                                                        world: dict[str, Any]) -> None:
+    account = world["ann_account"]
+    async with rpc(server, world["tokens"]["ann"]) as ann, rpc(server, world["tokens"]["val"]) as val:
+        answer = await ann.call("subscribe_portfolio_ohlcv", scope="account", id=account, timeframe="1h")
+        assert answer["tz"] == "Asia/Kathmandu" and answer["timeframe"] == "1h"  # the owner's zone by default
+        seen = await val.call("subscribe_portfolio_ohlcv", scope="account", id=account, timeframe="15m", tz="UTC")
+        bid = Decimal((await ann.call("get_pricing", exchange="demo"))["BTC_USDT"]["bid"])
+        await ann.call("make_order", exchange="demo", pair="BTC_USDT", side="buy", type="market", size="0.01", account=account)
+        pushed = await ann.notification("portfolio_ohlcv", timeout=20)
+        assert (pushed["subscription"], pushed["scope"], pushed["id"], pushed["tz"]) == \
+            (answer["subscription"], "account", str(account), "Asia/Kathmandu")
+        now = int(time.time())
+        assert now - 3600 < pushed["candle"][0] <= now and (pushed["candle"][0] - (T0 - 45 * 60)) % 3600 == 0  # a +05:45 hour
+        _bounded(pushed["candle"])
+        mine = await val.notification("portfolio_ohlcv", timeout=20)
+        assert mine["subscription"] == seen["subscription"] and mine["candle"][0] in (now - now % BUCKET_S, now - now % BUCKET_S - BUCKET_S)
+        _bounded(mine["candle"])
+        deadline = time.monotonic() + 20
+        while Decimal(str(mine["candle"][5])) < bid * Decimal("0.01") * Decimal("0.9") and time.monotonic() < deadline:
+            mine = await val.notification("portfolio_ohlcv", timeout=20)  # the fill's notional shows as volume
+        assert Decimal(str(mine["candle"][5])) >= bid * Decimal("0.01") * Decimal("0.9")
+        with http(server, world["tokens"]["ann"]) as rest:  # the GET answers the forming bucket too, as the feed pushed it
+            bucket = int(mine["candle"][0])
+            forming = ok(rest.get(url("account", account), params={"timeframe": "15m", "tz": "UTC", "start": bucket}))
+            assert forming and forming[-1][0] >= bucket
+            _bounded(forming[-1])
+        with server.client() as admin:
+            assert admin.delete(f"/api/v1/accounts/{account}/members/{world['user']['val']}").status_code in (200, 204)
+        await ann.call("make_order", exchange="demo", pair="BTC_USDT", side="sell", type="market", size="0.01", account=account)
+        while True:
+            last = await val.notification("portfolio_ohlcv", timeout=20)
+            if "ended" in last:
+                break
+        assert last == {"subscription": seen["subscription"], "ended": "not_found"}
+        assert await code_of(val, "subscribe_portfolio_ohlcv", scope="account", id=account) == "not_found"
+        with http(server, world["tokens"]["val"]) as rest:
+            refused(rest.get(url("account", account)), 404, "not_found")
+        assert await val.call("unsubscribe_portfolio_ohlcv", subscription=seen["subscription"]) is False

@@ -508,7 +508,7 @@ NOT_CALLED = {
     ("POST", "/api/v1/auth/register"): "a new user's name and password (closed here: registration_closed before the body is read)",
 }
 PATH_SAMPLES = {"component_id": "c", "name": "hodl", "exchange": "demo", "symbol": "BTC_USDT", "pair": "BTC_USDT", "currency": "USDT",
-                "path": "index.html", "letter_id": "1"}
+                "path": "index.html", "letter_id": "1", "scope": "account"}
 # bodies of the routes that are not xWrap methods (those take their method's sample parameters)
 BODY_SAMPLES: dict[tuple[str, str], dict[str, Any]] = {
     ("PUT", "/api/v1/me/preferences"): {},
@@ -532,6 +532,7 @@ RPC_SAMPLES: dict[str, dict[str, Any]] = {
     "list_schedules": {}, "get_schedule": {"id": 10**12}, "remove_schedule": {"id": 10**12}, "pause_schedule": {"id": 10**12},
     "resume_schedule": {"id": 10**12}, "add_schedule": {**{k: v for k, v in SCHEDULE.items() if v}, "name": "sweep-rpc"},
     "get_notifications": {}, "set_notifications": {},  # the caller's own (no id to name)
+    "subscribe_portfolio_ohlcv": {"scope": "account", "id": 1}, "unsubscribe_portfolio_ohlcv": {"subscription": 1},
 }
 
 

@@ -14,7 +14,7 @@ import pytest
 
 from coinwire.core.errors import InvalidInput
 from coinwire.core.portfolio import BUCKET_S, PortfolioCandle
-from coinwire.services.portfolio_ohlcv import PortfolioOhlcv
+from coinwire.services.portfolio_ohlcv import RECHECK_S, PortfolioOhlcv
 from coinwire.store import Store
 from coinwire.store.portfolio_candles import PortfolioCandleRow, write_portfolio_candles
 
@@ -121,3 +121,24 @@ async def test_bad_queries_answer_the_market_routes_codes(query: PortfolioOhlcv,
 async def test_an_unknown_portfolio_has_no_candles(query: PortfolioOhlcv) -> None:
     assert await query.candles("account", "99", "EUR", query.page("1d", "UTC", T0, T0 + 86_400)) == []
     assert await query.candles("run", "7", "EUR", query.page("1d", "UTC", T0, T0 + 86_400)) == []
+
+
+async def test_a_new_bucket_is_read_at_once_and_an_older_one_rewritten_within_the_recheck(query: PortfolioOhlcv) -> None:
+    page = query.page("1d", "UTC", T0, T0 + (DAYS + 1) * 86_400)
+    before = await query.candles("account", "7", "EUR", page)
+    assert len(before) == DAYS
+    first = candles()[0]
+    rewritten = PortfolioCandle(first.open_time, first.open, Decimal("99999.5"), first.low, first.close, Decimal("1.25"))
+    filled = PortfolioCandle(T0 + 100 * BUCKET_S, Decimal(5), Decimal(6), Decimal(4), Decimal(5), Decimal(0))  # was missing
+    newest = PortfolioCandle(T0 + DAYS * 96 * BUCKET_S, Decimal(7), Decimal(8), Decimal(6), Decimal(7), Decimal(3))  # just closed
+    await write_portfolio_candles(query.store, [PortfolioCandleRow.of("account", "7", "EUR", c, 2) for c in (rewritten, filled, newest)])
+    at_once = await query.candles("account", "7", "EUR", page)
+    assert at_once == [*before, [newest.open_time, newest.open, newest.high, newest.low, newest.close, newest.volume]]
+    later = query.clock() + RECHECK_S * 1_000_000_000
+    query.clock = lambda: later
+    after = await query.candles("account", "7", "EUR", page)
+    assert after[0][2] == Decimal("99999.5") and after[0][5] == before[0][5] - first.volume + Decimal("1.25")
+    assert after[1][3] == min(before[1][3], Decimal(4)) and after[2:] == at_once[2:]
+    query.cache_rows = 10  # another portfolio read pushes this one out; read again, it is the same
+    assert await query.candles("account", "8", "EUR", page) != []
+    assert await query.candles("account", "7", "EUR", page) == after

@@ -45,6 +45,7 @@ from coinwire.services.gateway import Gateway
 from coinwire.services.health import Health
 from coinwire.services.notifications.service import NotificationService
 from coinwire.services.ohlcv import ohlcv_points
+from coinwire.services.portfolio_tracker import PortfolioTracker
 from coinwire.services.scheduler import SYSTEM, AddSchedule, Scheduler
 
 if TYPE_CHECKING:
@@ -108,6 +109,7 @@ class Api:
         rpc_limit: tuple[float, float] = (1000.0, 5000.0), rates: RateHistory | None = None,
         scheduler: Scheduler | None = None, notifications: NotificationService | None = None,
         portfolio_streams: PortfolioStreams | None = None,
+        portfolio: PortfolioTracker | None = None,
     ) -> None:
         """Everything arrives here, from the composition root (`coinwire.app.create_app`); nothing is set afterwards.
 
@@ -129,6 +131,7 @@ class Api:
         self.rates = rates  # get_rates: stored rates (api.rates_routes)
         self.scheduler = scheduler  # the schedule methods (None: this server schedules nothing)
         self.notifications = notifications  # get_notifications / set_notifications: the caller's own
+        self.portfolio = portfolio  # portfolio candles and values (services/portfolio_tracker.py); None: tracking is off
         self._parsed: dict[tuple[int, str, str], tuple[Instrument, int]] = {}
         self.methods: dict[str, Method] = _REGISTRY  # every method by name (an attribute: read for every call)
 

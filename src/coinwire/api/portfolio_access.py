@@ -76,10 +76,10 @@ async def _owner(api: Api, principal: Principal | None, scope: str, scope_id: st
         return _owned(api, principal, "run", scope_id)
     if scope == "user":
         wanted = _int_id(scope, scope_id)
+        if principal is not None and wanted == principal.user_id:
+            return str(wanted), wanted  # the caller's own (signed in: the user exists)
         if principal is not None and not principal.is_admin:
-            if wanted != principal.user_id:
-                raise scope_not_found(scope, scope_id)
-            return str(wanted), wanted
+            raise scope_not_found(scope, scope_id)
         if await AuthRepository(api.gateway.store).user_by_id(wanted) is None:
             raise scope_not_found(scope, scope_id)
         return str(wanted), wanted

@@ -129,6 +129,10 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     # (seconds before the minute asked) to be that minute's rate
     rates_max_points: int = 20_160
     rates_max_age: float = 120.0
+    # portfolio tracker (services/portfolio_tracker.py, docs/PORTFOLIO.md): whether every account, wallet set, run and
+    # user total is valued into 15-minute candles, and the least time (seconds) between two valuations of one portfolio
+    portfolio_tracking: bool = True
+    portfolio_sample_interval: float = 1.0
     # per /rpc connection (docs/SECURITY.md, "Push streams"): patterns in each `subscribe` list
     # (tickers, public_trades), subscribe_ohlcv streams, and pushed bytes left unread before a drop
     ws_max_patterns: int = 100
@@ -219,6 +223,8 @@ _ENV_FIELDS = {
     "OHLCV_MAX_POINTS": "ohlcv_max_points",
     "RATES_MAX_POINTS": "rates_max_points",
     "RATES_MAX_AGE": "rates_max_age",
+    "PORTFOLIO_TRACKING": "portfolio_tracking",
+    "PORTFOLIO_SAMPLE_INTERVAL": "portfolio_sample_interval",
     "WS_MAX_PATTERNS": "ws_max_patterns",
     "WS_MAX_STREAMS": "ws_max_streams",
     "WS_MAX_UNREAD_BYTES": "ws_max_unread_bytes",
@@ -304,6 +310,8 @@ def _check(settings: Settings, env: Mapping[str, str]) -> None:
         raise ConfigError(f"import_history_start must be a date YYYY-MM-DD, got {settings.import_history_start!r}")
     if not 1 <= settings.rates_max_age <= 3600:
         raise ConfigError(f"rates_max_age must be between 1 and 3600 seconds, got {settings.rates_max_age}")
+    if not 0.05 <= settings.portfolio_sample_interval <= 900:
+        raise ConfigError(f"portfolio_sample_interval must be between 0.05 and 900 seconds, got {settings.portfolio_sample_interval}")
     if not 1 <= settings.ws_max_patterns <= 10_000 or not 1 <= settings.ws_max_streams <= 10_000:
         raise ConfigError(f"ws_max_patterns and ws_max_streams must be between 1 and 10000, got {settings.ws_max_patterns}, "
                           f"{settings.ws_max_streams}")

@@ -149,7 +149,7 @@ class CandleBuilder:
         self._status = "partial" if partial and inside else "complete"
 
     @property
-    def forming(self) -> PortfolioCandle | None:
+    def forming(self) -> PortfolioCandle:
         """The bucket being built, as it stands now (always one: a builder is created with its first value)."""
         return self._candle()
 

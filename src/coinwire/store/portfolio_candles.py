@@ -23,10 +23,11 @@ from coinwire.core.rollup import OHLCV
 from coinwire.store.candle_writer import BatchWriter
 from coinwire.store.candles import upsert_statement
 from coinwire.store.store import Store
-from coinwire.store.tables import portfolio_candles
+from coinwire.store.tables import portfolio_candles, preferences
 
 __all__ = [
     "NewestCandle",
+    "display_currencies",
     "PortfolioCandleRow",
     "PortfolioCandleWriter",
     "StoredPortfolioCandles",
@@ -176,3 +177,11 @@ async def newest_portfolio_candles(store: Store, scope: str | None = None) -> di
     async with store.engine.connect() as conn:
         rows: list[Any] = list((await conn.execute(query)).all())
     return {(r[0], r[1], r[2]): NewestCandle(int(r[3]), int(r[4]), r[5]) for r in rows}
+
+
+async def display_currencies(store: Store) -> dict[int, str]:
+    """Every user's display currency that was ever set (auth.preferences; absent: its default, USD), in one read."""
+    await store.settled()
+    async with store.engine.connect() as conn:
+        rows: list[Any] = list((await conn.execute(select(preferences.c.user_id, preferences.c.currency))).all())
+    return {int(r[0]): str(r[1]) for r in rows}

@@ -1,0 +1,346 @@
+"""The portfolio tracker over a real gateway and store (SQLite and PostgreSQL): fills across several 15-minute boundaries
+with a driven clock, every candle checked against an independent computation (holdings from the fills times the book's
+mid at the boundary, exact at 8 places), volumes, rollups in three zones, two users and a viewer, and a restart
+(missing and partial buckets)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import ROUND_HALF_EVEN, Decimal
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import asyncpg
+import numpy as np
+import pytest
+
+from coinwire.app import build_feed
+from coinwire.bus.memory import MemoryBus
+from coinwire.cache.memory import MemoryCache
+from coinwire.config import load_settings
+from coinwire.core.errors import NotFound
+from coinwire.core.orders import Fill, OrderRequest, OrderType, Side
+from coinwire.core.portfolio import BUCKET_S, CandleBuilder
+from coinwire.core.rollup import OHLCV, bucket_starts, parse_timeframe, rollup
+from coinwire.messages import BookSnapshot
+from coinwire.services.gateway import Gateway
+from coinwire.services.market_data import MarketData
+from coinwire.services.portfolio_tracker import PortfolioTracker
+from coinwire.store import Store
+from coinwire.store.portfolio_candles import PortfolioCandleRow, PortfolioCandleWriter, load_portfolio_candles
+from coinwire.store.tables import preferences
+from tests.conftest import POSTGRES_URL, require_service
+
+EXCHANGE = {"name": "demo", "feed": "demo", "tick_interval": 3600, "seed": 5, "symbols": ["BTC/USDT"],
+            "paper_funds": {"USDT": "10000", "BTC": "1"}}  # fmt: skip
+S = 10**9
+Q = Decimal("0.00000001")
+
+
+@dataclass
+class Clock:
+    now: int
+
+    def __call__(self) -> int:
+        return self.now
+
+
+@dataclass
+class Rig:
+    gateway: Gateway
+    tracker: PortfolioTracker
+    writer: PortfolioCandleWriter
+    store: Store
+    clock: Clock
+    mids: dict[int, Decimal] = field(default_factory=dict)  # boundary (s) -> the mid in force there
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[tuple[str, str | None]]:
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'cw.db'}", None
+        return
+    require_service("PostgreSQL", "127.0.0.1", 5432)
+    schema = f"pf_{uuid.uuid4().hex[:16]}"
+    yield POSTGRES_URL, schema
+    conn = await asyncpg.connect(POSTGRES_URL)
+    try:
+        await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+    finally:
+        await conn.close()
+
+
+@asynccontextmanager
+async def rig(tmp_path: Path, url: str, schema: str | None, clock: Clock) -> AsyncIterator[Rig]:
+    """A gateway whose demo book is loaded once, then only moved by the test; the tracker on the same clock."""
+    settings = load_settings(env={}, overrides={"data_dir": str(tmp_path), "exchanges": [EXCHANGE]})
+    store = Store(url, schema=schema)
+    await store.start()
+    bus = MemoryBus()
+    await bus.start()
+    gateway = Gateway(settings, store, bus, clock=clock)
+    feed = build_feed(settings.exchanges[0])
+    await gateway.start()
+    gateway.snapshot_sources["demo"] = feed
+    feeding = asyncio.create_task(feed.run(bus.publish))
+    writer = PortfolioCandleWriter(store)
+    await writer.start()
+    market = MarketData(settings.market_data, bus, MemoryCache(), store, streamers=[])  # pegs: USDT = USD
+    tracker = PortfolioTracker(gateway, market, store, writer, sample_interval=1.0, clock=clock)
+    try:
+        for _ in range(200):
+            if gateway.venues["demo"].status == "ready":
+                break
+            await asyncio.sleep(0.05)
+        assert gateway.venues["demo"].status == "ready"
+        await feed.close()  # from here on the test sets the book
+        feeding.cancel()
+        await asyncio.gather(feeding, return_exceptions=True)
+        yield Rig(gateway, tracker, writer, store, clock)
+    finally:
+        await tracker.close()
+        await writer.close()
+        await gateway.close()
+        await bus.close()
+        await store.close()
+
+
+async def set_book(r: Rig, bid: str, ask: str) -> Decimal:
+    market = r.gateway.venues["demo"].markets["BTC/USDT"]
+    inst = market.instrument
+    big = inst.parse_size("1000", "size")
+    message = BookSnapshot("demo", "BTC/USDT", r.clock.now, market.sync.last_update_id + 1,
+                           [(inst.parse_price(bid, "price"), big)], [(inst.parse_price(ask, "price"), big)])  # fmt: skip
+    await r.gateway.apply_market(message)
+    return (Decimal(bid) + Decimal(ask)) / 2
+
+
+async def trade(r: Rig, owner: int, side: Side, size: str) -> None:
+    market = r.gateway.venues["demo"].markets["BTC/USDT"]
+    inst = market.instrument
+    await r.gateway.make_order(OrderRequest(
+        exchange="demo", instrument=inst, side=side, type=OrderType.MARKET, size=inst.parse_size(size, "size"), limit=0,
+        cancel_after=0, client_oid=uuid.uuid4().hex, wallet_set_id=None, run_id=None, owner_id=owner))  # fmt: skip
+
+
+def holdings_at(fills: list[Fill], end_ns: int, size_decimals: int) -> tuple[Decimal, Decimal]:
+    """BTC and USDT of an account funded with 1 BTC and 10,000 USDT, after its fills stamped at or before `end_ns`."""
+    btc, usdt = Decimal(1), Decimal(10_000)
+    for f in fills:
+        if f.ts > end_ns:
+            continue
+        size = Decimal(f.size).scaleb(-size_decimals)
+        notional = Decimal(f.notional).scaleb(-18)
+        sign = 1 if f.side == Side.BUY else -1
+        btc += sign * size
+        usdt -= sign * notional + Decimal(f.fee).scaleb(-18)
+    return btc, usdt
+
+
+async def test_candles_over_several_boundaries_equal_an_independent_computation(store_url: tuple[str, str | None], tmp_path: Path) -> None:
+    url, schema = store_url
+    t0 = (time.time_ns() // S // BUCKET_S) * BUCKET_S - 3 * BUCKET_S  # a boundary, close to the feed's wall time
+    clock = Clock(t0 * S + 60 * S)
+    async with rig(tmp_path, url, schema, clock) as r:
+        g = r.gateway
+        alice, bob = await g.account_for(1, "demo"), await g.account_for(2, "demo")
+        g.accounts.set_member(alice.id, 3, "view")  # user 3 may view alice's account: it is not in their total
+        fills: list[Fill] = []
+
+        class Recorder:
+            async def on_market(self, message: object) -> None: ...
+
+            def on_execution(self, orders: object, new: list[Fill]) -> None:
+                fills.extend(new)
+
+        g.listeners.append(Recorder())
+        mid = await set_book(r, "30000", "30002")
+        await r.tracker.start(loop=False)
+        seen: list[tuple[int, bool]] = []
+        unsubscribe = r.tracker.listen("account", str(alice.id), lambda c, closed: seen.append((c.open_time, closed)))
+        mids = {t0 + BUCKET_S: mid}
+
+        clock.now = (t0 + 300) * S
+        await trade(r, 1, Side.BUY, "0.1")
+        await r.tracker.step()
+        clock.now = (t0 + 500) * S
+        mids[t0 + BUCKET_S] = await set_book(r, "31000", "31010")
+        high_mid = mids[t0 + BUCKET_S]
+        clock.now = (t0 + 700) * S
+        await r.tracker.step()
+        mids[t0 + BUCKET_S] = await set_book(r, "29500", "29504")
+        clock.now = (t0 + BUCKET_S) * S  # a fill exactly at the boundary: in the bucket that ends there
+        await trade(r, 1, Side.SELL, "0.05")
+        await trade(r, 2, Side.BUY, "0.2")
+        await r.tracker.step()
+        clock.now = (t0 + BUCKET_S + 1) * S
+        mids[t0 + 2 * BUCKET_S] = await set_book(r, "30500", "30506")
+        await trade(r, 1, Side.BUY, "0.01")
+        clock.now = (t0 + 2 * BUCKET_S + 5) * S  # the pass after the boundary: the value at the boundary closes it
+        await r.tracker.step()
+        for b in range(3, 6):
+            mids[t0 + b * BUCKET_S] = mids[t0 + 2 * BUCKET_S]
+        clock.now = (t0 + 5 * BUCKET_S) * S  # three quiet buckets: flat
+        await r.tracker.step()
+        unsubscribe()
+        await r.writer.flush()
+
+        inst = g.venues["demo"].markets["BTC/USDT"].instrument
+        assert {f.ts for f in fills} == {(t0 + 300) * S, (t0 + BUCKET_S) * S, (t0 + BUCKET_S + 1) * S}
+        for account, owner in ((alice, 1), (bob, 2)):
+            own = [f for f in fills if f.account_id == account.id]
+            stored = await load_portfolio_candles(r.store, "account", str(account.id), "USD")
+            assert stored is not None
+            times = stored.candles.time.tolist()
+            assert times == [t0 + i * BUCKET_S for i in range(5)]
+            assert stored.statuses == ["partial", "complete", "complete", "complete", "complete"]
+            for i, t in enumerate(times):
+                end = t + BUCKET_S
+                btc, usdt = holdings_at(own, end * S, inst.size_decimals)
+                want_close = (btc * mids[end] + usdt).quantize(Q, rounding=ROUND_HALF_EVEN)
+                assert Decimal(int(stored.candles.close[i])).scaleb(-8) == want_close, (owner, i)
+                inside = [f for f in own if t * S < f.ts <= end * S]
+                want_volume = sum((Decimal(f.notional).scaleb(-18) for f in inside), Decimal(0)).quantize(Q)
+                assert Decimal(int(stored.candles.volume[i])).scaleb(-8) == want_volume, (owner, i)
+                o, h, lo, c = (int(stored.candles.open[i]), int(stored.candles.high[i]), int(stored.candles.low[i]),
+                               int(stored.candles.close[i]))  # fmt: skip
+                assert h >= max(o, c) and lo <= min(o, c)
+                if i:
+                    assert o == int(stored.candles.close[i - 1])
+            # alice's first bucket saw the 31,005 mid between two samples: its high is at least that value
+            if owner == 1:
+                btc, usdt = holdings_at(own, (t0 + 700) * S, inst.size_decimals)
+                assert Decimal(int(stored.candles.high[0])).scaleb(-8) >= (btc * high_mid + usdt).quantize(Q)
+        # the user totals: each user's own account only (user 3's grant to alice's account adds nothing to theirs)
+        for owner, account in ((1, alice), (2, bob)):
+            total = await load_portfolio_candles(r.store, "user", str(owner), "USD")
+            acc = await load_portfolio_candles(r.store, "account", str(account.id), "USD")
+            assert total is not None and acc is not None and total.candles.close.tolist() == acc.candles.close.tolist()
+        assert await load_portfolio_candles(r.store, "user", "3", "USD") is None
+        with pytest.raises(NotFound):
+            r.tracker.value_now("user", "3")
+        assert r.tracker.value_now("account", str(alice.id)) == r.tracker.value_now("user", "1")
+        assert r.tracker.holdings("user", "2")["BTC"] == Decimal("1.2")
+        assert (t0, True) in seen and all(t >= t0 for t, _ in seen)
+
+        # rollups of the stored candles in three zones equal an independent rollup of the same rows
+        stored = await load_portfolio_candles(r.store, "account", str(alice.id), "USD")
+        assert stored is not None
+        for zone in ("UTC", "Europe/London", "Asia/Kathmandu"):
+            assert rolled(stored.candles, "1h", zone) == independent(stored.candles, "1h", ZoneInfo(zone))
+
+
+def rolled(c: OHLCV, timeframe: str, zone: str) -> list[tuple[int, ...]]:
+    """core.rollup over the stored rows, as the API rolls them up."""
+    t = c.time.tolist()
+    starts = bucket_starts(parse_timeframe(timeframe), ZoneInfo(zone), t[0], t[-1] + BUCKET_S)
+    return list(zip(*(col.tolist() for col in rollup(c, starts)), strict=True))
+
+
+def independent(c: OHLCV, timeframe: str, tz: ZoneInfo) -> list[tuple[int, ...]]:
+    """Group 15-minute rows by the local hour (or local day) they start in, then first/max/min/last/sum."""
+    groups: dict[int, list[int]] = {}
+    for i, t in enumerate(c.time.tolist()):
+        local = datetime.fromtimestamp(t, tz)
+        if timeframe == "1h":
+            start = int(local.replace(minute=0, second=0).timestamp())
+            if local.fold == 1:  # the autumn's repeated hour: its own bucket
+                start = int(local.replace(minute=0, second=0, fold=1).timestamp())
+        else:
+            start = int(datetime(local.year, local.month, local.day, tzinfo=tz).timestamp())
+        groups.setdefault(start, []).append(i)
+    out = []
+    for start, idx in sorted(groups.items()):
+        out.append((start, int(c.open[idx[0]]), int(np.max(c.high[idx])), int(np.min(c.low[idx])), int(c.close[idx[-1]]),
+                    int(np.sum(c.volume[idx]))))  # fmt: skip
+    return out
+
+
+async def test_display_currency_follows_the_owners_preference(tmp_path: Path) -> None:
+    t0 = (time.time_ns() // S // BUCKET_S) * BUCKET_S
+    clock = Clock(t0 * S + 10 * S)
+    async with rig(tmp_path, f"sqlite:///{tmp_path / 'cw.db'}", None, clock) as r:
+        account = await r.gateway.account_for(4, "demo")
+        async with r.store.engine.begin() as conn:
+            await conn.execute(preferences.insert().values(user_id=4, time_zone="UTC", currency="USDT", crypto_decimals=6,
+                                                           stable_decimals=2, mask=False, updated_at=0))  # fmt: skip
+        mid = await set_book(r, "20000", "20002")
+        await r.tracker.start(loop=False)
+        assert r.tracker.currency_of("account", str(account.id)) == "USDT"
+        assert r.tracker.currency_of("user", "99") == "USD"  # a user with nothing yet: the default
+        assert r.tracker.value_now("account", str(account.id)) == mid + 10_000
+        with pytest.raises(Exception) as bad:
+            r.tracker.forming("planet", "1")
+        assert getattr(bad.value, "code", None) == "invalid_scope"
+
+
+async def test_a_restart_stores_missing_buckets_and_a_partial_one(store_url: tuple[str, str | None], tmp_path: Path) -> None:
+    url, schema = store_url
+    t0 = (time.time_ns() // S // BUCKET_S) * BUCKET_S - 8 * BUCKET_S
+    clock = Clock(t0 * S + 100 * S)
+    async with rig(tmp_path, url, schema, clock) as r:
+        account = await r.gateway.account_for(1, "demo")
+        await set_book(r, "30000", "30002")
+        await r.tracker.start(loop=False)
+        clock.now = (t0 + BUCKET_S + 30) * S
+        await r.tracker.step()  # closes the first bucket (partial: started inside it)
+        clock.now = (t0 + BUCKET_S + 200) * S
+        # the process dies here (no clean stop): nothing of the forming bucket is stored
+        await r.writer.flush()
+        r.tracker.portfolios.clear()
+    clock.now = (t0 + 4 * BUCKET_S + 450) * S  # back up in the middle of the fifth bucket
+    async with rig(tmp_path, url, schema, clock) as r:
+        await set_book(r, "30000", "30002")
+        await r.tracker.start(loop=False)
+        clock.now = (t0 + 5 * BUCKET_S) * S
+        await r.tracker.step()
+        clock.now = (t0 + 5 * BUCKET_S + 300) * S
+        await r.tracker.close()  # a clean stop: the forming bucket is stored as partial
+        stored = await load_portfolio_candles(r.store, "account", str(account.id), "USD")
+        assert stored is not None
+        assert stored.candles.time.tolist() == [t0 + i * BUCKET_S for i in range(6)]
+        assert stored.statuses == ["partial", "missing", "missing", "missing", "partial", "partial"]
+        assert len(set(stored.candles.close.tolist())) == 1  # no trade, no price move: one value throughout
+        assert stored.candles.volume.tolist() == [0] * 6
+
+
+async def test_stored_candles_roll_up_across_dst_in_three_zones(store_url: tuple[str, str | None], tmp_path: Path) -> None:
+    """Two days of a portfolio's candles across London's spring change (2026-03-29), from hourly prices (flat buckets in
+    between) and fills, through the writer; core.rollup of the stored rows equals an independent rollup by local clock."""
+    url, schema = store_url
+    start = int(datetime(2026, 3, 28, 0, 7, tzinfo=ZoneInfo("UTC")).timestamp())
+    builder = CandleBuilder(Decimal("1000"), start * S, partial=True)
+    closed = []
+    value = Decimal("1000")
+    for hour in range(1, 49):
+        ts = (start + hour * 3600 - 7 * 60) * S  # prices once an hour, on the hour
+        value += Decimal(hour % 7 - 3) * Decimal("1.25")
+        closed += builder.sample(ts, value)
+        if hour % 5 == 0:
+            closed += builder.trade(ts + 60 * S, Decimal("-12.5") * hour, value + 1)
+    closed += builder.close_until((start + 49 * 3600) * S)
+    store = Store(url, schema=schema)
+    await store.start()
+    writer = PortfolioCandleWriter(store)
+    await writer.start()
+    try:
+        writer.put(PortfolioCandleRow.of("run", "r-1", "USD", c, 0) for c in closed)
+        await writer.flush()
+        stored = await load_portfolio_candles(store, "run", "r-1", "USD")
+        assert stored is not None and len(stored.statuses) == len(closed)
+        for zone in ("UTC", "Europe/London", "Asia/Kathmandu"):
+            for timeframe in ("1h", "1d"):
+                assert rolled(stored.candles, timeframe, zone) == independent(stored.candles, timeframe, ZoneInfo(zone))
+        london = rolled(stored.candles, "1d", "Europe/London")
+        assert [row[0] for row in london][:3] == [
+            int(datetime(2026, 3, d, tzinfo=ZoneInfo("Europe/London")).timestamp()) for d in (28, 29, 30)
+        ]
+    finally:
+        await writer.close()
+        await store.close()
