@@ -17,5 +17,5 @@ def test_defaults_and_environment() -> None:
 
 @pytest.mark.parametrize("interval", [0.0, 0.01, 901])
 def test_a_sample_interval_out_of_bounds_is_refused(interval: float) -> None:
-    with pytest.raises(ConfigError, match="portfolio_sample_interval must be between 0.05 and 900 seconds"):
+    with pytest.raises(ConfigError, match=r"portfolio_sample_interval must be between 0\.05 and 900 seconds"):
         load_settings(env={}, overrides={"portfolio_sample_interval": interval})

@@ -44,6 +44,7 @@ from coinwire.logs import forward_warnings
 from coinwire.private_files import private_dir
 from coinwire.services.account_import import AccountImports, ImportSettings, history_start_ms, live_clients
 from coinwire.services.candle_recorder import CandleRecorder
+from coinwire.services.daily_stats import DailyStatsRecorder
 from coinwire.services.gateway import Gateway
 from coinwire.services.health import Health
 from coinwire.services.log_feed import LogFeed
@@ -174,6 +175,9 @@ class Platform:
         self.portfolio_ohlcv = PortfolioOhlcv(self.store, self.portfolio, max_points=settings.ohlcv_max_points)
         self.portfolio_streams = (PortfolioStreams(self.notifier, self.portfolio_ohlcv, self.portfolio)
                                   if self.portfolio is not None else None)
+        # daily stats (services/daily_stats.py): each portfolio's days, recorded once its owner's local midnight has passed
+        self.daily_stats = DailyStatsRecorder(self.store, self.market, pegs=settings.market_data.pegs,
+                                              pass_seconds=settings.daily_stats_pass_seconds)
         self._tasks: list[asyncio.Task[Any]] = []
 
     async def _converted(self, amount: Decimal, source: str, target: str) -> Decimal:
@@ -200,6 +204,7 @@ class Platform:
             await self.portfolio.start()
         if self.portfolio_streams is not None:
             await self.portfolio_streams.start()
+        await self.daily_stats.start()
         self._tasks.append(asyncio.create_task(metrics.watch_loop_lag(), name="loop-lag"))
         if feeds:
             self.start_feeds()
@@ -278,6 +283,7 @@ class Platform:
         await self.public_trades.close()
         await self.notifier.close()
         await self.notifications.close()
+        await self.daily_stats.close()
         await self.webhook.close()
         await self.ohlcv_streams.close()
         await self.rate_prices.close()

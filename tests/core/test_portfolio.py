@@ -15,9 +15,11 @@ from coinwire.core.portfolio import (
     Unpriced,
     bucket_end,
     missing_candles,
+    price_units,
     quantize_value,
     value_from_int,
     value_of,
+    value_units,
 )
 
 S = 1_000_000_000
@@ -158,3 +160,21 @@ def test_quantize_round_trip_is_within_half_a_unit(value: Decimal) -> None:
     back = value_from_int(quantize_value(value))
     assert abs(back - value) <= Decimal("0.000000005")
     assert quantize_value(back) == quantize_value(value)
+
+
+@settings(max_examples=300)
+@given(
+    st.dictionaries(st.sampled_from(["BTC", "ETH", "USD", "DOGE"]), st.integers(min_value=-(10**24), max_value=10**26), max_size=4),
+    st.dictionaries(
+        st.sampled_from(["BTC", "ETH", "DOGE"]),
+        st.decimals(min_value=Decimal("0.000001"), max_value=10**6, places=10, allow_nan=False, allow_infinity=False),
+        min_size=3,
+    ),
+)
+def test_value_units_equals_value_of_rounded(atto: dict[str, int], prices: dict[str, Decimal]) -> None:
+    from decimal import Context, localcontext
+
+    units = value_units(atto, {a: price_units(p) for a, p in prices.items()}, "USD")
+    with localcontext(Context(prec=100)):
+        exact = value_of({a: Decimal(v).scaleb(-18) for a, v in atto.items()}, prices, "USD")
+        assert units == quantize_value(exact)

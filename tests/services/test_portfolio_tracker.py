@@ -344,3 +344,40 @@ async def test_stored_candles_roll_up_across_dst_in_three_zones(store_url: tuple
     finally:
         await writer.close()
         await store.close()
+
+
+async def test_wallet_sets_and_runs_are_portfolios_of_their_own_funds(tmp_path: Path) -> None:
+    """A run's wallet set: its allocation and its fills are the set's and the run's, and stay in the account's total."""
+    t0 = time.time_ns() // S // BUCKET_S * BUCKET_S
+    clock = Clock(t0 * S + 30 * S)
+    async with rig(tmp_path, f"sqlite:///{tmp_path / 'cw.db'}", None, clock) as r:
+        g = r.gateway
+        account = await g.account_for(1, "demo")
+        other = await g.account_for(2, "demo")
+        mid = await set_book(r, "40000", "40004")
+        wallet_set = await g.create_wallet_set(run_id="run-a", description="a run", owner_id=1,
+                                               allocations=[("demo", "USDT", 2_000 * 10**18)])  # fmt: skip
+        await r.tracker.start(loop=False)
+        set_id = str(wallet_set.id)
+        assert r.tracker.value_now("wallet_set", set_id) == Decimal(2_000)
+        assert r.tracker.value_now("run", "run-a") == Decimal(2_000)
+        inst = g.venues["demo"].markets["BTC/USDT"].instrument
+        clock.now += 10 * S
+        await g.make_order(OrderRequest(
+            exchange="demo", instrument=inst, side=Side.BUY, type=OrderType.MARKET, size=inst.parse_size("0.01", "size"),
+            limit=0, cancel_after=0, client_oid="in-set", wallet_set_id=wallet_set.id, run_id="run-a", owner_id=1))  # fmt: skip
+        clock.now = (t0 + BUCKET_S) * S + S
+        await r.tracker.step()
+        held = r.tracker.holdings("run", "run-a")
+        assert held["BTC"] == Decimal("0.01") and held["USDT"] < 2_000
+        want = (held["BTC"] * mid + held["USDT"]).quantize(Q, rounding=ROUND_HALF_EVEN)
+        assert r.tracker.value_now("run", "run-a") == want == r.tracker.value_now("wallet_set", set_id)
+        assert r.tracker.value_now("account", str(account.id)) == r.tracker.value_now("user", "1")
+        await r.writer.flush()
+        for scope, scope_id in (("wallet_set", set_id), ("run", "run-a"), ("account", str(account.id))):
+            stored = await load_portfolio_candles(r.store, scope, scope_id, "USD")
+            assert stored is not None and stored.candles.volume.tolist()[0] > 0, scope
+        untouched = await load_portfolio_candles(r.store, "account", str(other.id), "USD")
+        assert untouched is not None and untouched.candles.volume.tolist() == [0]  # user 2 traded nothing
+        with pytest.raises(NotFound):
+            r.tracker.forming("wallet_set", "999")

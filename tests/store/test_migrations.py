@@ -26,6 +26,7 @@ TABLES = {"orders", "fills", "wallet_sets", "wallets", "wallet_lines",
           "positions", "position_settings", "position_modes", "funding_payments"}
 TABLES |= {"portfolio_candles"}
 TABLES |= {"account_imports", "account_trades", "account_transfers"}  # account imports (0021)
+TABLES |= {"portfolio_daily"}  # 0020_portfolio_daily
 
 
 def _diff(connection: Connection) -> list[object]:

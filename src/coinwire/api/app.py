@@ -29,6 +29,7 @@ from coinwire.api.notifications_routes import add_notification_routes
 from coinwire.api.ohlcv_routes import add_ohlcv_routes
 from coinwire.api.orders_ws import ORDERS_WS_PATH, POSITIONS_WS_PATH, orders_ws_asgi, positions_ws_asgi
 from coinwire.api.portfolio_routes import add_portfolio_routes
+from coinwire.api.portfolio_daily_routes import add_portfolio_daily_routes
 from coinwire.api.position_routes import add_position_routes
 from coinwire.api.prefs_routes import add_preferences_routes
 from coinwire.api.rates_routes import add_rates_routes
@@ -132,6 +133,7 @@ def create_http_app(platform: Served, api: Api, access: Access, runs: RunManager
     add_frontier_routes(app, settings)
     add_ohlcv_routes(app, platform.ohlcv)
     add_portfolio_routes(app, api, platform.portfolio_ohlcv)
+    add_portfolio_daily_routes(app, api)
     add_market_routes(app, platform.market)
     add_trades_routes(app, platform.public_trades)
     add_rates_routes(app, platform.rate_history)

@@ -182,6 +182,8 @@ HTTP_RULES: dict[tuple[str, str], Rule] = {
     ("GET", "/api/v1/convert"): READ_MARKET,
     ("GET", "/api/v1/refdata"): READ_MARKET,
     ("GET", "/api/v1/rates/{exchange}/{symbol}"): READ_MARKET,  # stored rates: market data, not a user's
+    # daily stats (api.portfolio_daily_routes): readers of the portfolio only (portfolio_scope checks the scope and id)
+    ("GET", "/api/v1/portfolio/{scope}/{scope_id}/daily"): READ_WALLETS,
     # perpetual positions (api.position_routes): reads of readable accounts, changes of tradable ones (the methods check)
     ("GET", "/api/v1/positions"): READ_ORDERS,
     ("PUT", "/api/v1/positions/{exchange}/{pair}/leverage"): TRADE,

@@ -156,6 +156,10 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     import_page_limit: int = 500
     import_history_start: str = "2017-07-01"
     import_timeframe: str = "15m"
+    # daily stats (services.daily_stats): seconds between passes that record each portfolio's days once its owner's
+    # local midnight has passed (passes fall on multiples of it from the hour: 900 = each :00, :15, :30, :45); at most
+    # 1800, so that a day lands within half an hour of its midnight
+    daily_stats_pass_seconds: float = 900.0
     exchanges: list[ExchangeConfig] = msgspec.field(default_factory=_default_exchanges)
     market_data: MarketDataConfig = msgspec.field(default_factory=MarketDataConfig)  # tickers, FX, coins (config/market_data.py)
     notifications: NotificationsConfig = msgspec.field(default_factory=NotificationsConfig)  # SMTP relay, retries (config/notifications.py)
@@ -238,6 +242,7 @@ _ENV_FIELDS = {
     "IMPORT_HISTORY_START": "import_history_start",
     "IMPORT_TIMEFRAME": "import_timeframe",
     "SCHEDULE_TICKS_KEPT_DAYS": "schedule_ticks_kept_days",
+    "DAILY_STATS_PASS_SECONDS": "daily_stats_pass_seconds",
 }
 
 
@@ -336,6 +341,8 @@ def _check(settings: Settings, env: Mapping[str, str]) -> None:
         raise ConfigError(f"client_oid_filter_bytes must be between 1024 and {1 << 30}, got {settings.client_oid_filter_bytes}")
     if settings.checkpoint_lines < 1 or settings.checkpoint_seconds <= 0:
         raise ConfigError("checkpoint_lines must be at least 1 and checkpoint_seconds above 0")
+    if not 1 <= settings.daily_stats_pass_seconds <= 1800:
+        raise ConfigError(f"daily_stats_pass_seconds must be between 1 and 1800, got {settings.daily_stats_pass_seconds}")
     if not 1 / 24 <= settings.schedule_ticks_kept_days <= 3650:
         raise ConfigError(f"schedule_ticks_kept_days must be between 1/24 (an hour) and 3650, got {settings.schedule_ticks_kept_days}")
     if settings.registration_role not in REGISTRATION_ROLES:

@@ -37,8 +37,11 @@ __all__ = [
     "Unpriced",
     "VALUE_DECIMALS",
     "bucket_end",
+    "PRICE_DECIMALS",
     "missing_candles",
+    "price_units",
     "quantize_value",
+    "value_units",
     "value_from_int",
     "value_of",
 ]
@@ -83,7 +86,49 @@ def bucket_end(ts_ns: int) -> int:
 
 def quantize_value(value: Decimal) -> int:
     """A value as the stored integer of 10**-VALUE_DECIMALS units, rounded half to even."""
+    exponent = value.as_tuple().exponent
+    if isinstance(exponent, int) and exponent >= -VALUE_DECIMALS:  # already on the grid (every tracked value is): exact
+        return int(value.scaleb(VALUE_DECIMALS))
     return int(value.quantize(_QUANTUM, rounding=ROUND_HALF_EVEN).scaleb(VALUE_DECIMALS))
+
+
+PRICE_DECIMALS: Final = 18  # prices in `value_units` are integers of 10**-18 of the display currency per whole unit
+_UNIT_DIVISOR: Final = 10 ** (18 + PRICE_DECIMALS - VALUE_DECIMALS)  # ATTO amount times price units -> value units
+
+
+def value_units(holdings_atto: Mapping[str, int], prices: Mapping[str, int], currency: str) -> int:
+    """`value_of` in integers: ATTO amounts times prices at PRICE_DECIMALS, as units of VALUE_DECIMALS (half to even).
+
+    Why a second form: a boundary values every portfolio at once (100,000 of them), and integer
+    products are exact and several times faster than Decimal ones. A price with more than
+    PRICE_DECIMALS places (an inverse rate) is rounded to them first, far below a value's 8.
+    """
+    total = 0
+    unpriced: list[str] = []
+    scale = 10**PRICE_DECIMALS
+    for asset, atto in holdings_atto.items():
+        if not atto:
+            continue
+        if asset == currency:
+            total += atto * scale
+            continue
+        price = prices.get(asset)
+        if price is None:
+            unpriced.append(asset)
+        else:
+            total += atto * price
+    if unpriced:
+        raise Unpriced(sorted(unpriced))
+    quotient, remainder = divmod(total, _UNIT_DIVISOR)
+    twice = 2 * remainder
+    if twice > _UNIT_DIVISOR or (twice == _UNIT_DIVISOR and quotient % 2):
+        quotient += 1
+    return quotient
+
+
+def price_units(price: Decimal) -> int:
+    """A price as an integer at PRICE_DECIMALS (half to even): what `value_units` multiplies by."""
+    return int(price.scaleb(PRICE_DECIMALS).to_integral_value(rounding=ROUND_HALF_EVEN))
 
 
 def value_from_int(units: int) -> Decimal:

@@ -21,14 +21,12 @@ from collections.abc import Iterable, Mapping
 from decimal import Decimal
 from typing import Final
 
-from coinwire.core.accounts import Account
 from coinwire.core.conversion import Rate, best_route, convert
 from coinwire.core.errors import NotFound
 from coinwire.core.instruments import SPOT
 from coinwire.core.numbers import ATTO_DECIMALS
-from coinwire.core.portfolio import value_of
+from coinwire.core.portfolio import price_units, value_from_int, value_units
 from coinwire.core.positions import unrealised_pnl
-from coinwire.core.wallets import WalletSet
 from coinwire.services.gateway import Gateway
 
 __all__ = ["Holdings", "PortfolioKey", "PriceTable", "book_rates", "holdings_now"]
@@ -58,54 +56,65 @@ class Holdings:
 
 
 def holdings_now(gateway: Gateway) -> Holdings:
-    """Every active account, active wallet set, run (its active wallet sets) and user (the accounts they own)."""
+    """Every active account, active wallet set, run (its active wallet sets) and user (the accounts they own).
+
+    An account's amounts count in its own portfolio and its owner's total (an account a user was
+    granted is its owner's, not theirs); a wallet set's also in the set's and its run's.
+    """
     out = Holdings()
-    accounts = gateway.accounts.accounts
-    ledger = gateway.ledger
-    sets = {s.id: s for s in ledger.wallet_sets(active_only=True)}
-    for account in accounts.values():
-        if account.active:  # an account that holds nothing yet is still a portfolio (value 0)
-            out.amounts.setdefault(("account", str(account.id)), {})
-            out.owners[("account", str(account.id))] = account.owner_id
-    for wallet in ledger.all_wallets():
-        _place(out, accounts, sets, wallet.account_id, wallet.wallet_set_id, wallet.currency, wallet.balance)
-    for pos in ledger.positions.all():
+    amounts, owners = out.amounts, out.owners
+    # per account: the portfolios its amounts count in; per set: the same for its partitions
+    targets: dict[int, list[dict[str, int]]] = {}
+    for account in gateway.accounts.accounts.values():
+        if not account.active:
+            continue
+        owner = account.owner_id
+        key = ("account", str(account.id))
+        held: list[dict[str, int]] = [amounts.setdefault(key, {})]  # an account holding nothing yet is worth 0
+        owners[key] = owner
+        if owner is not None:
+            user = ("user", str(owner))
+            held.append(amounts.setdefault(user, {}))
+            owners[user] = owner
+        targets[account.id] = held
+    set_targets: dict[tuple[int, int], list[dict[str, int]]] = {}
+    sets = {s.id: s for s in gateway.ledger.wallet_sets(active_only=True)}
+
+    def of_set(account_id: int, set_id: int) -> list[dict[str, int]]:
+        found = set_targets.get((account_id, set_id))
+        if found is None:
+            base = targets.get(account_id)
+            found = list(base) if base is not None else []
+            wallet_set = sets.get(set_id)
+            if base is not None and wallet_set is not None:
+                owner = owners[("account", str(account_id))]
+                for key in (("wallet_set", str(set_id)), ("run", wallet_set.run_id) if wallet_set.run_id else None):
+                    if key is not None:
+                        found.append(amounts.setdefault(key, {}))
+                        owners.setdefault(key, owner)
+            set_targets[(account_id, set_id)] = found
+        return found
+
+    def count(account_id: int, set_id: int | None, currency: str, atto: int) -> None:
+        for held in targets.get(account_id, ()) if set_id is None else of_set(account_id, set_id):
+            held[currency] = held.get(currency, 0) + atto
+
+    for wallet in gateway.ledger.all_wallets():
+        if wallet.balance:
+            count(wallet.account_id, wallet.wallet_set_id, wallet.currency, wallet.balance)
+    for pos in gateway.ledger.positions.all():
         if not pos.size:
             continue
         venue = gateway.venues.get(pos.exchange)
         market = venue.market(pos.symbol) if venue is not None else None
-        mark = venue.mark_price(pos.symbol) if venue is not None else None
-        if market is None:
+        if venue is None or market is None:
             continue
         inst = market.instrument
-        pnl = unrealised_pnl(pos, inst, mark if mark is not None else pos.mark)
-        _place(out, accounts, sets, pos.account_id, pos.wallet_set_id, inst.settle or inst.quote, pnl)
+        mark = venue.mark_price(pos.symbol)
+        count(
+            pos.account_id, pos.wallet_set_id, inst.settle or inst.quote, unrealised_pnl(pos, inst, mark if mark is not None else pos.mark)
+        )
     return out
-
-
-def _place(
-    out: Holdings,
-    accounts: Mapping[int, Account],
-    sets: Mapping[int, WalletSet],
-    account_id: int,
-    set_id: int | None,
-    currency: str,
-    atto: int,
-) -> None:
-    """Count an amount of one account (and set) in every portfolio it belongs to: its account, set, run and owner."""
-    account = accounts.get(account_id)
-    if account is None or not account.active:
-        return
-    owner = account.owner_id
-    out.add(("account", str(account_id)), owner, currency, atto)
-    if owner is not None:  # a user's total: the accounts they own (one they were granted is its owner's)
-        out.add(("user", str(owner)), owner, currency, atto)
-    wallet_set = sets.get(set_id) if set_id is not None else None
-    if wallet_set is not None:
-        out.add(("wallet_set", str(set_id)), owner, currency, atto)
-        run_id = wallet_set.run_id
-        if run_id:
-            out.add(("run", run_id), owner, currency, atto)
 
 
 def book_rates(gateway: Gateway, now_ns: int) -> list[Rate]:
@@ -131,7 +140,7 @@ def book_rates(gateway: Gateway, now_ns: int) -> list[Rate]:
 class PriceTable:
     """The price of each asset in one currency, found once per valuation pass (None: no route to it)."""
 
-    __slots__ = ("currency", "prices")
+    __slots__ = ("currency", "prices", "units")
 
     def __init__(self, rates: list[Rate], assets: Iterable[str], currency: str) -> None:
         self.currency = currency
@@ -143,10 +152,11 @@ class PriceTable:
                 self.prices[asset] = convert(Decimal(1), best_route(rates, asset, currency)).rate
             except NotFound:
                 continue
+        self.units = {asset: price_units(price) for asset, price in self.prices.items()}
 
     def value(self, held: Mapping[str, int]) -> Decimal:
-        """The value of ATTO amounts per currency (core.portfolio.value_of); `Unpriced` names what has no price."""
-        return value_of({c: Decimal(atto).scaleb(-ATTO_DECIMALS) for c, atto in held.items()}, self.prices, self.currency)
+        """The value of ATTO amounts per currency, exact at VALUE_DECIMALS; `Unpriced` names what has no price."""
+        return value_from_int(value_units(held, self.units, self.currency))
 
     def amount(self, atto: int, currency: str) -> Decimal | None:
         """`atto` of `currency` in the table's currency (None: no price)."""

@@ -191,6 +191,7 @@ class PortfolioTracker:
             volumes = self._volumes(fills)
             rows: list[PortfolioCandleRow] = []
             told: list[tuple[PortfolioKey, PortfolioCandle, bool]] = []
+            listened = self._listeners
             unpriced: set[str] = set()
             for key, held in holdings.amounts.items():
                 owner = holdings.owners.get(key)
@@ -207,10 +208,10 @@ class PortfolioTracker:
                     unpriced.update(exc.assets)
                     continue
                 closed = self._advance(p, value, volumes.get(key, ()), table, now, boundary, rows)
-                for candle in closed:
-                    told.append((key, candle, True))
-                if p.builder is not None:
-                    told.append((key, p.builder.forming, False))
+                if key in listened:  # the forming candle is built only for a portfolio someone follows
+                    told += [(key, candle, True) for candle in closed]
+                    if p.builder is not None:
+                        told.append((key, p.builder.forming, False))
             for key in [k for k in self.portfolios if k not in holdings.amounts]:
                 del self.portfolios[key]  # an account deactivated, a wallet set ended: no longer tracked
             if unpriced - self.unpriced:
@@ -253,8 +254,8 @@ class PortfolioTracker:
             closed += builder.close_until(boundary)
         for ts, notional in later:
             closed += builder.trade(ts, notional)
-        if now > boundary or not closed:
-            closed += builder.sample(now, value)
+        if (now > boundary or not closed) and (closed or value != builder.value):
+            closed += builder.sample(now, value)  # an unchanged value moves nothing: no need to fold it in
         p.sampled_at = now
         for candle in closed:
             rows.append(PortfolioCandleRow.of(scope, scope_id, p.currency, candle, now))

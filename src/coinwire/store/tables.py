@@ -651,4 +651,24 @@ account_transfers = Table(
     Column("fee", Text, nullable=False),
     Column("status", String(16), nullable=False),  # ccxt's: ok | pending | failed | canceled
     Column("ts_ms", BigInteger, nullable=False),
+# Daily stats (coinwire.store.portfolio_daily, services/daily_stats.py): one row per portfolio and local
+# day of its owner (`day` YYYY-MM-DD), upserted by that key. Values, amounts and ratios are integers at
+# core.portfolio.VALUE_DECIMALS in the row's `currency`; NULL: not known (a "missing" day has no figures).
+portfolio_daily = Table(
+    "portfolio_daily",
+    metadata,
+    Column("scope", String(16), primary_key=True),
+    Column("scope_id", String(64), primary_key=True),
+    Column("day", String(10), primary_key=True),
+    Column("currency", String(16), nullable=False),
+    Column("start_time", BigInteger, nullable=False),  # unix s: the local midnight opening the day
+    Column("end_time", BigInteger, nullable=False),  # unix s: the local midnight closing it
+    Column("status", String(16), nullable=False),  # recorded | missing
+    *(Column(name, BigInteger, nullable=True) for name in (
+        "closing", "opening", "pnl", "realised", "unrealised", "fees", "funding", "deposits", "withdrawals",
+        "win_rate", "exposure", "peak", "drawdown")),
+    Column("trades", Integer, nullable=False),
+    Column("closing_trades", Integer, nullable=False),
+    Column("winning_trades", Integer, nullable=False),
+    Column("updated_at", BigInteger, nullable=False),  # ns
 )
