@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0021_account_imports"
-down_revision = "0019_portfolio_candles"
+down_revision = "0020_portfolio_daily"
 branch_labels = None
 depends_on = None
 
