@@ -31,7 +31,7 @@ from coinwire.api.portfolio_routes import PortfolioStreams
 from coinwire.api.schedules_routes import OwnersForSchedules
 from coinwire.api.streams import AccountStreams
 from coinwire.auth.preferences import PreferencesRepository
-from coinwire.auth.vault import MasterKeys
+from coinwire.auth.vault import MasterKeys, Vault
 from coinwire.bus import bus_from_url
 from coinwire.cache import cache_from_url
 from coinwire.config import ExchangeConfig, Settings
@@ -45,6 +45,7 @@ from coinwire.private_files import private_dir
 from coinwire.services.account_import import AccountImports, ImportSettings, history_start_ms, live_clients
 from coinwire.services.candle_recorder import CandleRecorder
 from coinwire.services.daily_stats import DailyStatsRecorder
+from coinwire.services.external_accounts import ExternalAccounts
 from coinwire.services.gateway import Gateway
 from coinwire.services.health import Health
 from coinwire.services.log_feed import LogFeed
@@ -178,6 +179,8 @@ class Platform:
         # daily stats (services/daily_stats.py): each portfolio's days, recorded once its owner's local midnight has passed
         self.daily_stats = DailyStatsRecorder(self.store, self.market, pegs=settings.market_data.pegs,
                                               pass_seconds=settings.daily_stats_pass_seconds)
+        # external accounts: webhook secrets sealed in the vault, signed trades applied once (services/external_accounts)
+        self.external = ExternalAccounts(self.gateway, self.store, Vault(self.store, keys))
         self._tasks: list[asyncio.Task[Any]] = []
 
     async def _converted(self, amount: Decimal, source: str, target: str) -> Decimal:
@@ -190,6 +193,7 @@ class Platform:
             metrics.watch_journal(self.store.journal)
         await self.bus.start()
         await self.gateway.start()
+        await self.external.start()  # the accounts are loaded: open their webhook secrets
         forward_warnings(self.log_feed.forward)
         await self.notifier.start()
         await self.market.start()

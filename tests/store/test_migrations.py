@@ -27,6 +27,7 @@ TABLES = {"orders", "fills", "wallet_sets", "wallets", "wallet_lines",
 TABLES |= {"portfolio_candles"}
 TABLES |= {"account_imports", "account_trades", "account_transfers"}  # account imports (0021)
 TABLES |= {"portfolio_daily"}  # 0020_portfolio_daily
+TABLES |= {"external_trades"}
 
 
 def _diff(connection: Connection) -> list[object]:

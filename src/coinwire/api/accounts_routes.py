@@ -2,6 +2,9 @@
 
     GET    /api/v1/accounts                                  the accounts the caller may read (admins: every one)
     POST   /api/v1/accounts {exchange, kind, name}           a further paper account of the caller (201)
+    POST   /api/v1/accounts {exchange, kind: external, name, holdings?}
+                                                             an external account (a free exchange label, opening holdings),
+                                                             answered with its webhook secret, once (201)
     GET    /api/v1/accounts/{account_id}                     one account the caller may read
     GET    /api/v1/accounts/{account_id}/balances            its total, allocated and unallocated funds per currency
     GET    /api/v1/accounts/{account_id}/members             who else may view or trade it (its owner and admins)
@@ -37,12 +40,14 @@ from coinwire.api.rest import error_response, json_response
 from coinwire.auth.abilities import GRANT_ACCOUNTS, Principal
 from coinwire.auth.errors import Unauthenticated
 from coinwire.auth.repository import AuthRepository
-from coinwire.core.accounts import ACCOUNT_KINDS, Account
+from coinwire.core.accounts import ACCOUNT_KINDS, EXTERNAL, Account
 from coinwire.core.errors import CoinwireError, InvalidInput, NotFound
+from coinwire.core.numbers import str_to_atto
 from coinwire.services.accounts import MembersRepository, account_view, checked_role
+from coinwire.services.external_accounts import ExternalAccounts
 
-__all__ = ["MAX_ACCOUNTS_PER_USER", "MAX_ACCOUNT_NAME", "GrantBody", "OpenAccountBody", "add_accounts_routes", "caller_role",
-           "checked_name"]
+__all__ = ["MAX_ACCOUNTS_PER_USER", "MAX_ACCOUNT_NAME", "MAX_HOLDINGS", "GrantBody", "OpenAccountBody", "add_accounts_routes",
+           "caller_role", "checked_holdings", "checked_label", "checked_name"]
 
 log = structlog.get_logger("coinwire.api")
 
@@ -52,10 +57,38 @@ MAX_ACCOUNT_NAME = 64  # accounts.name is VARCHAR(64)
 MAX_ACCOUNTS_PER_USER = 50
 
 
+MAX_HOLDINGS = 100  # currencies an external account may open with
+
+
 class OpenAccountBody(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     exchange: P.Name
     kind: P.Word
     name: P.Text  # checked further: 1 to MAX_ACCOUNT_NAME printable characters
+    # an external account's opening holdings: currency -> amount (> 0, exact); refused on any other kind
+    holdings: dict[P.Word, P.Number] | None = None
+
+
+def checked_holdings(holdings: dict[str, Any] | None) -> dict[str, int]:
+    """An external account's opening holdings in ATTO per currency (`invalid_holdings` naming the currency otherwise)."""
+    if holdings is None:
+        return {}
+    if len(holdings) > MAX_HOLDINGS:
+        raise InvalidInput("invalid_holdings", f"at most {MAX_HOLDINGS} currencies", field="holdings")
+    out: dict[str, int] = {}
+    for currency, amount in holdings.items():
+        code = currency.upper()
+        if not (code.isascii() and code.isalnum() and 1 <= len(code) <= 16) or code in out:
+            raise InvalidInput("invalid_holdings", f"{currency!r} is no currency code (such as BTC), or is named twice",
+                               field="holdings")
+        try:
+            atto = str_to_atto(amount if isinstance(amount, str) else str(amount), f"holdings.{code}")
+        except InvalidInput:
+            atto = -1
+        if atto <= 0 or isinstance(amount, bool | float):
+            raise InvalidInput("invalid_holdings", f"holdings.{code}: an exact decimal string above zero, got {amount!r}",
+                               field=f"holdings.{code}")
+        out[code] = atto
+    return out
 
 
 class GrantBody(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -70,6 +103,11 @@ def checked_name(name: str) -> str:
     return name
 
 
+def checked_label(label: str) -> bool:
+    """Whether an external account's exchange label is a plain name (it is shown, and keys the account's wallets)."""
+    return 1 <= len(label) <= 64 and label.isascii() and all(c.isalnum() or c in "._-" for c in label)
+
+
 def caller_role(account: Account, members: dict[int, str], principal: Principal) -> str:
     """What the caller is to the account: `owner`, `admin` (may do all, owns it not), or the grant's `trade` / `view`."""
     if account.owner_id == principal.user_id:
@@ -79,7 +117,8 @@ def caller_role(account: Account, members: dict[int, str], principal: Principal)
     return members.get(principal.user_id, "view")
 
 
-def add_accounts_routes(app: FastAPI, api: Api, users: AuthRepository, members: MembersRepository) -> None:
+def add_accounts_routes(app: FastAPI, api: Api, users: AuthRepository, members: MembersRepository,
+                        external: ExternalAccounts) -> None:
     book = api.gateway.accounts
     granting = asyncio.Lock()  # one grant at a time: the store and memory change in the same order
 
@@ -115,16 +154,26 @@ def add_accounts_routes(app: FastAPI, api: Api, users: AuthRepository, members: 
         return [view(a, principal) for a in sorted(book.listed(principal.user_id, principal.is_admin), key=lambda a: a.id)]
 
     async def open_account(request: Request) -> Any:
-        """Open a further paper account of the caller on a paper exchange, funded with the exchange's paper funds."""
+        """Open a further paper account of the caller on a paper exchange, funded with the exchange's paper funds;
+        or an external one (`kind: external`), answered with its webhook secret (`webhook_secret`, shown this once)."""
         principal, _ = caller(request)
         body = decode_shape(await request.body(), OpenAccountBody, "the request body")
         if body.kind not in ACCOUNT_KINDS:
             raise InvalidInput("invalid_account_kind", f"kind is one of {', '.join(ACCOUNT_KINDS)}, got {body.kind!r}", field="kind")
         name = checked_name(body.name)
+        if body.holdings is not None and body.kind != EXTERNAL:
+            raise InvalidInput("invalid_holdings", "only an external account opens with holdings", field="holdings")
+        holdings = checked_holdings(body.holdings)
+        if body.kind == EXTERNAL and not checked_label(body.exchange):
+            raise InvalidInput("invalid_exchange_label", "an external account's exchange is 1 to 64 letters, digits or ._- "
+                               "(the bot or exchange it tracks, such as cryptohopper)", field="exchange")
         owned = sum(1 for a in book.accounts.values() if a.owner_id == principal.user_id)
         if owned >= MAX_ACCOUNTS_PER_USER:
             raise InvalidInput("too_many_accounts", f"a user may hold at most {MAX_ACCOUNTS_PER_USER} accounts",
                                limit=MAX_ACCOUNTS_PER_USER)
+        if body.kind == EXTERNAL:
+            account, secret = await external.open(principal.user_id, body.exchange, name, holdings)
+            return {**view(account, principal), "webhook_secret": secret, "webhook_url": f"/api/v1/webhooks/{account.id}"}
         account = await api.gateway.open_account(principal.user_id, body.exchange, body.kind, name)
         log.info("account opened", account=account.id, exchange=account.exchange, owner=principal.user_id)
         return view(account, principal)

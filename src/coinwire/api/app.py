@@ -28,8 +28,9 @@ from coinwire.api.methods import Api
 from coinwire.api.notifications_routes import add_notification_routes
 from coinwire.api.ohlcv_routes import add_ohlcv_routes
 from coinwire.api.orders_ws import ORDERS_WS_PATH, POSITIONS_WS_PATH, orders_ws_asgi, positions_ws_asgi
-from coinwire.api.portfolio_routes import add_portfolio_routes
+from coinwire.api.portfolio_balance_routes import add_portfolio_balance_routes
 from coinwire.api.portfolio_daily_routes import add_portfolio_daily_routes
+from coinwire.api.portfolio_routes import add_portfolio_routes
 from coinwire.api.position_routes import add_position_routes
 from coinwire.api.prefs_routes import add_preferences_routes
 from coinwire.api.rates_routes import add_rates_routes
@@ -39,9 +40,11 @@ from coinwire.api.runs_routes import add_runs_routes
 from coinwire.api.schedules_routes import add_schedules_routes
 from coinwire.api.trades_routes import add_trades_routes
 from coinwire.api.web_routes import add_web_routes
+from coinwire.api.webhook_routes import add_webhook_routes
 from coinwire.config import Settings
 from coinwire.services.account_import import AccountImports
 from coinwire.services.accounts import MembersRepository
+from coinwire.services.external_accounts import ExternalAccounts
 from coinwire.services.gateway import Gateway
 from coinwire.services.market_data import MarketData
 from coinwire.services.notifications.service import NotificationService
@@ -70,6 +73,7 @@ class Served(Protocol):
     rate_history: RateHistory
     notifications: NotificationService
     imports: AccountImports
+    external: ExternalAccounts
 
     async def readiness(self) -> dict[str, Any]: ...
 
@@ -125,8 +129,9 @@ def create_http_app(platform: Served, api: Api, access: Access, runs: RunManager
     add_preferences_routes(app, platform.store, platform.market)
     add_notification_routes(app, platform.notifications)
     add_xwrap_routes(app, api)
-    add_accounts_routes(app, api, access.repo, MembersRepository(platform.store))
+    add_accounts_routes(app, api, access.repo, MembersRepository(platform.store), platform.external)
     add_import_routes(app, api, platform.imports)
+    add_webhook_routes(app, api, platform.external)
     add_runs_routes(app, runs, access.owners)
     add_schedules_routes(app, api)
     add_position_routes(app, api)
@@ -134,6 +139,7 @@ def create_http_app(platform: Served, api: Api, access: Access, runs: RunManager
     add_ohlcv_routes(app, platform.ohlcv)
     add_portfolio_routes(app, api, platform.portfolio_ohlcv)
     add_portfolio_daily_routes(app, api)
+    add_portfolio_balance_routes(app, api, platform.market)
     add_market_routes(app, platform.market)
     add_trades_routes(app, platform.public_trades)
     add_rates_routes(app, platform.rate_history)

@@ -34,7 +34,7 @@ from coinwire.auth.abilities import RPC_RULES
 from coinwire.auth.audit import AuditLog
 from coinwire.auth.service import AuthService
 from coinwire.bus.subjects import SubjectFilter
-from coinwire.core.accounts import Need
+from coinwire.core.accounts import EXTERNAL, Need
 from coinwire.core.errors import CoinwireError, InvalidInput, NotFound
 from coinwire.core.execution import check_funds
 from coinwire.core.instruments import Instrument
@@ -108,8 +108,8 @@ class Api:
         audit: AuditLog | None = None, connections: OpenConnections | None = None,
         rpc_limit: tuple[float, float] = (1000.0, 5000.0), rates: RateHistory | None = None,
         scheduler: Scheduler | None = None, notifications: NotificationService | None = None,
-        portfolio_streams: PortfolioStreams | None = None,
         portfolio: PortfolioTracker | None = None,
+        portfolio_streams: PortfolioStreams | None = None,
     ) -> None:
         """Everything arrives here, from the composition root (`coinwire.app.create_app`); nothing is set afterwards.
 
@@ -178,6 +178,8 @@ class Api:
             return None
         user_id, is_admin = caller(ctx)
         account = self.gateway.accounts.require(account_id, user_id, is_admin, need)
+        if exchange is not None and need == "trade" and account.kind == EXTERNAL:  # its trades arrive by webhook only
+            raise InvalidInput("account_not_tradable", f"account {account_id} is external: coinwire places no order on it")
         if exchange is not None and account.exchange != exchange:
             raise InvalidInput("account_exchange_mismatch", f"account {account_id} is on {account.exchange}, not {exchange}")
         return account.id

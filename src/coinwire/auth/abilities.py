@@ -142,6 +142,10 @@ HTTP_RULES: dict[tuple[str, str], Rule] = {
     # a live account's history import (api.import_routes): reading it needs view on the account, starting it trade
     ("GET", "/api/v1/accounts/{account_id:int}/import"): READ_ACCOUNTS,
     ("POST", "/api/v1/accounts/{account_id:int}/import"): MANAGE_ACCOUNTS,
+    # external accounts' webhooks: the delivery is signed (the signature is its credential: services.external_accounts)
+    ("POST", "/api/v1/webhooks/{account_id:int}"): PUBLIC,
+    ("POST", "/api/v1/accounts/{account_id:int}/webhook-secret"): TRADE,  # trade right on the account (the route checks)
+    ("GET", "/api/v1/accounts/{account_id:int}/webhook-trades"): READ_ACCOUNTS,
     # xWrap
     ("GET", "/xwrap/v1/status"): READ_MARKET,
     ("GET", "/xwrap/v1/exchanges"): READ_MARKET,
@@ -194,6 +198,7 @@ HTTP_RULES: dict[tuple[str, str], Rule] = {
     ("GET", "/api/v1/funding"): READ_ORDERS,
     # portfolio candles (api.portfolio_routes): the scope and id are checked by api.portfolio_access
     ("GET", "/api/v1/portfolio/{scope}/{id}/ohlcv"): READ_ORDERS,
+    ("GET", "/api/v1/portfolio/user/{id}/balance"): READ_ORDERS,  # market-cap balance; the id checked by portfolio_access
     # schedules
     ("GET", "/api/v1/schedules"): READ_SCHEDULES,
     ("POST", "/api/v1/schedules"): MANAGE_SCHEDULES,

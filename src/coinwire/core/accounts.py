@@ -4,7 +4,9 @@ An account is what makes funds belong to someone. Every wallet, wallet set walle
 fill names exactly one account, so `total = allocated + unallocated` holds per account and no
 order, allocation or notification of one account touches another's. A `paper` account holds
 virtual funds on a paper exchange; a `live` account is the funds a user's own keys reach on a
-live exchange. An admin may grant another user `view` (read its wallets, orders and
+live exchange; an `external` account tracks a bot or exchange coinwire does not trade for (its
+`exchange` is a free label, never a venue): its trades arrive by signed webhook and no order is
+ever placed on it. An admin may grant another user `view` (read its wallets, orders and
 notifications) or `trade` (that, and place, cancel and allocate) on an account: a desk shared by
 several traders. Admins read everything; nothing else crosses users.
 
@@ -18,9 +20,10 @@ from typing import Literal
 
 import msgspec
 
-__all__ = ["Account", "ACCOUNT_KINDS", "GRANT_ROLES", "Need", "may", "UNOWNED"]
+__all__ = ["Account", "ACCOUNT_KINDS", "EXTERNAL", "GRANT_ROLES", "Need", "may", "UNOWNED"]
 
-ACCOUNT_KINDS = ("paper", "live")
+ACCOUNT_KINDS = ("paper", "live", "external")
+EXTERNAL = "external"  # the kind whose holdings follow webhook trades (services.external_accounts)
 GRANT_ROLES = ("view", "trade")
 Need = Literal["view", "trade"]
 UNOWNED = None  # the owner of accounts made before users existed: admins'
@@ -31,7 +34,7 @@ class Account(msgspec.Struct, kw_only=True, gc=False):
 
     id: int
     exchange: str
-    kind: str  # "paper" | "live"
+    kind: str  # "paper" | "live" | "external"
     name: str
     owner_id: int | None
     created_at: int

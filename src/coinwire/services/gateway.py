@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Collection, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from functools import partial
 from typing import Any, Protocol
 
@@ -32,13 +32,14 @@ import structlog
 from coinwire import metrics
 from coinwire.bus.base import Bus
 from coinwire.config import ExchangeConfig, Settings
-from coinwire.core.accounts import Account
-from coinwire.core.errors import CoinwireError, Conflict, DomainError, InvalidInput, NotFound, NotReady
+from coinwire.core.accounts import EXTERNAL, Account
+from coinwire.core.errors import CoinwireError, Conflict, DomainError, InsufficientFunds, InvalidInput, NotFound, NotReady
+from coinwire.core.external_trades import ExternalTrade
 from coinwire.core.ids import IdSequence
 from coinwire.core.instruments import Instrument
 from coinwire.core.key_filter import KeyFilter
 from coinwire.core.ledger import Ledger
-from coinwire.core.numbers import str_to_atto
+from coinwire.core.numbers import atto_to_str, str_to_atto
 from coinwire.core.orders import CONDITIONAL_TYPES, Fill, Order, OrderRequest, PositionSide, TimeInForce
 from coinwire.core.perp_execution import close_position_order
 from coinwire.core.positions import MarginMode, Position, PositionSettings
@@ -402,6 +403,58 @@ class Gateway:
                 raise
         return account
 
+    async def open_external(self, owner_id: int | None, label: str, name: str, holdings: Mapping[str, int]) -> Account:
+        """A new external account (a bot or exchange coinwire does not trade for), stored with its opening holdings.
+
+        `label` names what it tracks ("cryptohopper"): never a venue's name, so no order path,
+        default account or market lookup ever reaches it. Holdings are ATTO per currency (> 0).
+        """
+        if label in self.configs or label in self.venues:
+            raise InvalidInput("invalid_exchange_label", f"{label!r} is an exchange coinwire trades on: an external account "
+                               "names something else (the bot or exchange it tracks)", field="exchange")
+        ts = self.clock()
+        account = self.accounts.new(owner_id, label, EXTERNAL, name, ts)
+        self.accounts.add(account)
+        try:
+            self.ledger.add_exchange(label, holdings)
+            lines: list[WalletLine] = []
+            for currency, amount in sorted(holdings.items()):
+                lines += self.ledger.sync_venue(label, currency, amount, ts, account.id)
+            changes = self._changes(lines=lines)
+            changes.accounts = (account,)
+            await self._commit(changes)
+        except CoinwireError:
+            self.accounts.forget(account)
+            raise
+        return account
+
+    async def apply_external(self, account: Account, trade: ExternalTrade, moves: Mapping[str, int]) -> list[WalletLine]:
+        """Apply an external account's webhook trade to its wallets and store both in ONE change set.
+
+        Checked first (a balance taken below zero is `insufficient_funds`, nothing written);
+        the stored trade's key (account, trade id) refuses a second application in the store.
+        """
+        if account.kind != EXTERNAL:
+            raise InvalidInput("not_external", f"account {account.id} is not an external account")
+        exchange = account.exchange
+        for currency, amount in moves.items():
+            have = self.ledger.available_of(exchange, currency, None, account.id) if amount < 0 else 0
+            if amount < 0 and have < -amount:
+                raise InsufficientFunds(f"account {account.id} holds {atto_to_str(have)} {currency}, the trade takes "
+                                        f"{atto_to_str(-amount)}: send its deposit first", currency=currency)
+        self.ledger.add_exchange(exchange, moves)
+        lines: list[WalletLine] = []
+        try:
+            for currency, amount in sorted(moves.items()):
+                lines += self.ledger.sync_venue(exchange, currency, amount, self.clock(), account.id)
+        except CoinwireError:
+            self.ledger.revert(lines)
+            raise
+        changes = self._changes(lines=lines)
+        changes.external_trades = (trade,)
+        await self._commit(changes)
+        return lines
+
     def order_account(self, request: OrderRequest) -> int | None:
         """The account an order spends from: its wallet set's on the exchange, else the one the caller named.
 
@@ -419,6 +472,9 @@ class Gateway:
             account = self.accounts.accounts.get(wanted)
             if account is None:
                 raise NotFound("account_not_found", f"no account {wanted}")
+            if account.kind == EXTERNAL:
+                raise InvalidInput("account_not_tradable", f"account {wanted} is external: its trades arrive by webhook, "
+                                   "coinwire places no order on it")
             if account.exchange != request.exchange:
                 raise InvalidInput("account_exchange_mismatch", f"account {wanted} is on {account.exchange}, not {request.exchange}")
         return wanted

@@ -16,6 +16,7 @@ import msgspec
 from sqlalchemy import Table
 
 from coinwire.core.accounts import Account
+from coinwire.core.external_trades import ExternalTrade
 from coinwire.core.numbers import ATTO_DECIMALS, to_units, units_to_str
 from coinwire.core.orders import Fill, Order
 from coinwire.core.positions import FundingPayment, HedgeMode, Position, PositionSettings
@@ -39,6 +40,7 @@ __all__ = [
     "POSITION_SETTINGS",
     "POSITION_MODES",
     "FUNDING_PAYMENTS",
+    "EXTERNAL_TRADES",
     "COLUMNS",
 ]
 
@@ -229,6 +231,9 @@ COLUMNS: dict[str, tuple[str, ...]] = {
          FUNDING_PAYMENTS), strict=True,
     )
 }
+EXTERNAL_TRADES: RecordCodec[ExternalTrade] = RecordCodec(
+    ExternalTrade, tables.external_trades, {"size": _ATTO, "notional": _ATTO, "fee": _ATTO})
+COLUMNS["external_trades"] = EXTERNAL_TRADES.columns
 COLUMNS["owners"] = tuple(column.name for column in tables.owners.columns)  # (kind, resource_id, user_id)
 
 
@@ -255,6 +260,7 @@ class ChangeSet(msgspec.Struct, kw_only=True):
     settings: list[PositionSettings] | None = None
     modes: list[HedgeMode] | None = None
     funding: list[tuple[FundingPayment, Scale]] | None = None
+    external_trades: tuple[ExternalTrade, ...] = ()  # an external account's webhook trade, with the lines it applied
 
     def add_order(self, order: Order, instrument: HasDecimals) -> ChangeSet:
         """Add an order's current state (upserted by id); returns self for chaining."""
@@ -280,7 +286,7 @@ class ChangeSet(msgspec.Struct, kw_only=True):
 
     def is_empty(self) -> bool:
         return not (self.orders or self.fills or self.wallet_sets or self.wallets or self.wallet_lines or self.owners or self.accounts
-                    or self.positions or self.settings or self.modes or self.funding)
+                    or self.positions or self.settings or self.modes or self.funding or self.external_trades)
 
 
 if any(COLUMNS[name][0] != "id" for name in ("accounts", "orders", "wallet_sets")):  # pragma: no cover - a schema edit
@@ -349,6 +355,8 @@ def encode(changes: ChangeSet) -> Rows:
         by_table["wallet_lines"] = [WALLET_LINES.to_values(line) for line in changes.wallet_lines]
     if changes.owners:
         by_table["owners"] = [(kind, str(resource_id), user_id) for kind, resource_id, user_id in changes.owners]
+    if changes.external_trades:
+        by_table["external_trades"] = [EXTERNAL_TRADES.to_values(t) for t in changes.external_trades]
     perpetual = changes.positions or changes.settings or changes.modes or changes.funding
     if perpetual:
         _encode_perpetual(changes, by_table)

@@ -175,9 +175,9 @@ def _write_statement(table: Table, dialect: str) -> Insert:
 
     Owners are keyed by (kind, resource_id), every other upserted table by its id.
     """
-    keys = [table.c.kind, table.c.resource_id] if table.name == "owners" else [table.c.id]
     if table.name not in Rows.UPSERTED and table.name != "owners":
         return insert(table)
+    keys = [table.c.kind, table.c.resource_id] if table.name == "owners" else [table.c.id]
     statement = (sqlite.insert if dialect == "sqlite" else postgresql.insert)(table)
     updates = {column.name: statement.excluded[column.name] for column in table.columns if column not in keys}
     return statement.on_conflict_do_update(index_elements=keys, set_=updates)

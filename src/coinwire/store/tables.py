@@ -39,7 +39,7 @@ __all__ = ["metadata", "accounts", "account_members", "orders", "fills", "wallet
            "notify_subscriptions", "notify_outbox",
            "positions", "position_settings", "position_modes", "funding_payments", "PERP_TABLES",
            "portfolio_candles",
-           "account_imports", "account_trades", "account_transfers"]
+           "account_imports", "account_trades", "account_transfers", "external_trades"]
 
 # Stable constraint names on both dialects, so migrations can refer to them.
 metadata = MetaData(
@@ -566,6 +566,28 @@ PERP_TABLES: tuple[Table, ...] = (positions, position_settings, position_modes, 
 # set's owner is committed with the set).
 CHANGE_SET_TABLES: tuple[Table, ...] = TABLES + PERP_TABLES + (owners,)
 
+# --- External accounts (0022_external_accounts; coinwire.core.external_trades, services/external_accounts.py) ---
+# One row per trade (or deposit, withdrawal) an external account's webhook delivered, written in the change set of
+# the wallet lines it applied: its key (account, the sender's trade id) is what makes a second delivery a duplicate,
+# never a second application, across restarts too. Amounts are decimal TEXT of ATTO like the ledger's; instants ns.
+external_trades = Table(
+    "external_trades",
+    metadata,
+    Column("account_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("trade_id", String(64), primary_key=True),
+    Column("kind", String(16), nullable=False),  # trade | deposit | withdrawal
+    Column("side", String(8), nullable=False),
+    Column("base", String(16), nullable=False),
+    Column("quote", String(16), nullable=False),  # "" for a transfer
+    Column("size", Text, nullable=False),
+    Column("notional", Text, nullable=False),
+    Column("fee", Text, nullable=False),
+    Column("created_at", BigInteger, nullable=False),
+    Column("received_at", BigInteger, nullable=False),
+    Column("shape", String(16), nullable=False),  # kripto | coinwire
+)
+CHANGE_SET_TABLES += (external_trades,)
+
 # Rates (coinwire.store.rates, services/rates.py): one price per market per minute, the minute's
 # start in unix ms; a repeat of the same minute writes nothing. `price` is exact decimal TEXT,
 # `source` where it came from ("ticker": the ticker cache, "ccxt": fetched), `received_ms` when.
@@ -651,6 +673,8 @@ account_transfers = Table(
     Column("fee", Text, nullable=False),
     Column("status", String(16), nullable=False),  # ccxt's: ok | pending | failed | canceled
     Column("ts_ms", BigInteger, nullable=False),
+)
+
 # Daily stats (coinwire.store.portfolio_daily, services/daily_stats.py): one row per portfolio and local
 # day of its owner (`day` YYYY-MM-DD), upserted by that key. Values, amounts and ratios are integers at
 # core.portfolio.VALUE_DECIMALS in the row's `currency`; NULL: not known (a "missing" day has no figures).
