@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
+import json
 import re
 import threading
 import time
@@ -14,15 +17,50 @@ import pytest
 from playwright.sync_api import Browser, Page, expect
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
-from tests.e2e.conftest import ADMIN_PASSWORD, PHONE, TRADER, Watched, open_page, rpc_as, shot, sign_in
+from tests.e2e.conftest import ADMIN_PASSWORD, PHONE, TRADER, VIEWER, Watched, open_page, rpc_as, shot, sign_in
 from tests.feeds.binance_server import RecordedBinance, ServerRunner
 from tests.feeds.test_ccxt_feed import capture
+from tests.refdata.refdata_server import RefDataVenue
 from tests.server import DEMO_EXCHANGES, ServerProcess
 from tests.venues.binance_history import seeded_history
 from tests.venues.binance_trading import API_KEY, SECRET, TradingBinance, trading_urls
 from tests.venues.conftest import OPTIONS
 
 MASK = "•••••"
+
+
+@pytest.fixture(scope="module")
+def refdata_base() -> Iterator[str]:
+    """The local CoinGecko stand-in (the top coins by market cap the balance view compares with), on a thread of its own."""
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    venue = RefDataVenue()
+    venue.coins = 12
+    runner = ServerRunner(venue)
+    asyncio.run_coroutine_threadsafe(runner.start(), loop).result(10)
+    try:
+        yield f"http://127.0.0.1:{runner.port}"
+    finally:
+        asyncio.run_coroutine_threadsafe(runner.stop(), loop).result(10)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(5)
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory, dashboard_built: Path, refdata_base: str) -> Iterator[ServerProcess]:
+    """The harness's server with its viewer and trader, and top coins by market cap from the stand-in."""
+    config = f'[market_data]\ncoin_source = "coingecko"\ncoin_url = "{refdata_base}/cg/api/v3"\ntop = 12\n'
+    proc = ServerProcess(Path(tmp_path_factory.mktemp("web-portfolio")), config=config)
+    proc.start()
+    try:
+        with proc.client() as admin:
+            for name, password, role in ((*VIEWER, "viewer"), (*TRADER, "trader")):
+                r = admin.post("/api/v1/users", json={"username": name, "password": password, "role": role, "plan": "free"})
+                assert r.status_code in (200, 201), r.text
+        yield proc
+    finally:
+        proc.stop()
 
 
 def _dataset(page: Page, testid: str, key: str) -> str | None:
@@ -60,6 +98,8 @@ def test_portfolio_candles_update_live_switch_and_fit_a_phone(admin_page: Watche
     assert float(_dataset(page, "portfolio-chart", "close") or 0) > 0
     expect(page.get_by_test_id("portfolio-status")).to_have_text("live")
     expect(page.get_by_test_id("portfolio-value")).to_contain_text(re.compile(r"\d"))
+    expect(page.get_by_test_id("balance-row").first).to_be_visible()  # the user's total: weights against market caps
+    expect(page.get_by_test_id("daily-stats")).not_to_contain_text("could not be read")
     shot(admin_page, "portfolio-desktop")
 
     # the REST history agrees with what the page drew: one candle per bucket, the last close the page's value
@@ -238,3 +278,76 @@ def test_importing_page_shows_progress_and_the_end(browser: Browser, live_server
     shot(w, "importing-phone")
     w.page.context.close()
     assert not [e for e in w.errors if "404" not in e], w.errors  # the first status read: no import yet (404)
+
+
+# --- external accounts: the webhook secret shown once ----------------------------------------------------------------
+
+KRIPTO = {"id": "aa368788-bb4f-40c0-b80f-afcfdaf18574", "side": "buy", "productId": "BTC-GBP", "funds": "9.95024875",
+          "settled": True, "createdAt": "2020-05-19T19:39:00", "fillFees": "0.049751102976", "filledSize": "0.00125952",
+          "executedValue": "9.9502205952"}
+
+
+def _deliver(server: ServerProcess, account: int, secret: str, trade: dict[str, object]) -> httpx.Response:
+    body = json.dumps(trade).encode()
+    signature = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    return httpx.post(f"{server.http}/api/v1/webhooks/{account}", content=body,
+                      headers={"Content-Type": "application/json", "X-Coinwire-Signature": signature})
+
+
+def test_external_account_set_up_shows_the_secret_once(browser: Browser, server: ServerProcess) -> None:
+    w = open_page(browser, server)
+    sign_in(w, *TRADER)
+    page = w.page
+    page.goto("/app/external")
+    form = page.get_by_test_id("external-form")
+    form.get_by_label("account name").fill("Hopper")
+    form.get_by_label("what it tracks").fill("cryptohopper")
+    form.get_by_label("opening holdings").fill("GBP=100, BTC=zero")
+    form.get_by_role("button", name="Add external account").click()
+    expect(page.get_by_test_id("external-error")).to_contain_text('"BTC=zero": write each holding as CURRENCY=amount')
+    expect(page.get_by_test_id("secret-once")).to_have_count(0)  # refused first: nothing was made
+    form.get_by_label("opening holdings").fill("GBP=100")
+    form.get_by_role("button", name="Add external account").click()
+    once = page.get_by_test_id("secret-once")
+    expect(once).to_be_visible()
+    secret = page.get_by_test_id("webhook-secret").input_value()
+    assert len(secret) >= 16
+    row = page.get_by_test_id("external-row").filter(has_text="Hopper")
+    expect(row).to_be_visible()
+    account = int(row.get_attribute("data-account") or 0)
+    expect(page.get_by_test_id("webhook-url")).to_have_text(f"{server.http}/api/v1/webhooks/{account}")
+    shot(w, "external-secret-desktop")
+    # the secret shown is the account's: a trade signed with it is applied, once
+    assert _deliver(server, account, secret, KRIPTO).status_code == 201
+    assert _deliver(server, account, secret, KRIPTO).json().get("duplicate") is True
+    assert _deliver(server, account, "not-the-secret", {**KRIPTO, "id": "other"}).status_code == 401
+
+    page.get_by_test_id("secret-done").click()
+    expect(once).to_have_count(0)
+    page.reload()
+    expect(page.get_by_test_id("external-row").filter(has_text="Hopper")).to_be_visible()
+    assert secret not in page.content()  # never shown again
+
+    row = page.get_by_test_id("external-row").filter(has_text="Hopper")
+    row.get_by_role("button", name="Rotate secret").click()
+    page.get_by_test_id("modal-confirm").click()
+    expect(page.get_by_test_id("secret-once")).to_be_visible()
+    rotated = page.get_by_test_id("webhook-secret").input_value()
+    assert rotated and rotated != secret
+    assert _deliver(server, account, secret, {**KRIPTO, "id": "after-rotation"}).status_code == 401  # the old one stopped
+    assert _deliver(server, account, rotated, {**KRIPTO, "id": "after-rotation"}).status_code == 201
+    page.set_viewport_size(PHONE)
+    _no_sideways_overflow(page)
+    shot(w, "external-secret-phone")
+    w.page.context.close()
+    assert not [e for e in w.errors if "400" not in e], w.errors
+
+    # another user neither lists it nor may rotate it
+    viewer = open_page(browser, server)
+    sign_in(viewer, *VIEWER)
+    viewer.page.goto("/app/external")
+    expect(viewer.page.get_by_test_id("external-list")).to_contain_text("No external account yet")
+    token = server.login(*VIEWER)["access_token"]
+    r = httpx.post(f"{server.http}/api/v1/accounts/{account}/webhook-secret", headers={"Authorization": f"Bearer {token}"})
+    assert r.status_code in (403, 404), r.text
+    viewer.page.context.close()

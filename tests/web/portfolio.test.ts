@@ -69,6 +69,9 @@ test("market-cap balance: over and under weight, the furthest off first, within 
   assert.equal(rows[0].value, 500);
   assert.equal(rows[2].value, null);
   assert.equal(P.balanceRows([{ asset: "DOGE", weight: "0.1", cap_weight: null }])[0].verdict, "over"); // held, not in the top N
+  // the server's exact difference and stance win over the tolerance worked out here
+  const served = P.balanceRows([{ asset: "SOL", weight: "0.201", cap_weight: "0.2", difference: "0.001", stance: "over" }]);
+  assert.deepEqual([served[0].verdict, served[0].deviation], ["over", 0.001]);
 });
 
 test("the once-shown secret is read from the answer's field; an answer without one has none", () => {

@@ -111,9 +111,12 @@ export function dailyColumns(rows: readonly Record<string, unknown>[]): typeof D
 
 export interface BalanceAsset {
   asset: string;
+  amount?: string | number | null;
   value?: string | number | null; // in the display currency
-  weight: string | number; // of the user's holdings, 0..1
-  cap_weight: string | number | null; // among the top-N by market cap, 0..1 (null: not among them)
+  weight: string | number; // of the user's coins, 0..1
+  cap_weight: string | number | null; // among the top N by market cap, 0..1 (0 or null: not among them)
+  difference?: string | number; // weight - cap_weight, as the server worked it out exactly
+  stance?: string; // the server's "over" | "under" | "even"
 }
 
 export interface BalanceRow {
@@ -125,14 +128,16 @@ export interface BalanceRow {
   value: number | null;
 }
 
-/** Each asset's weight against its market-cap weight, the furthest off first; within `tolerance` counts as even. */
+/** Each asset's weight against its market-cap weight, the furthest off first. The server's exact difference and stance
+ * are used as they are; without them (an older server) they are worked out here, within `tolerance` counting as even. */
 export function balanceRows(assets: readonly BalanceAsset[], tolerance = 0.005): BalanceRow[] {
   return assets
     .map((a) => {
       const weight = Number(a.weight);
       const capWeight = a.cap_weight === null || a.cap_weight === undefined ? 0 : Number(a.cap_weight);
-      const deviation = weight - capWeight;
-      const verdict: BalanceRow["verdict"] = Math.abs(deviation) <= tolerance ? "even" : deviation > 0 ? "over" : "under";
+      const deviation = a.difference === undefined ? weight - capWeight : Number(a.difference);
+      const verdict: BalanceRow["verdict"] = a.stance === "over" || a.stance === "under" || a.stance === "even" ? a.stance
+        : Math.abs(deviation) <= tolerance ? "even" : deviation > 0 ? "over" : "under";
       return { asset: a.asset, weight, capWeight, deviation, verdict, value: a.value === null || a.value === undefined ? null : Number(a.value) };
     })
     .sort((a, b) => Math.abs(b.deviation) - Math.abs(a.deviation) || a.asset.localeCompare(b.asset));

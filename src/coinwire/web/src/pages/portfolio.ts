@@ -64,6 +64,7 @@ function chartView(app: App, d: Disposer, redraw: () => void, ref: ScopeRef, tit
   requestAnimationFrame(() => {
     if (!box.isConnected) return;
     const chart = new CandleChart(box, tz, decimals());
+    chart.quietVolume();
     d.add(() => chart.dispose());
     d.add(prefs.watch((p) => { chart.restyle(); chart.setMasked(p.mask); describe(); }));
     d.add(portfolioStream(app.rpc, { ...ref, timeframe: tf, tz },
@@ -236,8 +237,9 @@ function dailyChart(rows: DailyRow[]): SVGElement {
 
 interface BalanceAnswer {
   currency?: string;
-  top_n?: number;
+  top?: number;
   assets: BalanceAsset[];
+  unpriced?: string[];
 }
 
 function balanceCard(app: App, d: Disposer, ref: ScopeRef): HTMLElement {
@@ -246,10 +248,14 @@ function balanceCard(app: App, d: Disposer, ref: ScopeRef): HTMLElement {
   let answer: BalanceAnswer | null = null;
   const draw = () => {
     if (!answer) return;
-    const rows = balanceRows(answer.assets);
-    if (!rows.length) return fill(body, placeholder("empty", "Nothing held yet to compare."));
+    const all = balanceRows(answer.assets);
+    if (!all.length) return fill(body, placeholder("empty", "Nothing held yet to compare."));
+    // coins neither held nor weighing anything at this precision are counted, not listed
+    const rows = all.filter((r) => r.weight >= 0.0005 || r.capWeight >= 0.0005);
+    const rest = all.length - rows.length;
     fill(body,
-      h("p", { class: "muted" }, `Each asset's share of your holdings against its share among the top ${answer.top_n ?? "N"} coins by market cap.`),
+      h("p", { class: "muted" }, `Each asset's share of your holdings against its share among the top ${answer.top ?? "N"} coins by market cap (cash and stablecoins left out).`),
+      answer.unpriced?.length ? h("p", { class: "muted" }, `No price for ${answer.unpriced.join(", ")}: left out.`) : null,
       h("div", { class: "table-wrap" }, h("table", { class: "grid stack balance" },
         h("thead", {}, h("tr", {}, ...["Asset", "Value", "Your weight", "Market-cap weight", "Off by", ""].map((t) => h("th", { class: t === "Asset" || !t ? "" : "num" }, t)))),
         h("tbody", {}, ...rows.map((r) => h("tr", { "data-testid": "balance-row", "data-asset": r.asset, "data-verdict": r.verdict },
@@ -258,8 +264,9 @@ function balanceCard(app: App, d: Disposer, ref: ScopeRef): HTMLElement {
           h("td", { class: "num", "data-label": "Your weight" }, fmt.percent(r.weight, 1)),
           h("td", { class: "num", "data-label": "Market-cap weight" }, fmt.percent(r.capWeight, 1)),
           h("td", { class: `num ${r.verdict === "over" ? "sell" : r.verdict === "under" ? "buy" : ""}`, "data-label": "Off by" },
-            `${r.deviation > 0 ? "+" : ""}${(r.deviation * 100).toFixed(1)} pts`),
-          h("td", { "data-label": "" }, h("span", { class: `badge ${r.verdict}` }, r.verdict === "even" ? "in line" : `${r.verdict}weight`))))))));
+            `${r.deviation >= 0.0005 ? "+" : ""}${Math.abs(r.deviation) < 0.0005 ? "0.0" : (r.deviation * 100).toFixed(1)} pts`),
+          h("td", { "data-label": "" }, h("span", { class: `badge ${r.verdict}` }, r.verdict === "even" ? "in line" : `${r.verdict}weight`))))))),
+      rest ? h("p", { class: "muted", "data-testid": "balance-rest" }, `${rest} more coin${rest === 1 ? "" : "s"} of the top, neither held nor above 0.05% of the caps.`) : null);
   };
   const load = async () => {
     try {
