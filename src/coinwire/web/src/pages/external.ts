@@ -43,7 +43,7 @@ export function externalPage(app: App, _p: Record<string, string>, d: Disposer):
     fill(list, mine.length ? h("div", { class: "table-wrap" }, h("table", { class: "grid stack" },
       h("thead", {}, h("tr", {}, ...["Account", "Tracks", "Webhook", ""].map((t) => h("th", {}, t)))),
       h("tbody", {}, ...mine.map((a) => h("tr", { "data-testid": "external-row", "data-account": a.id },
-        h("td", { "data-label": "Account" }, a.name),
+        h("td", { "data-label": "Account" }, h("a", { href: `/app/portfolio?scope=account&id=${a.id}`, "data-link": true, title: "its portfolio" }, a.name)),
         h("td", { "data-label": "Tracks" }, a.exchange),
         h("td", { "data-label": "Webhook" }, h("code", { class: "wrap" }, hookUrl(a.id))),
         h("td", {}, a.role === "owner" || a.role === "admin" ? h("button", { type: "button", class: "ghost", "data-action": "rotate", onclick: async () => {

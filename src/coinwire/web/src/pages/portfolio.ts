@@ -72,7 +72,7 @@ function chartView(app: App, d: Disposer, redraw: () => void, ref: ScopeRef, tit
         candles = snap.candles;
         currency = snap.currency ?? currency;
         chart.setHistory(candles);
-        status.textContent = candles.length ? `${candles.length} candles · ${tf} · ${tz}` : "no candles yet: the first closes at the next quarter hour";
+        status.textContent = candles.length ? `${candles.length} candle${candles.length === 1 ? "" : "s"} · ${tf} · ${tz}` : "no candles yet: the first closes at the next quarter hour";
         box.dataset.candles = String(chart.candleCount);
         describe();
       },
