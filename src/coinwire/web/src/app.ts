@@ -72,6 +72,15 @@ export class App {
       }),
     );
     this.live.add(prefs.watch((p) => void this.loadFx(p.currency)));
+    // an import runs on the server while the user is anywhere: its end is told on whichever page is open
+    if (abilities.channels.includes("import_progress")) {
+      this.live.add(this.rpc.keep(channels(["import_progress"])));
+      this.live.add(this.rpc.on("import_progress", (p: { account_id: number; state: string }) => {
+        const name = this.accounts.list.value.find((a) => a.id === p.account_id)?.name ?? `account ${p.account_id}`;
+        if (p.state === "done") this.toast(`The import of ${name} finished: its history is in.`);
+        else if (p.state === "failed") this.toast(`The import of ${name} stopped; resume it on the Import page.`, "error");
+      }));
+    }
   }
 
   end(): void {

@@ -17,11 +17,18 @@ import { logsPage } from "./pages/logs";
 import { adminPage } from "./pages/admin";
 import { schedulesPage } from "./pages/schedules";
 import { notificationsPage } from "./pages/notifications";
+import { portfolioPage } from "./pages/portfolio";
+import { importingPage } from "./pages/importing";
+import { externalPage } from "./pages/external";
 import { prefs, setPrefs } from "./prefs";
 import { accountSwitcher } from "./ui/account_switcher";
 
 const routes: Route[] = [
   { path: "/app/overview", title: "Overview", page: overviewPage, nav: true },
+  { path: "/app/portfolio", title: "Portfolio", page: portfolioPage, nav: true },
+  { path: "/app/importing", title: "Import", page: importingPage, needs: ["read", "account"] },
+  { path: "/app/importing/:id", title: "Import", page: importingPage, needs: ["read", "account"] },
+  { path: "/app/external", title: "External", page: externalPage, needs: ["read", "account"] },
   { path: "/app/markets", title: "Markets", page: marketsPage, nav: true, needs: ["read", "market"] },
   { path: "/app/trade", title: "Trade", page: tradePage, nav: true, needs: ["read", "order"] },
   { path: "/app/positions", title: "Positions", page: positionsPage, nav: true, needs: ["read", "order"] },

@@ -1,11 +1,12 @@
-// Overview: total value in the user's currency, its spread over exchanges, wallet sets and assets,
-// recent fills (all of the shown account's, or of every account the user may read) and the running strategies.
+// Overview: the portfolio's value as live candles (the user's total, or the shown account's) beside its total value in the
+// user's currency, its spread over exchanges, wallet sets and assets, recent fills (all of the shown account's, or of every account the user may read) and the running strategies.
 
 import type { App } from "../app";
 import type { Order, RunSummary, WalletSet } from "../api/types";
 import * as fmt from "../format";
 import { accountScope } from "../ui/account_switcher";
 import { Disposer, fill, h, placeholder } from "../ui/dom";
+import { portfolioChartCard, userScope } from "./portfolio";
 
 function bars(parts: [string, number][], rate: number, currency: string): HTMLElement {
   const total = parts.reduce((s, [, v]) => s + v, 0);
@@ -72,7 +73,10 @@ export function overviewPage(app: App, _p: Record<string, string>, d: Disposer):
   void load();
   d.every(5000, () => void load());
   return h("div", { class: "page overview" },
-    h("section", { class: "card hero" }, h("h3", {}, "Total value"), value, accountScope(app)),
+    h("section", { class: "card hero" }, h("h3", {}, "Total value"), value, accountScope(app),
+      h("a", { href: "/app/portfolio", "data-link": true }, "Portfolio, daily stats and balance")),
+    portfolioChartCard(app, d, app.accounts.chosen.value ? { scope: "account", id: String(app.accounts.chosen.value.id) } : userScope(app),
+      app.accounts.chosen.value ? `Value · ${app.accounts.chosen.value.name}` : "Value · all my holdings"),
     h("div", { class: "cols" },
       h("section", { class: "card" }, h("h3", {}, "By exchange"), byExchange),
       h("section", { class: "card" }, h("h3", {}, "By asset"), byAsset),

@@ -143,6 +143,26 @@ export class CandleChart {
     if (this.fills.length && last !== c[0]) this.drawFills();
   }
 
+  /** No label or line for the newest volume bar: on a chart of value its figure would sit on the value axis among the values. */
+  quietVolume(): void {
+    if (this.gone) return;
+    this.volume.applyOptions({ lastValueVisible: false, priceLineVisible: false });
+  }
+
+  /** Masking (a portfolio's value is private): the value axis, the last-value labels, the crosshair's value and the
+   * volume bars are hidden; the candles' shape stays, with no scale to read it by. The box says so in `data-masked`. */
+  setMasked(masked: boolean): void {
+    if (this.gone) return;
+    this.chart.applyOptions({
+      rightPriceScale: { visible: !masked },
+      crosshair: { horzLine: { labelVisible: !masked } },
+      localization: { priceFormatter: masked ? () => fmt.MASK : (p: number) => fmt.fixed(p, this.priceDecimals) },
+    });
+    this.candles.applyOptions({ lastValueVisible: !masked, priceLineVisible: !masked });
+    this.volume.applyOptions({ visible: !masked });
+    this.el.dataset.masked = String(masked);
+  }
+
   get candleCount(): number {
     return this.times.length;
   }
