@@ -14,7 +14,7 @@ them): the values come from `valuation.quantized_values_at` (a Decimal per insta
 perpetual run or prices off their grid), volumes are exact ATTO sums rounded once per bucket,
 and each distinct value is written as text once. On the SMA benchmark's 500,000 bars (166,667
 candles) the block went from ~4 s (a Decimal per event in the builder and per value in the
-text) to ~0.2 s of a first call on a busy two-core machine (the figures below are from there too).
+text) to 0.2-0.4 s of a first call on a busy two-core machine (the figures below are from there too).
 """
 
 from __future__ import annotations
