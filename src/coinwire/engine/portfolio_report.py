@@ -42,8 +42,8 @@ def portfolio_block(rt: Runtime) -> dict[str, Any]:
     """`{"timeframe": "15m", "currency": quote, "candles": [[open s, o, h, l, c, v], ...]}`: every candle, uncapped."""
     open_time, open_, high, low, close, volume = portfolio_columns(rt)
     with _no_cycle_collection():
-        closes = np.array(_texts(close), dtype=object)
-        opens = np.r_[np.array(_texts(open_[:1]), dtype=object), closes[:-1]]  # a bucket opens at the previous close
+        closes = _texts(close)
+        opens = np.r_[_texts(open_[:1]), closes[:-1]]  # a bucket opens at the previous close
         # a high or low is mostly the open or the close: their text is reused, only the others are written
         highs = _texts_reusing(high, (open_, opens), (close, closes))
         lows = _texts_reusing(low, (open_, opens), (close, closes))
@@ -73,8 +73,8 @@ def portfolio_columns(rt: Runtime) -> tuple[np.ndarray, ...]:
     end = rt.end_ns or rt.now_ns()
     traded = _volumes(rt)
     moves = np.array(sorted({ts for ts, _ in rt.balance_points[1:]} | set(traded)), dtype=np.int64)
-    events = _sorted_unique([moves, *(m.series.close_ns for m in rt.report_markets().values())])
-    events = events[(events >= start) & (events <= end)]
+    events = _with(_sorted_unique([m.series.close_ns for m in rt.report_markets().values()]), moves)
+    events = events[np.searchsorted(events, start):np.searchsorted(events, end, side="right")]
     values = quantized_values_at(rt, events, VALUE_DECIMALS)
     if values is None:
         values = np.array([quantize_value(value_at(rt, ts)) for ts in events.tolist()], dtype=np.int64)
@@ -99,15 +99,22 @@ def _volumes(rt: Runtime) -> dict[int, int]:
     return out
 
 
-def _texts(units: np.ndarray) -> list[str]:
-    """Integer units as `plain_decimal` writes their Decimal: up to VALUE_DECIMALS places, no trailing zeros.
+def _texts(units: np.ndarray) -> np.ndarray:
+    """Integer units as `plain_decimal` writes their Decimal (up to VALUE_DECIMALS places, no trailing zeros), as
+    an object array; a run of equal values (a run out of the market is flat) is written once.
 
-    A divmod and an f-string on ints: ~0.25 µs a value where the Decimal round trip took ~4 µs.
+    A divmod and an f-string on ints: ~0.3 µs a value where the Decimal round trip took ~4 µs; on
+    the SMA benchmark 81,802 of 166,667 closes repeat the one before.
     """
-    whole, frac = np.divmod(np.abs(units), _UNIT)
-    out = [f"{w}.{f:{_PAD}}".rstrip("0") if f else str(w) for w, f in zip(whole.tolist(), frac.tolist(), strict=True)]
-    for i in np.flatnonzero(units < 0).tolist():
-        out[i] = "-" + out[i]
+    if not len(units):
+        return np.empty(0, dtype=object)
+    new = np.r_[True, units[1:] != units[:-1]]
+    firsts = units[new]
+    whole, frac = np.divmod(np.abs(firsts), _UNIT)
+    written = [f"{w}.{f:{_PAD}}".rstrip("0") if f else str(w) for w, f in zip(whole.tolist(), frac.tolist(), strict=True)]
+    for i in np.flatnonzero(firsts < 0).tolist():
+        written[i] = "-" + written[i]
+    out: np.ndarray = np.array(written, dtype=object)[np.cumsum(new) - 1]
     return out
 
 
@@ -125,6 +132,17 @@ def _texts_reusing(units: np.ndarray, *known: tuple[np.ndarray, np.ndarray]) -> 
 
 
 def _sorted_unique(parts: list[np.ndarray]) -> np.ndarray:
-    """The sorted distinct instants of several sorted arrays (a merge of sorted runs and a compare: cheaper than hashing)."""
-    joined = np.sort(np.concatenate(parts), kind="stable") if len(parts) > 1 else parts[0]
+    """The sorted distinct instants of several sorted arrays (a merge of sorted runs and a compare: cheaper than hashing);
+    one array is returned as it is."""
+    if len(parts) == 1:
+        return parts[0]
+    joined = np.sort(np.concatenate(parts), kind="stable")
     return joined[np.r_[True, joined[1:] != joined[:-1]]] if len(joined) else joined
+
+
+def _with(events: np.ndarray, more: np.ndarray) -> np.ndarray:
+    """The sorted distinct `events` with the sorted distinct `more` added: a copy only when one is new (a fill at a
+    candle's close instant is not)."""
+    at = np.searchsorted(events, more)
+    new = (at == len(events)) | (events[np.minimum(at, len(events) - 1)] != more) if len(events) else np.ones(len(more), dtype=bool)
+    return np.insert(events, at[new], more[new]) if new.any() else events
