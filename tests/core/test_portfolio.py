@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -14,6 +15,7 @@ from coinwire.core.portfolio import (
     PortfolioCandle,
     Unpriced,
     bucket_end,
+    candle_columns,
     missing_candles,
     price_units,
     quantize_value,
@@ -178,3 +180,53 @@ def test_value_units_equals_value_of_rounded(atto: dict[str, int], prices: dict[
     with localcontext(Context(prec=100)):
         exact = value_of({a: Decimal(v).scaleb(-18) for a, v in atto.items()}, prices, "USD")
         assert units == quantize_value(exact)
+
+
+B_NS = BUCKET_S * S
+instants = st.tuples(
+    st.integers(min_value=-2, max_value=60),  # buckets after the start's: up to 15 hours, gaps of hours included
+    st.one_of(st.just(0), st.integers(min_value=1, max_value=B_NS - 1)),  # exactly at a boundary, or inside
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    start_off=st.one_of(st.just(0), st.integers(min_value=1, max_value=B_NS - 1)),
+    start_units=st.integers(min_value=-(10**15), max_value=10**15),
+    evs=st.lists(st.tuples(instants, st.integers(min_value=-(10**15), max_value=10**15),
+                           st.one_of(st.just(0), st.integers(min_value=-(10**12), max_value=10**12))), max_size=60),
+    tail=st.one_of(st.just(0), st.integers(min_value=1, max_value=3 * B_NS), st.integers(min_value=0, max_value=5).map(lambda k: k * B_NS)),
+)
+def test_candle_columns_equal_the_builder_fed_the_same_events(
+    start_off: int, start_units: int, evs: list[tuple[tuple[int, int], int, int]], tail: int
+) -> None:
+    start_ns = T0 * S + start_off
+    by_ts = {T0 * S + k * B_NS + off: (units, traded) for (k, off), units, traded in evs}  # one value per instant
+    stamped = sorted(by_ts.items())
+    end_ns = max([start_ns, *by_ts]) + tail
+    b = CandleBuilder(value_from_int(start_units), start_ns)
+    want: list[PortfolioCandle] = []
+    for ts, (units, traded) in stamped:
+        value = value_from_int(units)
+        want += b.trade(ts, value_from_int(traded), value) if traded else b.sample(ts, value)
+    want += b.close_until(end_ns)
+    forming = b.forming
+    if forming is not None and end_ns % B_NS and forming.open_time * S < end_ns:
+        want.append(forming)
+    got = candle_columns(
+        np.array([ts for ts, _ in stamped], dtype=np.int64),
+        np.array([u for _, (u, _) in stamped], dtype=np.int64),
+        np.array([t for _, (_, t) in stamped], dtype=np.int64),
+        start_units, start_ns, end_ns,
+    )
+    rows = [[int(x) for x in row] for row in zip(*got, strict=True)]
+    assert rows == [[c.open_time, *(quantize_value(x) for x in (c.open, c.high, c.low, c.close, c.volume))] for c in want]
+
+
+def test_candle_columns_sum_exact_volumes_of_any_size_and_reject_events_after_the_end() -> None:
+    huge = 10**30  # a notional in ATTO overflows int64: object arrays keep it exact
+    t = np.array([T0 * S + 1, T0 * S + 2], dtype=np.int64)
+    cols = candle_columns(t, np.array([5, 7], dtype=np.int64), np.array([huge, -huge - 1], dtype=object), 1, T0 * S, T0 * S + 3)
+    assert [list(c) for c in cols] == [[T0], [1], [7], [1], [7], [2 * huge + 1]]
+    with pytest.raises(ValueError):
+        candle_columns(t, np.array([5, 7], dtype=np.int64), np.zeros(2, dtype=np.int64), 1, T0 * S, T0 * S + 1)
