@@ -171,7 +171,13 @@ class ServerProcess:
             )
         self._token = None  # a restarted server keeps its sessions, but sign in afresh anyway
         if wait_ready:
-            self.wait_ready(timeout)
+            try:
+                self.wait_ready(timeout)
+            except BaseException:
+                # the fixture that called start() never reaches its stop(): a server left running
+                # would tick its demo market for the rest of the session, slowing every later test
+                self.kill()
+                raise
 
     def wait_ready(self, timeout: float = 30.0) -> None:
         """Until /readyz answers and every exchange is `ready` (books synced)."""
