@@ -16,6 +16,9 @@ PEERS_STAMP := $(PEERS_VENV)/.installed
 PEERS_REQS := benchmarks/peers/requirements.txt benchmarks/peers/constraints.txt
 HOST ?= 127.0.0.1
 PORT ?= 8000
+# pytest-xdist workers for `make test`: twice the CPUs, as most tests wait on servers, subprocesses and
+# sockets rather than compute (README, "Two commands"). PYTEST_WORKERS=0 runs the suite in one process.
+PYTEST_WORKERS ?= $(shell echo $$(( $$(nproc 2>/dev/null || echo 1) * 2 )))
 
 .PHONY: run test lint bench install dev peers web clean
 
@@ -66,8 +69,9 @@ lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/mypy
 
+# --dist loadfile: a module's tests stay on one worker, so a module-scoped server starts once
 test: lint peers web
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 bench: $(STAMP) peers
 	$(BIN)/python -m benchmarks.run

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
+import random
 import signal
 import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,10 +32,49 @@ DEMO_EXCHANGES = [
 ]
 
 
+def _ephemeral_low() -> int:
+    """The first port of the kernel's ephemeral range, where connect() and bind(0) pick theirs (Linux: 32768)."""
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+def _worker_ports() -> Iterator[int] | None:
+    """Under pytest-xdist, this worker's own slice of the ports below the ephemeral range, from a random start.
+
+    A port handed out is bound only later, by a server starting in another process: two workers asking
+    the kernel could both be given the same just-released port, or an outgoing connection could take
+    it meanwhile. Disjoint slices outside the kernel's range rule both out inside one test session;
+    the random start keeps two sessions on one machine apart. None in a plain (single-process) run.
+    """
+    worker, count = os.environ.get("PYTEST_XDIST_WORKER", ""), int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "0"))
+    low, high = 10000, _ephemeral_low()
+    if not worker.startswith("gw") or count < 1 or high - low < count * 100:
+        return None
+    size = (high - low) // count
+    first = low + int(worker[2:]) * size
+    start = random.SystemRandom().randrange(size)  # not the global generator, which tests may seed
+    return itertools.cycle([*range(first + start, first + size), *range(first, first + start)])
+
+
+_PORTS = _worker_ports()
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A port nothing listens on now, for a server to bind soon (see _worker_ports for parallel workers)."""
+    if _PORTS is None:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            return int(s.getsockname()[1])
+    for port in itertools.islice(_PORTS, 1000):
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue  # taken by something else on the machine: the next one
+            return port
+    raise RuntimeError("no free port in this worker's slice")
 
 
 class ServerProcess:
@@ -129,7 +171,13 @@ class ServerProcess:
             )
         self._token = None  # a restarted server keeps its sessions, but sign in afresh anyway
         if wait_ready:
-            self.wait_ready(timeout)
+            try:
+                self.wait_ready(timeout)
+            except BaseException:
+                # the fixture that called start() never reaches its stop(): a server left running
+                # would tick its demo market for the rest of the session, slowing every later test
+                self.kill()
+                raise
 
     def wait_ready(self, timeout: float = 30.0) -> None:
         """Until /readyz answers and every exchange is `ready` (books synced)."""

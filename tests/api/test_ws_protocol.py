@@ -201,6 +201,8 @@ async def test_random_streams_cut_anywhere_are_echoed_in_order(server: Any, seed
         (_frame(TEXT, b"a", fin=False) + _frame(TEXT, b"b"), 1002),  # a new message inside a fragmented one
         (_frame(PING, b"x" * 126), 1002),  # control frames carry at most 125 bytes
     ],
+    # named, not shown: a masked frame's bytes hold a random key, and parallel workers must collect the same ids
+    ids=["unmasked", "rsv-bit", "not-utf8", "oversized", "lone-continuation", "message-inside-fragments", "long-ping"],
 )
 async def test_malformed_frames_close_the_connection(server: Any, frame: bytes, code: int) -> None:
     app = _EchoApp()

@@ -8,6 +8,7 @@ Screenshots go to tests/e2e/screenshots/ (git-ignored), desktop and phone width.
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import os
 import subprocess
 from collections.abc import Iterator
@@ -37,8 +38,13 @@ TRADER = ("tom", "trader-password-1")
 
 @pytest.fixture(scope="session")
 def dashboard_built() -> Path:
-    """The Vite build in src/coinwire/web/dist, rebuilt by make only when a source changed."""
-    done = subprocess.run(["make", "-s", "web"], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    """The Vite build in src/coinwire/web/dist, rebuilt by make only when a source changed.
+
+    Every parallel worker asks for it once; the lock makes the others wait for the one that builds
+    instead of two builds writing dist/ at once (and then finding it fresh)."""
+    with open(ROOT / "src" / "coinwire" / "web" / ".build.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        done = subprocess.run(["make", "-s", "web"], cwd=ROOT, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, f"make web failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
     dist = ROOT / "src" / "coinwire" / "web" / "dist"
     assert (dist / "index.html").is_file()
