@@ -181,6 +181,8 @@ class Platform:
                                               pass_seconds=settings.daily_stats_pass_seconds)
         # external accounts: webhook secrets sealed in the vault, signed trades applied once (services/external_accounts)
         self.external = ExternalAccounts(self.gateway, self.store, Vault(self.store, keys))
+        if self.portfolio is not None:  # a webhook trade is the account's traded volume, like a fill
+            self.external.listeners.append(self.portfolio.on_external_trade)
         self._tasks: list[asyncio.Task[Any]] = []
 
     async def _converted(self, amount: Decimal, source: str, target: str) -> Decimal:

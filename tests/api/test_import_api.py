@@ -2,7 +2,7 @@
 
 Who may do what: the admins' live account is granted to ann (trade) and vic (view); bob has
 nothing on it. Ann starts the import, vic reads it, bob sees nothing of it (404 as for any
-account he may not use), and only ann's and vic's connections hear its progress. Then the
+account he may not use), and only ann's, vic's and the admin's connections hear its progress. Then the
 server is SIGKILLed in the middle of an import and started again: the import resumes where it
 stopped and the store ends with every seeded trade once.
 """
@@ -151,10 +151,11 @@ async def test_ann_imports_vic_watches_and_bob_sees_nothing_of_it(
         with as_user(server, tokens[name]) as client:
             client.put("/api/v1/me/notifications", json={"channels": {"email": {"address": f"{name}@example.org"}},
                                                          "events": {"import_finished": ["email"]}}).raise_for_status()
-    heard: dict[str, list[dict[str, Any]]] = {name: [] for name in tokens}
-    ready = {name: asyncio.Event() for name in tokens}
+    listening = {**tokens, "admin": server.token}  # the account is the admins' own (owner None): an admin hears it too
+    heard: dict[str, list[dict[str, Any]]] = {name: [] for name in listening}
+    ready = {name: asyncio.Event() for name in listening}
     stop = asyncio.Event()
-    listeners = [asyncio.create_task(listen(server, tokens[n], heard[n], ready[n], stop)) for n in tokens]
+    listeners = [asyncio.create_task(listen(server, listening[n], heard[n], ready[n], stop)) for n in listening]
     await asyncio.wait_for(asyncio.gather(*(r.wait() for r in ready.values())), 10)
 
     with as_user(server, tokens["bob"]) as bob, as_user(server, tokens["vic"]) as vic, as_user(server, tokens["ann"]) as ann:
@@ -181,7 +182,7 @@ async def test_ann_imports_vic_watches_and_bob_sees_nothing_of_it(
     await asyncio.sleep(0.5)
     stop.set()
     await asyncio.gather(*listeners)
-    for name in ("ann", "vic"):
+    for name in ("ann", "vic", "admin"):
         assert {m["account_id"] for m in heard[name]} == {account}
         assert heard[name][-1]["state"] == "done" and {"balances", "trades", "rebuild"} <= {m["step"] for m in heard[name]}
     assert heard["bob"] == []

@@ -40,6 +40,7 @@ def refdata_base() -> Iterator[str]:
     asyncio.run_coroutine_threadsafe(runner.stop(), loop).result(10)
     loop.call_soon_threadsafe(loop.stop)
     thread.join(5)
+    loop.close()  # its self-pipe sockets, else a ResourceWarning fails whichever test runs at the next collection
 
 
 @pytest.fixture(scope="module")

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -150,6 +151,43 @@ def test_own_shape_trade_and_transfers(server: ServerProcess, users: dict[str, d
     assert after["ETH"] == Decimal("2.5") - Decimal("0.5") - Decimal(1)
     assert after["USDT"] == before["USDT"] + Decimal("1500.05") - Decimal("0.3")
     assert {c: v for c, v in after.items() if c not in ("ETH", "USDT")} == {c: v for c, v in before.items() if c != "USDT"}
+
+
+def test_webhook_trades_are_the_portfolios_volume(server: ServerProcess, users: dict[str, dict[str, Any]]) -> None:
+    """A trade's notional is volume of the account's candles and its owner's total; a late one counts in the forming bucket,
+    one stamped ahead of its receipt at its receipt."""
+    with client(server, users["ben"]["token"]) as ben:
+        opened = ok(ben.post("/api/v1/accounts", json={"exchange": "bot-volume", "kind": "external", "name": "volume",
+                                                        "holdings": {"USDT": "5000"}}), 201)
+    account, secret = opened["id"], opened["webhook_secret"]
+    now_ns = time.time_ns()
+    ok(post(server, account, body_of({"id": "vol-now", "side": "buy", "symbol": "ETH/USDT", "exec_amount": "0.1",
+                                      "exec_price": "3000", "timestamp": now_ns}), secret), 201)  # 300 USDT now
+    ok(post(server, account, body_of(dict(KRIPTO, id="vol-late", productId="ETH-USDT", funds="250", filledSize="0.1",
+                                          executedValue="250", fillFees="0")), secret), 201)  # 250 USDT, stamped in 2020
+    ok(post(server, account, body_of({"id": "vol-dep", "kind": "deposit", "currency": "USDT", "amount": "77",
+                                      "timestamp": now_ns}), secret), 201)  # a transfer: no volume
+    ok(post(server, account, body_of({"id": "vol-ahead", "side": "sell", "symbol": "ETH/USDT", "exec_amount": "0.05",
+                                      "exec_price": "2000", "timestamp": now_ns + 86_400 * 10**9}), secret), 201)
+    # 100 USDT stamped a day ahead (the sender's clock): counted at its receipt, opening no future bucket
+    since = now_ns // 1_000_000_000 - 3600
+    candles: list[list[float]] = []
+    totals: list[list[float]] = []
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:  # the tracker's next pass (every second) picks the trades up
+        with client(server, users["ben"]["token"]) as ben:
+            candles = ok(ben.get(f"/api/v1/portfolio/account/{account}/ohlcv", params={"timeframe": "15m", "start": since}))
+            totals = ok(ben.get(f"/api/v1/portfolio/user/{users['ben']['id']}/ohlcv", params={"timeframe": "15m", "start": since}))
+        if sum(Decimal(str(c[5])) for c in candles) >= 650:
+            break
+        time.sleep(0.25)
+    assert sum(Decimal(str(c[5])) for c in candles) == Decimal(650)  # USDT is pegged to ben's USD
+    assert sum(Decimal(str(c[5])) for c in totals) >= Decimal(650)
+    with client(server, users["ben"]["token"]) as ben:  # the late trade rewrote no past bucket
+        assert ok(ben.get(f"/api/v1/portfolio/account/{account}/ohlcv",
+                          params={"timeframe": "1d", "start": "2020-05-01", "end": "2020-06-01"})) == []
+    with client(server, users["ann"]["token"]) as ann:
+        refused(ann.get(f"/api/v1/portfolio/account/{account}/ohlcv"), 404, "not_found")
 
 
 def test_concurrent_deliveries_of_one_id_apply_once(server: ServerProcess, users: dict[str, dict[str, Any]],

@@ -20,11 +20,13 @@ import asyncpg
 import numpy as np
 import pytest
 
+from coinwire.api.wallet_views import WalletViews
 from coinwire.app import build_feed
 from coinwire.bus.memory import MemoryBus
 from coinwire.cache.memory import MemoryCache
 from coinwire.config import load_settings
-from coinwire.core.errors import NotFound
+from coinwire.core.errors import NotFound, NotReady
+from coinwire.core.numbers import ATTO
 from coinwire.core.orders import Fill, OrderRequest, OrderType, Side
 from coinwire.core.portfolio import BUCKET_S, CandleBuilder
 from coinwire.core.rollup import OHLCV, bucket_starts, parse_timeframe, rollup
@@ -417,3 +419,53 @@ async def test_a_perpetual_position_counts_at_its_mark_with_its_unrealised_pnl(t
         want = (Decimal(1) * mid + usdt + pnl).quantize(Q, rounding=ROUND_HALF_EVEN)
         assert r.tracker.value_now("account", str(account.id)) == want
         assert r.tracker.holdings("account", str(account.id))["USDT"] == usdt + pnl
+
+
+async def test_an_asset_nothing_prices_is_left_out_and_the_total_keeps_following_the_market(tmp_path: Path) -> None:
+    """A user's total with 100 GBP no rate prices (no FX source): it follows the book like the wallet views' worth
+    (which leaves GBP out too), equal to it up to bid against mid; BTC, traded here, is waited for until its book
+    fills; a price that goes missing keeps its last value."""
+    t0 = (time.time_ns() // S // BUCKET_S) * BUCKET_S
+    clock = Clock(t0 * S + 10 * S)
+    async with rig(tmp_path, f"sqlite:///{tmp_path / 'cw.db'}", None, clock) as r:
+        account = await r.gateway.account_for(1, "demo")  # 1 BTC and 10,000 USDT
+        hopper = await r.gateway.open_external(1, "cryptohopper", "hopper", {"GBP": 100 * ATTO, "BTC": ATTO // 100})
+        await r.gateway.account_for(2, "demo")  # ben: the same funds, nothing unpriced
+        views = WalletViews(r.gateway)
+
+        def worth(user: int) -> Decimal:  # what the Overview's "Total value" adds up: each wallet's balance_usd
+            total = Decimal(0)
+            for account_id in r.gateway.accounts.personal(user):
+                for wallet in r.gateway.ledger.all_wallets():
+                    if wallet.account_id == account_id and wallet.balance:
+                        usd = views.convert_to_usd(wallet.currency, wallet.balance)
+                        total += Decimal(usd) if usd is not None else 0
+            return total
+
+        market = r.gateway.venues["demo"].markets["BTC/USDT"]
+        await r.gateway.apply_market(BookSnapshot("demo", "BTC/USDT", clock.now, market.sync.last_update_id + 1, [], []))
+        await r.tracker.start(loop=False)  # BTC is traded here but has no price yet: no value is drawn without it
+        for user in ("1", "2"):
+            with pytest.raises(NotReady):
+                r.tracker.value_now("user", user)
+        assert r.tracker.unpriced == {"BTC", "GBP"}
+        clock.now += 2 * S
+        mid = await set_book(r, "20000", "20002")
+        await r.tracker.step()
+        assert r.tracker.value_now("user", "1") == Decimal("1.01") * mid + 10_000
+        assert r.tracker.value_now("account", str(hopper.id)) == mid / 100
+        assert r.tracker.value_now("account", str(account.id)) == r.tracker.value_now("user", "2") == mid + 10_000
+        assert r.tracker.unpriced == {"GBP"}
+        assert r.tracker.value_now("user", "1") - worth(1) == Decimal("1.01") * (mid - 20_000)  # mid against bid
+
+        clock.now += 5 * S
+        moved = await set_book(r, "21000", "21004")
+        await r.tracker.step()
+        assert r.tracker.value_now("user", "1") == Decimal("1.01") * moved + 10_000  # not frozen at the first value
+        assert r.tracker.value_now("user", "1") - worth(1) == Decimal("1.01") * (moved - 21_000)
+        assert r.tracker.holdings("user", "1")["GBP"] == 100  # still held, only not valued
+
+        clock.now += 5 * S
+        await r.gateway.apply_market(BookSnapshot("demo", "BTC/USDT", clock.now, market.sync.last_update_id + 1, [], []))
+        await r.tracker.step()
+        assert r.tracker.value_now("user", "2") == moved + 10_000  # no book: BTC keeps its last price

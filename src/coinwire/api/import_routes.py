@@ -9,8 +9,9 @@
 The account is checked by the one account check (`Api.account`): reading needs `view` on it,
 starting needs `trade`; any account the caller may not use is `account_not_found`. Progress
 messages `{"account_id", "import_id", "step", "done", "total", "eta_s", "state"}` go only to the
-connections listening on `import_progress` that follow the account (the notifier's readers of
-it: owners, members, admins), as `positions_updated` does.
+connections listening on `import_progress` whose user may view the account (the notifier's
+readers of it: its owner, the users it was granted to, every admin, the admins' own accounts
+included), by the check every account read goes through (`AccountBook.may`).
 """
 
 from __future__ import annotations

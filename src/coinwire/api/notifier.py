@@ -3,7 +3,9 @@
 Order and trade notifications reach every connection whose user owns or was granted the
 order's account (whichever connection or REST call placed it), the connections that named the
 account in `subscribe` (checked there), admins that subscribed to the channel without an
-account (every account's), and the connection that placed the order. A client_oid is its
+account (every account's), and the connection that placed the order. `import_progress` (an
+account's import, api.import_routes) reaches the connections listening on it whose user may view
+the account (owner, granted users, admins: `AccountBook.may`). A client_oid is its
 owner's: that connection is found by (owner, client_oid), the owner coming with the bus
 message, so two users' equal client_oids never share or steal each other's notifications. `exchstatus`,
 `logmessages` and `echo_ret` reach the connections subscribed to them (`echo_ret` from
@@ -41,7 +43,7 @@ from typing import Any
 import msgspec
 import structlog
 
-from coinwire.api.context import CallContext
+from coinwire.api.context import ACCOUNT_CHANNELS, CallContext
 from coinwire.bus.base import Bus
 from coinwire.messages import (
     ExchangeStatusChanged,
@@ -379,8 +381,21 @@ class Notifier:
         if targets is None:
             if len(self._readers) >= _SELECTED_LIMIT:
                 self._readers.clear()
-            targets = self._readers[key] = [c for c in self._listeners(channel) if self._follows(c, account_id)]
+            follows = self._follows if channel in ACCOUNT_CHANNELS else self._may_view
+            targets = self._readers[key] = [c for c in self._listeners(channel) if follows(c, account_id)]
         return targets
+
+    def _may_view(self, ctx: CallContext, account_id: int) -> bool:
+        """An account event outside the account channels (`import_progress`): to whoever may view the account.
+
+        Such a channel has no `account` to narrow it and no replay, so there is nothing to follow:
+        its owner, the users it was granted to and the admins (an account of before users, owner
+        None, included) hear it, by the same `AccountBook.may` check every account read goes through.
+        """
+        principal = ctx.principal
+        if principal is None or (ctx.only_account is not None and ctx.only_account != account_id):
+            return False
+        return self.accounts.may(account_id, principal.user_id, principal.is_admin, "view")
 
     def _follows(self, ctx: CallContext, account_id: int) -> bool:
         if ctx.only_account is not None:

@@ -12,12 +12,18 @@ integers of ATTO here; valuation in a display currency is `PriceTable.value`.
 
 Prices: the mid of each spot market the gateway mirrors (last trade where the book is empty),
 then every rate `MarketData.convert` trusts (tickers, FX, coin reference data, pegs), routed by
-core.conversion (fewest steps, freshest).
+core.conversion (fewest steps, freshest). An asset whose route went missing (a book emptied, a
+ticker too old) keeps the last price found for it in that currency. One without a price yet that
+a mirrored market trades (a book not filled at start) is `pending`: the portfolio waits for it
+(`Unpriced`), so a value is never drawn without it. One that nothing here trades and no rate
+prices (GBP with no FX source) would never be priced: it is left out of the value and named in
+`unpriced`, as the wallet views leave it out of a balance's worth, so a user's whole total does
+not stop following the market because of it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from decimal import Decimal
 from typing import Final
 
@@ -29,7 +35,7 @@ from coinwire.core.portfolio import price_units, value_from_int, value_units
 from coinwire.core.positions import unrealised_pnl
 from coinwire.services.gateway import Gateway
 
-__all__ = ["Holdings", "PortfolioKey", "PriceTable", "book_rates", "holdings_now"]
+__all__ = ["Holdings", "PortfolioKey", "PriceTable", "book_rates", "holdings_now", "traded_currencies"]
 
 PortfolioKey = tuple[str, str]  # (scope, scope_id)
 _TWO: Final = Decimal(2)
@@ -137,26 +143,57 @@ def book_rates(gateway: Gateway, now_ns: int) -> list[Rate]:
     return out
 
 
+def traded_currencies(gateway: Gateway) -> set[str]:
+    """Every currency a market the gateway mirrors trades or settles in (its price comes once the book fills)."""
+    out: set[str] = set()
+    for venue in gateway.venues.values():
+        for market in venue.markets.values():
+            inst = market.instrument
+            out.update(c for c in (inst.base, inst.quote, inst.settle) if c)
+    return out
+
+
 class PriceTable:
-    """The price of each asset in one currency, found once per valuation pass (None: no route to it)."""
+    """The price of each asset in one currency, found once per valuation pass (absent: never priced here)."""
 
-    __slots__ = ("currency", "prices", "units")
+    __slots__ = ("currency", "prices", "units", "unpriced", "pending")
 
-    def __init__(self, rates: list[Rate], assets: Iterable[str], currency: str) -> None:
+    def __init__(self, rates: list[Rate], assets: Iterable[str], currency: str,
+                 last: dict[str, Decimal] | None = None, traded: Collection[str] = ()) -> None:
+        """`last` (the caller's, per currency, updated here): each asset's last price found, used while its route is
+        missing; `traded`: the currencies of the markets mirrored here (one of them without a price yet is pending)."""
         self.currency = currency
-        self.prices: dict[str, Decimal] = {}  # assets with no route are absent
+        self.prices: dict[str, Decimal] = {}
+        self.unpriced: set[str] = set()  # assets nothing here prices: left out of the value
+        self.pending: set[str] = set()  # assets a market here trades, not priced yet: no value without them
         for asset in assets:
             if asset == currency or asset in self.prices:
                 continue
             try:
                 self.prices[asset] = convert(Decimal(1), best_route(rates, asset, currency)).rate
             except NotFound:
-                continue
+                before = last.get(asset) if last is not None else None
+                if before is not None:
+                    self.prices[asset] = before
+                elif asset in traded:
+                    self.pending.add(asset)
+                else:
+                    self.unpriced.add(asset)
+        if last is not None:
+            last.update(self.prices)
         self.units = {asset: price_units(price) for asset, price in self.prices.items()}
 
     def value(self, held: Mapping[str, int]) -> Decimal:
-        """The value of ATTO amounts per currency, exact at VALUE_DECIMALS; `Unpriced` names what has no price."""
+        """The value of ATTO amounts per currency, exact at VALUE_DECIMALS; assets in `unpriced` count nothing,
+        a `pending` one raises `Unpriced` naming it."""
+        unpriced = self.unpriced
+        if unpriced and not unpriced.isdisjoint(held):
+            held = {asset: atto for asset, atto in held.items() if asset not in unpriced}
         return value_from_int(value_units(held, self.units, self.currency))
+
+    def left_out(self, held: Mapping[str, int]) -> set[str]:
+        """The assets of `held` its value leaves out (no price found for them yet)."""
+        return {asset for asset, atto in held.items() if atto and asset in self.unpriced}
 
     def amount(self, atto: int, currency: str) -> Decimal | None:
         """`atto` of `currency` in the table's currency (None: no price)."""

@@ -1,8 +1,9 @@
 """The portfolio tracker: values every account, wallet set, run and user total in its owner's currency into 15-minute candles.
 
 Why this shape:
-- Cheap on the order path. A fill only appends itself to a list (`on_execution`) and a price
-  change only raises a flag (`on_market`); valuation happens in `step`, at most once per
+- Cheap on the order path. A fill only appends itself to a list (`on_execution`), as does an
+  external account's webhook trade (`on_external_trade`), and a price change only raises a
+  flag (`on_market`); valuation happens in `step`, at most once per
   `sample_interval` seconds and only when something changed, or when a 15-minute boundary of
   UTC has passed. Between boundaries a portfolio is thus sampled at most once per interval.
 - Exact boundaries. The loop sleeps until the next boundary (or the next sample, whichever
@@ -29,8 +30,10 @@ from typing import Final
 
 import structlog
 
+from coinwire.core.accounts import Account
 from coinwire.core.conversion import Rate
 from coinwire.core.errors import InvalidInput, NotFound, NotReady
+from coinwire.core.external_trades import ExternalTrade
 from coinwire.core.numbers import ATTO_DECIMALS
 from coinwire.core.orders import Fill, Order
 from coinwire.core.portfolio import (
@@ -46,7 +49,14 @@ from coinwire.core.portfolio import (
 from coinwire.messages import Message
 from coinwire.services.gateway import Gateway
 from coinwire.services.market_data import MarketData
-from coinwire.services.portfolio_holdings import Holdings, PortfolioKey, PriceTable, book_rates, holdings_now
+from coinwire.services.portfolio_holdings import (
+    Holdings,
+    PortfolioKey,
+    PriceTable,
+    book_rates,
+    holdings_now,
+    traded_currencies,
+)
 from coinwire.store.portfolio_candles import (
     NewestCandle,
     PortfolioCandleRow,
@@ -64,6 +74,7 @@ CandleListener = Callable[[PortfolioCandle, bool], None]  # (candle, closed): th
 _S: Final = 1_000_000_000
 _BUCKET_NS: Final = BUCKET_S * _S
 _DEFAULT_CURRENCY: Final = "USD"  # auth.preferences.DEFAULTS["currency"]
+_Traded = tuple[int, int, int | None, int, str]  # (ts ns, account id, wallet set id, notional ATTO, its currency)
 
 
 class _Portfolio:
@@ -107,10 +118,12 @@ class PortfolioTracker:
         self.passes = 0
         self._last_pass = 0
         self.unpriced: set[str] = set()  # assets last found without a price (logged once each)
+        self._last_prices: dict[str, dict[str, Decimal]] = {}  # display currency -> asset -> its last price found
         self._currencies: dict[int, str] = {}
         self._currencies_at = 0
         self._newest: dict[tuple[str, str, str], NewestCandle] = {}
         self._fills: list[Fill] = []
+        self._external: list[_Traded] = []  # external accounts' webhook trades since the last pass
         self._changed = True
         self._listeners: dict[PortfolioKey, list[CandleListener]] = {}
         self._task: asyncio.Task[None] | None = None
@@ -167,6 +180,20 @@ class PortfolioTracker:
             self._fills.extend(fills)
             self._changed = True
 
+    def on_external_trade(self, account: Account, trade: ExternalTrade) -> None:
+        """An external account's webhook trade (ExternalAccounts.listeners): its notional is the portfolio's volume.
+
+        Stamped at the trade's own time (`created_at`), so a trade delivered within its bucket is
+        volume of that bucket and a late one counts in the forming bucket (core.portfolio: a closed
+        candle is never rewritten); a stamp after its receipt (a sender's clock ahead) is taken as
+        the receipt, so it cannot open a bucket that has not begun. Transfers are not traded volume.
+        """
+        if trade.kind != "trade" or not trade.notional:
+            return
+        ts = min(trade.created_at, trade.received_at)
+        self._external.append((ts, account.id, None, abs(trade.notional), trade.quote))
+        self._changed = True
+
     # --- valuation --------------------------------------------------------------------------------
     async def step(self) -> None:
         """One pass: the fills since the last, a valuation of every portfolio, the buckets a boundary closed."""
@@ -185,10 +212,14 @@ class PortfolioTracker:
             holdings = holdings_now(self.gateway)
             self.latest = holdings
             rates = await self._rates(now)
-            assets = holdings.assets() | {self._fill_currency(f) for f in self._fills}
-            tables: dict[str, PriceTable] = {}
             fills, self._fills = self._fills, []
-            volumes = self._volumes(fills)
+            traded = [(f.ts, f.account_id, f.wallet_set_id, abs(f.notional), self._fill_currency(f)) for f in fills]
+            traded += self._external
+            self._external = []
+            assets = holdings.assets() | {item[4] for item in traded}
+            tables: dict[str, PriceTable] = {}
+            markets_trade = traded_currencies(self.gateway)
+            volumes = self._volumes(traded)
             rows: list[PortfolioCandleRow] = []
             told: list[tuple[PortfolioKey, PortfolioCandle, bool]] = []
             listened = self._listeners
@@ -198,13 +229,16 @@ class PortfolioTracker:
                 currency = self._currency_of_owner(owner)
                 table = tables.get(currency)
                 if table is None:
-                    table = tables[currency] = PriceTable(rates, assets, currency)
+                    table = tables[currency] = PriceTable(rates, assets, currency, self._last_prices.setdefault(currency, {}),
+                                                          markets_trade)
                 p = self.portfolios.get(key)
                 if p is None or p.currency != currency:
                     p = self.portfolios[key] = _Portfolio(key, owner, currency)
+                if table.unpriced:
+                    unpriced.update(table.left_out(held))
                 try:
                     value = table.value(held)
-                except Unpriced as exc:
+                except Unpriced as exc:  # a market here trades it but has no price yet (at start): keep the last value
                     unpriced.update(exc.assets)
                     continue
                 closed = self._advance(p, value, volumes.get(key, ()), table, now, boundary, rows)
@@ -215,7 +249,8 @@ class PortfolioTracker:
             for key in [k for k in self.portfolios if k not in holdings.amounts]:
                 del self.portfolios[key]  # an account deactivated, a wallet set ended: no longer tracked
             if unpriced - self.unpriced:
-                log.warning("assets without a price: their portfolios keep their last value", assets=sorted(unpriced))
+                log.warning("assets without a price: left out of their portfolios' value, or (traded here) waited for",
+                            assets=sorted(unpriced))
             self.unpriced = unpriced
         if rows:
             self.writer.put(rows)
@@ -268,20 +303,20 @@ class PortfolioTracker:
             return []
         return missing_candles(newest.open_time + BUCKET_S, first_end, value_from_int(newest.close))
 
-    def _volumes(self, fills: list[Fill]) -> dict[PortfolioKey, list[tuple[int, int, str]]]:
-        """Each fill's notional (ATTO of its quote) under every portfolio it belongs to, in time order."""
+    def _volumes(self, traded: list[_Traded]) -> dict[PortfolioKey, list[tuple[int, int, str]]]:
+        """Each trade's notional (ATTO of its quote) under every portfolio it belongs to, in time order."""
         out: dict[PortfolioKey, list[tuple[int, int, str]]] = {}
         accounts = self.gateway.accounts.accounts
-        sets = {s.id: s for s in self.gateway.ledger.wallet_sets(active_only=False)}
-        for fill in sorted(fills, key=lambda f: f.ts):
-            item = (fill.ts, abs(fill.notional), self._fill_currency(fill))
-            account = accounts.get(fill.account_id)
-            out.setdefault(("account", str(fill.account_id)), []).append(item)
+        sets = {s.id: s for s in self.gateway.ledger.wallet_sets(active_only=False)} if traded else {}
+        for ts, account_id, wallet_set_id, notional, currency in sorted(traded, key=lambda t: t[0]):
+            item = (ts, notional, currency)
+            account = accounts.get(account_id)
+            out.setdefault(("account", str(account_id)), []).append(item)
             if account is not None and account.owner_id is not None:
                 out.setdefault(("user", str(account.owner_id)), []).append(item)
-            if fill.wallet_set_id is not None:
-                out.setdefault(("wallet_set", str(fill.wallet_set_id)), []).append(item)
-                wallet_set = sets.get(fill.wallet_set_id)
+            if wallet_set_id is not None:
+                out.setdefault(("wallet_set", str(wallet_set_id)), []).append(item)
+                wallet_set = sets.get(wallet_set_id)
                 if wallet_set is not None and wallet_set.run_id:
                     out.setdefault(("run", wallet_set.run_id), []).append(item)
         return out
@@ -315,7 +350,7 @@ class PortfolioTracker:
         return p
 
     def forming(self, scope: str, scope_id: str) -> PortfolioCandle | None:
-        """The bucket being built now (None: tracked but not valued yet, e.g. an asset without a price)."""
+        """The bucket being built now (None: tracked but not valued yet)."""
         builder = self._require(scope, scope_id).builder
         return builder.forming if builder is not None else None
 
@@ -335,7 +370,7 @@ class PortfolioTracker:
         """The latest value (as of the last pass); NotReady while a portfolio has not been valued yet."""
         builder = self._require(scope, scope_id).builder
         if builder is None:
-            raise NotReady("portfolio_not_valued", f"{scope} {scope_id} has no value yet (an asset has no price); retry shortly")
+            raise NotReady("portfolio_not_valued", f"{scope} {scope_id} has no value yet; retry shortly")
         return builder.value
 
     def holdings(self, scope: str, scope_id: str) -> dict[str, Decimal]:

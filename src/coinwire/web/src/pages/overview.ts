@@ -76,7 +76,7 @@ export function overviewPage(app: App, _p: Record<string, string>, d: Disposer):
     h("section", { class: "card hero" }, h("h3", {}, "Total value"), value, accountScope(app),
       h("a", { href: "/app/portfolio", "data-link": true }, "Portfolio, daily stats and balance")),
     portfolioChartCard(app, d, app.accounts.chosen.value ? { scope: "account", id: String(app.accounts.chosen.value.id) } : userScope(app),
-      app.accounts.chosen.value ? `Value · ${app.accounts.chosen.value.name}` : "Value · all my holdings"),
+      app.accounts.chosen.value ? `Value · ${app.accounts.chosen.value.name}` : "Value · the accounts I own"),
     h("div", { class: "cols" },
       h("section", { class: "card" }, h("h3", {}, "By exchange"), byExchange),
       h("section", { class: "card" }, h("h3", {}, "By asset"), byAsset),
