@@ -92,7 +92,7 @@ class BatchWriter(Generic[Row]):
         n = len(lanes)
         before = sum(len(lane.rows) for lane in lanes)
         if n == 1:
-            lanes[0].rows.extend(rows)  # one C call for a boundary's 101,000 rows (a queue call a row: ~0.5 s)
+            lanes[0].rows.extend(rows)  # one C call for a boundary's 101,000 rows (a queue call a row each way: ~0.6 s in cProfile)
         else:
             series = self._series
             for row in rows:
