@@ -30,6 +30,11 @@ def row(scope_id: str, close: int, open_time: int = T0, status: str = "complete"
             "updated_at": open_time * 10**9}  # fmt: skip
 
 
+def filler(n: int = 150) -> list[dict[str, Any]]:
+    """Rows of other portfolios: a batch large enough for PostgreSQL's bulk path (Store takes it from 100 rows)."""
+    return [row(f"f{i}", 1) for i in range(n)]
+
+
 async def closes(store: Store) -> dict[tuple[str, int], tuple[int, str]]:
     c = portfolio_candles.c
     await store.settled()  # with the journal: what was appended is applied by its helper
@@ -53,10 +58,11 @@ async def test_new_rows_then_a_batch_rewriting_some_and_adding_others(database: 
 async def test_one_key_twice_in_a_batch_the_last_wins(database: Database) -> None:  # noqa: F811
     async with database.store() as store:
         upsert = upsert_statement(store.dialect, portfolio_candles)
-        await store.write_many(upsert, [row("1", 1)])
+        await store.write_many(upsert, [row("1", 1), *filler()])
         # PostgreSQL refuses an upsert touching one row twice in one statement: the rows go one by one, in order
-        await store.write_many(upsert, [row("1", 7), row("2", 3), row("1", 8)])
-        assert await closes(store) == {("1", T0): (8, "complete"), ("2", T0): (3, "complete")}
+        await store.write_many(upsert, [row("1", 7), row("2", 3), *filler(), row("1", 8)])
+        got = await closes(store)
+        assert len(got) == 152 and got[("1", T0)] == (8, "complete") and got[("2", T0)] == (3, "complete")
 
 
 async def test_a_do_nothing_insert_keeps_what_is_stored_and_adds_the_rest(database: Database) -> None:  # noqa: F811
@@ -64,8 +70,9 @@ async def test_a_do_nothing_insert_keeps_what_is_stored_and_adds_the_rest(databa
         dialect = sqlite if store.dialect == "sqlite" else postgresql
         nothing = dialect.insert(portfolio_candles).on_conflict_do_nothing()
         await store.write_many(nothing, [row("1", 1)])
-        await store.write_many(nothing, [row("1", 9), row("2", 2)])
-        assert await closes(store) == {("1", T0): (1, "complete"), ("2", T0): (2, "complete")}
+        await store.write_many(nothing, [row("1", 9), row("2", 2), *filler()])
+        got = await closes(store)
+        assert len(got) == 152 and got[("1", T0)] == (1, "complete") and got[("2", T0)] == (2, "complete")
 
 
 async def test_a_plain_insert_meeting_a_stored_key_is_refused_and_writes_nothing(database: Database) -> None:  # noqa: F811
@@ -74,7 +81,7 @@ async def test_a_plain_insert_meeting_a_stored_key_is_refused_and_writes_nothing
     async with database.store() as store:
         await store.write_many(insert(portfolio_candles), [row("1", 1)])
         with pytest.raises((IntegrityError, sqlite3.IntegrityError)):  # SQLite's single-hop writer raises the driver's own
-            await store.write_many(insert(portfolio_candles), [row("2", 2), row("1", 9), row("3", 3)])
+            await store.write_many(insert(portfolio_candles), [row("2", 2), *filler(), row("1", 9), row("3", 3)])
         assert await closes(store) == {("1", T0): (1, "complete")}
 
 
@@ -82,8 +89,8 @@ async def test_a_plain_insert_meeting_a_stored_key_is_refused_and_writes_nothing
 async def test_a_value_too_long_is_refused_with_its_code_and_writes_nothing(database: Database) -> None:  # noqa: F811
     async with database.store() as store:
         upsert = upsert_statement(store.dialect, portfolio_candles)
-        await store.write_many(upsert, [row("1", 1)])
-        for rows in ([row("2", 2), row("x" * 65, 3)], [row("1", 5), row("x" * 65, 3)]):  # new keys only; one stored key too
+        await store.write_many(upsert, [row("1", 1)])  # a small batch: one statement a row
+        for rows in ([row("2", 2), *filler(), row("x" * 65, 3)], [row("1", 5), *filler(), row("x" * 65, 3)]):  # new keys; a stored one
             with pytest.raises(InvalidInput) as refused:
                 await store.write_many(upsert, rows)
             assert refused.value.code == "store_value_refused" and "too long" in str(refused.value)

@@ -388,10 +388,12 @@ class Store:
         portfolio candles in batches of 5,000: new keys ~1.0 s (COPY) against ~5 s of executemany;
         every key already stored (COPY refused, then unnest) ~3.5 s against ~5 s. Only for
         statements whose parameters are plain columns of scalar types with no conversion on the
-        way (`_bulk_sql`). Any other refusal (a value too long, an upsert meeting one key twice in
+        way (`_bulk_sql`), and batches of `_BULK_MIN` rows or more. Any other refusal (a value too long, an upsert meeting one key twice in
         a statement, a plain INSERT's duplicate) rolls back to a savepoint and the same rows go
         the executemany way, so callers see the errors they always did.
         """
+        if len(rows) < _BULK_MIN:
+            return False
         sql = _bulk_sql(statement, tuple(rows[0]), conn.dialect)
         if sql is None:
             return False
@@ -747,6 +749,7 @@ def _reason(exc: DBAPIError) -> str:
 
 
 _UNIQUE_VIOLATION = "23505"
+_BULK_MIN = 100  # fewer rows go one statement a row: COPY's savepoint and column-type lookup are round trips of their own
 # the casts SQLAlchemy renders for columns asyncpg takes as they are (no bind processor): safe as arrays
 _UNNEST_TYPES = frozenset({"VARCHAR", "TEXT", "BIGINT", "INTEGER", "SMALLINT"})
 _VALUES = re.compile(r" VALUES \(((?:\$\d+::[A-Z]+)(?:, \$\d+::[A-Z]+)*)\)")
