@@ -105,9 +105,14 @@ def holdings_now(gateway: Gateway) -> Holdings:
         for held in targets.get(account_id, ()) if set_id is None else of_set(account_id, set_id):
             held[currency] = held.get(currency, 0) + atto
 
+    no_targets: list[dict[str, int]] = []
     for wallet in gateway.ledger.all_wallets():
-        if wallet.balance:
-            count(wallet.account_id, wallet.wallet_set_id, wallet.currency, wallet.balance)
+        atto = wallet.balance
+        if atto:  # `count` inlined: a call a wallet (200,000 at a boundary) was 0.3 s under cProfile
+            set_id = wallet.wallet_set_id
+            currency = wallet.currency
+            for into in targets.get(wallet.account_id, no_targets) if set_id is None else of_set(wallet.account_id, set_id):
+                into[currency] = into.get(currency, 0) + atto
     for pos in gateway.ledger.positions.all():
         if not pos.size:
             continue

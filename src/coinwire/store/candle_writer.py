@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import zlib
+from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Generic, TypeVar
 
@@ -70,7 +71,7 @@ class BatchWriter(Generic[Row]):
         self.rows_written = 0
         self.transactions = 0
         self.failed_rows = 0
-        self._queues: list[asyncio.Queue[Row]] = [asyncio.Queue() for _ in range(self.writers)]
+        self._lanes = [_Lane[Row]() for _ in range(self.writers)]
         self._tasks: list[asyncio.Task[None]] = []
         self._statement = statement
         self._series = series
@@ -80,28 +81,36 @@ class BatchWriter(Generic[Row]):
     async def start(self) -> None:
         if not self._tasks:
             self._tasks = [
-                asyncio.create_task(self._drain(queue), name=f"coinwire-{self._name}-writer-{i}") for i, queue in enumerate(self._queues)
+                asyncio.create_task(self._drain(lane), name=f"coinwire-{self._name}-writer-{i}") for i, lane in enumerate(self._lanes)
             ]
 
     def put(self, rows: Iterable[Row]) -> None:
         """Queue rows for writing; returns at once."""
         if not self._tasks:
             raise RuntimeError(f"{type(self).__name__} is not running: await writer.start() first")
-        queues = self._queues
-        n = len(queues)
-        series = self._series
-        for row in rows:
-            shard = zlib.crc32(series(row).encode()) % n if n > 1 else 0
-            queues[shard].put_nowait(row)
-            self.rows_put += 1
+        lanes = self._lanes
+        n = len(lanes)
+        before = sum(len(lane.rows) for lane in lanes)
+        if n == 1:
+            lanes[0].rows.extend(rows)  # one C call for a boundary's 101,000 rows (a queue call a row each way: ~0.6 s in cProfile)
+        else:
+            series = self._series
+            for row in rows:
+                lanes[zlib.crc32(series(row).encode()) % n].rows.append(row)
+        self.rows_put += sum(len(lane.rows) for lane in lanes) - before
+        for lane in lanes:
+            if lane.rows:
+                lane.idle.clear()
+                lane.wake.set()
 
     @property
     def pending(self) -> int:
-        return sum(q.qsize() for q in self._queues)
+        """Rows queued and not yet committed (or given up on)."""
+        return sum(len(lane.rows) + lane.writing for lane in self._lanes)
 
     async def flush(self) -> None:
         """Return once every row put so far is committed (or given up on)."""
-        await asyncio.gather(*(q.join() for q in self._queues))
+        await asyncio.gather(*(lane.idle.wait() for lane in self._lanes))
 
     async def close(self) -> None:
         """Write what is queued, then stop the writers."""
@@ -113,16 +122,19 @@ class BatchWriter(Generic[Row]):
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks = []
 
-    async def _drain(self, queue: asyncio.Queue[Row]) -> None:
+    async def _drain(self, lane: _Lane[Row]) -> None:
+        rows = lane.rows
         while True:
-            batch = [await queue.get()]
-            while len(batch) < self.max_batch and not queue.empty():
-                batch.append(queue.get_nowait())
-            try:
-                await self._write(batch)
-            finally:
-                for _ in batch:
-                    queue.task_done()
+            await lane.wake.wait()
+            lane.wake.clear()
+            while rows:
+                batch = [rows.popleft() for _ in range(min(self.max_batch, len(rows)))]
+                lane.writing = len(batch)
+                try:
+                    await self._write(batch)
+                finally:
+                    lane.writing = 0
+            lane.idle.set()
 
     async def _write(self, batch: list[Row]) -> None:
         for attempt in range(self.retries + 1):
@@ -141,6 +153,19 @@ class BatchWriter(Generic[Row]):
                 self.transactions += 1
                 self.rows_written += len(batch)
                 return
+
+
+class _Lane(Generic[Row]):
+    """One writer's rows in the order they were put (a deque: `put` extends it in one call) and its two signals."""
+
+    __slots__ = ("rows", "wake", "idle", "writing")
+
+    def __init__(self) -> None:
+        self.rows: deque[Row] = deque()
+        self.wake = asyncio.Event()  # rows were put
+        self.idle = asyncio.Event()  # nothing queued nor being written
+        self.idle.set()
+        self.writing = 0
 
 
 def _market_series(row: CandleRow) -> str:

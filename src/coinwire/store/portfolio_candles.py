@@ -62,17 +62,23 @@ class PortfolioCandleRow(msgspec.Struct, frozen=True, kw_only=True):
     @classmethod
     def of(cls, scope: str, scope_id: str, currency: str, candle: PortfolioCandle, updated_at: int) -> PortfolioCandleRow:
         """The stored form of a core candle (values rounded half to even at VALUE_DECIMALS)."""
+        # A builder's high and low are the very objects of its open or a later sample (often the
+        # close): quantize each object once. A boundary stores 101,000 rows; a quantization is
+        # ~0.6 us here, five a row were ~0.3 s.
+        first, last, high, low, volume = candle.open, candle.close, candle.high, candle.low, candle.volume
+        open_ = quantize_value(first)
+        close = open_ if last is first else quantize_value(last)
         return cls(
             scope=scope,
             scope_id=scope_id,
             currency=currency,
             open_time=candle.open_time,
             close_time=candle.open_time + BUCKET_S,
-            open=quantize_value(candle.open),
-            high=quantize_value(candle.high),
-            low=quantize_value(candle.low),
-            close=quantize_value(candle.close),
-            volume=quantize_value(candle.volume),
+            open=open_,
+            high=open_ if high is first else close if high is last else quantize_value(high),
+            low=open_ if low is first else close if low is last else quantize_value(low),
+            close=close,
+            volume=quantize_value(volume) if volume else 0,
             status=candle.status,
             updated_at=updated_at,
         )

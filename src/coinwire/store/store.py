@@ -27,7 +27,7 @@ from sqlalchemy import ColumnElement, Select, Table, and_, delete, event, func, 
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
 from sqlalchemy.sql.dml import Insert
 
@@ -370,12 +370,59 @@ class Store:
             return
         try:
             async with (self._writer or self.engine).begin() as conn:
-                await conn.execute(statement, rows)
+                if not await self._write_bulk(conn, statement, rows):
+                    await conn.execute(statement, rows)
         except DBAPIError as exc:
             if not _is_data_error(exc):
                 raise
             # a value a column cannot hold: no row of them is written; the caller may write the others alone
             raise InvalidInput("store_value_refused", f"rows refused by the store: {_reason(exc)}") from exc
+
+    async def _write_bulk(self, conn: AsyncConnection, statement: Any, rows: list[dict[str, Any]]) -> bool:
+        """PostgreSQL: the rows sent as columns, not one statement a row; False when that does not apply (or was refused).
+
+        Why: asyncpg's executemany runs the statement once a row. First COPY (rows whose keys are
+        new, such as every candle a boundary closes, are inserted whatever the statement's ON
+        CONFLICT says); when a key exists (unique violation) the statement itself as one
+        `INSERT .. SELECT * FROM unnest($1::T[], ..)`. Measured on this host (load ~10), 100,000
+        portfolio candles in batches of 5,000: new keys ~1.0 s (COPY) against ~5 s of executemany;
+        every key already stored (COPY refused, then unnest) ~3.5 s against ~5 s. Only for
+        statements whose parameters are plain columns of scalar types with no conversion on the
+        way (`_bulk_sql`), and batches of `_BULK_MIN` rows or more. Any other refusal (a value too long, an upsert meeting one key twice in
+        a statement, a plain INSERT's duplicate) rolls back to a savepoint and the same rows go
+        the executemany way, so callers see the errors they always did.
+        """
+        if len(rows) < _BULK_MIN:
+            return False
+        sql = _bulk_sql(statement, tuple(rows[0]), conn.dialect)
+        if sql is None:
+            return False
+        first = rows[0].keys()
+        if any(row.keys() != first for row in rows):
+            return False  # rows with other keys: SQLAlchemy's executemany handles them (or says why not)
+        raw = await conn.get_raw_connection()
+        driver: Any = raw.driver_connection
+        await conn.execute(text("SAVEPOINT coinwire_bulk"))
+        try:
+            await driver.copy_records_to_table(statement.table.name, records=[tuple(row.values()) for row in rows],
+                                               columns=list(first), schema_name=self.schema)  # fmt: skip
+            return True
+        except Exception as exc:
+            sqlstate = getattr(exc, "sqlstate", None)  # asyncpg's PostgresError: a refusal the next way says as every write does
+            if sqlstate is None:
+                raise
+            await conn.execute(text("ROLLBACK TO SAVEPOINT coinwire_bulk"))
+            if sqlstate != _UNIQUE_VIOLATION:
+                return False
+        columns = [list(column) for column in zip(*(row.values() for row in rows), strict=True)]
+        try:
+            await driver.execute(sql, *columns)
+        except Exception as exc:
+            if getattr(exc, "sqlstate", None) is None:
+                raise
+            await conn.execute(text("ROLLBACK TO SAVEPOINT coinwire_bulk"))
+            return False
+        return True
 
     # --- reads --------------------------------------------------------------------------
     async def _all(self, query: Select[Any]) -> list[dict[str, Any]]:
@@ -699,6 +746,45 @@ def _reason(exc: DBAPIError) -> str:
     """The database's own sentence, without the driver's class name ("value too long for type character varying(64)")."""
     first = (str(getattr(exc, "orig", exc)).strip().splitlines() or ["value refused"])[0]
     return re.sub(r"^<class '[\w.]+'>:\s*", "", first)
+
+
+_UNIQUE_VIOLATION = "23505"
+_BULK_MIN = 100  # fewer rows go one statement a row: COPY's savepoint and column-type lookup are round trips of their own
+# the casts SQLAlchemy renders for columns asyncpg takes as they are (no bind processor): safe as arrays
+_UNNEST_TYPES = frozenset({"VARCHAR", "TEXT", "BIGINT", "INTEGER", "SMALLINT"})
+_VALUES = re.compile(r" VALUES \(((?:\$\d+::[A-Z]+)(?:, \$\d+::[A-Z]+)*)\)")
+_bulk_cache: dict[tuple[int, tuple[str, ...]], tuple[Any, str | None]] = {}
+
+
+def _bulk_sql(statement: Any, keys: tuple[str, ...], dialect: Any) -> str | None:
+    """The unnest form of a one-row INSERT (or upsert) binding exactly `keys`, or None when it has none.
+
+    Compiled by SQLAlchemy itself (so ON CONFLICT, the schema and quoting are its own); only its
+    VALUES clause becomes `SELECT * FROM unnest(...)` with each cast made an array cast.
+    Cached per statement object (the writers keep theirs) and keys.
+    """
+    cache_key = (id(statement), keys)
+    cached = _bulk_cache.get(cache_key)
+    if cached is not None and cached[0] is statement:
+        return cached[1]
+    sql: str | None = None
+    if isinstance(statement, Insert) and isinstance(statement.table, Table):
+        compiled = statement.compile(dialect=dialect, column_keys=list(keys))
+        columns = statement.table.columns
+        plain = tuple(compiled.positiontup or ()) == keys and all(
+            key in columns and columns[key].type.bind_processor(dialect) is None for key in keys
+        )
+        found = _VALUES.search(str(compiled)) if plain else None
+        if found is not None:
+            casts = [part.split("::") for part in found.group(1).split(", ")]
+            if all(cast in _UNNEST_TYPES for _, cast in casts):
+                arrays = ", ".join(f"{place}::{cast}[]" for place, cast in casts)
+                text_ = str(compiled)
+                sql = f"{text_[: found.start()]} SELECT * FROM unnest({arrays}){text_[found.end() :]}"  # noqa: S608 - SQLAlchemy's own text
+    if len(_bulk_cache) > 256:
+        _bulk_cache.clear()
+    _bulk_cache[cache_key] = (statement, sql)
+    return sql
 
 
 def sqlite_write_statements() -> dict[str, Insert]:
