@@ -371,7 +371,8 @@ def _normal(outcome: dict[str, Any], values: tuple[object, ...]) -> dict[str, An
     if "message" in outcome:
         message = outcome["message"]
         for value in values:
-            message = re.sub(rf"'?{re.escape(str(value))}'?", "<id>", message)
+            # the value as a whole token only: an id of 256 is not the 256 of "HMAC-SHA256"
+            message = re.sub(rf"'?(?<!\w){re.escape(str(value))}(?!\w)'?", "<id>", message)
         return {**outcome, "message": message}
     return outcome
 

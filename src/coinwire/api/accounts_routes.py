@@ -29,19 +29,18 @@ from typing import Any
 import msgspec
 import structlog
 from fastapi import FastAPI, Request
-from fastapi.responses import Response
 
 from coinwire.api import params as P
 from coinwire.api.context import CallContext
 from coinwire.api.guard import authorize, principal_of
 from coinwire.api.json_input import decode_shape
 from coinwire.api.methods import Api
-from coinwire.api.rest import error_response, json_response
+from coinwire.api.rest import json_endpoint
 from coinwire.auth.abilities import GRANT_ACCOUNTS, Principal
 from coinwire.auth.errors import Unauthenticated
 from coinwire.auth.repository import AuthRepository
 from coinwire.core.accounts import ACCOUNT_KINDS, EXTERNAL, Account
-from coinwire.core.errors import CoinwireError, InvalidInput, NotFound
+from coinwire.core.errors import InvalidInput, NotFound
 from coinwire.core.numbers import str_to_atto
 from coinwire.services.accounts import MembersRepository, account_view, checked_role
 from coinwire.services.external_accounts import ExternalAccounts
@@ -240,17 +239,7 @@ def add_accounts_routes(app: FastAPI, api: Api, users: AuthRepository, members: 
         return members_view(account)
 
     def route(method: str, path: str, handler: Callable[..., Awaitable[Any]], body: type | None = None, status: int = 200) -> None:
-        async def endpoint(request: Request) -> Response:
-            try:
-                return json_response(await handler(request, **request.path_params), status)
-            except CoinwireError as exc:
-                return error_response(exc)
-            except Exception:  # a bug: logged, answered in the documented shape
-                log.exception("accounts route failed", route=path)
-                return json_response({"error": {"code": "internal_error", "message": "Internal error"}}, 500)
-
-        endpoint.__name__ = handler.__name__
-        endpoint.__doc__ = handler.__doc__
+        endpoint = json_endpoint(handler, path, status)
         openapi: dict[str, Any] = {}
         if body is not None:
             (_,), defs = msgspec.json.schema_components([body], ref_template="#/components/schemas/{name}")

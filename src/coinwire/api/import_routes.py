@@ -21,15 +21,14 @@ from typing import Any
 
 import structlog
 from fastapi import FastAPI, Request
-from fastapi.responses import Response
 
 from coinwire.api.context import CallContext
 from coinwire.api.guard import principal_of
 from coinwire.api.methods import Api
 from coinwire.api.notifier import Notifier, notification
-from coinwire.api.rest import error_response, json_response
+from coinwire.api.rest import json_endpoint
 from coinwire.auth.errors import Unauthenticated
-from coinwire.core.errors import CoinwireError, InvalidInput, NotFound
+from coinwire.core.errors import InvalidInput, NotFound
 from coinwire.services.account_import import AccountImports, progress_view
 from coinwire.store.account_imports import ImportRow
 
@@ -103,17 +102,7 @@ def add_import_routes(app: FastAPI, api: Api, imports: AccountImports) -> None:
         return import_view(row)
 
     def route(method: str, handler: Callable[..., Awaitable[Any]], status: int) -> None:
-        async def endpoint(request: Request) -> Response:
-            try:
-                return json_response(await handler(request, **request.path_params), status)
-            except CoinwireError as exc:
-                return error_response(exc)
-            except Exception:  # a bug: logged, answered in the documented shape
-                log.exception("import route failed", method=method)
-                return json_response({"error": {"code": "internal_error", "message": "Internal error"}}, 500)
-
-        endpoint.__name__ = handler.__name__
-        endpoint.__doc__ = handler.__doc__
+        endpoint = json_endpoint(handler, f"{method} import", status)
         app.add_api_route("/api/v1/accounts/{account_id:int}/import", endpoint, methods=[method], tags=["accounts"],
                           summary=handler.__name__)
 

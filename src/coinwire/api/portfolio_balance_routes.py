@@ -22,12 +22,11 @@ from typing import Any
 
 import structlog
 from fastapi import FastAPI, Request
-from fastapi.responses import Response
 
 from coinwire.api.guard import principal_of
 from coinwire.api.methods import Api
 from coinwire.api.portfolio_access import portfolio_scope
-from coinwire.api.rest import error_response, json_response
+from coinwire.api.rest import json_endpoint
 from coinwire.core.cap_balance import CapBalance, cap_balance
 from coinwire.core.errors import CoinwireError, InvalidInput, NotFound, NotReady
 from coinwire.core.numbers import read_int
@@ -102,15 +101,10 @@ def add_portfolio_balance_routes(app: FastAPI, api: Api, market: MarketData) -> 
         return {"user": int(scope.scope_id), "currency": currency, **balance_view(result, rate),
                 "as_of": min(c.ts for c in ranked)}
 
-    async def endpoint(request: Request) -> Response:
-        try:
-            return json_response(await balance(request, str(request.path_params["id"])))
-        except CoinwireError as exc:
-            return error_response(exc)
-        except Exception:  # a bug: logged, answered in the documented shape
-            log.exception("portfolio balance route failed")
-            return json_response({"error": {"code": "internal_error", "message": "Internal error"}}, 500)
+    async def portfolio_balance(request: Request, id: str) -> Any:
+        """A user's coins weighed against the top-N coins by market cap (over- and under-weight per coin)."""
+        return await balance(request, str(id))
 
-    endpoint.__doc__ = "A user's coins weighed against the top-N coins by market cap (over- and under-weight per coin)."
+    endpoint = json_endpoint(portfolio_balance, "portfolio balance")
     app.add_api_route("/api/v1/portfolio/user/{id}/balance", endpoint, methods=["GET"], tags=["portfolio"],
                       summary="portfolio_balance")

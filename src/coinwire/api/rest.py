@@ -8,6 +8,7 @@ with a 4xx status.
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import msgspec
@@ -25,8 +26,8 @@ from coinwire.api.query_values import read_int
 from coinwire.core.errors import CoinwireError
 from coinwire.store.outage import store_unavailable, store_unreachable
 
-__all__ = ["XWRAP_ROUTES", "add_xwrap_routes", "error_response", "json_response", "paged_response", "query_kinds", "typed_query",
-           "openapi_entry", "add_components"]
+__all__ = ["XWRAP_ROUTES", "add_xwrap_routes", "error_response", "json_endpoint", "json_response", "paged_response", "query_kinds",
+           "typed_query", "openapi_entry", "add_components"]
 
 log = structlog.get_logger("coinwire.rest")
 
@@ -78,6 +79,28 @@ def error_response(exc: CoinwireError) -> Response:
     if "retry_after" in exc.data:  # 429: when to come back
         response.headers["Retry-After"] = str(exc.data["retry_after"])
     return response
+
+
+def json_endpoint(handler: Callable[..., Awaitable[Any]], route: str, status: int | None = 200) -> Callable[[Request], Awaitable[Response]]:
+    """The endpoint of a hand-written JSON route: the handler's answer (with `status`, or the (payload, status) it
+    returns when `status` is None), a CoinwireError in its documented shape, a bug logged and answered as a 500 in
+    that shape. One wrapper, so every such route answers errors alike (accounts, imports, webhooks, portfolio balance).
+    """
+
+    async def endpoint(request: Request) -> Response:
+        try:
+            result = await handler(request, **request.path_params)
+            payload, code = result if status is None else (result, status)
+            return json_response(payload, code)
+        except CoinwireError as exc:
+            return error_response(exc)
+        except Exception:  # a bug: logged, answered in the documented shape
+            log.exception("route failed", route=route)
+            return json_response({"error": {"code": "internal_error", "message": "Internal error"}}, 500)
+
+    endpoint.__name__ = handler.__name__
+    endpoint.__doc__ = handler.__doc__
+    return endpoint
 
 
 def _bad_request(code: str, message: str) -> Response:

@@ -22,12 +22,11 @@ from typing import Any
 
 import structlog
 from fastapi import FastAPI, Request
-from fastapi.responses import Response
 
 from coinwire.api.context import CallContext
 from coinwire.api.guard import principal_of
 from coinwire.api.methods import Api
-from coinwire.api.rest import error_response, json_response
+from coinwire.api.rest import json_endpoint
 from coinwire.auth.errors import Unauthenticated
 from coinwire.core.accounts import EXTERNAL, Account
 from coinwire.core.errors import CoinwireError, InvalidInput
@@ -84,18 +83,7 @@ def add_webhook_routes(app: FastAPI, api: Api, external: ExternalAccounts) -> No
         return {"account": account.id, "trades": await external.trades(account.id)}, 200
 
     def route(method: str, path: str, handler: Callable[..., Awaitable[tuple[Any, int]]]) -> None:
-        async def endpoint(request: Request) -> Response:
-            try:
-                payload, status = await handler(request, **request.path_params)
-                return json_response(payload, status)
-            except CoinwireError as exc:
-                return error_response(exc)
-            except Exception:  # a bug: logged, answered in the documented shape
-                log.exception("webhook route failed", route=path)
-                return json_response({"error": {"code": "internal_error", "message": "Internal error"}}, 500)
-
-        endpoint.__name__ = handler.__name__
-        endpoint.__doc__ = handler.__doc__
+        endpoint = json_endpoint(handler, path, status=None)
         app.add_api_route(path, endpoint, methods=[method], tags=["webhooks"], summary=handler.__name__)
 
     route("POST", "/api/v1/webhooks/{account_id:int}", deliver)
