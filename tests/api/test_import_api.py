@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,7 +21,7 @@ import pytest
 
 from coinwire.api.client import RpcClient
 from tests.conftest import shared_data
-from tests.feeds.binance_server import RecordedBinance, ServerRunner
+from tests.feeds.binance_server import RecordedBinance, ServerRunner, served_on_thread
 from tests.feeds.test_ccxt_feed import capture
 from tests.notify_servers import SmtpReceiver
 from tests.server import DEMO_EXCHANGES, ServerProcess
@@ -32,27 +31,6 @@ from tests.venues.conftest import OPTIONS
 
 ENV = {"COINWIRE_BINANCE_API_KEY": API_KEY, "COINWIRE_BINANCE_SECRET": SECRET, "COINWIRE_IMPORT_PAGE_LIMIT": "50",
        "COINWIRE_IMPORT_TIMEFRAME": "5m", "COINWIRE_IMPORT_HISTORY_START": "2020-12-01"}
-
-
-class ThreadedVenue:
-    """The local Binance on a loop of its own thread, so a blocking test (and the server process) can use it."""
-
-    def __init__(self, venue: TradingBinance) -> None:
-        self.venue = venue
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
-        self.runner = ServerRunner(venue)
-
-    def __enter__(self) -> ServerRunner:
-        self.thread.start()
-        asyncio.run_coroutine_threadsafe(self.runner.start(), self.loop).result(10)
-        return self.runner
-
-    def __exit__(self, *exc: object) -> None:
-        asyncio.run_coroutine_threadsafe(self.runner.stop(), self.loop).result(10)
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(5)
-        self.loop.close()
 
 
 @pytest.fixture(scope="module")
@@ -65,7 +43,7 @@ def seeded() -> SeededHistory:
 def venue(seeded: SeededHistory) -> Iterator[tuple[TradingBinance, ServerRunner]]:
     trading = TradingBinance(RecordedBinance(capture()), dict(seeded.balances), history=seeded.history)
     trading.trades.extend(seeded.btc_trades)
-    with ThreadedVenue(trading) as runner:
+    with served_on_thread(trading) as runner:
         yield trading, runner
 
 

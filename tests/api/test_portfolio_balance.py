@@ -7,8 +7,6 @@ ben may not read ann's balance, a viewer reads their own, the admin any; bad `to
 
 from __future__ import annotations
 
-import asyncio
-import threading
 import time
 from collections.abc import Iterator
 from decimal import Decimal
@@ -19,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.feeds.binance_server import ServerRunner
+from tests.feeds.binance_server import served_on_thread
 from tests.refdata.refdata_server import RefDataVenue, coingecko_coin
 from tests.server import ServerProcess
 
@@ -29,18 +27,10 @@ HELD = {"BTC": "1", "ETH": "10", "C4": "100", "USDT": "1000", "NOPRICE": "5"}
 @pytest.fixture(scope="module")
 def refdata_base() -> Iterator[str]:
     """The CoinGecko stand-in, served from a thread of its own for the module's server."""
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
-    thread.start()
     venue = RefDataVenue()
     venue.coins = 12  # more than the default top of 10 once the stablecoin is left out
-    runner = ServerRunner(venue)
-    asyncio.run_coroutine_threadsafe(runner.start(), loop).result(10)
-    yield f"http://127.0.0.1:{runner.port}"
-    asyncio.run_coroutine_threadsafe(runner.stop(), loop).result(10)
-    loop.call_soon_threadsafe(loop.stop)
-    thread.join(5)
-    loop.close()  # its self-pipe sockets, else a ResourceWarning fails whichever test runs at the next collection
+    with served_on_thread(venue, timeout=10) as runner:
+        yield f"http://127.0.0.1:{runner.port}"
 
 
 @pytest.fixture(scope="module")

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import hmac
 import json
 import re
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,7 +16,7 @@ from playwright.sync_api import Browser, Page, expect
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
 from tests.e2e.conftest import ADMIN_PASSWORD, PHONE, TRADER, VIEWER, Watched, open_page, rpc_as, shot, sign_in
-from tests.feeds.binance_server import RecordedBinance, ServerRunner
+from tests.feeds.binance_server import RecordedBinance, ServerRunner, served_on_thread
 from tests.feeds.test_ccxt_feed import capture
 from tests.refdata.refdata_server import RefDataVenue
 from tests.server import DEMO_EXCHANGES, ServerProcess
@@ -32,19 +30,10 @@ MASK = "•••••"
 @pytest.fixture(scope="module")
 def refdata_base() -> Iterator[str]:
     """The local CoinGecko stand-in (the top coins by market cap the balance view compares with), on a thread of its own."""
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
-    thread.start()
     venue = RefDataVenue()
     venue.coins = 12
-    runner = ServerRunner(venue)
-    asyncio.run_coroutine_threadsafe(runner.start(), loop).result(10)
-    try:
+    with served_on_thread(venue, timeout=10) as runner:
         yield f"http://127.0.0.1:{runner.port}"
-    finally:
-        asyncio.run_coroutine_threadsafe(runner.stop(), loop).result(10)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(5)
 
 
 @pytest.fixture(scope="module")
@@ -203,17 +192,8 @@ def binance() -> Iterator[ServerRunner]:
     seeded = seeded_history()
     venue = TradingBinance(RecordedBinance(capture()), dict(seeded.balances), history=seeded.history)
     venue.trades.extend(seeded.btc_trades)
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_forever, daemon=True)
-    thread.start()
-    runner = ServerRunner(venue)
-    asyncio.run_coroutine_threadsafe(runner.start(), loop).result(30)
-    try:
+    with served_on_thread(venue) as runner:
         yield runner
-    finally:
-        asyncio.run_coroutine_threadsafe(runner.stop(), loop).result(30)
-        loop.call_soon_threadsafe(loop.stop)
-        thread.join(10)
 
 
 @pytest.fixture(scope="module")

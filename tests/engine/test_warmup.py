@@ -150,12 +150,13 @@ async def test_required_warmup_with_no_source_refuses_and_starts_nothing(tmp_pat
         await drive(platform, 1)  # the exchange knows its markets
         store = RunStore(tmp_path / "runs")
         runs = PaperRuns(platform.gateway, store, history=())
+        listening = list(platform.gateway.listeners)  # the platform's own (the portfolio tracker)
         request = _request({"mode": "paper", "balances": ["demo:USDT=1000"], "params": {"timeframe": "1m"}, "warmup": "required"})
         with pytest.raises(CoinwireError) as refused:
             await runs.start("ma_cross", request)
         assert refused.value.code == "warmup_unavailable"
         assert "BTC/USDT 1m: 200 of 200 candles missing" in refused.value.message
-        assert store.list() == [] and not runs.running and not platform.gateway.listeners
+        assert store.list() == [] and not runs.running and platform.gateway.listeners == listening
     finally:
         await platform.stop()
 

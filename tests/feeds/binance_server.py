@@ -20,7 +20,10 @@ from __future__ import annotations
 import asyncio
 import gzip
 import json
+import threading
 from collections import deque
+from collections.abc import Iterator
+from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Protocol
@@ -278,6 +281,27 @@ class ServerRunner:
         """The `urls` overrides that point ccxt.binance's spot REST and WebSocket here."""
         base = f"http://127.0.0.1:{self.port}"
         return {"api.public": f"{base}/api/v3", "api.ws.spot": f"ws://127.0.0.1:{self.port}/stream/ws"}
+
+
+@contextmanager
+def served_on_thread(venue: Served, timeout: float = 30.0) -> Iterator[ServerRunner]:
+    """`venue` served from an event loop of its own thread, for a blocking test or a server process to call.
+
+    The loop is closed afterwards (its self-pipe sockets too), or a ResourceWarning would fail
+    whichever test the same worker runs next.
+    """
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, daemon=True)
+    thread.start()
+    runner = ServerRunner(venue)
+    try:
+        asyncio.run_coroutine_threadsafe(runner.start(), loop).result(timeout)
+        yield runner
+    finally:
+        asyncio.run_coroutine_threadsafe(runner.stop(), loop).result(timeout)
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(timeout)
+        loop.close()
 
 
 async def accept_ws(server: Any, request: web.Request, label: str = "ws") -> web.StreamResponse:

@@ -26,7 +26,7 @@ from coinwire.api.context import CallContext
 from coinwire.api.guard import principal_of
 from coinwire.api.methods import Api
 from coinwire.api.notifier import Notifier, notification
-from coinwire.api.rest import json_endpoint
+from coinwire.api.rest import json_endpoint, refuse_body
 from coinwire.auth.errors import Unauthenticated
 from coinwire.core.errors import InvalidInput, NotFound
 from coinwire.services.account_import import AccountImports, progress_view
@@ -86,6 +86,7 @@ def add_import_routes(app: FastAPI, api: Api, imports: AccountImports) -> None:
         """Start the account's import, or resume its unfinished one where it stopped."""
         if request.query_params:
             raise InvalidInput("invalid_params", f"unknown query parameters {sorted(request.query_params)}")
+        await refuse_body(request)
         user_id, _ = caller(request, account_id, "trade")
         row = await imports.begin(book.accounts[account_id], user_id)
         log.info("account import started", account=account_id, import_id=row.id, by=user_id, step=row.step)

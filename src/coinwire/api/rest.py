@@ -23,11 +23,11 @@ from coinwire.api.guard import principal_of
 from coinwire.api.json_input import decode_json
 from coinwire.api.methods import Api
 from coinwire.api.query_values import read_int
-from coinwire.core.errors import CoinwireError
+from coinwire.core.errors import CoinwireError, InvalidInput
 from coinwire.store.outage import store_unavailable, store_unreachable
 
-__all__ = ["XWRAP_ROUTES", "add_xwrap_routes", "error_response", "json_endpoint", "json_response", "paged_response", "query_kinds",
-           "typed_query", "openapi_entry", "add_components"]
+__all__ = ["XWRAP_ROUTES", "add_xwrap_routes", "error_response", "json_endpoint", "json_response", "refuse_body", "paged_response",
+           "query_kinds", "typed_query", "openapi_entry", "add_components"]
 
 log = structlog.get_logger("coinwire.rest")
 
@@ -101,6 +101,13 @@ def json_endpoint(handler: Callable[..., Awaitable[Any]], route: str, status: in
     endpoint.__name__ = handler.__name__
     endpoint.__doc__ = handler.__doc__
     return endpoint
+
+
+async def refuse_body(request: Request) -> None:
+    """A route that takes no body refuses one (`invalid_params`) before it looks anything up, so the answer says
+    nothing of the resource it names."""
+    if (await request.body()).strip():
+        raise InvalidInput("invalid_params", "this route takes no body")
 
 
 def _bad_request(code: str, message: str) -> Response:

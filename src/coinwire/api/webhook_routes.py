@@ -26,7 +26,7 @@ from fastapi import FastAPI, Request
 from coinwire.api.context import CallContext
 from coinwire.api.guard import principal_of
 from coinwire.api.methods import Api
-from coinwire.api.rest import json_endpoint
+from coinwire.api.rest import json_endpoint, refuse_body
 from coinwire.auth.errors import Unauthenticated
 from coinwire.core.accounts import EXTERNAL, Account
 from coinwire.core.errors import CoinwireError, InvalidInput
@@ -69,8 +69,7 @@ def add_webhook_routes(app: FastAPI, api: Api, external: ExternalAccounts) -> No
 
     async def rotate(request: Request, account_id: int) -> tuple[Any, int]:
         """A new webhook secret (the old one stops working now), answered this once."""
-        if (await request.body()).strip():  # refused before the account is looked at: it says nothing of it
-            raise InvalidInput("invalid_params", "this route takes no body")
+        await refuse_body(request)
         account = external_account(request, account_id, "trade")
         secret = await external.rotate(account)
         return {"account": account.id, "webhook_secret": secret, "webhook_url": f"/api/v1/webhooks/{account.id}"}, 200
