@@ -75,9 +75,9 @@ async def test_a_do_nothing_insert_keeps_what_is_stored_and_adds_the_rest(databa
         assert len(got) == 152 and got[("1", T0)] == (1, "complete") and got[("2", T0)] == (2, "complete")
 
 
+# not through the journal: there a bulk write is acknowledged once appended, and its refusal comes when it is applied
+@pytest.mark.parametrize("database", ["sqlite", "postgresql"], indirect=True)
 async def test_a_plain_insert_meeting_a_stored_key_is_refused_and_writes_nothing(database: Database) -> None:  # noqa: F811
-    if database.journal:
-        pytest.skip("through the journal a bulk write is acknowledged once appended; its refusal comes when it is applied")
     async with database.store() as store:
         await store.write_many(insert(portfolio_candles), [row("1", 1)])
         with pytest.raises((IntegrityError, sqlite3.IntegrityError)):  # SQLite's single-hop writer raises the driver's own
