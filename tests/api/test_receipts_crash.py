@@ -81,8 +81,9 @@ def test_one_receipt_per_completed_order_across_a_sigkill(tmp_path: Path, store_
 
         def kill_on_the_12th(count: int) -> None:
             if count == 12 and not killed:
-                killed.append(str(smtp.messages[-1]["Message-ID"]))
-                server.kill()
+                message_id = str(smtp.messages[-1]["Message-ID"])
+                server.kill()  # dead (waited for) before `killed` says so: the placing loop stops on `killed`
+                killed.append(message_id)
 
         smtp.on_message = kill_on_the_12th
         before = asyncio.run(place(server, token, ORDERS, stop_when=lambda: bool(killed)))
