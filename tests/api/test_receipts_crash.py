@@ -87,6 +87,11 @@ def test_one_receipt_per_completed_order_across_a_sigkill(tmp_path: Path, store_
 
         smtp.on_message = kill_on_the_12th
         before = asyncio.run(place(server, token, ORDERS, stop_when=lambda: bool(killed)))
+        # the placing loop ends on the flag or on the dropped connection, either of which can come before the SMTP
+        # thread's kill has finished: wait for the kill itself
+        deadline = time.monotonic() + 30
+        while not killed and time.monotonic() < deadline:
+            time.sleep(0.05)
         assert killed and server.proc is not None and server.proc.poll() is not None, "the server was not killed mid-stream"
         assert 12 <= len(before) < ORDERS
         server.start()
