@@ -20,7 +20,7 @@ PORT ?= 8000
 # sockets rather than compute (README, "Two commands"). PYTEST_WORKERS=0 runs the suite in one process.
 PYTEST_WORKERS ?= $(shell echo $$(( $$(nproc 2>/dev/null || echo 1) * 2 )))
 
-.PHONY: run test lint bench install dev peers web clean
+.PHONY: run test lint bench install dev peers web clean deploy-check
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -72,6 +72,11 @@ lint: $(STAMP)
 # --dist loadfile: a module's tests stay on one worker, so a module-scoped server starts once
 test: lint peers web
 	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
+
+# deploy/ alone (docs/DEPLOYMENT.md): the Kubernetes base rendered and checked, compose and the Dockerfile parsed, the
+# proxy's config run in nginx; `make test` runs the same tests
+deploy-check: $(STAMP)
+	$(BIN)/python -m pytest -q tests/deploy
 
 bench: $(STAMP) peers
 	$(BIN)/python -m benchmarks.run

@@ -75,7 +75,7 @@ async def _gateway(data_dir: str) -> tuple[Any, Any, Any, Any, asyncio.Task[None
     started = time.perf_counter()
     store = Store(settings.resolved_store_url)
     await store.start()
-    bus = bus_from_url(settings.bus_url, settings.bus_namespace, settings.bus_max_log)
+    bus = bus_from_url(settings.bus_url, settings.namespace, settings.bus_max_log)
     await bus.start()
     gateway = Gateway(settings, store, bus)
     await gateway.start()

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -40,9 +41,12 @@ def _reachable(host: str, port: int) -> bool:
 
 def require_service(name: str, host: str, port: int) -> None:
     """Skip when a real service is down, or fail when COINWIRE_REQUIRE_SERVICES=1 (CI)."""
-    if _reachable(host, port):
-        return
-    message = f"{name} is not reachable at {host}:{port}"
+    if not _reachable(host, port):
+        unavailable(f"{name} is not reachable at {host}:{port}")
+
+
+def unavailable(message: str) -> None:
+    """What the machine lacks for a test: skipped, or failed when COINWIRE_REQUIRE_SERVICES=1 (CI)."""
     if REQUIRE_SERVICES:
         pytest.fail(f"{message}, and COINWIRE_REQUIRE_SERVICES=1 requires it")
     pytest.skip(message)
@@ -81,6 +85,20 @@ async def postgres_schema() -> AsyncIterator[str]:
         yield schema
     finally:
         await _admin_sql(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Any]:
+    """A fresh, started store, once a SQLite file and once a throwaway PostgreSQL schema: the test runs on both
+    (a module with a `store` fixture of its own uses that one; `indirect=True` picks one of the two)."""
+    from coinwire.store import Store
+
+    if request.param == "sqlite":
+        async with Store(f"sqlite:///{tmp_path / 'store.db'}") as started:
+            yield started
+        return
+    async with postgres_schema() as schema, Store(POSTGRES_URL, schema=schema) as started:
+        yield started
 
 
 @contextmanager

@@ -156,6 +156,9 @@ class ServerProcess:
                 "COINWIRE_RATE_LIMIT_IP": "10000/100000",
                 "COINWIRE_RATE_LIMIT_USER": "10000/100000",
                 "COINWIRE_RATE_LIMIT_RPC": "1000000/1000000",  # benchmarks measure throughput through this server
+                # PostgreSQL stores: a server killed and started again waits for its own gateway lease to expire
+                # (docs/SCALING.md "Gateway leases"); short here, so that such a restart costs a test seconds at most
+                "COINWIRE_GATEWAY_LEASE_SECONDS": "3",
             }
         )
         env.update(self.extra_env)
@@ -196,6 +199,22 @@ class ServerProcess:
                 pass
             time.sleep(0.1)
         raise TimeoutError(f"server not ready in {timeout}s (last: {last}):\n{self.log()}")
+
+    def until_readyz(self, status: int = 200, timeout: float = 30.0) -> dict[str, Any]:
+        """Until /readyz answers `status` (whatever its exchanges say: a process without a gateway has none): its body."""
+        deadline, last = time.monotonic() + timeout, ""
+        while time.monotonic() < deadline:
+            if self.proc is not None and self.proc.poll() is not None:
+                raise RuntimeError(f"server exited with {self.proc.returncode}:\n{self.log()}")
+            try:
+                r = httpx.get(self.http + "/readyz", timeout=2.0)
+                last = r.text
+                if r.status_code == status:
+                    return dict(r.json())
+            except (httpx.HTTPError, ValueError):
+                pass
+            time.sleep(0.1)
+        raise TimeoutError(f"/readyz never answered {status} in {timeout}s (last: {last}):\n{self.log()}")
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")[-4000:] if self.log_path.exists() else ""

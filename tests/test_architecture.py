@@ -19,7 +19,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "coinwire"
 # A top-level module (config.py, app.py, ...) counts as a package of its own; `coinwire` is the root __init__.
 LAYERS: tuple[tuple[str, ...], ...] = (
     ("coinwire", "core"),
-    ("messages", "aio", "private_files", "logs", "metrics"),
+    ("messages", "aio", "private_files", "logs", "metrics", "roles"),
     ("config",),
     ("bus", "cache", "store"),
     ("venues",),

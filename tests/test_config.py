@@ -265,12 +265,24 @@ def test_public_view_resolves_defaults(tmp_path: Path) -> None:
     json.dumps(public)
 
 
-def test_the_bus_namespace_and_its_replay_log_are_set_and_checked() -> None:
-    s = load_settings(env={"COINWIRE_BUS_NAMESPACE": "desk-2", "COINWIRE_BUS_MAX_LOG": "5000"})
-    assert (s.bus_namespace, s.bus_max_log) == ("desk-2", 5000)
-    assert (Settings().bus_namespace, Settings().bus_max_log) == ("coinwire", 50_000)
-    with pytest.raises(ConfigError, match="bus_namespace"):
-        load_settings(env={"COINWIRE_BUS_NAMESPACE": "a.b"})  # one subject token: a dot would split it
+def test_the_namespace_and_the_bus_retention_are_set_and_checked(tmp_path: Path) -> None:
+    s = load_settings(env={"COINWIRE_NAMESPACE": "desk-2", "COINWIRE_BUS_MAX_LOG": "5000", "COINWIRE_BUS_MAX_AGE": "3600",
+                           "COINWIRE_BUS_MAX_BYTES": "1048576"})
+    assert (s.namespace, s.bus_namespace, s.bus_max_log, s.bus_max_age, s.bus_max_bytes) == ("desk-2", "desk-2", 5000, 3600.0, 1 << 20)
+    assert (Settings().namespace, Settings().bus_max_log, Settings().bus_max_age, Settings().bus_max_bytes) == ("coinwire", 50_000, 0, 0)
+    # the former name is still read, from the environment and from a file; the new one wins over it
+    assert load_settings(env={"COINWIRE_BUS_NAMESPACE": "old-1"}).namespace == "old-1"
+    assert load_settings(env={"COINWIRE_BUS_NAMESPACE": "old-1", "COINWIRE_NAMESPACE": "new-1"}).namespace == "new-1"
+    (tmp_path / "c.toml").write_text('bus_namespace = "from-file"\n')
+    assert load_settings(tmp_path / "c.toml", env={}).namespace == "from-file"
+    assert load_settings(tmp_path / "c.toml", env={"COINWIRE_NAMESPACE": "env-wins"}).namespace == "env-wins"
+    with pytest.raises(ConfigError, match="namespace"):
+        load_settings(env={"COINWIRE_NAMESPACE": "a.b"})  # one subject token: a dot would split it
+    with pytest.raises(ConfigError, match="namespace"):
+        load_settings(env={"COINWIRE_BUS_NAMESPACE": "a.b"})
+    for key, value in (("COINWIRE_BUS_MAX_AGE", "-1"), ("COINWIRE_BUS_MAX_BYTES", "-5")):
+        with pytest.raises(ConfigError, match="bus_max_age"):
+            load_settings(env={key: value})
     with pytest.raises(ConfigError, match="bus_max_log"):
         load_settings(env={"COINWIRE_BUS_MAX_LOG": "0"})
 
@@ -298,3 +310,13 @@ def test_scheduler_settings_default_env_and_bounds() -> None:
     for days in ("0", "4000"):
         with pytest.raises(ConfigError, match="schedule_ticks_kept_days"):
             load_settings(env={"COINWIRE_SCHEDULE_TICKS_KEPT_DAYS": days})
+
+
+def test_signal_providers_default_to_tradingview_and_generic_and_are_checked(tmp_path: Path) -> None:
+    assert load_settings(env={}).signal_providers == ["tradingview", "generic"]
+    assert load_settings(env={"COINWIRE_SIGNAL_PROVIDERS": "tradingview, news"}).signal_providers == ["tradingview", "news"]
+    path = tmp_path / "c.toml"
+    for bad in ('["News"]', '["a/b"]', '["news", "news"]'):
+        path.write_text(f"signal_providers = {bad}\n")
+        with pytest.raises(ConfigError, match="signal_providers"):
+            load_settings(path, env={})

@@ -12,7 +12,11 @@ Subjects are dot-separated tokens, lower case, NATS style (`*` one token, `>` th
     position.<account>.<exchange>.<quote>.<base>  PositionUpdate      (durable)
     exchstatus.<exchange>                ExchangeStatusChanged
     rate.<exchange>.<quote>.<base>       Rate (a market's stored rate of one minute)
+    analysis.<scope>.<id>.<name>         AnalysisValue (an analyser output: analysis_subject)
+    signal.<run>.<name>                  Signal (a strategy's named signal, when it changed: signal_subject)
     log.<level>                          LogMessage
+    mdrequest.<exchange>                 MarketDataRequest (a gateway apart from the feeds asks for markets and books)
+    mdalive.<exchange>                   MarketDataAlive (the marketdata role's feed of an exchange runs: once a second)
 
 A perpetual's quote token names its settle currency too (`BTC/USDT:USDT` -> `usdt:usdt.btc`).
 So `ticker.binance.usdt.*` receives every USDT pair of binance. Market-data messages carry
@@ -46,10 +50,16 @@ __all__ = [
     "ExchangeStatusChanged",
     "LogMessage",
     "Rate",
+    "AnalysisValue",
+    "Signal",
+    "MarketDataRequest",
+    "MarketDataAlive",
     "Message",
     "DURABLE_SUBJECTS",
     "subject",
     "account_subject",
+    "analysis_subject",
+    "signal_subject",
     "encode",
     "decode",
 ]
@@ -334,6 +344,52 @@ class Rate(msgspec.Struct, frozen=True, tag="rate"):
     source: str
 
 
+class AnalysisValue(msgspec.Struct, frozen=True, tag="analysis"):
+    """One analyser output: an indicator's value on a series at `time` (unix seconds of the bar's close or the point).
+
+    `key` is core.analysis.analysis_key of (series, indicator, params); `owner_id` the user whose
+    series it is (None: a market's, public), never in a client's payload.
+    """
+
+    key: str
+    series: str
+    indicator: str
+    params: list[int | float]
+    value: float
+    time: int
+    owner_id: int | None = None
+
+
+class Signal(msgspec.Struct, frozen=True, tag="signal"):
+    """A strategy's named signal (`ma_cross` = "above"), sent only when it differs from the run's last one of that name."""
+
+    run_id: str
+    name: str
+    value: str | int | float | bool | None
+    time: int  # unix seconds
+    owner_id: int | None = None
+
+
+class MarketDataRequest(msgspec.Struct, frozen=True, tag="marketdata_request"):
+    """A process without the exchange's feed asks the process running it to publish its `Markets` and its books again.
+
+    Why: a feed announces its markets and first books once, when it starts; a gateway that starts
+    later, or whose book lost its sync, has no other way to get them (the answer comes on the usual
+    `markets.*` and `book.*` subjects, for every listener). `market` (a symbol) None: every market's book.
+    """
+
+    exchange: str
+    market: str | None = None
+    books: bool = True  # False: the markets alone
+
+
+class MarketDataAlive(msgspec.Struct, frozen=True, tag="marketdata_alive"):
+    """The marketdata role's feed of `exchange` runs (sent once a second): a gateway apart from it knows when it is gone."""
+
+    exchange: str
+    ts: int  # unix ns when sent
+
+
 Message = (
     Markets
     | BookSnapshot
@@ -348,6 +404,10 @@ Message = (
     | ExchangeStatusChanged
     | LogMessage
     | Rate
+    | AnalysisValue
+    | Signal
+    | MarketDataRequest
+    | MarketDataAlive
 )
 
 # Subjects whose messages a bus keeps and can replay from a sequence number.
@@ -370,6 +430,30 @@ def subject(kind: str, exchange: str, symbol: str | None = None) -> str:
         return f"{kind}.{exchange.lower()}"
     quote, base = _tokens(symbol)
     return f"{kind}.{exchange.lower()}.{quote}.{base}"
+
+
+def _token(text: str) -> str:
+    """One subject token from free text: lower case, `.` `*` `>` and spaces to `_`, `/` and `:` to `-`."""
+    out = text.strip().lower().replace("/", "-").replace(":", "-")
+    for bad in (".", "*", ">", " ", "\t"):
+        out = out.replace(bad, "_")
+    return out or "_"
+
+
+def analysis_subject(series: str, indicator: str, params: list[int | float] | tuple[int | float, ...]) -> str:
+    """`analysis.<scope>.<id>.<name>`: `analysis.market.binance-btc-usdt-1h.rsi-14`, `analysis.portfolio.account-7-15m.sma-20`.
+
+    The scope is the series' kind, the id the rest of its canonical name, the name the indicator and
+    its parameters; so `analysis.portfolio.>` is every portfolio's output, `analysis.market.*.rsi-14` every RSI(14).
+    """
+    kind, _, rest = series.partition(":")
+    name = "-".join([indicator, *(repr(p) for p in params)])
+    return f"analysis.{_token(kind)}.{_token(rest or 'own')}.{_token(name)}"
+
+
+def signal_subject(run_id: str, name: str) -> str:
+    """`signal.<run>.<name>`: one run's signals are `signal.<run>.>`."""
+    return f"signal.{_token(run_id)}.{_token(name)}"
 
 
 def _tokens(symbol: str) -> tuple[str, str]:

@@ -18,13 +18,14 @@ from collections.abc import Iterator, Sequence
 from typing import Any, Protocol
 
 from prometheus_client import REGISTRY, Counter, Gauge
-from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector, CollectorRegistry
 
 __all__ = [
     "REQUEST_LATENCY", "ORDERS", "FILLS", "BOOK_UPDATES", "COMMIT_FAILURES", "LOOP_LAG", "JOURNAL_BEHIND", "JOURNAL_RESTARTS",
     "JOURNAL_REFUSED", "JournalStats", "watch_journal", "REFDATA_FETCHES", "REFDATA_AGE",
-    "watch_loop_lag", "LoopCounter", "LoopHistogram",
+    "watch_loop_lag", "LoopCounter", "LoopHistogram", "BREAKER_OPENS", "BreakerStates", "watch_breakers",
+    "PROCESS_ROLES", "set_process_roles", "FORWARDED", "FORWARD_RETRIES",
 ]
 
 
@@ -141,7 +142,53 @@ REFDATA_AGE = Gauge("coinwire_refdata_age_seconds", "Age of the reference data i
 LOOP_LAG = Gauge("coinwire_event_loop_lag_seconds", "How late the event loop woke a 100 ms timer, last sample")
 JOURNAL_BEHIND = Gauge("coinwire_store_journal_behind_bytes", "Store journal bytes acknowledged but not yet applied to the database")
 JOURNAL_RESTARTS = Gauge("coinwire_store_journal_helper_restarts", "Store journal helpers started again after being killed")
+# one sample per role the process runs (value 1): `coinwire_process_roles{role="gateway"}`; join on `instance` to label the rest
+PROCESS_ROLES = Gauge("coinwire_process_roles", "The roles this process runs (docs/SCALING.md), one sample each, value 1", ["role"])
 JOURNAL_REFUSED = Gauge("coinwire_store_journal_refused_records", "Acknowledged store journal records the database refused, set aside")
+# an api replica's calls run in the gateway's process (api/forwarding.py): their round trips by outcome (ok, error,
+# gateway_unavailable), and the tries that found no gateway serving (each one a pause of 0.1 s, or an answer not come)
+FORWARDED = LoopHistogram(
+    "coinwire_forwarded_call_seconds",
+    "Round trips of Api calls an api replica forwarded to the gateway's process, by outcome",
+    ["outcome"],
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0),
+)
+FORWARD_RETRIES = LoopCounter("coinwire_forwarded_call_retries_total", "Tries of forwarded calls that no gateway answered", [])
+
+
+BREAKER_OPENS = LoopCounter("coinwire_breaker_opens_total", "Times a dependency's circuit breaker opened", ["dependency"])
+
+
+class BreakerStates(Protocol):
+    """What the breakers' registry (services/breakers.py) shows to a scrape: dependency -> 0 closed, 1 half-open, 2 open."""
+
+    def states(self) -> dict[str, int]: ...
+
+
+class _BreakerGauge(Collector):
+    """`coinwire_breaker_state{dependency}`, read from the process's breakers at scrape time."""
+
+    def __init__(self) -> None:
+        self.source: BreakerStates | None = None
+        REGISTRY.register(self)
+
+    def describe(self) -> Iterator[Metric]:
+        return iter(())
+
+    def collect(self) -> Iterator[Metric]:
+        family = GaugeMetricFamily("coinwire_breaker_state", "Circuit breaker state by dependency: 0 closed, 1 half-open, 2 open",
+                                   labels=["dependency"])
+        for name, state in sorted((self.source.states() if self.source is not None else {}).items()):
+            family.add_metric([name], state)
+        yield family
+
+
+_BREAKER_GAUGE = _BreakerGauge()
+
+
+def watch_breakers(source: BreakerStates) -> None:
+    """Show these breakers on /metrics (the process's one registry; a later call replaces an earlier one)."""
+    _BREAKER_GAUGE.source = source
 
 
 class JournalStats(Protocol):
@@ -170,3 +217,10 @@ async def watch_loop_lag(interval: float = 0.1) -> None:
         start = time.perf_counter()
         await asyncio.sleep(interval)
         LOOP_LAG.set(max(0.0, time.perf_counter() - start - interval))
+
+
+def set_process_roles(roles: frozenset[str] | set[str]) -> None:
+    """Name the process's roles in `coinwire_process_roles` (a gauge of 1 per role; roles it no longer runs removed)."""
+    PROCESS_ROLES.clear()
+    for role in sorted(roles):
+        PROCESS_ROLES.labels(role).set(1)

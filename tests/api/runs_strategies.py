@@ -46,3 +46,18 @@ class Crashes(Slow):
         sys.stderr.write("about to take the interpreter down\n")
         sys.stderr.flush()
         os._exit(3)
+
+
+class Signaller(Strategy):
+    """Signals `side` on every candle, the same value twice in a row each time (a run's signals are its changes)."""
+
+    symbol = "BTC/USDT"
+    timeframe = "1s"
+
+    def on_start(self) -> None:
+        self.count = 0
+        self.subscribe_candles(self.symbol, self.timeframe, self.candle)
+
+    def candle(self, candle: dict[str, Any]) -> None:
+        self.count += 1
+        self.signal("side", "up" if self.count // 2 % 2 else "down")

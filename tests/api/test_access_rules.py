@@ -96,7 +96,8 @@ def test_ownership_scopes_and_plan() -> None:
     assert not admin_key.is_admin and not can(admin_key, "read", "wallet_set", owner_id=3)
     # logmessages, order, trade: their own accounts' only
     assert abilities(tom)["channels"] == ["echo_ret", "exchstatus", "import_progress", "logmessages", "order", "orders_executed",
-                                          "orders_updated", "positions_updated", "public_trades", "rate", "ticker", "trade"]
+                                          "orders_updated", "positions_updated", "public_trades", "rate", "rule_fired", "ticker", "trade",
+                                          "wallet_set"]
 
 
 def test_the_secret_file_is_private(tmp_path: Path) -> None:

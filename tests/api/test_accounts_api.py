@@ -19,6 +19,7 @@ import pytest
 
 from coinwire.api.accounts_routes import MAX_ACCOUNT_NAME
 from coinwire.api.client import RpcClient
+from tests.api.signed_in import ok, refused
 from tests.server import DEMO_EXCHANGES, ServerProcess
 
 EX = "demo"
@@ -47,18 +48,6 @@ def users(server: ServerProcess) -> dict[str, dict[str, Any]]:
 
 def client(server: ServerProcess, token: str) -> httpx.Client:
     return httpx.Client(base_url=server.http, timeout=10, headers={"Authorization": f"Bearer {token}"})
-
-
-def ok(response: httpx.Response, status: int = 200) -> Any:
-    assert response.status_code == status, response.text
-    return response.json()
-
-
-def refused(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    error = response.json()["error"]
-    assert error["code"] == code and error["message"], error
-    return dict(error)
 
 
 def own_demo(rest: httpx.Client) -> dict[str, Any]:

@@ -8,7 +8,6 @@ other trader's funds and the viewer see nothing of it.
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -18,6 +17,7 @@ import httpx
 import pytest
 
 from coinwire.api.client import RpcClient, RpcError
+from tests.api.signed_in import wait_for
 from tests.server import DEMO_EXCHANGES, ServerProcess
 
 EXCHANGES = [*DEMO_EXCHANGES, {**DEMO_EXCHANGES[0], "name": "demo2", "demo_premium_bp": 80}]  # demo2 quotes 0.8% dearer
@@ -66,17 +66,6 @@ async def notified(rpc: RpcClient, run_id: str, trades: int, orders: set[str]) -
     while len(of("trade")) < trades or {o["client_order_id"] for o in of("order")} != orders:
         out.append(await asyncio.wait_for(rpc.notifications.get(), 10))
     return out
-
-
-def wait_for(client: httpx.Client, path: str, ok: Any, timeout: float = 60.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        answer = client.get(path).json()
-        if ok(answer):
-            return answer
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{path} never got there; last: {str(answer)[:2000]}")
-        time.sleep(0.1)
 
 
 @pytest.mark.timeout(180)

@@ -13,7 +13,7 @@ from schemathesis.specs.openapi.checks import content_type_conformance, response
 
 from tests.server import ServerProcess
 
-_SKIP = r"^/api/v1/auth/logout|^/runnables/.*/start$|^/runs/.*/stop$"
+_SKIP = r"^/api/v1/auth/logout|^(/cryptick/v1)?/runnables/.*/start$|^/runs/.*/stop$|^/cryptick/v1/run/.*/stop$"
 CHECKS = [not_a_server_error, response_schema_conformance, content_type_conformance]
 
 

@@ -6,7 +6,8 @@ import json
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote
@@ -14,12 +15,15 @@ from urllib.parse import quote
 import httpx
 import pytest
 
+from tests.api.signed_in import wait_for
 from tests.conftest import shared_data
 from tests.server import ServerProcess
 
 DATA_1H = "binance-spot-1h/BTC_USDT-1h.json"
 STRATEGIES = Path(__file__).resolve().parent / "runs_strategies.py"
 MA_PARAMS = {"fast": 20, "slow": 50, "timeframe": "1h"}
+RULE_SET = {"name": "stop", "scope": "run", "rules": [{"kind": "portfolio_trailing_stop", "arm_pct": "10", "trail_pct": "5"}],
+            "actions": [{"kind": "close_all"}]}
 
 
 @pytest.fixture
@@ -49,17 +53,6 @@ def start(api: httpx.Client, name: str, payload: dict[str, Any]) -> str:
     assert r.status_code == 202, r.text
     assert r.json()["status"] == "running"
     return str(r.json()["run_id"])
-
-
-def wait_for(api: httpx.Client, path: str, ok: Callable[[Any], bool], timeout: float = 60.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        answer = api.get(path).json()
-        if ok(answer):
-            return answer
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{path} never got there; last: {json.dumps(answer)[:2000]}")
-        time.sleep(0.05)
 
 
 def finished(api: httpx.Client, run_id: str) -> dict[str, Any]:
@@ -223,6 +216,13 @@ def test_a_raising_strategy_fails_with_its_traceback_in_the_log(api: httpx.Clien
         ("ma_cross", {"fill": "mid"}, 422, "invalid_fill", "fill must be"),
         ("ma_cross", {"fee": "2"}, 422, "invalid_fee", "between 0 and 1"),
         ("ma_cross", {"leverage": 5}, 422, "invalid_params", "leverage"),
+        ("ma_cross", {"rules": [{**RULE_SET, "scope": "account", "scope_id": "1"}]}, 422, "invalid_rule_set", "scope 'run'"),
+        ("ma_cross", {"rules": [{**RULE_SET, "rules": [{"kind": "portfolio_trailing_stop", "arm_pct": 10, "trail_pct": 0}]}]},
+         422, "out_of_range", "trail_pct"),
+        ("ma_cross", {"rules": [{**RULE_SET, "actions": [{"kind": "sell_the_house"}]}]}, 422, "unknown_action_kind", "sell_the_house"),
+        ("ma_cross", {"rules": [{**RULE_SET, "mood": "calm"}]}, 422, "invalid_rule_set", "mood"),
+        ("ma_cross", {"mode": "paper", "balances": {"demo:USDT": "10"}, "data": None, "rules": [{**RULE_SET, "scope": "user"}]},
+         422, "invalid_rule_set", "scope 'run'"),
     ],
 )
 def test_bad_start_requests_are_refused_up_front_and_leave_nothing(
@@ -234,6 +234,15 @@ def test_bad_start_requests_are_refused_up_front_and_leave_nothing(
     error = r.json()["error"]
     assert error["code"] == code and words in error["message"], error
     assert api.get("/runs").json() == before
+
+
+def test_a_backtest_with_rule_sets_reports_their_firings(api: httpx.Client, data: str) -> None:
+    run = finished(api, start(api, "hodl", body(data, params={"timeframe": "1h"}, end=1606780800 + 600 * 3600, rules=[RULE_SET])))
+    assert run["status"] == "finished", run
+    (firing,) = run["report"]["rule_firings"]
+    assert firing["rule_set"] == "stop" and [a["kind"] for a in firing["actions"]] == ["close_all"]
+    assert Decimal(firing["values"]["value"]) <= Decimal(firing["values"]["trigger"]) < Decimal(firing["values"]["peak"])
+    assert [t["side"] for t in run["report"]["trades"]] == ["buy", "sell"] and run["report"]["trades"][1]["time"] == firing["time"]
 
 
 def test_a_backtest_without_a_timeframe_runs_on_the_datas(api: httpx.Client, data: str) -> None:
@@ -341,3 +350,16 @@ async def test_a_paper_run_trades_through_the_gateway_and_hands_its_funds_back(a
         r = api.put("/runnables/hodl/start", json=payload)
         assert (r.status_code, r.json()["error"]["code"]) == (status, code), r.text
     assert len(api.get("/runs").json()) == len(before) + 1
+
+
+def test_a_paper_runs_signals_are_stored_once_per_change(api: httpx.Client) -> None:
+    run_id = start(api, user("Signaller"), {"mode": "paper", "balances": {"demo:USDT": "1000"}, "params": {}})
+    wait_for(api, f"/runs/{run_id}/messages?method=strategy.signal", lambda page: page["total"] >= 3, timeout=60)
+    stopped = api.put(f"/runs/{run_id}/stop")
+    assert stopped.status_code == 200, stopped.text
+    reported = stopped.json()["report"]["signals"]
+    values = [s["value"] for s in reported]
+    assert len(values) >= 3 and all(a != b for a, b in zip(values, values[1:], strict=False))
+    stored = wait_for(api, f"/api/v1/signals?run_id={run_id}", lambda answer: len(answer["signals"]) >= len(reported))
+    assert [(s["time"], s["name"], s["value"]) for s in stored["signals"]] == [(s["time"], s["name"], s["value"]) for s in reported]
+    assert {s["run_id"] for s in stored["signals"]} == {run_id}

@@ -34,6 +34,7 @@ from coinwire.api.position_routes import POSITION_ROUTES
 from coinwire.api.rest import XWRAP_ROUTES
 from coinwire.auth.abilities import HTTP_RULES, RPC_RULES
 from tests.api.conftest import SMTP_ENV
+from tests.api.signed_in import error_code
 from tests.server import ServerProcess
 
 METRICS_TOKEN = "scrape-" + "s3cret" * 6
@@ -267,9 +268,12 @@ def test_metrics_are_for_admins_and_the_scrape_token(server: ServerProcess, toke
 # identifiers a client sends: ids of orders, wallet sets, runs, accounts and wallets; `wallets.account`
 # is the account of each entry of a `wallets` list (create_wallet_set, allocate_to_wallet_set)
 IDS = {"order_id", "client_oid", "client_order_id", "set_id", "wallet_set_id", "run_id", "account", "wallet_id", "wallets.account",
-       "account_id", "user_id", "schedule_id"}
+       "account_id", "user_id", "schedule_id", "rule_set_id"}
 ABSENT = {"order_id": 10**12, "set_id": 10**9, "wallet_set_id": 10**9, "account": 10**9, "wallet_id": 10**12, "wallets.account": 10**9,
-          "account_id": 10**9, "user_id": 10**9, "schedule_id": 10**12}
+          "account_id": 10**9, "user_id": 10**9, "schedule_id": 10**12, "rule_set_id": 10**12}
+# a rule set of tess's on her account (a dry run: the sweep's calls must not change it)
+RULE_SET = {"scope": "account", "mode": "dry_run", "rules": [{"kind": "portfolio_trailing_stop", "arm_pct": "10", "trail_pct": "5"}],
+            "actions": [{"kind": "notify", "message": "tess's stop"}]}
 # a schedule of tess's (its JSON-RPC methods name it `id`): a yearly one, so its next runs do not move during a sweep
 SCHEDULE = {"every": None, "cron": "0 0 1 1 *", "timezone": "UTC", "job": {"kind": "run_strategy", "strategy": "hodl", "for": "1h"}}
 
@@ -285,6 +289,7 @@ class Victim(msgspec.Struct):
     wallet_id: int  # her first account's unallocated USDT wallet
     user_id: int
     schedule_id: int
+    rule_set_id: int
 
 
 def _identifier_methods() -> dict[str, list[str]]:
@@ -354,6 +359,7 @@ def _base(method: str, order: dict[str, Any], own_set: int | None = None) -> dic
         "set_position_mode": {"exchange": "demo", "hedge_mode": True},
         "adjust_margin": {"exchange": "demo", "pair": PERP, "amount": "1"},
         "close_position": {"exchange": "demo", "pair": PERP},
+        "get_signals": {},  # another user's run: no signal of theirs
     }
     assert method in samples, f"{method} takes an identifier: give it sample parameters here"
     return dict(samples[method])
@@ -396,7 +402,7 @@ def _http_outcome(rest: httpx.Client, verb: str, path: str, params: dict[str, An
     if r.status_code < 300:
         return {"ok": True}
     error = r.json()["error"]
-    return {"status": r.status_code, "code": error["code"], "message": error["message"]}
+    return {"status": r.status_code, "code": error_code(r), "message": error if isinstance(error, str) else error["message"]}
 
 
 def _balances(view: dict[str, Any]) -> list[tuple[str, str, str, str, str]]:
@@ -425,8 +431,11 @@ async def _make_victim(tess: RpcClient, tess_rest: httpx.Client, order: dict[str
     await tess.call("make_order", client_oid=spare, **order)
     wallet = await tess.call("get_wallet", exchange="demo", currency="USDT")
     schedule = tess_rest.post("/api/v1/schedules", json={**{k: v for k, v in SCHEDULE.items() if v}, "name": fresh(label)})
+    rule_set = tess_rest.post("/api/v1/rulesets", json={**RULE_SET, "name": fresh(label), "scope_id": str(account)})
+    assert rule_set.status_code == 201, rule_set.text
     victim = Victim(order_id=placed["id"], client_oid=oid, set_id=made["id"], run_id=run_id, account=account, wallet_id=wallet["id"],
-                    user_id=tess_rest.get("/api/v1/me").json()["id"], schedule_id=schedule.json()["id"])
+                    user_id=tess_rest.get("/api/v1/me").json()["id"], schedule_id=schedule.json()["id"],
+                    rule_set_id=rule_set.json()["id"])
     return victim, spare
 
 
@@ -445,7 +454,7 @@ async def test_every_identifier_of_another_user_answers_as_a_nonexistent_one(
         theirs = {"order_id": victim.order_id, "client_oid": victim.client_oid, "client_order_id": victim.client_oid,
                   "set_id": victim.set_id, "wallet_set_id": victim.set_id, "run_id": victim.run_id, "account": victim.account,
                   "wallets.account": victim.account, "wallet_id": victim.wallet_id, "account_id": victim.account, "user_id": victim.user_id,
-                  "schedule_id": victim.schedule_id}
+                  "schedule_id": victim.schedule_id, "rule_set_id": victim.rule_set_id}
         routes = {name: [(verb, path) for verb, path, m in XWRAP_ROUTES if m == name] for name in _identifier_methods()}
         with http(server, tokens[caller]) as rest:
             for method, fields in _identifier_methods().items():
@@ -487,7 +496,7 @@ async def test_every_identifier_of_another_user_answers_as_a_nonexistent_one(
                         got.append(_normal(_http_outcome(rest, verb.upper(), path, {**body, **values}), tuple(values.values())))
                     assert got[0] == got[1], (path, verb, got)
             assert "/api/v1/accounts/{account_id}/members/{user_id}" in walked and "/runs/{run_id}" in walked
-            assert "/api/v1/schedules/{schedule_id}/pause" in walked
+            assert "/api/v1/schedules/{schedule_id}/pause" in walked and "/api/v1/rulesets/{rule_set_id}/enable" in walked
         await quiet(tess, "order", 0.5)  # nothing happened to tess's order
         assert await _victim_state(tess, victim) == before
         assert (await tess.call("cancel_order", client_oid=victim.client_oid))["id"] == victim.order_id
@@ -509,7 +518,7 @@ NOT_CALLED = {
     ("POST", "/api/v1/auth/register"): "a new user's name and password (closed here: registration_closed before the body is read)",
 }
 PATH_SAMPLES = {"component_id": "c", "name": "hodl", "exchange": "demo", "symbol": "BTC_USDT", "pair": "BTC_USDT", "currency": "USDT",
-                "path": "index.html", "letter_id": "1", "scope": "account"}
+                "path": "index.html", "letter_id": "1", "scope": "account", "provider": "tradingview"}
 # bodies of the routes that are not xWrap methods (those take their method's sample parameters)
 BODY_SAMPLES: dict[tuple[str, str], dict[str, Any]] = {
     ("PUT", "/api/v1/me/preferences"): {},
@@ -523,6 +532,7 @@ BODY_SAMPLES: dict[tuple[str, str], dict[str, Any]] = {
     ("PUT", "/runs/{run_id}/components/{component_id}"): {"value": 1},
     ("POST", "/api/v1/frontier"): {"assets": ["BTC", "ETH"]},
     ("POST", "/api/v1/schedules"): {**{k: v for k, v in SCHEDULE.items() if v}, "name": "sweep"},
+    ("POST", "/api/v1/rulesets"): {**RULE_SET, "scope": "user", "name": "sweep", "actions": [{"kind": "notify"}]},  # the caller's own
 }
 RPC_SAMPLES: dict[str, dict[str, Any]] = {
     "echo": {"x": 1}, "authenticate": {}, "echo_notify": {"x": 1}, "broadcast_notify": {"x": 1}, "get_status": {},
@@ -533,7 +543,13 @@ RPC_SAMPLES: dict[str, dict[str, Any]] = {
     "list_schedules": {}, "get_schedule": {"id": 10**12}, "remove_schedule": {"id": 10**12}, "pause_schedule": {"id": 10**12},
     "resume_schedule": {"id": 10**12}, "add_schedule": {**{k: v for k, v in SCHEDULE.items() if v}, "name": "sweep-rpc"},
     "get_notifications": {}, "set_notifications": {},  # the caller's own (no id to name)
+    "list_rule_sets": {}, "get_rule_set": {"id": 10**12}, "update_rule_set": {"id": 10**12}, "delete_rule_set": {"id": 10**12},
+    "enable_rule_set": {"id": 10**12}, "disable_rule_set": {"id": 10**12}, "get_rule_firings": {"id": 10**12},
+    "create_rule_set": {**RULE_SET, "scope": "user", "name": "sweep-rpc", "actions": [{"kind": "notify"}]},
     "subscribe_portfolio_ohlcv": {"scope": "account", "id": 1}, "unsubscribe_portfolio_ohlcv": {"subscription": 1},
+    "get_analysis": {"series": "market:demo:BTC/USDT:1h", "indicator": "sma", "params": [20]},
+    "subscribe_analysis": {"series": "portfolio:account:1:1h", "indicator": "sma", "params": [20]},
+    "unsubscribe_analysis": {"subscription": 1}, "get_signals": {},
 }
 
 
@@ -585,7 +601,9 @@ async def _tess_everything(tess: RpcClient, rest: httpx.Client) -> Any:
     keys = sorted((k["id"], k.get("revoked_at")) for k in rest.get("/api/v1/api_keys").json())
     schedules = rest.get("/api/v1/schedules").json()
     return (accounts, balances, orders, sets, keys, rest.get("/api/v1/me/preferences").json(), schedules,
-            rest.get("/api/v1/me/notifications").json())
+            rest.get("/api/v1/me/notifications").json(),
+            # her rule sets without their live status, which the controller moves as it samples her portfolio
+            [{k: v for k, v in rs.items() if k != "status"} for rs in rest.get("/api/v1/rulesets").json()])
 
 
 @pytest.mark.parametrize("caller", ["tom", "vic"])
@@ -605,16 +623,24 @@ async def test_no_route_method_or_channel_reads_writes_or_pushes_another_users_t
             tess_rest.put("/api/v1/me/notifications", json={
                 "channels": {"email": {"address": mailbox}, "webhook": {"url": hook, "secret": fresh("tess-webhook-secret")}},
                 "events": {"trade_receipt": ["email"], "order_filled": ["webhook"]}}).raise_for_status()
+            # an outside signal of hers (docs/SIGNALS.md): kept for her replay, never in their answers
+            alert_key = tess_rest.post("/api/v1/api_keys", json={"name": fresh("tess-tv"), "scopes": ["signals:tradingview"]}).json()
+            alert = fresh("tess-alert")
+            httpx.post(f"{server.http}/api/v1/signals/tradingview", json={"ticker": "BTCUSDT", "comment": alert,
+                                                                         "key": alert_key["key"]}).raise_for_status()
             account_names = [a["name"] for a in tess_rest.get("/api/v1/accounts").json()]
             marks = Marks(
                 ids={"order_id": victim.order_id, "client_oid": victim.client_oid, "client_order_id": victim.client_oid,
                      "set_id": victim.set_id, "wallet_set_id": victim.set_id, "run_id": victim.run_id, "account": victim.account,
                      "account_id": victim.account, "wallet_id": victim.wallet_id, "user_id": victim.user_id, "key_id": key["id"],
-                     "access_token": tokens["tess"], "schedule_id": victim.schedule_id, "id": victim.schedule_id},
+                     "access_token": tokens["tess"], "schedule_id": victim.schedule_id, "id": victim.schedule_id,
+                     "rule_set_id": victim.rule_set_id},
                 texts=[*[n for n in account_names if n.startswith("sweep")], victim.run_id, victim.client_oid, spare, key["name"],
                        key["key"],
                        tokens["tess"], "Logical Wallet for Run: " + victim.run_id,
-                       tess_rest.get(f"/api/v1/schedules/{victim.schedule_id}").json()["name"], hook, mailbox],
+                       tess_rest.get(f"/api/v1/schedules/{victim.schedule_id}").json()["name"], hook, mailbox,
+                       tess_rest.get(f"/api/v1/rulesets/{victim.rule_set_id}").json()["name"], "tess's stop",
+                       alert, alert_key["key"], alert_key["name"]],
                 accounts={a["id"] for a in tess_rest.get("/api/v1/accounts").json()}, user_id=victim.user_id)
             allowed = rest.get("/api/v1/me/abilities").json()["channels"]
             await them.call("subscribe", channels=allowed)

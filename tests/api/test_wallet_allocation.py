@@ -1,4 +1,4 @@
-"""Wallet-set allocation through a running server: zero allocations, get_wallet and allocate_to_wallet_set.
+"""Wallet-set allocation through a running server: zero allocations, get_wallet and allocate_to_wallet_set, their pushes.
 
 On SQLite and on PostgreSQL: what is acknowledged is in the store, so a SIGKILL and a restart
 give back the same wallets and the same history.
@@ -210,6 +210,32 @@ async def test_allocate_to_wallet_set_moves_funds_in_and_back_out(server: Server
         total, allocated, unallocated = (balances(sets[k]) for k in ("total", "allocated", "unallocated"))
         for key, value in total.items():
             assert value == allocated.get(key, 0) + unallocated.get(key, 0)
+
+
+async def test_a_sets_creation_allocations_and_deactivation_are_pushed_to_its_owner_only(server: ServerProcess) -> None:
+    """Each committed change of a set reaches its owner's `wallet_set` listeners as get_wallet_set shows it; a viewer
+    granted nothing hears nothing, and naming the set answers him as a set that does not exist."""
+    async with as_user(server, "tom") as tom, as_user(server, "vic") as vic:
+        await tom.call("subscribe", channels=["wallet_set"])
+        await vic.call("subscribe", channels=["wallet_set"])
+        made = await tom.call("create_wallet_set", wallets=[{"exchange": EX, "currency": "USDT", "allocation": "300"}])
+        set_id = made["id"]
+
+        async def pushed(done: Any) -> dict[str, Any]:
+            while True:  # coalesced: an earlier state may come first, never a later one after the last
+                view = await tom.notification("wallet_set")
+                if view["id"] == set_id and done(view):
+                    return dict(view)
+
+        assert wallets_of(await pushed(lambda v: True))["USDT"]["balance"] == "300"  # created
+        await tom.call("allocate_to_wallet_set", set_id=set_id, wallets=[{"exchange": EX, "currency": "USDT", "allocation": "-100"}])
+        view = await pushed(lambda v: wallets_of(v)["USDT"]["balance"] == "200")  # moved out
+        assert view == await tom.call("get_wallet_set", set_id=set_id)
+        await tom.call("deactivate_wallet_set", set_id=set_id)
+        assert wallets_of(await pushed(lambda v: v["active"] is False))["USDT"]["balance"] == "0"  # closed: its funds went back
+        assert (await refusal(vic.call("subscribe", channels=["wallet_set"], wallet_sets=[set_id])))[:2] == (-32001, "unknown_wallet_set")
+        with pytest.raises(TimeoutError):
+            await vic.notification("wallet_set", timeout=0.5)
 
 
 async def test_a_refused_allocation_changes_nothing(server: ServerProcess) -> None:

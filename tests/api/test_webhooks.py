@@ -23,7 +23,7 @@ import httpx
 import pytest
 
 from coinwire.core.external_trades import sign
-from tests.api.signed_in import code_of, rpc
+from tests.api.signed_in import code_of, ok, refused, rpc
 from tests.server import ServerProcess
 
 # the kripto seed's Trade, as its README shows it
@@ -54,18 +54,6 @@ def users(server: ServerProcess) -> dict[str, dict[str, Any]]:
 def client(server: ServerProcess, token: str | None = None) -> httpx.Client:
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     return httpx.Client(base_url=server.http, timeout=10, headers=headers)
-
-
-def ok(response: httpx.Response, status: int = 200) -> Any:
-    assert response.status_code == status, response.text
-    return response.json()
-
-
-def refused(response: httpx.Response, status: int, code: str) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    error = response.json()["error"]
-    assert error["code"] == code and error["message"], error
-    return dict(error)
 
 
 def body_of(trade: dict[str, Any]) -> bytes:

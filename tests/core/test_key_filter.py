@@ -39,10 +39,25 @@ def test_line_totals_fold_in_id_order_and_refuse_what_a_ledger_would() -> None:
     assert totals.wallets == {1: [10, 5, 0], 2: [4, 0, 4]} and totals.holds == {9: (1, 5)} and totals.last_line_id == 3
     totals.add(4, 1, LineKind.HOLD.value, 0, -5, 9)
     assert totals.holds == {} and totals.balance(1) == (10, 0, 0) and totals.balance(3) == (0, 0, 0)
-    with pytest.raises(TotalsError, match="in id order"):
+    with pytest.raises(TotalsError, match="folded once each"):
         totals.add(4, 1, LineKind.VIRTUAL_TX.value, 1, 0, None)
     totals.add(5, 1, LineKind.HOLD.value, 0, 1, 10)
     with pytest.raises(TotalsError, match="already holds"):
         totals.add(6, 2, LineKind.HOLD.value, 0, 1, 10)
     with pytest.raises(TotalsError, match="a trade line holds"):
         totals.add(7, 2, LineKind.TRADE.value, 0, 1, 10)
+
+
+def test_line_totals_keep_the_ids_they_skipped_and_fold_each_once_when_it_comes() -> None:
+    """A line stored after a higher one (change sets committed out of id order) folds late, once; the last id stays."""
+    totals = LineTotals().add_lines([
+        WalletLine(id=1, wallet_id=1, ts=0, kind=LineKind.VIRTUAL_TX, movement=10),
+        WalletLine(id=4, wallet_id=1, ts=0, kind=LineKind.HOLD, hold=-5, order_id=9),  # releases what 2 holds
+    ])
+    assert totals.gaps == {2, 3} and totals.last_line_id == 4 and totals.holds == {9: (1, -5)}
+    totals.add(2, 1, LineKind.HOLD.value, 0, 5, 9)
+    assert totals.gaps == {3} and totals.last_line_id == 4 and totals.holds == {} and totals.balance(1) == (10, 0, 0)
+    with pytest.raises(TotalsError, match="folded once each"):
+        totals.add(2, 1, LineKind.HOLD.value, 0, 5, 9)
+    totals.add(6, 1, LineKind.VIRTUAL_TX.value, 1, 0, None)
+    assert totals.gaps == {3, 5} and totals.last_line_id == 6 and totals.balance(1) == (11, 0, 0)

@@ -52,15 +52,15 @@ def dashboard_built() -> Path:
 
 
 def serve_with_users(folder: Path, env: dict[str, str] | None = None,
-                     exchanges: list[dict[str, Any]] | None = None) -> Iterator[ServerProcess]:
+                     exchanges: list[dict[str, Any]] | None = None, config: str = "") -> Iterator[ServerProcess]:
     """A started server with the viewer and the trader the pages sign in as; stopped when the fixture ends."""
-    proc = ServerProcess(folder, exchanges=exchanges, env=env)
+    proc = ServerProcess(folder, exchanges=exchanges, env=env, config=config)
     proc.start()
-    with proc.client() as admin:
-        for name, password, role in ((*VIEWER, "viewer"), (*TRADER, "trader")):
-            r = admin.post("/api/v1/users", json={"username": name, "password": password, "role": role, "plan": "free"})
-            assert r.status_code in (200, 201), r.text
     try:
+        with proc.client() as admin:
+            for name, password, role in ((*VIEWER, "viewer"), (*TRADER, "trader")):
+                r = admin.post("/api/v1/users", json={"username": name, "password": password, "role": role, "plan": "free"})
+                assert r.status_code in (200, 201), r.text
         yield proc
     finally:
         proc.stop()

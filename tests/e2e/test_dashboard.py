@@ -14,10 +14,10 @@ from playwright.sync_api import Browser, Locator, Page, expect
 
 from coinwire.api.client import RpcClient
 from tests.conftest import shared_data
-from tests.e2e.conftest import DESKTOP, PHONE, TRADER, VIEWER, Watched, open_page, shot, sign_in
+from tests.e2e.conftest import DESKTOP, PHONE, TRADER, VIEWER, Watched, open_page, rpc_as, shot, sign_in
 from tests.server import ServerProcess
 
-PAGES = ["overview", "markets", "trade", "wallets", "runs", "exchanges", "schedules", "notifications", "preferences"]
+PAGES = ["overview", "markets", "trade", "wallets", "runs", "exchanges", "rules", "schedules", "notifications", "preferences"]
 
 
 def test_pages_and_api_share_the_server_without_shadowing(server: ServerProcess, dashboard_built: Path) -> None:
@@ -242,11 +242,15 @@ def test_every_page_desktop_and_phone_first_paint_and_no_console_errors(browser:
         shot(w, f"login-{name}")
         sign_in(w)
         for p in PAGES:
-            w.page.goto(f"/app/{p}")
-            w.page.locator("main#page").wait_for()
-            w.page.wait_for_load_state("networkidle") if p != "markets" else w.page.wait_for_timeout(1500)
-            w.page.wait_for_timeout(300)
-            shot(w, f"{p}-{name}")
+            try:
+                w.page.goto(f"/app/{p}")
+                w.page.locator("main#page").wait_for()
+                w.page.wait_for_load_state("networkidle") if p != "markets" else w.page.wait_for_timeout(1500)
+                w.page.wait_for_timeout(300)
+                shot(w, f"{p}-{name}")
+            except Exception as exc:
+                exc.add_note(f"on /app/{p}, {name} width")
+                raise
         w.page.goto("/app/overview")
         w.page.wait_for_function("() => performance.getEntriesByName('first-contentful-paint').length > 0")
         fcp = w.page.evaluate("performance.getEntriesByName('first-contentful-paint')[0].startTime")
@@ -339,6 +343,50 @@ def test_balance_history_chart_after_an_order_filled(admin_page: Watched, server
                                   "wallet_set_id": set_id})])
     page.wait_for_function("([id, n]) => Number(document.querySelector(`[data-testid=history-${id}]`).dataset.movements) > n",
                            arg=[set_id, movements], timeout=15_000)
+
+
+def _sent_soon(page: Page, sent: list[str], method: str) -> None:
+    """Wait (at most 10 s) until the page has sent a call of `method`."""
+    for _ in range(100):
+        if method in sent:
+            return
+        page.wait_for_timeout(100)
+    raise AssertionError(f"the page never called {method}: {sent}")
+
+
+def test_a_fill_reaches_the_open_wallets_page_by_push_without_a_poll(browser: Browser, server: ServerProcess) -> None:
+    """The trader's wallets page: no re-read of the sets on a timer; a fill made through the API shows in the set's card."""
+    token = server.login(*TRADER)["access_token"]
+    set_id = rpc_as(server, token, [("get_all_wallet_sets", {}),  # the trader's paper account, on first use
+                                    ("create_wallet_set", {"wallets": [{"exchange": "demo", "currency": "USDT", "allocation": "1000"}],
+                                                           "description": "pushed e2e"})])[1]["id"]
+    w = open_page(browser, server)
+    sign_in(w, *TRADER)
+    page = w.page
+    sent: list[str] = []  # the JSON-RPC methods the page sends, in order
+    requests: list[str] = []  # its HTTP requests
+    page.on("websocket", lambda ws: ws.on("framesent", lambda data: sent.append(str(json.loads(data).get("method")))))
+    page.on("request", lambda r: requests.append(r.url))
+    page.goto("/app/wallets")
+    card = page.locator(f"[data-set='{set_id}']")
+    expect(card).to_contain_text("pushed e2e")
+    _sent_soon(page, sent, "subscribe")
+    assert sent.count("get_all_wallet_sets") == 1, sent
+    loaded = len(requests)
+    page.wait_for_timeout(5_500)  # longer than the 5 s the page used to poll at: nothing is read again meanwhile
+    assert sent.count("get_all_wallet_sets") == 1, sent
+    order = rpc_as(server, token, [("make_order", {"exchange": "demo", "pair": "BTC_USDT", "side": "buy", "type": "market",
+                                                   "size": "0.01", "wallet_set_id": set_id})])[0]
+    assert order["status"] == "done", order
+    expect(card.locator(".chips")).to_contain_text(re.compile(r"BTC 0\.01"))  # pushed: no reload, no poll
+    assert sent.count("get_all_wallet_sets") == 1, sent
+    _sent_soon(page, sent, "get_total_wallet_set")  # funds moved: the three sums are read again
+    assert sent.count("get_all_wallet_sets") == 1, sent
+    assert [u for u in requests[loaded:] if "/api/v1/accounts" not in u] == []  # (the app re-reads the account list every 30 s)
+    card.scroll_into_view_if_needed()
+    shot(w, "wallets-pushed-desktop")
+    page.context.close()
+    assert not w.errors, w.errors
 
 
 def test_viewer_sees_no_virtual_funds_form(browser: Browser, server: ServerProcess) -> None:
@@ -478,6 +526,14 @@ def test_paper_run_from_allocation_sliders_takes_a_component_input_after_the_mod
     hub.get_by_test_id("hub-method").fill("venue.")
     expect(hub.locator("tbody tr").first).to_contain_text("venue.make_order")
     expect(hub.get_by_test_id("hub-next")).to_be_disabled()
+    # the same in the seed's mhubrpc format: the call and the venue's answer to it, paired by its response_method
+    hub.get_by_test_id("hub-format").select_option("mhubrpc")
+    call = hub.locator("[data-testid=hub-mhubrpc] li.call").first
+    expect(call).to_contain_text('"method":"venue.make_order"')
+    answer = f'"method":"{json.loads(call.inner_text())["response_method"]}"'
+    expect(hub.locator("[data-testid=hub-mhubrpc] li.result", has_text=answer)).to_have_count(1)
+    shot(admin_page, "run-hub-mhubrpc")
+    hub.get_by_test_id("hub-format").select_option("native")
     hub.get_by_test_id("hub-method").fill("")
     hub.get_by_test_id("hub-direction").select_option("out")  # only what the strategy sent: orders, components, log lines
     expect(hub.locator("tbody tr", has_text="→")).to_have_count(0)

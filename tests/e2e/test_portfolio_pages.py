@@ -15,7 +15,7 @@ import pytest
 from playwright.sync_api import Browser, Page, expect
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
-from tests.e2e.conftest import ADMIN_PASSWORD, PHONE, TRADER, VIEWER, Watched, open_page, rpc_as, shot, sign_in
+from tests.e2e.conftest import ADMIN_PASSWORD, PHONE, TRADER, VIEWER, Watched, open_page, rpc_as, serve_with_users, shot, sign_in
 from tests.feeds.binance_server import RecordedBinance, ServerRunner, served_on_thread
 from tests.feeds.test_ccxt_feed import capture
 from tests.refdata.refdata_server import RefDataVenue
@@ -40,16 +40,7 @@ def refdata_base() -> Iterator[str]:
 def server(tmp_path_factory: pytest.TempPathFactory, dashboard_built: Path, refdata_base: str) -> Iterator[ServerProcess]:
     """The harness's server with its viewer and trader, and top coins by market cap from the stand-in."""
     config = f'[market_data]\ncoin_source = "coingecko"\ncoin_url = "{refdata_base}/cg/api/v3"\ntop = 12\n'
-    proc = ServerProcess(Path(tmp_path_factory.mktemp("web-portfolio")), config=config)
-    proc.start()
-    try:
-        with proc.client() as admin:
-            for name, password, role in ((*VIEWER, "viewer"), (*TRADER, "trader")):
-                r = admin.post("/api/v1/users", json={"username": name, "password": password, "role": role, "plan": "free"})
-                assert r.status_code in (200, 201), r.text
-        yield proc
-    finally:
-        proc.stop()
+    yield from serve_with_users(Path(tmp_path_factory.mktemp("web-portfolio")), config=config)
 
 
 def _dataset(page: Page, testid: str, key: str) -> str | None:

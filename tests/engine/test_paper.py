@@ -40,13 +40,13 @@ def replay_settings(tmp_path: Path, paths: list[Path], funds: dict[str, str] = F
 
 
 async def paper_session(tmp_path: Path, strategy: type[Strategy], paths: list[Path], balances: dict[str, str] = FUNDS,
-                        end: int | None = None, params: StrategyParams | None = None
+                        end: int | None = None, params: StrategyParams | None = None, rules: list[dict[str, Any]] | None = None
                         ) -> tuple[PaperRuntime, list[OrderView], dict[str, Any]]:
     """Replay the recording through a platform's gateway with a paper run attached before the first message."""
     platform = Platform(replay_settings(tmp_path, paths))
     await platform.start(feeds=False)
     try:
-        run = PaperRuntime("pp-test", platform.gateway, {"binance": balances}, end=end)
+        run = PaperRuntime("pp-test", platform.gateway, {"binance": balances}, end=end, rules=rules or ())
         await run.open(strategy, params or {})
         (feed,) = platform.start_feeds()
         await feed
@@ -194,6 +194,36 @@ def test_cli_paper_replay_trades_as_the_cli_backtest_and_keeps_its_gateway_store
     assert (orders, fills) == (bt["orders"], len(bt["trades"]))
     refused = coinwire(tmp_path, "run", PROBE, "-m", "paper", "--data", data, "--balance", "binance:USDT=5000", "--fill", "close")
     assert refused.returncode == 2 and "invalid_params" in refused.stderr
+
+
+class CaptureGoneOnClose:
+    """A feed of the test's own whose source fails as it is closed (its disk went away): the outside world failing at a stop."""
+
+    async def close(self) -> None:
+        raise OSError("the capture's disk is gone")
+
+
+async def test_a_service_failing_to_close_still_leaves_every_order_and_fill_in_the_gateway_store(tmp_path: Path) -> None:
+    """A close that raises before the gateway's must not leave the journal's tail unapplied when the process exits."""
+    platform = Platform(replay_settings(tmp_path, capture()[:1]))
+    await platform.start(feeds=False)
+    run = PaperRuntime("pp-close", platform.gateway, {"binance": FUNDS})
+    await run.open(load_strategy(PROBE), {})
+    (feed,) = platform.start_feeds()
+    await feed
+    await platform.gateway.caught_up()
+    run.request_stop()
+    await run.run()
+    journal = platform.store.journal
+    assert journal is not None and run.fills
+    platform.feeds.append(CaptureGoneOnClose())
+    with pytest.raises(OSError, match="disk is gone"):
+        await platform.stop()  # every other service, the gateway and the store closed all the same
+    assert platform.store.journal is None and not list(journal.directory.glob("*.cwj"))  # all applied, then removed
+    with sqlite3.connect(tmp_path / "coinwire.db") as db:
+        (orders,) = db.execute("select count(*) from orders where run_id = ?", ("pp-close",)).fetchone()
+        (fills,) = db.execute("select count(*) from fills where run_id = ?", ("pp-close",)).fetchone()
+    assert (orders, fills) == (len({fill.order_id for fill in run.fills} | set(run.ticket_of)), len(run.fills))
 
 
 class Raises(Strategy):

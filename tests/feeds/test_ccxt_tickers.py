@@ -225,3 +225,31 @@ async def test_a_configured_streamer_fills_the_latest_prices(server: ServerRunne
         await market.close()
         await bus.close()
         await store.close()
+
+
+async def test_polled_tickers_pass_the_feed_breaker_which_stops_requests_while_open(
+    server: ServerRunner, venue: TickerVenue
+) -> None:
+    import time
+
+    from coinwire.core.breaker import BreakerState
+    from coinwire.services.breakers import Breakers
+
+    breakers = Breakers(failures=3, reset_seconds=0.6, clock=time.monotonic)
+    guard = breakers.get("feed:binance")
+    streamer, published = make_streamer(server, ["BTC/USDT"], websocket=False, breaker=guard), Published()
+    task = await _running(streamer, published)
+    try:
+        await published.wait(lambda: len(published.tickers) >= 1)
+        venue.fail("ticker", 503, 503, 503, 503)
+        await published.wait(lambda: guard.breaker.state is BreakerState.OPEN)
+        asked = venue.requests.count("ticker")
+        await asyncio.sleep(0.3)
+        assert guard.breaker.state_at(time.monotonic()) is BreakerState.OPEN
+        assert venue.requests.count("ticker") == asked  # nothing while open
+        assert streamer.error is not None and streamer.error.code == "dependency_unavailable"
+        venue.set_price("BTCUSDT", "61222.00")
+        await published.wait(lambda: published.has("BTC/USDT", "61222.00"))
+        assert guard.breaker.state is BreakerState.CLOSED and streamer.error is None
+    finally:
+        await _stop(streamer, task)

@@ -27,7 +27,7 @@ from coinwire.store import Store
 from coinwire.store.account_imports import load_trades, load_transfers
 from coinwire.store.portfolio_candles import load_portfolio_candles
 from coinwire.venues.ccxt_errors import Backoff
-from tests.conftest import POSTGRES_URL, postgres_schema, shared_data
+from tests.conftest import shared_data
 from tests.feeds.binance_server import RecordedBinance, ServerRunner
 from tests.feeds.test_ccxt_feed import capture
 from tests.venues.binance_history import SeededHistory, seeded_history
@@ -64,16 +64,6 @@ async def server(venue: TradingBinance) -> AsyncIterator[ServerRunner]:
     await runner.start()
     yield runner
     await runner.stop()
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
-    if request.param == "sqlite":
-        async with Store(f"sqlite:///{tmp_path / 'import.db'}") as store:
-            yield store
-        return
-    async with postgres_schema() as schema, Store(POSTGRES_URL, schema=schema) as store:
-        yield store
 
 
 def exchange(server: ServerRunner) -> ExchangeConfig:

@@ -8,6 +8,7 @@ what the account says: coinwire's totals per currency are the venue's free + loc
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from decimal import Decimal
 from pathlib import Path
@@ -137,6 +138,10 @@ async def test_a_resting_order_fills_through_the_report_stream_and_a_cancel_rele
     ex = exchange_of(platform)
     await until(lambda: rest.id not in ex.open)  # the report stream (polling here) said it is done
     stored = await gateway.store.get_order(rest.id)
+    deadline = time.monotonic() + 10
+    while stored is not None and stored.status is not OrderStatus.DONE and time.monotonic() < deadline:
+        await asyncio.sleep(0.01)  # the venue forgets the order first; its change set commits right after, in the group commit
+        stored = await gateway.store.get_order(rest.id)
     assert stored is not None
     assert (stored.status, stored.filled_size) == (OrderStatus.DONE, ex.markets[SYMBOL].instrument.parse_size(str(filled)))
     (fill,) = await gateway.store.list_fills(order_id=rest.id)
@@ -255,6 +260,10 @@ async def test_cli_live_session_trades_the_configured_live_exchange(
 
     process = await asyncio.create_subprocess_exec(*args, env=env, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     try:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 120
+        while not account.requests and process.returncode is None and loop.time() < deadline:
+            await asyncio.sleep(0.05)  # the session is up (its first request to the venue) before the recording moves on
         for _ in range(1500):  # the recording moves on until the strategy bought and sold at the venue
             account.advance(5)
             await asyncio.sleep(0.02)
@@ -270,6 +279,7 @@ async def test_cli_live_session_trades_the_configured_live_exchange(
     finally:
         if process.returncode is None:
             process.kill()
+            await process.communicate()  # its pipes closed, not left to the garbage collector
     assert process.returncode == 0, err.decode()
     report = json.loads(out)
     assert (report["mode"], report["status"], len(report["trades"])) == ("live", "stopped", 2)

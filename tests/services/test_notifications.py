@@ -50,6 +50,7 @@ async def platform(tmp_path: Path, smtp_port: int = 0, smtp: dict[str, Any] | No
         smtp = {"host": "127.0.0.1", "port": smtp_port, "security": "none", "sender": "coinwire <bot@coinwire.test>"} if smtp_port else {}
     settings = load_settings(env={}, overrides={
         "data_dir": str(tmp_path / "data"),
+        "breaker_reset_seconds": 1.0,  # a relay down for several tries pauses its breaker; these tests wait seconds, not 30
         "exchanges": [{"name": "demo", "tick_interval": 0.02, "paper_funds": FUNDS}],
         "notifications": {"smtp": smtp, "base_delay": 0.05, "max_delay": 0.2, "poll_interval": 0.05, **notifications}})
     p = Platform(settings)

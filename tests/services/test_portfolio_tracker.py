@@ -5,12 +5,9 @@ mid at the boundary, exact at 8 places), volumes, rollups in three zones, two us
 
 from __future__ import annotations
 
-import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import ROUND_HALF_EVEN, Decimal
 from pathlib import Path
@@ -21,46 +18,22 @@ import numpy as np
 import pytest
 
 from coinwire.api.wallet_views import WalletViews
-from coinwire.app import build_feed
-from coinwire.bus.memory import MemoryBus
-from coinwire.cache.memory import MemoryCache
-from coinwire.config import load_settings
 from coinwire.core.errors import NotFound, NotReady
 from coinwire.core.numbers import ATTO
 from coinwire.core.orders import Fill, OrderRequest, OrderType, Side
 from coinwire.core.portfolio import BUCKET_S, CandleBuilder
 from coinwire.core.rollup import OHLCV, bucket_starts, parse_timeframe, rollup
 from coinwire.messages import BookSnapshot
-from coinwire.services.gateway import Gateway
-from coinwire.services.market_data import MarketData
-from coinwire.services.portfolio_tracker import PortfolioTracker
 from coinwire.store import Store
 from coinwire.store.portfolio_candles import PortfolioCandleRow, PortfolioCandleWriter, load_portfolio_candles
 from coinwire.store.tables import preferences
 from tests.conftest import POSTGRES_URL, require_service
+from tests.services.portfolio_rig import Clock, Rig, portfolio_rig
 
 EXCHANGE = {"name": "demo", "feed": "demo", "tick_interval": 3600, "seed": 5, "symbols": ["BTC/USDT"],
             "paper_funds": {"USDT": "10000", "BTC": "1"}}  # fmt: skip
 S = 10**9
 Q = Decimal("0.00000001")
-
-
-@dataclass
-class Clock:
-    now: int
-
-    def __call__(self) -> int:
-        return self.now
-
-
-@dataclass
-class Rig:
-    gateway: Gateway
-    tracker: PortfolioTracker
-    writer: PortfolioCandleWriter
-    store: Store
-    clock: Clock
-    mids: dict[int, Decimal] = field(default_factory=dict)  # boundary (s) -> the mid in force there
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -76,41 +49,6 @@ async def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIter
         await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
     finally:
         await conn.close()
-
-
-@asynccontextmanager
-async def rig(tmp_path: Path, url: str, schema: str | None, clock: Clock, exchange: dict[str, object] = EXCHANGE) -> AsyncIterator[Rig]:
-    """A gateway whose demo book is loaded once, then only moved by the test; the tracker on the same clock."""
-    settings = load_settings(env={}, overrides={"data_dir": str(tmp_path), "exchanges": [exchange]})
-    store = Store(url, schema=schema)
-    await store.start()
-    bus = MemoryBus()
-    await bus.start()
-    gateway = Gateway(settings, store, bus, clock=clock)
-    feed = build_feed(settings.exchanges[0])
-    await gateway.start()
-    gateway.snapshot_sources["demo"] = feed
-    feeding = asyncio.create_task(feed.run(bus.publish))
-    writer = PortfolioCandleWriter(store)
-    await writer.start()
-    market = MarketData(settings.market_data, bus, MemoryCache(), store, streamers=[])  # pegs: USDT = USD
-    tracker = PortfolioTracker(gateway, market, store, writer, sample_interval=1.0, clock=clock)
-    try:
-        for _ in range(200):
-            if gateway.venues["demo"].status == "ready":
-                break
-            await asyncio.sleep(0.05)
-        assert gateway.venues["demo"].status == "ready"
-        await feed.close()  # from here on the test sets the book
-        feeding.cancel()
-        await asyncio.gather(feeding, return_exceptions=True)
-        yield Rig(gateway, tracker, writer, store, clock)
-    finally:
-        await tracker.close()
-        await writer.close()
-        await gateway.close()
-        await bus.close()
-        await store.close()
 
 
 async def set_book(r: Rig, bid: str, ask: str) -> Decimal:
@@ -149,7 +87,7 @@ async def test_candles_over_several_boundaries_equal_an_independent_computation(
     url, schema = store_url
     t0 = (time.time_ns() // S // BUCKET_S) * BUCKET_S - 3 * BUCKET_S  # a boundary, close to the feed's wall time
     clock = Clock(t0 * S + 60 * S)
-    async with rig(tmp_path, url, schema, clock) as r:
+    async with portfolio_rig(tmp_path, url, schema, clock, EXCHANGE) as r:
         g = r.gateway
         alice, bob = await g.account_for(1, "demo"), await g.account_for(2, "demo")
         g.accounts.set_member(alice.id, 3, "view")  # user 3 may view alice's account: it is not in their total
@@ -267,7 +205,7 @@ def independent(c: OHLCV, timeframe: str, tz: ZoneInfo) -> list[tuple[int, ...]]
 async def test_display_currency_follows_the_owners_preference(tmp_path: Path) -> None:
     t0 = (time.time_ns() // S // BUCKET_S) * BUCKET_S
     clock = Clock(t0 * S + 10 * S)
-    async with rig(tmp_path, f"sqlite:///{tmp_path / 'cw.db'}", None, clock) as r:
+    async with portfolio_rig(tmp_path, f"sqlite:///{tmp_path / 'cw.db'}", None, clock, EXCHANGE) as r:
         account = await r.gateway.account_for(4, "demo")
         async with r.store.engine.begin() as conn:
             await conn.execute(preferences.insert().values(user_id=4, time_zone="UTC", currency="USDT", crypto_decimals=6,
@@ -286,7 +224,7 @@ async def test_a_restart_stores_missing_buckets_and_a_partial_one(store_url: tup
     url, schema = store_url
     t0 = (time.time_ns() // S // BUCKET_S) * BUCKET_S - 8 * BUCKET_S
     clock = Clock(t0 * S + 100 * S)
-    async with rig(tmp_path, url, schema, clock) as r:
+    async with portfolio_rig(tmp_path, url, schema, clock, EXCHANGE) as r:
         account = await r.gateway.account_for(1, "demo")
         await set_book(r, "30000", "30002")
         await r.tracker.start(loop=False)
@@ -297,7 +235,7 @@ async def test_a_restart_stores_missing_buckets_and_a_partial_one(store_url: tup
         await r.writer.flush()
         r.tracker.portfolios.clear()
     clock.now = (t0 + 4 * BUCKET_S + 450) * S  # back up in the middle of the fifth bucket
-    async with rig(tmp_path, url, schema, clock) as r:
+    async with portfolio_rig(tmp_path, url, schema, clock, EXCHANGE) as r:
         await set_book(r, "30000", "30002")
         await r.tracker.start(loop=False)
         clock.now = (t0 + 5 * BUCKET_S) * S
@@ -352,7 +290,7 @@ async def test_wallet_sets_and_runs_are_portfolios_of_their_own_funds(tmp_path: 
     """A run's wallet set: its allocation and its fills are the set's and the run's, and stay in the account's total."""
     t0 = time.time_ns() // S // BUCKET_S * BUCKET_S
     clock = Clock(t0 * S + 30 * S)
-    async with rig(tmp_path, f"sqlite:///{tmp_path / 'cw.db'}", None, clock) as r:
+    async with portfolio_rig(tmp_path, f"sqlite:///{tmp_path / 'cw.db'}", None, clock, EXCHANGE) as r:
         g = r.gateway
         account = await g.account_for(1, "demo")
         other = await g.account_for(2, "demo")
@@ -390,7 +328,7 @@ async def test_a_perpetual_position_counts_at_its_mark_with_its_unrealised_pnl(t
     t0 = time.time_ns() // S // BUCKET_S * BUCKET_S
     clock = Clock(t0 * S + 30 * S)
     exchange = {**EXCHANGE, "symbols": ["BTC/USDT", "BTC/USDT:USDT"]}
-    async with rig(tmp_path, f"sqlite:///{tmp_path / 'cw.db'}", None, clock, exchange) as r:
+    async with portfolio_rig(tmp_path, f"sqlite:///{tmp_path / 'cw.db'}", None, clock, exchange) as r:
         g = r.gateway
         account = await g.account_for(1, "demo")
         mid = await set_book(r, "30000", "30002")
@@ -427,7 +365,7 @@ async def test_an_asset_nothing_prices_is_left_out_and_the_total_keeps_following
     fills; a price that goes missing keeps its last value."""
     t0 = (time.time_ns() // S // BUCKET_S) * BUCKET_S
     clock = Clock(t0 * S + 10 * S)
-    async with rig(tmp_path, f"sqlite:///{tmp_path / 'cw.db'}", None, clock) as r:
+    async with portfolio_rig(tmp_path, f"sqlite:///{tmp_path / 'cw.db'}", None, clock, EXCHANGE) as r:
         account = await r.gateway.account_for(1, "demo")  # 1 BTC and 10,000 USDT
         hopper = await r.gateway.open_external(1, "cryptohopper", "hopper", {"GBP": 100 * ATTO, "BTC": ATTO // 100})
         await r.gateway.account_for(2, "demo")  # ben: the same funds, nothing unpriced

@@ -31,7 +31,7 @@ from coinwire.store import Store
 from coinwire.store.rates import load_rates
 from coinwire.venues.ccxt_client import make_client
 from coinwire.venues.ccxt_errors import Backoff
-from tests.conftest import POSTGRES_URL, REDIS_URL, postgres_schema, require_service
+from tests.conftest import REDIS_URL, require_service
 from tests.feeds.binance_server import ServerRunner
 from tests.feeds.ticker_server import EVENT_TIME, TickerVenue
 
@@ -39,16 +39,6 @@ T0 = 1_764_000_000_000  # a minute's start (unix ms) for the demo market's test 
 MINUTE = 60_000
 SPOT_ONLY = {"fetchMarkets": {"types": ["spot"]}}
 SYMBOLS = ("BTC/USDT", "ETH/USDT", "SOL/USDT")
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
-    if request.param == "sqlite":
-        async with Store(f"sqlite:///{tmp_path / 'rates.db'}") as started:
-            yield started
-        return
-    async with postgres_schema() as schema, Store(POSTGRES_URL, schema=schema) as started:
-        yield started
 
 
 @pytest.fixture(params=["memory", "redis"])
@@ -306,3 +296,35 @@ async def test_the_platform_records_every_market_whose_feed_runs_and_reads_its_s
         assert [r["time"] for r in answer["rates"]] == [now - now % MINUTE] and answer["rates"][0]["source"] == "ticker"
     finally:
         await platform.stop()
+
+
+async def test_the_rate_source_breaker_opens_on_503s_and_refuses_without_a_request(
+    venue: tuple[TickerVenue, ServerRunner]
+) -> None:
+    from coinwire.core.breaker import BreakerState, DependencyUnavailable
+    from coinwire.services.breakers import Breakers
+
+    served, runner = venue
+    now = [0.0]
+    breakers = Breakers(failures=3, reset_seconds=60.0, clock=lambda: now[0])
+
+    def client(exchange: str) -> Any:
+        return make_client(exchange, urls=runner.urls(), options=SPOT_ONLY, rate_limit=False)
+
+    fetch = CcxtPrices(client, attempts=3, backoff=lambda: Backoff(base=0.01, cap=0.05, jitter=0.0), breakers=breakers)
+    try:
+        assert set(await fetch("binance", ["BTC/USDT"])) == {"BTC/USDT"}
+        served.fail("ticker", 503, 503, 503)
+        with pytest.raises(Exception) as failed:  # three attempts, three 503s: the third opens the breaker
+            await fetch("binance", ["BTC/USDT"])
+        assert getattr(failed.value, "code", "") in ("exchange_unavailable", "exchange_busy")
+        assert breakers.get("rates:binance").breaker.state is BreakerState.OPEN
+        asked = served.requests.count("ticker")
+        with pytest.raises(DependencyUnavailable):
+            await fetch("binance", ["BTC/USDT"])
+        assert served.requests.count("ticker") == asked  # refused at once: no request, no retries
+        now[0] += 60.0
+        assert set(await fetch("binance", ["BTC/USDT"])) == {"BTC/USDT"}  # the probe closes it
+        assert breakers.get("rates:binance").breaker.state is BreakerState.CLOSED
+    finally:
+        await fetch.close()

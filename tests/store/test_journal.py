@@ -11,6 +11,7 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+import threading
 from pathlib import Path
 
 import msgspec
@@ -20,10 +21,9 @@ from hypothesis import strategies as st
 
 from coinwire.core.errors import NotReady
 from coinwire.store import ChangeSet, Store
-from coinwire.store.codec import encode
-from coinwire.store.journal import HELPER_NICENESS, MAGIC, Journal, JournalRefused, complete_records, frame, journal_dir
+from coinwire.store.codec import encode, sqlite_write_statements
+from coinwire.store.journal import HELPER_NICENESS, MAGIC, Journal, JournalApplier, JournalRefused, complete_records, frame, journal_dir
 from coinwire.store.sqlite_writer import SqliteWriter
-from coinwire.store.store import sqlite_write_statements
 from tests.store.test_store_contract import BTC_USDT, count, fill, ledger, order
 
 REPO = Path(__file__).resolve().parents[2]
@@ -226,6 +226,29 @@ async def test_a_database_error_that_is_no_records_fault_stops_reads_and_keeps_t
     assert (journal_dir(database) / kept).read_bytes().startswith(MAGIC)
     with pytest.raises(JournalRefused, match="refuses the journal's records"):
         await Store(url, journal=True).start()
+
+
+async def test_the_helper_waits_out_a_write_lock_held_longer_than_its_busy_timeout(tmp_path: Path) -> None:
+    """A loaded server's own transaction can hold the lock past one busy timeout: a busy database refuses no record."""
+    async with Store(_url(tmp_path)) as store:  # the schema
+        await store.apply(ledger())
+    database = str(tmp_path / "store.db")
+    journal_dir(database).mkdir()
+    rows = encode(ChangeSet().add_order(order(1), BTC_USDT)).by_table
+    (journal_dir(database) / "0000000001.cwj").write_bytes(MAGIC + frame(msgspec.msgpack.encode(rows)))
+    holder = sqlite3.connect(database, isolation_level=None, check_same_thread=False)
+    holder.execute("BEGIN IMMEDIATE")  # held for about six of the applier's busy timeouts
+    releases = threading.Timer(0.6, holder.execute, ("COMMIT",))
+    releases.start()
+    applier = JournalApplier(SqliteWriter(database, sqlite_write_statements()), busy_timeout=0.1)
+    try:
+        assert applier.apply_available() == (1, len(MAGIC) + len(frame(msgspec.msgpack.encode(rows))))
+    finally:
+        releases.join()
+        applier.close()
+        holder.close()
+    with sqlite3.connect(database) as db:
+        assert db.execute("select id from orders").fetchall() == [(1,)]
 
 
 async def test_one_server_per_journal(tmp_path: Path) -> None:

@@ -28,6 +28,10 @@ TABLES |= {"portfolio_candles"}
 TABLES |= {"account_imports", "account_trades", "account_transfers"}  # account imports (0021)
 TABLES |= {"portfolio_daily"}  # 0020_portfolio_daily
 TABLES |= {"external_trades"}
+TABLES |= {"rule_sets", "rule_firings", "rule_commands"}  # 0023_rule_sets
+TABLES |= {"analysis_values", "signals"}
+TABLES |= {"outside_signals"}  # 0025_outside_signals
+TABLES |= {"leases", "cluster_members"}  # 0026_gateway_leases
 
 
 def _diff(connection: Connection) -> list[object]:

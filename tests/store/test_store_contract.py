@@ -10,17 +10,18 @@ refuses is tests/store/test_journal.py's."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import msgspec
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import text
 
-from coinwire.core.errors import Conflict, InvalidInput
+from coinwire.core.errors import CoinwireError, Conflict, InvalidInput
 from coinwire.core.instruments import Instrument
 from coinwire.core.numbers import ATTO, str_to_atto
 from coinwire.core.orders import DoneReason, Fill, Order, OrderStatus, OrderType, Side
@@ -372,6 +373,63 @@ async def test_a_checkpoint_keeps_the_sums_of_lines_so_a_start_reads_only_the_li
     assert again.client_oid_filter == b"\x01\x02"  # kept when a checkpoint has no filter to give
 
 
+async def test_a_line_committed_after_a_higher_one_and_a_checkpoint_between_is_folded_once(store: Store) -> None:
+    """Lines 2 and 3 made in that order and committed 3 first (a venue recording a market message's second execution
+    before its first, or a command committed between them), a checkpoint in between: it covers 1 and 3 and lists 2
+    as a gap, which a start and the next checkpoint fold once 2 is stored (before, 2 was in neither: lost)."""
+    changes = ledger(1)
+    changes.wallet_lines = [WalletLine(id=1, wallet_id=10, ts=T0, kind=LineKind.VIRTUAL_TX, movement=100)]
+    await store.apply(changes)
+    await store.apply(ChangeSet(wallet_lines=[  # releases the hold line 2 takes
+        WalletLine(id=3, wallet_id=10, ts=T0 + 2, kind=LineKind.HOLD, hold=-5, order_id=7)]))
+    assert await store.checkpoint_ledger() == 2
+    await store.apply(ChangeSet(wallet_lines=[
+        WalletLine(id=2, wallet_id=10, ts=T0 + 1, kind=LineKind.HOLD, hold=5, order_id=7),
+        WalletLine(id=4, wallet_id=11, ts=T0 + 3, kind=LineKind.VIRTUAL_TX, movement=20)]))
+    every = await store.line_totals()
+    assert every.wallets == {10: [100, 0, 0], 11: [20, 0, 0]} and every.holds == {} and every.gaps == set()
+    state = await store.load_state()
+    assert state.lines_after_checkpoint == 2 and state.totals.gaps == set() and state.totals.last_line_id == 4
+    assert (state.totals.wallets, state.totals.holds) == (every.wallets, every.holds)
+    assert await store.checkpoint_ledger() == 2
+    again = await store.load_state()
+    assert again.lines_after_checkpoint == 0 and (again.totals.wallets, again.totals.holds) == (every.wallets, every.holds)
+
+
+_example_sets = itertools.count(100)  # a wallet set of its own per example: one store serves them all
+
+
+@CHECKED_AT_COMMIT
+@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    lines=st.lists(st.tuples(st.booleans(), st.integers(-50, 50)), min_size=1, max_size=8),
+    data=st.data(),
+)
+async def test_any_commit_order_with_checkpoints_anywhere_keeps_every_line(
+    store: Store, lines: list[tuple[bool, int]], data: st.DataObject,
+) -> None:
+    """Property: lines cut into change sets committed in any order, a checkpoint after any commit: the checkpoint's
+    totals plus the lines after it are the fold of every line, and a last checkpoint leaves no gap behind."""
+    set_id = next(_example_sets)
+    base = (await store.line_totals()).last_line_id
+    await store.apply(ledger(set_id))
+    made = [WalletLine(id=base + i, wallet_id=set_id * 10 + i % 2, ts=T0 + i, kind=LineKind.HOLD if holds else LineKind.VIRTUAL_TX,
+                       movement=0 if holds else amount, hold=amount if holds else 0, order_id=set_id * 10 + i % 2 if holds else None)
+            for i, (holds, amount) in enumerate(lines, start=1)]  # fmt: skip
+    cuts = sorted(data.draw(st.sets(st.integers(1, len(made) - 1), max_size=len(made) - 1)) if len(made) > 1 else set())
+    change_sets = [made[start:end] for start, end in zip([0, *cuts], [*cuts, len(made)], strict=True)]
+    for batch in data.draw(st.permutations(change_sets)):
+        await store.apply(ChangeSet(wallet_lines=batch))
+        if data.draw(st.booleans()):
+            await store.checkpoint_ledger()
+    every = await store.line_totals()
+    state = await store.load_state()
+    assert (state.totals.wallets, state.totals.holds, state.totals.gaps) == (every.wallets, every.holds, every.gaps)
+    await store.checkpoint_ledger()
+    again = await store.load_state()
+    assert again.lines_after_checkpoint == 0 and (again.totals.wallets, again.totals.holds) == (every.wallets, every.holds)
+
+
 async def test_ping_and_lifecycle(database: Database) -> None:
     store = database.store()
     assert await store.ping() is False  # not started
@@ -455,6 +513,30 @@ async def test_writer_isolates_a_value_the_database_cannot_hold(store: Store, wr
     assert await count(store, "orders") == 20 and await store.get_order(50) is None
     assert await count(store, "fills") == 0  # nothing of the refused change set is half-written
     assert writer.fallbacks == 1
+
+
+@pytest.mark.parametrize("database", ["postgresql"], indirect=True)
+async def test_writer_halts_when_the_database_fails_for_another_reason_until_resumed(store: Store, writer: GroupCommitWriter) -> None:
+    """A failure that is no refusal of the rows (here: a table gone) fails its change set and every later one untried, so the
+    database holds a prefix of the submissions; submits fail at once until `resume()`."""
+    async with store.writer.begin() as conn:
+        await conn.execute(text(f'ALTER TABLE "{store.schema}".fills RENAME TO fills_away'))
+    results = await asyncio.gather(
+        writer.submit(ChangeSet().add_order(order(1), BTC_USDT)),
+        writer.submit(ChangeSet().add_order(order(2), BTC_USDT).add_fill(fill(2, 2), BTC_USDT)),
+        *(writer.submit(ChangeSet().add_order(order(i), BTC_USDT)) for i in range(3, 6)),
+        return_exceptions=True,
+    )
+    assert results[0] is None and not isinstance(results[1], CoinwireError), results
+    assert results[1] is writer.halted and all(r is results[1] for r in results[2:]), results
+    assert await count(store, "orders") == 1  # order 1 only: nothing after the failed one, though 3 to 5 were fine
+    with pytest.raises(type(results[1])):
+        await writer.submit(ChangeSet().add_order(order(6), BTC_USDT))
+    async with store.writer.begin() as conn:
+        await conn.execute(text(f'ALTER TABLE "{store.schema}".fills_away RENAME TO fills'))
+    writer.resume()
+    await writer.submit(ChangeSet().add_order(order(3), BTC_USDT))
+    assert await count(store, "orders") == 2 and writer.halted is None
 
 
 async def test_writer_merges_updates_of_one_order_and_keeps_the_last(store: Store, writer: GroupCommitWriter) -> None:

@@ -20,7 +20,6 @@ from pathlib import Path
 import pytest
 
 from coinwire.core.positions import MarginMode
-from coinwire.store import Store
 from tests.conftest import POSTGRES_URL, postgres_schema
 from tests.services.gateway_running import running_gateway
 from tests.venues.paper_perp_child import EXCHANGE, order
@@ -52,9 +51,11 @@ async def test_positions_margin_and_ledger_agree_after_a_sigkill(tmp_path: Path,
         finally:
             if child.poll() is None:
                 child.kill()
-        async with Store(url, schema=schema) as store:
-            funded = await store.funding_history(limit=10_000)
-        async with running_gateway(tmp_path, url, schema, EXCHANGE) as gateway:
+        # the restart's feed stops once its exchange is ready, and what it brought is applied: funding comes every
+        # second, and one settled between two reads below would make them disagree
+        async with running_gateway(tmp_path, url, schema, EXCHANGE, hold_book=True) as gateway:
+            await gateway.caught_up()
+            funded = await gateway.store.funding_history(limit=10_000)
             ledger = gateway.ledger
             ledger.check()
             assert ledger.totals().wallets == (await gateway.store.line_totals()).wallets

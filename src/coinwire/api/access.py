@@ -96,7 +96,7 @@ class Access:
         self.connections = OpenConnections(self.service)  # open WebSockets end with their credentials
         self.owners = Owners(self.repo)
         self.audit = AuditLog(store)
-        self.limiter: RateLimiter = limiter_from_url(settings.cache_url)
+        self.limiter: RateLimiter = limiter_from_url(settings.cache_url, settings.namespace)
         self.limits = edge_limits(env)
         self.rpc_limit = _rate(env, "COINWIRE_RATE_LIMIT_RPC", (1000.0, 5000.0))
         self.cors_origins = [o.strip() for o in env.get("COINWIRE_CORS_ORIGINS", "").split(",") if o.strip()]

@@ -19,7 +19,10 @@ from starlette.types import Receive, Scope, Send
 from coinwire import __version__
 from coinwire.api.access import Access
 from coinwire.api.accounts_routes import add_accounts_routes
+from coinwire.api.analysis_routes import add_analysis_routes
 from coinwire.api.auth_routes import add_auth_routes
+from coinwire.api.cryptick_routes import add_cryptick_routes
+from coinwire.api.forwarding import GatewayRoutesMiddleware
 from coinwire.api.frontier_routes import add_frontier_routes
 from coinwire.api.guard import GuardMiddleware
 from coinwire.api.import_routes import add_import_routes
@@ -27,7 +30,15 @@ from coinwire.api.market_routes import add_market_routes
 from coinwire.api.methods import Api
 from coinwire.api.notifications_routes import add_notification_routes
 from coinwire.api.ohlcv_routes import add_ohlcv_routes
-from coinwire.api.orders_ws import ORDERS_WS_PATH, POSITIONS_WS_PATH, orders_ws_asgi, positions_ws_asgi
+from coinwire.api.orders_ws import (
+    ORDERS_WS_PATH,
+    POSITIONS_WS_PATH,
+    WALLET_SETS_WS_PATH,
+    orders_ws_asgi,
+    positions_ws_asgi,
+    wallet_sets_ws_asgi,
+)
+from coinwire.api.outside_signal_routes import add_outside_signal_routes
 from coinwire.api.portfolio_balance_routes import add_portfolio_balance_routes
 from coinwire.api.portfolio_daily_routes import add_portfolio_daily_routes
 from coinwire.api.portfolio_routes import add_portfolio_routes
@@ -36,6 +47,7 @@ from coinwire.api.prefs_routes import add_preferences_routes
 from coinwire.api.rates_routes import add_rates_routes
 from coinwire.api.rest import add_xwrap_routes, json_response
 from coinwire.api.rpc import rpc_asgi
+from coinwire.api.rulesets_routes import add_rulesets_routes
 from coinwire.api.runs_routes import add_runs_routes
 from coinwire.api.schedules_routes import add_schedules_routes
 from coinwire.api.trades_routes import add_trades_routes
@@ -49,6 +61,7 @@ from coinwire.services.gateway import Gateway
 from coinwire.services.market_data import MarketData
 from coinwire.services.notifications.service import NotificationService
 from coinwire.services.ohlcv import OhlcvQuery
+from coinwire.services.outside_signals import OutsideSignals
 from coinwire.services.portfolio_ohlcv import PortfolioOhlcv
 from coinwire.services.public_trades import PublicTrades
 from coinwire.services.rate_history import RateHistory
@@ -105,11 +118,19 @@ class CoinwireApp(FastAPI):
             if path == POSITIONS_WS_PATH:
                 await positions_ws_asgi(scope, receive, send, self._api)
                 return
+            if path == WALLET_SETS_WS_PATH:
+                await wallet_sets_ws_asgi(scope, receive, send, self._api)
+                return
         await super().__call__(scope, receive, send)
 
 
-def create_http_app(platform: Served, api: Api, access: Access, runs: RunManager, lifespan: Lifespan) -> FastAPI:
-    """The FastAPI app over built services; `lifespan` starts and stops them (and the run manager) with the server."""
+def create_http_app(platform: Served, api: Api, access: Access, runs: RunManager, lifespan: Lifespan,
+                    outside: OutsideSignals, *, replica: bool = False) -> FastAPI:
+    """The FastAPI app over built services; `lifespan` starts and stops them (and the run manager) with the server.
+
+    `replica`: an api process apart from the gateway; the routes that need the gateway or the engine in memory
+    (api.forwarding.GATEWAY_ROUTES) answer `served_by_gateway_process` (503) there.
+    """
     settings = platform.settings
     app = CoinwireApp(
         api,
@@ -119,6 +140,8 @@ def create_http_app(platform: Served, api: Api, access: Access, runs: RunManager
         lifespan=lifespan,
     )
 
+    if replica:  # inside the guard (added before it): a caller is authenticated first
+        app.add_middleware(GatewayRoutesMiddleware)
     # every HTTP route passes the guard: rules table, authentication, rate limits, body size
     app.add_middleware(GuardMiddleware, auth=access.service, limiter=access.limiter, limits=access.limits, audit=access.audit,
                        metrics_token=access.metrics_token)
@@ -132,8 +155,10 @@ def create_http_app(platform: Served, api: Api, access: Access, runs: RunManager
     add_accounts_routes(app, api, access.repo, MembersRepository(platform.store), platform.external)
     add_import_routes(app, api, platform.imports)
     add_webhook_routes(app, api, platform.external)
-    add_runs_routes(app, runs, access.owners)
+    add_cryptick_routes(app, add_runs_routes(app, runs, access.owners))  # the seed's strategy API over the same access
+    add_outside_signal_routes(app, outside)
     add_schedules_routes(app, api)
+    add_rulesets_routes(app, api)
     add_position_routes(app, api)
     add_frontier_routes(app, settings)
     add_ohlcv_routes(app, platform.ohlcv)
@@ -143,6 +168,7 @@ def create_http_app(platform: Served, api: Api, access: Access, runs: RunManager
     add_market_routes(app, platform.market)
     add_trades_routes(app, platform.public_trades)
     add_rates_routes(app, platform.rate_history)
+    add_analysis_routes(app, api)
     add_web_routes(app)  # the dashboard at / and /app/...
 
     @app.get("/healthz", tags=["ops"])

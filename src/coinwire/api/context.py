@@ -16,7 +16,8 @@ if TYPE_CHECKING:
 __all__ = ["CallContext", "ACCOUNT_CHANNELS", "CHANNELS", "DEFAULT_CHANNELS", "Push"]
 
 CHANNELS = frozenset({"order", "trade", "exchstatus", "logmessages", "echo_ret", "ticker", "public_trades", "rate",
-                      "orders_executed", "orders_updated", "positions_updated", "import_progress"})
+                      "orders_executed", "orders_updated", "positions_updated", "import_progress",
+                      "rule_fired", "wallet_set"})
 # account channels: an account's notifications, each with the account's `seq`, replayable from an offset (api.streams)
 ACCOUNT_CHANNELS = frozenset({"order", "trade", "orders_executed", "orders_updated", "positions_updated"})
 # every connection receives its user's accounts' order and trade notifications, whichever connection placed the order
@@ -42,7 +43,8 @@ class CallContext:
 
     __slots__ = ("connection_id", "channels", "send", "push", "offer", "drained", "drop", "transport", "ticker_patterns", "trade_patterns",
                  "rate_patterns",
-                 "principal", "checked_at", "followed", "follow_all", "only_account", "added_at", "_allowed", "_allowed_for")
+                 "principal", "checked_at", "followed", "idempotency_key", "follow_all", "only_account", "added_at", "wallet_sets",
+                 "_allowed", "_allowed_for")
 
     def __init__(
         self, transport: str, send: Push | None = None, principal: Principal | None = None, push: Callable[[bytes], None] | None = None
@@ -65,7 +67,11 @@ class CallContext:
         self.followed: set[int] = set()  # accounts named in `subscribe(account=...)`, checked then (besides the user's own)
         self.follow_all = False  # an admin's `subscribe` to order or trade without an account: every account's
         self.only_account: int | None = None  # /ws/orders?account=: that account's notifications and no other's
+        self.wallet_sets: frozenset[int] | None = None  # `subscribe(wallet_sets=)`: the `wallet_set` channel's sets (None: all readable)
         self.added_at = 0  # the notifier's count of order and trade notifications when it added this connection
+        # REST's `Idempotency-Key`: a call forwarded to the gateway's process under it yields one result however often
+        # it is repeated (api/forwarding.py); None: the replica makes one per call, for its own retries
+        self.idempotency_key: str | None = None
         self._allowed: set[str] = set()  # methods `principal` was allowed: a connection calls the same few again and again
         self._allowed_for: Principal | None = None
 

@@ -24,6 +24,7 @@ from starlette.routing import Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from coinwire.api import params as P
+from coinwire.api.seed_errors import ERROR_CODE_HEADER, is_seed_path, seed_error_body
 from coinwire.auth.abilities import PUSH_RULES, RPC_RULES, Principal, Rule, denial, http_rule
 from coinwire.auth.audit import AuditLog
 from coinwire.auth.errors import Forbidden, RateLimited, Unauthenticated
@@ -135,9 +136,14 @@ def _with_security_headers(scope: Scope, send: Send) -> Send:
     return send_with_headers
 
 
-async def _answer(send: Send, exc: CoinwireError) -> None:
-    body = _encode({"error": exc.to_dict()})
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+async def _answer(send: Send, exc: CoinwireError, path: str) -> None:
+    headers = []
+    if is_seed_path(path):  # the seed's strategy API: its own error shape, the code in a header
+        body = seed_error_body(exc)
+        headers.append((ERROR_CODE_HEADER.lower().encode(), exc.code.encode()))
+    else:
+        body = _encode({"error": exc.to_dict()})
+    headers += [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     if isinstance(exc, RateLimited):
         headers.append((b"retry-after", str(exc.retry_after).encode()))
     if isinstance(exc, Unauthenticated):
@@ -182,7 +188,7 @@ class GuardMiddleware:
                 log.warning("request refused", code=exc.code, method=scope["method"], path=scope["path"], client_ip=client_ip(scope))
             if changes:
                 self._audit(scope, exc.code)
-            await _answer(_with_security_headers(scope, send), exc)
+            await _answer(_with_security_headers(scope, send), exc, scope["path"])
             return
         if not changes or self.audit is None or "route" not in scope["state"]:
             await self.app(scope, receive, _with_security_headers(scope, send))

@@ -16,6 +16,7 @@ import msgspec
 from coinwire import __version__
 from coinwire.api import params as P
 from coinwire.api.context import ACCOUNT_CHANNELS, CHANNELS, CallContext
+from coinwire.api.forwarding import GATEWAY_CHANNELS, served_by_gateway
 from coinwire.api.guard import authorize_channel
 from coinwire.api.json_input import refusal
 from coinwire.api.notifier import Notifier
@@ -46,12 +47,16 @@ from coinwire.services.health import Health
 from coinwire.services.notifications.service import NotificationService
 from coinwire.services.ohlcv import ohlcv_points
 from coinwire.services.portfolio_tracker import PortfolioTracker
+from coinwire.services.rule_sets import RuleSets
 from coinwire.services.scheduler import SYSTEM, AddSchedule, Scheduler
 
 if TYPE_CHECKING:
+    from coinwire.api.analysis_routes import AnalysisStreams
     from coinwire.api.connections import OpenConnections
+    from coinwire.api.forwarding import Forwarder
     from coinwire.api.ohlcv_routes import OhlcvStreams
     from coinwire.api.portfolio_routes import PortfolioStreams
+    from coinwire.auth.abilities import Principal
     from coinwire.services.rate_history import RateHistory
 
 __all__ = ["Api", "Method", "METHOD_NAMES", "caller", "method"]
@@ -109,7 +114,9 @@ class Api:
         rpc_limit: tuple[float, float] = (1000.0, 5000.0), rates: RateHistory | None = None,
         scheduler: Scheduler | None = None, notifications: NotificationService | None = None,
         portfolio_streams: PortfolioStreams | None = None,
-        portfolio: PortfolioTracker | None = None,
+        portfolio: PortfolioTracker | None = None, rule_sets: RuleSets | None = None,
+        analysis_streams: AnalysisStreams | None = None, forward: Forwarder | None = None,
+        local_methods: Collection[str] = (),
     ) -> None:
         """Everything arrives here, from the composition root (`coinwire.app.create_app`); nothing is set afterwards.
 
@@ -132,8 +139,12 @@ class Api:
         self.scheduler = scheduler  # the schedule methods (None: this server schedules nothing)
         self.notifications = notifications  # get_notifications / set_notifications: the caller's own
         self.portfolio = portfolio  # portfolio candles and values (services/portfolio_tracker.py); None: tracking is off
+        self.rule_sets = rule_sets  # the rule set methods (api/rule_set_methods.py); None: this server keeps none
+        self.analysis_streams = analysis_streams  # the analyser and subscribe_analysis (api.analysis_routes); None: not served
         self._parsed: dict[tuple[int, str, str], tuple[Instrument, int]] = {}
         self.methods: dict[str, Method] = _REGISTRY  # every method by name (an attribute: read for every call)
+        self.forward = forward  # None: this process holds the gateway, every method runs here
+        self.local_methods = frozenset(local_methods)  # run here even with `forward`: they work on the caller's connection
 
 
     async def call(self, name: str, raw: dict[str, Any] | None, ctx: CallContext) -> Any:
@@ -145,6 +156,8 @@ class Api:
                 ctx.principal = await self.auth.recheck(ctx.principal)
                 ctx.checked_at = now
         ctx.authorize(name)
+        if self.forward is not None and name not in self.local_methods:
+            return await self.forward.call(name, raw, ctx)  # authorised here, checked and run by the gateway's process
         try:
             # strict: integers are integers (query strings are typed by the REST layer before this)
             parsed = msgspec.convert(raw or {}, entry.params, strict=True) if entry.params is not P.EchoParams else _as_sent(raw)
@@ -168,6 +181,12 @@ class Api:
             self.audit.record_call(principal, name, raw or {}, "ok")  # type: ignore[union-attr]
         return result
 
+    def served_here(self, channels: Collection[str]) -> None:
+        """`served_by_gateway_process` for a push channel only the gateway's process feeds, in an api replica apart from it."""
+        apart = sorted(GATEWAY_CHANNELS.intersection(channels)) if self.forward is not None else []
+        if apart:
+            raise served_by_gateway(f"the {', '.join(apart)} channel")
+
     # --- accounts: the one place a client's account ids are checked -------------------------------
     def account(self, ctx: CallContext, account_id: int | None, exchange: str | None = None, need: Need = "trade") -> int | None:
         """The account a call names, when the caller may `need` it (`account_not_found` otherwise); None when none is named.
@@ -183,6 +202,41 @@ class Api:
         if exchange is not None and account.exchange != exchange:
             raise InvalidInput("account_exchange_mismatch", f"account {account_id} is on {account.exchange}, not {exchange}")
         return account.id
+
+    # --- wallet sets: the one place a client's wallet set ids are checked for reading ------------------
+    def may_read_set(self, principal: Principal | None, set_id: int) -> bool:
+        """Whether `principal` may read wallet set `set_id` (get_wallet_set, its history, the `wallet_set` push).
+
+        Its owner and admins may (`Owners`), and so may a user who may view every account whose
+        funds the set holds (granted `view` on them): those accounts' wallets are theirs to read
+        already. Trading with a set stays its owner's (`Owners`, then the accounts' `trade` right).
+        From memory only: the push asks before each notification, so a grant taken back ends it.
+        """
+        owners = self.owners
+        if principal is None or owners is None or owners.visible("wallet_set", set_id, principal):
+            return True
+        held = self.gateway.ledger.set_accounts(set_id)
+        accounts = self.gateway.accounts
+        return bool(held) and all(accounts.may(a, principal.user_id, False, "view") for a in held)
+
+    def readable_set(self, ctx: CallContext, set_id: int) -> int:
+        """`set_id` when the caller may read that set (`may_read_set`); `unknown_wallet_set` otherwise, as for one that does not exist."""
+        if not self.may_read_set(ctx.principal, set_id):
+            raise NotFound("unknown_wallet_set", f"no wallet set {set_id}")
+        return set_id
+
+    def named_sets(self, ctx: CallContext, set_ids: list[int] | None) -> frozenset[int] | None:
+        """The sets a `wallet_set` subscription names (`subscribe`, /ws/wallet_sets), each readable and existing (None: not narrowed)."""
+        if set_ids is None:
+            return None
+        limit = self.notifier.limits.max_patterns
+        if len(set_ids) > limit:  # each costs every push of the channel a test
+            raise InvalidInput("too_many_wallet_sets", f"wallet_sets: at most {limit} per connection, got {len(set_ids)}", limit=limit)
+        for set_id in set_ids:
+            self.readable_set(ctx, set_id)
+            if not self.gateway.ledger.has_set(set_id):  # an admin may read any set, but not an invented one
+                raise NotFound("unknown_wallet_set", f"no wallet set {set_id}")
+        return frozenset(set_ids)
 
     def stream_of(self, ctx: CallContext, query_string: bytes, channels: Collection[str] = ("order", "trade")) -> StreamQuery:
         """A WebSocket's `?account=&since=` (api.streams): checked before the connection receives anything.
@@ -413,12 +467,15 @@ async def subscribe(api: Api, p: P.SubscribeParams, ctx: CallContext) -> Any:
     orders_updated, positions_updated); with `since` (its `seq`), first those after it
     (`replay_unavailable` when no longer kept), then live ones, when none of them reached this connection yet
     (`since_not_first` otherwise: connect with `?account=&since=`).
+    `wallet_set` pushes each wallet set the caller may read after it changes (api.wallet_set_push; admins: every set);
+    `wallet_sets` (ids) narrows it to those sets, each one the caller may read (`unknown_wallet_set` otherwise).
     """
     unknown = sorted(set(p.channels) - CHANNELS)
     if unknown:
         raise InvalidInput("unknown_channel", f"unknown channels {unknown}; known: {sorted(CHANNELS)}")
     if ctx.send is None:
         raise InvalidInput("not_a_stream", "subscribe needs a WebSocket connection")
+    api.served_here(p.channels)
     for channel in dict.fromkeys(p.channels):  # each once, however often it is named
         authorize_channel(ctx.principal, channel)
     follows = ACCOUNT_CHANNELS & set(p.channels)
@@ -430,6 +487,9 @@ async def subscribe(api: Api, p: P.SubscribeParams, ctx: CallContext) -> Any:
     tickers = None if p.tickers is None else _subject_patterns("ticker", "tickers", p.tickers, limit)
     trades = None if p.public_trades is None else _subject_patterns("trade", "public_trades", p.public_trades, limit)
     rates = None if p.rates is None else _subject_patterns("rate", "rates", p.rates, limit)
+    if p.wallet_sets is not None and "wallet_set" not in p.channels:
+        raise InvalidInput("invalid_params", "wallet_sets narrows the wallet_set channel: name it in channels", field="wallet_sets")
+    wallet_sets = api.named_sets(ctx, p.wallet_sets)
     account_id = None
     if p.account is not None:
         if not follows:
@@ -446,6 +506,8 @@ async def subscribe(api: Api, p: P.SubscribeParams, ctx: CallContext) -> Any:
     ctx.ticker_patterns = tickers or ctx.ticker_patterns  # both checked before either changes
     ctx.trade_patterns = trades or ctx.trade_patterns
     ctx.rate_patterns = rates or ctx.rate_patterns
+    if "wallet_set" in p.channels:
+        ctx.wallet_sets = wallet_sets  # replaces the sets named before (None: every set the caller may read)
     await api.notifier.listen(ctx, p.channels)
     result: dict[str, Any] = {"channels": sorted(ctx.channels)}
     if replay is not None:
@@ -456,7 +518,10 @@ async def subscribe(api: Api, p: P.SubscribeParams, ctx: CallContext) -> Any:
         result["public_trades"] = list(ctx.trade_patterns)
     if "rate" in ctx.channels:
         result["rates"] = list(ctx.rate_patterns)
+    if "wallet_set" in ctx.channels:
+        result["wallet_sets"] = sorted(ctx.wallet_sets) if ctx.wallet_sets is not None else None
     return result
+
 
 
 @method("unsubscribe", P.SubscribeParams)
@@ -735,7 +800,7 @@ async def deactivate_wallet_set(api: Api, p: P.DeactivateWalletSetParams, ctx: C
 @method("get_wallet_set", P.GetWalletSetParams)
 async def get_wallet_set(api: Api, p: P.GetWalletSetParams, ctx: CallContext) -> Any:
     """One wallet set with its wallets and their present value in USD."""
-    return api.wallets.wallet_set(p.set_id, p.aggregate_only)
+    return api.wallets.wallet_set(api.readable_set(ctx, p.set_id), p.aggregate_only)
 
 
 @method("get_wallet", P.GetWalletParams)
@@ -748,7 +813,7 @@ async def get_wallet(api: Api, p: P.GetWalletParams, ctx: CallContext) -> Any:
         raise InvalidInput("missing_parameter", "get_wallet needs `currency` (or the seed's `base`)")
     api.gateway.exchange(p.exchange)
     if p.wallet_set_id is not None:
-        return api.wallets.set_wallet(p.exchange, currency.upper(), p.wallet_set_id)
+        return api.wallets.set_wallet(p.exchange, currency.upper(), api.readable_set(ctx, p.wallet_set_id))
     account_id = api.account(ctx, p.account, p.exchange, need="view")
     if account_id is None:
         account = await api.gateway.account_for(caller(ctx)[0], p.exchange)
@@ -765,7 +830,7 @@ async def _funds_scope(api: Api, ctx: CallContext, account: int | None) -> tuple
     """
     if account is None:
         await api.own_accounts(ctx)
-    owners, principal = api.owners, ctx.principal
+    principal = ctx.principal
     if principal is None:
         return None, None
     accounts = api.readable_accounts(ctx, account) if account is not None else api.gateway.accounts.personal(principal.user_id)
@@ -773,7 +838,7 @@ async def _funds_scope(api: Api, ctx: CallContext, account: int | None) -> tuple
     ledger = api.gateway.ledger
     sets = set()
     for ws in ledger.wallet_sets(active_only=True):
-        if owners is not None and not owners.visible("wallet_set", ws.id, principal):
+        if not api.may_read_set(principal, ws.id):
             continue
         held = {w.account_id for w in ledger.wallets(ws.id)}
         if accounts is None or not held or held & set(accounts):
@@ -819,7 +884,7 @@ async def get_unallocated_per_exchange(api: Api, p: P.AccountParams, ctx: CallCo
 @method("get_wallet_set_history", P.WalletSetIdParams)
 async def get_wallet_set_history(api: Api, p: P.WalletSetIdParams, ctx: CallContext) -> Any:
     """A wallet set's current state and its balance after every movement."""
-    return await api.wallets.history(p.set_id)
+    return await api.wallets.history(api.readable_set(ctx, p.set_id))
 
 
 @method("add_virtual_wallet_tx", P.VirtualTxParams)
@@ -910,6 +975,6 @@ async def resume_schedule(api: Api, p: ScheduleIdParams, ctx: CallContext) -> An
     return await scheduler.resume(p.id, user)
 
 
-from coinwire.api import position_methods  # noqa: E402, F401 - registers the position methods on import
+from coinwire.api import position_methods, rule_set_methods  # noqa: E402, F401 - register their methods on import
 
 METHOD_NAMES.extend(_REGISTRY)

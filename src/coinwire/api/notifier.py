@@ -14,6 +14,13 @@ those about their own orders: `services.log_feed.visible`, here and nowhere else
 ticker service) reach connections subscribed to `ticker` whose patterns select the subject;
 `public_trades` (each market's public trades, from `services.public_trades`) likewise; `rate` (each rate
 the rate retriever stores, `services.rates`, from the bus's `rate.>`) likewise, pushed (each one is a record).
+`rule_fired` (api.rulesets_routes), `import_progress` (api.import_routes) and `wallet_set`
+(api.wallet_set_push) come from their publishers through `push_to`, each with its own receivers'
+rule: `wallet_set` reaches the connections listening on it, narrowed to the sets they named in
+`subscribe(wallet_sets=)`, whose user may read the set (`Api.may_read_set`: its owner, admins,
+users who may view every account it holds), asked again at each push. A set's notification is the
+whole set, so it is offered under `wallet_set.<id>` (latest wins while a connection is behind),
+and the publisher sends each changed set at most once per `WALLET_SET_PUSH_BOUND` (0.25 s).
 
 Each notification is encoded to its JSON-RPC message once and the same bytes go to every
 receiver, and no notification ever waits for a receiver: one connection that reads slowly
@@ -266,6 +273,27 @@ class Notifier:
         if targets:
             await self._send_all(targets, channel, payload)
         return len(targets)
+
+    def push_to(self, channel: str, payload: Any, receives: Callable[[CallContext], bool], subject: str | None = None) -> int:
+        """Push to the connections listening on `channel` for which `receives(ctx)` holds (a channel routed by its
+        own rule, like `rule_fired`); returns how many were given it.
+
+        `subject`: offer it under that subject instead (`CallContext.offer`: while a connection is
+        behind, only the latest of each subject waits for it), for a notification that is a whole
+        state a later one replaces (`wallet_set`).
+        """
+        targets = [c for c in self._listeners(channel) if receives(c)]
+        if targets:
+            data = notification(channel, payload)
+            if subject is None:
+                _push_all(targets, data)
+            else:
+                _offer_all(targets, subject, data)
+        return len(targets)
+
+    def listening(self, channel: str) -> bool:
+        """Whether any connection listens on `channel` (a publisher builds nothing for nobody)."""
+        return bool(self._listeners(channel))
 
     def _listeners(self, channel: str) -> list[CallContext]:
         """The connections listening on `channel` (a shared list: do not change it), kept until a listener changes."""

@@ -17,6 +17,12 @@ as reason: `account_not_found` (an account the caller may not read), `invalid_pa
 (`since` without `account`, a value that is not a whole number), `invalid_since`,
 `replay_unavailable` (with `oldest_seq`), `forbidden`. What the client sends is ignored.
 
+/ws/wallet_sets is the same protocol for the `wallet_set` channel (api.wallet_set_push): each event is a
+wallet set as `get_wallet_set` answers it, with `"channel": "wallet_set"` in front, for every set
+the caller may read (admins: every set); `?wallet_set=7&wallet_set=9` narrows it to those sets,
+each checked as `subscribe(wallet_sets=)` checks it (`unknown_wallet_set`). There is no replay:
+a client that connects reads the sets it wants once, then follows.
+
 /ws/positions is the same feed for perpetual positions: each event is a `positions_updated`
 notification's object (the position view, docs/DERIVATIVES.md) with `"channel":
 "positions_updated"` in front, and `since` replays an account's position changes after that
@@ -27,7 +33,9 @@ sees there have gaps: the orders' and fills').
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from typing import Any
+from urllib.parse import parse_qs
 
 import msgspec
 import structlog
@@ -38,14 +46,16 @@ from coinwire.api.context import CallContext
 from coinwire.api.guard import authorize_channel
 from coinwire.api.methods import Api
 from coinwire.api.notifier import plain_event
+from coinwire.api.query_values import query_int
 from coinwire.api.ws_accept import accept_signed_in
 from coinwire.api.ws_send import drained_of, drop_of, text_pusher, text_sender
-from coinwire.core.errors import CoinwireError
+from coinwire.core.errors import CoinwireError, InvalidInput
 
-__all__ = ["ORDERS_WS_PATH", "POSITIONS_WS_PATH", "orders_ws_asgi", "positions_ws_asgi"]
+__all__ = ["ORDERS_WS_PATH", "POSITIONS_WS_PATH", "WALLET_SETS_WS_PATH", "orders_ws_asgi", "positions_ws_asgi", "wallet_sets_ws_asgi"]
 
 ORDERS_WS_PATH = "/ws/orders"
 POSITIONS_WS_PATH = "/ws/positions"
+WALLET_SETS_WS_PATH = "/ws/wallet_sets"
 REFUSED = 1008  # close code of a refusal after the handshake (the reason is the stable code)
 _CHANNELS = ("order", "trade")
 _POSITION_CHANNELS = ("positions_updated",)
@@ -54,8 +64,12 @@ log = structlog.get_logger("coinwire.ws_orders")
 _encode = msgspec.json.Encoder().encode
 
 
-async def orders_ws_asgi(scope: Scope, receive: Receive, send: Send, api: Api, channels: tuple[str, ...] = _CHANNELS) -> None:
-    """Serve one /ws/orders connection (an ASGI `websocket` scope) until the client leaves."""
+Follow = Callable[[Api, CallContext, bytes, Any, tuple[str, ...]], Awaitable[None]]
+
+
+async def orders_ws_asgi(scope: Scope, receive: Receive, send: Send, api: Api, channels: tuple[str, ...] = _CHANNELS,
+                         follow: Follow | None = None) -> None:
+    """Serve one /ws/orders connection (an ASGI `websocket` scope) until the client leaves (`follow`: how its query is read)."""
     principal = await accept_signed_in(scope, receive, send, api)
     if principal is None:
         return
@@ -79,7 +93,7 @@ async def orders_ws_asgi(scope: Scope, receive: Receive, send: Send, api: Api, c
         task.add_done_callback(closing.discard)
 
     try:
-        await _follow(api, ctx, scope.get("query_string", b""), pusher, channels)
+        await (follow or _follow)(api, ctx, scope.get("query_string", b""), pusher, channels)
     except CoinwireError as exc:
         api.notifier.remove(ctx)
         pusher(_encode({"channel": "error", **exc.to_dict()}))
@@ -102,6 +116,26 @@ async def orders_ws_asgi(scope: Scope, receive: Receive, send: Send, api: Api, c
 async def positions_ws_asgi(scope: Scope, receive: Receive, send: Send, api: Api) -> None:
     """Serve one /ws/positions connection: /ws/orders' protocol on the `positions_updated` channel."""
     await orders_ws_asgi(scope, receive, send, api, _POSITION_CHANNELS)
+
+
+async def wallet_sets_ws_asgi(scope: Scope, receive: Receive, send: Send, api: Api) -> None:
+    """Serve one /ws/wallet_sets connection: /ws/orders' protocol on the `wallet_set` channel."""
+    await orders_ws_asgi(scope, receive, send, api, ("wallet_set",), _follow_sets)
+
+
+async def _follow_sets(api: Api, ctx: CallContext, query_string: bytes, pusher: Any, channels: tuple[str, ...]) -> None:
+    """Check the query (`wallet_set` ids, nothing else), then follow those sets or every one the caller may read."""
+    api.served_here(channels)
+    for channel in channels:
+        authorize_channel(ctx.principal, channel)
+    query = parse_qs(query_string.decode("latin-1"))
+    unknown = sorted(set(query) - {"wallet_set", "access_token"})
+    if unknown:
+        raise InvalidInput("invalid_params", f"unknown query parameters {unknown}; known: wallet_set")
+    given = query.get("wallet_set")
+    ctx.wallet_sets = api.named_sets(ctx, None if given is None else [query_int(v, "wallet_set", 0, 1, 2**62) for v in given])
+    api.notifier.add(ctx)
+    await api.notifier.listen(ctx, channels)
 
 
 async def _follow(api: Api, ctx: CallContext, query_string: bytes, pusher: Any, channels: tuple[str, ...]) -> None:

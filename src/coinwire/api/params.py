@@ -292,6 +292,7 @@ class SubscribeParams(Params, kw_only=True):
     rates: list[Pattern] | None = None  # with channel "rate": subject patterns, e.g. "rate.binance.usdt.*"
     account: Id | None = None  # with channels order/trade: also this account's (one the caller may read)
     since: Annotated[int, msgspec.Meta(ge=0, le=2**62)] | None = None  # with account: first what came after this seq (api.streams)
+    wallet_sets: list[Id] | None = None  # with channel "wallet_set": only these sets (each one the caller may read)
 
 
 class OhlcvParams(Params, kw_only=True):

@@ -26,7 +26,7 @@ from fastapi import FastAPI, Request
 from coinwire.api.guard import principal_of
 from coinwire.api.methods import Api
 from coinwire.api.portfolio_access import portfolio_scope
-from coinwire.api.rest import json_endpoint
+from coinwire.api.rest import json_endpoint, query_of
 from coinwire.core.cap_balance import CapBalance, cap_balance
 from coinwire.core.errors import CoinwireError, InvalidInput, NotFound, NotReady
 from coinwire.core.numbers import read_int
@@ -41,10 +41,7 @@ MAX_TOP = 100
 
 
 def _top(request: Request) -> int:
-    unknown = set(request.query_params) - {"top"}
-    if unknown:
-        raise InvalidInput("invalid_params", f"unknown query parameters {sorted(unknown)}")
-    text = request.query_params.get("top")
+    text = query_of(request, ("top",)).get("top")
     if text is None:
         return DEFAULT_TOP
     top = read_int(text, 1, MAX_TOP)

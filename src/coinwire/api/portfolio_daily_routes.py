@@ -17,24 +17,22 @@ from __future__ import annotations
 from datetime import date
 from typing import Any, Final
 
-import structlog
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
 from coinwire.api.guard import principal_of
 from coinwire.api.methods import Api
 from coinwire.api.portfolio_access import portfolio_scope
-from coinwire.api.rest import error_response, json_response, paged_response
+from coinwire.api.rest import json_endpoint, paged_response, query_of
 from coinwire.core.daily_stats import DailyStats
-from coinwire.core.errors import CoinwireError, InvalidInput
+from coinwire.core.errors import InvalidInput
 from coinwire.store.portfolio_daily import FIGURES, load_days
 
 __all__ = ["MAX_DAYS", "add_portfolio_daily_routes", "day_view"]
 
-log = structlog.get_logger("coinwire.portfolio_daily")
 
 MAX_DAYS: Final = 400  # days per answer: more than a year, so a year's table is one page
-_QUERY_PARAMS: Final = frozenset({"start", "end"})
+_QUERY_PARAMS: Final = ("start", "end")
 
 
 def day_view(stats: DailyStats) -> dict[str, Any]:
@@ -66,25 +64,15 @@ def add_portfolio_daily_routes(app: FastAPI, api: Api) -> None:
 
     async def daily(request: Request, scope: str, id: str) -> Response:
         """A portfolio's daily stats in its owner's local days, paged."""
-        try:
-            unknown = sorted(set(request.query_params) - _QUERY_PARAMS)
-            if unknown:
-                raise InvalidInput("invalid_params", f"unknown query parameter(s) {unknown}; use start, end")
-            start = _date(request.query_params.get("start"), "start")
-            end = _date(request.query_params.get("end"), "end")
-            if start is not None and end is not None and start > end:
-                raise InvalidInput("invalid_range", f"start {start} is after end {end}")
-            target = await portfolio_scope(api, principal_of(request), scope, id)
-            days = await load_days(api.gateway.store, target.scope, target.scope_id, start=start, end=end,
-                                   limit=MAX_DAYS + 1)
-            following = days[MAX_DAYS].day if len(days) > MAX_DAYS else None
-            return paged_response([day_view(d) for d in days[:MAX_DAYS]], request, "X-Next-Start", following,
-                                  {"start": following} if end is None else {"start": following, "end": end})
-        except CoinwireError as exc:
-            return error_response(exc)
-        except Exception:  # a bug: log it, and still answer in the documented error shape
-            log.exception("daily stats route failed")
-            return json_response({"error": {"code": "internal_error", "message": "Internal error"}}, 500)
+        q = query_of(request, _QUERY_PARAMS)
+        start, end = _date(q.get("start"), "start"), _date(q.get("end"), "end")
+        if start is not None and end is not None and start > end:
+            raise InvalidInput("invalid_range", f"start {start} is after end {end}")
+        target = await portfolio_scope(api, principal_of(request), scope, id)
+        days = await load_days(api.gateway.store, target.scope, target.scope_id, start=start, end=end, limit=MAX_DAYS + 1)
+        following = days[MAX_DAYS].day if len(days) > MAX_DAYS else None
+        return paged_response([day_view(d) for d in days[:MAX_DAYS]], request, "X-Next-Start", following,
+                              {"start": following} if end is None else {"start": following, "end": end})
 
-    app.add_api_route("/api/v1/portfolio/{scope}/{id}/daily", daily, methods=["GET"], tags=["portfolio"],
-                      summary="portfolio daily stats")
+    app.add_api_route("/api/v1/portfolio/{scope}/{id}/daily", json_endpoint(daily, "daily stats"), methods=["GET"],
+                      tags=["portfolio"], summary="portfolio daily stats")

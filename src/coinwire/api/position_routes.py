@@ -20,11 +20,9 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
-from coinwire.api.context import CallContext
-from coinwire.api.guard import principal_of
 from coinwire.api.json_input import decode_json
 from coinwire.api.methods import Api
-from coinwire.api.rest import add_components, error_response, json_response, openapi_entry, query_kinds, typed_query
+from coinwire.api.rest import add_components, error_response, http_context, json_response, openapi_entry, query_kinds, typed_query
 from coinwire.core.errors import CoinwireError, InvalidInput
 
 __all__ = ["POSITION_ROUTES", "add_position_routes"]
@@ -73,7 +71,7 @@ def _endpoint(api: Api, http_method: str, path: str, name: str) -> Any:
                     if key in raw and raw[key] != value:
                         raise InvalidInput("conflicting_parameters", f"`{key}` is in the path; the body names another")
                     raw[key] = value
-            return json_response(await api.call(name, raw, CallContext("http", principal=principal_of(request))))
+            return json_response(await api.call(name, raw, http_context(request)))
         except CoinwireError as exc:
             return error_response(exc)
         except Exception:  # a bug: log it, and still answer in the documented error shape

@@ -16,22 +16,20 @@ from __future__ import annotations
 
 from typing import Any
 
-import structlog
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
 from coinwire.api import params as P
 from coinwire.api.context import CallContext
 from coinwire.api.methods import Api, method
-from coinwire.api.rest import error_response, json_response, paged_response
-from coinwire.core.errors import CoinwireError, InvalidInput, NotReady
+from coinwire.api.rest import json_endpoint, paged_response, query_of
+from coinwire.core.errors import NotReady
 from coinwire.services.rate_history import RateHistory
 
 __all__ = ["GetRatesParams", "add_rates_routes"]
 
-log = structlog.get_logger("coinwire.rates")
 
-_QUERY_PARAMS = frozenset({"since", "until"})
+_QUERY_PARAMS = ("since", "until")
 
 
 def add_rates_routes(app: FastAPI, history: RateHistory) -> None:
@@ -39,20 +37,12 @@ def add_rates_routes(app: FastAPI, history: RateHistory) -> None:
 
     async def rates(request: Request, exchange: str, symbol: str) -> Response:
         """The stored rates of a market (one a minute), oldest first, over [since, until): `since=7d` is the last week."""
-        try:
-            unknown = sorted(set(request.query_params) - _QUERY_PARAMS)
-            if unknown:
-                raise InvalidInput("invalid_params", f"unknown query parameter(s) {unknown}; use since, until")
-            q = request.query_params
-            answer = await history.read(exchange, symbol, q.get("since"), q.get("until"))
-            return paged_response(answer, request, "X-Next-Since", answer["next"], {"since": answer["next"], "until": answer["until"]})
-        except CoinwireError as exc:
-            return error_response(exc)
-        except Exception:  # a bug: log it, and still answer in the documented error shape
-            log.exception("rates route failed")
-            return json_response({"error": {"code": "internal_error", "message": "Internal error"}}, 500)
+        q = query_of(request, _QUERY_PARAMS)
+        answer = await history.read(exchange, symbol, q.get("since"), q.get("until"))
+        return paged_response(answer, request, "X-Next-Since", answer["next"], {"since": answer["next"], "until": answer["until"]})
 
-    app.add_api_route("/api/v1/rates/{exchange}/{symbol}", rates, methods=["GET"], tags=["market data"], summary="rates")
+    app.add_api_route("/api/v1/rates/{exchange}/{symbol}", json_endpoint(rates, "rates"), methods=["GET"], tags=["market data"],
+                      summary="rates")
 
 
 class GetRatesParams(P.Params, kw_only=True):

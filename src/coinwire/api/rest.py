@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import msgspec
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
+from starlette.datastructures import QueryParams
 from starlette.exceptions import HTTPException
 
 from coinwire import metrics
@@ -23,11 +24,16 @@ from coinwire.api.guard import principal_of
 from coinwire.api.json_input import decode_json
 from coinwire.api.methods import Api
 from coinwire.api.query_values import read_int
+from coinwire.api.seed_errors import is_seed_path, seed_error_response
 from coinwire.core.errors import CoinwireError, InvalidInput
 from coinwire.store.outage import store_unavailable, store_unreachable
 
-__all__ = ["XWRAP_ROUTES", "add_xwrap_routes", "error_response", "json_endpoint", "json_response", "refuse_body", "paged_response",
-           "query_kinds", "typed_query", "openapi_entry", "add_components"]
+if TYPE_CHECKING:
+    from coinwire.auth.abilities import Principal
+
+__all__ = ["XWRAP_ROUTES", "add_xwrap_routes", "error_response", "http_context",
+           "json_endpoint", "json_response", "refuse_body", "paged_response",
+           "query_of", "query_kinds", "typed_query", "openapi_entry", "add_components"]
 
 log = structlog.get_logger("coinwire.rest")
 
@@ -63,15 +69,29 @@ def json_response(payload: Any, status: int = 200) -> Response:
     return Response(_encode(payload), status_code=status, media_type="application/json")
 
 
-def paged_response(payload: Any, request: Request, header: str, start: Any, next_query: dict[str, Any]) -> Response:
+def paged_response(payload: Any, request: Request, header: str, start: Any, next_query: dict[str, Any],
+                   media_type: str = "application/json") -> Response:
     """`payload`, and when the answer was capped (`start` not None) where the next page starts: `header: start` and a
-    `Link: <...>; rel="next"` of the request's own URL with `next_query` in its query (rates, candles)."""
-    response = json_response(payload)
+    `Link: <...>; rel="next"` of the request's own URL with `next_query` in its query (rates, candles, received signals).
+
+    With another `media_type` the payload is bytes already in it (JSON lines)."""
+    response = json_response(payload) if media_type == "application/json" else Response(payload, media_type=media_type)
     if start is not None:
         response.headers[header] = str(start)
         link = request.url.include_query_params(**next_query)
         response.headers["Link"] = f'<{link.path}?{link.query}>; rel="next"'
     return response
+
+
+def http_context(request: Request, principal: Principal | None = None) -> CallContext:
+    """The CallContext of a REST call through `Api.call`: its caller, and its `Idempotency-Key` header.
+
+    The key makes the repeats of a call forwarded to the gateway's process (an api replica's, a client's after a
+    lost answer) yield one result (api/forwarding.py).
+    """
+    ctx = CallContext("http", principal=principal if principal is not None else principal_of(request))
+    ctx.idempotency_key = request.headers.get("idempotency-key") or None
+    return ctx
 
 
 def error_response(exc: CoinwireError) -> Response:
@@ -83,13 +103,16 @@ def error_response(exc: CoinwireError) -> Response:
 
 def json_endpoint(handler: Callable[..., Awaitable[Any]], route: str, status: int | None = 200) -> Callable[[Request], Awaitable[Response]]:
     """The endpoint of a hand-written JSON route: the handler's answer (with `status`, or the (payload, status) it
-    returns when `status` is None), a CoinwireError in its documented shape, a bug logged and answered as a 500 in
-    that shape. One wrapper, so every such route answers errors alike (accounts, imports, webhooks, portfolio balance).
+    returns when `status` is None; a Response it makes itself as it is, a paged one), a CoinwireError in its
+    documented shape, a bug logged and answered as a 500 in that shape. One wrapper, so every such route answers
+    errors alike (accounts, imports, webhooks, candles, rates, trades, the portfolio's routes).
     """
 
     async def endpoint(request: Request) -> Response:
         try:
             result = await handler(request, **request.path_params)
+            if isinstance(result, Response):
+                return result
             payload, code = result if status is None else (result, status)
             return json_response(payload, code)
         except CoinwireError as exc:
@@ -101,6 +124,34 @@ def json_endpoint(handler: Callable[..., Awaitable[Any]], route: str, status: in
     endpoint.__name__ = handler.__name__
     endpoint.__doc__ = handler.__doc__
     return endpoint
+
+
+def query_of(request: Request, names: tuple[str, ...]) -> QueryParams:
+    """The request's query string; a parameter the route does not take (not in `names`) is refused, `invalid_params`."""
+    unknown = sorted(set(request.query_params) - set(names))
+    if unknown:
+        raise InvalidInput("invalid_params", f"unknown query parameter(s) {unknown}; use {', '.join(names)}")
+    return request.query_params
+
+
+async def bounded_body(request: Request, limit: int, what: str) -> bytes:
+    """The raw body of a route that reads its own (a signed one: the signature is over these bytes), refused beyond
+    `limit` bytes (413 `payload_too_large`) as soon as it is declared or received longer, before anything parses it."""
+    length = request.headers.get("content-length")
+    if length is not None and length.isdigit() and int(length) > limit:
+        raise _payload_too_large(limit, what)
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise _payload_too_large(limit, what)
+    return bytes(body)
+
+
+def _payload_too_large(limit: int, what: str) -> CoinwireError:
+    error = CoinwireError("payload_too_large", f"{what} is at most {limit} bytes", limit=limit)
+    error.http_status = 413
+    return error
 
 
 async def refuse_body(request: Request) -> None:
@@ -160,7 +211,7 @@ def _endpoint(api: Api, method_name: str, path: str) -> Any:
                         return _bad_request("invalid_params", "the request body must be a JSON object")
                     params.update(data)
             params.update(request.path_params)
-            result = await api.call(method_name, params, CallContext("http", principal=principal_of(request)))
+            result = await api.call(method_name, params, http_context(request))
             response = json_response(result)
         except CoinwireError as exc:
             response = error_response(exc)
@@ -256,7 +307,13 @@ async def _http_error(request: Request, exc: HTTPException) -> Response:
     """No route, wrong HTTP method, ...: the same `{"error": {code, message}}` shape as every other failure."""
     codes = {404: "not_found", 405: "method_not_allowed"}
     code = codes.get(exc.status_code, "http_error")
-    response = json_response({"error": {"code": code, "message": f"{exc.detail}: {request.method} {request.url.path}"}}, exc.status_code)
+    message = f"{exc.detail}: {request.method} {request.url.path}"
+    if is_seed_path(request.url.path):  # the seed's strategy API answers in its own shape
+        refusal = CoinwireError(code, message)
+        refusal.http_status = exc.status_code
+        response = seed_error_response(refusal)
+    else:
+        response = json_response({"error": {"code": code, "message": message}}, exc.status_code)
     if exc.headers:
         response.headers.update(exc.headers)
     return response

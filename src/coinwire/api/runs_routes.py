@@ -5,13 +5,13 @@
     GET  /runs                                 every run, newest first, with status and headline metrics
     GET  /runs/{id}                            one run with its report (and progress while running)
     GET  /runs/{id}/components                 its UI components (spec + data)
-    GET  /runs/{id}/messages?offset&limit&method&direction   its message hub, paged
+    GET  /runs/{id}/messages?offset&limit&method&direction&format   its message hub, paged (format=mhubrpc: the seed's)
     GET  /runs/{id}/log                        its run log (a crashed worker's output lands here)
     PUT  /runs/{id}/stop                       stop a running run (409 when it is already done)
     PUT  /runs/{id}/components/{component_id}  {value}: user input, delivered to the running strategy
 
 Errors answer `{"error": {code, message}}` like every other route: 404 unknown strategy or
-run, 403 strategy files not allowed (a non-admin naming anything but a built-in: `forbidden`),
+run, 403 strategy files not allowed (a non-admin naming a `file.py:Class`: `forbidden`),
 409 run not running, 422 for a request that cannot run (bad parameters with "did you mean",
 empty ranges, missing history, bad balances; a non-admin's `data` outside the history
 directory: `file_not_found`).
@@ -35,46 +35,120 @@ from coinwire.api.rest import error_response, json_response
 from coinwire.auth.abilities import SERVER_FILES, Principal, can
 from coinwire.auth.errors import Forbidden
 from coinwire.core.errors import CoinwireError, InvalidInput, NotFound
+from coinwire.engine import mhubrpc
+from coinwire.engine.registry import is_file_ref
 from coinwire.services.runs import RunManager
 from coinwire.strategies.registry import builtin_strategies
 
-__all__ = ["add_runs_routes"]
+__all__ = ["MAX_PAGE", "RunAccess", "add_runs_routes", "for_http", "json_body", "run_endpoint"]
 
 log = structlog.get_logger("coinwire.runs")
 
-_MAX_PAGE = 1000
+MAX_PAGE = 1000
 _UNPROCESSABLE_NOT_FOUND = {"history_missing", "no_price_route"}  # "not found" inside a request that exists: 422
+_FORMATS = ("native", "mhubrpc")
 
 
-def add_runs_routes(app: FastAPI, manager: RunManager, owners: Owners | None = None) -> None:
-    """Mount the runs routes over `manager` (the composition root opens and closes it with the server).
+class RunAccess:
+    """Who may touch which run, checked once for both run APIs (these routes and the seed's `/cryptick/v1`).
 
     With `owners`, a run belongs to whoever started it: others get 404 for it and do not see it listed.
     """
 
-    def route(method: str, path: str, handler: Callable[..., Awaitable[Any]], status: int = 200, start: bool = False) -> None:
-        async def endpoint(request: Request) -> Response:
-            try:
-                principal = principal_of(request)
-                run_id = request.path_params.get("run_id")
-                if owners is not None and principal is not None and run_id is not None:
-                    owners.require("run", run_id, principal)
-                result = await handler(request, **request.path_params)
-                if owners is not None and principal is not None:
-                    if start:
-                        await owners.save("run", result["run_id"], principal)  # committed before the answer
-                    elif handler is list_runs and not principal.is_admin:
-                        result = [r for r in result if owners.visible("run", r.get("run_id"), principal)]
-                return json_response(result, status)
-            except CoinwireError as exc:
-                return error_response(_for_http(exc, start))
-            except Exception:  # a bug: log it, and still answer in the documented error shape
-                log.exception("runs route failed", route=path)
-                return json_response({"error": {"code": "internal_error", "message": "Internal error"}}, 500)
+    def __init__(self, manager: RunManager, owners: Owners | None) -> None:
+        self.manager = manager
+        self.owners = owners
 
-        endpoint.__name__ = handler.__name__
-        endpoint.__doc__ = handler.__doc__
-        app.add_api_route(path, endpoint, methods=[method], tags=["runs"], summary=handler.__name__)
+    def require(self, request: Request) -> None:
+        """The run the path names must be the caller's (admins: any); 404 `run_not_found` otherwise."""
+        principal, run_id = principal_of(request), request.path_params.get("run_id")
+        if self.owners is not None and principal is not None and run_id is not None:
+            self.owners.require("run", run_id, principal)
+
+    def visible(self, request: Request) -> list[dict[str, Any]]:
+        """Every run the caller may see, newest first."""
+        principal, runs = principal_of(request), self.manager.list()
+        if self.owners is None or principal is None or principal.is_admin:
+            return runs
+        owners = self.owners
+        return [r for r in runs if owners.visible("run", r.get("run_id"), principal)]
+
+    async def start(self, request: Request, name: str, body: Any) -> dict[str, Any]:
+        """Start `name` with the native start body `body` for the caller; the run is theirs before the answer goes out.
+
+        Only built-ins for callers without SERVER_FILES: a `file.py:Class` runs that file's code on the server.
+        A paper or live run spends the caller's own accounts on the exchanges its balances name,
+        through a wallet set that is the caller's (the gateway stores its owner with it; here it is remembered).
+        """
+        principal = principal_of(request)
+        confined = not _may_use_server_files(principal)
+        if confined and is_file_ref(name):  # any other name is a built-in's, or unknown to everyone alike (404)
+            raise Forbidden("forbidden", "only admins may start a strategy from a file (it runs that file's code on the server); "
+                            f"built-in strategies: {', '.join(sorted(builtin_strategies()))}")
+        owners = self.owners
+
+        def funded(wallet_set_id: int) -> None:
+            if owners is not None and principal is not None:
+                owners.record("wallet_set", wallet_set_id, principal)
+
+        started = await self.manager.start(name, _bounded(body, "body"), confined=confined,
+                                           owner_id=principal.user_id if principal is not None else None, funded=funded)
+        if owners is not None and principal is not None:
+            await owners.save("run", started["run_id"], principal)  # committed before the answer
+        return started
+
+    def messages(self, request: Request, run_id: str, default_format: str = "native",
+                 default_limit: int = 100) -> tuple[int, int, int, list[dict[str, Any]]]:
+        """(total, offset, limit, page) of the run's hub: query `offset`, `limit` (at most MAX_PAGE), `method` (`venue.` a
+        prefix), `direction`, `format` (`native` records, or the seed's `mhubrpc`)."""
+        q = request.query_params
+        offset = query_int(q.get("offset"), "offset", 0, 0, 2**62)
+        limit = query_int(q.get("limit"), "limit", default_limit, 1, MAX_PAGE)
+        direction = q.get("direction") or None
+        if direction not in (None, "in", "out"):
+            raise InvalidInput("invalid_params", f"direction must be 'in' or 'out', got {direction!r}")
+        shape = q.get("format") or default_format
+        if shape not in _FORMATS:
+            raise InvalidInput("invalid_params", f"format must be one of {', '.join(_FORMATS)}, got {shape!r}")
+        total, messages = self.manager.store.messages(run_id, offset, limit, q.get("method") or None, direction)
+        return total, offset, limit, mhubrpc.render(messages) if shape == "mhubrpc" else messages
+
+
+def run_endpoint(access: RunAccess, handler: Callable[..., Awaitable[Any]], path: str, status: int = 200,
+                 answer: Callable[[Any, int], Response] = json_response,
+                 refuse: Callable[[CoinwireError], Response] = error_response) -> Callable[[Request], Awaitable[Response]]:
+    """A runs route: the run it names checked as the caller's, the handler's answer, errors mapped to their status.
+
+    `answer` and `refuse` render the outcome (these routes' shapes by default; the seed's API passes its own).
+    """
+
+    async def endpoint(request: Request) -> Response:
+        try:
+            access.require(request)
+            return answer(await handler(request, **request.path_params), status)
+        except CoinwireError as exc:
+            return refuse(for_http(exc, start=path.endswith("/start")))
+        except Exception:  # a bug: log it, and still answer in the documented error shape
+            log.exception("runs route failed", route=path)
+            internal = CoinwireError("internal_error", "Internal error")
+            internal.http_status = 500
+            return refuse(internal)
+
+    endpoint.__name__ = handler.__name__
+    endpoint.__doc__ = handler.__doc__
+    return endpoint
+
+
+def add_runs_routes(app: FastAPI, manager: RunManager, owners: Owners | None = None) -> RunAccess:
+    """Mount the runs routes over `manager` (the composition root opens and closes it with the server); answer their access.
+
+    With `owners`, a run belongs to whoever started it: others get 404 for it and do not see it listed.
+    """
+    access = RunAccess(manager, owners)
+
+    def route(method: str, path: str, handler: Callable[..., Awaitable[Any]], status: int = 200) -> None:
+        app.add_api_route(path, run_endpoint(access, handler, path, status), methods=[method], tags=["runs"],
+                          summary=handler.__name__)
 
     async def runnables(request: Request) -> Any:
         """Built-in strategies with their parameters (name, type, default) and documentation."""
@@ -84,25 +158,12 @@ def add_runs_routes(app: FastAPI, manager: RunManager, owners: Owners | None = N
         """Start a run in its own process: body {mode, start, end, balances, params, fee, fill, liquidity, intrabar, data}.
 
         Only built-ins for callers without SERVER_FILES: a `file.py:Class` runs that file's code on the server.
-        A paper or live run spends the caller's own accounts on the exchanges its balances name,
-        through a wallet set that is the caller's (the gateway stores its owner with it; here it is remembered).
         """
-        principal = principal_of(request)
-        confined = not _may_use_server_files(principal)
-        if confined and name not in builtin_strategies():
-            raise Forbidden("forbidden", "only admins may start a strategy from a file (it runs that file's code on the server); "
-                            f"built-in strategies: {', '.join(sorted(builtin_strategies()))}")
-
-        def funded(wallet_set_id: int) -> None:
-            if owners is not None and principal is not None:
-                owners.record("wallet_set", wallet_set_id, principal)
-
-        return await manager.start(name, _bounded(await _json_body(request), "body"), confined=confined,
-                                   owner_id=principal.user_id if principal is not None else None, funded=funded)
+        return await access.start(request, name, await json_body(request))
 
     async def list_runs(request: Request) -> Any:
         """Every run, newest first, with its status and headline metrics."""
-        return manager.list()
+        return access.visible(request)
 
     async def get_run(request: Request, run_id: str) -> Any:
         """One run with its report (null until it ends) and, while running, its progress."""
@@ -113,14 +174,9 @@ def add_runs_routes(app: FastAPI, manager: RunManager, owners: Owners | None = N
         return manager.store.components(run_id)
 
     async def run_messages(request: Request, run_id: str) -> Any:
-        """The run's message hub, paged: {total, offset, limit, messages}; method `venue.` matches a prefix."""
-        q = request.query_params
-        offset = query_int(q.get("offset"), "offset", 0, 0, 2**62)
-        limit = query_int(q.get("limit"), "limit", 100, 1, _MAX_PAGE)
-        direction = q.get("direction") or None
-        if direction not in (None, "in", "out"):
-            raise InvalidInput("invalid_params", f"direction must be 'in' or 'out', got {direction!r}")
-        total, messages = manager.store.messages(run_id, offset, limit, q.get("method") or None, direction)
+        """The run's message hub, paged: {total, offset, limit, messages}; method `venue.` matches a prefix;
+        `format=mhubrpc` renders the messages in the seed's call/result format."""
+        total, offset, limit, messages = access.messages(request, run_id)
         return {"total": total, "offset": offset, "limit": limit, "messages": messages}
 
     async def run_log(request: Request, run_id: str) -> Any:
@@ -133,13 +189,13 @@ def add_runs_routes(app: FastAPI, manager: RunManager, owners: Owners | None = N
 
     async def component_input(request: Request, run_id: str, component_id: str) -> Any:
         """User input {value} for a component of a running run; the strategy gets it as a `ui.input` message."""
-        body = await _json_body(request)
+        body = await json_body(request)
         if not isinstance(body, dict) or "value" not in body:
             raise InvalidInput("invalid_params", "the body must be a JSON object with a 'value'")
         return manager.post_input(run_id, component_id, body["value"])
 
     route("GET", "/runnables", runnables)
-    route("PUT", "/runnables/{name:path}/start", start_run, status=202, start=True)
+    route("PUT", "/runnables/{name:path}/start", start_run, status=202)
     route("GET", "/runs", list_runs)
     route("GET", "/runs/{run_id}", get_run)
     route("GET", "/runs/{run_id}/components", run_components)
@@ -147,6 +203,7 @@ def add_runs_routes(app: FastAPI, manager: RunManager, owners: Owners | None = N
     route("GET", "/runs/{run_id}/log", run_log)
     route("PUT", "/runs/{run_id}/stop", stop_run)
     route("PUT", "/runs/{run_id}/components/{component_id}", component_input, status=202)
+    return access
 
 
 def _may_use_server_files(principal: Principal | None) -> bool:
@@ -154,7 +211,7 @@ def _may_use_server_files(principal: Principal | None) -> bool:
     return principal is None or can(principal, SERVER_FILES.action, SERVER_FILES.subject)
 
 
-def _for_http(exc: CoinwireError, start: bool) -> CoinwireError:
+def for_http(exc: CoinwireError, start: bool) -> CoinwireError:
     """A request that is well-formed JSON but cannot run is 422; unknown strategies and runs stay 404."""
     if exc.code in ("parse_error", "too_deep", "invalid_characters"):
         return exc  # not readable JSON (or a NUL character in it): 400
@@ -165,7 +222,8 @@ def _for_http(exc: CoinwireError, start: bool) -> CoinwireError:
     return exc
 
 
-async def _json_body(request: Request) -> Any:
+async def json_body(request: Request) -> Any:
+    """The request's JSON body (an empty body: an empty object), decoded as every route decodes JSON."""
     body = await request.body()
     return decode_json(body, exact=False) if body else {}
 

@@ -23,12 +23,11 @@ import structlog
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
-from coinwire.api.context import CallContext
 from coinwire.api.guard import principal_of
 from coinwire.api.json_input import decode_json
 from coinwire.api.methods import Api
 from coinwire.api.ownership import Owners
-from coinwire.api.rest import error_response, json_response
+from coinwire.api.rest import error_response, http_context, json_response
 from coinwire.auth.abilities import Principal
 from coinwire.auth.errors import Unauthenticated
 from coinwire.core.errors import CoinwireError, InvalidInput
@@ -77,7 +76,7 @@ def add_schedules_routes(app: FastAPI, api: Api) -> None:
                     raw = given
                 if "schedule_id" in request.path_params:
                     raw = {"id": int(request.path_params["schedule_id"])}
-                return json_response(await api.call(name, raw, CallContext("http", principal=principal)), status)
+                return json_response(await api.call(name, raw, http_context(request, principal)), status)
             except CoinwireError as exc:
                 return error_response(exc)
             except Exception:  # a bug: log it, and still answer in the documented error shape

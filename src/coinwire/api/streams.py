@@ -31,7 +31,7 @@ accounts' from the start). A `since` whose next notifications the bus no longer 
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Collection
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection
 from typing import Any, NamedTuple, NoReturn
 from urllib.parse import parse_qs
 
@@ -145,10 +145,11 @@ class _Cursor:
 class AccountStreams:
     """`resume`: an account's notifications after `since`, then live; built with the bus, the notifier and the accounts' latest seqs."""
 
-    def __init__(self, bus: Bus, notifier: Notifier, latest_seq: Callable[[int], int]) -> None:
+    def __init__(self, bus: Bus, notifier: Notifier, latest_seq: Callable[[int], int | Awaitable[int]]) -> None:
         self.bus = bus
         self.notifier = notifier
-        self.latest_seq = latest_seq  # account id -> the seq of its latest notification (the gateway's counters)
+        # account id -> the seq of its latest notification: the gateway's counters (an api replica asks its process for them)
+        self.latest_seq = latest_seq
 
     # --- the replay -------------------------------------------------------------------------------
     async def resume(self, ctx: CallContext, account_id: int, since: int, channels: Collection[str],
@@ -163,7 +164,8 @@ class AccountStreams:
         if not kinds:
             raise InvalidInput("invalid_params", "since replays an account's channels (order, trade, orders_executed, orders_updated, "
                                "positions_updated): name one of them", field="channels")
-        latest = self.latest_seq(account_id)
+        answer = self.latest_seq(account_id)
+        latest = await answer if isinstance(answer, Awaitable) else answer
         if since > latest:
             raise InvalidInput("invalid_since", f"since {since} is past account {account_id}'s latest seq {latest}",
                                field="since", latest_seq=latest)

@@ -17,8 +17,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
 from coinwire.api.query_values import query_int
-from coinwire.api.rest import error_response, json_response
-from coinwire.core.errors import CoinwireError, InvalidInput
+from coinwire.api.rest import json_endpoint, json_response, query_of
 from coinwire.services.public_trades import PublicTrades
 
 __all__ = ["add_trades_routes"]
@@ -29,14 +28,8 @@ def add_trades_routes(app: FastAPI, trades: PublicTrades) -> None:
 
     async def recent_trades(request: Request, exchange: str, symbol: str) -> Response:
         """The market's most recent public trades, newest first (`limit`: 1 to 200, default 50)."""
-        try:
-            unknown = sorted(set(request.query_params) - {"limit"})
-            if unknown:
-                raise InvalidInput("invalid_params", f"unknown query parameter(s) {unknown}; use limit")
-            limit = query_int(request.query_params.get("limit"), "limit", 0, 1, trades.size, "invalid_limit")
-            return json_response(trades.recent(exchange, symbol, limit or None))
-        except CoinwireError as exc:
-            return error_response(exc)
+        limit = query_int(query_of(request, ("limit",)).get("limit"), "limit", 0, 1, trades.size, "invalid_limit")
+        return json_response(trades.recent(exchange, symbol, limit or None))
 
-    app.add_api_route("/api/v1/trades/{exchange}/{symbol}", recent_trades, methods=["GET"], tags=["market data"],
-                      summary="recent public trades")
+    app.add_api_route("/api/v1/trades/{exchange}/{symbol}", json_endpoint(recent_trades, "recent trades"), methods=["GET"],
+                      tags=["market data"], summary="recent public trades")

@@ -26,10 +26,10 @@ from fastapi import FastAPI, Request
 from coinwire.api.context import CallContext
 from coinwire.api.guard import principal_of
 from coinwire.api.methods import Api
-from coinwire.api.rest import json_endpoint, refuse_body
+from coinwire.api.rest import bounded_body, json_endpoint, refuse_body
 from coinwire.auth.errors import Unauthenticated
 from coinwire.core.accounts import EXTERNAL, Account
-from coinwire.core.errors import CoinwireError, InvalidInput
+from coinwire.core.errors import InvalidInput
 from coinwire.services.external_accounts import ExternalAccounts
 
 __all__ = ["MAX_WEBHOOK_BODY", "SIGNATURE_HEADER", "add_webhook_routes"]
@@ -56,15 +56,8 @@ def add_webhook_routes(app: FastAPI, api: Api, external: ExternalAccounts) -> No
 
     async def deliver(request: Request, account_id: int) -> tuple[Any, int]:
         """Apply one signed trade to an external account (201), or recognise one applied before (200, duplicate)."""
-        length = request.headers.get("content-length")
-        if length is not None and length.isdigit() and int(length) > MAX_WEBHOOK_BODY:
-            raise _too_large()
-        body = bytearray()
-        async for chunk in request.stream():
-            body += chunk
-            if len(body) > MAX_WEBHOOK_BODY:
-                raise _too_large()
-        applied, answer = await external.deliver(account_id, bytes(body), request.headers.get(SIGNATURE_HEADER))
+        body = await bounded_body(request, MAX_WEBHOOK_BODY, "a webhook body")
+        applied, answer = await external.deliver(account_id, body, request.headers.get(SIGNATURE_HEADER))
         return answer, 201 if applied else 200
 
     async def rotate(request: Request, account_id: int) -> tuple[Any, int]:
@@ -89,8 +82,3 @@ def add_webhook_routes(app: FastAPI, api: Api, external: ExternalAccounts) -> No
     route("POST", "/api/v1/accounts/{account_id:int}/webhook-secret", rotate)
     route("GET", "/api/v1/accounts/{account_id:int}/webhook-trades", trades)
 
-
-def _too_large() -> CoinwireError:
-    error = CoinwireError("payload_too_large", f"a webhook body is at most {MAX_WEBHOOK_BODY} bytes", limit=MAX_WEBHOOK_BODY)
-    error.http_status = 413
-    return error

@@ -12,30 +12,37 @@ UI hides exactly what the back end refuses.
 
 from __future__ import annotations
 
+import re
+
 import msgspec
 
 from coinwire.config import REGISTRATION_ROLES
 
 __all__ = [
     "ROLES", "PLANS", "SCOPES", "REGISTRATION_ROLES", "Principal", "Rule", "HTTP_RULES", "RPC_RULES", "PUSH_RULES",
-    "can", "denial", "abilities", "http_rule", "PUBLIC", "SERVER_FILES", "GRANT_ACCOUNTS",
+    "can", "denial", "abilities", "http_rule", "PUBLIC", "SERVER_FILES", "GRANT_ACCOUNTS", "SIGNAL_SCOPE_PREFIX", "signal_scope",
+    "scope_known",
 ]
 
 ROLES = ("admin", "trader", "viewer")
 PLANS = ("free", "pro")
 SCOPES = ("read", "trade", "admin")
+# an API key that may post outside signals of one provider and do nothing else (POST /api/v1/signals/{provider}): the
+# key a TradingView alert carries in its body, so a leaked one cannot read or trade
+SIGNAL_SCOPE_PREFIX = "signals:"
 
 # actions: read (look), trade (orders), manage (create/change own resources), admin (everyone's)
 # subjects: market, order, wallet_set, run, account, frontier, self (own sessions, keys, abilities), user, ops
 _ROLE_ABILITIES: dict[str, frozenset[tuple[str, str]]] = {
     "viewer": frozenset({("read", "*"), ("manage", "self")}),
     "trader": frozenset({("read", "*"), ("manage", "self"), ("trade", "order"), ("manage", "wallet_set"), ("manage", "run"),
-                         ("manage", "account"), ("manage", "schedule")}),
+                         ("manage", "account"), ("manage", "schedule"), ("manage", "rule_set")}),
     "admin": frozenset({("*", "*")}),
 }
 # which API-key scope an action needs (a key never does more than its user could)
 _SCOPE_FOR_ACTION = {"read": "read", "trade": "trade", "manage": "trade", "admin": "admin"}
 _SCOPE_IMPLIES = {"read": {"read"}, "trade": {"read", "trade"}, "admin": {"read", "trade", "admin"}}
+_PROVIDER = re.compile(r"[a-z][a-z0-9_-]{0,23}")  # core.outside_signals.check_provider's names
 # features of the `pro` plan: (action, subject)
 _PRO_ONLY = frozenset({("read", "frontier")})
 
@@ -90,6 +97,9 @@ READ_ACCOUNTS, MANAGE_ACCOUNTS = _r("read", "account"), _r("manage", "account")
 GRANT_ACCOUNTS = _r("admin", "account")
 # Schedules (services.scheduler): viewers list their own, traders add, remove, pause and resume their own; admins everyone's
 READ_SCHEDULES, MANAGE_SCHEDULES = _r("read", "schedule"), _r("manage", "schedule")
+# Rule sets (services.rule_sets): viewers list their own (none: they make none), traders create, change, enable and delete
+# their own on scopes they may trade (the service checks the scope); admins everyone's
+READ_RULE_SETS, MANAGE_RULE_SETS = _r("read", "rule_set"), _r("manage", "rule_set")
 
 # (HTTP method, path template as the router registers it) -> rule
 HTTP_RULES: dict[tuple[str, str], Rule] = {
@@ -178,6 +188,15 @@ HTTP_RULES: dict[tuple[str, str], Rule] = {
     ("GET", "/runs/{run_id}/log"): READ_RUNS,
     ("PUT", "/runs/{run_id}/stop"): MANAGE_RUNS,
     ("PUT", "/runs/{run_id}/components/{component_id}"): MANAGE_RUNS,
+    # the seed's strategy API (api.cryptick_routes): the same runs, the same owner checks, the seed's shapes
+    ("GET", "/cryptick/v1/runnables"): READ_RUNS,
+    ("PUT", "/cryptick/v1/runnables/{name:path}/start"): MANAGE_RUNS,
+    ("GET", "/cryptick/v1/runs"): READ_RUNS,
+    ("GET", "/cryptick/v1/runs/{run_id}"): READ_RUNS,
+    ("GET", "/cryptick/v1/runs/{run_id}/components"): READ_RUNS,
+    ("GET", "/cryptick/v1/runs/{run_id}/messages"): READ_RUNS,
+    ("PUT", "/cryptick/v1/run/{run_id}/stop"): MANAGE_RUNS,
+    ("PUT", "/cryptick/v1/runs/{run_id}/components/{component_id}"): MANAGE_RUNS,
     # market data and portfolio
     ("POST", "/api/v1/frontier"): _r("read", "frontier"),
     ("GET", "/api/v1/ohlcv/{exchange}/{symbol}"): READ_MARKET,
@@ -199,6 +218,16 @@ HTTP_RULES: dict[tuple[str, str], Rule] = {
     # portfolio candles (api.portfolio_routes): the scope and id are checked by api.portfolio_access
     ("GET", "/api/v1/portfolio/{scope}/{id}/ohlcv"): READ_ORDERS,
     ("GET", "/api/v1/portfolio/user/{id}/balance"): READ_ORDERS,  # market-cap balance; the id checked by portfolio_access
+    # analyser outputs (api.analysis_routes): a market's series any reader; a portfolio, balance or position the caller may
+    # read (analysis_series checks it); signals: the caller's own runs'
+    ("GET", "/api/v1/analysis"): READ_MARKET,
+    ("GET", "/api/v1/signals"): READ_RUNS,
+    # outside signals (api.outside_signal_routes): the post's credential is a `signals:<provider>` key or the body's
+    # HMAC (services.outside_signals checks it: public here like the webhooks); the secret and the received signals
+    # are the caller's own
+    ("POST", "/api/v1/signals/{provider}"): PUBLIC,
+    ("POST", "/api/v1/signals/{provider}/secret"): MANAGE_RUNS,
+    ("GET", "/api/v1/signals/{provider}/received"): READ_RUNS,
     # schedules
     ("GET", "/api/v1/schedules"): READ_SCHEDULES,
     ("POST", "/api/v1/schedules"): MANAGE_SCHEDULES,
@@ -206,6 +235,15 @@ HTTP_RULES: dict[tuple[str, str], Rule] = {
     ("DELETE", "/api/v1/schedules/{schedule_id:int}"): MANAGE_SCHEDULES,
     ("POST", "/api/v1/schedules/{schedule_id:int}/pause"): MANAGE_SCHEDULES,
     ("POST", "/api/v1/schedules/{schedule_id:int}/resume"): MANAGE_SCHEDULES,
+    # rule sets (api.rulesets_routes, services.rule_sets)
+    ("GET", "/api/v1/rulesets"): READ_RULE_SETS,
+    ("POST", "/api/v1/rulesets"): MANAGE_RULE_SETS,
+    ("GET", "/api/v1/rulesets/{rule_set_id:int}"): READ_RULE_SETS,
+    ("PUT", "/api/v1/rulesets/{rule_set_id:int}"): MANAGE_RULE_SETS,
+    ("DELETE", "/api/v1/rulesets/{rule_set_id:int}"): MANAGE_RULE_SETS,
+    ("POST", "/api/v1/rulesets/{rule_set_id:int}/enable"): MANAGE_RULE_SETS,
+    ("POST", "/api/v1/rulesets/{rule_set_id:int}/disable"): MANAGE_RULE_SETS,
+    ("GET", "/api/v1/rulesets/{rule_set_id:int}/firings"): READ_RULE_SETS,
 }
 
 RPC_RULES: dict[str, Rule] = {
@@ -249,6 +287,14 @@ RPC_RULES: dict[str, Rule] = {
     "remove_schedule": MANAGE_SCHEDULES,
     "pause_schedule": MANAGE_SCHEDULES,
     "resume_schedule": MANAGE_SCHEDULES,
+    "list_rule_sets": READ_RULE_SETS,
+    "get_rule_set": READ_RULE_SETS,
+    "create_rule_set": MANAGE_RULE_SETS,
+    "update_rule_set": MANAGE_RULE_SETS,
+    "delete_rule_set": MANAGE_RULE_SETS,
+    "enable_rule_set": MANAGE_RULE_SETS,
+    "disable_rule_set": MANAGE_RULE_SETS,
+    "get_rule_firings": READ_RULE_SETS,
     "get_positions": READ_ORDERS,
     "get_funding": READ_ORDERS,
     "set_leverage": TRADE,
@@ -259,6 +305,11 @@ RPC_RULES: dict[str, Rule] = {
     # portfolio candles live (api.portfolio_routes): the scope and id are checked by api.portfolio_access
     "subscribe_portfolio_ohlcv": READ_ORDERS,
     "unsubscribe_portfolio_ohlcv": READ_ORDERS,
+    # analyser outputs (api.analysis_routes): the series is checked by analysis_series
+    "get_analysis": READ_MARKET,
+    "subscribe_analysis": READ_MARKET,
+    "unsubscribe_analysis": READ_MARKET,
+    "get_signals": READ_RUNS,
 }
 
 # push channels (JSON-RPC `subscribe`); a connection receives its user's accounts' order and trade
@@ -277,7 +328,23 @@ PUSH_RULES: dict[str, Rule] = {
     "orders_updated": READ_ORDERS,  # every status change of an order (the `order` notification under the seed's name)
     "positions_updated": READ_ORDERS,  # every change of a position (api.position_views)
     "import_progress": READ_ACCOUNTS,  # an account import's progress, to those who may view the account (api.import_routes)
+    "rule_fired": READ_RULE_SETS,  # a rule set's firing: to its owner and those who may read its scope (api.rulesets_routes)
+    "wallet_set": READ_WALLETS,  # a wallet set as get_wallet_set answers it, to its owner and readers (api.wallet_set_push)
 }
+
+
+def signal_scope(provider: str) -> str:
+    """The API-key scope that posts `provider`'s signals: `signals:tradingview`."""
+    return SIGNAL_SCOPE_PREFIX + provider
+
+
+def scope_known(scope: object) -> bool:
+    """One of SCOPES, or `signals:<provider>` with a provider name as core.outside_signals spells them."""
+    if not isinstance(scope, str):
+        return False
+    if scope.startswith(SIGNAL_SCOPE_PREFIX):
+        return _PROVIDER.fullmatch(scope[len(SIGNAL_SCOPE_PREFIX):]) is not None
+    return scope in SCOPES
 
 
 def http_rule(method: str, path: str) -> Rule | None:

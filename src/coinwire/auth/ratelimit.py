@@ -15,8 +15,6 @@ import time
 from collections.abc import Callable
 from typing import Protocol
 
-import redis.asyncio
-import redis.exceptions
 import structlog
 
 __all__ = ["RateLimiter", "MemoryBuckets", "RedisBuckets", "limiter_from_url", "bucket_step"]
@@ -76,6 +74,10 @@ class RedisBuckets:
     """Buckets in Redis (`<namespace>:rl:<key>`), timed by the Redis server's clock."""
 
     def __init__(self, url: str, namespace: str = "coinwire") -> None:
+        import redis.asyncio  # here, not at the top: the embedded setup never loads redis-py (as coinwire.cache)
+        import redis.exceptions
+
+        self._unanswered = (redis.exceptions.RedisError, OSError)
         self._client = redis.asyncio.Redis.from_url(url)
         self._prefix = f"{namespace}:rl:"
         self._script = self._client.register_script(_LUA)
@@ -85,7 +87,7 @@ class RedisBuckets:
     async def take(self, key: str, rate: float, burst: float) -> float:
         try:
             wait = float(await self._script(keys=[self._prefix + key], args=[rate, burst]))
-        except (redis.exceptions.RedisError, OSError):
+        except self._unanswered:
             if not self.unreachable:  # logged once an outage, not once a request
                 self.unreachable = True
                 log.warning("rate limits: Redis does not answer; this process keeps its own buckets until it does")
@@ -102,10 +104,10 @@ class RedisBuckets:
         await self._client.aclose()
 
 
-def limiter_from_url(cache_url: str) -> RateLimiter:
-    """Redis buckets when the cache is Redis (scaled out), else in-process ones."""
+def limiter_from_url(cache_url: str, namespace: str = "coinwire") -> RateLimiter:
+    """Redis buckets (keys `<namespace>:rl:...`) when the cache is Redis (scaled out), else in-process ones."""
     if cache_url.startswith(("redis://", "rediss://", "unix://")):
-        return RedisBuckets(cache_url)
+        return RedisBuckets(cache_url, namespace)
     return MemoryBuckets()
 
 

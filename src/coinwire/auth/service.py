@@ -24,19 +24,20 @@ from typing import Any
 import msgspec
 import structlog
 
-from coinwire.auth.abilities import PLANS, ROLES, SCOPES, Principal
+from coinwire.auth.abilities import PLANS, ROLES, SCOPES, SIGNAL_SCOPE_PREFIX, Principal, denial, scope_known
 from coinwire.auth.endings import KEY_REVOKED, SESSION_REVOKED, USER_DISABLED, CredentialsEnded
 from coinwire.auth.errors import Forbidden, RateLimited, Unauthenticated
 from coinwire.auth.login_throttle import LoginThrottle, name_digest
 from coinwire.auth.passwords import DUMMY_HASH, check_password_rules, hash_password, needs_rehash, verify_password
 from coinwire.auth.repository import AuthRepository
 from coinwire.auth.tokens import TokenSigner
-from coinwire.core.errors import InvalidInput, NotFound
+from coinwire.core.errors import InvalidInput, NotFound, NotReady
 
 __all__ = ["AuthService", "LoginThrottle", "check_username"]
 
 log = structlog.get_logger("coinwire.auth")
 
+RECHECK_PATIENCE = 3.0  # seconds a long-lived connection's re-check waits for the store before `store_unavailable`
 _USERNAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{1,63}$")
 _KEY = re.compile(r"^cwk_([0-9a-f]{16})_([A-Za-z0-9_-]{43})$")
 
@@ -76,12 +77,17 @@ class AuthService:
 
     # --- users -------------------------------------------------------------------------------
     async def bootstrap(self, admin_password: str | None) -> str | None:
-        """On an empty store, create `admin`; answers the generated one-time password (None if given or not needed)."""
-        if await self.repo.count_users():
-            return None
-        generated = None if admin_password else secrets.token_urlsafe(15)
-        await self.create_user("admin", admin_password or generated or "", "admin", "pro")
-        return generated
+        """On an empty store, create `admin`; answers the generated one-time password (None if given or not needed).
+
+        Under the store's start-up lock (Store.exclusive): of several processes starting together on
+        one empty database, the first makes the admin and the others find it made.
+        """
+        async with self.repo.store.exclusive():
+            if await self.repo.count_users():
+                return None
+            generated = None if admin_password else secrets.token_urlsafe(15)
+            await self.create_user("admin", admin_password or generated or "", "admin", "pro")
+            return generated
 
     async def create_user(self, username: str, password: str, role: str = "trader", plan: str = "free",
                           prefs: Mapping[str, Any] | None = None) -> dict[str, Any]:
@@ -235,8 +241,18 @@ class AuthService:
     async def recheck(self, principal: Principal) -> Principal:
         """The principal as it is now (a long-lived WebSocket): raises when its session or key was revoked.
 
-        Its token's expiry is not checked here: the connection ends at that instant by itself.
+        Its token's expiry is not checked here: the connection ends at that instant by itself. A store
+        that does not answer within RECHECK_PATIENCE (a partition holds its bytes) is `store_unavailable`,
+        retryable: a call due for its re-check is refused, never left hanging, and the connections'
+        periodic re-check goes on to the next round.
         """
+        try:
+            return await asyncio.wait_for(self._recheck(principal), RECHECK_PATIENCE)
+        except TimeoutError:
+            raise NotReady("store_unavailable", "the session could not be confirmed: the store does not answer; "
+                                                "retry shortly") from None
+
+    async def _recheck(self, principal: Principal) -> Principal:
         if principal.session_id is not None:
             current = await self._session_principal(principal.session_id)
             return msgspec.structs.replace(current, expires_at=principal.expires_at)
@@ -254,10 +270,14 @@ class AuthService:
     async def create_api_key(self, principal: Principal, name: str, scopes: list[str]) -> dict[str, Any]:
         if not isinstance(name, str) or not 1 <= len(name) <= 64:
             raise InvalidInput("invalid_name", "an API key name is 1 to 64 characters")
-        if not scopes or any(s not in SCOPES for s in scopes):
-            raise InvalidInput("invalid_scopes", f"scopes: one or more of {', '.join(SCOPES)}")
+        if not isinstance(scopes, list) or not scopes or not all(scope_known(s) for s in scopes):
+            raise InvalidInput("invalid_scopes", f"scopes: one or more of {', '.join(SCOPES)}, or {SIGNAL_SCOPE_PREFIX}<provider>")
         if "admin" in scopes and principal.role != "admin":
             raise Forbidden("forbidden", "only admins can create admin-scoped keys")
+        if len(",".join(sorted(set(scopes)))) > 64:
+            raise InvalidInput("invalid_scopes", "a key's scopes take at most 64 characters together: make two keys")
+        if any(s.startswith(SIGNAL_SCOPE_PREFIX) for s in scopes) and denial(principal, "manage", "run") is not None:
+            raise Forbidden("forbidden", "a signals key posts to its user's runs: only users who may run strategies create one")
         if principal.scopes is not None:
             raise Forbidden("forbidden", "API keys are created by a signed-in user, not by another key")
         key_id, secret = secrets.token_hex(8), secrets.token_urlsafe(32)

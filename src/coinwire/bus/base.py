@@ -74,6 +74,11 @@ class Bus(Protocol):
 
     async def ping(self) -> bool: ...
 
+    @property
+    def connected(self) -> bool:
+        """Whether the bus is reachable now, without I/O (a NATS connection that dropped and is reconnecting: False)."""
+        ...
+
     async def publish(self, subject: str, message: Message) -> int | None:
         """Send `message`; return its sequence number on durable subjects, None otherwise."""
         ...

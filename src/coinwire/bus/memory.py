@@ -82,6 +82,10 @@ class MemoryBus:
     async def ping(self) -> bool:
         return not self._closed
 
+    @property
+    def connected(self) -> bool:
+        return not self._closed
+
     async def publish(self, subject: str, message: Message) -> int | None:
         seq = self._deliver(subject, message)
         self._published += 1

@@ -36,6 +36,14 @@ __all__ = ["NatsBus", "NatsSubscription", "stream_name"]
 log = logging.getLogger("coinwire.bus.nats")
 
 _FETCH_BATCH = 1024
+# seconds between reconnect attempts to one server (nats-py adds jitter; its default is 2): a restarted NATS is back
+# within a fraction of a gateway's lease, whose renewals pause while the bus is away (services/gateway_leases.py)
+RECONNECT_WAIT = 0.5
+PING_INTERVAL = 5  # seconds between pings of an idle connection; two unanswered and it counts as dropped (nats-py: 120)
+
+
+# first tokens of the subjects that carry bytes, not coinwire.messages (bus/requests.py): typed subscriptions skip them
+RAW_SUBJECTS: tuple[str, ...] = ("gwapi", "gwevents")
 
 
 def stream_name(namespace: str) -> str:
@@ -72,6 +80,8 @@ class NatsBus:
         max_pending: int = DEFAULT_MAX_PENDING,
         connect_timeout: float = 5.0,
         request_timeout: float = 5.0,
+        max_age: float = 0.0,
+        max_bytes: int = 0,
     ) -> None:
         self.url = url
         self.namespace = validate_namespace(namespace)
@@ -80,6 +90,8 @@ class NatsBus:
         self._max_pending = max_pending
         self._connect_timeout = connect_timeout
         self._request_timeout = request_timeout
+        self.max_age = max_age  # the stream's retention: seconds and bytes of durable messages kept (0: no limit)
+        self.max_bytes = max_bytes
         self._nc: Client | None = None
         self._js: JetStreamContext | None = None
         self._subscriptions: list[NatsSubscription] = []
@@ -99,6 +111,8 @@ class NatsBus:
                     disconnected_cb=self._on_disconnected,
                     reconnected_cb=self._on_reconnected,
                     max_reconnect_attempts=-1,  # once up, keep reconnecting; publishes buffer meanwhile
+                    ping_interval=PING_INTERVAL,  # a link cut without a reset is seen as a drop (then reconnected)
+                    reconnect_time_wait=RECONNECT_WAIT,  # type: ignore[arg-type]  # seconds: a float works (asyncio.sleep)
                 ),
                 timeout=self._connect_timeout,
             )
@@ -129,6 +143,12 @@ class NatsBus:
         except (TimeoutError, nats.errors.Error):
             return False
         return True
+
+    @property
+    def connected(self) -> bool:
+        """Connected now (not closed, not between a drop and the reconnect)."""
+        nc = self._nc
+        return nc is not None and nc.is_connected
 
     async def publish(self, subject: str, message: Message) -> int | None:
         if is_durable(subject):
@@ -166,8 +186,11 @@ class NatsBus:
         nc = self._connection()
         inbox = inbox_for(pattern, handler, self._max_pending, types, inline)
         cut = len(self._prefix)
+        raw_prefixes = tuple(self._prefix + p + "." for p in RAW_SUBJECTS)
 
         async def receive(msg: Msg) -> None:
+            if msg.subject.startswith(raw_prefixes):  # request-reply in bytes (bus/requests.py), not a typed message
+                return
             try:
                 message = decode(msg.data)
             except msgspec.DecodeError:
@@ -241,14 +264,22 @@ class NatsBus:
             name=self.stream,
             subjects=[self._prefix + s for s in DURABLE_SUBJECTS],
             storage=api.StorageType.FILE,
+            max_age=self.max_age or None,  # nats-py sends seconds as nanoseconds; None: no limit
+            max_bytes=self.max_bytes or -1,
         )
         try:
             info = await js.stream_info(self.stream)
         except nats.js.errors.NotFoundError:
             await js.add_stream(config)
             return
-        if set(info.config.subjects or ()) != set(config.subjects or ()):
+        # a stream made with other subjects or limits (a changed bus_max_age or bus_max_bytes) takes this process's
+        if (set(info.config.subjects or ()) != set(config.subjects or ()) or (info.config.max_age or 0) != (config.max_age or 0)
+                or (info.config.max_bytes or -1) != config.max_bytes):
             await js.update_stream(config)
+
+    def connection(self) -> Client:
+        """The started NATS connection (request-reply in bus/requests.py shares it)."""
+        return self._connection()
 
     def _connection(self) -> Client:
         if self._nc is None:

@@ -13,7 +13,8 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from coinwire.config import ConfigError, load_settings
+from coinwire.cli.common import on_store
+from coinwire.config import ConfigError, Settings, load_settings
 from coinwire.core.errors import CoinwireError
 from coinwire.history.candles import KINDS, format_time, parse_time
 from coinwire.history.store import HistoryStore, SeriesInfo, default_history_root
@@ -35,14 +36,25 @@ def _fail(message: str, code: int = 2) -> NoReturn:
     raise typer.Exit(code)
 
 
-def _store(ctx: typer.Context) -> HistoryStore:
-    """The store under the data directory chosen by the root command's --config / --data-dir."""
+def _settings(ctx: typer.Context) -> Settings:
+    """The settings chosen by the root command's --config / --data-dir."""
     root = ctx.find_root().params
     try:
-        settings = load_settings(root.get("config"), {"data_dir": root.get("data_dir")})
+        return load_settings(root.get("config"), {"data_dir": root.get("data_dir")})
     except ConfigError as exc:
         _fail(str(exc))
-    return HistoryStore(default_history_root(settings.data_path))
+
+
+def _store(ctx: typer.Context) -> HistoryStore:
+    """The history store under the data directory."""
+    return HistoryStore(default_history_root(_settings(ctx).data_path))
+
+
+def _recorded(settings: Settings) -> list[SeriesInfo]:
+    """The candle series this platform recorded from trades (history.recorded), read from its configured store."""
+    from coinwire.history.recorded import recorded_series
+
+    return on_store(settings, recorded_series) or []
 
 
 def _info_json(info: SeriesInfo) -> dict[str, Any]:
@@ -125,16 +137,26 @@ def import_files(
 
 @data_app.command("list")
 def list_series(ctx: typer.Context, as_json: bool = JsonOption) -> None:
-    """List the stored candle series."""
-    store = _store(ctx)
+    """List the stored candle series, and those recorded from trades (a backtest reads those with --data recorded:EXCHANGE)."""
+    settings = _settings(ctx)
+    store = HistoryStore(default_history_root(settings.data_path))
     infos = store.list(KINDS)
+    try:
+        recorded = _recorded(settings)
+    except CoinwireError as exc:
+        _fail(f"{exc.code}: {exc.message}")
     if as_json:
-        typer.echo(json.dumps([_info_json(i) for i in infos]))
+        typer.echo(json.dumps([{**_info_json(i), "source": "history"} for i in infos]
+                              + [{**_info_json(i), "source": "recorded"} for i in recorded]))
         return
-    if not infos:
-        console.print(f"no candle history under {escape(str(store.root))}: `coinwire data import FILE` or `coinwire data download`")
+    if not infos and not recorded:
+        console.print(f"no candle history under {escape(str(store.root))}: `coinwire data import FILE` or `coinwire data download`; "
+                      "none recorded from trades either")
         return
-    console.print(_series_table(f"History in {store.root}", infos))
+    if infos:
+        console.print(_series_table(f"History in {store.root}", infos))
+    if recorded:
+        console.print(_series_table("Recorded from trades (a backtest's --data recorded:EXCHANGE)", recorded))
 
 
 @data_app.command("download")

@@ -19,9 +19,6 @@ from rich.table import Table
 
 from coinwire.config import ConfigError, Settings, load_settings
 from coinwire.core.errors import CoinwireError
-from coinwire.history.store import HistoryStore, default_history_root
-from coinwire.services.ohlcv import OhlcvQuery, zone
-from coinwire.store import Store
 
 __all__ = ["ohlcv_command"]
 
@@ -35,6 +32,11 @@ def _fail(message: str, code: int = 2) -> NoReturn:
 
 
 async def _collect(settings: Settings, exchange: str, symbol: str, timeframe: str, tz: str, start: Any, end: Any) -> dict[str, Any]:
+    # imported here: the store loads SQLAlchemy, which the other `coinwire` commands would pay for at start-up
+    from coinwire.history.store import HistoryStore, default_history_root
+    from coinwire.services.ohlcv import OhlcvQuery
+    from coinwire.store import Store
+
     store = Store(settings.resolved_store_url)
     await store.start()
     try:
@@ -73,6 +75,8 @@ def ohlcv_command(
     if as_json:
         typer.echo(json.dumps(answer))
         return
+    from coinwire.services.ohlcv import zone
+
     zone_info = zone(tz)
     table = Table(title=f"{answer['exchange']} {answer['symbol']} {answer['timeframe']} ({tz})")
     for name in ("time", "open", "high", "low", "close", "volume"):

@@ -23,6 +23,7 @@ import secrets
 import signal
 import sys
 import time
+from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -42,7 +43,8 @@ __all__ = ["run_paper_session"]
 
 def run_paper_session(settings: Settings, strategy_ref: str, raw_params: dict[str, Any], funds: dict[str, dict[str, str]],
                       end: int | None, data: list[str] | None, speed: float | None,
-                      mode: str = "paper", warmup: str = "best_effort") -> tuple[RunOutcome, PaperRuntime]:
+                      mode: str = "paper", warmup: str = "best_effort",
+                      rules: Sequence[Mapping[str, Any]] = ()) -> tuple[RunOutcome, PaperRuntime]:
     """Run to the end (recording over, `end`, Ctrl-C or a failure) and return the outcome; bad input raises first.
 
     `funds`: exchange -> currency -> amount, as `engine.runs.parse_funds` reads `--balance` (the first exchange is the run's default).
@@ -53,7 +55,8 @@ def run_paper_session(settings: Settings, strategy_ref: str, raw_params: dict[st
         raise InvalidInput("invalid_params", "--data replays a recording on a paper exchange; a live session trades the live exchange")
     run_id = f"{'lv' if mode == 'live' else 'pp'}-{secrets.token_hex(5)[:9]}-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}"
     folder = settings.data_path / "runs" / run_id
-    changes: dict[str, Any] = {"store_url": f"sqlite:///{folder / 'gateway.db'}"}
+    # a session is a whole platform of its own on its own store: every role, whatever COINWIRE_ROLES says for `serve`
+    changes: dict[str, Any] = {"store_url": f"sqlite:///{folder / 'gateway.db'}", "roles": ["all"]}
     if data:
         if len(funds) != 1:
             raise InvalidInput("invalid_balance", f"--data replays one recording on one exchange; the balances name {', '.join(funds)}")
@@ -71,7 +74,7 @@ def run_paper_session(settings: Settings, strategy_ref: str, raw_params: dict[st
             _check_funds(cfg, balances)
     folder.mkdir(parents=True, exist_ok=True)
     configure_logging("warning", sys.stderr)  # stdout carries the report
-    runtime = asyncio.run(_session(session, run_id, cls, params, funds, end, replay=bool(data), warmup=warmup))
+    runtime = asyncio.run(_session(session, run_id, cls, params, funds, end, replay=bool(data), warmup=warmup, rules=rules))
     from coinwire.services.paper_runs import finish_paper
 
     return finish_paper(runtime, strategy_name(cls), params_json(params)), runtime
@@ -98,13 +101,15 @@ def _replay_exchange(name: str, balances: dict[str, str], data: list[str], speed
 
 
 async def _session(settings: Settings, run_id: str, cls: Any, params: Any, funds: dict[str, dict[str, str]],
-                   end: int | None, replay: bool, warmup: str = "best_effort") -> PaperRuntime:
+                   end: int | None, replay: bool, warmup: str = "best_effort",
+                   rules: Sequence[Mapping[str, Any]] = ()) -> PaperRuntime:
     from coinwire.app import Platform
 
     platform = Platform(settings)
     await platform.start(feeds=False)
     try:
-        runtime = PaperRuntime(run_id, platform.gateway, funds, end=end, history=platform.warm_sources(), warmup=warmup)
+        runtime = PaperRuntime(run_id, platform.gateway, funds, end=end, history=platform.warm_sources(), warmup=warmup,
+                               rules=rules)
         await runtime.open(cls, params)
         feeds = platform.start_feeds()
         loop = asyncio.get_running_loop()
@@ -121,5 +126,5 @@ async def _session(settings: Settings, run_id: str, cls: Any, params: Any, funds
             loop.remove_signal_handler(signal.SIGINT)
         return runtime
     finally:
-        with contextlib.suppress(Exception):
+        with contextlib.suppress(Exception):  # logged by stop, which closes the gateway and the store whatever failed
             await platform.stop()

@@ -6,20 +6,18 @@ import asyncio
 import os
 import sys
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from coinwire.auth.repository import AuthRepository
-from coinwire.auth.service import AuthService
-from coinwire.auth.tokens import TokenSigner, load_secret
 from coinwire.config import ConfigError, load_settings
 from coinwire.core.errors import CoinwireError
-from coinwire.private_files import private_dir
-from coinwire.store import Store
+
+if TYPE_CHECKING:
+    from coinwire.auth.service import AuthService
 
 __all__ = ["user_app", "keys_app", "token_headers"]
 
@@ -41,6 +39,14 @@ def _with_service(ctx: typer.Context, work: Callable[[AuthService], Awaitable[T]
     except ConfigError as exc:
         _err.print(f"[red]error:[/red] {escape(str(exc))}")
         raise typer.Exit(2) from None
+
+    # imported here, not at the top: the store and the hasher load SQLAlchemy and argon2, which
+    # every other `coinwire` command (token_headers's users among them) would pay for at start-up
+    from coinwire.auth.repository import AuthRepository
+    from coinwire.auth.service import AuthService
+    from coinwire.auth.tokens import TokenSigner, load_secret
+    from coinwire.private_files import private_dir
+    from coinwire.store import Store
 
     async def run() -> T:
         private_dir(settings.data_path)

@@ -20,13 +20,18 @@ import platformdirs
 from coinwire.config.market_data import MarketDataConfig, check_market_data
 from coinwire.config.notifications import NotificationsConfig, check_notifications, notifications_env, public_notifications
 from coinwire.core.errors import InvalidInput
+from coinwire.core.outside_signals import check_provider
+from coinwire.roles import RoleError, parse_roles
 
-__all__ = ["ExchangeConfig", "Settings", "load_settings", "ConfigError", "ENV_PREFIX", "MAX_PREMIUM_BP", "REGISTRATION_ROLES",
-           "validate_namespace"]
+__all__ = ["ExchangeConfig", "Settings", "load_settings", "ConfigError", "ENV_PREFIX", "MAX_PREMIUM_BP", "MAX_CATCH_UP",
+           "REGISTRATION_ROLES", "demo_ticks_due", "validate_namespace"]
 
 # The limits below are checked here, where settings are read, and again by the packages that use them (the demo
 # feed, the bus, self-registration): they live in config so that config imports none of those packages.
 MAX_PREMIUM_BP = 5_000  # a demo exchange's premium moves its start price by at most half of it, either way
+# Steps of one market a demo feed with a `demo_epoch` may take to catch up before it publishes: ~75 us each measured on
+# a busy 2-core machine, so ~15 s; at 4 ticks a second that is ~14 hours of one market's ticks, ~4.6 hours of three.
+MAX_CATCH_UP = 200_000
 REGISTRATION_ROLES = ("viewer", "trader")  # the roles a self-registered user may be given: never admin (auth.site_settings)
 _NAMESPACE = re.compile(r"[A-Za-z0-9_-]+")
 
@@ -40,6 +45,23 @@ def validate_namespace(namespace: str) -> str:
     return namespace
 
 ENV_PREFIX = "COINWIRE_"
+
+
+def demo_ticks_due(exchange: str, epoch: int, interval: float, markets: int, stepped: int, now: int) -> int:
+    """Ticks of a demo market on `epoch` due at `now` (unix ns), one every `interval` seconds.
+
+    ConfigError when catching up from tick `stepped` would take more than MAX_CATCH_UP steps of
+    one market: a stale epoch is refused where settings are read and where the feed is built,
+    rather than stalling a start for minutes.
+    """
+    ticks = max(0, (now - epoch * 1_000_000_000) // round(interval * 1_000_000_000))
+    steps = (ticks - stepped) * markets
+    if steps > MAX_CATCH_UP:
+        hours = MAX_CATCH_UP // markets * interval / 3600
+        raise ConfigError(f"exchange {exchange}: demo_epoch {epoch} is {ticks:,} ticks ago; catching up would step its {markets} "
+                          f"market(s) {steps:,} times, more than {MAX_CATCH_UP:,}: choose an epoch less than {hours:.1f} hours "
+                          "ago at this tick_interval and these symbols")
+    return ticks
 
 
 class ConfigError(ValueError):
@@ -58,6 +80,9 @@ class ExchangeConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     # demo feed: start prices this many basis points above the usual ones (negative: below), so two
     # demo exchanges quote one market at different prices (see the cross_exchange strategy)
     demo_premium_bp: float = 0.0
+    # demo feed: unix seconds where tick 0 of the market is; tick n is due at demo_epoch + n * tick_interval and stamped
+    # with that time, so every process with the same demo settings watches one market (unset: ticks at wall time from start)
+    demo_epoch: int | None = None
     replay_paths: list[str] = msgspec.field(default_factory=list)
     # replay feed: what the capture records: "binance" (spot BTC/USDT) or "binanceusdm" (the USD-M perpetual BTC/USDT:USDT)
     replay_market: str = "binance"
@@ -100,8 +125,6 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     # SQLite: acknowledge change sets once in the store's journal; a helper process applies them (store.journal)
     store_journal: bool = True
     bus_url: str = "memory://"
-    # what the bus's subjects start with (NATS: `<namespace>.order...`, stream `<NAMESPACE>`): one per deployment
-    bus_namespace: str = "coinwire"
     # durable order and fill messages the in-process bus keeps for replay (`subscribe` with `since`,
     # /ws/orders?since=); a NATS bus keeps what its JetStream stream's limits keep
     bus_max_log: int = 50_000  # a bounded window: ~0.6 KB each, ~30 MB at most; older history is read from the store
@@ -122,7 +145,15 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     # seconds (what a start reads beyond the totals, and the gateway's work to write them)
     checkpoint_lines: int = 100_000
     checkpoint_seconds: float = 60.0
-    roles: list[str] = msgspec.field(default_factory=lambda: ["gateway", "api"])
+    # --- roles and shared services (docs/SCALING.md) ---
+    # the roles this process runs (coinwire.roles: api, gateway, marketdata, engine, tracker, scheduler, notifier); `all`: every one
+    roles: list[str] = msgspec.field(default_factory=lambda: ["all"])
+    # what NATS subjects and the JetStream stream (`<namespace>.order...`, stream `<namespace>_durable`) and Redis cache keys
+    # (`<namespace>:...`) start with: one per deployment or test run sharing a NATS and a Redis (env alias COINWIRE_BUS_NAMESPACE)
+    namespace: str = "coinwire"
+    # the JetStream stream's retention of durable order, fill and position messages: seconds and bytes (0: no limit)
+    bus_max_age: float = 0.0
+    bus_max_bytes: int = 0
     book_depth: int = 100  # levels per side served by get_book by default
     ohlcv_max_points: int = 5_000  # candles per answer of GET /api/v1/ohlcv; longer ranges are paged (`next`)
     # rates (services/rates.py): per answer of GET /api/v1/rates (paged beyond), and how old a ticker may be
@@ -160,9 +191,29 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     # local midnight has passed (passes fall on multiples of it from the hour: 900 = each :00, :15, :30, :45); at most
     # 1800, so that a day lands within half an hour of its midnight
     daily_stats_pass_seconds: float = 900.0
+    # outside signals (POST /api/v1/signals/{provider}, docs/SIGNALS.md): the providers this server takes; `tradingview`
+    # reads TradingView's alert JSON, every other name (`generic`, `news`, ...) the generic `{method, params, ts?}`
+    signal_providers: list[str] = msgspec.field(default_factory=lambda: ["tradingview", "generic"])
+    # circuit breakers (services/breakers.py, docs/BREAKERS.md): a dependency's breaker opens after `breaker_failures`
+    # consecutive failures and refuses calls for `breaker_reset_seconds`, then lets one probe through
+    breaker_failures: int = 5
+    breaker_reset_seconds: float = 30.0
+    # gateway leases (services.gateway_leases, docs/SCALING.md "Gateway leases"; PostgreSQL stores only): how long a lease
+    # lasts without renewal (seconds; renewed every third of it), and the exchanges this gateway owns ("" = every one
+    # configured; else a comma list), each under the lease `gateway:<exchange>`
+    gateway_lease_seconds: float = 10.0
+    gateway_shard: str = ""
+    # an api replica apart from the gateway (api/forwarding.py, docs/SCALING.md "Commands across processes"): how long a
+    # forwarded call waits for a gateway to answer before it answers `gateway_unavailable` (seconds)
+    gateway_wait_seconds: float = 5.0
     exchanges: list[ExchangeConfig] = msgspec.field(default_factory=_default_exchanges)
     market_data: MarketDataConfig = msgspec.field(default_factory=MarketDataConfig)  # tickers, FX, coins (config/market_data.py)
     notifications: NotificationsConfig = msgspec.field(default_factory=NotificationsConfig)  # SMTP relay, retries (config/notifications.py)
+
+    @property
+    def bus_namespace(self) -> str:
+        """The former name of `namespace` (still read from COINWIRE_BUS_NAMESPACE and a file's `bus_namespace`)."""
+        return self.namespace
 
     @property
     def data_path(self) -> Path:
@@ -173,6 +224,12 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
         if self.allow_user_strategies is not None:
             return self.allow_user_strategies
         return self.host in ("localhost", "::1") or self.host.startswith("127.")
+
+    @property
+    def gateway_exchanges(self) -> list[str]:
+        """The exchanges this process's gateway owns (`gateway_shard`; every configured one when empty), in configured order."""
+        shard = {name.strip() for name in self.gateway_shard.split(",") if name.strip()}
+        return [e.name for e in self.exchanges if not shard or e.name in shard]
 
     @property
     def resolved_store_url(self) -> str:
@@ -211,7 +268,9 @@ _ENV_FIELDS = {
     "STORE_URL": "store_url",
     "STORE_JOURNAL": "store_journal",
     "BUS_URL": "bus_url",
-    "BUS_NAMESPACE": "bus_namespace",
+    "NAMESPACE": "namespace",
+    "BUS_MAX_AGE": "bus_max_age",
+    "BUS_MAX_BYTES": "bus_max_bytes",
     "BUS_MAX_LOG": "bus_max_log",
     "CACHE_URL": "cache_url",
     "LOG_LEVEL": "log_level",
@@ -223,6 +282,8 @@ _ENV_FIELDS = {
     "CHECKPOINT_LINES": "checkpoint_lines",
     "CHECKPOINT_SECONDS": "checkpoint_seconds",
     "ROLES": "roles",
+    "BREAKER_FAILURES": "breaker_failures",
+    "BREAKER_RESET_SECONDS": "breaker_reset_seconds",
     "BOOK_DEPTH": "book_depth",
     "OHLCV_MAX_POINTS": "ohlcv_max_points",
     "RATES_MAX_POINTS": "rates_max_points",
@@ -243,16 +304,23 @@ _ENV_FIELDS = {
     "IMPORT_TIMEFRAME": "import_timeframe",
     "SCHEDULE_TICKS_KEPT_DAYS": "schedule_ticks_kept_days",
     "DAILY_STATS_PASS_SECONDS": "daily_stats_pass_seconds",
+    "SIGNAL_PROVIDERS": "signal_providers",
+    # gateway leases
+    "GATEWAY_LEASE_SECONDS": "gateway_lease_seconds",
+    "GATEWAY_SHARD": "gateway_shard",
+    "GATEWAY_WAIT_SECONDS": "gateway_wait_seconds",
 }
 
 
 def _env_overrides(env: Mapping[str, str]) -> dict[str, Any]:
     out: dict[str, Any] = {}
+    if env.get(ENV_PREFIX + "BUS_NAMESPACE") and not env.get(ENV_PREFIX + "NAMESPACE"):  # the former name, still read
+        out["namespace"] = env[ENV_PREFIX + "BUS_NAMESPACE"]
     for suffix, field in _ENV_FIELDS.items():
         raw = env.get(ENV_PREFIX + suffix)
         if raw is None or raw == "":
             continue
-        if field == "roles":
+        if field in ("roles", "signal_providers"):
             out[field] = [r.strip() for r in raw.split(",") if r.strip()]
         elif field == "exchanges":
             try:
@@ -279,6 +347,9 @@ def load_settings(
             raise ConfigError(f"config file {path} does not exist") from None
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+        if "bus_namespace" in merged:  # the former name of `namespace`
+            former = merged.pop("bus_namespace")
+            merged.setdefault("namespace", former)
     merged.update(_env_overrides(os.environ if env is None else env))
     notify_env = notifications_env(os.environ if env is None else env)  # nested: merged key by key into the file's table
     if notify_env:
@@ -287,7 +358,7 @@ def load_settings(
         if "smtp" in notify_env:
             table["smtp"] = dict(table.get("smtp") or {}) | notify_env["smtp"]
         merged["notifications"] = table
-    merged.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    merged.update({("namespace" if k == "bus_namespace" else k): v for k, v in (overrides or {}).items() if v is not None})
     try:
         settings = msgspec.convert(merged, Settings, strict=False)
     except msgspec.ValidationError as exc:
@@ -323,9 +394,16 @@ def _check(settings: Settings, env: Mapping[str, str]) -> None:
     if not 1 <= settings.bus_max_log <= 100_000_000:
         raise ConfigError(f"bus_max_log must be between 1 and 100000000, got {settings.bus_max_log}")
     try:
-        validate_namespace(settings.bus_namespace)
+        validate_namespace(settings.namespace)
     except InvalidInput as exc:
-        raise ConfigError(f"bus_namespace: {exc.message}") from None
+        raise ConfigError(f"namespace: {exc.message}") from None
+    if not 0 <= settings.bus_max_age <= 10 * 365 * 86_400 or not 0 <= settings.bus_max_bytes <= 1 << 50:
+        raise ConfigError(f"bus_max_age must be between 0 and 10 years in seconds and bus_max_bytes between 0 and 2**50 "
+                          f"(0: no limit), got {settings.bus_max_age}, {settings.bus_max_bytes}")
+    try:
+        parse_roles(settings.roles)
+    except RoleError as exc:
+        raise ConfigError(f"roles: {exc}") from None
     if not 64 << 10 <= settings.ws_max_unread_bytes <= 1 << 30:
         raise ConfigError(f"ws_max_unread_bytes must be between 65536 and 1073741824, got {settings.ws_max_unread_bytes}")
     problems = check_market_data(settings.market_data, env) + check_notifications(settings.notifications)
@@ -341,6 +419,16 @@ def _check(settings: Settings, env: Mapping[str, str]) -> None:
         raise ConfigError(f"client_oid_filter_bytes must be between 1024 and {1 << 30}, got {settings.client_oid_filter_bytes}")
     if settings.checkpoint_lines < 1 or settings.checkpoint_seconds <= 0:
         raise ConfigError("checkpoint_lines must be at least 1 and checkpoint_seconds above 0")
+    for provider in settings.signal_providers:
+        try:
+            check_provider(provider)
+        except InvalidInput as exc:
+            raise ConfigError(f"signal_providers: {exc.message}") from None
+    if len(set(settings.signal_providers)) != len(settings.signal_providers):
+        raise ConfigError(f"signal_providers names each provider once, got {settings.signal_providers}")
+    if not 1 <= settings.breaker_failures <= 1000 or not 0.1 <= settings.breaker_reset_seconds <= 86_400:
+        raise ConfigError(f"breaker_failures must be between 1 and 1000 and breaker_reset_seconds between 0.1 and 86400, "
+                          f"got {settings.breaker_failures}, {settings.breaker_reset_seconds}")
     if not 1 <= settings.daily_stats_pass_seconds <= 1800:
         raise ConfigError(f"daily_stats_pass_seconds must be between 1 and 1800, got {settings.daily_stats_pass_seconds}")
     if not 1 / 24 <= settings.schedule_ticks_kept_days <= 3650:
@@ -355,6 +443,14 @@ def _check(settings: Settings, env: Mapping[str, str]) -> None:
     names = [e.name for e in settings.exchanges]
     if len(set(names)) != len(names):
         raise ConfigError(f"exchange names must be unique, got {names}")
+    # gateway leases
+    unknown = sorted({n.strip() for n in settings.gateway_shard.split(",") if n.strip()} - set(names))
+    if unknown:
+        raise ConfigError(f"gateway_shard names exchanges that are not configured: {', '.join(unknown)} (configured: {', '.join(names)})")
+    if not 0.5 <= settings.gateway_lease_seconds <= 3600:
+        raise ConfigError(f"gateway_lease_seconds must be between 0.5 and 3600, got {settings.gateway_lease_seconds}")
+    if not 0.1 <= settings.gateway_wait_seconds <= 300:
+        raise ConfigError(f"gateway_wait_seconds must be between 0.1 and 300, got {settings.gateway_wait_seconds}")
     for ex in settings.exchanges:
         if not _EXCHANGE_NAME.fullmatch(ex.name):
             raise ConfigError(f"exchange name {ex.name!r} must be lowercase letters, digits, '_' or '-' (like a CCXT id)")
@@ -363,6 +459,9 @@ def _check(settings: Settings, env: Mapping[str, str]) -> None:
         if not -MAX_PREMIUM_BP <= ex.demo_premium_bp <= MAX_PREMIUM_BP:
             raise ConfigError(f"exchange {ex.name}: demo_premium_bp must be between -{MAX_PREMIUM_BP} and {MAX_PREMIUM_BP} "
                               f"basis points, got {ex.demo_premium_bp}")
+        if ex.demo_epoch is not None and (ex.feed != "demo" or ex.demo_epoch < 0):
+            raise ConfigError(f"exchange {ex.name}: demo_epoch is unix seconds >= 0 for a demo feed, got {ex.demo_epoch} "
+                              f"on a {ex.feed} feed")
         if ex.replay_speed is not None and ex.replay_speed <= 0:
             raise ConfigError(f"exchange {ex.name}: replay_speed must be > 0 (null: as fast as possible)")
         if ex.mode not in ("paper", "live"):

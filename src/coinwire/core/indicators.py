@@ -13,6 +13,9 @@ Conventions (TA-Lib's, so results compare with the reference implementation):
 - EMA uses alpha = 2/(n+1) seeded with the SMA of its first n values; RSI and ATR use
   Wilder's smoothing (alpha = 1/n) seeded with the mean of their first n changes / ranges;
 - Bollinger uses the population standard deviation.
+- peak is the running maximum; drawdown the percent below that peak (NaN while the peak is not
+  positive); return over n the percent change from n values back (NaN when that value is not
+  positive): a portfolio's or a balance's own series read as technical analysis.
 Where TA-Lib differs: RSI of a window with no change at all is 50 here (TA-Lib says 0, which
 reads as "oversold" on a flat market), and MACD's fast EMA starts at its own n (TA-Lib delays
 it to the slow one's start; the two converge within a few slow periods).
@@ -36,6 +39,9 @@ from coinwire.core.errors import InvalidInput
 
 __all__ = [
     "ATR",
+    "DrawdownFromPeak",
+    "Peak",
+    "ReturnOverWindow",
     "EMA",
     "INDICATORS",
     "MACD",
@@ -48,9 +54,12 @@ __all__ = [
     "bollinger",
     "crossover",
     "crossunder",
+    "drawdown",
     "ema",
     "indicator_spec",
     "macd",
+    "peak",
+    "returns",
     "rsi",
     "sma",
 ]
@@ -286,6 +295,46 @@ def _pair(a: npt.ArrayLike, b: npt.ArrayLike) -> tuple[FloatArray, FloatArray]:
     if a_arr.ndim != 1:
         raise InvalidInput("invalid_series", f"crossover inputs must be one-dimensional, got shape {a_arr.shape}")
     return a_arr, b_arr
+
+
+def peak(x: npt.ArrayLike) -> FloatArray:
+    """Running maximum since the first value (the peak a trailing stop or a drawdown measures from)."""
+    arr, start = _series(x)
+    out = _nan_like(len(arr))
+    if start < len(arr):
+        out[start:] = np.maximum.accumulate(arr[start:])
+    return out
+
+
+def _drawdown_of(top: FloatArray | float, value: FloatArray | float) -> Any:
+    """Percent below the peak; one expression for both forms so they agree bit for bit."""
+    return (top - value) / top * 100.0
+
+
+def drawdown(x: npt.ArrayLike) -> FloatArray:
+    """Percent below the running peak (0 at a new high); NaN while the peak is not positive."""
+    arr, _ = _series(x)
+    top = peak(arr)
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        out = np.where(top > 0.0, _drawdown_of(top, arr), np.nan)
+    return np.asarray(out, dtype=np.float64)
+
+
+def _return_of(now: FloatArray | float, then: FloatArray | float) -> Any:
+    return (now / then - 1.0) * 100.0
+
+
+def returns(x: npt.ArrayLike, n: int = 1) -> FloatArray:
+    """Percent change over the last n values: x[i] / x[i-n] - 1, times 100; NaN when x[i-n] is not positive."""
+    n = _period("n", n)
+    arr, start = _series(x)
+    out = _nan_like(len(arr))
+    body = arr[start:]
+    if len(body) > n:
+        then, now = body[:-n], body[n:]
+        with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+            out[start + n :] = np.where(then > 0.0, _return_of(now, then), np.nan)
+    return out
 
 
 # --- streaming ---------------------------------------------------------------------------------
@@ -539,6 +588,74 @@ class ATR(Indicator):
         return self.value
 
 
+class Peak(Indicator):
+    """Streaming running maximum, identical to `peak`."""
+
+    name = "peak"
+    __slots__ = ("value", "warmup")
+
+    def __init__(self) -> None:
+        self.warmup = 1
+        self.value = NAN
+
+    def update(self, value: float) -> float:  # type: ignore[override]
+        value = float(value)
+        if not _check_update(value, not math.isnan(self.value)):
+            return self.value
+        if math.isnan(self.value) or value > self.value:
+            self.value = value
+        return self.value
+
+
+class DrawdownFromPeak(Indicator):
+    """Streaming percent below the running peak, identical to `drawdown`; `peak` holds the peak itself."""
+
+    name = "drawdown"
+    __slots__ = ("value", "warmup", "_peak")
+
+    def __init__(self) -> None:
+        self.warmup = 1
+        self.value = NAN
+        self._peak = Peak()
+
+    @property
+    def peak(self) -> float:
+        return self._peak.value
+
+    def update(self, value: float) -> float:  # type: ignore[override]
+        value = float(value)
+        top = self._peak.update(value)
+        if math.isnan(top) or not math.isfinite(value):
+            return self.value
+        self.value = float(_drawdown_of(top, value)) if top > 0.0 else NAN
+        return self.value
+
+
+class ReturnOverWindow(Indicator):
+    """Streaming percent change over the last n values, identical to `returns`."""
+
+    name = "return"
+    __slots__ = ("n", "value", "warmup", "_window")
+
+    def __init__(self, n: int = 1) -> None:
+        self.n = _period("n", n)
+        self.warmup = self.n + 1
+        self.value = NAN
+        self._window: deque[float] = deque(maxlen=self.n + 1)
+
+    def update(self, value: float) -> float:  # type: ignore[override]
+        value = float(value)
+        if not _check_update(value, bool(self._window)):
+            return self.value
+        window = self._window
+        window.append(value)
+        if len(window) <= self.n:
+            return self.value
+        then = window[0]
+        self.value = float(_return_of(value, then)) if then > 0.0 else NAN
+        return self.value
+
+
 # --- registry ----------------------------------------------------------------------------------
 class IndicatorSpec(NamedTuple):
     """What the engine needs to declare an indicator by name or class: both forms and the parameters."""
@@ -555,6 +672,9 @@ INDICATORS: dict[str, IndicatorSpec] = {
     "macd": IndicatorSpec(macd, MACD, ("fast", "slow", "signal")),
     "bollinger": IndicatorSpec(bollinger, Bollinger, ("n", "k")),
     "atr": IndicatorSpec(atr, ATR, ("n",)),
+    "peak": IndicatorSpec(peak, Peak, ()),
+    "drawdown": IndicatorSpec(drawdown, DrawdownFromPeak, ()),
+    "return": IndicatorSpec(returns, ReturnOverWindow, ("n",)),
 }
 
 

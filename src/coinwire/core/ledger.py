@@ -358,6 +358,19 @@ class Ledger:
         wallet = self._wallets.get(wallet_id) if type(wallet_id) is int else None
         return msgspec.structs.replace(wallet) if wallet is not None else None
 
+    def has_set(self, set_id: int) -> bool:
+        """Whether a wallet set with this id exists (active or not)."""
+        return set_id in self._sets
+
+    def set_accounts(self, set_id: int) -> frozenset[int]:
+        """The accounts whose funds a wallet set holds (empty: none yet, or no such set)."""
+        return frozenset(self._wallets[w].account_id for w in self._partitions.get(set_id, ()))
+
+    def set_of_wallet(self, wallet_id: int) -> int | None:
+        """The wallet set a wallet belongs to (None: unallocated, or no such wallet), without copying the wallet."""
+        wallet = self._wallets.get(wallet_id)
+        return wallet.wallet_set_id if wallet is not None else None
+
     def wallet_by_id(self, wallet_id: int) -> Wallet:
         wallet = self._wallets.get(wallet_id)
         if wallet is None:

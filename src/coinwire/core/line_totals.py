@@ -20,34 +20,50 @@ _HOLD, _ALLOCATE = LineKind.HOLD.value, LineKind.ALLOCATE.value
 
 
 class TotalsError(RuntimeError):
-    """The lines do not add up to a ledger (a hold moving between wallets, a line out of order): a corrupted store."""
+    """The lines do not add up to a ledger (a hold moving between wallets, a line folded twice): a corrupted store."""
 
 
 class LineTotals:
-    """The sums of every line up to `last_line_id`.
+    """The sums of every line up to `last_line_id`, but for the ids in `gaps`.
+
+    `gaps`: ids at or below `last_line_id` that no folded line had (a change set still in
+    flight when the fold read the lines, or one never stored). A line of such an id folds in
+    later, once: a writer may commit a higher id before a lower one, and a fold that only
+    moved forward from its highest id would skip the lower line for good.
 
     `wallets`: wallet id -> [balance, hold, allocated] (allocated: the sum of its ALLOCATE
     movements, what lets a ledger check allocations cancel out per account without its lines);
     `holds`: order id -> (wallet id, amount) for each order whose hold lines do not sum to 0.
     """
 
-    __slots__ = ("wallets", "holds", "last_line_id")
+    __slots__ = ("wallets", "holds", "last_line_id", "gaps")
 
     def __init__(
         self,
         wallets: Mapping[int, Iterable[int]] | None = None,
         holds: Mapping[int, tuple[int, int]] | None = None,
         last_line_id: int = 0,
+        gaps: Iterable[int] = (),
     ) -> None:
         self.wallets: dict[int, list[int]] = {w: list(v) for w, v in (wallets or {}).items()}
         self.holds: dict[int, tuple[int, int]] = dict(holds or {})
         self.last_line_id = last_line_id
+        self.gaps: set[int] = set(gaps)
 
     def add(self, line_id: int, wallet_id: int, kind: str, movement: int, hold: int, order_id: int | None) -> None:
-        """Fold one line in (its fields as stored: `kind` is the LineKind's value); ids must ascend."""
-        if line_id <= self.last_line_id:
-            raise TotalsError(f"line {line_id} comes after line {self.last_line_id}: lines are folded in id order, once each")
-        self.last_line_id = line_id
+        """Fold one line in (its fields as stored: `kind` is the LineKind's value): an id above the last, or one of the gaps.
+
+        Ids skipped on the way up become gaps; each line folds once.
+        """
+        last = self.last_line_id
+        if line_id > last:
+            if line_id != last + 1:
+                self.gaps.update(range(last + 1, line_id))
+            self.last_line_id = line_id
+        elif line_id in self.gaps:  # a late line: the last id stays
+            self.gaps.discard(line_id)
+        else:
+            raise TotalsError(f"line {line_id} comes after line {last}: lines are folded once each")
         total = self.wallets.get(wallet_id)
         if total is None:
             total = self.wallets[wallet_id] = [0, 0, 0]
@@ -67,7 +83,7 @@ class LineTotals:
             total[2] += movement
 
     def add_lines(self, lines: Iterable[WalletLine]) -> LineTotals:
-        """Fold whole lines in, in id order; returns self."""
+        """Fold whole lines in, in id order (those of the gaps first); returns self."""
         for line in sorted(lines, key=_line_id):
             self.add(line.id, line.wallet_id, line.kind.value, line.movement, line.hold, line.order_id)
         return self

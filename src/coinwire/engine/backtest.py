@@ -38,6 +38,7 @@ from coinwire.core.numbers import ATTO_DECIMALS, to_units
 from coinwire.core.orders import Order
 from coinwire.core.rollup import OHLCV, bucket_ends, bucket_starts, nests, parse_timeframe, rollup
 from coinwire.engine.order_args import OrderArgs, order_args, prepare_conditional, resolve_size
+from coinwire.engine.rules import CandleAnalysis, RuleRunner, run_rule_sets
 from coinwire.engine.runtime import Runtime
 from coinwire.engine.strategy import Indicator, OrderTicket, Strategy, StrategyParams
 from coinwire.engine.venue_host import RunHost
@@ -74,6 +75,7 @@ class BacktestConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     intrabar: str = "pessimistic"  # the path inside a bar stops and targets meet: "pessimistic", "ohlc", "olhc" (venues/intrabar.py)
     start: int | None = None  # unix seconds, inclusive (bar open time)
     end: int | None = None  # unix seconds, exclusive
+    rules: list[dict[str, Any]] = []  # rule sets scoped to the run, in core.rules' JSON form (engine/rules.py)
 
     def __post_init__(self) -> None:
         if self.fill not in ("open", "close"):
@@ -85,6 +87,7 @@ class BacktestConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
             raise InvalidInput("missing_balance", "a backtest needs a starting balance, e.g. --balance binance:USDT=10000")
         if self.start is not None and self.end is not None and self.end <= self.start:
             raise InvalidInput("empty_range", "the end of the backtest must be after its start")
+        run_rule_sets(self.rules)  # refused here, before any candle is read
 
 
 class Series:
@@ -243,6 +246,9 @@ class BacktestRuntime(Runtime):
         self._candle_subs: list[tuple[Series, Callable[[dict[str, Any]], None]]] = []
         self._crosses: list[tuple[Series, np.ndarray, np.ndarray, Callable[[], None] | None, Callable[[], None] | None]] = []
         self._indicators: list[tuple[Series, np.ndarray]] = []
+        if config.rules:
+            rule_sets = run_rule_sets(config.rules)
+            self.rules = RuleRunner(rule_sets, self, analysis=CandleAnalysis(rule_sets, self.exchange, self._series))
 
     # --- clock ---------------------------------------------------------------------------------
     def now_ns(self) -> int:
@@ -372,7 +378,7 @@ class BacktestRuntime(Runtime):
                           **conditional)
         ticket = self.new_ticket(symbol, side, exchange, args.type._value_)
         now = self.clock.now
-        self.hub.record(now, "out", "venue.make_order", {"client_oid": ticket.client_oid, "symbol": symbol, **args.view(market.instrument)})
+        self.order_call(now, "venue.make_order", {"client_oid": ticket.client_oid, "symbol": symbol, **args.view(market.instrument)})
         s = market.series
         if self.config.fill == "close":
             i = self._visible(s)
@@ -386,7 +392,7 @@ class BacktestRuntime(Runtime):
         return ticket
 
     def cancel_order(self, ticket: OrderTicket) -> None:
-        self.hub.record(self.clock.now, "out", "venue.cancel_order", {"client_oid": ticket.client_oid})
+        self.order_call(self.clock.now, "venue.cancel_order", {"client_oid": ticket.client_oid})
         if ticket.status == "pending" and ticket.order_id is None:
             self.finish_unsent(ticket, "cancelled", None)
             return
@@ -434,7 +440,8 @@ class BacktestRuntime(Runtime):
         times, kinds, refs, bars = self._wake_plan()
         self._loop(times, kinds, refs, bars)
         self.clock.now = max(self.clock.now, self.end_ns)
-        self.call("on_stop", strategy.on_stop)
+        if self.halted is None:
+            self.call("on_stop", strategy.on_stop)
         for ticket in self.open_orders():
             if ticket.status == "pending" and ticket.order_id is None:
                 self.finish_unsent(ticket, "expired", "the backtest ended before the order reached the venue")
@@ -442,8 +449,21 @@ class BacktestRuntime(Runtime):
         return strategy
 
     def _wake_plan(self) -> tuple[list[int], list[int], list[int], list[int]]:
-        """Every candle close where a callback fires, in time order: (close ns, kind, which, bar index)."""
+        """Every candle close where a callback fires, in time order: (close ns, kind, which, bar index).
+
+        With rule sets attached, every close of every market's bars too (kind 3), first at its
+        instant: a rule sees the portfolio at each close before the strategy acts on that candle.
+        Without them nothing is added: the clock still jumps between the candles that matter.
+        Recorded outside signals of subscribed providers are kind 4, at their own time, after a
+        candle that closes at the same instant (a signal at t follows the candle closed at or before t).
+        """
         parts_t, parts_kind, parts_ref, parts_bar = [], [], [], []
+        if self.rules is not None:
+            closes = np.unique(np.concatenate([m.series.close_ns for m in self.markets.values()]))
+            parts_t.append(closes)
+            parts_kind.append(np.full(len(closes), 3))
+            parts_ref.append(np.zeros(len(closes), np.int64))
+            parts_bar.append(np.zeros(len(closes), np.int64))
         for ref, (s, _) in enumerate(self._candle_subs):
             bars = np.arange(s.n)
             parts_t.append(s.close_ns[bars])
@@ -458,6 +478,13 @@ class BacktestRuntime(Runtime):
                 parts_kind.append(np.full(len(bars), kind))
                 parts_ref.append(np.full(len(bars), ref))
                 parts_bar.append(bars)
+        replayed = [k for k, sig in enumerate(self.recorded_signals)
+                    if sig["provider"] in self.signal_callbacks and self.start_ns <= sig["ts"] <= self.end_ns]
+        if replayed:  # last, so a sort that keeps order puts a signal at a close after that close's candle (no look-ahead)
+            parts_t.append(np.array([self.recorded_signals[k]["ts"] for k in replayed], np.int64))
+            parts_kind.append(np.full(len(replayed), 4))
+            parts_ref.append(np.array(replayed, np.int64))
+            parts_bar.append(np.zeros(len(replayed), np.int64))
         if not parts_t:
             return [], [], [], []
         t = np.concatenate(parts_t)
@@ -473,6 +500,10 @@ class BacktestRuntime(Runtime):
         subs = self._candle_subs
         crosses = self._crosses
         while i < n or heap:
+            if self.halted is not None and i < n:
+                i = n  # stopped by a rule set: only the venue's own steps (orders already sent) still run
+                if not heap:
+                    break
             if heap and (i >= n or heap[0][0] < times[i] or (heap[0][0] == times[i] and heap[0][1] == CLOSE)):
                 ts, _, _, step = heapq.heappop(heap)
                 if ts > clock.now:
@@ -482,7 +513,11 @@ class BacktestRuntime(Runtime):
             now = clock.now = times[i]
             kind, ref, bar = kinds[i], refs[i], bars[i]
             i += 1
-            if kind == 0:
+            if kind == 3:
+                self.rules.sample_close(now)
+            elif kind == 4:
+                self.deliver_outside_signal(self.recorded_signals[ref])
+            elif kind == 0:
                 s, callback = subs[ref]
                 candle = {"symbol": s.symbol, "timeframe": s.timeframe, "time": int(s.time_ns[bar] // _NS), "open": float(s.open[bar]),
                           "high": float(s.high[bar]), "low": float(s.low[bar]), "close": float(s.close[bar]),

@@ -27,6 +27,7 @@ from coinwire.core.orders import Order
 from coinwire.core.position_risk import pool_liquidation_price
 from coinwire.engine.backtest import BacktestConfig, funded_wallet_set
 from coinwire.engine.order_args import OrderArgs, prepare_conditional, resolve_size
+from coinwire.engine.rules import RuleRunner, run_rule_sets
 from coinwire.engine.strategy import OrderTicket, Strategy, StrategyParams
 from coinwire.engine.stream import StreamRuntime
 from coinwire.engine.venue_host import RunHost
@@ -41,13 +42,16 @@ __all__ = ["BookBacktestRuntime", "capture_instrument"]
 _NS = 1_000_000_000
 
 
-def capture_instrument(symbol: str, exchange: str, name: str, fee: str | None, *, perpetual: bool = False) -> Instrument:
-    """The instrument a capture trades: Binance's real BTCUSDT filters where we know them, else 8 decimals.
+def capture_instrument(symbol: str, exchange: str, name: str, fee: str | None, *, perpetual: bool = False,
+                       recorded: Instrument | None = None) -> Instrument:
+    """The instrument a capture trades: the one `coinwire record` kept beside it (`recorded`), Binance's real BTCUSDT
+    filters where we know them, else 8 decimals.
 
     `perpetual` (a USD-M capture traded as `BTC/USDT:USDT`): the linear perpetual, with Binance's leverage brackets,
     clearance fee and funding interval for it (refdata).
     """
-    known = {("BTC/USDT", "binance"): BINANCE_BTCUSDT, ("BTC/USDT", "binanceusdm"): BINANCE_USDM_BTCUSDT}.get((symbol, exchange))
+    known = recorded or {("BTC/USDT", "binance"): BINANCE_BTCUSDT, ("BTC/USDT", "binanceusdm"): BINANCE_USDM_BTCUSDT}.get(
+        (symbol, exchange))
     if perpetual and known is BINANCE_USDM_BTCUSDT:
         known = BINANCE_USDM_BTCUSDT_PERP
     if known is None:
@@ -86,6 +90,8 @@ class BookBacktestRuntime(StreamRuntime):
         self.paths = list(paths)
         self.orders: dict[int, Order] = self.host.orders
         self._funds = config.balances
+        if config.rules:
+            self.rules = RuleRunner(run_rule_sets(config.rules), self)
 
     def run(self, strategy_cls: type[Strategy], params: StrategyParams) -> Strategy | None:
         """Replay the recording; raises StrategyFailed when the strategy raises."""
@@ -118,14 +124,18 @@ class BookBacktestRuntime(StreamRuntime):
                 strategy = self._start(strategy_cls, params)
             self.deliver_market(message)
             self.drain()
+            if self.rules is not None:  # every recorded message is a portfolio sample
+                self.rules.sample_now(ts)
+                self.drain()
         if strategy is None:
             raise InvalidInput("history_missing", "the recording has no synced book inside the requested start and end")
         self.end_ns = self._now
         inst = market.instrument
         if inst.is_perpetual:  # the recording carries no funding rates: every funding time inside it is a gap, nothing is paid
             self.perp.gaps = {inst.symbol: funding_gaps([], inst.funding_interval_s, self.start_ns, self.end_ns)}
-        self.call("on_stop", strategy.on_stop)
-        self.drain()
+        if self.halted is None:
+            self.call("on_stop", strategy.on_stop)
+            self.drain()
         self.hub.record(self._now, "in", "run.stop", {})
         return strategy
 

@@ -1,4 +1,5 @@
-"""A backtest's self-contained HTML report: metrics, equity, drawdown, 15-minute portfolio closes and price with trades, as inline SVG.
+"""A backtest's self-contained HTML report: metrics, equity, drawdown, 15-minute portfolio closes and price with trades, as inline SVG;
+its rule sets' firings when it had some.
 
 No script and no external file: the page opens offline, prints, and can be mailed.
 """
@@ -76,6 +77,15 @@ def render_html_report(outcome: Any, runtime: Runtime) -> str:
         f"<tr><td>{tr['time']}</td><td>{tr['side']}</td><td>{tr['price']}</td><td>{tr['size']}</td><td>{tr['fee']}</td></tr>"
         for tr in rep.get("trades", [])[:2000]
     )
+    firings = "".join(
+        f"<tr><td>{f['time']}</td><td>{html.escape(str(f['rule_set']))}</td>"
+        f"<td>{html.escape(', '.join(f'{k}={v}' for k, v in f['values'].items()))}</td>"
+        f"<td>{html.escape(', '.join(a['kind'] + ' ' + a['status'] for a in f['actions']))}</td></tr>"
+        for f in rep.get("rule_firings", [])
+    )
+    rules = ("" if "rule_firings" not in rep else
+             "<h2>Rule firings</h2><table><tr><th>time</th><th>rule set</th><th>values</th><th>actions</th></tr>"
+             f"{firings}</table>" + (f"<p>rules effect: {html.escape(str(rep['rules_effect']))}</p>" if "rules_effect" in rep else ""))
     candles = rep.get("portfolio", {}).get("candles", [])
     pt = np.array([c[0] + 900 for c in candles], dtype=np.float64)  # each bucket's close instant
     portfolio = _chart(f"Portfolio value at 15-minute closes ({runtime.quote}, {len(candles)} candles)", pt,
@@ -89,6 +99,7 @@ th,td{{padding:2px 10px;border-bottom:1px solid #ddd;text-align:left}}</style></
 {_chart("Drawdown (%)", x, drawdown, "#dc2626")}
 {portfolio}
 {_chart(market.instrument.symbol + " close with fills", s.close_ns / 1e9, s.close, "#374151", marks)}
+{rules}
 <h2>Trades</h2><table><tr><th>time</th><th>side</th><th>price</th><th>size</th><th>fee</th></tr>{trades}</table>
 </body></html>"""
 

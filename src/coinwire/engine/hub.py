@@ -4,6 +4,10 @@ Every message a strategy receives (candles, fills, order updates, user input) an
 (orders, cancels, log lines, component changes) passes here and is recorded in order with
 the run clock's timestamp, in the seed's `provider.method` naming. The record is queryable
 with paging and filters, and is stored with the run.
+
+A message that answers a call carries `reply_to`, the `seq` of that call (the venue's first
+answer to a `venue.make_order` or `venue.cancel_order`): the pairing the seed's `mhubrpc`
+format shows as `response_method` (engine/mhubrpc.py renders it).
 """
 
 from __future__ import annotations
@@ -22,9 +26,14 @@ class HubMessage(msgspec.Struct, frozen=True, array_like=True):
     direction: str  # "in" (to the strategy) or "out" (from it)
     method: str  # provider.method, e.g. market.candle, venue.make_order, venue.fill, ui.input
     params: dict[str, Any]
+    reply_to: int | None = None  # the seq of the call this message answers (runs stored before have none)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"seq": self.seq, "ts": self.ts, "direction": self.direction, "method": self.method, "params": self.params}
+        """The stored and served record; `reply_to` only on a message that answers a call."""
+        out = {"seq": self.seq, "ts": self.ts, "direction": self.direction, "method": self.method, "params": self.params}
+        if self.reply_to is not None:
+            out["reply_to"] = self.reply_to
+        return out
 
 
 class MessageHub:
@@ -33,9 +42,12 @@ class MessageHub:
     def __init__(self) -> None:
         self.messages: list[HubMessage] = []
 
-    def record(self, ts: int, direction: str, method: str, params: dict[str, Any]) -> int:
+    def record(self, ts: int, direction: str, method: str, params: dict[str, Any], reply_to: int | None = None) -> int:
+        """Append a message; `reply_to` is the seq of an earlier call it answers. Returns its own seq."""
         seq = len(self.messages) + 1
-        self.messages.append(HubMessage(seq, ts, direction, method, params))
+        if reply_to is not None and not 0 < reply_to < seq:
+            raise ValueError(f"message {seq} cannot answer {reply_to}: a reply answers an earlier message")
+        self.messages.append(HubMessage(seq, ts, direction, method, params, reply_to))
         return seq
 
     def __len__(self) -> int:

@@ -37,6 +37,7 @@ from coinwire.core.orders import Fill, Order, OrderRequest, OrderType
 from coinwire.core.rollup import OHLCV
 from coinwire.core.wallets import WalletSet
 from coinwire.engine.order_args import request_fields, resolve_size
+from coinwire.engine.rules import RuleRunner, run_rule_sets
 from coinwire.engine.runtime import StrategyFailed
 from coinwire.engine.strategy import Strategy, StrategyParams
 from coinwire.engine.stream import StreamMarket, StreamRuntime
@@ -44,9 +45,10 @@ from coinwire.engine.warmup import HistorySource, Loaded, Need, as_dict, describ
 from coinwire.messages import Markets, Message, OrderView
 from coinwire.venues.hosted import HostedVenue
 
-__all__ = ["END_REACHED", "RECORDING_ENDED", "PaperRuntime", "declared_needs"]
+__all__ = ["END_REACHED", "RECORDING_ENDED", "PaperRuntime", "RULE_SAMPLE_NS", "declared_needs"]
 
 _NS = 1_000_000_000
+RULE_SAMPLE_NS = _NS  # a paper run's rule sets see the portfolio at most once a second of market time (the tracker's pace)
 END_REACHED = "the run reached its end time"
 RECORDING_ENDED = "the recording ended"  # a replay feed has no more messages
 
@@ -87,9 +89,10 @@ class PaperRuntime(StreamRuntime):
     def __init__(self, run_id: str, gateway: OrderDesk, funds: Mapping[str, Mapping[str, str]], end: int | None = None,
                  owner_id: int | None = None, funded: Callable[[int], None] | None = None,
                  history: Sequence[HistorySource] = (), warmup: str = "best_effort",
-                 clock: Callable[[], int] = time.time_ns) -> None:
+                 clock: Callable[[], int] = time.time_ns, rules: Sequence[Mapping[str, Any]] = ()) -> None:
         """`history`: where warm-up candles come from, tried in order; `warmup`: `best_effort` or `required`;
-        `clock`: wall time (ns), the instant the warm-up's candles end at (they are loaded in `open()`)."""
+        `clock`: wall time (ns), the instant the warm-up's candles end at (they are loaded in `open()`);
+        `rules`: rule sets scoped to the run (JSON form), sampled after market messages at most once per `RULE_SAMPLE_NS`."""
         if not funds:
             raise InvalidInput("missing_balance", "a paper run needs funds, e.g. demo:USDT=1000")
         super().__init__(run_id, {exchange: gateway.exchange(exchange).markets for exchange in funds})  # unknown exchange: NotFound
@@ -119,6 +122,8 @@ class PaperRuntime(StreamRuntime):
         self.strategy: Strategy | None = None
         self.history = tuple(history)
         self.warmup = parse_policy(warmup)
+        if rules:
+            self.rules = RuleRunner(run_rule_sets(rules), self, interval_ns=RULE_SAMPLE_NS)
         self._clock = clock
         self.warm: list[Loaded] = []  # what `open()` loaded, put under the series at the start
 
@@ -164,6 +169,11 @@ class PaperRuntime(StreamRuntime):
         self.funded = True
         if self._on_funded is not None:
             self._on_funded(wallet_set.id)
+
+    def halt(self, reason: str) -> None:
+        """A rule set's `stop_run`: the run ends as a stop on request does (`on_stop`, open orders cancelled, funds handed back)."""
+        self.note_stop(reason)
+        self.request_stop(reason)
 
     def request_stop(self, reason: str = "stopped on request") -> None:
         self.stop_reason = reason
@@ -214,6 +224,9 @@ class PaperRuntime(StreamRuntime):
                 return
             self.deliver_market(message)
             await self.drain()
+            if self.rules is not None:
+                self.rules.sample_now(self._now)
+                await self.drain()
         except StrategyFailed as failure:
             self.failure = failure
             self.done.set()

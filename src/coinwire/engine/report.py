@@ -183,7 +183,9 @@ def build_report(rt: Runtime, meta: dict[str, Any]) -> dict[str, Any]:
         "equity": equity_points(rt, t, equity, initial),
         "prices": price_bars(rt, {f.symbol for f in rt.fills}),
         "portfolio": portfolio_block(rt),
+        "signals": [{"time": ts // _NS, "name": name, "value": value} for ts, name, value in rt.signals],
         **extra,
+        **({"rule_firings": list(rt.rules.firings)} if rt.rules is not None else {}),
     }
 
 

@@ -14,27 +14,31 @@ import hashlib
 import json
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import msgspec
 import numpy as np
 
 from coinwire.core.errors import CoinwireError, InvalidInput, NotFound
+from coinwire.core.outside_signals import read_line
 from coinwire.core.rollup import nests, parse_timeframe
 from coinwire.engine.backtest import BacktestConfig, BacktestRuntime, PerpHistory, Series, timeframe_ns
 from coinwire.engine.book_backtest import BookBacktestRuntime, capture_instrument
 from coinwire.engine.hub import HubMessage, page
 from coinwire.engine.registry import strategy_name
 from coinwire.engine.report import build_report
-from coinwire.engine.runtime import Runtime, StrategyFailed
+from coinwire.engine.runtime import RunStopped, Runtime, StrategyFailed
 from coinwire.engine.strategy import Strategy, StrategyParams, params_json, parse_params
+
+if TYPE_CHECKING:
+    from coinwire.store.store import Store
 
 __all__ = [
     "HEADLINE", "PreparedRun", "prepare_any_backtest", "RunOutcome", "RunStopped", "RunStore", "backtest_run_id", "finish_backtest",
-    "fit_timeframe", "load_candles", "parse_balances", "parse_funds", "parse_time", "prepare_backtest", "run_backtest",
+    "fit_timeframe", "load_candles", "parse_balances", "parse_funds", "parse_time", "prepare_backtest", "recorded_candles", "run_backtest",
 ]
 
 HEADLINE = ("final_equity", "total_return", "sharpe", "max_drawdown", "entries", "exits", "fees")  # what a run list shows
@@ -109,15 +113,75 @@ def load_candles(data: Sequence[str] | None, exchange: str, cls: type[Strategy],
     return [HistoryStore(default_history_root(data_path)).load(exchange, symbol, timeframe)]
 
 
-def backtest_run_id(strategy: str, params: dict[str, Any], config: BacktestConfig, series: Sequence[Series]) -> str:
+async def recorded_candles(store: Store, data: Sequence[str] | None, cls: type[Strategy], params: dict[str, Any],
+                           config: BacktestConfig, known: Collection[str] = ()) -> list[Any] | None:
+    """The candles `data` asks for when it is `["recorded:EXCHANGE"]` (history.recorded), None when it names files.
+
+    Only the strategy's `symbol` is read when it has one (a recording may hold thousands of markets); the
+    range is the backtest's. The recorded exchange must be the one the balances are on.
+    """
+    from coinwire.history.recorded import is_recorded, load_recorded, recorded_exchange
+
+    specs = [item for item in data or () if is_recorded(item)]
+    if not specs:
+        return None
+    if len(specs) != len(data or ()) or len(specs) > 1:
+        raise InvalidInput("invalid_data", "recorded:EXCHANGE is a backtest's whole data: one of it, and no files beside it")
+    exchange = recorded_exchange(specs[0])
+    symbol = params.get("symbol", cls.parameters().get("symbol"))
+    found = await load_recorded(store, exchange, [str(symbol)] if symbol else None, config.start, config.end, known)
+    if exchange != config.exchange:
+        raise InvalidInput("invalid_balance", f"the balances are on {config.exchange} and the candles recorded on {exchange}: "
+                           f"give the balances as {exchange}:CURRENCY=AMOUNT", exchange=exchange)
+    return found
+
+
+SIGNALS_FILE = "signals.jsonl"  # recorded outside signals, beside a backtest's candles (docs/SIGNALS.md)
+
+
+def load_recorded_signals(data: Sequence[str]) -> list[dict[str, Any]]:
+    """The outside signals recorded beside the candles: `signals.jsonl` in each data folder (or a data file's folder).
+
+    One normalised signal a line (core.outside_signals.read_line; what GET /api/v1/signals/{provider}/received
+    answers), ordered by time, a file's order kept for equal times. A bad line is refused naming the file and line.
+    """
+    folders = dict.fromkeys(Path(item) if Path(item).is_dir() else Path(item).parent for item in data)
+    found: list[dict[str, Any]] = []
+    for folder in folders:
+        path = folder / SIGNALS_FILE
+        if not path.is_file():
+            continue
+        for number, line in enumerate(path.read_bytes().splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                raw = msgspec.json.decode(line)
+            except msgspec.DecodeError:
+                raise InvalidInput("invalid_signal", f"{path}:{number}: not JSON", field="line") from None
+            found.append(read_line(raw, f"{path}:{number}"))
+    return sorted(found, key=lambda signal: signal["ts"])
+
+
+def backtest_run_id(strategy: str, params: dict[str, Any], config: BacktestConfig, series: Sequence[Series],
+                    signals: Sequence[dict[str, Any]] = ()) -> str:
     digest = hashlib.blake2b(digest_size=8)
-    digest.update(json.dumps([strategy, {k: str(v) for k, v in sorted(params.items())}, msgspec.to_builtins(config)],
+    if signals:  # only then: ids of runs without recorded signals never change
+        digest.update(msgspec.json.encode(list(signals)))
+    digest.update(json.dumps([strategy, {k: str(v) for k, v in sorted(params.items())}, _config_key(config)],
                              sort_keys=True).encode())
     for s in sorted(series, key=lambda s: (s.symbol, s.timeframe)):
         digest.update(f"{s.symbol}|{s.timeframe}|{s.n}".encode())
         digest.update(s.time_ns[[0, -1]].tobytes())
         digest.update(np.float64(s.close.sum()).tobytes())
     return "bt-" + digest.hexdigest()
+
+
+def _config_key(config: BacktestConfig) -> dict[str, Any]:
+    """The config as a run id digests it: without `rules` when there are none, so ids of runs without rules never change."""
+    out: dict[str, Any] = msgspec.to_builtins(config)
+    if not out.get("rules"):
+        out.pop("rules", None)
+    return out
 
 
 class RunOutcome(msgspec.Struct):
@@ -132,10 +196,6 @@ class RunOutcome(msgspec.Struct):
     metrics: dict[str, Any] | None = None  # the report's HEADLINE figures, so a run list need not read reports
     created_at: float | None = None  # wall clock, unix seconds: runs the server starts (CLI runs stay byte-identical)
     finished_at: float | None = None
-
-
-class RunStopped(BaseException):
-    """Raised at an event boundary when a run is asked to stop; strategy code cannot swallow it (not an Exception)."""
 
 
 class PreparedRun(NamedTuple):
@@ -157,16 +217,19 @@ def prepare_any_backtest(
 
     `cls` is resolved by the caller (`coinwire.strategies.registry.load_strategy`: a built-in's name or a file).
     """
+    from coinwire.history.capture_writer import read_instruments
     from coinwire.history.formats import capture_markets
 
     captures = capture_markets(Path(item) for item in data) if data else []
     if not captures:
+        signals = load_recorded_signals(data or ())
         futures = load_perpetual(data, config.exchange, cls, raw_params) if data else None
         if futures is not None:
             candles, perpetuals = futures
-            return prepare_backtest(cls, raw_params, candles, config, run_id=run_id, runtime_cls=candle_cls, perpetuals=perpetuals)
+            return prepare_backtest(cls, raw_params, candles, config, run_id=run_id, runtime_cls=candle_cls, perpetuals=perpetuals,
+                                    signals=signals)
         candles = load_candles(data, config.exchange, cls, raw_params, data_path)
-        return prepare_backtest(cls, raw_params, candles, config, run_id=run_id, runtime_cls=candle_cls)
+        return prepare_backtest(cls, raw_params, candles, config, run_id=run_id, runtime_cls=candle_cls, signals=signals)
     if len(captures) > 1:
         found = ", ".join(f"{symbol} ({exchange})" for symbol, exchange, _ in captures)
         raise InvalidInput("invalid_data", f"an L2 backtest replays one market's recording; the data holds {found}")
@@ -175,10 +238,11 @@ def prepare_any_backtest(
     name = strategy_name(cls)
     wanted = str(params.get("symbol", cls.parameters().get("symbol", "")))
     perpetual = source == "binanceusdm" and wanted.partition(":")[0] == symbol and ":" in wanted
-    instrument = capture_instrument(symbol, source, config.exchange, config.fee, perpetual=perpetual)
+    recorded = read_instruments(files[0].parent).get(symbol.replace("/", "").lower())  # a `coinwire record` folder's
+    instrument = capture_instrument(symbol, source, config.exchange, config.fee, perpetual=perpetual, recorded=recorded)
     if run_id is None:
         digest = hashlib.blake2b(digest_size=8)
-        digest.update(json.dumps([name, {k: str(v) for k, v in sorted(params.items())}, msgspec.to_builtins(config)],
+        digest.update(json.dumps([name, {k: str(v) for k, v in sorted(params.items())}, _config_key(config)],
                                  sort_keys=True).encode())
         for path in files:
             digest.update(f"{path.name}|{path.stat().st_size}".encode())
@@ -217,18 +281,20 @@ def load_perpetual(data: Sequence[str], exchange: str, cls: type[Strategy],
 def prepare_backtest(
     cls: type[Strategy], raw_params: dict[str, Any], candles: Sequence[Any], config: BacktestConfig,
     run_id: str | None = None, runtime_cls: type[BacktestRuntime] = BacktestRuntime,
-    perpetuals: dict[str, PerpHistory] | None = None,
+    perpetuals: dict[str, PerpHistory] | None = None, signals: Sequence[dict[str, Any]] = (),
 ) -> PreparedRun:
     """Check the strategy's parameters, clip the history and fund the wallet set: bad input raises here.
 
-    `perpetuals`: the symbols of `candles` that are perpetuals, with their mark candles and funding rates.
+    `perpetuals`: the symbols of `candles` that are perpetuals, with their mark candles and funding rates;
+    `signals`: recorded outside signals to replay at their times (`load_recorded_signals`).
     """
     series = [c if isinstance(c, Series) else Series.from_candles(c) for c in candles]
     name = strategy_name(cls)
     raw_params, note = fit_timeframe(cls, name, raw_params, series)
     params = parse_params(cls, raw_params)
-    run_id = run_id or backtest_run_id(name, params, config, series)
+    run_id = run_id or backtest_run_id(name, params, config, series, signals)
     runtime = runtime_cls(run_id, series, config, perpetuals) if perpetuals else runtime_cls(run_id, series, config)
+    runtime.recorded_signals = list(signals)
     if note is None:
         return PreparedRun(cls, params, name, runtime)
     runtime.logs.append((runtime.now_ns(), "info", note))
@@ -300,6 +366,9 @@ def finish_backtest(prepared: PreparedRun) -> RunOutcome:
         outcome.error = str(stop) or "stopped on request"
         meta["stopped_at"] = runtime.now_ns() // 1_000_000_000
         runtime.logs.append((runtime.now_ns(), "warning", outcome.error))
+    if runtime.halted is not None and outcome.status == "finished":  # a rule set's stop_run
+        outcome.status = "stopped"
+        outcome.error = runtime.halted
     if isinstance(runtime, BookBacktestRuntime):
         meta["fills_against"] = "book"
     else:  # the path assumed inside a bar, and how many bars it decided (both legs of an OCO inside the bar's range)

@@ -8,6 +8,9 @@ trail reads the same in every mode.
 
 from __future__ import annotations
 
+import copy
+import math
+import re
 import traceback
 from collections.abc import Callable
 from decimal import Decimal
@@ -22,15 +25,24 @@ from coinwire.core.ledger import Ledger
 from coinwire.core.matching import MatchingEngine
 from coinwire.core.numbers import ATTO_DECIMALS, units_to_str
 from coinwire.core.orders import Fill, Order, PositionSide, Side
+from coinwire.core.outside_signals import check_provider
 from coinwire.core.perp_execution import PerpStep, available_margin, set_leverage
 from coinwire.core.positions import entry_price, unrealised_pnl
 from coinwire.engine.hub import MessageHub
 from coinwire.engine.order_args import OrderArgs, leveraged_size
 from coinwire.engine.perp_report import PerpRecord
-from coinwire.engine.strategy import Indicator, OrderTicket, PositionView, Strategy, StrategyParams, params_json
+from coinwire.engine.strategy import Indicator, OrderTicket, PositionView, SignalValue, Strategy, StrategyParams, params_json
 from coinwire.engine.warmup import window
 
-__all__ = ["Runtime", "StrategyFailed", "LogLine", "Component"]
+__all__ = ["SIGNAL_CALL", "Runtime", "RunStopped", "StrategyFailed", "LogLine", "Component", "MAX_SCALE"]
+
+MAX_SCALE = Decimal(10)  # the largest factor `scale_orders` takes (core.rules' bound on scale_orders)
+
+
+class RunStopped(BaseException):
+    """Raised at an event boundary when a run is asked to stop; strategy code cannot swallow it (not an Exception)."""
+
+_SIGNAL_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
 
 
 class StrategyFailed(Exception):
@@ -62,6 +74,7 @@ class Component:
 
 
 _NS = 1_000_000_000
+SIGNAL_CALL = "signal "  # what a strategy failure says it was in: `signal tradingview`
 _LIVE = frozenset({"pending", "untriggered", "triggered", "open"})  # a ticket's states before it is done
 
 
@@ -85,6 +98,7 @@ class Runtime:
         self.components: dict[str, Component] = {}
         self.tickets: dict[str, OrderTicket] = {}
         self._oid_seq = 0
+        self._awaiting: dict[str, list[int]] = {}  # client_oid -> seqs of its calls the venue has not answered yet, oldest first
         # funds and what happened to them (set by the subclass with `use_funds`)
         self.exchange = ""
         self.exchanges: list[str] = []  # every exchange the run trades on, `exchange` first
@@ -100,6 +114,17 @@ class Runtime:
         self.start_ns = self.end_ns = 0  # the run's span on its clock (set by the subclass; end 0: still running)
         self.windows: dict[tuple[str, str], int] = {}  # (symbol, timeframe) -> candles of history declared by `warm_up`
         self.perp = PerpRecord()  # perpetuals: funding, liquidations and positions over the run (empty on spot)
+        # rule sets' controls (engine/rules.py, or the controller through RunManager.control)
+        self.entries_paused = False
+        self.order_scale = Decimal(1)
+        self.halted: str | None = None  # why the strategy gets no more callbacks (a rule set's stop_run), or None
+        self.rules: Any = None  # the run's RuleRunner (engine/rules.py) when rule sets are attached
+        self.signals: list[tuple[int, str, SignalValue]] = []  # (ns, name, value): each a change of its name's series
+        self.signal_sink: Callable[[str, SignalValue, int], None] | None = None  # paper/live: store and publish (services)
+        self._last_signals: dict[str, SignalValue] = {}
+        # outside signals (Strategy.on_signal): provider -> the strategy's callbacks; a backtest's recorded ones to replay
+        self.signal_callbacks: dict[str, list[Callable[[dict[str, Any]], None]]] = {}
+        self.recorded_signals: list[dict[str, Any]] = []
 
     def use_funds(self, exchange: str, ledger: Ledger, wallet_set_id: int, quote: str) -> None:
         self.exchange = exchange
@@ -124,8 +149,89 @@ class Runtime:
         return strategy
 
     def deliver(self, where: str, callback: Callable[..., Any], *args: Any) -> None:
+        if self.halted is not None:
+            return  # stopped by a rule set: the run's own orders still settle, the strategy hears nothing more
         self.events += 1
         self.call(where, callback, *args)
+
+    # --- controls: pause, scale, halt ---------------------------------------------------------
+    def pause_entries(self, paused: bool) -> None:
+        """Refuse (or accept again) the strategy's entries: spot buys, perpetual orders that are not reduce-only.
+
+        Why a pause and not a stop: after a rule sold everything the strategy keeps running
+        (its exits, its log, its UI) but cannot buy back what the rule sold. The strategy's
+        hub hears `controller.pause` / `controller.resume`.
+        """
+        if paused == self.entries_paused:
+            return
+        self.entries_paused = paused
+        self.hub.record(self.now_ns(), "in", "controller.pause" if paused else "controller.resume", {})
+
+    def scale_orders(self, factor: Decimal) -> None:
+        """Multiply the size (or funds) of the strategy's entries from now on by `factor` (0 < factor <= 10; 1 undoes it).
+
+        The factor replaces the previous one rather than compounding, so a command done twice
+        does the same as once. The strategy's hub hears `controller.scale`.
+        """
+        factor = Decimal(factor)
+        if not (0 < factor <= MAX_SCALE):
+            raise InvalidInput("out_of_range", f"a scale factor is above 0 and at most {MAX_SCALE}, got {factor}")
+        self.order_scale = factor
+        self.hub.record(self.now_ns(), "in", "controller.scale", {"factor": str(factor)})
+
+    def halt(self, reason: str) -> None:
+        """Stop the strategy for good (a rule set's `stop_run`): no more callbacks; the mode ends the run as it can."""
+        if self.halted is None:
+            self.halted = reason
+            self.note_stop(reason)
+
+    def note_stop(self, reason: str) -> None:
+        """The hub and the run log say why the run stops (a rule set's `stop_run`)."""
+        self.hub.record(self.now_ns(), "in", "controller.stop", {"reason": reason})
+        self.logs.append((self.now_ns(), "warning", reason))
+
+    def place_order(self, side: str, symbol: str, *, exchange: str, size: Any, funds: Any, limit: Any, type: str | None,
+                    cancel_after: int, **conditional: Any) -> OrderTicket:
+        """A strategy's order: refused while entries are paused, scaled by `scale_orders`, then `submit_order`.
+
+        A rule's own orders (a close_all's sells) call `submit_order` directly: they are neither
+        paused nor scaled.
+        """
+        inst = self.instrument(symbol, exchange)
+        entry = inst is not None and (not conditional.get("reduce_only") if inst.is_perpetual else side == "buy")
+        if entry and self.entries_paused:
+            return self._refuse_entry(side, symbol, exchange, type or ("market" if limit is None else "limit"),
+                                      "entries_paused: a rule set paused this run's entries")
+        if entry and self.order_scale != 1 and inst is not None:
+            scaled = self._scaled(inst, side, exchange, size, funds)
+            if scaled is None:
+                return self._refuse_entry(side, symbol, exchange, type or ("market" if limit is None else "limit"),
+                                          f"entries_scaled: scaled by {self.order_scale} the order is below one step of {symbol}")
+            size, funds = scaled
+        return self.submit_order(side, symbol, exchange=exchange, size=size, funds=funds, limit=limit, type=type,
+                                 cancel_after=cancel_after, **conditional)
+
+    def _refuse_entry(self, side: str, symbol: str, exchange: str, kind: str, error: str) -> OrderTicket:
+        ticket = self.new_ticket(symbol, side, exchange, kind)
+        self.order_call(self.now_ns(), "venue.make_order", {"client_oid": ticket.client_oid, "exchange": exchange,
+                                                            "symbol": symbol, "side": side})
+        self.finish_unsent(ticket, "rejected", error)
+        return ticket
+
+    def _scaled(self, inst: Instrument, side: str, exchange: str, size: Any, funds: Any) -> tuple[Any, Any] | None:
+        """(size, funds) times the scale; None when that leaves nothing to trade. A buy of all the quote spends its share."""
+        factor = self.order_scale
+        if size is not None:
+            units = int((_decimal(size) * factor).scaleb(inst.size_decimals))
+            units -= units % inst.step
+            return (Decimal(units).scaleb(-inst.size_decimals), None) if units > 0 else None
+        if funds is not None:
+            atto = int((_decimal(funds) * factor).scaleb(ATTO_DECIMALS))
+            return (None, Decimal(atto).scaleb(-ATTO_DECIMALS)) if atto > 0 else None
+        if side == "buy" and not inst.is_perpetual and factor < 1:  # all the available quote: that much of it
+            atto = int((self.balance(inst.quote, exchange, available=True) * factor).scaleb(ATTO_DECIMALS))
+            return (None, Decimal(atto).scaleb(-ATTO_DECIMALS)) if atto > 0 else None
+        return None, None
 
     # --- the clock (subclasses) ---------------------------------------------------------------
     def now_ns(self) -> int:
@@ -138,6 +244,24 @@ class Runtime:
         ts = self.now_ns()
         self.logs.append((ts, level, str(message)))
         self.hub.record(ts, "out", "strategy.log", {"level": level, "message": str(message)})
+
+    def signal(self, name: str, value: SignalValue) -> bool:
+        """Record a named signal unless it equals the last one of that name (the de-duplication); True when recorded."""
+        if not isinstance(name, str) or not _SIGNAL_NAME.fullmatch(name):
+            raise InvalidInput("invalid_signal", f"a signal name is 1-64 letters, digits, '_' or '-', got {name!r}")
+        if value is not None and not isinstance(value, (str, int, float, bool)):
+            raise InvalidInput("invalid_signal", f"a signal value is a string, number, boolean or null, got {type(value).__name__}")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise InvalidInput("invalid_signal", f"a signal value must be finite, got {value!r}")
+        if name in self._last_signals and self._last_signals[name] == value and type(self._last_signals[name]) is type(value):
+            return False
+        self._last_signals[name] = value
+        ts = self.now_ns()
+        self.signals.append((ts, name, value))
+        self.hub.record(ts, "out", "strategy.signal", {"name": name, "value": value})
+        if self.signal_sink is not None:
+            self.signal_sink(name, value, ts)
+        return True
 
     def set_component(self, component_id: str, spec: dict[str, Any], data: list[list[Any]] | None) -> None:
         _check_component(component_id, spec, data)
@@ -167,6 +291,28 @@ class Runtime:
         self.hub.record(self.now_ns(), "in", "schedule.step", {"name": name})
         self.call("on_step", strategy.on_step, name)
 
+    def subscribe_signal(self, provider: str, callback: Callable[[dict[str, Any]], None]) -> None:
+        """`Strategy.on_signal`: from now on the run is subscribed to `provider`."""
+        if not callable(callback):
+            raise InvalidInput("invalid_callback", "on_signal needs a callback: self.on_signal(provider, self.handler)")
+        self.signal_callbacks.setdefault(check_provider(provider), []).append(callback)
+
+    def deliver_outside_signal(self, signal: dict[str, Any]) -> bool:
+        """An outside signal (core.outside_signals' normalised form) reaches the hub as `<provider>.<method>`, then each callback.
+
+        False (nothing recorded) when the strategy did not subscribe to its provider. The callback's
+        `ts` is the run's clock; each callback gets its own copy, so one cannot change another's.
+        """
+        callbacks = self.signal_callbacks.get(signal["provider"])
+        if not callbacks:
+            return False
+        now = self.now_ns()
+        self.hub.record(now, "in", f"{signal['provider']}.{signal['method']}", signal["params"])
+        for callback in callbacks:
+            view = {"provider": signal["provider"], "method": signal["method"], "ts": now, "params": copy.deepcopy(signal["params"])}
+            self.deliver(f"{SIGNAL_CALL}{signal['provider']}", callback, view)
+        return True
+
     # --- callbacks ------------------------------------------------------------------------------
     def call(self, where: str, callback: Callable[..., Any], *args: Any) -> Any:
         """Run strategy code; anything it raises becomes StrategyFailed (this run only)."""
@@ -192,6 +338,23 @@ class Runtime:
         self.tickets[ticket.client_oid] = ticket
         return ticket
 
+    def order_call(self, ts: int, method: str, params: dict[str, Any]) -> int:
+        """Record a call to the venue about the order `params["client_oid"]` (make or cancel): the venue's next `venue.order`
+        for that order answers it (`reply_to`), oldest call first."""
+        seq = self.hub.record(ts, "out", method, params)
+        self._awaiting.setdefault(params["client_oid"], []).append(seq)
+        return seq
+
+    def _answered(self, client_oid: str) -> int | None:
+        """The seq of the oldest unanswered call about `client_oid`, now answered; None for an update nobody asked for."""
+        waiting = self._awaiting.get(client_oid)
+        if not waiting:
+            return None
+        seq = waiting.pop(0)
+        if not waiting:
+            del self._awaiting[client_oid]
+        return seq
+
     def exit_ticket(self, order: Order) -> OrderTicket:
         """The ticket of an exit the venue placed for an entry (a bracket child): the strategy never asked for it by itself."""
         parent = self.ticket_of.get(order.parent_id)
@@ -208,7 +371,8 @@ class Runtime:
         """An order that never reached the venue: refused, cancelled or expired before it got there."""
         ticket.status = status
         ticket.error = error
-        self.hub.record(self.now_ns(), "in", "venue.order", {"client_oid": ticket.client_oid, "status": status, "error": error})
+        self.hub.record(self.now_ns(), "in", "venue.order", {"client_oid": ticket.client_oid, "status": status, "error": error},
+                        self._answered(ticket.client_oid))
         if self._wants_orders:
             self.deliver("on_order", self._strategy.on_order, ticket)  # type: ignore[union-attr]
 
@@ -249,7 +413,7 @@ class Runtime:
         if ticket.stop_price is not None:
             message["stop_price"] = str(ticket.stop_price)
             message["trigger_state"] = ticket.trigger_state
-        self.hub.record(self.now_ns(), "in", "venue.order", message)
+        self.hub.record(self.now_ns(), "in", "venue.order", message, self._answered(ticket.client_oid))
         if self._wants_orders:
             self.deliver("on_order", self._strategy.on_order, ticket)  # type: ignore[union-attr]
 
@@ -413,6 +577,10 @@ class Runtime:
     def report_markets(self) -> dict[str, Any]:
         """symbol -> an object with `instrument` and `series` (a `Series` of the candles the report values holdings at)."""
         raise NotImplementedError
+
+
+def _decimal(value: Any) -> Decimal:
+    return Decimal(repr(value)) if isinstance(value, float) else Decimal(str(value))
 
 
 def _check_component(component_id: str, spec: dict[str, Any], data: list[list[Any]] | None) -> None:

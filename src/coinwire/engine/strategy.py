@@ -21,8 +21,9 @@ One style of callback: the `on_*` methods (`on_start`, `on_stop`, `on_fill`, `on
 `on_input`) are hooks a strategy overrides and the run calls; everything else it wants to hear
 about it asks for in `on_start` with a verb that takes a callback of any name
 (`subscribe_candles`, `subscribe_book`, `subscribe_trades`, `subscribe_ticker`, `watch_cross`,
-`every`, `at`). A class that defines any other `on_*` method (`def on_candle(self, candle)`,
-which would otherwise never be called: a silent run with no trades) is refused when it is
+`every`, `at`, and `on_signal` for outside signals: the one call named like a hook). A class
+that defines any other `on_*` method (`def on_candle(self, candle)`, which would otherwise
+never be called: a silent run with no trades), `on_signal` included, is refused when it is
 defined, with `strategy_callback_misnamed` and the name of the right call.
 
 Parameters are the class attributes with plain values; a run overrides them by name and type
@@ -57,11 +58,13 @@ from coinwire.core.errors import InvalidInput
 if TYPE_CHECKING:
     from coinwire.engine.runtime import Runtime
 
-__all__ = ["HOOKS", "Strategy", "Indicator", "OrderTicket", "PositionView", "StrategyParams", "parse_params", "params_json"]
+__all__ = ["HOOKS", "Strategy", "Indicator", "OrderTicket", "PositionView", "StrategyParams", "SignalValue", "parse_params",
+           "params_json"]
 
 _PARAM_TYPES = (bool, int, float, str, Decimal)
 
 StrategyParams = dict[str, Any]
+SignalValue = str | int | float | bool | None  # what a strategy's named signal carries (JSON scalars)
 
 # The methods a strategy overrides and the run calls; no other name may start with `on_`.
 HOOKS: frozenset[str] = frozenset({"on_start", "on_stop", "on_fill", "on_order", "on_input", "on_step"})
@@ -79,6 +82,9 @@ _SUBSCRIPTIONS: dict[str, str] = {
     "on_cross": "self.watch_cross(a, b, above=self.{handler}, below=...)",
     "on_timer": "self.every(seconds, self.{handler})",
 }
+# `on_signal` is the one registering call named like a hook (the name the seed's API and issue 29 give it): defining it
+# instead of calling it is refused with the call that does it
+_REGISTERING = {"on_signal": 'self.on_signal("tradingview", self.{handler}_received)'}
 
 
 def misnamed_callback(class_name: str, name: str) -> InvalidInput | None:
@@ -90,7 +96,7 @@ def misnamed_callback(class_name: str, name: str) -> InvalidInput | None:
     if not name.startswith("on_") or name in HOOKS:
         return None
     handler = name[3:] or "handler"
-    call = _SUBSCRIPTIONS.get(name)
+    call = _SUBSCRIPTIONS.get(name) or _REGISTERING.get(name)
     if call is not None:
         right = call.format(handler=handler)
         message = (f"{class_name}.{name} would never be called: a strategy subscribes in on_start with "
@@ -366,6 +372,14 @@ class Strategy:
         """The exchanges this run trades on, the default one first (one in a backtest)."""
         return list(self._rt.exchanges)
 
+    @property
+    def markets(self) -> list[str]:
+        """The symbols this run has market data for, sorted: a backtest's loaded markets; paper and live: its venues' priced markets.
+
+        What a strategy that spreads over "every market of the run" (`rebalance` with no symbols) reads.
+        """
+        return sorted(self._rt.report_markets())
+
     # --- market data -----------------------------------------------------------------------
     def subscribe_candles(self, symbol: str, timeframe: str, callback: Callable[[dict[str, Any]], None]) -> None:
         """Call `callback(candle)` for every CLOSED candle of symbol/timeframe."""
@@ -382,6 +396,17 @@ class Strategy:
     def subscribe_ticker(self, symbol: str, callback: Callable[[dict[str, Any]], None], *, exchange: str | None = None) -> None:
         """Call `callback(ticker)` when the best bid or ask of `symbol` changes."""
         self._rt.subscribe("ticker", symbol, callback, self._rt.venue(exchange))
+
+    def on_signal(self, provider: str, callback: Callable[[dict[str, Any]], None]) -> None:
+        """Call `callback(signal)` for every outside signal of `provider` (`tradingview`, `generic`, a server's own name).
+
+        A call, not a hook: make it in `on_start`; the run then counts as subscribed to that
+        provider. The signal is `{"provider", "method", "ts", "params"}` (`ts`: the run's clock in
+        unix ns), delivered at the next event boundary after the server received it (paper, live)
+        or at its recorded time, after the candle that closed at or before it (backtests replaying
+        `signals.jsonl`); the run's hub records it as `<provider>.<method>`. See docs/SIGNALS.md.
+        """
+        self._rt.subscribe_signal(provider, callback)
 
     def candles(self, symbol: str, timeframe: str, count: int | None = None) -> dict[str, np.ndarray]:
         """Closed candles up to the clock: arrays `time, open, high, low, close, volume` (oldest first)."""
@@ -480,7 +505,7 @@ class Strategy:
         Perpetuals: without a size, a new position of leverage x available margin (docs/ENGINE.md
         "Perpetual futures"); `reduce_only=True` only shrinks the position (cut to it; without a size: all of it).
         """
-        return self._rt.submit_order("buy", symbol, exchange=self._rt.venue(exchange), size=size, funds=funds, limit=limit, type=type,
+        return self._rt.place_order("buy", symbol, exchange=self._rt.venue(exchange), size=size, funds=funds, limit=limit, type=type,
                                      cancel_after=cancel_after, stop_price=stop_price, trigger=trigger, trailing_delta=trailing_delta,
                                      activation_price=activation_price, time_in_force=time_in_force, expire_at=expire_at,
                                      allow_immediate=allow_immediate, stop_loss=stop_loss, take_profit=take_profit, trailing=trailing,
@@ -512,7 +537,7 @@ class Strategy:
         The conditional types and exits are `buy`'s, mirrored: a sell stop fires at or below its
         level, a sell take-profit at or above; a short's exits are buys above (stop) and below.
         """
-        return self._rt.submit_order("sell", symbol, exchange=self._rt.venue(exchange), size=size, funds=None, limit=limit, type=type,
+        return self._rt.place_order("sell", symbol, exchange=self._rt.venue(exchange), size=size, funds=None, limit=limit, type=type,
                                      cancel_after=cancel_after, stop_price=stop_price, trigger=trigger, trailing_delta=trailing_delta,
                                      activation_price=activation_price, time_in_force=time_in_force, expire_at=expire_at,
                                      allow_immediate=allow_immediate, stop_loss=stop_loss, take_profit=take_profit, trailing=trailing,
@@ -595,6 +620,11 @@ class Strategy:
     # --- log and UI components ------------------------------------------------------------
     def log(self, message: str, level: str = "info") -> None:
         self._rt.log(level, message)
+
+    def signal(self, name: str, value: SignalValue) -> bool:
+        """Emit a named signal (`self.signal("ma_cross", "above")`): stored and published in paper and live runs,
+        listed in a backtest's report. A value equal to the last one of that name is dropped (returns False)."""
+        return self._rt.signal(name, value)
 
     def component(self, component_id: str, spec: dict[str, Any], data: list[list[Any]] | None = None) -> None:
         """Create or replace a UI component: a JSON `spec` (type, title, fields...) and optional CSV-like rows."""

@@ -409,13 +409,13 @@ class StreamRuntime(Runtime):
         args = order_args(market.instrument, side, size=size, funds=funds, limit=limit, type=type, cancel_after=cancel_after,
                           **conditional)
         ticket = self.new_ticket(symbol, side, exchange, args.type._value_)
-        self.hub.record(self._now, "out", "venue.make_order", {"client_oid": ticket.client_oid, "exchange": exchange, "symbol": symbol,
+        self.order_call(self._now, "venue.make_order", {"client_oid": ticket.client_oid, "exchange": exchange, "symbol": symbol,
                                                                **args.view(market.instrument)})
         self.commands.append(("order", ticket, (symbol, args)))
         return ticket
 
     def cancel_order(self, ticket: OrderTicket) -> None:
-        self.hub.record(self._now, "out", "venue.cancel_order", {"client_oid": ticket.client_oid})
+        self.order_call(self._now, "venue.cancel_order", {"client_oid": ticket.client_oid})
         if ticket.status == "pending" and ticket.order_id is None:
             self.finish_unsent(ticket, "cancelled", None)  # not sent yet: its command is skipped
             return

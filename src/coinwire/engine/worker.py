@@ -14,7 +14,9 @@ except the first line:
 - User input arrives as lines `{"component_id", "value"}` appended to `inbox.jsonl`; it reaches
   the strategy through `Runtime.deliver_input` (the only entry) at the next event boundary;
   a scheduled step (services.scheduler's `strategy_step`) as a line `{"step": name}`, delivered
-  by `Runtime.deliver_step` (the strategy's `on_step`) at the same boundary.
+  by `Runtime.deliver_step` (the strategy's `on_step`) at the same boundary; an outside signal
+  (services.outside_signals) as `{"signal": {provider, method, ts, params}}`, delivered by
+  `Runtime.deliver_outside_signal` (the strategy's `on_signal` callbacks) at the same boundary.
 - SIGTERM stops the run at the next event boundary: status `stopped`, with its partial report.
 - At the end `RunStore.save` writes every file; `run.json` last.
 
@@ -38,10 +40,11 @@ from typing import Any, cast
 import msgspec
 
 from coinwire.core.errors import CoinwireError, InvalidInput
+from coinwire.core.outside_signals import read_line
 from coinwire.engine.backtest import BacktestConfig, BacktestRuntime
 from coinwire.engine.book_backtest import BookBacktestRuntime
 from coinwire.engine.runs import RunOutcome, RunStopped, RunStore, finish_backtest, prepare_any_backtest
-from coinwire.engine.runtime import Runtime
+from coinwire.engine.runtime import SIGNAL_CALL, Runtime
 from coinwire.engine.strategy import Strategy
 
 __all__ = ["FLUSH_SECONDS", "Controlled", "ControlledBacktest", "ControlledBookBacktest", "Job", "RunControl", "main"]
@@ -71,6 +74,7 @@ class RunControl:
         self.inbox = folder / "inbox.jsonl"
         self.inputs: deque[tuple[str, Any]] = deque()
         self.steps: deque[str] = deque()  # scheduled steps (`{"step": name}` lines), delivered as on_step
+        self.signals: deque[dict[str, Any]] = deque()  # outside signals (`{"signal": {...}}` lines), to on_signal callbacks
         self.stop_requested = False
         self._next_flush = 0.0  # flush at the first event boundary: components made in on_start show at once
         self._offset = 0
@@ -84,7 +88,8 @@ class RunControl:
         self.stop_requested = True
 
     def due(self) -> bool:
-        return self.stop_requested or bool(self.inputs) or bool(self.steps) or time.monotonic() >= self._next_flush
+        return (self.stop_requested or bool(self.inputs) or bool(self.steps) or bool(self.signals)
+                or time.monotonic() >= self._next_flush)
 
     def service(self, runtime: Runtime, strategy: Any) -> None:
         """At an event boundary: stop if asked, deliver queued input, write what changed."""
@@ -99,6 +104,8 @@ class RunControl:
                 runtime.logs.append((runtime.now_ns(), "warning", f"input to {component_id!r} refused: {exc.message}"))
         while self.steps and strategy is not None:
             runtime.deliver_step(strategy, self.steps.popleft())
+        while self.signals and strategy is not None:
+            runtime.deliver_outside_signal(self.signals.popleft())
         self.flush(runtime)
 
     def flush(self, runtime: Runtime) -> None:
@@ -145,9 +152,11 @@ class RunControl:
                 item = json.loads(line)
                 if "step" in item:
                     self.steps.append(str(item["step"]))
+                elif "signal" in item:
+                    self.signals.append(read_line(item["signal"], "inbox"))
                 else:
                     self.inputs.append((str(item["component_id"]), item.get("value")))
-            except (ValueError, KeyError, TypeError):
+            except (ValueError, KeyError, TypeError, CoinwireError):
                 continue  # the server writes whole JSON lines; anything else is not ours
         self._offset += end
 
@@ -159,7 +168,8 @@ class Controlled(Runtime):
 
     def call(self, where: str, callback: Callable[..., Any], *args: Any) -> Any:
         control = self.control
-        if control is not None and where not in ("on_start", "on_input") and control.due():
+        # not from inside a delivery of the inbox's own items: the next would overtake the one being delivered
+        if control is not None and where not in ("on_start", "on_input") and not where.startswith(SIGNAL_CALL) and control.due():
             control.service(self, self._strategy)
         return super().call(where, callback, *args)
 

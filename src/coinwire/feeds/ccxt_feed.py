@@ -23,10 +23,11 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 import structlog
 
+from coinwire.core.breaker import DependencyGuard
 from coinwire.core.instruments import Instrument
 from coinwire.core.symbols import normalize_symbol
 from coinwire.feeds.base import HealthHook, Publish, subject_for
@@ -35,6 +36,9 @@ from coinwire.messages import BookSnapshot, Markets, subject
 from coinwire.venues.ccxt_client import close_client, make_client
 from coinwire.venues.ccxt_errors import Backoff, CcxtError, ErrorGroup, bad_response, translate
 from coinwire.venues.ccxt_markets import LevelConverter, instrument_from_market
+from coinwire.venues.errors import guarded_feed_call
+
+_T = TypeVar("_T")
 
 __all__ = ["CcxtFeed", "WEBSOCKET", "POLLING"]
 
@@ -69,6 +73,7 @@ class CcxtFeed:
         ws_retry: float = 30.0,
         clock: Callable[[], int] = time.time_ns,
         client_factory: Callable[[], Any] | None = None,
+        breaker: DependencyGuard | None = None,
     ) -> None:
         self.symbols = [normalize_symbol(s) for s in symbols]
         if not self.symbols:
@@ -97,6 +102,7 @@ class CcxtFeed:
         self._unhealthy: set[str] = set()
         self._tasks: list[asyncio.Task[None]] = []
         self._closed = False
+        self.breaker = breaker  # `feed:<exchange>`: the REST calls (markets, polled books and trades) pass it
 
     # --- Feed / SnapshotSource -------------------------------------------------------------
     def instruments(self) -> list[Instrument]:
@@ -144,7 +150,7 @@ class CcxtFeed:
         client = self.client
         while not self._closed:
             try:
-                await client.load_markets(reload=backoff.attempts > 0)
+                await self._rest(lambda: client.load_markets(reload=backoff.attempts > 0))
                 if not client.markets:
                     # a truncated exchangeInfo body parses as "no markets" instead of raising
                     raise bad_response(self.exchange, "load_markets", "no markets")
@@ -189,7 +195,8 @@ class CcxtFeed:
             return await self._publish_book(mirror, await client.watch_order_book(symbol), publish)
 
         async def poll() -> bool:
-            return await self._publish_book(mirror, await client.fetch_order_book(symbol, self.depth), publish)
+            return await self._publish_book(mirror, await self._rest(lambda: client.fetch_order_book(symbol, self.depth)),
+                                            publish)
 
         await self._stream(symbol, _BOOK, "watchOrderBook", watch, poll)
 
@@ -202,7 +209,7 @@ class CcxtFeed:
             return await self._publish_trades(trades.new(batch), publish)
 
         async def poll() -> bool:
-            batch = await client.fetch_trades(symbol, None, self.trade_limit)
+            batch = await self._rest(lambda: client.fetch_trades(symbol, None, self.trade_limit))
             if not trades.started:
                 trades.baseline(batch)
                 return True
@@ -276,6 +283,10 @@ class CcxtFeed:
                 mode = WEBSOCKET
                 continue
             await asyncio.sleep(self.poll_interval)
+
+    async def _rest(self, call: Callable[[], Awaitable[_T]]) -> _T:
+        """One REST call through the feed's breaker; refused, it fails as a temporary error (the loop backs off)."""
+        return await guarded_feed_call(self.breaker, call, self.exchange)
 
     # --- publishing ------------------------------------------------------------------------
     async def _publish_book(self, mirror: BookMirror, book: Mapping[str, Any], publish: Publish) -> bool:

@@ -29,6 +29,7 @@ from typing import Any
 
 import structlog
 
+from coinwire.core.breaker import DependencyGuard
 from coinwire.core.errors import InvalidInput
 from coinwire.core.instruments import Instrument
 from coinwire.core.symbols import normalize_symbol
@@ -36,6 +37,7 @@ from coinwire.feeds.base import Publish, subject_for
 from coinwire.messages import Ticker
 from coinwire.venues.ccxt_client import close_client, make_client
 from coinwire.venues.ccxt_errors import Backoff, CcxtError, ErrorGroup, bad_response, translate
+from coinwire.venues.errors import guarded_feed_call
 
 __all__ = ["TickerStreamer", "ticker_from_ccxt", "WEBSOCKET", "POLLING"]
 
@@ -113,6 +115,7 @@ class TickerStreamer:
         options: Mapping[str, Any] | None = None,
         timeout: float = 10.0,
         rate_limit: bool = True,
+        breaker: DependencyGuard | None = None,
     ) -> None:
         if poll_interval <= 0 or timeout <= 0:
             raise ValueError("poll_interval and timeout must be > 0 seconds")
@@ -136,6 +139,7 @@ class TickerStreamer:
         self._last: dict[str, tuple[object, ...]] = {}
         self.client: Any = None
         self._closed = False
+        self.breaker = breaker  # `feed:<exchange>`: markets and polled tickers pass it (the book feed's too)
 
     def instruments(self) -> list[Instrument]:
         """A ticker streamer announces no instruments: it only prices markets."""
@@ -161,7 +165,7 @@ class TickerStreamer:
         backoff = self._new_backoff()
         while not self._closed:
             try:
-                await self.client.load_markets()
+                await guarded_feed_call(self.breaker, self.client.load_markets, self.exchange)
             except Exception as exc:  # noqa: BLE001 - translate() puts every error in its group
                 error = self._translate(exc, "load_markets")
                 if error is None:
@@ -193,6 +197,9 @@ class TickerStreamer:
         self.error = error
         return error
 
+    async def _fetch_tickers(self) -> Any:
+        return await self.client.fetch_tickers(self.symbols)
+
     async def _loop(self, publish: Publish) -> None:
         """WebSocket while it works, polling while it does not, the WebSocket retried after a growing pause."""
         can_watch = self.websocket and bool(self.client.has.get("watchTickers"))
@@ -206,7 +213,7 @@ class TickerStreamer:
                 if self.mode == WEBSOCKET:
                     batch = await self.client.watch_tickers(self.symbols)
                 else:
-                    batch = await self.client.fetch_tickers(self.symbols)
+                    batch = await guarded_feed_call(self.breaker, self._fetch_tickers, self.exchange)
                     if not batch:  # a truncated or empty body parses as "no tickers" instead of raising
                         raise bad_response(self.exchange, "fetch_tickers", "no tickers")
             except asyncio.CancelledError:

@@ -27,6 +27,14 @@ Two demo exchanges with different names walk independently (the exchange name is
 each symbol's seed), and `premium_bp` starts one exchange's prices that many basis points
 above (or, negative, below) the usual start: the same market quoted at different prices on
 two venues, which is what a cross-exchange strategy looks for.
+
+An `epoch` (unix seconds) makes the market one that every process can watch: tick n is due at
+`epoch + n * interval` and stamped with exactly that time, and a feed started later first steps
+the market silently through the ticks already due (tick n is the same for the same seed), then
+publishes its books and goes on live. Two processes with the same seed, symbols, interval and
+epoch publish the same messages at the same times, as two clients of one exchange see it; a
+recording made in one backtests as a paper run in the other traded. The catch-up is bounded
+(config.MAX_CATCH_UP steps of one market, ~15 s) so a stale epoch is refused rather than stalling a start.
 """
 
 from __future__ import annotations
@@ -42,7 +50,7 @@ from typing import Any
 
 import numpy as np
 
-from coinwire.config import MAX_PREMIUM_BP
+from coinwire.config import MAX_PREMIUM_BP, demo_ticks_due
 from coinwire.core.book import L2Book
 from coinwire.core.instruments import PERPETUAL, Instrument
 from coinwire.core.orders import Side
@@ -71,6 +79,8 @@ _SPACING = 1.5e-5  # mean gap between levels, as a fraction of the price
 _TOUCH_NOTIONAL = 2_000  # quote units resting at the best level, on average
 _GROWTH = 0.04  # each level further from the mid holds 4% more
 _MAX_FILL = 6  # levels added between the old and new touch when the mid jumps
+
+_CATCH_UP_SLICE = 2_000  # ticks stepped between two yields to the event loop while catching up
 
 _SetLevel = Callable[[int, int], None]
 
@@ -370,7 +380,11 @@ class DemoMarket:
 
 
 class DemoFeed:
-    """The demo market on the event loop: a tick every `interval` seconds, stamped with wall time."""
+    """The demo market on the event loop: a tick every `interval` seconds, stamped with wall time.
+
+    `epoch` (unix seconds): tick n is due at `epoch + n * interval` and stamped with that time, and
+    the feed catches up silently with the ticks due before it publishes (see the module docstring).
+    """
 
     name = "demo"
 
@@ -383,14 +397,22 @@ class DemoFeed:
         levels: int = 150,
         premium_bp: float = 0.0,
         funding_speedup: int = FUNDING_SPEEDUP,
+        epoch: int | None = None,
     ) -> None:
         if interval < 0:
             raise ValueError("interval must be >= 0 seconds")
+        if epoch is not None and (interval <= 0 or epoch < 0):
+            raise ValueError("a demo epoch needs an interval above 0 and unix seconds >= 0")
         self.exchange = exchange
         self.interval = interval
+        self.epoch = epoch
         self.market = DemoMarket(exchange, symbols, seed, levels, premium_bp, tick_seconds=interval or 0.25,
                                  funding_speedup=funding_speedup)
+        self._interval_ns = round(interval * 1_000_000_000)
         self._closed = False
+        if epoch is not None:
+            self.market.origin = epoch  # the past ends at the epoch in every process, whenever each started
+            self.due(time.time_ns())  # a stale epoch is refused where the feed is built, not when it first runs
 
     def instruments(self) -> list[Instrument]:
         return self.market.instruments()
@@ -401,15 +423,39 @@ class DemoFeed:
             return None
         return self.market.snapshot(symbol)
 
+    def tick_time(self, n: int) -> int:
+        """When tick n of a feed with an epoch is due, unix ns: what it is stamped with."""
+        assert self.epoch is not None
+        return self.epoch * 1_000_000_000 + n * self._interval_ns
+
+    def due(self, now: int) -> int:
+        """How many ticks of the epoch's market are due at `now` (unix ns); ConfigError (a ValueError) when catching up
+        would take too long."""
+        assert self.epoch is not None
+        return demo_ticks_due(self.exchange, self.epoch, self.interval, len(self.market.instruments()), self.market.ticks, now)
+
+    async def _catch_up(self) -> None:
+        """Step the market silently through the ticks due since the epoch, yielding to the loop now and then."""
+        market = self.market
+        while (target := self.due(time.time_ns())) > market.ticks:
+            for _ in range(min(target - market.ticks, _CATCH_UP_SLICE)):
+                market.step(self.tick_time(market.ticks + 1))
+            await asyncio.sleep(0)
+
     async def run(self, publish: Publish) -> None:
         """Publish `Markets`, a snapshot per symbol, then ticks on a fixed schedule until closed."""
         self._closed = False
         market = self.market
         await publish(subject("markets", self.exchange), Markets(self.exchange, market.instruments()))
-        now = time.time_ns()
+        if self.epoch is not None:
+            await self._catch_up()
+        now = time.time_ns() if self.epoch is None else self.tick_time(market.ticks)
         for instrument in market.instruments():
             snapshot = market.snapshot(instrument.symbol, now)
             await publish(subject_for(snapshot), snapshot)
+        if self.epoch is not None:
+            await self._run_on_epoch(publish)
+            return
         clock = asyncio.get_running_loop().time
         due = clock()
         while not self._closed:
@@ -418,6 +464,17 @@ class DemoFeed:
             if self._closed:
                 return
             for message in market.step(time.time_ns()):
+                await publish(subject_for(message), message)
+
+    async def _run_on_epoch(self, publish: Publish) -> None:
+        """Each next tick at its due time on the wall clock, stamped with that time."""
+        market = self.market
+        while not self._closed:
+            ts = self.tick_time(market.ticks + 1)
+            await asyncio.sleep(max(0.0, (ts - time.time_ns()) / 1e9))
+            if self._closed:
+                return
+            for message in market.step(ts):
                 await publish(subject_for(message), message)
 
     async def close(self) -> None:

@@ -13,7 +13,7 @@ non-zero digits beyond that precision is refused, never rounded.
 
 from __future__ import annotations
 
-import gzip
+import zlib
 from collections.abc import Callable, Iterable, Iterator
 from os import PathLike
 from typing import Any, Final, Generic, TypeVar
@@ -34,6 +34,7 @@ __all__ = [
     "PathArg",
     "capture_paths",
     "decimal_parser",
+    "gzip_chunks",
     "iter_capture",
 ]
 
@@ -79,6 +80,7 @@ BINANCE_USDM_BTCUSDT_PERP: Final = msgspec.structs.replace(
 
 _CACHE_LIMIT: Final = 1 << 18  # distinct strings remembered per converter before starting over
 _NS_PER_MS: Final = 1_000_000
+_GZIP_WBITS: Final = 31  # zlib's gzip container
 
 RawLevels = list[tuple[str, str]]
 MarketData = BookSnapshot | BookDelta | TradeTick | BookTicker  # what a capture line becomes
@@ -279,16 +281,40 @@ def capture_paths(paths: PathArg | Iterable[PathArg]) -> list[PathArg]:
     return [paths] if isinstance(paths, (str, PathLike)) else list(paths)
 
 
+def gzip_chunks(path: PathArg) -> Iterator[tuple[bytes, bool]]:
+    """The decompressed bytes of a gzip file of one or more members, a megabyte of input at a time, each with
+    whether the file so far ends on a whole member.
+
+    Why not gzip.open: a recording is written a member per flush (history.capture_writer), and a recorder
+    killed mid-write leaves a cut last member; gzip.open raises on it and loses the lines before the cut,
+    where this hands them out and says the end was cut.
+    """
+    inflate = zlib.decompressobj(_GZIP_WBITS)
+    fed = False
+    with open(path, "rb") as stream:
+        while raw := stream.read(1 << 20):
+            while raw:
+                out = inflate.decompress(raw)
+                fed = True
+                raw = b""
+                if inflate.eof:
+                    raw, inflate, fed = inflate.unused_data, zlib.decompressobj(_GZIP_WBITS), False
+                    if raw.strip(b"\0") == b"":
+                        raw = b""  # zero padding after the last member, as gzip(1) allows
+                yield out, not fed
+
+
 def _gzip_lines(path: PathArg) -> Iterator[bytes]:
-    """The lines of a gzip file, decompressed a megabyte at a time (readline is slower)."""
-    with gzip.open(path, "rb") as stream:
-        tail = b""
-        while chunk := stream.read(1 << 20):
-            lines = (tail + chunk).split(b"\n")
-            tail = lines.pop()
-            yield from lines
-        if tail:
-            yield tail
+    """The lines of a capture file; a cut last member (a recorder killed mid-write) gives the lines up to the last whole one."""
+    tail = b""
+    whole = True
+    for chunk, ends_whole in gzip_chunks(path):
+        lines = (tail + chunk).split(b"\n")
+        tail = lines.pop()
+        whole = ends_whole
+        yield from lines
+    if tail and whole:
+        yield tail
 
 
 def iter_capture(paths: PathArg | Iterable[PathArg], instrument: Instrument) -> Iterator[tuple[int, MarketData]]:

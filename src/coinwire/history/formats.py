@@ -19,6 +19,7 @@ import gzip
 import io
 import re
 import zipfile
+import zlib
 from collections import defaultdict
 from collections.abc import Iterable
 from pathlib import Path
@@ -335,11 +336,17 @@ def _capture_head(path: Path) -> bytes | None:
     """The first bytes of a gzip capture file, or None when the file is not a capture."""
     if not path.name.endswith(".gz") or path.name.endswith((".json.gz", ".csv.gz")):
         return None
+    from coinwire.history.binance_capture import gzip_chunks  # the one reader of capture files
+
+    head = b""
     try:
-        with gzip.open(path, "rb") as handle:
-            head = handle.read(_HEAD)
-    except (OSError, EOFError):
+        for chunk, _ in gzip_chunks(path):
+            head += chunk
+            if len(head) >= _HEAD:
+                break
+    except (OSError, zlib.error):
         return None
+    head = head[:_HEAD]
     return head if _CAPTURE_LINE.match(head) else None
 
 

@@ -19,6 +19,7 @@ import httpx
 import structlog
 
 from coinwire import metrics
+from coinwire.core.breaker import DependencyUnavailable, GuardSource
 from coinwire.refdata.repository import RefDataRepository
 from coinwire.refdata.sources import CoinSource, CoinStat, FxRates, FxSource, SourceError
 
@@ -27,6 +28,11 @@ __all__ = ["RefDataService"]
 log = structlog.get_logger("coinwire.refdata")
 
 _NS = 1_000_000_000
+
+
+def _source_failed(exc: BaseException) -> bool:
+    """A source's failure that is its unavailability (no answer, an HTTP error), not a garbled body."""
+    return isinstance(exc, SourceError) and exc.code in ("source_unreachable", "source_http_error")
 
 
 class RefDataService:
@@ -43,6 +49,7 @@ class RefDataService:
         retry: float = 300.0,
         timeout: float = 10.0,
         clock: Callable[[], int] = time.time_ns,
+        breakers: GuardSource | None = None,
     ) -> None:
         if top < 1 or interval <= 0 or retry <= 0 or timeout <= 0:
             raise ValueError("top must be >= 1; interval, retry and timeout > 0 seconds")
@@ -57,6 +64,7 @@ class RefDataService:
         self.fetched_at: dict[str, int] = {}  # source -> ns of the last good fetch
         self.errors: dict[str, SourceError] = {}  # source -> the last failure, while failing
         self._clock = clock
+        self.breakers = breakers  # each source behind its `refdata:<source>` breaker
         self._http = httpx.AsyncClient(timeout=timeout, follow_redirects=True)
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -102,7 +110,14 @@ class RefDataService:
     async def _attempt(self, name: str, fetch: Callable[[], Awaitable[Any]], save: Callable[[Any, int], Awaitable[None]]) -> Any:
         """The fetched value once stored, or None (logged and counted) when the source failed."""
         try:
-            value = await fetch()
+            if self.breakers is None:
+                value = await fetch()
+            else:
+                try:
+                    async with self.breakers.get(f"refdata:{name}").call(_source_failed):
+                        value = await fetch()
+                except DependencyUnavailable as exc:  # paused after repeated failures: the last good value stays
+                    raise SourceError(exc.code, name, exc.message) from None
             await save(value, self._clock())
         except SourceError as exc:
             self.errors[name] = exc

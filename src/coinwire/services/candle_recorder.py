@@ -19,16 +19,16 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable
-from typing import Any
 
 import numpy as np
 import structlog
 
-from coinwire.bus.base import Bus
+from coinwire.bus.base import Bus, Subscription
 from coinwire.core.instruments import Instrument
 from coinwire.core.rollup import OHLCV
 from coinwire.core.trade_candles import TradeCandle, TradeCandles
 from coinwire.messages import Markets, Message, TradeTick
+from coinwire.services.listening import stop_listening
 from coinwire.store.candle_writer import CandleWriter
 from coinwire.store.candles import CandleRow
 
@@ -68,7 +68,7 @@ class CandleRecorder:
         self.listeners: list[Listener] = []
         self.trades = 0
         self.unknown_trades = 0  # trades of a symbol whose markets message was never seen
-        self._subs: list[Any] = []
+        self._subs: list[Subscription] = []
         self._task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -77,13 +77,8 @@ class CandleRecorder:
         self._task = asyncio.create_task(self._loop(), name="coinwire-candle-recorder")
 
     async def close(self) -> None:
-        for sub in self._subs:
-            await sub.unsubscribe()
-        self._subs = []
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
+        await stop_listening(self._subs, self._task)
+        self._task = None
         self.flush_closed()
 
     async def _on_message(self, subject: str, message: Message) -> None:

@@ -22,6 +22,7 @@ checkpoints (`Store.checkpoint_ledger`, run here every `checkpoint_lines` lines 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from functools import partial
@@ -64,17 +65,21 @@ from coinwire.messages import (
     subject,
 )
 from coinwire.services.accounts import AccountBook, MembersRepository
+from coinwire.services.breakers import Breakers
 from coinwire.services.live_credentials import live_credentials
 from coinwire.services.log_feed import LogRing
 from coinwire.services.position_views import position_views
 from coinwire.services.recent_orders import RecentOrders
 from coinwire.services.views import FundingView, fill_view, funding_view, order_view
 from coinwire.store import ChangeSet, GroupCommitWriter, Store
+from coinwire.store.fence import LeaseLost
 from coinwire.venues.base import Execution, PerpVenue
 from coinwire.venues.hosted import GatewayHost, HostedVenue
 from coinwire.venues.paper import PaperMarket, PaperVenue
 
 __all__ = ["ExecutionListener", "Gateway", "VenueFactory", "make_venue"]
+
+_RELOAD_PAUSES = (0.1, 0.25, 0.5, 1.0, 1.0, 2.0)  # seconds between tries to reload from the store after a failed commit
 
 log = structlog.get_logger("coinwire.gateway")
 _NO_CONTEXT: dict[str, object] = {}  # shared by every log message without fields (never changed: readers copy it)
@@ -87,12 +92,17 @@ _CONDITIONAL, _GTC, _BOTH = CONDITIONAL_TYPES, TimeInForce.GTC, PositionSide.BOT
 VenueFactory = Callable[[ExchangeConfig, GatewayHost, Store, Settings], HostedVenue]
 
 
-def make_venue(cfg: ExchangeConfig, host: GatewayHost, store: Store, settings: Settings) -> HostedVenue:
-    """The venue of one configured exchange: its mode picks the kind, here only (a live one loads CCXT)."""
+def make_venue(cfg: ExchangeConfig, host: GatewayHost, store: Store, settings: Settings,
+               breakers: Breakers | None = None) -> HostedVenue:
+    """The venue of one configured exchange: its mode picks the kind, here only (a live one loads CCXT).
+
+    A live venue's REST calls pass the `ccxt:<exchange>` breaker of `breakers` (services/breakers.py).
+    """
     if cfg.mode == "live":
         from coinwire.venues.live import LiveVenue
 
-        return LiveVenue(cfg, host, partial(live_credentials, cfg, store, settings.data_path))
+        return LiveVenue(cfg, host, partial(live_credentials, cfg, store, settings.data_path),
+                         breaker=breakers.get(f"ccxt:{cfg.name}") if breakers is not None else None)
     return PaperVenue(cfg.name, host, cfg.feed)
 
 
@@ -118,7 +128,7 @@ class Gateway:
     """
 
     def __init__(self, settings: Settings, store: Store, bus: Bus, clock: Clock = time.time_ns,
-                 venue_factory: VenueFactory = make_venue) -> None:
+                 venue_factory: VenueFactory | None = None, breakers: Breakers | None = None) -> None:
         self.settings = settings
         self.store = store
         self.writer = GroupCommitWriter(store)
@@ -136,7 +146,7 @@ class Gateway:
         self.order_ids = IdSequence()
         self.fill_ids = IdSequence()
         self.venues: dict[str, HostedVenue] = {}
-        self._venue_factory = venue_factory
+        self._venue_factory = venue_factory or partial(make_venue, breakers=breakers)
         self._answers: dict[int, OrderView | None] = {}  # order id -> its latest view, while a command on it waits
         self.configs: dict[str, ExchangeConfig] = {e.name: e for e in settings.exchanges}
         self.orders: dict[int, Order] = {}  # orders not done (open, pending, or in a command in flight)
@@ -150,20 +160,27 @@ class Gateway:
         self._checkpointing = asyncio.Lock()
         self._restored_open: list[Order] = []
         self._lock = asyncio.Lock()  # serialises state changes that await (recovery)
+        self.recovering = False  # reloading from the store after a failed commit: commands are refused meanwhile
         self._tasks: list[asyncio.Task[Any]] = []
         self._subscriptions: list[Any] = []
+        self._applying = 0  # market messages off the bus whose application (and its commits) has not finished
         self._persisted_wallets: set[int] = set()
         self.snapshot_sources: dict[str, Any] = {}  # exchange -> feed SnapshotSource, for resyncs
         self._subjects: dict[tuple[str, int, str, str], str] = {}
         self._symbols: dict[str, str] = {}  # symbol as given -> normalised (every order names one)
         self.listeners: list[ExecutionListener] = []
+        # called with each change set once committed (the `wallet_set` push: api.wallet_set_push); keep them cheap
+        self.commit_listeners: list[Callable[[ChangeSet], None]] = []
         self.started_at = clock()
 
     # --- lifecycle ------------------------------------------------------------------------
     async def start(self) -> None:
         await self.writer.start()
         await self._restore()
+        owned = set(self.settings.gateway_exchanges)  # its shard (`gateway_shard`): every configured exchange by default
         for cfg in self.settings.exchanges:
+            if cfg.name not in owned:
+                continue
             venue = self.venues[cfg.name] = self._venue_factory(cfg, self, self.store, self.settings)
             self._restore_orders(venue)
             await venue.start()  # a live venue connects in the background: `starting` until its account is read
@@ -175,16 +192,19 @@ class Gateway:
         self._tasks.append(asyncio.create_task(self._checkpoint_loop(), name="gateway-checkpoint"))
 
     async def close(self) -> None:
-        for sub in self._subscriptions:
-            await sub.unsubscribe()
-        for task in self._tasks:
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-        for venue in self.venues.values():
-            await venue.close()
-            await self.set_status(venue, "stopped")
-        await self.writer.close()
-        await self.checkpoint()  # the next start reads no line twice
+        """Stop following the market and the venues, then commit what was submitted, whatever raised before."""
+        try:
+            for sub in self._subscriptions:
+                await sub.unsubscribe()
+            for task in self._tasks:
+                task.cancel()
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+            for venue in self.venues.values():
+                await venue.close()
+                await self.set_status(venue, "stopped")
+        finally:  # change sets already acknowledged are committed even when a venue failed to close
+            await self.writer.close()
+            await self.checkpoint()  # the next start reads no line twice
 
     async def _restore(self) -> None:
         """Rebuild the ledger, id sequences and resting orders from the store (crash recovery)."""
@@ -237,7 +257,13 @@ class Gateway:
 
     # --- market data ------------------------------------------------------------------------
     async def _on_market_message(self, subj: str, message: Message) -> None:
-        await self.apply_market(message)
+        if self.store.fence.lost is not None:  # stepped down: another process matches this shard's orders now
+            return
+        self._applying += 1
+        try:
+            await self.apply_market(message)
+        finally:
+            self._applying -= 1
 
     async def apply_market(self, message: Message) -> None:
         """One market message to its venue (markets, books, trades, tickers), then to the listeners.
@@ -302,8 +328,13 @@ class Gateway:
         )
 
     async def caught_up(self, give_up: asyncio.Event | None = None) -> None:
-        """Wait until the market messages published so far are applied (a recording's end); `give_up` ends it early."""
-        while any(sub.inbox.pending for sub in self._subscriptions) and not (give_up is not None and give_up.is_set()):
+        """Wait until the market messages published so far are applied (a recording's end); `give_up` ends it early.
+
+        Applied means their commits done too: the inbox hands a message over before its application
+        (funding, fills) has finished.
+        """
+        while (self._applying or any(sub.inbox.pending for sub in self._subscriptions)) and not (
+                give_up is not None and give_up.is_set()):
             await asyncio.sleep(0.02)
 
     # --- helpers -----------------------------------------------------------------------------
@@ -327,9 +358,19 @@ class Gateway:
 
     def ready_exchange(self, name: object) -> HostedVenue:
         ex = self.exchange(name)
+        self._not_recovering()
+        if self.store.fence.lost is not None:
+            raise NotReady("gateway_unavailable", f"the gateway of exchange {ex.name} stepped down (its lease was lost); "
+                                                  "retry: another gateway takes its shard over", exchange=ex.name)
         if ex.status != "ready":
             raise NotReady("exchange_not_ready", f"exchange {ex.name} is {ex.status}, not ready; retry shortly")
         return ex
+
+    def _not_recovering(self) -> None:
+        """Refuse a command while memory is being reloaded from the store (after a failed commit): it is retryable."""
+        if self.recovering:
+            raise NotReady("store_unavailable", "the gateway is reloading its state from the store after a failed commit; "
+                                                "retry shortly")
 
     def instrument_of(self, order: Order) -> Instrument:
         return self.venues[order.exchange].markets[order.symbol].instrument
@@ -537,8 +578,12 @@ class Gateway:
         to them yet), which is what lets a refused command be taken back alone; `made`: further
         orders it made with `placed` (an OCO's other leg).
         """
+        stamped = [(order.id, order.seq) for order, _ in changes.orders]  # before a later command moves them on
         try:
             await self.writer.submit(changes)
+        except LeaseLost:  # stepped down: nothing more is written here, and memory is no longer this shard's truth
+            metrics.COMMIT_FAILURES.inc()
+            raise
         except CoinwireError as exc:  # the store refused this change set alone: the writer isolates each one
             metrics.COMMIT_FAILURES.inc()
             if self._take_back(changes, placed, created, made):
@@ -550,10 +595,38 @@ class Gateway:
             raise
         except Exception:
             log.exception("commit failed; rebuilding state from the store")
-            await self.publish_log("error", "coinwire.gateway", "a store commit failed; state was reloaded from the store")
             metrics.COMMIT_FAILURES.inc()
             await self._recover_after_failed_commit()
-            raise
+            if not await self._was_committed(stamped):
+                with contextlib.suppress(Exception):  # the bus may be down too: the log line above is the record
+                    await self.publish_log("error", "coinwire.gateway", "a store commit failed; state was reloaded from the store")
+                raise
+            log.warning("a commit whose answer was lost had been committed: the command is answered and notified")
+        for listener in self.commit_listeners:
+            try:
+                listener(changes)
+            except Exception:  # a listener's bug must not fail a command already committed
+                log.exception("commit listener failed")
+
+    async def _was_committed(self, stamped: list[tuple[int, int]]) -> bool:
+        """Whether a change set whose commit failed without an answer (the database went away mid-commit) is stored anyway.
+
+        Why: a COMMIT the database carried out before its connection died looks like a failure
+        here; answering it as one would leave its notifications unpublished (seqs the bus never
+        gets, a gap no replay fills) while the order exists. Its orders in the store at (or past)
+        the seqs this change set gave them say it was committed. A change set without orders, or a
+        store still unreachable, counts as not committed (the caller raises, as before).
+        """
+        if not stamped:
+            return False
+        try:
+            for order_id, seq in stamped:
+                stored = await self.store.get_order(order_id)
+                if stored is None or stored.seq < seq:
+                    return False
+        except Exception:  # noqa: BLE001 - the store is still away: the outcome stays unknown, reported as a failure
+            return False
+        return True
 
     def _take_back(self, changes: ChangeSet, placed: Order | None, created: WalletSet | None,
                    made: list[Order] | None = None) -> bool:
@@ -595,14 +668,43 @@ class Gateway:
             self._persisted_wallets.discard(wallet.id)
         return True
 
+    async def reload_from_store(self) -> None:
+        """Make memory the store's again: after a step-down, before this gateway takes its shard back (services.gateway_leases)."""
+        await self._recover_after_failed_commit()
+
     async def _recover_after_failed_commit(self) -> None:
-        """Memory ran ahead of a commit that failed: reload everything from the store."""
+        """Memory ran ahead of a commit that failed: reload everything from the store.
+
+        The reload is tried again with backoff for a few seconds (`_RELOAD_PAUSES`): a commit fails
+        most often because the database went away, and a restarted one is back within a second;
+        until the reload succeeds this gateway's memory is not its shard's truth.
+        """
         async with self._lock:
-            self.orders.clear()
-            self.by_client_oid.clear()
-            for venue in self.venues.values():
-                venue.forget_orders()
-            await self._restore()
+            self.recovering = True  # commands are refused (retryable) until memory is the store's again
+            handed = (self.order_ids.last, self.fill_ids.last, self.ledger.line_ids.last)
+            try:
+                self.orders.clear()
+                self.by_client_oid.clear()
+                for venue in self.venues.values():
+                    venue.forget_orders()
+                for pause in (*_RELOAD_PAUSES, None):
+                    try:
+                        await self._restore()
+                        break
+                    except Exception as exc:
+                        if pause is None or self.store.fence.lost is not None:
+                            raise
+                        log.warning("reloading from the store failed; trying again", error=str(exc) or type(exc).__name__,
+                                    pause=pause)
+                        await asyncio.sleep(pause)
+                # ids handed out before are never handed out again: a change set still queued when the reload read the
+                # store may commit after it (a reused id would make every later change set of that id refused)
+                self.order_ids.advance_to(handed[0])
+                self.fill_ids.advance_to(handed[1])
+                self.ledger.line_ids.advance_to(handed[2])
+                self.writer.resume()  # halted at the failure (store.writer): memory is the store's again
+            finally:
+                self.recovering = False
             for venue in self.venues.values():
                 self._register_perpetuals(venue)
                 self._restore_orders(venue)
@@ -922,6 +1024,7 @@ class Gateway:
         `may_trade(account_id)`: whether the caller may trade the order's account (None: anyone,
         in-process callers); an order of another account answers `order_not_found`.
         """
+        self._not_recovering()
         order: Order | None = None
         if order_id is not None:
             order = self.orders.get(order_id) or await self.store.get_order(order_id)

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from coinwire.store import Store
     from coinwire.venues.hosted import HostedVenue
 
-__all__ = ["Health", "Reason", "PING_TTL", "PING_TIMEOUT", "ONLINE", "DEGRADED"]
+__all__ = ["Health", "Reason", "breaker_reasons", "PING_TTL", "PING_TIMEOUT", "ONLINE", "DEGRADED"]
 
 PING_TTL = 1.0  # seconds a ping of the store, bus and cache answers for
 PING_TIMEOUT = 2.0  # seconds a port has to answer before it counts as unreachable
@@ -47,6 +47,7 @@ class Reason(msgspec.Struct, frozen=True, omit_defaults=True):
     message: str
     exchange: str | None = None
     symbols: list[str] | None = None
+    dependency: str | None = None  # an outbound dependency whose circuit breaker is not closed
 
 
 _PORT_REASONS = {
@@ -95,6 +96,21 @@ def exchange_reasons(exchange: HostedVenue, feed_stopped: bool = False) -> list[
     return reasons
 
 
+class OpenBreakers(Protocol):
+    """The breakers' registry as health reads it (services/breakers.Breakers)."""
+
+    def reasons(self) -> list[tuple[str, str, str]]: ...
+
+
+def breaker_reasons(breakers: OpenBreakers) -> Callable[[], list[Reason]]:
+    """A reason source for `Health.reason_sources`: one reason per circuit breaker that is not closed.
+
+    They say what is degraded (the features that need that dependency) and leave `ready` alone:
+    an open SMTP breaker must not take a process that still takes orders out of its load balancer.
+    """
+    return lambda: [Reason(code, message, dependency=name) for name, code, message in breakers.reasons()]
+
+
 class Health:
     """Computes the process's health on demand; `report()` is what /readyz and get_status answer from."""
 
@@ -119,6 +135,9 @@ class Health:
         self._checked_at = 0.0
         self._probe: asyncio.Future[dict[str, bool]] | None = None
         self.feeds_stopped: set[str] = set()  # exchanges whose feed task ended with an error
+        # more reasons, asked at every report: degraded features that do not make the process not ready (the circuit
+        # breakers' `breaker_reasons`); add to this list, never replace it
+        self.reason_sources: list[Callable[[], list[Reason]]] = []
 
     def feed_stopped(self, exchange: str) -> None:
         """A feed's task ended with an error: its exchange's books no longer move (until the next start)."""
@@ -166,9 +185,15 @@ class Health:
             reasons.append(Reason("store_journal_refused", f"{journal.refused} acknowledged change set(s) the database refused were "
                                                            "set aside, not applied (see the server log); they are missing from the "
                                                            "database"))
+        if self.store.fence.lost is not None:  # gateway leases: stepped down, another process owns the shard
+            reasons.append(Reason("lease_lost", "this gateway stepped down: its lease was lost, another process writes its "
+                                                "shard; orders are refused with gateway_unavailable"))
+            checks["lease"] = False
         exchanges = self.gateway.venues
         for name, exchange in exchanges.items():
             reasons += exchange_reasons(exchange, name in self.feeds_stopped)
+        for source in self.reason_sources:
+            reasons += source()
         return {
             "status": DEGRADED if reasons else ONLINE,
             "reasons": [msgspec.to_builtins(r) for r in reasons],

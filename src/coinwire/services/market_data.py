@@ -28,6 +28,7 @@ from coinwire.feeds.ccxt_tickers import TickerStreamer
 from coinwire.refdata.repository import RefDataRepository
 from coinwire.refdata.service import RefDataService
 from coinwire.refdata.sources import CoinGecko, CoinMarketCap, CoinSource, EcbRates, FxSource, OpenExchangeRates
+from coinwire.services.breakers import Breakers
 from coinwire.services.tickers import TickerReader, TickerService
 from coinwire.store import Store
 
@@ -39,10 +40,12 @@ _NS = 1_000_000_000
 _CODE_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
 
 
-def build_streamer(cfg: TickerConfig) -> TickerStreamer:
+def build_streamer(cfg: TickerConfig, breakers: Breakers | None = None) -> TickerStreamer:
+    """A ticker streamer; its REST calls pass the exchange's `feed:<exchange>` breaker of `breakers`."""
     return TickerStreamer(
         cfg.exchange, cfg.ccxt_id or cfg.exchange, None if cfg.symbols == ["*"] else cfg.symbols, quotes=cfg.quotes,
         poll_interval=cfg.poll_interval, websocket=cfg.websocket, urls=cfg.urls, options=cfg.options, timeout=cfg.timeout,
+        breaker=breakers.get(f"feed:{cfg.exchange}") if breakers is not None else None,
     )
 
 
@@ -61,8 +64,10 @@ def ticker_configs(market: MarketDataConfig, exchanges: Sequence[ExchangeConfig]
     return [*market.tickers, *implied]
 
 
-def build_refdata(cfg: MarketDataConfig, store: Store, env: Mapping[str, str] | None = None) -> RefDataService | None:
-    """The reference-data service the section asks for (None when neither source is configured)."""
+def build_refdata(cfg: MarketDataConfig, store: Store, env: Mapping[str, str] | None = None,
+                  breakers: Breakers | None = None) -> RefDataService | None:
+    """The reference-data service the section asks for (None when neither source is configured); its sources pass
+    their `refdata:<source>` breakers of `breakers`."""
     env = os.environ if env is None else env
     fx: FxSource | None = None
     coins: CoinSource | None = None
@@ -80,7 +85,7 @@ def build_refdata(cfg: MarketDataConfig, store: Store, env: Mapping[str, str] | 
     if fx is None and coins is None:
         return None
     return RefDataService(RefDataRepository(store), fx=fx, coins=coins, top=cfg.top, interval=cfg.refresh_interval,
-                          retry=cfg.retry_interval)
+                          retry=cfg.retry_interval, breakers=breakers)
 
 
 class MarketData:
@@ -88,18 +93,22 @@ class MarketData:
 
     def __init__(self, cfg: MarketDataConfig, bus: Bus, cache: Cache, store: Store, *,
                  clock: Callable[[], int] = time.time_ns, refdata: RefDataService | None = None,
-                 streamers: list[TickerStreamer] | None = None) -> None:
+                 streamers: list[TickerStreamer] | None = None, breakers: Breakers | None = None) -> None:
         self.cfg = cfg
         self.bus = bus
         self.clock = clock
         self.tickers = TickerService(bus, cache, clock=clock)
         self.reader = TickerReader(cache, clock)
-        self.refdata = refdata if refdata is not None else build_refdata(cfg, store)
-        self.streamers = streamers if streamers is not None else [build_streamer(t) for t in cfg.tickers]
+        self.refdata = refdata if refdata is not None else build_refdata(cfg, store, breakers=breakers)
+        self.streamers = streamers if streamers is not None else [build_streamer(t, breakers) for t in cfg.tickers]
         self._tasks: list[asyncio.Task[None]] = []
 
-    async def start(self) -> None:
+    async def start(self, sources: bool = True) -> None:
+        """Follow the latest prices; with `sources` also fetch reference data and run the ticker streamers (the marketdata
+        role: a process apart from it reads what that one publishes and stores)."""
         await self.tickers.start()
+        if not sources:
+            return
         if self.refdata is not None:
             await self.refdata.start()
         for streamer in self.streamers:

@@ -27,6 +27,7 @@ import contextlib
 import secrets
 import time
 from collections.abc import Callable, Sequence
+from decimal import Decimal
 from typing import Any
 
 from coinwire.core.errors import CoinwireError, Conflict, InvalidInput
@@ -38,6 +39,7 @@ from coinwire.engine.strategy import params_json, parse_params
 from coinwire.engine.warmup import HistorySource
 from coinwire.engine.worker import FLUSH_SECONDS, Controlled, RunControl
 from coinwire.services.gateway import Gateway
+from coinwire.services.signals import Signals
 from coinwire.strategies.registry import load_strategy, strategy_name
 
 __all__ = ["ControlledPaper", "PaperRuns", "finish_paper"]
@@ -62,9 +64,12 @@ class _Running:
 class PaperRuns:
     """The paper runs of this server: start, stop, pass input on, save each when it ends."""
 
-    def __init__(self, gateway: Gateway, store: RunStore, history: Sequence[HistorySource] = ()) -> None:
-        """`history`: where a run's warm-up candles come from, in the order tried (engine/warmup.py)."""
+    def __init__(self, gateway: Gateway, store: RunStore, history: Sequence[HistorySource] = (),
+                 signals: Signals | None = None) -> None:
+        """`history`: where a run's warm-up candles come from, in the order tried (engine/warmup.py); `signals`: where
+        the strategies' signals are stored and published (none: kept in the run's report only)."""
         self.gateway = gateway
+        self.signals = signals
         self.store = store
         self.history = tuple(history)
         self.running: dict[str, _Running] = {}
@@ -95,7 +100,9 @@ class PaperRuns:
         prefix = "lv" if mode == "live" else "pp"
         run_id = f"{prefix}-{secrets.token_hex(5)[:9]}-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}"
         runtime = ControlledPaper(run_id, self.gateway, funds, end=end, owner_id=owner_id, funded=funded, history=self.history,
-                                  warmup=getattr(request, "warmup", "best_effort"))
+                                  warmup=getattr(request, "warmup", "best_effort"), rules=getattr(request, "rules", ()))
+        if self.signals is not None:
+            runtime.signal_sink = self.signals.sink(run_id, owner_id)
         # refusals (a required warm-up that is short, funds the exchange cannot cover...) raise here, before any file exists
         await runtime.open(cls, params)
         name = strategy_name(cls)
@@ -168,6 +175,26 @@ class PaperRuns:
 
     def owns(self, run_id: str) -> bool:
         return run_id in self.running
+
+    def subscribed(self, owner_id: int, provider: str) -> list[str]:
+        """The running runs of `owner_id` whose strategy subscribed to `provider`'s outside signals (`Strategy.on_signal`)."""
+        return sorted(run_id for run_id, running in self.running.items()
+                      if running.runtime.owner_id == owner_id and provider in running.runtime.signal_callbacks
+                      and not running.runtime.done.is_set())
+
+    async def control(self, run_id: str, action: str, factor: Decimal | None = None) -> dict[str, Any]:
+        """Pause or resume a running run's entries, or scale its orders, between two of its turns (see `Runtime.pause_entries`)."""
+        running = self.running.get(run_id)
+        if running is None:
+            raise Conflict("run_not_running", f"run {run_id} is not running")
+        runtime = running.runtime
+        async with runtime.turn:
+            if action in ("pause", "resume"):
+                runtime.pause_entries(action == "pause")
+            else:
+                assert factor is not None
+                runtime.scale_orders(factor)
+        return {"run_id": run_id, "entries_paused": runtime.entries_paused, "scale": str(runtime.order_scale)}
 
     async def stop(self, run_id: str) -> None:
         running = self.running.get(run_id)

@@ -20,7 +20,6 @@ since (by their `updated_at`: an import's rewrite of older buckets).
 
 from __future__ import annotations
 
-import itertools
 import time
 from collections import OrderedDict
 from collections.abc import Callable
@@ -28,20 +27,20 @@ from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
-from sqlalchemy import select
 
 from coinwire.core.errors import InvalidInput, NotFound
-from coinwire.core.portfolio import BUCKET_S, PortfolioCandle, quantize_value, value_from_int
+from coinwire.core.portfolio import BUCKET_S, STATUSES, PortfolioCandle, quantize_value, value_from_int
 from coinwire.core.rollup import OHLCV, rollup
 from coinwire.services.ohlcv import DEFAULT_MAX_POINTS, BucketPage, bucket_page
 from coinwire.store import Store
-from coinwire.store.tables import portfolio_candles
+from coinwire.store.portfolio_candles import read_portfolio_candles
 
 __all__ = ["CACHE_ROWS", "RECHECK_S", "FormingPortfolios", "PortfolioOhlcv"]
 
 RECHECK_S = 60  # seconds between passes over every row of a portfolio held in memory (an older bucket rewritten shows by then)
 WRITE_DELAY_S = 300  # rows stamped up to this long before they are committed (the batched writer's queue and retries)
 CACHE_ROWS = 1_000_000  # stored candles kept in memory across portfolios (~56 MB): 28 portfolio-years of 15-minute buckets
+_MISSING = STATUSES.index("missing")
 
 
 class FormingPortfolios(Protocol):
@@ -85,20 +84,9 @@ class _Stored:
 async def _rows_since(store: Store, scope: str, scope_id: str, currency: str, *, updated_after: int | None = None,
                       opened_from: int | None = None) -> Changed:
     """A portfolio's rows stamped after `updated_after` (-1: all of them) or opening at or after `opened_from`, in time order."""
-    c = portfolio_candles.c
-    query = (select(c.open_time, c.open, c.high, c.low, c.close, c.volume, c.status == "missing", c.updated_at)
-             .where(c.scope == scope, c.scope_id == scope_id, c.currency == currency).order_by(c.open_time))
-    if updated_after is not None:
-        query = query.where(c.updated_at > updated_after)
-    if opened_from is not None:
-        query = query.where(c.open_time >= opened_from)
-    await store.settled()  # rows written may still be on their way from the store's journal
-    async with store.engine.connect() as conn:
-        rows: list[Any] = list((await conn.execute(query)).all())
-    # np.array() would index every Row element by element
-    block = np.fromiter(itertools.chain.from_iterable(rows), dtype=np.int64, count=len(rows) * 8).reshape(-1, 8)
-    return (np.ascontiguousarray(block[:, 0]), [np.ascontiguousarray(block[:, i]) for i in range(1, 6)], block[:, 6] == 0,
-            int(block[:, 7].max()) if len(rows) else -1)
+    read = await read_portfolio_candles(store, scope, scope_id, currency, start=opened_from, updated_after=updated_after)
+    return (read.candles.time, [np.asarray(col, dtype=np.int64) for col in read.candles[1:]], read.status != _MISSING,
+            int(read.updated_at.max()) if len(read.updated_at) else -1)
 
 
 class PortfolioOhlcv:

@@ -28,15 +28,18 @@ import msgspec
 import structlog
 
 from coinwire.bus.base import Bus
+from coinwire.core.breaker import DependencyUnavailable
 from coinwire.core.errors import CoinwireError, InvalidInput
 from coinwire.core.symbols import normalize_symbol
 from coinwire.feeds.ccxt_tickers import ticker_from_ccxt
 from coinwire.messages import Rate, subject
+from coinwire.services.breakers import Breakers
 from coinwire.services.tickers import TickerReader, view_of_ticker
 from coinwire.store.rates import MINUTE_MS, RateRow, insert_rates
 from coinwire.store.store import Store
 from coinwire.venues.ccxt_client import close_client
 from coinwire.venues.ccxt_errors import Backoff, bad_response, translate
+from coinwire.venues.errors import venue_unavailable
 
 __all__ = ["CcxtPrices", "FetchedPrice", "PriceFetch", "Rates", "DEFAULT_MAX_AGE"]
 
@@ -68,13 +71,14 @@ class CcxtPrices:
     """
 
     def __init__(self, client_factory: Callable[[str], Any], *, attempts: int = 3,
-                 backoff: Callable[[], Backoff] = lambda: Backoff(base=0.5, cap=5.0)) -> None:
+                 backoff: Callable[[], Backoff] = lambda: Backoff(base=0.5, cap=5.0), breakers: Breakers | None = None) -> None:
         if attempts < 1:
             raise ValueError("attempts must be >= 1")
         self.client_factory = client_factory
         self.attempts = attempts
         self.backoff = backoff
         self.clients: dict[str, Any] = {}
+        self.breakers = breakers  # each exchange's `rates:<exchange>` breaker: a paused one raises DependencyUnavailable
 
     async def __call__(self, exchange: str, symbols: Sequence[str]) -> dict[str, FetchedPrice]:
         client = self.clients.get(exchange)
@@ -83,7 +87,13 @@ class CcxtPrices:
         backoff = self.backoff()
         for attempt in range(1, self.attempts + 1):
             try:
-                answer = await client.fetch_tickers(list(symbols))
+                if self.breakers is None:
+                    answer = await client.fetch_tickers(list(symbols))
+                else:
+                    async with self.breakers.get(f"rates:{exchange}").call(_unavailable):
+                        answer = await client.fetch_tickers(list(symbols))
+            except DependencyUnavailable:
+                raise  # not tried: the exchange failed repeatedly (its rates this minute are missed, as for any failure)
             except _GARBAGE as exc:  # CCXT choked on a body that is not a ticker list: the venue's answer, retry
                 error = bad_response(exchange, "fetch_tickers", f"{type(exc).__name__}: {exc}")
                 error.__cause__ = exc
@@ -101,6 +111,11 @@ class CcxtPrices:
         clients, self.clients = self.clients, {}
         for exchange, client in clients.items():
             await close_client(client, exchange)
+
+
+def _unavailable(exc: BaseException) -> bool:
+    """A fetch's failure that is the exchange's unavailability (an unparsable body is one too: retried above)."""
+    return isinstance(exc, _GARBAGE) or venue_unavailable(exc)
 
 
 def _prices(exchange: str, answer: Mapping[str, Any], symbols: Sequence[str]) -> dict[str, FetchedPrice]:

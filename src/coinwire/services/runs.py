@@ -32,14 +32,17 @@ import msgspec
 
 from coinwire.core.errors import CoinwireError, Conflict, DomainError, InvalidInput, NotFound
 from coinwire.engine.backtest import BacktestConfig
-from coinwire.engine.runs import RunStore, parse_balances, parse_time
-from coinwire.engine.strategy import params_json, parse_params
+from coinwire.engine.runs import RunStore, parse_balances, parse_time, recorded_candles
+from coinwire.engine.strategy import Strategy, params_json, parse_params
 from coinwire.engine.warmup import HistorySource, parse_policy
 from coinwire.engine.worker import Job
-from coinwire.history.store import default_history_root, path_inside
+from coinwire.history.recorded import is_recorded, recorded_exchange
+from coinwire.history.store import HistoryStore, default_history_root, path_inside
 from coinwire.services.gateway import Gateway
 from coinwire.services.paper_runs import PaperRuns
 from coinwire.services.run_worker import MODULE as WORKER_MODULE
+from coinwire.services.signals import Signals
+from coinwire.store.store import Store
 from coinwire.strategies.registry import builtin_strategies
 
 __all__ = ["RunManager", "StartRequest", "Forbidden", "RUN_STATUSES", "RunListener"]
@@ -77,6 +80,8 @@ class StartRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     # paper and live runs: `best_effort` starts without the history it could not load (the run log says what is
     # missing); `required` refuses to start with `warmup_unavailable` (engine/warmup.py)
     warmup: str = "best_effort"
+    # rule sets scoped to the run, each in core.rules' JSON form (docs/RULES.md "Rules in backtests"); checked before it starts
+    rules: list[dict[str, Any]] = msgspec.field(default_factory=list)
 
 
 @dataclass
@@ -92,16 +97,21 @@ class RunManager:
 
     def __init__(self, data_path: Path, allow_user_strategies: bool, stop_grace: float = STOP_GRACE_SECONDS,
                  gateway: Gateway | None = None, history: Sequence[HistorySource] = (),
-                 listeners: Sequence[RunListener] = ()) -> None:
-        """`history`: where paper and live runs find their warm-up candles, in the order tried (services/warm_history.py)."""
+                 listeners: Sequence[RunListener] = (), signals: Signals | None = None, store: Store | None = None,
+                 exchanges: Sequence[str] = ()) -> None:
+        """`history`: where paper and live runs find their warm-up candles, in the order tried (services/warm_history.py);
+        `signals`: where paper and live runs' strategy signals are stored and published;
+        `store`: where backtests with `data: "recorded:EXCHANGE"` read the candles recorded from trades (`exchanges`: those configured)."""
         self.data_path = data_path
         self.store = RunStore(data_path / "runs")
         self.allow_user_strategies = allow_user_strategies
         self.stop_grace = stop_grace
         self._children: dict[str, _Child] = {}
-        self.paper = PaperRuns(gateway, self.store, history) if gateway is not None else None
+        self.paper = PaperRuns(gateway, self.store, history, signals) if gateway is not None else None
         self.listeners = list(listeners)
         self._owners: dict[str, int | None] = {}  # run id -> who started it (this server's runs)
+        self.candle_store = store
+        self.exchanges = list(exchanges)
 
     async def _tell(self, event: str, run_id: str) -> None:
         """The listeners hear of a run's start or end, with what its record says."""
@@ -176,6 +186,11 @@ class RunManager:
         job = self._job(name, request, confined)
         folder = self.store.folder(job.run_id)
         folder.mkdir(parents=True)
+        try:
+            job = await self._recorded(job, request, folder)
+        except BaseException:
+            shutil.rmtree(folder, ignore_errors=True)  # a refused request leaves nothing behind
+            raise
         (folder / "job.json").write_bytes(msgspec.json.encode(job))
         with open(folder / "output.log", "ab") as output:  # noqa: ASYNC230 - a local file, opened once per run
             process = await asyncio.create_subprocess_exec(
@@ -218,9 +233,13 @@ class RunManager:
             if not positive:
                 raise InvalidInput("invalid_balance", f"the balance of {currency} must be a positive amount, got {amount!r}")
         config = BacktestConfig(exchange=exchange, balances=amounts, fee=str(request.fee), fill=request.fill, liquidity=request.liquidity,
-                                intrabar=request.intrabar, start=parse_time(request.start, "start"), end=parse_time(request.end, "end"))
+                                intrabar=request.intrabar, start=parse_time(request.start, "start"), end=parse_time(request.end, "end"),
+                                rules=request.rules)
         data = [request.data] if isinstance(request.data, str) else list(request.data or [])
         for i, item in enumerate(data):
+            if is_recorded(item):  # read from this server's store, whoever asks (`_recorded`)
+                recorded_exchange(item)
+                continue
             if confined:  # outside the history directory answers like a missing file: existence is not told
                 data[i] = str(path_inside(item, default_history_root(self.data_path)))
                 continue
@@ -232,6 +251,23 @@ class RunManager:
         run_id = f"bt-{secrets.token_hex(5)[:9]}-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}"
         return Job(run_id=run_id, mode=request.mode, strategy=strategy, params=request.params, config=config, data=data,
                    data_path=str(self.data_path.resolve()), created_at=time.time())
+
+    async def _recorded(self, job: Job, request: StartRequest, folder: Path) -> Job:
+        """`data: "recorded:EXCHANGE"`: the server reads its store and hands the worker the candles as files in the run's folder.
+
+        Why files: the worker is another process, without the server's store connection (or, on SQLite, its
+        not yet written journal); `.npy` series (history.store) are what the history store keeps anyway.
+        """
+        if not any(is_recorded(item) for item in job.data):
+            return job
+        if self.candle_store is None:
+            raise InvalidInput("recorded_unavailable", "this server has no store of recorded candles")
+        builtin = builtin_strategies().get(job.strategy)
+        cls = builtin if builtin is not None else Strategy  # a strategy file is the worker's to import: every symbol is read
+        found = await recorded_candles(self.candle_store, job.data, cls, request.params, job.config, self.exchanges)
+        history = HistoryStore(folder / "recorded")
+        paths = [history.write(candles, merge=False).path for candles in found or ()]
+        return msgspec.structs.replace(job, data=paths)
 
     def strategy_ref(self, name: str) -> str:
         """What `name` runs: a built-in's name, or a strategy file's resolved `path:Class`; refused as `start` would refuse it."""
@@ -313,6 +349,29 @@ class RunManager:
             await child.done.wait()
         return self.store.get(run_id)
 
+    async def control(self, run_id: str, action: str, factor: Decimal | str | None = None) -> dict[str, Any]:
+        """Pause or resume a running paper or live run's entries, or scale its orders (a rule set's action on a run scope).
+
+        A backtest runs in its own process on its own clock: its rule sets act inside it, so it is not controlled from here.
+        """
+        if action not in ("pause", "resume", "scale"):
+            raise InvalidInput("invalid_action", f"a run is controlled with pause, resume or scale, not {action!r}")
+        value = None
+        if action == "scale":
+            try:
+                value = Decimal(str(factor)) if factor is not None else None
+            except InvalidOperation:
+                value = None
+            if value is None or not value.is_finite():
+                raise InvalidInput("invalid_factor", f"scale needs a factor above 0 and at most 10, got {factor!r}")
+        record = self.store.record(run_id)
+        if record.status != "running":
+            raise Conflict("run_not_running", f"run {run_id} is {record.status}: only a running run is controlled")
+        if self.paper is None or not self.paper.owns(run_id):
+            raise Conflict("run_not_controllable", f"run {run_id} is a {record.mode} run in its own process: pause and scale apply "
+                           "to paper and live runs (a backtest's rule sets act inside it)")
+        return await self.paper.control(run_id, action, value)
+
     def post_input(self, run_id: str, component_id: str, value: Any) -> dict[str, Any]:
         """Queue `value` for a component of a running run; its worker delivers it at the next event boundary."""
         record = self.store.record(run_id)
@@ -332,6 +391,19 @@ class RunManager:
             raise Conflict("run_not_running", f"run {run_id} is {record.status}: scheduled steps reach running runs only")
         self._to_inbox(run_id, {"step": name})
         return {"run_id": run_id, "step": name, "status": "queued"}
+
+    def post_signal(self, owner_id: int, signal: dict[str, Any]) -> list[str]:
+        """Queue an outside signal (core.outside_signals' form) for every running run of `owner_id` subscribed to its provider.
+
+        Through each run's inbox, like component input: its `RunControl` hands it to the strategy at
+        the next event boundary. Paper and live runs only: a backtest runs on its own clock and
+        replays the signals recorded beside its candles instead (engine/runs.py, `signals.jsonl`).
+        Answers the runs it was queued for.
+        """
+        runs = self.paper.subscribed(owner_id, signal["provider"]) if self.paper is not None else []
+        for run_id in runs:
+            self._to_inbox(run_id, {"signal": signal})
+        return runs
 
     def _to_inbox(self, run_id: str, item: dict[str, Any]) -> None:
         line = msgspec.json.encode(item) + b"\n"

@@ -34,6 +34,7 @@ from coinwire.bus.subjects import matcher
 from coinwire.cache.base import Cache
 from coinwire.core.symbols import split_symbol, symbol_token
 from coinwire.messages import BookTicker, Markets, Message, Ticker, subject
+from coinwire.services.listening import stop_listening
 
 __all__ = ["TickerView", "TickerService", "TickerReader", "TickerListener", "view_of_ticker", "ticker_key"]
 
@@ -148,13 +149,8 @@ class TickerService:
         self._task = asyncio.create_task(self._flush_loop(), name="ticker-flush")
 
     async def close(self) -> None:
-        for sub in self._subs:
-            await sub.unsubscribe()
-        self._subs.clear()
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
-            self._task = None
+        await stop_listening(self._subs, self._task)
+        self._task = None
         await self.flush()
 
     async def _on_message(self, subject_: str, message: Message) -> None:

@@ -13,7 +13,9 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Generic, Protocol, TypeVar
 
 import msgspec
-from sqlalchemy import Table
+from sqlalchemy import Table, insert
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.sql.dml import Insert
 
 from coinwire.core.accounts import Account
 from coinwire.core.external_trades import ExternalTrade
@@ -42,6 +44,8 @@ __all__ = [
     "FUNDING_PAYMENTS",
     "EXTERNAL_TRADES",
     "COLUMNS",
+    "write_statement",
+    "sqlite_write_statements",
 ]
 
 Row = dict[str, Any]
@@ -384,3 +388,22 @@ def _checked(scale: Scale) -> Scale:
     if not (0 <= scale.price_decimals <= ATTO_DECIMALS and 0 <= scale.size_decimals <= ATTO_DECIMALS):
         raise ValueError(f"decimals out of range: {scale}")
     return scale
+
+
+def write_statement(table: Table, dialect: str) -> Insert:
+    """A plain INSERT, or for upserted tables INSERT .. ON CONFLICT (key) DO UPDATE every other column.
+
+    Owners are keyed by (kind, resource_id), every other upserted table by its id.
+    """
+    if table.name not in Rows.UPSERTED and table.name != "owners":
+        return insert(table)
+    keys = [table.c.kind, table.c.resource_id] if table.name == "owners" else [table.c.id]
+    statement = (sqlite.insert if dialect == "sqlite" else postgresql.insert)(table)
+    updates = {column.name: statement.excluded[column.name] for column in table.columns if column not in keys}
+    return statement.on_conflict_do_update(index_elements=keys, set_=updates)
+
+
+def sqlite_write_statements() -> dict[str, Insert]:
+    """The SQLite statements of the change-set tables, for a writer outside a Store: the journal's helper, which
+    imports this module rather than the Store's (SQLAlchemy's asyncio engine and the migrations cost it start-up)."""
+    return {table.name: write_statement(table, "sqlite") for table in tables.CHANGE_SET_TABLES}

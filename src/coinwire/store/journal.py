@@ -24,9 +24,10 @@ has checked them already (client_oid in its index, ids from its counters). Recor
 many to a transaction; when the database refuses one (a constraint, a value), the records of
 that transaction are applied again one by one, so one record never keeps anyone else's out of
 the database: the refused one is set aside whole under `refused/` and logged, never half
-applied. Any other database error (disk full, locked for too long) stops the helper; reads
-then fail with `store_unavailable` and the server reports not ready, and the journal keeps
-every record for the next start to retry (which refuses to start with `store_journal_refused`).
+applied. A write lock another connection holds is waited out (`LOCK_PATIENCE_SECONDS`); any other
+database error (disk full, a lock held longer than that) stops the helper; reads then fail with
+`store_unavailable` and the server reports not ready, and the journal keeps every record for the
+next start to retry (which refuses to start with `store_journal_refused`).
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ import structlog
 
 from coinwire.core.errors import CoinwireError, NotReady
 from coinwire.private_files import PRIVATE_FILE, private_dir
+from coinwire.store.sqlite_writer import is_busy
 
 __all__ = ["HELPER_NICENESS", "Journal", "JournalApplier", "JournalRefused", "journal_dir"]
 
@@ -73,6 +75,11 @@ _RECORDS_PER_TRANSACTION = 4096  # catching up after a long stop: bounded transa
 # server idle meanwhile). At +10 a task woken on its core takes it from the helper at once; the
 # helper still gets about a tenth of a fully contended core, and all of an idle one.
 HELPER_NICENESS = 10
+# How long the helper waits for the database's write lock before it stops (then reads fail with
+# `store_unavailable`). The lock's other holder is the server's own connection (a ledger checkpoint,
+# a user's row), whose transactions are short but, on a loaded machine, can outlast SQLite's busy
+# timeout: waiting is what keeps the acknowledged records flowing in, so only a lock held this long stops it.
+LOCK_PATIENCE_SECONDS = 120.0
 MAX_RESTARTS = 3  # a helper killed more often than this leaves the store unavailable until the server restarts
 
 Position = tuple[int, int]  # (generation, offset in that generation's file)
@@ -140,10 +147,12 @@ class RowWriter(Protocol):
 class JournalApplier:
     """Applies journal records to the database over its own connection; used by the helper and by recovery."""
 
-    def __init__(self, writer: RowWriter) -> None:
+    def __init__(self, writer: RowWriter, busy_timeout: float = 10.0, lock_patience: float = LOCK_PATIENCE_SECONDS) -> None:
+        """`busy_timeout`: one wait for the write lock (SQLite's); `lock_patience`: all the waits of one transaction's BEGIN."""
         self.directory = journal_dir(writer.path)
         self._con = writer.connect()
-        self._con.execute("PRAGMA busy_timeout=10000")  # the server's own writes (users, sessions) hold the lock briefly
+        self._con.execute(f"PRAGMA busy_timeout={int(busy_timeout * 1000)}")  # the server's own writes hold the lock briefly
+        self.lock_patience = lock_patience
         self._con.execute("PRAGMA wal_autocheckpoint=1000")  # checkpoints here, off the server's loop
         self._batches, self._transaction = writer.batches, writer.transaction
         self._decode = msgspec.msgpack.Decoder().decode
@@ -229,8 +238,25 @@ class JournalApplier:
     def _apply(self, rows: Rows, reached: Position) -> None:
         """One transaction: the rows, and the position they bring the database to."""
         batches = self._batches(rows) + [((_META_SQL, None), [(_META_KEY, f"{reached[0]}:{reached[1]}")])]
-        self._con.execute("BEGIN IMMEDIATE")
+        self._begin()
         self._transaction(self._con, batches)
+
+    def _begin(self) -> None:
+        """Take the write lock, waiting out another holder for up to `lock_patience` (a busy database refuses no record).
+
+        Why more than one busy timeout: on a loaded machine the server's own short transactions
+        (a ledger checkpoint) can hold the lock longer than one wait; stopping then would leave
+        every later acknowledged record out of the database until the next start.
+        """
+        deadline = time.monotonic() + self.lock_patience
+        while True:
+            try:
+                self._con.execute("BEGIN IMMEDIATE")  # waits up to the busy timeout itself
+                return
+            except sqlite3.OperationalError as exc:
+                if not is_busy(exc) or time.monotonic() >= deadline:
+                    raise
+                log.warning("the store journal's helper waits for the database's write lock", error=str(exc))
 
     def _apply_one_by_one(self, records: list[tuple[int, bytes]], reached: Position) -> None:
         """After a merged transaction was refused: each record in its own; a refused one is set aside, the rest applied.

@@ -13,9 +13,9 @@ import select
 import sys
 import time
 
+from coinwire.store.codec import sqlite_write_statements
 from coinwire.store.journal import PROGRESS, JournalApplier
 from coinwire.store.sqlite_writer import SqliteWriter
-from coinwire.store.store import sqlite_write_statements
 
 HURRY = b"h"
 

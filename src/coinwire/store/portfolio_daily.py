@@ -10,16 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from decimal import Decimal
-from functools import lru_cache
 from typing import Any, Final, NamedTuple
 
 from sqlalchemy import Select, func, select
-from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.sql.dml import Insert
 
 from coinwire.core.daily_stats import DailyStats, DayFill, DayLine
 from coinwire.core.portfolio import quantize_value, value_from_int
 from coinwire.core.wallets import LineKind
+from coinwire.store.candles import upsert_statement
 from coinwire.store.store import Store
 from coinwire.store.tables import accounts, fills, owners, portfolio_candles, portfolio_daily, preferences, wallet_sets, wallets
 
@@ -29,14 +27,6 @@ __all__ = ["FIGURES", "Tracked", "closes_at", "last_days", "load_days", "owner_z
 FIGURES: Final = ("closing", "opening", "pnl", "realised", "unrealised", "fees", "funding", "deposits", "withdrawals",
                   "win_rate", "exposure", "peak", "drawdown")
 _COUNTS: Final = ("trades", "closing_trades", "winning_trades")
-_KEY: Final = ("scope", "scope_id", "day")
-
-
-@lru_cache(maxsize=4)
-def _upsert(dialect: str) -> Insert:
-    statement = (sqlite.insert if dialect == "sqlite" else postgresql.insert)(portfolio_daily)
-    updates = {c.name: statement.excluded[c.name] for c in portfolio_daily.columns if c.name not in _KEY}
-    return statement.on_conflict_do_update(index_elements=[portfolio_daily.c[k] for k in _KEY], set_=updates)
 
 
 def _row(scope: str, scope_id: str, stats: DailyStats, now_ns: int) -> dict[str, Any]:
@@ -69,7 +59,7 @@ def _stats(row: dict[str, Any]) -> DailyStats:
 
 async def write_days(store: Store, scope: str, scope_id: str, days: Sequence[DailyStats], now_ns: int) -> None:
     """Upsert the days of one portfolio in one transaction (a day written again replaces its figures)."""
-    await store.write_many(_upsert(store.dialect), [_row(scope, scope_id, day, now_ns) for day in days])
+    await store.write_many(upsert_statement(store.dialect, portfolio_daily), [_row(scope, scope_id, day, now_ns) for day in days])
 
 
 async def load_days(store: Store, scope: str, scope_id: str, *, start: str | None = None, end: str | None = None,

@@ -40,7 +40,7 @@ from sqlalchemy.dialects import sqlite
 
 from coinwire.store.tables import CHANGE_SET_TABLES
 
-__all__ = ["SqliteWriter"]
+__all__ = ["SqliteWriter", "is_busy"]
 
 # The stdlib binder passes only exact int, float, str and bytearray straight to SQLite; any
 # other value (None, bool) walks the adapter registry and then looks up `__adapt__` and
@@ -147,7 +147,7 @@ class SqliteWriter:
                 con.execute("BEGIN IMMEDIATE")
                 break
             except sqlite3.OperationalError as exc:
-                if not _is_busy(exc) or time.monotonic() >= deadline:
+                if not is_busy(exc) or time.monotonic() >= deadline:
                     raise
                 time.sleep(0.005)
         self.transaction(con, batches)
@@ -171,7 +171,7 @@ class SqliteWriter:
             try:
                 con.execute("BEGIN IMMEDIATE")
             except sqlite3.OperationalError as exc:
-                if not _is_busy(exc):
+                if not is_busy(exc):
                     raise
             else:
                 self.transaction(con, batches)
@@ -219,6 +219,6 @@ class SqliteWriter:
         self._executor.shutdown(wait=True)
 
 
-def _is_busy(exc: sqlite3.OperationalError) -> bool:
+def is_busy(exc: sqlite3.OperationalError) -> bool:
     """SQLITE_BUSY (another connection holds the write lock) or SQLITE_LOCKED, with extended codes."""
     return getattr(exc, "sqlite_errorname", "").startswith(("SQLITE_BUSY", "SQLITE_LOCKED"))

@@ -7,8 +7,8 @@ ChangeSet applied in ONE transaction with one executemany statement per table: a
 is stored entirely or not at all, which is what makes crash recovery (`load_state`) exact.
 
 A start reads what is in play, not history: wallets with the sums of their lines kept at the
-last checkpoint plus the lines written after it (`checkpoint_ledger` folds those in, from the
-stored lines themselves), orders not done, each account's latest sequence (an index), and the
+last checkpoint plus the lines written after it or missing when it was taken (`checkpoint_ledger`
+folds those in, from the stored lines themselves), orders not done, each account's latest sequence (an index), and the
 client_oid filter kept at the checkpoint plus the keys of the orders after it.
 """
 
@@ -18,12 +18,13 @@ import asyncio
 import re
 import sqlite3
 import time
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Sequence
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 import msgspec
-from sqlalchemy import ColumnElement, Select, Table, and_, delete, event, func, insert, select, text
+from sqlalchemy import ColumnElement, Select, Table, and_, delete, event, func, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import URL, Connection, make_url
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, SQLAlchemyError
@@ -54,7 +55,9 @@ from coinwire.store.codec import (
     ChangeSet,
     Rows,
     encode,
+    write_statement,
 )
+from coinwire.store.fence import Fence, check_fence
 from coinwire.store.journal import Journal
 from coinwire.store.sqlite_writer import SqliteWriter
 from coinwire.store.tables import (
@@ -81,6 +84,7 @@ _SCHEMA_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 _BEGIN_OPTION = "coinwire_sqlite_begin"
 _MIGRATION_LOCK = 0x636F696E77697265  # "coinwire": serialises concurrent starts on PostgreSQL
 _CHECKPOINT_LOCK = _MIGRATION_LOCK + 1  # serialises ledger checkpoints
+_ONCE_LOCK = _MIGRATION_LOCK + 2  # serialises what a start does once on an empty store (Store.exclusive: the first admin)
 
 
 class StoredState(msgspec.Struct, kw_only=True):
@@ -165,22 +169,28 @@ def _pragma_when_unlocked(cursor: Any, pragma: str, patience: float = 10.0) -> N
             time.sleep(0.05)
 
 
+class _RollsBackOnClose(sqlite3.Connection):
+    """A SQLite connection that ends its transaction when closed, whatever still points at its statements.
+
+    Why: a task cancelled inside a transaction (a service stopped at shutdown) leaves SQLAlchemy
+    to close the connection while the cancelled task's traceback still holds its cursor. SQLite
+    then keeps the closed connection alive as a zombie until that cursor is collected, and the
+    zombie keeps the write lock: the store journal's helper waited on it and the server's stop
+    hung. ROLLBACK first releases the lock (pending statements are aborted).
+    """
+
+    def close(self) -> None:
+        if self.in_transaction:
+            try:
+                self.rollback()
+            except sqlite3.Error:  # closing all the same: the zombie's lock goes when it is collected
+                pass
+        super().close()
+
+
 def _sqlite_begin(connection: Connection) -> None:
     """Begin every transaction ourselves so DDL is transactional and writers take the lock up front."""
     connection.exec_driver_sql(connection.get_execution_options().get(_BEGIN_OPTION, "BEGIN"))
-
-
-def _write_statement(table: Table, dialect: str) -> Insert:
-    """A plain INSERT, or for upserted tables INSERT .. ON CONFLICT (key) DO UPDATE every other column.
-
-    Owners are keyed by (kind, resource_id), every other upserted table by its id.
-    """
-    if table.name not in Rows.UPSERTED and table.name != "owners":
-        return insert(table)
-    keys = [table.c.kind, table.c.resource_id] if table.name == "owners" else [table.c.id]
-    statement = (sqlite.insert if dialect == "sqlite" else postgresql.insert)(table)
-    updates = {column.name: statement.excluded[column.name] for column in table.columns if column not in keys}
-    return statement.on_conflict_do_update(index_elements=keys, set_=updates)
 
 
 class Store:
@@ -197,13 +207,37 @@ class Store:
         self.schema = schema
         self._engine: AsyncEngine | None = None
         self._writer: AsyncEngine | None = None  # the same pool; SQLite transactions BEGIN IMMEDIATE
-        self._writes = {table.name: _write_statement(table, self.dialect) for table in CHANGE_SET_TABLES}
+        self._writes = {table.name: write_statement(table, self.dialect) for table in CHANGE_SET_TABLES}
         self._sqlite: SqliteWriter | None = None  # the single-hop write path for SQLite
         self._database = make_url(self.url).database or ""  # SQLite's file
         self._use_journal = journal and self.dialect == "sqlite" and self._database not in ("", ":memory:")
         self._journal: Journal | None = None
+        self._once = asyncio.Lock()  # SQLite's Store.exclusive: one process uses the file
+        # the leases this process's change sets are written under (PostgreSQL; services.gateway_leases holds them)
+        self.fence = Fence()
 
     # --- lifecycle ----------------------------------------------------------------------
+    @asynccontextmanager
+    async def exclusive(self) -> AsyncIterator[None]:
+        """Hold the store's start-up lock while the block runs: what a start does once on an empty store happens once.
+
+        Why: several processes (role processes, replicas) may start together on one empty
+        PostgreSQL database; each would find no admin and make one. On PostgreSQL this is a
+        transaction-scoped advisory lock held open while the block runs (released with the
+        transaction, even if the process dies); on SQLite, whose file serves one process, a lock
+        of this Store. The block does its own reads and writes on other connections.
+        """
+        if self.dialect != "postgresql":
+            async with self._once:
+                yield
+            return
+        async with self.engine.connect() as conn:
+            await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _ONCE_LOCK})
+            try:
+                yield
+            finally:
+                await conn.rollback()  # ends the transaction: the lock goes with it
+
     @property
     def engine(self) -> AsyncEngine:
         if self._engine is None:
@@ -235,7 +269,7 @@ class Store:
             private_file(Path(self._database))
             for suffix in ("-wal", "-shm", "-journal"):
                 narrow(Path(self._database + suffix))
-            engine = create_async_engine(self.url)
+            engine = create_async_engine(self.url, connect_args={"factory": _RollsBackOnClose})
             event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
             event.listen(engine.sync_engine, "begin", _sqlite_begin)
         else:
@@ -327,7 +361,11 @@ class Store:
         await self.apply_rows(encode(changes))
 
     async def apply_rows(self, rows: Rows) -> None:
-        """Write already-encoded rows (see codec.encode / Rows.merge) in one transaction."""
+        """Write already-encoded rows (see codec.encode / Rows.merge) in one transaction.
+
+        Under a lease (`fence`, PostgreSQL) the same transaction first checks the lease still holds
+        and raises LeaseLost (`lease_lost`) otherwise: a stale holder's change set is never written.
+        """
         if self._journal is not None:
             self._journal.append(rows.by_table)
             return
@@ -336,6 +374,8 @@ class Store:
                 await self._sqlite.write(rows.by_table)
                 return
             async with (self._writer or self.engine).begin() as conn:
+                if self.fence.active:
+                    await check_fence(conn, self.fence)
                 for table in CHANGE_SET_TABLES:
                     if rows.by_table.get(table.name):
                         await conn.execute(self._writes[table.name], rows.as_dicts(table.name))
@@ -489,9 +529,11 @@ class Store:
 
         Read in one snapshot, written in one short transaction (a writer waits only for the
         writes): the totals come from the stored lines, never from memory, so they cannot say
-        other than the lines. Lines are folded in id order and a checkpoint covers every line up
-        to the highest it read, which holds because a store's lines commit in id order (one
-        gateway, whose group commit writes its change sets in the order it made them).
+        other than the lines. A checkpoint covers exactly the lines it read: the ids up to the
+        highest, but for the gaps (`LineTotals.gaps`, kept in the `ledger` row's `data`), which
+        the next checkpoint and every start look up again. So a line committed after a higher
+        one (a writer's change sets need not commit in id order) is folded once, later, and
+        never skipped.
 
         `client_oid_filter`: called after the snapshot is read, it returns the filter of every
         client_oid the caller has accepted so far, stored as covering the orders in that
@@ -504,7 +546,7 @@ class Store:
             await conn.begin()
             marks = await _checkpoint_marks(conn)
             kept, _ = await _totals_after(conn, marks, fold=False)
-            totals = LineTotals(kept.wallets, kept.holds, kept.last_line_id)  # a copy, folded on
+            totals = LineTotals(kept.wallets, kept.holds, kept.last_line_id, kept.gaps)  # a copy, folded on
             last_line = int((await conn.execute(select(func.coalesce(func.max(wallet_lines.c.id), 0)))).scalar_one())
             folded = await self._fold(conn, totals, last_line)
             last_order = int((await conn.execute(select(func.coalesce(func.max(orders.c.id), 0)))).scalar_one())
@@ -516,8 +558,10 @@ class Store:
         async with (self._writer or self.engine).begin() as conn:
             if self.dialect == "postgresql":  # one checkpoint at a time; SQLite's BEGIN IMMEDIATE already is
                 await conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _CHECKPOINT_LOCK})
+            if self.fence.active:  # a stale holder's client_oid filter lacks the new holder's keys: never stored
+                await check_fence(conn, self.fence)
             current = await _checkpoint_marks(conn)
-            if current.get("ledger", (0, None))[0] != (ledger_mark[0] if ledger_mark else 0):
+            if current.get("ledger") != ledger_mark:
                 return 0  # another checkpoint got there first: its totals stand
             if changed_wallets:
                 await conn.execute(self._upsert(wallet_totals, ["wallet_id"]), [
@@ -528,7 +572,7 @@ class Store:
             if changed_holds:
                 await conn.execute(self._upsert(hold_totals, ["order_id"]), [
                     {"order_id": o, "wallet_id": w, "amount": atto_to_str(a)} for o, (w, a) in changed_holds])
-            rows = [{"name": "ledger", "last_id": totals.last_line_id, "data": None, "updated_at": now}]
+            rows = [{"name": "ledger", "last_id": totals.last_line_id, "data": _encode_gaps(totals.gaps), "updated_at": now}]
             if data is not None:
                 rows.append({"name": "client_oids", "last_id": last_order, "data": data, "updated_at": now})
             await conn.execute(self._upsert(checkpoints, ["name"]), rows)
@@ -548,11 +592,11 @@ class Store:
         return totals
 
     async def _fold(self, conn: Any, totals: LineTotals, upto: int) -> int:
-        """Fold the stored lines after `totals.last_line_id` up to `upto` into `totals`; returns how many.
+        """Fold the stored lines of `totals.gaps` and those after `totals.last_line_id` up to `upto`; returns how many.
 
-        On SQLite in a worker thread over its own read-only connection (lines commit in id order,
-        so those up to `upto` are the ones `conn`'s snapshot holds): ~5x faster than through the
-        async driver, and off the event loop. On PostgreSQL through `conn`.
+        On SQLite in a worker thread over its own read-only connection, whose snapshot may be
+        later than `conn`'s (what it folds is what the totals then cover, gaps included): ~5x
+        faster than through the async driver, and off the event loop. On PostgreSQL through `conn`.
         """
         if self.dialect == "sqlite":
             return await asyncio.get_running_loop().run_in_executor(None, _fold_sqlite, self._database, totals, upto)
@@ -665,7 +709,7 @@ async def _checkpoint_marks(conn: Any) -> dict[str, tuple[int, bytes | None]]:
 async def _totals_after(conn: Any, marks: dict[str, tuple[int, bytes | None]], fold: bool = True) -> tuple[LineTotals, int]:
     """The totals kept at the ledger checkpoint, plus (with `fold`) every line after it; and how many lines that was."""
     mark = marks.get("ledger")
-    totals = LineTotals(last_line_id=mark[0] if mark else 0)
+    totals = LineTotals(last_line_id=mark[0], gaps=_decode_gaps(mark[1])) if mark else LineTotals()
     if mark is not None:
         for wallet_id, balance, hold, allocated in await conn.execute(select(wallet_totals)):
             totals.wallets[int(wallet_id)] = [_atto(balance), _atto(hold), _atto(allocated)]
@@ -675,15 +719,35 @@ async def _totals_after(conn: Any, marks: dict[str, tuple[int, bytes | None]], f
 
 
 async def _fold_after(conn: Any, totals: LineTotals, upto: int | None) -> int:
-    """Fold every stored line after `totals.last_line_id` (up to `upto`) into `totals`, in id order; returns how many."""
+    """Fold the stored lines of `totals.gaps`, then every one after `totals.last_line_id` (up to `upto`); returns how many."""
     c = wallet_lines.c
-    query = select(c.id, c.wallet_id, c.kind, c.movement, c.hold, c.order_id).where(c.id > totals.last_line_id).order_by(c.id)
+    columns = select(c.id, c.wallet_id, c.kind, c.movement, c.hold, c.order_id)
+    folded = 0
+    for chunk in _gap_chunks(totals.gaps):
+        folded += _fold_rows(totals, await conn.execute(columns.where(c.id.in_(chunk)).order_by(c.id)))
+    query = columns.where(c.id > totals.last_line_id).order_by(c.id)
     if upto is not None:
         query = query.where(c.id <= upto)
-    return _fold_rows(totals, await conn.execute(query))
+    return folded + _fold_rows(totals, await conn.execute(query))
 
 
-_FOLD_SQL = "SELECT id, wallet_id, kind, movement, hold, order_id FROM wallet_lines WHERE id > ? AND id <= ? ORDER BY id"
+_FOLD_COLUMNS = "SELECT id, wallet_id, kind, movement, hold, order_id FROM wallet_lines WHERE"
+_FOLD_SQL = f"{_FOLD_COLUMNS} id > ? AND id <= ? ORDER BY id"
+_GAP_CHUNK = 500  # ids a statement looks up (SQLite's default limit of bound parameters is far above)
+
+
+def _gap_chunks(gaps: set[int]) -> list[list[int]]:
+    """The gaps' ids sorted, in chunks a statement can bind."""
+    ordered = sorted(gaps)
+    return [ordered[start:start + _GAP_CHUNK] for start in range(0, len(ordered), _GAP_CHUNK)]
+
+
+def _encode_gaps(gaps: set[int]) -> bytes | None:
+    return msgspec.msgpack.encode(sorted(gaps)) if gaps else None
+
+
+def _decode_gaps(data: bytes | None) -> list[int]:
+    return msgspec.msgpack.decode(data, type=list[int]) if data else []
 
 
 def _fold_sqlite(database: str, totals: LineTotals, upto: int) -> int:
@@ -691,9 +755,13 @@ def _fold_sqlite(database: str, totals: LineTotals, upto: int) -> int:
     connection = sqlite3.connect(f"{Path(database).resolve().as_uri()}?mode=ro", uri=True, check_same_thread=False)
     try:
         connection.execute("PRAGMA busy_timeout=10000")
+        gap_folded = 0
+        for chunk in _gap_chunks(totals.gaps):
+            places = ", ".join("?" * len(chunk))
+            gap_folded += _fold_rows(totals, connection.execute(f"{_FOLD_COLUMNS} id IN ({places}) ORDER BY id", chunk))
         cursor = connection.execute(_FOLD_SQL, (totals.last_line_id, upto))
         cursor.arraysize = 10_000
-        folded = 0
+        folded = gap_folded
         while rows := cursor.fetchmany():
             folded += _fold_rows(totals, rows)
         return folded
@@ -785,11 +853,6 @@ def _bulk_sql(statement: Any, keys: tuple[str, ...], dialect: Any) -> str | None
         _bulk_cache.clear()
     _bulk_cache[cache_key] = (statement, sql)
     return sql
-
-
-def sqlite_write_statements() -> dict[str, Insert]:
-    """The SQLite statements of the change-set tables (for a writer outside a Store: the journal's helper)."""
-    return {table.name: _write_statement(table, "sqlite") for table in CHANGE_SET_TABLES}
 
 
 def _check_limit(limit: int) -> int:

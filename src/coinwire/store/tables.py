@@ -18,6 +18,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -40,7 +41,8 @@ __all__ = ["metadata", "accounts", "account_members", "orders", "fills", "wallet
            "positions", "position_settings", "position_modes", "funding_payments", "PERP_TABLES",
            "portfolio_candles",
            "account_imports", "account_trades", "account_transfers",
-           "external_trades"]
+           "external_trades", "rule_sets", "rule_firings", "rule_commands", "analysis_values", "signals", "outside_signals",
+           "leases", "cluster_members"]
 
 # Stable constraint names on both dialects, so migrations can refer to them.
 metadata = MetaData(
@@ -301,7 +303,8 @@ hold_totals = Table(
 )
 
 # what a start picks up from instead of reading everything: `ledger` (last_id: the last line folded
-# into wallet_totals), `client_oids` (last_id: the last order whose key is in `data`, the gateway's
+# into wallet_totals; data: the lower ids no line had when it was folded, msgpack, looked up again:
+# core.line_totals.LineTotals.gaps), `client_oids` (last_id: the last order whose key is in `data`, the gateway's
 # client_oid filter, coinwire.core.key_filter)
 checkpoints = Table(
     "checkpoints",
@@ -696,4 +699,120 @@ portfolio_daily = Table(
     Column("closing_trades", Integer, nullable=False),
     Column("winning_trades", Integer, nullable=False),
     Column("updated_at", BigInteger, nullable=False),  # ns
+)
+
+# --- Rule sets (0023_rule_sets; coinwire.core.rules, store/rules.py, services/rule_sets.py: docs/RULES.md) ---------
+# A user's rule set on a scope (account | wallet_set | run | user, `scope_id` its canonical id as text): `spec` is its
+# JSON form (core.rules.rule_set_dict), `state` the evaluation state the controller saves (JSON; NULL: not evaluated
+# since it was last enabled, so the next sample is its reference). Names are unique per owner. Instants ns.
+rule_sets = Table(
+    "rule_sets",
+    metadata,
+    Column("id", IdType, primary_key=True, autoincrement=True),
+    Column("owner_id", BigInteger, nullable=False),
+    Column("name", String(100), nullable=False),
+    Column("scope", String(16), nullable=False),
+    Column("scope_id", String(128), nullable=False),
+    Column("spec", Text, nullable=False),
+    Column("enabled", Boolean, nullable=False),
+    Column("state", Text, nullable=True),
+    Column("created_ns", BigInteger, nullable=False),
+    Column("updated_ns", BigInteger, nullable=False),
+    UniqueConstraint("owner_id", "name"),
+    Index(None, "scope", "scope_id"),
+)
+# One row per firing: the rule values that made it fire (JSON of decimal strings) and the mode it fired in.
+rule_firings = Table(
+    "rule_firings",
+    metadata,
+    Column("id", IdType, primary_key=True, autoincrement=True),
+    Column("rule_set_id", BigInteger, ForeignKey("rule_sets.id", ondelete="CASCADE"), nullable=False),
+    Column("owner_id", BigInteger, nullable=False),
+    Column("time_ns", BigInteger, nullable=False),
+    Column("rule_values", Text, nullable=False),  # what made it fire: {"value", "peak", "trigger", ...}
+    Column("mode", String(8), nullable=False),  # live | dry_run
+    Index(None, "rule_set_id", "time_ns"),
+    Index(None, "owner_id", "time_ns"),
+)
+# The journal of a firing's actions: one command per action, `id` = "<firing id>:<seq>", written with its firing
+# (one transaction) before any runs; `detail` (JSON) is what was done so far (the orders placed per market), so a
+# resumed command continues where it stopped. status: pending | running | done | failed | recorded (dry run).
+rule_commands = Table(
+    "rule_commands",
+    metadata,
+    Column("id", String(64), primary_key=True),
+    Column("firing_id", BigInteger, ForeignKey("rule_firings.id", ondelete="CASCADE"), nullable=False),
+    Column("rule_set_id", BigInteger, nullable=False),
+    Column("seq", Integer, nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("spec", Text, nullable=False),
+    Column("status", String(16), nullable=False),
+    Column("attempts", Integer, nullable=False),
+    Column("detail", Text, nullable=False),
+    Column("updated_ns", BigInteger, nullable=False),
+    Index(None, "firing_id", "seq"),
+    Index(None, "status"),
+)
+
+# --- Analyser (0024_analysis; coinwire.store.analysis, services/analyser.py) ------------------------------------
+# One row per value of an analysis key (core.analysis.analysis_key) at an instant (ns): the value a
+# closed bar or a changed point gave. owner_id: whose series it is (NULL: a market's, public to readers);
+# params the indicator's parameters as JSON. Signals: a strategy's named signal, stored only when it
+# differs from the last one of its (run, name) series; value is JSON.
+analysis_values = Table(
+    "analysis_values",
+    metadata,
+    Column("key", String(200), primary_key=True),
+    Column("time_ns", BigInteger, primary_key=True, autoincrement=False),
+    Column("owner_id", BigInteger, nullable=True),
+    Column("series", String(160), nullable=False),
+    Column("indicator", String(32), nullable=False),
+    Column("params", String(64), nullable=False),
+    Column("value", Float, nullable=False),
+)
+
+signals = Table(
+    "signals",
+    metadata,
+    Column("id", IdType, primary_key=True, autoincrement=True),
+    Column("owner_id", BigInteger, nullable=True),
+    Column("run_id", String(64), nullable=False),
+    Column("name", String(64), nullable=False),
+    Column("time_ns", BigInteger, nullable=False),
+    Column("value", Text, nullable=False),
+    Index(None, "run_id", "name", "time_ns"),
+)
+
+# outside signals the server received (services.outside_signals), per user and provider, for replay (migration 0025)
+outside_signals = Table(
+    "outside_signals",
+    metadata,
+    Column("id", IdType, primary_key=True, autoincrement=True),
+    Column("user_id", BigInteger, nullable=False),
+    Column("provider", String(32), nullable=False),
+    Column("method", String(64), nullable=False),
+    Column("ts", BigInteger, nullable=False),
+    Column("params", Text, nullable=False),
+    Column("received_ns", BigInteger, nullable=False),
+    Index(None, "user_id", "provider", "ts"),
+)
+
+# gateway leases: one writer per shard, fencing tokens (core.leases, store.leases; migration 0026); times in unix ms, the database's clock
+leases = Table(
+    "leases",
+    metadata,
+    Column("name", String(200), primary_key=True),
+    Column("holder", String(200), nullable=False),
+    Column("token", BigInteger, nullable=False),
+    Column("expires_at", BigInteger, nullable=False),
+)
+
+# the processes of a deployment and when each was last seen (store.leases heartbeat; `coinwire cluster status`)
+cluster_members = Table(
+    "cluster_members",
+    metadata,
+    Column("holder", String(200), primary_key=True),
+    Column("roles", String(200), nullable=False),
+    Column("started_at", BigInteger, nullable=False),
+    Column("last_seen", BigInteger, nullable=False),
 )

@@ -6,6 +6,13 @@ ChangeSets), merges it and commits once. `submit` returns only after the transac
 holding its changes committed, so a caller may acknowledge an order as soon as it returns.
 If a merged transaction fails, each ChangeSet of that batch is retried in its own
 transaction, in submission order, so one bad change fails only its own submitter.
+
+A ChangeSet that fails for another reason than the store refusing its rows (a `CoinwireError`),
+i.e. the database went away, halts the writer: it and every ChangeSet submitted after it fail
+with the same error without being tried, until `resume()`. Why: the caller's memory ran ahead
+of them, and a later one committing after an earlier one failed would leave the database holding
+more than a prefix of the submissions (a notification sequence with a hole no one can fill, a
+change resting on one that never happened). The caller reloads from the store, then resumes.
 """
 
 from __future__ import annotations
@@ -13,6 +20,7 @@ from __future__ import annotations
 import asyncio
 
 from coinwire.aio import LoopQueue
+from coinwire.core.errors import CoinwireError
 from coinwire.store.codec import ChangeSet, Rows, encode
 from coinwire.store.store import Store
 
@@ -36,6 +44,11 @@ class GroupCommitWriter:
         self._loop: asyncio.AbstractEventLoop | None = None  # the loop start() ran on: submit's futures belong to it
         self._task: asyncio.Task[None] | None = None
         self._closing = False
+        self.halted: BaseException | None = None  # why the writer fails everything until resume() (the database went away)
+
+    def resume(self) -> None:
+        """Try submissions again after a halt (the caller has reloaded its state from the store)."""
+        self.halted = None
 
     async def start(self) -> None:
         if self._task is None:
@@ -62,6 +75,8 @@ class GroupCommitWriter:
         loop = self._loop
         if loop is None or self._task is None or self._task.done() or self._closing:
             raise RuntimeError("GroupCommitWriter is not running: await writer.start() first")
+        if self.halted is not None:
+            raise self.halted
         rows = encode(changes)
         if not rows:
             return
@@ -102,6 +117,10 @@ class GroupCommitWriter:
                     future.set_exception(RuntimeError("the store writer stopped before committing these changes"))
 
     async def _commit(self, batch: list[_Item]) -> None:
+        if self.halted is not None:
+            for _, future in batch:
+                _resolve(future, self.halted)
+            return
         if len(batch) > 1:
             try:
                 await self.store.apply_rows(Rows.merge(rows for rows, _ in batch))
@@ -113,9 +132,14 @@ class GroupCommitWriter:
                     _resolve(future, None)
                 return
         for rows, future in batch:
+            if self.halted is not None:
+                _resolve(future, self.halted)
+                continue
             try:
                 await self.store.apply_rows(rows)
             except Exception as exc:  # noqa: BLE001 - delivered to its submitter
+                if not isinstance(exc, CoinwireError):  # not a refusal of these rows: the database went away
+                    self.halted = exc
                 _resolve(future, exc)
             else:
                 self.commits += 1

@@ -2,7 +2,8 @@
 
 A golden cross (fast SMA closes above the slow one) buys with all available quote, sized at
 the fill price with the fee included (`size = cash / (price * (1 + fee))`); a death cross
-sells the whole position. Only a cross is a signal, and the last signal is remembered so the
+sells the whole position; each cross also emits the named signal `ma_cross` ("above" / "below").
+Only a cross is a signal, and the last signal is remembered so the
 same one is never sent twice. Spot markets cannot be shorted: `long_only = False` is refused there
 rather than faked.
 
@@ -65,6 +66,7 @@ class MaCross(Strategy):
         self.watch_cross(self.fast_sma, self.slow_sma, above=self.golden_cross, below=self.death_cross)
 
     def golden_cross(self) -> None:
+        self.signal("ma_cross", "above")  # the seed's MA cross signal (sent once per change of side)
         if self.last_signal == "buy":
             return
         self.last_signal = "buy"
@@ -75,6 +77,7 @@ class MaCross(Strategy):
         self.entry = self.buy(self.symbol, stop_loss=_percent(self.stop_loss), take_profit=_percent(self.take_profit))
 
     def death_cross(self) -> None:
+        self.signal("ma_cross", "below")
         if self.perpetual and not self.long_only:
             if self.last_signal != "sell":
                 self.last_signal = "sell"

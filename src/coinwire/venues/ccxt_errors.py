@@ -20,12 +20,11 @@ venue import `translate`, `Backoff` and the groups from here and nowhere else.
 
 from __future__ import annotations
 
+import functools
 import random
 import re
 from enum import StrEnum
 from typing import Final
-
-import ccxt
 
 from coinwire.core.errors import DomainError
 
@@ -43,31 +42,40 @@ class ErrorGroup(StrEnum):
 
 RETRYABLE: Final = frozenset({ErrorGroup.TEMPORARY, ErrorGroup.RATE_LIMITED})
 
-# (CCXT class, our group, our stable code); the first row whose class matches wins.
-_TABLE: Final[tuple[tuple[type[BaseException], ErrorGroup, str], ...]] = (
-    (ccxt.ExchangeClosedByUser, ErrorGroup.CLOSED, "exchange_closed"),
-    (ccxt.RateLimitExceeded, ErrorGroup.RATE_LIMITED, "exchange_rate_limited"),
-    (ccxt.DDoSProtection, ErrorGroup.RATE_LIMITED, "exchange_rate_limited"),
-    (ccxt.OnMaintenance, ErrorGroup.TEMPORARY, "exchange_maintenance"),
-    (ccxt.RequestTimeout, ErrorGroup.TEMPORARY, "exchange_timeout"),
-    (ccxt.ChecksumError, ErrorGroup.TEMPORARY, "exchange_book_out_of_sync"),
-    (ccxt.InvalidNonce, ErrorGroup.TEMPORARY, "exchange_invalid_nonce"),
-    (ccxt.ExchangeNotAvailable, ErrorGroup.TEMPORARY, "exchange_unavailable"),
-    (ccxt.NetworkError, ErrorGroup.TEMPORARY, "exchange_network_error"),
-    (ccxt.BadResponse, ErrorGroup.TEMPORARY, "exchange_bad_response"),
-    (ccxt.CancelPending, ErrorGroup.TEMPORARY, "exchange_cancel_pending"),
-    (ccxt.OperationFailed, ErrorGroup.TEMPORARY, "exchange_operation_failed"),
-    (ccxt.InsufficientFunds, ErrorGroup.INSUFFICIENT_FUNDS, "exchange_insufficient_funds"),
-    (ccxt.OrderNotFound, ErrorGroup.INVALID_ORDER, "exchange_order_not_found"),
-    (ccxt.InvalidOrder, ErrorGroup.INVALID_ORDER, "exchange_invalid_order"),
-    (ccxt.AuthenticationError, ErrorGroup.OPERATIONAL, "exchange_auth_failed"),
-    (ccxt.BadSymbol, ErrorGroup.OPERATIONAL, "exchange_bad_symbol"),
-    (ccxt.NotSupported, ErrorGroup.OPERATIONAL, "exchange_not_supported"),
-    (ccxt.RestrictedLocation, ErrorGroup.OPERATIONAL, "exchange_restricted_location"),
-    (ccxt.BadRequest, ErrorGroup.OPERATIONAL, "exchange_bad_request"),
-    (ccxt.ExchangeError, ErrorGroup.OPERATIONAL, "exchange_error"),
-    (ccxt.BaseError, ErrorGroup.OPERATIONAL, "exchange_error"),
-)
+
+@functools.cache
+def _table() -> tuple[tuple[type[BaseException], ErrorGroup, str], ...]:
+    """(CCXT class, our group, our stable code); the first row whose class matches wins.
+
+    Built at the first translation: importing CCXT loads every exchange class (~0.3 s), which a
+    server with only demo exchanges, and most `coinwire` commands, never need.
+    """
+    import ccxt
+
+    return (
+        (ccxt.ExchangeClosedByUser, ErrorGroup.CLOSED, "exchange_closed"),
+        (ccxt.RateLimitExceeded, ErrorGroup.RATE_LIMITED, "exchange_rate_limited"),
+        (ccxt.DDoSProtection, ErrorGroup.RATE_LIMITED, "exchange_rate_limited"),
+        (ccxt.OnMaintenance, ErrorGroup.TEMPORARY, "exchange_maintenance"),
+        (ccxt.RequestTimeout, ErrorGroup.TEMPORARY, "exchange_timeout"),
+        (ccxt.ChecksumError, ErrorGroup.TEMPORARY, "exchange_book_out_of_sync"),
+        (ccxt.InvalidNonce, ErrorGroup.TEMPORARY, "exchange_invalid_nonce"),
+        (ccxt.ExchangeNotAvailable, ErrorGroup.TEMPORARY, "exchange_unavailable"),
+        (ccxt.NetworkError, ErrorGroup.TEMPORARY, "exchange_network_error"),
+        (ccxt.BadResponse, ErrorGroup.TEMPORARY, "exchange_bad_response"),
+        (ccxt.CancelPending, ErrorGroup.TEMPORARY, "exchange_cancel_pending"),
+        (ccxt.OperationFailed, ErrorGroup.TEMPORARY, "exchange_operation_failed"),
+        (ccxt.InsufficientFunds, ErrorGroup.INSUFFICIENT_FUNDS, "exchange_insufficient_funds"),
+        (ccxt.OrderNotFound, ErrorGroup.INVALID_ORDER, "exchange_order_not_found"),
+        (ccxt.InvalidOrder, ErrorGroup.INVALID_ORDER, "exchange_invalid_order"),
+        (ccxt.AuthenticationError, ErrorGroup.OPERATIONAL, "exchange_auth_failed"),
+        (ccxt.BadSymbol, ErrorGroup.OPERATIONAL, "exchange_bad_symbol"),
+        (ccxt.NotSupported, ErrorGroup.OPERATIONAL, "exchange_not_supported"),
+        (ccxt.RestrictedLocation, ErrorGroup.OPERATIONAL, "exchange_restricted_location"),
+        (ccxt.BadRequest, ErrorGroup.OPERATIONAL, "exchange_bad_request"),
+        (ccxt.ExchangeError, ErrorGroup.OPERATIONAL, "exchange_error"),
+        (ccxt.BaseError, ErrorGroup.OPERATIONAL, "exchange_error"),
+    )
 
 # (CCXT exchange id, the venue's error code) -> group and code, for CCXT's generic ExchangeError
 _VENUE_CODES: Final[dict[tuple[str, str], tuple[ErrorGroup, str]]] = {
@@ -102,7 +110,9 @@ def translate(exc: BaseException, *, exchange: str = "", operation: str = "") ->
         return exc
     where = f"{exchange} {operation}".strip() or "exchange"
     detail = str(exc).strip() or type(exc).__name__
-    for cls, group, code in _TABLE:
+    import ccxt  # already loaded by _table(), or loaded now: a lookup in sys.modules after the first
+
+    for cls, group, code in _table():
         if isinstance(exc, cls):
             if type(exc) in (ccxt.ExchangeError, ccxt.BaseError):
                 group, code = _venue_code(detail) or (group, code)

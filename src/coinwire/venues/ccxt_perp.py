@@ -83,7 +83,7 @@ class PerpAccount:
     async def _setting(self, method: str, *args: Any) -> Any:
         """A settings call whose 'already so' answer is success; any other failure translated in the one place."""
         try:
-            return await getattr(self.client, method)(*args)
+            return await self.venue.guarded(method, *args)
         except Exception as exc:
             if already_set(exc):
                 return None

@@ -28,6 +28,7 @@ from typing import Any, Final
 
 import structlog
 
+from coinwire.core.breaker import DependencyGuard
 from coinwire.core.errors import Conflict, DomainError, InvalidInput, NotFound, NotReady
 from coinwire.core.instruments import Instrument
 from coinwire.core.orders import Order, OrderStatus, OrderType, PositionSide, Side
@@ -45,7 +46,7 @@ from coinwire.venues.ccxt_markets import brackets_from_tiers, instrument_from_ma
 from coinwire.venues.ccxt_quirks import ORDER_TRADES_PARAM, TRADES_FROM_ID, WALLET_BALANCE, check_client_oid, configure, perp_order_params
 from coinwire.venues.ccxt_quirks import order_ttl as quirk_order_ttl
 from coinwire.venues.ccxt_stream import ReportStream, VenueState
-from coinwire.venues.errors import outcome_unknown, venue_error
+from coinwire.venues.errors import outcome_unknown, venue_error, venue_unavailable
 from coinwire.venues.native_orders import NativePlan, native_plan, oco_plan
 from coinwire.venues.reports import FillReport, OrderReport, Report
 
@@ -78,6 +79,7 @@ class CcxtVenue:
         reconcile_margin: float = 1.0,
         max_resends: int = 1,
         backoff: type[Backoff] = Backoff,
+        breaker: DependencyGuard | None = None,
     ) -> None:
         if poll_interval <= 0 or reconcile_interval <= 0 or ws_retry <= 0 or reconcile_margin < 0 or max_resends < 0:
             raise ValueError("intervals must be > 0, reconcile_margin and max_resends >= 0")
@@ -87,6 +89,7 @@ class CcxtVenue:
         configure(client)
         self.order_ttl = quirk_order_ttl(client, reconcile_margin) if order_ttl is None else order_ttl
         self.max_resends = max_resends
+        self.breaker = breaker  # `ccxt:<exchange>`: every REST call passes it (services/breakers.py)
         self.state = VenueState()
         self.instruments: dict[str, Instrument] = {}
         self._stream = ReportStream(
@@ -140,7 +143,7 @@ class CcxtVenue:
         linear perpetual (`BTC/USDT:USDT`) comes with the venue's own leverage tiers.
         """
         try:
-            await self.client.load_markets()
+            await self.guarded("load_markets")
         except Exception as exc:
             raise venue_error(exc, exchange=self.exchange, operation="load_markets") from exc
         markets: Mapping[str, Any] = self.client.markets or {}
@@ -224,7 +227,7 @@ class CcxtVenue:
         sent_at = loop.time()
         kind, side, amount, price, params = args
         try:
-            raw = await self.client.create_order(order.symbol, kind, side, amount, price, dict(params))
+            raw = await self.guarded("create_order", order.symbol, kind, side, amount, price, dict(params))
         except Exception as exc:
             error = venue_error(exc, exchange=self.exchange, operation=f"create_order {order.client_oid}")
             if isinstance(error, Conflict):  # the venue has an open order with this client id
@@ -270,7 +273,7 @@ class CcxtVenue:
         self.instruments.setdefault(instrument.symbol, instrument)
         request = {**plan.request, "symbol": self.client.market_id(instrument.symbol)}
         try:
-            raw = await getattr(self.client, plan.method)(request)
+            raw = await self.guarded(plan.method, request)
         except Exception as exc:
             error = venue_error(exc, exchange=self.exchange, operation=f"order list {limit_leg.client_oid}")
             if not outcome_unknown(error):
@@ -398,9 +401,20 @@ class CcxtVenue:
     async def call(self, method: str, *args: Any) -> Any:
         """One CCXT call, its failure translated (the only way this adapter talks to CCXT, but create_order)."""
         try:
-            return await getattr(self.client, method)(*args)
+            return await self.guarded(method, *args)
         except Exception as exc:
             raise venue_error(exc, exchange=self.exchange, operation=method) from exc
+
+    async def guarded(self, method: str, *args: Any) -> Any:
+        """One CCXT REST call through the venue's breaker, untranslated (DependencyUnavailable when it is open).
+
+        Only the venue's unavailability counts against the breaker (`venue_unavailable`): a
+        refused order or an unknown symbol is the venue answering.
+        """
+        if self.breaker is None:
+            return await getattr(self.client, method)(*args)
+        async with self.breaker.call(venue_unavailable):
+            return await getattr(self.client, method)(*args)
 
     async def _lookup(self, client_oid: str, instrument: Instrument) -> OrderReport | None:
         """The venue's order with this client id and all its fills, or None when the venue has none."""

@@ -23,8 +23,10 @@ keeps `group` (and `exchange`, `ccxt`) in its data.
 
 from __future__ import annotations
 
-from typing import Final
+from collections.abc import Awaitable, Callable
+from typing import Final, TypeVar
 
+from coinwire.core.breaker import DependencyGuard, DependencyUnavailable
 from coinwire.core.errors import (
     CoinwireError,
     Conflict,
@@ -36,7 +38,9 @@ from coinwire.core.errors import (
 )
 from coinwire.venues.ccxt_errors import CcxtError, ErrorGroup, translate, venue_code
 
-__all__ = ["already_set", "outcome_unknown", "venue_error"]
+__all__ = ["UNAVAILABLE", "already_set", "guarded_feed_call", "outcome_unknown", "venue_error", "venue_unavailable"]
+
+_T = TypeVar("_T")
 
 # (CCXT exchange id, venue error code) -> our code, where CCXT's class is less precise than the venue
 _VENUE_CODES: Final[dict[tuple[str, str], str]] = {
@@ -65,6 +69,13 @@ _ALREADY_SET: Final = frozenset({("binanceusdm", "-4046"), ("binanceusdm", "-405
 _VENUE_MESSAGES: Final[tuple[tuple[str, str, str], ...]] = (
     ("binance", "Duplicate order sent.", "exchange_duplicate_client_oid"),  # -2010 with an open order's client id
 )
+
+# the codes that say the venue itself is not answering (a circuit breaker's failures): not a rate limit (the venue
+# answered, and Backoff waits it out), nor a refusal (invalid order, funds, credentials: the venue works)
+UNAVAILABLE: Final = frozenset({
+    "exchange_unavailable", "exchange_maintenance", "exchange_timeout", "exchange_network_error", "exchange_bad_response",
+    "exchange_busy",
+})
 
 _INVALID_INPUT: Final = frozenset({"exchange_invalid_order", "exchange_bad_symbol"})
 _NOT_READY: Final = frozenset({ErrorGroup.TEMPORARY, ErrorGroup.RATE_LIMITED, ErrorGroup.CLOSED})
@@ -95,6 +106,34 @@ def venue_error(exc: BaseException, *, exchange: str, operation: str) -> Coinwir
     if error.group in _NOT_READY:
         return NotReady(code, error.message, **data)
     return DomainError(code, error.message, **data)
+
+
+def venue_unavailable(exc: BaseException) -> bool:
+    """True when a call's exception says the venue is unavailable (the `ccxt:<exchange>` breaker counts these).
+
+    A rejected order, a rate limit or anything that is not a CCXT or network failure (a bug) is False.
+    """
+    if isinstance(exc, CoinwireError) and not isinstance(exc, CcxtError):
+        return False
+    try:
+        return translate(exc).code in UNAVAILABLE
+    except TypeError:
+        return False
+
+
+async def guarded_feed_call(breaker: DependencyGuard | None, call: Callable[[], Awaitable[_T]], exchange: str) -> _T:
+    """One public REST call of a CCXT feed through its breaker; refused, it fails as a temporary CcxtError (backed off).
+
+    A feed's loops retry temporary CcxtErrors with backoff: a paused dependency is one of them.
+    """
+    if breaker is None:
+        return await call()
+    try:
+        async with breaker.call(venue_unavailable):
+            return await call()
+    except DependencyUnavailable as exc:
+        raise CcxtError(ErrorGroup.TEMPORARY, exc.code, f"{exchange}: {exc.message}", exchange=exchange,
+                        dependency=exc.dependency) from None
 
 
 def outcome_unknown(error: CoinwireError) -> bool:

@@ -45,6 +45,7 @@ import structlog
 
 from coinwire.config import ExchangeConfig
 from coinwire.core.book_sync import RESYNC
+from coinwire.core.breaker import DependencyGuard
 from coinwire.core.conditional import (
     TriggerBook,
     bracket_children,
@@ -105,8 +106,11 @@ class Credentials(Protocol):
     def password(self) -> str | None: ...
 
 
-def connect_venue(cfg: ExchangeConfig, creds: Credentials) -> CcxtVenue:
-    """The CcxtVenue of a live exchange: a CCXT client holding the account's keys to sign its requests."""
+def connect_venue(cfg: ExchangeConfig, creds: Credentials, breaker: DependencyGuard | None = None) -> CcxtVenue:
+    """The CcxtVenue of a live exchange: a CCXT client holding the account's keys to sign its requests.
+
+    `breaker`: the exchange's circuit breaker, which every REST call of the venue passes.
+    """
     from coinwire.venues.ccxt_venue import CcxtVenue
 
     return CcxtVenue.connect(
@@ -121,6 +125,7 @@ def connect_venue(cfg: ExchangeConfig, creds: Credentials) -> CcxtVenue:
         poll_interval=cfg.poll_interval,
         reconcile_interval=cfg.live_reconcile_interval,
         websocket=cfg.ccxt_websocket,
+        breaker=breaker,
     )
 
 
@@ -137,12 +142,14 @@ class LiveVenue(MarketMirror):
     virtual_funds = False
 
     def __init__(
-        self, cfg: ExchangeConfig, host: GatewayHost, credentials: Callable[[], Awaitable[Credentials]], backoff: Backoff | None = None
+        self, cfg: ExchangeConfig, host: GatewayHost, credentials: Callable[[], Awaitable[Credentials]], backoff: Backoff | None = None,
+        breaker: DependencyGuard | None = None,
     ) -> None:
         super().__init__(cfg.name, host.fill_ids, cfg.feed)
         self.cfg = cfg
         self.host = host
         self._credentials = credentials
+        self.breaker = breaker  # the venue's `ccxt:<exchange>` breaker, handed to each client connected
         self.client: CcxtVenue = _NotConnected(cfg.name)  # type: ignore[assignment]  # until _connect has the keys
         self.open: dict[int, Order] = {}  # not done: pending (written ahead) and open at the venue
         self.account_synced = False
@@ -208,7 +215,7 @@ class LiveVenue(MarketMirror):
         await self.client.close()
 
     async def _open_client(self) -> None:
-        self.client = connect_venue(self.cfg, await self._credentials())  # decrypted here, kept by the signing client only
+        self.client = connect_venue(self.cfg, await self._credentials(), self.breaker)  # decrypted here, kept by the signing client only
 
     async def _connect(self) -> None:
         """Keys, markets, balances and the orders a previous run left, then follow the venue's reports."""

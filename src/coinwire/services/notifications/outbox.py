@@ -233,6 +233,12 @@ class NotificationStore:
         else:
             await self._set(row_id, state="pending", last_error=reason, next_at=next_at)
 
+    async def deferred(self, row_id: int, reason: str, next_at: int) -> None:
+        """A claimed row that was not tried (its dependency's breaker is open): pending again at `next_at`, its attempt
+        given back, so a dependency's outage never spends a delivery's attempts nor parks it as a dead letter."""
+        await self._set(row_id, state="pending", last_error=reason, next_at=next_at,
+                        attempts=notify_outbox.c.attempts - 1)
+
     async def _set(self, row_id: int, **values: Any) -> None:
         async with self.store.engine.begin() as conn:
             await conn.execute(update(notify_outbox).where(notify_outbox.c.id == row_id)

@@ -34,15 +34,18 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, Protocol
+from urllib.parse import urlsplit
 
 import msgspec
 import structlog
 
 from coinwire.bus.base import Bus, Subscription
 from coinwire.config.notifications import NotificationsConfig
+from coinwire.core.breaker import DependencyUnavailable
 from coinwire.core.errors import CoinwireError
 from coinwire.messages import ExchangeStatusChanged, FillEvent, FillView, Message, OrderUpdate, OrderView
 from coinwire.services.accounts import AccountBook
+from coinwire.services.breakers import Breakers
 from coinwire.services.gateway import Gateway
 from coinwire.services.notifications.channels import EVENTS, Channel, Delivery, DeliveryFailed
 from coinwire.services.notifications.outbox import NotificationStore, OutboxRow
@@ -55,6 +58,7 @@ __all__ = ["NotificationService", "OrderSource", "GatewayOrders", "Preferences",
 log = structlog.get_logger("coinwire.notifications")
 
 SUBSCRIPTIONS_TTL = 2.0  # seconds a user's subscriptions are kept in memory (another process's change shows after it)
+DEFERRAL_FLOOR = 1.0  # seconds at least before a delivery held back by an open breaker is looked at again
 CLOSE_PATIENCE = 10.0  # seconds a stop waits for the delivery in hand
 MARKETS_PATIENCE = 120.0  # seconds the recovery scan waits for the exchanges' markets at start
 _TYPES = frozenset({OrderUpdate, FillEvent, ExchangeStatusChanged})
@@ -109,8 +113,9 @@ class NotificationService:
 
     def __init__(self, outbox: NotificationStore, bus: Bus, accounts: AccountBook, channels: Mapping[str, Channel],
                  cfg: NotificationsConfig, orders: OrderSource, preferences: Preferences, convert: Converter,
-                 clock: Callable[[], int] = time.time_ns) -> None:
+                 clock: Callable[[], int] = time.time_ns, breakers: Breakers | None = None) -> None:
         self.outbox, self.bus, self.accounts, self.channels = outbox, bus, accounts, dict(channels)
+        self.breakers = breakers  # each channel's dependency (`smtp`, `telegram`, `webhook:<host>`) behind its breaker
         self.cfg, self.orders, self.preferences, self.convert, self.clock = cfg, orders, preferences, convert, clock
         self._fills: dict[int, list[FillView]] = {}  # order id -> the fills seen of an order not yet done
         self._subs: list[Subscription] = []
@@ -339,12 +344,19 @@ class NotificationService:
                 pass
 
     async def deliver(self, row: OutboxRow) -> str:
-        """Claim, send and record one row; its new state (`sent`, `pending`, `dead`, or `skipped` when claimed elsewhere)."""
+        """Claim, send and record one row; its new state (`sent`, `pending`, `dead`, `deferred` when its
+        dependency's breaker is open (not tried, no attempt spent), or `skipped` when claimed elsewhere)."""
         attempt = await self.outbox.claim(row.id)
         if attempt is None:
             return "skipped"
         try:
             await self._send(row.user_id, row.channel, row.delivery)
+        except DependencyUnavailable as exc:  # its breaker is open: not tried, so no attempt spent; kept for later
+            wait = max(exc.retry_after, DEFERRAL_FLOOR)
+            await self.outbox.deferred(row.id, exc.code, self.clock() + int(wait * 1e9))
+            log.info("notification held back: its channel's dependency is paused", key=row.key, dependency=exc.dependency,
+                     retry_in=round(wait, 1))
+            return "deferred"
         except DeliveryFailed as exc:
             if exc.retryable and attempt < self.cfg.attempts:
                 await self.outbox.failed(row.id, exc.reason, self.clock() + int(self.backoff(attempt) * 1e9))
@@ -363,9 +375,14 @@ class NotificationService:
         target = await self.outbox.target(user_id, kind)
         if target is None:
             raise DeliveryFailed(f"no {kind} channel is set", retryable=False)
+        guard = self.breakers.get(name) if self.breakers is not None and (name := dependency(kind, target)) else None
         try:
-            await channel.send(target, delivery)
-        except DeliveryFailed:
+            if guard is None:
+                await channel.send(target, delivery)
+            else:
+                async with guard.call(dependency_failed):
+                    await channel.send(target, delivery)
+        except (DeliveryFailed, DependencyUnavailable):
             raise
         except Exception as exc:  # a channel's bug or an unexpected library error: retried, its type recorded, never its text
             log.exception("channel failed unexpectedly", channel=kind)
@@ -411,7 +428,24 @@ class NotificationService:
             await self._send(user_id, kind, delivery)
         except DeliveryFailed as exc:
             return {"channel": kind, "sent": False, "reason": exc.reason}
+        except DependencyUnavailable as exc:
+            return {"channel": kind, "sent": False, "reason": exc.message, "code": exc.code}
         return {"channel": kind, "sent": True}
+
+
+def dependency(kind: str, target: Mapping[str, Any]) -> str | None:
+    """The breaker name of a channel's outbound dependency: `smtp`, `telegram`, `webhook:<host>` (None: no valid URL)."""
+    if kind == "email":
+        return "smtp"
+    if kind == "webhook":
+        host = urlsplit(str(target.get("url") or "")).hostname
+        return f"webhook:{host}" if host else None
+    return kind
+
+
+def dependency_failed(exc: BaseException) -> bool:
+    """A send's failure that is the dependency's (unreachable, 5xx, 429), not an answer (a refused address, 4xx)."""
+    return not isinstance(exc, DeliveryFailed) or exc.retryable
 
 
 def _letter(row: OutboxRow) -> dict[str, Any]:

@@ -16,6 +16,7 @@ import { preferencesPage } from "./pages/preferences";
 import { logsPage } from "./pages/logs";
 import { adminPage } from "./pages/admin";
 import { schedulesPage } from "./pages/schedules";
+import { rulesPage } from "./pages/rules";
 import { notificationsPage } from "./pages/notifications";
 import { portfolioPage } from "./pages/portfolio";
 import { importingPage } from "./pages/importing";
@@ -36,6 +37,7 @@ const routes: Route[] = [
   { path: "/app/runs", title: "Runs", page: runsPage, nav: true, needs: ["read", "run"] },
   { path: "/app/runs/:id", title: "Run", page: runPage, needs: ["read", "run"] },
   { path: "/app/exchanges", title: "Exchanges", page: exchangesPage, nav: true, needs: ["read", "market"] },
+  { path: "/app/rules", title: "Rules", page: rulesPage, nav: true, needs: ["read", "rule_set"] },
   { path: "/app/schedules", title: "Schedules", page: schedulesPage, nav: true },
   { path: "/app/notifications", title: "Notifications", page: notificationsPage, nav: true },
   { path: "/app/logs", title: "Logs", page: logsPage, nav: true, needs: ["read", "self"] },

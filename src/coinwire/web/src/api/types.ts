@@ -126,6 +126,7 @@ export interface WalletSet {
   active?: boolean;
   type: string;
   created_at?: string;
+  accounts?: number[]; // whose funds it holds (a set of the user's, or pushed on `wallet_set`)
   wallets: Wallet[];
 }
 
@@ -319,4 +320,46 @@ export interface FundingEntry {
   mark_price: string;
   amount: string; // received +, paid -
   time: number; // ns
+}
+
+/** A rule or an action of a rule set, in the JSON form of core.rules (`kind` names it; decimals as strings). */
+export interface RulePart {
+  kind: string;
+  [field: string]: unknown;
+}
+
+/** `GET /api/v1/rulesets/{id}`: a rule set with its live state (`status`, from core.rules.status). */
+export interface RuleSet {
+  id: number;
+  owner_id: number;
+  name: string;
+  scope: "account" | "wallet_set" | "run" | "user";
+  scope_id: string | null;
+  mode: "live" | "dry_run";
+  after: "once" | "rearm";
+  cooldown: string | null;
+  enabled: boolean;
+  rules: RulePart[];
+  actions: RulePart[];
+  status?: unknown;
+  created?: number;
+  updated?: number;
+}
+
+/** One action's outcome in a firing. */
+export interface FiringAction {
+  index: number;
+  kind: string;
+  status: string; // pending | running | done | failed | recorded
+  detail?: unknown;
+}
+
+/** `GET /api/v1/rulesets/{id}/firings`: when a rule set fired (seconds), the values that made it fire, what its actions did. */
+export interface RuleFiring {
+  id: number;
+  rule_set_id: number;
+  time: number;
+  values: Record<string, string>;
+  mode: string;
+  actions: FiringAction[];
 }

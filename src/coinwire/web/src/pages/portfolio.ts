@@ -1,8 +1,13 @@
 // Portfolio: a portfolio's value as live 15-minute candles rolled up to any timeframe and zone (scope picker: the user's
-// total, an account, a wallet set, a run), its daily stats, and for the user's total the market-cap balance.
+// total, an account, a wallet set, a run) with its rule sets' firings flagged, its daily stats, and for the user's total
+// the market-cap balance; an Indicators control overlays the analyser's peak, SMA n and drawdown on the chart.
 
 import type { App } from "../app";
+import { analysisStream } from "../api/analysis";
 import { portfolioGet, portfolioStream } from "../api/portfolio";
+import { addPoint, analysable, barOpen, overlaySpecs, parseChoice, portfolioSeries, drawdownText, SMA_MAX, SMA_MIN, type OverlayChoice } from "../analysis";
+import { channels } from "../api/rpc";
+import { firingsOnScope } from "../api/rules";
 import type { Candle } from "../api/rpc";
 import type { RunSummary, WalletSet } from "../api/types";
 import * as fmt from "../format";
@@ -16,6 +21,8 @@ import { CandleChart } from "../ui/chart";
 import { Disposer, fill, h, placeholder, redrawable } from "../ui/dom";
 
 const TF_KEY = "coinwire.portfolio.timeframe"; // this browser's last portfolio timeframe (a view, like the market's)
+const OVERLAY_KEY = "coinwire.portfolio.indicators"; // this browser's chosen overlays (a view, like the timeframe)
+const OVERLAY_COLOURS: Record<string, string> = { peak: "#7e57c2", sma: "#2196f3" };
 let zone: string | null = null; // a zone chosen on the page for this visit; the user's own otherwise
 
 function timeframe(): string {
@@ -51,6 +58,8 @@ function chartView(app: App, d: Disposer, redraw: () => void, ref: ScopeRef, tit
   const delta = h("span", { class: "muted", "data-testid": "portfolio-change" });
   const status = h("span", { class: "muted", "data-testid": "portfolio-status" }, "loading…");
   const box = h("div", { class: "chart", "data-testid": "portfolio-chart" });
+  const chosen = parseChoice(localStorage.getItem(OVERLAY_KEY));
+  const { control, legend } = indicatorControl(chosen, tf, (next) => { localStorage.setItem(OVERLAY_KEY, JSON.stringify(next)); redraw(); });
   let candles: Candle[] = [];
   let currency = "";
   const decimals = () => prefs.value.stableDecimals;
@@ -66,7 +75,18 @@ function chartView(app: App, d: Disposer, redraw: () => void, ref: ScopeRef, tit
     const chart = new CandleChart(box, tz, decimals());
     chart.quietVolume();
     d.add(() => chart.dispose());
+    // the rule sets on this portfolio: each firing flagged on its bar, read again when one fires
+    const firings = () => void firingsOnScope(app.http, ref, ref.scope === "user" ? Number(ref.id) : undefined)
+      .then((marks) => chart.setFirings(marks), () => undefined);
+    if (app.can("read", "rule_set")) {
+      firings();
+      if (app.abilities.value?.channels.includes("rule_fired")) {
+        d.add(app.rpc.keep(channels(["rule_fired"])));
+        d.add(app.rpc.on("rule_fired", () => firings()));
+      }
+    }
     d.add(prefs.watch((p) => { chart.restyle(); chart.setMasked(p.mask); describe(); }));
+    if (analysable(tf)) overlays(app, d, chart, legend, ref, tf, chosen);
     d.add(portfolioStream(app.rpc, { ...ref, timeframe: tf, tz },
       (snap) => {
         candles = snap.candles;
@@ -92,20 +112,75 @@ function chartView(app: App, d: Disposer, redraw: () => void, ref: ScopeRef, tit
   });
   return [
     h("div", { class: "toolbar" }, h("h3", {}, title), tfButtons, zoneSelect, value, delta, status),
+    h("div", { class: "toolbar indicators" }, control, legend),
     box,
   ];
 }
 
-interface Choice {
+/** The Indicators control: peak and SMA n as lines over the value, drawdown from the peak as a legend figure.
+ * A change calls `changed` (the card is drawn again, so every stream of the old choice is unsubscribed). */
+function indicatorControl(c: OverlayChoice, tf: string, changed: (next: OverlayChoice) => void): { control: HTMLElement; legend: HTMLElement } {
+  const box = (name: string, on: boolean) => h("input", { type: "checkbox", checked: on, "data-indicator": name });
+  const peak = box("peak", c.peak) as HTMLInputElement;
+  const sma = box("sma", c.sma !== null) as HTMLInputElement;
+  const n = h("input", { type: "number", min: SMA_MIN, max: SMA_MAX, step: 1, value: String(c.sma ?? 20), class: "narrow",
+    "aria-label": "SMA length", "data-testid": "sma-n" }) as HTMLInputElement;
+  const dd = box("drawdown", c.drawdown) as HTMLInputElement;
+  const apply = () => {
+    const len = Number(n.value);
+    const ok = Number.isInteger(len) && len >= SMA_MIN && len <= SMA_MAX;
+    n.setCustomValidity(ok ? "" : `a whole number from ${SMA_MIN} to ${SMA_MAX}`);
+    if (sma.checked && !ok) return void n.reportValidity();
+    changed({ peak: peak.checked, drawdown: dd.checked, sma: sma.checked ? len : null });
+  };
+  for (const el of [peak, sma, dd]) el.addEventListener("change", apply);
+  n.addEventListener("change", () => { if (sma.checked) apply(); }); // a length typed before ticking SMA waits for the tick
+  const legend = h("span", { class: "muted", "data-testid": "indicator-legend" },
+    analysable(tf) ? "" : "indicators are computed on 15m to 1d candles only");
+  const control = h("span", { class: "indicator-set", role: "group", "aria-label": "indicators", "data-testid": "indicators" },
+    h("strong", {}, "Indicators "),
+    h("label", {}, peak, " Peak "),
+    h("label", {}, sma, " SMA "), n,
+    h("label", {}, dd, " Drawdown"));
+  return { control, legend };
+}
+
+/** One `subscribe_analysis` stream per chosen indicator on this portfolio's series; lines on the chart, drawdown in the
+ * legend. Each stream ends with the card (`d`): a scope, timeframe or choice change, or leaving the page. */
+function overlays(app: App, d: Disposer, chart: CandleChart, legend: HTMLElement, ref: ScopeRef, tf: string, c: OverlayChoice): void {
+  const series = portfolioSeries(ref, tf);
+  const onBar = (p: [number, number]): [number, number] => [barOpen(p[0], tf), p[1]];
+  const figures = new Map<string, string>();
+  const show = () => { legend.textContent = [...figures.entries()].map(([k, v]) => `${k} ${v}`).join(" · "); };
+  for (const spec of overlaySpecs(c)) {
+    let points: [number, number][] = [];
+    const drawn = () => {
+      if (spec.kind === "line") chart.setOverlay(spec.id, spec.label, OVERLAY_COLOURS[spec.id] ?? "#888", points);
+      else { figures.set(spec.label, drawdownText(points)); show(); }
+    };
+    d.add(analysisStream(app.rpc, { series, indicator: spec.indicator, params: spec.params },
+      (history) => { points = history.map(onBar); drawn(); },
+      (p) => {
+        if (!addPoint(points, onBar(p))) return;
+        if (spec.kind === "line") chart.updateOverlay(spec.id, points[points.length - 1], points.length);
+        else drawn();
+      },
+      (e) => { figures.set(spec.label, `unavailable (${e.message})`); show(); }));
+  }
+}
+
+export interface Choice {
   ref: ScopeRef;
   label: string;
   group: string;
 }
 
-/** Every portfolio the user may watch: their total, each account, each wallet set, each run (as the lists answer them). */
-async function choices(app: App): Promise<Choice[]> {
+/** Every portfolio the user may watch: their total, each account, each wallet set, each run (as the lists answer them).
+ * `trading`: only the accounts the user may trade (a rule set acts on its scope; the server checks again). */
+export async function choices(app: App, trading = false): Promise<Choice[]> {
   const out: Choice[] = [{ ref: userScope(app), label: "All my holdings (total)", group: "Total" }];
   for (const a of app.accounts.list.value) {
+    if (trading && a.role === "view") continue;
     out.push({ ref: { scope: "account", id: String(a.id) }, label: `${a.name} · ${a.kind} · ${a.exchange}`, group: "Accounts" });
   }
   const [sets, runs] = await Promise.all([

@@ -255,13 +255,19 @@ function logPanel(): { el: HTMLElement; set: (lines: LogLine[]) => void } {
 
 const PREFIXES = ["run.", "market.", "venue.", "venue.fill", "venue.order", "strategy.log", "ui.", "ui.input", "ui.component"];
 
-/** The audit trail, paged in run order and filtered by method (exact, or a prefix ending in "."), and direction. */
+type HubRecord = { seq: number; ts: number; direction: string; method: string; params: unknown };
+type MhubrpcRecord = { mhubrpc: string; method: string; params?: unknown; response_method?: string; result?: unknown; error?: unknown };
+
+/** The audit trail, paged in run order and filtered by method (exact, or a prefix ending in "."), and direction; shown as a
+ * table of coinwire's records or, as an option, in the seed's mhubrpc format (calls, their results, notifications). */
 function messagesPanel(app: App, base: string, el: HTMLElement): () => Promise<void> {
   let offset = 0, total = 0;
   const limit = 50;
   const method = h("input", { type: "search", class: "hub-method", placeholder: "method or prefix (venue.)", "aria-label": "method filter", list: "hub-methods", "data-testid": "hub-method" });
   const direction = h("select", { "aria-label": "direction", "data-testid": "hub-direction" },
     h("option", { value: "" }, "in and out"), h("option", { value: "in" }, "in (to the strategy)"), h("option", { value: "out" }, "out (from it)"));
+  const shape = h("select", { "aria-label": "format", "data-testid": "hub-format" },
+    h("option", { value: "native" }, "table"), h("option", { value: "mhubrpc" }, "mhubrpc (the seed's format)"));
   const list = h("div", {});
   const info = h("span", { class: "muted", "data-testid": "hub-page" });
   const nav = (label: string, testid: string, to: () => number) => h("button", { type: "button", class: "ghost", "data-testid": testid,
@@ -274,8 +280,9 @@ function messagesPanel(app: App, base: string, el: HTMLElement): () => Promise<v
   const load = async () => {
     const mine = ++asked;
     try {
-      const page = await app.http.get<{ total: number; messages: { seq: number; ts: number; direction: string; method: string; params: unknown }[] }>(
-        `${base}/messages`, { offset, limit, method: method.value.trim() || undefined, direction: direction.value || undefined });
+      const seed = shape.value === "mhubrpc";
+      const page = await app.http.get<{ total: number; messages: (HubRecord | MhubrpcRecord)[] }>(`${base}/messages`,
+        { offset, limit, method: method.value.trim() || undefined, direction: direction.value || undefined, format: seed ? "mhubrpc" : undefined });
       if (mine !== asked) return; // a newer question (another filter or page) is on its way: draw only its answer
       total = page.total;
       if (offset && offset >= total) { // the filter left fewer pages: show its last
@@ -285,12 +292,17 @@ function messagesPanel(app: App, base: string, el: HTMLElement): () => Promise<v
       info.textContent = total ? `${offset + 1}–${Math.min(offset + limit, total)} of ${total}` : "";
       first.disabled = prev.disabled = offset === 0;
       next.disabled = last.disabled = offset + limit >= total;
-      fill(list, page.messages.length ? h("div", { class: "table-wrap" }, h("table", { class: "grid small" },
+      if (!page.messages.length) return fill(list, placeholder("empty", method.value || direction.value ? "No message matches." : "No messages."));
+      if (seed) { // one JSON object a line, as the seed's hub carries them: a result's method is its call's response_method
+        return fill(list, h("ol", { class: "mhubrpc mono", start: offset + 1, "data-testid": "hub-mhubrpc" },
+          ...(page.messages as MhubrpcRecord[]).map((m) => h("li", {
+            class: "response_method" in m ? "call" : "result" in m ? "result" : "error" in m ? "error" : "notification" }, JSON.stringify(m)))));
+      }
+      fill(list, h("div", { class: "table-wrap" }, h("table", { class: "grid small" },
         h("thead", {}, h("tr", {}, ...["#", "Time", "", "Method", "Params"].map((t) => h("th", {}, t)))),
-        h("tbody", {}, ...page.messages.map((m) => h("tr", {},
+        h("tbody", {}, ...(page.messages as HubRecord[]).map((m) => h("tr", {},
           h("td", { class: "num" }, String(m.seq)), h("td", {}, fmt.time(m.ts / 1e9)), h("td", {}, m.direction === "in" ? "→" : "←"),
-          h("td", {}, m.method), h("td", { class: "mono" }, JSON.stringify(m.params).slice(0, 160)))))))
-        : placeholder("empty", method.value || direction.value ? "No message matches." : "No messages."));
+          h("td", {}, m.method), h("td", { class: "mono" }, JSON.stringify(m.params).slice(0, 160))))))));
     } catch (e) {
       if (mine === asked) fill(list, placeholder("error", (e as Error).message));
     }
@@ -298,7 +310,8 @@ function messagesPanel(app: App, base: string, el: HTMLElement): () => Promise<v
   let timer = 0;
   method.addEventListener("input", () => { window.clearTimeout(timer); timer = window.setTimeout(() => { offset = 0; void load(); }, 300); });
   direction.addEventListener("change", () => { offset = 0; void load(); });
+  shape.addEventListener("change", () => void load());
   fill(el, h("datalist", { id: "hub-methods" }, ...PREFIXES.map((p) => h("option", { value: p }))),
-    h("div", { class: "toolbar" }, method, direction, first, prev, next, last, info), list);
+    h("div", { class: "toolbar" }, method, direction, shape, first, prev, next, last, info), list);
   return load;
 }

@@ -1,10 +1,11 @@
 // The candlestick chart: lightweight-charts candles + volume, times shown in the chosen time zone,
-// the user's fills as markers.
+// the user's fills and rule firings as markers, analyser outputs as overlay lines.
 
 import {
   CandlestickSeries,
   ColorType,
   HistogramSeries,
+  LineSeries,
   LineStyle,
   TickMarkType,
   createChart,
@@ -20,6 +21,7 @@ import {
 } from "lightweight-charts";
 import type { Candle } from "../api/rpc";
 import type { TriggerLine } from "../conditional";
+import type { FiringMark } from "../rules";
 import * as fmt from "../format";
 
 export interface FillMark {
@@ -30,6 +32,7 @@ export interface FillMark {
 }
 
 const UP = "#26a69a";
+const FIRING = "#f0a030";
 const DOWN = "#ef5350";
 const LINE_COLOURS = { "stop": DOWN, "take-profit": UP, "trailing": "#f0a030" } as const;
 const MAX_LABELS = 40; // fills beyond this are arrows without their price: the labels would hide the candles
@@ -86,8 +89,11 @@ export class CandleChart {
   private markers: ISeriesMarkersPluginApi<Time>;
   private times: number[] = [];
   private fills: FillMark[] = [];
+  private firings: FiringMark[] = [];
   private lines: IPriceLine[] = [];
   private linePrices: number[] = [];
+  private overlays = new Map<string, { series: ISeriesApi<"Line">; label: string; count: number }>();
+  private masked = false;
   /** Removed: answers that were on their way when the page was left (a market or account switch) are dropped, not drawn. */
   private gone = false;
 
@@ -140,7 +146,7 @@ export class CandleChart {
     if (last !== c[0]) this.times.push(c[0]);
     this.candles.update({ time: c[0] as UTCTimestamp, open: c[1], high: c[2], low: c[3], close: c[4] });
     this.volume.update({ time: c[0] as UTCTimestamp, value: c[5], color: c[4] >= c[1] ? `${UP}80` : `${DOWN}80` });
-    if (this.fills.length && last !== c[0]) this.drawFills();
+    if ((this.fills.length || this.firings.length) && last !== c[0]) this.drawFills();
   }
 
   /** No label or line for the newest volume bar: on a chart of value its figure would sit on the value axis among the values. */
@@ -160,6 +166,8 @@ export class CandleChart {
     });
     this.candles.applyOptions({ lastValueVisible: !masked, priceLineVisible: !masked });
     this.volume.applyOptions({ visible: !masked });
+    this.masked = masked;
+    for (const o of this.overlays.values()) o.series.applyOptions({ lastValueVisible: !masked });
     this.el.dataset.masked = String(masked);
   }
 
@@ -170,6 +178,13 @@ export class CandleChart {
   setFills(fills: FillMark[]): void {
     if (this.gone) return;
     this.fills = fills;
+    this.drawFills();
+  }
+
+  /** Rule firings (a portfolio's rule sets): a flag above the bar whose bucket holds the firing's time. */
+  setFirings(firings: FiringMark[]): void {
+    if (this.gone) return;
+    this.firings = firings;
     this.drawFills();
   }
 
@@ -184,18 +199,63 @@ export class CandleChart {
     this.el.dataset.triggerLines = lines.map((l) => `${l.label} @ ${fmt.price(l.price, this.priceDecimals)}`).join("\n");
   }
 
+  /** An analyser output drawn as a line over the candles on their value axis (`id` names it; the set replaces its points).
+   * Each line's label and point count are on the box's `data-overlays` ("Peak:12", one per line): the canvas is not readable text. */
+  setOverlay(id: string, label: string, colour: string, points: readonly [number, number][]): void {
+    if (this.gone) return;
+    let o = this.overlays.get(id);
+    if (!o) {
+      const series = this.chart.addSeries(LineSeries, {
+        color: colour, lineWidth: 2, title: label, priceLineVisible: false, lastValueVisible: !this.masked,
+        crosshairMarkerVisible: false, priceFormat: { type: "price", precision: this.priceDecimals, minMove: 10 ** -this.priceDecimals },
+      });
+      o = { series, label, count: 0 };
+      this.overlays.set(id, o);
+    }
+    o.series.setData(points.map(([t, v]) => ({ time: t as UTCTimestamp, value: v })));
+    o.count = points.length;
+    this.describeOverlays();
+  }
+
+  /** A new value of an overlay line: a newer time extends it, the same time moves its last point. */
+  updateOverlay(id: string, point: [number, number], count: number): void {
+    const o = this.overlays.get(id);
+    if (this.gone || !o) return;
+    o.series.update({ time: point[0] as UTCTimestamp, value: point[1] });
+    o.count = count;
+    this.describeOverlays();
+  }
+
+  private describeOverlays(): void {
+    this.el.dataset.overlays = [...this.overlays.values()].map((o) => `${o.label}:${o.count}`).join("\n");
+  }
+
+  /** The bar whose bucket holds `time` (unix seconds), or null before the chart's history. */
+  private barOf(time: number): number | null {
+    let i = this.times.length - 1;
+    while (i > 0 && this.times[i] > time) i--;
+    return this.times[i] > time ? null : this.times[i];
+  }
+
   /** Each fill marked on the bar whose bucket holds its time, labelled with its price at the market's precision
-   * (an order's average price has many more decimals). The labels are also on the box's `data-marker-labels`,
-   * one per line: the canvas is not readable text. */
+   * (an order's average price has many more decimals), and each rule firing flagged above its bar. The labels are
+   * also on the box's `data-marker-labels` (fills) and `data-firing-labels` (firings), one per line: the canvas is
+   * not readable text. */
   private drawFills(): void {
     if (!this.times.length) return;
     const marks: SeriesMarker<Time>[] = [];
+    const flagged: string[] = [];
+    for (const f of this.firings) {
+      const bar = this.barOf(f.time);
+      if (bar === null) continue;
+      marks.push({ time: bar as UTCTimestamp, position: "aboveBar", color: FIRING, shape: "square", text: f.label });
+      flagged.push(f.label);
+    }
     for (const f of this.fills) {
-      let i = this.times.length - 1;
-      while (i > 0 && this.times[i] > f.time) i--;
-      if (this.times[i] > f.time) continue; // before the chart's history
+      const bar = this.barOf(f.time);
+      if (bar === null) continue; // before the chart's history
       marks.push({
-        time: this.times[i] as UTCTimestamp,
+        time: bar as UTCTimestamp,
         position: f.side === "buy" ? "belowBar" : "aboveBar",
         color: f.side === "buy" ? UP : DOWN,
         shape: f.side === "buy" ? "arrowUp" : "arrowDown",
@@ -204,7 +264,8 @@ export class CandleChart {
     }
     marks.sort((a, b) => (a.time as number) - (b.time as number));
     this.markers.setMarkers(marks);
-    this.el.dataset.markerLabels = marks.map((m) => m.text ?? "").join("\n");
+    this.el.dataset.markerLabels = marks.filter((m) => m.shape !== "square").map((m) => m.text ?? "").join("\n");
+    this.el.dataset.firingLabels = flagged.join("\n");
   }
 
   dispose(): void {

@@ -32,7 +32,7 @@ export function publicTradesPanel(app: App, m: Market, d: Disposer): HTMLElement
   const body = h("div", { class: "trades-list", "data-testid": "public-trades" }, placeholder("loading", "Loading recent trades…"));
   let trades: PublicTrade[] = [];
   let seen = new Set<string>();
-  let fresh = new Set<string>(); // arrived since the last draw: highlighted once
+  let fresh = new Set<string>(); // arrived since the last draw: highlighted until the next
   let dirty = false, updates = 0;
 
   const add = (incoming: PublicTrade[]) => {
@@ -47,19 +47,51 @@ export function publicTradesPanel(app: App, m: Market, d: Disposer): HTMLElement
     seen = new Set(trades.map((t) => t.id));
     dirty = true;
   };
+  // Rows stay in the document once drawn: a draw inserts the new trades' rows and removes those that fell off, so a busy
+  // market costs the page a few rows a draw (and the flash of those), not a new table four times a second.
+  const tbody = h("tbody");
+  const rows = new Map<string, HTMLElement>(); // the rows in `tbody`, by trade id
+  const row = (t: PublicTrade) => h("tr", { "data-trade": t.id, class: fresh.has(t.id) ? "new" : "" },
+    h("td", {}, clock(t.time)),
+    h("td", { class: `num ${t.side}` }, fmt.price(t.price, pd)),
+    h("td", { class: "num" }, fmt.fixed(t.amount, sd)),
+    h("td", { class: t.side }, t.side));
   const draw = () => {
     if (!dirty) return;
     dirty = false;
     body.dataset.updates = String(++updates);
     if (!trades.length) return fill(body, placeholder("empty", "No trades on this market since the server started."));
-    fill(body, h("table", { class: "grid small trades" },
-      h("thead", {}, h("tr", {}, h("th", {}, "Time"), h("th", { class: "num" }, `Price (${m.quote})`),
-        h("th", { class: "num" }, `Amount (${m.base})`), h("th", {}, "Side"))),
-      h("tbody", {}, ...trades.map((t) => h("tr", { "data-trade": t.id, class: fresh.has(t.id) ? "new" : "" },
-        h("td", {}, clock(t.time)),
-        h("td", { class: `num ${t.side}` }, fmt.price(t.price, pd)),
-        h("td", { class: "num" }, fmt.fixed(t.amount, sd)),
-        h("td", { class: t.side }, t.side))))));
+    if (!tbody.isConnected) {
+      tbody.replaceChildren();
+      rows.clear();
+      fill(body, h("table", { class: "grid small trades" },
+        h("thead", {}, h("tr", {}, h("th", {}, "Time"), h("th", { class: "num" }, `Price (${m.quote})`),
+          h("th", { class: "num" }, `Amount (${m.base})`), h("th", {}, "Side"))), tbody));
+    }
+    // shown rows keep their order (one sort, stable), so a walk inserts the new ones where they go and drops the rest
+    for (const old of tbody.querySelectorAll("tr.new")) old.classList.remove("new"); // the last draw's are not new any more
+    let at = tbody.firstElementChild;
+    const drop = (el: Element) => { rows.delete((el as HTMLElement).dataset.trade ?? ""); el.remove(); };
+    for (const t of trades) {
+      const shown = rows.get(t.id);
+      if (shown === undefined) {
+        const made = row(t);
+        rows.set(t.id, made);
+        tbody.insertBefore(made, at);
+        continue;
+      }
+      while (at !== null && at !== shown) {
+        const gone = at;
+        at = at.nextElementSibling;
+        drop(gone);
+      }
+      at = shown.nextElementSibling;
+    }
+    while (at !== null) {
+      const gone = at;
+      at = at.nextElementSibling;
+      drop(gone);
+    }
     fresh = new Set();
   };
 

@@ -1,0 +1,49 @@
+// Analyser outputs over the wire: `subscribe_analysis` (stored values, then live ones) kept across reconnects.
+
+import type { Rpc } from "./rpc";
+import { toPoints, type Point } from "../analysis";
+
+export interface AnalysisQuery {
+  series: string;
+  indicator: string;
+  params: number[];
+}
+
+/**
+ * One analyser stream: `history` at every (re)subscription with the stored values, then `value` for each
+ * `analysis` push of this subscription; `failed` when the server refuses it or ends it (the series no longer
+ * readable). The returned function unsubscribes.
+ */
+export function analysisStream(
+  rpc: Rpc,
+  q: AnalysisQuery,
+  history: (points: Point[]) => void,
+  value: (p: Point) => void,
+  failed: (e: Error) => void,
+): () => void {
+  let sub: number | null = null;
+  const off = rpc.on("analysis", (p: { subscription?: number; time?: number; value?: number; ended?: string }) => {
+    if (p.subscription !== sub) return;
+    if (p.ended) return failed(new Error(p.ended === "not_found" ? "this series is no longer yours to see" : `stream ended: ${p.ended}`));
+    if (typeof p.time === "number" && typeof p.value === "number") value([p.time, p.value]);
+  });
+  const end = rpc.keep({
+    open: async (r) => {
+      try {
+        const snap = await r.call<{ values: unknown[][]; subscription: number }>(
+          "subscribe_analysis", { series: q.series, indicator: q.indicator, params: q.params });
+        sub = snap.subscription;
+        history(toPoints(snap.values));
+      } catch (e) {
+        failed(e as Error);
+      }
+    },
+    close: async (r) => {
+      if (sub !== null) await r.call("unsubscribe_analysis", { subscription: sub });
+    },
+  });
+  return () => {
+    off();
+    end();
+  };
+}

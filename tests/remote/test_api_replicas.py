@@ -1,0 +1,164 @@
+"""Api replicas apart from the gateway, as real processes over PostgreSQL, NATS and Redis (docs/SCALING.md "Commands across processes").
+
+One gateway process (`--roles gateway,marketdata`: the demo feed and the paper exchange, no HTTP API)
+and two api replicas (`--roles api`). A trader signs in on replica A and trades on both; a WebSocket
+subscriber on B gets the fills of an order placed on A with the seqs a replay on A gives; another
+user cannot see or cancel those orders through either replica, a viewer cannot trade; the gateway
+killed, the replicas answer `gateway_unavailable` within their wait; started again, the same
+client_oid and Idempotency-Key answer the one order placed before.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from coinwire.api.client import RpcClient, RpcError
+from tests.remote.cluster import Replicas, ready, replicas_cluster, shared_env
+from tests.server import ServerProcess
+
+pytestmark = pytest.mark.services
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[Replicas]:
+    with replicas_cluster(tmp_path) as started:
+        yield started
+
+
+def _client(url: str, token: str) -> httpx.Client:
+    return httpx.Client(base_url=url, timeout=15.0, headers={"Authorization": f"Bearer {token}"})
+
+
+def _buy(http: httpx.Client, oid: str, key: str | None = None, kind: str = "market", **extra: Any) -> httpx.Response:
+    body = {"exchange": "demo", "pair": "BTC_USDT", "type": kind, "side": "buy", "size": "0.01", "client_oid": oid, **extra}
+    return http.post("/xwrap/v1/orders/new", json=body, headers={"Idempotency-Key": key} if key else {})
+
+
+async def _drain(client: RpcClient, quiet: float = 0.5) -> list[tuple[str, Any]]:
+    got = []
+    with contextlib.suppress(TimeoutError):
+        while True:
+            got.append(await asyncio.wait_for(client.notifications.get(), quiet))
+    return got
+
+
+def _seqs(notes: list[tuple[str, Any]]) -> list[tuple[str, int]]:
+    return sorted((m, int(p["seq"])) for m, p in notes if m in ("order", "trade"))
+
+
+async def test_two_replicas_serve_one_gateway_as_one_process_would(cluster: Replicas) -> None:
+    a, b = cluster.a, cluster.b
+    tokens = a.users({"alice": "trader", "bob": "trader", "vera": "viewer"})
+    with _client(a.http, tokens["alice"]) as alice_a, _client(b.http, tokens["alice"]) as alice_b:
+        async with RpcClient(f"{b.ws_anonymous}?access_token={tokens['alice']}") as watcher:
+            placed = _buy(alice_a, "first")  # her first order opens her paper account, in the gateway's process
+            assert placed.status_code == 200, placed.text
+            order = placed.json()
+            assert (order["status"], order["filled_size"]) == ("done", "0.01")
+            account = int(order["account"])
+            seen = _seqs(await _drain(watcher))
+        assert {m for m, _ in seen} == {"order", "trade"} and ("order", int(order["seq"])) in seen, seen
+        # a replay on A from the start gives what B saw live, the same seqs
+        async with RpcClient(f"{a.ws_anonymous}?access_token={tokens['alice']}&account={account}&since=0") as replay:
+            assert _seqs(await _drain(replay)) == seen
+        # a resting order placed on B, listed on A, cancelled on A
+        rest = _buy(alice_b, "resting", kind="limit", limit="1000")
+        assert rest.status_code == 200 and rest.json()["status"] == "open", rest.text
+        assert rest.json()["id"] in [o["id"] for o in alice_a.get("/xwrap/v1/orders/open").json()]
+        # a wallet set made on A is read on B
+        made = alice_a.post("/xwrap/v1/wallets/new", json={"wallets": [{"exchange": "demo", "currency": "USDT", "allocation": "100"}]})
+        assert made.status_code == 200, made.text
+        assert str(made.json()["id"]) in alice_b.get("/xwrap/v1/wallets/sets").json()
+        # bob sees nor cancels alice's order through either replica; vera cannot trade
+        for url in (a.http, b.http):
+            with _client(url, tokens["bob"]) as bob:
+                gone = bob.post("/xwrap/v1/orders/cancel", json={"order_id": rest.json()["id"]})
+                assert (gone.status_code, gone.json()["error"]["code"]) == (404, "order_not_found"), gone.text
+                assert rest.json()["id"] not in [o["id"] for o in bob.get("/xwrap/v1/orders/open").json()]
+            with _client(url, tokens["vera"]) as vera:
+                refused = _buy(vera, "nope")
+                assert (refused.status_code, refused.json()["error"]["code"]) == (403, "forbidden"), refused.text
+        cancelled = alice_a.post("/xwrap/v1/orders/cancel", json={"order_id": rest.json()["id"]})
+        assert cancelled.status_code == 200 and cancelled.json()["status"] == "done", cancelled.text
+        # a bad parameter answers as one process does: 400 and its code
+        bad = alice_b.post("/xwrap/v1/orders/new", json={"exchange": "demo", "pair": "BTC_USDT", "side": "up"})
+        assert bad.status_code == 400 and bad.json()["error"]["code"], bad.text
+        async with RpcClient(f"{b.ws_anonymous}?access_token={tokens['alice']}") as rpc:
+            with pytest.raises(RpcError) as missing:  # a forwarded JSON-RPC error keeps its code and data
+                await rpc.call("cancel_order", order_id=10**9)
+            assert (missing.value.code, missing.value.data["code"]) == (-32001, "order_not_found")
+            with pytest.raises(RpcError) as apart:  # pushed from the gateway's commits: refused here, not silent
+                await rpc.call("subscribe", channels=["wallet_set"])
+            assert (apart.value.code, apart.value.data["code"]) == (-32004, "served_by_gateway_process")
+            with pytest.raises(RpcError) as tracker:  # the tracker's forming candles are not in a replica's memory
+                await rpc.call("subscribe_portfolio_ohlcv", scope="user", id=1)
+            assert tracker.value.data["code"] == "portfolio_unavailable"
+        # a route that needs the gateway in memory: a clear 503, never a 500
+        apart = alice_b.get("/api/v1/accounts")
+        assert (apart.status_code, apart.json()["error"]["code"]) == (503, "served_by_gateway_process"), apart.text
+
+        with a.client() as admin:  # the replica's round trips to the gateway's process, on its /metrics
+            assert 'coinwire_forwarded_call_seconds_count{outcome="ok"}' in admin.get("/metrics").text
+        # the gateway killed: a call waits gateway_wait_seconds, then gateway_unavailable (503), on either replica
+        first = _buy(alice_a, "again", key="k-again")
+        assert first.status_code == 200, first.text
+        cluster.gateway.kill()
+        for http in (alice_a, alice_b):
+            started = time.monotonic()
+            down = _buy(http, "during", key="k-during")
+            waited = time.monotonic() - started
+            assert (down.status_code, down.json()["error"]["code"]) == (503, "gateway_unavailable"), down.text
+            assert cluster.wait_seconds - 0.2 <= waited <= cluster.wait_seconds + 2.0, waited
+        cluster.gateway.start(timeout=40)
+        # the same client_oid, or the same Idempotency-Key, answers the one order placed before the kill
+        for http, key in ((alice_b, "k-again"), (alice_a, None)):
+            repeat = _buy(http, "again", key=key)
+            assert repeat.status_code == 200 and repeat.json()["id"] == first.json()["id"], repeat.text
+        later = _buy(alice_b, "during", key="k-during")  # never placed while the gateway was down: placed once now
+        assert later.status_code == 200 and later.json()["status"] == "done", later.text
+        oids = [o["client_order_id"] for o in alice_a.get("/xwrap/v1/orders/recent", params={"limit": 50}).json()]
+        assert sorted(oids) == sorted(["first", "resting", "again", "during"]), oids
+
+
+@pytest.mark.slow
+def test_a_replica_reaches_the_standby_gateway_once_it_holds_the_lease(tmp_path: Path) -> None:
+    """Two gateway processes on one store (a holder and a standby, marketdata apart) and a replica: the holder killed,
+    an order sent to the replica waits until the standby holds the lease and serves, then is placed there, once."""
+    with shared_env(wait_seconds=15.0) as env:
+        market = ServerProcess(tmp_path / "md", env={**env, "COINWIRE_ROLES": "marketdata"})
+        first = ServerProcess(tmp_path / "gw1", env={**env, "COINWIRE_ROLES": "gateway"})
+        standby = ServerProcess(tmp_path / "gw2", env={**env, "COINWIRE_ROLES": "gateway"})
+        replica = ServerProcess(tmp_path / "api", env={**env, "COINWIRE_ROLES": "api"})
+        for server in (market, first, standby, replica):
+            server.data_dir.mkdir()
+        try:
+            market.start(wait_ready=False)
+            ready(market)
+            first.start(timeout=40)
+            standby.start(wait_ready=False)  # waits for the lease: serves nothing
+            replica.start(wait_ready=False)
+            ready(replica)
+            with replica.client(timeout=30.0) as admin:
+                placed = _buy(admin, "before")
+                assert placed.status_code == 200, placed.text
+                first.kill()
+                started = time.monotonic()
+                after = _buy(admin, "after", key="k-after")
+                waited = time.monotonic() - started
+                assert after.status_code == 200 and after.json()["status"] == "done", after.text
+                assert waited < 15.0, waited  # the standby took the 3-second lease over, restored, and answered
+                again = _buy(admin, "after", key="k-after")
+                assert again.json()["id"] == after.json()["id"]
+                oids = sorted(o["client_order_id"] for o in admin.get("/xwrap/v1/orders/recent", params={"limit": 10}).json())
+                assert oids == ["after", "before"], oids
+        finally:
+            for server in (replica, standby, first, market):
+                server.stop()
