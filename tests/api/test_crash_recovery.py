@@ -160,6 +160,19 @@ async def storm(server: ServerProcess, me: Trader, other: Trader, seed: int, ack
         return
 
 
+async def storm_until(acked: dict[tuple[str, str], dict[str, Any]], crossed: list[str | None], *,
+                      least_seconds: float, patience: float) -> None:
+    """Let the storm run at least `least_seconds`, and on until it has made enough orders and crossing attempts.
+
+    A loaded machine makes fewer calls in a fixed time; the kill waits for the counts the test
+    asserts (more than 100 orders, at least 10 crossing attempts), up to `patience` seconds.
+    """
+    await asyncio.sleep(least_seconds)
+    deadline = asyncio.get_running_loop().time() + patience
+    while (len(acked) <= 100 or len(crossed) < 10) and asyncio.get_running_loop().time() < deadline:
+        await asyncio.sleep(0.1)
+
+
 def notifications_seen(rpc: RpcClient) -> list[Notified]:
     """The order and trade notifications a watcher has received so far: (channel, account, seq, order or trade id)."""
     seen = []
@@ -352,7 +365,7 @@ async def test_sigkill_mid_storm_of_two_traders_keeps_every_account_whole(tmp_pa
         stop = asyncio.Event()
         tasks = [asyncio.create_task(storm(server, me, other, seed * 2 + i, acked, absent, crossed, stop))
                  for seed in range(CLIENTS_PER_TRADER) for i, (me, other) in enumerate(((ann, bob), (bob, ann)))]
-        await asyncio.sleep(2.0)
+        await storm_until(acked, crossed, least_seconds=2.0, patience=60.0)
         server.kill()  # SIGKILL while both traders' clients are still sending
         stop.set()
         await asyncio.gather(*tasks)

@@ -23,7 +23,7 @@ from coinwire.api.client import RpcClient
 from tests.server import ADMIN_PASSWORD, ServerProcess
 
 pytest.importorskip("playwright", reason="playwright (the dev extra) drives the browser")
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = Path(os.environ.get("COINWIRE_TEST_CHROMIUM", "/usr/bin/chromium"))  # another build: its path here
@@ -79,6 +79,11 @@ def browser() -> Iterator[Browser]:  # until it stops, and every later asyncio t
         b = pw.chromium.launch(executable_path=str(CHROMIUM), args=ARGS, headless=True)
         yield b
         b.close()
+
+
+# `expect` waits as long as the pages' own calls may (the contexts' 15 s): a loaded CI machine answers a page's first
+# reads in more than the library's 5 s default
+expect.set_options(timeout=15_000)
 
 
 class Watched:

@@ -143,6 +143,9 @@ class Gateway:
         # feed fills while its placement commits takes two, and each notification must carry its own (not `order.seq`,
         # which is the latest)
         self._order_seqs: dict[int, list[int]] = {}
+        # positions whose change took a sequence not yet notified (from `_perp_changes` to its notification): a mark push
+        # in between would send that sequence before it is stored, so it skips them (the change's own push follows)
+        self._positions_in_flight: dict[tuple[int, str, str, PositionSide], int] = {}
         self.order_ids = IdSequence()
         self.fill_ids = IdSequence()
         self.venues: dict[str, HostedVenue] = {}
@@ -746,6 +749,24 @@ class Gateway:
                  PositionUpdate(view, self._account_owner(pos.account_id), pos.account_id, view.seq))
                 for pos, view in zip(positions, views, strict=True)]
 
+    def _take_off(self, positions: Sequence[Position]) -> list[tuple[int, str, str, PositionSide]]:
+        """Mark these positions' changes in flight (a sequence taken, not yet notified); returns their keys for `_land`."""
+        keys = [(p.account_id, p.exchange, p.symbol, p.side) for p in positions]
+        flying = self._positions_in_flight
+        for key in keys:
+            flying[key] = flying.get(key, 0) + 1
+        return keys
+
+    def _land(self, keys: list[tuple[int, str, str, PositionSide]]) -> None:
+        """These positions' changes were notified (or failed): mark pushes may carry their sequence again."""
+        flying = self._positions_in_flight
+        for key in keys:
+            left = flying[key] - 1
+            if left:
+                flying[key] = left
+            else:
+                del flying[key]
+
     def _account_owner(self, account_id: int) -> int | None:
         account = self.accounts.accounts.get(account_id)
         return account.owner_id if account is not None else None
@@ -758,7 +779,12 @@ class Gateway:
 
         They carry the sequence of the position's latest stored change, so a follower replaying
         from a sequence number misses nothing stored; the mark itself is stored with the next change.
+        A position whose change is still committing is left out: its sequence is not stored yet,
+        and that change's own notification brings the new mark.
         """
+        if self._positions_in_flight:
+            flying = self._positions_in_flight
+            positions = [p for p in positions if (p.account_id, p.exchange, p.symbol, p.side) not in flying]
         if positions:
             await self.bus.publish_many(self._position_messages(positions))
 
@@ -841,14 +867,21 @@ class Gateway:
         orders, fills = execution.orders, execution.fills
         changes = self._changes(orders, fills, execution.lines, notified=notify)
         moved: list[tuple[str, Message]] | None = None
+        flying: list[tuple[int, str, str, PositionSide]] = []
         if execution.positions is not None or execution.settings or execution.modes or execution.funding:
             moved = self._perp_changes(changes, execution, notify)  # a spot step never comes here
-        await self._commit(changes, placed, made=created)
-        if fills:
-            metrics.FILLS.labels(fills[0].exchange).inc(len(fills))
-        if not notify:
-            return
-        views = await self._notify(orders, fills, moved)
+            if moved:
+                flying = self._take_off(execution.positions or ())
+        try:
+            await self._commit(changes, placed, made=created)
+            if fills:
+                metrics.FILLS.labels(fills[0].exchange).inc(len(fills))
+            if not notify:
+                return
+            views = await self._notify(orders, fills, moved)
+        finally:
+            if flying:
+                self._land(flying)
         answers = self._answers
         for order, view in zip(orders, views, strict=True):
             if order.id in answers:

@@ -44,6 +44,7 @@ export function overviewPage(app: App, _p: Record<string, string>, d: Disposer):
         sets.push(["unallocated", (all.unallocated?.wallets ?? []).reduce((t, w) => t + usd(w), 0)]);
         fill(bySet, bars(sets, rate, currency));
       } catch (e) {
+        value.textContent = "–"; // not "…" forever: the reason is shown below
         fill(byExchange, placeholder("error", (e as Error).message));
       }
     }
