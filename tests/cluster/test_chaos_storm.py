@@ -13,6 +13,10 @@ restart PostgreSQL. Afterwards: every acknowledged order exists once (by owner a
 no client_oid has two orders, every ledger balances and each account holds its funding plus
 what its own fills moved, every watcher holds every seq of its account from 1 to the store's
 latest, and every client placed its orders.
+
+The second test runs every role apart (marketdata, two `gateway` processes, two `api` replicas):
+the clients and watchers use the replicas, whose commands reach the lease holder over the bus,
+and each replica is killed with -9 and started again in turn besides the faults above.
 """
 
 from __future__ import annotations
@@ -59,9 +63,22 @@ class Stats:
     steps: list[str] = field(default_factory=list)
 
 
+# the roles apart: market data, two gateways (one holds the lease, one stands by) and two api replicas the clients use
+APART: tuple[tuple[str, str], ...] = (("md", "marketdata"), ("gw1", "gateway"), ("gw2", "gateway"), ("api1", "api"), ("api2", "api"))
+
+
 @pytest.fixture
 def cluster(tmp_path: Path, pg_data_template: Path) -> Iterator[Cluster]:
     made = Cluster(tmp_path, pg_data_template, lease_seconds=2.0)
+    try:
+        yield made.start()
+    finally:
+        made.close()
+
+
+@pytest.fixture
+def apart(tmp_path: Path, pg_data_template: Path) -> Iterator[Cluster]:
+    made = Cluster(tmp_path, pg_data_template, APART, lease_seconds=2.0)
     try:
         yield made.start()
     finally:
@@ -256,8 +273,12 @@ class Watcher:
         self._stop.set()
 
 
-async def chaos(cluster: Cluster, stats: Stats, faults_over: asyncio.Event) -> None:
-    """The faults, one after another, each once the cluster has recovered from the previous one."""
+async def chaos(cluster: Cluster, stats: Stats, faults_over: asyncio.Event, replicas: list[RoleProcess]) -> None:
+    """The faults, one after another, each once the cluster has recovered from the previous one.
+
+    `replicas`: api processes apart from the gateways (the clients' front), each killed with -9 and
+    started again in turn; none when the gateways' processes serve the clients themselves.
+    """
 
     def step(what: str) -> None:
         print(f"{time.monotonic():.2f} {what}", flush=True)
@@ -285,6 +306,15 @@ async def chaos(cluster: Cluster, stats: Stats, faults_over: asyncio.Event) -> N
     _, body = await asyncio.to_thread(first.readyz, 5)
     assert [r.get("code") for r in body.get("reasons", [])] == ["lease_waiting"], body  # it stands by
     step(f"{first.name} restarted (standby)")
+    for replica in replicas:  # its clients and watchers go over to the other replica, and may come back
+        await asyncio.sleep(1.0)
+        replica.kill()
+        stats.kills.append(f"kill -9 {replica.name} (api replica)")
+        step(f"killed {replica.name}")
+        await asyncio.sleep(1.0)
+        await asyncio.to_thread(replica.start, False)
+        await asyncio.to_thread(replica.wait_up, 30)
+        step(f"{replica.name} restarted")
     await asyncio.sleep(1.5)
     market = cluster.processes["md"]
     market.kill()
@@ -332,30 +362,41 @@ async def supervise(cluster: Cluster, stats: Stats, stop: asyncio.Event) -> None
 
 
 async def test_an_order_storm_survives_kills_and_server_restarts(cluster: Cluster) -> None:
+    await storm_through(cluster, [])
+
+
+async def test_an_order_storm_through_two_api_replicas_survives_killing_each_role(apart: Cluster) -> None:
+    """The same storm with every role apart: the clients use two api replicas, one of them killed with -9 in turn."""
+    await storm_through(apart, [apart.processes["api1"], apart.processes["api2"]])
+
+
+async def storm_through(cluster: Cluster, replicas: list[RoleProcess]) -> None:
+    """The storm and its faults, then every check; the clients use `replicas`, or the gateways' processes when none."""
     began = time.monotonic()
     holder = cluster.holder()
     assert holder is not None
-    tokens = holder.users({"ann": "trader", "bob": "trader", "vic": "viewer"})
-    gateways = cluster.gateways()
+    front = replicas or cluster.gateways()
+    tokens = (front[0] if replicas else holder).users({"ann": "trader", "bob": "trader", "vic": "viewer"})
+    first = 0 if replicas else front.index(holder)
     accounts: dict[str, int] = {}
     stats = Stats()
     faults_over, stop_supervising = asyncio.Event(), asyncio.Event()
     supervisor = asyncio.create_task(supervise(cluster, stats, stop_supervising))
-    setup = Client(gateways, tokens["ann"], gateways.index(holder))
+    setup = Client(front, tokens["ann"], first)
     bid = Decimal((await setup.call(stats, "get_pricing", exchange="demo"))["BTC_USDT"]["bid"])
     await setup.close()
     for name in ("ann", "bob"):
-        setup = Client(gateways, tokens[name], gateways.index(holder))
+        setup = Client(front, tokens[name], first)
         accounts[name] = (await setup.call(stats, "get_wallet", exchange="demo", currency="USDT"))["account"]
         await setup.close()
-    watchers = {name: Watcher(gateways, tokens[name], account) for name, account in accounts.items()}
+    watchers = {name: Watcher(front, tokens[name], account) for name, account in accounts.items()}
     watching = [asyncio.create_task(w.run()) for w in watchers.values()]
     names = ["ann", "bob"] * 4
-    clients = [trader(n, names[n], Client(gateways, tokens[names[n]], n), stats, faults_over, bid) for n in range(CLIENTS - 1)]
-    clients.append(viewer(Client(gateways, tokens["vic"], 1), stats, faults_over))
+    clients = [trader(n, names[n], Client(front, tokens[names[n]], n), stats, faults_over, bid) for n in range(CLIENTS - 1)]
+    clients.append(viewer(Client(front, tokens["vic"], 1), stats, faults_over))
     storm = asyncio.gather(*clients)
     try:
-        await asyncio.wait_for(asyncio.gather(chaos(cluster, stats, faults_over), storm), 90)
+        await asyncio.wait_for(asyncio.gather(chaos(cluster, stats, faults_over, replicas), storm), 120)
         stormed = time.monotonic() - began
         cluster.processes["md"].kill()  # no market data: nothing more fills, the accounts' seqs stand still
         await asyncio.sleep(0.5)
