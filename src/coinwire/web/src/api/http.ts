@@ -40,7 +40,16 @@ export async function errorOf(response: Response): Promise<ApiError> {
 }
 
 export class Http {
-  constructor(private session: Session) {}
+  /** Requests on the wire: aborted at sign-out, before the session's token is revoked (no late 401 for the browser to log). */
+  private inFlight = new Set<AbortController>();
+
+  constructor(private session: Session) {
+    session.tokens.watch((tokens) => {
+      if (tokens !== null) return;
+      for (const c of this.inFlight) c.abort();
+      this.inFlight.clear();
+    });
+  }
 
   async request<T>(method: string, path: string, options: { query?: Query; body?: unknown } = {}): Promise<T> {
     const url = withQuery(path, options.query);
@@ -76,10 +85,15 @@ export class Http {
   private async send(method: string, url: string, body: unknown, token: string): Promise<Response> {
     const headers: Record<string, string> = { Authorization: `Bearer ${token}` };
     if (body !== undefined) headers["Content-Type"] = "application/json";
+    const controller = new AbortController();
+    this.inFlight.add(controller);
     try {
-      return await fetch(url, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+      return await fetch(url, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), signal: controller.signal });
     } catch {
+      if (controller.signal.aborted) throw new ApiError(0, "signed_out", "signed out while the request was on its way");
       throw new ApiError(0, "network_error", "cannot reach the coinwire server; is it running?");
+    } finally {
+      this.inFlight.delete(controller);
     }
   }
 }
