@@ -9,6 +9,7 @@ import re
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -215,6 +216,8 @@ def test_importing_page_shows_progress_and_the_end(browser: Browser, live_server
     w = open_page(browser, live_server)
     sign_in(w, "admin", ADMIN_PASSWORD)
     page = w.page
+    pushed: list[dict[str, Any]] = []  # the `import_progress` notifications the page's WebSocket received
+    page.on("websocket", lambda ws: ws.on("framereceived", lambda frame: pushed.extend(_progress_pushes(frame))))
     page.goto("/app/importing")
     row = page.get_by_test_id("import-row").first
     expect(row).to_be_visible(timeout=30_000)
@@ -236,19 +239,38 @@ def test_importing_page_shows_progress_and_the_end(browser: Browser, live_server
     seen: list[str] = page.evaluate("() => window.seen")
     counted = [t for t in seen if re.search(r" · \d+ of \d+", t)]
     assert counted, f"no progress with done of total was shown: {seen}"
-    # the platform's own live account is owned by no one: an admin gets no `import_progress` push for it (the channel
-    # follows the accounts a user owns or was granted), so the page's status reads carried the progress here
+    # the progress came by push (an admin may view the platform's own live account, so hears its `import_progress`)
+    mine = [p for p in pushed if p.get("account_id") == account]
+    assert [p["state"] for p in mine][-1:] == ["done"] and any(p["state"] == "running" for p in mine), pushed
     shot(w, "importing-desktop")
     status = httpx.get(f"{live_server.http}/api/v1/accounts/{account}/import", headers=live_server.headers).json()
     assert status["state"] == "done"
-    # a second import adds nothing twice, and the page says it finished again
+    # a second import (a new one: adds nothing twice) runs and finishes on the page again
+    page.evaluate("""() => { window.states = []; const row = document.querySelector('[data-testid=import-row]');
+        new MutationObserver((records) => records.forEach((r) => window.states.push(r.oldValue)))
+          .observe(row, {attributes: true, attributeFilter: ['data-state'], attributeOldValue: true}); }""")
     row.get_by_test_id("import-start").click()
-    expect(row).to_have_attribute("data-state", "done", timeout=120_000)
+    expect(row.get_by_test_id("import-start")).to_have_text("Import again", timeout=120_000)
+    expect(row).to_have_attribute("data-state", "done")
+    expect(row.get_by_test_id("import-text")).to_have_text("Finished: your history is in.")
+    assert "running" in page.evaluate("() => window.states")  # it was seen under way, not left at the first one's end
+    again = httpx.get(f"{live_server.http}/api/v1/accounts/{account}/import", headers=live_server.headers).json()
+    assert again["state"] == "done" and again["import_id"] != status["import_id"]
     page.set_viewport_size(PHONE)
     _no_sideways_overflow(page)
     shot(w, "importing-phone")
     w.page.context.close()
     assert not [e for e in w.errors if "404" not in e], w.errors  # the first status read: no import yet (404)
+
+
+def _progress_pushes(frame: str | bytes) -> list[dict[str, Any]]:
+    """The `import_progress` params in one WebSocket frame (a JSON-RPC notification, or a batch of them)."""
+    try:
+        data = json.loads(frame)
+    except ValueError:
+        return []
+    items = data if isinstance(data, list) else [data]
+    return [m["params"] for m in items if isinstance(m, dict) and m.get("method") == "import_progress"]
 
 
 # --- external accounts: the webhook secret shown once ----------------------------------------------------------------

@@ -36,6 +36,9 @@ function importRow(app: App, d: Disposer, a: Account): HTMLElement {
   const see = h("a", { href: `/app/portfolio?scope=account&id=${a.id}`, "data-link": true, hidden: true }, "See its portfolio");
   let last: ImportProgress | null = null;
   const show = (p: ImportProgress | null) => {
+    // an import's `done` is its last word: a `running` of the same import after it is an answer (the start's, a
+    // status read) that left the server before the push that finished it
+    if (p && last && p.import_id === last.import_id && last.state === "done" && p.state !== "done") return;
     last = p;
     if (!p) return;
     const { fraction, text } = progressOf(p);
