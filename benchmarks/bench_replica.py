@@ -7,7 +7,9 @@ which forwards each call over NATS request-reply (docs/SCALING.md "Commands acro
 The same load as benchmarks/bench_rpc.py (`CLIENTS` clients over /rpc, half market orders, half
 resting limits), `SECONDS` each after a warm-up, alternating sides for `ROUNDS` rounds; the median
 round of each. `*_cpu_us_per_order` per process from /proc: what each role costs an order, the
-figure that says how many cores N replicas and gateways would need.
+figure that says how many cores N replicas and gateways would need (`cores_model`: what 2-16
+cores would give, one gateway shard or the best split into shards and replicas, modelled from
+those figures).
 
     python -m benchmarks.bench_replica [rounds] [seconds]
 """
@@ -67,6 +69,26 @@ def _through_replica(root: Path, seconds: float) -> dict[str, Any]:
     return result
 
 
+def cores_model(replica_us: float, gateway_us: float, cores: tuple[int, ...] = (2, 4, 8, 16)) -> dict[str, dict[str, Any]]:
+    """What N cores would give, modelled from the measured CPU per order of each role (not measured on N cores).
+
+    A gateway shard is one event loop, one core at most: its ceiling is 1e6 / its µs per order.
+    Each api replica is one event loop too, and replicas add up. `one_shard`: today's deployment,
+    one gateway and N - 1 replicas. `best_split`: shards and replicas sharing N cores at the best
+    split, what sharding would give if shards scaled linearly (two shards at once on one store are
+    not safe yet, docs/SCALING.md). PostgreSQL, NATS, Redis and marketdata are not counted: in a
+    deployment they run on cores of their own.
+    """
+    shard, replica = 1e6 / gateway_us, 1e6 / replica_us
+    model: dict[str, dict[str, Any]] = {}
+    for n in cores:
+        splits = [(min(s * shard, (n - s) * replica), s) for s in range(1, n)]
+        best, shards = max(splits)
+        model[f"{n}_cores"] = {"one_shard_orders_per_s": round(min(shard, (n - 1) * replica), 1),
+                               "best_split": {"shards": shards, "replicas": n - shards, "orders_per_s": round(best, 1)}}
+    return model
+
+
 def run(rounds: int = ROUNDS, seconds: float = SECONDS) -> dict[str, Any]:
     one: list[dict[str, Any]] = []
     split: list[dict[str, Any]] = []
@@ -84,6 +106,8 @@ def run(rounds: int = ROUNDS, seconds: float = SECONDS) -> dict[str, Any]:
         "one_process": {k: round(a[k], 2) for k in (*keys, "server_cpu_us_per_order")},
         "through_replica": {k: round(b[k], 2) for k in (*keys, "replica_cpu_us_per_order", "gateway_cpu_us_per_order")},
         "replica_over_one_pct": round(100 * b["orders_per_s"] / a["orders_per_s"], 1),
+        # modelled, not measured (`cores_model`)
+        "n_cores_model": cores_model(b["replica_cpu_us_per_order"], b["gateway_cpu_us_per_order"]),
         "rounds": {"one_process": [round(r["orders_per_s"], 1) for r in one],
                    "through_replica": [round(r["orders_per_s"], 1) for r in split]},
         "p50_ms_rounds": {"one_process": [round(r["p50_ms"], 2) for r in one],

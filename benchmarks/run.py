@@ -177,6 +177,13 @@ NOTES = """
   219-310 µs in the replica plus 682-985 µs in the gateway's process (10-40% more in all, the
   steadier figure). Two of seven runs stopped at their first call: the gateway's demo exchange
   answered `exchange_not_ready` right after its /readyz said ready (not chased this session).
+- The N-core model (`n_cores_model` of benchmarks/bench_replica.py, 2026-12-07): from the measured CPU per
+  order of each role (one run: replica 322 µs, gateway's process 1,163 µs; one process 1,070 µs; the replica at
+  81% of one process's 731 orders/s, within this host's noise of the earlier 65-133%). A gateway shard is one
+  event loop, so one shard tops out near 860 orders/s however many cores there are (one replica feeds it, 0.28
+  of a core). If shards scaled linearly, the best split would give about 2,580 (4 cores: 3 shards, 1 replica),
+  5,160 (8: 6 + 2) and 10,320 orders/s (16: 12 + 4). Modelled, not measured: two shards at once on one store
+  are not safe yet, and PostgreSQL, NATS and Redis are not counted.
 - Matching core and SMA backtest A/B (benchmarks/bench_core_ab.py): the same pairing for the two
   benchmarks whose code the venue contract moved (the backtests now trade on the simulated venue).
   Each side runs its own commit's `benchmarks` as well as its `src` (both written out by `git
