@@ -25,7 +25,6 @@ from coinwire.api.access import Access
 from coinwire.api.analysis_routes import AnalysisStreams
 from coinwire.api.app import create_http_app
 from coinwire.api.forwarding import LOCAL_METHODS, CallResponder, Forwarder, RemoteAccounts
-from coinwire.api.import_routes import ImportProgressPush
 from coinwire.api.methods import Api
 from coinwire.api.notifier import Notifier, PushLimits
 from coinwire.api.ohlcv_routes import OhlcvStreams
@@ -59,6 +58,7 @@ from coinwire.services.external_accounts import ExternalAccounts
 from coinwire.services.gateway import Gateway
 from coinwire.services.gateway_leases import GatewayLeases
 from coinwire.services.health import Health, breaker_reasons
+from coinwire.services.import_progress import ImportProgressPublisher
 from coinwire.services.log_feed import LogFeed
 from coinwire.services.market_data import MarketData, build_streamer, ticker_configs
 from coinwire.services.market_relay import MarketAnswers, RemoteMarketData
@@ -207,7 +207,8 @@ class Platform:
         self.imports = AccountImports(
             self.store, settings.exchanges, live_clients(self.store, settings.data_path), history, self.notifications.notify,
             ImportSettings(settings.import_page_limit, history_start_ms(settings.import_history_start), settings.import_timeframe))
-        self.imports.listeners.append(ImportProgressPush(self.notifier))  # the `import_progress` channel
+        self.import_progress = ImportProgressPublisher(self.bus)  # the `import_progress` channel, via the bus
+        self.imports.listeners.append(self.import_progress)
         # daily stats (services/daily_stats.py): each portfolio's days, recorded once its owner's local midnight has passed
         self.daily_stats = DailyStatsRecorder(self.store, self.market, pegs=settings.market_data.pegs,
                                               pass_seconds=settings.daily_stats_pass_seconds)
@@ -375,6 +376,7 @@ class Platform:
             await close("remote_market", self.remote_market.close)
         await close("market_answers", self.market_answers.close)
         await close("imports", self.imports.close)  # a running import stays `running` in the store: the next start resumes it
+        await close("import_progress", self.import_progress.close)
         await close("log_feed", self.log_feed.close)
         for feed in self.feeds:
             await close("feed", feed.close)

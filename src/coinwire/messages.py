@@ -15,6 +15,7 @@ Subjects are dot-separated tokens, lower case, NATS style (`*` one token, `>` th
     analysis.<scope>.<id>.<name>         AnalysisValue (an analyser output: analysis_subject)
     signal.<run>.<name>                  Signal (a strategy's named signal, when it changed: signal_subject)
     log.<level>                          LogMessage
+    import.<account>                     ImportProgress (an account import's progress, for every api process to push)
     mdrequest.<exchange>                 MarketDataRequest (a gateway apart from the feeds asks for markets and books)
     mdalive.<exchange>                   MarketDataAlive (the marketdata role's feed of an exchange runs: once a second)
 
@@ -27,6 +28,7 @@ so they are exact on any wire. Notifications carry decimal strings (they go to p
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Any
 
 import msgspec
 
@@ -54,6 +56,8 @@ __all__ = [
     "Signal",
     "MarketDataRequest",
     "MarketDataAlive",
+    "ImportProgress",
+    "import_subject",
     "Message",
     "DURABLE_SUBJECTS",
     "subject",
@@ -390,6 +394,17 @@ class MarketDataAlive(msgspec.Struct, frozen=True, tag="marketdata_alive"):
     ts: int  # unix ns when sent
 
 
+class ImportProgress(msgspec.Struct, frozen=True, tag="import_progress"):
+    """An account import's progress (`services.account_import.progress_view`) from the process running the import.
+
+    Why on the bus: the import runs beside the gateway, while its followers may be connected to any
+    api process; each one pushes it to its own connections whose user may view the account.
+    """
+
+    account_id: int
+    progress: dict[str, Any]
+
+
 Message = (
     Markets
     | BookSnapshot
@@ -408,6 +423,7 @@ Message = (
     | Signal
     | MarketDataRequest
     | MarketDataAlive
+    | ImportProgress
 )
 
 # Subjects whose messages a bus keeps and can replay from a sequence number.
@@ -438,6 +454,11 @@ def _token(text: str) -> str:
     for bad in (".", "*", ">", " ", "\t"):
         out = out.replace(bad, "_")
     return out or "_"
+
+
+def import_subject(account_id: int) -> str:
+    """`import.<account>`: the subject of an account import's progress."""
+    return f"import.{account_id}"
 
 
 def analysis_subject(series: str, indicator: str, params: list[int | float] | tuple[int | float, ...]) -> str:

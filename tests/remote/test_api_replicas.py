@@ -98,6 +98,7 @@ async def test_two_replicas_serve_one_gateway_as_one_process_would(cluster: Repl
             with pytest.raises(RpcError) as apart:  # pushed from the gateway's commits: refused here, not silent
                 await rpc.call("subscribe", channels=["wallet_set"])
             assert (apart.value.code, apart.value.data["code"]) == (-32004, "served_by_gateway_process")
+            await rpc.call("subscribe", channels=["import_progress"])  # it comes over the bus (test_import_progress_bus.py)
             with pytest.raises(RpcError) as tracker:  # the tracker's forming candles are not in a replica's memory
                 await rpc.call("subscribe_portfolio_ohlcv", scope="user", id=1)
             assert tracker.value.data["code"] == "portfolio_unavailable"

@@ -70,7 +70,7 @@ GATEWAY_ROUTES: tuple[str, ...] = (
     "/runs", "/run/", "/runnables", "/start", "/cryptick/",
 )
 # Push channels fed in the gateway's process only (its commits, its imports): a replica refuses them rather than stay silent.
-GATEWAY_CHANNELS: frozenset[str] = frozenset({"wallet_set", "import_progress"})
+GATEWAY_CHANNELS: frozenset[str] = frozenset({"wallet_set"})  # import_progress comes over the bus
 SUBJECT = "gwapi"  # <namespace>.gwapi.<exchange> | <namespace>.gwapi._
 EVENTS = "gwevents.accounts"  # the gateway's account book, whole, after each change (not kept)
 QUEUE = "gwapi"  # one serving process answers each call

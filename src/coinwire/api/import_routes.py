@@ -11,7 +11,8 @@ starting needs `trade`; any account the caller may not use is `account_not_found
 messages `{"account_id", "import_id", "step", "done", "total", "eta_s", "state"}` go only to the
 connections listening on `import_progress` whose user may view the account (the notifier's
 readers of it: its owner, the users it was granted to, every admin, the admins' own accounts
-included), by the check every account read goes through (`AccountBook.may`).
+included), by the check every account read goes through (`AccountBook.may`); they travel on the
+bus (services.import_progress), so they reach those connections on every api process.
 """
 
 from __future__ import annotations
@@ -25,14 +26,13 @@ from fastapi import FastAPI, Request
 from coinwire.api.context import CallContext
 from coinwire.api.guard import principal_of
 from coinwire.api.methods import Api
-from coinwire.api.notifier import Notifier, notification
 from coinwire.api.rest import json_endpoint, refuse_body
 from coinwire.auth.errors import Unauthenticated
 from coinwire.core.errors import InvalidInput, NotFound
 from coinwire.services.account_import import AccountImports, progress_view
 from coinwire.store.account_imports import ImportRow
 
-__all__ = ["CHANNEL", "ImportProgressPush", "add_import_routes", "import_view"]
+__all__ = ["CHANNEL", "add_import_routes", "import_view"]
 
 log = structlog.get_logger("coinwire.api.imports")
 
@@ -53,21 +53,6 @@ def import_view(row: ImportRow) -> dict[str, Any]:
         "unpriced": cursor.get("unpriced", []),
         "candles": cursor.get("candles_written", 0),
     }
-
-
-class ImportProgressPush:
-    """AccountImports' listener: each progress message to the `import_progress` listeners who may view its account."""
-
-    def __init__(self, notifier: Notifier) -> None:
-        self.notifier = notifier
-
-    def __call__(self, view: dict[str, Any]) -> None:
-        targets = self.notifier.readers(CHANNEL, int(view["account_id"]))
-        if targets:
-            data = notification(CHANNEL, view)
-            for target in targets:
-                if target.push is not None:
-                    target.push(data)
 
 
 def add_import_routes(app: FastAPI, api: Api, imports: AccountImports) -> None:

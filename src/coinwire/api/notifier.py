@@ -14,11 +14,13 @@ those about their own orders: `services.log_feed.visible`, here and nowhere else
 ticker service) reach connections subscribed to `ticker` whose patterns select the subject;
 `public_trades` (each market's public trades, from `services.public_trades`) likewise; `rate` (each rate
 the rate retriever stores, `services.rates`, from the bus's `rate.>`) likewise, pushed (each one is a record).
-`rule_fired` (api.rulesets_routes), `import_progress` (api.import_routes) and `wallet_set`
-(api.wallet_set_push) come from their publishers through `push_to`, each with its own receivers'
-rule: `wallet_set` reaches the connections listening on it, narrowed to the sets they named in
-`subscribe(wallet_sets=)`, whose user may read the set (`Api.may_read_set`: its owner, admins,
-users who may view every account it holds), asked again at each push. A set's notification is the
+`import_progress` comes off the bus (`ImportProgress`, published by services.import_progress
+where the import runs) to the connections whose user may view the account, in any api process.
+`rule_fired` (api.rulesets_routes) and `wallet_set` (api.wallet_set_push) come from their
+publishers through `push_to`, each with its own receivers' rule: `wallet_set` reaches the
+connections listening on it, narrowed to the sets they named in `subscribe(wallet_sets=)`,
+whose user may read the set (`Api.may_read_set`: its owner, admins, users who may view every
+account it holds), asked again at each push. A set's notification is the
 whole set, so it is offered under `wallet_set.<id>` (latest wins while a connection is behind),
 and the publisher sends each changed set at most once per `WALLET_SET_PUSH_BOUND` (0.25 s).
 
@@ -55,6 +57,7 @@ from coinwire.bus.base import Bus
 from coinwire.messages import (
     ExchangeStatusChanged,
     FillEvent,
+    ImportProgress,
     LogMessage,
     Message,
     OrderUpdate,
@@ -70,7 +73,7 @@ __all__ = ["ORDER_ALIASES", "Hold", "Notifier", "PushLimits", "is_acceptance", "
 log = structlog.get_logger("coinwire.notifier")
 
 _encode = msgspec.json.Encoder().encode
-_NOTIFIED = frozenset({OrderUpdate, FillEvent, PositionUpdate, ExchangeStatusChanged})
+_NOTIFIED = frozenset({OrderUpdate, FillEvent, PositionUpdate, ExchangeStatusChanged, ImportProgress})
 ORDER_ALIASES = ("orders_updated", "orders_executed")  # the seed's names of order notifications (subscribed to)
 _SELECTED_LIMIT = 16_384  # subjects whose receivers are remembered; past it the memory starts afresh
 
@@ -361,6 +364,10 @@ class Notifier:
                     _push_all(targets, notification("trade", trade))
         elif kind is PositionUpdate:
             self._account_push("positions_updated", message.account_id, message.seq, message.position)  # type: ignore[union-attr]
+        elif kind is ImportProgress:  # an account import's progress, from the process running it (import_routes.CHANNEL)
+            targets = self.readers("import_progress", message.account_id)  # type: ignore[union-attr]
+            if targets:
+                _push_all(targets, notification("import_progress", message.progress))  # type: ignore[union-attr]
         elif isinstance(message, ExchangeStatusChanged):
             targets = self._listeners("exchstatus")
             if targets:
