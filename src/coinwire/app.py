@@ -486,7 +486,7 @@ def create_app(settings: Settings, env: Mapping[str, str] | None = None) -> Fast
                   if platform.portfolio is not None else None)
     if controller is not None:
         controller.listeners.append(RuleFiredPush(api))
-    wallet_set_push = WalletSetPush(api)  # the `wallet_set` channel: each committed change's wallet sets
+    wallet_set_push = WalletSetPush(api, platform.bus)  # the `wallet_set` channel: each committed change's wallet sets
     platform.gateway.commit_listeners.append(wallet_set_push)
     # outside signals (services/outside_signals.py): the configured providers, users' HMAC secrets in the vault, to their runs
     outside = OutsideSignals(settings.signal_providers, access.service, platform.external.vault, platform.store, runs)
@@ -533,7 +533,7 @@ def create_app(settings: Settings, env: Mapping[str, str] | None = None) -> Fast
             if controller is not None:
                 await controller.close()
             await runs.close()  # its runs stop with the server (those the api started here, whatever the roles)
-            wallet_set_push.close()
+            await wallet_set_push.close()
             await access.close()
             await platform.stop()
 

@@ -16,6 +16,7 @@ Subjects are dot-separated tokens, lower case, NATS style (`*` one token, `>` th
     signal.<run>.<name>                  Signal (a strategy's named signal, when it changed: signal_subject)
     log.<level>                          LogMessage
     import.<account>                     ImportProgress (an account import's progress, for every api process to push)
+    walletset.<id>                       WalletSetChanged (a wallet set as get_wallet_set answers it, after it changed)
     mdrequest.<exchange>                 MarketDataRequest (a gateway apart from the feeds asks for markets and books)
     mdalive.<exchange>                   MarketDataAlive (the marketdata role's feed of an exchange runs: once a second)
 
@@ -58,6 +59,7 @@ __all__ = [
     "MarketDataAlive",
     "ImportProgress",
     "import_subject",
+    "WalletSetChanged",
     "Message",
     "DURABLE_SUBJECTS",
     "subject",
@@ -405,6 +407,20 @@ class ImportProgress(msgspec.Struct, frozen=True, tag="import_progress"):
     progress: dict[str, Any]
 
 
+class WalletSetChanged(msgspec.Struct, frozen=True, tag="wallet_set"):
+    """A wallet set after it changed (`view`: what get_wallet_set answers), from the gateway's process (api.wallet_set_push).
+
+    It carries who may read it, as the gateway knows it when it sends: `owner_id` (None: made before
+    users, the admins') and the accounts whose funds it holds (a user who may view every one of them
+    may read the set), so any api process can choose its receivers without the ledger.
+    """
+
+    set_id: int
+    owner_id: int | None
+    accounts: list[int]
+    view: dict[str, Any]
+
+
 Message = (
     Markets
     | BookSnapshot
@@ -424,6 +440,7 @@ Message = (
     | MarketDataRequest
     | MarketDataAlive
     | ImportProgress
+    | WalletSetChanged
 )
 
 # Subjects whose messages a bus keeps and can replay from a sequence number.

@@ -3,7 +3,9 @@
 One gateway process (`--roles gateway,marketdata`: the demo feed and the paper exchange, no HTTP API)
 and two api replicas (`--roles api`). A trader signs in on replica A and trades on both; a WebSocket
 subscriber on B gets the fills of an order placed on A with the seqs a replay on A gives; another
-user cannot see or cancel those orders through either replica, a viewer cannot trade; the gateway
+user cannot see or cancel those orders through either replica, a viewer cannot trade; a wallet set
+made on A is pushed, after an order on it, to its owner's subscription on B and not to another
+user's there; the gateway
 killed, the replicas answer `gateway_unavailable` within their wait; started again, the same
 client_oid and Idempotency-Key answer the one order placed before.
 """
@@ -95,9 +97,22 @@ async def test_two_replicas_serve_one_gateway_as_one_process_would(cluster: Repl
             with pytest.raises(RpcError) as missing:  # a forwarded JSON-RPC error keeps its code and data
                 await rpc.call("cancel_order", order_id=10**9)
             assert (missing.value.code, missing.value.data["code"]) == (-32001, "order_not_found")
-            with pytest.raises(RpcError) as apart:  # pushed from the gateway's commits: refused here, not silent
-                await rpc.call("subscribe", channels=["wallet_set"])
-            assert (apart.value.code, apart.value.data["code"]) == (-32004, "served_by_gateway_process")
+            # a wallet set's pushes come over the bus from the gateway's commits; the sets a subscription names are
+            # checked where the ledger is (another's, or an invented one, is unknown)
+            set_id = int(made.json()["id"])
+            with pytest.raises(RpcError) as foreign:
+                await rpc.call("subscribe", channels=["wallet_set"], wallet_sets=[set_id + 1000])
+            assert foreign.value.data["code"] == "unknown_wallet_set"
+            await rpc.call("subscribe", channels=["wallet_set"], wallet_sets=[set_id])
+            async with RpcClient(f"{b.ws_anonymous}?access_token={tokens['bob']}") as bobs:
+                await bobs.call("subscribe", channels=["wallet_set"])  # every set he may read: none of hers
+                async with RpcClient(f"{a.ws_anonymous}?access_token={tokens['alice']}") as trader:
+                    await trader.call("make_order", exchange="demo", pair="BTC_USDT", side="buy", type="market",
+                                      size="0.001", wallet_set_id=set_id, client_oid="on-the-set")
+                pushed = await rpc.notification("wallet_set", timeout=10)
+                assert pushed["id"] == set_id and {w["currency"] for w in pushed["wallets"]} >= {"USDT", "BTC"}, pushed
+                with pytest.raises(TimeoutError):
+                    await bobs.notification("wallet_set", timeout=1.0)
             await rpc.call("subscribe", channels=["import_progress"])  # it comes over the bus (test_import_progress_bus.py)
             with pytest.raises(RpcError) as tracker:  # the tracker's forming candles are not in a replica's memory
                 await rpc.call("subscribe_portfolio_ohlcv", scope="user", id=1)
@@ -126,7 +141,7 @@ async def test_two_replicas_serve_one_gateway_as_one_process_would(cluster: Repl
         later = _buy(alice_b, "during", key="k-during")  # never placed while the gateway was down: placed once now
         assert later.status_code == 200 and later.json()["status"] == "done", later.text
         oids = [o["client_order_id"] for o in alice_a.get("/xwrap/v1/orders/recent", params={"limit": 50}).json()]
-        assert sorted(oids) == sorted(["first", "resting", "again", "during"]), oids
+        assert sorted(oids) == sorted(["first", "resting", "on-the-set", "again", "during"]), oids
 
 
 @pytest.mark.slow

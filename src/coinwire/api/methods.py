@@ -16,7 +16,6 @@ import msgspec
 from coinwire import __version__
 from coinwire.api import params as P
 from coinwire.api.context import ACCOUNT_CHANNELS, CHANNELS, CallContext
-from coinwire.api.forwarding import GATEWAY_CHANNELS, served_by_gateway
 from coinwire.api.guard import authorize_channel
 from coinwire.api.json_input import refusal
 from coinwire.api.notifier import Notifier
@@ -181,12 +180,6 @@ class Api:
             self.audit.record_call(principal, name, raw or {}, "ok")  # type: ignore[union-attr]
         return result
 
-    def served_here(self, channels: Collection[str]) -> None:
-        """`served_by_gateway_process` for a push channel only the gateway's process feeds, in an api replica apart from it."""
-        apart = sorted(GATEWAY_CHANNELS.intersection(channels)) if self.forward is not None else []
-        if apart:
-            raise served_by_gateway(f"the {', '.join(apart)} channel")
-
     # --- accounts: the one place a client's account ids are checked -------------------------------
     def account(self, ctx: CallContext, account_id: int | None, exchange: str | None = None, need: Need = "trade") -> int | None:
         """The account a call names, when the caller may `need` it (`account_not_found` otherwise); None when none is named.
@@ -213,11 +206,10 @@ class Api:
         From memory only: the push asks before each notification, so a grant taken back ends it.
         """
         owners = self.owners
-        if principal is None or owners is None or owners.visible("wallet_set", set_id, principal):
+        if principal is None or owners is None:
             return True
-        held = self.gateway.ledger.set_accounts(set_id)
-        accounts = self.gateway.accounts
-        return bool(held) and all(accounts.may(a, principal.user_id, False, "view") for a in held)
+        return self.gateway.accounts.may_read_set(owners.owner_of("wallet_set", set_id), self.gateway.ledger.set_accounts(set_id),
+                                                  principal.user_id, principal.is_admin)
 
     def readable_set(self, ctx: CallContext, set_id: int) -> int:
         """`set_id` when the caller may read that set (`may_read_set`); `unknown_wallet_set` otherwise, as for one that does not exist."""
@@ -225,14 +217,21 @@ class Api:
             raise NotFound("unknown_wallet_set", f"no wallet set {set_id}")
         return set_id
 
-    def named_sets(self, ctx: CallContext, set_ids: list[int] | None) -> frozenset[int] | None:
-        """The sets a `wallet_set` subscription names (`subscribe`, /ws/wallet_sets), each readable and existing (None: not narrowed)."""
+    async def named_sets(self, ctx: CallContext, set_ids: list[int] | None) -> frozenset[int] | None:
+        """The sets a `wallet_set` subscription names (`subscribe`, /ws/wallet_sets), each readable and existing (None: not narrowed).
+
+        In an api replica apart from the gateway (no ledger here) each set is checked where the
+        ledger is, by the same check `get_wallet_set` makes there, under the caller's identity.
+        """
         if set_ids is None:
             return None
         limit = self.notifier.limits.max_patterns
         if len(set_ids) > limit:  # each costs every push of the channel a test
             raise InvalidInput("too_many_wallet_sets", f"wallet_sets: at most {limit} per connection, got {len(set_ids)}", limit=limit)
         for set_id in set_ids:
+            if self.forward is not None:
+                await self.forward.call("get_wallet_set", {"set_id": set_id, "aggregate_only": True}, ctx)
+                continue
             self.readable_set(ctx, set_id)
             if not self.gateway.ledger.has_set(set_id):  # an admin may read any set, but not an invented one
                 raise NotFound("unknown_wallet_set", f"no wallet set {set_id}")
@@ -475,7 +474,6 @@ async def subscribe(api: Api, p: P.SubscribeParams, ctx: CallContext) -> Any:
         raise InvalidInput("unknown_channel", f"unknown channels {unknown}; known: {sorted(CHANNELS)}")
     if ctx.send is None:
         raise InvalidInput("not_a_stream", "subscribe needs a WebSocket connection")
-    api.served_here(p.channels)
     for channel in dict.fromkeys(p.channels):  # each once, however often it is named
         authorize_channel(ctx.principal, channel)
     follows = ACCOUNT_CHANNELS & set(p.channels)
@@ -489,7 +487,7 @@ async def subscribe(api: Api, p: P.SubscribeParams, ctx: CallContext) -> Any:
     rates = None if p.rates is None else _subject_patterns("rate", "rates", p.rates, limit)
     if p.wallet_sets is not None and "wallet_set" not in p.channels:
         raise InvalidInput("invalid_params", "wallet_sets narrows the wallet_set channel: name it in channels", field="wallet_sets")
-    wallet_sets = api.named_sets(ctx, p.wallet_sets)
+    wallet_sets = await api.named_sets(ctx, p.wallet_sets)
     account_id = None
     if p.account is not None:
         if not follows:

@@ -16,13 +16,14 @@ ticker service) reach connections subscribed to `ticker` whose patterns select t
 the rate retriever stores, `services.rates`, from the bus's `rate.>`) likewise, pushed (each one is a record).
 `import_progress` comes off the bus (`ImportProgress`, published by services.import_progress
 where the import runs) to the connections whose user may view the account, in any api process.
-`rule_fired` (api.rulesets_routes) and `wallet_set` (api.wallet_set_push) come from their
-publishers through `push_to`, each with its own receivers' rule: `wallet_set` reaches the
-connections listening on it, narrowed to the sets they named in `subscribe(wallet_sets=)`,
-whose user may read the set (`Api.may_read_set`: its owner, admins, users who may view every
-account it holds), asked again at each push. A set's notification is the
-whole set, so it is offered under `wallet_set.<id>` (latest wins while a connection is behind),
-and the publisher sends each changed set at most once per `WALLET_SET_PUSH_BOUND` (0.25 s).
+`wallet_set` comes off the bus too (`WalletSetChanged`, from api.wallet_set_push in the
+gateway's process): to the connections listening on it, narrowed to the sets they named in
+`subscribe(wallet_sets=)`, whose user may read the set (`Api.may_read_set`'s rule, from what the
+message carries: its owner, admins, users who may view every account it holds), asked again at
+each push. A set's notification is the whole set, so it is offered under `wallet_set.<id>`
+(latest wins while a connection is behind); the publisher sends each changed set at most once per
+`WALLET_SET_PUSH_BOUND` (0.25 s). `rule_fired` (api.rulesets_routes) comes from its publisher
+through `push_to`, with its own receivers' rule.
 
 Each notification is encoded to its JSON-RPC message once and the same bytes go to every
 receiver, and no notification ever waits for a receiver: one connection that reads slowly
@@ -64,6 +65,7 @@ from coinwire.messages import (
     OrderView,
     PositionUpdate,
     Rate,
+    WalletSetChanged,
 )
 from coinwire.services.accounts import AccountBook
 from coinwire.services.log_feed import log_view, visible
@@ -73,7 +75,7 @@ __all__ = ["ORDER_ALIASES", "Hold", "Notifier", "PushLimits", "is_acceptance", "
 log = structlog.get_logger("coinwire.notifier")
 
 _encode = msgspec.json.Encoder().encode
-_NOTIFIED = frozenset({OrderUpdate, FillEvent, PositionUpdate, ExchangeStatusChanged, ImportProgress})
+_NOTIFIED = frozenset({OrderUpdate, FillEvent, PositionUpdate, ExchangeStatusChanged, ImportProgress, WalletSetChanged})
 ORDER_ALIASES = ("orders_updated", "orders_executed")  # the seed's names of order notifications (subscribed to)
 _SELECTED_LIMIT = 16_384  # subjects whose receivers are remembered; past it the memory starts afresh
 
@@ -368,6 +370,8 @@ class Notifier:
             targets = self.readers("import_progress", message.account_id)  # type: ignore[union-attr]
             if targets:
                 _push_all(targets, notification("import_progress", message.progress))  # type: ignore[union-attr]
+        elif kind is WalletSetChanged:
+            self._wallet_set(message)  # type: ignore[arg-type]
         elif isinstance(message, ExchangeStatusChanged):
             targets = self._listeners("exchstatus")
             if targets:
@@ -379,6 +383,20 @@ class Notifier:
                 targets = [c for c in targets if visible(c.principal, message)]  # admins all; users their own
                 if targets:
                     _push_all(targets, notification("logmessages", log_view(message)))
+
+    def _wallet_set(self, message: WalletSetChanged) -> None:
+        """A changed wallet set to the `wallet_set` connections that follow it and whose user may read it (latest wins)."""
+        set_id = message.set_id
+        targets = [c for c in self._listeners("wallet_set")
+                   if (c.wallet_sets is None or set_id in c.wallet_sets) and self._may_read_set(c, message)]
+        if targets:
+            _offer_all(targets, f"wallet_set.{set_id}", notification("wallet_set", message.view))
+
+    def _may_read_set(self, ctx: CallContext, message: WalletSetChanged) -> bool:
+        """`Api.may_read_set`'s rule (`AccountBook.may_read_set`) on what the message carries: the set's owner and accounts."""
+        principal = ctx.principal
+        return principal is None or self.accounts.may_read_set(message.owner_id, message.accounts, principal.user_id,
+                                                               principal.is_admin)
 
     def _order_aliases(self, message: OrderUpdate) -> None:
         """An order notification under the seed's names: `orders_updated` always, `orders_executed` at its acceptance."""

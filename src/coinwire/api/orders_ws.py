@@ -125,7 +125,6 @@ async def wallet_sets_ws_asgi(scope: Scope, receive: Receive, send: Send, api: A
 
 async def _follow_sets(api: Api, ctx: CallContext, query_string: bytes, pusher: Any, channels: tuple[str, ...]) -> None:
     """Check the query (`wallet_set` ids, nothing else), then follow those sets or every one the caller may read."""
-    api.served_here(channels)
     for channel in channels:
         authorize_channel(ctx.principal, channel)
     query = parse_qs(query_string.decode("latin-1"))
@@ -133,7 +132,7 @@ async def _follow_sets(api: Api, ctx: CallContext, query_string: bytes, pusher: 
     if unknown:
         raise InvalidInput("invalid_params", f"unknown query parameters {unknown}; known: wallet_set")
     given = query.get("wallet_set")
-    ctx.wallet_sets = api.named_sets(ctx, None if given is None else [query_int(v, "wallet_set", 0, 1, 2**62) for v in given])
+    ctx.wallet_sets = await api.named_sets(ctx, None if given is None else [query_int(v, "wallet_set", 0, 1, 2**62) for v in given])
     api.notifier.add(ctx)
     await api.notifier.listen(ctx, channels)
 

@@ -100,6 +100,18 @@ class AccountBook:
         account = self.accounts.get(account_id)
         return account is not None and may(account, self.members.get(account_id, {}), user_id, is_admin, need)
 
+    def may_read_set(self, owner_id: int | None, held: Iterable[int], user_id: int | None, is_admin: bool) -> bool:
+        """Whether this user may read a wallet set owned by `owner_id` that holds funds of the accounts `held`.
+
+        The one rule (`Api.may_read_set` for reads, the notifier for `wallet_set` pushes): admins,
+        its owner (None: made before users, the admins'), and a user who may view every account
+        whose funds it holds (those accounts' wallets are theirs to read already).
+        """
+        if is_admin or (owner_id is not None and owner_id == user_id):
+            return True
+        accounts = list(held)
+        return bool(accounts) and all(self.may(a, user_id, False, "view") for a in accounts)
+
     def require(self, account_id: object, user_id: int | None, is_admin: bool, need: Need = "view") -> Account:
         """The account, when the caller may `need` it; `account_not_found` otherwise (whether or not it exists)."""
         if type(account_id) is not int or not self.may(account_id, user_id, is_admin, need):
