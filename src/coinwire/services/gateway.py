@@ -218,6 +218,8 @@ class Gateway:
         self.ledger = Ledger.restore(state.wallets, state.wallet_sets, state.totals, positions=state.positions,
                                      position_settings=state.position_settings,
                                      hedge_modes=[(m.account_id, m.exchange, m.hedge_mode) for m in state.position_modes])
+        for venue in self.venues.values():  # a reload: markets announced before it (once, by the feed) stay known
+            self.ledger.add_exchange(venue.name, venue.currencies())
         self._persisted_wallets = {w.id for w in state.wallets}
         self.order_ids.advance_to(state.last_order_id)
         self.fill_ids.advance_to(state.last_fill_id)
