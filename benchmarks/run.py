@@ -177,6 +177,11 @@ NOTES = """
   219-310 µs in the replica plus 682-985 µs in the gateway's process (10-40% more in all, the
   steadier figure). Two of seven runs stopped at their first call: the gateway's demo exchange
   answered `exchange_not_ready` right after its /readyz said ready (not chased this session).
+- Pushes over the bus (2026-12-07, current = 6dec10e against f88316a, benchmarks/bench_rpc_ab.py, 6 alternating
+  pairs): wallet sets are now built and published on every change, listened to or not, and import progress goes
+  through the bus. make_order 104.1% of the base's orders/s (8,197 against 7,887; pairs 0.921-1.166, 6/6 within
+  10%), server instructions an order 1.006x (594k against 591k), server CPU an order 0.962x: no cost on the order
+  path (its orders are outside wallet sets).
 - The N-core model (`n_cores_model` of benchmarks/bench_replica.py, 2026-12-07): from the measured CPU per
   order of each role (one run: replica 322 µs, gateway's process 1,163 µs; one process 1,070 µs; the replica at
   81% of one process's 731 orders/s, within this host's noise of the earlier 65-133%). A gateway shard is one
