@@ -101,6 +101,7 @@ async def test_candles_over_several_boundaries_equal_an_independent_computation(
 
         g.listeners.append(Recorder())
         mid = await set_book(r, "30000", "30002")
+        mids_seen = [mid]  # the mid of the tracker's first samples (start, and after the first buy)
         await r.tracker.start(loop=False)
         seen: list[tuple[int, bool]] = []
         unsubscribe = r.tracker.listen("account", str(alice.id), lambda c, closed: seen.append((c.open_time, closed)))
@@ -153,10 +154,16 @@ async def test_candles_over_several_boundaries_equal_an_independent_computation(
                 assert h >= max(o, c) and lo <= min(o, c)
                 if i:
                     assert o == int(stored.candles.close[i - 1])
-            # alice's first bucket saw the 31,005 mid between two samples: its high is at least that value
+            # alice's first bucket, sampled at the tracker's start (t0+60), after her buy (t0+300), at the 31,005 mid
+            # (t0+700) and at the boundary: opened at the first sample, its high and low the extremes of all of them
             if owner == 1:
-                btc, usdt = holdings_at(own, (t0 + 700) * S, inst.size_decimals)
-                assert Decimal(int(stored.candles.high[0])).scaleb(-8) >= (btc * high_mid + usdt).quantize(Q)
+                samples = []
+                for at, price in ((60, mids_seen[0]), (300, mids_seen[0]), (700, high_mid), (BUCKET_S, mids[t0 + BUCKET_S])):
+                    btc, usdt = holdings_at(own, (t0 + at) * S, inst.size_decimals)
+                    samples.append((btc * price + usdt).quantize(Q))
+                first = [Decimal(int(col[0])).scaleb(-8) for col in
+                         (stored.candles.open, stored.candles.high, stored.candles.low, stored.candles.close)]
+                assert first == [samples[0], max(samples), min(samples), samples[-1]], (first, samples)
         # the user totals: each user's own account only (user 3's grant to alice's account adds nothing to theirs)
         for owner, account in ((1, alice), (2, bob)):
             total = await load_portfolio_candles(r.store, "user", str(owner), "USD")
