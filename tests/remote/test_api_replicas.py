@@ -114,6 +114,9 @@ async def test_two_replicas_serve_one_gateway_as_one_process_would(cluster: Repl
                 with pytest.raises(TimeoutError):
                     await bobs.notification("wallet_set", timeout=1.0)
             await rpc.call("subscribe", channels=["import_progress"])  # it comes over the bus (test_import_progress_bus.py)
+            with pytest.raises(RpcError) as apart:  # fed by the controller in the gateway's process: refused, not silent
+                await rpc.call("subscribe", channels=["rule_fired"])
+            assert (apart.value.code, apart.value.data["code"]) == (-32004, "served_by_gateway_process")
             with pytest.raises(RpcError) as tracker:  # the tracker's forming candles are not in a replica's memory
                 await rpc.call("subscribe_portfolio_ohlcv", scope="user", id=1)
             assert tracker.value.data["code"] == "portfolio_unavailable"

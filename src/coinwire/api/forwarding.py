@@ -48,7 +48,7 @@ if TYPE_CHECKING:
 
     from coinwire.api.methods import Api
 
-__all__ = ["LOCAL_METHODS", "GATEWAY_ROUTES", "ForwardedCall", "CallAnswer", "RemoteError", "Forwarder",
+__all__ = ["LOCAL_METHODS", "GATEWAY_ROUTES", "GATEWAY_CHANNELS", "ForwardedCall", "CallAnswer", "RemoteError", "Forwarder",
            "CallResponder", "RemoteAccounts", "AccountsDelta", "GatewayRoutesMiddleware", "call_subject",
            "gateway_unavailable", "served_by_gateway"]
 
@@ -69,6 +69,9 @@ GATEWAY_ROUTES: tuple[str, ...] = (
     "/api/v1/accounts", "/api/v1/webhooks", "/api/v1/portfolio", "/api/v1/analysis", "/api/v1/signals", "/api/v1/logs",
     "/runs", "/run/", "/runnables", "/start", "/cryptick/",
 )
+# Push channels fed in the gateway's process only: a replica refuses them rather than stay silent. `rule_fired` comes
+# from the controller in that process (`wallet_set`, `import_progress` and `logmessages` travel on the bus).
+GATEWAY_CHANNELS: frozenset[str] = frozenset({"rule_fired"})
 SUBJECT = "gwapi"  # <namespace>.gwapi.<exchange> | <namespace>.gwapi._
 EVENTS = "gwevents.accounts"  # the gateway's account book, whole, after each change (not kept)
 QUEUE = "gwapi"  # one serving process answers each call
