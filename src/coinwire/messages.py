@@ -60,6 +60,7 @@ __all__ = [
     "ImportProgress",
     "import_subject",
     "WalletSetChanged",
+    "wallet_set_subject",
     "Message",
     "DURABLE_SUBJECTS",
     "subject",
@@ -476,6 +477,11 @@ def _token(text: str) -> str:
 def import_subject(account_id: int) -> str:
     """`import.<account>`: the subject of an account import's progress."""
     return f"import.{account_id}"
+
+
+def wallet_set_subject(set_id: int) -> str:
+    """`walletset.<id>`: the subject of a wallet set's changes."""
+    return f"walletset.{set_id}"
 
 
 def analysis_subject(series: str, indicator: str, params: list[int | float] | tuple[int | float, ...]) -> str:

@@ -279,26 +279,13 @@ class Notifier:
             await self._send_all(targets, channel, payload)
         return len(targets)
 
-    def push_to(self, channel: str, payload: Any, receives: Callable[[CallContext], bool], subject: str | None = None) -> int:
+    def push_to(self, channel: str, payload: Any, receives: Callable[[CallContext], bool]) -> int:
         """Push to the connections listening on `channel` for which `receives(ctx)` holds (a channel routed by its
-        own rule, like `rule_fired`); returns how many were given it.
-
-        `subject`: offer it under that subject instead (`CallContext.offer`: while a connection is
-        behind, only the latest of each subject waits for it), for a notification that is a whole
-        state a later one replaces (`wallet_set`).
-        """
+        own rule, like `rule_fired`); returns how many were given it."""
         targets = [c for c in self._listeners(channel) if receives(c)]
         if targets:
-            data = notification(channel, payload)
-            if subject is None:
-                _push_all(targets, data)
-            else:
-                _offer_all(targets, subject, data)
+            _push_all(targets, notification(channel, payload))
         return len(targets)
-
-    def listening(self, channel: str) -> bool:
-        """Whether any connection listens on `channel` (a publisher builds nothing for nobody)."""
-        return bool(self._listeners(channel))
 
     def _listeners(self, channel: str) -> list[CallContext]:
         """The connections listening on `channel` (a shared list: do not change it), kept until a listener changes."""
@@ -390,7 +377,7 @@ class Notifier:
         targets = [c for c in self._listeners("wallet_set")
                    if (c.wallet_sets is None or set_id in c.wallet_sets) and self._may_read_set(c, message)]
         if targets:
-            _offer_all(targets, f"wallet_set.{set_id}", notification("wallet_set", message.view))
+            _offer_all(targets, f"wallet_set.{set_id}", notification("wallet_set", message.view))  # a whole state: latest wins
 
     def _may_read_set(self, ctx: CallContext, message: WalletSetChanged) -> bool:
         """`Api.may_read_set`'s rule (`AccountBook.may_read_set`) on what the message carries: the set's owner and accounts."""

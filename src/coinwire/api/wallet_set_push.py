@@ -28,7 +28,7 @@ import structlog
 from coinwire.api.methods import Api
 from coinwire.bus.base import Bus
 from coinwire.core.errors import NotFound
-from coinwire.messages import WalletSetChanged
+from coinwire.messages import WalletSetChanged, wallet_set_subject
 from coinwire.store import ChangeSet
 
 __all__ = ["CHANNEL", "WALLET_SET_PUSH_BOUND", "WalletSetPush"]
@@ -63,8 +63,8 @@ class WalletSetPush:
         if changed and self._timer is None:
             self._timer = asyncio.get_running_loop().call_later(self.bound, self.flush)
 
-    def flush(self) -> list[WalletSetChanged]:
-        """Build every marked set now, each once, and publish them (in one task); returns what is published."""
+    def flush(self) -> None:
+        """Build every marked set now, each once, and publish them (in one task)."""
         self._timer = None
         changed, self._changed = self._changed, set()
         built = []
@@ -80,7 +80,6 @@ class WalletSetPush:
             task = asyncio.get_running_loop().create_task(self._publish(built))
             self._sending.add(task)
             task.add_done_callback(self._sending.discard)
-        return built
 
     def build(self, set_id: int) -> WalletSetChanged | None:
         """One set's message: its view and who may read it (None: the set is gone)."""
@@ -94,7 +93,7 @@ class WalletSetPush:
 
     async def _publish(self, messages: list[WalletSetChanged]) -> None:
         try:
-            await self.bus.publish_many([(f"walletset.{m.set_id}", m) for m in messages])
+            await self.bus.publish_many([(wallet_set_subject(m.set_id), m) for m in messages])
         except Exception:  # the next change of the set publishes its whole state again
             log.warning("wallet set push not published", wallet_sets=[m.set_id for m in messages], exc_info=True)
 
