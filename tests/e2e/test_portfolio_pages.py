@@ -16,7 +16,19 @@ import pytest
 from playwright.sync_api import Browser, Page, expect
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
-from tests.e2e.conftest import ADMIN_PASSWORD, PHONE, TRADER, VIEWER, Watched, open_page, rpc_as, serve_with_users, shot, sign_in
+from tests.e2e.conftest import (
+    ADMIN_PASSWORD,
+    PHONE,
+    TRADER,
+    VIEWER,
+    Watched,
+    open_page,
+    rpc_as,
+    serve_with_users,
+    shot,
+    sign_in,
+    toggle_mask,
+)
 from tests.feeds.binance_server import RecordedBinance, ServerRunner, served_on_thread
 from tests.feeds.test_ccxt_feed import capture
 from tests.refdata.refdata_server import RefDataVenue
@@ -128,7 +140,7 @@ def test_masking_hides_portfolio_values_volumes_and_axis(admin_page: Watched) ->
     expect(page.get_by_test_id("portfolio-chart")).to_have_attribute("data-masked", "false")
     expect(page.get_by_test_id("portfolio-value")).to_contain_text(re.compile(r"\d"))
     assert _drawn_columns(page) == 2  # the pane and the value axis
-    page.get_by_test_id("mask-toggle").click()
+    toggle_mask(page)
     try:
         expect(page.locator("html")).to_have_class(re.compile("masked"))
         chart = page.get_by_test_id("portfolio-chart")
@@ -144,7 +156,7 @@ def test_masking_hides_portfolio_values_volumes_and_axis(admin_page: Watched) ->
         expect(page.get_by_test_id("portfolio-value")).to_have_text(MASK)
         expect(page.get_by_test_id("total-value")).to_have_text(MASK)
     finally:
-        page.get_by_test_id("mask-toggle").click()  # unmasked again for the tests after this one
+        toggle_mask(page)  # unmasked again for the tests after this one (a closed page would abort the write)
         expect(page.locator("html")).not_to_have_class(re.compile("masked"))
 
 

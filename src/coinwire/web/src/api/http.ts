@@ -39,6 +39,8 @@ export async function errorOf(response: Response): Promise<ApiError> {
   return new ApiError(response.status, `http_${response.status}`, `the server answered ${response.status} ${response.statusText}`);
 }
 
+const KEEPALIVE_BODY_LIMIT = 8 * 1024;
+
 export class Http {
   /** Requests on the wire: aborted at sign-out, before the session's token is revoked (no late 401 for the browser to log). */
   private inFlight = new Set<AbortController>();
@@ -87,8 +89,12 @@ export class Http {
     if (body !== undefined) headers["Content-Type"] = "application/json";
     const controller = new AbortController();
     this.inFlight.add(controller);
+    const payload = body === undefined ? undefined : JSON.stringify(body);
+    // a small change (a preference, an order) outlives its page: closing the tab or navigating right after a click
+    // does not drop it on the way. Browsers cap kept-alive bodies at 64 KiB in flight, so bigger ones go plainly
+    const keepalive = method !== "GET" && (payload?.length ?? 0) < KEEPALIVE_BODY_LIMIT;
     try {
-      return await fetch(url, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), signal: controller.signal });
+      return await fetch(url, { method, headers, body: payload, signal: controller.signal, keepalive });
     } catch {
       if (controller.signal.aborted) throw new ApiError(0, "signed_out", "signed out while the request was on its way");
       throw new ApiError(0, "network_error", "cannot reach the coinwire server; is it running?");
