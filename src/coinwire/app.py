@@ -30,6 +30,7 @@ from coinwire.api.notifier import Notifier, PushLimits
 from coinwire.api.ohlcv_routes import OhlcvStreams
 from coinwire.api.ops_app import create_ops_app
 from coinwire.api.portfolio_routes import PortfolioStreams
+from coinwire.api.route_forwarding import RouteRunner
 from coinwire.api.rulesets_routes import RuleFiredPush
 from coinwire.api.schedules_routes import OwnersForSchedules
 from coinwire.api.streams import AccountStreams
@@ -474,8 +475,12 @@ def create_app(settings: Settings, env: Mapping[str, str] | None = None) -> Fast
               portfolio_streams=platform.portfolio_streams if not replica else None, rule_sets=rule_sets,
               analysis_streams=platform.analysis_streams if not replica else None,  # a replica runs neither: said, not silent
               forward=forward, local_methods=LOCAL_METHODS)
+    # outside signals (services/outside_signals.py): the configured providers, users' HMAC secrets in the vault, to their runs
+    outside = OutsideSignals(settings.signal_providers, access.service, platform.external.vault, platform.store, runs)
     responder = (CallResponder(api, requests, settings.gateway_exchanges, lambda: platform.leases.lost, platform.gateway.accounts,
-                               lambda account_id: platform.gateway.seqs.get(account_id, 0))
+                               lambda account_id: platform.gateway.seqs.get(account_id, 0),
+                               # the replicas' requests to the routes that need this process (api/route_forwarding.py)
+                               routes=RouteRunner(create_http_app(platform, api, access, runs, _no_lifespan, outside, guarded=False)))
                  if not replica and isinstance(requests, NatsRequests) else None)
     # the controller (services/controller.py): enabled live and dry-run rule sets evaluated on the tracker's samples, their
     # firings journaled and acted on, `rule_fired` pushed; none when portfolio tracking is off (no samples to evaluate)
@@ -484,12 +489,11 @@ def create_app(settings: Settings, env: Mapping[str, str] | None = None) -> Fast
                              runner=ActionRunner(platform.gateway, runs, platform.notifications.notify,
                                                  breakers=platform.breakers))
                   if platform.portfolio is not None else None)
+    rule_fired_push = RuleFiredPush(api, platform.bus)  # the `rule_fired` channel: over the bus to every api process
     if controller is not None:
-        controller.listeners.append(RuleFiredPush(api))
+        controller.listeners.append(rule_fired_push)
     wallet_set_push = WalletSetPush(api, platform.bus)  # the `wallet_set` channel: each committed change's wallet sets
     platform.gateway.commit_listeners.append(wallet_set_push)
-    # outside signals (services/outside_signals.py): the configured providers, users' HMAC secrets in the vault, to their runs
-    outside = OutsideSignals(settings.signal_providers, access.service, platform.external.vault, platform.store, runs)
 
     run = platform.runs
     if not run("controller"):
@@ -517,6 +521,8 @@ def create_app(settings: Settings, env: Mapping[str, str] | None = None) -> Fast
             await telegram.start()
         if responder is not None:
             await responder.start()  # the gateway is live under its leases: forwarded calls are answered from here on
+        if forward is not None:
+            await forward.start()
         if remote_accounts is not None:
             await remote_accounts.start()
         try:
@@ -524,6 +530,8 @@ def create_app(settings: Settings, env: Mapping[str, str] | None = None) -> Fast
         finally:
             if remote_accounts is not None:
                 await remote_accounts.close()
+            if forward is not None:
+                await forward.close()
             if responder is not None:
                 await responder.close()
             if run("telegram_bots"):
@@ -534,12 +542,19 @@ def create_app(settings: Settings, env: Mapping[str, str] | None = None) -> Fast
                 await controller.close()
             await runs.close()  # its runs stop with the server (those the api started here, whatever the roles)
             await wallet_set_push.close()
+            await rule_fired_push.close()
             await access.close()
             await platform.stop()
 
     if not run("http_api"):  # a gateway process without the api role: the probes and the scrape only
         return create_ops_app(platform.readiness, lifespan, os.environ if env is None else env, sorted(chosen))
-    return create_http_app(platform, api, access, runs, lifespan, outside, replica=replica)
+    return create_http_app(platform, api, access, runs, lifespan, outside, forward=forward)
+
+
+@asynccontextmanager
+async def _no_lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """The forwarded routes' copy of the app is never served: the process's own app starts and stops everything."""
+    yield
 
 
 def _market_data_app(platform: Platform, env: Mapping[str, str]) -> FastAPI:

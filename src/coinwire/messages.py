@@ -422,6 +422,22 @@ class WalletSetChanged(msgspec.Struct, frozen=True, tag="wallet_set"):
     view: dict[str, Any]
 
 
+class RuleFired(msgspec.Struct, frozen=True, tag="rule_fired"):
+    """A rule set's firing (`payload`: what the `rule_fired` channel pushes), from the controller's process.
+
+    It carries who may read it, as that process knows when it sends: the rule set's owner, its scope,
+    and the scope's owner (a wallet set's, a run's, the user of a `user` scope). An `account` scope is
+    checked against each api process's own account book when it arrives, so a grant taken back counts.
+    """
+
+    rule_set_id: int
+    owner_id: int | None
+    scope: str
+    scope_id: str
+    scope_owner_id: int | None
+    payload: dict[str, Any]
+
+
 Message = (
     Markets
     | BookSnapshot
@@ -442,6 +458,7 @@ Message = (
     | MarketDataAlive
     | ImportProgress
     | WalletSetChanged
+    | RuleFired
 )
 
 # Subjects whose messages a bus keeps and can replay from a sequence number.
@@ -477,6 +494,11 @@ def _token(text: str) -> str:
 def import_subject(account_id: int) -> str:
     """`import.<account>`: the subject of an account import's progress."""
     return f"import.{account_id}"
+
+
+def rule_fired_subject(rule_set_id: int) -> str:
+    """`rulefired.<id>`: the subject of a rule set's firings."""
+    return f"rulefired.{rule_set_id}"
 
 
 def wallet_set_subject(set_id: int) -> str:

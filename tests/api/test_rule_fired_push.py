@@ -4,6 +4,7 @@ change is announced to listeners, a refused one never."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -32,8 +33,8 @@ ADMIN, TOM, TESS, VIC = (Principal(1, "admin", "admin", "pro"), Principal(2, "to
 
 
 class World:
-    def __init__(self, api: Api, rule_sets: RuleSets, owners: Owners) -> None:
-        self.api, self.rule_sets, self.owners = api, rule_sets, owners
+    def __init__(self, api: Api, rule_sets: RuleSets, owners: Owners, bus: MemoryBus) -> None:
+        self.api, self.rule_sets, self.owners, self.bus = api, rule_sets, owners, bus
         self.events: list[tuple[str, int, bool]] = []
         self.received: dict[str, list[dict[str, Any]]] = {}
 
@@ -62,12 +63,15 @@ async def world(tmp_path: Path) -> AsyncIterator[World]:
     owners = Owners(AuthRepository(store))
     owners.record("run", "tom-run", TOM)
     rule_sets = RuleSets(store, gateway, owners)
-    api = Api(gateway, Notifier(bus), None, owners=owners, rule_sets=rule_sets)  # type: ignore[arg-type]  # no health here
-    made = World(api, rule_sets, owners)
+    notifier = Notifier(bus, accounts=gateway.accounts)  # every api process's: it takes `RuleFired` off the bus
+    await notifier.start()
+    api = Api(gateway, notifier, None, owners=owners, rule_sets=rule_sets)  # type: ignore[arg-type]  # no health here
+    made = World(api, rule_sets, owners, bus)
     rule_sets.listen(lambda event, row: made.events.append((event, row.id, row.enabled)))
     try:
         yield made
     finally:
+        await notifier.close()
         await bus.close()
         await store.close()
 
@@ -83,7 +87,10 @@ async def fire(world: World, rule_set_id: int) -> int:
     assert row is not None
     firing = await repo.add_firing(row.id, row.owner_id, 5_000_000_000, {"value": "95"}, "dry_run", row.spec["actions"], 1,
                                    status="recorded")
-    return RuleFiredPush(world.api)(row, firing_view(firing))
+    before = sum(len(got) for got in world.received.values())
+    await RuleFiredPush(world.api, world.bus).publish(row, firing_view(firing))  # over the bus, to the notifier
+    await asyncio.sleep(0.05)
+    return sum(len(got) for got in world.received.values()) - before  # the connections given it
 
 
 async def test_a_firing_reaches_the_owner_admins_and_readers_of_its_scope_only(world: World) -> None:

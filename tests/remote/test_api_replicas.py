@@ -5,7 +5,9 @@ and two api replicas (`--roles api`). A trader signs in on replica A and trades 
 subscriber on B gets the fills of an order placed on A with the seqs a replay on A gives; another
 user cannot see or cancel those orders through either replica, a viewer cannot trade; a wallet set
 made on A is pushed, after an order on it, to its owner's subscription on B and not to another
-user's there; the gateway
+user's there; a rule set's firing reaches its owner's connections on both replicas and not another
+user's; the routes that need the gateway's memory (accounts, runs) answer through either
+replica as from one process, each user's own; the gateway
 killed, the replicas answer `gateway_unavailable` within their wait; started again, the same
 client_oid and Idempotency-Key answer the one order placed before.
 """
@@ -31,7 +33,7 @@ pytestmark = pytest.mark.services
 
 @pytest.fixture
 def cluster(tmp_path: Path) -> Iterator[Replicas]:
-    with replicas_cluster(tmp_path) as started:
+    with replicas_cluster(tmp_path, gateway_roles="gateway,marketdata,tracker,engine") as started:
         yield started
 
 
@@ -114,15 +116,49 @@ async def test_two_replicas_serve_one_gateway_as_one_process_would(cluster: Repl
                 with pytest.raises(TimeoutError):
                     await bobs.notification("wallet_set", timeout=1.0)
             await rpc.call("subscribe", channels=["import_progress"])  # it comes over the bus (test_import_progress_bus.py)
-            with pytest.raises(RpcError) as apart:  # fed by the controller in the gateway's process: refused, not silent
-                await rpc.call("subscribe", channels=["rule_fired"])
-            assert (apart.value.code, apart.value.data["code"]) == (-32004, "served_by_gateway_process")
+            # the controller's firings come over the bus from the gateway's process: to her on B and on A, not to bob
+            await rpc.call("subscribe", channels=["rule_fired"])
+            async with RpcClient(f"{b.ws_anonymous}?access_token={tokens['bob']}") as bobs, \
+                    RpcClient(f"{a.ws_anonymous}?access_token={tokens['alice']}") as hers_on_a:
+                for listener in (bobs, hers_on_a):
+                    await listener.call("subscribe", channels=["rule_fired"])
+                made_rule = alice_b.post("/api/v1/rulesets", json={
+                    "name": "floor", "scope": "account", "scope_id": str(account), "mode": "dry_run",
+                    "rules": [{"kind": "portfolio_stop", "value": "1000000000000"}], "actions": [{"kind": "notify"}]})
+                assert made_rule.status_code == 201, made_rule.text
+                for listener in (rpc, hers_on_a):
+                    fired = await listener.notification("rule_fired", timeout=20)
+                    assert (fired["rule_set_id"], fired["scope_id"]) == (made_rule.json()["id"], str(account)), fired
+                with pytest.raises(TimeoutError):
+                    await bobs.notification("rule_fired", timeout=1.0)
+                assert alice_a.delete(f"/api/v1/rulesets/{made_rule.json()['id']}").status_code in (200, 204)
             with pytest.raises(RpcError) as tracker:  # the tracker's forming candles are not in a replica's memory
                 await rpc.call("subscribe_portfolio_ohlcv", scope="user", id=1)
             assert tracker.value.data["code"] == "portfolio_unavailable"
-        # a route that needs the gateway in memory: a clear 503, never a 500
-        apart = alice_b.get("/api/v1/accounts")
-        assert (apart.status_code, apart.json()["error"]["code"]) == (503, "served_by_gateway_process"), apart.text
+        # the routes that need the gateway's (or the engine's) memory are sent there whole: the same answers on both
+        # replicas, each user's own, a viewer refused by the replica's guard
+        listed = alice_b.get("/api/v1/accounts")
+        assert listed.status_code == 200 and account in [a["id"] for a in listed.json()], listed.text
+        assert alice_a.get("/api/v1/accounts").json() == listed.json()
+        started = alice_b.put("/runnables/hodl/start", json={"mode": "paper", "balances": {"demo:USDT": "100"},
+                                                             "params": {"timeframe": "1s"}})
+        assert started.status_code == 202, started.text
+        run_id = started.json()["run_id"]
+        assert alice_a.get(f"/runs/{run_id}").json()["status"] == "running"
+        assert run_id in [r["run_id"] for r in alice_a.get("/runs").json()]
+        for url in (a.http, b.http):
+            with _client(url, tokens["bob"]) as bob:
+                hidden = bob.get(f"/runs/{run_id}")
+                assert (hidden.status_code, hidden.json()["error"]["code"]) == (404, "unknown_run"), hidden.text
+                assert run_id not in [r["run_id"] for r in bob.get("/runs").json()]
+                assert account not in [x["id"] for x in bob.get("/api/v1/accounts").json()]
+                assert bob.get(f"/api/v1/accounts/{account}").status_code == 404
+            with _client(url, tokens["vera"]) as vera:
+                assert vera.put("/runnables/hodl/start", json={"mode": "paper", "balances": {"demo:USDT": "1"}}).status_code == 403
+        stopped = alice_a.put(f"/runs/{run_id}/stop")
+        assert stopped.status_code == 200, stopped.text
+        unknown = [http.get("/api/v1/accounts/999999") for http in (alice_a, alice_b)]
+        assert [(r.status_code, r.json()) for r in unknown] == [(404, unknown[0].json())] * 2
 
         with a.client() as admin:  # the replica's round trips to the gateway's process, on its /metrics
             assert 'coinwire_forwarded_call_seconds_count{outcome="ok"}' in admin.get("/metrics").text
@@ -144,7 +180,13 @@ async def test_two_replicas_serve_one_gateway_as_one_process_would(cluster: Repl
         later = _buy(alice_b, "during", key="k-during")  # never placed while the gateway was down: placed once now
         assert later.status_code == 200 and later.json()["status"] == "done", later.text
         oids = [o["client_order_id"] for o in alice_a.get("/xwrap/v1/orders/recent", params={"limit": 50}).json()]
-        assert sorted(oids) == sorted(["first", "resting", "on-the-set", "again", "during"]), oids
+        mine = [o for o in oids if not o.startswith("pp-")]  # pp-...: the paper run's orders, in her account too
+        assert sorted(mine) == sorted(["first", "resting", "on-the-set", "again", "during"]), oids
+        # a forwarded route's repeat with the same Idempotency-Key answers the first answer (one account opened)
+        opened = [alice_b.post("/api/v1/accounts", json={"exchange": "demo", "kind": "paper", "name": "second"},
+                                  headers={"Idempotency-Key": "acct-1"})
+                  for _ in range(2)]
+        assert opened[0].status_code == 201 and opened[1].json() == opened[0].json(), opened[0].text
 
 
 @pytest.mark.slow

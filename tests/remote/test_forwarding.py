@@ -17,7 +17,8 @@ from urllib.parse import urlsplit
 import httpx
 import msgspec
 import pytest
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from fastapi.responses import PlainTextResponse
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -26,13 +27,14 @@ from coinwire.api.context import CallContext
 from coinwire.api.forwarding import (
     CallResponder,
     Forwarder,
-    GatewayRoutesMiddleware,
     RemoteAccounts,
     RemoteError,
     call_subject,
 )
+from coinwire.api.guard import principal_of
 from coinwire.api.methods import Api
 from coinwire.api.notifier import Notifier
+from coinwire.api.route_forwarding import REQUEST_BYTES, GatewayRoutesForwarder, RouteRunner
 from coinwire.auth.abilities import Principal
 from coinwire.bus import MemoryBus
 from coinwire.bus.requests import MemoryRequests, NatsRequests, NoResponder
@@ -233,21 +235,94 @@ def test_each_users_key_answers_its_first_call_whatever_came_between(calls: list
     asyncio.run(run())
 
 
-async def test_a_replica_answers_gateway_routes_served_by_gateway_process_and_serves_the_rest() -> None:
-    app = FastAPI()
+class _GuardLeft:
+    """What the replica's guard leaves in the scope of a request it let through: the caller and the route's template."""
 
-    @app.get("/runs")
-    async def runs() -> dict[str, str]:
+    def __init__(self, app: Any, principal: Principal | None) -> None:
+        self.app, self.principal = app, principal
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        scope.setdefault("state", {}).update(principal=self.principal, route=scope["path"])
+        await self.app(scope, receive, send)
+
+
+def _gateway_routes() -> tuple[FastAPI, list[str]]:
+    """The routes as the gateway's process has them: who called, with what, a big answer, a bug."""
+    app, runs = FastAPI(), []
+
+    @app.api_route("/runs", methods=["GET", "POST"])
+    async def the_runs(request: Request) -> dict[str, Any]:
+        runs.append(request.method)
+        principal = principal_of(request)
+        return {"served": "gateway", "caller": principal.username if principal else None, "query": dict(request.query_params),
+                "body": (await request.body()).decode(), "authorization": request.headers.get("authorization"),
+                "client": request.client.host if request.client else None, "mine": request.headers.get("x-mine")}
+
+    @app.get("/api/v1/logs")
+    async def big() -> PlainTextResponse:
+        return PlainTextResponse("".join(chr(65 + i % 26) for i in range(700_000)))
+
+    @app.get("/runs/boom")
+    async def boom() -> None:
+        raise RuntimeError("a bug in a route")
+
+    return app, runs
+
+
+async def test_a_replica_sends_gateway_routes_to_the_gateways_process_over_nats_and_serves_the_rest() -> None:
+    """The whole request over the bus (the caller, not the token), the answer back as it was, in parts when big."""
+    from coinwire.bus.nats import NatsBus
+
+    parts = urlsplit(NATS_URL)
+    require_service("nats", parts.hostname or "127.0.0.1", parts.port or 4222)
+    namespace = f"t28routes{time.monotonic_ns() % 10**9}"
+    replica_bus, gateway_bus = NatsBus(NATS_URL, namespace), NatsBus(NATS_URL, namespace)
+    await replica_bus.start()
+    await gateway_bus.start()
+    routes, runs = _gateway_routes()
+    api = Api(None, Notifier(gateway_bus), None)  # type: ignore[arg-type]  # echo needs nothing more
+    responder = CallResponder(api, NatsRequests(gateway_bus), ["demo"], lambda: None, AccountBook(), lambda a: 0,
+                              routes=RouteRunner(routes))
+    forwarder = Forwarder(NatsRequests(replica_bus), ["demo"], 1.0)
+    replica = FastAPI()
+
+    @replica.get("/runs")
+    async def wrong() -> dict[str, str]:
         return {"wrong": "the replica's own empty engine"}
 
-    @app.get("/api/v1/ohlcv/{exchange}/{symbol}")
+    @replica.get("/api/v1/ohlcv/{exchange}/{symbol}")
     async def ohlcv(exchange: str, symbol: str) -> dict[str, str]:
         return {"served": "here"}
 
-    app.add_middleware(GatewayRoutesMiddleware)
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as http:
-        for path in ("/runs", "/api/v1/accounts/3/import", "/cryptick/v1/runs", "/api/v1/portfolio/user/1/ohlcv"):
-            r = await http.get(path)
-            assert r.status_code == 503 and r.json()["error"]["code"] == "served_by_gateway_process", path
-            assert path in r.json()["error"]["message"]
-        assert (await http.get("/api/v1/ohlcv/demo/BTC_USDT")).json() == {"served": "here"}
+    replica.add_middleware(GatewayRoutesForwarder, forwarder=forwarder)
+    try:
+        await responder.start()
+        await forwarder.start()
+        transport = httpx.ASGITransport(app=_GuardLeft(replica, ALICE))  # type: ignore[arg-type]
+        async with httpx.AsyncClient(transport=transport, base_url="http://t", headers={"Authorization": "Bearer secret"}) as http:
+            got = (await http.get("/runs", params={"status": "running"}, headers={"X-Mine": "1"})).json()
+            assert got == {"served": "gateway", "caller": "alice", "query": {"status": "running"}, "body": "",
+                           "authorization": None, "client": "127.0.0.1", "mine": "1"}
+            posted = await http.post("/runs", content=b'{"a": 1}', headers={"Idempotency-Key": "k1"})
+            again = await http.post("/runs", content=b'{"a": 2}', headers={"Idempotency-Key": "k1"})  # a retry: run once
+            assert posted.json()["body"] == '{"a": 1}' and again.json() == posted.json() and runs.count("POST") == 1
+            big = await http.get("/api/v1/logs")  # 700 kB: in three parts over NATS, whole here
+            assert big.status_code == 200 and big.text == "".join(chr(65 + i % 26) for i in range(700_000))
+            assert big.headers["content-type"].startswith("text/plain") and int(big.headers["content-length"]) == 700_000
+            bug = await http.get("/runs/boom")
+            assert (bug.status_code, bug.json()["error"]["code"]) == (500, "internal_error")
+            too_big = await http.post("/runs", content=b"x" * (REQUEST_BYTES + 1))
+            assert (too_big.status_code, too_big.json()["error"]["code"]) == (413, "forwarded_body_too_large")
+            assert (await http.get("/api/v1/ohlcv/demo/BTC_USDT")).json() == {"served": "here"}  # the replica's own
+            # a forwarded call's big result comes in parts too
+            echoed = await forwarder.call("echo", {"blob": "y" * 600_000}, ctx(ALICE))
+            assert msgspec.json.decode(bytes(echoed)) == {"blob": "y" * 600_000}
+            await responder.close()  # nobody serves: gateway_unavailable after the wait, never a 500
+            down = await http.get("/runs")
+            assert (down.status_code, down.json()["error"]["code"]) == (503, "gateway_unavailable")
+    finally:
+        await forwarder.close()
+        await responder.close()
+        await gateway_bus.delete_stream()
+        await replica_bus.close()
+        await gateway_bus.close()

@@ -22,7 +22,7 @@ from coinwire.api.accounts_routes import add_accounts_routes
 from coinwire.api.analysis_routes import add_analysis_routes
 from coinwire.api.auth_routes import add_auth_routes
 from coinwire.api.cryptick_routes import add_cryptick_routes
-from coinwire.api.forwarding import GatewayRoutesMiddleware
+from coinwire.api.forwarding import Forwarder
 from coinwire.api.frontier_routes import add_frontier_routes
 from coinwire.api.guard import GuardMiddleware
 from coinwire.api.import_routes import add_import_routes
@@ -46,6 +46,7 @@ from coinwire.api.position_routes import add_position_routes
 from coinwire.api.prefs_routes import add_preferences_routes
 from coinwire.api.rates_routes import add_rates_routes
 from coinwire.api.rest import add_xwrap_routes, json_response
+from coinwire.api.route_forwarding import GatewayRoutesForwarder
 from coinwire.api.rpc import rpc_asgi
 from coinwire.api.rulesets_routes import add_rulesets_routes
 from coinwire.api.runs_routes import add_runs_routes
@@ -125,11 +126,13 @@ class CoinwireApp(FastAPI):
 
 
 def create_http_app(platform: Served, api: Api, access: Access, runs: RunManager, lifespan: Lifespan,
-                    outside: OutsideSignals, *, replica: bool = False) -> FastAPI:
+                    outside: OutsideSignals, *, forward: Forwarder | None = None, guarded: bool = True) -> FastAPI:
     """The FastAPI app over built services; `lifespan` starts and stops them (and the run manager) with the server.
 
-    `replica`: an api process apart from the gateway; the routes that need the gateway or the engine in memory
-    (api.forwarding.GATEWAY_ROUTES) answer `served_by_gateway_process` (503) there.
+    `forward`: an api replica's (a process apart from the gateway): the routes that need the gateway or the engine
+    in memory (api.forwarding.GATEWAY_ROUTES) are sent to the gateway's process (api/route_forwarding.py).
+    `guarded=False`: the gateway process's copy that runs those forwarded requests, whose replica's guard has
+    already authenticated, limited, checked and audited them.
     """
     settings = platform.settings
     app = CoinwireApp(
@@ -140,12 +143,13 @@ def create_http_app(platform: Served, api: Api, access: Access, runs: RunManager
         lifespan=lifespan,
     )
 
-    if replica:  # inside the guard (added before it): a caller is authenticated first
-        app.add_middleware(GatewayRoutesMiddleware)
+    if forward is not None:  # inside the guard (added before it): a caller is authenticated first
+        app.add_middleware(GatewayRoutesForwarder, forwarder=forward)
     # every HTTP route passes the guard: rules table, authentication, rate limits, body size
-    app.add_middleware(GuardMiddleware, auth=access.service, limiter=access.limiter, limits=access.limits, audit=access.audit,
-                       metrics_token=access.metrics_token)
-    if access.cors_origins:  # outside the guard: preflights are answered before authentication
+    if guarded:
+        app.add_middleware(GuardMiddleware, auth=access.service, limiter=access.limiter, limits=access.limits,
+                           audit=access.audit, metrics_token=access.metrics_token)
+    if guarded and access.cors_origins:  # outside the guard: preflights are answered before authentication
         app.add_middleware(CORSMiddleware, allow_origins=access.cors_origins, allow_methods=["GET", "POST", "PUT", "DELETE"],
                            allow_headers=["Authorization", "Content-Type"], max_age=600)
     add_auth_routes(app, access.service, access.audit, platform.gateway.recent_logs, access.registration)

@@ -27,7 +27,7 @@ import contextlib
 import time
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -44,13 +44,12 @@ from coinwire.services.accounts import AccountBook
 from coinwire.store.outage import store_unavailable, store_unreachable
 
 if TYPE_CHECKING:
-    from starlette.types import ASGIApp, Receive, Scope, Send
 
     from coinwire.api.methods import Api
 
-__all__ = ["LOCAL_METHODS", "GATEWAY_ROUTES", "GATEWAY_CHANNELS", "ForwardedCall", "CallAnswer", "RemoteError", "Forwarder",
-           "CallResponder", "RemoteAccounts", "AccountsDelta", "GatewayRoutesMiddleware", "call_subject",
-           "gateway_unavailable", "served_by_gateway"]
+__all__ = ["LOCAL_METHODS", "GATEWAY_ROUTES", "ForwardedCall", "CallAnswer", "RemoteError", "Forwarder",
+           "CallResponder", "RemoteAccounts", "AccountsDelta", "call_subject",
+           "gateway_unavailable"]
 
 log = structlog.get_logger("coinwire.forwarding")
 
@@ -60,8 +59,8 @@ LOCAL_METHODS: frozenset[str] = frozenset({
     "unsubscribe_ohlcv", "subscribe_portfolio_ohlcv", "unsubscribe_portfolio_ohlcv", "subscribe_analysis",
     "unsubscribe_analysis",
 })
-# HTTP routes outside Api.call that reach the gateway or the engine in memory: a replica answers them
-# `served_by_gateway_process` (503) rather than from its own (empty) gateway. Prefixes of route templates.
+# HTTP routes outside Api.call that reach the gateway or the engine in memory: a replica sends them whole to the
+# gateway's process (api/route_forwarding.py) rather than answer from its own (empty) gateway. Prefixes of paths.
 # accounts, grants, imports and webhook secrets (the gateway's account book and external accounts), portfolio candles,
 # balances and days (the tracker and the ledger), the analyser and signals (its memory; outside signals go to runs),
 # the gateway's log feed, and the runs and the seed's strategy API (the engine's runs in memory).
@@ -69,9 +68,6 @@ GATEWAY_ROUTES: tuple[str, ...] = (
     "/api/v1/accounts", "/api/v1/webhooks", "/api/v1/portfolio", "/api/v1/analysis", "/api/v1/signals", "/api/v1/logs",
     "/runs", "/run/", "/runnables", "/start", "/cryptick/",
 )
-# Push channels fed in the gateway's process only: a replica refuses them rather than stay silent. `rule_fired` comes
-# from the controller in that process (`wallet_set`, `import_progress` and `logmessages` travel on the bus).
-GATEWAY_CHANNELS: frozenset[str] = frozenset({"rule_fired"})
 SUBJECT = "gwapi"  # <namespace>.gwapi.<exchange> | <namespace>.gwapi._
 EVENTS = "gwevents.accounts"  # the gateway's account book, whole, after each change (not kept)
 QUEUE = "gwapi"  # one serving process answers each call
@@ -79,6 +75,11 @@ _RETRY_PAUSE = 0.1  # seconds between tries while no process serves the subject
 _ATTEMPT = 2.0  # seconds one try waits for its answer before trying again (same key: the responder joins them)
 _KEEP = 20_000  # answers kept by the responder, newest
 _KEEP_SECONDS = 600.0
+_ANSWER_SECONDS = 60.0  # how long an HTTP request a gateway's process has taken may run (a try that timed out reached one)
+PARTS = "gwparts"  # <namespace>.gwparts.<replica>: the parts of an answer bigger than PART_BYTES
+PART_BYTES = 256 * 1024  # well under NATS's default max_payload (1 MiB), whatever the headers
+_PARTS_SECONDS = 10.0  # how long a replica waits for the rest of an answer once its first part came
+_PART_HEAD = b"\x00"  # an answer in parts starts with this byte (a JSON answer never does), then the part count
 
 
 class ForwardedCall(msgspec.Struct, frozen=True, omit_defaults=True):
@@ -89,8 +90,9 @@ class ForwardedCall(msgspec.Struct, frozen=True, omit_defaults=True):
     principal: Principal | None = None
     transport: str = "http"
     key: str = ""
-    kind: str = "call"
+    kind: str = "call"  # "call" | "http" (an HTTP request in `params`: api/route_forwarding.py) | "seq" | "accounts"
     account: int = 0
+    reply_to: str = ""  # where the parts of an answer too big for one NATS message go (the replica's `gwparts.<id>`)
 
 
 class ErrorBody(msgspec.Struct, frozen=True):
@@ -150,12 +152,6 @@ def gateway_unavailable(waited: float) -> NotReady:
                     "Idempotency-Key or client_oid yields one result)", retry_after=1)
 
 
-def served_by_gateway(path: str) -> NotReady:
-    """What an api replica answers for what only the gateway's process holds: a stable code naming where to go."""
-    return NotReady("served_by_gateway_process", f"{path} is served by a process running the gateway role, not by this api "
-                    "replica (docs/SCALING.md \"Commands across processes\")")
-
-
 def call_subject(raw: Mapping[str, Any] | None, exchanges: Collection[str]) -> str:
     """`gwapi.<exchange>` for a call naming a configured exchange, `gwapi._` otherwise."""
     exchange = raw.get("exchange") if raw else None
@@ -170,14 +166,34 @@ class Forwarder:
         self.exchanges = frozenset(exchanges)
         self.wait_seconds = wait_seconds
         self.instance = uuid.uuid4().hex[:12]
+        self.reply_to = f"{PARTS}.{self.instance}"
+        self._parts: dict[str, dict[int, bytes]] = {}  # key -> the parts of its answer come so far (index -> bytes)
+        self._part_came: dict[str, asyncio.Event] = {}
+        self._listening: Responder | None = None
+
+    async def start(self) -> None:
+        """Listen for the parts of big answers (a result or a response over PART_BYTES) sent to this replica."""
+        self._listening = await self.requests.listen(self.reply_to, self._on_part)
+
+    async def close(self) -> None:
+        if self._listening is not None:
+            await self._listening.stop()
+
+    def _on_part(self, subject: str, data: bytes) -> None:
+        key, index, part = _split_part(data)
+        parts = self._parts.get(key)
+        if parts is not None:  # else an answer nobody waits for any more (a try given up): dropped
+            parts[index] = part
+            self._part_came[key].set()
 
     async def call(self, name: str, raw: dict[str, Any] | None, ctx: CallContext) -> msgspec.Raw:
         # a client's key is its own per method (a key reused on another method is another call); else one per call
         key = f"{name}:{ctx.idempotency_key}" if ctx.idempotency_key else f"{self.instance}:{uuid.uuid4().hex}"
-        body = _encode(ForwardedCall(name, msgspec.Raw(_params_encode(raw or {})), ctx.principal, ctx.transport, key))
+        body = _encode(ForwardedCall(name, msgspec.Raw(_params_encode(raw or {})), ctx.principal, ctx.transport, key,
+                                     reply_to=self.reply_to))
         started = time.perf_counter()
         try:
-            answer = _answer_decode(await self._ask(call_subject(raw, self.exchanges), body))
+            answer = _answer_decode(await self._ask(call_subject(raw, self.exchanges), body, key))
         except NotReady:
             metrics.FORWARDED.labels("gateway_unavailable").observe(time.perf_counter() - started)
             raise
@@ -197,26 +213,66 @@ class Forwarder:
         """A page of the gateway's account book: the accounts with ids above `after` (`AccountsDelta`)."""
         return await self._ask(f"{SUBJECT}._", _encode(ForwardedCall("", kind="accounts", account=after)))
 
-    async def _ask(self, subject: str, body: bytes) -> bytes:
+    async def request(self, principal: Principal | None, key: str, request: bytes) -> bytes:
+        """The answer of the gateway's process to an HTTP request (api/route_forwarding.py), tried as a call is.
+
+        A try that timed out reached a process, which may still be running it: tries go on (joined
+        there by the key) for up to a minute, not only `gateway_wait_seconds`.
+        """
+        body = _encode(ForwardedCall("HTTP", msgspec.Raw(request), principal, "http", key, kind="http", reply_to=self.reply_to))
+        started = time.perf_counter()
+        try:
+            answer = await self._ask(f"{SUBJECT}._", body, key, answer_seconds=_ANSWER_SECONDS)
+        except NotReady:
+            metrics.FORWARDED.labels("gateway_unavailable").observe(time.perf_counter() - started)
+            raise
+        metrics.FORWARDED.labels("ok").observe(time.perf_counter() - started)
+        return answer
+
+    async def _ask(self, subject: str, body: bytes, key: str = "", answer_seconds: float = 0.0) -> bytes:
         started = time.monotonic()
         deadline = started + self.wait_seconds
-        while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise gateway_unavailable(self.wait_seconds)
-            try:
-                return await self.requests.request(subject, body, min(remaining, _ATTEMPT))
-            except NoResponder:
-                metrics.FORWARD_RETRIES.labels().inc()
-            await asyncio.sleep(min(_RETRY_PAUSE, max(0.0, deadline - time.monotonic())))
+        if key:
+            self._parts[key], self._part_came[key] = {}, asyncio.Event()
+        try:
+            while True:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise gateway_unavailable(self.wait_seconds)
+                try:
+                    answer = await self.requests.request(subject, body, min(remaining, _ATTEMPT))
+                except NoResponder as exc:
+                    metrics.FORWARD_RETRIES.labels().inc()
+                    if exc.timed_out and answer_seconds:  # a process has it: wait for its answer longer
+                        deadline = max(deadline, started + answer_seconds)
+                else:
+                    return await self._whole(key, answer) if answer.startswith(_PART_HEAD) else answer
+                await asyncio.sleep(min(_RETRY_PAUSE, max(0.0, deadline - time.monotonic())))
+        finally:
+            if key:
+                self._parts.pop(key, None)
+                self._part_came.pop(key, None)
+
+    async def _whole(self, key: str, head: bytes) -> bytes:
+        """An answer sent in parts: the first came as the reply (with the count), the others on this replica's subject."""
+        count, first = int.from_bytes(head[1:5], "big"), head[5:]
+        parts, came = self._parts[key], self._part_came[key]
+        parts[0] = first
+        async with asyncio.timeout(_PARTS_SECONDS):
+            while len(parts) < count:
+                came.clear()
+                await came.wait()
+        return b"".join(parts[i] for i in range(count))
 
 
 class CallResponder:
     """The gateway process's side: answers forwarded calls with its own `Api.call` while it holds its leases."""
 
     def __init__(self, api: Api, requests: Requests, exchanges: Collection[str], lost: Callable[[], str | None],
-                 accounts: AccountBook, seqs: Callable[[int], int], page_size: int = ACCOUNTS_PAGE) -> None:
+                 accounts: AccountBook, seqs: Callable[[int], int], page_size: int = ACCOUNTS_PAGE,
+                 routes: Callable[[ForwardedCall], Awaitable[tuple[bytes, bool]]] | None = None) -> None:
         self.api = api
+        self.routes = routes  # runs a forwarded HTTP request (api/route_forwarding.py RouteRunner); None: none served
         self.requests = requests
         self.exchanges = list(exchanges)
         self.lost = lost  # why the gateway stepped down (its leases), or None while it writes
@@ -312,6 +368,17 @@ class CallResponder:
         except msgspec.DecodeError:
             log.warning("an undecodable forwarded call was dropped")
             return None
+        answer = await self._answer(call)
+        if len(answer) <= PART_BYTES or not call.reply_to:
+            return answer
+        # too big for one NATS message: every part but the first to the replica's subject, the first (and the count) as
+        # the reply; a repeat of the key sends them again (the replica keeps the parts of the try it waits on)
+        parts = [answer[i:i + PART_BYTES] for i in range(0, len(answer), PART_BYTES)]
+        for index, part in enumerate(parts[1:], 1):
+            await self.requests.emit(call.reply_to, _join_part(call.key, index, part))
+        return _PART_HEAD + len(parts).to_bytes(4, "big") + parts[0]
+
+    async def _answer(self, call: ForwardedCall) -> bytes:
         if call.kind == "seq":
             return _encode(self.seqs(call.account))
         if call.kind == "accounts":
@@ -339,6 +406,10 @@ class CallResponder:
 
     async def _run(self, call: ForwardedCall) -> tuple[bytes, bool]:
         """The call's answer, and whether to keep it for repeats (not a passing outage: a retry should run again)."""
+        if call.kind == "http":
+            if self.routes is None:
+                return _encode(CallAnswer(error=_error_body(NotReady("method_not_served", "this process serves no HTTP routes")))), False
+            return await self.routes(call)
         ctx = CallContext(call.transport, principal=call.principal)
         try:
             raw = REQUEST_DECODER.decode(call.params)
@@ -360,6 +431,16 @@ class CallResponder:
         answers[key] = (now, answer)
         while answers and (len(answers) > _KEEP or next(iter(answers.values()))[0] < now - _KEEP_SECONDS):
             answers.popitem(last=False)
+
+
+def _join_part(key: str, index: int, part: bytes) -> bytes:
+    raw = key.encode()
+    return len(raw).to_bytes(2, "big") + raw + index.to_bytes(4, "big") + part
+
+
+def _split_part(data: bytes) -> tuple[str, int, bytes]:
+    size = int.from_bytes(data[:2], "big")
+    return data[2:2 + size].decode(), int.from_bytes(data[2 + size:6 + size], "big"), data[6 + size:]
 
 
 def _error_body(exc: CoinwireError) -> ErrorBody:
@@ -455,25 +536,3 @@ class RemoteAccounts:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
-
-
-class GatewayRoutesMiddleware:
-    """An api replica's HTTP routes that need the gateway or the engine in memory answer `served_by_gateway_process` (503).
-
-    Never a 500, never an answer from the replica's own empty gateway: the client (or a proxy)
-    sends those to a process running the gateway with the api, as docs/SCALING.md says.
-    """
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        path = scope.get("path", "")
-        if scope["type"] == "http" and path.startswith(GATEWAY_ROUTES):
-            error = served_by_gateway(path)
-            body = _encode({"error": error.to_dict()})
-            await send({"type": "http.response.start", "status": error.http_status,
-                        "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
-            await send({"type": "http.response.body", "body": body})
-            return
-        await self.app(scope, receive, send)

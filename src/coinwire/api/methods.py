@@ -16,7 +16,6 @@ import msgspec
 from coinwire import __version__
 from coinwire.api import params as P
 from coinwire.api.context import ACCOUNT_CHANNELS, CHANNELS, CallContext
-from coinwire.api.forwarding import GATEWAY_CHANNELS, served_by_gateway
 from coinwire.api.guard import authorize_channel
 from coinwire.api.json_input import refusal
 from coinwire.api.notifier import Notifier
@@ -180,12 +179,6 @@ class Api:
         if audited:
             self.audit.record_call(principal, name, raw or {}, "ok")  # type: ignore[union-attr]
         return result
-
-    def served_here(self, channels: Collection[str]) -> None:
-        """`served_by_gateway_process` for a push channel only the gateway's process feeds, in an api replica apart from it."""
-        apart = sorted(GATEWAY_CHANNELS.intersection(channels)) if self.forward is not None else []
-        if apart:
-            raise served_by_gateway(f"the {', '.join(apart)} channel")
 
     # --- accounts: the one place a client's account ids are checked -------------------------------
     def account(self, ctx: CallContext, account_id: int | None, exchange: str | None = None, need: Need = "trade") -> int | None:
@@ -481,7 +474,6 @@ async def subscribe(api: Api, p: P.SubscribeParams, ctx: CallContext) -> Any:
         raise InvalidInput("unknown_channel", f"unknown channels {unknown}; known: {sorted(CHANNELS)}")
     if ctx.send is None:
         raise InvalidInput("not_a_stream", "subscribe needs a WebSocket connection")
-    api.served_here(p.channels)
     for channel in dict.fromkeys(p.channels):  # each once, however often it is named
         authorize_channel(ctx.principal, channel)
     follows = ACCOUNT_CHANNELS & set(p.channels)

@@ -22,8 +22,8 @@ gateway's process): to the connections listening on it, narrowed to the sets the
 message carries: its owner, admins, users who may view every account it holds), asked again at
 each push. A set's notification is the whole set, so it is offered under `wallet_set.<id>`
 (latest wins while a connection is behind); the publisher sends each changed set at most once per
-`WALLET_SET_PUSH_BOUND` (0.25 s). `rule_fired` (api.rulesets_routes) comes from its publisher
-through `push_to`, with its own receivers' rule.
+`WALLET_SET_PUSH_BOUND` (0.25 s). `rule_fired` comes off the bus too (`RuleFired`, from
+api.rulesets_routes.RuleFiredPush where the controller runs), with its own receivers' rule.
 
 Each notification is encoded to its JSON-RPC message once and the same bytes go to every
 receiver, and no notification ever waits for a receiver: one connection that reads slowly
@@ -65,6 +65,7 @@ from coinwire.messages import (
     OrderView,
     PositionUpdate,
     Rate,
+    RuleFired,
     WalletSetChanged,
 )
 from coinwire.services.accounts import AccountBook
@@ -75,7 +76,8 @@ __all__ = ["ORDER_ALIASES", "Hold", "Notifier", "PushLimits", "is_acceptance", "
 log = structlog.get_logger("coinwire.notifier")
 
 _encode = msgspec.json.Encoder().encode
-_NOTIFIED = frozenset({OrderUpdate, FillEvent, PositionUpdate, ExchangeStatusChanged, ImportProgress, WalletSetChanged})
+_NOTIFIED = frozenset({OrderUpdate, FillEvent, PositionUpdate, ExchangeStatusChanged, ImportProgress, WalletSetChanged,
+                       RuleFired})
 ORDER_ALIASES = ("orders_updated", "orders_executed")  # the seed's names of order notifications (subscribed to)
 _SELECTED_LIMIT = 16_384  # subjects whose receivers are remembered; past it the memory starts afresh
 
@@ -279,14 +281,6 @@ class Notifier:
             await self._send_all(targets, channel, payload)
         return len(targets)
 
-    def push_to(self, channel: str, payload: Any, receives: Callable[[CallContext], bool]) -> int:
-        """Push to the connections listening on `channel` for which `receives(ctx)` holds (a channel routed by its
-        own rule, like `rule_fired`); returns how many were given it."""
-        targets = [c for c in self._listeners(channel) if receives(c)]
-        if targets:
-            _push_all(targets, notification(channel, payload))
-        return len(targets)
-
     def _listeners(self, channel: str) -> list[CallContext]:
         """The connections listening on `channel` (a shared list: do not change it), kept until a listener changes."""
         targets = self._listening.get(channel)
@@ -359,6 +353,8 @@ class Notifier:
                 _push_all(targets, notification("import_progress", message.progress))  # type: ignore[union-attr]
         elif kind is WalletSetChanged:
             self._wallet_set(message)  # type: ignore[arg-type]
+        elif kind is RuleFired:
+            self._rule_fired(message)  # type: ignore[arg-type]
         elif isinstance(message, ExchangeStatusChanged):
             targets = self._listeners("exchstatus")
             if targets:
@@ -378,6 +374,21 @@ class Notifier:
                    if (c.wallet_sets is None or set_id in c.wallet_sets) and self._may_read_set(c, message)]
         if targets:
             _offer_all(targets, f"wallet_set.{set_id}", notification("wallet_set", message.view))  # a whole state: latest wins
+
+    def _rule_fired(self, message: RuleFired) -> None:
+        """A firing to the `rule_fired` connections of its rule set's owner, the admins and whoever may read its scope
+        (api.portfolio_access.still_readable's rule, on what the message carries and this process's account book)."""
+        targets = [c for c in self._listeners("rule_fired") if self._may_read_firing(c, message)]
+        if targets:
+            _push_all(targets, notification("rule_fired", message.payload))
+
+    def _may_read_firing(self, ctx: CallContext, message: RuleFired) -> bool:
+        principal = ctx.principal
+        if principal is None or principal.is_admin or principal.user_id == message.owner_id:
+            return True  # (no principal: a server without users, its operator's connections)
+        if message.scope == "account":
+            return self.accounts.may(int(message.scope_id), principal.user_id, False, "view")
+        return message.scope_owner_id == principal.user_id
 
     def _may_read_set(self, ctx: CallContext, message: WalletSetChanged) -> bool:
         """`Api.may_read_set`'s rule (`AccountBook.may_read_set`) on what the message carries: the set's owner and accounts."""

@@ -13,28 +13,29 @@ Another user's rule set id answers 404 `rule_set_not_found`, like an id that doe
 (services.rule_sets.RuleSets.owned, the one place). Viewers may list their own; creating and
 changing is for traders and admins (auth.abilities: `manage` on `rule_set`).
 
-`RuleFiredPush` is what the controller calls with each firing: it goes to the `rule_fired`
-listeners who own the rule set or may read its scope (api.portfolio_access.still_readable, the
-check every portfolio read goes through), never to anyone else.
+`RuleFiredPush` is what the controller calls with each firing: it goes over the bus to every api
+process, whose notifier pushes it to the `rule_fired` listeners who own the rule set or may read its
+scope (api.portfolio_access.still_readable's rule), never to anyone else.
 """
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 
-from coinwire.api.context import CallContext
 from coinwire.api.guard import principal_of
 from coinwire.api.json_input import decode_json
 from coinwire.api.methods import Api
-from coinwire.api.portfolio_access import PortfolioScope, still_readable
 from coinwire.api.query_values import INT64_MAX, query_int
 from coinwire.api.rest import add_components, error_response, http_context, json_response, openapi_entry
 from coinwire.auth.errors import Unauthenticated
+from coinwire.bus.base import Bus
 from coinwire.core.errors import CoinwireError, InvalidInput
+from coinwire.messages import RuleFired, rule_fired_subject
 from coinwire.services.rule_sets import MAX_FIRINGS_PAGE
 from coinwire.store.rules import RuleSetRow
 
@@ -46,24 +47,43 @@ CHANNEL = "rule_fired"
 
 
 class RuleFiredPush:
-    """The controller's publisher: a firing (services.rule_sets.firing_view, plus the rule set's name) to its readers."""
+    """The controller's publisher: a firing (services.rule_sets.firing_view, plus the rule set's name) onto the bus.
 
-    def __init__(self, api: Api) -> None:
+    Why the bus: the controller runs beside the gateway, while the rule set's readers may be connected to
+    any api process; each one's notifier pushes `RuleFired` to its own connections that may read it
+    (api.notifier). The message carries the readers' rule's inputs, as this process knows them.
+    """
+
+    def __init__(self, api: Api, bus: Bus) -> None:
         self.api = api
+        self.bus = bus
+        self._sending: set[asyncio.Task[None]] = set()
 
-    def __call__(self, row: RuleSetRow, firing: dict[str, Any]) -> int:
-        """Push `{rule_set_id, name, scope, scope_id, firing}` to the owner's and the scope readers' connections; how many."""
-        owner_of_scope = int(row.scope_id) if row.scope == "user" else None
-        scope = PortfolioScope(scope=row.scope, scope_id=row.scope_id, owner_id=owner_of_scope, time_zone="UTC", currency="USD")
+    def __call__(self, row: RuleSetRow, firing: dict[str, Any]) -> None:
+        """Publish `{rule_set_id, name, scope, scope_id, firing}` (in a task: the controller does not wait for the bus)."""
+        task = asyncio.get_running_loop().create_task(self.publish(row, firing))
+        self._sending.add(task)
+        task.add_done_callback(self._sending.discard)
+
+    async def publish(self, row: RuleSetRow, firing: dict[str, Any]) -> None:
         payload = {"rule_set_id": row.id, "name": row.name, "scope": row.scope, "scope_id": row.scope_id, "firing": firing}
+        owners = self.api.owners
+        if row.scope == "user":
+            scope_owner: int | None = int(row.scope_id)
+        elif row.scope in ("wallet_set", "run") and owners is not None:
+            scope_owner = owners.owner_of(row.scope, row.scope_id)
+        else:
+            scope_owner = None
+        message = RuleFired(row.id, row.owner_id, row.scope, row.scope_id, scope_owner, payload)
+        try:
+            await self.bus.publish(rule_fired_subject(row.id), message)
+        except Exception:  # the firing is in its rule set's journal (GET .../firings): the push alone is lost
+            log.warning("rule_fired push not published", rule_set=row.id, exc_info=True)
 
-        def receives(ctx: CallContext) -> bool:
-            principal = ctx.principal
-            if principal is None:  # a server without users: its operator's connections
-                return self.api.auth is None
-            return principal.user_id == row.owner_id or still_readable(self.api, principal, scope)
-
-        return self.api.notifier.push_to(CHANNEL, payload, receives)
+    async def close(self) -> None:
+        for task in list(self._sending):
+            task.cancel()
+        await asyncio.gather(*self._sending, return_exceptions=True)
 
 
 async def _body(request: Request) -> dict[str, Any]:

@@ -34,6 +34,11 @@ RequestHandler = Callable[[bytes], Awaitable[bytes | None]]
 class NoResponder(Exception):
     """No process serves the subject right now (or none answered within the timeout): wait and retry."""
 
+    @property
+    def timed_out(self) -> bool:
+        """A process had the request but answered nothing in time (it may still be running it), not "nobody serves it"."""
+        return bool(self.args) and self.args[0] == "TimeoutError"
+
 
 class Responder(Protocol):
     """A served subject; after `stop()` no new request reaches the handler (those under way still answer)."""
