@@ -182,6 +182,15 @@ NOTES = """
   through the bus. make_order 104.1% of the base's orders/s (8,197 against 7,887; pairs 0.921-1.166, 6/6 within
   10%), server instructions an order 1.006x (594k against 591k), server CPU an order 0.962x: no cost on the order
   path (its orders are outside wallet sets).
+- Notifications kept for the bus and published again after a kill (2026-12-07, current = the working tree of
+  that commit against 8995c5c, benchmarks/bench_rpc_ab.py, 6 alternating pairs): each notified fill's row now
+  keeps its seq (one `msgspec.structs.replace` a fill), and a command's batch goes through the gateway's queue.
+  make_order 97.8% of the base's orders/s (4,926 against 4,883; pairs 0.914-1.129, 6/6 within 10%), server
+  instructions an order 0.997x (575k against 577k): no cost on the order path. The NATS message id on order and
+  fill notifications (not on this all-in-one path, which uses the memory bus) was timed apart, ad hoc: a
+  make_order's batch (a fill and an order) published and acknowledged one after another on loopback NATS took
+  1.049x as long with the id as without (median of 8 alternating rounds of 3,000, 0.977-1.145), about 15 µs
+  of a ~300 µs round trip, near 1% of the gateway process's ~1,163 µs of CPU an order.
 - The N-core model (`n_cores_model` of benchmarks/bench_replica.py, 2026-12-07): from the measured CPU per
   order of each role (one run: replica 322 µs, gateway's process 1,163 µs; one process 1,070 µs; the replica at
   81% of one process's 731 orders/s, within this host's noise of the earlier 65-133%). A gateway shard is one

@@ -25,7 +25,7 @@ __all__ = [
     "REQUEST_LATENCY", "ORDERS", "FILLS", "BOOK_UPDATES", "COMMIT_FAILURES", "LOOP_LAG", "JOURNAL_BEHIND", "JOURNAL_RESTARTS",
     "JOURNAL_REFUSED", "JournalStats", "watch_journal", "REFDATA_FETCHES", "REFDATA_AGE",
     "watch_loop_lag", "LoopCounter", "LoopHistogram", "BREAKER_OPENS", "BreakerStates", "watch_breakers",
-    "PROCESS_ROLES", "set_process_roles", "FORWARDED", "FORWARD_RETRIES",
+    "PROCESS_ROLES", "set_process_roles", "FORWARDED", "FORWARD_RETRIES", "NOTIFICATIONS_WAITING",
 ]
 
 
@@ -156,6 +156,8 @@ FORWARDED = LoopHistogram(
 FORWARD_RETRIES = LoopCounter("coinwire_forwarded_call_retries_total", "Tries of forwarded calls that no gateway answered", [])
 
 
+# notification batches a gateway committed while the bus was away, kept in order until it takes them (services/notify_queue.py)
+NOTIFICATIONS_WAITING = Gauge("coinwire_notifications_waiting", "Committed notification batches kept until the bus takes them")
 BREAKER_OPENS = LoopCounter("coinwire_breaker_opens_total", "Times a dependency's circuit breaker opened", ["dependency"])
 
 

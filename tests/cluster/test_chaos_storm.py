@@ -58,7 +58,7 @@ class Stats:
     longest_pause: float = 0.0  # seconds between two acknowledged orders of one client, the longest
     viewer_refusals: Counter[str] = field(default_factory=Counter)
     answered_by: dict[tuple[str, str], str] = field(default_factory=dict)
-    killed_ns: list[int] = field(default_factory=list)  # wall clock of each lease holder's kill -9 and bus or store restart
+    killed_ns: list[int] = field(default_factory=list)  # wall clock of each lease holder's kill -9 and store restart
     kills: list[str] = field(default_factory=list)
     steps: list[str] = field(default_factory=list)
 
@@ -325,7 +325,7 @@ async def chaos(cluster: Cluster, stats: Stats, faults_over: asyncio.Event, repl
     await asyncio.to_thread(market.wait_up, 30)
     step("md restarted")
     await asyncio.sleep(1.5)
-    stats.killed_ns.append(time.time_ns())  # what a gateway publishes while NATS is down is lost (no outbox yet)
+    # not a kill: what a gateway commits while NATS is down waits in its queue and is published once it is back
     down = await asyncio.to_thread(cluster.nats.restart)
     stats.kills.append(f"NATS restarted (down {down:.2f} s)")
     step("nats restarted")
@@ -432,22 +432,28 @@ async def storm_through(cluster: Cluster, replicas: list[RoleProcess]) -> None:
         account = accounts[name]
         last = stored.last_seqs.get(account, 0)
         lacking = set(range(1, last + 1)) - kept[account]
-        print(f"{name}: seen {len(watcher.seen)}, last stored {last}, not on the bus {sorted(lacking)}")
+        offsets = {seq: min(((round((made_at[account][min(s for s in made_at[account] if s >= seq)] - at) / 1e9, 2), n)
+                             for n, at in enumerate(stats.killed_ns)), key=lambda d: abs(d[0]))
+                   for seq in lacking}  # made: (seconds from the nearest fault, which: its index in killed_ns)
+        print(f"{name}: seen {len(watcher.seen)}, last stored {last}, not on the bus {sorted(lacking)} (from a fault: {offsets})")
         # every seq the bus keeps reached the watcher, live or by its replays with `since`
         assert kept[account] <= watcher.seen and watcher.seen <= set(range(1, last + 1)), sorted(kept[account] - watcher.seen)[:20]
-        # the known limit (docs/SCALING.md "Faults, measured"): the notifications of commands a gateway committed in the
-        # instant before its kill -9, or published while NATS or PostgreSQL restarted, never reach the bus (no outbox
-        # yet); none is missing at other times
+        # what a gateway committed in the instant before its kill -9 is published again by the next holder from the store
+        # (docs/SCALING.md "Faults, measured"); an order that took two seqs then keeps only the later: such a missing seq
+        # belongs to a command near a kill or a store restart, never elsewhere (what a gateway committed while NATS
+        # restarted waited in its queue and was published)
         for seq in lacking:
             after = min(s for s in made_at[account] if s >= seq)  # the order row of the command that took the seq
             made = made_at[account][after]
             # within 5 s: with four test workers beside it, a command made 2.4 s before a kill was still in flight
             assert min(abs(made - at) for at in stats.killed_ns) < 5e9, (name, seq, made, stats)
         unpublished += len(lacking)
-    assert unpublished <= 4 * (CLIENTS - 1), unpublished  # a fill's and an order's seq per command in flight, at most two each
+    assert unpublished <= CLIENTS - 1, unpublished  # at most an order's earlier seq per command in flight at a kill
     assert all(stats.placed[n] >= ORDERS_PER_CLIENT for n in range(CLIENTS - 1)), stats.placed
     assert set(stats.viewer_refusals) == {"forbidden"}, stats.viewer_refusals
-    print(f"\nnotifications committed but never published (at a holder's kill -9): {unpublished}")
+    repaired = sum(p.log().count("published again from the store") for p in cluster.gateways())
+    print(f"\nnotifications committed but never on the bus: {unpublished}; accounts whose lost notifications a holder "
+          f"published again from the store: {repaired}")
     print(f"storm: {len(stats.acked)} orders acknowledged, {stats.cancels} cancels, in {stormed:.1f} s; "
           f"longest pause between two acknowledged orders of a client: {stats.longest_pause:.2f} s")
     print(f"faults survived ({len(stats.kills)}): " + "; ".join(stats.kills))

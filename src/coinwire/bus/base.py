@@ -103,6 +103,15 @@ class Bus(Protocol):
         """The sequence number of the newest durable message (0 when there is none)."""
         ...
 
+    async def last_account_seq(self, account_id: int) -> int | None:
+        """The highest account `seq` among the account's newest order, fill and position notifications this bus keeps (0: none).
+
+        None: the bus cannot tell. A memory bus dies with its process, so there is nothing a restarted
+        gateway could repair on it (services/lost_notifications.py); a stream with age or size limits
+        that keeps nothing of the account may have dropped what it had.
+        """
+        ...
+
 
 class _Delivery:
     """What every subscription's inbox has: its pattern and types, a drop count, open or closed."""

@@ -29,7 +29,7 @@ from nats.js import JetStreamContext, api
 
 from coinwire.bus.base import DEFAULT_MAX_PENDING, Handler, Inbox, InlineHandler, InlineInbox, check_message, inbox_for
 from coinwire.bus.subjects import intersect, is_durable, matcher, validate_namespace, validate_pattern, validate_subject
-from coinwire.messages import DURABLE_SUBJECTS, Message, decode, encode
+from coinwire.messages import DURABLE_SUBJECTS, FillEvent, Message, OrderUpdate, decode, encode
 
 __all__ = ["NatsBus", "NatsSubscription", "stream_name"]
 
@@ -170,7 +170,8 @@ class NatsBus:
         async with self._sending:
             for subject, message in messages:
                 if is_durable(subject):
-                    acks.append(await js.publish_async(self._prefix + subject, encode(message), stream=self.stream))
+                    acks.append(await js.publish_async(self._prefix + subject, encode(message), stream=self.stream,
+                                                       headers=_message_id(message)))
                 else:
                     await nc.publish(self._prefix + subject, encode(message))
                     acks.append(None)
@@ -229,6 +230,18 @@ class NatsBus:
     async def last_seq(self) -> int:
         info = await self._jetstream().stream_info(self.stream)
         return info.state.last_seq or 0
+
+    async def last_account_seq(self, account_id: int) -> int | None:
+        js, top = self._jetstream(), 0
+        for kind in ("order", "fill", "position"):  # each kind's newest message (the stream keeps them in publish order)
+            try:
+                found = await js.get_last_msg(self.stream, f"{self._prefix}{kind}.{account_id}.>")
+            except nats.js.errors.NotFoundError:
+                continue
+            top = max(top, getattr(decode(found.data or b""), "seq", 0))
+        if top == 0 and (self.max_age or self.max_bytes):
+            return None  # nothing kept: never published, or dropped by the stream's limits; which one cannot be told
+        return top
 
     async def delete_stream(self) -> None:
         """Remove this namespace's stream and every durable message in it (tests, decommissioning)."""
@@ -305,3 +318,15 @@ class NatsBus:
 
     async def _on_reconnected(self) -> None:
         log.info("nats reconnected to %s", self.url)
+
+
+def _message_id(message: Message) -> dict[str, str] | None:
+    """`Nats-Msg-Id: <account>.<seq>` for an order or fill notification: a batch published again after its acknowledgement
+    was lost (services/notify_queue.py) is dropped by JetStream within its duplicate window (2 minutes), not kept twice.
+    Positions have none: a mark-only update repeats its position's last seq by design."""
+    kind = type(message)
+    if kind is OrderUpdate or kind is FillEvent:
+        seq = message.seq  # type: ignore[union-attr]
+        if seq:
+            return {"Nats-Msg-Id": f"{message.account_id}.{seq}"}  # type: ignore[union-attr]
+    return None

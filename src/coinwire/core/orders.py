@@ -265,6 +265,7 @@ class Fill(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     fee_currency: str | None = None  # None: the quote currency
     account_id: int = 0  # the order's account
     position_side: PositionSide = PositionSide.BOTH  # a perpetual fill's position (hedge mode: its leg)
+    seq: int = 0  # its notification's account sequence, as stored (the gateway sets it on the row it commits; 0: none)
 
 
 class OrderRequest:

@@ -28,6 +28,7 @@ from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from functools import partial
 from typing import Any, Protocol
 
+import msgspec
 import structlog
 
 from coinwire import metrics
@@ -68,6 +69,8 @@ from coinwire.services.accounts import AccountBook, MembersRepository
 from coinwire.services.breakers import Breakers
 from coinwire.services.live_credentials import live_credentials
 from coinwire.services.log_feed import LogRing
+from coinwire.services.lost_notifications import LostNotifications
+from coinwire.services.notify_queue import NotificationQueue
 from coinwire.services.position_views import position_views
 from coinwire.services.recent_orders import RecentOrders
 from coinwire.services.views import FundingView, fill_view, funding_view, order_view
@@ -133,6 +136,10 @@ class Gateway:
         self.store = store
         self.writer = GroupCommitWriter(store)
         self.bus = bus
+        self.notifications = NotificationQueue(bus)  # what commands committed, to the bus in order (services/notify_queue.py)
+        # what a previous holder committed but never published, published again after each restore
+        self.lost = LostNotifications(bus, store, self._rebuilt_notifications, self.notifications.publish)
+        self._repairs: set[asyncio.Task[int]] = set()
         self.clock = clock
         self.recent_logs = LogRing(settings.log_feed_recent)  # GET /api/v1/logs
         self.ledger = Ledger()
@@ -197,6 +204,8 @@ class Gateway:
     async def close(self) -> None:
         """Stop following the market and the venues, then commit what was submitted, whatever raised before."""
         try:
+            for task in list(self._repairs):
+                task.cancel()
             for sub in self._subscriptions:
                 await sub.unsubscribe()
             for task in self._tasks:
@@ -208,6 +217,7 @@ class Gateway:
         finally:  # change sets already acknowledged are committed even when a venue failed to close
             await self.writer.close()
             await self.checkpoint()  # the next start reads no line twice
+            await self.notifications.close()
 
     async def _restore(self) -> None:
         """Rebuild the ledger, id sequences and resting orders from the store (crash recovery)."""
@@ -236,6 +246,32 @@ class Gateway:
         if state.lines_after_checkpoint or added or not usable:  # what this start read beyond the checkpoint, the next will not
             self._checkpointed = 0
             self._checkpointed_at = -self.settings.checkpoint_seconds  # the checkpoint loop's first turn, in the background
+        gaps = await self.lost.gaps(state.last_seqs)  # before anything new is published (services/lost_notifications.py)
+        if gaps:  # a repair under way goes on: its gaps were read before newer seqs could hide them
+            task = asyncio.get_running_loop().create_task(self.lost.repair(gaps), name="lost-notifications")
+            self._repairs.add(task)
+            task.add_done_callback(self._repairs.discard)
+
+    def _rebuilt_notifications(self, orders: list[Order], fills: list[Fill],
+                               positions: list[Position]) -> list[tuple[int, str, Message]] | None:
+        """Stored rows' notifications as `_notify` made them, each with its seq; None while one's market is unknown."""
+        by_id = {order.id: order for order in orders}
+        out: list[tuple[int, str, Message]] = []
+        try:
+            for fill in fills:
+                order = by_id[fill.order_id]
+                view = fill_view(fill, self.venues[fill.exchange].markets[fill.symbol].instrument, fill.seq, order.funds)
+                out.append((fill.seq, self._subject("fill", fill.account_id, fill.exchange, fill.symbol),
+                            FillEvent(view, order.owner_id, fill.account_id, fill.seq)))
+            for order in orders:
+                out.append((order.seq, self._subject("order", order.account_id, order.exchange, order.symbol),
+                            OrderUpdate(order_view(order, self.instrument_of(order), order.seq), order.owner_id, order.account_id,
+                                        order.seq)))
+            if positions:
+                out += [(message.seq, subject, message) for subject, message in self._position_messages(positions)]  # type: ignore[union-attr]
+        except KeyError:
+            return None
+        return out
 
     async def checkpoint(self) -> None:
         """Have the store fold the lines written since its last checkpoint into its totals, with the client_oid filter.
@@ -557,6 +593,7 @@ class Gateway:
             if notified:
                 seq = seqs[fill.account_id] = seqs.get(fill.account_id, 0) + 1
                 self._fill_seqs[fill.id] = seq
+                fill = msgspec.structs.replace(fill, seq=seq)  # the row keeps it: a lost notification is published again
             changes.add_fill(fill, self.venues[fill.exchange].markets[fill.symbol].instrument)
         for order in orders:
             if notified:
@@ -830,7 +867,7 @@ class Gateway:
                                                f"Order {order.client_oid} is done ({reason})", None, order.owner_id))
         if positions:
             batch += positions
-        await self.bus.publish_many(batch)
+        await self.notifications.publish(batch)  # kept in order while the bus is away: the command is committed
         return views
 
     async def publish_log(self, level: str, name: str, message: str, context: dict[str, object] | None = None,

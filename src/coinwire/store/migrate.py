@@ -17,7 +17,7 @@ from sqlalchemy.engine import Connection
 
 __all__ = ["HEAD", "SCRIPT_LOCATION", "alembic_config", "upgrade", "downgrade", "current_revision"]
 
-HEAD = "0026_gateway_leases"
+HEAD = "0027_fill_seqs"
 SCRIPT_LOCATION = Path(__file__).resolve().parent / "migrations"
 
 

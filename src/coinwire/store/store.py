@@ -662,6 +662,23 @@ class Store:
             query = query.where(orders.c.id < before_id)
         return [ORDERS.from_row(row) for row in await self._all(query)]
 
+    async def notified_after(self, account_id: int, seq: int, limit: int) -> tuple[list[Order], list[Fill], list[Position]]:
+        """An account's rows whose notification seq is above `seq`: its orders (latest state) and their fills, its positions.
+
+        What a gateway killed between a commit and its publish left off the bus
+        (services/lost_notifications.py). A fill's command also notified its order after it, so
+        the order's latest seq is above the fill's: the fills are found through those orders.
+        At most `limit` rows of each table, oldest seq first.
+        """
+        order_rows = await self._all(select(orders).where(orders.c.account_id == account_id, orders.c.seq > seq)
+                                     .order_by(orders.c.seq).limit(limit))
+        found = [ORDERS.from_row(r) for r in order_rows]
+        fill_rows = await self._all(select(fills).where(fills.c.order_id.in_([o.id for o in found]), fills.c.seq > seq)
+                                    .order_by(fills.c.seq).limit(limit)) if found else []
+        position_rows = await self._all(select(positions).where(positions.c.account_id == account_id, positions.c.seq > seq)
+                                        .order_by(positions.c.seq).limit(limit))
+        return found, [FILLS.from_row(r) for r in fill_rows], [POSITIONS.from_row(r) for r in position_rows]
+
     async def list_fills(self, order_id: int | None = None, limit: int = 100, before_id: int | None = None) -> list[Fill]:
         """Newest first; page on with `before_id=` the last id of the previous page."""
         query = select(fills).order_by(fills.c.id.desc()).limit(_check_limit(limit))

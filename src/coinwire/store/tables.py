@@ -191,6 +191,7 @@ fills = Table(
     Column("fee_currency", String(16), nullable=True),  # NULL: the quote currency
     Column("account_id", BigInteger, nullable=False),
     Column("position_side", String(8), nullable=False, server_default="both"),  # 0018_perpetuals
+    Column("seq", BigInteger, nullable=False, server_default="0"),  # its notification's account seq (0027; 0: before, or none)
     Index(None, "order_id"),
 )
 
