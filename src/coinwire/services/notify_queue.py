@@ -24,6 +24,7 @@ import structlog
 
 from coinwire import metrics
 from coinwire.bus.base import Bus
+from coinwire.core.errors import CoinwireError
 from coinwire.messages import Message
 
 __all__ = ["NotificationQueue"]
@@ -50,13 +51,15 @@ class NotificationQueue:
         return len(self._waiting)
 
     async def publish(self, batch: Batch) -> None:
-        """Publish `batch`, or keep it (never raises for the bus: the caller's command is committed already)."""
+        """Publish `batch`, or keep it (never raises for the bus being away: the caller's command is committed already)."""
         if self._waiting:  # earlier notifications wait for the bus: these go after them
             self._keep(batch)
             return
         try:
             await self.bus.publish_many(batch)
-        except Exception as exc:  # noqa: BLE001 - any failure of the bus: kept, published once it answers
+        except (TypeError, ValueError, CoinwireError):
+            raise  # a message or subject the bus refuses (a bug): kept, it would hold back every later one for ever
+        except Exception as exc:  # noqa: BLE001 - the bus away (refused, reconnecting, an acknowledgement timed out)
             log.warning("notifications kept until the bus takes them", error=repr(exc))
             self._keep(batch)
 
