@@ -79,6 +79,7 @@ from coinwire.services.rate_history import RateHistory
 from coinwire.services.rates import CcxtPrices, Rates
 from coinwire.services.rule_sets import RuleSets
 from coinwire.services.runs import RunManager
+from coinwire.services.schedule_wakes import ScheduleWakes
 from coinwire.services.scheduler import Housekeeping, JobKind, RetrieveRates, RunStrategy, Scheduler, StrategyStep
 from coinwire.services.signals import Signals
 from coinwire.services.warm_history import warm_sources
@@ -440,7 +441,7 @@ def create_app(settings: Settings, env: Mapping[str, str] | None = None) -> Fast
     problems = roles.refusals(chosen, store_url=settings.resolved_store_url, bus_url=settings.bus_url, cache_url=settings.cache_url)
     if problems:
         raise ConfigError("cannot start roles " + ",".join(sorted(chosen)) + ": " + "; ".join(problems))
-    if "gateway" not in chosen and "api" not in chosen:  # marketdata alone: its feeds, ticker streamers, candles; the probes
+    if chosen <= {"marketdata"}:  # marketdata alone: its feeds, ticker streamers, candles; the probes
         return _market_data_app(Platform(settings), os.environ if env is None else env)
     platform = Platform(settings)
     # an api replica apart from the gateway forwards Api calls to the gateway's process; a gateway process apart from the
@@ -459,8 +460,12 @@ def create_app(settings: Settings, env: Mapping[str, str] | None = None) -> Fast
     schedule_kinds: list[JobKind] = [RunStrategy(runs, run_owners), StrategyStep(runs, run_owners),
                       Housekeeping(platform.store, int(settings.schedule_ticks_kept_days * 86_400_000)),
                       RetrieveRates(platform.rates)]
+    # apart from the gateway, each claimed tick's job runs in the gateway's process, where the runs and market data are
     scheduler = Scheduler(platform.store, {k.name: k for k in schedule_kinds}, record_rates=settings.record_rates,
-                          preferences=PreferencesRepository(platform.store), users=access.repo)
+                          preferences=PreferencesRepository(platform.store), users=access.repo,
+                          dispatch=forward.run_job if forward is not None else None)
+    schedules_changed = ScheduleWakes(requests)  # a schedule added here wakes the scheduler loops of other processes
+    scheduler.changed.append(schedules_changed)
     # each user's Telegram bot answers their chat's commands (/status, /balance, /runs, /stop, ...), following the stored settings
     commands = TelegramCommands(platform.gateway, runs, lambda run_id: access.owners.owner_of("run", run_id), platform.health,
                                 StoreFills(platform.store), PreferencesRepository(platform.store), platform.market)
@@ -480,7 +485,8 @@ def create_app(settings: Settings, env: Mapping[str, str] | None = None) -> Fast
     responder = (CallResponder(api, requests, settings.gateway_exchanges, lambda: platform.leases.lost, platform.gateway.accounts,
                                lambda account_id: platform.gateway.seqs.get(account_id, 0),
                                # the replicas' requests to the routes that need this process (api/route_forwarding.py)
-                               routes=RouteRunner(create_http_app(platform, api, access, runs, _no_lifespan, outside, guarded=False)))
+                               routes=RouteRunner(create_http_app(platform, api, access, runs, _no_lifespan, outside, guarded=False)),
+                               jobs=scheduler.run_job)  # a scheduler apart's ticks
                  if not replica and isinstance(requests, NatsRequests) else None)
     # the controller (services/controller.py): enabled live and dry-run rule sets evaluated on the tracker's samples, their
     # firings journaled and acted on, `rule_fired` pushed; none when portfolio tracking is off (no samples to evaluate)
@@ -516,6 +522,7 @@ def create_app(settings: Settings, env: Mapping[str, str] | None = None) -> Fast
         if controller is not None:
             await controller.start()  # after the tracker (platform) and the runs: it resumes commands that act on both
         if run("scheduler"):
+            await schedules_changed.listen(scheduler.wake)
             await scheduler.start()
         if run("telegram_bots"):
             await telegram.start()
@@ -523,7 +530,7 @@ def create_app(settings: Settings, env: Mapping[str, str] | None = None) -> Fast
             await responder.start()  # the gateway is live under its leases: forwarded calls are answered from here on
         if forward is not None:
             await forward.start()
-        if remote_accounts is not None:
+        if remote_accounts is not None and run("http_api"):  # the book of an api replica's connections
             await remote_accounts.start()
         try:
             yield
@@ -538,6 +545,7 @@ def create_app(settings: Settings, env: Mapping[str, str] | None = None) -> Fast
                 await telegram.close()
             if run("scheduler"):
                 await scheduler.close()
+            await schedules_changed.close()
             if controller is not None:
                 await controller.close()
             await runs.close()  # its runs stop with the server (those the api started here, whatever the roles)

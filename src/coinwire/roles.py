@@ -38,13 +38,14 @@ NEEDS: Mapping[str, tuple[str, ...]] = {
     "marketdata": ("store", "bus", "cache"),  # candles to the store, market data out on the bus, latest prices to the cache
     "engine": ("store", "bus"),  # runs in the store, fills off the bus
     "tracker": ("store", "bus", "cache"),  # portfolio candles to the store, prices from the cache and the bus
-    "scheduler": ("store",),  # schedules and their claimed ticks live in the store
+    "scheduler": ("store", "bus"),  # schedules and claimed ticks in the store; apart, each tick's job goes to the gateway
     "notifier": ("store", "bus"),  # the outbox in the store, what to notify off the bus
 }
 
-# Roles that today reach the gateway in their own process. `api` is not among them: an api replica apart forwards its
-# calls to the gateway's process over the bus (api/forwarding.py, docs/SCALING.md "Commands across processes").
-NEED_GATEWAY: frozenset[str] = frozenset({"engine", "tracker", "scheduler", "notifier"})
+# Roles that today reach the gateway in their own process. `api` and `scheduler` are not among them: an api replica
+# apart forwards its calls to the gateway's process over the bus, and a scheduler apart claims each tick in the store and
+# sends its job there (api/forwarding.py, docs/SCALING.md "Commands across processes", "A scheduler apart").
+NEED_GATEWAY: frozenset[str] = frozenset({"engine", "tracker", "notifier"})
 
 _SETTING = {
     "store": "COINWIRE_STORE_URL=postgresql://user@host/db (the default is a SQLite file of this process's own)",
@@ -89,7 +90,7 @@ def refusals(roles: Iterable[str], *, store_url: str, bus_url: str, cache_url: s
 
     Every role in one process shares nothing and runs on the embedded defaults. Fewer roles
     are one process of several: each port a role needs must be a shared server, and a role
-    that reaches the gateway in-process needs `gateway` beside it (`api` alone forwards to it).
+    that reaches the gateway in-process needs `gateway` beside it (`api` and `scheduler` alone forward to it).
     """
     chosen = set(roles)
     if is_all(chosen):

@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 from coinwire.config import _ENV_FIELDS, ENV_PREFIX
-from coinwire.roles import ROLES
+from coinwire.roles import ROLES, parse_roles, refusals
 from tests.conftest import unavailable
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -79,7 +79,7 @@ def quantity(value: str | int | float) -> float:
 
 def test_every_workload_is_probed_on_its_port_sized_and_non_root(rendered: list[dict[str, Any]]) -> None:
     found = workloads(rendered)
-    assert len(found) >= len(ROLES)
+    assert len(found) >= 4  # api, gateway (with the roles that need it in-process), marketdata, scheduler
     for workload in found:
         name = workload["metadata"]["name"]
         pod = workload["spec"]["template"]["spec"]
@@ -250,8 +250,25 @@ def test_compose_runs_the_roles_on_the_data_services(compose: dict[str, Any]) ->
             assert env.get(key), f"{name}: {key} unset"
         assert "COINWIRE_STORE_URL" not in env, f"{name}: the store URL (with its password) belongs in secrets.env"
     assert set(roles) <= set(ROLES), f"unknown roles {sorted(set(roles) - set(ROLES))}"
-    assert {"gateway", "marketdata", "engine", "scheduler", "notifier"} <= set(roles)
+    assert {"gateway", "marketdata", "engine", "tracker", "scheduler", "notifier"} <= set(roles)
     assert roles.count("api") == 2, "two api replicas"
+
+
+def _serve_refusals(args: list[str]) -> list[str]:
+    """What `coinwire serve` would refuse at start for this command line, on the shared servers every file configures."""
+    return refusals(parse_roles(flag(args, "--roles")), store_url="postgresql://coinwire@postgres/coinwire",
+                    bus_url="nats://nats:4222", cache_url="redis://redis:6379/0")
+
+
+def test_every_process_the_files_start_is_one_coinwire_serve_accepts(rendered: list[dict[str, Any]],
+                                                                    compose: dict[str, Any]) -> None:
+    """No Deployment or service whose roles `serve` refuses (a role that needs the gateway in its process, alone): it
+    would exit 2 at every start."""
+    for workload in workloads(rendered):
+        for container in containers(workload):
+            assert _serve_refusals(container["args"]) == [], workload["metadata"]["name"]
+    for name, service in coinwire_services(compose).items():
+        assert _serve_refusals(service["command"]) == [], name
 
 
 def test_compose_keeps_secrets_out_of_the_file(compose: dict[str, Any]) -> None:

@@ -42,6 +42,7 @@ from coinwire.core.accounts import Account
 from coinwire.core.errors import CoinwireError, NotReady
 from coinwire.services.accounts import AccountBook
 from coinwire.store.outage import store_unavailable, store_unreachable
+from coinwire.store.schedules import ScheduleRow
 
 if TYPE_CHECKING:
 
@@ -90,8 +91,9 @@ class ForwardedCall(msgspec.Struct, frozen=True, omit_defaults=True):
     principal: Principal | None = None
     transport: str = "http"
     key: str = ""
-    kind: str = "call"  # "call" | "http" (an HTTP request in `params`: api/route_forwarding.py) | "seq" | "accounts"
+    kind: str = "call"  # "call" | "http" (an HTTP request in `params`: api/route_forwarding.py) | "job" | "seq" | "accounts"
     account: int = 0
+    tick: int = 0  # a job's tick (epoch ms), its schedule in `params`
     reply_to: str = ""  # where the parts of an answer too big for one NATS message go (the replica's `gwparts.<id>`)
 
 
@@ -143,6 +145,7 @@ _params_encode = msgspec.json.Encoder(decimal_format="number").encode  # request
 _call_decode = msgspec.json.Decoder(ForwardedCall).decode
 _answer_decode = msgspec.json.Decoder(CallAnswer).decode
 _delta_decode = msgspec.json.Decoder(AccountsDelta).decode
+_row_decode = msgspec.json.Decoder(ScheduleRow).decode
 ACCOUNTS_PAGE = 2000  # accounts in one answer to a replica loading the book (a NATS message stays well under its 1 MB)
 
 
@@ -229,6 +232,20 @@ class Forwarder:
         metrics.FORWARDED.labels("ok").observe(time.perf_counter() - started)
         return answer
 
+    async def run_job(self, row: ScheduleRow, tick: int) -> None:
+        """A claimed tick's job, run by the gateway's process (`Scheduler.run_job` there): a scheduler apart dispatches here.
+
+        Its key is the tick's own: a retry after a lost answer joins or repeats that one run.
+        """
+        key = f"job:{row.id}:{tick}"
+        body = _encode(ForwardedCall(row.job_kind, msgspec.Raw(_encode(row)), None, "job", key, kind="job", tick=tick,
+                                     reply_to=self.reply_to))
+        answer = _answer_decode(await self._ask(f"{SUBJECT}._", body, key, answer_seconds=_ANSWER_SECONDS))
+        if answer.error is not None:
+            if answer.error.internal:
+                raise ForwardedBug(f"the {row.job_kind} job failed in the gateway's process")
+            raise RemoteError(answer.error)
+
     async def _ask(self, subject: str, body: bytes, key: str = "", answer_seconds: float = 0.0) -> bytes:
         started = time.monotonic()
         deadline = started + self.wait_seconds
@@ -270,9 +287,11 @@ class CallResponder:
 
     def __init__(self, api: Api, requests: Requests, exchanges: Collection[str], lost: Callable[[], str | None],
                  accounts: AccountBook, seqs: Callable[[int], int], page_size: int = ACCOUNTS_PAGE,
-                 routes: Callable[[ForwardedCall], Awaitable[tuple[bytes, bool]]] | None = None) -> None:
+                 routes: Callable[[ForwardedCall], Awaitable[tuple[bytes, bool]]] | None = None,
+                 jobs: Callable[[ScheduleRow, int], Awaitable[None]] | None = None) -> None:
         self.api = api
         self.routes = routes  # runs a forwarded HTTP request (api/route_forwarding.py RouteRunner); None: none served
+        self.jobs = jobs  # runs a scheduled job's tick (services.scheduler.Scheduler.run_job); None: none served
         self.requests = requests
         self.exchanges = list(exchanges)
         self.lost = lost  # why the gateway stepped down (its leases), or None while it writes
@@ -412,6 +431,11 @@ class CallResponder:
             return await self.routes(call)
         ctx = CallContext(call.transport, principal=call.principal)
         try:
+            if call.kind == "job":  # a tick a scheduler apart claimed: run here, where the runs and the market data are
+                if self.jobs is None:
+                    raise NotReady("method_not_served", "this process runs no scheduled jobs")
+                await self.jobs(_row_decode(call.params), call.tick)
+                return _encode(CallAnswer()), True
             raw = REQUEST_DECODER.decode(call.params)
             if call.method not in self.api.methods or not isinstance(raw, dict):
                 raise NotReady("method_not_served", f"the gateway's process does not serve {call.method!r}")

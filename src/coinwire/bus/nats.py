@@ -43,7 +43,7 @@ PING_INTERVAL = 5  # seconds between pings of an idle connection; two unanswered
 
 
 # first tokens of the subjects that carry bytes, not coinwire.messages (bus/requests.py): typed subscriptions skip them
-RAW_SUBJECTS: tuple[str, ...] = ("gwapi", "gwevents")
+RAW_SUBJECTS: tuple[str, ...] = ("gwapi", "gwevents", "gwparts")  # bytes of api/forwarding.py, never typed messages
 
 
 def stream_name(namespace: str) -> str:

@@ -139,8 +139,12 @@ class Scheduler:
 
     def __init__(self, store: Store, kinds: Mapping[str, JobKind], clock: Callable[[], int] = wall_ms, *,
                  record_rates: bool = True, preferences: PreferencesRepository | None = None,
-                 users: AuthRepository | None = None, max_wait: float = MAX_WAIT_SECONDS, process_id: str | None = None) -> None:
+                 users: AuthRepository | None = None, max_wait: float = MAX_WAIT_SECONDS, process_id: str | None = None,
+                 dispatch: Callable[[ScheduleRow, int], Awaitable[None]] | None = None) -> None:
         """`clock`: epoch ms. `record_rates`: keep the system schedule `rates` (every minute, every market with a feed).
+
+        `dispatch`: where a claimed tick's job runs when not here (`run_job`): a scheduler process apart from the
+        gateway sends it to the gateway's process, where the runs and the market data are (api/forwarding.py).
 
         `preferences`: where an owner's time zone is read when a schedule names none (UTC without it).
         `users`: where each tick finds its owner as they are now: a disabled owner's ticks do not run, and the job is
@@ -148,6 +152,8 @@ class Scheduler:
         """
         self.repo = ScheduleStore(store)
         self.kinds = dict(kinds)
+        self.dispatch = dispatch
+        self.changed: list[Callable[[], None]] = []  # told when a schedule is added or resumed (other processes' loops wake)
         self.clock = clock
         self.record_rates = record_rates
         self.preferences = preferences
@@ -239,17 +245,25 @@ class Scheduler:
             raise Forbidden("owner_disabled", "the schedule's owner is disabled or removed: its jobs do not run")
         return Principal(user_id=row.owner_id, username=str(user["username"]), role=str(user["role"]), plan=str(user["plan"]))
 
+    async def run_job(self, row: ScheduleRow, tick: int) -> None:
+        """Run one claimed tick of a schedule: its owner checked as they are now, its job checked again, then run.
+
+        The one path of a job (the claiming process's, or the gateway's process for a scheduler
+        apart: api/forwarding.py `kind="job"`); raises the CoinwireError its tick records.
+        """
+        kind = self.kinds.get(row.job_kind)
+        if kind is None:
+            raise NotFound("unknown_job_kind", f"no job kind {row.job_kind!r} is registered on this server")
+        owner = await self._owner(row)
+        if owner is not None:  # checked again as the owner may now: a role, a run's owner can change
+            kind.check(dict(row.job_params), owner)
+        await kind.run(row, tick)
+
     async def _run_ticks(self, row: ScheduleRow, ticks: list[int]) -> int:
         for tick in ticks:
             outcome, error = "ok", None
-            kind = self.kinds.get(row.job_kind)
             try:
-                if kind is None:
-                    raise NotFound("unknown_job_kind", f"no job kind {row.job_kind!r} is registered on this server")
-                owner = await self._owner(row)
-                if owner is not None:  # checked again as the owner may now: a role, a run's owner can change
-                    kind.check(dict(row.job_params), owner)
-                await kind.run(row, tick)
+                await (self.dispatch or self.run_job)(row, tick)
             except CoinwireError as exc:
                 outcome, error = "error", f"{exc.code}: {exc.message}"
             except Exception as exc:  # a bug in a job: recorded on the tick and logged, the scheduler goes on
@@ -308,7 +322,7 @@ class Scheduler:
             owner_id=user.user_id, name=name, cron=spec.cron, every=spec.every, timezone=spec.timezone, job_kind=kind.name,
             job_params=params, misfire_policy=misfire.policy, misfire_limit=misfire.limit, paused=request.paused,
             created_at=now, next_at=next_after(spec, now)))
-        self._wake.set()
+        self._changed()
         return (await self._views([row], NEXT_RUNS))[0]
 
     async def remove(self, schedule_id: object, user: Principal) -> dict[str, Any]:
@@ -326,8 +340,18 @@ class Scheduler:
         row = await self.owned(schedule_id, user)
         spec, _ = _timing(row)
         await self.repo.set_paused(row.id, False, next_after(spec, self.clock()))
-        self._wake.set()
+        self._changed()
         return await self.get(row.id, user)
+
+    def wake(self) -> None:
+        """Look at the store now: a schedule was added or resumed (here, or in another process: the composition root
+        hears of those over the bus)."""
+        self._wake.set()
+
+    def _changed(self) -> None:
+        self._wake.set()
+        for listener in list(self.changed):
+            listener()
 
     async def _views(self, rows: list[ScheduleRow], count: int) -> list[dict[str, Any]]:
         last = await self.repo.last_ticks([r.id for r in rows])
