@@ -511,7 +511,7 @@ def create_app(settings: Settings, env: Mapping[str, str] | None = None) -> Fast
         if run("account_imports"):
             await platform.imports.start(platform.gateway.accounts.accounts)  # the server resumes imports; a paper session does not
         await access.start()
-        if run("http_api"):
+        if run("http_api") or responder is not None:  # the routes a replica sends here check outside signals too
             await outside.start()
         # What start-up built (modules, tables, settings) lives as long as the process: take it
         # out of the collector's generations, so full collections walk only what serving made.

@@ -53,7 +53,8 @@ def shared_env(wait_seconds: float = WAIT_SECONDS) -> Iterator[dict[str, str]]:
         yield {"COINWIRE_STORE_URL": store_url, "COINWIRE_BUS_URL": NATS_URL, "COINWIRE_CACHE_URL": REDIS_URL,
                "COINWIRE_NAMESPACE": namespace, "COINWIRE_JWT_SECRET": "replicas-test-signing-secret-" + namespace,
                "COINWIRE_MASTER_KEY": "cnJycnJycnJycnJycnJycnJycnJycnJycnJycnJycnI=",
-               "COINWIRE_GATEWAY_WAIT_SECONDS": str(wait_seconds)}
+               "COINWIRE_GATEWAY_WAIT_SECONDS": str(wait_seconds),
+               "COINWIRE_SIGNAL_PROVIDERS": "tradingview"}  # outside signals' routes go through the replicas too
     asyncio.run(forget_namespace(namespace))
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -25,6 +26,7 @@ import httpx
 import pytest
 
 from coinwire.api.client import RpcClient, RpcError
+from coinwire.core.external_trades import sign
 from tests.remote.cluster import Replicas, ready, replicas_cluster, shared_env
 from tests.server import ServerProcess
 
@@ -157,6 +159,23 @@ async def test_two_replicas_serve_one_gateway_as_one_process_would(cluster: Repl
                 assert vera.put("/runnables/hodl/start", json={"mode": "paper", "balances": {"demo:USDT": "1"}}).status_code == 403
         stopped = alice_a.put(f"/runs/{run_id}/stop")
         assert stopped.status_code == 200, stopped.text
+        # an outside signal through either replica reaches her signal run in the gateway's process: by her signals key
+        # (its own credential, which the public route checks there) and signed with the secret made through the other
+        trader = alice_b.put("/runnables/signal_trader/start", json={"mode": "paper", "balances": {"demo:USDT": "1000"},
+                                                                     "params": {"provider": "tradingview"}})
+        assert trader.status_code == 202, trader.text
+        signal_run = trader.json()["run_id"]
+        key = alice_b.post("/api/v1/api_keys", json={"name": "tv", "scopes": ["signals:tradingview"]}).json()["key"]
+        alert = {"ticker": "BINANCE:BTCUSDT", "exchange": "BINANCE", "action": None, "contracts": "0.001", "price": "30000"}
+        by_key = httpx.post(a.http + "/api/v1/signals/tradingview", json=alert, headers={"Authorization": f"Bearer {key}"},
+                            timeout=15)
+        assert by_key.status_code == 200 and by_key.json()["run_ids"] == [signal_run], by_key.text
+        secret = alice_a.post("/api/v1/signals/tradingview/secret").json()
+        raw = json.dumps(alert).encode()
+        signed = httpx.post(b.http + secret["url"], content=raw, timeout=15,
+                            headers={"X-Coinwire-Signature": sign(secret["secret"], raw), "Content-Type": "application/json"})
+        assert signed.status_code == 200 and signed.json()["run_ids"] == [signal_run], signed.text
+        assert alice_a.put(f"/runs/{signal_run}/stop").status_code == 200
         unknown = [http.get("/api/v1/accounts/999999") for http in (alice_a, alice_b)]
         assert [(r.status_code, r.json()) for r in unknown] == [(404, unknown[0].json())] * 2
 

@@ -317,6 +317,11 @@ async def test_a_replica_sends_gateway_routes_to_the_gateways_process_over_nats_
             # a forwarded call's big result comes in parts too
             echoed = await forwarder.call("echo", {"blob": "y" * 600_000}, ctx(ALICE))
             assert msgspec.json.decode(bytes(echoed)) == {"blob": "y" * 600_000}
+            # two users' big answers at once under the same Idempotency-Key: each gets their own, whole
+            hers, his = await asyncio.gather(forwarder.call("echo", {"blob": "a" * 600_000}, ctx(ALICE, "same")),
+                                             forwarder.call("echo", {"blob": "b" * 600_000}, ctx(BOB, "same")))
+            assert (msgspec.json.decode(bytes(hers)), msgspec.json.decode(bytes(his))) == ({"blob": "a" * 600_000},
+                                                                                            {"blob": "b" * 600_000})
             await responder.close()  # nobody serves: gateway_unavailable after the wait, never a 500
             down = await http.get("/runs")
             assert (down.status_code, down.json()["error"]["code"]) == (503, "gateway_unavailable")

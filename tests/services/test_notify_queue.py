@@ -31,3 +31,23 @@ async def test_a_batch_the_bus_refuses_raises_and_is_not_kept() -> None:
     assert [seq for seq, _, _ in await bus.replay(">")] == [1]
     await queue.close()
     await bus.close()
+
+
+async def test_a_repair_held_goes_out_ahead_of_what_came_meanwhile() -> None:
+    bus = MemoryBus()
+    await bus.start()
+    queue = NotificationQueue(bus)
+    subject = account_subject("order", 7, "demo", "BTC/USDT")
+
+    def batch(seq: int) -> list[tuple[str, OrderUpdate]]:
+        return [(subject, OrderUpdate(order_view(id=seq, status="open"), 1, 7, seq))]
+
+    queue.hold()  # a restore found seqs 1-2 missing from the bus: their repair is being built
+    assert queue.holding
+    await queue.publish(batch(3))  # a new command meanwhile: kept behind the repair
+    assert await bus.replay(">") == []
+    queue.release([batch(1), batch(2)])
+    await queue.close()
+    assert [m.seq for _, _, m in await bus.replay(">")] == [1, 2, 3]  # type: ignore[union-attr]
+    assert not queue.holding
+    await bus.close()

@@ -76,6 +76,7 @@ _RETRY_PAUSE = 0.1  # seconds between tries while no process serves the subject
 _ATTEMPT = 2.0  # seconds one try waits for its answer before trying again (same key: the responder joins them)
 _KEEP = 20_000  # answers kept by the responder, newest
 _KEEP_SECONDS = 600.0
+_KEEP_BYTES = 64 * 1024 * 1024  # and at most this much of them (answers in parts may be large)
 _ANSWER_SECONDS = 60.0  # how long an HTTP request a gateway's process has taken may run (a try that timed out reached one)
 PARTS = "gwparts"  # <namespace>.gwparts.<replica>: the parts of an answer bigger than PART_BYTES
 PART_BYTES = 256 * 1024  # well under NATS's default max_payload (1 MiB), whatever the headers
@@ -95,6 +96,7 @@ class ForwardedCall(msgspec.Struct, frozen=True, omit_defaults=True):
     account: int = 0
     tick: int = 0  # a job's tick (epoch ms), its schedule in `params`
     reply_to: str = ""  # where the parts of an answer too big for one NATS message go (the replica's `gwparts.<id>`)
+    reply_id: str = ""  # what those parts are tagged with: one per call the replica makes (never shared by two callers)
 
 
 class ErrorBody(msgspec.Struct, frozen=True):
@@ -170,7 +172,7 @@ class Forwarder:
         self.wait_seconds = wait_seconds
         self.instance = uuid.uuid4().hex[:12]
         self.reply_to = f"{PARTS}.{self.instance}"
-        self._parts: dict[str, dict[int, bytes]] = {}  # key -> the parts of its answer come so far (index -> bytes)
+        self._parts: dict[str, dict[int, bytes]] = {}  # reply id -> the parts of its answer come so far (index -> bytes)
         self._part_came: dict[str, asyncio.Event] = {}
         self._listening: Responder | None = None
 
@@ -183,20 +185,21 @@ class Forwarder:
             await self._listening.stop()
 
     def _on_part(self, subject: str, data: bytes) -> None:
-        key, index, part = _split_part(data)
-        parts = self._parts.get(key)
+        reply_id, index, part = _split_part(data)
+        parts = self._parts.get(reply_id)
         if parts is not None:  # else an answer nobody waits for any more (a try given up): dropped
             parts[index] = part
-            self._part_came[key].set()
+            self._part_came[reply_id].set()
 
     async def call(self, name: str, raw: dict[str, Any] | None, ctx: CallContext) -> msgspec.Raw:
         # a client's key is its own per method (a key reused on another method is another call); else one per call
         key = f"{name}:{ctx.idempotency_key}" if ctx.idempotency_key else f"{self.instance}:{uuid.uuid4().hex}"
+        reply_id = uuid.uuid4().hex
         body = _encode(ForwardedCall(name, msgspec.Raw(_params_encode(raw or {})), ctx.principal, ctx.transport, key,
-                                     reply_to=self.reply_to))
+                                     reply_to=self.reply_to, reply_id=reply_id))
         started = time.perf_counter()
         try:
-            answer = _answer_decode(await self._ask(call_subject(raw, self.exchanges), body, key))
+            answer = _answer_decode(await self._ask(call_subject(raw, self.exchanges), body, reply_id))
         except NotReady:
             metrics.FORWARDED.labels("gateway_unavailable").observe(time.perf_counter() - started)
             raise
@@ -222,10 +225,12 @@ class Forwarder:
         A try that timed out reached a process, which may still be running it: tries go on (joined
         there by the key) for up to a minute, not only `gateway_wait_seconds`.
         """
-        body = _encode(ForwardedCall("HTTP", msgspec.Raw(request), principal, "http", key, kind="http", reply_to=self.reply_to))
+        reply_id = uuid.uuid4().hex
+        body = _encode(ForwardedCall("HTTP", msgspec.Raw(request), principal, "http", key, kind="http", reply_to=self.reply_to,
+                                     reply_id=reply_id))
         started = time.perf_counter()
         try:
-            answer = await self._ask(f"{SUBJECT}._", body, key, answer_seconds=_ANSWER_SECONDS)
+            answer = await self._ask(f"{SUBJECT}._", body, reply_id, answer_seconds=_ANSWER_SECONDS)
         except NotReady:
             metrics.FORWARDED.labels("gateway_unavailable").observe(time.perf_counter() - started)
             raise
@@ -237,25 +242,29 @@ class Forwarder:
 
         Its key is the tick's own: a retry after a lost answer joins or repeats that one run.
         """
-        key = f"job:{row.id}:{tick}"
+        key, reply_id = f"job:{row.id}:{tick}", uuid.uuid4().hex
         body = _encode(ForwardedCall(row.job_kind, msgspec.Raw(_encode(row)), None, "job", key, kind="job", tick=tick,
-                                     reply_to=self.reply_to))
-        answer = _answer_decode(await self._ask(f"{SUBJECT}._", body, key, answer_seconds=_ANSWER_SECONDS))
+                                     reply_to=self.reply_to, reply_id=reply_id))
+        # a tick is claimed once: a failover (no gateway for a lease or two) is waited out rather than losing the tick
+        answer = _answer_decode(await self._ask(f"{SUBJECT}._", body, reply_id, answer_seconds=_ANSWER_SECONDS,
+                                                wait=max(self.wait_seconds, _ANSWER_SECONDS)))
         if answer.error is not None:
             if answer.error.internal:
                 raise ForwardedBug(f"the {row.job_kind} job failed in the gateway's process")
             raise RemoteError(answer.error)
 
-    async def _ask(self, subject: str, body: bytes, key: str = "", answer_seconds: float = 0.0) -> bytes:
+    async def _ask(self, subject: str, body: bytes, reply_id: str = "", answer_seconds: float = 0.0,
+                   wait: float | None = None) -> bytes:
         started = time.monotonic()
-        deadline = started + self.wait_seconds
-        if key:
-            self._parts[key], self._part_came[key] = {}, asyncio.Event()
+        waiting = self.wait_seconds if wait is None else wait
+        deadline = started + waiting
+        if reply_id:
+            self._parts[reply_id], self._part_came[reply_id] = {}, asyncio.Event()
         try:
             while True:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
-                    raise gateway_unavailable(self.wait_seconds)
+                    raise gateway_unavailable(waiting)
                 try:
                     answer = await self.requests.request(subject, body, min(remaining, _ATTEMPT))
                 except NoResponder as exc:
@@ -263,22 +272,31 @@ class Forwarder:
                     if exc.timed_out and answer_seconds:  # a process has it: wait for its answer longer
                         deadline = max(deadline, started + answer_seconds)
                 else:
-                    return await self._whole(key, answer) if answer.startswith(_PART_HEAD) else answer
+                    return await self._whole(reply_id, answer, waiting) if answer.startswith(_PART_HEAD) else answer
                 await asyncio.sleep(min(_RETRY_PAUSE, max(0.0, deadline - time.monotonic())))
         finally:
-            if key:
-                self._parts.pop(key, None)
-                self._part_came.pop(key, None)
+            if reply_id:
+                self._parts.pop(reply_id, None)
+                self._part_came.pop(reply_id, None)
 
-    async def _whole(self, key: str, head: bytes) -> bytes:
-        """An answer sent in parts: the first came as the reply (with the count), the others on this replica's subject."""
+    async def _whole(self, reply_id: str, head: bytes, waiting: float) -> bytes:
+        """An answer sent in parts: the first came as the reply (with the count), the others on this replica's subject.
+
+        Parts that do not all come (the bus lost one) answer `gateway_unavailable`: a retry with the same key
+        gets the kept answer again.
+        """
         count, first = int.from_bytes(head[1:5], "big"), head[5:]
-        parts, came = self._parts[key], self._part_came[key]
+        parts, came = self._parts.get(reply_id), self._part_came.get(reply_id)
+        if parts is None or came is None:
+            raise gateway_unavailable(waiting)
         parts[0] = first
-        async with asyncio.timeout(_PARTS_SECONDS):
-            while len(parts) < count:
-                came.clear()
-                await came.wait()
+        try:
+            async with asyncio.timeout(_PARTS_SECONDS):
+                while len(parts) < count:
+                    came.clear()
+                    await came.wait()
+        except TimeoutError:
+            raise gateway_unavailable(waiting) from None
         return b"".join(parts[i] for i in range(count))
 
 
@@ -301,6 +319,7 @@ class CallResponder:
         self._sent: tuple[dict[int, Account], dict[int, dict[int, str]]] = ({}, {})  # the book as last published
         self._served: list[Responder] = []
         self._answers: OrderedDict[tuple[int | None, str], tuple[float, bytes]] = OrderedDict()
+        self._kept_bytes = 0
         self._pending: dict[tuple[int | None, str], asyncio.Future[bytes]] = {}
         self._watch: asyncio.Task[None] | None = None
         self._announce: asyncio.Task[None] | None = None
@@ -388,13 +407,13 @@ class CallResponder:
             log.warning("an undecodable forwarded call was dropped")
             return None
         answer = await self._answer(call)
-        if len(answer) <= PART_BYTES or not call.reply_to:
+        if len(answer) <= PART_BYTES or not call.reply_to or not call.reply_id:
             return answer
         # too big for one NATS message: every part but the first to the replica's subject, the first (and the count) as
         # the reply; a repeat of the key sends them again (the replica keeps the parts of the try it waits on)
         parts = [answer[i:i + PART_BYTES] for i in range(0, len(answer), PART_BYTES)]
         for index, part in enumerate(parts[1:], 1):
-            await self.requests.emit(call.reply_to, _join_part(call.key, index, part))
+            await self.requests.emit(call.reply_to, _join_part(call.reply_id, index, part))
         return _PART_HEAD + len(parts).to_bytes(4, "big") + parts[0]
 
     async def _answer(self, call: ForwardedCall) -> bytes:
@@ -452,13 +471,18 @@ class CallResponder:
     def _keep(self, key: tuple[int | None, str], answer: bytes) -> None:
         now = time.monotonic()
         answers = self._answers
+        previous = answers.pop(key, None)
+        if previous is not None:
+            self._kept_bytes -= len(previous[1])
         answers[key] = (now, answer)
-        while answers and (len(answers) > _KEEP or next(iter(answers.values()))[0] < now - _KEEP_SECONDS):
-            answers.popitem(last=False)
+        self._kept_bytes += len(answer)
+        while answers and (len(answers) > _KEEP or self._kept_bytes > _KEEP_BYTES
+                           or next(iter(answers.values()))[0] < now - _KEEP_SECONDS):
+            self._kept_bytes -= len(answers.popitem(last=False)[1][1])
 
 
-def _join_part(key: str, index: int, part: bytes) -> bytes:
-    raw = key.encode()
+def _join_part(reply_id: str, index: int, part: bytes) -> bytes:
+    raw = reply_id.encode()
     return len(raw).to_bytes(2, "big") + raw + index.to_bytes(4, "big") + part
 
 

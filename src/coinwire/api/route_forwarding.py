@@ -8,7 +8,8 @@ gateway (and, beside it, the engine and the tracker). A replica used to answer t
 The replica's guard has already done its work when a request reaches `GatewayRoutesForwarder`: rate
 limits, authentication, the rules table, the body read whole within its limits, and the audit of a
 change. What goes over the bus (a `ForwardedCall` of kind "http" on `gwapi._`, with the caller's
-`Principal`, never their token or cookies) is the method, path, query, the other headers, the
+`Principal`, never their token or cookies; a public route's own credential goes with it) is the method,
+path, query, the other headers, the
 client's address and the body. The gateway's process runs it through the same routes
 (`RouteRunner`: its own copy of the HTTP app without the guard, the principal set where the guard
 sets it) and answers status, headers and body, which the replica sends as they are. Idempotency,
@@ -38,7 +39,8 @@ log = structlog.get_logger("coinwire.route_forwarding")
 # A request goes in one NATS message (1 MiB by default, and the body travels in base64): bigger bodies are refused with
 # 413 `forwarded_body_too_large` (the routes forwarded take small JSON bodies; the guard's own limit is 1 MiB)
 REQUEST_BYTES = 640 * 1024
-_NOT_SENT = frozenset({b"authorization", b"cookie", b"content-length", b"transfer-encoding", b"connection"})
+_NOT_SENT = frozenset({b"cookie", b"content-length", b"transfer-encoding", b"connection"})
+CLIENT_KEYED = "HTTP "  # the key of a request that carried its user's Idempotency-Key
 
 
 class HttpRequest(msgspec.Struct, frozen=True):
@@ -97,13 +99,16 @@ class GatewayRoutesForwarder:
             raise exc
         state = scope.get("state", {})
         principal = state.get("principal")
+        # the caller's credential stays here once the guard has turned it into the principal; a public route (an outside
+        # signal's key, a webhook's signature) checks its own, so it goes with the request
+        dropped = _NOT_SENT | {b"authorization"} if principal is not None else _NOT_SENT
         request = HttpRequest(scope["method"], scope["path"], scope.get("query_string", b""),
-                              [(k, v) for k, v in scope.get("headers", []) if k not in _NOT_SENT],
+                              [(k, v) for k, v in scope.get("headers", []) if k not in dropped],
                               tuple(scope["client"]) if scope.get("client") else None, scope.get("scheme", "http"),
                               state.get("route", ""), body)
         # a user's Idempotency-Key is theirs per method and path; anonymous callers (signed webhooks) never share a key
         idempotency = dict(scope.get("headers", [])).get(b"idempotency-key", b"").decode("latin-1")
-        key = (f"HTTP {request.method} {request.path}:{idempotency}" if idempotency and principal is not None
+        key = (f"{CLIENT_KEYED}{request.method} {request.path}:{idempotency}" if idempotency and principal is not None
                else f"{self.forwarder.instance}:{uuid.uuid4().hex}")
         raw = await self.forwarder.request(principal, key, _encode(request))
         try:
@@ -146,7 +151,9 @@ class RouteRunner:
             answer = _error(CoinwireError("method_not_served", f"{request.path} is not forwarded to the gateway's process"))
             return _encode(answer), True
         answer = await self.run(request, call.principal)
-        return _encode(answer), answer.status < 500
+        # kept for a repeat only when the client sent an Idempotency-Key: a key made for one request is never asked again
+        # once its tries are over (the responder joins tries while the run is on), and answers here may be large
+        return _encode(answer), answer.status < 500 and call.key.startswith(CLIENT_KEYED)
 
     async def run(self, request: HttpRequest, principal: Any) -> HttpAnswer:
         scope: dict[str, Any] = {

@@ -138,8 +138,8 @@ class Gateway:
         self.bus = bus
         self.notifications = NotificationQueue(bus)  # what commands committed, to the bus in order (services/notify_queue.py)
         # what a previous holder committed but never published, published again after each restore
-        self.lost = LostNotifications(bus, store, self._rebuilt_notifications, self.notifications.publish)
-        self._repairs: set[asyncio.Task[int]] = set()
+        self.lost = LostNotifications(bus, store, self._rebuilt_notifications)
+        self._repairs: set[asyncio.Task[None]] = set()
         self.clock = clock
         self.recent_logs = LogRing(settings.log_feed_recent)  # GET /api/v1/logs
         self.ledger = Ledger()
@@ -204,8 +204,10 @@ class Gateway:
     async def close(self) -> None:
         """Stop following the market and the venues, then commit what was submitted, whatever raised before."""
         try:
-            for task in list(self._repairs):
+            repairs = list(self._repairs)
+            for task in repairs:
                 task.cancel()
+            await asyncio.gather(*repairs, return_exceptions=True)  # each gives its hold back
             for sub in self._subscriptions:
                 await sub.unsubscribe()
             for task in self._tasks:
@@ -248,9 +250,17 @@ class Gateway:
             self._checkpointed_at = -self.settings.checkpoint_seconds  # the checkpoint loop's first turn, in the background
         gaps = await self.lost.gaps(state.last_seqs)  # before anything new is published (services/lost_notifications.py)
         if gaps:  # a repair under way goes on: its gaps were read before newer seqs could hide them
-            task = asyncio.get_running_loop().create_task(self.lost.repair(gaps), name="lost-notifications")
+            self.notifications.hold()  # until the repaired notifications are ahead of every new one
+            task = asyncio.get_running_loop().create_task(self._repair(gaps), name="lost-notifications")
             self._repairs.add(task)
             task.add_done_callback(self._repairs.discard)
+
+    async def _repair(self, gaps: dict[int, tuple[int, int]]) -> None:
+        batches: list[list[tuple[str, Message]]] = []
+        try:
+            batches = await self.lost.repair(gaps)
+        finally:
+            self.notifications.release(batches)
 
     def _rebuilt_notifications(self, orders: list[Order], fills: list[Fill],
                                positions: list[Position]) -> list[tuple[int, str, Message]] | None:
@@ -819,8 +829,11 @@ class Gateway:
         They carry the sequence of the position's latest stored change, so a follower replaying
         from a sequence number misses nothing stored; the mark itself is stored with the next change.
         A position whose change is still committing is left out: its sequence is not stored yet,
-        and that change's own notification brings the new mark.
+        and that change's own notification brings the new mark. None while notifications wait for the
+        bus, or a repair holds them (services/notify_queue.py): a mark would carry a seq ahead of them.
         """
+        if self.notifications.holding:
+            return
         if self._positions_in_flight:
             flying = self._positions_in_flight
             positions = [p for p in positions if (p.account_id, p.exchange, p.symbol, p.side) not in flying]

@@ -12,14 +12,14 @@ stays missing.
 
 A copy of what did reach the bus (an acknowledgement lost, not the message) is dropped by
 JetStream by its message id (bus/nats.py). It runs in the background once the exchanges' markets
-are known (a view needs its instrument), and goes through the gateway's notification queue, so
-it keeps the order of whatever else waits there.
+are known (a view needs its instrument); meanwhile the gateway's notification queue holds every new
+notification, and puts the repaired ones ahead of them, so each account's seqs reach the bus in order.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from typing import Protocol
 
 import structlog
@@ -51,13 +51,11 @@ class LostNotifications:
     """`gaps(last_seqs)` before the gateway takes commands, then `repair(gaps)` in the background: publish what the store
     holds past what the bus keeps."""
 
-    def __init__(self, bus: Bus, store: _Reader, build: Build,
-                 publish: Callable[[Sequence[tuple[str, Message]]], Awaitable[None]]) -> None:
+    def __init__(self, bus: Bus, store: _Reader, build: Build) -> None:
         self.bus = bus
         self.store = store
         self.build = build
-        self.publish = publish
-        self.published = 0  # notifications published again since the process started (tests, the log)
+        self.published = 0  # notifications built again since the process started (tests, the log)
 
     async def gaps(self, last_seqs: Mapping[int, int]) -> dict[int, tuple[int, int]]:
         """Per account whose newest stored seq is past the bus's: (the bus's newest, the store's newest).
@@ -83,35 +81,38 @@ class LostNotifications:
             return {}
         return found
 
-    async def repair(self, gaps: Mapping[int, tuple[int, int]]) -> int:
-        """Publish each gap's stored notifications; how many. Never raises (logged)."""
-        done = 0
+    async def repair(self, gaps: Mapping[int, tuple[int, int]]) -> list[list[tuple[str, Message]]]:
+        """Each gap's stored notifications, one batch per account in seq order, for the gateway's queue to publish ahead
+        of anything newer (it holds them meanwhile). Never raises (logged)."""
+        batches = []
         for account_id, (on_bus, last) in sorted(gaps.items()):
             try:
-                done += await self._account(account_id, on_bus, last)
+                batch = await self._account(account_id, on_bus, last)
             except asyncio.CancelledError:
                 raise
             except Exception:  # one account's failure (the store away) must not stop the others
                 log.exception("lost notifications of an account not published again", account=account_id)
-        self.published += done
-        return done
+                continue
+            if batch:
+                batches.append(batch)
+                self.published += len(batch)
+        return batches
 
-    async def _account(self, account_id: int, on_bus: int, last: int) -> int:
+    async def _account(self, account_id: int, on_bus: int, last: int) -> list[tuple[str, Message]]:
         if last - on_bus > MAX_PER_ACCOUNT:
             log.error("an account's notifications missing from the bus are too many to be a kill's; not published again",
                       account=account_id, on_bus=on_bus, stored=last)
-            return 0
+            return []
         orders, fills, positions = await self.store.notified_after(account_id, on_bus, MAX_PER_ACCOUNT)
         waited = 0.0
         while (built := self.build(orders, fills, positions)) is None:  # the markets come from the feed after a start
             if waited >= _MARKETS_WAIT:
                 log.error("lost notifications not published again: their markets never came", account=account_id)
-                return 0
+                return []
             await asyncio.sleep(_MARKETS_PAUSE)
             waited += _MARKETS_PAUSE
         built.sort(key=lambda item: item[0])
         if built:
-            await self.publish([(subject, message) for _, subject, message in built])
             log.warning("notifications committed but never published: published again from the store", account=account_id,
                         seqs=[seq for seq, _, _ in built])
-        return len(built)
+        return [(subject, message) for _, subject, message in built]

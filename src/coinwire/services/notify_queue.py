@@ -44,15 +44,32 @@ class NotificationQueue:
         self.bus = bus
         self._waiting: collections.deque[Batch] = collections.deque()
         self._task: asyncio.Task[None] | None = None
+        self._held = 0  # repairs under way (services/lost_notifications.py): nothing is published until they are in
 
     @property
     def waiting(self) -> int:
         """Batches kept until the bus takes them."""
         return len(self._waiting)
 
+    @property
+    def holding(self) -> bool:
+        """Whether what is published now would overtake kept or held notifications (a mark push waits: gateway)."""
+        return bool(self._waiting) or self._held > 0
+
+    def hold(self) -> None:
+        """Keep every batch from now until `release`: a repair's older seqs must reach the bus before newer ones."""
+        self._held += 1
+
+    def release(self, first: Sequence[Batch]) -> None:
+        """Put `first` (a repair's batches) ahead of what was kept meanwhile, and publish in order once nothing holds."""
+        self._waiting.extendleft(reversed(first))
+        self._held -= 1
+        metrics.NOTIFICATIONS_WAITING.set(len(self._waiting))
+        self._start()
+
     async def publish(self, batch: Batch) -> None:
         """Publish `batch`, or keep it (never raises for the bus being away: the caller's command is committed already)."""
-        if self._waiting:  # earlier notifications wait for the bus: these go after them
+        if self._waiting or self._held:  # earlier notifications wait for the bus, or a repair: these go after them
             self._keep(batch)
             return
         try:
@@ -66,12 +83,15 @@ class NotificationQueue:
     def _keep(self, batch: Batch) -> None:
         self._waiting.append(batch)
         metrics.NOTIFICATIONS_WAITING.set(len(self._waiting))
-        if self._task is None or self._task.done():
+        self._start()
+
+    def _start(self) -> None:
+        if self._waiting and not self._held and (self._task is None or self._task.done()):
             self._task = asyncio.get_running_loop().create_task(self._drain(), name="notifications-waiting")
 
     async def _drain(self) -> None:
         pause = _FIRST_PAUSE
-        while self._waiting:
+        while self._waiting and not self._held:
             try:
                 await self.bus.publish_many(self._waiting[0])
             except Exception:  # noqa: BLE001 - still away
@@ -81,7 +101,8 @@ class NotificationQueue:
             self._waiting.popleft()
             metrics.NOTIFICATIONS_WAITING.set(len(self._waiting))
             pause = _FIRST_PAUSE
-        log.info("notifications kept for the bus are published")
+        if not self._waiting:
+            log.info("notifications kept for the bus are published")
 
     async def close(self, timeout: float = 5.0) -> None:
         """Give what waits `timeout` seconds to reach the bus (the process stops); what is left is logged, then lost."""
