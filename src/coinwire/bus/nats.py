@@ -202,6 +202,10 @@ class NatsBus:
         sub = await nc.subscribe(self._prefix + pattern, cb=receive, pending_msgs_limit=self._max_pending)
         subscription = NatsSubscription(self, inbox, sub)
         self._subscriptions.append(subscription)
+        # one round trip: once this returns the server has the subscription, so what another process publishes next
+        # reaches it (a notifier started just before an import's first progress missed it under load)
+        with contextlib.suppress(nats.errors.Error, TimeoutError):
+            await nc.flush(timeout=self._request_timeout)  # type: ignore[arg-type]  # seconds: a float works
         return subscription
 
     async def replay(self, pattern: str, from_seq: int = 1, limit: int | None = None) -> list[tuple[int, str, Message]]:
