@@ -210,6 +210,8 @@ async def test_the_same_over_json_rpc(server: ServerProcess, world: dict[str, An
         assert await code_of(tom, "create_rule_set", **stop("x", scope_id=account, mode="dry_run")) == "account_not_found"
         bad = {**stop("x", scope_id=account, mode="dry_run"), "rules": [{"kind": "moon_phase"}]}
         assert await code_of(tess, "create_rule_set", **bad) == "unknown_rule_kind"
+        nowhere = {**stop("x", scope_id=account, mode="dry_run"), "rules": [_indicator("market:demo:NOPE/USDT:1h")]}
+        assert await code_of(tess, "create_rule_set", **nowhere) == "unknown_series"
         assert await code_of(tess, "create_rule_set", **stop("x", scope_id=account, mode="dry_run"), colour="red") == "invalid_params"
         assert (await tess.call("get_rule_set", id=made["id"]))["name"] == "rpc 2"
         assert await tess.call("delete_rule_set", id=made["id"]) == {"id": made["id"], "deleted": True}
@@ -217,6 +219,12 @@ async def test_the_same_over_json_rpc(server: ServerProcess, world: dict[str, An
 
 def _tess_account(world: dict[str, Any]) -> int:
     return int(world["accounts"]["tess"])
+
+
+def _indicator(series: str, other: str | None = None) -> dict[str, Any]:
+    """An SMA 20 rule on `series`, against a threshold or `other`."""
+    compared: dict[str, Any] = {"threshold": "1"} if other is None else {"other": other}
+    return {"kind": "indicator", "series": series, "indicator": "sma", "params": [20], "op": "cross_below", **compared}
 
 
 BAD_BODIES: list[tuple[Any, str]] = [
@@ -239,6 +247,12 @@ BAD_BODIES: list[tuple[Any, str]] = [
     ({"colour": "red"}, "invalid_params"),
     ({"id": 5}, "invalid_params"),
     ({"confirm": "yes"}, "invalid_params"),
+    # a series or `other` that names no market here, or no analyser output, is refused rather than stored to never fire
+    ({"rules": [_indicator("market:nowhere:BTC/USDT:1h")]}, "unknown_series"),
+    ({"rules": [_indicator("market:demo:NOPE/USDT:1h")]}, "unknown_series"),
+    ({"rules": [_indicator("market:demo:BTC/USDT:1h", other="market.demo.NOPE-USDT.1h:sma(50)")]}, "unknown_series"),
+    ({"rules": [_indicator("market:demo:BTC/USDT:1h", other="market.demo.BTC-USDT.1h:sma")]}, "unknown_series"),
+    ({"rules": [_indicator("market:demo:BTC/USDT:1h", other="the moon")]}, "unknown_series"),
 ]
 
 

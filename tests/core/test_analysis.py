@@ -16,6 +16,7 @@ from coinwire.core.analysis import (
     SeriesRef,
     Stream,
     analysis_key,
+    parse_analysis_key,
     parse_indicator,
     parse_series,
 )
@@ -140,3 +141,26 @@ def test_streams_refuse_a_gap_after_the_first_value() -> None:
         with pytest.raises(InvalidInput) as info:
             stream.update(nan)
         assert info.value.code == "invalid_series"
+
+
+@pytest.mark.parametrize(("series", "indicator", "params"), [
+    ("market:binance:BTC/USDT:1h", "rsi", (14,)), ("market:demo:BTC/USDT:USDT:15m", "macd.signal", ()),
+    ("portfolio:account:7:1h", "sma", (50,)), ("portfolio:wallet_set:9:15m", "bollinger.upper", (20, 2.5)),
+    ("balance:3:USDT", "value", ()), ("position:3:BTC/USDT:USDT", "ema", (5,)), ("market:my-ex:ETH/BTC:1d", "value", ()),
+    ("portfolio:1h", "sma", (20,)), ("portfolio", "drawdown", ()),
+])
+def test_an_analysis_key_names_back_its_series_indicator_and_params(series: str, indicator: str,
+                                                                    params: tuple[int | float, ...]) -> None:
+    """A rule's `other` key is computed from what it names: the key's folded spelling is inverted exactly."""
+    key = analysis_key(series, indicator, params)
+    again = parse_analysis_key(key)
+    assert analysis_key(*again) == key and again[0] == parse_series(series).text
+
+
+@pytest.mark.parametrize("key", ["x", "a:b:c", "market.binance.BTC-USDT.1h:rsi(14", "market.binance.BTC-USDT.1h:nope(1)",
+                                 "market.binance.BTC-USDT.1h:rsi(x)", "market.binance.BTC-USDT.1h:rsi(14.0)",
+                                 "market.binance.BTC-USDT.1h:sma", "moon.1.BTC:value()"])
+def test_a_key_nothing_spells_is_refused(key: str) -> None:
+    with pytest.raises(InvalidInput) as refused:
+        parse_analysis_key(key)
+    assert refused.value.code == "unknown_series"

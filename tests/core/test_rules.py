@@ -316,11 +316,12 @@ def test_indicator_threshold_and_crosses() -> None:
                for i, v in enumerate([85.0, 70.0, 81.0, 82.0, 60.0, float("nan"), 90.0, 70.0, 95.0])]
     # 85 first: no previous value, no cross; a NaN is a gap, so 90 after it is no cross either
     assert fired_at(results) == [2, 8]
-    below = parse_rule_set(one([{**rule, "op": "cross_below", "threshold": None, "other": "slow"}], after="rearm",
+    slow = "market.binance.BTC-USDT.1h:rsi(28)"
+    below = parse_rule_set(one([{**rule, "op": "cross_below", "threshold": None, "other": slow}], after="rearm",
                                cooldown="1s"))
     state = new_state(below)
     pairs = [(5.0, 4.0), (4.0, 4.0), (3.0, 4.0), (3.0, 2.0), (1.0, 2.0)]
-    results = [evaluate(below, state, Sample(i * SECOND, Decimal(1), analysis={key: a, "slow": b}))
+    results = [evaluate(below, state, Sample(i * SECOND, Decimal(1), analysis={key: a, slow: b}))
                for i, (a, b) in enumerate(pairs)]
     assert fired_at(results) == [2, 4]  # 4 -> 4 touches, 4 -> 3 crosses (prev 0, now below)
 

@@ -300,8 +300,31 @@ def test_an_indicator_rule_reads_the_markets_indicator_at_each_close() -> None:
     assert rt.entries_paused and firing["actions"] == [{"kind": "pause_entries", "status": "done", "detail": {"paused": True}}]
 
 
-@pytest.mark.parametrize(("series", "extra"), [("market:kraken:BTC/USDT:1h", {}), ("portfolio", {}),
-                                               ("market:binance:BTC/USDT:1h", {"threshold": None, "other": "x"})])
+def test_the_portfolios_sma_crossing_below_its_sma_50_fires_where_its_reports_candles_say() -> None:
+    """The issue's example on the run's own portfolio (`portfolio:1h` SMA 5 crossing below SMA 20, `other` the second
+    output): the firing bar is the first cross of the two SMAs computed independently from the report's 15-minute
+    portfolio candles, hourly closes from the first whole hour the rules watched."""
+    rule = {"name": "cross", "scope": "run", "rules": [{"kind": "indicator", "series": "portfolio:1h", "indicator": "sma",
+                                                        "params": [5], "op": "cross_below", "other": "portfolio.1h:sma(20)"}],
+            "actions": [{"kind": "pause_entries"}]}
+    outcome, rt = backtest([rule])
+    closes = {t + 900: float(c) for t, _o, _h, _l, c, _v in outcome.report["portfolio"]["candles"]}
+    ends = [e for e in sorted(closes) if e % 3600 == 0 and e >= START + 2 * 3600]  # the first sample opens 01:00
+    hourly = np.array([closes[e] for e in ends])
+    diff = np.asarray(indicator_spec("sma").batch(hourly, 5), dtype=float) - np.asarray(indicator_spec("sma").batch(hourly, 20),
+                                                                                     dtype=float)
+    first = next(i for i in range(1, len(diff)) if np.isfinite(diff[i - 1]) and diff[i - 1] >= 0 > diff[i])
+    (firing, *_) = outcome.report["rule_firings"]
+    assert firing["time"] == ends[first] and firing["values"]["compared_to"] == "portfolio.1h:sma(20)"
+    sma5 = float(np.mean(hourly[first - 4:first + 1]))
+    assert float(firing["values"]["indicator_value"]) == pytest.approx(sma5, rel=1e-9)
+    assert rt.entries_paused
+
+
+@pytest.mark.parametrize(("series", "extra"), [("market:kraken:BTC/USDT:1h", {}), ("portfolio:account:7:1h", {}),
+                                               ("balance:1:BTC", {}),
+                                               ("market:binance:BTC/USDT:1h", {"threshold": None, "other": "x"}),
+                                               ("portfolio", {"threshold": None, "other": "balance.1.BTC:value()"})])
 def test_an_indicator_rule_a_backtest_cannot_read_is_refused(series: str, extra: dict[str, Any]) -> None:
     rule = {"kind": "indicator", "series": series, "indicator": "sma", "params": [5], "op": "above", "threshold": 1, **extra}
     with pytest.raises(InvalidInput) as refused:

@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 from coinwire.app import Platform
 from coinwire.auth.preferences import PreferencesRepository
 from coinwire.config import load_settings
+from coinwire.core.accounts import Account
 from coinwire.core.numbers import ATTO_DECIMALS
 from coinwire.core.orders import OrderRequest, OrderType, Side
 from coinwire.core.rules import parse_rule_set, rule_set_dict
@@ -54,6 +55,22 @@ async def platform(tmp_path: Path, symbols: tuple[str, ...] = ("BTC/USDT", "ETH/
         yield p
     finally:
         await p.stop()
+
+
+async def tracked_alice(p: Platform) -> Account:
+    """Alice's demo account, the books at 30,000, once the tracker values it (rules read its samples)."""
+    alice = await p.gateway.account_for(ALICE, "demo")
+    await prices(p, "30000")
+    await wait_for(lambda: p.portfolio is not None and ("account", str(alice.id)) in p.portfolio.portfolios)
+    return alice
+
+
+async def sell_btc(p: Platform, size: str) -> None:
+    """Alice sells `size` BTC at market."""
+    spot = p.gateway.venues["demo"].markets["BTC/USDT"].instrument
+    await p.gateway.make_order(OrderRequest(
+        exchange="demo", instrument=spot, side=Side.SELL, type=OrderType.MARKET, size=spot.parse_size(size, "size"),
+        limit=0, cancel_after=0, client_oid=f"sell-{size}", wallet_set_id=None, run_id=None, owner_id=ALICE))  # fmt: skip
 
 
 async def wait_for(predicate: Callable[[], Any], seconds: float = 15) -> None:
@@ -219,10 +236,7 @@ async def test_a_market_without_bids_is_retried_and_a_signed_webhook_is_delivere
     hook = WebhookReceiver(SECRET, fail_first=2).start()
     try:
         async with platform(tmp_path) as p:
-            g = p.gateway
-            alice = await g.account_for(ALICE, "demo")
-            await prices(p, "30000")
-            await wait_for(lambda: p.portfolio is not None and ("account", str(alice.id)) in p.portfolio.portfolios)
+            alice = await tracked_alice(p)
             store = RuleStore(p.store)
             row = await add(store, ALICE, rule_set("floor", "account", str(alice.id),
                                                    [{"kind": "portfolio_stop", "value": "59500"}],
@@ -319,10 +333,7 @@ async def test_cancel_orders_frees_the_held_coins_then_close_all_sells_them_and_
 async def test_an_indicator_rule_on_a_balance_fires_through_the_analyser(tmp_path: Path) -> None:
     """`balance:<account>:BTC` `value` below 0.5: the analyser follows the balance; a sale of 0.6 BTC makes it hold."""
     async with platform(tmp_path) as p:
-        g = p.gateway
-        alice = await g.account_for(ALICE, "demo")
-        await prices(p, "30000")
-        await wait_for(lambda: p.portfolio is not None and ("account", str(alice.id)) in p.portfolio.portfolios)
+        alice = await tracked_alice(p)
         store = RuleStore(p.store)
         rule = {"kind": "indicator", "series": f"balance:{alice.id}:BTC", "indicator": "value", "op": "below", "threshold": "0.5"}
         row = await add(store, ALICE, rule_set("low btc", "account", str(alice.id), [rule], [{"kind": "notify"}]))
@@ -331,10 +342,7 @@ async def test_an_indicator_rule_on_a_balance_fires_through_the_analyser(tmp_pat
             await wait_for(lambda: p.analyser.latest(key) == 1.0)
             await asyncio.sleep(0.3)
             assert c.firings == 0  # 1 BTC: not below 0.5
-            spot = g.venues["demo"].markets["BTC/USDT"].instrument
-            await g.make_order(OrderRequest(
-                exchange="demo", instrument=spot, side=Side.SELL, type=OrderType.MARKET, size=spot.parse_size("0.6", "size"),
-                limit=0, cancel_after=0, client_oid="sell", wallet_set_id=None, run_id=None, owner_id=ALICE))  # fmt: skip
+            await sell_btc(p, "0.6")
             await prices(p, "30002")  # a market change: the next tracker pass sees the new balance
             await wait_for(lambda: c.firings == 1 and c.commands == [])
         [firing] = await store.firings(row.id)
@@ -342,12 +350,29 @@ async def test_an_indicator_rule_on_a_balance_fires_through_the_analyser(tmp_pat
         assert Decimal(firing.values["indicator_value"]) == Decimal("0.4")
 
 
+async def test_an_indicator_rule_against_another_output_has_that_output_computed_too(tmp_path: Path) -> None:
+    """`value` below `other` (the same balance's SMA 2): the controller asks the analyser for both keys, so the rule
+    holds once the sale drops the balance under its own average; with `other` only read, nothing would compute it."""
+    async with platform(tmp_path) as p:
+        alice = await tracked_alice(p)
+        store = RuleStore(p.store)
+        other = f"balance.{alice.id}.BTC:sma(2)"
+        rule = {"kind": "indicator", "series": f"balance:{alice.id}:BTC", "indicator": "value", "op": "below", "other": other}
+        row = await add(store, ALICE, rule_set("under its average", "account", str(alice.id), [rule], [{"kind": "notify"}]))
+        async with controller(p) as c:
+            assert other in c.live[row.id].keys
+            await wait_for(lambda: p.analyser.latest(c.live[row.id].keys[0]) == 1.0)
+            await sell_btc(p, "0.6")
+            await prices(p, "30002")
+            await wait_for(lambda: p.analyser.latest(other) == 0.7 and c.firings == 1 and c.commands == [])
+        [firing] = await store.firings(row.id)
+        assert Decimal(firing.values["indicator_value"]) == Decimal("0.4")
+
+
 async def test_a_close_all_waits_while_the_exchange_is_not_ready_and_finishes_once_it_is(tmp_path: Path) -> None:
     async with platform(tmp_path) as p:
         g = p.gateway
-        alice = await g.account_for(ALICE, "demo")
-        await prices(p, "30000")
-        await wait_for(lambda: p.portfolio is not None and ("account", str(alice.id)) in p.portfolio.portfolios)
+        alice = await tracked_alice(p)
         venue = g.venues["demo"]
         await g.set_status(venue, "degraded")  # orders refused: exchange_not_ready
         store = RuleStore(p.store)

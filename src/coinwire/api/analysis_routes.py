@@ -67,8 +67,7 @@ async def analysis_series(api: Api, principal: Principal | None, series: str) ->
     """Parse `series` and check the caller may read it (module docstring); `unknown_series` / `not_found` otherwise."""
     ref = parse_series(series)
     if ref.kind == "market":
-        venue = api.gateway.venues.get(ref.exchange)
-        if venue is None or ref.symbol not in venue.markets:
+        if not api.gateway.has_market(ref.exchange, ref.symbol):
             raise InvalidInput("unknown_series", f"series {series!r}: no market {ref.symbol} on {ref.exchange}", series=series)
         return ReadableSeries(ref, None, lambda: True)
     if ref.kind == "portfolio":

@@ -34,12 +34,14 @@ from coinwire.core.indicators import (
     ReturnOverWindow,
     indicator_spec,
 )
-from coinwire.core.rollup import nests, parse_timeframe
+from coinwire.core.portfolio import BUCKET_S
+from coinwire.core.rollup import Row, combine, nests, parse_timeframe, utc_bucket
 from coinwire.core.symbols import normalize_symbol
 
 __all__ = [
     "KINDS",
     "PORTFOLIO_SCOPES",
+    "PortfolioBars",
     "DrawdownFromPeak",
     "IndicatorRef",
     "Peak",
@@ -49,6 +51,7 @@ __all__ = [
     "Value",
     "analysis_key",
     "format_params",
+    "parse_analysis_key",
     "parse_indicator",
     "parse_series",
 ]
@@ -277,6 +280,81 @@ def analysis_key(series: str, indicator: str, params: Sequence[int | float] = ()
     ind = parse_indicator(indicator, params)
     dotted = ref.text.replace("/", "-").replace(":", ".")
     return f"{dotted}:{ind.text}{format_params(ind.params)}"
+
+
+def parse_analysis_key(key: str) -> tuple[str, str, tuple[int | float, ...]]:
+    """The (series, indicator, params) an analysis key names, so a rule's `other` key can be computed, not only read.
+
+    The key's spelling folds `/` and `:` into `-` and `.`; the inverse is checked by spelling the
+    result again, so a key that no series and indicator spell is refused rather than guessed.
+    """
+    bad = InvalidInput("unknown_series", f"{key!r} is not an analysis key like 'market.binance.BTC-USDT.1h:sma(50)'",
+                       series=str(key)[:300])
+    if not isinstance(key, str) or key.count(":") != 1:
+        raise bad
+    head, tail = key.split(":")
+    name, paren, rest = tail.partition("(")
+    if paren and not rest.endswith(")"):
+        raise bad
+    try:
+        params = tuple(_number_text(p) for p in rest[:-1].split(",") if p) if paren else ()
+    except ValueError:
+        raise bad from None
+    parts = head.split(".")
+    if parts[0] in ("market", "position") and len(parts) >= (4 if parts[0] == "market" else 3):
+        first, symbol = (parts[:2], parts[2:-1]) if parts[0] == "market" else (parts[:2], parts[2:])
+        last = [parts[-1]] if parts[0] == "market" else []
+        dotted = ".".join(symbol).replace(".", ":")
+        candidates = [f"{dotted[:i]}/{dotted[i + 1:]}" for i, c in enumerate(dotted) if c == "-"] or [dotted]
+        series_texts = [":".join([*first, c, *last]) for c in candidates]
+    else:
+        series_texts = [head.replace(".", ":")]
+    for series in series_texts:
+        try:
+            if analysis_key(series, name, params) == key:
+                return parse_series(series).text, name, params
+        except InvalidInput:
+            continue
+    raise bad
+
+
+def _number_text(text: str) -> int | float:
+    number = float(text)
+    return int(number) if number.is_integer() and "." not in text and "e" not in text.lower() else number
+
+
+class PortfolioBars:
+    """A portfolio series' bars: its closed 15-minute candles folded into the series' UTC timeframe.
+
+    One fold for the live analyser (the tracker's candles) and a run's rules (the run's own
+    candles), so an indicator on a portfolio reads the same bars in both.
+    """
+
+    __slots__ = ("tf", "next_end", "agg")
+
+    def __init__(self, timeframe: str) -> None:
+        self.tf = parse_timeframe(timeframe)
+        self.next_end = 0  # the end (unix s) of the last 15-minute candle folded in
+        self.agg: Row | None = None  # the longer bucket formed so far
+
+    def add(self, row: Row) -> tuple[float, float, float, int] | None:
+        """One closed 15-minute candle (open time in s); returns (high, low, close, end s) of the bar it completes.
+
+        A candle already folded (a stored one the tracker also told) is skipped; a bucket left
+        incomplete by a gap starts again at the next candle rather than mixing two buckets.
+        """
+        if row[0] < self.next_end:
+            return None
+        self.next_end = row[0] + BUCKET_S
+        start, end = utc_bucket(self.tf, row[0])
+        if self.agg is not None and self.agg[0] != start:
+            self.agg = None
+        agg = row if self.agg is None else combine(self.agg, row)
+        self.agg = (start, *agg[1:])
+        if row[0] + BUCKET_S < end:
+            return None
+        done, self.agg = self.agg, None
+        return float(done[2]), float(done[3]), float(done[4]), end
 
 
 class Stream:

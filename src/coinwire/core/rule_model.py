@@ -18,7 +18,7 @@ from typing import Any, Final, Literal
 
 import msgspec
 
-from coinwire.core.analysis import analysis_key, parse_indicator, parse_series
+from coinwire.core.analysis import analysis_key, parse_analysis_key, parse_indicator, parse_series
 from coinwire.core.errors import InvalidInput
 from coinwire.core.numbers import parse_decimal
 from coinwire.core.rollup import parse_timeframe
@@ -29,7 +29,7 @@ __all__ = [
     "DAYS", "MAX_ACTIONS", "MAX_PCT", "MAX_RULES", "Action", "CancelOrders", "CloseAll", "IndicatorRule", "MaxDrawdown",
     "Notify", "PauseEntries", "PortfolioStop", "PortfolioTakeProfit", "PortfolioTrailingStop", "PositionTrailingStop",
     "Rule", "RuleSet", "ScaleOrders", "StopRun", "TimeWindow", "Webhook", "duration_ns", "indicator_key",
-    "indicator_series", "minutes_of_day", "other_key", "parse_rule_set", "parse_rule_sets", "rule_set_dict",
+    "indicator_series", "minutes_of_day", "other_key", "other_source", "parse_rule_set", "parse_rule_sets", "rule_set_dict",
 ]
 
 DAYS: Final = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -290,6 +290,13 @@ def other_key(rule: IndicatorRule, scope: str | None = None, scope_id: str | Non
     return f"{analysis_key(resolved, 'value').partition(':')[0]}:{tail}"  # the key's spelling of the series
 
 
+def other_source(rule: IndicatorRule, scope: str | None = None, scope_id: str | None = None
+                 ) -> tuple[str, str, tuple[int | float, ...]] | None:
+    """The (series, indicator, params) that compute `other`, so whatever runs the rule can compute it too."""
+    key = other_key(rule, scope, scope_id)
+    return None if key is None else parse_analysis_key(key)
+
+
 def _check_indicator(rule: IndicatorRule, path: str, scope: str, scope_id: str | None) -> None:
     try:
         parse_series(rule.series)
@@ -307,9 +314,13 @@ def _check_indicator(rule: IndicatorRule, path: str, scope: str, scope_id: str |
         _text(rule.other, _join(path, "other"), 300)
     try:  # the own portfolio resolved in this rule set's scope
         indicator_key(rule, scope, scope_id)
-        other_key(rule, scope, scope_id)
     except InvalidInput as exc:
         raise _refuse(exc.code, _join(path, "series"), exc.message) from None
+    try:
+        other_source(rule, scope, scope_id)
+    except InvalidInput as exc:
+        raise _refuse(exc.code, _join(path, "other"), f"{exc.message} (its series and indicator spelled as the analyser "
+                      "names its outputs, parameters included)") from None
 
 
 def _check_level(rule: PortfolioStop | PortfolioTakeProfit, path: str) -> None:

@@ -56,6 +56,7 @@ from coinwire.core.rule_model import (
     indicator_series,
     minutes_of_day,
     other_key,
+    other_source,
     parse_rule_set,
     parse_rule_sets,
     rule_set_dict,
@@ -67,7 +68,7 @@ __all__ = [
     "MaxDrawdown", "Notify", "PauseEntries", "PortfolioStop", "PortfolioTakeProfit", "PortfolioTrailingStop",
     "PositionTrailingStop", "Rule", "RuleSet", "RuleSetState", "RuleState", "Sample", "ScaleOrders", "StopRun",
     "TimeWindow", "Webhook", "evaluate", "indicator_key", "indicator_series", "needs_confirmation", "new_state",
-    "other_key", "parse_rule_set", "parse_rule_sets", "price_key", "rule_holds", "rule_set_dict", "status",
+    "other_key", "other_source", "parse_rule_set", "parse_rule_sets", "price_key", "rule_holds", "rule_set_dict", "status",
 ]
 
 _HUNDRED: Final = Decimal(100)

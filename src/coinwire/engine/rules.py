@@ -16,6 +16,7 @@ report as `{"time", "rule_set", "values", "actions": [{"kind", "status", "detail
 
 from __future__ import annotations
 
+import math
 import tomllib
 from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal
@@ -25,9 +26,10 @@ from typing import Any
 import msgspec
 import numpy as np
 
-from coinwire.core.analysis import Stream, parse_indicator, parse_series
+from coinwire.core.analysis import PortfolioBars, SeriesRef, Stream, parse_indicator, parse_series
 from coinwire.core.errors import CoinwireError, InvalidInput
 from coinwire.core.numbers import ATTO_DECIMALS
+from coinwire.core.portfolio import CandleBuilder
 from coinwire.core.rules import (
     CancelOrders,
     CloseAll,
@@ -41,6 +43,8 @@ from coinwire.core.rules import (
     evaluate,
     indicator_key,
     new_state,
+    other_key,
+    other_source,
     parse_rule_set,
     parse_rule_sets,
     price_key,
@@ -49,7 +53,7 @@ from coinwire.core.rules import (
 from coinwire.engine.runtime import Runtime
 from coinwire.engine.valuation import price_at, value_at
 
-__all__ = ["CandleAnalysis", "RuleRunner", "load_rules_file", "run_rule_sets"]
+__all__ = ["CandleAnalysis", "PortfolioAnalysis", "RuleRunner", "load_rules_file", "run_rule_sets"]
 
 _NS = 1_000_000_000
 
@@ -92,40 +96,50 @@ def _kind(struct: Any) -> str:
     return str(type(struct).__struct_config__.tag)
 
 
+def _indicator_inputs(rule_sets: Sequence[RuleSet]) -> list[tuple[str, SeriesRef, str, tuple[int | float, ...], str]]:
+    """Every analyser output a run's indicator rules read, their own and their `other`'s, once each:
+    (key, series, indicator, params, where the first rule naming it is)."""
+    out: list[tuple[str, SeriesRef, str, tuple[int | float, ...], str]] = []
+    seen: set[str] = set()
+    for rs in rule_sets:
+        for i, rule in enumerate(rs.rules):
+            if not isinstance(rule, IndicatorRule):
+                continue
+            wanted = [(indicator_key(rule), rule.series, rule.indicator, tuple(rule.params))]
+            other = other_source(rule)
+            if other is not None:
+                wanted.append((str(other_key(rule)), *other))
+            for key, series, indicator, params in wanted:
+                if key not in seen:
+                    seen.add(key)
+                    out.append((key, parse_series(series), indicator, params, f"rule set {rs.name!r}, rules[{i}]"))
+    return out
+
+
 class CandleAnalysis:
-    """The analyser outputs a candle backtest's indicator rules read: each over one of the run's markets, computed once.
+    """The market outputs a candle backtest's indicator rules read: each over one of the run's markets, computed once.
 
     Why precomputed: the candles are all known, and `core.analysis.Stream` fed bar by bar
     gives the values the live analyser would publish at each close; a sample at `ts` reads
     the value of the newest bar closed at or before it (a bar still forming is never read).
-    Only market series of the backtest's own exchange exist here; anything else is refused.
+    Only market series of the backtest's own exchange exist here; the run's own portfolio is
+    `PortfolioAnalysis`'s, and anything else is refused by `RuleRunner`.
     """
 
     def __init__(self, rule_sets: Sequence[RuleSet], exchange: str, series_of: Callable[[str, str], Any]) -> None:
         """`series_of(symbol, timeframe)`: the run's candles (rolled up as the strategy's are; unknown symbols refused there)."""
         self.columns: list[tuple[str, Any, np.ndarray]] = []
-        seen: set[str] = set()
-        for rs in rule_sets:
-            for i, rule in enumerate(rs.rules):
-                if not isinstance(rule, IndicatorRule):
-                    continue
-                where = f"rule set {rs.name!r}, rules[{i}]"
-                ref = parse_series(rule.series)
-                if ref.kind != "market" or ref.exchange != exchange:
-                    raise InvalidInput("invalid_rule_set", f"{where}: a backtest reads indicators of its own markets "
-                                       f"('market:{exchange}:<symbol>:<timeframe>'), not {rule.series!r}")
-                if rule.other is not None:
-                    raise InvalidInput("invalid_rule_set", f"{where}: a backtest compares an indicator with a threshold, "
-                                       "not with another analyser output (`other`)")
-                key = indicator_key(rule)
-                if key in seen:
-                    continue
-                seen.add(key)
-                candles = series_of(ref.symbol, ref.timeframe)
-                stream = Stream(parse_indicator(rule.indicator, rule.params))
-                values = np.array([stream.update(h, low, c) for h, low, c in
-                                   zip(candles.high.tolist(), candles.low.tolist(), candles.close.tolist(), strict=True)])
-                self.columns.append((key, candles, values))
+        for key, ref, indicator, params, where in _indicator_inputs(rule_sets):
+            if ref.kind != "market":
+                continue
+            if ref.exchange != exchange:
+                raise InvalidInput("invalid_rule_set", f"{where}: a backtest reads indicators of its own markets "
+                                   f"('market:{exchange}:<symbol>:<timeframe>'), not {ref.text!r}")
+            candles = series_of(ref.symbol, ref.timeframe)
+            stream = Stream(parse_indicator(indicator, params))
+            values = np.array([stream.update(h, low, c) for h, low, c in
+                               zip(candles.high.tolist(), candles.low.tolist(), candles.close.tolist(), strict=True)])
+            self.columns.append((key, candles, values))
 
     def at(self, ts: int) -> dict[str, float]:
         out: dict[str, float] = {}
@@ -136,6 +150,36 @@ class CandleAnalysis:
         return out
 
 
+class PortfolioAnalysis:
+    """Indicators over the run's own portfolio value, in every mode: the value's 15-minute candles built from the rule
+    samples (`core.portfolio.CandleBuilder`, as the tracker builds a live portfolio's) and folded into each series'
+    timeframe (`core.analysis.PortfolioBars`, as the live analyser folds them), so `portfolio:1h` SMA 20 crossing below
+    SMA 50 reads the same bars in a backtest as live. A sample at a boundary closes the bucket ending there, and the
+    rules evaluated at that sample read it (a candle backtest's bar closes are its samples)."""
+
+    def __init__(self, inputs: Sequence[tuple[str, SeriesRef, str, tuple[int | float, ...]]]) -> None:
+        self.outputs = [(key, PortfolioBars(ref.timeframe), Stream(parse_indicator(indicator, params)))
+                        for key, ref, indicator, params in inputs]
+        self.builder: CandleBuilder | None = None
+        self.values: dict[str, float] = {}
+
+    def sample(self, ts: int, value: Decimal) -> None:
+        if self.builder is None:
+            self.builder = CandleBuilder(value, ts)
+            closed = []
+        else:
+            closed = self.builder.sample(ts, value)
+        closed += self.builder.close_until(ts)
+        for candle in closed:
+            row = (candle.open_time, float(candle.open), float(candle.high), float(candle.low), float(candle.close), 0.0)
+            for key, bars, stream in self.outputs:
+                bar = bars.add(row)
+                if bar is not None:
+                    out = stream.update(bar[0], bar[1], bar[2])
+                    if math.isfinite(out):  # warming up: nothing to read yet, as the live analyser publishes nothing
+                        self.values[key] = out
+
+
 class RuleRunner:
     """Evaluates a run's rule sets at its samples and does what the firing ones say, in the run; `firings` for the report."""
 
@@ -143,10 +187,19 @@ class RuleRunner:
                  analysis: CandleAnalysis | None = None) -> None:
         """`tz`: the zone `time_window` rules read local time in; `interval_ns`: the least market time between two
         `sample_now` samples (0: every one); `analysis`: what indicator rules read (a run without refuses them)."""
-        if analysis is None and any(isinstance(rule, IndicatorRule) for rs in rule_sets for rule in rs.rules):
-            raise InvalidInput("invalid_rule_set", "indicator rules read the analyser's outputs, which this run has none of: "
-                               "in a run they work in candle backtests only (a live rule set reads the analyser)")
+        own: list[tuple[str, SeriesRef, str, tuple[int | float, ...]]] = []
+        for key, ref, indicator, params, where in _indicator_inputs(rule_sets):
+            if ref.kind == "portfolio" and not ref.resolved:
+                own.append((key, ref, indicator, params))
+            elif ref.kind != "market":
+                raise InvalidInput("invalid_rule_set", f"{where}: a run's rules read indicators of its own portfolio "
+                                   f"('portfolio[:<timeframe>]') or its markets, not {ref.text!r}")
+            elif analysis is None:
+                raise InvalidInput("invalid_rule_set", f"{where}: a market's indicators ({ref.text!r}) are read in candle "
+                                   "backtests only (a paper run or L2 backtest has no closed candles to compute them on; "
+                                   "a live rule set reads the analyser)")
         self.analysis = analysis
+        self.portfolio = PortfolioAnalysis(own) if own else None
         self.rule_sets = list(rule_sets)
         self.states = [new_state(rs) for rs in self.rule_sets]
         self.rt = runtime
@@ -192,7 +245,11 @@ class RuleRunner:
     def sample(self, ts: int, value: Decimal, prices: Mapping[str, Decimal]) -> None:
         """One portfolio sample: every enabled rule set is evaluated; each that fires acts now, in order of the sets."""
         self.samples += 1
-        sample = Sample(ts, value, prices, self.analysis.at(ts) if self.analysis is not None else {})
+        analysis = self.analysis.at(ts) if self.analysis is not None else {}
+        if self.portfolio is not None:
+            self.portfolio.sample(ts, value)
+            analysis.update(self.portfolio.values)
+        sample = Sample(ts, value, prices, analysis)
         halt: str | None = None
         for rs, state in zip(self.rule_sets, self.states, strict=True):
             if not rs.enabled:

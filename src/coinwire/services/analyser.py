@@ -30,11 +30,11 @@ from typing import Any, Protocol
 import structlog
 
 from coinwire.bus.base import Bus
-from coinwire.core.analysis import IndicatorRef, SeriesRef, Stream, analysis_key, parse_indicator, parse_series
+from coinwire.core.analysis import IndicatorRef, PortfolioBars, SeriesRef, Stream, analysis_key, parse_indicator, parse_series
 from coinwire.core.errors import InvalidInput, NotFound, NotReady
 from coinwire.core.numbers import ATTO_DECIMALS
-from coinwire.core.portfolio import BUCKET_S, VALUE_DECIMALS, PortfolioCandle
-from coinwire.core.rollup import Row, combine, parse_timeframe, utc_bucket
+from coinwire.core.portfolio import VALUE_DECIMALS, PortfolioCandle
+from coinwire.core.rollup import Row, parse_timeframe, utc_bucket
 from coinwire.messages import AnalysisValue, analysis_subject
 from coinwire.store.analysis import AnalysisRow, insert_values, load_values
 from coinwire.store.portfolio_candles import load_portfolio_candles
@@ -59,7 +59,7 @@ class _Candles(Protocol):
 class _Track:
     """One computed key: its series and indicator, the stream, who follows it, where its bars are."""
 
-    __slots__ = ("key", "series", "ref", "stream", "owner", "count", "next_end", "agg", "point", "pending",
+    __slots__ = ("key", "series", "ref", "stream", "owner", "count", "next_end", "bars", "point", "pending",
                  "warming", "unsubscribe")
 
     def __init__(self, key: str, series: SeriesRef, ref: IndicatorRef, owner: int | None) -> None:
@@ -69,8 +69,8 @@ class _Track:
         self.stream = Stream(ref)
         self.owner = owner
         self.count = 0
-        self.next_end = 0  # market: the end (unix s) of the next bar to feed; portfolio: of the last 15m candle fed
-        self.agg: Row | None = None  # portfolio rollup: the longer bucket formed so far
+        self.next_end = 0  # market: the end (unix s) of the next bar to feed
+        self.bars = PortfolioBars(series.timeframe) if series.kind == "portfolio" else None
         self.point: float | None = None  # point series: the last value fed
         self.pending: list[PortfolioCandle] = []  # portfolio candles closed while warming up
         self.warming = True
@@ -311,18 +311,10 @@ class Analyser:
 
     def _portfolio_bar(self, track: _Track, row: Row, live: bool) -> None:
         """One closed 15-minute candle: fed as is, or folded into the longer bucket it belongs to."""
-        if row[0] < track.next_end:
-            return  # already fed (a stored candle the tracker also told)
-        track.next_end = row[0] + BUCKET_S
-        tf = parse_timeframe(track.series.timeframe)
-        start, end = utc_bucket(tf, row[0])
-        if track.agg is not None and track.agg[0] != start:
-            track.agg = None  # a bucket left incomplete (a gap in the stored candles)
-        track.agg = row if track.agg is None else combine(track.agg, row)
-        track.agg = (start, *track.agg[1:])
-        if row[0] + BUCKET_S >= end:
-            agg, track.agg = track.agg, None
-            self._feed(track, agg[2], agg[3], agg[4], end, live=live)
+        assert track.bars is not None  # a portfolio track
+        bar = track.bars.add(row)
+        if bar is not None:
+            self._feed(track, *bar, live=live)
 
     def _point_value(self, s: SeriesRef) -> float | None:
         if s.kind == "balance":

@@ -46,6 +46,7 @@ from coinwire.core.rules import (
     indicator_series,
     new_state,
     other_key,
+    other_source,
     price_key,
     rule_set_dict,
 )
@@ -216,23 +217,25 @@ class Controller:
                 stop()
 
     def _track_indicators(self, live: _Live) -> None:
-        """Ask the analyser for every output the rule set's indicator rules read (`portfolio` = the rule set's own scope)."""
+        """Ask the analyser for every output the rule set's indicator rules read, `other` included (`portfolio` = the
+        rule set's own scope), so a cross of two outputs (SMA 20 below SMA 50) is computed for as long as the set lives."""
         if self.analyser is None:
             return
         for rule in live.spec.rules:
             if not isinstance(rule, IndicatorRule):
                 continue
-            series = indicator_series(rule, live.scope, live.scope_id)  # `portfolio` alone: the rule set's own scope
-            key = indicator_key(rule, live.scope, live.scope_id)
-            try:
-                live.stops.append(self.analyser.track(key, series, rule.indicator, list(rule.params), live.owner_id))
-            except InvalidInput as exc:  # checked when stored; a series gone since (an account closed) never holds
-                log.warning("indicator rule not tracked", rule_set=live.id, series=series, error=exc.code)
-                continue
-            live.keys.append(key)
-            other = other_key(rule, live.scope, live.scope_id)
+            wanted = [(indicator_key(rule, live.scope, live.scope_id), indicator_series(rule, live.scope, live.scope_id),
+                       rule.indicator, tuple(rule.params))]
+            other = other_source(rule, live.scope, live.scope_id)
             if other is not None:
-                live.keys.append(other)  # read while something computes it (the analyser tracks keys by series)
+                wanted.append((str(other_key(rule, live.scope, live.scope_id)), *other))
+            for key, series, indicator, params in wanted:
+                try:
+                    live.stops.append(self.analyser.track(key, series, indicator, list(params), live.owner_id))
+                except InvalidInput as exc:  # checked when stored; a series gone since (an account closed) never holds
+                    log.warning("indicator rule not tracked", rule_set=live.id, series=series, error=exc.code)
+                    continue
+                live.keys.append(key)
 
     # --- evaluation ------------------------------------------------------------------------------------
     def _on_candle(self, rule_set_id: int, candle: PortfolioCandle, closed: bool) -> None:

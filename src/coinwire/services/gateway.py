@@ -407,6 +407,11 @@ class Gateway:
             raise NotFound("unknown_symbol", f"exchange {exchange} has no market {sym}", exchange=exchange, symbol=sym)
         return market
 
+    def has_market(self, exchange: str, symbol: str) -> bool:
+        """Whether a hosted exchange lists `symbol` (a normalized one) now: what a series of a market may name."""
+        venue = self.venues.get(exchange)
+        return venue is not None and symbol in venue.markets
+
     def ready_exchange(self, name: object) -> HostedVenue:
         ex = self.exchange(name)
         self._not_recovering()

@@ -29,14 +29,16 @@ import structlog
 
 from coinwire.auth.abilities import Principal
 from coinwire.core.accounts import EXTERNAL
-from coinwire.core.analysis import parse_series
+from coinwire.core.analysis import SeriesRef, parse_series
 from coinwire.core.errors import Conflict, InvalidInput, NotFound
 from coinwire.core.rules import (
     IndicatorRule,
     RuleSet,
     RuleSetState,
+    indicator_series,
     needs_confirmation,
     new_state,
+    other_source,
     parse_rule_set,
     rule_set_dict,
     status,
@@ -110,21 +112,13 @@ def _int_id(text: str, code: str, what: str) -> int:
     return int(text)
 
 
-def _named_scopes(rule: IndicatorRule) -> list[tuple[str, str]]:
-    """The (scope, id) pairs an indicator rule reads: its series' account or portfolio, and its `other` key's."""
-    named = []
-    ref = parse_series(rule.series)
-    if ref.kind in ("balance", "position"):
-        named.append(("account", str(ref.account_id)))
-    elif ref.kind == "portfolio" and ref.resolved:
-        named.append((ref.scope, ref.scope_id))
-    if rule.other is not None:  # an analysis key: its head is the series' text with ':' spelled '.'
-        head = rule.other.partition(":")[0].split(".")
-        if head[0] in ("balance", "position") and len(head) > 1:
-            named.append(("account", head[1]))
-        elif head[0] == "portfolio" and len(head) == 4:
-            named.append((head[1], head[2]))
-    return named
+def _read_series(rule: IndicatorRule, scope: str, scope_id: str) -> list[SeriesRef]:
+    """The series an indicator rule reads: its own and its `other` key's (the own portfolio resolved in the set's scope)."""
+    refs = [parse_series(indicator_series(rule, scope, scope_id))]
+    other = other_source(rule, scope, scope_id)
+    if other is not None:
+        refs.append(parse_series(other[0]))
+    return refs
 
 
 class RuleSets:
@@ -191,15 +185,22 @@ class RuleSets:
         raise InvalidInput("invalid_rule_set", f"scope: one of account, wallet_set, run, user, got {scope!r}", field="scope")
 
     def _readable_series(self, user: Principal, rs: RuleSet) -> None:
-        """An indicator's series (or `other` key) naming an account or a portfolio must be one the caller may read (else
-        that scope's not-found code), so a rule cannot watch another user's balance."""
+        """Each series an indicator rule reads (its own, its `other`'s) must exist and be one the caller may read (else
+        that scope's not-found code), so a rule cannot watch another user's balance, nor a market that is not there."""
         for i, rule in enumerate(rs.rules):
-            if isinstance(rule, IndicatorRule):
-                for scope, scope_id in _named_scopes(rule):
-                    try:
-                        self._readable_scope(user, scope, scope_id)
-                    except NotFound as exc:
-                        raise NotFound(exc.code, f"rules[{i}]: {exc.message}", field=f"rules[{i}].series") from None
+            if not isinstance(rule, IndicatorRule):
+                continue
+            for ref in _read_series(rule, rs.scope, str(rs.scope_id)):
+                if ref.kind == "market":
+                    if not self.gateway.has_market(ref.exchange, ref.symbol):
+                        raise InvalidInput("unknown_series", f"rules[{i}]: no market {ref.symbol} on {ref.exchange}",
+                                           field=f"rules[{i}].series")
+                    continue
+                scope, scope_id = (ref.scope, ref.scope_id) if ref.kind == "portfolio" else ("account", str(ref.account_id))
+                try:
+                    self._readable_scope(user, scope, scope_id)
+                except NotFound as exc:
+                    raise NotFound(exc.code, f"rules[{i}]: {exc.message}", field=f"rules[{i}].series") from None
 
     def _readable_scope(self, user: Principal, scope: str, scope_id: str) -> None:
         if scope == "account":
