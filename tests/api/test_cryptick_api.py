@@ -73,13 +73,10 @@ def test_a_seed_client_lists_starts_lists_posts_input_reads_mhubrpc_and_stops(pe
         "mode": "backtesting", "run_id": alices_backtest, "running": False, "strategy": "HodlStrategy"}
     assert run["status"] == "finished" and [t["side"] for t in run["report"]["trades"]] == ["buy"]
     assert run["report"]["start"] >= JAN_2021 and run["report"]["end"] <= FEB_2021
-    first = alice.get(f"/runs/{alices_backtest}/messages")
-    total = int(first.headers["x-total-count"])
-    assert total > 8000 and first.headers["x-next-offset"] == "1000" and 'rel="next"' in first.headers["link"]
-    messages = first.json()
-    while len(messages) < total:  # a month of 5-minute candles: followed page by page
-        messages += alice.get(f"/runs/{alices_backtest}/messages", params={"offset": len(messages)}).json()
-    assert len(messages) == total and all(m["mhubrpc"] == "0.0.1" for m in messages) and messages[0]["method"] == "run.start"
+    answer = alice.get(f"/runs/{alices_backtest}/messages")  # "returns all messages": a month of 5-minute candles at once
+    messages, total = answer.json(), int(answer.headers["x-total-count"])
+    assert total > 8000 and len(messages) == total and "x-next-offset" not in answer.headers
+    assert all(m["mhubrpc"] == "0.0.1" for m in messages) and messages[0]["method"] == "run.start"
     ((call, result),) = paired(messages, "venue.make_order")
     assert result == {"mhubrpc": "0.0.1", "method": call["response_method"], "result": result["result"]}
     assert result["result"]["status"] == "filled" and result["result"]["client_oid"] == call["params"]["client_oid"]
@@ -108,6 +105,37 @@ def test_a_seed_client_lists_starts_lists_posts_input_reads_mhubrpc_and_stops(pe
     assert stopped.status_code == 200, stopped.text
     assert stopped.json() == {"mode": "paper", "run_id": paper, "running": False, "strategy": "DemoStrategy"}
     assert alice.get("/runs").json()[paper]["running"] is False
+
+
+def test_a_seed_client_reads_every_message_of_a_long_run_in_one_call(people: dict[str, httpx.Client], alices_backtest: str,
+                                                                     server: ServerProcess) -> None:
+    """Appendix C: the messages route "returns all messages that went through the message hub during a run". A client
+    written from it makes one call and follows no header: it must get them all, not the first page of a long backtest."""
+    alice = people["alice"]
+    native = alice.get(f"/runs/{alices_backtest}/messages", params={"format": "native"})
+    assert native.status_code == 200, native.text
+    records, total = native.json(), int(native.headers["x-total-count"])
+    assert total > 1000 and [m["seq"] for m in records] == list(range(1, total + 1))  # each once, in order
+    assert "x-next-offset" not in native.headers and "link" not in native.headers
+    seed = alice.get(f"/runs/{alices_backtest}/messages").json()
+    assert len(seed) == total and all(m["mhubrpc"] == "0.0.1" for m in seed)
+    calls = [int(m["response_method"]) for m in seed if "response_method" in m]
+    assert calls == [m["seq"] for m in records if m["direction"] == "out"]  # every call once, in order
+    # the same as the native route's pages (which keep their 1000 a page), followed to the end
+    pages: list[dict[str, Any]] = []
+    while len(pages) < total:
+        page = httpx.get(f"{server.http}/runs/{alices_backtest}/messages", headers=alice.headers,
+                         params={"format": "mhubrpc", "offset": len(pages), "limit": 1000}).json()
+        assert page["total"] == total and 0 < len(page["messages"]) <= 1000
+        pages += page["messages"]
+    assert seed == pages
+    # an explicit window still pages, and says where the rest starts
+    window = alice.get(f"/runs/{alices_backtest}/messages", params={"offset": 1000, "limit": 500})
+    assert window.json() == seed[1000:1500] and window.headers["x-total-count"] == str(total)
+    assert window.headers["x-next-offset"] == "1500" and "offset=1500" in window.headers["link"]
+    candles = alice.get(f"/runs/{alices_backtest}/messages", params={"method": "market.", "format": "native"})
+    expected = [m for m in records if m["method"].startswith("market.")]
+    assert len(expected) > 1000 and candles.json() == expected and candles.headers["x-total-count"] == str(len(expected))
 
 
 def refused(r: httpx.Response, status: int, code: str) -> str:

@@ -352,18 +352,25 @@ def _sent_soon(page: Page, sent: list[str], method: str) -> None:
     raise AssertionError(f"the page never called {method}: {sent}")
 
 
-def test_a_fill_reaches_the_open_wallets_page_by_push_without_a_poll(browser: Browser, server: ServerProcess) -> None:
-    """The trader's wallets page: no re-read of the sets on a timer; a fill made through the API shows in the set's card."""
+def _trader_with_a_set(browser: Browser, server: ServerProcess, description: str) -> tuple[str, int, Watched, list[str]]:
+    """The trader signed in, with a new wallet set of 1,000 USDT: (token, set id, window, the JSON-RPC methods its page
+    sends, in order)."""
     token = server.login(*TRADER)["access_token"]
     set_id = rpc_as(server, token, [("get_all_wallet_sets", {}),  # the trader's paper account, on first use
                                     ("create_wallet_set", {"wallets": [{"exchange": "demo", "currency": "USDT", "allocation": "1000"}],
-                                                           "description": "pushed e2e"})])[1]["id"]
+                                                           "description": description})])[1]["id"]
     w = open_page(browser, server)
     sign_in(w, *TRADER)
+    sent: list[str] = []
+    w.page.on("websocket", lambda ws: ws.on("framesent", lambda data: sent.append(str(json.loads(data).get("method")))))
+    return token, int(set_id), w, sent
+
+
+def test_a_fill_reaches_the_open_wallets_page_by_push_without_a_poll(browser: Browser, server: ServerProcess) -> None:
+    """The trader's wallets page: no re-read of the sets on a timer; a fill made through the API shows in the set's card."""
+    token, set_id, w, sent = _trader_with_a_set(browser, server, "pushed e2e")
     page = w.page
-    sent: list[str] = []  # the JSON-RPC methods the page sends, in order
     requests: list[str] = []  # its HTTP requests
-    page.on("websocket", lambda ws: ws.on("framesent", lambda data: sent.append(str(json.loads(data).get("method")))))
     page.on("request", lambda r: requests.append(r.url))
     page.goto("/app/wallets")
     card = page.locator(f"[data-set='{set_id}']")
@@ -383,6 +390,27 @@ def test_a_fill_reaches_the_open_wallets_page_by_push_without_a_poll(browser: Br
     assert [u for u in requests[loaded:] if "/api/v1/accounts" not in u] == []  # (the app re-reads the account list every 30 s)
     card.scroll_into_view_if_needed()
     shot(w, "wallets-pushed-desktop")
+    page.context.close()
+    assert not w.errors, w.errors
+
+
+def test_a_set_change_reaches_the_open_overview_by_push_without_a_poll(browser: Browser, server: ServerProcess) -> None:
+    """The trader's Overview: the wallet sets are read once, not every 5 s; funds allocated to a set through the API move
+    its bar by push."""
+    token, set_id, w, sent = _trader_with_a_set(browser, server, "overview e2e")
+    page = w.page
+    page.goto("/app/overview")
+    bar = page.locator(".bar-row", has_text=f"#{set_id} overview e2e")
+    expect(bar).to_contain_text(re.compile(r"1,?000\.\d+ USD"))
+    _sent_soon(page, sent, "subscribe")
+    assert sent.count("get_all_wallet_sets") == 1, sent
+    page.wait_for_timeout(5_500)  # longer than the 5 s the page used to poll at: the sets are not read again meanwhile
+    assert sent.count("get_all_wallet_sets") == 1, sent
+    rpc_as(server, token, [("allocate_to_wallet_set", {"set_id": set_id, "wallets": [{"exchange": "demo", "currency": "USDT",
+                                                                                       "allocation": "500"}]})])
+    expect(bar).to_contain_text(re.compile(r"1,?500\.\d+ USD"))  # pushed: no reload, no poll
+    _sent_soon(page, sent, "get_total_wallet_set")  # funds moved: the three sums are read again
+    assert sent.count("get_all_wallet_sets") == 1, sent
     page.context.close()
     assert not w.errors, w.errors
 

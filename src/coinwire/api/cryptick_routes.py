@@ -4,12 +4,12 @@
     GET  /cryptick/v1/runs                             `{run_id: {mode, run_id, running, strategy}}` of the caller's runs
     GET  /cryptick/v1/runs/{id}                        that record, with the run's details (status, report, progress)
     GET  /cryptick/v1/runs/{id}/components             its UI components (spec + data)
-    GET  /cryptick/v1/runs/{id}/messages               its hub in the seed's mhubrpc format: a list, 1000 a page (X-Total-Count)
+    GET  /cryptick/v1/runs/{id}/messages               its whole hub in the seed's mhubrpc format: one list, streamed (X-Total-Count)
     PUT  /cryptick/v1/runnables/{name}/start           `{mode, start, end, balances: [{exchange, base, balance}]}`: the run id
     PUT  /cryptick/v1/run/{id}/stop                    stop it (singular `run`, as the seed): its record
     PUT  /cryptick/v1/runs/{id}/components/{cid}       the JSON body itself is the input the strategy gets
 
-A thin adapter: ownership, the start's checks and the paging are the runs routes' (`RunAccess`),
+A thin adapter: ownership, the start's checks and the messages query are the runs routes' (`RunAccess`),
 names resolve in `strategies/registry.py`, the message format is `engine/mhubrpc.py`. Only the
 shapes are the seed's: mode `backtesting` where coinwire says `backtest`, `running` instead of a
 status, the seed's balances list, the bare run id, and errors `{"error": "message"}` with a 4xx
@@ -18,15 +18,17 @@ status, the seed's balances list, the bare run id, and errors `{"error": "messag
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from typing import Any
 
+import msgspec
 from fastapi import FastAPI, Request
-from fastapi.responses import Response
+from fastapi.responses import Response, StreamingResponse
+from starlette.concurrency import run_in_threadpool
 
 from coinwire.api.json_input import decode_json
-from coinwire.api.rest import json_response, paged_response
-from coinwire.api.runs_routes import MAX_PAGE, RunAccess, json_body, run_endpoint
+from coinwire.api.rest import json_response
+from coinwire.api.runs_routes import RunAccess, json_body, run_endpoint
 from coinwire.api.seed_errors import seed_error_response
 from coinwire.core.errors import InvalidInput
 from coinwire.strategies.registry import SEED_NAMES, builtin_name, builtin_strategies, seed_name
@@ -76,6 +78,18 @@ def _balance(entry: dict[str, Any], index: int) -> str:
     return f"{exchange}:{base.upper()}={amount}"
 
 
+def _json_list(pages: Iterable[list[dict[str, Any]]]) -> Iterator[bytes]:
+    """One JSON list of the pages' items, a page a chunk (run in a worker thread by StreamingResponse: it reads files)."""
+    encode = msgspec.json.Encoder().encode
+    yield b"["
+    first = True
+    for page in pages:
+        if page:
+            yield (b"" if first else b",") + b",".join(encode(item) for item in page)
+            first = False
+    yield b"]"
+
+
 def _answer(payload: Any, status: int) -> Response:
     return payload if isinstance(payload, Response) else json_response(payload, status)
 
@@ -114,14 +128,21 @@ def add_cryptick_routes(app: FastAPI, access: RunAccess) -> None:
         return manager.store.components(run_id)
 
     async def messages(request: Request, run_id: str) -> Any:
-        """The messages of the run's hub in the seed's mhubrpc format, in order, MAX_PAGE at a time (`offset`, `limit`;
-        `format=native` gives coinwire's records). X-Total-Count says how many there are; when there are more, X-Next-Offset
-        and a `Link: rel="next"` say where the next page starts."""
-        total, offset, _limit, page = access.messages(request, run_id, default_format="mhubrpc", default_limit=MAX_PAGE)
-        following = offset + len(page)
-        response = paged_response(page, request, "X-Next-Offset", following if following < total else None, {"offset": following})
-        response.headers["X-Total-Count"] = str(total)
-        return response
+        """All the messages of the run's hub, in order, in the seed's mhubrpc format ("returns all messages that went
+        through the message hub during a run"): one JSON list, streamed a page at a time so that a long run is not held
+        whole. `offset`, `limit` (none: all), `method`, `direction` narrow it; `format=native` gives coinwire's records.
+        X-Total-Count says how many match; only when `limit` stops short, X-Next-Offset and a `Link: rel="next"` say where
+        the rest starts."""
+        query = access.message_query(request, default_format="mhubrpc", default_limit=None, max_limit=2**62)
+        pages = await run_in_threadpool(manager.store.message_pages, run_id, query.offset, query.limit, query.method,
+                                        query.direction)  # counted before the headers: a read of the whole file
+        following = min(pages.total, query.offset + query.limit) if query.limit is not None else pages.total
+        headers = {"X-Total-Count": str(pages.total)}
+        if following < pages.total:
+            link = request.url.include_query_params(offset=following)
+            headers |= {"X-Next-Offset": str(following), "Link": f'<{link.path}?{link.query}>; rel="next"'}
+        return StreamingResponse(_json_list(query.render(page) for page in pages), media_type="application/json",
+                                 headers=headers)
 
     async def stop(request: Request, run_id: str) -> Any:
         """Stop a running run; answers its record (running false). 409 when it is already done."""

@@ -20,7 +20,7 @@ directory: `file_not_found`).
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import structlog
 from fastapi import FastAPI, Request
@@ -40,7 +40,7 @@ from coinwire.engine.registry import is_file_ref
 from coinwire.services.runs import RunManager
 from coinwire.strategies.registry import builtin_strategies
 
-__all__ = ["MAX_PAGE", "RunAccess", "add_runs_routes", "for_http", "json_body", "run_endpoint"]
+__all__ = ["MAX_PAGE", "MessageQuery", "RunAccess", "add_runs_routes", "for_http", "json_body", "run_endpoint"]
 
 log = structlog.get_logger("coinwire.runs")
 
@@ -97,21 +97,41 @@ class RunAccess:
             await owners.save("run", started["run_id"], principal)  # committed before the answer
         return started
 
-    def messages(self, request: Request, run_id: str, default_format: str = "native",
-                 default_limit: int = 100) -> tuple[int, int, int, list[dict[str, Any]]]:
-        """(total, offset, limit, page) of the run's hub: query `offset`, `limit` (at most MAX_PAGE), `method` (`venue.` a
-        prefix), `direction`, `format` (`native` records, or the seed's `mhubrpc`)."""
+    def message_query(self, request: Request, default_format: str = "native", default_limit: int | None = 100,
+                      max_limit: int = MAX_PAGE) -> MessageQuery:
+        """The query of a messages route: `offset`, `limit` (1 to `max_limit`; absent: `default_limit`, None for all),
+        `method` (`venue.` a prefix), `direction`, `format` (`native` records, or the seed's `mhubrpc`)."""
         q = request.query_params
         offset = query_int(q.get("offset"), "offset", 0, 0, 2**62)
-        limit = query_int(q.get("limit"), "limit", default_limit, 1, MAX_PAGE)
+        limit = default_limit if not q.get("limit") else query_int(q.get("limit"), "limit", 1, 1, max_limit)
         direction = q.get("direction") or None
         if direction not in (None, "in", "out"):
             raise InvalidInput("invalid_params", f"direction must be 'in' or 'out', got {direction!r}")
         shape = q.get("format") or default_format
         if shape not in _FORMATS:
             raise InvalidInput("invalid_params", f"format must be one of {', '.join(_FORMATS)}, got {shape!r}")
-        total, messages = self.manager.store.messages(run_id, offset, limit, q.get("method") or None, direction)
-        return total, offset, limit, mhubrpc.render(messages) if shape == "mhubrpc" else messages
+        return MessageQuery(offset, limit, q.get("method") or None, direction, shape)
+
+    def messages(self, request: Request, run_id: str) -> tuple[int, int, int, list[dict[str, Any]]]:
+        """(total, offset, limit, page) of the run's hub, at most MAX_PAGE a page (`message_query` reads the query)."""
+        query = self.message_query(request)
+        offset, limit = query.offset, query.limit or MAX_PAGE
+        total, messages = self.manager.store.messages(run_id, offset, limit, query.method, query.direction)
+        return total, offset, limit, query.render(messages)
+
+
+class MessageQuery(NamedTuple):
+    """What a messages route was asked for; `limit` None is every message from `offset`."""
+
+    offset: int
+    limit: int | None
+    method: str | None
+    direction: str | None
+    shape: str  # "native" (coinwire's records) or "mhubrpc" (the seed's)
+
+    def render(self, messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Stored records in the asked format."""
+        return mhubrpc.render(messages) if self.shape == "mhubrpc" else messages
 
 
 def run_endpoint(access: RunAccess, handler: Callable[..., Awaitable[Any]], path: str, status: int = 200,

@@ -28,6 +28,7 @@ from coinwire.core.rollup import nests, parse_timeframe
 from coinwire.engine.backtest import BacktestConfig, BacktestRuntime, PerpHistory, Series, timeframe_ns
 from coinwire.engine.book_backtest import BookBacktestRuntime, capture_instrument
 from coinwire.engine.hub import HubMessage, page
+from coinwire.engine.message_pages import MessagePages
 from coinwire.engine.registry import strategy_name
 from coinwire.engine.report import build_report
 from coinwire.engine.runtime import RunStopped, Runtime, StrategyFailed
@@ -469,6 +470,13 @@ class RunStore:
         messages = [HubMessage(**decoder.decode(line)) for line in lines]
         total, selected = page(messages, offset, limit, method, direction)
         return total, [m.to_dict() for m in selected]
+
+    def message_pages(self, run_id: str, offset: int = 0, limit: int | None = None, method: str | None = None,
+                      direction: str | None = None) -> MessagePages:
+        """The run's messages (all of them unless `limit`) read a page at a time: an answer of every message of a long
+        run is streamed, not held whole (engine/message_pages.py)."""
+        self.get(run_id)
+        return MessagePages(self._dir(run_id) / "messages.jsonl", offset, limit, method, direction)
 
     def log(self, run_id: str) -> builtins.list[dict[str, Any]]:
         self.get(run_id)
