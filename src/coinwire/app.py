@@ -208,7 +208,8 @@ class Platform:
         # account imports (services/account_import.py): a live account's history with progress, resumed at start-up
         self.imports = AccountImports(
             self.store, settings.exchanges, live_clients(self.store, settings.data_path), history, self.notifications.notify,
-            ImportSettings(settings.import_page_limit, history_start_ms(settings.import_history_start), settings.import_timeframe))
+            ImportSettings(settings.import_page_limit, history_start_ms(settings.import_history_start), settings.import_timeframe),
+            pegs=settings.market_data.pegs)  # the past value in the owner's display currency: pegs hold at every instant
         self.import_progress = ImportProgressPublisher(self.bus)  # the `import_progress` channel, via the bus
         self.imports.listeners.append(self.import_progress)
         # daily stats (services/daily_stats.py): each portfolio's days, recorded once its owner's local midnight has passed

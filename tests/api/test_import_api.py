@@ -4,15 +4,21 @@ Who may do what: the admins' live account is granted to ann (trade) and vic (vie
 nothing on it. Ann starts the import, vic reads it, bob sees nothing of it (404 as for any
 account he may not use), and only ann's, vic's and the admin's connections hear its progress. Then the
 server is SIGKILLed in the middle of an import and started again: the import resumes where it
-stopped and the store ends with every seeded trade once.
+stopped and the store ends with every seeded trade once. What the import rebuilt is read back
+through the portfolio candles route, in the owner's display currency (the admins' account: USD;
+its trades' quote USDT converts by its peg), against the same independent reference as the
+service's test (tests/services/test_account_import.py: holdings summed forward from the seeded
+events times the recorded closes at each boundary).
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import sqlite3
 import time
 from collections.abc import Iterator
+from decimal import ROUND_HALF_EVEN, Decimal
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +31,7 @@ from tests.feeds.binance_server import RecordedBinance, ServerRunner, served_on_
 from tests.feeds.test_ccxt_feed import capture
 from tests.notify_servers import SmtpReceiver
 from tests.server import DEMO_EXCHANGES, ServerProcess
+from tests.services.test_account_import import EIGHT, reference_close
 from tests.venues.binance_history import SeededHistory, seeded_history
 from tests.venues.binance_trading import API_KEY, LOST_RESPONSE, SECRET, TradingBinance, trading_urls
 from tests.venues.conftest import OPTIONS
@@ -104,6 +111,30 @@ def wait_for(server: ServerProcess, token: str, account: int, state: str, timeou
     raise AssertionError(f"import not {state} in {timeout}s: {body}\n{server.log()}")
 
 
+def imported_candles_are_visible(server: ServerProcess, seeded: SeededHistory, account: int) -> None:
+    """The account's 15-minute candles over the seeded days, as its owner's chart reads them: every bucket from the
+    first event's to past the last trade, each close the reference's, in USD (the header says so)."""
+    answer = httpx.get(f"{server.http}/api/v1/portfolio/account/{account}/ohlcv", headers=server.headers, timeout=30,
+                       params={"timeframe": "15m", "start": "2021-01-01", "end": "2021-01-10"})
+    assert answer.status_code == 200, answer.text
+    assert answer.headers["X-Currency"] == "USD" and "X-Next-Start" not in answer.headers
+    rows = json.loads(answer.text, parse_float=Decimal, parse_int=Decimal)
+    assert rows, "the imported past is not in the owner's currency"
+    times = [int(row[0]) for row in rows]
+    first_event = min(d["insertTime"] for d in seeded.history.deposits) // 1000
+    assert times == list(range(first_event - first_event % 900, times[-1] + 1, 900)), times[:3]  # every bucket, none missing
+    assert times[-1] + 900 >= max(t["time"] for t in seeded.all_trades()) // 1000  # covered to the history's end
+    for t, _, high, low, close, _ in rows:
+        assert close == reference_close(seeded, int(t) + 900).quantize(EIGHT, rounding=ROUND_HALF_EVEN), t
+        assert low <= close <= high
+    daily = httpx.get(f"{server.http}/api/v1/portfolio/account/{account}/ohlcv", headers=server.headers, timeout=30,
+                      params={"timeframe": "1d", "start": "2021-01-01", "end": "2021-01-10"})
+    closes = {int(row[0]): row[4] for row in json.loads(daily.text, parse_float=Decimal, parse_int=Decimal)}
+    assert daily.headers["X-Currency"] == "USD" and closes  # the daily rollup: each day closes at its last bucket's close
+    by_time = {int(row[0]): row[4] for row in rows}
+    assert all(close == by_time[max(t for t in by_time if t < day + 86_400)] for day, close in closes.items())
+
+
 def stored_trades(server: ServerProcess) -> list[tuple[str, str]]:
     with sqlite3.connect(server.data_dir / "coinwire.db") as db:
         return [(s, t) for s, t in db.execute("SELECT symbol, trade_id FROM account_trades")]
@@ -156,6 +187,7 @@ async def test_ann_imports_vic_watches_and_bob_sees_nothing_of_it(
         assert done["import_id"] in (import_id, import_id + 1) and done["currency"] == "USDT"
         assert done["markets"] == ["BTC/USDT", "ETH/USDT", "SOL/USDT"] and done["candles"] > 200
         assert bob.get(f"/api/v1/accounts/{account}/import").status_code == 404
+        imported_candles_are_visible(server, seeded, account)
 
     await asyncio.sleep(0.5)
     stop.set()

@@ -7,8 +7,17 @@ from decimal import Decimal
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from coinwire.core.history_value import PastTrade, PastTransfer, PriceSeries, holdings_at, rebuild_history, start_holdings
-from coinwire.core.portfolio import BUCKET_S, bucket_end
+from coinwire.core.history_value import (
+    OtherAccount,
+    PastTrade,
+    PastTransfer,
+    PriceSeries,
+    holdings_at,
+    rebuild_history,
+    start_holdings,
+    user_totals,
+)
+from coinwire.core.portfolio import BUCKET_S, PortfolioCandle, bucket_end
 
 T0 = 1_609_718_400  # 2021-01-04 00:00 UTC, a boundary
 D = Decimal
@@ -117,3 +126,43 @@ def test_an_asset_without_prices_is_not_valued_and_no_history_makes_no_candles()
     (candle,) = rebuild_history(forward(events, 2**62), events, {}, "USDT", T0 + BUCKET_S)
     assert candle.close == D(7)
     assert rebuild_history({"USDT": D(1)}, [], {}, "USDT", T0 + BUCKET_S) == []
+
+
+def test_in_a_display_currency_every_value_and_volume_is_times_the_rate_then_and_nothing_before_its_first_point() -> None:
+    """A rate series (one USDT in EUR over time): each close is the USDT value times the rate at the boundary, the
+    volume the notional times the rate at the fill, and a bucket opening before the first rate is not returned."""
+    events: list[PastTrade | PastTransfer] = [
+        PastTransfer(ts_ms=(T0 + 60) * 1000, asset="USDT", amount=D(1000)),
+        PastTrade(ts_ms=(T0 + BUCKET_S + 60) * 1000, base="BTC", quote="USDT", buy=True, amount=D(1), cost=D(100), fee=D(0),
+                  fee_asset="BTC"),
+    ]
+    closes = [(T0 + 300 * i, D(110)) for i in range(1, 13)]
+    rate = PriceSeries([(T0 + 600, D("0.9")), (T0 + BUCKET_S + 120, D("0.8"))])  # known from T0+10min, then 0.8
+    now = forward(events, 2**62)
+    plain = rebuild_history(now, events, {"BTC": PriceSeries(closes)}, "USDT", T0 + 3 * BUCKET_S)
+    converted = rebuild_history(now, events, {"BTC": PriceSeries(closes)}, "USDT", T0 + 3 * BUCKET_S, rate)
+    assert [c.open_time for c in plain] == [T0, T0 + BUCKET_S, T0 + 2 * BUCKET_S]
+    assert [c.open_time for c in converted] == [T0 + BUCKET_S, T0 + 2 * BUCKET_S]  # the first opened before any rate
+    second, third = converted
+    assert second.close == plain[1].close * D("0.8") and third.close == plain[2].close * D("0.8")
+    assert second.volume == D(100) * D("0.9")  # the fill at +1 min: the rate then was still 0.9
+    assert rebuild_history(now, events, {"BTC": PriceSeries(closes)}, "USDT", T0 + 3 * BUCKET_S, PriceSeries([])) == []
+
+
+def _candle(t: int, o: str, h: str, lo: str, c: str, v: str = "0", status: str = "complete") -> PortfolioCandle:
+    return PortfolioCandle(t, D(o), D(h), D(lo), D(c), D(v), status)
+
+
+def test_a_user_total_adds_only_other_accounts_known_exactly_there() -> None:
+    """Another account counts when its candle is flat (a constant: high and low stay exact) or when it was opened after
+    the bucket ended; one that moved, is missing there, or was live with no candle leaves the bucket out."""
+    own = [_candle(T0 + i * BUCKET_S, "100", "120", "90", "110", "5") for i in range(4)]
+    flat = OtherAccount({T0: _candle(T0, "50", "50", "50", "50", "1"), T0 + BUCKET_S: _candle(T0 + BUCKET_S, "50", "60", "50", "55"),
+                         T0 + 3 * BUCKET_S: _candle(T0 + 3 * BUCKET_S, "50", "50", "50", "50", status="missing")},
+                        opened_s=T0 - 1)
+    late = OtherAccount({}, opened_s=T0 + 2 * BUCKET_S)  # opened at the end of the second bucket
+    totals = user_totals(own, [flat, late])
+    (first,) = totals  # bucket 2: `flat` moved; 3: `late` existed (no candle of it); 4: `flat` missing
+    assert (first.open, first.high, first.low, first.close, first.volume) == (D(150), D(170), D(140), D(160), D(6))
+    assert user_totals(own, [OtherAccount({}, opened_s=None)]) == []  # a live account: its past is the venue's
+    assert user_totals(own, []) == own

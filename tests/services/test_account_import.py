@@ -138,8 +138,11 @@ async def test_the_import_reproduces_the_recorded_trades_and_transfers_and_value
                                      "ok" if w["status"] == 6 else "canceled") for w in seeded.history.withdrawals},
     }
 
-    candles = await load_portfolio_candles(store, "account", str(ACCOUNT.id), "USDT")
+    # in the owner's display currency (USD, never chosen): USDT = USD by its peg at every instant, nothing in the quote
+    assert await load_portfolio_candles(store, "account", str(ACCOUNT.id), "USDT") is None
+    candles = await load_portfolio_candles(store, "account", str(ACCOUNT.id), "USD")
     assert candles is not None and set(candles.statuses) == {"complete"}
+    assert final.cursor["display_currency"] == "USD" and final.cursor["rate_source"] == "peg"
     times = candles.candles.time.tolist()
     assert times == list(range(times[0], times[-1] + 1, BUCKET_S))  # every bucket, none missing
     first_event = min(d["insertTime"] for d in seeded.history.deposits)
@@ -152,6 +155,10 @@ async def test_the_import_reproduces_the_recorded_trades_and_transfers_and_value
         traded = sum((Decimal(t["quoteQty"]) for t in expected if open_time * 1000 < t["time"] <= boundary * 1000), Decimal(0))
         assert value_from_int(int(candles.candles.volume[i])) == traded.quantize(EIGHT, rounding=ROUND_UP)
         assert int(candles.candles.low[i]) <= int(candles.candles.close[i]) <= int(candles.candles.high[i])
+    # the owner has no other account: their total is this account's past, bucket for bucket
+    total = await load_portfolio_candles(store, "user", str(ACCOUNT.owner_id), "USD")
+    assert total is not None and total.statuses == candles.statuses
+    assert [c.tolist() for c in total.candles] == [c.tolist() for c in candles.candles]
 
     assert [p["step"] for p in progress if p["done"] == 0][:1] == ["balances"]
     assert progress[-1] == {"account_id": ACCOUNT.id, "import_id": row.id, "step": "rebuild", "done": 1, "total": 1,
@@ -168,17 +175,18 @@ async def test_a_second_import_adds_nothing_twice(
     first = await service.begin(ACCOUNT, 1)
     await service.idle()
     trades, transfers = await load_trades(store, ACCOUNT.id), await load_transfers(store, ACCOUNT.id)
-    candles = await load_portfolio_candles(store, "account", str(ACCOUNT.id), "USDT")
+    candles = await load_portfolio_candles(store, "account", str(ACCOUNT.id), "USD")
     asked = len(venue.requests)
 
     second = await service.begin(ACCOUNT, 1)
     await service.idle()
     done = await service.status(ACCOUNT.id)
     assert done is not None and second.id != first.id and done.state == "done" and done.cursor["candles_written"] == 0
+    assert done.cursor["user_candles_written"] == 0
     assert len(venue.requests) > asked  # it asked the venue again ...
     assert await load_trades(store, ACCOUNT.id) == trades  # ... and stored nothing twice
     assert await load_transfers(store, ACCOUNT.id) == transfers
-    again = await load_portfolio_candles(store, "account", str(ACCOUNT.id), "USDT")
+    again = await load_portfolio_candles(store, "account", str(ACCOUNT.id), "USD")
     assert again is not None and candles is not None
     assert again.candles.close.tolist() == candles.candles.close.tolist() and again.statuses == candles.statuses
 

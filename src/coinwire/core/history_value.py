@@ -20,7 +20,16 @@ The rules, stated once:
   (1 when the quote is that currency); an asset with no price at an instant makes that
   sample unvalued (skipped; the trade's volume still counts when its quote is priced);
 - only assets in `prices` (and the value currency itself) are valued: the caller leaves out,
-  and reports, assets it found no market for.
+  and reports, assets it found no market for;
+- in a display currency other than the value currency (`rate`: one unit of the value currency
+  in the display currency over time, a step series like the prices), every value and volume is
+  the value-currency amount times the rate at the same instant; the rate's own changes are
+  samples too; an instant before the rate's first point is unvalued, and a bucket opening
+  before it is not returned (its value would be a guess);
+- a user's total at a past bucket (`user_totals`) is one account's rebuilt candle plus every
+  other account of the user whose value there is known exactly: a stored flat candle (a
+  constant, so the sum's high and low are exact) or nothing at all (an account opened after the
+  bucket ended, not a live one whose past is the venue's); any other bucket is left out.
 
 Exact Decimals throughout; nothing here reads a clock or does I/O.
 """
@@ -37,11 +46,22 @@ import msgspec
 
 from coinwire.core.portfolio import BUCKET_S, CandleBuilder, PortfolioCandle, Unpriced, bucket_end, value_of
 
-__all__ = ["PastTrade", "PastTransfer", "PriceSeries", "changes_of", "holdings_at", "rebuild_history", "start_holdings"]
+__all__ = [
+    "OtherAccount",
+    "PastTrade",
+    "PastTransfer",
+    "PriceSeries",
+    "changes_of",
+    "holdings_at",
+    "rebuild_history",
+    "start_holdings",
+    "user_totals",
+]
 
 _MS_NS: Final = 1_000_000
 _S_NS: Final = 1_000_000_000
 _ZERO: Final = Decimal(0)
+_ONE: Final = Decimal(1)
 
 
 class PastTrade(msgspec.Struct, frozen=True):
@@ -122,20 +142,28 @@ def _prices_at(prices: Mapping[str, PriceSeries], ts_ns: int) -> dict[str, Decim
     return out
 
 
-def _value(holdings: Mapping[str, Decimal], prices: Mapping[str, PriceSeries], currency: str, ts_ns: int) -> Decimal | None:
+def _value(holdings: Mapping[str, Decimal], prices: Mapping[str, PriceSeries], currency: str, ts_ns: int,
+           rate: PriceSeries | None = None) -> Decimal | None:
     valued = {a: q for a, q in holdings.items() if a == currency or a in prices}
+    factor = _ONE if rate is None else rate.at(ts_ns)
+    if factor is None:
+        return None
     try:
-        return value_of(valued, _prices_at(prices, ts_ns), currency)
+        return value_of(valued, _prices_at(prices, ts_ns), currency) * factor
     except Unpriced:
         return None
 
 
-def _notional(trade: PastTrade, prices: Mapping[str, PriceSeries], currency: str, ts_ns: int) -> Decimal:
+def _notional(trade: PastTrade, prices: Mapping[str, PriceSeries], currency: str, ts_ns: int,
+              rate: PriceSeries | None = None) -> Decimal:
+    factor = _ONE if rate is None else rate.at(ts_ns)
+    if factor is None:
+        return _ZERO
     if trade.quote == currency:
-        return trade.cost
+        return trade.cost * factor
     series = prices.get(trade.quote)
     price = series.at(ts_ns) if series is not None else None
-    return trade.cost * price if price is not None else _ZERO
+    return trade.cost * price * factor if price is not None else _ZERO
 
 
 def rebuild_history(
@@ -144,11 +172,13 @@ def rebuild_history(
     prices: Mapping[str, PriceSeries],
     currency: str,
     end_s: int,
+    rate: PriceSeries | None = None,
 ) -> list[PortfolioCandle]:
     """The 15-minute value candles from the bucket of the first event to the last boundary at or before `end_s`.
 
     `now`: the holdings after every event (today's balances); `prices`: each valued asset's
-    closes in `currency`; `end_s`: how far prices reach (usually the last candle's close).
+    closes in `currency`; `end_s`: how far prices reach (usually the last candle's close);
+    `rate`: one `currency` in the display currency over time (None: values stay in `currency`).
     Every bucket returned is complete: the whole of it is known from the history.
     """
     ordered = sorted(events, key=lambda e: e.ts_ms)
@@ -157,33 +187,72 @@ def rebuild_history(
     holdings = start_holdings(now, ordered)
     start_s = bucket_end(ordered[0].ts_ms * _MS_NS) - BUCKET_S  # the boundary before the first event's bucket
     last_s = end_s - end_s % BUCKET_S
-    if last_s <= start_s:
+    if last_s <= start_s or (rate is not None and not rate.times):
         return []
-    start_value = _value(holdings, prices, currency, start_s * _S_NS)
+    start_value = _value(holdings, prices, currency, start_s * _S_NS, rate)
     builder = CandleBuilder(start_value if start_value is not None else _ZERO, start_s * _S_NS)
     closed: list[PortfolioCandle] = []
-    instants = sorted({t for series in prices.values() for t in series.times if start_s < t <= last_s})
+    timed = [*prices.values(), *([rate] if rate is not None else [])]
+    instants = sorted({t for series in timed for t in series.times if start_s < t <= last_s})
     groups = [(ts_ms * _MS_NS, list(group)) for ts_ms, group in groupby(ordered, key=lambda e: e.ts_ms)]
     price_index = 0
     for ts_ns, group in groups:
         if ts_ns > last_s * _S_NS:
             break
         while price_index < len(instants) and instants[price_index] * _S_NS < ts_ns:
-            closed += _sample(builder, holdings, prices, currency, instants[price_index] * _S_NS)
+            closed += _sample(builder, holdings, prices, currency, instants[price_index] * _S_NS, rate)
             price_index += 1
         notional = _ZERO
         for event in group:
             _apply(holdings, event)
             if isinstance(event, PastTrade):
-                notional += _notional(event, prices, currency, ts_ns)
-        closed += builder.trade(ts_ns, notional, _value(holdings, prices, currency, ts_ns))
+                notional += _notional(event, prices, currency, ts_ns, rate)
+        closed += builder.trade(ts_ns, notional, _value(holdings, prices, currency, ts_ns, rate))
     for instant in instants[price_index:]:
-        closed += _sample(builder, holdings, prices, currency, instant * _S_NS)
+        closed += _sample(builder, holdings, prices, currency, instant * _S_NS, rate)
     closed += builder.close_until(last_s * _S_NS)
+    if rate is not None:  # a bucket opening before the rate's first point would hold a guess
+        closed = [c for c in closed if c.open_time >= rate.times[0]]
     return closed
 
 
 def _sample(builder: CandleBuilder, holdings: Mapping[str, Decimal], prices: Mapping[str, PriceSeries], currency: str,
-            ts_ns: int) -> list[PortfolioCandle]:
-    value = _value(holdings, prices, currency, ts_ns)
+            ts_ns: int, rate: PriceSeries | None) -> list[PortfolioCandle]:
+    value = _value(holdings, prices, currency, ts_ns, rate)
     return builder.sample(ts_ns, value) if value is not None else builder.close_until(ts_ns - 1)
+
+
+class OtherAccount(msgspec.Struct, frozen=True):
+    """Another account counted in the same user total: its stored candles by open time (unix s), and when it was opened
+    (unix s; None: a live account, whose past is the venue's and not known here)."""
+
+    candles: Mapping[int, PortfolioCandle]
+    opened_s: int | None
+
+
+def user_totals(own: Sequence[PortfolioCandle], others: Sequence[OtherAccount]) -> list[PortfolioCandle]:
+    """The user's total at each of `own`'s buckets where every other account's part is known exactly, else left out.
+
+    Another account's part is its stored candle when that is flat (open = high = low = close: a
+    constant added keeps the sum's high and low exact; its volume adds), nothing when it was opened
+    at or after the bucket's end; a candle that moved, a `missing` one, or no candle of an account
+    that existed then make the total unknown.
+    """
+    out: list[PortfolioCandle] = []
+    for candle in own:
+        extra, volume, known = _ZERO, _ZERO, True
+        for other in others:
+            theirs = other.candles.get(candle.open_time)
+            if theirs is not None and theirs.status != "missing":
+                if not theirs.open == theirs.high == theirs.low == theirs.close:
+                    known = False
+                    break
+                extra += theirs.close
+                volume += theirs.volume
+            elif other.opened_s is None or other.opened_s < candle.close_time:
+                known = False
+                break
+        if known:
+            out.append(PortfolioCandle(candle.open_time, candle.open + extra, candle.high + extra, candle.low + extra,
+                                       candle.close + extra, candle.volume + volume, candle.status))
+    return out

@@ -20,11 +20,22 @@ The steps, in order:
 4. `candles`: each held asset's candles against the value currency through the history download
    (history/download.py, `import_timeframe`), stored in the history store;
 5. `rebuild`: core.history_value rebuilds the 15-minute value candles from the stored trades and
-   completed transfers, written as the account's portfolio candles where none is stored yet (a
+   completed transfers in the owner's display currency, written as the account's portfolio
+   candles (and its owner's total where that is known exactly) where none is stored yet (a
    bucket the tracker watched live keeps what it saw; a second import writes nothing new).
 
 The value currency is the quote most of the account's trades were made in (USDT when there are
-none). Progress is `{"account_id", "import_id", "step", "done", "total", "eta_s", "state"}`,
+none): the candles it downloads are priced in it. The portfolio candles are read in the owner's
+display currency (what the tracker values in), so the rebuilt values are converted at each past
+instant by a rate true then, through core.conversion as every conversion here: the configured
+pegs first (USDT = USD holds at every instant: one unit at face value, a route of pegs only);
+else the rates the platform stored per minute (store.rates, services/rate_history.py) for a
+market of the account's exchange between the value currency (or a coin pegged with it) and the
+display currency (or one pegged to it), the last one stored holding until the next, as candle
+closes do. Current tickers and FX rates are never used for the past; a bucket before the first
+stored rate is not written, and with no rate at all nothing is (`unconverted` says why).
+
+Progress is `{"account_id", "import_id", "step", "done", "total", "eta_s", "state"}`,
 handed to `listeners` after every page and on every change of state. When an import ends, its
 starter is told through the notifications (`import_finished`).
 """
@@ -42,11 +53,22 @@ from typing import Any, Final
 
 import msgspec
 import structlog
+from sqlalchemy import select
 
 from coinwire.config import ExchangeConfig
+from coinwire.config.market_data import DEFAULT_PEGS
 from coinwire.core.accounts import Account
-from coinwire.core.errors import CoinwireError, Conflict, InvalidInput
-from coinwire.core.history_value import PastTrade, PastTransfer, PriceSeries, rebuild_history
+from coinwire.core.conversion import Rate, best_route, convert
+from coinwire.core.errors import CoinwireError, Conflict, InvalidInput, NotFound
+from coinwire.core.history_value import (
+    OtherAccount,
+    PastTrade,
+    PastTransfer,
+    PriceSeries,
+    rebuild_history,
+    user_totals,
+)
+from coinwire.core.portfolio import PortfolioCandle, value_from_int
 from coinwire.core.rollup import parse_timeframe
 from coinwire.history.candles import Candles
 from coinwire.history.download import download, make_exchange
@@ -66,7 +88,14 @@ from coinwire.store.account_imports import (
     save_import,
     unfinished_imports,
 )
-from coinwire.store.portfolio_candles import PortfolioCandleRow, load_portfolio_candles, write_portfolio_candles
+from coinwire.store.portfolio_candles import (
+    PortfolioCandleRow,
+    display_currencies,
+    load_portfolio_candles,
+    write_portfolio_candles,
+)
+from coinwire.store.rates import MINUTE_MS, load_rates
+from coinwire.store.tables import accounts as accounts_table
 from coinwire.venues.ccxt_client import close_client, make_client
 from coinwire.venues.ccxt_errors import Backoff, translate
 
@@ -77,6 +106,8 @@ log = structlog.get_logger("coinwire.services.account_import")
 STEPS: Final = ("balances", "deposits", "withdrawals", "trades", "candles", "rebuild")
 WINDOW_MS: Final = 90 * 86_400_000  # deposit and withdrawal history is asked for 90 days at a time (Binance's limit)
 MAX_RETRIES: Final = 5
+_DEFAULT_CURRENCY: Final = "USD"  # auth.preferences.DEFAULTS["currency"]: an owner who never chose one, or none (the admins')
+_RATES_BEFORE_MS: Final = 86_400_000  # stored rates are read from a day before the first event (the last one then holds)
 
 ClientFactory = Callable[[ExchangeConfig], Awaitable[Any]]
 Notify = Callable[[int, str, str, str, str, dict[str, Any]], Awaitable[int]]
@@ -116,15 +147,18 @@ class AccountImports:
         notify: Notify | None = None,
         settings: ImportSettings | None = None,
         *,
+        pegs: Mapping[str, str] = DEFAULT_PEGS,
         clock: Callable[[], int] = time.time_ns,
         backoff: Callable[[], Backoff] = Backoff,
     ) -> None:
+        """`pegs`: coin -> the fiat it is worth one of (market_data.pegs): rates true at every past instant."""
         self.store = store
         self.exchanges = {cfg.name: cfg for cfg in exchanges}
         self.connect = connect
         self.history = history
         self.notify = notify
         self.settings = settings or ImportSettings()
+        self.pegs = [Rate(coin, fiat, Decimal(1), "peg", 0) for coin, fiat in sorted(pegs.items())]
         self.clock = clock
         self.backoff = backoff
         self.listeners: list[Listener] = []
@@ -428,16 +462,87 @@ class _Job:
         events: list[PastTrade | PastTransfer] = [_past_trade(t) for t in trades]
         events += [_past_transfer(t) for t in transfers if t.status == "ok"]
         prices, end_s = self._prices(currency, self.cursor.get("candles_done", []))
-        candles = rebuild_history(now, events, prices, currency, end_s)
-        # only buckets not stored yet: what the tracker watched live (or an earlier import wrote) stays as it is
-        stored = await load_portfolio_candles(self.store, "account", str(self.account.id), currency)
-        known = set(stored.candles.time.tolist()) if stored is not None else set()
+        owner = self.account.owner_id
+        display = (await display_currencies(self.store)).get(owner, _DEFAULT_CURRENCY) if owner is not None else _DEFAULT_CURRENCY
+        self.cursor["display_currency"] = display
+        first_ms = min((e.ts_ms for e in events), default=None)
+        rate = None if currency == display or first_ms is None else await self._rate(currency, display, first_ms, end_s * 1000)
+        self.cursor.pop("unconverted", None)
+        candles: list[PortfolioCandle] = []
+        if currency == display or rate is not None:
+            candles = rebuild_history(now, events, prices, currency, end_s, rate)
+        else:  # no rate of the past: nothing written rather than a value at today's rate (or in a currency no chart reads)
+            self.cursor["unconverted"] = f"no rate from {currency} to {display} known for the past (a peg or stored rates)"
+            log.warning("import: past value not converted", account_id=self.account.id, currency=currency, display=display)
         now_ns = self.owner.clock()
-        rows = [PortfolioCandleRow.of("account", str(self.account.id), currency, c, now_ns) for c in candles if c.open_time not in known]
+        rows = await self._new_rows("account", str(self.account.id), display, candles, now_ns)
+        if owner is not None and candles:
+            rows += await self._new_rows("user", str(owner), display, user_totals(candles, await self._others(owner, display)),
+                                         now_ns)
         if rows:
             await write_portfolio_candles(self.store, rows)
-        self.cursor["candles_written"] = len(rows)
+        self.cursor["candles_written"] = sum(1 for r in rows if r.scope == "account")
+        self.cursor["user_candles_written"] = sum(1 for r in rows if r.scope == "user")
         await self.save(1, 1)
+
+    async def _new_rows(self, scope: str, scope_id: str, currency: str, candles: Sequence[PortfolioCandle],
+                        now_ns: int) -> list[PortfolioCandleRow]:
+        """Rows of the buckets not stored yet: what the tracker watched live (or an earlier import wrote) stays as it is."""
+        stored = await load_portfolio_candles(self.store, scope, scope_id, currency)
+        known = set(stored.candles.time.tolist()) if stored is not None else set()
+        return [PortfolioCandleRow.of(scope, scope_id, currency, c, now_ns) for c in candles if c.open_time not in known]
+
+    async def _others(self, owner: int, currency: str) -> list[OtherAccount]:
+        """The owner's other accounts as core.history_value.user_totals counts them: stored candles and when each opened."""
+        c = accounts_table.c
+        query = select(c.id, c.kind, c.created_at).where(c.owner_id == owner, c.id != self.account.id)
+        async with self.store.engine.connect() as conn:
+            found = list((await conn.execute(query)).all())
+        out: list[OtherAccount] = []
+        for account_id, kind, created_at in found:
+            stored = await load_portfolio_candles(self.store, "account", str(account_id), currency)
+            candles: dict[int, PortfolioCandle] = {}
+            if stored is not None:
+                columns = [col.tolist() for col in stored.candles]
+                for t, o, h, lo, cl, v, status in zip(*columns, stored.statuses, strict=True):
+                    candles[int(t)] = PortfolioCandle(int(t), value_from_int(o), value_from_int(h), value_from_int(lo),
+                                                      value_from_int(cl), value_from_int(v), status)
+            out.append(OtherAccount(candles, None if kind == "live" else int(created_at) // 1_000_000_000))
+        return out
+
+    async def _rate(self, currency: str, display: str, start_ms: int, end_ms: int) -> PriceSeries | None:
+        """One `currency` in `display` over the past (module docstring): the pegs' constant, else stored market rates."""
+        try:
+            pegged = PriceSeries([(0, convert(Decimal(1), best_route(self.owner.pegs, currency, display)).rate)])
+        except NotFound:
+            pass
+        else:
+            self.cursor["rate_source"] = "peg"
+            return pegged
+        side = {currency} | _pegged_with(self.owner.pegs, currency)
+        other = {display} | {r.base for r in self.owner.pegs if r.quote == display}
+        lo = start_ms - start_ms % MINUTE_MS - _RATES_BEFORE_MS
+        limit = (end_ms - lo) // MINUTE_MS + 1
+        for base, quote in sorted([(a, b) for a in side for b in other] + [(b, a) for a in side for b in other]):
+            stored = await load_rates(self.store, self.cfg.name, f"{base}/{quote}", lo, end_ms + 1, limit)
+            if not stored:
+                continue
+            # value currency -> the market's currency on its side (pegs), the stored rate, -> the display currency (pegs)
+            inverse = base not in side
+            before = best_route(self.owner.pegs, currency, quote if inverse else base)
+            after = best_route(self.owner.pegs, base if inverse else quote, display)
+            points: list[tuple[int, Decimal]] = []
+            for r in stored:
+                if r.price > 0:
+                    step = Rate(base, quote, r.price, f"rates:{self.cfg.name}", r.minute_ms * 1_000_000)
+                    route = [*before, step.inverse() if inverse else step, *after]
+                    known_s = (r.minute_ms + MINUTE_MS) // 1000  # a minute's rate is known by the minute's end
+                    points.append((known_s, convert(Decimal(1), route).rate))
+            log.info("import: past value converted at stored rates", account_id=self.account.id, market=f"{base}/{quote}",
+                     rates=len(points))
+            self.cursor["rate_source"] = f"rates:{self.cfg.name}:{base}/{quote}"
+            return PriceSeries(points)
+        return None
 
     def _prices(self, currency: str, symbols: Sequence[str]) -> tuple[dict[str, PriceSeries], int]:
         """Each downloaded asset's closes by close time, and how far all of them reach (the rebuild's end)."""
@@ -455,6 +560,12 @@ class _Job:
                 ends.append(closes[-1][0])
         as_of_s = int(self.cursor["as_of_ms"]) // 1000
         return prices, min([*ends, as_of_s])
+
+
+def _pegged_with(pegs: Sequence[Rate], currency: str) -> set[str]:
+    """The currencies one peg step or two from `currency` (USDT: USD, USDC, DAI, ...): worth one of it at every instant."""
+    fiats = {r.quote for r in pegs if r.base == currency} | ({currency} if any(r.quote == currency for r in pegs) else set())
+    return ({r.base for r in pegs if r.quote in fiats} | fiats) - {currency}
 
 
 def _value_currency(trades: Sequence[StoredTrade]) -> str:
