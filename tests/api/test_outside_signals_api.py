@@ -21,6 +21,7 @@ import httpx
 import pytest
 
 from coinwire.core.external_trades import sign
+from coinwire.core.outside_signals import signed_payload
 from coinwire.engine.backtest import BacktestConfig
 from coinwire.engine.runs import SIGNALS_FILE, finish_backtest, prepare_any_backtest
 from coinwire.strategies.registry import load_strategy
@@ -30,6 +31,13 @@ from tests.server import ServerProcess
 ALERT = {"ticker": "BINANCE:BTCUSDT", "exchange": "BINANCE", "action": "buy", "contracts": "0.001", "price": "30000",
          "position": "long", "time": "2026-12-07T09:00:00Z"}
 URL = "/api/v1/signals/tradingview"
+
+
+def signed(secret: str, raw: bytes, at: float | None = None) -> dict[str, str]:
+    """A signed signal's headers: the timestamp (now, or `at`) and the HMAC of `<timestamp>.<body>`."""
+    ts = str(int(time.time() if at is None else at))
+    return {"X-Coinwire-Timestamp": ts, "X-Coinwire-Signature": sign(secret, signed_payload(ts, raw)),
+            "Content-Type": "application/json"}
 
 
 @pytest.fixture(scope="module")
@@ -115,9 +123,10 @@ def test_a_signed_alert_and_a_key_in_the_header_or_query_reach_the_run_too(serve
     bought_at = heard(server, tokens["ann"], runs["ann"])[0]["ts"] / 1e9
     time.sleep(max(0.0, bought_at + 2.0 - time.time()))
     alert = json.dumps({**ALERT, "action": "sell", "contracts": "0.0005"}).encode()
-    signed = httpx.post(server.http + secret["url"], content=alert, timeout=15,
-                        headers={"X-Coinwire-Signature": sign(secret["secret"], alert), "Content-Type": "application/json"})
-    assert ok(signed)["run_ids"] == [runs["ann"]]
+    headers = signed(secret["secret"], alert)
+    assert ok(httpx.post(server.http + secret["url"], content=alert, timeout=15, headers=headers))["run_ids"] == [runs["ann"]]
+    # the same signed signal again (captured, replayed): refused, and it reaches no run (the count below is exact)
+    refused(httpx.post(server.http + secret["url"], content=alert, timeout=15, headers=headers), 409, "signal_replayed")
     ok(httpx.post(server.http + URL, json={**ALERT, "action": None}, headers={"Authorization": f"Bearer {key}"}, timeout=15))
     ok(httpx.post(server.http + URL, params={"key": key}, json={**ALERT, "action": None}, timeout=15))
     messages = wait_for(lambda: heard(server, tokens["ann"], runs["ann"]), lambda m: len(m) >= before + 3)
@@ -142,6 +151,17 @@ def test_every_refusal_answers_its_code_and_reaches_no_hub(server: ServerProcess
         params = {"user": user} if user else {}
         refused(httpx.post(server.http + URL, content=raw, params=params, headers={"X-Coinwire-Signature": signature},
                            timeout=15), 401, "invalid_signal_credentials")
+    with client(server, tokens["ann"]) as ann:
+        secret = ok(ann.post(URL + "/secret"))["secret"]
+    post_signed = lambda headers: httpx.post(server.http + URL, content=raw, params={"user": "ann"}, headers=headers,  # noqa: E731
+                                             timeout=15)
+    good = signed(secret, raw)
+    refused(post_signed({**good, "X-Coinwire-Timestamp": ""}), 401, "invalid_signal_credentials")  # the time is signed too
+    refused(post_signed({**good, "X-Coinwire-Timestamp": str(int(good["X-Coinwire-Timestamp"]) - 1)}), 401, "invalid_signal_credentials")
+    refused(post_signed({k: v for k, v in good.items() if k != "X-Coinwire-Timestamp"}), 401, "invalid_signal_credentials")
+    refused(post_signed({**good, "X-Coinwire-Signature": sign(secret, raw)}), 401, "invalid_signal_credentials")  # body alone
+    refused(post_signed(signed(secret, raw, at=time.time() - 301)), 401, "stale_signature")
+    refused(post_signed(signed(secret, raw, at=time.time() + 301)), 401, "stale_signature")
     for provider in ("twitter", "generic"):  # not configured on this server
         refused(post({**ALERT, "key": key}, url=f"/api/v1/signals/{provider}"), 404, "unknown_provider")
     for bad, code in (({**ALERT, "action": "hold"}, "invalid_signal"), ({**ALERT, "ticker": "{{ticker}}"}, "unfilled_placeholder"),

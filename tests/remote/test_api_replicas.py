@@ -26,7 +26,7 @@ import httpx
 import pytest
 
 from coinwire.api.client import RpcClient, RpcError
-from coinwire.core.external_trades import sign
+from tests.api.test_outside_signals_api import signed
 from tests.remote.cluster import Replicas, ready, replicas_cluster, shared_env
 from tests.server import ServerProcess
 
@@ -172,9 +172,8 @@ async def test_two_replicas_serve_one_gateway_as_one_process_would(cluster: Repl
         assert by_key.status_code == 200 and by_key.json()["run_ids"] == [signal_run], by_key.text
         secret = alice_a.post("/api/v1/signals/tradingview/secret").json()
         raw = json.dumps(alert).encode()
-        signed = httpx.post(b.http + secret["url"], content=raw, timeout=15,
-                            headers={"X-Coinwire-Signature": sign(secret["secret"], raw), "Content-Type": "application/json"})
-        assert signed.status_code == 200 and signed.json()["run_ids"] == [signal_run], signed.text
+        by_hmac = httpx.post(b.http + secret["url"], content=raw, timeout=15, headers=signed(secret["secret"], raw))
+        assert by_hmac.status_code == 200 and by_hmac.json()["run_ids"] == [signal_run], by_hmac.text
         assert alice_a.put(f"/runs/{signal_run}/stop").status_code == 200
         unknown = [http.get("/api/v1/accounts/999999") for http in (alice_a, alice_b)]
         assert [(r.status_code, r.json()) for r in unknown] == [(404, unknown[0].json())] * 2

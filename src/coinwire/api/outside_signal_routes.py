@@ -31,11 +31,12 @@ from coinwire.auth.errors import Unauthenticated
 from coinwire.core.outside_signals import parse_ts
 from coinwire.services.outside_signals import OutsideSignals
 
-__all__ = ["MAX_SIGNAL_BODY", "MAX_RECEIVED", "SIGNATURE_HEADER", "add_outside_signal_routes"]
+__all__ = ["MAX_SIGNAL_BODY", "MAX_RECEIVED", "SIGNATURE_HEADER", "TIMESTAMP_HEADER", "add_outside_signal_routes"]
 
 MAX_SIGNAL_BODY = 16_384  # an alert is a few hundred bytes
 MAX_RECEIVED = 10_000  # signals per answer of `received` (paged beyond)
 SIGNATURE_HEADER = "X-Coinwire-Signature"
+TIMESTAMP_HEADER = "X-Coinwire-Timestamp"
 NDJSON = "application/x-ndjson"
 
 
@@ -53,7 +54,8 @@ def add_outside_signal_routes(app: FastAPI, signals: OutsideSignals) -> None:
         query = query_of(request, ("key", "user"))
         body = decode_json(raw) if raw.strip() else None
         key = credential_of(request.scope) or query.get("key")
-        answer = await signals.receive(provider, raw, body, key, request.headers.get(SIGNATURE_HEADER), query.get("user"))
+        answer = await signals.receive(provider, raw, body, key, request.headers.get(SIGNATURE_HEADER), query.get("user"),
+                                       request.headers.get(TIMESTAMP_HEADER))
         return answer, 200
 
     async def rotate_secret(request: Request, provider: str) -> tuple[Any, int]:

@@ -35,10 +35,12 @@ from coinwire.core.errors import InvalidInput
 
 __all__ = [
     "GENERIC", "TRADINGVIEW", "BUILTIN_PROVIDERS", "CREDENTIAL_FIELDS", "TRADINGVIEW_FIELDS", "MAX_PARAMS_BYTES", "check_provider",
-    "normalise", "parse_ts", "read_line", "take_credential", "tradingview_symbol",
+    "SIGNATURE_WINDOW_S", "normalise", "parse_ts", "read_line", "signature_age", "signed_payload", "take_credential",
+    "tradingview_symbol",
 ]
 
 TRADINGVIEW = "tradingview"
+SIGNATURE_WINDOW_S = 300  # how far a signed signal's timestamp may be from the receiver's clock, either way
 GENERIC = "generic"
 BUILTIN_PROVIDERS = (TRADINGVIEW, GENERIC)
 CREDENTIAL_FIELDS = ("key", "passphrase")  # where a sender that cannot set headers puts its API key
@@ -72,6 +74,19 @@ _QUOTES = ("USDT", "USDC", "BUSD", "FDUSD", "TUSD", "DAI", "USD", "EUR", "GBP", 
 
 def _invalid(field: str, message: str) -> InvalidInput:
     return InvalidInput("invalid_signal", f"{field}: {message}", field=field)
+
+
+def signed_payload(timestamp: str, raw: bytes) -> bytes:
+    """What a signed signal's HMAC covers: its `X-Coinwire-Timestamp`, a dot, then the raw body, so a captured signal
+    cannot be sent again later (the timestamp ages out) and cannot be re-dated (the signature covers it)."""
+    return timestamp.encode() + b"." + raw
+
+
+def signature_age(timestamp: str | None, now_ns: int) -> int | None:
+    """Seconds between a signal's `X-Coinwire-Timestamp` (unix seconds) and `now_ns`; None when it is not one."""
+    if timestamp is None or not timestamp.isdigit() or len(timestamp) > 12:
+        return None
+    return abs(now_ns // 1_000_000_000 - int(timestamp))
 
 
 def check_provider(provider: object) -> str:

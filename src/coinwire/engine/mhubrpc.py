@@ -2,12 +2,14 @@
 
 The seed's hub speaks a JSON-RPC-like format (its report, "Internal Dataflow"):
 
-- a call (every message a strategy sends, direction `out`):
+- a call (a message a strategy sends that the venue answers: `ANSWERED_CALLS`):
   `{"mhubrpc": "0.0.1", "method": "venue.make_order", "params": {...}, "response_method": "17"}`;
 - a result or error (a message that answers a call, `reply_to` set):
   `{"mhubrpc": "0.0.1", "method": "17", "result": {...}}` or `..., "error": {"message": ..., "data": {...}}`;
-- a notification (any other message to the strategy: candles, fills, input):
-  `{"mhubrpc": "0.0.1", "method": "market.candle", "params": {...}}`.
+- a notification (any other message: candles, fills and input to the strategy; its log lines,
+  components and leverage changes, which nothing answers):
+  `{"mhubrpc": "0.0.1", "method": "market.candle", "params": {...}}`, so a seed client never
+  waits on a `response_method` no result will name.
 
 `response_method` is the call's `seq` as text: stable across pages and reads, and a result
 names it without looking its call up, so a page renders on its own. Pure: no I/O.
@@ -18,9 +20,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-__all__ = ["MHUBRPC_VERSION", "render", "render_one", "response_method"]
+__all__ = ["ANSWERED_CALLS", "MHUBRPC_VERSION", "render", "render_one", "response_method"]
 
 MHUBRPC_VERSION = "0.0.1"
+ANSWERED_CALLS = frozenset({"venue.make_order", "venue.cancel_order"})  # the calls Runtime.order_call answers (`reply_to`)
 
 
 def response_method(seq: int) -> str:
@@ -41,7 +44,7 @@ def render_one(message: Mapping[str, Any]) -> dict[str, Any]:
             return {"mhubrpc": MHUBRPC_VERSION, "method": response_method(reply_to),
                     "error": {"message": str(params["error"]), "data": params}}
         return {"mhubrpc": MHUBRPC_VERSION, "method": response_method(reply_to), "result": params}
-    if message["direction"] == "out":
+    if message["direction"] == "out" and message["method"] in ANSWERED_CALLS:
         return {"mhubrpc": MHUBRPC_VERSION, "method": message["method"], "params": message["params"],
                 "response_method": response_method(message["seq"])}
     return {"mhubrpc": MHUBRPC_VERSION, "method": message["method"], "params": message["params"]}

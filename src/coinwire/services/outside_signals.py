@@ -6,8 +6,12 @@ A signal is authenticated one of two ways, both naming exactly one user:
   `Authorization: Bearer` header, the `key` query parameter, or the body's `key` (or
   `passphrase`) field: TradingView cannot set headers, so its alert carries the key in its
   message. Such a key can do nothing else, so one leaked from an alert cannot read or trade.
-- an HMAC-SHA256 of the raw body in `X-Coinwire-Signature`, under the user's secret for that
-  provider, with `?user=<username>`. The secret is made by `rotate`, shown once, and kept in the
+- an HMAC-SHA256 in `X-Coinwire-Signature` of `<X-Coinwire-Timestamp>.<raw body>`
+  (core.outside_signals.signed_payload), under the user's secret for that provider, with
+  `?user=<username>`. The timestamp (unix seconds) must be within SIGNATURE_WINDOW_S of this
+  server's clock (`stale_signature` otherwise), and a signature is accepted once within that
+  window (`signal_replayed`): a signal someone captured cannot trigger a trade again. Both are
+  told only after the signature checks out, so they reveal nothing to a guesser. The secret is made by `rotate`, shown once, and kept in the
   credential vault (auth.vault, entry `signals/<provider>` of the user), because verifying an
   HMAC needs the secret itself, as services.external_accounts explains; every secret is opened
   at start and kept in memory, so an unknown user or provider costs the same comparison as a
@@ -36,9 +40,17 @@ from coinwire.auth.abilities import Principal, denial, signal_scope
 from coinwire.auth.errors import Forbidden, Unauthenticated
 from coinwire.auth.service import AuthService
 from coinwire.auth.vault import Credentials, Vault
-from coinwire.core.errors import CoinwireError, NotFound
+from coinwire.core.errors import CoinwireError, Conflict, NotFound
 from coinwire.core.external_trades import signature_ok
-from coinwire.core.outside_signals import TRADINGVIEW, check_provider, normalise, take_credential
+from coinwire.core.outside_signals import (
+    SIGNATURE_WINDOW_S,
+    TRADINGVIEW,
+    check_provider,
+    normalise,
+    signature_age,
+    signed_payload,
+    take_credential,
+)
 from coinwire.services.runs import RunManager
 from coinwire.store.outage import store_unavailable, store_unreachable
 from coinwire.store.outside_signals import add_outside_signal, load_outside_signals
@@ -76,6 +88,7 @@ class OutsideSignals:
         self.runs = runs
         self.clock = clock
         self.secrets: dict[tuple[int, str], str] = {}  # (user id, provider) -> HMAC secret
+        self._signed: dict[str, int] = {}  # signatures accepted within the window -> when they may be forgotten (ns)
 
     async def start(self) -> None:
         """Open every stored signal secret (the vault's `signals/<provider>` entries)."""
@@ -106,13 +119,15 @@ class OutsideSignals:
         return {"provider": provider, "secret": secret, "url": f"/api/v1/signals/{provider}?user={principal.username}"}
 
     async def receive(self, provider: str, raw: bytes, body: Any, key: str | None, signature: str | None,
-                      username: str | None) -> dict[str, Any]:
-        """Check, store and queue one signal; the answer names the runs it was queued for. Raises on any refusal."""
+                      username: str | None, timestamp: str | None = None) -> dict[str, Any]:
+        """Check, store and queue one signal; the answer names the runs it was queued for. Raises on any refusal.
+
+        `timestamp`: the signed signal's X-Coinwire-Timestamp (part of what the signature covers)."""
         self.provider(provider)
         body, in_body = take_credential(body) if isinstance(body, dict) else (body, None)  # not an object: normalise refuses it
         received = self.clock()
         signal = normalise(provider, body, received, tradingview=provider == TRADINGVIEW)
-        user_id = await self._signed_by(provider, raw, signature, username) if signature is not None else \
+        user_id = await self._signed_by(provider, raw, signature, username, timestamp) if signature is not None else \
             await self._keyed(provider, key or in_body)
         try:
             await add_outside_signal(self.store, user_id, signal, received)
@@ -136,13 +151,24 @@ class OutsideSignals:
         self._may_run(principal)
         return principal.user_id
 
-    async def _signed_by(self, provider: str, raw: bytes, signature: str, username: str | None) -> int:
+    async def _signed_by(self, provider: str, raw: bytes, signature: str, username: str | None, timestamp: str | None) -> int:
         user = await self.auth.repo.user_by_name(username) if isinstance(username, str) and 0 < len(username) <= 64 else None
         secret = self.secrets.get((user["id"], provider)) if user is not None else None
-        good = signature_ok(secret if secret is not None else _DECOY, raw, signature)
+        good = signature_ok(secret if secret is not None else _DECOY, signed_payload(timestamp or "", raw), signature)
         if user is None or secret is None or not good or user["disabled"]:
             raise _refused()
+        now = self.clock()
+        age = signature_age(timestamp, now)
+        if age is None or age > SIGNATURE_WINDOW_S:
+            raise Unauthenticated("stale_signature", f"X-Coinwire-Timestamp must be this server's time within {SIGNATURE_WINDOW_S} s "
+                                  "(unix seconds, part of what is signed): send a new signature with the time now")
+        self._signed = {s: until for s, until in self._signed.items() if until > now} if len(self._signed) > 4096 else self._signed
+        seen = signature.strip().lower()
+        if self._signed.get(seen, 0) > now:
+            raise Conflict("signal_replayed", "this signed signal was received already: each is accepted once "
+                           "(sign each signal with its own timestamp)")
         self._may_run(Principal(user["id"], user["username"], user["role"], user["plan"]))
+        self._signed[seen] = now + 2 * SIGNATURE_WINDOW_S * 1_000_000_000  # past the window either way: stale by then
         return int(user["id"])
 
     @staticmethod
