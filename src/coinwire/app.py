@@ -30,6 +30,7 @@ from coinwire.api.notifier import Notifier, PushLimits
 from coinwire.api.ohlcv_routes import OhlcvStreams
 from coinwire.api.ops_app import create_ops_app
 from coinwire.api.portfolio_routes import PortfolioStreams
+from coinwire.api.remote_streams import RemoteConnections, StreamClient
 from coinwire.api.route_forwarding import RouteRunner
 from coinwire.api.rulesets_routes import RuleFiredPush
 from coinwire.api.schedules_routes import OwnersForSchedules
@@ -483,11 +484,16 @@ def create_app(settings: Settings, env: Mapping[str, str] | None = None) -> Fast
               forward=forward, local_methods=LOCAL_METHODS)
     # outside signals (services/outside_signals.py): the configured providers, users' HMAC secrets in the vault, to their runs
     outside = OutsideSignals(settings.signal_providers, access.service, platform.external.vault, platform.store, runs)
+    # streams a replica's connections open here (portfolio candles, analysis values: api/remote_streams.py), and there
+    remote_connections = RemoteConnections(requests, platform.notifier) if not replica else None
+    if forward is not None:
+        forward.streams = StreamClient(forward, requests, platform.notifier)
     responder = (CallResponder(api, requests, settings.gateway_exchanges, lambda: platform.leases.lost, platform.gateway.accounts,
                                lambda account_id: platform.gateway.seqs.get(account_id, 0),
                                # the replicas' requests to the routes that need this process (api/route_forwarding.py)
                                routes=RouteRunner(create_http_app(platform, api, access, runs, _no_lifespan, outside, guarded=False)),
-                               jobs=scheduler.run_job)  # a scheduler apart's ticks
+                               jobs=scheduler.run_job,  # a scheduler apart's ticks
+                               remote=remote_connections)
                  if not replica and isinstance(requests, NatsRequests) else None)
     # the controller (services/controller.py): enabled live and dry-run rule sets evaluated on the tracker's samples, their
     # firings journaled and acted on, `rule_fired` pushed; none when portfolio tracking is off (no samples to evaluate)
@@ -528,9 +534,13 @@ def create_app(settings: Settings, env: Mapping[str, str] | None = None) -> Fast
         if run("telegram_bots"):
             await telegram.start()
         if responder is not None:
+            if remote_connections is not None:
+                await remote_connections.start()
             await responder.start()  # the gateway is live under its leases: forwarded calls are answered from here on
         if forward is not None:
             await forward.start()
+            if forward.streams is not None and run("http_api"):
+                await forward.streams.start()
         if remote_accounts is not None and run("http_api"):  # the book of an api replica's connections
             await remote_accounts.start()
         try:
@@ -539,9 +549,13 @@ def create_app(settings: Settings, env: Mapping[str, str] | None = None) -> Fast
             if remote_accounts is not None:
                 await remote_accounts.close()
             if forward is not None:
+                if forward.streams is not None:
+                    await forward.streams.close()
                 await forward.close()
             if responder is not None:
                 await responder.close()
+            if remote_connections is not None:
+                await remote_connections.close()
             if run("telegram_bots"):
                 await telegram.close()
             if run("scheduler"):

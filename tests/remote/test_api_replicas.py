@@ -6,8 +6,10 @@ subscriber on B gets the fills of an order placed on A with the seqs a replay on
 user cannot see or cancel those orders through either replica, a viewer cannot trade; a wallet set
 made on A is pushed, after an order on it, to its owner's subscription on B and not to another
 user's there; a rule set's firing reaches its owner's connections on both replicas and not another
-user's; the routes that need the gateway's memory (accounts, runs) answer through either
-replica as from one process, each user's own; the gateway
+user's; a portfolio's forming candles and an analysis value stream to her connection on a
+replica from the gateway's process, refused to another user and a viewer; the routes that need the
+gateway's memory (accounts, runs) answer through either replica as from one process, each user's
+own; the gateway
 killed, the replicas answer `gateway_unavailable` within their wait; started again, the same
 client_oid and Idempotency-Key answer the one order placed before.
 """
@@ -53,6 +55,20 @@ async def _drain(client: RpcClient, quiet: float = 0.5) -> list[tuple[str, Any]]
     with contextlib.suppress(TimeoutError):
         while True:
             got.append(await asyncio.wait_for(client.notifications.get(), quiet))
+    return got
+
+
+async def _first_of(client: RpcClient, names: set[str], timeout: float) -> dict[str, Any]:
+    """The first notification of each of `names` (others are dropped), waiting at most `timeout` for all."""
+    got: dict[str, Any] = {}
+
+    async def wait() -> None:
+        while len(got) < len(names):
+            name, params = await client.notifications.get()
+            if name in names:
+                got.setdefault(name, params)
+
+    await asyncio.wait_for(wait(), timeout)
     return got
 
 
@@ -134,9 +150,26 @@ async def test_two_replicas_serve_one_gateway_as_one_process_would(cluster: Repl
                 with pytest.raises(TimeoutError):
                     await bobs.notification("rule_fired", timeout=1.0)
                 assert alice_a.delete(f"/api/v1/rulesets/{made_rule.json()['id']}").status_code in (200, 204)
-            with pytest.raises(RpcError) as tracker:  # the tracker's forming candles are not in a replica's memory
-                await rpc.call("subscribe_portfolio_ohlcv", scope="user", id=1)
-            assert tracker.value.data["code"] == "portfolio_unavailable"
+            # the tracker's forming candles and the analyser's values are fed in the gateway's process and pushed back
+            # to this replica's connection (api/remote_streams.py); another user or a viewer is refused there
+            candles = await rpc.call("subscribe_portfolio_ohlcv", scope="account", id=account, timeframe="15m")
+            balance = await rpc.call("subscribe_analysis", series=f"balance:{account}:USDT", indicator="value")
+            for name, token in (("bob", tokens["bob"]), ("vera", tokens["vera"])):
+                async with RpcClient(f"{b.ws_anonymous}?access_token={token}") as other:
+                    for method, params in (("subscribe_portfolio_ohlcv", {"scope": "account", "id": account}),
+                                           ("subscribe_analysis", {"series": f"balance:{account}:USDT", "indicator": "value"})):
+                        with pytest.raises(RpcError) as hidden:
+                            await other.call(method, **params)
+                        assert hidden.value.data["code"] in ("not_found", "account_not_found"), (name, method, hidden.value)
+            async with RpcClient(f"{a.ws_anonymous}?access_token={tokens['alice']}") as trader:
+                await trader.call("make_order", exchange="demo", pair="BTC_USDT", side="buy", type="market", size="0.001",
+                                  client_oid="moves-the-balance")
+            firsts = await _first_of(rpc, {"portfolio_ohlcv", "analysis"}, timeout=15)
+            forming, value = firsts["portfolio_ohlcv"], firsts["analysis"]
+            assert forming["subscription"] == candles["subscription"] and len(forming["candle"]) == 6, forming
+            assert value["subscription"] == balance["subscription"] and value["key"] == f"balance.{account}.USDT:value()", value
+            assert await rpc.call("unsubscribe_analysis", subscription=balance["subscription"]) is True
+            assert await rpc.call("unsubscribe_analysis", subscription=balance["subscription"]) is False
         # the routes that need the gateway's (or the engine's) memory are sent there whole: the same answers on both
         # replicas, each user's own, a viewer refused by the replica's guard
         listed = alice_b.get("/api/v1/accounts")
@@ -183,13 +216,20 @@ async def test_two_replicas_serve_one_gateway_as_one_process_would(cluster: Repl
         # the gateway killed: a call waits gateway_wait_seconds, then gateway_unavailable (503), on either replica
         first = _buy(alice_a, "again", key="k-again")
         assert first.status_code == 200, first.text
-        cluster.gateway.kill()
-        for http in (alice_a, alice_b):
-            started = time.monotonic()
-            down = _buy(http, "during", key="k-during")
-            waited = time.monotonic() - started
-            assert (down.status_code, down.json()["error"]["code"]) == (503, "gateway_unavailable"), down.text
-            assert cluster.wait_seconds - 0.2 <= waited <= cluster.wait_seconds + 2.0, waited
+        async with RpcClient(f"{a.ws_anonymous}?access_token={tokens['alice']}") as chart:
+            stream = await chart.call("subscribe_portfolio_ohlcv", scope="account", id=account)
+            cluster.gateway.kill()
+            for http in (alice_a, alice_b):
+                started = time.monotonic()
+                down = _buy(http, "during", key="k-during")
+                waited = time.monotonic() - started
+                assert (down.status_code, down.json()["error"]["code"]) == (503, "gateway_unavailable"), down.text
+                assert cluster.wait_seconds - 0.2 <= waited <= cluster.wait_seconds + 2.0, waited
+            # the stream's feeder died with the gateway's process: the replica ends it, so the chart subscribes again
+            deadline = time.monotonic() + 20
+            while not (pushed := await chart.notification("portfolio_ohlcv", timeout=deadline - time.monotonic())).get("ended"):
+                pass
+            assert pushed == {"subscription": stream["subscription"], "ended": "gateway_unavailable"}, pushed
         cluster.gateway.start(timeout=40)
         # the same client_oid, or the same Idempotency-Key, answers the one order placed before the kill
         for http, key in ((alice_b, "k-again"), (alice_a, None)):
@@ -199,7 +239,7 @@ async def test_two_replicas_serve_one_gateway_as_one_process_would(cluster: Repl
         assert later.status_code == 200 and later.json()["status"] == "done", later.text
         oids = [o["client_order_id"] for o in alice_a.get("/xwrap/v1/orders/recent", params={"limit": 50}).json()]
         mine = [o for o in oids if not o.startswith("pp-")]  # pp-...: the paper run's orders, in her account too
-        assert sorted(mine) == sorted(["first", "resting", "on-the-set", "again", "during"]), oids
+        assert sorted(mine) == sorted(["first", "resting", "on-the-set", "moves-the-balance", "again", "during"]), oids
         # a forwarded route's repeat with the same Idempotency-Key answers the first answer (one account opened)
         opened = [alice_b.post("/api/v1/accounts", json={"exchange": "demo", "kind": "paper", "name": "second"},
                                   headers={"Idempotency-Key": "acct-1"})

@@ -36,6 +36,7 @@ import structlog
 from coinwire import metrics
 from coinwire.api.context import CallContext
 from coinwire.api.json_input import REQUEST_DECODER
+from coinwire.api.remote_streams import ALIVE_SECONDS, STREAM_METHODS, RemoteConnections, StreamClient
 from coinwire.auth.abilities import Principal
 from coinwire.bus.requests import NoResponder, Requests, Responder
 from coinwire.core.accounts import Account
@@ -55,10 +56,10 @@ __all__ = ["LOCAL_METHODS", "GATEWAY_ROUTES", "ForwardedCall", "CallAnswer", "Re
 log = structlog.get_logger("coinwire.forwarding")
 
 # Run in the replica: they work on the caller's connection (its channels, its push), or answer without the gateway.
+# (The portfolio and analysis streams are fed in the gateway's process: forwarded with the connection, api/remote_streams.)
 LOCAL_METHODS: frozenset[str] = frozenset({
     "authenticate", "echo", "echo_notify", "broadcast_notify", "subscribe", "unsubscribe", "subscribe_ohlcv",
-    "unsubscribe_ohlcv", "subscribe_portfolio_ohlcv", "unsubscribe_portfolio_ohlcv", "subscribe_analysis",
-    "unsubscribe_analysis",
+    "unsubscribe_ohlcv",
 })
 # HTTP routes outside Api.call that reach the gateway or the engine in memory: a replica sends them whole to the
 # gateway's process (api/route_forwarding.py) rather than answer from its own (empty) gateway. Prefixes of paths.
@@ -93,10 +94,12 @@ class ForwardedCall(msgspec.Struct, frozen=True, omit_defaults=True):
     transport: str = "http"
     key: str = ""
     kind: str = "call"  # "call" | "http" (an HTTP request in `params`: api/route_forwarding.py) | "job" | "seq" | "accounts"
+    #                     | "alive" (a replica's connections with streams, in `params`: api/remote_streams.py)
     account: int = 0
     tick: int = 0  # a job's tick (epoch ms), its schedule in `params`
     reply_to: str = ""  # where the parts of an answer too big for one NATS message go (the replica's `gwparts.<id>`)
     reply_id: str = ""  # what those parts are tagged with: one per call the replica makes (never shared by two callers)
+    connection: str = ""  # a stream method's caller, `<replica>.<connection id>` (api/remote_streams.py)
 
 
 class ErrorBody(msgspec.Struct, frozen=True):
@@ -175,6 +178,7 @@ class Forwarder:
         self._parts: dict[str, dict[int, bytes]] = {}  # reply id -> the parts of its answer come so far (index -> bytes)
         self._part_came: dict[str, asyncio.Event] = {}
         self._listening: Responder | None = None
+        self.streams: StreamClient | None = None  # the connections' streams fed in the gateway's process (set by the app)
 
     async def start(self) -> None:
         """Listen for the parts of big answers (a result or a response over PART_BYTES) sent to this replica."""
@@ -195,8 +199,9 @@ class Forwarder:
         # a client's key is its own per method (a key reused on another method is another call); else one per call
         key = f"{name}:{ctx.idempotency_key}" if ctx.idempotency_key else f"{self.instance}:{uuid.uuid4().hex}"
         reply_id = uuid.uuid4().hex
+        connection = self.streams.connection(ctx) if self.streams is not None and name in STREAM_METHODS else ""
         body = _encode(ForwardedCall(name, msgspec.Raw(_params_encode(raw or {})), ctx.principal, ctx.transport, key,
-                                     reply_to=self.reply_to, reply_id=reply_id))
+                                     reply_to=self.reply_to, reply_id=reply_id, connection=connection))
         started = time.perf_counter()
         try:
             answer = _answer_decode(await self._ask(call_subject(raw, self.exchanges), body, reply_id))
@@ -208,7 +213,14 @@ class Forwarder:
             if answer.error.internal:
                 raise ForwardedBug(f"{name} failed in the gateway's process")
             raise RemoteError(answer.error)
+        if connection and self.streams is not None:
+            self.streams.answered(name, raw, ctx, answer.result)
         return answer.result
+
+    async def alive(self, connections: list[str]) -> list[str]:
+        """Name this replica's connections with streams to the gateway's process; answers those it has (remote_streams)."""
+        body = _encode(ForwardedCall("", msgspec.Raw(_encode(connections)), kind="alive"))
+        return list(msgspec.json.decode(await self._ask(f"{SUBJECT}._", body, wait=ALIVE_SECONDS), type=list[str]))
 
     async def latest_seq(self, account_id: int) -> int:
         """The account's latest notification seq, from the gateway's counters (`subscribe` with `since`)."""
@@ -306,8 +318,10 @@ class CallResponder:
     def __init__(self, api: Api, requests: Requests, exchanges: Collection[str], lost: Callable[[], str | None],
                  accounts: AccountBook, seqs: Callable[[int], int], page_size: int = ACCOUNTS_PAGE,
                  routes: Callable[[ForwardedCall], Awaitable[tuple[bytes, bool]]] | None = None,
-                 jobs: Callable[[ScheduleRow, int], Awaitable[None]] | None = None) -> None:
+                 jobs: Callable[[ScheduleRow, int], Awaitable[None]] | None = None,
+                 remote: RemoteConnections | None = None) -> None:
         self.api = api
+        self.remote = remote  # the replicas' connections with streams here (api/remote_streams.py); None: none served
         self.routes = routes  # runs a forwarded HTTP request (api/route_forwarding.py RouteRunner); None: none served
         self.jobs = jobs  # runs a scheduled job's tick (services.scheduler.Scheduler.run_job); None: none served
         self.requests = requests
@@ -421,6 +435,9 @@ class CallResponder:
             return _encode(self.seqs(call.account))
         if call.kind == "accounts":
             return self.page(call.account)
+        if call.kind == "alive":
+            named = msgspec.json.decode(call.params, type=list[str])
+            return _encode(self.remote.alive(named) if self.remote is not None else [])
         key = (call.principal.user_id if call.principal is not None else None, call.key)
         kept = self._answers.get(key)
         if kept is not None:
@@ -448,7 +465,10 @@ class CallResponder:
             if self.routes is None:
                 return _encode(CallAnswer(error=_error_body(NotReady("method_not_served", "this process serves no HTTP routes")))), False
             return await self.routes(call)
-        ctx = CallContext(call.transport, principal=call.principal)
+        if call.connection and self.remote is not None:  # a replica connection's stream: fed here, pushed back there
+            ctx = self.remote.context(call.connection, call.principal, call.transport)
+        else:
+            ctx = CallContext(call.transport, principal=call.principal)
         try:
             if call.kind == "job":  # a tick a scheduler apart claimed: run here, where the runs and the market data are
                 if self.jobs is None:

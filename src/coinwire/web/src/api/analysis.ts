@@ -1,6 +1,7 @@
 // Analyser outputs over the wire: `subscribe_analysis` (stored values, then live ones) kept across reconnects.
 
-import type { Rpc } from "./rpc";
+import { ApiError } from "./http";
+import { FEEDER_GONE, reopenLater, type Rpc, type Standing } from "./rpc";
 import { toPoints, type Point } from "../analysis";
 
 export interface AnalysisQuery {
@@ -22,12 +23,17 @@ export function analysisStream(
   failed: (e: Error) => void,
 ): () => void {
   let sub: number | null = null;
+  let wanted = true;
   const off = rpc.on("analysis", (p: { subscription?: number; time?: number; value?: number; ended?: string }) => {
     if (p.subscription !== sub) return;
+    if (p.ended === FEEDER_GONE) {
+      sub = null;
+      return reopenLater(rpc, standing, () => wanted);
+    }
     if (p.ended) return failed(new Error(p.ended === "not_found" ? "this series is no longer yours to see" : `stream ended: ${p.ended}`));
     if (typeof p.time === "number" && typeof p.value === "number") value([p.time, p.value]);
   });
-  const end = rpc.keep({
+  const standing: Standing = {
     open: async (r) => {
       try {
         const snap = await r.call<{ values: unknown[][]; subscription: number }>(
@@ -35,14 +41,17 @@ export function analysisStream(
         sub = snap.subscription;
         history(toPoints(snap.values));
       } catch (e) {
-        failed(e as Error);
+        if (e instanceof ApiError && e.code === FEEDER_GONE) reopenLater(r, standing, () => wanted);
+        else failed(e as Error);
       }
     },
     close: async (r) => {
       if (sub !== null) await r.call("unsubscribe_analysis", { subscription: sub });
     },
-  });
+  };
+  const end = rpc.keep(standing);
   return () => {
+    wanted = false;
     off();
     end();
   };

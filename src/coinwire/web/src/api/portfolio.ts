@@ -1,7 +1,7 @@
 // Portfolio candles over the wire: the REST history and the live `subscribe_portfolio_ohlcv` stream.
 
-import type { Http } from "./http";
-import type { Candle, Rpc } from "./rpc";
+import { ApiError, type Http } from "./http";
+import { FEEDER_GONE, reopenLater, type Candle, type Rpc, type Standing } from "./rpc";
 import { toCandles, type ScopeRef } from "../portfolio";
 
 export interface PortfolioQuery extends ScopeRef {
@@ -42,15 +42,20 @@ export function portfolioStream(
   failed: (e: Error) => void,
 ): () => void {
   let sub: number | null = null;
+  let wanted = true;
   const off = rpc.on("portfolio_ohlcv", (p: { subscription?: number; candle?: (string | number)[]; ended?: string }) => {
     if (p.subscription !== sub) return;
     // the portfolio may no longer be read (a grant taken back): the server ends the stream and says so
+    if (p.ended === FEEDER_GONE) {
+      sub = null;
+      return reopenLater(rpc, standing, () => wanted);
+    }
     if (p.ended) return failed(new Error(p.ended === "not_found" ? "this portfolio is no longer yours to see" : `stream ended: ${p.ended}`));
     if (!p.candle) return;
     const [c] = toCandles([p.candle]);
     if (c) candle(c);
   });
-  const end = rpc.keep({
+  const standing: Standing = {
     open: async (r) => {
       try {
         const snap = await r.call<{ candles: (string | number)[][]; currency?: string; subscription: number }>(
@@ -58,14 +63,17 @@ export function portfolioStream(
         sub = snap.subscription;
         history({ candles: toCandles(snap.candles), currency: snap.currency ?? null, subscription: snap.subscription });
       } catch (e) {
-        failed(e as Error);
+        if (e instanceof ApiError && e.code === FEEDER_GONE) reopenLater(r, standing, () => wanted);
+        else failed(e as Error);
       }
     },
     close: async (r) => {
       if (sub !== null) await r.call("unsubscribe_portfolio_ohlcv", { subscription: sub });
     },
-  });
+  };
+  const end = rpc.keep(standing);
   return () => {
+    wanted = false;
     off();
     end();
   };

@@ -148,6 +148,18 @@ export class Rpc {
   }
 }
 
+/**
+ * A stream whose feeder went away: the server ends it with `ended: "gateway_unavailable"` (an api replica lost the
+ * gateway's process that fed it), or refuses it with that code while none serves. It is opened again a little later,
+ * as long as it is still wanted (`wanted`), so a chart recovers by itself once another process serves.
+ */
+export const FEEDER_GONE = "gateway_unavailable";
+export function reopenLater(rpc: Rpc, s: Standing, wanted: () => boolean, delayMs = 2000): void {
+  window.setTimeout(() => {
+    if (wanted() && rpc.state.value === "open") s.open(rpc).catch(() => undefined);
+  }, delayMs);
+}
+
 /** Channels (`ticker` with patterns, `exchstatus`...) made again after every reconnect. */
 export function channels(names: string[], tickers?: string[]): Standing {
   return {
