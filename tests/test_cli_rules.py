@@ -4,7 +4,9 @@ close_all confirmed at the prompt or with --yes), listed, disabled, enabled, the
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -128,3 +130,36 @@ def test_another_users_rule_set_is_not_found(server: ServerProcess, rita: dict[s
         assert code == 2 and "rule_set_not_found" in err
     assert listed(server, token)["hers"]["enabled"] is True
     assert "Firings of rule set" in run(server, token, "firings", str(made["id"]))[1]
+
+
+def test_firings_shows_a_real_firing_as_the_api_stores_it(server: ServerProcess) -> None:
+    """A live rule set whose stop holds at its first sample fires on the server; `rules firings` prints that firing (its
+    id, mode, the values that made it fire, each action's status) and `--json` is the API's answer itself."""
+    token = server.traders("fiona")["fiona"]
+    with httpx.Client(base_url=server.http, headers={"Authorization": f"Bearer {token}"}) as client:
+        account = client.post("/api/v1/accounts", json={"exchange": "demo", "kind": "paper", "name": "fires"}).json()["id"]
+        made = client.post("/api/v1/rulesets", json={
+            "name": "always", "scope": "account", "scope_id": str(account), "mode": "live",
+            "rules": [{"kind": "portfolio_stop", "value": "1000000000"}],
+            "actions": [{"kind": "notify", "message": "fired for the cli"}]})  # fmt: skip
+        assert made.status_code == 201, made.text
+        rule_set_id = made.json()["id"]
+        deadline = time.monotonic() + 15
+        while True:
+            answer = client.get(f"/api/v1/rulesets/{rule_set_id}/firings").json()
+            if answer and all(a["status"] == "done" for a in answer[0]["actions"]):
+                break
+            assert time.monotonic() < deadline, f"no finished firing in time: {answer}"
+            time.sleep(0.1)
+    [firing] = answer
+    assert firing["mode"] == "live" and Decimal(firing["values"]["level"]) == 1000000000
+    code, out, err = run(server, token, "firings", str(rule_set_id), "--json")
+    assert code == 0, err
+    assert json.loads(out) == answer
+    code, out, err = run(server, token, "firings", str(rule_set_id), "--limit", "1")
+    assert code == 0, err
+    text = " ".join(out.split())  # the table may wrap its cells
+    assert f"Firings of rule set {rule_set_id}" in text
+    row = next(line for line in out.splitlines() if line.lstrip("│ ").startswith(str(firing["id"])))
+    assert "live" in row and "notify done" in text and "level 1000000000" in text
+    assert f"value {firing['values']['value']}" in text

@@ -424,3 +424,43 @@ def test_close_all_to_another_currency_sells_to_it_and_spends_the_quote_on_it() 
     assert order["symbol"] == "ETH/USDT" and order["side"] == "buy" and Decimal(order["funds"]) == 10000
     first = outcome.report["trades"][0]
     assert first["symbol"] == "ETH/USDT" and first["side"] == "buy" and first["time"] == START + 3600
+
+
+def hand_position_firing(arm: Decimal, trail: Decimal) -> tuple[int, Decimal, Decimal, Decimal]:
+    """(close instant s, reference, peak, price) where a trailing stop on BTC/USDT's price must fire, from the raw
+    BTC candles alone: the reference is the first close sampled (bar 0's), then peak, arming and trigger per close."""
+    rows = json.loads((shared_data("binance-spot-1h") / "BTC_USDT-1h.json").read_text())
+    closes = [Decimal(repr(float(r[4]))) for r in rows[:600]]
+    reference = peak = closes[0]
+    armed = False
+    for i, price in enumerate(closes):
+        peak = max(peak, price)
+        armed = armed or peak >= reference * (100 + arm) / 100
+        if armed and price <= peak * (100 - trail) / 100:
+            return rows[i][0] // 1000 + 3600, reference, peak, price
+    raise AssertionError("the reference computation never fires")
+
+
+@pytest.mark.parametrize("exchange", [None, "binance"])
+def test_a_position_trailing_stop_fires_at_the_bar_a_hand_computation_from_the_candles_finds(exchange: str | None) -> None:
+    """BTC/USDT's own price, not the portfolio's value: the firing bar and its values (reference, peak, price: BTC
+    closes) follow from the BTC candles alone; its close_all then sells both coins at the next bar's open."""
+    rule: dict[str, Any] = {"kind": "position_trailing_stop", "symbol": "BTC/USDT", "arm_pct": "10", "trail_pct": "5"}
+    if exchange is not None:
+        rule["exchange"] = exchange
+    stop = {"name": "btc stop", "scope": "run", "rules": [rule], "actions": [{"kind": "close_all"}]}
+    outcome, rt = backtest([stop])
+    assert outcome.status == "finished"
+    (firing,) = outcome.report["rule_firings"]
+    when, reference, peak, price = hand_position_firing(Decimal(10), Decimal(5))
+    assert firing["time"] == when and firing["rule_set"] == "btc stop"
+    values = firing["values"]
+    assert values["symbol"] == ("BTC/USDT" if exchange is None else "binance:BTC/USDT")
+    assert Decimal(values["reference"]) == reference and Decimal(values["peak"]) == peak
+    assert Decimal(values["price"]) == price <= Decimal(values["trigger"]) == peak * Decimal("0.95")
+    assert Decimal(values["arm_level"]) == reference * Decimal("1.1") <= peak
+    (action,) = firing["actions"]
+    assert action["kind"] == "close_all" and action["status"] == "done"
+    sells = [t for t in outcome.report["trades"] if t["side"] == "sell"]
+    assert {t["symbol"] for t in sells} == {"BTC/USDT", "ETH/USDT"} and {t["time"] for t in sells} == {when}
+    assert rt.totals().get("BTC", 0) == rt.totals().get("ETH", 0) == 0

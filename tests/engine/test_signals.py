@@ -4,6 +4,8 @@ of a name is dropped (in the runtime and, across a restart, in the store), and b
 from __future__ import annotations
 
 import math
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -97,7 +99,9 @@ def test_bad_signals_are_refused(name: str, value: Any) -> None:
     assert "invalid_signal" in str(info.value) or getattr(info.value, "code", "") == "invalid_signal"
 
 
-async def test_the_store_drops_a_repeat_across_a_restart_and_publishes_changes_only(tmp_path: Path) -> None:
+@asynccontextmanager
+async def signal_store(tmp_path: Path) -> AsyncIterator[tuple[Store, MemoryBus, list[tuple[str, Message]]]]:
+    """A SQLite store, an in-process bus, and what is published on `signal.>` (in order)."""
     store = Store(f"sqlite:///{tmp_path / 's.db'}")
     await store.start()
     bus = MemoryBus()
@@ -109,6 +113,13 @@ async def test_the_store_drops_a_repeat_across_a_restart_and_publishes_changes_o
 
     await bus.subscribe("signal.>", on)
     try:
+        yield store, bus, heard
+    finally:
+        await store.close()
+
+
+async def test_the_store_drops_a_repeat_across_a_restart_and_publishes_changes_only(tmp_path: Path) -> None:
+    async with signal_store(tmp_path) as (store, bus, heard):
         first = Signals(store, bus)
         sink = first.sink("pp-1", 7)
         sink("ma_cross", "above", 10 * 10**9)
@@ -127,5 +138,24 @@ async def test_the_store_drops_a_repeat_across_a_restart_and_publishes_changes_o
         assert [(m.run_id, m.value, m.time) for m in signals] == [("pp-1", "above", 10), ("pp-1", "below", 20),
                                                                  ("pp-2", "above", 20), ("pp-1", "above", 40)]
         assert {s for s, _ in heard} == {"signal.pp-1.ma_cross", "signal.pp-2.ma_cross"}
-    finally:
-        await store.close()
+
+
+async def test_a_repeat_within_one_process_is_neither_stored_nor_published_and_a_change_is(tmp_path: Path) -> None:
+    """The store level's own check (services/signals.py), not the runtime's: values put straight into one `Signals` are
+    compared with the last one of their (run, name), by value and type, whatever other runs and names send between."""
+    async with signal_store(tmp_path) as (store, bus, heard):
+        signals = Signals(store, bus)
+        sent = [("pp-1", "side", "up", 1), ("pp-1", "side", "up", 2), ("pp-1", "mood", "up", 3), ("pp-2", "side", "down", 4),
+                ("pp-1", "side", "up", 5), ("pp-1", "side", "down", 6), ("pp-1", "side", "down", 7), ("pp-1", "side", "up", 8),
+                ("pp-1", "flag", True, 9), ("pp-1", "flag", True, 10), ("pp-1", "flag", 1, 11), ("pp-1", "flag", 1, 12),
+                ("pp-1", "flag", 1.5, 13), ("pp-1", "flag", 1.5, 14), ("pp-1", "flag", None, 15), ("pp-1", "flag", None, 16)]
+        for run_id, name, value, t in sent:
+            signals.put(run_id, 7, name, value, t * 10**9)
+        await signals.settled()
+        await bus.close()  # delivers what was published
+        kept = [(r, n, v, t) for r, n, v, t in sent if t not in (2, 5, 7, 10, 12, 14, 16)]
+        rows = [(r.run_id, r.name, r.value, r.time_ns // 10**9) for r in await load_signals(store, owner_id=7)]
+        assert sorted(rows, key=lambda x: x[3]) == kept
+        assert [type(r[2]) for r in sorted(rows, key=lambda x: x[3]) if r[1] == "flag"] == [bool, int, float, type(None)]
+        published = [(m.run_id, m.name, m.value, m.time) for s, m in heard if isinstance(m, Signal) and s == f"signal.{m.run_id}.{m.name}"]
+        assert published == kept and len(heard) == len(kept)

@@ -2,7 +2,9 @@
 a portfolio trailing stop fires and leaves the account flat in its quote, selling in slices of the visible bids; a
 dry run records and notifies without trading; two users' rule sets never touch each other's accounts, nor a viewer's
 the account it may only view; a webhook action is signed and retried against a real local HTTP server; a market with
-no bid is retried and the detail says what was sold.
+no bid is retried and the detail says what was sold; a position trailing stop follows one market's mid; a wallet set's
+close_all sells the set's funds only; a close_all to another currency sells into it and spends the quote on it; a rearmed
+set firing again while its first close_all waits sells nothing twice.
 
 The demo feed fills the books once and is stopped; from then on the test sets each book, so the portfolio values are
 known: an account funded with 10,000 USDT, 1 BTC and 10 ETH is worth 10,000 + BTC + 10 * ETH.
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from decimal import Decimal
@@ -389,3 +392,178 @@ async def test_a_close_all_waits_while_the_exchange_is_not_ready_and_finishes_on
         [firing] = await store.firings(row.id)
         assert firing.commands[0].status == "done" and firing.commands[0].attempts >= 4
         assert balances(p, alice.id).get("BTC", 0) == 0 and balances(p, alice.id).get("ETH", 0) == 0
+
+
+def set_balances(p: Platform, account_id: int, wallet_set_id: int | None) -> dict[str, Decimal]:
+    """An account's balances in one partition: unallocated (None) or one wallet set's."""
+    out: dict[str, Decimal] = {}
+    for w in p.gateway.ledger.all_wallets():
+        if w.account_id == account_id and w.wallet_set_id == wallet_set_id and w.balance:
+            out[w.currency] = out.get(w.currency, Decimal(0)) + Decimal(w.balance).scaleb(-ATTO_DECIMALS)
+    return out
+
+
+async def test_a_position_trailing_stop_follows_the_markets_mid_arms_then_fires_and_its_action_runs(tmp_path: Path) -> None:
+    """A trailing stop on BTC/USDT's mid (30,000.005 the reference): the portfolio barely moves (ETH falls as BTC rises),
+    so only the market's own price arms it (+10%) and fires it (5% under the peak); its close_all then sells."""
+    async with platform(tmp_path) as p:
+        alice = await tracked_alice(p)
+        store = RuleStore(p.store)
+        rule = {"kind": "position_trailing_stop", "symbol": "BTC/USDT", "arm_pct": "10", "trail_pct": "5"}
+        row = await add(store, ALICE, rule_set("btc stop", "account", str(alice.id), [rule], [{"kind": "close_all"}]))
+        async with controller(p) as c:
+            state = lambda: c.live[row.id].state.rules[0]  # noqa: E731
+            await wait_for(lambda: state().reference is not None)
+            assert state().reference == Decimal("30000.005")
+            await prices(p, "32900", eth="1700")  # +9.67%: not armed (the portfolio: 59,900)
+            await wait_for(lambda: state().last == Decimal("32900.005"))
+            assert not state().armed
+            await prices(p, "33100", eth="1700")  # +10.33%: armed at a peak of 33,100.005; the portfolio is worth 60,100
+            await wait_for(lambda: state().armed)
+            assert state().peak == Decimal("33100.005")
+            await prices(p, "31500", eth="1700")  # above the trigger 31,445.00475: holds back
+            await wait_for(lambda: state().last == Decimal("31500.005"))
+            await asyncio.sleep(0.2)
+            assert c.firings == 0
+            await prices(p, "31400", eth="1700")  # at or under the trigger: fires, and the close_all sells
+            await wait_for(lambda: c.firings == 1 and c.commands == [])
+        [firing] = await store.firings(row.id)
+        assert firing.values["symbol"] == "BTC/USDT" and Decimal(firing.values["price"]) == Decimal("31400.005")
+        assert Decimal(firing.values["reference"]) == Decimal("30000.005")
+        assert Decimal(firing.values["peak"]) == Decimal("33100.005")
+        assert Decimal(firing.values["trigger"]) == Decimal("33100.005") * Decimal("0.95")
+        assert Decimal(firing.values["value"]) < Decimal(60000)  # the portfolio fell, never rose 10%: the market's stop fired
+        [close] = firing.commands
+        assert close.status == "done" and Decimal(close.detail["sold"][f"{alice.id}:demo:BTC/USDT"]) == 1
+        held = balances(p, alice.id)
+        assert held.get("BTC", 0) == 0 and held.get("ETH", 0) == 0 and held["USDT"] > 10000
+
+
+async def test_a_wallet_set_scope_closes_only_the_sets_funds_and_leaves_the_rest_of_the_account(tmp_path: Path) -> None:
+    async with platform(tmp_path) as p:
+        g = p.gateway
+        alice = await g.account_for(ALICE, "demo")
+        ws = await g.create_wallet_set(run_id=None, description="a sleeve", owner_id=ALICE, allocations=[
+            ("demo", "USDT", 1_000 * 10**18), ("demo", "BTC", 4 * 10**17), ("demo", "ETH", 3 * 10**18)])  # fmt: skip
+        await prices(p, "30000")
+        await wait_for(lambda: p.portfolio is not None and ("wallet_set", str(ws.id)) in p.portfolio.portfolios)
+        assert set_balances(p, alice.id, ws.id) == {"USDT": 1000, "BTC": Decimal("0.4"), "ETH": 3}
+        outside = set_balances(p, alice.id, None)
+        assert outside == {"USDT": 9000, "BTC": Decimal("0.6"), "ETH": 7}
+        store = RuleStore(p.store)
+        row = await add(store, ALICE, rule_set("sleeve", "wallet_set", str(ws.id), [{"kind": "portfolio_stop", "pct": "1"}],
+                                               [{"kind": "close_all"}]))
+        async with controller(p) as c:
+            await wait_for(lambda: c.live[row.id].state.rules[0].reference is not None)
+            await prices(p, "28000")  # the set: 1,000 + 0.4 * 28,000 + 3 * 2,000 = 18,200, down from 19,000
+            await wait_for(lambda: c.firings == 1 and c.commands == [])
+        [firing] = await store.firings(row.id)
+        [close] = firing.commands
+        assert close.status == "done"
+        assert {k: Decimal(v) for k, v in close.detail["sold"].items()} == {
+            f"{alice.id}/set{ws.id}:demo:BTC/USDT": Decimal("0.4"), f"{alice.id}/set{ws.id}:demo:ETH/USDT": Decimal(3)}
+        in_set = set_balances(p, alice.id, ws.id)
+        assert set(in_set) == {"USDT"} and in_set["USDT"] > 1000 + Decimal("0.4") * 27000 + 3 * 1900
+        assert set_balances(p, alice.id, None) == outside  # the rest of the account: not one unit moved
+        for o in close.detail["orders"]:
+            order = g.existing_order(o["client_oid"], ALICE)
+            assert order is not None and order.side is Side.SELL and order.wallet_set_id == ws.id
+
+
+async def test_a_rearmed_firing_while_the_first_close_all_is_pending_never_sells_a_holding_twice(tmp_path: Path) -> None:
+    """`rearm` (cooldown 1h, on a test clock). ETH has no bid when the set fires: its close_all sells BTC and waits for
+    ETH. An hour later (the clock moved) it fires again: a second firing, journaled with its own close_all and notify,
+    finds no BTC left and waits for ETH too. Once ETH has bids it is sold, by one of them. Each holding is sold exactly
+    once over both firings, every order placed is one a journal names, and both firings are stored with each command
+    `done` once finished, its detail saying what it sold (docs/RULES.md: a firing is one command per action)."""
+    offset = [0]
+
+    def clock() -> int:
+        return time.time_ns() + offset[0]
+
+    async with platform(tmp_path) as p:
+        g = p.gateway
+        alice = await tracked_alice(p)
+        await set_book(p, "ETH/USDT", [], "2000.01")
+        store = RuleStore(p.store)
+        spec = rule_set("out", "account", str(alice.id), [{"kind": "portfolio_stop", "value": "1000000"}],
+                        [{"kind": "close_all"}, {"kind": "notify", "message": "closed"}])
+        spec.update(after="rearm", cooldown="1h")
+        row = await add(store, ALICE, rule_set_dict(parse_rule_set(spec)))
+        async with controller(p, clock=clock) as c:
+            await wait_for(lambda: balances(p, alice.id).get("BTC", 1) == 0)
+            await stored(lambda: store.firings(row.id), lambda fs: len(fs) == 1 and fs[0].commands[0].attempts >= 2
+                         and fs[0].commands[0].detail.get("left") == {f"{alice.id}:demo:ETH/USDT": "10"})
+            await set_book(p, "BTC/USDT", [("30001", DEEP)], "30001.01")  # a sample within the cooldown: no firing
+            await asyncio.sleep(0.3)
+            assert c.firings == 1
+            offset[0] = 3601 * 10**9
+            await set_book(p, "BTC/USDT", [("30002", DEEP)], "30002.01")  # after the cooldown: a new reference, holding
+            await wait_for(lambda: c.firings == 2)
+            firings = await stored(lambda: store.firings(row.id), lambda fs: len(fs) == 2 and all(
+                f.commands[0].attempts >= 1 and f.commands[0].status == "pending" for f in fs))
+            second = max(firings, key=lambda f: f.id)
+            assert second.commands[0].detail["left"] == {f"{alice.id}:demo:ETH/USDT": "10"}
+            assert second.commands[0].detail["sold"] == {} and second.commands[1].status == "pending"
+            await set_book(p, "ETH/USDT", [("1990", DEEP)], "2000.01")  # bids: the retries sell it, once
+            await wait_for(lambda: c.commands == [])
+            assert c.firings == 2
+        firings = await store.firings(row.id)
+        assert len(firings) == 2
+        sold: dict[str, Decimal] = {}
+        oids: list[str] = []
+        for firing in firings:
+            close, note = firing.commands
+            assert (close.kind, close.status, note.kind, note.status) == ("close_all", "done", "notify", "done")
+            assert close.detail["left"] == {}
+            for market, size in close.detail["sold"].items():
+                sold[market] = sold.get(market, Decimal(0)) + Decimal(size)
+            oids += [o["client_oid"] for o in close.detail["orders"]]
+        assert sold == {f"{alice.id}:demo:BTC/USDT": 1, f"{alice.id}:demo:ETH/USDT": 10}  # once each, over both firings
+        assert len(set(oids)) == len(oids)
+        placed = await g.recent_orders(include_open=True, limit=50, accounts=[alice.id])
+        assert sorted(o.client_order_id for o in placed) == sorted(oids)  # no order beyond those the journals name
+        held = balances(p, alice.id)
+        assert held.get("BTC", 0) == 0 and held.get("ETH", 0) == 0
+
+
+async def test_a_close_all_to_another_currency_sells_into_it_and_spends_the_quote_on_it(tmp_path: Path) -> None:
+    """`currency = "ETH"` with a BTC/ETH market: BTC is sold into ETH on BTC/ETH (not into USDT, the quote most markets
+    use), ETH (the target) is kept, and the USDT is spent on ETH with market buys on ETH/USDT, as a backtest does
+    (tests/engine/test_rules_backtest.py::test_close_all_to_another_currency_sells_to_it_and_spends_the_quote_on_it);
+    the ETH asks are thin, so the buys go in slices of the visible depth (two levels here)."""
+    async with platform(tmp_path, ("BTC/USDT", "ETH/USDT", "BTC/ETH")) as p:
+        g = p.gateway
+        alice = await g.account_for(ALICE, "demo")
+        await prices(p, "30000")
+        await set_book(p, "BTC/ETH", [("15", DEEP)], "15.01")
+        market = g.venues["demo"].markets["ETH/USDT"]
+        inst = market.instrument
+        await g.apply_market(BookSnapshot("demo", "ETH/USDT", g.now(), market.sync.last_update_id + 1,
+                                          [(inst.parse_price("1999", "price"), inst.parse_size(DEEP, "size"))],
+                                          [(inst.parse_price(px, "price"), inst.parse_size(sz, "size"))
+                                           for px, sz in (("2000", "1"), ("2001", "1"), ("2002", "1"), ("2003", DEEP))]))
+        await wait_for(lambda: p.portfolio is not None and ("account", str(alice.id)) in p.portfolio.portfolios)
+        store = RuleStore(p.store)
+        row = await add(store, ALICE, rule_set("to eth", "account", str(alice.id), [{"kind": "portfolio_stop", "value": "1000000"}],
+                                               [{"kind": "close_all", "currency": "ETH"}]))
+        async with controller(p, runner=ActionRunner(g, None, p.notifications.notify, depth_levels=2)) as c:
+            await wait_for(lambda: c.firings == 1 and c.commands == [])
+        [firing] = await store.firings(row.id)
+        [close] = firing.commands
+        assert close.status == "done" and close.detail["left"] == {}
+        assert {k: Decimal(v) for k, v in close.detail["sold"].items()} == {f"{alice.id}:demo:BTC/ETH": 1}
+        buys = [o for o in close.detail["orders"] if o.get("side") == "buy"]
+        assert {o["market"] for o in buys} == {f"{alice.id}:demo:ETH/USDT"}
+        # two levels a slice: 1 + 1 ETH at 2,000 and 2,001 (4,005.001 USDT with fees), then with the 5,994.999 left
+        # 1 at 2,002 and 1.9905 at 2,003 (the most whose cost and 0.1% fee fit); the 0.04 USDT left is dust
+        assert [Decimal(o["filled"]) for o in buys] == [Decimal(2), Decimal("2.9905")]
+        bought = Decimal(close.detail["bought"][f"{alice.id}:demo:ETH/USDT"])
+        assert bought == sum(Decimal(o["filled"]) for o in buys)
+        held = balances(p, alice.id)
+        assert held.get("BTC", 0) == 0 and held.get("USDT", 0) < 5  # what is left is below the market's smallest order
+        fills = [f for o in close.detail["orders"] for f in await g.order_fills(g.existing_order(o["client_oid"], ALICE).id)]  # type: ignore[union-attr]
+        assert held["ETH"] == Decimal(10) + bought + Decimal(15) * Decimal("0.999")  # the BTC: 15 ETH less the 0.1% fee
+        assert Decimal(10000) - held["USDT"] == sum(Decimal(f.notional + f.fee).scaleb(-ATTO_DECIMALS) for f in fills
+                                                   if f.side is Side.BUY)
+        assert close.detail["dust"] == {f"{alice.id}:demo:ETH/USDT": str(held["USDT"])}

@@ -31,7 +31,7 @@ import structlog
 from coinwire.core.accounts import EXTERNAL
 from coinwire.core.breaker import DependencyUnavailable
 from coinwire.core.errors import Conflict, DomainError, InvalidInput, NotFound, NotReady
-from coinwire.core.instruments import SPOT, Instrument
+from coinwire.core.instruments import FEE_SCALE, SPOT, Instrument
 from coinwire.core.numbers import ATTO_DECIMALS, POW10
 from coinwire.core.orders import OrderRequest, OrderType, PositionSide, Side
 from coinwire.core.wallets import Wallet
@@ -175,6 +175,7 @@ class ActionRunner:
                          progress: Progress | None) -> Outcome:
         """Sell every spot holding of the scope, slice by slice, then close its perpetual positions reduce-only."""
         out: dict[str, Any] = {"sold": dict(detail.get("sold", {})), "closed": list(detail.get("closed", [])),
+                               **({"bought": dict(detail["bought"])} if "bought" in detail else {}),
                                "left": {}, "step": int(detail.get("step", 0)), "orders": list(detail.get("orders", []))}
         if action.get("pause", True) and ctx.scope == "run" and self.runs is not None and not detail.get("paused"):
             await self.runs.control(ctx.scope_id, "pause")  # so the run does not buy back what is sold
@@ -192,7 +193,14 @@ class ActionRunner:
                     continue
                 inst = _sell_market(venue.markets, wallet.currency, target)
                 if inst is None:
-                    continue  # cash (a quote only), or nothing sells it into the wanted currency: left as it is
+                    buy = _buy_market(venue.markets, target, wallet.currency) if target is not None else None
+                    if buy is None:
+                        continue  # cash (a quote only), or no market turns it into the wanted currency: left as it is
+                    left = await self._spend(ctx, wallet, buy, out, progress)  # the target's quote buys the target
+                    if left:
+                        pending = True
+                        out["left"][_market_key(wallet, buy)] = str(Decimal(left).scaleb(-ATTO_DECIMALS))
+                    continue
                 left = await self._sell(ctx, wallet, inst, out, progress)
                 if left:
                     pending = True
@@ -208,12 +216,7 @@ class ActionRunner:
         gateway = self.gateway
         key = _market_key(wallet, inst)
         for _ in range(_MAX_SLICES):
-            oid = f"cw-r{ctx.firing_id}-{ctx.index}-{out['step']}"
-            existing = await self._existing(oid, ctx.owner_id)
-            if existing is not None:  # placed before a crash, not yet counted: count it now, never place it again
-                self._count(out, key, existing.get("filled_size", "0"), oid)
-                out["step"] += 1
-                continue
+            oid = await self._next_slice(ctx, out, key, "sold")
             available = gateway.ledger.available_of(wallet.exchange, wallet.currency, wallet.wallet_set_id, wallet.account_id)
             units = _atto_to_units(available, inst)
             units -= units % inst.step
@@ -231,24 +234,79 @@ class ActionRunner:
             size -= size % inst.step
             if size <= 0 or size < inst.min_size or _notional(inst, levels[-1][0], size) < inst.min_notional:
                 return units  # no liquidity now: retried later
-            gateway.ready_exchange(wallet.exchange)  # NotReady: the whole command waits
-            request = OrderRequest(exchange=wallet.exchange, instrument=inst, side=Side.SELL, type=OrderType.MARKET,
-                                   size=size, limit=0, cancel_after=0, client_oid=oid, wallet_set_id=wallet.wallet_set_id,
-                                   run_id=None, owner_id=ctx.owner_id, account_id=wallet.account_id)
-            try:
-                view = await gateway.make_order(request)
-            except (InvalidInput, DomainError) as exc:
-                if isinstance(exc, NotReady):
-                    raise
-                out.setdefault("errors", {})[key] = f"{exc.code}: {exc}"
-                return units
-            out["step"] += 1
-            self._count(out, key, view.filled_size, oid)
-            if progress is not None:
-                await progress(out)
-            if Decimal(view.filled_size) == 0:
-                return units  # the book had nothing for it after all
+            if not await self._place(ctx, wallet, inst, out, progress, oid, "sold", size=size):
+                return units  # refused (noted under `errors`), or the book had nothing for it after all
         return 0
+
+    async def _spend(self, ctx: ActionContext, wallet: Wallet, inst: Instrument, out: dict[str, Any],
+                     progress: Progress | None) -> int:
+        """Market-buy `inst`'s base with the wallet's available quote, each buy's funds no more than the visible asks
+        take (fees included); the funds (ATTO) left unspent for want of liquidity, 0 once what is left buys nothing."""
+        gateway = self.gateway
+        key = _market_key(wallet, inst)
+        for _ in range(_MAX_SLICES):
+            oid = await self._next_slice(ctx, out, key, "bought")
+            funds = gateway.ledger.available_of(wallet.exchange, wallet.currency, wallet.wallet_set_id, wallet.account_id)
+            if funds <= 0 or funds * FEE_SCALE // (FEE_SCALE + inst.taker_fee) < inst.min_notional:
+                if funds > 0:
+                    out.setdefault("dust", {})[key] = str(Decimal(funds).scaleb(-ATTO_DECIMALS))
+                return 0
+            market = gateway.venues[wallet.exchange].market(inst.symbol)
+            if market is None:
+                return funds
+            levels = list(islice(market.engine.available_levels(Side.BUY, None), self.depth_levels))
+            visible = 0
+            for price, size in levels:
+                notional = inst.notional_atto(price, size - size % inst.step)
+                visible += notional + inst.fee_atto(notional, maker=False)
+            spend = min(funds, visible)
+            if not levels or spend * FEE_SCALE // (FEE_SCALE + inst.taker_fee) < inst.min_notional:
+                return funds  # no liquidity now: retried later
+            try:
+                placed = await self._place(ctx, wallet, inst, out, progress, oid, "bought", funds=spend)
+            except (InvalidInput, DomainError) as exc:
+                if exc.code != "funds_below_min_size":
+                    raise
+                out.setdefault("dust", {})[key] = str(Decimal(funds).scaleb(-ATTO_DECIMALS))  # buys less than one step
+                return 0
+            if not placed:
+                return funds
+        return 0
+
+    async def _next_slice(self, ctx: ActionContext, out: dict[str, Any], key: str, total: str) -> str:
+        """The client id of the next slice, once the slices placed before a crash and not yet counted are counted (a
+        slice's id names it in the gateway: one placed is never placed again)."""
+        while True:
+            oid = f"cw-r{ctx.firing_id}-{ctx.index}-{out['step']}"
+            existing = await self._existing(oid, ctx.owner_id)
+            if existing is None:
+                return oid
+            self._count(out, key, existing.get("filled_size", "0"), oid, total)
+            out["step"] += 1
+
+    async def _place(self, ctx: ActionContext, wallet: Wallet, inst: Instrument, out: dict[str, Any], progress: Progress | None,
+                     oid: str, total: str, size: int = 0, funds: int | None = None) -> bool:
+        """Place one market slice (a sell of `size`, or a buy for `funds`) and count it; False when nothing filled or the
+        order was refused (the refusal noted under `errors`; `funds_below_min_size` raised for the caller's dust)."""
+        gateway = self.gateway
+        key = _market_key(wallet, inst)
+        gateway.ready_exchange(wallet.exchange)  # NotReady: the whole command waits
+        request = OrderRequest(exchange=wallet.exchange, instrument=inst, side=Side.SELL if funds is None else Side.BUY,
+                               type=OrderType.MARKET, size=size, limit=0, cancel_after=0, client_oid=oid,
+                               wallet_set_id=wallet.wallet_set_id, run_id=None, owner_id=ctx.owner_id,
+                               account_id=wallet.account_id, funds=funds or 0)
+        try:
+            view = await gateway.make_order(request)
+        except (InvalidInput, DomainError) as exc:
+            if isinstance(exc, NotReady) or exc.code == "funds_below_min_size":
+                raise
+            out.setdefault("errors", {})[key] = f"{exc.code}: {exc}"
+            return False
+        out["step"] += 1
+        self._count(out, key, view.filled_size, oid, total)
+        if progress is not None:
+            await progress(out)
+        return Decimal(view.filled_size) != 0
 
     async def _existing(self, client_oid: str, owner_id: int) -> dict[str, Any] | None:
         gateway = self.gateway
@@ -261,10 +319,14 @@ class ActionRunner:
         return {"filled_size": inst.size_str(order.filled_size)}
 
     @staticmethod
-    def _count(out: dict[str, Any], key: str, filled: str, oid: str) -> None:
-        sold = out["sold"]
-        sold[key] = str(Decimal(sold.get(key, "0")) + Decimal(filled))
-        out["orders"].append({"client_oid": oid, "market": key, "filled": filled})
+    def _count(out: dict[str, Any], key: str, filled: str, oid: str, total: str = "sold") -> None:
+        """One order's filled size, added to `sold` (a sell) or `bought` (a buy of the target with its quote)."""
+        counted = out.setdefault(total, {})
+        counted[key] = str(Decimal(counted.get(key, "0")) + Decimal(filled))
+        order = {"client_oid": oid, "market": key, "filled": filled}
+        if total == "bought":
+            order["side"] = "buy"
+        out["orders"].append(order)
 
     async def _close_positions(self, ctx: ActionContext, out: dict[str, Any]) -> bool:
         """Close every open perpetual position of the scope with a reduce-only market order; True while one is left."""
@@ -384,6 +446,13 @@ def _retry_status(status: int) -> bool:
 
 def _webhook_failed(exc: BaseException) -> bool:
     return isinstance(exc, (_HostFailing, httpx.HTTPError, OSError))
+
+
+def _buy_market(markets: Mapping[str, PaperMarket], target: object, currency: str) -> Instrument | None:
+    """The spot market buying `target` with `currency` (its quote): how a holding of the target's quote is spent on it."""
+    found = [m.instrument for m in markets.values()
+             if m.instrument.kind == SPOT and m.instrument.base == target and m.instrument.quote == currency]
+    return min(found, key=lambda i: i.symbol) if found else None
 
 
 def _sell_market(markets: Mapping[str, PaperMarket], currency: str, target: object) -> Instrument | None:
