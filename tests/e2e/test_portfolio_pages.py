@@ -2,20 +2,28 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import json
 import re
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect
 from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
+from coinwire.core.daily_stats import DailyStats, day_bounds
+from coinwire.store.portfolio_daily import write_days
+from coinwire.store.store import Store
 from tests.e2e.conftest import (
     ADMIN_PASSWORD,
     PHONE,
@@ -185,6 +193,155 @@ def test_another_users_portfolio_is_not_found_on_the_page(browser: Browser, serv
     w.page.context.close()
     # the refused daily stats and balance reads are the page's only console errors (the browser logs each 404)
     assert not [e for e in w.errors if "404" not in e], w.errors
+
+
+# --- daily stats: the table and its bar chart, with recorded days, masked ------------------------------------------
+
+DESKTOP_1280 = {"width": 1280, "height": 800}
+# three recorded days of the admin's paper account, oldest first: (closing, pnl, realised, fees, trades, win rate, deposits)
+DAYS = [("10120.5", "120.5", "100.25", "3.75", 4, "0.75", "0"),
+        ("10575.25", "-45.25", "-60.5", "1.25", 2, "0.5", "500"),
+        ("10655.25", "80", "0", "0", 0, None, "0")]
+MONEY = ("Close", "PnL", "Realised", "Unrealised", "Fees", "Funding", "Peak", "Deposits", "Withdrawals")
+
+
+def _recorded_days(zone: ZoneInfo, today: date) -> list[DailyStats]:
+    """What the recorder would have stored for the three days before `today` (the owner's local days)."""
+    out = []
+    for i, (closing, pnl, realised, fees, trades, win_rate, deposits) in enumerate(DAYS):
+        day = today - timedelta(days=len(DAYS) - i)
+        start, end = day_bounds(day, zone)
+        close, gain = Decimal(closing), Decimal(pnl)
+        out.append(DailyStats(
+            day=day.isoformat(), start=start, end=end, currency="USD", status="recorded", closing=close,
+            opening=close - gain - Decimal(deposits), pnl=gain, realised=Decimal(realised), unrealised=gain - Decimal(realised),
+            fees=Decimal(fees), deposits=Decimal(deposits), trades=trades, closing_trades=trades,
+            winning_trades=int(trades * Decimal(win_rate or 0)), win_rate=None if win_rate is None else Decimal(win_rate),
+            exposure=Decimal("0.25"), peak=Decimal("10700"), drawdown=Decimal("0.0042")))
+    return out
+
+
+@pytest.fixture(scope="module")
+def daily_server(tmp_path_factory: pytest.TempPathFactory, dashboard_built: Path) -> Iterator[tuple[ServerProcess, int]]:
+    """A server whose admin's paper account has three recorded days, written to its store while it was stopped (as the
+    daily stats API's test does), then started again; with the account's id."""
+    folder = Path(tmp_path_factory.mktemp("web-daily"))
+    proc = ServerProcess(folder)
+    proc.start()
+    try:
+        with proc.client() as admin:
+            me = admin.get("/api/v1/me").json()
+            zone = ZoneInfo(admin.get("/api/v1/me/preferences").json()["time_zone"])
+            account = next(a["id"] for a in admin.get("/api/v1/accounts").json() if a["owner"] == me["id"] and a["kind"] == "paper")
+    finally:
+        proc.stop()
+    url = f"sqlite:///{folder / 'coinwire.db'}"
+    days = _recorded_days(zone, datetime.now(UTC).astimezone(zone).date())
+
+    async def write() -> None:
+        async with Store(url, journal=True) as store:
+            await write_days(store, "account", str(account), days, now_ns=time.time_ns())
+
+    with ThreadPoolExecutor(1) as pool:  # Playwright's sync API may own this thread's event loop
+        pool.submit(asyncio.run, write()).result(timeout=60)
+    proc.start()
+    try:
+        yield proc, account
+    finally:
+        proc.stop()
+
+
+def _cells(page: Page, label: str) -> list[str]:
+    """The daily table's cells of one column, newest day first (as the table lists them)."""
+    return [str(t) for t in page.evaluate(
+        f"() => [...document.querySelectorAll('[data-testid=daily-row] td[data-label=\"{label}\"]')].map((td) => td.textContent)")]
+
+
+def _bars(page: Page) -> list[dict[str, Any]]:
+    """The bar chart's bars in the order drawn (oldest day first): class, height and the tooltip's text."""
+    return list(page.evaluate("""() => [...document.querySelectorAll('[data-testid=daily-stats] svg.daily-chart rect')].map((r) =>
+        ({cls: r.getAttribute('class'), height: Number(r.getAttribute('height')), title: r.querySelector('title')?.textContent}))"""))
+
+
+def test_daily_stats_table_and_chart_show_recorded_days_and_masking_hides_their_money(
+        browser: Browser, daily_server: tuple[ServerProcess, int]) -> None:
+    server, account = daily_server
+    days = [d["day"] for d in httpx.get(f"{server.http}/api/v1/portfolio/account/{account}/daily", headers=server.headers).json()
+            if d["status"] == "recorded"]  # fmt: skip
+    assert len(days) == 3, days
+    path = f"/app/portfolio?scope=account&id={account}"
+    w = open_page(browser, server, DESKTOP_1280)
+    sign_in(w)
+    page = w.page
+    masked = False
+    try:
+        page.goto(path)
+        expect(page.get_by_test_id("daily-row")).to_have_count(3)
+        # the table: newest day first, money at the user's 2 decimals, counts and ratios as they are
+        newest_first = list(reversed(DAYS))
+        assert _cells(page, "Day") == list(reversed(days))
+        assert _cells(page, "Close") == [f"{Decimal(d[0]):,.2f}" for d in newest_first] == ["10,655.25", "10,575.25", "10,120.50"]
+        assert _cells(page, "PnL") == ["80.00", "-45.25", "120.50"]
+        assert _cells(page, "Fees") == ["0.00", "1.25", "3.75"]
+        assert _cells(page, "Deposits") == ["0.00", "500.00", "0.00"]
+        assert _cells(page, "Trades") == ["0", "2", "4"]
+        assert _cells(page, "Win rate") == ["–", "50.00%", "75.00%"]
+        assert _cells(page, "Drawdown") == ["0.42%"] * 3
+        # the chart: one bar per day in date order, up for a gain and down for a loss, heights in proportion to the PnL
+        bars = _bars(page)
+        assert [b["cls"] for b in bars] == ["up", "down", "up"]
+        tallest = bars[0]["height"]
+        assert tallest == pytest.approx(56)  # the largest move fills half the chart (less its margin)
+        assert [b["height"] / tallest for b in bars] == pytest.approx([1, 45.25 / 120.5, 80 / 120.5])
+        assert [b["title"] for b in bars] == [f"{days[0]}: 120.50", f"{days[1]}: -45.25", f"{days[2]}: 80.00"]
+        shot(w, "portfolio-daily-desktop")
+
+        phone = open_page(browser, server, PHONE)
+        try:
+            sign_in(phone)
+            phone.page.goto(path)
+            expect(phone.page.get_by_test_id("daily-row")).to_have_count(3)
+            assert _cells(phone.page, "PnL") == ["80.00", "-45.25", "120.50"]
+            _no_sideways_overflow(phone.page)
+            shot(phone, "portfolio-daily-phone")
+        finally:
+            phone.page.context.close()
+        assert not phone.errors, phone.errors
+
+        toggle_mask(page)
+        masked = True
+        expect(page.locator("html")).to_have_class(re.compile("masked"))
+        # every money column hidden, in the table and in the bars' tooltips; counts, ratios and the bars' shape stay
+        page.wait_for_function("() => document.querySelector('[data-testid=daily-row] td[data-label=Close]')?.textContent === '•••••'")
+        for label in MONEY:
+            assert _cells(page, label) == [MASK] * 3, label
+        assert _cells(page, "Trades") == ["0", "2", "4"] and _cells(page, "Win rate") == ["–", "50.00%", "75.00%"]
+        assert [b["title"] for b in _bars(page)] == [f"{day}: {MASK}" for day in days]
+        assert [b["cls"] for b in _bars(page)] == ["up", "down", "up"]
+        text = page.get_by_test_id("daily-stats").inner_text()
+        for figure in ("10,655.25", "10,575.25", "10,120.50", "120.50", "45.25", "80.00", "500.00", "3.75", "1.25"):
+            assert figure not in text, figure
+        shot(w, "portfolio-daily-masked-desktop")
+
+        phone = open_page(browser, server, PHONE)
+        try:
+            sign_in(phone)
+            phone.page.goto(path)  # a new view starts masked (the preference is the server's)
+            expect(phone.page.get_by_test_id("daily-row")).to_have_count(3)
+            phone.page.wait_for_function(
+                "() => document.querySelector('[data-testid=daily-row] td[data-label=PnL]')?.textContent === '•••••'")
+            assert _cells(phone.page, "PnL") == [MASK] * 3 and _cells(phone.page, "Trades") == ["0", "2", "4"]
+            _no_sideways_overflow(phone.page)
+            shot(phone, "portfolio-daily-masked-phone")
+        finally:
+            phone.page.context.close()
+        assert not phone.errors, phone.errors
+    finally:
+        if masked:
+            toggle_mask(page)
+            expect(page.locator("html")).not_to_have_class(re.compile("masked"))
+        page.context.close()
+    assert not w.errors, w.errors
 
 
 # --- import with progress, against the local signed Binance holding a recorded past ------------------------------

@@ -43,12 +43,19 @@ async def portfolio_rig(tmp_path: Path, url: str, schema: str | None, clock: Clo
     """The gateway (its book held from the moment it is ready), the candle writer and the tracker, all on `clock`; the tracker is
     not started (the caller steps it). Prices in the display currency come through MarketData's pegs (USDT = USD)."""
     async with running_gateway(tmp_path, url, schema, exchange, clock=clock, hold_book=True) as gateway:
-        writer = PortfolioCandleWriter(gateway.store)
-        await writer.start()
         market = MarketData(gateway.settings.market_data, gateway.bus, MemoryCache(), gateway.store, streamers=[])
-        tracker = PortfolioTracker(gateway, market, gateway.store, writer, clock=clock)
-        try:
-            yield Rig(gateway, tracker, writer, gateway.store, clock)
-        finally:
-            await tracker.close()
-            await writer.close()
+        async with tracking(gateway, market, clock) as rig:
+            yield rig
+
+
+@asynccontextmanager
+async def tracking(gateway: Gateway, market: MarketData, clock: Clock) -> AsyncIterator[Rig]:
+    """The candle writer and a tracker (not started) over a running gateway and its market data, on `clock`."""
+    writer = PortfolioCandleWriter(gateway.store)
+    await writer.start()
+    tracker = PortfolioTracker(gateway, market, gateway.store, writer, clock=clock)
+    try:
+        yield Rig(gateway, tracker, writer, gateway.store, clock)
+    finally:
+        await tracker.close()
+        await writer.close()

@@ -52,16 +52,22 @@ async def query(tmp_path: Path) -> AsyncIterator[PortfolioOhlcv]:
         await store.close()
 
 
-def independent_rollup(timeframe: timedelta | str, tz: str) -> list[list[object]]:
-    """Buckets by local wall clock, written plainly: the observed 15-minute candles grouped by their local bucket."""
+def independent_rollup(timeframe: timedelta | str, tz: str, series: list[PortfolioCandle] | None = None) -> list[list[object]]:
+    """Buckets by local wall clock, written plainly: the observed 15-minute candles grouped by their local bucket (a day
+    from local midnight, a week from Monday's, a month from the 1st's)."""
     zone = ZoneInfo(tz)
     groups: dict[int, list[PortfolioCandle]] = {}
-    for c in candles():
+    for c in candles() if series is None else series:
         if c.status == "missing":
             continue
         local = datetime.fromtimestamp(c.open_time, zone)
         if timeframe == "1d":
             start = datetime(local.year, local.month, local.day, tzinfo=zone)
+        elif timeframe == "1w":
+            monday = local.date() - timedelta(days=local.weekday())
+            start = datetime(monday.year, monday.month, monday.day, tzinfo=zone)
+        elif timeframe == "1M":
+            start = datetime(local.year, local.month, 1, tzinfo=zone)
         else:
             assert isinstance(timeframe, timedelta)
             step = int(timeframe.total_seconds())
@@ -82,6 +88,66 @@ async def test_rollups_equal_an_independent_rollup(query: PortfolioOhlcv, tz: st
     if tz == "Europe/London" and timeframe == "1d":  # the day of the change is 23 hours long
         starts = [row[0] for row in got]
         assert starts[3] - starts[2] == 23 * 3600
+
+
+# Two stretches of 15-minute candles: 2026-02-20 to 2026-04-08 (London springs forward on Sunday 2026-03-29, weeks and the
+# months February to April) and 2026-10-12 to 2026-11-04 (London falls back on Sunday 2026-10-25), nothing stored between
+SPANS = [(datetime(2026, 2, 20, 9, tzinfo=UTC), datetime(2026, 4, 8, 3, tzinfo=UTC)),
+         (datetime(2026, 10, 12, 14, tzinfo=UTC), datetime(2026, 11, 4, 20, tzinfo=UTC))]
+
+
+def long_candles() -> list[PortfolioCandle]:
+    """Weeks of candles with exact 8-decimal values; one whole local day (2026-03-02, every zone here) missing."""
+    rnd = random.Random(2026)
+    out, value = [], Decimal("5000.00000000")
+    gone = (int(datetime(2026, 3, 1, 12, tzinfo=UTC).timestamp()), int(datetime(2026, 3, 3, 12, tzinfo=UTC).timestamp()))
+    for first, last in SPANS:
+        for t in range(int(first.timestamp()), int(last.timestamp()), BUCKET_S):
+            opened = value
+            samples = [opened + Decimal(rnd.randint(-900_000_000, 900_000_000)).scaleb(-8) for _ in range(2)]
+            value = samples[-1]
+            status = "missing" if gone[0] <= t < gone[1] else "complete"
+            out.append(PortfolioCandle(t, opened, max(opened, *samples), min(opened, *samples), value,
+                                       Decimal(rnd.randint(0, 10**9)).scaleb(-8), status))
+    return out
+
+
+@pytest.fixture(scope="module")
+def long_series() -> list[PortfolioCandle]:
+    return long_candles()
+
+
+@pytest.mark.parametrize("tz", ["Europe/London", "Asia/Kathmandu"])
+@pytest.mark.parametrize("timeframe", ["1w", "1M"])
+async def test_weeks_and_months_equal_an_independent_rollup(tmp_path: Path, long_series: list[PortfolioCandle], tz: str,
+                                                            timeframe: str) -> None:
+    """Weeks from local Monday and calendar months, across both of London's DST changes and in Kathmandu's +05:45."""
+    async with Store(f"sqlite:///{tmp_path}/long.db") as store:
+        await write_portfolio_candles(store, [PortfolioCandleRow.of("run", "r-9", "USD", c, 1) for c in long_series])
+        query = PortfolioOhlcv(store, None, max_points=5_000, clock=lambda: int(SPANS[-1][1].timestamp()) * 10**9)
+        page = query.page(timeframe, tz, int(SPANS[0][0].timestamp()), int(SPANS[-1][1].timestamp()))
+        got = await query.candles("run", "r-9", "USD", page)
+    want = independent_rollup(timeframe, tz, long_series)
+    assert got == want
+    zone = ZoneInfo(tz)
+    starts = [datetime.fromtimestamp(row[0], zone) for row in got]
+    assert all((s.hour, s.minute) == (0, 0) for s in starts)  # each opens at a local midnight
+    if timeframe == "1w":
+        assert {s.weekday() for s in starts} == {0} and len(got) == 8 + 4  # Mondays; none for the months not stored
+    else:
+        assert [(s.year, s.month) for s in starts] == [(2026, m) for m in (2, 3, 4, 10, 11)] and {s.day for s in starts} == {1}
+    if tz == "Europe/London":
+        by_start = {row[0]: row for row in got}
+        if timeframe == "1w":  # the weeks of the changes are an hour short and an hour long
+            spring = int(datetime(2026, 3, 23, tzinfo=zone).timestamp())
+            autumn = int(datetime(2026, 10, 19, tzinfo=zone).timestamp())
+            assert spring == int(datetime(2026, 3, 23, tzinfo=UTC).timestamp()) and spring + 7 * 86_400 - 3600 in by_start
+            assert autumn == int(datetime(2026, 10, 18, 23, tzinfo=UTC).timestamp()) and autumn + 7 * 86_400 + 3600 in by_start
+        else:  # April opens at 23:00 UTC on 31 March (BST), November at midnight UTC (GMT again)
+            assert int(datetime(2026, 3, 31, 23, tzinfo=UTC).timestamp()) in by_start
+            assert int(datetime(2026, 11, 1, tzinfo=UTC).timestamp()) in by_start
+    else:  # Kathmandu: 00:00 local is 18:15 UTC the day before
+        assert all(datetime.fromtimestamp(row[0], UTC).time().isoformat() == "18:15:00" for row in got)
 
 
 async def test_15m_answers_the_stored_candles_and_leaves_missing_ones_out(query: PortfolioOhlcv) -> None:

@@ -5,30 +5,43 @@ mid at the boundary, exact at 8 places), volumes, rollups in three zones, two us
 
 from __future__ import annotations
 
+import asyncio
 import time
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import datetime
-from decimal import ROUND_HALF_EVEN, Decimal
+from decimal import ROUND_HALF_EVEN, Context, Decimal
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import asyncpg
+import msgspec
 import numpy as np
 import pytest
 
 from coinwire.api.wallet_views import WalletViews
+from coinwire.app import build_feed
+from coinwire.bus.memory import MemoryBus
+from coinwire.cache.memory import MemoryCache
+from coinwire.config import load_settings
 from coinwire.core.errors import NotFound, NotReady
 from coinwire.core.numbers import ATTO
 from coinwire.core.orders import Fill, OrderRequest, OrderType, Side
 from coinwire.core.portfolio import BUCKET_S, CandleBuilder
 from coinwire.core.rollup import OHLCV, bucket_starts, parse_timeframe, rollup
-from coinwire.messages import BookSnapshot
+from coinwire.messages import BookSnapshot, TradeTick
+from coinwire.services.gateway import Gateway
+from coinwire.services.market_data import MarketData, build_refdata
+from coinwire.services.portfolio_tracker import PortfolioTracker
 from coinwire.store import Store
 from coinwire.store.portfolio_candles import PortfolioCandleRow, PortfolioCandleWriter, load_portfolio_candles
 from coinwire.store.tables import preferences
 from tests.conftest import POSTGRES_URL, require_service
-from tests.services.portfolio_rig import Clock, Rig, portfolio_rig
+from tests.feeds.binance_server import ServerRunner
+from tests.refdata.refdata_server import OXR_APP_ID, OXR_LATEST, RefDataVenue
+from tests.services.gateway_running import running_gateway
+from tests.services.portfolio_rig import Clock, Rig, portfolio_rig, tracking
 
 EXCHANGE = {"name": "demo", "feed": "demo", "tick_interval": 3600, "seed": 5, "symbols": ["BTC/USDT"],
             "paper_funds": {"USDT": "10000", "BTC": "1"}}  # fmt: skip
@@ -49,6 +62,20 @@ async def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIter
         await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
     finally:
         await conn.close()
+
+
+def recorded_fills(g: Gateway) -> list[Fill]:
+    """The fills the gateway makes from now on, in order (a listener of its executions)."""
+    fills: list[Fill] = []
+
+    class Recorder:
+        async def on_market(self, message: object) -> None: ...
+
+        def on_execution(self, orders: object, new: list[Fill]) -> None:
+            fills.extend(new)
+
+    g.listeners.append(Recorder())
+    return fills
 
 
 async def set_book(r: Rig, bid: str, ask: str) -> Decimal:
@@ -91,15 +118,7 @@ async def test_candles_over_several_boundaries_equal_an_independent_computation(
         g = r.gateway
         alice, bob = await g.account_for(1, "demo"), await g.account_for(2, "demo")
         g.accounts.set_member(alice.id, 3, "view")  # user 3 may view alice's account: it is not in their total
-        fills: list[Fill] = []
-
-        class Recorder:
-            async def on_market(self, message: object) -> None: ...
-
-            def on_execution(self, orders: object, new: list[Fill]) -> None:
-                fills.extend(new)
-
-        g.listeners.append(Recorder())
+        fills = recorded_fills(g)
         mid = await set_book(r, "30000", "30002")
         mids_seen = [mid]  # the mid of the tracker's first samples (start, and after the first buy)
         await r.tracker.start(loop=False)
@@ -341,15 +360,7 @@ async def test_a_perpetual_position_counts_at_its_mark_with_its_unrealised_pnl(t
         mid = await set_book(r, "30000", "30002")
         venue = g.venues["demo"]
         perp = venue.markets["BTC/USDT:USDT"].instrument
-        fills: list[Fill] = []
-
-        class Recorder:
-            async def on_market(self, message: object) -> None: ...
-
-            def on_execution(self, orders: object, new: list[Fill]) -> None:
-                fills.extend(new)
-
-        g.listeners.append(Recorder())
+        fills = recorded_fills(g)
         await g.make_order(OrderRequest(
             exchange="demo", instrument=perp, side=Side.BUY, type=OrderType.MARKET, size=perp.parse_size("0.01", "size"),
             limit=0, cancel_after=0, client_oid="long", wallet_set_id=None, run_id=None, owner_id=1))  # fmt: skip
@@ -414,3 +425,193 @@ async def test_an_asset_nothing_prices_is_left_out_and_the_total_keeps_following
         await r.gateway.apply_market(BookSnapshot("demo", "BTC/USDT", clock.now, market.sync.last_update_id + 1, [], []))
         await r.tracker.step()
         assert r.tracker.value_now("user", "2") == moved + 10_000  # no book: BTC keeps its last price
+
+
+# --- a display currency reached through FX, and a market valued at its last trade ------------------------------------
+
+# USD -> EUR as each FX source of the local stand-in states it: Open Exchange Rates quotes from USD (0.915632 EUR per
+# USD), the ECB from EUR (1.0922 USD per EUR), so its USD -> EUR is the inverse, exact at 34 digits as core.conversion
+USD_EUR = {"openexchangerates": Decimal(str(OXR_LATEST["rates"]["EUR"])),
+           "ecb": Context(prec=34).divide(Decimal(1), Decimal("1.0922"))}
+
+
+@asynccontextmanager
+async def fx_rig(tmp_path: Path, clock: Clock, fx_source: str) -> AsyncIterator[Rig]:
+    """portfolio_rig's gateway, writer and tracker, with MarketData's FX rates fetched from the local reference-data
+    stand-in (its documented ECB and Open Exchange Rates answers) as the composition root builds them."""
+    runner = ServerRunner(RefDataVenue())
+    await runner.start()
+    path = {"ecb": "/ecb/eurofxref-daily.xml", "openexchangerates": "/oxr/api/latest.json"}[fx_source]
+    try:
+        async with running_gateway(tmp_path, f"sqlite:///{tmp_path / 'cw.db'}", None, EXCHANGE, clock=clock,
+                                   hold_book=True) as gateway:  # fmt: skip
+            cfg = msgspec.structs.replace(gateway.settings.market_data, fx_source=fx_source,
+                                          fx_url=f"http://127.0.0.1:{runner.port}{path}")  # fmt: skip
+            refdata = build_refdata(cfg, gateway.store, env={"COINWIRE_OPENEXCHANGERATES_APP_ID": OXR_APP_ID})
+            assert refdata is not None
+            await refdata.start(loops=False)
+            assert await refdata.refresh_fx()
+            market = MarketData(cfg, gateway.bus, MemoryCache(), gateway.store, refdata=refdata, streamers=[])
+            try:
+                async with tracking(gateway, market, clock) as rig:
+                    yield rig
+            finally:
+                await refdata.close()
+    finally:
+        await runner.stop()
+
+
+@pytest.mark.parametrize("fx_source", ["openexchangerates", "ecb"])
+async def test_a_display_currency_reached_through_fx_closes_at_the_usd_value_times_the_rate(tmp_path: Path, fx_source: str) -> None:
+    """An owner who shows EUR: every 15-minute close is the account's USD value (holdings from the fills at the book's mid)
+    times the FX source's USD -> EUR rate, and its volume the fills' notional times the same rate, exact at 8 places;
+    another owner's account stays in USD. A rate the tracker took from anywhere else (a peg to the wrong fiat, USD
+    unconverted) would not give these digits."""
+    t0 = (time.time_ns() // S // BUCKET_S) * BUCKET_S - 2 * BUCKET_S
+    clock = Clock(t0 * S + 60 * S)
+    rate = USD_EUR[fx_source]
+    async with fx_rig(tmp_path, clock, fx_source) as r:
+        g = r.gateway
+        eve, ben = await g.account_for(1, "demo"), await g.account_for(2, "demo")
+        async with r.store.engine.begin() as conn:
+            await conn.execute(preferences.insert().values(user_id=1, time_zone="UTC", currency="EUR", crypto_decimals=6,
+                                                           stable_decimals=2, mask=False, updated_at=0))  # fmt: skip
+        fills = recorded_fills(g)
+        mids = {t0 + BUCKET_S: await set_book(r, "30000", "30002")}
+        await r.tracker.start(loop=False)
+        assert r.tracker.currency_of("account", str(eve.id)) == "EUR"
+        assert r.tracker.currency_of("account", str(ben.id)) == "USD"
+        clock.now = (t0 + 300) * S
+        await trade(r, 1, Side.BUY, "0.1")
+        await r.tracker.step()
+        clock.now = (t0 + 600) * S
+        mids[t0 + BUCKET_S] = await set_book(r, "31000.5", "31011")
+        clock.now = (t0 + BUCKET_S + 5) * S  # closes the first bucket at this book
+        await r.tracker.step()
+        mids[t0 + 2 * BUCKET_S] = await set_book(r, "29777.25", "29781.5")
+        await trade(r, 1, Side.SELL, "0.03")
+        clock.now = (t0 + 2 * BUCKET_S + 5) * S
+        await r.tracker.step()
+        await r.writer.flush()
+
+        inst = g.venues["demo"].markets["BTC/USDT"].instrument
+        stored = await load_portfolio_candles(r.store, "account", str(eve.id), "EUR")
+        assert stored is not None
+        assert await load_portfolio_candles(r.store, "account", str(eve.id), "USD") is None  # one series, in her currency
+        assert stored.candles.time.tolist() == [t0, t0 + BUCKET_S]
+        for i, t in enumerate(stored.candles.time.tolist()):
+            end = t + BUCKET_S
+            btc, usdt = holdings_at(fills, end * S, inst.size_decimals)
+            usd = btc * mids[end] + usdt
+            assert Decimal(int(stored.candles.close[i])).scaleb(-8) == (usd * rate).quantize(Q, rounding=ROUND_HALF_EVEN), i
+            assert (usd * rate).quantize(Q) != usd.quantize(Q)
+            notional = sum((Decimal(f.notional).scaleb(-18) for f in fills if t * S < f.ts <= end * S), Decimal(0))
+            assert notional > 0
+            assert Decimal(int(stored.candles.volume[i])).scaleb(-8) == (notional * rate).quantize(Q, rounding=ROUND_HALF_EVEN), i
+        assert r.tracker.value_now("user", "1") == r.tracker.value_now("account", str(eve.id))
+        usd_ben = await load_portfolio_candles(r.store, "account", str(ben.id), "USD")
+        assert usd_ben is not None
+        assert [Decimal(int(c)).scaleb(-8) for c in usd_ben.candles.close.tolist()] == [
+            (mids[t0 + BUCKET_S] + 10_000).quantize(Q), (mids[t0 + 2 * BUCKET_S] + 10_000).quantize(Q)]
+
+
+async def test_a_market_whose_book_is_empty_is_valued_at_its_last_trade(tmp_path: Path) -> None:
+    """The book's mid while there is a book (a public trade elsewhere moves nothing); once the book is empty, the last
+    public trade's price, and the next trade's when it comes (not the last mid kept): the 15-minute closes say so."""
+    t0 = (time.time_ns() // S // BUCKET_S) * BUCKET_S - 2 * BUCKET_S
+    clock = Clock(t0 * S + 30 * S)
+    async with portfolio_rig(tmp_path, f"sqlite:///{tmp_path / 'cw.db'}", None, clock, EXCHANGE) as r:
+        account = await r.gateway.account_for(1, "demo")  # 1 BTC and 10,000 USDT
+        market = r.gateway.venues["demo"].markets["BTC/USDT"]
+        inst = market.instrument
+
+        async def public_trade(price: str) -> None:
+            await r.gateway.apply_market(TradeTick("demo", "BTC/USDT", clock.now, uuid.uuid4().hex, inst.parse_price(price),
+                                                   inst.parse_size("0.5", "size"), "buy"))  # fmt: skip
+
+        mid = await set_book(r, "30000", "30002")
+        await r.tracker.start(loop=False)
+        clock.now = (t0 + 100) * S
+        await public_trade("30500")
+        await r.tracker.step()
+        assert r.tracker.value_now("account", str(account.id)) == mid + 10_000  # a book: its mid, not the trade
+        clock.now = (t0 + 200) * S
+        await r.gateway.apply_market(BookSnapshot("demo", "BTC/USDT", clock.now, market.sync.last_update_id + 1, [], []))
+        assert market.engine.book.best_bid() is None and market.engine.book.best_ask() is None
+        await r.tracker.step()
+        assert r.tracker.value_now("account", str(account.id)) == Decimal(30_500) + 10_000
+        clock.now = (t0 + BUCKET_S + 5) * S  # closes the first bucket: still no book
+        await r.tracker.step()
+        clock.now = (t0 + BUCKET_S + 60) * S
+        await public_trade("28999.5")
+        clock.now = (t0 + 2 * BUCKET_S + 5) * S
+        await r.tracker.step()
+        await r.writer.flush()
+        stored = await load_portfolio_candles(r.store, "account", str(account.id), "USD")
+        assert stored is not None and stored.candles.time.tolist() == [t0, t0 + BUCKET_S]
+        cols = [[Decimal(int(x)).scaleb(-8) for x in col.tolist()]
+                for col in (stored.candles.open, stored.candles.high, stored.candles.low, stored.candles.close)]
+        assert [col[0] for col in cols] == [mid + 10_000, Decimal(40_500), mid + 10_000, Decimal(40_500)]
+        assert [col[1] for col in cols] == [Decimal(40_500), Decimal(40_500), Decimal("38999.5"), Decimal("38999.5")]
+        assert stored.candles.volume.tolist() == [0, 0]  # public trades are not the portfolio's volume
+
+
+async def test_after_a_restart_nothing_is_valued_before_the_markets_are_listed(tmp_path: Path) -> None:
+    """A restarted server loads the wallets from the store before its feed lists the markets: BTC, held on the demo
+    exchange, then has no market yet. It is waited for (no value), not left out: valued as 10,000 USDT alone, the
+    bucket would open and dip at a third of the account's worth, an invented drop kept in the stored candle."""
+    t0 = (time.time_ns() // S // BUCKET_S) * BUCKET_S
+    clock = Clock(t0 * S + 20 * S)
+    url = f"sqlite:///{tmp_path / 'cw.db'}"
+    async with portfolio_rig(tmp_path, url, None, clock, EXCHANGE) as first:
+        account_id = (await first.gateway.account_for(1, "demo")).id  # 1 BTC and 10,000 USDT, stored
+    clock.now += 5 * S
+    settings = load_settings(env={}, overrides={"data_dir": str(tmp_path), "exchanges": [EXCHANGE]})
+    store = Store(url)
+    await store.start()
+    bus = MemoryBus()
+    await bus.start()
+    gateway = Gateway(settings, store, bus, clock=clock)
+    feed = build_feed(settings.exchanges[0])
+    writer = PortfolioCandleWriter(store)
+    tracker = PortfolioTracker(gateway, MarketData(settings.market_data, bus, MemoryCache(), store, streamers=[]), store, writer,
+                               clock=clock)  # fmt: skip
+    try:
+        await gateway.start()
+        await writer.start()
+        venue = gateway.venues["demo"]
+        assert not venue.markets  # the feed has not listed them yet
+        assert {w.currency for w in gateway.ledger.all_wallets() if w.account_id == account_id and w.balance} == {"BTC", "USDT"}
+        await tracker.start(loop=False)
+        with pytest.raises(NotReady):
+            tracker.value_now("account", str(account_id))
+        gateway.snapshot_sources["demo"] = feed
+        feeding = asyncio.create_task(feed.run(bus.publish))
+        for _ in range(200):
+            if venue.status == "ready":
+                break
+            await asyncio.sleep(0.05)
+        await feed.close()
+        feeding.cancel()
+        await asyncio.gather(feeding, return_exceptions=True)
+        assert venue.status == "ready"
+        r = Rig(gateway, tracker, writer, store, clock)
+        clock.now += 5 * S
+        mid = await set_book(r, "30000", "30002")
+        await tracker.step()
+        assert tracker.value_now("account", str(account_id)) == mid + 10_000
+        clock.now = (t0 + BUCKET_S + 5) * S
+        await tracker.step()
+        await writer.flush()
+        stored = await load_portfolio_candles(store, "account", str(account_id), "USD")
+        assert stored is not None
+        last = [Decimal(int(col[-1])).scaleb(-8) for col in
+                (stored.candles.open, stored.candles.high, stored.candles.low, stored.candles.close)]
+        assert last == [mid + 10_000] * 4  # opened at the first true value: no dip to the USDT alone
+    finally:
+        await tracker.close()
+        await writer.close()
+        await feed.close()
+        await gateway.close()
+        await bus.close()
+        await store.close()

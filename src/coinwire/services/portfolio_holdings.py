@@ -14,7 +14,8 @@ Prices: the mid of each spot market the gateway mirrors (last trade where the bo
 then every rate `MarketData.convert` trusts (tickers, FX, coin reference data, pegs), routed by
 core.conversion (fewest steps, freshest). An asset whose route went missing (a book emptied, a
 ticker too old) keeps the last price found for it in that currency. One without a price yet that
-a mirrored market trades (a book not filled at start) is `pending`: the portfolio waits for it
+a mirrored market trades (a book not filled at start), or that is held on a mirrored exchange
+whose markets are not listed yet (a restart), is `pending`: the portfolio waits for it
 (`Unpriced`), so a value is never drawn without it. One that nothing here trades and no rate
 prices (GBP with no FX source) would never be priced: it is left out of the value and named in
 `unpriced`, as the wallet views leave it out of a balance's worth, so a user's whole total does
@@ -149,12 +150,24 @@ def book_rates(gateway: Gateway, now_ns: int) -> list[Rate]:
 
 
 def traded_currencies(gateway: Gateway) -> set[str]:
-    """Every currency a market the gateway mirrors trades or settles in (its price comes once the book fills)."""
+    """Every currency a market the gateway mirrors trades or settles in (its price comes once the book fills), and every
+    currency held on a mirrored exchange whose markets are not listed yet.
+
+    Why the second: after a restart the wallets are loaded from the store before the feed lists
+    the markets. Taken then for assets nothing trades, they would be left out of the value, and
+    the first valuation would be the cash alone: a drop that never happened, kept in the stored
+    candle. Waited for instead, they are priced as soon as the markets and books arrive.
+    """
     out: set[str] = set()
-    for venue in gateway.venues.values():
+    unlisted: set[str] = set()
+    for name, venue in gateway.venues.items():
+        if not venue.markets:
+            unlisted.add(name)
         for market in venue.markets.values():
             inst = market.instrument
             out.update(c for c in (inst.base, inst.quote, inst.settle) if c)
+    if unlisted:  # only until the feeds list their markets (a restart's first seconds): no walk over the wallets after
+        out.update(w.currency for w in gateway.ledger.all_wallets() if w.exchange in unlisted and w.balance)
     return out
 
 
