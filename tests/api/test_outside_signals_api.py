@@ -162,6 +162,10 @@ def test_every_refusal_answers_its_code_and_reaches_no_hub(server: ServerProcess
     refused(post_signed({**good, "X-Coinwire-Signature": sign(secret, raw)}), 401, "invalid_signal_credentials")  # body alone
     refused(post_signed(signed(secret, raw, at=time.time() - 301)), 401, "stale_signature")
     refused(post_signed(signed(secret, raw, at=time.time() + 301)), 401, "stale_signature")
+    # signed, but no time: the header's byte 0xB2 is "²" (latin-1), a digit to str.isdigit and not to int()
+    superscript = {"X-Coinwire-Timestamp": b"\xb2", "X-Coinwire-Signature": sign(secret, signed_payload("\u00b2", raw)),
+                   "Content-Type": "application/json"}
+    refused(post_signed(superscript), 401, "stale_signature")
     for provider in ("twitter", "generic"):  # not configured on this server
         refused(post({**ALERT, "key": key}, url=f"/api/v1/signals/{provider}"), 404, "unknown_provider")
     for bad, code in (({**ALERT, "action": "hold"}, "invalid_signal"), ({**ALERT, "ticker": "{{ticker}}"}, "unfilled_placeholder"),

@@ -18,11 +18,17 @@ from coinwire.auth.tokens import TokenSigner
 from coinwire.auth.vault import MasterKeys, Vault
 from coinwire.core.errors import NotFound
 from coinwire.core.external_trades import sign
+from coinwire.core.outside_signals import signed_payload
 from coinwire.services.outside_signals import OutsideSignals
 from coinwire.services.runs import RunManager
 from coinwire.store import Store
 
 NOW = 1_800_000_000_000_000_000
+TS = str(NOW // 1_000_000_000)  # the signed signals' X-Coinwire-Timestamp: the service's time now
+
+
+def signed(secret: str, raw: bytes) -> str:
+    return sign(secret, signed_payload(TS, raw))
 
 
 def service(store: Store, tmp_path: Path, auth: AuthService) -> OutsideSignals:
@@ -44,16 +50,17 @@ async def test_a_secret_outlives_a_restart_and_signals_stay_their_owners(store: 
     await again.start()
     body = {"method": "headline", "params": {"text": "ETF"}}
     raw = json.dumps(body).encode()
-    answer = await again.receive("news", raw, body, None, sign(secret, raw), "ann")
+    answer = await again.receive("news", raw, body, None, signed(secret, raw), "ann", TS)
     assert (answer["method"], answer["ts"], answer["runs"]) == ("headline", NOW, 0)
-    for user, signature in (("ben", sign(secret, raw)), ("ann", sign(secret, raw + b" ")), ("nobody", sign(secret, raw))):
+    for user, signature in (("ben", signed(secret, raw)), ("ann", signed(secret, raw + b" ")), ("nobody", signed(secret, raw)),
+                            ("ann", sign(secret, raw))):  # the last: the body alone signed, not its time
         with pytest.raises(Unauthenticated) as refused:
-            await again.receive("news", raw, body, None, signature, user)
+            await again.receive("news", raw, body, None, signature, user, TS)
         assert refused.value.code == "invalid_signal_credentials"
     # a secret made while she could run strategies (the route refuses a viewer one): as a viewer, her signals move nothing
     viewer_secret = (await again.rotate(principal["val"], "news"))["secret"]
     with pytest.raises(Forbidden):
-        await again.receive("news", raw, body, None, sign(viewer_secret, raw), "val")
+        await again.receive("news", raw, body, None, signed(viewer_secret, raw), "val", TS)
     assert await again.received(principal["ann"], "news", 0, 10) == [
         {"provider": "news", "method": "headline", "ts": NOW, "params": {"text": "ETF"}}]
     assert await again.received(principal["ben"], "news", 0, 10) == []

@@ -3,7 +3,7 @@
 Why: a portfolio's forming candle lives in the tracker and an indicator's values in the
 analyser, both in the gateway's process; a replica has neither. So `subscribe_portfolio_ohlcv`,
 `subscribe_analysis` and their unsubscribes (`STREAM_METHODS`) are forwarded like any call, with
-the caller's connection named `<replica>.<connection id>`. The gateway's process gives that name
+the caller's connection named `<replica>.<connection id>.<generation>`. The gateway's process gives that name
 one `CallContext` (`RemoteConnections.context`: the caller's identity, no channels, its pushes
 sent to `<namespace>.gwpush.<replica>` prefixed by the connection id) and runs the method on it,
 so the stream is checked, limited, fed and ended exactly as for its own WebSockets (a grant
@@ -15,7 +15,9 @@ with streams are still open (`kind="alive"`); a connection not named for EXPIRE_
 or its replica died) is forgotten there and its streams end. The answer names the connections
 the process knows: one it does not (its process restarted, or another took the shard over) has
 lost its streams, so the replica ends each with `ended: gateway_unavailable`, and the client
-subscribes again.
+subscribes again, under the connection's next generation: whatever the process still fed under the
+old one (a round that failed for a moment) is not named any more and ends there. A push the bus
+refuses ends the connection's streams there too (the next round finds it gone).
 """
 
 from __future__ import annotations
@@ -31,9 +33,10 @@ import structlog
 
 from coinwire.api.context import CallContext
 from coinwire.api.notifier import Notifier, notification
+from coinwire.api.ws_send import task_pusher
 from coinwire.auth.abilities import Principal
 from coinwire.bus.requests import Requests, Responder
-from coinwire.core.errors import CoinwireError
+from coinwire.core.errors import CoinwireError, InvalidInput
 
 if TYPE_CHECKING:
     from coinwire.api.forwarding import Forwarder
@@ -77,14 +80,17 @@ class RemoteConnections:
         if known is not None:
             ctx = known[0]
         else:
-            replica, _, number = connection.rpartition(".")
+            replica, number, _generation = connection.rsplit(".", 2)
             prefix = int(number).to_bytes(8, "big")
             subject = f"{PUSH}.{replica}"
 
             async def send(data: bytes) -> None:
                 await self.requests.emit(subject, prefix + data)
 
-            ctx = CallContext(transport, send=send)
+            async def gone() -> None:  # a push the bus refused: forgotten here, so the replica's next round ends its streams
+                self._forget(connection)
+
+            ctx = CallContext(transport, send=send, push=task_pusher(send, close=gone))
             ctx.channels = set()  # its streams only: the replica pushes the account channels itself, from the bus
             self.notifier.add(ctx)
         ctx.principal = principal  # the replica checked this session just now
@@ -123,6 +129,7 @@ class StreamClient:
         self.requests = requests
         self.notifier = notifier
         self.streams: dict[int, dict[int, str]] = {}  # connection id -> {subscription id: its notification's name}
+        self.generations: dict[int, int] = {}  # connection id -> how many times its streams were lost
         self._listening: Responder | None = None
         self._alive: asyncio.Task[None] | None = None
 
@@ -139,8 +146,12 @@ class StreamClient:
             await self._listening.stop()
 
     def connection(self, ctx: CallContext) -> str:
-        """The name the gateway's process knows this connection by."""
-        return f"{self.forwarder.instance}.{ctx.connection_id}"
+        """The name the gateway's process knows this connection by: a new one after its streams were lost, so streams
+        the process may still feed under the old name (a keep-alive round that failed but for a moment) end there
+        rather than push beside the new ones."""
+        if ctx.send is None:
+            raise InvalidInput("websocket_only", "streams need a WebSocket connection (/rpc)")
+        return f"{self.forwarder.instance}.{ctx.connection_id}.{self.generations.get(ctx.connection_id, 0)}"
 
     def answered(self, name: str, raw: dict[str, Any] | None, ctx: CallContext, result: msgspec.Raw) -> None:
         """Remember a stream opened (or forget one ended) by a forwarded call's answer."""
@@ -168,6 +179,7 @@ class StreamClient:
         """Name the open connections with streams to the gateway's process; end the streams it no longer has."""
         for closed in [c for c in self.streams if c not in self.notifier.connections]:
             del self.streams[closed]  # not named any more: forgotten there after EXPIRE_SECONDS
+            self.generations.pop(closed, None)
         named = {self.connection(self.notifier.connections[c]): c for c, subs in self.streams.items() if subs}
         if not named:
             return
@@ -180,6 +192,7 @@ class StreamClient:
                 self._lost(connection_id)
 
     def _lost(self, connection_id: int) -> None:
+        self.generations[connection_id] = self.generations.get(connection_id, 0) + 1
         ctx = self.notifier.connections.get(connection_id)
         for subscription, stream in self.streams.pop(connection_id, {}).items():
             if ctx is not None and ctx.push is not None:

@@ -23,9 +23,10 @@ The rules, stated once:
   and reports, assets it found no market for;
 - in a display currency other than the value currency (`rate`: one unit of the value currency
   in the display currency over time, a step series like the prices), every value and volume is
-  the value-currency amount times the rate at the same instant; the rate's own changes are
-  samples too; an instant before the rate's first point is unvalued, and a bucket opening
-  before it is not returned (its value would be a guess);
+  the value-currency amount times the rate at the same instant (read at the price instants and
+  the events, not sampled on its own: a per-minute rate would multiply the work by the minutes);
+  an instant before the rate's first point is unvalued, and a bucket opening before it is not
+  returned (its value would be a guess);
 - a user's total at a past bucket (`user_totals`) is one account's rebuilt candle plus every
   other account of the user whose value there is known exactly: a stored flat candle (a
   constant, so the sum's high and low are exact) or nothing at all (an account opened after the
@@ -192,8 +193,7 @@ def rebuild_history(
     start_value = _value(holdings, prices, currency, start_s * _S_NS, rate)
     builder = CandleBuilder(start_value if start_value is not None else _ZERO, start_s * _S_NS)
     closed: list[PortfolioCandle] = []
-    timed = [*prices.values(), *([rate] if rate is not None else [])]
-    instants = sorted({t for series in timed for t in series.times if start_s < t <= last_s})
+    instants = sorted({t for series in prices.values() for t in series.times if start_s < t <= last_s})
     groups = [(ts_ms * _MS_NS, list(group)) for ts_ms, group in groupby(ordered, key=lambda e: e.ts_ms)]
     price_index = 0
     for ts_ns, group in groups:

@@ -84,7 +84,7 @@ def signed_payload(timestamp: str, raw: bytes) -> bytes:
 
 def signature_age(timestamp: str | None, now_ns: int) -> int | None:
     """Seconds between a signal's `X-Coinwire-Timestamp` (unix seconds) and `now_ns`; None when it is not one."""
-    if timestamp is None or not timestamp.isdigit() or len(timestamp) > 12:
+    if timestamp is None or not (timestamp.isascii() and timestamp.isdigit()) or len(timestamp) > 12:
         return None
     return abs(now_ns // 1_000_000_000 - int(timestamp))
 

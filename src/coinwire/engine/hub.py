@@ -13,7 +13,7 @@ format shows as `response_method` (engine/mhubrpc.py renders it).
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, Protocol
 
 import msgspec
 
@@ -63,7 +63,18 @@ class MessageHub:
         return page(self.messages, offset, limit, method, direction)
 
 
-def matches(message: HubMessage, method: str | None, direction: str | None) -> bool:
+class Routed(Protocol):
+    """What a filter of messages reads: a stored record's head is enough (engine/message_pages.py)."""
+
+    @property
+    def direction(self) -> str: ...
+
+    @property
+    def method(self) -> str: ...
+
+
+def matches(message: Routed, method: str | None, direction: str | None) -> bool:
+    """Whether a message is one `method` (exact, or a prefix ending in '.') and `direction` select (None: any)."""
     if direction is not None and message.direction != direction:
         return False
     if method is None:

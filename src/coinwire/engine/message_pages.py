@@ -20,6 +20,8 @@ from typing import IO, Any
 
 import msgspec
 
+from coinwire.engine.hub import matches
+
 __all__ = ["PAGE", "MessagePages"]
 
 PAGE = 1000  # records a page
@@ -69,12 +71,7 @@ def _read(path: Path, offset: int, limit: int | None, method: str | None, direct
         head = msgspec.json.Decoder(_Head)
 
         def wanted(line: bytes) -> bool:
-            if method is None and direction is None:
-                return True
-            record = head.decode(line)
-            if direction is not None and record.direction != direction:
-                return False
-            return method is None or (record.method.startswith(method) if method.endswith(".") else record.method == method)
+            return (method is None and direction is None) or matches(head.decode(line), method, direction)
 
         end = _complete_end(file)
         yield sum(1 for line in _lines(file, end) if wanted(line))

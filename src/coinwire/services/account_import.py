@@ -31,9 +31,10 @@ instant by a rate true then, through core.conversion as every conversion here: t
 pegs first (USDT = USD holds at every instant: one unit at face value, a route of pegs only);
 else the rates the platform stored per minute (store.rates, services/rate_history.py) for a
 market of the account's exchange between the value currency (or a coin pegged with it) and the
-display currency (or one pegged to it), the last one stored holding until the next, as candle
-closes do. Current tickers and FX rates are never used for the past; a bucket before the first
-stored rate is not written, and with no rate at all nothing is (`unconverted` says why).
+display currency (or one pegged to it), the last one known at each close of the import's
+timeframe holding until the next close, as the candles' prices do. Current tickers and FX rates
+are never used for the past; a bucket before the first stored rate is not written, and with no
+rate at all nothing is (`unconverted` says why).
 
 Progress is `{"account_id", "import_id", "step", "done", "total", "eta_s", "state"}`,
 handed to `listeners` after every page and on every change of state. When an import ends, its
@@ -470,7 +471,8 @@ class _Job:
         self.cursor.pop("unconverted", None)
         candles: list[PortfolioCandle] = []
         if currency == display or rate is not None:
-            candles = rebuild_history(now, events, prices, currency, end_s, rate)
+            # pure and CPU-bound (a year of 15-minute buckets): off the event loop the gateway's orders run on
+            candles = await asyncio.to_thread(rebuild_history, now, events, prices, currency, end_s, rate)
         else:  # no rate of the past: nothing written rather than a value at today's rate (or in a currency no chart reads)
             self.cursor["unconverted"] = f"no rate from {currency} to {display} known for the past (a peg or stored rates)"
             log.warning("import: past value not converted", account_id=self.account.id, currency=currency, display=display)
@@ -531,8 +533,13 @@ class _Job:
             inverse = base not in side
             before = best_route(self.owner.pegs, currency, quote if inverse else base)
             after = best_route(self.owner.pegs, base if inverse else quote, display)
+            # the rebuild reads the rate at its price instants (the import timeframe's closes): the last rate known by
+            # each such close is all it needs, not every minute of a year
+            bucket_ms = parse_timeframe(self.owner.settings.timeframe).seconds * 1000
+            last_by_close = {-(-(r.minute_ms + MINUTE_MS) // bucket_ms): r for r in sorted(stored, key=lambda r: r.minute_ms)
+                             if r.price > 0}
             points: list[tuple[int, Decimal]] = []
-            for r in stored:
+            for r in last_by_close.values():
                 if r.price > 0:
                     step = Rate(base, quote, r.price, f"rates:{self.cfg.name}", r.minute_ms * 1_000_000)
                     route = [*before, step.inverse() if inverse else step, *after]

@@ -216,7 +216,7 @@ class ActionRunner:
         gateway = self.gateway
         key = _market_key(wallet, inst)
         for _ in range(_MAX_SLICES):
-            oid = await self._next_slice(ctx, out, key, "sold")
+            oid = await self._next_slice(ctx, out)
             available = gateway.ledger.available_of(wallet.exchange, wallet.currency, wallet.wallet_set_id, wallet.account_id)
             units = _atto_to_units(available, inst)
             units -= units % inst.step
@@ -245,7 +245,7 @@ class ActionRunner:
         gateway = self.gateway
         key = _market_key(wallet, inst)
         for _ in range(_MAX_SLICES):
-            oid = await self._next_slice(ctx, out, key, "bought")
+            oid = await self._next_slice(ctx, out)
             funds = gateway.ledger.available_of(wallet.exchange, wallet.currency, wallet.wallet_set_id, wallet.account_id)
             if funds <= 0 or funds * FEE_SCALE // (FEE_SCALE + inst.taker_fee) < inst.min_notional:
                 if funds > 0:
@@ -273,15 +273,16 @@ class ActionRunner:
                 return funds
         return 0
 
-    async def _next_slice(self, ctx: ActionContext, out: dict[str, Any], key: str, total: str) -> str:
-        """The client id of the next slice, once the slices placed before a crash and not yet counted are counted (a
-        slice's id names it in the gateway: one placed is never placed again)."""
+    async def _next_slice(self, ctx: ActionContext, out: dict[str, Any]) -> str:
+        """The client id of the next slice, once the slices placed before a crash and not yet counted are counted, each
+        under its own market and side (it may be another holding's: the resumed command starts again from the first
+        wallet). A slice's id names it in the gateway: one placed is never placed again."""
         while True:
             oid = f"cw-r{ctx.firing_id}-{ctx.index}-{out['step']}"
             existing = await self._existing(oid, ctx.owner_id)
             if existing is None:
                 return oid
-            self._count(out, key, existing.get("filled_size", "0"), oid, total)
+            self._count(out, existing["key"], existing["filled_size"], oid, existing["total"])
             out["step"] += 1
 
     async def _place(self, ctx: ActionContext, wallet: Wallet, inst: Instrument, out: dict[str, Any], progress: Progress | None,
@@ -316,7 +317,8 @@ class ActionRunner:
         if order is None:
             return None
         inst = gateway.instrument_of(order)
-        return {"filled_size": inst.size_str(order.filled_size)}
+        return {"filled_size": inst.size_str(order.filled_size), "total": "bought" if order.side == Side.BUY else "sold",
+                "key": _key(order.account_id, order.wallet_set_id, order.exchange, order.symbol)}
 
     @staticmethod
     def _count(out: dict[str, Any], key: str, filled: str, oid: str, total: str = "sold") -> None:
@@ -474,8 +476,13 @@ def _notional(inst: Instrument, price: int, size: int) -> int:
 
 
 def _market_key(wallet: Wallet, inst: Instrument) -> str:
-    part = f"/set{wallet.wallet_set_id}" if wallet.wallet_set_id is not None else ""
-    return f"{wallet.account_id}{part}:{wallet.exchange}:{inst.symbol}"
+    return _key(wallet.account_id, wallet.wallet_set_id, wallet.exchange, inst.symbol)
+
+
+def _key(account_id: int, wallet_set_id: int | None, exchange: str, symbol: str) -> str:
+    """`account[/set<id>]:exchange:symbol`: where a close_all's sales (or buys) are counted."""
+    part = f"/set{wallet_set_id}" if wallet_set_id is not None else ""
+    return f"{account_id}{part}:{exchange}:{symbol}"
 
 
 def _would(kind: str, action: Mapping[str, Any], ctx: ActionContext) -> str:

@@ -89,6 +89,7 @@ class OutsideSignals:
         self.clock = clock
         self.secrets: dict[tuple[int, str], str] = {}  # (user id, provider) -> HMAC secret
         self._signed: dict[str, int] = {}  # signatures accepted within the window -> when they may be forgotten (ns)
+        self._pruned_at = 0
 
     async def start(self) -> None:
         """Open every stored signal secret (the vault's `signals/<provider>` entries)."""
@@ -132,6 +133,8 @@ class OutsideSignals:
         try:
             await add_outside_signal(self.store, user_id, signal, received)
         except Exception as exc:
+            if signature is not None:  # not accepted after all: the sender's retry of the same signed signal is not a replay
+                self._signed.pop(signature.strip().lower(), None)
             if store_unreachable(exc):
                 raise store_unavailable() from exc
             raise
@@ -162,7 +165,9 @@ class OutsideSignals:
         if age is None or age > SIGNATURE_WINDOW_S:
             raise Unauthenticated("stale_signature", f"X-Coinwire-Timestamp must be this server's time within {SIGNATURE_WINDOW_S} s "
                                   "(unix seconds, part of what is signed): send a new signature with the time now")
-        self._signed = {s: until for s, until in self._signed.items() if until > now} if len(self._signed) > 4096 else self._signed
+        if len(self._signed) > 4096 and now - self._pruned_at > 1_000_000_000:  # at most once a second, however busy
+            self._signed = {s: until for s, until in self._signed.items() if until > now}
+            self._pruned_at = now
         seen = signature.strip().lower()
         if self._signed.get(seen, 0) > now:
             raise Conflict("signal_replayed", "this signed signal was received already: each is accepted once "

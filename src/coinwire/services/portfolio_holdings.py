@@ -15,7 +15,7 @@ then every rate `MarketData.convert` trusts (tickers, FX, coin reference data, p
 core.conversion (fewest steps, freshest). An asset whose route went missing (a book emptied, a
 ticker too old) keeps the last price found for it in that currency. One without a price yet that
 a mirrored market trades (a book not filled at start), or that is held on a mirrored exchange
-whose markets are not listed yet (a restart), is `pending`: the portfolio waits for it
+whose markets are not listed yet (a restart's first minute), is `pending`: the portfolio waits for it
 (`Unpriced`), so a value is never drawn without it. One that nothing here trades and no rate
 prices (GBP with no FX source) would never be priced: it is left out of the value and named in
 `unpriced`, as the wallet views leave it out of a balance's worth, so a user's whole total does
@@ -149,9 +149,12 @@ def book_rates(gateway: Gateway, now_ns: int) -> list[Rate]:
     return out
 
 
+LISTING_GRACE_NS = 60 * 1_000_000_000  # how long after the gateway's start coins on an unlisted exchange are waited for
+
+
 def traded_currencies(gateway: Gateway) -> set[str]:
     """Every currency a market the gateway mirrors trades or settles in (its price comes once the book fills), and every
-    currency held on a mirrored exchange whose markets are not listed yet.
+    currency held on a mirrored exchange whose markets are not listed yet (for LISTING_GRACE_NS after the start).
 
     Why the second: after a restart the wallets are loaded from the store before the feed lists
     the markets. Taken then for assets nothing trades, they would be left out of the value, and
@@ -166,7 +169,9 @@ def traded_currencies(gateway: Gateway) -> set[str]:
         for market in venue.markets.values():
             inst = market.instrument
             out.update(c for c in (inst.base, inst.quote, inst.settle) if c)
-    if unlisted:  # only until the feeds list their markets (a restart's first seconds): no walk over the wallets after
+    # only until the feeds list their markets (a restart's first seconds), and at most LISTING_GRACE_NS after the start:
+    # a feed that never lists its markets (a venue away) must not hold every portfolio with coins there unvalued
+    if unlisted and gateway.clock() - gateway.started_at < LISTING_GRACE_NS:
         out.update(w.currency for w in gateway.ledger.all_wallets() if w.exchange in unlisted and w.balance)
     return out
 

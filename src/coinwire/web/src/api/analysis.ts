@@ -28,20 +28,21 @@ export function analysisStream(
     if (p.subscription !== sub) return;
     if (p.ended === FEEDER_GONE) {
       sub = null;
-      return reopenLater(rpc, standing, () => wanted);
+      return reopenLater(rpc, standing, () => wanted && sub === null);
     }
     if (p.ended) return failed(new Error(p.ended === "not_found" ? "this series is no longer yours to see" : `stream ended: ${p.ended}`));
     if (typeof p.time === "number" && typeof p.value === "number") value([p.time, p.value]);
   });
   const standing: Standing = {
     open: async (r) => {
+      sub = null; // a new connection, or a stream the server ended: the old id names nothing now
       try {
         const snap = await r.call<{ values: unknown[][]; subscription: number }>(
           "subscribe_analysis", { series: q.series, indicator: q.indicator, params: q.params });
         sub = snap.subscription;
         history(toPoints(snap.values));
       } catch (e) {
-        if (e instanceof ApiError && e.code === FEEDER_GONE) reopenLater(r, standing, () => wanted);
+        if (e instanceof ApiError && e.code === FEEDER_GONE) reopenLater(r, standing, () => wanted && sub === null);
         else failed(e as Error);
       }
     },

@@ -48,7 +48,7 @@ export function portfolioStream(
     // the portfolio may no longer be read (a grant taken back): the server ends the stream and says so
     if (p.ended === FEEDER_GONE) {
       sub = null;
-      return reopenLater(rpc, standing, () => wanted);
+      return reopenLater(rpc, standing, () => wanted && sub === null);
     }
     if (p.ended) return failed(new Error(p.ended === "not_found" ? "this portfolio is no longer yours to see" : `stream ended: ${p.ended}`));
     if (!p.candle) return;
@@ -57,13 +57,14 @@ export function portfolioStream(
   });
   const standing: Standing = {
     open: async (r) => {
+      sub = null; // a new connection, or a stream the server ended: the old id names nothing now
       try {
         const snap = await r.call<{ candles: (string | number)[][]; currency?: string; subscription: number }>(
           "subscribe_portfolio_ohlcv", { scope: q.scope, id: q.id, timeframe: q.timeframe, tz: q.tz });
         sub = snap.subscription;
         history({ candles: toCandles(snap.candles), currency: snap.currency ?? null, subscription: snap.subscription });
       } catch (e) {
-        if (e instanceof ApiError && e.code === FEEDER_GONE) reopenLater(r, standing, () => wanted);
+        if (e instanceof ApiError && e.code === FEEDER_GONE) reopenLater(r, standing, () => wanted && sub === null);
         else failed(e as Error);
       }
     },
