@@ -75,7 +75,9 @@ async def _gateway(data_dir: str) -> tuple[Any, Any, Any, Any, asyncio.Task[None
     started = time.perf_counter()
     store = Store(settings.resolved_store_url)
     await store.start()
-    bus = bus_from_url(settings.bus_url, settings.namespace, settings.bus_max_log)
+    # this file also drives the base commit's src (COINWIRE_BENCH_MEMORY_BASE), whose setting was `bus_namespace`
+    namespace = settings.namespace if hasattr(settings, "namespace") else settings.bus_namespace
+    bus = bus_from_url(settings.bus_url, namespace, settings.bus_max_log)
     await bus.start()
     gateway = Gateway(settings, store, bus)
     await gateway.start()
