@@ -29,7 +29,7 @@ __all__ = [
     "DAYS", "MAX_ACTIONS", "MAX_PCT", "MAX_RULES", "Action", "CancelOrders", "CloseAll", "IndicatorRule", "MaxDrawdown",
     "Notify", "PauseEntries", "PortfolioStop", "PortfolioTakeProfit", "PortfolioTrailingStop", "PositionTrailingStop",
     "Rule", "RuleSet", "ScaleOrders", "StopRun", "TimeWindow", "Webhook", "duration_ns", "indicator_key",
-    "indicator_series", "minutes_of_day", "other_key", "other_source", "parse_rule_set", "parse_rule_sets", "rule_set_dict",
+    "indicator_series", "minutes_of_day", "other_key", "other_source", "parse_rule_set", "parse_rule_sets", "rule_outputs", "rule_set_dict",
 ]
 
 DAYS: Final = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
@@ -295,6 +295,17 @@ def other_source(rule: IndicatorRule, scope: str | None = None, scope_id: str | 
     """The (series, indicator, params) that compute `other`, so whatever runs the rule can compute it too."""
     key = other_key(rule, scope, scope_id)
     return None if key is None else parse_analysis_key(key)
+
+
+def rule_outputs(rule: IndicatorRule, scope: str | None = None, scope_id: str | None = None
+                 ) -> list[tuple[str, str, str, tuple[int | float, ...]]]:
+    """The analyser outputs an indicator rule reads, its own and its `other`'s: (key, series, indicator, params), each
+    resolved in the rule set's scope, so whatever runs the rule (the controller, a run) computes both."""
+    out = [(indicator_key(rule, scope, scope_id), indicator_series(rule, scope, scope_id), rule.indicator, tuple(rule.params))]
+    other = other_source(rule, scope, scope_id)
+    if other is not None:
+        out.append((str(other_key(rule, scope, scope_id)), *other))
+    return out
 
 
 def _check_indicator(rule: IndicatorRule, path: str, scope: str, scope_id: str | None) -> None:

@@ -59,6 +59,7 @@ from coinwire.core.rule_model import (
     other_source,
     parse_rule_set,
     parse_rule_sets,
+    rule_outputs,
     rule_set_dict,
 )
 from coinwire.core.schedules import zone
@@ -68,7 +69,7 @@ __all__ = [
     "MaxDrawdown", "Notify", "PauseEntries", "PortfolioStop", "PortfolioTakeProfit", "PortfolioTrailingStop",
     "PositionTrailingStop", "Rule", "RuleSet", "RuleSetState", "RuleState", "Sample", "ScaleOrders", "StopRun",
     "TimeWindow", "Webhook", "evaluate", "indicator_key", "indicator_series", "needs_confirmation", "new_state",
-    "other_key", "other_source", "parse_rule_set", "parse_rule_sets", "price_key", "rule_holds", "rule_set_dict", "status",
+    "other_key", "other_source", "parse_rule_set", "parse_rule_sets", "price_key", "rule_holds", "rule_outputs", "rule_set_dict", "status",
 ]
 
 _HUNDRED: Final = Decimal(100)

@@ -41,13 +41,11 @@ from coinwire.core.rules import (
     ScaleOrders,
     StopRun,
     evaluate,
-    indicator_key,
     new_state,
-    other_key,
-    other_source,
     parse_rule_set,
     parse_rule_sets,
     price_key,
+    rule_outputs,
     rule_set_dict,
 )
 from coinwire.engine.runtime import Runtime
@@ -105,11 +103,7 @@ def _indicator_inputs(rule_sets: Sequence[RuleSet]) -> list[tuple[str, SeriesRef
         for i, rule in enumerate(rs.rules):
             if not isinstance(rule, IndicatorRule):
                 continue
-            wanted = [(indicator_key(rule), rule.series, rule.indicator, tuple(rule.params))]
-            other = other_source(rule)
-            if other is not None:
-                wanted.append((str(other_key(rule)), *other))
-            for key, series, indicator, params in wanted:
+            for key, series, indicator, params in rule_outputs(rule):
                 if key not in seen:
                     seen.add(key)
                     out.append((key, parse_series(series), indicator, params, f"rule set {rs.name!r}, rules[{i}]"))

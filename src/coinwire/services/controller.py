@@ -42,12 +42,9 @@ from coinwire.core.rules import (
     RuleSetState,
     Sample,
     evaluate,
-    indicator_key,
-    indicator_series,
     new_state,
-    other_key,
-    other_source,
     price_key,
+    rule_outputs,
     rule_set_dict,
 )
 from coinwire.services.analyser import Analyser
@@ -224,12 +221,7 @@ class Controller:
         for rule in live.spec.rules:
             if not isinstance(rule, IndicatorRule):
                 continue
-            wanted = [(indicator_key(rule, live.scope, live.scope_id), indicator_series(rule, live.scope, live.scope_id),
-                       rule.indicator, tuple(rule.params))]
-            other = other_source(rule, live.scope, live.scope_id)
-            if other is not None:
-                wanted.append((str(other_key(rule, live.scope, live.scope_id)), *other))
-            for key, series, indicator, params in wanted:
+            for key, series, indicator, params in rule_outputs(rule, live.scope, live.scope_id):
                 try:
                     live.stops.append(self.analyser.track(key, series, indicator, list(params), live.owner_id))
                 except InvalidInput as exc:  # checked when stored; a series gone since (an account closed) never holds

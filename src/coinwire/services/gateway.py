@@ -270,13 +270,10 @@ class Gateway:
         try:
             for fill in fills:
                 order = by_id[fill.order_id]
-                view = fill_view(fill, self.venues[fill.exchange].markets[fill.symbol].instrument, fill.seq, order.funds)
-                out.append((fill.seq, self._subject("fill", fill.account_id, fill.exchange, fill.symbol),
-                            FillEvent(view, order.owner_id, fill.account_id, fill.seq)))
+                out.append((fill.seq, *self._fill_message(fill, order.owner_id, fill.seq, order.funds)))
             for order in orders:
-                out.append((order.seq, self._subject("order", order.account_id, order.exchange, order.symbol),
-                            OrderUpdate(order_view(order, self.instrument_of(order), order.seq), order.owner_id, order.account_id,
-                                        order.seq)))
+                view = order_view(order, self.instrument_of(order), order.seq)
+                out.append((order.seq, *self._order_message(order, view, order.seq)))
             if positions:
                 out += [(message.seq, subject, message) for subject, message in self._position_messages(positions)]  # type: ignore[union-attr]
         except KeyError:
@@ -845,6 +842,17 @@ class Gateway:
         if positions:
             await self.bus.publish_many(self._position_messages(positions))
 
+    def _fill_message(self, fill: Fill, owner_id: int | None, seq: int, funds: int) -> tuple[str, Message]:
+        """A fill's notification (its subject, its `FillEvent`): the one shape, live (`_notify`) and repaired."""
+        inst = self.venues[fill.exchange].markets[fill.symbol].instrument
+        return (self._subject("fill", fill.account_id, fill.exchange, fill.symbol),
+                FillEvent(fill_view(fill, inst, seq, funds), owner_id, fill.account_id, seq))
+
+    def _order_message(self, order: Order, view: OrderView, seq: int) -> tuple[str, Message]:
+        """An order's notification (its subject, its `OrderUpdate`): the one shape, live (`_notify`) and repaired."""
+        return (self._subject("order", order.account_id, order.exchange, order.symbol),
+                OrderUpdate(view, order.owner_id, order.account_id, seq))
+
     async def _notify(self, orders: list[Order], fills: list[Fill],
                       positions: list[tuple[str, Message]] | None = None) -> list[OrderView]:
         """Publish fills, order updates and position updates; returns the orders' views (built once, also the answer).
@@ -860,12 +868,9 @@ class Gateway:
         fill_seqs = self._fill_seqs
         batch: list[tuple[str, Message]] = []
         for fill in fills:
-            inst = self.venues[fill.exchange].markets[fill.symbol].instrument
             owner_id = single if len(orders) == 1 else _owner_of(orders, fill.order_id)
-            seq = fill_seqs.pop(fill.id, 0)
             funds = orders[0].funds if len(orders) == 1 else _funds_of(orders, fill.order_id)
-            batch.append((self._subject("fill", fill.account_id, fill.exchange, fill.symbol),
-                          FillEvent(fill_view(fill, inst, seq, funds), owner_id, fill.account_id, seq)))
+            batch.append(self._fill_message(fill, owner_id, fill_seqs.pop(fill.id, 0), funds))
         order_seqs = self._order_seqs
         for order in orders:
             stamped = order_seqs.get(order.id)
@@ -877,8 +882,7 @@ class Gateway:
                 seq = order.seq
             view = order_view(order, self.instrument_of(order), seq)
             views.append(view)
-            batch.append((self._subject("order", order.account_id, order.exchange, order.symbol),
-                          OrderUpdate(view, order.owner_id, order.account_id, seq)))
+            batch.append(self._order_message(order, view, seq))
             if order.is_done:
                 reason = order.done_reason.value if order.done_reason else "done"
                 batch.append(self._log_message("info", f"user.orders.{order.run_id or 'manual'}",

@@ -29,17 +29,16 @@ import structlog
 
 from coinwire.auth.abilities import Principal
 from coinwire.core.accounts import EXTERNAL
-from coinwire.core.analysis import SeriesRef, parse_series
+from coinwire.core.analysis import parse_series
 from coinwire.core.errors import Conflict, InvalidInput, NotFound
 from coinwire.core.rules import (
     IndicatorRule,
     RuleSet,
     RuleSetState,
-    indicator_series,
     needs_confirmation,
     new_state,
-    other_source,
     parse_rule_set,
+    rule_outputs,
     rule_set_dict,
     status,
 )
@@ -112,15 +111,6 @@ def _int_id(text: str, code: str, what: str) -> int:
     return int(text)
 
 
-def _read_series(rule: IndicatorRule, scope: str, scope_id: str) -> list[SeriesRef]:
-    """The series an indicator rule reads: its own and its `other` key's (the own portfolio resolved in the set's scope)."""
-    refs = [parse_series(indicator_series(rule, scope, scope_id))]
-    other = other_source(rule, scope, scope_id)
-    if other is not None:
-        refs.append(parse_series(other[0]))
-    return refs
-
-
 class RuleSets:
     """Create, change, list and delete rule sets for a caller, each scope checked in `trade_scope`; changes announced."""
 
@@ -190,7 +180,7 @@ class RuleSets:
         for i, rule in enumerate(rs.rules):
             if not isinstance(rule, IndicatorRule):
                 continue
-            for ref in _read_series(rule, rs.scope, str(rs.scope_id)):
+            for ref in (parse_series(series) for _, series, _, _ in rule_outputs(rule, rs.scope, str(rs.scope_id))):
                 if ref.kind == "market":
                     if not self.gateway.has_market(ref.exchange, ref.symbol):
                         raise InvalidInput("unknown_series", f"rules[{i}]: no market {ref.symbol} on {ref.exchange}",
